@@ -1,0 +1,151 @@
+// The one strided iterator every CPU kernel builds on.
+//
+// for_each_row<N>(shape, ptrs, strides, f) walks a shape with N operands (operand 0 is usually
+// the output), calling f(ptrs, inner_strides, n) once per innermost row with byte pointers and
+// byte strides. Dimensions that are jointly contiguous are merged first, so a contiguous tensor
+// is one row; rows are spread over threads when the tensor is large.
+//
+// map<Out, In...>(out, f, in...) is the elementwise form: out[i] = f(in[i]...), with a contiguous
+// fast path the compiler vectorizes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "core/parallel.hpp"
+#include "core/tensor_impl.hpp"
+
+namespace ember::cpu {
+
+template <int N>
+struct StridedLayout {
+  std::vector<int64_t> sizes;                   // coalesced, outermost first
+  std::array<std::vector<int64_t>, N> strides;  // bytes, same rank as sizes
+};
+
+/// Merges dimensions that are contiguous for all operands and drops size-1 dimensions.
+template <int N>
+StridedLayout<N> coalesce(IntArrayRef sizes, const std::array<std::vector<int64_t>, N>& strides) {
+  StridedLayout<N> l;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] == 1) continue;
+    if (!l.sizes.empty()) {
+      bool mergeable = true;
+      for (int k = 0; k < N; ++k)
+        if (l.strides[k].back() != strides[k][d] * sizes[d]) mergeable = false;
+      if (mergeable) {
+        l.sizes.back() *= sizes[d];
+        for (int k = 0; k < N; ++k) l.strides[k].back() = strides[k][d];
+        continue;
+      }
+    }
+    l.sizes.push_back(sizes[d]);
+    for (int k = 0; k < N; ++k) l.strides[k].push_back(strides[k][d]);
+  }
+  if (l.sizes.empty()) {  // a single element
+    l.sizes.push_back(1);
+    for (int k = 0; k < N; ++k) l.strides[k].push_back(0);
+  }
+  return l;
+}
+
+/// Byte pointer to a tensor's first element and its byte strides.
+inline char* byte_ptr(const Tensor& t) { return static_cast<char*>(t.data_ptr()); }
+inline std::vector<int64_t> byte_strides(const Tensor& t) {
+  std::vector<int64_t> s = t.strides().vec();
+  for (int64_t& v : s) v *= static_cast<int64_t>(t.element_size());
+  return s;
+}
+
+/// f(std::array<char*, N> ptrs, const std::array<int64_t, N>& inner_strides, int64_t n)
+template <int N, class F>
+void for_each_row(IntArrayRef sizes, std::array<char*, N> base,
+                  const std::array<std::vector<int64_t>, N>& strides, F&& f, bool parallel = true) {
+  for (int64_t s : sizes)
+    if (s == 0) return;
+  StridedLayout<N> l = coalesce<N>(sizes, strides);
+  const int64_t rank = static_cast<int64_t>(l.sizes.size());
+  const int64_t inner = l.sizes.back();
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < rank; ++d) rows *= l.sizes[d];
+  std::array<int64_t, N> inner_strides;
+  for (int k = 0; k < N; ++k) inner_strides[k] = l.strides[k].back();
+
+  auto run_rows = [&](int64_t r0, int64_t r1) {
+    // Multi-index of row r0 over the outer dims.
+    std::vector<int64_t> idx(static_cast<size_t>(std::max<int64_t>(rank - 1, 0)), 0);
+    int64_t r = r0;
+    for (int64_t d = rank - 2; d >= 0; --d) {
+      idx[d] = r % l.sizes[d];
+      r /= l.sizes[d];
+    }
+    std::array<char*, N> p;
+    for (int k = 0; k < N; ++k) {
+      p[k] = base[k];
+      for (int64_t d = 0; d + 1 < rank; ++d) p[k] += idx[d] * l.strides[k][d];
+    }
+    for (int64_t row = r0; row < r1; ++row) {
+      f(p, inner_strides, inner);
+      for (int64_t d = rank - 2; d >= 0; --d) {  // increment the multi-index
+        for (int k = 0; k < N; ++k) p[k] += l.strides[k][d];
+        if (++idx[d] < l.sizes[d]) break;
+        for (int k = 0; k < N; ++k) p[k] -= l.strides[k][d] * l.sizes[d];
+        idx[d] = 0;
+      }
+    }
+  };
+  if (parallel && rows > 1 && rows * inner > kElementwiseGrain) {
+    int64_t grain = std::max<int64_t>(1, kElementwiseGrain / inner);
+    parallel_for(rows, grain, run_rows);
+  } else if (parallel && rows == 1 && inner > kElementwiseGrain) {
+    // One long row: split it into chunks.
+    parallel_for(inner, kElementwiseGrain, [&](int64_t b, int64_t e) {
+      std::array<char*, N> p;
+      for (int k = 0; k < N; ++k) p[k] = base[k] + b * inner_strides[k];
+      f(p, inner_strides, e - b);
+    });
+  } else {
+    run_rows(0, rows);
+  }
+}
+
+template <class Out, class... In, class P, class F, size_t... I>
+inline void call_contiguous(Out* o, const P& p, int64_t n, F& f, std::index_sequence<I...>) {
+  std::tuple<const In*...> ins{reinterpret_cast<const In*>(p[I + 1])...};
+  for (int64_t i = 0; i < n; ++i) o[i] = f(std::get<I>(ins)[i]...);
+}
+
+template <class Out, class... In, class P, class S, class F, size_t... I>
+inline void call_strided(const P& p, const S& s, int64_t i, F& f, std::index_sequence<I...>) {
+  *reinterpret_cast<Out*>(p[0] + i * s[0]) =
+      f(*reinterpret_cast<const In*>(p[I + 1] + i * s[I + 1])...);
+}
+
+/// out[i] = f(in[i]...) elementwise. Out and In are the element types of the tensors; all
+/// tensors have out's shape (inputs may be expanded).
+template <class Out, class... In, class F, class... Ts>
+void map(const Tensor& out, F&& f, const Ts&... in) {
+  static_assert(sizeof...(In) == sizeof...(Ts), "one element type per input tensor");
+  constexpr int N = 1 + sizeof...(In);
+  std::array<char*, N> base{byte_ptr(out), byte_ptr(in)...};
+  std::array<std::vector<int64_t>, N> strides{byte_strides(out), byte_strides(in)...};
+  for_each_row<N>(out.sizes(), base, strides,
+                  [&](const std::array<char*, N>& p, const std::array<int64_t, N>& s, int64_t n) {
+                    bool contiguous = s[0] == static_cast<int64_t>(sizeof(Out));
+                    int k = 1;
+                    ((contiguous = contiguous && s[k++] == static_cast<int64_t>(sizeof(In))), ...);
+                    Out* o = reinterpret_cast<Out*>(p[0]);
+                    if (contiguous) {
+                      call_contiguous<Out, In...>(o, p, n, f, std::make_index_sequence<N - 1>{});
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) {
+                        call_strided<Out, In...>(p, s, i, f, std::make_index_sequence<N - 1>{});
+                      }
+                    }
+                  });
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,168 @@
+// The kernel ABI: every kernel an op launches, declared for cpu:: and cuda:: with identical
+// signatures. Ops do the checks, shape rules and allocation; kernels only compute.
+// Conventions: outputs first, then inputs, then parameters. Inputs of elementwise kernels are
+// already broadcast (expanded, stride 0) to the output's shape; any strides are allowed.
+#pragma once
+
+#include <cstdint>
+
+#include "ember/random.hpp"
+#include "ember/scalar.hpp"
+#include "ember/tensor.hpp"
+
+namespace ember {
+
+enum class UnaryOp : uint8_t {
+  Neg, Exp, Exp2, Log, Log2, Log1p, Expm1, Sqrt, Rsqrt, Abs, Sign, Sin, Cos, Tan, Tanh, Sigmoid,
+  Relu, GeluErf, GeluTanh, Silu, LeakyRelu /*p0 slope*/, Elu /*p0 alpha*/,
+  Softplus /*p0 beta, p1 threshold*/, Erf, Reciprocal, Square, Floor, Ceil, Round,
+  ClampMin /*p0*/, ClampMax /*p0*/, Clamp /*p0 min, p1 max*/, PowScalar /*p0 exponent*/,
+  LogicalNot /*out bool*/, IsNan /*out bool*/, IsInf /*out bool*/, IsFinite /*out bool*/
+};
+
+enum class BinaryOp : uint8_t {
+  Add /*a + alpha*b*/, Sub /*a - alpha*b*/, Mul, Div, Pow, Minimum, Maximum,
+  Eq, Ne, Lt, Le, Gt, Ge /*out bool*/, LogicalAnd, LogicalOr /*out bool*/
+};
+
+enum class ReduceOp : uint8_t { Sum, Prod, Max, Min, All, Any };
+
+/// The random kernels; see random_elements_per_block.
+enum class RandomKind : uint8_t { Uniform, Normal, Randint, Bernoulli, Randperm, Multinomial };
+
+/// How many consecutive elements (draws, for randperm and multinomial) share one 128-bit Philox
+/// block of four 32-bit words: one word each for 32-bit uniforms and Bernoulli; two words (64
+/// bits) each for float64 uniforms, randint, randperm swaps and multinomial uniforms; normal uses
+/// a block per Box-Muller pair (two 53-bit uniforms -> two normals).
+inline int64_t random_elements_per_block(RandomKind kind, DType dtype) {
+  switch (kind) {
+    case RandomKind::Uniform: return dtype == DType::Float64 ? 2 : 4;
+    case RandomKind::Bernoulli: return 4;
+    case RandomKind::Normal:
+    case RandomKind::Randint:
+    case RandomKind::Randperm:
+    case RandomKind::Multinomial: return 2;
+  }
+  return 1;
+}
+
+namespace cpu {
+// ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp) ----
+/// out[...] = value converted to out's dtype.
+void fill(const Tensor& out, Scalar value);
+/// out[...] = src[...] converted to out's dtype; same shape (src may be expanded).
+void copy(const Tensor& out, const Tensor& src);
+/// out = op(x). x has the compute dtype (out's dtype, except bool outputs).
+void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1);
+/// out = op(a, b). a and b share the compute dtype; alpha scales b for Add/Sub.
+void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha);
+/// out = cond ? a : b (cond bool; a, b of out's dtype).
+void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+
+// ---- reductions (src/core/cpu/reduce.cpp) ----
+/// Reduces x over `dims` (sorted, unique, non-empty) into out (keepdim shape: size 1 at dims).
+/// Sum/Prod accumulate in double for floating types (float for nothing else) and are bitwise
+/// independent of the thread count.
+void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op);
+/// Max/Min along one dim with int64 indices of the first extremum (NaN counts as extremum).
+/// values and indices have the keepdim shape.
+void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+                bool is_max);
+void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
+void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
+
+// ---- linear algebra (src/core/cpu/linalg.cpp) ----
+/// out[b] = beta * out[b] + alpha * a[b] @ b[b] for (B, M, K) x (B, K, N) -> (B, M, N), any
+/// strides (transposed operands read in place). beta == 0 ignores out's old contents.
+void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
+// references
+/// gemm as a plain triple loop (double sums for floating types); the tests check gemm against it.
+void gemm_reference(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
+                    Scalar beta);
+
+// ---- indexing (src/core/cpu/index.cpp) and sorting (src/core/cpu/sort.cpp) ----
+// Index tensors are int64 and already range-checked by check_index_range unless noted.
+/// IndexError "[op] index 5 is out of bounds for dimension dim with size 3" unless every value
+/// of the int64 tensor `index` lies in [0, size).
+void check_index_range(const Tensor& index, int64_t size, const char* op, int64_t dim);
+/// out[i][j][k] = x[i][index[i][j][k]][k] for dim 1; out and index share a shape that fits in
+/// x outside dim. Same rank for all three.
+void gather(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
+/// out already holds a copy of the destination; writes (or adds, when accumulate) src at index:
+/// out[i][index[i][j][k]][k] (+)= src[i][j][k] for dim 1, iterating over index's shape. Duplicate
+/// targets are applied in order along dim, so accumulation is deterministic.
+void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate);
+/// out = x with dim restricted to the 1-D index (out.size(dim) == index.numel()).
+void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
+/// out.index_select(dim, index) += alpha * source, deterministic (sequential over index).
+void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha);
+/// Sorts along dim; values and indices (int64) have x's shape. Equal elements keep their order
+/// (every sort is stable); NaN is larger than every number.
+void sort(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+          bool descending, bool stable);
+/// The k largest (or smallest) along dim; values and indices have x's shape with k at dim.
+/// Ties prefer the smaller index; sorted=false keeps the selected elements in input order.
+void topk(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t k, int64_t dim,
+          bool largest, bool sorted);
+/// count (0-d int64) = number of elements of x that are not zero (NaN counts as non-zero).
+void count_nonzero(const Tensor& count, const Tensor& x);
+/// out (count, x.dim()) int64 = coordinates of the non-zero elements of contiguous x, row-major.
+void nonzero(const Tensor& out, const Tensor& x);
+
+// ---- random (src/core/cpu/random.cpp) ----
+// out is contiguous. Element i (row-major) of out reads Philox4x32-10 with key = seed and counter
+// block offset + i / per_block, per_block = random_elements_per_block(kind, out's dtype); the op
+// reserves ceil(numel / per_block) blocks with Generator::advance first.
+/// Floating out, uniform in [from, to) (from < to, or from == to giving from).
+void uniform(const Tensor& out, double from, double to, uint64_t seed, uint64_t offset);
+/// Floating out, mean + std * N(0, 1) (Box-Muller in double).
+void normal(const Tensor& out, double mean, double std, uint64_t seed, uint64_t offset);
+/// Any out dtype holding [low, high), low < high: low + (64 random bits * (high - low)) >> 64.
+void randint(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset);
+/// out (any dtype) = 1 with probability p[i], else 0. p is floating with values in [0, 1], and
+/// either contiguous with out's numel or a single element used for all of out.
+void bernoulli(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t offset);
+/// out (1-D, n elements, any dtype holding n - 1) = a Fisher-Yates shuffle of 0..n-1; draw s
+/// (s = 0..n-2) swaps position n-1-s with one uniform in [0, n-1-s].
+void randperm(const Tensor& out, uint64_t seed, uint64_t offset);
+/// out (R, K) int64 = K category indices per row of weights (R, N) (float64, validated: finite,
+/// non-negative, each row with a positive sum and, without replacement, >= K non-zero weights).
+/// With replacement draw r*K+k is one inverse-CDF sample; without replacement draw r*N+n is the
+/// uniform of category n (exponential race, see the kernel).
+void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uint64_t seed,
+                 uint64_t offset);
+}  // namespace cpu
+
+namespace cuda {
+void fill(const Tensor& out, Scalar value);
+void copy(const Tensor& out, const Tensor& src);
+void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1);
+void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha);
+void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op);
+void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+                bool is_max);
+void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
+void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
+void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
+void check_index_range(const Tensor& index, int64_t size, const char* op, int64_t dim);
+void gather(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
+void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate);
+void index_select(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
+void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& source, Scalar alpha);
+void sort(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+          bool descending, bool stable);
+void topk(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t k, int64_t dim,
+          bool largest, bool sorted);
+void count_nonzero(const Tensor& count, const Tensor& x);
+void nonzero(const Tensor& out, const Tensor& x);
+void uniform(const Tensor& out, double from, double to, uint64_t seed, uint64_t offset);
+void normal(const Tensor& out, double mean, double std, uint64_t seed, uint64_t offset);
+void randint(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset);
+void bernoulli(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t offset);
+void randperm(const Tensor& out, uint64_t seed, uint64_t offset);
+void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uint64_t seed,
+                 uint64_t offset);
+}  // namespace cuda
+
+}  // namespace ember

@@ -1,0 +1,223 @@
+// Factories: tensors from values, from memory, and filled tensors.
+#include <cmath>
+
+#include "core/dispatch.hpp"
+#include "core/tensor_impl.hpp"
+#include "ember/ops.hpp"
+
+namespace ember {
+
+namespace {
+Tensor finish(Tensor t, const TensorOptions& o) {
+  if (o.requires_grad()) t.requires_grad_(true);
+  return t;
+}
+TensorOptions like_options(const Tensor& t, const std::optional<TensorOptions>& o) {
+  if (!o) return t.options();
+  TensorOptions r = *o;
+  if (!r.has_dtype()) r = r.dtype(t.dtype());
+  return r;
+}
+}  // namespace
+
+NestedList::NestedList(std::initializer_list<NestedList> rows) : kind_(Kind::Bool) {
+  if (rows.size() == 0) {  // tensor({}) is an empty float tensor of shape (0,)
+    kind_ = Kind::Float;
+    shape_ = {0};
+    return;
+  }
+  const NestedList& first = *rows.begin();
+  shape_.push_back(static_cast<int64_t>(rows.size()));
+  shape_.insert(shape_.end(), first.shape_.begin(), first.shape_.end());
+  for (const NestedList& r : rows) {
+    EMBER_CHECK(r.shape_ == first.shape_, ShapeError, "[tensor] ragged nested list: rows of shape ",
+                IntArrayRef(first.shape_), " and ", IntArrayRef(r.shape_));
+    kind_ = std::max(kind_, r.kind_);
+    values_.insert(values_.end(), r.values_.begin(), r.values_.end());
+  }
+}
+
+Tensor tensor(const NestedList& values, TensorOptions options) {
+  DType dt = options.has_dtype() ? options.dtype() : [&] {
+    switch (values.kind()) {
+      case NestedList::Kind::Bool: return kBool;
+      case NestedList::Kind::Int: return kInt64;
+      case NestedList::Kind::Float: return kFloat32;
+      case NestedList::Kind::Double: return get_default_dtype();
+    }
+    return kFloat32;
+  }();
+  Tensor cpu = make_tensor(values.shape(), dt, Device(kCPU), "tensor");
+  visit_dtype(dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* p = static_cast<T*>(cpu.data_ptr());
+    for (size_t i = 0; i < values.values().size(); ++i) p[i] = convert<T>(values.values()[i]);
+  });
+  return finish(cpu.to(options.device()), options);
+}
+
+template <class T>
+Tensor tensor(const std::vector<T>& values, TensorOptions options) {
+  DType dt = options.has_dtype() ? options.dtype() : dtype_of_v<T>;
+  Tensor cpu = make_tensor({static_cast<int64_t>(values.size())}, dtype_of_v<T>, Device(kCPU), "tensor");
+  std::copy(values.begin(), values.end(), static_cast<T*>(cpu.data_ptr()));
+  return finish(cpu.to(options.device(), dt), options);
+}
+
+template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int>>
+Tensor tensor(T value, TensorOptions options) {
+  return scalar_tensor(Scalar(value), options);
+}
+
+#define EMBER_INSTANTIATE(T)                                                \
+  template Tensor tensor<T>(const std::vector<T>&, TensorOptions);          \
+  template Tensor tensor<T, 0>(T, TensorOptions);
+EMBER_INSTANTIATE(bool)
+EMBER_INSTANTIATE(uint8_t)
+EMBER_INSTANTIATE(int8_t)
+EMBER_INSTANTIATE(int32_t)
+EMBER_INSTANTIATE(int64_t)
+EMBER_INSTANTIATE(float)
+EMBER_INSTANTIATE(double)
+#undef EMBER_INSTANTIATE
+template Tensor tensor<Half>(const std::vector<Half>&, TensorOptions);
+template Tensor tensor<BFloat16>(const std::vector<BFloat16>&, TensorOptions);
+
+Tensor from_blob(void* data, IntArrayRef sizes, IntArrayRef strides,
+                 std::function<void(void*)> deleter, TensorOptions options) {
+  EMBER_CHECK(data != nullptr || checked_numel(sizes, "from_blob") == 0, ValueError,
+              "[from_blob] null data pointer for shape ", sizes);
+  EMBER_CHECK(sizes.size() == strides.size(), ShapeError, "[from_blob] sizes ", sizes,
+              " and strides ", strides, " differ in length");
+  check_device_usable(options.device(), "from_blob");
+  int64_t max_index = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EMBER_CHECK(sizes[i] >= 0 && strides[i] >= 0, ValueError,
+                "[from_blob] sizes and strides must be non-negative, got ", sizes, " and ", strides);
+    if (sizes[i] > 0) max_index += (sizes[i] - 1) * strides[i];
+  }
+  auto st = std::make_shared<Storage>();
+  st->data = data;
+  st->nbytes = checked_numel(sizes, "from_blob") == 0
+                   ? 0
+                   : static_cast<size_t>(max_index + 1) * element_size(options.dtype());
+  st->device = options.device();
+  st->deleter = std::move(deleter);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(st);
+  impl->sizes = sizes.vec();
+  impl->strides = strides.vec();
+  impl->dtype = options.dtype();
+  impl->device = options.device();
+  return finish(Tensor(std::move(impl)), options);
+}
+
+Tensor from_blob(void* data, IntArrayRef sizes, std::function<void(void*)> deleter,
+                 TensorOptions options) {
+  std::vector<int64_t> st = contiguous_strides(sizes);
+  return from_blob(data, sizes, st, std::move(deleter), options);
+}
+
+Tensor from_blob(void* data, IntArrayRef sizes, TensorOptions options) {
+  return from_blob(data, sizes, std::function<void(void*)>(), options);
+}
+
+Tensor empty(IntArrayRef sizes, TensorOptions options) {
+  return finish(make_tensor(sizes, options.dtype(), options.device(), "empty"), options);
+}
+
+Tensor empty_strided(IntArrayRef sizes, IntArrayRef strides, TensorOptions options) {
+  EMBER_CHECK(sizes.size() == strides.size(), ShapeError, "[empty_strided] sizes ", sizes,
+              " and strides ", strides, " differ in length");
+  int64_t n = 0;
+  bool empty_t = checked_numel(sizes, "empty_strided") == 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EMBER_CHECK(strides[i] >= 0, ValueError, "[empty_strided] negative stride in ", strides);
+    if (sizes[i] > 0) n += (sizes[i] - 1) * strides[i];
+  }
+  Tensor base = make_tensor({empty_t ? 0 : n + 1}, options.dtype(), options.device(), "empty_strided");
+  return finish(make_view(base, sizes.vec(), strides.vec(), 0), options);
+}
+
+Tensor full(IntArrayRef sizes, Scalar value, TensorOptions options) {
+  if (!options.has_dtype()) options = options.dtype(value.type());
+  Tensor t = make_tensor(sizes, options.dtype(), options.device(), "full");
+  t.fill_(value);
+  return finish(t, options);
+}
+Tensor zeros(IntArrayRef sizes, TensorOptions options) {
+  return full(sizes, 0, options.dtype(options.dtype()));
+}
+Tensor ones(IntArrayRef sizes, TensorOptions options) {
+  return full(sizes, 1, options.dtype(options.dtype()));
+}
+Tensor scalar_tensor(Scalar value, TensorOptions options) { return full({}, value, options); }
+
+Tensor arange(Scalar start, Scalar end, Scalar step, TensorOptions options) {
+  bool integral = start.is_integral(true) && end.is_integral(true) && step.is_integral(true);
+  if (!options.has_dtype()) options = options.dtype(integral ? kInt64 : get_default_dtype());
+  const double s = start.to_double(), e = end.to_double(), st = step.to_double();
+  EMBER_CHECK(st != 0, ValueError, "[arange] step must be non-zero");
+  EMBER_CHECK(std::isfinite(s) && std::isfinite(e), ValueError, "[arange] bounds must be finite, got ",
+              start, " and ", end);
+  EMBER_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), ValueError,
+              "[arange] upper bound and step have inconsistent signs: start ", start, ", end ", end,
+              ", step ", step);
+  double count = std::ceil((e - s) / st);
+  EMBER_CHECK(count < 9.2e18, ValueError, "[arange] too many elements: ", count);
+  int64_t n = static_cast<int64_t>(count);
+  Tensor cpu = make_tensor({n}, options.dtype(), Device(kCPU), "arange");
+  visit_dtype(options.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* p = static_cast<T*>(cpu.data_ptr());
+    if (integral) {
+      const int64_t si = start.to_long(), sti = step.to_long();
+      for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(si + i * sti);
+    } else {
+      for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(s + static_cast<double>(i) * st);
+    }
+  });
+  return finish(cpu.to(options.device()), options);
+}
+Tensor arange(Scalar start, Scalar end, TensorOptions options) { return arange(start, end, 1, options); }
+Tensor arange(Scalar end, TensorOptions options) { return arange(0, end, 1, options); }
+
+Tensor linspace(Scalar start, Scalar end, int64_t steps, TensorOptions options) {
+  EMBER_CHECK(steps >= 0, ValueError, "[linspace] number of steps must be non-negative, got ", steps);
+  Tensor cpu = make_tensor({steps}, options.dtype(), Device(kCPU), "linspace");
+  const double s = start.to_double(), e = end.to_double();
+  const double step = steps > 1 ? (e - s) / static_cast<double>(steps - 1) : 0.0;
+  visit_dtype(options.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* p = static_cast<T*>(cpu.data_ptr());
+    // Symmetric evaluation like PyTorch: the second half counts back from `end`.
+    const int64_t half = steps / 2;
+    for (int64_t i = 0; i < steps; ++i)
+      p[i] = convert<T>(i < half ? s + step * static_cast<double>(i)
+                                 : e - step * static_cast<double>(steps - 1 - i));
+  });
+  return finish(cpu.to(options.device()), options);
+}
+
+Tensor eye(int64_t n, int64_t m, TensorOptions options) {
+  EMBER_CHECK(n >= 0 && m >= 0, ValueError, "[eye] sizes must be non-negative, got ", n, " and ", m);
+  Tensor t = zeros({n, m}, options);
+  t.diagonal().fill_(1);
+  return t;
+}
+Tensor eye(int64_t n, TensorOptions options) { return eye(n, n, options); }
+
+Tensor empty_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return empty(t.sizes(), like_options(t, o));
+}
+Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return zeros(t.sizes(), like_options(t, o));
+}
+Tensor ones_like(const Tensor& t, std::optional<TensorOptions> o) {
+  return ones(t.sizes(), like_options(t, o));
+}
+Tensor full_like(const Tensor& t, Scalar value, std::optional<TensorOptions> o) {
+  return full(t.sizes(), value, like_options(t, o));
+}
+
+}  // namespace ember

@@ -1,0 +1,366 @@
+// Tensor handle: metadata, storage allocation, data access, autograd fields, conversions.
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <ostream>
+
+#include "core/dispatch.hpp"
+#include "core/tensor_impl.hpp"
+#include "ember/cuda/cuda.hpp"
+#include "ember/ops.hpp"
+
+namespace ember {
+
+// ---- IntArrayRef ----
+
+bool IntArrayRef::equals(IntArrayRef o) const {
+  if (size_ != o.size_) return false;
+  for (size_t i = 0; i < size_; ++i)
+    if (data_[i] != o.data_[i]) return false;
+  return true;
+}
+
+std::ostream& operator<<(std::ostream& os, IntArrayRef a) {
+  os << '(';
+  for (size_t i = 0; i < a.size(); ++i) os << (i ? ", " : "") << a[i];
+  if (a.size() == 1) os << ',';
+  return os << ')';
+}
+std::ostream& operator<<(std::ostream& os, const std::vector<int64_t>& a) {
+  return os << IntArrayRef(a);
+}
+
+// ---- shape helpers ----
+
+std::vector<int64_t> contiguous_strides(IntArrayRef sizes) {
+  std::vector<int64_t> st(sizes.size());
+  int64_t s = 1;
+  for (size_t i = sizes.size(); i-- > 0;) {
+    st[i] = s;
+    s *= std::max<int64_t>(sizes[i], 1);
+  }
+  return st;
+}
+
+int64_t checked_numel(IntArrayRef sizes, const char* op) {
+  int64_t n = 1;
+  for (int64_t s : sizes) {
+    EMBER_CHECK(s >= 0, ValueError, "[", op, "] sizes must be non-negative, got ", sizes);
+    EMBER_CHECK(!__builtin_mul_overflow(n, s, &n), ValueError, "[", op,
+                "] number of elements overflows int64 for sizes ", sizes);
+  }
+  return n;
+}
+
+size_t checked_nbytes(IntArrayRef sizes, DType dtype, const char* op) {
+  int64_t n = checked_numel(sizes, op);
+  int64_t bytes = 0;
+  EMBER_CHECK(!__builtin_mul_overflow(n, static_cast<int64_t>(element_size(dtype)), &bytes),
+              ValueError, "[", op, "] byte size overflows for sizes ", sizes, " of ", dtype);
+  return static_cast<size_t>(bytes);
+}
+
+int64_t wrap_dim(int64_t d, int64_t ndim, const char* op, bool scalar_ok) {
+  int64_t n = (ndim == 0 && scalar_ok) ? 1 : ndim;
+  EMBER_CHECK(n > 0, IndexError, "[", op, "] dimension specified as ", d,
+              " but the tensor has no dimensions");
+  EMBER_CHECK(d >= -n && d < n, IndexError, "[", op, "] dimension out of range (expected to be in [",
+              -n, ", ", n - 1, "], but got ", d, ")");
+  return d < 0 ? d + n : d;
+}
+
+namespace {
+size_t g_max_alloc = size_t{1} << 40;  // 1 TiB: above any real machine, below absurd headers
+}
+
+std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op) {
+  check_device_usable(device, op);
+  EMBER_CHECK(nbytes <= g_max_alloc, ValueError, "[", op, "] allocation of ", nbytes,
+              " bytes exceeds the limit of ", g_max_alloc, " bytes");
+  auto st = std::make_shared<Storage>();
+  st->nbytes = nbytes;
+  st->device = device;
+  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  EMBER_CHECK(p != nullptr, ValueError, "[", op, "] out of memory allocating ", nbytes, " bytes");
+  st->data = p;
+  st->deleter = [](void* q) { std::free(q); };
+  return st;
+}
+
+Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op) {
+  size_t nbytes = checked_nbytes(sizes, dtype, op);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = allocate_storage(nbytes, device, op);
+  impl->sizes = sizes.vec();
+  impl->strides = contiguous_strides(sizes);
+  impl->dtype = dtype;
+  impl->device = device;
+  return Tensor(std::move(impl));
+}
+
+Tensor make_view(const Tensor& base, std::vector<int64_t> sizes, std::vector<int64_t> strides,
+                 int64_t offset) {
+  const TensorImpl* b = base.unsafe_impl();
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = b->storage;
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = b->dtype;
+  impl->device = b->device;
+  impl->version = b->version;
+  return Tensor(std::move(impl));
+}
+
+void check_same_device(std::initializer_list<const Tensor*> ts, const char* op) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) {
+      first = t;
+      continue;
+    }
+    EMBER_CHECK(t->device() == first->device(), DeviceError, "[", op,
+                "] expected all tensors on the same device, got ", first->device(), " and ",
+                t->device());
+  }
+}
+
+void check_device_usable(Device d, const char* op) {
+  if (d.is_cpu()) return;
+  EMBER_CHECK(cuda::is_built(), DeviceError, "[", op, "] cannot use device ", d,
+              ": Ember was built without CUDA (configure with -DEMBER_CUDA=ON)");
+  EMBER_CHECK(cuda::device_count() > 0, DeviceError, "[", op, "] cannot use device ", d,
+              ": no CUDA GPU is available on this machine");
+  EMBER_CHECK(d.index() < cuda::device_count(), DeviceError, "[", op, "] device ", d,
+              " does not exist: ", cuda::device_count(), " CUDA device(s) found");
+  throw DeviceError(detail::str_cat("[", op, "] CUDA tensors are not supported yet: device ", d));
+}
+
+// ---- metadata ----
+
+#define EMBER_IMPL_CHECK(op)                                                                  \
+  EMBER_CHECK(impl_ != nullptr, ValueError, "[", op, "] the tensor is undefined (default-constructed)")
+
+IntArrayRef Tensor::sizes() const {
+  EMBER_IMPL_CHECK("sizes");
+  return IntArrayRef(impl_->sizes);
+}
+IntArrayRef Tensor::strides() const {
+  EMBER_IMPL_CHECK("strides");
+  return IntArrayRef(impl_->strides);
+}
+int64_t Tensor::size(int64_t d) const {
+  EMBER_IMPL_CHECK("size");
+  return impl_->sizes[wrap_dim(d, dim(), "size", false)];
+}
+int64_t Tensor::stride(int64_t d) const {
+  EMBER_IMPL_CHECK("stride");
+  return impl_->strides[wrap_dim(d, dim(), "stride", false)];
+}
+int64_t Tensor::dim() const {
+  EMBER_IMPL_CHECK("dim");
+  return static_cast<int64_t>(impl_->sizes.size());
+}
+int64_t Tensor::numel() const {
+  EMBER_IMPL_CHECK("numel");
+  return impl_->numel();
+}
+int64_t Tensor::storage_offset() const {
+  EMBER_IMPL_CHECK("storage_offset");
+  return impl_->offset;
+}
+DType Tensor::dtype() const {
+  EMBER_IMPL_CHECK("dtype");
+  return impl_->dtype;
+}
+Device Tensor::device() const {
+  EMBER_IMPL_CHECK("device");
+  return impl_->device;
+}
+TensorOptions Tensor::options() const {
+  return TensorOptions().dtype(dtype()).device(device());
+}
+bool Tensor::is_contiguous() const {
+  EMBER_IMPL_CHECK("is_contiguous");
+  int64_t expected = 1;
+  for (size_t i = impl_->sizes.size(); i-- > 0;) {
+    if (impl_->sizes[i] == 1) continue;
+    if (impl_->sizes[i] == 0) return true;
+    if (impl_->strides[i] != expected) return false;
+    expected *= impl_->sizes[i];
+  }
+  return true;
+}
+size_t Tensor::nbytes() const { return static_cast<size_t>(numel()) * element_size(); }
+bool Tensor::is_alias_of(const Tensor& other) const {
+  return defined() && other.defined() && impl_->storage == other.impl_->storage;
+}
+bool Tensor::is_wrapped_number() const { return impl_ && impl_->wrapped_number; }
+
+// ---- data access ----
+
+void* Tensor::data_ptr() const {
+  EMBER_IMPL_CHECK("data_ptr");
+  if (!impl_->storage || !impl_->storage->data) return nullptr;
+  return static_cast<char*>(impl_->storage->data) +
+         impl_->offset * static_cast<int64_t>(ember::element_size(impl_->dtype));
+}
+
+template <class T>
+T* Tensor::data_ptr() const {
+  EMBER_CHECK(dtype() == dtype_of_v<T>, DTypeError, "[data_ptr] expected ", dtype_of_v<T>,
+              " but the tensor is ", dtype());
+  return static_cast<T*>(data_ptr());
+}
+
+Scalar Tensor::item() const {
+  EMBER_CHECK(numel() == 1, ValueError, "[item] a tensor with ", numel(),
+              " elements cannot be converted to a scalar; shape ", sizes());
+  Tensor c = is_cpu() ? *this : to(Device(kCPU));
+  return visit_dtype(c.dtype(), [&](auto tag) -> Scalar {
+    using T = typename decltype(tag)::type;
+    return Scalar(*static_cast<const T*>(c.data_ptr()));
+  });
+}
+
+template <class T>
+T Tensor::item() const {
+  return item().to<T>();
+}
+
+#define EMBER_INSTANTIATE(T)                \
+  template T* Tensor::data_ptr<T>() const; \
+  template T Tensor::item<T>() const;
+EMBER_INSTANTIATE(bool)
+EMBER_INSTANTIATE(uint8_t)
+EMBER_INSTANTIATE(int8_t)
+EMBER_INSTANTIATE(int32_t)
+EMBER_INSTANTIATE(int64_t)
+EMBER_INSTANTIATE(Half)
+EMBER_INSTANTIATE(BFloat16)
+EMBER_INSTANTIATE(float)
+EMBER_INSTANTIATE(double)
+#undef EMBER_INSTANTIATE
+
+// ---- autograd fields ----
+
+bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+Tensor& Tensor::requires_grad_(bool r) {
+  EMBER_IMPL_CHECK("requires_grad_");
+  EMBER_CHECK(!r || is_floating(impl_->dtype), DTypeError,
+              "[requires_grad_] only floating tensors can require gradients, got ", impl_->dtype);
+  impl_->requires_grad = r;
+  return *this;
+}
+const Tensor& Tensor::grad() const {
+  EMBER_IMPL_CHECK("grad");
+  return impl_->grad;
+}
+Tensor& Tensor::mutable_grad() {
+  EMBER_IMPL_CHECK("mutable_grad");
+  return impl_->grad;
+}
+std::shared_ptr<autograd::Node> Tensor::grad_fn() const { return impl_ ? impl_->grad_fn : nullptr; }
+bool Tensor::is_leaf() const { return !impl_ || impl_->grad_fn == nullptr; }
+uint32_t Tensor::_version() const {
+  EMBER_IMPL_CHECK("_version");
+  return impl_->version->load();
+}
+void Tensor::bump_version() const {
+  EMBER_IMPL_CHECK("bump_version");
+  impl_->version->fetch_add(1);
+}
+
+// ---- conversions ----
+
+Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
+  (void)non_blocking;  // CPU copies are synchronous
+  EMBER_IMPL_CHECK("to");
+  DType dt = o.has_dtype() ? o.dtype() : dtype();
+  Device dev = o.device();
+  if (!copy && dt == dtype() && dev == device()) return *this;
+  Tensor out = make_tensor(sizes(), dt, dev, "to");
+  out.copy_(*this);
+  return out;
+}
+Tensor Tensor::to(Device d, bool non_blocking, bool copy) const {
+  return to(TensorOptions().device(d).dtype(dtype()), non_blocking, copy);
+}
+Tensor Tensor::to(DType t, bool non_blocking, bool copy) const {
+  return to(TensorOptions().device(device()).dtype(t), non_blocking, copy);
+}
+Tensor Tensor::to(Device d, DType t, bool non_blocking, bool copy) const {
+  return to(TensorOptions().device(d).dtype(t), non_blocking, copy);
+}
+Tensor Tensor::cpu() const { return to(Device(kCPU)); }
+Tensor Tensor::cuda() const { return to(Device(kCUDA, 0)); }
+
+Tensor Tensor::contiguous() const {
+  EMBER_IMPL_CHECK("contiguous");
+  return is_contiguous() ? *this : clone();
+}
+Tensor Tensor::clone() const {
+  EMBER_IMPL_CHECK("clone");
+  Tensor out = make_tensor(sizes(), dtype(), device(), "clone");
+  out.copy_(*this);
+  return out;
+}
+
+Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
+  (void)non_blocking;
+  EMBER_IMPL_CHECK("copy_");
+  EMBER_CHECK(src.defined(), ValueError, "[copy_] the source tensor is undefined");
+  std::vector<int64_t> shape = broadcast_shapes(sizes(), src.sizes(), "copy_");
+  EMBER_CHECK(IntArrayRef(shape) == sizes(), ShapeError, "[copy_] source shape ", src.sizes(),
+              " cannot be broadcast to destination shape ", sizes());
+  EMBER_CHECK(src.device() == device() || src.is_cpu() || is_cpu(), DeviceError,
+              "[copy_] cannot copy between ", src.device(), " and ", device());
+  Tensor s = src.expand(sizes());
+  launch(device(), cpu::copy, cuda::copy, *this, s);
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::fill_(Scalar v) {
+  EMBER_IMPL_CHECK("fill_");
+  launch(device(), cpu::fill, cuda::fill, *this, v);
+  bump_version();
+  return *this;
+}
+Tensor& Tensor::fill_(const Tensor& v) {
+  EMBER_CHECK(v.defined() && v.dim() == 0, ShapeError,
+              "[fill_] expected a 0-d value tensor, got shape ", v.defined() ? v.sizes() : IntArrayRef());
+  return fill_(v.item());
+}
+Tensor& Tensor::zero_() { return fill_(0); }
+
+// ---- indexing::TensorIndex ----
+
+namespace indexing {
+Slice::Slice(std::optional<int64_t> start, std::optional<int64_t> stop,
+             std::optional<int64_t> step)
+    : start_(start.value_or(0)),
+      stop_(stop.value_or(std::numeric_limits<int64_t>::max())),
+      step_(step.value_or(1)) {
+  EMBER_CHECK(step_ > 0, ValueError, "[Slice] step must be positive, got ", step_);
+  if (!start && step_ < 0) start_ = std::numeric_limits<int64_t>::max();
+}
+TensorIndex::TensorIndex(const char* s) : kind_(Kind::Ellipsis) {
+  EMBER_CHECK(s != nullptr && std::strcmp(s, "...") == 0, ValueError,
+              "[index] the only string index is \"...\", got \"", s ? s : "(null)", "\"");
+}
+TensorIndex::TensorIndex(const Tensor& t)
+    : kind_(Kind::Tensor), tensor_(std::make_shared<Tensor>(t)) {}
+TensorIndex::~TensorIndex() = default;
+TensorIndex::TensorIndex(const TensorIndex&) = default;
+TensorIndex& TensorIndex::operator=(const TensorIndex&) = default;
+const Tensor& TensorIndex::tensor() const {
+  EMBER_CHECK(kind_ == Kind::Tensor, ValueError, "[index] this index is not a tensor");
+  return *tensor_;
+}
+}  // namespace indexing
+
+}  // namespace ember

@@ -1,0 +1,78 @@
+// TensorImpl and Storage: what a Tensor handle points to. Private to the library.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "ember/tensor.hpp"
+
+namespace ember {
+
+/// A block of memory on one device. Views share it through shared_ptr.
+struct Storage {
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Device device = Device(kCPU);
+  std::function<void(void*)> deleter;  // empty for memory the caller keeps alive
+
+  Storage() = default;
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage() {
+    if (deleter) deleter(data);
+  }
+};
+
+/// Allocates CPU storage (64-byte aligned). ValueError when nbytes exceeds the allocation cap or
+/// memory runs out.
+std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op);
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  std::vector<int64_t> sizes;
+  std::vector<int64_t> strides;  // in elements
+  int64_t offset = 0;            // in elements
+  DType dtype = kFloat32;
+  Device device = Device(kCPU);
+  bool wrapped_number = false;
+
+  // ---- autograd fields (engine: src/core/autograd/) ----
+  bool requires_grad = false;
+  bool retains_grad = false;
+  Tensor grad;
+  std::shared_ptr<autograd::Node> grad_fn;
+  uint32_t output_nr = 0;  // which output of grad_fn this tensor is
+  std::shared_ptr<std::atomic<uint32_t>> version = std::make_shared<std::atomic<uint32_t>>(0);
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t s : sizes) n *= s;
+    return n;
+  }
+};
+
+// ---- shape helpers shared by ops ----
+
+/// Contiguous (row-major) strides for sizes.
+std::vector<int64_t> contiguous_strides(IntArrayRef sizes);
+/// Product of sizes, overflow-checked (ValueError naming op).
+int64_t checked_numel(IntArrayRef sizes, const char* op);
+/// numel * element_size, overflow-checked.
+size_t checked_nbytes(IntArrayRef sizes, DType dtype, const char* op);
+/// Wraps a possibly negative dim into [0, ndim); IndexError naming op otherwise. A 0-d tensor
+/// accepts dims -1 and 0 when scalar_ok.
+int64_t wrap_dim(int64_t d, int64_t ndim, const char* op, bool scalar_ok = true);
+/// A new tensor that shares `base`'s storage, dtype, device and version counter.
+Tensor make_view(const Tensor& base, std::vector<int64_t> sizes, std::vector<int64_t> strides,
+                 int64_t offset);
+/// A fresh contiguous tensor.
+Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op);
+/// Throws DeviceError unless every defined tensor is on the same device as the first.
+void check_same_device(std::initializer_list<const Tensor*> ts, const char* op);
+/// Throws DeviceError for CUDA devices while the build has no CUDA kernels for them.
+void check_device_usable(Device d, const char* op);
+
+}  // namespace ember

@@ -1,0 +1,40 @@
+// cuda:: kernel entry points while no CUDA kernels are compiled in: each raises DeviceError.
+// They are reached only through launch() with a CUDA tensor, which check_device_usable already
+// refuses; the CUDA backend replaces this file family by family with real kernels.
+#include "core/kernels.hpp"
+#include "ember/error.hpp"
+
+namespace ember::cuda {
+namespace {
+[[noreturn]] void unsupported(const char* kernel) {
+  throw DeviceError(detail::str_cat("[", kernel, "] no CUDA kernel is built for this op"));
+}
+}  // namespace
+
+void fill(const Tensor&, Scalar) { unsupported("fill"); }
+void copy(const Tensor&, const Tensor&) { unsupported("copy"); }
+void unary(const Tensor&, const Tensor&, UnaryOp, double, double) { unsupported("unary"); }
+void binary(const Tensor&, const Tensor&, const Tensor&, BinaryOp, Scalar) { unsupported("binary"); }
+void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { unsupported("where"); }
+void reduce(const Tensor&, const Tensor&, IntArrayRef, ReduceOp) { unsupported("reduce"); }
+void arg_reduce(const Tensor&, const Tensor&, const Tensor&, int64_t, bool) { unsupported("arg_reduce"); }
+void cumsum(const Tensor&, const Tensor&, int64_t) { unsupported("cumsum"); }
+void softmax(const Tensor&, const Tensor&, int64_t, bool) { unsupported("softmax"); }
+void gemm(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar) { unsupported("gemm"); }
+void check_index_range(const Tensor&, int64_t, const char*, int64_t) { unsupported("check_index_range"); }
+void gather(const Tensor&, const Tensor&, int64_t, const Tensor&) { unsupported("gather"); }
+void scatter(const Tensor&, int64_t, const Tensor&, const Tensor&, bool) { unsupported("scatter"); }
+void index_select(const Tensor&, const Tensor&, int64_t, const Tensor&) { unsupported("index_select"); }
+void index_add(const Tensor&, int64_t, const Tensor&, const Tensor&, Scalar) { unsupported("index_add"); }
+void sort(const Tensor&, const Tensor&, const Tensor&, int64_t, bool, bool) { unsupported("sort"); }
+void topk(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, bool, bool) { unsupported("topk"); }
+void count_nonzero(const Tensor&, const Tensor&) { unsupported("count_nonzero"); }
+void nonzero(const Tensor&, const Tensor&) { unsupported("nonzero"); }
+void uniform(const Tensor&, double, double, uint64_t, uint64_t) { unsupported("uniform"); }
+void normal(const Tensor&, double, double, uint64_t, uint64_t) { unsupported("normal"); }
+void randint(const Tensor&, int64_t, int64_t, uint64_t, uint64_t) { unsupported("randint"); }
+void bernoulli(const Tensor&, const Tensor&, uint64_t, uint64_t) { unsupported("bernoulli"); }
+void randperm(const Tensor&, uint64_t, uint64_t) { unsupported("randperm"); }
+void multinomial(const Tensor&, const Tensor&, bool, uint64_t, uint64_t) { unsupported("multinomial"); }
+
+}  // namespace ember::cuda

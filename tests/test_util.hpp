@@ -1,0 +1,57 @@
+// Helpers shared by the tests.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "ember/ember.hpp"
+
+/// Checks that `expr` throws `Type` whose message contains every given substring
+/// (e.g. the op name "[add]" and a shape "(2, 3)").
+#define EMBER_CHECK_THROWS(expr, Type, ...)                                          \
+  do {                                                                               \
+    bool ember_thrown_ = false;                                                      \
+    try {                                                                            \
+      (void)(expr);                                                                  \
+    } catch (const Type& e) {                                                        \
+      ember_thrown_ = true;                                                          \
+      const std::string ember_msg_ = e.what();                                       \
+      for (const char* ember_sub_ : std::vector<const char*>{__VA_ARGS__}) {         \
+        INFO("message: " << ember_msg_ << "\nexpected to contain: " << ember_sub_);  \
+        CHECK(ember_msg_.find(ember_sub_) != std::string::npos);                     \
+      }                                                                              \
+    }                                                                                \
+    INFO("expected " #Type " from " #expr);                                          \
+    CHECK(ember_thrown_);                                                            \
+  } while (0)
+
+namespace ember::test {
+
+/// Values of a tensor (any dtype, any strides) as doubles in row-major order.
+inline std::vector<double> values(const Tensor& t) {
+  Tensor c = t.to(kFloat64).contiguous();
+  const double* p = c.data_ptr<double>();
+  return std::vector<double>(p, p + c.numel());
+}
+
+/// A non-contiguous copy of t with the same values: stored transposed/strided in a larger buffer.
+inline Tensor non_contiguous(const Tensor& t) {
+  if (t.dim() == 0) return t.clone();
+  std::vector<int64_t> big = t.sizes().vec();
+  big.back() *= 2;
+  Tensor buf = zeros(big, t.options());
+  Tensor view = buf.slice(-1, 0, std::nullopt, 2);
+  view.copy_(t);
+  return view;
+}
+
+/// Bitwise equality of two tensors' bytes (same dtype and shape; strides may differ).
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.dtype() != b.dtype() || a.sizes() != b.sizes()) return false;
+  Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+}
+
+}  // namespace ember::test
