@@ -1,0 +1,56 @@
+# Thin wrapper over the CMake presets (CMakePresets.json). Every goal first checks the Debian
+# packages (scripts/install-deps.sh), then configures, builds and runs.
+#
+#   make demo                   build and run the demo program
+#   make test                   release build, all tests through CTest, and the three consumer
+#                               projects (find_package, add_subdirectory, pkg-config)
+#   make bench                  build and run the benchmarks (build/bench/benchmarks/bench_*)
+#   make asan                   the tests under AddressSanitizer + UBSan (clang)
+#   make install PREFIX=/opt/x  install the library, headers, CMake package and ember.pc
+#   make clean                  remove the preset build folders
+
+PREFIX ?= /usr/local
+export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: deps demo test bench asan install clean
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	cmake --preset release
+	cmake --build --preset release --target ember-demo
+	build/release/examples/ember-demo
+
+test: deps
+	cmake --preset release
+	cmake --build --preset release
+	ctest --preset release
+	tests/consumer/run.sh build/release
+
+bench: deps
+	@set -e; \
+	if [ ! -f benchmarks/CMakeLists.txt ]; then \
+	  echo "make bench: no benchmarks exist yet (benchmarks/CMakeLists.txt is absent)"; exit 0; \
+	fi; \
+	cmake --preset bench; \
+	cmake --build --preset bench; \
+	found=0; \
+	for b in build/bench/benchmarks/bench_*; do \
+	  if [ -f "$$b" ] && [ -x "$$b" ]; then found=1; echo "== $$b"; "$$b"; fi; \
+	done; \
+	if [ $$found = 0 ]; then echo "make bench: no benchmark programs were built"; fi
+
+asan:
+	@scripts/install-deps.sh asan
+	cmake --preset asan
+	cmake --build --preset asan
+	ctest --preset asan
+
+install: deps
+	cmake --preset release
+	cmake --build --preset release --target ember
+	cmake --install build/release --prefix "$(PREFIX)"
+
+clean:
+	rm -rf build/release build/debug build/asan build/cpu build/cuda build/bench

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ember needs to build and test. Quick and silent when everything is
+# present. As root it installs what is missing with apt-get; otherwise it prints the exact
+# apt-get command and exits non-zero.
+#
+#   scripts/install-deps.sh          compiler, CMake, pkg-config, Catch2 (what `make test` needs)
+#   scripts/install-deps.sh asan     also clang and LLVM's OpenMP runtime (the asan preset)
+#
+# The CUDA backend needs NVIDIA's CUDA toolkit (nvcc); it is optional and not a Debian package
+# here, so this script does not install it.
+set -euo pipefail
+
+# build-essential: g++ 12 (with libgomp, g++'s OpenMP runtime) and make.
+packages=(build-essential g++ cmake pkg-config catch2)
+for arg in "$@"; do
+  case "$arg" in
+    asan) packages+=(clang libomp-dev) ;;  # clang's -fopenmp needs LLVM's libomp
+    *) echo "install-deps.sh: unknown argument '$arg' (known: asan)" >&2; exit 2 ;;
+  esac
+done
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "install-deps.sh: not a Debian system; make sure these (or equivalents) are installed:" \
+    "${packages[*]}" >&2
+  exit 0
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+install_cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
+if [[ $(id -u) -ne 0 ]]; then
+  echo "Ember needs these Debian packages: ${missing[*]}" >&2
+  echo "Install them with:" >&2
+  echo "  sudo ${install_cmd[*]}" >&2
+  exit 1
+fi
+
+echo "install-deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+if ! "${install_cmd[@]}"; then
+  # The package lists may be stale or absent (a fresh container): refresh them once and retry.
+  apt-get update
+  "${install_cmd[@]}"
+fi

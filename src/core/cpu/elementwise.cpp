@@ -1,0 +1,392 @@
+// CPU elementwise kernels: unary, binary and where over any strides. Inputs arrive already
+// broadcast (expanded, stride 0) to the output's shape and converted to the compute dtype.
+//
+// Every op is a small lambda run by map() or binary_loop() on top of for_each_row; a contiguous
+// row is a plain loop that -O3 -march=native vectorizes, and a row whose other operand is a
+// broadcast scalar (stride 0) gets its own plain loop too (x * 0.5, x + bias). Half and BFloat16
+// compute in float and round once to nearest even. Signed integers wrap like two's complement
+// (computed in unsigned types, so overflow is never undefined behaviour).
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "core/cpu/loops.hpp"
+#include "core/dispatch.hpp"
+
+namespace ember::cpu {
+namespace {
+
+[[noreturn]] void unsupported(const char* kernel, int op, DType t) {
+  throw DTypeError(detail::str_cat("[", kernel, "] op #", op, " is not defined for dtype ", t));
+}
+
+// ---- integer arithmetic that wraps instead of overflowing ----
+
+template <class T>
+T wrap_add(T a, T b) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
+}
+template <class T>
+T wrap_sub(T a, T b) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(static_cast<U>(static_cast<U>(a) - static_cast<U>(b)));
+}
+template <class T>
+T wrap_mul(T a, T b) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(static_cast<U>(static_cast<U>(a) * static_cast<U>(b)));
+}
+
+/// base^e by squaring. Negative e follows PyTorch's integer pow: 1 for base 1, +-1 for base -1,
+/// 0 otherwise.
+template <class T>
+T int_pow(T base, int64_t e) {
+  if (e < 0) {
+    if (base == T(1)) return T(1);
+    if constexpr (std::is_signed_v<T>) {
+      if (base == T(-1)) return (e & 1) ? T(-1) : T(1);
+    }
+    return T(0);
+  }
+  T result = T(1);
+  while (e > 0) {
+    if (e & 1) result = wrap_mul(result, base);
+    base = wrap_mul(base, base);
+    e >>= 1;
+  }
+  return result;
+}
+
+/// A double bound clamped into T's range (clamp(int8, max=1000) keeps every element).
+template <class T>
+T saturate(double v) {
+  if (std::isnan(v)) return T(0);
+  if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+  if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+  return static_cast<T>(v);
+}
+
+// ---- the binary loop: contiguous, scalar-broadcast and strided rows ----
+
+/// out[i] = f(a[i], b[i]) with O the output element type and T the input element type.
+template <class O, class T, class F>
+void binary_loop(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
+  std::array<char*, 3> base{byte_ptr(out), byte_ptr(a), byte_ptr(b)};
+  std::array<std::vector<int64_t>, 3> strides{byte_strides(out), byte_strides(a), byte_strides(b)};
+  constexpr int64_t so = sizeof(O), st = sizeof(T);
+  for_each_row<3>(out.sizes(), base, strides,
+                  [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
+                    O* o = reinterpret_cast<O*>(p[0]);
+                    const T* x = reinterpret_cast<const T*>(p[1]);
+                    const T* y = reinterpret_cast<const T*>(p[2]);
+                    if (s[0] == so && s[1] == st && s[2] == st) {
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+                    } else if (s[0] == so && s[1] == st && s[2] == 0) {
+                      const T yv = *y;
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
+                    } else if (s[0] == so && s[1] == 0 && s[2] == st) {
+                      const T xv = *x;
+                      for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
+                    } else {
+                      for (int64_t i = 0; i < n; ++i) {
+                        *reinterpret_cast<O*>(p[0] + i * s[0]) =
+                            f(*reinterpret_cast<const T*>(p[1] + i * s[1]),
+                              *reinterpret_cast<const T*>(p[2] + i * s[2]));
+                      }
+                    }
+                  });
+}
+
+// ---- binary ----
+
+template <class T>
+void binary_compare(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op) {
+  using C = compute_t<T>;
+  auto run = [&](auto f) {
+    binary_loop<bool, T>(out, a, b,
+                         [f](T x, T y) { return f(static_cast<C>(x), static_cast<C>(y)); });
+  };
+  switch (op) {
+    case BinaryOp::Eq: return run([](C x, C y) { return x == y; });
+    case BinaryOp::Ne: return run([](C x, C y) { return x != y; });
+    case BinaryOp::Lt: return run([](C x, C y) { return x < y; });
+    case BinaryOp::Le: return run([](C x, C y) { return x <= y; });
+    case BinaryOp::Gt: return run([](C x, C y) { return x > y; });
+    case BinaryOp::Ge: return run([](C x, C y) { return x >= y; });
+    case BinaryOp::LogicalAnd: return run([](C x, C y) { return x != C(0) && y != C(0); });
+    case BinaryOp::LogicalOr: return run([](C x, C y) { return x != C(0) || y != C(0); });
+    default: unsupported("binary", static_cast<int>(op), a.dtype());
+  }
+}
+
+template <class T>
+void binary_floating(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op,
+                     Scalar alpha) {
+  using C = compute_t<T>;
+  auto run = [&](auto f) {
+    binary_loop<T, T>(out, a, b, [f](T x, T y) {
+      return static_cast<T>(f(static_cast<C>(x), static_cast<C>(y)));
+    });
+  };
+  const bool unit_alpha = alpha.to_double() == 1.0;
+  const C al = alpha.to<C>();
+  switch (op) {
+    case BinaryOp::Add:
+      if (unit_alpha) return run([](C x, C y) { return x + y; });
+      return run([al](C x, C y) { return x + al * y; });
+    case BinaryOp::Sub:
+      if (unit_alpha) return run([](C x, C y) { return x - y; });
+      return run([al](C x, C y) { return x - al * y; });
+    case BinaryOp::Mul: return run([](C x, C y) { return x * y; });
+    case BinaryOp::Div: return run([](C x, C y) { return x / y; });
+    case BinaryOp::Pow: return run([](C x, C y) { return std::pow(x, y); });
+    // NaN propagates: x != x is true only for NaN.
+    case BinaryOp::Minimum: return run([](C x, C y) { return (x < y || x != x) ? x : y; });
+    case BinaryOp::Maximum: return run([](C x, C y) { return (x > y || x != x) ? x : y; });
+    default: return binary_compare<T>(out, a, b, op);
+  }
+}
+
+template <class T>
+void binary_integral(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op,
+                     Scalar alpha) {
+  auto run = [&](auto f) { binary_loop<T, T>(out, a, b, f); };
+  const bool unit_alpha = alpha.to_double() == 1.0;
+  const T al = alpha.to<T>();
+  switch (op) {
+    case BinaryOp::Add:
+      if (unit_alpha) return run([](T x, T y) { return wrap_add(x, y); });
+      return run([al](T x, T y) { return wrap_add(x, wrap_mul(al, y)); });
+    case BinaryOp::Sub:
+      if (unit_alpha) return run([](T x, T y) { return wrap_sub(x, y); });
+      return run([al](T x, T y) { return wrap_sub(x, wrap_mul(al, y)); });
+    case BinaryOp::Mul: return run([](T x, T y) { return wrap_mul(x, y); });
+    case BinaryOp::Pow:
+      return run([](T x, T y) { return int_pow(x, static_cast<int64_t>(y)); });
+    case BinaryOp::Minimum: return run([](T x, T y) { return x < y ? x : y; });
+    case BinaryOp::Maximum: return run([](T x, T y) { return x > y ? x : y; });
+    case BinaryOp::Div: unsupported("binary", static_cast<int>(op), a.dtype());
+    default: return binary_compare<T>(out, a, b, op);
+  }
+}
+
+void binary_bool(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha) {
+  auto run = [&](auto f) { binary_loop<bool, bool>(out, a, b, f); };
+  switch (op) {
+    case BinaryOp::Add:  // bool + bool is logical or (a + alpha * b, then != 0)
+      if (alpha.to_bool()) return run([](bool x, bool y) { return x || y; });
+      return run([](bool x, bool) { return x; });
+    case BinaryOp::Mul:
+    case BinaryOp::Minimum: return run([](bool x, bool y) { return x && y; });
+    case BinaryOp::Maximum: return run([](bool x, bool y) { return x || y; });
+    case BinaryOp::Pow: return run([](bool x, bool y) { return x || !y; });
+    case BinaryOp::Sub:
+    case BinaryOp::Div: unsupported("binary", static_cast<int>(op), kBool);
+    default: return binary_compare<bool>(out, a, b, op);
+  }
+}
+
+// ---- unary ----
+
+/// out[i] = f(x[i]) computed in compute_t<T>.
+template <class T, class F>
+void float_map(const Tensor& out, const Tensor& x, F f) {
+  using C = compute_t<T>;
+  map<T, T>(out, [f](T v) { return static_cast<T>(f(static_cast<C>(v))); }, x);
+}
+
+template <class T>
+void unary_predicate(const Tensor& out, const Tensor& x, UnaryOp op) {
+  using C = compute_t<T>;
+  auto run = [&](auto f) { map<bool, T>(out, [f](T v) { return f(static_cast<C>(v)); }, x); };
+  constexpr bool fp = std::is_floating_point_v<C>;
+  switch (op) {
+    case UnaryOp::LogicalNot: return run([](C v) { return v == C(0); });
+    case UnaryOp::IsNan:
+      if constexpr (fp) return run([](C v) { return std::isnan(v); });
+      return run([](C) { return false; });
+    case UnaryOp::IsInf:
+      if constexpr (fp) return run([](C v) { return std::isinf(v); });
+      return run([](C) { return false; });
+    case UnaryOp::IsFinite:
+      if constexpr (fp) return run([](C v) { return std::isfinite(v); });
+      return run([](C) { return true; });
+    default: unsupported("unary", static_cast<int>(op), x.dtype());
+  }
+}
+
+template <class T>
+void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1) {
+  using C = compute_t<T>;
+  auto run = [&](auto f) { float_map<T>(out, x, f); };
+  constexpr C kSqrt1_2 = C(0.70710678118654752440);  // 1 / sqrt(2)
+  constexpr C kSqrt2OverPi = C(0.79788456080286535588);
+  constexpr C kGeluCoeff = C(0.044715);
+  switch (op) {
+    case UnaryOp::Neg: return run([](C v) { return -v; });
+    case UnaryOp::Exp: return run([](C v) { return std::exp(v); });
+    case UnaryOp::Exp2: return run([](C v) { return std::exp2(v); });
+    case UnaryOp::Log: return run([](C v) { return std::log(v); });
+    case UnaryOp::Log2: return run([](C v) { return std::log2(v); });
+    case UnaryOp::Log1p: return run([](C v) { return std::log1p(v); });
+    case UnaryOp::Expm1: return run([](C v) { return std::expm1(v); });
+    case UnaryOp::Sqrt: return run([](C v) { return std::sqrt(v); });
+    case UnaryOp::Rsqrt: return run([](C v) { return C(1) / std::sqrt(v); });
+    case UnaryOp::Abs: return run([](C v) { return std::abs(v); });
+    case UnaryOp::Sign:
+      return run([](C v) { return v != v ? v : C((C(0) < v) - (v < C(0))); });
+    case UnaryOp::Sin: return run([](C v) { return std::sin(v); });
+    case UnaryOp::Cos: return run([](C v) { return std::cos(v); });
+    case UnaryOp::Tan: return run([](C v) { return std::tan(v); });
+    case UnaryOp::Tanh: return run([](C v) { return std::tanh(v); });
+    case UnaryOp::Sigmoid: return run([](C v) { return C(1) / (C(1) + std::exp(-v)); });
+    case UnaryOp::Relu: return run([](C v) { return v < C(0) ? C(0) : v; });
+    case UnaryOp::GeluErf:
+      return run([=](C v) { return C(0.5) * v * (C(1) + std::erf(v * kSqrt1_2)); });
+    case UnaryOp::GeluTanh:
+      return run([=](C v) {
+        return C(0.5) * v * (C(1) + std::tanh(kSqrt2OverPi * (v + kGeluCoeff * v * v * v)));
+      });
+    case UnaryOp::Silu: return run([](C v) { return v / (C(1) + std::exp(-v)); });
+    case UnaryOp::LeakyRelu: {
+      const C slope = C(p0);
+      return run([slope](C v) { return v > C(0) ? v : v * slope; });
+    }
+    case UnaryOp::Elu: {
+      const C alpha = C(p0);
+      return run([alpha](C v) { return v > C(0) ? v : alpha * std::expm1(v); });
+    }
+    case UnaryOp::Softplus: {
+      const C beta = C(p0), threshold = C(p1);
+      return run([beta, threshold](C v) {
+        return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta;
+      });
+    }
+    case UnaryOp::Erf: return run([](C v) { return std::erf(v); });
+    case UnaryOp::Reciprocal: return run([](C v) { return C(1) / v; });
+    case UnaryOp::Square: return run([](C v) { return v * v; });
+    case UnaryOp::Floor: return run([](C v) { return std::floor(v); });
+    case UnaryOp::Ceil: return run([](C v) { return std::ceil(v); });
+    case UnaryOp::Round: return run([](C v) { return std::nearbyint(v); });  // half to even
+    case UnaryOp::ClampMin:
+    case UnaryOp::ClampMax:
+    case UnaryOp::Clamp: {
+      const double lo_d = op == UnaryOp::ClampMax ? -INFINITY : p0;
+      const double hi_d = op == UnaryOp::ClampMin ? INFINITY : (op == UnaryOp::Clamp ? p1 : p0);
+      if (std::isnan(lo_d) || std::isnan(hi_d)) {  // a NaN bound gives NaN, as in PyTorch
+        return run([](C) { return std::numeric_limits<C>::quiet_NaN(); });
+      }
+      const C lo = C(lo_d), hi = C(hi_d);
+      return run([lo, hi](C v) {
+        C m = v < lo ? lo : v;  // NaN compares false and passes through
+        return hi < m ? hi : m;
+      });
+    }
+    case UnaryOp::PowScalar: {
+      const C e = C(p0);
+      if (p0 == 2.0) return run([](C v) { return v * v; });
+      if (p0 == 1.0) return run([](C v) { return v; });
+      if (p0 == 0.5) return run([](C v) { return std::sqrt(v); });
+      if (p0 == -1.0) return run([](C v) { return C(1) / v; });
+      return run([e](C v) { return std::pow(v, e); });
+    }
+    default: return unary_predicate<T>(out, x, op);
+  }
+}
+
+template <class T>
+void unary_integral(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1) {
+  auto run = [&](auto f) { map<T, T>(out, f, x); };
+  constexpr bool is_signed = std::is_signed_v<T>;
+  switch (op) {
+    case UnaryOp::Neg: return run([](T v) { return wrap_sub(T(0), v); });
+    case UnaryOp::Abs:
+      if constexpr (is_signed) return run([](T v) { return v < T(0) ? wrap_sub(T(0), v) : v; });
+      return run([](T v) { return v; });
+    case UnaryOp::Sign:
+      if constexpr (is_signed) return run([](T v) { return T((T(0) < v) - (v < T(0))); });
+      return run([](T v) { return T(v > T(0)); });
+    case UnaryOp::Relu:
+      if constexpr (is_signed) return run([](T v) { return v < T(0) ? T(0) : v; });
+      return run([](T v) { return v; });
+    case UnaryOp::Square: return run([](T v) { return wrap_mul(v, v); });
+    case UnaryOp::Floor:
+    case UnaryOp::Ceil:
+    case UnaryOp::Round: return run([](T v) { return v; });
+    case UnaryOp::ClampMin:
+    case UnaryOp::ClampMax:
+    case UnaryOp::Clamp: {
+      const T lo = op == UnaryOp::ClampMax ? std::numeric_limits<T>::lowest() : saturate<T>(p0);
+      const T hi = op == UnaryOp::ClampMin ? std::numeric_limits<T>::max()
+                                           : saturate<T>(op == UnaryOp::Clamp ? p1 : p0);
+      return run([lo, hi](T v) {
+        T m = v < lo ? lo : v;
+        return hi < m ? hi : m;
+      });
+    }
+    case UnaryOp::PowScalar: {
+      const int64_t e = static_cast<int64_t>(p0);
+      if (e == 2) return run([](T v) { return wrap_mul(v, v); });
+      return run([e](T v) { return int_pow(v, e); });
+    }
+    default: return unary_predicate<T>(out, x, op);
+  }
+}
+
+void unary_bool(const Tensor& out, const Tensor& x, UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Abs:
+    case UnaryOp::Sign:
+    case UnaryOp::Floor:
+    case UnaryOp::Ceil:
+    case UnaryOp::Round:
+    case UnaryOp::Square: return map<bool, bool>(out, [](bool v) { return v; }, x);
+    default: return unary_predicate<bool>(out, x, op);
+  }
+}
+
+bool is_predicate(UnaryOp op) {
+  return op == UnaryOp::LogicalNot || op == UnaryOp::IsNan || op == UnaryOp::IsInf ||
+         op == UnaryOp::IsFinite;
+}
+
+}  // namespace
+
+void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1) {
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (is_predicate(op)) return unary_predicate<T>(out, x, op);
+    if constexpr (std::is_same_v<T, bool>) {
+      (void)p0;
+      (void)p1;
+      unary_bool(out, x, op);
+    } else if constexpr (std::is_integral_v<T>) {
+      unary_integral<T>(out, x, op, p0, p1);
+    } else {
+      unary_floating<T>(out, x, op, p0, p1);
+    }
+  });
+}
+
+void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha) {
+  visit_dtype(a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bool>) {
+      binary_bool(out, a, b, op, alpha);
+    } else if constexpr (std::is_integral_v<T>) {
+      binary_integral<T>(out, a, b, op, alpha);
+    } else {
+      binary_floating<T>(out, a, b, op, alpha);
+    }
+  });
+}
+
+void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  visit_dtype(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    map<T, bool, T, T>(out, [](bool c, T x, T y) { return c ? x : y; }, cond, a, b);
+  });
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,325 @@
+// CPU GEMM: out[b] = beta * out[b] + alpha * a[b] @ b[b] for (B, M, K) x (B, K, N) -> (B, M, N)
+// with arbitrary strides on all three tensors (row-major, column-major, transposed views,
+// stride-0 expanded batches).
+//
+// Floating types: the cache-blocked scheme of Goto & van de Geijn ("Anatomy of High-Performance
+// Matrix Multiplication", TOMS 2008) in plain C++:
+//   for each (batch, row block) task           -- parallel_for; never splits K
+//     for jc in N step NC                       -- B panel (KC, NC)
+//       for pc in K step KC                     -- pack B(pc:pc+KC, jc:jc+NC) into NR-wide slivers
+//         for ic in task rows step MC           -- pack A(ic:ic+MC, pc:pc+KC) into MR-tall slivers
+//           for jr, ir: micro_kernel            -- (MR, NR) register tile, kc rank-1 updates
+// Packing converts any strides (and Half/BFloat16) into contiguous compute-type panels, so the
+// arithmetic of one output element never depends on strides or on the thread count:
+//   acc = fma chain over k in [pc, pc+KC) from 0;  out = alpha*acc + beta*out (first block),
+//   out += alpha*acc (later blocks).
+// Edge tiles run the full micro-kernel on zero-padded panels and store the valid part.
+// Half/BFloat16 accumulate into a float (B, M, N) buffer, rounded once at the end.
+//
+// Integer types: a plain loop with uint64 (modular, like two's complement wrap-around) sums.
+// gemm_reference is the plain triple loop (double accumulation) the fast path is tested against.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/cpu/loops.hpp"
+#include "core/dispatch.hpp"
+#include "core/kernels.hpp"
+#include "core/parallel.hpp"
+#include "core/tensor_impl.hpp"
+
+namespace ember::cpu {
+namespace {
+
+// ---- problem description ----
+
+/// A (B, R, C) operand: typed base pointer and element strides.
+template <class T>
+struct Mat {
+  T* data;
+  int64_t sb, sr, sc;  // batch, row, column strides
+  T* at(int64_t b, int64_t r, int64_t c) const { return data + b * sb + r * sr + c * sc; }
+};
+
+template <class T>
+Mat<T> mat_of(const Tensor& t) {
+  return Mat<T>{t.data_ptr<std::remove_const_t<T>>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+/// The transposed view of a (B, R, C) operand: (B, C, R).
+template <class T>
+Mat<T> transposed(const Mat<T>& m) {
+  return Mat<T>{m.data, m.sb, m.sc, m.sr};
+}
+
+// ---- blocking parameters ----
+
+template <class C>
+struct MicroTile;
+// 6 x 16 floats: 12 ymm (or 6 zmm) accumulators + B sliver loads + one broadcast.
+template <>
+struct MicroTile<float> {
+  static constexpr int MR = 6;
+  static constexpr int NR = 16;
+};
+template <>
+struct MicroTile<double> {
+  static constexpr int MR = 6;
+  static constexpr int NR = 8;
+};
+
+constexpr int64_t KC = 256;   // depth of a packed block: A sliver + B sliver stay in L1
+constexpr int64_t MC = 96;    // rows of a packed A block (multiple of MR), (MC, KC) sits in L2
+constexpr int64_t NC = 1024;  // columns of a packed B panel (multiple of NR)
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// ---- packing ----
+
+/// Packs A(0:mc, 0:kc) into MR-tall slivers: dst[s][p][i] = A(s*MR + i, p), zero-padded rows.
+template <int MR, class C, class T>
+void pack_a(C* dst, const T* src, int64_t sr, int64_t sc, int64_t mc, int64_t kc) {
+  for (int64_t s = 0; s < mc; s += MR) {
+    const int64_t rows = std::min<int64_t>(MR, mc - s);
+    C* d = dst + s * kc;  // (kc, MR)
+    const T* a = src + s * sr;
+    for (int64_t p = 0; p < kc; ++p) {
+      int64_t i = 0;
+      for (; i < rows; ++i) d[p * MR + i] = convert<C>(a[i * sr + p * sc]);
+      for (; i < MR; ++i) d[p * MR + i] = C(0);
+    }
+  }
+}
+
+/// Packs B(0:kc, 0:nc) into NR-wide slivers: dst[s][p][j] = B(p, s*NR + j), zero-padded columns.
+template <int NR, class C, class T>
+void pack_b(C* dst, const T* src, int64_t sr, int64_t sc, int64_t kc, int64_t nc) {
+  for (int64_t s = 0; s < nc; s += NR) {
+    const int64_t cols = std::min<int64_t>(NR, nc - s);
+    C* d = dst + s * kc;  // (kc, NR)
+    const T* b = src + s * sc;
+    if (cols == NR && sc == 1) {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t j = 0; j < NR; ++j) d[p * NR + j] = convert<C>(b[p * sr + j]);
+      continue;
+    }
+    for (int64_t p = 0; p < kc; ++p) {
+      int64_t j = 0;
+      for (; j < cols; ++j) d[p * NR + j] = convert<C>(b[p * sr + j * sc]);
+      for (; j < NR; ++j) d[p * NR + j] = C(0);
+    }
+  }
+}
+
+// ---- micro-kernel ----
+
+/// acc(MR, NR) = a_sliver(kc, MR)^T @ b_sliver(kc, NR): kc rank-1 updates, one fma chain per
+/// element in k order. Fixed trip counts let the compiler keep acc in vector registers.
+template <class C, int MR, int NR>
+void micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* __restrict out) {
+  C acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = C(0);
+  for (int64_t p = 0; p < kc; ++p) {
+    const C* ap = a + p * MR;
+    const C* bp = b + p * NR;
+    for (int i = 0; i < MR; ++i) {
+      const C ai = ap[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] = std::fma(ai, bp[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) out[i * NR + j] = acc[i][j];
+}
+
+/// Writes the valid (rows, cols) part of an accumulator tile into C.
+template <class C>
+void store_tile(C* c, int64_t sr, int64_t sc, const C* acc, int nr, int64_t rows, int64_t cols,
+                C alpha, C beta, bool first) {
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      C& o = c[i * sr + j * sc];
+      const C v = alpha * acc[i * nr + j];
+      if (!first)
+        o += v;
+      else if (beta == C(0))
+        o = v;  // beta == 0 ignores the old contents (NaN included)
+      else
+        o = v + beta * o;
+    }
+  }
+}
+
+/// Per-thread packing buffers, grown once and reused across calls.
+template <class C>
+std::vector<C>& pack_buffer(int which) {
+  thread_local std::vector<C> buffers[2];
+  return buffers[which];
+}
+
+/// out (B, M, N) of compute type C; a, b of storage type T (T == C, or Half/BFloat16 -> float).
+template <class C, class T>
+void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
+                 int64_t M, int64_t N, int64_t K, C alpha, C beta) {
+  constexpr int MR = MicroTile<C>::MR;
+  constexpr int NR = MicroTile<C>::NR;
+  if (B == 0 || M == 0 || N == 0) return;
+  if (K == 0) {  // empty sum: out = beta * out
+    for (int64_t bi = 0; bi < B; ++bi)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          C& o = *out.at(bi, i, j);
+          o = beta == C(0) ? C(0) : beta * o;
+        }
+    return;
+  }
+  // Tasks: (batch, row block of MT rows). MT only decides who computes a tile, never how, so
+  // it may follow the thread count; the B panel is re-packed once per task.
+  const int64_t m_blocks = (M + MC - 1) / MC;
+  const int64_t want_tasks = 4 * static_cast<int64_t>(get_num_threads());
+  const int64_t per_batch = std::max<int64_t>(1, (want_tasks + B - 1) / B);
+  const int64_t MT = MC * std::max<int64_t>(1, m_blocks / per_batch);
+  const int64_t tasks_per_batch = (M + MT - 1) / MT;
+  const int64_t tasks = B * tasks_per_batch;
+  const double flops = 2.0 * static_cast<double>(B) * M * N * K;
+  const int64_t grain = flops < 4e6 ? tasks : 1;  // small products: not worth waking threads
+
+  parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
+    const int64_t kc_max = std::min(K, KC);
+    std::vector<C>& apack = pack_buffer<C>(0);
+    std::vector<C>& bpack = pack_buffer<C>(1);
+    apack.resize(static_cast<size_t>(round_up(std::min(M, MC), MR) * kc_max));
+    bpack.resize(static_cast<size_t>(round_up(std::min(N, NC), NR) * kc_max));
+    C acc[MR * NR];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t bi = t / tasks_per_batch;
+      const int64_t m0 = (t % tasks_per_batch) * MT;
+      const int64_t m1 = std::min(M, m0 + MT);
+      for (int64_t jc = 0; jc < N; jc += NC) {
+        const int64_t nc = std::min(NC, N - jc);
+        for (int64_t pc = 0; pc < K; pc += KC) {
+          const int64_t kc = std::min(KC, K - pc);
+          pack_b<NR>(bpack.data(), b.at(bi, pc, jc), b.sr, b.sc, kc, nc);
+          for (int64_t ic = m0; ic < m1; ic += MC) {
+            const int64_t mc = std::min(MC, m1 - ic);
+            pack_a<MR>(apack.data(), a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
+            for (int64_t jr = 0; jr < nc; jr += NR) {
+              for (int64_t ir = 0; ir < mc; ir += MR) {
+                micro_kernel<C, MR, NR>(kc, apack.data() + ir * kc, bpack.data() + jr * kc, acc);
+                store_tile<C>(out.at(bi, ic + ir, jc + jr), out.sr, out.sc, acc, NR,
+                              std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr),
+                              alpha, beta, pc == 0);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+/// Runs the packed path, solving out^T = b^T a^T instead when N is too narrow for an NR-wide
+/// sliver: fma(x, y, z) == fma(y, x, z), so every output element is computed identically.
+template <class C, class T>
+void gemm_floating(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
+                   int64_t M, int64_t N, int64_t K, C alpha, C beta) {
+  if (N < MicroTile<C>::NR && N < M)
+    gemm_packed<C, T>(transposed(out), transposed(b), transposed(a), B, N, M, K, alpha, beta);
+  else
+    gemm_packed<C, T>(out, a, b, B, M, N, K, alpha, beta);
+}
+
+/// Integers: uint64 sums (wrap-around is defined), i-k-j order for unit-stride rows of b.
+template <class T>
+void gemm_integer(const Mat<T>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
+                  int64_t M, int64_t N, int64_t K, int64_t alpha, int64_t beta) {
+  auto u = [](auto v) { return static_cast<uint64_t>(static_cast<int64_t>(v)); };
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, N * K));
+  parallel_for(B * M, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<uint64_t> row(static_cast<size_t>(N));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t bi = r / M, i = r % M;
+      std::fill(row.begin(), row.end(), 0);
+      for (int64_t k = 0; k < K; ++k) {
+        const uint64_t aik = u(*a.at(bi, i, k));
+        const T* bk = b.at(bi, k, 0);
+        for (int64_t j = 0; j < N; ++j) row[j] += aik * u(bk[j * b.sc]);
+      }
+      for (int64_t j = 0; j < N; ++j) {
+        T& o = *out.at(bi, i, j);
+        uint64_t v = u(alpha) * row[j];
+        if (beta != 0) v += u(beta) * u(o);
+        o = static_cast<T>(static_cast<int64_t>(v));
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  visit_dtype(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const Mat<const T> ma = mat_of<const T>(a), mb = mat_of<const T>(b);
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      gemm_floating<T, T>(mat_of<T>(out), ma, mb, B, M, N, K, alpha.to<T>(), beta.to<T>());
+    } else if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+      // Accumulate in a float buffer; round to T once.
+      Tensor acc = make_tensor({B, M, N}, kFloat32, out.device(), "gemm");
+      gemm_floating<float, T>(mat_of<float>(acc), ma, mb, B, M, N, K, alpha.to<float>(), 0.0f);
+      const float fb = beta.to<float>();
+      if (fb == 0.0f) {
+        map<T, float>(out, [](float v) { return T(v); }, acc);
+      } else {
+        map<T, float, T>(out, [fb](float v, T o) { return T(v + fb * static_cast<float>(o)); },
+                         acc, out);
+      }
+    } else if constexpr (std::is_same_v<T, bool>) {
+      throw DTypeError("[gemm] bool tensors are not supported");
+    } else {
+      gemm_integer<T>(mat_of<T>(out), ma, mb, B, M, N, K, alpha.to<int64_t>(),
+                      beta.to<int64_t>());
+    }
+  });
+}
+
+void gemm_reference(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
+                    Scalar beta) {
+  const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  visit_dtype(out.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const Mat<const T> ma = mat_of<const T>(a), mb = mat_of<const T>(b);
+    const Mat<T> mo = mat_of<T>(out);
+    if constexpr (std::is_same_v<T, bool>) {
+      throw DTypeError("[gemm_reference] bool tensors are not supported");
+    } else if constexpr (std::is_integral_v<T>) {
+      auto u = [](auto v) { return static_cast<uint64_t>(static_cast<int64_t>(v)); };
+      const uint64_t ua = u(alpha.to<int64_t>()), ub = u(beta.to<int64_t>());
+      for (int64_t bi = 0; bi < B; ++bi)
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            uint64_t s = 0;
+            for (int64_t k = 0; k < K; ++k) s += u(*ma.at(bi, i, k)) * u(*mb.at(bi, k, j));
+            T& o = *mo.at(bi, i, j);
+            uint64_t v = ua * s + (ub != 0 ? ub * u(o) : 0);
+            o = static_cast<T>(static_cast<int64_t>(v));
+          }
+    } else {
+      const double da = alpha.to<double>(), db = beta.to<double>();
+      for (int64_t bi = 0; bi < B; ++bi)
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double s = 0;
+            for (int64_t k = 0; k < K; ++k)
+              s += convert<double>(*ma.at(bi, i, k)) * convert<double>(*mb.at(bi, k, j));
+            T& o = *mo.at(bi, i, j);
+            double v = da * s;
+            if (db != 0.0) v += db * convert<double>(o);
+            o = convert<T>(v);
+          }
+    }
+  });
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,626 @@
+// Elementwise ops: arithmetic, unary math and activations, comparisons, logical ops, where and
+// masked_fill, their in-place forms and the Tensor operators; plus result_type (PyTorch's type
+// promotion) and the whole-tensor comparisons equal / allclose / isclose.
+//
+// Every op follows one pattern: check -> result dtype (result_type) and broadcast shape ->
+// convert inputs to the compute dtype and expand them (stride 0) -> one kernel launch
+// (cpu::unary / cpu::binary / cpu::where). C++ numbers become 0-d "wrapped number" tensors, which
+// take part in type promotion by category only (int8 tensor + 1000 stays int8).
+#include <algorithm>
+#include <cmath>
+#include <optional>
+
+#include "core/dispatch.hpp"
+#include "core/tensor_impl.hpp"
+#include "ember/ops.hpp"
+
+namespace ember {
+
+// ---- Tensor member forms ----
+
+Tensor Tensor::add(const Tensor& o, Scalar alpha) const { return ember::add(*this, o, alpha); }
+Tensor Tensor::add(Scalar o, Scalar alpha) const { return ember::add(*this, o, alpha); }
+Tensor Tensor::sub(const Tensor& o, Scalar alpha) const { return ember::sub(*this, o, alpha); }
+Tensor Tensor::sub(Scalar o, Scalar alpha) const { return ember::sub(*this, o, alpha); }
+Tensor Tensor::mul(const Tensor& o) const { return ember::mul(*this, o); }
+Tensor Tensor::mul(Scalar o) const { return ember::mul(*this, o); }
+Tensor Tensor::div(const Tensor& o) const { return ember::div(*this, o); }
+Tensor Tensor::div(Scalar o) const { return ember::div(*this, o); }
+Tensor Tensor::eq(const Tensor& o) const { return ember::eq(*this, o); }
+Tensor Tensor::eq(Scalar o) const { return ember::eq(*this, o); }
+Tensor Tensor::ne(const Tensor& o) const { return ember::ne(*this, o); }
+Tensor Tensor::ne(Scalar o) const { return ember::ne(*this, o); }
+Tensor Tensor::lt(const Tensor& o) const { return ember::lt(*this, o); }
+Tensor Tensor::lt(Scalar o) const { return ember::lt(*this, o); }
+Tensor Tensor::le(const Tensor& o) const { return ember::le(*this, o); }
+Tensor Tensor::le(Scalar o) const { return ember::le(*this, o); }
+Tensor Tensor::gt(const Tensor& o) const { return ember::gt(*this, o); }
+Tensor Tensor::gt(Scalar o) const { return ember::gt(*this, o); }
+Tensor Tensor::ge(const Tensor& o) const { return ember::ge(*this, o); }
+Tensor Tensor::ge(Scalar o) const { return ember::ge(*this, o); }
+Tensor Tensor::pow(const Tensor& e) const { return ember::pow(*this, e); }
+Tensor Tensor::pow(Scalar e) const { return ember::pow(*this, e); }
+Tensor Tensor::neg() const { return ember::neg(*this); }
+Tensor Tensor::exp() const { return ember::exp(*this); }
+Tensor Tensor::exp2() const { return ember::exp2(*this); }
+Tensor Tensor::log() const { return ember::log(*this); }
+Tensor Tensor::log2() const { return ember::log2(*this); }
+Tensor Tensor::log1p() const { return ember::log1p(*this); }
+Tensor Tensor::expm1() const { return ember::expm1(*this); }
+Tensor Tensor::sqrt() const { return ember::sqrt(*this); }
+Tensor Tensor::rsqrt() const { return ember::rsqrt(*this); }
+Tensor Tensor::abs() const { return ember::abs(*this); }
+Tensor Tensor::sign() const { return ember::sign(*this); }
+Tensor Tensor::sin() const { return ember::sin(*this); }
+Tensor Tensor::cos() const { return ember::cos(*this); }
+Tensor Tensor::tan() const { return ember::tan(*this); }
+Tensor Tensor::tanh() const { return ember::tanh(*this); }
+Tensor Tensor::sigmoid() const { return ember::sigmoid(*this); }
+Tensor Tensor::relu() const { return ember::relu(*this); }
+Tensor Tensor::erf() const { return ember::erf(*this); }
+Tensor Tensor::reciprocal() const { return ember::reciprocal(*this); }
+Tensor Tensor::square() const { return ember::square(*this); }
+Tensor Tensor::floor() const { return ember::floor(*this); }
+Tensor Tensor::ceil() const { return ember::ceil(*this); }
+Tensor Tensor::round() const { return ember::round(*this); }
+Tensor Tensor::logical_not() const { return ember::logical_not(*this); }
+Tensor Tensor::isnan() const { return ember::isnan(*this); }
+Tensor Tensor::isinf() const { return ember::isinf(*this); }
+Tensor Tensor::isfinite() const { return ember::isfinite(*this); }
+Tensor Tensor::minimum(const Tensor& o) const { return ember::minimum(*this, o); }
+Tensor Tensor::maximum(const Tensor& o) const { return ember::maximum(*this, o); }
+Tensor Tensor::logical_and(const Tensor& o) const { return ember::logical_and(*this, o); }
+Tensor Tensor::logical_or(const Tensor& o) const { return ember::logical_or(*this, o); }
+Tensor Tensor::clamp(std::optional<Scalar> min, std::optional<Scalar> max) const { return ember::clamp(*this, min, max); }
+Tensor Tensor::clamp_min(Scalar min) const { return ember::clamp_min(*this, min); }
+Tensor Tensor::clamp_max(Scalar max) const { return ember::clamp_max(*this, max); }
+Tensor Tensor::where(const Tensor& condition, const Tensor& other) const { return ember::where(condition, *this, other); }
+Tensor Tensor::masked_fill(const Tensor& mask, Scalar value) const { return ember::masked_fill(*this, mask, value); }
+
+// ---- type promotion ----
+
+namespace {
+
+/// PyTorch's ResultTypeState: the promoted dtype of dimensioned tensors, of 0-d tensors and of
+/// wrapped numbers, kept apart; the higher-priority group wins unless a lower one lifts the
+/// category (bool < integral < floating).
+struct ResultTypeState {
+  std::optional<DType> dim, zero, wrapped;
+
+  static void merge(std::optional<DType>& slot, DType t) {
+    slot = slot ? promote_types(*slot, t) : t;
+  }
+  void add_wrapped(DType t) { merge(wrapped, is_floating(t) ? get_default_dtype() : t); }
+  void add(const Tensor& t) {
+    if (t.is_wrapped_number()) {
+      add_wrapped(t.dtype());
+    } else if (t.dim() > 0) {
+      merge(dim, t.dtype());
+    } else {
+      merge(zero, t.dtype());
+    }
+  }
+  void add(Scalar s) { add_wrapped(s.type()); }
+
+  static std::optional<DType> combine(std::optional<DType> higher, std::optional<DType> lower) {
+    if (!higher) return lower;
+    if (!lower || is_floating(*higher)) return higher;
+    if (*higher == kBool || is_floating(*lower)) return promote_types(*higher, *lower);
+    return higher;
+  }
+  DType result() const { return combine(dim, combine(zero, wrapped)).value_or(get_default_dtype()); }
+};
+
+void check_defined(const Tensor& t, const char* op) {
+  EMBER_CHECK(t.defined(), ValueError, "[", op, "] expected a defined tensor, got an undefined one");
+}
+
+/// A C++ number as a 0-d tensor on `device`: bool, int64 or float64 (so a float64 operand sees
+/// the number at full precision), flagged as a wrapped number for type promotion.
+Tensor wrap(Scalar s, Device device) {
+  DType t = s.is_floating_point() ? kFloat64 : s.is_boolean() ? kBool : kInt64;
+  Tensor w = full({}, s, TensorOptions(t).device(device));
+  w.unsafe_impl()->wrapped_number = true;
+  return w;
+}
+
+/// PyTorch's canCast: no floating -> integral and no non-bool -> bool.
+bool can_cast(DType from, DType to) {
+  if (is_floating(from) && !is_floating(to)) return false;
+  if (from != kBool && to == kBool) return false;
+  return true;
+}
+
+void check_alpha(const char* op, DType t, Scalar alpha) {
+  EMBER_CHECK(!alpha.is_boolean() || t == kBool, DTypeError, "[", op,
+              "] a bool alpha is only supported for bool results, got ", t);
+  EMBER_CHECK(is_floating(t) || alpha.is_integral(true), DTypeError, "[", op,
+              "] alpha must not be a floating point number for integral results (", t, ")");
+}
+
+/// out = kernel(a, b) over the broadcast shape; inputs are converted to `compute`.
+Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, DType compute,
+                 DType out_dtype, Scalar alpha = 1) {
+  check_same_device({&a, &b}, op);
+  std::vector<int64_t> shape = broadcast_shapes(a.sizes(), b.sizes(), op);
+  Tensor out = make_tensor(shape, out_dtype, a.device(), op);
+  launch(out.device(), cpu::binary, cuda::binary, out, a.to(compute).expand(shape),
+         b.to(compute).expand(shape), k, alpha);
+  return out;
+}
+
+/// out = kernel(x) with x converted to `compute`.
+Tensor unary_op(const char* op, const Tensor& x, UnaryOp k, DType compute, DType out_dtype,
+                double p0 = 0.0, double p1 = 0.0) {
+  check_defined(x, op);
+  Tensor out = make_tensor(x.sizes(), out_dtype, x.device(), op);
+  launch(out.device(), cpu::unary, cuda::unary, out, x.to(compute), k, p0, p1);
+  return out;
+}
+
+/// Floating functions (exp, sin, gelu, ...): integer and bool inputs compute in the default
+/// float dtype, as in PyTorch.
+Tensor float_unary(const char* op, const Tensor& x, UnaryOp k, double p0 = 0.0, double p1 = 0.0) {
+  check_defined(x, op);
+  DType t = is_floating(x.dtype()) ? x.dtype() : get_default_dtype();
+  return unary_op(op, x, k, t, t, p0, p1);
+}
+
+/// Ops that keep integer dtypes (abs, sign, relu, ...).
+Tensor same_dtype_unary(const char* op, const Tensor& x, UnaryOp k) {
+  check_defined(x, op);
+  return unary_op(op, x, k, x.dtype(), x.dtype());
+}
+
+Tensor predicate_unary(const char* op, const Tensor& x, UnaryOp k) {
+  check_defined(x, op);
+  return unary_op(op, x, k, x.dtype(), kBool);
+}
+
+bool all_true(const Tensor& mask) {
+  Tensor m = mask.cpu().contiguous();
+  const bool* p = m.data_ptr<bool>();
+  return std::all_of(p, p + m.numel(), [](bool v) { return v; });
+}
+
+// ---- in place ----
+
+/// Throws unless self can hold a result of dtype `result` and shape broadcast(self, other).
+void check_inplace(const char* op, const Tensor& self, IntArrayRef other_sizes, DType result) {
+  EMBER_CHECK(can_cast(result, self.dtype()), DTypeError, "[", op, "] result type ", result,
+              " can't be cast to the desired output type ", self.dtype());
+  std::vector<int64_t> shape = broadcast_shapes(self.sizes(), other_sizes, op);
+  EMBER_CHECK(IntArrayRef(shape) == self.sizes(), ShapeError, "[", op, "] output with shape ",
+              self.sizes(), " doesn't match the broadcast shape ", IntArrayRef(shape));
+  for (int64_t d = 0; d < self.dim(); ++d) {
+    EMBER_CHECK(self.stride(d) != 0 || self.size(d) <= 1, ValueError, "[", op,
+                "] unsupported operation: more than one element of the written-to tensor "
+                "refers to a single memory location (an expanded tensor of shape ",
+                self.sizes(), "); clone() it first");
+  }
+}
+
+/// An input that shares memory with self but not element-for-element is copied first, so that
+/// writing self never changes input elements that are still to be read.
+Tensor unaliased(const Tensor& in, const Tensor& self) {
+  if (!in.is_alias_of(self)) return in;
+  if (in.sizes() == self.sizes() && in.strides() == self.strides() &&
+      in.storage_offset() == self.storage_offset()) {
+    return in;
+  }
+  return in.clone();
+}
+
+/// Writes a kernel result of dtype `compute` into self: directly when the dtypes agree, else
+/// through a temporary converted back (float16 += float32 computes in float32).
+template <class Kernel>
+void write_into(Tensor& self, DType compute, const char* op, Kernel&& kernel) {
+  if (self.dtype() == compute) {
+    kernel(self, self);
+  } else {
+    Tensor tmp = make_tensor(self.sizes(), compute, self.device(), op);
+    kernel(tmp, self.to(compute));
+    launch(self.device(), cpu::copy, cuda::copy, self, tmp);
+  }
+  self.bump_version();
+}
+
+Tensor& inplace_binary(const char* op, Tensor& self, const Tensor& other, BinaryOp k,
+                       DType compute, Scalar alpha = 1) {
+  check_defined(self, op);
+  check_defined(other, op);
+  check_same_device({&self, &other}, op);
+  check_inplace(op, self, other.sizes(), compute);
+  Tensor b = unaliased(other.to(compute), self).expand(self.sizes());
+  write_into(self, compute, op, [&](const Tensor& out, const Tensor& a) {
+    launch(out.device(), cpu::binary, cuda::binary, out, a, b, k, alpha);
+  });
+  return self;
+}
+
+DType clamp_result_type(const char* op, const Tensor& x, const std::optional<Scalar>& min,
+                        const std::optional<Scalar>& max) {
+  check_defined(x, op);
+  EMBER_CHECK(min.has_value() || max.has_value(), ValueError, "[", op,
+              "] at least one of min and max must be given");
+  ResultTypeState s;
+  s.add(x);
+  if (min) s.add(*min);
+  if (max) s.add(*max);
+  DType t = s.result();
+  EMBER_CHECK(t != kBool, DTypeError, "[", op, "] is not supported for bool tensors");
+  return t;
+}
+
+UnaryOp clamp_kind(const std::optional<Scalar>& min, const std::optional<Scalar>& max,
+                   double* p0, double* p1) {
+  if (min && max) {
+    *p0 = min->to_double();
+    *p1 = max->to_double();
+    return UnaryOp::Clamp;
+  }
+  *p0 = min ? min->to_double() : max->to_double();
+  return min ? UnaryOp::ClampMin : UnaryOp::ClampMax;
+}
+
+void check_bool_mask(const char* op, const Tensor& mask) {
+  check_defined(mask, op);
+  EMBER_CHECK(mask.dtype() == kBool, DTypeError, "[", op, "] expected a bool mask, got ",
+              mask.dtype());
+}
+
+}  // namespace
+
+DType result_type(const Tensor& a, const Tensor& b) {
+  check_defined(a, "result_type");
+  check_defined(b, "result_type");
+  ResultTypeState s;
+  s.add(a);
+  s.add(b);
+  return s.result();
+}
+
+DType result_type(const Tensor& a, Scalar b) {
+  check_defined(a, "result_type");
+  ResultTypeState s;
+  s.add(a);
+  s.add(b);
+  return s.result();
+}
+
+// ---- arithmetic ----
+
+Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
+  DType t = result_type(a, b);
+  check_alpha("add", t, alpha);
+  return binary_op("add", a, b, BinaryOp::Add, t, t, alpha);
+}
+Tensor add(const Tensor& a, Scalar b, Scalar alpha) { return add(a, wrap(b, a.device()), alpha); }
+
+Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
+  DType t = result_type(a, b);
+  EMBER_CHECK(a.dtype() != kBool && b.dtype() != kBool, DTypeError,
+              "[sub] subtraction with a bool tensor is not supported; use logical_xor or "
+              "logical_not instead (got ", a.dtype(), " and ", b.dtype(), ")");
+  check_alpha("sub", t, alpha);
+  return binary_op("sub", a, b, BinaryOp::Sub, t, t, alpha);
+}
+Tensor sub(const Tensor& a, Scalar b, Scalar alpha) { return sub(a, wrap(b, a.device()), alpha); }
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  DType t = result_type(a, b);
+  return binary_op("mul", a, b, BinaryOp::Mul, t, t);
+}
+Tensor mul(const Tensor& a, Scalar b) { return mul(a, wrap(b, a.device())); }
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  DType t = result_type(a, b);
+  if (!is_floating(t)) t = get_default_dtype();
+  return binary_op("div", a, b, BinaryOp::Div, t, t);
+}
+Tensor div(const Tensor& a, Scalar b) { return div(a, wrap(b, a.device())); }
+
+Tensor pow(const Tensor& a, const Tensor& e) {
+  DType t = result_type(a, e);
+  return binary_op("pow", a, e, BinaryOp::Pow, t, t);
+}
+Tensor pow(const Tensor& a, Scalar e) {
+  DType t = result_type(a, e);
+  if (t == kBool) return pow(a, wrap(e, a.device()));
+  EMBER_CHECK(is_floating(t) || !e.is_integral() || e.to_long() >= 0, ValueError,
+              "[pow] integers to negative integer powers are not allowed (", a.dtype(), " ** ",
+              e, ")");
+  return unary_op("pow", a, UnaryOp::PowScalar, t, t, e.to_double());
+}
+Tensor pow(Scalar a, const Tensor& e) {
+  check_defined(e, "pow");
+  return pow(wrap(a, e.device()), e);
+}
+
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  DType t = result_type(a, b);
+  return binary_op("minimum", a, b, BinaryOp::Minimum, t, t);
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  DType t = result_type(a, b);
+  return binary_op("maximum", a, b, BinaryOp::Maximum, t, t);
+}
+
+// ---- unary math ----
+
+Tensor neg(const Tensor& x) {
+  check_defined(x, "neg");
+  EMBER_CHECK(x.dtype() != kBool, DTypeError,
+              "[neg] negation of a bool tensor is not supported; use logical_not() or ~ instead");
+  return same_dtype_unary("neg", x, UnaryOp::Neg);
+}
+Tensor exp(const Tensor& x) { return float_unary("exp", x, UnaryOp::Exp); }
+Tensor exp2(const Tensor& x) { return float_unary("exp2", x, UnaryOp::Exp2); }
+Tensor log(const Tensor& x) { return float_unary("log", x, UnaryOp::Log); }
+Tensor log2(const Tensor& x) { return float_unary("log2", x, UnaryOp::Log2); }
+Tensor log1p(const Tensor& x) { return float_unary("log1p", x, UnaryOp::Log1p); }
+Tensor expm1(const Tensor& x) { return float_unary("expm1", x, UnaryOp::Expm1); }
+Tensor sqrt(const Tensor& x) { return float_unary("sqrt", x, UnaryOp::Sqrt); }
+Tensor rsqrt(const Tensor& x) { return float_unary("rsqrt", x, UnaryOp::Rsqrt); }
+Tensor abs(const Tensor& x) { return same_dtype_unary("abs", x, UnaryOp::Abs); }
+Tensor sign(const Tensor& x) { return same_dtype_unary("sign", x, UnaryOp::Sign); }
+Tensor sin(const Tensor& x) { return float_unary("sin", x, UnaryOp::Sin); }
+Tensor cos(const Tensor& x) { return float_unary("cos", x, UnaryOp::Cos); }
+Tensor tan(const Tensor& x) { return float_unary("tan", x, UnaryOp::Tan); }
+Tensor tanh(const Tensor& x) { return float_unary("tanh", x, UnaryOp::Tanh); }
+Tensor sigmoid(const Tensor& x) { return float_unary("sigmoid", x, UnaryOp::Sigmoid); }
+Tensor relu(const Tensor& x) {
+  check_defined(x, "relu");
+  EMBER_CHECK(x.dtype() != kBool, DTypeError, "[relu] is not supported for bool tensors");
+  return same_dtype_unary("relu", x, UnaryOp::Relu);
+}
+Tensor gelu(const Tensor& x, const std::string& approximate) {
+  EMBER_CHECK(approximate == "none" || approximate == "tanh", ValueError,
+              "[gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
+  return float_unary("gelu", x, approximate == "tanh" ? UnaryOp::GeluTanh : UnaryOp::GeluErf);
+}
+Tensor silu(const Tensor& x) { return float_unary("silu", x, UnaryOp::Silu); }
+Tensor leaky_relu(const Tensor& x, Scalar negative_slope) {
+  return float_unary("leaky_relu", x, UnaryOp::LeakyRelu, negative_slope.to_double());
+}
+Tensor elu(const Tensor& x, Scalar alpha) {
+  return float_unary("elu", x, UnaryOp::Elu, alpha.to_double());
+}
+Tensor softplus(const Tensor& x, Scalar beta, Scalar threshold) {
+  EMBER_CHECK(beta.to_double() != 0.0, ValueError, "[softplus] beta must be non-zero");
+  return float_unary("softplus", x, UnaryOp::Softplus, beta.to_double(), threshold.to_double());
+}
+Tensor erf(const Tensor& x) { return float_unary("erf", x, UnaryOp::Erf); }
+Tensor reciprocal(const Tensor& x) { return float_unary("reciprocal", x, UnaryOp::Reciprocal); }
+Tensor square(const Tensor& x) {
+  check_defined(x, "square");
+  if (x.dtype() == kBool) return unary_op("square", x, UnaryOp::Square, kInt64, kInt64);
+  return same_dtype_unary("square", x, UnaryOp::Square);
+}
+Tensor floor(const Tensor& x) { return same_dtype_unary("floor", x, UnaryOp::Floor); }
+Tensor ceil(const Tensor& x) { return same_dtype_unary("ceil", x, UnaryOp::Ceil); }
+Tensor round(const Tensor& x) { return same_dtype_unary("round", x, UnaryOp::Round); }
+
+Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max) {
+  DType t = clamp_result_type("clamp", x, min, max);
+  double p0 = 0.0, p1 = 0.0;
+  UnaryOp k = clamp_kind(min, max, &p0, &p1);
+  return unary_op("clamp", x, k, t, t, p0, p1);
+}
+Tensor clamp_min(const Tensor& x, Scalar min) { return clamp(x, min, std::nullopt); }
+Tensor clamp_max(const Tensor& x, Scalar max) { return clamp(x, std::nullopt, max); }
+
+// ---- comparisons and logical ops (bool results) ----
+
+namespace {
+Tensor compare(const char* op, const Tensor& a, const Tensor& b, BinaryOp k) {
+  return binary_op(op, a, b, k, result_type(a, b), kBool);
+}
+}  // namespace
+
+Tensor eq(const Tensor& a, const Tensor& b) { return compare("eq", a, b, BinaryOp::Eq); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare("ne", a, b, BinaryOp::Ne); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare("lt", a, b, BinaryOp::Lt); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare("le", a, b, BinaryOp::Le); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, BinaryOp::Gt); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, BinaryOp::Ge); }
+Tensor eq(const Tensor& a, Scalar b) { return eq(a, wrap(b, a.device())); }
+Tensor ne(const Tensor& a, Scalar b) { return ne(a, wrap(b, a.device())); }
+Tensor lt(const Tensor& a, Scalar b) { return lt(a, wrap(b, a.device())); }
+Tensor le(const Tensor& a, Scalar b) { return le(a, wrap(b, a.device())); }
+Tensor gt(const Tensor& a, Scalar b) { return gt(a, wrap(b, a.device())); }
+Tensor ge(const Tensor& a, Scalar b) { return ge(a, wrap(b, a.device())); }
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  return compare("logical_and", a, b, BinaryOp::LogicalAnd);
+}
+Tensor logical_or(const Tensor& a, const Tensor& b) {
+  return compare("logical_or", a, b, BinaryOp::LogicalOr);
+}
+Tensor logical_not(const Tensor& x) { return predicate_unary("logical_not", x, UnaryOp::LogicalNot); }
+Tensor isnan(const Tensor& x) { return predicate_unary("isnan", x, UnaryOp::IsNan); }
+Tensor isinf(const Tensor& x) { return predicate_unary("isinf", x, UnaryOp::IsInf); }
+Tensor isfinite(const Tensor& x) { return predicate_unary("isfinite", x, UnaryOp::IsFinite); }
+
+// ---- selection ----
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  check_bool_mask("where", condition);
+  check_defined(a, "where");
+  check_defined(b, "where");
+  check_same_device({&condition, &a, &b}, "where");
+  std::vector<int64_t> shape = broadcast_shapes(
+      broadcast_shapes(condition.sizes(), a.sizes(), "where"), b.sizes(), "where");
+  DType t = result_type(a, b);
+  Tensor out = make_tensor(shape, t, condition.device(), "where");
+  launch(out.device(), cpu::where, cuda::where, out, condition.expand(shape),
+         a.to(t).expand(shape), b.to(t).expand(shape));
+  return out;
+}
+Tensor where(const Tensor& condition, const Tensor& a, Scalar b) {
+  check_defined(a, "where");
+  return where(condition, a, wrap(b, a.device()));
+}
+Tensor where(const Tensor& condition, Scalar a, const Tensor& b) {
+  check_defined(b, "where");
+  return where(condition, wrap(a, b.device()), b);
+}
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
+  check_defined(x, "masked_fill");
+  check_bool_mask("masked_fill", mask);
+  check_same_device({&x, &mask}, "masked_fill");
+  std::vector<int64_t> shape = broadcast_shapes(x.sizes(), mask.sizes(), "masked_fill");
+  Tensor out = make_tensor(shape, x.dtype(), x.device(), "masked_fill");
+  Tensor v = full({}, value, TensorOptions(x.dtype()).device(x.device()));
+  launch(out.device(), cpu::where, cuda::where, out, mask.expand(shape), v.expand(shape),
+         x.expand(shape));
+  return out;
+}
+
+// ---- whole-tensor comparisons ----
+
+bool equal(const Tensor& a, const Tensor& b) {
+  check_defined(a, "equal");
+  check_defined(b, "equal");
+  check_same_device({&a, &b}, "equal");
+  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
+  return all_true(eq(a, b));
+}
+
+Tensor isclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
+  check_defined(a, "isclose");
+  check_defined(b, "isclose");
+  EMBER_CHECK(rtol >= 0.0 && atol >= 0.0, ValueError,
+              "[isclose] rtol and atol must be non-negative, got rtol=", rtol, " atol=", atol);
+  // Integers and bools compare in float64 (exact below 2^53) so a - b cannot wrap.
+  DType t = result_type(a, b);
+  if (!is_floating(t)) t = kFloat64;
+  Tensor x = a.to(t), y = b.to(t);
+  Tensor close = eq(x, y);  // also equal infinities
+  if (equal_nan) close = logical_or(close, logical_and(isnan(x), isnan(y)));
+  Tensor diff = abs(sub(x, y));
+  Tensor tol = add(mul(abs(y), rtol), atol);
+  return logical_or(close, logical_and(isfinite(diff), le(diff, tol)));
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
+  return all_true(isclose(a, b, rtol, atol, equal_nan));
+}
+
+// ---- in place ----
+
+Tensor& Tensor::add_(const Tensor& o, Scalar alpha) {
+  DType t = result_type(*this, o);
+  check_alpha("add_", t, alpha);
+  return inplace_binary("add_", *this, o, BinaryOp::Add, t, alpha);
+}
+Tensor& Tensor::add_(Scalar o, Scalar alpha) { return add_(wrap(o, device()), alpha); }
+Tensor& Tensor::sub_(const Tensor& o, Scalar alpha) {
+  DType t = result_type(*this, o);
+  EMBER_CHECK(dtype() != kBool && o.dtype() != kBool, DTypeError,
+              "[sub_] subtraction with a bool tensor is not supported (got ", dtype(), " and ",
+              o.dtype(), ")");
+  check_alpha("sub_", t, alpha);
+  return inplace_binary("sub_", *this, o, BinaryOp::Sub, t, alpha);
+}
+Tensor& Tensor::sub_(Scalar o, Scalar alpha) { return sub_(wrap(o, device()), alpha); }
+Tensor& Tensor::mul_(const Tensor& o) {
+  return inplace_binary("mul_", *this, o, BinaryOp::Mul, result_type(*this, o));
+}
+Tensor& Tensor::mul_(Scalar o) { return mul_(wrap(o, device())); }
+Tensor& Tensor::div_(const Tensor& o) {
+  DType t = result_type(*this, o);
+  if (!is_floating(t)) t = get_default_dtype();
+  return inplace_binary("div_", *this, o, BinaryOp::Div, t);
+}
+Tensor& Tensor::div_(Scalar o) { return div_(wrap(o, device())); }
+
+Tensor& Tensor::clamp_(std::optional<Scalar> min, std::optional<Scalar> max) {
+  DType t = clamp_result_type("clamp_", *this, min, max);
+  check_inplace("clamp_", *this, sizes(), t);
+  double p0 = 0.0, p1 = 0.0;
+  UnaryOp k = clamp_kind(min, max, &p0, &p1);
+  write_into(*this, t, "clamp_", [&](const Tensor& out, const Tensor& x) {
+    launch(out.device(), cpu::unary, cuda::unary, out, x, k, p0, p1);
+  });
+  return *this;
+}
+
+Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) {
+  check_defined(*this, "masked_fill_");
+  check_bool_mask("masked_fill_", mask);
+  check_same_device({this, &mask}, "masked_fill_");
+  check_inplace("masked_fill_", *this, mask.sizes(), dtype());
+  Tensor m = unaliased(mask, *this).expand(sizes());
+  Tensor v = full({}, value, TensorOptions(dtype()).device(device()));
+  launch(device(), cpu::where, cuda::where, *this, m, v.expand(sizes()), *this);
+  bump_version();
+  return *this;
+}
+
+// ---- operators ----
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, Scalar b) { return add(a, b); }
+Tensor operator-(const Tensor& a, Scalar b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, Scalar b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, Scalar b) { return div(a, b); }
+Tensor operator+(Scalar a, const Tensor& b) { return add(b, a); }
+Tensor operator-(Scalar a, const Tensor& b) {
+  check_defined(b, "sub");
+  return sub(wrap(a, b.device()), b);
+}
+Tensor operator*(Scalar a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(Scalar a, const Tensor& b) {
+  check_defined(b, "div");
+  return div(wrap(a, b.device()), b);
+}
+Tensor operator-(const Tensor& a) { return neg(a); }
+Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, const Tensor& b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return le(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
+Tensor operator==(const Tensor& a, Scalar b) { return eq(a, b); }
+Tensor operator!=(const Tensor& a, Scalar b) { return ne(a, b); }
+Tensor operator<(const Tensor& a, Scalar b) { return lt(a, b); }
+Tensor operator<=(const Tensor& a, Scalar b) { return le(a, b); }
+Tensor operator>(const Tensor& a, Scalar b) { return gt(a, b); }
+Tensor operator>=(const Tensor& a, Scalar b) { return ge(a, b); }
+
+namespace {
+void check_bool_operands(const char* op, const Tensor& a, const Tensor* b) {
+  check_defined(a, op);
+  if (b) check_defined(*b, op);
+  EMBER_CHECK(a.dtype() == kBool && (!b || b->dtype() == kBool), DTypeError, "[", op,
+              "] is only supported on bool tensors, got ", a.dtype(),
+              b ? detail::str_cat(" and ", b->dtype()) : std::string());
+}
+}  // namespace
+
+Tensor operator&(const Tensor& a, const Tensor& b) {
+  check_bool_operands("bitwise_and", a, &b);
+  return logical_and(a, b);
+}
+Tensor operator|(const Tensor& a, const Tensor& b) {
+  check_bool_operands("bitwise_or", a, &b);
+  return logical_or(a, b);
+}
+Tensor operator~(const Tensor& a) {
+  check_bool_operands("bitwise_not", a, nullptr);
+  return logical_not(a);
+}
+Tensor& operator+=(Tensor& a, const Tensor& b) { return a.add_(b); }
+Tensor& operator-=(Tensor& a, const Tensor& b) { return a.sub_(b); }
+Tensor& operator*=(Tensor& a, const Tensor& b) { return a.mul_(b); }
+Tensor& operator/=(Tensor& a, const Tensor& b) { return a.div_(b); }
+Tensor& operator+=(Tensor& a, Scalar b) { return a.add_(b); }
+Tensor& operator-=(Tensor& a, Scalar b) { return a.sub_(b); }
+Tensor& operator*=(Tensor& a, Scalar b) { return a.mul_(b); }
+Tensor& operator/=(Tensor& a, Scalar b) { return a.div_(b); }
+
+}  // namespace ember

@@ -1,0 +1,290 @@
+// Index ops: gather / scatter / scatter_add (PyTorch's dim-wise indexing), index_select /
+// index_add / embedding (a 1-D index along one dim), sort / argsort / topk, nonzero.
+// Index tensors are int64 (int32 also for index_select, index_add and embedding; those are
+// converted to int64 here). Out-of-range indices raise IndexError before anything is written.
+// index_add and scatter_add apply duplicate indices in order, so results are deterministic.
+#include <tuple>
+#include <vector>
+
+#include "core/dispatch.hpp"
+#include "core/tensor_impl.hpp"
+#include "ember/ops.hpp"
+
+namespace ember {
+
+// ---- Tensor member forms ----
+
+Tensor Tensor::gather(int64_t d, const Tensor& index) const { return ember::gather(*this, d, index); }
+Tensor Tensor::scatter(int64_t d, const Tensor& index, const Tensor& src) const { return ember::scatter(*this, d, index, src); }
+Tensor Tensor::scatter(int64_t d, const Tensor& index, Scalar value) const { return ember::scatter(*this, d, index, value); }
+Tensor Tensor::scatter_add(int64_t d, const Tensor& index, const Tensor& src) const { return ember::scatter_add(*this, d, index, src); }
+Tensor Tensor::index_select(int64_t d, const Tensor& index) const { return ember::index_select(*this, d, index); }
+Tensor Tensor::index_add(int64_t d, const Tensor& index, const Tensor& source, Scalar alpha) const { return ember::index_add(*this, d, index, source, alpha); }
+std::tuple<Tensor, Tensor> Tensor::topk(int64_t k, int64_t d, bool largest, bool sorted) const { return ember::topk(*this, k, d, largest, sorted); }
+std::tuple<Tensor, Tensor> Tensor::sort(int64_t d, bool descending, bool stable) const { return ember::sort(*this, d, descending, stable); }
+Tensor Tensor::argsort(int64_t d, bool descending, bool stable) const { return ember::argsort(*this, d, descending, stable); }
+
+// ---- helpers ----
+
+namespace {
+
+/// DTypeError unless index is int64 (or int32 where PyTorch accepts it).
+void check_index_dtype(const Tensor& index, const char* op, bool int32_ok) {
+  EMBER_CHECK(index.dtype() == kInt64 || (int32_ok && index.dtype() == kInt32), DTypeError, "[", op,
+              "] expected an int64", int32_ok ? " or int32" : "", " index tensor, got ",
+              index.dtype());
+}
+
+/// gather/scatter/index ops treat a 0-d tensor as 1-d of size 1 (PyTorch's ensure_nonempty_dim).
+Tensor nonempty(const Tensor& t) { return t.dim() == 0 ? t.reshape({1}) : t; }
+
+/// ValueError when several elements of the in-place destination share one memory location.
+void check_no_internal_overlap(const Tensor& t, const char* op) {
+  for (int64_t i = 0; i < t.dim(); ++i)
+    EMBER_CHECK(t.size(i) <= 1 || t.stride(i) != 0, ValueError, "[", op, "] the destination ",
+                t.sizes(), " has several elements in one memory location (expanded, strides ",
+                t.strides(), "); clone it first");
+}
+
+/// A copy of `t` when it shares memory with the in-place destination, else t itself.
+Tensor unaliased(const Tensor& t, const Tensor& self) {
+  return t.is_alias_of(self) ? t.clone() : t;
+}
+
+/// PyTorch's gather/scatter shape rule: same rank; index fits in x outside dim (and in src
+/// everywhere, for scatter). Returns the wrapped dim.
+int64_t check_gather_scatter(const Tensor& x, int64_t d, const Tensor& index, const Tensor* src,
+                             const char* op) {
+  check_same_device({&x, &index, src ? src : &index}, op);
+  check_index_dtype(index, op, false);
+  const int64_t dim = wrap_dim(d, x.dim(), op);
+  Tensor x1 = nonempty(x), index1 = nonempty(index);
+  EMBER_CHECK(index1.dim() == x1.dim(), ShapeError, "[", op, "] index ", index.sizes(),
+              " must have as many dimensions as the input ", x.sizes());
+  for (int64_t i = 0; i < x1.dim(); ++i)
+    EMBER_CHECK(i == dim || index1.size(i) <= x1.size(i), ShapeError, "[", op, "] index ",
+                index.sizes(), " is larger than the input ", x.sizes(), " in dimension ", i);
+  if (src) {
+    EMBER_CHECK(src->dtype() == x.dtype(), DTypeError, "[", op, "] src dtype ", src->dtype(),
+                " does not match self dtype ", x.dtype());
+    Tensor src1 = nonempty(*src);
+    EMBER_CHECK(src1.dim() == x1.dim(), ShapeError, "[", op, "] src ", src->sizes(),
+                " must have as many dimensions as the input ", x.sizes());
+    for (int64_t i = 0; i < x1.dim(); ++i)
+      EMBER_CHECK(index1.size(i) <= src1.size(i), ShapeError, "[", op, "] index ", index.sizes(),
+                  " is larger than src ", src->sizes(), " in dimension ", i);
+  }
+  return dim;
+}
+
+/// Writes src into out (in place) at index along dim; checks already done.
+void scatter_into(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src,
+                  bool accumulate, const char* op) {
+  if (index.numel() == 0) return;
+  Tensor out1 = nonempty(out), index1 = nonempty(index), src1 = nonempty(src);
+  launch(out.device(), cpu::check_index_range, cuda::check_index_range, index1, out1.size(dim), op,
+         dim);
+  launch(out.device(), cpu::scatter, cuda::scatter, out1, dim, index1, src1, accumulate);
+}
+
+/// The Scalar form of scatter: value in self's dtype, broadcast (stride 0) to index's shape.
+Tensor scalar_source(const Tensor& self, const Tensor& index, Scalar value) {
+  return full({}, value, self.options()).expand(index.sizes());
+}
+
+/// index_add's shape rule; returns the wrapped dim. The index comes back as contiguous 1-D int64.
+int64_t check_index_add(const Tensor& x, int64_t d, Tensor& index, const Tensor& source,
+                        Scalar alpha) {
+  check_same_device({&x, &index, &source}, "index_add");
+  check_index_dtype(index, "index_add", true);
+  EMBER_CHECK(index.dim() <= 1, ShapeError, "[index_add] index must be 0-d or 1-d, got shape ",
+              index.sizes());
+  EMBER_CHECK(source.dtype() == x.dtype(), DTypeError, "[index_add] source dtype ", source.dtype(),
+              " does not match self dtype ", x.dtype());
+  EMBER_CHECK(!is_integral(x.dtype()) || !alpha.is_floating_point(), ValueError,
+              "[index_add] alpha must be an integer for a ", x.dtype(), " tensor, got ", alpha);
+  const int64_t dim = wrap_dim(d, x.dim(), "index_add");
+  Tensor x1 = nonempty(x), s1 = nonempty(source);
+  EMBER_CHECK(s1.dim() == x1.dim(), ShapeError, "[index_add] source ", source.sizes(),
+              " must have as many dimensions as self ", x.sizes());
+  index = index.reshape({-1}).to(kInt64).contiguous();
+  EMBER_CHECK(s1.size(dim) == index.numel(), ShapeError, "[index_add] source ", source.sizes(),
+              " has ", s1.size(dim), " entries in dimension ", dim, " but there are ",
+              index.numel(), " indices");
+  for (int64_t i = 0; i < x1.dim(); ++i)
+    EMBER_CHECK(i == dim || s1.size(i) == x1.size(i), ShapeError, "[index_add] source ",
+                source.sizes(), " does not match self ", x.sizes(), " outside dimension ", dim);
+  return dim;
+}
+
+void index_add_into(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& source,
+                    Scalar alpha) {
+  if (index.numel() == 0) return;
+  Tensor out1 = nonempty(out);
+  launch(out.device(), cpu::check_index_range, cuda::check_index_range, index, out1.size(dim),
+         "index_add", dim);
+  launch(out.device(), cpu::index_add, cuda::index_add, out1, dim, index, nonempty(source), alpha);
+}
+
+}  // namespace
+
+// ---- gather / scatter ----
+
+Tensor gather(const Tensor& x, int64_t d, const Tensor& index) {
+  const int64_t dim = check_gather_scatter(x, d, index, nullptr, "gather");
+  Tensor out = make_tensor(index.sizes(), x.dtype(), x.device(), "gather");  // index's shape
+  if (out.numel() == 0) return out;
+  Tensor x1 = nonempty(x), index1 = nonempty(index);
+  launch(x.device(), cpu::check_index_range, cuda::check_index_range, index1, x1.size(dim),
+         "gather", dim);
+  launch(x.device(), cpu::gather, cuda::gather, nonempty(out), x1, dim, index1);
+  return out;
+}
+
+Tensor scatter(const Tensor& x, int64_t d, const Tensor& index, const Tensor& src) {
+  const int64_t dim = check_gather_scatter(x, d, index, &src, "scatter");
+  Tensor out = x.clone();
+  scatter_into(out, dim, index, src, false, "scatter");
+  return out;
+}
+
+Tensor scatter(const Tensor& x, int64_t d, const Tensor& index, Scalar value) {
+  const int64_t dim = check_gather_scatter(x, d, index, nullptr, "scatter");
+  Tensor out = x.clone();
+  scatter_into(out, dim, index, scalar_source(x, index, value), false, "scatter");
+  return out;
+}
+
+Tensor scatter_add(const Tensor& x, int64_t d, const Tensor& index, const Tensor& src) {
+  const int64_t dim = check_gather_scatter(x, d, index, &src, "scatter_add");
+  Tensor out = x.clone();
+  scatter_into(out, dim, index, src, true, "scatter_add");
+  return out;
+}
+
+Tensor& Tensor::scatter_(int64_t d, const Tensor& index, const Tensor& src) {
+  const int64_t dim = check_gather_scatter(*this, d, index, &src, "scatter_");
+  check_no_internal_overlap(*this, "scatter_");
+  scatter_into(*this, dim, unaliased(index, *this), unaliased(src, *this), false, "scatter_");
+  bump_version();
+  return *this;
+}
+
+Tensor& Tensor::scatter_add_(int64_t d, const Tensor& index, const Tensor& src) {
+  const int64_t dim = check_gather_scatter(*this, d, index, &src, "scatter_add_");
+  check_no_internal_overlap(*this, "scatter_add_");
+  scatter_into(*this, dim, unaliased(index, *this), unaliased(src, *this), true, "scatter_add_");
+  bump_version();
+  return *this;
+}
+
+// ---- index_select / index_add / embedding ----
+
+Tensor index_select(const Tensor& x, int64_t d, const Tensor& index) {
+  check_same_device({&x, &index}, "index_select");
+  check_index_dtype(index, "index_select", true);
+  EMBER_CHECK(index.dim() <= 1, ShapeError, "[index_select] index must be 0-d or 1-d, got shape ",
+              index.sizes());
+  const int64_t dim = wrap_dim(d, x.dim(), "index_select");
+  Tensor idx = index.reshape({-1}).to(kInt64).contiguous();  // (n,)
+  std::vector<int64_t> sizes = x.sizes().vec();
+  if (x.dim() == 0) {
+    EMBER_CHECK(idx.numel() == 1, ShapeError,
+                "[index_select] a 0-d input takes exactly one index, got ", idx.numel());
+  } else {
+    sizes[dim] = idx.numel();
+  }
+  Tensor x1 = nonempty(x);
+  launch(x.device(), cpu::check_index_range, cuda::check_index_range, idx, x1.size(dim),
+         "index_select", dim);
+  Tensor out = make_tensor(sizes, x.dtype(), x.device(), "index_select");
+  if (out.numel() == 0) return out;
+  launch(x.device(), cpu::index_select, cuda::index_select, nonempty(out), x1, dim, idx);
+  return out;
+}
+
+Tensor index_add(const Tensor& x, int64_t d, const Tensor& index, const Tensor& source,
+                 Scalar alpha) {
+  Tensor idx = index;
+  const int64_t dim = check_index_add(x, d, idx, source, alpha);
+  Tensor out = x.clone();
+  index_add_into(out, dim, idx, source, alpha);
+  return out;
+}
+
+Tensor& Tensor::index_add_(int64_t d, const Tensor& index, const Tensor& source, Scalar alpha) {
+  Tensor idx = index;
+  const int64_t dim = check_index_add(*this, d, idx, source, alpha);
+  check_no_internal_overlap(*this, "index_add_");
+  index_add_into(*this, dim, unaliased(idx, *this), unaliased(source, *this), alpha);
+  bump_version();
+  return *this;
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
+  check_same_device({&weight, &indices}, "embedding");
+  check_index_dtype(indices, "embedding", true);
+  EMBER_CHECK(weight.dim() == 2, ShapeError,
+              "[embedding] weight must be 2-D (num_embeddings, embedding_dim), got ",
+              weight.sizes());
+  const int64_t num = weight.size(0);
+  // -1 means "no padding index", as in libtorch's at::embedding.
+  EMBER_CHECK(padding_idx == -1 || (padding_idx >= 0 && padding_idx < num), IndexError,
+              "[embedding] padding_idx ", padding_idx, " is out of range for ", num,
+              " embeddings (use -1 for none)");
+  Tensor flat = indices.reshape({-1}).to(kInt64).contiguous();  // (n,)
+  launch(weight.device(), cpu::check_index_range, cuda::check_index_range, flat, num, "embedding",
+         int64_t{0});
+  std::vector<int64_t> sizes = indices.sizes().vec();
+  sizes.push_back(weight.size(1));
+  return index_select(weight, 0, flat).view(sizes);  // indices.sizes() + (embedding_dim,)
+}
+
+// ---- sort / topk ----
+
+std::tuple<Tensor, Tensor> sort(const Tensor& x, int64_t d, bool descending, bool stable) {
+  const int64_t dim = wrap_dim(d, x.dim(), "sort");
+  Tensor values = make_tensor(x.sizes(), x.dtype(), x.device(), "sort");
+  Tensor indices = make_tensor(x.sizes(), kInt64, x.device(), "sort");
+  if (x.numel() == 0) return {values, indices};
+  launch(x.device(), cpu::sort, cuda::sort, nonempty(values), nonempty(indices), nonempty(x), dim,
+         descending, stable);
+  return {values, indices};
+}
+
+Tensor argsort(const Tensor& x, int64_t d, bool descending, bool stable) {
+  return std::get<1>(sort(x, d, descending, stable));
+}
+
+std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t d, bool largest, bool sorted) {
+  const int64_t dim = wrap_dim(d, x.dim(), "topk");
+  const int64_t L = x.dim() == 0 ? 1 : x.size(dim);
+  EMBER_CHECK(k >= 0 && k <= L, IndexError, "[topk] k = ", k, " is out of range for dimension ",
+              dim, " of size ", L, " (input shape ", x.sizes(), ")");
+  std::vector<int64_t> sizes = x.sizes().vec();
+  if (x.dim() > 0) {
+    sizes[dim] = k;
+  } else if (k == 0) {
+    sizes = {0};  // a 0-d input holds one element; selecting none gives an empty (0,)
+  }
+  Tensor values = make_tensor(sizes, x.dtype(), x.device(), "topk");
+  Tensor indices = make_tensor(sizes, kInt64, x.device(), "topk");
+  if (values.numel() == 0) return {values, indices};
+  launch(x.device(), cpu::topk, cuda::topk, nonempty(values), nonempty(indices), nonempty(x), k,
+         dim, largest, sorted);
+  return {values, indices};
+}
+
+// ---- nonzero ----
+
+Tensor nonzero(const Tensor& x) {
+  Tensor count = make_tensor({}, kInt64, x.device(), "nonzero");
+  launch(x.device(), cpu::count_nonzero, cuda::count_nonzero, count, x);
+  const int64_t n = count.item<int64_t>();
+  Tensor out = make_tensor({n, x.dim()}, kInt64, x.device(), "nonzero");  // (count, dim)
+  if (out.numel() == 0) return out;
+  launch(x.device(), cpu::nonzero, cuda::nonzero, out, x.contiguous());
+  return out;
+}
+
+}  // namespace ember

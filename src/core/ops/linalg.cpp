@@ -1,0 +1,303 @@
+// Linear algebra ops: matmul (PyTorch's rules), mm, bmm, addmm, baddbmm, outer, dot, linear.
+// Every op reduces to one kernel, gemm over (B, M, K) x (B, K, N) -> (B, M, N) with arbitrary
+// strides: transposed operands and broadcast (stride-0) batch dimensions are handed to the kernel
+// as views, never copied.
+#include <algorithm>
+#include <vector>
+
+#include "core/dispatch.hpp"
+#include "core/tensor_impl.hpp"
+#include "ember/ops.hpp"
+
+namespace ember {
+
+// ---- Tensor member forms ----
+
+Tensor Tensor::matmul(const Tensor& o) const { return ember::matmul(*this, o); }
+Tensor Tensor::mm(const Tensor& o) const { return ember::mm(*this, o); }
+Tensor Tensor::bmm(const Tensor& o) const { return ember::bmm(*this, o); }
+Tensor Tensor::dot(const Tensor& o) const { return ember::dot(*this, o); }
+Tensor Tensor::outer(const Tensor& o) const { return ember::outer(*this, o); }
+
+namespace {
+
+// ---- checks ----
+
+void check_defined(const Tensor& t, const char* op, const char* name) {
+  EMBER_CHECK(t.defined(), ValueError, "[", op, "] argument ", name, " is undefined");
+}
+
+/// Both operands defined, on one usable device, of one (non-bool) dtype.
+void check_operands(const Tensor& a, const Tensor& b, const char* op) {
+  check_defined(a, op, "a");
+  check_defined(b, op, "b");
+  check_same_device({&a, &b}, op);
+  check_device_usable(a.device(), op);
+  EMBER_CHECK(a.dtype() == b.dtype(), DTypeError, "[", op,
+              "] expected both operands to have the same dtype, got ", a.dtype(), " and ",
+              b.dtype());
+  EMBER_CHECK(a.dtype() != kBool, DTypeError, "[", op, "] bool tensors are not supported");
+}
+
+/// The `input` of addmm/baddbmm/linear: same device and dtype as the operands.
+void check_input(const Tensor& input, const Tensor& a, const char* op, const char* name) {
+  check_same_device({&a, &input}, op);
+  EMBER_CHECK(input.dtype() == a.dtype(), DTypeError, "[", op, "] expected ", name,
+              " to have the operands' dtype ", a.dtype(), ", got ", input.dtype());
+}
+
+/// PyTorch refuses floating alpha/beta for integer tensors (they would be truncated silently).
+void check_coefficients(DType dtype, Scalar alpha, Scalar beta, const char* op) {
+  if (is_floating(dtype)) return;
+  EMBER_CHECK(!alpha.is_floating_point(), ValueError, "[", op,
+              "] alpha must be an integer for integer tensors, got ", alpha);
+  EMBER_CHECK(!beta.is_floating_point(), ValueError, "[", op,
+              "] beta must be an integer for integer tensors, got ", beta);
+}
+
+// ---- reduction to the (B, M, K) x (B, K, N) kernel ----
+
+/// The single stride of dims [first, last) of (sizes, strides) merged into one dim, or -1 when
+/// they do not merge (size-1 dims are ignored; an all-size-1 range merges with stride 0).
+int64_t merged_stride(IntArrayRef sizes, IntArrayRef strides, size_t first, size_t last) {
+  int64_t stride = -1;   // stride of the innermost non-size-1 dim seen so far
+  int64_t extent = 1;    // product of sizes from that dim to `last`
+  for (size_t d = last; d-- > first;) {
+    if (sizes[d] == 1) continue;
+    if (stride == -1) {
+      stride = strides[d];
+    } else if (strides[d] != stride * extent) {
+      return -1;
+    }
+    extent *= sizes[d];
+  }
+  return stride == -1 ? 0 : stride;
+}
+
+/// A (batch, R, C) view of t's last two dims (R, C) with the given batch extent and stride.
+Tensor view3(const Tensor& t, int64_t batch, int64_t batch_stride) {
+  const int64_t n = t.dim();
+  return make_view(t, {batch, t.size(n - 2), t.size(n - 1)},
+                   {batch_stride, t.stride(n - 2), t.stride(n - 1)}, t.storage_offset());
+}
+
+void launch_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
+                 Scalar beta) {
+  launch(out.device(), cpu::gemm, cuda::gemm, out, a, b, alpha, beta);
+}
+
+/// out(batch..., M, N) = beta * out + alpha * a(batch..., M, K) @ b(batch..., K, N); all three
+/// have the same batch shape (any strides, stride 0 included). Batch dims are merged into one
+/// without copying; when the strides do not allow it the outer dims are looped over.
+void gemm_batched(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
+                  Scalar beta) {
+  const size_t nb = static_cast<size_t>(out.dim() - 2);
+  int64_t batch = 1;
+  for (size_t d = 0; d < nb; ++d) batch *= out.sizes()[d];
+  if (nb == 0) {
+    launch_gemm(out.unsqueeze(0), a.unsqueeze(0), b.unsqueeze(0), alpha, beta);
+    return;
+  }
+  // b shared by every batch (a weight): fold the batch into M, one (batch * M, K) x (K, N).
+  bool b_shared = true;
+  for (size_t d = 0; d < nb; ++d) b_shared = b_shared && (b.sizes()[d] == 1 || b.strides()[d] == 0);
+  if (b_shared) {
+    const int64_t sa = merged_stride(a.sizes(), a.strides(), 0, nb + 1);
+    const int64_t so = merged_stride(out.sizes(), out.strides(), 0, nb + 1);
+    if (sa >= 0 && so >= 0) {
+      const int64_t M = batch * a.size(-2);
+      Tensor a3 = make_view(a, {1, M, a.size(-1)}, {0, sa, a.stride(-1)}, a.storage_offset());
+      Tensor o3 = make_view(out, {1, M, out.size(-1)}, {0, so, out.stride(-1)},
+                            out.storage_offset());
+      launch_gemm(o3, a3, view3(b, 1, 0), alpha, beta);
+      return;
+    }
+  }
+  const int64_t sa = merged_stride(a.sizes(), a.strides(), 0, nb);
+  const int64_t sb = merged_stride(b.sizes(), b.strides(), 0, nb);
+  const int64_t so = merged_stride(out.sizes(), out.strides(), 0, nb);
+  if (sa >= 0 && sb >= 0 && so >= 0) {
+    launch_gemm(view3(out, batch, so), view3(a, batch, sa), view3(b, batch, sb), alpha, beta);
+    return;
+  }
+  // Batch dims that no single stride describes (e.g. (2, 3) with strides (K*N, 0)): loop over
+  // the outermost one.
+  for (int64_t i = 0; i < out.size(0); ++i)
+    gemm_batched(out.select(0, i), a.select(0, i), b.select(0, i), alpha, beta);
+}
+
+/// a (M, K) and b (K, N) 2-D: checked inner dims, output (M, N).
+void check_inner(const Tensor& a, const Tensor& b, int64_t ka, int64_t kb, const char* op) {
+  EMBER_CHECK(ka == kb, ShapeError, "[", op, "] inner dimensions differ: a ", a.sizes(), " vs b ",
+              b.sizes());
+}
+
+/// out.copy_(input broadcast to out's shape) with an `[op]` message when it does not broadcast.
+void fill_from_input(Tensor out, const Tensor& input, const char* op, const char* name) {
+  std::vector<int64_t> shape = out.sizes().vec();
+  bool ok = input.dim() <= out.dim();
+  for (int64_t i = 0; ok && i < input.dim(); ++i) {
+    int64_t have = input.size(input.dim() - 1 - i), want = shape[shape.size() - 1 - i];
+    ok = have == want || have == 1;
+  }
+  EMBER_CHECK(ok, ShapeError, "[", op, "] ", name, " of shape ", input.sizes(),
+              " cannot be broadcast to ", out.sizes());
+  out.copy_(input.expand(shape));
+}
+
+Tensor dot_impl(const Tensor& a, const Tensor& b, const char* op) {
+  EMBER_CHECK(a.size(0) == b.size(0), ShapeError, "[", op, "] inner dimensions differ: a ",
+              a.sizes(), " vs b ", b.sizes());
+  Tensor out = make_tensor({}, a.dtype(), a.device(), op);
+  const int64_t K = a.size(0);
+  // (1, 1, K) x (1, K, 1) -> (1, 1, 1)
+  Tensor a3 = make_view(a, {1, 1, K}, {0, 0, a.stride(0)}, a.storage_offset());
+  Tensor b3 = make_view(b, {1, K, 1}, {0, b.stride(0), 0}, b.storage_offset());
+  Tensor o3 = make_view(out, {1, 1, 1}, {0, 0, 0}, 0);
+  launch_gemm(o3, a3, b3, 1, 0);
+  return out;
+}
+
+}  // namespace
+
+// ---- ops ----
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "matmul");
+  const int64_t da = a.dim(), db = b.dim();
+  EMBER_CHECK(da >= 1 && db >= 1, ShapeError,
+              "[matmul] both arguments need at least 1 dimension, got a ", a.sizes(), " and b ",
+              b.sizes());
+  if (da == 1 && db == 1) return dot_impl(a, b, "matmul");
+  check_inner(a, b, a.size(-1), db == 1 ? b.size(0) : b.size(-2), "matmul");
+
+  // Promote 1-D operands: a (K,) -> (1, K), b (K,) -> (K, 1); the added dims are dropped below.
+  const Tensor a2 = da == 1 ? a.unsqueeze(0) : a;  // (batch_a..., M, K)
+  const Tensor b2 = db == 1 ? b.unsqueeze(1) : b;  // (batch_b..., K, N)
+  const IntArrayRef sa = a2.sizes(), sb = b2.sizes();
+  const std::vector<int64_t> batch_a(sa.begin(), sa.end() - 2), batch_b(sb.begin(), sb.end() - 2);
+  const size_t nb = std::max(batch_a.size(), batch_b.size());
+  for (size_t i = 0; i < nb; ++i) {
+    int64_t x = i < nb - batch_a.size() ? 1 : batch_a[i - (nb - batch_a.size())];
+    int64_t y = i < nb - batch_b.size() ? 1 : batch_b[i - (nb - batch_b.size())];
+    EMBER_CHECK(x == y || x == 1 || y == 1, ShapeError,
+                "[matmul] batch dimensions cannot be broadcast: a ", a.sizes(), " vs b ",
+                b.sizes());
+  }
+  const std::vector<int64_t> batch = broadcast_shapes(batch_a, batch_b, "matmul");
+  const int64_t M = a2.size(-2), K = a2.size(-1), N = b2.size(-1);
+
+  std::vector<int64_t> full = batch, shape_a = batch, shape_b = batch, result = batch;
+  full.insert(full.end(), {M, N});
+  shape_a.insert(shape_a.end(), {M, K});
+  shape_b.insert(shape_b.end(), {K, N});
+  if (da > 1) result.push_back(M);
+  if (db > 1) result.push_back(N);
+
+  Tensor out = make_tensor(result, a.dtype(), a.device(), "matmul");
+  gemm_batched(out.view(full), a2.expand(shape_a), b2.expand(shape_b), 1, 0);
+  return out;
+}
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "mm");
+  EMBER_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "[mm] expected 2-D matrices, got a ",
+              a.sizes(), " and b ", b.sizes());
+  check_inner(a, b, a.size(1), b.size(0), "mm");
+  Tensor out = make_tensor({a.size(0), b.size(1)}, a.dtype(), a.device(), "mm");
+  gemm_batched(out, a, b, 1, 0);
+  return out;
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "bmm");
+  EMBER_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError, "[bmm] expected 3-D tensors, got a ",
+              a.sizes(), " and b ", b.sizes());
+  EMBER_CHECK(a.size(0) == b.size(0), ShapeError, "[bmm] batch sizes differ: a ", a.sizes(),
+              " vs b ", b.sizes());
+  check_inner(a, b, a.size(2), b.size(1), "bmm");
+  Tensor out = make_tensor({a.size(0), a.size(1), b.size(2)}, a.dtype(), a.device(), "bmm");
+  launch_gemm(out, a, b, 1, 0);
+  return out;
+}
+
+Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  check_operands(a, b, "addmm");
+  check_defined(input, "addmm", "input");
+  check_input(input, a, "addmm", "input");
+  check_coefficients(a.dtype(), alpha, beta, "addmm");
+  EMBER_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "[addmm] expected 2-D matrices, got a ",
+              a.sizes(), " and b ", b.sizes());
+  check_inner(a, b, a.size(1), b.size(0), "addmm");
+  Tensor out = make_tensor({a.size(0), b.size(1)}, a.dtype(), a.device(), "addmm");
+  fill_from_input(out, input, "addmm", "input");  // checks the shape even when beta == 0, like PyTorch
+  gemm_batched(out, a, b, alpha, beta);
+  return out;
+}
+
+Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
+               Scalar alpha) {
+  check_operands(a, b, "baddbmm");
+  check_defined(input, "baddbmm", "input");
+  check_input(input, a, "baddbmm", "input");
+  check_coefficients(a.dtype(), alpha, beta, "baddbmm");
+  EMBER_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError, "[baddbmm] expected 3-D tensors, got a ",
+              a.sizes(), " and b ", b.sizes());
+  EMBER_CHECK(a.size(0) == b.size(0), ShapeError, "[baddbmm] batch sizes differ: a ", a.sizes(),
+              " vs b ", b.sizes());
+  check_inner(a, b, a.size(2), b.size(1), "baddbmm");
+  Tensor out = make_tensor({a.size(0), a.size(1), b.size(2)}, a.dtype(), a.device(), "baddbmm");
+  fill_from_input(out, input, "baddbmm", "input");
+  launch_gemm(out, a, b, alpha, beta);
+  return out;
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) {
+  check_defined(a, "outer", "a");
+  check_defined(b, "outer", "b");
+  check_same_device({&a, &b}, "outer");
+  EMBER_CHECK(a.dim() == 1 && b.dim() == 1, ShapeError, "[outer] expected 1-D tensors, got a ",
+              a.sizes(), " and b ", b.sizes());
+  // outer(a, b) is a[:, None] * b[None, :], so it promotes like mul (bool x bool stays bool).
+  const DType dt = promote_types(a.dtype(), b.dtype());
+  const DType compute = dt == kBool ? kUInt8 : dt;
+  const Tensor ac = a.to(compute), bc = b.to(compute);
+  Tensor out = make_tensor({a.size(0), b.size(0)}, compute, a.device(), "outer");
+  // (M, 1) x (1, N): one product per element, exact.
+  gemm_batched(out, ac.unsqueeze(1), bc.unsqueeze(0), 1, 0);
+  return dt == kBool ? out.to(kBool) : out;
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  check_operands(a, b, "dot");
+  EMBER_CHECK(a.dim() == 1 && b.dim() == 1, ShapeError, "[dot] expected 1-D tensors, got a ",
+              a.sizes(), " and b ", b.sizes());
+  return dot_impl(a, b, "dot");
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_operands(x, weight, "linear");
+  EMBER_CHECK(weight.dim() == 2, ShapeError, "[linear] expected a 2-D weight (out_features, "
+              "in_features), got ", weight.sizes());
+  EMBER_CHECK(x.dim() >= 1, ShapeError, "[linear] expected an input with at least 1 dimension, "
+              "got ", x.sizes());
+  EMBER_CHECK(x.size(-1) == weight.size(1), ShapeError, "[linear] input features differ: x ",
+              x.sizes(), " vs weight ", weight.sizes());
+  if (bias.defined()) check_input(bias, x, "linear", "bias");
+  const int64_t K = weight.size(1), N = weight.size(0);
+  std::vector<int64_t> result = x.sizes().vec();
+  result.back() = N;
+  Tensor out = make_tensor(result, x.dtype(), x.device(), "linear");
+
+  // x (lead..., K) as (batch..., M, K) against weight^T (K, N) shared by every batch.
+  const Tensor a = x.dim() == 1 ? x.unsqueeze(0) : x;
+  std::vector<int64_t> shape_b(a.sizes().begin(), a.sizes().end() - 2);
+  std::vector<int64_t> full = shape_b;
+  shape_b.insert(shape_b.end(), {K, N});
+  full.insert(full.end(), {a.size(-2), N});
+  if (bias.defined()) fill_from_input(out, bias, "linear", "bias");
+  gemm_batched(out.view(full), a, weight.t().expand(shape_b), 1, bias.defined() ? 1 : 0);
+  return out;
+}
+
+}  // namespace ember

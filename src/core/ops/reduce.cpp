@@ -1,0 +1,341 @@
+// Reductions: sum, mean, prod, max/min (whole tensor and along a dim with indices), amax/amin,
+// argmax/argmin, var/std/var_mean, logsumexp, norm, all/any, and the scans cumsum, softmax and
+// log_softmax.
+//
+// Shape rule: a reduction over `dims` (any set; empty means all dims; negative dims wrap; a
+// repeated dim is an IndexError) computes into the keepdim shape (size 1 at the reduced dims);
+// keepdim=false views the result without those dims. Kernels: cpu::reduce (sum, prod, max, min,
+// all, any), cpu::arg_reduce, cpu::cumsum, cpu::softmax; the rest are composites of those and
+// elementwise ops. dtypes follow PyTorch: sums and products of integers and bool give int64, mean,
+// var, std, norm and softmax need a floating dtype, all/any give bool. Determinism (bitwise
+// independent of strides and the thread count) comes from the kernels; see src/core/cpu/reduce.cpp.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/dispatch.hpp"
+#include "core/tensor_impl.hpp"
+#include "ember/ops.hpp"
+
+namespace ember {
+
+// ---- Tensor member forms ----
+
+Tensor Tensor::sum(std::optional<DType> dtype) const { return ember::sum(*this, {}, false, dtype); }
+Tensor Tensor::sum(IntArrayRef dims, bool keepdim, std::optional<DType> dtype) const { return ember::sum(*this, dims, keepdim, dtype); }
+Tensor Tensor::mean(std::optional<DType> dtype) const { return ember::mean(*this, {}, false, dtype); }
+Tensor Tensor::mean(IntArrayRef dims, bool keepdim, std::optional<DType> dtype) const { return ember::mean(*this, dims, keepdim, dtype); }
+Tensor Tensor::prod(std::optional<DType> dtype) const { return ember::prod(*this, std::nullopt, false, dtype); }
+Tensor Tensor::prod(int64_t d, bool keepdim, std::optional<DType> dtype) const { return ember::prod(*this, d, keepdim, dtype); }
+Tensor Tensor::max() const { return ember::max(*this); }
+std::tuple<Tensor, Tensor> Tensor::max(int64_t d, bool keepdim) const { return ember::max(*this, d, keepdim); }
+Tensor Tensor::min() const { return ember::min(*this); }
+std::tuple<Tensor, Tensor> Tensor::min(int64_t d, bool keepdim) const { return ember::min(*this, d, keepdim); }
+Tensor Tensor::amax(IntArrayRef dims, bool keepdim) const { return ember::amax(*this, dims, keepdim); }
+Tensor Tensor::amin(IntArrayRef dims, bool keepdim) const { return ember::amin(*this, dims, keepdim); }
+Tensor Tensor::argmax(std::optional<int64_t> d, bool keepdim) const { return ember::argmax(*this, d, keepdim); }
+Tensor Tensor::argmin(std::optional<int64_t> d, bool keepdim) const { return ember::argmin(*this, d, keepdim); }
+Tensor Tensor::var(IntArrayRef dims, int64_t correction, bool keepdim) const { return ember::var(*this, dims, correction, keepdim); }
+Tensor Tensor::std(IntArrayRef dims, int64_t correction, bool keepdim) const { return ember::std(*this, dims, correction, keepdim); }
+Tensor Tensor::logsumexp(IntArrayRef dims, bool keepdim) const { return ember::logsumexp(*this, dims, keepdim); }
+Tensor Tensor::norm(Scalar p, IntArrayRef dims, bool keepdim) const { return ember::norm(*this, p, dims, keepdim); }
+Tensor Tensor::all() const { return ember::all(*this); }
+Tensor Tensor::all(int64_t d, bool keepdim) const { return ember::all(*this, d, keepdim); }
+Tensor Tensor::any() const { return ember::any(*this); }
+Tensor Tensor::any(int64_t d, bool keepdim) const { return ember::any(*this, d, keepdim); }
+Tensor Tensor::cumsum(int64_t d, std::optional<DType> dtype) const { return ember::cumsum(*this, d, dtype); }
+Tensor Tensor::softmax(int64_t d, std::optional<DType> dtype) const { return ember::softmax(*this, d, dtype); }
+Tensor Tensor::log_softmax(int64_t d, std::optional<DType> dtype) const { return ember::log_softmax(*this, d, dtype); }
+
+// ---- shape rule and launch ----
+
+namespace {
+
+struct ReducePlan {
+  std::vector<int64_t> dims;        // wrapped, sorted, unique
+  std::vector<int64_t> keep_shape;  // x's shape with 1 at dims
+  std::vector<int64_t> out_shape;   // x's shape without dims
+  int64_t count = 1;                // elements reduced into each output
+};
+
+ReducePlan plan_reduce(const Tensor& x, IntArrayRef dims, const char* op) {
+  const int64_t n = x.dim();
+  ReducePlan p;
+  std::vector<bool> seen(static_cast<size_t>(std::max<int64_t>(n, 1)), false);
+  if (dims.empty()) {
+    for (int64_t d = 0; d < n; ++d) p.dims.push_back(d);
+  } else {
+    for (int64_t raw : dims) {
+      const int64_t d = wrap_dim(raw, n, op);
+      EMBER_CHECK(!seen[d], IndexError, "[", op, "] dim ", d,
+                  " appears multiple times in the list of dims ", dims);
+      seen[d] = true;
+      if (n > 0) p.dims.push_back(d);  // a 0-d tensor accepts dim 0 / -1 and reduces nothing
+    }
+    std::sort(p.dims.begin(), p.dims.end());
+  }
+  p.keep_shape = x.sizes().vec();
+  for (int64_t d : p.dims) {
+    p.count *= p.keep_shape[d];
+    p.keep_shape[d] = 1;
+  }
+  for (int64_t d = 0; d < n; ++d)
+    if (!std::binary_search(p.dims.begin(), p.dims.end(), d)) p.out_shape.push_back(x.sizes()[d]);
+  return p;
+}
+
+/// keepdim-shaped result -> the requested shape.
+Tensor finish(const Tensor& keep, const ReducePlan& p, bool keepdim) {
+  return keepdim ? keep : keep.view(p.out_shape);
+}
+
+Tensor run_reduce(const Tensor& x, const ReducePlan& p, bool keepdim, ReduceOp op, DType dtype,
+                  const char* name) {
+  Tensor out = make_tensor(p.keep_shape, dtype, x.device(), name);
+  launch(x.device(), cpu::reduce, cuda::reduce, out, x, IntArrayRef(p.dims), op);
+  return finish(out, p, keepdim);
+}
+
+/// max/min/amax/amin/argmax/argmin have no identity: every reduced dim must be non-empty.
+void check_nonempty(const Tensor& x, const ReducePlan& p, bool all_dims, const char* op) {
+  if (x.numel() != 0) return;
+  EMBER_CHECK(!all_dims, ValueError, "[", op, "] cannot reduce an empty tensor of shape ",
+              x.sizes(), " over all dims (the op has no identity); specify a dim");
+  for (int64_t d : p.dims)
+    EMBER_CHECK(x.sizes()[d] != 0, IndexError, "[", op, "] expected reduction dim ", d,
+                " to have non-zero size, got input of shape ", x.sizes());
+}
+
+/// Sum/prod result dtype: the requested one, else int64 for integers and bool.
+DType sum_dtype(const Tensor& x, std::optional<DType> dtype) {
+  if (dtype) return *dtype;
+  return is_integral(x.dtype(), /*include_bool=*/true) ? kInt64 : x.dtype();
+}
+
+/// PyTorch casts the input to an explicit dtype first. Within one category (integer or floating)
+/// the kernel's wide accumulator already gives that result, so only a category change copies.
+Tensor cast_for(const Tensor& x, DType dtype) {
+  return is_floating(x.dtype()) == is_floating(dtype) ? x : x.to(dtype);
+}
+
+void check_floating(DType dtype, const char* op) {
+  EMBER_CHECK(is_floating(dtype), DTypeError, "[", op,
+              "] expected a floating point input dtype, got ", dtype);
+}
+
+Tensor sum_prod(const Tensor& x, const ReducePlan& p, bool keepdim, std::optional<DType> dtype,
+                ReduceOp op, const char* name) {
+  const DType dt = sum_dtype(x, dtype);
+  return run_reduce(cast_for(x, dt), p, keepdim, op, dt, name);
+}
+
+/// (sum over the plan in float64, keepdim) / count: the mean in double, rounded once by callers.
+Tensor mean_double(const Tensor& x, const ReducePlan& p, bool keepdim) {
+  Tensor s = run_reduce(x, p, keepdim, ReduceOp::Sum, kFloat64, "mean");
+  return div(s, static_cast<double>(p.count));
+}
+
+std::tuple<Tensor, Tensor> max_min_dim(const Tensor& x, int64_t d, bool keepdim, bool is_max,
+                                       const char* op) {
+  const int64_t w = wrap_dim(d, x.dim(), op);
+  if (x.dim() == 0) return {x.clone(), zeros({}, TensorOptions(kInt64).device(x.device()))};
+  EMBER_CHECK(x.sizes()[w] != 0, IndexError, "[", op, "] expected reduction dim ", w,
+              " to have non-zero size, got input of shape ", x.sizes());
+  std::vector<int64_t> keep = x.sizes().vec();
+  keep[w] = 1;
+  Tensor values = make_tensor(keep, x.dtype(), x.device(), op);
+  Tensor indices = make_tensor(keep, kInt64, x.device(), op);
+  launch(x.device(), cpu::arg_reduce, cuda::arg_reduce, values, indices, x, w, is_max);
+  if (keepdim) return {values, indices};
+  return {values.squeeze(w), indices.squeeze(w)};
+}
+
+Tensor arg_max_min(const Tensor& x, std::optional<int64_t> d, bool keepdim, bool is_max,
+                   const char* op) {
+  if (d) return std::get<1>(max_min_dim(x, *d, keepdim, is_max, op));
+  EMBER_CHECK(x.numel() != 0, ValueError, "[", op, "] cannot reduce an empty tensor of shape ",
+              x.sizes(), " over all dims (the op has no identity); specify a dim");
+  Tensor flat = x.reshape({-1});
+  Tensor idx = std::get<1>(max_min_dim(flat, 0, false, is_max, op));  // 0-d
+  if (!keepdim) return idx;
+  return idx.reshape(std::vector<int64_t>(static_cast<size_t>(x.dim()), 1));
+}
+
+std::tuple<Tensor, Tensor> var_mean_impl(const Tensor& x, IntArrayRef dims, int64_t correction,
+                                         bool keepdim, const char* op) {
+  check_floating(x.dtype(), op);
+  const ReducePlan p = plan_reduce(x, dims, op);
+  // Two passes in float64: the mean, then the sum of squared deviations.
+  Tensor xd = x.to(kFloat64);
+  Tensor m = mean_double(xd, p, /*keepdim=*/true);
+  Tensor dev = xd - m;
+  Tensor ss = run_reduce(dev * dev, p, keepdim, ReduceOp::Sum, kFloat64, op);
+  const double denom = static_cast<double>(std::max<int64_t>(0, p.count - correction));
+  return {div(ss, denom), finish(m, p, keepdim)};  // float64; callers round
+}
+
+Tensor softmax_impl(const Tensor& x, int64_t d, std::optional<DType> dtype, bool log,
+                    const char* op) {
+  const DType dt = dtype.value_or(x.dtype());
+  check_floating(dt, op);
+  const int64_t w = wrap_dim(d, x.dim(), op);
+  Tensor xin = x.to(dt);
+  Tensor out = make_tensor(x.sizes(), dt, x.device(), op);
+  if (x.dim() == 0) {
+    launch(x.device(), cpu::softmax, cuda::softmax, out.view({1}), xin.reshape({1}), int64_t{0},
+           log);
+  } else {
+    launch(x.device(), cpu::softmax, cuda::softmax, out, xin, w, log);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- sum / mean / prod ----
+
+Tensor sum(const Tensor& x, IntArrayRef dims, bool keepdim, std::optional<DType> dtype) {
+  return sum_prod(x, plan_reduce(x, dims, "sum"), keepdim, dtype, ReduceOp::Sum, "sum");
+}
+
+Tensor mean(const Tensor& x, IntArrayRef dims, bool keepdim, std::optional<DType> dtype) {
+  const DType dt = dtype.value_or(x.dtype());
+  EMBER_CHECK(is_floating(dt), DTypeError,
+              "[mean] could not infer output dtype: input dtype must be floating point, got ", dt,
+              " (pass dtype= to average integers)");
+  const ReducePlan p = plan_reduce(x, dims, "mean");
+  return mean_double(cast_for(x, dt), p, keepdim).to(dt);
+}
+
+Tensor prod(const Tensor& x, std::optional<int64_t> d, bool keepdim, std::optional<DType> dtype) {
+  const ReducePlan p = d ? plan_reduce(x, {*d}, "prod") : plan_reduce(x, {}, "prod");
+  return sum_prod(x, p, d ? keepdim : false, dtype, ReduceOp::Prod, "prod");
+}
+
+// ---- max / min / amax / amin / argmax / argmin ----
+
+Tensor max(const Tensor& x) {
+  const ReducePlan p = plan_reduce(x, {}, "max");
+  check_nonempty(x, p, true, "max");
+  return run_reduce(x, p, false, ReduceOp::Max, x.dtype(), "max");
+}
+Tensor min(const Tensor& x) {
+  const ReducePlan p = plan_reduce(x, {}, "min");
+  check_nonempty(x, p, true, "min");
+  return run_reduce(x, p, false, ReduceOp::Min, x.dtype(), "min");
+}
+std::tuple<Tensor, Tensor> max(const Tensor& x, int64_t d, bool keepdim) {
+  return max_min_dim(x, d, keepdim, true, "max");
+}
+std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t d, bool keepdim) {
+  return max_min_dim(x, d, keepdim, false, "min");
+}
+Tensor amax(const Tensor& x, IntArrayRef dims, bool keepdim) {
+  const ReducePlan p = plan_reduce(x, dims, "amax");
+  check_nonempty(x, p, dims.empty(), "amax");
+  return run_reduce(x, p, keepdim, ReduceOp::Max, x.dtype(), "amax");
+}
+Tensor amin(const Tensor& x, IntArrayRef dims, bool keepdim) {
+  const ReducePlan p = plan_reduce(x, dims, "amin");
+  check_nonempty(x, p, dims.empty(), "amin");
+  return run_reduce(x, p, keepdim, ReduceOp::Min, x.dtype(), "amin");
+}
+Tensor argmax(const Tensor& x, std::optional<int64_t> d, bool keepdim) {
+  return arg_max_min(x, d, keepdim, true, "argmax");
+}
+Tensor argmin(const Tensor& x, std::optional<int64_t> d, bool keepdim) {
+  return arg_max_min(x, d, keepdim, false, "argmin");
+}
+
+// ---- var / std / var_mean ----
+
+Tensor var(const Tensor& x, IntArrayRef dims, int64_t correction, bool keepdim) {
+  return std::get<0>(var_mean_impl(x, dims, correction, keepdim, "var")).to(x.dtype());
+}
+Tensor std(const Tensor& x, IntArrayRef dims, int64_t correction, bool keepdim) {
+  return sqrt(std::get<0>(var_mean_impl(x, dims, correction, keepdim, "std"))).to(x.dtype());
+}
+std::tuple<Tensor, Tensor> var_mean(const Tensor& x, IntArrayRef dims, int64_t correction,
+                                    bool keepdim) {
+  auto [v, m] = var_mean_impl(x, dims, correction, keepdim, "var_mean");
+  return {v.to(x.dtype()), m.to(x.dtype())};
+}
+
+// ---- logsumexp / norm ----
+
+Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim) {
+  const ReducePlan p = plan_reduce(x, dims, "logsumexp");
+  // Integers promote to the default float dtype (as in PyTorch); 16-bit floats compute in float32.
+  const DType dt = is_floating(x.dtype()) ? x.dtype() : get_default_dtype();
+  const DType ct = is_reduced_float(dt) ? kFloat32 : dt;
+  Tensor xc = x.to(ct);
+  if (p.count == 0)  // log of an empty sum
+    return full(keepdim ? p.keep_shape : p.out_shape, -std::numeric_limits<double>::infinity(),
+                TensorOptions(dt).device(x.device()));
+  // Stable: log(sum(exp(x - m))) + m with m the max, taken as 0 where it is infinite so that a
+  // row of -inf gives -inf (not NaN) and a +inf gives +inf.
+  Tensor m = run_reduce(xc, p, true, ReduceOp::Max, ct, "logsumexp");
+  Tensor m_safe = where(isinf(m), Scalar(0.0), m);
+  Tensor s = run_reduce(exp(xc - m_safe), p, true, ReduceOp::Sum, kFloat64, "logsumexp");
+  Tensor r = add(log(s), m_safe);
+  return finish(r, p, keepdim).to(dt);
+}
+
+Tensor norm(const Tensor& x, Scalar p, IntArrayRef dims, bool keepdim) {
+  check_floating(x.dtype(), "norm");
+  const double pv = p.to_double();
+  EMBER_CHECK(pv > 0, ValueError, "[norm] expected p in {1, 2, inf} or any positive real, got ",
+              p);
+  const ReducePlan plan = plan_reduce(x, dims, "norm");
+  const DType ct = is_reduced_float(x.dtype()) ? kFloat32 : x.dtype();
+  Tensor a = abs(x.to(ct));
+  if (std::isinf(pv)) {
+    check_nonempty(x, plan, dims.empty(), "norm");  // max has no identity
+    return run_reduce(a, plan, keepdim, ReduceOp::Max, ct, "norm").to(x.dtype());
+  }
+  // Sums in float64 until the final rounding.
+  if (pv == 1.0) return run_reduce(a, plan, keepdim, ReduceOp::Sum, kFloat64, "norm").to(x.dtype());
+  if (pv == 2.0)
+    return sqrt(run_reduce(a * a, plan, keepdim, ReduceOp::Sum, kFloat64, "norm")).to(x.dtype());
+  Tensor s = run_reduce(pow(a, p), plan, keepdim, ReduceOp::Sum, kFloat64, "norm");
+  return pow(s, 1.0 / pv).to(x.dtype());
+}
+
+// ---- all / any ----
+
+Tensor all(const Tensor& x) {
+  return run_reduce(x, plan_reduce(x, {}, "all"), false, ReduceOp::All, kBool, "all");
+}
+Tensor all(const Tensor& x, int64_t d, bool keepdim) {
+  return run_reduce(x, plan_reduce(x, {d}, "all"), keepdim, ReduceOp::All, kBool, "all");
+}
+Tensor any(const Tensor& x) {
+  return run_reduce(x, plan_reduce(x, {}, "any"), false, ReduceOp::Any, kBool, "any");
+}
+Tensor any(const Tensor& x, int64_t d, bool keepdim) {
+  return run_reduce(x, plan_reduce(x, {d}, "any"), keepdim, ReduceOp::Any, kBool, "any");
+}
+
+// ---- cumsum / softmax / log_softmax ----
+
+Tensor cumsum(const Tensor& x, int64_t d, std::optional<DType> dtype) {
+  const int64_t w = wrap_dim(d, x.dim(), "cumsum");
+  const DType dt = sum_dtype(x, dtype);
+  Tensor xin = x.to(dt);
+  Tensor out = make_tensor(x.sizes(), dt, x.device(), "cumsum");
+  if (x.dim() == 0) {
+    launch(x.device(), cpu::cumsum, cuda::cumsum, out.view({1}), xin.reshape({1}), int64_t{0});
+  } else {
+    launch(x.device(), cpu::cumsum, cuda::cumsum, out, xin, w);
+  }
+  return out;
+}
+
+Tensor softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
+  return softmax_impl(x, d, dtype, false, "softmax");
+}
+Tensor log_softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
+  return softmax_impl(x, d, dtype, true, "log_softmax");
+}
+
+}  // namespace ember
