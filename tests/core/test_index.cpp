@@ -243,6 +243,7 @@ TEST_CASE("embedding: rows of weight with indices.sizes() + (dim,)") {
   Tensor e0 = embedding(w, scalar_tensor(2, kInt64));
   CHECK(e0.sizes() == IntArrayRef({3}));
   CHECK(values(e0) == V{6, 7, 8});
+  CHECK(embedding(w, zeros({2, 0}, kInt64)).sizes() == IntArrayRef({2, 0, 3}));
 }
 
 // ---- sort / argsort ----

@@ -12,6 +12,7 @@
 // index_select / index_add reuse them with the 1-D index expanded (stride 0) to the full shape.
 #include <array>
 #include <atomic>
+#include <cstdlib>
 
 #include "core/cpu/loops.hpp"
 #include "core/dispatch.hpp"
@@ -62,19 +63,24 @@ void scatter_along(const Tensor& out, int64_t dim, const Tensor& index, const Te
     for_each_row<3>(iter_sizes, {byte_ptr(out), byte_ptr(index), byte_ptr(src)},
                     {out_strides, index_strides, src_strides},
                     [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
-                      for (int64_t j = 0; j < L; ++j) {
-                        const char* idx_row = p[1] + j * index_dim;
-                        const char* src_row = p[2] + j * src_dim;
-                        for (int64_t i = 0; i < n; ++i) {
-                          const int64_t t = load<int64_t>(idx_row + i * s[1]);
-                          T* o = reinterpret_cast<T*>(p[0] + i * s[0] + t * out_dim);
-                          const T v = load<T>(src_row + i * s[2]);
-                          if (accumulate) {
-                            *o = convert<T>(convert<C>(*o) + a * convert<C>(v));
-                          } else {
-                            *o = v;
-                          }
+                      auto apply = [&](int64_t i, int64_t j) {
+                        const int64_t t = load<int64_t>(p[1] + i * s[1] + j * index_dim);
+                        T* o = reinterpret_cast<T*>(p[0] + i * s[0] + t * out_dim);
+                        const T v = load<T>(p[2] + i * s[2] + j * src_dim);
+                        if (accumulate) {
+                          *o = convert<T>(convert<C>(*o) + a * convert<C>(v));
+                        } else {
+                          *o = v;
                         }
+                      };
+                      // Either loop order applies one output element's contributions in increasing
+                      // j; walk the index along its smaller stride for locality.
+                      if (std::abs(index_dim) < std::abs(s[1])) {
+                        for (int64_t i = 0; i < n; ++i)
+                          for (int64_t j = 0; j < L; ++j) apply(i, j);
+                      } else {
+                        for (int64_t j = 0; j < L; ++j)
+                          for (int64_t i = 0; i < n; ++i) apply(i, j);
                       }
                     });
   });

@@ -40,7 +40,7 @@ namespace {
 
 constexpr int64_t kLanes = 8;
 constexpr int64_t kChunk = 4096;    // reduced elements per partial; a multiple of kLanes
-constexpr int64_t kBlock = 256;     // adjacent outputs swept together by the block shape
+constexpr int64_t kBlockBytes = 256 * 1024;  // lane storage of the block shape (fits L2)
 constexpr int64_t kGrain = 32768;   // elements of work per parallel task
 constexpr int64_t kFewUnits = 64;   // below this many units, split the reduced range too
 
@@ -174,17 +174,16 @@ inline void accumulate_row(A* __restrict l, const T* __restrict q, int64_t w) {
   for (int64_t o = 0; o < w; ++o) l[o] = Op::apply(l[o], convert<A>(q[o]));
 }
 
-/// One chunk of w <= kBlock adjacent outputs: output o reads p[k * s + o] for k < n. Same lane
-/// assignment and tree as chunk_row, vectorized across the outputs.
+/// One chunk of w adjacent outputs: output o reads p[k * s + o] for k < n. Same lane assignment
+/// and tree as chunk_row; rows of x are swept in memory order, vectorized across the outputs.
 template <class T, class A, class Op>
 void chunk_block(const T* p, int64_t s, int64_t n, int64_t w, A* res) {
-  A lanes[kLanes][kBlock];
-  for (auto& lane : lanes)
-    for (A& v : lane) v = Op::identity();
-  for (int64_t k = 0; k < n; ++k) accumulate_row<T, A, Op>(lanes[k % kLanes], p + k * s, w);
+  std::unique_ptr<A[]> lanes(new A[static_cast<size_t>(kLanes * w)]);  // (kLanes, w)
+  for (int64_t i = 0; i < kLanes * w; ++i) lanes[i] = Op::identity();
+  for (int64_t k = 0; k < n; ++k) accumulate_row<T, A, Op>(&lanes[(k % kLanes) * w], p + k * s, w);
   for (int64_t o = 0; o < w; ++o) {
     A col[kLanes];
-    for (int64_t j = 0; j < kLanes; ++j) col[j] = lanes[j][o];
+    for (int64_t j = 0; j < kLanes; ++j) col[j] = lanes[j * w + o];
     res[o] = combine_lanes<A, Op>(col);
   }
 }
@@ -201,15 +200,15 @@ void run_units(int64_t U, int64_t W, int64_t K, const ChunkFn& chunk, const Writ
     // Each task owns whole outputs and combines their chunks in order.
     const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, K * W));
     parallel_for(U, grain, [&](int64_t b, int64_t e) {
-      A total[kBlock], part[kBlock];
-      init(part);
+      std::unique_ptr<A[]> total(new A[W]), part(new A[W]);
+      init(part.get());
       for (int64_t u = b; u < e; ++u) {
-        init(total);
+        init(total.get());
         for (int64_t c = 0; c < C; ++c) {
-          chunk(u, c, part);
+          chunk(u, c, part.get());
           for (int64_t o = 0; o < W; ++o) total[o] = Op::apply(total[o], part[o]);
         }
-        write(u, total);
+        write(u, total.get());
       }
     });
     return;
@@ -222,12 +221,12 @@ void run_units(int64_t U, int64_t W, int64_t K, const ChunkFn& chunk, const Writ
   parallel_for(U * C, grain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) chunk(i / C, i % C, &table[i * W]);
   });
-  A total[kBlock];
+  std::unique_ptr<A[]> total(new A[W]);
   for (int64_t u = 0; u < U; ++u) {
-    init(total);
+    init(total.get());
     for (int64_t c = 0; c < C; ++c)
       for (int64_t o = 0; o < W; ++o) total[o] = Op::apply(total[o], table[(u * C + c) * W + o]);
-    write(u, total);
+    write(u, total.get());
   }
 }
 
@@ -289,23 +288,29 @@ void reduce_typed(const Tensor& out, const Tensor& x, const ReduceLayout& plan) 
     run_units<A, Op>(plan.M, 1, K, chunk, write);
     return;
   }
-  // Block shape: rows of I outputs that are unit-stride in x, cut into blocks of kBlock.
-  const int64_t I = kl.sizes.back(), nb = (I + kBlock - 1) / kBlock, rows = plan.M / I;
+  // Block shape: rows of I outputs that are unit-stride in x, cut into blocks of W. The width
+  // never changes the arithmetic, so it is free to fit the cache and the thread count.
+  const int64_t I = kl.sizes.back(), rows = plan.M / I;
+  int64_t W = std::min<int64_t>(I, kBlockBytes / (kLanes * static_cast<int64_t>(sizeof(A))));
+  const int64_t threads = get_num_threads();
+  if (rows * ((I + W - 1) / W) < threads) W = std::max<int64_t>(16, (I + threads - 1) / threads);
+  W = std::min(W, I);
+  const int64_t nb = (I + W - 1) / W;
   const int64_t out_inner = kl.strides[0].back();
   auto chunk = [&](int64_t u, int64_t c, A* res) {
-    const int64_t first = (u % nb) * kBlock;
+    const int64_t first = (u % nb) * W;
     const std::array<int64_t, 2> off = offsets_of<2>((u / nb) * I + first, kl);
     const int64_t start = c * kChunk;
     chunk_block<T, A, Op>(xp + off[1] + start * ks, ks, std::min(kChunk, K - start),
-                          std::min(kBlock, I - first), res);
+                          std::min(W, I - first), res);
   };
   auto write = [&](int64_t u, const A* total) {
-    const int64_t first = (u % nb) * kBlock;
+    const int64_t first = (u % nb) * W;
     const std::array<int64_t, 2> off = offsets_of<2>((u / nb) * I + first, kl);
-    const int64_t w = std::min(kBlock, I - first);
+    const int64_t w = std::min(W, I - first);
     for (int64_t o = 0; o < w; ++o) store(op + (off[0] + o * out_inner) * osize, total[o]);
   };
-  run_units<A, Op>(rows * nb, kBlock, K, chunk, write);
+  run_units<A, Op>(rows * nb, W, K, chunk, write);
 }
 
 // ---- lines along one dim (arg_reduce, cumsum, softmax) ----

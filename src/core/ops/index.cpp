@@ -236,8 +236,12 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
   launch(weight.device(), cpu::check_index_range, cuda::check_index_range, flat, num, "embedding",
          int64_t{0});
   std::vector<int64_t> sizes = indices.sizes().vec();
-  sizes.push_back(weight.size(1));
-  return index_select(weight, 0, flat).view(sizes);  // indices.sizes() + (embedding_dim,)
+  sizes.push_back(weight.size(1));  // indices.sizes() + (embedding_dim,)
+  Tensor out = make_tensor({flat.numel(), weight.size(1)}, weight.dtype(), weight.device(),
+                           "embedding");
+  if (out.numel() > 0)
+    launch(weight.device(), cpu::index_select, cuda::index_select, out, weight, int64_t{0}, flat);
+  return out.view(sizes);
 }
 
 // ---- sort / topk ----
