@@ -54,7 +54,9 @@ void fill(const Tensor& out, Scalar value);
 void copy(const Tensor& out, const Tensor& src);
 /// out = op(x). x has the compute dtype (out's dtype, except bool outputs).
 void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1);
-/// out = op(a, b). a and b share the compute dtype; alpha scales b for Add/Sub.
+/// out = op(a, b). a and b share the compute dtype; alpha scales b for Add/Sub. For Add, Sub,
+/// Mul and Div on float16/bfloat16, b may instead be float32 (a broadcast scalar operand kept at
+/// float precision, as PyTorch's opmath scalars).
 void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha);
 /// out = cond ? a : b (cond bool; a, b of out's dtype).
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);

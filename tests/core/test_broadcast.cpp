@@ -76,10 +76,8 @@ struct BadPair {
 
 std::vector<BadPair> bad_pairs() {
   return {
-      {{2}, {3}, "(2,)", "(3,)"},
-      {{2, 3}, {2}, "(2, 3)", "(2,)"},
-      {{4, 3}, {3, 4}, "(4, 3)", "(3, 4)"},
-      {{2, 1, 3}, {4, 2}, "(2, 1, 3)", "(4, 2)"},
+      {{2}, {3}, "(2,)", "(3,)"},           {{2, 3}, {2}, "(2, 3)", "(2,)"},
+      {{4, 3}, {3, 4}, "(4, 3)", "(3, 4)"}, {{2, 1, 3}, {4, 2}, "(2, 1, 3)", "(4, 2)"},
       {{0}, {2}, "(0,)", "(2,)"},
   };
 }
@@ -88,12 +86,12 @@ std::vector<BadPair> bad_pairs() {
 
 TEST_CASE("broadcast_shapes: a table of shape pairs") {
   for (const Pair& p : good_pairs()) {
-    INFO("shapes " << p.a << " and " << p.b);
+    INFO("shapes " << IntArrayRef(p.a) << " and " << IntArrayRef(p.b));
     CHECK(broadcast_shapes(p.a, p.b) == p.out);
     CHECK(broadcast_shapes(p.b, p.a) == p.out);
   }
   for (const BadPair& p : bad_pairs()) {
-    INFO("shapes " << p.a << " and " << p.b);
+    INFO("shapes " << IntArrayRef(p.a) << " and " << IntArrayRef(p.b));
     EMBER_CHECK_THROWS(broadcast_shapes(p.a, p.b, "mul"), ShapeError, "[mul]", p.a_str, p.b_str,
                        "cannot be broadcast");
   }
@@ -101,7 +99,7 @@ TEST_CASE("broadcast_shapes: a table of shape pairs") {
 
 TEST_CASE("add: broadcasting over a table of shapes") {
   for (const Pair& p : good_pairs()) {
-    INFO("shapes " << p.a << " and " << p.b);
+    INFO("shapes " << IntArrayRef(p.a) << " and " << IntArrayRef(p.b));
     Tensor a = counting(p.a), b = counting(p.b, 100.0);
     Tensor sum = add(a, b);
     REQUIRE(sum.sizes() == IntArrayRef(p.out));
@@ -123,7 +121,7 @@ TEST_CASE("add: broadcasting over a table of shapes") {
 
 TEST_CASE("broadcast: failing shapes name the op and both shapes") {
   for (const BadPair& p : bad_pairs()) {
-    INFO("shapes " << p.a << " and " << p.b);
+    INFO("shapes " << IntArrayRef(p.a) << " and " << IntArrayRef(p.b));
     Tensor a = zeros(p.a), b = zeros(p.b);
     EMBER_CHECK_THROWS(add(a, b), ShapeError, "[add]", p.a_str, p.b_str);
     EMBER_CHECK_THROWS(sub(a, b), ShapeError, "[sub]", p.a_str, p.b_str);
@@ -135,8 +133,7 @@ TEST_CASE("broadcast: failing shapes name the op and both shapes") {
     EMBER_CHECK_THROWS(a > b, ShapeError, "[gt]", p.a_str, p.b_str);
     EMBER_CHECK_THROWS(logical_and(a, b), ShapeError, "[logical_and]", p.a_str, p.b_str);
     EMBER_CHECK_THROWS(where(gt(a, 0), a, b), ShapeError, "[where]", p.a_str, p.b_str);
-    EMBER_CHECK_THROWS(masked_fill(a, gt(b, 0), 1), ShapeError, "[masked_fill]", p.a_str,
-                       p.b_str);
+    EMBER_CHECK_THROWS(masked_fill(a, gt(b, 0), 1), ShapeError, "[masked_fill]", p.a_str, p.b_str);
     EMBER_CHECK_THROWS(isclose(a, b), ShapeError, p.a_str, p.b_str);
     Tensor c = a.clone();
     EMBER_CHECK_THROWS(c.add_(b), ShapeError, "[add_]", p.a_str, p.b_str);
@@ -185,9 +182,9 @@ TEST_CASE("broadcast: expanded and 0-d operands, empty results") {
 }
 
 TEST_CASE("where: three-way broadcasting of condition and both branches") {
-  Tensor cond = tensor({{true}, {false}});           // (2, 1)
-  Tensor a = counting({3});                          // (3,)
-  Tensor b = counting({1, 1, 3}, -1.0);              // (1, 1, 3)
+  Tensor cond = tensor({{true}, {false}});  // (2, 1)
+  Tensor a = counting({3});                 // (3,)
+  Tensor b = counting({1, 1, 3}, -1.0);     // (1, 1, 3)
   Tensor w = where(cond, a, b);
   CHECK(w.sizes() == IntArrayRef({1, 2, 3}));
   CHECK(values(w) == std::vector<double>({1, 2, 3, -1, -2, -3}));

@@ -50,15 +50,15 @@ void check_approx(const Tensor& t, const std::vector<double>& expected, double e
 }
 
 // Reports the caller's line on failure.
-#define check_values(...)                \
-  do {                                   \
+#define check_values(...)                 \
+  do {                                    \
     INFO("checked at line " << __LINE__); \
-    (check_values)(__VA_ARGS__);         \
+    (check_values)(__VA_ARGS__);          \
   } while (0)
-#define check_approx(...)                \
-  do {                                   \
+#define check_approx(...)                 \
+  do {                                    \
     INFO("checked at line " << __LINE__); \
-    (check_approx)(__VA_ARGS__);         \
+    (check_approx)(__VA_ARGS__);          \
   } while (0)
 
 Tensor f64(std::vector<double> v) { return tensor(v, kFloat64); }
@@ -72,10 +72,10 @@ struct UnaryCase {
   std::function<float(float)> ref32;
 };
 
-#define UNARY_CASE(NAME, OP, EXPR)                                              \
-  UnaryCase {                                                                   \
+#define UNARY_CASE(NAME, OP, EXPR)                                                        \
+  UnaryCase {                                                                             \
     NAME, [](const Tensor& t) { return OP(t); }, [](double v) -> double { return EXPR; }, \
-        [](float v) -> float { return EXPR; }                                   \
+        [](float v) -> float { return EXPR; }                                             \
   }
 
 std::vector<UnaryCase> unary_cases() {
@@ -103,7 +103,10 @@ std::vector<UnaryCase> unary_cases() {
       UNARY_CASE("round", ember::round, std::nearbyint(v)),
       UNARY_CASE("relu", ember::relu, std::isnan(v) ? v : (v < 0 ? decltype(v)(0) : v)),
       UNARY_CASE("sign", ember::sign,
-                 std::isnan(v) ? v : (v > 0 ? decltype(v)(1) : v < 0 ? decltype(v)(-1) : 0)),
+                 std::isnan(v) ? v
+                               : (v > 0   ? decltype(v)(1)
+                                  : v < 0 ? decltype(v)(-1)
+                                          : 0)),
   };
 }
 
@@ -139,8 +142,8 @@ TEST_CASE("add/sub/mul: integers wrap around and alpha must be integral") {
   check_values(mul(tensor({int64_t{1} << 62}, kInt64), 4), {0});
   check_values(add(tensor({1, 2}, kInt32), tensor({3, 4}, kInt32), 3), {10, 14});
   check_values(sub(tensor({1, 2}, kInt64), tensor({3, 4}, kInt64), 2), {-5, -6});
-  EMBER_CHECK_THROWS(add(tensor({1, 2}, kInt32), tensor({3, 4}, kInt32), 0.5), DTypeError,
-                     "[add]", "alpha");
+  EMBER_CHECK_THROWS(add(tensor({1, 2}, kInt32), tensor({3, 4}, kInt32), 0.5), DTypeError, "[add]",
+                     "alpha");
   EMBER_CHECK_THROWS(add(f32({1}), f32({1}), true), DTypeError, "[add]", "bool alpha");
   EMBER_CHECK_THROWS(sub(tensor({true}), tensor({false})), DTypeError, "[sub]", "bool");
   EMBER_CHECK_THROWS(sub(f32({1}), tensor({false})), DTypeError, "[sub]", "bool");
@@ -216,14 +219,14 @@ TEST_CASE("result_type: PyTorch's promotion table") {
   Tensor d = tensor({1.0}, kFloat64), bl = tensor({true}), i64 = tensor({1}, kInt64);
   Tensor d0 = scalar_tensor(1.0, kFloat64), i64_0 = scalar_tensor(1, kInt64);
   std::vector<Row> rows = {
-      {i32, f, kFloat32},     {i32, d, kFloat64},    {i8, u8, kInt32},      {i8, i64, kInt64},
-      {h, bf, kFloat32},      {h, f, kFloat32},      {bf, d, kFloat64},     {bl, bl, kBool},
-      {bl, i8, kInt8},        {bl, h, kFloat16},     {i32, d0, kFloat64},   {i8, i64_0, kInt8},
-      {h, d0, kFloat16},      {d0, i64_0, kFloat64}, {bl, i64_0, kInt64},   {i32, i32, kInt32},
+      {i32, f, kFloat32}, {i32, d, kFloat64},    {i8, u8, kInt32},    {i8, i64, kInt64},
+      {h, bf, kFloat32},  {h, f, kFloat32},      {bf, d, kFloat64},   {bl, bl, kBool},
+      {bl, i8, kInt8},    {bl, h, kFloat16},     {i32, d0, kFloat64}, {i8, i64_0, kInt8},
+      {h, d0, kFloat16},  {d0, i64_0, kFloat64}, {bl, i64_0, kInt64}, {i32, i32, kInt32},
   };
   for (const Row& r : rows) {
-    INFO(r.a.dtype() << " (dim " << r.a.dim() << ") with " << r.b.dtype() << " (dim "
-                     << r.b.dim() << ")");
+    INFO(r.a.dtype() << " (dim " << r.a.dim() << ") with " << r.b.dtype() << " (dim " << r.b.dim()
+                     << ")");
     CHECK(result_type(r.a, r.b) == r.expected);
     CHECK(result_type(r.b, r.a) == r.expected);
     CHECK(add(r.a, r.b).dtype() == (r.expected));
@@ -300,6 +303,35 @@ TEST_CASE("unary: float16 and bfloat16 compute in float and round once") {
   CHECK(third.data_ptr<Half>()[0].x == 0x3555);
 }
 
+TEST_CASE("mul/add: a number operand of a float16/bfloat16 tensor stays at float precision") {
+  // PyTorch computes half * 0.1 as half(float(x) * 0.1f), not with 0.1 rounded to half first.
+  Tensor base = linspace(-8, 8, 97, kFloat32);
+  for (DType t : {kFloat16, kBFloat16}) {
+    INFO(t);
+    Tensor x = base.to(t);
+    std::vector<double> xs = values(x);
+    auto round_to = [t](float v) {
+      return t == kFloat16 ? static_cast<double>(static_cast<float>(Half(v)))
+                           : static_cast<double>(static_cast<float>(BFloat16(v)));
+    };
+    const float tenth_rounded = static_cast<float>(round_to(0.1f));
+    std::vector<double> prod, sum, prod_rounded_scalar;
+    for (double v : xs) {
+      prod.push_back(round_to(static_cast<float>(v) * 0.1f));
+      sum.push_back(round_to(static_cast<float>(v) + 0.01f));
+      prod_rounded_scalar.push_back(round_to(static_cast<float>(v) * tenth_rounded));
+    }
+    check_values(mul(x, 0.1), prod);
+    check_values(x * 0.1, prod);
+    check_values(add(x, 0.01), sum);
+    check_values(mul(x, scalar_tensor(0.1, kFloat64)), prod);
+    Tensor y = x.clone();
+    y.mul_(0.1);
+    check_values(y, prod);
+    CHECK(prod != prod_rounded_scalar);  // the two conventions do differ on these inputs
+  }
+}
+
 TEST_CASE("unary: integer and bool inputs") {
   Tensor i = tensor({-3, 0, 2}, kInt32);
   CHECK(exp(i).dtype() == kFloat32);
@@ -339,8 +371,7 @@ TEST_CASE("activations: gelu, silu, leaky_relu, elu, softplus against formulas")
   std::vector<double> ge, gt, si, lr, el, sp, sp2;
   for (double v : xs) {
     ge.push_back(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
-    gt.push_back(0.5 * v *
-                 (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))));
+    gt.push_back(0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))));
     si.push_back(v / (1 + std::exp(-v)));
     lr.push_back(v > 0 ? v : 0.2 * v);
     el.push_back(v > 0 ? v : 1.5 * (std::exp(v) - 1));
@@ -446,10 +477,10 @@ TEST_CASE("where: three overloads, broadcasting and promotion") {
   CHECK(w.sizes() == IntArrayRef({2, 3}));
   check_values(w, {1, 2, 3, 7, 7, 7});
   CHECK(f32({1, 2, 3}).where(c, f32({0})).sizes() == IntArrayRef({3}));
-  EMBER_CHECK_THROWS(where(f32({1, 0}), f32({1, 2}), f32({3, 4})), DTypeError, "[where]",
-                     "bool", "float32");
-  EMBER_CHECK_THROWS(where(tensor({true, false}), f32({1, 2, 3}), f32({3})), ShapeError,
-                     "[where]", "(2,)", "(3,)");
+  EMBER_CHECK_THROWS(where(f32({1, 0}), f32({1, 2}), f32({3, 4})), DTypeError, "[where]", "bool",
+                     "float32");
+  EMBER_CHECK_THROWS(where(tensor({true, false}), f32({1, 2, 3}), f32({3})), ShapeError, "[where]",
+                     "(2,)", "(3,)");
 }
 
 TEST_CASE("masked_fill: out of place and in place") {
@@ -465,10 +496,10 @@ TEST_CASE("masked_fill: out of place and in place") {
   CHECK(x._version() == v0 + 1);
   check_values(x, {10, 2, 10, 4});
   EMBER_CHECK_THROWS(x.masked_fill_(f32({1, 0}), 0), DTypeError, "[masked_fill_]", "bool");
-  EMBER_CHECK_THROWS(x.masked_fill_(tensor({true, false, true}), 0), ShapeError,
-                     "[masked_fill_]", "(2, 2)", "(3,)");
-  EMBER_CHECK_THROWS(f32({1}).masked_fill_(tensor({true, false}), 0), ShapeError,
-                     "[masked_fill_]", "(1,)", "(2,)");
+  EMBER_CHECK_THROWS(x.masked_fill_(tensor({true, false, true}), 0), ShapeError, "[masked_fill_]",
+                     "(2, 2)", "(3,)");
+  EMBER_CHECK_THROWS(f32({1}).masked_fill_(tensor({true, false}), 0), ShapeError, "[masked_fill_]",
+                     "(1,)", "(2,)");
 }
 
 // ---- non-contiguous inputs ----
@@ -576,6 +607,9 @@ TEST_CASE("in place: add_/sub_/mul_/div_ values, version counter, self aliasing"
   Tensor bc = f32({1, 2, 3, 4}).reshape({2, 2});
   bc.mul_(bc.select(0, 1));  // row 1 = (3, 4) broadcast over both rows
   check_values(bc, {3, 8, 9, 16});
+  Tensor base = f32({1, 2, 3, 4, 5, 6}).reshape({2, 3});
+  base.t().add_(f32({10, 20}));  // a transposed (non-contiguous) self
+  check_values(base, {11, 12, 13, 24, 25, 26});
   Tensor same_t = f32({1, 2});
   same_t.add_(same_t);
   check_values(same_t, {2, 4});
@@ -608,8 +642,8 @@ TEST_CASE("in place: dtype and shape errors") {
   check_values(b, {1, 1});
   CHECK(i._version() == 0);
   Tensor x = f32({1, 2, 3});
-  EMBER_CHECK_THROWS(x.add_(f32({1, 2, 3, 4, 5, 6}).reshape({2, 3})), ShapeError, "[add_]",
-                     "(3,)", "(2, 3)");
+  EMBER_CHECK_THROWS(x.add_(f32({1, 2, 3, 4, 5, 6}).reshape({2, 3})), ShapeError, "[add_]", "(3,)",
+                     "(2, 3)");
   EMBER_CHECK_THROWS(x.mul_(f32({1, 2})), ShapeError, "[mul_]", "(3,)", "(2,)");
   EMBER_CHECK_THROWS(x.expand({2, 3}).add_(1), ValueError, "[add_]", "single memory location");
   CHECK(x._version() == 0);

@@ -76,13 +76,19 @@ std::vector<double> naive_matmul(const Tensor& a, const Tensor& b, std::vector<i
 }
 
 /// Unit roundoff of the compute type and of the stored type.
-double compute_eps(DType dt) { return dt == kFloat64 ? std::ldexp(1.0, -53) : std::ldexp(1.0, -24); }
+double compute_eps(DType dt) {
+  return dt == kFloat64 ? std::ldexp(1.0, -53) : std::ldexp(1.0, -24);
+}
 double storage_eps(DType dt) {
   switch (dt) {
-    case kFloat16: return std::ldexp(1.0, -11);
-    case kBFloat16: return std::ldexp(1.0, -8);
-    case kFloat32: return std::ldexp(1.0, -24);
-    default: return std::ldexp(1.0, -53);
+    case kFloat16:
+      return std::ldexp(1.0, -11);
+    case kBFloat16:
+      return std::ldexp(1.0, -8);
+    case kFloat32:
+      return std::ldexp(1.0, -24);
+    default:
+      return std::ldexp(1.0, -53);
   }
 }
 
@@ -108,7 +114,8 @@ void check_gemm_against_reference(const Tensor& a, const Tensor& b, const Tensor
     double* p = t->data_ptr<double>();
     for (int64_t i = 0; i < t->numel(); ++i) p[i] = std::fabs(p[i]);
   }
-  cpu::gemm_reference(bound, abs_a, abs_b, std::fabs(alpha.to_double()), std::fabs(beta.to_double()));
+  cpu::gemm_reference(bound, abs_a, abs_b, std::fabs(alpha.to_double()),
+                      std::fabs(beta.to_double()));
   std::vector<double> vb = values(bound);
   const int64_t K = a.size(2);
   const double u = compute_eps(dt), s = storage_eps(dt);
@@ -117,8 +124,8 @@ void check_gemm_against_reference(const Tensor& a, const Tensor& b, const Tensor
     const double tol = 2.0 * (K + 3) * u * std::fabs(vb[i]) + 2.0 * s * std::fabs(vr[i]) + 1e-300;
     if (!(std::fabs(vf[i] - vr[i]) <= tol)) {
       if (bad++ < 3) {
-        INFO("element " << i << ": gemm " << std::setprecision(17) << vf[i] << " vs reference " << vr[i] << " (tol " << tol
-                        << ")");
+        INFO("element " << i << ": gemm " << std::setprecision(17) << vf[i] << " vs reference "
+                        << vr[i] << " (tol " << tol << ")");
         CHECK(false);
       }
     }
@@ -132,9 +139,12 @@ enum class Layout { RowMajor, ColumnMajor, Strided, ExpandedBatch };
 
 Tensor with_layout(std::vector<int64_t> sizes, DType dt, uint64_t seed, Layout layout) {
   switch (layout) {
-    case Layout::RowMajor: return random_tensor(sizes, dt, seed);
-    case Layout::ColumnMajor: return column_major(random_tensor(sizes, dt, seed));
-    case Layout::Strided: return non_contiguous(random_tensor(sizes, dt, seed));
+    case Layout::RowMajor:
+      return random_tensor(sizes, dt, seed);
+    case Layout::ColumnMajor:
+      return column_major(random_tensor(sizes, dt, seed));
+    case Layout::Strided:
+      return non_contiguous(random_tensor(sizes, dt, seed));
     case Layout::ExpandedBatch: {
       std::vector<int64_t> one = sizes;
       one[0] = 1;
@@ -182,7 +192,7 @@ TEST_CASE("matmul: hand-computed 1-D and 2-D combinations") {
 }
 
 TEST_CASE("bmm: hand-computed batches") {
-  Tensor a = tensor({{{1, 2}, {3, 4}}, {{0, 1}, {1, 0}}});            // (2, 2, 2) int64
+  Tensor a = tensor({{{1, 2}, {3, 4}}, {{0, 1}, {1, 0}}});               // (2, 2, 2) int64
   Tensor b = tensor({{{5, 6, 7}, {8, 9, 10}}, {{1, 2, 3}, {4, 5, 6}}});  // (2, 2, 3)
   Tensor c = bmm(a, b);
   CHECK(c.dtype() == kInt64);
@@ -209,9 +219,9 @@ TEST_CASE("addmm: beta * input + alpha * a @ b with a broadcast input") {
 }
 
 TEST_CASE("baddbmm: hand-computed batches with a broadcast input") {
-  Tensor a = tensor({{{1.0, 2.0}}, {{3.0, 4.0}}}, TensorOptions(kFloat64));    // (2, 1, 2)
+  Tensor a = tensor({{{1.0, 2.0}}, {{3.0, 4.0}}}, TensorOptions(kFloat64));       // (2, 1, 2)
   Tensor b = tensor({{{1.0}, {1.0}}, {{2.0}, {-1.0}}}, TensorOptions(kFloat64));  // (2, 2, 1)
-  Tensor input = tensor({100.0}, TensorOptions(kFloat64));                    // (1,)
+  Tensor input = tensor({100.0}, TensorOptions(kFloat64));                        // (1,)
   Tensor c = baddbmm(input, a, b, 0.5, 2);
   CHECK(c.sizes() == IntArrayRef({2, 1, 1}));
   CHECK(values(c) == std::vector<double>{56, 54});  // 50 + 2*3, 50 + 2*2
@@ -397,14 +407,33 @@ TEST_CASE("matmul: batched, expanded and permuted batches give bitwise the conti
   Tensor b14 = random_tensor({1, 4, K, N}, kFloat32, 15);
   Tensor c34 = matmul(a31, b14);
   CHECK(c34.sizes() == IntArrayRef({3, 4, M, N}));
-  CHECK(bitwise_equal(matmul(a31.expand({3, 4, M, K}).contiguous(),
-                             b14.expand({3, 4, K, N}).contiguous()),
-                      c34));
+  CHECK(bitwise_equal(
+      matmul(a31.expand({3, 4, M, K}).contiguous(), b14.expand({3, 4, K, N}).contiguous()), c34));
   // bmm with one matrix expanded over the batch.
   Tensor a3 = random_tensor({5, M, K}, kFloat32, 16);
   CHECK(bitwise_equal(bmm(a3, b1.expand({5, K, N})), bmm(a3, b1.expand({5, K, N}).contiguous())));
   // Each batch of a batched product equals the 2-D product of that batch.
   CHECK(bitwise_equal(c[2][1], mm(a[2][1], b[2][1])));
+}
+
+TEST_CASE("matmul: row vectors give the same bits whether or not the batch folds into M") {
+  // A shared b lets matmul fold (5, 1, K) into one (5, K) product (the packed path); a batched b
+  // keeps five M == 1 products (the vector path). Both must compute each element identically.
+  const int64_t K = 300, N = 40;  // K > KC; N = a full vector block plus a scalar tail
+  Tensor a = random_tensor({5, 1, K}, kFloat32, 41);
+  Tensor b = random_tensor({K, N}, kFloat32, 42);
+  Tensor folded = matmul(a, b);
+  Tensor per_row = matmul(a, b.expand({5, K, N}).contiguous());
+  CHECK(bitwise_equal(folded, per_row));
+  CHECK(bitwise_equal(matmul(a[3], b), folded[3]));
+  CHECK(bitwise_equal(matmul(a[3][0], b), folded[3][0]));
+  // Matrix @ vector: (M, K) @ (K,) against the (M, K) @ (K, 1) and (1, K) @ (K, M) forms.
+  Tensor m = random_tensor({37, K}, kFloat64, 43);
+  Tensor v = random_tensor({K}, kFloat64, 44);
+  Tensor mv = matmul(m, v);
+  CHECK(bitwise_equal(mm(m, v.unsqueeze(1)).squeeze(1), mv));
+  CHECK(bitwise_equal(matmul(v, m.t()), mv));
+  CHECK(bitwise_equal(matmul(column_major(m), v), mv));
 }
 
 TEST_CASE("matmul: results do not depend on the thread count") {
@@ -507,11 +536,13 @@ TEST_CASE("linalg: dtype errors name the op and both dtypes") {
                      DTypeError, "[linear]", "bias", "float64");
   EMBER_CHECK_THROWS(addmm(zeros({2}, TensorOptions(kInt64)), zeros({2, 2}), zeros({2, 2})),
                      DTypeError, "[addmm]", "int64");
-  EMBER_CHECK_THROWS(matmul(zeros({2, 2}, TensorOptions(kBool)), zeros({2, 2}, TensorOptions(kBool))),
-                     DTypeError, "[matmul]", "bool");
-  EMBER_CHECK_THROWS(addmm(zeros({2, 2}, TensorOptions(kInt64)), zeros({2, 2}, TensorOptions(kInt64)),
-                           zeros({2, 2}, TensorOptions(kInt64)), 1, 0.5),
-                     ValueError, "[addmm]", "alpha", "0.5");
+  EMBER_CHECK_THROWS(
+      matmul(zeros({2, 2}, TensorOptions(kBool)), zeros({2, 2}, TensorOptions(kBool))), DTypeError,
+      "[matmul]", "bool");
+  EMBER_CHECK_THROWS(
+      addmm(zeros({2, 2}, TensorOptions(kInt64)), zeros({2, 2}, TensorOptions(kInt64)),
+            zeros({2, 2}, TensorOptions(kInt64)), 1, 0.5),
+      ValueError, "[addmm]", "alpha", "0.5");
 }
 
 TEST_CASE("linalg: shape errors name the op and the shapes") {

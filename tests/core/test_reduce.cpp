@@ -105,13 +105,16 @@ TEST_CASE("sum: bitwise identical for 1, 2, 3 and 8 threads") {
   Generator gen(1234);
   Tensor x = randn({1000003}, gen);
   Tensor m = randn({257, 4099}, gen);
+  Tensor xd = x.to(kFloat64), md = m.to(kFloat64);  // float64 exposes any order change
   std::vector<Tensor> ref;
   for (int threads : {1, 2, 3, 8}) {
     set_num_threads(threads);
-    std::vector<Tensor> r = {x.sum(),          m.sum({0}),       m.sum({1}),
-                             m.t().sum({0}),   m.sum(),          x.mean(),
-                             m.var({0}),       x.norm(),         m.prod({1}),
-                             x.to(kFloat16).sum(), m.logsumexp({1}), m.cumsum(0)};
+    std::vector<Tensor> r = {x.sum(),         m.sum({0}),       m.sum({1}),
+                             m.t().sum({0}),  m.sum(),          x.mean(),
+                             m.var({0}),      x.norm(),         m.prod({1}),
+                             x.to(kFloat16).sum(), m.logsumexp({1}), m.cumsum(0),
+                             xd.sum(),        md.sum({0}),      md.sum({1}),
+                             md.t().sum({0}), xd.var(),         md.softmax(0)};
     if (ref.empty()) {
       ref = r;
       continue;
@@ -129,30 +132,51 @@ TEST_CASE("sum: bitwise identical for 1, 2, 3 and 8 threads") {
 }
 
 TEST_CASE("sum: non-contiguous inputs give bitwise the contiguous result") {
-  Generator gen(7);
-  Tensor x = randn({37, 300, 5}, gen);
-  Tensor nc = test::non_contiguous(x);
-  REQUIRE_FALSE(nc.is_contiguous());
-  std::vector<std::vector<int64_t>> dim_sets = {{}, {0}, {1}, {2}, {0, 1}, {0, 2}, {1, 2}, {-1, 0}};
-  for (const auto& dims : dim_sets) {
-    INFO("dims " << IntArrayRef(dims));
-    CHECK(test::bitwise_equal(x.sum(dims), nc.sum(dims)));
-    CHECK(test::bitwise_equal(x.prod(dims.empty() ? 0 : dims[0]), nc.prod(dims.empty() ? 0 : dims[0])));
-    CHECK(test::bitwise_equal(x.amax(dims), nc.amax(dims)));
-    CHECK(test::bitwise_equal(x.mean(dims), nc.mean(dims)));
-    CHECK(test::bitwise_equal(x.var(dims), nc.var(dims)));
+  // float64 shows any change of summation order in the last bits (float32 results are the
+  // rounded double sums, which hide most of them), so both are checked.
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Generator gen(7);
+    Tensor x = randn({37, 300, 5}, gen, dt);
+    Tensor nc = test::non_contiguous(x);
+    REQUIRE_FALSE(nc.is_contiguous());
+    std::vector<std::vector<int64_t>> dim_sets = {{},     {0},    {1},    {2},
+                                                  {0, 1}, {0, 2}, {1, 2}, {-1, 0}};
+    for (const auto& dims : dim_sets) {
+      INFO("dims " << IntArrayRef(dims));
+      const int64_t d0 = dims.empty() ? 0 : dims[0];
+      CHECK(test::bitwise_equal(x.sum(dims), nc.sum(dims)));
+      CHECK(test::bitwise_equal(x.prod(d0), nc.prod(d0)));
+      CHECK(test::bitwise_equal(x.amax(dims), nc.amax(dims)));
+      CHECK(test::bitwise_equal(x.mean(dims), nc.mean(dims)));
+      CHECK(test::bitwise_equal(x.var(dims), nc.var(dims)));
+      CHECK(test::bitwise_equal(x.norm(2, dims), nc.norm(2, dims)));
+      CHECK(test::bitwise_equal(x.logsumexp(dims), nc.logsumexp(dims)));
+    }
+    // A transposed copy reduced along the other dim: row and block loop shapes agree bitwise.
+    Tensor m = randn({9000, 70}, gen, dt);
+    Tensor mt = m.t().contiguous();  // (70, 9000)
+    CHECK(test::bitwise_equal(m.sum({0}), mt.sum({1})));
+    CHECK(test::bitwise_equal(m.sum({0}), m.t().sum({1})));
+    CHECK(test::bitwise_equal(m.t().sum({0}), m.sum({1})));
+    CHECK(test::bitwise_equal(m.sum({0}), test::non_contiguous(m).sum({0})));
+    CHECK(test::bitwise_equal(x.permute({2, 0, 1}).sum({1, 2}), x.sum({0, 1})));
+    // Dims 0 and 2 do not merge (the kernel gathers them): same as reducing a reshaped copy.
+    CHECK(test::bitwise_equal(x.sum({0, 2}), x.permute({1, 0, 2}).reshape({300, 185}).sum({1})));
+    // Long reductions into few outputs (partials table) in both loop shapes.
+    Tensor tall = randn({20000, 3}, gen, dt);
+    Tensor tall_t = tall.t().contiguous();
+    CHECK(test::bitwise_equal(tall.sum({0}), tall_t.sum({1})));
+    Tensor near1 = tall * 0.001 + 1;
+    CHECK(test::bitwise_equal(near1.prod({0}), near1.t().contiguous().prod({1})));
+    CHECK(test::bitwise_equal(tall.amin({0}), tall_t.amin({1})));
+    CHECK(test::bitwise_equal(tall.norm(2, {0}), tall_t.norm(2, {1})));
+    CHECK(test::bitwise_equal(tall.var({0}), tall_t.var({1})));
+    CHECK(test::bitwise_equal(x.argmax(1), nc.argmax(1)));
+    CHECK(test::bitwise_equal(x.softmax(1), nc.softmax(1)));
+    CHECK(test::bitwise_equal(x.log_softmax(0), nc.log_softmax(0)));
+    CHECK(test::bitwise_equal(x.cumsum(1), nc.cumsum(1)));
   }
-  // A transposed copy reduced along the other dim: row and block loop shapes agree bitwise.
-  Tensor m = randn({9000, 70}, gen);
-  Tensor mt = m.t().contiguous();  // (70, 9000)
-  CHECK(test::bitwise_equal(m.sum({0}), mt.sum({1})));
-  CHECK(test::bitwise_equal(m.sum({0}), m.t().sum({1})));
-  CHECK(test::bitwise_equal(m.t().sum({0}), m.sum({1})));
-  CHECK(test::bitwise_equal(m.sum({0}), test::non_contiguous(m).sum({0})));
-  CHECK(test::bitwise_equal(x.permute({2, 0, 1}).sum({1, 2}), x.sum({0, 1})));
-  CHECK(test::bitwise_equal(x.argmax(1), nc.argmax(1)));
-  CHECK(test::bitwise_equal(x.softmax(1), nc.softmax(1)));
-  CHECK(test::bitwise_equal(x.cumsum(1), nc.cumsum(1)));
 }
 
 TEST_CASE("mean: hand-computed, dtype rules and errors") {
@@ -398,17 +422,24 @@ TEST_CASE("reductions: float16 and bfloat16 inputs accumulate wide") {
 
 TEST_CASE("reductions: dim errors name the op and the dims") {
   Tensor x = cube();
-  EMBER_CHECK_THROWS(x.sum({1, 1}), IndexError, "[sum]", "multiple times");
-  EMBER_CHECK_THROWS(x.sum({1, -2}), IndexError, "[sum]", "multiple times");
-  EMBER_CHECK_THROWS(x.mean({3}), IndexError, "[mean]");
-  EMBER_CHECK_THROWS(x.amax({-4}), IndexError, "[amax]");
-  EMBER_CHECK_THROWS(x.var({0, 0}), IndexError, "[var]");
-  EMBER_CHECK_THROWS(x.prod(5), IndexError, "[prod]");
-  EMBER_CHECK_THROWS(x.all(3), IndexError, "[all]");
-  EMBER_CHECK_THROWS(x.max(3), IndexError, "[max]");
-  EMBER_CHECK_THROWS(x.argmin(-4), IndexError, "[argmin]");
-  EMBER_CHECK_THROWS(x.logsumexp({0, 0}), IndexError, "[logsumexp]");
-  EMBER_CHECK_THROWS(x.norm(2, {7}), IndexError, "[norm]");
-  EMBER_CHECK_THROWS(tensor(1.0f).sum({0, -1}), IndexError, "[sum]");
-  EMBER_CHECK_THROWS(tensor(1.0f).sum({1}), IndexError, "[sum]");
+  EMBER_CHECK_THROWS(x.sum({1, 1}), IndexError, "[sum]", "multiple times", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.sum({1, -2}), IndexError, "[sum]", "multiple times", "(1, -2)");
+  EMBER_CHECK_THROWS(x.mean({3}), IndexError, "[mean]", "dim 3", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.amax({-4}), IndexError, "[amax]", "dim -4", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.var({0, 0}), IndexError, "[var]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.std({0, 0}), IndexError, "[std]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(var_mean(x, {0, 0}), IndexError, "[var_mean]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.prod(5), IndexError, "[prod]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.all(3), IndexError, "[all]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.any(-4), IndexError, "[any]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.max(3), IndexError, "[max]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.min(3), IndexError, "[min]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.argmax(3), IndexError, "[argmax]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.argmin(-4), IndexError, "[argmin]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.logsumexp({0, 0}), IndexError, "[logsumexp]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.norm(2, {7}), IndexError, "[norm]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.cumsum(3), IndexError, "[cumsum]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(x.log_softmax(-4), IndexError, "[log_softmax]", "(2, 3, 4)");
+  EMBER_CHECK_THROWS(tensor(1.0f).sum({0, -1}), IndexError, "[sum]", "multiple times");
+  EMBER_CHECK_THROWS(tensor(1.0f).sum({1}), IndexError, "[sum]", "()");
 }

@@ -62,37 +62,38 @@ T int_pow(T base, int64_t e) {
 template <class T>
 T saturate(double v) {
   if (std::isnan(v)) return T(0);
-  if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
+  if (v <= static_cast<double>(std::numeric_limits<T>::lowest()))
+    return std::numeric_limits<T>::lowest();
   if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
   return static_cast<T>(v);
 }
 
 // ---- the binary loop: contiguous, scalar-broadcast and strided rows ----
 
-/// out[i] = f(a[i], b[i]) with O the output element type and T the input element type.
-template <class O, class T, class F>
+/// out[i] = f(a[i], b[i]) with O, A, B the element types of out, a and b.
+template <class O, class A, class B, class F>
 void binary_loop(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   std::array<char*, 3> base{byte_ptr(out), byte_ptr(a), byte_ptr(b)};
   std::array<std::vector<int64_t>, 3> strides{byte_strides(out), byte_strides(a), byte_strides(b)};
-  constexpr int64_t so = sizeof(O), st = sizeof(T);
+  constexpr int64_t so = sizeof(O), sa = sizeof(A), sb = sizeof(B);
   for_each_row<3>(out.sizes(), base, strides,
                   [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
                     O* o = reinterpret_cast<O*>(p[0]);
-                    const T* x = reinterpret_cast<const T*>(p[1]);
-                    const T* y = reinterpret_cast<const T*>(p[2]);
-                    if (s[0] == so && s[1] == st && s[2] == st) {
+                    const A* x = reinterpret_cast<const A*>(p[1]);
+                    const B* y = reinterpret_cast<const B*>(p[2]);
+                    if (s[0] == so && s[1] == sa && s[2] == sb) {
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
-                    } else if (s[0] == so && s[1] == st && s[2] == 0) {
-                      const T yv = *y;
+                    } else if (s[0] == so && s[1] == sa && s[2] == 0) {
+                      const B yv = *y;
                       for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], yv);
-                    } else if (s[0] == so && s[1] == 0 && s[2] == st) {
-                      const T xv = *x;
+                    } else if (s[0] == so && s[1] == 0 && s[2] == sb) {
+                      const A xv = *x;
                       for (int64_t i = 0; i < n; ++i) o[i] = f(xv, y[i]);
                     } else {
                       for (int64_t i = 0; i < n; ++i) {
                         *reinterpret_cast<O*>(p[0] + i * s[0]) =
-                            f(*reinterpret_cast<const T*>(p[1] + i * s[1]),
-                              *reinterpret_cast<const T*>(p[2] + i * s[2]));
+                            f(*reinterpret_cast<const A*>(p[1] + i * s[1]),
+                              *reinterpret_cast<const B*>(p[2] + i * s[2]));
                       }
                     }
                   });
@@ -104,19 +105,28 @@ template <class T>
 void binary_compare(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op) {
   using C = compute_t<T>;
   auto run = [&](auto f) {
-    binary_loop<bool, T>(out, a, b,
-                         [f](T x, T y) { return f(static_cast<C>(x), static_cast<C>(y)); });
+    binary_loop<bool, T, T>(out, a, b,
+                            [f](T x, T y) { return f(static_cast<C>(x), static_cast<C>(y)); });
   };
   switch (op) {
-    case BinaryOp::Eq: return run([](C x, C y) { return x == y; });
-    case BinaryOp::Ne: return run([](C x, C y) { return x != y; });
-    case BinaryOp::Lt: return run([](C x, C y) { return x < y; });
-    case BinaryOp::Le: return run([](C x, C y) { return x <= y; });
-    case BinaryOp::Gt: return run([](C x, C y) { return x > y; });
-    case BinaryOp::Ge: return run([](C x, C y) { return x >= y; });
-    case BinaryOp::LogicalAnd: return run([](C x, C y) { return x != C(0) && y != C(0); });
-    case BinaryOp::LogicalOr: return run([](C x, C y) { return x != C(0) || y != C(0); });
-    default: unsupported("binary", static_cast<int>(op), a.dtype());
+    case BinaryOp::Eq:
+      return run([](C x, C y) { return x == y; });
+    case BinaryOp::Ne:
+      return run([](C x, C y) { return x != y; });
+    case BinaryOp::Lt:
+      return run([](C x, C y) { return x < y; });
+    case BinaryOp::Le:
+      return run([](C x, C y) { return x <= y; });
+    case BinaryOp::Gt:
+      return run([](C x, C y) { return x > y; });
+    case BinaryOp::Ge:
+      return run([](C x, C y) { return x >= y; });
+    case BinaryOp::LogicalAnd:
+      return run([](C x, C y) { return x != C(0) && y != C(0); });
+    case BinaryOp::LogicalOr:
+      return run([](C x, C y) { return x != C(0) || y != C(0); });
+    default:
+      unsupported("binary", static_cast<int>(op), a.dtype());
   }
 }
 
@@ -125,7 +135,14 @@ void binary_floating(const Tensor& out, const Tensor& a, const Tensor& b, Binary
                      Scalar alpha) {
   using C = compute_t<T>;
   auto run = [&](auto f) {
-    binary_loop<T, T>(out, a, b, [f](T x, T y) {
+    if constexpr (!std::is_same_v<T, C>) {
+      if (b.dtype() == kFloat32) {  // a scalar operand kept at float precision
+        binary_loop<T, T, float>(
+            out, a, b, [f](T x, float y) { return static_cast<T>(f(static_cast<C>(x), y)); });
+        return;
+      }
+    }
+    binary_loop<T, T, T>(out, a, b, [f](T x, T y) {
       return static_cast<T>(f(static_cast<C>(x), static_cast<C>(y)));
     });
   };
@@ -138,20 +155,26 @@ void binary_floating(const Tensor& out, const Tensor& a, const Tensor& b, Binary
     case BinaryOp::Sub:
       if (unit_alpha) return run([](C x, C y) { return x - y; });
       return run([al](C x, C y) { return x - al * y; });
-    case BinaryOp::Mul: return run([](C x, C y) { return x * y; });
-    case BinaryOp::Div: return run([](C x, C y) { return x / y; });
-    case BinaryOp::Pow: return run([](C x, C y) { return std::pow(x, y); });
+    case BinaryOp::Mul:
+      return run([](C x, C y) { return x * y; });
+    case BinaryOp::Div:
+      return run([](C x, C y) { return x / y; });
+    case BinaryOp::Pow:
+      return run([](C x, C y) { return std::pow(x, y); });
     // NaN propagates: x != x is true only for NaN.
-    case BinaryOp::Minimum: return run([](C x, C y) { return (x < y || x != x) ? x : y; });
-    case BinaryOp::Maximum: return run([](C x, C y) { return (x > y || x != x) ? x : y; });
-    default: return binary_compare<T>(out, a, b, op);
+    case BinaryOp::Minimum:
+      return run([](C x, C y) { return (x < y || x != x) ? x : y; });
+    case BinaryOp::Maximum:
+      return run([](C x, C y) { return (x > y || x != x) ? x : y; });
+    default:
+      return binary_compare<T>(out, a, b, op);
   }
 }
 
 template <class T>
 void binary_integral(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op,
                      Scalar alpha) {
-  auto run = [&](auto f) { binary_loop<T, T>(out, a, b, f); };
+  auto run = [&](auto f) { binary_loop<T, T, T>(out, a, b, f); };
   const bool unit_alpha = alpha.to_double() == 1.0;
   const T al = alpha.to<T>();
   switch (op) {
@@ -161,29 +184,39 @@ void binary_integral(const Tensor& out, const Tensor& a, const Tensor& b, Binary
     case BinaryOp::Sub:
       if (unit_alpha) return run([](T x, T y) { return wrap_sub(x, y); });
       return run([al](T x, T y) { return wrap_sub(x, wrap_mul(al, y)); });
-    case BinaryOp::Mul: return run([](T x, T y) { return wrap_mul(x, y); });
+    case BinaryOp::Mul:
+      return run([](T x, T y) { return wrap_mul(x, y); });
     case BinaryOp::Pow:
       return run([](T x, T y) { return int_pow(x, static_cast<int64_t>(y)); });
-    case BinaryOp::Minimum: return run([](T x, T y) { return x < y ? x : y; });
-    case BinaryOp::Maximum: return run([](T x, T y) { return x > y ? x : y; });
-    case BinaryOp::Div: unsupported("binary", static_cast<int>(op), a.dtype());
-    default: return binary_compare<T>(out, a, b, op);
+    case BinaryOp::Minimum:
+      return run([](T x, T y) { return x < y ? x : y; });
+    case BinaryOp::Maximum:
+      return run([](T x, T y) { return x > y ? x : y; });
+    case BinaryOp::Div:
+      unsupported("binary", static_cast<int>(op), a.dtype());
+    default:
+      return binary_compare<T>(out, a, b, op);
   }
 }
 
 void binary_bool(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha) {
-  auto run = [&](auto f) { binary_loop<bool, bool>(out, a, b, f); };
+  auto run = [&](auto f) { binary_loop<bool, bool, bool>(out, a, b, f); };
   switch (op) {
     case BinaryOp::Add:  // bool + bool is logical or (a + alpha * b, then != 0)
       if (alpha.to_bool()) return run([](bool x, bool y) { return x || y; });
       return run([](bool x, bool) { return x; });
     case BinaryOp::Mul:
-    case BinaryOp::Minimum: return run([](bool x, bool y) { return x && y; });
-    case BinaryOp::Maximum: return run([](bool x, bool y) { return x || y; });
-    case BinaryOp::Pow: return run([](bool x, bool y) { return x || !y; });
+    case BinaryOp::Minimum:
+      return run([](bool x, bool y) { return x && y; });
+    case BinaryOp::Maximum:
+      return run([](bool x, bool y) { return x || y; });
+    case BinaryOp::Pow:
+      return run([](bool x, bool y) { return x || !y; });
     case BinaryOp::Sub:
-    case BinaryOp::Div: unsupported("binary", static_cast<int>(op), kBool);
-    default: return binary_compare<bool>(out, a, b, op);
+    case BinaryOp::Div:
+      unsupported("binary", static_cast<int>(op), kBool);
+    default:
+      return binary_compare<bool>(out, a, b, op);
   }
 }
 
@@ -193,16 +226,21 @@ void binary_bool(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp o
 template <class T, class F>
 void float_map(const Tensor& out, const Tensor& x, F f) {
   using C = compute_t<T>;
-  map<T, T>(out, [f](T v) { return static_cast<T>(f(static_cast<C>(v))); }, x);
+  map<T, T>(
+      out, [f](T v) { return static_cast<T>(f(static_cast<C>(v))); }, x);
 }
 
 template <class T>
 void unary_predicate(const Tensor& out, const Tensor& x, UnaryOp op) {
   using C = compute_t<T>;
-  auto run = [&](auto f) { map<bool, T>(out, [f](T v) { return f(static_cast<C>(v)); }, x); };
+  auto run = [&](auto f) {
+    map<bool, T>(
+        out, [f](T v) { return f(static_cast<C>(v)); }, x);
+  };
   constexpr bool fp = std::is_floating_point_v<C>;
   switch (op) {
-    case UnaryOp::LogicalNot: return run([](C v) { return v == C(0); });
+    case UnaryOp::LogicalNot:
+      return run([](C v) { return v == C(0); });
     case UnaryOp::IsNan:
       if constexpr (fp) return run([](C v) { return std::isnan(v); });
       return run([](C) { return false; });
@@ -212,7 +250,8 @@ void unary_predicate(const Tensor& out, const Tensor& x, UnaryOp op) {
     case UnaryOp::IsFinite:
       if constexpr (fp) return run([](C v) { return std::isfinite(v); });
       return run([](C) { return true; });
-    default: unsupported("unary", static_cast<int>(op), x.dtype());
+    default:
+      unsupported("unary", static_cast<int>(op), x.dtype());
   }
 }
 
@@ -224,31 +263,48 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
   constexpr C kSqrt2OverPi = C(0.79788456080286535588);
   constexpr C kGeluCoeff = C(0.044715);
   switch (op) {
-    case UnaryOp::Neg: return run([](C v) { return -v; });
-    case UnaryOp::Exp: return run([](C v) { return std::exp(v); });
-    case UnaryOp::Exp2: return run([](C v) { return std::exp2(v); });
-    case UnaryOp::Log: return run([](C v) { return std::log(v); });
-    case UnaryOp::Log2: return run([](C v) { return std::log2(v); });
-    case UnaryOp::Log1p: return run([](C v) { return std::log1p(v); });
-    case UnaryOp::Expm1: return run([](C v) { return std::expm1(v); });
-    case UnaryOp::Sqrt: return run([](C v) { return std::sqrt(v); });
-    case UnaryOp::Rsqrt: return run([](C v) { return C(1) / std::sqrt(v); });
-    case UnaryOp::Abs: return run([](C v) { return std::abs(v); });
+    case UnaryOp::Neg:
+      return run([](C v) { return -v; });
+    case UnaryOp::Exp:
+      return run([](C v) { return std::exp(v); });
+    case UnaryOp::Exp2:
+      return run([](C v) { return std::exp2(v); });
+    case UnaryOp::Log:
+      return run([](C v) { return std::log(v); });
+    case UnaryOp::Log2:
+      return run([](C v) { return std::log2(v); });
+    case UnaryOp::Log1p:
+      return run([](C v) { return std::log1p(v); });
+    case UnaryOp::Expm1:
+      return run([](C v) { return std::expm1(v); });
+    case UnaryOp::Sqrt:
+      return run([](C v) { return std::sqrt(v); });
+    case UnaryOp::Rsqrt:
+      return run([](C v) { return C(1) / std::sqrt(v); });
+    case UnaryOp::Abs:
+      return run([](C v) { return std::abs(v); });
     case UnaryOp::Sign:
       return run([](C v) { return v != v ? v : C((C(0) < v) - (v < C(0))); });
-    case UnaryOp::Sin: return run([](C v) { return std::sin(v); });
-    case UnaryOp::Cos: return run([](C v) { return std::cos(v); });
-    case UnaryOp::Tan: return run([](C v) { return std::tan(v); });
-    case UnaryOp::Tanh: return run([](C v) { return std::tanh(v); });
-    case UnaryOp::Sigmoid: return run([](C v) { return C(1) / (C(1) + std::exp(-v)); });
-    case UnaryOp::Relu: return run([](C v) { return v < C(0) ? C(0) : v; });
+    case UnaryOp::Sin:
+      return run([](C v) { return std::sin(v); });
+    case UnaryOp::Cos:
+      return run([](C v) { return std::cos(v); });
+    case UnaryOp::Tan:
+      return run([](C v) { return std::tan(v); });
+    case UnaryOp::Tanh:
+      return run([](C v) { return std::tanh(v); });
+    case UnaryOp::Sigmoid:
+      return run([](C v) { return C(1) / (C(1) + std::exp(-v)); });
+    case UnaryOp::Relu:
+      return run([](C v) { return v < C(0) ? C(0) : v; });
     case UnaryOp::GeluErf:
       return run([=](C v) { return C(0.5) * v * (C(1) + std::erf(v * kSqrt1_2)); });
     case UnaryOp::GeluTanh:
       return run([=](C v) {
         return C(0.5) * v * (C(1) + std::tanh(kSqrt2OverPi * (v + kGeluCoeff * v * v * v)));
       });
-    case UnaryOp::Silu: return run([](C v) { return v / (C(1) + std::exp(-v)); });
+    case UnaryOp::Silu:
+      return run([](C v) { return v / (C(1) + std::exp(-v)); });
     case UnaryOp::LeakyRelu: {
       const C slope = C(p0);
       return run([slope](C v) { return v > C(0) ? v : v * slope; });
@@ -263,12 +319,18 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
         return v * beta > threshold ? v : std::log1p(std::exp(v * beta)) / beta;
       });
     }
-    case UnaryOp::Erf: return run([](C v) { return std::erf(v); });
-    case UnaryOp::Reciprocal: return run([](C v) { return C(1) / v; });
-    case UnaryOp::Square: return run([](C v) { return v * v; });
-    case UnaryOp::Floor: return run([](C v) { return std::floor(v); });
-    case UnaryOp::Ceil: return run([](C v) { return std::ceil(v); });
-    case UnaryOp::Round: return run([](C v) { return std::nearbyint(v); });  // half to even
+    case UnaryOp::Erf:
+      return run([](C v) { return std::erf(v); });
+    case UnaryOp::Reciprocal:
+      return run([](C v) { return C(1) / v; });
+    case UnaryOp::Square:
+      return run([](C v) { return v * v; });
+    case UnaryOp::Floor:
+      return run([](C v) { return std::floor(v); });
+    case UnaryOp::Ceil:
+      return run([](C v) { return std::ceil(v); });
+    case UnaryOp::Round:
+      return run([](C v) { return std::nearbyint(v); });  // half to even
     case UnaryOp::ClampMin:
     case UnaryOp::ClampMax:
     case UnaryOp::Clamp: {
@@ -291,7 +353,8 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
       if (p0 == -1.0) return run([](C v) { return C(1) / v; });
       return run([e](C v) { return std::pow(v, e); });
     }
-    default: return unary_predicate<T>(out, x, op);
+    default:
+      return unary_predicate<T>(out, x, op);
   }
 }
 
@@ -300,7 +363,8 @@ void unary_integral(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
   auto run = [&](auto f) { map<T, T>(out, f, x); };
   constexpr bool is_signed = std::is_signed_v<T>;
   switch (op) {
-    case UnaryOp::Neg: return run([](T v) { return wrap_sub(T(0), v); });
+    case UnaryOp::Neg:
+      return run([](T v) { return wrap_sub(T(0), v); });
     case UnaryOp::Abs:
       if constexpr (is_signed) return run([](T v) { return v < T(0) ? wrap_sub(T(0), v) : v; });
       return run([](T v) { return v; });
@@ -310,10 +374,12 @@ void unary_integral(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
     case UnaryOp::Relu:
       if constexpr (is_signed) return run([](T v) { return v < T(0) ? T(0) : v; });
       return run([](T v) { return v; });
-    case UnaryOp::Square: return run([](T v) { return wrap_mul(v, v); });
+    case UnaryOp::Square:
+      return run([](T v) { return wrap_mul(v, v); });
     case UnaryOp::Floor:
     case UnaryOp::Ceil:
-    case UnaryOp::Round: return run([](T v) { return v; });
+    case UnaryOp::Round:
+      return run([](T v) { return v; });
     case UnaryOp::ClampMin:
     case UnaryOp::ClampMax:
     case UnaryOp::Clamp: {
@@ -330,7 +396,8 @@ void unary_integral(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
       if (e == 2) return run([](T v) { return wrap_mul(v, v); });
       return run([e](T v) { return int_pow(v, e); });
     }
-    default: return unary_predicate<T>(out, x, op);
+    default:
+      return unary_predicate<T>(out, x, op);
   }
 }
 
@@ -341,8 +408,11 @@ void unary_bool(const Tensor& out, const Tensor& x, UnaryOp op) {
     case UnaryOp::Floor:
     case UnaryOp::Ceil:
     case UnaryOp::Round:
-    case UnaryOp::Square: return map<bool, bool>(out, [](bool v) { return v; }, x);
-    default: return unary_predicate<bool>(out, x, op);
+    case UnaryOp::Square:
+      return map<bool, bool>(
+          out, [](bool v) { return v; }, x);
+    default:
+      return unary_predicate<bool>(out, x, op);
   }
 }
 
@@ -385,7 +455,8 @@ void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Sc
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
   visit_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    map<T, bool, T, T>(out, [](bool c, T x, T y) { return c ? x : y; }, cond, a, b);
+    map<T, bool, T, T>(
+        out, [](bool c, T x, T y) { return c ? x : y; }, cond, a, b);
   });
 }
 

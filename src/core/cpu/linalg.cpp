@@ -11,8 +11,8 @@
 //           for jr, ir: micro_kernel            -- (MR, NR) register tile, kc rank-1 updates
 // Packing converts any strides (and Half/BFloat16) into contiguous compute-type panels, so the
 // arithmetic of one output element never depends on strides or on the thread count:
-//   acc = fma chain over k in [pc, pc+KC) from 0;  out = alpha*acc + beta*out (first block),
-//   out += alpha*acc (later blocks).
+//   acc = fma chain over k in [pc, pc+KC) from 0;  out = fma(alpha, acc, beta*out) (first
+//   block; alpha*acc when beta == 0), out = fma(alpha, acc, out) (later blocks).
 // Edge tiles run the full micro-kernel on zero-padded panels and store the valid part.
 // Half/BFloat16 accumulate into a float (B, M, N) buffer, rounded once at the end.
 //
@@ -56,37 +56,52 @@ Mat<T> transposed(const Mat<T>& m) {
 
 template <class C>
 struct MicroTile;
-// 6 x 16 floats: 12 ymm (or 6 zmm) accumulators + B sliver loads + one broadcast.
+// MR x NR accumulators in vector registers: 6 rows x two vectors (12 registers) leaves room for
+// the B loads and the A broadcast with 16 (AVX2) or 32 (AVX-512) vector registers.
+#ifdef __AVX512F__
+constexpr int kVectorBytes = 64;
+#else
+constexpr int kVectorBytes = 32;
+#endif
 template <>
 struct MicroTile<float> {
   static constexpr int MR = 6;
-  static constexpr int NR = 16;
+  static constexpr int NR = 2 * kVectorBytes / static_cast<int>(sizeof(float));
 };
 template <>
 struct MicroTile<double> {
   static constexpr int MR = 6;
-  static constexpr int NR = 8;
+  static constexpr int NR = 2 * kVectorBytes / static_cast<int>(sizeof(double));
 };
 
 constexpr int64_t KC = 256;   // depth of a packed block: A sliver + B sliver stay in L1
 constexpr int64_t MC = 96;    // rows of a packed A block (multiple of MR), (MC, KC) sits in L2
-constexpr int64_t NC = 1024;  // columns of a packed B panel (multiple of NR)
+constexpr int64_t NC = 1024;  // columns of a packed B panel (multiple of NR), (KC, NC) in L2/L3
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // ---- packing ----
 
 /// Packs A(0:mc, 0:kc) into MR-tall slivers: dst[s][p][i] = A(s*MR + i, p), zero-padded rows.
+/// The loop order follows the smaller source stride, so both layouts read memory in order.
 template <int MR, class C, class T>
 void pack_a(C* dst, const T* src, int64_t sr, int64_t sc, int64_t mc, int64_t kc) {
+  const bool rows_contiguous = std::abs(sc) <= std::abs(sr);
   for (int64_t s = 0; s < mc; s += MR) {
     const int64_t rows = std::min<int64_t>(MR, mc - s);
     C* d = dst + s * kc;  // (kc, MR)
     const T* a = src + s * sr;
-    for (int64_t p = 0; p < kc; ++p) {
-      int64_t i = 0;
-      for (; i < rows; ++i) d[p * MR + i] = convert<C>(a[i * sr + p * sc]);
-      for (; i < MR; ++i) d[p * MR + i] = C(0);
+    if (rows_contiguous) {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + i] = convert<C>(a[i * sr + p * sc]);
+      for (int64_t i = rows; i < MR; ++i)
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + i] = C(0);
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        int64_t i = 0;
+        for (; i < rows; ++i) d[p * MR + i] = convert<C>(a[i * sr + p * sc]);
+        for (; i < MR; ++i) d[p * MR + i] = C(0);
+      }
     }
   }
 }
@@ -94,19 +109,25 @@ void pack_a(C* dst, const T* src, int64_t sr, int64_t sc, int64_t mc, int64_t kc
 /// Packs B(0:kc, 0:nc) into NR-wide slivers: dst[s][p][j] = B(p, s*NR + j), zero-padded columns.
 template <int NR, class C, class T>
 void pack_b(C* dst, const T* src, int64_t sr, int64_t sc, int64_t kc, int64_t nc) {
+  const bool cols_contiguous = std::abs(sr) < std::abs(sc);
   for (int64_t s = 0; s < nc; s += NR) {
     const int64_t cols = std::min<int64_t>(NR, nc - s);
     C* d = dst + s * kc;  // (kc, NR)
     const T* b = src + s * sc;
-    if (cols == NR && sc == 1) {
+    if (cols_contiguous) {
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = convert<C>(b[p * sr + j * sc]);
+      for (int64_t j = cols; j < NR; ++j)
+        for (int64_t p = 0; p < kc; ++p) d[p * NR + j] = C(0);
+    } else if (cols == NR && sc == 1) {
       for (int64_t p = 0; p < kc; ++p)
         for (int64_t j = 0; j < NR; ++j) d[p * NR + j] = convert<C>(b[p * sr + j]);
-      continue;
-    }
-    for (int64_t p = 0; p < kc; ++p) {
-      int64_t j = 0;
-      for (; j < cols; ++j) d[p * NR + j] = convert<C>(b[p * sr + j * sc]);
-      for (; j < NR; ++j) d[p * NR + j] = C(0);
+    } else {
+      for (int64_t p = 0; p < kc; ++p) {
+        int64_t j = 0;
+        for (; j < cols; ++j) d[p * NR + j] = convert<C>(b[p * sr + j * sc]);
+        for (; j < NR; ++j) d[p * NR + j] = C(0);
+      }
     }
   }
 }
@@ -114,17 +135,17 @@ void pack_b(C* dst, const T* src, int64_t sr, int64_t sc, int64_t kc, int64_t nc
 // ---- micro-kernel ----
 
 /// acc(MR, NR) = a_sliver(kc, MR)^T @ b_sliver(kc, NR): kc rank-1 updates, one fma chain per
-/// element in k order. Fixed trip counts let the compiler keep acc in vector registers.
+/// element in k order. `omp simd` vectorizes along NR (one broadcast of a(p, i) per row), and the
+/// fixed trip counts keep acc in vector registers.
 template <class C, int MR, int NR>
 void micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* __restrict out) {
-  C acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = C(0);
+  C acc[MR][NR] = {};
   for (int64_t p = 0; p < kc; ++p) {
     const C* ap = a + p * MR;
     const C* bp = b + p * NR;
     for (int i = 0; i < MR; ++i) {
       const C ai = ap[i];
+#pragma omp simd
       for (int j = 0; j < NR; ++j) acc[i][j] = std::fma(ai, bp[j], acc[i][j]);
     }
   }
@@ -132,20 +153,21 @@ void micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* _
     for (int j = 0; j < NR; ++j) out[i * NR + j] = acc[i][j];
 }
 
-/// Writes the valid (rows, cols) part of an accumulator tile into C.
+/// Writes the valid (rows, cols) part of an accumulator tile into C. Explicit fma calls keep the
+/// rounding the same whatever the compiler's contraction choices.
 template <class C>
 void store_tile(C* c, int64_t sr, int64_t sc, const C* acc, int nr, int64_t rows, int64_t cols,
                 C alpha, C beta, bool first) {
   for (int64_t i = 0; i < rows; ++i) {
     for (int64_t j = 0; j < cols; ++j) {
       C& o = c[i * sr + j * sc];
-      const C v = alpha * acc[i * nr + j];
+      const C v = acc[i * nr + j];
       if (!first)
-        o += v;
+        o = std::fma(alpha, v, o);
       else if (beta == C(0))
-        o = v;  // beta == 0 ignores the old contents (NaN included)
+        o = alpha * v;  // beta == 0 ignores the old contents (NaN included)
       else
-        o = v + beta * o;
+        o = std::fma(alpha, v, beta * o);
     }
   }
 }
@@ -163,16 +185,6 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
                  int64_t M, int64_t N, int64_t K, C alpha, C beta) {
   constexpr int MR = MicroTile<C>::MR;
   constexpr int NR = MicroTile<C>::NR;
-  if (B == 0 || M == 0 || N == 0) return;
-  if (K == 0) {  // empty sum: out = beta * out
-    for (int64_t bi = 0; bi < B; ++bi)
-      for (int64_t i = 0; i < M; ++i)
-        for (int64_t j = 0; j < N; ++j) {
-          C& o = *out.at(bi, i, j);
-          o = beta == C(0) ? C(0) : beta * o;
-        }
-    return;
-  }
   // Tasks: (batch, row block of MT rows). MT only decides who computes a tile, never how, so
   // it may follow the thread count; the B panel is re-packed once per task.
   const int64_t m_blocks = (M + MC - 1) / MC;
@@ -188,8 +200,10 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
     const int64_t kc_max = std::min(K, KC);
     std::vector<C>& apack = pack_buffer<C>(0);
     std::vector<C>& bpack = pack_buffer<C>(1);
-    apack.resize(static_cast<size_t>(round_up(std::min(M, MC), MR) * kc_max));
-    bpack.resize(static_cast<size_t>(round_up(std::min(N, NC), NR) * kc_max));
+    apack.resize(
+        std::max(apack.size(), static_cast<size_t>(round_up(std::min(M, MC), MR) * kc_max)));
+    bpack.resize(
+        std::max(bpack.size(), static_cast<size_t>(round_up(std::min(N, NC), NR) * kc_max)));
     C acc[MR * NR];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t bi = t / tasks_per_batch;
@@ -207,8 +221,8 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
               for (int64_t ir = 0; ir < mc; ir += MR) {
                 micro_kernel<C, MR, NR>(kc, apack.data() + ir * kc, bpack.data() + jr * kc, acc);
                 store_tile<C>(out.at(bi, ic + ir, jc + jr), out.sr, out.sc, acc, NR,
-                              std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr),
-                              alpha, beta, pc == 0);
+                              std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr), alpha,
+                              beta, pc == 0);
               }
             }
           }
@@ -218,12 +232,73 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
   });
 }
 
-/// Runs the packed path, solving out^T = b^T a^T instead when N is too narrow for an NR-wide
-/// sliver: fma(x, y, z) == fma(y, x, z), so every output element is computed identically.
+/// The M == 1 case (vector @ matrix, and matrix @ vector transposed): no A panel to pack, so
+/// the same per-element arithmetic (fma chains restarted every KC, combined with store_tile's
+/// rule) runs over NR-wide column blocks of B, vectorized along N; a narrow last block (and
+/// N == 1, a dot product) runs one scalar chain per column.
+template <class C, class T>
+void gemm_row(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B, int64_t N,
+              int64_t K, C alpha, C beta) {
+  constexpr int W = MicroTile<C>::NR;
+  const int64_t n_blocks = (N + W - 1) / W;
+  const int64_t tasks = B * n_blocks;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / (W * K));
+  parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
+    std::vector<C>& bpack = pack_buffer<C>(1);
+    bpack.resize(std::max(bpack.size(), static_cast<size_t>(W * std::min(K, KC))));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t bi = t / n_blocks;
+      const int64_t j0 = (t % n_blocks) * W;
+      const int64_t w = std::min<int64_t>(W, N - j0);
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t kc = std::min(KC, K - pc);
+        const T* ap = a.at(bi, 0, pc);
+        if (w == W) {
+          pack_b<W>(bpack.data(), b.at(bi, pc, j0), b.sr, b.sc, kc, W);
+          C acc[W] = {};
+          for (int64_t p = 0; p < kc; ++p) {
+            const C av = convert<C>(ap[p * a.sc]);
+            const C* bp = bpack.data() + p * W;
+#pragma omp simd
+            for (int j = 0; j < W; ++j) acc[j] = std::fma(av, bp[j], acc[j]);
+          }
+          store_tile<C>(out.at(bi, 0, j0), out.sr, out.sc, acc, W, 1, W, alpha, beta, pc == 0);
+        } else {
+          for (int64_t j = 0; j < w; ++j) {
+            const T* bj = b.at(bi, pc, j0 + j);
+            C acc = C(0);
+            for (int64_t p = 0; p < kc; ++p)
+              acc = std::fma(convert<C>(ap[p * a.sc]), convert<C>(bj[p * b.sr]), acc);
+            store_tile<C>(out.at(bi, 0, j0 + j), out.sr, out.sc, &acc, 1, 1, 1, alpha, beta,
+                          pc == 0);
+          }
+        }
+      }
+    }
+  });
+}
+
+/// Picks the loop nest. Every path computes each output element with the same arithmetic, so the
+/// choice (which depends on M and N, and M changes when matmul folds a batch into it) never
+/// changes a result. Swapping to out^T = b^T a^T is free: fma(x, y, z) == fma(y, x, z).
 template <class C, class T>
 void gemm_floating(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
                    int64_t M, int64_t N, int64_t K, C alpha, C beta) {
-  if (N < MicroTile<C>::NR && N < M)
+  if (B == 0 || M == 0 || N == 0) return;
+  if (K == 0) {  // empty sum: out = beta * out
+    for (int64_t bi = 0; bi < B; ++bi)
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = 0; j < N; ++j) {
+          C& o = *out.at(bi, i, j);
+          o = beta == C(0) ? C(0) : beta * o;
+        }
+    return;
+  }
+  if (M == 1)
+    gemm_row<C, T>(out, a, b, B, N, K, alpha, beta);
+  else if (N == 1)
+    gemm_row<C, T>(transposed(out), transposed(b), transposed(a), B, M, K, alpha, beta);
+  else if (N < MicroTile<C>::NR && N < M)
     gemm_packed<C, T>(transposed(out), transposed(b), transposed(a), B, N, M, K, alpha, beta);
   else
     gemm_packed<C, T>(out, a, b, B, M, N, K, alpha, beta);
@@ -270,16 +345,17 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
       gemm_floating<float, T>(mat_of<float>(acc), ma, mb, B, M, N, K, alpha.to<float>(), 0.0f);
       const float fb = beta.to<float>();
       if (fb == 0.0f) {
-        map<T, float>(out, [](float v) { return T(v); }, acc);
+        map<T, float>(
+            out, [](float v) { return T(v); }, acc);
       } else {
-        map<T, float, T>(out, [fb](float v, T o) { return T(v + fb * static_cast<float>(o)); },
-                         acc, out);
+        map<T, float, T>(
+            out, [fb](float v, T o) { return T(std::fma(fb, static_cast<float>(o), v)); }, acc,
+            out);
       }
     } else if constexpr (std::is_same_v<T, bool>) {
       throw DTypeError("[gemm] bool tensors are not supported");
     } else {
-      gemm_integer<T>(mat_of<T>(out), ma, mb, B, M, N, K, alpha.to<int64_t>(),
-                      beta.to<int64_t>());
+      gemm_integer<T>(mat_of<T>(out), ma, mb, B, M, N, K, alpha.to<int64_t>(), beta.to<int64_t>());
     }
   });
 }

@@ -38,8 +38,7 @@ namespace ember::cpu {
 
 namespace {
 
-constexpr int64_t kLanes = 8;
-constexpr int64_t kChunk = 4096;    // reduced elements per partial; a multiple of kLanes
+constexpr int64_t kChunk = 4096;    // reduced elements per partial; a multiple of every lane count
 constexpr int64_t kBlockBytes = 256 * 1024;  // lane storage of the block shape (fits L2)
 constexpr int64_t kGrain = 32768;   // elements of work per parallel task
 constexpr int64_t kFewUnits = 64;   // below this many units, split the reduced range too
@@ -70,19 +69,24 @@ A wrap_mul(A a, A b) {
     return a * b;
 }
 
+// Each op names its lane count: 8 for sums and products, whose result depends on the order; 32
+// for the order-free ones (max, min, all, any), a width GCC vectorizes for their selects.
 template <class A>
 struct SumOp {
+  static constexpr int64_t kLanes = 8;
   static A identity() { return A(0); }
   static A apply(A a, A b) { return wrap_add(a, b); }
 };
 template <class A>
 struct ProdOp {
+  static constexpr int64_t kLanes = 8;
   static A identity() { return A(1); }
   static A apply(A a, A b) { return wrap_mul(a, b); }
 };
 // NaN counts as the maximum (and the minimum): once an accumulator holds NaN it keeps it.
 template <class A>
 struct MaxOp {
+  static constexpr int64_t kLanes = 32;
   static A identity() {
     if constexpr (std::is_floating_point_v<A>)
       return -std::numeric_limits<A>::infinity();
@@ -91,11 +95,12 @@ struct MaxOp {
   }
   static A apply(A a, A b) {
     const A m = b > a ? b : a;
-    return is_nan(b) ? b : m;  // two selects, so the lane loop vectorizes
+    return is_nan(b) ? b : m;
   }
 };
 template <class A>
 struct MinOp {
+  static constexpr int64_t kLanes = 32;
   static A identity() {
     if constexpr (std::is_floating_point_v<A>)
       return std::numeric_limits<A>::infinity();
@@ -108,10 +113,12 @@ struct MinOp {
   }
 };
 struct AllOp {
+  static constexpr int64_t kLanes = 32;
   static bool identity() { return true; }
   static bool apply(bool a, bool b) { return a && b; }
 };
 struct AnyOp {
+  static constexpr int64_t kLanes = 32;
   static bool identity() { return false; }
   static bool apply(bool a, bool b) { return a || b; }
 };
@@ -120,10 +127,13 @@ struct AnyOp {
 template <class T>
 using sum_acc_t = std::conditional_t<std::is_floating_point_v<compute_t<T>>, double, int64_t>;
 
+/// The fixed tree over the lanes: adjacent pairs, level by level (for 8 lanes
+/// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))).
 template <class A, class Op>
-A combine_lanes(const A* l) {
-  return Op::apply(Op::apply(Op::apply(l[0], l[1]), Op::apply(l[2], l[3])),
-                   Op::apply(Op::apply(l[4], l[5]), Op::apply(l[6], l[7])));
+A combine_lanes(A* l) {
+  for (int64_t width = Op::kLanes; width > 1; width /= 2)
+    for (int64_t j = 0; j < width / 2; ++j) l[j] = Op::apply(l[2 * j], l[2 * j + 1]);
+  return l[0];
 }
 
 /// Writes an accumulator into an element of out's dtype.
@@ -151,15 +161,22 @@ std::array<int64_t, N> offsets_of(int64_t i, const StridedLayout<N>& l) {
 
 // ---- the canonical chunk, in two loop shapes ----
 
-/// One chunk of one output: n elements p[0], p[s], ..., lane k % 8, lanes combined by the tree.
+/// l[o] = op(l[o], q[o]) for o < w: the vectorized step of both loop shapes.
+template <class T, class A, class Op>
+inline void accumulate_row(A* __restrict l, const T* __restrict q, int64_t w) {
+  for (int64_t o = 0; o < w; ++o) l[o] = Op::apply(l[o], convert<A>(q[o]));
+}
+
+/// One chunk of one output: n elements p[0], p[s], ..., element k in lane k % kLanes, lanes
+/// combined by the tree.
 template <class T, class A, class Op>
 A chunk_row(const T* p, int64_t s, int64_t n) {
+  constexpr int64_t kLanes = Op::kLanes;
   A lanes[kLanes];
   for (A& l : lanes) l = Op::identity();
   int64_t i = 0;
   if (s == 1) {
-    for (; i + kLanes <= n; i += kLanes)
-      for (int64_t j = 0; j < kLanes; ++j) lanes[j] = Op::apply(lanes[j], convert<A>(p[i + j]));
+    for (; i + kLanes <= n; i += kLanes) accumulate_row<T, A, Op>(lanes, p + i, kLanes);
   } else {
     for (; i + kLanes <= n; i += kLanes)
       for (int64_t j = 0; j < kLanes; ++j)
@@ -169,15 +186,11 @@ A chunk_row(const T* p, int64_t s, int64_t n) {
   return combine_lanes<A, Op>(lanes);
 }
 
-template <class T, class A, class Op>
-inline void accumulate_row(A* __restrict l, const T* __restrict q, int64_t w) {
-  for (int64_t o = 0; o < w; ++o) l[o] = Op::apply(l[o], convert<A>(q[o]));
-}
-
 /// One chunk of w adjacent outputs: output o reads p[k * s + o] for k < n. Same lane assignment
 /// and tree as chunk_row; rows of x are swept in memory order, vectorized across the outputs.
 template <class T, class A, class Op>
 void chunk_block(const T* p, int64_t s, int64_t n, int64_t w, A* res) {
+  constexpr int64_t kLanes = Op::kLanes;
   std::unique_ptr<A[]> lanes(new A[static_cast<size_t>(kLanes * w)]);  // (kLanes, w)
   for (int64_t i = 0; i < kLanes * w; ++i) lanes[i] = Op::identity();
   for (int64_t k = 0; k < n; ++k) accumulate_row<T, A, Op>(&lanes[(k % kLanes) * w], p + k * s, w);
@@ -291,7 +304,7 @@ void reduce_typed(const Tensor& out, const Tensor& x, const ReduceLayout& plan) 
   // Block shape: rows of I outputs that are unit-stride in x, cut into blocks of W. The width
   // never changes the arithmetic, so it is free to fit the cache and the thread count.
   const int64_t I = kl.sizes.back(), rows = plan.M / I;
-  int64_t W = std::min<int64_t>(I, kBlockBytes / (kLanes * static_cast<int64_t>(sizeof(A))));
+  int64_t W = std::min<int64_t>(I, kBlockBytes / (Op::kLanes * static_cast<int64_t>(sizeof(A))));
   const int64_t threads = get_num_threads();
   if (rows * ((I + W - 1) / W) < threads) W = std::max<int64_t>(16, (I + threads - 1) / threads);
   W = std::min(W, I);
@@ -335,6 +348,32 @@ void for_each_line(IntArrayRef sizes, int64_t dim, const std::array<const Tensor
   parallel_for(lines, std::max<int64_t>(1, kGrain / L), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) f(offsets_of<N>(i, l), L);
   });
+}
+
+/// Softmax (or log-softmax) of one line of L elements: gathered into a buffer in the compute type,
+/// shifted by the max, exponentials summed in double in order.
+template <class T>
+void softmax_line(T* o, int64_t os, const T* p, int64_t xs, int64_t L, bool log) {
+  using C = compute_t<T>;
+  thread_local std::vector<C> buf;
+  buf.resize(static_cast<size_t>(L));
+  C* b = buf.data();
+  for (int64_t i = 0; i < L; ++i) b[i] = convert<C>(p[i * xs]);
+  const C m = chunk_row<C, C, MaxOp<C>>(b, 1, L);
+  double s = 0.0;
+  for (int64_t i = 0; i < L; ++i) {
+    const C shifted = b[i] - m;
+    const C e = std::exp(shifted);
+    s += static_cast<double>(e);
+    b[i] = log ? shifted : e;
+  }
+  const C k = log ? static_cast<C>(std::log(s)) : static_cast<C>(1.0 / s);
+  if (log) {
+    for (int64_t i = 0; i < L; ++i) b[i] -= k;
+  } else {
+    for (int64_t i = 0; i < L; ++i) b[i] *= k;
+  }
+  for (int64_t i = 0; i < L; ++i) o[i * os] = convert<T>(b[i]);
 }
 
 void reduce_planned(const Tensor& out, const Tensor& x, const ReduceLayout& plan, ReduceOp op) {
@@ -441,35 +480,11 @@ void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
-      using C = compute_t<T>;
       const T* xp = static_cast<const T*>(x.data_ptr());
       T* op = static_cast<T*>(out.data_ptr());
       for_each_line<2>(x.sizes(), dim, {&out, &x},
                        [&](const std::array<int64_t, 2>& off, int64_t L) {
-                         thread_local std::vector<C> buf;
-                         buf.resize(static_cast<size_t>(L));
-                         const T* p = xp + off[1];
-                         T* o = op + off[0];
-                         C m = -std::numeric_limits<C>::infinity();
-                         for (int64_t i = 0; i < L; ++i) {
-                           buf[i] = convert<C>(p[i * xs]);
-                           m = buf[i] > m ? buf[i] : m;
-                         }
-                         double s = 0.0;
-                         for (int64_t i = 0; i < L; ++i) {
-                           const C shifted = buf[i] - m;
-                           const C e = std::exp(shifted);
-                           s += static_cast<double>(e);
-                           buf[i] = log ? shifted : e;
-                         }
-                         if (log) {
-                           const double ls = std::log(s);
-                           for (int64_t i = 0; i < L; ++i)
-                             o[i * os] = convert<T>(static_cast<double>(buf[i]) - ls);
-                         } else {
-                           for (int64_t i = 0; i < L; ++i)
-                             o[i * os] = convert<T>(static_cast<double>(buf[i]) / s);
-                         }
+                         softmax_line<T>(op + off[0], os, xp + off[1], xs, L, log);
                        });
     } else {
       throw DTypeError(detail::str_cat("[softmax] expected a floating tensor, got ", x.dtype()));

@@ -71,11 +71,17 @@ Tensor Tensor::minimum(const Tensor& o) const { return ember::minimum(*this, o);
 Tensor Tensor::maximum(const Tensor& o) const { return ember::maximum(*this, o); }
 Tensor Tensor::logical_and(const Tensor& o) const { return ember::logical_and(*this, o); }
 Tensor Tensor::logical_or(const Tensor& o) const { return ember::logical_or(*this, o); }
-Tensor Tensor::clamp(std::optional<Scalar> min, std::optional<Scalar> max) const { return ember::clamp(*this, min, max); }
+Tensor Tensor::clamp(std::optional<Scalar> min, std::optional<Scalar> max) const {
+  return ember::clamp(*this, min, max);
+}
 Tensor Tensor::clamp_min(Scalar min) const { return ember::clamp_min(*this, min); }
 Tensor Tensor::clamp_max(Scalar max) const { return ember::clamp_max(*this, max); }
-Tensor Tensor::where(const Tensor& condition, const Tensor& other) const { return ember::where(condition, *this, other); }
-Tensor Tensor::masked_fill(const Tensor& mask, Scalar value) const { return ember::masked_fill(*this, mask, value); }
+Tensor Tensor::where(const Tensor& condition, const Tensor& other) const {
+  return ember::where(condition, *this, other);
+}
+Tensor Tensor::masked_fill(const Tensor& mask, Scalar value) const {
+  return ember::masked_fill(*this, mask, value);
+}
 
 // ---- type promotion ----
 
@@ -108,11 +114,14 @@ struct ResultTypeState {
     if (*higher == kBool || is_floating(*lower)) return promote_types(*higher, *lower);
     return higher;
   }
-  DType result() const { return combine(dim, combine(zero, wrapped)).value_or(get_default_dtype()); }
+  DType result() const {
+    return combine(dim, combine(zero, wrapped)).value_or(get_default_dtype());
+  }
 };
 
 void check_defined(const Tensor& t, const char* op) {
-  EMBER_CHECK(t.defined(), ValueError, "[", op, "] expected a defined tensor, got an undefined one");
+  EMBER_CHECK(t.defined(), ValueError, "[", op,
+              "] expected a defined tensor, got an undefined one");
 }
 
 /// A C++ number as a 0-d tensor on `device`: bool, int64 or float64 (so a float64 operand sees
@@ -138,6 +147,16 @@ void check_alpha(const char* op, DType t, Scalar alpha) {
               "] alpha must not be a floating point number for integral results (", t, ")");
 }
 
+/// The b operand converted for the kernel: to `compute`, except that a 0-d operand of
+/// add/sub/mul/div on float16/bfloat16 goes in as float32, so `x * 0.1` multiplies by 0.1f and
+/// not by 0.1 rounded to half (PyTorch's opmath scalar).
+Tensor kernel_operand_b(const Tensor& b, DType compute, BinaryOp k) {
+  bool arithmetic =
+      k == BinaryOp::Add || k == BinaryOp::Sub || k == BinaryOp::Mul || k == BinaryOp::Div;
+  if (arithmetic && is_reduced_float(compute) && b.dim() == 0) return b.to(kFloat32);
+  return b.to(compute);
+}
+
 /// out = kernel(a, b) over the broadcast shape; inputs are converted to `compute`.
 Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, DType compute,
                  DType out_dtype, Scalar alpha = 1) {
@@ -145,7 +164,7 @@ Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, D
   std::vector<int64_t> shape = broadcast_shapes(a.sizes(), b.sizes(), op);
   Tensor out = make_tensor(shape, out_dtype, a.device(), op);
   launch(out.device(), cpu::binary, cuda::binary, out, a.to(compute).expand(shape),
-         b.to(compute).expand(shape), k, alpha);
+         kernel_operand_b(b, compute, k).expand(shape), k, alpha);
   return out;
 }
 
@@ -225,13 +244,13 @@ void write_into(Tensor& self, DType compute, const char* op, Kernel&& kernel) {
   self.bump_version();
 }
 
-Tensor& inplace_binary(const char* op, Tensor& self, const Tensor& other, BinaryOp k,
-                       DType compute, Scalar alpha = 1) {
+Tensor& inplace_binary(const char* op, Tensor& self, const Tensor& other, BinaryOp k, DType compute,
+                       Scalar alpha = 1) {
   check_defined(self, op);
   check_defined(other, op);
   check_same_device({&self, &other}, op);
   check_inplace(op, self, other.sizes(), compute);
-  Tensor b = unaliased(other.to(compute), self).expand(self.sizes());
+  Tensor b = unaliased(kernel_operand_b(other, compute, k), self).expand(self.sizes());
   write_into(self, compute, op, [&](const Tensor& out, const Tensor& a) {
     launch(out.device(), cpu::binary, cuda::binary, out, a, b, k, alpha);
   });
@@ -252,8 +271,8 @@ DType clamp_result_type(const char* op, const Tensor& x, const std::optional<Sca
   return t;
 }
 
-UnaryOp clamp_kind(const std::optional<Scalar>& min, const std::optional<Scalar>& max,
-                   double* p0, double* p1) {
+UnaryOp clamp_kind(const std::optional<Scalar>& min, const std::optional<Scalar>& max, double* p0,
+                   double* p1) {
   if (min && max) {
     *p0 = min->to_double();
     *p1 = max->to_double();
@@ -301,7 +320,8 @@ Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
   DType t = result_type(a, b);
   EMBER_CHECK(a.dtype() != kBool && b.dtype() != kBool, DTypeError,
               "[sub] subtraction with a bool tensor is not supported; use logical_xor or "
-              "logical_not instead (got ", a.dtype(), " and ", b.dtype(), ")");
+              "logical_not instead (got ",
+              a.dtype(), " and ", b.dtype(), ")");
   check_alpha("sub", t, alpha);
   return binary_op("sub", a, b, BinaryOp::Sub, t, t, alpha);
 }
@@ -328,8 +348,8 @@ Tensor pow(const Tensor& a, Scalar e) {
   DType t = result_type(a, e);
   if (t == kBool) return pow(a, wrap(e, a.device()));
   EMBER_CHECK(is_floating(t) || !e.is_integral() || e.to_long() >= 0, ValueError,
-              "[pow] integers to negative integer powers are not allowed (", a.dtype(), " ** ",
-              e, ")");
+              "[pow] integers to negative integer powers are not allowed (", a.dtype(), " ** ", e,
+              ")");
   return unary_op("pow", a, UnaryOp::PowScalar, t, t, e.to_double());
 }
 Tensor pow(Scalar a, const Tensor& e) {
@@ -436,7 +456,9 @@ Tensor logical_and(const Tensor& a, const Tensor& b) {
 Tensor logical_or(const Tensor& a, const Tensor& b) {
   return compare("logical_or", a, b, BinaryOp::LogicalOr);
 }
-Tensor logical_not(const Tensor& x) { return predicate_unary("logical_not", x, UnaryOp::LogicalNot); }
+Tensor logical_not(const Tensor& x) {
+  return predicate_unary("logical_not", x, UnaryOp::LogicalNot);
+}
 Tensor isnan(const Tensor& x) { return predicate_unary("isnan", x, UnaryOp::IsNan); }
 Tensor isinf(const Tensor& x) { return predicate_unary("isinf", x, UnaryOp::IsInf); }
 Tensor isfinite(const Tensor& x) { return predicate_unary("isfinite", x, UnaryOp::IsFinite); }
@@ -448,12 +470,12 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   check_defined(a, "where");
   check_defined(b, "where");
   check_same_device({&condition, &a, &b}, "where");
-  std::vector<int64_t> shape = broadcast_shapes(
-      broadcast_shapes(condition.sizes(), a.sizes(), "where"), b.sizes(), "where");
+  std::vector<int64_t> shape =
+      broadcast_shapes(broadcast_shapes(condition.sizes(), a.sizes(), "where"), b.sizes(), "where");
   DType t = result_type(a, b);
   Tensor out = make_tensor(shape, t, condition.device(), "where");
-  launch(out.device(), cpu::where, cuda::where, out, condition.expand(shape),
-         a.to(t).expand(shape), b.to(t).expand(shape));
+  launch(out.device(), cpu::where, cuda::where, out, condition.expand(shape), a.to(t).expand(shape),
+         b.to(t).expand(shape));
   return out;
 }
 Tensor where(const Tensor& condition, const Tensor& a, Scalar b) {

@@ -60,8 +60,8 @@ void check_coefficients(DType dtype, Scalar alpha, Scalar beta, const char* op) 
 /// The single stride of dims [first, last) of (sizes, strides) merged into one dim, or -1 when
 /// they do not merge (size-1 dims are ignored; an all-size-1 range merges with stride 0).
 int64_t merged_stride(IntArrayRef sizes, IntArrayRef strides, size_t first, size_t last) {
-  int64_t stride = -1;   // stride of the innermost non-size-1 dim seen so far
-  int64_t extent = 1;    // product of sizes from that dim to `last`
+  int64_t stride = -1;  // stride of the innermost non-size-1 dim seen so far
+  int64_t extent = 1;   // product of sizes from that dim to `last`
   for (size_t d = last; d-- > first;) {
     if (sizes[d] == 1) continue;
     if (stride == -1) {
@@ -81,16 +81,14 @@ Tensor view3(const Tensor& t, int64_t batch, int64_t batch_stride) {
                    {batch_stride, t.stride(n - 2), t.stride(n - 1)}, t.storage_offset());
 }
 
-void launch_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
-                 Scalar beta) {
+void launch_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
   launch(out.device(), cpu::gemm, cuda::gemm, out, a, b, alpha, beta);
 }
 
 /// out(batch..., M, N) = beta * out + alpha * a(batch..., M, K) @ b(batch..., K, N); all three
 /// have the same batch shape (any strides, stride 0 included). Batch dims are merged into one
 /// without copying; when the strides do not allow it the outer dims are looped over.
-void gemm_batched(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
-                  Scalar beta) {
+void gemm_batched(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
   const size_t nb = static_cast<size_t>(out.dim() - 2);
   int64_t batch = 1;
   for (size_t d = 0; d < nb; ++d) batch *= out.sizes()[d];
@@ -107,8 +105,8 @@ void gemm_batched(const Tensor& out, const Tensor& a, const Tensor& b, Scalar al
     if (sa >= 0 && so >= 0) {
       const int64_t M = batch * a.size(-2);
       Tensor a3 = make_view(a, {1, M, a.size(-1)}, {0, sa, a.stride(-1)}, a.storage_offset());
-      Tensor o3 = make_view(out, {1, M, out.size(-1)}, {0, so, out.stride(-1)},
-                            out.storage_offset());
+      Tensor o3 =
+          make_view(out, {1, M, out.size(-1)}, {0, so, out.stride(-1)}, out.storage_offset());
       launch_gemm(o3, a3, view3(b, 1, 0), alpha, beta);
       return;
     }
@@ -230,13 +228,13 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
               a.sizes(), " and b ", b.sizes());
   check_inner(a, b, a.size(1), b.size(0), "addmm");
   Tensor out = make_tensor({a.size(0), b.size(1)}, a.dtype(), a.device(), "addmm");
-  fill_from_input(out, input, "addmm", "input");  // checks the shape even when beta == 0, like PyTorch
+  // Checks the input's shape even when beta == 0 (which then ignores its values), like PyTorch.
+  fill_from_input(out, input, "addmm", "input");
   gemm_batched(out, a, b, alpha, beta);
   return out;
 }
 
-Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
-               Scalar alpha) {
+Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
   check_operands(a, b, "baddbmm");
   check_defined(input, "baddbmm", "input");
   check_input(input, a, "baddbmm", "input");
@@ -277,10 +275,14 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_operands(x, weight, "linear");
-  EMBER_CHECK(weight.dim() == 2, ShapeError, "[linear] expected a 2-D weight (out_features, "
-              "in_features), got ", weight.sizes());
-  EMBER_CHECK(x.dim() >= 1, ShapeError, "[linear] expected an input with at least 1 dimension, "
-              "got ", x.sizes());
+  EMBER_CHECK(weight.dim() == 2, ShapeError,
+              "[linear] expected a 2-D weight (out_features, "
+              "in_features), got ",
+              weight.sizes());
+  EMBER_CHECK(x.dim() >= 1, ShapeError,
+              "[linear] expected an input with at least 1 dimension, "
+              "got ",
+              x.sizes());
   EMBER_CHECK(x.size(-1) == weight.size(1), ShapeError, "[linear] input features differ: x ",
               x.sizes(), " vs weight ", weight.sizes());
   if (bias.defined()) check_input(bias, x, "linear", "bias");

@@ -58,6 +58,15 @@ struct ReducePlan {
   int64_t count = 1;                // elements reduced into each output
 };
 
+/// wrap_dim with the input's shape in the message (a 0-d tensor accepts 0 and -1).
+int64_t wrap_reduce_dim(int64_t d, const Tensor& x, const char* op) {
+  const int64_t n = std::max<int64_t>(x.dim(), 1);
+  EMBER_CHECK(d >= -n && d < n, IndexError, "[", op, "] dim ", d,
+              " is out of range for a tensor of shape ", x.sizes(), " (expected to be in [", -n,
+              ", ", n - 1, "])");
+  return wrap_dim(d, x.dim(), op);
+}
+
 ReducePlan plan_reduce(const Tensor& x, IntArrayRef dims, const char* op) {
   const int64_t n = x.dim();
   ReducePlan p;
@@ -66,9 +75,10 @@ ReducePlan plan_reduce(const Tensor& x, IntArrayRef dims, const char* op) {
     for (int64_t d = 0; d < n; ++d) p.dims.push_back(d);
   } else {
     for (int64_t raw : dims) {
-      const int64_t d = wrap_dim(raw, n, op);
+      const int64_t d = wrap_reduce_dim(raw, x, op);
       EMBER_CHECK(!seen[d], IndexError, "[", op, "] dim ", d,
-                  " appears multiple times in the list of dims ", dims);
+                  " appears multiple times in the list of dims ", dims, " for a tensor of shape ",
+                  x.sizes());
       seen[d] = true;
       if (n > 0) p.dims.push_back(d);  // a 0-d tensor accepts dim 0 / -1 and reduces nothing
     }
@@ -137,7 +147,7 @@ Tensor mean_double(const Tensor& x, const ReducePlan& p, bool keepdim) {
 
 std::tuple<Tensor, Tensor> max_min_dim(const Tensor& x, int64_t d, bool keepdim, bool is_max,
                                        const char* op) {
-  const int64_t w = wrap_dim(d, x.dim(), op);
+  const int64_t w = wrap_reduce_dim(d, x, op);
   if (x.dim() == 0) return {x.clone(), zeros({}, TensorOptions(kInt64).device(x.device()))};
   EMBER_CHECK(x.sizes()[w] != 0, IndexError, "[", op, "] expected reduction dim ", w,
               " to have non-zero size, got input of shape ", x.sizes());
@@ -165,11 +175,10 @@ std::tuple<Tensor, Tensor> var_mean_impl(const Tensor& x, IntArrayRef dims, int6
                                          bool keepdim, const char* op) {
   check_floating(x.dtype(), op);
   const ReducePlan p = plan_reduce(x, dims, op);
-  // Two passes in float64: the mean, then the sum of squared deviations.
-  Tensor xd = x.to(kFloat64);
-  Tensor m = mean_double(xd, p, /*keepdim=*/true);
-  Tensor dev = xd - m;
-  Tensor ss = run_reduce(dev * dev, p, keepdim, ReduceOp::Sum, kFloat64, op);
+  // Two passes in float64: the mean, then the sum of squared deviations (x - m promotes to
+  // float64, so x itself is never copied).
+  Tensor m = mean_double(x, p, /*keepdim=*/true);
+  Tensor ss = run_reduce(square(x - m), p, keepdim, ReduceOp::Sum, kFloat64, op);
   const double denom = static_cast<double>(std::max<int64_t>(0, p.count - correction));
   return {div(ss, denom), finish(m, p, keepdim)};  // float64; callers round
 }
@@ -178,7 +187,7 @@ Tensor softmax_impl(const Tensor& x, int64_t d, std::optional<DType> dtype, bool
                     const char* op) {
   const DType dt = dtype.value_or(x.dtype());
   check_floating(dt, op);
-  const int64_t w = wrap_dim(d, x.dim(), op);
+  const int64_t w = wrap_reduce_dim(d, x, op);
   Tensor xin = x.to(dt);
   Tensor out = make_tensor(x.sizes(), dt, x.device(), op);
   if (x.dim() == 0) {
@@ -319,7 +328,7 @@ Tensor any(const Tensor& x, int64_t d, bool keepdim) {
 // ---- cumsum / softmax / log_softmax ----
 
 Tensor cumsum(const Tensor& x, int64_t d, std::optional<DType> dtype) {
-  const int64_t w = wrap_dim(d, x.dim(), "cumsum");
+  const int64_t w = wrap_reduce_dim(d, x, "cumsum");
   const DType dt = sum_dtype(x, dtype);
   Tensor xin = x.to(dt);
   Tensor out = make_tensor(x.sizes(), dt, x.device(), "cumsum");
