@@ -62,15 +62,20 @@ void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Sc
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
 
 // ---- reductions (src/core/cpu/reduce.cpp) ----
-/// Reduces x over `dims` (sorted, unique, non-empty) into out (keepdim shape: size 1 at dims).
-/// Sum/Prod accumulate in double for floating types (float for nothing else) and are bitwise
-/// independent of the thread count.
+/// Reduces x over `dims` (sorted, unique; empty: each output is its one input element) into out
+/// (keepdim shape: size 1 at dims; any dtype: the accumulator is converted once at the end).
+/// Sum/Prod accumulate in double for floating x and in int64 for integer/bool x, Max/Min in x's
+/// compute type (NaN propagates), All/Any in bool. Bitwise independent of strides and of the
+/// thread count (fixed chunks, fixed combine order).
 void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op);
 /// Max/Min along one dim with int64 indices of the first extremum (NaN counts as extremum).
-/// values and indices have the keepdim shape.
+/// values (x's dtype) and indices have the keepdim shape.
 void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
                 bool is_max);
+/// Inclusive prefix sum along dim; out and x share shape and dtype (accumulates in double/int64).
 void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
+/// Softmax (log: log_softmax) along dim, stable (max subtracted); out and x share one floating
+/// dtype.
 void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
 
 // ---- linear algebra (src/core/cpu/linalg.cpp) ----

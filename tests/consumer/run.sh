@@ -70,6 +70,9 @@ export PKG_CONFIG_PATH="$(dirname "$pcfile")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH
 echo "pkg-config --cflags --libs ember: $(pkg-config --cflags --libs ember)"
 mkdir -p "$work/pkgconfig"
 make -C "$here/pkgconfig" OUT="$work/pkgconfig" || fail "pkg-config: build"
-run_consumer pkg-config "$work/pkgconfig/consumer"
+# A shared libember (BUILD_SHARED_LIBS=ON) is found at run time like any library outside the
+# loader's path.
+LD_LIBRARY_PATH="$(dirname "$(dirname "$pcfile")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  run_consumer pkg-config "$work/pkgconfig/consumer"
 
 printf '\nAll three consumer projects built and ran.\n'

@@ -109,12 +109,11 @@ TEST_CASE("sum: bitwise identical for 1, 2, 3 and 8 threads") {
   std::vector<Tensor> ref;
   for (int threads : {1, 2, 3, 8}) {
     set_num_threads(threads);
-    std::vector<Tensor> r = {x.sum(),         m.sum({0}),       m.sum({1}),
-                             m.t().sum({0}),  m.sum(),          x.mean(),
-                             m.var({0}),      x.norm(),         m.prod({1}),
-                             x.to(kFloat16).sum(), m.logsumexp({1}), m.cumsum(0),
-                             xd.sum(),        md.sum({0}),      md.sum({1}),
-                             md.t().sum({0}), xd.var(),         md.softmax(0)};
+    std::vector<Tensor> r = {
+        x.sum(),          m.sum({0}),  m.sum({1}),   m.t().sum({0}), m.sum(),
+        x.mean(),         m.var({0}),  x.norm(),     m.prod({1}),    x.to(kFloat16).sum(),
+        m.logsumexp({1}), m.cumsum(0), xd.sum(),     md.sum({0}),    md.sum({1}),
+        md.t().sum({0}),  xd.var(),    md.softmax(0)};
     if (ref.empty()) {
       ref = r;
       continue;
@@ -305,8 +304,8 @@ TEST_CASE("var/std: correction, dims and numerical quality") {
 // ---- logsumexp / norm ----
 
 TEST_CASE("logsumexp: stable, with -inf and +inf rows") {
-  Tensor x = tensor({{0.0, std::log(3.0)}, {1000.0, 1000.0}, {-kInf, -kInf}, {kInf, 1.0}},
-                    kFloat32);
+  Tensor x =
+      tensor({{0.0, std::log(3.0)}, {1000.0, 1000.0}, {-kInf, -kInf}, {kInf, 1.0}}, kFloat32);
   CHECK(close(values(x.logsumexp({1})), {std::log(4.0), 1000 + std::log(2.0), -kInf, kInf}, 1e-6));
   CHECK(x.logsumexp({1}, true).sizes() == IntArrayRef({4, 1}));
   CHECK(close(values(tensor({{1.0f, 2.0f}, {3.0f, 4.0f}}).logsumexp({0, 1})),
@@ -379,8 +378,8 @@ TEST_CASE("cumsum: along dims, integer promotion") {
 TEST_CASE("softmax/log_softmax: hand-computed and numerically stable") {
   Tensor x = tensor({{0.0f, std::log(3.0f)}, {1000.0f, 1000.0f}, {-1000.0f, 0.0f}});
   CHECK(close(values(x.softmax(1)), {0.25, 0.75, 0.5, 0.5, 0.0, 1.0}));
-  CHECK(close(values(x.log_softmax(1)), {std::log(0.25), std::log(0.75), std::log(0.5),
-                                          std::log(0.5), -1000.0, 0.0}));
+  CHECK(close(values(x.log_softmax(1)),
+              {std::log(0.25), std::log(0.75), std::log(0.5), std::log(0.5), -1000.0, 0.0}));
   CHECK(close(values(x.softmax(0).sum({0})), {1, 1}));
   Tensor t = tensor({{1.0f, 2.0f}, {3.0f, 5.0f}});
   double e1 = std::exp(-2.0), e2 = std::exp(-3.0);
@@ -442,4 +441,44 @@ TEST_CASE("reductions: dim errors name the op and the dims") {
   EMBER_CHECK_THROWS(x.log_softmax(-4), IndexError, "[log_softmax]", "(2, 3, 4)");
   EMBER_CHECK_THROWS(tensor(1.0f).sum({0, -1}), IndexError, "[sum]", "multiple times");
   EMBER_CHECK_THROWS(tensor(1.0f).sum({1}), IndexError, "[sum]", "()");
+}
+
+TEST_CASE("reductions: 0-d inputs reduce over nothing") {
+  Tensor s = tensor(-3.0f);
+  for (const Tensor& r : {s.sum(), s.sum({0}), s.mean({-1}), s.prod(0), s.amax(), s.amin({0}),
+                          s.max(), s.min(), s.logsumexp({0}), s.cumsum(0)}) {
+    CHECK(r.dim() == 0);
+    CHECK(r.item<float>() == Approx(-3.0));
+  }
+  CHECK(s.norm().item<float>() == 3.0f);
+  CHECK(s.norm(1, {0}, true).dim() == 0);
+  CHECK(s.var({}, 0).item<float>() == 0.0f);
+  CHECK(std::isnan(s.var().item<float>()));
+  CHECK(s.argmax().item<int64_t>() == 0);
+  CHECK(s.argmin(0, true).dim() == 0);
+  CHECK(s.all().item<bool>());
+  CHECK(s.softmax(-1).item<float>() == 1.0f);
+  CHECK(s.log_softmax(0).item<float>() == 0.0f);
+  CHECK(tensor(int64_t{4}).sum().item<int64_t>() == 4);
+  CHECK(tensor(int64_t{4}).cumsum(0).dtype() == kInt64);
+  EMBER_CHECK_THROWS(s.sum({1}), IndexError, "[sum]");
+  EMBER_CHECK_THROWS(s.max(1), IndexError, "[max]");
+}
+
+TEST_CASE("reductions: empty tensors give the identity or an empty result") {
+  Tensor e = zeros({2, 0, 3});
+  CHECK(e.sum({1}).sizes() == IntArrayRef({2, 3}));
+  CHECK(values(e.sum({1})) == std::vector<double>(6, 0));
+  CHECK(values(e.prod(1)) == std::vector<double>(6, 1));
+  CHECK(values(e.all(1)) == std::vector<double>(6, 1));
+  CHECK(values(e.any(1)) == std::vector<double>(6, 0));
+  CHECK(e.sum({0, 2}).sizes() == IntArrayRef({0}));
+  CHECK(e.amax({0, 2}).sizes() == IntArrayRef({0}));
+  CHECK(e.var({2}).sizes() == IntArrayRef({2, 0}));
+  CHECK(std::isnan(values(e.mean({1}))[0]));
+  CHECK(values(e.norm(2, {1})) == std::vector<double>(6, 0));
+  CHECK(e.softmax(1).sizes() == IntArrayRef({2, 0, 3}));
+  CHECK(e.cumsum(1).sizes() == IntArrayRef({2, 0, 3}));
+  EMBER_CHECK_THROWS(e.amax({1}), IndexError, "[amax]", "(2, 0, 3)");
+  EMBER_CHECK_THROWS(e.norm(kInf, {1}), IndexError, "[norm]", "(2, 0, 3)");
 }

@@ -5,23 +5,30 @@
 // the number K of reduced elements, never on strides, layout or the thread count:
 //   - the reduced elements, in row-major order of the reduced dims, are cut into chunks of
 //     kChunk = 4096 (boundaries depend only on K);
-//   - inside a chunk, element k goes to lane k % 8 of eight accumulators, each accumulating in
-//     order (the eight lanes are what lets the contiguous loop vectorize); the lanes are combined
-//     as the fixed tree ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7));
+//   - inside a chunk, element k goes to lane k % L of L accumulators, each accumulating in order
+//     (the lanes are what lets the contiguous loop vectorize); the lanes are combined by a fixed
+//     tree of adjacent pairs, for L = 8 ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7));
 //   - the chunk partials are combined left to right.
-// Sums and products of float16/bfloat16/float32/float64 accumulate in double, those of integers
-// and bool in int64 (wrapping); max/min accumulate in the compute type, all/any in bool. The
-// accumulator is converted to out's dtype once, at the end. Two loop shapes run this order: a
-// row per output (reduced elements strided or unit-stride), and a block of up to 64 adjacent
-// outputs swept together when the outputs are unit-stride in x and the reduced elements are not
-// (sum over dim 0 of a row-major matrix). Work is spread over outputs, or over (output, chunk)
-// pairs whose partials are combined in order afterwards when there are few outputs. Either way
-// the arithmetic per output is the canonical one, so results are bitwise identical for any
-// strides and any thread count. Reduced dims that do not merge into one strided range (dims 0
-// and 2 of a 3-D tensor) are first gathered into a contiguous copy.
+// L is 8 for sum and prod; max, min, all and any do not depend on the order at all and use 32
+// lanes, a width GCC vectorizes for their selects. Sums and products of float16, bfloat16,
+// float32 and float64 accumulate in double (so float32 results are the rounded double sums, and
+// a million ones sum to exactly 1e6), those of integers and bool in int64 (wrapping); max/min
+// accumulate in the compute type, all/any in bool. The accumulator is converted to out's dtype
+// once, at the end.
+//
+// Two loop shapes run this order: a row per output (reduced elements unit-stride or strided), and
+// a block of W adjacent outputs that are unit-stride in x while the reduced elements are not (sum
+// over dim 0 of a row-major matrix): the block sweeps x row by row in memory order, keeping the
+// L lanes of its W outputs (W sized to fit L2 and the thread count; it never changes the
+// arithmetic). Work is spread over outputs, or, when there are few outputs and long reductions,
+// over (output, chunk) pairs whose partials go into a table combined in chunk order afterwards.
+// Either way each output gets the canonical arithmetic, so results are bitwise identical for any
+// strides and thread count. Reduced dims that do not merge into one strided range (dims 0 and 2
+// of a contiguous 3-D tensor) are first gathered into a contiguous copy, which keeps their order.
 //
 // arg_reduce and cumsum scan each line sequentially (cumsum in double / int64); softmax gathers a
-// line into a buffer in the compute type, subtracts the max, and sums the exponentials in double.
+// line into a buffer in the compute type, subtracts the max, sums the exponentials in double in
+// order, and scales by the reciprocal of the sum (log_softmax: subtracts its log).
 // Lines are spread over threads; each line's arithmetic is sequential, hence deterministic.
 #include <cmath>
 #include <limits>
@@ -38,10 +45,10 @@ namespace ember::cpu {
 
 namespace {
 
-constexpr int64_t kChunk = 4096;    // reduced elements per partial; a multiple of every lane count
+constexpr int64_t kChunk = 4096;  // reduced elements per partial; a multiple of every lane count
 constexpr int64_t kBlockBytes = 256 * 1024;  // lane storage of the block shape (fits L2)
-constexpr int64_t kGrain = 32768;   // elements of work per parallel task
-constexpr int64_t kFewUnits = 64;   // below this many units, split the reduced range too
+constexpr int64_t kGrain = 32768;            // elements of work per parallel task
+constexpr int64_t kFewUnits = 64;            // below this many units, split the reduced range too
 
 // ---- accumulators ----
 
@@ -191,7 +198,13 @@ A chunk_row(const T* p, int64_t s, int64_t n) {
 template <class T, class A, class Op>
 void chunk_block(const T* p, int64_t s, int64_t n, int64_t w, A* res) {
   constexpr int64_t kLanes = Op::kLanes;
-  std::unique_ptr<A[]> lanes(new A[static_cast<size_t>(kLanes * w)]);  // (kLanes, w)
+  A small[512];  // narrow blocks (many short rows) skip the heap
+  std::unique_ptr<A[]> big;
+  A* lanes = small;  // (kLanes, w)
+  if (kLanes * w > 512) {
+    big.reset(new A[static_cast<size_t>(kLanes * w)]);
+    lanes = big.get();
+  }
   for (int64_t i = 0; i < kLanes * w; ++i) lanes[i] = Op::identity();
   for (int64_t k = 0; k < n; ++k) accumulate_row<T, A, Op>(&lanes[(k % kLanes) * w], p + k * s, w);
   for (int64_t o = 0; o < w; ++o) {
@@ -387,12 +400,18 @@ void reduce_planned(const Tensor& out, const Tensor& x, const ReduceLayout& plan
     using S = sum_acc_t<T>;
     using C = compute_t<T>;
     switch (op) {
-      case ReduceOp::Sum: return reduce_typed<T, S, SumOp<S>>(out, x, plan);
-      case ReduceOp::Prod: return reduce_typed<T, S, ProdOp<S>>(out, x, plan);
-      case ReduceOp::Max: return reduce_typed<T, C, MaxOp<C>>(out, x, plan);
-      case ReduceOp::Min: return reduce_typed<T, C, MinOp<C>>(out, x, plan);
-      case ReduceOp::All: return reduce_typed<T, bool, AllOp>(out, x, plan);
-      case ReduceOp::Any: return reduce_typed<T, bool, AnyOp>(out, x, plan);
+      case ReduceOp::Sum:
+        return reduce_typed<T, S, SumOp<S>>(out, x, plan);
+      case ReduceOp::Prod:
+        return reduce_typed<T, S, ProdOp<S>>(out, x, plan);
+      case ReduceOp::Max:
+        return reduce_typed<T, C, MaxOp<C>>(out, x, plan);
+      case ReduceOp::Min:
+        return reduce_typed<T, C, MinOp<C>>(out, x, plan);
+      case ReduceOp::All:
+        return reduce_typed<T, bool, AllOp>(out, x, plan);
+      case ReduceOp::Any:
+        return reduce_typed<T, bool, AnyOp>(out, x, plan);
     }
   });
 }
@@ -462,16 +481,15 @@ void cumsum(const Tensor& out, const Tensor& x, int64_t dim) {
     using A = sum_acc_t<T>;
     const T* xp = static_cast<const T*>(x.data_ptr());
     T* op = static_cast<T*>(out.data_ptr());
-    for_each_line<2>(x.sizes(), dim, {&out, &x},
-                     [&](const std::array<int64_t, 2>& off, int64_t L) {
-                       T* o = op + off[0];
-                       const T* p = xp + off[1];
-                       A acc = A(0);
-                       for (int64_t i = 0; i < L; ++i) {
-                         acc = wrap_add(acc, convert<A>(p[i * xs]));
-                         o[i * os] = convert<T>(acc);
-                       }
-                     });
+    for_each_line<2>(x.sizes(), dim, {&out, &x}, [&](const std::array<int64_t, 2>& off, int64_t L) {
+      T* o = op + off[0];
+      const T* p = xp + off[1];
+      A acc = A(0);
+      for (int64_t i = 0; i < L; ++i) {
+        acc = wrap_add(acc, convert<A>(p[i * xs]));
+        o[i * os] = convert<T>(acc);
+      }
+    });
   });
 }
 

@@ -293,8 +293,7 @@ Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim) {
 Tensor norm(const Tensor& x, Scalar p, IntArrayRef dims, bool keepdim) {
   check_floating(x.dtype(), "norm");
   const double pv = p.to_double();
-  EMBER_CHECK(pv > 0, ValueError, "[norm] expected p in {1, 2, inf} or any positive real, got ",
-              p);
+  EMBER_CHECK(pv > 0, ValueError, "[norm] expected p in {1, 2, inf} or any positive real, got ", p);
   const ReducePlan plan = plan_reduce(x, dims, "norm");
   const DType ct = is_reduced_float(x.dtype()) ? kFloat32 : x.dtype();
   Tensor a = abs(x.to(ct));
