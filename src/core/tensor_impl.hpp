@@ -70,6 +70,10 @@ Tensor make_view(const Tensor& base, std::vector<int64_t> sizes, std::vector<int
                  int64_t offset);
 /// A fresh contiguous tensor.
 Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op);
+/// Sets requires_grad on a freshly made tensor when the factory options ask for it.
+Tensor finish_factory(Tensor t, const TensorOptions& options);
+/// Options for a *_like factory: t's dtype and device unless `options` overrides them.
+TensorOptions like_options(const Tensor& t, const std::optional<TensorOptions>& options);
 /// Throws DeviceError unless every defined tensor is on the same device as the first.
 void check_same_device(std::initializer_list<const Tensor*> ts, const char* op);
 /// Throws DeviceError for CUDA devices while the build has no CUDA kernels for them.

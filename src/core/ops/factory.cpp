@@ -7,18 +7,18 @@
 
 namespace ember {
 
-namespace {
-Tensor finish(Tensor t, const TensorOptions& o) {
+Tensor finish_factory(Tensor t, const TensorOptions& o) {
   if (o.requires_grad()) t.requires_grad_(true);
   return t;
 }
+
 TensorOptions like_options(const Tensor& t, const std::optional<TensorOptions>& o) {
   if (!o) return t.options();
   TensorOptions r = *o;
   if (!r.has_dtype()) r = r.dtype(t.dtype());
   return r;
 }
-}  // namespace
+
 
 NestedList::NestedList(std::initializer_list<NestedList> rows) : kind_(Kind::Bool) {
   if (rows.size() == 0) {  // tensor({}) is an empty float tensor of shape (0,)
@@ -53,7 +53,7 @@ Tensor tensor(const NestedList& values, TensorOptions options) {
     T* p = static_cast<T*>(cpu.data_ptr());
     for (size_t i = 0; i < values.values().size(); ++i) p[i] = convert<T>(values.values()[i]);
   });
-  return finish(cpu.to(options.device()), options);
+  return finish_factory(cpu.to(options.device()), options);
 }
 
 template <class T>
@@ -61,7 +61,7 @@ Tensor tensor(const std::vector<T>& values, TensorOptions options) {
   DType dt = options.has_dtype() ? options.dtype() : dtype_of_v<T>;
   Tensor cpu = make_tensor({static_cast<int64_t>(values.size())}, dtype_of_v<T>, Device(kCPU), "tensor");
   std::copy(values.begin(), values.end(), static_cast<T*>(cpu.data_ptr()));
-  return finish(cpu.to(options.device(), dt), options);
+  return finish_factory(cpu.to(options.device(), dt), options);
 }
 
 template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int>>
@@ -109,7 +109,7 @@ Tensor from_blob(void* data, IntArrayRef sizes, IntArrayRef strides,
   impl->strides = strides.vec();
   impl->dtype = options.dtype();
   impl->device = options.device();
-  return finish(Tensor(std::move(impl)), options);
+  return finish_factory(Tensor(std::move(impl)), options);
 }
 
 Tensor from_blob(void* data, IntArrayRef sizes, std::function<void(void*)> deleter,
@@ -123,7 +123,7 @@ Tensor from_blob(void* data, IntArrayRef sizes, TensorOptions options) {
 }
 
 Tensor empty(IntArrayRef sizes, TensorOptions options) {
-  return finish(make_tensor(sizes, options.dtype(), options.device(), "empty"), options);
+  return finish_factory(make_tensor(sizes, options.dtype(), options.device(), "empty"), options);
 }
 
 Tensor empty_strided(IntArrayRef sizes, IntArrayRef strides, TensorOptions options) {
@@ -136,14 +136,14 @@ Tensor empty_strided(IntArrayRef sizes, IntArrayRef strides, TensorOptions optio
     if (sizes[i] > 0) n += (sizes[i] - 1) * strides[i];
   }
   Tensor base = make_tensor({empty_t ? 0 : n + 1}, options.dtype(), options.device(), "empty_strided");
-  return finish(make_view(base, sizes.vec(), strides.vec(), 0), options);
+  return finish_factory(make_view(base, sizes.vec(), strides.vec(), 0), options);
 }
 
 Tensor full(IntArrayRef sizes, Scalar value, TensorOptions options) {
   if (!options.has_dtype()) options = options.dtype(value.type());
   Tensor t = make_tensor(sizes, options.dtype(), options.device(), "full");
   t.fill_(value);
-  return finish(t, options);
+  return finish_factory(t, options);
 }
 Tensor zeros(IntArrayRef sizes, TensorOptions options) {
   return full(sizes, 0, options.dtype(options.dtype()));
@@ -177,7 +177,7 @@ Tensor arange(Scalar start, Scalar end, Scalar step, TensorOptions options) {
       for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(s + static_cast<double>(i) * st);
     }
   });
-  return finish(cpu.to(options.device()), options);
+  return finish_factory(cpu.to(options.device()), options);
 }
 Tensor arange(Scalar start, Scalar end, TensorOptions options) { return arange(start, end, 1, options); }
 Tensor arange(Scalar end, TensorOptions options) { return arange(0, end, 1, options); }
@@ -196,7 +196,7 @@ Tensor linspace(Scalar start, Scalar end, int64_t steps, TensorOptions options) 
       p[i] = convert<T>(i < half ? s + step * static_cast<double>(i)
                                  : e - step * static_cast<double>(steps - 1 - i));
   });
-  return finish(cpu.to(options.device()), options);
+  return finish_factory(cpu.to(options.device()), options);
 }
 
 Tensor eye(int64_t n, int64_t m, TensorOptions options) {

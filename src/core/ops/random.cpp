@@ -13,18 +13,6 @@ namespace ember {
 
 namespace {
 
-Tensor finish(Tensor t, const TensorOptions& o) {
-  if (o.requires_grad()) t.requires_grad_(true);
-  return t;
-}
-
-TensorOptions like_options(const Tensor& t, const std::optional<TensorOptions>& o) {
-  if (!o) return t.options();
-  TensorOptions r = *o;
-  if (!r.has_dtype()) r = r.dtype(t.dtype());
-  return r;
-}
-
 /// Reserves the counter blocks for `draws` draws of `kind` and returns (seed, first block).
 std::pair<uint64_t, uint64_t> reserve(Generator& gen, RandomKind kind, DType dtype, int64_t draws) {
   const int64_t per = random_elements_per_block(kind, dtype);
@@ -140,7 +128,7 @@ Tensor rand(IntArrayRef sizes, Generator& gen, TensorOptions options) {
   check_floating_dtype(options.dtype(), "rand");
   Tensor t = make_tensor(sizes, options.dtype(), options.device(), "rand");
   uniform_(t, 0.0, 1.0, gen);
-  return finish(t, options);
+  return finish_factory(t, options);
 }
 Tensor rand(IntArrayRef sizes, TensorOptions options) {
   return rand(sizes, default_generator(), options);
@@ -150,7 +138,7 @@ Tensor randn(IntArrayRef sizes, Generator& gen, TensorOptions options) {
   check_floating_dtype(options.dtype(), "randn");
   Tensor t = make_tensor(sizes, options.dtype(), options.device(), "randn");
   normal_(t, 0.0, 1.0, gen);
-  return finish(t, options);
+  return finish_factory(t, options);
 }
 Tensor randn(IntArrayRef sizes, TensorOptions options) {
   return randn(sizes, default_generator(), options);
@@ -169,7 +157,7 @@ Tensor randint(int64_t low, int64_t high, IntArrayRef sizes, Generator& gen,
            [&](const Tensor& out, uint64_t seed, uint64_t offset) {
              launch(out.device(), cpu::randint, cuda::randint, out, low, high, seed, offset);
            });
-  return finish(t, options);
+  return finish_factory(t, options);
 }
 Tensor randint(int64_t low, int64_t high, IntArrayRef sizes, TensorOptions options) {
   return randint(low, high, sizes, default_generator(), options);
@@ -190,7 +178,7 @@ Tensor randperm(int64_t n, Generator& gen, TensorOptions options) {
   } else if (n == 1) {
     t.fill_(0);
   }
-  return finish(t, options);
+  return finish_factory(t, options);
 }
 Tensor randperm(int64_t n, TensorOptions options) {
   return randperm(n, default_generator(), options);
