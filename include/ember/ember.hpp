@@ -1,6 +1,7 @@
 // Umbrella header: everything a user of the tensor library needs.
 #pragma once
 
+#include "ember/autograd.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/device.hpp"
 #include "ember/dtype.hpp"

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -218,6 +219,23 @@ class Tensor {
   /// The version counter shared by a tensor and its views; in-place ops bump it.
   uint32_t _version() const;
   void bump_version() const;
+  /// Which output of grad_fn() this tensor is.
+  uint32_t output_nr() const;
+  /// Computes gradients of this tensor w.r.t. graph leaves (see autograd::backward). `gradient`
+  /// may be omitted for a one-element tensor.
+  void backward(const Tensor& gradient = {}, std::optional<bool> retain_graph = std::nullopt,
+                bool create_graph = false) const;
+  /// Keeps .grad() for this non-leaf tensor after backward.
+  void retain_grad() const;
+  bool retains_grad() const;
+  /// Calls `hook(grad)` when this tensor's gradient is computed; a defined return value replaces
+  /// the gradient. Returns a handle for remove_hook.
+  uint64_t register_hook(std::function<Tensor(const Tensor&)> hook) const;
+  void remove_hook(uint64_t handle) const;
+  /// A tensor sharing storage that is not part of the graph (requires_grad false).
+  Tensor detach() const;
+  /// Detaches this tensor from the graph in place.
+  Tensor& detach_();
 
   // -- conversion and copies --
   Tensor to(Device d, bool non_blocking = false, bool copy = false) const;

@@ -30,6 +30,13 @@ struct Storage {
 /// memory runs out.
 std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op);
 
+/// Gradient hooks of one tensor, in registration order.
+struct HookList {
+  std::vector<std::pair<uint64_t, std::function<Tensor(const Tensor&)>>> hooks;
+  bool retain_grad = false;
+  std::weak_ptr<TensorImpl> owner;  // where retain_grad stores the gradient
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   std::vector<int64_t> sizes;
@@ -46,6 +53,8 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;
   uint32_t output_nr = 0;  // which output of grad_fn this tensor is
   std::shared_ptr<std::atomic<uint32_t>> version = std::make_shared<std::atomic<uint32_t>>(0);
+  std::weak_ptr<autograd::Node> grad_accumulator;  // a leaf's AccumulateGrad node, made lazily
+  std::shared_ptr<HookList> hooks;                 // shared with the node that runs them
 
   int64_t numel() const {
     int64_t n = 1;
