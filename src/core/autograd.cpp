@@ -536,3 +536,58 @@ Tensor& Tensor::detach_() {
 }
 
 }  // namespace ember
+
+// ---- op recording (src/core/record.hpp) ----
+#include "core/record.hpp"
+
+namespace ember::autograd {
+
+std::vector<Tensor> FunctionNode::apply(const std::vector<Tensor>& grad_outputs) {
+  Saved s;
+  s.reserve(saved.size());
+  std::shared_ptr<Node> self = shared_from_this();
+  for (const SavedVariable& v : saved) s.push_back(v.unpack(op, self));
+  return fn(s, grad_outputs);
+}
+
+void FunctionNode::release_variables() {
+  for (SavedVariable& v : saved) v.reset();
+}
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!is_grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            const std::vector<Tensor>& saved, BackwardFn fn) {
+  if (!needs_grad(inputs)) return;
+  auto node = make_node<FunctionNode>();
+  node->op = op;
+  node->fn = std::move(fn);
+  connect(node, inputs, outputs);
+  // An output is saved as an alias without grad_fn (no cycle) and gets it back on unpack.
+  for (const Tensor& t : saved) {
+    bool is_output = false;
+    for (const Tensor& o : outputs) is_output = is_output || (t.defined() && o.is_same(t));
+    node->saved.emplace_back(t, is_output);
+  }
+}
+
+void record(const char* op, const std::vector<Tensor>& inputs, const Tensor& output,
+            const std::vector<Tensor>& saved,
+            std::function<Grads(const Saved& saved, const Tensor& dy)> fn) {
+  record(op, inputs, std::vector<Tensor>{output}, saved,
+         [fn = std::move(fn)](const Saved& s, const std::vector<Tensor>& g) { return fn(s, g[0]); });
+}
+
+}  // namespace ember::autograd
