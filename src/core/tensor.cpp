@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "core/dispatch.hpp"
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/ops.hpp"
@@ -283,7 +284,16 @@ Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
   Device dev = o.device();
   if (!copy && dt == dtype() && dev == device()) return *this;
   Tensor out = make_tensor(sizes(), dt, dev, "to");
-  out.copy_(*this);
+  {
+    NoGradGuard no_grad;
+    out.copy_(*this);
+  }
+  if (is_floating(dt) && autograd::needs_grad({this})) {
+    TensorOptions back = options();  // the gradient goes back to the input's dtype and device
+    autograd::record("to", {*this}, out, {}, [back](const autograd::Saved&, const Tensor& dy) {
+      return autograd::Grads{dy.to(back)};
+    });
+  }
   return out;
 }
 Tensor Tensor::to(Device d, bool non_blocking, bool copy) const {
@@ -305,7 +315,12 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::clone() const {
   EMBER_IMPL_CHECK("clone");
   Tensor out = make_tensor(sizes(), dtype(), device(), "clone");
-  out.copy_(*this);
+  {
+    NoGradGuard no_grad;
+    out.copy_(*this);
+  }
+  autograd::record("clone", {*this}, out, {},
+                   [](const autograd::Saved&, const Tensor& dy) { return autograd::Grads{dy}; });
   return out;
 }
 
@@ -318,16 +333,46 @@ Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
               " cannot be broadcast to destination shape ", sizes());
   EMBER_CHECK(src.device() == device() || src.is_cpu() || is_cpu(), DeviceError,
               "[copy_] cannot copy between ", src.device(), " and ", device());
-  Tensor s = src.expand(sizes());
-  launch(device(), cpu::copy, cuda::copy, *this, s);
+  autograd::check_inplace(*this, "copy_");
+  const bool record = is_floating(dtype()) && autograd::needs_grad({this, &src});
+  if (record && !is_leaf()) {
+    // A view's base does not learn about an in-place write through the view (no rebase yet).
+    static const char* const kViews[] = {"view", "reshape", "permute", "transpose", "squeeze",
+                                         "unsqueeze", "expand", "slice", "select", "diagonal",
+                                         "as_strided", "alias"};
+    const std::string fn = grad_fn()->name();
+    for (const char* v : kViews)
+      EMBER_CHECK(fn != v, ValueError, "[copy_] in-place operation on a view of a tensor that "
+                  "requires grad is not supported yet (the view comes from ", fn, ")");
+  }
+  {
+    NoGradGuard no_grad;
+    Tensor s = src.expand(sizes());
+    launch(device(), cpu::copy, cuda::copy, *this, s);
+  }
   bump_version();
+  if (record) {
+    // The old value of self is overwritten (zero gradient); src gets dy in its dtype and device.
+    TensorOptions src_options = src.options();
+    const bool src_floating = is_floating(src.dtype());
+    autograd::record("copy_", {*this, src}, *this, {},
+                     [src_options, src_floating](const autograd::Saved&, const Tensor& dy) {
+                       return autograd::Grads{zeros_like(dy),
+                                              src_floating ? dy.to(src_options) : Tensor()};
+                     });
+  }
   return *this;
 }
 
 Tensor& Tensor::fill_(Scalar v) {
   EMBER_IMPL_CHECK("fill_");
+  autograd::check_inplace(*this, "fill_");
   launch(device(), cpu::fill, cuda::fill, *this, v);
   bump_version();
+  // The old value is overwritten: its gradient is zero.
+  autograd::record("fill_", {*this}, *this, {}, [](const autograd::Saved&, const Tensor& dy) {
+    return autograd::Grads{zeros_like(dy)};
+  });
   return *this;
 }
 Tensor& Tensor::fill_(const Tensor& v) {

@@ -39,13 +39,19 @@ run_consumer() {
 step "install $build into $prefix"
 cmake --build "$build" --target ember -j "$jobs" >/dev/null
 cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in include/ember/ember.hpp; do
+for f in include/ember/ember.hpp include/ember/tensor.hpp include/ember/cuda/cuda.hpp; do
   [[ -f "$prefix/$f" ]] || fail "install: $f is missing"
 done
+find "$prefix" -name 'libember.*' | grep -q . || fail "install: no libember"
 config=$(find "$prefix" -name emberConfig.cmake -print -quit)
 pcfile=$(find "$prefix" -name ember.pc -print -quit)
 [[ -n "$config" && -n "$pcfile" ]] || fail "install: emberConfig.cmake or ember.pc is missing"
 [[ -f "$(dirname "$config")/emberConfigVersion.cmake" ]] || fail "install: no emberConfigVersion.cmake"
+# Ember's own build flags (warnings, -march=native, sanitizers) must not reach consumers.
+if grep -qE 'ember_flags|-march|-Werror|-fsanitize' "$(dirname "$config")"/emberTargets*.cmake \
+  "$pcfile"; then
+  fail "install: the package leaks Ember's private build flags"
+fi
 
 step "find_package"
 cmake -S "$here/find_package" -B "$work/find_package" -DCMAKE_PREFIX_PATH="$prefix" \
@@ -66,7 +72,8 @@ done
 run_consumer add_subdirectory "$work/add_subdirectory/consumer"
 
 step "pkg-config"
-export PKG_CONFIG_PATH="$(dirname "$pcfile")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+PKG_CONFIG_PATH="$(dirname "$pcfile")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+export PKG_CONFIG_PATH
 echo "pkg-config --cflags --libs ember: $(pkg-config --cflags --libs ember)"
 mkdir -p "$work/pkgconfig"
 make -C "$here/pkgconfig" OUT="$work/pkgconfig" || fail "pkg-config: build"

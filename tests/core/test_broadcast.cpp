@@ -1,10 +1,6 @@
 // Broadcasting in elementwise ops: the shape rule over a table of shape pairs, values against an
 // index-by-index reference, and error messages that name the op and both shapes.
 
-// GCC 12.2 with AVX-512 (-march=native here) miscompiles constant initializers such as
-// std::vector<double>{1, 1, 0, 0}; see test_elementwise.cpp.
-#pragma GCC optimize("no-tree-slp-vectorize")
-
 #include <string>
 #include <vector>
 

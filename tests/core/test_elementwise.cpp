@@ -1,10 +1,6 @@
 // Elementwise ops: values against the std:: scalar functions, type promotion, 16-bit floats,
 // non-contiguous inputs, in-place rules, operators and whole-tensor comparisons.
 
-// GCC 12.2 with AVX-512 (-march=native on this machine) miscompiles constant initializers whose
-// tail repeats zeros after a broadcast prefix: std::vector<double> v = {1, 1, 1, 0} comes out as
-// {1, 1, 1, 1}. Turning off SLP vectorization for this file keeps the expected values intact.
-#pragma GCC optimize("no-tree-slp-vectorize")
 #include <cmath>
 #include <functional>
 #include <limits>

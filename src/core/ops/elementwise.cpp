@@ -4,13 +4,16 @@
 //
 // Every op follows one pattern: check -> result dtype (result_type) and broadcast shape ->
 // convert inputs to the compute dtype and expand them (stride 0) -> one kernel launch
-// (cpu::unary / cpu::binary / cpu::where). C++ numbers become 0-d "wrapped number" tensors, which
-// take part in type promotion by category only (int8 tensor + 1000 stays int8).
+// (cpu::unary / cpu::binary / cpu::where), run without grad mode -> record backward (floating
+// outputs only; comparisons, logical ops and predicates are not differentiable). C++ numbers become
+// 0-d "wrapped number" tensors, which take part in type promotion by category only (int8 tensor +
+// 1000 stays int8) and never require grad.
 #include <algorithm>
 #include <cmath>
 #include <optional>
 
 #include "core/dispatch.hpp"
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
@@ -160,6 +163,7 @@ Tensor kernel_operand_b(const Tensor& b, DType compute, BinaryOp k) {
 /// out = kernel(a, b) over the broadcast shape; inputs are converted to `compute`.
 Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, DType compute,
                  DType out_dtype, Scalar alpha = 1) {
+  NoGradGuard no_grad;  // conversions and expands are internal: only the op itself records
   check_same_device({&a, &b}, op);
   std::vector<int64_t> shape = broadcast_shapes(a.sizes(), b.sizes(), op);
   Tensor out = make_tensor(shape, out_dtype, a.device(), op);
@@ -171,6 +175,7 @@ Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, D
 /// out = kernel(x) with x converted to `compute`.
 Tensor unary_op(const char* op, const Tensor& x, UnaryOp k, DType compute, DType out_dtype,
                 double p0 = 0.0, double p1 = 0.0) {
+  NoGradGuard no_grad;
   check_defined(x, op);
   Tensor out = make_tensor(x.sizes(), out_dtype, x.device(), op);
   launch(out.device(), cpu::unary, cuda::unary, out, x.to(compute), k, p0, p1);
@@ -246,6 +251,7 @@ void write_into(Tensor& self, DType compute, const char* op, Kernel&& kernel) {
 
 Tensor& inplace_binary(const char* op, Tensor& self, const Tensor& other, BinaryOp k, DType compute,
                        Scalar alpha = 1) {
+  NoGradGuard no_grad;
   check_defined(self, op);
   check_defined(other, op);
   check_same_device({&self, &other}, op);
@@ -288,6 +294,86 @@ void check_bool_mask(const char* op, const Tensor& mask) {
               mask.dtype());
 }
 
+// ---- backward recording ----
+
+using autograd::Grads;
+using autograd::Saved;
+
+bool wants(const Tensor& t) { return t.defined() && t.requires_grad(); }
+
+/// An op records only for a floating output, in grad mode, when some input requires grad.
+bool should_record(const Tensor& out, std::initializer_list<const Tensor*> inputs) {
+  return is_floating(out.dtype()) && autograd::needs_grad(inputs);
+}
+
+/// Records a one-input op: dx = f(saved, dy).
+template <class F>
+void record_unary(const char* op, const Tensor& x, const Tensor& out,
+                  const std::vector<Tensor>& saved, F f) {
+  if (!should_record(out, {&x})) return;
+  autograd::record(op, {x}, out, saved,
+                   [f](const Saved& s, const Tensor& dy) { return Grads{f(s, dy)}; });
+}
+
+/// add/sub (and add_/sub_): da = dy, db = sign * alpha * dy.
+void record_add_sub(const char* op, const Tensor& a, const Tensor& b, const Tensor& out,
+                    Scalar alpha, bool negate) {
+  if (!should_record(out, {&a, &b})) return;
+  const bool ga = wants(a), gb = wants(b);
+  const double scale = (negate ? -1.0 : 1.0) * alpha.to_double();
+  autograd::record(op, {a, b}, out, {}, [ga, gb, scale](const Saved&, const Tensor& dy) {
+    Tensor db;
+    if (gb) db = scale == 1.0 ? dy : scale == -1.0 ? neg(dy) : dy * scale;
+    return Grads{ga ? dy : Tensor(), db};
+  });
+}
+
+/// mul (and mul_): da = dy * b, db = dy * a. `a_value` is a's value before the op.
+void record_mul(const char* op, const Tensor& a, const Tensor& a_value, const Tensor& b,
+                const Tensor& b_value, const Tensor& out) {
+  if (!should_record(out, {&a, &b})) return;
+  const bool ga = wants(a), gb = wants(b);
+  autograd::record(op, {a, b}, out, {gb ? a_value : Tensor(), ga ? b_value : Tensor()},
+                   [ga, gb](const Saved& s, const Tensor& dy) {
+                     return Grads{ga ? dy * s[1] : Tensor(), gb ? dy * s[0] : Tensor()};
+                   });
+}
+
+/// div (and div_): da = dy / b, db = -dy * out / b (out = a / b).
+void record_div(const char* op, const Tensor& a, const Tensor& b, const Tensor& b_value,
+                const Tensor& out) {
+  if (!should_record(out, {&a, &b})) return;
+  const bool ga = wants(a), gb = wants(b);
+  autograd::record(op, {a, b}, out, {b_value, gb ? out : Tensor()},
+                   [ga, gb](const Saved& s, const Tensor& dy) {
+                     Tensor da = ga ? dy / s[0] : Tensor();
+                     Tensor db = gb ? neg(dy) * s[1] / s[0] : Tensor();
+                     return Grads{da, db};
+                   });
+}
+
+/// The mask of elements that clamp leaves unchanged (PyTorch: min <= x <= max; NaN gets none).
+Tensor clamp_pass_mask(const Tensor& x, const std::optional<Scalar>& min,
+                       const std::optional<Scalar>& max) {
+  NoGradGuard no_grad;
+  if (min && max) return logical_and(ge(x, *min), le(x, *max));
+  return min ? ge(x, *min) : le(x, *max);
+}
+
+/// d gelu / dx for the exact (erf) and tanh forms, written with differentiable ops.
+Tensor gelu_grad(const Tensor& x, bool tanh_form) {
+  if (tanh_form) {
+    const double k = std::sqrt(2.0 / M_PI), c = 0.044715;
+    Tensor x2 = x * x;
+    Tensor t = tanh((x + x2 * x * c) * k);
+    Tensor dinner = (x2 * (3.0 * c) + 1.0) * k;
+    return (t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * dinner;
+  }
+  Tensor cdf = (erf(x * M_SQRT1_2) + 1.0) * 0.5;
+  Tensor pdf = exp(x * x * -0.5) * (0.5 * M_2_SQRTPI * M_SQRT1_2);  // 1/sqrt(2 pi)
+  return cdf + x * pdf;
+}
+
 }  // namespace
 
 DType result_type(const Tensor& a, const Tensor& b) {
@@ -312,7 +398,9 @@ DType result_type(const Tensor& a, Scalar b) {
 Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
   DType t = result_type(a, b);
   check_alpha("add", t, alpha);
-  return binary_op("add", a, b, BinaryOp::Add, t, t, alpha);
+  Tensor out = binary_op("add", a, b, BinaryOp::Add, t, t, alpha);
+  record_add_sub("add", a, b, out, alpha, /*negate=*/false);
+  return out;
 }
 Tensor add(const Tensor& a, Scalar b, Scalar alpha) { return add(a, wrap(b, a.device()), alpha); }
 
@@ -323,26 +411,49 @@ Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
               "logical_not instead (got ",
               a.dtype(), " and ", b.dtype(), ")");
   check_alpha("sub", t, alpha);
-  return binary_op("sub", a, b, BinaryOp::Sub, t, t, alpha);
+  Tensor out = binary_op("sub", a, b, BinaryOp::Sub, t, t, alpha);
+  record_add_sub("sub", a, b, out, alpha, /*negate=*/true);
+  return out;
 }
 Tensor sub(const Tensor& a, Scalar b, Scalar alpha) { return sub(a, wrap(b, a.device()), alpha); }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   DType t = result_type(a, b);
-  return binary_op("mul", a, b, BinaryOp::Mul, t, t);
+  Tensor out = binary_op("mul", a, b, BinaryOp::Mul, t, t);
+  record_mul("mul", a, a, b, b, out);
+  return out;
 }
 Tensor mul(const Tensor& a, Scalar b) { return mul(a, wrap(b, a.device())); }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   DType t = result_type(a, b);
   if (!is_floating(t)) t = get_default_dtype();
-  return binary_op("div", a, b, BinaryOp::Div, t, t);
+  Tensor out = binary_op("div", a, b, BinaryOp::Div, t, t);
+  record_div("div", a, b, b, out);
+  return out;
 }
 Tensor div(const Tensor& a, Scalar b) { return div(a, wrap(b, a.device())); }
 
 Tensor pow(const Tensor& a, const Tensor& e) {
   DType t = result_type(a, e);
-  return binary_op("pow", a, e, BinaryOp::Pow, t, t);
+  Tensor out = binary_op("pow", a, e, BinaryOp::Pow, t, t);
+  if (should_record(out, {&a, &e})) {
+    const bool ga = wants(a), ge_ = wants(e);
+    // PyTorch's pow_backward_self / pow_backward_exponent: zero where e == 0 (self), and where
+    // a == 0 with e >= 0 (exponent, where log(a) is -inf); a < 0 gives NaN as in PyTorch.
+    autograd::record("pow", {a, e}, out, {a, e, ge_ ? out : Tensor()},
+                     [ga, ge_](const Saved& s, const Tensor& dy) {
+                       const Tensor &x = s[0], &p = s[1];
+                       Tensor da, de;
+                       if (ga) da = masked_fill(dy * p * pow(x, p - 1.0), eq(p, 0.0), 0.0);
+                       if (ge_) {
+                         Tensor zero_base = logical_and(eq(x, 0.0), ge(p, 0.0));
+                         de = masked_fill(dy * s[2] * log(x), zero_base, 0.0);
+                       }
+                       return Grads{da, de};
+                     });
+  }
+  return out;
 }
 Tensor pow(const Tensor& a, Scalar e) {
   DType t = result_type(a, e);
@@ -350,82 +461,255 @@ Tensor pow(const Tensor& a, Scalar e) {
   EMBER_CHECK(is_floating(t) || !e.is_integral() || e.to_long() >= 0, ValueError,
               "[pow] integers to negative integer powers are not allowed (", a.dtype(), " ** ", e,
               ")");
-  return unary_op("pow", a, UnaryOp::PowScalar, t, t, e.to_double());
+  Tensor out = unary_op("pow", a, UnaryOp::PowScalar, t, t, e.to_double());
+  const double p = e.to_double();
+  record_unary("pow", a, out, {a}, [p](const Saved& s, const Tensor& dy) {
+    if (p == 0.0) return zeros_like(dy);
+    if (p == 1.0) return dy;
+    if (p == 2.0) return dy * s[0] * 2.0;
+    return dy * pow(s[0], p - 1.0) * p;
+  });
+  return out;
 }
 Tensor pow(Scalar a, const Tensor& e) {
   check_defined(e, "pow");
   return pow(wrap(a, e.device()), e);
 }
 
+namespace {
+/// minimum/maximum: the gradient goes to the selected input, split half/half on ties (PyTorch).
+/// `loses_a` is where a is not selected (a > b for minimum).
+void record_min_max(const char* op, const Tensor& a, const Tensor& b, const Tensor& out,
+                    bool is_min) {
+  if (!should_record(out, {&a, &b})) return;
+  const bool ga = wants(a), gb = wants(b);
+  autograd::record(op, {a, b}, out, {a, b}, [ga, gb, is_min](const Saved& s, const Tensor& dy) {
+    Tensor tie = eq(s[0], s[1]);
+    Tensor shared = where(tie, dy * 0.5, dy);
+    Tensor da, db;
+    if (ga) da = masked_fill(shared, is_min ? gt(s[0], s[1]) : lt(s[0], s[1]), 0.0);
+    if (gb) db = masked_fill(shared, is_min ? lt(s[0], s[1]) : gt(s[0], s[1]), 0.0);
+    return Grads{da, db};
+  });
+}
+}  // namespace
+
 Tensor minimum(const Tensor& a, const Tensor& b) {
   DType t = result_type(a, b);
-  return binary_op("minimum", a, b, BinaryOp::Minimum, t, t);
+  Tensor out = binary_op("minimum", a, b, BinaryOp::Minimum, t, t);
+  record_min_max("minimum", a, b, out, /*is_min=*/true);
+  return out;
 }
 Tensor maximum(const Tensor& a, const Tensor& b) {
   DType t = result_type(a, b);
-  return binary_op("maximum", a, b, BinaryOp::Maximum, t, t);
+  Tensor out = binary_op("maximum", a, b, BinaryOp::Maximum, t, t);
+  record_min_max("maximum", a, b, out, /*is_min=*/false);
+  return out;
 }
 
 // ---- unary math ----
+// Each backward is dx = dy * f'(x), written with differentiable ops; functions whose derivative
+// is cheaper from the result (exp, sqrt, tanh, sigmoid, ...) save the output instead of x.
+
+namespace {
+Tensor zero_grad(const Saved&, const Tensor& dy) { return zeros_like(dy); }
+}  // namespace
 
 Tensor neg(const Tensor& x) {
   check_defined(x, "neg");
   EMBER_CHECK(x.dtype() != kBool, DTypeError,
               "[neg] negation of a bool tensor is not supported; use logical_not() or ~ instead");
-  return same_dtype_unary("neg", x, UnaryOp::Neg);
+  Tensor out = same_dtype_unary("neg", x, UnaryOp::Neg);
+  record_unary("neg", x, out, {}, [](const Saved&, const Tensor& dy) { return neg(dy); });
+  return out;
 }
-Tensor exp(const Tensor& x) { return float_unary("exp", x, UnaryOp::Exp); }
-Tensor exp2(const Tensor& x) { return float_unary("exp2", x, UnaryOp::Exp2); }
-Tensor log(const Tensor& x) { return float_unary("log", x, UnaryOp::Log); }
-Tensor log2(const Tensor& x) { return float_unary("log2", x, UnaryOp::Log2); }
-Tensor log1p(const Tensor& x) { return float_unary("log1p", x, UnaryOp::Log1p); }
-Tensor expm1(const Tensor& x) { return float_unary("expm1", x, UnaryOp::Expm1); }
-Tensor sqrt(const Tensor& x) { return float_unary("sqrt", x, UnaryOp::Sqrt); }
-Tensor rsqrt(const Tensor& x) { return float_unary("rsqrt", x, UnaryOp::Rsqrt); }
-Tensor abs(const Tensor& x) { return same_dtype_unary("abs", x, UnaryOp::Abs); }
-Tensor sign(const Tensor& x) { return same_dtype_unary("sign", x, UnaryOp::Sign); }
-Tensor sin(const Tensor& x) { return float_unary("sin", x, UnaryOp::Sin); }
-Tensor cos(const Tensor& x) { return float_unary("cos", x, UnaryOp::Cos); }
-Tensor tan(const Tensor& x) { return float_unary("tan", x, UnaryOp::Tan); }
-Tensor tanh(const Tensor& x) { return float_unary("tanh", x, UnaryOp::Tanh); }
-Tensor sigmoid(const Tensor& x) { return float_unary("sigmoid", x, UnaryOp::Sigmoid); }
+Tensor exp(const Tensor& x) {
+  Tensor out = float_unary("exp", x, UnaryOp::Exp);
+  record_unary("exp", x, out, {out}, [](const Saved& s, const Tensor& dy) { return dy * s[0]; });
+  return out;
+}
+Tensor exp2(const Tensor& x) {
+  Tensor out = float_unary("exp2", x, UnaryOp::Exp2);
+  record_unary("exp2", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy * s[0] * M_LN2; });
+  return out;
+}
+Tensor log(const Tensor& x) {
+  Tensor out = float_unary("log", x, UnaryOp::Log);
+  record_unary("log", x, out, {x}, [](const Saved& s, const Tensor& dy) { return dy / s[0]; });
+  return out;
+}
+Tensor log2(const Tensor& x) {
+  Tensor out = float_unary("log2", x, UnaryOp::Log2);
+  record_unary("log2", x, out, {x},
+               [](const Saved& s, const Tensor& dy) { return dy / (s[0] * M_LN2); });
+  return out;
+}
+Tensor log1p(const Tensor& x) {
+  Tensor out = float_unary("log1p", x, UnaryOp::Log1p);
+  record_unary("log1p", x, out, {x},
+               [](const Saved& s, const Tensor& dy) { return dy / (s[0] + 1.0); });
+  return out;
+}
+Tensor expm1(const Tensor& x) {
+  Tensor out = float_unary("expm1", x, UnaryOp::Expm1);
+  record_unary("expm1", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy * (s[0] + 1.0); });
+  return out;
+}
+Tensor sqrt(const Tensor& x) {
+  Tensor out = float_unary("sqrt", x, UnaryOp::Sqrt);
+  record_unary("sqrt", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy / (s[0] * 2.0); });
+  return out;
+}
+Tensor rsqrt(const Tensor& x) {
+  Tensor out = float_unary("rsqrt", x, UnaryOp::Rsqrt);
+  record_unary("rsqrt", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy * s[0] * s[0] * s[0] * -0.5; });
+  return out;
+}
+Tensor abs(const Tensor& x) {
+  Tensor out = same_dtype_unary("abs", x, UnaryOp::Abs);
+  record_unary("abs", x, out, {x},
+               [](const Saved& s, const Tensor& dy) { return dy * sign(s[0]); });
+  return out;
+}
+Tensor sign(const Tensor& x) {
+  Tensor out = same_dtype_unary("sign", x, UnaryOp::Sign);
+  record_unary("sign", x, out, {}, zero_grad);
+  return out;
+}
+Tensor sin(const Tensor& x) {
+  Tensor out = float_unary("sin", x, UnaryOp::Sin);
+  record_unary("sin", x, out, {x}, [](const Saved& s, const Tensor& dy) { return dy * cos(s[0]); });
+  return out;
+}
+Tensor cos(const Tensor& x) {
+  Tensor out = float_unary("cos", x, UnaryOp::Cos);
+  record_unary("cos", x, out, {x},
+               [](const Saved& s, const Tensor& dy) { return neg(dy) * sin(s[0]); });
+  return out;
+}
+Tensor tan(const Tensor& x) {
+  Tensor out = float_unary("tan", x, UnaryOp::Tan);
+  record_unary("tan", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy * (s[0] * s[0] + 1.0); });
+  return out;
+}
+Tensor tanh(const Tensor& x) {
+  Tensor out = float_unary("tanh", x, UnaryOp::Tanh);
+  record_unary("tanh", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy * (1.0 - s[0] * s[0]); });
+  return out;
+}
+Tensor sigmoid(const Tensor& x) {
+  Tensor out = float_unary("sigmoid", x, UnaryOp::Sigmoid);
+  record_unary("sigmoid", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return dy * s[0] * (1.0 - s[0]); });
+  return out;
+}
 Tensor relu(const Tensor& x) {
   check_defined(x, "relu");
   EMBER_CHECK(x.dtype() != kBool, DTypeError, "[relu] is not supported for bool tensors");
-  return same_dtype_unary("relu", x, UnaryOp::Relu);
+  Tensor out = same_dtype_unary("relu", x, UnaryOp::Relu);
+  // PyTorch's threshold_backward: no gradient where the result is <= 0.
+  record_unary("relu", x, out, {out}, [](const Saved& s, const Tensor& dy) {
+    return masked_fill(dy, le(s[0], 0.0), 0.0);
+  });
+  return out;
 }
 Tensor gelu(const Tensor& x, const std::string& approximate) {
   EMBER_CHECK(approximate == "none" || approximate == "tanh", ValueError,
               "[gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
-  return float_unary("gelu", x, approximate == "tanh" ? UnaryOp::GeluTanh : UnaryOp::GeluErf);
+  const bool tanh_form = approximate == "tanh";
+  Tensor out = float_unary("gelu", x, tanh_form ? UnaryOp::GeluTanh : UnaryOp::GeluErf);
+  record_unary("gelu", x, out, {x}, [tanh_form](const Saved& s, const Tensor& dy) {
+    return dy * gelu_grad(s[0], tanh_form);
+  });
+  return out;
 }
-Tensor silu(const Tensor& x) { return float_unary("silu", x, UnaryOp::Silu); }
+Tensor silu(const Tensor& x) {
+  Tensor out = float_unary("silu", x, UnaryOp::Silu);
+  record_unary("silu", x, out, {x}, [](const Saved& s, const Tensor& dy) {
+    Tensor sg = sigmoid(s[0]);
+    return dy * sg * (s[0] * (1.0 - sg) + 1.0);
+  });
+  return out;
+}
 Tensor leaky_relu(const Tensor& x, Scalar negative_slope) {
-  return float_unary("leaky_relu", x, UnaryOp::LeakyRelu, negative_slope.to_double());
+  const double slope = negative_slope.to_double();
+  Tensor out = float_unary("leaky_relu", x, UnaryOp::LeakyRelu, slope);
+  record_unary("leaky_relu", x, out, {x}, [slope](const Saved& s, const Tensor& dy) {
+    return where(gt(s[0], 0.0), dy, dy * slope);
+  });
+  return out;
 }
 Tensor elu(const Tensor& x, Scalar alpha) {
-  return float_unary("elu", x, UnaryOp::Elu, alpha.to_double());
+  const double a = alpha.to_double();
+  Tensor out = float_unary("elu", x, UnaryOp::Elu, a);
+  record_unary("elu", x, out, {x}, [a](const Saved& s, const Tensor& dy) {
+    return where(gt(s[0], 0.0), dy, dy * exp(s[0]) * a);
+  });
+  return out;
 }
 Tensor softplus(const Tensor& x, Scalar beta, Scalar threshold) {
   EMBER_CHECK(beta.to_double() != 0.0, ValueError, "[softplus] beta must be non-zero");
-  return float_unary("softplus", x, UnaryOp::Softplus, beta.to_double(), threshold.to_double());
+  const double b = beta.to_double(), th = threshold.to_double();
+  Tensor out = float_unary("softplus", x, UnaryOp::Softplus, b, th);
+  // Linear above the threshold (x * beta > threshold), as in the forward.
+  record_unary("softplus", x, out, {x}, [b, th](const Saved& s, const Tensor& dy) {
+    Tensor bx = s[0] * b;
+    return where(gt(bx, th), dy, dy * sigmoid(bx));
+  });
+  return out;
 }
-Tensor erf(const Tensor& x) { return float_unary("erf", x, UnaryOp::Erf); }
-Tensor reciprocal(const Tensor& x) { return float_unary("reciprocal", x, UnaryOp::Reciprocal); }
+Tensor erf(const Tensor& x) {
+  Tensor out = float_unary("erf", x, UnaryOp::Erf);
+  record_unary("erf", x, out, {x}, [](const Saved& s, const Tensor& dy) {
+    return dy * exp(neg(s[0] * s[0])) * M_2_SQRTPI;
+  });
+  return out;
+}
+Tensor reciprocal(const Tensor& x) {
+  Tensor out = float_unary("reciprocal", x, UnaryOp::Reciprocal);
+  record_unary("reciprocal", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return neg(dy) * s[0] * s[0]; });
+  return out;
+}
 Tensor square(const Tensor& x) {
   check_defined(x, "square");
   if (x.dtype() == kBool) return unary_op("square", x, UnaryOp::Square, kInt64, kInt64);
-  return same_dtype_unary("square", x, UnaryOp::Square);
+  Tensor out = same_dtype_unary("square", x, UnaryOp::Square);
+  record_unary("square", x, out, {x},
+               [](const Saved& s, const Tensor& dy) { return dy * s[0] * 2.0; });
+  return out;
 }
-Tensor floor(const Tensor& x) { return same_dtype_unary("floor", x, UnaryOp::Floor); }
-Tensor ceil(const Tensor& x) { return same_dtype_unary("ceil", x, UnaryOp::Ceil); }
-Tensor round(const Tensor& x) { return same_dtype_unary("round", x, UnaryOp::Round); }
+Tensor floor(const Tensor& x) {
+  Tensor out = same_dtype_unary("floor", x, UnaryOp::Floor);
+  record_unary("floor", x, out, {}, zero_grad);
+  return out;
+}
+Tensor ceil(const Tensor& x) {
+  Tensor out = same_dtype_unary("ceil", x, UnaryOp::Ceil);
+  record_unary("ceil", x, out, {}, zero_grad);
+  return out;
+}
+Tensor round(const Tensor& x) {
+  Tensor out = same_dtype_unary("round", x, UnaryOp::Round);
+  record_unary("round", x, out, {}, zero_grad);
+  return out;
+}
 
 Tensor clamp(const Tensor& x, std::optional<Scalar> min, std::optional<Scalar> max) {
   DType t = clamp_result_type("clamp", x, min, max);
   double p0 = 0.0, p1 = 0.0;
   UnaryOp k = clamp_kind(min, max, &p0, &p1);
-  return unary_op("clamp", x, k, t, t, p0, p1);
+  Tensor out = unary_op("clamp", x, k, t, t, p0, p1);
+  record_unary("clamp", x, out, {x}, [min, max](const Saved& s, const Tensor& dy) {
+    return masked_fill(dy, logical_not(clamp_pass_mask(s[0], min, max)), 0.0);
+  });
+  return out;
 }
 Tensor clamp_min(const Tensor& x, Scalar min) { return clamp(x, min, std::nullopt); }
 Tensor clamp_max(const Tensor& x, Scalar max) { return clamp(x, std::nullopt, max); }
@@ -474,8 +758,18 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
       broadcast_shapes(broadcast_shapes(condition.sizes(), a.sizes(), "where"), b.sizes(), "where");
   DType t = result_type(a, b);
   Tensor out = make_tensor(shape, t, condition.device(), "where");
-  launch(out.device(), cpu::where, cuda::where, out, condition.expand(shape), a.to(t).expand(shape),
-         b.to(t).expand(shape));
+  {
+    NoGradGuard no_grad;
+    launch(out.device(), cpu::where, cuda::where, out, condition.expand(shape),
+           a.to(t).expand(shape), b.to(t).expand(shape));
+  }
+  if (should_record(out, {&a, &b})) {
+    const bool ga = wants(a), gb = wants(b);
+    autograd::record("where", {a, b}, out, {condition}, [ga, gb](const Saved& s, const Tensor& dy) {
+      return Grads{ga ? masked_fill(dy, logical_not(s[0]), 0.0) : Tensor(),
+                   gb ? masked_fill(dy, s[0], 0.0) : Tensor()};
+    });
+  }
   return out;
 }
 Tensor where(const Tensor& condition, const Tensor& a, Scalar b) {
@@ -493,9 +787,14 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
   check_same_device({&x, &mask}, "masked_fill");
   std::vector<int64_t> shape = broadcast_shapes(x.sizes(), mask.sizes(), "masked_fill");
   Tensor out = make_tensor(shape, x.dtype(), x.device(), "masked_fill");
-  Tensor v = full({}, value, TensorOptions(x.dtype()).device(x.device()));
-  launch(out.device(), cpu::where, cuda::where, out, mask.expand(shape), v.expand(shape),
-         x.expand(shape));
+  {
+    NoGradGuard no_grad;
+    Tensor v = full({}, value, TensorOptions(x.dtype()).device(x.device()));
+    launch(out.device(), cpu::where, cuda::where, out, mask.expand(shape), v.expand(shape),
+           x.expand(shape));
+  }
+  record_unary("masked_fill", x, out, {mask},
+               [](const Saved& s, const Tensor& dy) { return masked_fill(dy, s[0], 0.0); });
   return out;
 }
 
@@ -531,52 +830,97 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool e
 
 // ---- in place ----
 
+// Each records after writing self, with self among the inputs: the node's edges are taken from
+// self's previous history before self becomes the node's output.
+
 Tensor& Tensor::add_(const Tensor& o, Scalar alpha) {
+  autograd::check_inplace(*this, "add_");
   DType t = result_type(*this, o);
   check_alpha("add_", t, alpha);
-  return inplace_binary("add_", *this, o, BinaryOp::Add, t, alpha);
+  inplace_binary("add_", *this, o, BinaryOp::Add, t, alpha);
+  record_add_sub("add_", *this, o, *this, alpha, /*negate=*/false);
+  return *this;
 }
 Tensor& Tensor::add_(Scalar o, Scalar alpha) { return add_(wrap(o, device()), alpha); }
 Tensor& Tensor::sub_(const Tensor& o, Scalar alpha) {
+  autograd::check_inplace(*this, "sub_");
   DType t = result_type(*this, o);
   EMBER_CHECK(dtype() != kBool && o.dtype() != kBool, DTypeError,
               "[sub_] subtraction with a bool tensor is not supported (got ", dtype(), " and ",
               o.dtype(), ")");
   check_alpha("sub_", t, alpha);
-  return inplace_binary("sub_", *this, o, BinaryOp::Sub, t, alpha);
+  inplace_binary("sub_", *this, o, BinaryOp::Sub, t, alpha);
+  record_add_sub("sub_", *this, o, *this, alpha, /*negate=*/true);
+  return *this;
 }
 Tensor& Tensor::sub_(Scalar o, Scalar alpha) { return sub_(wrap(o, device()), alpha); }
 Tensor& Tensor::mul_(const Tensor& o) {
-  return inplace_binary("mul_", *this, o, BinaryOp::Mul, result_type(*this, o));
+  autograd::check_inplace(*this, "mul_");
+  DType t = result_type(*this, o);
+  Tensor self_old, o_value = o;  // the values backward needs, as they were before the write
+  if (is_floating(dtype()) && autograd::needs_grad({this, &o})) {
+    if (wants(o)) self_old = clone();
+    if (o.is_alias_of(*this)) o_value = o.clone();
+  }
+  inplace_binary("mul_", *this, o, BinaryOp::Mul, t);
+  record_mul("mul_", *this, self_old, o, o_value, *this);
+  return *this;
 }
 Tensor& Tensor::mul_(Scalar o) { return mul_(wrap(o, device())); }
 Tensor& Tensor::div_(const Tensor& o) {
+  autograd::check_inplace(*this, "div_");
   DType t = result_type(*this, o);
   if (!is_floating(t)) t = get_default_dtype();
-  return inplace_binary("div_", *this, o, BinaryOp::Div, t);
+  Tensor o_value = o;
+  if (o.is_alias_of(*this) && is_floating(dtype()) && autograd::needs_grad({this, &o})) {
+    o_value = o.clone();
+  }
+  inplace_binary("div_", *this, o, BinaryOp::Div, t);
+  record_div("div_", *this, o, o_value, *this);
+  return *this;
 }
 Tensor& Tensor::div_(Scalar o) { return div_(wrap(o, device())); }
 
 Tensor& Tensor::clamp_(std::optional<Scalar> min, std::optional<Scalar> max) {
+  autograd::check_inplace(*this, "clamp_");
   DType t = clamp_result_type("clamp_", *this, min, max);
   check_inplace("clamp_", *this, sizes(), t);
   double p0 = 0.0, p1 = 0.0;
   UnaryOp k = clamp_kind(min, max, &p0, &p1);
-  write_into(*this, t, "clamp_", [&](const Tensor& out, const Tensor& x) {
-    launch(out.device(), cpu::unary, cuda::unary, out, x, k, p0, p1);
-  });
+  const bool rec = should_record(*this, {this});
+  Tensor pass = rec ? clamp_pass_mask(*this, min, max) : Tensor();  // from the old values
+  {
+    NoGradGuard no_grad;
+    write_into(*this, t, "clamp_", [&](const Tensor& out, const Tensor& x) {
+      launch(out.device(), cpu::unary, cuda::unary, out, x, k, p0, p1);
+    });
+  }
+  if (rec) {
+    autograd::record("clamp_", {*this}, *this, {pass}, [](const Saved& s, const Tensor& dy) {
+      return Grads{ember::masked_fill(dy, ember::logical_not(s[0]), 0.0)};
+    });
+  }
   return *this;
 }
 
 Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) {
   check_defined(*this, "masked_fill_");
+  autograd::check_inplace(*this, "masked_fill_");
   check_bool_mask("masked_fill_", mask);
   check_same_device({this, &mask}, "masked_fill_");
   check_inplace("masked_fill_", *this, mask.sizes(), dtype());
-  Tensor m = unaliased(mask, *this).expand(sizes());
-  Tensor v = full({}, value, TensorOptions(dtype()).device(device()));
-  launch(device(), cpu::where, cuda::where, *this, m, v.expand(sizes()), *this);
+  {
+    NoGradGuard no_grad;
+    Tensor m = unaliased(mask, *this).expand(sizes());
+    Tensor v = full({}, value, TensorOptions(dtype()).device(device()));
+    launch(device(), cpu::where, cuda::where, *this, m, v.expand(sizes()), *this);
+  }
   bump_version();
+  if (should_record(*this, {this})) {
+    autograd::record("masked_fill_", {*this}, *this, {mask}, [](const Saved& s, const Tensor& dy) {
+      return Grads{ember::masked_fill(dy, s[0], 0.0)};
+    });
+  }
   return *this;
 }
 

@@ -7,10 +7,14 @@
 #include <vector>
 
 #include "core/dispatch.hpp"
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
+
+using autograd::Grads;
+using autograd::Saved;
 
 // ---- Tensor member forms ----
 
@@ -126,6 +130,81 @@ void index_add_into(const Tensor& out, int64_t dim, const Tensor& index, const T
   launch(out.device(), cpu::index_add, cuda::index_add, out1, dim, index, nonempty(source), alpha);
 }
 
+// ---- backward helpers ----
+
+/// Runs a forward with grad mode off: its internal clones, reshapes and views are not part of the
+/// graph (each op records one node with an explicit formula instead).
+template <class F>
+auto forward_no_grad(F&& f) {
+  NoGradGuard no_grad;
+  return f();
+}
+
+/// The gradient of scatter's src: dY gathered at index (index's shape), zero-padded to src's
+/// shape, since src may be larger than index in any dimension (the extra elements are unused).
+Tensor scatter_src_grad(const Tensor& dy, int64_t dim, const Tensor& index,
+                        const std::vector<int64_t>& src_sizes) {
+  Tensor g = dy.gather(dim, index);  // index's shape
+  if (g.sizes() == IntArrayRef(src_sizes)) return g;
+  if (g.dim() == 0) g = g.reshape({1});
+  std::vector<int64_t> want = src_sizes.empty() ? std::vector<int64_t>{1} : src_sizes;
+  std::vector<int64_t> pads;  // (left, right) pairs from the last dim backwards
+  bool any = false;
+  for (int64_t d = g.dim(); d-- > 0;) {
+    const int64_t extra = want[static_cast<size_t>(d)] - g.size(d);
+    pads.insert(pads.end(), {0, extra});
+    any = any || extra != 0;
+  }
+  if (any) g = pad(g, pads);
+  return g.reshape(src_sizes);
+}
+
+/// t scaled by a coefficient, skipping the multiply when it is 1.
+Tensor scaled(const Tensor& t, double c) { return c == 1.0 ? t : t * c; }
+
+/// Records scatter/scatter_ (src form): self gets dY with the written positions zeroed, src gets
+/// dY gathered at index.
+void record_scatter(const char* op, const Tensor& self, const Tensor& index, const Tensor& src,
+                    const Tensor& out, int64_t dim) {
+  if (!is_floating(out.dtype())) return;
+  autograd::record(op, {self, index, src}, out, {index},
+                   [dim, src_sizes = src.sizes().vec()](const Saved& s, const Tensor& dy) {
+                     return Grads{dy.scatter(dim, s[0], 0.0), Tensor(),
+                                  scatter_src_grad(dy, dim, s[0], src_sizes)};
+                   });
+}
+
+/// Records scatter_add/scatter_add_: self gets dY, src gets dY gathered at index.
+void record_scatter_add(const char* op, const Tensor& self, const Tensor& index, const Tensor& src,
+                        const Tensor& out, int64_t dim) {
+  if (!is_floating(out.dtype())) return;
+  autograd::record(op, {self, index, src}, out, {index},
+                   [dim, src_sizes = src.sizes().vec()](const Saved& s, const Tensor& dy) {
+                     return Grads{dy, Tensor(), scatter_src_grad(dy, dim, s[0], src_sizes)};
+                   });
+}
+
+/// Records index_add/index_add_: self gets dY, source gets alpha * dY selected at index.
+void record_index_add(const char* op, const Tensor& self, const Tensor& index, const Tensor& idx,
+                      const Tensor& source, const Tensor& out, int64_t dim, Scalar alpha) {
+  if (!is_floating(out.dtype())) return;
+  autograd::record(op, {self, index, source}, out, {idx},
+                   [dim, al = alpha.to<double>()](const Saved& s, const Tensor& dy) {
+                     return Grads{dy, Tensor(), scaled(dy.index_select(dim, s[0]), al)};
+                   });
+}
+
+/// Records sort/topk: values gathered x at indices along dim, so dX is dY scattered back there.
+/// The indices output is not differentiable (not an output of the node).
+void record_values_at(const char* op, const Tensor& x, const Tensor& values, const Tensor& indices,
+                      int64_t dim) {
+  if (!is_floating(values.dtype())) return;
+  autograd::record(op, {x}, values, {indices},
+                   [dim, sizes = x.sizes().vec()](const Saved& s, const Tensor& dy) {
+                     return Grads{zeros(sizes, dy.options()).scatter_add(dim, s[0], dy)};
+                   });
+}
+
 }  // namespace
 
 // ---- gather / scatter ----
@@ -133,48 +212,83 @@ void index_add_into(const Tensor& out, int64_t dim, const Tensor& index, const T
 Tensor gather(const Tensor& x, int64_t d, const Tensor& index) {
   const int64_t dim = check_gather_scatter(x, d, index, nullptr, "gather");
   Tensor out = make_tensor(index.sizes(), x.dtype(), x.device(), "gather");  // index's shape
-  if (out.numel() == 0) return out;
-  Tensor x1 = nonempty(x), index1 = nonempty(index);
-  launch(x.device(), cpu::check_index_range, cuda::check_index_range, index1, x1.size(dim),
-         "gather", dim);
-  launch(x.device(), cpu::gather, cuda::gather, nonempty(out), x1, dim, index1);
+  if (out.numel() > 0) {
+    NoGradGuard no_grad;
+    Tensor x1 = nonempty(x), index1 = nonempty(index);
+    launch(x.device(), cpu::check_index_range, cuda::check_index_range, index1, x1.size(dim),
+           "gather", dim);
+    launch(x.device(), cpu::gather, cuda::gather, nonempty(out), x1, dim, index1);
+  }
+  // dX = zeros scatter-added with dY at index (repeated indices accumulate).
+  if (is_floating(out.dtype()))
+    autograd::record(
+        "gather", {x, index}, out, {index},
+        [dim, sizes = x.sizes().vec()](const Saved& s, const Tensor& dy) {
+          return Grads{zeros(sizes, dy.options()).scatter_add(dim, s[0], dy), Tensor()};
+        });
   return out;
 }
 
 Tensor scatter(const Tensor& x, int64_t d, const Tensor& index, const Tensor& src) {
   const int64_t dim = check_gather_scatter(x, d, index, &src, "scatter");
-  Tensor out = x.clone();
-  scatter_into(out, dim, index, src, false, "scatter");
+  Tensor out = forward_no_grad([&] {
+    Tensor o = x.clone();
+    scatter_into(o, dim, index, src, false, "scatter");
+    return o;
+  });
+  record_scatter("scatter", x, index, src, out, dim);
   return out;
 }
 
 Tensor scatter(const Tensor& x, int64_t d, const Tensor& index, Scalar value) {
   const int64_t dim = check_gather_scatter(x, d, index, nullptr, "scatter");
-  Tensor out = x.clone();
-  scatter_into(out, dim, index, scalar_source(x, index, value), false, "scatter");
+  Tensor out = forward_no_grad([&] {
+    Tensor o = x.clone();
+    scatter_into(o, dim, index, scalar_source(x, index, value), false, "scatter");
+    return o;
+  });
+  // dX is dY with the written positions zeroed.
+  if (is_floating(out.dtype()))
+    autograd::record("scatter", {x, index}, out, {index}, [dim](const Saved& s, const Tensor& dy) {
+      return Grads{dy.scatter(dim, s[0], 0.0), Tensor()};
+    });
   return out;
 }
 
 Tensor scatter_add(const Tensor& x, int64_t d, const Tensor& index, const Tensor& src) {
   const int64_t dim = check_gather_scatter(x, d, index, &src, "scatter_add");
-  Tensor out = x.clone();
-  scatter_into(out, dim, index, src, true, "scatter_add");
+  Tensor out = forward_no_grad([&] {
+    Tensor o = x.clone();
+    scatter_into(o, dim, index, src, true, "scatter_add");
+    return o;
+  });
+  record_scatter_add("scatter_add", x, index, src, out, dim);
   return out;
 }
 
 Tensor& Tensor::scatter_(int64_t d, const Tensor& index, const Tensor& src) {
+  autograd::check_inplace(*this, "scatter_");
   const int64_t dim = check_gather_scatter(*this, d, index, &src, "scatter_");
   check_no_internal_overlap(*this, "scatter_");
-  scatter_into(*this, dim, unaliased(index, *this), unaliased(src, *this), false, "scatter_");
+  {
+    NoGradGuard no_grad;
+    scatter_into(*this, dim, unaliased(index, *this), unaliased(src, *this), false, "scatter_");
+  }
   bump_version();
+  record_scatter("scatter_", *this, index, src, *this, dim);
   return *this;
 }
 
 Tensor& Tensor::scatter_add_(int64_t d, const Tensor& index, const Tensor& src) {
+  autograd::check_inplace(*this, "scatter_add_");
   const int64_t dim = check_gather_scatter(*this, d, index, &src, "scatter_add_");
   check_no_internal_overlap(*this, "scatter_add_");
-  scatter_into(*this, dim, unaliased(index, *this), unaliased(src, *this), true, "scatter_add_");
+  {
+    NoGradGuard no_grad;
+    scatter_into(*this, dim, unaliased(index, *this), unaliased(src, *this), true, "scatter_add_");
+  }
   bump_version();
+  record_scatter_add("scatter_add_", *this, index, src, *this, dim);
   return *this;
 }
 
@@ -186,38 +300,58 @@ Tensor index_select(const Tensor& x, int64_t d, const Tensor& index) {
   EMBER_CHECK(index.dim() <= 1, ShapeError, "[index_select] index must be 0-d or 1-d, got shape ",
               index.sizes());
   const int64_t dim = wrap_dim(d, x.dim(), "index_select");
-  Tensor idx = index.reshape({-1}).to(kInt64).contiguous();  // (n,)
-  std::vector<int64_t> sizes = x.sizes().vec();
-  if (x.dim() == 0) {
-    EMBER_CHECK(idx.numel() == 1, ShapeError,
-                "[index_select] a 0-d input takes exactly one index, got ", idx.numel());
-  } else {
-    sizes[dim] = idx.numel();
+  Tensor idx, out;
+  {
+    NoGradGuard no_grad;
+    idx = index.reshape({-1}).to(kInt64).contiguous();  // (n,)
+    std::vector<int64_t> sizes = x.sizes().vec();
+    if (x.dim() == 0) {
+      EMBER_CHECK(idx.numel() == 1, ShapeError,
+                  "[index_select] a 0-d input takes exactly one index, got ", idx.numel());
+    } else {
+      sizes[dim] = idx.numel();
+    }
+    Tensor x1 = nonempty(x);
+    launch(x.device(), cpu::check_index_range, cuda::check_index_range, idx, x1.size(dim),
+           "index_select", dim);
+    out = make_tensor(sizes, x.dtype(), x.device(), "index_select");
+    if (out.numel() > 0)
+      launch(x.device(), cpu::index_select, cuda::index_select, nonempty(out), x1, dim, idx);
   }
-  Tensor x1 = nonempty(x);
-  launch(x.device(), cpu::check_index_range, cuda::check_index_range, idx, x1.size(dim),
-         "index_select", dim);
-  Tensor out = make_tensor(sizes, x.dtype(), x.device(), "index_select");
-  if (out.numel() == 0) return out;
-  launch(x.device(), cpu::index_select, cuda::index_select, nonempty(out), x1, dim, idx);
+  // dX = zeros index-added with dY along dim (repeated indices accumulate).
+  if (is_floating(out.dtype()))
+    autograd::record("index_select", {x, index}, out, {idx},
+                     [dim, sizes = x.sizes().vec()](const Saved& s, const Tensor& dy) {
+                       return Grads{zeros(sizes, dy.options()).index_add(dim, s[0], dy), Tensor()};
+                     });
   return out;
 }
 
 Tensor index_add(const Tensor& x, int64_t d, const Tensor& index, const Tensor& source,
                  Scalar alpha) {
   Tensor idx = index;
-  const int64_t dim = check_index_add(x, d, idx, source, alpha);
-  Tensor out = x.clone();
-  index_add_into(out, dim, idx, source, alpha);
+  const int64_t dim = forward_no_grad([&] { return check_index_add(x, d, idx, source, alpha); });
+  Tensor out = forward_no_grad([&] {
+    Tensor o = x.clone();
+    index_add_into(o, dim, idx, source, alpha);
+    return o;
+  });
+  record_index_add("index_add", x, index, idx, source, out, dim, alpha);
   return out;
 }
 
 Tensor& Tensor::index_add_(int64_t d, const Tensor& index, const Tensor& source, Scalar alpha) {
+  autograd::check_inplace(*this, "index_add_");
   Tensor idx = index;
-  const int64_t dim = check_index_add(*this, d, idx, source, alpha);
+  const int64_t dim =
+      forward_no_grad([&] { return check_index_add(*this, d, idx, source, alpha); });
   check_no_internal_overlap(*this, "index_add_");
-  index_add_into(*this, dim, unaliased(idx, *this), unaliased(source, *this), alpha);
+  {
+    NoGradGuard no_grad;
+    index_add_into(*this, dim, unaliased(idx, *this), unaliased(source, *this), alpha);
+  }
   bump_version();
+  record_index_add("index_add_", *this, index, idx, source, *this, dim, alpha);
   return *this;
 }
 
@@ -227,21 +361,34 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
   EMBER_CHECK(weight.dim() == 2, ShapeError,
               "[embedding] weight must be 2-D (num_embeddings, embedding_dim), got ",
               weight.sizes());
-  const int64_t num = weight.size(0);
+  const int64_t num = weight.size(0), D = weight.size(1);
   // -1 means "no padding index", as in libtorch's at::embedding.
   EMBER_CHECK(padding_idx == -1 || (padding_idx >= 0 && padding_idx < num), IndexError,
               "[embedding] padding_idx ", padding_idx, " is out of range for ", num,
               " embeddings (use -1 for none)");
-  Tensor flat = indices.reshape({-1}).to(kInt64).contiguous();  // (n,)
-  launch(weight.device(), cpu::check_index_range, cuda::check_index_range, flat, num, "embedding",
-         int64_t{0});
-  std::vector<int64_t> sizes = indices.sizes().vec();
-  sizes.push_back(weight.size(1));  // indices.sizes() + (embedding_dim,)
-  Tensor out = make_tensor({flat.numel(), weight.size(1)}, weight.dtype(), weight.device(),
-                           "embedding");
-  if (out.numel() > 0)
-    launch(weight.device(), cpu::index_select, cuda::index_select, out, weight, int64_t{0}, flat);
-  return out.view(sizes);
+  Tensor flat, out;
+  {
+    NoGradGuard no_grad;
+    flat = indices.reshape({-1}).to(kInt64).contiguous();  // (n,)
+    launch(weight.device(), cpu::check_index_range, cuda::check_index_range, flat, num, "embedding",
+           int64_t{0});
+    std::vector<int64_t> sizes = indices.sizes().vec();
+    sizes.push_back(D);  // indices.sizes() + (embedding_dim,)
+    out = make_tensor({flat.numel(), D}, weight.dtype(), weight.device(), "embedding");
+    if (out.numel() > 0)
+      launch(weight.device(), cpu::index_select, cuda::index_select, out, weight, int64_t{0}, flat);
+    out = out.view(sizes);
+  }
+  // dW = zeros index-added with the rows of dY; rows looked up at padding_idx contribute nothing.
+  if (is_floating(out.dtype()))
+    autograd::record(
+        "embedding", {weight, indices}, out, {flat},
+        [num, D, padding_idx](const Saved& s, const Tensor& dy) {
+          Tensor rows = dy.reshape({-1, D});  // (n, D)
+          if (padding_idx >= 0) rows = rows * ne(s[0], padding_idx).to(dy.dtype()).unsqueeze(1);
+          return Grads{zeros({num, D}, dy.options()).index_add(0, s[0], rows), Tensor()};
+        });
+  return out;
 }
 
 // ---- sort / topk ----
@@ -250,13 +397,17 @@ std::tuple<Tensor, Tensor> sort(const Tensor& x, int64_t d, bool descending, boo
   const int64_t dim = wrap_dim(d, x.dim(), "sort");
   Tensor values = make_tensor(x.sizes(), x.dtype(), x.device(), "sort");
   Tensor indices = make_tensor(x.sizes(), kInt64, x.device(), "sort");
-  if (x.numel() == 0) return {values, indices};
-  launch(x.device(), cpu::sort, cuda::sort, nonempty(values), nonempty(indices), nonempty(x), dim,
-         descending, stable);
+  if (x.numel() > 0) {
+    NoGradGuard no_grad;
+    launch(x.device(), cpu::sort, cuda::sort, nonempty(values), nonempty(indices), nonempty(x), dim,
+           descending, stable);
+  }
+  record_values_at("sort", x, values, indices, dim);
   return {values, indices};
 }
 
 Tensor argsort(const Tensor& x, int64_t d, bool descending, bool stable) {
+  NoGradGuard no_grad;  // only the (non-differentiable) indices are returned
   return std::get<1>(sort(x, d, descending, stable));
 }
 
@@ -273,9 +424,12 @@ std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t d, bool larg
   }
   Tensor values = make_tensor(sizes, x.dtype(), x.device(), "topk");
   Tensor indices = make_tensor(sizes, kInt64, x.device(), "topk");
-  if (values.numel() == 0) return {values, indices};
-  launch(x.device(), cpu::topk, cuda::topk, nonempty(values), nonempty(indices), nonempty(x), k,
-         dim, largest, sorted);
+  if (values.numel() > 0) {
+    NoGradGuard no_grad;
+    launch(x.device(), cpu::topk, cuda::topk, nonempty(values), nonempty(indices), nonempty(x), k,
+           dim, largest, sorted);
+  }
+  record_values_at("topk", x, values, indices, dim);
   return {values, indices};
 }
 

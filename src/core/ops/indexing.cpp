@@ -10,6 +10,7 @@
 #include <sstream>
 #include <vector>
 
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
@@ -86,7 +87,10 @@ Parsed apply_basic(const Tensor& self, const std::vector<TensorIndex>& indices, 
 
   Parsed p;
   p.view = make_view(self, self.sizes().vec(), self.strides().vec(), self.storage_offset());
-  Tensor& r = p.view;
+  autograd::record("alias", {self}, p.view, {}, [](const autograd::Saved&, const Tensor& dy) {
+    return autograd::Grads{dy};
+  });
+  Tensor& r = p.view;  // the basic indices below are view ops, which record themselves
   int64_t d = 0, self_dim = 0;  // position in r, and in self (for messages)
   int masks = 0;
   for (const TensorIndex& ix : indices) {
@@ -253,7 +257,59 @@ Tensor fit_value(const Tensor& value, IntArrayRef shape, const char* op) {
   return v;
 }
 
+/// value's gradient: g (the indexing result's shape) summed to value's shape.
+Tensor reduce_to(Tensor g, IntArrayRef value_sizes) {
+  const int64_t nv = static_cast<int64_t>(value_sizes.size()), ng = g.dim();
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < ng; ++d) {
+    const int64_t j = d - (ng - nv);
+    if (j < 0 || (value_sizes[j] == 1 && g.size(d) != 1)) dims.push_back(d);
+  }
+  if (!dims.empty()) g = g.sum(dims, /*keepdim=*/true);
+  return g.reshape(value_sizes);
+}
+
+Tensor& index_put_forward(Tensor& self, const std::vector<TensorIndex>& indices,
+                          const Tensor& value);
+
+/// index_put_ with autograd: self's indexed elements get no gradient (overwritten); value gets
+/// dy at the indexed positions, summed over broadcasting.
 Tensor& index_put_impl(Tensor& self, const std::vector<TensorIndex>& indices, const Tensor& value) {
+  EMBER_CHECK(self.defined(), ValueError, "[index_put_] the tensor is undefined");
+  autograd::check_inplace(self, "index_put_");
+  const bool record = is_floating(self.dtype()) && value.defined() &&
+                      autograd::needs_grad({&self, &value});
+  if (record && !self.is_leaf()) {
+    static const char* const kViews[] = {"view", "reshape", "permute", "transpose", "squeeze",
+                                         "unsqueeze", "expand", "slice", "select", "diagonal",
+                                         "as_strided", "alias"};
+    const std::string fn = self.grad_fn()->name();
+    for (const char* v : kViews)
+      EMBER_CHECK(fn != v, ValueError, "[index_put_] in-place operation on a view of a tensor that "
+                  "requires grad is not supported yet (the view comes from ", fn, ")");
+  }
+  {
+    NoGradGuard no_grad;
+    index_put_forward(self, indices, value);
+  }
+  if (record) {
+    std::vector<int64_t> value_sizes = value.sizes().vec();
+    const bool value_floating = is_floating(value.dtype());
+    autograd::record("index_put_", {self, value}, self, {},
+                     [indices, value_sizes, value_floating](const autograd::Saved&,
+                                                            const Tensor& dy) {
+                       Tensor g_self = dy.clone();
+                       g_self.index_put_(indices, zeros({}, dy.options()));
+                       Tensor g_value =
+                           value_floating ? reduce_to(dy.index(indices), value_sizes) : Tensor();
+                       return autograd::Grads{g_self, g_value};
+                     });
+  }
+  return self;
+}
+
+Tensor& index_put_forward(Tensor& self, const std::vector<TensorIndex>& indices,
+                          const Tensor& value) {
   const char* op = "index_put_";
   EMBER_CHECK(value.defined(), ValueError, "[", op, "] the value tensor is undefined");
   EMBER_CHECK(value.device() == self.device() || (value.dim() == 0 && value.is_cpu()), DeviceError,

@@ -6,10 +6,14 @@
 #include <vector>
 
 #include "core/dispatch.hpp"
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
+
+using autograd::Grads;
+using autograd::Saved;
 
 // ---- Tensor member forms ----
 
@@ -156,11 +160,56 @@ Tensor dot_impl(const Tensor& a, const Tensor& b, const char* op) {
   return out;
 }
 
+/// Runs a forward with grad mode off: its internal views, expands and copies are not part of the
+/// graph (each op records one node with an explicit formula instead).
+template <class F>
+Tensor forward_no_grad(F&& f) {
+  NoGradGuard no_grad;
+  return f();
+}
+
+/// The gradient of a saved operand, or undefined when it does not require grad (skips a gemm).
+bool wants(const Tensor& t) { return t.defined() && t.requires_grad(); }
+
+/// matmul's backward over the broadcast batch: dA = dY @ B^T, dB = A^T @ dY, with 1-D operands
+/// promoted as in the forward and their unit dim dropped again. Gradients keep the broadcast batch
+/// shape; the engine sums them to each input's shape.
+Grads matmul_backward(const Tensor& a, const Tensor& b, const Tensor& dy) {
+  const int64_t da = a.dim(), db = b.dim();
+  if (da == 1 && db == 1) return Grads{wants(a) ? dy * b : Tensor(), wants(b) ? dy * a : Tensor()};
+  const Tensor a2 = da == 1 ? a.unsqueeze(0) : a;  // (batch_a..., M, K)
+  const Tensor b2 = db == 1 ? b.unsqueeze(1) : b;  // (batch_b..., K, N)
+  Tensor g = dy;                                   // (batch..., M, N)
+  if (da == 1) g = g.unsqueeze(-2);
+  if (db == 1) g = g.unsqueeze(-1);
+  Tensor ga, gb;
+  if (wants(a)) {
+    ga = matmul(g, b2.transpose(-1, -2));  // (batch..., M, K)
+    if (da == 1) ga = ga.squeeze(-2);
+  }
+  if (wants(b)) {
+    if (b2.dim() == 2 && g.dim() > 2) {
+      // b shared by every batch: fold the batch into M, one (K, batch * M) x (batch * M, N).
+      const int64_t K = a2.size(-1), N = g.size(-1);
+      gb = mm(a2.reshape({-1, K}).t(), g.reshape({-1, N}));
+    } else {
+      gb = matmul(a2.transpose(-1, -2), g);  // (batch..., K, N)
+    }
+    if (db == 1) gb = gb.squeeze(-1);
+  }
+  return Grads{ga, gb};
+}
+
+/// t scaled by a coefficient, skipping the multiply when it is 1.
+Tensor scaled(const Tensor& t, double c) { return c == 1.0 ? t : t * c; }
+
 }  // namespace
 
-// ---- ops ----
+// ---- forwards (grad mode off) ----
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+namespace {
+
+Tensor matmul_forward(const Tensor& a, const Tensor& b) {
   check_operands(a, b, "matmul");
   const int64_t da = a.dim(), db = b.dim();
   EMBER_CHECK(da >= 1 && db >= 1, ShapeError,
@@ -197,7 +246,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mm(const Tensor& a, const Tensor& b) {
+Tensor mm_forward(const Tensor& a, const Tensor& b) {
   check_operands(a, b, "mm");
   EMBER_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "[mm] expected 2-D matrices, got a ",
               a.sizes(), " and b ", b.sizes());
@@ -207,7 +256,7 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor bmm(const Tensor& a, const Tensor& b) {
+Tensor bmm_forward(const Tensor& a, const Tensor& b) {
   check_operands(a, b, "bmm");
   EMBER_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError, "[bmm] expected 3-D tensors, got a ",
               a.sizes(), " and b ", b.sizes());
@@ -219,7 +268,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+Tensor addmm_forward(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
+                     Scalar alpha) {
   check_operands(a, b, "addmm");
   check_defined(input, "addmm", "input");
   check_input(input, a, "addmm", "input");
@@ -234,7 +284,8 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
   return out;
 }
 
-Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+Tensor baddbmm_forward(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
+                       Scalar alpha) {
   check_operands(a, b, "baddbmm");
   check_defined(input, "baddbmm", "input");
   check_input(input, a, "baddbmm", "input");
@@ -250,7 +301,7 @@ Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar bet
   return out;
 }
 
-Tensor outer(const Tensor& a, const Tensor& b) {
+Tensor outer_forward(const Tensor& a, const Tensor& b) {
   check_defined(a, "outer", "a");
   check_defined(b, "outer", "b");
   check_same_device({&a, &b}, "outer");
@@ -266,14 +317,14 @@ Tensor outer(const Tensor& a, const Tensor& b) {
   return dt == kBool ? out.to(kBool) : out;
 }
 
-Tensor dot(const Tensor& a, const Tensor& b) {
+Tensor dot_forward(const Tensor& a, const Tensor& b) {
   check_operands(a, b, "dot");
   EMBER_CHECK(a.dim() == 1 && b.dim() == 1, ShapeError, "[dot] expected 1-D tensors, got a ",
               a.sizes(), " and b ", b.sizes());
   return dot_impl(a, b, "dot");
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_operands(x, weight, "linear");
   EMBER_CHECK(weight.dim() == 2, ShapeError,
               "[linear] expected a 2-D weight (out_features, "
@@ -299,6 +350,108 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   full.insert(full.end(), {a.size(-2), N});
   if (bias.defined()) fill_from_input(out, bias, "linear", "bias");
   gemm_batched(out.view(full), a, weight.t().expand(shape_b), 1, bias.defined() ? 1 : 0);
+  return out;
+}
+
+}  // namespace
+
+// ---- ops ----
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  Tensor out = forward_no_grad([&] { return matmul_forward(a, b); });
+  if (is_floating(out.dtype()))
+    autograd::record("matmul", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+      return matmul_backward(s[0], s[1], dy);
+    });
+  return out;
+}
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  Tensor out = forward_no_grad([&] { return mm_forward(a, b); });
+  if (is_floating(out.dtype()))
+    autograd::record("mm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+      return Grads{wants(s[0]) ? mm(dy, s[1].t()) : Tensor(),
+                   wants(s[1]) ? mm(s[0].t(), dy) : Tensor()};
+    });
+  return out;
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  Tensor out = forward_no_grad([&] { return bmm_forward(a, b); });
+  if (is_floating(out.dtype()))
+    autograd::record("bmm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+      return Grads{wants(s[0]) ? bmm(dy, s[1].transpose(1, 2)) : Tensor(),
+                   wants(s[1]) ? bmm(s[0].transpose(1, 2), dy) : Tensor()};
+    });
+  return out;
+}
+
+Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  Tensor out = forward_no_grad([&] { return addmm_forward(input, a, b, beta, alpha); });
+  if (is_floating(out.dtype())) {
+    const double be = beta.to<double>(), al = alpha.to<double>();
+    const bool need_input = wants(input);  // skips the beta * dY multiply otherwise
+    // d input = beta * dY (summed to input's shape by the engine); dA, dB as mm, times alpha.
+    autograd::record("addmm", {input, a, b}, out, {a, b},
+                     [be, al, need_input](const Saved& s, const Tensor& dy) {
+                       return Grads{need_input ? scaled(dy, be) : Tensor(),
+                                    wants(s[0]) ? scaled(mm(dy, s[1].t()), al) : Tensor(),
+                                    wants(s[1]) ? scaled(mm(s[0].t(), dy), al) : Tensor()};
+                     });
+  }
+  return out;
+}
+
+Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  Tensor out = forward_no_grad([&] { return baddbmm_forward(input, a, b, beta, alpha); });
+  if (is_floating(out.dtype())) {
+    const double be = beta.to<double>(), al = alpha.to<double>();
+    const bool need_input = wants(input);
+    autograd::record("baddbmm", {input, a, b}, out, {a, b},
+                     [be, al, need_input](const Saved& s, const Tensor& dy) {
+                       return Grads{
+                           need_input ? scaled(dy, be) : Tensor(),
+                           wants(s[0]) ? scaled(bmm(dy, s[1].transpose(1, 2)), al) : Tensor(),
+                           wants(s[1]) ? scaled(bmm(s[0].transpose(1, 2), dy), al) : Tensor()};
+                     });
+  }
+  return out;
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) {
+  Tensor out = forward_no_grad([&] { return outer_forward(a, b); });
+  if (is_floating(out.dtype()))
+    // out = a[:, None] * b[None, :]: dA = dY @ b, dB = a @ dY (operands cast to the result dtype).
+    autograd::record("outer", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+      auto as = [&](const Tensor& t) { return t.dtype() == dy.dtype() ? t : t.to(dy.dtype()); };
+      return Grads{wants(s[0]) ? matmul(dy, as(s[1])) : Tensor(),
+                   wants(s[1]) ? matmul(as(s[0]), dy) : Tensor()};
+    });
+  return out;
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  Tensor out = forward_no_grad([&] { return dot_forward(a, b); });
+  if (is_floating(out.dtype()))
+    autograd::record("dot", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+      return Grads{wants(s[0]) ? dy * s[1] : Tensor(), wants(s[1]) ? dy * s[0] : Tensor()};
+    });
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  Tensor out = forward_no_grad([&] { return linear_forward(x, weight, bias); });
+  if (is_floating(out.dtype())) {
+    // out = x @ W^T + b: dX = dY @ W; dW = dY^T @ x over all leading dims; db = dY (the engine
+    // sums it to b's shape).
+    autograd::record(
+        "linear", {x, weight, bias}, out, {x, weight}, [](const Saved& s, const Tensor& dy) {
+          const Tensor &x = s[0], &w = s[1];
+          const int64_t N = w.size(0), K = w.size(1);
+          return Grads{wants(x) ? matmul(dy, w) : Tensor(),
+                       wants(w) ? mm(dy.reshape({-1, N}).t(), x.reshape({-1, K})) : Tensor(), dy};
+        });
+  }
   return out;
 }
 

@@ -14,7 +14,9 @@
 #include <limits>
 
 #include "core/dispatch.hpp"
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
+#include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
@@ -92,6 +94,28 @@ ReducePlan plan_reduce(const Tensor& x, IntArrayRef dims, const char* op) {
   for (int64_t d = 0; d < n; ++d)
     if (!std::binary_search(p.dims.begin(), p.dims.end(), d)) p.out_shape.push_back(x.sizes()[d]);
   return p;
+}
+
+/// A gradient in the reduced output's shape -> the keepdim shape (size 1 at the reduced dims),
+/// so it broadcasts against the input.
+Tensor unreduce(const Tensor& dy, const std::vector<int64_t>& keep_shape, bool keepdim) {
+  return keepdim ? dy : dy.reshape(keep_shape);
+}
+
+/// Gradient of an extremum reduction (max/min/amax/amin/norm inf): dy split evenly among the
+/// elements equal to the result (ties share it, as in PyTorch). `x` and `out_keep` are compared
+/// as given; `dims` are the reduced (wrapped) dims; the mask is a constant, so the result is
+/// linear in dy and its own gradient w.r.t. x is zero.
+Tensor extremum_grad(const Tensor& x, const Tensor& out_keep, const Tensor& dy_keep,
+                     const std::vector<int64_t>& dims) {
+  Tensor mask;
+  {
+    NoGradGuard guard;
+    Tensor hit = eq(x, out_keep);
+    Tensor count = sum(hit, dims, /*keepdim=*/true).to(dy_keep.dtype());
+    mask = div(hit.to(dy_keep.dtype()), count);
+  }
+  return dy_keep * mask;
 }
 
 /// keepdim-shaped result -> the requested shape.
@@ -204,7 +228,21 @@ Tensor softmax_impl(const Tensor& x, int64_t d, std::optional<DType> dtype, bool
 // ---- sum / mean / prod ----
 
 Tensor sum(const Tensor& x, IntArrayRef dims, bool keepdim, std::optional<DType> dtype) {
-  return sum_prod(x, plan_reduce(x, dims, "sum"), keepdim, dtype, ReduceOp::Sum, "sum");
+  const ReducePlan p = plan_reduce(x, dims, "sum");
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = sum_prod(x, p, keepdim, dtype, ReduceOp::Sum, "sum");
+  }
+  if (is_floating(out.dtype()) && is_floating(x.dtype())) {
+    // d sum / dx = 1: dy broadcast back over the reduced dims.
+    autograd::record("sum", {x}, out, {},
+                     [keep = p.keep_shape, sizes = x.sizes().vec(), keepdim](
+                         const autograd::Saved&, const Tensor& dy) {
+                       return autograd::Grads{unreduce(dy, keep, keepdim).expand(sizes)};
+                     });
+  }
+  return out;
 }
 
 Tensor mean(const Tensor& x, IntArrayRef dims, bool keepdim, std::optional<DType> dtype) {
@@ -213,41 +251,129 @@ Tensor mean(const Tensor& x, IntArrayRef dims, bool keepdim, std::optional<DType
               "[mean] could not infer output dtype: input dtype must be floating point, got ", dt,
               " (pass dtype= to average integers)");
   const ReducePlan p = plan_reduce(x, dims, "mean");
-  return mean_double(cast_for(x, dt), p, keepdim).to(dt);
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = mean_double(cast_for(x, dt), p, keepdim).to(dt);
+  }
+  if (is_floating(x.dtype())) {
+    // d mean / dx = 1 / count over the reduced dims.
+    autograd::record("mean", {x}, out, {},
+                     [keep = p.keep_shape, sizes = x.sizes().vec(), keepdim,
+                      count = static_cast<double>(p.count)](const autograd::Saved&,
+                                                              const Tensor& dy) {
+                       Tensor g = unreduce(dy, keep, keepdim).expand(sizes);
+                       return autograd::Grads{div(g, count)};
+                     });
+  }
+  return out;
 }
 
 Tensor prod(const Tensor& x, std::optional<int64_t> d, bool keepdim, std::optional<DType> dtype) {
   const ReducePlan p = d ? plan_reduce(x, {*d}, "prod") : plan_reduce(x, {}, "prod");
-  return sum_prod(x, p, d ? keepdim : false, dtype, ReduceOp::Prod, "prod");
+  const bool kd = d ? keepdim : false;
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = sum_prod(x, p, kd, dtype, ReduceOp::Prod, "prod");
+  }
+  if (is_floating(out.dtype()) && is_floating(x.dtype())) {
+    // d prod / dx_i = product of the other elements of x_i's slice. With xs = x where 0 -> 1 and
+    // pz = prod(xs): no zero in the slice gives pz / x_i; exactly one zero gives pz at the zero and
+    // 0 elsewhere; two or more zeros give 0 everywhere (as PyTorch). xs keeps every division
+    // finite, so double backward sees no inf * 0.
+    autograd::record(
+        "prod", {x}, out, {x},
+        [keep = p.keep_shape, keepdim = kd, d](const autograd::Saved& s, const Tensor& dy) {
+          const Tensor& xv = s[0];
+          Tensor is_zero, zeros_in_slice;
+          {
+            NoGradGuard guard;
+            is_zero = eq(xv, 0.0);
+            zeros_in_slice = d ? sum(is_zero, {*d}, true) : sum(is_zero);
+          }
+          Tensor xs = where(is_zero, Scalar(1.0), xv);
+          Tensor pz = d ? prod(xs, *d, true) : prod(xs);
+          Tensor at_zero = where(eq(zeros_in_slice, 1), pz, Scalar(0.0));
+          Tensor at_other = where(eq(zeros_in_slice, 0), pz / xs, Scalar(0.0));
+          return autograd::Grads{unreduce(dy, keep, keepdim) * where(is_zero, at_zero, at_other)};
+        });
+  }
+  return out;
 }
 
 // ---- max / min / amax / amin / argmax / argmin ----
 
-Tensor max(const Tensor& x) {
-  const ReducePlan p = plan_reduce(x, {}, "max");
-  check_nonempty(x, p, true, "max");
-  return run_reduce(x, p, false, ReduceOp::Max, x.dtype(), "max");
+namespace {
+
+/// max/min/amax/amin over a plan, recording a backward that splits dy evenly among ties.
+Tensor extremum(const Tensor& x, IntArrayRef dims, bool keepdim, bool all_dims, ReduceOp op,
+                const char* name) {
+  const ReducePlan p = plan_reduce(x, dims, name);
+  check_nonempty(x, p, all_dims, name);
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = run_reduce(x, p, keepdim, op, x.dtype(), name);
+  }
+  if (is_floating(x.dtype())) {
+    autograd::record(name, {x}, out, {x, out},
+                     [keep = p.keep_shape, dims = p.dims, keepdim](const autograd::Saved& s,
+                                                                  const Tensor& dy) {
+                       return autograd::Grads{extremum_grad(s[0], unreduce(s[1], keep, keepdim),
+                                                            unreduce(dy, keep, keepdim), dims)};
+                     });
+  }
+  return out;
 }
-Tensor min(const Tensor& x) {
-  const ReducePlan p = plan_reduce(x, {}, "min");
-  check_nonempty(x, p, true, "min");
-  return run_reduce(x, p, false, ReduceOp::Min, x.dtype(), "min");
+
+/// max/min along a dim: the values get dy at the returned index (one element even among ties,
+/// as PyTorch); the indices are not differentiable, so the node has the values as its only
+/// output and saves the indices.
+std::tuple<Tensor, Tensor> max_min_dim_grad(const Tensor& x, int64_t d, bool keepdim, bool is_max,
+                                            const char* op) {
+  Tensor values, indices;
+  {
+    NoGradGuard guard;
+    std::tie(values, indices) = max_min_dim(x, d, keepdim, is_max, op);
+  }
+  if (is_floating(x.dtype())) {
+    const int64_t w = x.dim() == 0 ? 0 : wrap_dim(d, x.dim(), op);
+    autograd::record(
+        op, {x}, values, {indices},
+        [w, keepdim, sizes = x.sizes().vec()](const autograd::Saved& s, const Tensor& dy) {
+          if (sizes.empty()) return autograd::Grads{dy};
+          std::vector<int64_t> keep = sizes;
+          keep[w] = 1;
+          Tensor hit;
+          {
+            NoGradGuard guard;
+            std::vector<int64_t> line(sizes.size(), 1);
+            line[w] = sizes[w];
+            Tensor positions = arange(sizes[w], TensorOptions(kInt64).device(dy.device()));
+            hit = eq(positions.view(line), unreduce(s[0], keep, keepdim)).to(dy.dtype());
+          }
+          return autograd::Grads{unreduce(dy, keep, keepdim) * hit};
+        });
+  }
+  return {values, indices};
 }
+
+}  // namespace
+
+Tensor max(const Tensor& x) { return extremum(x, {}, false, true, ReduceOp::Max, "max"); }
+Tensor min(const Tensor& x) { return extremum(x, {}, false, true, ReduceOp::Min, "min"); }
 std::tuple<Tensor, Tensor> max(const Tensor& x, int64_t d, bool keepdim) {
-  return max_min_dim(x, d, keepdim, true, "max");
+  return max_min_dim_grad(x, d, keepdim, true, "max");
 }
 std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t d, bool keepdim) {
-  return max_min_dim(x, d, keepdim, false, "min");
+  return max_min_dim_grad(x, d, keepdim, false, "min");
 }
 Tensor amax(const Tensor& x, IntArrayRef dims, bool keepdim) {
-  const ReducePlan p = plan_reduce(x, dims, "amax");
-  check_nonempty(x, p, dims.empty(), "amax");
-  return run_reduce(x, p, keepdim, ReduceOp::Max, x.dtype(), "amax");
+  return extremum(x, dims, keepdim, dims.empty(), ReduceOp::Max, "amax");
 }
 Tensor amin(const Tensor& x, IntArrayRef dims, bool keepdim) {
-  const ReducePlan p = plan_reduce(x, dims, "amin");
-  check_nonempty(x, p, dims.empty(), "amin");
-  return run_reduce(x, p, keepdim, ReduceOp::Min, x.dtype(), "amin");
+  return extremum(x, dims, keepdim, dims.empty(), ReduceOp::Min, "amin");
 }
 Tensor argmax(const Tensor& x, std::optional<int64_t> d, bool keepdim) {
   return arg_max_min(x, d, keepdim, true, "argmax");
@@ -258,22 +384,91 @@ Tensor argmin(const Tensor& x, std::optional<int64_t> d, bool keepdim) {
 
 // ---- var / std / var_mean ----
 
+// The forward runs float64 kernels, so each op records one node. d var / dx = 2 (x - mean) /
+// (count - correction), written with mean() so the second derivative is right too.
+
+namespace {
+
+struct VarGradInfo {
+  std::vector<int64_t> dims, keep;
+  bool keepdim;
+  double count, denom;
+};
+
+VarGradInfo var_grad_info(const Tensor& x, IntArrayRef dims, int64_t correction, bool keepdim,
+                          const char* op) {
+  const ReducePlan p = plan_reduce(x, dims, op);
+  return {p.dims, p.keep_shape, keepdim, static_cast<double>(p.count),
+          static_cast<double>(std::max<int64_t>(0, p.count - correction))};
+}
+
+/// 2 (x - mean) / denom: the gradient of var with respect to x, without dy.
+Tensor var_dx(const Tensor& x, const VarGradInfo& g) {
+  Tensor centered = x - mean(x, g.dims, /*keepdim=*/true);
+  return centered * (2.0 / g.denom);
+}
+
+}  // namespace
+
 Tensor var(const Tensor& x, IntArrayRef dims, int64_t correction, bool keepdim) {
-  return std::get<0>(var_mean_impl(x, dims, correction, keepdim, "var")).to(x.dtype());
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = std::get<0>(var_mean_impl(x, dims, correction, keepdim, "var")).to(x.dtype());
+  }
+  if (autograd::needs_grad({&x})) {
+    autograd::record("var", {x}, out, {x},
+                     [g = var_grad_info(x, dims, correction, keepdim, "var")](
+                         const autograd::Saved& s, const Tensor& dy) {
+                       return autograd::Grads{unreduce(dy, g.keep, g.keepdim) * var_dx(s[0], g)};
+                     });
+  }
+  return out;
 }
 Tensor std(const Tensor& x, IntArrayRef dims, int64_t correction, bool keepdim) {
-  return sqrt(std::get<0>(var_mean_impl(x, dims, correction, keepdim, "std"))).to(x.dtype());
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = sqrt(std::get<0>(var_mean_impl(x, dims, correction, keepdim, "std"))).to(x.dtype());
+  }
+  if (autograd::needs_grad({&x})) {
+    // d std = d var / (2 std).
+    autograd::record("std", {x}, out, {x, out},
+                     [g = var_grad_info(x, dims, correction, keepdim, "std")](
+                         const autograd::Saved& s, const Tensor& dy) {
+                       Tensor scale = unreduce(dy, g.keep, g.keepdim) /
+                                      (unreduce(s[1], g.keep, g.keepdim) * 2.0);
+                       return autograd::Grads{scale * var_dx(s[0], g)};
+                     });
+  }
+  return out;
 }
 std::tuple<Tensor, Tensor> var_mean(const Tensor& x, IntArrayRef dims, int64_t correction,
                                     bool keepdim) {
-  auto [v, m] = var_mean_impl(x, dims, correction, keepdim, "var_mean");
-  return {v.to(x.dtype()), m.to(x.dtype())};
+  Tensor v, m;
+  {
+    NoGradGuard guard;
+    auto [vd, md] = var_mean_impl(x, dims, correction, keepdim, "var_mean");
+    v = vd.to(x.dtype());
+    m = md.to(x.dtype());
+  }
+  if (autograd::needs_grad({&x})) {
+    autograd::record("var_mean", {x}, {v, m}, {x},
+                     [g = var_grad_info(x, dims, correction, keepdim, "var_mean")](
+                         const autograd::Saved& s, const std::vector<Tensor>& dys) {
+                       Tensor dv = unreduce(dys[0], g.keep, g.keepdim) * var_dx(s[0], g);
+                       Tensor dm = unreduce(dys[1], g.keep, g.keepdim) / g.count;
+                       return autograd::Grads{dv + dm};
+                     });
+  }
+  return {v, m};
 }
 
 // ---- logsumexp / norm ----
 
-Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim) {
-  const ReducePlan p = plan_reduce(x, dims, "logsumexp");
+namespace {
+
+Tensor logsumexp_forward(const Tensor& x, const ReducePlan& p, bool keepdim) {
   // Integers promote to the default float dtype (as in PyTorch); 16-bit floats compute in float32.
   const DType dt = is_floating(x.dtype()) ? x.dtype() : get_default_dtype();
   const DType ct = is_reduced_float(dt) ? kFloat32 : dt;
@@ -290,11 +485,31 @@ Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim) {
   return finish(r, p, keepdim).to(dt);
 }
 
-Tensor norm(const Tensor& x, Scalar p, IntArrayRef dims, bool keepdim) {
-  check_floating(x.dtype(), "norm");
+}  // namespace
+
+Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim) {
+  const ReducePlan p = plan_reduce(x, dims, "logsumexp");
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = logsumexp_forward(x, p, keepdim);
+  }
+  if (is_floating(x.dtype())) {
+    // d lse / dx = exp(x - lse): the softmax over the reduced dims.
+    autograd::record("logsumexp", {x}, out, {x, out},
+                     [keep = p.keep_shape, keepdim](const autograd::Saved& s, const Tensor& dy) {
+                       return autograd::Grads{unreduce(dy, keep, keepdim) *
+                                              exp(s[0] - unreduce(s[1], keep, keepdim))};
+                     });
+  }
+  return out;
+}
+
+namespace {
+
+Tensor norm_forward(const Tensor& x, Scalar p, const ReducePlan& plan, bool keepdim,
+                    IntArrayRef dims) {
   const double pv = p.to_double();
-  EMBER_CHECK(pv > 0, ValueError, "[norm] expected p in {1, 2, inf} or any positive real, got ", p);
-  const ReducePlan plan = plan_reduce(x, dims, "norm");
   const DType ct = is_reduced_float(x.dtype()) ? kFloat32 : x.dtype();
   Tensor a = abs(x.to(ct));
   if (std::isinf(pv)) {
@@ -307,6 +522,45 @@ Tensor norm(const Tensor& x, Scalar p, IntArrayRef dims, bool keepdim) {
     return sqrt(run_reduce(a * a, plan, keepdim, ReduceOp::Sum, kFloat64, "norm")).to(x.dtype());
   Tensor s = run_reduce(pow(a, p), plan, keepdim, ReduceOp::Sum, kFloat64, "norm");
   return pow(s, 1.0 / pv).to(x.dtype());
+}
+
+/// d ||x||_p / dx (times the keepdim-shaped dy), PyTorch's choices at the kinks: sign(0) = 0 for
+/// p = 1, 0 where the norm is 0 for p > 1, ties share dy for p = inf.
+Tensor norm_grad(const Tensor& x, const Tensor& n_keep, const Tensor& dy_keep, double pv,
+                 const std::vector<int64_t>& dims) {
+  if (pv == 1.0) return dy_keep * sign(x);
+  if (std::isinf(pv)) return extremum_grad(abs(x), n_keep, dy_keep, dims) * sign(x);
+  Tensor zero_norm;
+  {
+    NoGradGuard guard;
+    zero_norm = eq(n_keep, 0.0);
+  }
+  if (pv == 2.0) return dy_keep * x / where(zero_norm, Scalar(1.0), n_keep);
+  // x |x|^(p-2) / n^(p-1), written as sign(x) |x|^(p-1) so that x = 0 gives 0 for p > 1.
+  Tensor g = sign(x) * pow(abs(x), pv - 1.0) /
+             pow(where(zero_norm, Scalar(1.0), n_keep), pv - 1.0);
+  return where(zero_norm, Scalar(0.0), dy_keep * g);
+}
+
+}  // namespace
+
+Tensor norm(const Tensor& x, Scalar p, IntArrayRef dims, bool keepdim) {
+  check_floating(x.dtype(), "norm");
+  const double pv = p.to_double();
+  EMBER_CHECK(pv > 0, ValueError, "[norm] expected p in {1, 2, inf} or any positive real, got ", p);
+  const ReducePlan plan = plan_reduce(x, dims, "norm");
+  Tensor out;
+  {
+    NoGradGuard guard;
+    out = norm_forward(x, p, plan, keepdim, dims);
+  }
+  autograd::record("norm", {x}, out, {x, out},
+                   [keep = plan.keep_shape, dims = plan.dims, keepdim, pv](
+                       const autograd::Saved& s, const Tensor& dy) {
+                     return autograd::Grads{norm_grad(s[0], unreduce(s[1], keep, keepdim),
+                                                      unreduce(dy, keep, keepdim), pv, dims)};
+                   });
+  return out;
 }
 
 // ---- all / any ----
@@ -329,21 +583,54 @@ Tensor any(const Tensor& x, int64_t d, bool keepdim) {
 Tensor cumsum(const Tensor& x, int64_t d, std::optional<DType> dtype) {
   const int64_t w = wrap_reduce_dim(d, x, "cumsum");
   const DType dt = sum_dtype(x, dtype);
-  Tensor xin = x.to(dt);
   Tensor out = make_tensor(x.sizes(), dt, x.device(), "cumsum");
-  if (x.dim() == 0) {
-    launch(x.device(), cpu::cumsum, cuda::cumsum, out.view({1}), xin.reshape({1}), int64_t{0});
-  } else {
-    launch(x.device(), cpu::cumsum, cuda::cumsum, out, xin, w);
+  {
+    NoGradGuard guard;
+    Tensor xin = x.to(dt);
+    if (x.dim() == 0) {
+      launch(x.device(), cpu::cumsum, cuda::cumsum, out.view({1}), xin.reshape({1}), int64_t{0});
+    } else {
+      launch(x.device(), cpu::cumsum, cuda::cumsum, out, xin, w);
+    }
+  }
+  if (is_floating(dt) && is_floating(x.dtype())) {
+    // dx_i = sum_{j >= i} dy_j: a cumsum of dy taken from the end.
+    autograd::record("cumsum", {x}, out, {}, [w](const autograd::Saved&, const Tensor& dy) {
+      if (dy.dim() == 0) return autograd::Grads{dy};
+      return autograd::Grads{flip(cumsum(flip(dy, {w}), w), {w})};
+    });
   }
   return out;
 }
 
 Tensor softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
-  return softmax_impl(x, d, dtype, false, "softmax");
+  Tensor y;
+  {
+    NoGradGuard guard;
+    y = softmax_impl(x, d, dtype, false, "softmax");
+  }
+  if (is_floating(x.dtype())) {
+    // dx = y * (dy - sum(dy * y)) along d.
+    autograd::record("softmax", {x}, y, {y}, [d](const autograd::Saved& s, const Tensor& dy) {
+      const Tensor& yv = s[0];
+      return autograd::Grads{yv * (dy - sum(dy * yv, {d}, /*keepdim=*/true))};
+    });
+  }
+  return y;
 }
 Tensor log_softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
-  return softmax_impl(x, d, dtype, true, "log_softmax");
+  Tensor y;
+  {
+    NoGradGuard guard;
+    y = softmax_impl(x, d, dtype, true, "log_softmax");
+  }
+  if (is_floating(x.dtype())) {
+    // dx = dy - exp(y) * sum(dy) along d.
+    autograd::record("log_softmax", {x}, y, {y}, [d](const autograd::Saved& s, const Tensor& dy) {
+      return autograd::Grads{dy - exp(s[0]) * sum(dy, {d}, /*keepdim=*/true)};
+    });
+  }
+  return y;
 }
 
 }  // namespace ember

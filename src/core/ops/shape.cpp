@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
@@ -54,11 +55,32 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t d) {
     out_sizes[d] += t.sizes()[d];
   }
   Tensor out = make_tensor(out_sizes, dtype, first.device(), "cat");
-  int64_t offset = 0;
-  for (const Tensor& t : tensors) {
-    if (skipped(t) || t.sizes()[d] == 0) continue;
-    out.narrow(d, offset, t.sizes()[d]).copy_(t);
-    offset += t.sizes()[d];
+  {
+    NoGradGuard no_grad;  // the copies into views of `out` are recorded once, below
+    int64_t offset = 0;
+    for (const Tensor& t : tensors) {
+      if (skipped(t) || t.sizes()[d] == 0) continue;
+      out.narrow(d, offset, t.sizes()[d]).copy_(t);
+      offset += t.sizes()[d];
+    }
+  }
+  if (is_floating(dtype) && autograd::needs_grad(tensors)) {
+    // Each input's gradient is its slice of dy along d; skipped (0,) inputs get zeros.
+    std::vector<int64_t> starts, lengths;
+    int64_t offset = 0;
+    for (const Tensor& t : tensors) {
+      starts.push_back(skipped(t) ? -1 : offset);
+      lengths.push_back(skipped(t) ? 0 : t.sizes()[d]);
+      if (!skipped(t)) offset += t.sizes()[d];
+    }
+    autograd::record("cat", tensors, out, {},
+                     [d, starts, lengths](const autograd::Saved&, const Tensor& dy) {
+                       autograd::Grads g;
+                       for (size_t i = 0; i < starts.size(); ++i)
+                         g.push_back(starts[i] < 0 ? zeros({0}, dy.options())
+                                                   : dy.narrow(d, starts[i], lengths[i]));
+                       return g;
+                     });
   }
   return out;
 }
@@ -127,16 +149,28 @@ Tensor pad(const Tensor& x, IntArrayRef pad, const std::string& mode, double val
   }
   if (constant) {
     Tensor out = full(out_sizes, value, x.options());
-    Tensor src = x, dst = out;
-    for (int64_t i = 0; i < npad; ++i) {
-      const int64_t d = x.dim() - 1 - i, n = x.sizes()[d], l = pad[2 * i], r = pad[2 * i + 1];
-      const int64_t keep = n - std::max<int64_t>(-l, 0) - std::max<int64_t>(-r, 0);
-      src = src.narrow(d, std::max<int64_t>(-l, 0), keep);
-      dst = dst.narrow(d, std::max<int64_t>(l, 0), keep);
+    {
+      NoGradGuard no_grad;  // recorded once, below
+      Tensor src = x, dst = out;
+      for (int64_t i = 0; i < npad; ++i) {
+        const int64_t d = x.dim() - 1 - i, n = x.sizes()[d], l = pad[2 * i], r = pad[2 * i + 1];
+        const int64_t keep = n - std::max<int64_t>(-l, 0) - std::max<int64_t>(-r, 0);
+        src = src.narrow(d, std::max<int64_t>(-l, 0), keep);
+        dst = dst.narrow(d, std::max<int64_t>(l, 0), keep);
+      }
+      if (dst.numel() > 0) dst.copy_(src);
     }
-    if (dst.numel() > 0) dst.copy_(src);
+    if (autograd::needs_grad({&x})) {
+      // Padding by the negated amounts crops the padding off (and zero-fills what was cropped).
+      std::vector<int64_t> inverse;
+      for (int64_t p : pad) inverse.push_back(-p);
+      autograd::record("pad", {x}, out, {}, [inverse](const autograd::Saved&, const Tensor& dy) {
+        return autograd::Grads{ember::pad(dy, inverse, "constant", 0.0)};
+      });
+    }
     return out;
   }
+  // reflect / replicate: a composite of narrow, flip, expand and cat, which record themselves.
   Tensor out = x;
   for (int64_t i = 0; i < npad; ++i)
     out = pad_border_dim(out, x.dim() - 1 - i, pad[2 * i], pad[2 * i + 1], mode == "reflect");
@@ -149,16 +183,26 @@ Tensor pad(const Tensor& x, IntArrayRef pad, const std::string& mode, double val
 Tensor flip(const Tensor& x, IntArrayRef dims) {
   std::vector<bool> seen(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), false);
   Tensor out = x;
-  for (int64_t raw : dims) {
-    const int64_t d = wrap_dim(raw, x.dim(), "flip");
-    EMBER_CHECK(!seen[d], IndexError, "[flip] dim ", d, " appears multiple times in ", dims);
-    seen[d] = true;
-    if (x.dim() == 0 || x.sizes()[d] <= 1) continue;
-    const int64_t n = x.sizes()[d];
-    // Ember has no negative strides, so the reversal is an index_select with n-1, ..., 0.
-    out = out.index_select(d, arange(n - 1, -1, -1, TensorOptions(kInt64).device(x.device())));
+  {
+    NoGradGuard no_grad;  // flip is its own gradient: recorded once, below
+    for (int64_t raw : dims) {
+      const int64_t d = wrap_dim(raw, x.dim(), "flip");
+      EMBER_CHECK(!seen[d], IndexError, "[flip] dim ", d, " appears multiple times in ", dims);
+      seen[d] = true;
+      if (x.dim() == 0 || x.sizes()[d] <= 1) continue;
+      const int64_t n = x.sizes()[d];
+      // Ember has no negative strides, so the reversal is an index_select with n-1, ..., 0.
+      out = out.index_select(d, arange(n - 1, -1, -1, TensorOptions(kInt64).device(x.device())));
+    }
+    if (out.is_same(x)) out = x.clone();
   }
-  return out.is_same(x) ? x.clone() : out;
+  if (autograd::needs_grad({&x})) {
+    std::vector<int64_t> flip_dims = dims.vec();
+    autograd::record("flip", {x}, out, {}, [flip_dims](const autograd::Saved&, const Tensor& dy) {
+      return autograd::Grads{flip(dy, flip_dims)};
+    });
+  }
+  return out;
 }
 
 Tensor roll(const Tensor& x, IntArrayRef shifts, IntArrayRef dims) {
@@ -202,7 +246,21 @@ Tensor repeat(const Tensor& x, IntArrayRef repeats) {
   }
   checked_numel(out_sizes, "repeat");
   Tensor out = make_tensor(out_sizes, x.dtype(), x.device(), "repeat");
-  if (out.numel() > 0) out.view(expanded).copy_(v.expand(expanded));
+  {
+    NoGradGuard no_grad;  // recorded once, below
+    if (out.numel() > 0) out.view(expanded).copy_(v.expand(expanded));
+  }
+  if (autograd::needs_grad({&x})) {
+    // dy laid out as (r0, s0, r1, s1, ...) summed over the repeat dims r_i.
+    std::vector<int64_t> repeat_dims, in_sizes = x.sizes().vec();
+    for (int64_t i = 0; i < k; ++i) repeat_dims.push_back(2 * i);
+    autograd::record("repeat", {x}, out, {},
+                     [expanded, repeat_dims, in_sizes](const autograd::Saved&, const Tensor& dy) {
+                       Tensor g = dy.reshape(expanded);
+                       if (!repeat_dims.empty()) g = g.sum(repeat_dims);
+                       return autograd::Grads{g.reshape(in_sizes)};
+                     });
+  }
   return out;
 }
 

@@ -3,10 +3,59 @@
 #include <algorithm>
 #include <numeric>
 
+#include <functional>
+
+#include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
+
+namespace {
+using ViewFn = std::function<Tensor(const Tensor&)>;
+
+/// Records a view op whose gradient is `bw(dy)` (a differentiable function of dy).
+void record_view(const char* op, const Tensor& in, const Tensor& out, ViewFn bw) {
+  if (!autograd::needs_grad({&in})) return;
+  autograd::record(op, {in}, out, {},
+                   [bw = std::move(bw)](const autograd::Saved&, const Tensor& dy) {
+                     return autograd::Grads{bw(dy)};
+                   });
+}
+
+/// The gradient of a view op that picks a subset of its input (slice, select, diagonal): zeros of
+/// the input's shape with dy written through the same view. Recorded as its own node whose backward
+/// is the view again, so it is differentiable to any order.
+Tensor view_scatter(const char* op, const Tensor& dy, const std::vector<int64_t>& input_sizes,
+                    const ViewFn& view_fn) {
+  Tensor base;
+  {
+    NoGradGuard no_grad;
+    base = zeros(input_sizes, dy.options());
+    Tensor dst = view_fn(base);
+    if (dst.numel() > 0) dst.copy_(dy);
+  }
+  record_view(op, dy, base, view_fn);
+  return base;
+}
+
+/// Records a view op that picks a subset of its input; backward is view_scatter.
+void record_subset_view(const char* op, const char* backward_op, const Tensor& in,
+                        const Tensor& out, ViewFn view_fn) {
+  if (!autograd::needs_grad({&in})) return;
+  std::vector<int64_t> in_sizes = in.sizes().vec();
+  record_view(op, in, out, [backward_op, in_sizes, view_fn = std::move(view_fn)](const Tensor& dy) {
+    return view_scatter(backward_op, dy, in_sizes, view_fn);
+  });
+}
+
+/// Records a view op whose gradient is dy reshaped to the input's shape.
+void record_reshape_like(const char* op, const Tensor& in, const Tensor& out) {
+  if (!autograd::needs_grad({&in})) return;
+  std::vector<int64_t> in_sizes = in.sizes().vec();
+  record_view(op, in, out, [in_sizes](const Tensor& dy) { return dy.reshape(in_sizes); });
+}
+}  // namespace
 
 std::vector<int64_t> broadcast_shapes(IntArrayRef a, IntArrayRef b, const char* op) {
   size_t n = std::max(a.size(), b.size());
@@ -98,14 +147,20 @@ Tensor view(const Tensor& t, IntArrayRef sizes) {
   auto st = view_strides(t.sizes(), t.strides(), ns);
   EMBER_CHECK(st.has_value(), ShapeError, "[view] cannot view shape ", t.sizes(), " with strides ",
               t.strides(), " as ", IntArrayRef(ns), ": the memory is not laid out for it (use reshape)");
-  return make_view(t, ns, *st, t.storage_offset());
+  Tensor out = make_view(t, ns, *st, t.storage_offset());
+  record_reshape_like("view", t, out);
+  return out;
 }
 
 Tensor reshape(const Tensor& t, IntArrayRef sizes) {
   std::vector<int64_t> ns = infer_size(sizes, t.numel(), "reshape", t.sizes());
   auto st = view_strides(t.sizes(), t.strides(), ns);
-  if (st) return make_view(t, ns, *st, t.storage_offset());
-  return t.clone().view(ns);
+  if (st) {
+    Tensor out = make_view(t, ns, *st, t.storage_offset());
+    record_reshape_like("reshape", t, out);
+    return out;
+  }
+  return t.clone().view(ns);  // clone and view record their own backward
 }
 
 Tensor permute(const Tensor& t, IntArrayRef dims) {
@@ -121,7 +176,13 @@ Tensor permute(const Tensor& t, IntArrayRef dims) {
     sz[i] = t.sizes()[d];
     st[i] = t.strides()[d];
   }
-  return make_view(t, sz, st, t.storage_offset());
+  Tensor out = make_view(t, sz, st, t.storage_offset());
+  if (autograd::needs_grad({&t})) {
+    std::vector<int64_t> inverse(n);
+    for (int64_t i = 0; i < n; ++i) inverse[wrap_dim(dims[i], n, "permute", false)] = i;
+    record_view("permute", t, out, [inverse](const Tensor& dy) { return dy.permute(inverse); });
+  }
+  return out;
 }
 
 Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
@@ -129,14 +190,18 @@ Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
   if (n == 0) {
     wrap_dim(d0, n, "transpose");
     wrap_dim(d1, n, "transpose");
-    return make_view(t, {}, {}, t.storage_offset());
+    Tensor out = make_view(t, {}, {}, t.storage_offset());
+    record_view("transpose", t, out, [](const Tensor& dy) { return dy; });
+    return out;
   }
   d0 = wrap_dim(d0, n, "transpose", false);
   d1 = wrap_dim(d1, n, "transpose", false);
   std::vector<int64_t> sz = t.sizes().vec(), st = t.strides().vec();
   std::swap(sz[d0], sz[d1]);
   std::swap(st[d0], st[d1]);
-  return make_view(t, sz, st, t.storage_offset());
+  Tensor out = make_view(t, sz, st, t.storage_offset());
+  record_view("transpose", t, out, [d0, d1](const Tensor& dy) { return dy.transpose(d0, d1); });
+  return out;
 }
 
 Tensor squeeze(const Tensor& t) {
@@ -146,20 +211,27 @@ Tensor squeeze(const Tensor& t) {
       sz.push_back(t.sizes()[i]);
       st.push_back(t.strides()[i]);
     }
-  return make_view(t, sz, st, t.storage_offset());
+  Tensor out = make_view(t, sz, st, t.storage_offset());
+  record_reshape_like("squeeze", t, out);
+  return out;
 }
 
 Tensor squeeze(const Tensor& t, int64_t d) {
   if (t.dim() == 0) {
     wrap_dim(d, 0, "squeeze");
-    return make_view(t, {}, {}, t.storage_offset());
+    Tensor out = make_view(t, {}, {}, t.storage_offset());
+    record_reshape_like("squeeze", t, out);
+    return out;
   }
   d = wrap_dim(d, t.dim(), "squeeze", false);
   std::vector<int64_t> sz = t.sizes().vec(), st = t.strides().vec();
-  if (sz[d] != 1) return make_view(t, sz, st, t.storage_offset());
-  sz.erase(sz.begin() + d);
-  st.erase(st.begin() + d);
-  return make_view(t, sz, st, t.storage_offset());
+  if (sz[d] == 1) {
+    sz.erase(sz.begin() + d);
+    st.erase(st.begin() + d);
+  }
+  Tensor out = make_view(t, sz, st, t.storage_offset());
+  record_reshape_like("squeeze", t, out);
+  return out;
 }
 
 Tensor unsqueeze(const Tensor& t, int64_t d) {
@@ -168,7 +240,9 @@ Tensor unsqueeze(const Tensor& t, int64_t d) {
   int64_t stride = d < t.dim() ? sz[d] * st[d] : 1;
   sz.insert(sz.begin() + d, 1);
   st.insert(st.begin() + d, stride);
-  return make_view(t, sz, st, t.storage_offset());
+  Tensor out = make_view(t, sz, st, t.storage_offset());
+  record_view("unsqueeze", t, out, [d](const Tensor& dy) { return dy.squeeze(d); });
+  return out;
 }
 
 Tensor expand(const Tensor& t, IntArrayRef sizes) {
@@ -194,7 +268,10 @@ Tensor expand(const Tensor& t, IntArrayRef sizes) {
       st[i] = 0;
     }
   }
-  return make_view(t, sz, st, t.storage_offset());
+  Tensor out = make_view(t, sz, st, t.storage_offset());
+  // The engine sums a gradient over broadcast (new leading and size-1) dims: exactly expand's.
+  record_view("expand", t, out, [](const Tensor& dy) { return dy; });
+  return out;
 }
 
 Tensor slice(const Tensor& t, int64_t d, std::optional<int64_t> start_opt,
@@ -212,7 +289,11 @@ Tensor slice(const Tensor& t, int64_t d, std::optional<int64_t> start_opt,
   sz[d] = (end - start + step - 1) / step;
   int64_t offset = t.storage_offset() + start * st[d];
   st[d] *= step;
-  return make_view(t, sz, st, offset);
+  Tensor out = make_view(t, sz, st, offset);
+  record_subset_view("slice", "slice_backward", t, out, [d, start, end, step](const Tensor& g) {
+    return g.slice(d, start, end, step);
+  });
+  return out;
 }
 
 Tensor narrow(const Tensor& t, int64_t d, int64_t start, int64_t length) {
@@ -237,7 +318,10 @@ Tensor select(const Tensor& t, int64_t d, int64_t index) {
   int64_t offset = t.storage_offset() + index * st[d];
   sz.erase(sz.begin() + d);
   st.erase(st.begin() + d);
-  return make_view(t, sz, st, offset);
+  Tensor out = make_view(t, sz, st, offset);
+  record_subset_view("select", "select_backward", t, out,
+                     [d, index](const Tensor& g) { return g.select(d, index); });
+  return out;
 }
 
 Tensor flatten(const Tensor& t, int64_t start_dim, int64_t end_dim) {
@@ -288,7 +372,37 @@ Tensor as_strided(const Tensor& t, IntArrayRef sizes, IntArrayRef strides,
   EMBER_CHECK(empty || static_cast<size_t>(max_index) < storage_elems, IndexError,
               "[as_strided] sizes ", sizes, " strides ", strides, " offset ", offset,
               " reach element ", max_index, " but the storage holds ", storage_elems);
-  return make_view(t, sizes.vec(), strides.vec(), offset);
+  Tensor out = make_view(t, sizes.vec(), strides.vec(), offset);
+  if (autograd::needs_grad({&t})) {
+    // Gradient over the storage: each output element adds dy into the storage position it reads,
+    // then the input reads its own positions back. Needs an input whose elements do not overlap.
+    std::vector<int64_t> in_sizes = t.sizes().vec(), in_strides = t.strides().vec();
+    const int64_t in_offset = t.storage_offset();
+    bool overlapping = false;
+    {
+      std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of non-trivial dims
+      for (int64_t i = 0; i < t.dim(); ++i)
+        if (in_sizes[i] > 1) dims.push_back({in_strides[i], in_sizes[i]});
+      std::sort(dims.begin(), dims.end());
+      int64_t span = 1;  // elements covered by the smaller-stride dims
+      for (auto [stride, size] : dims) {
+        if (stride < span) overlapping = true;
+        span = stride * (size - 1) + span;
+      }
+    }
+    EMBER_CHECK(!overlapping, ValueError, "[as_strided] backward through an input with overlapping "
+                "memory (shape ", t.sizes(), ", strides ", t.strides(), ") is not supported");
+    std::vector<int64_t> out_sizes = sizes.vec(), out_strides = strides.vec();
+    const int64_t n = static_cast<int64_t>(storage_elems);
+    record_view("as_strided", t, out, [=](const Tensor& dy) {
+      TensorOptions idx = TensorOptions(kInt64).device(dy.device());
+      Tensor read = arange(n, idx).as_strided(out_sizes, out_strides, offset).reshape({-1});
+      Tensor flat = zeros({n}, dy.options()).index_add(0, read, dy.reshape({-1}));
+      Tensor back = arange(n, idx).as_strided(in_sizes, in_strides, in_offset).reshape({-1});
+      return flat.index_select(0, back).view(in_sizes);
+    });
+  }
+  return out;
 }
 
 std::vector<Tensor> split_with_sizes(const Tensor& t, IntArrayRef sizes, int64_t d) {
@@ -353,7 +467,10 @@ Tensor diagonal(const Tensor& t, int64_t offset, int64_t d1, int64_t d2) {
     }
   sz.push_back(len);
   st.push_back(t.strides()[d1] + t.strides()[d2]);
-  return make_view(t, sz, st, start);
+  Tensor out = make_view(t, sz, st, start);
+  record_subset_view("diagonal", "diagonal_backward", t, out,
+                     [offset, d1, d2](const Tensor& g) { return g.diagonal(offset, d1, d2); });
+  return out;
 }
 
 // ---- Tensor member forms ----
