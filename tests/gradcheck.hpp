@@ -140,4 +140,21 @@ inline GradcheckResult gradgradcheck(const GradFn& fn, const std::vector<Tensor>
   return gradcheck(first, inputs);
 }
 
+/// One entry of a family's gradient table.
+struct GradCase {
+  std::string name;
+  GradFn fn;
+  std::vector<Tensor> inputs;
+  bool second_order = true;  // false: the backward is first-order only (say why at the entry)
+};
+
+/// Runs gradcheck, and gradgradcheck where the entry allows, over every entry of a table.
+inline void check_grad_table(const std::vector<GradCase>& table) {
+  for (const GradCase& c : table) {
+    INFO(c.name);
+    CHECK(gradcheck(c.fn, c.inputs));
+    if (c.second_order) CHECK(gradgradcheck(c.fn, c.inputs));
+  }
+}
+
 }  // namespace ember::test

@@ -14,11 +14,7 @@ namespace {
 
 using Inputs = std::vector<Tensor>;
 
-struct Case {
-  std::string name;
-  test::GradFn fn;
-  Inputs inputs;
-};
+using Case = test::GradCase;
 
 Tensor idx(std::vector<int64_t> v, std::vector<int64_t> shape) {
   return tensor(v, kInt64).reshape(shape);
@@ -131,11 +127,7 @@ std::vector<Case> cases() {
 
 TEST_CASE("index: grads match finite differences (gradcheck and gradgradcheck)") {
   const std::vector<Case> table = cases();
-  for (const Case& c : table) {
-    INFO(c.name);
-    CHECK(test::gradcheck(c.fn, c.inputs));
-    CHECK(test::gradgradcheck(c.fn, c.inputs));
-  }
+  test::check_grad_table(table);
   std::cout << "[test_grad_index] gradcheck + gradgradcheck over " << table.size()
             << " cases of 11 ops (gather, scatter (tensor + scalar), scatter_add, scatter_, "
                "scatter_add_, "

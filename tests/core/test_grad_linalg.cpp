@@ -13,11 +13,7 @@ namespace {
 
 using Inputs = std::vector<Tensor>;
 
-struct Case {
-  std::string name;
-  test::GradFn fn;
-  Inputs inputs;
-};
+using Case = test::GradCase;
 
 /// A leaf that requires grad and is stored non-contiguously: the transpose of a (c, r) tensor.
 Tensor transposed_input(int64_t r, int64_t c) {
@@ -106,11 +102,7 @@ std::vector<Case> cases() {
 
 TEST_CASE("linalg: grads match finite differences (gradcheck and gradgradcheck)") {
   const std::vector<Case> table = cases();
-  for (const Case& c : table) {
-    INFO(c.name);
-    CHECK(test::gradcheck(c.fn, c.inputs));
-    CHECK(test::gradgradcheck(c.fn, c.inputs));
-  }
+  test::check_grad_table(table);
   std::cout << "[test_grad_linalg] gradcheck + gradgradcheck over " << table.size()
             << " cases of 8 ops (matmul, mm, bmm, addmm, baddbmm, outer, dot, linear)\n";
 }
