@@ -213,6 +213,14 @@ struct NoGradGuard : autograd::AutoGradMode {
 struct InferenceMode : autograd::AutoGradMode {
   explicit InferenceMode(bool enabled = true) : autograd::AutoGradMode(!enabled) {}
 };
+/// Gradient checkpointing, like torch.utils.checkpoint: runs fn(inputs) without keeping its
+/// intermediate activations, and recomputes them (with the same random numbers from the default
+/// generator) when backward reaches this point. Outputs are differentiable w.r.t. the inputs.
+std::vector<Tensor> checkpoint(
+    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& fn,
+    const std::vector<Tensor>& inputs);
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                  const std::vector<Tensor>& inputs);
 /// Handle returned by Tensor::register_hook, for remove_hook.
 using HookHandle = uint64_t;
 }  // namespace ember

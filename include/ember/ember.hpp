@@ -6,6 +6,7 @@
 #include "ember/device.hpp"
 #include "ember/dtype.hpp"
 #include "ember/error.hpp"
+#include "ember/memory.hpp"
 #include "ember/ops.hpp"
 #include "ember/random.hpp"
 #include "ember/scalar.hpp"

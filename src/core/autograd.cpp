@@ -591,3 +591,99 @@ void record(const char* op, const std::vector<Tensor>& inputs, const Tensor& out
 }
 
 }  // namespace ember::autograd
+
+// ---- gradient checkpointing ----
+namespace ember {
+namespace {
+
+using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+
+/// Holds the inputs (not the activations) and recomputes fn in backward.
+struct CheckpointNode : autograd::Node {
+  CheckpointFn fn;
+  std::vector<autograd::SavedVariable> inputs;
+  uint64_t seed = 0, offset = 0;  // default generator state at forward time
+  std::string name() const override { return "checkpoint"; }
+  void release_variables() override {
+    for (auto& v : inputs) v.reset();
+  }
+  std::vector<Tensor> apply(const std::vector<Tensor>& grads) override {
+    const bool create_graph = autograd::is_grad_enabled();
+    std::vector<Tensor> leaves, wrt;
+    std::vector<int> wrt_slot;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Tensor t = inputs[i].unpack("checkpoint");
+      // First order: recompute on detached leaves, apart from the outer graph. With create_graph
+      // the recomputation must hang off the real inputs, so the gradients it returns are
+      // differentiable with respect to them.
+      Tensor leaf = (t.defined() && !create_graph) ? t.detach() : t;
+      if (t.defined() && t.requires_grad()) {
+        if (!create_graph) leaf.requires_grad_(true);
+        wrt.push_back(leaf);
+        wrt_slot.push_back(static_cast<int>(i));
+      }
+      leaves.push_back(leaf);
+    }
+    // Replay the forward's random numbers, then put the generator back where backward found it.
+    Generator& gen = default_generator();
+    const uint64_t seed_now = gen.current_seed(), offset_now = gen.offset();
+    gen.set_current_seed(seed);
+    gen.set_offset(offset);
+    std::vector<Tensor> outs;
+    {
+      autograd::AutoGradMode on(true);
+      outs = fn(leaves);
+    }
+    gen.set_current_seed(seed_now);
+    gen.set_offset(offset_now);
+    std::vector<Tensor> roots, root_grads;
+    for (size_t i = 0; i < outs.size() && i < grads.size(); ++i) {
+      if (outs[i].defined() && outs[i].requires_grad()) {
+        roots.push_back(outs[i]);
+        root_grads.push_back(grads[i]);
+      }
+    }
+    std::vector<Tensor> result(inputs.size());
+    if (roots.empty() || wrt.empty()) return result;
+    std::vector<Tensor> g =
+        autograd::grad(roots, wrt, root_grads, /*retain_graph=*/create_graph, create_graph,
+                       /*allow_unused=*/true);
+    for (size_t k = 0; k < g.size(); ++k) result[static_cast<size_t>(wrt_slot[k])] = g[k];
+    return result;
+  }
+};
+
+}  // namespace
+
+std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs) {
+  if (!autograd::needs_grad(inputs)) return fn(inputs);
+  auto node = autograd::make_node<CheckpointNode>();
+  node->fn = fn;
+  node->seed = default_generator().current_seed();
+  node->offset = default_generator().offset();
+  std::vector<Tensor> outs;
+  {
+    NoGradGuard no_grad;
+    outs = fn(inputs);
+  }
+  std::vector<Tensor> differentiable;
+  for (Tensor& o : outs) {
+    for (const Tensor& in : inputs) {  // an input returned as is becomes an alias
+      if (o.defined() && o.is_same(in)) o = make_view(in, in.sizes().vec(), in.strides().vec(), in.storage_offset());
+    }
+    differentiable.push_back(o.defined() && o.is_floating_point() ? o : Tensor());
+  }
+  autograd::connect(node, inputs, differentiable);
+  for (const Tensor& t : inputs) node->inputs.emplace_back(t, false);
+  return outs;
+}
+
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                  const std::vector<Tensor>& inputs) {
+  return checkpoint(CheckpointFn([fn](const std::vector<Tensor>& in) {
+                      return std::vector<Tensor>{fn(in)};
+                    }),
+                    inputs)[0];
+}
+
+}  // namespace ember

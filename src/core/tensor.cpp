@@ -1,4 +1,5 @@
 // Tensor handle: metadata, storage allocation, data access, autograd fields, conversions.
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -9,6 +10,7 @@
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/cuda/cuda.hpp"
+#include "ember/memory.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
@@ -73,7 +75,13 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op, bool scalar_ok) {
 
 namespace {
 size_t g_max_alloc = size_t{1} << 40;  // 1 TiB: above any real machine, below absurd headers
+std::atomic<int64_t> g_live_bytes{0}, g_peak_bytes{0}, g_num_allocs{0};
 }
+
+MemoryStats cpu_memory_stats() {
+  return MemoryStats{g_live_bytes.load(), g_peak_bytes.load(), g_num_allocs.load()};
+}
+void reset_peak_memory_stats() { g_peak_bytes.store(g_live_bytes.load()); }
 
 std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op) {
   check_device_usable(device, op);
@@ -86,7 +94,16 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const ch
   void* p = std::aligned_alloc(64, rounded);
   EMBER_CHECK(p != nullptr, ValueError, "[", op, "] out of memory allocating ", nbytes, " bytes");
   st->data = p;
-  st->deleter = [](void* q) { std::free(q); };
+  const int64_t counted = static_cast<int64_t>(rounded);
+  int64_t live = g_live_bytes.fetch_add(counted) + counted;
+  int64_t peak = g_peak_bytes.load();
+  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live)) {
+  }
+  g_num_allocs.fetch_add(1);
+  st->deleter = [counted](void* q) {
+    std::free(q);
+    g_live_bytes.fetch_sub(counted);
+  };
   return st;
 }
 
