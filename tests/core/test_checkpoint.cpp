@@ -87,3 +87,29 @@ TEST_CASE("checkpoint: gradcheck, second order, and no-grad passthrough") {
   same.sum().backward();
   CHECK(test::values(x.grad()) == std::vector<double>{1, 1});
 }
+
+TEST_CASE("memory: graphs free their saved tensors, with or without backward (no cycles)") {
+  Tensor w = randn({16, 8}, kFloat64).requires_grad_();
+  Tensor idx = tensor({0, 3, 3, 7});
+  const int64_t base = cpu_memory_stats().allocated;
+  auto build = [&] {
+    Tensor x = randn({4, 16}, kFloat64);
+    Tensor h = matmul(x, w).tanh().exp();  // tanh and exp save their outputs
+    Tensor s = h.softmax(1).log_softmax(1).index_select(1, idx);
+    Tensor t = cat({s, s.flip({0})}, 0).var({1}) + h.max() + h.norm();
+    return t.sum();
+  };
+  {
+    Tensor loss = build();
+    CHECK(cpu_memory_stats().allocated > base);
+  }
+  CHECK(cpu_memory_stats().allocated == base);  // scope exit alone frees the whole graph
+  {
+    Tensor loss = build();
+    loss.backward();
+  }
+  const int64_t grad_bytes = static_cast<int64_t>((w.grad().nbytes() + 63) / 64 * 64);
+  CHECK(cpu_memory_stats().allocated == base + grad_bytes);  // only w.grad() stays
+  w.mutable_grad() = Tensor();
+  CHECK(cpu_memory_stats().allocated == base);
+}
