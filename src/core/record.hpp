@@ -47,3 +47,13 @@ void record(const char* op, const std::vector<Tensor>& inputs, const Tensor& out
             std::function<Grads(const Saved& saved, const Tensor& dy)> fn);
 
 }  // namespace ember::autograd
+
+namespace ember {
+/// Runs an op's forward with grad mode off, so its internal views, copies and helper ops are not
+/// part of the graph when the op records one node with an explicit formula.
+template <class F>
+auto forward_no_grad(F&& f) {
+  NoGradGuard no_grad;
+  return f();
+}
+}  // namespace ember

@@ -132,13 +132,6 @@ void index_add_into(const Tensor& out, int64_t dim, const Tensor& index, const T
 
 // ---- backward helpers ----
 
-/// Runs a forward with grad mode off: its internal clones, reshapes and views are not part of the
-/// graph (each op records one node with an explicit formula instead).
-template <class F>
-auto forward_no_grad(F&& f) {
-  NoGradGuard no_grad;
-  return f();
-}
 
 /// The gradient of scatter's src: dY gathered at index (index's shape), zero-padded to src's
 /// shape, since src may be larger than index in any dimension (the extra elements are unused).

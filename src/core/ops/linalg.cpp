@@ -160,13 +160,6 @@ Tensor dot_impl(const Tensor& a, const Tensor& b, const char* op) {
   return out;
 }
 
-/// Runs a forward with grad mode off: its internal views, expands and copies are not part of the
-/// graph (each op records one node with an explicit formula instead).
-template <class F>
-Tensor forward_no_grad(F&& f) {
-  NoGradGuard no_grad;
-  return f();
-}
 
 /// The gradient of a saved operand, or undefined when it does not require grad (skips a gemm).
 bool wants(const Tensor& t) { return t.defined() && t.requires_grad(); }
