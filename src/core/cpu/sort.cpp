@@ -129,27 +129,6 @@ inline void write_row(char* v_row, int64_t v_stride, char* i_row, int64_t i_stri
 
 }  // namespace
 
-void sort(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
-          bool descending_order, bool stable) {
-  (void)stable;  // the total order (value, index) makes every sort stable
-  const int64_t L = x.size(dim);
-  const int64_t vs = values.stride(dim) * static_cast<int64_t>(values.element_size());
-  const int64_t is = indices.stride(dim) * static_cast<int64_t>(sizeof(int64_t));
-  const int64_t xs = x.stride(dim) * static_cast<int64_t>(x.element_size());
-  auto rows = row_starts<3>(x.sizes(), dim, {&values, &indices, &x});
-  visit_dtype(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    using C = compute_t<T>;
-    with_order(descending_order, [&](auto order) {
-      for_each_sorted_row<T, 3>(rows, L, xs,
-                                [&](const std::array<char*, 3>& r, std::vector<Entry<C>>& buf) {
-                                  std::sort(buf.begin(), buf.end(), order);
-                                  write_row<T>(r[0], vs, r[1], is, r[2], xs, buf, L);
-                                });
-    });
-  });
-}
-
 void topk(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t k, int64_t dim,
           bool largest, bool sorted) {
   const int64_t L = x.size(dim);
@@ -163,7 +142,9 @@ void topk(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t 
     with_order(largest, [&](auto before) {
       for_each_sorted_row<T, 3>(
           rows, L, xs, [&](const std::array<char*, 3>& r, std::vector<Entry<C>>& buf) {
-            if (sorted) {
+            if (sorted && k == L) {
+              std::sort(buf.begin(), buf.end(), before);
+            } else if (sorted) {
               std::partial_sort(buf.begin(), buf.begin() + k, buf.end(), before);
             } else {
               if (k < L) std::nth_element(buf.begin(), buf.begin() + k, buf.end(), before);
@@ -174,6 +155,13 @@ void topk(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t 
           });
     });
   });
+}
+
+void sort(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+          bool descending_order, bool stable) {
+  (void)stable;  // the total order (value, index) makes every sort stable
+  // A full sort is the top L of L in order; descending is "largest first".
+  topk(values, indices, x, x.size(dim), dim, descending_order, /*sorted=*/true);
 }
 
 }  // namespace ember::cpu
