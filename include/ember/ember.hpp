@@ -10,5 +10,6 @@
 #include "ember/ops.hpp"
 #include "ember/random.hpp"
 #include "ember/scalar.hpp"
+#include "ember/state_dict.hpp"
 #include "ember/tensor.hpp"
 #include "ember/version.hpp"

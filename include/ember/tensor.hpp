@@ -236,6 +236,11 @@ class Tensor {
   Tensor detach() const;
   /// Detaches this tensor from the graph in place.
   Tensor& detach_();
+  /// Replaces this tensor's data (storage, sizes, strides, dtype, device) with `data`'s, keeping
+  /// its identity and autograd flags, like PyTorch's `t.data = data`: handles held elsewhere (a
+  /// module's registered parameter) see the new data. Its gradient is dropped when the shape,
+  /// dtype or device changes. ValueError for a non-leaf tensor.
+  void set_data(const Tensor& data);
 
   // -- conversion and copies --
   Tensor to(Device d, bool non_blocking = false, bool copy = false) const;

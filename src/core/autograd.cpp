@@ -535,6 +535,24 @@ Tensor& Tensor::detach_() {
   return *this;
 }
 
+void Tensor::set_data(const Tensor& data) {
+  EMBER_CHECK(defined() && data.defined(), ValueError, "[set_data] the tensor is undefined");
+  EMBER_CHECK(is_leaf(), ValueError, "[set_data] only a leaf tensor can take new data");
+  TensorImpl& self = *impl_;
+  const TensorImpl& src = *data.impl_;
+  const bool same_kind = self.sizes == src.sizes && self.dtype == src.dtype && self.device == src.device;
+  EMBER_CHECK(!self.requires_grad || is_floating(src.dtype), DTypeError,
+              "[set_data] a tensor that requires grad cannot take ", src.dtype, " data");
+  self.storage = src.storage;
+  self.sizes = src.sizes;
+  self.strides = src.strides;
+  self.offset = src.offset;
+  self.dtype = src.dtype;
+  self.device = src.device;
+  self.version = src.version;
+  if (!same_kind) self.grad = Tensor();
+}
+
 }  // namespace ember
 
 // ---- op recording (src/core/record.hpp) ----
