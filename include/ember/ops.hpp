@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -294,6 +295,115 @@ std::tuple<Tensor, Tensor> sort(const Tensor& x, int64_t d = -1, bool descending
 Tensor argsort(const Tensor& x, int64_t d = -1, bool descending = false, bool stable = false);
 /// Indices of non-zero elements, (count, dim).
 Tensor nonzero(const Tensor& x);
+
+// ---- convolution, pooling, upsampling ----
+// Inputs are batched (N, C, spatial...) or unbatched (C, spatial...), as in PyTorch; a kernel
+// size, stride, padding or dilation given as one value applies to every spatial dim. Output
+// sizes along a dim: convolution (in + 2 padding - dilation (k - 1) - 1) / stride + 1; pooling
+// the same, rounded up in ceil_mode.
+
+/// im2col (torch.nn.functional.unfold): (N, C, H, W) -> (N, C*kh*kw, L), L = OH*OW. Column l is
+/// window l (row-major over (OH, OW)); row c*kh*kw + i*kw + j is tap (i, j) of channel c; 0 in
+/// the padding.
+Tensor unfold(const Tensor& input, IntArrayRef kernel_size, IntArrayRef dilation = 1,
+              IntArrayRef padding = 0, IntArrayRef stride = 1);
+/// col2im (torch.nn.functional.fold), the adjoint of unfold: (N, C*kh*kw, L) -> (N, C, H, W)
+/// with (H, W) = output_size; overlapping windows are summed.
+Tensor fold(const Tensor& input, IntArrayRef output_size, IntArrayRef kernel_size,
+            IntArrayRef dilation = 1, IntArrayRef padding = 0, IntArrayRef stride = 1);
+
+/// Convolution over (N, C_in, L) / (N, C_in, H, W) with weight (C_out, C_in/groups, k...) and
+/// optional bias (C_out,); groups == C_in is depthwise. Computed as unfold + matmul per group,
+/// so it is differentiable to any order (e.g. a gradient penalty through convs).
+Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = {},
+              IntArrayRef stride = 1, IntArrayRef padding = 0, IntArrayRef dilation = 1,
+              int64_t groups = 1);
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {},
+              IntArrayRef stride = 1, IntArrayRef padding = 0, IntArrayRef dilation = 1,
+              int64_t groups = 1);
+/// A convolution padding given by name: "same" (output size = input size; stride 1 only; an odd
+/// total padding dilation (k - 1) puts the extra zero on the right/bottom, as PyTorch) or
+/// "valid" (none). Built from a string, never from a number, so conv2d(x, w, b, 1, 0) still
+/// means padding 0.
+class ConvPadding {
+ public:
+  template <class S, std::enable_if_t<std::is_convertible_v<const S&, std::string_view> &&
+                                          !std::is_arithmetic_v<S>,
+                                      int> = 0>
+  ConvPadding(const S& mode) : mode_(std::string_view(mode)) {}  // NOLINT: implicit, as a string
+  const std::string& mode() const { return mode_; }
+
+ private:
+  std::string mode_;
+};
+Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
+              ConvPadding padding, IntArrayRef dilation = 1, int64_t groups = 1);
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
+              ConvPadding padding, IntArrayRef dilation = 1, int64_t groups = 1);
+/// Transposed convolution (the adjoint of conv with the same parameters) with weight
+/// (C_in, C_out/groups, k...): output size (in - 1) stride - 2 padding + dilation (k - 1) +
+/// output_padding + 1; output_padding must be smaller than the stride or the dilation.
+Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias = {},
+                        IntArrayRef stride = 1, IntArrayRef padding = 0,
+                        IntArrayRef output_padding = 0, int64_t groups = 1,
+                        IntArrayRef dilation = 1);
+Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {},
+                        IntArrayRef stride = 1, IntArrayRef padding = 0,
+                        IntArrayRef output_padding = 0, int64_t groups = 1,
+                        IntArrayRef dilation = 1);
+
+/// Max pooling; the padding (at most half the kernel) never wins. An empty stride means the
+/// kernel size. The _with_indices forms also return int64 indices into each input plane
+/// (H*W, or L), as PyTorch; ties keep the first position and NaN propagates.
+Tensor max_pool1d(const Tensor& input, IntArrayRef kernel_size, IntArrayRef stride = {},
+                  IntArrayRef padding = 0, IntArrayRef dilation = 1, bool ceil_mode = false);
+Tensor max_pool2d(const Tensor& input, IntArrayRef kernel_size, IntArrayRef stride = {},
+                  IntArrayRef padding = 0, IntArrayRef dilation = 1, bool ceil_mode = false);
+std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, IntArrayRef kernel_size,
+                                                   IntArrayRef stride = {},
+                                                   IntArrayRef padding = 0,
+                                                   IntArrayRef dilation = 1,
+                                                   bool ceil_mode = false);
+std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input, IntArrayRef kernel_size,
+                                                   IntArrayRef stride = {},
+                                                   IntArrayRef padding = 0,
+                                                   IntArrayRef dilation = 1,
+                                                   bool ceil_mode = false);
+/// Average pooling. count_include_pad counts the zero padding in the divisor (windows that run
+/// past the padding in ceil_mode never count that part); divisor_override replaces the divisor.
+Tensor avg_pool1d(const Tensor& input, IntArrayRef kernel_size, IntArrayRef stride = {},
+                  IntArrayRef padding = 0, bool ceil_mode = false, bool count_include_pad = true);
+Tensor avg_pool2d(const Tensor& input, IntArrayRef kernel_size, IntArrayRef stride = {},
+                  IntArrayRef padding = 0, bool ceil_mode = false, bool count_include_pad = true,
+                  std::optional<int64_t> divisor_override = std::nullopt);
+/// Adaptive pooling to output_size with PyTorch's bins [floor(i in / out), ceil((i+1) in / out)).
+Tensor adaptive_avg_pool1d(const Tensor& input, IntArrayRef output_size);
+Tensor adaptive_avg_pool2d(const Tensor& input, IntArrayRef output_size);
+/// (values, int64 indices into each input plane).
+std::tuple<Tensor, Tensor> adaptive_max_pool1d(const Tensor& input, IntArrayRef output_size);
+std::tuple<Tensor, Tensor> adaptive_max_pool2d(const Tensor& input, IntArrayRef output_size);
+
+/// Nearest upsampling with PyTorch's source index min(floor(dst * scale), in - 1) in float,
+/// scale = 1 / scales when a scale factor is given, in / out otherwise.
+Tensor upsample_nearest1d(const Tensor& input, IntArrayRef output_size,
+                          std::optional<double> scales = std::nullopt);
+Tensor upsample_nearest2d(const Tensor& input, IntArrayRef output_size,
+                          std::optional<double> scales_h = std::nullopt,
+                          std::optional<double> scales_w = std::nullopt);
+/// Linear / bilinear upsampling with PyTorch's source positions: scale * (dst + 0.5) - 0.5
+/// clamped at 0, or scale * dst with align_corners (scale (in - 1) / (out - 1)).
+Tensor upsample_linear1d(const Tensor& input, IntArrayRef output_size, bool align_corners,
+                         std::optional<double> scales = std::nullopt);
+Tensor upsample_bilinear2d(const Tensor& input, IntArrayRef output_size, bool align_corners,
+                           std::optional<double> scales_h = std::nullopt,
+                           std::optional<double> scales_w = std::nullopt);
+/// torch.nn.functional.interpolate for (N, C, L) ("nearest", "linear") and (N, C, H, W)
+/// ("nearest", "bilinear"): exactly one of size and scale_factor (one value or one per dim;
+/// output size floor(in * scale_factor)). align_corners only with the linear modes.
+Tensor interpolate(const Tensor& input, std::optional<std::vector<int64_t>> size = std::nullopt,
+                   std::optional<std::vector<double>> scale_factor = std::nullopt,
+                   const std::string& mode = "nearest",
+                   std::optional<bool> align_corners = std::nullopt);
 
 // ---- threads ----
 /// Number of threads the CPU kernels use (OpenMP). Results never depend on it.

@@ -46,6 +46,14 @@ inline int64_t random_elements_per_block(RandomKind kind, DType dtype) {
   return 1;
 }
 
+/// A 2-D sliding window (im2col, col2im, pooling): kernel (kh, kw), dilation (dh, dw), zero
+/// padding (ph, pw) on both sides and stride (sh, sw). For an (H, W) plane the window positions
+/// are OH = (H + 2ph - dh (kh - 1) - 1) / sh + 1 by OW likewise; window (oh, ow) reads input row
+/// oh sh - ph + i dh and column ow sw - pw + j dw for i < kh, j < kw.
+struct Window2d {
+  int64_t kh, kw, dh, dw, ph, pw, sh, sw;
+};
+
 namespace cpu {
 // ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp) ----
 /// out[...] = value converted to out's dtype.
@@ -138,6 +146,26 @@ void randperm(const Tensor& out, uint64_t seed, uint64_t offset);
 /// uniform of category n (exponential race, see the kernel).
 void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uint64_t seed,
                  uint64_t offset);
+
+// ---- convolution and pooling (src/core/cpu/conv.cpp) ----
+/// cols (P, kh*kw, OH*OW) contiguous = the windows of x (P, H, W) (P = N*C planes, any strides):
+/// cols[p][i*kw + j][oh*OW + ow] = x[p][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 in the padding.
+void im2col(const Tensor& cols, const Tensor& x, const Window2d& w);
+/// out (P, H, W) contiguous = the adjoint of im2col: each element of cols (P, kh*kw, OH*OW, any
+/// strides) added to the input position it was read from; padding positions are dropped.
+/// Accumulates in compute_t (float for Half/BFloat16) in a fixed order (deterministic).
+void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
+/// values (P, OH, OW) contiguous and indices (int64, into H*W) = max over the windows of x
+/// (P, H, W, any strides, floating). rows (OH, 2) and cols (OW, 2) int64 contiguous list each
+/// window's [begin, end) in input coordinates, clipped to the plane; the window visits begin,
+/// begin + dh, ... < end (dw along W). Ties keep the first position, NaN wins (as PyTorch).
+void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
+                const Tensor& cols, int64_t dh, int64_t dw);
+// references
+/// im2col and col2im as plain loops over every element of cols (col2im sums in double); the
+/// tests check the kernels against them.
+void im2col_reference(const Tensor& cols, const Tensor& x, const Window2d& w);
+void col2im_reference(const Tensor& out, const Tensor& cols, const Window2d& w);
 }  // namespace cpu
 
 namespace cuda {
@@ -170,6 +198,10 @@ void bernoulli(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t offse
 void randperm(const Tensor& out, uint64_t seed, uint64_t offset);
 void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uint64_t seed,
                  uint64_t offset);
+void im2col(const Tensor& cols, const Tensor& x, const Window2d& w);
+void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
+void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
+                const Tensor& cols, int64_t dh, int64_t dw);
 }  // namespace cuda
 
 }  // namespace ember

@@ -36,5 +36,11 @@ void randint(const Tensor&, int64_t, int64_t, uint64_t, uint64_t) { unsupported(
 void bernoulli(const Tensor&, const Tensor&, uint64_t, uint64_t) { unsupported("bernoulli"); }
 void randperm(const Tensor&, uint64_t, uint64_t) { unsupported("randperm"); }
 void multinomial(const Tensor&, const Tensor&, bool, uint64_t, uint64_t) { unsupported("multinomial"); }
+void im2col(const Tensor&, const Tensor&, const Window2d&) { unsupported("im2col"); }
+void col2im(const Tensor&, const Tensor&, const Window2d&) { unsupported("col2im"); }
+void max_pool2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t,
+                int64_t) {
+  unsupported("max_pool2d");
+}
 
 }  // namespace ember::cuda
