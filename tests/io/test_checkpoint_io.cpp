@@ -1,0 +1,377 @@
+// Checkpoints: round trip, checksum (every byte of a file flipped in turn), atomic replacement
+// under simulated failures, and a bit-identical resumed training run.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "ember/io/checkpoint.hpp"
+#include "ember/io/safetensors.hpp"
+#include "io/file.hpp"
+#include "io/safetensors_impl.hpp"
+#include "test_util.hpp"
+
+using namespace ember;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  REQUIRE(f.good());
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(f.good());
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int n = 0;
+    path = fs::temp_directory_path() /
+           ("ember_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+  std::vector<std::string> listing() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(path))
+      names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+};
+
+// Removes the atomic-write test hook at scope exit.
+struct HookGuard {
+  explicit HookGuard(std::function<bool(const char*)> h) {
+    io_detail::set_atomic_write_hook(std::move(h));
+  }
+  ~HookGuard() { io_detail::set_atomic_write_hook({}); }
+};
+
+Checkpoint sample_checkpoint() {
+  Checkpoint c;
+  c.model.insert("fc.weight", arange(6, kFloat32).reshape({2, 3}));
+  c.model.insert("fc.bias", tensor(std::vector<BFloat16>{BFloat16(1.5f), BFloat16(-2.0f)}));
+  c.model.insert("bn.num_batches_tracked", scalar_tensor(int64_t{12}, kInt64));
+  c.optimizer.insert("state.0.exp_avg", full({2, 3}, 0.25, kFloat64));
+  c.optimizer.set_double("param_groups.0.lr", 3e-4);
+  c.optimizer.set_int("param_groups.0.params.0", 0);
+  c.scheduler.set_int("last_epoch", 7);
+  c.step = 123456789012LL;
+  c.metadata = {{"run", "resnet18"}, {"note", "line\nbreak"}};
+  c.rng["data"] = GeneratorState{0xfedcba9876543210ull, 99};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: FNV-1a 64 matches its published test vectors") {
+  auto fnv = [](const std::string& s) {
+    io_detail::Fnv1a64 h;
+    h.update(s.data(), s.size());
+    return h.state;
+  };
+  CHECK(fnv("") == 0xcbf29ce484222325ull);
+  CHECK(fnv("a") == 0xaf63dc4c8601ec8cull);
+  CHECK(fnv("foobar") == 0x85944171f73967e8ull);
+}
+
+TEST_CASE("checkpoint: save and load round-trip every field") {
+  TempDir dir;
+  const std::string path = dir.file("ckpt.safetensors");
+  manual_seed(2024);
+  (void)randn({10});  // move the default generator off offset 0
+  const GeneratorState default_state = GeneratorState::capture(default_generator());
+  Checkpoint c = sample_checkpoint();
+  save_checkpoint(path, c);
+
+  Checkpoint r = load_checkpoint(path);
+  CHECK(r.step == c.step);
+  CHECK(r.metadata == c.metadata);
+  for (auto [got, want] : {std::pair{&r.model, &c.model}, std::pair{&r.optimizer, &c.optimizer},
+                           std::pair{&r.scheduler, &c.scheduler}}) {
+    REQUIRE(got->size() == want->size());
+    for (const auto& [k, t] : *want) {
+      INFO(k);
+      REQUIRE(got->contains(k));
+      CHECK(test::bitwise_equal(got->at(k), t));
+    }
+  }
+  REQUIRE(r.rng.size() == 2);
+  CHECK(r.rng.at("default") == default_state);
+  CHECK(r.rng.at("data") == c.rng.at("data"));
+
+  // It is a plain safetensors file too (Python's safetensors opens it; see make_golden.py).
+  StateDict flat = load_safetensors(path);
+  CHECK(flat.contains("model.fc.weight"));
+  CHECK(flat.contains("optimizer.param_groups.0.lr"));
+  CHECK(flat.contains("scheduler.last_epoch"));
+  CHECK(flat.contains("rng.default"));
+  std::map<std::string, std::string> meta = load_safetensors_metadata(path);
+  CHECK(meta.at("ember.step") == "123456789012");
+  CHECK(meta.at("ember.format") == "ember.checkpoint");
+  CHECK(meta.at("ember.format_version") == "1");
+  CHECK(meta.at("ember.checksum").rfind("fnv1a64:", 0) == 0);
+  CHECK(meta.at("run") == "resnet18");
+
+  // Saving the same checkpoint twice gives the same bytes.
+  c.rng["default"] = default_state;
+  save_checkpoint(dir.file("again.safetensors"), c);
+  CHECK(read_bytes(dir.file("again.safetensors")) == read_bytes(path));
+}
+
+TEST_CASE("checkpoint: any flipped byte anywhere in the file is an IOError") {
+  TempDir dir;
+  const std::string path = dir.file("ckpt.safetensors");
+  Checkpoint c;
+  c.model.insert("w", arange(8, kFloat32));
+  c.optimizer.insert("m", arange(3, kInt64));
+  c.step = 5;
+  c.metadata["k"] = "v";
+  save_checkpoint(path, c);
+  const std::string good = read_bytes(path);
+  const uint64_t data_start = 8 + read_safetensors_header(path).header_size;
+  REQUIRE(data_start < good.size());
+
+  const std::string bad_path = dir.file("bad.safetensors");
+  int detected = 0, checksum_errors = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (unsigned char mask : {0x01, 0x80}) {
+      std::string b = good;
+      b[i] = static_cast<char>(b[i] ^ mask);
+      write_bytes(bad_path, b);
+      try {
+        (void)load_checkpoint(bad_path);
+      } catch (const IOError& e) {
+        ++detected;
+        const bool by_checksum =
+            std::string(e.what()).find("checksum mismatch") != std::string::npos;
+        checksum_errors += by_checksum;
+        if (i >= data_start) {
+          INFO("byte " << i << " (data buffer): " << e.what());
+          CHECK(by_checksum);
+        }
+        continue;
+      }
+      FAIL("flipping byte " << i << " with mask " << int(mask) << " went unnoticed");
+    }
+  }
+  INFO(good.size() << " bytes; " << checksum_errors << " of " << detected
+                   << " detections by the checksum, the rest by header validation");
+  CHECK(detected == static_cast<int>(2 * good.size()));
+  // Data-buffer flips always reach the checksum; header flips often fail validation first.
+  CHECK(checksum_errors >= static_cast<int>(2 * (good.size() - data_start)));
+  write_bytes(bad_path, good);
+  CHECK(load_checkpoint(bad_path).step == 5);
+}
+
+TEST_CASE("checkpoint: files that are not valid checkpoints are typed errors") {
+  TempDir dir;
+  save_safetensors(dir.file("plain.safetensors"), {{"w", ones({2})}});
+  EMBER_CHECK_THROWS(load_checkpoint(dir.file("plain.safetensors")), IOError, "[load_checkpoint]",
+                     "plain.safetensors", "not an Ember checkpoint");
+  save_safetensors(dir.file("v2.safetensors"), {{"w", ones({2})}},
+                   {{"ember.format", "ember.checkpoint"},
+                    {"ember.format_version", "2"},
+                    {"ember.step", "0"},
+                    {"ember.checksum", "fnv1a64:0000000000000000"}});
+  EMBER_CHECK_THROWS(load_checkpoint(dir.file("v2.safetensors")), IOError,
+                     "format version 2 is not supported");
+
+  // Correctly sealed files whose contents are wrong: seal() computes the checksum as save does.
+  auto seal = [](std::string bytes) {
+    const std::string needle = "\"ember.checksum\":\"fnv1a64:";
+    const size_t at = bytes.find(needle) + needle.size();
+    io_detail::Fnv1a64 h;
+    h.update(bytes.data(), bytes.size());
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h.state));
+    bytes.replace(at, 16, hex);
+    return bytes;
+  };
+  const std::map<std::string, std::string> meta = {
+      {"ember.format", "ember.checkpoint"},
+      {"ember.format_version", "1"},
+      {"ember.step", "3"},
+      {"ember.checksum", "fnv1a64:" + std::string(16, '0')}};
+  write_bytes(dir.file("ok.safetensors"),
+              seal(serialize_safetensors({{"model.w", ones({2})}}, meta)));
+  CHECK(load_checkpoint(dir.file("ok.safetensors")).step == 3);
+  write_bytes(dir.file("foo.safetensors"),
+              seal(serialize_safetensors({{"foo.w", ones({2})}}, meta)));
+  EMBER_CHECK_THROWS(load_checkpoint(dir.file("foo.safetensors")), IOError,
+                     "unexpected tensor 'foo.w'");
+  write_bytes(dir.file("rng.safetensors"),
+              seal(serialize_safetensors({{"rng.default", ones({2})}}, meta)));
+  EMBER_CHECK_THROWS(load_checkpoint(dir.file("rng.safetensors")), IOError,
+                     "generator state 'rng.default' is float32 (2,)");
+  std::map<std::string, std::string> bad_step = meta;
+  bad_step["ember.step"] = "3x";
+  write_bytes(dir.file("step.safetensors"), seal(serialize_safetensors({}, bad_step)));
+  EMBER_CHECK_THROWS(load_checkpoint(dir.file("step.safetensors")), IOError,
+                     "step '3x' is not an integer");
+
+  Checkpoint c;
+  c.metadata["ember.step"] = "1";
+  EMBER_CHECK_THROWS(save_checkpoint(dir.file("x.safetensors"), c), ValueError,
+                     "reserved prefix 'ember.'");
+  CHECK_FALSE(fs::exists(dir.file("x.safetensors")));
+  Checkpoint empty;
+  EMBER_CHECK_THROWS(restore_rng(empty), IOError, "[restore_rng]", "default generator");
+  Checkpoint only_default;
+  only_default.rng["default"] = GeneratorState{1, 2};
+  Generator g(5);
+  EMBER_CHECK_THROWS(restore_rng(only_default, {{"data", g}}), IOError, "generator 'data'");
+  CHECK(g.current_seed() == 5);  // nothing restored when any entry is missing
+}
+
+TEST_CASE("checkpoint: a failed write leaves the old file untouched and no temporary file") {
+  TempDir dir;
+  const std::string path = dir.file("ckpt.safetensors");
+  Checkpoint v1 = sample_checkpoint();
+  v1.step = 1;
+  save_checkpoint(path, v1);
+  const std::string old_bytes = read_bytes(path);
+  Checkpoint v2 = sample_checkpoint();
+  v2.step = 2;
+  v2.model.insert("big", zeros({1000}));
+
+  for (const char* stage : {"open", "write", "sync", "rename"}) {
+    INFO("failing stage: " << stage);
+    {
+      HookGuard hook([stage](const char* s) { return std::strcmp(s, stage) == 0; });
+      EMBER_CHECK_THROWS(save_checkpoint(path, v2), IOError, "[save_checkpoint]",
+                         "ckpt.safetensors");
+      EMBER_CHECK_THROWS(save_safetensors(path, v2.model), IOError, "[save_safetensors]");
+    }
+    CHECK(read_bytes(path) == old_bytes);
+    CHECK(dir.listing() == std::vector<std::string>{"ckpt.safetensors"});
+    CHECK(load_checkpoint(path).step == 1);
+  }
+
+  // The write fails after some bytes went out (the third write call).
+  {
+    int calls = 0;
+    HookGuard hook(
+        [&calls](const char* s) { return std::strcmp(s, "write") == 0 && ++calls == 3; });
+    EMBER_CHECK_THROWS(save_checkpoint(path, v2), IOError, "write failed");
+  }
+  CHECK(read_bytes(path) == old_bytes);
+  CHECK(dir.listing() == std::vector<std::string>{"ckpt.safetensors"});
+
+  // A real failure: the target is a directory, so rename() fails.
+  fs::create_directories(dir.file("taken.safetensors/inner"));
+  EMBER_CHECK_THROWS(save_checkpoint(dir.file("taken.safetensors"), v2), IOError, "cannot rename");
+  CHECK(fs::is_directory(dir.file("taken.safetensors/inner")));
+  CHECK(dir.listing() == std::vector<std::string>{"ckpt.safetensors", "taken.safetensors"});
+  // And a missing directory.
+  EMBER_CHECK_THROWS(save_checkpoint(dir.file("no/such/dir.safetensors"), v2), IOError,
+                     "cannot create the temporary file");
+
+  // After the rename the new file is in place even if the directory fsync then fails.
+  {
+    HookGuard hook([](const char* s) { return std::strcmp(s, "sync_dir") == 0; });
+    EMBER_CHECK_THROWS(save_checkpoint(path, v2), IOError, "after the rename");
+  }
+  CHECK(load_checkpoint(path).step == 2);
+  CHECK(dir.listing() == std::vector<std::string>{"ckpt.safetensors", "taken.safetensors"});
+
+  // A successful save replaces the file and keeps its permissions.
+  ::chmod(path.c_str(), 0640);
+  save_checkpoint(path, v1);
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0640);
+  CHECK(read_bytes(path) == old_bytes);
+}
+
+// ---- resume: 6 steps straight == 3 steps, checkpoint, reload, 3 steps (bitwise) ----
+
+namespace {
+
+constexpr int64_t kN = 32, kD = 4;
+
+struct Run {
+  Tensor w, momentum;  // (kD, 1) float32
+  int64_t step = 0;
+};
+
+// Linear regression, minibatches drawn with `data_gen`, label noise from the default generator,
+// hand-written SGD with momentum (PyTorch's form: buf = mu * buf + grad; w -= lr * buf).
+void train_steps(Run& r, int steps, Generator& data_gen, const Tensor& X, const Tensor& y) {
+  const double lr = 0.05, mu = 0.9;
+  for (int s = 0; s < steps; ++s) {
+    Tensor idx = randperm(kN, data_gen).narrow(0, 0, 16);
+    Tensor xb = X.index_select(0, idx);
+    Tensor yb = y.index_select(0, idx) + randn({16, 1}) * 0.1;
+    Tensor grad = matmul(xb.transpose(0, 1), matmul(xb, r.w) - yb) * (2.0 / 16);
+    r.momentum.mul_(mu).add_(grad);
+    r.w.sub_(r.momentum * lr);
+    ++r.step;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: resuming from a checkpoint continues training bit for bit") {
+  Generator fixed(7);
+  const Tensor X = randn({kN, kD}, fixed);
+  const Tensor y = matmul(X, tensor(std::vector<float>{1.0f, -2.0f, 0.5f, 3.0f}).reshape({kD, 1}));
+
+  // Straight: 6 steps.
+  manual_seed(11);
+  Generator data_a(99);
+  Run a{zeros({kD, 1}), zeros({kD, 1})};
+  train_steps(a, 6, data_a, X, y);
+  const GeneratorState end_default = GeneratorState::capture(default_generator());
+
+  // Resumed: 3 steps, save, scramble every piece of state, load, 3 steps.
+  TempDir dir;
+  const std::string path = dir.file("resume.safetensors");
+  manual_seed(11);
+  Generator data_b(99);
+  Run b{zeros({kD, 1}), zeros({kD, 1})};
+  train_steps(b, 3, data_b, X, y);
+  {
+    Checkpoint c;
+    c.model.insert("w", b.w);
+    c.optimizer.insert("state.0.momentum_buffer", b.momentum);
+    c.optimizer.set_double("param_groups.0.lr", 0.05);
+    c.scheduler.set_int("last_epoch", b.step);
+    c.step = b.step;
+    c.rng["data"] = GeneratorState::capture(data_b);
+    save_checkpoint(path, c);
+  }
+  manual_seed(12345);
+  (void)randn({100});
+  data_b.set_current_seed(1);
+  b = Run{randn({kD, 1}), ones({kD, 1}), 0};
+
+  Checkpoint c = load_checkpoint(path);
+  restore_rng(c, {{"data", data_b}});
+  b.w = c.model.at("w");  // views of the mapped file, updated in place from here on
+  b.momentum = c.optimizer.at("state.0.momentum_buffer");
+  b.step = c.step;
+  CHECK(c.scheduler.get_int("last_epoch") == 3);
+  train_steps(b, 3, data_b, X, y);
+
+  CHECK(b.step == 6);
+  CHECK(test::bitwise_equal(a.w, b.w));
+  CHECK(test::bitwise_equal(a.momentum, b.momentum));
+  CHECK(GeneratorState::capture(default_generator()) == end_default);
+  CHECK(GeneratorState::capture(data_b) == GeneratorState::capture(data_a));
+  // The training moved the weights (the comparison is not between two untouched tensors).
+  CHECK(a.w.abs().sum().item<double>() > 0.1);
+}
