@@ -178,6 +178,8 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
                               label_smoothing);
   }
   // Class probabilities of the input's shape.
+  EMBER_CHECK(ignore_index < 0, ValueError, "[", op,
+              "] ignore_index is not supported for class-probability targets, got ", ignore_index);
   EMBER_CHECK(input.dim() >= 1, ShapeError, "[", op,
               "] expected input (C,), (N, C) or (N, C, d1, ...), got shape ", input.sizes());
   EMBER_CHECK(target.sizes() == input.sizes(), ShapeError, "[", op, "] probability target shape ",

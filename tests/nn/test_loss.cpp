@@ -185,6 +185,29 @@ TEST_CASE("cross_entropy: (N, C, d1, d2) inputs and unbatched (C,) inputs") {
   CHECK(item(F::cross_entropy(u, tensor({0.0, 0.0, 1.0}, kFloat64))) == Approx(item(lu)));
 }
 
+TEST_CASE("cross_entropy: equals logsumexp - x[target]; non-contiguous inputs; float16") {
+  Tensor x = grad_input({5, 4}, -3, 3, 47).detach();
+  Tensor t = tensor({3, 0, 1, 1, 2});
+  Tensor ref = logsumexp(x, {1}) - gather(x, 1, t.unsqueeze(1)).squeeze(1);
+  CHECK(allclose(F::cross_entropy(x, t, {}, -100, "none"), ref, 1e-14, 1e-14));
+  // A transposed (non-contiguous) input and a strided target give bitwise the same losses.
+  Tensor xt = x.t().contiguous().t();
+  REQUIRE_FALSE(xt.is_contiguous());
+  Tensor ts = tensor({3, 9, 0, 9, 1, 9, 1, 9, 2, 9}).slice(0, 0, std::nullopt, 2);
+  REQUIRE_FALSE(ts.is_contiguous());
+  for (const char* red : {"none", "mean", "sum"}) {
+    INFO(red);
+    CHECK(test::bitwise_equal(F::cross_entropy(xt, ts, {}, -100, red, 0.1),
+                              F::cross_entropy(x, t, {}, -100, red, 0.1)));
+    CHECK(
+        test::bitwise_equal(F::mse_loss(xt, test::non_contiguous(x), red), F::mse_loss(x, x, red)));
+  }
+  // float16 logits: the loss is float16 and close to the float64 value.
+  Tensor h = F::cross_entropy(x.to(kFloat16), t);
+  CHECK(h.dtype() == kFloat16);
+  CHECK(item(h) == Approx(item(F::cross_entropy(x, t))).epsilon(5e-3));
+}
+
 // ---- numerical stability anchors ----
 
 TEST_CASE("cross_entropy: two equal logits give ln 2 up to 1e38, float32 and float64") {
@@ -439,6 +462,8 @@ TEST_CASE("losses: errors name the loss, the shapes and the bad value") {
   EMBER_CHECK_THROWS(F::cross_entropy(tensor({1.0, 2.0}, kFloat64), tensor({0})), ShapeError,
                      "[cross_entropy]", "(2,)", "0-d");
   EMBER_CHECK_THROWS(F::cross_entropy(x, Tensor()), ValueError, "[cross_entropy]", "target");
+  EMBER_CHECK_THROWS(F::cross_entropy(x, zeros({2, 3}, kFloat64), {}, 0), ValueError,
+                     "[cross_entropy]", "ignore_index", "probability");
   EMBER_CHECK_THROWS(F::mse_loss(zeros({2, 3}), zeros({4})), ShapeError, "[mse_loss]", "(2, 3)",
                      "(4,)");
   EMBER_CHECK_THROWS(F::l1_loss(tensor({1, 2}), tensor({1, 2})), DTypeError, "[l1_loss]", "int64");

@@ -197,6 +197,24 @@ TEST_CASE("normalize: unit p-norm along dim, eps guards zero vectors") {
   check_values(F::normalize(tensor({{3.0, -4.0}}, kFloat64), 2.0, -1), {0.6, -0.8});
 }
 
+TEST_CASE("normalization: non-contiguous inputs give bitwise the contiguous results") {
+  Tensor x = grad_input({4, 3, 2, 2}, -2, 2, 68).detach();
+  Tensor nc = x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+  REQUIRE_FALSE(nc.is_contiguous());
+  Tensor w = grad_input({3}, 0.5, 2, 69).detach(), b = grad_input({3}, -1, 1, 70).detach();
+  Tensor rm = zeros({3}, kFloat64), rv = ones({3}, kFloat64);
+  Tensor rm2 = zeros({3}, kFloat64), rv2 = ones({3}, kFloat64);
+  CHECK(test::bitwise_equal(F::batch_norm(nc, rm, rv, w, b, true),
+                            F::batch_norm(x, rm2, rv2, w, b, true)));
+  CHECK(test::bitwise_equal(rm, rm2));
+  CHECK(test::bitwise_equal(rv, rv2));
+  CHECK(test::bitwise_equal(F::group_norm(nc, 3, w, b), F::group_norm(x, 3, w, b)));
+  CHECK(test::bitwise_equal(F::layer_norm(test::non_contiguous(x), {2, 2}),
+                            F::layer_norm(x, {2, 2})));
+  CHECK(test::bitwise_equal(F::rms_norm(test::non_contiguous(x), {2}), F::rms_norm(x, {2})));
+  CHECK(test::bitwise_equal(F::normalize(test::non_contiguous(x)), F::normalize(x)));
+}
+
 // ---- errors ----
 
 TEST_CASE("normalization: errors name the function and the shapes") {
