@@ -76,7 +76,11 @@ void im2col(const Tensor& cols, const Tensor& x, const Window2d& w) {
               std::fill(out, out + lo, zero);
               const T* src = xplane + ih * xh + (lo * w.sw + col_off) * xw;
               const int64_t step = w.sw * xw;
-              for (int64_t ow = lo; ow < hi; ++ow, src += step) out[ow] = *src;
+              if (step == 1) {  // stride 1 over a contiguous row: a plain copy
+                std::copy(src, src + (hi - lo), out + lo);
+              } else {
+                for (int64_t ow = lo; ow < hi; ++ow, src += step) out[ow] = *src;
+              }
               std::fill(out + hi, out + OW, zero);
             }
           }
@@ -110,7 +114,12 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w) {
               if (ih < 0 || ih >= H) continue;
               C* dst = acc.data() + ih * W + lo * w.sw + col_off;
               const T* src = row + (oh * OW + lo) * cl;
-              for (int64_t ow = lo; ow < hi; ++ow, dst += w.sw, src += cl) *dst += convert<C>(*src);
+              if (w.sw == 1 && cl == 1) {  // contiguous on both sides: vectorisable
+                for (int64_t k = 0; k < hi - lo; ++k) dst[k] += convert<C>(src[k]);
+              } else {
+                for (int64_t ow = lo; ow < hi; ++ow, dst += w.sw, src += cl)
+                  *dst += convert<C>(*src);
+              }
             }
           }
         }
