@@ -1,7 +1,7 @@
 // Checkpoints: one safetensors file with model./optimizer./scheduler./rng. tensors and
-// ember.* metadata (format, version, step, checksum). The checksum is 64-bit FNV-1a over every
-// byte of the file with the 16 hex digits of the checksum itself read as '0', so a change to
-// any byte (size prefix, header, padding, data) is detected.
+// ember.* metadata (format, version, step, checksum). The checksum is XXH64 over every byte of
+// the file with the 16 hex digits of the checksum itself read as '0', so a change to any byte
+// (size prefix, header, padding, data) is detected.
 #include "ember/io/checkpoint.hpp"
 
 #include <charconv>
@@ -19,8 +19,9 @@ constexpr const char* kFormatValue = "ember.checkpoint";
 constexpr const char* kVersionKey = "ember.format_version";
 constexpr const char* kStepKey = "ember.step";
 constexpr const char* kChecksumKey = "ember.checksum";
-constexpr std::string_view kChecksumNeedle = "\"ember.checksum\":\"fnv1a64:";
+constexpr std::string_view kChecksumNeedle = "\"ember.checksum\":\"xxh64:";
 constexpr size_t kHexDigits = 16;
+constexpr std::string_view kChecksumAlgorithm = "xxh64:";
 const char* const kSections[] = {"model", "optimizer", "scheduler"};
 
 std::string hex16(uint64_t v) {
@@ -75,7 +76,8 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   meta[kFormatKey] = kFormatValue;
   meta[kVersionKey] = std::to_string(kCheckpointFormatVersion);
   meta[kStepKey] = std::to_string(ckpt.step);
-  meta[kChecksumKey] = "fnv1a64:" + std::string(kHexDigits, '0');  // the digits are patched below
+  meta[kChecksumKey] = std::string(kChecksumAlgorithm) +
+                       std::string(kHexDigits, '0');  // the digits are patched below
 
   StateDict all;
   all.update(ckpt.model, "model");
@@ -95,7 +97,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   const std::string where = "[save_checkpoint] '" + path + "'";
   const size_t hex_at = 8 + checksum_position(w.header, where);
 
-  io_detail::Fnv1a64 hash;
+  io_detail::XXH64 hash;
   io_detail::AtomicWriter out(path, "save_checkpoint");
   const std::string prefix = io_detail::size_prefix(w.header.size());
   hash.update(prefix.data(), prefix.size());
@@ -107,7 +109,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
     hash.update(t.data_ptr(), t.nbytes());
     out.write(t.data_ptr(), t.nbytes());
   }
-  const std::string digits = hex16(hash.state);
+  const std::string digits = hex16(hash.digest());
   out.write_at(hex_at, digits.data(), digits.size());
   out.commit();
 }
@@ -134,18 +136,19 @@ Checkpoint load_checkpoint(const std::string& path) {
   const uint8_t* bytes = f.file->data;
   std::string_view header(reinterpret_cast<const char*>(bytes) + 8, f.header.header_size);
   const size_t hex_at = 8 + checksum_position(header, where);
-  EMBER_CHECK(stored.size() == 8 + kHexDigits &&
+  const size_t algo = kChecksumAlgorithm.size();
+  EMBER_CHECK(stored.size() == algo + kHexDigits &&
                   std::string_view(reinterpret_cast<const char*>(bytes) + hex_at, kHexDigits) ==
-                      std::string_view(stored).substr(8),
+                      std::string_view(stored).substr(algo),
               IOError, where, ": malformed checksum '", stored, "'");
-  io_detail::Fnv1a64 hash;
+  io_detail::XXH64 hash;
   const std::string zeros(kHexDigits, '0');
   hash.update(bytes, hex_at);
   hash.update(zeros.data(), zeros.size());
   hash.update(bytes + hex_at + kHexDigits, f.file->size - hex_at - kHexDigits);
-  EMBER_CHECK(hex16(hash.state) == stored.substr(8), IOError, where, ": checksum mismatch (file ",
-              "says ", stored.substr(8), ", contents hash to ", hex16(hash.state),
-              "): the file is corrupt");
+  EMBER_CHECK(hex16(hash.digest()) == stored.substr(algo), IOError, where,
+              ": checksum mismatch (file ", "says ", stored.substr(algo), ", contents hash to ",
+              hex16(hash.digest()), "): the file is corrupt");
 
   Checkpoint c;
   c.step = parse_int(get(kStepKey), "step", where);

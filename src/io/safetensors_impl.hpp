@@ -40,18 +40,24 @@ MappedSafetensors map_safetensors(const std::string& path, const std::string& wh
 StateDict make_tensors(const SafetensorsHeader& header, const uint8_t* buffer,
                        const std::shared_ptr<MappedFile>& mapping, const std::string& where);
 
-/// 64-bit FNV-1a (Fowler, Noll, Vo): offset basis 0xcbf29ce484222325, prime 0x100000001b3.
-struct Fnv1a64 {
-  uint64_t state = 0xcbf29ce484222325ull;
-  void update(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    uint64_t h = state;
-    for (size_t i = 0; i < n; ++i) {
-      h ^= p[i];
-      h *= 0x100000001b3ull;
-    }
-    state = h;
-  }
+/// XXH64 (Yann Collet's xxHash, 64-bit, seed 0), streaming: update() any number of times, then
+/// digest(). Chosen over FNV-1a for speed: it consumes 32 bytes per round in four independent
+/// lanes (about 20x FNV-1a's byte-serial chain), so verifying a checkpoint costs little next to
+/// reading it.
+class XXH64 {
+ public:
+  void update(const void* data, size_t n);
+  uint64_t digest() const;
+
+ private:
+  static constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full,
+                            kP3 = 0x165667B19E3779F9ull, kP4 = 0x85EBCA77C2B2AE63ull,
+                            kP5 = 0x27D4EB2F165667C5ull;
+  uint64_t acc_[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
+  unsigned char buf_[32] = {};
+  size_t buffered_ = 0;
+  uint64_t total_ = 0;
+  friend struct XXH64Impl;
 };
 
 }  // namespace ember::io_detail

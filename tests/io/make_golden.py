@@ -8,7 +8,7 @@ writes.
 
 The C++ test suite never runs Python: it reads the committed files. The values below are spelled
 out again in the C++ test (kept short and exactly representable in every dtype), so a change to
-either side shows up as a failure. Needs: pip install safetensors numpy torch.
+either side shows up as a failure. Needs: pip install safetensors numpy torch (and xxhash for --check's checksum).
 """
 import argparse
 import os
@@ -151,6 +151,20 @@ def check(directory):
         meta = f.metadata()
     print(f"ember_checkpoint.safetensors: safe_open sees {len(keys)} tensors {keys}")
     print(f"  metadata {meta}")
+    # The checksum as docs/serialization.md defines it: XXH64 of the file with its 16 hex digits
+    # read as '0'.
+    try:
+        import xxhash
+        raw = bytearray(open(ck, "rb").read())
+        needle = b'"ember.checksum":"xxh64:'
+        at = raw.index(needle) + len(needle)
+        stored = raw[at:at + 16].decode()
+        raw[at:at + 16] = b"0" * 16
+        ok = f"{xxhash.xxh64(bytes(raw)).intdigest():016x}" == stored
+        print(f"  checksum recomputed with Python's xxhash matches: {ok}")
+        bad += not ok
+    except ImportError:
+        print("  (pip install xxhash to recompute the checksum)")
     print("OK" if bad == 0 else f"FAILED: {bad} mismatches")
     return bad
 

@@ -77,15 +77,29 @@ Checkpoint sample_checkpoint() {
 
 }  // namespace
 
-TEST_CASE("checkpoint: FNV-1a 64 matches its published test vectors") {
-  auto fnv = [](const std::string& s) {
-    io_detail::Fnv1a64 h;
+TEST_CASE("checkpoint: XXH64 matches the reference xxhash, in one call and streamed in pieces") {
+  // Values from Python's xxhash 3.x (xxhash.xxh64(data).intdigest()).
+  auto xxh = [](const std::string& s) {
+    io_detail::XXH64 h;
     h.update(s.data(), s.size());
-    return h.state;
+    return h.digest();
   };
-  CHECK(fnv("") == 0xcbf29ce484222325ull);
-  CHECK(fnv("a") == 0xaf63dc4c8601ec8cull);
-  CHECK(fnv("foobar") == 0x85944171f73967e8ull);
+  CHECK(xxh("") == 0xef46db3751d8e999ull);
+  CHECK(xxh("a") == 0xd24ec4f1a98c6e5bull);
+  CHECK(xxh("abc") == 0x44bc2cf5ad770999ull);
+  CHECK(xxh("foobar") == 0xa2aa05ed9085aaf9ull);
+  std::string long_input;
+  for (int r = 0; r < 3; ++r)
+    for (int i = 0; i < 256; ++i) long_input += static_cast<char>(i);
+  long_input += "xyz";  // 771 bytes: stripes, then 8-, 4- and 1-byte tails
+  CHECK(xxh(long_input) == 0xe921a1b45bd779f8ull);
+  for (size_t piece : {1, 3, 7, 31, 32, 33, 100}) {
+    INFO("pieces of " << piece);
+    io_detail::XXH64 h;
+    for (size_t at = 0; at < long_input.size(); at += piece)
+      h.update(long_input.data() + at, std::min(piece, long_input.size() - at));
+    CHECK(h.digest() == 0xe921a1b45bd779f8ull);
+  }
 }
 
 TEST_CASE("checkpoint: save and load round-trip every field") {
@@ -123,7 +137,7 @@ TEST_CASE("checkpoint: save and load round-trip every field") {
   CHECK(meta.at("ember.step") == "123456789012");
   CHECK(meta.at("ember.format") == "ember.checkpoint");
   CHECK(meta.at("ember.format_version") == "1");
-  CHECK(meta.at("ember.checksum").rfind("fnv1a64:", 0) == 0);
+  CHECK(meta.at("ember.checksum").rfind("xxh64:", 0) == 0);
   CHECK(meta.at("run") == "resnet18");
 
   // Saving the same checkpoint twice gives the same bytes.
@@ -186,18 +200,18 @@ TEST_CASE("checkpoint: files that are not valid checkpoints are typed errors") {
                    {{"ember.format", "ember.checkpoint"},
                     {"ember.format_version", "2"},
                     {"ember.step", "0"},
-                    {"ember.checksum", "fnv1a64:0000000000000000"}});
+                    {"ember.checksum", "xxh64:0000000000000000"}});
   EMBER_CHECK_THROWS(load_checkpoint(dir.file("v2.safetensors")), IOError,
                      "format version 2 is not supported");
 
   // Correctly sealed files whose contents are wrong: seal() computes the checksum as save does.
   auto seal = [](std::string bytes) {
-    const std::string needle = "\"ember.checksum\":\"fnv1a64:";
+    const std::string needle = "\"ember.checksum\":\"xxh64:";
     const size_t at = bytes.find(needle) + needle.size();
-    io_detail::Fnv1a64 h;
+    io_detail::XXH64 h;
     h.update(bytes.data(), bytes.size());
     char hex[17];
-    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h.state));
+    std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h.digest()));
     bytes.replace(at, 16, hex);
     return bytes;
   };
@@ -205,7 +219,7 @@ TEST_CASE("checkpoint: files that are not valid checkpoints are typed errors") {
       {"ember.format", "ember.checkpoint"},
       {"ember.format_version", "1"},
       {"ember.step", "3"},
-      {"ember.checksum", "fnv1a64:" + std::string(16, '0')}};
+      {"ember.checksum", "xxh64:" + std::string(16, '0')}};
   write_bytes(dir.file("ok.safetensors"),
               seal(serialize_safetensors({{"model.w", ones({2})}}, meta)));
   CHECK(load_checkpoint(dir.file("ok.safetensors")).step == 3);
