@@ -303,6 +303,23 @@ TEST_CASE("conv: non-contiguous inputs give bitwise the contiguous results; half
   }
 }
 
+TEST_CASE(
+    "pooling, upsampling, unfold: non-contiguous inputs give bitwise the contiguous results") {
+  Tensor x = rnd({2, 3, 7, 9}, 33, kFloat32);
+  Tensor xn = test::non_contiguous(x);
+  REQUIRE_FALSE(xn.is_contiguous());
+  CHECK(test::bitwise_equal(unfold(xn, {2, 3}, 1, 1, 2), unfold(x, {2, 3}, 1, 1, 2)));
+  CHECK(test::bitwise_equal(fold(test::non_contiguous(unfold(x, 3)), {7, 9}, 3),
+                            fold(unfold(x, 3), {7, 9}, 3)));
+  CHECK(test::bitwise_equal(avg_pool2d(xn, 3, 2, 1), avg_pool2d(x, 3, 2, 1)));
+  CHECK(test::bitwise_equal(adaptive_avg_pool2d(xn, {3, 4}), adaptive_avg_pool2d(x, {3, 4})));
+  CHECK(test::bitwise_equal(std::get<1>(adaptive_max_pool2d(xn, {3, 4})),
+                            std::get<1>(adaptive_max_pool2d(x, {3, 4}))));
+  CHECK(test::bitwise_equal(upsample_bilinear2d(xn, {11, 5}, true),
+                            upsample_bilinear2d(x, {11, 5}, true)));
+  CHECK(test::bitwise_equal(upsample_nearest2d(xn, {11, 5}), upsample_nearest2d(x, {11, 5})));
+}
+
 TEST_CASE("conv: errors name the op and the shapes") {
   Tensor x = rnd({1, 4, 5, 5}, 40), w = rnd({2, 3, 3, 3}, 41);
   EMBER_CHECK_THROWS(conv2d(x, w), ShapeError, "[conv2d]", "(1, 4, 5, 5)", "(2, 3, 3, 3)");
