@@ -137,11 +137,14 @@ TEST_CASE("safetensors: every dtype round-trips bitwise, in memory and through a
   StateDict sd = reference_tensors();
   sd.insert("noncontig.t", arange(12, kFloat32).reshape({3, 4}).transpose(0, 1));
   sd.insert("noncontig.slice", test::non_contiguous(arange(6, kInt64).reshape({2, 3})));
+  sd.insert("offset_view", arange(10, kInt32).narrow(0, 3, 4));  // contiguous, storage offset 3
+  sd.insert("expanded", arange(3, kFloat64).reshape({1, 3}).expand({4, 3}));  // stride 0
   sd.insert("zero_dim.i64", scalar_tensor(int64_t{-7}, kInt64));
   sd.insert("zero_dim.bool", scalar_tensor(true, kBool));
   sd.insert("empty.bf16", empty({2, 0, 3}, kBFloat16));
   sd.insert("nan.f32", full({2}, std::numeric_limits<double>::quiet_NaN(), kFloat32));
   REQUIRE_FALSE(sd.at("noncontig.t").is_contiguous());
+  REQUIRE(sd.at("offset_view").storage_offset() == 3);
   const std::map<std::string, std::string> meta = {{"format", "pt"}, {"epoch", "3"}, {"", ""}};
 
   std::string bytes = serialize_safetensors(sd, meta);
