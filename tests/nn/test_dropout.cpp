@@ -161,6 +161,12 @@ TEST_CASE("dropout: grads match finite differences (gradcheck and gradgradcheck)
                      return square(F::dropout2d(x[0], 0.5));
                    },
                    {grad_input({2, 3, 2, 2})}});
+  table.push_back({"dropout1d unbatched",
+                   [](const Inputs& x) {
+                     manual_seed(4);
+                     return F::dropout1d(x[0], 0.5) * x[0];
+                   },
+                   {grad_input({6, 3})}});
   table.push_back({"alpha_dropout",
                    [](const Inputs& x) {
                      manual_seed(3);
