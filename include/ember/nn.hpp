@@ -8,4 +8,5 @@
 #include "ember/nn/modules/dropout.hpp"
 #include "ember/nn/modules/embedding.hpp"
 #include "ember/nn/modules/linear.hpp"
+#include "ember/nn/modules/loss.hpp"
 #include "ember/nn/modules/normalization.hpp"
