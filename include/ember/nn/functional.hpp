@@ -24,5 +24,21 @@ using ember::silu;
 using ember::softmax;
 using ember::softplus;
 using ember::tanh;
+// convolution, pooling, upsampling (include/ember/ops.hpp)
+using ember::adaptive_avg_pool1d;
+using ember::adaptive_avg_pool2d;
+using ember::avg_pool1d;
+using ember::avg_pool2d;
+using ember::conv1d;
+using ember::conv2d;
+using ember::conv_transpose1d;
+using ember::conv_transpose2d;
+using ember::fold;
+using ember::interpolate;
+using ember::max_pool1d;
+using ember::max_pool1d_with_indices;
+using ember::max_pool2d;
+using ember::max_pool2d_with_indices;
+using ember::unfold;
 
 }  // namespace ember::nn::functional
