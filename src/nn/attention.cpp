@@ -24,10 +24,11 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 /// instead of NaN: PyTorch's _safe_softmax. The row is zeroed before the softmax too, so no NaN
 /// reaches the backward pass.
 Tensor safe_softmax(const Tensor& scores) {
+  if (scores.size(-1) == 0) return scores;  // no keys: the output is zeros, as in PyTorch
   Tensor all_masked;
   {
     NoGradGuard no_grad;
-    all_masked = all(eq(scores, kNegInf), -1, /*keepdim=*/true);
+    all_masked = eq(amax(scores, {-1}, /*keepdim=*/true), kNegInf);  // the row max is -inf
   }
   return softmax(masked_fill(scores, all_masked, 0.0), -1).masked_fill(all_masked, 0.0);
 }
@@ -94,7 +95,7 @@ Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor&
   }
   // ---- compute: softmax(q k^T * scale + mask) v ----
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(E));
-  Tensor scores = matmul(query, key.transpose(-2, -1)) * s;  // (..., L, S)
+  Tensor scores = matmul(query * s, key.transpose(-2, -1));  // (..., L, S); scaling q is cheaper
   if (is_causal) {
     Tensor keep = ones({L, S}, TensorOptions(kBool).device(query.device())).tril();
     scores = masked_fill(scores, logical_not(keep), kNegInf);

@@ -186,6 +186,19 @@ TEST_CASE("sdpa: a float mask of -inf equals the bool mask; float32 works") {
             .dtype() == kFloat32);
 }
 
+TEST_CASE("sdpa: float16, bfloat16 and float32 inputs stay close to float64") {
+  Tensor q = rnd({2, 5, 8}, 30), k = rnd({2, 7, 8}, 31), v = rnd({2, 7, 4}, 32);
+  Tensor y = F::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+  const std::vector<std::pair<DType, double>> tolerances = {
+      {kFloat32, 1e-6}, {kFloat16, 3e-3}, {kBFloat16, 2e-2}};
+  for (const auto& [dt, tol] : tolerances) {
+    INFO(dt);
+    Tensor yh = F::scaled_dot_product_attention(q.to(dt), k.to(dt), v.to(dt), {}, 0.0, true);
+    CHECK(yh.dtype() == dt);
+    CHECK(values((yh.to(kFloat64) - y).abs().amax())[0] < tol);
+  }
+}
+
 TEST_CASE("sdpa: a fully masked row gives zeros and a zero gradient, as PyTorch's math path") {
   Tensor q = grad_input({2, 3, 4}), k = grad_input({2, 5, 4}), v = grad_input({2, 5, 3});
   Tensor keep = ones({3, 5}, kBool);
@@ -202,6 +215,16 @@ TEST_CASE("sdpa: a fully masked row gives zeros and a zero gradient, as PyTorch'
   // The same through a float mask of -inf.
   Tensor additive = zeros({3, 5}, kFloat64).masked_fill(logical_not(keep), -kInf);
   CHECK(close(F::scaled_dot_product_attention(q, k, v, additive), y));
+}
+
+TEST_CASE("sdpa: no keys gives zeros, no queries an empty output (as PyTorch)") {
+  Tensor y = F::scaled_dot_product_attention(rnd({2, 3, 4}, 1), zeros({2, 0, 4}, kFloat64),
+                                             zeros({2, 0, 5}, kFloat64));
+  CHECK(y.sizes() == IntArrayRef({2, 3, 5}));
+  CHECK(values(y.abs().sum())[0] == 0.0);
+  Tensor e = F::scaled_dot_product_attention(zeros({2, 0, 4}, kFloat64), rnd({2, 3, 4}, 2),
+                                             rnd({2, 3, 5}, 3));
+  CHECK(e.sizes() == IntArrayRef({2, 0, 5}));
 }
 
 TEST_CASE("sdpa: dropout_p statistics, scaling and determinism under manual_seed") {
