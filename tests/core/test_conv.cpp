@@ -201,7 +201,12 @@ TEST_CASE("conv2d matches a direct nested-loop convolution over a grid of parame
       Tensor y = conv2d(x, w, b, {g.sh, g.sw}, {g.ph, g.pw}, {g.dh, g.dw}, groups);
       INFO("groups " << groups << " kernel (" << g.kh << ", " << g.kw << ") stride (" << g.sh
                      << ", " << g.sw << ")");
-      CHECK(close(y, conv2d_reference(x, w, b, g, groups)));
+      const Tensor ref = conv2d_reference(x, w, b, g, groups);
+      CHECK(close(y, ref));
+      // float32: the packed GEMM's float accumulation over at most 6*25 terms of size <= 1.
+      CHECK(close(conv2d(x.to(kFloat32), w.to(kFloat32), b.to(kFloat32), {g.sh, g.sw}, {g.ph, g.pw},
+                         {g.dh, g.dw}, groups),
+                  ref, 2e-5));
       // Unbatched input, no bias.
       Tensor y1 = conv2d(x[0], w, {}, {g.sh, g.sw}, {g.ph, g.pw}, {g.dh, g.dw}, groups);
       CHECK(close(y1, conv2d_reference(x.slice(0, 0, 1), w, {}, g, groups).squeeze(0)));
