@@ -208,8 +208,11 @@ TEST_CASE("Transformer layers: a state_dict from PyTorch gives torch's outputs")
 TEST_CASE("Transformer: PyTorch's names, xavier init, torch's outputs for its state_dict") {
   const StateDict golden = test::load_attention_golden();
   manual_seed(4);
-  nn::Transformer tr(nn::TransformerOptions(8, 2).num_encoder_layers(2).num_decoder_layers(1).layer(
-      nn::TransformerLayerOptions(8, 2).dim_feedforward(16).dropout(0.0)));
+  nn::Transformer tr(nn::TransformerOptions(8, 2)
+                         .num_encoder_layers(2)
+                         .num_decoder_layers(1)
+                         .dim_feedforward(16)
+                         .dropout(0.0));
   CHECK(tr->state_dict().keys() == test::golden_state(golden, "transformer").keys());
   // Every matrix re-drawn with xavier_uniform_: linear1.weight (16, 8) has bound sqrt(6 / 24).
   for (const auto& [name, p] : tr->named_parameters()) {

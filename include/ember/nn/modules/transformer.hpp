@@ -159,7 +159,8 @@ class TransformerDecoderImpl : public Module {
 };
 EMBER_MODULE(TransformerDecoder);
 
-/// Options of Transformer: TransformerOptions(512, 8).num_encoder_layers(6).batch_first(true).
+/// Options of Transformer, PyTorch's arguments and defaults:
+/// TransformerOptions(512, 8).num_encoder_layers(6).dim_feedforward(2048).batch_first(true).
 struct TransformerOptions {
   TransformerOptions(int64_t d_model = 512, int64_t nhead = 8) : layer_(d_model, nhead) {}
   TransformerOptions& num_encoder_layers(int64_t v) {
@@ -170,10 +171,33 @@ struct TransformerOptions {
     num_decoder_layers_ = v;
     return *this;
   }
-  /// The options of every encoder and decoder layer (dim_feedforward, dropout, activation,
-  /// layer_norm_eps, batch_first, norm_first, bias).
-  TransformerOptions& layer(TransformerLayerOptions v) {
-    layer_ = std::move(v);
+  // The options of every encoder and decoder layer.
+  TransformerOptions& dim_feedforward(int64_t v) {
+    layer_.dim_feedforward(v);
+    return *this;
+  }
+  TransformerOptions& dropout(double v) {
+    layer_.dropout(v);
+    return *this;
+  }
+  TransformerOptions& activation(std::string v) {
+    layer_.activation(std::move(v));
+    return *this;
+  }
+  TransformerOptions& layer_norm_eps(double v) {
+    layer_.layer_norm_eps(v);
+    return *this;
+  }
+  TransformerOptions& batch_first(bool v) {
+    layer_.batch_first(v);
+    return *this;
+  }
+  TransformerOptions& norm_first(bool v) {
+    layer_.norm_first(v);
+    return *this;
+  }
+  TransformerOptions& bias(bool v) {
+    layer_.bias(v);
     return *this;
   }
   TransformerLayerOptions layer_;
