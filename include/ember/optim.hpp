@@ -1,0 +1,11 @@
+// Umbrella include for ember::optim: the optimizers and the learning-rate schedulers.
+#pragma once
+
+#include "ember/optim/adagrad.hpp"
+#include "ember/optim/adam.hpp"
+#include "ember/optim/adamw.hpp"
+#include "ember/optim/lion.hpp"
+#include "ember/optim/optimizer.hpp"
+#include "ember/optim/rmsprop.hpp"
+#include "ember/optim/schedulers.hpp"
+#include "ember/optim/sgd.hpp"
