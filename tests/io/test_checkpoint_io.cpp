@@ -316,6 +316,24 @@ TEST_CASE("checkpoint: a failed write leaves the old file untouched and no tempo
   CHECK(read_bytes(path) == old_bytes);
 }
 
+TEST_CASE("checkpoint: saving over a file whose tensors are still mapped leaves them intact") {
+  TempDir dir;
+  const std::string path = dir.file("ckpt.safetensors");
+  Checkpoint v1;
+  v1.model.insert("w", full({256}, 1.0, kFloat32));
+  v1.step = 1;
+  save_checkpoint(path, v1);
+  Checkpoint loaded = load_checkpoint(path);
+  Tensor w = loaded.model.at("w");  // a view of the mapped file
+  Checkpoint v2;
+  v2.model.insert("w", full({256}, 2.0, kFloat32));
+  v2.step = 2;
+  save_checkpoint(path, v2);  // rename() swaps the directory entry; the mapped inode lives on
+  CHECK(equal(w, full({256}, 1.0, kFloat32)));
+  CHECK(load_checkpoint(path).step == 2);
+  CHECK(equal(load_checkpoint(path).model.at("w"), full({256}, 2.0, kFloat32)));
+}
+
 // ---- resume: 6 steps straight == 3 steps, checkpoint, reload, 3 steps (bitwise) ----
 
 namespace {

@@ -2,7 +2,10 @@
 // metadata in one safetensors file (Python's safetensors opens it), written atomically and
 // verified by a checksum on load. See docs/serialization.md for the layout.
 //
-//   ember::Checkpoint ckpt{model->state_dict(), opt.state_dict(), sched.state_dict(), step};
+//   ember::Checkpoint ckpt;
+//   ckpt.model = model->state_dict();
+//   ckpt.optimizer = opt.state_dict();
+//   ckpt.step = step;
 //   ember::save_checkpoint("run/last.safetensors", ckpt);
 //   ...
 //   ember::Checkpoint c = ember::load_checkpoint("run/last.safetensors");
