@@ -161,6 +161,10 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
 /// begin + dh, ... < end (dw along W). Ties keep the first position, NaN wins (as PyTorch).
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw);
+/// out (P, OH, OW) contiguous = depthwise convolution (one filter per plane, no bias) of x
+/// (P, H, W, any strides, floating; P = N*C) with weight (C, kh*kw) contiguous: plane p uses row
+/// p % C. Accumulates in compute_t, taps in order (deterministic).
+void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
 // references
 /// im2col and col2im as plain loops over every element of cols (col2im sums in double); the
 /// tests check the kernels against them.
@@ -202,6 +206,7 @@ void im2col(const Tensor& cols, const Tensor& x, const Window2d& w);
 void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw);
+void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
 }  // namespace cuda
 
 }  // namespace ember

@@ -42,5 +42,8 @@ void max_pool2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, cons
                 int64_t) {
   unsupported("max_pool2d");
 }
+void depthwise_conv2d(const Tensor&, const Tensor&, const Tensor&, const Window2d&) {
+  unsupported("depthwise_conv2d");
+}
 
 }  // namespace ember::cuda

@@ -215,6 +215,36 @@ TEST_CASE("conv2d matches a direct nested-loop convolution over a grid of parame
   CHECK(cases == 18);
 }
 
+TEST_CASE("conv2d depthwise (direct kernel): reference, strides, half types, thread count") {
+  Tensor x = rnd({3, 5, 11, 9}, 50), w = rnd({5, 1, 3, 2}, 51), b = rnd({5}, 52);
+  const Geometry g{3, 2, 2, 1, 1, 1, 2, 3};
+  Tensor y = conv2d(x, w, b, {2, 1}, 1, {2, 3}, 5);
+  CHECK(close(y, conv2d_reference(x, w, b, g, 5)));
+  CHECK(y.grad_fn() == nullptr);
+  CHECK(test::bitwise_equal(
+      conv2d(test::non_contiguous(x), test::non_contiguous(w), b, {2, 1}, 1, {2, 3}, 5), y));
+  // conv1d: x[0] is (N, C, L) = (5, 11, 9), depthwise over its 11 channels.
+  Tensor w1 = rnd({11, 1, 3}, 53);
+  CHECK(close(
+      conv1d(x[0], w1, {}, 1, 1, 1, 11),
+      conv2d_reference(x[0].unsqueeze(2), w1.unsqueeze(2), {}, Geometry{1, 3, 1, 1, 0, 1, 1, 1}, 11)
+          .squeeze(2)));
+  Tensor xf = rnd({4, 8, 33, 31}, 54, kFloat32), wf = rnd({8, 1, 3, 3}, 55, kFloat32);
+  const int before = get_num_threads();
+  set_num_threads(1);
+  Tensor y1 = conv2d(xf, wf, {}, 1, 1, 1, 8);
+  set_num_threads(4);
+  Tensor y4 = conv2d(xf, wf, {}, 1, 1, 1, 8);
+  set_num_threads(before);
+  CHECK(test::bitwise_equal(y1, y4));
+  for (DType dt : {kFloat16, kBFloat16}) {
+    Tensor yh = conv2d(xf.to(dt), wf.to(dt), {}, 1, 1, 1, 8);
+    REQUIRE(yh.dtype() == dt);
+    CHECK(close(yh, conv2d(xf.to(dt).to(kFloat32), wf.to(dt).to(kFloat32), {}, 1, 1, 1, 8),
+                dt == kFloat16 ? 4e-3 : 2e-2));
+  }
+}
+
 TEST_CASE("conv1d matches the reference through a unit H dim") {
   Tensor x = rnd({2, 4, 11}, 7), w = rnd({6, 2, 3}, 8), b = rnd({6}, 9);
   Tensor y = conv1d(x, w, b, 2, 1, 2, 2);

@@ -1,5 +1,6 @@
 // CPU kernels of the convolution family: im2col / col2im (the sliding-window copy behind unfold,
-// fold and every convolution) and max pooling over window tables (max_pool2d, adaptive_max_pool2d).
+// fold and every convolution), max pooling over window tables (max_pool2d, adaptive_max_pool2d)
+// and the direct depthwise convolution (one filter per plane, accumulated tap by tap).
 //
 // Shapes: x is (P, H, W) with P = N*C planes; cols is (P, kh*kw, L), L = OH*OW, the row
 // i*kw + j of plane p holding kernel tap (i, j) at every output position. Planes are independent,
@@ -171,6 +172,53 @@ void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, co
       });
     } else {
       throw DTypeError("[max_pool2d] expected a floating tensor");
+    }
+  });
+}
+
+void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w) {
+  const int64_t P = x.size(0), H = x.size(1), W = x.size(2), C = weight.size(0);
+  const int64_t OH = out.size(1), OW = out.size(2);
+  const int64_t xp = x.stride(0), xh = x.stride(1), xw = x.stride(2);
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      using Acc = compute_t<T>;
+      const T* xd = x.data_ptr<T>();
+      const T* wd = weight.data_ptr<T>();  // (C, kh*kw)
+      T* od = out.data_ptr<T>();
+      parallel_for(P, plane_grain(w.kh * w.kw * OH * OW), [&](int64_t p0, int64_t p1) {
+        std::vector<Acc> acc(static_cast<size_t>(OH * OW));  // (OH, OW) of one plane
+        for (int64_t p = p0; p < p1; ++p) {
+          std::fill(acc.begin(), acc.end(), Acc(0));
+          const T* plane = xd + p * xp;
+          const T* filter = wd + (p % C) * w.kh * w.kw;
+          for (int64_t i = 0; i < w.kh; ++i) {
+            for (int64_t j = 0; j < w.kw; ++j) {
+              const Acc wv = convert<Acc>(filter[i * w.kw + j]);
+              const int64_t col_off = j * w.dw - w.pw;
+              int64_t lo = 0, hi = 0;
+              valid_range(OW, w.sw, col_off, W, lo, hi);
+              for (int64_t oh = 0; oh < OH; ++oh) {
+                const int64_t ih = oh * w.sh - w.ph + i * w.dh;
+                if (ih < 0 || ih >= H) continue;
+                Acc* dst = acc.data() + oh * OW + lo;
+                const T* src = plane + ih * xh + (lo * w.sw + col_off) * xw;
+                const int64_t step = w.sw * xw, n = hi - lo;
+                if (step == 1) {  // contiguous row: vectorisable
+                  for (int64_t k = 0; k < n; ++k) dst[k] += wv * convert<Acc>(src[k]);
+                } else {
+                  for (int64_t k = 0; k < n; ++k) dst[k] += wv * convert<Acc>(src[k * step]);
+                }
+              }
+            }
+          }
+          T* o = od + p * OH * OW;
+          for (int64_t e = 0; e < OH * OW; ++e) o[e] = convert<T>(acc[static_cast<size_t>(e)]);
+        }
+      });
+    } else {
+      throw DTypeError("[depthwise_conv2d] expected a floating tensor");
     }
   });
 }

@@ -284,11 +284,49 @@ Tensor shared_weight_matmul(const Tensor& a, const Tensor& b, const char* op) {
   return out;
 }
 
+/// Depthwise conv2d (groups == C == O) on (N, C, H, W) with the direct kernel: no columns in
+/// forward. Backward as ops: dX = fold(w * dY) over the taps, dW = sum over N, L of
+/// unfold(x) * dY, so it is differentiable again.
+Tensor depthwise_conv2d_4d(const Tensor& x, const Tensor& weight, const Window2d& w, int64_t OH,
+                           int64_t OW) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), K = w.kh * w.kw;
+  Tensor out = make_tensor({N, C, OH, OW}, x.dtype(), x.device(), "conv2d");
+  forward_no_grad([&] {
+    launch(x.device(), cpu::depthwise_conv2d, cuda::depthwise_conv2d, out.view({N * C, OH, OW}),
+           x.reshape({N * C, H, W}), weight.reshape({C, K}).contiguous(), w);
+    return 0;
+  });
+  autograd::record("conv2d", {x, weight}, out, {x, weight},
+                   [w, H, W](const Saved& s, const Tensor& dy) {
+                     const Tensor &x = s[0], &weight = s[1];
+                     const int64_t N = dy.size(0), C = dy.size(1), K = w.kh * w.kw;
+                     const int64_t L = dy.size(2) * dy.size(3);
+                     const Tensor d = dy.reshape({N, C, 1, L});
+                     std::vector<int64_t> k;
+                     Tensor gx, gw;
+                     if (wants(x))
+                       gx = fold((weight.reshape({1, C, K, 1}) * d).reshape({N, C * K, L}), {H, W},
+                                 kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+                     if (wants(weight))
+                       gw = (unfold(x, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw})
+                                 .reshape({N, C, K, L}) *
+                             d)
+                                .sum({0, 3})
+                                .reshape(weight.sizes());
+                     return Grads{gx, gw};
+                   });
+  return out;
+}
+
 /// conv2d on (N, C, H, W): unfold, then (O/g, K) x (K, L) per group, K = C/g*kh*kw.
 Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window2d& w,
                  int64_t groups, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), C = x.size(1), O = weight.size(0), L = OH * OW;
   const int64_t K = C / groups * w.kh * w.kw;
+  if (groups == C && O == C && groups > 1) {  // depthwise: a batch of 1-row GEMMs is slow
+    Tensor y = depthwise_conv2d_4d(x, weight, w, OH, OW);
+    return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
+  }
   const bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.ph == 0 &&
                          w.pw == 0;  // 1x1, stride 1: the columns are the input itself
   std::vector<int64_t> k;
