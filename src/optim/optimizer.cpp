@@ -10,6 +10,10 @@
 
 namespace ember::optim {
 
+void OptimizerOptions::set_momentum(double) {
+  throw ValueError("[OptimizerOptions] this optimizer has no momentum or beta1 to set");
+}
+
 // ---- OptimizerParamGroup ----
 
 OptimizerParamGroup::OptimizerParamGroup(std::vector<Tensor> params) : params_(std::move(params)) {}

@@ -319,18 +319,23 @@ std::vector<double> LambdaLR::get_lr() {
 
 OneCycleLR::OneCycleLR(Optimizer& optimizer, double max_lr, int64_t total_steps, double pct_start,
                        AnnealStrategy anneal_strategy, double div_factor, double final_div_factor,
-                       bool three_phase)
+                       bool three_phase, bool cycle_momentum, double base_momentum,
+                       double max_momentum)
     : OneCycleLR(optimizer, std::vector<double>(optimizer.param_groups().size(), max_lr),
-                 total_steps, pct_start, anneal_strategy, div_factor, final_div_factor,
-                 three_phase) {}
+                 total_steps, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase,
+                 cycle_momentum, base_momentum, max_momentum) {}
 
 OneCycleLR::OneCycleLR(Optimizer& optimizer, std::vector<double> max_lrs, int64_t total_steps,
                        double pct_start, AnnealStrategy anneal_strategy, double div_factor,
-                       double final_div_factor, bool three_phase)
+                       double final_div_factor, bool three_phase, bool cycle_momentum,
+                       double base_momentum, double max_momentum)
     : LRScheduler(optimizer, "OneCycleLR"),
       total_steps_(total_steps),
       anneal_(anneal_strategy),
-      max_lrs_(std::move(max_lrs)) {
+      cycle_momentum_(cycle_momentum),
+      max_lrs_(std::move(max_lrs)),
+      base_momentum_(base_momentum),
+      max_momentum_(max_momentum) {
   EMBER_CHECK(total_steps > 0, ValueError, "[OneCycleLR] expected a positive total_steps, got ",
               total_steps);
   EMBER_CHECK(pct_start >= 0 && pct_start <= 1, ValueError,
@@ -340,25 +345,45 @@ OneCycleLR::OneCycleLR(Optimizer& optimizer, std::vector<double> max_lrs, int64_
   EMBER_CHECK(div_factor > 0 && final_div_factor > 0, ValueError,
               "[OneCycleLR] div_factor and final_div_factor must be positive, got ", div_factor,
               " and ", final_div_factor);
-  const double T = static_cast<double>(total_steps);
-  if (three_phase)
-    phases_ = {{pct_start * T - 1, 0, 1}, {2 * pct_start * T - 2, 1, 0}, {T - 1, 0, 2}};
-  else
-    phases_ = {{pct_start * T - 1, 0, 1}, {T - 1, 1, 2}};
   std::vector<OptimizerParamGroup>& groups = optimizer_.param_groups();
+  if (cycle_momentum_) {
+    for (OptimizerParamGroup& g : groups)
+      EMBER_CHECK(g.options().get_momentum().has_value(), ValueError, "[OneCycleLR] ",
+                  optimizer_.name(),
+                  " has no momentum or beta1 to cycle; pass cycle_momentum = false");
+  }
+  const double T = static_cast<double>(total_steps);
+  phases_ = three_phase ? make_phases({pct_start * T - 1, 2 * pct_start * T - 2, T - 1})
+                        : make_phases({pct_start * T - 1, T - 1});
   for (size_t i = 0; i < groups.size(); ++i) {
     initial_lrs_.push_back(max_lrs_[i] / div_factor);
     min_lrs_.push_back(initial_lrs_[i] / final_div_factor);
     groups[i].initial_lr = initial_lrs_[i];  // OneCycleLR overrides it, as in PyTorch
+    if (cycle_momentum_) groups[i].options().set_momentum(max_momentum_);
   }
   base_lrs_ = initial_lrs_;
   initial_step();
+}
+
+std::vector<OneCycleLR::Phase> OneCycleLR::make_phases(const std::vector<double>& end_steps) {
+  if (end_steps.size() == 3)
+    return {{end_steps[0], 0, 1, 0, 1}, {end_steps[1], 1, 0, 1, 0}, {end_steps[2], 0, 2, 0, 0}};
+  return {{end_steps[0], 0, 1, 0, 1}, {end_steps[1], 1, 2, 1, 0}};
 }
 
 std::vector<double> OneCycleLR::get_lr() {
   EMBER_CHECK(last_epoch_ <= total_steps_, ValueError, "[OneCycleLR] tried to step ", last_epoch_,
               " times; the specified number of total steps is ", total_steps_);
   const double step_num = static_cast<double>(last_epoch_);
+  auto anneal = [this](double start, double end, double pct) {
+    if (anneal_ == AnnealStrategy::Cos) {
+      const double cos_out = std::cos(kPi * pct) + 1;
+      return end + (start - end) / 2.0 * cos_out;
+    }
+    return (end - start) * pct + start;
+  };
+  const double momenta[2] = {max_momentum_, base_momentum_};
+  std::vector<OptimizerParamGroup>& groups = optimizer_.param_groups();
   std::vector<double> lrs;
   for (size_t g = 0; g < max_lrs_.size(); ++g) {
     const double values[3] = {initial_lrs_[g], max_lrs_[g], min_lrs_[g]};
@@ -367,13 +392,10 @@ std::vector<double> OneCycleLR::get_lr() {
       const Phase& ph = phases_[i];
       if (step_num <= ph.end_step || i + 1 == phases_.size()) {
         const double pct = (step_num - start_step) / (ph.end_step - start_step);
-        const double start = values[ph.start], end = values[ph.end];
-        if (anneal_ == AnnealStrategy::Cos) {
-          const double cos_out = std::cos(kPi * pct) + 1;
-          lrs.push_back(end + (start - end) / 2.0 * cos_out);
-        } else {
-          lrs.push_back((end - start) * pct + start);
-        }
+        lrs.push_back(anneal(values[ph.start], values[ph.end], pct));
+        if (cycle_momentum_)
+          groups[g].options().set_momentum(
+              anneal(momenta[ph.start_momentum], momenta[ph.end_momentum], pct));
         break;
       }
       start_step = ph.end_step;
@@ -385,6 +407,9 @@ std::vector<double> OneCycleLR::get_lr() {
 void OneCycleLR::save_settings(StateDict& sd) const {
   sd.set_int("total_steps", total_steps_);
   sd.set_int("anneal_strategy", anneal_ == AnnealStrategy::Cos ? 0 : 1);
+  sd.set_int("cycle_momentum", cycle_momentum_ ? 1 : 0);
+  sd.set_double("base_momentum", base_momentum_);
+  sd.set_double("max_momentum", max_momentum_);
   std::vector<double> ends;
   for (const Phase& p : phases_) ends.push_back(p.end_step);
   sd.insert("_phase_end_steps", doubles_tensor(ends));
@@ -404,12 +429,16 @@ void OneCycleLR::load_settings(const StateDict& sd) {
   EMBER_CHECK(initial.size() == groups && max.size() == groups && min.size() == groups, ValueError,
               "[OneCycleLR.load_state_dict] expected ", groups,
               " values per lr list (one per parameter group)");
-  if (ends.size() == 3)
-    phases_ = {{ends[0], 0, 1}, {ends[1], 1, 0}, {ends[2], 0, 2}};
-  else
-    phases_ = {{ends[0], 0, 1}, {ends[1], 1, 2}};
-  total_steps_ = sd.get_int("total_steps");
-  anneal_ = sd.get_int("anneal_strategy") == 0 ? AnnealStrategy::Cos : AnnealStrategy::Linear;
+  const int64_t total_steps = sd.get_int("total_steps");
+  const int64_t anneal = sd.get_int("anneal_strategy");
+  const bool cycle = sd.get_int("cycle_momentum") != 0;
+  const double base_m = sd.get_double("base_momentum"), max_m = sd.get_double("max_momentum");
+  phases_ = make_phases(ends);
+  total_steps_ = total_steps;
+  anneal_ = anneal == 0 ? AnnealStrategy::Cos : AnnealStrategy::Linear;
+  cycle_momentum_ = cycle;
+  base_momentum_ = base_m;
+  max_momentum_ = max_m;
   initial_lrs_ = std::move(initial);
   max_lrs_ = std::move(max);
   min_lrs_ = std::move(min);

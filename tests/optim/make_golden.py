@@ -4,6 +4,7 @@ test_optim_golden.cpp. Run: python3 tests/optim/make_golden.py > tests/optim/gol
 Lines:
   opt <case> <dtype> <step> <param values after that step...>
   sched <case> <lr after construction> <lr after each step...>
+  mom <case> <momentum (or beta1) after construction> <after each step...>
 """
 import math
 
@@ -62,6 +63,23 @@ def sched_case(name, make, steps, metrics=None):
     print(f"sched {name} {fmt(lrs)}")
 
 
+def momentum_case(name, make_opt, make, steps):
+    p = torch.zeros(1, requires_grad=True)
+    opt = make_opt([p])
+    s = make(opt)
+    g = opt.param_groups[0]
+    key = "betas" if "betas" in g else "momentum"
+    get = (lambda: g["betas"][0]) if key == "betas" else (lambda: g["momentum"])
+    lrs, moms = [g["lr"]], [get()]
+    for _ in range(steps):
+        opt.step()
+        s.step()
+        lrs.append(g["lr"])
+        moms.append(get())
+    print(f"sched {name} {fmt(lrs)}")
+    print(f"mom {name} {fmt(moms)}")
+
+
 def main():
     torch.set_printoptions(precision=17)
     for name, make in OPTS.items():
@@ -74,7 +92,7 @@ def main():
     sched_case("cosine", lambda o: S.CosineAnnealingLR(o, T_max=10, eta_min=0.001), 25)
     sched_case("linear", lambda o: S.LinearLR(o, start_factor=0.25, end_factor=1.0, total_iters=4), 8)
     sched_case("lambda", lambda o: S.LambdaLR(o, lambda e: 0.95 ** e), 6)
-    sched_case("onecycle_cos", lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=20, cycle_momentum=False), 19)
+    sched_case("onecycle_cos", lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=20), 19)
     sched_case("onecycle_linear", lambda o: S.OneCycleLR(
         o, max_lr=1.0, total_steps=20, anneal_strategy="linear", cycle_momentum=False), 19)
     sched_case("onecycle_three_phase", lambda o: S.OneCycleLR(
@@ -82,6 +100,11 @@ def main():
     sched_case("sequential", lambda o: S.SequentialLR(
         o, [S.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=5),
             S.CosineAnnealingLR(o, T_max=10)], milestones=[5]), 16)
+    momentum_case("onecycle_momentum_sgd", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+                  lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=20), 19)
+    momentum_case("onecycle_momentum_adam", lambda p: torch.optim.Adam(p, lr=0.1),
+                  lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=20, three_phase=True,
+                                         anneal_strategy="linear"), 19)
     metrics = [1.0, 0.95, 0.92, 0.91, 0.93, 0.9, 0.89, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]
     sched_case("plateau", lambda o: S.ReduceLROnPlateau(
         o, mode="min", factor=0.5, patience=2, threshold=0.1, cooldown=1), len(metrics), metrics)

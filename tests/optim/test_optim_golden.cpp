@@ -25,6 +25,7 @@ struct Golden {
   // opt: case -> dtype -> per step values; sched: case -> lrs
   std::map<std::string, std::map<std::string, std::vector<Vec>>> opt;
   std::map<std::string, Vec> sched;
+  std::map<std::string, Vec> mom;
 };
 
 const Golden& golden() {
@@ -44,10 +45,10 @@ const Golden& golden() {
         Vec v;
         for (double x; ss >> x;) v.push_back(x);
         out.opt[name][dtype].push_back(v);
-      } else if (kind == "sched") {
+      } else if (kind == "sched" || kind == "mom") {
         Vec v;
         for (double x; ss >> x;) v.push_back(x);
-        out.sched[name] = v;
+        (kind == "sched" ? out.sched : out.mom)[name] = v;
       }
     }
     return out;
@@ -201,4 +202,30 @@ TEST_CASE("schedulers: lr curves match torch.optim.lr_scheduler") {
     }
   }
   WARN("scheduler lrs bitwise equal to torch: " << exact << " of " << total);
+}
+
+TEST_CASE("schedulers: OneCycleLR cycles momentum (SGD) and beta1 (Adam) like torch") {
+  for (const std::string name : {"onecycle_momentum_sgd", "onecycle_momentum_adam"}) {
+    const bool sgd = name == "onecycle_momentum_sgd";
+    const Vec& want_lr = golden().sched.at(name);
+    const Vec& want_m = golden().mom.at(name);
+    Tensor p = zeros({1}).requires_grad_();
+    std::unique_ptr<optim::Optimizer> opt;
+    if (sgd)
+      opt = std::make_unique<optim::SGD>(std::vector<Tensor>{p},
+                                         optim::SGDOptions(0.1).momentum(0.9));
+    else
+      opt = std::make_unique<optim::Adam>(std::vector<Tensor>{p}, optim::AdamOptions(0.1));
+    std::unique_ptr<optim::OneCycleLR> s =
+        sgd ? std::make_unique<optim::OneCycleLR>(*opt, 1.0, 20)
+            : std::make_unique<optim::OneCycleLR>(*opt, 1.0, 20, 0.3, optim::AnnealStrategy::Linear,
+                                                  25.0, 1e4, /*three_phase=*/true);
+    for (size_t e = 0; e < want_lr.size(); ++e) {
+      if (e > 0) s->step();
+      const optim::OptimizerOptions& o = opt->param_groups()[0].options();
+      INFO(name << " epoch " << e);
+      CHECK(o.get_lr() == want_lr[e]);
+      CHECK(*o.get_momentum() == want_m[e]);
+    }
+  }
 }

@@ -136,6 +136,36 @@ TEST_CASE("OneCycleLR: three phases return to the initial lr before annealing") 
   CHECK(close(lrs[6], 0.52));  // halfway down phase 2
 }
 
+TEST_CASE("OneCycleLR: momentum (or beta1) moves inversely to the lr") {
+  Tensor p = zeros({1}).requires_grad_();
+  optim::SGD sgd({p}, optim::SGDOptions(0.1).momentum(0.9));
+  optim::OneCycleLR s(sgd, 1.0, 100);
+  auto momentum = [&] { return *sgd.param_groups()[0].options().get_momentum(); };
+  CHECK(momentum() == 0.95);  // max_momentum at the start
+  for (int e = 1; e <= 29; ++e) s.step();
+  CHECK(close(momentum(), 0.85));  // base_momentum at the lr peak
+  for (int e = 30; e <= 99; ++e) s.step();
+  CHECK(close(momentum(), 0.95));
+
+  Tensor q = zeros({1}).requires_grad_();
+  optim::Adam adam({q}, optim::AdamOptions(0.1).betas({0.9, 0.98}));
+  optim::OneCycleLR sa(adam, 1.0, 10, 0.5, optim::AnnealStrategy::Linear, 25.0, 1e4, false, true,
+                       0.8, 0.9);
+  for (int e = 1; e <= 2; ++e) sa.step();
+  const auto& o = static_cast<const optim::AdamOptions&>(adam.param_groups()[0].options());
+  CHECK(close(std::get<0>(o.betas()), 0.9 - 0.1 * 2 / 4));
+  CHECK(std::get<1>(o.betas()) == 0.98);  // beta2 untouched
+
+  // Adagrad has no momentum: cycle_momentum must be turned off.
+  Tensor r = zeros({1}).requires_grad_();
+  optim::Adagrad adagrad({r});
+  EMBER_CHECK_THROWS(optim::OneCycleLR(adagrad, 1.0, 10), ValueError, "[OneCycleLR]", "Adagrad",
+                     "cycle_momentum");
+  optim::OneCycleLR ok(adagrad, 1.0, 10, 0.3, optim::AnnealStrategy::Cos, 25.0, 1e4, false, false);
+  CHECK(close(adagrad.param_groups()[0].options().get_lr(), 0.04));
+  CHECK_FALSE(adagrad.param_groups()[0].options().get_momentum().has_value());
+}
+
 TEST_CASE("SequentialLR: linear warmup, then cosine annealing") {
   Fixture f;
   const int warm = 5, T = 10;

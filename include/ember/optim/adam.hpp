@@ -49,6 +49,9 @@ class AdamOptions : public OptimizerCloneableOptions<AdamOptions> {
   void load(const StateDict& sd, const std::string& prefix) override;
   /// lr, eps, weight_decay >= 0; betas in [0, 1).
   void validate(const std::string& who) const override;
+  /// beta1, which OneCycleLR cycles.
+  std::optional<double> get_momentum() const override { return std::get<0>(betas_); }
+  void set_momentum(double m) override { std::get<0>(betas_) = m; }
 
  protected:
   AdamOptions(double lr, double weight_decay)

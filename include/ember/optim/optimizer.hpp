@@ -36,6 +36,12 @@ class OptimizerOptions {
   /// ValueError "[Adam] invalid learning rate: -1" for values the algorithm rejects.
   virtual void validate(const std::string& who) const = 0;
 
+  /// The momentum a scheduler may cycle (OneCycleLR): SGD's and RMSprop's momentum, beta1 of
+  /// Adam, AdamW and Lion; nullopt for algorithms without one (Adagrad).
+  virtual std::optional<double> get_momentum() const { return std::nullopt; }
+  /// Sets that momentum; ValueError for algorithms without one.
+  virtual void set_momentum(double momentum);
+
  protected:
   explicit OptimizerOptions(double lr) : lr_(lr) {}
   OptimizerOptions(const OptimizerOptions&) = default;

@@ -50,6 +50,8 @@ class RMSpropOptions : public OptimizerCloneableOptions<RMSpropOptions> {
   void load(const StateDict& sd, const std::string& prefix) override;
   /// lr, eps, weight_decay, momentum, alpha >= 0.
   void validate(const std::string& who) const override;
+  std::optional<double> get_momentum() const override { return momentum_; }
+  void set_momentum(double m) override { momentum_ = m; }
 
  private:
   double alpha_ = 0.99;

@@ -177,17 +177,21 @@ enum class AnnealStrategy { Cos, Linear };
 /// The 1cycle policy (Smith & Topin, 2017), stepped once per batch for total_steps steps:
 /// lr rises from max_lr / div_factor to max_lr over pct_start of the steps, then anneals to
 /// max_lr / (div_factor * final_div_factor); three_phase returns to the initial lr first.
-/// Stepping past total_steps raises ValueError. Momentum cycling (cycle_momentum) is not
-/// implemented: the optimizer's momentum/betas are left as they are.
+/// With cycle_momentum (the default, as in PyTorch) the group's momentum (SGD, RMSprop) or beta1
+/// (Adam, AdamW, Lion) moves inversely, between max_momentum and base_momentum; ValueError for an
+/// optimizer without one (Adagrad: pass cycle_momentum = false). Stepping past total_steps raises
+/// ValueError.
 class OneCycleLR : public LRScheduler {
  public:
   OneCycleLR(Optimizer& optimizer, double max_lr, int64_t total_steps, double pct_start = 0.3,
              AnnealStrategy anneal_strategy = AnnealStrategy::Cos, double div_factor = 25.0,
-             double final_div_factor = 1e4, bool three_phase = false);
+             double final_div_factor = 1e4, bool three_phase = false, bool cycle_momentum = true,
+             double base_momentum = 0.85, double max_momentum = 0.95);
   /// One max_lr per parameter group.
   OneCycleLR(Optimizer& optimizer, std::vector<double> max_lrs, int64_t total_steps,
              double pct_start = 0.3, AnnealStrategy anneal_strategy = AnnealStrategy::Cos,
-             double div_factor = 25.0, double final_div_factor = 1e4, bool three_phase = false);
+             double div_factor = 25.0, double final_div_factor = 1e4, bool three_phase = false,
+             bool cycle_momentum = true, double base_momentum = 0.85, double max_momentum = 0.95);
 
  protected:
   std::vector<double> get_lr() override;
@@ -197,13 +201,16 @@ class OneCycleLR : public LRScheduler {
  private:
   struct Phase {
     double end_step;
-    int start;  // 0: initial lr, 1: max lr, 2: min lr
-    int end;
+    int start, end;                    // lr: 0 initial, 1 max, 2 min
+    int start_momentum, end_momentum;  // 0 max_momentum, 1 base_momentum
   };
+  static std::vector<Phase> make_phases(const std::vector<double>& end_steps);
   int64_t total_steps_;
   AnnealStrategy anneal_;
+  bool cycle_momentum_;
   std::vector<Phase> phases_;
   std::vector<double> initial_lrs_, max_lrs_, min_lrs_;
+  double base_momentum_, max_momentum_;
 };
 
 /// Runs schedulers one after another: schedulers[i] from milestones[i - 1] on (warmup, then

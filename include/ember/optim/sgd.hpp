@@ -44,6 +44,8 @@ class SGDOptions : public OptimizerCloneableOptions<SGDOptions> {
   void load(const StateDict& sd, const std::string& prefix) override;
   /// lr, momentum, weight_decay >= 0; nesterov needs momentum > 0 and dampening == 0.
   void validate(const std::string& who) const override;
+  std::optional<double> get_momentum() const override { return momentum_; }
+  void set_momentum(double m) override { momentum_ = m; }
 
  private:
   double momentum_ = 0;
