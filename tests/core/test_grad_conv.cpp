@@ -64,6 +64,9 @@ std::vector<Case> cases() {
   c.push_back({"conv1d",
                [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 2, 1, 1, 2); },
                {grad_input({2, 4, 7}), grad_input({2, 2, 3}), grad_input({2})}});
+  c.push_back({"conv1d depthwise unbatched",
+               [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 2, 1, 2, 3); },
+               {grad_input({3, 8}), grad_input({3, 1, 3}), grad_input({3})}});
   c.push_back({"conv_transpose2d stride 2 output_padding 1",
                [](const Inputs& x) { return conv_transpose2d(x[0], x[1], x[2], 2, 1, 1); },
                {grad_input({2, 3, 3, 3}), grad_input({3, 2, 3, 3}), grad_input({2})}});
