@@ -98,3 +98,14 @@ TEST_CASE("clip_grad_value_: clamps every grad to [-clip, clip]") {
   CHECK(values(b.grad()) == Vec{1.0});
   CHECK_FALSE(none.grad().defined());
 }
+
+TEST_CASE("clip_grad_norm_: grads of different dtypes are clipped together") {
+  Tensor a = param_with_grad({3.0}, kFloat32);
+  Tensor b = param_with_grad({4.0}, kFloat64);
+  Tensor total = nn::utils::clip_grad_norm_({a, b}, 1.0);
+  CHECK(total.dtype() == kFloat64);
+  CHECK(total.item<double>() == 5.0);
+  CHECK(a.grad().dtype() == kFloat32);
+  CHECK(std::abs(values(a.grad())[0] - 3.0 / (5.0 + 1e-6)) < 1e-7);
+  CHECK(values(b.grad())[0] == 4.0 * (1.0 / (5.0 + 1e-6)));
+}

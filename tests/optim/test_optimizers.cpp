@@ -569,3 +569,45 @@ TEST_CASE("Optimizer: a grad that does not match its parameter raises on step") 
   CHECK(values(p) == Vec(6, 1.0));
   CHECK(opt.state(p) == nullptr);
 }
+
+TEST_CASE("Optimizer: float16 and bfloat16 parameters keep their state in their own dtype") {
+  const std::vector<std::pair<std::string, MakeOpt>> cases = {
+      {"SGD", maker<optim::SGD>(optim::SGDOptions(0.1).momentum(0.9))},
+      // eps large enough for float16: 1e-8 rounds to 0 there (see the next test).
+      {"Adam", maker<optim::Adam>(optim::AdamOptions(0.01).amsgrad(true).eps(1e-4))},
+      {"AdamW", maker<optim::AdamW>(optim::AdamWOptions(0.01).eps(1e-4))},
+      {"RMSprop",
+       maker<optim::RMSprop>(optim::RMSpropOptions(0.01).centered(true).momentum(0.5).eps(1e-4))},
+      {"Adagrad", maker<optim::Adagrad>(optim::AdagradOptions(0.1).eps(1e-4))},
+      {"Lion", maker<optim::Lion>(optim::LionOptions(0.01).weight_decay(0.1))},
+  };
+  for (const auto& [name, make] : cases) {
+    const std::vector<Vec> want = run(make, kFloat64);
+    for (DType dt : {kFloat16, kBFloat16}) {
+      INFO(name << " " << dt);
+      Tensor p = tensor(kParam, dt).requires_grad_();
+      auto opt = make({p});
+      for (const Vec& g : kGrads) {
+        p.mutable_grad() = tensor(g, dt);
+        opt->step();
+      }
+      for (const auto& [key, value] : opt->state_dict())
+        if (key.find(".step") == std::string::npos && key.rfind("state.", 0) == 0)
+          CHECK(value.dtype() == dt);
+      const Vec got = values(p);
+      for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want.back()[i]) < 0.05);
+    }
+  }
+}
+
+TEST_CASE("Adam: with the default eps a float16 zero gradient gives NaN, as in PyTorch") {
+  // eps = 1e-8 rounds to 0 in float16, so m / (sqrt(v) + eps) is 0 / 0 where the grad is 0;
+  // torch.optim.Adam gives the same NaN (use a larger eps or float32 master weights).
+  Tensor p = tensor(kParam, kFloat16).requires_grad_();
+  optim::Adam opt({p}, optim::AdamOptions(0.01));
+  p.mutable_grad() = tensor(kGrads[0], kFloat16);
+  opt.step();
+  const Vec got = values(p);
+  CHECK(std::abs(got[0] - 0.49) < 1e-3);
+  CHECK(std::isnan(got[3]));
+}
