@@ -1,4 +1,4 @@
-// Umbrella header: everything a user of the tensor library needs.
+// Umbrella header: everything a user of Ember needs (tensors, autograd, nn, optim, io).
 #pragma once
 
 #include "ember/autograd.hpp"
@@ -6,8 +6,13 @@
 #include "ember/device.hpp"
 #include "ember/dtype.hpp"
 #include "ember/error.hpp"
+#include "ember/io/checkpoint.hpp"
+#include "ember/io/safetensors.hpp"
 #include "ember/memory.hpp"
+#include "ember/nn.hpp"
+#include "ember/nn/utils.hpp"
 #include "ember/ops.hpp"
+#include "ember/optim.hpp"
 #include "ember/random.hpp"
 #include "ember/scalar.hpp"
 #include "ember/state_dict.hpp"

@@ -5,6 +5,7 @@
 #include "ember/nn/init.hpp"
 #include "ember/nn/module.hpp"
 #include "ember/nn/modules/activation.hpp"
+#include "ember/nn/modules/attention.hpp"
 #include "ember/nn/modules/conv.hpp"
 #include "ember/nn/modules/dropout.hpp"
 #include "ember/nn/modules/embedding.hpp"
@@ -12,3 +13,4 @@
 #include "ember/nn/modules/loss.hpp"
 #include "ember/nn/modules/normalization.hpp"
 #include "ember/nn/modules/pooling.hpp"
+#include "ember/nn/modules/transformer.hpp"

@@ -13,6 +13,7 @@
 #include "ember/nn/init.hpp"
 #include "ember/nn/modules/attention.hpp"
 #include "ember/ops.hpp"
+#include "nn/repr.hpp"
 
 namespace ember::nn {
 
@@ -122,13 +123,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
 
 namespace {
 
-template <class... Args>
-std::string repr(Args&&... args) {
-  std::ostringstream os;
-  os << std::boolalpha;
-  (os << ... << args);
-  return os.str();
-}
+using detail::repr;
 
 /// PyTorch's _canonical_mask: a bool mask (true = excluded) becomes 0 / -inf in `dtype`; a
 /// floating mask is converted to `dtype` and added as is.

@@ -8,17 +8,12 @@
 #include "ember/nn/modules/activation.hpp"
 #include "ember/nn/modules/embedding.hpp"
 #include "ember/ops.hpp"
+#include "nn/repr.hpp"
 
 namespace ember::nn {
 
 namespace {
-template <class... Args>
-std::string repr(Args&&... args) {
-  std::ostringstream os;
-  os << std::boolalpha;
-  (os << ... << args);
-  return os.str();
-}
+using detail::repr;
 }  // namespace
 
 // ---- Linear ----

@@ -1,7 +1,7 @@
 // Losses (include/ember/nn/functional/loss.hpp): composites of differentiable ops, so every loss
 // has gradients of any order and runs wherever its ops run. Each follows PyTorch's formula and
 // reduction rules; the choices that keep them finite are noted at each loss and in
-// docs/nn_functional_losses.md.
+// docs/nn_losses.md.
 #include "ember/nn/functional/loss.hpp"
 
 #include <string>

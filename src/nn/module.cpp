@@ -112,20 +112,22 @@ void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
 
 // ---- traversal ----
 
-void Module::collect(const std::string& prefix, bool recurse, bool params, bool only_persistent,
-                     StateDict& out) const {
-  for (const Slot& s : params ? parameters_ : buffers_) {
-    if (!s.tensor.defined() || (only_persistent && !s.persistent)) continue;
-    out.insert(dotted(prefix, s.name), s.tensor);
-  }
+void Module::collect(const std::string& prefix, bool recurse, What what, StateDict& out) const {
+  // Per module: its parameters, then its buffers, then its children (PyTorch's state_dict order).
+  if (what != What::Buffers)
+    for (const Slot& s : parameters_)
+      if (s.tensor.defined()) out.insert(dotted(prefix, s.name), s.tensor);
+  if (what != What::Parameters)
+    for (const Slot& s : buffers_)
+      if (s.tensor.defined() && (s.persistent || what == What::Buffers))
+        out.insert(dotted(prefix, s.name), s.tensor);
   if (!recurse) return;
-  for (const auto& c : children_)
-    c.second->collect(dotted(prefix, c.first), true, params, only_persistent, out);
+  for (const auto& c : children_) c.second->collect(dotted(prefix, c.first), true, what, out);
 }
 
 StateDict Module::named_parameters(bool recurse) const {
   StateDict all;
-  collect("", recurse, true, false, all);
+  collect("", recurse, What::Parameters, all);
   // A tensor shared by two modules (tied weights) is listed once, under its first name.
   StateDict out;
   std::unordered_set<const TensorImpl*> seen;
@@ -142,7 +144,7 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 
 StateDict Module::named_buffers(bool recurse) const {
   StateDict out;
-  collect("", recurse, false, false, out);
+  collect("", recurse, What::Buffers, out);
   return out;
 }
 
@@ -258,8 +260,7 @@ void Module::zero_grad(bool set_to_none) {
 
 StateDict Module::state_dict() const {
   StateDict all;
-  collect("", true, true, false, all);
-  collect("", true, false, true, all);
+  collect("", true, What::State, all);
   StateDict out;
   for (const auto& it : all) out.insert(it.first, it.second.detach());
   return out;
@@ -267,8 +268,7 @@ StateDict Module::state_dict() const {
 
 LoadStateDictResult Module::load_state_dict(const StateDict& dict, bool strict) {
   StateDict own;
-  collect("", true, true, false, own);
-  collect("", true, false, true, own);
+  collect("", true, What::State, own);
   LoadStateDictResult r;
   std::vector<std::string> mismatched;
   for (const auto& it : own) {

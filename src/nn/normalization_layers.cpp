@@ -7,19 +7,14 @@
 #include "ember/nn/modules/dropout.hpp"
 #include "ember/nn/modules/normalization.hpp"
 #include "ember/ops.hpp"
+#include "nn/repr.hpp"
 
 namespace ember::nn {
 
 namespace F = ember::nn::functional;
 
 namespace {
-template <class... Args>
-std::string repr(Args&&... args) {
-  std::ostringstream os;
-  os << std::boolalpha;
-  (os << ... << args);
-  return os.str();
-}
+using detail::repr;
 
 void check_probability(double p, const char* op) {
   EMBER_CHECK(p >= 0.0 && p <= 1.0, ValueError, "[", op,

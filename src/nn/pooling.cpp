@@ -4,18 +4,13 @@
 #include <sstream>
 
 #include "ember/ops.hpp"
+#include "nn/repr.hpp"
 
 namespace ember::nn {
 
 namespace {
 
-template <class... Args>
-std::string repr(Args&&... args) {
-  std::ostringstream os;
-  os << std::boolalpha;
-  (os << ... << args);
-  return os.str();
-}
+using detail::repr;
 
 /// A size as printed: one value per spatial dim.
 std::vector<int64_t> dims(const std::vector<int64_t>& v, size_t D) {

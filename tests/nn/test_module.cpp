@@ -55,8 +55,8 @@ TEST_CASE("module: dotted names follow PyTorch's for the same structure") {
   CHECK(keys(net->named_buffers()) == std::vector<std::string>{"layer1.0.scale", "layer1.0.scratch",
                                                                "layer1.1.scale",
                                                                "layer1.1.scratch"});
-  // state_dict: parameters first per module (PyTorch orders params then buffers per module; here
-  // all params then all persistent buffers), non-persistent buffers excluded.
+  // state_dict: per module its parameters then its persistent buffers (PyTorch's order);
+  // non-persistent buffers excluded.
   StateDict sd = net->state_dict();
   CHECK(sd.size() == expected.size() + 2);
   CHECK(sd.contains("layer1.0.scale"));
@@ -415,4 +415,36 @@ TEST_CASE("module: a small MLP trains with decreasing loss") {
   }
   INFO("first " << first << " last " << last);
   CHECK(last < 0.1 * first);
+}
+
+// ---- the model idiom of docs/nn.md, verbatim ----
+
+namespace {
+namespace nn = ember::nn;
+struct DocNetImpl : nn::Module {
+  DocNetImpl(int64_t hidden) {
+    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 16, 3).padding(1)));
+    bn1 = register_module("bn1", nn::BatchNorm2d(16));
+    fc = register_module("fc", nn::Linear(16 * 14 * 14, hidden));
+    head = register_module("head", nn::Linear(hidden, 10));
+  }
+  Tensor forward(const Tensor& x) {                                 // x (N, 1, 28, 28)
+    Tensor h = ember::max_pool2d(ember::relu(bn1(conv1(x))), {2});  // (N, 16, 14, 14)
+    return head(ember::relu(fc(h.flatten(1))));                     // (N, 10)
+  }
+  nn::Conv2d conv1{nullptr};
+  nn::BatchNorm2d bn1{nullptr};
+  nn::Linear fc{nullptr}, head{nullptr};
+};
+EMBER_MODULE(DocNet);
+}  // namespace
+
+TEST_CASE("module: the docs/nn.md idiom builds, runs and names its state like PyTorch") {
+  DocNet net(32);
+  Tensor logits = net(randn({2, 1, 28, 28}));
+  CHECK(logits.sizes() == IntArrayRef({2, 10}));
+  CHECK(net->state_dict().keys() ==
+        std::vector<std::string>{"conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias",
+                                 "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+                                 "fc.weight", "fc.bias", "head.weight", "head.bias"});
 }

@@ -3,6 +3,7 @@
 // linear, embedding, softmax, pad, one_hot) are the ember ops themselves, re-exported here.
 #pragma once
 
+#include "ember/nn/functional/attention.hpp"
 #include "ember/nn/functional/dropout.hpp"
 #include "ember/nn/functional/loss.hpp"
 #include "ember/nn/functional/normalization.hpp"

@@ -115,8 +115,9 @@ class Module : public std::enable_shared_from_this<Module> {
   void zero_grad(bool set_to_none = true);
 
   // ---- state ----
-  /// Parameters and persistent buffers by dotted name (`layer1.0.conv1.weight`). The tensors
-  /// are detached handles sharing the module's storage.
+  /// Parameters and persistent buffers by dotted name (`layer1.0.conv1.weight`), in PyTorch's
+  /// order (each module's parameters, then its buffers, then its children). The tensors are
+  /// detached handles sharing the module's storage.
   StateDict state_dict() const;
   /// Copies values from `dict` into this module's parameters and buffers (dtype converted).
   /// Every key with a different shape is a ShapeError; with strict, missing or unexpected keys are
@@ -138,8 +139,9 @@ class Module : public std::enable_shared_from_this<Module> {
   void add_child(const std::string& name, std::shared_ptr<Module> m);
   void replace_child(const std::string& name, std::shared_ptr<Module> m);
   void check_new_name(const std::string& name, const char* what) const;
-  void collect(const std::string& prefix, bool recurse, bool params, bool only_persistent,
-               StateDict& out) const;
+  /// Parameters, all buffers, or the state (parameters and persistent buffers).
+  enum class What { Parameters, Buffers, State };
+  void collect(const std::string& prefix, bool recurse, What what, StateDict& out) const;
   void convert(const std::function<Tensor(const Tensor&)>& f);
 
   std::string name_;

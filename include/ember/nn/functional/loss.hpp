@@ -8,7 +8,7 @@
 // Every loss is a composite of differentiable ember ops, so gradients of any order flow through
 // it (and it runs on any device the ops run on). `reduction` is "none" (the per-element losses),
 // "mean" or "sum"; anything else is a ValueError naming the loss. Formulas and stability notes:
-// docs/nn_functional_losses.md.
+// docs/nn_losses.md.
 #pragma once
 
 #include <cstdint>
