@@ -12,6 +12,7 @@
 
 #include "ember/io/checkpoint.hpp"
 #include "ember/io/safetensors.hpp"
+#include "io_test_util.hpp"
 #include "test_util.hpp"
 
 using namespace ember;
@@ -23,34 +24,9 @@ std::string golden_path(const std::string& name) {
   return std::string(EMBER_SOURCE_DIR) + "/tests/io/golden/" + name;
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(f.good());
-}
-
-// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() /
-           ("ember_io_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using test::read_bytes;
+using test::TempDir;
+using test::write_bytes;
 
 template <class T>
 Tensor make(const std::vector<T>& v, const std::vector<int64_t>& shape) {
