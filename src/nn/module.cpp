@@ -211,13 +211,11 @@ void Module::convert(const std::function<Tensor(const Tensor&)>& f) {
   NoGradGuard no_grad;
   for (Slot& s : parameters_) {
     if (!s.tensor.defined()) continue;
+    // set_data drops a gradient of the old dtype or device: convert it alongside.
+    const Tensor grad = s.tensor.grad();
     Tensor converted = f(s.tensor);
     if (!converted.is_same(s.tensor)) s.tensor.set_data(converted);
-    Tensor& g = s.tensor.mutable_grad();
-    if (g.defined()) {
-      Tensor cg = f(g);
-      if (!cg.is_same(g)) g = cg;
-    }
+    if (grad.defined()) s.tensor.mutable_grad() = f(grad);
   }
   for (Slot& s : buffers_) {
     if (!s.tensor.defined()) continue;

@@ -116,6 +116,12 @@ TEST_CASE("module: to(dtype) converts floating tensors in place, keeping member 
   y.sum().backward();
   CHECK(w.grad().defined());
   CHECK(w.grad().dtype() == kFloat64);
+  // Gradients convert with their parameters.
+  Tensor g64 = w.grad().clone();
+  b->to(kFloat32);
+  REQUIRE(w.grad().defined());
+  CHECK(w.grad().dtype() == kFloat32);
+  CHECK(equal(w.grad(), g64.to(kFloat32)));
 }
 
 TEST_CASE("module: zero_grad clears or zeroes gradients") {
