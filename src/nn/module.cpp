@@ -10,6 +10,7 @@
 #include <typeinfo>
 #include <unordered_set>
 
+#include "core/zero_grad.hpp"
 #include "ember/ops.hpp"
 
 namespace ember::nn {
@@ -241,17 +242,7 @@ void Module::to(Device device, DType dtype) {
 }
 
 void Module::zero_grad(bool set_to_none) {
-  for (const Tensor& p : parameters()) {
-    Tensor& g = const_cast<Tensor&>(p).mutable_grad();
-    if (!g.defined()) continue;
-    if (set_to_none) {
-      g = Tensor();
-    } else {
-      NoGradGuard no_grad;
-      g = g.detach();
-      g.zero_();
-    }
-  }
+  for (const Tensor& p : parameters()) zero_grad_of(p, set_to_none);
 }
 
 // ---- state ----

@@ -23,6 +23,20 @@ std::vector<int64_t> shown_stride(const std::vector<int64_t>& stride,
   return dims(stride.empty() ? kernel : stride, D);
 }
 
+/// kernel_size, stride and padding as printed (avg pooling's repr, the start of max pooling's).
+template <class Options>
+std::string window_repr(const Options& o, size_t D) {
+  return repr("kernel_size=", IntArrayRef(dims(o.kernel_size_, D)),
+              ", stride=", IntArrayRef(shown_stride(o.stride_, o.kernel_size_, D)),
+              ", padding=", IntArrayRef(dims(o.padding_, D)));
+}
+
+template <size_t D>
+std::string max_pool_repr(const MaxPoolOptions<D>& o) {
+  return repr(window_repr(o, D), ", dilation=", IntArrayRef(dims(o.dilation_, D)),
+              ", ceil_mode=", o.ceil_mode_);
+}
+
 }  // namespace
 
 Tensor MaxPool1dImpl::forward(const Tensor& x) {
@@ -36,13 +50,7 @@ std::tuple<Tensor, Tensor> MaxPool1dImpl::forward_with_indices(const Tensor& x) 
                                  o.ceil_mode_);
 }
 
-std::string MaxPool1dImpl::extra_repr() const {
-  const MaxPool1dOptions& o = options;
-  return repr("kernel_size=", IntArrayRef(dims(o.kernel_size_, 1)),
-              ", stride=", IntArrayRef(shown_stride(o.stride_, o.kernel_size_, 1)),
-              ", padding=", IntArrayRef(dims(o.padding_, 1)),
-              ", dilation=", IntArrayRef(dims(o.dilation_, 1)), ", ceil_mode=", o.ceil_mode_);
-}
+std::string MaxPool1dImpl::extra_repr() const { return max_pool_repr(options); }
 
 Tensor MaxPool2dImpl::forward(const Tensor& x) {
   const MaxPool2dOptions& o = options;
@@ -55,13 +63,7 @@ std::tuple<Tensor, Tensor> MaxPool2dImpl::forward_with_indices(const Tensor& x) 
                                  o.ceil_mode_);
 }
 
-std::string MaxPool2dImpl::extra_repr() const {
-  const MaxPool2dOptions& o = options;
-  return repr("kernel_size=", IntArrayRef(dims(o.kernel_size_, 2)),
-              ", stride=", IntArrayRef(shown_stride(o.stride_, o.kernel_size_, 2)),
-              ", padding=", IntArrayRef(dims(o.padding_, 2)),
-              ", dilation=", IntArrayRef(dims(o.dilation_, 2)), ", ceil_mode=", o.ceil_mode_);
-}
+std::string MaxPool2dImpl::extra_repr() const { return max_pool_repr(options); }
 
 Tensor AvgPool1dImpl::forward(const Tensor& x) {
   const AvgPool1dOptions& o = options;
@@ -69,12 +71,7 @@ Tensor AvgPool1dImpl::forward(const Tensor& x) {
   return avg_pool1d(x, o.kernel_size_, o.stride_, o.padding_, o.ceil_mode_, o.count_include_pad_);
 }
 
-std::string AvgPool1dImpl::extra_repr() const {
-  const AvgPool1dOptions& o = options;
-  return repr("kernel_size=", IntArrayRef(dims(o.kernel_size_, 1)),
-              ", stride=", IntArrayRef(shown_stride(o.stride_, o.kernel_size_, 1)),
-              ", padding=", IntArrayRef(dims(o.padding_, 1)));
-}
+std::string AvgPool1dImpl::extra_repr() const { return window_repr(options, 1); }
 
 Tensor AvgPool2dImpl::forward(const Tensor& x) {
   const AvgPool2dOptions& o = options;
@@ -82,12 +79,7 @@ Tensor AvgPool2dImpl::forward(const Tensor& x) {
                     o.divisor_override_);
 }
 
-std::string AvgPool2dImpl::extra_repr() const {
-  const AvgPool2dOptions& o = options;
-  return repr("kernel_size=", IntArrayRef(dims(o.kernel_size_, 2)),
-              ", stride=", IntArrayRef(shown_stride(o.stride_, o.kernel_size_, 2)),
-              ", padding=", IntArrayRef(dims(o.padding_, 2)));
-}
+std::string AvgPool2dImpl::extra_repr() const { return window_repr(options, 2); }
 
 Tensor AdaptiveAvgPool1dImpl::forward(const Tensor& x) {
   return adaptive_avg_pool1d(x, output_size);

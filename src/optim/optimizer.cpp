@@ -5,6 +5,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "core/zero_grad.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -113,20 +114,7 @@ Tensor Optimizer::step(const LossClosure& closure) {
 
 void Optimizer::zero_grad(bool set_to_none) {
   for (OptimizerParamGroup& group : param_groups_) {
-    for (Tensor& p : group.params()) {
-      Tensor& g = p.mutable_grad();
-      if (!g.defined()) continue;
-      if (set_to_none) {
-        g = Tensor();
-      } else {
-        if (g.grad_fn())
-          g.detach_();
-        else if (g.requires_grad())
-          g.requires_grad_(false);
-        NoGradGuard no_grad;
-        g.zero_();
-      }
-    }
+    for (const Tensor& p : group.params()) zero_grad_of(p, set_to_none);
   }
 }
 
