@@ -10,8 +10,10 @@
 # here, so this script does not install it.
 set -euo pipefail
 
-# build-essential: g++ 12 (with libgomp, g++'s OpenMP runtime) and make.
-packages=(build-essential g++ cmake pkg-config catch2)
+# build-essential: g++ 12 (with libgomp, g++'s OpenMP runtime) and make. zlib1g-dev and libstb-dev
+# are the data readers' libraries; dataset-fashion-mnist is the demo's data (and the readers'
+# real-file tests).
+packages=(build-essential g++ cmake pkg-config catch2 zlib1g-dev libstb-dev dataset-fashion-mnist)
 for arg in "$@"; do
   case "$arg" in
     asan) packages+=(clang libomp-dev) ;;  # clang's -fopenmp needs LLVM's libomp
