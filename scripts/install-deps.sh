@@ -11,8 +11,8 @@
 set -euo pipefail
 
 # build-essential: g++ 12 (with libgomp, g++'s OpenMP runtime) and make. zlib1g-dev and libstb-dev
-# are the data readers' libraries (nlohmann-json3-dev, header-only, reads tokenizer JSON); dataset-fashion-mnist is the demo's data (and the readers'
-# real-file tests).
+# are the data readers' libraries; nlohmann-json3-dev (header-only, private) reads tokenizer JSON;
+# dataset-fashion-mnist is the demo's data and the readers' real-file tests.
 packages=(build-essential g++ cmake pkg-config catch2 zlib1g-dev libstb-dev nlohmann-json3-dev
   dataset-fashion-mnist)
 for arg in "$@"; do

@@ -13,6 +13,9 @@
 namespace ember {
 
 int get_num_threads();
+/// Overrides the thread count for kernels called from this thread (0 removes the override).
+/// DataLoader workers set 1, so that several workers do not each start an OpenMP team.
+void set_thread_local_num_threads(int n);
 
 /// Calls f(begin, end) over [0, n) in chunks of `grain`, in parallel when n > grain.
 template <class F>

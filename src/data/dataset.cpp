@@ -98,7 +98,7 @@ std::vector<std::shared_ptr<Subset>> random_split(DatasetPtr dataset,
   EMBER_CHECK(total == dataset->size(), ValueError, "[random_split] lengths sum to ", total,
               " but the dataset has ", dataset->size(), " examples");
   Generator gen(mix_seed(seed, {0x72616e645f73706cull}));  // "rand_spl"
-  const std::vector<int64_t> perm = randperm(total, gen);
+  const std::vector<int64_t> perm = permutation(total, gen);
   std::vector<std::shared_ptr<Subset>> out;
   int64_t start = 0;
   for (int64_t l : lengths) {
@@ -197,8 +197,8 @@ int64_t randint(Generator& gen, int64_t lo, int64_t hi) {
   }
 }
 
-std::vector<int64_t> randperm(int64_t n, Generator& gen) {
-  EMBER_CHECK(n >= 0, ValueError, "[randperm] expected n >= 0, got ", n);
+std::vector<int64_t> permutation(int64_t n, Generator& gen) {
+  EMBER_CHECK(n >= 0, ValueError, "[permutation] expected n >= 0, got ", n);
   std::vector<int64_t> p(static_cast<size_t>(n));
   std::iota(p.begin(), p.end(), int64_t{0});
   for (int64_t i = n - 1; i > 0; --i) std::swap(p[static_cast<size_t>(i)],

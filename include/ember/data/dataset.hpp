@@ -133,7 +133,8 @@ uint64_t mix_seed(uint64_t seed, std::initializer_list<uint64_t> words);
 double uniform(Generator& gen, double lo = 0.0, double hi = 1.0);
 /// One uniform integer in [lo, hi) (hi > lo), without modulo bias.
 int64_t randint(Generator& gen, int64_t lo, int64_t hi);
-/// A uniformly random permutation of 0..n-1 (Fisher-Yates driven by `gen`).
-std::vector<int64_t> randperm(int64_t n, Generator& gen);
+/// A uniformly random permutation of 0..n-1 (Fisher-Yates driven by `gen`). (Named apart from
+/// ember::randperm, which returns a tensor, so that both namespaces can be used together.)
+std::vector<int64_t> permutation(int64_t n, Generator& gen);
 
 }  // namespace ember::data
