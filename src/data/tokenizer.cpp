@@ -723,7 +723,8 @@ BPETokenizer BPETokenizer::load(const std::string& path) {
     int64_t ids[2];
     for (size_t k = 0; k < 2; ++k) {
       const std::optional<int64_t> id = as_int(e[k]);
-      if (!id) bad_file(op, path, "merge ", r, " has a non-integer id ", brief(e[k]));
+      if (!id)
+        bad_file(op, path, "merge ", r, " has an id that is not a 64-bit integer: ", brief(e[k]));
       if (*id < 0) bad_file(op, path, "merge ", r, " has a negative id ", *id);
       if (*id >= limit) {
         bad_file(op, path, "merge ", r, " refers to token ", *id,
@@ -744,7 +745,10 @@ BPETokenizer BPETokenizer::load(const std::string& path) {
     specials.resize(static_cast<size_t>(n));
     for (const auto& [name, value] : s->items()) {
       const std::optional<int64_t> id = as_int(value);
-      if (!id) bad_file(op, path, "special token '", name, "' has a non-integer id ", brief(value));
+      if (!id) {
+        bad_file(op, path, "special token '", name,
+                 "' has an id that is not a 64-bit integer: ", brief(value));
+      }
       if (*id < first || *id >= first + n) {
         bad_file(op, path, "special token '", name, "' has id ", *id, ", expected one of ", first,
                  "..", first + n - 1, " (after the merges)");
