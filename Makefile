@@ -28,7 +28,8 @@ test: deps
 	ctest --preset release
 	tests/consumer/run.sh build/release
 
-bench: deps
+bench:
+	@scripts/install-deps.sh bench
 	@set -e; \
 	if [ ! -f benchmarks/CMakeLists.txt ]; then \
 	  echo "make bench: no benchmarks exist yet (benchmarks/CMakeLists.txt is absent)"; exit 0; \
