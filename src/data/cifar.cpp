@@ -17,28 +17,27 @@ namespace {
 constexpr size_t kPlane = 32 * 32;
 constexpr size_t kPixels = 3 * kPlane;
 
-const std::vector<std::string> kCifar10Classes = {"airplane", "automobile", "bird",  "cat",
-                                                  "deer",     "dog",        "frog",  "horse",
-                                                  "ship",     "truck"};
+const std::vector<std::string> kCifar10Classes = {
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 
 const std::vector<std::string> kCifar100Fine = {
-    "apple",        "aquarium_fish", "baby",        "bear",       "beaver",     "bed",
-    "bee",          "beetle",        "bicycle",     "bottle",     "bowl",       "boy",
-    "bridge",       "bus",           "butterfly",   "camel",      "can",        "castle",
-    "caterpillar",  "cattle",        "chair",       "chimpanzee", "clock",      "cloud",
-    "cockroach",    "couch",         "crab",        "crocodile",  "cup",        "dinosaur",
-    "dolphin",      "elephant",      "flatfish",    "forest",     "fox",        "girl",
-    "hamster",      "house",         "kangaroo",    "keyboard",   "lamp",       "lawn_mower",
-    "leopard",      "lion",          "lizard",      "lobster",    "man",        "maple_tree",
-    "motorcycle",   "mountain",      "mouse",       "mushroom",   "oak_tree",   "orange",
-    "orchid",       "otter",         "palm_tree",   "pear",       "pickup_truck", "pine_tree",
-    "plain",        "plate",         "poppy",       "porcupine",  "possum",     "rabbit",
-    "raccoon",      "ray",           "road",        "rocket",     "rose",       "sea",
-    "seal",         "shark",         "shrew",       "skunk",      "skyscraper", "snail",
-    "snake",        "spider",        "squirrel",    "streetcar",  "sunflower",  "sweet_pepper",
-    "table",        "tank",          "telephone",   "television", "tiger",      "tractor",
-    "train",        "trout",         "tulip",       "turtle",     "wardrobe",   "whale",
-    "willow_tree",  "wolf",          "woman",       "worm"};
+    "apple",       "aquarium_fish", "baby",      "bear",       "beaver",       "bed",
+    "bee",         "beetle",        "bicycle",   "bottle",     "bowl",         "boy",
+    "bridge",      "bus",           "butterfly", "camel",      "can",          "castle",
+    "caterpillar", "cattle",        "chair",     "chimpanzee", "clock",        "cloud",
+    "cockroach",   "couch",         "crab",      "crocodile",  "cup",          "dinosaur",
+    "dolphin",     "elephant",      "flatfish",  "forest",     "fox",          "girl",
+    "hamster",     "house",         "kangaroo",  "keyboard",   "lamp",         "lawn_mower",
+    "leopard",     "lion",          "lizard",    "lobster",    "man",          "maple_tree",
+    "motorcycle",  "mountain",      "mouse",     "mushroom",   "oak_tree",     "orange",
+    "orchid",      "otter",         "palm_tree", "pear",       "pickup_truck", "pine_tree",
+    "plain",       "plate",         "poppy",     "porcupine",  "possum",       "rabbit",
+    "raccoon",     "ray",           "road",      "rocket",     "rose",         "sea",
+    "seal",        "shark",         "shrew",     "skunk",      "skyscraper",   "snail",
+    "snake",       "spider",        "squirrel",  "streetcar",  "sunflower",    "sweet_pepper",
+    "table",       "tank",          "telephone", "television", "tiger",        "tractor",
+    "train",       "trout",         "tulip",     "turtle",     "wardrobe",     "whale",
+    "willow_tree", "wolf",          "woman",     "worm"};
 
 const std::vector<std::string> kCifar100Coarse = {"aquatic_mammals",
                                                   "fish",
@@ -103,7 +102,7 @@ void load_records(const char* op, const std::vector<std::string>& files,
                     " of record ", r, " is out of range for ", limits[b], " classes");
       lab[n] = rec[label_byte];
       uint8_t* dst = img + static_cast<size_t>(n) * kPixels;  // (32, 32, 3)
-      const uint8_t* src = rec + header;                        // (3, 32, 32)
+      const uint8_t* src = rec + header;                      // (3, 32, 32)
       for (size_t i = 0; i < kPlane; ++i) {
         dst[3 * i + 0] = src[i];
         dst[3 * i + 1] = src[kPlane + i];
@@ -130,8 +129,8 @@ std::vector<std::string> class_names(const std::filesystem::path& dir, const cha
 CIFAR10::CIFAR10(const std::string& root, bool train, Transform transform,
                  Transform target_transform)
     : LabeledImageDataset("CIFAR10", std::move(transform), std::move(target_transform)) {
-  const std::filesystem::path dir = find_dir(root, "cifar-10-batches-bin",
-                                             train ? "data_batch_1.bin" : "test_batch.bin", name_);
+  const std::filesystem::path dir =
+      find_dir(root, "cifar-10-batches-bin", train ? "data_batch_1.bin" : "test_batch.bin", name_);
   std::vector<std::string> files;
   if (train) {
     for (int b = 1; b <= 5; ++b)

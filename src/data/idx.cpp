@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iomanip>
 #include <limits>
 
 #include "data/reader_util.hpp"
@@ -99,8 +100,8 @@ void copy_from_big_endian(uint8_t* dst, const uint8_t* src, size_t n) {
 Tensor read_idx(const std::string& path) {
   reader_detail::require_regular_file(path, "read_idx");
   GzGuard gz{gzopen(path.c_str(), "rb")};
-  EMBER_CHECK(gz.f != nullptr, IOError, where("read_idx", path), ": cannot open: ",
-              std::strerror(errno));
+  EMBER_CHECK(gz.f != nullptr, IOError, where("read_idx", path),
+              ": cannot open: ", std::strerror(errno));
   gzbuffer(gz.f, 1u << 18);
 
   // magic: 00 00 <type> <ndim>
@@ -115,8 +116,9 @@ Tensor read_idx(const std::string& path) {
   for (const IdxType& t : kIdxTypes)
     if (t.code == magic[2]) type = &t;
   EMBER_CHECK(type != nullptr, IOError, where("read_idx", path),
-              ": not an IDX file: unknown element type code 0x", std::hex, int{magic[2]},
-              std::dec, " (expected 0x08, 0x09, 0x0B, 0x0C, 0x0D or 0x0E)");
+              ": not an IDX file: unknown element type code 0x", std::hex, std::setw(2),
+              std::setfill('0'), int{magic[2]}, std::dec,
+              " (expected 0x08, 0x09, 0x0B, 0x0C, 0x0D or 0x0E)");
   const int ndim = magic[3];
   EMBER_CHECK(ndim >= 1 && ndim <= kMaxIdxDims, IOError, where("read_idx", path), ": ndim ", ndim,
               " is not supported (expected 1 to ", kMaxIdxDims, ")");
@@ -158,8 +160,8 @@ Tensor read_idx(const std::string& path) {
   uint8_t extra[4096];
   const size_t trailing = gz_read_full(gz.f, extra, sizeof(extra), path);
   EMBER_CHECK(trailing == 0, IOError, where("read_idx", path), ": ",
-              trailing == sizeof(extra) ? "at least " : "", trailing,
-              " trailing bytes after the ", bytes, " bytes of data for ", IntArrayRef(sizes));
+              trailing == sizeof(extra) ? "at least " : "", trailing, " trailing bytes after the ",
+              bytes, " bytes of data for ", IntArrayRef(sizes));
 
   Tensor out = empty(sizes, type->dtype);
   const size_t n = static_cast<size_t>(out.numel());
@@ -190,12 +192,23 @@ void write_idx(const std::string& path, const Tensor& t, bool gzip) {
   EMBER_CHECK(t.defined(), ValueError, "[write_idx] '", path, "': the tensor is undefined");
   uint8_t code = 0;
   switch (t.dtype()) {
-    case kUInt8: code = 0x08; break;
-    case kInt8: code = 0x09; break;
-    case kInt32: code = 0x0C; break;
-    case kFloat32: code = 0x0D; break;
-    case kFloat64: code = 0x0E; break;
-    default: break;
+    case kUInt8:
+      code = 0x08;
+      break;
+    case kInt8:
+      code = 0x09;
+      break;
+    case kInt32:
+      code = 0x0C;
+      break;
+    case kFloat32:
+      code = 0x0D;
+      break;
+    case kFloat64:
+      code = 0x0E;
+      break;
+    default:
+      break;
   }
   EMBER_CHECK(code != 0, DTypeError, "[write_idx] '", path, "': IDX cannot hold ", t.dtype(),
               " (expected uint8, int8, int32, float32 or float64)");
@@ -261,8 +274,7 @@ int64_t LabeledImageDataset::size() const { return labels_.defined() ? labels_.s
 Example LabeledImageDataset::get(int64_t index) const {
   check_index(index, size(), name_);
   // A copy, so an in-place transform cannot change the dataset.
-  Example e{images_[index].clone(),
-            scalar_tensor(labels_.data_ptr<int64_t>()[index], kInt64)};
+  Example e{images_[index].clone(), scalar_tensor(labels_.data_ptr<int64_t>()[index], kInt64)};
   if (transform_) e.data = transform_(e.data);
   if (target_transform_) e.target = target_transform_(e.target);
   return e;
@@ -309,8 +321,7 @@ MNIST::MNIST(const char* name, std::vector<std::string> classes, const std::stri
   EMBER_CHECK(labels.dtype() == kUInt8 && labels.dim() == 1, IOError, where(name, labels_path_),
               ": expected uint8 labels of shape (N), got ", labels.dtype(), " ", labels.sizes());
   EMBER_CHECK(labels.size(0) == images.size(0), IOError, where(name, labels_path_), ": ",
-              labels.size(0), " labels but '", images_path_, "' holds ", images.size(0),
-              " images");
+              labels.size(0), " labels but '", images_path_, "' holds ", images.size(0), " images");
   const uint8_t* l = labels.data_ptr<uint8_t>();
   const int64_t num_classes = static_cast<int64_t>(classes_.size());
   for (int64_t i = 0; i < labels.size(0); ++i)

@@ -35,10 +35,10 @@ std::string stb_reason() {
 }
 
 void check_image_size(int w, int h, const std::string& path, const char* op) {
-  EMBER_CHECK(w > 0 && h > 0 && w <= kMaxSide && h <= kMaxSide &&
-                  int64_t{w} * int64_t{h} <= kMaxPixels,
-              IOError, where(op, path), ": absurd image size ", w, "x", h, " (the limit is ",
-              kMaxSide, " per side and 2^28 pixels)");
+  EMBER_CHECK(
+      w > 0 && h > 0 && w <= kMaxSide && h <= kMaxSide && int64_t{w} * int64_t{h} <= kMaxPixels,
+      IOError, where(op, path), ": absurd image size ", w, "x", h, " (the limit is ", kMaxSide,
+      " per side and 2^28 pixels)");
 }
 
 Tensor load_rgb(const std::string& path, const char* op) {
@@ -54,7 +54,8 @@ Tensor load_rgb(const std::string& path, const char* op) {
     stbi_image_free(px);  // the file changed between the two reads
     check_image_size(w, h, path, op);
   }
-  return from_blob(px, {int64_t{h}, int64_t{w}, 3}, [](void* p) { stbi_image_free(p); }, kUInt8);
+  return from_blob(
+      px, {int64_t{h}, int64_t{w}, 3}, [](void* p) { stbi_image_free(p); }, kUInt8);
 }
 
 // Sorted-by-directory walk below `dir` (following links; a directory already visited, as through
@@ -88,7 +89,9 @@ Tensor load_image_rgb(const std::string& path) { return load_rgb(path, "load_ima
 
 ImageFolder::ImageFolder(const std::string& root, Transform transform, Transform target_transform,
                          std::vector<std::string> extensions)
-    : root_(root), transform_(std::move(transform)), target_transform_(std::move(target_transform)) {
+    : root_(root),
+      transform_(std::move(transform)),
+      target_transform_(std::move(target_transform)) {
   EMBER_CHECK(!extensions.empty(), ValueError, "[ImageFolder] '", root,
               "': the list of extensions is empty");
   for (std::string& e : extensions) e = lowercase(e);

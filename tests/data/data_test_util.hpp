@@ -83,7 +83,8 @@ inline std::string cifar_records(const Tensor& images, const std::vector<Tensor>
   for (int64_t i = 0; i < n; ++i) {
     for (const Tensor& l : label_bytes) out.push_back(static_cast<char>(l.data_ptr<int64_t>()[i]));
     for (int64_t ch = 0; ch < 3; ++ch)
-      for (int64_t yx = 0; yx < 1024; ++yx) out.push_back(static_cast<char>(px[(i * 1024 + yx) * 3 + ch]));
+      for (int64_t yx = 0; yx < 1024; ++yx)
+        out.push_back(static_cast<char>(px[(i * 1024 + yx) * 3 + ch]));
   }
   return out;
 }
@@ -116,7 +117,8 @@ inline FakeImages write_fake_cifar100(const std::string& dir, int64_t n, uint64_
   std::filesystem::create_directories(dir);
   FakeImages f = make_fake_images(n, 32, 32, 3, seed, 100);
   f.coarse = empty({n}, kInt64);
-  for (int64_t i = 0; i < n; ++i) f.coarse.data_ptr<int64_t>()[i] = f.labels.data_ptr<int64_t>()[i] / 5;
+  for (int64_t i = 0; i < n; ++i)
+    f.coarse.data_ptr<int64_t>()[i] = f.labels.data_ptr<int64_t>()[i] / 5;
   write_bytes((std::filesystem::path(dir) / (train ? "train.bin" : "test.bin")).string(),
               cifar_records(f.images, {f.coarse, f.labels}));
   return f;

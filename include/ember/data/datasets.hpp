@@ -46,7 +46,8 @@ class LabeledImageDataset : public Dataset {
 
  protected:
   LabeledImageDataset(const char* name, Transform transform, Transform target_transform)
-      : name_(name), transform_(std::move(transform)),
+      : name_(name),
+        transform_(std::move(transform)),
         target_transform_(std::move(target_transform)) {}
   const char* name_;
   Tensor images_;  // (N, H, W, C) uint8
@@ -93,7 +94,8 @@ std::string default_fashion_mnist_root();
 
 /// CIFAR-10 binary version from root or root/cifar-10-batches-bin: data_batch_1..5.bin (train)
 /// or test_batch.bin, records of 3073 bytes (label, 1024 R, 1024 G, 1024 B; 32x32 row-major).
-/// Class names from batches.meta.txt when present, else the standard ten. get(i): uint8 (32, 32, 3).
+/// Class names from batches.meta.txt when present, else the standard ten. get(i): uint8 (32, 32,
+/// 3).
 class CIFAR10 : public LabeledImageDataset {
  public:
   explicit CIFAR10(const std::string& root, bool train = true, Transform transform = nullptr,
