@@ -510,6 +510,9 @@ TEST_CASE("MNIST: ImageFolder classes, order, labels and exact PNG pixels") {
   const std::string jpg = (fs::path(root) / "Cat" / "photo.jpg").string();
   REQUIRE(stbi_write_jpg(jpg.c_str(), 16, 8, 3, rgb.data(), 95) != 0);
 
+  // A link cycle (dog/a/back -> dog) is walked once, not forever.
+  fs::create_directory_symlink("..", fs::path(root) / "dog" / "a" / "back");
+
   ImageFolder ds(root);
   REQUIRE(ds.classes() == std::vector<std::string>{"Cat", "bird", "dog"});  // byte-wise
   REQUIRE(ds.class_to_idx().at("bird") == 1);
