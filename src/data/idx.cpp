@@ -85,6 +85,7 @@ uint32_t load_be32(const uint8_t* p) {
 // Copies n big-endian elements of `Bytes` bytes from src to native order at dst.
 template <size_t Bytes>
 void copy_from_big_endian(uint8_t* dst, const uint8_t* src, size_t n) {
+  if (n == 0) return;  // an empty tensor's pointers may be null
   if constexpr (Bytes == 1 || std::endian::native == std::endian::big) {
     std::memcpy(dst, src, n * Bytes);
   } else {

@@ -203,6 +203,43 @@ TEST_CASE("MNIST: a header asking for 8 GiB with 10 bytes of data fails fast") {
   REQUIRE(s < 1.0);  // an 8 GiB allocation and fill would take far longer
 }
 
+TEST_CASE("MNIST: mutated IDX files either read or raise IOError") {
+  // A small fuzz pass: random byte flips, truncations and extensions of valid raw and gzip files.
+  TempDir dir;
+  const std::string raw_path = dir.file("v.idx"), gz_path = dir.file("v.idx.gz");
+  write_idx(raw_path, pattern_u8({3, 4, 5}, 3), false);
+  write_idx(gz_path, tensor(std::vector<float>(40, 1.5f)).reshape({2, 20}), true);
+  test::FakeRng rng(11);
+  int reads = 0, errors = 0;
+  for (const std::string& src : {raw_path, gz_path}) {
+    const std::string good = read_bytes(src);
+    for (int trial = 0; trial < 400; ++trial) {
+      std::string b = good;
+      const int64_t kind = rng.below(3);
+      if (kind == 0) {
+        for (int k = 0; k < 1 + rng.below(4); ++k)
+          b[static_cast<size_t>(rng.below(static_cast<int64_t>(b.size())))] ^=
+              static_cast<char>(1 + rng.below(255));
+      } else if (kind == 1) {
+        b.resize(static_cast<size_t>(rng.below(static_cast<int64_t>(b.size()))));
+      } else {
+        b += std::string(static_cast<size_t>(1 + rng.below(8)), 'z');
+      }
+      const std::string p = dir.file("m.idx");
+      write_bytes(p, b);
+      try {
+        Tensor t = read_idx(p);
+        ++reads;
+      } catch (const IOError& e) {
+        ++errors;
+        REQUIRE(std::string(e.what()).find("m.idx") != std::string::npos);
+      }
+    }
+  }
+  REQUIRE(errors > 0);
+  REQUIRE(reads + errors == 800);
+}
+
 // ---- MNIST over generated files ----
 
 TEST_CASE("MNIST: generated gz files give images, labels and HWC examples") {
