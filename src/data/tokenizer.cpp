@@ -10,6 +10,7 @@
 #include <queue>
 #include <unordered_set>
 
+#include "core/utf8.hpp"
 #include "ember/data/text.hpp"
 #include "ember/error.hpp"
 #include "ember/ops.hpp"
@@ -53,24 +54,6 @@ int utf8_next(std::string_view s, size_t i, char32_t& cp) {
 
 bool valid_code_point(int64_t cp) {
   return cp >= 0 && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
-}
-
-void utf8_append(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // "'a' (U+0061)" for printable ASCII, "'\n' (U+000A)" for the usual escapes, else "U+00E9".
@@ -432,7 +415,7 @@ std::string CharTokenizer::decode(const std::vector<int64_t>& ids) const {
     const int64_t id = ids[i];
     EMBER_CHECK(id >= 0 && id < vocab_size(), IndexError, "[CharTokenizer.decode] token id ", id,
                 " at position ", i, " is out of range for a vocabulary of ", vocab_size());
-    utf8_append(out, vocab_[static_cast<size_t>(id)]);
+    detail::append_utf8(out, vocab_[static_cast<size_t>(id)]);
   }
   return out;
 }

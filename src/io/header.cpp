@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/utf8.hpp"
 #include "ember/error.hpp"
 
 namespace ember::io_detail {
@@ -196,24 +197,6 @@ class HeaderParser {
     ++pos_;
   }
 
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-
   uint32_t parse_hex4() {
     if (s_.size() - pos_ < 4) fail("truncated \\u escape");
     uint32_t v = 0;
@@ -284,7 +267,7 @@ class HeaderParser {
             if (lo < 0xDC00 || lo > 0xDFFF) fail("bad low surrogate in \\u escape");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
-          append_utf8(out, cp);
+          detail::append_utf8(out, cp);
           break;
         }
         default:
