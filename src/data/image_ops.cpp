@@ -3,6 +3,15 @@
 // (float64 images in float64) and converted back once.
 #include "data/image_ops.hpp"
 
+// One rounding for every input stride: without this GCC contracts a * b + c into fused
+// multiply-adds differently in the stride-1 (vectorized) and the general copy of a loop, so a
+// non-contiguous image would resample to slightly different values.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -187,7 +196,7 @@ std::vector<int64_t> nearest_indices(int64_t in, int64_t out) {
 }
 
 // Linear taps with half-pixel centers (align_corners=False): src = scale * (dst + 0.5) - 0.5,
-// clamped at 0; the right tap is dropped at the last pixel.
+// clamped at 0; at the last pixel both taps are that pixel (PyTorch's zero index offset).
 template <class A>
 std::vector<Taps<A>> linear_taps(int64_t in, int64_t out) {
   std::vector<Taps<A>> taps(static_cast<size_t>(out));
@@ -196,12 +205,11 @@ std::vector<Taps<A>> linear_taps(int64_t in, int64_t out) {
     A src = scale * (static_cast<A>(i) + A(0.5)) - A(0.5);
     if (src < A(0)) src = A(0);
     const int64_t i0 = std::min(static_cast<int64_t>(std::floor(src)), in - 1);
-    A l1 = std::min(std::max(src - static_cast<A>(i0), A(0)), A(1));
+    const A l1 = std::min(std::max(src - static_cast<A>(i0), A(0)), A(1));
     Taps<A>& t = taps[static_cast<size_t>(i)];
     t.first = i0;
-    t.n = i0 < in - 1 ? 2 : 1;
+    t.n = i0 < in - 1 ? 2 : 1;  // n == 1: the second tap repeats the first
     t.w = {A(1) - l1, l1};
-    if (t.n == 1) t.w = {A(1) - l1};  // l1 is 0 here: the single tap has weight 1
   }
   return taps;
 }
@@ -259,11 +267,11 @@ void resize_bilinear(ImageRef<T> out, ImageRef<const T> in, int64_t top, int64_t
       const Taps<A>& a = ty[static_cast<size_t>(y)];
       const T* r0 = in.data + c * in.sc + (top + a.first) * in.sh;
       const T* r1 = a.n == 2 ? r0 + in.sh : r0;
-      const A h0 = a.w[0], h1 = a.n == 2 ? a.w[1] : A(0);
+      const A h0 = a.w[0], h1 = a.w[1];
       for (int64_t x = 0; x < out.W; ++x) {
         const Taps<A>& b = tx[static_cast<size_t>(x)];
         const int64_t x0 = (left + b.first) * in.sw, x1 = b.n == 2 ? x0 + in.sw : x0;
-        const A w0 = b.w[0], w1 = b.n == 2 ? b.w[1] : A(0);
+        const A w0 = b.w[0], w1 = b.w[1];
         const A v = h0 * (w0 * static_cast<A>(r0[x0]) + w1 * static_cast<A>(r0[x1])) +
                     h1 * (w0 * static_cast<A>(r1[x0]) + w1 * static_cast<A>(r1[x1]));
         out.at(y, x, c) = store<T, A>(v);

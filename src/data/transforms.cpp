@@ -26,7 +26,7 @@ std::pair<int64_t, int64_t> parse_size(const IntList& size, const char* op) {
 }
 
 void check_probability(double p, const char* op) {
-  EMBER_CHECK(p >= 0.0 && p <= 1.0, ValueError, "[", op, "] p must lie in [0, 1], got ", IntArrayRef(p));
+  EMBER_CHECK(p >= 0.0 && p <= 1.0, ValueError, "[", op, "] p must lie in [0, 1], got ", p);
 }
 
 std::vector<int64_t> identity_map(int64_t n) {
@@ -250,21 +250,26 @@ Tensor RandomRotation::rotate(const Tensor& x, double angle) const {
   m[2] += m[0] * -cx + m[1] * -cy + cx;
   m[5] += m[3] * -cx + m[4] * -cy + cy;
   int64_t ow = l.W, oh = l.H;
-  if (expand_) {  // the bounding box of the mapped corners (torchvision's _compute_affine_output_size)
-    const double px[4] = {-0.5 * W, -0.5 * W, 0.5 * W, 0.5 * W};
-    const double py[4] = {-0.5 * H, 0.5 * H, 0.5 * H, -0.5 * H};
-    double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
+  if (expand_) {
+    // The bounding box of the mapped corners (torchvision's _compute_affine_output_size), in
+    // float32 as there: the 1e-4 truncation decides 1/1e-4 = 10000 exactly only in float32.
+    const float fw = static_cast<float>(W), fh = static_cast<float>(H);
+    const float px[4] = {-0.5f * fw, -0.5f * fw, 0.5f * fw, 0.5f * fw};
+    const float py[4] = {-0.5f * fh, 0.5f * fh, 0.5f * fh, -0.5f * fh};
+    float fm[6];
+    for (int k = 0; k < 6; ++k) fm[k] = static_cast<float>(m[k]);
+    float lo[2] = {1e30f, 1e30f}, hi[2] = {-1e30f, -1e30f};
     for (int k = 0; k < 4; ++k) {
-      const double nx = m[0] * px[k] + m[1] * py[k] + m[2];
-      const double ny = m[3] * px[k] + m[4] * py[k] + m[5];
+      const float nx = fm[0] * px[k] + fm[1] * py[k] + fm[2];
+      const float ny = fm[3] * px[k] + fm[4] * py[k] + fm[5];
       lo[0] = std::min(lo[0], nx), hi[0] = std::max(hi[0], nx);
       lo[1] = std::min(lo[1], ny), hi[1] = std::max(hi[1], ny);
     }
-    const double tol = 1e-4, half[2] = {0.5 * W, 0.5 * H};
+    const float tol = 1e-4f, half[2] = {0.5f * fw, 0.5f * fh};
     int64_t sz[2];
     for (int k = 0; k < 2; ++k) {
-      const double cmax = std::ceil(std::trunc((hi[k] + half[k]) / tol) * tol);
-      const double cmin = std::floor(std::trunc((lo[k] + half[k]) / tol) * tol);
+      const float cmax = std::ceil(std::trunc((hi[k] + half[k]) / tol) * tol);
+      const float cmin = std::floor(std::trunc((lo[k] + half[k]) / tol) * tol);
       sz[k] = static_cast<int64_t>(cmax - cmin);
     }
     ow = sz[0], oh = sz[1];

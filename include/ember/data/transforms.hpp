@@ -87,6 +87,8 @@ class RandomCrop {
  public:
   explicit RandomCrop(IntList size, IntList padding = {}, bool pad_if_needed = false,
                       double fill = 0, std::string padding_mode = "constant");
+  /// RandomCrop({h, w}): without it the braces could also mean a copy of RandomCrop(h, w).
+  explicit RandomCrop(std::initializer_list<int64_t> size) : RandomCrop(IntList(size)) {}
   Tensor operator()(const Tensor& x) const;
   Tensor operator()(const Tensor& x, Generator& gen) const;
 
@@ -200,6 +202,9 @@ class RandomResizedCrop {
 class ColorJitter {
  public:
   explicit ColorJitter(Range brightness = 0.0, Range contrast = 0.0, Range saturation = 0.0);
+  /// ColorJitter({lo, hi}) is a brightness range (not a copy of ColorJitter(lo, hi)).
+  explicit ColorJitter(std::initializer_list<double> brightness)
+      : ColorJitter(Range(brightness)) {}
   Tensor operator()(const Tensor& x) const;
   Tensor operator()(const Tensor& x, Generator& gen) const;
 
