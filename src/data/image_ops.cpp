@@ -50,14 +50,13 @@ inline T fill_value(double fill) {
 }  // namespace
 
 void throw_image_dtype(DType d, const char* op) {
-  throw DTypeError(detail::str_cat("[", op, "] expected a uint8, float32 or float64 image, got ",
-                                   d));
+  throw DTypeError(
+      detail::str_cat("[", op, "] expected a uint8, float32 or float64 image, got ", d));
 }
 
 Layout image_layout(const Tensor& x, const char* op) {
   EMBER_CHECK(x.defined(), ValueError, "[", op, "] the image tensor is undefined");
-  EMBER_CHECK(x.is_cpu(), DeviceError, "[", op, "] expected a CPU image, got one on ",
-              x.device());
+  EMBER_CHECK(x.is_cpu(), DeviceError, "[", op, "] expected a CPU image, got one on ", x.device());
   const DType d = x.dtype();
   EMBER_CHECK(d == kUInt8 || d == kFloat32 || d == kFloat64, DTypeError, "[", op,
               "] expected a uint8 (HWC or HW) or float32/float64 (CHW or HW) image, got ", d,
@@ -313,9 +312,8 @@ void resize_antialias(ImageRef<T> out, ImageRef<const T> in, int64_t top, int64_
 
 }  // namespace
 
-void resize(const Tensor& out, const Layout& out_layout, const Tensor& in,
-            const Layout& in_layout, int64_t top, int64_t left, int64_t h, int64_t w,
-            Filter filter) {
+void resize(const Tensor& out, const Layout& out_layout, const Tensor& in, const Layout& in_layout,
+            int64_t top, int64_t left, int64_t h, int64_t w, Filter filter) {
   visit_image_dtype(in_layout.dtype, "resize", [&](auto tag) {
     using T = decltype(tag);
     const ImageRef<T> o = output_ref<T>(out, out_layout);
@@ -355,8 +353,8 @@ void affine_kernel(ImageRef<T> out, ImageRef<const T> in, const double m[6], boo
       const double sy = m[3] * xc + m[4] * yc + m[5] + iy0;
       if (!bilinear) {
         const double rx = std::nearbyint(sx), ry = std::nearbyint(sy);
-        const bool inside = rx >= 0 && rx < static_cast<double>(W) && ry >= 0 &&
-                            ry < static_cast<double>(H);
+        const bool inside =
+            rx >= 0 && rx < static_cast<double>(W) && ry >= 0 && ry < static_cast<double>(H);
         const int64_t px = inside ? static_cast<int64_t>(rx) : 0;
         const int64_t py = inside ? static_cast<int64_t>(ry) : 0;
         for (int64_t c = 0; c < out.C; ++c) out.at(y, x, c) = inside ? in.at(py, px, c) : fill_t;
@@ -390,8 +388,8 @@ void affine_sample(const Tensor& out, const Layout& out_layout, const Tensor& in
                    const Layout& in_layout, const double matrix[6], bool bilinear, double fill) {
   visit_image_dtype(in_layout.dtype, "affine", [&](auto tag) {
     using T = decltype(tag);
-    affine_kernel<T>(output_ref<T>(out, out_layout), image_ref<T>(in, in_layout), matrix,
-                     bilinear, fill);
+    affine_kernel<T>(output_ref<T>(out, out_layout), image_ref<T>(in, in_layout), matrix, bilinear,
+                     fill);
   });
 }
 

@@ -73,9 +73,8 @@ enum class Filter { Nearest, Bilinear, BilinearAntialias };
 /// Resizes the window (top, left, h, w) of `in` to all of `out`: nearest as F.interpolate
 /// mode="nearest"; bilinear with half-pixel centers (align_corners=False); the antialiased filter
 /// is PyTorch's separable triangle filter whose support grows with the downscale factor.
-void resize(const Tensor& out, const Layout& out_layout, const Tensor& in,
-            const Layout& in_layout, int64_t top, int64_t left, int64_t h, int64_t w,
-            Filter filter);
+void resize(const Tensor& out, const Layout& out_layout, const Tensor& in, const Layout& in_layout,
+            int64_t top, int64_t left, int64_t h, int64_t w, Filter filter);
 
 /// Samples out(y, x) at in(M * (x, y, 1)) with M the 2x3 inverse affine matrix in torchvision's
 /// centered coordinates; outside the image the value is `fill` (bilinear blends by the sampled

@@ -21,7 +21,8 @@ std::pair<int64_t, int64_t> parse_size(const IntList& size, const char* op) {
   EMBER_CHECK(size.size() == 1 || size.size() == 2, ValueError, "[", op,
               "] size must be one number or {h, w}, got ", IntArrayRef(size.vec()));
   const int64_t h = size[0], w = size.size() == 2 ? size[1] : size[0];
-  EMBER_CHECK(h > 0 && w > 0, ValueError, "[", op, "] size must be positive, got ", IntArrayRef(size.vec()));
+  EMBER_CHECK(h > 0 && w > 0, ValueError, "[", op, "] size must be positive, got ",
+              IntArrayRef(size.vec()));
   return {h, w};
 }
 
@@ -61,8 +62,7 @@ std::optional<std::pair<double, double>> jitter_range(const Range& r, const char
               " must be one number or {lo, hi}, got ", v.size(), " values");
   double lo, hi;
   if (v.size() == 1) {
-    EMBER_CHECK(v[0] >= 0, ValueError, "[ColorJitter] ", name, " must be non-negative, got ",
-                v[0]);
+    EMBER_CHECK(v[0] >= 0, ValueError, "[ColorJitter] ", name, " must be non-negative, got ", v[0]);
     lo = std::max(0.0, 1.0 - v[0]), hi = 1.0 + v[0];
   } else {
     lo = v[0], hi = v[1];
@@ -88,11 +88,11 @@ Tensor ToTensor::operator()(const Tensor& x) const {
 Normalize::Normalize(std::vector<double> mean, std::vector<double> std)
     : mean_(std::move(mean)), std_(std::move(std)) {
   EMBER_CHECK(!mean_.empty() && !std_.empty(), ValueError,
-              "[Normalize] mean and std need at least one value each, got ", mean_.size(),
-              " and ", std_.size());
+              "[Normalize] mean and std need at least one value each, got ", mean_.size(), " and ",
+              std_.size());
   for (double s : std_)
-    EMBER_CHECK(s != 0.0, ValueError, "[Normalize] std must be non-zero, got 0 among ",
-                std_.size(), " values");
+    EMBER_CHECK(s != 0.0, ValueError, "[Normalize] std must be non-zero, got 0 among ", std_.size(),
+                " values");
 }
 
 Tensor Normalize::operator()(const Tensor& x) const {
@@ -120,7 +120,8 @@ RandomCrop::RandomCrop(IntList size, IntList padding, bool pad_if_needed, double
   EMBER_CHECK(p.size() == 0 || p.size() == 1 || p.size() == 2 || p.size() == 4, ValueError,
               "[RandomCrop] padding must have 1, 2 or 4 values, got ", IntArrayRef(p));
   for (int64_t v : p)
-    EMBER_CHECK(v >= 0, ValueError, "[RandomCrop] padding must be non-negative, got ", IntArrayRef(p));
+    EMBER_CHECK(v >= 0, ValueError, "[RandomCrop] padding must be non-negative, got ",
+                IntArrayRef(p));
   if (p.size() == 1) pad_l_ = pad_t_ = pad_r_ = pad_b_ = p[0];
   if (p.size() == 2) pad_l_ = pad_r_ = p[0], pad_t_ = pad_b_ = p[1];
   if (p.size() == 4) pad_l_ = p[0], pad_t_ = p[1], pad_r_ = p[2], pad_b_ = p[3];
@@ -162,7 +163,8 @@ Tensor RandomCrop::operator()(const Tensor& x) const {
     return j < 0 ? j : image::pad_index(j, n, before, mode);
   };
   std::vector<int64_t> rows(static_cast<size_t>(h_)), cols(static_cast<size_t>(w_));
-  for (int64_t y = 0; y < h_; ++y) rows[static_cast<size_t>(y)] = axis(top + y, l.H, H1, pad_t_, extra_h);
+  for (int64_t y = 0; y < h_; ++y)
+    rows[static_cast<size_t>(y)] = axis(top + y, l.H, H1, pad_t_, extra_h);
   for (int64_t x1 = 0; x1 < w_; ++x1)
     cols[static_cast<size_t>(x1)] = axis(left + x1, l.W, W1, pad_l_, extra_w);
   return remap_image(x, l, rows, cols, fill_);
@@ -224,8 +226,7 @@ RandomRotation::RandomRotation(Range degrees, InterpolationMode interpolation, b
     : interpolation_(interpolation), expand_(expand), center_(center), fill_(fill) {
   const std::vector<double>& d = degrees.vec();
   EMBER_CHECK(d.size() == 1 || d.size() == 2, ValueError,
-              "[RandomRotation] degrees must be one number or {lo, hi}, got ", d.size(),
-              " values");
+              "[RandomRotation] degrees must be one number or {lo, hi}, got ", d.size(), " values");
   if (d.size() == 1) {
     EMBER_CHECK(d[0] >= 0, ValueError,
                 "[RandomRotation] a single degrees value must be non-negative, got ", d[0]);
@@ -310,7 +311,8 @@ Tensor resize_window(const Tensor& x, const Layout& l, const CropBox& box, int64
 Resize::Resize(IntList size, InterpolationMode interpolation, bool antialias)
     : size_(size.vec()), interpolation_(interpolation), antialias_(antialias) {
   EMBER_CHECK(size_.size() == 1 || size_.size() == 2, ValueError,
-              "[Resize] size must be one number (the smaller edge) or {h, w}, got ", IntArrayRef(size_));
+              "[Resize] size must be one number (the smaller edge) or {h, w}, got ",
+              IntArrayRef(size_));
   for (int64_t s : size_)
     EMBER_CHECK(s > 0, ValueError, "[Resize] size must be positive, got ", IntArrayRef(size_));
 }
@@ -319,8 +321,8 @@ std::pair<int64_t, int64_t> Resize::output_size(int64_t H, int64_t W) const {
   if (size_.size() == 2) return {size_[0], size_[1]};
   const int64_t shorter = std::min(H, W), longer = std::max(H, W);
   const int64_t new_short = size_[0];
-  const auto new_long = static_cast<int64_t>(static_cast<double>(new_short * longer) /
-                                             static_cast<double>(shorter));
+  const auto new_long =
+      static_cast<int64_t>(static_cast<double>(new_short * longer) / static_cast<double>(shorter));
   return W <= H ? std::make_pair(new_long, new_short) : std::make_pair(new_short, new_long);
 }
 
@@ -343,8 +345,7 @@ Tensor CenterCrop::operator()(const Tensor& x) const {
   auto start = [](int64_t n, int64_t crop) {
     const int64_t before = crop > n ? (crop - n) / 2 : 0;
     const int64_t padded = crop > n ? n + (crop - n) / 2 + (crop - n + 1) / 2 : n;
-    return static_cast<int64_t>(std::nearbyint(static_cast<double>(padded - crop) / 2.0)) -
-           before;
+    return static_cast<int64_t>(std::nearbyint(static_cast<double>(padded - crop) / 2.0)) - before;
   };
   return remap_image(x, l, window_map(start(l.H, h_), h_, l.H), window_map(start(l.W, w_), w_, l.W),
                      0);

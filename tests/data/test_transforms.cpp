@@ -139,8 +139,7 @@ TEST_CASE("RandomCrop: padding {2, 1} in each mode, crop = padded size (hand-com
 TEST_CASE("RandomCrop: four-value padding is left, top, right, bottom") {
   Tensor x = small_u8();
   Tensor y = RandomCrop({3 + 2 + 0, 4 + 1 + 3}, {1, 2, 3, 0})(x);
-  const std::vector<double> expected =
-      gather(x, {-1, -1, 0, 1, 2}, {-1, 0, 1, 2, 3, -1, -1, -1});
+  const std::vector<double> expected = gather(x, {-1, -1, 0, 1, 2}, {-1, 0, 1, 2, 3, -1, -1, -1});
   std::vector<double> e = expected;
   for (double& v : e) v = v < 0 ? 0 : v;
   check_close(y, e, 0);
@@ -161,7 +160,7 @@ TEST_CASE("RandomCrop: the crop is at (randint top, then randint left) of the pa
 }
 
 TEST_CASE("RandomCrop: pad_if_needed pads the deficit on both sides") {
-  Tensor x = small_u8();  // (3, 4)
+  Tensor x = small_u8();                       // (3, 4)
   Tensor y = RandomCrop({5, 6}, {}, true)(x);  // pads to (3 + 4, 4 + 4) and crops 5x6
   CHECK(y.sizes() == IntArrayRef({5, 6}));
   // Without pad_if_needed the crop does not fit.
@@ -259,8 +258,9 @@ TEST_CASE("RandomRotation: 90 degrees counter-clockwise is exact on a square ima
     check_close(RandomRotation({-90, -90}, m)(x), {7, 4, 1, 8, 5, 2, 9, 6, 3}, 0);
     check_close(RandomRotation({180, 180}, m)(x), {9, 8, 7, 6, 5, 4, 3, 2, 1}, 0);
     Tensor f = ToTensor()(x);
-    check_close(t(f), {3 / 255.0, 6 / 255.0, 9 / 255.0, 2 / 255.0, 5 / 255.0, 8 / 255.0,
-                       1 / 255.0, 4 / 255.0, 7 / 255.0},
+    check_close(t(f),
+                {3 / 255.0, 6 / 255.0, 9 / 255.0, 2 / 255.0, 5 / 255.0, 8 / 255.0, 1 / 255.0,
+                 4 / 255.0, 7 / 255.0},
                 1e-6);
   }
 }
@@ -270,8 +270,8 @@ TEST_CASE("RandomRotation: expand holds the whole image, outside pixels get fill
   Tensor y = RandomRotation({90, 90}, InterpolationMode::Nearest, true)(x);
   CHECK(y.sizes() == IntArrayRef({4, 2}));
   check_close(y, {4, 8, 3, 7, 2, 6, 1, 5}, 0);
-  Tensor z = RandomRotation({45, 45}, InterpolationMode::Nearest, false, std::nullopt, 200)(
-      u8_image({5, 5}, std::vector<int>(25, 1)));
+  Tensor z = RandomRotation({45, 45}, InterpolationMode::Nearest, false, std::nullopt,
+                            200)(u8_image({5, 5}, std::vector<int>(25, 1)));
   // The corners of a 5x5 image rotated by 45 degrees come from outside, the center from inside.
   const std::vector<double> v = values(z);
   CHECK(v[0] == 200);
@@ -422,9 +422,9 @@ TEST_CASE("ColorJitter: draws randperm(4) then the enabled factors, reproducibly
 // ---- composition ----
 
 TEST_CASE("Compose: the CIFAR pipeline as one Transform, Lambda") {
-  Transform t = Compose({RandomCrop(28, 4), RandomHorizontalFlip(), ToTensor(),
-                         Normalize({0.1307}, {0.3081}),
-                         Lambda([](const Tensor& v) { return v * 2.0; })});
+  Transform t =
+      Compose({RandomCrop(28, 4), RandomHorizontalFlip(), ToTensor(), Normalize({0.1307}, {0.3081}),
+               Lambda([](const Tensor& v) { return v * 2.0; })});
   Tensor x = pattern_u8(28, 28, 1);
   data::SampleGeneratorGuard guard(Generator(3));
   Tensor y = t(x);
@@ -436,7 +436,7 @@ TEST_CASE("Compose: the CIFAR pipeline as one Transform, Lambda") {
 
 // ---- layouts, strides ----
 
-TEST_CASE("RandomCrop: uint8 HWC and float CHW follow the same geometry") {
+TEST_CASE("transforms: uint8 HWC and float CHW follow the same geometry") {
   Tensor hwc = pattern_u8(7, 9, 3);
   Tensor chw = ToTensor()(hwc);
   const std::vector<Transform> ts = {
@@ -460,7 +460,7 @@ TEST_CASE("RandomCrop: uint8 HWC and float CHW follow the same geometry") {
   }
 }
 
-TEST_CASE("RandomCrop: non-contiguous inputs equal contiguous ones, every transform") {
+TEST_CASE("transforms: non-contiguous inputs give bitwise the contiguous result") {
   Tensor hwc = pattern_u8(8, 10, 3);
   Tensor hwc_nc = hwc_non_contiguous(hwc);
   REQUIRE(!hwc_nc.is_contiguous());
@@ -531,7 +531,9 @@ struct GoldenCase {
 
 Tensor run_case(const GoldenCase& c, const Tensor& x) {
   auto num = [&](const std::string& k) { return std::stod(c.params.at(k)); };
-  auto integer = [&](const std::string& k) { return static_cast<int64_t>(std::stoll(c.params.at(k))); };
+  auto integer = [&](const std::string& k) {
+    return static_cast<int64_t>(std::stoll(c.params.at(k)));
+  };
   auto interp = [&]() {
     return c.params.at("interp") == "nearest" ? InterpolationMode::Nearest
                                               : InterpolationMode::Bilinear;
@@ -544,7 +546,8 @@ Tensor run_case(const GoldenCase& c, const Tensor& x) {
     return RandomRotation({a, a}, interp(), integer("expand") != 0, center, fill)(x);
   }
   if (c.op == "resize") {
-    const IntList size = integer("w") == 0 ? IntList(integer("h")) : IntList({integer("h"), integer("w")});
+    const IntList size =
+        integer("w") == 0 ? IntList(integer("h")) : IntList({integer("h"), integer("w")});
     return Resize(size, interp(), integer("antialias") != 0)(x);
   }
   if (c.op == "center_crop") return CenterCrop({integer("h"), integer("w")})(x);
@@ -563,10 +566,10 @@ Tensor run_case(const GoldenCase& c, const Tensor& x) {
   return {};
 }
 
-// Tolerances: float outputs within 2e-6 * max(1, max |value|) (float32 rounding of a different operation order);
-// uint8 within 1 (a float32 rounding difference just below .5). Nearest-neighbour rotations may
-// pick the other neighbour where the source coordinate is a near-exact tie in float32; at most 2%
-// of such pixels may differ.
+// Tolerances: float outputs within 2e-6 * max(1, max |value|) (float32 rounding of a different
+// operation order); uint8 within 1 (a float32 rounding difference just below .5). Nearest-neighbour
+// rotations may pick the other neighbour where the source coordinate is a near-exact tie in
+// float32; at most 2% of such pixels may differ.
 struct Stats {
   double max_diff = 0;
   int64_t differing = 0, total = 0;
@@ -622,7 +625,7 @@ std::vector<GoldenCase> read_golden(std::map<std::string, Tensor>& inputs) {
 
 }  // namespace
 
-TEST_CASE("RandomRotation: Resize, CenterCrop, padding, color match torchvision golden outputs") {
+TEST_CASE("transforms: rotate, resize, center crop, pad and color match torchvision golden data") {
   std::map<std::string, Tensor> inputs;
   const std::vector<GoldenCase> cases = read_golden(inputs);
   REQUIRE(cases.size() > 90);

@@ -28,9 +28,9 @@ namespace ember::data::transforms {
 class IntList {
  public:
   IntList() = default;
-  IntList(int64_t v) : v_{v} {}                                    // NOLINT: implicit
-  IntList(std::initializer_list<int64_t> l) : v_(l) {}            // NOLINT
-  IntList(std::vector<int64_t> v) : v_(std::move(v)) {}           // NOLINT
+  IntList(int64_t v) : v_{v} {}                          // NOLINT: implicit
+  IntList(std::initializer_list<int64_t> l) : v_(l) {}   // NOLINT
+  IntList(std::vector<int64_t> v) : v_(std::move(v)) {}  // NOLINT
   const std::vector<int64_t>& vec() const { return v_; }
   size_t size() const { return v_.size(); }
   bool empty() const { return v_.empty(); }
@@ -43,8 +43,8 @@ class IntList {
 /// One number or a braced {lo, hi} pair (degrees, jitter strengths).
 class Range {
  public:
-  Range(double v) : v_{v} {}                                  // NOLINT: implicit
-  Range(std::initializer_list<double> l) : v_(l) {}         // NOLINT
+  Range(double v) : v_{v} {}                         // NOLINT: implicit
+  Range(std::initializer_list<double> l) : v_(l) {}  // NOLINT
   const std::vector<double>& vec() const { return v_; }
 
  private:
@@ -128,7 +128,8 @@ class RandomVerticalFlip {
 /// enlarges the output to hold the whole rotated image. Pixels from outside get `fill`.
 class RandomRotation {
  public:
-  explicit RandomRotation(Range degrees, InterpolationMode interpolation = InterpolationMode::Nearest,
+  explicit RandomRotation(Range degrees,
+                          InterpolationMode interpolation = InterpolationMode::Nearest,
                           bool expand = false,
                           std::optional<std::pair<double, double>> center = std::nullopt,
                           double fill = 0);
@@ -203,8 +204,7 @@ class ColorJitter {
  public:
   explicit ColorJitter(Range brightness = 0.0, Range contrast = 0.0, Range saturation = 0.0);
   /// ColorJitter({lo, hi}) is a brightness range (not a copy of ColorJitter(lo, hi)).
-  explicit ColorJitter(std::initializer_list<double> brightness)
-      : ColorJitter(Range(brightness)) {}
+  explicit ColorJitter(std::initializer_list<double> brightness) : ColorJitter(Range(brightness)) {}
   Tensor operator()(const Tensor& x) const;
   Tensor operator()(const Tensor& x, Generator& gen) const;
 
