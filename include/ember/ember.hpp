@@ -3,6 +3,7 @@
 
 #include "ember/autograd.hpp"
 #include "ember/cuda/cuda.hpp"
+#include "ember/data.hpp"
 #include "ember/device.hpp"
 #include "ember/dtype.hpp"
 #include "ember/error.hpp"

@@ -447,7 +447,7 @@ ColorJitter::ColorJitter(Range brightness, Range contrast, Range saturation)
 Tensor ColorJitter::operator()(const Tensor& x) const {
   image::image_layout(x, "ColorJitter");
   Generator& gen = sample_generator();
-  const std::vector<int64_t> order = data::randperm(int64_t{4}, gen);
+  const std::vector<int64_t> order = data::permutation(int64_t{4}, gen);
   auto draw = [&gen](const std::optional<std::pair<double, double>>& r) -> std::optional<double> {
     if (!r) return std::nullopt;
     return uniform(gen, r->first, r->second);

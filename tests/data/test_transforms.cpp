@@ -406,7 +406,7 @@ TEST_CASE("ColorJitter: draws randperm(4) then the enabled factors, reproducibly
   CHECK(bitwise_equal(t(x, a), t(x, b)));
   Generator g(9), g2 = g.clone();
   Tensor y = t(x, g);
-  const std::vector<int64_t> order = data::randperm(int64_t{4}, g2);
+  const std::vector<int64_t> order = data::permutation(int64_t{4}, g2);
   const double fb = data::uniform(g2, 0.6, 1.4), fc = data::uniform(g2, 0.6, 1.4),
                fs = data::uniform(g2, 0.6, 1.4);
   Tensor e = x;
