@@ -7,6 +7,7 @@
 #include <random>
 #include <thread>
 
+#include "core/utf8.hpp"
 #include "ember/data/text.hpp"
 #include "io/io_test_util.hpp"
 #include "test_util.hpp"
@@ -27,21 +28,7 @@ std::vector<std::string> strings(const std::vector<std::string_view>& v) {
 
 std::string utf8(char32_t cp) {
   std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+  detail::append_utf8(s, cp);
   return s;
 }
 
