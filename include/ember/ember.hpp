@@ -9,6 +9,7 @@
 #include "ember/error.hpp"
 #include "ember/io/checkpoint.hpp"
 #include "ember/io/safetensors.hpp"
+#include "ember/io/tensorboard.hpp"
 #include "ember/memory.hpp"
 #include "ember/nn.hpp"
 #include "ember/nn/utils.hpp"
