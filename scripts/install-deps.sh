@@ -13,9 +13,10 @@ set -euo pipefail
 
 # build-essential: g++ 12 (with libgomp, g++'s OpenMP runtime) and make. zlib1g-dev and libstb-dev
 # are the data readers' libraries; nlohmann-json3-dev (header-only, private) reads tokenizer JSON;
-# dataset-fashion-mnist is the demo's data and the readers' real-file tests.
+# libcli11-dev parses the trainers' flags; dataset-fashion-mnist is the demo's data and the
+# readers' real-file tests.
 packages=(build-essential g++ cmake pkg-config catch2 zlib1g-dev libstb-dev nlohmann-json3-dev
-  dataset-fashion-mnist)
+  libcli11-dev dataset-fashion-mnist)
 for arg in "$@"; do
   case "$arg" in
     asan) packages+=(clang libomp-dev) ;;  # clang's -fopenmp needs LLVM's libomp

@@ -1,0 +1,126 @@
+#include "train_util.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+#include <vector>
+
+#include "ember/error.hpp"
+
+namespace ember_examples {
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s >= 3600) {
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s / 3600),
+                  static_cast<int>(s / 60) % 60);
+  } else if (s >= 60) {
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s / 60), static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.1fs", s);
+  }
+  return buf;
+}
+
+// ---- ProgressBar ----
+
+ProgressBar::ProgressBar(int64_t total, std::string unit)
+    : total_(total), unit_(std::move(unit)), interactive_(isatty(fileno(stdout)) != 0) {
+  start_ = last_draw_ = std::chrono::steady_clock::now();
+}
+
+double ProgressBar::rate() const {
+  const double t =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return t > 0 && first_done_ >= 0 ? static_cast<double>(done_ - first_done_) / t : 0.0;
+}
+
+void ProgressBar::update(int64_t done, const std::string& postfix) {
+  const auto now = std::chrono::steady_clock::now();
+  if (first_done_ < 0) {
+    first_done_ = done;
+    start_ = now;
+  }
+  done_ = done;
+  if (!interactive_) return;
+  if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  last_draw_ = now;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double r = elapsed > 0 ? static_cast<double>(done - first_done_) / elapsed : 0.0;
+  const double eta = r > 0 ? static_cast<double>(total_ - done) / r : 0.0;
+  constexpr int kWidth = 28;
+  const int filled =
+      total_ > 0 ? static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total_))
+                 : 0;
+  std::string bar(static_cast<size_t>(filled), '#');
+  bar.resize(kWidth, '.');
+  std::printf("\r[%s] %lld/%lld %s  %.2f %s/s  eta %s  %s\033[K", bar.c_str(),
+              static_cast<long long>(done), static_cast<long long>(total_), unit_.c_str(), r,
+              unit_.c_str(), format_duration(eta).c_str(), postfix.c_str());
+  std::fflush(stdout);
+}
+
+void ProgressBar::finish() {
+  if (interactive_) std::printf("\n");
+}
+
+// ---- MetricsLogger ----
+
+MetricsLogger::MetricsLogger(const std::string& out_dir, int64_t resume_step) {
+  namespace fs = std::filesystem;
+  fs::create_directories(out_dir);
+  const std::string path = (fs::path(out_dir) / "metrics.csv").string();
+  std::vector<std::string> keep;
+  if (resume_step > 0 && fs::exists(path)) {  // keep the rows up to the resume step
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      const long long step = std::atoll(line.c_str());
+      if (step <= resume_step) keep.push_back(line);
+    }
+  }
+  csv_.open(path, std::ios::trunc);
+  EMBER_CHECK(csv_.good(), ember::IOError, "[MetricsLogger] cannot write '", path, "'");
+  csv_ << "step,tag,value\n";
+  for (const std::string& l : keep) csv_ << l << "\n";
+  csv_.flush();
+  tb_ = std::make_unique<ember::TensorBoardWriter>((fs::path(out_dir) / "tb").string());
+}
+
+void MetricsLogger::scalar(const std::string& tag, double value, int64_t step) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.9g", value);
+  csv_ << step << "," << tag << "," << buf << "\n";
+  csv_.flush();
+  tb_->add_scalar(tag, value, step);
+}
+
+void MetricsLogger::image(const std::string& tag, const ember::Tensor& image, int64_t step) {
+  tb_->add_image(tag, image, step);
+}
+
+// ---- stop handling ----
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) {  // second signal: default action
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
+}  // namespace
+
+void install_stop_handler() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+bool stop_requested() { return g_stop.load(); }
+
+}  // namespace ember_examples

@@ -1,0 +1,59 @@
+// Helpers shared by the example trainers: a terminal progress bar (plain log lines when stdout is
+// not a terminal), metrics to metrics.csv and TensorBoard, Ctrl-C handling, and small formatting.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "ember/io/tensorboard.hpp"
+
+namespace ember_examples {
+
+/// Seconds as "1h02m", "3m05s" or "12.3s".
+std::string format_duration(double seconds);
+
+/// step/total, rate, ETA and a caller-supplied postfix (e.g. the running loss). On a terminal it
+/// redraws one line; otherwise update() prints nothing and the caller prints log lines.
+class ProgressBar {
+ public:
+  ProgressBar(int64_t total, std::string unit);
+  /// `done` steps finished of total; call at most a few times per second (it throttles itself).
+  void update(int64_t done, const std::string& postfix = "");
+  /// Ends the bar's line (terminal only).
+  void finish();
+  bool interactive() const { return interactive_; }
+  /// Steps per second since the bar started (from its first update).
+  double rate() const;
+
+ private:
+  int64_t total_, first_done_ = -1, done_ = 0;
+  std::string unit_;
+  bool interactive_;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+/// Appends (step, tag, value) rows to <out>/metrics.csv and scalars to a TensorBoard event file
+/// under <out>/tb. A resumed run appends to the same CSV (rows after the resume step are dropped
+/// first, so the file never holds two values for one step and tag).
+class MetricsLogger {
+ public:
+  MetricsLogger(const std::string& out_dir, int64_t resume_step);
+  void scalar(const std::string& tag, double value, int64_t step);
+  void image(const std::string& tag, const ember::Tensor& image, int64_t step);
+  ember::TensorBoardWriter& tensorboard() { return *tb_; }
+
+ private:
+  std::ofstream csv_;
+  std::unique_ptr<ember::TensorBoardWriter> tb_;
+};
+
+/// Installs a SIGINT/SIGTERM handler that only sets a flag: the training loop checks
+/// stop_requested(), saves a checkpoint and exits. A second Ctrl-C kills the process as usual.
+void install_stop_handler();
+bool stop_requested();
+
+}  // namespace ember_examples
