@@ -1,7 +1,8 @@
 # Thin wrapper over the CMake presets (CMakePresets.json). Every goal first checks the Debian
 # packages (scripts/install-deps.sh), then configures, builds and runs.
 #
-#   make demo                   build and run the demo program
+#   make demo                   build the ResNet trainer and train ResNet-20 on Fashion-MNIST for one
+#                               epoch (runs/demo), printing the test accuracy
 #   make test                   release build, all tests through CTest, and the three consumer
 #                               projects (find_package, add_subdirectory, pkg-config)
 #   make bench                  build and run the benchmarks (build/bench/benchmarks/bench_*)
@@ -19,8 +20,8 @@ deps:
 
 demo: deps
 	cmake --preset release
-	cmake --build --preset release --target ember-demo
-	build/release/examples/ember-demo
+	cmake --build --preset release --target ember-train-resnet
+	build/release/examples/ember-train-resnet --model resnet20 --epochs 1 --out runs/demo
 
 test: deps
 	cmake --preset release
