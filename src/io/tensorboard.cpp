@@ -272,6 +272,12 @@ class ProtoReader {
  public:
   ProtoReader(std::string_view s, const std::string& where) : s_(s), where_(where) {}
   bool done() const { return pos_ >= s_.size(); }
+  /// Reads a field key: its number and wire type.
+  void key(uint32_t& field, uint32_t& type) {
+    const uint64_t k = varint();
+    field = static_cast<uint32_t>(k >> 3);
+    type = static_cast<uint32_t>(k & 7);
+  }
   uint64_t varint() {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -338,8 +344,8 @@ TensorBoardValue parse_value(std::string_view s, const std::string& where) {
   TensorBoardValue v;
   ProtoReader r(s, where);
   while (!r.done()) {
-    const uint64_t key = r.varint();
-    const uint32_t field = static_cast<uint32_t>(key >> 3), type = static_cast<uint32_t>(key & 7);
+    uint32_t field, type;
+    r.key(field, type);
     if (field == 1 && type == kLength) {
       v.tag = std::string(r.bytes());
     } else if (field == 2 && type == kFixed32) {
@@ -348,8 +354,8 @@ TensorBoardValue parse_value(std::string_view s, const std::string& where) {
       v.has_image = true;
       ProtoReader ir(r.bytes(), where);
       while (!ir.done()) {
-        const uint64_t k = ir.varint();
-        const uint32_t f = static_cast<uint32_t>(k >> 3), t = static_cast<uint32_t>(k & 7);
+        uint32_t f, t;
+        ir.key(f, t);
         if (f == 1 && t == kVarint) v.height = static_cast<int64_t>(ir.varint());
         else if (f == 2 && t == kVarint) v.width = static_cast<int64_t>(ir.varint());
         else if (f == 3 && t == kVarint) v.colorspace = static_cast<int64_t>(ir.varint());
@@ -360,8 +366,8 @@ TensorBoardValue parse_value(std::string_view s, const std::string& where) {
       v.has_histogram = true;
       ProtoReader hr(r.bytes(), where);
       while (!hr.done()) {
-        const uint64_t k = hr.varint();
-        const uint32_t f = static_cast<uint32_t>(k >> 3), t = static_cast<uint32_t>(k & 7);
+        uint32_t f, t;
+        hr.key(f, t);
         if (f >= 1 && f <= 5 && t == kFixed64) {
           const double d = hr.fixed<double>();
           double* slots[] = {&v.min, &v.max, &v.num, &v.sum, &v.sum_squares};
@@ -385,8 +391,8 @@ TensorBoardEvent parse_event(std::string_view s, const std::string& where) {
   TensorBoardEvent e;
   ProtoReader r(s, where);
   while (!r.done()) {
-    const uint64_t key = r.varint();
-    const uint32_t field = static_cast<uint32_t>(key >> 3), type = static_cast<uint32_t>(key & 7);
+    uint32_t field, type;
+    r.key(field, type);
     if (field == 1 && type == kFixed64) {
       e.wall_time = r.fixed<double>();
     } else if (field == 2 && type == kVarint) {
@@ -396,8 +402,8 @@ TensorBoardEvent parse_event(std::string_view s, const std::string& where) {
     } else if (field == 5 && type == kLength) {
       ProtoReader sr(r.bytes(), where);
       while (!sr.done()) {
-        const uint64_t k = sr.varint();
-        const uint32_t f = static_cast<uint32_t>(k >> 3), t = static_cast<uint32_t>(k & 7);
+        uint32_t f, t;
+        sr.key(f, t);
         if (f == 1 && t == kLength) e.values.push_back(parse_value(sr.bytes(), where));
         else sr.skip(t);
       }
