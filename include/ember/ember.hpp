@@ -8,6 +8,7 @@
 #include "ember/dtype.hpp"
 #include "ember/error.hpp"
 #include "ember/io/checkpoint.hpp"
+#include "ember/io/image.hpp"
 #include "ember/io/safetensors.hpp"
 #include "ember/io/tensorboard.hpp"
 #include "ember/memory.hpp"

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <map>
 
+#include <stb/stb_image.h>
+
 #include "data/data_test_util.hpp"
 #include "ember/ember.hpp"
 
@@ -19,15 +21,15 @@ int run(const std::string& cmd) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-// The train/loss column of metrics.csv by step, as the text written (bitwise comparison).
-std::map<int64_t, std::string> losses(const std::string& out) {
+// One column of metrics.csv by step, as the text written (bitwise comparison).
+std::map<int64_t, std::string> losses(const std::string& out, const std::string& tag = "train/loss") {
   std::ifstream in(out + "/metrics.csv");
   std::map<int64_t, std::string> m;
   std::string line;
   std::getline(in, line);
   while (std::getline(in, line)) {
     const size_t a = line.find(','), b = line.find(',', a + 1);
-    if (line.substr(a + 1, b - a - 1) == "train/loss") m[std::stoll(line.substr(0, a))] = line.substr(b + 1);
+    if (line.substr(a + 1, b - a - 1) == tag) m[std::stoll(line.substr(0, a))] = line.substr(b + 1);
   }
   return m;
 }
@@ -89,4 +91,38 @@ TEST_CASE("ember-train-resnet: learns, is deterministic, resumes exactly", "[exa
   REQUIRE(run(std::string(EMBER_TRAIN_RESNET) + " --model resnet7 --data " + data) == 1);
   REQUIRE(run(std::string(EMBER_TRAIN_RESNET) + " --no-such-flag") != 0);
   REQUIRE(run(std::string(EMBER_TRAIN_RESNET) + " --help") == 0);
+}
+
+TEST_CASE("ember-train-gan: deterministic, resumes exactly, writes sample grids", "[examples]") {
+  TempDir tmp;
+  const std::string data = tmp.file("fmnist");
+  write_fake_mnist(data, 192, 4, true, true);
+  const std::string base = std::string(EMBER_TRAIN_GAN) + " --data " + data +
+                           " --steps 12 --batch-size 16 --workers 2 --threads 2 --log-every 1"
+                           " --seed 5";
+  REQUIRE(run(base + " --out " + tmp.file("a")) == 0);
+  REQUIRE(run(base + " --out " + tmp.file("b")) == 0);
+  std::map<int64_t, std::string> da = losses(tmp.file("a"), "train/d_loss");
+  REQUIRE(da.size() == 12);
+  REQUIRE(da == losses(tmp.file("b"), "train/d_loss"));
+  REQUIRE(losses(tmp.file("a"), "train/g_loss") == losses(tmp.file("b"), "train/g_loss"));
+  for (const auto& [step, v] : da) REQUIRE(std::isfinite(std::stod(v)));
+  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
+
+  // The epoch (12 batches) ends with an 8x8 grid of 28x28 samples with 2-pixel padding.
+  int w = 0, h = 0, c = 0;
+  REQUIRE(stbi_info((tmp.file("a") + "/samples_epoch1.png").c_str(), &w, &h, &c) == 1);
+  REQUIRE(w == 8 * 30 + 2);
+  REQUIRE(h == 8 * 30 + 2);
+
+  REQUIRE(run(base + " --out " + tmp.file("c") + " --stop-at-step 5") == 130);
+  REQUIRE(run(base + " --out " + tmp.file("c") + " --resume " + tmp.file("c") + "/last.ckpt") == 0);
+  REQUIRE(losses(tmp.file("c"), "train/d_loss") == da);
+  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("c") + "/last.ckpt");
+
+  // WGAN-GP: the gradient penalty runs through double backward; the losses stay finite.
+  REQUIRE(run(std::string(EMBER_TRAIN_GAN) + " --data " + data + " --loss wgan-gp --steps 4"
+              " --batch-size 16 --log-every 1 --out " + tmp.file("w")) == 0);
+  for (const auto& [step, v] : losses(tmp.file("w"), "train/d_loss")) REQUIRE(std::isfinite(std::stod(v)));
+  REQUIRE(run(std::string(EMBER_TRAIN_GAN) + " --loss hinge --data " + data) == 1);
 }

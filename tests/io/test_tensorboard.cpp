@@ -188,3 +188,26 @@ TEST_CASE("TensorBoardWriter: bad input raises typed errors", "[tensorboard]") {
   REQUIRE_THROWS_AS(tb.add_scalar("a", 1.0, 0), IOError);
   REQUIRE_THROWS_AS(TensorBoardWriter("/proc/definitely/not/here"), IOError);
 }
+
+TEST_CASE("make_grid and save_image: layout, range mapping, PNG on disk", "[image]") {
+  // Three 1x2x2 images with values 1, 2, 3 in [0, 4]; two per row, padding 1, pad value 0.
+  Tensor imgs = cat({full({1, 1, 2, 2}, 1.0), full({1, 1, 2, 2}, 2.0), full({1, 1, 2, 2}, 3.0)}, 0);
+  Tensor g = make_grid(imgs, 2, 1, std::make_pair(0.0, 4.0));
+  REQUIRE(g.sizes() == IntArrayRef({1, 7, 7}));
+  REQUIRE(g[0][1][1].item<float>() == 0.25f);  // image 0 at (1, 1)
+  REQUIRE(g[0][1][4].item<float>() == 0.5f);   // image 1 at (1, 4)
+  REQUIRE(g[0][4][1].item<float>() == 0.75f);  // image 2 at (4, 1)
+  REQUIRE(g[0][4][4].item<float>() == 0.0f);   // the empty cell is padding
+  REQUIRE(g[0][0][0].item<float>() == 0.0f);
+  REQUIRE_THROWS_AS(make_grid(zeros({2, 2, 2})), ShapeError);
+  TempDir dir;
+  save_image(g, dir.file("g.png"));
+  int w = 0, h = 0, c = 0;
+  unsigned char* px = stbi_load(dir.file("g.png").c_str(), &w, &h, &c, 0);
+  REQUIRE(px != nullptr);
+  REQUIRE(w == 7);
+  REQUIRE(h == 7);
+  REQUIRE(c == 1);
+  REQUIRE(px[1 * 7 + 4] == 128);  // round(0.5 * 255)
+  stbi_image_free(px);
+}
