@@ -26,6 +26,51 @@ std::string format_duration(double s) {
   return buf;
 }
 
+// ---- flags ----
+
+void add_train_options(CLI::App& app, TrainArgs& a) {
+  app.add_option("--epochs", a.epochs, "epochs to train")->capture_default_str();
+  app.add_option("--steps", a.steps, "stop after this many steps in all (0: epochs decide)")
+      ->capture_default_str();
+  app.add_option("--batch-size", a.batch_size, "images per step")->capture_default_str();
+  app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
+  app.add_option("--threads", a.threads, "CPU threads for kernels (0: all cores)")
+      ->capture_default_str();
+  app.add_option("--workers", a.workers, "data-loading threads")->capture_default_str();
+  app.add_option("--seed", a.seed, "seed for weights, noise, shuffling and augmentation")
+      ->capture_default_str();
+  app.add_option("--out", a.out, "output folder: metrics.csv, tb/ (TensorBoard), last.ckpt")
+      ->capture_default_str();
+  app.add_option("--resume", a.resume, "checkpoint to continue from (e.g. <out>/last.ckpt)");
+  app.add_option("--log-every", a.log_every, "log training metrics every N steps")
+      ->capture_default_str();
+  app.add_option("--ckpt-every", a.ckpt_every, "checkpoint every N steps (0: only at the end)")
+      ->capture_default_str();
+  app.add_option("--limit-train", a.limit_train, "use only the first N training images (0: all)")
+      ->capture_default_str();
+  app.add_option("--stop-at-step", a.stop_at,
+                 "act as if Ctrl-C came after step N: checkpoint and exit (for resume tests)")
+      ->capture_default_str();
+}
+
+bool check_train_options(const TrainArgs& a) {
+  if (a.epochs < 1 || a.batch_size < 1 || a.log_every < 1 || a.steps < 0 || a.ckpt_every < 0 ||
+      a.workers < 0 || a.threads < 0) {
+    std::fprintf(stderr,
+                 "error: --epochs, --batch-size and --log-every must be at least 1; --steps, "
+                 "--ckpt-every, --workers and --threads at least 0\n");
+    return false;
+  }
+  return true;
+}
+
+ember::data::DatasetPtr first_examples(ember::data::DatasetPtr ds, int64_t n) {
+  if (n <= 0 || n >= ds->size()) return ds;
+  std::vector<int64_t> first(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) first[static_cast<size_t>(i)] = i;
+  return std::make_shared<ember::data::Subset>(ds, first);
+}
+
 // ---- ProgressBar ----
 
 ProgressBar::ProgressBar(int64_t total, std::string unit)

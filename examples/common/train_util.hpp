@@ -9,9 +9,30 @@
 #include <memory>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
+#include "ember/data/dataset.hpp"
 #include "ember/io/tensorboard.hpp"
 
 namespace ember_examples {
+
+/// The flags every trainer has. A trainer sets its own defaults (e.g. `out`) before
+/// add_train_options, which records them for --help.
+struct TrainArgs {
+  std::string data, out, resume, device = "cpu";
+  int64_t epochs = 5, steps = 0, batch_size = 128, log_every = 50, ckpt_every = 0;
+  int64_t limit_train = 0, stop_at = 0;
+  int threads = 0, workers = 2;
+  uint64_t seed = 0;
+};
+/// Adds --epochs --steps --batch-size --device --threads --workers --seed --out --resume
+/// --log-every --ckpt-every --limit-train --stop-at-step (each with its default in --help).
+void add_train_options(CLI::App& app, TrainArgs& a);
+/// Checks the shared flags; false (after a message on stderr) when one is out of range.
+bool check_train_options(const TrainArgs& a);
+
+/// The first n examples of ds (all of them when n <= 0 or n >= its size).
+ember::data::DatasetPtr first_examples(ember::data::DatasetPtr ds, int64_t n);
 
 /// Seconds as "1h02m", "3m05s" or "12.3s".
 std::string format_duration(double seconds);

@@ -26,13 +26,10 @@ namespace {
 
 constexpr int64_t kNoise = 100;
 
-struct Args {
-  std::string data, out = "runs/gan", resume, loss = "bce", device = "cpu";
-  int64_t epochs = 5, steps = 0, batch_size = 128, log_every = 50, ckpt_every = 0;
-  int64_t limit_train = 0, stop_at = 0, critic_steps = 5;
+struct Args : TrainArgs {
+  std::string loss = "bce";
+  int64_t critic_steps = 5;
   double lr = 2e-4, gp_weight = 10.0;
-  int threads = 0, workers = 2;
-  uint64_t seed = 0;
 };
 
 nn::Sequential make_generator() {
@@ -89,11 +86,7 @@ int run(const Args& a) {
   const std::string root = a.data.empty() ? data::default_fashion_mnist_root() : a.data;
   data::DatasetPtr train = std::make_shared<data::FashionMNIST>(
       root, true, T::Compose({T::ToTensor(), T::Normalize({0.5}, {0.5})}));  // [-1, 1]
-  if (a.limit_train > 0 && a.limit_train < train->size()) {
-    std::vector<int64_t> first(static_cast<size_t>(a.limit_train));
-    for (int64_t i = 0; i < a.limit_train; ++i) first[static_cast<size_t>(i)] = i;
-    train = std::make_shared<data::Subset>(train, first);
-  }
+  train = first_examples(train, a.limit_train);
 
   nn::Sequential G = make_generator(), D = make_discriminator(!wgan);
   dcgan_init(*G);
@@ -246,35 +239,17 @@ int main(int argc, char** argv) {
                  "$EMBER_FASHION_MNIST)");
   app.add_option("--loss", a.loss, "bce (DCGAN) or wgan-gp (critic with gradient penalty)")
       ->capture_default_str();
-  app.add_option("--epochs", a.epochs, "epochs to train")->capture_default_str();
-  app.add_option("--steps", a.steps, "stop after this many steps in all (0: epochs decide)")
-      ->capture_default_str();
-  app.add_option("--batch-size", a.batch_size, "images per step")->capture_default_str();
   app.add_option("--lr", a.lr, "Adam learning rate of both networks")->capture_default_str();
   app.add_option("--gp-weight", a.gp_weight, "gradient-penalty weight (wgan-gp)")
       ->capture_default_str();
   app.add_option("--critic-steps", a.critic_steps, "critic steps per generator step (wgan-gp)")
       ->capture_default_str();
-  app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
-  app.add_option("--threads", a.threads, "CPU threads for kernels (0: all cores)")
-      ->capture_default_str();
-  app.add_option("--workers", a.workers, "data-loading threads")->capture_default_str();
-  app.add_option("--seed", a.seed, "seed for weights, noise and shuffling")->capture_default_str();
-  app.add_option("--out", a.out, "output folder: samples_epochN.png, metrics.csv, tb/, last.ckpt")
-      ->capture_default_str();
-  app.add_option("--resume", a.resume, "checkpoint to continue from (e.g. runs/gan/last.ckpt)");
-  app.add_option("--log-every", a.log_every, "log losses every N steps")->capture_default_str();
-  app.add_option("--ckpt-every", a.ckpt_every, "checkpoint every N steps (0: only at the end)")
-      ->capture_default_str();
-  app.add_option("--limit-train", a.limit_train, "use only the first N training images (0: all)")
-      ->capture_default_str();
-  app.add_option("--stop-at-step", a.stop_at,
-                 "act as if Ctrl-C came after step N: checkpoint and exit (for resume tests)")
-      ->capture_default_str();
+  a.out = "runs/gan";
+  add_train_options(app, a);
   CLI11_PARSE(app, argc, argv);
-  if (a.epochs < 1 || a.batch_size < 1 || a.log_every < 1 || a.critic_steps < 1) {
-    std::fprintf(stderr,
-                 "error: --epochs, --batch-size, --log-every and --critic-steps must be at least 1\n");
+  if (!check_train_options(a)) return 2;
+  if (a.critic_steps < 1) {
+    std::fprintf(stderr, "error: --critic-steps must be at least 1\n");
     return 2;
   }
   try {

@@ -23,14 +23,10 @@ using namespace ember_examples;
 
 namespace {
 
-struct Args {
-  std::string model = "resnet20", dataset = "fashion-mnist", data, out = "runs/resnet", resume;
-  std::string schedule = "onecycle", device = "cpu", pretrained;
-  int64_t epochs = 5, steps = 0, batch_size = 128, log_every = 50, ckpt_every = 0;
-  int64_t eval_every = 1, limit_train = 0, limit_test = 0, image_size = 224, stop_at = 0;
+struct Args : TrainArgs {
+  std::string model = "resnet20", dataset = "fashion-mnist", schedule = "onecycle", pretrained;
+  int64_t eval_every = 1, limit_test = 0, image_size = 224;
   double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
-  int threads = 0, workers = 2;
-  uint64_t seed = 0;
   bool freeze_backbone = false;
 };
 
@@ -38,13 +34,6 @@ struct Data {
   data::DatasetPtr train, test;
   int64_t num_classes = 10, in_channels = 1;
 };
-
-data::DatasetPtr limited(data::DatasetPtr ds, int64_t limit) {
-  if (limit <= 0 || limit >= ds->size()) return ds;
-  std::vector<int64_t> first(static_cast<size_t>(limit));
-  for (int64_t i = 0; i < limit; ++i) first[static_cast<size_t>(i)] = i;
-  return std::make_shared<data::Subset>(ds, first);
-}
 
 Data load_data(const Args& a) {
   Data d;
@@ -83,8 +72,8 @@ Data load_data(const Args& a) {
     throw ember::ValueError("--dataset must be fashion-mnist, cifar10 or folder, got '" +
                             a.dataset + "'");
   }
-  d.train = limited(d.train, a.limit_train);
-  d.test = limited(d.test, a.limit_test);
+  d.train = first_examples(d.train, a.limit_train);
+  d.test = first_examples(d.test, a.limit_test);
   return d;
 }
 
@@ -269,38 +258,19 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   CLI::App app{"Train a ResNet classifier with Ember (Fashion-MNIST by default)."};
-  app.add_option("--model", a.model, "resnet20, resnet32, resnet56, resnet18, resnet34, resnet50")
+  app.add_option("--model", a.model, "resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50")
       ->capture_default_str();
   app.add_option("--dataset", a.dataset, "fashion-mnist, cifar10 or folder")->capture_default_str();
   app.add_option("--data", a.data,
                  "dataset folder (default for fashion-mnist: Debian's "
                  "/usr/share/datasets/fashion-mnist or $EMBER_FASHION_MNIST)");
-  app.add_option("--epochs", a.epochs, "epochs to train")->capture_default_str();
-  app.add_option("--steps", a.steps, "stop after this many steps in all (0: epochs decide)")
-      ->capture_default_str();
-  app.add_option("--batch-size", a.batch_size, "images per step")->capture_default_str();
   app.add_option("--lr", a.lr, "peak learning rate (OneCycle max_lr or cosine start)")
       ->capture_default_str();
   app.add_option("--momentum", a.momentum, "SGD Nesterov momentum")->capture_default_str();
   app.add_option("--weight-decay", a.weight_decay, "SGD weight decay")->capture_default_str();
   app.add_option("--schedule", a.schedule, "onecycle or cosine, stepped per batch")
       ->capture_default_str();
-  app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
-  app.add_option("--threads", a.threads, "CPU threads for kernels (0: all cores)")
-      ->capture_default_str();
-  app.add_option("--workers", a.workers, "data-loading threads")->capture_default_str();
-  app.add_option("--seed", a.seed, "seed for weights, shuffling and augmentation")
-      ->capture_default_str();
-  app.add_option("--out", a.out, "output folder: metrics.csv, tb/ (TensorBoard), last.ckpt")
-      ->capture_default_str();
-  app.add_option("--resume", a.resume, "checkpoint to continue from (e.g. runs/resnet/last.ckpt)");
   app.add_option("--eval-every", a.eval_every, "evaluate on the test set every N epochs")
-      ->capture_default_str();
-  app.add_option("--log-every", a.log_every, "log training metrics every N steps")
-      ->capture_default_str();
-  app.add_option("--ckpt-every", a.ckpt_every, "checkpoint every N steps (0: only at the end)")
-      ->capture_default_str();
-  app.add_option("--limit-train", a.limit_train, "use only the first N training images (0: all)")
       ->capture_default_str();
   app.add_option("--limit-test", a.limit_test, "use only the first N test images (0: all)")
       ->capture_default_str();
@@ -309,16 +279,13 @@ int main(int argc, char** argv) {
   app.add_option("--pretrained", a.pretrained,
                  "safetensors weights with torchvision's names (e.g. exported resnet18)");
   app.add_flag("--freeze-backbone", a.freeze_backbone, "train only the classifier head");
-  app.add_option("--stop-at-step", a.stop_at,
-                 "act as if Ctrl-C came after step N: checkpoint and exit (for resume tests)")
-      ->capture_default_str();
+  a.out = "runs/resnet";
+  add_train_options(app, a);
   CLI11_PARSE(app, argc, argv);
-  for (int64_t* v : {&a.epochs, &a.batch_size, &a.log_every, &a.eval_every}) {
-    if (*v < 1) {
-      std::fprintf(stderr, "error: --epochs, --batch-size, --log-every and --eval-every must be "
-                           "at least 1\n");
-      return 2;
-    }
+  if (!check_train_options(a)) return 2;
+  if (a.eval_every < 1) {
+    std::fprintf(stderr, "error: --eval-every must be at least 1\n");
+    return 2;
   }
   try {
     return run(a);
