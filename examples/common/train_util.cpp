@@ -64,6 +64,15 @@ bool check_train_options(const TrainArgs& a) {
   return true;
 }
 
+int run_guarded(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
+
 ember::data::DatasetPtr first_examples(ember::data::DatasetPtr ds, int64_t n) {
   if (n <= 0 || n >= ds->size()) return ds;
   std::vector<int64_t> first(static_cast<size_t>(n));

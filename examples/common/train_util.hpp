@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +31,10 @@ struct TrainArgs {
 void add_train_options(CLI::App& app, TrainArgs& a);
 /// Checks the shared flags; false (after a message on stderr) when one is out of range.
 bool check_train_options(const TrainArgs& a);
+
+/// Runs a trainer's body: its exit status, or 1 after "error: <message>" on stderr when it throws
+/// (bad data, a typed library error), so that no error ends in a crash.
+int run_guarded(const std::function<int()>& body);
 
 /// The first n examples of ds (all of them when n <= 0 or n >= its size).
 ember::data::DatasetPtr first_examples(ember::data::DatasetPtr ds, int64_t n);

@@ -287,10 +287,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: --eval-every must be at least 1\n");
     return 2;
   }
-  try {
-    return run(a);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return run_guarded([&] { return run(a); });
 }

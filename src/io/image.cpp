@@ -6,6 +6,7 @@
 #include "ember/error.hpp"
 #include "ember/ops.hpp"
 #include "io/file.hpp"
+#include "io/png.hpp"
 
 namespace ember {
 
@@ -35,43 +36,51 @@ Tensor make_grid(const Tensor& images, int64_t nrow, int64_t padding,
   return grid;
 }
 
-std::string encode_png(const Tensor& image) {
-  EMBER_CHECK(image.defined(), ValueError, "[encode_png] the image is undefined");
-  EMBER_CHECK(image.device().is_cpu(), DeviceError, "[encode_png] expected a CPU tensor, got ",
+namespace io_detail {
+
+PngImage encode_png_image(const Tensor& image, const char* op) {
+  EMBER_CHECK(image.defined(), ValueError, "[", op, "] the image is undefined");
+  EMBER_CHECK(image.device().is_cpu(), DeviceError, "[", op, "] expected a CPU tensor, got ",
               image.device());
   Tensor hwc;  // uint8 (H, W, C)
   if (image.dtype() == kUInt8) {
     EMBER_CHECK(image.dim() == 2 || image.dim() == 3, ShapeError,
-                "[encode_png] expected a uint8 image (H, W) or (H, W, C), got ", image.sizes());
+                "[", op, "] expected a uint8 image (H, W) or (H, W, C), got ", image.sizes());
     hwc = image.dim() == 2 ? image.unsqueeze(2) : image;
   } else {
     EMBER_CHECK(image.dtype() == kFloat32 || image.dtype() == kFloat64, DTypeError,
-                "[encode_png] expected uint8, float32 or float64, got ", image.dtype());
+                "[", op, "] expected uint8, float32 or float64, got ", image.dtype());
     EMBER_CHECK(image.dim() == 2 || image.dim() == 3, ShapeError,
-                "[encode_png] expected a float image (C, H, W) or (H, W), got ", image.sizes());
+                "[", op, "] expected a float image (C, H, W) or (H, W), got ", image.sizes());
     Tensor chw = image.dim() == 2 ? image.unsqueeze(0) : image;
     hwc = (chw.detach().permute({1, 2, 0}).clamp(0.0, 1.0) * 255.0).round().to(kUInt8);
   }
   hwc = hwc.contiguous();
   const int64_t h = hwc.size(0), w = hwc.size(1), c = hwc.size(2);
   EMBER_CHECK(c == 1 || c == 3 || c == 4, ShapeError,
-              "[encode_png] expected 1, 3 or 4 channels, got image ", image.sizes());
+              "[", op, "] expected 1, 3 or 4 channels, got image ", image.sizes());
   EMBER_CHECK(h >= 1 && w >= 1 && h <= 65535 && w <= 65535, ShapeError,
-              "[encode_png] image sides must lie in [1, 65535], got ", image.sizes());
-  std::string png;
+              "[", op, "] image sides must lie in [1, 65535], got ", image.sizes());
+  PngImage png{std::string(), h, w, c};
   auto sink = [](void* ctx, void* data, int size) {
     static_cast<std::string*>(ctx)->append(static_cast<const char*>(data),
                                            static_cast<size_t>(size));
   };
-  const int ok = stbi_write_png_to_func(sink, &png, static_cast<int>(w), static_cast<int>(h),
+  const int ok = stbi_write_png_to_func(sink, &png.bytes, static_cast<int>(w), static_cast<int>(h),
                                         static_cast<int>(c), hwc.data_ptr<uint8_t>(),
                                         static_cast<int>(w * c));
-  EMBER_CHECK(ok != 0, IOError, "[encode_png] PNG encoding failed for image ", image.sizes());
+  EMBER_CHECK(ok != 0, IOError, "[", op, "] PNG encoding failed for image ", image.sizes());
   return png;
 }
 
+}  // namespace io_detail
+
+std::string encode_png(const Tensor& image) {
+  return io_detail::encode_png_image(image, "encode_png").bytes;
+}
+
 void save_image(const Tensor& image, const std::string& path) {
-  const std::string png = encode_png(image);
+  const std::string png = io_detail::encode_png_image(image, "save_image").bytes;
   io_detail::AtomicWriter out(path, "save_image");
   out.write(png.data(), png.size());
   out.commit();

@@ -13,7 +13,7 @@
 #include <filesystem>
 
 #include "ember/error.hpp"
-#include "ember/io/image.hpp"
+#include "io/png.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
@@ -166,23 +166,12 @@ void TensorBoardWriter::add_scalar(const std::string& tag, double value, int64_t
 void TensorBoardWriter::add_image(const std::string& tag, const Tensor& image, int64_t step,
                                   std::optional<double> wall_time) {
   check_tag(tag, "add_image");
-  const std::string png = encode_png(image);
-  // The PNG header's IHDR holds width and height (big-endian, bytes 16-23) and the colour type
-  // (byte 25: 0 gray, 2 RGB, 6 RGBA), so the summary's fields come from the encoded image itself.
-  auto be32 = [&png](size_t at) {
-    return (static_cast<int64_t>(static_cast<uint8_t>(png[at])) << 24) |
-           (static_cast<int64_t>(static_cast<uint8_t>(png[at + 1])) << 16) |
-           (static_cast<int64_t>(static_cast<uint8_t>(png[at + 2])) << 8) |
-           static_cast<int64_t>(static_cast<uint8_t>(png[at + 3]));
-  };
-  const int64_t w = be32(16), h = be32(20);
-  const uint8_t colour = static_cast<uint8_t>(png[25]);
-  const int64_t c = colour == 0 ? 1 : colour == 2 ? 3 : colour == 6 ? 4 : 2;
+  const io_detail::PngImage png = io_detail::encode_png_image(image, "add_image");
   std::string img;
-  put_int(img, 1, h);
-  put_int(img, 2, w);
-  put_int(img, 3, c);
-  put_string(img, 4, png);
+  put_int(img, 1, png.height);
+  put_int(img, 2, png.width);
+  put_int(img, 3, png.channels);
+  put_string(img, 4, png.bytes);
   std::string v;
   put_string(v, 1, tag);
   put_string(v, 4, img);
