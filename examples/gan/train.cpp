@@ -13,12 +13,16 @@
 
 #include "common/train_util.hpp"
 #include "ember/ember.hpp"
+#include "gan/fid.hpp"
+#include "resnet/models.hpp"
 
 namespace fs = std::filesystem;
 namespace data = ember::data;
 namespace nn = ember::nn;
 namespace F = ember::nn::functional;
 namespace T = ember::data::transforms;
+namespace fid = ember_examples::fid;
+namespace resnet = ember_examples::resnet;
 using ember::Tensor;
 using namespace ember_examples;
 
@@ -27,8 +31,8 @@ namespace {
 constexpr int64_t kNoise = 100;
 
 struct Args : TrainArgs {
-  std::string loss = "bce";
-  int64_t critic_steps = 5;
+  std::string loss = "bce", fid_classifier;
+  int64_t critic_steps = 5, fid_samples = 2000;
   double lr = 2e-4, gp_weight = 10.0;
 };
 
@@ -37,7 +41,7 @@ nn::Sequential make_generator() {
       nn::ConvTranspose2d(nn::ConvTranspose2dOptions(kNoise, 256, 7).bias(false)),  // 7x7
       nn::BatchNorm2d(256), nn::ReLU(),
       nn::ConvTranspose2d(nn::ConvTranspose2dOptions(256, 128, 4).stride(2).padding(1).bias(false)),
-      nn::BatchNorm2d(128), nn::ReLU(),  // 14x14
+      nn::BatchNorm2d(128), nn::ReLU(),                                                 // 14x14
       nn::ConvTranspose2d(nn::ConvTranspose2dOptions(128, 1, 4).stride(2).padding(1)),  // 28x28
       nn::Tanh());
 }
@@ -77,6 +81,73 @@ ember::StateDict joined(const ember::StateDict& g, const ember::StateDict& d) {
   return out;
 }
 
+// ---- quality score ----
+
+// The Fréchet distance in the feature space of a Fashion-MNIST classifier written by
+// ember-train-resnet: the real statistics come from the first n test images, the generated ones
+// from n samples of fixed noise (their own generator, so training's random stream is untouched).
+class QualityScore {
+ public:
+  QualityScore(const std::string& checkpoint, const std::string& root, int64_t n, uint64_t seed)
+      : n_(n), seed_(seed) {
+    ember::Checkpoint c = ember::load_checkpoint(checkpoint);
+    auto meta = [&](const char* k) {
+      auto it = c.metadata.find(k);
+      return it == c.metadata.end() ? std::string() : it->second;
+    };
+    EMBER_CHECK(meta("dataset") == "fashion-mnist" && c.model.contains("fc.weight"),
+                ember::ValueError, "--fid-classifier ", checkpoint,
+                " is not a Fashion-MNIST checkpoint of ember-train-resnet");
+    model_ = resnet::make_model(meta("model"), c.model.at("fc.weight").size(0), 1, true);
+    model_->load_state_dict(c.model);
+    model_->eval();
+    auto to_range = T::Compose({T::ToTensor(), T::Normalize({0.5}, {0.5})});  // [-1, 1]
+    std::tie(mu_real_, cov_real_) = statistics(data::FashionMNIST(root, false, to_range));
+    // The floor: real training images against the test images, at the same sample size.
+    auto [mu, cov] = statistics(data::FashionMNIST(root, true, to_range));
+    floor_ = fid::frechet_distance(mu_real_, cov_real_, mu, cov);
+  }
+  double floor() const { return floor_; }
+
+  // The score of generator G (evaluated in eval mode).
+  double operator()(nn::Sequential& G) {
+    ember::NoGradGuard no_grad;
+    G->eval();
+    ember::Generator gen(seed_ + 2);
+    std::vector<Tensor> feats;
+    for (int64_t start = 0; start < n_; start += 250) {
+      const int64_t b = std::min<int64_t>(250, n_ - start);
+      feats.push_back(features(G->forward(ember::randn({b, kNoise, 1, 1}, gen))));
+    }
+    G->train();
+    auto [mu, cov] = fid::feature_statistics(ember::cat(feats));
+    return fid::frechet_distance(mu_real_, cov_real_, mu, cov);
+  }
+
+ private:
+  // Images in [-1, 1] (the GAN's range) -> the classifier's normalization -> pooled features.
+  Tensor features(const Tensor& x) {
+    ember::NoGradGuard no_grad;
+    return model_->features(((x + 1.0) * 0.5 - 0.2860) / 0.3530);
+  }
+  // Feature statistics of the first n_ images of ds.
+  std::pair<Tensor, Tensor> statistics(const data::Dataset& ds) {
+    const int64_t count = std::min(n_, ds.size());
+    std::vector<Tensor> feats;
+    for (int64_t start = 0; start < count; start += 250) {
+      std::vector<Tensor> xs;
+      for (int64_t i = start; i < std::min(count, start + 250); ++i) xs.push_back(ds.get(i).data);
+      feats.push_back(features(ember::stack(xs)));
+    }
+    return fid::feature_statistics(ember::cat(feats));
+  }
+  resnet::Classifier model_{nullptr};
+  Tensor mu_real_, cov_real_;
+  double floor_ = 0;
+  int64_t n_;
+  uint64_t seed_;
+};
+
 int run(const Args& a) {
   EMBER_CHECK(a.loss == "bce" || a.loss == "wgan-gp", ember::ValueError,
               "--loss must be bce or wgan-gp, got '", a.loss, "'");
@@ -111,6 +182,14 @@ int run(const Args& a) {
   const int64_t total =
       a.steps > 0 ? std::min(a.steps, a.epochs * per_epoch) : a.epochs * per_epoch;
 
+  std::unique_ptr<QualityScore> quality;
+  if (!a.fid_classifier.empty()) {
+    quality = std::make_unique<QualityScore>(a.fid_classifier, root, a.fid_samples, a.seed);
+    std::printf(
+        "quality score: Frechet distance of real training vs test images %.3f (the floor)\n",
+        quality->floor());
+  }
+
   // 64 fixed noise vectors for the sample grid, from their own generator.
   ember::Generator fixed_gen(a.seed + 1);
   const Tensor fixed_noise = ember::randn({64, kNoise, 1, 1}, fixed_gen);
@@ -143,7 +222,7 @@ int run(const Args& a) {
               static_cast<long long>(total - step), static_cast<long long>(a.batch_size),
               static_cast<long long>(per_epoch));
 
-  double d_ema = 0, g_ema = 0;
+  double d_ema = 0, g_ema = 0, last_fid = std::nan("");
   const auto t_start = std::chrono::steady_clock::now();
   while (step < total && !stop_requested()) {
     const int64_t epoch = step / per_epoch;
@@ -174,8 +253,8 @@ int run(const Args& a) {
       double g_value = g_ema;
       if (!wgan || step % a.critic_steps == 0) {
         Tensor out = D->forward(fake);
-        Tensor g_loss = wgan ? -out.mean()
-                             : F::binary_cross_entropy_with_logits(out, ember::ones_like(out));
+        Tensor g_loss =
+            wgan ? -out.mean() : F::binary_cross_entropy_with_logits(out, ember::ones_like(out));
         opt_g.zero_grad();
         g_loss.backward();
         opt_g.step();
@@ -209,23 +288,34 @@ int run(const Args& a) {
       G->eval();
       Tensor grid = ember::make_grid(G->forward(fixed_noise), 8, 2, std::make_pair(-1.0, 1.0));
       G->train();
-      const std::string png = (fs::path(a.out) / ("samples_epoch" + std::to_string(epoch + 1) + ".png")).string();
+      const std::string png =
+          (fs::path(a.out) / ("samples_epoch" + std::to_string(epoch + 1) + ".png")).string();
       ember::save_image(grid, png);
       log.image("samples", grid, step);
       std::printf("epoch %lld: samples in %s\n", static_cast<long long>(epoch + 1), png.c_str());
+      if (quality) {
+        last_fid = (*quality)(G);
+        log.scalar("quality/fid", last_fid, step);
+        std::printf("epoch %lld: Frechet distance %.3f (%lld samples, classifier features)\n",
+                    static_cast<long long>(epoch + 1), last_fid,
+                    static_cast<long long>(a.fid_samples));
+      }
+      std::fflush(stdout);
     }
   }
   save(step);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   if (stop_requested()) {
-    std::printf("interrupted: checkpoint saved at step %lld to %s\n",
-                static_cast<long long>(step), ckpt_path.c_str());
+    std::printf("interrupted: checkpoint saved at step %lld to %s\n", static_cast<long long>(step),
+                ckpt_path.c_str());
     return 130;
   }
-  std::printf("summary: loss=%s steps=%lld d_loss=%.4f g_loss=%.4f time=%s checkpoint=%s\n",
-              a.loss.c_str(), static_cast<long long>(step), d_ema, g_ema,
-              format_duration(secs).c_str(), ckpt_path.c_str());
+  std::printf(
+      "summary: loss=%s steps=%lld d_loss=%.4f g_loss=%.4f fid=%.3f time=%s "
+      "checkpoint=%s\n",
+      a.loss.c_str(), static_cast<long long>(step), d_ema, g_ema, last_fid,
+      format_duration(secs).c_str(), ckpt_path.c_str());
   return 0;
 }
 
@@ -244,12 +334,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--critic-steps", a.critic_steps, "critic steps per generator step (wgan-gp)")
       ->capture_default_str();
+  app.add_option("--fid-classifier", a.fid_classifier,
+                 "checkpoint of ember-train-resnet on Fashion-MNIST: score each epoch by the "
+                 "Frechet distance in its feature space (e.g. runs/demo/last.ckpt)");
+  app.add_option("--fid-samples", a.fid_samples, "images per Frechet distance (real and generated)")
+      ->capture_default_str();
   a.out = "runs/gan";
   add_train_options(app, a);
   CLI11_PARSE(app, argc, argv);
   if (!check_train_options(a)) return 2;
-  if (a.critic_steps < 1) {
-    std::fprintf(stderr, "error: --critic-steps must be at least 1\n");
+  if (a.critic_steps < 1 || a.fid_samples < 2) {
+    std::fprintf(stderr, "error: --critic-steps must be at least 1, --fid-samples at least 2\n");
     return 2;
   }
   return run_guarded([&] { return run(a); });

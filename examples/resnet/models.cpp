@@ -131,11 +131,11 @@ ResNetImpl::ResNetImpl(BlockKind block, std::vector<int64_t> layers, int64_t num
   init_weights(*this);
 }
 
-Tensor ResNetImpl::forward(const Tensor& x) {
+Tensor ResNetImpl::features(const Tensor& x) {
   Tensor h = relu(bn1(conv1(x)));         // (N, 64, H / 2, W / 2); small_input: (N, 64, H, W)
   if (maxpool) h = maxpool(h);            // (N, 64, H / 4, W / 4)
   h = layer4(layer3(layer2(layer1(h))));  // (N, 512 * expansion, H / 32, W / 32)
-  return fc(avgpool(h).flatten(1));       // (N, num_classes)
+  return avgpool(h).flatten(1);           // (N, 512 * expansion)
 }
 
 // ---- CIFAR layout ----
@@ -160,10 +160,10 @@ CifarResNetImpl::CifarResNetImpl(int64_t depth, int64_t num_classes, int64_t in_
   init_weights(*this);
 }
 
-Tensor CifarResNetImpl::forward(const Tensor& x) {
-  Tensor h = relu(bn1(conv1(x)));    // (N, 16, H, W)
-  h = layer3(layer2(layer1(h)));     // (N, 64, H / 4, W / 4)
-  return fc(avgpool(h).flatten(1));  // (N, num_classes)
+Tensor CifarResNetImpl::features(const Tensor& x) {
+  Tensor h = relu(bn1(conv1(x)));  // (N, 16, H, W)
+  h = layer3(layer2(layer1(h)));   // (N, 64, H / 4, W / 4)
+  return avgpool(h).flatten(1);    // (N, 64)
 }
 
 // ---- factories ----

@@ -32,11 +32,13 @@ namespace ember_examples::resnet {
 using ember::Tensor;
 namespace nn = ember::nn;
 
-/// What every model here is: a module with forward(x) -> logits (N, num_classes) and a linear
-/// head called "fc" (registered last, as torchvision's).
+/// What every model here is: a module with features(x) -> the pooled features (N, F) the head
+/// sees, and a linear head called "fc" (registered last, as torchvision's); forward(x) =
+/// fc(features(x)) -> logits (N, num_classes).
 class ClassifierImpl : public nn::Module {
  public:
-  virtual Tensor forward(const Tensor& x) = 0;
+  virtual Tensor features(const Tensor& x) = 0;
+  Tensor forward(const Tensor& x) { return fc(features(x)); }
   nn::Linear fc{nullptr};
 };
 EMBER_MODULE(Classifier);
@@ -80,7 +82,7 @@ class ResNetImpl : public ClassifierImpl {
  public:
   ResNetImpl(BlockKind block, std::vector<int64_t> layers, int64_t num_classes = 1000,
              int64_t in_channels = 3, bool small_input = false);
-  Tensor forward(const Tensor& x) override;
+  Tensor features(const Tensor& x) override;  // (N, F): the pooled features
 
   nn::Conv2d conv1{nullptr};
   nn::BatchNorm2d bn1{nullptr};
@@ -99,7 +101,7 @@ EMBER_MODULE(ResNet);
 class CifarResNetImpl : public ClassifierImpl {
  public:
   explicit CifarResNetImpl(int64_t depth, int64_t num_classes = 10, int64_t in_channels = 3);
-  Tensor forward(const Tensor& x) override;
+  Tensor features(const Tensor& x) override;  // (N, F): the pooled features
 
   int64_t depth;
   nn::Conv2d conv1{nullptr};

@@ -130,6 +130,25 @@ TEST_CASE("ember-train-gan: deterministic, resumes exactly, writes sample grids"
   for (const auto& [step, v] : losses(tmp.file("w"), "train/d_loss"))
     REQUIRE(std::isfinite(std::stod(v)));
   REQUIRE(run(std::string(EMBER_TRAIN_GAN) + " --loss hinge --data " + data) == 1);
+
+  // The quality score: a ResNet-20 checkpoint of ember-train-resnet gives the features; each
+  // epoch logs the Fréchet distance, and the floor (train vs test images) is printed.
+  write_fake_mnist(data, 64, 6, true, false);
+  REQUIRE(run(std::string(EMBER_TRAIN_RESNET) + " --data " + data +
+              " --steps 2 --batch-size 16"
+              " --limit-test 32 --out " +
+              tmp.file("r")) == 0);
+  const std::string log = tmp.file("fid.log");
+  REQUIRE(run(base + " --out " + tmp.file("q") + " --fid-classifier " + tmp.file("r") +
+                  "/last.ckpt --fid-samples 40",
+              log) == 0);
+  std::map<int64_t, std::string> score = losses(tmp.file("q"), "quality/fid");
+  REQUIRE(score.size() == 1);
+  REQUIRE(std::stod(score.begin()->second) > 0);
+  REQUIRE(data::read_text_file(log).find("(the floor)") != std::string::npos);
+  // The GAN's own checkpoint is no classifier: an error naming the flag.
+  REQUIRE(run(base + " --out " + tmp.file("q2") + " --fid-classifier " + tmp.file("a") +
+              "/last.ckpt") == 1);
 }
 
 namespace {
