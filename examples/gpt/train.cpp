@@ -107,8 +107,19 @@ double evaluate(gpt::GPT& model, const data::TokenDataset& val, int64_t batches,
   return sum / static_cast<double>(std::max<int64_t>(n, 1));
 }
 
+// The preset with the flags' overrides. The vocabulary is the tokenizer's, or that of the
+// --pretrained weights (e.g. GPT-2's 50257 rows).
 gpt::GPTConfig model_config(const Args& a, int64_t vocab) {
-  gpt::GPTConfig c = gpt::GPTConfig::preset(a.config, a.config == "gpt2" ? 0 : vocab);
+  int64_t rows = vocab;
+  if (!a.pretrained.empty()) {
+    ember::StateDict w = ember::load_safetensors(a.pretrained);  // a mapping: cheap
+    const ember::Tensor* wte = w.find("wte.weight");
+    if (!wte) wte = w.find("transformer.wte.weight");
+    EMBER_CHECK(wte && wte->dim() == 2, ember::ValueError, "--pretrained ", a.pretrained,
+                " has no 2-D wte.weight: not GPT-2 weights");
+    rows = wte->size(0);
+  }
+  gpt::GPTConfig c = gpt::GPTConfig::preset(a.config, rows);
   if (a.n_layer > 0) c.n_layer = a.n_layer;
   if (a.n_head > 0) c.n_head = a.n_head;
   if (a.n_embd > 0) c.n_embd = a.n_embd;

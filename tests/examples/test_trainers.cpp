@@ -219,6 +219,17 @@ TEST_CASE("ember-train-gpt: learns, is deterministic, resumes exactly, samples",
   REQUIRE(data::BPETokenizer::load(tmp.file("bpe") + "/tokenizer.json").vocab_size() == 300);
   REQUIRE(losses(tmp.file("bpe"), "val/bpc").size() == 1);
 
+  // GPT-2 weights as Hugging Face ships them (tests/nn/golden/gpt2_tiny.safetensors: 300 tokens,
+  // context 16, 2 layers of 32) generate text through --pretrained.
+  const std::string hf = std::string(EMBER_SOURCE_DIR) + "/tests/nn/golden/gpt2_tiny.safetensors";
+  REQUIRE(run(std::string(EMBER_TRAIN_GPT) + " --sample --pretrained " + hf +
+                  " --config tiny --n-embd 32 --block-size 16 --dropout 0 --tokenizer-file " +
+                  tmp.file("bpe") + "/tokenizer.json --prompt 'And God' --max-new-tokens 20",
+              out) == 0);
+  REQUIRE(data::read_text_file(out).rfind("And God", 0) == 0);
+  REQUIRE(run(std::string(EMBER_TRAIN_GPT) + " --sample --pretrained " + hf +
+              " --config tiny --tokenizer-file " + tmp.file("bpe") + "/tokenizer.json") == 1);
+
   // Errors: a message and a non-zero exit, never a crash.
   const std::string gpt = EMBER_TRAIN_GPT;
   REQUIRE(run(gpt + " --data " + tmp.file("missing.txt") + " --out " + tmp.file("d")) == 1);

@@ -4,6 +4,7 @@
 //
 // Needs examples/gpt/model.cpp and the include dir examples/ in the test target.
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -169,4 +170,24 @@ TEST_CASE("gpt model: errors name the problem") {
   REQUIRE_THROWS_AS(gpt::generate(model, zeros({2, 3}, kInt64), 1), ShapeError);
   gpt::GPT wrong(gpt::GPTConfig::preset("tiny", 300));  // shapes differ from the golden file's
   REQUIRE_THROWS_AS(gpt::load_gpt2_weights(wrong, golden("gpt2_tiny.safetensors")), ShapeError);
+}
+
+TEST_CASE(
+    "gpt model: a GPT-2-layout tokenizer converted by tools/gpt2_tokenizer.py encodes as "
+    "Hugging Face's") {
+  // tests/nn/make_gpt2_tokenizer_golden.py: a ByteLevelBPETokenizer of Hugging Face tokenizers
+  // (GPT-2's layout and pre-tokenizer), converted, and its ids for a text with contractions,
+  // digits, runs of whitespace and multi-byte UTF-8.
+  data::BPETokenizer tok = data::BPETokenizer::load(golden("gpt2_style_bpe.json"));
+  REQUIRE(tok.vocab_size() == 600);
+  const nlohmann::json g =
+      nlohmann::json::parse(data::read_text_file(golden("gpt2_style_bpe_ids.json")));
+  const std::string text = g.at("text").get<std::string>();
+  const std::vector<int64_t> expected = g.at("ids").get<std::vector<int64_t>>();
+  const std::array<int64_t, 256> byte_ids = gpt::gpt2_byte_token_ids();
+  std::vector<int64_t> mapped;
+  for (int64_t id : tok.encode(text))
+    mapped.push_back(id < 256 ? byte_ids[static_cast<size_t>(id)] : id);
+  REQUIRE(mapped == expected);
+  REQUIRE(tok.decode(tok.encode(text)) == text);
 }
