@@ -14,9 +14,9 @@ set -euo pipefail
 # build-essential: g++ 12 (with libgomp, g++'s OpenMP runtime) and make. zlib1g-dev and libstb-dev
 # are the data readers' libraries; nlohmann-json3-dev (header-only, private) reads tokenizer JSON;
 # libcli11-dev parses the trainers' flags; dataset-fashion-mnist is the demo's data and the
-# readers' real-file tests.
+# readers' real-file tests; bible-kjv prints the GPT trainer's default corpus.
 packages=(build-essential g++ cmake pkg-config catch2 zlib1g-dev libstb-dev nlohmann-json3-dev
-  libcli11-dev dataset-fashion-mnist)
+  libcli11-dev dataset-fashion-mnist bible-kjv)
 for arg in "$@"; do
   case "$arg" in
     asan) packages+=(clang libomp-dev) ;;  # clang's -fopenmp needs LLVM's libomp
