@@ -88,8 +88,7 @@ ProgressBar::ProgressBar(int64_t total, std::string unit)
 }
 
 double ProgressBar::rate() const {
-  const double t =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   return t > 0 && first_done_ >= 0 ? static_cast<double>(done_ - first_done_) / t : 0.0;
 }
 
@@ -108,8 +107,9 @@ void ProgressBar::update(int64_t done, const std::string& postfix) {
   const double eta = r > 0 ? static_cast<double>(total_ - done) / r : 0.0;
   constexpr int kWidth = 28;
   const int filled =
-      total_ > 0 ? static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total_))
-                 : 0;
+      total_ > 0
+          ? static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total_))
+          : 0;
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');
   std::printf("\r[%s] %lld/%lld %s  %.2f %s/s  eta %s  %s\033[K", bar.c_str(),
@@ -176,5 +176,16 @@ void install_stop_handler() {
 }
 
 bool stop_requested() { return g_stop.load(); }
+
+bool report_interrupted(int64_t step, const std::string& ckpt_path) {
+  if (!stop_requested()) return false;
+  std::printf("interrupted: checkpoint saved at step %lld to %s\n", static_cast<long long>(step),
+              ckpt_path.c_str());
+  return true;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 }  // namespace ember_examples

@@ -2,6 +2,7 @@
 // not a terminal), metrics to metrics.csv and TensorBoard, Ctrl-C handling, and small formatting.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -9,8 +10,6 @@
 #include <map>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "ember/data/dataset.hpp"
 #include "ember/io/tensorboard.hpp"
@@ -81,5 +80,11 @@ class MetricsLogger {
 /// stop_requested(), saves a checkpoint and exits. A second Ctrl-C kills the process as usual.
 void install_stop_handler();
 bool stop_requested();
+/// After the final checkpoint: true, once "interrupted: checkpoint saved at step N to PATH" is
+/// printed, when a stop was requested (the trainer then exits with status 130).
+bool report_interrupted(int64_t step, const std::string& ckpt_path);
+
+/// Seconds since t.
+double seconds_since(std::chrono::steady_clock::time_point t);
 
 }  // namespace ember_examples

@@ -304,13 +304,8 @@ int run(const Args& a) {
     }
   }
   save(step);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  if (stop_requested()) {
-    std::printf("interrupted: checkpoint saved at step %lld to %s\n", static_cast<long long>(step),
-                ckpt_path.c_str());
-    return 130;
-  }
+  const double secs = seconds_since(t_start);
+  if (report_interrupted(step, ckpt_path)) return 130;
   std::printf(
       "summary: loss=%s steps=%lld d_loss=%.4f g_loss=%.4f fid=%.3f time=%s "
       "checkpoint=%s\n",

@@ -358,13 +358,8 @@ int run(const Args& a) {
     bar.finish();
   }
   save(step);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  if (stop_requested()) {
-    std::printf("interrupted: checkpoint saved at step %lld to %s\n", static_cast<long long>(step),
-                ckpt_path.c_str());
-    return 130;
-  }
+  const double secs = seconds_since(t_start);
+  if (report_interrupted(step, ckpt_path)) return 130;
   val_loss = report_val(step);
   // A sample from the trained model, printed and kept as <out>/sample.txt.
   ember::Generator gen(a.seed + 1);

@@ -55,8 +55,9 @@ Data load_data(const Args& a) {
     d.test = std::make_shared<data::CIFAR10>(a.data, false, T::Compose({T::ToTensor(), norm}));
     d.in_channels = 3;
   } else if (a.dataset == "folder") {
-    EMBER_CHECK(!a.data.empty(), ember::ValueError,
-                "--dataset folder needs --data DIR with DIR/train/<class>/... and DIR/val/<class>/...");
+    EMBER_CHECK(
+        !a.data.empty(), ember::ValueError,
+        "--dataset folder needs --data DIR with DIR/train/<class>/... and DIR/val/<class>/...");
     auto norm = T::Normalize({0.485, 0.456, 0.406}, {0.229, 0.224, 0.225});
     const int64_t s = a.image_size;
     auto train = std::make_shared<data::ImageFolder>(
@@ -138,7 +139,8 @@ int run(const Args& a) {
   const int64_t per_epoch = loader.size();
   EMBER_CHECK(per_epoch > 0, ember::ValueError, "the training set (", d.train->size(),
               " images) is smaller than one batch of ", a.batch_size);
-  const int64_t total = a.steps > 0 ? std::min(a.steps, a.epochs * per_epoch) : a.epochs * per_epoch;
+  const int64_t total =
+      a.steps > 0 ? std::min(a.steps, a.epochs * per_epoch) : a.epochs * per_epoch;
   std::unique_ptr<ember::optim::LRScheduler> sched;
   if (a.schedule == "onecycle") {
     sched = std::make_unique<ember::optim::OneCycleLR>(opt, a.lr, total);
@@ -172,12 +174,13 @@ int run(const Args& a) {
 
   MetricsLogger log(a.out, step);
   install_stop_handler();
-  std::printf("%s on %s: %lld train / %lld test images, %lld steps of %lld (%lld per epoch), "
-              "%lld parameters\n",
-              a.model.c_str(), a.dataset.c_str(), static_cast<long long>(d.train->size()),
-              static_cast<long long>(d.test->size()), static_cast<long long>(total - step),
-              static_cast<long long>(a.batch_size), static_cast<long long>(per_epoch),
-              static_cast<long long>(model->num_parameters()));
+  std::printf(
+      "%s on %s: %lld train / %lld test images, %lld steps of %lld (%lld per epoch), "
+      "%lld parameters\n",
+      a.model.c_str(), a.dataset.c_str(), static_cast<long long>(d.train->size()),
+      static_cast<long long>(d.test->size()), static_cast<long long>(total - step),
+      static_cast<long long>(a.batch_size), static_cast<long long>(per_epoch),
+      static_cast<long long>(model->num_parameters()));
 
   double last_acc = 0, last_test_loss = 0, train_loss_ema = 0;
   const auto t_start = std::chrono::steady_clock::now();
@@ -211,7 +214,8 @@ int run(const Args& a) {
         if (!bar.interactive()) {
           std::printf("epoch %lld step %lld/%lld loss %.4f lr %.5f %.0f img/s\n",
                       static_cast<long long>(epoch + 1), static_cast<long long>(step),
-                      static_cast<long long>(total), interval_loss / static_cast<double>(interval_n),
+                      static_cast<long long>(total),
+                      interval_loss / static_cast<double>(interval_n),
                       opt.param_groups()[0].options().lr(), ips);
           std::fflush(stdout);
         }
@@ -228,8 +232,7 @@ int run(const Args& a) {
       auto [tl, acc] = evaluate(model, d.test, a);
       last_acc = acc;
       last_test_loss = tl;
-      const double secs =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
+      const double secs = seconds_since(t_epoch);
       log.scalar("test/loss", tl, step);
       log.scalar("test/accuracy", acc, step);
       log.scalar("time/epoch_seconds", secs, step);
@@ -239,17 +242,13 @@ int run(const Args& a) {
     }
   }
   save(step);
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  if (stop_requested()) {
-    std::printf("interrupted: checkpoint saved at step %lld to %s\n",
-                static_cast<long long>(step), ckpt_path.c_str());
-    return 130;
-  }
-  std::printf("summary: model=%s dataset=%s steps=%lld test_accuracy=%.4f test_loss=%.4f "
-              "train_loss=%.4f time=%s checkpoint=%s\n",
-              a.model.c_str(), a.dataset.c_str(), static_cast<long long>(step), last_acc,
-              last_test_loss, train_loss_ema, format_duration(secs).c_str(), ckpt_path.c_str());
+  const double secs = seconds_since(t_start);
+  if (report_interrupted(step, ckpt_path)) return 130;
+  std::printf(
+      "summary: model=%s dataset=%s steps=%lld test_accuracy=%.4f test_loss=%.4f "
+      "train_loss=%.4f time=%s checkpoint=%s\n",
+      a.model.c_str(), a.dataset.c_str(), static_cast<long long>(step), last_acc, last_test_loss,
+      train_loss_ema, format_duration(secs).c_str(), ckpt_path.c_str());
   return 0;
 }
 
@@ -258,7 +257,8 @@ int run(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   CLI::App app{"Train a ResNet classifier with Ember (Fashion-MNIST by default)."};
-  app.add_option("--model", a.model, "resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50")
+  app.add_option("--model", a.model,
+                 "resnet20, resnet32, resnet56, resnet110, resnet18, resnet34, resnet50")
       ->capture_default_str();
   app.add_option("--dataset", a.dataset, "fashion-mnist, cifar10 or folder")->capture_default_str();
   app.add_option("--data", a.data,
