@@ -117,7 +117,8 @@ class QualityScore {
     std::vector<Tensor> feats;
     for (int64_t start = 0; start < n_; start += 250) {
       const int64_t b = std::min<int64_t>(250, n_ - start);
-      feats.push_back(features(G->forward(ember::randn({b, kNoise, 1, 1}, gen))));
+      const Tensor z = ember::randn({b, kNoise, 1, 1}, gen).to(G->parameters()[0].device());
+      feats.push_back(features(G->forward(z)));
     }
     G->train();
     auto [mu, cov] = fid::feature_statistics(ember::cat(feats));
@@ -128,7 +129,7 @@ class QualityScore {
   // Images in [-1, 1] (the GAN's range) -> the classifier's normalization -> pooled features.
   Tensor features(const Tensor& x) {
     ember::NoGradGuard no_grad;
-    return model_->features(((x + 1.0) * 0.5 - 0.2860) / 0.3530);
+    return model_->features(((x.cpu() + 1.0) * 0.5 - 0.2860) / 0.3530);  // the classifier: CPU
   }
   // Feature statistics of the first n_ images of ds.
   std::pair<Tensor, Tensor> statistics(const data::Dataset& ds) {
@@ -192,7 +193,9 @@ int run(const Args& a) {
 
   // 64 fixed noise vectors for the sample grid, from their own generator.
   ember::Generator fixed_gen(a.seed + 1);
-  const Tensor fixed_noise = ember::randn({64, kNoise, 1, 1}, fixed_gen);
+  const ember::Device device(a.device);
+  const auto on_device = ember::TensorOptions().device(device);
+  const Tensor fixed_noise = ember::randn({64, kNoise, 1, 1}, fixed_gen).to(device);
 
   int64_t step = 0;
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
@@ -229,14 +232,14 @@ int run(const Args& a) {
     ProgressBar bar(std::min(per_epoch, total - epoch * per_epoch), "it");
     for (auto it = loader.iterate(epoch, step % per_epoch); it != loader.end(); ++it) {
       if (step >= total || stop_requested()) break;
-      const Tensor& real = it->data;  // (B, 1, 28, 28) in [-1, 1]
+      const Tensor real = it->data.to(device);  // (B, 1, 28, 28) in [-1, 1]
       const int64_t b = real.size(0);
       // Discriminator (critic) step.
-      Tensor fake = G->forward(ember::randn({b, kNoise, 1, 1}));
+      Tensor fake = G->forward(ember::randn({b, kNoise, 1, 1}, on_device));
       Tensor d_real = D->forward(real), d_fake = D->forward(fake.detach());
       Tensor d_loss;
       if (wgan) {
-        Tensor eps = ember::rand({b, 1, 1, 1});
+        Tensor eps = ember::rand({b, 1, 1, 1}, on_device);
         Tensor mix = (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(true);
         Tensor score = D->forward(mix);
         Tensor grad = ember::autograd::grad({score.sum()}, {mix}, {}, std::nullopt, true)[0];
@@ -286,7 +289,8 @@ int run(const Args& a) {
     if (step % per_epoch == 0 || step == total) {  // the sample grid of the epoch
       ember::NoGradGuard no_grad;
       G->eval();
-      Tensor grid = ember::make_grid(G->forward(fixed_noise), 8, 2, std::make_pair(-1.0, 1.0));
+      Tensor grid =
+          ember::make_grid(G->forward(fixed_noise).cpu(), 8, 2, std::make_pair(-1.0, 1.0));
       G->train();
       const std::string png =
           (fs::path(a.out) / ("samples_epoch" + std::to_string(epoch + 1) + ".png")).string();

@@ -100,8 +100,10 @@ double evaluate(gpt::GPT& model, const data::TokenDataset& val, int64_t batches,
       xs.push_back(e.data);
       ys.push_back(e.target);
     }
-    Tensor logits = model->forward(ember::stack(xs));
-    sum += gpt::lm_loss(logits, ember::stack(ys)).item<double>() * static_cast<double>(xs.size());
+    const ember::Device device = model->parameters()[0].device();
+    Tensor logits = model->forward(ember::stack(xs).to(device));
+    sum += gpt::lm_loss(logits, ember::stack(ys).to(device)).item<double>() *
+           static_cast<double>(xs.size());
   }
   model->train();
   return sum / static_cast<double>(std::max<int64_t>(n, 1));
@@ -225,7 +227,8 @@ int run(const Args& a) {
   const gpt::GPTConfig cfg = model_config(a, vocab_size(tok));
   gpt::GPT model(cfg);
   if (!a.pretrained.empty()) gpt::load_gpt2_weights(model, a.pretrained);
-  if (a.device != "cpu") model->to(ember::Device(a.device));
+  const ember::Device device(a.device);
+  if (a.device != "cpu") model->to(device);
 
   auto train_set = std::make_shared<data::TokenDataset>(train_tokens, cfg.block_size);
   const data::TokenDataset val_set(val_tokens, cfg.block_size, cfg.block_size);
@@ -321,7 +324,7 @@ int run(const Args& a) {
     for (auto it = loader.iterate(epoch, step % per_epoch); it != loader.end(); ++it) {
       if (step >= total || stop_requested()) break;
       opt.zero_grad();
-      Tensor loss = gpt::lm_loss(model->forward(it->data), it->target);
+      Tensor loss = gpt::lm_loss(model->forward(it->data.to(device)), it->target.to(device));
       loss.backward();
       const double norm =
           ember::nn::utils::clip_grad_norm_(model->parameters(), a.grad_clip).item<double>();
@@ -363,7 +366,7 @@ int run(const Args& a) {
   val_loss = report_val(step);
   // A sample from the trained model, printed and kept as <out>/sample.txt.
   ember::Generator gen(a.seed + 1);
-  Tensor prompt = ember::tensor(encode(tok, a.prompt)).view({1, -1}).to(ember::Device(a.device));
+  Tensor prompt = ember::tensor(encode(tok, a.prompt)).view({1, -1}).to(device);
   const std::string text_out =
       decode(tok, gpt::generate(model, prompt, a.max_new_tokens, a.temperature, a.top_k, &gen)
                       .view({-1})

@@ -87,10 +87,12 @@ std::pair<double, double> evaluate(resnet::Classifier& model, const data::Datase
   int64_t correct = 0, n = 0;
   data::DataLoader loader(ds, data::DataLoaderOptions(256).num_workers(a.workers));
   for (data::Example& b : loader) {
-    Tensor logits = model->forward(b.data);
-    loss_sum += ember::nn::functional::cross_entropy(logits, b.target).item<double>() *
+    const ember::Device device = model->fc->weight.device();
+    Tensor logits = model->forward(b.data.to(device));
+    Tensor target = b.target.to(device);
+    loss_sum += ember::nn::functional::cross_entropy(logits, target).item<double>() *
                 static_cast<double>(b.data.size(0));
-    correct += logits.argmax(1).eq(b.target).sum().item<int64_t>();
+    correct += logits.argmax(1).eq(target).sum().item<int64_t>();
     n += b.data.size(0);
   }
   model->train();
@@ -194,7 +196,9 @@ int run(const Args& a) {
     for (auto it = loader.iterate(epoch, step % per_epoch); it != loader.end(); ++it) {
       if (step >= total || stop_requested()) break;
       opt.zero_grad();
-      Tensor loss = ember::nn::functional::cross_entropy(model->forward(it->data), it->target);
+      const ember::Device device(a.device);
+      Tensor loss = ember::nn::functional::cross_entropy(model->forward(it->data.to(device)),
+                                                         it->target.to(device));
       loss.backward();
       opt.step();
       sched->step();
