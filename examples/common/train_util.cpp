@@ -32,7 +32,7 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--epochs", a.epochs, "epochs to train")->capture_default_str();
   app.add_option("--steps", a.steps, "stop after this many steps in all (0: epochs decide)")
       ->capture_default_str();
-  app.add_option("--batch-size", a.batch_size, "images per step")->capture_default_str();
+  app.add_option("--batch-size", a.batch_size, "examples per step (images; contexts for GPT)")->capture_default_str();
   app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads for kernels (0: all cores)")
       ->capture_default_str();
@@ -46,7 +46,7 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
       ->capture_default_str();
   app.add_option("--ckpt-every", a.ckpt_every, "checkpoint every N steps (0: only at the end)")
       ->capture_default_str();
-  app.add_option("--limit-train", a.limit_train, "use only the first N training images (0: all)")
+  app.add_option("--limit-train", a.limit_train, "use only the first N training examples (0: all)")
       ->capture_default_str();
   app.add_option("--stop-at-step", a.stop_at,
                  "act as if Ctrl-C came after step N: checkpoint and exit (for resume tests)")

@@ -230,7 +230,8 @@ int run(const Args& a) {
   const ember::Device device(a.device);
   if (a.device != "cpu") model->to(device);
 
-  auto train_set = std::make_shared<data::TokenDataset>(train_tokens, cfg.block_size);
+  const data::DatasetPtr train_set = first_examples(
+      std::make_shared<data::TokenDataset>(train_tokens, cfg.block_size), a.limit_train);
   const data::TokenDataset val_set(val_tokens, cfg.block_size, cfg.block_size);
   EMBER_CHECK(val_set.size() > 0, ember::ValueError, "the validation split (", n_val,
               " tokens) is shorter than one context of ", cfg.block_size + 1, " tokens");
@@ -427,7 +428,7 @@ int main(int argc, char** argv) {
                  "GPT-2 weights (Hugging Face model.safetensors) to start from or sample from");
   app.add_flag("--sample", a.sample,
                "generate text from --resume's checkpoint (or --pretrained) instead of training");
-  app.add_option("--prompt", a.prompt, "text the sample continues")->capture_default_str();
+  app.add_option("--prompt", a.prompt, "text the sample continues (default: a newline)");
   app.add_option("--max-new-tokens", a.max_new_tokens, "tokens to generate")->capture_default_str();
   app.add_option("--temperature", a.temperature, "sampling temperature (0: greedy)")
       ->capture_default_str();
