@@ -32,11 +32,12 @@ def bytes_to_unicode():
 
 
 def convert(vocab, merges):
-    char_to_byte = {c: b for b, c in bytes_to_unicode().items()}
-    order = [b for b in range(256) if chr(b) == bytes_to_unicode()[b]] + \
-        [b for b in range(256) if chr(b) != bytes_to_unicode()[b]]
+    table = bytes_to_unicode()
+    char_to_byte = {c: b for b, c in table.items()}
+    order = [b for b in range(256) if chr(b) == table[b]] + \
+        [b for b in range(256) if chr(b) != table[b]]
     for gpt2_id, b in enumerate(order):  # the byte tokens come first, in the table's order
-        tok = bytes_to_unicode()[b]
+        tok = table[b]
         if vocab.get(tok) != gpt2_id:
             raise SystemExit(f"byte token {tok!r} has id {vocab.get(tok)}, expected {gpt2_id}: "
                              "not GPT-2's layout")
