@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "bench_common.hpp"
 #include "ember/data.hpp"
 #include "ember/ember.hpp"
 
@@ -41,9 +42,10 @@ const DatasetPtr& dataset() {
   return ds;
 }
 
-constexpr int64_t kBatch = 128, kBatches = 100;
+constexpr int64_t kBatch = 128;
+const int64_t kBatches = bench::quick_mode() ? 3 : 100;
 
-// One iteration = 100 batches of 128 from a fresh epoch.
+// One iteration = 100 batches (3 in quick mode) of 128 from a fresh epoch.
 void BM_DataLoader(benchmark::State& state) {
   const int workers = static_cast<int>(state.range(0));
   DataLoader loader(dataset(), DataLoaderOptions(kBatch).shuffle(true).num_workers(workers));
@@ -60,7 +62,7 @@ void BM_DataLoader(benchmark::State& state) {
   state.counters["workers"] = workers;
 }
 BENCHMARK(BM_DataLoader)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()
-    ->Iterations(1)->Repetitions(5)->ReportAggregatesOnly(true);
+    ->Iterations(1)->Repetitions(bench::repetitions())->ReportAggregatesOnly(true);
 
 // The per-image pipeline alone, on the calling thread (no batching, no queue).
 void BM_AugmentOneImage(benchmark::State& state) {
@@ -72,9 +74,9 @@ void BM_AugmentOneImage(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_AugmentOneImage)->Unit(benchmark::kMicrosecond)->Repetitions(5)
+BENCHMARK(BM_AugmentOneImage)->Unit(benchmark::kMicrosecond)->Repetitions(bench::repetitions())
     ->ReportAggregatesOnly(true);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) { return ember::bench::ratio_main(argc, argv); }

@@ -5,7 +5,7 @@
 #
 #   scripts/install-deps.sh          compiler, CMake, pkg-config, Catch2 (what `make test` needs)
 #   scripts/install-deps.sh asan     also clang and LLVM's OpenMP runtime (the asan preset)
-#   scripts/install-deps.sh bench    also Google Benchmark (make bench)
+#   scripts/install-deps.sh bench    also Google Benchmark, OpenBLAS and Eigen (make bench)
 #
 # The CUDA backend needs NVIDIA's CUDA toolkit (nvcc); it is optional and not a Debian package
 # here, so this script does not install it.
@@ -20,7 +20,7 @@ packages=(build-essential g++ cmake pkg-config catch2 zlib1g-dev libstb-dev nloh
 for arg in "$@"; do
   case "$arg" in
     asan) packages+=(clang libomp-dev) ;;  # clang's -fopenmp needs LLVM's libomp
-    bench) packages+=(libbenchmark-dev) ;;  # Google Benchmark
+    bench) packages+=(libbenchmark-dev libopenblas-dev libeigen3-dev) ;;  # Benchmark and the GEMM peers
     *) echo "install-deps.sh: unknown argument '$arg' (known: asan, bench)" >&2; exit 2 ;;
   esac
 done

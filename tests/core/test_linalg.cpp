@@ -494,6 +494,35 @@ TEST_CASE("gemm: packed kernel matches the reference across blocking boundaries"
   }
 }
 
+TEST_CASE("gemm: the threads' split of rows and column slivers never changes a bit") {
+  // Few row blocks (the team splits sliver ranges), several panels and depth blocks, batches
+  // fewer and more than twice the threads (shared panels versus one batch per task).
+  struct Dims {
+    int64_t B, M, N, K;
+  };
+  const int saved = get_num_threads();
+  for (Dims d : {Dims{1, 16, 1100, 300}, Dims{1, 200, 1100, 513}, Dims{2, 7, 333, 260},
+                 Dims{7, 50, 70, 90}}) {
+    for (DType dt : {kFloat32, kFloat64}) {
+      INFO("B " << d.B << " M " << d.M << " N " << d.N << " K " << d.K << " " << dt);
+      Tensor a = random_tensor({d.B, d.M, d.K}, dt, 41);
+      Tensor b = random_tensor({d.B, d.K, d.N}, dt, 42);
+      Tensor c = random_tensor({d.B, d.M, d.N}, dt, 43);
+      set_num_threads(1);
+      Tensor one = c.clone();
+      cpu::gemm(one, a, b, 1, 0.5);
+      for (int threads : {2, 3}) {
+        set_num_threads(threads);
+        Tensor many = c.clone();
+        cpu::gemm(many, a, b, 1, 0.5);
+        CHECK(bitwise_equal(one, many));
+        check_gemm_against_reference(a, b, c, 1, 0.5);
+      }
+    }
+  }
+  set_num_threads(saved);
+}
+
 TEST_CASE("gemm: reduced precision and integer kernels match the reference") {
   uint64_t seed = 7000;
   for (DType dt : {kFloat16, kBFloat16, kInt8, kUInt8, kInt32, kInt64}) {

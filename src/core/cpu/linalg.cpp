@@ -22,6 +22,10 @@
 #include <cmath>
 #include <vector>
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 #include "core/cpu/loops.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
@@ -56,13 +60,9 @@ Mat<T> transposed(const Mat<T>& m) {
 
 template <class C>
 struct MicroTile;
-// MR x NR accumulators in vector registers: 6 rows x two vectors (12 registers) leaves room for
-// the B loads and the A broadcast with 16 (AVX2) or 32 (AVX-512) vector registers.
-#ifdef __AVX512F__
-constexpr int kVectorBytes = 64;
-#else
+// MR x NR accumulators in vector registers: 6 rows x two 256-bit vectors (12 of AVX2's 16
+// registers) leaves room for the two B loads and the A broadcast.
 constexpr int kVectorBytes = 32;
-#endif
 template <>
 struct MicroTile<float> {
   static constexpr int MR = 6;
@@ -134,11 +134,103 @@ void pack_b(C* dst, const T* src, int64_t sr, int64_t sc, int64_t kc, int64_t nc
 
 // ---- micro-kernel ----
 
-/// acc(MR, NR) = a_sliver(kc, MR)^T @ b_sliver(kc, NR): kc rank-1 updates, one fma chain per
-/// element in k order. `omp simd` vectorizes along NR (one broadcast of a(p, i) per row), and the
-/// fixed trip counts keep acc in vector registers.
+#if defined(__AVX2__) && defined(__FMA__)
+/// The vector registers the micro-kernel works in (AVX2: 8 floats or 4 doubles).
+template <class C>
+struct Simd;
+template <>
+struct Simd<float> {
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+};
+template <>
+struct Simd<double> {
+  using V = __m256d;
+  static constexpr int W = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V load(const double* p) { return _mm256_loadu_pd(p); }
+  static V bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static V set1(double v) { return _mm256_set1_pd(v); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+  static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
+};
+
+/// acc(6, 2W) = a_sliver(kc, 6)^T @ b_sliver(kc, 2W) in twelve named registers (GCC keeps an
+/// array of vectors in memory): kc rank-1 updates, one fma chain per element in k order. A full
+/// tile of a row-major C (sc == 1) is stored straight from the registers with store_tile's rule;
+/// any other tile goes through `acc_out` and store_tile. Returns true when it stored the tile.
 template <class C, int MR, int NR>
-void micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* __restrict out) {
+bool micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* __restrict acc_out,
+                  C* c, int64_t sr, int64_t sc, bool full, C alpha, C beta, bool first) {
+  using S = Simd<C>;
+  using V = typename S::V;
+  constexpr int W = S::W;
+  static_assert(MR == 6 && NR == 2 * W, "the AVX2 micro-kernel is 6 x 2 vectors");
+  const bool direct = full && sc == 1;
+  if (direct)
+    for (int i = 0; i < MR; ++i) __builtin_prefetch(c + i * sr, 1);
+  V c00 = S::zero(), c01 = S::zero(), c10 = S::zero(), c11 = S::zero();
+  V c20 = S::zero(), c21 = S::zero(), c30 = S::zero(), c31 = S::zero();
+  V c40 = S::zero(), c41 = S::zero(), c50 = S::zero(), c51 = S::zero();
+#pragma GCC unroll 4
+  for (int64_t p = 0; p < kc; ++p) {
+    const V b0 = S::load(b), b1 = S::load(b + W);
+    __builtin_prefetch(b + 8 * NR);
+    V ai = S::bcast(a + 0);
+    c00 = S::fma(ai, b0, c00), c01 = S::fma(ai, b1, c01);
+    ai = S::bcast(a + 1);
+    c10 = S::fma(ai, b0, c10), c11 = S::fma(ai, b1, c11);
+    ai = S::bcast(a + 2);
+    c20 = S::fma(ai, b0, c20), c21 = S::fma(ai, b1, c21);
+    ai = S::bcast(a + 3);
+    c30 = S::fma(ai, b0, c30), c31 = S::fma(ai, b1, c31);
+    ai = S::bcast(a + 4);
+    c40 = S::fma(ai, b0, c40), c41 = S::fma(ai, b1, c41);
+    ai = S::bcast(a + 5);
+    c50 = S::fma(ai, b0, c50), c51 = S::fma(ai, b1, c51);
+    a += MR;
+    b += NR;
+  }
+  if (direct) {
+    const V va = S::set1(alpha), vb = S::set1(beta);
+    auto put = [&](C* o, V v) {
+      if (!first)
+        S::store(o, S::fma(va, v, S::load(o)));
+      else if (beta == C(0))
+        S::store(o, S::mul(va, v));  // beta == 0 ignores the old contents
+      else
+        S::store(o, S::fma(va, v, S::mul(vb, S::load(o))));
+    };
+    put(c, c00), put(c + W, c01);
+    put(c + sr, c10), put(c + sr + W, c11);
+    put(c + 2 * sr, c20), put(c + 2 * sr + W, c21);
+    put(c + 3 * sr, c30), put(c + 3 * sr + W, c31);
+    put(c + 4 * sr, c40), put(c + 4 * sr + W, c41);
+    put(c + 5 * sr, c50), put(c + 5 * sr + W, c51);
+    return true;
+  }
+  S::store(acc_out, c00), S::store(acc_out + W, c01);
+  S::store(acc_out + NR, c10), S::store(acc_out + NR + W, c11);
+  S::store(acc_out + 2 * NR, c20), S::store(acc_out + 2 * NR + W, c21);
+  S::store(acc_out + 3 * NR, c30), S::store(acc_out + 3 * NR + W, c31);
+  S::store(acc_out + 4 * NR, c40), S::store(acc_out + 4 * NR + W, c41);
+  S::store(acc_out + 5 * NR, c50), S::store(acc_out + 5 * NR + W, c51);
+  return false;
+}
+#else
+/// Portable micro-kernel: `omp simd` vectorizes along NR (one broadcast of a(p, i) per row), and
+/// the fixed trip counts keep acc in vector registers. Always leaves the tile in `acc_out`.
+template <class C, int MR, int NR>
+bool micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* __restrict acc_out,
+                  C*, int64_t, int64_t, bool, C, C, bool) {
   C acc[MR][NR] = {};
   for (int64_t p = 0; p < kc; ++p) {
     const C* ap = a + p * MR;
@@ -150,8 +242,10 @@ void micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* _
     }
   }
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) out[i * NR + j] = acc[i][j];
+    for (int j = 0; j < NR; ++j) acc_out[i * NR + j] = acc[i][j];
+  return false;
 }
+#endif
 
 /// Writes the valid (rows, cols) part of an accumulator tile into C. Explicit fma calls keep the
 /// rounding the same whatever the compiler's contraction choices.
@@ -179,57 +273,125 @@ std::vector<C>& pack_buffer(int which) {
   return buffers[which];
 }
 
+/// Grows a packing buffer to at least n elements and returns its data.
+template <class C>
+C* pack_buffer_data(int which, int64_t n) {
+  std::vector<C>& v = pack_buffer<C>(which);
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+  return v.data();
+}
+
+/// The (mc, kc) A block against NR-wide slivers [jr0, jr1) of the packed (kc, nc) B panel, into
+/// C(ic:ic+mc, jc+jr0:jc+jr1) of batch bi.
+template <class C>
+void macro_kernel(const Mat<C>& out, int64_t bi, int64_t ic, int64_t jc, const C* apack,
+                  const C* bpack, int64_t mc, int64_t nc, int64_t kc, int64_t jr0, int64_t jr1,
+                  C alpha, C beta, bool first) {
+  constexpr int MR = MicroTile<C>::MR;
+  constexpr int NR = MicroTile<C>::NR;
+  alignas(64) C acc[MR * NR];
+  for (int64_t jr = jr0; jr < jr1; jr += NR) {
+    const int64_t cols = std::min<int64_t>(NR, nc - jr);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+      const int64_t rows = std::min<int64_t>(MR, mc - ir);
+      C* c = out.at(bi, ic + ir, jc + jr);
+      if (!micro_kernel<C, MR, NR>(kc, apack + ir * kc, bpack + jr * kc, acc, c, out.sr, out.sc,
+                                   rows == MR && cols == NR, alpha, beta, first))
+        store_tile<C>(c, out.sr, out.sc, acc, NR, rows, cols, alpha, beta, first);
+    }
+  }
+}
+
 /// out (B, M, N) of compute type C; a, b of storage type T (T == C, or Half/BFloat16 -> float).
+///
+/// Many batches (B >= 2 x threads): each task is one (batch, row block) with its own packed
+/// panels. Otherwise the threads share each packed B panel (packed by all of them, then a
+/// barrier) and split the (MC row block, NR-sliver range) units of the macro loop between them,
+/// as BLIS does. Both orders give every element the same arithmetic.
 template <class C, class T>
 void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
                  int64_t M, int64_t N, int64_t K, C alpha, C beta) {
   constexpr int MR = MicroTile<C>::MR;
   constexpr int NR = MicroTile<C>::NR;
-  // Tasks: (batch, row block of MT rows). MT only decides who computes a tile, never how, so
-  // it may follow the thread count; the B panel is re-packed once per task.
-  const int64_t m_blocks = (M + MC - 1) / MC;
-  const int64_t want_tasks = 4 * static_cast<int64_t>(get_num_threads());
-  const int64_t per_batch = std::max<int64_t>(1, (want_tasks + B - 1) / B);
-  const int64_t MT = MC * std::max<int64_t>(1, m_blocks / per_batch);
-  const int64_t tasks_per_batch = (M + MT - 1) / MT;
-  const int64_t tasks = B * tasks_per_batch;
   const double flops = 2.0 * static_cast<double>(B) * M * N * K;
-  const int64_t grain = flops < 4e6 ? tasks : 1;  // small products: not worth waking threads
+  const int64_t kc_max = std::min(K, KC);
+  const int64_t a_size = round_up(std::min(M, MC), MR) * kc_max;
+  const int64_t b_size = round_up(std::min(N, NC), NR) * kc_max;
+  int threads = flops < 4e6 ? 1 : get_num_threads();  // small products: not worth waking threads
+#ifdef _OPENMP
+  if (omp_in_parallel()) threads = 1;
+#endif
 
-  parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
-    const int64_t kc_max = std::min(K, KC);
-    std::vector<C>& apack = pack_buffer<C>(0);
-    std::vector<C>& bpack = pack_buffer<C>(1);
-    apack.resize(
-        std::max(apack.size(), static_cast<size_t>(round_up(std::min(M, MC), MR) * kc_max)));
-    bpack.resize(
-        std::max(bpack.size(), static_cast<size_t>(round_up(std::min(N, NC), NR) * kc_max)));
-    C acc[MR * NR];
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t bi = t / tasks_per_batch;
-      const int64_t m0 = (t % tasks_per_batch) * MT;
-      const int64_t m1 = std::min(M, m0 + MT);
-      for (int64_t jc = 0; jc < N; jc += NC) {
-        const int64_t nc = std::min(NC, N - jc);
-        for (int64_t pc = 0; pc < K; pc += KC) {
-          const int64_t kc = std::min(KC, K - pc);
-          pack_b<NR>(bpack.data(), b.at(bi, pc, jc), b.sr, b.sc, kc, nc);
-          for (int64_t ic = m0; ic < m1; ic += MC) {
-            const int64_t mc = std::min(MC, m1 - ic);
-            pack_a<MR>(apack.data(), a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
-            for (int64_t jr = 0; jr < nc; jr += NR) {
-              for (int64_t ir = 0; ir < mc; ir += MR) {
-                micro_kernel<C, MR, NR>(kc, apack.data() + ir * kc, bpack.data() + jr * kc, acc);
-                store_tile<C>(out.at(bi, ic + ir, jc + jr), out.sr, out.sc, acc, NR,
-                              std::min<int64_t>(MR, mc - ir), std::min<int64_t>(NR, nc - jr), alpha,
-                              beta, pc == 0);
-              }
+  if (threads > 1 && B >= 2 * threads) {
+    parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+      C* apack = pack_buffer_data<C>(0, a_size);
+      C* bpack = pack_buffer_data<C>(1, b_size);
+      for (int64_t bi = b0; bi < b1; ++bi)
+        for (int64_t jc = 0; jc < N; jc += NC) {
+          const int64_t nc = std::min(NC, N - jc);
+          for (int64_t pc = 0; pc < K; pc += KC) {
+            const int64_t kc = std::min(KC, K - pc);
+            pack_b<NR>(bpack, b.at(bi, pc, jc), b.sr, b.sc, kc, nc);
+            for (int64_t ic = 0; ic < M; ic += MC) {
+              const int64_t mc = std::min(MC, M - ic);
+              pack_a<MR>(apack, a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
+              macro_kernel<C>(out, bi, ic, jc, apack, bpack, mc, nc, kc, 0, nc, alpha, beta,
+                              pc == 0);
             }
           }
         }
+    });
+    return;
+  }
+
+  // Shared B panel. Units: m_blocks row blocks x n_chunks sliver ranges, enough for the threads.
+  C* bpack = pack_buffer_data<C>(1, b_size);  // the calling thread's buffer, shared by the team
+  auto body = [&](int tid, int nthr) {
+    C* apack = pack_buffer_data<C>(0, a_size);
+    for (int64_t bi = 0; bi < B; ++bi)
+      for (int64_t jc = 0; jc < N; jc += NC) {
+        const int64_t nc = std::min(NC, N - jc);
+        const int64_t slivers = (nc + NR - 1) / NR;
+        const int64_t m_blocks = (M + MC - 1) / MC;
+        const int64_t n_chunks =
+            m_blocks >= nthr ? 1 : std::min<int64_t>(slivers, (2 * nthr + m_blocks - 1) / m_blocks);
+        const int64_t units = m_blocks * n_chunks;
+        for (int64_t pc = 0; pc < K; pc += KC) {
+          const int64_t kc = std::min(KC, K - pc);
+          const int64_t s0 = slivers * tid / nthr, s1 = slivers * (tid + 1) / nthr;
+          if (s1 > s0)
+            pack_b<NR>(bpack + s0 * NR * kc, b.at(bi, pc, jc + s0 * NR), b.sr, b.sc, kc,
+                       std::min(nc, s1 * NR) - s0 * NR);
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+          int64_t packed_block = -1;
+          for (int64_t u = tid; u < units; u += nthr) {
+            const int64_t mb = u / n_chunks, ch = u % n_chunks;
+            const int64_t ic = mb * MC, mc = std::min(MC, M - ic);
+            if (mb != packed_block) {
+              pack_a<MR>(apack, a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
+              packed_block = mb;
+            }
+            const int64_t jr0 = slivers * ch / n_chunks * NR;
+            const int64_t jr1 = std::min(nc, slivers * (ch + 1) / n_chunks * NR);
+            macro_kernel<C>(out, bi, ic, jc, apack, bpack, mc, nc, kc, jr0, jr1, alpha, beta,
+                            pc == 0);
+          }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        }
       }
-    }
-  });
+  };
+  if (threads == 1) {
+    body(0, 1);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+  body(omp_get_thread_num(), omp_get_num_threads());
+#endif
 }
 
 /// The M == 1 case (vector @ matrix, and matrix @ vector transposed): no A panel to pack, so
