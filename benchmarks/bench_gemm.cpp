@@ -1,8 +1,14 @@
 // SGEMM and DGEMM: Ember's packed GEMM (ember::cpu::gemm, what matmul/linear/conv call) beside
 // OpenBLAS (cblas_?gemm, its thread count set to the case's) and Eigen 3.4, in one process with
 // the repetitions interleaved at random. Reports GFLOP/s, Ember / peer, and the fraction of the
-// float32 FMA peak measured by a probe in the same run (12 independent 256-bit FMA chains per
-// thread: the most the FMA units can retire).
+// float32 FMA peak measured by probes in the same run (12 independent FMA chains per thread, the
+// most the FMA units can retire: 256-bit, and 512-bit where the CPU has AVX-512). Ember's fraction
+// is taken against the probe of the micro-kernel it runs (cpu::gemm_isa()).
+//
+// OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernels on CPUs newer than it knows (Emerald
+// Rapids, for one). That is no fair peer, so when the core it picked lacks the CPU's vector
+// extensions the program re-runs itself with OPENBLAS_CORETYPE naming the right family (SkylakeX
+// for AVX-512, Haswell for AVX2). The context lines name the core used.
 //
 // Cases: square 64-2048 (NN, and NT/TN at 512/1024), the trainers' shapes (GPT MLP and
 // projections, ResNet-20 im2col products), 1 and 2 threads. Names:
@@ -11,10 +17,14 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <unistd.h>
+
 #include <Eigen/Core>
+#include <cstdlib>
 #include <string>
 
 #include "bench_common.hpp"
+#include "core/cpu/gemm_kernels.hpp"
 #include "core/kernels.hpp"
 #include "ember/ember.hpp"
 
@@ -37,22 +47,72 @@ __attribute__((noinline)) float fma_chains(int64_t n) {
   _mm256_storeu_ps(out, s);
   return out[0];
 }
-constexpr double kFlopsPerChainStep = 12 * 8 * 2;
 #endif
 
-void fma_peak(benchmark::State& state, int threads) {
-#if defined(__AVX2__) && defined(__FMA__)
+__attribute__((noinline, target("avx512f"))) float fma_chains_avx512(int64_t n) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t k = 0; k < n; ++k)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0];
+}
+
+/// Float32 FLOP/s of `threads` threads each running 12 independent FMA chains of `bits`-bit
+/// vectors.
+void fma_peak(benchmark::State& state, int threads, int bits) {
   const int64_t n = 1 << 22;
+  if (bits == 512 && !__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("no AVX-512 on this CPU");
+    return;
+  }
+#if !(defined(__AVX2__) && defined(__FMA__))
+  if (bits == 256) {
+    state.SkipWithError("no AVX2+FMA in this build");
+    return;
+  }
+#endif
   for (auto _ : state) {
     float sink = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
-    sink += fma_chains(n);
+    {
+#if defined(__AVX2__) && defined(__FMA__)
+      if (bits == 256) sink += fma_chains(n);
+#endif
+      if (bits == 512) sink += fma_chains_avx512(n);
+    }
     benchmark::DoNotOptimize(sink);
   }
-  bench::set_flops(state, kFlopsPerChainStep * static_cast<double>(n) * threads);
-#else
-  state.SkipWithError("no AVX2+FMA on this build");
-#endif
+  bench::set_flops(state, 12.0 * (bits / 32) * 2.0 * static_cast<double>(n) * threads);
+}
+
+/// Re-runs this program with OPENBLAS_CORETYPE set when OpenBLAS picked a core below the CPU.
+void use_openblas_best_core(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  const std::string core = openblas_get_corename();
+  auto is_one_of = [&](std::initializer_list<const char*> names) {
+    for (const char* n : names)
+      if (core == n) return true;
+    return false;
+  };
+  const char* want = nullptr;
+  if (__builtin_cpu_supports("avx512f") && !is_one_of({"SkylakeX", "Cooperlake", "SapphireRapids"}))
+    want = "SkylakeX";
+  else if (!__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
+           !is_one_of({"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"}))
+    want = "Haswell";
+  if (want == nullptr) return;
+  std::fprintf(stderr,
+               "bench_gemm: OpenBLAS chose its '%s' kernels for this CPU; re-running with "
+               "OPENBLAS_CORETYPE=%s\n",
+               core.c_str(), want);
+  setenv("OPENBLAS_CORETYPE", want, 1);
+  execv("/proc/self/exe", argv);
+  std::perror("bench_gemm: execv");  // not fatal: measure with the core OpenBLAS chose
 }
 
 // ---- operands ----
@@ -146,14 +206,16 @@ void register_gemm(const std::string& type, Layout l, int64_t M, int64_t N, int6
 
 void register_all() {
   const int max_threads = omp_get_num_procs() >= 2 ? 2 : 1;
-  for (int t = 1; t <= max_threads; ++t) {
-    const std::string name = "fma_peak/t" + std::to_string(t) + "/probe";
-    benchmark::RegisterBenchmark(name.c_str(), [t](benchmark::State& s) { fma_peak(s, t); })
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime()
-        ->Repetitions(bench::repetitions())
-        ->ReportAggregatesOnly(true);
-  }
+  for (int t = 1; t <= max_threads; ++t)
+    for (int bits : {256, 512}) {
+      const std::string name = "fma_peak" + std::to_string(bits) + "/t" + std::to_string(t) + "/probe";
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [t, bits](benchmark::State& s) { fma_peak(s, t, bits); })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->Repetitions(bench::repetitions())
+          ->ReportAggregatesOnly(true);
+    }
   if (bench::quick_mode()) {
     register_gemm("sgemm", Layout::NN, 64, 64, 64, 1);
     register_gemm("sgemm", Layout::NT, 33, 47, 29, max_threads);
@@ -181,11 +243,16 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_openblas_best_core(argv);
+  benchmark::AddCustomContext("openblas", std::string(openblas_get_corename()) + " kernels, " +
+                                              openblas_get_config());
+  const bool avx512 = cpu::gemm_isa() == cpu::GemmIsa::Avx512;
+  benchmark::AddCustomContext("ember_gemm_kernel", avx512 ? "AVX-512 12x32" : "baseline (AVX2 6x16)");
   register_all();
-  return ember::bench::ratio_main(argc, argv, [](const std::string& key) {
-    // sgemm/<layout>/<shape>/tN -> fma_peak/tN (the float32 peak; DGEMM's is half of it).
+  return ember::bench::ratio_main(argc, argv, [avx512](const std::string& key) {
+    // sgemm/<layout>/<shape>/tN -> the float32 peak of Ember's kernel width (DGEMM's is half).
     const size_t t = key.rfind("/t");
     if (key.rfind("sgemm/", 0) != 0 || t == std::string::npos) return std::string();
-    return "fma_peak" + key.substr(t);
+    return std::string(avx512 ? "fma_peak512" : "fma_peak256") + key.substr(t);
   });
 }

@@ -4,6 +4,7 @@
 #include <iomanip>
 #include <vector>
 
+#include "core/cpu/gemm_kernels.hpp"
 #include "core/kernels.hpp"
 #include "test_util.hpp"
 
@@ -521,6 +522,41 @@ TEST_CASE("gemm: the threads' split of rows and column slivers never changes a b
     }
   }
   set_num_threads(saved);
+}
+
+TEST_CASE("gemm: the AVX-512 and baseline micro-kernels give bitwise the same results") {
+  if (!cpu::gemm_isa_available(cpu::GemmIsa::Avx512)) {
+    WARN("skipped: this CPU or build has no AVX-512 GEMM kernel (the baseline is tested above)");
+    return;
+  }
+  const cpu::GemmIsa saved = cpu::gemm_isa();
+  struct Dims {
+    int64_t B, M, N, K;
+  };
+  uint64_t seed = 9000;
+  for (Dims d : {Dims{1, 37, 53, 300}, Dims{3, 13, 33, 17}, Dims{1, 130, 70, 513},
+                 Dims{5, 25, 40, 64}, Dims{1, 200, 1100, 257}}) {
+    for (DType dt : {kFloat32, kFloat64}) {
+      for (int layout = 0; layout < 3; ++layout) {
+        INFO("B " << d.B << " M " << d.M << " N " << d.N << " K " << d.K << " " << dt
+                  << " layout " << layout);
+        Tensor a = random_tensor({d.B, d.M, d.K}, dt, seed++);
+        Tensor b = random_tensor({d.B, d.K, d.N}, dt, seed++);
+        Tensor c = random_tensor({d.B, d.M, d.N}, dt, seed++);
+        if (layout == 1) a = column_major(a), c = column_major(c);
+        if (layout == 2) b = column_major(b), a = non_contiguous(a);
+        Tensor base = c.clone(), wide = c.clone();
+        if (layout == 1) base = column_major(base), wide = column_major(wide);
+        cpu::set_gemm_isa(cpu::GemmIsa::Baseline);
+        cpu::gemm(base, a, b, 0.75, -0.5);
+        cpu::set_gemm_isa(cpu::GemmIsa::Avx512);
+        cpu::gemm(wide, a, b, 0.75, -0.5);
+        CHECK(bitwise_equal(base, wide));
+        check_gemm_against_reference(a, b, c, 0.75, -0.5);
+      }
+    }
+  }
+  cpu::set_gemm_isa(saved);
 }
 
 TEST_CASE("gemm: reduced precision and integer kernels match the reference") {

@@ -3,12 +3,15 @@
 // stride-0 expanded batches).
 //
 // Floating types: the cache-blocked scheme of Goto & van de Geijn ("Anatomy of High-Performance
-// Matrix Multiplication", TOMS 2008) in plain C++:
-//   for each (batch, row block) task           -- parallel_for; never splits K
+// Matrix Multiplication", TOMS 2008) with intrinsics micro-kernels:
+//   for each batch (one per task when B >= 2 x threads)
 //     for jc in N step NC                       -- B panel (KC, NC)
 //       for pc in K step KC                     -- pack B(pc:pc+KC, jc:jc+NC) into NR-wide slivers
-//         for ic in task rows step MC           -- pack A(ic:ic+MC, pc:pc+KC) into MR-tall slivers
-//           for jr, ir: micro_kernel            -- (MR, NR) register tile, kc rank-1 updates
+//         for ic in M step MC                   -- pack A(ic:ic+MC, pc:pc+KC) into MR-tall slivers
+//                                                  (threads split (ic, jr range) units; B shared)
+//           for ir, jr: micro_kernel            -- (MR, NR) register tile, kc rank-1 updates
+// Micro-kernels: AVX-512 12 x 32 (gemm_avx512.cpp, chosen at run time when the CPU has it), AVX2
+// 6 x 16 (the build's baseline), or a portable loop; all three give the same bits.
 // Packing converts any strides (and Half/BFloat16) into contiguous compute-type panels, so the
 // arithmetic of one output element never depends on strides or on the thread count:
 //   acc = fma chain over k in [pc, pc+KC) from 0;  out = fma(alpha, acc, beta*out) (first
@@ -19,13 +22,17 @@
 // Integer types: a plain loop with uint64 (modular, like two's complement wrap-around) sums.
 // gemm_reference is the plain triple loop (double accumulation) the fast path is tested against.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
 
+#include "core/cpu/gemm_kernels.hpp"
 #include "core/cpu/loops.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
@@ -74,9 +81,12 @@ struct MicroTile<double> {
   static constexpr int NR = 2 * kVectorBytes / static_cast<int>(sizeof(double));
 };
 
-constexpr int64_t KC = 256;   // depth of a packed block: A sliver + B sliver stay in L1
-constexpr int64_t MC = 96;    // rows of a packed A block (multiple of MR), (MC, KC) sits in L2
-constexpr int64_t NC = 1024;  // columns of a packed B panel (multiple of NR), (KC, NC) in L2/L3
+// Measured on a 48 KiB L1 / 2 MiB L2 core: KC 128-384 and NC 512-1024 are within noise of each
+// other; NC 512 helped N = 1024. KC is part of the arithmetic (chains restart every KC), so every
+// micro-kernel must use the same KC.
+constexpr int64_t KC = 256;  // depth of a packed block: the A sliver stays in L1
+constexpr int64_t MC = 96;   // rows of a packed A block (multiple of both MRs), (MC, KC) in L2
+constexpr int64_t NC = 512;  // columns of a packed B panel (multiple of NR), (KC, NC) in L2
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -133,6 +143,11 @@ void pack_b(C* dst, const T* src, int64_t sr, int64_t sc, int64_t kc, int64_t nc
 }
 
 // ---- micro-kernel ----
+
+/// A micro-kernel (see micro_kernel below and gemm_kernels.hpp): true when it stored the tile.
+template <class C>
+using MicroKernel = bool (*)(int64_t kc, const C* a, const C* b, C* acc_out, C* c, int64_t sr,
+                             int64_t sc, bool full, C alpha, C beta, bool first);
 
 #if defined(__AVX2__) && defined(__FMA__)
 /// The vector registers the micro-kernel works in (AVX2: 8 floats or 4 doubles).
@@ -283,20 +298,18 @@ C* pack_buffer_data(int which, int64_t n) {
 
 /// The (mc, kc) A block against NR-wide slivers [jr0, jr1) of the packed (kc, nc) B panel, into
 /// C(ic:ic+mc, jc+jr0:jc+jr1) of batch bi.
-template <class C>
+template <class C, int MR, int NR>
 void macro_kernel(const Mat<C>& out, int64_t bi, int64_t ic, int64_t jc, const C* apack,
                   const C* bpack, int64_t mc, int64_t nc, int64_t kc, int64_t jr0, int64_t jr1,
-                  C alpha, C beta, bool first) {
-  constexpr int MR = MicroTile<C>::MR;
-  constexpr int NR = MicroTile<C>::NR;
+                  C alpha, C beta, bool first, MicroKernel<C> kernel) {
   alignas(64) C acc[MR * NR];
-  for (int64_t jr = jr0; jr < jr1; jr += NR) {
-    const int64_t cols = std::min<int64_t>(NR, nc - jr);
-    for (int64_t ir = 0; ir < mc; ir += MR) {
-      const int64_t rows = std::min<int64_t>(MR, mc - ir);
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t rows = std::min<int64_t>(MR, mc - ir);
+    for (int64_t jr = jr0; jr < jr1; jr += NR) {
+      const int64_t cols = std::min<int64_t>(NR, nc - jr);
       C* c = out.at(bi, ic + ir, jc + jr);
-      if (!micro_kernel<C, MR, NR>(kc, apack + ir * kc, bpack + jr * kc, acc, c, out.sr, out.sc,
-                                   rows == MR && cols == NR, alpha, beta, first))
+      if (!kernel(kc, apack + ir * kc, bpack + jr * kc, acc, c, out.sr, out.sc,
+                  rows == MR && cols == NR, alpha, beta, first))
         store_tile<C>(c, out.sr, out.sc, acc, NR, rows, cols, alpha, beta, first);
     }
   }
@@ -308,11 +321,10 @@ void macro_kernel(const Mat<C>& out, int64_t bi, int64_t ic, int64_t jc, const C
 /// panels. Otherwise the threads share each packed B panel (packed by all of them, then a
 /// barrier) and split the (MC row block, NR-sliver range) units of the macro loop between them,
 /// as BLIS does. Both orders give every element the same arithmetic.
-template <class C, class T>
+template <class C, class T, int MR, int NR>
 void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
-                 int64_t M, int64_t N, int64_t K, C alpha, C beta) {
-  constexpr int MR = MicroTile<C>::MR;
-  constexpr int NR = MicroTile<C>::NR;
+                 int64_t M, int64_t N, int64_t K, C alpha, C beta, MicroKernel<C> kernel) {
+  static_assert(MC % MR == 0, "row blocks hold whole slivers");
   const double flops = 2.0 * static_cast<double>(B) * M * N * K;
   const int64_t kc_max = std::min(K, KC);
   const int64_t a_size = round_up(std::min(M, MC), MR) * kc_max;
@@ -335,8 +347,8 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
             for (int64_t ic = 0; ic < M; ic += MC) {
               const int64_t mc = std::min(MC, M - ic);
               pack_a<MR>(apack, a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
-              macro_kernel<C>(out, bi, ic, jc, apack, bpack, mc, nc, kc, 0, nc, alpha, beta,
-                              pc == 0);
+              macro_kernel<C, MR, NR>(out, bi, ic, jc, apack, bpack, mc, nc, kc, 0, nc, alpha,
+                                      beta, pc == 0, kernel);
             }
           }
         }
@@ -375,8 +387,8 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
             }
             const int64_t jr0 = slivers * ch / n_chunks * NR;
             const int64_t jr1 = std::min(nc, slivers * (ch + 1) / n_chunks * NR);
-            macro_kernel<C>(out, bi, ic, jc, apack, bpack, mc, nc, kc, jr0, jr1, alpha, beta,
-                            pc == 0);
+            macro_kernel<C, MR, NR>(out, bi, ic, jc, apack, bpack, mc, nc, kc, jr0, jr1, alpha,
+                                    beta, pc == 0, kernel);
           }
 #ifdef _OPENMP
 #pragma omp barrier
@@ -392,6 +404,27 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
 #pragma omp parallel num_threads(threads)
   body(omp_get_thread_num(), omp_get_num_threads());
 #endif
+}
+
+/// gemm_packed with the micro-kernel of the current GemmIsa: AVX-512 (12 x 2 vectors, its own
+/// translation unit) or the build's baseline (AVX2 6 x 16, or the portable loop).
+template <class C, class T>
+void gemm_tiled(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b, int64_t B,
+                int64_t M, int64_t N, int64_t K, C alpha, C beta) {
+#ifdef EMBER_AVX512_GEMM
+  if (gemm_isa() == GemmIsa::Avx512) {
+    constexpr int NR = 2 * 64 / static_cast<int>(sizeof(C));
+    if constexpr (std::is_same_v<C, float>)
+      gemm_packed<C, T, kGemmAvx512MR, NR>(out, a, b, B, M, N, K, alpha, beta,
+                                           &micro_kernel_avx512_f32);
+    else
+      gemm_packed<C, T, kGemmAvx512MR, NR>(out, a, b, B, M, N, K, alpha, beta,
+                                           &micro_kernel_avx512_f64);
+    return;
+  }
+#endif
+  constexpr int MR = MicroTile<C>::MR, NR = MicroTile<C>::NR;
+  gemm_packed<C, T, MR, NR>(out, a, b, B, M, N, K, alpha, beta, &micro_kernel<C, MR, NR>);
 }
 
 /// The M == 1 case (vector @ matrix, and matrix @ vector transposed): no A panel to pack, so
@@ -461,9 +494,9 @@ void gemm_floating(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>&
   else if (N == 1)
     gemm_row<C, T>(transposed(out), transposed(b), transposed(a), B, M, K, alpha, beta);
   else if (N < MicroTile<C>::NR && N < M)
-    gemm_packed<C, T>(transposed(out), transposed(b), transposed(a), B, N, M, K, alpha, beta);
+    gemm_tiled<C, T>(transposed(out), transposed(b), transposed(a), B, N, M, K, alpha, beta);
   else
-    gemm_packed<C, T>(out, a, b, B, M, N, K, alpha, beta);
+    gemm_tiled<C, T>(out, a, b, B, M, N, K, alpha, beta);
 }
 
 /// Integers: uint64 sums (wrap-around is defined), i-k-j order for unit-stride rows of b.
@@ -493,6 +526,37 @@ void gemm_integer(const Mat<T>& out, const Mat<const T>& a, const Mat<const T>& 
 }
 
 }  // namespace
+
+namespace {
+GemmIsa initial_gemm_isa() {
+  GemmIsa best = gemm_isa_available(GemmIsa::Avx512) ? GemmIsa::Avx512 : GemmIsa::Baseline;
+  const char* env = std::getenv("EMBER_GEMM_ISA");
+  if (env != nullptr && std::string(env) == "baseline") best = GemmIsa::Baseline;
+  return best;
+}
+std::atomic<GemmIsa>& current_gemm_isa() {
+  static std::atomic<GemmIsa> isa{initial_gemm_isa()};
+  return isa;
+}
+}  // namespace
+
+bool gemm_isa_available(GemmIsa isa) {
+  if (isa == GemmIsa::Baseline) return true;
+#if defined(EMBER_AVX512_GEMM) && (defined(__GNUC__) || defined(__clang__))
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return avx512;
+#else
+  return false;
+#endif
+}
+
+GemmIsa gemm_isa() { return current_gemm_isa().load(std::memory_order_relaxed); }
+
+void set_gemm_isa(GemmIsa isa) {
+  if (!gemm_isa_available(isa))
+    throw DeviceError("[set_gemm_isa] this CPU or build has no AVX-512 GEMM kernel");
+  current_gemm_isa().store(isa, std::memory_order_relaxed);
+}
 
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
