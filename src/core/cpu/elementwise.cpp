@@ -5,12 +5,15 @@
 // row is a plain loop that -O3 -march=native vectorizes, and a row whose other operand is a
 // broadcast scalar (stride 0) gets its own plain loop too (x * 0.5, x + bias). Half and BFloat16
 // compute in float and round once to nearest even. Signed integers wrap like two's complement
-// (computed in unsigned types, so overflow is never undefined behaviour).
+// (computed in unsigned types, so overflow is never undefined behaviour). Float exp, expm1, tanh,
+// sigmoid and erf (and the activations built on them) use vec_math.hpp's branch-free versions, so
+// those loops vectorize too.
 #include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "core/cpu/loops.hpp"
+#include "core/cpu/vec_math.hpp"
 #include "core/dispatch.hpp"
 
 namespace ember::cpu {
@@ -266,7 +269,7 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
     case UnaryOp::Neg:
       return run([](C v) { return -v; });
     case UnaryOp::Exp:
-      return run([](C v) { return std::exp(v); });
+      return run([](C v) { return vm::exp(v); });
     case UnaryOp::Exp2:
       return run([](C v) { return std::exp2(v); });
     case UnaryOp::Log:
@@ -276,7 +279,7 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
     case UnaryOp::Log1p:
       return run([](C v) { return std::log1p(v); });
     case UnaryOp::Expm1:
-      return run([](C v) { return std::expm1(v); });
+      return run([](C v) { return vm::expm1(v); });
     case UnaryOp::Sqrt:
       return run([](C v) { return std::sqrt(v); });
     case UnaryOp::Rsqrt:
@@ -292,26 +295,26 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
     case UnaryOp::Tan:
       return run([](C v) { return std::tan(v); });
     case UnaryOp::Tanh:
-      return run([](C v) { return std::tanh(v); });
+      return run([](C v) { return vm::tanh(v); });
     case UnaryOp::Sigmoid:
-      return run([](C v) { return C(1) / (C(1) + std::exp(-v)); });
+      return run([](C v) { return vm::sigmoid(v); });
     case UnaryOp::Relu:
       return run([](C v) { return v < C(0) ? C(0) : v; });
     case UnaryOp::GeluErf:
-      return run([=](C v) { return C(0.5) * v * (C(1) + std::erf(v * kSqrt1_2)); });
+      return run([=](C v) { return C(0.5) * v * (C(1) + vm::erf(v * kSqrt1_2)); });
     case UnaryOp::GeluTanh:
       return run([=](C v) {
-        return C(0.5) * v * (C(1) + std::tanh(kSqrt2OverPi * (v + kGeluCoeff * v * v * v)));
+        return C(0.5) * v * (C(1) + vm::tanh(kSqrt2OverPi * (v + kGeluCoeff * v * v * v)));
       });
     case UnaryOp::Silu:
-      return run([](C v) { return v / (C(1) + std::exp(-v)); });
+      return run([](C v) { return v * vm::sigmoid(v); });
     case UnaryOp::LeakyRelu: {
       const C slope = C(p0);
       return run([slope](C v) { return v > C(0) ? v : v * slope; });
     }
     case UnaryOp::Elu: {
       const C alpha = C(p0);
-      return run([alpha](C v) { return v > C(0) ? v : alpha * std::expm1(v); });
+      return run([alpha](C v) { return v > C(0) ? v : alpha * vm::expm1(v); });
     }
     case UnaryOp::Softplus: {
       const C beta = C(p0), threshold = C(p1);
@@ -320,7 +323,7 @@ void unary_floating(const Tensor& out, const Tensor& x, UnaryOp op, double p0, d
       });
     }
     case UnaryOp::Erf:
-      return run([](C v) { return std::erf(v); });
+      return run([](C v) { return vm::erf(v); });
     case UnaryOp::Reciprocal:
       return run([](C v) { return C(1) / v; });
     case UnaryOp::Square:

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/cpu/loops.hpp"
+#include "core/cpu/vec_math.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/parallel.hpp"
@@ -364,7 +365,7 @@ void for_each_line(IntArrayRef sizes, int64_t dim, const std::array<const Tensor
 }
 
 /// Softmax (or log-softmax) of one line of L elements: gathered into a buffer in the compute type,
-/// shifted by the max, exponentials summed in double in order.
+/// shifted by the max, exponentials (vec_math's) summed in double in order.
 template <class T>
 void softmax_line(T* o, int64_t os, const T* p, int64_t xs, int64_t L, bool log) {
   using C = compute_t<T>;
@@ -373,20 +374,21 @@ void softmax_line(T* o, int64_t os, const T* p, int64_t xs, int64_t L, bool log)
   C* b = buf.data();
   for (int64_t i = 0; i < L; ++i) b[i] = convert<C>(p[i * xs]);
   const C m = chunk_row<C, C, MaxOp<C>>(b, 1, L);
-  double s = 0.0;
-  for (int64_t i = 0; i < L; ++i) {
-    const C shifted = b[i] - m;
-    const C e = std::exp(shifted);
-    s += static_cast<double>(e);
-    b[i] = log ? shifted : e;
+  thread_local std::vector<C> exps;
+  exps.resize(static_cast<size_t>(L));
+  C* e = exps.data();
+  for (int64_t i = 0; i < L; ++i) {  // vectorizes (vec_math's exp is branch-free)
+    b[i] -= m;
+    e[i] = vm::exp(b[i]);
   }
+  double s = 0.0;
+  for (int64_t i = 0; i < L; ++i) s += static_cast<double>(e[i]);
   const C k = log ? static_cast<C>(std::log(s)) : static_cast<C>(1.0 / s);
   if (log) {
-    for (int64_t i = 0; i < L; ++i) b[i] -= k;
+    for (int64_t i = 0; i < L; ++i) o[i * os] = convert<T>(b[i] - k);
   } else {
-    for (int64_t i = 0; i < L; ++i) b[i] *= k;
+    for (int64_t i = 0; i < L; ++i) o[i * os] = convert<T>(e[i] * k);
   }
-  for (int64_t i = 0; i < L; ++i) o[i * os] = convert<T>(b[i]);
 }
 
 void reduce_planned(const Tensor& out, const Tensor& x, const ReduceLayout& plan, ReduceOp op) {
