@@ -112,8 +112,10 @@ void for_each_row(IntArrayRef sizes, std::array<char*, N> base,
   }
 }
 
+/// flatten: everything f calls is inlined into this loop, so that it can vectorize (GCC otherwise
+/// keeps a large f, such as vec_math's exp inside an op's lambda, as a call per element).
 template <class Out, class... In, class P, class F, size_t... I>
-inline void call_contiguous(Out* o, const P& p, int64_t n, F& f, std::index_sequence<I...>) {
+[[gnu::flatten]] inline void call_contiguous(Out* o, const P& p, int64_t n, F& f, std::index_sequence<I...>) {
   std::tuple<const In*...> ins{reinterpret_cast<const In*>(p[I + 1])...};
   for (int64_t i = 0; i < n; ++i) o[i] = f(std::get<I>(ins)[i]...);
 }
