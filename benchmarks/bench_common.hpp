@@ -14,6 +14,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -94,6 +95,27 @@ inline std::string human(double v, const std::string& unit) {
   return buf;
 }
 
+/// a < b comparing runs of digits by their value ("n128" < "n1024").
+inline bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i1 = i, j1 = j;
+      while (i1 < a.size() && std::isdigit(static_cast<unsigned char>(a[i1]))) ++i1;
+      while (j1 < b.size() && std::isdigit(static_cast<unsigned char>(b[j1]))) ++j1;
+      const unsigned long long x = std::stoull(a.substr(i, i1 - i));
+      const unsigned long long y = std::stoull(b.substr(j, j1 - j));
+      if (x != y) return x < y;
+      i = i1, j = j1;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i, ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
 /// Runs the registered benchmarks (5 repetitions interleaved at random unless given otherwise)
 /// and prints the ratio table: for each case, Ember's rate, each peer's rate and Ember / peer
 /// (above 1: Ember is faster), and Ember's fraction of the ceiling case that `ceiling_of(case)`
@@ -121,6 +143,8 @@ inline int ratio_main(int argc, char** argv,
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
 
+  // Natural order (numbers by value), so sizes read upward whatever order the runs interleaved in.
+  std::sort(reporter.order.begin(), reporter.order.end(), natural_less);
   std::printf("\n%-44s %14s %-36s %s\n", "case", "ember", "peer: rate (ember/peer)", "ceiling");
   std::string json = "[\n";
   bool first_row = true;

@@ -329,7 +329,7 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
   const int64_t kc_max = std::min(K, KC);
   const int64_t a_size = round_up(std::min(M, MC), MR) * kc_max;
   const int64_t b_size = round_up(std::min(N, NC), NR) * kc_max;
-  int threads = flops < 4e6 ? 1 : get_num_threads();  // small products: not worth waking threads
+  int threads = flops < 1e6 ? 1 : get_num_threads();  // small products: not worth waking threads
 #ifdef _OPENMP
   if (omp_in_parallel()) threads = 1;
 #endif
