@@ -365,7 +365,7 @@ void for_each_line(IntArrayRef sizes, int64_t dim, const std::array<const Tensor
 }
 
 /// Softmax (or log-softmax) of one line of L elements: gathered into a buffer in the compute type,
-/// shifted by the max, exponentials (vec_math's) summed in double in order.
+/// shifted by the max, exponentials (vec_math's) summed in double in eight fixed lanes.
 template <class T>
 void softmax_line(T* o, int64_t os, const T* p, int64_t xs, int64_t L, bool log) {
   using C = compute_t<T>;
@@ -381,8 +381,15 @@ void softmax_line(T* o, int64_t os, const T* p, int64_t xs, int64_t L, bool log)
     b[i] -= m;
     e[i] = vm::exp(b[i]);
   }
-  double s = 0.0;
-  for (int64_t i = 0; i < L; ++i) s += static_cast<double>(e[i]);
+  // Eight interleaved double partial sums (lane i % 8) combined in a fixed order: vectorizes, and
+  // the result still depends only on L and the values.
+  double lane[8] = {};
+  int64_t i8 = 0;
+  for (; i8 + 8 <= L; i8 += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(e[i8 + j]);
+  for (int64_t i = i8; i < L; ++i) lane[i - i8] += static_cast<double>(e[i]);
+  const double s = ((lane[0] + lane[4]) + (lane[1] + lane[5])) +
+                   ((lane[2] + lane[6]) + (lane[3] + lane[7]));
   const C k = log ? static_cast<C>(std::log(s)) : static_cast<C>(1.0 / s);
   if (log) {
     for (int64_t i = 0; i < L; ++i) o[i * os] = convert<T>(b[i] - k);
