@@ -29,6 +29,32 @@ TEST_CASE("memory stats: allocations are counted and freed") {
   CHECK(cpu_memory_stats().allocated == before);
 }
 
+TEST_CASE("memory stats: large freed blocks are cached, reused and released") {
+  empty_cpu_cache();
+  CHECK(cpu_memory_stats().cached == 0);
+  const int64_t before = cpu_memory_stats().allocated;
+  const void* first = nullptr;
+  {
+    Tensor t = empty({300000}, kFloat32);  // 1.2 MB: above the 256 KiB threshold
+    first = t.data_ptr();
+    CHECK(cpu_memory_stats().allocated - before == 1200128);  // rounded to 4 KiB
+  }
+  CHECK(cpu_memory_stats().allocated == before);
+  CHECK(cpu_memory_stats().cached == 1200128);
+  {
+    Tensor again = empty({300000}, kFloat32);  // same size: the cached block comes back
+    CHECK(again.data_ptr() == first);
+    CHECK(cpu_memory_stats().cached == 0);
+    again.fill_(2.5f);
+    CHECK(again.sum().item<double>() == 750000.0);
+  }
+  Tensor small = empty({1000}, kFloat32);  // small blocks are never cached
+  small = Tensor();
+  CHECK(cpu_memory_stats().cached == 1200128);
+  empty_cpu_cache();
+  CHECK(cpu_memory_stats().cached == 0);
+}
+
 TEST_CASE("checkpoint: drops activations, lowers peak memory, gives equal gradients") {
   Tensor x0 = randn({128, 128}, kFloat64);
   Tensor x1 = x0.clone().requires_grad_();
