@@ -14,6 +14,7 @@
 #include "common/train_util.hpp"
 #include "ember/ember.hpp"
 #include "gan/fid.hpp"
+#include "gan/models.hpp"
 #include "resnet/models.hpp"
 
 namespace fs = std::filesystem;
@@ -25,53 +26,9 @@ namespace fid = ember_examples::fid;
 namespace resnet = ember_examples::resnet;
 using ember::Tensor;
 using namespace ember_examples;
+using ember_examples::gan::kNoise;
 
 namespace {
-
-constexpr int64_t kNoise = 100;
-
-struct Args : TrainArgs {
-  std::string loss = "bce", fid_classifier;
-  int64_t critic_steps = 5, fid_samples = 2000;
-  double lr = 2e-4, gp_weight = 10.0;
-};
-
-nn::Sequential make_generator() {
-  return nn::Sequential(
-      nn::ConvTranspose2d(nn::ConvTranspose2dOptions(kNoise, 256, 7).bias(false)),  // 7x7
-      nn::BatchNorm2d(256), nn::ReLU(),
-      nn::ConvTranspose2d(nn::ConvTranspose2dOptions(256, 128, 4).stride(2).padding(1).bias(false)),
-      nn::BatchNorm2d(128), nn::ReLU(),                                                 // 14x14
-      nn::ConvTranspose2d(nn::ConvTranspose2dOptions(128, 1, 4).stride(2).padding(1)),  // 28x28
-      nn::Tanh());
-}
-
-nn::Sequential make_discriminator(bool batch_norm) {
-  nn::Sequential d(nn::Conv2d(nn::Conv2dOptions(1, 64, 4).stride(2).padding(1)),  // 14x14
-                   nn::LeakyReLU(0.2),
-                   nn::Conv2d(nn::Conv2dOptions(64, 128, 4).stride(2).padding(1)));  // 7x7
-  if (batch_norm) d->push_back(nn::BatchNorm2d(128));
-  d->push_back(nn::LeakyReLU(0.2));
-  d->push_back(nn::Flatten());
-  d->push_back(nn::Linear(128 * 7 * 7, 1));
-  return d;
-}
-
-// DCGAN's init: conv weights N(0, 0.02), batch-norm weights N(1, 0.02) and biases 0.
-void dcgan_init(nn::Module& m) {
-  ember::NoGradGuard no_grad;
-  for (const auto& [name, value] : m.named_parameters()) {
-    Tensor p = value;  // a handle to the parameter itself
-    const bool bn = name.find("weight") != std::string::npos && p.dim() == 1;
-    if (bn) {
-      nn::init::normal_(p, 1.0, 0.02);
-    } else if (name.find("weight") != std::string::npos) {
-      nn::init::normal_(p, 0.0, 0.02);
-    } else {
-      nn::init::zeros_(p);
-    }
-  }
-}
 
 // Both networks' state in one dict, under "G." and "D.".
 ember::StateDict joined(const ember::StateDict& g, const ember::StateDict& d) {
@@ -160,9 +117,9 @@ int run(const Args& a) {
       root, true, T::Compose({T::ToTensor(), T::Normalize({0.5}, {0.5})}));  // [-1, 1]
   train = first_examples(train, a.limit_train);
 
-  nn::Sequential G = make_generator(), D = make_discriminator(!wgan);
-  dcgan_init(*G);
-  dcgan_init(*D);
+  nn::Sequential G = gan::make_generator(), D = gan::make_discriminator(!wgan);
+  gan::dcgan_init(*G);
+  gan::dcgan_init(*D);
   if (a.device != "cpu") {
     G->to(ember::Device(a.device));
     D->to(ember::Device(a.device));

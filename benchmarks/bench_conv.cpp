@@ -1,0 +1,148 @@
+// conv2d forward, and forward + backward (input and weight gradients), on the layer shapes of
+// ResNet-20 (28x28 Fashion-MNIST, batch 128, as the trainer runs it) and ResNet-18 (224x224
+// ImageNet layers, batch 32), beside libtorch's conv2d (oneDNN inside) when libtorch is present.
+//
+// Names: conv2d_<pass>/<model>_<layer>/n<N>c<C>k<K>h<H>r<R>s<stride>/t<threads>/<impl>, pass
+// "fwd" or "fwdbwd". FLOP/s counts 2*N*K*C*R*R*P*Q per pass (P, Q the output size), three passes
+// for fwdbwd. No bias (ResNets put batch norm after every conv).
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "ember/ember.hpp"
+#ifdef EMBER_BENCH_TORCH
+#include <torch/torch.h>
+#endif
+
+namespace {
+
+using namespace ember;
+
+struct ConvShape {
+  const char* name;  // model_layer
+  int64_t N, C, K, H, R, stride;
+  int64_t pad() const { return R / 2; }
+  int64_t out() const { return (H + 2 * pad() - R) / stride + 1; }
+  double flops() const {
+    return 2.0 * static_cast<double>(N * K * C * R * R) * static_cast<double>(out() * out());
+  }
+  std::string id() const {
+    return std::string(name) + "/n" + std::to_string(N) + "c" + std::to_string(C) + "k" +
+           std::to_string(K) + "h" + std::to_string(H) + "r" + std::to_string(R) + "s" +
+           std::to_string(stride);
+  }
+};
+
+/// Threads for the case (Ember's and libtorch's), restored after.
+struct ThreadScope {
+  int saved;
+  explicit ThreadScope(int t) : saved(get_num_threads()) {
+    set_num_threads(t);
+#ifdef EMBER_BENCH_TORCH
+    torch::set_num_threads(t);
+#endif
+  }
+  ~ThreadScope() { set_num_threads(saved); }
+};
+
+void bm_ember(benchmark::State& state, ConvShape c, bool backward, int threads) {
+  ThreadScope ts(threads);
+  Generator gen(3);
+  Tensor x = randn({c.N, c.C, c.H, c.H}, gen);
+  Tensor w = (randn({c.K, c.C, c.R, c.R}, gen) * 0.1).requires_grad_(backward);
+  if (backward) x.requires_grad_(true);
+  Tensor dy = randn({c.N, c.K, c.out(), c.out()}, gen);
+  for (auto _ : state) {
+    if (backward) {
+      Tensor y = conv2d(x, w, {}, {c.stride}, {c.pad()});
+      y.backward(dy);
+      x.mutable_grad() = Tensor();  // each iteration computes fresh gradients, as a training step does
+      w.mutable_grad() = Tensor();
+    } else {
+      NoGradGuard no_grad;
+      Tensor y = conv2d(x, w, {}, {c.stride}, {c.pad()});
+      benchmark::DoNotOptimize(y.data_ptr<float>());
+    }
+  }
+  bench::set_flops(state, c.flops() * (backward ? 3 : 1));
+}
+
+#ifdef EMBER_BENCH_TORCH
+void bm_torch(benchmark::State& state, ConvShape c, bool backward, int threads) {
+  ThreadScope ts(threads);
+  torch::manual_seed(3);
+  torch::Tensor x = torch::randn({c.N, c.C, c.H, c.H});
+  torch::Tensor w = (torch::randn({c.K, c.C, c.R, c.R}) * 0.1).requires_grad_(backward);
+  if (backward) x.requires_grad_(true);
+  torch::Tensor dy = torch::randn({c.N, c.K, c.out(), c.out()});
+  for (auto _ : state) {
+    if (backward) {
+      torch::Tensor y = torch::conv2d(x, w, {}, c.stride, c.pad());
+      y.backward(dy);
+      x.mutable_grad().reset();
+      w.mutable_grad().reset();
+    } else {
+      torch::NoGradGuard no_grad;
+      torch::Tensor y = torch::conv2d(x, w, {}, c.stride, c.pad());
+      benchmark::DoNotOptimize(y.data_ptr<float>());
+    }
+  }
+  bench::set_flops(state, c.flops() * (backward ? 3 : 1));
+}
+#endif
+
+template <class F>
+void add(const std::string& name, F f) {
+  benchmark::RegisterBenchmark(name.c_str(), f)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->MinTime(bench::quick_mode() ? 0.001 : 0.2)
+      ->Repetitions(bench::repetitions())
+      ->ReportAggregatesOnly(true);
+}
+
+std::vector<ConvShape> shapes() {
+  if (bench::quick_mode()) return {{"quick_3x3", 2, 3, 4, 9, 3, 1}, {"quick_1x1", 2, 4, 6, 8, 1, 2}};
+  return {
+      // ResNet-20 on 28x28 (the trainer: batch 128).
+      {"resnet20_stem", 128, 1, 16, 28, 3, 1},
+      {"resnet20_layer1", 128, 16, 16, 28, 3, 1},
+      {"resnet20_layer2_down", 128, 16, 32, 28, 3, 2},
+      {"resnet20_layer2", 128, 32, 32, 14, 3, 1},
+      {"resnet20_layer2_proj", 128, 16, 32, 28, 1, 2},
+      {"resnet20_layer3_down", 128, 32, 64, 14, 3, 2},
+      {"resnet20_layer3", 128, 64, 64, 7, 3, 1},
+      // ResNet-18 on 224x224 (batch 32): the 3x3 convs of each stage.
+      {"resnet18_layer1", 32, 64, 64, 56, 3, 1},
+      {"resnet18_layer2", 32, 128, 128, 28, 3, 1},
+      {"resnet18_layer3", 32, 256, 256, 14, 3, 1},
+      {"resnet18_layer4", 32, 512, 512, 7, 3, 1},
+  };
+}
+
+void register_all() {
+  for (int t = 1; t <= 2; ++t) {
+    for (const ConvShape& c : shapes()) {
+      for (bool backward : {false, true}) {
+        const std::string base = std::string("conv2d_") + (backward ? "fwdbwd/" : "fwd/") +
+                                 c.id() + "/t" + std::to_string(t) + "/";
+        add(base + "ember", [=](benchmark::State& s) { bm_ember(s, c, backward, t); });
+#ifdef EMBER_BENCH_TORCH
+        add(base + "libtorch", [=](benchmark::State& s) { bm_torch(s, c, backward, t); });
+#endif
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#ifdef EMBER_BENCH_TORCH
+  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
+#else
+  benchmark::AddCustomContext("libtorch", "absent: Ember alone");
+#endif
+  register_all();
+  return ember::bench::ratio_main(argc, argv);
+}
