@@ -30,6 +30,12 @@ using ember_examples::gan::kNoise;
 
 namespace {
 
+struct Args : TrainArgs {
+  std::string loss = "bce", fid_classifier;
+  int64_t critic_steps = 5, fid_samples = 2000;
+  double lr = 2e-4, gp_weight = 10.0;
+};
+
 // Both networks' state in one dict, under "G." and "D.".
 ember::StateDict joined(const ember::StateDict& g, const ember::StateDict& d) {
   ember::StateDict out;
