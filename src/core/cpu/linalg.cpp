@@ -284,7 +284,7 @@ void store_tile(C* c, int64_t sr, int64_t sc, const C* acc, int nr, int64_t rows
 /// Per-thread packing buffers, grown once and reused across calls.
 template <class C>
 std::vector<C>& pack_buffer(int which) {
-  thread_local std::vector<C> buffers[2];
+  thread_local std::vector<C> buffers[3];  // A block, B panel, whole shared A
   return buffers[which];
 }
 
@@ -334,10 +334,30 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
   if (omp_in_parallel()) threads = 1;
 #endif
 
-  if (threads > 1 && B >= 2 * threads) {
-    parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+  // A shared by every batch (stride 0: a weight against a batch of column matrices, as in
+  // convolution) is packed once per thread, all of its blocks, instead of once per batch: for
+  // small products the packing costs more than the arithmetic. Block (ic, pc) sits at
+  // ic * K + pc * round_up(mc, MR), inside round_up(M, MR) * K elements.
+  const bool a_shared = B > 1 && a.sb == 0 && round_up(M, MR) * K <= (int64_t{1} << 20);
+  auto a_block = [&](C* whole, int64_t ic, int64_t pc, int64_t mc) {
+    return whole + ic * K + pc * round_up(mc, MR);
+  };
+  auto pack_whole_a = [&](C* whole) {
+    for (int64_t ic = 0; ic < M; ic += MC)
+      for (int64_t pc = 0; pc < K; pc += KC) {
+        const int64_t mc = std::min(MC, M - ic);
+        pack_a<MR>(a_block(whole, ic, pc, mc), a.at(0, ic, pc), a.sr, a.sc, mc,
+                   std::min(KC, K - pc));
+      }
+  };
+
+  if (B >= 2 * threads && (threads > 1 || a_shared)) {
+    // One contiguous range of batches per thread, so a shared A is packed once per thread.
+    parallel_for(B, (B + threads - 1) / threads, [&](int64_t b0, int64_t b1) {
       C* apack = pack_buffer_data<C>(0, a_size);
       C* bpack = pack_buffer_data<C>(1, b_size);
+      C* whole = a_shared ? pack_buffer_data<C>(2, round_up(M, MR) * K) : nullptr;
+      if (a_shared) pack_whole_a(whole);
       for (int64_t bi = b0; bi < b1; ++bi)
         for (int64_t jc = 0; jc < N; jc += NC) {
           const int64_t nc = std::min(NC, N - jc);
@@ -346,8 +366,12 @@ void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const Mat<const T>& b
             pack_b<NR>(bpack, b.at(bi, pc, jc), b.sr, b.sc, kc, nc);
             for (int64_t ic = 0; ic < M; ic += MC) {
               const int64_t mc = std::min(MC, M - ic);
-              pack_a<MR>(apack, a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
-              macro_kernel<C, MR, NR>(out, bi, ic, jc, apack, bpack, mc, nc, kc, 0, nc, alpha,
+              const C* ap = apack;
+              if (a_shared)
+                ap = a_block(whole, ic, pc, mc);
+              else
+                pack_a<MR>(apack, a.at(bi, ic, pc), a.sr, a.sc, mc, kc);
+              macro_kernel<C, MR, NR>(out, bi, ic, jc, ap, bpack, mc, nc, kc, 0, nc, alpha,
                                       beta, pc == 0, kernel);
             }
           }
