@@ -165,11 +165,33 @@ void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, co
 /// (P, H, W, any strides, floating; P = N*C) with weight (C, kh*kw) contiguous: plane p uses row
 /// p % C. Accumulates in compute_t, taps in order (deterministic).
 void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
+/// out (N, O, OH, OW) contiguous = conv2d of x (N, C, H, W, any strides) with weight
+/// (O, C*kh*kw, any strides), groups 1, no bias: the GEMM weight (O, C*kh*kw) x columns
+/// (C*kh*kw, OH*OW) per sample, with the columns packed straight from x (implicit im2col).
+/// float32 and float64; same arithmetic per element as im2col + gemm.
+void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
+                          const Window2d& w);
 // references
 /// im2col and col2im as plain loops over every element of cols (col2im sums in double); the
 /// tests check the kernels against them.
 void im2col_reference(const Tensor& cols, const Tensor& x, const Window2d& w);
 void col2im_reference(const Tensor& out, const Tensor& cols, const Window2d& w);
+
+// ---- attention (src/core/cpu/attention.cpp; no CUDA kernel yet) ----
+/// FlashAttention-2 forward: out (..., L, Dv) contiguous = softmax(q k^T * scale) v and lse
+/// (..., L) contiguous = the log-sum-exp of each query's scaled scores, for q (..., L, D), k
+/// (..., S, D), v (..., S, Dv) with the same batch dims (any strides), float32 or float64 (out and
+/// lse take q's dtype). is_causal: query i sees keys 0..i. S == 0 gives zeros (lse -inf). Never
+/// forms the (L, S) scores; bitwise independent of the thread count.
+void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                             const Tensor& v, double scale, bool is_causal);
+/// FlashAttention-2 backward: dq, dk, dv (contiguous, shapes of q, k, v) from dout (..., L, Dv,
+/// any strides) and the forward's q, k, v, out and lse. Recomputes the probabilities tile by tile;
+/// one thread per batch index, so bitwise independent of the thread count.
+void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                              const Tensor& dout, const Tensor& q, const Tensor& k,
+                              const Tensor& v, const Tensor& out, const Tensor& lse, double scale,
+                              bool is_causal);
 }  // namespace cpu
 
 namespace cuda {
@@ -207,6 +229,8 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw);
 void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
+void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
+                          const Window2d& w);
 }  // namespace cuda
 
 }  // namespace ember

@@ -1,6 +1,7 @@
 // scaled_dot_product_attention (include/ember/nn/functional/attention.hpp) and MultiheadAttention
-// (include/ember/nn/modules/attention.hpp): composites of matmul, softmax, masked_fill and
-// dropout, so their gradients of any order come from those ops.
+// (include/ember/nn/modules/attention.hpp). The public sdpa runs the fused CPU kernel
+// (src/core/ops/attention.cpp) where it applies and otherwise the composite reference of matmul,
+// softmax, masked_fill and dropout, whose gradients of any order come from those ops.
 #include "ember/nn/functional/attention.hpp"
 
 #include <cmath>
@@ -110,9 +111,33 @@ Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor&
   return matmul(weights, value);
 }
 
+namespace {
+
+/// True when the fused kernel computes this call (see the header): CPU float32/float64 inputs
+/// with equal batch dims, no mask, no dropout. Anything else, invalid arguments included, goes to
+/// the composite, which also raises the errors.
+bool fused_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
+                   double dropout_p) {
+  if (!q.defined() || !k.defined() || !v.defined() || attn_mask.defined() || dropout_p != 0.0)
+    return false;
+  if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim()) return false;
+  if (!(q.dtype() == kFloat32 || q.dtype() == kFloat64) || k.dtype() != q.dtype() ||
+      v.dtype() != q.dtype())
+    return false;
+  if (!q.is_cpu() || !k.is_cpu() || !v.is_cpu()) return false;
+  if (q.size(-1) != k.size(-1) || k.size(-2) != v.size(-2)) return false;
+  for (int64_t d = 0; d < q.dim() - 2; ++d)
+    if (k.size(d) != q.size(d) || v.size(d) != q.size(d)) return false;
+  return true;
+}
+
+}  // namespace
+
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale) {
+  if (fused_applies(query, key, value, attn_mask, dropout_p))
+    return scaled_dot_product_attention_flash(query, key, value, is_causal, scale);
   return scaled_dot_product_attention_reference(query, key, value, attn_mask, dropout_p, is_causal,
                                                 scale);
 }

@@ -344,6 +344,42 @@ Tensor depthwise_conv2d_4d(const Tensor& x, const Tensor& weight, const Window2d
 }
 
 /// conv2d on (N, C, H, W): unfold, then (O/g, K) x (K, L) per group, K = C/g*kh*kw.
+/// conv2d with groups 1 on (N, C, H, W) by the implicit-GEMM kernel: the forward never writes
+/// the columns. Backward as ops, so it is differentiable again: dX = fold(W^T dY) and
+/// dW = sum over n of dY[n] unfold(x)[n]^T (the columns are recomputed there, so they are not
+/// kept alive between forward and backward).
+Tensor conv2d_implicit(const Tensor& x, const Tensor& weight, const Window2d& w, int64_t OH,
+                       int64_t OW) {
+  const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
+  const int64_t K = weight.numel() / std::max<int64_t>(O, 1);
+  Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), "conv2d");
+  forward_no_grad([&] {
+    launch(x.device(), cpu::conv2d_implicit_gemm, cuda::conv2d_implicit_gemm, out, x,
+           weight.reshape({O, K}), w);
+    return 0;
+  });
+  autograd::record("conv2d", {x, weight}, out, {x, weight},
+                   [w, H, W, O, K](const Saved& s, const Tensor& dy) {
+                     const Tensor &x = s[0], &weight = s[1];
+                     const int64_t N = dy.size(0), L = dy.size(2) * dy.size(3);
+                     std::vector<int64_t> k;
+                     Tensor gx, gw;
+                     if (wants(x))
+                       gx = fold(matmul(weight.reshape({O, K}).t(), dy.reshape({N, O, L})),
+                                 {H, W}, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw},
+                                 {w.sh, w.sw});
+                     if (wants(weight)) {
+                       const Tensor cols = unfold(x, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw},
+                                                  {w.sh, w.sw});
+                       gw = batch_summed_matmul_nt(dy.reshape({N, 1, O, L}),
+                                                   cols.reshape({N, 1, K, L}), "conv2d")
+                                .reshape(weight.sizes());
+                     }
+                     return Grads{gx, gw};
+                   });
+  return out;
+}
+
 Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window2d& w,
                  int64_t groups, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), C = x.size(1), O = weight.size(0), L = OH * OW;
@@ -354,6 +390,11 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   }
   const bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.ph == 0 &&
                          w.pw == 0;  // 1x1, stride 1: the columns are the input itself
+  if (groups == 1 && !pointwise && x.device().is_cpu() &&
+      (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
+    Tensor y = conv2d_implicit(x, weight, w, OH, OW);
+    return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
+  }
   std::vector<int64_t> k;
   const Tensor cols = pointwise
                           ? x.reshape({N, C, L})

@@ -4,9 +4,17 @@
 //   Tensor y = F::scaled_dot_product_attention(q, k, v);               // (B, H, L, D)
 //   Tensor c = F::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
 //
-// Today the public function is the composite `scaled_dot_product_attention_reference` (matmul,
-// softmax, masked_fill, dropout: gradients of any order on any device the ops run on); a fused
-// kernel will take its place where one exists and is checked against the reference.
+// The public function runs the fused FlashAttention-2 CPU kernel
+// (`scaled_dot_product_attention_flash`: no (L, S) score matrix, O(L) extra memory) when
+//   - query, key and value are on the CPU, float32 or float64,
+//   - there is no attn_mask (is_causal is fine) and dropout_p == 0,
+//   - the batch dims of query, key and value are equal (no broadcasting);
+// everything else (masks, dropout, broadcast batch dims, float16/bfloat16, CUDA) runs the
+// composite `scaled_dot_product_attention_reference` (matmul, softmax, masked_fill, dropout:
+// gradients of any order on any device the ops run on). The two agree to rounding (the tests
+// compare them, forward and backward). The fused node's backward kernel is first-order only;
+// under create_graph=true (double backward) the node differentiates the composite instead, so
+// higher-order gradients are exact either way.
 #pragma once
 
 #include <optional>
@@ -37,10 +45,21 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                                     bool is_causal = false,
                                     std::optional<double> scale = std::nullopt);
 
-/// The composite the public function runs (and a fused kernel is tested against). Same contract.
+/// The composite the public function runs where the fused kernel does not apply (and the fused
+/// kernel is tested against). Same contract.
 Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor& key,
                                               const Tensor& value, const Tensor& attn_mask = {},
                                               double dropout_p = 0.0, bool is_causal = false,
                                               std::optional<double> scale = std::nullopt);
+
+/// The fused CPU kernel the public function dispatches to (FlashAttention-2: tiles of queries and
+/// keys, online softmax, the log-sum-exp kept for a tiled backward), for tests and benchmarks.
+/// query (..., L, E), key (..., S, E), value (..., S, Ev) with equal batch dims (any strides),
+/// float32 or float64, on the CPU; no mask or dropout; otherwise a typed error naming
+/// [scaled_dot_product_attention_flash]. Results are bitwise independent of the thread count.
+/// Backward: a fused first-order kernel; with create_graph=true the composite's gradient.
+Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key,
+                                          const Tensor& value, bool is_causal = false,
+                                          std::optional<double> scale = std::nullopt);
 
 }  // namespace ember::nn::functional

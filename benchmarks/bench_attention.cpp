@@ -1,0 +1,141 @@
+// scaled_dot_product_attention on the CPU: the fused FlashAttention-2 kernel
+// (scaled_dot_product_attention_flash, what the public function runs for these inputs) against the
+// composite scaled_dot_product_attention_reference (matmul, softmax, masked_fill), forward and
+// forward + backward, float32, (B, H, T, D) = (8, 8, T, 64) with T in {256, 1024}, causal or not,
+// 1 and 2 threads.
+//
+// FLOP counts: forward 4 B H T^2 D (the two products q k^T and p v), halved when causal; forward +
+// backward 3.5 times that (the backward is counted as 2.5 forwards: five products against two,
+// the usual FlashAttention convention). Exp and softmax work are not counted.
+// Ceiling: the FLOP/s of Ember's packed GEMM on the (B H, T, D) x (B H, D, T) batched product of
+// the same T (gemm/<T>/tN/probe): what the tile products could run at if nothing else took time.
+//
+// Names: sdpa_<fwd|fwdbwd>/<T>/<causal|full>/t<threads>/<ember|composite>.
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "ember/ember.hpp"
+#include "ember/nn/functional/attention.hpp"
+
+namespace {
+
+using namespace ember;
+namespace F = ember::nn::functional;
+
+struct Shape {
+  int64_t B, H, T, D;
+  double forward_flops(bool causal) const {
+    const double f = 4.0 * static_cast<double>(B * H) * static_cast<double>(T) *
+                     static_cast<double>(T) * static_cast<double>(D);
+    return causal ? f / 2 : f;
+  }
+};
+
+/// Threads for the case, restored after.
+struct ThreadScope {
+  int saved;
+  explicit ThreadScope(int t) : saved(get_num_threads()) { set_num_threads(t); }
+  ~ThreadScope() { set_num_threads(saved); }
+};
+
+struct Inputs {
+  Tensor q, k, v, dy;
+  explicit Inputs(const Shape& s) {
+    Generator gen(11);
+    q = randn({s.B, s.H, s.T, s.D}, gen);
+    k = randn({s.B, s.H, s.T, s.D}, gen);
+    v = randn({s.B, s.H, s.T, s.D}, gen);
+    dy = randn({s.B, s.H, s.T, s.D}, gen);
+  }
+};
+
+Tensor attend(bool fused, const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  return fused ? F::scaled_dot_product_attention_flash(q, k, v, causal)
+               : F::scaled_dot_product_attention_reference(q, k, v, {}, 0.0, causal);
+}
+
+void bm_forward(benchmark::State& state, Shape s, bool causal, int threads, bool fused) {
+  Inputs in(s);
+  ThreadScope ts(threads);
+  NoGradGuard no_grad;
+  for (auto _ : state) {
+    Tensor y = attend(fused, in.q, in.k, in.v, causal);
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  bench::set_flops(state, s.forward_flops(causal));
+}
+
+void bm_forward_backward(benchmark::State& state, Shape s, bool causal, int threads, bool fused) {
+  Inputs in(s);
+  Tensor q = in.q.requires_grad_(), k = in.k.requires_grad_(), v = in.v.requires_grad_();
+  ThreadScope ts(threads);
+  for (auto _ : state) {
+    Tensor y = attend(fused, q, k, v, causal);
+    std::vector<Tensor> g = autograd::grad({y}, {q, k, v}, {in.dy});
+    benchmark::DoNotOptimize(g[0].data_ptr());
+  }
+  bench::set_flops(state, 3.5 * s.forward_flops(causal));
+}
+
+/// The ceiling: Ember's batched GEMM (B H, T, D) x (B H, D, T).
+void bm_gemm(benchmark::State& state, Shape s, int threads) {
+  Inputs in(s);
+  ThreadScope ts(threads);
+  NoGradGuard no_grad;
+  Tensor a = in.q.reshape({s.B * s.H, s.T, s.D});
+  Tensor b = in.k.reshape({s.B * s.H, s.T, s.D}).transpose(1, 2);
+  for (auto _ : state) {
+    Tensor c = matmul(a, b);
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+  bench::set_flops(state, 2.0 * static_cast<double>(s.B * s.H) * static_cast<double>(s.T) *
+                              static_cast<double>(s.T) * static_cast<double>(s.D));
+}
+
+template <class Fn>
+void add(const std::string& name, Fn f) {
+  benchmark::RegisterBenchmark(name.c_str(), f)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->MinTime(bench::quick_mode() ? 0.001 : 0.2)
+      ->Repetitions(bench::repetitions())
+      ->ReportAggregatesOnly(true);
+}
+
+void register_all() {
+  const bool quick = bench::quick_mode();
+  const std::vector<int64_t> lengths =
+      quick ? std::vector<int64_t>{32, 100} : std::vector<int64_t>{256, 1024};
+  for (int64_t T : lengths) {
+    const Shape s = quick ? Shape{1, 2, T, 16} : Shape{8, 8, T, 64};
+    for (int t = 1; t <= 2; ++t) {
+      const std::string tt = "/t" + std::to_string(t) + "/";
+      add("gemm/" + std::to_string(T) + tt + "probe",
+          [=](benchmark::State& st) { bm_gemm(st, s, t); });
+      for (bool causal : {false, true}) {
+        const std::string mid = "/" + std::to_string(T) + (causal ? "/causal" : "/full") + tt;
+        for (bool fused : {true, false}) {
+          const std::string impl = fused ? "ember" : "composite";
+          add("sdpa_fwd" + mid + impl,
+              [=](benchmark::State& st) { bm_forward(st, s, causal, t, fused); });
+          add("sdpa_fwdbwd" + mid + impl,
+              [=](benchmark::State& st) { bm_forward_backward(st, s, causal, t, fused); });
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  return ember::bench::ratio_main(argc, argv, [](const std::string& key) {
+    // sdpa_<kind>/<T>/<mask>/tN -> gemm/<T>/tN
+    const size_t a = key.find('/');
+    if (a == std::string::npos || key.rfind("gemm/", 0) == 0) return std::string();
+    const size_t b = key.find('/', a + 1), c = key.find('/', b + 1);
+    return "gemm" + key.substr(a, b - a) + key.substr(c);
+  });
+}

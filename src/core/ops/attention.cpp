@@ -1,0 +1,104 @@
+// The fused attention op: scaled_dot_product_attention_flash, softmax(q k^T * scale) v by the
+// FlashAttention-2 CPU kernels (src/core/cpu/attention.cpp), recorded as one node.
+//
+// Its backward is the fused backward kernel, which is first-order only. The engine runs a
+// backward with grad mode on exactly when create_graph=true, so the node checks grad mode: when
+// on, it recomputes the composite (scaled_dot_product_attention_reference) on the saved inputs and
+// differentiates that with create_graph, as checkpoint does. Higher-order gradients through the
+// fused op are therefore exact (the composite's), and only first-order ones take the fast path.
+#include "ember/nn/functional/attention.hpp"
+
+#include <cmath>
+#include <optional>
+#include <vector>
+
+#include "core/kernels.hpp"
+#include "core/record.hpp"
+#include "ember/ops.hpp"
+
+namespace ember::nn::functional {
+
+using autograd::Grads;
+using autograd::Saved;
+
+namespace {
+
+/// The gradients of the composite at the saved inputs, differentiable (create_graph).
+Grads composite_grads(const Saved& s, const Tensor& dy, double scale, bool is_causal) {
+  Grads g(3);
+  std::vector<Tensor> wrt;
+  std::vector<size_t> slot;
+  for (size_t i = 0; i < 3; ++i) {
+    if (s[i].requires_grad()) {
+      wrt.push_back(s[i]);
+      slot.push_back(i);
+    }
+  }
+  if (wrt.empty()) return g;
+  Tensor y = scaled_dot_product_attention_reference(s[0], s[1], s[2], {}, 0.0, is_causal, scale);
+  // retain_graph: the recomputation may reach nodes of the outer graph, which must survive.
+  std::vector<Tensor> r = autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
+                                         /*create_graph=*/true, /*allow_unused=*/true);
+  for (size_t k = 0; k < r.size(); ++k) g[slot[k]] = r[k];
+  return g;
+}
+
+}  // namespace
+
+Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key,
+                                          const Tensor& value, bool is_causal,
+                                          std::optional<double> scale) {
+  constexpr const char* op = "[scaled_dot_product_attention_flash]";
+  // ---- check ----
+  EMBER_CHECK(query.defined() && key.defined() && value.defined(), ValueError, op,
+              " query, key and value must be defined tensors");
+  EMBER_CHECK(
+      query.dim() >= 2 && key.dim() == query.dim() && value.dim() == query.dim(), ShapeError, op,
+      " expected query (..., L, E), key (..., S, E) and value (..., S, Ev) of one rank >= 2, "
+      "got query ",
+      query.sizes(), ", key ", key.sizes(), ", value ", value.sizes());
+  EMBER_CHECK(query.dtype() == kFloat32 || query.dtype() == kFloat64, DTypeError, op,
+              " expected a float32 or float64 query, got ", query.dtype());
+  EMBER_CHECK(key.dtype() == query.dtype() && value.dtype() == query.dtype(), DTypeError, op,
+              " query, key and value must have one dtype, got ", query.dtype(), ", ", key.dtype(),
+              " and ", value.dtype());
+  EMBER_CHECK(query.is_cpu() && key.is_cpu() && value.is_cpu(), DeviceError, op,
+              " is a CPU kernel, got query on ", query.device(), ", key on ", key.device(),
+              " and value on ", value.device());
+  EMBER_CHECK(query.size(-1) == key.size(-1), ShapeError, op,
+              " query and key embedding dims differ: query ", query.sizes(), " vs key ",
+              key.sizes());
+  EMBER_CHECK(key.size(-2) == value.size(-2), ShapeError, op,
+              " key and value sequence lengths differ: key ", key.sizes(), " vs value ",
+              value.sizes());
+  for (int64_t d = 0; d < query.dim() - 2; ++d)
+    EMBER_CHECK(key.size(d) == query.size(d) && value.size(d) == query.size(d), ShapeError, op,
+                " expects equal batch dims (no broadcasting), got query ", query.sizes(), ", key ",
+                key.sizes(), ", value ", value.sizes());
+  // ---- shape rule: out (..., L, Ev), lse (..., L) ----
+  std::vector<int64_t> out_shape = query.sizes().vec();
+  out_shape.back() = value.size(-1);
+  std::vector<int64_t> lse_shape(query.sizes().begin(), query.sizes().end() - 1);
+  const TensorOptions opts = TensorOptions(query.dtype()).device(query.device());
+  Tensor out = empty(out_shape, opts), lse = empty(lse_shape, opts);
+  const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
+  // ---- launch ----
+  cpu::attention_forward_flash(out, lse, query, key, value, s, is_causal);
+  // ---- record: the fused backward (first order), the composite's under create_graph ----
+  autograd::record(
+      "scaled_dot_product_attention_flash", {query, key, value}, out, {query, key, value, out, lse},
+      [s, is_causal](const Saved& saved, const Tensor& dy) {
+        if (autograd::is_grad_enabled()) return composite_grads(saved, dy, s, is_causal);
+        const TensorOptions o = TensorOptions(saved[0].dtype()).device(saved[0].device());
+        Tensor dq = empty(saved[0].sizes(), o);
+        Tensor dk = empty(saved[1].sizes(), o);
+        Tensor dv = empty(saved[2].sizes(), o);
+        const Tensor g = dy.dtype() == saved[0].dtype() ? dy : dy.to(saved[0].dtype());
+        cpu::attention_backward_flash(dq, dk, dv, g, saved[0], saved[1], saved[2], saved[3],
+                                      saved[4], s, is_causal);
+        return Grads{dq, dk, dv};
+      });
+  return out;
+}
+
+}  // namespace ember::nn::functional
