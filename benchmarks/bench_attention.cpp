@@ -10,13 +10,22 @@
 // Ceiling: the FLOP/s of Ember's packed GEMM on the (B H, T, D) x (B H, D, T) batched product of
 // the same T (gemm/<T>/tN/probe): what the tile products could run at if nothing else took time.
 //
-// Names: sdpa_<fwd|fwdbwd>/<T>/<causal|full>/t<threads>/<ember|composite>.
+// Peers when libtorch is present (the same inputs, its threads set alike): libtorch_sdpa, its fused
+// at::scaled_dot_product_attention (the CPU flash kernel of torch 2.x), and libtorch_composite,
+// softmax(q k^T / sqrt(D) [+ causal mask]) v written with its ops.
+//
+// Names: sdpa_<fwd|fwdbwd>/<T>/<causal|full>/t<threads>/<ember|composite|libtorch_sdpa|
+// libtorch_composite>.
+#include <cmath>
 #include <string>
 #include <vector>
 
 #include "bench_common.hpp"
 #include "ember/ember.hpp"
 #include "ember/nn/functional/attention.hpp"
+#ifdef EMBER_BENCH_TORCH
+#include <torch/torch.h>
+#endif
 
 namespace {
 
@@ -35,7 +44,12 @@ struct Shape {
 /// Threads for the case, restored after.
 struct ThreadScope {
   int saved;
-  explicit ThreadScope(int t) : saved(get_num_threads()) { set_num_threads(t); }
+  explicit ThreadScope(int t) : saved(get_num_threads()) {
+    set_num_threads(t);
+#ifdef EMBER_BENCH_TORCH
+    torch::set_num_threads(t);
+#endif
+  }
   ~ThreadScope() { set_num_threads(saved); }
 };
 
@@ -77,6 +91,42 @@ void bm_forward_backward(benchmark::State& state, Shape s, bool causal, int thre
   }
   bench::set_flops(state, 3.5 * s.forward_flops(causal));
 }
+
+#ifdef EMBER_BENCH_TORCH
+torch::Tensor torch_attend(bool fused, const torch::Tensor& q, const torch::Tensor& k,
+                           const torch::Tensor& v, bool causal) {
+  if (fused) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
+  torch::Tensor s = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+  if (causal) {
+    const int64_t T = q.size(-2);
+    s = s.masked_fill(torch::ones({T, T}, torch::kBool).triu(1), -INFINITY);
+  }
+  return torch::matmul(torch::softmax(s, -1), v);
+}
+
+/// The same case in libtorch (its own random inputs of the same shape).
+void bm_torch(benchmark::State& state, Shape s, bool causal, int threads, bool fused,
+              bool backward) {
+  ThreadScope ts(threads);
+  torch::manual_seed(11);
+  torch::Tensor q = torch::randn({s.B, s.H, s.T, s.D}).requires_grad_(backward);
+  torch::Tensor k = torch::randn({s.B, s.H, s.T, s.D}).requires_grad_(backward);
+  torch::Tensor v = torch::randn({s.B, s.H, s.T, s.D}).requires_grad_(backward);
+  torch::Tensor dy = torch::randn({s.B, s.H, s.T, s.D});
+  for (auto _ : state) {
+    if (backward) {
+      torch::Tensor y = torch_attend(fused, q, k, v, causal);
+      auto g = torch::autograd::grad({y}, {q, k, v}, {dy});
+      benchmark::DoNotOptimize(g[0].data_ptr());
+    } else {
+      torch::NoGradGuard no_grad;
+      torch::Tensor y = torch_attend(fused, q, k, v, causal);
+      benchmark::DoNotOptimize(y.data_ptr());
+    }
+  }
+  bench::set_flops(state, (backward ? 3.5 : 1.0) * s.forward_flops(causal));
+}
+#endif
 
 /// The ceiling: Ember's batched GEMM (B H, T, D) x (B H, D, T).
 void bm_gemm(benchmark::State& state, Shape s, int threads) {
@@ -121,6 +171,13 @@ void register_all() {
               [=](benchmark::State& st) { bm_forward(st, s, causal, t, fused); });
           add("sdpa_fwdbwd" + mid + impl,
               [=](benchmark::State& st) { bm_forward_backward(st, s, causal, t, fused); });
+#ifdef EMBER_BENCH_TORCH
+          const std::string timpl = fused ? "libtorch_sdpa" : "libtorch_composite";
+          add("sdpa_fwd" + mid + timpl,
+              [=](benchmark::State& st) { bm_torch(st, s, causal, t, fused, false); });
+          add("sdpa_fwdbwd" + mid + timpl,
+              [=](benchmark::State& st) { bm_torch(st, s, causal, t, fused, true); });
+#endif
         }
       }
     }
@@ -130,6 +187,11 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef EMBER_BENCH_TORCH
+  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
+#else
+  benchmark::AddCustomContext("libtorch", "absent: Ember alone");
+#endif
   register_all();
   return ember::bench::ratio_main(argc, argv, [](const std::string& key) {
     // sdpa_<kind>/<T>/<mask>/tN -> gemm/<T>/tN
