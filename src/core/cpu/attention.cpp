@@ -57,30 +57,6 @@ constexpr int64_t BC = 96;
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /// A GEMM micro-kernel with gemm_kernels.hpp's contract.
-template <class C>
-using MicroKernel = bool (*)(int64_t kc, const C* a, const C* b, C* acc_out, C* c, int64_t sr,
-                             int64_t sc, bool full, C alpha, C beta, bool first);
-
-/// The portable micro-kernel: acc(MR, NR) = a_sliver(kc, MR)^T b_sliver(kc, NR), one fma chain
-/// per element in k order (the same arithmetic as the AVX-512 kernel). Leaves the tile in acc_out.
-template <class C, int MR, int NR>
-bool micro_kernel_portable(int64_t kc, const C* __restrict a, const C* __restrict b,
-                           C* __restrict acc_out, C*, int64_t, int64_t, bool, C, C, bool) {
-  C acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p) {
-    const C* ap = a + p * MR;
-    const C* bp = b + p * NR;
-    for (int i = 0; i < MR; ++i) {
-      const C ai = ap[i];
-#pragma omp simd
-      for (int j = 0; j < NR; ++j) acc[i][j] = std::fma(ai, bp[j], acc[i][j]);
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc_out[i * NR + j] = acc[i][j];
-  return false;
-}
-
 /// The micro-kernel, its tile shape, and the elementwise steps compiled for the same ISA.
 template <class C, int MR_, int NR_>
 struct Tiles {

@@ -3,6 +3,7 @@
 // src/core/cpu.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace ember::cpu {
@@ -29,5 +30,31 @@ bool micro_kernel_avx512_f32(int64_t kc, const float* __restrict a, const float*
 bool micro_kernel_avx512_f64(int64_t kc, const double* __restrict a, const double* __restrict b,
                              double* __restrict acc_out, double* c, int64_t sr, int64_t sc,
                              bool full, double alpha, double beta, bool first);
+
+/// A micro-kernel's signature (the packed GEMM and the attention kernel call them through it).
+template <class C>
+using MicroKernel = bool (*)(int64_t kc, const C* a, const C* b, C* acc_out, C* c, int64_t sr,
+                             int64_t sc, bool full, C alpha, C beta, bool first);
+
+/// The portable micro-kernel: acc(MR, NR) = a_sliver(kc, MR)^T b_sliver(kc, NR), one fma chain per
+/// element in k order (the arithmetic of every other kernel); `omp simd` vectorizes along NR and
+/// the fixed trip counts keep acc in registers. Always leaves the tile in `acc_out`.
+template <class C, int MR, int NR>
+bool micro_kernel_portable(int64_t kc, const C* __restrict a, const C* __restrict b,
+                           C* __restrict acc_out, C*, int64_t, int64_t, bool, C, C, bool) {
+  C acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    const C* ap = a + p * MR;
+    const C* bp = b + p * NR;
+    for (int i = 0; i < MR; ++i) {
+      const C ai = ap[i];
+#pragma omp simd
+      for (int j = 0; j < NR; ++j) acc[i][j] = std::fma(ai, bp[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc_out[i * NR + j] = acc[i][j];
+  return false;
+}
 
 }  // namespace ember::cpu

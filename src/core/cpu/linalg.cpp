@@ -145,10 +145,7 @@ void pack_b(C* dst, const T* src, int64_t sr, int64_t sc, int64_t kc, int64_t nc
 
 // ---- micro-kernel ----
 
-/// A micro-kernel (see micro_kernel below and gemm_kernels.hpp): true when it stored the tile.
-template <class C>
-using MicroKernel = bool (*)(int64_t kc, const C* a, const C* b, C* acc_out, C* c, int64_t sr,
-                             int64_t sc, bool full, C alpha, C beta, bool first);
+// MicroKernel<C> (gemm_kernels.hpp): true when the kernel stored the tile itself.
 
 #if defined(__AVX2__) && defined(__FMA__)
 /// The vector registers the micro-kernel works in (AVX2: 8 floats or 4 doubles).
@@ -242,24 +239,11 @@ bool micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* _
   return false;
 }
 #else
-/// Portable micro-kernel: `omp simd` vectorizes along NR (one broadcast of a(p, i) per row), and
-/// the fixed trip counts keep acc in vector registers. Always leaves the tile in `acc_out`.
+/// Without AVX2: the portable micro-kernel (gemm_kernels.hpp).
 template <class C, int MR, int NR>
-bool micro_kernel(int64_t kc, const C* __restrict a, const C* __restrict b, C* __restrict acc_out,
-                  C*, int64_t, int64_t, bool, C, C, bool) {
-  C acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p) {
-    const C* ap = a + p * MR;
-    const C* bp = b + p * NR;
-    for (int i = 0; i < MR; ++i) {
-      const C ai = ap[i];
-#pragma omp simd
-      for (int j = 0; j < NR; ++j) acc[i][j] = std::fma(ai, bp[j], acc[i][j]);
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc_out[i * NR + j] = acc[i][j];
-  return false;
+bool micro_kernel(int64_t kc, const C* a, const C* b, C* acc_out, C* c, int64_t sr, int64_t sc,
+                  bool full, C alpha, C beta, bool first) {
+  return micro_kernel_portable<C, MR, NR>(kc, a, b, acc_out, c, sr, sc, full, alpha, beta, first);
 }
 #endif
 
