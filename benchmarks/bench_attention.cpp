@@ -23,11 +23,15 @@
 #include "bench_common.hpp"
 #include "ember/ember.hpp"
 #include "ember/nn/functional/attention.hpp"
-#ifdef EMBER_BENCH_TORCH
-#include <torch/torch.h>
-#endif
 
 namespace {
+
+using ember::bench::ThreadScope;
+
+template <class F>
+void add(const std::string& name, F f) {
+  ember::bench::add_case(name, f, benchmark::kMillisecond, 0.2);
+}
 
 using namespace ember;
 namespace F = ember::nn::functional;
@@ -41,17 +45,6 @@ struct Shape {
   }
 };
 
-/// Threads for the case, restored after.
-struct ThreadScope {
-  int saved;
-  explicit ThreadScope(int t) : saved(get_num_threads()) {
-    set_num_threads(t);
-#ifdef EMBER_BENCH_TORCH
-    torch::set_num_threads(t);
-#endif
-  }
-  ~ThreadScope() { set_num_threads(saved); }
-};
 
 struct Inputs {
   Tensor q, k, v, dy;
@@ -143,16 +136,6 @@ void bm_gemm(benchmark::State& state, Shape s, int threads) {
                               static_cast<double>(s.T) * static_cast<double>(s.D));
 }
 
-template <class Fn>
-void add(const std::string& name, Fn f) {
-  benchmark::RegisterBenchmark(name.c_str(), f)
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime()
-      ->MinTime(bench::quick_mode() ? 0.001 : 0.2)
-      ->Repetitions(bench::repetitions())
-      ->ReportAggregatesOnly(true);
-}
-
 void register_all() {
   const bool quick = bench::quick_mode();
   const std::vector<int64_t> lengths =
@@ -187,11 +170,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef EMBER_BENCH_TORCH
-  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
-#else
-  benchmark::AddCustomContext("libtorch", "absent: Ember alone");
-#endif
+  ember::bench::add_torch_context();
   register_all();
   return ember::bench::ratio_main(argc, argv, [](const std::string& key) {
     // sdpa_<kind>/<T>/<mask>/tN -> gemm/<T>/tN

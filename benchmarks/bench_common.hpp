@@ -12,6 +12,9 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
+#ifdef EMBER_BENCH_TORCH
+#include <torch/torch.h>
+#endif
 
 #include <algorithm>
 #include <cctype>
@@ -24,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "ember/ops.hpp"
+
 namespace ember::bench {
 
 inline bool quick_mode() {
@@ -33,6 +38,42 @@ inline bool quick_mode() {
 
 /// Repetitions for a measured case (5 by the rule), 1 in quick mode.
 inline int repetitions() { return quick_mode() ? 1 : 5; }
+
+/// Threads for a case: Ember's, and libtorch's in a program built with the libtorch peer
+/// (EMBER_BENCH_TORCH); Ember's count is restored after.
+struct ThreadScope {
+  int saved;
+  explicit ThreadScope(int t) : saved(get_num_threads()) {
+    set_num_threads(t);
+#ifdef EMBER_BENCH_TORCH
+    torch::set_num_threads(t);
+#endif
+  }
+  ~ThreadScope() { set_num_threads(saved); }
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+};
+
+/// Registers a measured case: real time, repetitions() repetitions reported as aggregates,
+/// `min_seconds` per repetition (0.001 in quick mode).
+template <class F>
+void add_case(const std::string& name, F f, benchmark::TimeUnit unit, double min_seconds) {
+  benchmark::RegisterBenchmark(name.c_str(), f)
+      ->Unit(unit)
+      ->UseRealTime()
+      ->MinTime(quick_mode() ? 0.001 : min_seconds)
+      ->Repetitions(repetitions())
+      ->ReportAggregatesOnly(true);
+}
+
+/// Names the libtorch peer (its version, or its absence) in the context lines of the output.
+inline void add_torch_context() {
+#ifdef EMBER_BENCH_TORCH
+  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
+#else
+  benchmark::AddCustomContext("libtorch", "absent: Ember alone");
+#endif
+}
 
 /// Sets the FLOP/s counter: `flops` per iteration.
 inline void set_flops(benchmark::State& state, double flops) {

@@ -10,11 +10,15 @@
 
 #include "bench_common.hpp"
 #include "ember/ember.hpp"
-#ifdef EMBER_BENCH_TORCH
-#include <torch/torch.h>
-#endif
 
 namespace {
+
+using ember::bench::ThreadScope;
+
+template <class F>
+void add(const std::string& name, F f) {
+  ember::bench::add_case(name, f, benchmark::kMillisecond, 0.2);
+}
 
 using namespace ember;
 
@@ -33,17 +37,6 @@ struct ConvShape {
   }
 };
 
-/// Threads for the case (Ember's and libtorch's), restored after.
-struct ThreadScope {
-  int saved;
-  explicit ThreadScope(int t) : saved(get_num_threads()) {
-    set_num_threads(t);
-#ifdef EMBER_BENCH_TORCH
-    torch::set_num_threads(t);
-#endif
-  }
-  ~ThreadScope() { set_num_threads(saved); }
-};
 
 void bm_ember(benchmark::State& state, ConvShape c, bool backward, int threads) {
   ThreadScope ts(threads);
@@ -91,16 +84,6 @@ void bm_torch(benchmark::State& state, ConvShape c, bool backward, int threads) 
 }
 #endif
 
-template <class F>
-void add(const std::string& name, F f) {
-  benchmark::RegisterBenchmark(name.c_str(), f)
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime()
-      ->MinTime(bench::quick_mode() ? 0.001 : 0.2)
-      ->Repetitions(bench::repetitions())
-      ->ReportAggregatesOnly(true);
-}
-
 std::vector<ConvShape> shapes() {
   if (bench::quick_mode()) return {{"quick_3x3", 2, 3, 4, 9, 3, 1}, {"quick_1x1", 2, 4, 6, 8, 1, 2}};
   return {
@@ -138,11 +121,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef EMBER_BENCH_TORCH
-  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
-#else
-  benchmark::AddCustomContext("libtorch", "absent: Ember alone");
-#endif
+  ember::bench::add_torch_context();
   register_all();
   return ember::bench::ratio_main(argc, argv);
 }

@@ -3,10 +3,13 @@
 // plain loop over the C library's scalar functions (what the kernels called before vec_math.hpp).
 // Bytes/s counts each element read once and written once (8 bytes per float32 element).
 //
+// With libtorch present, its `_out` kernels for the same ops (impl "libtorch") run beside them.
 // Names: <op>/<elements>/t<threads>/<impl>; the ceiling of every case is memcpy/<elements>/tN.
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "bench_common.hpp"
 #include "core/kernels.hpp"
@@ -14,6 +17,14 @@
 #include "ember/ember.hpp"
 
 namespace {
+
+using ember::bench::ThreadScope;
+
+
+template <class F>
+void add(const std::string& name, F f) {
+  ember::bench::add_case(name, f, benchmark::kMicrosecond, 0.1);
+}
 
 using namespace ember;
 
@@ -26,12 +37,6 @@ struct Buffers {
   }
 };
 
-/// Threads for the case, restored after.
-struct ThreadScope {
-  int saved;
-  explicit ThreadScope(int t) : saved(get_num_threads()) { set_num_threads(t); }
-  ~ThreadScope() { set_num_threads(saved); }
-};
 
 void set_bytes(benchmark::State& state, int64_t n) {
   state.SetBytesProcessed(state.iterations() * n * 8);
@@ -114,15 +119,22 @@ void bm_softmax_libm(benchmark::State& state, int64_t n, int64_t row, int thread
   set_bytes(state, n);
 }
 
+#ifdef EMBER_BENCH_TORCH
+/// libtorch's kernel for the same op into a preallocated output (its `_out` form).
 template <class F>
-void add(const std::string& name, F f) {
-  benchmark::RegisterBenchmark(name.c_str(), f)
-      ->Unit(benchmark::kMicrosecond)
-      ->UseRealTime()
-      ->MinTime(bench::quick_mode() ? 0.001 : 0.1)
-      ->Repetitions(bench::repetitions())
-      ->ReportAggregatesOnly(true);
+void bm_torch(benchmark::State& state, int64_t n, int64_t row, int threads, F f) {
+  ThreadScope ts(threads);
+  torch::manual_seed(7);
+  torch::Tensor x = torch::randn(row > 0 ? std::vector<int64_t>{n / row, row}
+                                         : std::vector<int64_t>{n}) * 2.0;
+  torch::Tensor out = torch::empty_like(x);
+  for (auto _ : state) {
+    f(out, x);
+    benchmark::ClobberMemory();
+  }
+  set_bytes(state, n);
 }
+#endif
 
 void register_all() {
   const int64_t n = bench::quick_mode() ? 4096 : 1 << 22;  // 4 Mi floats: 16 MiB each way
@@ -151,6 +163,20 @@ void register_all() {
       add(std::string(u.name) + "/" + ns + tt + "libm",
           [=](benchmark::State& s) { bm_libm(s, n, t, u.libm); });
     }
+#ifdef EMBER_BENCH_TORCH
+    using TorchOp = void (*)(torch::Tensor&, const torch::Tensor&);
+    const std::pair<const char*, TorchOp> torch_cases[] = {
+        {"exp", [](torch::Tensor& o, const torch::Tensor& x) { at::exp_out(o, x); }},
+        {"tanh", [](torch::Tensor& o, const torch::Tensor& x) { at::tanh_out(o, x); }},
+        {"sigmoid", [](torch::Tensor& o, const torch::Tensor& x) { at::sigmoid_out(o, x); }},
+        {"gelu_tanh", [](torch::Tensor& o, const torch::Tensor& x) { at::gelu_out(o, x, "tanh"); }},
+        {"gelu_erf", [](torch::Tensor& o, const torch::Tensor& x) { at::gelu_out(o, x); }},
+        {"relu", [](torch::Tensor& o, const torch::Tensor& x) { at::clamp_min_out(o, x, 0); }},
+    };
+    for (const auto& [name, f] : torch_cases)
+      add(std::string(name) + "/" + ns + tt + "libtorch",
+          [=](benchmark::State& s) { bm_torch(s, n, 0, t, f); });
+#endif
     for (int64_t row : {int64_t{128}, int64_t{1024}}) {
       if (row > n) continue;
       const std::string base = "softmax_rows" + std::to_string(row) + "/" + ns + tt;
@@ -158,6 +184,16 @@ void register_all() {
       add(base + "libm", [=](benchmark::State& s) { bm_softmax_libm(s, n, row, t); });
       add("log_softmax_rows" + std::to_string(row) + "/" + ns + tt + "ember",
           [=](benchmark::State& s) { bm_softmax(s, n, row, t, true); });
+#ifdef EMBER_BENCH_TORCH
+      add(base + "libtorch", [=](benchmark::State& s) {
+        bm_torch(s, n, row, t, [](torch::Tensor& o, const torch::Tensor& x) { at::softmax_out(o, x, 1); });
+      });
+      add("log_softmax_rows" + std::to_string(row) + "/" + ns + tt + "libtorch",
+          [=](benchmark::State& s) {
+            bm_torch(s, n, row, t,
+                     [](torch::Tensor& o, const torch::Tensor& x) { at::log_softmax_out(o, x, 1); });
+          });
+#endif
     }
   }
 }
@@ -165,6 +201,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ember::bench::add_torch_context();
   register_all();
   return ember::bench::ratio_main(argc, argv, [](const std::string& key) {
     // <op>/<n>/tN -> memcpy/<n>/tN

@@ -31,9 +31,6 @@
 #include "gan/models.hpp"
 #include "gpt/model.hpp"
 #include "resnet/models.hpp"
-#ifdef EMBER_BENCH_TORCH
-#include <torch/torch.h>
-#endif
 
 namespace {
 
@@ -41,17 +38,8 @@ namespace F = ember::nn::functional;
 namespace enn = ember::nn;
 using ember::Tensor;
 
-/// Threads for the case (Ember's and libtorch's), restored after.
-struct ThreadScope {
-  int saved;
-  explicit ThreadScope(int t) : saved(ember::get_num_threads()) {
-    ember::set_num_threads(t);
-#ifdef EMBER_BENCH_TORCH
-    torch::set_num_threads(t);
-#endif
-  }
-  ~ThreadScope() { ember::set_num_threads(saved); }
-};
+using ember::bench::ThreadScope;
+
 
 struct ModelSpec {
   std::string name;
@@ -437,11 +425,7 @@ void register_all(int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-#ifdef EMBER_BENCH_TORCH
-  benchmark::AddCustomContext("libtorch", TORCH_VERSION);
-#else
-  benchmark::AddCustomContext("libtorch", "absent: Ember alone");
-#endif
+  ember::bench::add_torch_context();
   bool filtered = false;
   for (int i = 1; i < argc; ++i) filtered |= std::strncmp(argv[i], "--benchmark_filter", 18) == 0;
   const int threads = 2;
