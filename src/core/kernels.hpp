@@ -192,6 +192,31 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
                               const Tensor& dout, const Tensor& q, const Tensor& k,
                               const Tensor& v, const Tensor& out, const Tensor& lse, double scale,
                               bool is_causal);
+
+// ---- normalization (src/core/cpu/normalization.cpp; no CUDA kernel yet) ----
+// float32 or float64, every tensor contiguous and of x's dtype; weight and bias may be undefined
+// (no affine), and an undefined gradient output is not computed. Results are bitwise independent
+// of the thread count.
+/// layer_norm over the last N = x.numel() / M elements of x, M = mean.numel() rows: y (x's shape)
+/// = (x - mean) * rstd * weight + bias with weight, bias (N); mean and rstd (M) =
+/// 1 / sqrt(biased var + eps) per row, kept for the backward.
+void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                        const Tensor& weight, const Tensor& bias, double eps);
+/// dx (x's shape), dweight, dbias (N) of layer_norm_forward from dy (x's shape) and the saved
+/// mean, rstd. dweight and dbias are sums over fixed chunks of rows, added in chunk order.
+void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& weight);
+/// batch_norm with batch statistics over x (N, C, *): per channel mean, invstd = 1 / sqrt(var +
+/// eps) and var (the biased variance), each (C); y (x's shape) = (x - mean) * invstd * weight +
+/// bias with weight, bias (C). N * (product of *) must be positive.
+void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                        const Tensor& var, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, double eps);
+/// dx (x's shape), dweight, dbias (C) of batch_norm_forward from dy and the saved mean, invstd.
+void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean,
+                         const Tensor& invstd, const Tensor& weight);
 }  // namespace cpu
 
 namespace cuda {

@@ -2,12 +2,23 @@
 // layer_norm, group_norm, rms_norm, normalize. Each is a composite of differentiable ops: the
 // statistics are part of the graph, so autograd yields the usual normalization backward (and its
 // derivatives). float16 / bfloat16 inputs are computed in float32 and rounded back at the end.
+//
+// layer_norm and training-mode batch_norm on CPU float32/float64 inputs run fused kernels instead
+// (src/core/cpu/normalization.cpp), recorded as one node each; the composites stay as
+// layer_norm_reference and batch_norm_reference, which the tests compare them with. The fused
+// backward kernels are first-order only. The engine runs a backward with grad mode on exactly
+// under create_graph=true; the node then recomputes the composite at its saved inputs and
+// differentiates that (as the fused attention op does), so higher-order gradients are the
+// composite's.
 #include "ember/nn/functional/normalization.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <vector>
 
+#include "core/kernels.hpp"
+#include "core/record.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -79,13 +90,141 @@ Tensor standardize(const Tensor& x, IntArrayRef dims, double eps) {
   return centered * rsqrt(var + eps);
 }
 
+/// The running statistics update of training-mode batch_norm, from the batch mean and biased
+/// variance (C,) of `count` values per channel.
+void update_running_stats(const Tensor& running_mean, const Tensor& running_var,
+                          const Tensor& mean, const Tensor& var, int64_t count, double momentum) {
+  NoGradGuard no_grad;
+  // The running variance is unbiased (n / (n - 1)), as PyTorch. Blended in float64, then copied
+  // into the buffers in their own dtype.
+  const double n = static_cast<double>(count);
+  Tensor m = mean.to(kFloat64);
+  Tensor v = var.to(kFloat64) * (n / (n - 1.0));
+  Tensor rm = running_mean, rv = running_var;
+  rm.copy_(rm.to(kFloat64) * (1.0 - momentum) + m * momentum);
+  rv.copy_(rv.to(kFloat64) * (1.0 - momentum) + v * momentum);
+}
+
+// ---- fused layer_norm / batch_norm (CPU float32 / float64) ----
+
+using autograd::Grads;
+using autograd::Saved;
+
+bool on_cpu(const Tensor& t) { return !t.defined() || t.is_cpu(); }
+
+/// A parameter as the fused node takes it: in the input's dtype (the composite converts it the
+/// same way) and contiguous; both steps differentiable, recorded before the node.
+Tensor fused_param(const Tensor& p, DType dtype) {
+  if (!p.defined()) return p;
+  return (p.dtype() == dtype ? p : p.to(dtype)).contiguous();
+}
+
+/// Gradients of composite(x, weight, bias) at the saved inputs s[0..2], differentiable
+/// (create_graph): the double-backward path of the fused nodes.
+Grads composite_grads(const std::function<Tensor(const Saved&)>& composite, const Saved& s,
+                      const Tensor& dy) {
+  Grads g(3);
+  std::vector<Tensor> wrt;
+  std::vector<size_t> slot;
+  for (size_t i = 0; i < 3; ++i) {
+    if (s[i].defined() && s[i].requires_grad()) {
+      wrt.push_back(s[i]);
+      slot.push_back(i);
+    }
+  }
+  if (wrt.empty()) return g;
+  Tensor y = composite(s);
+  // retain_graph: the recomputation may reach nodes of the outer graph, which must survive.
+  std::vector<Tensor> r = autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
+                                         /*create_graph=*/true, /*allow_unused=*/true);
+  for (size_t k = 0; k < r.size(); ++k) g[slot[k]] = r[k];
+  return g;
+}
+
+/// An output gradient as the fused backward kernels take it: x's dtype, contiguous.
+Tensor kernel_grad(const Tensor& dy, DType dtype) {
+  return (dy.dtype() == dtype ? dy : dy.to(dtype)).contiguous();
+}
+
+/// An uninitialized gradient for saved input t when t requires one, else undefined (the kernel
+/// then skips it).
+Tensor grad_slot(const Tensor& t) {
+  return t.defined() && t.requires_grad() ? empty(t.sizes(), TensorOptions(t.dtype())) : Tensor();
+}
+
+/// layer_norm by the fused kernels. x contiguous float32/float64 on the CPU with at least one
+/// element, checked; weight and bias contiguous of x's dtype, or undefined.
+Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Tensor& weight,
+                        const Tensor& bias, double eps) {
+  // ---- shape rule: y like x; mean, rstd (M,) over the leading dims ----
+  int64_t N = 1;
+  for (int64_t s : normalized_shape) N *= s;
+  const int64_t M = x.numel() / N;
+  const TensorOptions opts(x.dtype());
+  Tensor y = empty(x.sizes(), opts), mean = empty({M}, opts), rstd = empty({M}, opts);
+  // ---- launch ----
+  cpu::layer_norm_forward(y, mean, rstd, x, weight, bias, eps);
+  // ---- record: the fused backward (first order), the composite's under create_graph ----
+  std::vector<int64_t> shape = normalized_shape.vec();
+  autograd::record(
+      "layer_norm", {x, weight, bias}, y, {x, weight, bias, mean, rstd},
+      [shape, eps](const Saved& s, const Tensor& dy) {
+        if (autograd::is_grad_enabled()) {
+          return composite_grads(
+              [&](const Saved& in) {
+                return layer_norm_reference(in[0], shape, in[1], in[2], eps);
+              },
+              s, dy);
+        }
+        Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
+        cpu::layer_norm_backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4],
+                                 s[1]);
+        return Grads{dx, dw, db};
+      });
+  return y;
+}
+
+/// Training-mode batch_norm by the fused kernels, the running statistics updated as the
+/// composite does. x contiguous float32/float64 on the CPU with more than one value per channel,
+/// checked; weight and bias contiguous of x's dtype, or undefined.
+Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                        const Tensor& weight, const Tensor& bias, double momentum, double eps) {
+  // ---- shape rule: y like x; mean, invstd, var (C,) ----
+  const int64_t C = x.size(1);
+  const TensorOptions opts(x.dtype());
+  Tensor y = empty(x.sizes(), opts);
+  Tensor mean = empty({C}, opts), invstd = empty({C}, opts), var = empty({C}, opts);
+  // ---- launch ----
+  cpu::batch_norm_forward(y, mean, invstd, var, x, weight, bias, eps);
+  if (running_mean.defined())
+    update_running_stats(running_mean, running_var, mean, var, x.numel() / C, momentum);
+  // ---- record: the fused backward (first order), the composite's under create_graph ----
+  autograd::record(
+      "batch_norm", {x, weight, bias}, y, {x, weight, bias, mean, invstd},
+      [momentum, eps](const Saved& s, const Tensor& dy) {
+        if (autograd::is_grad_enabled()) {
+          return composite_grads(
+              [&](const Saved& in) {
+                return batch_norm_reference(in[0], {}, {}, in[1], in[2], /*training=*/true,
+                                            momentum, eps);
+              },
+              s, dy);
+        }
+        Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
+        cpu::batch_norm_backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4],
+                                 s[1]);
+        return Grads{dx, dw, db};
+      });
+  return y;
+}
+
 }  // namespace
 
 // ---- batch_norm ----
 
-Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
+Tensor batch_norm_reference(const Tensor& input, const Tensor& running_mean,
+                            const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                            bool training, double momentum, double eps) {
   const char* op = "batch_norm";
   check_input(input, op);
   EMBER_CHECK(input.dim() >= 2, ShapeError, "[", op,
@@ -112,17 +251,9 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     Tensor centered = x - mean;
     Tensor var = square(centered).mean(dims, /*keepdim=*/true);  // biased: normalizes the batch
     y = centered * rsqrt(var + eps);
-    if (running_mean.defined()) {
-      NoGradGuard no_grad;
-      // The running variance is unbiased (n / (n - 1)), as PyTorch. Blended in float64, then
-      // copied into the buffers in their own dtype.
-      const double n = static_cast<double>(count);
-      Tensor m = mean.detach().view({C}).to(kFloat64);
-      Tensor v = var.detach().view({C}).to(kFloat64) * (n / (n - 1.0));
-      Tensor rm = running_mean, rv = running_var;
-      rm.copy_(rm.to(kFloat64) * (1.0 - momentum) + m * momentum);
-      rv.copy_(rv.to(kFloat64) * (1.0 - momentum) + v * momentum);
-    }
+    if (running_mean.defined())
+      update_running_stats(running_mean, running_var, mean.detach().view({C}),
+                           var.detach().view({C}), count, momentum);
   } else {
     EMBER_CHECK(running_mean.defined(), ValueError, "[", op,
                 "] running_mean and running_var must be defined when training is false");
@@ -133,10 +264,36 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   return y.to(input.dtype());
 }
 
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  // The fused kernels take training mode on CPU float32/float64 with valid arguments; everything
+  // else (eval mode, 16-bit floats, CUDA, invalid arguments) goes to the composite, which also
+  // raises the errors.
+  const bool fused = training && input.defined() &&
+                     (input.dtype() == kFloat32 || input.dtype() == kFloat64) && input.is_cpu() &&
+                     input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
+                     on_cpu(running_mean) && on_cpu(running_var) && on_cpu(weight) && on_cpu(bias);
+  if (!fused)
+    return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
+                                eps);
+  const char* op = "batch_norm";
+  const int64_t C = input.size(1);
+  check_channel_param(running_mean, C, input, op, "running_mean");
+  check_channel_param(running_var, C, input, op, "running_var");
+  check_channel_param(weight, C, input, op, "weight");
+  check_channel_param(bias, C, input, op, "bias");
+  EMBER_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
+              "] running_mean and running_var must both be defined or both undefined");
+  const DType dt = input.dtype();
+  return batch_norm_fused(input.contiguous(), running_mean, running_var, fused_param(weight, dt),
+                          fused_param(bias, dt), momentum, eps);
+}
+
 // ---- layer_norm / group_norm / rms_norm ----
 
-Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor& weight,
-                  const Tensor& bias, double eps) {
+Tensor layer_norm_reference(const Tensor& input, IntArrayRef normalized_shape,
+                            const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "layer_norm";
   check_input(input, op);
   const std::vector<int64_t> dims = trailing_dims(input, normalized_shape, op);
@@ -147,6 +304,22 @@ Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tenso
   y = affine(y, weight.defined() ? weight.to(ct) : Tensor(),
              bias.defined() ? bias.to(ct) : Tensor());
   return y.to(input.dtype());
+}
+
+Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  // The fused kernels take CPU float32/float64 with valid arguments and at least one element;
+  // everything else goes to the composite, which also raises the errors.
+  const bool fused = input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
+                     input.is_cpu() && input.numel() > 0 && on_cpu(weight) && on_cpu(bias);
+  if (!fused) return layer_norm_reference(input, normalized_shape, weight, bias, eps);
+  const char* op = "layer_norm";
+  trailing_dims(input, normalized_shape, op);
+  check_shaped_param(weight, normalized_shape, op, "weight");
+  check_shaped_param(bias, normalized_shape, op, "bias");
+  const DType dt = input.dtype();
+  return layer_norm_fused(input.contiguous(), normalized_shape, fused_param(weight, dt),
+                          fused_param(bias, dt), eps);
 }
 
 Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,

@@ -95,6 +95,48 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 /// Packs A(0:mc, 0:kc) into MR-tall slivers: dst[s][p][i] = A(s*MR + i, p), zero-padded rows.
 /// The loop order follows the smaller source stride, so both layouts read memory in order.
+#if defined(__AVX2__)
+/// Transposes an 8 x 8 block of floats: rows r[0..7] (each 8 floats in a ymm) become columns.
+inline void transpose8x8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// pack_a of a full 12-row float sliver with contiguous rows: 8 columns at a time, rows 0-7 and
+/// rows 8-11 transposed in registers (8 loads, 8 stores of 8 and 8 of 4 floats per 96 values)
+/// instead of one scattered store per value. Returns the columns done (a multiple of 8).
+inline int64_t pack_a12_rows_avx2(float* d, const float* a, int64_t sr, int64_t kc) {
+  int64_t p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    __m256 r[8], q[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(a + i * sr + p);
+    for (int i = 0; i < 4; ++i) q[i] = _mm256_loadu_ps(a + (8 + i) * sr + p);
+    for (int i = 4; i < 8; ++i) q[i] = q[i - 4];  // unused rows of the second block
+    transpose8x8(r);
+    transpose8x8(q);
+    for (int j = 0; j < 8; ++j) {
+      _mm256_storeu_ps(d + (p + j) * 12, r[j]);
+      _mm_storeu_ps(d + (p + j) * 12 + 8, _mm256_castps256_ps128(q[j]));
+    }
+  }
+  return p;
+}
+#endif
+
 template <int MR, class C, class T>
 void pack_a(C* dst, const T* src, int64_t sr, int64_t sc, int64_t mc, int64_t kc) {
   const bool rows_contiguous = std::abs(sc) <= std::abs(sr);
@@ -102,6 +144,16 @@ void pack_a(C* dst, const T* src, int64_t sr, int64_t sc, int64_t mc, int64_t kc
     const int64_t rows = std::min<int64_t>(MR, mc - s);
     C* d = dst + s * kc;  // (kc, MR)
     const T* a = src + s * sr;
+#if defined(__AVX2__)
+    if constexpr (MR == 12 && std::is_same_v<C, float> && std::is_same_v<T, float>) {
+      if (rows == MR && sc == 1) {
+        const int64_t done = pack_a12_rows_avx2(d, a, sr, kc);
+        for (int64_t p = done; p < kc; ++p)
+          for (int64_t i = 0; i < MR; ++i) d[p * MR + i] = a[i * sr + p];
+        continue;
+      }
+    }
+#endif
     if (rows_contiguous) {
       for (int64_t i = 0; i < rows; ++i)
         for (int64_t p = 0; p < kc; ++p) d[p * MR + i] = convert<C>(a[i * sr + p * sc]);

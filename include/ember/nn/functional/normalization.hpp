@@ -1,6 +1,13 @@
 // Normalization functionals, as torch.nn.functional: batch_norm, layer_norm, group_norm, rms_norm,
 // normalize. Composites of differentiable ops (gradients of any order); float16 / bfloat16 inputs
 // are normalized in float32 and the result rounded back.
+//
+// layer_norm, and batch_norm in training mode, run fused CPU kernels (one node, statistics kept
+// for the backward, bitwise independent of the thread count) for CPU float32/float64 inputs of any
+// strides; everything else (eval-mode batch_norm, float16/bfloat16, CUDA) runs the composites
+// `layer_norm_reference` / `batch_norm_reference`, which the fused kernels are tested against.
+// The fused backward is first-order; under create_graph=true the node differentiates the
+// composite instead, so higher-order gradients are exact either way.
 #pragma once
 
 #include <cstdint>
@@ -21,11 +28,23 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                   const Tensor& weight = {}, const Tensor& bias = {}, bool training = false,
                   double momentum = 0.1, double eps = 1e-5);
 
+/// batch_norm as a composite of differentiable ops: what batch_norm runs where the fused kernel
+/// does not apply, and what the fused kernel is tested against. Same contract.
+Tensor batch_norm_reference(const Tensor& input, const Tensor& running_mean,
+                            const Tensor& running_var, const Tensor& weight = {},
+                            const Tensor& bias = {}, bool training = false, double momentum = 0.1,
+                            double eps = 1e-5);
+
 /// Normalizes over the trailing dims given by normalized_shape (which must equal input's last
 /// sizes) with the biased variance: (x - mean) / sqrt(var + eps) * weight + bias, weight and bias
 /// of normalized_shape or undefined.
 Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
+
+/// layer_norm as a composite of differentiable ops: what layer_norm runs where the fused kernel
+/// does not apply, and what the fused kernel is tested against. Same contract.
+Tensor layer_norm_reference(const Tensor& input, IntArrayRef normalized_shape,
+                            const Tensor& weight = {}, const Tensor& bias = {}, double eps = 1e-5);
 
 /// Splits the C channels of input (N, C, *) into num_groups groups (C divisible by num_groups)
 /// and normalizes each (sample, group) over its channels and spatial positions; then applies the

@@ -1,0 +1,410 @@
+// The fused layer_norm and batch_norm kernels (src/core/cpu/normalization.cpp) behind
+// nn::functional::layer_norm / batch_norm, against their composites layer_norm_reference /
+// batch_norm_reference: forward, every gradient and the running statistics, float32 and float64,
+// odd sizes, with and without affine parameters, non-contiguous inputs, rows with a large mean,
+// 1 vs 2 threads bitwise, gradcheck + gradgradcheck (double backward through the composite), and
+// the error messages.
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ember/nn/functional/normalization.hpp"
+#include "gradcheck.hpp"
+
+using namespace ember;
+namespace F = ember::nn::functional;
+using test::bitwise_equal;
+using test::grad_input;
+using test::values;
+
+namespace {
+
+Tensor rnd(const std::vector<int64_t>& sizes, uint64_t seed, DType dt = kFloat64,
+           double amp = 1.0, double offset = 0.0) {
+  Generator g(seed);
+  Tensor t = empty(sizes, kFloat64);
+  uniform_(t, offset - amp, offset + amp, g);
+  return t.to(dt);
+}
+
+/// max |a - b| / max(1, max |b|), in float64.
+double rel_err(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.defined() == b.defined());
+  if (!a.defined()) return 0.0;
+  REQUIRE(a.sizes() == b.sizes());
+  std::vector<double> x = values(a), y = values(b);
+  double err = 0, mag = 1;
+  for (size_t i = 0; i < x.size(); ++i) {
+    err = std::max(err, std::abs(x[i] - y[i]));
+    mag = std::max(mag, std::abs(y[i]));
+  }
+  return std::isnan(err) ? INFINITY : err / mag;
+}
+
+/// Calls a normalization on (x, weight, bias), each possibly undefined.
+using Norm = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;
+
+const char* const kNames[] = {"y", "dx", "dweight", "dbias"};
+
+/// y and the gradients (dx, dweight, dbias; undefined without the parameter) of fn for the output
+/// gradient dy. x keeps its strides.
+std::vector<Tensor> run(const Norm& fn, const Tensor& x, const Tensor& w, const Tensor& b,
+                        const Tensor& dy) {
+  Tensor xl = x.detach().requires_grad_();
+  Tensor wl = w.defined() ? w.detach().requires_grad_() : Tensor();
+  Tensor bl = b.defined() ? b.detach().requires_grad_() : Tensor();
+  Tensor y = fn(xl, wl, bl);
+  std::vector<Tensor> wrt{xl};
+  if (wl.defined()) wrt.push_back(wl);
+  if (bl.defined()) wrt.push_back(bl);
+  std::vector<Tensor> g = autograd::grad({y}, wrt, {dy});
+  std::vector<Tensor> out{y.detach(), g[0], Tensor(), Tensor()};
+  size_t k = 1;
+  if (wl.defined()) out[2] = g[k++];
+  if (bl.defined()) out[3] = g[k++];
+  return out;
+}
+
+Norm ln(std::vector<int64_t> shape, double eps = 1e-5) {
+  return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return F::layer_norm(x, shape, w, b, eps);
+  };
+}
+Norm ln_ref(std::vector<int64_t> shape, double eps = 1e-5) {
+  return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return F::layer_norm_reference(x, shape, w, b, eps);
+  };
+}
+Norm bn(Tensor rm = {}, Tensor rv = {}, double momentum = 0.1, double eps = 1e-5) {
+  return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return F::batch_norm(x, rm, rv, w, b, /*training=*/true, momentum, eps);
+  };
+}
+Norm bn_ref(Tensor rm = {}, Tensor rv = {}, double momentum = 0.1, double eps = 1e-5) {
+  return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return F::batch_norm_reference(x, rm, rv, w, b, /*training=*/true, momentum, eps);
+  };
+}
+
+double tol(DType dt) { return dt == kFloat64 ? 1e-11 : 2e-5; }
+
+void check_close(const std::vector<Tensor>& got, const std::vector<Tensor>& want, double t) {
+  for (size_t i = 0; i < 4; ++i) {
+    INFO(kNames[i]);
+    CHECK(got[i].defined() == want[i].defined());
+    if (got[i].defined() && want[i].defined()) {
+      CHECK(got[i].dtype() == want[i].dtype());
+      CHECK(rel_err(got[i], want[i]) <= t);
+    }
+  }
+}
+
+/// The message of the exception fn throws ("" if none).
+std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// The output's node: the fused ops record one node named after the op.
+std::string node_name(const Tensor& y) { return y.grad_fn() ? y.grad_fn()->name() : ""; }
+
+}  // namespace
+
+// ---- layer_norm ----
+
+TEST_CASE("layer_norm fused: matches the composite, forward and gradients") {
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (int64_t N : {1, 3, 37, 769}) {
+      for (int64_t M : {1, 5, 130}) {
+        for (bool affine : {false, true}) {
+          INFO(dt << " rows " << M << " of " << N << " affine " << affine);
+          const uint64_t seed = static_cast<uint64_t>(N * 1000 + M);
+          Tensor x = rnd({M, N}, seed, dt, 2.0, 0.5);
+          Tensor w = affine ? rnd({N}, seed + 1, dt, 1.0, 1.0) : Tensor();
+          Tensor b = affine ? rnd({N}, seed + 2, dt) : Tensor();
+          Tensor dy = rnd({M, N}, seed + 3, dt);
+          std::vector<Tensor> got = run(ln({N}), x, w, b, dy);
+          check_close(got, run(ln_ref({N}), x, w, b, dy), tol(dt));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("layer_norm fused: several normalized dims, leading batch dims, weight or bias alone") {
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor x = rnd({2, 3, 5, 7}, 11, dt), dy = rnd({2, 3, 5, 7}, 12, dt);
+    Tensor w = rnd({5, 7}, 13, dt, 1.0, 1.0), b = rnd({5, 7}, 14, dt);
+    check_close(run(ln({5, 7}), x, w, b, dy), run(ln_ref({5, 7}), x, w, b, dy), tol(dt));
+    check_close(run(ln({5, 7}), x, w, {}, dy), run(ln_ref({5, 7}), x, w, {}, dy), tol(dt));
+    check_close(run(ln({5, 7}), x, {}, b, dy), run(ln_ref({5, 7}), x, {}, b, dy), tol(dt));
+    check_close(run(ln({3, 5, 7}, 1e-3), x, {}, {}, dy), run(ln_ref({3, 5, 7}, 1e-3), x, {}, {}, dy),
+                tol(dt));
+    // The fused op records one node.
+    Tensor xl = x.detach().requires_grad_();
+    CHECK(node_name(F::layer_norm(xl, {5, 7})) == "layer_norm");
+  }
+}
+
+TEST_CASE("layer_norm fused: non-contiguous inputs give bitwise the contiguous results") {
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor x = rnd({37, 45}, 21, dt), dy = rnd({37, 45}, 22, dt);
+    Tensor w = rnd({45}, 23, dt, 1.0, 1.0), b = rnd({45}, 24, dt);
+    std::vector<Tensor> dense = run(ln({45}), x, w, b, dy);
+    std::vector<Tensor> strided = run(ln({45}), test::non_contiguous(x), test::non_contiguous(w),
+                                      test::non_contiguous(b), test::non_contiguous(dy));
+    // A transposed view of the same values.
+    Tensor xt = x.t().contiguous().t();
+    REQUIRE_FALSE(xt.is_contiguous());
+    std::vector<Tensor> transposed = run(ln({45}), xt, w, b, dy.t().contiguous().t());
+    for (size_t i = 0; i < 4; ++i) {
+      INFO(kNames[i]);
+      CHECK(bitwise_equal(strided[i], dense[i]));
+      CHECK(bitwise_equal(transposed[i], dense[i]));
+    }
+  }
+}
+
+TEST_CASE("layer_norm fused: rows with a large mean keep their precision") {
+  // 1e4 + noise: a one-pass E[x^2] - E[x]^2 in float32 would lose every digit of the variance.
+  Tensor x = rnd({64, 257}, 31, kFloat32, 1.0, 1e4), dy = rnd({64, 257}, 32, kFloat32);
+  Tensor w = rnd({257}, 33, kFloat32, 1.0, 1.0), b = rnd({257}, 34, kFloat32);
+  std::vector<Tensor> got = run(ln({257}), x, w, b, dy);
+  std::vector<Tensor> ref = run(ln_ref({257}), x, w, b, dy);
+  CHECK(rel_err(got[0], ref[0]) <= 2e-5);
+  CHECK(rel_err(got[2], ref[2]) <= 2e-5);
+  CHECK(rel_err(got[3], ref[3]) <= 2e-5);
+  // dx takes the rounded mean's offset (below) through two different formulas: both are within
+  // 1e-4 of float64, and within 5e-5 of each other.
+  CHECK(rel_err(got[1], ref[1]) <= 5e-5);
+  // Against float64 on the same values: float32 rounds the mean (half an ulp of 1e4, 5e-4), which
+  // bounds what any float32 result can reach.
+  std::vector<Tensor> exact = run(ln({257}), x.to(kFloat64), w.to(kFloat64), b.to(kFloat64),
+                                  dy.to(kFloat64));
+  CHECK(rel_err(got[0], exact[0]) <= 2e-3);
+  CHECK(rel_err(got[1], exact[1]) <= 2e-4);
+  CHECK(rel_err(got[2], exact[2]) <= 2e-3);
+  CHECK(rel_err(got[3], exact[3]) <= 1e-5);
+
+  // float64 with a mean of 1e8 agrees with the composite to float64 rounding.
+  Tensor xd = rnd({16, 129}, 35, kFloat64, 1.0, 1e8), dyd = rnd({16, 129}, 36, kFloat64);
+  check_close(run(ln({129}), xd, {}, {}, dyd), run(ln_ref({129}), xd, {}, {}, dyd), 1e-7);
+}
+
+TEST_CASE("layer_norm fused: 1 and 2 threads give bitwise the same output and gradients") {
+  const int threads = get_num_threads();
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    // 300 rows of 769: several chunks of rows for the weight gradient, two column blocks.
+    Tensor x = rnd({300, 769}, 41, dt), dy = rnd({300, 769}, 42, dt);
+    Tensor w = rnd({769}, 43, dt, 1.0, 1.0), b = rnd({769}, 44, dt);
+    set_num_threads(1);
+    std::vector<Tensor> one = run(ln({769}), x, w, b, dy);
+    set_num_threads(2);
+    std::vector<Tensor> two = run(ln({769}), x, w, b, dy);
+    set_num_threads(threads);
+    for (size_t i = 0; i < 4; ++i) {
+      INFO(kNames[i]);
+      CHECK(bitwise_equal(one[i], two[i]));
+    }
+    // A different input does change the result (the comparison can fail).
+    std::vector<Tensor> other = run(ln({769}), x, w, b, dy * 2.0);
+    CHECK_FALSE(bitwise_equal(one[2], other[2]));
+  }
+}
+
+TEST_CASE("layer_norm fused: gradcheck and gradgradcheck (double backward via the composite)") {
+  auto f = [](const std::vector<Tensor>& in) { return F::layer_norm(in[0], {4}, in[1], in[2]); };
+  CHECK(test::gradcheck(f, {grad_input({3, 4}), grad_input({4}, 0.5, 1.5), grad_input({4})}));
+  CHECK(test::gradgradcheck(f, {grad_input({3, 4}), grad_input({4}, 0.5, 1.5), grad_input({4})}));
+  auto g = [](const std::vector<Tensor>& in) { return F::layer_norm(in[0], {2, 3}, {}, {}, 1e-3); };
+  CHECK(test::gradcheck(g, {grad_input({2, 2, 3})}));
+  CHECK(test::gradgradcheck(g, {grad_input({2, 2, 3})}));
+  // The double-backward gradient equals the composite's.
+  Tensor x = grad_input({3, 5}), w = grad_input({5}, 0.5, 1.5), dy = rnd({3, 5}, 51);
+  auto second = [&](const Norm& fn) {
+    Tensor y = fn(x, w, {});
+    Tensor gx = autograd::grad({y}, {x}, {dy}, std::nullopt, /*create_graph=*/true)[0];
+    return autograd::grad({(gx * gx).sum()}, {x, w});
+  };
+  std::vector<Tensor> fused = second(ln({5})), ref = second(ln_ref({5}));
+  CHECK(rel_err(fused[0], ref[0]) <= 1e-12);
+  CHECK(rel_err(fused[1], ref[1]) <= 1e-12);
+}
+
+// ---- batch_norm ----
+
+TEST_CASE("batch_norm fused: matches the composite, forward, gradients and running stats") {
+  const std::vector<std::vector<int64_t>> shapes = {
+      {5, 3}, {2, 1}, {7, 4, 9}, {3, 5, 7, 9}, {2, 3, 1, 1}, {1, 6, 13}, {4, 2, 3, 5, 3}};
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (const std::vector<int64_t>& shape : shapes) {
+      for (bool affine : {false, true}) {
+        for (bool running : {false, true}) {
+          INFO(dt << " shape " << IntArrayRef(shape) << " affine " << affine << " running "
+                  << running);
+          const int64_t C = shape[1];
+          const uint64_t seed = static_cast<uint64_t>(shape.size() * 100 + C);
+          Tensor x = rnd(shape, seed, dt, 2.0, -0.5), dy = rnd(shape, seed + 1, dt);
+          Tensor w = affine ? rnd({C}, seed + 2, dt, 1.0, 1.0) : Tensor();
+          Tensor b = affine ? rnd({C}, seed + 3, dt) : Tensor();
+          Tensor rm1, rv1, rm2, rv2;
+          if (running) {
+            rm1 = rnd({C}, seed + 4, dt), rv1 = rnd({C}, seed + 5, dt, 0.5, 1.0);
+            rm2 = rm1.clone(), rv2 = rv1.clone();
+          }
+          std::vector<Tensor> got = run(bn(rm1, rv1, 0.3), x, w, b, dy);
+          check_close(got, run(bn_ref(rm2, rv2, 0.3), x, w, b, dy), tol(dt));
+          if (running) {
+            const double t = dt == kFloat64 ? 1e-14 : 1e-6;
+            CHECK(rel_err(rm1, rm2) <= t);
+            CHECK(rel_err(rv1, rv2) <= t);
+            CHECK_FALSE(rm1.requires_grad());
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("batch_norm fused: parameters and buffers of another dtype, non-contiguous input") {
+  // float32 weight, bias and buffers with a float64 input: converted as the composite does.
+  Tensor x = rnd({6, 4, 5}, 61), dy = rnd({6, 4, 5}, 62);
+  Tensor w = rnd({4}, 63, kFloat32, 1.0, 1.0), b = rnd({4}, 64, kFloat32);
+  Tensor rm1 = zeros({4}), rv1 = ones({4}), rm2 = zeros({4}), rv2 = ones({4});
+  std::vector<Tensor> got = run(bn(rm1, rv1), x, w, b, dy);
+  check_close(got, run(bn_ref(rm2, rv2), x, w, b, dy), 1e-11);
+  CHECK(rm1.dtype() == kFloat32);
+  CHECK(bitwise_equal(rm1, rm2));
+  CHECK(bitwise_equal(rv1, rv2));
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor xc = rnd({5, 3, 4, 7}, 65, dt), dyc = rnd({5, 3, 4, 7}, 66, dt);
+    Tensor wc = rnd({3}, 67, dt, 1.0, 1.0), bc = rnd({3}, 68, dt);
+    std::vector<Tensor> dense = run(bn(), xc, wc, bc, dyc);
+    std::vector<Tensor> strided = run(bn(), test::non_contiguous(xc), wc, bc, dyc);
+    // Channels last: the same values in another memory order.
+    Tensor cl = xc.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    std::vector<Tensor> channels_last = run(bn(), cl, wc, bc, dyc);
+    for (size_t i = 0; i < 4; ++i) {
+      INFO(kNames[i]);
+      CHECK(bitwise_equal(strided[i], dense[i]));
+      CHECK(bitwise_equal(channels_last[i], dense[i]));
+    }
+    Tensor xl = xc.detach().requires_grad_();
+    CHECK(node_name(F::batch_norm(xl, {}, {}, {}, {}, true)) == "batch_norm");
+  }
+}
+
+TEST_CASE("batch_norm fused: channels with a large mean keep their precision") {
+  Tensor x = rnd({16, 3, 9, 9}, 71, kFloat32, 1.0, 1e4), dy = rnd({16, 3, 9, 9}, 72, kFloat32);
+  Tensor w = rnd({3}, 73, kFloat32, 1.0, 1.0), b = rnd({3}, 74, kFloat32);
+  Tensor rm1 = zeros({3}), rv1 = ones({3}), rm2 = zeros({3}), rv2 = ones({3});
+  std::vector<Tensor> got = run(bn(rm1, rv1), x, w, b, dy);
+  check_close(got, run(bn_ref(rm2, rv2), x, w, b, dy), 2e-5);
+  CHECK(rel_err(rm1, rm2) <= 1e-7);
+  CHECK(rel_err(rv1, rv2) <= 1e-5);
+  std::vector<Tensor> exact = run(bn(), x.to(kFloat64), w.to(kFloat64), b.to(kFloat64),
+                                  dy.to(kFloat64));
+  CHECK(rel_err(got[0], exact[0]) <= 2e-3);
+  // The batch variance of uniform(-1, 1) noise is about 1/3.
+  CHECK(values(rv1)[0] == Catch::Detail::Approx(0.9 + 0.1 / 3).epsilon(0.02));
+}
+
+TEST_CASE("batch_norm fused: 1 and 2 threads give bitwise the same output, gradients, stats") {
+  const int threads = get_num_threads();
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor x = rnd({8, 40, 13, 11}, 81, dt), dy = rnd({8, 40, 13, 11}, 82, dt);
+    Tensor w = rnd({40}, 83, dt, 1.0, 1.0), b = rnd({40}, 84, dt);
+    Tensor rm1 = zeros({40}, dt), rv1 = ones({40}, dt), rm2 = zeros({40}, dt),
+           rv2 = ones({40}, dt);
+    set_num_threads(1);
+    std::vector<Tensor> one = run(bn(rm1, rv1), x, w, b, dy);
+    set_num_threads(2);
+    std::vector<Tensor> two = run(bn(rm2, rv2), x, w, b, dy);
+    set_num_threads(threads);
+    for (size_t i = 0; i < 4; ++i) {
+      INFO(kNames[i]);
+      CHECK(bitwise_equal(one[i], two[i]));
+    }
+    CHECK(bitwise_equal(rm1, rm2));
+    CHECK(bitwise_equal(rv1, rv2));
+  }
+}
+
+TEST_CASE("batch_norm fused: gradcheck and gradgradcheck (double backward via the composite)") {
+  auto f = [](const std::vector<Tensor>& in) {
+    return F::batch_norm(in[0], {}, {}, in[1], in[2], /*training=*/true);
+  };
+  CHECK(test::gradcheck(f, {grad_input({4, 3}), grad_input({3}, 0.5, 1.5), grad_input({3})}));
+  CHECK(test::gradgradcheck(f, {grad_input({4, 3}), grad_input({3}, 0.5, 1.5), grad_input({3})}));
+  auto g = [](const std::vector<Tensor>& in) {
+    return F::batch_norm(in[0], {}, {}, {}, {}, /*training=*/true, 0.1, 1e-3);
+  };
+  CHECK(test::gradcheck(g, {grad_input({3, 2, 5})}));
+  CHECK(test::gradgradcheck(g, {grad_input({3, 2, 5})}));
+}
+
+// ---- dispatch and errors ----
+
+TEST_CASE("normalization fused: other cases run the composite unchanged") {
+  // Eval-mode batch_norm and float16 / bfloat16 inputs: bitwise the reference.
+  Tensor x = rnd({4, 3, 5}, 91, kFloat32), rm = rnd({3}, 92, kFloat32);
+  Tensor rv = rnd({3}, 93, kFloat32, 0.5, 1.0);
+  CHECK(bitwise_equal(F::batch_norm(x, rm, rv), F::batch_norm_reference(x, rm, rv)));
+  for (DType dt : {kFloat16, kBFloat16}) {
+    INFO(dt);
+    Tensor h = x.to(dt);
+    CHECK(bitwise_equal(F::layer_norm(h, {5}), F::layer_norm_reference(h, {5})));
+    CHECK(bitwise_equal(F::batch_norm(h, {}, {}, {}, {}, true),
+                        F::batch_norm_reference(h, {}, {}, {}, {}, true)));
+  }
+}
+
+TEST_CASE("normalization fused: error messages are the composite's") {
+  Tensor x = rnd({2, 3}, 95, kFloat32);
+  using Call = std::function<void(bool)>;  // the argument: fused (public) or reference
+  auto lnf = [](bool pub) {
+    return pub ? Norm(ln({4})) : Norm(ln_ref({4}));
+  };
+  const std::vector<std::pair<std::string, Call>> calls = {
+      {"layer_norm shape", [&](bool p) { lnf(p)(x, {}, {}); }},
+      {"layer_norm weight",
+       [&](bool p) {
+         p ? (void)F::layer_norm(x, {3}, ones({2})) : (void)F::layer_norm_reference(x, {3}, ones({2}));
+       }},
+      {"batch_norm weight",
+       [&](bool p) {
+         p ? (void)F::batch_norm(x, {}, {}, ones({4}), {}, true)
+           : (void)F::batch_norm_reference(x, {}, {}, ones({4}), {}, true);
+       }},
+      {"batch_norm running",
+       [&](bool p) {
+         p ? (void)F::batch_norm(x, zeros({3}), {}, {}, {}, true)
+           : (void)F::batch_norm_reference(x, zeros({3}), {}, {}, {}, true);
+       }},
+      {"batch_norm one value",
+       [&](bool p) {
+         p ? (void)F::batch_norm(x.slice(0, 0, 1), {}, {}, {}, {}, true)
+           : (void)F::batch_norm_reference(x.slice(0, 0, 1), {}, {}, {}, {}, true);
+       }},
+  };
+  for (const auto& [name, call] : calls) {
+    INFO(name);
+    const std::string pub = message_of([&] { call(true); });
+    const std::string ref = message_of([&] { call(false); });
+    CHECK_FALSE(pub.empty());
+    CHECK(pub == ref);
+  }
+  EMBER_CHECK_THROWS(F::layer_norm(x, {4}), ShapeError, "[layer_norm]", "(4,)", "(2, 3)");
+  EMBER_CHECK_THROWS(F::batch_norm(x, zeros({3}), {}, {}, {}, true), ValueError, "[batch_norm]",
+                     "both be defined");
+}
