@@ -2,6 +2,8 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -52,6 +54,20 @@ inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.sizes() != b.sizes()) return false;
   Tensor ca = a.contiguous(), cb = b.contiguous();
   return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.nbytes()) == 0;
+}
+
+/// max |a - b| / max(1, max |b|) in float64 (0 when both are undefined, infinity for a NaN):
+/// the error measure of the fused-kernel tests.
+inline double rel_err(const Tensor& a, const Tensor& b) {
+  if (!a.defined() && !b.defined()) return 0.0;
+  if (a.defined() != b.defined() || a.sizes() != b.sizes()) return INFINITY;
+  std::vector<double> x = values(a), y = values(b);
+  double err = 0, mag = 1;
+  for (size_t i = 0; i < x.size(); ++i) {
+    err = std::max(err, std::abs(x[i] - y[i]));
+    mag = std::max(mag, std::abs(y[i]));
+  }
+  return std::isnan(err) ? INFINITY : err / mag;
 }
 
 }  // namespace ember::test

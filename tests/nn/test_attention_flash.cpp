@@ -31,17 +31,7 @@ Tensor rnd(const std::vector<int64_t>& sizes, uint64_t seed, DType dt = kFloat64
   return t.to(dt);
 }
 
-/// max |a - b| / max(1, max |b|), in float64.
-double rel_err(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.sizes() == b.sizes());
-  std::vector<double> x = values(a), y = values(b);
-  double err = 0, mag = 1;
-  for (size_t i = 0; i < x.size(); ++i) {
-    err = std::max(err, std::abs(x[i] - y[i]));
-    mag = std::max(mag, std::abs(y[i]));
-  }
-  return std::isnan(err) ? INFINITY : err / mag;
-}
+using test::rel_err;
 
 using Sdpa = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;
 
