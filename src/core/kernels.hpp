@@ -183,15 +183,19 @@ void col2im_reference(const Tensor& out, const Tensor& cols, const Window2d& w);
 /// (..., S, D), v (..., S, Dv) with the same batch dims (any strides), float32 or float64 (out and
 /// lse take q's dtype). is_causal: query i sees keys 0..i. S == 0 gives zeros (lse -inf). Never
 /// forms the (L, S) scores; bitwise independent of the thread count.
+/// dropout_p > 0 drops attention weights with the Philox words of (seed, offset): the mask of
+/// bernoulli(1 - p) over a (..., L, S) tensor at that state (BH*L*S/4 blocks), never stored.
 void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                             const Tensor& v, double scale, bool is_causal);
+                             const Tensor& v, double scale, bool is_causal, double dropout_p = 0.0,
+                             uint64_t seed = 0, uint64_t offset = 0);
 /// FlashAttention-2 backward: dq, dk, dv (contiguous, shapes of q, k, v) from dout (..., L, Dv,
 /// any strides) and the forward's q, k, v, out and lse. Recomputes the probabilities tile by tile;
 /// one thread per batch index, so bitwise independent of the thread count.
 void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                               const Tensor& dout, const Tensor& q, const Tensor& k,
                               const Tensor& v, const Tensor& out, const Tensor& lse, double scale,
-                              bool is_causal);
+                              bool is_causal, double dropout_p = 0.0, uint64_t seed = 0,
+                              uint64_t offset = 0);
 
 // ---- normalization (src/core/cpu/normalization.cpp; no CUDA kernel yet) ----
 // float32 or float64, every tensor contiguous and of x's dtype; weight and bias may be undefined

@@ -114,11 +114,12 @@ Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor&
 namespace {
 
 /// True when the fused kernel computes this call (see the header): CPU float32/float64 inputs
-/// with equal batch dims, no mask, no dropout. Anything else, invalid arguments included, goes to
+/// with equal batch dims, no mask, dropout_p in [0, 1). Anything else, invalid arguments included, goes to
 /// the composite, which also raises the errors.
 bool fused_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
                    double dropout_p) {
-  if (!q.defined() || !k.defined() || !v.defined() || attn_mask.defined() || dropout_p != 0.0)
+  if (!q.defined() || !k.defined() || !v.defined() || attn_mask.defined() ||
+      !(dropout_p >= 0.0 && dropout_p < 1.0))
     return false;
   if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim()) return false;
   if (!(q.dtype() == kFloat32 || q.dtype() == kFloat64) || k.dtype() != q.dtype() ||
@@ -137,7 +138,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale) {
   if (fused_applies(query, key, value, attn_mask, dropout_p))
-    return scaled_dot_product_attention_flash(query, key, value, is_causal, scale);
+    return scaled_dot_product_attention_flash(query, key, value, is_causal, scale, dropout_p);
   return scaled_dot_product_attention_reference(query, key, value, attn_mask, dropout_p, is_causal,
                                                 scale);
 }

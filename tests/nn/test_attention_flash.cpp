@@ -265,6 +265,82 @@ TEST_CASE("sdpa flash: second derivatives equal the composite's") {
   }
 }
 
+TEST_CASE("sdpa flash: dropout uses the composite's mask (same seed), forward and backward") {
+  // The kernel regenerates the mask bernoulli(1 - p) would draw over (..., L, S) at the same
+  // generator state, so under one manual_seed the fused op and the composite with dropout compute
+  // the same function: equal outputs and gradients to rounding, in float64.
+  struct Case {
+    std::vector<int64_t> batch;
+    int64_t L, S, D;
+    bool causal;
+  };
+  const std::vector<Case> cases = {{{2, 3}, 37, 37, 8, true},  {{2}, 129, 100, 16, false},
+                                   {{}, 5, 200, 7, false},     {{3}, 200, 97, 24, true},
+                                   {{1, 2}, 1, 1, 4, false}};
+  for (const Case& c : cases) {
+    for (double p : {0.1, 0.5}) {
+      INFO("L " << c.L << " S " << c.S << " causal " << c.causal << " p " << p);
+      Tensor q = rnd(with(c.batch, c.L, c.D), 71), k = rnd(with(c.batch, c.S, c.D), 72);
+      Tensor v = rnd(with(c.batch, c.S, c.D + 1), 73), dy = rnd(with(c.batch, c.L, c.D + 1), 74);
+      manual_seed(99);
+      std::vector<Tensor> got = run(
+          [&](const Tensor& a, const Tensor& b, const Tensor& e) {
+            return F::scaled_dot_product_attention_flash(a, b, e, c.causal, std::nullopt, p);
+          },
+          q, k, v, dy);
+      manual_seed(99);
+      std::vector<Tensor> want = run(
+          [&](const Tensor& a, const Tensor& b, const Tensor& e) {
+            return F::scaled_dot_product_attention_reference(a, b, e, {}, p, c.causal);
+          },
+          q, k, v, dy);
+      for (size_t i = 0; i < 4; ++i) {
+        INFO(kNames[i]);
+        CHECK(rel_err(got[i], want[i]) <= 1e-12);
+      }
+      // Some weights were dropped: without dropout the output differs.
+      CHECK(rel_err(got[0], F::scaled_dot_product_attention_flash(q, k, v, c.causal)) > 1e-6);
+    }
+  }
+}
+
+TEST_CASE("sdpa flash: dropout is bitwise reproducible, thread-independent and twice-differentiable") {
+  Tensor q = rnd({2, 2, 70, 16}, 81, kFloat32), k = rnd({2, 2, 90, 16}, 82, kFloat32);
+  Tensor v = rnd({2, 2, 90, 16}, 83, kFloat32), dy = rnd({2, 2, 70, 16}, 84, kFloat32);
+  auto go = [&](int threads) {
+    const int saved = get_num_threads();
+    set_num_threads(threads);
+    manual_seed(5);
+    std::vector<Tensor> r = run(
+        [](const Tensor& a, const Tensor& b, const Tensor& e) {
+          return F::scaled_dot_product_attention(a, b, e, {}, 0.2, true);
+        },
+        q, k, v, dy);
+    set_num_threads(saved);
+    return r;
+  };
+  std::vector<Tensor> one = go(1), two = go(2);
+  for (size_t i = 0; i < 4; ++i) CHECK(bitwise_equal(one[i], two[i]));
+  // The public function took the fused path.
+  Tensor ql = q.detach().requires_grad_();
+  CHECK(F::scaled_dot_product_attention(ql, k, v, {}, 0.2).grad_fn()->name() ==
+        "scaled_dot_product_attention_flash");
+  // Second derivatives (create_graph) recompute the composite with the kernel's own mask.
+  Tensor q64 = q.to(kFloat64), k64 = k.to(kFloat64), v64 = v.to(kFloat64), dy64 = dy.to(kFloat64);
+  auto second = [&](bool fused) {
+    Tensor a = q64.clone().requires_grad_(), b = k64.clone().requires_grad_();
+    Tensor e = v64.clone().requires_grad_();
+    manual_seed(6);
+    Tensor y = fused ? F::scaled_dot_product_attention_flash(a, b, e, false, std::nullopt, 0.3)
+                     : F::scaled_dot_product_attention_reference(a, b, e, {}, 0.3, false);
+    std::vector<Tensor> g = autograd::grad({y}, {a, b, e}, {dy64}, std::nullopt, true);
+    Tensor s = (g[0] * g[0]).sum() + (g[1] * g[2]).sum();
+    return autograd::grad({s}, {a, b, e});
+  };
+  std::vector<Tensor> got = second(true), want = second(false);
+  for (size_t i = 0; i < 3; ++i) CHECK(rel_err(got[i], want[i]) <= 1e-11);
+}
+
 TEST_CASE("sdpa flash: no keys gives zeros, no queries an empty output") {
   Tensor q = rnd({2, 3, 4}, 61).requires_grad_();
   Tensor k = zeros({2, 0, 4}, kFloat64).requires_grad_(), v = zeros({2, 0, 5}, kFloat64);

@@ -33,6 +33,7 @@
 // forward), with the same arithmetic per element (the tests compare the two bitwise).
 // Limits: none on L, S, D, Dv (any size; the tiles are zero-padded).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -45,6 +46,7 @@
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/parallel.hpp"
+#include "ember/random.hpp"
 
 namespace ember::cpu {
 namespace {
@@ -65,7 +67,7 @@ struct Tiles {
   void (*softmax_step)(C* sb, int64_t nqs, int64_t bc, int64_t k0, int64_t q0, bool masked, C* m,
                        C* l, C* alpha, C* ob, int64_t rows, int64_t bw);
   void (*probabilities)(C* st, C* dpt, int64_t bc, int64_t bw, int64_t first_visible, const C* lse,
-                        const C* dvec);
+                        const C* dvec, const C* z);
 
   /// c (MR, NR; row stride sr) = (or += when accumulate) a_sliver(kc, MR)^T b_sliver(kc, NR).
   void tile(int64_t kc, const C* a, const C* b, C* c, int64_t sr, bool accumulate) const {
@@ -129,7 +131,7 @@ std::vector<int64_t> batch_offsets(const Tensor& t) {
 /// A per-thread scratch buffer, grown once and reused.
 template <class C>
 C* scratch(int which, int64_t n) {
-  thread_local std::vector<C> buffers[12];
+  thread_local std::vector<C> buffers[13];
   std::vector<C>& v = buffers[which];
   if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
   return v.data();
@@ -141,6 +143,40 @@ constexpr C kNegInf = -std::numeric_limits<C>::infinity();
 // ---- the elementwise steps, compiled for each micro-kernel's ISA ----
 
 constexpr int64_t kNoMask = std::numeric_limits<int64_t>::min() / 2;
+
+/// Attention dropout: element (head bh, query i, key j) of the (BH, L, S) weights is kept with
+/// probability 1 - p and then scaled by 1 / (1 - p). Its Philox word is the one bernoulli draws
+/// for element e = (bh L + i) S + j of a (BH, L, S) tensor (block offset + e / 4, word e % 4;
+/// kept when word * 2^-32 < 1 - p), so the mask equals `bernoulli(empty({BH, L, S}), 1 - p)` at
+/// the same (seed, offset): forward and backward regenerate it instead of storing it.
+struct DropoutMask {
+  bool on = false;
+  double keep = 1.0;
+  uint64_t seed = 0, offset = 0;
+  int64_t L = 0, S = 0;
+
+  /// t[k * stride] *= z(bh, i, j0 + k) for k in [0, n) (mul), or t[k * stride] = z (!mul).
+  template <class C>
+  void apply(C* t, int64_t stride, int64_t bh, int64_t i, int64_t j0, int64_t n, bool mul) const {
+    const C scale = static_cast<C>(1.0 / keep);
+    uint64_t e = static_cast<uint64_t>((bh * L + i) * S + j0);
+    std::array<uint32_t, 4> w{};
+    uint64_t block = ~uint64_t{0};
+    for (int64_t k = 0; k < n; ++k, ++e) {
+      if (e / 4 != block) {
+        block = e / 4;
+        const uint64_t b = offset + block;
+        w = philox4x32_10({static_cast<uint32_t>(b), static_cast<uint32_t>(b >> 32), 0u, 0u},
+                          {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)});
+      }
+      const C z = static_cast<double>(w[e % 4]) * 0x1p-32 < keep ? scale : C(0);
+      if (mul)
+        t[k * stride] *= z;
+      else
+        t[k * stride] = z;
+    }
+  }
+};
 
 /// Online softmax of one S^T tile, sb (nqs, BC, NR) of which keys [0, bc) are valid, in place:
 /// P^T = e^(S^T - m_new) (0 where masked: key k0 + k > query q0 + j), running max m, sum l and
@@ -193,20 +229,32 @@ template <class C, int NR>
 }
 
 /// Backward: P^T = e^(S^T - lse) in st and dS^T = P^T (dP^T - Dvec) in dpt, both (bc, BR) with
-/// bw valid columns; P^T is 0 where query j < first_visible + k (causal; kNoMask: none).
+/// bw valid columns; P^T is 0 where query j < first_visible + k (causal; kNoMask: none). With
+/// dropout (z: the (bc, BR) tile of keep / (1 - p) factors, else null) st gets the dropped P^T z
+/// (what dV needs) and dS^T = P^T (dP^T z - Dvec).
 template <class C>
 [[gnu::always_inline]] inline void probabilities_body(C* st, C* dpt, int64_t bc, int64_t bw,
                                                       int64_t first_visible, const C* lse,
-                                                      const C* dvec) {
+                                                      const C* dvec, const C* z) {
   for (int64_t kk = 0; kk < bc; ++kk) {
     C* srow = st + kk * BR;
     C* drow = dpt + kk * BR;
     const int64_t first = first_visible + kk;  // queries j >= key see it
+    if (z == nullptr) {
 #pragma omp simd
-    for (int64_t j = 0; j < bw; ++j) {
-      const C p = j < first ? C(0) : vm::exp<C>(srow[j] - lse[j]);
-      srow[j] = p;
-      drow[j] = p * (drow[j] - dvec[j]);
+      for (int64_t j = 0; j < bw; ++j) {
+        const C p = j < first ? C(0) : vm::exp<C>(srow[j] - lse[j]);
+        srow[j] = p;
+        drow[j] = p * (drow[j] - dvec[j]);
+      }
+    } else {
+      const C* zrow = z + kk * BR;
+#pragma omp simd
+      for (int64_t j = 0; j < bw; ++j) {
+        const C p = j < first ? C(0) : vm::exp<C>(srow[j] - lse[j]);
+        srow[j] = p * zrow[j];
+        drow[j] = p * (drow[j] * zrow[j] - dvec[j]);
+      }
     }
   }
 }
@@ -218,8 +266,8 @@ void softmax_step_baseline(C* sb, int64_t nqs, int64_t bc, int64_t k0, int64_t q
 }
 template <class C>
 void probabilities_baseline(C* st, C* dpt, int64_t bc, int64_t bw, int64_t first_visible,
-                            const C* lse, const C* dvec) {
-  probabilities_body<C>(st, dpt, bc, bw, first_visible, lse, dvec);
+                            const C* lse, const C* dvec, const C* z) {
+  probabilities_body<C>(st, dpt, bc, bw, first_visible, lse, dvec, z);
 }
 
 #ifdef EMBER_AVX512_GEMM
@@ -240,8 +288,9 @@ EMBER_AVX512_TARGET void softmax_step_avx512(C* sb, int64_t nqs, int64_t bc, int
 }
 template <class C>
 EMBER_AVX512_TARGET void probabilities_avx512(C* st, C* dpt, int64_t bc, int64_t bw,
-                                              int64_t first_visible, const C* lse, const C* dvec) {
-  probabilities_body<C>(st, dpt, bc, bw, first_visible, lse, dvec);
+                                              int64_t first_visible, const C* lse, const C* dvec,
+                                              const C* z) {
+  probabilities_body<C>(st, dpt, bc, bw, first_visible, lse, dvec, z);
 }
 #undef EMBER_AVX512_TARGET
 #endif
@@ -250,7 +299,8 @@ EMBER_AVX512_TARGET void probabilities_avx512(C* st, C* dpt, int64_t bc, int64_t
 
 template <class C, class Tl>
 void forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                   const Tensor& v, double scale, bool causal, const Tl& tiles) {
+                   const Tensor& v, double scale, bool causal, const DropoutMask& drop,
+                   const Tl& tiles) {
   constexpr int MR = Tl::MR, NR = Tl::NR;
   const int64_t L = q.size(-2), S = k.size(-2), D = q.size(-1), Dv = v.size(-1);
   const std::vector<int64_t> qo = batch_offsets(q), ko = batch_offsets(k), vo = batch_offsets(v);
@@ -313,6 +363,10 @@ void forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const 
         const bool masked = causal && k0 + bc - 1 > q0;
         tiles.softmax_step(sb, nqs, bc, k0, q0, masked, m, l, alpha, ob,
                            k0 > 0 ? dv_slivers * MR : 0, bw);
+        if (drop.on) {  // l has the undropped sum; O accumulates the dropped weights
+          for (int64_t j = 0; j < br; ++j)
+            drop.apply(sb + (j / NR) * BC * NR + j % NR, NR, bh, q0 + j, k0, bc, /*mul=*/true);
+        }
         for (int64_t s = 0; s < dv_slivers; ++s)
           for (int64_t qs = 0; qs < nqs; ++qs)
             tiles.tile(bc, vp + s * S * MR + k0 * MR, sb + qs * BC * NR, ob + s * MR * bw + qs * NR,
@@ -333,7 +387,8 @@ void forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const 
 template <class C, class Tl>
 void backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                     const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                    const Tensor& lse, double scale, bool causal, const Tl& tiles) {
+                    const Tensor& lse, double scale, bool causal, const DropoutMask& drop,
+                    const Tl& tiles) {
   constexpr int MR = Tl::MR, NR = Tl::NR;
   const int64_t L = q.size(-2), S = k.size(-2), D = q.size(-1), Dv = v.size(-1);
   const std::vector<int64_t> qo = batch_offsets(q), ko = batch_offsets(k), vo = batch_offsets(v);
@@ -377,6 +432,7 @@ void backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv, const 
     C* kv_acc = scratch<C>(9, BC * (d_nr + dv_nr));  // dK_blk (BC, d_nr), dV_blk (BC, dv_nr)
     C* tiles_buf = scratch<C>(10, 2 * BC * BR);      // S^T then P^T; dP^T then dS^T: (BC, BR)
     C* pa = scratch<C>(11, BC * BR);                 // a packed (BC, BR) or (BR, BC) operand
+    C* zt = drop.on ? scratch<C>(12, BC * BR) : nullptr;  // dropout factors (BC, BR)
     C* lse_q = rows;
     C* dvec = rows + l_nr;
     C* dk_acc = kv_acc;
@@ -423,7 +479,12 @@ void backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv, const 
                          dpt + ks * MR * BR + qs * NR, BR, false);
             }
           const bool masked = causal && k0 + bc - 1 > q0;
-          tiles.probabilities(st, dpt, bc, bw, masked ? k0 - q0 : kNoMask, lse_q + q0, dvec + q0);
+          if (zt != nullptr) {
+            for (int64_t j = 0; j < br; ++j)
+              drop.apply(zt + j, BR, bh, q0 + j, k0, bc, /*mul=*/false);
+          }
+          tiles.probabilities(st, dpt, bc, bw, masked ? k0 - q0 : kNoMask, lse_q + q0, dvec + q0,
+                              zt);
           // dV_blk += P^T dO_blk and dK_blk += dS^T Q_blk: keys as MR-row slivers over queries.
           pack_slivers<MR>(pa, st, BR, 1, bc, br, C(1));
           for (int64_t ks = 0; ks < nks; ++ks)
@@ -478,13 +539,30 @@ void with_tiles(F&& f) {
 
 }  // namespace
 
+namespace {
+DropoutMask dropout_mask(const Tensor& q, const Tensor& k, double dropout_p, uint64_t seed,
+                         uint64_t offset) {
+  DropoutMask d;
+  d.on = dropout_p > 0.0;
+  d.keep = 1.0 - dropout_p;
+  d.seed = seed;
+  d.offset = offset;
+  d.L = q.size(-2);
+  d.S = k.size(-2);
+  return d;
+}
+}  // namespace
+
 void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                             const Tensor& v, double scale, bool is_causal) {
+                             const Tensor& v, double scale, bool is_causal, double dropout_p,
+                             uint64_t seed, uint64_t offset) {
+  const DropoutMask drop = dropout_mask(q, k, dropout_p, seed, offset);
   visit_dtype(q.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      with_tiles<T>(
-          [&](const auto& tiles) { forward_flash<T>(out, lse, q, k, v, scale, is_causal, tiles); });
+      with_tiles<T>([&](const auto& tiles) {
+        forward_flash<T>(out, lse, q, k, v, scale, is_causal, drop, tiles);
+      });
     } else {
       throw DTypeError("[attention_forward_flash] expected float32 or float64");
     }
@@ -493,12 +571,14 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
 
 void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                               const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                              const Tensor& out, const Tensor& lse, double scale, bool is_causal) {
+                              const Tensor& out, const Tensor& lse, double scale, bool is_causal,
+                              double dropout_p, uint64_t seed, uint64_t offset) {
+  const DropoutMask drop = dropout_mask(q, k, dropout_p, seed, offset);
   visit_dtype(q.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       with_tiles<T>([&](const auto& tiles) {
-        backward_flash<T>(dq, dk, dv, dout, q, k, v, out, lse, scale, is_causal, tiles);
+        backward_flash<T>(dq, dk, dv, dout, q, k, v, out, lse, scale, is_causal, drop, tiles);
       });
     } else {
       throw DTypeError("[attention_backward_flash] expected float32 or float64");

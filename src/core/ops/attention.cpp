@@ -1,6 +1,10 @@
 // The fused attention op: scaled_dot_product_attention_flash, softmax(q k^T * scale) v by the
 // FlashAttention-2 CPU kernels (src/core/cpu/attention.cpp), recorded as one node.
 //
+// Dropout (dropout_p in (0, 1)) is applied inside the kernels with Philox words reserved from the
+// default generator, the mask of bernoulli(1 - p) over the (..., L, S) weights; backward
+// regenerates it, so nothing of size L x S is stored.
+//
 // Its backward is the fused backward kernel, which is first-order only. The engine runs a
 // backward with grad mode on exactly when create_graph=true, so the node checks grad mode: when
 // on, it recomputes the composite (scaled_dot_product_attention_reference) on the saved inputs and
@@ -9,6 +13,7 @@
 #include "ember/nn/functional/attention.hpp"
 
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -23,8 +28,36 @@ using autograd::Saved;
 
 namespace {
 
-/// The gradients of the composite at the saved inputs, differentiable (create_graph).
-Grads composite_grads(const Saved& s, const Tensor& dy, double scale, bool is_causal) {
+/// The composite with dropout's mask given: softmax(q k^T * scale [causal]) * keep_scaled v.
+Tensor composite_with_mask(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                           bool is_causal, const Tensor& keep_scaled) {
+  if (!keep_scaled.defined())
+    return scaled_dot_product_attention_reference(q, k, v, {}, 0.0, is_causal, scale);
+  Tensor scores = matmul(q * scale, k.transpose(-2, -1));
+  if (is_causal) {
+    const int64_t L = q.size(-2), S = k.size(-2);
+    Tensor keep = ones({L, S}, TensorOptions(kBool).device(q.device())).tril();
+    scores = masked_fill(scores, logical_not(keep), -std::numeric_limits<double>::infinity());
+  }
+  return matmul(softmax(scores, -1) * keep_scaled, v);
+}
+
+/// The (..., L, S) dropout factors keep / (1 - p) of the fused kernel's mask: bernoulli(1 - p)
+/// at the same Philox state (see cpu::attention_forward_flash).
+Tensor dropout_factors(const Tensor& q, const Tensor& k, double p, uint64_t seed,
+                       uint64_t offset) {
+  std::vector<int64_t> shape = q.sizes().vec();
+  shape.back() = k.size(-2);
+  Tensor keep = empty(shape, TensorOptions(q.dtype()).device(q.device()));
+  cpu::bernoulli(keep, full({}, 1.0 - p, TensorOptions(kFloat64)), seed, offset);
+  return keep.mul_(1.0 / (1.0 - p));
+}
+
+/// The gradients of the composite at the saved inputs, differentiable (create_graph). With
+/// dropout, the composite uses the fused kernel's own mask, so the derivatives are of the same
+/// function.
+Grads composite_grads(const Saved& s, const Tensor& dy, double scale, bool is_causal,
+                      const Tensor& keep_scaled) {
   Grads g(3);
   std::vector<Tensor> wrt;
   std::vector<size_t> slot;
@@ -35,7 +68,7 @@ Grads composite_grads(const Saved& s, const Tensor& dy, double scale, bool is_ca
     }
   }
   if (wrt.empty()) return g;
-  Tensor y = scaled_dot_product_attention_reference(s[0], s[1], s[2], {}, 0.0, is_causal, scale);
+  Tensor y = composite_with_mask(s[0], s[1], s[2], scale, is_causal, keep_scaled);
   // retain_graph: the recomputation may reach nodes of the outer graph, which must survive.
   std::vector<Tensor> r = autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
                                          /*create_graph=*/true, /*allow_unused=*/true);
@@ -47,7 +80,7 @@ Grads composite_grads(const Saved& s, const Tensor& dy, double scale, bool is_ca
 
 Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key,
                                           const Tensor& value, bool is_causal,
-                                          std::optional<double> scale) {
+                                          std::optional<double> scale, double dropout_p) {
   constexpr const char* op = "[scaled_dot_product_attention_flash]";
   // ---- check ----
   EMBER_CHECK(query.defined() && key.defined() && value.defined(), ValueError, op,
@@ -75,6 +108,8 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
     EMBER_CHECK(key.size(d) == query.size(d) && value.size(d) == query.size(d), ShapeError, op,
                 " expects equal batch dims (no broadcasting), got query ", query.sizes(), ", key ",
                 key.sizes(), ", value ", value.sizes());
+  EMBER_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, ValueError, op,
+              " dropout_p must be in [0, 1), got ", dropout_p);
   // ---- shape rule: out (..., L, Ev), lse (..., L) ----
   std::vector<int64_t> out_shape = query.sizes().vec();
   out_shape.back() = value.size(-1);
@@ -82,20 +117,34 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
   const TensorOptions opts = TensorOptions(query.dtype()).device(query.device());
   Tensor out = empty(out_shape, opts), lse = empty(lse_shape, opts);
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
-  // ---- launch ----
-  cpu::attention_forward_flash(out, lse, query, key, value, s, is_causal);
+  // ---- launch (dropout: reserve the Philox blocks of a (..., L, S) bernoulli draw) ----
+  uint64_t seed = 0, offset = 0;
+  if (dropout_p > 0.0) {
+    const int64_t weights = lse.numel() * key.size(-2);
+    Generator& gen = default_generator();
+    seed = gen.current_seed();
+    offset = gen.advance(static_cast<uint64_t>((weights + 3) / 4));
+  }
+  cpu::attention_forward_flash(out, lse, query, key, value, s, is_causal, dropout_p, seed, offset);
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   autograd::record(
       "scaled_dot_product_attention_flash", {query, key, value}, out, {query, key, value, out, lse},
-      [s, is_causal](const Saved& saved, const Tensor& dy) {
-        if (autograd::is_grad_enabled()) return composite_grads(saved, dy, s, is_causal);
+      [s, is_causal, dropout_p, seed, offset](const Saved& saved, const Tensor& dy) {
+        if (autograd::is_grad_enabled()) {
+          Tensor keep;
+          if (dropout_p > 0.0) {
+            NoGradGuard no_grad;
+            keep = dropout_factors(saved[0], saved[1], dropout_p, seed, offset);
+          }
+          return composite_grads(saved, dy, s, is_causal, keep);
+        }
         const TensorOptions o = TensorOptions(saved[0].dtype()).device(saved[0].device());
         Tensor dq = empty(saved[0].sizes(), o);
         Tensor dk = empty(saved[1].sizes(), o);
         Tensor dv = empty(saved[2].sizes(), o);
         const Tensor g = dy.dtype() == saved[0].dtype() ? dy : dy.to(saved[0].dtype());
         cpu::attention_backward_flash(dq, dk, dv, g, saved[0], saved[1], saved[2], saved[3],
-                                      saved[4], s, is_causal);
+                                      saved[4], s, is_causal, dropout_p, seed, offset);
         return Grads{dq, dk, dv};
       });
   return out;

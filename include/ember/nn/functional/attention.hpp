@@ -7,9 +7,9 @@
 // The public function runs the fused FlashAttention-2 CPU kernel
 // (`scaled_dot_product_attention_flash`: no (L, S) score matrix, O(L) extra memory) when
 //   - query, key and value are on the CPU, float32 or float64,
-//   - there is no attn_mask (is_causal is fine) and dropout_p == 0,
+//   - there is no attn_mask (is_causal is fine) and 0 <= dropout_p < 1,
 //   - the batch dims of query, key and value are equal (no broadcasting);
-// everything else (masks, dropout, broadcast batch dims, float16/bfloat16, CUDA) runs the
+// everything else (masks, dropout_p == 1, broadcast batch dims, float16/bfloat16, CUDA) runs the
 // composite `scaled_dot_product_attention_reference` (matmul, softmax, masked_fill, dropout:
 // gradients of any order on any device the ops run on). The two agree to rounding (the tests
 // compare them, forward and backward). The fused node's backward kernel is first-order only;
@@ -55,11 +55,15 @@ Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor&
 /// The fused CPU kernel the public function dispatches to (FlashAttention-2: tiles of queries and
 /// keys, online softmax, the log-sum-exp kept for a tiled backward), for tests and benchmarks.
 /// query (..., L, E), key (..., S, E), value (..., S, Ev) with equal batch dims (any strides),
-/// float32 or float64, on the CPU; no mask or dropout; otherwise a typed error naming
-/// [scaled_dot_product_attention_flash]. Results are bitwise independent of the thread count.
-/// Backward: a fused first-order kernel; with create_graph=true the composite's gradient.
+/// float32 or float64, on the CPU; no mask; otherwise a typed error naming
+/// [scaled_dot_product_attention_flash]. dropout_p in [0, 1) drops attention weights with the
+/// default generator's Philox stream (the mask bernoulli(1 - p) over (..., L, S) would draw; it is
+/// regenerated in backward, never stored). Results are bitwise independent of the thread count.
+/// Backward: a fused first-order kernel; with create_graph=true the composite's gradient (with
+/// the same dropout mask).
 Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key,
                                           const Tensor& value, bool is_causal = false,
-                                          std::optional<double> scale = std::nullopt);
+                                          std::optional<double> scale = std::nullopt,
+                                          double dropout_p = 0.0);
 
 }  // namespace ember::nn::functional
