@@ -586,6 +586,26 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
+Grads composite_grads(const std::function<Tensor(const Saved&)>& composite, const Saved& saved,
+                      const Tensor& dy, size_t n_inputs) {
+  Grads g(n_inputs);
+  std::vector<Tensor> wrt;
+  std::vector<size_t> slot;
+  for (size_t i = 0; i < n_inputs; ++i) {
+    if (saved[i].defined() && saved[i].requires_grad()) {
+      wrt.push_back(saved[i]);
+      slot.push_back(i);
+    }
+  }
+  if (wrt.empty()) return g;
+  Tensor y = composite(saved);
+  // retain_graph: the recomputation may reach nodes of the outer graph, which must survive.
+  std::vector<Tensor> r = grad({y}, wrt, {dy}, /*retain_graph=*/true, /*create_graph=*/true,
+                               /*allow_unused=*/true);
+  for (size_t k = 0; k < r.size(); ++k) g[slot[k]] = r[k];
+  return g;
+}
+
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             const std::vector<Tensor>& saved, BackwardFn fn) {
   if (!needs_grad(inputs)) return;

@@ -46,6 +46,13 @@ void record(const char* op, const std::vector<Tensor>& inputs, const Tensor& out
             const std::vector<Tensor>& saved,
             std::function<Grads(const Saved& saved, const Tensor& dy)> fn);
 
+/// The gradients of composite(saved) with respect to the saved inputs saved[0..n_inputs) that
+/// require grad, recorded (create_graph): the double-backward path of a fused node whose backward
+/// kernel is first-order only (the node calls it when grad mode is on inside its backward, which
+/// the engine does exactly for create_graph=true). Inputs that need no gradient get undefined.
+Grads composite_grads(const std::function<Tensor(const Saved&)>& composite, const Saved& saved,
+                      const Tensor& dy, size_t n_inputs);
+
 }  // namespace ember::autograd
 
 namespace ember {

@@ -107,6 +107,7 @@ void update_running_stats(const Tensor& running_mean, const Tensor& running_var,
 
 // ---- fused layer_norm / batch_norm (CPU float32 / float64) ----
 
+using autograd::composite_grads;
 using autograd::Grads;
 using autograd::Saved;
 
@@ -117,28 +118,6 @@ bool on_cpu(const Tensor& t) { return !t.defined() || t.is_cpu(); }
 Tensor fused_param(const Tensor& p, DType dtype) {
   if (!p.defined()) return p;
   return (p.dtype() == dtype ? p : p.to(dtype)).contiguous();
-}
-
-/// Gradients of composite(x, weight, bias) at the saved inputs s[0..2], differentiable
-/// (create_graph): the double-backward path of the fused nodes.
-Grads composite_grads(const std::function<Tensor(const Saved&)>& composite, const Saved& s,
-                      const Tensor& dy) {
-  Grads g(3);
-  std::vector<Tensor> wrt;
-  std::vector<size_t> slot;
-  for (size_t i = 0; i < 3; ++i) {
-    if (s[i].defined() && s[i].requires_grad()) {
-      wrt.push_back(s[i]);
-      slot.push_back(i);
-    }
-  }
-  if (wrt.empty()) return g;
-  Tensor y = composite(s);
-  // retain_graph: the recomputation may reach nodes of the outer graph, which must survive.
-  std::vector<Tensor> r = autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
-                                         /*create_graph=*/true, /*allow_unused=*/true);
-  for (size_t k = 0; k < r.size(); ++k) g[slot[k]] = r[k];
-  return g;
 }
 
 /// An output gradient as the fused backward kernels take it: x's dtype, contiguous.
@@ -174,7 +153,7 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
               [&](const Saved& in) {
                 return layer_norm_reference(in[0], shape, in[1], in[2], eps);
               },
-              s, dy);
+              s, dy, 3);
         }
         Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
         cpu::layer_norm_backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4],
@@ -208,7 +187,7 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
                 return batch_norm_reference(in[0], {}, {}, in[1], in[2], /*training=*/true,
                                             momentum, eps);
               },
-              s, dy);
+              s, dy, 3);
         }
         Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
         cpu::batch_norm_backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4],

@@ -53,29 +53,6 @@ Tensor dropout_factors(const Tensor& q, const Tensor& k, double p, uint64_t seed
   return keep.mul_(1.0 / (1.0 - p));
 }
 
-/// The gradients of the composite at the saved inputs, differentiable (create_graph). With
-/// dropout, the composite uses the fused kernel's own mask, so the derivatives are of the same
-/// function.
-Grads composite_grads(const Saved& s, const Tensor& dy, double scale, bool is_causal,
-                      const Tensor& keep_scaled) {
-  Grads g(3);
-  std::vector<Tensor> wrt;
-  std::vector<size_t> slot;
-  for (size_t i = 0; i < 3; ++i) {
-    if (s[i].requires_grad()) {
-      wrt.push_back(s[i]);
-      slot.push_back(i);
-    }
-  }
-  if (wrt.empty()) return g;
-  Tensor y = composite_with_mask(s[0], s[1], s[2], scale, is_causal, keep_scaled);
-  // retain_graph: the recomputation may reach nodes of the outer graph, which must survive.
-  std::vector<Tensor> r = autograd::grad({y}, wrt, {dy}, /*retain_graph=*/true,
-                                         /*create_graph=*/true, /*allow_unused=*/true);
-  for (size_t k = 0; k < r.size(); ++k) g[slot[k]] = r[k];
-  return g;
-}
-
 }  // namespace
 
 Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key,
@@ -136,7 +113,11 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
             NoGradGuard no_grad;
             keep = dropout_factors(saved[0], saved[1], dropout_p, seed, offset);
           }
-          return composite_grads(saved, dy, s, is_causal, keep);
+          return autograd::composite_grads(
+              [&](const Saved& in) {
+                return composite_with_mask(in[0], in[1], in[2], s, is_causal, keep);
+              },
+              saved, dy, 3);
         }
         const TensorOptions o = TensorOptions(saved[0].dtype()).device(saved[0].device());
         Tensor dq = empty(saved[0].sizes(), o);
