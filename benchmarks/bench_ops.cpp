@@ -5,8 +5,18 @@
 //
 // With libtorch present, its `_out` kernels for the same ops (impl "libtorch") run beside them.
 // Names: <op>/<elements>/t<threads>/<impl>; the ceiling of every case is memcpy/<elements>/tN.
+//
+// Optimizer steps on one float32 parameter of n elements: AdamW (lr 1e-3, weight decay 1e-2) and
+// SGD with momentum 0.9, Ember's fused kernel (impl "ember", src/core/cpu/optim.cpp) beside the
+// composite it replaces ("composite"), libtorch's torch::optim step ("libtorch") and, from
+// libtorch 2.4, its fused CPU kernel at::_fused_adamw_ / at::_fused_sgd_ ("libtorch_fused").
+// Bytes/s counts the minimal traffic: AdamW reads p, g, m, v and writes p, m, v (28 bytes per
+// element), SGD reads p, g, buf and writes p, buf (20 bytes); the ceiling is a memcpy moving the
+// same bytes (memcpy/<28 n / 8>/tN and memcpy/<20 n / 8>/tN).
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +25,13 @@
 #include "core/kernels.hpp"
 #include "core/parallel.hpp"
 #include "ember/ember.hpp"
+#include "ember/optim.hpp"
+#include "optim/util.hpp"
+
+#if defined(EMBER_BENCH_TORCH) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+#define EMBER_BENCH_TORCH_FUSED_OPTIM 1  // CPU _fused_adamw_ / _fused_sgd_ arrived in 2.4
+#endif
 
 namespace {
 
@@ -136,6 +153,166 @@ void bm_torch(benchmark::State& state, int64_t n, int64_t row, int threads, F f)
 }
 #endif
 
+// ---- optimizer steps ----
+
+constexpr double kLr = 1e-3, kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8, kWeightDecay = 1e-2;
+constexpr double kSgdLr = 1e-2, kMomentum = 0.9;
+constexpr int64_t kAdamwBytes = 28, kSgdBytes = 20;  // bytes moved per parameter element
+
+/// The ceiling case of each optimizer case (memcpy of the same bytes), filled at registration.
+std::map<std::string, std::string>& optimizer_ceilings() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+
+/// A float32 parameter of n elements and its gradient.
+struct ParamBuffers {
+  Tensor p, g;
+  StateDict state;
+  explicit ParamBuffers(int64_t n) {
+    Generator gen(7);
+    p = randn({n}, gen);
+    g = randn({n}, gen) * 1e-2;
+  }
+};
+
+/// One AdamW step per iteration through the optimizer's per-parameter update: the fused kernel
+/// (detail::adam_update takes it for this contiguous float32 parameter) or the composite.
+void bm_adamw(benchmark::State& state, int64_t n, int threads, bool fused) {
+  ParamBuffers b(n);
+  ThreadScope ts(threads);
+  NoGradGuard no_grad;
+  auto update = fused ? optim::detail::adam_update : optim::detail::adam_update_reference;
+  auto step = [&] {
+    update(b.p, b.g, b.state, kLr, kBeta1, kBeta2, kEps, kWeightDecay, /*amsgrad=*/false,
+           /*decoupled=*/true);
+  };
+  step();  // creates the state
+  for (auto _ : state) {
+    step();
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * kAdamwBytes);
+}
+
+/// One SGD-momentum step per iteration (after a first step that creates the buffer).
+void bm_sgd(benchmark::State& state, int64_t n, int threads, bool fused) {
+  ParamBuffers b(n);
+  ThreadScope ts(threads);
+  NoGradGuard no_grad;
+  auto update = fused ? optim::detail::sgd_update : optim::detail::sgd_update_reference;
+  auto step = [&] {
+    update(b.p, b.g, b.state, kSgdLr, kMomentum, /*dampening=*/0.0, /*weight_decay=*/0.0,
+           /*nesterov=*/false);
+  };
+  step();
+  for (auto _ : state) {
+    step();
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * kSgdBytes);
+}
+
+/// memcpy moving `bytes` bytes (read and written once each: bytes / 8 floats).
+void bm_memcpy_bytes(benchmark::State& state, int64_t bytes, int threads) {
+  bm_memcpy(state, bytes / 8, threads);
+}
+
+#ifdef EMBER_BENCH_TORCH
+/// libtorch's optimizer (torch::optim::AdamW or SGD, the C++ frontend) stepping one parameter.
+template <class Opt, class Options>
+void bm_torch_optim(benchmark::State& state, int64_t n, int threads, Options options,
+                    int64_t bytes_per_element) {
+  ThreadScope ts(threads);
+  torch::manual_seed(7);
+  torch::Tensor p = torch::randn({n}).requires_grad_();
+  p.mutable_grad() = torch::randn({n}) * 1e-2;
+  Opt opt(std::vector<torch::Tensor>{p}, options);
+  opt.step();
+  for (auto _ : state) {
+    opt.step();
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * bytes_per_element);
+}
+#endif
+
+#ifdef EMBER_BENCH_TORCH_FUSED_OPTIM
+/// libtorch's fused CPU AdamW kernel (what torch.optim.AdamW(fused=True) calls), step count fixed.
+void bm_torch_fused_adamw(benchmark::State& state, int64_t n, int threads) {
+  ThreadScope ts(threads);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(7);
+  torch::Tensor p = torch::randn({n}), g = torch::randn({n}) * 1e-2;
+  torch::Tensor m = torch::zeros({n}), v = torch::zeros({n}), step = torch::full({}, 10.0);
+  for (auto _ : state) {
+    at::_fused_adamw_({p}, {g}, {m}, {v}, at::TensorList(), {step}, kLr, kBeta1, kBeta2,
+                      kWeightDecay, kEps, /*amsgrad=*/false, /*maximize=*/false);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * kAdamwBytes);
+}
+
+/// libtorch's fused CPU SGD kernel with a momentum buffer past its first step.
+void bm_torch_fused_sgd(benchmark::State& state, int64_t n, int threads) {
+  ThreadScope ts(threads);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(7);
+  torch::Tensor p = torch::randn({n}), g = torch::randn({n}) * 1e-2, buf = torch::zeros({n});
+  for (auto _ : state) {
+    at::_fused_sgd_({p}, {g}, {buf}, /*weight_decay=*/0.0, kMomentum, kSgdLr, /*dampening=*/0.0,
+                    /*nesterov=*/false, /*maximize=*/false, /*is_first_step=*/false);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * kSgdBytes);
+}
+#endif
+
+void register_optimizer_cases() {
+  const std::vector<int64_t> sizes =
+      bench::quick_mode() ? std::vector<int64_t>{4096} : std::vector<int64_t>{1 << 20, 1 << 24};
+  for (int t = 1; t <= 2; ++t) {
+    const std::string tt = "/t" + std::to_string(t);
+    std::set<int64_t> ceilings;  // memcpy sizes registered for this thread count
+    for (int64_t n : sizes) {
+      const std::string ns = "/" + std::to_string(n);
+      for (const auto& [op, bytes] :
+           {std::pair<std::string, int64_t>{"adamw_step", kAdamwBytes},
+            std::pair<std::string, int64_t>{"sgd_momentum_step", kSgdBytes}}) {
+        const int64_t total = n * bytes;
+        const std::string ceiling = "memcpy/" + std::to_string(total / 8) + tt;
+        optimizer_ceilings()[op + ns + tt] = ceiling;
+        if (ceilings.insert(total).second)
+          add(ceiling + "/probe", [=](benchmark::State& s) { bm_memcpy_bytes(s, total, t); });
+      }
+      const std::string adamw = "adamw_step" + ns + tt + "/";
+      add(adamw + "ember", [=](benchmark::State& s) { bm_adamw(s, n, t, true); });
+      add(adamw + "composite", [=](benchmark::State& s) { bm_adamw(s, n, t, false); });
+      const std::string sgd = "sgd_momentum_step" + ns + tt + "/";
+      add(sgd + "ember", [=](benchmark::State& s) { bm_sgd(s, n, t, true); });
+      add(sgd + "composite", [=](benchmark::State& s) { bm_sgd(s, n, t, false); });
+#ifdef EMBER_BENCH_TORCH
+      add(adamw + "libtorch", [=](benchmark::State& s) {
+        bm_torch_optim<torch::optim::AdamW>(s, n, t,
+                                            torch::optim::AdamWOptions(kLr)
+                                                .betas(std::make_tuple(kBeta1, kBeta2))
+                                                .eps(kEps)
+                                                .weight_decay(kWeightDecay),
+                                            kAdamwBytes);
+      });
+      add(sgd + "libtorch", [=](benchmark::State& s) {
+        bm_torch_optim<torch::optim::SGD>(
+            s, n, t, torch::optim::SGDOptions(kSgdLr).momentum(kMomentum), kSgdBytes);
+      });
+#endif
+#ifdef EMBER_BENCH_TORCH_FUSED_OPTIM
+      add(adamw + "libtorch_fused", [=](benchmark::State& s) { bm_torch_fused_adamw(s, n, t); });
+      add(sgd + "libtorch_fused", [=](benchmark::State& s) { bm_torch_fused_sgd(s, n, t); });
+#endif
+    }
+  }
+}
+
 void register_all() {
   const int64_t n = bench::quick_mode() ? 4096 : 1 << 22;  // 4 Mi floats: 16 MiB each way
   const std::string ns = std::to_string(n);
@@ -203,7 +380,10 @@ void register_all() {
 int main(int argc, char** argv) {
   ember::bench::add_torch_context();
   register_all();
+  register_optimizer_cases();
   return ember::bench::ratio_main(argc, argv, [](const std::string& key) {
+    auto it = optimizer_ceilings().find(key);
+    if (it != optimizer_ceilings().end()) return it->second;
     // <op>/<n>/tN -> memcpy/<n>/tN
     const size_t first = key.find('/');
     if (first == std::string::npos || key.rfind("memcpy/", 0) == 0) return std::string();

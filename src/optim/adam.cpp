@@ -1,8 +1,11 @@
-// Adam and AdamW (torch.optim.Adam / AdamW single-tensor path, same operation order).
+// Adam and AdamW (torch.optim.Adam / AdamW single-tensor path, same operation order). Contiguous
+// float32/float64 CPU parameters take the one-pass kernel cpu::adam_step (src/core/cpu/optim.cpp),
+// everything else the composite below, which the kernel matches bitwise.
 #include "ember/optim/adam.hpp"
 
 #include <cmath>
 
+#include "core/kernels.hpp"
 #include "ember/optim/adamw.hpp"
 #include "optim/util.hpp"
 
@@ -34,34 +37,63 @@ void AdamOptions::validate(const std::string& who) const {
 
 namespace detail {
 
-void adam_update(Tensor& param, const Tensor& grad_in, StateDict& state, double lr, double beta1,
-                 double beta2, double eps, double weight_decay, bool amsgrad, bool decoupled) {
+namespace {
+
+/// One Adam step of one parameter: the fused kernel when `fused` and fused_update_applies, else
+/// the composite. Both see the same state tensors and the same double scalars.
+void adam_update_with(Tensor& param, const Tensor& grad_in, StateDict& state, double lr,
+                      double beta1, double beta2, double eps, double weight_decay, bool amsgrad,
+                      bool decoupled, bool fused) {
   const int64_t step = advance_step(state);
   Tensor exp_avg = state_buffer(state, "exp_avg", param);
   Tensor exp_avg_sq = state_buffer(state, "exp_avg_sq", param);
-  Tensor grad = grad_in;
-  if (weight_decay != 0) {
-    if (decoupled)
-      param.mul_(1 - lr * weight_decay);
-    else
-      grad = grad.add(param, weight_decay);
-  }
-  exp_avg.add_(grad.sub(exp_avg), 1 - beta1);                   // lerp_(grad, 1 - beta1)
-  exp_avg_sq.mul_(beta2).add_(grad.mul(1 - beta2).mul_(grad));  // addcmul_(grad, grad, 1 - beta2)
+  Tensor max_exp_avg_sq = amsgrad ? state_buffer(state, "max_exp_avg_sq", param) : Tensor();
   const double t = static_cast<double>(step);
   const double bias_correction1 = 1 - std::pow(beta1, t);
   const double bias_correction2 = 1 - std::pow(beta2, t);
   const double step_size = lr / bias_correction1;
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  const double decay_scale = 1 - lr * weight_decay;  // AdamW's decoupled decay
+  if (fused && fused_update_applies(param, grad_in, {exp_avg, exp_avg_sq, max_exp_avg_sq})) {
+    cpu::adam_step(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad_in, beta1, beta2, eps,
+                   decoupled ? 0.0 : weight_decay, decoupled ? decay_scale : 1.0, step_size,
+                   bias_correction2_sqrt);
+    for (const Tensor* written : {&param, &exp_avg, &exp_avg_sq, &max_exp_avg_sq})
+      if (written->defined()) written->bump_version();
+    return;
+  }
+  Tensor grad = grad_in;
+  if (weight_decay != 0) {
+    if (decoupled)
+      param.mul_(decay_scale);
+    else
+      grad = grad.add(param, weight_decay);
+  }
+  exp_avg.add_(grad.sub(exp_avg), 1 - beta1);                   // lerp_(grad, 1 - beta1)
+  exp_avg_sq.mul_(beta2).add_(grad.mul(1 - beta2).mul_(grad));  // addcmul_(grad, grad, 1 - beta2)
   Tensor denom;
   if (amsgrad) {
-    Tensor max_exp_avg_sq = state_buffer(state, "max_exp_avg_sq", param);
     max_exp_avg_sq.copy_(maximum(max_exp_avg_sq, exp_avg_sq));
     denom = max_exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps);
   } else {
     denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps);
   }
   param.add_(exp_avg.div(denom), -step_size);  // addcdiv_(exp_avg, denom, -step_size)
+}
+
+}  // namespace
+
+void adam_update(Tensor& param, const Tensor& grad, StateDict& state, double lr, double beta1,
+                 double beta2, double eps, double weight_decay, bool amsgrad, bool decoupled) {
+  adam_update_with(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled,
+                   /*fused=*/true);
+}
+
+void adam_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
+                           double beta1, double beta2, double eps, double weight_decay,
+                           bool amsgrad, bool decoupled) {
+  adam_update_with(param, grad, state, lr, beta1, beta2, eps, weight_decay, amsgrad, decoupled,
+                   /*fused=*/false);
 }
 
 }  // namespace detail

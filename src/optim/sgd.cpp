@@ -1,6 +1,9 @@
 // SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD's single-tensor path).
+// Contiguous float32/float64 CPU parameters take the one-pass kernel cpu::sgd_step
+// (src/core/cpu/optim.cpp), everything else the composite below, which the kernel matches bitwise.
 #include "ember/optim/sgd.hpp"
 
+#include "core/kernels.hpp"
 #include "optim/util.hpp"
 
 namespace ember::optim {
@@ -36,23 +39,63 @@ SGD::SGD(std::vector<Tensor> params, const SGDOptions& defaults)
 SGD::SGD(std::vector<OptimizerParamGroup> groups, const SGDOptions& defaults)
     : Optimizer("SGD", std::move(groups), defaults.clone()) {}
 
-void SGD::update(Tensor& param, const Tensor& grad_in, StateDict& state,
+void SGD::update(Tensor& param, const Tensor& grad, StateDict& state,
                  const OptimizerOptions& options) {
   const auto& o = detail::options_as<SGDOptions>(options, name());
+  detail::sgd_update(param, grad, state, o.lr(), o.momentum(), o.dampening(), o.weight_decay(),
+                     o.nesterov());
+}
+
+namespace detail {
+
+namespace {
+
+/// One SGD step of one parameter: the fused kernel when `fused` and fused_update_applies, else
+/// the composite. Both keep the momentum buffer as the state tensor "momentum_buffer".
+void sgd_update_with(Tensor& param, const Tensor& grad_in, StateDict& state, double lr,
+                     double momentum, double dampening, double weight_decay, bool nesterov,
+                     bool fused) {
+  const Tensor* existing = momentum != 0 ? state.find("momentum_buffer") : nullptr;
+  if (fused && fused_update_applies(param, grad_in, {existing ? *existing : Tensor()})) {
+    const bool first_step = momentum != 0 && existing == nullptr;
+    Tensor buf = existing ? *existing : Tensor();
+    if (first_step) buf = empty(param.sizes(), TensorOptions(param.dtype()));  // written, not read
+    cpu::sgd_step(param, buf, grad_in, lr, momentum, dampening, weight_decay, nesterov, first_step);
+    param.bump_version();
+    if (existing) buf.bump_version();
+    if (first_step) state.insert("momentum_buffer", buf);
+    return;
+  }
   Tensor grad = grad_in;
-  if (o.weight_decay() != 0) grad = grad.add(param, o.weight_decay());
-  if (o.momentum() != 0) {
+  if (weight_decay != 0) grad = grad.add(param, weight_decay);
+  if (momentum != 0) {
     Tensor buf;
-    if (const Tensor* b = state.find("momentum_buffer")) {
-      buf = *b;
-      buf.mul_(o.momentum()).add_(grad, 1 - o.dampening());
+    if (existing) {
+      buf = *existing;
+      buf.mul_(momentum).add_(grad, 1 - dampening);
     } else {
       buf = grad.detach().clone();  // the first step takes the gradient as the buffer
       state.insert("momentum_buffer", buf);
     }
-    grad = o.nesterov() ? grad.add(buf, o.momentum()) : buf;
+    grad = nesterov ? grad.add(buf, momentum) : buf;
   }
-  param.add_(grad, -o.lr());
+  param.add_(grad, -lr);
 }
+
+}  // namespace
+
+void sgd_update(Tensor& param, const Tensor& grad, StateDict& state, double lr, double momentum,
+                double dampening, double weight_decay, bool nesterov) {
+  sgd_update_with(param, grad, state, lr, momentum, dampening, weight_decay, nesterov,
+                  /*fused=*/true);
+}
+
+void sgd_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
+                          double momentum, double dampening, double weight_decay, bool nesterov) {
+  sgd_update_with(param, grad, state, lr, momentum, dampening, weight_decay, nesterov,
+                  /*fused=*/false);
+}
+
+}  // namespace detail
 
 }  // namespace ember::optim

@@ -2,9 +2,12 @@
 #pragma once
 
 #include <cmath>
+#include <initializer_list>
 #include <string>
 #include <tuple>
+#include <vector>
 
+#include "ember/autograd.hpp"
 #include "ember/error.hpp"
 #include "ember/ops.hpp"
 #include "ember/optim/optimizer.hpp"
@@ -62,5 +65,43 @@ inline int64_t advance_step(StateDict& state) {
   state.set_int("step", step);
   return step;
 }
+
+// ---- fused updates ----
+
+/// True when the fused CPU kernels (src/core/cpu/optim.cpp) may run this update in place of the
+/// composite: param, grad and every defined state on the CPU, float32 or float64 of one dtype,
+/// contiguous, of one element count, none sharing storage with another, and nothing for autograd
+/// to record (grad mode off, as in Optimizer::step, or no tensor requiring grad). Anything else
+/// (16-bit floats, strided views, CUDA) runs the composite.
+inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
+                                 std::initializer_list<Tensor> states) {
+  std::vector<const Tensor*> all = {&param, &grad};
+  for (const Tensor& s : states)
+    if (s.defined()) all.push_back(&s);
+  const DType dtype = param.dtype();
+  if (dtype != kFloat32 && dtype != kFloat64) return false;
+  const bool recording = autograd::is_grad_enabled();
+  for (size_t i = 0; i < all.size(); ++i) {
+    const Tensor& t = *all[i];
+    if (!t.defined() || !t.is_cpu() || t.dtype() != dtype || !t.is_contiguous() ||
+        t.numel() != param.numel() || (recording && t.requires_grad()))
+      return false;
+    for (size_t j = 0; j < i; ++j)
+      if (t.is_alias_of(*all[j])) return false;
+  }
+  return true;
+}
+
+/// The composites the fused kernels replace (torch.optim's single-tensor formulas written with
+/// tensor ops): the path for every update fused_update_applies refuses, and the reference the
+/// tests compare the kernels with. Same arguments and state as adam_update / sgd_update.
+void adam_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
+                           double beta1, double beta2, double eps, double weight_decay,
+                           bool amsgrad, bool decoupled);
+/// SGD's update of one parameter: fused when fused_update_applies, else sgd_update_reference.
+void sgd_update(Tensor& param, const Tensor& grad, StateDict& state, double lr, double momentum,
+                double dampening, double weight_decay, bool nesterov);
+void sgd_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
+                          double momentum, double dampening, double weight_decay, bool nesterov);
 
 }  // namespace ember::optim::detail

@@ -1,0 +1,312 @@
+// The fused optimizer kernels (src/core/cpu/optim.cpp, taken by Adam, AdamW and SGD for contiguous
+// float32/float64 CPU parameters) against the composites they replace
+// (detail::adam_update_reference, detail::sgd_update_reference): five steps with fresh random
+// gradients give bitwise the same parameters and state; the result does not depend on the thread
+// count; parameters the kernels do not take (strided, float16, autograd recording) run the
+// composite; state_dict / load_state_dict keep working on the same state tensors.
+#include <cstring>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include "core/parallel.hpp"
+#include "ember/optim.hpp"
+#include "optim/util.hpp"
+#include "test_util.hpp"
+
+using namespace ember;
+using ember::test::bitwise_equal;
+
+namespace {
+
+// 70001 elements: three parallel chunks of kElementwiseGrain, the last with a vector tail.
+const int64_t kSizes[] = {1, 7, 70001};
+constexpr int kSteps = 5;
+
+/// One optimizer configuration: the optimizer (the fused path) and the reference update of one
+/// parameter with a StateDict of its own (the composite).
+struct Config {
+  std::string name;
+  std::function<std::unique_ptr<optim::Optimizer>(std::vector<Tensor>)> make;
+  std::function<void(Tensor&, const Tensor&, StateDict&)> reference;
+  std::vector<std::string> states;  // the parameter-shaped state tensors
+};
+
+Config adam_config(bool adamw, bool amsgrad, double weight_decay) {
+  const double lr = 1e-2, beta1 = 0.9, beta2 = 0.99, eps = 1e-8;
+  std::ostringstream name;
+  name << (adamw ? "AdamW" : "Adam") << " amsgrad=" << amsgrad << " weight_decay=" << weight_decay;
+  Config c;
+  c.name = name.str();
+  if (adamw) {
+    c.make = [=](std::vector<Tensor> ps) -> std::unique_ptr<optim::Optimizer> {
+      return std::make_unique<optim::AdamW>(std::move(ps), optim::AdamWOptions(lr)
+                                                               .betas({beta1, beta2})
+                                                               .eps(eps)
+                                                               .weight_decay(weight_decay)
+                                                               .amsgrad(amsgrad));
+    };
+  } else {
+    c.make = [=](std::vector<Tensor> ps) -> std::unique_ptr<optim::Optimizer> {
+      return std::make_unique<optim::Adam>(std::move(ps), optim::AdamOptions(lr)
+                                                              .betas({beta1, beta2})
+                                                              .eps(eps)
+                                                              .weight_decay(weight_decay)
+                                                              .amsgrad(amsgrad));
+    };
+  }
+  c.reference = [=](Tensor& p, const Tensor& g, StateDict& s) {
+    optim::detail::adam_update_reference(p, g, s, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                                         /*decoupled=*/adamw);
+  };
+  c.states = {"exp_avg", "exp_avg_sq"};
+  if (amsgrad) c.states.push_back("max_exp_avg_sq");
+  return c;
+}
+
+Config sgd_config(double momentum, double dampening, bool nesterov, double weight_decay) {
+  const double lr = 0.05;
+  std::ostringstream name;
+  name << "SGD momentum=" << momentum << " dampening=" << dampening << " nesterov=" << nesterov
+       << " weight_decay=" << weight_decay;
+  Config c;
+  c.name = name.str();
+  c.make = [=](std::vector<Tensor> ps) -> std::unique_ptr<optim::Optimizer> {
+    return std::make_unique<optim::SGD>(std::move(ps), optim::SGDOptions(lr)
+                                                           .momentum(momentum)
+                                                           .dampening(dampening)
+                                                           .nesterov(nesterov)
+                                                           .weight_decay(weight_decay));
+  };
+  c.reference = [=](Tensor& p, const Tensor& g, StateDict& s) {
+    optim::detail::sgd_update_reference(p, g, s, lr, momentum, dampening, weight_decay, nesterov);
+  };
+  if (momentum != 0) c.states = {"momentum_buffer"};
+  return c;
+}
+
+std::vector<Config> all_configs() {
+  std::vector<Config> out;
+  for (bool adamw : {false, true})
+    for (bool amsgrad : {false, true})
+      for (double wd : {0.0, 0.1}) out.push_back(adam_config(adamw, amsgrad, wd));
+  // weight_decay 1 is a unit alpha: the composite adds p without a product
+  out.push_back(adam_config(false, false, 1.0));
+  for (double wd : {0.0, 1e-2}) {
+    out.push_back(sgd_config(0.0, 0.0, false, wd));
+    out.push_back(sgd_config(0.9, 0.0, false, wd));
+    out.push_back(sgd_config(0.9, 0.5, false, wd));
+    out.push_back(sgd_config(0.9, 0.0, true, wd));
+  }
+  return out;
+}
+
+/// The parameter-shaped state tensors of p in `opt`, in the order of `names`.
+std::vector<Tensor> states_of(const optim::Optimizer& opt, const Tensor& p,
+                              const std::vector<std::string>& names) {
+  std::vector<Tensor> out;
+  const StateDict* s = opt.state(p);
+  for (const std::string& n : names) out.push_back(s && s->contains(n) ? s->at(n) : Tensor());
+  return out;
+}
+
+/// Runs kSteps of `c` on a parameter of n random elements: the optimizer on p (fused), the
+/// reference on a copy; after every step parameters and states must agree bitwise.
+void check_fused_matches_composite(const Config& c, DType dtype, int64_t n) {
+  INFO(c.name << ", " << dtype << ", " << n << " elements");
+  Generator gen(1234 + n);
+  const TensorOptions opts(dtype);
+  Tensor p = randn({n}, gen, opts).requires_grad_();
+  Tensor q = p.detach().clone();
+  std::unique_ptr<optim::Optimizer> opt = c.make({p});
+  StateDict ref;
+  for (int step = 1; step <= kSteps; ++step) {
+    INFO("step " << step);
+    Tensor g = randn({n}, gen, opts) * 0.5;
+    p.mutable_grad() = g.clone();
+    // The fused kernel takes this update (else the comparison would be composite to composite).
+    CHECK(optim::detail::fused_update_applies(p.detach(), g, {}));
+    for (const Tensor& s : states_of(*opt, p, c.states))
+      if (s.defined()) CHECK(s.is_contiguous());
+    opt->step();
+    {
+      NoGradGuard no_grad;
+      c.reference(q, g, ref);
+    }
+    CHECK(bitwise_equal(p.detach(), q));
+    const std::vector<Tensor> got = states_of(*opt, p, c.states);
+    for (size_t i = 0; i < c.states.size(); ++i) {
+      INFO(c.states[i]);
+      REQUIRE(got[i].defined());
+      REQUIRE(ref.contains(c.states[i]));
+      CHECK(bitwise_equal(got[i], ref.at(c.states[i])));
+    }
+    if (ref.contains("step")) CHECK(opt->state(p)->get_int("step") == ref.get_int("step"));
+    // The state holds the same keys, in the same order, as the composite's.
+    CHECK(opt->state(p)->keys() == ref.keys());
+  }
+}
+
+/// The parameter and states after kSteps of `c` on 70001 elements with `threads` threads.
+std::vector<Tensor> run_with_threads(const Config& c, DType dtype, int threads) {
+  const int saved = get_num_threads();
+  set_num_threads(threads);
+  Generator gen(99);
+  const TensorOptions opts(dtype);
+  Tensor p = randn({70001}, gen, opts).requires_grad_();
+  std::unique_ptr<optim::Optimizer> opt = c.make({p});
+  for (int step = 0; step < kSteps; ++step) {
+    p.mutable_grad() = randn({70001}, gen, opts);
+    opt->step();
+  }
+  set_num_threads(saved);
+  std::vector<Tensor> out = {p.detach().clone()};
+  for (const Tensor& s : states_of(*opt, p, c.states)) out.push_back(s.clone());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("fused optimizers: five steps match the composite bitwise") {
+  for (const Config& c : all_configs())
+    for (DType dtype : {kFloat32, kFloat64})
+      for (int64_t n : kSizes) check_fused_matches_composite(c, dtype, n);
+}
+
+TEST_CASE("fused optimizers: the result is independent of the thread count") {
+  for (const Config& c : {adam_config(true, true, 0.1), sgd_config(0.9, 0.0, true, 1e-2)}) {
+    INFO(c.name);
+    const std::vector<Tensor> one = run_with_threads(c, kFloat32, 1);
+    const std::vector<Tensor> two = run_with_threads(c, kFloat32, 2);
+    REQUIRE(one.size() == two.size());
+    for (size_t i = 0; i < one.size(); ++i) CHECK(bitwise_equal(one[i], two[i]));
+  }
+}
+
+TEST_CASE("fused optimizers: special values propagate as in the composite") {
+  // inf, NaN, signed zeros and subnormals in the gradient and the parameter.
+  const float inf = INFINITY, nan = NAN, tiny = 1e-40f;
+  const std::vector<float> pv = {1.0f, -0.0f, 0.0f, tiny, -2.0f, 3.0f, inf, 0.5f, 1e30f};
+  const std::vector<float> gv = {inf, 0.0f, -0.0f, tiny, nan, -inf, 1.0f, -tiny, 1e30f};
+  for (const Config& c : all_configs()) {
+    INFO(c.name);
+    Tensor p = tensor(pv, kFloat32).requires_grad_();
+    Tensor q = p.detach().clone();
+    std::unique_ptr<optim::Optimizer> opt = c.make({p});
+    StateDict ref;
+    for (int step = 0; step < 3; ++step) {
+      const Tensor g = tensor(gv, kFloat32);
+      p.mutable_grad() = g.clone();
+      opt->step();
+      NoGradGuard no_grad;
+      c.reference(q, g, ref);
+    }
+    // Equal bits, or NaN in both (NaN payloads are not specified).
+    const std::vector<double> a = test::values(p), b = test::values(q);
+    for (size_t i = 0; i < a.size(); ++i) {
+      INFO("element " << i << ": " << a[i] << " vs " << b[i]);
+      CHECK(((std::isnan(a[i]) && std::isnan(b[i])) ||
+             std::memcmp(&a[i], &b[i], sizeof(double)) == 0));
+    }
+  }
+}
+
+TEST_CASE("fused optimizers: the kernels take only contiguous float32/float64 CPU updates") {
+  Generator gen(5);
+  Tensor p = randn({7, 13}, gen);
+  Tensor g = randn({7, 13}, gen);
+  CHECK(optim::detail::fused_update_applies(p, g, {zeros_like(p), Tensor()}));
+  CHECK(optim::detail::fused_update_applies(p.to(kFloat64), g.to(kFloat64), {}));
+  // strided parameter, gradient or state
+  CHECK_FALSE(optim::detail::fused_update_applies(p.t(), g.t(), {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p, test::non_contiguous(g), {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p, g, {test::non_contiguous(p)}));
+  // other dtypes, mixed dtypes
+  CHECK_FALSE(optim::detail::fused_update_applies(p.to(kFloat16), g.to(kFloat16), {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p, g.to(kFloat64), {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p, g, {zeros_like(p, kFloat64)}));
+  // aliasing: the gradient or a state sharing the parameter's storage
+  CHECK_FALSE(optim::detail::fused_update_applies(p, p, {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p, g, {p.view({13, 7})}));
+  // autograd would record the composite's in-place ops
+  Tensor leaf = p.clone().requires_grad_();
+  CHECK_FALSE(optim::detail::fused_update_applies(leaf, g, {}));
+  NoGradGuard no_grad;
+  CHECK(optim::detail::fused_update_applies(leaf, g, {}));
+}
+
+TEST_CASE("fused optimizers: a strided parameter runs the composite and agrees") {
+  // The same update on a strided parameter (composite) and on a contiguous one (fused).
+  for (const Config& c : {adam_config(true, true, 0.1), adam_config(false, false, 0.1),
+                          sgd_config(0.9, 0.5, false, 1e-2)}) {
+    INFO(c.name);
+    Generator gen(11);
+    Tensor base = randn({13, 7}, gen);
+    Tensor strided = base.t().detach().requires_grad_();  // (7, 13), column-major
+    REQUIRE_FALSE(strided.is_contiguous());
+    Tensor dense = strided.detach().contiguous().requires_grad_();
+    std::unique_ptr<optim::Optimizer> a = c.make({strided});
+    std::unique_ptr<optim::Optimizer> b = c.make({dense});
+    for (int step = 0; step < kSteps; ++step) {
+      Tensor g = randn({7, 13}, gen);
+      CHECK_FALSE(optim::detail::fused_update_applies(strided.detach(), g, {}));
+      strided.mutable_grad() = g.clone();
+      dense.mutable_grad() = g.clone();
+      a->step();
+      b->step();
+    }
+    CHECK_FALSE(strided.is_contiguous());  // updated in place: still the view of base
+    CHECK(bitwise_equal(strided, dense));
+    CHECK(bitwise_equal(base.t(), dense.detach()));
+    const std::vector<Tensor> sa = states_of(*a, strided, c.states);
+    const std::vector<Tensor> sb = states_of(*b, dense, c.states);
+    for (size_t i = 0; i < sa.size(); ++i) CHECK(bitwise_equal(sa[i], sb[i]));
+  }
+}
+
+TEST_CASE("fused optimizers: state tensors are updated in place and survive state_dict") {
+  for (const Config& c : {adam_config(true, true, 0.1), adam_config(false, false, 0.0),
+                          sgd_config(0.9, 0.0, true, 1e-2)}) {
+    INFO(c.name);
+    Generator gen(21);
+    const int64_t n = 70001;
+    Tensor pa = randn({n}, gen).requires_grad_();
+    std::unique_ptr<optim::Optimizer> a = c.make({pa});
+    std::vector<Tensor> grads;
+    for (int s = 0; s < kSteps; ++s) grads.push_back(randn({n}, gen));
+    pa.mutable_grad() = grads[0];
+    a->step();
+    // Later steps write the same tensors (the objects the state holds, and their memory).
+    const std::vector<Tensor> first = states_of(*a, pa, c.states);
+    const uint32_t version = first.empty() ? 0 : first[0]._version();
+    for (int s = 1; s < 3; ++s) {
+      pa.mutable_grad() = grads[s];
+      a->step();
+    }
+    const std::vector<Tensor> later = states_of(*a, pa, c.states);
+    for (size_t i = 0; i < first.size(); ++i) {
+      CHECK(first[i].is_same(later[i]));
+      CHECK(first[i].data_ptr() == later[i].data_ptr());
+    }
+    if (!first.empty()) CHECK(first[0]._version() > version);  // in-place writes are counted
+
+    // Resume from state_dict into a fresh optimizer: the two runs continue bit-identically.
+    const StateDict saved = a->state_dict();
+    Tensor pb = pa.detach().clone().requires_grad_();
+    std::unique_ptr<optim::Optimizer> b = c.make({pb});
+    b->load_state_dict(saved);
+    for (int s = 3; s < kSteps; ++s) {
+      pa.mutable_grad() = grads[s];
+      pb.mutable_grad() = grads[s];
+      a->step();
+      b->step();
+    }
+    CHECK(bitwise_equal(pa, pb));
+    const StateDict sa = a->state_dict(), sb = b->state_dict();
+    REQUIRE(sa.keys() == sb.keys());
+    for (const auto& [k, v] : sa) {
+      INFO(k);
+      CHECK(bitwise_equal(v, sb.at(k)));
+    }
+  }
+}
