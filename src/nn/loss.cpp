@@ -2,15 +2,30 @@
 // has gradients of any order and runs wherever its ops run. Each follows PyTorch's formula and
 // reduction rules; the choices that keep them finite are noted at each loss and in
 // docs/nn_losses.md.
+//
+// cross_entropy with class-index targets on CPU float32/float64 logits runs a fused kernel
+// instead (src/core/cpu/cross_entropy.cpp: log_softmax and the likelihood in one pass per row,
+// keeping only the per-row log-sum-exp, as max and log-sum), recorded as one node; the composite
+// stays as cross_entropy_reference, which the tests compare it with. The fused backward kernel is
+// first-order only; under create_graph=true the node differentiates the composite at its saved
+// inputs (autograd::composite_grads), so higher-order gradients are the composite's.
 #include "ember/nn/functional/loss.hpp"
 
 #include <string>
 #include <vector>
 
+#include "core/kernels.hpp"
+#include "core/record.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
 namespace ember::nn::functional {
+
+/// cross_entropy as a composite of ops (log_softmax, then the likelihood): every case, and the
+/// reference the fused kernel is tested against. Arguments and results as cross_entropy.
+Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const Tensor& weight,
+                               int64_t ignore_index, const std::string& reduction,
+                               double label_smoothing);
 
 namespace {
 
@@ -152,6 +167,66 @@ Tensor nll_from_log_probs(const ClassTargets& ct, const Tensor& logp, const Tens
   return loss.sum() / w.sum();  // PyTorch: divide by the total weight of the counted targets
 }
 
+// ---- fused cross-entropy (CPU float32 / float64, class-index targets) ----
+
+/// cross_entropy by the fused kernels: ct checked (input (N, C, d...) float32/float64 on the CPU
+/// with at least one element, target (N, d...) int64 on the CPU), weight contiguous of the input's
+/// dtype without grad, or undefined.
+Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t ignore_index,
+                           const std::string& reduction, double label_smoothing) {
+  // ---- shape rule: per-row losses, max, log-sum like the target (N, d...); sums (2) ----
+  Tensor x = ct.input.contiguous();
+  Tensor t = ct.target.contiguous();
+  const DType dt = x.dtype();
+  const TensorOptions opts(dt);
+  Tensor rows = empty(t.sizes(), opts);
+  Tensor max = empty(t.sizes(), opts), log_sum = empty(t.sizes(), opts);
+  Tensor sums = reduction == "none" ? Tensor() : empty({2}, TensorOptions(kFloat64));
+  // ---- launch ----
+  cpu::cross_entropy_forward(rows, max, log_sum, sums, x, t, weight, ignore_index, label_smoothing);
+  // ---- reduce: in x's dtype, as the composite's loss.sum() / w.sum() ----
+  Tensor loss = rows;
+  double total_weight = 1.0;  // the divisor of "mean", rounded to x's dtype
+  if (reduction != "none") {
+    const double* s = sums.data_ptr<double>();
+    double value;
+    if (dt == kFloat32) {
+      const float sum = static_cast<float>(s[0]), wsum = static_cast<float>(s[1]);
+      value = reduction == "sum" ? sum : static_cast<double>(sum / wsum);
+      total_weight = wsum;
+    } else {
+      value = reduction == "sum" ? s[0] : s[0] / s[1];
+      total_weight = s[1];
+    }
+    loss = scalar_tensor(value, opts);
+  }
+  // ---- record: the fused backward (first order), the composite's under create_graph ----
+  autograd::record(
+      "cross_entropy", {x}, loss, {x, t, weight, max, log_sum},
+      [ignore_index, reduction, label_smoothing, total_weight](const autograd::Saved& s,
+                                                                const Tensor& dy) {
+        if (autograd::is_grad_enabled()) {
+          return autograd::composite_grads(
+              [&](const autograd::Saved& in) {
+                return cross_entropy_reference(in[0], in[1], in[2], ignore_index, reduction,
+                                               label_smoothing);
+              },
+              s, dy, 1);
+        }
+        const DType dt = s[0].dtype();
+        // The gradient of each row's loss: dy per row ("none"), dy ("sum"), dy / total ("mean").
+        Tensor dloss = dy.dtype() == dt ? dy : dy.to(dt);
+        if (reduction == "mean") dloss = dloss / total_weight;
+        dloss = dloss.contiguous();
+        Tensor dx = empty(s[0].sizes(), TensorOptions(dt));
+        cpu::cross_entropy_backward(dx, dloss, s[0], s[1], s[2], s[3], s[4], ignore_index,
+                                    label_smoothing);
+        return autograd::Grads{dx};
+      });
+  if (reduction == "none" && ct.unbatched) return loss.squeeze(0);
+  return loss;
+}
+
 }  // namespace
 
 // ---- cross_entropy / nll_loss ----
@@ -163,8 +238,9 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
   return nll_from_log_probs(ct, ct.input, weight, ignore_index, reduction, 0.0);
 }
 
-Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
-                     int64_t ignore_index, const std::string& reduction, double label_smoothing) {
+Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const Tensor& weight,
+                               int64_t ignore_index, const std::string& reduction,
+                               double label_smoothing) {
   const char* op = "cross_entropy";
   check_reduction(reduction, op);
   EMBER_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError, "[", op,
@@ -203,6 +279,28 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   }
   // "mean" divides by the number of samples (every element but the class dim), not by weights.
   return reduce(neg(prod.sum({cd})), reduction);
+}
+
+Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
+                     int64_t ignore_index, const std::string& reduction, double label_smoothing) {
+  // The fused kernel takes class-index targets with CPU float32/float64 logits (at least one),
+  // and a weight that needs no gradient (PyTorch gives none; the composite does); everything
+  // else goes to the composite. The checks and their errors are the composite's.
+  const bool fused = input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
+                     input.is_cpu() && input.numel() > 0 && target.defined() &&
+                     !is_floating(target.dtype()) && target.is_cpu() &&
+                     (!weight.defined() || (weight.is_cpu() && !autograd::needs_grad({&weight})));
+  if (!fused)
+    return cross_entropy_reference(input, target, weight, ignore_index, reduction, label_smoothing);
+  const char* op = "cross_entropy";
+  check_reduction(reduction, op);
+  EMBER_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError, "[", op,
+              "] label_smoothing must be in [0, 1], got ", label_smoothing);
+  ClassTargets ct = class_targets(input, target, weight, ignore_index, op);
+  const DType dt = input.dtype();
+  Tensor w;
+  if (weight.defined()) w = (weight.dtype() == dt ? weight : weight.to(dt)).detach().contiguous();
+  return cross_entropy_fused(ct, w, ignore_index, reduction, label_smoothing);
 }
 
 // ---- regression losses ----

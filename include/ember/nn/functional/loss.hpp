@@ -6,7 +6,9 @@
 //   int64 Tensor l = F::mse_loss(pred, y, /*reduction=*/"sum");
 //
 // Every loss is a composite of differentiable ember ops, so gradients of any order flow through
-// it (and it runs on any device the ops run on). `reduction` is "none" (the per-element losses),
+// it (and it runs on any device the ops run on). cross_entropy with class-index targets on CPU
+// float32/float64 logits runs one fused kernel instead (log_softmax + NLL in one pass forward and
+// one backward; create_graph recomputes the composite), checked against cross_entropy_reference. `reduction` is "none" (the per-element losses),
 // "mean" or "sum"; anything else is a ValueError naming the loss. Formulas and stability notes:
 // docs/nn_losses.md.
 #pragma once
@@ -29,6 +31,11 @@ namespace ember::nn::functional {
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight = {},
                      int64_t ignore_index = -100, const std::string& reduction = "mean",
                      double label_smoothing = 0.0);
+/// cross_entropy as the composite log_softmax + nll_loss on every device and dtype: the reference
+/// the fused CPU kernel is tested against.
+Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const Tensor& weight = {},
+                               int64_t ignore_index = -100, const std::string& reduction = "mean",
+                               double label_smoothing = 0.0);
 
 /// Negative log-likelihood of log-probabilities: loss_i = -weight[t_i] * input[i, t_i]. Shapes and
 /// the weight / ignore_index / "mean" rules as cross_entropy with class indices.
