@@ -171,6 +171,19 @@ void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, 
 /// float32 and float64; same arithmetic per element as im2col + gemm.
 void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
                           const Window2d& w);
+/// out (N, O, OH, OW) contiguous = conv2d of x (N, C, H, W, any strides) with weight
+/// (O, C*kh*kw, any strides), plus bias (O,) of out's dtype when defined; groups 1, any stride,
+/// padding and dilation. Direct convolution (src/core/cpu/conv_direct.cpp): each sample is copied
+/// once into zero-padded phase planes and every tap reads a contiguous slice of them, so nothing is
+/// packed per tap. float32 and float64; each element one fma chain over (c, r, s) in order, bitwise
+/// the same for every thread count and instruction set.
+void conv2d_direct(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const Window2d& w);
+/// gw (O, C*kh*kw) contiguous = sum over n and output positions of dy[n] (N, O, OH, OW, any
+/// strides) times the windows of x (N, C, H, W, any strides): conv2d's weight gradient by the
+/// direct layout. float32 and float64; bitwise the same for every thread count.
+void conv2d_direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x,
+                               const Window2d& w);
 // references
 /// im2col and col2im as plain loops over every element of cols (col2im sums in double); the
 /// tests check the kernels against them.
@@ -221,6 +234,48 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight);
+
+// ---- cross-entropy (src/core/cpu/cross_entropy.cpp; no CUDA kernel yet) ----
+// Logits x (N, C, S) contiguous, float32 or float64 (S = the product of the dims after the class
+// dim, 1 for (N, C)); a row r = n S + s is x[n, :, s]. target (N, S) contiguous int64, each value
+// in [0, C) or ignore_index (checked by the op); weight (C) contiguous of x's dtype, or undefined
+// (every class 1). ls = label_smoothing. Results are bitwise independent of the thread count.
+/// Per row, in x's dtype: max[r] = max_c x_c and log_sum[r] = log sum_c exp(x_c - max[r]) (the
+/// log-sum-exp lse = max + log_sum, kept in two parts for the backward), and loss[r] =
+/// (1 - ls) w[t] (lse - x_t) + (ls / C) sum_c w_c (lse - x_c), 0 where t is ignored. sums, when
+/// defined, is float64 (2): the sum of the rounded loss[r] and the sum of w[t] over the rows not
+/// ignored, each over fixed chunks of rows added in chunk order.
+void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
+                           const Tensor& sums, const Tensor& x, const Tensor& target,
+                           const Tensor& weight, int64_t ignore_index, double label_smoothing);
+/// dx (x's shape, contiguous) = dloss[r] * d loss[r] / d x per row, from the saved max and
+/// log_sum: dx_c = dloss[r] (p_c ((1 - ls) w[t] + (ls / C) sum_k w_k) - (1 - ls) w[t] [c == t] -
+/// (ls / C) w_c), p_c = exp((x_c - max[r]) - log_sum[r]); 0 on ignored rows. dloss (x's dtype,
+/// contiguous) has one element per row, or one for every row.
+void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor& x,
+                            const Tensor& target, const Tensor& weight, const Tensor& max,
+                            const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
+
+// ---- optimizer updates (src/core/cpu/optim.cpp) ----
+// One pass per parameter, in place (no CUDA kernel: CUDA parameters take the composites in
+// src/optim). Every tensor contiguous, float32 or float64, of one dtype and one element count,
+// none aliasing another. The arithmetic is the composite's in src/optim, operation by operation
+// with each double scalar rounded once to the dtype, so the results are bitwise the composite's;
+// elementwise, so bitwise independent of the thread count.
+/// One Adam/AdamW step (torch.optim.Adam/AdamW, single-tensor): param, exp_avg, exp_avg_sq and
+/// max_exp_avg_sq (undefined: no amsgrad) updated from grad. weight_decay != 0 folds weight_decay
+/// * param into the gradient (Adam's L2); decay_scale != 1 multiplies param by it first (AdamW's
+/// 1 - lr * weight_decay); step_size = lr / (1 - beta1^t) and bias_correction2_sqrt =
+/// sqrt(1 - beta2^t) for step t.
+void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+               const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
+               double eps, double weight_decay, double decay_scale, double step_size,
+               double bias_correction2_sqrt);
+/// One SGD step (torch.optim.SGD): param and momentum_buffer (unused when momentum == 0) updated
+/// from grad; on the first step the buffer is written as the (decayed) gradient, not read.
+void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
+              double momentum, double dampening, double weight_decay, bool nesterov,
+              bool first_step);
 }  // namespace cpu
 
 namespace cuda {

@@ -343,40 +343,64 @@ Tensor depthwise_conv2d_4d(const Tensor& x, const Tensor& weight, const Window2d
   return out;
 }
 
-/// conv2d on (N, C, H, W): unfold, then (O/g, K) x (K, L) per group, K = C/g*kh*kw.
-/// conv2d with groups 1 on (N, C, H, W) by the implicit-GEMM kernel: the forward never writes
-/// the columns. Backward as ops, so it is differentiable again: dX = fold(W^T dY) and
-/// dW = sum over n of dY[n] unfold(x)[n]^T (the columns are recomputed there, so they are not
-/// kept alive between forward and backward).
-Tensor conv2d_implicit(const Tensor& x, const Tensor& weight, const Window2d& w, int64_t OH,
-                       int64_t OW) {
+/// conv2d with groups 1 on (N, C, H, W), float32/float64 on the CPU, by the direct kernel
+/// (cpu::conv2d_direct), with the bias added by the kernel when it has x's dtype. No columns exist
+/// in forward or are kept for backward. Backward, first order: dW by the direct weight-gradient
+/// kernel; dX for stride 1 is itself a direct convolution of dY with the flipped, transposed
+/// weight (padding dh*(kh-1) - ph), otherwise fold(W^T dY). Under create_graph the backward is
+/// written with ops (fold(W^T dY) and sum over n of dY[n] unfold(x)[n]^T), so it is differentiable
+/// again.
+Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        const Window2d& w, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
   const int64_t K = weight.numel() / std::max<int64_t>(O, 1);
+  const bool fuse_bias = bias.defined() && bias.dtype() == x.dtype() && bias.is_cpu();
+  const Tensor b = fuse_bias ? bias : Tensor();
   Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), "conv2d");
   forward_no_grad([&] {
-    launch(x.device(), cpu::conv2d_implicit_gemm, cuda::conv2d_implicit_gemm, out, x,
-           weight.reshape({O, K}), w);
+    cpu::conv2d_direct(out, x, weight.reshape({O, K}), b, w);
     return 0;
   });
-  autograd::record("conv2d", {x, weight}, out, {x, weight},
-                   [w, H, W, O, K](const Saved& s, const Tensor& dy) {
-                     const Tensor &x = s[0], &weight = s[1];
-                     const int64_t N = dy.size(0), L = dy.size(2) * dy.size(3);
-                     std::vector<int64_t> k;
-                     Tensor gx, gw;
-                     if (wants(x))
-                       gx = fold(matmul(weight.reshape({O, K}).t(), dy.reshape({N, O, L})),
-                                 {H, W}, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw},
-                                 {w.sh, w.sw});
-                     if (wants(weight)) {
-                       const Tensor cols = unfold(x, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw},
-                                                  {w.sh, w.sw});
-                       gw = batch_summed_matmul_nt(dy.reshape({N, 1, O, L}),
-                                                   cols.reshape({N, 1, K, L}), "conv2d")
-                                .reshape(weight.sizes());
-                     }
-                     return Grads{gx, gw};
-                   });
+  autograd::record(
+      "conv2d", {x, weight, b}, out, {x, weight, b}, [w, H, W, O, K](const Saved& s, const Tensor& dy) {
+        const Tensor &x = s[0], &weight = s[1];
+        const int64_t N = dy.size(0), C = x.size(1), L = dy.size(2) * dy.size(3);
+        Tensor gx, gw, gb;
+        if (wants(s[2])) gb = dy.sum({0, 2, 3});
+        std::vector<int64_t> k;
+        if (autograd::is_grad_enabled()) {  // create_graph: a differentiable backward
+          if (wants(x))
+            gx = fold(matmul(weight.reshape({O, K}).t(), dy.reshape({N, O, L})), {H, W},
+                      kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+          if (wants(weight)) {
+            const Tensor cols =
+                unfold(x, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+            gw = batch_summed_matmul_nt(dy.reshape({N, 1, O, L}), cols.reshape({N, 1, K, L}),
+                                        "conv2d")
+                     .reshape(weight.sizes());
+          }
+          return Grads{gx, gw, gb};
+        }
+        if (wants(x)) {
+          const Window2d t{w.kh, w.kw, w.dh, w.dw, w.dh * (w.kh - 1) - w.ph,
+                           w.dw * (w.kw - 1) - w.pw, 1, 1};
+          if (w.sh == 1 && w.sw == 1 && t.ph >= 0 && t.pw >= 0) {
+            // dX[c] = sum over o, r, s of W[o, c, kh-1-r, kw-1-s] dY[o] shifted: a convolution.
+            gx = make_tensor({N, C, H, W}, x.dtype(), x.device(), "conv2d");
+            cpu::conv2d_direct(gx, dy, weight.flip({2, 3}).transpose(0, 1).reshape({C, -1}),
+                               Tensor(), t);
+          } else {
+            gx = fold(matmul(weight.reshape({O, K}).t(), dy.reshape({N, O, L})), {H, W},
+                      kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+          }
+        }
+        if (wants(weight)) {
+          gw = make_tensor({O, K}, x.dtype(), x.device(), "conv2d");
+          cpu::conv2d_direct_weight_grad(gw, dy, x, w);
+          gw = gw.reshape(weight.sizes());
+        }
+        return Grads{gx, gw, gb};
+      });
   return out;
 }
 
@@ -392,8 +416,8 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
                          w.pw == 0;  // 1x1, stride 1: the columns are the input itself
   if (groups == 1 && !pointwise && x.device().is_cpu() &&
       (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
-    Tensor y = conv2d_implicit(x, weight, w, OH, OW);
-    return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
+    Tensor y = conv2d_direct_4d(x, weight, bias, w, OH, OW);
+    return bias.defined() && bias.dtype() != x.dtype() ? y + bias.reshape({O, 1, 1}) : y;
   }
   std::vector<int64_t> k;
   const Tensor cols = pointwise

@@ -1,0 +1,152 @@
+// The direct convolution kernels (src/core/cpu/conv_direct.cpp) against unfold + matmul on fresh
+// random inputs: odd channel counts that fill no tile, odd image sizes, strides 1-3, padding,
+// dilation, non-contiguous inputs, batches smaller and larger than the thread count, more taps than
+// one pass takes (KC), both instruction sets and 1-3 threads; and conv2d's backward (the kernels
+// first order, the ops under create_graph) against each other.
+#include <cmath>
+#include <vector>
+
+#include "core/cpu/gemm_kernels.hpp"
+#include "core/kernels.hpp"
+#include "test_util.hpp"
+
+using namespace ember;
+using test::rel_err;
+
+namespace {
+
+Tensor rnd(IntArrayRef sizes, uint64_t seed, DType dt) {
+  Generator g(seed);
+  Tensor t = empty(sizes, kFloat64);
+  uniform_(t, -1.0, 1.0, g);
+  return t.to(dt);
+}
+
+struct Case {
+  int64_t N, C, O, H, W;
+  Window2d w;
+};
+
+// (kh, kw, dh, dw, ph, pw, sh, sw)
+const Case kCases[] = {
+    {3, 5, 13, 9, 11, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},     // O fills no tile
+    {1, 3, 17, 28, 28, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},    // batch < threads
+    {4, 16, 16, 14, 14, Window2d{3, 3, 1, 1, 1, 1, 2, 2}},   // ResNet downsampling
+    {2, 6, 9, 13, 10, Window2d{4, 4, 1, 1, 1, 1, 2, 2}},     // DCGAN-style 4x4 stride 2
+    {2, 4, 5, 17, 19, Window2d{3, 2, 2, 1, 2, 0, 2, 3}},     // dilation, asymmetric stride
+    {3, 2, 7, 12, 11, Window2d{1, 1, 1, 1, 0, 0, 2, 2}},     // 1x1 stride 2
+    {2, 3, 4, 5, 6, Window2d{5, 5, 1, 1, 2, 2, 1, 1}},       // kernel as large as the image
+    {2, 70, 12, 7, 7, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},     // 630 taps: two passes of KC
+    {2, 1, 8, 10, 9, Window2d{3, 3, 1, 1, 0, 0, 3, 1}},      // one channel, stride 3, no padding
+};
+
+int64_t out_size(int64_t in, int64_t k, int64_t d, int64_t p, int64_t s) {
+  return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d_direct matches unfold + matmul; bitwise across threads and ISAs") {
+  const int saved = get_num_threads();
+  const cpu::GemmIsa saved_isa = cpu::gemm_isa();
+  uint64_t seed = 4100;
+  for (const Case& c : kCases)
+    for (DType dt : {kFloat32, kFloat64}) {
+      const Window2d& w = c.w;
+      const int64_t OH = out_size(c.H, w.kh, w.dh, w.ph, w.sh);
+      const int64_t OW = out_size(c.W, w.kw, w.dw, w.pw, w.sw);
+      const int64_t K = c.C * w.kh * w.kw;
+      INFO("N " << c.N << " C " << c.C << " O " << c.O << " H " << c.H << " W " << c.W << " "
+                << dt);
+      Tensor x = test::non_contiguous(rnd({c.N, c.C, c.H, c.W}, ++seed, dt));
+      Tensor weight = rnd({c.O, K}, ++seed, dt), bias = rnd({c.O}, ++seed, dt);
+      Tensor cols = unfold(x.to(kFloat64), {w.kh, w.kw}, {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+      const Tensor ref = matmul(weight.to(kFloat64), cols).reshape({c.N, c.O, OH, OW}) +
+                         bias.to(kFloat64).reshape({c.O, 1, 1});
+      Tensor first;
+      for (cpu::GemmIsa isa : {cpu::GemmIsa::Baseline, cpu::GemmIsa::Avx512}) {
+        if (!cpu::gemm_isa_available(isa)) continue;
+        cpu::set_gemm_isa(isa);
+        for (int threads : {1, 2, 3}) {
+          set_num_threads(threads);
+          Tensor out = full({c.N, c.O, OH, OW}, std::nan(""), TensorOptions(dt));  // poisoned
+          cpu::conv2d_direct(out, x, weight, bias, w);
+          if (!first.defined()) {
+            first = out;
+            CHECK(rel_err(out, ref) < (dt == kFloat32 ? 1e-5 : 1e-13));
+          } else {
+            CHECK(test::bitwise_equal(out, first));
+          }
+        }
+      }
+      cpu::set_gemm_isa(saved_isa);
+      set_num_threads(saved);
+      // Without a bias, and a non-contiguous weight.
+      Tensor out = empty({c.N, c.O, OH, OW}, TensorOptions(dt));
+      cpu::conv2d_direct(out, x, test::non_contiguous(weight), Tensor(), w);
+      CHECK(rel_err(out, ref - bias.to(kFloat64).reshape({c.O, 1, 1})) <
+            (dt == kFloat32 ? 1e-5 : 1e-13));
+    }
+}
+
+TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise across threads") {
+  const int saved = get_num_threads();
+  const cpu::GemmIsa saved_isa = cpu::gemm_isa();
+  uint64_t seed = 4200;
+  for (const Case& c : kCases)
+    for (DType dt : {kFloat32, kFloat64}) {
+      const Window2d& w = c.w;
+      const int64_t OH = out_size(c.H, w.kh, w.dh, w.ph, w.sh);
+      const int64_t OW = out_size(c.W, w.kw, w.dw, w.pw, w.sw), L = OH * OW;
+      const int64_t K = c.C * w.kh * w.kw;
+      INFO("N " << c.N << " C " << c.C << " O " << c.O << " H " << c.H << " W " << c.W << " "
+                << dt);
+      Tensor x = test::non_contiguous(rnd({c.N, c.C, c.H, c.W}, ++seed, dt));
+      Tensor dy = rnd({c.N, c.O, OH, OW}, ++seed, dt).transpose(2, 3).contiguous().transpose(2, 3);
+      Tensor cols = unfold(x.to(kFloat64), {w.kh, w.kw}, {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+      const Tensor ref = matmul(dy.to(kFloat64).reshape({c.N, c.O, L}), cols.transpose(1, 2))
+                             .sum({0});  // (O, K)
+      for (cpu::GemmIsa isa : {cpu::GemmIsa::Baseline, cpu::GemmIsa::Avx512}) {
+        if (!cpu::gemm_isa_available(isa)) continue;
+        cpu::set_gemm_isa(isa);
+        Tensor first;
+        for (int threads : {1, 2, 3}) {
+          set_num_threads(threads);
+          Tensor gw = full({c.O, K}, std::nan(""), TensorOptions(dt));
+          cpu::conv2d_direct_weight_grad(gw, dy, x, w);
+          if (!first.defined()) {
+            first = gw;
+            CHECK(rel_err(gw, ref) < (dt == kFloat32 ? 2e-5 : 1e-12));
+          } else {
+            CHECK(test::bitwise_equal(gw, first));
+          }
+        }
+      }
+      cpu::set_gemm_isa(saved_isa);
+      set_num_threads(saved);
+    }
+  // More samples than one chunk holds (16 chunks of 8+): the chunk partials add in order.
+  Tensor x = rnd({37, 3, 6, 5}, 4290, kFloat64), dy = rnd({37, 4, 6, 5}, 4291, kFloat64);
+  const Window2d w{3, 3, 1, 1, 1, 1, 1, 1};
+  Tensor gw = empty({4, 27}, TensorOptions(kFloat64));
+  cpu::conv2d_direct_weight_grad(gw, dy, x, w);
+  Tensor cols = unfold(x, 3, 1, 1, 1);
+  CHECK(rel_err(gw, matmul(dy.reshape({37, 4, 30}), cols.transpose(1, 2)).sum({0})) < 1e-12);
+}
+
+TEST_CASE("conv2d backward: the kernels (first order) equal the ops (create_graph)") {
+  uint64_t seed = 4300;
+  for (const Case& c : kCases) {
+    const Window2d& w = c.w;
+    INFO("N " << c.N << " C " << c.C << " O " << c.O << " stride " << w.sh << "x" << w.sw);
+    Tensor x = rnd({c.N, c.C, c.H, c.W}, ++seed, kFloat64).requires_grad_(true);
+    Tensor weight = rnd({c.O, c.C, w.kh, w.kw}, ++seed, kFloat64).requires_grad_(true);
+    Tensor bias = rnd({c.O}, ++seed, kFloat64).requires_grad_(true);
+    Tensor y = conv2d(x, weight, bias, {w.sh, w.sw}, {w.ph, w.pw}, {w.dh, w.dw});
+    Tensor dy = rnd(y.sizes(), ++seed, kFloat64);
+    const std::vector<Tensor> kern = autograd::grad({y}, {x, weight, bias}, {dy}, true, false);
+    const std::vector<Tensor> ops = autograd::grad({y}, {x, weight, bias}, {dy}, true, true);
+    for (size_t i = 0; i < 3; ++i) CHECK(rel_err(kern[i], ops[i].detach()) < 1e-12);
+    CHECK(ops[1].requires_grad());  // the create_graph gradient is itself differentiable
+  }
+}
