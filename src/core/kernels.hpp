@@ -179,6 +179,14 @@ void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
 /// the same for every thread count and instruction set.
 void conv2d_direct(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                    const Window2d& w);
+/// gx (N, C, H, W) contiguous = conv2d's input gradient (the transposed convolution) of dy
+/// (N, O, OH, OW, any strides) with weight (O, C*kh*kw, any strides): each of the sh*sw output
+/// phases (rows a, a + sh, ...; columns b, b + sw, ...) is a direct convolution of zero-padded dy
+/// with the taps that reach it. H and W may exceed what (OH, OW) covers (output_padding): those
+/// elements get only the taps that reach them. float32 and float64; bitwise the same for every
+/// thread count and instruction set.
+void conv2d_direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& weight,
+                              const Window2d& w);
 /// gw (O, C*kh*kw) contiguous = sum over n and output positions of dy[n] (N, O, OH, OW, any
 /// strides) times the windows of x (N, C, H, W, any strides): conv2d's weight gradient by the
 /// direct layout. float32 and float64; bitwise the same for every thread count.

@@ -44,6 +44,28 @@ int64_t out_size(int64_t in, int64_t k, int64_t d, int64_t p, int64_t s) {
   return (in + 2 * p - d * (k - 1) - 1) / s + 1;
 }
 
+/// gx (N, C, H, W) float64 = every dY element scattered through the taps (nested loops).
+Tensor input_grad_reference(const Tensor& dy, const Tensor& weight, int64_t C, int64_t H,
+                            int64_t W, const Window2d& w) {
+  const int64_t N = dy.size(0), O = dy.size(1), OH = dy.size(2), OW = dy.size(3);
+  const std::vector<double> y = test::values(dy), k = test::values(weight);
+  std::vector<double> gx(static_cast<size_t>(N * C * H * W), 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t r = 0; r < w.kh; ++r)
+              for (int64_t s = 0; s < w.kw; ++s) {
+                const int64_t iy = oh * w.sh - w.ph + r * w.dh, ix = ow * w.sw - w.pw + s * w.dw;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                gx[static_cast<size_t>(((n * C + c) * H + iy) * W + ix)] +=
+                    y[static_cast<size_t>(((n * O + o) * OH + oh) * OW + ow)] *
+                    k[static_cast<size_t>((o * C + c) * w.kh * w.kw + r * w.kw + s)];
+              }
+  return tensor(gx, kFloat64).reshape({N, C, H, W});
+}
+
 }  // namespace
 
 TEST_CASE("conv2d_direct matches unfold + matmul; bitwise across threads and ISAs") {
@@ -132,6 +154,76 @@ TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise acros
   cpu::conv2d_direct_weight_grad(gw, dy, x, w);
   Tensor cols = unfold(x, 3, 1, 1, 1);
   CHECK(rel_err(gw, matmul(dy.reshape({37, 4, 30}), cols.transpose(1, 2)).sum({0})) < 1e-12);
+}
+
+TEST_CASE("conv2d_direct_input_grad matches the scatter reference; bitwise across threads, ISAs") {
+  const int saved = get_num_threads();
+  const cpu::GemmIsa saved_isa = cpu::gemm_isa();
+  uint64_t seed = 4400;
+  for (const Case& c : kCases)
+    for (int64_t extra : {0, 1})  // extra: an input larger than the windows cover
+      for (DType dt : {kFloat32, kFloat64}) {
+        const Window2d& w = c.w;
+        const int64_t H = c.H + extra, W = c.W + extra;
+        const int64_t OH = out_size(c.H, w.kh, w.dh, w.ph, w.sh);
+        const int64_t OW = out_size(c.W, w.kw, w.dw, w.pw, w.sw);
+        const int64_t K = c.C * w.kh * w.kw;
+        INFO("N " << c.N << " C " << c.C << " O " << c.O << " H " << H << " W " << W << " "
+                  << dt);
+        Tensor dy = test::non_contiguous(rnd({c.N, c.O, OH, OW}, ++seed, dt));
+        Tensor weight = rnd({c.O, K}, ++seed, dt);
+        const Tensor ref = input_grad_reference(dy, weight, c.C, H, W, w);
+        Tensor first;
+        for (cpu::GemmIsa isa : {cpu::GemmIsa::Baseline, cpu::GemmIsa::Avx512}) {
+          if (!cpu::gemm_isa_available(isa)) continue;
+          cpu::set_gemm_isa(isa);
+          for (int threads : {1, 2, 3}) {
+            set_num_threads(threads);
+            Tensor gx = full({c.N, c.C, H, W}, std::nan(""), TensorOptions(dt));  // poisoned
+            cpu::conv2d_direct_input_grad(gx, dy, weight, w);
+            if (!first.defined()) {
+              first = gx;
+              CHECK(rel_err(gx, ref) < (dt == kFloat32 ? 1e-5 : 1e-13));
+            } else {
+              CHECK(test::bitwise_equal(gx, first));
+            }
+          }
+        }
+        cpu::set_gemm_isa(saved_isa);
+        set_num_threads(saved);
+      }
+}
+
+TEST_CASE("conv_transpose2d backward: the kernels (first order) equal the ops (create_graph)") {
+  uint64_t seed = 4500;
+  struct T {
+    int64_t N, Cin, Cout, H, W;
+    Window2d w;
+    int64_t oph, opw;
+  };
+  // (kh, kw, dh, dw, ph, pw, sh, sw): DCGAN's 4x4 stride 2, output padding, dilation.
+  const T cases[] = {{3, 8, 5, 4, 4, Window2d{4, 4, 1, 1, 1, 1, 2, 2}, 0, 0},
+                     {2, 3, 7, 5, 6, Window2d{3, 3, 1, 1, 1, 1, 2, 2}, 1, 1},
+                     {2, 4, 3, 6, 5, Window2d{3, 2, 2, 1, 1, 0, 1, 3}, 0, 2},
+                     {1, 5, 9, 1, 1, Window2d{4, 4, 1, 1, 0, 0, 1, 1}, 0, 0}};
+  for (const T& c : cases) {
+    const Window2d& w = c.w;
+    INFO("N " << c.N << " Cin " << c.Cin << " Cout " << c.Cout << " stride " << w.sh << "x" << w.sw);
+    Tensor x = rnd({c.N, c.Cin, c.H, c.W}, ++seed, kFloat64).requires_grad_(true);
+    Tensor weight = rnd({c.Cin, c.Cout, w.kh, w.kw}, ++seed, kFloat64).requires_grad_(true);
+    Tensor y = conv_transpose2d(x, weight, {}, {w.sh, w.sw}, {w.ph, w.pw}, {c.oph, c.opw}, 1,
+                                {w.dh, w.dw});
+    Tensor dy = rnd(y.sizes(), ++seed, kFloat64);
+    const std::vector<Tensor> kern = autograd::grad({y}, {x, weight}, {dy}, true, false);
+    const std::vector<Tensor> ops = autograd::grad({y}, {x, weight}, {dy}, true, true);
+    for (size_t i = 0; i < 2; ++i) CHECK(rel_err(kern[i], ops[i].detach()) < 1e-12);
+    // The adjoint identity <conv_transpose2d(x), dy> = <x, conv2d(dy)>.
+    Tensor back = conv2d(dy, weight.detach(), {}, {w.sh, w.sw}, {w.ph, w.pw}, {w.dh, w.dw})
+                      .slice(2, 0, c.H)
+                      .slice(3, 0, c.W);
+    CHECK(std::abs((y.detach() * dy).sum().item<double>() -
+                   (x.detach() * back).sum().item<double>()) < 1e-10);
+  }
 }
 
 TEST_CASE("conv2d backward: the kernels (first order) equal the ops (create_graph)") {

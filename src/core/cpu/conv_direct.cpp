@@ -126,59 +126,34 @@ const ConvDirectTiles<T>& direct_tiles() {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/// The phase-buffer layout of one sample (conv_direct.hpp) and the tap offsets into it.
-struct PhaseLayout {
-  int64_t C, H, W, OH, OW, sh, sw, ph, pw, Hq, Wq, plane;
-  int64_t taps;     // C*R*S
-  int64_t P;        // OH*Wq virtual positions
-  int64_t P_end;    // P rounded up to whole vectors: what the tiles read and write
-  int64_t data;     // C*sh*sw*plane elements that the fill writes
-  int64_t size;     // data plus zeroed slack that tails may read
-  std::vector<int64_t> off;  // taps, padded with 0 to a multiple of `pad_taps`
+/// One sample's C planes (H, W), zero-padded by (top, left) and split into sh*sw phase planes
+/// of (Hq, Wq): plane (c, a, b) holds padded pixel (i*sh + a, j*sw + b) at [i][j].
+struct Planes {
+  int64_t C, H, W, sh, sw, top, left, Hq, Wq, plane, data;
 
-  PhaseLayout(int64_t C_, int64_t H_, int64_t W_, int64_t OH_, int64_t OW_, const Window2d& w,
-              int lanes, int pad_taps)
-      : C(C_), H(H_), W(W_), OH(OH_), OW(OW_), sh(w.sh), sw(w.sw), ph(w.ph), pw(w.pw) {
-    const int64_t Hp = H + 2 * w.ph, Wp = W + 2 * w.pw;
-    Hq = ceil_div(Hp, sh);
-    Wq = ceil_div(Wp, sw);
-    plane = Hq * Wq;
-    taps = C * w.kh * w.kw;
-    P = OH * Wq;
-    P_end = ceil_div(P, lanes) * lanes;
-    data = C * sh * sw * plane;
-    off.assign(static_cast<size_t>(ceil_div(taps, pad_taps) * pad_taps), 0);
-    int64_t max_off = 0;
-    for (int64_t c = 0, j = 0; c < C; ++c)
-      for (int64_t r = 0; r < w.kh; ++r)
-        for (int64_t s = 0; s < w.kw; ++s, ++j) {
-          const int64_t rr = r * w.dh, ss = s * w.dw;
-          const int64_t o =
-              ((c * sh + rr % sh) * sw + ss % sw) * plane + (rr / sh) * Wq + ss / sw;
-          off[static_cast<size_t>(j)] = o;
-          max_off = std::max(max_off, o);
-        }
-    size = std::max(data, max_off + P_end) + lanes;
-  }
+  Planes(int64_t C_, int64_t H_, int64_t W_, int64_t sh_, int64_t sw_, int64_t top_,
+         int64_t left_, int64_t Hq_, int64_t Wq_)
+      : C(C_), H(H_), W(W_), sh(sh_), sw(sw_), top(top_), left(left_), Hq(Hq_), Wq(Wq_),
+        plane(Hq_ * Wq_), data(C_ * sh_ * sw_ * Hq_ * Wq_) {}
 
-  /// buf[0, data) = sample x (C, H, W; strides xc, xh, xw) split into zero-padded phase planes.
+  /// buf[0, data) = sample x (C, H, W; strides xc, xh, xw) in the padded phase planes.
   template <class T>
   void fill(T* buf, const T* x, int64_t xc, int64_t xh, int64_t xw) const {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t a = 0; a < sh; ++a)
         for (int64_t b = 0; b < sw; ++b) {
           T* dst = buf + ((c * sh + a) * sw + b) * plane;
-          // padded column j*sw + b holds input column j*sw + b - pw: valid j in [jlo, jhi)
-          const int64_t jlo = std::min(Wq, std::max<int64_t>(0, ceil_div(pw - b, sw)));
-          const int64_t jhi = std::max(jlo, std::min(Wq, ceil_div(W + pw - b, sw)));
+          // padded column j*sw + b holds input column j*sw + b - left: valid j in [jlo, jhi)
+          const int64_t jlo = std::min(Wq, std::max<int64_t>(0, ceil_div(left - b, sw)));
+          const int64_t jhi = std::max(jlo, std::min(Wq, ceil_div(W + left - b, sw)));
           for (int64_t i = 0; i < Hq; ++i, dst += Wq) {
-            const int64_t y = i * sh + a - ph;
+            const int64_t y = i * sh + a - top;
             if (y < 0 || y >= H) {
               std::fill(dst, dst + Wq, T(0));
               continue;
             }
             std::fill(dst, dst + jlo, T(0));
-            const T* src = x + c * xc + y * xh + (jlo * sw + b - pw) * xw;
+            const T* src = x + c * xc + y * xh + (jlo * sw + b - left) * xw;
             const int64_t step = sw * xw, n = jhi - jlo;
             if (step == 1) {
               std::memcpy(dst + jlo, src, static_cast<size_t>(n) * sizeof(T));
@@ -191,6 +166,73 @@ struct PhaseLayout {
   }
 };
 
+/// The planes of conv2d's input x (C, H, W) under window w, and the offset of tap (c, r, s)
+/// (j = (c*kh + r)*kw + s) for output position 0 (conv_direct.hpp), padded with 0 to a multiple
+/// of pad_taps.
+Planes input_planes(int64_t C, int64_t H, int64_t W, const Window2d& w) {
+  return Planes(C, H, W, w.sh, w.sw, w.ph, w.pw, ceil_div(H + 2 * w.ph, w.sh),
+                ceil_div(W + 2 * w.pw, w.sw));
+}
+
+std::vector<int64_t> input_offsets(const Planes& g, const Window2d& w, int64_t pad_taps) {
+  const int64_t taps = g.C * w.kh * w.kw;
+  std::vector<int64_t> off(static_cast<size_t>(ceil_div(taps, pad_taps) * pad_taps), 0);
+  for (int64_t c = 0, j = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < w.kh; ++r)
+      for (int64_t s = 0; s < w.kw; ++s, ++j) {
+        const int64_t rr = r * w.dh, ss = s * w.dw;
+        off[static_cast<size_t>(j)] = ((c * g.sh + rr % g.sh) * g.sw + ss % g.sw) * g.plane +
+                                      (rr / g.sh) * g.Wq + ss / g.sw;
+      }
+  return off;
+}
+
+/// One GEMM of the direct layout: vout(rows, ldc) = A(rows, taps) B(taps, P), B's row j the
+/// buffer slice at off[j]; A in mr-row slivers (OB of them, zero rows past `rows`).
+template <class T>
+struct DirectGemm {
+  int64_t rows = 0, OB = 0, taps = 0, P = 0, P_end = 0;
+  std::vector<T> a;          // (OB, taps, mr)
+  std::vector<int64_t> off;  // (taps)
+
+  /// get(i, j) = A[i][j] for i < rows, j < taps.
+  template <class Get>
+  DirectGemm(const ConvDirectTiles<T>& k, int64_t rows_, int64_t taps_, int64_t P_,
+             std::vector<int64_t> off_, Get&& get)
+      : rows(rows_), OB(ceil_div(rows_, k.mr)), taps(taps_), P(P_),
+        P_end(ceil_div(P_, k.lanes) * k.lanes), off(std::move(off_)) {
+    const int64_t MR = k.mr;
+    a.assign(static_cast<size_t>(OB * taps * MR), T(0));
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < taps; ++j)
+        a[static_cast<size_t>(((i / MR) * taps + j) * MR + i % MR)] = get(i, j);
+  }
+
+  /// The buffer elements the tiles may read: slack past the planes stays zero.
+  int64_t reach() const {
+    int64_t m = 0;
+    for (int64_t j = 0; j < taps; ++j) m = std::max(m, off[static_cast<size_t>(j)]);
+    return m + P_end;
+  }
+  int64_t tiles(const ConvDirectTiles<T>& k) const { return ceil_div(P, k.nv * k.lanes); }
+
+  /// Tiles [t0, t1) of the positions, every row; taps in passes of KC (the slivers' KC*mr stay
+  /// in L1/L2), each pass continuing the previous one's fma chains.
+  void run(const ConvDirectTiles<T>& k, const T* buf, T* vout, int64_t t0, int64_t t1) const {
+    constexpr int64_t KC = 512;
+    const int64_t MR = k.mr, tile = k.nv * k.lanes;
+    for (int64_t j0 = 0; j0 < taps; j0 += KC) {
+      const int64_t kc = std::min(KC, taps - j0);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t p0 = t * tile, nv = std::min<int64_t>(k.nv, ceil_div(P - p0, k.lanes));
+        for (int64_t ob = 0; ob < OB; ++ob)
+          k.forward[nv](kc, a.data() + (ob * taps + j0) * MR, buf + p0, off.data() + j0,
+                        vout + ob * MR * P_end + p0, P_end, j0 > 0);
+      }
+    }
+  }
+};
+
 /// A per-thread buffer of at least n elements, zero when first allocated (the slack past what the
 /// fills write stays zero).
 template <class T>
@@ -199,88 +241,178 @@ T* scratch(std::vector<T>& v, int64_t n) {
   return v.data();
 }
 
+/// Runs sample(n, buf, vout, t0, t1, parallel_tiles) for every sample: whole samples per thread
+/// when there are at least as many as threads, else one sample at a time with its tiles split
+/// (the callback then parallelizes inside). Each element is computed by one thread in one order.
+template <class T, class Sample>
+void for_each_sample(int64_t N, int64_t buf_size, int64_t vout_size, Sample&& sample) {
+  const int64_t threads = get_num_threads();
+  if (N >= threads) {
+    parallel_for(N, ceil_div(N, threads), [&](int64_t n0, int64_t n1) {
+      std::vector<T> buf_v, vout_v;
+      T* buf = scratch(buf_v, buf_size);
+      T* vout = scratch(vout_v, vout_size);
+      for (int64_t n = n0; n < n1; ++n) sample(n, buf, vout, false);
+    });
+    return;
+  }
+  std::vector<T> buf_v, vout_v;
+  T* buf = scratch(buf_v, buf_size);
+  T* vout = scratch(vout_v, vout_size);
+  for (int64_t n = 0; n < N; ++n) sample(n, buf, vout, true);
+}
+
+/// gemm.run over all its tiles, split across threads when `split`.
+template <class T>
+void run_tiles(const DirectGemm<T>& gemm, const ConvDirectTiles<T>& k, const T* buf, T* vout,
+               bool split) {
+  const int64_t nt = gemm.tiles(k);
+  if (!split) {
+    gemm.run(k, buf, vout, 0, nt);
+    return;
+  }
+  parallel_for(nt, ceil_div(nt, get_num_threads()),
+               [&](int64_t t0, int64_t t1) { gemm.run(k, buf, vout, t0, t1); });
+}
+
 template <class T>
 void direct_forward(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                     const Window2d& w) {
   const ConvDirectTiles<T>& k = direct_tiles<T>();
   const int64_t N = x.size(0), O = out.size(1), OH = out.size(2), OW = out.size(3);
-  const PhaseLayout g(x.size(1), x.size(2), x.size(3), OH, OW, w, k.lanes, 1);
-  const int64_t MR = k.mr, OB = ceil_div(O, MR), taps = g.taps, ldc = g.P_end;
-  // ---- the weight in mr-row slivers: A[ob][j][i] = weight[ob*MR + i][j], 0 past O ----
-  std::vector<T> a(static_cast<size_t>(OB * taps * MR), T(0));
-  {
-    const T* wp = weight.data_ptr<T>();
-    const int64_t s0 = weight.stride(0), s1 = weight.stride(1);
-    for (int64_t o = 0; o < O; ++o)
-      for (int64_t j = 0; j < taps; ++j)
-        a[static_cast<size_t>(((o / MR) * taps + j) * MR + o % MR)] = wp[o * s0 + j * s1];
-  }
+  const Planes g = input_planes(x.size(1), x.size(2), x.size(3), w);
+  const T* wp = weight.data_ptr<T>();
+  const int64_t ws0 = weight.stride(0), ws1 = weight.stride(1);
+  const DirectGemm<T> gemm(k, O, g.C * w.kh * w.kw, OH * g.Wq, input_offsets(g, w, 1),
+                           [&](int64_t o, int64_t j) { return wp[o * ws0 + j * ws1]; });
   const T* xp = x.data_ptr<T>();
   const T* bp = bias.defined() ? bias.data_ptr<T>() : nullptr;
-  const int64_t bs = bias.defined() ? bias.stride(0) : 0;
+  const int64_t bs = bias.defined() ? bias.stride(0) : 0, ldc = gemm.P_end;
   T* op = out.data_ptr<T>();
-  const int64_t tile = k.nv * k.lanes, ntiles = ceil_div(g.P, tile);
-  constexpr int64_t KC = 512;  // taps per pass: the slivers' KC*MR stay in L1/L2
-  // Tiles [t0, t1) of one sample: all output channels, every tap.
-  auto compute = [&](const T* buf, T* vout, int64_t t0, int64_t t1) {
-    for (int64_t j0 = 0; j0 < taps; j0 += KC) {
-      const int64_t kc = std::min(KC, taps - j0);
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t p0 = t * tile, nv = std::min<int64_t>(k.nv, ceil_div(g.P - p0, k.lanes));
-        for (int64_t ob = 0; ob < OB; ++ob)
-          k.forward[nv](kc, a.data() + (ob * taps + j0) * MR, buf + p0,
-                        g.off.data() + j0, vout + ob * MR * ldc + p0, ldc, j0 > 0);
-      }
-    }
+  const int64_t xn = x.stride(0), xc = x.stride(1), xh = x.stride(2), xw = x.stride(3);
+  for_each_sample<T>(N, std::max(g.data, gemm.reach()) + k.lanes, gemm.OB * k.mr * ldc,
+                     [&](int64_t n, T* buf, T* vout, bool split) {
+                       g.fill(buf, xp + n * xn, xc, xh, xw);
+                       run_tiles(gemm, k, buf, vout, split);
+                       // out[n] = the valid columns (ow < OW) of vout, plus the bias.
+                       for (int64_t o = 0; o < O; ++o) {
+                         const T b = bp ? bp[o * bs] : T(0);
+                         T* dst = op + (n * O + o) * OH * OW;
+                         for (int64_t oh = 0; oh < OH; ++oh, dst += OW) {
+                           const T* src = vout + o * ldc + oh * g.Wq;
+                           if (bp) {
+                             for (int64_t q = 0; q < OW; ++q) dst[q] = src[q] + b;
+                           } else {
+                             std::memcpy(dst, src, static_cast<size_t>(OW) * sizeof(T));
+                           }
+                         }
+                       }
+                     });
+}
+
+/// (d - r*dil) / s floored and whether it divides: the input row a tap reads for output phase d.
+struct PhaseTap {
+  int64_t tap, shift;  // tap index along the axis, offset of the read row from the output's
+};
+
+/// The taps of one axis that reach output phase `a` (rows a, a + stride, ...) of the input
+/// gradient: tap r reads dY row u + (a + pad - r*dil) / stride when that divides exactly.
+std::vector<PhaseTap> phase_taps(int64_t a, int64_t k, int64_t dil, int64_t pad, int64_t stride) {
+  std::vector<PhaseTap> taps;
+  for (int64_t r = 0; r < k; ++r) {
+    const int64_t d = a + pad - r * dil;
+    const int64_t q = d >= 0 ? d / stride : -((-d + stride - 1) / stride);
+    if (q * stride == d) taps.push_back(PhaseTap{r, q});
+  }
+  return taps;
+}
+
+template <class T>
+void direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& weight,
+                       const Window2d& w) {
+  const ConvDirectTiles<T>& k = direct_tiles<T>();
+  const int64_t N = gx.size(0), C = gx.size(1), H = gx.size(2), W = gx.size(3);
+  const int64_t O = dy.size(1), OH = dy.size(2), OW = dy.size(3);
+  // ---- the output phases and the padding of dY they need ----
+  struct Phase {
+    int64_t a, b, Uh, Uw;
+    std::vector<PhaseTap> rows, cols;
   };
-  // out[n] = the valid columns of vout, plus the bias.
-  auto store = [&](const T* vout, int64_t n, int64_t o0, int64_t o1) {
-    for (int64_t o = o0; o < o1; ++o) {
-      const T b = bp ? bp[o * bs] : T(0);
-      T* dst = op + (n * O + o) * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh, dst += OW) {
-        const T* src = vout + o * ldc + oh * g.Wq;
-        if (bp) {
-          for (int64_t q = 0; q < OW; ++q) dst[q] = src[q] + b;
-        } else {
-          std::memcpy(dst, src, static_cast<size_t>(OW) * sizeof(T));
+  std::vector<Phase> phases;
+  int64_t top = 0, bottom = 0, left = 0, right = 0;
+  for (int64_t a = 0; a < std::min(w.sh, H); ++a)
+    for (int64_t b = 0; b < std::min(w.sw, W); ++b) {
+      Phase ph{a, b, ceil_div(H - a, w.sh), ceil_div(W - b, w.sw),
+               phase_taps(a, w.kh, w.dh, w.ph, w.sh), phase_taps(b, w.kw, w.dw, w.pw, w.sw)};
+      for (const PhaseTap& t : ph.rows) {
+        top = std::max(top, -t.shift);
+        bottom = std::max(bottom, ph.Uh - 1 + t.shift - (OH - 1));
+      }
+      for (const PhaseTap& t : ph.cols) {
+        left = std::max(left, -t.shift);
+        right = std::max(right, ph.Uw - 1 + t.shift - (OW - 1));
+      }
+      phases.push_back(std::move(ph));
+    }
+  const Planes g(O, OH, OW, 1, 1, top, left, OH + top + bottom, OW + left + right);
+  // ---- one GEMM per phase: rows c, taps (o, r, s) of the phase ----
+  const T* wp = weight.data_ptr<T>();
+  const int64_t ws0 = weight.stride(0), ws1 = weight.stride(1), khw = w.kh * w.kw;
+  std::vector<DirectGemm<T>> gemms;
+  int64_t buf_size = g.data, vout_size = 0;
+  for (const Phase& ph : phases) {
+    const int64_t nr = static_cast<int64_t>(ph.rows.size()), ns = static_cast<int64_t>(ph.cols.size());
+    std::vector<int64_t> off(static_cast<size_t>(O * nr * ns));
+    for (int64_t o = 0, j = 0; o < O; ++o)
+      for (const PhaseTap& r : ph.rows)
+        for (const PhaseTap& c : ph.cols)
+          off[static_cast<size_t>(j++)] = o * g.plane + (r.shift + top) * g.Wq + c.shift + left;
+    gemms.emplace_back(k, C, O * nr * ns, ph.Uh * g.Wq, std::move(off), [&](int64_t c, int64_t j) {
+      const int64_t o = j / (nr * ns), r = ph.rows[static_cast<size_t>(j / ns % nr)].tap;
+      const int64_t s = ph.cols[static_cast<size_t>(j % ns)].tap;
+      return wp[o * ws0 + (c * khw + r * w.kw + s) * ws1];
+    });
+    buf_size = std::max(buf_size, gemms.back().reach());
+    vout_size = std::max(vout_size, gemms.back().OB * k.mr * gemms.back().P_end);
+  }
+  const T* yp = dy.data_ptr<T>();
+  const int64_t yn = dy.stride(0), yc = dy.stride(1), yh = dy.stride(2), yw = dy.stride(3);
+  T* gp = gx.data_ptr<T>();
+  for_each_sample<T>(N, buf_size + k.lanes, vout_size, [&](int64_t n, T* buf, T* vout, bool split) {
+    g.fill(buf, yp + n * yn, yc, yh, yw);
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const Phase& ph = phases[i];
+      const DirectGemm<T>& gemm = gemms[i];
+      if (gemm.taps > 0) run_tiles(gemm, k, buf, vout, split);
+      // gx[n, c, a + sh*u, b + sw*v] = vout[c, u*Wq + v]; a phase no tap reaches is 0.
+      for (int64_t c = 0; c < C; ++c) {
+        T* dst = gp + ((n * C + c) * H + ph.a) * W + ph.b;
+        for (int64_t u = 0; u < ph.Uh; ++u) {
+          T* d = dst + u * w.sh * W;
+          const T* src = vout + c * gemm.P_end + u * g.Wq;
+          if (gemm.taps == 0) {
+            for (int64_t v = 0; v < ph.Uw; ++v) d[v * w.sw] = T(0);
+          } else if (w.sw == 1) {
+            std::memcpy(d, src, static_cast<size_t>(ph.Uw) * sizeof(T));
+          } else {
+            for (int64_t v = 0; v < ph.Uw; ++v) d[v * w.sw] = src[v];
+          }
         }
       }
     }
-  };
-  const int64_t xn = x.stride(0), xc = x.stride(1), xh = x.stride(2), xw = x.stride(3);
-  const int64_t threads = get_num_threads();
-  if (N >= threads) {
-    parallel_for(N, ceil_div(N, threads), [&](int64_t n0, int64_t n1) {
-      std::vector<T> buf_v, vout_v;
-      T* buf = scratch(buf_v, g.size);
-      T* vout = scratch(vout_v, OB * MR * ldc);
-      for (int64_t n = n0; n < n1; ++n) {
-        g.fill(buf, xp + n * xn, xc, xh, xw);
-        compute(buf, vout, 0, ntiles);
-        store(vout, n, 0, O);
-      }
-    });
-    return;
-  }
-  std::vector<T> buf_v, vout_v;
-  T* buf = scratch(buf_v, g.size);
-  T* vout = scratch(vout_v, OB * MR * ldc);
-  for (int64_t n = 0; n < N; ++n) {
-    g.fill(buf, xp + n * xn, xc, xh, xw);
-    parallel_for(ntiles, ceil_div(ntiles, threads),
-                 [&](int64_t t0, int64_t t1) { compute(buf, vout, t0, t1); });
-    parallel_for(O, ceil_div(O, threads), [&](int64_t o0, int64_t o1) { store(vout, n, o0, o1); });
-  }
+  });
 }
 
 template <class T>
 void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, const Window2d& w) {
   const ConvDirectTiles<T>& k = direct_tiles<T>();
   const int64_t N = x.size(0), O = dy.size(1), OH = dy.size(2), OW = dy.size(3);
-  const PhaseLayout g(x.size(1), x.size(2), x.size(3), OH, OW, w, k.lanes, k.nj);
-  const int64_t MO = k.mo, NJ = k.nj, OB = ceil_div(O, MO), JB = ceil_div(g.taps, NJ);
-  const int64_t taps = g.taps, ld = g.P_end;
+  const Planes g = input_planes(x.size(1), x.size(2), x.size(3), w);
+  const std::vector<int64_t> off = input_offsets(g, w, k.nj);
+  const int64_t MO = k.mo, NJ = k.nj, OB = ceil_div(O, MO), taps = g.C * w.kh * w.kw;
+  const int64_t JB = ceil_div(taps, NJ), ld = ceil_div(OH * g.Wq, k.lanes) * k.lanes;
+  const int64_t buf_size = std::max(g.data, *std::max_element(off.begin(), off.end()) + ld) +
+                           k.lanes;
   // Fixed chunks of samples (never fewer than 8 per chunk, at most 16 chunks): one partial sum
   // each, added in chunk order at the end.
   const int64_t per_chunk = std::max<int64_t>(8, ceil_div(N, 16)), chunks = ceil_div(N, per_chunk);
@@ -292,12 +424,12 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
   const int64_t threads = get_num_threads();
   // Samples per tile call: as many of a chunk as keep their buffers within about 1 MiB, so the
   // tiles' lane sums are reduced once per group (small images have few positions per sample).
-  const int64_t per_sample = g.size + OB * MO * ld;
+  const int64_t per_sample = buf_size + OB * MO * ld;
   const int64_t group = std::clamp<int64_t>(
       (int64_t{1} << 20) / static_cast<int64_t>(sizeof(T)) / per_sample, 1, per_chunk);
   parallel_for(chunks, ceil_div(chunks, threads), [&](int64_t c0, int64_t c1) {
     std::vector<T> buf_v, dyv_v;
-    T* buf = scratch(buf_v, group * g.size);
+    T* buf = scratch(buf_v, group * buf_size);
     // dY in the virtual layout, (OB*MO, P_end) per sample, zero outside the valid columns/rows.
     T* dyv = scratch(dyv_v, group * OB * MO * ld);
     T sums[4 * 6];
@@ -308,7 +440,7 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
         const int64_t ns = std::min(group, n_end - n0);
         for (int64_t s = 0; s < ns; ++s) {
           const int64_t n = n0 + s;
-          g.fill(buf + s * g.size, xp + n * xn, xc, xh, xw);
+          g.fill(buf + s * buf_size, xp + n * xn, xc, xh, xw);
           for (int64_t o = 0; o < O; ++o) {
             T* d = dyv + s * OB * MO * ld + o * ld;
             const T* src = yp + n * yn + o * yc;
@@ -321,8 +453,8 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
         for (int64_t ob = 0; ob < OB; ++ob) {
           const int64_t mo = std::min(MO, O - ob * MO);
           for (int64_t jb = 0; jb < JB; ++jb) {
-            k.weight_grad(ns, ld, dyv + ob * MO * ld, ld, OB * MO * ld, buf, g.size,
-                          g.off.data() + jb * NJ, sums);
+            k.weight_grad(ns, ld, dyv + ob * MO * ld, ld, OB * MO * ld, buf, buf_size,
+                          off.data() + jb * NJ, sums);
             const int64_t nj = std::min(NJ, taps - jb * NJ);
             for (int64_t i = 0; i < mo; ++i)
               for (int64_t j = 0; j < nj; ++j)
@@ -370,6 +502,18 @@ void conv2d_direct(const Tensor& out, const Tensor& x, const Tensor& weight, con
   }
   float_or_double(out.dtype(), "conv2d_direct", [&](auto tag) {
     direct_forward<decltype(tag)>(out, x, weight, bias, w);
+  });
+}
+
+void conv2d_direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& weight,
+                              const Window2d& w) {
+  if (gx.numel() == 0) return;
+  if (dy.size(1) * w.kh * w.kw == 0 || dy.size(2) * dy.size(3) == 0) {
+    fill(gx, Scalar(0));
+    return;
+  }
+  float_or_double(gx.dtype(), "conv2d_direct_input_grad", [&](auto tag) {
+    direct_input_grad<decltype(tag)>(gx, dy, weight, w);
   });
 }
 

@@ -345,11 +345,9 @@ Tensor depthwise_conv2d_4d(const Tensor& x, const Tensor& weight, const Window2d
 
 /// conv2d with groups 1 on (N, C, H, W), float32/float64 on the CPU, by the direct kernel
 /// (cpu::conv2d_direct), with the bias added by the kernel when it has x's dtype. No columns exist
-/// in forward or are kept for backward. Backward, first order: dW by the direct weight-gradient
-/// kernel; dX for stride 1 is itself a direct convolution of dY with the flipped, transposed
-/// weight (padding dh*(kh-1) - ph), otherwise fold(W^T dY). Under create_graph the backward is
-/// written with ops (fold(W^T dY) and sum over n of dY[n] unfold(x)[n]^T), so it is differentiable
-/// again.
+/// in forward or are kept for backward. Backward, first order: the direct input-gradient and
+/// weight-gradient kernels. Under create_graph the backward is written with ops (fold(W^T dY) and
+/// sum over n of dY[n] unfold(x)[n]^T), so it is differentiable again.
 Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                         const Window2d& w, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
@@ -382,17 +380,8 @@ Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bia
           return Grads{gx, gw, gb};
         }
         if (wants(x)) {
-          const Window2d t{w.kh, w.kw, w.dh, w.dw, w.dh * (w.kh - 1) - w.ph,
-                           w.dw * (w.kw - 1) - w.pw, 1, 1};
-          if (w.sh == 1 && w.sw == 1 && t.ph >= 0 && t.pw >= 0) {
-            // dX[c] = sum over o, r, s of W[o, c, kh-1-r, kw-1-s] dY[o] shifted: a convolution.
-            gx = make_tensor({N, C, H, W}, x.dtype(), x.device(), "conv2d");
-            cpu::conv2d_direct(gx, dy, weight.flip({2, 3}).transpose(0, 1).reshape({C, -1}),
-                               Tensor(), t);
-          } else {
-            gx = fold(matmul(weight.reshape({O, K}).t(), dy.reshape({N, O, L})), {H, W},
-                      kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
-          }
+          gx = make_tensor({N, C, H, W}, x.dtype(), x.device(), "conv2d");
+          cpu::conv2d_direct_input_grad(gx, dy, weight.reshape({O, K}), w);
         }
         if (wants(weight)) {
           gw = make_tensor({O, K}, x.dtype(), x.device(), "conv2d");
@@ -472,8 +461,69 @@ Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& b
 
 /// conv_transpose2d on (N, C_in, H, W): (C_out/g*kh*kw, C_in/g) x (C_in/g, H*W) per group, then
 /// fold into (OH, OW).
+/// conv_transpose2d with groups 1 on (N, C_in, H, W), float32/float64 on the CPU: conv2d's input
+/// gradient, by the direct kernel (the weight (C_in, C_out, kh, kw) is a conv2d weight with
+/// O = C_in), the bias added after. Backward, first order: dX = conv2d(dY, W) by the direct
+/// kernel, dW by the direct weight-gradient kernel with the roles of x and dY swapped. Under
+/// create_graph: the ops of conv2d (dX) and unfold + matmul (dW), differentiable again.
+Tensor conv_transpose2d_direct_4d(const Tensor& x, const Tensor& weight, const Window2d& w,
+                                  int64_t OH, int64_t OW) {
+  const int64_t N = x.size(0), Cin = x.size(1), Cout = weight.size(1), H = x.size(2),
+                W = x.size(3);
+  const int64_t K = Cout * w.kh * w.kw;
+  Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d");
+  forward_no_grad([&] {
+    cpu::conv2d_direct_input_grad(out, x, weight.reshape({Cin, K}), w);
+    return 0;
+  });
+  autograd::record(
+      "conv_transpose2d", {x, weight}, out, {x, weight},
+      [w, H, W, Cin, K](const Saved& s, const Tensor& dy) {
+        const Tensor &x = s[0], &weight = s[1];
+        const int64_t N = x.size(0);
+        Tensor gx, gw;
+        if (autograd::is_grad_enabled()) {  // create_graph: a differentiable backward
+          std::vector<int64_t> k;
+          // dX = conv2d(dY, W) cropped to x's size (output_padding may leave extra rows).
+          if (wants(x))
+            gx = conv2d(dy, weight, {}, {w.sh, w.sw}, {w.ph, w.pw}, {w.dh, w.dw})
+                     .slice(2, 0, H)
+                     .slice(3, 0, W);
+          if (wants(weight)) {
+            // dY's windows (BH, BW) >= (H, W); the first (H, W) pair with x's positions.
+            const int64_t BH = conv_out_size(dy.size(2), w.kh, w.dh, w.ph, w.sh);
+            const int64_t BW = conv_out_size(dy.size(3), w.kw, w.dw, w.pw, w.sw);
+            const Tensor cols = unfold(dy, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw},
+                                       {w.sh, w.sw})
+                                    .reshape({N, K, BH, BW})
+                                    .slice(2, 0, H)
+                                    .slice(3, 0, W)
+                                    .reshape({N, 1, K, H * W});
+            gw = batch_summed_matmul_nt(x.reshape({N, 1, Cin, H * W}), cols, "conv_transpose2d")
+                     .reshape(weight.sizes());
+          }
+          return Grads{gx, gw};
+        }
+        if (wants(x)) {
+          gx = make_tensor(x.sizes(), x.dtype(), x.device(), "conv_transpose2d");
+          cpu::conv2d_direct(gx, dy, weight.reshape({Cin, K}), Tensor(), w);
+        }
+        if (wants(weight)) {
+          gw = make_tensor({Cin, K}, x.dtype(), x.device(), "conv_transpose2d");
+          cpu::conv2d_direct_weight_grad(gw, x, dy, w);
+          gw = gw.reshape(weight.sizes());
+        }
+        return Grads{gx, gw};
+      });
+  return out;
+}
+
 Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Window2d& w, int64_t groups, int64_t OH, int64_t OW) {
+  if (groups == 1 && x.device().is_cpu() && (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
+    Tensor y = conv_transpose2d_direct_4d(x, weight, w, OH, OW);
+    return bias.defined() ? y + bias.reshape({weight.size(1), 1, 1}) : y;
+  }
   const int64_t N = x.size(0), Cin = x.size(1), Cout = weight.size(1) * groups;
   const int64_t K = Cout / groups * w.kh * w.kw;
   // fold's window count for (OH, OW); exceeds (H, W) only when output_padding >= stride (allowed
