@@ -1,8 +1,9 @@
-// The direct convolution kernels (src/core/cpu/conv_direct.cpp) against unfold + matmul on fresh
-// random inputs: odd channel counts that fill no tile, odd image sizes, strides 1-3, padding,
-// dilation, non-contiguous inputs, batches smaller and larger than the thread count, more taps than
-// one pass takes (KC), both instruction sets and 1-3 threads; and conv2d's backward (the kernels
-// first order, the ops under create_graph) against each other.
+// The direct convolution kernels (src/core/cpu/conv_direct.cpp) against unfold + matmul and a
+// scatter reference on fresh random inputs: odd channel counts that fill no tile, odd image
+// sizes, strides 1-3, padding, dilation, non-contiguous inputs, batches smaller and larger than
+// the thread count, more taps than one pass takes (KC), GEMMs of 1-3 rows (the narrow tiles),
+// both instruction sets and 1-3 threads; and the backward of conv2d and conv_transpose2d (the
+// kernels first order, the ops under create_graph) against each other.
 #include <cmath>
 #include <vector>
 
@@ -38,6 +39,8 @@ const Case kCases[] = {
     {2, 3, 4, 5, 6, Window2d{5, 5, 1, 1, 2, 2, 1, 1}},       // kernel as large as the image
     {2, 70, 12, 7, 7, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},     // 630 taps: two passes of KC
     {2, 1, 8, 10, 9, Window2d{3, 3, 1, 1, 0, 0, 3, 1}},      // one channel, stride 3, no padding
+    {2, 3, 1, 14, 14, Window2d{4, 4, 1, 1, 1, 1, 2, 2}},     // one output channel (1-row tile)
+    {3, 2, 2, 9, 8, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},       // two rows each way
 };
 
 int64_t out_size(int64_t in, int64_t k, int64_t d, int64_t p, int64_t s) {

@@ -191,17 +191,25 @@ std::vector<int64_t> input_offsets(const Planes& g, const Window2d& w, int64_t p
 /// buffer slice at off[j]; A in mr-row slivers (OB of them, zero rows past `rows`).
 template <class T>
 struct DirectGemm {
-  int64_t rows = 0, OB = 0, taps = 0, P = 0, P_end = 0;
-  std::vector<T> a;          // (OB, taps, mr)
+  int64_t rows = 0, MR = 0, OB = 0, taps = 0, P = 0, P_end = 0;
+  const typename ConvDirectTiles<T>::Forward* tile = nullptr;  // tile[v], v = 1..nv vectors
+  std::vector<T> a;          // (OB, taps, MR)
   std::vector<int64_t> off;  // (taps)
 
-  /// get(i, j) = A[i][j] for i < rows, j < taps.
+  /// get(i, j) = A[i][j] for i < rows, j < taps. Fewer rows than the tile's take the narrowest
+  /// tile that holds them (1, 2 or 4 rows).
   template <class Get>
   DirectGemm(const ConvDirectTiles<T>& k, int64_t rows_, int64_t taps_, int64_t P_,
              std::vector<int64_t> off_, Get&& get)
-      : rows(rows_), OB(ceil_div(rows_, k.mr)), taps(taps_), P(P_),
-        P_end(ceil_div(P_, k.lanes) * k.lanes), off(std::move(off_)) {
-    const int64_t MR = k.mr;
+      : rows(rows_), MR(k.mr), taps(taps_), P(P_), P_end(ceil_div(P_, k.lanes) * k.lanes),
+        tile(k.forward), off(std::move(off_)) {
+    for (int m = 0; m < 3; ++m)
+      if (rows <= (int64_t{1} << m) && (int64_t{1} << m) < k.mr && k.small_forward[m][1]) {
+        MR = int64_t{1} << m;
+        tile = k.small_forward[m];
+        break;
+      }
+    OB = ceil_div(rows, MR);
     a.assign(static_cast<size_t>(OB * taps * MR), T(0));
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < taps; ++j)
@@ -220,14 +228,14 @@ struct DirectGemm {
   /// in L1/L2), each pass continuing the previous one's fma chains.
   void run(const ConvDirectTiles<T>& k, const T* buf, T* vout, int64_t t0, int64_t t1) const {
     constexpr int64_t KC = 512;
-    const int64_t MR = k.mr, tile = k.nv * k.lanes;
+    const int64_t width = k.nv * k.lanes;
     for (int64_t j0 = 0; j0 < taps; j0 += KC) {
       const int64_t kc = std::min(KC, taps - j0);
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t p0 = t * tile, nv = std::min<int64_t>(k.nv, ceil_div(P - p0, k.lanes));
+        const int64_t p0 = t * width, nv = std::min<int64_t>(k.nv, ceil_div(P - p0, k.lanes));
         for (int64_t ob = 0; ob < OB; ++ob)
-          k.forward[nv](kc, a.data() + (ob * taps + j0) * MR, buf + p0, off.data() + j0,
-                        vout + ob * MR * P_end + p0, P_end, j0 > 0);
+          tile[nv](kc, a.data() + (ob * taps + j0) * MR, buf + p0, off.data() + j0,
+                   vout + ob * MR * P_end + p0, P_end, j0 > 0);
       }
     }
   }
@@ -290,7 +298,7 @@ void direct_forward(const Tensor& out, const Tensor& x, const Tensor& weight, co
   const int64_t bs = bias.defined() ? bias.stride(0) : 0, ldc = gemm.P_end;
   T* op = out.data_ptr<T>();
   const int64_t xn = x.stride(0), xc = x.stride(1), xh = x.stride(2), xw = x.stride(3);
-  for_each_sample<T>(N, std::max(g.data, gemm.reach()) + k.lanes, gemm.OB * k.mr * ldc,
+  for_each_sample<T>(N, std::max(g.data, gemm.reach()) + k.lanes, gemm.OB * gemm.MR * ldc,
                      [&](int64_t n, T* buf, T* vout, bool split) {
                        g.fill(buf, xp + n * xn, xc, xh, xw);
                        run_tiles(gemm, k, buf, vout, split);
@@ -373,7 +381,7 @@ void direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& weight,
       return wp[o * ws0 + (c * khw + r * w.kw + s) * ws1];
     });
     buf_size = std::max(buf_size, gemms.back().reach());
-    vout_size = std::max(vout_size, gemms.back().OB * k.mr * gemms.back().P_end);
+    vout_size = std::max(vout_size, gemms.back().OB * gemms.back().MR * gemms.back().P_end);
   }
   const T* yp = dy.data_ptr<T>();
   const int64_t yn = dy.stride(0), yc = dy.stride(1), yh = dy.stride(2), yw = dy.stride(3);

@@ -34,6 +34,9 @@ struct ConvDirectTiles {
                               const C* b, int64_t b_ns, const int64_t* off, C* sums);
   int mr = 0, lanes = 0, nv = 0;  // forward tile: mr rows x nv vectors of `lanes`
   Forward forward[4] = {};        // forward[v] for v = 1..nv vectors
+  /// Narrower forward tiles for GEMMs with fewer rows than mr (one output channel of a
+  /// generator's last layer would fill 1 of 8 rows): small_forward[m][v] has 1 << m rows.
+  Forward small_forward[3][4] = {};
   int mo = 0, nj = 0;             // weight-gradient tile: mo output channels x nj taps
   WeightGrad weight_grad = nullptr;
 };
@@ -158,6 +161,17 @@ ConvDirectTiles<typename S::T> make_tiles() {
   t.forward[1] = &forward_tile<S, MR, 1>;
   t.forward[2] = &forward_tile<S, MR, 2>;
   t.forward[3] = &forward_tile<S, MR, 3>;
+  t.small_forward[0][1] = &forward_tile<S, 1, 1>;
+  t.small_forward[0][2] = &forward_tile<S, 1, 2>;
+  t.small_forward[0][3] = &forward_tile<S, 1, 3>;
+  t.small_forward[1][1] = &forward_tile<S, 2, 1>;
+  t.small_forward[1][2] = &forward_tile<S, 2, 2>;
+  t.small_forward[1][3] = &forward_tile<S, 2, 3>;
+  if constexpr (MR > 4) {
+    t.small_forward[2][1] = &forward_tile<S, 4, 1>;
+    t.small_forward[2][2] = &forward_tile<S, 4, 2>;
+    t.small_forward[2][3] = &forward_tile<S, 4, 3>;
+  }
   t.mo = MO;
   t.nj = NJ;
   t.weight_grad = &weight_grad_tile<S, MO, NJ>;

@@ -393,6 +393,11 @@ Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bia
   return out;
 }
 
+/// Output positions per sample (conv2d) or input positions (conv_transpose2d) up to which the
+/// batch is folded into one GEMM: the direct kernel vectorizes along positions and would leave
+/// most lanes idle.
+constexpr int64_t kFewPositions = 4;
+
 Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window2d& w,
                  int64_t groups, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), C = x.size(1), O = weight.size(0), L = OH * OW;
@@ -403,6 +408,18 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   }
   const bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.ph == 0 &&
                          w.pw == 0;  // 1x1, stride 1: the columns are the input itself
+  if (groups == 1 && !pointwise && L <= kFewPositions) {
+    // A few output positions per sample (a 7x7 kernel on a 7x7 image is a linear layer): one
+    // GEMM over the whole batch, (N*L, K) x (K, O), instead of N GEMMs L columns wide.
+    std::vector<int64_t> k;
+    const Tensor cols =
+        unfold(x, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});  // (N, K, L)
+    Tensor y = matmul(cols.transpose(1, 2).reshape({N * L, K}), weight.reshape({O, K}).t())
+                   .reshape({N, L, O})
+                   .transpose(1, 2)
+                   .reshape({N, O, OH, OW});
+    return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
+  }
   if (groups == 1 && !pointwise && x.device().is_cpu() &&
       (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
     Tensor y = conv2d_direct_4d(x, weight, bias, w, OH, OW);
@@ -520,7 +537,8 @@ Tensor conv_transpose2d_direct_4d(const Tensor& x, const Tensor& weight, const W
 
 Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Window2d& w, int64_t groups, int64_t OH, int64_t OW) {
-  if (groups == 1 && x.device().is_cpu() && (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
+  if (groups == 1 && x.size(2) * x.size(3) > kFewPositions && x.device().is_cpu() &&
+      (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
     Tensor y = conv_transpose2d_direct_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({weight.size(1), 1, 1}) : y;
   }
@@ -533,10 +551,17 @@ Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& 
   const Tensor xin =
       BH > x.size(2) || BW > x.size(3) ? pad(x, {0, BW - x.size(3), 0, BH - x.size(2)}) : x;
   const int64_t L = BH * BW;
-  Tensor cols = shared_weight_matmul(weight.reshape({groups, Cin / groups, K}).transpose(1, 2),
-                                     xin.reshape({N, groups, Cin / groups, L}),
-                                     "conv_transpose2d")  // (N, g, K, L)
-                    .reshape({N, Cout * w.kh * w.kw, L});
+  Tensor cols =
+      groups == 1 && L <= kFewPositions
+          // One GEMM over the batch, (N*L, Cin) x (Cin, K), rather than N of L columns.
+          ? matmul(xin.reshape({N, Cin, L}).transpose(1, 2).reshape({N * L, Cin}),
+                   weight.reshape({Cin, K}))
+                .reshape({N, L, K})
+                .transpose(1, 2)
+          : shared_weight_matmul(weight.reshape({groups, Cin / groups, K}).transpose(1, 2),
+                                 xin.reshape({N, groups, Cin / groups, L}),
+                                 "conv_transpose2d")  // (N, g, K, L)
+                .reshape({N, Cout * w.kh * w.kw, L});
   const bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.ph == 0 &&
                          w.pw == 0 && BH == OH && BW == OW;
   std::vector<int64_t> k;
