@@ -222,17 +222,18 @@ struct DirectGemm {
     for (int64_t j = 0; j < taps; ++j) m = std::max(m, off[static_cast<size_t>(j)]);
     return m + P_end;
   }
-  int64_t tiles(const ConvDirectTiles<T>& k) const { return ceil_div(P, k.nv * k.lanes); }
+  int64_t tiles(const ConvDirectTiles<T>& k) const { return ceil_div(P_end / k.lanes, k.nv); }
 
   /// Tiles [t0, t1) of the positions, every row; taps in passes of KC (the slivers' KC*mr stay
-  /// in L1/L2), each pass continuing the previous one's fma chains.
+  /// in L1/L2), each pass continuing the previous one's fma chains. The vectors are spread evenly
+  /// over the tiles (4 as 2 + 2, not 3 + 1: a one-vector tile has too few accumulators).
   void run(const ConvDirectTiles<T>& k, const T* buf, T* vout, int64_t t0, int64_t t1) const {
     constexpr int64_t KC = 512;
-    const int64_t width = k.nv * k.lanes;
+    const int64_t V = P_end / k.lanes, nt = tiles(k);
     for (int64_t j0 = 0; j0 < taps; j0 += KC) {
       const int64_t kc = std::min(KC, taps - j0);
       for (int64_t t = t0; t < t1; ++t) {
-        const int64_t p0 = t * width, nv = std::min<int64_t>(k.nv, ceil_div(P - p0, k.lanes));
+        const int64_t v0 = t * V / nt, nv = (t + 1) * V / nt - v0, p0 = v0 * k.lanes;
         for (int64_t ob = 0; ob < OB; ++ob)
           tile[nv](kc, a.data() + (ob * taps + j0) * MR, buf + p0, off.data() + j0,
                    vout + ob * MR * P_end + p0, P_end, j0 > 0);
