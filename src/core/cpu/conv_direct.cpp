@@ -130,39 +130,83 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /// of (Hq, Wq): plane (c, a, b) holds padded pixel (i*sh + a, j*sw + b) at [i][j].
 struct Planes {
   int64_t C, H, W, sh, sw, top, left, Hq, Wq, plane, data;
+  std::vector<char> used;  // (sh*sw): phase planes some tap reads; the others are left alone
 
   Planes(int64_t C_, int64_t H_, int64_t W_, int64_t sh_, int64_t sw_, int64_t top_,
          int64_t left_, int64_t Hq_, int64_t Wq_)
       : C(C_), H(H_), W(W_), sh(sh_), sw(sw_), top(top_), left(left_), Hq(Hq_), Wq(Wq_),
-        plane(Hq_ * Wq_), data(C_ * sh_ * sw_ * Hq_ * Wq_) {}
+        plane(Hq_ * Wq_), data(C_ * sh_ * sw_ * Hq_ * Wq_),
+        used(static_cast<size_t>(sh_ * sw_), 1) {}
 
-  /// buf[0, data) = sample x (C, H, W; strides xc, xh, xw) in the padded phase planes.
+  /// buf[0, data) = sample x (C, H, W; strides xc, xh, xw) in the padded phase planes (those in
+  /// use; the rest keep their contents, zero in a fresh scratch buffer).
   template <class T>
   void fill(T* buf, const T* x, int64_t xc, int64_t xh, int64_t xw) const {
+    if (sh == 1 && sw == 1) {
+      fill_unstrided(buf, x, xc, xh, xw);
+      return;
+    }
+    // Strided: each input row is padded once into `row`, then split into its sw phases.
+    std::vector<T> row(static_cast<size_t>(Wq * sw), T(0));
+    const int64_t n = std::max<int64_t>(0, std::min(W, Wq * sw - left));  // columns in a phase
     for (int64_t c = 0; c < C; ++c)
       for (int64_t a = 0; a < sh; ++a)
-        for (int64_t b = 0; b < sw; ++b) {
-          T* dst = buf + ((c * sh + a) * sw + b) * plane;
-          // padded column j*sw + b holds input column j*sw + b - left: valid j in [jlo, jhi)
-          const int64_t jlo = std::min(Wq, std::max<int64_t>(0, ceil_div(left - b, sw)));
-          const int64_t jhi = std::max(jlo, std::min(Wq, ceil_div(W + left - b, sw)));
-          for (int64_t i = 0; i < Hq; ++i, dst += Wq) {
-            const int64_t y = i * sh + a - top;
-            if (y < 0 || y >= H) {
-              std::fill(dst, dst + Wq, T(0));
-              continue;
-            }
-            std::fill(dst, dst + jlo, T(0));
-            const T* src = x + c * xc + y * xh + (jlo * sw + b - left) * xw;
-            const int64_t step = sw * xw, n = jhi - jlo;
-            if (step == 1) {
-              std::memcpy(dst + jlo, src, static_cast<size_t>(n) * sizeof(T));
-            } else {
-              for (int64_t q = 0; q < n; ++q) dst[jlo + q] = src[q * step];
-            }
-            std::fill(dst + jhi, dst + Wq, T(0));
+        for (int64_t i = 0; i < Hq; ++i) {
+          const int64_t y = i * sh + a - top;
+          T* d0 = buf + (c * sh + a) * sw * plane + i * Wq;  // phase (a, 0); (a, b) at b*plane
+          const char* u = used.data() + a * sw;
+          if (y < 0 || y >= H) {
+            for (int64_t b = 0; b < sw; ++b)
+              if (u[b]) std::fill(d0 + b * plane, d0 + b * plane + Wq, T(0));
+            continue;
           }
+          const T* src = x + c * xc + y * xh;
+          if (xw == 1) {
+            std::memcpy(row.data() + left, src, static_cast<size_t>(n) * sizeof(T));
+          } else {
+            for (int64_t q = 0; q < n; ++q) row[static_cast<size_t>(left + q)] = src[q * xw];
+          }
+          const T* r = row.data();
+          if (sw == 2 && u[0] && u[1]) {  // one pass over the row, both phases
+            T* d1 = d0 + plane;
+            for (int64_t q = 0; q < Wq; ++q) {
+              d0[q] = r[2 * q];
+              d1[q] = r[2 * q + 1];
+            }
+            continue;
+          }
+          for (int64_t b = 0; b < sw; ++b)
+            if (u[b]) {
+              T* d = d0 + b * plane;
+              for (int64_t q = 0; q < Wq; ++q) d[q] = r[q * sw + b];
+            }
         }
+  }
+
+ private:
+  template <class T>
+  void fill_unstrided(T* buf, const T* x, int64_t xc, int64_t xh, int64_t xw) const {
+    // column j holds input column j - left: valid j in [jlo, jhi)
+    const int64_t jlo = std::min(Wq, left), jhi = std::max(jlo, std::min(Wq, W + left));
+    for (int64_t c = 0; c < C; ++c) {
+      T* dst = buf + c * plane;
+      for (int64_t i = 0; i < Hq; ++i, dst += Wq) {
+        const int64_t y = i - top;
+        if (y < 0 || y >= H) {
+          std::fill(dst, dst + Wq, T(0));
+          continue;
+        }
+        std::fill(dst, dst + jlo, T(0));
+        const T* src = x + c * xc + y * xh + (jlo - left) * xw;
+        const int64_t n = jhi - jlo;
+        if (xw == 1) {
+          std::memcpy(dst + jlo, src, static_cast<size_t>(n) * sizeof(T));
+        } else {
+          for (int64_t q = 0; q < n; ++q) dst[jlo + q] = src[q * xw];
+        }
+        std::fill(dst + jhi, dst + Wq, T(0));
+      }
+    }
   }
 };
 
@@ -170,8 +214,13 @@ struct Planes {
 /// (j = (c*kh + r)*kw + s) for output position 0 (conv_direct.hpp), padded with 0 to a multiple
 /// of pad_taps.
 Planes input_planes(int64_t C, int64_t H, int64_t W, const Window2d& w) {
-  return Planes(C, H, W, w.sh, w.sw, w.ph, w.pw, ceil_div(H + 2 * w.ph, w.sh),
-                ceil_div(W + 2 * w.pw, w.sw));
+  Planes g(C, H, W, w.sh, w.sw, w.ph, w.pw, ceil_div(H + 2 * w.ph, w.sh),
+           ceil_div(W + 2 * w.pw, w.sw));
+  std::fill(g.used.begin(), g.used.end(), 0);
+  for (int64_t r = 0; r < w.kh; ++r)
+    for (int64_t s = 0; s < w.kw; ++s)
+      g.used[static_cast<size_t>((r * w.dh % w.sh) * w.sw + s * w.dw % w.sw)] = 1;
+  return g;
 }
 
 std::vector<int64_t> input_offsets(const Planes& g, const Window2d& w, int64_t pad_taps) {
@@ -431,11 +480,11 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
   const int64_t xn = x.stride(0), xc = x.stride(1), xh = x.stride(2), xw = x.stride(3);
   const int64_t yn = dy.stride(0), yc = dy.stride(1), yh = dy.stride(2), yw = dy.stride(3);
   const int64_t threads = get_num_threads();
-  // Samples per tile call: as many of a chunk as keep their buffers within about 1 MiB, so the
+  // Samples per tile call: as many of a chunk as keep their buffers within about 4 MiB, so the
   // tiles' lane sums are reduced once per group (small images have few positions per sample).
   const int64_t per_sample = buf_size + OB * MO * ld;
   const int64_t group = std::clamp<int64_t>(
-      (int64_t{1} << 20) / static_cast<int64_t>(sizeof(T)) / per_sample, 1, per_chunk);
+      (int64_t{4} << 20) / static_cast<int64_t>(sizeof(T)) / per_sample, 1, per_chunk);
   parallel_for(chunks, ceil_div(chunks, threads), [&](int64_t c0, int64_t c1) {
     std::vector<T> buf_v, dyv_v;
     T* buf = scratch(buf_v, group * buf_size);
@@ -454,7 +503,11 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
             T* d = dyv + s * OB * MO * ld + o * ld;
             const T* src = yp + n * yn + o * yc;
             for (int64_t oh = 0; oh < OH; ++oh, d += g.Wq) {
-              for (int64_t q = 0; q < OW; ++q) d[q] = src[oh * yh + q * yw];
+              if (yw == 1) {
+                std::memcpy(d, src + oh * yh, static_cast<size_t>(OW) * sizeof(T));
+              } else {
+                for (int64_t q = 0; q < OW; ++q) d[q] = src[oh * yh + q * yw];
+              }
               std::fill(d + OW, d + g.Wq, T(0));
             }
           }
