@@ -745,3 +745,37 @@ TEST_CASE("equal, allclose, isclose") {
   check_values(c, {1, 0, 1});
   EMBER_CHECK_THROWS(allclose(f32({1, 2}), f32({1, 2, 3})), ShapeError, "(2,)", "(3,)");
 }
+
+TEST_CASE("where / masked_fill: long rows with a broadcast scalar select bits exactly") {
+  // Rows longer than map's 256-element broadcast block, odd lengths, float and double, special
+  // values (NaN payloads, -0.0, infinities) that an arithmetic select would change.
+  for (DType dt : {kFloat32, kFloat64})
+    for (int64_t n : {1, 255, 257, 1000, 70001}) {
+      std::vector<double> xs(static_cast<size_t>(n));
+      std::vector<uint8_t> cs(static_cast<size_t>(n));
+      const double specials[] = {-0.0, INFINITY, -INFINITY, std::nan(""), 1e-310, 3.5};
+      for (int64_t i = 0; i < n; ++i) {
+        xs[static_cast<size_t>(i)] = i % 7 == 0 ? specials[i % 6] : std::sin(0.37 * i);
+        cs[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 2654435761u >> 7) & 1);
+      }
+      Tensor x = tensor(xs, dt);
+      Tensor c = tensor(std::vector<double>(cs.begin(), cs.end()), kFloat64).gt(0.5);
+      Tensor a = where(c, x, -0.0), b = masked_fill(x, c, 2.5), d = where(c, 7.0, x);
+      Tensor xc = x.to(kFloat64);
+      for (int64_t i = 0; i < n; ++i) {
+        const bool ci = cs[static_cast<size_t>(i)] != 0;
+        const double xi = xc[i].item<double>();
+        auto same = [](double u, double v) {
+          return (std::isnan(u) && std::isnan(v)) ||
+                 (u == v && std::signbit(u) == std::signbit(v));
+        };
+        CHECK(same(a[i].to(kFloat64).item<double>(), ci ? xi : -0.0));
+        CHECK(same(b[i].to(kFloat64).item<double>(), ci ? 2.5 : xi));
+        CHECK(same(d[i].to(kFloat64).item<double>(), ci ? 7.0 : xi));
+        if (n > 1000 && i > 300) break;  // the long rows: the first blocks are enough per element
+      }
+      // The long rows in full, against the contiguous (non-broadcast) form.
+      CHECK(test::bitwise_equal(a, where(c, x, full({n}, -0.0, TensorOptions(dt)))));
+      CHECK(test::bitwise_equal(b, where(c, full({n}, 2.5, TensorOptions(dt)), x)));
+    }
+}

@@ -9,6 +9,7 @@
 // fast path the compiler vectorizes.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <tuple>
@@ -140,8 +141,35 @@ void map(const Tensor& out, F&& f, const Ts&... in) {
                     int k = 1;
                     ((contiguous = contiguous && s[k++] == static_cast<int64_t>(sizeof(In))), ...);
                     Out* o = reinterpret_cast<Out*>(p[0]);
+                    // Inputs broadcast along the row (stride 0, such as where's scalar or
+                    // masked_fill's value) are copied into a block once, so the row still runs
+                    // the contiguous loop, a block at a time.
+                    bool blockwise = !contiguous && s[0] == static_cast<int64_t>(sizeof(Out));
+                    k = 1;
+                    ((blockwise = blockwise && (s[k] == 0 || s[k] == static_cast<int64_t>(sizeof(In))),
+                      ++k),
+                     ...);
                     if (contiguous) {
                       call_contiguous<Out, In...>(o, p, n, f, std::make_index_sequence<N - 1>{});
+                    } else if (blockwise) {
+                      constexpr int64_t B = 256;
+                      std::tuple<std::array<In, B>...> blocks;
+                      std::array<char*, N> q = p;
+                      std::apply(
+                          [&](auto&... blk) {
+                            int i = 1;
+                            ((s[i] == 0 ? (blk.fill(*reinterpret_cast<const In*>(p[i])),
+                                           q[i] = reinterpret_cast<char*>(blk.data()))
+                                        : q[i],
+                              ++i),
+                             ...);
+                          },
+                          blocks);
+                      for (int64_t i0 = 0; i0 < n; i0 += B) {
+                        call_contiguous<Out, In...>(o + i0, q, std::min(B, n - i0), f,
+                                                    std::make_index_sequence<N - 1>{});
+                        for (int i = 1; i < N; ++i) q[i] += s[i] * B;
+                      }
                     } else {
                       for (int64_t i = 0; i < n; ++i) {
                         call_strided<Out, In...>(p, s, i, f, std::make_index_sequence<N - 1>{});
