@@ -44,6 +44,15 @@ decltype(auto) visit_dtype(DType dtype, F&& f) {
   throw DTypeError("[visit_dtype] unknown dtype");
 }
 
+/// Calls f(TypeTag<float>{}) or f(TypeTag<double>{}): the kernels written for float32 and
+/// float64 only. Any other dtype is a DTypeError naming `op`.
+template <class F>
+decltype(auto) visit_float(DType dtype, F&& f, const char* op = "visit_float") {
+  if (dtype == DType::Float32) return f(TypeTag<float>{});
+  if (dtype == DType::Float64) return f(TypeTag<double>{});
+  throw DTypeError(detail::str_cat("[", op, "] expected float32 or float64, got ", dtype));
+}
+
 /// The type arithmetic on T is done in: float for Half/BFloat16, T otherwise.
 template <class T>
 struct compute_type {

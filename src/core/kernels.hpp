@@ -166,12 +166,6 @@ void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, co
 /// p % C. Accumulates in compute_t, taps in order (deterministic).
 void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
 /// out (N, O, OH, OW) contiguous = conv2d of x (N, C, H, W, any strides) with weight
-/// (O, C*kh*kw, any strides), groups 1, no bias: the GEMM weight (O, C*kh*kw) x columns
-/// (C*kh*kw, OH*OW) per sample, with the columns packed straight from x (implicit im2col).
-/// float32 and float64; same arithmetic per element as im2col + gemm.
-void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
-                          const Window2d& w);
-/// out (N, O, OH, OW) contiguous = conv2d of x (N, C, H, W, any strides) with weight
 /// (O, C*kh*kw, any strides), plus bias (O,) of out's dtype when defined; groups 1, any stride,
 /// padding and dilation. Direct convolution (src/core/cpu/conv_direct.cpp): each sample is copied
 /// once into zero-padded phase planes and every tap reads a contiguous slice of them, so nothing is
@@ -321,8 +315,6 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw);
 void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
-void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
-                          const Window2d& w);
 }  // namespace cuda
 
 }  // namespace ember

@@ -45,8 +45,5 @@ void max_pool2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, cons
 void depthwise_conv2d(const Tensor&, const Tensor&, const Tensor&, const Window2d&) {
   unsupported("depthwise_conv2d");
 }
-void conv2d_implicit_gemm(const Tensor&, const Tensor&, const Tensor&, const Window2d&) {
-  unsupported("conv2d_implicit_gemm");
-}
 
 }  // namespace ember::cuda

@@ -538,18 +538,6 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
   });
 }
 
-template <class F>
-void float_or_double(DType dtype, const char* op, F&& f) {
-  visit_dtype(dtype, [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      f(T{});
-    } else {
-      throw DTypeError(detail::str_cat("[", op, "] expected float32 or float64, got ", dtype));
-    }
-  });
-}
-
 }  // namespace
 
 void conv2d_direct(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -562,9 +550,10 @@ void conv2d_direct(const Tensor& out, const Tensor& x, const Tensor& weight, con
       fill(out, Scalar(0));
     return;
   }
-  float_or_double(out.dtype(), "conv2d_direct", [&](auto tag) {
-    direct_forward<decltype(tag)>(out, x, weight, bias, w);
-  });
+  visit_float(
+      out.dtype(),
+      [&](auto tag) { direct_forward<typename decltype(tag)::type>(out, x, weight, bias, w); },
+      "conv2d_direct");
 }
 
 void conv2d_direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& weight,
@@ -574,9 +563,10 @@ void conv2d_direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& 
     fill(gx, Scalar(0));
     return;
   }
-  float_or_double(gx.dtype(), "conv2d_direct_input_grad", [&](auto tag) {
-    direct_input_grad<decltype(tag)>(gx, dy, weight, w);
-  });
+  visit_float(
+      gx.dtype(),
+      [&](auto tag) { direct_input_grad<typename decltype(tag)::type>(gx, dy, weight, w); },
+      "conv2d_direct_input_grad");
 }
 
 void conv2d_direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x,
@@ -586,9 +576,10 @@ void conv2d_direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor&
     fill(gw, Scalar(0));
     return;
   }
-  float_or_double(gw.dtype(), "conv2d_direct_weight_grad", [&](auto tag) {
-    direct_weight_grad<decltype(tag)>(gw, dy, x, w);
-  });
+  visit_float(
+      gw.dtype(),
+      [&](auto tag) { direct_weight_grad<typename decltype(tag)::type>(gw, dy, x, w); },
+      "conv2d_direct_weight_grad");
 }
 
 }  // namespace ember::cpu

@@ -312,16 +312,6 @@ Rule<T> make_rule(const Tensor& x, const Tensor& weight, int64_t ignore_index, d
   return rule;
 }
 
-/// Calls f(TypeTag<T>{}) for float32 and float64 (the kernels' dtypes).
-template <class F>
-void visit_float(DType dtype, F&& f) {
-  if (dtype == DType::Float64) {
-    f(TypeTag<double>{});
-  } else {
-    f(TypeTag<float>{});
-  }
-}
-
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,

@@ -6,37 +6,11 @@
 // vectors and one A broadcast. As in the AVX2 kernel every element is one fma chain in k order,
 // and the store follows store_tile's rule, so both kernels give bitwise the same results.
 // Twenty-four named registers rather than an array: GCC keeps an array of vectors in memory.
-#include <immintrin.h>
-
 #include "core/cpu/gemm_kernels.hpp"
+#include "core/cpu/simd_avx512.hpp"
 
 namespace ember::cpu {
 namespace {
-
-template <class C>
-struct Simd512;
-template <>
-struct Simd512<float> {
-  using V = __m512;
-  static constexpr int W = 16;
-  static V zero() { return _mm512_setzero_ps(); }
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static V set1(float v) { return _mm512_set1_ps(v); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
-};
-template <>
-struct Simd512<double> {
-  using V = __m512d;
-  static constexpr int W = 8;
-  static V zero() { return _mm512_setzero_pd(); }
-  static V load(const double* p) { return _mm512_loadu_pd(p); }
-  static V set1(double v) { return _mm512_set1_pd(v); }
-  static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
-  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-  static void store(double* p, V v) { _mm512_storeu_pd(p, v); }
-};
 
 template <class C>
 bool micro_kernel_avx512(int64_t kc, const C* __restrict a, const C* __restrict b,

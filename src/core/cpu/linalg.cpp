@@ -361,8 +361,8 @@ void macro_kernel(const Mat<C>& out, int64_t bi, int64_t ic, int64_t jc, const C
 ///
 /// B is read only through `pack_panel(nr, dst, bi, pc, j0, kc, ncols)`, which packs rows
 /// [pc, pc + kc) and columns [j0, j0 + ncols) of batch bi's B into pack_b's sliver layout
-/// (nr = std::integral_constant<int, NR>): a matrix in memory (MatPacker), or columns computed on
-/// the fly (the im2col packer of conv2d_implicit_gemm).
+/// (nr = std::integral_constant<int, NR>): a matrix in memory (MatPacker), or any other source
+/// that can write the sliver layout.
 template <class C, class T, int MR, int NR, class PackB>
 void gemm_packed(const Mat<C>& out, const Mat<const T>& a, const PackB& pack_panel, int64_t B,
                  int64_t M, int64_t N, int64_t K, C alpha, C beta, MicroKernel<C> kernel) {
@@ -673,104 +673,6 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
 }
 
 // ---- convolution as an implicit GEMM ----
-
-namespace {
-
-/// B = one sample's im2col matrix (C*kh*kw, OH*OW), computed while packing: row p = (c, i, j) is
-/// tap (i, j) of channel c, column l = (oh, ow), value x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
-/// or 0 outside the image. The columns never exist in memory (im2col writes them and pack_b reads
-/// them back: two passes over a matrix kh*kw times the image, more than the GEMM itself costs
-/// for a few output channels). Each NR-wide sliver is a few runs along output rows; a run is a
-/// zero edge, a strided (contiguous for stride 1) copy of an input row, and a zero edge.
-template <class C>
-struct Im2colPacker {
-  const C* x;                   // sample 0, channel 0
-  int64_t xn, xc, xh, xw;       // strides
-  int64_t H, W, OW, taps;
-  Window2d w;
-
-  template <int NR>
-  void operator()(std::integral_constant<int, NR>, C* dst, int64_t bi, int64_t pc, int64_t j0,
-                  int64_t kc, int64_t ncols) const {
-    struct Run {
-      int64_t oh, ow0, n, off;
-    };
-    for (int64_t s = 0; s < ncols; s += NR) {
-      const int64_t cols = std::min<int64_t>(NR, ncols - s);
-      Run runs[NR];
-      int nruns = 0;
-      for (int64_t j = 0; j < cols;) {
-        const int64_t l = j0 + s + j, oh = l / OW, ow0 = l % OW;
-        const int64_t n = std::min(cols - j, OW - ow0);
-        runs[nruns++] = Run{oh, ow0, n, j};
-        j += n;
-      }
-      C* d = dst + s * kc;  // (kc, NR)
-      int64_t c = pc / taps, t = pc % taps;
-      for (int64_t p = 0; p < kc; ++p) {
-        const int64_t i = t / w.kw, col_off = (t % w.kw) * w.dw - w.pw;
-        // ow with 0 <= ow*sw + col_off < W: [vlo, vhi)
-        const int64_t vlo = col_off >= 0 ? 0 : (-col_off + w.sw - 1) / w.sw;
-        const int64_t vhi = W - 1 - col_off < 0 ? 0 : (W - 1 - col_off) / w.sw + 1;
-        const C* plane = x + bi * xn + c * xc;
-        C* row = d + p * NR;
-        for (int r = 0; r < nruns; ++r) {
-          const Run& run = runs[r];
-          C* o = row + run.off;
-          const int64_t ih = run.oh * w.sh - w.ph + i * w.dh;
-          if (ih < 0 || ih >= H) {
-            for (int64_t k = 0; k < run.n; ++k) o[k] = C(0);
-            continue;
-          }
-          const int64_t end = run.ow0 + run.n;
-          const int64_t lo = std::clamp(vlo, run.ow0, end), hi = std::clamp(vhi, lo, end);
-          int64_t k = 0;
-          for (; k < lo - run.ow0; ++k) o[k] = C(0);
-          const C* src = plane + ih * xh + (lo * w.sw + col_off) * xw;
-          const int64_t step = w.sw * xw, m = hi - lo;
-          if (step == 1) {
-            for (int64_t q = 0; q < m; ++q) o[k + q] = src[q];
-          } else {
-            for (int64_t q = 0; q < m; ++q) o[k + q] = src[q * step];
-          }
-          for (k += m; k < run.n; ++k) o[k] = C(0);
-        }
-        for (int64_t j = cols; j < NR; ++j) row[j] = C(0);
-        if (++t == taps) {
-          t = 0;
-          ++c;
-        }
-      }
-    }
-  }
-};
-
-}  // namespace
-
-void conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
-                          const Window2d& w) {
-  const int64_t N = x.size(0), Cin = x.size(1), H = x.size(2), W = x.size(3);
-  const int64_t O = out.size(1), OH = out.size(2), OW = out.size(3), L = OH * OW;
-  const int64_t K = Cin * w.kh * w.kw;
-  visit_dtype(out.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-      const Mat<T> mo{out.data_ptr<T>(), out.stride(0), out.stride(1), out.stride(3)};
-      const Mat<const T> ma{weight.data_ptr<T>(), 0, weight.stride(0), weight.stride(1)};
-      const Im2colPacker<T> packer{x.data_ptr<T>(), x.stride(0), x.stride(1), x.stride(2),
-                                   x.stride(3), H, W, OW, w.kh * w.kw, w};
-      if (N == 0 || O == 0 || L == 0) return;
-      if (K == 0) {
-        fill(out, Scalar(0));
-        return;
-      }
-      gemm_tiled_with<T, T>(mo, ma, packer, N, O, L, K, T(1), T(0));
-    } else {
-      throw DTypeError(detail::str_cat("[conv2d_implicit_gemm] expected float32 or float64, got ",
-                               out.dtype()));
-    }
-  });
-}
 
 void gemm_reference(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
                     Scalar beta) {

@@ -359,16 +359,6 @@ T* mut_ptr_or_null(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-/// Calls f(TypeTag<T>{}) for float32 and float64 (the kernels' dtypes).
-template <class F>
-void visit_float(DType dtype, F&& f) {
-  if (dtype == DType::Float64) {
-    f(TypeTag<double>{});
-  } else {
-    f(TypeTag<float>{});
-  }
-}
-
 }  // namespace
 
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,

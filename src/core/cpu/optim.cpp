@@ -170,16 +170,6 @@ void sgd_chunk(T* __restrict P, T* __restrict B, const T* __restrict G, int64_t 
   }
 }
 
-/// f(TypeTag<T>{}) for float32 or float64.
-template <class F>
-void visit_float(DType dtype, F&& f) {
-  if (dtype == DType::Float64) {
-    f(TypeTag<double>{});
-  } else {
-    f(TypeTag<float>{});
-  }
-}
-
 }  // namespace
 
 void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
