@@ -183,7 +183,8 @@ void conv2d_direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& 
                               const Window2d& w);
 /// gw (O, C*kh*kw) contiguous = sum over n and output positions of dy[n] (N, O, OH, OW, any
 /// strides) times the windows of x (N, C, H, W, any strides): conv2d's weight gradient by the
-/// direct layout. float32 and float64; bitwise the same for every thread count.
+/// direct layout. float32 and float64; bitwise the same for every thread count (not across
+/// instruction sets: their vectors sum the positions in different lanes).
 void conv2d_direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x,
                                const Window2d& w);
 // references
