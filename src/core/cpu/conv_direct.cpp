@@ -1,6 +1,6 @@
-// Direct convolution on the CPU: conv2d forward and its weight gradient with the B operand read
-// straight from a padded (phase-split) copy of one sample's image, so nothing is packed per tap.
-// The layout and the register tiles are described in conv_direct.hpp.
+// Direct convolution on the CPU: conv2d forward, input gradient and weight gradient with the B
+// operand read straight from a padded (phase-split) copy of one sample's image (or of dY), so
+// nothing is packed per tap. The layout and the register tiles are described in conv_direct.hpp.
 //
 // Forward, per sample: out(O, P) = A(O, C*R*S) B(C*R*S, P) with B's row j the buffer slice at
 // off[j]; the weight A is packed once into mr-row slivers (zero rows past O), the tiles write a
@@ -9,6 +9,11 @@
 // tiles give bitwise the same forward. Parallel over samples (or over position tiles when there
 // are fewer samples than threads); each element is computed by one thread in one order, so the
 // result does not depend on the thread count.
+//
+// Input gradient (the transposed convolution): gx's sh*sw output phases (rows a, a + sh, ...;
+// columns b, b + sw, ...) are each a forward-style GEMM over dY zero-padded once per sample,
+// with only the taps that reach the phase (tap r reaches phase a when a + ph - r*dh is a multiple
+// of sh, reading dY row u + (a + ph - r*dh)/sh), scattered into gx with the phase's stride.
 //
 // Weight gradient: gw(O, C*R*S) = sum over n of dY_n(O, P) B_n(C*R*S, P)^T, each tile a dot
 // product along positions (dY's thrown-away columns zeroed). Samples go in fixed chunks; each
