@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -69,5 +70,18 @@ inline double rel_err(const Tensor& a, const Tensor& b) {
   }
   return std::isnan(err) ? INFINITY : err / mag;
 }
+
+/// The message of the ember::Error fn throws ("" if it throws none).
+inline std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+/// The name of y's autograd node ("" for a leaf): fused ops record one node named after the op.
+inline std::string node_name(const Tensor& y) { return y.grad_fn() ? y.grad_fn()->name() : ""; }
 
 }  // namespace ember::test

@@ -131,6 +131,25 @@ Tensor grad_slot(const Tensor& t) {
   return t.defined() && t.requires_grad() ? empty(t.sizes(), TensorOptions(t.dtype())) : Tensor();
 }
 
+/// Records a fused normalization node over saved = {x, weight, bias, statistic, statistic}: the
+/// kernel's first-order backward `backward(dx, dw, db, dy, x, s3, s4, weight)`, and under
+/// create_graph the gradients of `composite(saved)`, recorded (differentiable again).
+template <class Composite>
+void record_fused_norm(const char* op, const Tensor& y, std::vector<Tensor> saved,
+                       Composite composite,
+                       void (*backward)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                        const Tensor&, const Tensor&, const Tensor&,
+                                        const Tensor&)) {
+  std::vector<Tensor> inputs(saved.begin(), saved.begin() + 3);
+  autograd::record(op, inputs, y, std::move(saved),
+                   [composite, backward](const Saved& s, const Tensor& dy) {
+                     if (autograd::is_grad_enabled()) return composite_grads(composite, s, dy, 3);
+                     Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
+                     backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4], s[1]);
+                     return Grads{dx, dw, db};
+                   });
+}
+
 /// layer_norm by the fused kernels. x contiguous float32/float64 on the CPU with at least one
 /// element, checked; weight and bias contiguous of x's dtype, or undefined.
 Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Tensor& weight,
@@ -145,21 +164,12 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
   cpu::layer_norm_forward(y, mean, rstd, x, weight, bias, eps);
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   std::vector<int64_t> shape = normalized_shape.vec();
-  autograd::record(
-      "layer_norm", {x, weight, bias}, y, {x, weight, bias, mean, rstd},
-      [shape, eps](const Saved& s, const Tensor& dy) {
-        if (autograd::is_grad_enabled()) {
-          return composite_grads(
-              [&](const Saved& in) {
-                return layer_norm_reference(in[0], shape, in[1], in[2], eps);
-              },
-              s, dy, 3);
-        }
-        Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
-        cpu::layer_norm_backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4],
-                                 s[1]);
-        return Grads{dx, dw, db};
-      });
+  record_fused_norm(
+      "layer_norm", y, {x, weight, bias, mean, rstd},
+      [shape, eps](const Saved& in) {
+        return layer_norm_reference(in[0], shape, in[1], in[2], eps);
+      },
+      cpu::layer_norm_backward);
   return y;
 }
 
@@ -178,22 +188,13 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
   if (running_mean.defined())
     update_running_stats(running_mean, running_var, mean, var, x.numel() / C, momentum);
   // ---- record: the fused backward (first order), the composite's under create_graph ----
-  autograd::record(
-      "batch_norm", {x, weight, bias}, y, {x, weight, bias, mean, invstd},
-      [momentum, eps](const Saved& s, const Tensor& dy) {
-        if (autograd::is_grad_enabled()) {
-          return composite_grads(
-              [&](const Saved& in) {
-                return batch_norm_reference(in[0], {}, {}, in[1], in[2], /*training=*/true,
-                                            momentum, eps);
-              },
-              s, dy, 3);
-        }
-        Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
-        cpu::batch_norm_backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4],
-                                 s[1]);
-        return Grads{dx, dw, db};
-      });
+  record_fused_norm(
+      "batch_norm", y, {x, weight, bias, mean, invstd},
+      [momentum, eps](const Saved& in) {
+        return batch_norm_reference(in[0], {}, {}, in[1], in[2], /*training=*/true, momentum,
+                                    eps);
+      },
+      cpu::batch_norm_backward);
   return y;
 }
 

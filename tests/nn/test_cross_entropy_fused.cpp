@@ -19,6 +19,8 @@ namespace F = ember::nn::functional;
 using test::bitwise_equal;
 using test::grad_input;
 using test::rel_err;
+using test::message_of;
+using test::node_name;
 using test::values;
 
 namespace {
@@ -83,18 +85,6 @@ void check_close(const std::vector<Tensor>& got, const std::vector<Tensor>& want
     CHECK(rel_err(got[i], want[i]) <= t);
   }
 }
-
-/// The message of the exception fn throws ("" if none).
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-std::string node_name(const Tensor& y) { return y.grad_fn() ? y.grad_fn()->name() : ""; }
 
 const char* const kReductions[] = {"none", "sum", "mean"};
 

@@ -29,6 +29,8 @@ Tensor rnd(const std::vector<int64_t>& sizes, uint64_t seed, DType dt = kFloat64
 }
 
 using test::rel_err;
+using test::message_of;
+using test::node_name;
 
 /// Calls a normalization on (x, weight, bias), each possibly undefined.
 using Norm = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;
@@ -87,19 +89,6 @@ void check_close(const std::vector<Tensor>& got, const std::vector<Tensor>& want
     }
   }
 }
-
-/// The message of the exception fn throws ("" if none).
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-/// The output's node: the fused ops record one node named after the op.
-std::string node_name(const Tensor& y) { return y.grad_fn() ? y.grad_fn()->name() : ""; }
 
 }  // namespace
 

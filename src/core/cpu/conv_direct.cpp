@@ -373,7 +373,7 @@ void direct_forward(const Tensor& out, const Tensor& x, const Tensor& weight, co
                      });
 }
 
-/// (d - r*dil) / s floored and whether it divides: the input row a tap reads for output phase d.
+/// A tap that reaches an output phase: output row u of the phase reads dY row u + shift.
 struct PhaseTap {
   int64_t tap, shift;  // tap index along the axis, offset of the read row from the output's
 };
@@ -384,8 +384,7 @@ std::vector<PhaseTap> phase_taps(int64_t a, int64_t k, int64_t dil, int64_t pad,
   std::vector<PhaseTap> taps;
   for (int64_t r = 0; r < k; ++r) {
     const int64_t d = a + pad - r * dil;
-    const int64_t q = d >= 0 ? d / stride : -((-d + stride - 1) / stride);
-    if (q * stride == d) taps.push_back(PhaseTap{r, q});
+    if (d % stride == 0) taps.push_back(PhaseTap{r, d / stride});  // exact, either sign
   }
   return taps;
 }
