@@ -1,10 +1,14 @@
 // conv2d forward, and forward + backward (input and weight gradients), on the layer shapes of
 // ResNet-20 (28x28 Fashion-MNIST, batch 128, as the trainer runs it) and ResNet-18 (224x224
-// ImageNet layers, batch 32), beside libtorch's conv2d (oneDNN inside) when libtorch is present.
+// ImageNet layers, batch 32) and the GAN trainer's DCGAN (batch 128: the discriminator's 4x4
+// stride-2 convolutions and the generator's transposed convolutions), beside libtorch's conv2d /
+// conv_transpose2d (oneDNN inside) when libtorch is present.
 //
 // Names: conv2d_<pass>/<model>_<layer>/n<N>c<C>k<K>h<H>r<R>s<stride>/t<threads>/<impl>, pass
-// "fwd" or "fwdbwd". FLOP/s counts 2*N*K*C*R*R*P*Q per pass (P, Q the output size), three passes
-// for fwdbwd. No bias (ResNets put batch norm after every conv).
+// "fwd" or "fwdbwd" (conv_transpose2d_<pass> for the transposed ones: C in, K out, H the input
+// size). FLOP/s counts 2*N*K*C*R*R*P*Q per pass (P, Q the output size of the convolution; for a
+// transposed one, its input size), three passes for fwdbwd. No bias (ResNets and DCGAN put batch
+// norm after the convolutions).
 #include <string>
 #include <vector>
 
@@ -25,10 +29,17 @@ using namespace ember;
 struct ConvShape {
   const char* name;  // model_layer
   int64_t N, C, K, H, R, stride;
-  int64_t pad() const { return R / 2; }
-  int64_t out() const { return (H + 2 * pad() - R) / stride + 1; }
+  int64_t padding = -1;     // -1: R / 2
+  bool transposed = false;  // conv_transpose2d: C -> K channels, H the input size
+  int64_t pad() const { return padding < 0 ? R / 2 : padding; }
+  int64_t out() const {
+    return transposed ? (H - 1) * stride - 2 * pad() + R : (H + 2 * pad() - R) / stride + 1;
+  }
+  /// The spatial size of the convolution's output (for a transposed one: of its input).
+  int64_t conv_out() const { return transposed ? H : out(); }
   double flops() const {
-    return 2.0 * static_cast<double>(N * K * C * R * R) * static_cast<double>(out() * out());
+    return 2.0 * static_cast<double>(N * K * C * R * R) *
+           static_cast<double>(conv_out() * conv_out());
   }
   std::string id() const {
     return std::string(name) + "/n" + std::to_string(N) + "c" + std::to_string(C) + "k" +
@@ -42,18 +53,23 @@ void bm_ember(benchmark::State& state, ConvShape c, bool backward, int threads) 
   ThreadScope ts(threads);
   Generator gen(3);
   Tensor x = randn({c.N, c.C, c.H, c.H}, gen);
-  Tensor w = (randn({c.K, c.C, c.R, c.R}, gen) * 0.1).requires_grad_(backward);
+  Tensor w = (c.transposed ? randn({c.C, c.K, c.R, c.R}, gen) : randn({c.K, c.C, c.R, c.R}, gen)) *
+             0.1;
+  w.requires_grad_(backward);
   if (backward) x.requires_grad_(true);
   Tensor dy = randn({c.N, c.K, c.out(), c.out()}, gen);
+  auto run = [&] {
+    return c.transposed ? conv_transpose2d(x, w, {}, {c.stride}, {c.pad()})
+                        : conv2d(x, w, {}, {c.stride}, {c.pad()});
+  };
   for (auto _ : state) {
     if (backward) {
-      Tensor y = conv2d(x, w, {}, {c.stride}, {c.pad()});
-      y.backward(dy);
+      run().backward(dy);
       x.mutable_grad() = Tensor();  // each iteration computes fresh gradients, as a training step does
       w.mutable_grad() = Tensor();
     } else {
       NoGradGuard no_grad;
-      Tensor y = conv2d(x, w, {}, {c.stride}, {c.pad()});
+      Tensor y = run();
       benchmark::DoNotOptimize(y.data_ptr<float>());
     }
   }
@@ -65,18 +81,24 @@ void bm_torch(benchmark::State& state, ConvShape c, bool backward, int threads) 
   ThreadScope ts(threads);
   torch::manual_seed(3);
   torch::Tensor x = torch::randn({c.N, c.C, c.H, c.H});
-  torch::Tensor w = (torch::randn({c.K, c.C, c.R, c.R}) * 0.1).requires_grad_(backward);
+  torch::Tensor w = (c.transposed ? torch::randn({c.C, c.K, c.R, c.R})
+                                  : torch::randn({c.K, c.C, c.R, c.R})) *
+                    0.1;
+  w.requires_grad_(backward);
   if (backward) x.requires_grad_(true);
   torch::Tensor dy = torch::randn({c.N, c.K, c.out(), c.out()});
+  auto run = [&] {
+    return c.transposed ? torch::conv_transpose2d(x, w, {}, c.stride, c.pad())
+                        : torch::conv2d(x, w, {}, c.stride, c.pad());
+  };
   for (auto _ : state) {
     if (backward) {
-      torch::Tensor y = torch::conv2d(x, w, {}, c.stride, c.pad());
-      y.backward(dy);
+      run().backward(dy);
       x.mutable_grad().reset();
       w.mutable_grad().reset();
     } else {
       torch::NoGradGuard no_grad;
-      torch::Tensor y = torch::conv2d(x, w, {}, c.stride, c.pad());
+      torch::Tensor y = run();
       benchmark::DoNotOptimize(y.data_ptr<float>());
     }
   }
@@ -85,7 +107,8 @@ void bm_torch(benchmark::State& state, ConvShape c, bool backward, int threads) 
 #endif
 
 std::vector<ConvShape> shapes() {
-  if (bench::quick_mode()) return {{"quick_3x3", 2, 3, 4, 9, 3, 1}, {"quick_1x1", 2, 4, 6, 8, 1, 2}};
+  if (bench::quick_mode()) return {{"quick_3x3", 2, 3, 4, 9, 3, 1}, {"quick_1x1", 2, 4, 6, 8, 1, 2},
+                                       {"quick_t4x4", 2, 3, 5, 4, 4, 2, 1, true}};
   return {
       // ResNet-20 on 28x28 (the trainer: batch 128).
       {"resnet20_stem", 128, 1, 16, 28, 3, 1},
@@ -100,6 +123,12 @@ std::vector<ConvShape> shapes() {
       {"resnet18_layer2", 32, 128, 128, 28, 3, 1},
       {"resnet18_layer3", 32, 256, 256, 14, 3, 1},
       {"resnet18_layer4", 32, 512, 512, 7, 3, 1},
+      // DCGAN (examples/gan, batch 128): discriminator and generator layers.
+      {"dcgan_d1", 128, 1, 64, 28, 4, 2, 1},
+      {"dcgan_d2", 128, 64, 128, 14, 4, 2, 1},
+      {"dcgan_g1", 128, 100, 256, 1, 7, 1, 0, true},
+      {"dcgan_g2", 128, 256, 128, 7, 4, 2, 1, true},
+      {"dcgan_g3", 128, 128, 1, 14, 4, 2, 1, true},
   };
 }
 
@@ -107,7 +136,8 @@ void register_all() {
   for (int t = 1; t <= 2; ++t) {
     for (const ConvShape& c : shapes()) {
       for (bool backward : {false, true}) {
-        const std::string base = std::string("conv2d_") + (backward ? "fwdbwd/" : "fwd/") +
+        const std::string base = std::string(c.transposed ? "conv_transpose2d_" : "conv2d_") +
+                                 (backward ? "fwdbwd/" : "fwd/") +
                                  c.id() + "/t" + std::to_string(t) + "/";
         add(base + "ember", [=](benchmark::State& s) { bm_ember(s, c, backward, t); });
 #ifdef EMBER_BENCH_TORCH

@@ -8,6 +8,7 @@
 
 #include "core/cpu/gemm_kernels.hpp"
 #include "core/kernels.hpp"
+#include "gradcheck.hpp"
 #include "test_util.hpp"
 
 using namespace ember;
@@ -124,6 +125,34 @@ TEST_CASE("fold: hand-computed overlap counts; fold is the adjoint of unfold") {
         Tensor f = fold(c, {7, 6}, {3, 2}, d, p, s);
         CHECK(std::abs(inner(u, c) - inner(x, f)) < 1e-10);
       }
+}
+
+TEST_CASE("unfold / fold with one window over the whole plane: a copy, equal to the loops") {
+  // A (3, 4) kernel on a (3, 4) plane, no padding: unfold and fold take the copy path. A zero
+  // padding of 1 on a (1, 2) plane gives the same windows through the general loops.
+  Tensor x = rnd({2, 5, 3, 4}, 6);
+  Tensor cols = unfold(x, {3, 4});
+  REQUIRE(cols.sizes() == IntArrayRef({2, 60, 1}));
+  CHECK(test::bitwise_equal(cols, x.reshape({2, 60, 1})));
+  CHECK(cols.data_ptr<double>() != x.data_ptr<double>());  // a copy, never an alias
+  Tensor inner_x = x.slice(2, 1, 2).slice(3, 1, 3);         // (2, 5, 1, 2), strided
+  Tensor loops = unfold(inner_x, {3, 4}, 1, {1, 1});
+  Tensor mask = unfold(ones({1, 1, 1, 2}, kFloat64), {3, 4}, 1, {1, 1});
+  CHECK(close(loops.reshape({2, 5, 12}), cols.reshape({2, 5, 12}) * mask.reshape({1, 1, 12}), 0));
+  Tensor back = fold(cols, {3, 4}, {3, 4});
+  CHECK(test::bitwise_equal(back, x));
+  CHECK(back.data_ptr<double>() != cols.data_ptr<double>());
+  // Through conv_transpose2d (1x1 -> 7x7, DCGAN's first layer) and conv2d, with gradients.
+  Tensor z = rnd({3, 4, 1, 1}, 7).requires_grad_(true);
+  Tensor wt = rnd({4, 2, 7, 7}, 8).requires_grad_(true);
+  CHECK(test::gradcheck([](const std::vector<Tensor>& in) { return conv_transpose2d(in[0], in[1]); },
+                  {z, wt}));
+  Tensor y = conv_transpose2d(z, wt);
+  Tensor ref = matmul(z.reshape({3, 4}), wt.reshape({4, 98})).reshape({3, 2, 7, 7});
+  CHECK(close(y, ref, 1e-12));
+  Tensor img = rnd({3, 2, 7, 7}, 9).requires_grad_(true);
+  CHECK(test::gradcheck([](const std::vector<Tensor>& in) { return conv2d(in[0], in[1]); },
+                  {img, wt.detach().clone().requires_grad_(true)}));
 }
 
 TEST_CASE("im2col / col2im kernels match their plain references (odd sizes, strided input)") {

@@ -140,8 +140,15 @@ Window2d window_of(IntArrayRef kernel, IntArrayRef dilation, IntArrayRef padding
 
 // ---- unfold / fold on (N, C, H, W) and (N, C*kh*kw, L), grad mode off ----
 
+/// One window covers the whole (H, W) plane, unpadded and undilated: unfold and fold are then a
+/// copy (a 7x7 kernel on a 7x7 image, DCGAN's first layer); the general loops pay per element.
+bool whole_plane(const Window2d& w, int64_t H, int64_t W) {
+  return w.kh == H && w.kw == W && w.ph == 0 && w.pw == 0 && w.dh == 1 && w.dw == 1;
+}
+
 Tensor unfold_4d(const Tensor& x4, const Window2d& w, int64_t OH, int64_t OW) {
   const int64_t N = x4.size(0), C = x4.size(1), H = x4.size(2), W = x4.size(3);
+  if (whole_plane(w, H, W)) return x4.reshape({N, C * H * W, 1}).clone();
   Tensor cols = make_tensor({N, C * w.kh * w.kw, OH * OW}, x4.dtype(), x4.device(), "unfold");
   launch(x4.device(), cpu::im2col, cuda::im2col, cols.view({N * C, w.kh * w.kw, OH * OW}),
          x4.reshape({N * C, H, W}), w);
@@ -150,6 +157,7 @@ Tensor unfold_4d(const Tensor& x4, const Window2d& w, int64_t OH, int64_t OW) {
 
 Tensor fold_4d(const Tensor& cols, int64_t C, int64_t H, int64_t W, const Window2d& w) {
   const int64_t N = cols.size(0);
+  if (whole_plane(w, H, W) && cols.size(2) == 1) return cols.reshape({N, C, H, W}).clone();
   Tensor out = make_tensor({N, C, H, W}, cols.dtype(), cols.device(), "fold");
   launch(cols.device(), cpu::col2im, cuda::col2im, out.view({N * C, H, W}),
          cols.reshape({N * C, w.kh * w.kw, cols.size(2)}), w);
