@@ -41,6 +41,8 @@ const Case kCases[] = {
     {2, 1, 8, 10, 9, Window2d{3, 3, 1, 1, 0, 0, 3, 1}},      // one channel, stride 3, no padding
     {2, 3, 1, 14, 14, Window2d{4, 4, 1, 1, 1, 1, 2, 2}},     // one output channel (1-row tile)
     {3, 2, 2, 9, 8, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},       // two rows each way
+    {3, 5, 13, 7, 7, Window2d{3, 3, 1, 1, 1, 1, 1, 1}},      // 7x7: the wide tile, 13 rows
+    {2, 7, 11, 14, 14, Window2d{4, 4, 1, 1, 1, 1, 2, 2}},    // 14 -> 7 stride 2: wide both ways
 };
 
 int64_t out_size(int64_t in, int64_t k, int64_t d, int64_t p, int64_t s) {

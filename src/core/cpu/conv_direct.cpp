@@ -245,24 +245,30 @@ std::vector<int64_t> input_offsets(const Planes& g, const Window2d& w, int64_t p
 /// buffer slice at off[j]; A in mr-row slivers (OB of them, zero rows past `rows`).
 template <class T>
 struct DirectGemm {
-  int64_t rows = 0, MR = 0, OB = 0, taps = 0, P = 0, P_end = 0;
-  const typename ConvDirectTiles<T>::Forward* tile = nullptr;  // tile[v], v = 1..nv vectors
+  using Forward = typename ConvDirectTiles<T>::Forward;
+  int64_t rows = 0, MR = 0, OB = 0, taps = 0, P = 0, P_end = 0, NV = 0;
+  const Forward* tile = nullptr;  // tile[v], v = 1..NV vectors
   std::vector<T> a;          // (OB, taps, MR)
   std::vector<int64_t> off;  // (taps)
 
   /// get(i, j) = A[i][j] for i < rows, j < taps. Fewer rows than the tile's take the narrowest
-  /// tile that holds them (1, 2 or 4 rows).
+  /// tile that holds them (1, 2 or 4 rows); more rows over exactly four vectors the wide tile.
   template <class Get>
   DirectGemm(const ConvDirectTiles<T>& k, int64_t rows_, int64_t taps_, int64_t P_,
              std::vector<int64_t> off_, Get&& get)
       : rows(rows_), MR(k.mr), taps(taps_), P(P_), P_end(ceil_div(P_, k.lanes) * k.lanes),
-        tile(k.forward), off(std::move(off_)) {
+        NV(k.nv), tile(k.forward), off(std::move(off_)) {
     for (int m = 0; m < 3; ++m)
       if (rows <= (int64_t{1} << m) && (int64_t{1} << m) < k.mr && k.small_forward[m][1]) {
         MR = int64_t{1} << m;
         tile = k.small_forward[m];
         break;
       }
+    if (tile == k.forward && k.wide[4] && P_end == 4 * k.lanes) {
+      MR = k.wide_mr;
+      NV = 4;
+      tile = k.wide;
+    }
     OB = ceil_div(rows, MR);
     a.assign(static_cast<size_t>(OB * taps * MR), T(0));
     for (int64_t i = 0; i < rows; ++i)
@@ -276,11 +282,12 @@ struct DirectGemm {
     for (int64_t j = 0; j < taps; ++j) m = std::max(m, off[static_cast<size_t>(j)]);
     return m + P_end;
   }
-  int64_t tiles(const ConvDirectTiles<T>& k) const { return ceil_div(P_end / k.lanes, k.nv); }
+  int64_t tiles(const ConvDirectTiles<T>& k) const { return ceil_div(P_end / k.lanes, NV); }
 
   /// Tiles [t0, t1) of the positions, every row; taps in passes of KC (the slivers' KC*mr stay
   /// in L1/L2), each pass continuing the previous one's fma chains. The vectors are spread evenly
-  /// over the tiles (4 as 2 + 2, not 3 + 1: a one-vector tile has too few accumulators).
+  /// over the tiles (5 as 3 + 2, not 3 + 1 + 1: a one-vector tile has too few accumulators;
+  /// exactly 4 is one wide tile where there is one).
   void run(const ConvDirectTiles<T>& k, const T* buf, T* vout, int64_t t0, int64_t t1) const {
     constexpr int64_t KC = 512;
     const int64_t V = P_end / k.lanes, nt = tiles(k);

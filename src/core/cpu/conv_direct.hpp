@@ -37,6 +37,11 @@ struct ConvDirectTiles {
   /// Narrower forward tiles for GEMMs with fewer rows than mr (one output channel of a
   /// generator's last layer would fill 1 of 8 rows): small_forward[m][v] has 1 << m rows.
   Forward small_forward[3][4] = {};
+  /// A wide_mr x 4-vector tile (null where the registers do not allow it) for GEMMs of exactly
+  /// four vectors of positions per sample (7x7 outputs: 63 virtual positions), which the mr x nv
+  /// tiles would cover as 2 + 2 vectors, a tile with too few accumulators per load.
+  int wide_mr = 0;
+  Forward wide[5] = {};  // wide[4]; the others null
   int mo = 0, nj = 0;             // weight-gradient tile: mo output channels x nj taps
   WeightGrad weight_grad = nullptr;
 };
@@ -47,7 +52,7 @@ ConvDirectTiles<double> conv_direct_tiles_avx512_f64();
 
 namespace conv_direct_detail {
 
-// Eight accumulator rows of up to three vectors as named variables (an array of vectors stays in
+// Eight accumulator rows of up to four vectors as named variables (an array of vectors stays in
 // memory with GCC); rows >= MR and vectors >= NV are dead code the compiler drops.
 #define EMBER_CONV_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
@@ -55,9 +60,10 @@ template <class S, int MR, int NV>
 void forward_tile(int64_t kc, const typename S::T* __restrict a, const typename S::T* b,
                   const int64_t* __restrict off, typename S::T* c, int64_t ldc, bool accumulate) {
   using V = typename S::V;
-  static_assert(MR >= 1 && MR <= 8 && NV >= 1 && NV <= 3);
+  static_assert(MR >= 1 && MR <= 8 && NV >= 1 && NV <= 4 && MR * NV <= 24);
   constexpr int W = S::W;
-#define EMBER_CONV_DECL(i) V c##i##_0 = S::zero(), c##i##_1 = S::zero(), c##i##_2 = S::zero();
+#define EMBER_CONV_DECL(i) \
+  V c##i##_0 = S::zero(), c##i##_1 = S::zero(), c##i##_2 = S::zero(), c##i##_3 = S::zero();
   EMBER_CONV_ROWS(EMBER_CONV_DECL)
 #undef EMBER_CONV_DECL
   if (accumulate) {
@@ -66,6 +72,7 @@ void forward_tile(int64_t kc, const typename S::T* __restrict a, const typename 
     c##i##_0 = S::load(c + i * ldc);                                  \
     if constexpr (NV > 1) c##i##_1 = S::load(c + i * ldc + W);        \
     if constexpr (NV > 2) c##i##_2 = S::load(c + i * ldc + 2 * W);    \
+    if constexpr (NV > 3) c##i##_3 = S::load(c + i * ldc + 3 * W);    \
   }
     EMBER_CONV_ROWS(EMBER_CONV_LOAD)
 #undef EMBER_CONV_LOAD
@@ -75,6 +82,7 @@ void forward_tile(int64_t kc, const typename S::T* __restrict a, const typename 
     const V b0 = S::load(bj);
     const V b1 = NV > 1 ? S::load(bj + W) : S::zero();
     const V b2 = NV > 2 ? S::load(bj + 2 * W) : S::zero();
+    const V b3 = NV > 3 ? S::load(bj + 3 * W) : S::zero();
     const typename S::T* aj = a + j * MR;
 #define EMBER_CONV_FMA(i)                                   \
   if constexpr (i < MR) {                                   \
@@ -82,6 +90,7 @@ void forward_tile(int64_t kc, const typename S::T* __restrict a, const typename 
     c##i##_0 = S::fma(ai, b0, c##i##_0);                    \
     if constexpr (NV > 1) c##i##_1 = S::fma(ai, b1, c##i##_1); \
     if constexpr (NV > 2) c##i##_2 = S::fma(ai, b2, c##i##_2); \
+    if constexpr (NV > 3) c##i##_3 = S::fma(ai, b3, c##i##_3); \
   }
     EMBER_CONV_ROWS(EMBER_CONV_FMA)
 #undef EMBER_CONV_FMA
@@ -91,6 +100,7 @@ void forward_tile(int64_t kc, const typename S::T* __restrict a, const typename 
     S::store(c + i * ldc, c##i##_0);                                \
     if constexpr (NV > 1) S::store(c + i * ldc + W, c##i##_1);      \
     if constexpr (NV > 2) S::store(c + i * ldc + 2 * W, c##i##_2);  \
+    if constexpr (NV > 3) S::store(c + i * ldc + 3 * W, c##i##_3);  \
   }
   EMBER_CONV_ROWS(EMBER_CONV_STORE)
 #undef EMBER_CONV_STORE
@@ -151,8 +161,9 @@ void weight_grad_tile(int64_t ns, int64_t np, const typename S::T* __restrict dy
 #undef EMBER_CONV_TAPS
 #undef EMBER_CONV_ROWS
 
-/// The tiles of one traits type S: forward rows MR, weight-gradient tile MO x NJ.
-template <class S, int MR, int MO, int NJ>
+/// The tiles of one traits type S: forward rows MR, weight-gradient tile MO x NJ, and a
+/// WIDE_MR x 4-vector forward tile unless WIDE_MR is 0.
+template <class S, int MR, int MO, int NJ, int WIDE_MR = 0>
 ConvDirectTiles<typename S::T> make_tiles() {
   ConvDirectTiles<typename S::T> t;
   t.mr = MR;
@@ -171,6 +182,10 @@ ConvDirectTiles<typename S::T> make_tiles() {
     t.small_forward[2][1] = &forward_tile<S, 4, 1>;
     t.small_forward[2][2] = &forward_tile<S, 4, 2>;
     t.small_forward[2][3] = &forward_tile<S, 4, 3>;
+  }
+  if constexpr (WIDE_MR > 0) {
+    t.wide_mr = WIDE_MR;
+    t.wide[4] = &forward_tile<S, WIDE_MR, 4>;
   }
   t.mo = MO;
   t.nj = NJ;

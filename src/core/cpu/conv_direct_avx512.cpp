@@ -2,7 +2,8 @@
 // AVX-512F. This file alone is compiled with -mavx512f.
 //
 // Forward tile: 8 output channels x 3 vectors of positions (48 floats or 24 doubles) = 24 of the
-// 32 zmm accumulators, three B vectors and one broadcast. Weight-gradient tile: 4 output channels
+// 32 zmm accumulators, three B vectors and one broadcast; and 6 x 4 vectors (24 accumulators,
+// four B vectors) for GEMMs of exactly four vectors. Weight-gradient tile: 4 output channels
 // x 6 taps = 24 accumulators over positions, six B vectors and one dY vector.
 #include "core/cpu/conv_direct.hpp"
 #include "core/cpu/simd_avx512.hpp"
@@ -10,11 +11,11 @@
 namespace ember::cpu {
 
 ConvDirectTiles<float> conv_direct_tiles_avx512_f32() {
-  return conv_direct_detail::make_tiles<Simd512<float>, 8, 4, 6>();
+  return conv_direct_detail::make_tiles<Simd512<float>, 8, 4, 6, 6>();
 }
 
 ConvDirectTiles<double> conv_direct_tiles_avx512_f64() {
-  return conv_direct_detail::make_tiles<Simd512<double>, 8, 4, 6>();
+  return conv_direct_detail::make_tiles<Simd512<double>, 8, 4, 6, 6>();
 }
 
 }  // namespace ember::cpu
