@@ -116,7 +116,7 @@ TEST_CASE("conv2d_direct matches unfold + matmul; bitwise across threads and ISA
     }
 }
 
-TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise across threads") {
+TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise across threads, ISAs") {
   const int saved = get_num_threads();
   const cpu::GemmIsa saved_isa = cpu::gemm_isa();
   uint64_t seed = 4200;
@@ -133,10 +133,10 @@ TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise acros
       Tensor cols = unfold(x.to(kFloat64), {w.kh, w.kw}, {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
       const Tensor ref = matmul(dy.to(kFloat64).reshape({c.N, c.O, L}), cols.transpose(1, 2))
                              .sum({0});  // (O, K)
+      Tensor first;  // one fma chain per element in a fixed order: equal across ISAs too
       for (cpu::GemmIsa isa : {cpu::GemmIsa::Baseline, cpu::GemmIsa::Avx512}) {
         if (!cpu::gemm_isa_available(isa)) continue;
         cpu::set_gemm_isa(isa);
-        Tensor first;
         for (int threads : {1, 2, 3}) {
           set_num_threads(threads);
           Tensor gw = full({c.O, K}, std::nan(""), TensorOptions(dt));
@@ -152,13 +152,21 @@ TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise acros
       cpu::set_gemm_isa(saved_isa);
       set_num_threads(saved);
     }
-  // More samples than one chunk holds (16 chunks of 8+): the chunk partials add in order.
-  Tensor x = rnd({37, 3, 6, 5}, 4290, kFloat64), dy = rnd({37, 4, 6, 5}, 4291, kFloat64);
+  // More samples than one chunk holds (16 chunks of 8+): the chunk partials add in order. 37
+  // output channels: two-vector and one-vector tiles, and padded channels.
+  Tensor x = rnd({137, 3, 6, 5}, 4290, kFloat64), dy = rnd({137, 37, 6, 5}, 4291, kFloat64);
   const Window2d w{3, 3, 1, 1, 1, 1, 1, 1};
-  Tensor gw = empty({4, 27}, TensorOptions(kFloat64));
+  Tensor gw = empty({37, 27}, TensorOptions(kFloat64));
   cpu::conv2d_direct_weight_grad(gw, dy, x, w);
   Tensor cols = unfold(x, 3, 1, 1, 1);
-  CHECK(rel_err(gw, matmul(dy.reshape({37, 4, 30}), cols.transpose(1, 2)).sum({0})) < 1e-12);
+  CHECK(rel_err(gw, matmul(dy.reshape({137, 37, 30}), cols.transpose(1, 2)).sum({0})) < 1e-12);
+  // Samples too large for one tile call per chunk (dY^T of 64 x 48x48 doubles is 1.2 MB: groups
+  // of 3 in a chunk of 8): each group continues the chunk's fma chains.
+  Tensor xl = rnd({8, 1, 48, 48}, 4292, kFloat64), dyl = rnd({8, 64, 48, 48}, 4293, kFloat64);
+  Tensor gwl = empty({64, 9}, TensorOptions(kFloat64));
+  cpu::conv2d_direct_weight_grad(gwl, dyl, xl, w);
+  Tensor colsl = unfold(xl, 3, 1, 1, 1);
+  CHECK(rel_err(gwl, matmul(dyl.reshape({8, 64, 2304}), colsl.transpose(1, 2)).sum({0})) < 1e-12);
 }
 
 TEST_CASE("conv2d_direct_input_grad matches the scatter reference; bitwise across threads, ISAs") {

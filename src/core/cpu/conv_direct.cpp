@@ -15,10 +15,11 @@
 // with only the taps that reach the phase (tap r reaches phase a when a + ph - r*dh is a multiple
 // of sh, reading dY row u + (a + ph - r*dh)/sh), scattered into gx with the phase's stride.
 //
-// Weight gradient: gw(O, C*R*S) = sum over n of dY_n(O, P) B_n(C*R*S, P)^T, each tile a dot
-// product along positions (dY's thrown-away columns zeroed). Samples go in fixed chunks; each
-// chunk's partial sum is kept and the partials are added in chunk order, so the result does not
-// depend on the thread count either (it does on the instruction set: the lanes differ).
+// Weight gradient: gw(O, C*R*S) = sum over n of dY_n(O, P) B_n(C*R*S, P)^T over the valid
+// positions only, with dY transposed per sample (channels in the vector lanes) and each tap's
+// input value broadcast. Samples go in fixed chunks; each element is one fma chain over a chunk's
+// (sample, oh, ow) in order, and the chunks' partial sums are added in chunk order, so the
+// result depends neither on the thread count nor on the instruction set.
 #include "core/cpu/conv_direct.hpp"
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -28,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -71,8 +73,8 @@ struct BaseF64 {
     return (l[0] + l[1]) + (l[2] + l[3]);
   }
 };
-// 16 ymm registers: forward 4 x 3 vectors, weight gradient 2 x 4.
-constexpr int kBaseMR = 4, kBaseMO = 2, kBaseNJ = 4;
+// 16 ymm registers: forward 4 x 3 vectors, weight gradient 6 taps x 2 vectors.
+constexpr int kBaseMR = 4, kBaseNJ = 6;
 #else
 template <class C>
 struct Portable {
@@ -107,7 +109,7 @@ struct Portable {
 };
 using BaseF32 = Portable<float>;
 using BaseF64 = Portable<double>;
-constexpr int kBaseMR = 4, kBaseMO = 2, kBaseNJ = 4;
+constexpr int kBaseMR = 4, kBaseNJ = 6;
 #endif
 
 template <class T>
@@ -125,7 +127,7 @@ const ConvDirectTiles<T>& direct_tiles() {
 #endif
   using S = std::conditional_t<std::is_same_v<T, float>, BaseF32, BaseF64>;
   static const ConvDirectTiles<T> t =
-      conv_direct_detail::make_tiles<S, kBaseMR, kBaseMO, kBaseNJ>();
+      conv_direct_detail::make_tiles<S, kBaseMR, kBaseNJ>();
   return t;
 }
 
@@ -475,64 +477,53 @@ void direct_input_grad(const Tensor& gx, const Tensor& dy, const Tensor& weight,
 template <class T>
 void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, const Window2d& w) {
   const ConvDirectTiles<T>& k = direct_tiles<T>();
-  const int64_t N = x.size(0), O = dy.size(1), OH = dy.size(2), OW = dy.size(3);
+  const int64_t N = x.size(0), O = dy.size(1), OH = dy.size(2), OW = dy.size(3), P = OH * OW;
   const Planes g = input_planes(x.size(1), x.size(2), x.size(3), w);
-  const std::vector<int64_t> off = input_offsets(g, w, k.nj);
-  const int64_t MO = k.mo, NJ = k.nj, OB = ceil_div(O, MO), taps = g.C * w.kh * w.kw;
-  const int64_t JB = ceil_div(taps, NJ), ld = ceil_div(OH * g.Wq, k.lanes) * k.lanes;
-  const int64_t buf_size = std::max(g.data, *std::max_element(off.begin(), off.end()) + ld) +
-                           k.lanes;
+  const std::vector<int64_t> off = input_offsets(g, w, k.nj);  // padded taps read offset 0
+  const int64_t L = k.lanes, NJ = k.nj, taps = g.C * w.kh * w.kw, JB = ceil_div(taps, NJ);
+  const int64_t O_pad = ceil_div(O, L) * L, VO = O_pad / L, taps_pad = JB * NJ;
+  // A sample's planes (the tiles read within them) and its dY transposed, (P, O_pad).
+  const int64_t buf_size = g.data + L, dyt_size = P * O_pad;
   // Fixed chunks of samples (never fewer than 8 per chunk, at most 16 chunks): one partial sum
-  // each, added in chunk order at the end.
+  // (taps_pad, O_pad) each, added in chunk order at the end. Within a chunk each element is one
+  // fma chain over (sample, oh, ow): the groups below continue it.
   const int64_t per_chunk = std::max<int64_t>(8, ceil_div(N, 16)), chunks = ceil_div(N, per_chunk);
-  std::vector<T> partial(static_cast<size_t>(chunks * O * taps), T(0));
+  // Every element is written by its chunk's first group: no zero fill.
+  std::unique_ptr<T[]> partial(new T[static_cast<size_t>(chunks * taps_pad * O_pad)]);
   const T* xp = x.data_ptr<T>();
   const T* yp = dy.data_ptr<T>();
   const int64_t xn = x.stride(0), xc = x.stride(1), xh = x.stride(2), xw = x.stride(3);
   const int64_t yn = dy.stride(0), yc = dy.stride(1), yh = dy.stride(2), yw = dy.stride(3);
   const int64_t threads = get_num_threads();
-  // Samples per tile call: as many of a chunk as keep their buffers within about 4 MiB, so the
-  // tiles' lane sums are reduced once per group (small images have few positions per sample).
-  const int64_t per_sample = buf_size + OB * MO * ld;
+  // Samples per tile call: as many of a chunk as keep their buffers within about 4 MiB.
   const int64_t group = std::clamp<int64_t>(
-      (int64_t{4} << 20) / static_cast<int64_t>(sizeof(T)) / per_sample, 1, per_chunk);
+      (int64_t{4} << 20) / static_cast<int64_t>(sizeof(T)) / (buf_size + dyt_size), 1, per_chunk);
   parallel_for(chunks, ceil_div(chunks, threads), [&](int64_t c0, int64_t c1) {
-    std::vector<T> buf_v, dyv_v;
+    std::vector<T> buf_v, dyt_v;
     T* buf = scratch(buf_v, group * buf_size);
-    // dY in the virtual layout, (OB*MO, P_end) per sample, zero outside the valid columns/rows.
-    T* dyv = scratch(dyv_v, group * OB * MO * ld);
-    T sums[4 * 6];
+    T* dyt = scratch(dyt_v, group * dyt_size);  // channels >= O stay zero
     for (int64_t ch = c0; ch < c1; ++ch) {
-      T* acc = partial.data() + ch * O * taps;
-      const int64_t n_end = std::min(N, (ch + 1) * per_chunk);
-      for (int64_t n0 = ch * per_chunk; n0 < n_end; n0 += group) {
+      T* acc = partial.get() + ch * taps_pad * O_pad;
+      const int64_t n_first = ch * per_chunk, n_end = std::min(N, n_first + per_chunk);
+      for (int64_t n0 = n_first; n0 < n_end; n0 += group) {
         const int64_t ns = std::min(group, n_end - n0);
         for (int64_t s = 0; s < ns; ++s) {
           const int64_t n = n0 + s;
           g.fill(buf + s * buf_size, xp + n * xn, xc, xh, xw);
+          T* d = dyt + s * dyt_size;
           for (int64_t o = 0; o < O; ++o) {
-            T* d = dyv + s * OB * MO * ld + o * ld;
             const T* src = yp + n * yn + o * yc;
-            for (int64_t oh = 0; oh < OH; ++oh, d += g.Wq) {
-              if (yw == 1) {
-                std::memcpy(d, src + oh * yh, static_cast<size_t>(OW) * sizeof(T));
-              } else {
-                for (int64_t q = 0; q < OW; ++q) d[q] = src[oh * yh + q * yw];
-              }
-              std::fill(d + OW, d + g.Wq, T(0));
-            }
+            for (int64_t oh = 0; oh < OH; ++oh)
+              for (int64_t ow = 0; ow < OW; ++ow)
+                d[(oh * OW + ow) * O_pad + o] = src[oh * yh + ow * yw];
           }
         }
-        for (int64_t ob = 0; ob < OB; ++ob) {
-          const int64_t mo = std::min(MO, O - ob * MO);
-          for (int64_t jb = 0; jb < JB; ++jb) {
-            k.weight_grad(ns, ld, dyv + ob * MO * ld, ld, OB * MO * ld, buf, buf_size,
-                          off.data() + jb * NJ, sums);
-            const int64_t nj = std::min(NJ, taps - jb * NJ);
-            for (int64_t i = 0; i < mo; ++i)
-              for (int64_t j = 0; j < nj; ++j)
-                acc[(ob * MO + i) * taps + jb * NJ + j] += sums[i * NJ + j];
-          }
+        for (int64_t v = 0; v < VO; v += 2) {
+          const int64_t mv = std::min<int64_t>(2, VO - v);
+          for (int64_t jb = 0; jb < JB; ++jb)
+            k.weight_grad[mv](ns, OH, OW, g.Wq, dyt + v * L, dyt_size, O_pad, buf, buf_size,
+                              off.data() + jb * NJ, acc + jb * NJ * O_pad + v * L, O_pad,
+                              n0 > n_first);
         }
       }
     }
@@ -541,9 +532,9 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
   parallel_for(O, ceil_div(O, threads), [&](int64_t o0, int64_t o1) {
     for (int64_t o = o0; o < o1; ++o)
       for (int64_t j = 0; j < taps; ++j) {
-        T s = partial[static_cast<size_t>(o * taps + j)];
+        T s = partial[static_cast<size_t>(j * O_pad + o)];
         for (int64_t ch = 1; ch < chunks; ++ch)
-          s += partial[static_cast<size_t>((ch * O + o) * taps + j)];
+          s += partial[static_cast<size_t>((ch * taps_pad + j) * O_pad + o)];
         gp[o * taps + j] = s;
       }
   });

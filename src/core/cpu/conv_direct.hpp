@@ -27,11 +27,13 @@ struct ConvDirectTiles {
   /// so the sum is one fma chain over j however the caller splits it.
   using Forward = void (*)(int64_t kc, const C* a, const C* b, const int64_t* off, C* c,
                            int64_t ldc, bool accumulate);
-  /// sums(mo, nj) row-major = sum over samples s < ns and p < np (a multiple of lanes) of
-  /// dy[s*dy_ns + i*ldy + p] * b[s*b_ns + off[j] + p]: one fma chain per lane in (s, p) order,
-  /// then the lanes added in a fixed order (once per call, so callers pass several samples).
-  using WeightGrad = void (*)(int64_t ns, int64_t np, const C* dy, int64_t ldy, int64_t dy_ns,
-                              const C* b, int64_t b_ns, const int64_t* off, C* sums);
+  /// acc(nj taps, mv vectors of output channels), tap j's row at acc[j*ldacc], = (accumulate ?
+  /// acc : 0) + the sum over samples s < ns, rows oh < OH and columns ow < OW of
+  /// b[s*b_ns + off[j] + oh*Wq + ow] * dyt[s*dyt_ns + (oh*OW + ow)*ldo + v*lanes + l]: one fma
+  /// chain per element in (s, oh, ow) order, the same for every tile and instruction set.
+  using WeightGrad = void (*)(int64_t ns, int64_t OH, int64_t OW, int64_t Wq, const C* dyt,
+                              int64_t dyt_ns, int64_t ldo, const C* b, int64_t b_ns,
+                              const int64_t* off, C* acc, int64_t ldacc, bool accumulate);
   int mr = 0, lanes = 0, nv = 0;  // forward tile: mr rows x nv vectors of `lanes`
   Forward forward[4] = {};        // forward[v] for v = 1..nv vectors
   /// Narrower forward tiles for GEMMs with fewer rows than mr (one output channel of a
@@ -42,8 +44,8 @@ struct ConvDirectTiles {
   /// tiles would cover as 2 + 2 vectors, a tile with too few accumulators per load.
   int wide_mr = 0;
   Forward wide[5] = {};  // wide[4]; the others null
-  int mo = 0, nj = 0;             // weight-gradient tile: mo output channels x nj taps
-  WeightGrad weight_grad = nullptr;
+  int nj = 0;                      // weight-gradient tile: nj taps x mv vectors of channels
+  WeightGrad weight_grad[3] = {};  // weight_grad[mv], mv = 1, 2
 };
 
 /// The AVX-512 tiles (call only when gemm_isa_available(GemmIsa::Avx512)).
@@ -106,64 +108,66 @@ void forward_tile(int64_t kc, const typename S::T* __restrict a, const typename 
 #undef EMBER_CONV_STORE
 }
 
-// Weight gradient: MO output channels x NJ taps (at most 4 x 6), each accumulator a vector over
-// positions; rows >= MO and taps >= NJ are dead code.
-#define EMBER_CONV_TAPS(X, i) X(i, 0) X(i, 1) X(i, 2) X(i, 3) X(i, 4) X(i, 5)
-#define EMBER_CONV_OROWS(X) X(0) X(1) X(2) X(3)
+// Weight gradient: NJ taps x MV vectors of output channels (at most 12 x 2), the dY values of a
+// position (transposed: channels contiguous) loaded once and each tap's input value broadcast,
+// so no accumulator is ever reduced across lanes; taps >= NJ and vectors >= MV are dead code.
+#define EMBER_CONV_TAPS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
 
-template <class S, int MO, int NJ>
-void weight_grad_tile(int64_t ns, int64_t np, const typename S::T* __restrict dy, int64_t ldy,
-                      int64_t dy_ns, const typename S::T* b, int64_t b_ns,
-                      const int64_t* __restrict off, typename S::T* __restrict sums) {
+template <class S, int MV, int NJ>
+void weight_grad_tile(int64_t ns, int64_t OH, int64_t OW, int64_t Wq,
+                      const typename S::T* dyt, int64_t dyt_ns, int64_t ldo,
+                      const typename S::T* b, int64_t b_ns, const int64_t* __restrict off,
+                      typename S::T* acc, int64_t ldacc, bool accumulate) {
   using V = typename S::V;
   using T = typename S::T;
-  static_assert(MO >= 1 && MO <= 4 && NJ >= 1 && NJ <= 6);
+  static_assert(MV >= 1 && MV <= 2 && NJ >= 1 && NJ <= 12);
   constexpr int W = S::W;
-#define EMBER_CONV_WDECL(i, j) V s##i##_##j = S::zero();
-#define EMBER_CONV_WDECL_ROW(i) EMBER_CONV_TAPS(EMBER_CONV_WDECL, i)
-  EMBER_CONV_OROWS(EMBER_CONV_WDECL_ROW)
-#undef EMBER_CONV_WDECL_ROW
+#define EMBER_CONV_WDECL(j) V a##j##_0 = S::zero(), a##j##_1 = S::zero();
+  EMBER_CONV_TAPS(EMBER_CONV_WDECL)
 #undef EMBER_CONV_WDECL
-  for (int64_t sample = 0; sample < ns; ++sample, dy += dy_ns, b += b_ns) {
-#define EMBER_CONV_WPTR(j) const T* b##j = NJ > j ? b + off[j] : b;
-  EMBER_CONV_WPTR(0) EMBER_CONV_WPTR(1) EMBER_CONV_WPTR(2)
-  EMBER_CONV_WPTR(3) EMBER_CONV_WPTR(4) EMBER_CONV_WPTR(5)
-#undef EMBER_CONV_WPTR
-  for (int64_t p = 0; p < np; p += W) {
-#define EMBER_CONV_WLOAD(j) const V x##j = NJ > j ? S::load(b##j + p) : S::zero();
-    EMBER_CONV_WLOAD(0) EMBER_CONV_WLOAD(1) EMBER_CONV_WLOAD(2)
-    EMBER_CONV_WLOAD(3) EMBER_CONV_WLOAD(4) EMBER_CONV_WLOAD(5)
+  if (accumulate) {
+#define EMBER_CONV_WLOAD(j)                                           \
+  if constexpr (j < NJ) {                                             \
+    a##j##_0 = S::load(acc + j * ldacc);                              \
+    if constexpr (MV > 1) a##j##_1 = S::load(acc + j * ldacc + W);    \
+  }
+    EMBER_CONV_TAPS(EMBER_CONV_WLOAD)
 #undef EMBER_CONV_WLOAD
-#define EMBER_CONV_WFMA(i, j) \
-  if constexpr (j < NJ) s##i##_##j = S::fma(g, x##j, s##i##_##j);
-#define EMBER_CONV_WFMA_ROW(i)              \
-  if constexpr (i < MO) {                   \
-    const V g = S::load(dy + i * ldy + p);  \
-    EMBER_CONV_TAPS(EMBER_CONV_WFMA, i)     \
   }
-    EMBER_CONV_OROWS(EMBER_CONV_WFMA_ROW)
-#undef EMBER_CONV_WFMA_ROW
+  for (int64_t s = 0; s < ns; ++s, dyt += dyt_ns, b += b_ns)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+#define EMBER_CONV_WPTR(j) const T* x##j = b + (j < NJ ? off[j] : 0) + oh * Wq;
+      EMBER_CONV_TAPS(EMBER_CONV_WPTR)
+#undef EMBER_CONV_WPTR
+      const T* d = dyt + oh * OW * ldo;
+      for (int64_t ow = 0; ow < OW; ++ow, d += ldo) {
+        const V y0 = S::load(d);
+        const V y1 = MV > 1 ? S::load(d + W) : S::zero();
+#define EMBER_CONV_WFMA(j)                                  \
+  if constexpr (j < NJ) {                                   \
+    const V xv = S::set1(x##j[ow]);                         \
+    a##j##_0 = S::fma(xv, y0, a##j##_0);                    \
+    if constexpr (MV > 1) a##j##_1 = S::fma(xv, y1, a##j##_1); \
+  }
+        EMBER_CONV_TAPS(EMBER_CONV_WFMA)
 #undef EMBER_CONV_WFMA
+      }
+    }
+#define EMBER_CONV_WSTORE(j)                                         \
+  if constexpr (j < NJ) {                                            \
+    S::store(acc + j * ldacc, a##j##_0);                             \
+    if constexpr (MV > 1) S::store(acc + j * ldacc + W, a##j##_1);   \
   }
-  }
-#define EMBER_CONV_WSUM(i, j) \
-  if constexpr (j < NJ) sums[i * NJ + j] = S::reduce_add(s##i##_##j);
-#define EMBER_CONV_WSUM_ROW(i) \
-  if constexpr (i < MO) {      \
-    EMBER_CONV_TAPS(EMBER_CONV_WSUM, i) \
-  }
-  EMBER_CONV_OROWS(EMBER_CONV_WSUM_ROW)
-#undef EMBER_CONV_WSUM_ROW
-#undef EMBER_CONV_WSUM
+  EMBER_CONV_TAPS(EMBER_CONV_WSTORE)
+#undef EMBER_CONV_WSTORE
 }
 
-#undef EMBER_CONV_OROWS
 #undef EMBER_CONV_TAPS
 #undef EMBER_CONV_ROWS
 
-/// The tiles of one traits type S: forward rows MR, weight-gradient tile MO x NJ, and a
-/// WIDE_MR x 4-vector forward tile unless WIDE_MR is 0.
-template <class S, int MR, int MO, int NJ, int WIDE_MR = 0>
+/// The tiles of one traits type S: forward rows MR, weight-gradient tiles NJ taps x 1 or 2
+/// vectors, and a WIDE_MR x 4-vector forward tile unless WIDE_MR is 0.
+template <class S, int MR, int NJ, int WIDE_MR = 0>
 ConvDirectTiles<typename S::T> make_tiles() {
   ConvDirectTiles<typename S::T> t;
   t.mr = MR;
@@ -187,9 +191,9 @@ ConvDirectTiles<typename S::T> make_tiles() {
     t.wide_mr = WIDE_MR;
     t.wide[4] = &forward_tile<S, WIDE_MR, 4>;
   }
-  t.mo = MO;
   t.nj = NJ;
-  t.weight_grad = &weight_grad_tile<S, MO, NJ>;
+  t.weight_grad[1] = &weight_grad_tile<S, 1, NJ>;
+  t.weight_grad[2] = &weight_grad_tile<S, 2, NJ>;
   return t;
 }
 
