@@ -481,9 +481,12 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
   const Planes g = input_planes(x.size(1), x.size(2), x.size(3), w);
   const std::vector<int64_t> off = input_offsets(g, w, k.nj);  // padded taps read offset 0
   const int64_t L = k.lanes, NJ = k.nj, taps = g.C * w.kh * w.kw, JB = ceil_div(taps, NJ);
-  const int64_t O_pad = ceil_div(O, L) * L, VO = O_pad / L, taps_pad = JB * NJ;
-  // A sample's planes (the tiles read within them) and its dY transposed, (P, O_pad).
-  const int64_t buf_size = g.data + L, dyt_size = P * O_pad;
+  // Channels in blocks of CB = two vectors (one when O fits one vector: a half-used block would
+  // stream twice the bytes): a sample's dY transposed is (O_pad / CB, P, CB), so a tile streams
+  // its block contiguously. The dY stream bounds these tiles (two vectors per 24 fmas).
+  const int64_t VO = ceil_div(O, L), CB = VO > 1 ? 2 * L : L, O_pad = ceil_div(O, CB) * CB;
+  const int64_t taps_pad = JB * NJ;
+  const int64_t buf_size = g.data + L, dyt_size = P * O_pad;  // the tiles read within the planes
   // Fixed chunks of samples (never fewer than 8 per chunk, at most 16 chunks): one partial sum
   // (taps_pad, O_pad) each, added in chunk order at the end. Within a chunk each element is one
   // fma chain over (sample, oh, ow): the groups below continue it.
@@ -513,15 +516,15 @@ void direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor& x, con
           T* d = dyt + s * dyt_size;
           for (int64_t o = 0; o < O; ++o) {
             const T* src = yp + n * yn + o * yc;
+            T* dst = d + (o / CB) * P * CB + o % CB;
             for (int64_t oh = 0; oh < OH; ++oh)
-              for (int64_t ow = 0; ow < OW; ++ow)
-                d[(oh * OW + ow) * O_pad + o] = src[oh * yh + ow * yw];
+              for (int64_t ow = 0; ow < OW; ++ow) dst[(oh * OW + ow) * CB] = src[oh * yh + ow * yw];
           }
         }
         for (int64_t v = 0; v < VO; v += 2) {
           const int64_t mv = std::min<int64_t>(2, VO - v);
           for (int64_t jb = 0; jb < JB; ++jb)
-            k.weight_grad[mv](ns, OH, OW, g.Wq, dyt + v * L, dyt_size, O_pad, buf, buf_size,
+            k.weight_grad[mv](ns, OH, OW, g.Wq, dyt + v / 2 * P * CB, dyt_size, CB, buf, buf_size,
                               off.data() + jb * NJ, acc + jb * NJ * O_pad + v * L, O_pad,
                               n0 > n_first);
         }
