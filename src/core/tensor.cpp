@@ -11,6 +11,7 @@
 #include "core/dispatch.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
+#include "cuda/allocator.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/memory.hpp"
 #include "ember/ops.hpp"
@@ -143,6 +144,7 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const ch
   check_device_usable(device, op);
   EMBER_CHECK(nbytes <= g_max_alloc, ValueError, "[", op, "] allocation of ", nbytes,
               " bytes exceeds the limit of ", g_max_alloc, " bytes");
+  if (device.is_cuda()) return cuda::detail::allocate_storage(nbytes, device, op);
   auto st = std::make_shared<Storage>();
   st->nbytes = nbytes;
   st->device = device;
@@ -227,7 +229,6 @@ void check_device_usable(Device d, const char* op) {
               ": no CUDA GPU is available on this machine");
   EMBER_CHECK(d.index() < cuda::device_count(), DeviceError, "[", op, "] device ", d,
               " does not exist: ", cuda::device_count(), " CUDA device(s) found");
-  throw DeviceError(detail::str_cat("[", op, "] CUDA tensors are not supported yet: device ", d));
 }
 
 // ---- metadata ----
@@ -438,7 +439,8 @@ Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
   {
     NoGradGuard no_grad;
     Tensor s = src.expand(sizes());
-    launch(device(), cpu::copy, cuda::copy, *this, s);
+    // Between the host and a GPU the CUDA copy moves the data, whichever side is the destination.
+    launch(is_cpu() ? s.device() : device(), cpu::copy, cuda::copy, *this, s);
   }
   bump_version();
   if (record) {

@@ -26,8 +26,9 @@ struct Storage {
   }
 };
 
-/// Allocates CPU storage (64-byte aligned). ValueError when nbytes exceeds the allocation cap or
-/// memory runs out.
+/// Allocates storage on `device`: CPU memory 64-byte aligned, CUDA memory from the caching
+/// allocator (src/cuda/allocator.cu). ValueError when nbytes exceeds the allocation cap or CPU
+/// memory runs out; DeviceError for an unusable device or when GPU memory runs out.
 std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op);
 
 /// Gradient hooks of one tensor, in registration order.

@@ -1,0 +1,43 @@
+// Shared by the CUDA sources: the error check after every runtime call and launch, and the
+// device guard. Private to src/cuda.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "ember/error.hpp"
+
+namespace ember::cuda::detail {
+
+/// Throws DeviceError naming the call and CUDA's message unless err is cudaSuccess; the sticky
+/// error state of a failed call is cleared first so later calls start clean.
+inline void check(cudaError_t err, const char* what, const char* file, int line) {
+  if (err == cudaSuccess) return;
+  (void)cudaGetLastError();
+  throw DeviceError(ember::detail::str_cat("[cuda] ", what, " failed: ", cudaGetErrorName(err),
+                                           " (", cudaGetErrorString(err), ") at ", file, ":",
+                                           line));
+}
+
+/// Sets the current device for a scope and restores the previous one on exit.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    check(cudaGetDevice(&previous_), "cudaGetDevice", __FILE__, __LINE__);
+    if (device >= 0 && device != previous_)
+      check(cudaSetDevice(device), "cudaSetDevice", __FILE__, __LINE__);
+  }
+  ~DeviceGuard() { (void)cudaSetDevice(previous_); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+}  // namespace ember::cuda::detail
+
+/// Checks a CUDA runtime call: EMBER_CUDA_CHECK(cudaMemcpyAsync(...)).
+#define EMBER_CUDA_CHECK(call) ::ember::cuda::detail::check((call), #call, __FILE__, __LINE__)
+/// Checks the launch just made (configuration errors; execution errors surface at the next sync).
+#define EMBER_CUDA_CHECK_LAUNCH() \
+  ::ember::cuda::detail::check(cudaGetLastError(), "kernel launch", __FILE__, __LINE__)
