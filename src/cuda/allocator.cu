@@ -84,6 +84,18 @@ void give_back(int device, cudaStream_t stream, void* ptr, size_t size) {
   p.cached += static_cast<int64_t>(size);
 }
 
+/// The storage of block `ptr` (`size` bytes, nbytes of them asked for); its deleter gives the
+/// block back to the pool of (device, stream).
+std::shared_ptr<Storage> make_storage(void* ptr, size_t nbytes, int device, cudaStream_t stream,
+                                      size_t size) {
+  auto st = std::make_shared<Storage>();
+  st->data = ptr;
+  st->nbytes = nbytes;
+  st->device = Device(kCUDA, device);
+  st->deleter = [device, stream, size](void* q) { give_back(device, stream, q, size); };
+  return st;
+}
+
 }  // namespace
 
 bool caching_enabled() {
@@ -142,12 +154,7 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const ch
         p.stats.allocated += static_cast<int64_t>(got);
         p.stats.peak = std::max(p.stats.peak, p.stats.allocated);
         ++p.stats.num_allocations;
-        auto st = std::make_shared<Storage>();
-        st->data = ptr;
-        st->nbytes = nbytes;
-        st->device = Device(kCUDA, d);
-        st->deleter = [d, stream, got](void* q) { give_back(d, stream, q, got); };
-        return st;
+        return make_storage(ptr, nbytes, d, stream, got);
       }
     }
     DeviceGuard guard(d);
@@ -174,12 +181,7 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const ch
     ++p.stats.num_allocations;
     ++p.stats.num_device_mallocs;
   }
-  auto st = std::make_shared<Storage>();
-  st->data = ptr;
-  st->nbytes = nbytes;
-  st->device = Device(kCUDA, d);
-  st->deleter = [d, stream, size](void* q) { give_back(d, stream, q, size); };
-  return st;
+  return make_storage(ptr, nbytes, d, stream, size);
 }
 
 }  // namespace detail
