@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The GPU check: run on a machine with an NVIDIA GPU (the lent H200) from the repository root.
+# Builds Ember for sm_90a (CUDA_ARCH overrides), prints nvidia-smi, runs the CUDA test suite,
+# compute-sanitizer memcheck over it with the caching allocator off (and racecheck on the tests of
+# kernels that use shared memory), then the short GPU benchmarks when they exist, and prints a
+# summary table last. Full logs go to $LOGS (default $OUT/gpu-check when $OUT is set, else
+# build/gpu-check-logs). Dependencies the machine may lack come from .gpu-deps (tools/gpu-deps.sh).
+# Budget: about 8 minutes on an H200.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ARCH=${CUDA_ARCH:-90a}
+BUILD=${BUILD:-build/gpu}
+LOGS=${LOGS:-${OUT:+$OUT/gpu-check}}
+LOGS=${LOGS:-build/gpu-check-logs}
+mkdir -p "$LOGS"
+LOGS=$(cd "$LOGS" && pwd)
+declare -a rows
+row() { rows+=("$(printf '%-34s %-6s %s' "$1" "$2" "$3")"); }
+t0=$(date +%s)
+
+# ---- the machine ----
+nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 && row "nvidia-smi" ok "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)" ||
+  row "nvidia-smi" FAIL "see nvidia-smi.txt"
+nvcc --version > "$LOGS/nvcc.txt" 2>&1
+
+# ---- build ----
+prefix=""
+[ -d .gpu-deps ] && prefix="-DCMAKE_PREFIX_PATH=$PWD/.gpu-deps -DZLIB_ROOT=$PWD/.gpu-deps -DEMBER_STB_INCLUDE_DIR=$PWD/.gpu-deps/include/stb"
+gen=""
+command -v ninja > /dev/null && gen="-G Ninja"
+if cmake -S . -B "$BUILD" $gen -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON \
+     -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_INSTALL=OFF \
+     -DEMBER_WERROR=ON $prefix > "$LOGS/configure.txt" 2>&1 &&
+   cmake --build "$BUILD" -j "$(nproc)" > "$LOGS/build.txt" 2>&1; then
+  row "build (sm_$ARCH)" ok "$(( $(date +%s) - t0 )) s"
+else
+  row "build (sm_$ARCH)" FAIL "see configure.txt / build.txt"
+  printf '%s\n' "${rows[@]}"
+  tail -30 "$LOGS/build.txt" 2>/dev/null || tail -30 "$LOGS/configure.txt"
+  exit 1
+fi
+
+# ---- CUDA tests (every tests/cuda/test_* program), then the CPU suite's device tests ----
+status=0
+for t in "$BUILD"/tests/test_cuda_*; do
+  [ -x "$t" ] || continue
+  n=$(basename "$t")
+  if "$t" > "$LOGS/$n.txt" 2>&1; then
+    row "$n" ok "$(grep -E '^(All tests passed|test cases)' "$LOGS/$n.txt" | tail -1)"
+  else
+    status=1
+    row "$n" FAIL "$(grep -E '^test cases' "$LOGS/$n.txt" | tail -1)"
+  fi
+  # memcheck with every allocation a cudaMalloc, so each out-of-bounds access is caught
+  if command -v compute-sanitizer > /dev/null; then
+    if EMBER_CUDA_NO_CACHING=1 compute-sanitizer --tool memcheck --error-exitcode 9 "$t" \
+         > "$LOGS/$n.memcheck.txt" 2>&1; then
+      row "  memcheck" ok "$(grep -E 'ERROR SUMMARY' "$LOGS/$n.memcheck.txt" | tail -1)"
+    else
+      status=1
+      row "  memcheck" FAIL "$(grep -E 'ERROR SUMMARY' "$LOGS/$n.memcheck.txt" | tail -1)"
+    fi
+  fi
+done
+# racecheck on the programs whose kernels use shared memory (listed in tests/cuda/racecheck.txt)
+if [ -f tests/cuda/racecheck.txt ] && command -v compute-sanitizer > /dev/null; then
+  while read -r n; do
+    [ -n "$n" ] && [ -x "$BUILD/tests/$n" ] || continue
+    if compute-sanitizer --tool racecheck --error-exitcode 9 "$BUILD/tests/$n" \
+         > "$LOGS/$n.racecheck.txt" 2>&1; then
+      row "  racecheck $n" ok ""
+    else
+      status=1
+      row "  racecheck $n" FAIL "$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOGS/$n.racecheck.txt" | tail -1)"
+    fi
+  done < tests/cuda/racecheck.txt
+fi
+# The CPU suite on the GPU machine (the CUDA build must pass it there too); short.
+if (cd "$BUILD" && ctest -j "$(nproc)" --timeout 300 -E "bench_" > "$LOGS/ctest.txt" 2>&1); then
+  row "ctest (all tests)" ok "$(grep -E 'tests passed' "$LOGS/ctest.txt" | tail -1)"
+else
+  status=1
+  row "ctest (all tests)" FAIL "$(grep -E 'tests passed|tests failed' "$LOGS/ctest.txt" | tail -1)"
+fi
+
+# ---- short GPU benchmarks (benchmarks/bench_cuda_*, when built) ----
+for b in "$BUILD"/benchmarks/bench_cuda_*; do
+  [ -x "$b" ] || continue
+  n=$(basename "$b")
+  if "$b" --ember_summary="$LOGS/$n.json" > "$LOGS/$n.txt" 2>&1; then
+    row "$n" ok "$LOGS/$n.json"
+  else
+    status=1
+    row "$n" FAIL "see $n.txt"
+  fi
+done
+
+echo
+echo "== gpu-check summary ($(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - t0 )) s; logs in $LOGS)"
+printf '%s\n' "${rows[@]}"
+exit $status
