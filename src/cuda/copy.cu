@@ -6,7 +6,7 @@
 // to device from pageable memory returns once the source is staged; device to host waits for the
 // stream). Otherwise a grid-stride kernel computes each element's two offsets from its linear
 // index; across devices the source is first made contiguous on its own device, moved with one
-// memcpy, and converted/strided on the destination's side.
+// memcpy, and converted/strided on the destination's side (loops.cuh's map).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -18,122 +18,27 @@
 #include "core/kernels.hpp"
 #include "core/tensor_impl.hpp"
 #include "cuda/common.cuh"
+#include "cuda/loops.cuh"
 #include "ember/cuda/cuda.hpp"
 
 namespace ember::cuda {
 namespace {
 
-// Device-side storage types of Ember's dtypes (half and bfloat16 as their 16 bits).
-struct HalfBits {
-  uint16_t v;
-};
-struct BF16Bits {
-  uint16_t v;
-};
+using detail::BF16Bits;
+using detail::HalfBits;
+using detail::stream_of;
+using detail::visit_device_dtype;
 
-template <class T>
-struct Tag {
-  using type = T;
-};
-
-template <class F>
-void visit_device_dtype(DType dt, F&& f) {
-  switch (dt) {
-    case DType::Bool: f(Tag<bool>{}); return;
-    case DType::UInt8: f(Tag<uint8_t>{}); return;
-    case DType::Int8: f(Tag<int8_t>{}); return;
-    case DType::Int32: f(Tag<int32_t>{}); return;
-    case DType::Int64: f(Tag<int64_t>{}); return;
-    case DType::Float16: f(Tag<HalfBits>{}); return;
-    case DType::BFloat16: f(Tag<BF16Bits>{}); return;
-    case DType::Float32: f(Tag<float>{}); return;
-    case DType::Float64: f(Tag<double>{}); return;
-  }
-  throw DTypeError(ember::detail::str_cat("[cuda] unknown dtype ", dt));
-}
-
+// (Device lambdas may not sit inside the generic lambdas of the dtype visits: each lives in a
+// named function template.)
 template <class O, class I>
-__device__ __forceinline__ O convert(I v) {
-  if constexpr (std::is_same_v<O, I>) {
-    return v;
-  } else if constexpr (std::is_same_v<I, HalfBits>) {
-    return convert<O>(__half2float(__ushort_as_half(v.v)));
-  } else if constexpr (std::is_same_v<I, BF16Bits>) {
-    return convert<O>(__bfloat162float(__ushort_as_bfloat16(v.v)));
-  } else if constexpr (std::is_same_v<O, HalfBits>) {
-    return HalfBits{__half_as_ushort(__float2half_rn(static_cast<float>(v)))};
-  } else if constexpr (std::is_same_v<O, BF16Bits>) {
-    return BF16Bits{__bfloat16_as_ushort(__float2bfloat16_rn(static_cast<float>(v)))};
-  } else if constexpr (std::is_same_v<O, bool>) {
-    return v != I(0);
-  } else {
-    return static_cast<O>(v);
-  }
-}
-
-constexpr int kMaxDims = 16;
-
-/// Sizes and the element strides of up to two tensors of one shape, size-1 dims dropped.
-struct Layout {
-  int ndim = 0;
-  int64_t sizes[kMaxDims];
-  int64_t strides[2][kMaxDims];
-};
-
-Layout make_layout(const Tensor& a, const Tensor* b, const char* op) {
-  Layout l;
-  for (int64_t d = 0; d < a.dim(); ++d) {
-    if (a.size(d) == 1) continue;
-    EMBER_CHECK(l.ndim < kMaxDims, ShapeError, "[", op, "] CUDA kernels take at most ", kMaxDims,
-                " dims of size > 1, got ", a.sizes());
-    l.sizes[l.ndim] = a.size(d);
-    l.strides[0][l.ndim] = a.stride(d);
-    l.strides[1][l.ndim] = b ? b->stride(d) : 0;
-    ++l.ndim;
-  }
-  return l;
-}
-
-__device__ __forceinline__ void offsets(const Layout& l, int64_t i, int64_t& o0, int64_t& o1) {
-  o0 = 0;
-  o1 = 0;
-  for (int d = l.ndim - 1; d >= 0; --d) {
-    const int64_t idx = i % l.sizes[d];
-    i /= l.sizes[d];
-    o0 += idx * l.strides[0][d];
-    o1 += idx * l.strides[1][d];
-  }
-}
-
-template <class O, class I>
-__global__ void copy_kernel(O* out, const I* in, Layout l, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    int64_t oo = 0, io = 0;
-    offsets(l, i, oo, io);
-    out[oo] = convert<O>(in[io]);
-  }
+void convert_on_device(const Tensor& out, const Tensor& src) {
+  detail::map<O, I>(out, [] __device__(I v) { return detail::convert<O>(v); }, src);
 }
 
 template <class O>
-__global__ void fill_kernel(O* out, O value, Layout l, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    int64_t oo = 0, unused = 0;
-    offsets(l, i, oo, unused);
-    out[oo] = value;
-  }
-}
-
-constexpr int kThreads = 256;
-
-unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 8 ? b : 65535 * 8);  // grid-stride beyond
-}
-
-cudaStream_t stream_of(const Tensor& t) {
-  return static_cast<cudaStream_t>(current_stream(t.device().index()).handle());
+void fill_with(const Tensor& out, O v) {
+  detail::map<O>(out, [v] __device__() { return v; });
 }
 
 /// Both dense (contiguous) with the same dtype: bytes can be moved as they are.
@@ -152,14 +57,11 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
                                      cudaMemcpyDeviceToDevice, stream));
     return;
   }
-  const Layout l = make_layout(out, &src, "copy");
   visit_device_dtype(out.dtype(), [&](auto ot) {
     using O = typename decltype(ot)::type;
     visit_device_dtype(src.dtype(), [&](auto it) {
       using I = typename decltype(it)::type;
-      copy_kernel<O, I><<<blocks_for(n), kThreads, 0, stream>>>(
-          static_cast<O*>(out.data_ptr()), static_cast<const I*>(src.data_ptr()), l, n);
-      EMBER_CUDA_CHECK_LAUNCH();
+      convert_on_device<O, I>(out, src);
     });
   });
 }
@@ -167,10 +69,6 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
 }  // namespace
 
 void fill(const Tensor& out, Scalar value) {
-  const int64_t n = out.numel();
-  if (n == 0) return;
-  detail::DeviceGuard guard(out.device().index());
-  const Layout l = make_layout(out, nullptr, "fill");
   visit_device_dtype(out.dtype(), [&](auto ot) {
     using O = typename decltype(ot)::type;
     O v;
@@ -183,9 +81,7 @@ void fill(const Tensor& out, Scalar value) {
     } else {
       v = value.to<O>();
     }
-    fill_kernel<O><<<blocks_for(n), kThreads, 0, stream_of(out)>>>(static_cast<O*>(out.data_ptr()),
-                                                                   v, l, n);
-    EMBER_CUDA_CHECK_LAUNCH();
+    fill_with<O>(out, v);
   });
 }
 

@@ -16,9 +16,11 @@ namespace {
 void fill(const Tensor&, Scalar) { unsupported("fill"); }
 void copy(const Tensor&, const Tensor&) { unsupported("copy"); }
 #endif
+#ifndef EMBER_CUDA_KERNELS  // src/cuda/elementwise.cu
 void unary(const Tensor&, const Tensor&, UnaryOp, double, double) { unsupported("unary"); }
 void binary(const Tensor&, const Tensor&, const Tensor&, BinaryOp, Scalar) { unsupported("binary"); }
 void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { unsupported("where"); }
+#endif
 void reduce(const Tensor&, const Tensor&, IntArrayRef, ReduceOp) { unsupported("reduce"); }
 void arg_reduce(const Tensor&, const Tensor&, const Tensor&, int64_t, bool) { unsupported("arg_reduce"); }
 void cumsum(const Tensor&, const Tensor&, int64_t) { unsupported("cumsum"); }

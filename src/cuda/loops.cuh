@@ -1,0 +1,207 @@
+// The CUDA elementwise machinery shared by the kernel families: Ember's dtypes as device types,
+// the CPU's conversion rules, and map(): one grid-stride kernel over any strides (up to 16 dims
+// of size > 1) that calls a device lambda per element. Private to src/cuda.
+//
+//   map<float, float>(out, [] __device__ (float x) { return x * 2.0f; }, x);
+//
+// Every tensor must have out's shape (inputs already broadcast: stride 0 where expanded). When all
+// are contiguous each element's offsets are i * itemsize; otherwise they come from i's
+// coordinates (one division per dim).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <array>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/tensor_impl.hpp"
+#include "cuda/common.cuh"
+#include "ember/cuda/cuda.hpp"
+
+namespace ember::cuda::detail {
+
+// ---- dtypes on the device ----
+
+/// float16 and bfloat16 as their 16 bits (the arithmetic goes through float).
+struct HalfBits {
+  uint16_t v;
+};
+struct BF16Bits {
+  uint16_t v;
+};
+
+template <class T>
+struct Tag {
+  using type = T;
+};
+
+template <class F>
+void visit_device_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::Bool: f(Tag<bool>{}); return;
+    case DType::UInt8: f(Tag<uint8_t>{}); return;
+    case DType::Int8: f(Tag<int8_t>{}); return;
+    case DType::Int32: f(Tag<int32_t>{}); return;
+    case DType::Int64: f(Tag<int64_t>{}); return;
+    case DType::Float16: f(Tag<HalfBits>{}); return;
+    case DType::BFloat16: f(Tag<BF16Bits>{}); return;
+    case DType::Float32: f(Tag<float>{}); return;
+    case DType::Float64: f(Tag<double>{}); return;
+  }
+  throw DTypeError(ember::detail::str_cat("[cuda] unknown dtype ", dt));
+}
+
+template <class T>
+inline constexpr bool is_reduced_v = std::is_same_v<T, HalfBits> || std::is_same_v<T, BF16Bits>;
+
+/// The type arithmetic on T runs in: float for the 16-bit floats, T otherwise.
+template <class T>
+using compute_t = std::conditional_t<is_reduced_v<T>, float, T>;
+
+/// v converted by the CPU's rules (core/dispatch.hpp's convert): 16-bit floats through float with
+/// round to nearest even, bool is != 0, else static_cast.
+template <class O, class I>
+__device__ __forceinline__ O convert(I v) {
+  if constexpr (std::is_same_v<O, I>) {
+    return v;
+  } else if constexpr (std::is_same_v<I, HalfBits>) {
+    return convert<O>(__half2float(__ushort_as_half(v.v)));
+  } else if constexpr (std::is_same_v<I, BF16Bits>) {
+    return convert<O>(__bfloat162float(__ushort_as_bfloat16(v.v)));
+  } else if constexpr (std::is_same_v<O, HalfBits>) {
+    return HalfBits{__half_as_ushort(__float2half_rn(static_cast<float>(v)))};
+  } else if constexpr (std::is_same_v<O, BF16Bits>) {
+    return BF16Bits{__bfloat16_as_ushort(__float2bfloat16_rn(static_cast<float>(v)))};
+  } else if constexpr (std::is_same_v<O, bool>) {
+    return v != I(0);
+  } else {
+    return static_cast<O>(v);
+  }
+}
+
+// ---- map ----
+
+constexpr int kMaxDims = 16;
+constexpr int kThreads = 256;
+
+/// Sizes of out's dims of size > 1, and each tensor's byte strides along them.
+template <int NT>
+struct Offsets {
+  int ndim = 0;
+  bool contiguous = true;  // all tensors contiguous: offset = i * itemsize
+  int64_t itemsize[NT];
+  int64_t sizes[kMaxDims];
+  int64_t strides[NT][kMaxDims];
+};
+
+template <int NT>
+Offsets<NT> make_offsets(const std::array<const Tensor*, NT>& ts, const char* op) {
+  Offsets<NT> l;
+  const Tensor& out = *ts[0];
+  for (int k = 0; k < NT; ++k) {
+    l.itemsize[k] = static_cast<int64_t>(ts[static_cast<size_t>(k)]->element_size());
+    l.contiguous = l.contiguous && ts[static_cast<size_t>(k)]->is_contiguous();
+  }
+  for (int64_t d = 0; d < out.dim(); ++d) {
+    if (out.size(d) == 1) continue;
+    EMBER_CHECK(l.ndim < kMaxDims, ShapeError, "[", op, "] CUDA kernels take at most ", kMaxDims,
+                " dims of size > 1, got ", out.sizes());
+    l.sizes[l.ndim] = out.size(d);
+    for (int k = 0; k < NT; ++k)
+      l.strides[k][l.ndim] = ts[static_cast<size_t>(k)]->stride(d) * l.itemsize[k];
+    ++l.ndim;
+  }
+  return l;
+}
+
+template <int NT>
+struct Pointers {
+  char* p[NT];
+};
+
+template <int NT, class F>
+__global__ void map_kernel(Pointers<NT> base, Offsets<NT> l, int64_t n, F f) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    Pointers<NT> at;
+    if (l.contiguous) {
+#pragma unroll
+      for (int k = 0; k < NT; ++k) at.p[k] = base.p[k] + i * l.itemsize[k];
+    } else {
+      int64_t off[NT] = {};
+      int64_t r = i;
+      for (int d = l.ndim - 1; d >= 0; --d) {
+        const int64_t idx = r % l.sizes[d];
+        r /= l.sizes[d];
+#pragma unroll
+        for (int k = 0; k < NT; ++k) off[k] += idx * l.strides[k][d];
+      }
+#pragma unroll
+      for (int k = 0; k < NT; ++k) at.p[k] = base.p[k] + off[k];
+    }
+    f(at);
+  }
+}
+
+inline unsigned blocks_for(int64_t n) {
+  const int64_t b = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(b < 65535 * 8 ? b : 65535 * 8);  // grid-stride beyond
+}
+
+/// The calling thread's current stream on t's device.
+inline cudaStream_t stream_of(const Tensor& t) {
+  return static_cast<cudaStream_t>(current_stream(t.device().index()).handle());
+}
+
+/// Runs g(pointers) for every element of out (ts[0]) on out's device and current stream.
+template <int NT, class G>
+void launch_map(const std::array<const Tensor*, NT>& ts, const char* op, G g) {
+  const Tensor& out = *ts[0];
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  DeviceGuard guard(out.device().index());
+  const Offsets<NT> l = make_offsets<NT>(ts, op);
+  Pointers<NT> base;
+  for (int k = 0; k < NT; ++k)
+    base.p[k] = static_cast<char*>(ts[static_cast<size_t>(k)]->data_ptr());
+  map_kernel<NT><<<blocks_for(n), kThreads, 0, stream_of(out)>>>(base, l, n, g);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+/// out[i] = f() (types: out's device type O).
+template <class O, class F>
+void map(const Tensor& out, F f) {
+  launch_map<1>({&out}, "map", [f] __device__(Pointers<1> p) { *reinterpret_cast<O*>(p.p[0]) = f(); });
+}
+
+/// out[i] = f(a[i]).
+template <class O, class A, class F>
+void map(const Tensor& out, F f, const Tensor& a) {
+  launch_map<2>({&out, &a}, "map", [f] __device__(Pointers<2> p) {
+    *reinterpret_cast<O*>(p.p[0]) = f(*reinterpret_cast<const A*>(p.p[1]));
+  });
+}
+
+/// out[i] = f(a[i], b[i]).
+template <class O, class A, class B, class F>
+void map(const Tensor& out, F f, const Tensor& a, const Tensor& b) {
+  launch_map<3>({&out, &a, &b}, "map", [f] __device__(Pointers<3> p) {
+    *reinterpret_cast<O*>(p.p[0]) =
+        f(*reinterpret_cast<const A*>(p.p[1]), *reinterpret_cast<const B*>(p.p[2]));
+  });
+}
+
+/// out[i] = f(a[i], b[i], c[i]).
+template <class O, class A, class B, class C, class F>
+void map(const Tensor& out, F f, const Tensor& a, const Tensor& b, const Tensor& c) {
+  launch_map<4>({&out, &a, &b, &c}, "map", [f] __device__(Pointers<4> p) {
+    *reinterpret_cast<O*>(p.p[0]) =
+        f(*reinterpret_cast<const A*>(p.p[1]), *reinterpret_cast<const B*>(p.p[2]),
+          *reinterpret_cast<const C*>(p.p[3]));
+  });
+}
+
+}  // namespace ember::cuda::detail
