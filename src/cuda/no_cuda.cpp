@@ -21,10 +21,12 @@ void unary(const Tensor&, const Tensor&, UnaryOp, double, double) { unsupported(
 void binary(const Tensor&, const Tensor&, const Tensor&, BinaryOp, Scalar) { unsupported("binary"); }
 void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { unsupported("where"); }
 #endif
+#ifndef EMBER_CUDA_KERNELS  // src/cuda/reduce.cu
 void reduce(const Tensor&, const Tensor&, IntArrayRef, ReduceOp) { unsupported("reduce"); }
 void arg_reduce(const Tensor&, const Tensor&, const Tensor&, int64_t, bool) { unsupported("arg_reduce"); }
 void cumsum(const Tensor&, const Tensor&, int64_t) { unsupported("cumsum"); }
 void softmax(const Tensor&, const Tensor&, int64_t, bool) { unsupported("softmax"); }
+#endif
 void gemm(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar) { unsupported("gemm"); }
 void check_index_range(const Tensor&, int64_t, const char*, int64_t) { unsupported("check_index_range"); }
 void gather(const Tensor&, const Tensor&, int64_t, const Tensor&) { unsupported("gather"); }

@@ -1,0 +1,434 @@
+// CUDA reductions: reduce (sum, prod, max, min, all, any over any set of dims), arg_reduce (max or
+// min along one dim with the index of the first extremum), cumsum and softmax / log_softmax, with
+// the CPU kernels' semantics (src/core/cpu/reduce.cpp): sums and products accumulate in double for
+// floating inputs and in wrapping int64 for integer and bool inputs, max/min propagate NaN, the
+// first NaN or the first of equal extrema wins arg_reduce.
+//
+// Deterministic: one block per output element (grid-stride over outputs), each thread folding a
+// fixed strided subset of the reduced elements in order, then a fixed shuffle-and-shared-memory
+// tree; the result depends only on the input and the block size (kThreads), never on timing. It
+// is not bitwise the CPU's (a different summation tree). cumsum runs one thread per line
+// (sequential, as the CPU); softmax one block per line.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "core/kernels.hpp"
+#include "cuda/loops.cuh"
+
+namespace ember::cuda {
+namespace {
+
+using detail::compute_t;
+using detail::convert;
+using detail::kMaxDims;
+using detail::kThreads;
+
+/// The outputs (outer dims: sizes, x's and each output's element strides) and the reduced dims
+/// (sizes, x's strides) of a reduction; K outputs of R elements each.
+struct Geometry {
+  int64_t K = 1, R = 1;
+  int nouter = 0, nred = 0;
+  int64_t osize[kMaxDims], ox[kMaxDims], o0[kMaxDims], o1[kMaxDims];
+  int64_t rsize[kMaxDims], rx[kMaxDims], r0[kMaxDims];
+};
+
+/// outs: the outputs (keepdim shape of x, size 1 at the reduced dims); reduced[d] marks x's dims.
+Geometry make_geometry(const Tensor& x, const std::vector<bool>& reduced,
+                       const Tensor* out0, const Tensor* out1, const char* op) {
+  Geometry g;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (x.size(d) == 1) continue;
+    EMBER_CHECK(g.nouter < kMaxDims && g.nred < kMaxDims, ShapeError, "[", op,
+                "] CUDA kernels take at most ", kMaxDims, " dims of size > 1, got ", x.sizes());
+    if (reduced[static_cast<size_t>(d)]) {
+      g.rsize[g.nred] = x.size(d);
+      g.rx[g.nred] = x.stride(d);
+      g.r0[g.nred] = out0 ? out0->stride(d) : 0;  // cumsum/softmax: the output moves along too
+      g.R *= x.size(d);
+      ++g.nred;
+    } else {
+      g.osize[g.nouter] = x.size(d);
+      g.ox[g.nouter] = x.stride(d);
+      g.o0[g.nouter] = out0 ? out0->stride(d) : 0;
+      g.o1[g.nouter] = out1 ? out1->stride(d) : 0;
+      g.K *= x.size(d);
+      ++g.nouter;
+    }
+  }
+  return g;
+}
+
+/// Offsets of output k: into x, out0 and out1.
+__device__ __forceinline__ void outer_offsets(const Geometry& g, int64_t k, int64_t& xo,
+                                              int64_t& a, int64_t& b) {
+  xo = a = b = 0;
+  for (int d = g.nouter - 1; d >= 0; --d) {
+    const int64_t idx = k % g.osize[d];
+    k /= g.osize[d];
+    xo += idx * g.ox[d];
+    a += idx * g.o0[d];
+    b += idx * g.o1[d];
+  }
+}
+
+/// Offset in x (and out0 when `out` is given) of the j-th reduced element.
+__device__ __forceinline__ int64_t reduced_offset(const Geometry& g, int64_t j,
+                                                  int64_t* out = nullptr) {
+  int64_t xo = 0, oo = 0;
+  for (int d = g.nred - 1; d >= 0; --d) {
+    const int64_t idx = j % g.rsize[d];
+    j /= g.rsize[d];
+    xo += idx * g.rx[d];
+    oo += idx * g.r0[d];
+  }
+  if (out) *out = oo;
+  return xo;
+}
+
+unsigned grid_for(int64_t K) { return static_cast<unsigned>(K < 65535 * 4 ? K : 65535 * 4); }
+
+// ---- the block tree ----
+
+template <class A>
+__device__ __forceinline__ A shfl_down(A v, int delta) {
+  if constexpr (std::is_same_v<A, bool>) {
+    return __shfl_down_sync(0xffffffffu, static_cast<int>(v), delta) != 0;
+  } else if constexpr (sizeof(A) == 1) {
+    return static_cast<A>(__shfl_down_sync(0xffffffffu, static_cast<int>(v), delta));
+  } else {
+    return __shfl_down_sync(0xffffffffu, v, delta);
+  }
+}
+
+/// Combines every thread's value with op in a fixed tree; the result is valid in thread 0.
+template <class A, class Op>
+__device__ A block_reduce(A v, Op op, A* shared /* [32] */) {
+  for (int delta = 16; delta > 0; delta /= 2) v = op.combine(v, shfl_down(v, delta));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  const int warps = (blockDim.x + 31) / 32;
+  v = threadIdx.x < warps ? shared[threadIdx.x] : op.identity();
+  if (warp == 0)
+    for (int delta = 16; delta > 0; delta /= 2) v = op.combine(v, shfl_down(v, delta));
+  __syncthreads();  // shared is reused by the next output
+  return v;
+}
+
+/// As block_reduce, the result broadcast to every thread.
+template <class A, class Op>
+__device__ A block_all_reduce(A v, Op op, A* shared) {
+  v = block_reduce(v, op, shared);
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  v = shared[0];
+  __syncthreads();
+  return v;
+}
+
+template <class A>
+__device__ __forceinline__ bool is_nan(A v) {
+  if constexpr (std::is_floating_point_v<A>)
+    return v != v;
+  else
+    return false;
+}
+
+template <class A>
+struct SumOp {
+  __device__ A identity() const { return A(0); }
+  __device__ A combine(A a, A b) const {
+    if constexpr (std::is_integral_v<A>)
+      return static_cast<A>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+    else
+      return a + b;
+  }
+};
+template <class A>
+struct ProdOp {
+  __device__ A identity() const { return A(1); }
+  __device__ A combine(A a, A b) const {
+    if constexpr (std::is_integral_v<A>)
+      return static_cast<A>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+    else
+      return a * b;
+  }
+};
+template <class A>
+struct MaxOp {
+  __device__ A identity() const {
+    if constexpr (std::is_floating_point_v<A>)
+      return -std::numeric_limits<A>::infinity();
+    else
+      return std::numeric_limits<A>::lowest();
+  }
+  __device__ A combine(A a, A b) const {
+    if (is_nan(a)) return a;
+    return (b > a || is_nan(b)) ? b : a;
+  }
+};
+template <class A>
+struct MinOp {
+  __device__ A identity() const {
+    if constexpr (std::is_floating_point_v<A>)
+      return std::numeric_limits<A>::infinity();
+    else
+      return std::numeric_limits<A>::max();
+  }
+  __device__ A combine(A a, A b) const {
+    if (is_nan(a)) return a;
+    return (b < a || is_nan(b)) ? b : a;
+  }
+};
+struct AllOp {
+  __device__ bool identity() const { return true; }
+  __device__ bool combine(bool a, bool b) const { return a && b; }
+};
+struct AnyOp {
+  __device__ bool identity() const { return false; }
+  __device__ bool combine(bool a, bool b) const { return a || b; }
+};
+
+template <class T>
+using sum_acc_t = std::conditional_t<std::is_floating_point_v<compute_t<T>>, double, int64_t>;
+
+// ---- reduce ----
+
+template <class T, class O, class A, class Op>
+__global__ void reduce_kernel(const T* x, O* out, Geometry g, Op op) {
+  __shared__ A shared[32];
+  for (int64_t k = blockIdx.x; k < g.K; k += gridDim.x) {
+    int64_t xb = 0, ob = 0, unused = 0;
+    outer_offsets(g, k, xb, ob, unused);
+    A acc = op.identity();
+    for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x)
+      acc = op.combine(acc, convert<A>(convert<compute_t<T>>(x[xb + reduced_offset(g, j)])));
+    acc = block_reduce(acc, op, shared);
+    if (threadIdx.x == 0) out[ob] = convert<O>(acc);
+  }
+}
+
+template <class T, class O, class A, class Op>
+void run_reduce(const Tensor& out, const Tensor& x, const Geometry& g, Op op) {
+  reduce_kernel<T, O, A, Op><<<grid_for(g.K), kThreads, 0, detail::stream_of(out)>>>(
+      static_cast<const T*>(x.data_ptr()), static_cast<O*>(out.data_ptr()), g, op);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, class O>
+void reduce_typed(const Tensor& out, const Tensor& x, const Geometry& g, ReduceOp op) {
+  using S = sum_acc_t<T>;
+  using C = compute_t<T>;
+  switch (op) {
+    case ReduceOp::Sum: return run_reduce<T, O, S>(out, x, g, SumOp<S>{});
+    case ReduceOp::Prod: return run_reduce<T, O, S>(out, x, g, ProdOp<S>{});
+    case ReduceOp::Max: return run_reduce<T, O, C>(out, x, g, MaxOp<C>{});
+    case ReduceOp::Min: return run_reduce<T, O, C>(out, x, g, MinOp<C>{});
+    case ReduceOp::All: return run_reduce<T, O, bool>(out, x, g, AllOp{});
+    case ReduceOp::Any: return run_reduce<T, O, bool>(out, x, g, AnyOp{});
+  }
+}
+
+// ---- arg_reduce ----
+
+template <class C>
+struct ArgBest {
+  C v;
+  int64_t i;
+};
+
+/// Better of two candidates: the first NaN wins for good, else the larger (smaller) value, ties
+/// to the smaller index: the CPU's "first extremum" whatever order the tree combines in.
+template <class C>
+struct ArgOp {
+  bool is_max;
+  __device__ ArgBest<C> identity() const {
+    return {is_max ? MaxOp<C>{}.identity() : MinOp<C>{}.identity(),
+            std::numeric_limits<int64_t>::max()};
+  }
+  __device__ ArgBest<C> combine(ArgBest<C> a, ArgBest<C> b) const {
+    const bool an = is_nan(a.v), bn = is_nan(b.v);
+    if (an || bn) return (an && bn) ? (b.i < a.i ? b : a) : (an ? a : b);
+    if (a.v != b.v) return ((b.v > a.v) == is_max) ? b : a;
+    return b.i < a.i ? b : a;
+  }
+};
+
+template <class C>
+__device__ __forceinline__ ArgBest<C> shfl_down_best(ArgBest<C> v, int delta) {
+  return {shfl_down(v.v, delta), shfl_down(v.i, delta)};
+}
+
+template <class T>
+__global__ void arg_reduce_kernel(const T* x, T* values, int64_t* indices, Geometry g,
+                                  ArgOp<compute_t<T>> op) {
+  using C = compute_t<T>;
+  __shared__ C sv[32];
+  __shared__ int64_t si[32];
+  for (int64_t k = blockIdx.x; k < g.K; k += gridDim.x) {
+    int64_t xb = 0, vo = 0, io = 0;
+    outer_offsets(g, k, xb, vo, io);
+    ArgBest<C> best = op.identity();
+    for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x)
+      best = op.combine(best, {convert<C>(x[xb + j * g.rx[0]]), j});
+    for (int delta = 16; delta > 0; delta /= 2) best = op.combine(best, shfl_down_best(best, delta));
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    if (lane == 0) {
+      sv[warp] = best.v;
+      si[warp] = best.i;
+    }
+    __syncthreads();
+    const int warps = (blockDim.x + 31) / 32;
+    best = threadIdx.x < warps ? ArgBest<C>{sv[threadIdx.x], si[threadIdx.x]} : op.identity();
+    if (warp == 0)
+      for (int delta = 16; delta > 0; delta /= 2)
+        best = op.combine(best, shfl_down_best(best, delta));
+    if (threadIdx.x == 0) {
+      values[vo] = x[xb + best.i * g.rx[0]];
+      indices[io] = best.i;
+    }
+    __syncthreads();
+  }
+}
+
+// ---- cumsum ----
+
+template <class T>
+__global__ void cumsum_kernel(T* out, const T* x, Geometry g) {
+  using A = sum_acc_t<T>;
+  for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < g.K;
+       k += int64_t{gridDim.x} * blockDim.x) {
+    int64_t xb = 0, ob = 0, unused = 0;
+    outer_offsets(g, k, xb, ob, unused);
+    A acc = A(0);
+    for (int64_t j = 0; j < g.R; ++j) {
+      acc = SumOp<A>{}.combine(acc, convert<A>(convert<compute_t<T>>(x[xb + j * g.rx[0]])));
+      out[ob + j * g.r0[0]] = convert<T>(acc);
+    }
+  }
+}
+
+// ---- softmax ----
+
+template <class T>
+__global__ void softmax_kernel(T* out, const T* x, Geometry g, bool log) {
+  using C = compute_t<T>;
+  __shared__ C smax[32];
+  __shared__ double ssum[32];
+  for (int64_t k = blockIdx.x; k < g.K; k += gridDim.x) {
+    int64_t xb = 0, ob = 0, unused = 0;
+    outer_offsets(g, k, xb, ob, unused);
+    const int64_t xs = g.rx[0], os = g.r0[0];
+    C m = MaxOp<C>{}.identity();
+    for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x)
+      m = MaxOp<C>{}.combine(m, convert<C>(x[xb + j * xs]));
+    m = block_all_reduce(m, MaxOp<C>{}, smax);
+    double s = 0.0;
+    for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x)
+      s += static_cast<double>(exp(convert<C>(x[xb + j * xs]) - m));
+    s = block_all_reduce(s, SumOp<double>{}, ssum);
+    const C kk = log ? static_cast<C>(::log(s)) : static_cast<C>(1.0 / s);
+    for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x) {
+      const C d = convert<C>(x[xb + j * xs]) - m;
+      out[ob + j * os] = convert<T>(log ? d - kk : exp(d) * kk);
+    }
+  }
+}
+
+std::vector<bool> one_dim(const Tensor& x, int64_t dim) {
+  std::vector<bool> r(static_cast<size_t>(x.dim()), false);
+  r[static_cast<size_t>(dim)] = true;
+  return r;
+}
+
+/// Geometry along one dim that keeps it even when its size is 1 (a line of one element).
+Geometry line_geometry(const Tensor& x, int64_t dim, const Tensor* out0, const Tensor* out1,
+                       const char* op) {
+  Geometry g = make_geometry(x, one_dim(x, dim), out0, out1, op);
+  if (g.nred == 0) {  // size-1 dim: one element per line
+    g.nred = 1;
+    g.rsize[0] = 1;
+    g.rx[0] = 0;
+    g.r0[0] = 0;
+  }
+  return g;
+}
+
+template <class T>
+void arg_reduce_typed(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+                      bool is_max) {
+  const Geometry g = line_geometry(x, dim, &values, &indices, "arg_reduce");
+  arg_reduce_kernel<T><<<grid_for(g.K), kThreads, 0, detail::stream_of(x)>>>(
+      static_cast<const T*>(x.data_ptr()), static_cast<T*>(values.data_ptr()),
+      static_cast<int64_t*>(indices.data_ptr()), g, ArgOp<compute_t<T>>{is_max});
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void cumsum_typed(const Tensor& out, const Tensor& x, int64_t dim) {
+  const Geometry g = line_geometry(x, dim, &out, nullptr, "cumsum");
+  cumsum_kernel<T><<<detail::blocks_for(g.K), kThreads, 0, detail::stream_of(x)>>>(
+      static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()), g);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void softmax_typed(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
+  const Geometry g = line_geometry(x, dim, &out, nullptr, "softmax");
+  softmax_kernel<T><<<grid_for(g.K), kThreads, 0, detail::stream_of(x)>>>(
+      static_cast<T*>(out.data_ptr()), static_cast<const T*>(x.data_ptr()), g, log);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op) {
+  if (out.numel() == 0) return;
+  detail::DeviceGuard guard(x.device().index());
+  std::vector<bool> reduced(static_cast<size_t>(x.dim()), false);
+  for (int64_t d : dims) reduced[static_cast<size_t>(d)] = true;
+  const Geometry g = make_geometry(x, reduced, &out, nullptr, "reduce");
+  detail::visit_device_dtype(x.dtype(), [&](auto xt) {
+    using T = typename decltype(xt)::type;
+    detail::visit_device_dtype(out.dtype(), [&](auto ot) {
+      reduce_typed<T, typename decltype(ot)::type>(out, x, g, op);
+    });
+  });
+}
+
+void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
+                bool is_max) {
+  if (values.numel() == 0) return;
+  detail::DeviceGuard guard(x.device().index());
+  detail::visit_device_dtype(x.dtype(), [&](auto xt) {
+    arg_reduce_typed<typename decltype(xt)::type>(values, indices, x, dim, is_max);
+  });
+}
+
+void cumsum(const Tensor& out, const Tensor& x, int64_t dim) {
+  if (out.numel() == 0) return;
+  detail::DeviceGuard guard(x.device().index());
+  detail::visit_device_dtype(x.dtype(), [&](auto xt) {
+    cumsum_typed<typename decltype(xt)::type>(out, x, dim);
+  });
+}
+
+void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
+  if (out.numel() == 0) return;
+  detail::DeviceGuard guard(x.device().index());
+  detail::visit_device_dtype(x.dtype(), [&](auto xt) {
+    using T = typename decltype(xt)::type;
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      softmax_typed<T>(out, x, dim, log);
+    } else {
+      throw DTypeError(ember::detail::str_cat("[softmax] expected a floating tensor, got ",
+                                              x.dtype()));
+    }
+  });
+}
+
+}  // namespace ember::cuda

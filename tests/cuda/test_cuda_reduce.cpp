@@ -1,0 +1,128 @@
+// Reductions, arg-reductions, cumsum and softmax on CUDA tensors against the CPU's, on odd sizes,
+// several dim sets and non-contiguous views, with NaN and ties; and the CUDA results repeat
+// bitwise from run to run. Without a GPU each case prints "skipped".
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ember/cuda/cuda.hpp"
+#include "ember/ember.hpp"
+#include "test_util.hpp"
+
+using namespace ember;
+
+namespace {
+
+bool gpu() {
+  if (cuda::is_available()) return true;
+  WARN("skipped: no CUDA GPU on this machine");
+  return false;
+}
+
+bool agree(const Tensor& a, const Tensor& b, double tol) {
+  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
+  const std::vector<double> x = test::values(a), y = test::values(b);
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (std::isnan(x[i]) || std::isnan(y[i])) {
+      if (std::isnan(x[i]) != std::isnan(y[i])) return false;
+      continue;
+    }
+    if (x[i] != y[i] && !(std::abs(x[i] - y[i]) <= tol * (1.0 + std::abs(y[i])))) return false;
+  }
+  return true;
+}
+
+double tol_of(DType t) {
+  return t == kFloat64 ? 1e-12 : t == kFloat32 ? 1e-5 : t == kFloat16 ? 4e-3 : t == kBFloat16 ? 3e-2 : 0;
+}
+
+}  // namespace
+
+TEST_CASE("cuda reduce: sum, prod, mean, amax, amin, all, any over dim sets and layouts") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  const std::vector<std::vector<int64_t>> dim_sets = {{}, {0}, {1}, {2}, {0, 2}, {1, 2}};
+  uint64_t seed = 500;
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kInt32, kUInt8, kBool}) {
+    Generator g(++seed);
+    Tensor base = (rand({7, 33, 5}, g) * 4.0 - 2.0);
+    if (dt == kUInt8 || dt == kBool) base = base.abs();
+    const std::vector<Tensor> xs = {base.to(dt), base.to(dt).permute({2, 0, 1}).contiguous()
+                                                     .permute({1, 2, 0})};  // strided view
+    for (const Tensor& x : xs)
+      for (const auto& dims : dim_sets) {
+        INFO(dt << " dims " << IntArrayRef(dims) << (x.is_contiguous() ? "" : " strided"));
+        const Tensor xc = x.to(cu);
+        CHECK(agree(sum(xc, dims).cpu(), sum(x, dims), tol_of(sum(x, dims).dtype())));
+        CHECK(agree(amax(xc, dims).cpu(), amax(x, dims), 0));
+        CHECK(agree(amin(xc, dims, true).cpu(), amin(x, dims, true), 0));
+        if (is_floating(dt)) CHECK(agree(mean(xc, dims).cpu(), mean(x, dims), tol_of(dt)));
+      }
+    const Tensor x = xs[1];
+    for (int64_t d = 0; d < 3; ++d) {
+      INFO(dt << " dim " << d);
+      CHECK(agree(prod(x.to(cu), d).cpu(), prod(x, d), 1e3 * tol_of(prod(x, d).dtype())));
+      CHECK(test::bitwise_equal(all(x.to(cu), d).cpu(), all(x, d)));
+      CHECK(test::bitwise_equal(any(x.to(cu), d).cpu(), any(x, d)));
+    }
+  }
+}
+
+TEST_CASE("cuda max/min/argmax/argmin: first extremum, NaN wins, ties keep the first index") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor t = tensor(std::vector<double>{1, 3, 3, -2, nan, 3, nan, 0, 5, 5, -7, -7}).reshape({3, 4});
+  for (DType dt : {kFloat32, kFloat64, kFloat16})
+    for (int64_t d : {0, 1}) {
+      const Tensor x = t.to(dt);
+      auto [v, i] = max(x, d);
+      auto [vc, ic] = max(x.to(cu), d);
+      CHECK(agree(vc.cpu(), v, 0));
+      CHECK(test::bitwise_equal(ic.cpu(), i));
+      auto [w, j] = min(x, d, true);
+      auto [wc, jc] = min(x.to(cu), d, true);
+      CHECK(agree(wc.cpu(), w, 0));
+      CHECK(test::bitwise_equal(jc.cpu(), j));
+    }
+  // A long line (several warps) with the extremum repeated: the first index wins.
+  Tensor big = zeros({3, 5000});
+  big.index_put_({0, 4321}, 9.0);
+  big.index_put_({0, 4999}, 9.0);
+  big.index_put_({2, 17}, -3.0);
+  big.index_put_({2, 18}, -3.0);
+  CHECK(test::bitwise_equal(argmax(big.to(cu), 1).cpu(), argmax(big, 1)));
+  CHECK(test::bitwise_equal(argmin(big.to(cu), 1).cpu(), argmin(big, 1)));
+}
+
+TEST_CASE("cuda cumsum and softmax/log_softmax equal the CPU's; results repeat bitwise") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  uint64_t seed = 600;
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64}) {
+    Generator g(++seed);
+    const Tensor x = (rand({6, 1000, 3}, g) * 8.0 - 4.0).to(dt);
+    const Tensor xs = x.transpose(0, 2);  // strided
+    for (int64_t d = 0; d < 3; ++d)
+      for (const Tensor& v : {x, xs}) {
+        INFO(dt << " dim " << d << (v.is_contiguous() ? "" : " strided"));
+        CHECK(agree(cumsum(v.to(cu), d).cpu(), cumsum(v, d), 10 * tol_of(dt)));
+        if (!is_floating(dt)) continue;
+        CHECK(agree(softmax(v.to(cu), d).cpu(), softmax(v, d), 4 * tol_of(dt)));
+        CHECK(agree(log_softmax(v.to(cu), d).cpu(), log_softmax(v, d), 4 * tol_of(dt)));
+      }
+  }
+  // Extreme logits and a -inf mask stay finite where the CPU's do.
+  Tensor logits = tensor(std::vector<double>{1e30, -1e30, 0, -INFINITY, 3, 4}).reshape({2, 3});
+  CHECK(agree(softmax(logits.to(cu), 1).cpu(), softmax(logits, 1), 1e-12));
+  CHECK(agree(log_softmax(logits.to(cu), 1).cpu(), log_softmax(logits, 1), 1e-12));
+  // Deterministic: the same reduction twice gives the same bits.
+  Generator g(7);
+  Tensor big = randn({4096, 513}, g).to(cu);
+  CHECK(test::bitwise_equal(sum(big, {0}).cpu(), sum(big, {0}).cpu()));
+  CHECK(test::bitwise_equal(softmax(big, 1).cpu(), softmax(big, 1).cpu()));
+}
