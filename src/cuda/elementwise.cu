@@ -15,6 +15,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "core/int_math.hpp"
 #include "core/kernels.hpp"
 #include "cuda/loops.cuh"
 
@@ -32,52 +33,11 @@ using detail::map;
       ember::detail::str_cat("[", kernel, "] op #", op, " is not defined for dtype ", t));
 }
 
-// ---- integer arithmetic that wraps instead of overflowing ----
-
-template <class T>
-__device__ __forceinline__ T wrap_add(T a, T b) {
-  using U = std::make_unsigned_t<T>;
-  return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
-}
-template <class T>
-__device__ __forceinline__ T wrap_sub(T a, T b) {
-  using U = std::make_unsigned_t<T>;
-  return static_cast<T>(static_cast<U>(static_cast<U>(a) - static_cast<U>(b)));
-}
-template <class T>
-__device__ __forceinline__ T wrap_mul(T a, T b) {
-  using U = std::make_unsigned_t<T>;
-  return static_cast<T>(static_cast<U>(static_cast<U>(a) * static_cast<U>(b)));
-}
-
-/// base^e by squaring; negative e: 1 for base 1, +-1 for base -1, else 0 (PyTorch).
-template <class T>
-__device__ T int_pow(T base, int64_t e) {
-  if (e < 0) {
-    if (base == T(1)) return T(1);
-    if constexpr (std::is_signed_v<T>) {
-      if (base == T(-1)) return (e & 1) ? T(-1) : T(1);
-    }
-    return T(0);
-  }
-  T result = T(1);
-  while (e > 0) {
-    if (e & 1) result = wrap_mul(result, base);
-    base = wrap_mul(base, base);
-    e >>= 1;
-  }
-  return result;
-}
-
-/// A double bound clamped into T's range (host side).
-template <class T>
-T saturate(double v) {
-  if (std::isnan(v)) return T(0);
-  if (v <= static_cast<double>(std::numeric_limits<T>::lowest()))
-    return std::numeric_limits<T>::lowest();
-  if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
-  return static_cast<T>(v);
-}
+using int_math::int_pow;
+using int_math::saturate;
+using int_math::wrap_add;
+using int_math::wrap_mul;
+using int_math::wrap_sub;
 
 // ---- binary ----
 

@@ -11,42 +11,14 @@
 
 #include "ember/cuda/cuda.hpp"
 #include "ember/ember.hpp"
-#include "test_util.hpp"
+#include "cuda/cuda_test_util.hpp"
 
 using namespace ember;
+using ember::test::agree;
+using ember::test::gpu;
+using ember::test::tolerance;
 
 namespace {
-
-bool gpu() {
-  if (cuda::is_available()) return true;
-  WARN("skipped: no CUDA GPU on this machine");
-  return false;
-}
-
-double tolerance(DType t) {
-  switch (t) {
-    case kFloat64: return 1e-12;
-    case kFloat32: return 2e-6;
-    case kFloat16: return 2e-3;
-    case kBFloat16: return 1.6e-2;
-    default: return 0.0;
-  }
-}
-
-/// a (from the GPU) equals b (the CPU's) elementwise within tol relative (NaN matches NaN).
-bool agree(const Tensor& a, const Tensor& b, double tol) {
-  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
-  const std::vector<double> x = test::values(a), y = test::values(b);
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i]) || std::isnan(y[i])) {
-      if (std::isnan(x[i]) != std::isnan(y[i])) return false;
-      continue;
-    }
-    if (x[i] == y[i]) continue;
-    if (!(std::abs(x[i] - y[i]) <= tol * (1.0 + std::abs(y[i])))) return false;
-  }
-  return true;
-}
 
 /// Inputs of three layouts: contiguous (5, 37), transposed (37, 5) viewed back, and a broadcast
 /// row; values in [-3, 3] with a few special ones.

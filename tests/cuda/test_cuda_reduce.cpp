@@ -11,34 +11,16 @@
 
 #include "ember/cuda/cuda.hpp"
 #include "ember/ember.hpp"
-#include "test_util.hpp"
+#include "cuda/cuda_test_util.hpp"
 
 using namespace ember;
+using ember::test::agree;
+using ember::test::gpu;
 
 namespace {
 
-bool gpu() {
-  if (cuda::is_available()) return true;
-  WARN("skipped: no CUDA GPU on this machine");
-  return false;
-}
-
-bool agree(const Tensor& a, const Tensor& b, double tol) {
-  if (a.sizes() != b.sizes() || a.dtype() != b.dtype()) return false;
-  const std::vector<double> x = test::values(a), y = test::values(b);
-  for (size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i]) || std::isnan(y[i])) {
-      if (std::isnan(x[i]) != std::isnan(y[i])) return false;
-      continue;
-    }
-    if (x[i] != y[i] && !(std::abs(x[i] - y[i]) <= tol * (1.0 + std::abs(y[i])))) return false;
-  }
-  return true;
-}
-
-double tol_of(DType t) {
-  return t == kFloat64 ? 1e-12 : t == kFloat32 ? 1e-5 : t == kFloat16 ? 4e-3 : t == kBFloat16 ? 3e-2 : 0;
-}
+/// Reductions and scans: a few roundings of dt.
+double tol_of(DType t) { return 5 * ember::test::tolerance(t); }
 
 }  // namespace
 

@@ -8,17 +8,13 @@
 
 #include "ember/cuda/cuda.hpp"
 #include "ember/ember.hpp"
-#include "test_util.hpp"
+#include "cuda/cuda_test_util.hpp"
 
 using namespace ember;
+using ember::test::agree;
+using ember::test::gpu;
 
 namespace {
-
-bool gpu() {
-  if (cuda::is_available()) return true;
-  WARN("skipped: no CUDA GPU on this machine");
-  return false;
-}
 
 const DType kAll[] = {kBool, kUInt8, kInt8, kInt32, kInt64, kFloat16, kBFloat16, kFloat32,
                       kFloat64};

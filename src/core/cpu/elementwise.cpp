@@ -17,6 +17,7 @@
 #include "core/cpu/loops.hpp"
 #include "core/cpu/vec_math.hpp"
 #include "core/dispatch.hpp"
+#include "core/int_math.hpp"
 
 namespace ember::cpu {
 namespace {
@@ -25,53 +26,11 @@ namespace {
   throw DTypeError(detail::str_cat("[", kernel, "] op #", op, " is not defined for dtype ", t));
 }
 
-// ---- integer arithmetic that wraps instead of overflowing ----
-
-template <class T>
-T wrap_add(T a, T b) {
-  using U = std::make_unsigned_t<T>;
-  return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
-}
-template <class T>
-T wrap_sub(T a, T b) {
-  using U = std::make_unsigned_t<T>;
-  return static_cast<T>(static_cast<U>(static_cast<U>(a) - static_cast<U>(b)));
-}
-template <class T>
-T wrap_mul(T a, T b) {
-  using U = std::make_unsigned_t<T>;
-  return static_cast<T>(static_cast<U>(static_cast<U>(a) * static_cast<U>(b)));
-}
-
-/// base^e by squaring. Negative e follows PyTorch's integer pow: 1 for base 1, +-1 for base -1,
-/// 0 otherwise.
-template <class T>
-T int_pow(T base, int64_t e) {
-  if (e < 0) {
-    if (base == T(1)) return T(1);
-    if constexpr (std::is_signed_v<T>) {
-      if (base == T(-1)) return (e & 1) ? T(-1) : T(1);
-    }
-    return T(0);
-  }
-  T result = T(1);
-  while (e > 0) {
-    if (e & 1) result = wrap_mul(result, base);
-    base = wrap_mul(base, base);
-    e >>= 1;
-  }
-  return result;
-}
-
-/// A double bound clamped into T's range (clamp(int8, max=1000) keeps every element).
-template <class T>
-T saturate(double v) {
-  if (std::isnan(v)) return T(0);
-  if (v <= static_cast<double>(std::numeric_limits<T>::lowest()))
-    return std::numeric_limits<T>::lowest();
-  if (v >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
-  return static_cast<T>(v);
-}
+using int_math::int_pow;
+using int_math::saturate;
+using int_math::wrap_add;
+using int_math::wrap_mul;
+using int_math::wrap_sub;
 
 // ---- the binary loop: contiguous, scalar-broadcast and strided rows ----
 
