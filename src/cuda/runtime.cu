@@ -1,5 +1,5 @@
-// The CUDA runtime behind include/ember/cuda/cuda.hpp: device queries, streams (with a per-thread
-// current stream per device), events. Any failing device query means "no GPU" (no driver: error
+// The CUDA runtime behind include/ember/cuda/cuda.hpp: device queries (the count read once),
+// streams (with a per-thread current stream per device), events. Any failing device query means "no GPU" (no driver: error
 // 35, no device: error 100, ...); the error is cleared so later runtime calls start clean. Every
 // other failing call raises DeviceError naming the call (common.cuh).
 #include <cuda_runtime.h>
@@ -14,12 +14,17 @@ namespace ember::cuda {
 bool is_built() { return true; }
 
 int device_count() {
-  int n = 0;
-  cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
-  }
+  // Queried once per process (as PyTorch does): every allocation and launch asks, through
+  // check_device_usable and current_stream, and the set of devices does not change while a
+  // process runs.
+  static const int n = [] {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return count;
+  }();
   return n;
 }
 
