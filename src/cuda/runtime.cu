@@ -1,7 +1,7 @@
 // The CUDA runtime behind include/ember/cuda/cuda.hpp: device queries (the count read once),
-// streams (with a per-thread current stream per device), events. Any failing device query means "no GPU" (no driver: error
-// 35, no device: error 100, ...); the error is cleared so later runtime calls start clean. Every
-// other failing call raises DeviceError naming the call (common.cuh).
+// streams (with a per-thread current stream per device), events. Any failing device query means
+// "no GPU" (no driver: error 35, no device: error 100, ...); the error is cleared so later runtime
+// calls start clean. Every other failing call raises DeviceError naming the call (common.cuh).
 #include <cuda_runtime.h>
 
 #include <vector>
