@@ -1,7 +1,7 @@
 // cuda:: kernel entry points that have no CUDA kernel yet: each raises DeviceError naming the op.
-// Without CUDA they are never reached (check_device_usable refuses CUDA tensors); with CUDA
-// (EMBER_CUDA_KERNELS defined) the families that src/cuda/*.cu implement are left out here, and
-// this file shrinks as the backend grows.
+// Without CUDA they are never reached (check_device_usable refuses CUDA tensors); in a CUDA build
+// CMake defines EMBER_CUDA_HAS_<FAMILY> for each src/cuda/<family>.cu, and that family's stubs are
+// left out here.
 #include "core/kernels.hpp"
 #include "ember/error.hpp"
 
@@ -12,37 +12,46 @@ namespace {
 }
 }  // namespace
 
-#ifndef EMBER_CUDA_KERNELS  // src/cuda/copy.cu
+#ifndef EMBER_CUDA_HAS_COPY
 void fill(const Tensor&, Scalar) { unsupported("fill"); }
 void copy(const Tensor&, const Tensor&) { unsupported("copy"); }
 #endif
-#ifndef EMBER_CUDA_KERNELS  // src/cuda/elementwise.cu
+#ifndef EMBER_CUDA_HAS_ELEMENTWISE
 void unary(const Tensor&, const Tensor&, UnaryOp, double, double) { unsupported("unary"); }
 void binary(const Tensor&, const Tensor&, const Tensor&, BinaryOp, Scalar) { unsupported("binary"); }
 void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { unsupported("where"); }
 #endif
-#ifndef EMBER_CUDA_KERNELS  // src/cuda/reduce.cu
+#ifndef EMBER_CUDA_HAS_REDUCE
 void reduce(const Tensor&, const Tensor&, IntArrayRef, ReduceOp) { unsupported("reduce"); }
 void arg_reduce(const Tensor&, const Tensor&, const Tensor&, int64_t, bool) { unsupported("arg_reduce"); }
 void cumsum(const Tensor&, const Tensor&, int64_t) { unsupported("cumsum"); }
 void softmax(const Tensor&, const Tensor&, int64_t, bool) { unsupported("softmax"); }
 #endif
+#ifndef EMBER_CUDA_HAS_LINALG
 void gemm(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar) { unsupported("gemm"); }
+#endif
+#ifndef EMBER_CUDA_HAS_INDEX
 void check_index_range(const Tensor&, int64_t, const char*, int64_t) { unsupported("check_index_range"); }
 void gather(const Tensor&, const Tensor&, int64_t, const Tensor&) { unsupported("gather"); }
 void scatter(const Tensor&, int64_t, const Tensor&, const Tensor&, bool) { unsupported("scatter"); }
 void index_select(const Tensor&, const Tensor&, int64_t, const Tensor&) { unsupported("index_select"); }
 void index_add(const Tensor&, int64_t, const Tensor&, const Tensor&, Scalar) { unsupported("index_add"); }
-void sort(const Tensor&, const Tensor&, const Tensor&, int64_t, bool, bool) { unsupported("sort"); }
-void topk(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, bool, bool) { unsupported("topk"); }
 void count_nonzero(const Tensor&, const Tensor&) { unsupported("count_nonzero"); }
 void nonzero(const Tensor&, const Tensor&) { unsupported("nonzero"); }
+#endif
+#ifndef EMBER_CUDA_HAS_SORT
+void sort(const Tensor&, const Tensor&, const Tensor&, int64_t, bool, bool) { unsupported("sort"); }
+void topk(const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t, bool, bool) { unsupported("topk"); }
+#endif
+#ifndef EMBER_CUDA_HAS_RANDOM
 void uniform(const Tensor&, double, double, uint64_t, uint64_t) { unsupported("uniform"); }
 void normal(const Tensor&, double, double, uint64_t, uint64_t) { unsupported("normal"); }
 void randint(const Tensor&, int64_t, int64_t, uint64_t, uint64_t) { unsupported("randint"); }
 void bernoulli(const Tensor&, const Tensor&, uint64_t, uint64_t) { unsupported("bernoulli"); }
 void randperm(const Tensor&, uint64_t, uint64_t) { unsupported("randperm"); }
 void multinomial(const Tensor&, const Tensor&, bool, uint64_t, uint64_t) { unsupported("multinomial"); }
+#endif
+#ifndef EMBER_CUDA_HAS_CONV
 void im2col(const Tensor&, const Tensor&, const Window2d&) { unsupported("im2col"); }
 void col2im(const Tensor&, const Tensor&, const Window2d&) { unsupported("col2im"); }
 void max_pool2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t,
@@ -52,5 +61,6 @@ void max_pool2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, cons
 void depthwise_conv2d(const Tensor&, const Tensor&, const Tensor&, const Window2d&) {
   unsupported("depthwise_conv2d");
 }
+#endif
 
 }  // namespace ember::cuda
