@@ -221,6 +221,7 @@ std::vector<Tensor> execute(const std::vector<Edge>& roots, const std::vector<Te
         const InputMeta& m = n->input_meta[i];
         g = sum_to(g, m.sizes);
         if (g.dtype() != m.dtype) g = g.to(m.dtype);
+        if (g.device() != m.device) g = g.to(m.device);  // a 0-d CPU operand of a CUDA op
         add_to(e.fn.get(), e.input_nr, g);
       }
       if (--deps[e.fn.get()] == 0 && !queued.count(e.fn.get())) {

@@ -213,7 +213,7 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
                               bool is_causal, double dropout_p = 0.0, uint64_t seed = 0,
                               uint64_t offset = 0);
 
-// ---- normalization (src/core/cpu/normalization.cpp; no CUDA kernel yet) ----
+// ---- normalization (src/core/cpu/normalization.cpp, src/cuda/normalization.cu) ----
 // float32 or float64, every tensor contiguous and of x's dtype; weight and bias may be undefined
 // (no affine), and an undefined gradient output is not computed. Results are bitwise independent
 // of the thread count.
@@ -238,7 +238,7 @@ void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight);
 
-// ---- cross-entropy (src/core/cpu/cross_entropy.cpp; no CUDA kernel yet) ----
+// ---- cross-entropy (src/core/cpu/cross_entropy.cpp, src/cuda/cross_entropy.cu) ----
 // Logits x (N, C, S) contiguous, float32 or float64 (S = the product of the dims after the class
 // dim, 1 for (N, C)); a row r = n S + s is x[n, :, s]. target (N, S) contiguous int64, each value
 // in [0, C) or ignore_index (checked by the op); weight (C) contiguous of x's dtype, or undefined
@@ -259,9 +259,8 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
                             const Tensor& target, const Tensor& weight, const Tensor& max,
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
 
-// ---- optimizer updates (src/core/cpu/optim.cpp) ----
-// One pass per parameter, in place (no CUDA kernel: CUDA parameters take the composites in
-// src/optim). Every tensor contiguous, float32 or float64, of one dtype and one element count,
+// ---- optimizer updates (src/core/cpu/optim.cpp, src/cuda/optim.cu) ----
+// One pass per parameter, in place. Every tensor contiguous, float32 or float64, of one dtype and one element count,
 // none aliasing another. The arithmetic is the composite's in src/optim, operation by operation
 // with each double scalar rounded once to the dtype, so the results are bitwise the composite's;
 // elementwise, so bitwise independent of the thread count.
@@ -316,6 +315,30 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw);
 void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
+void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                        const Tensor& weight, const Tensor& bias, double eps);
+void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& weight);
+void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                        const Tensor& var, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, double eps);
+void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean,
+                         const Tensor& invstd, const Tensor& weight);
+void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
+                           const Tensor& sums, const Tensor& x, const Tensor& target,
+                           const Tensor& weight, int64_t ignore_index, double label_smoothing);
+void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor& x,
+                            const Tensor& target, const Tensor& weight, const Tensor& max,
+                            const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
+void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+               const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
+               double eps, double weight_decay, double decay_scale, double step_size,
+               double bias_correction2_sqrt);
+void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
+              double momentum, double dampening, double weight_decay, bool nesterov,
+              bool first_step);
 }  // namespace cuda
 
 }  // namespace ember

@@ -221,6 +221,25 @@ void check_same_device(std::initializer_list<const Tensor*> ts, const char* op) 
   }
 }
 
+Device common_device(std::initializer_list<const Tensor*> ts, const char* op) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined() || (t->dim() == 0 && t->is_cpu())) continue;
+    if (!first) {
+      first = t;
+      continue;
+    }
+    EMBER_CHECK(t->device() == first->device(), DeviceError, "[", op,
+                "] expected all tensors on the same device, got ", first->device(), " and ",
+                t->device());
+  }
+  return first ? first->device() : Device(kCPU);
+}
+
+Tensor on_device(const Tensor& t, Device device) {
+  return !t.defined() || t.device() == device ? t : t.to(device);
+}
+
 void check_device_usable(Device d, const char* op) {
   if (d.is_cpu()) return;
   EMBER_CHECK(cuda::is_built(), DeviceError, "[", op, "] cannot use device ", d,

@@ -86,6 +86,12 @@ Tensor finish_factory(Tensor t, const TensorOptions& options);
 TensorOptions like_options(const Tensor& t, const std::optional<TensorOptions>& options);
 /// Throws DeviceError unless every defined tensor is on the same device as the first.
 void check_same_device(std::initializer_list<const Tensor*> ts, const char* op);
+/// The device of the defined tensors, which must agree (DeviceError naming op otherwise), except
+/// that a 0-d CPU tensor joins tensors on any device as a scalar (PyTorch's rule). All undefined or
+/// all 0-d CPU: the CPU.
+Device common_device(std::initializer_list<const Tensor*> ts, const char* op);
+/// t on `device`: t itself when it is there already (a 0-d CPU operand is copied over).
+Tensor on_device(const Tensor& t, Device device);
 /// Throws DeviceError for CUDA devices while the build has no CUDA kernels for them.
 void check_device_usable(Device d, const char* op);
 

@@ -62,5 +62,43 @@ void depthwise_conv2d(const Tensor&, const Tensor&, const Tensor&, const Window2
   unsupported("depthwise_conv2d");
 }
 #endif
+#ifndef EMBER_CUDA_HAS_NORMALIZATION
+void layer_norm_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                        const Tensor&, double) {
+  unsupported("layer_norm_forward");
+}
+void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, const Tensor&, const Tensor&) {
+  unsupported("layer_norm_backward");
+}
+void batch_norm_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                        const Tensor&, const Tensor&, double) {
+  unsupported("batch_norm_forward");
+}
+void batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                         const Tensor&, const Tensor&, const Tensor&) {
+  unsupported("batch_norm_backward");
+}
+#endif
+#ifndef EMBER_CUDA_HAS_CROSS_ENTROPY
+void cross_entropy_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                           const Tensor&, const Tensor&, const Tensor&, int64_t, double) {
+  unsupported("cross_entropy_forward");
+}
+void cross_entropy_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                            const Tensor&, const Tensor&, const Tensor&, int64_t, double) {
+  unsupported("cross_entropy_backward");
+}
+#endif
+#ifndef EMBER_CUDA_HAS_OPTIM
+void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double,
+               double, double, double, double, double, double) {
+  unsupported("adam_step");
+}
+void sgd_step(const Tensor&, const Tensor&, const Tensor&, double, double, double, double, bool,
+              bool) {
+  unsupported("sgd_step");
+}
+#endif
 
 }  // namespace ember::cuda

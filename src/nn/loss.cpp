@@ -14,8 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"
+#include "core/tensor_impl.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -167,23 +169,25 @@ Tensor nll_from_log_probs(const ClassTargets& ct, const Tensor& logp, const Tens
   return loss.sum() / w.sum();  // PyTorch: divide by the total weight of the counted targets
 }
 
-// ---- fused cross-entropy (CPU float32 / float64, class-index targets) ----
+// ---- fused cross-entropy (float32 / float64, class-index targets, CPU or CUDA) ----
 
-/// cross_entropy by the fused kernels: ct checked (input (N, C, d...) float32/float64 on the CPU
-/// with at least one element, target (N, d...) int64 on the CPU), weight contiguous of the input's
-/// dtype without grad, or undefined.
+/// cross_entropy by the fused kernels: ct checked (input (N, C, d...) float32/float64 with at
+/// least one element, target (N, d...) int64 on its device), weight contiguous of the input's
+/// dtype and device without grad, or undefined.
 Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t ignore_index,
                            const std::string& reduction, double label_smoothing) {
   // ---- shape rule: per-row losses, max, log-sum like the target (N, d...); sums (2) ----
   Tensor x = ct.input.contiguous();
   Tensor t = ct.target.contiguous();
   const DType dt = x.dtype();
-  const TensorOptions opts(dt);
+  const TensorOptions opts = TensorOptions(dt).device(x.device());
   Tensor rows = empty(t.sizes(), opts);
   Tensor max = empty(t.sizes(), opts), log_sum = empty(t.sizes(), opts);
-  Tensor sums = reduction == "none" ? Tensor() : empty({2}, TensorOptions(kFloat64));
+  Tensor sums = reduction == "none" ? Tensor() : empty({2}, TensorOptions(kFloat64).device(x.device()));
   // ---- launch ----
-  cpu::cross_entropy_forward(rows, max, log_sum, sums, x, t, weight, ignore_index, label_smoothing);
+  launch(x.device(), cpu::cross_entropy_forward, cuda::cross_entropy_forward, rows, max, log_sum,
+         sums, x, t, weight, ignore_index, label_smoothing);
+  if (sums.defined() && !sums.is_cpu()) sums = sums.cpu();  // the two sums, read below
   // ---- reduce: in x's dtype, as the composite's loss.sum() / w.sum() ----
   Tensor loss = rows;
   double total_weight = 1.0;  // the divisor of "mean", rounded to x's dtype
@@ -215,12 +219,13 @@ Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t
         }
         const DType dt = s[0].dtype();
         // The gradient of each row's loss: dy per row ("none"), dy ("sum"), dy / total ("mean").
-        Tensor dloss = dy.dtype() == dt ? dy : dy.to(dt);
+        Tensor dloss = on_device(dy, s[0].device());
+        if (dloss.dtype() != dt) dloss = dloss.to(dt);
         if (reduction == "mean") dloss = dloss / total_weight;
         dloss = dloss.contiguous();
-        Tensor dx = empty(s[0].sizes(), TensorOptions(dt));
-        cpu::cross_entropy_backward(dx, dloss, s[0], s[1], s[2], s[3], s[4], ignore_index,
-                                    label_smoothing);
+        Tensor dx = empty(s[0].sizes(), TensorOptions(dt).device(s[0].device()));
+        launch(s[0].device(), cpu::cross_entropy_backward, cuda::cross_entropy_backward, dx, dloss,
+               s[0], s[1], s[2], s[3], s[4], ignore_index, label_smoothing);
         return autograd::Grads{dx};
       });
   if (reduction == "none" && ct.unbatched) return loss.squeeze(0);
@@ -283,13 +288,15 @@ Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const 
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, const std::string& reduction, double label_smoothing) {
-  // The fused kernel takes class-index targets with CPU float32/float64 logits (at least one),
-  // and a weight that needs no gradient (PyTorch gives none; the composite does); everything
-  // else goes to the composite. The checks and their errors are the composite's.
-  const bool fused = input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
-                     input.is_cpu() && input.numel() > 0 && target.defined() &&
-                     !is_floating(target.dtype()) && target.is_cpu() &&
-                     (!weight.defined() || (weight.is_cpu() && !autograd::needs_grad({&weight})));
+  // The fused kernel takes class-index targets with float32/float64 logits (at least one), every
+  // tensor on one device, and a weight that needs no gradient (PyTorch gives none; the composite
+  // does); everything else goes to the composite. The checks and their errors are the composite's.
+  const bool fused =
+      input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
+      input.numel() > 0 && target.defined() && !is_floating(target.dtype()) &&
+      target.device() == input.device() &&
+      (!weight.defined() ||
+       (weight.device() == input.device() && !autograd::needs_grad({&weight})));
   if (!fused)
     return cross_entropy_reference(input, target, weight, ignore_index, reduction, label_smoothing);
   const char* op = "cross_entropy";

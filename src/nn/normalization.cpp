@@ -17,8 +17,10 @@
 #include <limits>
 #include <vector>
 
+#include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"
+#include "core/tensor_impl.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -105,13 +107,14 @@ void update_running_stats(const Tensor& running_mean, const Tensor& running_var,
   rv.copy_(rv.to(kFloat64) * (1.0 - momentum) + v * momentum);
 }
 
-// ---- fused layer_norm / batch_norm (CPU float32 / float64) ----
+// ---- fused layer_norm / batch_norm (float32 / float64, CPU or CUDA) ----
 
 using autograd::composite_grads;
 using autograd::Grads;
 using autograd::Saved;
 
-bool on_cpu(const Tensor& t) { return !t.defined() || t.is_cpu(); }
+/// t is undefined or on `device` (the fused kernels take every tensor on one device).
+bool on(const Tensor& t, Device device) { return !t.defined() || t.device() == device; }
 
 /// A parameter as the fused node takes it: in the input's dtype (the composite converts it the
 /// same way) and contiguous; both steps differentiable, recorded before the node.
@@ -128,40 +131,46 @@ Tensor kernel_grad(const Tensor& dy, DType dtype) {
 /// An uninitialized gradient for saved input t when t requires one, else undefined (the kernel
 /// then skips it).
 Tensor grad_slot(const Tensor& t) {
-  return t.defined() && t.requires_grad() ? empty(t.sizes(), TensorOptions(t.dtype())) : Tensor();
+  return t.defined() && t.requires_grad()
+             ? empty(t.sizes(), TensorOptions(t.dtype()).device(t.device()))
+             : Tensor();
 }
 
+using NormBackward = void (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&);
+
 /// Records a fused normalization node over saved = {x, weight, bias, statistic, statistic}: the
-/// kernel's first-order backward `backward(dx, dw, db, dy, x, s3, s4, weight)`, and under
-/// create_graph the gradients of `composite(saved)`, recorded (differentiable again).
+/// kernel's first-order backward `backward(dx, dw, db, dy, x, s3, s4, weight)` (cpu_backward or
+/// cuda_backward by x's device), and under create_graph the gradients of `composite(saved)`,
+/// recorded (differentiable again).
 template <class Composite>
 void record_fused_norm(const char* op, const Tensor& y, std::vector<Tensor> saved,
-                       Composite composite,
-                       void (*backward)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                        const Tensor&, const Tensor&, const Tensor&,
-                                        const Tensor&)) {
+                       Composite composite, NormBackward cpu_backward, NormBackward cuda_backward) {
   std::vector<Tensor> inputs(saved.begin(), saved.begin() + 3);
   autograd::record(op, inputs, y, std::move(saved),
-                   [composite, backward](const Saved& s, const Tensor& dy) {
+                   [composite, cpu_backward, cuda_backward](const Saved& s, const Tensor& dy) {
                      if (autograd::is_grad_enabled()) return composite_grads(composite, s, dy, 3);
                      Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
-                     backward(dx, dw, db, kernel_grad(dy, s[0].dtype()), s[0], s[3], s[4], s[1]);
+                     launch(s[0].device(), cpu_backward, cuda_backward, dx, dw, db,
+                            kernel_grad(on_device(dy, s[0].device()), s[0].dtype()), s[0], s[3],
+                            s[4], s[1]);
                      return Grads{dx, dw, db};
                    });
 }
 
-/// layer_norm by the fused kernels. x contiguous float32/float64 on the CPU with at least one
-/// element, checked; weight and bias contiguous of x's dtype, or undefined.
+/// layer_norm by the fused kernels. x contiguous float32/float64 with at least one element,
+/// checked; weight and bias contiguous of x's dtype on x's device, or undefined.
 Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Tensor& weight,
                         const Tensor& bias, double eps) {
   // ---- shape rule: y like x; mean, rstd (M,) over the leading dims ----
   int64_t N = 1;
   for (int64_t s : normalized_shape) N *= s;
   const int64_t M = x.numel() / N;
-  const TensorOptions opts(x.dtype());
+  const TensorOptions opts = TensorOptions(x.dtype()).device(x.device());
   Tensor y = empty(x.sizes(), opts), mean = empty({M}, opts), rstd = empty({M}, opts);
   // ---- launch ----
-  cpu::layer_norm_forward(y, mean, rstd, x, weight, bias, eps);
+  launch(x.device(), cpu::layer_norm_forward, cuda::layer_norm_forward, y, mean, rstd, x, weight,
+         bias, eps);
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   std::vector<int64_t> shape = normalized_shape.vec();
   record_fused_norm(
@@ -169,22 +178,23 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
       [shape, eps](const Saved& in) {
         return layer_norm_reference(in[0], shape, in[1], in[2], eps);
       },
-      cpu::layer_norm_backward);
+      cpu::layer_norm_backward, cuda::layer_norm_backward);
   return y;
 }
 
 /// Training-mode batch_norm by the fused kernels, the running statistics updated as the
-/// composite does. x contiguous float32/float64 on the CPU with more than one value per channel,
-/// checked; weight and bias contiguous of x's dtype, or undefined.
+/// composite does. x contiguous float32/float64 with more than one value per channel, checked;
+/// weight and bias contiguous of x's dtype on x's device, or undefined.
 Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                         const Tensor& weight, const Tensor& bias, double momentum, double eps) {
   // ---- shape rule: y like x; mean, invstd, var (C,) ----
   const int64_t C = x.size(1);
-  const TensorOptions opts(x.dtype());
+  const TensorOptions opts = TensorOptions(x.dtype()).device(x.device());
   Tensor y = empty(x.sizes(), opts);
   Tensor mean = empty({C}, opts), invstd = empty({C}, opts), var = empty({C}, opts);
   // ---- launch ----
-  cpu::batch_norm_forward(y, mean, invstd, var, x, weight, bias, eps);
+  launch(x.device(), cpu::batch_norm_forward, cuda::batch_norm_forward, y, mean, invstd, var, x,
+         weight, bias, eps);
   if (running_mean.defined())
     update_running_stats(running_mean, running_var, mean, var, x.numel() / C, momentum);
   // ---- record: the fused backward (first order), the composite's under create_graph ----
@@ -194,7 +204,7 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
         return batch_norm_reference(in[0], {}, {}, in[1], in[2], /*training=*/true, momentum,
                                     eps);
       },
-      cpu::batch_norm_backward);
+      cpu::batch_norm_backward, cuda::batch_norm_backward);
   return y;
 }
 
@@ -247,13 +257,14 @@ Tensor batch_norm_reference(const Tensor& input, const Tensor& running_mean,
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps) {
-  // The fused kernels take training mode on CPU float32/float64 with valid arguments; everything
-  // else (eval mode, 16-bit floats, CUDA, invalid arguments) goes to the composite, which also
-  // raises the errors.
+  // The fused kernels take training mode on float32/float64 with every tensor on one device and
+  // valid arguments; everything else (eval mode, 16-bit floats, mixed devices, invalid arguments)
+  // goes to the composite, which also raises the errors.
   const bool fused = training && input.defined() &&
-                     (input.dtype() == kFloat32 || input.dtype() == kFloat64) && input.is_cpu() &&
+                     (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
                      input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
-                     on_cpu(running_mean) && on_cpu(running_var) && on_cpu(weight) && on_cpu(bias);
+                     on(running_mean, input.device()) && on(running_var, input.device()) &&
+                     on(weight, input.device()) && on(bias, input.device());
   if (!fused)
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
                                 eps);
@@ -288,10 +299,10 @@ Tensor layer_norm_reference(const Tensor& input, IntArrayRef normalized_shape,
 
 Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
-  // The fused kernels take CPU float32/float64 with valid arguments and at least one element;
-  // everything else goes to the composite, which also raises the errors.
+  // The fused kernels take float32/float64 with valid arguments, at least one element and every
+  // tensor on one device; everything else goes to the composite, which also raises the errors.
   const bool fused = input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
-                     input.is_cpu() && input.numel() > 0 && on_cpu(weight) && on_cpu(bias);
+                     input.numel() > 0 && on(weight, input.device()) && on(bias, input.device());
   if (!fused) return layer_norm_reference(input, normalized_shape, weight, bias, eps);
   const char* op = "layer_norm";
   trailing_dims(input, normalized_shape, op);

@@ -1,10 +1,11 @@
 // Adam and AdamW (torch.optim.Adam / AdamW single-tensor path, same operation order). Contiguous
-// float32/float64 CPU parameters take the one-pass kernel cpu::adam_step (src/core/cpu/optim.cpp),
-// everything else the composite below, which the kernel matches bitwise.
+// float32/float64 parameters take the one-pass kernel adam_step (src/core/cpu/optim.cpp,
+// src/cuda/optim.cu), everything else the composite below, which the kernels match bitwise.
 #include "ember/optim/adam.hpp"
 
 #include <cmath>
 
+#include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "ember/optim/adamw.hpp"
 #include "optim/util.hpp"
@@ -55,9 +56,9 @@ void adam_update_with(Tensor& param, const Tensor& grad_in, StateDict& state, do
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
   const double decay_scale = 1 - lr * weight_decay;  // AdamW's decoupled decay
   if (fused && fused_update_applies(param, grad_in, {exp_avg, exp_avg_sq, max_exp_avg_sq})) {
-    cpu::adam_step(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad_in, beta1, beta2, eps,
-                   decoupled ? 0.0 : weight_decay, decoupled ? decay_scale : 1.0, step_size,
-                   bias_correction2_sqrt);
+    launch(param.device(), cpu::adam_step, cuda::adam_step, param, exp_avg, exp_avg_sq,
+           max_exp_avg_sq, grad_in, beta1, beta2, eps, decoupled ? 0.0 : weight_decay,
+           decoupled ? decay_scale : 1.0, step_size, bias_correction2_sqrt);
     for (const Tensor* written : {&param, &exp_avg, &exp_avg_sq, &max_exp_avg_sq})
       if (written->defined()) written->bump_version();
     return;

@@ -1,8 +1,9 @@
 // SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD's single-tensor path).
-// Contiguous float32/float64 CPU parameters take the one-pass kernel cpu::sgd_step
-// (src/core/cpu/optim.cpp), everything else the composite below, which the kernel matches bitwise.
+// Contiguous float32/float64 parameters take the one-pass kernel sgd_step (src/core/cpu/optim.cpp,
+// src/cuda/optim.cu), everything else the composite below, which the kernels match bitwise.
 #include "ember/optim/sgd.hpp"
 
+#include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "optim/util.hpp"
 
@@ -59,8 +60,10 @@ void sgd_update_with(Tensor& param, const Tensor& grad_in, StateDict& state, dou
   if (fused && fused_update_applies(param, grad_in, {existing ? *existing : Tensor()})) {
     const bool first_step = momentum != 0 && existing == nullptr;
     Tensor buf = existing ? *existing : Tensor();
-    if (first_step) buf = empty(param.sizes(), TensorOptions(param.dtype()));  // written, not read
-    cpu::sgd_step(param, buf, grad_in, lr, momentum, dampening, weight_decay, nesterov, first_step);
+    if (first_step)  // written, not read
+      buf = empty(param.sizes(), TensorOptions(param.dtype()).device(param.device()));
+    launch(param.device(), cpu::sgd_step, cuda::sgd_step, param, buf, grad_in, lr, momentum,
+           dampening, weight_decay, nesterov, first_step);
     param.bump_version();
     if (existing) buf.bump_version();
     if (first_step) state.insert("momentum_buffer", buf);

@@ -68,11 +68,11 @@ inline int64_t advance_step(StateDict& state) {
 
 // ---- fused updates ----
 
-/// True when the fused CPU kernels (src/core/cpu/optim.cpp) may run this update in place of the
-/// composite: param, grad and every defined state on the CPU, float32 or float64 of one dtype,
-/// contiguous, of one element count, none sharing storage with another, and nothing for autograd
-/// to record (grad mode off, as in Optimizer::step, or no tensor requiring grad). Anything else
-/// (16-bit floats, strided views, CUDA) runs the composite.
+/// True when the fused kernels (src/core/cpu/optim.cpp, src/cuda/optim.cu) may run this update in
+/// place of the composite: param, grad and every defined state on param's device, float32 or
+/// float64 of one dtype, contiguous, of one element count, none sharing storage with another, and
+/// nothing for autograd to record (grad mode off, as in Optimizer::step, or no tensor requiring
+/// grad). Anything else (16-bit floats, strided views, mixed devices) runs the composite.
 inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
                                  std::initializer_list<Tensor> states) {
   std::vector<const Tensor*> all = {&param, &grad};
@@ -83,7 +83,7 @@ inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
   const bool recording = autograd::is_grad_enabled();
   for (size_t i = 0; i < all.size(); ++i) {
     const Tensor& t = *all[i];
-    if (!t.defined() || !t.is_cpu() || t.dtype() != dtype || !t.is_contiguous() ||
+    if (!t.defined() || t.device() != param.device() || t.dtype() != dtype || !t.is_contiguous() ||
         t.numel() != param.numel() || (recording && t.requires_grad()))
       return false;
     for (size_t j = 0; j < i; ++j)

@@ -164,11 +164,11 @@ Tensor kernel_operand_b(const Tensor& b, DType compute, BinaryOp k) {
 Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, DType compute,
                  DType out_dtype, Scalar alpha = 1) {
   NoGradGuard no_grad;  // conversions and expands are internal: only the op itself records
-  check_same_device({&a, &b}, op);
+  const Device device = common_device({&a, &b}, op);
   std::vector<int64_t> shape = broadcast_shapes(a.sizes(), b.sizes(), op);
-  Tensor out = make_tensor(shape, out_dtype, a.device(), op);
-  launch(out.device(), cpu::binary, cuda::binary, out, a.to(compute).expand(shape),
-         kernel_operand_b(b, compute, k).expand(shape), k, alpha);
+  Tensor out = make_tensor(shape, out_dtype, device, op);
+  launch(device, cpu::binary, cuda::binary, out, on_device(a, device).to(compute).expand(shape),
+         kernel_operand_b(on_device(b, device), compute, k).expand(shape), k, alpha);
   return out;
 }
 
@@ -254,9 +254,12 @@ Tensor& inplace_binary(const char* op, Tensor& self, const Tensor& other, Binary
   NoGradGuard no_grad;
   check_defined(self, op);
   check_defined(other, op);
-  check_same_device({&self, &other}, op);
+  EMBER_CHECK(common_device({&self, &other}, op) == self.device(), DeviceError, "[", op,
+              "] expected all tensors on the same device, got ", self.device(), " and ",
+              other.device());
   check_inplace(op, self, other.sizes(), compute);
-  Tensor b = unaliased(kernel_operand_b(other, compute, k), self).expand(self.sizes());
+  Tensor b = unaliased(kernel_operand_b(on_device(other, self.device()), compute, k), self)
+                 .expand(self.sizes());
   write_into(self, compute, op, [&](const Tensor& out, const Tensor& a) {
     launch(out.device(), cpu::binary, cuda::binary, out, a, b, k, alpha);
   });
@@ -753,15 +756,15 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   check_bool_mask("where", condition);
   check_defined(a, "where");
   check_defined(b, "where");
-  check_same_device({&condition, &a, &b}, "where");
+  const Device device = common_device({&condition, &a, &b}, "where");
   std::vector<int64_t> shape =
       broadcast_shapes(broadcast_shapes(condition.sizes(), a.sizes(), "where"), b.sizes(), "where");
   DType t = result_type(a, b);
-  Tensor out = make_tensor(shape, t, condition.device(), "where");
+  Tensor out = make_tensor(shape, t, device, "where");
   {
     NoGradGuard no_grad;
-    launch(out.device(), cpu::where, cuda::where, out, condition.expand(shape),
-           a.to(t).expand(shape), b.to(t).expand(shape));
+    launch(device, cpu::where, cuda::where, out, on_device(condition, device).expand(shape),
+           on_device(a, device).to(t).expand(shape), on_device(b, device).to(t).expand(shape));
   }
   if (should_record(out, {&a, &b})) {
     const bool ga = wants(a), gb = wants(b);
@@ -784,14 +787,14 @@ Tensor where(const Tensor& condition, Scalar a, const Tensor& b) {
 Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
   check_defined(x, "masked_fill");
   check_bool_mask("masked_fill", mask);
-  check_same_device({&x, &mask}, "masked_fill");
+  const Device device = common_device({&x, &mask}, "masked_fill");
   std::vector<int64_t> shape = broadcast_shapes(x.sizes(), mask.sizes(), "masked_fill");
-  Tensor out = make_tensor(shape, x.dtype(), x.device(), "masked_fill");
+  Tensor out = make_tensor(shape, x.dtype(), device, "masked_fill");
   {
     NoGradGuard no_grad;
-    Tensor v = full({}, value, TensorOptions(x.dtype()).device(x.device()));
-    launch(out.device(), cpu::where, cuda::where, out, mask.expand(shape), v.expand(shape),
-           x.expand(shape));
+    Tensor v = full({}, value, TensorOptions(x.dtype()).device(device));
+    launch(device, cpu::where, cuda::where, out, on_device(mask, device).expand(shape),
+           v.expand(shape), on_device(x, device).expand(shape));
   }
   record_unary("masked_fill", x, out, {mask},
                [](const Saved& s, const Tensor& dy) { return masked_fill(dy, s[0], 0.0); });
@@ -907,11 +910,13 @@ Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) {
   check_defined(*this, "masked_fill_");
   autograd::check_inplace(*this, "masked_fill_");
   check_bool_mask("masked_fill_", mask);
-  check_same_device({this, &mask}, "masked_fill_");
+  EMBER_CHECK(common_device({this, &mask}, "masked_fill_") == device(), DeviceError,
+              "[masked_fill_] expected all tensors on the same device, got ", device(), " and ",
+              mask.device());
   check_inplace("masked_fill_", *this, mask.sizes(), dtype());
   {
     NoGradGuard no_grad;
-    Tensor m = unaliased(mask, *this).expand(sizes());
+    Tensor m = unaliased(on_device(mask, device()), *this).expand(sizes());
     Tensor v = full({}, value, TensorOptions(dtype()).device(device()));
     launch(device(), cpu::where, cuda::where, *this, m, v.expand(sizes()), *this);
   }
