@@ -11,8 +11,11 @@
 // cudaMalloc retried once, then DeviceError "out of memory".
 //
 // EMBER_CUDA_NO_CACHING=1 turns caching off: every allocation is a cudaMalloc and every free a
-// cudaFree, so compute-sanitizer sees each one.
+// cudaFree, so compute-sanitizer sees each one. Poisoning (set_poison_allocations,
+// EMBER_CUDA_POISON=1) fills each new block with 0xFF bytes on its stream.
 #include <cuda_runtime.h>
+
+#include <atomic>
 
 #include <cstdlib>
 #include <cstring>
@@ -84,6 +87,14 @@ void give_back(int device, cudaStream_t stream, void* ptr, size_t size) {
   p.cached += static_cast<int64_t>(size);
 }
 
+std::atomic<bool>& poison_flag() {
+  static std::atomic<bool> flag = [] {
+    const char* v = std::getenv("EMBER_CUDA_POISON");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return flag;
+}
+
 /// The storage of block `ptr` (`size` bytes, nbytes of them asked for); its deleter gives the
 /// block back to the pool of (device, stream).
 std::shared_ptr<Storage> make_storage(void* ptr, size_t nbytes, int device, cudaStream_t stream,
@@ -105,6 +116,9 @@ bool caching_enabled() {
   }();
   return enabled;
 }
+
+void set_poison_allocations(bool on) { poison_flag().store(on, std::memory_order_relaxed); }
+bool poison_allocations() { return poison_flag().load(std::memory_order_relaxed); }
 
 DeviceMemoryStats memory_stats(int device) {
   if (!is_available()) return {};
@@ -129,9 +143,10 @@ void empty_cache() {
   }
 }
 
-namespace detail {
+namespace {
 
-std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op) {
+/// A block of at least nbytes from the pool of `device` for the current stream (see the top).
+std::shared_ptr<Storage> allocate_block(size_t nbytes, Device device, const char* op) {
   const int d = device.index() < 0 ? current_device() : device.index();
   Pool& p = pool(d);
   const size_t size = round_size(nbytes);
@@ -157,7 +172,7 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const ch
         return make_storage(ptr, nbytes, d, stream, got);
       }
     }
-    DeviceGuard guard(d);
+    detail::DeviceGuard guard(d);
     cudaError_t err = cudaMalloc(&ptr, size);
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
@@ -184,5 +199,21 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const ch
   return make_storage(ptr, nbytes, d, stream, size);
 }
 
+}  // namespace
+
+namespace detail {
+
+std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op) {
+  std::shared_ptr<Storage> st = allocate_block(nbytes, device, op);
+  if (poison_flag().load(std::memory_order_relaxed) && nbytes > 0) {
+    const int d = st->device.index();
+    DeviceGuard guard(d);
+    EMBER_CUDA_CHECK(cudaMemsetAsync(st->data, 0xFF, nbytes,
+                                     static_cast<cudaStream_t>(current_stream(d).handle())));
+  }
+  return st;
+}
+
 }  // namespace detail
+
 }  // namespace ember::cuda

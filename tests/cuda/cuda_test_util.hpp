@@ -13,9 +13,14 @@
 
 namespace ember::test {
 
-/// True with a GPU; otherwise prints "skipped: no CUDA GPU on this machine" (a Catch warning).
+/// True with a GPU, and then every CUDA allocation is poisoned (NaN / -1 bytes) so an output
+/// element a kernel leaves unwritten differs from the CPU's; otherwise prints "skipped: no CUDA
+/// GPU on this machine" (a Catch warning).
 inline bool gpu() {
-  if (cuda::is_available()) return true;
+  if (cuda::is_available()) {
+    cuda::set_poison_allocations(true);
+    return true;
+  }
   WARN("skipped: no CUDA GPU on this machine");
   return false;
 }

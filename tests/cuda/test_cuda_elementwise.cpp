@@ -162,3 +162,32 @@ TEST_CASE("cuda integer and bool elementwise: wrapping, integer pow, exact compa
   dst.copy_(a.to(kFloat32).to(cu) * 2.0);
   CHECK(test::bitwise_equal(dst.cpu(), a.to(kFloat32) * 2.0));
 }
+
+TEST_CASE("cuda elementwise: a 0-d CPU tensor is a scalar operand of CUDA tensors") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  Generator g(77);
+  const Tensor x = rand({3, 5}, g);
+  const Tensor s = scalar_tensor(2.5);  // 0-d CPU float32 ... as a tensor operand
+  const Tensor xc = x.to(cu);
+  CHECK((xc * s).device() == cu);
+  CHECK(agree((xc * s).cpu(), x * s, 0));
+  CHECK(agree((s - xc).cpu(), s - x, 0));
+  CHECK(agree(where(xc > 0.5, xc, s).cpu(), where(x > 0.5, x, s), 0));
+  CHECK(agree(masked_fill(xc, (xc > 0.5), 1.0).cpu(), masked_fill(x, x > 0.5, 1.0), 0));
+  Tensor y = xc.clone();
+  y.add_(s);
+  CHECK(agree(y.cpu(), x + s, 0));
+  // Gradients reach both, each on its own device.
+  Tensor a = xc.clone().requires_grad_(true);
+  Tensor b = scalar_tensor(1.5).requires_grad_(true);
+  (a * b).sum().backward();
+  CHECK(b.grad().is_cpu());
+  CHECK(a.grad().device() == cu);
+  CHECK(b.grad().item<double>() == Approx(x.sum().item<double>()).epsilon(1e-5));
+  // A CUDA 0-d tensor is no scalar for a CPU op, and two devices of non-0-d tensors still mix.
+  EMBER_CHECK_THROWS(x * scalar_tensor(2.0).to(cu), DeviceError, "same device");
+  EMBER_CHECK_THROWS(xc * x, DeviceError, "same device");
+  Tensor z = x.clone();
+  EMBER_CHECK_THROWS(z.add_(scalar_tensor(1.0).to(cu)), DeviceError, "same device");
+}

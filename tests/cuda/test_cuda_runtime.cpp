@@ -143,3 +143,17 @@ TEST_CASE("cuda caching allocator: freed blocks are reused, statistics add up") 
   EMBER_CHECK_THROWS(empty({int64_t{1} << 39}, TensorOptions(kUInt8).device(Device(kCUDA))),
                      DeviceError, "out of memory");
 }
+
+TEST_CASE("cuda poisoned allocations: new device memory reads NaN and -1 until written") {
+  if (!gpu()) return;  // gpu() turns poisoning on
+  CHECK(cuda::poison_allocations());
+  const Device cu(kCUDA);
+  const Tensor f = empty({5}, TensorOptions(kFloat32).device(cu)).cpu();
+  for (double v : test::values(f)) CHECK(std::isnan(v));
+  const Tensor h = empty({3}, TensorOptions(kBFloat16).device(cu)).cpu();
+  for (double v : test::values(h)) CHECK(std::isnan(v));
+  const Tensor i = empty({3}, TensorOptions(kInt64).device(cu)).cpu();
+  for (double v : test::values(i)) CHECK(v == -1);
+  CHECK(test::values(zeros({4}, TensorOptions().device(cu)).cpu()) ==
+        std::vector<double>(4, 0.0));  // a written tensor is its value
+}

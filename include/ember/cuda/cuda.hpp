@@ -122,5 +122,12 @@ void empty_cache();
 /// False when EMBER_CUDA_NO_CACHING=1 was set at start-up: every allocation is then a cudaMalloc
 /// and every free a cudaFree, so compute-sanitizer sees each one.
 bool caching_enabled();
+/// When on, every new CUDA allocation is filled with 0xFF bytes (NaN in every floating dtype, -1
+/// in the signed integers) before the op that asked for it writes it, so a kernel that leaves an
+/// output element unwritten is caught by the comparison with the CPU. Off unless
+/// EMBER_CUDA_POISON=1 was set at start-up; the CUDA tests turn it on. Costs one memset per
+/// allocation.
+void set_poison_allocations(bool on);
+bool poison_allocations();
 
 }  // namespace ember::cuda

@@ -1,0 +1,156 @@
+// Short training runs on CUDA match the same runs on the CPU: a small CNN (conv, batch norm, max
+// pool, adaptive average pool, linear; SGD with momentum) and a small Transformer (embedding,
+// encoder layers with causal self-attention, layer norm, GELU MLP; AdamW), each from the same
+// initial weights and batches, loss by loss and weight by weight to float32 tolerance. Without a
+// GPU each case prints "skipped".
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "cuda/cuda_test_util.hpp"
+#include "ember/nn.hpp"
+#include "ember/optim.hpp"
+
+using namespace ember;
+namespace F = ember::nn::functional;
+using ember::test::agree;
+using ember::test::gpu;
+
+namespace {
+
+struct TinyCnnImpl : nn::Module {
+  TinyCnnImpl() {
+    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 8, 3).padding(1).bias(false)));
+    bn1 = register_module("bn1", nn::BatchNorm2d(8));
+    conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(8, 12, 3).stride(2).padding(1)));
+    pool = register_module("pool", nn::MaxPool2d(nn::MaxPool2dOptions(2)));
+    gap = register_module("gap", nn::AdaptiveAvgPool2d(std::vector<int64_t>{1, 1}));
+    fc = register_module("fc", nn::Linear(12, 3));
+  }
+  Tensor forward(const Tensor& x) {
+    Tensor h = pool(relu(bn1(conv1(x))));  // (N, 8, 6, 6) for 13x13 inputs
+    h = gap(relu(conv2(h))).flatten(1);    // (N, 12)
+    return fc(h);
+  }
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  nn::BatchNorm2d bn1{nullptr};
+  nn::MaxPool2d pool{nullptr};
+  nn::AdaptiveAvgPool2d gap{nullptr};
+  nn::Linear fc{nullptr};
+};
+EMBER_MODULE(TinyCnn);
+
+struct TinyLmImpl : nn::Module {
+  explicit TinyLmImpl(int64_t vocab) {
+    tok = register_module("tok", nn::Embedding(vocab, 32));
+    pos = register_module("pos", nn::Embedding(16, 32));
+    for (int i = 0; i < 2; ++i)
+      layers.push_back(register_module(
+          "layer" + std::to_string(i),
+          nn::TransformerEncoderLayer(nn::TransformerEncoderLayerOptions(32, 4)
+                                          .dim_feedforward(64)
+                                          .dropout(0.0)
+                                          .batch_first(true)
+                                          .norm_first(true))));
+    norm = register_module("norm", nn::LayerNorm(std::vector<int64_t>{32}));
+    head = register_module("head", nn::Linear(32, vocab));
+  }
+  Tensor forward(const Tensor& ids) {  // (N, T) -> (N, T, vocab)
+    const int64_t T = ids.size(1);
+    Tensor positions = arange(T, TensorOptions(kInt64).device(ids.device()));
+    Tensor h = tok(ids) + pos(positions);
+    Tensor mask = triu(full({T, T}, -INFINITY, TensorOptions().device(ids.device())), 1);
+    for (auto& layer : layers) h = layer(h, mask, Tensor(), /*is_causal=*/true);
+    return head(norm(h));
+  }
+  nn::Embedding tok{nullptr}, pos{nullptr};
+  std::vector<nn::TransformerEncoderLayer> layers;
+  nn::LayerNorm norm{nullptr};
+  nn::Linear head{nullptr};
+};
+EMBER_MODULE(TinyLm);
+
+/// Trains `steps` steps on each device from the same start; returns per device the losses.
+/// make_model() builds the model (called twice under the same seed), batch(step, device) the
+/// inputs and targets, step_loss the loss, make_opt the optimizer.
+template <class Model>
+void compare_runs(const std::function<Model()>& make_model,
+                  const std::function<std::pair<Tensor, Tensor>(int, Device)>& batch,
+                  const std::function<Tensor(Model&, const Tensor&, const Tensor&)>& step_loss,
+                  const std::function<std::unique_ptr<optim::Optimizer>(Model&)>& make_opt,
+                  int steps, double tol) {
+  const Device cu(kCUDA);
+  manual_seed(11);
+  Model cpu_model = make_model();
+  manual_seed(11);
+  Model gpu_model = make_model();
+  gpu_model->to(cu);
+  auto cpu_opt = make_opt(cpu_model);
+  auto gpu_opt = make_opt(gpu_model);
+  for (int step = 0; step < steps; ++step) {
+    auto [x, y] = batch(step, Device(kCPU));
+    cpu_opt->zero_grad();
+    Tensor cpu_loss = step_loss(cpu_model, x, y);
+    cpu_loss.backward();
+    cpu_opt->step();
+    gpu_opt->zero_grad();
+    Tensor gpu_loss = step_loss(gpu_model, x.to(cu), y.to(cu));
+    gpu_loss.backward();
+    gpu_opt->step();
+    const double a = cpu_loss.item<double>(), b = gpu_loss.item<double>();
+    INFO("step " << step << " cpu loss " << a << " cuda loss " << b);
+    CHECK(std::isfinite(b));
+    CHECK(std::abs(a - b) <= tol * (1 + std::abs(a)));
+  }
+  const StateDict cp = cpu_model->named_parameters(), gp = gpu_model->named_parameters();
+  REQUIRE(cp.keys() == gp.keys());
+  for (const std::string& key : cp.keys()) {
+    INFO(key);
+    CHECK(gp.at(key).device() == cu);
+    CHECK(agree(gp.at(key).cpu(), cp.at(key), 10 * tol));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda training: a small CNN with batch norm and SGD follows the CPU run") {
+  if (!gpu()) return;
+  Generator data(5);
+  const Tensor images = randn({6 * 16, 1, 13, 13}, data);
+  const Tensor labels = randint(0, 3, {6 * 16}, data);
+  compare_runs<TinyCnn>(
+      [] { return TinyCnn(); },
+      [&](int step, Device d) {
+        return std::pair<Tensor, Tensor>{images.narrow(0, step * 16, 16).to(d),
+                                         labels.narrow(0, step * 16, 16).to(d)};
+      },
+      [](TinyCnn& m, const Tensor& x, const Tensor& y) { return F::cross_entropy(m(x), y); },
+      [](TinyCnn& m) {
+        return std::make_unique<optim::SGD>(m->parameters(),
+                                            optim::SGDOptions(0.05).momentum(0.9).nesterov(true));
+      },
+      6, 1e-4);
+}
+
+TEST_CASE("cuda training: a small causal Transformer with AdamW follows the CPU run") {
+  if (!gpu()) return;
+  const int64_t vocab = 37;
+  Generator data(6);
+  const Tensor tokens = randint(0, vocab, {8, 8, 13}, data);  // 8 steps of (8, 13) sequences
+  compare_runs<TinyLm>(
+      [&] { return TinyLm(vocab); },
+      [&](int step, Device d) {
+        Tensor seq = tokens[step];
+        return std::pair<Tensor, Tensor>{seq.narrow(1, 0, 12).to(d), seq.narrow(1, 1, 12).to(d)};
+      },
+      [&](TinyLm& m, const Tensor& x, const Tensor& y) {
+        return F::cross_entropy(m(x).reshape({-1, vocab}), y.reshape({-1}));
+      },
+      [](TinyLm& m) {
+        return std::make_unique<optim::AdamW>(m->parameters(),
+                                              optim::AdamWOptions(3e-3).weight_decay(0.1));
+      },
+      8, 1e-4);
+}
