@@ -4,30 +4,19 @@
 // Numbers: As Easy as 1, 2, 3" (SC'11): ten rounds of two 32x32->64 multiplications on a 128-bit
 // counter, with a 64-bit key bumped by the Weyl constants between rounds. A Generator only hands
 // out counter blocks (advance); kernels turn block numbers into numbers, so the same
-// (seed, offset) gives the same tensor on any thread count.
+// (seed, offset) gives the same tensor on any thread count. The rounds are core/philox.hpp's,
+// shared with the CPU and CUDA kernels.
 #include "ember/random.hpp"
 
 #include <mutex>
 
+#include "core/philox.hpp"
+
 namespace ember {
 
-namespace {
-constexpr uint32_t kPhiloxM0 = 0xD2511F53u;
-constexpr uint32_t kPhiloxM1 = 0xCD9E8D57u;
-constexpr uint32_t kPhiloxW0 = 0x9E3779B9u;  // golden ratio
-constexpr uint32_t kPhiloxW1 = 0xBB67AE85u;  // sqrt(3) - 1
-}  // namespace
-
 std::array<uint32_t, 4> philox4x32_10(std::array<uint32_t, 4> c, std::array<uint32_t, 2> k) {
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = static_cast<uint64_t>(kPhiloxM0) * c[0];
-    const uint64_t p1 = static_cast<uint64_t>(kPhiloxM1) * c[2];
-    c = {static_cast<uint32_t>(p1 >> 32) ^ c[1] ^ k[0], static_cast<uint32_t>(p1),
-         static_cast<uint32_t>(p0 >> 32) ^ c[3] ^ k[1], static_cast<uint32_t>(p0)};
-    k[0] += kPhiloxW0;
-    k[1] += kPhiloxW1;
-  }
-  return c;
+  const rng::Words w = rng::philox4x32_10(rng::Words{{c[0], c[1], c[2], c[3]}}, k[0], k[1]);
+  return {w.w[0], w.w[1], w.w[2], w.w[3]};
 }
 
 // ---- Generator ----

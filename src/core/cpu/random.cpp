@@ -1,6 +1,6 @@
 // CPU random kernels: uniform, normal, randint, bernoulli, randperm, multinomial.
 //
-// Stream layout (shared with any future GPU kernel, see kernels.hpp): element i (row-major) of a
+// Stream layout (the CUDA kernels follow it too, see kernels.hpp): element i (row-major) of a
 // contiguous output reads the 128-bit Philox4x32-10 block b = offset + i / per_block, computed
 // with key = (seed low 32 bits, seed high 32 bits) and counter = (b low, b high, 0, 0), where
 // per_block = random_elements_per_block(kind, dtype):
@@ -13,50 +13,37 @@
 //   randint                  2 per block: low + ((x * (high - low)) >> 64), a 64x64->128-bit
 //                            multiply-shift (Lemire); bias below (high - low) / 2^64
 //   bernoulli                4 per block: 1 when word * 2^-32 < p
-// Values are computed in double and rounded once into the output dtype; uniforms that round up
-// to `to` are clamped to the largest value of the dtype below `to`. Because element i depends
+// Values are computed in double (uniform: from + (to - from) u as one fused multiply-add; normal:
+// mean + std z likewise) and rounded once into the output dtype; uniforms that round up to `to`
+// are clamped to the largest value of the dtype below `to`. Because element i depends
 // only on (seed, offset, i), blocks are spread over threads in any way and the result is the same
 // bit for bit for every thread count.
 //
 // randperm and multinomial are sequential per row (Fisher-Yates; exponential race), and use the
 // same 64-bit draws: draw s reads block offset + s / 2, 64-bit half s % 2.
+//
+// Philox and every word -> number conversion come from core/philox.hpp, which the CUDA kernels
+// (src/cuda/random.cu) share: the two devices give the same numbers from one piece of code (up to
+// the last bits of log, sin and cos, which CUDA and glibc round differently).
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numbers>
 #include <utility>
 #include <vector>
 
 #include "core/dispatch.hpp"
 #include "core/parallel.hpp"
+#include "core/philox.hpp"
 #include "core/tensor_impl.hpp"
 
 namespace ember::cpu {
 
 namespace {
 
-using Words = std::array<uint32_t, 4>;
+using rng::Words;
 
 /// Philox blocks per parallel chunk: each block costs ten rounds of multiplications.
 constexpr int64_t kRandomGrainBlocks = 4096;
-
-inline Words philox_block(uint64_t seed, uint64_t block) {
-  return philox4x32_10({static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0u, 0u},
-                       {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)});
-}
-
-/// The j-th 64-bit half of a block (j in {0, 1}): words 2j (low) and 2j+1 (high).
-inline uint64_t bits64(const Words& w, int64_t j) {
-  return static_cast<uint64_t>(w[2 * j]) | (static_cast<uint64_t>(w[2 * j + 1]) << 32);
-}
-
-inline double uniform24(uint32_t word) { return static_cast<double>(word >> 8) * 0x1p-24; }
-inline double uniform53(uint64_t x) { return static_cast<double>(x >> 11) * 0x1p-53; }
-
-/// A uniform integer in [0, range) from 64 random bits (range > 0).
-inline uint64_t below(uint64_t x, uint64_t range) {
-  return static_cast<uint64_t>((static_cast<unsigned __int128>(x) * range) >> 64);
-}
 
 /// Calls f(words, first, count) for each Philox block covering [0, numel), in parallel; block b
 /// covers elements [b * per_block, b * per_block + count).
@@ -66,7 +53,7 @@ void for_each_block(int64_t numel, int64_t per_block, uint64_t seed, uint64_t of
   parallel_for(blocks, kRandomGrainBlocks, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t first = b * per_block;
-      f(philox_block(seed, offset + static_cast<uint64_t>(b)), first,
+      f(rng::philox_block(seed, offset + static_cast<uint64_t>(b)), first,
         std::min(per_block, numel - first));
     }
   });
@@ -105,6 +92,27 @@ T largest_below(double from, double to) {
 
 }  // namespace
 
+}  // namespace ember::cpu
+
+namespace ember::rng {
+
+double uniform_clamp_value(DType dtype, double from, double to) {
+  double top = 0;
+  visit_dtype(dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (cpu::is_float_type_v<T>) {
+      top = convert<double>(cpu::largest_below<T>(from, to));
+    } else {
+      throw DTypeError(detail::str_cat("[uniform] expected a floating output, got ", dtype));
+    }
+  });
+  return top;
+}
+
+}  // namespace ember::rng
+
+namespace ember::cpu {
+
 // ---- elementwise distributions ----
 
 void uniform(const Tensor& out, double from, double to, uint64_t seed, uint64_t offset) {
@@ -115,16 +123,11 @@ void uniform(const Tensor& out, double from, double to, uint64_t seed, uint64_t 
       const double span = to - from;
       const bool clamp = from < to;
       const T top = clamp ? largest_below<T>(from, to) : convert<T>(from);
+      constexpr bool wide = std::is_same_v<T, double>;
       const int64_t per = random_elements_per_block(RandomKind::Uniform, out.dtype());
       for_each_block(out.numel(), per, seed, offset, [&](const Words& w, int64_t first, int64_t n) {
         for (int64_t j = 0; j < n; ++j) {
-          double u;
-          if constexpr (std::is_same_v<T, double>) {
-            u = uniform53(bits64(w, j));
-          } else {
-            u = uniform24(w[j]);
-          }
-          T v = convert<T>(from + span * u);
+          T v = convert<T>(rng::uniform_value(w, j, wide, from, span));
           if (clamp && !(convert<double>(v) < to)) v = top;
           o[first + j] = v;
         }
@@ -142,12 +145,9 @@ void normal(const Tensor& out, double mean, double std, uint64_t seed, uint64_t 
       T* o = static_cast<T*>(out.data_ptr());
       const int64_t per = random_elements_per_block(RandomKind::Normal, out.dtype());
       for_each_block(out.numel(), per, seed, offset, [&](const Words& w, int64_t first, int64_t n) {
-        const double u1 = static_cast<double>((bits64(w, 0) >> 11) + 1) * 0x1p-53;  // (0, 1]
-        const double u2 = uniform53(bits64(w, 1));
-        const double r = std::sqrt(-2.0 * std::log(u1));
-        const double theta = 2.0 * std::numbers::pi * u2;
-        o[first] = convert<T>(mean + std * (r * std::cos(theta)));
-        if (n > 1) o[first + 1] = convert<T>(mean + std * (r * std::sin(theta)));
+        const rng::NormalPair z = rng::normal_pair(w, mean, std);
+        o[first] = convert<T>(z.first);
+        if (n > 1) o[first + 1] = convert<T>(z.second);
       });
     } else {
       throw DTypeError(detail::str_cat("[normal] expected a floating output, got ", out.dtype()));
@@ -162,12 +162,8 @@ void randint(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64
     T* o = static_cast<T*>(out.data_ptr());
     const int64_t per = random_elements_per_block(RandomKind::Randint, out.dtype());
     for_each_block(out.numel(), per, seed, offset, [&](const Words& w, int64_t first, int64_t n) {
-      for (int64_t j = 0; j < n; ++j) {
-        // Modular unsigned arithmetic: low + below(...) < high never overflows as a value.
-        const auto v =
-            static_cast<int64_t>(static_cast<uint64_t>(low) + below(bits64(w, j), range));
-        o[first + j] = convert<T>(v);
-      }
+      for (int64_t j = 0; j < n; ++j)
+        o[first + j] = convert<T>(rng::randint_value(w, j, low, range));
     });
   });
 }
@@ -186,7 +182,7 @@ void bernoulli(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t offse
         for_each_block(out.numel(), per, seed, offset,
                        [&](const Words& w, int64_t first, int64_t n) {
                          for (int64_t j = 0; j < n; ++j) {
-                           const double u = static_cast<double>(w[j]) * 0x1p-32;
+                           const double u = rng::bernoulli_uniform(w, j);
                            const double prob = convert<double>(pp[(first + j) * p_step]);
                            o[first + j] = u < prob ? one : zero;
                          }
@@ -207,9 +203,10 @@ void randperm(const Tensor& out, uint64_t seed, uint64_t offset) {
   for (int64_t i = 0; i < n; ++i) perm[i] = i;
   Words w{};
   for (int64_t s = 0; s + 1 < n; ++s) {
-    if (s % 2 == 0) w = philox_block(seed, offset + static_cast<uint64_t>(s / 2));
+    if (s % 2 == 0) w = rng::philox_block(seed, offset + static_cast<uint64_t>(s / 2));
     const int64_t i = n - 1 - s;
-    const auto j = static_cast<int64_t>(below(bits64(w, s % 2), static_cast<uint64_t>(i) + 1));
+    const auto j =
+        static_cast<int64_t>(rng::below(rng::bits64(w, s % 2), static_cast<uint64_t>(i) + 1));
     std::swap(perm[i], perm[j]);
   }
   visit_dtype(out.dtype(), [&](auto tag) {
@@ -233,8 +230,7 @@ void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uin
   const double* wp = weights.data_ptr<double>();
   int64_t* op = out.data_ptr<int64_t>();
   auto draw = [&](int64_t d) {  // the 53-bit uniform of draw d, in (0, 1]
-    Words w = philox_block(seed, offset + static_cast<uint64_t>(d / 2));
-    return static_cast<double>((bits64(w, d % 2) >> 11) + 1) * 0x1p-53;
+    return rng::uniform53_open(rng::draw64(seed, offset, d));
   };
   const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(N + K, 1));
   parallel_for(R, grain, [&](int64_t r0, int64_t r1) {
@@ -253,7 +249,7 @@ void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uin
           if (w[n] > 0) last_nonzero = n;
         }
         for (int64_t k = 0; k < K; ++k) {
-          const double target = (1.0 - draw(r * K + k)) * run;  // [0, run)
+          const double target = rng::cdf_target(draw(r * K + k), run);  // [0, run)
           const auto it = std::upper_bound(cdf.begin(), cdf.end(), target);
           // Rounding can put target at run itself: take the last category that can be chosen.
           o[k] = it == cdf.end() ? last_nonzero : static_cast<int64_t>(it - cdf.begin());
@@ -262,7 +258,7 @@ void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uin
         keys.clear();
         for (int64_t n = 0; n < N; ++n) {
           const double u = draw(r * N + n);
-          if (w[n] > 0) keys.emplace_back(-std::log(u) / w[n], n);
+          if (w[n] > 0) keys.emplace_back(rng::race_key(u, w[n]), n);
         }
         // Ties are broken by the category index, so the result never depends on the sort.
         const auto mid = keys.begin() + K;
