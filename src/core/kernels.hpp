@@ -55,7 +55,7 @@ struct Window2d {
 };
 
 namespace cpu {
-// ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp) ----
+// ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp; src/cuda/elementwise.cu, copy.cu) ----
 /// out[...] = value converted to out's dtype.
 void fill(const Tensor& out, Scalar value);
 /// out[...] = src[...] converted to out's dtype; same shape (src may be expanded).
@@ -69,7 +69,7 @@ void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Sc
 /// out = cond ? a : b (cond bool; a, b of out's dtype).
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
 
-// ---- reductions (src/core/cpu/reduce.cpp) ----
+// ---- reductions (src/core/cpu/reduce.cpp, src/cuda/reduce.cu) ----
 /// Reduces x over `dims` (sorted, unique; empty: each output is its one input element) into out
 /// (keepdim shape: size 1 at dims; any dtype: the accumulator is converted once at the end).
 /// Sum/Prod accumulate in double for floating x and in int64 for integer/bool x, Max/Min in x's
@@ -86,7 +86,7 @@ void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
 /// dtype.
 void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
 
-// ---- linear algebra (src/core/cpu/linalg.cpp) ----
+// ---- linear algebra (src/core/cpu/linalg.cpp, src/cuda/linalg.cu) ----
 /// out[b] = beta * out[b] + alpha * a[b] @ b[b] for (B, M, K) x (B, K, N) -> (B, M, N), any
 /// strides (transposed operands read in place). beta == 0 ignores out's old contents.
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
@@ -95,7 +95,7 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
 void gemm_reference(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
                     Scalar beta);
 
-// ---- indexing (src/core/cpu/index.cpp) and sorting (src/core/cpu/sort.cpp) ----
+// ---- indexing (src/core/cpu/index.cpp, src/cuda/index.cu) and sorting (sort.cpp, sort.cu) ----
 // Index tensors are int64 and already range-checked by check_index_range unless noted.
 /// IndexError "[op] index 5 is out of bounds for dimension dim with size 3" unless every value
 /// of the int64 tensor `index` lies in [0, size).
@@ -124,7 +124,7 @@ void count_nonzero(const Tensor& count, const Tensor& x);
 /// out (count, x.dim()) int64 = coordinates of the non-zero elements of contiguous x, row-major.
 void nonzero(const Tensor& out, const Tensor& x);
 
-// ---- random (src/core/cpu/random.cpp) ----
+// ---- random (src/core/cpu/random.cpp, src/cuda/random.cu; both through src/core/philox.hpp) ----
 // out is contiguous. Element i (row-major) of out reads Philox4x32-10 with key = seed and counter
 // block offset + i / per_block, per_block = random_elements_per_block(kind, out's dtype); the op
 // reserves ceil(numel / per_block) blocks with Generator::advance first.
@@ -147,7 +147,7 @@ void randperm(const Tensor& out, uint64_t seed, uint64_t offset);
 void multinomial(const Tensor& out, const Tensor& weights, bool replacement, uint64_t seed,
                  uint64_t offset);
 
-// ---- convolution and pooling (src/core/cpu/conv.cpp) ----
+// ---- convolution and pooling (src/core/cpu/conv.cpp; im2col to depthwise: src/cuda/conv.cu) ----
 /// cols (P, kh*kw, OH*OW) contiguous = the windows of x (P, H, W) (P = N*C planes, any strides):
 /// cols[p][i*kw + j][oh*OW + ow] = x[p][oh*sh - ph + i*dh][ow*sw - pw + j*dw], 0 in the padding.
 void im2col(const Tensor& cols, const Tensor& x, const Window2d& w);
@@ -260,10 +260,11 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
 
 // ---- optimizer updates (src/core/cpu/optim.cpp, src/cuda/optim.cu) ----
-// One pass per parameter, in place. Every tensor contiguous, float32 or float64, of one dtype and one element count,
-// none aliasing another. The arithmetic is the composite's in src/optim, operation by operation
-// with each double scalar rounded once to the dtype, so the results are bitwise the composite's;
-// elementwise, so bitwise independent of the thread count.
+// One pass per parameter, in place. Every tensor contiguous, float32 or float64, of one dtype and
+// one element count, none aliasing another. The arithmetic is the composite's in src/optim,
+// operation by operation with each double scalar rounded once to the dtype, so the results are
+// bitwise the composite's on the same device; elementwise, so bitwise independent of the thread
+// count.
 /// One Adam/AdamW step (torch.optim.Adam/AdamW, single-tensor): param, exp_avg, exp_avg_sq and
 /// max_exp_avg_sq (undefined: no amsgrad) updated from grad. weight_decay != 0 folds weight_decay
 /// * param into the gradient (Adam's L2); decay_scale != 1 multiplies param by it first (AdamW's

@@ -441,8 +441,6 @@ Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
   std::vector<int64_t> shape = broadcast_shapes(sizes(), src.sizes(), "copy_");
   EMBER_CHECK(IntArrayRef(shape) == sizes(), ShapeError, "[copy_] source shape ", src.sizes(),
               " cannot be broadcast to destination shape ", sizes());
-  EMBER_CHECK(src.device() == device() || src.is_cpu() || is_cpu(), DeviceError,
-              "[copy_] cannot copy between ", src.device(), " and ", device());
   autograd::check_inplace(*this, "copy_");
   const bool record = is_floating(dtype()) && autograd::needs_grad({this, &src});
   if (record && !is_leaf()) {

@@ -6,7 +6,8 @@
 // to device from pageable memory returns once the source is staged; device to host waits for the
 // stream). Otherwise a grid-stride kernel computes each element's two offsets from its linear
 // index; across devices the source is first made contiguous on its own device, moved with one
-// memcpy, and converted/strided on the destination's side (loops.cuh's map).
+// memcpy, and converted/strided on the destination's side (loops.cuh's map). Between two GPUs
+// that memcpy is a peer copy queued on the destination's stream after an event of the source's.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -66,6 +67,39 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
   });
 }
 
+/// GPU to GPU: src made dense on its device, one peer copy (on out's stream, after src's stream
+/// has produced it) into a dense tensor on out's device, then the conversion and strides there.
+/// Synchronous with respect to the host, like the host copies.
+void copy_between_devices(const Tensor& out, const Tensor& src) {
+  Tensor dense = src;
+  if (!src.is_contiguous()) {
+    dense = make_tensor(src.sizes(), src.dtype(), src.device(), "copy");
+    copy_on_device(dense, src);
+  }
+  Tensor staged = raw_copyable(out, dense)
+                      ? out
+                      : make_tensor(dense.sizes(), dense.dtype(), out.device(), "copy");
+  const int from = dense.device().index(), to = out.device().index();
+  cudaEvent_t ready = nullptr;
+  {
+    detail::DeviceGuard guard(from);
+    EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
+    EMBER_CUDA_CHECK(cudaEventRecord(ready, stream_of(dense)));
+  }
+  {
+    detail::DeviceGuard guard(to);
+    const cudaError_t wait = cudaStreamWaitEvent(stream_of(out), ready, 0);
+    const cudaError_t copy = wait != cudaSuccess
+                                 ? wait
+                                 : cudaMemcpyPeerAsync(staged.data_ptr(), to, dense.data_ptr(),
+                                                       from, dense.nbytes(), stream_of(out));
+    const cudaError_t done = copy != cudaSuccess ? copy : cudaStreamSynchronize(stream_of(out));
+    (void)cudaEventDestroy(ready);
+    EMBER_CUDA_CHECK(done);
+  }
+  if (!staged.is_same(out)) copy_on_device(out, staged);
+}
+
 }  // namespace
 
 void fill(const Tensor& out, Scalar value) {
@@ -88,9 +122,11 @@ void fill(const Tensor& out, Scalar value) {
 void copy(const Tensor& out, const Tensor& src) {
   if (out.numel() == 0) return;
   if (out.device().is_cuda() && src.device().is_cuda()) {
-    EMBER_CHECK(out.device() == src.device(), DeviceError, "[copy] between ", src.device(),
-                " and ", out.device(), " is not supported yet");
-    copy_on_device(out, src);
+    if (out.device() == src.device()) {
+      copy_on_device(out, src);
+    } else {
+      copy_between_devices(out, src);
+    }
     return;
   }
   if (out.device().is_cuda()) {  // host -> device

@@ -7,7 +7,7 @@
 
 namespace ember::cuda {
 namespace {
-[[noreturn]] void unsupported(const char* kernel) {
+[[noreturn, maybe_unused]] void unsupported(const char* kernel) {
   throw DeviceError(detail::str_cat("[", kernel, "] no CUDA kernel is built for this op"));
 }
 }  // namespace

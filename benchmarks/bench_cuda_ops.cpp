@@ -1,0 +1,469 @@
+// Short GPU benchmarks of the CUDA backend's straightforward kernels (issue 8; issue 9 adds the
+// tensor-core suite). Each case calls the cuda:: kernel its op launches (src/core/kernels.hpp)
+// into preallocated outputs on the current stream, so the time is the GPU's work, not the op's
+// allocation or autograd bookkeeping.
+//
+// Timing: CUDA events (ember::cuda::Event) recorded on the current stream around one run, after
+// two untimed warm-up runs, fed to Google Benchmark as manual time; a fixed number of runs per
+// repetition, 5 repetitions interleaved at random, the median reported. Before every timed run
+// the L2 cache is flushed by reading a 256 MiB buffer (a row sum through cuda::reduce, untimed):
+// a read leaves clean lines, whereas a memset would leave ~L2-size dirty lines whose write-back
+// lands inside the timed run. The flush is also queued GPU work ahead of the start event, so the
+// host's launch latency hides behind it and never shows up as idle time between the events.
+//
+// Memory-bound cases (float32), reported as bytes/s of the minimal traffic: each tensor the
+// kernel must read or write, counted once per pass (add 12 B per element, unary 8 B, AdamW 28 B,
+// cross-entropy forward + backward reads the logits twice and writes their gradient: 12 B per
+// logit plus the per-row tensors). The ceiling of a case moving B bytes is
+// "memcpy_d2d/<B>/probe": one device-to-device cudaMemcpyAsync of B / 2 bytes (B bytes of DRAM
+// traffic) on the same stream; the table's last column is Ember's fraction of it. A case that
+// mostly reads (the sums) may exceed 100%: a copy's mix of reads and writes is not the fastest
+// pattern of every GPU.
+//   add/<n>, relu/<n>, exp/<n>; bias_add/<R>x<C> (rows + a broadcast (C) bias);
+//   transpose_copy/<R>x<C> (contiguous() of a transposed (C, R) view); sum_all/<n>;
+//   sum_last/<R>x<C>; softmax/<R>x<C>; layer_norm/<R>x<C> (forward); cross_entropy/<N>x<C>
+//   (forward with the mean's sums, then backward); adamw_step/<n> (one fused AdamW step).
+//
+// GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
+// sgemm/<M>x<N>x<K>/<impl>, reported in FLOP/s (2 M N K per run). Peers, on the same stream:
+// "cublas", cublasSgemm with CUBLAS_DEFAULT_MATH (float32 FMA; TF32 only with
+// CUBLAS_TF32_TENSOR_OP_MATH, which is not set), and "cublas_pedantic", CUBLAS_PEDANTIC_MATH
+// (float32 compute type enforced). The ratio column is Ember / peer. Each Ember repetition first
+// compares its result with cuBLAS's (counter max_rel_diff: max |ember - cublas| / max |cublas|);
+// a difference above 1e-4 marks the case as an error and the program exits 1.
+//
+// Without a GPU (ember::cuda::is_available() false) the program prints
+// "bench_cuda_ops: skipped (no CUDA GPU)" and exits 0. Quick mode (EMBER_BENCH_QUICK=1): tiny
+// sizes, one repetition of two runs. --ember_summary=FILE writes the ratio table as JSON.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "core/kernels.hpp"
+#include "ember/ember.hpp"
+
+namespace {
+
+using namespace ember;
+
+constexpr int kRunsPerRepetition = 20;  // timed runs per repetition (2 in quick mode)
+constexpr int64_t kFlushRows = 1024;    // the flush buffer: (1024, 65536) float32 = 256 MiB
+constexpr int64_t kFlushCols = 65536;
+constexpr double kGemmTolerance = 1e-4;  // max |ember - cublas| / max |cublas|
+
+bool g_failed = false;  // a case raised or computed a wrong result: main returns 1
+
+TensorOptions gpu(DType dt = kFloat32) { return TensorOptions(dt).device(Device(kCUDA)); }
+
+cudaStream_t stream_of(const cuda::Stream& s) { return static_cast<cudaStream_t>(s.handle()); }
+
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(e));
+}
+
+void check_cublas(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(std::string(what) + " failed: " + cublasGetStatusString(s));
+}
+
+// ---- cuBLAS ----
+
+/// A cuBLAS handle with a fixed math mode (RAII).
+class CublasHandle {
+ public:
+  explicit CublasHandle(cublasMath_t mode) {
+    check_cublas(cublasCreate(&handle_), "cublasCreate");
+    check_cublas(cublasSetMathMode(handle_, mode), "cublasSetMathMode");
+  }
+  ~CublasHandle() { cublasDestroy(handle_); }
+  CublasHandle(const CublasHandle&) = delete;
+  CublasHandle& operator=(const CublasHandle&) = delete;
+  cublasHandle_t get() const { return handle_; }
+
+ private:
+  cublasHandle_t handle_ = nullptr;
+};
+
+/// c (1, M, N) = a (1, M, K) @ b (1, K, N), row-major, on the current stream. cuBLAS is
+/// column-major, so it computes c^T (N, M) = b^T (N, K) a^T (K, M) over the same memory.
+void cublas_sgemm(const CublasHandle& h, const Tensor& c, const Tensor& a, const Tensor& b,
+                  int64_t M, int64_t N, int64_t K) {
+  check_cublas(cublasSetStream(h.get(), stream_of(cuda::current_stream())), "cublasSetStream");
+  const float alpha = 1.0f, beta = 0.0f;
+  check_cublas(
+      cublasSgemm(h.get(), CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M),
+                  static_cast<int>(K), &alpha, static_cast<const float*>(b.data_ptr()),
+                  static_cast<int>(N), static_cast<const float*>(a.data_ptr()), static_cast<int>(K),
+                  &beta, static_cast<float*>(c.data_ptr()), static_cast<int>(N)),
+      "cublasSgemm");
+}
+
+// ---- timing ----
+
+/// Evicts the L2 cache by reading a 256 MiB buffer (zeroed once): a row sum through the
+/// reduction kernel, whose (1024, 1) output is 4 KiB.
+class L2Flush {
+ public:
+  L2Flush()
+      : buffer_(zeros({kFlushRows, kFlushCols}, gpu())), sums_(empty({kFlushRows, 1}, gpu())) {}
+  void operator()() const { cuda::reduce(sums_, buffer_, dims_, ReduceOp::Sum); }
+
+ private:
+  Tensor buffer_, sums_;
+  std::vector<int64_t> dims_ = {1};
+};
+
+/// The program's GPU resources, made in main once a GPU is known to exist and released before it
+/// returns (not at static destruction, when the allocator or the CUDA runtime may be gone).
+struct GpuResources {
+  L2Flush flush;
+  CublasHandle cublas_default{CUBLAS_DEFAULT_MATH};
+  CublasHandle cublas_pedantic{CUBLAS_PEDANTIC_MATH};
+};
+std::unique_ptr<GpuResources> g_gpu;
+
+/// Times `work` (GPU work queued on the current stream) with CUDA events: two warm-up runs, then
+/// per benchmark iteration an L2 flush, the start event, one run, the stop event.
+template <class F>
+void time_gpu(benchmark::State& state, F&& work) {
+  const cuda::Stream s = cuda::current_stream();
+  cuda::Event start(/*enable_timing=*/true), stop(/*enable_timing=*/true);
+  const L2Flush& flush = g_gpu->flush;
+  work();
+  work();
+  s.synchronize();
+  for (auto _ : state) {
+    flush();
+    start.record(s);
+    work();
+    stop.record(s);
+    stop.synchronize();
+    state.SetIterationTime(static_cast<double>(start.elapsed_ms(stop)) * 1e-3);
+  }
+}
+
+/// Registers a GPU case timed by time_gpu: manual time, a fixed number of runs per repetition,
+/// repetitions() repetitions reported as aggregates. An exception marks the case as an error.
+void add_gpu_case(const std::string& name, std::function<void(benchmark::State&)> f) {
+  auto guarded = [name, f](benchmark::State& state) {
+    try {
+      f(state);
+    } catch (const std::exception& e) {
+      g_failed = true;
+      state.SkipWithError((name + ": " + e.what()).c_str());
+    }
+  };
+  benchmark::RegisterBenchmark(name.c_str(), guarded)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseManualTime()
+      ->Iterations(bench::quick_mode() ? 2 : kRunsPerRepetition)
+      ->Repetitions(bench::repetitions())
+      ->ReportAggregatesOnly(true);
+}
+
+// ---- memory-bound cases ----
+
+/// case key -> its ceiling case (memcpy_d2d/<bytes>), filled at registration.
+std::map<std::string, std::string>& memory_ceilings() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+
+/// The ceiling: one device-to-device cudaMemcpyAsync of bytes / 2 (bytes of traffic).
+void bm_memcpy(benchmark::State& state, int64_t bytes) {
+  const Tensor src = zeros({bytes / 2}, gpu(kUInt8)), dst = empty({bytes / 2}, gpu(kUInt8));
+  const cudaStream_t s = stream_of(cuda::current_stream());
+  time_gpu(state, [&] {
+    check_cuda(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), static_cast<size_t>(bytes / 2),
+                               cudaMemcpyDeviceToDevice, s),
+               "cudaMemcpyAsync");
+  });
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+
+/// Registers `key`/ember, which moves `bytes` per run, and its memcpy ceiling (once per size).
+/// `make` builds the inputs and returns the run.
+void add_memory_case(const std::string& key, int64_t bytes,
+                     std::function<std::function<void()>()> make) {
+  static std::set<int64_t> probes;
+  const std::string ceiling = "memcpy_d2d/" + std::to_string(bytes);
+  memory_ceilings()[key] = ceiling;
+  if (probes.insert(bytes).second)
+    add_gpu_case(ceiling + "/probe", [bytes](benchmark::State& s) { bm_memcpy(s, bytes); });
+  add_gpu_case(key + "/ember", [bytes, make](benchmark::State& s) {
+    const std::function<void()> run = make();
+    time_gpu(s, run);
+    s.SetBytesProcessed(s.iterations() * bytes);
+  });
+}
+
+std::string shape_name(int64_t rows, int64_t cols) {
+  return std::to_string(rows) + "x" + std::to_string(cols);
+}
+
+void register_memory_cases() {
+  const bool quick = bench::quick_mode();
+  const std::vector<int64_t> sizes =
+      quick ? std::vector<int64_t>{4096} : std::vector<int64_t>{int64_t{1} << 24, int64_t{1} << 26};
+  for (int64_t n : sizes) {
+    const std::string ns = "/" + std::to_string(n);
+    add_memory_case("add" + ns, 12 * n, [n] {
+      Generator gen(1);
+      Tensor a = randn({n}, gen, gpu()), b = randn({n}, gen, gpu()), out = empty({n}, gpu());
+      return std::function<void()>(
+          [a, b, out] { cuda::binary(out, a, b, BinaryOp::Add, Scalar(1.0)); });
+    });
+    for (const auto& [name, op] : {std::pair<const char*, UnaryOp>{"relu", UnaryOp::Relu},
+                                   std::pair<const char*, UnaryOp>{"exp", UnaryOp::Exp}}) {
+      const UnaryOp u = op;
+      add_memory_case(name + ns, 8 * n, [n, u] {
+        Generator gen(2);
+        Tensor x = randn({n}, gen, gpu()), out = empty({n}, gpu());
+        return std::function<void()>([x, out, u] { cuda::unary(out, x, u, 0.0, 0.0); });
+      });
+    }
+  }
+
+  // rows + bias: GPT-2's MLP activations (B*T = 8192, 4C = 3072) plus a (3072) bias.
+  {
+    const int64_t R = quick ? 8 : 8192, C = quick ? 96 : 3072;
+    add_memory_case("bias_add/" + shape_name(R, C), 4 * (2 * R * C + C), [R, C] {
+      Generator gen(3);
+      Tensor x = randn({R, C}, gen, gpu()), bias = randn({C}, gen, gpu());
+      Tensor out = empty({R, C}, gpu());
+      Tensor bias_rows = bias.expand({R, C});  // stride 0 over the rows, as the op passes it
+      return std::function<void()>(
+          [x, bias_rows, out] { cuda::binary(out, x, bias_rows, BinaryOp::Add, Scalar(1.0)); });
+    });
+  }
+  // contiguous() of a transposed view: (R, C) out from a contiguous (C, R) tensor read transposed.
+  {
+    const int64_t R = quick ? 64 : 4096, C = quick ? 48 : 4096;
+    add_memory_case("transpose_copy/" + shape_name(R, C), 8 * R * C, [R, C] {
+      Generator gen(4);
+      Tensor x = randn({C, R}, gen, gpu()), out = empty({R, C}, gpu());
+      Tensor xt = x.t();
+      return std::function<void()>([xt, out] { cuda::copy(out, xt); });
+    });
+  }
+  // sums: over every element, and over the last dim of (R, C).
+  {
+    const int64_t n = quick ? 4096 : int64_t{1} << 24;
+    add_memory_case("sum_all/" + std::to_string(n), 4 * n + 4, [n] {
+      Generator gen(5);
+      Tensor x = randn({n}, gen, gpu()), out = empty({1}, gpu());
+      return std::function<void()>([x, out] {
+        const std::vector<int64_t> dims = {0};
+        cuda::reduce(out, x, dims, ReduceOp::Sum);
+      });
+    });
+    const int64_t R = quick ? 16 : 16384, C = quick ? 64 : 1024;
+    add_memory_case("sum_last/" + shape_name(R, C), 4 * (R * C + R), [R, C] {
+      Generator gen(6);
+      Tensor x = randn({R, C}, gen, gpu()), out = empty({R, 1}, gpu());
+      return std::function<void()>([x, out] {
+        const std::vector<int64_t> dims = {1};
+        cuda::reduce(out, x, dims, ReduceOp::Sum);
+      });
+    });
+  }
+  // softmax over rows of 1024 and of GPT-2's vocabulary (50257).
+  for (const auto& [R, C] :
+       quick ? std::vector<std::pair<int64_t, int64_t>>{{4, 1024}, {2, 50257}}
+             : std::vector<std::pair<int64_t, int64_t>>{{16384, 1024}, {1024, 50257}}) {
+    const int64_t rows = R, cols = C;
+    add_memory_case("softmax/" + shape_name(rows, cols), 8 * rows * cols, [rows, cols] {
+      Generator gen(7);
+      Tensor x = randn({rows, cols}, gen, gpu()) * 2.0, out = empty({rows, cols}, gpu());
+      return std::function<void()>([x, out] { cuda::softmax(out, x, 1, /*log=*/false); });
+    });
+  }
+  // layer_norm forward over rows of 768 (GPT-2 small, B*T rows): reads x, weight, bias; writes
+  // y, mean, rstd.
+  {
+    const int64_t R = quick ? 4 : 32768, C = 768;
+    add_memory_case("layer_norm/" + shape_name(R, C), 4 * (2 * R * C + 2 * C + 2 * R), [R, C] {
+      Generator gen(8);
+      Tensor x = randn({R, C}, gen, gpu()), w = randn({C}, gen, gpu()), b = randn({C}, gen, gpu());
+      Tensor y = empty({R, C}, gpu()), mean = empty({R}, gpu()), rstd = empty({R}, gpu());
+      return std::function<void()>([=] { cuda::layer_norm_forward(y, mean, rstd, x, w, b, 1e-5); });
+    });
+  }
+  // cross_entropy forward (with the two sums "mean" reads) + backward, GPT-2's classifier.
+  // Forward reads logits and targets and writes loss, max, log_sum per row; backward reads
+  // logits, targets, max, log_sum and writes dlogits: 12 B per logit + 36 B per row.
+  {
+    const int64_t N = quick ? 4 : 4096, C = quick ? 1000 : 50257;
+    add_memory_case("cross_entropy/" + shape_name(N, C), 12 * N * C + 36 * N, [N, C] {
+      Generator gen(9);
+      Tensor x = randn({N, C}, gen, gpu()) * 2.0, target = randint(0, C, {N}, gen, gpu(kInt64));
+      Tensor loss = empty({N}, gpu()), max = empty({N}, gpu()), log_sum = empty({N}, gpu());
+      Tensor sums = empty({2}, gpu(kFloat64)), dx = empty({N, C}, gpu());
+      Tensor dloss = full({1}, 1.0 / static_cast<double>(N), gpu());  // d mean / d loss[r]
+      const Tensor no_weight;
+      return std::function<void()>([=] {
+        cuda::cross_entropy_forward(loss, max, log_sum, sums, x, target, no_weight,
+                                    /*ignore_index=*/-100, /*label_smoothing=*/0.0);
+        cuda::cross_entropy_backward(dx, dloss, x, target, no_weight, max, log_sum, -100, 0.0);
+      });
+    });
+  }
+  // One fused AdamW step (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 1e-2, step 10):
+  // reads p, g, m, v; writes p, m, v.
+  {
+    const int64_t n = quick ? 4096 : int64_t{1} << 24;
+    add_memory_case("adamw_step/" + std::to_string(n), 28 * n, [n] {
+      Generator gen(10);
+      Tensor p = randn({n}, gen, gpu()), g = randn({n}, gen, gpu()) * 1e-2;
+      Tensor m = zeros({n}, gpu()), v = zeros({n}, gpu());
+      const double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 1e-2, t = 10;
+      const double step_size = lr / (1 - std::pow(beta1, t));
+      const double bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, t));
+      const Tensor no_amsgrad;
+      return std::function<void()>([=] {
+        cuda::adam_step(p, m, v, no_amsgrad, g, beta1, beta2, eps, /*weight_decay=*/0.0,
+                        /*decay_scale=*/1 - lr * wd, step_size, bias_correction2_sqrt);
+      });
+    });
+  }
+}
+
+// ---- GEMM ----
+
+enum class GemmImpl { Ember, Cublas, CublasPedantic };
+
+void bm_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmImpl impl) {
+  Generator gen(11);
+  const Tensor a = randn({1, M, K}, gen, gpu()), b = randn({1, K, N}, gen, gpu());
+  const Tensor c = empty({1, M, N}, gpu());
+  if (impl == GemmImpl::Ember) {
+    // The result against cuBLAS (pedantic float32) before timing.
+    const Tensor ref = empty({1, M, N}, gpu());
+    cuda::gemm(c, a, b, Scalar(1.0), Scalar(0.0));
+    cublas_sgemm(g_gpu->cublas_pedantic, ref, a, b, M, N, K);
+    const double diff = (c - ref).abs().max().item<double>();
+    const double scale = ref.abs().max().item<double>();
+    const double rel = scale > 0 ? diff / scale : diff;
+    state.counters["max_rel_diff"] = rel;
+    if (!(rel <= kGemmTolerance)) {
+      g_failed = true;
+      state.SkipWithError(
+          ("Ember's gemm differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
+              .c_str());
+      return;
+    }
+  }
+  time_gpu(state, [&] {
+    switch (impl) {
+      case GemmImpl::Ember:
+        cuda::gemm(c, a, b, Scalar(1.0), Scalar(0.0));
+        break;
+      case GemmImpl::Cublas:
+        cublas_sgemm(g_gpu->cublas_default, c, a, b, M, N, K);
+        break;
+      case GemmImpl::CublasPedantic:
+        cublas_sgemm(g_gpu->cublas_pedantic, c, a, b, M, N, K);
+        break;
+    }
+  });
+  bench::set_flops(state,
+                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+}
+
+void register_gemm_cases() {
+  struct Shape {
+    int64_t M, N, K;
+  };
+  std::vector<Shape> shapes;
+  if (bench::quick_mode()) {
+    shapes = {{64, 64, 64}, {33, 47, 29}};
+  } else {
+    for (int64_t n : {1024, 2048, 4096}) shapes.push_back({n, n, n});
+    shapes.push_back({8192, 3072, 768});  // GPT-2 MLP up-projection: (B*T, C) @ (C, 4C)
+  }
+  for (const Shape& sh : shapes) {
+    const std::string key = "sgemm/" + std::to_string(sh.M) + "x" + std::to_string(sh.N) + "x" +
+                            std::to_string(sh.K) + "/";
+    const std::pair<GemmImpl, const char*> impls[] = {
+        {GemmImpl::Ember, "ember"},
+        {GemmImpl::Cublas, "cublas"},
+        {GemmImpl::CublasPedantic, "cublas_pedantic"}};
+    for (const auto& [impl, name] : impls) {
+      const GemmImpl i = impl;
+      add_gpu_case(key + name, [sh, i](benchmark::State& s) { bm_sgemm(s, sh.M, sh.N, sh.K, i); });
+    }
+  }
+}
+
+// ---- context ----
+
+/// The GPU, its nominal DRAM bandwidth and float32 FMA peak, cuBLAS's version, the method.
+void add_gpu_context() {
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  cudaDeviceProp prop{};
+  check_cuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+  int clock_khz = 0, mem_clock_khz = 0;
+  check_cuda(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrClockRate, device),
+             "cudaDeviceGetAttribute");
+  check_cuda(cudaDeviceGetAttribute(&mem_clock_khz, cudaDevAttrMemoryClockRate, device),
+             "cudaDeviceGetAttribute");
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, ", sm_%d%d, %d SMs, %.0f MiB L2, %.1f GiB", prop.major, prop.minor,
+                prop.multiProcessorCount, prop.l2CacheSize / 1048576.0,
+                static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+  benchmark::AddCustomContext("gpu", std::string(prop.name) + buf);
+  // Double data rate over the bus; 128 float32 FMA lanes per SM (sm_80 and later), 2 FLOP each.
+  const double dram = 2.0 * mem_clock_khz * 1e3 * prop.memoryBusWidth / 8.0;
+  const double fp32 = 2.0 * 128.0 * prop.multiProcessorCount * clock_khz * 1e3;
+  std::snprintf(buf, sizeof buf, "DRAM %.0f GB/s, float32 FMA %.1f TFLOP/s (from clocks)",
+                dram * 1e-9, fp32 * 1e-12);
+  benchmark::AddCustomContext("gpu_nominal_peaks", buf);
+  int version = 0;
+  check_cublas(cublasGetVersion(g_gpu->cublas_default.get(), &version), "cublasGetVersion");
+  benchmark::AddCustomContext(
+      "cublas", std::to_string(version) + " (peers: CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH)");
+  benchmark::AddCustomContext("timing",
+                              "CUDA events, L2 flushed by a 256 MiB read before each run");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!ember::cuda::is_available()) {
+    std::printf("bench_cuda_ops: skipped (no CUDA GPU)\n");
+    return 0;
+  }
+  try {
+    g_gpu = std::make_unique<GpuResources>();
+    add_gpu_context();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda_ops: %s\n", e.what());
+    return 1;
+  }
+  register_memory_cases();
+  register_gemm_cases();
+  const int rc = ember::bench::ratio_main(argc, argv, [](const std::string& key) {
+    auto it = memory_ceilings().find(key);
+    return it == memory_ceilings().end() ? std::string() : it->second;
+  });
+  try {
+    ember::cuda::synchronize();  // a sticky CUDA error of the last case surfaces here
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_cuda_ops: %s\n", e.what());
+    g_failed = true;
+  }
+  g_gpu.reset();
+  return rc != 0 ? rc : (g_failed ? 1 : 0);
+}

@@ -1,0 +1,622 @@
+// CUDA normalization kernels: layer_norm and batch_norm (training statistics), forward and
+// first-order backward, float32 and float64, contiguous tensors, with the arithmetic of the CPU
+// kernels (src/core/cpu/normalization.cpp): terms formed in T, sums accumulated in double, every
+// statistic rounded to T once where the CPU rounds it. Not bitwise the CPU's (other summation
+// trees), but deterministic: every sum has a fixed order that depends only on the shape, and no
+// floating-point atomics are used.
+//
+// layer_norm, x (M, N): one block per row (grid-stride over rows), row_threads(N) threads.
+//   forward: mean = x0 + sum(x - x0) / N (x0 the row's first element), rounded to T as m;
+//   var = sum((x - m)^2) / N; rstd = 1 / sqrt(var + eps); y = (x - m) rstd w + b. Each sum is a
+//   strided per-thread double sum, then a fixed warp-shuffle + shared-memory tree (block_sum).
+//   The row is read three times; after the first it comes from L1/L2.
+//   backward dx: per row sums of g = dy w and g xhat, then dx = rstd (g - mean(g) - xhat
+//   mean(g xhat)).
+//   backward dw, db: column sums over the rows (column_partials): blocks of 32 columns x 8 row
+//   lanes over fixed chunks of rows write one double partial per (chunk, column), the lanes added
+//   in lane order; column_finish then adds the partials in chunk order.
+// batch_norm, x (N, C, S), statistics per channel over the N*S values, in two passes as layer_norm
+//   (shifted mean, then squares centred at the rounded mean), each pass a partial kernel and a
+//   finish kernel: S == 1 is the column layout above ((N, C) rows); S > 1 cuts each channel's N*S
+//   values into `parts` fixed ranges, one block each (strip_partials), partials (parts, 2, C) added
+//   in range order by the same column_finish. The elementwise pass (y, or dx from per-channel
+//   coefficients) is channel_map: one thread per element, the channel tracked incrementally.
+// Limits: gridDim.y <= 65535 and every other grid capped; all loops grid-stride, int64 indices.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "core/kernels.hpp"
+#include "cuda/block_reduce.cuh"
+#include "cuda/loops.cuh"
+#include "ember/ops.hpp"
+
+namespace ember::cuda {
+namespace {
+
+using detail::block_sum;
+using detail::kThreads;
+using detail::stream_of;
+
+constexpr int kTileCols = 32;            // columns per block of column_partials
+constexpr int kRowLanes = 8;             // row lanes per block of column_partials
+constexpr int64_t kTargetBlocks = 2048;  // blocks the partial kernels aim for (~16 per H200 SM)
+constexpr int64_t kMinChunkRows = 32;    // rows per chunk of column_partials, at least
+constexpr int64_t kMinPartElems = 4096;  // values per range of strip_partials, at least
+constexpr int64_t kGridCap = int64_t{1} << 20;  // blocks of a grid-stride launch, at most
+
+__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+unsigned grid_for(int64_t blocks, int64_t cap = kGridCap) {
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < cap ? blocks : cap));
+}
+
+/// Threads per row of n elements: a power of two in [32, 512], about 4 elements per thread.
+int row_threads(int64_t n) {
+  int t = 32;
+  while (t < 512 && t * int64_t{4} < n) t *= 2;
+  return t;
+}
+
+template <class T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() ? static_cast<const T*>(t.data_ptr()) : nullptr;
+}
+template <class T>
+T* mut_ptr_or_null(const Tensor& t) {
+  return t.defined() ? static_cast<T*>(t.data_ptr()) : nullptr;
+}
+
+/// A temporary device buffer of n elements of dtype dt on t's device.
+Tensor scratch(int64_t n, DType dt, const Tensor& t) {
+  return empty({n}, TensorOptions(dt).device(t.device()));
+}
+
+template <class T>
+__device__ __forceinline__ T rsqrt_eps(T var, double eps) {
+  return static_cast<T>(1.0 / ::sqrt(static_cast<double>(var) + eps));
+}
+
+// ---- layer_norm rows ----
+
+template <class T>
+__global__ void layer_norm_forward_kernel(T* __restrict__ Y, T* __restrict__ Mean,
+                                          T* __restrict__ Rstd, const T* __restrict__ X,
+                                          const T* __restrict__ W, const T* __restrict__ B,
+                                          int64_t M, int64_t N, double eps) {
+  __shared__ double shared[33];
+  for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
+    const T* x = X + r * N;  // (N)
+    T* y = Y + r * N;
+    const T k = x[0];
+    double s = 0.0;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += static_cast<double>(x[i] - k);
+    s = block_sum(s, shared);
+    const T m = static_cast<T>(static_cast<double>(k) + s / static_cast<double>(N));
+    double q = 0.0;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      const T d = x[i] - m;
+      q += static_cast<double>(d * d);
+    }
+    q = block_sum(q, shared);
+    const T rs = rsqrt_eps(static_cast<T>(q / static_cast<double>(N)), eps);
+    if (threadIdx.x == 0) {
+      Mean[r] = m;
+      Rstd[r] = rs;
+    }
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      T v = (x[i] - m) * rs;
+      if (W != nullptr) v = v * W[i];
+      if (B != nullptr) v = v + B[i];
+      y[i] = v;
+    }
+  }
+}
+
+/// dx of each row: g = dy w (dy without weight), xhat = (x - m) rstd,
+/// dx = rstd ((g - mean(g)) - xhat mean(g xhat)).
+template <class T>
+__global__ void layer_norm_dx_kernel(T* __restrict__ DX, const T* __restrict__ DY,
+                                     const T* __restrict__ X, const T* __restrict__ Mean,
+                                     const T* __restrict__ Rstd, const T* __restrict__ W, int64_t M,
+                                     int64_t N) {
+  __shared__ double shared[33];
+  for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
+    const T* dy = DY + r * N;  // (N)
+    const T* x = X + r * N;
+    T* dx = DX + r * N;
+    const T m = Mean[r], rs = Rstd[r];
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      const T g = W != nullptr ? dy[i] * W[i] : dy[i];
+      sg += static_cast<double>(g);
+      sgx += static_cast<double>(g * ((x[i] - m) * rs));
+    }
+    sg = block_sum(sg, shared);
+    sgx = block_sum(sgx, shared);
+    const T a = static_cast<T>(sg / static_cast<double>(N));
+    const T c = static_cast<T>(sgx / static_cast<double>(N));
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+      const T g = W != nullptr ? dy[i] * W[i] : dy[i];
+      dx[i] = rs * ((g - a) - (x[i] - m) * rs * c);
+    }
+  }
+}
+
+// ---- per-column (per-channel) sums: partials over fixed chunks, then a fixed-order finish ----
+
+/// Two sums carried together.
+struct Pair {
+  double a, b;
+};
+
+/// Fixed chunks of rows for column_partials: enough (chunk, column tile) blocks to fill the GPU,
+/// at least kMinChunkRows rows each. Depends on R and K only.
+struct Chunks {
+  int64_t rows;   // rows per chunk
+  int64_t count;  // chunks
+};
+Chunks column_chunks(int64_t R, int64_t K) {
+  const int64_t tiles = ceil_div(K, kTileCols);
+  int64_t want = kTargetBlocks / tiles;
+  if (want > ceil_div(R, kMinChunkRows)) want = ceil_div(R, kMinChunkRows);
+  if (want < 1) want = 1;
+  const int64_t rows = ceil_div(R, want);
+  return {rows, ceil_div(R, rows)};
+}
+
+/// partial (chunks.count, 2, K): for every chunk of rows and column k, the sums of term(row, k,
+/// row * K + k) (a Pair) over the chunk's rows. Block (kTileCols, kRowLanes): thread (x, y) takes
+/// column tile * kTileCols + x and the chunk's rows y, y + kRowLanes, ... in order; the lanes are
+/// then added in lane order.
+template <class Term>
+__global__ void column_partials_kernel(Term term, int64_t R, int64_t K, Chunks chunks,
+                                       double* __restrict__ partial) {
+  __shared__ double sa[kRowLanes][kTileCols], sb[kRowLanes][kTileCols];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t tiles = ceil_div(K, kTileCols);
+  for (int64_t chunk = blockIdx.y; chunk < chunks.count; chunk += gridDim.y) {
+    const int64_t r0 = chunk * chunks.rows;
+    const int64_t r1 = r0 + chunks.rows < R ? r0 + chunks.rows : R;
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int64_t k = tile * kTileCols + tx;
+      Pair s{0.0, 0.0};
+      if (k < K) {
+        for (int64_t r = r0 + ty; r < r1; r += kRowLanes) {
+          const Pair t = term(r, k, r * K + k);
+          s.a += t.a;
+          s.b += t.b;
+        }
+      }
+      sa[ty][tx] = s.a;
+      sb[ty][tx] = s.b;
+      __syncthreads();
+      if (ty == 0 && k < K) {
+        for (int l = 1; l < kRowLanes; ++l) {
+          s.a += sa[l][tx];
+          s.b += sb[l][tx];
+        }
+        partial[(chunk * 2) * K + k] = s.a;
+        partial[(chunk * 2 + 1) * K + k] = s.b;
+      }
+      __syncthreads();  // sa, sb are reused by the next tile
+    }
+  }
+}
+
+/// partial (parts, 2, C) for x (N, C, S): channel c's N*S values (n, s), in row-major order, cut
+/// into `parts` ranges of len values; one block per (channel, range) sums term(n, c, offset) over
+/// its range, threads strided, then block_sum.
+template <class Term>
+__global__ void strip_partials_kernel(Term term, int64_t N, int64_t C, int64_t S, int64_t parts,
+                                      double* __restrict__ partial) {
+  __shared__ double shared[33];
+  const int64_t count = N * S;
+  const int64_t len = ceil_div(count, parts);
+  const int64_t step_n = blockDim.x / S, step_s = blockDim.x % S;
+  for (int64_t item = blockIdx.x; item < C * parts; item += gridDim.x) {
+    const int64_t c = item / parts, part = item % parts;
+    const int64_t begin = part * len;
+    const int64_t end = begin + len < count ? begin + len : count;
+    Pair s{0.0, 0.0};
+    int64_t j = begin + threadIdx.x;
+    if (j < end) {
+      int64_t n = j / S, sp = j % S;  // then advanced without division
+      for (; j < end; j += blockDim.x) {
+        const Pair t = term(n, c, (n * C + c) * S + sp);
+        s.a += t.a;
+        s.b += t.b;
+        sp += step_s;
+        n += step_n;
+        if (sp >= S) {
+          sp -= S;
+          ++n;
+        }
+      }
+    }
+    s.a = block_sum(s.a, shared);
+    s.b = block_sum(s.b, shared);
+    if (threadIdx.x == 0) {
+      partial[(part * 2) * C + c] = s.a;
+      partial[(part * 2 + 1) * C + c] = s.b;
+    }
+  }
+}
+
+/// For every column k of partial (chunks, 2, K): the two sums over the chunks in chunk order,
+/// passed to finish(k, Pair).
+template <class Finish>
+__global__ void column_finish_kernel(Finish finish, const double* __restrict__ partial,
+                                     int64_t chunks, int64_t K) {
+  for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < K;
+       k += int64_t{gridDim.x} * blockDim.x) {
+    Pair s{0.0, 0.0};
+    for (int64_t c = 0; c < chunks; ++c) {
+      s.a += partial[(c * 2) * K + k];
+      s.b += partial[(c * 2 + 1) * K + k];
+    }
+    finish(k, s);
+  }
+}
+
+/// f(i, c) for every element i of x (N, C, S) (total = N C S), c its channel. Grid-stride; each
+/// thread finds its first channel by division, then steps it by the fixed stride's carry.
+template <class F>
+__global__ void channel_map_kernel(F f, int64_t total, int64_t C, int64_t S) {
+  const int64_t step = int64_t{gridDim.x} * blockDim.x;
+  int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (i >= total) return;
+  int64_t s = i % S, c = (i / S) % C;
+  const int64_t ds = step % S, dc = (step / S) % C;
+  for (; i < total; i += step) {
+    f(i, c);
+    s += ds;
+    const int64_t carry = s >= S ? 1 : 0;
+    s -= carry * S;
+    c += dc + carry;  // < 2C
+    if (c >= C) c -= C;
+  }
+}
+
+/// The per-channel (K = C) sums of term over x (N, C, S) into finish: the column layout for
+/// S == 1, strips otherwise. Launches on `stream`; partial is a scratch buffer of the plan's size.
+struct ChannelPlan {
+  bool columns;   // S == 1
+  Chunks chunks;  // columns
+  int64_t parts;  // strips
+  int64_t partials() const { return columns ? chunks.count : parts; }
+};
+ChannelPlan channel_plan(int64_t N, int64_t C, int64_t S) {
+  ChannelPlan p{S == 1, column_chunks(N, C), 1};
+  if (!p.columns) {
+    p.parts = kTargetBlocks / C;
+    const int64_t by_size = N * S / kMinPartElems;
+    if (p.parts > by_size) p.parts = by_size;
+    if (p.parts < 1) p.parts = 1;
+  }
+  return p;
+}
+
+template <class Term, class Finish>
+void channel_sums(Term term, Finish finish, const ChannelPlan& plan, int64_t N, int64_t C,
+                  int64_t S, double* partial, cudaStream_t stream) {
+  if (plan.columns) {
+    const dim3 grid(grid_for(ceil_div(C, kTileCols)), grid_for(plan.chunks.count, 65535));
+    column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(term, N, C, plan.chunks,
+                                                                            partial);
+  } else {
+    strip_partials_kernel<<<grid_for(C * plan.parts), kThreads, 0, stream>>>(term, N, C, S,
+                                                                             plan.parts, partial);
+  }
+  EMBER_CUDA_CHECK_LAUNCH();
+  column_finish_kernel<<<grid_for(ceil_div(C, kThreads)), kThreads, 0, stream>>>(
+      finish, partial, plan.partials(), C);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+// ---- layer_norm column sums ----
+
+/// dw, db terms of row r, column k: dy xhat and dy.
+template <class T>
+struct LayerNormParamTerm {
+  const T* DY;
+  const T* X;
+  const T* Mean;
+  const T* Rstd;
+  __device__ Pair operator()(int64_t r, int64_t, int64_t off) const {
+    const T dy = DY[off];
+    return {static_cast<double>(dy * ((X[off] - Mean[r]) * Rstd[r])), static_cast<double>(dy)};
+  }
+};
+
+template <class T>
+struct LayerNormParamFinish {
+  T* DW;
+  T* DB;
+  __device__ void operator()(int64_t k, Pair s) const {
+    if (DW != nullptr) DW[k] = static_cast<T>(s.a);
+    if (DB != nullptr) DB[k] = static_cast<T>(s.b);
+  }
+};
+
+// ---- batch_norm terms and finishes ----
+
+/// Forward, pass 1: x - x0, x0 the channel's first value (see layer_norm's mean).
+template <class T>
+struct ShiftedTerm {
+  const T* X;
+  int64_t S;
+  __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
+    return {static_cast<double>(X[off] - X[c * S]), 0.0};
+  }
+};
+
+template <class T>
+struct MeanFinish {
+  T* Mean;
+  const T* X;
+  int64_t S;
+  double count;
+  __device__ void operator()(int64_t c, Pair s) const {
+    Mean[c] = static_cast<T>(static_cast<double>(X[c * S]) + s.a / count);
+  }
+};
+
+/// Forward, pass 2: (x - m)^2 at the rounded mean.
+template <class T>
+struct SquareTerm {
+  const T* X;
+  const T* Mean;
+  __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
+    const T d = X[off] - Mean[c];
+    return {static_cast<double>(d * d), 0.0};
+  }
+};
+
+/// var, invstd, and the affine coefficients Coef (2, C): scale = invstd w, shift = b.
+template <class T>
+struct VarFinish {
+  T* Var;
+  T* Invstd;
+  T* Coef;
+  const T* W;
+  const T* B;
+  int64_t C;
+  double count;
+  double eps;
+  __device__ void operator()(int64_t c, Pair s) const {
+    const T var = static_cast<T>(s.a / count);
+    const T is = rsqrt_eps(var, eps);
+    Var[c] = var;
+    Invstd[c] = is;
+    Coef[c] = W != nullptr ? is * W[c] : is;
+    Coef[C + c] = B != nullptr ? B[c] : T(0);
+  }
+};
+
+/// y = (x - m) scale + shift.
+template <class T>
+struct NormalizeMap {
+  T* Y;
+  const T* X;
+  const T* Mean;
+  const T* Coef;
+  int64_t C;
+  __device__ void operator()(int64_t i, int64_t c) const {
+    Y[i] = (X[i] - Mean[c]) * Coef[c] + Coef[C + c];
+  }
+};
+
+/// Backward: dy and dy (x - m).
+template <class T>
+struct BackwardTerm {
+  const T* DY;
+  const T* X;
+  const T* Mean;
+  __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
+    const T dy = DY[off];
+    return {static_cast<double>(dy), static_cast<double>(dy * (X[off] - Mean[c]))};
+  }
+};
+
+/// dw = sum(dy xhat), db = sum(dy), and the dx coefficients Coef (3, C): k1 = w invstd,
+/// a = mean(dy), k2 = mean(dy xhat) invstd.
+template <class T>
+struct BackwardFinish {
+  T* DW;
+  T* DB;
+  T* Coef;  // nullptr: no dx
+  const T* Invstd;
+  const T* W;
+  int64_t C;
+  double count;
+  __device__ void operator()(int64_t c, Pair s) const {
+    const T is = Invstd[c];
+    const double sum_dy = s.a;
+    const double sum_dyx = s.b * static_cast<double>(is);  // sum(dy xhat)
+    if (DW != nullptr) DW[c] = static_cast<T>(sum_dyx);
+    if (DB != nullptr) DB[c] = static_cast<T>(sum_dy);
+    if (Coef == nullptr) return;
+    Coef[c] = W != nullptr ? W[c] * is : is;
+    Coef[C + c] = static_cast<T>(sum_dy / count);
+    Coef[2 * C + c] = static_cast<T>(sum_dyx / count) * is;
+  }
+};
+
+/// dx = k1 ((dy - a) - (x - m) k2).
+template <class T>
+struct InputGradMap {
+  T* DX;
+  const T* DY;
+  const T* X;
+  const T* Mean;
+  const T* Coef;
+  int64_t C;
+  __device__ void operator()(int64_t i, int64_t c) const {
+    DX[i] = Coef[c] * ((DY[i] - Coef[C + c]) - (X[i] - Mean[c]) * Coef[2 * C + c]);
+  }
+};
+
+// ---- typed launchers ----
+
+template <class T>
+void layer_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor& rstd,
+                              const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t M,
+                              int64_t N, double eps) {
+  layer_norm_forward_kernel<T><<<grid_for(M), row_threads(N), 0, stream_of(y)>>>(
+      static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
+      static_cast<T*>(rstd.data_ptr()), static_cast<const T*>(x.data_ptr()), ptr_or_null<T>(weight),
+      ptr_or_null<T>(bias), M, N, eps);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void layer_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                               const Tensor& dy, const Tensor& x, const Tensor& mean,
+                               const Tensor& rstd, const Tensor& weight, int64_t M, int64_t N) {
+  const cudaStream_t stream = stream_of(dy);
+  const T* DY = static_cast<const T*>(dy.data_ptr());
+  const T* X = static_cast<const T*>(x.data_ptr());
+  const T* Mean = static_cast<const T*>(mean.data_ptr());
+  const T* Rstd = static_cast<const T*>(rstd.data_ptr());
+  if (dx.defined()) {
+    layer_norm_dx_kernel<T><<<grid_for(M), row_threads(N), 0, stream>>>(
+        static_cast<T*>(dx.data_ptr()), DY, X, Mean, Rstd, ptr_or_null<T>(weight), M, N);
+    EMBER_CUDA_CHECK_LAUNCH();
+  }
+  if (!dweight.defined() && !dbias.defined()) return;
+  const Chunks chunks = column_chunks(M, N);
+  Tensor partial = scratch(chunks.count * 2 * N, kFloat64, dy);  // (chunks, 2, N)
+  double* P = static_cast<double*>(partial.data_ptr());
+  const dim3 grid(grid_for(ceil_div(N, kTileCols)), grid_for(chunks.count, 65535));
+  column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(
+      LayerNormParamTerm<T>{DY, X, Mean, Rstd}, M, N, chunks, P);
+  EMBER_CUDA_CHECK_LAUNCH();
+  column_finish_kernel<<<grid_for(ceil_div(N, kThreads)), kThreads, 0, stream>>>(
+      LayerNormParamFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias)}, P,
+      chunks.count, N);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                              const Tensor& var, const Tensor& x, const Tensor& weight,
+                              const Tensor& bias, double eps, int64_t N, int64_t C, int64_t S) {
+  const cudaStream_t stream = stream_of(y);
+  const ChannelPlan plan = channel_plan(N, C, S);
+  Tensor partial = scratch(plan.partials() * 2 * C, kFloat64, y);  // (partials, 2, C)
+  Tensor coef = scratch(2 * C, x.dtype(), y);                      // scale, shift (2, C)
+  double* P = static_cast<double*>(partial.data_ptr());
+  T* Coef = static_cast<T*>(coef.data_ptr());
+  const T* X = static_cast<const T*>(x.data_ptr());
+  T* Mean = static_cast<T*>(mean.data_ptr());
+  const double count = static_cast<double>(N * S);
+  channel_sums(ShiftedTerm<T>{X, S}, MeanFinish<T>{Mean, X, S, count}, plan, N, C, S, P, stream);
+  channel_sums(SquareTerm<T>{X, Mean},
+               VarFinish<T>{static_cast<T*>(var.data_ptr()), static_cast<T*>(invstd.data_ptr()),
+                            Coef, ptr_or_null<T>(weight), ptr_or_null<T>(bias), C, count, eps},
+               plan, N, C, S, P, stream);
+  const int64_t total = N * C * S;
+  channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
+      NormalizeMap<T>{static_cast<T*>(y.data_ptr()), X, Mean, Coef, C}, total, C, S);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T>
+void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                               const Tensor& dy, const Tensor& x, const Tensor& mean,
+                               const Tensor& invstd, const Tensor& weight, int64_t N, int64_t C,
+                               int64_t S) {
+  if (!dx.defined() && !dweight.defined() && !dbias.defined()) return;
+  const cudaStream_t stream = stream_of(dy);
+  const ChannelPlan plan = channel_plan(N, C, S);
+  Tensor partial = scratch(plan.partials() * 2 * C, kFloat64, dy);        // (partials, 2, C)
+  Tensor coef = dx.defined() ? scratch(3 * C, x.dtype(), dy) : Tensor();  // k1, a, k2 (3, C)
+  double* P = static_cast<double*>(partial.data_ptr());
+  T* Coef = mut_ptr_or_null<T>(coef);
+  const T* DY = static_cast<const T*>(dy.data_ptr());
+  const T* X = static_cast<const T*>(x.data_ptr());
+  const T* Mean = static_cast<const T*>(mean.data_ptr());
+  const double count = static_cast<double>(N * S);
+  channel_sums(
+      BackwardTerm<T>{DY, X, Mean},
+      BackwardFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias), Coef,
+                        static_cast<const T*>(invstd.data_ptr()), ptr_or_null<T>(weight), C, count},
+      plan, N, C, S, P, stream);
+  if (!dx.defined()) return;
+  const int64_t total = N * C * S;
+  channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
+      InputGradMap<T>{static_cast<T*>(dx.data_ptr()), DY, X, Mean, Coef, C}, total, C, S);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+/// Runs f(Tag<T>) for float32 and float64; DTypeError for any other dtype.
+template <class F>
+void visit_float(DType dt, const char* op, F&& f) {
+  if (dt == kFloat32) return f(detail::Tag<float>{});
+  if (dt == kFloat64) return f(detail::Tag<double>{});
+  throw DTypeError(ember::detail::str_cat("[", op, "] expected float32 or float64, got ", dt));
+}
+
+}  // namespace
+
+void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
+                        const Tensor& weight, const Tensor& bias, double eps) {
+  const int64_t M = mean.numel();
+  if (M == 0 || x.numel() == 0) return;
+  const int64_t N = x.numel() / M;
+  detail::DeviceGuard guard(y.device().index());
+  visit_float(x.dtype(), "layer_norm", [&](auto tag) {
+    layer_norm_forward_typed<typename decltype(tag)::type>(y, mean, rstd, x, weight, bias, M, N,
+                                                           eps);
+  });
+}
+
+void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& weight) {
+  const int64_t M = mean.numel();
+  const int64_t N = M == 0 ? 0 : x.numel() / M;
+  detail::DeviceGuard guard(x.device().index());
+  if (M == 0 || N == 0) {  // no rows: the parameter gradients are sums over nothing
+    for (const Tensor* g : {&dweight, &dbias})
+      if (g->defined() && g->numel() > 0)
+        EMBER_CUDA_CHECK(cudaMemsetAsync(g->data_ptr(), 0, g->nbytes(), stream_of(*g)));
+    return;
+  }
+  visit_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    layer_norm_backward_typed<typename decltype(tag)::type>(dx, dweight, dbias, dy, x, mean, rstd,
+                                                            weight, M, N);
+  });
+}
+
+void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                        const Tensor& var, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, double eps) {
+  const int64_t N = x.size(0), C = x.size(1);
+  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
+  if (N * C * S == 0) return;
+  detail::DeviceGuard guard(y.device().index());
+  visit_float(x.dtype(), "batch_norm", [&](auto tag) {
+    batch_norm_forward_typed<typename decltype(tag)::type>(y, mean, invstd, var, x, weight, bias,
+                                                           eps, N, C, S);
+  });
+}
+
+void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                         const Tensor& dy, const Tensor& x, const Tensor& mean,
+                         const Tensor& invstd, const Tensor& weight) {
+  const int64_t N = x.size(0), C = x.size(1);
+  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
+  if (N * C * S == 0) return;
+  detail::DeviceGuard guard(x.device().index());
+  visit_float(x.dtype(), "batch_norm_backward", [&](auto tag) {
+    batch_norm_backward_typed<typename decltype(tag)::type>(dx, dweight, dbias, dy, x, mean, invstd,
+                                                            weight, N, C, S);
+  });
+}
+
+}  // namespace ember::cuda

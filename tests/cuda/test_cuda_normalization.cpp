@@ -1,0 +1,334 @@
+// The fused layer_norm and batch_norm kernels on CUDA (src/cuda/normalization.cu) against the CPU
+// kernels, with the same seeded inputs: forward and every gradient (dx, dweight, dbias) and the
+// running statistics, float32 and float64, rows of 1, 7, 33, 1000 and 4097 elements, 1 to 3
+// normalized dims, with and without weight and bias, gradients of only some inputs, (N, C),
+// (N, C, L) and (N, C, H, W) batches (column and strip layouts, several partial chunks),
+// non-contiguous inputs, results that repeat bitwise, the LayerNorm and BatchNorm2d modules, and
+// the same typed errors as the CPU. Without a GPU each case prints "skipped".
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "cuda/cuda_test_util.hpp"
+#include "ember/ember.hpp"
+#include "ember/nn.hpp"
+#include "ember/nn/functional/normalization.hpp"
+
+using namespace ember;
+namespace F = ember::nn::functional;
+using ember::test::bitwise_equal;
+using ember::test::gpu;
+using ember::test::message_of;
+using ember::test::node_name;
+using ember::test::rel_err;
+
+namespace {
+
+const Device cu(kCUDA);
+
+Tensor rnd(const std::vector<int64_t>& sizes, uint64_t seed, DType dt, double amp = 1.0,
+           double offset = 0.0) {
+  Generator g(seed);
+  Tensor t = empty(sizes, kFloat64);
+  uniform_(t, offset - amp, offset + amp, g);
+  return t.to(dt);
+}
+
+/// CUDA against CPU: the kernels sum in other orders (both deterministic).
+double tol(DType dt) { return dt == kFloat64 ? 1e-11 : 2e-5; }
+
+/// Calls a normalization on (x, weight, bias), each possibly undefined.
+using Norm = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;
+
+/// Which inputs the gradients are taken for.
+struct Wrt {
+  bool x = true, params = true;
+};
+
+/// {y, dx, dweight, dbias} of fn on `device` (undefined where the input is absent or not asked
+/// for), all copied back to the CPU. Inputs are moved to `device` with their layout kept.
+std::vector<Tensor> run(const Norm& fn, const Tensor& x, const Tensor& w, const Tensor& b,
+                        const Tensor& dy, Device device, Wrt wrt = {}) {
+  auto leaf = [&](const Tensor& t, bool grad) {
+    if (!t.defined()) return Tensor();
+    Tensor d = t.to(device).detach();
+    return grad ? d.requires_grad_() : d;
+  };
+  Tensor xl = leaf(x, wrt.x), wl = leaf(w, wrt.params), bl = leaf(b, wrt.params);
+  Tensor y = fn(xl, wl, bl);
+  std::vector<Tensor> inputs;
+  std::vector<int> slot;
+  for (int i = 0; i < 3; ++i) {
+    const Tensor& t = i == 0 ? xl : i == 1 ? wl : bl;
+    if (t.defined() && t.requires_grad()) {
+      inputs.push_back(t);
+      slot.push_back(i + 1);
+    }
+  }
+  std::vector<Tensor> out{y.detach().cpu(), Tensor(), Tensor(), Tensor()};
+  if (inputs.empty()) return out;
+  std::vector<Tensor> g = autograd::grad({y}, inputs, {dy.to(device)});
+  for (size_t k = 0; k < g.size(); ++k) out[static_cast<size_t>(slot[k])] = g[k].cpu();
+  return out;
+}
+
+const char* const kNames[] = {"y", "dx", "dweight", "dbias"};
+
+void check_close(const std::vector<Tensor>& got, const std::vector<Tensor>& want, double t) {
+  for (size_t i = 0; i < 4; ++i) {
+    INFO(kNames[i]);
+    REQUIRE(got[i].defined() == want[i].defined());
+    if (!got[i].defined()) continue;
+    CHECK(got[i].dtype() == want[i].dtype());
+    CHECK(got[i].sizes() == want[i].sizes());
+    CHECK(rel_err(got[i], want[i]) <= t);
+  }
+}
+
+void check_bitwise(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
+  for (size_t i = 0; i < 4; ++i) {
+    INFO(kNames[i]);
+    REQUIRE(a[i].defined() == b[i].defined());
+    if (a[i].defined()) CHECK(bitwise_equal(a[i], b[i]));
+  }
+}
+
+Norm ln(std::vector<int64_t> shape, double eps = 1e-5) {
+  return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return F::layer_norm(x, shape, w, b, eps);
+  };
+}
+
+Norm bn(Tensor rm = {}, Tensor rv = {}, double momentum = 0.1, double eps = 1e-5) {
+  return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
+    return F::batch_norm(x, rm, rv, w, b, /*training=*/true, momentum, eps);
+  };
+}
+
+}  // namespace
+
+// ---- layer_norm ----
+
+TEST_CASE("cuda layer_norm: rows of 1 to 4097 elements, with and without weight and bias") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (int64_t N : {1, 7, 33, 1000, 4097}) {
+      for (int64_t M : {1, 5, 67}) {
+        for (int affine = 0; affine < 4; ++affine) {  // none, weight, bias, both
+          INFO(dt << " rows " << M << " of " << N << " affine " << affine);
+          const uint64_t seed = static_cast<uint64_t>(N * 1000 + M * 10 + affine);
+          Tensor x = rnd({M, N}, seed, dt, 2.0, 0.5);
+          Tensor w = affine & 1 ? rnd({N}, seed + 1, dt, 1.0, 1.0) : Tensor();
+          Tensor b = affine & 2 ? rnd({N}, seed + 2, dt) : Tensor();
+          Tensor dy = rnd({M, N}, seed + 3, dt);
+          check_close(run(ln({N}), x, w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU), tol(dt));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda layer_norm: 1, 2 and 3 normalized dims; a large mean; many rows") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor x = rnd({2, 3, 5, 7}, 11, dt), dy = rnd({2, 3, 5, 7}, 12, dt);
+    for (const std::vector<int64_t>& shape :
+         std::vector<std::vector<int64_t>>{{7}, {5, 7}, {3, 5, 7}}) {
+      INFO("normalized_shape " << IntArrayRef(shape));
+      Tensor w = rnd(shape, 13, dt, 1.0, 1.0), b = rnd(shape, 14, dt);
+      check_close(run(ln(shape), x, w, b, dy, cu), run(ln(shape), x, w, b, dy, kCPU), tol(dt));
+      check_close(run(ln(shape, 1e-3), x, {}, {}, dy, cu),
+                  run(ln(shape, 1e-3), x, {}, {}, dy, kCPU), tol(dt));
+    }
+    // Rows of 1e4 + noise: the shifted mean keeps the variance.
+    Tensor big = rnd({9, 300}, 15, dt, 1.0, 1e4), dbig = rnd({9, 300}, 16, dt);
+    check_close(run(ln({300}), big, {}, {}, dbig, cu), run(ln({300}), big, {}, {}, dbig, kCPU),
+                tol(dt));
+    // Many short rows: dweight and dbias from many chunks of rows.
+    Tensor many = rnd({3001, 37}, 17, dt), dmany = rnd({3001, 37}, 18, dt);
+    Tensor w = rnd({37}, 19, dt, 1.0, 1.0), b = rnd({37}, 20, dt);
+    check_close(run(ln({37}), many, w, b, dmany, cu), run(ln({37}), many, w, b, dmany, kCPU),
+                tol(dt));
+    // The fused op runs on CUDA (one node).
+    Tensor xl = x.to(cu).requires_grad_();
+    CHECK(node_name(F::layer_norm(xl, {5, 7})) == "layer_norm");
+  }
+}
+
+TEST_CASE("cuda layer_norm: gradients of x alone or of the parameters alone") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor x = rnd({13, 129}, 31, dt), dy = rnd({13, 129}, 32, dt);
+    Tensor w = rnd({129}, 33, dt, 1.0, 1.0), b = rnd({129}, 34, dt);
+    for (Wrt wrt : {Wrt{true, false}, Wrt{false, true}}) {
+      INFO("wrt x " << wrt.x << " params " << wrt.params);
+      check_close(run(ln({129}), x, w, b, dy, cu, wrt), run(ln({129}), x, w, b, dy, kCPU, wrt),
+                  tol(dt));
+    }
+  }
+}
+
+TEST_CASE("cuda layer_norm: non-contiguous inputs and repeated runs give bitwise the same") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    Tensor x = rnd({45, 37}, 41, dt).t(), dy = rnd({37, 45}, 42, dt);  // x (37, 45) transposed
+    Tensor w = rnd({45}, 43, dt, 1.0, 1.0), b = rnd({45}, 44, dt);
+    REQUIRE(!x.is_contiguous());
+    const std::vector<Tensor> strided = run(ln({45}), x, w, b, dy, cu);
+    const std::vector<Tensor> dense = run(ln({45}), x.contiguous(), w, b, dy, cu);
+    check_bitwise(strided, dense);
+    check_bitwise(run(ln({45}), x.contiguous(), w, b, dy, cu), dense);
+    check_close(strided, run(ln({45}), x, w, b, dy, kCPU), tol(dt));
+    // A weight that is a non-contiguous view, and one of another dtype.
+    Tensor wv = test::non_contiguous(w);
+    check_close(run(ln({45}), x, wv, b, dy, cu), run(ln({45}), x, wv, b, dy, kCPU), tol(dt));
+    Tensor wo = w.to(dt == kFloat32 ? kFloat64 : kFloat32);
+    check_close(run(ln({45}), x, wo, b, dy, cu), run(ln({45}), x, wo, b, dy, kCPU), tol(dt));
+  }
+}
+
+TEST_CASE("cuda layer_norm: errors are the CPU's") {
+  if (!gpu()) return;
+  Tensor x = rnd({4, 6}, 51, kFloat32);
+  Tensor w = ones({5});
+  for (Device d : {Device(kCPU), cu}) {
+    INFO(d);
+    EMBER_CHECK_THROWS(F::layer_norm(x.to(d), {5}), ShapeError, "[layer_norm]", "(4, 6)");
+    EMBER_CHECK_THROWS(F::layer_norm(x.to(d), {6}, w.to(d)), ShapeError, "[layer_norm]", "weight");
+    EMBER_CHECK_THROWS(F::layer_norm(x.to(d).to(kInt64), {6}), DTypeError, "[layer_norm]");
+  }
+  CHECK(message_of([&] { F::layer_norm(x, {5}); }) ==
+        message_of([&] { F::layer_norm(x.to(cu), {5}); }));
+}
+
+// ---- batch_norm ----
+
+TEST_CASE("cuda batch_norm: (N, C), (N, C, L), (N, C, H, W) with running statistics") {
+  if (!gpu()) return;
+  // (N, C) and (N, C, 1, 1): the column layout, several chunks of rows for (1000, 3) and
+  // (64, 300); then strips, several ranges per channel for (3, 2, 129, 129).
+  const std::vector<std::vector<int64_t>> shapes = {
+      {2, 3},     {7, 5},         {1000, 3},        {64, 300},    {5, 4, 1, 1},
+      {3, 6, 17}, {4, 3, 13, 11}, {3, 2, 129, 129}, {2, 70, 9, 9}};
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (const auto& shape : shapes) {
+      for (bool affine : {false, true}) {
+        INFO(dt << " shape " << IntArrayRef(shape) << " affine " << affine);
+        const int64_t C = shape[1];
+        const uint64_t seed = static_cast<uint64_t>(shape[0] * 100 + C * 7 + affine);
+        Tensor x = rnd(shape, seed, dt, 2.0, 0.3), dy = rnd(shape, seed + 1, dt);
+        Tensor w = affine ? rnd({C}, seed + 2, dt, 1.0, 1.0) : Tensor();
+        Tensor b = affine ? rnd({C}, seed + 3, dt) : Tensor();
+        Tensor rm = rnd({C}, seed + 4, dt), rv = rnd({C}, seed + 5, dt, 0.5, 1.0);
+        Tensor rm_cuda = rm.to(cu), rv_cuda = rv.to(cu);
+        check_close(run(bn(rm_cuda, rv_cuda), x, w, b, dy, cu), run(bn(rm, rv), x, w, b, dy, kCPU),
+                    tol(dt));
+        CHECK(rel_err(rm_cuda.cpu(), rm) <= tol(dt));
+        CHECK(rel_err(rv_cuda.cpu(), rv) <= tol(dt));
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda batch_norm: gradients of some inputs; non-contiguous input; bitwise repeats") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    for (const std::vector<int64_t>& shape :
+         std::vector<std::vector<int64_t>>{{300, 7}, {6, 5, 9, 11}}) {
+      INFO("shape " << IntArrayRef(shape));
+      const int64_t C = shape[1];
+      Tensor x = rnd(shape, 61, dt), dy = rnd(shape, 62, dt);
+      Tensor w = rnd({C}, 63, dt, 1.0, 1.0), b = rnd({C}, 64, dt);
+      for (Wrt wrt : {Wrt{true, false}, Wrt{false, true}}) {
+        INFO("wrt x " << wrt.x << " params " << wrt.params);
+        check_close(run(bn(), x, w, b, dy, cu, wrt), run(bn(), x, w, b, dy, kCPU, wrt), tol(dt));
+      }
+      const std::vector<Tensor> first = run(bn(), x, w, b, dy, cu);
+      check_bitwise(run(bn(), x, w, b, dy, cu), first);
+      // The same values through a permuted (non-contiguous) view.
+      std::vector<int64_t> perm(shape.size());
+      for (size_t i = 0; i < perm.size(); ++i) perm[i] = static_cast<int64_t>(perm.size() - 1 - i);
+      Tensor xs = x.permute(perm).contiguous().permute(perm);
+      REQUIRE(!xs.is_contiguous());
+      check_bitwise(run(bn(), xs, w, b, dy, cu), first);
+    }
+  }
+}
+
+TEST_CASE("cuda batch_norm: errors are the CPU's") {
+  if (!gpu()) return;
+  Tensor one = rnd({1, 4}, 71, kFloat32);  // one value per channel
+  Tensor x = rnd({3, 4, 2}, 72, kFloat32);
+  for (Device d : {Device(kCPU), cu}) {
+    INFO(d);
+    EMBER_CHECK_THROWS(F::batch_norm(one.to(d), {}, {}, {}, {}, true), ValueError, "[batch_norm]",
+                       "(1, 4)");
+    EMBER_CHECK_THROWS(F::batch_norm(x.to(d), {}, {}, ones({3}).to(d), {}, true), ShapeError,
+                       "[batch_norm]", "weight");
+    EMBER_CHECK_THROWS(F::batch_norm(x.to(d), zeros({4}).to(d), {}, {}, {}, true), ValueError,
+                       "[batch_norm]", "running_var");
+  }
+}
+
+// ---- modules ----
+
+TEST_CASE("cuda LayerNorm and BatchNorm2d modules match the CPU, forward, backward, buffers") {
+  if (!gpu()) return;
+  {
+    nn::LayerNorm cpu_ln(std::vector<int64_t>{6, 10}), cuda_ln(std::vector<int64_t>{6, 10});
+    {
+      NoGradGuard no_grad;
+      cpu_ln->weight.copy_(rnd({6, 10}, 81, kFloat32, 1.0, 1.0));
+      cpu_ln->bias.copy_(rnd({6, 10}, 82, kFloat32));
+      cuda_ln->weight.copy_(cpu_ln->weight);
+      cuda_ln->bias.copy_(cpu_ln->bias);
+    }
+    cuda_ln->to(cu);
+    Tensor x = rnd({3, 4, 6, 10}, 83, kFloat32), dy = rnd({3, 4, 6, 10}, 84, kFloat32);
+    Tensor xa = x.clone().requires_grad_(), xb = x.to(cu).requires_grad_();
+    Tensor ya = cpu_ln(xa), yb = cuda_ln(xb);
+    CHECK(yb.is_cuda());
+    (ya * dy).sum().backward();
+    (yb * dy.to(cu)).sum().backward();
+    CHECK(rel_err(yb.detach().cpu(), ya.detach()) <= tol(kFloat32));
+    CHECK(rel_err(xb.grad().cpu(), xa.grad()) <= tol(kFloat32));
+    CHECK(rel_err(cuda_ln->weight.grad().cpu(), cpu_ln->weight.grad()) <= tol(kFloat32));
+    CHECK(rel_err(cuda_ln->bias.grad().cpu(), cpu_ln->bias.grad()) <= tol(kFloat32));
+  }
+  {
+    nn::BatchNorm2d cpu_bn(5), cuda_bn(5);
+    {
+      NoGradGuard no_grad;
+      cpu_bn->weight.copy_(rnd({5}, 91, kFloat32, 1.0, 1.0));
+      cpu_bn->bias.copy_(rnd({5}, 92, kFloat32));
+      cuda_bn->weight.copy_(cpu_bn->weight);
+      cuda_bn->bias.copy_(cpu_bn->bias);
+    }
+    cuda_bn->to(cu);
+    for (int step = 0; step < 3; ++step) {  // training: batch statistics, running buffers move
+      INFO("step " << step);
+      Tensor x = rnd({4, 5, 9, 7}, 93 + static_cast<uint64_t>(step), kFloat32, 2.0, 0.5);
+      Tensor dy = rnd({4, 5, 9, 7}, 96 + static_cast<uint64_t>(step), kFloat32);
+      Tensor xa = x.clone().requires_grad_(), xb = x.to(cu).requires_grad_();
+      Tensor ya = cpu_bn(xa), yb = cuda_bn(xb);
+      (ya * dy).sum().backward();
+      (yb * dy.to(cu)).sum().backward();
+      CHECK(rel_err(yb.detach().cpu(), ya.detach()) <= tol(kFloat32));
+      CHECK(rel_err(xb.grad().cpu(), xa.grad()) <= tol(kFloat32));
+      CHECK(rel_err(cuda_bn->running_mean.cpu(), cpu_bn->running_mean) <= tol(kFloat32));
+      CHECK(rel_err(cuda_bn->running_var.cpu(), cpu_bn->running_var) <= tol(kFloat32));
+    }
+    CHECK(rel_err(cuda_bn->weight.grad().cpu(), cpu_bn->weight.grad()) <= tol(kFloat32));
+    CHECK(rel_err(cuda_bn->bias.grad().cpu(), cpu_bn->bias.grad()) <= tol(kFloat32));
+    // Evaluation uses the running statistics.
+    cpu_bn->eval();
+    cuda_bn->eval();
+    Tensor x = rnd({2, 5, 3, 3}, 99, kFloat32);
+    NoGradGuard no_grad;
+    CHECK(rel_err(cuda_bn(x.to(cu)).cpu(), cpu_bn(x)) <= tol(kFloat32));
+  }
+}
