@@ -98,7 +98,17 @@ else
   status=1
 fi
 
-# ---- short GPU benchmarks (benchmarks/bench_cuda_*, when built) ----
+# ---- short GPU benchmarks (benchmarks/bench_cuda_*) ----
+# Configured into the same build only now (Google Benchmark from .gpu-deps, no libtorch peer), so
+# a benchmark that fails to build costs its row, not the tests above.
+if cmake -S . -B "$BUILD" -DEMBER_BUILD_BENCHMARKS=ON -DEMBER_TORCH_ROOT="$PWD/.gpu-deps/no-torch" \
+     > "$LOGS/configure-bench.txt" 2>&1 &&
+   cmake --build "$BUILD" -j "$(nproc)" --target bench_cuda_ops > "$LOGS/build-bench.txt" 2>&1; then
+  row "build bench_cuda_ops" ok ""
+else
+  status=1
+  row "build bench_cuda_ops" FAIL "see configure-bench.txt / build-bench.txt"
+fi
 for b in "$BUILD"/benchmarks/bench_cuda_*; do
   [ -x "$b" ] || continue
   n=$(basename "$b")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Collects into .gpu-deps/ the build dependencies that the GPU machine's image may lack (Catch2 v2,
-# stb, zlib: headers and static libraries from this machine's Debian packages), so that
+# stb, zlib: headers and static libraries from this machine's Debian packages; Google Benchmark:
+# headers, its shared library and CMake package, for the GPU benchmarks), so that
 # tools/gpu-check.sh can build there. Run here before a device call and name .gpu-deps in its
 # `carry` (the folder is git-ignored).
 set -euo pipefail
@@ -15,4 +16,11 @@ cp /usr/lib/libCatch2WithMain.a "$d/lib/" 2>/dev/null ||
 cp -r /usr/include/stb "$d/include/"
 cp /usr/include/zlib.h /usr/include/zconf.h "$d/include/"
 cp /usr/lib/x86_64-linux-gnu/libz.a "$d/lib/"
+# Google Benchmark: the package's own relocatable layout (its CMake files find the prefix three
+# levels up), shared library included (Debian ships no static one).
+arch=x86_64-linux-gnu
+mkdir -p "$d/lib/$arch/cmake"
+cp -r /usr/include/benchmark "$d/include/"
+cp -r /usr/lib/$arch/cmake/benchmark "$d/lib/$arch/cmake/"
+cp -P /usr/lib/$arch/libbenchmark.so* /usr/lib/$arch/libbenchmark_main.a "$d/lib/$arch/"
 du -sh "$d"
