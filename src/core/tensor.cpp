@@ -207,10 +207,14 @@ Tensor make_view(const Tensor& base, std::vector<int64_t> sizes, std::vector<int
   return Tensor(std::move(impl));
 }
 
-void check_same_device(std::initializer_list<const Tensor*> ts, const char* op) {
+namespace {
+/// The first defined tensor of ts (0-d CPU tensors skipped when scalars_join), after checking
+/// that every other one is on its device; nullptr when there is none.
+const Tensor* device_leader(std::initializer_list<const Tensor*> ts, const char* op,
+                           bool scalars_join) {
   const Tensor* first = nullptr;
   for (const Tensor* t : ts) {
-    if (!t->defined()) continue;
+    if (!t->defined() || (scalars_join && t->dim() == 0 && t->is_cpu())) continue;
     if (!first) {
       first = t;
       continue;
@@ -219,20 +223,16 @@ void check_same_device(std::initializer_list<const Tensor*> ts, const char* op) 
                 "] expected all tensors on the same device, got ", first->device(), " and ",
                 t->device());
   }
+  return first;
+}
+}  // namespace
+
+void check_same_device(std::initializer_list<const Tensor*> ts, const char* op) {
+  device_leader(ts, op, /*scalars_join=*/false);
 }
 
 Device common_device(std::initializer_list<const Tensor*> ts, const char* op) {
-  const Tensor* first = nullptr;
-  for (const Tensor* t : ts) {
-    if (!t->defined() || (t->dim() == 0 && t->is_cpu())) continue;
-    if (!first) {
-      first = t;
-      continue;
-    }
-    EMBER_CHECK(t->device() == first->device(), DeviceError, "[", op,
-                "] expected all tensors on the same device, got ", first->device(), " and ",
-                t->device());
-  }
+  const Tensor* first = device_leader(ts, op, /*scalars_join=*/true);
   return first ? first->device() : Device(kCPU);
 }
 

@@ -455,14 +455,6 @@ void backward_typed(const Tensor& dx, const Tensor& dloss, const Tensor& x, cons
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// Runs f(Tag<T>) for float32 and float64; DTypeError for any other dtype.
-template <class F>
-void visit_float(DType dt, const char* op, F&& f) {
-  if (dt == kFloat32) return f(detail::Tag<float>{});
-  if (dt == kFloat64) return f(detail::Tag<double>{});
-  throw DTypeError(ember::detail::str_cat("[", op, "] expected float32 or float64, got ", dt));
-}
-
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
@@ -477,7 +469,7 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& 
     return;
   }
   const int64_t S = R / N;
-  visit_float(x.dtype(), "cross_entropy", [&](auto tag) {
+  detail::visit_device_float(x.dtype(), "cross_entropy", [&](auto tag) {
     forward_typed<typename decltype(tag)::type>(loss, max, log_sum, sums, x, target, weight,
                                                 ignore_index, label_smoothing, R, S);
   });
@@ -491,7 +483,7 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
   if (R == 0 || C == 0) return;
   const int64_t S = R / N;
   detail::DeviceGuard guard(x.device().index());
-  visit_float(x.dtype(), "cross_entropy_backward", [&](auto tag) {
+  detail::visit_device_float(x.dtype(), "cross_entropy_backward", [&](auto tag) {
     backward_typed<typename decltype(tag)::type>(dx, dloss, x, target, weight, max, log_sum,
                                                  ignore_index, label_smoothing, R, S);
   });

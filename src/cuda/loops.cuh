@@ -54,6 +54,15 @@ void visit_device_dtype(DType dt, F&& f) {
   throw DTypeError(ember::detail::str_cat("[cuda] unknown dtype ", dt));
 }
 
+/// f(Tag<float>{}) or f(Tag<double>{}): the kernels written for float32 and float64 only; any
+/// other dtype is a DTypeError naming op.
+template <class F>
+void visit_device_float(DType dt, const char* op, F&& f) {
+  if (dt == DType::Float32) return f(Tag<float>{});
+  if (dt == DType::Float64) return f(Tag<double>{});
+  throw DTypeError(ember::detail::str_cat("[", op, "] expected float32 or float64, got ", dt));
+}
+
 template <class T>
 inline constexpr bool is_reduced_v = std::is_same_v<T, HalfBits> || std::is_same_v<T, BF16Bits>;
 

@@ -553,14 +553,6 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// Runs f(Tag<T>) for float32 and float64; DTypeError for any other dtype.
-template <class F>
-void visit_float(DType dt, const char* op, F&& f) {
-  if (dt == kFloat32) return f(detail::Tag<float>{});
-  if (dt == kFloat64) return f(detail::Tag<double>{});
-  throw DTypeError(ember::detail::str_cat("[", op, "] expected float32 or float64, got ", dt));
-}
-
 }  // namespace
 
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
@@ -569,7 +561,7 @@ void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd,
   if (M == 0 || x.numel() == 0) return;
   const int64_t N = x.numel() / M;
   detail::DeviceGuard guard(y.device().index());
-  visit_float(x.dtype(), "layer_norm", [&](auto tag) {
+  detail::visit_device_float(x.dtype(), "layer_norm", [&](auto tag) {
     layer_norm_forward_typed<typename decltype(tag)::type>(y, mean, rstd, x, weight, bias, M, N,
                                                            eps);
   });
@@ -587,7 +579,7 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
         EMBER_CUDA_CHECK(cudaMemsetAsync(g->data_ptr(), 0, g->nbytes(), stream_of(*g)));
     return;
   }
-  visit_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
+  detail::visit_device_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
     layer_norm_backward_typed<typename decltype(tag)::type>(dx, dweight, dbias, dy, x, mean, rstd,
                                                             weight, M, N);
   });
@@ -600,7 +592,7 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
   if (N * C * S == 0) return;
   detail::DeviceGuard guard(y.device().index());
-  visit_float(x.dtype(), "batch_norm", [&](auto tag) {
+  detail::visit_device_float(x.dtype(), "batch_norm", [&](auto tag) {
     batch_norm_forward_typed<typename decltype(tag)::type>(y, mean, invstd, var, x, weight, bias,
                                                            eps, N, C, S);
   });
@@ -613,7 +605,7 @@ void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
   if (N * C * S == 0) return;
   detail::DeviceGuard guard(x.device().index());
-  visit_float(x.dtype(), "batch_norm_backward", [&](auto tag) {
+  detail::visit_device_float(x.dtype(), "batch_norm_backward", [&](auto tag) {
     batch_norm_backward_typed<typename decltype(tag)::type>(dx, dweight, dbias, dy, x, mean, invstd,
                                                             weight, N, C, S);
   });

@@ -193,14 +193,6 @@ void sgd_typed(const Tensor& param, const Tensor& momentum_buffer, const Tensor&
       weight_decay != 0, momentum != 0, first_step, nesterov);
 }
 
-/// Runs f(Tag<T>) for float32 and float64; DTypeError for any other dtype.
-template <class F>
-void visit_float(DType dt, const char* op, F&& f) {
-  if (dt == kFloat32) return f(detail::Tag<float>{});
-  if (dt == kFloat64) return f(detail::Tag<double>{});
-  throw DTypeError(ember::detail::str_cat("[", op, "] expected float32 or float64, got ", dt));
-}
-
 }  // namespace
 
 void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
@@ -209,7 +201,7 @@ void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg
                double bias_correction2_sqrt) {
   if (param.numel() == 0) return;
   detail::DeviceGuard guard(param.device().index());
-  visit_float(param.dtype(), "adam_step", [&](auto tag) {
+  detail::visit_device_float(param.dtype(), "adam_step", [&](auto tag) {
     adam_typed<typename decltype(tag)::type>(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad,
                                              beta1, beta2, eps, weight_decay, decay_scale,
                                              step_size, bias_correction2_sqrt);
@@ -221,7 +213,7 @@ void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& 
               bool first_step) {
   if (param.numel() == 0) return;
   detail::DeviceGuard guard(param.device().index());
-  visit_float(param.dtype(), "sgd_step", [&](auto tag) {
+  detail::visit_device_float(param.dtype(), "sgd_step", [&](auto tag) {
     sgd_typed<typename decltype(tag)::type>(param, momentum_buffer, grad, lr, momentum, dampening,
                                             weight_decay, nesterov, first_step);
   });

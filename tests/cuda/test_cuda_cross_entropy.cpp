@@ -13,6 +13,7 @@
 #include "cuda/cuda_test_util.hpp"
 #include "ember/ember.hpp"
 #include "ember/nn/functional/loss.hpp"
+#include "nn/ce_test_util.hpp"
 
 using namespace ember;
 namespace F = ember::nn::functional;
@@ -22,36 +23,14 @@ using ember::test::gpu;
 using ember::test::node_name;
 using ember::test::rel_err;
 using ember::test::values;
+using ember::test::ce::classes;
+using ember::test::ce::Opts;
+using ember::test::ce::rnd;
 
 namespace {
 
 const Device cu(kCUDA);
 
-Tensor rnd(const std::vector<int64_t>& sizes, uint64_t seed, DType dt, double amp = 3.0) {
-  Generator g(seed);
-  Tensor t = empty(sizes, kFloat64);
-  uniform_(t, -amp, amp, g);
-  return t.to(dt);
-}
-
-/// int64 class indices in [0, C), about every `ignore_every`-th one ignore_index (none for 0).
-Tensor classes(const std::vector<int64_t>& sizes, int64_t C, uint64_t seed,
-               int64_t ignore_every = 0, int64_t ignore_index = -100) {
-  Generator g(seed);
-  Tensor t = randint(0, C, sizes, g);
-  if (ignore_every > 0) {
-    Tensor r = randint(0, ignore_every, sizes, g);
-    t = where(eq(r, Scalar(int64_t{0})), Scalar(ignore_index), t);
-  }
-  return t;
-}
-
-struct Opts {
-  Tensor weight;
-  int64_t ignore_index = -100;
-  std::string reduction = "mean";
-  double label_smoothing = 0.0;
-};
 
 /// {loss, dx} of cross_entropy on `device` for the output gradient dy (undefined: a seeded random
 /// one of the loss's shape), copied back to the CPU. x keeps its layout.

@@ -13,6 +13,7 @@
 
 #include "ember/nn/functional/loss.hpp"
 #include "gradcheck.hpp"
+#include "nn/ce_test_util.hpp"
 
 using namespace ember;
 namespace F = ember::nn::functional;
@@ -22,37 +23,12 @@ using test::rel_err;
 using test::message_of;
 using test::node_name;
 using test::values;
+using test::ce::classes;
+using test::ce::Opts;
+using test::ce::rnd;
 
 namespace {
 
-Tensor rnd(const std::vector<int64_t>& sizes, uint64_t seed, DType dt = kFloat64,
-           double amp = 3.0) {
-  Generator g(seed);
-  Tensor t = empty(sizes, kFloat64);
-  uniform_(t, -amp, amp, g);
-  return t.to(dt);
-}
-
-/// int64 class indices of the given shape in [0, C), about every `ignore_every`-th one replaced by
-/// ignore_index (none when 0).
-Tensor classes(const std::vector<int64_t>& sizes, int64_t C, uint64_t seed,
-               int64_t ignore_every = 0, int64_t ignore_index = -100) {
-  Generator g(seed);
-  Tensor t = randint(0, C, sizes, g);
-  if (ignore_every > 0) {
-    Tensor r = randint(0, ignore_every, sizes, g);
-    t = where(eq(r, Scalar(int64_t{0})), Scalar(ignore_index), t);
-  }
-  return t;
-}
-
-/// The arguments of one cross_entropy call besides input and target.
-struct Opts {
-  Tensor weight;
-  int64_t ignore_index = -100;
-  std::string reduction = "mean";
-  double label_smoothing = 0.0;
-};
 
 using Ce = std::function<Tensor(const Tensor&, const Tensor&, const Opts&)>;
 const Ce fused = [](const Tensor& x, const Tensor& t, const Opts& o) {
