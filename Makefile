@@ -7,13 +7,15 @@
 #                               projects (find_package, add_subdirectory, pkg-config)
 #   make bench                  build and run the benchmarks (build/bench/benchmarks/bench_*)
 #   make asan                   the tests under AddressSanitizer + UBSan (clang)
+#   make test-cuda-emu          the CUDA backend built against the CPU emulator (tools/cuda_emu)
+#                               and its test suites (tests/cuda) run on this machine, no GPU needed
 #   make install PREFIX=/opt/x  install the library, headers, CMake package and ember.pc
 #   make clean                  remove the preset build folders
 
 PREFIX ?= /usr/local
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: deps demo test bench asan install clean
+.PHONY: deps demo test bench asan test-cuda-emu install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -49,10 +51,16 @@ asan:
 	cmake --build --preset asan
 	ctest --preset asan
 
+test-cuda-emu: deps
+	cmake -S . -B build/cuda-emu -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA_EMULATE=ON \
+	  -DEMBER_BUILD_EXAMPLES=OFF
+	cmake --build build/cuda-emu
+	ctest --test-dir build/cuda-emu -R "^(test_cuda_|cuda_emu)" --output-on-failure
+
 install: deps
 	cmake --preset release
 	cmake --build --preset release --target ember
 	cmake --install build/release --prefix "$(PREFIX)"
 
 clean:
-	rm -rf build/release build/debug build/asan build/cpu build/cuda build/bench
+	rm -rf build/release build/debug build/asan build/cpu build/cuda build/bench build/cuda-emu

@@ -189,7 +189,7 @@ Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op
   impl->sizes = sizes.vec();
   impl->strides = contiguous_strides(sizes);
   impl->dtype = dtype;
-  impl->device = device;
+  impl->device = impl->storage->device;  // cuda (no index) resolves to the current device
   return Tensor(std::move(impl));
 }
 
@@ -392,6 +392,8 @@ Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
   EMBER_IMPL_CHECK("to");
   DType dt = o.has_dtype() ? o.dtype() : dtype();
   Device dev = o.device();
+  if (dev.is_cuda() && dev.index() < 0 && cuda::is_available())
+    dev = Device(kCUDA, cuda::current_device());  // as the tensor would report it
   if (!copy && dt == dtype() && dev == device()) return *this;
   Tensor out = make_tensor(sizes(), dt, dev, "to");
   {

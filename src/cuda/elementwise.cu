@@ -86,6 +86,17 @@ void binary_float_run(const Tensor& out, const Tensor& a, const Tensor& b, F f) 
   binary_map<T, T>(out, a, b, f);
 }
 
+/// a * b + c rounded once. x + alpha * y is written as this fma, as the CPU's compilers contract
+/// it (GCC's default -ffp-contract=fast on an FMA target), so the two devices round alike and no
+/// result depends on nvcc's own contraction choices (the fused optimizer steps rely on it).
+template <class C>
+__device__ __forceinline__ C fma_rn(C a, C b, C c) {
+  if constexpr (std::is_same_v<C, float>)
+    return __fmaf_rn(a, b, c);
+  else
+    return __fma_rn(a, b, c);
+}
+
 template <class T>
 void binary_floating(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op,
                      Scalar alpha) {
@@ -95,10 +106,10 @@ void binary_floating(const Tensor& out, const Tensor& a, const Tensor& b, Binary
   switch (op) {
     case BinaryOp::Add:
       if (unit_alpha) return binary_float_run<T>(out, a, b, [] __device__(C x, C y) { return x + y; });
-      return binary_float_run<T>(out, a, b, [al] __device__(C x, C y) { return x + al * y; });
+      return binary_float_run<T>(out, a, b, [al] __device__(C x, C y) { return fma_rn(al, y, x); });
     case BinaryOp::Sub:
       if (unit_alpha) return binary_float_run<T>(out, a, b, [] __device__(C x, C y) { return x - y; });
-      return binary_float_run<T>(out, a, b, [al] __device__(C x, C y) { return x - al * y; });
+      return binary_float_run<T>(out, a, b, [al] __device__(C x, C y) { return fma_rn(-al, y, x); });
     case BinaryOp::Mul:
       return binary_float_run<T>(out, a, b, [] __device__(C x, C y) { return x * y; });
     case BinaryOp::Div:

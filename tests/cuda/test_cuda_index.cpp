@@ -50,13 +50,13 @@ Tensor indices(IntArrayRef sizes, int64_t high, uint64_t seed) {
 
 /// on_gpu is a CUDA tensor holding bitwise the CPU's result.
 bool same(const Tensor& on_gpu, const Tensor& on_cpu) {
-  return on_gpu.device() == kCu && test::bitwise_equal(on_gpu.cpu(), on_cpu);
+  return on_gpu.is_cuda() && test::bitwise_equal(on_gpu.cpu(), on_cpu);
 }
 
 /// Gradients: a CUDA gradient equal to the CPU's (both undefined counts as equal).
 bool same_grad(const Tensor& on_gpu, const Tensor& on_cpu) {
   if (!on_gpu.defined() || !on_cpu.defined()) return on_gpu.defined() == on_cpu.defined();
-  return on_gpu.device() == kCu && agree(on_gpu.cpu(), on_cpu, 0.0);
+  return on_gpu.is_cuda() && agree(on_gpu.cpu(), on_cpu, 0.0);
 }
 
 /// The layouts each operand is tried in, applied alike to the CPU tensor and its CUDA copy (the
@@ -377,7 +377,7 @@ TEST_CASE("cuda nn::Embedding: forward and backward with padding_idx, repeated t
     auto cpu_emb = nn::EmbeddingImpl::from_pretrained(w, /*freeze=*/false, /*padding_idx=*/3);
     auto gpu_emb = nn::EmbeddingImpl::from_pretrained(w, false, 3);
     gpu_emb->to(kCu);
-    REQUIRE(gpu_emb->weight.device() == kCu);
+    REQUIRE(gpu_emb->weight.is_cuda());
     const Tensor tokens = indices({8, 301}, 50, 22);  // 2408 lookups of 50 rows: long runs
     const Tensor yc = cpu_emb->forward(tokens), yg = gpu_emb->forward(tokens.to(kCu));
     CHECK(same(yg.detach(), yc.detach()));

@@ -1,0 +1,923 @@
+// cuda_emu: the emulated GPU. One device (H200-like properties); device memory is host memory
+// from mmap with guard pages; streams and events are synchronous (work runs at the call); a
+// kernel launch runs its grid block by block, each thread of a block a fiber with its own stack
+// on the calling OS thread, switched only at barriers, warp collectives and exit.
+//
+// Misuse aborts with a message naming the kernel, block and thread: a __syncthreads that some
+// thread of the block never reaches, threads waiting at different barriers, warp collectives with
+// mismatched masks or a lane that exited, bad launch geometry, shared memory over the limit, a
+// kernel pointer argument or a copy range outside device memory, and (via SIGSEGV) accesses past
+// an allocation's end or a fiber stack overflow.
+#include <cuda_runtime.h>
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#if !defined(__x86_64__)
+#error "cuda_emu: the fiber switch is written for x86-64"
+#endif
+
+struct CUstream_st {
+  unsigned flags;
+  int priority;
+};
+struct CUevent_st {
+  unsigned flags;
+  bool recorded;
+  std::chrono::steady_clock::time_point time;
+};
+
+// ---- the fiber switch: saves the callee-saved registers. MXCSR and the x87 control word are
+// not switched (slow, and nothing in device code changes them). ----
+extern "C" void ember_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .globl ember_emu_switch
+  .hidden ember_emu_switch
+  .type ember_emu_switch, @function
+ember_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size ember_emu_switch, .-ember_emu_switch
+)");
+
+bool stream_is_live(cudaStream_t s);
+
+namespace ember_emu {
+namespace {
+
+// ---- device properties (H200) ----
+constexpr int kSMs = 132;
+constexpr size_t kStaticSharedLimit = 48 * 1024;
+constexpr size_t kSharedOptinLimit = 227 * 1024;
+constexpr size_t kSharedPerSM = 228 * 1024;
+constexpr int kMaxThreads = 1024;
+constexpr size_t kTotalMemory = size_t{143771} << 20;  // 141 GiB-ish, as an H200 reports
+constexpr size_t kPage = 4096;
+
+size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+// ---- errors ----
+thread_local cudaError_t t_last_error = cudaSuccess;
+cudaError_t fail(cudaError_t e) {
+  t_last_error = e;
+  return e;
+}
+
+// ---- device memory: each allocation between two PROT_NONE guard pages, its end at the upper one ----
+struct Allocation {
+  size_t size;
+  char* map_base;
+  size_t map_len;
+};
+std::mutex g_mem_mutex;
+std::map<uintptr_t, Allocation> g_allocations;  // by start address
+size_t g_used = 0;
+
+// ---- the kernel being run ----
+enum class FiberState : int { kReady, kBlockWait, kWarpWait, kDone };
+
+struct Fiber {
+  void* sp = nullptr;
+  FiberState state = FiberState::kReady;
+  uint3 tid{0, 0, 0};
+};
+
+struct Warp {
+  uint32_t expected = 0, arrived = 0;
+  unsigned mask = 0;
+  WarpOp op = WarpOp::kSync;
+  int width = 32;
+  const char* what = "";
+  uint64_t values[32];
+  int params[32];
+  uint64_t results[32];
+};
+
+struct Stack {
+  char* base;  // lowest address, a guard page
+  size_t len;
+};
+
+struct Exec {
+  const LaunchConfig* config = nullptr;
+  bool active = false;
+  int nthreads = 0;
+  std::vector<Fiber> fibers;
+  std::vector<Warp> warps;
+  std::vector<Stack> stacks;
+  size_t stack_size = 0;
+  void* scheduler_sp = nullptr;
+  int current = -1;
+  int done = 0;
+  int arrived = 0;
+  int barrier_count = 0;  // __syncthreads_count's running sum
+  int barrier_result = 0;
+  const char* barrier_file = nullptr;
+  int barrier_line = 0;
+  ThreadEntry entry = nullptr;
+  void* ctx = nullptr;
+  // shared memory
+  std::vector<void*> shared_vars;
+  size_t static_shared = 0;
+  char* dynamic = nullptr;  // this launch's dynamic shared memory
+  char* dynamic_map = nullptr;
+  size_t dynamic_map_len = 0;
+  size_t shared_limit = 0;  // static + dynamic
+  bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
+};
+
+Exec g_exec;
+std::mutex g_launch_mutex;
+std::mutex g_func_mutex;
+std::map<const void*, int> g_max_dynamic_shared;  // cudaFuncAttributeMaxDynamicSharedMemorySize
+
+std::string where() {
+  if (!g_exec.active) return "host code";
+  char buf[512];
+  const uint3 b = blockIdx;
+  std::snprintf(buf, sizeof buf, "kernel %s, block (%u,%u,%u)", g_exec.config->name, b.x, b.y, b.z);
+  std::string s = buf;
+  if (g_exec.current >= 0) {
+    const uint3 t = g_exec.fibers[static_cast<size_t>(g_exec.current)].tid;
+    std::snprintf(buf, sizeof buf, ", thread (%u,%u,%u)", t.x, t.y, t.z);
+    s += buf;
+  }
+  return s;
+}
+
+// ---- SIGSEGV: say where it happened ----
+char g_alt_stack[64 * 1024];
+void on_segv(int sig, siginfo_t* info, void*) {
+  char buf[768];
+  const std::string w = where();
+  const int n = std::snprintf(buf, sizeof buf,
+                              "[cuda_emu] segmentation fault at address %p in %s (an access past a "
+                              "device allocation, a host pointer dereferenced, or a fiber stack "
+                              "overflow: EMBER_EMU_STACK_KB)\n",
+                              info->si_addr, w.c_str());
+  if (n > 0) (void)!write(2, buf, static_cast<size_t>(n));
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+void install_segv_handler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    stack_t ss{};
+    ss.ss_sp = g_alt_stack;
+    ss.ss_size = sizeof g_alt_stack;
+    sigaltstack(&ss, nullptr);
+    struct sigaction sa{};
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, nullptr);
+    sigaction(SIGBUS, &sa, nullptr);
+  });
+}
+
+// ---- fibers ----
+void switch_to_scheduler() {
+  Fiber& f = g_exec.fibers[static_cast<size_t>(g_exec.current)];
+  ember_emu_switch(&f.sp, g_exec.scheduler_sp);
+}
+
+[[noreturn]] void fiber_main();
+
+void* init_stack(const Stack& s, int t) {
+  // Stacks are a multiple of the page size apart: without an offset every fiber's hot frames
+  // would fall in the same cache sets.
+  const uintptr_t color = static_cast<uintptr_t>(t % 61) * 64 + static_cast<uintptr_t>(t / 61 % 4) * 4096;
+  uintptr_t top = (reinterpret_cast<uintptr_t>(s.base + s.len) - color) & ~uintptr_t{15};
+  uint64_t* sp = reinterpret_cast<uint64_t*>(top);
+  *--sp = 0;                                            // fiber_main's "return address"
+  *--sp = reinterpret_cast<uint64_t>(&fiber_main);      // ember_emu_switch returns here
+  for (int i = 0; i < 6; ++i) *--sp = 0;                // rbp rbx r12-r15
+  return sp;
+}
+
+void ensure_stacks(int n) {
+  if (g_exec.stack_size == 0) {
+    size_t kb = 128;
+    if (const char* e = std::getenv("EMBER_EMU_STACK_KB")) kb = std::max<size_t>(16, std::strtoull(e, nullptr, 10));
+    g_exec.stack_size = round_up(kb * 1024, kPage);
+  }
+  while (static_cast<int>(g_exec.stacks.size()) < n) {
+    const size_t len = g_exec.stack_size + kPage;
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) fatal("cannot map a %zu-byte fiber stack", len);
+    mprotect(m, kPage, PROT_NONE);  // overflow guard
+    g_exec.stacks.push_back(Stack{static_cast<char*>(m), len});
+  }
+}
+
+const char* state_name(FiberState s) {
+  switch (s) {
+    case FiberState::kReady: return "runnable";
+    case FiberState::kBlockWait: return "waiting at __syncthreads";
+    case FiberState::kWarpWait: return "waiting at a warp collective";
+    case FiberState::kDone: return "exited";
+  }
+  return "?";
+}
+
+[[noreturn]] void report_deadlock() {
+  g_exec.current = -1;
+  std::string detail;
+  int shown = 0;
+  for (int t = 0; t < g_exec.nthreads && shown < 8; ++t) {
+    const Fiber& f = g_exec.fibers[static_cast<size_t>(t)];
+    if (f.state == FiberState::kDone) continue;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "\n  thread (%u,%u,%u): %s", f.tid.x, f.tid.y, f.tid.z, state_name(f.state));
+    detail += buf;
+    if (f.state == FiberState::kWarpWait) detail += std::string(" (") + g_exec.warps[static_cast<size_t>(t / 32)].what + ")";
+    ++shown;
+  }
+  fatal("deadlock in %s: %d of %d threads exited, none of the others can proceed "
+        "(__syncthreads at %s:%d has %d arrivals)%s",
+        where().c_str(), g_exec.done, g_exec.nthreads, g_exec.barrier_file ? g_exec.barrier_file : "-",
+        g_exec.barrier_line, g_exec.arrived, detail.c_str());
+}
+
+void thread_exited() {
+  Exec& x = g_exec;
+  const int t = x.current;
+  Fiber& f = x.fibers[static_cast<size_t>(t)];
+  if (x.arrived > 0)
+    fatal("%s exited while %d thread(s) wait at __syncthreads (%s:%d): a barrier not reached by "
+          "every thread of the block",
+          where().c_str(), x.arrived, x.barrier_file, x.barrier_line);
+  Warp& w = x.warps[static_cast<size_t>(t / 32)];
+  const uint32_t bit = 1u << (t % 32);
+  if (w.arrived != 0 && (w.expected & bit))
+    fatal("%s exited while lanes of its warp wait for it at %s (mask 0x%08x)", where().c_str(), w.what, w.mask);
+  f.state = FiberState::kDone;
+  ++x.done;
+}
+
+[[noreturn]] void fiber_main() {
+  try {
+    g_exec.entry(g_exec.ctx);
+  } catch (const std::exception& e) {
+    fatal("C++ exception escaped %s: %s", where().c_str(), e.what());
+  } catch (...) {
+    fatal("C++ exception escaped %s", where().c_str());
+  }
+  thread_exited();
+  switch_to_scheduler();
+  fatal("an exited fiber was resumed");
+}
+
+void set_thread_builtins(int t) {
+  threadIdx = g_exec.fibers[static_cast<size_t>(t)].tid;
+}
+
+void run_block() {
+  Exec& x = g_exec;
+  const int n = x.nthreads;
+  for (int t = 0; t < n; ++t) {
+    Fiber& f = x.fibers[static_cast<size_t>(t)];
+    f.state = FiberState::kReady;
+    f.sp = init_stack(x.stacks[static_cast<size_t>(t)], t);
+  }
+  for (Warp& w : x.warps) w.arrived = 0;
+  x.done = 0;
+  x.arrived = 0;
+  x.barrier_count = 0;
+  x.shared_vars.clear();
+  x.static_shared = 0;
+  if (x.dynamic != nullptr) std::memset(x.dynamic, 0xFF, x.config->shmem);
+  while (x.done < n) {
+    bool progressed = false;
+    for (int i = 0; i < n; ++i) {
+      const int t = x.reverse ? n - 1 - i : i;
+      Fiber& f = x.fibers[static_cast<size_t>(t)];
+      if (f.state != FiberState::kReady) continue;
+      x.current = t;
+      set_thread_builtins(t);
+      ember_emu_switch(&x.scheduler_sp, f.sp);
+      progressed = true;
+    }
+    x.current = -1;
+    if (!progressed && x.done < n) report_deadlock();
+  }
+}
+
+}  // namespace
+
+// ---- the device-side interface ----
+
+void fatal(const char* fmt, ...) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "[cuda_emu] ");
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "\n");
+  std::fflush(stderr);
+  std::abort();
+}
+
+void syncthreads(const char* file, int line) { (void)syncthreads_count(0, file, line); }
+
+int syncthreads_count(int predicate, const char* file, int line) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("__syncthreads called outside a kernel (%s:%d)", file, line);
+  if (x.done > 0)
+    fatal("%s reached __syncthreads at %s:%d after %d thread(s) of the block exited: a barrier not "
+          "reached by every thread of the block",
+          where().c_str(), file, line, x.done);
+  if (x.arrived == 0) {
+    x.barrier_file = file;
+    x.barrier_line = line;
+    x.barrier_count = 0;
+  } else if (x.barrier_line != line || std::strcmp(x.barrier_file, file) != 0) {
+    fatal("%s waits at __syncthreads %s:%d while other threads of the block wait at %s:%d "
+          "(divergent barriers)",
+          where().c_str(), file, line, x.barrier_file, x.barrier_line);
+  }
+  x.barrier_count += predicate;
+  if (++x.arrived == x.nthreads) {
+    x.arrived = 0;
+    x.barrier_result = x.barrier_count;
+    for (Fiber& f : x.fibers)
+      if (f.state == FiberState::kBlockWait) f.state = FiberState::kReady;
+    return x.barrier_result;
+  }
+  x.fibers[static_cast<size_t>(x.current)].state = FiberState::kBlockWait;
+  switch_to_scheduler();
+  return x.barrier_result;
+}
+
+namespace {
+uint32_t lanes_existing(int warp) {
+  const int live = std::min(32, g_exec.nthreads - warp * 32);
+  return live >= 32 ? 0xffffffffu : ((1u << live) - 1u);
+}
+constexpr uint64_t kPoison = ~uint64_t{0};
+
+void complete_warp(Warp& w) {
+  uint64_t any = 0, all = 1, ballot = 0;
+  for (int l = 0; l < 32; ++l)
+    if (w.expected & (1u << l)) {
+      const bool p = w.values[l] != 0;
+      ballot |= uint64_t{p} << l;
+      any |= p;
+      all &= p;
+    }
+  for (int l = 0; l < 32; ++l) {
+    if (!(w.expected & (1u << l))) continue;
+    const int seg = l & ~(w.width - 1);
+    int src = l;
+    switch (w.op) {
+      case WarpOp::kSync: break;
+      case WarpOp::kBallot: w.results[l] = ballot; continue;
+      case WarpOp::kAny: w.results[l] = any; continue;
+      case WarpOp::kAll: w.results[l] = all; continue;
+      case WarpOp::kShflIdx: src = seg + (w.params[l] & (w.width - 1)); break;
+      case WarpOp::kShflUp: src = l - w.params[l] >= seg ? l - w.params[l] : l; break;
+      case WarpOp::kShflDown: src = l + w.params[l] < seg + w.width ? l + w.params[l] : l; break;
+      case WarpOp::kShflXor: src = (l ^ w.params[l]) < seg + w.width ? (l ^ w.params[l]) : l; break;
+    }
+    // a source lane outside the collective (inactive, absent or not in the mask): undefined on
+    // a GPU; all one bits here (NaN, -1) so it shows
+    w.results[l] = (src >= 0 && src < 32 && (w.expected & (1u << src))) ? w.values[src] : kPoison;
+  }
+}
+}  // namespace
+
+uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, int width,
+                         const char* what) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("%s called outside a kernel", what);
+  if (width <= 0 || width > 32 || (width & (width - 1)) != 0)
+    fatal("%s in %s: width %d is not a power of two <= 32", what, where().c_str(), width);
+  const int t = x.current, lane = t % 32;
+  Warp& w = x.warps[static_cast<size_t>(t / 32)];
+  const uint32_t bit = 1u << lane;
+  if (!(mask & bit))
+    fatal("%s in %s: the calling lane %d is not in the mask 0x%08x", what, where().c_str(), lane, mask);
+  if (w.arrived == 0) {
+    w.mask = mask;
+    w.op = op;
+    w.width = width;
+    w.what = what;
+    w.expected = mask & lanes_existing(t / 32);
+    for (int l = 0; l < 32; ++l)
+      if ((w.expected & (1u << l)) && x.fibers[static_cast<size_t>(t / 32 * 32 + l)].state == FiberState::kDone)
+        fatal("%s in %s: lane %d of the mask 0x%08x has exited", what, where().c_str(), l, mask);
+  } else if (w.mask != mask || w.op != op || w.width != width) {
+    fatal("%s in %s (mask 0x%08x) while other lanes of the warp wait at %s (mask 0x%08x)", what,
+          where().c_str(), mask, w.what, w.mask);
+  }
+  w.values[lane] = value;
+  w.params[lane] = param;
+  w.arrived |= bit;
+  if (w.arrived == w.expected) {
+    complete_warp(w);
+    w.arrived = 0;
+    for (int l = 0; l < 32; ++l)
+      if ((w.expected & (1u << l)) && l != lane)
+        x.fibers[static_cast<size_t>(t / 32 * 32 + l)].state = FiberState::kReady;
+    return w.results[lane];
+  }
+  x.fibers[static_cast<size_t>(t)].state = FiberState::kWarpWait;
+  switch_to_scheduler();
+  return w.results[lane];
+}
+
+unsigned active_mask() {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("__activemask called outside a kernel");
+  const int w = x.current / 32;
+  unsigned m = 0;
+  for (int l = 0; l < 32 && w * 32 + l < x.nthreads; ++l)
+    if (x.fibers[static_cast<size_t>(w * 32 + l)].state != FiberState::kDone) m |= 1u << l;
+  return m;
+}
+
+void shared_var(void* p, size_t bytes) {
+  Exec& x = g_exec;
+  if (!x.active) fatal("a __shared__ variable declared outside a kernel");
+  for (void* q : x.shared_vars)
+    if (q == p) return;
+  x.shared_vars.push_back(p);
+  x.static_shared += bytes;
+  if (x.static_shared > kStaticSharedLimit)
+    fatal("%s: %zu bytes of static __shared__ memory, over the 48 KiB limit", where().c_str(), x.static_shared);
+  if (x.static_shared + x.config->shmem > x.shared_limit)
+    fatal("%s: %zu bytes static + %zu bytes dynamic shared memory, over the limit", where().c_str(),
+          x.static_shared, x.config->shmem);
+  std::memset(p, 0xFF, bytes);  // uninitialized shared memory: NaN / -1
+}
+
+void* dynamic_shared() {
+  Exec& x = g_exec;
+  if (!x.active) fatal("extern __shared__ used outside a kernel");
+  return x.dynamic;  // null without dynamic shared memory: any use faults
+}
+
+bool is_device_range(const void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocations.upper_bound(a);
+  if (it == g_allocations.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second.size && a + bytes >= a;
+}
+
+void require_device_range(const void* p, size_t bytes, const char* what) {
+  if (bytes == 0) return;
+  if (!is_device_range(p, bytes))
+    fatal("%s: [%p, +%zu bytes) is not inside one device allocation (in %s)", what, p, bytes, where().c_str());
+}
+
+void check_kernel_pointer(const char* kernel, int index, const void* p) {
+  if (p == nullptr) return;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  auto it = g_allocations.upper_bound(a);
+  if (it != g_allocations.begin()) {
+    --it;
+    if (a >= it->first && a <= it->first + it->second.size) return;  // one past the end is fine
+  }
+  fatal("launch of %s: pointer argument %d (%p) is not device memory", kernel, index, p);
+}
+
+void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
+  std::lock_guard<std::mutex> lock(g_launch_mutex);
+  install_segv_handler();
+  const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
+  if (c.block.x == 0 || c.block.y == 0 || c.block.z == 0 || threads > kMaxThreads ||
+      c.block.x > 1024 || c.block.y > 1024 || c.block.z > 64)
+    fatal("launch of %s: block (%u,%u,%u) is not a valid block (at most 1024 threads, z <= 64)",
+          c.name, c.block.x, c.block.y, c.block.z);
+  if (c.grid.x == 0 || c.grid.y == 0 || c.grid.z == 0 || c.grid.x > 0x7fffffffu ||
+      c.grid.y > 65535 || c.grid.z > 65535)
+    fatal("launch of %s: grid (%u,%u,%u) is not a valid grid (x in [1, 2^31-1], y and z in [1, 65535])",
+          c.name, c.grid.x, c.grid.y, c.grid.z);
+  size_t dyn_limit = kStaticSharedLimit;
+  g_exec.shared_limit = kStaticSharedLimit;
+  {
+    std::lock_guard<std::mutex> flock(g_func_mutex);
+    // Launches go through a lambda (rewrite_launches.py), so the kernel's address is unknown:
+    // the largest opt-in any kernel was given applies to all.
+    for (const auto& [func, bytes] : g_max_dynamic_shared) {
+      dyn_limit = std::max(dyn_limit, static_cast<size_t>(bytes));
+      g_exec.shared_limit = kSharedOptinLimit;
+    }
+  }
+  if (c.shmem > dyn_limit)
+    fatal("launch of %s: %zu bytes of dynamic shared memory, over the %zu-byte limit%s", c.name,
+          c.shmem, dyn_limit,
+          dyn_limit == kStaticSharedLimit ? " (cudaFuncSetAttribute(MaxDynamicSharedMemorySize) raises it)" : "");
+  if (!::stream_is_live(c.stream))
+    fatal("launch of %s: stream %p is not a live stream", c.name, static_cast<void*>(c.stream));
+
+  Exec& x = g_exec;
+  x.config = &c;
+  x.entry = entry;
+  x.ctx = ctx;
+  x.nthreads = static_cast<int>(threads);
+  if (const char* e = std::getenv("EMBER_EMU_REVERSE")) x.reverse = e[0] == '1';
+  ensure_stacks(x.nthreads);
+  x.fibers.assign(static_cast<size_t>(x.nthreads), Fiber{});
+  x.warps.assign(static_cast<size_t>((x.nthreads + 31) / 32), Warp{});
+  for (int t = 0; t < x.nthreads; ++t) {
+    const unsigned ut = static_cast<unsigned>(t);
+    x.fibers[static_cast<size_t>(t)].tid =
+        uint3{ut % c.block.x, ut / c.block.x % c.block.y, ut / (c.block.x * c.block.y)};
+  }
+  x.dynamic = nullptr;
+  if (c.shmem > 0) {
+    const size_t len = round_up(c.shmem, kPage) + kPage;
+    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) fatal("cannot map dynamic shared memory");
+    mprotect(static_cast<char*>(m) + len - kPage, kPage, PROT_NONE);
+    x.dynamic_map = static_cast<char*>(m);
+    x.dynamic_map_len = len;
+    x.dynamic = x.dynamic_map + len - kPage - round_up(c.shmem, 16);
+  }
+  blockDim = c.block;
+  gridDim = c.grid;
+  x.active = true;
+  const uint64_t nblocks = uint64_t{c.grid.x} * c.grid.y * c.grid.z;
+  for (uint64_t i = 0; i < nblocks; ++i) {
+    const uint64_t b = x.reverse ? nblocks - 1 - i : i;
+    blockIdx = uint3{static_cast<unsigned>(b % c.grid.x), static_cast<unsigned>(b / c.grid.x % c.grid.y),
+                     static_cast<unsigned>(b / (uint64_t{c.grid.x} * c.grid.y))};
+    run_block();
+  }
+  x.active = false;
+  if (x.dynamic_map != nullptr) {
+    munmap(x.dynamic_map, x.dynamic_map_len);
+    x.dynamic_map = nullptr;
+    x.dynamic = nullptr;
+  }
+  x.config = nullptr;
+}
+
+}  // namespace ember_emu
+
+// ---- the runtime API ----
+using namespace ember_emu;
+
+namespace {
+std::mutex g_handle_mutex;
+std::set<cudaStream_t> g_streams;
+std::set<cudaEvent_t> g_events;
+thread_local int t_device = 0;
+
+bool valid_stream(cudaStream_t s) {
+  if (s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread) return true;
+  std::lock_guard<std::mutex> lock(g_handle_mutex);
+  return g_streams.count(s) != 0;
+}
+bool valid_event(cudaEvent_t e) {
+  std::lock_guard<std::mutex> lock(g_handle_mutex);
+  return e != nullptr && g_events.count(e) != 0;
+}
+
+const char* kind_name(cudaMemcpyKind k) {
+  switch (k) {
+    case cudaMemcpyHostToHost: return "HostToHost";
+    case cudaMemcpyHostToDevice: return "HostToDevice";
+    case cudaMemcpyDeviceToHost: return "DeviceToHost";
+    case cudaMemcpyDeviceToDevice: return "DeviceToDevice";
+    case cudaMemcpyDefault: return "Default";
+  }
+  return "?";
+}
+
+cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream,
+                 const char* what) {
+  if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+  if (count == 0) return cudaSuccess;
+  const bool dst_dev = is_device_range(dst, count), src_dev = is_device_range(src, count);
+  bool ok = true;
+  switch (kind) {
+    case cudaMemcpyHostToHost: ok = !dst_dev && !src_dev; break;
+    case cudaMemcpyHostToDevice: ok = dst_dev && !src_dev; break;
+    case cudaMemcpyDeviceToHost: ok = !dst_dev && src_dev; break;
+    case cudaMemcpyDeviceToDevice: ok = dst_dev && src_dev; break;
+    case cudaMemcpyDefault: break;
+    default: return fail(cudaErrorInvalidMemcpyDirection);
+  }
+  if (!ok)
+    fatal("%s(%s, %zu bytes): dst %p is %s, src %p is %s", what, kind_name(kind), count, dst,
+          dst_dev ? "device memory" : "not (wholly) device memory", src,
+          src_dev ? "device memory" : "not (wholly) device memory");
+  std::memmove(dst, src, count);
+  return cudaSuccess;
+}
+}  // namespace
+
+bool stream_is_live(cudaStream_t s) { return valid_stream(s); }
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = t_last_error;
+  t_last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return t_last_error; }
+
+const char* cudaGetErrorName(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidSymbol: return "cudaErrorInvalidSymbol";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+
+const char* cudaGetErrorString(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInitializationError: return "initialization error";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidSymbol: return "invalid device symbol";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+  }
+  return "unknown error";
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (count == nullptr) return fail(cudaErrorInvalidValue);
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int* device) {
+  if (device == nullptr) return fail(cudaErrorInvalidValue);
+  *device = t_device;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+  if (device != 0) return fail(cudaErrorInvalidDevice);
+  t_device = device;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceReset() { return cudaSuccess; }
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (value == nullptr) return fail(cudaErrorInvalidValue);
+  if (device != 0) return fail(cudaErrorInvalidDevice);
+  switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock: *value = kMaxThreads; break;
+    case cudaDevAttrMaxBlockDimX: *value = 1024; break;
+    case cudaDevAttrMaxBlockDimY: *value = 1024; break;
+    case cudaDevAttrMaxBlockDimZ: *value = 64; break;
+    case cudaDevAttrMaxGridDimX: *value = 0x7fffffff; break;
+    case cudaDevAttrMaxGridDimY: *value = 65535; break;
+    case cudaDevAttrMaxGridDimZ: *value = 65535; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(kStaticSharedLimit); break;
+    case cudaDevAttrTotalConstantMemory: *value = 65536; break;
+    case cudaDevAttrWarpSize: *value = 32; break;
+    case cudaDevAttrMaxRegistersPerBlock: *value = 65536; break;
+    case cudaDevAttrClockRate: *value = 1980000; break;
+    case cudaDevAttrMultiProcessorCount: *value = kSMs; break;
+    case cudaDevAttrMaxThreadsPerMultiProcessor: *value = 2048; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerMultiprocessor: *value = static_cast<int>(kSharedPerSM); break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(kSharedOptinLimit); break;
+    default: return fail(cudaErrorInvalidValue);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+  if (p == nullptr) return fail(cudaErrorInvalidValue);
+  if (device != 0) return fail(cudaErrorInvalidDevice);
+  std::memset(p, 0, sizeof *p);
+  std::snprintf(p->name, sizeof p->name, "NVIDIA H200 (cuda_emu)");
+  p->totalGlobalMem = kTotalMemory;
+  p->sharedMemPerBlock = kStaticSharedLimit;
+  p->regsPerBlock = 65536;
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = kMaxThreads;
+  p->maxThreadsDim[0] = 1024, p->maxThreadsDim[1] = 1024, p->maxThreadsDim[2] = 64;
+  p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = 65535, p->maxGridSize[2] = 65535;
+  p->totalConstMem = 65536;
+  p->major = 9, p->minor = 0;
+  p->multiProcessorCount = kSMs;
+  p->maxThreadsPerMultiProcessor = 2048;
+  p->sharedMemPerMultiprocessor = kSharedPerSM;
+  p->sharedMemPerBlockOptin = kSharedOptinLimit;
+  p->regsPerMultiprocessor = 65536;
+  p->l2CacheSize = 50 * 1024 * 1024;
+  p->memoryBusWidth = 6144;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceGetStreamPriorityRange(int* least, int* greatest) {
+  if (least) *least = 0;
+  if (greatest) *greatest = -5;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceCanAccessPeer(int* can, int, int) {
+  if (can) *can = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceEnablePeerAccess(int, unsigned int) { return fail(cudaErrorInvalidDevice); }
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  if (free_bytes) *free_bytes = kTotalMemory - g_used;
+  if (total_bytes) *total_bytes = kTotalMemory;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t size) {
+  if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  *ptr = nullptr;
+  if (size == 0) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  if (size > kTotalMemory - g_used) return fail(cudaErrorMemoryAllocation);
+  const size_t body = round_up(size, kPage);
+  const size_t len = body + 2 * kPage;
+  void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
+  char* base = static_cast<char*>(m);
+  mprotect(base, kPage, PROT_NONE);
+  mprotect(base + kPage + body, kPage, PROT_NONE);
+  // the allocation ends at the upper guard page (256-byte aligned start, as cudaMalloc's)
+  char* p = base + kPage + body - round_up(size, 256);
+  g_allocations[reinterpret_cast<uintptr_t>(p)] = Allocation{size, base, len};
+  g_used += size;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  if (ptr == nullptr) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  auto it = g_allocations.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == g_allocations.end()) fatal("cudaFree(%p): not a pointer cudaMalloc returned (or freed twice)", ptr);
+  g_used -= it->second.size;
+  munmap(it->second.map_base, it->second.map_len);
+  g_allocations.erase(it);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** ptr, size_t size) {
+  if (ptr == nullptr) return fail(cudaErrorInvalidValue);
+  *ptr = std::malloc(size == 0 ? 1 : size);
+  return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
+}
+cudaError_t cudaFreeHost(void* ptr) {
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  return copy(dst, src, count, kind, nullptr, "cudaMemcpy");
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream) {
+  return copy(dst, src, count, kind, stream, "cudaMemcpyAsync");
+}
+cudaError_t cudaMemcpyPeer(void* dst, int dst_device, const void* src, int src_device, size_t count) {
+  return cudaMemcpyPeerAsync(dst, dst_device, src, src_device, count, nullptr);
+}
+cudaError_t cudaMemcpyPeerAsync(void* dst, int dst_device, const void* src, int src_device, size_t count,
+                                cudaStream_t stream) {
+  if (dst_device != 0 || src_device != 0) return fail(cudaErrorInvalidDevice);
+  return copy(dst, src, count, cudaMemcpyDeviceToDevice, stream, "cudaMemcpyPeerAsync");
+}
+cudaError_t cudaMemset(void* dst, int value, size_t count) { return cudaMemsetAsync(dst, value, count, nullptr); }
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t count, cudaStream_t stream) {
+  if (!valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+  require_device_range(dst, count, "cudaMemsetAsync");
+  if (count > 0) std::memset(dst, value, count);
+  return cudaSuccess;
+}
+
+cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* a, const void* ptr) {
+  if (a == nullptr) return fail(cudaErrorInvalidValue);
+  const bool dev = is_device_range(ptr, 1);
+  a->type = dev ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+  a->device = dev ? 0 : -2;
+  a->devicePointer = dev ? const_cast<void*>(ptr) : nullptr;
+  a->hostPointer = dev ? nullptr : const_cast<void*>(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithPriority(stream, 0, 0); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
+  return cudaStreamCreateWithPriority(stream, flags, 0);
+}
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t* stream, unsigned int flags, int priority) {
+  if (stream == nullptr || flags > 1) return fail(cudaErrorInvalidValue);
+  *stream = new CUstream_st{flags, std::clamp(priority, -5, 0)};
+  std::lock_guard<std::mutex> lock(g_handle_mutex);
+  g_streams.insert(*stream);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  std::lock_guard<std::mutex> lock(g_handle_mutex);
+  if (g_streams.erase(stream) == 0) return fail(cudaErrorInvalidResourceHandle);
+  delete stream;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  return valid_stream(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+  return valid_stream(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int) {
+  if (!valid_stream(stream) || !valid_event(event)) return fail(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags) {
+  if (event == nullptr || flags > 7) return fail(cudaErrorInvalidValue);
+  *event = new CUevent_st{flags, false, {}};
+  std::lock_guard<std::mutex> lock(g_handle_mutex);
+  g_events.insert(*event);
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  std::lock_guard<std::mutex> lock(g_handle_mutex);
+  if (g_events.erase(event) == 0) return fail(cudaErrorInvalidResourceHandle);
+  delete event;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
+  if (!valid_event(event) || !valid_stream(stream)) return fail(cudaErrorInvalidResourceHandle);
+  event->recorded = true;
+  event->time = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  return valid_event(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+cudaError_t cudaEventQuery(cudaEvent_t event) {
+  return valid_event(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (ms == nullptr) return fail(cudaErrorInvalidValue);
+  if (!valid_event(start) || !valid_event(end)) return fail(cudaErrorInvalidResourceHandle);
+  if ((start->flags & cudaEventDisableTiming) || (end->flags & cudaEventDisableTiming))
+    return fail(cudaErrorInvalidResourceHandle);
+  if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(end->time - start->time).count();
+  return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void* func, cudaFuncAttribute attr, int value) {
+  if (func == nullptr) return fail(cudaErrorInvalidValue);
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || static_cast<size_t>(value) > kSharedOptinLimit) return fail(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(g_func_mutex);
+    g_max_dynamic_shared[func] = value;
+  }
+  return cudaSuccess;
+}
