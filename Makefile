@@ -51,10 +51,11 @@ asan:
 	cmake --build --preset asan
 	ctest --preset asan
 
+CUDA_TESTS := $(notdir $(basename $(wildcard tests/cuda/test_cuda_*.cpp)))
 test-cuda-emu: deps
 	cmake -S . -B build/cuda-emu -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA_EMULATE=ON \
 	  -DEMBER_BUILD_EXAMPLES=OFF
-	cmake --build build/cuda-emu
+	cmake --build build/cuda-emu --target $(CUDA_TESTS) cuda_emu_selftest
 	ctest --test-dir build/cuda-emu -R "^(test_cuda_|cuda_emu)" --output-on-failure
 
 install: deps
