@@ -17,7 +17,6 @@
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"
-#include "core/tensor_impl.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -183,7 +182,8 @@ Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t
   const TensorOptions opts = TensorOptions(dt).device(x.device());
   Tensor rows = empty(t.sizes(), opts);
   Tensor max = empty(t.sizes(), opts), log_sum = empty(t.sizes(), opts);
-  Tensor sums = reduction == "none" ? Tensor() : empty({2}, TensorOptions(kFloat64).device(x.device()));
+  Tensor sums =
+      reduction == "none" ? Tensor() : empty({2}, TensorOptions(kFloat64).device(x.device()));
   // ---- launch ----
   launch(x.device(), cpu::cross_entropy_forward, cuda::cross_entropy_forward, rows, max, log_sum,
          sums, x, t, weight, ignore_index, label_smoothing);
@@ -219,8 +219,7 @@ Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t
         }
         const DType dt = s[0].dtype();
         // The gradient of each row's loss: dy per row ("none"), dy ("sum"), dy / total ("mean").
-        Tensor dloss = on_device(dy, s[0].device());
-        if (dloss.dtype() != dt) dloss = dloss.to(dt);
+        Tensor dloss = dy.to(s[0].device(), dt);  // dy itself when it is already so
         if (reduction == "mean") dloss = dloss / total_weight;
         dloss = dloss.contiguous();
         Tensor dx = empty(s[0].sizes(), TensorOptions(dt).device(s[0].device()));
