@@ -320,21 +320,31 @@ void register_memory_cases() {
     });
   }
   // One fused AdamW step (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 1e-2, step 10):
-  // reads p, g, m, v; writes p, m, v.
-  {
-    const int64_t n = quick ? 4096 : int64_t{1} << 24;
-    add_memory_case("adamw_step/" + std::to_string(n), 28 * n, [n] {
+  // reads p, g, m, v; writes p, m, v. One parameter of n elements, then `count` parameters of
+  // n / count elements each in one multi-tensor call (a model's many small tensors).
+  for (const int64_t count : {int64_t{1}, int64_t{96}}) {
+    const int64_t n = quick ? 96 * 64 : int64_t{96} << 17;
+    add_memory_case("adamw_step/" + std::to_string(count) + "x" + std::to_string(n / count),
+                    28 * n, [n, count] {
       Generator gen(10);
-      Tensor p = randn({n}, gen, gpu()), g = randn({n}, gen, gpu()) * 1e-2;
-      Tensor m = zeros({n}, gpu()), v = zeros({n}, gpu());
       const double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 1e-2, t = 10;
-      const double step_size = lr / (1 - std::pow(beta1, t));
-      const double bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, t));
-      const Tensor no_amsgrad;
-      return std::function<void()>([=] {
-        cuda::adam_step(p, m, v, no_amsgrad, g, beta1, beta2, eps, /*weight_decay=*/0.0,
-                        /*decay_scale=*/1 - lr * wd, step_size, bias_correction2_sqrt);
-      });
+      std::vector<AdamStepTensors> params;
+      for (int64_t i = 0; i < count; ++i) {
+        AdamStepTensors a;
+        a.param = randn({n / count}, gen, gpu());
+        a.grad = randn({n / count}, gen, gpu()) * 1e-2;
+        a.exp_avg = zeros({n / count}, gpu());
+        a.exp_avg_sq = zeros({n / count}, gpu());
+        a.step_size = lr / (1 - std::pow(beta1, t));
+        a.bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, t));
+        params.push_back(a);
+      }
+      AdamStepOptions options;
+      options.beta1 = beta1;
+      options.beta2 = beta2;
+      options.eps = eps;
+      options.decay_scale = 1 - lr * wd;
+      return std::function<void()>([=] { cuda::adam_step(params, options); });
     });
   }
 }

@@ -182,11 +182,9 @@ void bm_adamw(benchmark::State& state, int64_t n, int threads, bool fused) {
   ParamBuffers b(n);
   ThreadScope ts(threads);
   NoGradGuard no_grad;
-  auto update = fused ? optim::detail::adam_update : optim::detail::adam_update_reference;
-  auto step = [&] {
-    update(b.p, b.g, b.state, kLr, kBeta1, kBeta2, kEps, kWeightDecay, /*amsgrad=*/false,
-           /*decoupled=*/true);
-  };
+  const optim::detail::AdamHyper h{kLr,          kBeta1, kBeta2, kEps, kWeightDecay,
+                                    /*amsgrad=*/false, /*decoupled=*/true};
+  auto step = [&] { optim::detail::adam_update({{&b.p, &b.g, &b.state}}, h, fused); };
   step();  // creates the state
   for (auto _ : state) {
     step();
@@ -200,11 +198,9 @@ void bm_sgd(benchmark::State& state, int64_t n, int threads, bool fused) {
   ParamBuffers b(n);
   ThreadScope ts(threads);
   NoGradGuard no_grad;
-  auto update = fused ? optim::detail::sgd_update : optim::detail::sgd_update_reference;
-  auto step = [&] {
-    update(b.p, b.g, b.state, kSgdLr, kMomentum, /*dampening=*/0.0, /*weight_decay=*/0.0,
-           /*nesterov=*/false);
-  };
+  const optim::detail::SgdHyper h{kSgdLr, kMomentum, /*dampening=*/0.0, /*weight_decay=*/0.0,
+                                   /*nesterov=*/false};
+  auto step = [&] { optim::detail::sgd_update({{&b.p, &b.g, &b.state}}, h, fused); };
   step();
   for (auto _ : state) {
     step();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ember/random.hpp"
 #include "ember/scalar.hpp"
@@ -259,26 +260,43 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
                             const Tensor& target, const Tensor& weight, const Tensor& max,
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
 
+}  // namespace cpu
+
 // ---- optimizer updates (src/core/cpu/optim.cpp, src/cuda/optim.cu) ----
-// One pass per parameter, in place. Every tensor contiguous, float32 or float64, of one dtype and
-// one element count, none aliasing another. The arithmetic is the composite's in src/optim,
-// operation by operation with each double scalar rounded once to the dtype, so the results are
-// bitwise the composite's on the same device; elementwise, so bitwise independent of the thread
-// count.
-/// One Adam/AdamW step (torch.optim.Adam/AdamW, single-tensor): param, exp_avg, exp_avg_sq and
-/// max_exp_avg_sq (undefined: no amsgrad) updated from grad. weight_decay != 0 folds weight_decay
-/// * param into the gradient (Adam's L2); decay_scale != 1 multiplies param by it first (AdamW's
-/// 1 - lr * weight_decay); step_size = lr / (1 - beta1^t) and bias_correction2_sqrt =
-/// sqrt(1 - beta2^t) for step t.
-void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
-               double eps, double weight_decay, double decay_scale, double step_size,
-               double bias_correction2_sqrt);
-/// One SGD step (torch.optim.SGD): param and momentum_buffer (unused when momentum == 0) updated
-/// from grad; on the first step the buffer is written as the (decayed) gradient, not read.
-void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
-              double momentum, double dampening, double weight_decay, bool nesterov,
-              bool first_step);
+// Multi-tensor: one call updates a list of parameters in place (on CUDA, one launch per up to
+// kMaxTensors parameters). Every tensor of a call on one device, contiguous, float32 or float64 of
+// one dtype; each parameter's tensors of its element count, none aliasing another. The arithmetic
+// is the composite's in src/optim, operation by operation with each double scalar rounded once to
+// the dtype, so the results are bitwise the composite's on the same device; elementwise, so
+// bitwise independent of the thread count and of how the list is split into launches.
+/// One parameter of an Adam/AdamW step (torch.optim.Adam/AdamW): param, exp_avg, exp_avg_sq and
+/// max_exp_avg_sq (undefined: no amsgrad; defined for all parameters of a call or for none)
+/// updated from grad. step_size = lr / (1 - beta1^t) and bias_correction2_sqrt = sqrt(1 - beta2^t)
+/// for the parameter's step t.
+struct AdamStepTensors {
+  Tensor param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad;
+  double step_size = 0, bias_correction2_sqrt = 1;
+};
+/// The scalars shared by a call: weight_decay != 0 folds weight_decay * param into the gradient
+/// (Adam's L2); decay_scale != 1 multiplies param by it first (AdamW's 1 - lr * weight_decay).
+struct AdamStepOptions {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0, decay_scale = 1;
+};
+/// One parameter of an SGD step (torch.optim.SGD): param and momentum_buffer (unused when
+/// momentum == 0) updated from grad; on the first step the buffer is written as the (decayed)
+/// gradient, not read.
+struct SgdStepTensors {
+  Tensor param, momentum_buffer, grad;
+  bool first_step = false;
+};
+struct SgdStepOptions {
+  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
+  bool nesterov = false;
+};
+
+namespace cpu {
+void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& options);
+void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& options);
 }  // namespace cpu
 
 namespace cuda {
@@ -333,13 +351,8 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& 
 void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor& x,
                             const Tensor& target, const Tensor& weight, const Tensor& max,
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
-void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
-               double eps, double weight_decay, double decay_scale, double step_size,
-               double bias_correction2_sqrt);
-void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
-              double momentum, double dampening, double weight_decay, bool nesterov,
-              bool first_step);
+void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& options);
+void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& options);
 }  // namespace cuda
 
 }  // namespace ember

@@ -91,14 +91,10 @@ void cross_entropy_backward(const Tensor&, const Tensor&, const Tensor&, const T
 }
 #endif
 #ifndef EMBER_CUDA_HAS_OPTIM
-void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double,
-               double, double, double, double, double, double) {
+void adam_step(const std::vector<AdamStepTensors>&, const AdamStepOptions&) {
   unsupported("adam_step");
 }
-void sgd_step(const Tensor&, const Tensor&, const Tensor&, double, double, double, double, bool,
-              bool) {
-  unsupported("sgd_step");
-}
+void sgd_step(const std::vector<SgdStepTensors>&, const SgdStepOptions&) { unsupported("sgd_step"); }
 #endif
 
 }  // namespace ember::cuda

@@ -1,7 +1,11 @@
 // CUDA optimizer updates: Adam/AdamW and SGD as one elementwise pass over each parameter (read p,
 // g and the state once, write p and the state once) instead of the composites' ~10 (Adam) or ~5
-// (SGD) tensor passes. float32 and float64, contiguous tensors of one element count; one thread
-// per element, grid-stride; the options are template parameters, so no test sits in the loop.
+// (SGD) tensor passes, and multi-tensor: one launch updates up to kMaxTensors parameters (a
+// model's hundred small biases and norms cost a few launches, not a hundred). The launch's
+// parameter table (pointers, element counts, per-parameter scalars, and the running count of
+// blocks) travels in the kernel's arguments, so no copy precedes the launch; each block finds its
+// parameter in the table and updates one chunk of kChunk elements of it. float32 and float64;
+// the options are template parameters, so no test sits in the loop.
 //
 // Bitwise the composite's: detail::adam_update_reference / sgd_update_reference (src/optim) on
 // CUDA run the kernels of src/cuda/elementwise.cu, one tensor op after another, and this file
@@ -30,8 +34,10 @@
 // Elementwise, so the results do not depend on the launch configuration.
 #include <cuda_runtime.h>
 
+#include <climits>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "core/kernels.hpp"
 #include "cuda/loops.cuh"
@@ -39,7 +45,6 @@
 namespace ember::cuda {
 namespace {
 
-using detail::blocks_for;
 using detail::kThreads;
 using detail::stream_of;
 
@@ -74,23 +79,98 @@ void with_flags(F&& f, bool b, Flags... rest) {
   }
 }
 
-// ---- Adam / AdamW ----
+// ---- the multi-tensor table ----
 
-/// The step's scalars, each rounded to T once.
-template <class T>
-struct AdamScalars {
-  T weight_decay, decay_scale, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps,
-      neg_step_size;
+/// Parameters per launch: the Adam table (five pointers, a count and two scalars each) stays
+/// under 4 KB of kernel arguments.
+constexpr int kMaxTensors = 32;
+/// Elements per block: 16 per thread.
+constexpr int64_t kChunk = int64_t{16} * kThreads;
+
+/// The kernel argument of one launch: for parameter t < count, kPtrs pointers (ptr[k][t]), its
+/// element count n[t], its own scalars extra[t], and block_end[t], the number of blocks of
+/// parameters 0..t (parameter t owns blocks block_end[t-1] .. block_end[t]-1).
+template <class T, int kPtrs, class Extra>
+struct Table {
+  T* ptr[kPtrs][kMaxTensors];
+  int64_t n[kMaxTensors];
+  Extra extra[kMaxTensors];
+  int32_t block_end[kMaxTensors];
+  int32_t count;
 };
 
-/// P, M, V, Vmax (n) updated in place from G (n). kL2 folds the weight decay into g (Adam),
-/// kDecoupled scales p first (AdamW), kAmsgrad keeps the running maximum Vmax.
+/// The parameter of this block and its element range.
+struct Slice {
+  int t;
+  int64_t begin, end;
+};
+template <class Tab>
+__device__ __forceinline__ Slice slice_of(const Tab& table) {
+  int t = 0;
+  while (t + 1 < table.count && static_cast<int32_t>(blockIdx.x) >= table.block_end[t]) ++t;
+  const int64_t chunk = blockIdx.x - (t == 0 ? 0 : table.block_end[t - 1]);
+  const int64_t begin = chunk * kChunk;
+  const int64_t end = begin + kChunk < table.n[t] ? begin + kChunk : table.n[t];
+  return {t, begin, end};
+}
+
+/// Fills tables from `params` (fill(table, t, param) writes slot t) and launches each full one
+/// (launch(table, blocks)); parameters without elements are skipped.
+template <class Tab, class Param, class Fill, class Launch>
+void for_each_table(const std::vector<Param>& params, Fill fill, Launch launch) {
+  Tab table{};
+  int32_t blocks = 0;
+  auto flush = [&] {
+    if (table.count == 0) return;
+    launch(table, static_cast<unsigned>(blocks));
+    table = Tab{};
+    blocks = 0;
+  };
+  for (const Param& p : params) {
+    const int64_t n = p.param.numel();
+    if (n == 0) continue;
+    const int64_t need = (n + kChunk - 1) / kChunk;
+    if (table.count == kMaxTensors || blocks + need > int64_t{INT32_MAX}) flush();
+    EMBER_CHECK(need <= int64_t{INT32_MAX}, ShapeError, "[optimizer step] a parameter of ", n,
+                " elements is beyond the CUDA kernel's range");
+    const int t = table.count++;
+    table.n[t] = n;
+    blocks += static_cast<int32_t>(need);
+    table.block_end[t] = blocks;
+    fill(table, t, p);
+  }
+  flush();
+}
+
+// ---- Adam / AdamW ----
+
+/// The step's scalars shared by every parameter, each rounded to T once.
+template <class T>
+struct AdamScalars {
+  T weight_decay, decay_scale, one_minus_beta1, beta2, one_minus_beta2, eps;
+};
+/// A parameter's own scalars (its step count): rounded to T once.
+template <class T>
+struct AdamPerParam {
+  T bias_correction2_sqrt, neg_step_size;
+};
+/// Pointers: P, M, V, Vmax, G.
+template <class T>
+using AdamTable = Table<T, 5, AdamPerParam<T>>;
+
+/// P, M, V, Vmax updated in place from G for every parameter of the table. kL2 folds the weight
+/// decay into g (Adam), kDecoupled scales p first (AdamW), kAmsgrad keeps the running maximum
+/// Vmax.
 template <class T, bool kL2, bool kDecoupled, bool kAmsgrad>
-__global__ void adam_kernel(T* __restrict__ P, T* __restrict__ M, T* __restrict__ V,
-                            T* __restrict__ Vmax, const T* __restrict__ G, int64_t n,
-                            AdamScalars<T> c) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
+__global__ void adam_kernel(AdamTable<T> table, AdamScalars<T> c) {
+  const Slice s = slice_of(table);
+  T* __restrict__ P = table.ptr[0][s.t];
+  T* __restrict__ M = table.ptr[1][s.t];
+  T* __restrict__ V = table.ptr[2][s.t];
+  T* __restrict__ Vmax = table.ptr[3][s.t];
+  const T* __restrict__ G = table.ptr[4][s.t];
+  const AdamPerParam<T> e = table.extra[s.t];
+  for (int64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
     T p = P[i];
     T g = G[i];
     if constexpr (kL2) g = fma_rn(c.weight_decay, p, g);
@@ -106,38 +186,36 @@ __global__ void adam_kernel(T* __restrict__ P, T* __restrict__ M, T* __restrict_
       second = (old > v || old != old) ? old : v;  // maximum(vmax, v) as cuda::binary's
       Vmax[i] = second;
     }
-    const T denom = add_rn(div_rn(sqrt_rn(second), c.bias_correction2_sqrt), c.eps);
-    P[i] = fma_rn(c.neg_step_size, div_rn(m, denom), p);
+    const T denom = add_rn(div_rn(sqrt_rn(second), e.bias_correction2_sqrt), c.eps);
+    P[i] = fma_rn(e.neg_step_size, div_rn(m, denom), p);
   }
 }
 
-template <class T, bool kL2, bool kDecoupled, bool kAmsgrad>
-void launch_adam(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                 const Tensor& max_exp_avg_sq, const Tensor& grad, const AdamScalars<T>& s) {
-  const int64_t n = param.numel();
-  adam_kernel<T, kL2, kDecoupled, kAmsgrad><<<blocks_for(n), kThreads, 0, stream_of(param)>>>(
-      static_cast<T*>(param.data_ptr()), static_cast<T*>(exp_avg.data_ptr()),
-      static_cast<T*>(exp_avg_sq.data_ptr()),
-      kAmsgrad ? static_cast<T*>(max_exp_avg_sq.data_ptr()) : nullptr,
-      static_cast<const T*>(grad.data_ptr()), n, s);
-  EMBER_CUDA_CHECK_LAUNCH();
-}
-
 template <class T>
-void adam_typed(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
-                double eps, double weight_decay, double decay_scale, double step_size,
-                double bias_correction2_sqrt) {
-  const AdamScalars<T> s{static_cast<T>(weight_decay), static_cast<T>(decay_scale),
-                         static_cast<T>(1 - beta1),    static_cast<T>(beta2),
-                         static_cast<T>(1 - beta2),    static_cast<T>(bias_correction2_sqrt),
-                         static_cast<T>(eps),          static_cast<T>(-step_size)};
+void adam_typed(const std::vector<AdamStepTensors>& params, const AdamStepOptions& o) {
+  const AdamScalars<T> s{static_cast<T>(o.weight_decay), static_cast<T>(o.decay_scale),
+                         static_cast<T>(1 - o.beta1),    static_cast<T>(o.beta2),
+                         static_cast<T>(1 - o.beta2),    static_cast<T>(o.eps)};
+  const cudaStream_t stream = stream_of(params.front().param);
+  auto fill = [](AdamTable<T>& table, int t, const AdamStepTensors& p) {
+    table.ptr[0][t] = static_cast<T*>(p.param.data_ptr());
+    table.ptr[1][t] = static_cast<T*>(p.exp_avg.data_ptr());
+    table.ptr[2][t] = static_cast<T*>(p.exp_avg_sq.data_ptr());
+    table.ptr[3][t] =
+        p.max_exp_avg_sq.defined() ? static_cast<T*>(p.max_exp_avg_sq.data_ptr()) : nullptr;
+    table.ptr[4][t] = static_cast<T*>(p.grad.data_ptr());
+    table.extra[t] = {static_cast<T>(p.bias_correction2_sqrt), static_cast<T>(-p.step_size)};
+  };
   with_flags(
       [&](auto l2, auto decoupled, auto amsgrad) {
-        launch_adam<T, decltype(l2)::value, decltype(decoupled)::value, decltype(amsgrad)::value>(
-            param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, s);
+        auto launch = [&](const AdamTable<T>& table, unsigned blocks) {
+          adam_kernel<T, decltype(l2)::value, decltype(decoupled)::value,
+                      decltype(amsgrad)::value><<<blocks, kThreads, 0, stream>>>(table, s);
+          EMBER_CUDA_CHECK_LAUNCH();
+        };
+        for_each_table<AdamTable<T>>(params, fill, launch);
       },
-      weight_decay != 0, decay_scale != 1, max_exp_avg_sq.defined());
+      o.weight_decay != 0, o.decay_scale != 1, params.front().max_exp_avg_sq.defined());
 }
 
 // ---- SGD ----
@@ -146,20 +224,26 @@ template <class T>
 struct SgdScalars {
   T weight_decay, momentum, one_minus_dampening, neg_lr;
 };
+/// Pointers: P, B (the momentum buffer), G; per parameter whether this is its first step.
+template <class T>
+using SgdTable = Table<T, 3, bool>;
 
-/// P (n) and, with kMomentum, the buffer B (n) updated in place from G (n); kFirst writes B
-/// without reading it.
-template <class T, bool kDecay, bool kMomentum, bool kFirst, bool kNesterov>
-__global__ void sgd_kernel(T* __restrict__ P, T* __restrict__ B, const T* __restrict__ G, int64_t n,
-                           SgdScalars<T> c) {
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x) {
+/// P and, with kMomentum, the buffer B updated in place from G for every parameter of the table;
+/// on a parameter's first step B is written without being read.
+template <class T, bool kDecay, bool kMomentum, bool kNesterov>
+__global__ void sgd_kernel(SgdTable<T> table, SgdScalars<T> c) {
+  const Slice s = slice_of(table);
+  T* __restrict__ P = table.ptr[0][s.t];
+  T* __restrict__ B = table.ptr[1][s.t];
+  const T* __restrict__ G = table.ptr[2][s.t];
+  const bool first = table.extra[s.t];  // one value per block: no divergence
+  for (int64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
     const T p = P[i];
     T g = G[i];
     if constexpr (kDecay) g = fma_rn(c.weight_decay, p, g);
     if constexpr (kMomentum) {
-      T buf = g;  // the first step takes the gradient as the buffer
-      if constexpr (!kFirst) buf = fma_rn(c.one_minus_dampening, g, mul_rn(B[i], c.momentum));
+      // the first step takes the gradient as the buffer
+      const T buf = first ? g : fma_rn(c.one_minus_dampening, g, mul_rn(B[i], c.momentum));
       B[i] = buf;
       g = kNesterov ? fma_rn(c.momentum, buf, g) : buf;
     }
@@ -167,55 +251,47 @@ __global__ void sgd_kernel(T* __restrict__ P, T* __restrict__ B, const T* __rest
   }
 }
 
-template <class T, bool kDecay, bool kMomentum, bool kFirst, bool kNesterov>
-void launch_sgd(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad,
-                const SgdScalars<T>& s) {
-  const int64_t n = param.numel();
-  sgd_kernel<T, kDecay, kMomentum, kFirst, kNesterov>
-      <<<blocks_for(n), kThreads, 0, stream_of(param)>>>(
-          static_cast<T*>(param.data_ptr()),
-          kMomentum ? static_cast<T*>(momentum_buffer.data_ptr()) : nullptr,
-          static_cast<const T*>(grad.data_ptr()), n, s);
-  EMBER_CUDA_CHECK_LAUNCH();
-}
-
 template <class T>
-void sgd_typed(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
-               double momentum, double dampening, double weight_decay, bool nesterov,
-               bool first_step) {
-  const SgdScalars<T> s{static_cast<T>(weight_decay), static_cast<T>(momentum),
-                        static_cast<T>(1 - dampening), static_cast<T>(-lr)};
+void sgd_typed(const std::vector<SgdStepTensors>& params, const SgdStepOptions& o) {
+  const SgdScalars<T> s{static_cast<T>(o.weight_decay), static_cast<T>(o.momentum),
+                        static_cast<T>(1 - o.dampening), static_cast<T>(-o.lr)};
+  const cudaStream_t stream = stream_of(params.front().param);
+  const bool heavy_ball = o.momentum != 0;
+  auto fill = [heavy_ball](SgdTable<T>& table, int t, const SgdStepTensors& p) {
+    table.ptr[0][t] = static_cast<T*>(p.param.data_ptr());
+    table.ptr[1][t] = heavy_ball ? static_cast<T*>(p.momentum_buffer.data_ptr()) : nullptr;
+    table.ptr[2][t] = static_cast<T*>(p.grad.data_ptr());
+    table.extra[t] = p.first_step;
+  };
   with_flags(
-      [&](auto decay, auto heavy_ball, auto first, auto nesterov_momentum) {
-        launch_sgd<T, decltype(decay)::value, decltype(heavy_ball)::value, decltype(first)::value,
-                   decltype(nesterov_momentum)::value>(param, momentum_buffer, grad, s);
+      [&](auto decay, auto momentum, auto nesterov) {
+        auto launch = [&](const SgdTable<T>& table, unsigned blocks) {
+          sgd_kernel<T, decltype(decay)::value, decltype(momentum)::value,
+                     decltype(nesterov)::value><<<blocks, kThreads, 0, stream>>>(table, s);
+          EMBER_CUDA_CHECK_LAUNCH();
+        };
+        for_each_table<SgdTable<T>>(params, fill, launch);
       },
-      weight_decay != 0, momentum != 0, first_step, nesterov);
+      o.weight_decay != 0, heavy_ball, o.nesterov);
 }
 
 }  // namespace
 
-void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
-               double eps, double weight_decay, double decay_scale, double step_size,
-               double bias_correction2_sqrt) {
-  if (param.numel() == 0) return;
-  detail::DeviceGuard guard(param.device().index());
-  detail::visit_device_float(param.dtype(), "adam_step", [&](auto tag) {
-    adam_typed<typename decltype(tag)::type>(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad,
-                                             beta1, beta2, eps, weight_decay, decay_scale,
-                                             step_size, bias_correction2_sqrt);
+void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& options) {
+  if (params.empty()) return;
+  const Tensor& first = params.front().param;
+  detail::DeviceGuard guard(first.device().index());
+  detail::visit_device_float(first.dtype(), "adam_step", [&](auto tag) {
+    adam_typed<typename decltype(tag)::type>(params, options);
   });
 }
 
-void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
-              double momentum, double dampening, double weight_decay, bool nesterov,
-              bool first_step) {
-  if (param.numel() == 0) return;
-  detail::DeviceGuard guard(param.device().index());
-  detail::visit_device_float(param.dtype(), "sgd_step", [&](auto tag) {
-    sgd_typed<typename decltype(tag)::type>(param, momentum_buffer, grad, lr, momentum, dampening,
-                                            weight_decay, nesterov, first_step);
+void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& options) {
+  if (params.empty()) return;
+  const Tensor& first = params.front().param;
+  detail::DeviceGuard guard(first.device().index());
+  detail::visit_device_float(first.dtype(), "sgd_step", [&](auto tag) {
+    sgd_typed<typename decltype(tag)::type>(params, options);
   });
 }
 

@@ -93,6 +93,7 @@ Tensor Optimizer::step(const LossClosure& closure) {
   const std::string who = name();
   for (size_t gi = 0; gi < param_groups_.size(); ++gi) {
     OptimizerParamGroup& group = param_groups_[gi];
+    std::vector<ParamUpdate> updates;
     for (size_t j = 0; j < group.params().size(); ++j) {
       Tensor& p = group.params()[j];
       const Tensor& grad = p.grad();
@@ -106,10 +107,16 @@ Tensor Optimizer::step(const LossClosure& closure) {
       EMBER_CHECK(grad.device() == p.device(), DeviceError, "[", who, ".step] gradient on ",
                   grad.device(), ", parameter on ", p.device(), " (parameter ", j, " of group ", gi,
                   ")");
-      update(p, grad, state_[p.unsafe_impl()], group.options());
+      updates.push_back({&p, &grad, &state_[p.unsafe_impl()]});
     }
+    if (!updates.empty()) update_group(updates, group.options());
   }
   return loss;
+}
+
+void Optimizer::update_group(const std::vector<ParamUpdate>& params,
+                             const OptimizerOptions& options) {
+  for (const ParamUpdate& u : params) update(*u.param, *u.grad, *u.state, options);
 }
 
 void Optimizer::zero_grad(bool set_to_none) {

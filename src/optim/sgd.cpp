@@ -1,6 +1,7 @@
-// SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD's single-tensor path).
-// Contiguous float32/float64 parameters take the one-pass kernel sgd_step (src/core/cpu/optim.cpp,
-// src/cuda/optim.cu), everything else the composite below, which the kernels match bitwise.
+// SGD with momentum, dampening, Nesterov and weight decay (torch.optim.SGD's single-tensor
+// formulas). Contiguous float32/float64 parameters take the one-pass multi-tensor kernel sgd_step
+// (src/core/cpu/optim.cpp, src/cuda/optim.cu; one call per device and dtype for a whole group),
+// everything else the composite below, which the kernels match bitwise.
 #include "ember/optim/sgd.hpp"
 
 #include "core/dispatch.hpp"
@@ -42,61 +43,67 @@ SGD::SGD(std::vector<OptimizerParamGroup> groups, const SGDOptions& defaults)
 
 void SGD::update(Tensor& param, const Tensor& grad, StateDict& state,
                  const OptimizerOptions& options) {
+  update_group({{&param, &grad, &state}}, options);
+}
+
+void SGD::update_group(const std::vector<ParamUpdate>& params, const OptimizerOptions& options) {
   const auto& o = detail::options_as<SGDOptions>(options, name());
-  detail::sgd_update(param, grad, state, o.lr(), o.momentum(), o.dampening(), o.weight_decay(),
-                     o.nesterov());
+  detail::sgd_update(params, {o.lr(), o.momentum(), o.dampening(), o.weight_decay(), o.nesterov()});
 }
 
 namespace detail {
 
-namespace {
-
-/// One SGD step of one parameter: the fused kernel when `fused` and fused_update_applies, else
-/// the composite. Both keep the momentum buffer as the state tensor "momentum_buffer".
-void sgd_update_with(Tensor& param, const Tensor& grad_in, StateDict& state, double lr,
-                     double momentum, double dampening, double weight_decay, bool nesterov,
-                     bool fused) {
-  const Tensor* existing = momentum != 0 ? state.find("momentum_buffer") : nullptr;
-  if (fused && fused_update_applies(param, grad_in, {existing ? *existing : Tensor()})) {
-    const bool first_step = momentum != 0 && existing == nullptr;
-    Tensor buf = existing ? *existing : Tensor();
-    if (first_step)  // written, not read
-      buf = empty(param.sizes(), TensorOptions(param.dtype()).device(param.device()));
-    launch(param.device(), cpu::sgd_step, cuda::sgd_step, param, buf, grad_in, lr, momentum,
-           dampening, weight_decay, nesterov, first_step);
-    param.bump_version();
-    if (existing) buf.bump_version();
-    if (first_step) state.insert("momentum_buffer", buf);
-    return;
-  }
-  Tensor grad = grad_in;
-  if (weight_decay != 0) grad = grad.add(param, weight_decay);
-  if (momentum != 0) {
-    Tensor buf;
-    if (existing) {
-      buf = *existing;
-      buf.mul_(momentum).add_(grad, 1 - dampening);
-    } else {
-      buf = grad.detach().clone();  // the first step takes the gradient as the buffer
-      state.insert("momentum_buffer", buf);
+void sgd_update(const std::vector<ParamUpdate>& params, const SgdHyper& h, bool fused) {
+  SgdStepOptions step_options;
+  step_options.lr = h.lr;
+  step_options.momentum = h.momentum;
+  step_options.dampening = h.dampening;
+  step_options.weight_decay = h.weight_decay;
+  step_options.nesterov = h.nesterov;
+  FusedBatches<SgdStepTensors> batches;
+  for (const ParamUpdate& u : params) {
+    Tensor& param = *u.param;
+    const Tensor& grad_in = *u.grad;
+    StateDict& state = *u.state;
+    const Tensor* existing = h.momentum != 0 ? state.find("momentum_buffer") : nullptr;
+    if (fused && fused_update_applies(param, grad_in, {existing ? *existing : Tensor()})) {
+      const bool first_step = h.momentum != 0 && existing == nullptr;
+      Tensor buf = existing ? *existing : Tensor();
+      if (first_step) {  // written, not read
+        buf = empty(param.sizes(), TensorOptions(param.dtype()).device(param.device()));
+        state.insert("momentum_buffer", buf);
+      }
+      batches.of(param).push_back({param, buf, grad_in, first_step});
+      continue;
     }
-    grad = nesterov ? grad.add(buf, momentum) : buf;
+    Tensor grad = grad_in;
+    if (h.weight_decay != 0) grad = grad.add(param, h.weight_decay);
+    if (h.momentum != 0) {
+      Tensor buf;
+      if (existing) {
+        buf = *existing;
+        buf.mul_(h.momentum).add_(grad, 1 - h.dampening);
+      } else {
+        buf = grad.detach().clone();  // the first step takes the gradient as the buffer
+        state.insert("momentum_buffer", buf);
+      }
+      grad = h.nesterov ? grad.add(buf, h.momentum) : buf;
+    }
+    param.add_(grad, -h.lr);
   }
-  param.add_(grad, -lr);
-}
-
-}  // namespace
-
-void sgd_update(Tensor& param, const Tensor& grad, StateDict& state, double lr, double momentum,
-                double dampening, double weight_decay, bool nesterov) {
-  sgd_update_with(param, grad, state, lr, momentum, dampening, weight_decay, nesterov,
-                  /*fused=*/true);
+  for (const std::vector<SgdStepTensors>& batch : batches.lists()) {
+    launch(batch.front().param.device(), cpu::sgd_step, cuda::sgd_step, batch, step_options);
+    for (const SgdStepTensors& p : batch) {
+      p.param.bump_version();
+      if (p.momentum_buffer.defined() && !p.first_step) p.momentum_buffer.bump_version();
+    }
+  }
 }
 
 void sgd_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
                           double momentum, double dampening, double weight_decay, bool nesterov) {
-  sgd_update_with(param, grad, state, lr, momentum, dampening, weight_decay, nesterov,
-                  /*fused=*/false);
+  sgd_update({{&param, &grad, &state}}, {lr, momentum, dampening, weight_decay, nesterov},
+             /*fused=*/false);
 }
 
 }  // namespace detail

@@ -92,15 +92,54 @@ inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
   return true;
 }
 
-/// The composites the fused kernels replace (torch.optim's single-tensor formulas written with
-/// tensor ops): the path for every update fused_update_applies refuses, and the reference the
-/// tests compare the kernels with. Same arguments and state as adam_update / sgd_update.
+/// The parameters a step gives the fused kernels, one list per (device, dtype), in the order
+/// the lists were first needed.
+template <class Item>
+class FusedBatches {
+ public:
+  /// The list of param's device and dtype.
+  std::vector<Item>& of(const Tensor& param) {
+    for (Batch& b : batches_)
+      if (b.device == param.device() && b.dtype == param.dtype()) return b.items;
+    batches_.push_back({param.device(), param.dtype(), {}});
+    return batches_.back().items;
+  }
+  std::vector<std::vector<Item>> lists() const {
+    std::vector<std::vector<Item>> out;
+    for (const Batch& b : batches_) out.push_back(b.items);
+    return out;
+  }
+
+ private:
+  struct Batch {
+    Device device;
+    DType dtype;
+    std::vector<Item> items;
+  };
+  std::vector<Batch> batches_;
+};
+
+/// One group's Adam/AdamW options.
+struct AdamHyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool amsgrad, decoupled;  // decoupled: AdamW's decay; else weight_decay is Adam's L2
+};
+/// Adam/AdamW's update of a group's parameters: those fused_update_applies accepts through the
+/// multi-tensor kernel adam_step (one call per device and dtype), the rest through the composite
+/// (torch.optim's single-tensor formulas written with tensor ops); `fused` false runs the
+/// composite for every parameter.
+void adam_update(const std::vector<ParamUpdate>& params, const AdamHyper& h, bool fused = true);
+/// The composite alone for one parameter: the reference the tests compare the kernels with.
 void adam_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
                            double beta1, double beta2, double eps, double weight_decay,
                            bool amsgrad, bool decoupled);
-/// SGD's update of one parameter: fused when fused_update_applies, else sgd_update_reference.
-void sgd_update(Tensor& param, const Tensor& grad, StateDict& state, double lr, double momentum,
-                double dampening, double weight_decay, bool nesterov);
+
+struct SgdHyper {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov;
+};
+/// SGD's update of a group's parameters, as adam_update.
+void sgd_update(const std::vector<ParamUpdate>& params, const SgdHyper& h, bool fused = true);
 void sgd_update_reference(Tensor& param, const Tensor& grad, StateDict& state, double lr,
                           double momentum, double dampening, double weight_decay, bool nesterov);
 

@@ -101,6 +101,14 @@ TEST_CASE("cuda fused optimizers: steps match the CUDA composite bitwise and the
       for (int64_t n : kSizes) check_cuda_fused(c, dtype, n);
 }
 
+TEST_CASE("cuda fused optimizers: multi-tensor steps of a group (CUDA, and CUDA beside CPU)") {
+  if (!gpu()) return;
+  for (const Config& c : all_configs()) {
+    test::check_multi_tensor(c, {cu}, 3);
+    test::check_multi_tensor(c, {cu, Device(kCPU)}, 2);
+  }
+}
+
 TEST_CASE("cuda fused optimizers: special values propagate as in the CUDA composite") {
   if (!gpu()) return;
   // inf, NaN, signed zeros and subnormals in the gradient and the parameter.

@@ -11,6 +11,7 @@
 
 #include "ember/optim.hpp"
 #include "optim/util.hpp"
+#include "test_util.hpp"
 
 namespace ember::test {
 
@@ -99,6 +100,58 @@ inline std::vector<Tensor> states_of(const optim::Optimizer& opt, const Tensor& 
   const StateDict* s = opt.state(p);
   for (const std::string& n : names) out.push_back(s && s->contains(n) ? s->at(n) : Tensor());
   return out;
+}
+
+/// A group of 45 parameters spread over `devices` (in turn): float32 and float64, sizes from 0
+/// to 3 * 4096 + 5 elements (one parameter spans several blocks of the CUDA kernel, and 45 >
+/// its 32 parameters per launch), one strided (the composite), one without a gradient. `steps`
+/// steps of the optimizer (one update_group: a multi-tensor call per device and dtype) against
+/// the composite reference run on a copy of each parameter: bitwise after every step.
+inline void check_multi_tensor(const Config& c, const std::vector<Device>& devices, int steps) {
+  INFO(c.name);
+  Generator gen(77);
+  std::vector<Tensor> params, copies;
+  std::vector<StateDict> refs;
+  const int64_t sizes[] = {5, 0, 1, 3 * 4096 + 5, 64, 4096, 17, 300};
+  for (int i = 0; i < 45; ++i) {
+    const TensorOptions opts = TensorOptions(i % 3 == 2 ? kFloat64 : kFloat32)
+                                   .device(devices[static_cast<size_t>(i) % devices.size()]);
+    Tensor p = i == 7 ? randn({9, 4}, gen, opts).t()  // strided
+                      : randn({sizes[i % 8]}, gen, opts);
+    params.push_back(p.detach().requires_grad_());
+    copies.push_back(p.detach().clone());
+  }
+  refs.resize(params.size());
+  REQUIRE_FALSE(params[7].is_contiguous());
+  std::unique_ptr<optim::Optimizer> opt = c.make(params);
+  for (int step = 1; step <= steps; ++step) {
+    INFO("step " << step);
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (i == 11) continue;  // never has a gradient: never updated
+      Tensor g = randn(params[i].sizes(), gen, TensorOptions(params[i].dtype())) * 0.5;
+      g = g.to(params[i].device());
+      params[i].mutable_grad() = g;
+      NoGradGuard no_grad;
+      c.reference(copies[i], g, refs[i]);
+    }
+    opt->step();
+    for (size_t i = 0; i < params.size(); ++i) {
+      INFO("parameter " << i << " " << params[i].sizes() << " " << params[i].dtype() << " on "
+                        << params[i].device());
+      CHECK(bitwise_equal(params[i].detach().cpu(), copies[i].cpu()));
+      const std::vector<Tensor> got = states_of(*opt, params[i], c.states);
+      for (size_t k = 0; k < c.states.size(); ++k) {
+        INFO(c.states[k]);
+        if (i == 11) {
+          CHECK_FALSE(got[k].defined());
+          continue;
+        }
+        REQUIRE(got[k].defined());
+        CHECK(got[k].device() == params[i].device());
+        CHECK(bitwise_equal(got[k].cpu(), refs[i].at(c.states[k]).cpu()));
+      }
+    }
+  }
 }
 
 }  // namespace ember::test

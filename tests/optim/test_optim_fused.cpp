@@ -93,6 +93,10 @@ TEST_CASE("fused optimizers: five steps match the composite bitwise") {
       for (int64_t n : kSizes) check_fused_matches_composite(c, dtype, n);
 }
 
+TEST_CASE("fused optimizers: one multi-tensor step of a whole group matches the composite") {
+  for (const Config& c : all_configs()) test::check_multi_tensor(c, {Device(kCPU)}, 3);
+}
+
 TEST_CASE("fused optimizers: the result is independent of the thread count") {
   for (const Config& c : {adam_config(true, true, 0.1), sgd_config(0.9, 0.0, true, 1e-2)}) {
     INFO(c.name);

@@ -73,15 +73,11 @@ class Adam : public Optimizer {
  protected:
   void update(Tensor& param, const Tensor& grad, StateDict& state,
               const OptimizerOptions& options) override;
+  void update_group(const std::vector<ParamUpdate>& params,
+                    const OptimizerOptions& options) override;
   std::vector<std::string> state_names() const override {
     return {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
   }
 };
-
-namespace detail {
-/// The Adam update shared by Adam (L2 decay folded into the gradient) and AdamW (decoupled).
-void adam_update(Tensor& param, const Tensor& grad, StateDict& state, double lr, double beta1,
-                 double beta2, double eps, double weight_decay, bool amsgrad, bool decoupled);
-}  // namespace detail
 
 }  // namespace ember::optim

@@ -52,6 +52,8 @@ class AdamW : public Optimizer {
  protected:
   void update(Tensor& param, const Tensor& grad, StateDict& state,
               const OptimizerOptions& options) override;
+  void update_group(const std::vector<ParamUpdate>& params,
+                    const OptimizerOptions& options) override;
   std::vector<std::string> state_names() const override {
     return {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
   }

@@ -1,6 +1,8 @@
 // The optimizer base: parameter groups with their own options, per-parameter state, step(),
 // zero_grad() and a PyTorch-style flattened state_dict. The algorithms (SGD, Adam, AdamW,
-// RMSprop, Adagrad, Lion) derive from it and implement one per-parameter update.
+// RMSprop, Adagrad, Lion) derive from it and implement one per-parameter update; Adam, AdamW and
+// SGD also update a whole group at once (update_group: one multi-tensor kernel per device and
+// dtype instead of one launch per parameter).
 #pragma once
 
 #include <cstdint>
@@ -15,6 +17,14 @@
 #include "ember/tensor.hpp"
 
 namespace ember::optim {
+
+/// One parameter of a step: the parameter, its gradient (defined, checked against the parameter)
+/// and its state.
+struct ParamUpdate {
+  Tensor* param;
+  const Tensor* grad;
+  StateDict* state;
+};
 
 /// Options of one parameter group (lr, weight_decay and the algorithm's others). Every
 /// algorithm's options derive from this, so a scheduler reads and writes `get_lr()`/`set_lr()`
@@ -149,6 +159,11 @@ class Optimizer {
   /// update; `options` is its group's options (the algorithm's own options type).
   virtual void update(Tensor& param, const Tensor& grad, StateDict& state,
                       const OptimizerOptions& options) = 0;
+  /// Updates the parameters of one group that have a gradient, in group order; `options` is the
+  /// group's options. The default calls update() for each; an algorithm with a multi-tensor
+  /// kernel overrides it (the results must not change).
+  virtual void update_group(const std::vector<ParamUpdate>& params,
+                            const OptimizerOptions& options);
   /// The state names the algorithm may keep for a parameter ("step" is a 0-d number; every
   /// other state has the parameter's shape).
   virtual std::vector<std::string> state_names() const = 0;

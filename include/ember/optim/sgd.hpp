@@ -63,6 +63,8 @@ class SGD : public Optimizer {
  protected:
   void update(Tensor& param, const Tensor& grad, StateDict& state,
               const OptimizerOptions& options) override;
+  void update_group(const std::vector<ParamUpdate>& params,
+                    const OptimizerOptions& options) override;
   std::vector<std::string> state_names() const override { return {"momentum_buffer"}; }
 };
 

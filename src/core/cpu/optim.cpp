@@ -172,55 +172,62 @@ void sgd_chunk(T* __restrict P, T* __restrict B, const T* __restrict G, int64_t 
 
 }  // namespace
 
-void adam_step(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-               const Tensor& max_exp_avg_sq, const Tensor& grad, double beta1, double beta2,
-               double eps, double weight_decay, double decay_scale, double step_size,
-               double bias_correction2_sqrt) {
-  visit_float(param.dtype(), [&](auto tag) {
+void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& o) {
+  if (params.empty()) return;
+  visit_float(params.front().param.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const AdamScalars<T> s{static_cast<T>(weight_decay), static_cast<T>(decay_scale),
-                           static_cast<T>(1 - beta1),    static_cast<T>(beta2),
-                           static_cast<T>(1 - beta2),    static_cast<T>(bias_correction2_sqrt),
-                           static_cast<T>(eps),          static_cast<T>(-step_size)};
-    T* P = param.data_ptr<T>();
-    T* M = exp_avg.data_ptr<T>();
-    T* V = exp_avg_sq.data_ptr<T>();
-    T* Vmax = max_exp_avg_sq.defined() ? max_exp_avg_sq.data_ptr<T>() : nullptr;
-    const T* G = grad.data_ptr<T>();
+    const bool amsgrad = params.front().max_exp_avg_sq.defined();
     with_flags(
-        [&](auto l2, auto decoupled_decay, auto amsgrad) {
+        [&](auto l2, auto decoupled_decay, auto ams) {
           constexpr bool kL2 = decltype(l2)::value, kDecoupled = decltype(decoupled_decay)::value,
-                         kAmsgrad = decltype(amsgrad)::value;
-          parallel_for(param.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
-            adam_chunk<T, kL2, kDecoupled, kAmsgrad>(
-                P + b, M + b, V + b, kAmsgrad ? Vmax + b : nullptr, G + b, e - b, s);
-          });
+                         kAmsgrad = decltype(ams)::value;
+          for (const AdamStepTensors& t : params) {
+            const AdamScalars<T> s{static_cast<T>(o.weight_decay),
+                                   static_cast<T>(o.decay_scale),
+                                   static_cast<T>(1 - o.beta1),
+                                   static_cast<T>(o.beta2),
+                                   static_cast<T>(1 - o.beta2),
+                                   static_cast<T>(t.bias_correction2_sqrt),
+                                   static_cast<T>(o.eps),
+                                   static_cast<T>(-t.step_size)};
+            T* P = t.param.data_ptr<T>();
+            T* M = t.exp_avg.data_ptr<T>();
+            T* V = t.exp_avg_sq.data_ptr<T>();
+            T* Vmax = kAmsgrad ? t.max_exp_avg_sq.data_ptr<T>() : nullptr;
+            const T* G = t.grad.data_ptr<T>();
+            parallel_for(t.param.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+              adam_chunk<T, kL2, kDecoupled, kAmsgrad>(
+                  P + b, M + b, V + b, kAmsgrad ? Vmax + b : nullptr, G + b, e - b, s);
+            });
+          }
         },
-        weight_decay != 0, decay_scale != 1, Vmax != nullptr);
+        o.weight_decay != 0, o.decay_scale != 1, amsgrad);
   });
 }
 
-void sgd_step(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, double lr,
-              double momentum, double dampening, double weight_decay, bool nesterov,
-              bool first_step) {
-  visit_float(param.dtype(), [&](auto tag) {
+void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& o) {
+  if (params.empty()) return;
+  visit_float(params.front().param.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const SgdScalars<T> s{static_cast<T>(weight_decay), static_cast<T>(momentum),
-                          static_cast<T>(1 - dampening), static_cast<T>(-lr)};
-    T* P = param.data_ptr<T>();
-    T* B = momentum != 0 ? momentum_buffer.data_ptr<T>() : nullptr;
-    const T* G = grad.data_ptr<T>();
-    with_flags(
-        [&](auto decay, auto heavy_ball, auto first, auto nesterov_momentum) {
-          constexpr bool kDecay = decltype(decay)::value, kMomentum = decltype(heavy_ball)::value,
-                         kFirst = decltype(first)::value,
-                         kNesterov = decltype(nesterov_momentum)::value;
-          parallel_for(param.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
-            sgd_chunk<T, kDecay, kMomentum, kFirst, kNesterov>(P + b, kMomentum ? B + b : nullptr,
-                                                               G + b, e - b, s);
-          });
-        },
-        weight_decay != 0, B != nullptr, first_step, nesterov);
+    const SgdScalars<T> s{static_cast<T>(o.weight_decay), static_cast<T>(o.momentum),
+                          static_cast<T>(1 - o.dampening), static_cast<T>(-o.lr)};
+    for (const SgdStepTensors& t : params) {
+      T* P = t.param.data_ptr<T>();
+      T* B = o.momentum != 0 ? t.momentum_buffer.data_ptr<T>() : nullptr;
+      const T* G = t.grad.data_ptr<T>();
+      with_flags(
+          [&](auto decay, auto heavy_ball, auto first, auto nesterov_momentum) {
+            constexpr bool kDecay = decltype(decay)::value,
+                           kMomentum = decltype(heavy_ball)::value,
+                           kFirst = decltype(first)::value,
+                           kNesterov = decltype(nesterov_momentum)::value;
+            parallel_for(t.param.numel(), kElementwiseGrain, [&](int64_t b, int64_t e) {
+              sgd_chunk<T, kDecay, kMomentum, kFirst, kNesterov>(
+                  P + b, kMomentum ? B + b : nullptr, G + b, e - b, s);
+            });
+          },
+          o.weight_decay != 0, B != nullptr, t.first_step, o.nesterov);
+    }
   });
 }
 
