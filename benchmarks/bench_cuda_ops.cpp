@@ -416,6 +416,115 @@ void register_gemm_cases() {
   }
 }
 
+// ---- tensor-core GEMM (bfloat16) ----
+//
+// hgemm_bf16/<M>x<N>x<K>/<impl>: out (M, N) = x (M, K) @ w^T for a Linear weight w (N, K), bf16
+// in and out, float32 accumulation. "ember" is cuda::gemm_tc (mma.sync, tile configuration 1;
+// "ember_config0" and "ember_config2" (wgmma) listed as peers), "cublas" cublasGemmEx
+// (CUBLAS_COMPUTE_32F, default algorithm). hgemm_bf16_bias_gelu/...: the same product then
+// + bias (N) and GELU (tanh form): "ember" fused in gemm_tc's epilogue, "cublas" cublasGemmEx
+// followed by Ember's bias-add and GELU kernels (what an unfused framework runs). Each Ember
+// repetition first compares its result with cuBLAS's (max |diff| / max |ref| <= 1e-2).
+
+constexpr double kHgemmTolerance = 1e-2;
+
+/// out (M, N) = x (M, K) @ w (N, K)^T in bf16 through cublasGemmEx on the current stream
+/// (column-major: out^T (N, M) = w (N, K) x^T).
+void cublas_hgemm(const CublasHandle& h, const Tensor& out, const Tensor& x, const Tensor& w,
+                  int64_t M, int64_t N, int64_t K) {
+  check_cublas(cublasSetStream(h.get(), stream_of(cuda::current_stream())), "cublasSetStream");
+  const float alpha = 1.0f, beta = 0.0f;
+  check_cublas(cublasGemmEx(h.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
+                            static_cast<int>(M), static_cast<int>(K), &alpha, w.data_ptr(),
+                            CUDA_R_16BF, static_cast<int>(K), x.data_ptr(), CUDA_R_16BF,
+                            static_cast<int>(K), &beta, out.data_ptr(), CUDA_R_16BF,
+                            static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmEx");
+}
+
+void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas,
+              bool bias_gelu, int config) {
+  cuda::set_gemm_tc_config(config);
+  Generator gen(12);
+  const Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
+  const Tensor w = randn({N, K}, gen, gpu()).to(kBFloat16);
+  const Tensor bias = randn({N}, gen, gpu()).to(kBFloat16);
+  const Tensor wt = w.t().unsqueeze(0);  // (1, K, N) view of the weight, K contiguous
+  const Tensor out = empty({1, M, N}, gpu(kBFloat16)), tmp = empty({1, M, N}, gpu(kBFloat16));
+  GemmEpilogue e;
+  if (bias_gelu) {
+    e.bias = bias;
+    e.act = GemmAct::kGeluTanh;
+  }
+  const Tensor bias_rows = bias.expand({1, M, N});
+  auto peer = [&] {
+    cublas_hgemm(g_gpu->cublas_default, bias_gelu ? tmp : out, x, w, M, N, K);
+    if (bias_gelu) {
+      cuda::binary(tmp, tmp, bias_rows, BinaryOp::Add, Scalar(1.0));
+      cuda::unary(out, tmp, UnaryOp::GeluTanh, 0.0, 0.0);
+    }
+  };
+  auto ours = [&] {
+    if (!cuda::gemm_tc(out, x, wt, e)) throw std::runtime_error("gemm_tc declined the layout");
+  };
+  if (!cublas) {
+    ours();
+    const Tensor got = out.to(kFloat32);  // a copy: the peer writes out next
+    peer();
+    const Tensor want = out.to(kFloat32);
+    const double diff = (got - want).abs().max().item<double>();
+    const double scale = want.abs().max().item<double>();
+    const double rel = scale > 0 ? diff / scale : diff;
+    state.counters["max_rel_diff"] = rel;
+    if (!(rel <= kHgemmTolerance)) {
+      g_failed = true;
+      state.SkipWithError(("Ember's gemm_tc differs from cuBLAS: max |diff| / max |ref| = " +
+                           std::to_string(rel))
+                              .c_str());
+      return;
+    }
+  }
+  if (cublas)
+    time_gpu(state, peer);
+  else
+    time_gpu(state, ours);
+  bench::set_flops(state,
+                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+  cuda::set_gemm_tc_config(1);
+}
+
+void register_hgemm_cases() {
+  struct Shape {
+    int64_t M, N, K;
+    bool bias_gelu;
+  };
+  std::vector<Shape> shapes;
+  if (bench::quick_mode()) {
+    shapes = {{64, 64, 64, false}, {72, 40, 56, true}};
+  } else {
+    for (int64_t n : {1024, 2048, 4096, 8192}) shapes.push_back({n, n, n, false});
+    shapes.push_back({8192, 2304, 768, false});  // GPT-2 124M, B*T = 8192: qkv projection
+    shapes.push_back({8192, 768, 3072, false});  // MLP down-projection
+    shapes.push_back({8192, 3072, 768, true});   // MLP up-projection + bias + GELU
+  }
+  for (const Shape& sh : shapes) {
+    const std::string key = std::string(sh.bias_gelu ? "hgemm_bf16_bias_gelu/" : "hgemm_bf16/") +
+                            std::to_string(sh.M) + "x" + std::to_string(sh.N) + "x" +
+                            std::to_string(sh.K) + "/";
+    for (const bool cublas : {false, true})
+      add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
+        bm_hgemm(s, sh.M, sh.N, sh.K, cublas, sh.bias_gelu, 1);
+      });
+    // The other configurations, as peers of the default: 0 (mma.sync, 8 warps of 64 x 32) and
+    // 2 (wgmma on sm_90a; elsewhere it falls back to 1).
+    for (const int config : {0, 2})
+      add_gpu_case(key + "ember_config" + std::to_string(config),
+                   [sh, config](benchmark::State& s) {
+                     bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);
+                   });
+  }
+}
+
 // ---- context ----
 
 /// The GPU, its nominal DRAM bandwidth and float32 FMA peak, cuBLAS's version, the method.
@@ -464,6 +573,7 @@ int main(int argc, char** argv) {
   }
   register_memory_cases();
   register_gemm_cases();
+  register_hgemm_cases();
   const int rc = ember::bench::ratio_main(argc, argv, [](const std::string& key) {
     auto it = memory_ceilings().find(key);
     return it == memory_ceilings().end() ? std::string() : it->second;

@@ -1,124 +1,186 @@
 #!/usr/bin/env bash
 # The GPU check: run on a machine with an NVIDIA GPU (the lent H200) from the repository root.
-# Builds Ember for sm_90a (CUDA_ARCH overrides), prints nvidia-smi, runs the CUDA test suite,
-# the whole CTest suite, compute-sanitizer memcheck over each CUDA test with the caching allocator
-# off and racecheck on the tests of kernels that use shared memory, then the short GPU benchmarks
-# when they exist, and prints a summary table last (each row also goes to $LOGS/summary.txt as it
-# is made). Each step has a time limit (TEST_LIMIT, SANITIZER_LIMIT). Full logs go to $LOGS (default $OUT/gpu-check when $OUT is set, else
-# build/gpu-check-logs). Dependencies the machine may lack come from .gpu-deps (tools/gpu-deps.sh).
-# Budget: about 8 minutes on an H200.
+#
+# 1. nvidia-smi; the programs: either the ones tools/gpu-pack.sh built for sm_90a on the
+#    development machine and packed into .gpu-build/ (used when they load and list their tests
+#    there), or a build here for sm_$CUDA_ARCH (default 90a) of the CUDA test suites and
+#    bench_cuda_ops (dependencies the machine lacks come from .gpu-deps, tools/gpu-deps.sh).
+#    FULL=1 builds everything here and also runs the whole CTest suite.
+# 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
+# 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU.
+# 4. compute-sanitizer, all programs at once: memcheck over each CUDA test with the caching
+#    allocator off (EMBER_CUDA_NO_CACHING=1, so every allocation is its own cudaMalloc), racecheck
+#    over the tests of the kernels that use shared memory (tests/cuda/racecheck.txt). memcheck
+#    does not count failed runtime calls as errors (--report-api-errors no): Ember checks each
+#    call's status itself and raises DeviceError, and the runtime test provokes an out-of-memory
+#    on purpose.
+# 5. A summary table, printed last; each row also goes to $LOGS/summary.txt as it is made.
+#
+# The whole run keeps to DEADLINE seconds (default 420): each step's time limit is cut to what is
+# left. Logs go to $LOGS (default /tmp/gpu-check when $OUT is set, else build/gpu-check-logs); with
+# $OUT set (the device tool), summary.txt, the benchmark JSON and a tarball of all logs are copied
+# there at the end, as the tool brings back at most 8 files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${CUDA_ARCH:-90a}
 BUILD=${BUILD:-build/gpu}
-LOGS=${LOGS:-${OUT:+$OUT/gpu-check}}
-LOGS=${LOGS:-build/gpu-check-logs}
-mkdir -p "$LOGS"
-LOGS=$(cd "$LOGS" && pwd)
-# Per-step limits (seconds), so one slow step cannot eat the device time of the rest.
+DEADLINE=${DEADLINE:-420}
 TEST_LIMIT=${TEST_LIMIT:-120}
-SANITIZER_LIMIT=${SANITIZER_LIMIT:-90}
-declare -a rows
-# Each row goes to the table and, at once, to $LOGS/summary.txt (kept if the run is cut short).
-row() {
-  rows+=("$(printf '%-34s %-7s %s' "$1" "$2" "$3")")
-  printf '%-34s %-7s %s\n' "$1" "$2" "$3" >> "$LOGS/summary.txt"
-}
-# verdict RC: ok, TIMEOUT (rc 124 from timeout) or FAIL
-verdict() { case $1 in 0) echo ok ;; 124) echo TIMEOUT ;; *) echo FAIL ;; esac; }
-: > "$LOGS/summary.txt"
+BENCH_LIMIT=${BENCH_LIMIT:-100}
+SANITIZER_LIMIT=${SANITIZER_LIMIT:-240}
+JOBS=${JOBS:-6}  # test programs at a time
+LOGS=${LOGS:-${OUT:+/tmp/gpu-check}}
+LOGS=${LOGS:-build/gpu-check-logs}
+mkdir -p "$LOGS" "$BUILD"
+LOGS=$(cd "$LOGS" && pwd)
 t0=$(date +%s)
+declare -a rows
+: > "$LOGS/summary.txt"
+row() {
+  rows+=("$(printf '%-36s %-8s %s' "$1" "$2" "$3")")
+  printf '%-36s %-8s %s\n' "$1" "$2" "$3" >> "$LOGS/summary.txt"
+}
+# verdict RC: ok, TIMEOUT (124 from timeout) or FAIL
+verdict() { case $1 in 0) echo ok ;; 124) echo TIMEOUT ;; *) echo "FAIL($1)" ;; esac; }
+elapsed() { echo $(( $(date +%s) - t0 )); }
+# limit N: N seconds, or what is left of the deadline less a 20 s reserve, whichever is less
+limit() {
+  local left=$(( DEADLINE - $(elapsed) - 20 ))
+  [ "$left" -lt 5 ] && left=5
+  [ "$1" -lt "$left" ] && echo "$1" || echo "$left"
+}
+finish() {
+  echo
+  echo "== gpu-check summary ($(date -u +%Y-%m-%dT%H:%MZ), $(elapsed) s; logs in $LOGS)"
+  printf '%s\n' "${rows[@]}"
+  if [ -n "${OUT:-}" ]; then
+    cp "$LOGS/summary.txt" "$OUT/" 2>/dev/null
+    cp "$LOGS"/*.json "$OUT/" 2>/dev/null
+    tar -C "$LOGS" -czf "$OUT/gpu-check-logs.tar.gz" . 2>/dev/null
+  fi
+}
+trap finish EXIT
+status=0
 
 # ---- the machine ----
-nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 && row "nvidia-smi" ok "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | head -1)" ||
+nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 &&
+  row "nvidia-smi" ok "$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | head -1)" ||
   row "nvidia-smi" FAIL "see nvidia-smi.txt"
 nvcc --version > "$LOGS/nvcc.txt" 2>&1
+# Shared libraries the programs need from the CUDA install (cuBLAS for the benchmark's peer):
+# the toolkit's folder and, where the image has them, the Python wheels' folders.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+         $(ls -d /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib \
+                 /usr/local/lib/python3*/dist-packages/nvidia/*/lib 2>/dev/null); do
+  [ -d "$d" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$d"
+done
+export LD_LIBRARY_PATH
 
-# ---- build ----
-prefix=""
-[ -d .gpu-deps ] && prefix="-DCMAKE_PREFIX_PATH=$PWD/.gpu-deps -DZLIB_ROOT=$PWD/.gpu-deps -DEMBER_STB_INCLUDE_DIR=$PWD/.gpu-deps/include/stb"
-gen=""
-command -v ninja > /dev/null && gen="-G Ninja"
-if cmake -S . -B "$BUILD" $gen -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON \
-     -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_INSTALL=OFF \
-     -DEMBER_WERROR=ON $prefix > "$LOGS/configure.txt" 2>&1 &&
-   cmake --build "$BUILD" -j "$(nproc)" > "$LOGS/build.txt" 2>&1; then
-  row "build (sm_$ARCH)" ok "$(( $(date +%s) - t0 )) s"
-else
-  row "build (sm_$ARCH)" FAIL "see configure.txt / build.txt"
-  printf '%s\n' "${rows[@]}"
-  tail -30 "$LOGS/build.txt" 2>/dev/null || tail -30 "$LOGS/configure.txt"
-  exit 1
+# ---- the programs ----
+cuda_tests() { ls "$BUILD"/tests/test_cuda_* 2>/dev/null | while read -r t; do [ -x "$t" ] && echo "$t"; done; }
+built=""
+if [ -z "${FULL:-}" ] && [ -f .gpu-build/programs.tar.xz ]; then
+  mkdir -p "$BUILD/tests" "$BUILD/benchmarks" "$BUILD/lib"
+  tar -C "$BUILD" -xJf .gpu-build/programs.tar.xz
+  export LD_LIBRARY_PATH="$PWD/$BUILD/lib:$LD_LIBRARY_PATH"
+  # Catch2 v2 exits with the number of tests listed: the listing itself says the program loaded.
+  "$BUILD/tests/test_cuda_runtime" --list-tests > "$LOGS/prebuilt-check.txt" 2>&1
+  if grep -q "test cases" "$LOGS/prebuilt-check.txt"; then
+    built="prebuilt"
+    row "programs" ok "prebuilt: $(cat .gpu-build/made-by.txt 2>/dev/null)"
+  else
+    row "programs (prebuilt)" FAIL "do not load here, building: $(head -c 120 "$LOGS/prebuilt-check.txt")"
+    rm -rf "$BUILD"
+  fi
+fi
+if [ -z "$built" ]; then
+  prefix=""
+  [ -d .gpu-deps ] && prefix="-DCMAKE_PREFIX_PATH=$PWD/.gpu-deps -DZLIB_ROOT=$PWD/.gpu-deps -DEMBER_STB_INCLUDE_DIR=$PWD/.gpu-deps/include/stb"
+  gen=""
+  command -v ninja > /dev/null && gen="-G Ninja"
+  targets="$(cd tests/cuda && ls test_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ') bench_cuda_ops"
+  [ -n "${FULL:-}" ] && targets="all"
+  if cmake -S . -B "$BUILD" $gen -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON \
+       -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_INSTALL=OFF \
+       -DEMBER_WERROR=ON -DEMBER_BUILD_BENCHMARKS=ON -DEMBER_TORCH_ROOT="$PWD/.gpu-deps/no-torch" \
+       $prefix > "$LOGS/configure.txt" 2>&1 &&
+     cmake --build "$BUILD" -j "$(nproc)" --target $targets > "$LOGS/build.txt" 2>&1; then
+    built="built here"
+    row "build (sm_$ARCH)" ok "$(elapsed) s"
+  else
+    row "build (sm_$ARCH)" FAIL "see configure.txt / build.txt"
+    tail -30 "$LOGS/build.txt" 2>/dev/null || tail -30 "$LOGS/configure.txt"
+    exit 1
+  fi
 fi
 
-# ---- CUDA tests (every tests/cuda/test_* program), then the whole CTest suite ----
-status=0
-for t in "$BUILD"/tests/test_cuda_*; do
-  [ -x "$t" ] || continue
+# ---- CUDA tests, $JOBS at a time ----
+# run_one NAME LIMIT CMD...: runs CMD with output to $LOGS/NAME.txt and its status to NAME.rc
+run_one() {
+  local n=$1 lim=$2
+  shift 2
+  timeout "$lim" "$@" > "$LOGS/$n.txt" 2>&1
+  echo $? > "$LOGS/$n.rc"
+}
+lim=$(limit "$TEST_LIMIT")
+for t in $(cuda_tests); do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+  OMP_NUM_THREADS=2 run_one "$(basename "$t")" "$lim" "$t" &
+done
+wait
+for t in $(cuda_tests); do
   n=$(basename "$t")
-  timeout "$TEST_LIMIT" "$t" > "$LOGS/$n.txt" 2>&1
+  rc=$(cat "$LOGS/$n.rc" 2>/dev/null || echo 1)
+  [ "$rc" -eq 0 ] || status=1
+  row "$n" "$(verdict "$rc")" "$(grep -E '^(All tests passed|test cases)' "$LOGS/$n.txt" | tail -1)"
+done
+if [ -n "${FULL:-}" ]; then
+  (cd "$BUILD" && ctest -j "$(nproc)" --timeout "$(limit 300)" -E "bench_" > "$LOGS/ctest.txt" 2>&1)
   rc=$?
   [ $rc -eq 0 ] || status=1
-  row "$n" "$(verdict $rc)" "$(grep -E '^(All tests passed|test cases)' "$LOGS/$n.txt" | tail -1)"
-done
-# The CPU suite on the GPU machine (the CUDA build must pass it there too); short.
-(cd "$BUILD" && ctest -j "$(nproc)" --timeout 300 -E "bench_" > "$LOGS/ctest.txt" 2>&1)
-rc=$?
-[ $rc -eq 0 ] || status=1
-row "ctest (all tests)" "$(verdict $rc)" "$(grep -E 'tests passed|tests failed' "$LOGS/ctest.txt" | tail -1)"
+  row "ctest (all tests)" "$(verdict $rc)" "$(grep -E 'tests passed|tests failed' "$LOGS/ctest.txt" | tail -1)"
+fi
 
-# ---- compute-sanitizer ----
+# ---- short GPU benchmarks, alone on the GPU ----
+for b in "$BUILD"/benchmarks/bench_cuda_*; do
+  [ -x "$b" ] || continue
+  n=$(basename "$b")
+  timeout "$(limit "$BENCH_LIMIT")" "$b" --ember_summary="$LOGS/$n.json" > "$LOGS/$n.txt" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] || status=1
+  row "$n" "$(verdict $rc)" "$n.json, $n.txt"
+done
+
+# ---- compute-sanitizer, every program at once ----
 if command -v compute-sanitizer > /dev/null; then
-  # memcheck with every allocation a cudaMalloc, so each out-of-bounds access is caught
-  for t in "$BUILD"/tests/test_cuda_*; do
-    [ -x "$t" ] || continue
+  lim=$(limit "$SANITIZER_LIMIT")
+  declare -a checks
+  for t in $(cuda_tests); do
     n=$(basename "$t")
-    EMBER_CUDA_NO_CACHING=1 timeout "$SANITIZER_LIMIT" compute-sanitizer --tool memcheck \
-      --error-exitcode 9 "$t" > "$LOGS/$n.memcheck.txt" 2>&1
-    rc=$?
-    [ $rc -eq 0 ] || status=1
-    row "  memcheck $n" "$(verdict $rc)" "$(grep -E 'ERROR SUMMARY' "$LOGS/$n.memcheck.txt" | tail -1)"
+    checks+=("$n.memcheck")
+    EMBER_CUDA_NO_CACHING=1 OMP_NUM_THREADS=1 run_one "$n.memcheck" "$lim" \
+      compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 "$t" &
   done
-  # racecheck on the kernels that use shared memory: tests/cuda/racecheck.txt lists a program and
-  # optionally Catch2 arguments (a test name) per line; '#' starts a comment.
+  # racecheck.txt: a program and optionally Catch2 arguments (a test name) per line; '#' comments
   if [ -f tests/cuda/racecheck.txt ]; then
     while read -r n args; do
       case "$n" in '' | '#'*) continue ;; esac
       [ -x "$BUILD/tests/$n" ] || continue
       eval "set -- $args"
-      timeout "$SANITIZER_LIMIT" compute-sanitizer --tool racecheck --error-exitcode 9 \
-        "$BUILD/tests/$n" "$@" > "$LOGS/$n.racecheck.txt" 2>&1
-      rc=$?
-      [ $rc -eq 0 ] || status=1
-      row "  racecheck $n" "$(verdict $rc)" "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$LOGS/$n.racecheck.txt" | tail -1)"
+      checks+=("$n.racecheck")
+      OMP_NUM_THREADS=1 run_one "$n.racecheck" "$lim" \
+        compute-sanitizer --tool racecheck --error-exitcode 9 "$BUILD/tests/$n" "$@" &
     done < tests/cuda/racecheck.txt
   fi
+  wait
+  for c in "${checks[@]}"; do
+    rc=$(cat "$LOGS/$c.rc" 2>/dev/null || echo 1)
+    [ "$rc" -eq 0 ] || status=1
+    row "  ${c##*.} ${c%.*}" "$(verdict "$rc")" \
+      "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|Device not supported|test cases' "$LOGS/$c.txt" | tail -1)"
+  done
 else
   row "compute-sanitizer" FAIL "not found"
   status=1
 fi
-
-# ---- short GPU benchmarks (benchmarks/bench_cuda_*) ----
-# Configured into the same build only now (Google Benchmark from .gpu-deps, no libtorch peer), so
-# a benchmark that fails to build costs its row, not the tests above.
-if cmake -S . -B "$BUILD" -DEMBER_BUILD_BENCHMARKS=ON -DEMBER_TORCH_ROOT="$PWD/.gpu-deps/no-torch" \
-     > "$LOGS/configure-bench.txt" 2>&1 &&
-   cmake --build "$BUILD" -j "$(nproc)" --target bench_cuda_ops > "$LOGS/build-bench.txt" 2>&1; then
-  row "build bench_cuda_ops" ok ""
-else
-  status=1
-  row "build bench_cuda_ops" FAIL "see configure-bench.txt / build-bench.txt"
-fi
-for b in "$BUILD"/benchmarks/bench_cuda_*; do
-  [ -x "$b" ] || continue
-  n=$(basename "$b")
-  timeout "$TEST_LIMIT" "$b" --ember_summary="$LOGS/$n.json" > "$LOGS/$n.txt" 2>&1
-  rc=$?
-  [ $rc -eq 0 ] || status=1
-  row "$n" "$(verdict $rc)" "$n.json"
-done
-
-echo
-echo "== gpu-check summary ($(date -u +%Y-%m-%dT%H:%MZ), $(( $(date +%s) - t0 )) s; logs in $LOGS)"
-printf '%s\n' "${rows[@]}"
 exit $status

@@ -243,12 +243,22 @@ class Tensor {
   void set_data(const Tensor& data);
 
   // -- conversion and copies --
+  // non_blocking: a copy between the host and a GPU from or into pinned memory (pin_memory())
+  // is queued on the current stream and returns at once (the host memory is kept alive until the
+  // copy has run); read a device-to-host result only after synchronizing that stream. Every other
+  // copy is synchronous whatever non_blocking says.
   Tensor to(Device d, bool non_blocking = false, bool copy = false) const;
   Tensor to(DType t, bool non_blocking = false, bool copy = false) const;
   Tensor to(TensorOptions o, bool non_blocking = false, bool copy = false) const;
   Tensor to(Device d, DType t, bool non_blocking = false, bool copy = false) const;
   Tensor cpu() const;
   Tensor cuda() const;
+  /// A copy of this CPU tensor in page-locked host memory (itself when already pinned), which
+  /// copies to and from a GPU can read and write asynchronously. DeviceError without a GPU or
+  /// for a CUDA tensor.
+  Tensor pin_memory() const;
+  /// True when the tensor's memory is page-locked host memory from pin_memory().
+  bool is_pinned() const;
   Tensor contiguous() const;
   Tensor clone() const;
 

@@ -1,6 +1,7 @@
 // The one device switch (`launch`) and the dtype switch (`visit_dtype`).
 #pragma once
 
+#include <type_traits>
 #include <utility>
 
 #include "core/kernels.hpp"
@@ -80,6 +81,12 @@ inline To convert(From v) {
     return To(static_cast<float>(v));
   } else if constexpr (std::is_same_v<To, bool>) {
     return v != From(0);
+  } else if constexpr (std::is_floating_point_v<From> && std::is_integral_v<To> &&
+                       sizeof(To) < sizeof(int64_t)) {
+    // Truncated toward zero through int64, then wrapped into To (e.g. -1.5 -> uint8 255), as
+    // PyTorch does on the CPU. A direct cast is undefined for values To cannot hold and differs
+    // between machines: a GPU saturates. Same rule in src/cuda/loops.cuh's convert.
+    return static_cast<To>(static_cast<int64_t>(v));
   } else {
     return static_cast<To>(v);
   }

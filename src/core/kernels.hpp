@@ -55,6 +55,21 @@ struct Window2d {
   int64_t kh, kw, dh, dw, ph, pw, sh, sw;
 };
 
+/// The activation of a fused GEMM epilogue (GeluErf/GeluTanh as UnaryOp's).
+enum class GemmAct : uint8_t { kNone, kRelu, kGelu, kGeluTanh };
+
+/// What a fused GEMM does with the product (cuda::gemm_tc), each part optional:
+/// out = act(alpha * a @ b + beta * out + bias) + residual, in float32, rounded once to out's
+/// dtype. bias is (N) and residual out's (B, M, N) shape, both in out's dtype; beta == 0 ignores
+/// out's old contents.
+struct GemmEpilogue {
+  double alpha = 1.0;
+  double beta = 0.0;
+  Tensor bias;
+  GemmAct act = GemmAct::kNone;
+  Tensor residual;
+};
+
 namespace cpu {
 // ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp; src/cuda/elementwise.cu, copy.cu) ----
 /// out[...] = value converted to out's dtype.
@@ -302,6 +317,10 @@ void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& o
 namespace cuda {
 void fill(const Tensor& out, Scalar value);
 void copy(const Tensor& out, const Tensor& src);
+/// copy between the host and a GPU (one side CPU, the other CUDA) that returns without waiting
+/// when the host side is pinned and both sides are dense of one dtype (Tensor::copy_'s
+/// non_blocking); otherwise as copy.
+void copy_non_blocking(const Tensor& out, const Tensor& src);
 void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1);
 void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha);
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
@@ -311,6 +330,13 @@ void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, in
 void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
 void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
+/// The tensor-core GEMM (src/cuda/gemm_tc.cu) with a fused epilogue, for bfloat16/float16 a, b and
+/// out of gemm's shapes. Returns false, having done nothing, when the layout is not one it takes
+/// (see gemm_tc.cu); the caller then uses gemm and separate ops.
+bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& epilogue);
+/// gemm_tc's tile configuration for the calls that follow (process-wide): 1 (the default) or 0
+/// (see gemm_tc.cu). For the tests and benchmarks, which run both.
+void set_gemm_tc_config(int config);
 void check_index_range(const Tensor& index, int64_t size, const char* op, int64_t dim);
 void gather(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
 void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate);

@@ -388,7 +388,6 @@ void Tensor::bump_version() const {
 // ---- conversions ----
 
 Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
-  (void)non_blocking;  // CPU copies are synchronous
   EMBER_IMPL_CHECK("to");
   DType dt = o.has_dtype() ? o.dtype() : dtype();
   Device dev = o.device();
@@ -398,7 +397,7 @@ Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
   Tensor out = make_tensor(sizes(), dt, dev, "to");
   {
     NoGradGuard no_grad;
-    out.copy_(*this);
+    out.copy_(*this, non_blocking);
   }
   if (is_floating(dt) && autograd::needs_grad({this})) {
     TensorOptions back = options();  // the gradient goes back to the input's dtype and device
@@ -418,6 +417,28 @@ Tensor Tensor::to(Device d, DType t, bool non_blocking, bool copy) const {
   return to(TensorOptions().device(d).dtype(t), non_blocking, copy);
 }
 Tensor Tensor::cpu() const { return to(Device(kCPU)); }
+Tensor Tensor::pin_memory() const {
+  EMBER_IMPL_CHECK("pin_memory");
+  EMBER_CHECK(is_cpu(), DeviceError, "[pin_memory] expected a CPU tensor, got one on ", device());
+  if (is_pinned()) return *this;
+  const size_t n = checked_nbytes(sizes(), dtype(), "pin_memory");
+  EMBER_CHECK(n <= g_max_alloc, ValueError, "[pin_memory] allocation of ", n,
+              " bytes exceeds the limit of ", g_max_alloc, " bytes");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = cuda::detail::allocate_pinned_storage(n, "pin_memory");
+  impl->sizes = sizes().vec();
+  impl->strides = contiguous_strides(sizes());
+  impl->dtype = dtype();
+  impl->device = Device(kCPU);
+  Tensor out = Tensor(std::move(impl));
+  NoGradGuard no_grad;
+  out.copy_(*this);
+  return out;
+}
+bool Tensor::is_pinned() const {
+  EMBER_IMPL_CHECK("is_pinned");
+  return impl_->storage && impl_->storage->pinned;
+}
 Tensor Tensor::cuda() const { return to(Device(kCUDA, 0)); }
 
 Tensor Tensor::contiguous() const {
@@ -437,7 +458,6 @@ Tensor Tensor::clone() const {
 }
 
 Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
-  (void)non_blocking;
   EMBER_IMPL_CHECK("copy_");
   EMBER_CHECK(src.defined(), ValueError, "[copy_] the source tensor is undefined");
   std::vector<int64_t> shape = broadcast_shapes(sizes(), src.sizes(), "copy_");
@@ -459,7 +479,10 @@ Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
     NoGradGuard no_grad;
     Tensor s = src.expand(sizes());
     // Between the host and a GPU the CUDA copy moves the data, whichever side is the destination.
-    launch(is_cpu() ? s.device() : device(), cpu::copy, cuda::copy, *this, s);
+    if (non_blocking && is_cuda() != s.is_cuda())
+      cuda::copy_non_blocking(*this, s);
+    else
+      launch(is_cpu() ? s.device() : device(), cpu::copy, cuda::copy, *this, s);
   }
   bump_version();
   if (record) {

@@ -17,6 +17,7 @@ struct Storage {
   size_t nbytes = 0;
   Device device = Device(kCPU);
   std::function<void(void*)> deleter;  // empty for memory the caller keeps alive
+  bool pinned = false;                  // page-locked host memory (Tensor::pin_memory)
 
   Storage() = default;
   Storage(const Storage&) = delete;

@@ -15,4 +15,8 @@ namespace ember::cuda::detail {
 /// cache was emptied and the cudaMalloc retried), ValueError above the allocation cap.
 std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op);
 
+/// Page-locked host memory of nbytes (cudaHostAlloc; the deleter frees it), marked pinned.
+/// DeviceError without a GPU or when the host memory cannot be locked.
+std::shared_ptr<Storage> allocate_pinned_storage(size_t nbytes, const char* op);
+
 }  // namespace ember::cuda::detail

@@ -18,6 +18,11 @@ inline void check(cudaError_t err, const char* what, const char* file, int line)
                                            line));
 }
 
+/// The calling thread's current stream on `device` (an existing device's index, >= 0): what
+/// current_stream(device).handle() returns, without building a Stream (the launch and allocation
+/// path asks once per op).
+cudaStream_t current_stream_handle(int device);
+
 /// Sets the current device for a scope and restores the previous one on exit.
 class DeviceGuard {
  public:

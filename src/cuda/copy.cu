@@ -8,13 +8,22 @@
 // index; across devices the source is first made contiguous on its own device, moved with one
 // memcpy, and converted/strided on the destination's side (loops.cuh's map). Between two GPUs
 // that memcpy is a peer copy queued on the destination's stream after an event of the source's.
+//
+// non_blocking (copy_non_blocking): a dense same-dtype copy between pinned host memory and the
+// device is queued and not waited for. The pinned host storage is kept alive by a list of copies
+// in flight, each with an event recorded after it; each later non-blocking copy drops the entries
+// whose events have completed. So the caller may drop its tensor at once; as in PyTorch, it
+// synchronizes (the stream or the device) before it reads a device-to-host result.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <type_traits>
+#include <vector>
 
 #include "core/kernels.hpp"
 #include "core/tensor_impl.hpp"
@@ -158,6 +167,66 @@ void copy(const Tensor& out, const Tensor& src) {
     EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_of(dev)));
   }
   if (!host.is_same(out)) cpu::copy(out, host);
+}
+
+namespace {
+
+/// Pinned host storages in use by queued copies, each with an event recorded after its copy.
+struct InFlight {
+  std::shared_ptr<Storage> storage;
+  cudaEvent_t done;
+};
+std::mutex& in_flight_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<InFlight>& in_flight() {
+  static std::vector<InFlight> v;
+  return v;
+}
+
+/// Drops the storages whose copies have finished; the caller holds in_flight_mutex().
+void collect_finished() {
+  std::vector<InFlight>& v = in_flight();
+  size_t kept = 0;
+  for (InFlight& f : v) {
+    const cudaError_t err = cudaEventQuery(f.done);
+    if (err == cudaErrorNotReady) {
+      (void)cudaGetLastError();
+      v[kept++] = std::move(f);
+      continue;
+    }
+    (void)cudaGetLastError();
+    (void)cudaEventDestroy(f.done);
+  }
+  v.resize(kept);
+}
+
+}  // namespace
+
+void copy_non_blocking(const Tensor& out, const Tensor& src) {
+  const bool to_device = out.is_cuda();
+  const Tensor& host = to_device ? src : out;
+  const Tensor& dev = to_device ? out : src;
+  if (out.numel() == 0 || !host.is_pinned() || !raw_copyable(out, src)) {
+    copy(out, src);
+    return;
+  }
+  detail::DeviceGuard guard(dev.device().index());
+  const cudaStream_t stream = stream_of(dev);
+  std::lock_guard<std::mutex> lock(in_flight_mutex());
+  collect_finished();
+  cudaEvent_t done = nullptr;
+  EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  const cudaError_t err =
+      to_device ? cudaMemcpyAsync(out.data_ptr(), src.data_ptr(), out.nbytes(),
+                                  cudaMemcpyHostToDevice, stream)
+                : cudaMemcpyAsync(out.data_ptr(), src.data_ptr(), out.nbytes(),
+                                  cudaMemcpyDeviceToHost, stream);
+  if (err != cudaSuccess) (void)cudaEventDestroy(done);
+  EMBER_CUDA_CHECK(err);
+  EMBER_CUDA_CHECK(cudaEventRecord(done, stream));
+  in_flight().push_back({host.unsafe_impl()->storage, done});
 }
 
 }  // namespace ember::cuda

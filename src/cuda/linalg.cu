@@ -2,8 +2,9 @@
 // with the CPU kernel's semantics (src/core/cpu/linalg.cpp): any strides on all three tensors
 // (transposed operands read in place, stride 0 for broadcast batches), beta == 0 ignores out's old
 // contents (NaN included), K == 0 gives beta * out; float16/bfloat16 accumulate in float and round
-// once, integers sum in wrapping uint64; bool is a DTypeError. No cuBLAS, no tensor cores: float32
-// is exact float32 FMA arithmetic (no TF32).
+// once, integers sum in wrapping uint64; bool is a DTypeError. No cuBLAS. float16/bfloat16
+// products go to the tensor-core kernel (gemm_tc.cu) when their layout allows; what remains, and
+// every other dtype, runs here: float32 is exact float32 FMA arithmetic (no TF32).
 //
 // Algorithm: the classic shared-memory tiled GEMM with register blocking (as in Volkov & Demmel,
 // "Benchmarking GPUs to tune dense linear algebra", SC 2008). Each block of 256 threads owns a
@@ -287,6 +288,13 @@ acc_t<T> coefficient(Scalar s) {
 
 template <class T>
 void gemm_typed(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
+  if constexpr (detail::is_reduced_v<T>) {
+    // 16-bit floats: the tensor-core kernel when it takes the layout (gemm_tc.cu).
+    GemmEpilogue e;
+    e.alpha = alpha.to<double>();
+    e.beta = beta.to<double>();
+    if (gemm_tc(out, a, b, e)) return;
+  }
   GemmProblem<T> p;
   p.out = mat_of<T>(out);
   p.a = mat_of<const T>(a);

@@ -87,6 +87,10 @@ __device__ __forceinline__ O convert(I v) {
     return BF16Bits{__bfloat16_as_ushort(__float2bfloat16_rn(static_cast<float>(v)))};
   } else if constexpr (std::is_same_v<O, bool>) {
     return v != I(0);
+  } else if constexpr (std::is_floating_point_v<I> && std::is_integral_v<O> &&
+                       sizeof(O) < sizeof(int64_t)) {
+    // Through int64, then wrapped, as the CPU's convert (a direct cvt saturates on the GPU).
+    return static_cast<O>(static_cast<int64_t>(v));
   } else {
     return static_cast<O>(v);
   }
@@ -163,7 +167,7 @@ inline unsigned blocks_for(int64_t n) {
 
 /// The calling thread's current stream on t's device.
 inline cudaStream_t stream_of(const Tensor& t) {
-  return static_cast<cudaStream_t>(current_stream(t.device().index()).handle());
+  return current_stream_handle(t.device().index());
 }
 
 /// Runs g(pointers) for every element of out (ts[0]) on out's device and current stream.

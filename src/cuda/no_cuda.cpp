@@ -15,6 +15,7 @@ namespace {
 #ifndef EMBER_CUDA_HAS_COPY
 void fill(const Tensor&, Scalar) { unsupported("fill"); }
 void copy(const Tensor&, const Tensor&) { unsupported("copy"); }
+void copy_non_blocking(const Tensor&, const Tensor&) { unsupported("copy"); }
 #endif
 #ifndef EMBER_CUDA_HAS_ELEMENTWISE
 void unary(const Tensor&, const Tensor&, UnaryOp, double, double) { unsupported("unary"); }
@@ -29,6 +30,10 @@ void softmax(const Tensor&, const Tensor&, int64_t, bool) { unsupported("softmax
 #endif
 #ifndef EMBER_CUDA_HAS_LINALG
 void gemm(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar) { unsupported("gemm"); }
+#endif
+#ifndef EMBER_CUDA_HAS_GEMM_TC
+bool gemm_tc(const Tensor&, const Tensor&, const Tensor&, const GemmEpilogue&) { return false; }
+void set_gemm_tc_config(int) {}
 #endif
 #ifndef EMBER_CUDA_HAS_INDEX
 void check_index_range(const Tensor&, int64_t, const char*, int64_t) { unsupported("check_index_range"); }

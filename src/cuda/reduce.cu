@@ -6,7 +6,10 @@
 //
 // Deterministic: one block per output element (grid-stride over outputs), each thread folding a
 // fixed strided subset of the reduced elements in order, then a fixed shuffle-and-shared-memory
-// tree; the result depends only on the input and the block size (kThreads), never on timing. It
+// tree; fewer than 1024 outputs of 65536 elements or more are each split into at most 1024
+// fixed chunks reduced the same way, then combined in order by a second kernel (run_reduce). The
+// result depends only on the input's shape and values and the block size (kThreads), never on
+// the GPU or timing. It
 // is not bitwise the CPU's (a different summation tree). cumsum runs one thread per line
 // (sequential, as the CPU); softmax one block per line.
 #include <cuda_runtime.h>
@@ -18,6 +21,7 @@
 
 #include "core/kernels.hpp"
 #include "cuda/loops.cuh"
+#include "ember/ops.hpp"
 
 namespace ember::cuda {
 namespace {
@@ -198,25 +202,94 @@ using sum_acc_t = std::conditional_t<std::is_floating_point_v<compute_t<T>>, dou
 
 // ---- reduce ----
 
-template <class T, class O, class A, class Op>
-__global__ void reduce_kernel(const T* x, O* out, Geometry g, Op op) {
+/// Splitting one output's reduction (run_reduce): at least this many elements per partial block,
+/// at most kMaxSplits partials per output, and only while there are fewer outputs than
+/// kSplitBelowOutputs (else one block per output already fills the GPU).
+constexpr int64_t kSplitChunk = 32768;
+constexpr int64_t kMaxSplits = 1024;
+constexpr int64_t kSplitBelowOutputs = 1024;
+
+/// This thread's fold of reduced elements begin + threadIdx.x, + blockDim.x, ... < end of the
+/// output at x offset xb. kOneDim: one reduced dim, offset j * stride without index arithmetic.
+template <class T, class A, bool kOneDim, class Op>
+__device__ __forceinline__ A fold_range(const T* x, const Geometry& g, int64_t xb, int64_t begin,
+                                        int64_t end, Op op) {
+  A acc = op.identity();
+  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    const int64_t off = kOneDim ? j * g.rx[0] : reduced_offset(g, j);
+    acc = op.combine(acc, convert<A>(convert<compute_t<T>>(x[xb + off])));
+  }
+  return acc;
+}
+
+/// Block t of K * splits: output t / splits, the (t % splits)-th of `splits` equal chunks of
+/// its R elements. splits == 1 writes the output; else the chunk's result goes to partial[t].
+template <class T, class O, class A, bool kOneDim, class Op>
+__global__ void reduce_kernel(const T* x, O* out, A* partial, Geometry g, int64_t splits, Op op) {
+  __shared__ A shared[32];
+  const int64_t chunk = (g.R + splits - 1) / splits;
+  for (int64_t t = blockIdx.x; t < g.K * splits; t += gridDim.x) {
+    const int64_t k = t / splits, begin = (t % splits) * chunk;
+    const int64_t end = begin + chunk < g.R ? begin + chunk : g.R;
+    int64_t xb = 0, ob = 0, unused = 0;
+    outer_offsets(g, k, xb, ob, unused);
+    A acc = fold_range<T, A, kOneDim>(x, g, xb, begin, end, op);
+    acc = block_reduce(acc, op, shared);
+    if (threadIdx.x == 0) {
+      if (splits == 1)
+        out[ob] = convert<O>(acc);
+      else
+        partial[t] = acc;
+    }
+  }
+}
+
+/// Output k from its `splits` partial results, in order through the same block tree.
+template <class O, class A, class Op>
+__global__ void reduce_partials_kernel(const A* partial, O* out, Geometry g, int64_t splits,
+                                       Op op) {
   __shared__ A shared[32];
   for (int64_t k = blockIdx.x; k < g.K; k += gridDim.x) {
     int64_t xb = 0, ob = 0, unused = 0;
     outer_offsets(g, k, xb, ob, unused);
     A acc = op.identity();
-    for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x)
-      acc = op.combine(acc, convert<A>(convert<compute_t<T>>(x[xb + reduced_offset(g, j)])));
+    for (int64_t s = threadIdx.x; s < splits; s += blockDim.x)
+      acc = op.combine(acc, partial[k * splits + s]);
     acc = block_reduce(acc, op, shared);
     if (threadIdx.x == 0) out[ob] = convert<O>(acc);
   }
 }
 
+/// Few outputs of long reductions (a full sum) would leave most of the GPU idle with one block
+/// each: their elements are split into fixed chunks (the count from K and R alone, so the result
+/// does not depend on the GPU or on timing) whose results a second kernel combines.
 template <class T, class O, class A, class Op>
 void run_reduce(const Tensor& out, const Tensor& x, const Geometry& g, Op op) {
-  reduce_kernel<T, O, A, Op><<<grid_for(g.K), kThreads, 0, detail::stream_of(out)>>>(
-      static_cast<const T*>(x.data_ptr()), static_cast<O*>(out.data_ptr()), g, op);
+  int64_t splits = 1;
+  if (g.K < kSplitBelowOutputs) {
+    splits = g.R / kSplitChunk;
+    splits = splits < 1 ? 1 : (splits > kMaxSplits ? kMaxSplits : splits);
+  }
+  const cudaStream_t stream = detail::stream_of(out);
+  Tensor partial;
+  if (splits > 1)
+    partial = empty({g.K * splits * static_cast<int64_t>(sizeof(A))},
+                    TensorOptions(kUInt8).device(x.device()));
+  A* const partial_ptr = splits > 1 ? static_cast<A*>(partial.data_ptr()) : nullptr;
+  const T* const xp = static_cast<const T*>(x.data_ptr());
+  O* const op_out = static_cast<O*>(out.data_ptr());
+  if (g.nred == 1)
+    reduce_kernel<T, O, A, true><<<grid_for(g.K * splits), kThreads, 0, stream>>>(
+        xp, op_out, partial_ptr, g, splits, op);
+  else
+    reduce_kernel<T, O, A, false><<<grid_for(g.K * splits), kThreads, 0, stream>>>(
+        xp, op_out, partial_ptr, g, splits, op);
   EMBER_CUDA_CHECK_LAUNCH();
+  if (splits > 1) {
+    reduce_partials_kernel<O, A><<<grid_for(g.K), kThreads, 0, stream>>>(partial_ptr, op_out, g,
+                                                                         splits, op);
+    EMBER_CUDA_CHECK_LAUNCH();
+  }
 }
 
 template <class T, class O>
@@ -329,12 +402,12 @@ __global__ void softmax_kernel(T* out, const T* x, Geometry g, bool log) {
     m = block_all_reduce(m, MaxOp<C>{}, smax);
     double s = 0.0;
     for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x)
-      s += static_cast<double>(exp(convert<C>(x[xb + j * xs]) - m));
+      s += static_cast<double>(::exp(convert<C>(x[xb + j * xs]) - m));
     s = block_all_reduce(s, SumOp<double>{}, ssum);
     const C kk = log ? static_cast<C>(::log(s)) : static_cast<C>(1.0 / s);
     for (int64_t j = threadIdx.x; j < g.R; j += blockDim.x) {
       const C d = convert<C>(x[xb + j * xs]) - m;
-      out[ob + j * os] = convert<T>(log ? d - kk : exp(d) * kk);
+      out[ob + j * os] = convert<T>(log ? d - kk : ::exp(d) * kk);
     }
   }
 }

@@ -114,12 +114,26 @@ bool Stream::query() const {
 }
 
 namespace {
-/// The calling thread's current stream per device (empty: the default stream).
+/// The calling thread's current stream per device (empty: the default stream), and its handle
+/// (null: the default stream) for the launch path, which reads it without touching a shared_ptr.
 std::vector<std::shared_ptr<Stream>>& thread_streams() {
   thread_local std::vector<std::shared_ptr<Stream>> streams;
   return streams;
 }
+std::vector<cudaStream_t>& thread_stream_handles() {
+  thread_local std::vector<cudaStream_t> handles;
+  return handles;
+}
 }  // namespace
+
+namespace detail {
+cudaStream_t current_stream_handle(int device) {
+  const std::vector<cudaStream_t>& handles = thread_stream_handles();
+  return device >= 0 && device < static_cast<int>(handles.size())
+             ? handles[static_cast<size_t>(device)]
+             : nullptr;
+}
+}  // namespace detail
 
 Stream current_stream(int device) {
   const int d = resolve(device, "current_stream");
@@ -134,6 +148,9 @@ void set_current_stream(const Stream& s) {
   if (static_cast<int>(streams.size()) <= s.device())
     streams.resize(static_cast<size_t>(s.device()) + 1);
   streams[static_cast<size_t>(s.device())] = std::make_shared<Stream>(s);
+  auto& handles = thread_stream_handles();
+  if (handles.size() < streams.size()) handles.resize(streams.size(), nullptr);
+  handles[static_cast<size_t>(s.device())] = static_cast<cudaStream_t>(s.handle());
 }
 
 StreamGuard::StreamGuard(const Stream& s)

@@ -51,6 +51,7 @@ float Event::elapsed_ms(const Event&) const { no_cuda("Event::elapsed_ms"); }
 
 DeviceMemoryStats memory_stats(int) { return {}; }
 void reset_peak_memory_stats(int) {}
+void record_stream(const Tensor&, const Stream&) { no_cuda("record_stream"); }
 void empty_cache() {}
 bool caching_enabled() {
   const char* v = std::getenv("EMBER_CUDA_NO_CACHING");
@@ -64,6 +65,7 @@ namespace detail {
 std::shared_ptr<Storage> allocate_storage(size_t, Device, const char* op) {
   no_cuda(op);
 }
+std::shared_ptr<Storage> allocate_pinned_storage(size_t, const char* op) { no_cuda(op); }
 }  // namespace detail
 
 }  // namespace ember::cuda

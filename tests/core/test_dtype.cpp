@@ -166,3 +166,23 @@ TEST_CASE("scalar: kinds and conversions") {
   CHECK(b.to<int>() == 2);
   CHECK(static_cast<float>(Scalar(1.0).to<Half>()) == 1.0f);
 }
+
+TEST_CASE("dtype: floating to narrow integers truncates through int64 and wraps") {
+  // PyTorch's CPU results; a plain cast would be undefined (and saturates on a GPU).
+  const Tensor x = tensor(std::vector<double>{-1.5, -256.7, 300.2, 255.9, 200.5, -129.0});
+  for (DType from : {kFloat64, kFloat32, kFloat16, kBFloat16}) {
+    INFO(from);
+    const Tensor v = x.to(from);
+    const Tensor held = v.to(kFloat64).contiguous();  // the values `from` holds
+    const Tensor u8 = v.to(kUInt8).contiguous(), i8 = v.to(kInt8).contiguous();
+    for (int64_t k = 0; k < x.numel(); ++k) {
+      const auto t = static_cast<int64_t>(std::trunc(held.data_ptr<double>()[k]));
+      CHECK(static_cast<int64_t>(u8.data_ptr<uint8_t>()[k]) == ((t % 256) + 256) % 256);
+      CHECK(static_cast<int64_t>(i8.data_ptr<int8_t>()[k]) == ((t + 128) % 256 + 256) % 256 - 128);
+    }
+  }
+  const Tensor u8 = x.to(kUInt8).to(kInt64);
+  CHECK(equal(u8, tensor(std::vector<int64_t>{255, 0, 44, 255, 200, 127})));
+  const Tensor i32 = tensor(std::vector<double>{-70000.9, 3e9}).to(kInt32).to(kInt64);
+  CHECK(equal(i32, tensor(std::vector<int64_t>{-70000, int64_t{3000000000} - 4294967296})));
+}

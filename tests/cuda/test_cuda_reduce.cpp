@@ -108,3 +108,39 @@ TEST_CASE("cuda cumsum and softmax/log_softmax equal the CPU's; results repeat b
   CHECK(test::bitwise_equal(sum(big, {0}).cpu(), sum(big, {0}).cpu()));
   CHECK(test::bitwise_equal(softmax(big, 1).cpu(), softmax(big, 1).cpu()));
 }
+
+TEST_CASE("cuda reduce: long reductions of few outputs are split, the result repeats bitwise") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  Generator g(560);
+  // (A, B, C) with the reduced elements far beyond one chunk (32768): one contiguous dim, one
+  // strided dim, two dims, and everything; a NaN, a zero and a false in the middle.
+  const Tensor base = rand({3, 70001, 2}, g) * 2.0 + 0.5;
+  const std::vector<std::vector<int64_t>> dim_sets = {{}, {1}, {0, 1}};
+  for (DType dt : {kFloat32, kFloat64, kBFloat16, kInt64, kBool}) {
+    const Tensor x = base.to(dt);
+    const std::vector<Tensor> xs = {x, x.permute({1, 0, 2}).contiguous().permute({1, 0, 2}),
+                                    x.select(2, 1)};  // contiguous, (70001) outermost, stride 2
+    for (const Tensor& v : xs)
+      for (const auto& dims : dim_sets) {
+        if (!dims.empty() && dims.back() >= v.dim()) continue;
+        INFO(dt << " dims " << IntArrayRef(dims) << " of " << v.sizes()
+                << (v.is_contiguous() ? "" : " strided"));
+        const Tensor vc = v.to(cu);
+        const Tensor s = sum(vc, dims).cpu();
+        CHECK(agree(s, sum(v, dims), tol_of(s.dtype())));
+        CHECK(test::bitwise_equal(sum(vc, dims).cpu(), s));  // the same split every time
+        CHECK(agree(amax(vc, dims).cpu(), amax(v, dims), 0));
+        CHECK(agree(amin(vc, dims).cpu(), amin(v, dims), 0));
+      }
+    Tensor special = x.clone();
+    if (is_floating(dt)) special.select(1, 50000).fill_(std::numeric_limits<double>::quiet_NaN());
+    else special.select(1, 50000).fill_(0);
+    const Tensor sc = special.to(cu);
+    CHECK(agree(amax(sc).cpu(), amax(special), 0));
+    CHECK(agree(sum(sc).cpu(), sum(special), tol_of(sum(special).dtype())));
+    CHECK(test::bitwise_equal(all(sc).cpu(), all(special)));
+    CHECK(test::bitwise_equal(any(sc).cpu(), any(special)));
+    CHECK(test::bitwise_equal(all(sc, 1).cpu(), all(special, 1)));
+  }
+}

@@ -3,6 +3,7 @@
 // no-GPU behaviour is checked.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -39,6 +40,50 @@ TEST_CASE("cuda runtime without a GPU: queries say so, GPU objects raise DeviceE
   CHECK(s.reserved == 0);
   cuda::empty_cache();  // nothing to do, never throws
   EMBER_CHECK_THROWS(ones({3}).to(Device(kCUDA)), DeviceError, "cuda");
+  EMBER_CHECK_THROWS(ones({3}).pin_memory(), DeviceError, "pin_memory");
+  CHECK_FALSE(ones({3}).is_pinned());
+}
+
+TEST_CASE("cuda pinned memory: pin_memory copies, non_blocking round trips are exact") {
+  if (!gpu()) return;
+  uint64_t seed = 300;
+  for (DType dt : {kFloat32, kBFloat16, kInt64, kUInt8}) {
+    INFO("dtype " << dt);
+    Tensor h = random_of({37, 19}, dt, ++seed);
+    CHECK_FALSE(h.is_pinned());
+    Tensor p = h.pin_memory();
+    CHECK(p.is_pinned());
+    CHECK(p.is_cpu());
+    CHECK(p.pin_memory().data_ptr() == p.data_ptr());  // already pinned: itself
+    CHECK(test::bitwise_equal(p, h));
+    // A strided source is pinned densely.
+    Tensor pt = h.transpose(0, 1).pin_memory();
+    CHECK(pt.is_contiguous());
+    CHECK(test::bitwise_equal(pt, h.transpose(0, 1)));
+    // Host -> device -> host, both queued; the pinned source is dropped before the copy is
+    // waited for (the copy keeps it alive).
+    Tensor d = p.to(Device(kCUDA), /*non_blocking=*/true);
+    p = Tensor();
+    Tensor back = empty({37, 19}, TensorOptions(dt)).pin_memory();
+    back.copy_(d, /*non_blocking=*/true);
+    cuda::current_stream().synchronize();
+    CHECK(test::bitwise_equal(back, h));
+    // Not pinned, or converting: synchronous whatever non_blocking says, still exact.
+    CHECK(test::bitwise_equal(h.to(Device(kCUDA), true).cpu(), h));
+    Tensor f = empty({37, 19}, TensorOptions(kFloat64)).pin_memory();
+    f.copy_(d, /*non_blocking=*/true);
+    CHECK(test::bitwise_equal(f, h.to(kFloat64)));
+  }
+  // Many queued copies in a row, each from its own pinned buffer dropped at once.
+  Tensor acc = zeros({4096}, TensorOptions().device(Device(kCUDA)));
+  for (int i = 0; i < 50; ++i) {
+    Tensor src = full({4096}, static_cast<double>(i)).pin_memory();
+    acc.add_(src.to(Device(kCUDA), /*non_blocking=*/true));
+  }
+  cuda::synchronize();
+  CHECK(equal(acc.cpu(), full({4096}, 49.0 * 50.0 / 2.0)));
+  EMBER_CHECK_THROWS(ones({2}, TensorOptions().device(Device(kCUDA))).pin_memory(), DeviceError,
+                     "expected a CPU tensor");
 }
 
 TEST_CASE("cuda copies: host -> device -> host is exact for every dtype, dense and strided") {
@@ -142,6 +187,61 @@ TEST_CASE("cuda caching allocator: freed blocks are reused, statistics add up") 
   // Out of memory (512 GiB: under the allocation cap, over any GPU) is a typed error.
   EMBER_CHECK_THROWS(empty({int64_t{1} << 39}, TensorOptions(kUInt8).device(Device(kCUDA))),
                      DeviceError, "out of memory");
+}
+
+TEST_CASE("cuda record_stream: a block used on another stream waits for that stream's work") {
+  if (!gpu()) return;
+  const Device dev(kCUDA);
+  const int64_t kMax = int64_t{1} << 22;
+  Tensor work = ones({kMax}, TensorOptions().device(dev));
+  Tensor victim = ones({4096}, TensorOptions().device(dev));  // allocated on the default stream
+  cuda::synchronize();
+  cuda::Stream side;
+  EMBER_CHECK_THROWS(cuda::record_stream(ones({3}), side), DeviceError, "expected a CUDA tensor");
+  {
+    cuda::StreamGuard guard(side);
+    // Queue work on `side` until its queue is seen to be long: elementwise passes growing to
+    // 4M elements, for at most 0.2 s of host time (on a GPU the queue outgrows the device within
+    // a few passes; under the CPU emulator every launch finishes before it returns).
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed_ms = [&] {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+          .count();
+    };
+    int64_t n = int64_t{1} << 12;
+    double busy_since = -1;
+    while (elapsed_ms() < 200 && (busy_since < 0 || elapsed_ms() - busy_since < 20)) {
+      work.narrow(0, 0, n).add_(1.0);
+      if (!side.query()) {
+        if (busy_since < 0) busy_since = elapsed_ms();
+      } else if (n < kMax) {
+        n *= 2;
+      }
+    }
+    victim.add_(1.0);  // used on `side`, after the queued passes
+    cuda::record_stream(victim, side);
+    cuda::record_stream(victim, side);  // twice: once is remembered
+  }
+  const void* block = victim.data_ptr();
+  const int64_t allocated = cuda::memory_stats().allocated;
+  victim = Tensor();  // freed while `side` may still be working on it
+  CHECK(cuda::memory_stats().allocated < allocated);
+  Tensor next = empty({4096}, TensorOptions().device(dev));  // the default stream, same size
+  if (!side.query()) {
+    INFO("side stream still busy: the block must not be handed out");
+    CHECK(next.data_ptr() != block);
+  } else {
+    WARN("the side stream finished before the check: only the reuse after it is tested");
+  }
+  side.synchronize();
+  if (cuda::caching_enabled()) {
+    Tensor again = empty({4096}, TensorOptions().device(dev));
+    CHECK((again.data_ptr() == block || next.data_ptr() == block));  // reused once it finished
+  }
+  next = Tensor();
+  cuda::synchronize();
+  cuda::empty_cache();  // pending blocks included
+  CHECK(cuda::memory_stats().reserved == cuda::memory_stats().allocated);
 }
 
 TEST_CASE("cuda poisoned allocations: new device memory reads NaN and -1 until written") {

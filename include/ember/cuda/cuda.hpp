@@ -9,6 +9,10 @@
 #include <cstdint>
 #include <memory>
 
+namespace ember {
+class Tensor;
+}
+
 namespace ember::cuda {
 
 /// True when Ember was built with CUDA (EMBER_CUDA).
@@ -117,6 +121,12 @@ struct DeviceMemoryStats {
 DeviceMemoryStats memory_stats(int device = -1);
 /// Sets the peak of `device` (-1: current) to the bytes allocated now.
 void reset_peak_memory_stats(int device = -1);
+/// Marks t's memory as used by work queued on `s` (as torch's Tensor.record_stream): when the
+/// last tensor on that memory is freed, the caching allocator gives it to a new allocation only
+/// after the work queued on `s` by then has finished. Without it a block returns at once to the
+/// stream it was allocated on, which is right only for work on that stream. DeviceError unless t
+/// is a CUDA tensor on s's device; no effect for memory the allocator does not own (from_blob).
+void record_stream(const Tensor& t, const Stream& s);
 /// Returns every cached, unused block of every device to the driver (cudaFree).
 void empty_cache();
 /// False when EMBER_CUDA_NO_CACHING=1 was set at start-up: every allocation is then a cudaMalloc

@@ -1,0 +1,526 @@
+// Tensor-core GEMM for bfloat16 and float16 (mma.sync, sm_80 and later; wgmma on sm_90a) with a
+// fused epilogue:
+// out[b] = act(alpha * a[b] @ b[b] + beta * out[b] + bias) + residual[b], float32 accumulation,
+// one rounding to the output dtype at the end. cuda::gemm routes its 16-bit float products here
+// when the layout allows (below); gemm_tc is also the entry point for callers with an epilogue.
+//
+// Layouts taken: A (M, K) with unit stride along K; B (K, N) with unit stride along K ("B
+// transposed", a Linear weight (N, K) read in place) or along N (row-major); K, the other stride
+// of each operand, its batch stride and its base address all multiples of 8 elements (16-byte
+// cp.async chunks); for row-major B also N a multiple of 8. out, bias and residual: any strides.
+// Anything else returns false and the caller uses the tiled kernel (linalg.cu).
+//
+// Algorithm (the multi-stage cp.async design of CUTLASS's sm80 GEMMs): a block owns a (128, 128)
+// tile of out (tiles in groups of 8 block rows, so the blocks in flight share operand panels in
+// L2); K is walked in slabs through a ring of shared-memory stages filled by cp.async (16 bytes
+// per copy, out-of-range chunks zero-filled, so edges need no special path). Each warp owns a
+// part of the tile: per 16-deep k step it loads A and B fragments with ldmatrix (.trans for
+// row-major B) and issues mma.m16n8k16 on them. Shared rows are padded by 16 bytes, so the 8 row
+// addresses of each ldmatrix phase fall in 8 different 16-byte bank groups, and so do cp.async's
+// stores. Tile configurations (set_gemm_tc_config):
+//   1 (default): 4 warps (2 x 2) of (64, 64), slabs of 64, 3 stages, 2 blocks per SM
+//                (242-244 registers, 108 KiB of shared memory per block);
+//   0:           8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
+//   2:           on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
+// The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
+// 2 rows per mma tile) and stores each element once (store_out).
+//
+// Determinism: no atomics, no split-K; each element's sum is the tensor cores' over k in slab
+// order, the same run to run.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/kernels.hpp"
+#include "cuda/loops.cuh"
+#include "cuda/mma.cuh"
+#include "ember/ops.hpp"
+
+namespace ember::cuda {
+namespace {
+
+using detail::BF16Bits;
+using detail::HalfBits;
+
+/// A tile configuration: block tile (BM, BN), K slab BK, warps WARPS_M x WARPS_N (each owning
+/// (BM / WARPS_M, BN / WARPS_N) of the tile), kStages shared-memory stages, kMinBlocks blocks
+/// per SM asked of the register allocator.
+template <int BM_, int BN_, int BK_, int WARPS_M_, int WARPS_N_, int STAGES_, int MIN_BLOCKS_>
+struct TileConfig {
+  static constexpr int BM = BM_, BN = BN_, BK = BK_, kWarpsM = WARPS_M_, kWarpsN = WARPS_N_;
+  static constexpr int kStages = STAGES_, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+  static constexpr int MI = BM / kWarpsM / 16;  // mma tiles per warp along M (16 rows each)
+  static constexpr int NI = BN / kWarpsN / 8;   // and along N (8 columns each)
+  static constexpr int kPad = 8;                // elements of padding per shared row (16 bytes)
+  static constexpr int kAPitch = BK + kPad;
+  static_assert(NI % 2 == 0 && BK % 16 == 0 && (BM * BK / 8) % kThreads == 0 &&
+                (BN * BK / 8) % kThreads == 0);
+};
+/// 0: 8 warps (2 x 4) of (64, 32), K slabs of 32, 4 stages, one block per SM.
+using Config0 = TileConfig<128, 128, 32, 2, 4, 4, 1>;
+/// 1: 4 warps (2 x 2) of (64, 64), K slabs of 64, 3 stages, two blocks per SM (the default).
+using Config1 = TileConfig<128, 128, 64, 2, 2, 3, 2>;
+
+template <class C, bool kBKMajor>
+constexpr int b_rows() {
+  return kBKMajor ? C::BN : C::BK;
+}  // B stage: (n, k) or (k, n) rows
+template <class C, bool kBKMajor>
+constexpr int b_pitch() {
+  return kBKMajor ? C::BK + C::kPad : C::BN + C::kPad;
+}
+template <class C, bool kBKMajor>
+constexpr int smem_bytes() {
+  return C::kStages * (C::BM * C::kAPitch + b_rows<C, kBKMajor>() * b_pitch<C, kBKMajor>()) * 2;
+}
+
+/// The tensor-core type of an element type (HalfBits -> __half, BF16Bits -> __nv_bfloat16).
+template <class T>
+using mma_t = std::conditional_t<std::is_same_v<T, HalfBits>, __half, __nv_bfloat16>;
+
+struct TcParams {
+  const void* a;  // A[m][k] at a + m * lda + k
+  int64_t lda, a_batch;
+  const void* b;  // kBKMajor: B[k][n] at b + n * ldb + k; else at b + k * ldb + n
+  int64_t ldb, b_batch;
+  void* out;  // out[m][n] at out + m * o_r + n * o_c
+  int64_t o_r, o_c, o_batch;
+  const void* bias;  // bias[n] at bias + n * bias_s, or null
+  int64_t bias_s;
+  const void* res;  // residual[m][n] at res + m * r_r + n * r_c, or null
+  int64_t r_r, r_c, r_batch;
+  int64_t M, N, K, batches;
+  float alpha, beta;
+  GemmAct act;
+};
+
+__device__ __forceinline__ float activate(float v, GemmAct act) {
+  switch (act) {
+    case GemmAct::kNone:
+      return v;
+    case GemmAct::kRelu:
+      return v > 0.f || v != v ? v : 0.f;  // NaN passes, as in relu
+    case GemmAct::kGelu:
+      return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    case GemmAct::kGeluTanh: {
+      const float inner = 0.79788456080286536f * (v + 0.044715f * v * v * v);
+      return 0.5f * v * (1.f + tanhf(inner));
+    }
+  }
+  return v;
+}
+
+/// Block tile (m_tile, n_tile) of the grid's linear index: GROUP_M row tiles side by side walk
+/// the column tiles together, so the blocks in flight share A's row panels and B's column panels
+/// in L2 (rather than one row of tiles sweeping all of B).
+__device__ __forceinline__ void tile_of(int64_t bid, int64_t m_tiles, int64_t n_tiles,
+                                        int64_t& m_tile, int64_t& n_tile) {
+  constexpr int64_t kGroupM = 8;
+  const int64_t per_group = kGroupM * n_tiles;
+  const int64_t first_m = (bid / per_group) * kGroupM;
+  const int64_t rows = m_tiles - first_m < kGroupM ? m_tiles - first_m : kGroupM;
+  const int64_t in_group = bid % per_group;
+  m_tile = first_m + in_group % rows;
+  n_tile = in_group / rows;
+}
+
+/// The epilogue of one accumulator: out[z][row][col] = act(alpha v + beta out + bias[col]) +
+/// residual[z][row][col], rounded once; rows and columns outside out are skipped.
+template <class T>
+__device__ __forceinline__ void store_out(const TcParams& p, int64_t z, int64_t row, int64_t col,
+                                          float v) {
+  if (row >= p.M || col >= p.N) return;
+  T* const o = static_cast<T*>(p.out) + z * p.o_batch + row * p.o_r + col * p.o_c;
+  v *= p.alpha;
+  if (p.beta != 0.f) v += p.beta * detail::convert<float>(*o);
+  if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[col * p.bias_s]);
+  v = activate(v, p.act);
+  if (p.res)
+    v += detail::convert<float>(
+        static_cast<const T*>(p.res)[z * p.r_batch + row * p.r_r + col * p.r_c]);
+  *o = detail::convert<T>(v);
+}
+
+template <class T, bool kBKMajor, class C>
+__global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(const TcParams p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int BM = C::BM, BN = C::BN, BK = C::BK, MI = C::MI, NI = C::NI;
+  constexpr int kStages = C::kStages, kThreads = C::kThreads, kAPitch = C::kAPitch;
+  constexpr int BR = b_rows<C, kBKMajor>(), BP = b_pitch<C, kBKMajor>();
+  constexpr int kAChunks = BM * BK / 8 / kThreads, kBChunks = BN * BK / 8 / kThreads;
+  T* const As = reinterpret_cast<T*>(smem_raw);
+  T* const Bs = As + kStages * BM * kAPitch;
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / C::kWarpsN, wn = warp % C::kWarpsN;  // the warp's part of the tile
+  int64_t m_tile, n_tile;
+  tile_of(blockIdx.x, (p.M + BM - 1) / BM, (p.N + BN - 1) / BN, m_tile, n_tile);
+  const int64_t m0 = m_tile * BM, n0 = n_tile * BN;
+  const int64_t KT = (p.K + BK - 1) / BK;
+
+  for (int64_t z = blockIdx.z; z < p.batches; z += gridDim.z) {
+    const T* const A = static_cast<const T*>(p.a) + z * p.a_batch;
+    const T* const B = static_cast<const T*>(p.b) + z * p.b_batch;
+    // This thread's 16-byte chunks of each slab: chunk i of A is row r0 + i * kARowStep at
+    // column kc, so one base pointer and a validity bit per chunk describe them all; only k moves
+    // from slab to slab. A chunk outside the matrix is zero-filled from the base address.
+    constexpr int kARowStep = kThreads / (BK / 8);
+    const int a_r0 = tid / (BK / 8), a_kc = (tid % (BK / 8)) * 8;
+    const T* const a_base = A + (m0 + a_r0) * p.lda + a_kc;
+    uint32_t a_rows_ok = 0;
+#pragma unroll
+    for (int i = 0; i < kAChunks; ++i)
+      if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
+    // B: K-contiguous as A (rows are n); row-major chunks are 8 columns of one k row.
+    constexpr int kBRowStep = kBKMajor ? kThreads / (BK / 8) : kThreads / (BN / 8);
+    const int b_r0 = kBKMajor ? tid / (BK / 8) : tid / (BN / 8);
+    const int b_c0 = kBKMajor ? (tid % (BK / 8)) * 8 : (tid % (BN / 8)) * 8;
+    const T* const b_base =
+        kBKMajor ? B + (n0 + b_r0) * p.ldb + b_c0 : B + b_r0 * p.ldb + n0 + b_c0;
+    uint32_t b_ok = 0;  // per chunk: its n row (K-contiguous) is inside; row-major: bit 0 alone
+#pragma unroll
+    for (int i = 0; i < kBChunks; ++i)
+      if (kBKMajor ? n0 + b_r0 + i * kBRowStep < p.N : n0 + b_c0 < p.N) b_ok |= 1u << i;
+    // Slab kt of A and B into stage s.
+    auto load = [&](int s, int64_t kt) {
+      const int64_t k0 = kt * BK;
+      T* const as = As + s * BM * kAPitch + a_r0 * kAPitch + a_kc;
+      T* const bs = Bs + s * BR * BP + b_r0 * BP + b_c0;
+      const bool a_k_ok = k0 + a_kc < p.K;
+#pragma unroll
+      for (int i = 0; i < kAChunks; ++i) {
+        const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
+        mma::cp_async_16(as + i * kARowStep * kAPitch, ok ? a_base + i * kARowStep * p.lda + k0 : A,
+                         ok ? 16 : 0);
+      }
+#pragma unroll
+      for (int i = 0; i < kBChunks; ++i) {
+        if constexpr (kBKMajor) {
+          const bool ok = k0 + b_c0 < p.K && ((b_ok >> i) & 1u);
+          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + i * kBRowStep * p.ldb + k0 : B,
+                           ok ? 16 : 0);
+        } else {
+          const int64_t k = k0 + b_r0 + i * kBRowStep;
+          const bool ok = k < p.K && (b_ok & 1u);
+          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + (k - b_r0) * p.ldb : B,
+                           ok ? 16 : 0);
+        }
+      }
+    };
+
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
+
+#pragma unroll
+    for (int s = 0; s < kStages - 1; ++s) {
+      if (s < KT) load(s, s);
+      mma::cp_async_commit();
+    }
+    for (int64_t kt = 0; kt < KT; ++kt) {
+      mma::cp_async_wait<kStages - 2>();  // slab kt has landed (this thread's copies)
+      __syncthreads();                    // everyone's, and slab kt - 1 is no longer read
+      const int64_t next = kt + kStages - 1;
+      if (next < KT) load(static_cast<int>(next % kStages), next);
+      mma::cp_async_commit();
+      const int s = static_cast<int>(kt % kStages);
+      const T* const as = As + s * BM * kAPitch;
+      const T* const bs = Bs + s * BR * BP;
+#pragma unroll
+      for (int kk = 0; kk < BK; kk += 16) {
+        uint32_t af[MI][4];
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi) {
+          const int r = wm * (MI * 16) + mi * 16 + (lane % 16), c = kk + (lane / 16) * 8;
+          mma::ldmatrix_x4<false>(af[mi], as + r * kAPitch + c);
+        }
+#pragma unroll
+        for (int nj = 0; nj < NI / 2; ++nj) {  // one ldmatrix_x4: k 0-7 and 8-15 of two n tiles
+          uint32_t r4[4];
+          const int j = lane / 8, rr = lane % 8;
+          if constexpr (kBKMajor) {
+            const int n = wn * (NI * 8) + nj * 16 + (j / 2) * 8 + rr, k = kk + (j % 2) * 8;
+            mma::ldmatrix_x4<false>(r4, bs + n * BP + k);
+          } else {
+            const int k = kk + (j % 2) * 8 + rr, n = wn * (NI * 8) + nj * 16 + (j / 2) * 8;
+            mma::ldmatrix_x4<true>(r4, bs + k * BP + n);
+          }
+          const uint32_t b0[2] = {r4[0], r4[1]}, b1[2] = {r4[2], r4[3]};
+#pragma unroll
+          for (int mi = 0; mi < MI; ++mi) {
+            mma::mma_16816<mma_t<T>>(acc[mi][2 * nj], af[mi], b0);
+            mma::mma_16816<mma_t<T>>(acc[mi][2 * nj + 1], af[mi], b1);
+          }
+        }
+      }
+    }
+    mma::cp_async_wait<0>();
+    __syncthreads();  // the stages are free for the next batch
+
+    // Epilogue: lane (g, q) holds rows g and g + 8, columns 2q and 2q + 1 of each mma tile.
+    const int g = lane / 4, q = lane % 4;
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          store_out<T>(p, z, m0 + wm * (MI * 16) + mi * 16 + g + (e / 2) * 8,
+                       n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
+  }
+}
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
+bool multiple_of_8(int64_t v) { return v % 8 == 0; }
+
+// ---- sm_90a: warpgroup MMA ----
+
+/// Block (128, 128) of out as two warpgroups of (64, 128), K slabs of 64 through 3 stages of
+/// 32 KiB (A then B, each 128 rows of 64 k), two blocks per SM.
+constexpr int kWgTile = 128, kWgBK = 64, kWgStages = 3, kWgThreads = 256;
+constexpr int kWgHalfBytes = kWgTile * kWgBK * 2;  // A's or B's part of a stage
+constexpr int kWgStageBytes = 2 * kWgHalfBytes;
+constexpr int kWgSmem = kWgStages * kWgStageBytes + 128;  // + slack to align the base to 128
+
+/// 1 in *out when the kernels were compiled with wgmma for the running GPU (sm_90a code).
+__global__ void wgmma_probe_kernel(int* out) {
+#if defined(EMBER_HAVE_WGMMA)
+  *out = 1;
+#else
+  *out = 0;
+#endif
+}
+
+/// out = epilogue(A @ B) for K-contiguous A (M, K) and B (N, K) (gemm_tc's layout rules). Shared
+/// memory holds each operand in wgmma's no-swizzle canonical layout: 8-row x 16-byte core
+/// matrices of 128 contiguous bytes, the 8 k-chunks of an 8-row block side by side (LBO 128
+/// bytes along K, SBO 1024 along M/N). A thread's cp.async chunks are the same row-in-core and
+/// k-chunk in every 32-row band, so 8 consecutive threads fill one core matrix (conflict-free).
+/// Per slab: wait for its copies, fence to the async proxy, barrier; each warpgroup issues 4
+/// wgmma.m64n128k16 and commits; wait until the previous slab's group is done, barrier, and
+/// refill that slab's stage with slab kt + 2. So one group of tensor-core work is always queued
+/// while the copies are issued.
+template <class T>
+__global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParams p) {
+#if defined(EMBER_HAVE_WGMMA)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 127) & ~static_cast<uintptr_t>(127));
+  const int tid = static_cast<int>(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int wg = warp / 4;
+  int64_t m_tile, n_tile;
+  tile_of(blockIdx.x, (p.M + kWgTile - 1) / kWgTile, (p.N + kWgTile - 1) / kWgTile, m_tile, n_tile);
+  const int64_t m0 = m_tile * kWgTile, n0 = n_tile * kWgTile;
+  const int64_t KT = (p.K + kWgBK - 1) / kWgBK;
+  // Chunk i of this thread (i < 4): row (tid / 64 + 4 i) * 8 + tid % 8, k chunk (tid / 8) % 8.
+  const int r8 = tid % 8, kq = (tid / 8) % 8, rb0 = tid / 64;
+  const int row0 = rb0 * 8 + r8;
+  const int dst0 = (rb0 * 8 + kq) * 128 + r8 * 16;  // bytes into the operand's part of a stage
+  constexpr int kRowStep = 32, kDstStep = 4 * 8 * 128;
+
+  for (int64_t z = blockIdx.z; z < p.batches; z += gridDim.z) {
+    const T* const A = static_cast<const T*>(p.a) + z * p.a_batch;
+    const T* const B = static_cast<const T*>(p.b) + z * p.b_batch;
+    const T* const a_base = A + (m0 + row0) * p.lda + kq * 8;
+    const T* const b_base = B + (n0 + row0) * p.ldb + kq * 8;
+    uint32_t a_ok = 0, b_ok = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if (m0 + row0 + i * kRowStep < p.M) a_ok |= 1u << i;
+      if (n0 + row0 + i * kRowStep < p.N) b_ok |= 1u << i;
+    }
+    auto load = [&](int s, int64_t kt) {
+      const int64_t k0 = kt * kWgBK;
+      unsigned char* const as = smem + s * kWgStageBytes + dst0;
+      unsigned char* const bs = as + kWgHalfBytes;
+      const bool k_ok = k0 + kq * 8 < p.K;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const bool oa = k_ok && ((a_ok >> i) & 1u), ob = k_ok && ((b_ok >> i) & 1u);
+        mma::cp_async_16(as + i * kDstStep, oa ? a_base + i * kRowStep * p.lda + k0 : A,
+                         oa ? 16 : 0);
+        mma::cp_async_16(bs + i * kDstStep, ob ? b_base + i * kRowStep * p.ldb + k0 : B,
+                         ob ? 16 : 0);
+      }
+    };
+
+    float d[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) d[i] = 0.f;
+#pragma unroll
+    for (int s = 0; s < kWgStages - 1; ++s) {
+      if (s < KT) load(s, s);
+      mma::cp_async_commit();
+    }
+    for (int64_t kt = 0; kt < KT; ++kt) {
+      mma::cp_async_wait<kWgStages - 2>();  // slab kt has landed (this thread's copies)
+      mma::fence_proxy_async();             // visible to wgmma's reads
+      __syncthreads();                      // everyone's
+      const int s = static_cast<int>(kt % kWgStages);
+      const unsigned char* const as =
+          smem + s * kWgStageBytes + wg * (8 * 8 * 128);  // rows 64 wg..
+      const unsigned char* const bs = smem + s * kWgStageBytes + kWgHalfBytes;
+      mma::wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kWgBK / 16; ++ks)
+        mma::wgmma_m64n128k16<mma_t<T>>(d, mma::smem_desc(as + ks * 256, 128, 1024),
+                                        mma::smem_desc(bs + ks * 256, 128, 1024));
+      mma::wgmma_commit();
+      mma::wgmma_wait<1>();  // this warpgroup's slab kt - 1 is done
+      __syncthreads();       // and everyone's: its stage may be refilled
+      const int64_t next = kt + kWgStages - 1;
+      if (next < KT) load(static_cast<int>(next % kWgStages), next);
+      mma::cp_async_commit();
+    }
+    mma::wgmma_wait<0>();
+    mma::cp_async_wait<0>();
+
+    // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
+    const int g = lane / 4, q = lane % 4, w = warp % 4;
+    const int64_t row = m0 + wg * 64 + w * 16 + g;
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        store_out<T>(p, z, row + (e / 2) * 8, n0 + j * 8 + 2 * q + e % 2, d[4 * j + e]);
+    __syncthreads();  // the stages are free for the next batch
+  }
+#else
+  (void)p;
+#endif
+}
+
+/// Whether the current GPU runs gemm_wgmma_kernel for real (probed once per device).
+bool wgmma_available(const Tensor& like) {
+  static std::atomic<int> state[64];  // 0 unknown, 1 no, 2 yes
+  const int device = like.device().index();
+  if (device < 0 || device >= 64) return false;
+  int v = state[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    const Tensor flag = zeros({1}, TensorOptions(kInt32).device(like.device()));
+    wgmma_probe_kernel<<<1, 1, 0, detail::stream_of(flag)>>>(static_cast<int*>(flag.data_ptr()));
+    EMBER_CUDA_CHECK_LAUNCH();
+    v = flag.cpu().item<int32_t>() == 1 ? 2 : 1;
+    state[device].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+
+template <class T>
+void launch_wgmma(const TcParams& p, cudaStream_t stream) {
+  thread_local int configured_device = -1;
+  int device = 0;
+  EMBER_CUDA_CHECK(cudaGetDevice(&device));
+  if (configured_device != device) {
+    EMBER_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<T>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSmem));
+    configured_device = device;
+  }
+  const int64_t tiles = ((p.M + kWgTile - 1) / kWgTile) * ((p.N + kWgTile - 1) / kWgTile);
+  const dim3 grid(static_cast<unsigned>(tiles), 1,
+                  static_cast<unsigned>(p.batches < 65535 ? p.batches : 65535));
+  gemm_wgmma_kernel<T><<<grid, kWgThreads, kWgSmem, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+std::atomic<int> g_config{1};
+
+template <class T, bool kBKMajor, class C>
+void launch(const TcParams& p, cudaStream_t stream) {
+  constexpr int bytes = smem_bytes<C, kBKMajor>();
+  // Above 48 KiB of dynamic shared memory needs the opt-in, set once per kernel (and device).
+  thread_local int configured_device = -1;
+  int device = 0;
+  EMBER_CUDA_CHECK(cudaGetDevice(&device));
+  if (configured_device != device) {
+    EMBER_CUDA_CHECK(cudaFuncSetAttribute(gemm_tc_kernel<T, kBKMajor, C>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    configured_device = device;
+  }
+  const int64_t tiles = ((p.M + C::BM - 1) / C::BM) * ((p.N + C::BN - 1) / C::BN);
+  const dim3 grid(static_cast<unsigned>(tiles), 1,
+                  static_cast<unsigned>(p.batches < 65535 ? p.batches : 65535));
+  gemm_tc_kernel<T, kBKMajor, C><<<grid, C::kThreads, bytes, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, bool kBKMajor>
+void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
+  const int config = g_config.load(std::memory_order_relaxed);
+  if (config == 0)
+    launch<T, kBKMajor, Config0>(p, stream);
+  else if (config == 2 && kBKMajor && wgmma_available(out))
+    launch_wgmma<T>(p, stream);
+  else
+    launch<T, kBKMajor, Config1>(p, stream);
+}
+
+}  // namespace
+
+bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& e) {
+  const DType dt = out.dtype();
+  if (dt != kBFloat16 && dt != kFloat16) return false;
+  if (a.dtype() != dt || b.dtype() != dt) return false;
+  const int64_t batches = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
+  if (((M + 127) / 128) * ((N + 127) / 128) > (int64_t{1} << 31) - 1) return false;  // grid x
+  // A: unit stride along K, everything else in whole 16-byte chunks.
+  if (a.stride(2) != 1 || !multiple_of_8(a.stride(1)) || !multiple_of_8(a.stride(0)) ||
+      !multiple_of_8(K) || !aligned16(a.data_ptr()))
+    return false;
+  const bool b_kmajor = b.stride(1) == 1;  // (N, K) storage, e.g. a Linear weight
+  const int64_t ldb = b_kmajor ? b.stride(2) : b.stride(1);
+  if (!b_kmajor && b.stride(2) != 1) return false;
+  if (!multiple_of_8(ldb) || !multiple_of_8(b.stride(0)) || !aligned16(b.data_ptr())) return false;
+  if (!b_kmajor && !multiple_of_8(N)) return false;
+  if (e.bias.defined() && (e.bias.dtype() != dt || e.bias.dim() != 1 || e.bias.size(0) != N))
+    return false;
+  if (e.residual.defined() && (e.residual.dtype() != dt || e.residual.sizes() != out.sizes()))
+    return false;
+  if (batches == 0 || M == 0 || N == 0) return true;
+
+  TcParams p;
+  p.a = a.data_ptr(), p.lda = a.stride(1), p.a_batch = a.stride(0);
+  p.b = b.data_ptr(), p.ldb = ldb, p.b_batch = b.stride(0);
+  p.out = out.data_ptr(), p.o_r = out.stride(1), p.o_c = out.stride(2), p.o_batch = out.stride(0);
+  p.bias = e.bias.defined() ? e.bias.data_ptr() : nullptr;
+  p.bias_s = e.bias.defined() ? e.bias.stride(0) : 0;
+  p.res = e.residual.defined() ? e.residual.data_ptr() : nullptr;
+  if (p.res)
+    p.r_r = e.residual.stride(1), p.r_c = e.residual.stride(2), p.r_batch = e.residual.stride(0);
+  else
+    p.r_r = p.r_c = p.r_batch = 0;
+  p.M = M, p.N = N, p.K = K, p.batches = batches;
+  p.alpha = static_cast<float>(e.alpha), p.beta = static_cast<float>(e.beta);
+  p.act = e.act;
+
+  detail::DeviceGuard guard(out.device().index());
+  const cudaStream_t stream = detail::stream_of(out);
+  if (dt == kBFloat16) {
+    if (b_kmajor)
+      launch_config<BF16Bits, true>(p, stream, out);
+    else
+      launch_config<BF16Bits, false>(p, stream, out);
+  } else {
+    if (b_kmajor)
+      launch_config<HalfBits, true>(p, stream, out);
+    else
+      launch_config<HalfBits, false>(p, stream, out);
+  }
+  return true;
+}
+
+void set_gemm_tc_config(int config) {
+  EMBER_CHECK(config >= 0 && config <= 2, ValueError,
+              "[set_gemm_tc_config] expected 0, 1 or 2, got ", config);
+  g_config.store(config, std::memory_order_relaxed);
+}
+
+}  // namespace ember::cuda

@@ -1,0 +1,226 @@
+// Warp-level tensor-core and asynchronous-copy primitives (PTX), shared by the tensor-core
+// kernels (gemm_tc.cu):
+//   cp_async_16      16-byte global -> shared copy (cp.async.cg), zero-filling what is not read
+//   ldmatrix_x4      four 8x8 16-bit matrices from shared memory into the mma fragment layout
+//                    (_trans: each matrix transposed on the way)
+//   mma_16816        D (16x8, float) += A (16x16, row) * B (16x8, col), bf16 or fp16 inputs
+// Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"): lane t, g = t / 4, q = t % 4;
+// A: a0 = A[g][2q..2q+1], a1 = A[g+8][2q..], a2 = A[g][2q+8..], a3 = A[g+8][2q+8..];
+// B: b0 = B[2q..2q+1][g], b1 = B[2q+8..2q+9][g]; C/D: c0,c1 = C[g][2q..2q+1], c2,c3 = C[g+8][..].
+// Lower k (or column) in the low 16 bits of each 32-bit register.
+//
+// Under the CPU emulator (EMBER_CUDA_EMULATED, tools/cuda_emu) the same functions are written in
+// plain C++ on the emulator's warp shuffles: a fragment is gathered from the lanes that hold it as
+// the layouts above say, so a kernel's indexing is checked by the emulated test suites. cp.async
+// copies at once there (the waits do nothing), so a missing wait is found only on a GPU.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace ember::cuda::mma {
+
+#if defined(EMBER_CUDA_EMULATED)
+namespace emu {
+__device__ inline int lane() { return static_cast<int>(threadIdx.x) & 31; }
+template <class T>
+__device__ inline float to_float(uint16_t bits) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    const uint32_t w = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  } else {
+    __half h;
+    std::memcpy(&h, &bits, 2);
+    return __half2float(h);
+  }
+}
+}  // namespace emu
+#endif
+
+/// Copies 16 bytes from global memory to shared memory asynchronously; only the first src_bytes
+/// (0 or 16 in the kernels here) are read, the rest of the 16 are zeros. Both addresses 16-byte
+/// aligned; with src_bytes == 0 gmem is not read but must still be a valid address.
+__device__ inline void cp_async_16(void* smem, const void* gmem, int src_bytes) {
+#if defined(EMBER_CUDA_EMULATED)
+  std::memcpy(smem, gmem, static_cast<size_t>(src_bytes));
+  std::memset(static_cast<char*>(smem) + src_bytes, 0, static_cast<size_t>(16 - src_bytes));
+#else
+  const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(src_bytes));
+#endif
+}
+
+/// Closes the group of cp.async issued since the last commit.
+__device__ inline void cp_async_commit() {
+#if !defined(EMBER_CUDA_EMULATED)
+  asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+/// Waits until at most N committed groups of this thread are still in flight.
+template <int N>
+__device__ inline void cp_async_wait() {
+#if !defined(EMBER_CUDA_EMULATED)
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
+/// Loads four 8x8 matrices of 16-bit elements: lanes 8j..8j+7 give the addresses of rows 0..7 of
+/// matrix j (16 bytes each, 16-byte aligned, in shared memory); r[j] is lane t's part of matrix j:
+/// row t / 4, columns 2 (t % 4) and 2 (t % 4) + 1. kTrans: the transposed matrix's part, i.e.
+/// rows 2 (t % 4) and 2 (t % 4) + 1 of column t / 4.
+template <bool kTrans>
+__device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+#if defined(EMBER_CUDA_EMULATED)
+  const int t = emu::lane();
+  const auto mine = reinterpret_cast<unsigned long long>(row);
+  for (int j = 0; j < 4; ++j) {
+    uint16_t lo, hi;
+    if constexpr (!kTrans) {
+      const auto* p =
+          reinterpret_cast<const uint16_t*>(__shfl_sync(0xffffffffu, mine, j * 8 + t / 4));
+      lo = p[2 * (t % 4)];
+      hi = p[2 * (t % 4) + 1];
+    } else {
+      const auto* p0 =
+          reinterpret_cast<const uint16_t*>(__shfl_sync(0xffffffffu, mine, j * 8 + 2 * (t % 4)));
+      const auto* p1 = reinterpret_cast<const uint16_t*>(
+          __shfl_sync(0xffffffffu, mine, j * 8 + 2 * (t % 4) + 1));
+      lo = p0[t / 4];
+      hi = p1[t / 4];
+    }
+    r[j] = static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+  }
+#else
+  const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  if constexpr (kTrans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+#endif
+}
+
+/// d += a * b for one m16n8k16 tile, T = __nv_bfloat16 or __half, float accumulators.
+template <class T>
+__device__ inline void mma_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "mma_16816: bf16 or fp16 inputs");
+#if defined(EMBER_CUDA_EMULATED)
+  // Gather rows g and g + 8 of A and columns 2q, 2q + 1 of B, k pair by k pair, then multiply.
+  const int t = emu::lane(), g = t / 4, q = t % 4;
+  float acc[4] = {d[0], d[1], d[2], d[3]};
+  for (int p = 0; p < 8; ++p) {  // k = 2p, 2p + 1
+    const int hi = p / 4, src = p % 4;
+    const uint32_t a_top = __shfl_sync(0xffffffffu, a[2 * hi], g * 4 + src);
+    const uint32_t a_bot = __shfl_sync(0xffffffffu, a[2 * hi + 1], g * 4 + src);
+    const uint32_t b_c0 = __shfl_sync(0xffffffffu, b[hi], (2 * q) * 4 + src);
+    const uint32_t b_c1 = __shfl_sync(0xffffffffu, b[hi], (2 * q + 1) * 4 + src);
+    for (int h = 0; h < 2; ++h) {
+      const auto part = [h](uint32_t w) {
+        return emu::to_float<T>(static_cast<uint16_t>(w >> (16 * h)));
+      };
+      acc[0] = std::fma(part(a_top), part(b_c0), acc[0]);
+      acc[1] = std::fma(part(a_top), part(b_c1), acc[1]);
+      acc[2] = std::fma(part(a_bot), part(b_c0), acc[2]);
+      acc[3] = std::fma(part(a_bot), part(b_c1), acc[3]);
+    }
+  }
+  for (int i = 0; i < 4; ++i) d[i] = acc[i];
+#else
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// ---- Hopper warpgroup MMA (sm_90a only; never under the emulator) ----
+// wgmma_m64n128k16<T>: the 4 warps of a warpgroup compute D (64 x 128, float) += A (64 x 16) B
+// (scale-d set: accumulate)
+// (16 x 128) with A and B in shared memory, described by 64-bit matrix descriptors (smem_desc),
+// both K-major. D's layout: warp w of the group holds rows 16w..16w+15; in it lane t holds, for
+// each 8-column block j, d[4j], d[4j+1] = D[16w + t/4][8j + 2(t%4) + 0/1] and d[4j+2], d[4j+3]
+// the same columns of row + 8 (mma.m16n8's C layout, repeated along N).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(EMBER_CUDA_EMULATED)
+#define EMBER_HAVE_WGMMA 1
+
+/// A shared-memory matrix descriptor without swizzle: 8 x 16-byte core matrices stored as 128
+/// contiguous bytes each; lbo = bytes between core matrices adjacent along K, sbo = along M/N.
+__device__ inline uint64_t smem_desc(const void* smem, uint32_t lbo, uint32_t sbo) {
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  return static_cast<uint64_t>((a & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32);
+}
+
+/// Orders this thread's earlier shared-memory writes (cp.async included) before the async
+/// proxy's reads (wgmma); then a barrier makes them everyone's.
+__device__ inline void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+__device__ inline void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ inline void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N>
+__device__ inline void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// The instruction for input types TYPES ("bf16.bf16" or "f16.f16"), d += A B, scale-d set.
+#define EMBER_WGMMA_M64N128K16(TYPES)                                                              \
+  asm volatile(                                                                                    \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                 \
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES                                         \
+      " "                                                                                          \
+      "{"                                                                                          \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"             \
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"                                                           \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), \
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), \
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), \
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), \
+        "+f"(d[63])                                                                                \
+      : "l"(desc_a), "l"(desc_b), "r"(1))
+
+template <class T>
+__device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma_m64n128k16: bf16 or fp16 inputs");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    EMBER_WGMMA_M64N128K16("bf16.bf16");
+  else
+    EMBER_WGMMA_M64N128K16("f16.f16");
+}
+#undef EMBER_WGMMA_M64N128K16
+#endif
+
+}  // namespace ember::cuda::mma

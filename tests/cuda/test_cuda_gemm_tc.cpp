@@ -1,0 +1,181 @@
+// The tensor-core GEMM (src/cuda/gemm_tc.cu) against a float64 CPU reference computed from the
+// same bfloat16/float16 inputs: odd shapes (M and N multiples of no tile, K a multiple of 8 but
+// not of the 32-deep slab), both B layouts (a Linear weight (N, K) read transposed, and row-major
+// (K, N)), lda wider than K, batches (broadcast too), and every epilogue part (alpha, beta with
+// out's old values, bias, ReLU/GELU/GELU-tanh, residual) into strided outputs that start
+// poisoned; each tile configuration (set_gemm_tc_config: 1, 0, and 2, wgmma on sm_90a).
+// Tolerance: one rounding of the output dtype relative (test::tolerance), plus 1e-3 of that
+// times the largest |reference| for sums that cancel. Layouts the kernel does not take return
+// false and leave out untouched; matmul on 16-bit CUDA tensors goes through it. Without a GPU
+// each case prints "skipped".
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/kernels.hpp"
+#include "cuda/cuda_test_util.hpp"
+#include "ember/cuda/cuda.hpp"
+#include "ember/ember.hpp"
+
+using namespace ember;
+using ember::test::gpu;
+
+namespace {
+
+const Device cu(kCUDA);
+
+/// out = act(alpha a @ b + beta old + bias) + residual in float64 on the CPU.
+Tensor reference(const Tensor& a, const Tensor& b, const GemmEpilogue& e, const Tensor& old) {
+  auto f64 = [](const Tensor& t) { return t.cpu().to(kFloat64); };
+  Tensor v = matmul(f64(a), f64(b)) * e.alpha;
+  if (e.beta != 0.0) v = v + f64(old) * e.beta;
+  if (e.bias.defined()) v = v + f64(e.bias);
+  switch (e.act) {
+    case GemmAct::kNone:
+      break;
+    case GemmAct::kRelu:
+      v = relu(v);
+      break;
+    case GemmAct::kGelu:
+      v = gelu(v);
+      break;
+    case GemmAct::kGeluTanh:
+      v = gelu(v, "tanh");
+      break;
+  }
+  if (e.residual.defined()) v = v + f64(e.residual);
+  return v;
+}
+
+/// got (any device, 16-bit) agrees with the float64 reference as the file's comment says.
+bool close(const Tensor& got, const Tensor& ref, DType dt) {
+  const std::vector<double> x = test::values(got.cpu().to(kFloat64)), y = test::values(ref);
+  if (x.size() != y.size()) return false;
+  double scale = 0;
+  for (double v : y) scale = std::max(scale, std::abs(v));
+  const double r = test::tolerance(dt);
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!(std::abs(x[i] - y[i]) <= r * std::abs(y[i]) + 1e-3 * r * scale)) {
+      UNSCOPED_INFO("element " << i << ": got " << x[i] << ", expected " << y[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+Tensor rnd(IntArrayRef shape, DType dt, Generator& g) { return randn(shape, g).to(dt).to(cu); }
+
+const char* act_name(GemmAct a) {
+  switch (a) {
+    case GemmAct::kNone:
+      return "none";
+    case GemmAct::kRelu:
+      return "relu";
+    case GemmAct::kGelu:
+      return "gelu";
+    case GemmAct::kGeluTanh:
+      return "gelu_tanh";
+  }
+  return "?";
+}
+
+}  // namespace
+
+TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
+  if (!gpu()) return;
+  Generator g(9001);
+  struct Shape {
+    int64_t M, N, K;
+  };
+  const Shape shapes[] = {{1, 8, 8},      {37, 72, 40},   {130, 136, 264},
+                          {257, 120, 96}, {128, 128, 32}, {300, 264, 1032}};
+  for (int config : {1, 0, 2}) {
+    cuda::set_gemm_tc_config(config);
+    for (DType dt : {kBFloat16, kFloat16}) {
+      for (const Shape& s : shapes) {
+        for (bool weight_layout : {true, false}) {
+          INFO("config " << config << " " << dt << " M=" << s.M << " N=" << s.N << " K=" << s.K
+                         << (weight_layout ? " B=(N,K)^T" : " B=(K,N)"));
+          const Tensor a = rnd({1, s.M, s.K}, dt, g);
+          const Tensor b =
+              weight_layout ? rnd({1, s.N, s.K}, dt, g).transpose(1, 2) : rnd({1, s.K, s.N}, dt, g);
+          Tensor out = empty({1, s.M, s.N}, TensorOptions(dt).device(cu));  // poisoned
+          GemmEpilogue e;
+          REQUIRE(cuda::gemm_tc(out, a, b, e));
+          CHECK(close(out, reference(a, b, e, Tensor()), dt));
+        }
+      }
+    }
+  }
+  cuda::set_gemm_tc_config(1);
+}
+
+TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
+  if (!gpu()) return;
+  Generator g(9002);
+  const int64_t Bt = 3, M = 75, N = 200, K = 72;
+  for (int config : {1, 0, 2})
+    for (DType dt : {kBFloat16, kFloat16}) {
+      cuda::set_gemm_tc_config(config);
+      // A rows 80 apart (lda > K), B a broadcast weight (batch stride 0).
+      const Tensor a_buf = rnd({Bt, M, 80}, dt, g);
+      const Tensor a = a_buf.narrow(2, 0, K);
+      const Tensor w = rnd({N, K}, dt, g);
+      const Tensor b = w.t().unsqueeze(0).expand({Bt, K, N});
+      for (GemmAct act : {GemmAct::kNone, GemmAct::kRelu, GemmAct::kGelu, GemmAct::kGeluTanh}) {
+        for (int parts = 0; parts < 8; ++parts) {  // bias, residual, alpha/beta: each on or off
+          INFO("config " << config << " " << dt << " act " << act_name(act) << " parts " << parts);
+          GemmEpilogue e;
+          e.act = act;
+          if (parts & 1) e.bias = rnd({N}, dt, g);
+          if (parts & 2) e.residual = rnd({Bt, M, N}, dt, g);
+          if (parts & 4) e.alpha = 0.5, e.beta = -1.5;
+          // out: a transposed view of an (N, M) buffer per batch, old values random
+          Tensor out = rnd({Bt, N, M}, dt, g).transpose(1, 2);
+          const Tensor old = out.clone();
+          REQUIRE(cuda::gemm_tc(out, a, b, e));
+          CHECK(close(out, reference(a, b, e, old), dt));
+        }
+      }
+    }
+  cuda::set_gemm_tc_config(1);
+}
+
+TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing") {
+  if (!gpu()) return;
+  Generator g(9003);
+  const DType dt = kBFloat16;
+  const Tensor a = rnd({1, 40, 64}, dt, g), b = rnd({1, 64, 48}, dt, g);
+  Tensor out = zeros({1, 40, 48}, TensorOptions(dt).device(cu));
+  const GemmEpilogue e;
+  CHECK_FALSE(cuda::gemm_tc(out, a.narrow(2, 0, 60), b.narrow(1, 0, 60), e));  // K % 8 != 0
+  CHECK_FALSE(cuda::gemm_tc(out, a.transpose(1, 2).contiguous().transpose(1, 2), b, e));  // A^T
+  CHECK_FALSE(cuda::gemm_tc(out, a.narrow(2, 1, 56), b.narrow(1, 0, 56), e));  // misaligned A
+  CHECK_FALSE(cuda::gemm_tc(out.narrow(2, 0, 44), a, b.narrow(2, 0, 44), e));  // row-major B, N % 8
+  CHECK_FALSE(cuda::gemm_tc(out.to(kFloat32), a.to(kFloat32), b.to(kFloat32), e));  // float32
+  GemmEpilogue wrong_bias;
+  wrong_bias.bias = rnd({47}, dt, g);
+  CHECK_FALSE(cuda::gemm_tc(out, a, b, wrong_bias));
+  CHECK(equal(out.cpu(), zeros({1, 40, 48}, TensorOptions(dt))));
+}
+
+TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores") {
+  if (!gpu()) return;
+  Generator g(9004);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    const Tensor x = rnd({4, 33, 96}, dt, g), w = rnd({130, 96}, dt, g), bias = rnd({130}, dt, g);
+    GemmEpilogue e;
+    e.bias = bias;
+    const Tensor y = linear(x, w, bias);
+    CHECK(close(y.reshape({1, 4 * 33, 130}),
+                reference(x.reshape({1, 4 * 33, 96}), w.t().unsqueeze(0), e, Tensor()), dt));
+    const Tensor m = matmul(x, w.t());
+    CHECK(close(m, matmul(x.cpu().to(kFloat64), w.cpu().to(kFloat64).t()), dt));
+    // Repeats bitwise.
+    CHECK(test::bitwise_equal(matmul(x, w.t()).cpu(), m.cpu()));
+  }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Packs the GPU check's programs, built here for sm_90a, into .gpu-build/ (git-ignored), so that
+# tools/gpu-check.sh on the lent GPU machine spends its minutes running them, not compiling: the
+# CUDA test programs (tests/cuda), bench_cuda_ops, and the shared libraries they load that a CUDA
+# image may lack (OpenMP's runtime, Google Benchmark). The CUDA libraries themselves (cudart,
+# cuBLAS) come from the GPU machine's CUDA install. Name .gpu-build in the device call's carry.
+#
+#   tools/gpu-pack.sh [BUILD_DIR]     (default build/release, configured with CUDA for sm_90a)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build/release}
+targets="$(cd tests/cuda && ls test_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ') bench_cuda_ops"
+cmake --build "$build" -j "$(nproc)" --target $targets
+out=.gpu-build
+rm -rf "$out"
+mkdir -p "$out/stage/tests" "$out/stage/benchmarks" "$out/stage/lib"
+find "$build/tests" -maxdepth 1 -type f -executable -name 'test_cuda_*' ! -name '*.*' \
+  -exec cp {} "$out/stage/tests/" \;
+cp "$build"/benchmarks/bench_cuda_ops "$out/stage/benchmarks/"
+strip --strip-debug "$out"/stage/tests/* "$out"/stage/benchmarks/*
+# Shared libraries outside glibc, libstdc++/libgcc and CUDA's own.
+for f in "$out"/stage/tests/* "$out"/stage/benchmarks/*; do ldd "$f"; done |
+  awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+  grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*|libstdc\+\+|libgcc_s|libcuda|libcudart|libcublas|libcublasLt|libcudnn[^/]*)\.so' |
+  while read -r lib; do cp -L "$lib" "$out/stage/lib/"; done
+# The GPU code in the programs, by architecture (e.g. sm_90a), as the build compiled it.
+archs=$(grep -ho 'code=[^ ]*' "$build"/CMakeFiles/ember.dir/flags.make | grep -o 'sm_[0-9a-z]*' | sort -u | tr '\n' ' ')
+# xz with its 64 MiB window: the programs share most of their bytes (the static libember), so
+# the archive is about a fifth of one gzip (the device tool carries at most 64 MiB).
+tar -C "$out/stage" -cf - . | xz -9 -T1 > "$out/programs.tar.xz"
+rm -rf "$out/stage"
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes'), ${archs% }, g++ $(g++ -dumpversion), $(date -u +%F)" > "$out/made-by.txt"
+du -sh "$out/programs.tar.xz"
+cat "$out/made-by.txt"
