@@ -8,7 +8,8 @@
 #    FULL=1 builds everything here and also runs the whole CTest suite.
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
 # 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU.
-# 4. compute-sanitizer, all programs at once: memcheck over each CUDA test with the caching
+# 4. compute-sanitizer, SAN_JOBS (16) processes at a time, the slow programs (SPLIT) one process
+#    per test case: memcheck over each CUDA test with the caching
 #    allocator off (EMBER_CUDA_NO_CACHING=1, so every allocation is its own cudaMalloc), racecheck
 #    over the tests of the kernels that use shared memory (tests/cuda/racecheck.txt). memcheck
 #    does not count failed runtime calls as errors (--report-api-errors no): Ember checks each
@@ -151,15 +152,42 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   row "$n" "$(verdict $rc)" "$n.json, $n.txt"
 done
 
-# ---- compute-sanitizer, every program at once ----
+# ---- compute-sanitizer, SAN_JOBS processes at a time ----
+# The programs in SPLIT run one sanitizer process per test case (names cut at their first comma
+# and ended with '*', as Catch2 reads a comma as 'or'), so their slowest case, not their sum,
+# decides the time.
+SAN_JOBS=${SAN_JOBS:-16}
+SPLIT=${SPLIT:-"test_cuda_optim test_cuda_sort test_cuda_index test_cuda_conv test_cuda_random"}
 if command -v compute-sanitizer > /dev/null; then
   lim=$(limit "$SANITIZER_LIMIT")
   declare -a checks
+  # san_job NAME TOOL PROGRAM [CATCH2 ARGS...]
+  san_job() {
+    local name=$1 tool=$2
+    shift 2
+    while [ "$(jobs -rp | wc -l)" -ge "$SAN_JOBS" ]; do wait -n; done
+    checks+=("$name")
+    if [ "$tool" = memcheck ]; then
+      EMBER_CUDA_NO_CACHING=1 OMP_NUM_THREADS=1 run_one "$name" "$lim" \
+        compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 "$@" &
+    else
+      OMP_NUM_THREADS=1 run_one "$name" "$lim" \
+        compute-sanitizer --tool racecheck --error-exitcode 9 "$@" &
+    fi
+  }
+  test_cases() { "$1" --list-test-names-only 2> /dev/null | sed -e '/^$/d' -e 's/,.*$/*/' | sort -u; }
+  split_of() { case " $SPLIT " in *" $1 "*) return 0 ;; esac; return 1; }
   for t in $(cuda_tests); do
     n=$(basename "$t")
-    checks+=("$n.memcheck")
-    EMBER_CUDA_NO_CACHING=1 OMP_NUM_THREADS=1 run_one "$n.memcheck" "$lim" \
-      compute-sanitizer --tool memcheck --report-api-errors no --error-exitcode 9 "$t" &
+    if split_of "$n"; then
+      i=0
+      while IFS= read -r c; do
+        i=$((i + 1))
+        san_job "memcheck.$n.$i" memcheck "$t" "$c"
+      done < <(test_cases "$t")
+    else
+      san_job "memcheck.$n" memcheck "$t"
+    fi
   done
   # racecheck.txt: a program and optionally Catch2 arguments (a test name) per line; '#' comments
   if [ -f tests/cuda/racecheck.txt ]; then
@@ -167,16 +195,22 @@ if command -v compute-sanitizer > /dev/null; then
       case "$n" in '' | '#'*) continue ;; esac
       [ -x "$BUILD/tests/$n" ] || continue
       eval "set -- $args"
-      checks+=("$n.racecheck")
-      OMP_NUM_THREADS=1 run_one "$n.racecheck" "$lim" \
-        compute-sanitizer --tool racecheck --error-exitcode 9 "$BUILD/tests/$n" "$@" &
+      if [ $# -eq 0 ] && split_of "$n"; then
+        i=0
+        while IFS= read -r c; do
+          i=$((i + 1))
+          san_job "racecheck.$n.$i" racecheck "$BUILD/tests/$n" "$c"
+        done < <(test_cases "$BUILD/tests/$n")
+      else
+        san_job "racecheck.$n" racecheck "$BUILD/tests/$n" "$@"
+      fi
     done < tests/cuda/racecheck.txt
   fi
   wait
   for c in "${checks[@]}"; do
     rc=$(cat "$LOGS/$c.rc" 2>/dev/null || echo 1)
     [ "$rc" -eq 0 ] || status=1
-    row "  ${c##*.} ${c%.*}" "$(verdict "$rc")" \
+    row "  $c" "$(verdict "$rc")" \
       "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|Device not supported|test cases' "$LOGS/$c.txt" | tail -1)"
   done
 else
