@@ -177,33 +177,28 @@ if command -v compute-sanitizer > /dev/null; then
   }
   test_cases() { "$1" --list-test-names-only 2> /dev/null | sed -e '/^$/d' -e 's/,.*$/*/' | sort -u; }
   split_of() { case " $SPLIT " in *" $1 "*) return 0 ;; esac; return 1; }
-  for t in $(cuda_tests); do
-    n=$(basename "$t")
-    if split_of "$n"; then
-      i=0
+  # san_program TOOL PROGRAM [ARGS...]: one job, or one per test case for a SPLIT program
+  san_program() {
+    local tool=$1 t=$2 n i=0 c
+    n=$(basename "$2")
+    shift 2
+    if [ $# -eq 0 ] && split_of "$n"; then
       while IFS= read -r c; do
         i=$((i + 1))
-        san_job "memcheck.$n.$i" memcheck "$t" "$c"
+        san_job "$tool.$n.$i" "$tool" "$t" "$c"
       done < <(test_cases "$t")
     else
-      san_job "memcheck.$n" memcheck "$t"
+      san_job "$tool.$n" "$tool" "$t" "$@"
     fi
-  done
+  }
+  for t in $(cuda_tests); do san_program memcheck "$t"; done
   # racecheck.txt: a program and optionally Catch2 arguments (a test name) per line; '#' comments
   if [ -f tests/cuda/racecheck.txt ]; then
     while read -r n args; do
       case "$n" in '' | '#'*) continue ;; esac
       [ -x "$BUILD/tests/$n" ] || continue
       eval "set -- $args"
-      if [ $# -eq 0 ] && split_of "$n"; then
-        i=0
-        while IFS= read -r c; do
-          i=$((i + 1))
-          san_job "racecheck.$n.$i" racecheck "$BUILD/tests/$n" "$c"
-        done < <(test_cases "$BUILD/tests/$n")
-      else
-        san_job "racecheck.$n" racecheck "$BUILD/tests/$n" "$@"
-      fi
+      san_program racecheck "$BUILD/tests/$n" "$@"
     done < tests/cuda/racecheck.txt
   fi
   wait

@@ -146,6 +146,17 @@ __device__ __forceinline__ void store_out(const TcParams& p, int64_t z, int64_t 
   *o = detail::convert<T>(v);
 }
 
+/// The pipeline's prologue: slabs 0 .. kStages - 2 into their stages, one cp.async group each
+/// (empty groups past the last slab keep the wait counts uniform).
+template <int kStages, class Load>
+__device__ __forceinline__ void fill_stages(Load& load, int64_t KT) {
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < KT) load(s, s);
+    mma::cp_async_commit();
+  }
+}
+
 template <class T, bool kBKMajor, class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(const TcParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -220,11 +231,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
 
-#pragma unroll
-    for (int s = 0; s < kStages - 1; ++s) {
-      if (s < KT) load(s, s);
-      mma::cp_async_commit();
-    }
+    fill_stages<kStages>(load, KT);
     for (int64_t kt = 0; kt < KT; ++kt) {
       mma::cp_async_wait<kStages - 2>();  // slab kt has landed (this thread's copies)
       __syncthreads();                    // everyone's, and slab kt - 1 is no longer read
@@ -355,11 +362,7 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
     float d[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) d[i] = 0.f;
-#pragma unroll
-    for (int s = 0; s < kWgStages - 1; ++s) {
-      if (s < KT) load(s, s);
-      mma::cp_async_commit();
-    }
+    fill_stages<kWgStages>(load, KT);
     for (int64_t kt = 0; kt < KT; ++kt) {
       mma::cp_async_wait<kWgStages - 2>();  // slab kt has landed (this thread's copies)
       mma::fence_proxy_async();             // visible to wgmma's reads
