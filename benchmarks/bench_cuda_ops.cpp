@@ -419,8 +419,8 @@ void register_gemm_cases() {
 // ---- tensor-core GEMM (bfloat16) ----
 //
 // hgemm_bf16/<M>x<N>x<K>/<impl>: out (M, N) = x (M, K) @ w^T for a Linear weight w (N, K), bf16
-// in and out, float32 accumulation. "ember" is cuda::gemm_tc (mma.sync, tile configuration 1;
-// "ember_config0" and "ember_config2" (wgmma) listed as peers), "cublas" cublasGemmEx
+// in and out, float32 accumulation. "ember" is cuda::gemm_tc with its automatic tile
+// configuration ("ember_config0/1/2", each forced, listed as peers), "cublas" cublasGemmEx
 // (CUBLAS_COMPUTE_32F, default algorithm). hgemm_bf16_bias_gelu/...: the same product then
 // + bias (N) and GELU (tanh form): "ember" fused in gemm_tc's epilogue, "cublas" cublasGemmEx
 // followed by Ember's bias-add and GELU kernels (what an unfused framework runs). Each Ember
@@ -490,7 +490,7 @@ void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cub
     time_gpu(state, ours);
   bench::set_flops(state,
                    2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
-  cuda::set_gemm_tc_config(1);
+  cuda::set_gemm_tc_config(-1);
 }
 
 void register_hgemm_cases() {
@@ -513,11 +513,11 @@ void register_hgemm_cases() {
                             std::to_string(sh.K) + "/";
     for (const bool cublas : {false, true})
       add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
-        bm_hgemm(s, sh.M, sh.N, sh.K, cublas, sh.bias_gelu, 1);
+        bm_hgemm(s, sh.M, sh.N, sh.K, cublas, sh.bias_gelu, -1);
       });
-    // The other configurations, as peers of the default: 0 (mma.sync, 8 warps of 64 x 32) and
-    // 2 (wgmma on sm_90a; elsewhere it falls back to 1).
-    for (const int config : {0, 2})
+    // Each configuration forced, as peers of the default (automatic) choice: 0 and 1 (mma.sync)
+    // and 2 (wgmma on sm_90a; elsewhere it falls back to 1).
+    for (const int config : {0, 1, 2})
       add_gpu_case(key + "ember_config" + std::to_string(config),
                    [sh, config](benchmark::State& s) {
                      bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);

@@ -2,6 +2,7 @@
 // torch.cuda.memory_allocated / max_memory_allocated for the CPU allocator, and its block cache.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ember {
@@ -20,5 +21,14 @@ void reset_peak_memory_stats();
 /// 256 KiB or more are kept after their tensors die, up to EMBER_CPU_CACHE_MB megabytes (default
 /// 1024; 0 keeps none), and handed to the next allocation of the same size.
 void empty_cpu_cache();
+
+/// The largest single allocation Ember makes, in bytes, on any device: a tensor, a loaded file's
+/// buffer, a pinned copy. Default 1 TiB, or EMBER_MAX_ALLOC_MB megabytes when that is set at
+/// start-up. A larger request raises ValueError naming the op and the size before any memory is
+/// asked for, so a corrupt or hostile file header can never end in std::bad_alloc or an
+/// out-of-memory kill.
+size_t max_allocation_bytes();
+/// Sets that limit (bytes, > 0) for the allocations that follow; returns the previous one.
+size_t set_max_allocation_bytes(size_t bytes);
 
 }  // namespace ember

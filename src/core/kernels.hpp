@@ -334,8 +334,9 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
 /// out of gemm's shapes. Returns false, having done nothing, when the layout is not one it takes
 /// (see gemm_tc.cu); the caller then uses gemm and separate ops.
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& epilogue);
-/// gemm_tc's tile configuration for the calls that follow (process-wide): 1 (the default) or 0
-/// (see gemm_tc.cu). For the tests and benchmarks, which run both.
+/// gemm_tc's tile configuration for the calls that follow (process-wide): -1 (the default: 0
+/// when the product has fewer 128 x 128 tiles than the GPU has SMs, else 1), or 0, 1, 2 forced
+/// (see gemm_tc.cu). For the tests and benchmarks, which run each.
 void set_gemm_tc_config(int config);
 void check_index_range(const Tensor& index, int64_t size, const char* op, int64_t dim);
 void gather(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);

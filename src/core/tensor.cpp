@@ -77,8 +77,32 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op, bool scalar_ok) {
 }
 
 namespace {
-size_t g_max_alloc = size_t{1} << 40;  // 1 TiB: above any real machine, below absurd headers
 std::atomic<int64_t> g_live_bytes{0}, g_peak_bytes{0}, g_num_allocs{0};
+
+/// The allocation cap: 1 TiB (above any real machine, below absurd headers) unless
+/// EMBER_MAX_ALLOC_MB says otherwise.
+std::atomic<size_t>& max_alloc() {
+  static std::atomic<size_t> cap = [] {
+    const char* env = std::getenv("EMBER_MAX_ALLOC_MB");
+    const long long mb = env != nullptr && *env != '\0' ? std::atoll(env) : 0;
+    return mb > 0 ? static_cast<size_t>(mb) << 20 : size_t{1} << 40;
+  }();
+  return cap;
+}
+
+/// ValueError when nbytes is over the cap.
+void check_allocation(size_t nbytes, const char* op) {
+  const size_t cap = max_alloc().load(std::memory_order_relaxed);
+  EMBER_CHECK(nbytes <= cap, ValueError, "[", op, "] allocation of ", nbytes,
+              " bytes exceeds the limit of ", cap, " bytes (set_max_allocation_bytes)");
+}
+}  // namespace
+
+size_t max_allocation_bytes() { return max_alloc().load(std::memory_order_relaxed); }
+
+size_t set_max_allocation_bytes(size_t bytes) {
+  EMBER_CHECK(bytes > 0, ValueError, "[set_max_allocation_bytes] expected a positive limit");
+  return max_alloc().exchange(bytes, std::memory_order_relaxed);
 }
 
 void reset_peak_memory_stats() { g_peak_bytes.store(g_live_bytes.load()); }
@@ -142,8 +166,7 @@ void empty_cpu_cache() {
 
 std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device, const char* op) {
   check_device_usable(device, op);
-  EMBER_CHECK(nbytes <= g_max_alloc, ValueError, "[", op, "] allocation of ", nbytes,
-              " bytes exceeds the limit of ", g_max_alloc, " bytes");
+  check_allocation(nbytes, op);
   if (device.is_cuda()) return cuda::detail::allocate_storage(nbytes, device, op);
   auto st = std::make_shared<Storage>();
   st->nbytes = nbytes;
@@ -422,8 +445,7 @@ Tensor Tensor::pin_memory() const {
   EMBER_CHECK(is_cpu(), DeviceError, "[pin_memory] expected a CPU tensor, got one on ", device());
   if (is_pinned()) return *this;
   const size_t n = checked_nbytes(sizes(), dtype(), "pin_memory");
-  EMBER_CHECK(n <= g_max_alloc, ValueError, "[pin_memory] allocation of ", n,
-              " bytes exceeds the limit of ", g_max_alloc, " bytes");
+  check_allocation(n, "pin_memory");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = cuda::detail::allocate_pinned_storage(n, "pin_memory");
   impl->sizes = sizes().vec();

@@ -18,10 +18,11 @@
 // row-major B) and issues mma.m16n8k16 on them. Shared rows are padded by 16 bytes, so the 8 row
 // addresses of each ldmatrix phase fall in 8 different 16-byte bank groups, and so do cp.async's
 // stores. Tile configurations (set_gemm_tc_config):
-//   1 (default): 4 warps (2 x 2) of (64, 64), slabs of 64, 3 stages, 2 blocks per SM
-//                (242-244 registers, 108 KiB of shared memory per block);
-//   0:           8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
-//   2:           on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
+//   1: 4 warps (2 x 2) of (64, 64), slabs of 64, 3 stages, 2 blocks per SM (242-244 registers,
+//      108 KiB of shared memory per block);
+//   0: 8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
+//   2: on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
+// By default (-1) 0 for products of fewer 128 x 128 tiles than SMs, else 1 (launch_config).
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
 // 2 rows per mma tile) and stores each element once (store_out).
 //
@@ -434,7 +435,18 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-std::atomic<int> g_config{1};
+std::atomic<int> g_config{-1};
+
+/// Streaming multiprocessors of the current device (cached per thread and device).
+int64_t sm_count(int device) {
+  thread_local int cached_device = -1;
+  thread_local int sms = 0;
+  if (cached_device != device) {
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    cached_device = device;
+  }
+  return sms;
+}
 
 template <class T, bool kBKMajor, class C>
 void launch(const TcParams& p, cudaStream_t stream) {
@@ -457,7 +469,14 @@ void launch(const TcParams& p, cudaStream_t stream) {
 
 template <class T, bool kBKMajor>
 void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
-  const int config = g_config.load(std::memory_order_relaxed);
+  int config = g_config.load(std::memory_order_relaxed);
+  if (config < 0) {
+    // Measured on an H200 (docs/kernels.md): with fewer tiles than SMs configuration 1's two
+    // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
+    // 20 TFLOP/s); from there on configuration 1 (2048^3: 135 against 122; 8192^3: 242 / 171).
+    const int64_t tiles = p.batches * ((p.M + 127) / 128) * ((p.N + 127) / 128);
+    config = tiles < sm_count(out.device().index()) ? 0 : 1;
+  }
   if (config == 0)
     launch<T, kBKMajor, Config0>(p, stream);
   else if (config == 2 && kBKMajor && wgmma_available(out))
@@ -521,8 +540,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 }
 
 void set_gemm_tc_config(int config) {
-  EMBER_CHECK(config >= 0 && config <= 2, ValueError,
-              "[set_gemm_tc_config] expected 0, 1 or 2, got ", config);
+  EMBER_CHECK(config >= -1 && config <= 2, ValueError,
+              "[set_gemm_tc_config] expected -1 (automatic), 0, 1 or 2, got ", config);
   g_config.store(config, std::memory_order_relaxed);
 }
 

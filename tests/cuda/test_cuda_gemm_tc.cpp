@@ -110,7 +110,7 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
       }
     }
   }
-  cuda::set_gemm_tc_config(1);
+  cuda::set_gemm_tc_config(-1);
 }
 
 TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
@@ -141,7 +141,7 @@ TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
         }
       }
     }
-  cuda::set_gemm_tc_config(1);
+  cuda::set_gemm_tc_config(-1);
 }
 
 TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing") {
@@ -160,6 +160,7 @@ TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing
   wrong_bias.bias = rnd({47}, dt, g);
   CHECK_FALSE(cuda::gemm_tc(out, a, b, wrong_bias));
   CHECK(equal(out.cpu(), zeros({1, 40, 48}, TensorOptions(dt))));
+  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(3), ValueError, "set_gemm_tc_config");
 }
 
 TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores") {
