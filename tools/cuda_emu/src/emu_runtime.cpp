@@ -811,6 +811,10 @@ cudaError_t cudaMallocHost(void** ptr, size_t size) {
   *ptr = std::malloc(size == 0 ? 1 : size);
   return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
 }
+cudaError_t cudaHostAlloc(void** ptr, size_t size, unsigned int flags) {
+  if (flags != cudaHostAllocDefault) return fail(cudaErrorInvalidValue);
+  return cudaMallocHost(ptr, size);
+}
 cudaError_t cudaFreeHost(void* ptr) {
   std::free(ptr);
   return cudaSuccess;
