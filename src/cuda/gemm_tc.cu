@@ -418,20 +418,29 @@ bool wgmma_available(const Tensor& like) {
   return v == 2;
 }
 
-template <class T>
-void launch_wgmma(const TcParams& p, cudaStream_t stream) {
+/// Raises kKernel's dynamic shared-memory limit to `bytes` (above 48 KiB needs the opt-in), once
+/// per thread and device; the caller has made `device` current.
+template <auto kKernel>
+void opt_in_smem(int bytes, int device) {
   thread_local int configured_device = -1;
-  int device = 0;
-  EMBER_CUDA_CHECK(cudaGetDevice(&device));
-  if (configured_device != device) {
-    EMBER_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<T>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, kWgSmem));
-    configured_device = device;
-  }
-  const int64_t tiles = ((p.M + kWgTile - 1) / kWgTile) * ((p.N + kWgTile - 1) / kWgTile);
-  const dim3 grid(static_cast<unsigned>(tiles), 1,
-                  static_cast<unsigned>(p.batches < 65535 ? p.batches : 65535));
-  gemm_wgmma_kernel<T><<<grid, kWgThreads, kWgSmem, stream>>>(p);
+  if (configured_device == device) return;
+  EMBER_CUDA_CHECK(
+      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  configured_device = device;
+}
+
+/// One block per (tile x tile) tile of out in x (tile_of orders them), batches in z (grid-stride
+/// past 65535).
+dim3 tile_grid(const TcParams& p, int64_t tile) {
+  const int64_t tiles = ((p.M + tile - 1) / tile) * ((p.N + tile - 1) / tile);
+  return dim3(static_cast<unsigned>(tiles), 1,
+              static_cast<unsigned>(p.batches < 65535 ? p.batches : 65535));
+}
+
+template <class T>
+void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
+  opt_in_smem<gemm_wgmma_kernel<T>>(kWgSmem, device);
+  gemm_wgmma_kernel<T><<<tile_grid(p, kWgTile), kWgThreads, kWgSmem, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -449,40 +458,31 @@ int64_t sm_count(int device) {
 }
 
 template <class T, bool kBKMajor, class C>
-void launch(const TcParams& p, cudaStream_t stream) {
+void launch(const TcParams& p, cudaStream_t stream, int device) {
+  static_assert(C::BM == C::BN, "tile_grid: square block tiles");
   constexpr int bytes = smem_bytes<C, kBKMajor>();
-  // Above 48 KiB of dynamic shared memory needs the opt-in, set once per kernel (and device).
-  thread_local int configured_device = -1;
-  int device = 0;
-  EMBER_CUDA_CHECK(cudaGetDevice(&device));
-  if (configured_device != device) {
-    EMBER_CUDA_CHECK(cudaFuncSetAttribute(gemm_tc_kernel<T, kBKMajor, C>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    configured_device = device;
-  }
-  const int64_t tiles = ((p.M + C::BM - 1) / C::BM) * ((p.N + C::BN - 1) / C::BN);
-  const dim3 grid(static_cast<unsigned>(tiles), 1,
-                  static_cast<unsigned>(p.batches < 65535 ? p.batches : 65535));
-  gemm_tc_kernel<T, kBKMajor, C><<<grid, C::kThreads, bytes, stream>>>(p);
+  opt_in_smem<gemm_tc_kernel<T, kBKMajor, C>>(bytes, device);
+  gemm_tc_kernel<T, kBKMajor, C><<<tile_grid(p, C::BM), C::kThreads, bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
 template <class T, bool kBKMajor>
 void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
+  const int device = out.device().index();
   int config = g_config.load(std::memory_order_relaxed);
   if (config < 0) {
     // Measured on an H200 (docs/kernels.md): with fewer tiles than SMs configuration 1's two
     // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
     // 20 TFLOP/s); from there on configuration 1 (2048^3: 135 against 122; 8192^3: 242 / 171).
     const int64_t tiles = p.batches * ((p.M + 127) / 128) * ((p.N + 127) / 128);
-    config = tiles < sm_count(out.device().index()) ? 0 : 1;
+    config = tiles < sm_count(device) ? 0 : 1;
   }
   if (config == 0)
-    launch<T, kBKMajor, Config0>(p, stream);
+    launch<T, kBKMajor, Config0>(p, stream, device);
   else if (config == 2 && kBKMajor && wgmma_available(out))
-    launch_wgmma<T>(p, stream);
+    launch_wgmma<T>(p, stream, device);
   else
-    launch<T, kBKMajor, Config1>(p, stream);
+    launch<T, kBKMajor, Config1>(p, stream, device);
 }
 
 }  // namespace
