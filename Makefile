@@ -6,7 +6,12 @@
 #   make test                   release build, all tests through CTest, and the three consumer
 #                               projects (find_package, add_subdirectory, pkg-config)
 #   make bench                  build and run the benchmarks (build/bench/benchmarks/bench_*)
-#   make asan                   the tests under AddressSanitizer + UBSan (clang)
+#   make asan                   the tests under AddressSanitizer + UBSan (clang), and the fuzz
+#                               targets built
+#   make tsan                   the threaded code's tests under ThreadSanitizer (clang, libomp with
+#                               its Archer tool)
+#   make fuzz                   each libFuzzer target for FUZZ_SECONDS (default 60) under ASan,
+#                               after replaying fuzz/crafted/ and fuzz/corpus/ (tools/fuzz.sh)
 #   make test-cuda-emu          the CUDA backend built against the CPU emulator (tools/cuda_emu)
 #                               and its test suites (tests/cuda) run on this machine, no GPU needed
 #   make install PREFIX=/opt/x  install the library, headers, CMake package and ember.pc
@@ -15,7 +20,7 @@
 PREFIX ?= /usr/local
 export CMAKE_BUILD_PARALLEL_LEVEL ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: deps demo test bench asan test-cuda-emu install clean
+.PHONY: deps demo test bench asan tsan fuzz test-cuda-emu install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -51,6 +56,24 @@ asan:
 	cmake --build --preset asan
 	ctest --preset asan
 
+# The tests of the threaded code: DataLoader workers, the OpenMP-parallel kernels (chunked by
+# parallel_for), the determinism test across thread counts, the generators.
+TSAN_TESTS := test_dataloader test_train_from_loader test_determinism test_elementwise test_reduce \
+  test_linalg test_conv test_conv_direct test_random test_index test_tensor \
+  test_attention_flash test_cross_entropy_fused test_normalization_fused test_optim_fused
+tsan:
+	@scripts/install-deps.sh asan
+	cmake --preset tsan
+	cmake --build --preset tsan --target $(TSAN_TESTS)
+	ctest --preset tsan
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/install-deps.sh asan
+	cmake --preset asan
+	cmake --build --preset asan --target ember_fuzzers
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh build/asan/fuzz
+
 CUDA_TESTS := $(notdir $(basename $(wildcard tests/cuda/test_cuda_*.cpp)))
 test-cuda-emu: deps
 	cmake -S . -B build/cuda-emu -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA_EMULATE=ON \
@@ -64,4 +87,4 @@ install: deps
 	cmake --install build/release --prefix "$(PREFIX)"
 
 clean:
-	rm -rf build/release build/debug build/asan build/cpu build/cuda build/bench build/cuda-emu
+	rm -rf build/release build/debug build/asan build/tsan build/cpu build/cuda build/bench build/cuda-emu

@@ -4,7 +4,8 @@
 # apt-get command and exits non-zero.
 #
 #   scripts/install-deps.sh          compiler, CMake, pkg-config, Catch2 (what `make test` needs)
-#   scripts/install-deps.sh asan     also clang and LLVM's OpenMP runtime (the asan preset)
+#   scripts/install-deps.sh asan     also clang, its sanitizer and libFuzzer runtimes and LLVM's
+#                                    OpenMP runtime (the asan and tsan presets, make fuzz)
 #   scripts/install-deps.sh bench    also Google Benchmark, OpenBLAS and Eigen (make bench)
 #
 # The CUDA backend needs NVIDIA's CUDA toolkit (nvcc); it is optional and not a Debian package
@@ -19,7 +20,9 @@ packages=(build-essential g++ cmake pkg-config catch2 zlib1g-dev libstb-dev nloh
   libcli11-dev dataset-fashion-mnist bible-kjv)
 for arg in "$@"; do
   case "$arg" in
-    asan) packages+=(clang libomp-dev) ;;  # clang's -fopenmp needs LLVM's libomp
+    # clang's -fopenmp needs LLVM's libomp (whose Archer tool lets ThreadSanitizer see OpenMP's
+    # synchronisation); libclang-rt-dev holds the ASan/UBSan/TSan and libFuzzer runtimes.
+    asan) packages+=(clang libomp-dev libclang-rt-dev) ;;
     bench) packages+=(libbenchmark-dev libopenblas-dev libeigen3-dev) ;;  # Benchmark and the GEMM peers
     *) echo "install-deps.sh: unknown argument '$arg' (known: asan, bench)" >&2; exit 2 ;;
   esac

@@ -374,8 +374,9 @@ TEST_CASE("normalization fused: error messages are the composite's") {
            : (void)F::batch_norm_reference(x.slice(0, 0, 1), {}, {}, {}, {}, true);
        }},
   };
-  for (const auto& [name, call] : calls) {
-    INFO(name);
+  for (const auto& entry : calls) {
+    const auto& call = entry.second;  // a named variable: clang 14 cannot capture a binding
+    INFO(entry.first);
     const std::string pub = message_of([&] { call(true); });
     const std::string ref = message_of([&] { call(false); });
     CHECK_FALSE(pub.empty());
