@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <vector>
@@ -32,7 +34,8 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--epochs", a.epochs, "epochs to train")->capture_default_str();
   app.add_option("--steps", a.steps, "stop after this many steps in all (0: epochs decide)")
       ->capture_default_str();
-  app.add_option("--batch-size", a.batch_size, "examples per step (images; contexts for GPT)")->capture_default_str();
+  app.add_option("--batch-size", a.batch_size, "examples per step (images; contexts for GPT)")
+      ->capture_default_str();
   app.add_option("--device", a.device, "cpu or cuda")->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads for kernels (0: all cores)")
       ->capture_default_str();
@@ -119,7 +122,8 @@ void ProgressBar::update(int64_t done, const std::string& postfix) {
 }
 
 void ProgressBar::finish() {
-  if (interactive_) std::printf("\n");
+  if (interactive_ && !finished_) std::printf("\n");
+  finished_ = true;
 }
 
 // ---- MetricsLogger ----
@@ -128,20 +132,37 @@ MetricsLogger::MetricsLogger(const std::string& out_dir, int64_t resume_step) {
   namespace fs = std::filesystem;
   fs::create_directories(out_dir);
   const std::string path = (fs::path(out_dir) / "metrics.csv").string();
-  std::vector<std::string> keep;
   if (resume_step > 0 && fs::exists(path)) {  // keep the rows up to the resume step
-    std::ifstream in(path);
-    std::string line;
-    std::getline(in, line);  // header
-    while (std::getline(in, line)) {
-      const long long step = std::atoll(line.c_str());
-      if (step <= resume_step) keep.push_back(line);
+    std::vector<std::string> keep;
+    {
+      std::ifstream in(path);
+      std::string line;
+      std::getline(in, line);  // header
+      while (std::getline(in, line)) {
+        const long long step = std::atoll(line.c_str());
+        if (step <= resume_step) keep.push_back(line);
+      }
     }
+    // The shortened file replaces the old one by rename: truncating in place would lose every
+    // row if the process were killed before they were written back.
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << "step,tag,value\n";
+      for (const std::string& l : keep) out << l << "\n";
+      out.close();
+      EMBER_CHECK(out.good(), ember::IOError, "[MetricsLogger] cannot write '", tmp, "'");
+    }
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    EMBER_CHECK(!ec, ember::IOError, "[MetricsLogger] cannot rename '", tmp, "' to '", path,
+                "': ", ec.message());
+    csv_.open(path, std::ios::app);
+  } else {
+    csv_.open(path, std::ios::trunc);
+    csv_ << "step,tag,value\n";
   }
-  csv_.open(path, std::ios::trunc);
   EMBER_CHECK(csv_.good(), ember::IOError, "[MetricsLogger] cannot write '", path, "'");
-  csv_ << "step,tag,value\n";
-  for (const std::string& l : keep) csv_ << l << "\n";
   csv_.flush();
   tb_ = std::make_unique<ember::TensorBoardWriter>((fs::path(out_dir) / "tb").string());
 }
@@ -182,6 +203,47 @@ bool report_interrupted(int64_t step, const std::string& ckpt_path) {
   std::printf("interrupted: checkpoint saved at step %lld to %s\n", static_cast<long long>(step),
               ckpt_path.c_str());
   return true;
+}
+
+// ---- checkpoint helpers ----
+
+void set_exact(std::map<std::string, std::string>& metadata, const std::string& key, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%a", v);  // hex float: every bit round-trips through strtod
+  metadata[key] = buf;
+}
+
+double get_exact(const std::map<std::string, std::string>& metadata, const std::string& key,
+                 double fallback) {
+  auto it = metadata.find(key);
+  if (it == metadata.end()) return fallback;
+  char* end = nullptr;
+  const double v = std::strtod(it->second.c_str(), &end);
+  EMBER_CHECK(end != it->second.c_str() && *end == '\0', ember::IOError, "the checkpoint's '", key,
+              "' is not a number: '", it->second, "'");
+  return v;
+}
+
+int remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  const std::string prefix = "." + p.filename().string() + ".tmp.";
+  std::vector<fs::path> stale;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    char* rest = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &rest, 10);
+    if (pid <= 0 || *rest != '.') continue;  // not a name AtomicWriter makes
+    const bool writer_gone = pid == static_cast<long>(::getpid()) ||
+                             (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+    if (writer_gone) stale.push_back(it->path());
+  }
+  int removed = 0;
+  for (const fs::path& f : stale) removed += fs::remove(f, ec) ? 1 : 0;
+  return removed;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {

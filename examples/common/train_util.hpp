@@ -48,7 +48,7 @@ class ProgressBar {
   ProgressBar(int64_t total, std::string unit);
   /// `done` steps finished of total; call at most a few times per second (it throttles itself).
   void update(int64_t done, const std::string& postfix = "");
-  /// Ends the bar's line (terminal only).
+  /// Ends the bar's line (terminal only); later calls do nothing.
   void finish();
   bool interactive() const { return interactive_; }
   /// Steps per second since the bar started (from its first update).
@@ -57,13 +57,14 @@ class ProgressBar {
  private:
   int64_t total_, first_done_ = -1, done_ = 0;
   std::string unit_;
-  bool interactive_;
+  bool interactive_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
 /// Appends (step, tag, value) rows to <out>/metrics.csv and scalars to a TensorBoard event file
 /// under <out>/tb. A resumed run appends to the same CSV (rows after the resume step are dropped
-/// first, so the file never holds two values for one step and tag).
+/// first, so the file never holds two values for one step and tag; the shortened file replaces the
+/// old one by rename, so a kill at that moment loses no rows).
 class MetricsLogger {
  public:
   MetricsLogger(const std::string& out_dir, int64_t resume_step);
@@ -83,6 +84,18 @@ bool stop_requested();
 /// After the final checkpoint: true, once "interrupted: checkpoint saved at step N to PATH" is
 /// printed, when a stop was requested (the trainer then exits with status 130).
 bool report_interrupted(int64_t step, const std::string& ckpt_path);
+
+/// Doubles kept exactly in a checkpoint's metadata (hex-float text). A trainer keeps its running
+/// loss sums and averages there, so that a resumed run logs what an uninterrupted run logs.
+void set_exact(std::map<std::string, std::string>& metadata, const std::string& key, double v);
+/// The value set_exact stored under key; `fallback` when there is none (an older checkpoint).
+double get_exact(const std::map<std::string, std::string>& metadata, const std::string& key,
+                 double fallback = 0);
+
+/// Removes the temporary files that a writer of `path` killed mid-write left beside it
+/// (".<name>.tmp.<pid>.<n>", see io/file.cpp) when process <pid> no longer exists or is this one
+/// (a reused id): a run in the same output folder calls it once at start. Returns how many.
+int remove_stale_temporaries(const std::string& path);
 
 /// Seconds since t.
 double seconds_since(std::chrono::steady_clock::time_point t);

@@ -160,7 +160,11 @@ int run(const Args& a) {
   const auto on_device = ember::TensorOptions().device(device);
   const Tensor fixed_noise = ember::randn({64, kNoise, 1, 1}, fixed_gen).to(device);
 
+  // The running averages travel in the checkpoint: WGAN-GP logs the generator's average on the
+  // steps where only the critic trains, so a resumed run needs it to log what an uninterrupted
+  // run does.
   int64_t step = 0;
+  double d_ema = 0, g_ema = 0, last_fid = std::nan("");
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
   if (!a.resume.empty()) {
     ember::Checkpoint c = ember::load_checkpoint(a.resume);
@@ -170,6 +174,9 @@ int run(const Args& a) {
     opt_d.load_state_dict(c.optimizer.sub("D."));
     ember::restore_rng(c);
     step = c.step;
+    d_ema = get_exact(c.metadata, "train.d_loss_ema");
+    g_ema = get_exact(c.metadata, "train.g_loss_ema");
+    last_fid = get_exact(c.metadata, "quality.fid", std::nan(""));
     std::printf("resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&](int64_t at) {
@@ -178,9 +185,13 @@ int run(const Args& a) {
     c.optimizer = joined(opt_g.state_dict(), opt_d.state_dict());
     c.step = at;
     c.metadata["loss"] = a.loss;
+    set_exact(c.metadata, "train.d_loss_ema", d_ema);
+    set_exact(c.metadata, "train.g_loss_ema", g_ema);
+    set_exact(c.metadata, "quality.fid", last_fid);
     ember::save_checkpoint(ckpt_path, c);
   };
 
+  remove_stale_temporaries(ckpt_path);
   MetricsLogger log(a.out, step);
   install_stop_handler();
   std::printf("DCGAN (%s) on Fashion-MNIST: %lld images, %lld steps of %lld (%lld per epoch)\n",
@@ -188,7 +199,6 @@ int run(const Args& a) {
               static_cast<long long>(total - step), static_cast<long long>(a.batch_size),
               static_cast<long long>(per_epoch));
 
-  double d_ema = 0, g_ema = 0, last_fid = std::nan("");
   const auto t_start = std::chrono::steady_clock::now();
   while (step < total && !stop_requested()) {
     const int64_t epoch = step / per_epoch;
@@ -244,31 +254,33 @@ int run(const Args& a) {
           std::fflush(stdout);
         }
       }
+      // The epoch's sample grid (and score) belongs to its last step and comes before that
+      // step's checkpoint: a run stopped or killed after the checkpoint resumes with it written.
+      if (step % per_epoch == 0 || step == total) {
+        bar.finish();
+        ember::NoGradGuard no_grad;
+        G->eval();
+        Tensor grid =
+            ember::make_grid(G->forward(fixed_noise).cpu(), 8, 2, std::make_pair(-1.0, 1.0));
+        G->train();
+        const std::string png =
+            (fs::path(a.out) / ("samples_epoch" + std::to_string(epoch + 1) + ".png")).string();
+        ember::save_image(grid, png);
+        log.image("samples", grid, step);
+        std::printf("epoch %lld: samples in %s\n", static_cast<long long>(epoch + 1), png.c_str());
+        if (quality) {
+          last_fid = (*quality)(G);
+          log.scalar("quality/fid", last_fid, step);
+          std::printf("epoch %lld: Frechet distance %.3f (%lld samples, classifier features)\n",
+                      static_cast<long long>(epoch + 1), last_fid,
+                      static_cast<long long>(a.fid_samples));
+        }
+        std::fflush(stdout);
+      }
       if (a.ckpt_every > 0 && step % a.ckpt_every == 0) save(step);
       if (step == a.stop_at) std::raise(SIGINT);  // the test hook: an interruption at this step
     }
     bar.finish();
-    if (stop_requested()) break;
-    if (step % per_epoch == 0 || step == total) {  // the sample grid of the epoch
-      ember::NoGradGuard no_grad;
-      G->eval();
-      Tensor grid =
-          ember::make_grid(G->forward(fixed_noise).cpu(), 8, 2, std::make_pair(-1.0, 1.0));
-      G->train();
-      const std::string png =
-          (fs::path(a.out) / ("samples_epoch" + std::to_string(epoch + 1) + ".png")).string();
-      ember::save_image(grid, png);
-      log.image("samples", grid, step);
-      std::printf("epoch %lld: samples in %s\n", static_cast<long long>(epoch + 1), png.c_str());
-      if (quality) {
-        last_fid = (*quality)(G);
-        log.scalar("quality/fid", last_fid, step);
-        std::printf("epoch %lld: Frechet distance %.3f (%lld samples, classifier features)\n",
-                    static_cast<long long>(epoch + 1), last_fid,
-                    static_cast<long long>(a.fid_samples));
-      }
-      std::fflush(stdout);
-    }
   }
   save(step);
   const double secs = seconds_since(t_start);

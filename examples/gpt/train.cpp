@@ -267,7 +267,10 @@ int run(const Args& a) {
     return floor + 0.5 * (1.0 - floor) * (1.0 + std::cos(std::numbers::pi * t));
   });
 
-  int64_t step = 0;
+  // The loss logged every log_every steps is the mean since the last log; these sums and the
+  // running average travel in the checkpoint, so a resumed run logs what an uninterrupted run does.
+  int64_t step = 0, interval_n = 0;
+  double train_ema = 0, interval_loss = 0;
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
   if (!a.resume.empty()) {
     ember::Checkpoint c = ember::load_checkpoint(a.resume);
@@ -276,6 +279,9 @@ int run(const Args& a) {
     sched.load_state_dict(c.scheduler);
     ember::restore_rng(c);
     step = c.step;
+    interval_loss = get_exact(c.metadata, "train.interval_loss");
+    interval_n = static_cast<int64_t>(get_exact(c.metadata, "train.interval_steps"));
+    train_ema = get_exact(c.metadata, "train.loss_ema");
     std::printf("resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&](int64_t at) {
@@ -286,9 +292,13 @@ int run(const Args& a) {
     c.step = at;
     write_config(c.metadata, cfg);
     c.metadata["tokenizer"] = tok.index() == 0 ? "char" : "bpe";
+    set_exact(c.metadata, "train.interval_loss", interval_loss);
+    set_exact(c.metadata, "train.interval_steps", static_cast<double>(interval_n));
+    set_exact(c.metadata, "train.loss_ema", train_ema);
     ember::save_checkpoint(ckpt_path, c);
   };
 
+  remove_stale_temporaries(ckpt_path);
   MetricsLogger log(a.out, step);
   install_stop_handler();
   std::printf(
@@ -315,8 +325,7 @@ int run(const Args& a) {
   };
 
   const double tokens_per_step = static_cast<double>(a.batch_size * cfg.block_size);
-  double train_ema = 0, val_loss = std::nan(""), interval_loss = 0;
-  int64_t interval_n = 0;
+  double val_loss = std::nan("");
   const auto t_start = std::chrono::steady_clock::now();
   model->train();
   while (step < total && !stop_requested()) {

@@ -152,7 +152,11 @@ int run(const Args& a) {
     throw ember::ValueError("--schedule must be onecycle or cosine, got '" + a.schedule + "'");
   }
 
-  int64_t step = 0;
+  // The loss logged every log_every steps is the mean since the last log; these sums, the
+  // running average and the last evaluation travel in the checkpoint, so a resumed run logs and
+  // prints what an uninterrupted run does.
+  int64_t step = 0, interval_n = 0;
+  double interval_loss = 0, train_loss_ema = 0, last_acc = 0, last_test_loss = 0;
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
   if (!a.resume.empty()) {
     ember::Checkpoint c = ember::load_checkpoint(a.resume);
@@ -161,6 +165,11 @@ int run(const Args& a) {
     sched->load_state_dict(c.scheduler);
     ember::restore_rng(c);
     step = c.step;
+    interval_loss = get_exact(c.metadata, "train.interval_loss");
+    interval_n = static_cast<int64_t>(get_exact(c.metadata, "train.interval_steps"));
+    train_loss_ema = get_exact(c.metadata, "train.loss_ema");
+    last_acc = get_exact(c.metadata, "test.accuracy");
+    last_test_loss = get_exact(c.metadata, "test.loss");
     std::printf("resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&](int64_t at) {
@@ -171,9 +180,15 @@ int run(const Args& a) {
     c.step = at;
     c.metadata["model"] = a.model;
     c.metadata["dataset"] = a.dataset;
+    set_exact(c.metadata, "train.interval_loss", interval_loss);
+    set_exact(c.metadata, "train.interval_steps", static_cast<double>(interval_n));
+    set_exact(c.metadata, "train.loss_ema", train_loss_ema);
+    set_exact(c.metadata, "test.accuracy", last_acc);
+    set_exact(c.metadata, "test.loss", last_test_loss);
     ember::save_checkpoint(ckpt_path, c);
   };
 
+  remove_stale_temporaries(ckpt_path);
   MetricsLogger log(a.out, step);
   install_stop_handler();
   std::printf(
@@ -184,14 +199,11 @@ int run(const Args& a) {
       static_cast<long long>(a.batch_size), static_cast<long long>(per_epoch),
       static_cast<long long>(model->num_parameters()));
 
-  double last_acc = 0, last_test_loss = 0, train_loss_ema = 0;
   const auto t_start = std::chrono::steady_clock::now();
   model->train();
   while (step < total && !stop_requested()) {
     const int64_t epoch = step / per_epoch;
     ProgressBar bar(std::min(per_epoch, total - epoch * per_epoch), "it");
-    double interval_loss = 0;
-    int64_t interval_n = 0;
     const auto t_epoch = std::chrono::steady_clock::now();
     for (auto it = loader.iterate(epoch, step % per_epoch); it != loader.end(); ++it) {
       if (step >= total || stop_requested()) break;
@@ -226,24 +238,27 @@ int run(const Args& a) {
         interval_loss = 0;
         interval_n = 0;
       }
+      // The epoch's evaluation belongs to its last step and comes before that step's checkpoint:
+      // a run stopped or killed after the checkpoint resumes with the evaluation already logged.
+      const bool epoch_done = step % per_epoch == 0 || step == total;
+      if (epoch_done && ((epoch + 1) % a.eval_every == 0 || step == total)) {
+        bar.finish();
+        auto [tl, acc] = evaluate(model, d.test, a);
+        last_acc = acc;
+        last_test_loss = tl;
+        const double secs = seconds_since(t_epoch);
+        log.scalar("test/loss", tl, step);
+        log.scalar("test/accuracy", acc, step);
+        log.scalar("time/epoch_seconds", secs, step);
+        std::printf("epoch %lld: test loss %.4f, accuracy %.2f%% (%s)\n",
+                    static_cast<long long>(epoch + 1), tl, 100 * acc,
+                    format_duration(secs).c_str());
+        std::fflush(stdout);
+      }
       if (a.ckpt_every > 0 && step % a.ckpt_every == 0) save(step);
       if (step == a.stop_at) std::raise(SIGINT);  // the test hook: an interruption at this step
     }
     bar.finish();
-    if (stop_requested()) break;
-    const bool epoch_done = step % per_epoch == 0 || step == total;
-    if (epoch_done && ((epoch + 1) % a.eval_every == 0 || step == total)) {
-      auto [tl, acc] = evaluate(model, d.test, a);
-      last_acc = acc;
-      last_test_loss = tl;
-      const double secs = seconds_since(t_epoch);
-      log.scalar("test/loss", tl, step);
-      log.scalar("test/accuracy", acc, step);
-      log.scalar("time/epoch_seconds", secs, step);
-      std::printf("epoch %lld: test loss %.4f, accuracy %.2f%% (%s)\n",
-                  static_cast<long long>(epoch + 1), tl, 100 * acc, format_duration(secs).c_str());
-      std::fflush(stdout);
-    }
   }
   save(step);
   const double secs = seconds_since(t_start);

@@ -1,6 +1,7 @@
 // The example trainers as a user runs them, on tiny configurations over generated data: the loss
-// falls, two runs with one seed are bitwise identical, and a run interrupted at a step and
-// resumed ends exactly where the uninterrupted run ends.
+// falls, two runs with one seed are bitwise identical, and a run interrupted at several steps
+// (mid-epoch, at an epoch boundary, repeatedly) and resumed ends exactly where the uninterrupted
+// run ends: weights, optimizer and scheduler state, generator states and every logged value.
 #include <stb/stb_image.h>
 
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 
 #include "data/data_test_util.hpp"
 #include "ember/ember.hpp"
+#include "examples/trainer_test_util.hpp"
 
 using namespace ember;
 using namespace ember::test;
@@ -25,27 +27,30 @@ int run(const std::string& cmd, const std::string& stdout_file = "/dev/null") {
 // One column of metrics.csv by step, as the text written (bitwise comparison).
 std::map<int64_t, std::string> losses(const std::string& out,
                                       const std::string& tag = "train/loss") {
-  std::ifstream in(out + "/metrics.csv");
   std::map<int64_t, std::string> m;
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    const size_t a = line.find(','), b = line.find(',', a + 1);
-    if (line.substr(a + 1, b - a - 1) == tag) m[std::stoll(line.substr(0, a))] = line.substr(b + 1);
-  }
+  for (const auto& [key, value] : metric_rows(out))
+    if (key.second == tag) m[key.first] = value;
   return m;
 }
 
-void require_same_weights(const std::string& a, const std::string& b) {
-  Checkpoint x = load_checkpoint(a), y = load_checkpoint(b);
-  REQUIRE(x.step == y.step);
-  REQUIRE(x.model.size() == y.model.size());
-  for (const auto& [name, t] : x.model) {
-    const Tensor& u = y.model.at(name);
-    REQUIRE(t.sizes() == u.sizes());
-    REQUIRE(std::memcmp(t.contiguous().data_ptr(), u.contiguous().data_ptr(),
-                        static_cast<size_t>(t.numel()) * t.element_size()) == 0);
+// Runs `base` into `out` stopped after each step of `stops` in turn (--stop-at-step: as if Ctrl-C
+// came then), each run resuming from the previous one's checkpoint, then to the end. Each stop
+// leaves a checkpoint of its step and the reference's log up to it; the finished run equals the
+// uninterrupted run in `ref`: checkpoint (see require_same_checkpoint) and every logged value.
+void require_exact_resume(const std::string& base, const std::string& ref, const std::string& out,
+                          const std::vector<int64_t>& stops) {
+  std::string resume;
+  for (int64_t s : stops) {
+    INFO(out << ": stopped after step " << s);
+    REQUIRE(run(base + " --out " + out + resume + " --stop-at-step " + std::to_string(s)) == 130);
+    REQUIRE(load_checkpoint(out + "/last.ckpt").step == s);
+    require_same_rows(metric_rows(out), metric_rows(ref, s));
+    resume = " --resume " + out + "/last.ckpt";
   }
+  INFO(out << ": resumed after the last stop");
+  REQUIRE(run(base + " --out " + out + resume) == 0);
+  require_same_rows(metric_rows(out), metric_rows(ref));
+  require_same_checkpoint(ref + "/last.ckpt", out + "/last.ckpt");
 }
 
 }  // namespace
@@ -55,15 +60,18 @@ TEST_CASE("ember-train-resnet: learns, is deterministic, resumes exactly", "[exa
   const std::string data = tmp.file("fmnist");
   write_fake_mnist(data, 384, 1, true, true);
   write_fake_mnist(data, 96, 2, true, false);
+  // 192 training images in batches of 16: 12 steps per epoch, 24 steps = 2 epochs, each ending
+  // with a test evaluation (logged at steps 12 and 24).
   const std::string base = std::string(EMBER_TRAIN_RESNET) + " --data " + data +
                            " --model resnet20 --steps 24 --batch-size 16 --lr 0.05 --workers 2"
-                           " --threads 2 --log-every 1 --seed 3 --eval-every 1";
+                           " --threads 2 --log-every 1 --seed 3 --eval-every 1 --limit-train 192";
   REQUIRE(run(base + " --out " + tmp.file("a")) == 0);
   REQUIRE(run(base + " --out " + tmp.file("b")) == 0);
-  std::map<int64_t, std::string> la = losses(tmp.file("a")), lb = losses(tmp.file("b"));
+  std::map<int64_t, std::string> la = losses(tmp.file("a"));
   REQUIRE(la.size() == 24);
-  REQUIRE(la == lb);
-  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
+  require_same_rows(metric_rows(tmp.file("b")), metric_rows(tmp.file("a")));
+  require_same_checkpoint(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
+  REQUIRE(losses(tmp.file("a"), "test/accuracy").size() == 2);
 
   // The loss falls: the mean of the last 6 steps is well below that of the first 6.
   double first = 0, last = 0;
@@ -71,12 +79,9 @@ TEST_CASE("ember-train-resnet: learns, is deterministic, resumes exactly", "[exa
   for (int64_t s = 19; s <= 24; ++s) last += std::stod(la[s]) / 6;
   REQUIRE(last < 0.8 * first);
 
-  // Interrupted after step 10 (mid-epoch: 24 batches per epoch) and resumed.
-  REQUIRE(run(base + " --out " + tmp.file("c") + " --stop-at-step 10") == 130);
-  REQUIRE(load_checkpoint(tmp.file("c") + "/last.ckpt").step == 10);
-  REQUIRE(run(base + " --out " + tmp.file("c") + " --resume " + tmp.file("c") + "/last.ckpt") == 0);
-  REQUIRE(losses(tmp.file("c")) == la);
-  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("c") + "/last.ckpt");
+  // Interrupted and resumed four times: mid-epoch, at the epoch boundary (after the evaluation of
+  // step 12), mid-epoch again and after the last step.
+  require_exact_resume(base, tmp.file("a"), tmp.file("c"), {5, 12, 19, 24});
 
   // TensorBoard file in the output folder re-reads with the same scalars.
   std::string event_file;
@@ -99,36 +104,47 @@ TEST_CASE("ember-train-gan: deterministic, resumes exactly, writes sample grids"
   TempDir tmp;
   const std::string data = tmp.file("fmnist");
   write_fake_mnist(data, 192, 4, true, true);
+  // 96 images in batches of 16: 6 steps per epoch, 12 steps = 2 epochs, each ending with a grid.
   const std::string base = std::string(EMBER_TRAIN_GAN) + " --data " + data +
                            " --steps 12 --batch-size 16 --workers 2 --threads 2 --log-every 1"
-                           " --seed 5";
+                           " --seed 5 --limit-train 96";
   REQUIRE(run(base + " --out " + tmp.file("a")) == 0);
   REQUIRE(run(base + " --out " + tmp.file("b")) == 0);
   std::map<int64_t, std::string> da = losses(tmp.file("a"), "train/d_loss");
   REQUIRE(da.size() == 12);
-  REQUIRE(da == losses(tmp.file("b"), "train/d_loss"));
-  REQUIRE(losses(tmp.file("a"), "train/g_loss") == losses(tmp.file("b"), "train/g_loss"));
+  REQUIRE(losses(tmp.file("a"), "train/g_loss").size() == 12);
+  require_same_rows(metric_rows(tmp.file("b")), metric_rows(tmp.file("a")));
   for (const auto& [step, v] : da) REQUIRE(std::isfinite(std::stod(v)));
-  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
+  require_same_checkpoint(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
 
-  // The epoch (12 batches) ends with an 8x8 grid of 28x28 samples with 2-pixel padding.
-  int w = 0, h = 0, c = 0;
-  REQUIRE(stbi_info((tmp.file("a") + "/samples_epoch1.png").c_str(), &w, &h, &c) == 1);
-  REQUIRE(w == 8 * 30 + 2);
-  REQUIRE(h == 8 * 30 + 2);
+  // Each epoch ends with an 8x8 grid of 28x28 samples with 2-pixel padding.
+  for (const char* png : {"/samples_epoch1.png", "/samples_epoch2.png"}) {
+    int w = 0, h = 0, c = 0;
+    REQUIRE(stbi_info((tmp.file("a") + png).c_str(), &w, &h, &c) == 1);
+    REQUIRE(w == 8 * 30 + 2);
+    REQUIRE(h == 8 * 30 + 2);
+  }
 
-  REQUIRE(run(base + " --out " + tmp.file("c") + " --stop-at-step 5") == 130);
-  REQUIRE(run(base + " --out " + tmp.file("c") + " --resume " + tmp.file("c") + "/last.ckpt") == 0);
-  REQUIRE(losses(tmp.file("c"), "train/d_loss") == da);
-  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("c") + "/last.ckpt");
+  // Interrupted and resumed three times: mid-epoch, at the epoch boundary (whose grid must be
+  // written before the stop: the resumed run starts epoch 2) and mid-epoch again.
+  require_exact_resume(base, tmp.file("a"), tmp.file("c"), {3, 6, 9});
+  for (const char* png : {"/samples_epoch1.png", "/samples_epoch2.png"}) {
+    INFO("c" << png);
+    REQUIRE(std::filesystem::exists(tmp.file("c") + png));
+    REQUIRE(read_bytes(tmp.file("c") + png) == read_bytes(tmp.file("a") + png));
+  }
 
-  // WGAN-GP: the gradient penalty runs through double backward; the losses stay finite.
-  REQUIRE(run(std::string(EMBER_TRAIN_GAN) + " --data " + data +
-              " --loss wgan-gp --steps 4"
-              " --batch-size 16 --log-every 1 --out " +
-              tmp.file("w")) == 0);
-  for (const auto& [step, v] : losses(tmp.file("w"), "train/d_loss"))
-    REQUIRE(std::isfinite(std::stod(v)));
+  // WGAN-GP: the gradient penalty runs through double backward; the losses stay finite. The
+  // generator trains every 5th step and the steps between log its running average, which a
+  // resumed run (stopped after step 3) must carry over.
+  const std::string wgan = std::string(EMBER_TRAIN_GAN) + " --data " + data +
+                           " --loss wgan-gp --steps 6 --batch-size 16 --workers 2 --threads 2"
+                           " --log-every 1 --seed 5 --limit-train 96";
+  REQUIRE(run(wgan + " --out " + tmp.file("w")) == 0);
+  REQUIRE(losses(tmp.file("w"), "train/d_loss").size() == 6);
+  for (const auto& [key, v] : metric_rows(tmp.file("w")))
+    if (!is_timing_tag(key.second)) REQUIRE(std::isfinite(std::stod(v)));
+  require_exact_resume(wgan, tmp.file("w"), tmp.file("w2"), {3});
   REQUIRE(run(std::string(EMBER_TRAIN_GAN) + " --loss hinge --data " + data) == 1);
 
   // The quality score: a ResNet-20 checkpoint of ember-train-resnet gives the features; each
@@ -143,50 +159,32 @@ TEST_CASE("ember-train-gan: deterministic, resumes exactly, writes sample grids"
                   "/last.ckpt --fid-samples 40",
               log) == 0);
   std::map<int64_t, std::string> score = losses(tmp.file("q"), "quality/fid");
-  REQUIRE(score.size() == 1);
-  REQUIRE(std::stod(score.begin()->second) > 0);
+  REQUIRE(score.size() == 2);  // steps 6 and 12
+  for (const auto& [step, v] : score) REQUIRE(std::stod(v) > 0);
   REQUIRE(data::read_text_file(log).find("(the floor)") != std::string::npos);
   // The GAN's own checkpoint is no classifier: an error naming the flag.
   REQUIRE(run(base + " --out " + tmp.file("q2") + " --fid-classifier " + tmp.file("a") +
               "/last.ckpt") == 1);
 }
 
-namespace {
-
-// A small English corpus: verses recombined from a few phrases, about 24 KB.
-std::string tiny_corpus() {
-  const char* subjects[] = {"And God", "The LORD", "Moses", "the people", "his servant"};
-  const char* verbs[] = {"said unto", "called", "blessed", "went before", "spake unto"};
-  const char* objects[] = {"the children of Israel", "the waters", "the earth", "Abraham",
-                           "all the congregation"};
-  std::string text;
-  uint32_t state = 12345;
-  for (int verse = 1; verse <= 300; ++verse) {
-    state = state * 1664525u + 1013904223u;
-    text += "Ge1:" + std::to_string(verse) + " " + subjects[(state >> 8) % 5] + " " +
-            verbs[(state >> 12) % 5] + " " + objects[(state >> 16) % 5] + ", and it was good.\n";
-  }
-  return text;
-}
-
-}  // namespace
-
 TEST_CASE("ember-train-gpt: learns, is deterministic, resumes exactly, samples", "[examples]") {
   TempDir tmp;
   const std::string corpus = tmp.file("corpus.txt");
   data::write_text_file(corpus, tiny_corpus());
-  const std::string base = std::string(EMBER_TRAIN_GPT) + " --data " + corpus +
-                           " --config tiny --steps 24 --batch-size 8 --lr 3e-3 --warmup 2"
-                           " --workers 2 --threads 2 --log-every 1 --eval-every 12"
-                           " --eval-batches 2 --max-new-tokens 40 --seed 7";
+  // 80 training contexts in batches of 8: 10 steps per epoch; 24 steps over 3 epochs, the
+  // validation loss at step 12 and at the end.
+  const std::string flags = std::string(EMBER_TRAIN_GPT) + " --data " + corpus +
+                            " --config tiny --batch-size 8 --lr 3e-3 --warmup 2 --workers 2"
+                            " --threads 2 --eval-every 12 --eval-batches 2 --max-new-tokens 40"
+                            " --seed 7 --limit-train 80 --epochs 3";
+  const std::string base = flags + " --steps 24 --log-every 1";
   REQUIRE(run(base + " --out " + tmp.file("a")) == 0);
   REQUIRE(run(base + " --out " + tmp.file("b")) == 0);
   std::map<int64_t, std::string> la = losses(tmp.file("a"));
   REQUIRE(la.size() == 24);
-  REQUIRE(la == losses(tmp.file("b")));
+  require_same_rows(metric_rows(tmp.file("b")), metric_rows(tmp.file("a")));
   REQUIRE(losses(tmp.file("a"), "val/loss").size() == 2);  // step 12 and the end
-  REQUIRE(losses(tmp.file("a"), "val/loss") == losses(tmp.file("b"), "val/loss"));
-  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
+  require_same_checkpoint(tmp.file("a") + "/last.ckpt", tmp.file("b") + "/last.ckpt");
   double first = 0, last = 0;
   for (int64_t s = 1; s <= 6; ++s) first += std::stod(la[s]) / 6;
   for (int64_t s = 19; s <= 24; ++s) last += std::stod(la[s]) / 6;
@@ -195,12 +193,17 @@ TEST_CASE("ember-train-gpt: learns, is deterministic, resumes exactly, samples",
   REQUIRE(sample.size() == 41);  // the prompt "\n" and 40 characters
   REQUIRE(sample == data::read_text_file(tmp.file("b") + "/sample.txt"));
 
-  // Interrupted after step 7 (dropout draws from the default generator, so the RNG must resume).
-  REQUIRE(run(base + " --out " + tmp.file("c") + " --stop-at-step 7") == 130);
-  REQUIRE(load_checkpoint(tmp.file("c") + "/last.ckpt").step == 7);
-  REQUIRE(run(base + " --out " + tmp.file("c") + " --resume " + tmp.file("c") + "/last.ckpt") == 0);
-  REQUIRE(losses(tmp.file("c")) == la);
-  require_same_weights(tmp.file("a") + "/last.ckpt", tmp.file("c") + "/last.ckpt");
+  // Interrupted and resumed three times (dropout draws from the default generator, so the RNG
+  // must resume): mid-epoch, at the epoch boundary (step 10) and mid-epoch again after the
+  // validation of step 12.
+  require_exact_resume(base, tmp.file("a"), tmp.file("c"), {4, 10, 17});
+  REQUIRE(data::read_text_file(tmp.file("c") + "/sample.txt") == sample);
+  // Logged every 5 steps, train/loss is the mean over 5 steps; stopped after steps 7 and 12, the
+  // resumed runs must carry the partial sums over.
+  const std::string every5 = flags + " --steps 14 --log-every 5";
+  REQUIRE(run(every5 + " --out " + tmp.file("l")) == 0);
+  REQUIRE(losses(tmp.file("l")).size() == 2);  // steps 5 and 10
+  require_exact_resume(every5, tmp.file("l"), tmp.file("l2"), {7, 12});
 
   // --sample continues a prompt from the checkpoint, with the tokenizer saved beside it.
   const std::string out = tmp.file("sample.txt");
