@@ -1,12 +1,15 @@
-// Checkpoints: round trip, checksum (every byte of a file flipped in turn), atomic replacement
-// under simulated failures, and a bit-identical resumed training run.
+// Checkpoints: round trip, checksum (every byte of a file flipped in turn; 1000 random byte
+// changes in a trained model's checkpoint), atomic replacement under simulated failures, and a
+// bit-identical resumed training run.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
+#include "ember/ember.hpp"
 #include "ember/io/checkpoint.hpp"
 #include "ember/io/safetensors.hpp"
 #include "io/file.hpp"
@@ -381,4 +384,112 @@ TEST_CASE("checkpoint: resuming from a checkpoint continues training bit for bit
   CHECK(GeneratorState::capture(data_b) == GeneratorState::capture(data_a));
   // The training moved the weights (the comparison is not between two untouched tensors).
   CHECK(a.w.abs().sum().item<double>() > 0.1);
+}
+
+// ---- 1000 random single-byte corruptions of a realistic checkpoint ----
+
+namespace {
+
+// A small convolutional classifier: float32 weights, BatchNorm running statistics and its int64
+// batch counter.
+struct CorruptionNetImpl : nn::Module {
+  CorruptionNetImpl() {
+    conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(3, 16, 3).padding(1)));
+    bn1 = register_module("bn1", nn::BatchNorm2d(16));
+    conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(16, 32, 3).padding(1)));
+    fc = register_module("fc", nn::Linear(32, 10));
+  }
+  Tensor forward(const Tensor& x) { return fc(relu(conv2(relu(bn1(conv1(x))))).mean({2, 3})); }
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  nn::BatchNorm2d bn1{nullptr};
+  nn::Linear fc{nullptr};
+};
+EMBER_MODULE(CorruptionNet);
+
+// A checkpoint as a trainer writes it after 3 steps: the model, AdamW's moments and step counts
+// in two parameter groups (float64 options), a cosine schedule, two generator states, the step and
+// metadata. About 66 KB.
+Checkpoint trained_checkpoint() {
+  manual_seed(31);
+  CorruptionNet net;
+  std::vector<Tensor> decay, no_decay;
+  for (const Tensor& p : net->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  std::vector<optim::OptimizerParamGroup> groups;
+  groups.emplace_back(
+      decay, std::make_unique<optim::AdamWOptions>(optim::AdamWOptions(1e-3).weight_decay(0.1)));
+  groups.emplace_back(
+      no_decay, std::make_unique<optim::AdamWOptions>(optim::AdamWOptions(1e-3).weight_decay(0.0)));
+  optim::AdamW opt(std::move(groups));
+  optim::CosineAnnealingLR sched(opt, 100);
+  Generator data_gen(5);
+  for (int step = 0; step < 3; ++step) {
+    const Tensor x = randn({4, 3, 8, 8}, data_gen);
+    const Tensor y = randint(0, 10, {4}, data_gen);
+    opt.zero_grad();
+    nn::functional::cross_entropy(net->forward(x), y).backward();
+    opt.step();
+    sched.step();
+  }
+  Checkpoint c;
+  c.model = net->state_dict();
+  c.optimizer = opt.state_dict();
+  c.scheduler = sched.state_dict();
+  c.step = 3;
+  c.metadata = {{"model", "corruption_net"}, {"train.loss_ema", "0x1.2p+1"}};
+  c.rng["data"] = GeneratorState::capture(data_gen);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: 1000 random single-byte corruptions are all detected as IOError") {
+  TempDir dir;
+  const std::string path = dir.file("trained.ckpt");
+  save_checkpoint(path, trained_checkpoint());
+  const std::string good = read_bytes(path);
+  const uint64_t data_start = 8 + read_safetensors_header(path).header_size;
+  REQUIRE(good.size() > 50000);
+  REQUIRE(data_start < good.size() / 4);
+
+  // Half the positions anywhere in the file, half in the size prefix and JSON header (a few
+  // percent of the file, where a change meets the parser before the checksum); the new value is
+  // any byte but the old one.
+  constexpr uint64_t kSeed = 20251204;
+  constexpr int kCorruptions = 1000;
+  std::mt19937_64 rng(kSeed);
+  int fd = ::open(path.c_str(), O_RDWR);
+  REQUIRE(fd >= 0);
+  int detected = 0, in_header = 0, by_checksum = 0;
+  for (int n = 0; n < kCorruptions; ++n) {
+    const uint64_t span = n % 2 == 0 ? good.size() : data_start;
+    const size_t at = static_cast<size_t>(rng() % span);
+    const unsigned char old_byte = static_cast<unsigned char>(good[at]);
+    const unsigned char new_byte = static_cast<unsigned char>(old_byte + 1 + rng() % 255);
+    REQUIRE(new_byte != old_byte);
+    REQUIRE(::pwrite(fd, &new_byte, 1, static_cast<off_t>(at)) == 1);
+    INFO("seed " << kSeed << ", corruption " << n << ": byte " << at << " of " << good.size()
+                 << " (header ends at " << data_start << ") " << int(old_byte) << " -> "
+                 << int(new_byte));
+    bool thrown = false;
+    try {
+      (void)load_checkpoint(path);
+    } catch (const IOError& e) {
+      thrown = true;
+      by_checksum += std::string(e.what()).find("checksum mismatch") != std::string::npos;
+    }
+    // Any other exception type escapes and fails the test with its message.
+    REQUIRE(thrown);
+    ++detected;
+    in_header += at < data_start;
+    REQUIRE(::pwrite(fd, &good[at], 1, static_cast<off_t>(at)) == 1);
+  }
+  ::close(fd);
+  WARN("random corruptions: " << detected << " of " << kCorruptions << " detected (" << in_header
+                              << " in the header, " << by_checksum << " by the checksum; file "
+                              << good.size() << " bytes, seed " << kSeed << ")");
+  REQUIRE(detected == kCorruptions);
+  CHECK(in_header >= kCorruptions / 2);
+  // The restored file is the good one and loads.
+  REQUIRE(read_bytes(path) == good);
+  CHECK(load_checkpoint(path).step == 3);
 }
