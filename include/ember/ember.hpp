@@ -1,6 +1,7 @@
 // Umbrella header: everything a user of Ember needs (tensors, autograd, nn, optim, io).
 #pragma once
 
+#include "ember/autocast.hpp"
 #include "ember/autograd.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/data.hpp"

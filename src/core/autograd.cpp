@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/autocast.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
@@ -88,6 +89,7 @@ std::vector<Tensor> execute(const std::vector<Edge>& roots, const std::vector<Te
                             const std::vector<Edge>& captures) {
   const bool capture_mode = !captures.empty();
   AutoGradMode mode(create_graph);
+  autocast_detail::Suspend no_autocast;  // backward's dtypes follow the forward's (as PyTorch's)
 
   // ---- dependencies ----
   std::unordered_map<Node*, int> deps;

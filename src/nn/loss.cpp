@@ -9,6 +9,7 @@
 // stays as cross_entropy_reference, which the tests compare it with. The fused backward kernel is
 // first-order only; under create_graph=true the node differentiates the composite at its saved
 // inputs (autograd::composite_grads), so higher-order gradients are the composite's.
+#include "core/autocast.hpp"
 #include "ember/nn/functional/loss.hpp"
 
 #include <string>
@@ -237,6 +238,8 @@ Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                 int64_t ignore_index, const std::string& reduction) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, weight))
+    return autocast_call(*dt, &nll_loss, input, target, weight, ignore_index, reduction);
   check_reduction(reduction, "nll_loss");
   ClassTargets ct = class_targets(input, target, weight, ignore_index, "nll_loss");
   return nll_from_log_probs(ct, ct.input, weight, ignore_index, reduction, 0.0);
@@ -287,6 +290,8 @@ Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const 
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, const std::string& reduction, double label_smoothing) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight))
+    return autocast_call(*dt, &cross_entropy, input, target, weight, ignore_index, reduction, label_smoothing);
   // The fused kernel takes class-index targets with float32/float64 logits (at least one), every
   // tensor on one device, and a weight that needs no gradient (PyTorch gives none; the composite
   // does); everything else goes to the composite. The checks and their errors are the composite's.
@@ -312,17 +317,23 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
 // ---- regression losses ----
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target))
+    return autocast_call(*dt, &mse_loss, input, target, reduction);
   check_reduction(reduction, "mse_loss");
   return reduce(square(difference(input, target, "mse_loss")), reduction);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target))
+    return autocast_call(*dt, &l1_loss, input, target, reduction);
   check_reduction(reduction, "l1_loss");
   return reduce(abs(difference(input, target, "l1_loss")), reduction);
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::string& reduction,
                       double beta) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target))
+    return autocast_call(*dt, &smooth_l1_loss, input, target, reduction, beta);
   check_reduction(reduction, "smooth_l1_loss");
   EMBER_CHECK(beta >= 0.0, ValueError, "[smooth_l1_loss] beta must be >= 0, got ", beta);
   Tensor d = difference(input, target, "smooth_l1_loss");
@@ -333,6 +344,8 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, const std::stri
 
 Tensor huber_loss(const Tensor& input, const Tensor& target, const std::string& reduction,
                   double delta) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target))
+    return autocast_call(*dt, &huber_loss, input, target, reduction, delta);
   check_reduction(reduction, "huber_loss");
   EMBER_CHECK(delta > 0.0, ValueError, "[huber_loss] delta must be > 0, got ", delta);
   Tensor d = difference(input, target, "huber_loss");
@@ -392,6 +405,8 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
                                         const Tensor& weight, const std::string& reduction,
                                         const Tensor& pos_weight) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight, pos_weight))
+    return autocast_call(*dt, &binary_cross_entropy_with_logits, input, target, weight, reduction, pos_weight);
   const char* op = "binary_cross_entropy_with_logits";
   check_reduction(reduction, op);
   check_floating(input, op, "input");
@@ -421,6 +436,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 
 Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction,
               bool log_target) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target))
+    return autocast_call(*dt, &kl_div, input, target, reduction, log_target);
   const char* op = "kl_div";
   check_reduction(reduction, op, /*batchmean=*/true);
   check_floating(input, op, "input");

@@ -10,6 +10,7 @@
 // under create_graph=true; the node then recomputes the composite at its saved inputs and
 // differentiates that (as the fused attention op does), so higher-order gradients are the
 // composite's.
+#include "core/autocast.hpp"
 #include "ember/nn/functional/normalization.hpp"
 
 #include <algorithm>
@@ -299,6 +300,8 @@ Tensor layer_norm_reference(const Tensor& input, IntArrayRef normalized_shape,
 
 Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, weight, bias))
+    return autocast_call(*dt, &layer_norm, input, normalized_shape, weight, bias, eps);
   // The fused kernels take float32/float64 with valid arguments, at least one element and every
   // tensor on one device; everything else goes to the composite, which also raises the errors.
   const bool fused = input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
@@ -315,6 +318,8 @@ Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tenso
 
 Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, weight, bias))
+    return autocast_call(*dt, &group_norm, input, num_groups, weight, bias, eps);
   const char* op = "group_norm";
   check_input(input, op);
   EMBER_CHECK(input.dim() >= 2, ShapeError, "[", op, "] expected input (N, C, *), got shape ",
@@ -340,6 +345,8 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
 
 Tensor rms_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor& weight,
                 std::optional<double> eps) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, weight))
+    return autocast_call(*dt, &rms_norm, input, normalized_shape, weight, eps);
   const char* op = "rms_norm";
   check_input(input, op);
   const std::vector<int64_t> dims = trailing_dims(input, normalized_shape, op);

@@ -68,3 +68,9 @@ class GradScaler {
 };
 
 }  // namespace ember::optim
+
+namespace ember::amp {
+/// torch.amp's names for the loss scaler.
+using GradScaler = optim::GradScaler;
+using GradScalerOptions = optim::GradScalerOptions;
+}  // namespace ember::amp

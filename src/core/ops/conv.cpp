@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/autocast.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"
@@ -446,6 +447,8 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
 Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
                  IntArrayRef padding, IntArrayRef dilation, int64_t groups, int nd,
                  const char* op) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
+    return autocast_call(*dt, &conv_impl, x, weight, bias, stride, padding, dilation, groups, nd, op);
   check_conv(x, weight, bias, groups, nd, false, op);
   const Spatial s = as_4d(x, nd, op);
   const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());
@@ -460,6 +463,8 @@ Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntA
 Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           IntArrayRef stride, const ConvPadding& padding, IntArrayRef dilation,
                           int64_t groups, int nd, const char* op) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
+    return autocast_call(*dt, &conv_named_padding, x, weight, bias, stride, padding, dilation, groups, nd, op);
   const std::string& mode = padding.mode();
   EMBER_CHECK(mode == "same" || mode == "valid", ValueError, "[", op, "] padding must be ",
               "\"same\", \"valid\" or numbers, got \"", mode, "\"");
@@ -582,6 +587,8 @@ Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& 
 Tensor conv_transpose_impl(const Tensor& x, const Tensor& weight, const Tensor& bias,
                            IntArrayRef stride, IntArrayRef padding, IntArrayRef output_padding,
                            int64_t groups, IntArrayRef dilation, int nd, const char* op) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
+    return autocast_call(*dt, &conv_transpose_impl, x, weight, bias, stride, padding, output_padding, groups, dilation, nd, op);
   check_conv(x, weight, bias, groups, nd, true, op);
   const Spatial s = as_4d(x, nd, op);
   const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());

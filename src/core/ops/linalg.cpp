@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/autocast.hpp"
 #include "core/dispatch.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
@@ -351,6 +352,8 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
 // ---- ops ----
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, &matmul, a, b);
   Tensor out = forward_no_grad([&] { return matmul_forward(a, b); });
   if (is_floating(out.dtype()))
     autograd::record("matmul", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
@@ -360,6 +363,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mm(const Tensor& a, const Tensor& b) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, &mm, a, b);
   Tensor out = forward_no_grad([&] { return mm_forward(a, b); });
   if (is_floating(out.dtype()))
     autograd::record("mm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
@@ -370,6 +375,8 @@ Tensor mm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, &bmm, a, b);
   Tensor out = forward_no_grad([&] { return bmm_forward(a, b); });
   if (is_floating(out.dtype()))
     autograd::record("bmm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
@@ -380,6 +387,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
+    return autocast_call(*dt, &addmm, input, a, b, beta, alpha);
   Tensor out = forward_no_grad([&] { return addmm_forward(input, a, b, beta, alpha); });
   if (is_floating(out.dtype())) {
     const double be = beta.to<double>(), al = alpha.to<double>();
@@ -396,6 +405,8 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
 }
 
 Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
+    return autocast_call(*dt, &baddbmm, input, a, b, beta, alpha);
   Tensor out = forward_no_grad([&] { return baddbmm_forward(input, a, b, beta, alpha); });
   if (is_floating(out.dtype())) {
     const double be = beta.to<double>(), al = alpha.to<double>();
@@ -433,6 +444,8 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
+    return autocast_call(*dt, &linear, x, weight, bias);
   Tensor out = forward_no_grad([&] { return linear_forward(x, weight, bias); });
   if (is_floating(out.dtype())) {
     // out = x @ W^T + b: dX = dY @ W; dW = dY^T @ x over all leading dims; db = dY (the engine

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/autocast.hpp"
 #include "core/dispatch.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
@@ -488,6 +489,8 @@ Tensor logsumexp_forward(const Tensor& x, const ReducePlan& p, bool keepdim) {
 }  // namespace
 
 Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, x))
+    return autocast_call(*dt, &logsumexp, x, dims, keepdim);
   const ReducePlan p = plan_reduce(x, dims, "logsumexp");
   Tensor out;
   {
@@ -604,6 +607,9 @@ Tensor cumsum(const Tensor& x, int64_t d, std::optional<DType> dtype) {
 }
 
 Tensor softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
+  if (!dtype)
+    if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, x))
+      return autocast_call(*dt, &softmax, x, d, dtype);
   Tensor y;
   {
     NoGradGuard guard;
@@ -619,6 +625,9 @@ Tensor softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
   return y;
 }
 Tensor log_softmax(const Tensor& x, int64_t d, std::optional<DType> dtype) {
+  if (!dtype)
+    if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, x))
+      return autocast_call(*dt, &log_softmax, x, d, dtype);
   Tensor y;
   {
     NoGradGuard guard;
