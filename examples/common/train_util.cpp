@@ -54,6 +54,10 @@ void add_train_options(CLI::App& app, TrainArgs& a) {
   app.add_option("--stop-at-step", a.stop_at,
                  "act as if Ctrl-C came after step N: checkpoint and exit (for resume tests)")
       ->capture_default_str();
+  app.add_option("--amp", a.amp,
+                 "mixed precision: off, bf16 or fp16 (autocast; fp16 adds loss scaling)")
+      ->check(CLI::IsMember({"off", "bf16", "fp16"}))
+      ->capture_default_str();
 }
 
 bool check_train_options(const TrainArgs& a) {
@@ -211,6 +215,38 @@ void set_exact(std::map<std::string, std::string>& metadata, const std::string& 
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%a", v);  // hex float: every bit round-trips through strtod
   metadata[key] = buf;
+}
+
+namespace {
+ember::optim::GradScalerOptions scaler_options(const std::string& mode) {
+  ember::optim::GradScalerOptions o;
+  o.enabled = mode == "fp16";
+  return o;
+}
+}  // namespace
+
+Amp::Amp(const std::string& mode)
+    : enabled_(mode != "off"),
+      dtype_(mode == "fp16" ? ember::kFloat16 : ember::kBFloat16),
+      scaler_(scaler_options(mode)) {
+  EMBER_CHECK(mode == "off" || mode == "bf16" || mode == "fp16", ember::ValueError,
+              "[--amp] expected off, bf16 or fp16, got '", mode, "'");
+}
+
+void Amp::save(std::map<std::string, std::string>& metadata) const {
+  const ember::StateDict sd = scaler_.state_dict();
+  set_exact(metadata, "train.amp_scale", sd.get_double("scale"));
+  set_exact(metadata, "train.amp_growth_tracker",
+            static_cast<double>(sd.get_int("_growth_tracker")));
+}
+
+void Amp::load(const std::map<std::string, std::string>& metadata) {
+  if (!metadata.count("train.amp_scale")) return;  // written without --amp fp16: fresh scaler
+  ember::StateDict sd = scaler_.state_dict();
+  sd.set_double("scale", get_exact(metadata, "train.amp_scale"));
+  sd.set_int("_growth_tracker",
+             static_cast<int64_t>(get_exact(metadata, "train.amp_growth_tracker")));
+  scaler_.load_state_dict(sd);
 }
 
 double get_exact(const std::map<std::string, std::string>& metadata, const std::string& key,

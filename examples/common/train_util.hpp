@@ -11,8 +11,10 @@
 #include <memory>
 #include <string>
 
+#include "ember/autocast.hpp"
 #include "ember/data/dataset.hpp"
 #include "ember/io/tensorboard.hpp"
+#include "ember/optim/grad_scaler.hpp"
 
 namespace ember_examples {
 
@@ -24,9 +26,10 @@ struct TrainArgs {
   int64_t limit_train = 0, stop_at = 0;
   int threads = 0, workers = 2;
   uint64_t seed = 0;
+  std::string amp = "off";
 };
 /// Adds --epochs --steps --batch-size --device --threads --workers --seed --out --resume
-/// --log-every --ckpt-every --limit-train --stop-at-step (each with its default in --help).
+/// --log-every --ckpt-every --limit-train --stop-at-step --amp (each with its default in --help).
 void add_train_options(CLI::App& app, TrainArgs& a);
 /// Checks the shared flags; false (after a message on stderr) when one is out of range.
 bool check_train_options(const TrainArgs& a);
@@ -91,6 +94,34 @@ void set_exact(std::map<std::string, std::string>& metadata, const std::string& 
 /// The value set_exact stored under key; `fallback` when there is none (an older checkpoint).
 double get_exact(const std::map<std::string, std::string>& metadata, const std::string& key,
                  double fallback = 0);
+
+/// --amp off|bf16|fp16: mixed precision for a trainer. The forward pass and the loss run inside
+/// scope() (ember::autocast: matmuls and convolutions in the reduced dtype, losses in float32);
+/// the weights and the optimizer stay float32. With fp16 the scaler does dynamic loss scaling
+/// (a step with an overflowing gradient is skipped); otherwise it is disabled and passes through:
+///
+///   { auto ac = amp.scope(); loss = loss_fn(model->forward(x), y); }
+///   amp.scaler().scale(loss).backward();
+///   amp.scaler().unscale_(opt);   // before clipping
+///   clip_grad_norm_(...);
+///   amp.scaler().step(opt);
+///   amp.scaler().update();
+class Amp {
+ public:
+  /// ValueError for a mode other than off, bf16, fp16.
+  explicit Amp(const std::string& mode);
+  bool enabled() const { return enabled_; }
+  ember::AutocastGuard scope() const { return ember::AutocastGuard(dtype_, std::nullopt, enabled_); }
+  ember::optim::GradScaler& scaler() { return scaler_; }
+  /// The scaler's state (scale, growth tracker) in a checkpoint's metadata, exactly.
+  void save(std::map<std::string, std::string>& metadata) const;
+  void load(const std::map<std::string, std::string>& metadata);
+
+ private:
+  bool enabled_;
+  ember::DType dtype_;
+  ember::optim::GradScaler scaler_;
+};
 
 /// Removes the temporary files that a writer of `path` killed mid-write left beside it
 /// (".<name>.tmp.<pid>.<n>", see io/file.cpp) when process <pid> no longer exists or is this one

@@ -165,6 +165,8 @@ int run(const Args& a) {
   // run does.
   int64_t step = 0;
   double d_ema = 0, g_ema = 0, last_fid = std::nan("");
+  // --amp: one scaler for both optimizers, updated once per step (as PyTorch recommends).
+  Amp amp(a.amp);
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
   if (!a.resume.empty()) {
     ember::Checkpoint c = ember::load_checkpoint(a.resume);
@@ -177,6 +179,7 @@ int run(const Args& a) {
     d_ema = get_exact(c.metadata, "train.d_loss_ema");
     g_ema = get_exact(c.metadata, "train.g_loss_ema");
     last_fid = get_exact(c.metadata, "quality.fid", std::nan(""));
+    amp.load(c.metadata);
     std::printf("resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&](int64_t at) {
@@ -188,6 +191,7 @@ int run(const Args& a) {
     set_exact(c.metadata, "train.d_loss_ema", d_ema);
     set_exact(c.metadata, "train.g_loss_ema", g_ema);
     set_exact(c.metadata, "quality.fid", last_fid);
+    amp.save(c.metadata);
     ember::save_checkpoint(ckpt_path, c);
   };
 
@@ -208,34 +212,42 @@ int run(const Args& a) {
       const Tensor real = it->data.to(device);  // (B, 1, 28, 28) in [-1, 1]
       const int64_t b = real.size(0);
       // Discriminator (critic) step.
-      Tensor fake = G->forward(ember::randn({b, kNoise, 1, 1}, on_device));
-      Tensor d_real = D->forward(real), d_fake = D->forward(fake.detach());
-      Tensor d_loss;
-      if (wgan) {
-        Tensor eps = ember::rand({b, 1, 1, 1}, on_device);
-        Tensor mix = (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(true);
-        Tensor score = D->forward(mix);
-        Tensor grad = ember::autograd::grad({score.sum()}, {mix}, {}, std::nullopt, true)[0];
-        Tensor gp = (grad.flatten(1).pow(2).sum(1).add(1e-12).sqrt() - 1.0).pow(2).mean();
-        d_loss = d_fake.mean() - d_real.mean() + a.gp_weight * gp;
-      } else {
-        d_loss = F::binary_cross_entropy_with_logits(d_real, ember::ones_like(d_real)) +
-                 F::binary_cross_entropy_with_logits(d_fake, ember::zeros_like(d_fake));
+      Tensor fake, d_loss;
+      {
+        auto d_autocast = amp.scope();
+        fake = G->forward(ember::randn({b, kNoise, 1, 1}, on_device));
+        Tensor d_real = D->forward(real), d_fake = D->forward(fake.detach());
+        if (wgan) {
+          Tensor eps = ember::rand({b, 1, 1, 1}, on_device);
+          Tensor mix = (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(true);
+          Tensor score = D->forward(mix);
+          Tensor grad = ember::autograd::grad({score.sum()}, {mix}, {}, std::nullopt, true)[0];
+          Tensor gp = (grad.flatten(1).pow(2).sum(1).add(1e-12).sqrt() - 1.0).pow(2).mean();
+          d_loss = d_fake.mean() - d_real.mean() + a.gp_weight * gp;
+        } else {
+          d_loss = F::binary_cross_entropy_with_logits(d_real, ember::ones_like(d_real)) +
+                   F::binary_cross_entropy_with_logits(d_fake, ember::zeros_like(d_fake));
+        }
       }
       opt_d.zero_grad();
-      d_loss.backward();
-      opt_d.step();
+      amp.scaler().scale(d_loss).backward();
+      amp.scaler().step(opt_d);
       // Generator step (every step for DCGAN; every critic_steps-th for WGAN-GP).
       double g_value = g_ema;
       if (!wgan || step % a.critic_steps == 0) {
-        Tensor out = D->forward(fake);
-        Tensor g_loss =
-            wgan ? -out.mean() : F::binary_cross_entropy_with_logits(out, ember::ones_like(out));
+        Tensor g_loss;
+        {
+          auto g_autocast = amp.scope();
+          Tensor out = D->forward(fake);
+          g_loss = wgan ? -out.mean()
+                        : F::binary_cross_entropy_with_logits(out, ember::ones_like(out));
+        }
         opt_g.zero_grad();
-        g_loss.backward();
-        opt_g.step();
+        amp.scaler().scale(g_loss).backward();
+        amp.scaler().step(opt_g);
         g_value = g_loss.item<double>();
       }
+      amp.scaler().update();
       ++step;
       const double d_value = d_loss.item<double>();
       d_ema = step == 1 ? d_value : 0.98 * d_ema + 0.02 * d_value;

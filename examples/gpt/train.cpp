@@ -271,6 +271,7 @@ int run(const Args& a) {
   // running average travel in the checkpoint, so a resumed run logs what an uninterrupted run does.
   int64_t step = 0, interval_n = 0;
   double train_ema = 0, interval_loss = 0;
+  Amp amp(a.amp);
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
   if (!a.resume.empty()) {
     ember::Checkpoint c = ember::load_checkpoint(a.resume);
@@ -282,6 +283,7 @@ int run(const Args& a) {
     interval_loss = get_exact(c.metadata, "train.interval_loss");
     interval_n = static_cast<int64_t>(get_exact(c.metadata, "train.interval_steps"));
     train_ema = get_exact(c.metadata, "train.loss_ema");
+    amp.load(c.metadata);
     std::printf("resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&](int64_t at) {
@@ -295,6 +297,7 @@ int run(const Args& a) {
     set_exact(c.metadata, "train.interval_loss", interval_loss);
     set_exact(c.metadata, "train.interval_steps", static_cast<double>(interval_n));
     set_exact(c.metadata, "train.loss_ema", train_ema);
+    amp.save(c.metadata);
     ember::save_checkpoint(ckpt_path, c);
   };
 
@@ -334,11 +337,17 @@ int run(const Args& a) {
     for (auto it = loader.iterate(epoch, step % per_epoch); it != loader.end(); ++it) {
       if (step >= total || stop_requested()) break;
       opt.zero_grad();
-      Tensor loss = gpt::lm_loss(model->forward(it->data.to(device)), it->target.to(device));
-      loss.backward();
+      Tensor loss;
+      {
+        auto autocast = amp.scope();
+        loss = gpt::lm_loss(model->forward(it->data.to(device)), it->target.to(device));
+      }
+      amp.scaler().scale(loss).backward();
+      amp.scaler().unscale_(opt);
       const double norm =
           ember::nn::utils::clip_grad_norm_(model->parameters(), a.grad_clip).item<double>();
-      opt.step();
+      amp.scaler().step(opt);
+      amp.scaler().update();
       sched.step();
       ++step;
       const double l = loss.item<double>();

@@ -157,6 +157,7 @@ int run(const Args& a) {
   // prints what an uninterrupted run does.
   int64_t step = 0, interval_n = 0;
   double interval_loss = 0, train_loss_ema = 0, last_acc = 0, last_test_loss = 0;
+  Amp amp(a.amp);
   const std::string ckpt_path = (fs::path(a.out) / "last.ckpt").string();
   if (!a.resume.empty()) {
     ember::Checkpoint c = ember::load_checkpoint(a.resume);
@@ -170,6 +171,7 @@ int run(const Args& a) {
     train_loss_ema = get_exact(c.metadata, "train.loss_ema");
     last_acc = get_exact(c.metadata, "test.accuracy");
     last_test_loss = get_exact(c.metadata, "test.loss");
+    amp.load(c.metadata);
     std::printf("resumed from %s at step %lld\n", a.resume.c_str(), static_cast<long long>(step));
   }
   auto save = [&](int64_t at) {
@@ -185,6 +187,7 @@ int run(const Args& a) {
     set_exact(c.metadata, "train.loss_ema", train_loss_ema);
     set_exact(c.metadata, "test.accuracy", last_acc);
     set_exact(c.metadata, "test.loss", last_test_loss);
+    amp.save(c.metadata);
     ember::save_checkpoint(ckpt_path, c);
   };
 
@@ -209,10 +212,15 @@ int run(const Args& a) {
       if (step >= total || stop_requested()) break;
       opt.zero_grad();
       const ember::Device device(a.device);
-      Tensor loss = ember::nn::functional::cross_entropy(model->forward(it->data.to(device)),
-                                                         it->target.to(device));
-      loss.backward();
-      opt.step();
+      Tensor loss;
+      {
+        auto autocast = amp.scope();
+        loss = ember::nn::functional::cross_entropy(model->forward(it->data.to(device)),
+                                                    it->target.to(device));
+      }
+      amp.scaler().scale(loss).backward();
+      amp.scaler().step(opt);
+      amp.scaler().update();
       sched->step();
       ++step;
       const double l = loss.item<double>();
