@@ -133,17 +133,25 @@ Tensor read_idx(const std::string& path) {
               " dimensions, got ", 4 + got_dims);
   std::vector<int64_t> sizes(static_cast<size_t>(ndim));
   uint64_t bytes = type->file_size;
-  bool overflow = false;
+  // A tensor's strides are products of its non-zero sizes; with a zero dimension the byte count
+  // stays 0 while (0, 2^32-1, 2^32-1, 2^32-1) would still overflow int64 strides.
+  uint64_t extent = 1;
+  bool overflow = false, stride_overflow = false;
   for (int d = 0; d < ndim; ++d) {
     const uint32_t s = load_be32(dims_be + 4 * d);
     sizes[static_cast<size_t>(d)] = s;
     overflow = overflow || __builtin_mul_overflow(bytes, uint64_t{s}, &bytes);
+    stride_overflow = stride_overflow ||
+                      __builtin_mul_overflow(extent, uint64_t{std::max<uint32_t>(s, 1)}, &extent) ||
+                      extent > static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   }
   EMBER_CHECK(!overflow && bytes <= kMaxIdxBytes, IOError, where("read_idx", path),
               ": absurd dimensions ", IntArrayRef(sizes), ": ",
               overflow ? std::string("the byte count overflows 64 bits")
                        : detail::str_cat(bytes, " bytes of data"),
               ", the limit is 2^33 bytes");
+  EMBER_CHECK(!stride_overflow, IOError, where("read_idx", path), ": absurd dimensions ",
+              IntArrayRef(sizes), ": the product of the non-zero sizes overflows int64 strides");
 
   // Data: the buffer grows as bytes arrive, so a header that lies about its size costs at most
   // twice what the file really holds.
