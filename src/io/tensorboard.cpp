@@ -305,7 +305,7 @@ std::vector<double> packed_doubles(ProtoReader& r, uint32_t type) {
   std::string_view b = r.bytes();
   if (b.size() % 8 != 0) r.fail("a packed double field is not a multiple of 8 bytes");
   out.resize(b.size() / 8);
-  std::memcpy(out.data(), b.data(), b.size());
+  if (!b.empty()) std::memcpy(out.data(), b.data(), b.size());  // an empty vector's data() is null
   return out;
 }
 
