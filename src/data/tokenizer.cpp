@@ -13,6 +13,7 @@
 #include "core/utf8.hpp"
 #include "ember/data/text.hpp"
 #include "ember/error.hpp"
+#include "ember/memory.hpp"
 #include "ember/ops.hpp"
 
 namespace ember::data {
@@ -20,6 +21,10 @@ namespace ember::data {
 using json = nlohmann::json;
 
 namespace {
+
+// The most bytes all of a BPE vocabulary's tokens may hold together, whatever the merge list says
+// (GPT-2's 50257 tokens hold well under a megabyte).
+constexpr uint64_t kMaxVocabBytes = uint64_t{1} << 30;
 
 // ---- UTF-8 ----
 
@@ -101,10 +106,40 @@ template <class... Args>
   throw IOError(detail::str_cat("[", op, "] ", path, ": ", std::forward<Args>(args)...));
 }
 
+// Appends compact JSON for v to out, stopping once out is over kBriefChars; containers nested
+// more than kBriefDepth deep print as [...] / {...}. json::dump recurses once per nesting level,
+// so a hostile file of 30000 nested arrays would overflow the stack in an error message.
+constexpr size_t kBriefChars = 40;
+constexpr int kBriefDepth = 4;
+void brief_into(const json& v, std::string& out, int depth) {
+  if (!v.is_array() && !v.is_object()) {
+    out += v.dump();  // a scalar (its strings were checked to be UTF-8 by the parser)
+    return;
+  }
+  const bool array = v.is_array();
+  if (depth >= kBriefDepth && !v.empty()) {
+    out += array ? "[...]" : "{...}";
+    return;
+  }
+  out += array ? '[' : '{';
+  bool first = true;
+  for (auto it = v.begin(); it != v.end() && out.size() <= kBriefChars; ++it) {
+    if (!first) out += ',';
+    first = false;
+    if (!array) {
+      out += json(it.key()).dump();
+      out += ':';
+    }
+    brief_into(*it, out, depth + 1);
+  }
+  out += array ? ']' : '}';
+}
+
 // A short rendering of a JSON value for error messages.
 std::string brief(const json& v) {
-  std::string s = v.dump();
-  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  std::string s;
+  brief_into(v, s, 0);
+  if (s.size() > kBriefChars) s = s.substr(0, kBriefChars - 3) + "...";
   return s;
 }
 
@@ -472,6 +507,11 @@ BPETokenizer::BPETokenizer(std::vector<Merge> merges, std::vector<std::string> s
   tokens_.reserve(256 + merges_.size() + special_tokens_.size());
   for (int b = 0; b < 256; ++b) tokens_.emplace_back(1, static_cast<char>(b));
   ranks_.reserve(merges_.size());
+  // A merge's token is the concatenation of two earlier ones, so a list of 40 merges can describe
+  // a 2^40-byte token. The vocabulary's bytes are capped (kMaxVocabBytes, and the allocation
+  // limit when lower) before anything that large is built.
+  const uint64_t max_bytes = std::min<uint64_t>(kMaxVocabBytes, max_allocation_bytes());
+  uint64_t total_bytes = 256;
   for (size_t r = 0; r < merges_.size(); ++r) {
     const auto [a, b] = merges_[r];
     const int64_t limit = 256 + static_cast<int64_t>(r);
@@ -480,7 +520,14 @@ BPETokenizer::BPETokenizer(std::vector<Merge> merges, std::vector<std::string> s
     const auto [it, inserted] = ranks_.emplace(pair_key(a, b), static_cast<int32_t>(r));
     EMBER_CHECK(inserted, ValueError, "[BPETokenizer] merge ", r, " (", a, ", ", b,
                 ") repeats merge ", it->second);
-    tokens_.push_back(tokens_[static_cast<size_t>(a)] + tokens_[static_cast<size_t>(b)]);
+    const std::string& left = tokens_[static_cast<size_t>(a)];
+    const std::string& right = tokens_[static_cast<size_t>(b)];
+    total_bytes += left.size() + right.size();
+    EMBER_CHECK(total_bytes <= max_bytes, ValueError, "[BPETokenizer] merge ", r, " (", a, ", ", b,
+                ") makes a token of ", left.size() + right.size(),
+                " bytes, and the vocabulary's tokens exceed the limit of ", max_bytes,
+                " bytes in all");
+    tokens_.push_back(left + right);
   }
   std::unordered_set<std::string_view> seen;
   for (size_t k = 0; k < special_tokens_.size(); ++k) {
