@@ -122,8 +122,11 @@ class CIFAR100 : public LabeledImageDataset {
 /// subdirectories of root sorted byte-wise, samples the files below each class directory
 /// (recursively, following symbolic links, in directory order then file order, both sorted) whose
 /// extension matches one of `extensions` (case-insensitive). get(i) decodes with stb_image as
-/// uint8 (H, W, 3) RGB; images larger than 65535 on a side or 2^28 pixels are refused. IOError
-/// for a missing root, no class directories, a class without images, or an undecodable image.
+/// uint8 (H, W, 3) RGB; images larger than 65535 on a side or 2^28 pixels are refused, and so is
+/// one whose decode could need more than max_allocation_bytes() (16 bytes a pixel), before stb
+/// allocates; a PNG chunk must fit in the file; pixels missing from a truncated PNM, TGA or HDR
+/// file read as 0. IOError for a missing root, no class directories, a class without images, or
+/// an undecodable image.
 class ImageFolder : public Dataset {
  public:
   explicit ImageFolder(const std::string& root, Transform transform = nullptr,

@@ -126,7 +126,8 @@ class BPETokenizer {
 
   /// JSON `{"type": "bpe", "version": 1, "merges": [[a, b], ...], "special_tokens": {tok: id}}`.
   void save(const std::string& path) const;
-  /// Reads what save wrote, validating everything. IOError naming the file and the problem.
+  /// Reads what save wrote, validating everything. IOError naming the file and the problem,
+  /// including merges whose tokens would total more than 1 GiB (or max_allocation_bytes()).
   static BPETokenizer load(const std::string& path);
 
  private:
