@@ -111,7 +111,9 @@ class Amp {
   /// ValueError for a mode other than off, bf16, fp16.
   explicit Amp(const std::string& mode);
   bool enabled() const { return enabled_; }
-  ember::AutocastGuard scope() const { return ember::AutocastGuard(dtype_, std::nullopt, enabled_); }
+  ember::AutocastGuard scope() const {
+    return ember::AutocastGuard(dtype_, std::nullopt, enabled_);
+  }
   ember::optim::GradScaler& scaler() { return scaler_; }
   /// The scaler's state (scale, growth tracker) in a checkpoint's metadata, exactly.
   void save(std::map<std::string, std::string>& metadata) const;

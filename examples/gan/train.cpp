@@ -239,8 +239,8 @@ int run(const Args& a) {
         {
           auto g_autocast = amp.scope();
           Tensor out = D->forward(fake);
-          g_loss = wgan ? -out.mean()
-                        : F::binary_cross_entropy_with_logits(out, ember::ones_like(out));
+          g_loss =
+              wgan ? -out.mean() : F::binary_cross_entropy_with_logits(out, ember::ones_like(out));
         }
         opt_g.zero_grad();
         amp.scaler().scale(g_loss).backward();

@@ -21,7 +21,8 @@
 //   kl_div) and the normalizations (layer_norm, group_norm, rms_norm) compute in float32: a
 //   float16/bfloat16 input is cast up, so reductions and losses keep float32 range and precision.
 // - Every other op runs in the dtypes it is given (binary ops promote as usual).
-// float64 tensors are never cast. Backward runs with autocast off (its dtypes follow the forward's).
+// float64 tensors are never cast. Backward runs with autocast off (its dtypes follow the
+// forward's).
 #pragma once
 
 #include <optional>

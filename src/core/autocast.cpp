@@ -8,9 +8,7 @@ namespace ember {
 namespace {
 thread_local AutocastState g_state;
 
-bool enabled_for(DeviceType t) {
-  return t == kCUDA ? g_state.cuda_enabled : g_state.cpu_enabled;
-}
+bool enabled_for(DeviceType t) { return t == kCUDA ? g_state.cuda_enabled : g_state.cpu_enabled; }
 }  // namespace
 
 AutocastState autocast_state() { return g_state; }

@@ -2,7 +2,6 @@
 // (include/ember/nn/modules/attention.hpp). The public sdpa runs the fused CPU kernel
 // (src/core/ops/attention.cpp) where it applies and otherwise the composite reference of matmul,
 // softmax, masked_fill and dropout, whose gradients of any order come from those ops.
-#include "core/autocast.hpp"
 #include "ember/nn/functional/attention.hpp"
 
 #include <cmath>
@@ -11,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/autocast.hpp"
 #include "ember/nn/functional/dropout.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/modules/attention.hpp"
@@ -139,7 +139,8 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                                     const Tensor& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, query, key, value))
-    return autocast_call(*dt, &scaled_dot_product_attention, query, key, value, attn_mask, dropout_p, is_causal, scale);
+    return autocast_call(*dt, &scaled_dot_product_attention, query, key, value, attn_mask,
+                         dropout_p, is_causal, scale);
   if (fused_applies(query, key, value, attn_mask, dropout_p))
     return scaled_dot_product_attention_flash(query, key, value, is_causal, scale, dropout_p);
   return scaled_dot_product_attention_reference(query, key, value, attn_mask, dropout_p, is_causal,

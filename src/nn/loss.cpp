@@ -9,12 +9,12 @@
 // stays as cross_entropy_reference, which the tests compare it with. The fused backward kernel is
 // first-order only; under create_graph=true the node differentiates the composite at its saved
 // inputs (autograd::composite_grads), so higher-order gradients are the composite's.
-#include "core/autocast.hpp"
 #include "ember/nn/functional/loss.hpp"
 
 #include <string>
 #include <vector>
 
+#include "core/autocast.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"
@@ -291,7 +291,8 @@ Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, const std::string& reduction, double label_smoothing) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight))
-    return autocast_call(*dt, &cross_entropy, input, target, weight, ignore_index, reduction, label_smoothing);
+    return autocast_call(*dt, &cross_entropy, input, target, weight, ignore_index, reduction,
+                         label_smoothing);
   // The fused kernel takes class-index targets with float32/float64 logits (at least one), every
   // tensor on one device, and a weight that needs no gradient (PyTorch gives none; the composite
   // does); everything else goes to the composite. The checks and their errors are the composite's.
@@ -405,8 +406,10 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
                                         const Tensor& weight, const std::string& reduction,
                                         const Tensor& pos_weight) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight, pos_weight))
-    return autocast_call(*dt, &binary_cross_entropy_with_logits, input, target, weight, reduction, pos_weight);
+  if (std::optional<DType> dt =
+          autocast_dtype(AutocastPolicy::kFloat32, input, target, weight, pos_weight))
+    return autocast_call(*dt, &binary_cross_entropy_with_logits, input, target, weight, reduction,
+                         pos_weight);
   const char* op = "binary_cross_entropy_with_logits";
   check_reduction(reduction, op);
   check_floating(input, op, "input");

@@ -10,7 +10,6 @@
 // under create_graph=true; the node then recomputes the composite at its saved inputs and
 // differentiates that (as the fused attention op does), so higher-order gradients are the
 // composite's.
-#include "core/autocast.hpp"
 #include "ember/nn/functional/normalization.hpp"
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/autocast.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"

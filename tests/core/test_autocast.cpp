@@ -75,31 +75,40 @@ TEST_CASE("autocast: matmul, linear, convolution and attention run in the scope'
   const Tensor x1 = rnd({2, 3, 11}, 12), k1 = rnd({4, 3, 3}, 13);
   const Tensor q = rnd({2, 2, 5, 8}, 14), kk = rnd({2, 2, 6, 8}, 15), v = rnd({2, 2, 6, 8}, 16);
   for (DType dt : {kBFloat16, kFloat16}) {
-    check_lower("matmul", [&] { return matmul(a, b); },
-                [&](DType d) { return matmul(a.to(d), b.to(d)); }, dt);
-    check_lower("mm", [&] { return mm(a, b); }, [&](DType d) { return mm(a.to(d), b.to(d)); }, dt);
-    check_lower("bmm", [&] { return bmm(a3, b3); },
-                [&](DType d) { return bmm(a3.to(d), b3.to(d)); }, dt);
-    check_lower("addmm", [&] { return addmm(bias, a, b, 0.5, 2.0); },
-                [&](DType d) { return addmm(bias.to(d), a.to(d), b.to(d), 0.5, 2.0); }, dt);
-    check_lower("baddbmm", [&] { return baddbmm(in3, a3, b3, 1.0, 0.5); },
-                [&](DType d) { return baddbmm(in3.to(d), a3.to(d), b3.to(d), 1.0, 0.5); }, dt);
-    check_lower("linear", [&] { return linear(a3, w, bias); },
-                [&](DType d) { return linear(a3.to(d), w.to(d), bias.to(d)); }, dt);
-    check_lower("conv2d", [&] { return conv2d(x, k, kb, 2, 1); },
-                [&](DType d) { return conv2d(x.to(d), k.to(d), kb.to(d), 2, 1); }, dt);
-    check_lower("conv2d same", [&] { return conv2d(x, k, kb, 1, ConvPadding("same")); },
-                [&](DType d) { return conv2d(x.to(d), k.to(d), kb.to(d), 1, ConvPadding("same")); },
-                dt);
-    check_lower("conv1d", [&] { return conv1d(x1, k1); },
-                [&](DType d) { return conv1d(x1.to(d), k1.to(d)); }, dt);
-    check_lower("conv_transpose2d", [&] { return conv_transpose2d(x, kt, {}, 2, 1); },
-                [&](DType d) { return conv_transpose2d(x.to(d), kt.to(d), {}, 2, 1); }, dt);
-    check_lower("sdpa", [&] { return F::scaled_dot_product_attention(q, kk, v, {}, 0.0, true); },
-                [&](DType d) {
-                  return F::scaled_dot_product_attention(q.to(d), kk.to(d), v.to(d), {}, 0.0, true);
-                },
-                dt);
+    check_lower(
+        "matmul", [&] { return matmul(a, b); }, [&](DType d) { return matmul(a.to(d), b.to(d)); },
+        dt);
+    check_lower(
+        "mm", [&] { return mm(a, b); }, [&](DType d) { return mm(a.to(d), b.to(d)); }, dt);
+    check_lower(
+        "bmm", [&] { return bmm(a3, b3); }, [&](DType d) { return bmm(a3.to(d), b3.to(d)); }, dt);
+    check_lower(
+        "addmm", [&] { return addmm(bias, a, b, 0.5, 2.0); },
+        [&](DType d) { return addmm(bias.to(d), a.to(d), b.to(d), 0.5, 2.0); }, dt);
+    check_lower(
+        "baddbmm", [&] { return baddbmm(in3, a3, b3, 1.0, 0.5); },
+        [&](DType d) { return baddbmm(in3.to(d), a3.to(d), b3.to(d), 1.0, 0.5); }, dt);
+    check_lower(
+        "linear", [&] { return linear(a3, w, bias); },
+        [&](DType d) { return linear(a3.to(d), w.to(d), bias.to(d)); }, dt);
+    check_lower(
+        "conv2d", [&] { return conv2d(x, k, kb, 2, 1); },
+        [&](DType d) { return conv2d(x.to(d), k.to(d), kb.to(d), 2, 1); }, dt);
+    check_lower(
+        "conv2d same", [&] { return conv2d(x, k, kb, 1, ConvPadding("same")); },
+        [&](DType d) { return conv2d(x.to(d), k.to(d), kb.to(d), 1, ConvPadding("same")); }, dt);
+    check_lower(
+        "conv1d", [&] { return conv1d(x1, k1); },
+        [&](DType d) { return conv1d(x1.to(d), k1.to(d)); }, dt);
+    check_lower(
+        "conv_transpose2d", [&] { return conv_transpose2d(x, kt, {}, 2, 1); },
+        [&](DType d) { return conv_transpose2d(x.to(d), kt.to(d), {}, 2, 1); }, dt);
+    check_lower(
+        "sdpa", [&] { return F::scaled_dot_product_attention(q, kk, v, {}, 0.0, true); },
+        [&](DType d) {
+          return F::scaled_dot_product_attention(q.to(d), kk.to(d), v.to(d), {}, 0.0, true);
+        },
+        dt);
   }
   // Mixed inputs (one already in the scope's dtype) are cast to it too.
   {
@@ -147,7 +156,9 @@ TEST_CASE("autocast: softmax, losses and normalizations compute in float32") {
       {"kl_div", [](const Tensor& t, const Tensor& o) { return F::kl_div(t, o, "mean", true); }},
       {"layer_norm", [](const Tensor& t, const Tensor&) { return F::layer_norm(t, {10}); }},
       {"group_norm",
-       [](const Tensor& t, const Tensor&) { return F::group_norm(t.reshape({6, 10, 1}), 5); }},
+       [](const Tensor& t, const Tensor&) {
+         return F::group_norm(t.reshape({6, 10, 1}), 5);
+       }},
       {"rms_norm", [](const Tensor& t, const Tensor&) { return F::rms_norm(t, {10}); }},
   };
   for (const Case& c : cases) {

@@ -448,7 +448,8 @@ Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntA
                  IntArrayRef padding, IntArrayRef dilation, int64_t groups, int nd,
                  const char* op) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &conv_impl, x, weight, bias, stride, padding, dilation, groups, nd, op);
+    return autocast_call(*dt, &conv_impl, x, weight, bias, stride, padding, dilation, groups, nd,
+                         op);
   check_conv(x, weight, bias, groups, nd, false, op);
   const Spatial s = as_4d(x, nd, op);
   const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());
@@ -464,7 +465,8 @@ Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& b
                           IntArrayRef stride, const ConvPadding& padding, IntArrayRef dilation,
                           int64_t groups, int nd, const char* op) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &conv_named_padding, x, weight, bias, stride, padding, dilation, groups, nd, op);
+    return autocast_call(*dt, &conv_named_padding, x, weight, bias, stride, padding, dilation,
+                         groups, nd, op);
   const std::string& mode = padding.mode();
   EMBER_CHECK(mode == "same" || mode == "valid", ValueError, "[", op, "] padding must be ",
               "\"same\", \"valid\" or numbers, got \"", mode, "\"");
@@ -588,7 +590,8 @@ Tensor conv_transpose_impl(const Tensor& x, const Tensor& weight, const Tensor& 
                            IntArrayRef stride, IntArrayRef padding, IntArrayRef output_padding,
                            int64_t groups, IntArrayRef dilation, int nd, const char* op) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &conv_transpose_impl, x, weight, bias, stride, padding, output_padding, groups, dilation, nd, op);
+    return autocast_call(*dt, &conv_transpose_impl, x, weight, bias, stride, padding,
+                         output_padding, groups, dilation, nd, op);
   check_conv(x, weight, bias, groups, nd, true, op);
   const Spatial s = as_4d(x, nd, op);
   const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());
