@@ -180,3 +180,41 @@ TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores")
     CHECK(test::bitwise_equal(matmul(x, w.t()).cpu(), m.cpu()));
   }
 }
+
+TEST_CASE("cuda autocast: float32 linear runs in 16 bits on the tensor cores, grads in float32") {
+  if (!gpu()) return;
+  Generator g(9005);
+  const Tensor x = rnd({4, 33, 96}, kFloat32, g), b = rnd({130}, kFloat32, g);
+  Tensor w = rnd({130, 96}, kFloat32, g).requires_grad_(true);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    Tensor y;
+    {
+      auto scope = autocast(dt, kCUDA);
+      y = linear(x, w, b);
+      // A CPU-only scope leaves CUDA ops alone.
+      auto cpu_only = autocast(dt, kCPU);
+      auto cuda_off = autocast(dt, kCUDA, /*enabled=*/false);
+      CHECK(linear(x, w, b).dtype() == kFloat32);
+    }
+    REQUIRE(y.dtype() == dt);
+    REQUIRE(y.is_cuda());
+    // Exactly the 16-bit GEMM on inputs cast by hand.
+    const Tensor by_hand = linear(x.to(dt), w.detach().to(dt), b.to(dt));
+    CHECK(test::bitwise_equal(y.cpu(), by_hand.cpu()));
+    // Against float64 on the inputs as autocast rounds them.
+    GemmEpilogue rounded_bias;
+    rounded_bias.bias = b.to(dt);
+    CHECK(close(y.reshape({1, 4 * 33, 130}),
+                reference(x.to(dt).reshape({1, 4 * 33, 96}), w.detach().to(dt).t().unsqueeze(0),
+                          rounded_bias, Tensor()),
+                dt));
+    // The gradient reaches the float32 weight in float32.
+    w.mutable_grad() = Tensor();
+    y.to(kFloat32).sum().backward();
+    REQUIRE(w.grad().defined());
+    CHECK(w.grad().dtype() == kFloat32);
+    CHECK(close(w.grad(), x.to(dt).cpu().to(kFloat64).reshape({-1, 96}).sum(0).expand({130, 96}),
+                dt));
+  }
+}
