@@ -3,13 +3,9 @@
 // into preallocated outputs on the current stream, so the time is the GPU's work, not the op's
 // allocation or autograd bookkeeping.
 //
-// Timing: CUDA events (ember::cuda::Event) recorded on the current stream around one run, after
-// two untimed warm-up runs, fed to Google Benchmark as manual time; a fixed number of runs per
-// repetition, 5 repetitions interleaved at random, the median reported. Before every timed run
-// the L2 cache is flushed by reading a 256 MiB buffer (a row sum through cuda::reduce, untimed):
-// a read leaves clean lines, whereas a memset would leave ~L2-size dirty lines whose write-back
-// lands inside the timed run. The flush is also queued GPU work ahead of the start event, so the
-// host's launch latency hides behind it and never shows up as idle time between the events.
+// Timing (benchmarks/cuda_bench.hpp): CUDA events around one run after two warm-up runs, the L2
+// flushed by a 256 MiB read before each timed run, 5 repetitions interleaved at random, the
+// median reported.
 //
 // Memory-bound cases (float32), reported as bytes/s of the minimal traffic: each tensor the
 // kernel must read or write, counted once per pass (add 12 B per element, unary 8 B, AdamW 28 B,
@@ -48,29 +44,21 @@
 #include <string>
 #include <vector>
 
-#include "bench_common.hpp"
 #include "core/kernels.hpp"
+#include "cuda_bench.hpp"
 #include "ember/ember.hpp"
 
 namespace {
 
 using namespace ember;
+using bench::add_gpu_case;
+using bench::check_cuda;
+using bench::g_failed;
+using bench::gpu;
+using bench::stream_of;
+using bench::time_gpu;
 
-constexpr int kRunsPerRepetition = 20;  // timed runs per repetition (2 in quick mode)
-constexpr int64_t kFlushRows = 1024;    // the flush buffer: (1024, 65536) float32 = 256 MiB
-constexpr int64_t kFlushCols = 65536;
 constexpr double kGemmTolerance = 1e-4;  // max |ember - cublas| / max |cublas|
-
-bool g_failed = false;  // a case raised or computed a wrong result: main returns 1
-
-TensorOptions gpu(DType dt = kFloat32) { return TensorOptions(dt).device(Device(kCUDA)); }
-
-cudaStream_t stream_of(const cuda::Stream& s) { return static_cast<cudaStream_t>(s.handle()); }
-
-void check_cuda(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string(what) + " failed: " + cudaGetErrorString(e));
-}
 
 void check_cublas(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS)
@@ -95,6 +83,14 @@ class CublasHandle {
   cublasHandle_t handle_ = nullptr;
 };
 
+/// The program's cuBLAS handles, made in main once a GPU is known to exist and released before it
+/// returns (not at static destruction, when the CUDA runtime may be gone).
+struct GpuResources {
+  CublasHandle cublas_default{CUBLAS_DEFAULT_MATH};
+  CublasHandle cublas_pedantic{CUBLAS_PEDANTIC_MATH};
+};
+std::unique_ptr<GpuResources> g_gpu;
+
 /// c (1, M, N) = a (1, M, K) @ b (1, K, N), row-major, on the current stream. cuBLAS is
 /// column-major, so it computes c^T (N, M) = b^T (N, K) a^T (K, M) over the same memory.
 void cublas_sgemm(const CublasHandle& h, const Tensor& c, const Tensor& a, const Tensor& b,
@@ -107,69 +103,6 @@ void cublas_sgemm(const CublasHandle& h, const Tensor& c, const Tensor& a, const
                   static_cast<int>(N), static_cast<const float*>(a.data_ptr()), static_cast<int>(K),
                   &beta, static_cast<float*>(c.data_ptr()), static_cast<int>(N)),
       "cublasSgemm");
-}
-
-// ---- timing ----
-
-/// Evicts the L2 cache by reading a 256 MiB buffer (zeroed once): a row sum through the
-/// reduction kernel, whose (1024, 1) output is 4 KiB.
-class L2Flush {
- public:
-  L2Flush()
-      : buffer_(zeros({kFlushRows, kFlushCols}, gpu())), sums_(empty({kFlushRows, 1}, gpu())) {}
-  void operator()() const { cuda::reduce(sums_, buffer_, dims_, ReduceOp::Sum); }
-
- private:
-  Tensor buffer_, sums_;
-  std::vector<int64_t> dims_ = {1};
-};
-
-/// The program's GPU resources, made in main once a GPU is known to exist and released before it
-/// returns (not at static destruction, when the allocator or the CUDA runtime may be gone).
-struct GpuResources {
-  L2Flush flush;
-  CublasHandle cublas_default{CUBLAS_DEFAULT_MATH};
-  CublasHandle cublas_pedantic{CUBLAS_PEDANTIC_MATH};
-};
-std::unique_ptr<GpuResources> g_gpu;
-
-/// Times `work` (GPU work queued on the current stream) with CUDA events: two warm-up runs, then
-/// per benchmark iteration an L2 flush, the start event, one run, the stop event.
-template <class F>
-void time_gpu(benchmark::State& state, F&& work) {
-  const cuda::Stream s = cuda::current_stream();
-  cuda::Event start(/*enable_timing=*/true), stop(/*enable_timing=*/true);
-  const L2Flush& flush = g_gpu->flush;
-  work();
-  work();
-  s.synchronize();
-  for (auto _ : state) {
-    flush();
-    start.record(s);
-    work();
-    stop.record(s);
-    stop.synchronize();
-    state.SetIterationTime(static_cast<double>(start.elapsed_ms(stop)) * 1e-3);
-  }
-}
-
-/// Registers a GPU case timed by time_gpu: manual time, a fixed number of runs per repetition,
-/// repetitions() repetitions reported as aggregates. An exception marks the case as an error.
-void add_gpu_case(const std::string& name, std::function<void(benchmark::State&)> f) {
-  auto guarded = [name, f](benchmark::State& state) {
-    try {
-      f(state);
-    } catch (const std::exception& e) {
-      g_failed = true;
-      state.SkipWithError((name + ": " + e.what()).c_str());
-    }
-  };
-  benchmark::RegisterBenchmark(name.c_str(), guarded)
-      ->Unit(benchmark::kMicrosecond)
-      ->UseManualTime()
-      ->Iterations(bench::quick_mode() ? 2 : kRunsPerRepetition)
-      ->Repetitions(bench::repetitions())
-      ->ReportAggregatesOnly(true);
 }
 
 // ---- memory-bound cases ----
@@ -565,6 +498,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    bench::g_flush = std::make_unique<bench::L2Flush>();
     g_gpu = std::make_unique<GpuResources>();
     add_gpu_context();
   } catch (const std::exception& e) {
@@ -585,5 +519,6 @@ int main(int argc, char** argv) {
     g_failed = true;
   }
   g_gpu.reset();
+  bench::g_flush.reset();
   return rc != 0 ? rc : (g_failed ? 1 : 0);
 }
