@@ -99,7 +99,8 @@ if [ -z "$built" ]; then
   [ -d .gpu-deps ] && prefix="-DCMAKE_PREFIX_PATH=$PWD/.gpu-deps -DZLIB_ROOT=$PWD/.gpu-deps -DEMBER_STB_INCLUDE_DIR=$PWD/.gpu-deps/include/stb"
   gen=""
   command -v ninja > /dev/null && gen="-G Ninja"
-  targets="$(cd tests/cuda && ls test_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ') bench_cuda_ops"
+  targets="$(cd tests/cuda && ls test_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ')"
+  targets="$targets $(cd benchmarks && ls bench_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ')"
   [ -n "${FULL:-}" ] && targets="all"
   if cmake -S . -B "$BUILD" $gen -DCMAKE_BUILD_TYPE=Release -DEMBER_CUDA=ON \
        -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DEMBER_BUILD_EXAMPLES=OFF -DEMBER_INSTALL=OFF \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs the GPU check's programs, built here for sm_90a, into .gpu-build/ (git-ignored), so that
 # tools/gpu-check.sh on the lent GPU machine spends its minutes running them, not compiling: the
-# CUDA test programs (tests/cuda), bench_cuda_ops, and the shared libraries they load that a CUDA
+# CUDA test programs (tests/cuda), the GPU benchmarks (bench_cuda_*), and the shared libraries they load that a CUDA
 # image may lack (OpenMP's runtime, Google Benchmark). The CUDA libraries themselves (cudart,
 # cuBLAS) come from the GPU machine's CUDA install. Name .gpu-build in the device call's carry.
 #
@@ -9,14 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build/release}
-targets="$(cd tests/cuda && ls test_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ') bench_cuda_ops"
+benches="$(cd benchmarks && ls bench_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ')"
+targets="$(cd tests/cuda && ls test_cuda_*.cpp | sed 's/\.cpp$//' | tr '\n' ' ') $benches"
 cmake --build "$build" -j "$(nproc)" --target $targets
 out=.gpu-build
 rm -rf "$out"
 mkdir -p "$out/stage/tests" "$out/stage/benchmarks" "$out/stage/lib"
 find "$build/tests" -maxdepth 1 -type f -executable -name 'test_cuda_*' ! -name '*.*' \
   -exec cp {} "$out/stage/tests/" \;
-cp "$build"/benchmarks/bench_cuda_ops "$out/stage/benchmarks/"
+for b in $benches; do cp "$build/benchmarks/$b" "$out/stage/benchmarks/"; done
 strip --strip-debug "$out"/stage/tests/* "$out"/stage/benchmarks/*
 # Shared libraries outside glibc, libstdc++/libgcc and CUDA's own.
 for f in "$out"/stage/tests/* "$out"/stage/benchmarks/*; do ldd "$f"; done |

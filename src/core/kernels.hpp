@@ -331,8 +331,9 @@ void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
 void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
 /// The tensor-core GEMM (src/cuda/gemm_tc.cu) with a fused epilogue, for bfloat16/float16 a, b and
-/// out of gemm's shapes. Returns false, having done nothing, when the layout is not one it takes
-/// (see gemm_tc.cu); the caller then uses gemm and separate ops.
+/// out of gemm's shapes, or float32 ones on TF32 when cuda::allow_tf32(). Returns false, having
+/// done nothing, when the layout is not one it takes (see gemm_tc.cu); the caller then uses gemm
+/// and separate ops.
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& epilogue);
 /// gemm_tc's tile configuration for the calls that follow (process-wide): -1 (the default: 0
 /// when the product has fewer 128 x 128 tiles than the GPU has SMs, else 1), or 0, 1, 2 forced

@@ -26,6 +26,10 @@
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
 // 2 rows per mma tile) and stores each element once (store_out).
 //
+// float32 with TF32 allowed (cuda::set_allow_tf32): gemm_tf32_kernel, the same design with
+// 4-float chunks, 32-deep slabs and mma.m16n8k8.tf32 on fragments read by 32-bit shared loads and
+// rounded to TF32 (cvt.rna); the same layout rules in 4-element units.
+//
 // Determinism: no atomics, no split-K; each element's sum is the tensor cores' over k in slab
 // order, the same run to run.
 #include <cuda_bf16.h>
@@ -39,6 +43,7 @@
 #include "core/kernels.hpp"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
+#include "ember/cuda/cuda.hpp"
 #include "ember/ops.hpp"
 
 namespace ember::cuda {
@@ -286,8 +291,162 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
   }
 }
 
+// ---- float32 on TF32 tensor cores (cuda::set_allow_tf32) ----
+
+/// Block tile (128, 128) as 8 warps (2 x 4) of (64, 32), K slabs of 32 floats through 3 stages
+/// (110 KiB), two blocks per SM. (4 warps of (64, 64), as configuration 1, need more than 255
+/// registers here: a float fragment holds one element per register, not two.) Shared rows: A and
+/// K-contiguous B padded to 36 floats, row-major B to 136, so the fragment reads (row g, column q
+/// of a warp's 8 x 4 pattern) hit 32 different banks.
+struct Tf32Config {
+  static constexpr int BM = 128, BN = 128, BK = 32, kWarpsM = 2, kWarpsN = 4, kStages = 3;
+  static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+  static constexpr int MI = BM / kWarpsM / 16, NI = BN / kWarpsN / 8;
+  static constexpr int kAPitch = BK + 4;
+};
+
+template <bool kBKMajor>
+constexpr int tf32_b_rows() {
+  return kBKMajor ? Tf32Config::BN : Tf32Config::BK;
+}
+template <bool kBKMajor>
+constexpr int tf32_b_pitch() {
+  return kBKMajor ? Tf32Config::BK + 4 : Tf32Config::BN + 8;
+}
+template <bool kBKMajor>
+constexpr int tf32_smem_bytes() {
+  using C = Tf32Config;
+  return C::kStages * (C::BM * C::kAPitch + tf32_b_rows<kBKMajor>() * tf32_b_pitch<kBKMajor>()) * 4;
+}
+
+/// out = epilogue(A @ B) for float32 A, B and out with TF32 inputs: the structure of
+/// gemm_tc_kernel (cp.async ring, grouped tile order, one store per element) with 16-byte chunks
+/// of 4 floats, fragments read from shared memory by 32-bit loads (ldmatrix moves 16-bit
+/// elements), each rounded to TF32 (cvt.rna) before mma.m16n8k8.
+template <bool kBKMajor>
+__global__ void __launch_bounds__(Tf32Config::kThreads, 2) gemm_tf32_kernel(const TcParams p) {
+  using C = Tf32Config;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int BM = C::BM, BN = C::BN, BK = C::BK, MI = C::MI, NI = C::NI;
+  constexpr int kStages = C::kStages, kThreads = C::kThreads, kAPitch = C::kAPitch;
+  constexpr int BR = tf32_b_rows<kBKMajor>(), BP = tf32_b_pitch<kBKMajor>();
+  constexpr int kAChunks = BM * BK / 4 / kThreads, kBChunks = BN * BK / 4 / kThreads;
+  float* const As = reinterpret_cast<float*>(smem_raw);
+  float* const Bs = As + kStages * BM * kAPitch;
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / C::kWarpsN, wn = warp % C::kWarpsN;
+  const int g = lane / 4, q = lane % 4;
+  int64_t m_tile, n_tile;
+  tile_of(blockIdx.x, (p.M + BM - 1) / BM, (p.N + BN - 1) / BN, m_tile, n_tile);
+  const int64_t m0 = m_tile * BM, n0 = n_tile * BN;
+  const int64_t KT = (p.K + BK - 1) / BK;
+
+  for (int64_t z = blockIdx.z; z < p.batches; z += gridDim.z) {
+    const float* const A = static_cast<const float*>(p.a) + z * p.a_batch;
+    const float* const B = static_cast<const float*>(p.b) + z * p.b_batch;
+    // This thread's chunks: as gemm_tc_kernel's, 4 floats each.
+    constexpr int kARowStep = kThreads / (BK / 4);
+    const int a_r0 = tid / (BK / 4), a_kc = (tid % (BK / 4)) * 4;
+    const float* const a_base = A + (m0 + a_r0) * p.lda + a_kc;
+    uint32_t a_rows_ok = 0;
+#pragma unroll
+    for (int i = 0; i < kAChunks; ++i)
+      if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
+    constexpr int kBRowStep = kBKMajor ? kThreads / (BK / 4) : kThreads / (BN / 4);
+    const int b_r0 = kBKMajor ? tid / (BK / 4) : tid / (BN / 4);
+    const int b_c0 = kBKMajor ? (tid % (BK / 4)) * 4 : (tid % (BN / 4)) * 4;
+    const float* const b_base =
+        kBKMajor ? B + (n0 + b_r0) * p.ldb + b_c0 : B + b_r0 * p.ldb + n0 + b_c0;
+    uint32_t b_ok = 0;
+#pragma unroll
+    for (int i = 0; i < kBChunks; ++i)
+      if (kBKMajor ? n0 + b_r0 + i * kBRowStep < p.N : n0 + b_c0 < p.N) b_ok |= 1u << i;
+    auto load = [&](int s, int64_t kt) {
+      const int64_t k0 = kt * BK;
+      float* const as = As + s * BM * kAPitch + a_r0 * kAPitch + a_kc;
+      float* const bs = Bs + s * BR * BP + b_r0 * BP + b_c0;
+      const bool a_k_ok = k0 + a_kc < p.K;
+#pragma unroll
+      for (int i = 0; i < kAChunks; ++i) {
+        const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
+        mma::cp_async_16(as + i * kARowStep * kAPitch, ok ? a_base + i * kARowStep * p.lda + k0 : A,
+                         ok ? 16 : 0);
+      }
+#pragma unroll
+      for (int i = 0; i < kBChunks; ++i) {
+        if constexpr (kBKMajor) {
+          const bool ok = k0 + b_c0 < p.K && ((b_ok >> i) & 1u);
+          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + i * kBRowStep * p.ldb + k0 : B,
+                           ok ? 16 : 0);
+        } else {
+          const int64_t k = k0 + b_r0 + i * kBRowStep;
+          const bool ok = k < p.K && (b_ok & 1u);
+          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + (k - b_r0) * p.ldb : B,
+                           ok ? 16 : 0);
+        }
+      }
+    };
+
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
+
+    fill_stages<kStages>(load, KT);
+    for (int64_t kt = 0; kt < KT; ++kt) {
+      mma::cp_async_wait<kStages - 2>();
+      __syncthreads();
+      const int64_t next = kt + kStages - 1;
+      if (next < KT) load(static_cast<int>(next % kStages), next);
+      mma::cp_async_commit();
+      const int s = static_cast<int>(kt % kStages);
+      const float* const as = As + s * BM * kAPitch;
+      const float* const bs = Bs + s * BR * BP;
+#pragma unroll
+      for (int kk = 0; kk < BK; kk += 8) {
+        uint32_t af[MI][4];
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi) {
+          const float* const a = as + (wm * (MI * 16) + mi * 16 + g) * kAPitch + kk + q;
+          af[mi][0] = mma::to_tf32(a[0]);
+          af[mi][1] = mma::to_tf32(a[8 * kAPitch]);
+          af[mi][2] = mma::to_tf32(a[4]);
+          af[mi][3] = mma::to_tf32(a[8 * kAPitch + 4]);
+        }
+#pragma unroll
+        for (int ni = 0; ni < NI; ++ni) {
+          const int n = wn * (NI * 8) + ni * 8 + g, k = kk + q;
+          uint32_t bf[2];
+          if constexpr (kBKMajor) {
+            bf[0] = mma::to_tf32(bs[n * BP + k]);
+            bf[1] = mma::to_tf32(bs[n * BP + k + 4]);
+          } else {
+            bf[0] = mma::to_tf32(bs[k * BP + n]);
+            bf[1] = mma::to_tf32(bs[(k + 4) * BP + n]);
+          }
+#pragma unroll
+          for (int mi = 0; mi < MI; ++mi) mma::mma_1688_tf32(acc[mi][ni], af[mi], bf);
+        }
+      }
+    }
+    mma::cp_async_wait<0>();
+    __syncthreads();
+
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          store_out<float>(p, z, m0 + wm * (MI * 16) + mi * 16 + g + (e / 2) * 8,
+                           n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
+  }
+}
+
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
-bool multiple_of_8(int64_t v) { return v % 8 == 0; }
 
 // ---- sm_90a: warpgroup MMA ----
 
@@ -466,6 +625,15 @@ void launch(const TcParams& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
+template <bool kBKMajor>
+void launch_tf32(const TcParams& p, cudaStream_t stream, int device) {
+  constexpr int bytes = tf32_smem_bytes<kBKMajor>();
+  opt_in_smem<gemm_tf32_kernel<kBKMajor>>(bytes, device);
+  gemm_tf32_kernel<kBKMajor>
+      <<<tile_grid(p, Tf32Config::BM), Tf32Config::kThreads, bytes, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
 template <class T, bool kBKMajor>
 void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
   const int device = out.device().index();
@@ -489,19 +657,23 @@ void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
 
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& e) {
   const DType dt = out.dtype();
-  if (dt != kBFloat16 && dt != kFloat16) return false;
+  const bool tf32 = dt == kFloat32 && allow_tf32();
+  if (dt != kBFloat16 && dt != kFloat16 && !tf32) return false;
   if (a.dtype() != dt || b.dtype() != dt) return false;
   const int64_t batches = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (((M + 127) / 128) * ((N + 127) / 128) > (int64_t{1} << 31) - 1) return false;  // grid x
-  // A: unit stride along K, everything else in whole 16-byte chunks.
-  if (a.stride(2) != 1 || !multiple_of_8(a.stride(1)) || !multiple_of_8(a.stride(0)) ||
-      !multiple_of_8(K) || !aligned16(a.data_ptr()))
+  // Whole 16-byte chunks: 8 16-bit elements or 4 floats.
+  const int64_t chunk = tf32 ? 4 : 8;
+  const auto whole = [chunk](int64_t v) { return v % chunk == 0; };
+  // A: unit stride along K, everything else in whole chunks.
+  if (a.stride(2) != 1 || !whole(a.stride(1)) || !whole(a.stride(0)) || !whole(K) ||
+      !aligned16(a.data_ptr()))
     return false;
   const bool b_kmajor = b.stride(1) == 1;  // (N, K) storage, e.g. a Linear weight
   const int64_t ldb = b_kmajor ? b.stride(2) : b.stride(1);
   if (!b_kmajor && b.stride(2) != 1) return false;
-  if (!multiple_of_8(ldb) || !multiple_of_8(b.stride(0)) || !aligned16(b.data_ptr())) return false;
-  if (!b_kmajor && !multiple_of_8(N)) return false;
+  if (!whole(ldb) || !whole(b.stride(0)) || !aligned16(b.data_ptr())) return false;
+  if (!b_kmajor && !whole(N)) return false;
   if (e.bias.defined() && (e.bias.dtype() != dt || e.bias.dim() != 1 || e.bias.size(0) != N))
     return false;
   if (e.residual.defined() && (e.residual.dtype() != dt || e.residual.sizes() != out.sizes()))
@@ -525,7 +697,12 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 
   detail::DeviceGuard guard(out.device().index());
   const cudaStream_t stream = detail::stream_of(out);
-  if (dt == kBFloat16) {
+  if (tf32) {
+    if (b_kmajor)
+      launch_tf32<true>(p, stream, out.device().index());
+    else
+      launch_tf32<false>(p, stream, out.device().index());
+  } else if (dt == kBFloat16) {
     if (b_kmajor)
       launch_config<BF16Bits, true>(p, stream, out);
     else

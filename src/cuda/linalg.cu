@@ -3,8 +3,9 @@
 // (transposed operands read in place, stride 0 for broadcast batches), beta == 0 ignores out's old
 // contents (NaN included), K == 0 gives beta * out; float16/bfloat16 accumulate in float and round
 // once, integers sum in wrapping uint64; bool is a DTypeError. No cuBLAS. float16/bfloat16
-// products go to the tensor-core kernel (gemm_tc.cu) when their layout allows; what remains, and
-// every other dtype, runs here: float32 is exact float32 FMA arithmetic (no TF32).
+// products go to the tensor-core kernel (gemm_tc.cu) when their layout allows, and so do float32
+// products when TF32 is allowed (cuda::set_allow_tf32); what remains, and every other dtype, runs
+// here: float32 is then exact float32 FMA arithmetic.
 //
 // Algorithm: the classic shared-memory tiled GEMM with register blocking (as in Volkov & Demmel,
 // "Benchmarking GPUs to tune dense linear algebra", SC 2008). Each block of 256 threads owns a
@@ -288,8 +289,9 @@ acc_t<T> coefficient(Scalar s) {
 
 template <class T>
 void gemm_typed(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
-  if constexpr (detail::is_reduced_v<T>) {
-    // 16-bit floats: the tensor-core kernel when it takes the layout (gemm_tc.cu).
+  if constexpr (detail::is_reduced_v<T> || std::is_same_v<T, float>) {
+    // 16-bit floats, and float32 when TF32 is allowed (cuda::set_allow_tf32): the tensor-core
+    // kernel when it takes the layout (gemm_tc.cu).
     GemmEpilogue e;
     e.alpha = alpha.to<double>();
     e.beta = beta.to<double>();

@@ -4,6 +4,7 @@
 //   ldmatrix_x4      four 8x8 16-bit matrices from shared memory into the mma fragment layout
 //                    (_trans: each matrix transposed on the way)
 //   mma_16816        D (16x8, float) += A (16x16, row) * B (16x8, col), bf16 or fp16 inputs
+//   to_tf32, mma_1688_tf32   float -> TF32 rounding; D (16x8) += A (16x8) * B (8x8), TF32 inputs
 // Fragment layouts (PTX ISA, "Matrix fragments for mma.m16n8k16"): lane t, g = t / 4, q = t % 4;
 // A: a0 = A[g][2q..2q+1], a1 = A[g+8][2q..], a2 = A[g][2q+8..], a3 = A[g+8][2q+8..];
 // B: b0 = B[2q..2q+1][g], b1 = B[2q+8..2q+9][g]; C/D: c0,c1 = C[g][2q..2q+1], c2,c3 = C[g+8][..].
@@ -152,6 +153,56 @@ __device__ inline void mma_16816(float (&d)[4], const uint32_t (&a)[4], const ui
         "{%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+/// x rounded to TF32 (10 explicit mantissa bits, round to nearest, ties away from zero, as
+/// cvt.rna.tf32.f32), in a float's 32 bits with the low 13 bits zero. Inf and NaN pass.
+__device__ inline uint32_t to_tf32(float x) {
+#if defined(EMBER_CUDA_EMULATED)
+  uint32_t w;
+  std::memcpy(&w, &x, 4);
+  if ((w & 0x7f800000u) == 0x7f800000u) return w;  // inf, NaN
+  return (w + 0x1000u) & 0xffffe000u;  // a carry into the exponent rounds up to the next binade
+#else
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+#endif
+}
+
+/// d += a * b for one m16n8k8 tile of TF32 inputs (to_tf32's words), float accumulators.
+/// Fragments (PTX ISA, "Matrix fragments for mma.m16n8k8", .tf32): lane t, g = t / 4, q = t % 4;
+/// a0 = A[g][q], a1 = A[g+8][q], a2 = A[g][q+4], a3 = A[g+8][q+4]; b0 = B[q][g], b1 = B[q+4][g];
+/// C/D as mma_16816's.
+__device__ inline void mma_1688_tf32(float (&d)[4], const uint32_t (&a)[4],
+                                     const uint32_t (&b)[2]) {
+#if defined(EMBER_CUDA_EMULATED)
+  const int t = emu::lane(), g = t / 4, q = t % 4;
+  const auto f = [](uint32_t w) {
+    float v;
+    std::memcpy(&v, &w, 4);
+    return v;
+  };
+  float acc[4] = {d[0], d[1], d[2], d[3]};
+  for (int k = 0; k < 8; ++k) {
+    const int hi = k / 4, src = k % 4;
+    const float a_top = f(__shfl_sync(0xffffffffu, a[2 * hi], g * 4 + src));
+    const float a_bot = f(__shfl_sync(0xffffffffu, a[2 * hi + 1], g * 4 + src));
+    const float b_c0 = f(__shfl_sync(0xffffffffu, b[hi], (2 * q) * 4 + src));
+    const float b_c1 = f(__shfl_sync(0xffffffffu, b[hi], (2 * q + 1) * 4 + src));
+    acc[0] = std::fma(a_top, b_c0, acc[0]);
+    acc[1] = std::fma(a_top, b_c1, acc[1]);
+    acc[2] = std::fma(a_bot, b_c0, acc[2]);
+    acc[3] = std::fma(a_bot, b_c1, acc[3]);
+  }
+  for (int i = 0; i < 4; ++i) d[i] = acc[i];
+#else
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+      "{%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 #endif
 }
 

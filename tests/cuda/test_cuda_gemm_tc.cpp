@@ -3,15 +3,18 @@
 // not of the 32-deep slab), both B layouts (a Linear weight (N, K) read transposed, and row-major
 // (K, N)), lda wider than K, batches (broadcast too), and every epilogue part (alpha, beta with
 // out's old values, bias, ReLU/GELU/GELU-tanh, residual) into strided outputs that start
-// poisoned; each tile configuration (set_gemm_tc_config: 1, 0, and 2, wgmma on sm_90a).
+// poisoned; each tile configuration (set_gemm_tc_config: 1, 0, and 2, wgmma on sm_90a). float32
+// on TF32 (cuda::set_allow_tf32): against float64 on the inputs rounded as cvt.rna.tf32 rounds
+// them (float32 accuracy) and on the exact inputs (TF32 accuracy, 2e-3 of the largest |value|).
 // Tolerance: one rounding of the output dtype relative (test::tolerance), plus 1e-3 of that
 // times the largest |reference| for sums that cancel. Layouts the kernel does not take return
 // false and leave out untouched; matmul on 16-bit CUDA tensors goes through it. Without a GPU
 // each case prints "skipped".
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -174,6 +177,16 @@ TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores")
     const Tensor y = linear(x, w, bias);
     CHECK(close(y.reshape({1, 4 * 33, 130}),
                 reference(x.reshape({1, 4 * 33, 96}), w.t().unsqueeze(0), e, Tensor()), dt));
+    // The bias is added in the GEMM's epilogue: bitwise gemm_tc with a bias.
+    Tensor fused = empty({1, 4 * 33, 130}, TensorOptions(dt).device(cu));
+    REQUIRE(cuda::gemm_tc(fused, x.reshape({1, 4 * 33, 96}), w.t().unsqueeze(0), e));
+    CHECK(test::bitwise_equal(y.reshape({1, 4 * 33, 130}).cpu(), fused.cpu()));
+    // A non-contiguous input and a 1-D input take it too.
+    const Tensor xt = rnd({96, 33}, dt, g).t();
+    CHECK(test::bitwise_equal(linear(xt, w, bias).cpu(), linear(xt.contiguous(), w, bias).cpu()));
+    CHECK(close(linear(xt.select(0, 5), w, bias).reshape({1, 1, 130}),
+                reference(xt.select(0, 5).reshape({1, 1, 96}), w.t().unsqueeze(0), e, Tensor()),
+                dt));
     const Tensor m = matmul(x, w.t());
     CHECK(close(m, matmul(x.cpu().to(kFloat64), w.cpu().to(kFloat64).t()), dt));
     // Repeats bitwise.
@@ -217,4 +230,118 @@ TEST_CASE("cuda autocast: float32 linear runs in 16 bits on the tensor cores, gr
     CHECK(close(w.grad(), x.to(dt).cpu().to(kFloat64).reshape({-1, 96}).sum(0).expand({130, 96}),
                 dt));
   }
+}
+
+namespace {
+
+/// x rounded to TF32 as cvt.rna.tf32.f32 does (10 mantissa bits, ties away from zero), in float64.
+Tensor tf32_rounded(const Tensor& x) {
+  std::vector<float> v(static_cast<size_t>(x.numel()));
+  const Tensor c = x.cpu().contiguous();
+  std::copy_n(static_cast<const float*>(c.data_ptr()), v.size(), v.begin());
+  for (float& f : v) {
+    uint32_t w;
+    std::memcpy(&w, &f, 4);
+    if ((w & 0x7f800000u) != 0x7f800000u) w = (w + 0x1000u) & 0xffffe000u;
+    std::memcpy(&f, &w, 4);
+  }
+  Tensor r = empty(x.sizes(), TensorOptions(kFloat32));
+  std::copy(v.begin(), v.end(), static_cast<float*>(r.data_ptr()));
+  return r.to(kFloat64);
+}
+
+/// |got - ref| <= atol_rel * max |ref| elementwise (float64 on the CPU).
+bool close_scaled(const Tensor& got, const Tensor& ref, double atol_rel) {
+  const std::vector<double> x = test::values(got.cpu().to(kFloat64)), y = test::values(ref);
+  if (x.size() != y.size()) return false;
+  double scale = 0;
+  for (double v : y) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!(std::abs(x[i] - y[i]) <= atol_rel * scale)) {
+      UNSCOPED_INFO("element " << i << ": got " << x[i] << ", expected " << y[i] << " (scale "
+                               << scale << ")");
+      return false;
+    }
+  return true;
+}
+
+/// Sets cuda::allow_tf32 for a scope.
+struct Tf32Scope {
+  bool previous = cuda::allow_tf32();
+  explicit Tf32Scope(bool on) { cuda::set_allow_tf32(on); }
+  ~Tf32Scope() { cuda::set_allow_tf32(previous); }
+};
+
+}  // namespace
+
+TEST_CASE("cuda gemm_tc: float32 on TF32 tensor cores when allowed") {
+  if (!gpu()) return;
+  Generator g(9006);
+  const Tf32Scope tf32(true);
+  struct Shape {
+    int64_t M, N, K;
+  };
+  // K a multiple of 4 (16-byte chunks of floats), not always of the 32-deep slab.
+  const Shape shapes[] = {{1, 4, 4},      {37, 72, 44},   {130, 136, 260},
+                          {257, 120, 96}, {128, 128, 32}, {300, 264, 1028}};
+  for (const Shape& s : shapes) {
+    for (bool weight_layout : {true, false}) {
+      INFO("M=" << s.M << " N=" << s.N << " K=" << s.K
+                << (weight_layout ? " B=(N,K)^T" : " B=(K,N)"));
+      const Tensor a = rnd({1, s.M, s.K}, kFloat32, g);
+      const Tensor b = weight_layout ? rnd({1, s.N, s.K}, kFloat32, g).transpose(1, 2)
+                                     : rnd({1, s.K, s.N}, kFloat32, g);
+      Tensor out = empty({1, s.M, s.N}, TensorOptions(kFloat32).device(cu));  // poisoned
+      REQUIRE(cuda::gemm_tc(out, a, b, GemmEpilogue()));
+      // The products of the TF32-rounded inputs, summed in float32: float32 accuracy against
+      // float64 on the rounded inputs (so the rounding is cvt.rna's, not a truncation)...
+      CHECK(close_scaled(out, matmul(tf32_rounded(a), tf32_rounded(b)), 2e-6));
+      // ... and TF32 accuracy against the exact float32 inputs.
+      CHECK(close_scaled(out, matmul(a.cpu().to(kFloat64), b.cpu().to(kFloat64)), 2e-3));
+    }
+  }
+  // The epilogue, batches, a broadcast weight and a strided output, as for 16-bit floats.
+  const int64_t Bt = 2, M = 75, N = 200, K = 68;
+  const Tensor a = rnd({Bt, M, 72}, kFloat32, g).narrow(2, 0, K);
+  const Tensor w = rnd({N, K}, kFloat32, g);
+  const Tensor b = w.t().unsqueeze(0).expand({Bt, K, N});
+  GemmEpilogue e;
+  e.act = GemmAct::kGelu;
+  e.bias = rnd({N}, kFloat32, g);
+  e.residual = rnd({Bt, M, N}, kFloat32, g);
+  e.alpha = 0.5, e.beta = -1.5;
+  Tensor out = rnd({Bt, N, M}, kFloat32, g).transpose(1, 2);
+  const Tensor old = out.clone();
+  REQUIRE(cuda::gemm_tc(out, a, b, e));
+  const Tensor ref = reference(tf32_rounded(a), tf32_rounded(b.contiguous()), e, old);
+  CHECK(close_scaled(out, ref, 1e-5));
+  // Layouts in 4-float units: K % 4 != 0 and a misaligned A are declined.
+  Tensor o2 = zeros({1, 8, 8}, TensorOptions(kFloat32).device(cu));
+  const Tensor a2 = rnd({1, 8, 16}, kFloat32, g), b2 = rnd({1, 16, 8}, kFloat32, g);
+  CHECK_FALSE(cuda::gemm_tc(o2, a2.narrow(2, 0, 14), b2.narrow(1, 0, 14), GemmEpilogue()));
+  CHECK_FALSE(cuda::gemm_tc(o2, a2.narrow(2, 1, 12), b2.narrow(1, 0, 12), GemmEpilogue()));
+  CHECK(equal(o2.cpu(), zeros({1, 8, 8})));
+}
+
+TEST_CASE("cuda matmul in float32: exact unless TF32 is allowed") {
+  if (!gpu()) return;
+  Generator g(9007);
+  const Tensor x = rnd({3, 40, 96}, kFloat32, g), w = rnd({72, 96}, kFloat32, g);
+  const Tensor exact64 = matmul(x.cpu().to(kFloat64), w.cpu().to(kFloat64).t());
+  Tensor exact, tf32;
+  {
+    const Tf32Scope off(false);
+    exact = matmul(x, w.t());
+    CHECK_FALSE(cuda::gemm_tc(empty({1, 40, 72}, TensorOptions(kFloat32).device(cu)),
+                              x.narrow(0, 0, 1), w.t().unsqueeze(0), GemmEpilogue()));
+  }
+  {
+    const Tf32Scope on(true);
+    tf32 = matmul(x, w.t());
+    CHECK(test::bitwise_equal(matmul(x, w.t()).cpu(), tf32.cpu()));  // repeats bitwise
+  }
+  CHECK(close_scaled(exact, exact64, 1e-6));
+  CHECK(close_scaled(tf32, exact64, 2e-3));
+  // TF32's rounding shows: the two differ by more than float32 accuracy.
+  CHECK_FALSE(close_scaled(tf32, exact64, 1e-6));
 }

@@ -140,4 +140,12 @@ bool caching_enabled();
 void set_poison_allocations(bool on);
 bool poison_allocations();
 
+/// Whether float32 matrix products on CUDA (matmul, mm, bmm, linear, addmm, baddbmm, ...) may run
+/// on TF32 tensor cores: inputs rounded to 10 mantissa bits (relative error about 1e-3 per
+/// product), float32 accumulation, about 8x the float32 FMA rate. Off by default, so float32 is
+/// exact float32 arithmetic, like PyTorch's torch.backends.cuda.matmul.allow_tf32 (default False
+/// since 1.12); EMBER_ALLOW_TF32=1 at start-up turns it on. Process-wide; no effect on the CPU.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
 }  // namespace ember::cuda

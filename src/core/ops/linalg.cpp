@@ -342,6 +342,15 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
   std::vector<int64_t> full = shape_b;
   shape_b.insert(shape_b.end(), {K, N});
   full.insert(full.end(), {a.size(-2), N});
+  // On CUDA the tensor-core GEMM adds the bias in its epilogue: one pass over out instead of a
+  // broadcast fill and a read-modify-write (declined layouts take the path below).
+  if (bias.defined() && x.is_cuda() && bias.dim() == 1 && bias.size(0) == N &&
+      bias.dtype() == x.dtype()) {
+    GemmEpilogue e;
+    e.bias = bias;
+    const Tensor a3 = x.reshape({1, -1, K});
+    if (cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return out;
+  }
   if (bias.defined()) fill_from_input(out, bias, "linear", "bias");
   gemm_batched(out.view(full), a, weight.t().expand(shape_b), 1, bias.defined() ? 1 : 0);
   return out;
