@@ -27,6 +27,8 @@
 // (float32 compute type enforced). The ratio column is Ember / peer. Each Ember repetition first
 // compares its result with cuBLAS's (counter max_rel_diff: max |ember - cublas| / max |cublas|);
 // a difference above 1e-4 marks the case as an error and the program exits 1.
+// sgemm_tf32/<M>x<N>x<K>/<impl>: the same products with TF32 allowed (cuda::set_allow_tf32),
+// against cuBLAS with CUBLAS_TF32_TENSOR_OP_MATH; checked against pedantic float32 within 5e-3.
 //
 // Without a GPU (ember::cuda::is_available() false) the program prints
 // "bench_cuda_ops: skipped (no CUDA GPU)" and exits 0. Quick mode (EMBER_BENCH_QUICK=1): tiny
@@ -88,6 +90,7 @@ class CublasHandle {
 struct GpuResources {
   CublasHandle cublas_default{CUBLAS_DEFAULT_MATH};
   CublasHandle cublas_pedantic{CUBLAS_PEDANTIC_MATH};
+  CublasHandle cublas_tf32{CUBLAS_TF32_TENSOR_OP_MATH};
 };
 std::unique_ptr<GpuResources> g_gpu;
 
@@ -284,13 +287,18 @@ void register_memory_cases() {
 
 // ---- GEMM ----
 
-enum class GemmImpl { Ember, Cublas, CublasPedantic };
+enum class GemmImpl { Ember, Cublas, CublasPedantic, EmberTf32, CublasTf32 };
+
+constexpr double kTf32Tolerance = 5e-3;  // TF32 against float32: max |diff| / max |ref|
 
 void bm_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmImpl impl) {
   Generator gen(11);
   const Tensor a = randn({1, M, K}, gen, gpu()), b = randn({1, K, N}, gen, gpu());
   const Tensor c = empty({1, M, N}, gpu());
-  if (impl == GemmImpl::Ember) {
+  const bool ember = impl == GemmImpl::Ember || impl == GemmImpl::EmberTf32;
+  const bool previous_tf32 = cuda::allow_tf32();
+  cuda::set_allow_tf32(impl == GemmImpl::EmberTf32);
+  if (ember) {
     // The result against cuBLAS (pedantic float32) before timing.
     const Tensor ref = empty({1, M, N}, gpu());
     cuda::gemm(c, a, b, Scalar(1.0), Scalar(0.0));
@@ -299,8 +307,10 @@ void bm_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmImpl
     const double scale = ref.abs().max().item<double>();
     const double rel = scale > 0 ? diff / scale : diff;
     state.counters["max_rel_diff"] = rel;
-    if (!(rel <= kGemmTolerance)) {
+    const double tolerance = impl == GemmImpl::EmberTf32 ? kTf32Tolerance : kGemmTolerance;
+    if (!(rel <= tolerance)) {
       g_failed = true;
+      cuda::set_allow_tf32(previous_tf32);
       state.SkipWithError(
           ("Ember's gemm differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
               .c_str());
@@ -310,6 +320,7 @@ void bm_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmImpl
   time_gpu(state, [&] {
     switch (impl) {
       case GemmImpl::Ember:
+      case GemmImpl::EmberTf32:
         cuda::gemm(c, a, b, Scalar(1.0), Scalar(0.0));
         break;
       case GemmImpl::Cublas:
@@ -318,8 +329,12 @@ void bm_sgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, GemmImpl
       case GemmImpl::CublasPedantic:
         cublas_sgemm(g_gpu->cublas_pedantic, c, a, b, M, N, K);
         break;
+      case GemmImpl::CublasTf32:
+        cublas_sgemm(g_gpu->cublas_tf32, c, a, b, M, N, K);
+        break;
     }
   });
+  cuda::set_allow_tf32(previous_tf32);
   bench::set_flops(state,
                    2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
 }
@@ -345,6 +360,14 @@ void register_gemm_cases() {
     for (const auto& [impl, name] : impls) {
       const GemmImpl i = impl;
       add_gpu_case(key + name, [sh, i](benchmark::State& s) { bm_sgemm(s, sh.M, sh.N, sh.K, i); });
+    }
+    // TF32 (cuda::set_allow_tf32) against cuBLAS with CUBLAS_TF32_TENSOR_OP_MATH.
+    const std::string tf32_key = "sgemm_tf32/" + key.substr(std::string("sgemm/").size());
+    for (const auto& [impl, name] : {std::pair<GemmImpl, const char*>{GemmImpl::EmberTf32, "ember"},
+                                     std::pair<GemmImpl, const char*>{GemmImpl::CublasTf32, "cublas"}}) {
+      const GemmImpl i = impl;
+      add_gpu_case(tf32_key + name,
+                   [sh, i](benchmark::State& s) { bm_sgemm(s, sh.M, sh.N, sh.K, i); });
     }
   }
 }
@@ -485,7 +508,8 @@ void add_gpu_context() {
   int version = 0;
   check_cublas(cublasGetVersion(g_gpu->cublas_default.get(), &version), "cublasGetVersion");
   benchmark::AddCustomContext(
-      "cublas", std::to_string(version) + " (peers: CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH)");
+      "cublas", std::to_string(version) +
+                    " (peers: CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH, CUBLAS_TF32_TENSOR_OP_MATH)");
   benchmark::AddCustomContext("timing",
                               "CUDA events, L2 flushed by a 256 MiB read before each run");
 }
