@@ -83,9 +83,8 @@ class CudnnConv {
     check_cudnn(cudnnSetFilter4dDescriptor(w_, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NCHW, i(s.O),
                                            i(s.C), i(s.k), i(s.k)),
                 "cudnnSetFilter4dDescriptor");
-    check_cudnn(cudnnSetConvolution2dDescriptor(conv_, i(s.pad), i(s.pad), i(s.stride),
-                                                i(s.stride), 1, 1, CUDNN_CROSS_CORRELATION,
-                                                CUDNN_DATA_FLOAT),
+    check_cudnn(cudnnSetConvolution2dDescriptor(conv_, i(s.pad), i(s.pad), i(s.stride), i(s.stride),
+                                                1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                 "cudnnSetConvolution2dDescriptor");
     check_cudnn(cudnnSetConvolutionMathType(conv_, CUDNN_TENSOR_OP_MATH),
                 "cudnnSetConvolutionMathType");
@@ -121,13 +120,12 @@ class CudnnConv {
           "cudnnGetConvolutionBackwardDataWorkspaceSize");
     } else {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[8];
-      check_cudnn(
-          cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_, y_, conv_, w_, 8, &n, perf),
-          "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
+      check_cudnn(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_, y_, conv_, w_, 8, &n, perf),
+                  "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
       bwd_filter_ = first_ok(perf, n).algo;
-      check_cudnn(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, x_, y_, conv_, w_,
-                                                                 bwd_filter_, &bytes),
-                  "cudnnGetConvolutionBackwardFilterWorkspaceSize");
+      check_cudnn(
+          cudnnGetConvolutionBackwardFilterWorkspaceSize(h, x_, y_, conv_, w_, bwd_filter_, &bytes),
+          "cudnnGetConvolutionBackwardFilterWorkspaceSize");
     }
     workspace_ = empty({static_cast<int64_t>(std::max<size_t>(bytes, 16))}, bench::gpu(kUInt8));
     bytes_ = bytes;
@@ -147,9 +145,8 @@ class CudnnConv {
                                                bwd_data_, ws, bytes_, &zero, x_, x.data_ptr()),
                   "cudnnConvolutionBackwardData");
     else
-      check_cudnn(cudnnConvolutionBackwardFilter(h, &one, x_, x.data_ptr(), y_, y.data_ptr(),
-                                                 conv_, bwd_filter_, ws, bytes_, &zero, w_,
-                                                 w.data_ptr()),
+      check_cudnn(cudnnConvolutionBackwardFilter(h, &one, x_, x.data_ptr(), y_, y.data_ptr(), conv_,
+                                                 bwd_filter_, ws, bytes_, &zero, w_, w.data_ptr()),
                   "cudnnConvolutionBackwardFilter");
   }
 
@@ -212,9 +209,9 @@ void bm_conv(benchmark::State& state, const Shape& s, Pass pass, bool cudnn) {
     state.counters["max_rel_diff"] = rel;
     if (!(rel <= 1e-2)) {
       g_failed = true;
-      state.SkipWithError(("Ember's result differs from cuDNN's: max |diff| / max |ref| = " +
-                           std::to_string(rel))
-                              .c_str());
+      state.SkipWithError(
+          ("Ember's result differs from cuDNN's: max |diff| / max |ref| = " + std::to_string(rel))
+              .c_str());
       return;
     }
   }

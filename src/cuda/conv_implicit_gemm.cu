@@ -14,7 +14,8 @@
 //             r dh, q sw - pw + s dw] (zero outside), B[o][k] = w[g O/G + o, c, r, s]
 //   dgrad     M = N*H*W input pixels, N = C/G, K = O/G*R*S; A[m][k] = dy[n, g O/G + o, p, q] with
 //             p = (h + ph - r dh) / sh when that divides and lands inside (else zero, so stride 2
-//             does 4x the useful taps' work: no strided-dgrad decomposition), B[c][k] = w[o, c, r, s]
+//             does 4x the useful taps' work: no strided-dgrad decomposition);
+//             B[c][k] = w[o, c, r, s]
 //   wgrad     M = R*S*C/G (the filter, (r, s, c)), N = O/G, K = N*P*Q (the positions);
 //             A[k][m] = x's window element, B[k][o] = dy[n, o, p, q]
 // The activations are first copied to NHWC (x.permute(0, 2, 3, 1).contiguous(): one read and
@@ -127,8 +128,8 @@ __device__ __forceinline__ void store_out(const ConvParams& p, int64_t g, int64_
     const int64_t ch = g * p.Ncol + col;
     if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[ch * p.bias_s]);
     if (p.relu) v = v > 0.f || v != v ? v : 0.f;  // NaN passes, as in relu
-    T* const o = static_cast<T*>(p.out) + n * p.os0 + ch * p.os1 + (pix / OW) * p.os2 +
-                 (pix % OW) * p.os3;
+    T* const o =
+        static_cast<T*>(p.out) + n * p.os0 + ch * p.os1 + (pix / OW) * p.os2 + (pix % OW) * p.os3;
     *o = detail::convert<T>(v);
   }
 }
@@ -467,8 +468,7 @@ bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
   p.bias_s = bias.defined() ? bias.stride(0) : 0;
   p.relu = relu;
   p.kt_per_split = (p.K + BK - 1) / BK;
-  launch_dtype<Pass::kFprop>(p, x.dtype(), groups, 1, detail::stream_of(out),
-                             out.device().index());
+  launch_dtype<Pass::kFprop>(p, x.dtype(), groups, 1, detail::stream_of(out), out.device().index());
   return true;
 }
 
@@ -487,16 +487,14 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
   detail::DeviceGuard guard(dx.device().index());
   const Tensor dyh = nhwc(dy);
   // (G, Cg, R, S, Og): row c of group g is K-contiguous in (r, s, o) order.
-  const Tensor wk = weight.reshape({groups, p.Og, p.Cg, w.kh, w.kw})
-                        .permute({0, 2, 3, 4, 1})
-                        .contiguous();
+  const Tensor wk =
+      weight.reshape({groups, p.Og, p.Cg, w.kh, w.kw}).permute({0, 2, 3, 4, 1}).contiguous();
   p.act = dyh.data_ptr(), p.opd = wk.data_ptr();
   set_out(p, dx);
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
   p.bias_s = bias.defined() ? bias.stride(0) : 0;
   p.kt_per_split = (p.K + BK - 1) / BK;
-  launch_dtype<Pass::kDgrad>(p, dx.dtype(), groups, 1, detail::stream_of(dx),
-                             dx.device().index());
+  launch_dtype<Pass::kDgrad>(p, dx.dtype(), groups, 1, detail::stream_of(dx), dx.device().index());
   return true;
 }
 
@@ -519,8 +517,8 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
   // slice at least 8 slabs long.
   const int64_t KT = (p.K + BK - 1) / BK;
   const int64_t tiles = ((p.M + BM - 1) / BM) * ((p.Ncol + BN - 1) / BN) * groups;
-  int64_t splits = std::min<int64_t>({(2 * sm_count(device) + tiles - 1) / tiles,
-                                      std::max<int64_t>(1, KT / 8), 64});
+  int64_t splits = std::min<int64_t>(
+      {(2 * sm_count(device) + tiles - 1) / tiles, std::max<int64_t>(1, KT / 8), 64});
   p.kt_per_split = (KT + splits - 1) / splits;
   splits = (KT + p.kt_per_split - 1) / p.kt_per_split;  // no empty slice
   Tensor ws;

@@ -10,9 +10,8 @@
 // their gradients match the reference; a 3-channel input still works (im2col fallback).
 // Tolerance: max |got - ref| <= tol * max |ref| (bf16 1e-2, fp16 2e-3: one rounding of the
 // output plus float32 sums of K terms). Without a GPU each case prints "skipped".
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <vector>
 
@@ -33,11 +32,11 @@ struct Shape {
 };
 
 const Shape kShapes[] = {
-    {2, 8, 7, 7, 8, 3, 1, 1, 1, 1},      {2, 16, 9, 9, 24, 3, 2, 1, 1, 1},
-    {2, 24, 13, 13, 16, 1, 1, 0, 1, 1},  {2, 16, 9, 9, 16, 5, 1, 3, 2, 1},
-    {2, 16, 13, 13, 16, 3, 2, 1, 1, 2},  {2, 8, 13, 13, 8, 7, 2, 3, 1, 1},
-    {2, 16, 7, 9, 8, 3, 1, 0, 2, 1},     {2, 24, 9, 9, 16, 1, 2, 0, 1, 1},
-    {2, 16, 13, 13, 16, 3, 2, 2, 2, 2},  {2, 16, 7, 7, 24, 5, 1, 1, 1, 1},
+    {2, 8, 7, 7, 8, 3, 1, 1, 1, 1},     {2, 16, 9, 9, 24, 3, 2, 1, 1, 1},
+    {2, 24, 13, 13, 16, 1, 1, 0, 1, 1}, {2, 16, 9, 9, 16, 5, 1, 3, 2, 1},
+    {2, 16, 13, 13, 16, 3, 2, 1, 1, 2}, {2, 8, 13, 13, 8, 7, 2, 3, 1, 1},
+    {2, 16, 7, 9, 8, 3, 1, 0, 2, 1},    {2, 24, 9, 9, 16, 1, 2, 0, 1, 1},
+    {2, 16, 13, 13, 16, 3, 2, 2, 2, 2}, {2, 16, 7, 7, 24, 5, 1, 1, 1, 1},
 };
 
 Window2d window(const Shape& s) {
@@ -74,8 +73,8 @@ struct Reference {
 Reference reference(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy,
                     const Shape& s, bool relu_) {
   Tensor xd = f64(x).requires_grad_(), wd = f64(w).requires_grad_();
-  Tensor y = conv2d(xd, wd, b.defined() ? f64(b) : Tensor(), {s.stride, s.stride},
-                    {s.pad, s.pad}, {s.dil, s.dil}, s.groups);
+  Tensor y = conv2d(xd, wd, b.defined() ? f64(b) : Tensor(), {s.stride, s.stride}, {s.pad, s.pad},
+                    {s.dil, s.dil}, s.groups);
   if (relu_) y = relu(y);
   Reference r;
   r.y = y.detach();
@@ -257,14 +256,14 @@ TEST_CASE("cuda conv_transpose2d in bfloat16: forward and gradients on the impli
   struct TShape {
     int64_t N, Cin, H, W, Cout, k, stride, pad, out_pad, dil, groups;
   };
-  for (const TShape& s : {TShape{2, 16, 5, 5, 8, 3, 2, 1, 1, 1, 1},
-                          TShape{2, 16, 7, 6, 16, 4, 2, 1, 0, 1, 2},
-                          TShape{2, 8, 6, 6, 16, 3, 1, 2, 0, 2, 1}}) {
+  for (const TShape& s :
+       {TShape{2, 16, 5, 5, 8, 3, 2, 1, 1, 1, 1}, TShape{2, 16, 7, 6, 16, 4, 2, 1, 0, 1, 2},
+        TShape{2, 8, 6, 6, 16, 3, 1, 2, 0, 2, 1}}) {
     INFO("Cin=" << s.Cin << " Cout=" << s.Cout << " k=" << s.k << " stride=" << s.stride
                 << " groups=" << s.groups);
     const auto run = [&](const Tensor& x, const Tensor& w, const Tensor& b) {
-      return conv_transpose2d(x, w, b, {s.stride, s.stride}, {s.pad, s.pad},
-                              {s.out_pad, s.out_pad}, s.groups, {s.dil, s.dil});
+      return conv_transpose2d(x, w, b, {s.stride, s.stride}, {s.pad, s.pad}, {s.out_pad, s.out_pad},
+                              s.groups, {s.dil, s.dil});
     };
     Tensor x = rnd({s.N, s.Cin, s.H, s.W}, dt, g).requires_grad_();
     Tensor w = rnd({s.Cin, s.Cout / s.groups, s.k, s.k}, dt, g).requires_grad_();
