@@ -362,6 +362,25 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw);
 void depthwise_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Window2d& w);
+/// Implicit-GEMM convolution on the tensor cores (src/cuda/conv_implicit_gemm.cu), bfloat16 or
+/// float16 tensors of one dtype, NCHW at the API (any strides), float32 accumulation, one rounding.
+/// Each returns false, having written nothing, when it declines the layout (channels per group
+/// not a multiple of 8, another dtype); the caller then uses im2col + gemm.
+/// out (N, O, OH, OW) = act(conv2d(x (N, C, H, W), weight (O, C/groups, kh, kw)) + bias (O) when
+/// defined), act = relu when `relu`. Needs C/groups % 8 == 0.
+bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
+                          const Tensor& bias, const Window2d& w, int64_t groups, bool relu);
+/// dx (N, C, H, W) = conv2d's input gradient (the transposed convolution) of dy (N, O, OH, OW)
+/// with weight (O, C/groups, kh, kw), + bias (C) when defined (conv_transpose2d's); (H, W) may
+/// exceed what (OH, OW) covers (output_padding: those positions get only the bias). Needs
+/// O/groups % 8 == 0.
+bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const Tensor& weight,
+                                     const Tensor& bias, const Window2d& w, int64_t groups);
+/// dw (O, C/groups, kh, kw) = sum over n and output positions of dy (N, O, OH, OW) times the
+/// windows of x (N, C, H, W): conv2d's weight gradient; deterministic (split-K partial sums in
+/// float32 reduced in a fixed order, no atomics). Needs C/groups % 8 == 0 and O/groups % 8 == 0.
+bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
+                                      const Window2d& w, int64_t groups);
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, double eps);
 void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,

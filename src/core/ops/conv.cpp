@@ -402,6 +402,133 @@ Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bia
   return out;
 }
 
+// ---- CUDA bfloat16/float16: implicit GEMM on the tensor cores ----
+
+bool implicit_gemm_dtype(const Tensor& x) {
+  return x.is_cuda() && (x.dtype() == kBFloat16 || x.dtype() == kFloat16);
+}
+
+/// conv2d's gradients written with ops (differentiable again, any layout): dX = conv_transpose2d
+/// of dY (output_padding restores the rows the windows never reached), dW = sum over n of
+/// dY[n] unfold(x)[n]^T per group.
+Tensor conv2d_input_grad_ops(const Tensor& dy, const Tensor& weight, const Window2d& w,
+                             int64_t groups, int64_t H, int64_t W) {
+  const int64_t OH = dy.size(2), OW = dy.size(3);
+  const int64_t oph = H - ((OH - 1) * w.sh - 2 * w.ph + w.dh * (w.kh - 1) + 1);
+  const int64_t opw = W - ((OW - 1) * w.sw - 2 * w.pw + w.dw * (w.kw - 1) + 1);
+  return conv_transpose2d(dy, weight, {}, {w.sh, w.sw}, {w.ph, w.pw}, {oph, opw}, groups,
+                          {w.dh, w.dw});
+}
+
+Tensor conv2d_weight_grad_ops(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                              const Window2d& w, int64_t groups) {
+  const int64_t N = x.size(0), O = dy.size(1), L = dy.size(2) * dy.size(3);
+  const int64_t K = weight.numel() / std::max<int64_t>(O, 1);
+  std::vector<int64_t> k;
+  const Tensor cols = unfold(x, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw});
+  return batch_summed_matmul_nt(dy.reshape({N, groups, O / groups, L}),
+                                cols.reshape({N, groups, K, L}), "conv2d")
+      .reshape(weight.sizes());
+}
+
+/// conv2d (+ bias) on CUDA bfloat16/float16 by cuda::conv2d_implicit_gemm, the bias fused; an
+/// undefined tensor when the kernel declines the layout (the caller runs im2col + gemm).
+/// Backward, first order: the implicit-GEMM input- and weight-gradient kernels, each falling back
+/// to the ops above when it declines; under create_graph the ops, differentiable again.
+Tensor conv2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                               const Window2d& w, int64_t groups, int64_t OH, int64_t OW) {
+  const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
+  Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), "conv2d");
+  const bool done = forward_no_grad(
+      [&] { return cuda::conv2d_implicit_gemm(out, x, weight, bias, w, groups, false); });
+  if (!done) return Tensor();
+  autograd::record(
+      "conv2d", {x, weight, bias}, out, {x, weight, bias},
+      [w, groups, H, W](const Saved& s, const Tensor& dy) {
+        const Tensor &x = s[0], &weight = s[1];
+        Tensor gx, gw, gb;
+        if (wants(s[2])) gb = dy.sum({0, 2, 3});
+        const bool create_graph = autograd::is_grad_enabled();
+        if (wants(x)) {
+          if (!create_graph) {
+            gx = make_tensor(x.sizes(), x.dtype(), x.device(), "conv2d");
+            if (!cuda::conv2d_implicit_gemm_input_grad(gx, dy, weight, Tensor(), w, groups))
+              gx = Tensor();
+          }
+          if (!gx.defined()) gx = conv2d_input_grad_ops(dy, weight, w, groups, H, W);
+        }
+        if (wants(weight)) {
+          if (!create_graph) {
+            gw = make_tensor(weight.sizes(), x.dtype(), x.device(), "conv2d");
+            if (!cuda::conv2d_implicit_gemm_weight_grad(gw, dy, x, w, groups)) gw = Tensor();
+          }
+          if (!gw.defined()) gw = conv2d_weight_grad_ops(dy, x, weight, w, groups);
+        }
+        return Grads{gx, gw, gb};
+      });
+  return out;
+}
+
+/// conv_transpose2d (+ bias) on CUDA bfloat16/float16: conv2d's input gradient with the weight
+/// (C_in, C_out/g, kh, kw) read as a conv2d weight (O = C_in), by
+/// cuda::conv2d_implicit_gemm_input_grad, the bias fused; undefined when it declines. Backward,
+/// first order: dX = conv2d of dY restricted to x's positions (the forward kernel), dW = conv2d's
+/// weight gradient with x and dY swapped; under create_graph (or a decline) ops.
+Tensor conv_transpose2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                         const Window2d& w, int64_t groups, int64_t OH,
+                                         int64_t OW) {
+  const int64_t N = x.size(0), Cout = weight.size(1) * groups, H = x.size(2), W = x.size(3);
+  Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d");
+  const bool done = forward_no_grad(
+      [&] { return cuda::conv2d_implicit_gemm_input_grad(out, x, weight, bias, w, groups); });
+  if (!done) return Tensor();
+  autograd::record(
+      "conv_transpose2d", {x, weight, bias}, out, {x, weight, bias},
+      [w, groups, H, W](const Saved& s, const Tensor& dy) {
+        const Tensor &x = s[0], &weight = s[1];
+        Tensor gx, gw, gb;
+        if (wants(s[2])) gb = dy.sum({0, 2, 3});
+        const bool create_graph = autograd::is_grad_enabled();
+        if (wants(x)) {
+          if (!create_graph) {
+            gx = make_tensor(x.sizes(), x.dtype(), x.device(), "conv_transpose2d");
+            if (!cuda::conv2d_implicit_gemm(gx, dy, weight, Tensor(), w, groups, false))
+              gx = Tensor();
+          }
+          if (!gx.defined())  // dY's windows may reach past x's (output_padding): crop
+            gx = conv2d(dy, weight, {}, {w.sh, w.sw}, {w.ph, w.pw}, {w.dh, w.dw}, groups)
+                     .slice(2, 0, H)
+                     .slice(3, 0, W);
+        }
+        if (wants(weight)) {
+          if (!create_graph) {
+            gw = make_tensor(weight.sizes(), x.dtype(), x.device(), "conv_transpose2d");
+            if (!cuda::conv2d_implicit_gemm_weight_grad(gw, x, dy, w, groups)) gw = Tensor();
+          }
+          if (!gw.defined()) {
+            // dY's windows (BH, BW) >= (H, W); the first (H, W) pair with x's positions.
+            const int64_t Cin = x.size(1);
+            const int64_t Kg = weight.numel() / std::max<int64_t>(Cin, 1);
+            const int64_t BH = conv_out_size(dy.size(2), w.kh, w.dh, w.ph, w.sh);
+            const int64_t BW = conv_out_size(dy.size(3), w.kw, w.dw, w.pw, w.sw);
+            std::vector<int64_t> k;
+            const int64_t N = x.size(0);
+            const Tensor cols =
+                unfold(dy, kernel_of(w, k), {w.dh, w.dw}, {w.ph, w.pw}, {w.sh, w.sw})
+                    .reshape({N, groups * Kg, BH, BW})
+                    .slice(2, 0, H)
+                    .slice(3, 0, W)
+                    .reshape({N, groups, Kg, H * W});
+            gw = batch_summed_matmul_nt(x.reshape({N, groups, Cin / groups, H * W}), cols,
+                                        "conv_transpose2d")
+                     .reshape(weight.sizes());
+          }
+        }
+        return Grads{gx, gw, gb};
+      });
+  return out;
+}
+
 /// Output positions per sample (conv2d) or input positions (conv_transpose2d) up to which the
 /// batch is folded into one GEMM: the direct kernel vectorizes along positions and would leave
 /// most lanes idle.
@@ -414,6 +541,10 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   if (groups == C && O == C && groups > 1) {  // depthwise: a batch of 1-row GEMMs is slow
     Tensor y = depthwise_conv2d_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
+  }
+  if (implicit_gemm_dtype(x)) {
+    Tensor y = conv2d_implicit_gemm_4d(x, weight, bias, w, groups, OH, OW);
+    if (y.defined()) return y;
   }
   const bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.ph == 0 &&
                          w.pw == 0;  // 1x1, stride 1: the columns are the input itself
@@ -556,6 +687,10 @@ Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& 
       (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
     Tensor y = conv_transpose2d_direct_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({weight.size(1), 1, 1}) : y;
+  }
+  if (implicit_gemm_dtype(x)) {
+    Tensor y = conv_transpose2d_implicit_gemm_4d(x, weight, bias, w, groups, OH, OW);
+    if (y.defined()) return y;
   }
   const int64_t N = x.size(0), Cin = x.size(1), Cout = weight.size(1) * groups;
   const int64_t K = Cout / groups * w.kh * w.kw;

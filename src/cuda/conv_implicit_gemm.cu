@@ -1,0 +1,542 @@
+// Implicit-GEMM 2-D convolution on the tensor cores (mma.sync m16n8k16, sm_80 and later) for
+// bfloat16 and float16, float32 accumulation, one rounding to the output dtype at the end:
+//   forward         y (N, O, P, Q) = act(conv2d(x (N, C, H, W), w (O, C/G, R, S)) + bias (O))
+//   backward-data   dx (N, C, H, W) = conv_transpose of dy (N, O, P, Q) with w (+ bias (C),
+//                   which conv_transpose2d's forward uses)
+//   backward-weight dw (O, C/G, R, S) = sum over n, p, q of dy[n, o, p, q] * x's window
+// with stride, padding, dilation and groups G; NCHW tensors at the API, any strides.
+//
+// Algorithm: implicit GEMM (CUTLASS's "Implicit GEMM Convolution" docs; cuDNN's
+// IMPLICIT_PRECOMP_GEMM): the im2col matrix is never stored, each operand tile is gathered from
+// the activation as it is copied into shared memory. Per group g, with K ordered (r, s, c), c
+// fastest:
+//   forward   M = N*P*Q output pixels, N = O/G, K = C/G*R*S; A[m][k] = x[n, g C/G + c, p sh - ph +
+//             r dh, q sw - pw + s dw] (zero outside), B[o][k] = w[g O/G + o, c, r, s]
+//   dgrad     M = N*H*W input pixels, N = C/G, K = O/G*R*S; A[m][k] = dy[n, g O/G + o, p, q] with
+//             p = (h + ph - r dh) / sh when that divides and lands inside (else zero, so stride 2
+//             does 4x the useful taps' work: no strided-dgrad decomposition);
+//             B[c][k] = w[o, c, r, s]
+//   wgrad     M = R*S*C/G (the filter, (r, s, c)), N = O/G, K = N*P*Q (the positions);
+//             A[k][m] = x's window element, B[k][o] = dy[n, o, p, q]
+// The activations are first copied to NHWC (x.permute(0, 2, 3, 1).contiguous(): one read and
+// one write of the tensor; free when x already is channels-last in memory), and the filters to
+// K-contiguous matrices, so every 16-byte cp.async chunk is 8 consecutive channels of one pixel
+// and one tap: one bounds test per chunk. That needs the gathered channel counts per group to be
+// multiples of 8 (forward C/G; dgrad O/G; wgrad both); other layouts are declined (false) and the
+// caller runs im2col + gemm (ResNet's 3-channel stem, depthwise).
+//
+// Tiles (one configuration): a block of 4 warps (2 x 2) owns a (128, 64) tile of the GEMM, each
+// warp (64, 32) = 4 x 4 mma tiles; K in slabs of 32 through a 4-stage cp.async ring (forward and
+// dgrad: A (128, 32) and B (64, 32) K-contiguous, 60 KiB; wgrad: A (32, 128) and B (32, 64)
+// M/N-contiguous, read with ldmatrix.trans, 52 KiB). Rows padded by 16 bytes so each ldmatrix
+// phase hits 8 different bank groups. Per thread the pixel coordinates of its chunks are computed
+// once; per slab one division turns its k into (r, s, c). Grid: x = M tiles, y = N tiles x groups,
+// z = split-K slices (wgrad only).
+//
+// Epilogue on the accumulators in registers (lane (g, q) holds rows g, g + 8 and columns 2q,
+// 2q + 1 of each mma tile): + bias, relu (NaN passes), rounded once and stored to the NCHW output
+// through its strides. wgrad, whose GEMM is small and its K long (N*P*Q), splits K across z into
+// float32 partials (splits, G, M, N) when the tiles alone would not fill the GPU; a second kernel
+// sums them in split order: deterministic, no atomics.
+//
+// Limits: bf16/fp16 only; channels per group as above; the output positions and filter sizes fit
+// int32 (checked); verified under the CPU emulator (tools/cuda_emu) only, not yet on a GPU.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "core/kernels.hpp"
+#include "core/tensor_impl.hpp"
+#include "cuda/loops.cuh"
+#include "cuda/mma.cuh"
+#include "ember/autograd.hpp"
+#include "ember/ops.hpp"
+
+namespace ember::cuda {
+namespace {
+
+using detail::BF16Bits;
+using detail::HalfBits;
+
+template <class T>
+using mma_t = std::conditional_t<std::is_same_v<T, HalfBits>, __half, __nv_bfloat16>;
+
+// ---- tile configuration ----
+constexpr int BM = 128, BN = 64, BK = 32;  // block tile (M, N), K slab
+constexpr int kWarpsM = 2, kWarpsN = 2, kThreads = 32 * kWarpsM * kWarpsN, kStages = 4;
+constexpr int MI = BM / kWarpsM / 16;  // mma tiles per warp along M (16 rows each)
+constexpr int NI = BN / kWarpsN / 8;   // and along N (8 columns each)
+constexpr int kPad = 8;                // elements of padding per shared row (16 bytes)
+static_assert(NI % 2 == 0 && BK % 16 == 0 && (BM * BK / 8) % kThreads == 0 &&
+              (BN * BK / 8) % kThreads == 0);
+
+enum class Pass { kFprop, kDgrad, kWgrad };
+
+// Shared stage sizes in elements: K-major (rows, BK + pad) or M/N-major (BK, cols + pad).
+template <bool kKMajor>
+constexpr int a_stage() {
+  return kKMajor ? BM * (BK + kPad) : BK * (BM + kPad);
+}
+template <bool kKMajor>
+constexpr int b_stage() {
+  return kKMajor ? BN * (BK + kPad) : BK * (BN + kPad);
+}
+template <bool kKMajor>
+constexpr int smem_bytes() {
+  return kStages * (a_stage<kKMajor>() + b_stage<kKMajor>()) * 2;
+}
+
+struct ConvParams {
+  const void* act;  // NHWC: forward and wgrad x (N, H, W, C); dgrad dy (N, P, Q, O)
+  const void* opd;  // forward/dgrad: filter matrix (G, GEMM N, K), K contiguous; wgrad: dy NHWC
+  int64_t N, H, W, C, P, Q, O;  // x (N, C, H, W), y (N, O, P, Q)
+  int64_t Cg, Og;               // channels per group
+  int R, S, sh, sw, ph, pw, dh, dw;
+  int64_t M, Ncol, K;  // the GEMM of one group
+  void* out;           // forward y / dgrad dx (N, C', H', W'); wgrad dw (O, Cg, R, S)
+  int64_t os0, os1, os2, os3;
+  const void* bias;  // (O) forward, (C) dgrad, or null
+  int64_t bias_s;
+  bool relu;
+  float* ws;             // wgrad split-K partials (splits, G, M, Ncol), or null: store to out
+  int64_t kt_per_split;  // K slabs per z slice
+};
+
+/// The epilogue of one accumulator (row, col) of group g, split z.
+template <class T, Pass kPass>
+__device__ __forceinline__ void store_out(const ConvParams& p, int64_t g, int64_t z, int64_t row,
+                                          int64_t col, float v) {
+  if (row >= p.M || col >= p.Ncol) return;
+  if constexpr (kPass == Pass::kWgrad) {
+    if (p.ws) {
+      p.ws[((z * (p.O / p.Og) + g) * p.M + row) * p.Ncol + col] = v;
+      return;
+    }
+    const int64_t tap = row / p.Cg, c = row % p.Cg;
+    T* const o = static_cast<T*>(p.out) + (g * p.Og + col) * p.os0 + c * p.os1 +
+                 (tap / p.S) * p.os2 + (tap % p.S) * p.os3;
+    *o = detail::convert<T>(v);
+  } else {
+    // Rows are pixels of the output plane: (P, Q) forward, (H, W) dgrad.
+    const int64_t OH = kPass == Pass::kFprop ? p.P : p.H, OW = kPass == Pass::kFprop ? p.Q : p.W;
+    const int64_t n = row / (OH * OW), pix = row % (OH * OW);
+    const int64_t ch = g * p.Ncol + col;
+    if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[ch * p.bias_s]);
+    if (p.relu) v = v > 0.f || v != v ? v : 0.f;  // NaN passes, as in relu
+    T* const o =
+        static_cast<T*>(p.out) + n * p.os0 + ch * p.os1 + (pix / OW) * p.os2 + (pix % OW) * p.os3;
+    *o = detail::convert<T>(v);
+  }
+}
+
+template <class T, Pass kPass>
+__global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const ConvParams p) {
+  constexpr bool kKMajor = kPass != Pass::kWgrad;
+  constexpr int kAPitch = kKMajor ? BK + kPad : BM + kPad;
+  constexpr int kBPitch = kKMajor ? BK + kPad : BN + kPad;
+  constexpr int kAChunks = BM * BK / 8 / kThreads, kBChunks = BN * BK / 8 / kThreads;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* const As = reinterpret_cast<T*>(smem_raw);
+  T* const Bs = As + kStages * a_stage<kKMajor>();
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / kWarpsN, wn = warp % kWarpsN;
+  const int64_t n_tiles = (p.Ncol + BN - 1) / BN;
+  const int64_t g = blockIdx.y / n_tiles;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = (blockIdx.y % n_tiles) * BN;
+  const int64_t KT = (p.K + BK - 1) / BK;
+  const int64_t kt0 = static_cast<int64_t>(blockIdx.z) * p.kt_per_split;
+  const int64_t kt1 = std::min(KT, kt0 + p.kt_per_split);
+  const T* const act = static_cast<const T*>(p.act);
+  const T* const opd = static_cast<const T*>(p.opd);
+
+  // ---- this thread's chunks ----
+  // K-major (forward, dgrad): A chunk i is GEMM row a_r0 + i * kARowStep at k column a_c; B chunk
+  // i is filter row b_r0 + i * kBRowStep at column b_c. M/N-major (wgrad): A chunk i is k row
+  // a_r0 + i * kARowStep at filter column a_c (8 channels of one tap); B likewise over dy's O.
+  constexpr int kARowStep = kKMajor ? kThreads / (BK / 8) : kThreads / (BM / 8);
+  constexpr int kBRowStep = kKMajor ? kThreads / (BK / 8) : kThreads / (BN / 8);
+  const int a_r0 = kKMajor ? tid / (BK / 8) : tid / (BM / 8);
+  const int a_c = kKMajor ? (tid % (BK / 8)) * 8 : (tid % (BM / 8)) * 8;
+  const int b_r0 = kKMajor ? tid / (BK / 8) : tid / (BN / 8);
+  const int b_c = kKMajor ? (tid % (BK / 8)) * 8 : (tid % (BN / 8)) * 8;
+  // K-major A: each chunk's pixel, fixed for the whole K walk: the sample's offset into act and
+  // the window origin (forward: p sh - ph, q sw - pw; dgrad: h + ph, w + pw).
+  int64_t a_n[kKMajor ? kAChunks : 1];
+  int a_y[kKMajor ? kAChunks : 1], a_x[kKMajor ? kAChunks : 1];
+  uint32_t a_rows_ok = 0;
+  // wgrad A: the chunk's filter column (r, s, c) is fixed: offsets r dh - ph, s dw - pw.
+  int w_roff = 0, w_soff = 0;
+  int64_t w_c = 0;
+  bool w_m_ok = false;
+  if constexpr (kKMajor) {
+#pragma unroll
+    for (int i = 0; i < kAChunks; ++i) {
+      const int64_t m = m0 + a_r0 + i * kARowStep;
+      const int64_t OH = kPass == Pass::kFprop ? p.P : p.H, OW = kPass == Pass::kFprop ? p.Q : p.W;
+      const int64_t n = m / (OH * OW), pix = m % (OH * OW);
+      const int y = static_cast<int>(pix / OW), x = static_cast<int>(pix % OW);
+      if (m < p.M) a_rows_ok |= 1u << i;
+      if constexpr (kPass == Pass::kFprop) {
+        a_n[i] = n * p.H * p.W * p.C + g * p.Cg;
+        a_y[i] = y * p.sh - p.ph, a_x[i] = x * p.sw - p.pw;
+      } else {
+        a_n[i] = n * p.P * p.Q * p.O + g * p.Og;
+        a_y[i] = y + p.ph, a_x[i] = x + p.pw;
+      }
+    }
+  } else {
+    const int64_t col = m0 + a_c;
+    w_m_ok = col < p.M;
+    const int64_t tap = col / p.Cg;
+    w_c = col % p.Cg;
+    w_roff = static_cast<int>(tap / p.S) * p.dh - p.ph;
+    w_soff = static_cast<int>(tap % p.S) * p.dw - p.pw;
+  }
+
+  // Slab kt of A and B into stage s. A chunk outside the operand is zero-filled from act.
+  auto load = [&](int s, int64_t kt) {
+    const int64_t k0 = kt * BK;
+    T* const as = As + s * a_stage<kKMajor>() + a_r0 * kAPitch + a_c;
+    T* const bs = Bs + s * b_stage<kKMajor>() + b_r0 * kBPitch + b_c;
+    if constexpr (kKMajor) {
+      const int64_t k = k0 + a_c;
+      const bool k_ok = k < p.K;
+      const int64_t cin = kPass == Pass::kFprop ? p.Cg : p.Og;  // channels along K per tap
+      const int tap = static_cast<int>(k / cin);
+      const int64_t c = k % cin;
+      const int r = tap / p.S, sx = tap % p.S;
+#pragma unroll
+      for (int i = 0; i < kAChunks; ++i) {
+        bool ok = k_ok && ((a_rows_ok >> i) & 1u);
+        const T* src = act;
+        if constexpr (kPass == Pass::kFprop) {
+          const int ih = a_y[i] + r * p.dh, iw = a_x[i] + sx * p.dw;
+          ok = ok && ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
+          if (ok) src = act + a_n[i] + (static_cast<int64_t>(ih) * p.W + iw) * p.C + c;
+        } else {
+          const int th = a_y[i] - r * p.dh, tw = a_x[i] - sx * p.dw;
+          ok = ok && th >= 0 && tw >= 0 && th % p.sh == 0 && tw % p.sw == 0 && th / p.sh < p.P &&
+               tw / p.sw < p.Q;
+          if (ok)
+            src = act + a_n[i] + (static_cast<int64_t>(th / p.sh) * p.Q + tw / p.sw) * p.O + c;
+        }
+        mma::cp_async_16(as + i * kARowStep * kAPitch, src, ok ? 16 : 0);
+      }
+#pragma unroll
+      for (int i = 0; i < kBChunks; ++i) {
+        const int64_t row = n0 + b_r0 + i * kBRowStep, kb = k0 + b_c;
+        const bool ok = row < p.Ncol && kb < p.K;
+        mma::cp_async_16(bs + i * kBRowStep * kBPitch,
+                         ok ? opd + (g * p.Ncol + row) * p.K + kb : opd, ok ? 16 : 0);
+      }
+    } else {
+      const int64_t PQ = p.P * p.Q;
+#pragma unroll
+      for (int i = 0; i < kAChunks; ++i) {
+        const int64_t k = k0 + a_r0 + i * kARowStep;  // a position (n, p, q)
+        bool ok = w_m_ok && k < p.K;
+        const T* src = act;
+        if (ok) {
+          const int64_t n = k / PQ, pq = k % PQ;
+          const int ih = static_cast<int>(pq / p.Q) * p.sh + w_roff;
+          const int iw = static_cast<int>(pq % p.Q) * p.sw + w_soff;
+          ok = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
+          src = act + ((n * p.H + ih) * p.W + iw) * p.C + g * p.Cg + w_c;
+        }
+        mma::cp_async_16(as + i * kARowStep * kAPitch, ok ? src : act, ok ? 16 : 0);
+      }
+#pragma unroll
+      for (int i = 0; i < kBChunks; ++i) {
+        const int64_t k = k0 + b_r0 + i * kBRowStep;
+        const bool ok = k < p.K && n0 + b_c < p.Ncol;
+        mma::cp_async_16(bs + i * kBRowStep * kBPitch,
+                         ok ? opd + k * p.O + g * p.Og + n0 + b_c : opd, ok ? 16 : 0);
+      }
+    }
+  };
+
+  float acc[MI][NI][4];
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
+
+  // ---- the pipeline: slabs kt0 .. kt1 - 1 through kStages stages ----
+  const int64_t nk = kt1 > kt0 ? kt1 - kt0 : 0;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < nk) load(s, kt0 + s);
+    mma::cp_async_commit();  // empty groups past the end keep the wait counts uniform
+  }
+  for (int64_t i = 0; i < nk; ++i) {
+    mma::cp_async_wait<kStages - 2>();  // slab i has landed (this thread's copies)
+    __syncthreads();                    // everyone's, and slab i - 1 is no longer read
+    const int64_t next = i + kStages - 1;
+    if (next < nk) load(static_cast<int>(next % kStages), kt0 + next);
+    mma::cp_async_commit();
+    const int s = static_cast<int>(i % kStages);
+    const T* const as = As + s * a_stage<kKMajor>();
+    const T* const bs = Bs + s * b_stage<kKMajor>();
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      uint32_t af[MI][4];
+      const int j = lane / 8, rr = lane % 8;
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) {
+        if constexpr (kKMajor) {
+          const int r = wm * (MI * 16) + mi * 16 + (lane % 16), c = kk + (lane / 16) * 8;
+          mma::ldmatrix_x4<false>(af[mi], as + r * kAPitch + c);
+        } else {  // matrices (k 0-7, m 0-7), (k 0-7, m 8-15), (k 8-15, m 0-7), (k 8-15, m 8-15)
+          const int k = kk + (j / 2) * 8 + rr, m = wm * (MI * 16) + mi * 16 + (j % 2) * 8;
+          mma::ldmatrix_x4<true>(af[mi], as + k * kAPitch + m);
+        }
+      }
+#pragma unroll
+      for (int nj = 0; nj < NI / 2; ++nj) {  // one ldmatrix_x4: k 0-7 and 8-15 of two n tiles
+        uint32_t r4[4];
+        if constexpr (kKMajor) {
+          const int n = wn * (NI * 8) + nj * 16 + (j / 2) * 8 + rr, k = kk + (j % 2) * 8;
+          mma::ldmatrix_x4<false>(r4, bs + n * kBPitch + k);
+        } else {
+          const int k = kk + (j % 2) * 8 + rr, n = wn * (NI * 8) + nj * 16 + (j / 2) * 8;
+          mma::ldmatrix_x4<true>(r4, bs + k * kBPitch + n);
+        }
+        const uint32_t b0[2] = {r4[0], r4[1]}, b1[2] = {r4[2], r4[3]};
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi) {
+          mma::mma_16816<mma_t<T>>(acc[mi][2 * nj], af[mi], b0);
+          mma::mma_16816<mma_t<T>>(acc[mi][2 * nj + 1], af[mi], b1);
+        }
+      }
+    }
+  }
+  mma::cp_async_wait<0>();
+
+  // ---- epilogue: lane (g, q) holds rows g and g + 8, columns 2q and 2q + 1 of each tile ----
+  const int gq = lane / 4, q = lane % 4;
+#pragma unroll
+  for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+    for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        store_out<T, kPass>(p, g, blockIdx.z, m0 + wm * (MI * 16) + mi * 16 + gq + (e / 2) * 8,
+                            n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
+}
+
+/// dw[g * Og + col][c][r][s] = the sum over the splits, in split order, of ws (splits, G, M, Ncol)
+/// at (g, row = (r, s, c), col).
+template <class T>
+__global__ void wgrad_reduce_kernel(const ConvParams p, int64_t splits) {
+  const int64_t G = p.O / p.Og, total = G * p.M * p.Ncol;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = 0.f;
+    for (int64_t z = 0; z < splits; ++z) v += p.ws[z * total + i];
+    const int64_t col = i % p.Ncol, row = (i / p.Ncol) % p.M, g = i / (p.Ncol * p.M);
+    const int64_t tap = row / p.Cg, c = row % p.Cg;
+    T* const o = static_cast<T*>(p.out) + (g * p.Og + col) * p.os0 + c * p.os1 +
+                 (tap / p.S) * p.os2 + (tap % p.S) * p.os3;
+    *o = detail::convert<T>(v);
+  }
+}
+
+// ---- host side ----
+
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
+bool is_16bit_float(DType dt) { return dt == kBFloat16 || dt == kFloat16; }
+
+/// Raises kKernel's dynamic shared-memory limit to `bytes`, once per thread and device.
+template <auto kKernel>
+void opt_in_smem(int bytes, int device) {
+  thread_local int configured_device = -1;
+  if (configured_device == device) return;
+  EMBER_CUDA_CHECK(
+      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  configured_device = device;
+}
+
+int64_t sm_count(int device) {
+  thread_local int cached_device = -1;
+  thread_local int sms = 0;
+  if (cached_device != device) {
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    cached_device = device;
+  }
+  return sms;
+}
+
+/// t (N, C, H, W) as an NHWC-contiguous (N, H, W, C) tensor with a 16-byte aligned base: a view
+/// when t is channels-last in memory already, else one copy.
+Tensor nhwc(const Tensor& t) {
+  const Tensor v = t.permute({0, 2, 3, 1});
+  Tensor c = v.contiguous();
+  if (!aligned16(c.data_ptr())) {
+    c = make_tensor(v.sizes(), v.dtype(), v.device(), "conv2d_implicit_gemm");
+    c.copy_(v);
+  }
+  return c;
+}
+
+/// The 4 strides of an NCHW-indexed output.
+void set_out(ConvParams& p, const Tensor& out) {
+  p.out = out.data_ptr();
+  p.os0 = out.stride(0), p.os1 = out.stride(1), p.os2 = out.stride(2), p.os3 = out.stride(3);
+}
+
+bool fits_int(int64_t v) { return v <= std::numeric_limits<int>::max() / 2; }
+
+/// The shared geometry, with the declines every pass makes: dtypes, ranks, group sizes, sizes
+/// beyond int32 for the per-thread coordinates.
+bool fill_common(ConvParams& p, const Tensor& x4, const Tensor& y4, const Tensor& weight,
+                 const Window2d& w, int64_t groups) {
+  const DType dt = x4.dtype();
+  if (!is_16bit_float(dt) || y4.dtype() != dt || weight.dtype() != dt) return false;
+  if (x4.dim() != 4 || y4.dim() != 4 || weight.dim() != 4 || groups <= 0) return false;
+  p.N = x4.size(0), p.C = x4.size(1), p.H = x4.size(2), p.W = x4.size(3);
+  p.O = y4.size(1), p.P = y4.size(2), p.Q = y4.size(3);
+  if (y4.size(0) != p.N || p.C % groups != 0 || p.O % groups != 0) return false;
+  p.Cg = p.C / groups, p.Og = p.O / groups;
+  if (weight.size(0) != p.O || weight.size(1) != p.Cg || weight.size(2) != w.kh ||
+      weight.size(3) != w.kw)
+    return false;
+  for (int64_t v : {p.H, p.W, p.P, p.Q, w.kh, w.kw, w.sh, w.sw, w.ph, w.pw, w.dh, w.dw})
+    if (!fits_int(v) || !fits_int(v * std::max(w.dh, w.dw) * std::max(w.kh, w.kw) + v))
+      return false;
+  p.R = static_cast<int>(w.kh), p.S = static_cast<int>(w.kw);
+  p.sh = static_cast<int>(w.sh), p.sw = static_cast<int>(w.sw);
+  p.ph = static_cast<int>(w.ph), p.pw = static_cast<int>(w.pw);
+  p.dh = static_cast<int>(w.dh), p.dw = static_cast<int>(w.dw);
+  p.bias = nullptr, p.bias_s = 0, p.relu = false, p.ws = nullptr;
+  return true;
+}
+
+bool grid_fits(const ConvParams& p, int64_t groups) {
+  const int64_t m_tiles = (p.M + BM - 1) / BM, n_tiles = (p.Ncol + BN - 1) / BN;
+  return m_tiles <= (int64_t{1} << 31) - 1 && n_tiles * groups <= 65535;
+}
+
+template <class T, Pass kPass>
+void launch(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t stream, int device) {
+  constexpr bool kKMajor = kPass != Pass::kWgrad;
+  constexpr int bytes = smem_bytes<kKMajor>();
+  opt_in_smem<conv_implicit_gemm_kernel<T, kPass>>(bytes, device);
+  const dim3 grid(static_cast<unsigned>((p.M + BM - 1) / BM),
+                  static_cast<unsigned>(((p.Ncol + BN - 1) / BN) * groups),
+                  static_cast<unsigned>(splits));
+  conv_implicit_gemm_kernel<T, kPass><<<grid, kThreads, bytes, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <Pass kPass>
+void launch_dtype(const ConvParams& p, DType dt, int64_t groups, int64_t splits,
+                  cudaStream_t stream, int device) {
+  if (dt == kBFloat16)
+    launch<BF16Bits, kPass>(p, groups, splits, stream, device);
+  else
+    launch<HalfBits, kPass>(p, groups, splits, stream, device);
+}
+
+}  // namespace
+
+bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weight,
+                          const Tensor& bias, const Window2d& w, int64_t groups, bool relu) {
+  ConvParams p;
+  if (!fill_common(p, x, out, weight, w, groups)) return false;
+  if (p.Cg % 8 != 0 || p.Cg == 0) return false;
+  if (bias.defined() && (bias.dtype() != x.dtype() || bias.dim() != 1 || bias.size(0) != p.O))
+    return false;
+  p.M = p.N * p.P * p.Q, p.Ncol = p.Og, p.K = p.Cg * w.kh * w.kw;
+  if (!grid_fits(p, groups)) return false;
+  if (p.M == 0 || p.Ncol == 0) return true;
+
+  NoGradGuard no_grad;
+  detail::DeviceGuard guard(out.device().index());
+  const Tensor xh = nhwc(x);
+  // (O, R, S, Cg): row o of group g is K-contiguous in (r, s, c) order.
+  const Tensor wk = weight.permute({0, 2, 3, 1}).contiguous();
+  p.act = xh.data_ptr(), p.opd = wk.data_ptr();
+  set_out(p, out);
+  p.bias = bias.defined() ? bias.data_ptr() : nullptr;
+  p.bias_s = bias.defined() ? bias.stride(0) : 0;
+  p.relu = relu;
+  p.kt_per_split = (p.K + BK - 1) / BK;
+  launch_dtype<Pass::kFprop>(p, x.dtype(), groups, 1, detail::stream_of(out), out.device().index());
+  return true;
+}
+
+bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const Tensor& weight,
+                                     const Tensor& bias, const Window2d& w, int64_t groups) {
+  ConvParams p;
+  if (!fill_common(p, dx, dy, weight, w, groups)) return false;
+  if (p.Og % 8 != 0 || p.Og == 0) return false;
+  if (bias.defined() && (bias.dtype() != dx.dtype() || bias.dim() != 1 || bias.size(0) != p.C))
+    return false;
+  p.M = p.N * p.H * p.W, p.Ncol = p.Cg, p.K = p.Og * w.kh * w.kw;
+  if (!grid_fits(p, groups)) return false;
+  if (p.M == 0 || p.Ncol == 0) return true;
+
+  NoGradGuard no_grad;
+  detail::DeviceGuard guard(dx.device().index());
+  const Tensor dyh = nhwc(dy);
+  // (G, Cg, R, S, Og): row c of group g is K-contiguous in (r, s, o) order.
+  const Tensor wk =
+      weight.reshape({groups, p.Og, p.Cg, w.kh, w.kw}).permute({0, 2, 3, 4, 1}).contiguous();
+  p.act = dyh.data_ptr(), p.opd = wk.data_ptr();
+  set_out(p, dx);
+  p.bias = bias.defined() ? bias.data_ptr() : nullptr;
+  p.bias_s = bias.defined() ? bias.stride(0) : 0;
+  p.kt_per_split = (p.K + BK - 1) / BK;
+  launch_dtype<Pass::kDgrad>(p, dx.dtype(), groups, 1, detail::stream_of(dx), dx.device().index());
+  return true;
+}
+
+bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
+                                      const Window2d& w, int64_t groups) {
+  ConvParams p;
+  if (!fill_common(p, x, dy, dw, w, groups)) return false;
+  if (p.Og % 8 != 0 || p.Cg % 8 != 0 || p.Og == 0 || p.Cg == 0) return false;
+  p.M = p.Cg * w.kh * w.kw, p.Ncol = p.Og, p.K = p.N * p.P * p.Q;
+  if (p.K == 0 || !grid_fits(p, groups)) return false;  // empty batch: the caller's zeros
+
+  NoGradGuard no_grad;
+  const int device = dw.device().index();
+  detail::DeviceGuard guard(device);
+  const cudaStream_t stream = detail::stream_of(dw);
+  const Tensor xh = nhwc(x), dyh = nhwc(dy);
+  p.act = xh.data_ptr(), p.opd = dyh.data_ptr();
+  set_out(p, dw);
+  // Split K when the tiles alone leave the GPU mostly idle: about two blocks per SM, each
+  // slice at least 8 slabs long.
+  const int64_t KT = (p.K + BK - 1) / BK;
+  const int64_t tiles = ((p.M + BM - 1) / BM) * ((p.Ncol + BN - 1) / BN) * groups;
+  int64_t splits = std::min<int64_t>(
+      {(2 * sm_count(device) + tiles - 1) / tiles, std::max<int64_t>(1, KT / 8), 64});
+  p.kt_per_split = (KT + splits - 1) / splits;
+  splits = (KT + p.kt_per_split - 1) / p.kt_per_split;  // no empty slice
+  Tensor ws;
+  if (splits > 1) {
+    ws = make_tensor({splits, groups, p.M, p.Ncol}, kFloat32, dw.device(), "conv2d_weight_grad");
+    p.ws = static_cast<float*>(ws.data_ptr());
+  }
+  launch_dtype<Pass::kWgrad>(p, dw.dtype(), groups, splits, stream, device);
+  if (splits > 1) {
+    const int64_t total = groups * p.M * p.Ncol;
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((total + 255) / 256, 4096));
+    if (dw.dtype() == kBFloat16)
+      wgrad_reduce_kernel<BF16Bits><<<blocks, 256, 0, stream>>>(p, splits);
+    else
+      wgrad_reduce_kernel<HalfBits><<<blocks, 256, 0, stream>>>(p, splits);
+    EMBER_CUDA_CHECK_LAUNCH();
+  }
+  return true;
+}
+
+}  // namespace ember::cuda

@@ -1,0 +1,308 @@
+// The implicit-GEMM convolution kernels (src/cuda/conv_implicit_gemm.cu) against a float64 CPU
+// reference computed from the same bfloat16/float16 inputs (the CPU conv2d in float64 and its
+// autograd gradients): forward (+ bias, + relu), input gradient and weight gradient on odd shapes
+// (N = 2, C 8/16/24, H and W 7/9/13/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride 1/2, padding
+// 0/1/3, dilation 1/2, groups 1/2), outputs starting poisoned; a weight gradient long enough to
+// be split over K; non-contiguous inputs (a channel slice, a channels-last view, a transposed
+// dY) and a strided output; bitwise repeatability; the layouts the kernels decline (C/groups not
+// a multiple of 8, float32) return false and leave the output untouched. Through the ops:
+// conv2d and conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and
+// their gradients match the reference; a 3-channel input still works (im2col fallback).
+// Tolerance: max |got - ref| <= tol * max |ref| (bf16 1e-2, fp16 2e-3: one rounding of the
+// output plus float32 sums of K terms). Without a GPU each case prints "skipped".
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <vector>
+
+#include "core/kernels.hpp"
+#include "cuda/cuda_test_util.hpp"
+#include "ember/cuda/cuda.hpp"
+#include "ember/ember.hpp"
+
+using namespace ember;
+using ember::test::gpu;
+
+namespace {
+
+const Device cu(kCUDA);
+
+struct Shape {
+  int64_t N, C, H, W, O, k, stride, pad, dil, groups;
+};
+
+const Shape kShapes[] = {
+    {2, 8, 7, 7, 8, 3, 1, 1, 1, 1},     {2, 16, 9, 9, 24, 3, 2, 1, 1, 1},
+    {2, 24, 13, 13, 16, 1, 1, 0, 1, 1}, {2, 16, 9, 9, 16, 5, 1, 3, 2, 1},
+    {2, 16, 13, 13, 16, 3, 2, 1, 1, 2}, {2, 8, 13, 13, 8, 7, 2, 3, 1, 1},
+    {2, 16, 7, 9, 8, 3, 1, 0, 2, 1},    {2, 24, 9, 9, 16, 1, 2, 0, 1, 1},
+    {2, 16, 13, 13, 16, 3, 2, 2, 2, 2}, {2, 16, 7, 7, 24, 5, 1, 1, 1, 1},
+};
+
+Window2d window(const Shape& s) {
+  return Window2d{s.k, s.k, s.dil, s.dil, s.pad, s.pad, s.stride, s.stride};
+}
+int64_t out_size(int64_t in, const Shape& s) {
+  return (in + 2 * s.pad - s.dil * (s.k - 1) - 1) / s.stride + 1;
+}
+
+Tensor rnd(IntArrayRef shape, DType dt, Generator& g) { return randn(shape, g).to(dt).to(cu); }
+Tensor f64(const Tensor& t) { return t.cpu().to(kFloat64); }
+Tensor poisoned(IntArrayRef shape, DType dt) { return empty(shape, TensorOptions(dt).device(cu)); }
+
+double tol_of(DType dt) { return dt == kBFloat16 ? 1e-2 : 2e-3; }
+
+/// max |got - ref| <= tol * max |ref|; NaN (an unwritten poisoned element) fails.
+bool close(const Tensor& got, const Tensor& ref, DType dt) {
+  if (got.sizes() != ref.sizes()) return false;
+  const std::vector<double> x = test::values(got.cpu().to(kFloat64)), y = test::values(ref);
+  double scale = 0, err = 0;
+  for (double v : y) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double d = std::abs(x[i] - y[i]);
+    if (!(d <= err)) err = d;  // NaN sticks
+  }
+  UNSCOPED_INFO("max |diff| " << err << " against max |ref| " << scale);
+  return err <= tol_of(dt) * scale;
+}
+
+/// The float64 CPU reference: y = act(conv2d(x, w) + b), dx and dw for the upstream gradient dy.
+struct Reference {
+  Tensor y, dx, dw;
+};
+Reference reference(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy,
+                    const Shape& s, bool relu_) {
+  Tensor xd = f64(x).requires_grad_(), wd = f64(w).requires_grad_();
+  Tensor y = conv2d(xd, wd, b.defined() ? f64(b) : Tensor(), {s.stride, s.stride}, {s.pad, s.pad},
+                    {s.dil, s.dil}, s.groups);
+  if (relu_) y = relu(y);
+  Reference r;
+  r.y = y.detach();
+  if (dy.defined()) {
+    y.backward(f64(dy));
+    r.dx = xd.grad(), r.dw = wd.grad();
+  }
+  return r;
+}
+
+std::string describe(const Shape& s) {
+  return "N=" + std::to_string(s.N) + " C=" + std::to_string(s.C) + " H=" + std::to_string(s.H) +
+         " W=" + std::to_string(s.W) + " O=" + std::to_string(s.O) + " k=" + std::to_string(s.k) +
+         " stride=" + std::to_string(s.stride) + " pad=" + std::to_string(s.pad) +
+         " dil=" + std::to_string(s.dil) + " groups=" + std::to_string(s.groups);
+}
+
+}  // namespace
+
+TEST_CASE("cuda conv2d_implicit_gemm: forward, input and weight gradients against float64") {
+  if (!gpu()) return;
+  Generator g(7101);
+  int variant = 0;
+  for (const Shape& s : kShapes) {
+    const Window2d win = window(s);
+    const int64_t P = out_size(s.H, s), Q = out_size(s.W, s);
+    for (DType dt : {kBFloat16, kFloat16}) {
+      const bool with_bias = variant % 2 == 0, with_relu = variant % 4 < 2;
+      ++variant;
+      INFO(describe(s) << " " << dt << (with_bias ? " bias" : "") << (with_relu ? " relu" : ""));
+      const Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g);
+      const Tensor w = rnd({s.O, s.C / s.groups, s.k, s.k}, dt, g);
+      const Tensor b = with_bias ? rnd({s.O}, dt, g) : Tensor();
+      const Tensor dy = rnd({s.N, s.O, P, Q}, dt, g);
+      const Reference fwd = reference(x, w, b, Tensor(), s, with_relu);
+      const Reference grads = reference(x, w, Tensor(), dy, s, false);
+
+      Tensor y = poisoned({s.N, s.O, P, Q}, dt);
+      REQUIRE(cuda::conv2d_implicit_gemm(y, x, w, b, win, s.groups, with_relu));
+      CHECK(close(y, fwd.y, dt));
+      Tensor dx = poisoned(x.sizes(), dt);
+      REQUIRE(cuda::conv2d_implicit_gemm_input_grad(dx, dy, w, Tensor(), win, s.groups));
+      CHECK(close(dx, grads.dx, dt));
+      Tensor dw = poisoned(w.sizes(), dt);
+      REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw, dy, x, win, s.groups));
+      CHECK(close(dw, grads.dw, dt));
+    }
+  }
+}
+
+TEST_CASE("cuda conv2d_implicit_gemm: split-K weight gradient, repeatable bitwise") {
+  if (!gpu()) return;
+  Generator g(7102);
+  // K = N*P*Q = 2 * 17 * 17 = 578 positions: 19 slabs of 32, a (72, 8) GEMM of one tile, so the
+  // weight gradient is split over K and reduced in a second pass.
+  const Shape s{2, 8, 17, 17, 8, 3, 1, 1, 1, 1};
+  const Window2d win = window(s);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    const Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g);
+    const Tensor w = rnd({s.O, s.C, s.k, s.k}, dt, g), b = rnd({s.O}, dt, g);
+    const Tensor dy = rnd({s.N, s.O, s.H, s.W}, dt, g);
+    const Reference ref = reference(x, w, Tensor(), dy, s, false);
+    Tensor dw1 = poisoned(w.sizes(), dt), dw2 = poisoned(w.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw1, dy, x, win, s.groups));
+    REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw2, dy, x, win, s.groups));
+    CHECK(close(dw1, ref.dw, dt));
+    CHECK(test::bitwise_equal(dw1.cpu(), dw2.cpu()));
+    Tensor y1 = poisoned(dy.sizes(), dt), y2 = poisoned(dy.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm(y1, x, w, b, win, 1, true));
+    REQUIRE(cuda::conv2d_implicit_gemm(y2, x, w, b, win, 1, true));
+    CHECK(test::bitwise_equal(y1.cpu(), y2.cpu()));
+    Tensor dx1 = poisoned(x.sizes(), dt), dx2 = poisoned(x.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm_input_grad(dx1, dy, w, Tensor(), win, 1));
+    REQUIRE(cuda::conv2d_implicit_gemm_input_grad(dx2, dy, w, Tensor(), win, 1));
+    CHECK(close(dx1, ref.dx, dt));
+    CHECK(test::bitwise_equal(dx1.cpu(), dx2.cpu()));
+  }
+}
+
+TEST_CASE("cuda conv2d_implicit_gemm: non-contiguous inputs and a strided output") {
+  if (!gpu()) return;
+  Generator g(7103);
+  const Shape s{2, 16, 9, 9, 16, 3, 2, 1, 1, 2};
+  const Window2d win = window(s);
+  const int64_t P = out_size(s.H, s), Q = out_size(s.W, s);
+  const DType dt = kBFloat16;
+  // x: channels 8..23 of a 32-channel tensor, and the same values stored channels-last.
+  const Tensor big = rnd({s.N, 32, s.H, s.W}, dt, g);
+  const Tensor x_slice = big.narrow(1, 8, s.C);
+  const Tensor x_cl = x_slice.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+  const Tensor w = rnd({s.O, s.C / s.groups, s.k, s.k}, dt, g), b = rnd({s.O}, dt, g);
+  const Tensor dy_t = rnd({s.N, s.O, Q, P}, dt, g).transpose(2, 3);  // (N, O, P, Q) transposed
+  const Reference ref = reference(x_slice, w, b, dy_t, s, false);
+  const Reference grads = reference(x_slice, w, Tensor(), dy_t, s, false);
+  for (const Tensor& x : {x_slice, x_cl}) {
+    // out: every other column of a wider buffer
+    Tensor buf = poisoned({s.N, s.O, P, 2 * Q}, dt);
+    Tensor y = buf.slice(3, 0, std::nullopt, 2);
+    REQUIRE(cuda::conv2d_implicit_gemm(y, x, w, b, win, s.groups, false));
+    CHECK(close(y, ref.y, dt));
+    Tensor dw = poisoned(w.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw, dy_t, x, win, s.groups));
+    CHECK(close(dw, grads.dw, dt));
+  }
+  Tensor dx = poisoned(x_slice.sizes(), dt);
+  REQUIRE(cuda::conv2d_implicit_gemm_input_grad(dx, dy_t, w, Tensor(), win, s.groups));
+  CHECK(close(dx, grads.dx, dt));
+}
+
+TEST_CASE("cuda conv2d_implicit_gemm: declined layouts return false and write nothing") {
+  if (!gpu()) return;
+  Generator g(7104);
+  const DType dt = kBFloat16;
+  const Window2d win{3, 3, 1, 1, 1, 1, 1, 1};
+  // C = 3 (the ResNet stem's input): the forward and the weight gradient decline.
+  const Tensor x3 = rnd({2, 3, 7, 7}, dt, g), w3 = rnd({8, 3, 3, 3}, dt, g);
+  const Tensor dy8 = rnd({2, 8, 7, 7}, dt, g);
+  Tensor y = zeros({2, 8, 7, 7}, TensorOptions(dt).device(cu));
+  CHECK_FALSE(cuda::conv2d_implicit_gemm(y, x3, w3, Tensor(), win, 1, false));
+  Tensor dw3 = zeros(w3.sizes(), TensorOptions(dt).device(cu));
+  CHECK_FALSE(cuda::conv2d_implicit_gemm_weight_grad(dw3, dy8, x3, win, 1));
+  // O / groups = 12 / 2 = 6: the input gradient declines.
+  const Tensor x16 = rnd({2, 16, 7, 7}, dt, g), w12 = rnd({12, 8, 3, 3}, dt, g);
+  const Tensor dy12 = rnd({2, 12, 7, 7}, dt, g);
+  Tensor dx = zeros(x16.sizes(), TensorOptions(dt).device(cu));
+  CHECK_FALSE(cuda::conv2d_implicit_gemm_input_grad(dx, dy12, w12, Tensor(), win, 2));
+  // float32
+  Tensor y32 = zeros({2, 8, 7, 7}, TensorOptions(kFloat32).device(cu));
+  CHECK_FALSE(cuda::conv2d_implicit_gemm(y32, x16.narrow(1, 0, 8).to(kFloat32),
+                                         rnd({8, 8, 3, 3}, kFloat32, g), Tensor(), win, 1, false));
+  CHECK(test::bitwise_equal(y.cpu(), zeros({2, 8, 7, 7}, TensorOptions(dt))));
+  CHECK(test::bitwise_equal(dw3.cpu(), zeros(w3.sizes(), TensorOptions(dt))));
+  CHECK(test::bitwise_equal(dx.cpu(), zeros(x16.sizes(), TensorOptions(dt))));
+  CHECK(test::bitwise_equal(y32.cpu(), zeros({2, 8, 7, 7}, TensorOptions(kFloat32))));
+}
+
+TEST_CASE("cuda conv2d in bfloat16 runs on the implicit GEMM, gradients through autograd") {
+  if (!gpu()) return;
+  Generator g(7105);
+  const DType dt = kBFloat16;
+  for (const Shape& s : {kShapes[1], kShapes[4], kShapes[6]}) {
+    INFO(describe(s));
+    const int64_t P = out_size(s.H, s), Q = out_size(s.W, s);
+    Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g).requires_grad_();
+    Tensor w = rnd({s.O, s.C / s.groups, s.k, s.k}, dt, g).requires_grad_();
+    Tensor b = rnd({s.O}, dt, g).requires_grad_();
+    const Tensor dy = rnd({s.N, s.O, P, Q}, dt, g);
+    Tensor y = conv2d(x, w, b, {s.stride, s.stride}, {s.pad, s.pad}, {s.dil, s.dil}, s.groups);
+    // The op's forward is the kernel's (bitwise).
+    Tensor direct = poisoned(y.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm(direct, x.detach(), w.detach(), b.detach(), window(s),
+                                       s.groups, false));
+    CHECK(test::bitwise_equal(y.detach().cpu(), direct.cpu()));
+    y.backward(dy);
+    const Reference ref = reference(x.detach(), w.detach(), b.detach(), dy, s, false);
+    CHECK(close(y.detach(), ref.y, dt));
+    CHECK(close(x.grad(), ref.dx, dt));
+    CHECK(close(w.grad(), ref.dw, dt));
+    CHECK(close(b.grad(), f64(dy).sum({0, 2, 3}), dt));
+  }
+  // A 3-channel input (declined by the kernel) takes im2col + gemm.
+  const Shape stem{2, 3, 9, 9, 8, 3, 2, 1, 1, 1};
+  Tensor x = rnd({2, 3, 9, 9}, dt, g).requires_grad_();
+  Tensor w = rnd({8, 3, 3, 3}, dt, g).requires_grad_();
+  Tensor y = conv2d(x, w, {}, {2, 2}, {1, 1});
+  const Tensor dy = rnd(y.sizes(), dt, g);
+  y.backward(dy);
+  const Reference ref = reference(x.detach(), w.detach(), Tensor(), dy, stem, false);
+  CHECK(close(y.detach(), ref.y, dt));
+  CHECK(close(x.grad(), ref.dx, dt));
+  CHECK(close(w.grad(), ref.dw, dt));
+}
+
+TEST_CASE("cuda conv_transpose2d in bfloat16: forward and gradients on the implicit GEMM") {
+  if (!gpu()) return;
+  Generator g(7106);
+  const DType dt = kBFloat16;
+  struct TShape {
+    int64_t N, Cin, H, W, Cout, k, stride, pad, out_pad, dil, groups;
+  };
+  for (const TShape& s :
+       {TShape{2, 16, 5, 5, 8, 3, 2, 1, 1, 1, 1}, TShape{2, 16, 7, 6, 16, 4, 2, 1, 0, 1, 2},
+        TShape{2, 8, 6, 6, 16, 3, 1, 2, 0, 2, 1}}) {
+    INFO("Cin=" << s.Cin << " Cout=" << s.Cout << " k=" << s.k << " stride=" << s.stride
+                << " groups=" << s.groups);
+    const auto run = [&](const Tensor& x, const Tensor& w, const Tensor& b) {
+      return conv_transpose2d(x, w, b, {s.stride, s.stride}, {s.pad, s.pad}, {s.out_pad, s.out_pad},
+                              s.groups, {s.dil, s.dil});
+    };
+    Tensor x = rnd({s.N, s.Cin, s.H, s.W}, dt, g).requires_grad_();
+    Tensor w = rnd({s.Cin, s.Cout / s.groups, s.k, s.k}, dt, g).requires_grad_();
+    Tensor b = rnd({s.Cout}, dt, g).requires_grad_();
+    Tensor y = run(x, w, b);
+    const Tensor dy = rnd(y.sizes(), dt, g);
+    y.backward(dy);
+    Tensor xd = f64(x.detach()).requires_grad_(), wd = f64(w.detach()).requires_grad_();
+    Tensor yd = run(xd, wd, f64(b.detach()));
+    yd.backward(f64(dy));
+    CHECK(close(y.detach(), yd.detach(), dt));
+    CHECK(close(x.grad(), xd.grad(), dt));
+    CHECK(close(w.grad(), wd.grad(), dt));
+    // The forward is the input-gradient kernel's (bitwise).
+    Tensor direct = poisoned(y.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm_input_grad(
+        direct, x.detach(), w.detach(), b.detach(),
+        Window2d{s.k, s.k, s.dil, s.dil, s.pad, s.pad, s.stride, s.stride}, s.groups));
+    CHECK(test::bitwise_equal(y.detach().cpu(), direct.cpu()));
+  }
+}
+
+TEST_CASE("cuda conv2d in bfloat16: create_graph (double backward) through the ops") {
+  if (!gpu()) return;
+  Generator g(7107);
+  const DType dt = kBFloat16;
+  const Shape s = kShapes[0];
+  Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g).requires_grad_();
+  Tensor w = rnd({s.O, s.C, s.k, s.k}, dt, g).requires_grad_();
+  // d/dw of sum(grad_x(sum(conv(x, w)^2 / 2))^2): needs the backward to be differentiable.
+  auto loss_of = [&](const Tensor& xx, const Tensor& ww) {
+    Tensor y = conv2d(xx, ww, {}, 1, 1);
+    Tensor gx = autograd::grad({(y * y).sum() * 0.5}, {xx}, {}, std::nullopt, true)[0];
+    return (gx * gx).sum();
+  };
+  Tensor l = loss_of(x, w);
+  l.backward();
+  Tensor xd = f64(x.detach()).requires_grad_(), wd = f64(w.detach()).requires_grad_();
+  Tensor ld = loss_of(xd, wd);
+  ld.backward();
+  CHECK(close(w.grad(), wd.grad(), dt));
+}
