@@ -3,8 +3,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
+#include "core/kernels.hpp"
 #include "ember/cuda/cuda.hpp"
+#include "ember/error.hpp"
 
 namespace ember::cuda {
 namespace {
@@ -20,9 +23,36 @@ std::atomic<bool>& tf32_flag() {
   return flag;
 }
 
+/// EMBER_CUDA_BACKEND at start-up: "ember" (or unset) or "cublas"; anything else, or cublas in
+/// a build without cuBLAS, raises ValueError / DeviceError at the first use.
+Backend backend_from_environment() {
+  const char* v = std::getenv("EMBER_CUDA_BACKEND");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "ember") == 0) return Backend::kEmber;
+  EMBER_CHECK(std::strcmp(v, "cublas") == 0, ValueError,
+              "[cuda::backend] EMBER_CUDA_BACKEND must be 'ember' or 'cublas', got '", v, "'");
+  EMBER_CHECK(cublas_available(), DeviceError,
+              "[cuda::backend] EMBER_CUDA_BACKEND=cublas, but this build has no cuBLAS");
+  return Backend::kCublas;
+}
+
+std::atomic<Backend>& backend_flag() {
+  static std::atomic<Backend> flag{backend_from_environment()};
+  return flag;
+}
+
 }  // namespace
 
 void set_allow_tf32(bool allow) { tf32_flag().store(allow, std::memory_order_relaxed); }
 bool allow_tf32() { return tf32_flag().load(std::memory_order_relaxed); }
+
+void set_backend(Backend b) {
+  EMBER_CHECK(b == Backend::kEmber || b == Backend::kCublas, ValueError,
+              "[cuda::set_backend] unknown backend ", static_cast<int>(b));
+  EMBER_CHECK(b != Backend::kCublas || cublas_available(), DeviceError,
+              "[cuda::set_backend] cuBLAS is not available in this build (",
+              is_built() ? "the CPU emulator" : "built without CUDA", ")");
+  backend_flag().store(b, std::memory_order_relaxed);
+}
+Backend backend() { return backend_flag().load(std::memory_order_relaxed); }
 
 }  // namespace ember::cuda

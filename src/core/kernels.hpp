@@ -339,6 +339,12 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 /// when the product has fewer 128 x 128 tiles than the GPU has SMs, else 1), or 0, 1, 2 forced
 /// (see gemm_tc.cu). For the tests and benchmarks, which run each.
 void set_gemm_tc_config(int config);
+/// gemm through cuBLAS (src/cuda/cublas.cu) for cuda::Backend::kCublas: float32 (TF32 when
+/// allowed), float64, float16 and bfloat16; false, having done nothing, for a dtype or layout it
+/// does not map (the caller then runs gemm's own kernels).
+bool cublas_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
+/// True when this build can call cuBLAS (a real CUDA build, not the CPU emulator).
+bool cublas_available();
 void check_index_range(const Tensor& index, int64_t size, const char* op, int64_t dim);
 void gather(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
 void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate);

@@ -40,6 +40,10 @@ bool conv2d_implicit_gemm(const Tensor&, const Tensor&, const Tensor&, const Ten
 bool conv2d_implicit_gemm_input_grad(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
 bool conv2d_implicit_gemm_weight_grad(const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
 #endif
+#ifndef EMBER_CUDA_HAS_CUBLAS
+bool cublas_gemm(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar) { return false; }
+bool cublas_available() { return false; }
+#endif
 #ifndef EMBER_CUDA_HAS_INDEX
 void check_index_range(const Tensor&, int64_t, const char*, int64_t) { unsupported("check_index_range"); }
 void gather(const Tensor&, const Tensor&, int64_t, const Tensor&) { unsupported("gather"); }

@@ -148,4 +148,16 @@ bool poison_allocations();
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+/// The kernels behind CUDA matrix products, convolution and attention (process-wide).
+enum class Backend {
+  kEmber,   ///< Ember's own kernels (the default): tensor-core GEMM with fused epilogues,
+            ///< implicit-GEMM convolution, fused flash attention
+  kCublas,  ///< every matrix product through NVIDIA's cuBLAS; convolution and attention then run
+            ///< as their composites over it (im2col + GEMM; matmul + softmax + matmul)
+};
+/// Selects the backend; EMBER_CUDA_BACKEND=cublas (or ember) at start-up does the same.
+/// DeviceError for kCublas when this build cannot call cuBLAS (no CUDA, or the CPU emulator).
+void set_backend(Backend backend);
+Backend backend();
+
 }  // namespace ember::cuda

@@ -23,6 +23,7 @@
 #include "core/kernels.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
+#include "ember/cuda/cuda.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
@@ -405,7 +406,8 @@ Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bia
 // ---- CUDA bfloat16/float16: implicit GEMM on the tensor cores ----
 
 bool implicit_gemm_dtype(const Tensor& x) {
-  return x.is_cuda() && (x.dtype() == kBFloat16 || x.dtype() == kFloat16);
+  return x.is_cuda() && (x.dtype() == kBFloat16 || x.dtype() == kFloat16) &&
+         cuda::backend() == cuda::Backend::kEmber;
 }
 
 /// conv2d's gradients written with ops (differentiable again, any layout): dX = conv_transpose2d

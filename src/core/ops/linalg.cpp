@@ -9,6 +9,7 @@
 #include "core/dispatch.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
+#include "ember/cuda/cuda.hpp"
 #include "ember/ops.hpp"
 
 namespace ember {
@@ -344,8 +345,8 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
   full.insert(full.end(), {a.size(-2), N});
   // On CUDA the tensor-core GEMM adds the bias in its epilogue: one pass over out instead of a
   // broadcast fill and a read-modify-write (declined layouts take the path below).
-  if (bias.defined() && x.is_cuda() && bias.dim() == 1 && bias.size(0) == N &&
-      bias.dtype() == x.dtype()) {
+  if (bias.defined() && x.is_cuda() && cuda::backend() == cuda::Backend::kEmber &&
+      bias.dim() == 1 && bias.size(0) == N && bias.dtype() == x.dtype()) {
     GemmEpilogue e;
     e.bias = bias;
     const Tensor a3 = x.reshape({1, -1, K});
