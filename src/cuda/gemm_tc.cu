@@ -163,13 +163,79 @@ __device__ __forceinline__ void fill_stages(Load& load, int64_t KT) {
   }
 }
 
+/// The cp.async loader of one block's A and B slabs, shared by gemm_tc_kernel (T 16-bit,
+/// kChunk 8) and gemm_tf32_kernel (float, kChunk 4): each 16-byte chunk is kChunk elements. A
+/// thread's chunk i of A is row r0 + i * kARowStep at column kc, so one base pointer and a
+/// validity bit per chunk describe them all; only k moves from slab to slab. B K-contiguous is
+/// read as A (rows are n); row-major B's chunks are kChunk columns of one k row. A chunk outside
+/// the matrix is zero-filled from the matrix's base address.
+template <class T, int kChunk, int BM, int BN, int BK, int kThreads, bool kBKMajor>
+struct SlabLoader {
+  static constexpr int kAChunks = BM * BK / kChunk / kThreads;
+  static constexpr int kBChunks = BN * BK / kChunk / kThreads;
+  static constexpr int kARowStep = kThreads / (BK / kChunk);
+  static constexpr int kBRowStep = kBKMajor ? kThreads / (BK / kChunk) : kThreads / (BN / kChunk);
+  static_assert(kAChunks <= 32 && kBChunks <= 32, "one validity bit per chunk");
+  const T* A;
+  const T* B;
+  const T* a_base;
+  const T* b_base;
+  int64_t lda, ldb, K;
+  int a_r0, a_kc, b_r0, b_c0;
+  uint32_t a_rows_ok = 0, b_ok = 0;  // B row-major: bit 0 alone (the chunk's columns inside)
+
+  __device__ __forceinline__ SlabLoader(const TcParams& p, const T* A_, const T* B_, int64_t m0,
+                                        int64_t n0, int tid)
+      : A(A_), B(B_), lda(p.lda), ldb(p.ldb), K(p.K) {
+    a_r0 = tid / (BK / kChunk);
+    a_kc = (tid % (BK / kChunk)) * kChunk;
+    a_base = A + (m0 + a_r0) * lda + a_kc;
+#pragma unroll
+    for (int i = 0; i < kAChunks; ++i)
+      if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
+    b_r0 = kBKMajor ? tid / (BK / kChunk) : tid / (BN / kChunk);
+    b_c0 = kBKMajor ? (tid % (BK / kChunk)) * kChunk : (tid % (BN / kChunk)) * kChunk;
+    b_base = kBKMajor ? B + (n0 + b_r0) * ldb + b_c0 : B + b_r0 * ldb + n0 + b_c0;
+#pragma unroll
+    for (int i = 0; i < kBChunks; ++i)
+      if (kBKMajor ? n0 + b_r0 + i * kBRowStep < p.N : n0 + b_c0 < p.N) b_ok |= 1u << i;
+  }
+
+  /// Slab kt into a stage: as (BM rows of pitch a_pitch), bs (B's rows of pitch b_pitch).
+  __device__ __forceinline__ void operator()(T* as, T* bs, int a_pitch, int b_pitch,
+                                             int64_t kt) const {
+    const int64_t k0 = kt * BK;
+    as += a_r0 * a_pitch + a_kc;
+    bs += b_r0 * b_pitch + b_c0;
+    const bool a_k_ok = k0 + a_kc < K;
+#pragma unroll
+    for (int i = 0; i < kAChunks; ++i) {
+      const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
+      mma::cp_async_16(as + i * kARowStep * a_pitch, ok ? a_base + i * kARowStep * lda + k0 : A,
+                       ok ? 16 : 0);
+    }
+#pragma unroll
+    for (int i = 0; i < kBChunks; ++i) {
+      if constexpr (kBKMajor) {
+        const bool ok = k0 + b_c0 < K && ((b_ok >> i) & 1u);
+        mma::cp_async_16(bs + i * kBRowStep * b_pitch, ok ? b_base + i * kBRowStep * ldb + k0 : B,
+                         ok ? 16 : 0);
+      } else {
+        const int64_t k = k0 + b_r0 + i * kBRowStep;
+        const bool ok = k < K && (b_ok & 1u);
+        mma::cp_async_16(bs + i * kBRowStep * b_pitch, ok ? b_base + (k - b_r0) * ldb : B,
+                         ok ? 16 : 0);
+      }
+    }
+  }
+};
+
 template <class T, bool kBKMajor, class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(const TcParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int BM = C::BM, BN = C::BN, BK = C::BK, MI = C::MI, NI = C::NI;
   constexpr int kStages = C::kStages, kThreads = C::kThreads, kAPitch = C::kAPitch;
   constexpr int BR = b_rows<C, kBKMajor>(), BP = b_pitch<C, kBKMajor>();
-  constexpr int kAChunks = BM * BK / 8 / kThreads, kBChunks = BN * BK / 8 / kThreads;
   T* const As = reinterpret_cast<T*>(smem_raw);
   T* const Bs = As + kStages * BM * kAPitch;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
@@ -182,51 +248,9 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
   for (int64_t z = blockIdx.z; z < p.batches; z += gridDim.z) {
     const T* const A = static_cast<const T*>(p.a) + z * p.a_batch;
     const T* const B = static_cast<const T*>(p.b) + z * p.b_batch;
-    // This thread's 16-byte chunks of each slab: chunk i of A is row r0 + i * kARowStep at
-    // column kc, so one base pointer and a validity bit per chunk describe them all; only k moves
-    // from slab to slab. A chunk outside the matrix is zero-filled from the base address.
-    constexpr int kARowStep = kThreads / (BK / 8);
-    const int a_r0 = tid / (BK / 8), a_kc = (tid % (BK / 8)) * 8;
-    const T* const a_base = A + (m0 + a_r0) * p.lda + a_kc;
-    uint32_t a_rows_ok = 0;
-#pragma unroll
-    for (int i = 0; i < kAChunks; ++i)
-      if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
-    // B: K-contiguous as A (rows are n); row-major chunks are 8 columns of one k row.
-    constexpr int kBRowStep = kBKMajor ? kThreads / (BK / 8) : kThreads / (BN / 8);
-    const int b_r0 = kBKMajor ? tid / (BK / 8) : tid / (BN / 8);
-    const int b_c0 = kBKMajor ? (tid % (BK / 8)) * 8 : (tid % (BN / 8)) * 8;
-    const T* const b_base =
-        kBKMajor ? B + (n0 + b_r0) * p.ldb + b_c0 : B + b_r0 * p.ldb + n0 + b_c0;
-    uint32_t b_ok = 0;  // per chunk: its n row (K-contiguous) is inside; row-major: bit 0 alone
-#pragma unroll
-    for (int i = 0; i < kBChunks; ++i)
-      if (kBKMajor ? n0 + b_r0 + i * kBRowStep < p.N : n0 + b_c0 < p.N) b_ok |= 1u << i;
-    // Slab kt of A and B into stage s.
+    const SlabLoader<T, 8, BM, BN, BK, kThreads, kBKMajor> loader(p, A, B, m0, n0, tid);
     auto load = [&](int s, int64_t kt) {
-      const int64_t k0 = kt * BK;
-      T* const as = As + s * BM * kAPitch + a_r0 * kAPitch + a_kc;
-      T* const bs = Bs + s * BR * BP + b_r0 * BP + b_c0;
-      const bool a_k_ok = k0 + a_kc < p.K;
-#pragma unroll
-      for (int i = 0; i < kAChunks; ++i) {
-        const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
-        mma::cp_async_16(as + i * kARowStep * kAPitch, ok ? a_base + i * kARowStep * p.lda + k0 : A,
-                         ok ? 16 : 0);
-      }
-#pragma unroll
-      for (int i = 0; i < kBChunks; ++i) {
-        if constexpr (kBKMajor) {
-          const bool ok = k0 + b_c0 < p.K && ((b_ok >> i) & 1u);
-          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + i * kBRowStep * p.ldb + k0 : B,
-                           ok ? 16 : 0);
-        } else {
-          const int64_t k = k0 + b_r0 + i * kBRowStep;
-          const bool ok = k < p.K && (b_ok & 1u);
-          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + (k - b_r0) * p.ldb : B,
-                           ok ? 16 : 0);
-        }
-      }
+      loader(As + s * BM * kAPitch, Bs + s * BR * BP, kAPitch, BP, kt);
     };
 
     float acc[MI][NI][4];
@@ -330,7 +354,6 @@ __global__ void __launch_bounds__(Tf32Config::kThreads, 2) gemm_tf32_kernel(cons
   constexpr int BM = C::BM, BN = C::BN, BK = C::BK, MI = C::MI, NI = C::NI;
   constexpr int kStages = C::kStages, kThreads = C::kThreads, kAPitch = C::kAPitch;
   constexpr int BR = tf32_b_rows<kBKMajor>(), BP = tf32_b_pitch<kBKMajor>();
-  constexpr int kAChunks = BM * BK / 4 / kThreads, kBChunks = BN * BK / 4 / kThreads;
   float* const As = reinterpret_cast<float*>(smem_raw);
   float* const Bs = As + kStages * BM * kAPitch;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
@@ -344,47 +367,9 @@ __global__ void __launch_bounds__(Tf32Config::kThreads, 2) gemm_tf32_kernel(cons
   for (int64_t z = blockIdx.z; z < p.batches; z += gridDim.z) {
     const float* const A = static_cast<const float*>(p.a) + z * p.a_batch;
     const float* const B = static_cast<const float*>(p.b) + z * p.b_batch;
-    // This thread's chunks: as gemm_tc_kernel's, 4 floats each.
-    constexpr int kARowStep = kThreads / (BK / 4);
-    const int a_r0 = tid / (BK / 4), a_kc = (tid % (BK / 4)) * 4;
-    const float* const a_base = A + (m0 + a_r0) * p.lda + a_kc;
-    uint32_t a_rows_ok = 0;
-#pragma unroll
-    for (int i = 0; i < kAChunks; ++i)
-      if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
-    constexpr int kBRowStep = kBKMajor ? kThreads / (BK / 4) : kThreads / (BN / 4);
-    const int b_r0 = kBKMajor ? tid / (BK / 4) : tid / (BN / 4);
-    const int b_c0 = kBKMajor ? (tid % (BK / 4)) * 4 : (tid % (BN / 4)) * 4;
-    const float* const b_base =
-        kBKMajor ? B + (n0 + b_r0) * p.ldb + b_c0 : B + b_r0 * p.ldb + n0 + b_c0;
-    uint32_t b_ok = 0;
-#pragma unroll
-    for (int i = 0; i < kBChunks; ++i)
-      if (kBKMajor ? n0 + b_r0 + i * kBRowStep < p.N : n0 + b_c0 < p.N) b_ok |= 1u << i;
+    const SlabLoader<float, 4, BM, BN, BK, kThreads, kBKMajor> loader(p, A, B, m0, n0, tid);
     auto load = [&](int s, int64_t kt) {
-      const int64_t k0 = kt * BK;
-      float* const as = As + s * BM * kAPitch + a_r0 * kAPitch + a_kc;
-      float* const bs = Bs + s * BR * BP + b_r0 * BP + b_c0;
-      const bool a_k_ok = k0 + a_kc < p.K;
-#pragma unroll
-      for (int i = 0; i < kAChunks; ++i) {
-        const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
-        mma::cp_async_16(as + i * kARowStep * kAPitch, ok ? a_base + i * kARowStep * p.lda + k0 : A,
-                         ok ? 16 : 0);
-      }
-#pragma unroll
-      for (int i = 0; i < kBChunks; ++i) {
-        if constexpr (kBKMajor) {
-          const bool ok = k0 + b_c0 < p.K && ((b_ok >> i) & 1u);
-          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + i * kBRowStep * p.ldb + k0 : B,
-                           ok ? 16 : 0);
-        } else {
-          const int64_t k = k0 + b_r0 + i * kBRowStep;
-          const bool ok = k < p.K && (b_ok & 1u);
-          mma::cp_async_16(bs + i * kBRowStep * BP, ok ? b_base + (k - b_r0) * p.ldb : B,
-                           ok ? 16 : 0);
-        }
-      }
+      loader(As + s * BM * kAPitch, Bs + s * BR * BP, kAPitch, BP, kt);
     };
 
     float acc[MI][NI][4];
