@@ -209,7 +209,7 @@ void conv2d_direct_weight_grad(const Tensor& gw, const Tensor& dy, const Tensor&
 void im2col_reference(const Tensor& cols, const Tensor& x, const Window2d& w);
 void col2im_reference(const Tensor& out, const Tensor& cols, const Window2d& w);
 
-// ---- attention (src/core/cpu/attention.cpp; no CUDA kernel yet) ----
+// ---- attention (src/core/cpu/attention.cpp; src/cuda/attention.cu) ----
 /// FlashAttention-2 forward: out (..., L, Dv) contiguous = softmax(q k^T * scale) v and lse
 /// (..., L) contiguous = the log-sum-exp of each query's scaled scores, for q (..., L, D), k
 /// (..., S, D), v (..., S, Dv) with the same batch dims (any strides), float32 or float64 (out and
@@ -406,6 +406,19 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
 void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& options);
 void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& options);
+/// cpu::attention_forward_flash on the tensor cores (src/cuda/attention.cu): q, k, v bfloat16 or
+/// float16 with D == Dv in {64, 128}; out in q's dtype, lse float32 (both contiguous). Rows in
+/// whole 16-byte chunks are read in place, other layouts copied contiguous first. The same
+/// dropout mask as the CPU kernel's. Deterministic (no atomics).
+void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                             const Tensor& v, double scale, bool is_causal, double dropout_p = 0.0,
+                             uint64_t seed = 0, uint64_t offset = 0);
+/// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs
+/// (lse float32); bitwise repeatable (dK/dV and dQ in separate kernels, no atomics).
+void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                              const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& out, const Tensor& lse, double scale, bool is_causal,
+                              double dropout_p = 0.0, uint64_t seed = 0, uint64_t offset = 0);
 }  // namespace cuda
 
 }  // namespace ember

@@ -111,4 +111,16 @@ void adam_step(const std::vector<AdamStepTensors>&, const AdamStepOptions&) {
 void sgd_step(const std::vector<SgdStepTensors>&, const SgdStepOptions&) { unsupported("sgd_step"); }
 #endif
 
+#ifndef EMBER_CUDA_HAS_ATTENTION
+void attention_forward_flash(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                             const Tensor&, double, bool, double, uint64_t, uint64_t) {
+  unsupported("attention_forward_flash");
+}
+void attention_backward_flash(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, double, bool, double, uint64_t, uint64_t) {
+  unsupported("attention_backward_flash");
+}
+#endif
+
 }  // namespace ember::cuda

@@ -1,7 +1,8 @@
 // scaled_dot_product_attention (include/ember/nn/functional/attention.hpp) and MultiheadAttention
-// (include/ember/nn/modules/attention.hpp). The public sdpa runs the fused CPU kernel
+// (include/ember/nn/modules/attention.hpp). The public sdpa runs the fused CPU or CUDA kernel
 // (src/core/ops/attention.cpp) where it applies and otherwise the composite reference of matmul,
 // softmax, masked_fill and dropout, whose gradients of any order come from those ops.
+#include "ember/cuda/cuda.hpp"
 #include "ember/nn/functional/attention.hpp"
 
 #include <cmath>
@@ -114,19 +115,28 @@ Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor&
 
 namespace {
 
-/// True when the fused kernel computes this call (see the header): CPU float32/float64 inputs
-/// with equal batch dims, no mask, dropout_p in [0, 1). Anything else, invalid arguments included, goes to
-/// the composite, which also raises the errors.
+/// True when the fused kernel computes this call (see the header): inputs with equal batch dims,
+/// no mask, dropout_p in [0, 1), and either on the CPU in float32/float64 (any sizes) or on CUDA
+/// in bfloat16/float16 with head dims E == Ev in {64, 128} (src/cuda/attention.cu). Anything else,
+/// invalid arguments included, goes to the composite, which also raises the errors.
 bool fused_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
                    double dropout_p) {
   if (!q.defined() || !k.defined() || !v.defined() || attn_mask.defined() ||
       !(dropout_p >= 0.0 && dropout_p < 1.0))
     return false;
   if (q.dim() < 2 || k.dim() != q.dim() || v.dim() != q.dim()) return false;
-  if (!(q.dtype() == kFloat32 || q.dtype() == kFloat64) || k.dtype() != q.dtype() ||
-      v.dtype() != q.dtype())
+  if (k.dtype() != q.dtype() || v.dtype() != q.dtype()) return false;
+  if (k.device() != q.device() || v.device() != q.device()) return false;
+  if (q.is_cpu()) {
+    if (q.dtype() != kFloat32 && q.dtype() != kFloat64) return false;
+  } else if (q.is_cuda()) {
+    // With the cuBLAS backend chosen (cuda::set_backend), attention is the composite over it.
+    if (cuda::backend() != cuda::Backend::kEmber) return false;
+    if (q.dtype() != kBFloat16 && q.dtype() != kFloat16) return false;
+    if ((q.size(-1) != 64 && q.size(-1) != 128) || v.size(-1) != q.size(-1)) return false;
+  } else {
     return false;
-  if (!q.is_cpu() || !k.is_cpu() || !v.is_cpu()) return false;
+  }
   if (q.size(-1) != k.size(-1) || k.size(-2) != v.size(-2)) return false;
   for (int64_t d = 0; d < q.dim() - 2; ++d)
     if (k.size(d) != q.size(d) || v.size(d) != q.size(d)) return false;

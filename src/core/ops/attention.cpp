@@ -1,5 +1,7 @@
 // The fused attention op: scaled_dot_product_attention_flash, softmax(q k^T * scale) v by the
-// FlashAttention-2 CPU kernels (src/core/cpu/attention.cpp), recorded as one node.
+// FlashAttention-2 kernels, recorded as one node: on the CPU (src/core/cpu/attention.cpp) for
+// float32/float64 and any sizes, on CUDA (src/cuda/attention.cu) for bfloat16/float16 with
+// D == Dv in {64, 128}; there lse is float32 whatever the input dtype.
 //
 // Dropout (dropout_p in (0, 1)) is applied inside the kernels with Philox words reserved from the
 // default generator, the mask of bernoulli(1 - p) over the (..., L, S) weights; backward
@@ -17,6 +19,7 @@
 #include <optional>
 #include <vector>
 
+#include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/record.hpp"
 #include "ember/ops.hpp"
@@ -49,7 +52,8 @@ Tensor dropout_factors(const Tensor& q, const Tensor& k, double p, uint64_t seed
   std::vector<int64_t> shape = q.sizes().vec();
   shape.back() = k.size(-2);
   Tensor keep = empty(shape, TensorOptions(q.dtype()).device(q.device()));
-  cpu::bernoulli(keep, full({}, 1.0 - p, TensorOptions(kFloat64)), seed, offset);
+  launch(q.device(), cpu::bernoulli, cuda::bernoulli, keep,
+         full({}, 1.0 - p, TensorOptions(kFloat64).device(q.device())), seed, offset);
   return keep.mul_(1.0 / (1.0 - p));
 }
 
@@ -67,14 +71,19 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
       " expected query (..., L, E), key (..., S, E) and value (..., S, Ev) of one rank >= 2, "
       "got query ",
       query.sizes(), ", key ", key.sizes(), ", value ", value.sizes());
-  EMBER_CHECK(query.dtype() == kFloat32 || query.dtype() == kFloat64, DTypeError, op,
-              " expected a float32 or float64 query, got ", query.dtype());
+  EMBER_CHECK(key.device() == query.device() && value.device() == query.device(), DeviceError, op,
+              " query, key and value must be on one device, got query on ", query.device(),
+              ", key on ", key.device(), " and value on ", value.device());
+  const bool on_cuda = query.is_cuda();
+  if (on_cuda)
+    EMBER_CHECK(query.dtype() == kBFloat16 || query.dtype() == kFloat16, DTypeError, op,
+                " expected a bfloat16 or float16 query on CUDA, got ", query.dtype());
+  else
+    EMBER_CHECK(query.dtype() == kFloat32 || query.dtype() == kFloat64, DTypeError, op,
+                " expected a float32 or float64 query on the CPU, got ", query.dtype());
   EMBER_CHECK(key.dtype() == query.dtype() && value.dtype() == query.dtype(), DTypeError, op,
               " query, key and value must have one dtype, got ", query.dtype(), ", ", key.dtype(),
               " and ", value.dtype());
-  EMBER_CHECK(query.is_cpu() && key.is_cpu() && value.is_cpu(), DeviceError, op,
-              " is a CPU kernel, got query on ", query.device(), ", key on ", key.device(),
-              " and value on ", value.device());
   EMBER_CHECK(query.size(-1) == key.size(-1), ShapeError, op,
               " query and key embedding dims differ: query ", query.sizes(), " vs key ",
               key.sizes());
@@ -87,12 +96,17 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
                 key.sizes(), ", value ", value.sizes());
   EMBER_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, ValueError, op,
               " dropout_p must be in [0, 1), got ", dropout_p);
+  if (on_cuda)
+    EMBER_CHECK((query.size(-1) == 64 || query.size(-1) == 128) && value.size(-1) == query.size(-1),
+                ShapeError, op, " on CUDA takes head dims E == Ev in {64, 128}, got query ",
+                query.sizes(), ", value ", value.sizes());
   // ---- shape rule: out (..., L, Ev), lse (..., L) ----
   std::vector<int64_t> out_shape = query.sizes().vec();
   out_shape.back() = value.size(-1);
   std::vector<int64_t> lse_shape(query.sizes().begin(), query.sizes().end() - 1);
   const TensorOptions opts = TensorOptions(query.dtype()).device(query.device());
-  Tensor out = empty(out_shape, opts), lse = empty(lse_shape, opts);
+  Tensor out = empty(out_shape, opts);
+  Tensor lse = empty(lse_shape, on_cuda ? TensorOptions(kFloat32).device(query.device()) : opts);
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
   // ---- launch (dropout: reserve the Philox blocks of a (..., L, S) bernoulli draw) ----
   uint64_t seed = 0, offset = 0;
@@ -102,7 +116,8 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
     seed = gen.current_seed();
     offset = gen.advance(static_cast<uint64_t>((weights + 3) / 4));
   }
-  cpu::attention_forward_flash(out, lse, query, key, value, s, is_causal, dropout_p, seed, offset);
+  launch(query.device(), cpu::attention_forward_flash, cuda::attention_forward_flash, out, lse,
+         query, key, value, s, is_causal, dropout_p, seed, offset);
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   autograd::record(
       "scaled_dot_product_attention_flash", {query, key, value}, out, {query, key, value, out, lse},
@@ -124,8 +139,9 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
         Tensor dk = empty(saved[1].sizes(), o);
         Tensor dv = empty(saved[2].sizes(), o);
         const Tensor g = dy.dtype() == saved[0].dtype() ? dy : dy.to(saved[0].dtype());
-        cpu::attention_backward_flash(dq, dk, dv, g, saved[0], saved[1], saved[2], saved[3],
-                                      saved[4], s, is_causal, dropout_p, seed, offset);
+        launch(saved[0].device(), cpu::attention_backward_flash, cuda::attention_backward_flash, dq,
+               dk, dv, g, saved[0], saved[1], saved[2], saved[3], saved[4], s, is_causal, dropout_p,
+               seed, offset);
         return Grads{dq, dk, dv};
       });
   return out;

@@ -4,12 +4,14 @@
 //   Tensor y = F::scaled_dot_product_attention(q, k, v);               // (B, H, L, D)
 //   Tensor c = F::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
 //
-// The public function runs the fused FlashAttention-2 CPU kernel
+// The public function runs the fused FlashAttention-2 kernel
 // (`scaled_dot_product_attention_flash`: no (L, S) score matrix, O(L) extra memory) when
-//   - query, key and value are on the CPU, float32 or float64,
+//   - query, key and value are on the CPU, float32 or float64, or on CUDA, bfloat16 or float16
+//     with head dims E == Ev in {64, 128} (the tensor-core kernels of src/cuda/attention.cu),
 //   - there is no attn_mask (is_causal is fine) and 0 <= dropout_p < 1,
 //   - the batch dims of query, key and value are equal (no broadcasting);
-// everything else (masks, dropout_p == 1, broadcast batch dims, float16/bfloat16, CUDA) runs the
+// everything else (masks, dropout_p == 1, broadcast batch dims, float16/bfloat16 on the CPU,
+// float32/float64 or other head dims on CUDA) runs the
 // composite `scaled_dot_product_attention_reference` (matmul, softmax, masked_fill, dropout:
 // gradients of any order on any device the ops run on). The two agree to rounding (the tests
 // compare them, forward and backward). The fused node's backward kernel is first-order only;
@@ -52,10 +54,11 @@ Tensor scaled_dot_product_attention_reference(const Tensor& query, const Tensor&
                                               double dropout_p = 0.0, bool is_causal = false,
                                               std::optional<double> scale = std::nullopt);
 
-/// The fused CPU kernel the public function dispatches to (FlashAttention-2: tiles of queries and
+/// The fused kernel the public function dispatches to (FlashAttention-2: tiles of queries and
 /// keys, online softmax, the log-sum-exp kept for a tiled backward), for tests and benchmarks.
 /// query (..., L, E), key (..., S, E), value (..., S, Ev) with equal batch dims (any strides),
-/// float32 or float64, on the CPU; no mask; otherwise a typed error naming
+/// float32 or float64 on the CPU, or bfloat16/float16 with E == Ev in {64, 128} on CUDA (float32
+/// accumulation; bitwise repeatable); no mask; otherwise a typed error naming
 /// [scaled_dot_product_attention_flash]. dropout_p in [0, 1) drops attention weights with the
 /// default generator's Philox stream (the mask bernoulli(1 - p) over (..., L, S) would draw; it is
 /// regenerated in backward, never stored). Results are bitwise independent of the thread count.

@@ -1,0 +1,773 @@
+// Fused attention on the tensor cores: out = softmax(q k^T * scale [causal]) v and its gradients,
+// without forming the (L, S) score matrix. FlashAttention-2 (Dao, "FlashAttention-2: Faster
+// Attention with Better Parallelism and Work Partitioning", 2023, algorithms 1 and 2), written
+// with mma.sync.m16n8k16 (mma.cuh), bf16 or fp16 inputs, float32 accumulation.
+//
+// Shapes: q (..., L, D), k (..., S, D), v (..., S, D) with one set of batch dims (BH "heads" in
+// all), unit stride along D, rows and batch strides multiples of 8 elements, 16-byte aligned
+// bases; the batch dims must collapse to (B, H) strides (a transpose(1, 2) view of (B, T, H, D)
+// does); anything else is copied contiguous first (head_view). out (..., L, D) contiguous in
+// q's dtype, lse (..., L) contiguous float32 (natural log). dq, dk, dv contiguous.
+// Limits: D in {64, 128}, D == Dv (the op routes everything else to the composite).
+//
+// Forward (attention_forward_kernel): one block of 4 warps per (64 query rows, head); warp w owns
+// rows 16 w .. 16 w + 15. The Q tile goes to shared memory once and into A fragments (registers);
+// K and V tiles of 64 keys stream through two shared-memory stages filled by cp.async (one tile
+// ahead; rows past S zero-filled). Per key tile, each warp:
+//   S (16, 64) = Q K^T              ldmatrix (K rows are B's columns) + mma
+//   online softmax in registers     x = S * scale * log2(e); m' = max(m, rowmax x); alpha =
+//                                   2^(m - m'); P = 2^(x - m'); l = alpha l + rowsum P; rows
+//                                   whose max is still -inf use 0 as base (no NaN)
+//   O (16, D) = alpha O + P V       P's accumulators re-packed in registers as the A fragments of
+//                                   the next mma (the FA2 register trick: the C layout of two
+//                                   adjacent 8-key tiles is the A layout of one 16-key slice);
+//                                   V's fragments by ldmatrix.trans
+// then out = O / l and lse = m ln 2 + ln l. Causal (top-left aligned as PyTorch's is_causal:
+// query i sees keys 0..i, also when L != S): key tiles wholly above a block's last row are
+// skipped, the diagonal tile and the ragged last tile (S % 64) are masked elementwise to -inf.
+// Causal blocks run heaviest first (reversed query-tile order). S == 0: zeros and lse -inf.
+//
+// Backward, deterministic (no atomics; the project promises bitwise-repeatable results):
+//   attention_dot_kernel     Di = rowsum(dO * O) in float32, one warp per row
+//   attention_dkdv_kernel    one block per (64-key tile, head), warp w owns 16 keys; query tiles
+//                            stream through two stages (Q, dO, lse, Di). Per query tile:
+//                            S^T = K Q^T, P^T = 2^(S^T scale log2 e - lse log2 e), dV += P^T dO,
+//                            dP^T = V dO^T, dS^T = P^T (dP^T - Di), dK += dS^T Q; dK *= scale.
+//   attention_dq_kernel      one block per (64-query tile, head), key tiles streamed as in the
+//                            forward: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K; dQ *= scale.
+// FA2 computes dQ in the dK/dV loop with float atomics (5 tile products per (query, key) tile
+// pair); the split here recomputes S and dP in the dQ kernel: 7 products instead of 5, 1.4x the
+// backward's tensor-core work, for results that are the same bit for bit run to run.
+// The probabilities and dS enter the tensor cores rounded to T, as in FA2.
+//
+// Dropout (dropout_p > 0): element (head bh, query i, key j) keeps with the Philox word of
+// element e = (bh L + i) S + j of a (BH, L, S) bernoulli draw at (seed, offset) (block offset +
+// e / 4, word e % 4; kept when word * 2^-32 < 1 - p, tested as word < ceil((1 - p) 2^32)), exactly
+// cpu::attention_forward_flash's mask, recomputed by every kernel (core/philox.hpp). The kept
+// weights are scaled by 1 / (1 - p); l sums the undropped probabilities.
+//
+// Tiles: 64 x 64, 128 threads (__launch_bounds__(128)), shared rows padded by 16 bytes so the
+// 8 rows of each ldmatrix phase fall in different bank groups. Shared memory: forward 5 tiles
+// (45 KiB at D = 64, 85 KiB at D = 128), backward 6 tiles (+1 KiB of lse/Di in dK/dV).
+// Next steps on sm_90a: wgmma with TMA-fed K/V and FA3-style warp specialisation (producer warp,
+// two consumer warpgroups ping-ponging softmax against the tensor cores).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "core/kernels.hpp"
+#include "core/philox.hpp"
+#include "cuda/loops.cuh"
+#include "cuda/mma.cuh"
+#include "ember/autograd.hpp"
+#include "ember/ops.hpp"
+
+namespace ember::cuda {
+namespace {
+
+using detail::BF16Bits;
+using detail::HalfBits;
+
+constexpr int kBlockM = 64;    // query rows per block (16 per warp)
+constexpr int kBlockN = 64;    // keys per tile
+constexpr int kThreads = 128;  // 4 warps
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <class T>
+using mma_t = std::conditional_t<std::is_same_v<T, HalfBits>, __half, __nv_bfloat16>;
+
+/// One head's matrices: element (b, h, r, d) at ptr + b * sb + h * sh + r * sr + d.
+struct HeadPtr {
+  const void* ptr;
+  int64_t sb, sh, sr;
+};
+
+struct Params {
+  HeadPtr q, k, v, o, dout;  // o: the forward's output (backward), dout: its gradient
+  void* out;                 // forward: out (BH, L, D); backward: dq (BH, L, D)
+  float* lse;                // (BH, L)
+  float* di;                 // backward: rowsum(dO * O) (BH, L)
+  void* dk;                  // (BH, S, D)
+  void* dv;                  // (BH, S, D)
+  int64_t H, BH, L, S;
+  float scale, scale_log2;
+  bool causal, dropout;
+  uint64_t keep_threshold;  // keep when word < this (2^32: always)
+  float keep_scale;         // 1 / (1 - p)
+  uint64_t seed, offset;
+};
+
+template <class T>
+__device__ __forceinline__ const T* head_ptr(const HeadPtr& h, int64_t bh, int64_t H) {
+  return static_cast<const T*>(h.ptr) + (bh / H) * h.sb + (bh % H) * h.sh;
+}
+
+/// Two floats as a pair of T in one register, the first in the low half.
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  return static_cast<uint32_t>(detail::convert<T>(lo).v) |
+         (static_cast<uint32_t>(detail::convert<T>(hi).v) << 16);
+}
+
+/// Rows [r0, r0 + 64) of x (rows at stride sr, rows >= n zero-filled) into dst (64, D + 8) by
+/// cp.async, 16 bytes per copy, all 128 threads.
+template <class T, int D>
+__device__ __forceinline__ void load_tile(uint16_t* dst, const T* x, int64_t sr, int64_t r0,
+                                          int64_t n) {
+  constexpr int kPitch = D + 8, kPerRow = D / 8, kCopies = kBlockN * D / 8 / kThreads;
+  const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+  for (int i = 0; i < kCopies; ++i) {
+    const int c = tid + i * kThreads, r = c / kPerRow, col = (c % kPerRow) * 8;
+    const bool ok = r0 + r < n;
+    mma::cp_async_16(dst + r * kPitch + col, ok ? x + (r0 + r) * sr + col : x, ok ? 16 : 0);
+  }
+}
+
+/// Word j of a block by selects (an indexed load would put the block in local memory).
+__device__ __forceinline__ uint32_t word(const rng::Words& w, int j) {
+  return j == 0 ? w.w[0] : j == 1 ? w.w[1] : j == 2 ? w.w[2] : w.w[3];
+}
+
+/// The dropout factor of element e of the (BH, L, S) draw: keep_scale or 0.
+__device__ __forceinline__ float drop_factor(const Params& p, uint64_t e) {
+  const rng::Words w = rng::philox_block(p.seed, p.offset + e / 4);
+  return word(w, static_cast<int>(e % 4)) < p.keep_threshold ? p.keep_scale : 0.f;
+}
+
+/// The factors of elements e and e + 1 (one Philox block unless e is a block's last word).
+__device__ __forceinline__ void drop_pair(const Params& p, uint64_t e, float& z0, float& z1) {
+  const rng::Words w = rng::philox_block(p.seed, p.offset + e / 4);
+  const int j = static_cast<int>(e % 4);
+  z0 = word(w, j) < p.keep_threshold ? p.keep_scale : 0.f;
+  if (j < 3)
+    z1 = word(w, j + 1) < p.keep_threshold ? p.keep_scale : 0.f;
+  else
+    z1 = drop_factor(p, e + 1);
+}
+
+/// A fragments of the warp's 16 rows of a (64, D + 8) shared tile, k slice kk..kk + 15.
+template <int D>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const uint16_t* tile, int row0, int kk) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  mma::ldmatrix_x4<false>(a, tile + (row0 + lane % 16) * (D + 8) + kk + (lane / 16) * 8);
+}
+
+/// B fragments of two 8-column tiles (columns n0..n0 + 15) for k slice kk..kk + 15, where the
+/// shared tile's rows are B's columns (K-major: B[k][n] = tile[n][k]).
+template <int D>
+__device__ __forceinline__ void load_b_kmajor(uint32_t (&b0)[2], uint32_t (&b1)[2],
+                                              const uint16_t* tile, int n0, int kk) {
+  const int lane = static_cast<int>(threadIdx.x) & 31, j = lane / 8, rr = lane % 8;
+  uint32_t r[4];
+  mma::ldmatrix_x4<false>(r, tile + (n0 + (j / 2) * 8 + rr) * (D + 8) + kk + (j % 2) * 8);
+  b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
+}
+
+/// The same where the shared tile's rows are B's k (row-major B[k][n] = tile[k][n]): transposed.
+template <int D>
+__device__ __forceinline__ void load_b_rowmajor(uint32_t (&b0)[2], uint32_t (&b1)[2],
+                                                const uint16_t* tile, int n0, int kk) {
+  const int lane = static_cast<int>(threadIdx.x) & 31, j = lane / 8, rr = lane % 8;
+  uint32_t r[4];
+  mma::ldmatrix_x4<true>(r, tile + (kk + (j % 2) * 8 + rr) * (D + 8) + n0 + (j / 2) * 8);
+  b0[0] = r[0], b0[1] = r[1], b1[0] = r[2], b1[1] = r[3];
+}
+
+/// acc (16, 64) += A (16 rows of tile a from row0, D deep) B^T with B's rows the 64 rows of tile
+/// b: the score-like products Q K^T, K Q^T, dO V^T, V dO^T.
+template <class T, int D>
+__device__ __forceinline__ void product_abt(float (&acc)[8][4], const uint16_t* a, int row0,
+                                            const uint16_t* b) {
+#pragma unroll
+  for (int kk = 0; kk < D; kk += 16) {
+    uint32_t af[4];
+    load_a<D>(af, a, row0, kk);
+#pragma unroll
+    for (int nj = 0; nj < 4; ++nj) {
+      uint32_t b0[2], b1[2];
+      load_b_kmajor<D>(b0, b1, b, nj * 16, kk);
+      mma::mma_16816<mma_t<T>>(acc[2 * nj], af, b0);
+      mma::mma_16816<mma_t<T>>(acc[2 * nj + 1], af, b1);
+    }
+  }
+}
+
+/// acc (16, D) += P (16, 64; accumulators, re-packed into A fragments) X with X the 64 rows of
+/// tile x (row-major): P V, P^T dO, dS^T Q, dS K.
+template <class T, int D>
+__device__ __forceinline__ void product_px(float (&acc)[D / 8][4], const float (&pm)[8][4],
+                                           const uint16_t* x) {
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {  // k = 16 ks .. 16 ks + 15: accumulator tiles 2 ks, 2 ks + 1
+    const uint32_t a[4] = {pack2<T>(pm[2 * ks][0], pm[2 * ks][1]),
+                           pack2<T>(pm[2 * ks][2], pm[2 * ks][3]),
+                           pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]),
+                           pack2<T>(pm[2 * ks + 1][2], pm[2 * ks + 1][3])};
+#pragma unroll
+    for (int nj = 0; nj < D / 16; ++nj) {
+      uint32_t b0[2], b1[2];
+      load_b_rowmajor<D>(b0, b1, x, nj * 16, ks * 16);
+      mma::mma_16816<mma_t<T>>(acc[2 * nj], a, b0);
+      mma::mma_16816<mma_t<T>>(acc[2 * nj + 1], a, b1);
+    }
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void zero(float (&acc)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+}
+
+/// Stores rows (row, row + 8) of a warp's (16, D) accumulators times mul into dst (rows at
+/// stride D), rows >= n skipped. Lane (g, q) holds columns 8 t + 2 q, + 1 of each tile t.
+template <class T, int D>
+__device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4], int64_t row,
+                                           int64_t n, float mul0, float mul1) {
+  const int q = static_cast<int>(threadIdx.x) & 3;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t i = row + 8 * r;
+    if (i >= n) continue;
+    const float mul = r == 0 ? mul0 : mul1;
+    uint32_t* out = reinterpret_cast<uint32_t*>(dst + i * D);
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t)
+      out[(8 * t + 2 * q) / 2] = pack2<T>(acc[t][2 * r] * mul, acc[t][2 * r + 1] * mul);
+  }
+}
+
+// ---- forward ----
+
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Params p) {
+  constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint16_t* const qs = reinterpret_cast<uint16_t*>(smem_raw);  // (64, D + 8)
+  uint16_t* const ks = qs + kTile;                             // 2 x (64, D + 8)
+  uint16_t* const vs = ks + 2 * kTile;                         // 2 x (64, D + 8)
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int g = lane / 4, q = lane % 4;
+  const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
+  const int64_t q0 = qt * kBlockM;
+  const int64_t row0 = q0 + warp * 16 + g;  // this lane's rows: row0, row0 + 8
+  // Keys [0, kv_end) matter to this block (causal: none past its last row).
+  const int64_t kv_end = p.causal ? (p.S < q0 + kBlockM ? p.S : q0 + kBlockM) : p.S;
+  const int n_tiles = static_cast<int>((kv_end + kBlockN - 1) / kBlockN);
+
+  for (int64_t bh = blockIdx.y; bh < p.BH; bh += gridDim.y) {
+    const T* const Q = head_ptr<T>(p.q, bh, p.H);
+    const T* const K = head_ptr<T>(p.k, bh, p.H);
+    const T* const V = head_ptr<T>(p.v, bh, p.H);
+    load_tile<T, D>(qs, Q, p.q.sr, q0, p.L);
+    load_tile<T, D>(ks, K, p.k.sr, 0, p.S);
+    load_tile<T, D>(vs, V, p.v.sr, 0, p.S);
+    mma::cp_async_commit();
+
+    uint32_t qf[D / 16][4];
+    float o[D / 8][4];
+    zero(o);
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+    for (int t = 0; t < n_tiles; ++t) {
+      if (t + 1 < n_tiles) {  // the next tile into the other stage (free since the last barrier)
+        const int s = (t + 1) & 1;
+        load_tile<T, D>(ks + s * kTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        load_tile<T, D>(vs + s * kTile, V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
+      }
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();  // tile t (and Q) landed, this thread's copies
+      __syncthreads();          // everyone's
+      if (t == 0) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) load_a<D>(qf[kk], qs, warp * 16, kk * 16);
+      }
+      const uint16_t* const kt = ks + (t & 1) * kTile;
+      const uint16_t* const vt = vs + (t & 1) * kTile;
+      const int64_t k0 = t * int64_t{kBlockN};
+
+      float s[8][4];  // (16, 64): lane (g, q) holds rows g, g + 8, keys 8 n + 2 q, + 1
+      zero(s);
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int nj = 0; nj < 4; ++nj) {
+          uint32_t b0[2], b1[2];
+          load_b_kmajor<D>(b0, b1, kt, nj * 16, kk * 16);
+          mma::mma_16816<mma_t<T>>(s[2 * nj], qf[kk], b0);
+          mma::mma_16816<mma_t<T>>(s[2 * nj + 1], qf[kk], b1);
+        }
+      }
+      const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
+      float mx[2] = {m[0], m[1]};
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[n][e] * p.scale_log2;
+          if (masked) {
+            const int64_t key = k0 + 8 * n + 2 * q + (e & 1), row = row0 + 8 * (e >> 1);
+            if (key >= p.S || (p.causal && key > row)) x = -INFINITY;
+          }
+          s[n][e] = x;
+          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        }
+      float base[2], alpha[2];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {  // the row max over the quad holding the row
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // all masked so far: P = 0, no NaN
+        alpha[r] = exp2f(m[r] - base[r]);
+        m[r] = mx[r];
+      }
+      float sum[2] = {0.f, 0.f};
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float pe = exp2f(s[n][e] - base[e >> 1]);
+          s[n][e] = pe;
+          sum[e >> 1] += pe;
+        }
+      l[0] = l[0] * alpha[0] + sum[0];
+      l[1] = l[1] * alpha[1] + sum[1];
+#pragma unroll
+      for (int t2 = 0; t2 < D / 8; ++t2) {
+        o[t2][0] *= alpha[0], o[t2][1] *= alpha[0];
+        o[t2][2] *= alpha[1], o[t2][3] *= alpha[1];
+      }
+      if (p.dropout) {
+#pragma unroll
+        for (int n = 0; n < 8; ++n)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
+            float z0, z1;
+            drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z0, z1);
+            s[n][2 * r] *= z0;
+            s[n][2 * r + 1] *= z1;
+          }
+      }
+      product_px<T, D>(o, s, vt);
+      __syncthreads();  // stage t & 1 is read; the next iteration may refill it
+    }
+    mma::cp_async_wait<0>();
+
+    float inv[2], lse[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+      inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+      lse[r] = l[r] > 0.f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
+    }
+    store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, o, row0, p.L, inv[0], inv[1]);
+    if (q == 0) {
+      if (row0 < p.L) p.lse[bh * p.L + row0] = lse[0];
+      if (row0 + 8 < p.L) p.lse[bh * p.L + row0 + 8] = lse[1];
+    }
+    __syncthreads();  // qs is free for the next head
+  }
+}
+
+// ---- backward ----
+
+/// di[bh][i] = sum_d dout[bh][i][d] * o[bh][i][d] in float32; one warp per row.
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads) attention_dot_kernel(const Params p) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int64_t rows = p.BH * p.L, warps = int64_t{gridDim.x} * (kThreads / 32);
+  for (int64_t r = (blockIdx.x * int64_t{kThreads} + threadIdx.x) / 32; r < rows; r += warps) {
+    const int64_t bh = r / p.L, i = r % p.L;
+    const T* const dO = head_ptr<T>(p.dout, bh, p.H) + i * p.dout.sr;
+    const T* const O = head_ptr<T>(p.o, bh, p.H) + i * p.o.sr;
+    float acc = 0.f;
+#pragma unroll
+    for (int d = lane; d < D; d += 32)
+      acc = fmaf(detail::convert<float>(dO[d]), detail::convert<float>(O[d]), acc);
+#pragma unroll
+    for (int w = 16; w > 0; w /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, w);
+    if (lane == 0) p.di[r] = acc;
+  }
+}
+
+/// dK and dV of one 64-key tile: query tiles streamed through two stages of (Q, dO, lse, Di).
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p) {
+  constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint16_t* const ks = reinterpret_cast<uint16_t*>(smem_raw);      // (64, D + 8)
+  uint16_t* const vs = ks + kTile;                                 // (64, D + 8)
+  uint16_t* const qs = vs + kTile;                                 // 2 x (64, D + 8)
+  uint16_t* const dos = qs + 2 * kTile;                            // 2 x (64, D + 8)
+  float* const lse_s = reinterpret_cast<float*>(dos + 2 * kTile);  // 2 x 64, times log2(e)
+  float* const di_s = lse_s + 2 * kBlockM;                         // 2 x 64
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int g = lane / 4, q = lane % 4;
+  const int64_t k0 = blockIdx.x * int64_t{kBlockN};
+  const int64_t key0 = k0 + warp * 16 + g;  // this lane's keys: key0, key0 + 8
+  const int64_t n_qtiles = (p.L + kBlockM - 1) / kBlockM;
+  const int64_t first = p.causal ? k0 / kBlockM : 0;  // earlier queries see none of these keys
+
+  for (int64_t bh = blockIdx.y; bh < p.BH; bh += gridDim.y) {
+    const T* const Q = head_ptr<T>(p.q, bh, p.H);
+    const T* const K = head_ptr<T>(p.k, bh, p.H);
+    const T* const V = head_ptr<T>(p.v, bh, p.H);
+    const T* const dO = head_ptr<T>(p.dout, bh, p.H);
+    const float* const lse = p.lse + bh * p.L;
+    const float* const di = p.di + bh * p.L;
+    auto load_queries = [&](int s, int64_t qt) {
+      const int64_t r0 = qt * kBlockM;
+      load_tile<T, D>(qs + s * kTile, Q, p.q.sr, r0, p.L);
+      load_tile<T, D>(dos + s * kTile, dO, p.dout.sr, r0, p.L);
+      if (tid < kBlockM) {
+        const bool ok = r0 + tid < p.L;
+        lse_s[s * kBlockM + tid] = ok ? lse[r0 + tid] * kLog2e : 0.f;
+        di_s[s * kBlockM + tid] = ok ? di[r0 + tid] : 0.f;
+      }
+    };
+    load_tile<T, D>(ks, K, p.k.sr, k0, p.S);
+    load_tile<T, D>(vs, V, p.v.sr, k0, p.S);
+    if (first < n_qtiles) load_queries(0, first);
+    mma::cp_async_commit();
+
+    float dk[D / 8][4], dv[D / 8][4];
+    zero(dk);
+    zero(dv);
+    for (int64_t qt = first; qt < n_qtiles; ++qt) {
+      const int s = static_cast<int>((qt - first) & 1);
+      if (qt + 1 < n_qtiles) load_queries(s ^ 1, qt + 1);
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+      __syncthreads();
+      const uint16_t* const qt_s = qs + s * kTile;
+      const uint16_t* const dot_s = dos + s * kTile;
+      const float* const lse_t = lse_s + s * kBlockM;
+      const float* const di_t = di_s + s * kBlockM;
+      const int64_t q0 = qt * kBlockM;
+
+      float pt[8]
+              [4];  // P^T (16 keys, 64 queries): lane holds keys g, g + 8, queries 8 n + 2 q, + 1
+      zero(pt);
+      product_abt<T, D>(pt, ks, warp * 16, qt_s);
+      const bool masked = q0 + kBlockM > p.L || (p.causal && k0 + kBlockN - 1 > q0);
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = 8 * n + 2 * q + (e & 1);
+          float pe = exp2f(pt[n][e] * p.scale_log2 - lse_t[c]);
+          if (masked) {
+            const int64_t query = q0 + c, key = key0 + 8 * (e >> 1);
+            if (query >= p.L || (p.causal && key > query)) pe = 0.f;
+          }
+          pt[n][e] = pe;
+        }
+      float dpt[8][4];  // dP^T = V dO^T, the same layout
+      zero(dpt);
+      product_abt<T, D>(dpt, vs, warp * 16, dot_s);
+      // dS^T = P^T (dP^T z - Di) into dpt, then P^T z into pt (z: the dropout factor, else 1).
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int c = 8 * n + 2 * q + (e & 1);
+          float z = 1.f;
+          if (p.dropout)
+            z = drop_factor(p,
+                            static_cast<uint64_t>((bh * p.L + q0 + c) * p.S + key0 + 8 * (e >> 1)));
+          dpt[n][e] = pt[n][e] * (dpt[n][e] * z - di_t[c]);
+          pt[n][e] *= z;
+        }
+      product_px<T, D>(dv, pt, dot_s);  // dV += (P^T z) dO
+      product_px<T, D>(dk, dpt, qt_s);  // dK += dS^T Q
+      __syncthreads();
+    }
+    mma::cp_async_wait<0>();
+    T* const dkh = static_cast<T*>(p.dk) + bh * p.S * D;
+    T* const dvh = static_cast<T*>(p.dv) + bh * p.S * D;
+    store_rows<T, D>(dkh, dk, key0, p.S, p.scale, p.scale);
+    store_rows<T, D>(dvh, dv, key0, p.S, 1.f, 1.f);
+    __syncthreads();  // ks, vs are free for the next head
+  }
+}
+
+/// dQ of one 64-query tile: key tiles streamed through two stages of (K, V) as in the forward.
+template <class T, int D>
+__global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) {
+  constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint16_t* const qs = reinterpret_cast<uint16_t*>(smem_raw);  // (64, D + 8)
+  uint16_t* const dos = qs + kTile;                            // (64, D + 8)
+  uint16_t* const ks = dos + kTile;                            // 2 x (64, D + 8)
+  uint16_t* const vs = ks + 2 * kTile;                         // 2 x (64, D + 8)
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int g = lane / 4, q = lane % 4;
+  const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
+  const int64_t q0 = qt * kBlockM;
+  const int64_t row0 = q0 + warp * 16 + g;
+  const int64_t kv_end = p.causal ? (p.S < q0 + kBlockM ? p.S : q0 + kBlockM) : p.S;
+  const int n_tiles = static_cast<int>((kv_end + kBlockN - 1) / kBlockN);
+
+  for (int64_t bh = blockIdx.y; bh < p.BH; bh += gridDim.y) {
+    const T* const Q = head_ptr<T>(p.q, bh, p.H);
+    const T* const K = head_ptr<T>(p.k, bh, p.H);
+    const T* const V = head_ptr<T>(p.v, bh, p.H);
+    const T* const dO = head_ptr<T>(p.dout, bh, p.H);
+    load_tile<T, D>(qs, Q, p.q.sr, q0, p.L);
+    load_tile<T, D>(dos, dO, p.dout.sr, q0, p.L);
+    load_tile<T, D>(ks, K, p.k.sr, 0, p.S);
+    load_tile<T, D>(vs, V, p.v.sr, 0, p.S);
+    mma::cp_async_commit();
+    float lse[2], di[2];  // this lane's rows; rows past L are never stored
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const bool ok = row0 + 8 * r < p.L;
+      lse[r] = ok ? p.lse[bh * p.L + row0 + 8 * r] * kLog2e : 0.f;
+      di[r] = ok ? p.di[bh * p.L + row0 + 8 * r] : 0.f;
+    }
+
+    float dq[D / 8][4];
+    zero(dq);
+    for (int t = 0; t < n_tiles; ++t) {
+      if (t + 1 < n_tiles) {
+        const int s = (t + 1) & 1;
+        load_tile<T, D>(ks + s * kTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        load_tile<T, D>(vs + s * kTile, V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
+      }
+      mma::cp_async_commit();
+      mma::cp_async_wait<1>();
+      __syncthreads();
+      const uint16_t* const kt = ks + (t & 1) * kTile;
+      const uint16_t* const vt = vs + (t & 1) * kTile;
+      const int64_t k0 = t * int64_t{kBlockN};
+
+      float pm[8][4];  // P (16 queries, 64 keys): lane holds rows g, g + 8, keys 8 n + 2 q, + 1
+      zero(pm);
+      product_abt<T, D>(pm, qs, warp * 16, kt);
+      float dp[8][4];  // dP = dO V^T
+      zero(dp);
+      product_abt<T, D>(dp, dos, warp * 16, vt);
+      const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
+          float z[2] = {1.f, 1.f};
+          if (p.dropout)
+            drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z[0], z[1]);
+#pragma unroll
+          for (int c = 0; c < 2; ++c) {
+            float pe = exp2f(pm[n][2 * r + c] * p.scale_log2 - lse[r]);
+            if (masked && (key + c >= p.S || (p.causal && key + c > row))) pe = 0.f;
+            pm[n][2 * r + c] = pe * (dp[n][2 * r + c] * z[c] - di[r]);  // dS
+          }
+        }
+      product_px<T, D>(dq, pm, kt);  // dQ += dS K
+      __syncthreads();
+    }
+    mma::cp_async_wait<0>();
+    store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, dq, row0, p.L, p.scale, p.scale);
+    __syncthreads();
+  }
+}
+
+// ---- launchers ----
+
+/// t (..., R, D) as (B, H) heads of (R, D) rows: the batch dims but the last collapse to one
+/// stride. Returns false when they do not, or a stride or the base is not in whole 16-byte
+/// chunks (the caller then copies t contiguous).
+bool head_view(const Tensor& t, HeadPtr& h) {
+  const int64_t nb = t.dim() - 2;
+  if (t.stride(-1) != 1 && t.size(-1) != 1) return false;
+  if ((reinterpret_cast<uintptr_t>(t.data_ptr()) & 15) != 0) return false;
+  h.ptr = t.data_ptr();
+  h.sr = t.stride(-2);
+  h.sh = nb >= 1 ? t.stride(nb - 1) : 0;
+  h.sb = nb >= 2 ? t.stride(nb - 2) : 0;
+  for (int64_t d = 0; d + 2 < nb; ++d)  // dims 0 .. nb - 2 must collapse into dim nb - 2
+    if (t.size(d) != 1 && t.stride(d) != t.stride(d + 1) * t.size(d + 1)) return false;
+  return h.sr % 8 == 0 && h.sh % 8 == 0 && h.sb % 8 == 0;
+}
+
+/// head_view of t, or of a contiguous copy kept alive in `keep`.
+HeadPtr heads(const Tensor& t, Tensor& keep) {
+  HeadPtr h;
+  if (head_view(t, h)) return h;
+  NoGradGuard no_grad;
+  keep = t.contiguous();
+  const bool ok = head_view(keep, h);
+  EMBER_CHECK(ok, ValueError, "[attention_flash] unaligned contiguous copy of ", t.sizes());
+  return h;
+}
+
+/// Raises kKernel's dynamic shared-memory limit to `bytes` once per thread and device (above
+/// 48 KiB needs the opt-in); the caller has made `device` current.
+template <auto kKernel>
+void opt_in_smem(int bytes, int device) {
+  thread_local int configured_device = -1;
+  if (configured_device == device) return;
+  EMBER_CUDA_CHECK(
+      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  configured_device = device;
+}
+
+template <int D>
+constexpr int tile_bytes() {
+  return kBlockN * (D + 8) * 2;
+}
+
+/// The common part of the forward and backward parameters.
+struct Prepared {
+  Params p{};
+  Tensor keep_q, keep_k, keep_v;
+  int64_t D = 0;
+};
+
+Prepared prepare(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool is_causal,
+                 double dropout_p, uint64_t seed, uint64_t offset) {
+  Prepared r;
+  Params& p = r.p;
+  const int64_t nb = q.dim() - 2;
+  p.H = nb >= 1 ? q.size(nb - 1) : 1;
+  p.BH = 1;
+  for (int64_t d = 0; d < nb; ++d) p.BH *= q.size(d);
+  p.L = q.size(-2);
+  p.S = k.size(-2);
+  r.D = q.size(-1);
+  EMBER_CHECK((r.D == 64 || r.D == 128) && v.size(-1) == r.D, ShapeError,
+              "[attention_forward_flash] the CUDA kernels take D = Dv in {64, 128}, got q ",
+              q.sizes(), ", v ", v.sizes());
+  EMBER_CHECK(q.dtype() == kBFloat16 || q.dtype() == kFloat16, DTypeError,
+              "[attention_forward_flash] the CUDA kernels take bfloat16 or float16, got ",
+              q.dtype());
+  if (p.BH == 0 || p.L == 0 || p.S == 0) return r;
+  p.q = heads(q, r.keep_q);
+  p.k = heads(k, r.keep_k);
+  p.v = heads(v, r.keep_v);
+  p.scale = static_cast<float>(scale);
+  p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+  p.causal = is_causal;
+  p.dropout = dropout_p > 0.0;
+  const double keep = 1.0 - dropout_p;
+  p.keep_threshold = static_cast<uint64_t>(std::ceil(keep * 0x1p32));
+  p.keep_scale = static_cast<float>(1.0 / keep);
+  p.seed = seed;
+  p.offset = offset;
+  return r;
+}
+
+unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH : 65535); }
+
+template <class T, int D>
+void forward(const Params& p, cudaStream_t stream, int device) {
+  constexpr int bytes = 5 * tile_bytes<D>();
+  opt_in_smem<attention_forward_kernel<T, D>>(bytes, device);
+  const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
+  attention_forward_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class T, int D>
+void backward(const Params& p, cudaStream_t stream, int device) {
+  const int64_t rows = p.BH * p.L;
+  const int64_t dot_blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
+  attention_dot_kernel<T, D>
+      <<<static_cast<unsigned>(dot_blocks < 65535 * 8 ? dot_blocks : 65535 * 8), kThreads, 0,
+         stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+  constexpr int kv_bytes = 6 * tile_bytes<D>() + 4 * kBlockM * 4;
+  opt_in_smem<attention_dkdv_kernel<T, D>>(kv_bytes, device);
+  const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockN - 1) / kBlockN), grid_heads(p.BH));
+  attention_dkdv_kernel<T, D><<<kv_grid, kThreads, kv_bytes, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+  constexpr int q_bytes = 6 * tile_bytes<D>();
+  opt_in_smem<attention_dq_kernel<T, D>>(q_bytes, device);
+  const dim3 q_grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
+  attention_dq_kernel<T, D><<<q_grid, kThreads, q_bytes, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+/// f.template operator()<T, D>() for q's dtype and head dim.
+template <class F>
+void visit_kernel(DType dt, int64_t D, F&& f) {
+  if (dt == kBFloat16) {
+    if (D == 64)
+      f.template operator()<BF16Bits, 64>();
+    else
+      f.template operator()<BF16Bits, 128>();
+  } else {
+    if (D == 64)
+      f.template operator()<HalfBits, 64>();
+    else
+      f.template operator()<HalfBits, 128>();
+  }
+}
+
+}  // namespace
+
+void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                             const Tensor& v, double scale, bool is_causal, double dropout_p,
+                             uint64_t seed, uint64_t offset) {
+  Prepared r = prepare(q, k, v, scale, is_causal, dropout_p, seed, offset);
+  EMBER_CHECK(lse.dtype() == kFloat32 && out.dtype() == q.dtype() && out.is_contiguous() &&
+                  lse.is_contiguous(),
+              DTypeError, "[attention_forward_flash] expected contiguous out in ", q.dtype(),
+              " and float32 lse, got ", out.dtype(), " and ", lse.dtype());
+  Params& p = r.p;
+  if (p.BH == 0 || p.L == 0) return;
+  detail::DeviceGuard guard(q.device().index());
+  if (p.S == 0) {  // no keys: zeros and lse -inf, as the CPU kernel
+    fill(out, 0.0);
+    fill(lse, -INFINITY);
+    return;
+  }
+  p.out = out.data_ptr();
+  p.lse = static_cast<float*>(lse.data_ptr());
+  const cudaStream_t stream = detail::stream_of(q);
+  const int device = q.device().index();
+  visit_kernel(q.dtype(), r.D, [&]<class T, int D>() { forward<T, D>(p, stream, device); });
+}
+
+void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                              const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const Tensor& out, const Tensor& lse, double scale, bool is_causal,
+                              double dropout_p, uint64_t seed, uint64_t offset) {
+  Prepared r = prepare(q, k, v, scale, is_causal, dropout_p, seed, offset);
+  Params& p = r.p;
+  if (p.BH == 0) return;
+  detail::DeviceGuard guard(q.device().index());
+  if (p.L == 0 || p.S == 0) {  // no queries or no keys: zero gradients
+    if (dq.numel() > 0) fill(dq, 0.0);
+    if (dk.numel() > 0) fill(dk, 0.0);
+    if (dv.numel() > 0) fill(dv, 0.0);
+    return;
+  }
+  EMBER_CHECK(dout.dtype() == q.dtype() && out.dtype() == q.dtype() && lse.dtype() == kFloat32 &&
+                  lse.is_contiguous() && dq.is_contiguous() && dk.is_contiguous() &&
+                  dv.is_contiguous(),
+              DTypeError, "[attention_backward_flash] expected dout and out in ", q.dtype(),
+              ", float32 lse and contiguous gradients, got dout ", dout.dtype(), ", out ",
+              out.dtype(), ", lse ", lse.dtype());
+  Tensor keep_dout, keep_out;
+  p.dout = heads(dout, keep_dout);
+  p.o = heads(out, keep_out);
+  Tensor di = empty({p.BH * p.L}, TensorOptions(kFloat32).device(q.device()));
+  p.di = static_cast<float*>(di.data_ptr());
+  p.lse = static_cast<float*>(lse.data_ptr());
+  p.out = dq.data_ptr();
+  p.dk = dk.data_ptr();
+  p.dv = dv.data_ptr();
+  const cudaStream_t stream = detail::stream_of(q);
+  const int device = q.device().index();
+  visit_kernel(q.dtype(), r.D, [&]<class T, int D>() { backward<T, D>(p, stream, device); });
+}
+
+}  // namespace ember::cuda
