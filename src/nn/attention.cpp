@@ -2,7 +2,6 @@
 // (include/ember/nn/modules/attention.hpp). The public sdpa runs the fused CPU or CUDA kernel
 // (src/core/ops/attention.cpp) where it applies and otherwise the composite reference of matmul,
 // softmax, masked_fill and dropout, whose gradients of any order come from those ops.
-#include "ember/cuda/cuda.hpp"
 #include "ember/nn/functional/attention.hpp"
 
 #include <cmath>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "core/autocast.hpp"
+#include "ember/cuda/cuda.hpp"
 #include "ember/nn/functional/dropout.hpp"
 #include "ember/nn/init.hpp"
 #include "ember/nn/modules/attention.hpp"
