@@ -32,6 +32,18 @@
 // and with an AVX-512 target attribute used beside the AVX-512 micro-kernel (about 1.6x on the
 // forward), with the same arithmetic per element (the tests compare the two bitwise).
 // Limits: none on L, S, D, Dv (any size; the tiles are zero-padded).
+
+// Every product and sum here rounds on its own unless written as fma (vec_math's exp spells its
+// fmas out). Otherwise GCC (-ffp-contract=fast, its C++ default) contracts `l * alpha + sum`
+// and the like into fma differently in the baseline and the AVX-512-target copies of the
+// elementwise steps, and the two stop agreeing bitwise on AVX-512 machines. Before the
+// includes, so that the header templates instantiated here agree (as in optim.cpp).
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include <algorithm>
 #include <array>
 #include <cmath>
