@@ -158,7 +158,7 @@ done
 # and ended with '*', as Catch2 reads a comma as 'or'), so their slowest case, not their sum,
 # decides the time.
 SAN_JOBS=${SAN_JOBS:-16}
-SPLIT=${SPLIT:-"test_cuda_optim test_cuda_sort test_cuda_index test_cuda_conv test_cuda_random test_cuda_conv_implicit_gemm"}
+SPLIT=${SPLIT:-"test_cuda_optim test_cuda_sort test_cuda_index test_cuda_conv test_cuda_random test_cuda_conv_implicit_gemm test_cuda_attention"}
 if command -v compute-sanitizer > /dev/null; then
   lim=$(limit "$SANITIZER_LIMIT")
   declare -a checks
