@@ -76,7 +76,10 @@ MLPImpl::MLPImpl(const GPTConfig& config) {
   dropout = register_module("dropout", nn::Dropout(config.dropout));
 }
 
-Tensor MLPImpl::forward(const Tensor& x) { return dropout(c_proj(ember::gelu(c_fc(x), "tanh"))); }
+// linear_gelu is gelu(c_fc(x)); on a GPU one GEMM with the bias and GELU in its epilogue.
+Tensor MLPImpl::forward(const Tensor& x) {
+  return dropout(c_proj(ember::linear_gelu(x, c_fc->weight, c_fc->bias, "tanh")));
+}
 
 BlockImpl::BlockImpl(const GPTConfig& config) {
   ln_1 = register_module(

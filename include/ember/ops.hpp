@@ -263,6 +263,12 @@ Tensor outer(const Tensor& a, const Tensor& b);
 Tensor dot(const Tensor& a, const Tensor& b);
 /// x @ weight^T + bias, weight (out_features, in_features).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+/// gelu(linear(x, weight, bias), approximate) as one op: on CUDA (16-bit floats, or float32 with
+/// TF32 allowed) one tensor-core GEMM with the bias and GELU in its epilogue, which also keeps
+/// the pre-activation for the backward; elsewhere exactly the two ops. A transformer MLP's
+/// first half.
+Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const std::string& approximate = "none");
 
 // ---- copying shape ops ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t d = 0);

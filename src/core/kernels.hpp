@@ -61,13 +61,15 @@ enum class GemmAct : uint8_t { kNone, kRelu, kGelu, kGeluTanh };
 /// What a fused GEMM does with the product (cuda::gemm_tc), each part optional:
 /// out = act(alpha * a @ b + beta * out + bias) + residual, in float32, rounded once to out's
 /// dtype. bias is (N) and residual out's (B, M, N) shape, both in out's dtype; beta == 0 ignores
-/// out's old contents.
+/// out's old contents. pre_act (out's shape and dtype, any strides), when defined, also receives
+/// the activation's input alpha * a @ b + beta * out + bias (what a GELU's backward needs).
 struct GemmEpilogue {
   double alpha = 1.0;
   double beta = 0.0;
   Tensor bias;
   GemmAct act = GemmAct::kNone;
   Tensor residual;
+  Tensor pre_act;
 };
 
 namespace cpu {

@@ -1,8 +1,9 @@
 // Tensor-core GEMM for bfloat16 and float16 (mma.sync, sm_80 and later; wgmma on sm_90a) with a
 // fused epilogue:
 // out[b] = act(alpha * a[b] @ b[b] + beta * out[b] + bias) + residual[b], float32 accumulation,
-// one rounding to the output dtype at the end. cuda::gemm routes its 16-bit float products here
-// when the layout allows (below); gemm_tc is also the entry point for callers with an epilogue.
+// one rounding to the output dtype at the end; optionally the activation's input to pre_act too
+// (linear_gelu's backward needs it). cuda::gemm routes its 16-bit float products here when the
+// layout allows (below); gemm_tc is also the entry point for callers with an epilogue.
 //
 // Layouts taken: A (M, K) with unit stride along K; B (K, N) with unit stride along K ("B
 // transposed", a Linear weight (N, K) read in place) or along N (row-major); K, the other stride
@@ -100,6 +101,8 @@ struct TcParams {
   int64_t bias_s;
   const void* res;  // residual[m][n] at res + m * r_r + n * r_c, or null
   int64_t r_r, r_c, r_batch;
+  void* pre;  // pre_act[m][n] at pre + m * p_r + n * p_c, or null
+  int64_t p_r, p_c, p_batch;
   int64_t M, N, K, batches;
   float alpha, beta;
   GemmAct act;
@@ -145,6 +148,8 @@ __device__ __forceinline__ void store_out(const TcParams& p, int64_t z, int64_t 
   v *= p.alpha;
   if (p.beta != 0.f) v += p.beta * detail::convert<float>(*o);
   if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[col * p.bias_s]);
+  if (p.pre)
+    static_cast<T*>(p.pre)[z * p.p_batch + row * p.p_r + col * p.p_c] = detail::convert<T>(v);
   v = activate(v, p.act);
   if (p.res)
     v += detail::convert<float>(
@@ -663,6 +668,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
     return false;
   if (e.residual.defined() && (e.residual.dtype() != dt || e.residual.sizes() != out.sizes()))
     return false;
+  if (e.pre_act.defined() && (e.pre_act.dtype() != dt || e.pre_act.sizes() != out.sizes()))
+    return false;
   if (batches == 0 || M == 0 || N == 0) return true;
 
   TcParams p;
@@ -676,6 +683,11 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
     p.r_r = e.residual.stride(1), p.r_c = e.residual.stride(2), p.r_batch = e.residual.stride(0);
   else
     p.r_r = p.r_c = p.r_batch = 0;
+  p.pre = e.pre_act.defined() ? e.pre_act.data_ptr() : nullptr;
+  if (p.pre)
+    p.p_r = e.pre_act.stride(1), p.p_c = e.pre_act.stride(2), p.p_batch = e.pre_act.stride(0);
+  else
+    p.p_r = p.p_c = p.p_batch = 0;
   p.M = M, p.N = N, p.K = K, p.batches = batches;
   p.alpha = static_cast<float>(e.alpha), p.beta = static_cast<float>(e.beta);
   p.act = e.act;

@@ -1,6 +1,6 @@
 // Backward of the linear algebra ops: matmul (every 1-D / 2-D / batched broadcasting case), mm,
-// bmm, addmm, baddbmm, outer, dot, linear. Table-driven gradcheck and gradgradcheck, plus
-// hand-computed gradients.
+// bmm, addmm, baddbmm, outer, dot, linear, linear_gelu. Table-driven gradcheck and gradgradcheck,
+// plus hand-computed gradients.
 #include <iostream>
 #include <string>
 
@@ -95,6 +95,13 @@ std::vector<Case> cases() {
   c.push_back({"linear no bias",
                [](const Inputs& x) { return linear(x[0], x[1]); },
                {grad_input({2, 3, 3}), grad_input({2, 3})}});
+  // ---- linear_gelu (on the CPU the two ops; the CUDA fused node: tests/cuda) ----
+  c.push_back({"linear_gelu tanh",
+               [](const Inputs& x) { return linear_gelu(x[0], x[1], x[2], "tanh"); },
+               {grad_input({2, 4, 3}), grad_input({5, 3}), grad_input({5})}});
+  c.push_back({"linear_gelu erf",
+               [](const Inputs& x) { return linear_gelu(x[0], x[1], x[2]); },
+               {grad_input({4, 3}), grad_input({5, 3}), grad_input({5})}});
   return c;
 }
 

@@ -345,3 +345,89 @@ TEST_CASE("cuda matmul in float32: exact unless TF32 is allowed") {
   // TF32's rounding shows: the two differ by more than float32 accuracy.
   CHECK_FALSE(close_scaled(tf32, exact64, 1e-6));
 }
+
+TEST_CASE("cuda gemm_tc: pre_act receives the activation's input") {
+  if (!gpu()) return;
+  Generator g(9008);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    const Tensor a = rnd({2, 37, 40}, dt, g), b = rnd({2, 40, 72}, dt, g);
+    GemmEpilogue e;
+    e.bias = rnd({72}, dt, g);
+    e.act = GemmAct::kGeluTanh;
+    e.pre_act = rnd({2, 72, 37}, dt, g).transpose(1, 2);  // strided
+    Tensor out = empty({2, 37, 72}, TensorOptions(dt).device(cu));
+    REQUIRE(cuda::gemm_tc(out, a, b, e));
+    CHECK(close(out, reference(a, b, e, Tensor()), dt));
+    GemmEpilogue plain;
+    plain.bias = e.bias;
+    CHECK(close(e.pre_act, reference(a, b, plain, Tensor()), dt));
+    // The output is the activation of what pre_act holds (before its rounding).
+    GemmEpilogue wrong = e;
+    wrong.pre_act = rnd({2, 37, 71}, dt, g);
+    CHECK_FALSE(cuda::gemm_tc(out, a, b, wrong));
+  }
+}
+
+TEST_CASE("cuda linear_gelu: one GEMM with the GELU fused, gradients as the composite's") {
+  if (!gpu()) return;
+  Generator g(9009);
+  for (const char* approximate : {"tanh", "none"}) {
+    for (DType dt : {kBFloat16, kFloat16}) {
+      INFO(dt << " " << approximate);
+      Tensor x = rnd({3, 11, 64}, dt, g).requires_grad_(true);
+      Tensor w = rnd({96, 64}, dt, g).requires_grad_(true);
+      Tensor b = rnd({96}, dt, g).requires_grad_(true);
+      const Tensor y = linear_gelu(x, w, b, approximate);
+      REQUIRE(y.grad_fn() != nullptr);
+      CHECK(y.grad_fn()->name() == "linear_gelu");
+      // float64 reference on the same (rounded) values.
+      auto f64 = [](const Tensor& t) { return t.detach().cpu().to(kFloat64).requires_grad_(true); };
+      Tensor x64 = f64(x), w64 = f64(w), b64 = f64(b);
+      const Tensor y64 = gelu(linear(x64, w64, b64), approximate);
+      CHECK(close(y.reshape({1, 33, 96}), y64.detach().reshape({1, 33, 96}), dt));
+      const Tensor dy = rnd({3, 11, 96}, dt, g);
+      y.backward(dy);
+      y64.backward(dy.cpu().to(kFloat64));
+      // Gradients: K- or M-long sums of 16-bit products, so 1e-2 of the largest value.
+      auto near = [](const Tensor& got, const Tensor& want) {
+        const std::vector<double> p = test::values(got.cpu().to(kFloat64)), q = test::values(want);
+        double scale = 0;
+        for (double v : q) scale = std::max(scale, std::abs(v));
+        for (size_t i = 0; i < p.size(); ++i)
+          if (!(std::abs(p[i] - q[i]) <= 1e-2 * scale)) return false;
+        return p.size() == q.size();
+      };
+      CHECK(near(x.grad(), x64.grad()));
+      CHECK(near(w.grad(), w64.grad()));
+      CHECK(near(b.grad(), b64.grad()));
+    }
+  }
+  // Without a bias, or on the CPU: exactly gelu(linear(...)).
+  const Tensor x = rnd({5, 64}, kBFloat16, g), w = rnd({32, 64}, kBFloat16, g);
+  CHECK(test::bitwise_equal(linear_gelu(x, w, Tensor(), "tanh").cpu(),
+                            gelu(linear(x, w), "tanh").cpu()));
+  const Tensor xc = randn({5, 64}, g), wc = randn({32, 64}, g), bc = randn({32}, g);
+  CHECK(test::bitwise_equal(linear_gelu(xc, wc, bc), gelu(linear(xc, wc, bc))));
+  EMBER_CHECK_THROWS(linear_gelu(xc, wc, bc, "fast"), ValueError, "linear_gelu");
+}
+
+TEST_CASE("cuda linear_gelu: double backward through the composite") {
+  if (!gpu()) return;
+  Generator g(9010);
+  Tensor x = rnd({4, 64}, kFloat16, g).requires_grad_(true);
+  const Tensor w = rnd({16, 64}, kFloat16, g), b = rnd({16}, kFloat16, g);
+  const Tensor y = linear_gelu(x, w, b, "tanh");
+  const std::vector<Tensor> gx = autograd::grad({y.sum()}, {x}, {}, /*retain_graph=*/true,
+                                                /*create_graph=*/true);
+  REQUIRE(gx[0].requires_grad());
+  const std::vector<Tensor> ggx = autograd::grad({gx[0].sum()}, {x});
+  // The same second derivative as the composite's.
+  Tensor xr = x.detach().requires_grad_(true);
+  const Tensor yr = gelu(linear(xr, w, b), "tanh");
+  const std::vector<Tensor> gr =
+      autograd::grad({yr.sum()}, {xr}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+  const std::vector<Tensor> ggr = autograd::grad({gr[0].sum()}, {xr});
+  CHECK(test::bitwise_equal(gx[0].cpu(), gr[0].cpu()));
+  CHECK(test::bitwise_equal(ggx[0].cpu(), ggr[0].cpu()));
+}

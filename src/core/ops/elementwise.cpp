@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "core/dispatch.hpp"
+#include "core/ops/derivatives.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
@@ -363,7 +364,10 @@ Tensor clamp_pass_mask(const Tensor& x, const std::optional<Scalar>& min,
   return min ? ge(x, *min) : le(x, *max);
 }
 
-/// d gelu / dx for the exact (erf) and tanh forms, written with differentiable ops.
+}  // namespace
+
+namespace detail {
+
 Tensor gelu_grad(const Tensor& x, bool tanh_form) {
   if (tanh_form) {
     const double k = std::sqrt(2.0 / M_PI), c = 0.044715;
@@ -377,7 +381,7 @@ Tensor gelu_grad(const Tensor& x, bool tanh_form) {
   return cdf + x * pdf;
 }
 
-}  // namespace
+}  // namespace detail
 
 DType result_type(const Tensor& a, const Tensor& b) {
   check_defined(a, "result_type");
@@ -628,7 +632,7 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
   const bool tanh_form = approximate == "tanh";
   Tensor out = float_unary("gelu", x, tanh_form ? UnaryOp::GeluTanh : UnaryOp::GeluErf);
   record_unary("gelu", x, out, {x}, [tanh_form](const Saved& s, const Tensor& dy) {
-    return dy * gelu_grad(s[0], tanh_form);
+    return dy * detail::gelu_grad(s[0], tanh_form);
   });
   return out;
 }

@@ -3,10 +3,13 @@
 // strides: transposed operands and broadcast (stride-0) batch dimensions are handed to the kernel
 // as views, never copied.
 #include <algorithm>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/autocast.hpp"
 #include "core/dispatch.hpp"
+#include "core/ops/derivatives.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/cuda/cuda.hpp"
@@ -450,6 +453,66 @@ Tensor dot(const Tensor& a, const Tensor& b) {
     autograd::record("dot", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
       return Grads{wants(s[0]) ? dy * s[1] : Tensor(), wants(s[1]) ? dy * s[0] : Tensor()};
     });
+  return out;
+}
+
+namespace {
+
+/// gelu(x @ weight^T + bias) and its pre-activation from one tensor-core GEMM with the GELU in
+/// its epilogue (CUDA, Ember's backend, bias defined, one dtype); undefined tensors when that
+/// does not apply or the kernel declines the layout.
+std::pair<Tensor, Tensor> linear_gelu_fused(const Tensor& x, const Tensor& weight,
+                                            const Tensor& bias, bool tanh_form) {
+  if (!x.defined() || !weight.defined() || !bias.defined() || !x.is_cuda() ||
+      cuda::backend() != cuda::Backend::kEmber)
+    return {};
+  if (weight.dim() != 2 || x.dim() < 1 || bias.dim() != 1 || x.size(-1) != weight.size(1) ||
+      bias.size(0) != weight.size(0))
+    return {};
+  if (weight.dtype() != x.dtype() || bias.dtype() != x.dtype() || weight.device() != x.device() ||
+      bias.device() != x.device())
+    return {};
+  const int64_t K = weight.size(1), N = weight.size(0);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = N;
+  NoGradGuard no_grad;
+  Tensor out = make_tensor(shape, x.dtype(), x.device(), "linear_gelu");
+  Tensor pre = make_tensor(shape, x.dtype(), x.device(), "linear_gelu");
+  const Tensor a3 = x.reshape({1, -1, K});
+  GemmEpilogue e;
+  e.bias = bias;
+  e.act = tanh_form ? GemmAct::kGeluTanh : GemmAct::kGelu;
+  e.pre_act = pre.view({1, a3.size(1), N});
+  if (!cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return {};
+  return {out, pre};
+}
+
+}  // namespace
+
+Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                   const std::string& approximate) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
+    return autocast_call(*dt, &linear_gelu, x, weight, bias, approximate);
+  EMBER_CHECK(approximate == "none" || approximate == "tanh", ValueError,
+              "[linear_gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
+  const bool tanh_form = approximate == "tanh";
+  auto [out, pre] = linear_gelu_fused(x, weight, bias, tanh_form);
+  if (!out.defined()) return gelu(linear(x, weight, bias), approximate);
+  // dH = dY gelu'(H) from the saved pre-activation, then linear's gradients. Under create_graph
+  // the composite is differentiated instead (pre is not connected to x and weight).
+  autograd::record(
+      "linear_gelu", {x, weight, bias}, out, {x, weight, bias, pre},
+      [tanh_form, approximate](const Saved& s, const Tensor& dy) {
+        if (autograd::is_grad_enabled())
+          return autograd::composite_grads(
+              [&](const Saved& in) { return gelu(linear(in[0], in[1], in[2]), approximate); }, s,
+              dy, 3);
+        const Tensor &x = s[0], &w = s[1];
+        const int64_t N = w.size(0), K = w.size(1);
+        const Tensor dh = dy * detail::gelu_grad(s[3], tanh_form);
+        return Grads{wants(x) ? matmul(dh, w) : Tensor(),
+                     wants(w) ? mm(dh.reshape({-1, N}).t(), x.reshape({-1, K})) : Tensor(), dh};
+      });
   return out;
 }
 
