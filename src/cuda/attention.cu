@@ -61,6 +61,7 @@
 
 #include "core/kernels.hpp"
 #include "core/philox.hpp"
+#include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
 #include "ember/autograd.hpp"
@@ -608,17 +609,6 @@ HeadPtr heads(const Tensor& t, Tensor& keep) {
   return h;
 }
 
-/// Raises kKernel's dynamic shared-memory limit to `bytes` once per thread and device (above
-/// 48 KiB needs the opt-in); the caller has made `device` current.
-template <auto kKernel>
-void opt_in_smem(int bytes, int device) {
-  thread_local int configured_device = -1;
-  if (configured_device == device) return;
-  EMBER_CUDA_CHECK(
-      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  configured_device = device;
-}
-
 template <int D>
 constexpr int tile_bytes() {
   return kBlockN * (D + 8) * 2;
@@ -669,7 +659,7 @@ unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH :
 template <class T, int D>
 void forward(const Params& p, cudaStream_t stream, int device) {
   constexpr int bytes = 5 * tile_bytes<D>();
-  opt_in_smem<attention_forward_kernel<T, D>>(bytes, device);
+  detail::opt_in_smem<attention_forward_kernel<T, D>>(bytes, device);
   const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
   attention_forward_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
@@ -684,12 +674,12 @@ void backward(const Params& p, cudaStream_t stream, int device) {
          stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
   constexpr int kv_bytes = 6 * tile_bytes<D>() + 4 * kBlockM * 4;
-  opt_in_smem<attention_dkdv_kernel<T, D>>(kv_bytes, device);
+  detail::opt_in_smem<attention_dkdv_kernel<T, D>>(kv_bytes, device);
   const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockN - 1) / kBlockN), grid_heads(p.BH));
   attention_dkdv_kernel<T, D><<<kv_grid, kThreads, kv_bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
   constexpr int q_bytes = 6 * tile_bytes<D>();
-  opt_in_smem<attention_dq_kernel<T, D>>(q_bytes, device);
+  detail::opt_in_smem<attention_dq_kernel<T, D>>(q_bytes, device);
   const dim3 q_grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
   attention_dq_kernel<T, D><<<q_grid, kThreads, q_bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();

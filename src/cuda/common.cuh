@@ -1,8 +1,10 @@
-// Shared by the CUDA sources: the error check after every runtime call and launch, and the
-// device guard. Private to src/cuda.
+// Shared by the CUDA sources: the error check after every runtime call and launch, the device
+// guard, and the shared-memory opt-in of the tensor-core kernels. Private to src/cuda.
 #pragma once
 
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "ember/error.hpp"
 
@@ -38,6 +40,20 @@ class DeviceGuard {
  private:
   int previous_ = 0;
 };
+
+/// True when ptr is 16-byte aligned (a cp.async / vector-load chunk).
+inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
+
+/// Raises kKernel's dynamic shared-memory limit to `bytes` (above 48 KiB needs the opt-in), once
+/// per thread and device; the caller has made `device` current.
+template <auto kKernel>
+void opt_in_smem(int bytes, int device) {
+  thread_local int configured_device = -1;
+  if (configured_device == device) return;
+  check(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+        "cudaFuncSetAttribute", __FILE__, __LINE__);
+  configured_device = device;
+}
 
 }  // namespace ember::cuda::detail
 

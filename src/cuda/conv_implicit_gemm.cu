@@ -52,6 +52,7 @@
 
 #include "core/kernels.hpp"
 #include "core/tensor_impl.hpp"
+#include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
 #include "ember/autograd.hpp"
@@ -350,18 +351,7 @@ __global__ void wgrad_reduce_kernel(const ConvParams p, int64_t splits) {
 
 // ---- host side ----
 
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 bool is_16bit_float(DType dt) { return dt == kBFloat16 || dt == kFloat16; }
-
-/// Raises kKernel's dynamic shared-memory limit to `bytes`, once per thread and device.
-template <auto kKernel>
-void opt_in_smem(int bytes, int device) {
-  thread_local int configured_device = -1;
-  if (configured_device == device) return;
-  EMBER_CUDA_CHECK(
-      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  configured_device = device;
-}
 
 int64_t sm_count(int device) {
   thread_local int cached_device = -1;
@@ -378,7 +368,7 @@ int64_t sm_count(int device) {
 Tensor nhwc(const Tensor& t) {
   const Tensor v = t.permute({0, 2, 3, 1});
   Tensor c = v.contiguous();
-  if (!aligned16(c.data_ptr())) {
+  if (!detail::aligned16(c.data_ptr())) {
     c = make_tensor(v.sizes(), v.dtype(), v.device(), "conv2d_implicit_gemm");
     c.copy_(v);
   }
@@ -427,7 +417,7 @@ template <class T, Pass kPass>
 void launch(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t stream, int device) {
   constexpr bool kKMajor = kPass != Pass::kWgrad;
   constexpr int bytes = smem_bytes<kKMajor>();
-  opt_in_smem<conv_implicit_gemm_kernel<T, kPass>>(bytes, device);
+  detail::opt_in_smem<conv_implicit_gemm_kernel<T, kPass>>(bytes, device);
   const dim3 grid(static_cast<unsigned>((p.M + BM - 1) / BM),
                   static_cast<unsigned>(((p.Ncol + BN - 1) / BN) * groups),
                   static_cast<unsigned>(splits));

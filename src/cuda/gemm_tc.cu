@@ -42,6 +42,7 @@
 #include <type_traits>
 
 #include "core/kernels.hpp"
+#include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
 #include "ember/cuda/cuda.hpp"
@@ -436,8 +437,6 @@ __global__ void __launch_bounds__(Tf32Config::kThreads, 2) gemm_tf32_kernel(cons
   }
 }
 
-bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
-
 // ---- sm_90a: warpgroup MMA ----
 
 /// Block (128, 128) of out as two warpgroups of (64, 128), K slabs of 64 through 3 stages of
@@ -567,17 +566,6 @@ bool wgmma_available(const Tensor& like) {
   return v == 2;
 }
 
-/// Raises kKernel's dynamic shared-memory limit to `bytes` (above 48 KiB needs the opt-in), once
-/// per thread and device; the caller has made `device` current.
-template <auto kKernel>
-void opt_in_smem(int bytes, int device) {
-  thread_local int configured_device = -1;
-  if (configured_device == device) return;
-  EMBER_CUDA_CHECK(
-      cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  configured_device = device;
-}
-
 /// One block per (tile x tile) tile of out in x (tile_of orders them), batches in z (grid-stride
 /// past 65535).
 dim3 tile_grid(const TcParams& p, int64_t tile) {
@@ -588,7 +576,7 @@ dim3 tile_grid(const TcParams& p, int64_t tile) {
 
 template <class T>
 void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
-  opt_in_smem<gemm_wgmma_kernel<T>>(kWgSmem, device);
+  detail::opt_in_smem<gemm_wgmma_kernel<T>>(kWgSmem, device);
   gemm_wgmma_kernel<T><<<tile_grid(p, kWgTile), kWgThreads, kWgSmem, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
 }
@@ -610,7 +598,7 @@ template <class T, bool kBKMajor, class C>
 void launch(const TcParams& p, cudaStream_t stream, int device) {
   static_assert(C::BM == C::BN, "tile_grid: square block tiles");
   constexpr int bytes = smem_bytes<C, kBKMajor>();
-  opt_in_smem<gemm_tc_kernel<T, kBKMajor, C>>(bytes, device);
+  detail::opt_in_smem<gemm_tc_kernel<T, kBKMajor, C>>(bytes, device);
   gemm_tc_kernel<T, kBKMajor, C><<<tile_grid(p, C::BM), C::kThreads, bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
 }
@@ -618,7 +606,7 @@ void launch(const TcParams& p, cudaStream_t stream, int device) {
 template <bool kBKMajor>
 void launch_tf32(const TcParams& p, cudaStream_t stream, int device) {
   constexpr int bytes = tf32_smem_bytes<kBKMajor>();
-  opt_in_smem<gemm_tf32_kernel<kBKMajor>>(bytes, device);
+  detail::opt_in_smem<gemm_tf32_kernel<kBKMajor>>(bytes, device);
   gemm_tf32_kernel<kBKMajor>
       <<<tile_grid(p, Tf32Config::BM), Tf32Config::kThreads, bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
@@ -657,12 +645,12 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   const auto whole = [chunk](int64_t v) { return v % chunk == 0; };
   // A: unit stride along K, everything else in whole chunks.
   if (a.stride(2) != 1 || !whole(a.stride(1)) || !whole(a.stride(0)) || !whole(K) ||
-      !aligned16(a.data_ptr()))
+      !detail::aligned16(a.data_ptr()))
     return false;
   const bool b_kmajor = b.stride(1) == 1;  // (N, K) storage, e.g. a Linear weight
   const int64_t ldb = b_kmajor ? b.stride(2) : b.stride(1);
   if (!b_kmajor && b.stride(2) != 1) return false;
-  if (!whole(ldb) || !whole(b.stride(0)) || !aligned16(b.data_ptr())) return false;
+  if (!whole(ldb) || !whole(b.stride(0)) || !detail::aligned16(b.data_ptr())) return false;
   if (!b_kmajor && !whole(N)) return false;
   if (e.bias.defined() && (e.bias.dtype() != dt || e.bias.dim() != 1 || e.bias.size(0) != N))
     return false;
