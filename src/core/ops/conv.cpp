@@ -433,6 +433,16 @@ Tensor conv2d_weight_grad_ops(const Tensor& dy, const Tensor& x, const Tensor& w
       .reshape(weight.sizes());
 }
 
+/// A first-order gradient by one of the CUDA implicit-GEMM kernels, into a new tensor of
+/// like's shape and dtype: undefined under create_graph or when `kernel(out)` declines (returns
+/// false), so the caller computes it with ops.
+template <class Kernel>
+Tensor kernel_grad(const Tensor& like, const char* op, Kernel&& kernel) {
+  if (autograd::is_grad_enabled()) return Tensor();
+  Tensor g = make_tensor(like.sizes(), like.dtype(), like.device(), op);
+  return kernel(g) ? g : Tensor();
+}
+
 /// conv2d (+ bias) on CUDA bfloat16/float16 by cuda::conv2d_implicit_gemm, the bias fused; an
 /// undefined tensor when the kernel declines the layout (the caller runs im2col + gemm).
 /// Backward, first order: the implicit-GEMM input- and weight-gradient kernels, each falling back
@@ -450,20 +460,16 @@ Tensor conv2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, const Tens
         const Tensor &x = s[0], &weight = s[1];
         Tensor gx, gw, gb;
         if (wants(s[2])) gb = dy.sum({0, 2, 3});
-        const bool create_graph = autograd::is_grad_enabled();
         if (wants(x)) {
-          if (!create_graph) {
-            gx = make_tensor(x.sizes(), x.dtype(), x.device(), "conv2d");
-            if (!cuda::conv2d_implicit_gemm_input_grad(gx, dy, weight, Tensor(), w, groups))
-              gx = Tensor();
-          }
+          gx = kernel_grad(x, "conv2d", [&](const Tensor& g) {
+            return cuda::conv2d_implicit_gemm_input_grad(g, dy, weight, Tensor(), w, groups);
+          });
           if (!gx.defined()) gx = conv2d_input_grad_ops(dy, weight, w, groups, H, W);
         }
         if (wants(weight)) {
-          if (!create_graph) {
-            gw = make_tensor(weight.sizes(), x.dtype(), x.device(), "conv2d");
-            if (!cuda::conv2d_implicit_gemm_weight_grad(gw, dy, x, w, groups)) gw = Tensor();
-          }
+          gw = kernel_grad(weight, "conv2d", [&](const Tensor& g) {
+            return cuda::conv2d_implicit_gemm_weight_grad(g, dy, x, w, groups);
+          });
           if (!gw.defined()) gw = conv2d_weight_grad_ops(dy, x, weight, w, groups);
         }
         return Grads{gx, gw, gb};
@@ -490,23 +496,19 @@ Tensor conv_transpose2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, 
         const Tensor &x = s[0], &weight = s[1];
         Tensor gx, gw, gb;
         if (wants(s[2])) gb = dy.sum({0, 2, 3});
-        const bool create_graph = autograd::is_grad_enabled();
         if (wants(x)) {
-          if (!create_graph) {
-            gx = make_tensor(x.sizes(), x.dtype(), x.device(), "conv_transpose2d");
-            if (!cuda::conv2d_implicit_gemm(gx, dy, weight, Tensor(), w, groups, false))
-              gx = Tensor();
-          }
+          gx = kernel_grad(x, "conv_transpose2d", [&](const Tensor& g) {
+            return cuda::conv2d_implicit_gemm(g, dy, weight, Tensor(), w, groups, false);
+          });
           if (!gx.defined())  // dY's windows may reach past x's (output_padding): crop
             gx = conv2d(dy, weight, {}, {w.sh, w.sw}, {w.ph, w.pw}, {w.dh, w.dw}, groups)
                      .slice(2, 0, H)
                      .slice(3, 0, W);
         }
         if (wants(weight)) {
-          if (!create_graph) {
-            gw = make_tensor(weight.sizes(), x.dtype(), x.device(), "conv_transpose2d");
-            if (!cuda::conv2d_implicit_gemm_weight_grad(gw, x, dy, w, groups)) gw = Tensor();
-          }
+          gw = kernel_grad(weight, "conv_transpose2d", [&](const Tensor& g) {
+            return cuda::conv2d_implicit_gemm_weight_grad(g, x, dy, w, groups);
+          });
           if (!gw.defined()) {
             // dY's windows (BH, BW) >= (H, W); the first (H, W) pair with x's positions.
             const int64_t Cin = x.size(1);
