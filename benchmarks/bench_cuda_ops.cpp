@@ -471,9 +471,10 @@ void register_hgemm_cases() {
       add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
         bm_hgemm(s, sh.M, sh.N, sh.K, cublas, sh.bias_gelu, -1);
       });
-    // Each configuration forced, as peers of the default (automatic) choice: 0 and 1 (mma.sync)
-    // and 2 (wgmma on sm_90a; elsewhere it falls back to 1).
-    for (const int config : {0, 1, 2})
+    // Each configuration forced, as peers of the default (automatic) choice: 0 and 1 (mma.sync),
+    // 2 (wgmma) and 3 (TMA + mbarriers + warp-specialised wgmma); 2 and 3 on sm_90a, elsewhere
+    // they fall back to 1.
+    for (const int config : {0, 1, 2, 3})
       add_gpu_case(key + "ember_config" + std::to_string(config),
                    [sh, config](benchmark::State& s) {
                      bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);

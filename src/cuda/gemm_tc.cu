@@ -23,9 +23,11 @@
 //      108 KiB of shared memory per block);
 //   0: 8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
 //   2: on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
+//   3: on sm_90a, TMA + mbarrier pipeline with a producer warpgroup and two consumer warpgroups
+//      on wgmma.m64n256k16 (gemm_tma_kernel), for K-contiguous B; else 1.
 // By default (-1) 0 for products of fewer 128 x 128 tiles than SMs, else 1 (launch_config).
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
-// 2 rows per mma tile) and stores each element once (store_out).
+// 2 rows per mma tile) and stores each element once (store_quad: adjacent pairs in one store).
 //
 // float32 with TF32 allowed (cuda::set_allow_tf32): gemm_tf32_kernel, the same design with
 // 4-float chunks, 32-deep slabs and mma.m16n8k8.tf32 on fragments read by 32-bit shared loads and
@@ -38,6 +40,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <type_traits>
 
@@ -45,6 +48,7 @@
 #include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
+#include "cuda/tma.cuh"
 #include "ember/cuda/cuda.hpp"
 #include "ember/ops.hpp"
 
@@ -139,13 +143,12 @@ __device__ __forceinline__ void tile_of(int64_t bid, int64_t m_tiles, int64_t n_
   n_tile = in_group / rows;
 }
 
-/// The epilogue of one accumulator: out[z][row][col] = act(alpha v + beta out + bias[col]) +
-/// residual[z][row][col], rounded once; rows and columns outside out are skipped.
+/// The epilogue of one accumulator up to its rounding: act(alpha v + beta out + bias[col]) +
+/// residual[z][row][col], the activation's input also stored to pre_act when asked; o is
+/// out[z][row][col] (read for beta).
 template <class T>
-__device__ __forceinline__ void store_out(const TcParams& p, int64_t z, int64_t row, int64_t col,
-                                          float v) {
-  if (row >= p.M || col >= p.N) return;
-  T* const o = static_cast<T*>(p.out) + z * p.o_batch + row * p.o_r + col * p.o_c;
+__device__ __forceinline__ float finish(const TcParams& p, int64_t z, int64_t row, int64_t col,
+                                        float v, const T* o) {
   v *= p.alpha;
   if (p.beta != 0.f) v += p.beta * detail::convert<float>(*o);
   if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[col * p.bias_s]);
@@ -155,7 +158,36 @@ __device__ __forceinline__ void store_out(const TcParams& p, int64_t z, int64_t 
   if (p.res)
     v += detail::convert<float>(
         static_cast<const T*>(p.res)[z * p.r_batch + row * p.r_r + col * p.r_c]);
-  *o = detail::convert<T>(v);
+  return v;
+}
+
+/// The epilogue of one mma-layout quad of accumulators: v = out[row][col], [row][col + 1],
+/// [row + 8][col], [row + 8][col + 1] before the epilogue; each element rounded once and stored
+/// once, those outside out skipped. A pair of columns contiguous in out and aligned to its size
+/// is one store (32 bits for 16-bit types, 64 for float).
+template <class T>
+__device__ __forceinline__ void store_quad(const TcParams& p, int64_t z, int64_t row, int64_t col,
+                                           const float* v) {
+  struct alignas(2 * sizeof(T)) Pair {
+    T lo, hi;
+  };
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int64_t r = row + 8 * h;
+    if (r >= p.M || col >= p.N) continue;
+    T* const o = static_cast<T*>(p.out) + z * p.o_batch + r * p.o_r + col * p.o_c;
+    const float a = finish<T>(p, z, r, col, v[2 * h], o);
+    if (col + 1 < p.N) {
+      T* const o1 = o + p.o_c;
+      const float b = finish<T>(p, z, r, col + 1, v[2 * h + 1], o1);
+      if (p.o_c == 1 && reinterpret_cast<uintptr_t>(o) % sizeof(Pair) == 0) {
+        *reinterpret_cast<Pair*>(o) = Pair{detail::convert<T>(a), detail::convert<T>(b)};
+        continue;
+      }
+      *o1 = detail::convert<T>(b);
+    }
+    *o = detail::convert<T>(a);
+  }
 }
 
 /// The pipeline's prologue: slabs 0 .. kStages - 2 into their stages, one cp.async group each
@@ -314,10 +346,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
     for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          store_out<T>(p, z, m0 + wm * (MI * 16) + mi * 16 + g + (e / 2) * 8,
-                       n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
+        store_quad<T>(p, z, m0 + wm * (MI * 16) + mi * 16 + g, n0 + wn * (NI * 8) + ni * 8 + 2 * q,
+                      acc[mi][ni]);
   }
 }
 
@@ -430,10 +460,8 @@ __global__ void __launch_bounds__(Tf32Config::kThreads, 2) gemm_tf32_kernel(cons
     for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
       for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          store_out<float>(p, z, m0 + wm * (MI * 16) + mi * 16 + g + (e / 2) * 8,
-                           n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
+        store_quad<float>(p, z, m0 + wm * (MI * 16) + mi * 16 + g,
+                          n0 + wn * (NI * 8) + ni * 8 + 2 * q, acc[mi][ni]);
   }
 }
 
@@ -539,14 +567,103 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
     const int g = lane / 4, q = lane % 4, w = warp % 4;
     const int64_t row = m0 + wg * 64 + w * 16 + g;
 #pragma unroll
-    for (int j = 0; j < 16; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        store_out<T>(p, z, row + (e / 2) * 8, n0 + j * 8 + 2 * q + e % 2, d[4 * j + e]);
+    for (int j = 0; j < 16; ++j) store_quad<T>(p, z, row, n0 + j * 8 + 2 * q, &d[4 * j]);
     __syncthreads();  // the stages are free for the next batch
   }
 #else
   (void)p;
+#endif
+}
+
+// ---- sm_90a: TMA, mbarriers and warp specialisation (configuration 3) ----
+
+/// Block (128, 256) of out; K slabs of 64 through 4 stages of 48 KiB (A's 128 rows, then B's 256
+/// rows, 128 bytes each, 128-byte swizzled by TMA); 3 warpgroups: 0 the producer, 1 and 2 the
+/// consumers of rows 0-63 and 64-127 (wgmma.m64n256k16, 128 float accumulators per thread).
+constexpr int kTmaBM = 128, kTmaBN = 256, kTmaBK = 64, kTmaStages = 4, kTmaThreads = 384;
+constexpr int kTmaABytes = kTmaBM * kTmaBK * 2, kTmaBBytes = kTmaBN * kTmaBK * 2;
+constexpr int kTmaStageBytes = kTmaABytes + kTmaBBytes;
+constexpr int kTmaConsumerWarps = 8;
+constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024;  // + barriers,
+                                                                                   // + alignment
+
+/// out = epilogue(A @ B) for K-contiguous A (M, K) and B (N, K), operands read by TMA through
+/// tensor maps of (batch, rows, K) (gemm_tc's layout rules; out of range rows and k read as
+/// zeros). The producer's one thread walks the slabs: wait until stage s is free (its "empty"
+/// barrier), announce the stage's bytes on its "full" barrier, issue the two box copies. Each
+/// consumer warpgroup: wait for "full", issue 4 wgmma (k16 steps: descriptors 32 bytes apart in
+/// the swizzled rows) and commit; wait until only this slab's group is pending, so the previous
+/// slab's products are done, and release the previous stage (one arrival per consumer warp). So
+/// up to 4 slabs of copies and 2 of tensor-core work are in flight, and no thread waits at a
+/// block barrier after the start. The epilogue stores from the accumulators as configuration 2
+/// (store_quad).
+template <class T>
+__global__ void __launch_bounds__(kTmaThreads, 1)
+    gemm_tma_kernel(const TcParams p, const __grid_constant__ CUtensorMap map_a,
+                    const __grid_constant__ CUtensorMap map_b) {
+#if defined(EMBER_HAVE_WGMMA)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  uint64_t* const full = reinterpret_cast<uint64_t*>(smem + kTmaStages * kTmaStageBytes);
+  uint64_t* const empty = full + kTmaStages;
+  const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
+  int64_t m_tile, n_tile;
+  tile_of(blockIdx.x, (p.M + kTmaBM - 1) / kTmaBM, (p.N + kTmaBN - 1) / kTmaBN, m_tile, n_tile);
+  const int m0 = static_cast<int>(m_tile * kTmaBM), n0 = static_cast<int>(n_tile * kTmaBN);
+  const int z = static_cast<int>(blockIdx.z);
+  const int KT = static_cast<int>((p.K + kTmaBK - 1) / kTmaBK);
+  if (tid == 0) {
+    for (int s = 0; s < kTmaStages; ++s) {
+      tma::mbar_init(&full[s], 1);
+      tma::mbar_init(&empty[s], kTmaConsumerWarps);
+    }
+    tma::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (wg == 0) {  // the producer
+    if (tid == 0) {
+      const int za = p.a_batch == 0 ? 0 : z, zb = p.b_batch == 0 ? 0 : z;
+      for (int kt = 0; kt < KT; ++kt) {
+        const int s = kt % kTmaStages;
+        tma::mbar_wait(&empty[s], ((kt / kTmaStages) & 1) ^ 1);  // free (first round: at once)
+        tma::mbar_arrive_expect_tx(&full[s], kTmaStageBytes);
+        unsigned char* const stage = smem + s * kTmaStageBytes;
+        tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
+        tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
+      }
+    }
+    return;
+  }
+
+  const int c = wg - 1, warp = tid / 32, lane = tid % 32;
+  float d[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) d[i] = 0.f;
+  for (int kt = 0; kt < KT; ++kt) {
+    const int s = kt % kTmaStages;
+    tma::mbar_wait(&full[s], (kt / kTmaStages) & 1);
+    const unsigned char* const as = smem + s * kTmaStageBytes + c * (64 * 128);
+    const unsigned char* const bs = smem + s * kTmaStageBytes + kTmaABytes;
+    mma::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kTmaBK / 16; ++ks)
+      mma::wgmma_m64n256k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
+                                      mma::smem_desc_sw128(bs + ks * 32));
+    mma::wgmma_commit();
+    mma::wgmma_wait<1>();  // slab kt - 1's products are done: its stage is free
+    if (kt > 0 && lane == 0) tma::mbar_arrive(&empty[(kt - 1) % kTmaStages]);
+  }
+  mma::wgmma_wait<0>();
+
+  // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
+  const int g = lane / 4, q = lane % 4, w = warp % 4;
+  const int64_t row = m0 + c * 64 + w * 16 + g;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) store_quad<T>(p, z, row, n0 + j * 8 + 2 * q, &d[4 * j]);
+#else
+  (void)p, (void)map_a, (void)map_b;
 #endif
 }
 
@@ -579,6 +696,30 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
   detail::opt_in_smem<gemm_wgmma_kernel<T>>(kWgSmem, device);
   gemm_wgmma_kernel<T><<<tile_grid(p, kWgTile), kWgThreads, kWgSmem, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
+}
+
+/// Configuration 3 for K-contiguous B; false (nothing launched) when the tensor maps cannot be
+/// made, the batches exceed the grid's z or the sizes exceed TMA's 32-bit coordinates.
+template <class T>
+bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
+  if (p.batches > 65535 || p.M > INT32_MAX - kTmaBM || p.N > INT32_MAX - kTmaBN ||
+      p.K > INT32_MAX - kTmaBK)
+    return false;
+  constexpr bool bf16 = std::is_same_v<T, BF16Bits>;
+  const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
+  CUtensorMap map_a, map_b;
+  if (!tma::encode_tensor_map(&map_a, bf16, p.a, n(p.K), n(p.M), n(p.batches), n(p.lda),
+                              n(p.a_batch), kTmaBK, kTmaBM) ||
+      !tma::encode_tensor_map(&map_b, bf16, p.b, n(p.K), n(p.N), n(p.batches), n(p.ldb),
+                              n(p.b_batch), kTmaBK, kTmaBN))
+    return false;
+  const int64_t tiles = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN);
+  if (tiles > INT32_MAX) return false;
+  detail::opt_in_smem<gemm_tma_kernel<T>>(kTmaSmem, device);
+  const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(p.batches));
+  gemm_tma_kernel<T><<<grid, kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
 }
 
 std::atomic<int> g_config{-1};
@@ -627,6 +768,8 @@ void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
     launch<T, kBKMajor, Config0>(p, stream, device);
   else if (config == 2 && kBKMajor && wgmma_available(out))
     launch_wgmma<T>(p, stream, device);
+  else if (config == 3 && kBKMajor && wgmma_available(out) && launch_tma<T>(p, stream, device))
+    return;
   else
     launch<T, kBKMajor, Config1>(p, stream, device);
 }
@@ -702,8 +845,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 }
 
 void set_gemm_tc_config(int config) {
-  EMBER_CHECK(config >= -1 && config <= 2, ValueError,
-              "[set_gemm_tc_config] expected -1 (automatic), 0, 1 or 2, got ", config);
+  EMBER_CHECK(config >= -1 && config <= 3, ValueError,
+              "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2 or 3, got ", config);
   g_config.store(config, std::memory_order_relaxed);
 }
 

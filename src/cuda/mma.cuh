@@ -51,6 +51,7 @@ __device__ inline float to_float(uint16_t bits) {
 /// aligned; with src_bytes == 0 gmem is not read but must still be a valid address.
 __device__ inline void cp_async_16(void* smem, const void* gmem, int src_bytes) {
 #if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::shared_write(smem, 16, "cp.async");
   std::memcpy(smem, gmem, static_cast<size_t>(src_bytes));
   std::memset(static_cast<char*>(smem) + src_bytes, 0, static_cast<size_t>(16 - src_bytes));
 #else
@@ -206,14 +207,17 @@ __device__ inline void mma_1688_tf32(float (&d)[4], const uint32_t (&a)[4],
 #endif
 }
 
-// ---- Hopper warpgroup MMA (sm_90a only; never under the emulator) ----
-// wgmma_m64n128k16<T>: the 4 warps of a warpgroup compute D (64 x 128, float) += A (64 x 16) B
-// (scale-d set: accumulate)
-// (16 x 128) with A and B in shared memory, described by 64-bit matrix descriptors (smem_desc),
-// both K-major. D's layout: warp w of the group holds rows 16w..16w+15; in it lane t holds, for
-// each 8-column block j, d[4j], d[4j+1] = D[16w + t/4][8j + 2(t%4) + 0/1] and d[4j+2], d[4j+3]
-// the same columns of row + 8 (mma.m16n8's C layout, repeated along N).
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL) && !defined(EMBER_CUDA_EMULATED)
+// ---- Hopper warpgroup MMA (sm_90a; emulated under tools/cuda_emu) ----
+// wgmma_m64n{128,256}k16<T>: the 4 warps of a warpgroup compute D (64 x N, float) += A (64 x 16)
+// B (16 x N) with A and B in shared memory, described by 64-bit matrix descriptors (smem_desc,
+// smem_desc_sw128), both K-major. D's layout: warp w of the group holds rows 16w..16w+15; in it
+// lane t holds, for each 8-column block j, d[4j], d[4j+1] = D[16w + t/4][8j + 2(t%4) + 0/1] and
+// d[4j+2], d[4j+3] the same columns of row + 8 (mma.m16n8's C layout, repeated along N).
+// The instructions are asynchronous: issued after wgmma_fence, closed into a group by
+// wgmma_commit, complete (accumulators readable, shared operands free) after wgmma_wait<N>.
+// Under the emulator they queue per thread and run at the wait that retires them, reading shared
+// memory then; the descriptors are decoded as the PTX ISA specifies (tools/cuda_emu/README.md).
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(EMBER_CUDA_EMULATED)
 #define EMBER_HAVE_WGMMA 1
 
 /// A shared-memory matrix descriptor without swizzle: 8 x 16-byte core matrices stored as 128
@@ -224,6 +228,41 @@ __device__ inline uint64_t smem_desc(const void* smem, uint32_t lbo, uint32_t sb
          (static_cast<uint64_t>(sbo >> 4) << 32);
 }
 
+/// A descriptor of a K-major operand in the 128-byte swizzle layout TMA writes with
+/// CU_TENSOR_MAP_SWIZZLE_128B: rows of 64 16-bit elements (128 bytes), 16-byte chunk c of row r
+/// stored at chunk c ^ (r % 8), 8-row groups 1024 bytes apart (SBO; LBO unused, 1 by convention).
+/// The k16 step s of a 64-deep slab starts 32 s bytes into the row (the swizzle is a function of
+/// the address, so the stage must be 1024-byte aligned).
+__device__ inline uint64_t smem_desc_sw128(const void* smem) {
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  return static_cast<uint64_t>((a & 0x3FFFF) >> 4) | (uint64_t{1} << 16) |
+         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+}
+
+#if defined(EMBER_CUDA_EMULATED)
+__device__ inline void fence_proxy_async() {}
+__device__ inline void wgmma_fence() {}
+__device__ inline void wgmma_commit() { ::ember_emu::wgmma_commit(); }
+template <int N>
+__device__ inline void wgmma_wait() {
+  ::ember_emu::wgmma_wait(N);
+}
+template <class T, int kRegs>
+__device__ inline void wgmma_emulated(float (&d)[kRegs], uint64_t desc_a, uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma: bf16 or fp16 inputs");
+  ::ember_emu::wgmma_issue(::ember_emu::WgmmaOp{
+      d, 2 * kRegs, desc_a, desc_b, std::is_same_v<T, __nv_bfloat16>, true, false, false});
+}
+template <class T>
+__device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_emulated<T>(d, desc_a, desc_b);
+}
+template <class T>
+__device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_emulated<T>(d, desc_a, desc_b);
+}
+#else
 /// Orders this thread's earlier shared-memory writes (cp.async included) before the async
 /// proxy's reads (wgmma); then a barrier makes them everyone's.
 __device__ inline void fence_proxy_async() {
@@ -238,13 +277,12 @@ __device__ inline void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 
-// The instruction for input types TYPES ("bf16.bf16" or "f16.f16"), d += A B, scale-d set.
+// The instructions for input types TYPES ("bf16.bf16" or "f16.f16"), d += A B (scale-d set).
 #define EMBER_WGMMA_M64N128K16(TYPES)                                                              \
   asm volatile(                                                                                    \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                 \
       "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES                                         \
-      " "                                                                                          \
-      "{"                                                                                          \
+      " {"                                                                                         \
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
@@ -262,6 +300,43 @@ __device__ inline void wgmma_wait() {
         "+f"(d[63])                                                                                \
       : "l"(desc_a), "l"(desc_b), "r"(1))
 
+#define EMBER_WGMMA_M64N256K16(TYPES)                                                              \
+  asm volatile(                                                                                    \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"                                                \
+      "wgmma.mma_async.sync.aligned.m64n256k16.f32." TYPES                                         \
+      " {"                                                                                         \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "           \
+      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "           \
+      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "           \
+      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, "     \
+      "%111, "                                                                                     \
+      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, " \
+      "%127"                                                                                       \
+      "}, %128, %129, p, 1, 1, 0, 0;\n}\n"                                                         \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), \
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), \
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), \
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), \
+        "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), \
+        "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), \
+        "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), \
+        "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), \
+        "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), \
+        "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),          \
+        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]),        \
+        "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),        \
+        "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),        \
+        "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])         \
+      : "l"(desc_a), "l"(desc_b), "r"(1))
+
 template <class T>
 __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
@@ -271,7 +346,18 @@ __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_
   else
     EMBER_WGMMA_M64N128K16("f16.f16");
 }
+template <class T>
+__device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma_m64n256k16: bf16 or fp16 inputs");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    EMBER_WGMMA_M64N256K16("bf16.bf16");
+  else
+    EMBER_WGMMA_M64N256K16("f16.f16");
+}
 #undef EMBER_WGMMA_M64N128K16
-#endif
+#undef EMBER_WGMMA_M64N256K16
+#endif  // EMBER_CUDA_EMULATED
+#endif  // wgmma
 
 }  // namespace ember::cuda::mma

@@ -3,7 +3,8 @@
 // not of the 32-deep slab), both B layouts (a Linear weight (N, K) read transposed, and row-major
 // (K, N)), lda wider than K, batches (broadcast too), and every epilogue part (alpha, beta with
 // out's old values, bias, ReLU/GELU/GELU-tanh, residual) into strided outputs that start
-// poisoned; each tile configuration (set_gemm_tc_config: 1, 0, and 2, wgmma on sm_90a). float32
+// poisoned; each tile configuration (set_gemm_tc_config: 1, 0, 2 (wgmma) and 3 (TMA + wgmma,
+// warp-specialised) on sm_90a; the emulator models wgmma, TMA and mbarriers). float32
 // on TF32 (cuda::set_allow_tf32): against float64 on the inputs rounded as cvt.rna.tf32 rounds
 // them (float32 accuracy) and on the exact inputs (TF32 accuracy, 2e-3 of the largest |value|).
 // Tolerance: one rounding of the output dtype relative (test::tolerance), plus 1e-3 of that
@@ -95,7 +96,7 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
   };
   const Shape shapes[] = {{1, 8, 8},      {37, 72, 40},   {130, 136, 264},
                           {257, 120, 96}, {128, 128, 32}, {300, 264, 1032}};
-  for (int config : {1, 0, 2}) {
+  for (int config : {1, 0, 2, 3}) {
     cuda::set_gemm_tc_config(config);
     for (DType dt : {kBFloat16, kFloat16}) {
       for (const Shape& s : shapes) {
@@ -120,7 +121,7 @@ TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
   if (!gpu()) return;
   Generator g(9002);
   const int64_t Bt = 3, M = 75, N = 200, K = 72;
-  for (int config : {1, 0, 2})
+  for (int config : {1, 0, 2, 3})
     for (DType dt : {kBFloat16, kFloat16}) {
       cuda::set_gemm_tc_config(config);
       // A rows 80 apart (lda > K), B a broadcast weight (batch stride 0).
@@ -147,6 +148,26 @@ TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
   cuda::set_gemm_tc_config(-1);
 }
 
+TEST_CASE("cuda gemm_tc: odd N, so column pairs straddle the edge and rows start unaligned") {
+  if (!gpu()) return;
+  Generator g(9004);
+  const int64_t M = 21, N = 75, K = 48;
+  for (int config : {1, 0, 2, 3})
+    for (DType dt : {kBFloat16, kFloat16}) {
+      INFO("config " << config << " " << dt);
+      cuda::set_gemm_tc_config(config);
+      const Tensor a = rnd({2, M, K}, dt, g);
+      const Tensor b = rnd({2, N, K}, dt, g).transpose(1, 2);       // (K, N), K contiguous
+      Tensor out = empty({2, M, N}, TensorOptions(dt).device(cu));  // rows 75 apart: odd
+      GemmEpilogue e;
+      e.bias = rnd({N}, dt, g);
+      e.act = GemmAct::kRelu;
+      REQUIRE(cuda::gemm_tc(out, a, b, e));
+      CHECK(close(out, reference(a, b, e, Tensor()), dt));
+    }
+  cuda::set_gemm_tc_config(-1);
+}
+
 TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing") {
   if (!gpu()) return;
   Generator g(9003);
@@ -163,7 +184,7 @@ TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing
   wrong_bias.bias = rnd({47}, dt, g);
   CHECK_FALSE(cuda::gemm_tc(out, a, b, wrong_bias));
   CHECK(equal(out.cpu(), zeros({1, 40, 48}, TensorOptions(dt))));
-  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(3), ValueError, "set_gemm_tc_config");
+  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(4), ValueError, "set_gemm_tc_config");
 }
 
 TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores") {

@@ -31,6 +31,7 @@
 #define __shared__ static
 #define __constant__ static
 #define __managed__
+#define __grid_constant__
 
 // ---- vector types ----
 struct uint3 {
@@ -304,6 +305,44 @@ Launcher<K> launch(const char* name, K kernel, dim3 grid, dim3 block, size_t shm
   return Launcher<K>(name, kernel, grid, block, shmem, stream);
 }
 
+// ---- Hopper's asynchronous units (sm_90a), emulated for src/cuda/mma.cuh and tma.cuh ----
+// Shared-memory addresses (__cvta_generic_to_shared) exist for the launch's dynamic shared memory:
+// offsets from the 1024-byte boundary at or below its start, so an address has the same low 10
+// bits as the pointer (the swizzle patterns are functions of the address bits).
+uint32_t shared_address(const void* p);
+void* shared_pointer(uint32_t address, size_t bytes);
+/// A thread polling (an mbarrier's phase) lets the other threads of the block run; a round of the
+/// block in which every thread polls or waits and no mbarrier changes is reported as a deadlock.
+void spin_yield(const char* what);
+/// mbarrier: init (expected arrivals), arrive (+ tx bytes expected), complete_tx, and whether
+/// the phase of the given parity has completed. The state lives beside the 8 shared bytes;
+/// using a barrier before its init (in this block) aborts.
+void mbar_init(void* bar, uint32_t count);
+void mbar_arrive(void* bar, uint32_t expect_tx_bytes);
+bool mbar_test_parity(void* bar, uint32_t parity);
+/// cp.async.bulk.tensor: the box of `tmap` at coords (innermost first; rank of the map) into
+/// shared memory at dst, swizzled as the map says, out-of-bounds elements zero; then complete_tx
+/// of the box's bytes on bar. Runs at the call.
+void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar);
+/// wgmma.mma_async (both operands from shared memory, K-major or transposed per trans_*):
+/// queued per thread and run at the wgmma.wait_group that retires its group, reading shared
+/// memory then (as the hardware reads it asynchronously), so a stage overwritten before the wait
+/// gives wrong results here too. d: this thread's n / 2 float accumulators (m64nNk16).
+struct WgmmaOp {
+  float* d;
+  int n;
+  uint64_t desc_a, desc_b;
+  bool bf16;  // else fp16
+  bool scale_d;
+  bool trans_a, trans_b;
+};
+void wgmma_issue(const WgmmaOp& op);
+/// A write of shared memory by an asynchronous copy (cp.async): aborts, as TMA's copies do, when a
+/// wgmma that reads those bytes has been issued and not yet retired.
+void shared_write(const void* p, size_t bytes, const char* writer);
+void wgmma_commit();
+void wgmma_wait(int pending);
+
 template <class T>
 uint64_t to_bits(const T& v) {
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "cuda_emu: shuffle of a type over 8 bytes");
@@ -319,6 +358,8 @@ T from_bits(uint64_t b) {
 }
 
 }  // namespace ember_emu
+
+inline size_t __cvta_generic_to_shared(const void* p) { return ::ember_emu::shared_address(p); }
 
 // ---- synchronization ----
 #define __syncthreads() ::ember_emu::syncthreads(__FILE__, __LINE__)

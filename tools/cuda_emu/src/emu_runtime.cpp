@@ -8,6 +8,7 @@
 // mismatched masks or a lane that exited, bad launch geometry, shared memory over the limit, a
 // kernel pointer argument or a copy range outside device memory, and (via SIGSEGV) accesses past
 // an allocation's end or a fiber stack overflow.
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <signal.h>
@@ -16,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -107,6 +109,16 @@ struct Fiber {
   void* sp = nullptr;
   FiberState state = FiberState::kReady;
   uint3 tid{0, 0, 0};
+  const char* polling = nullptr;        // set by spin_yield until the fiber runs again
+  std::vector<WgmmaOp> wgmma_ops;       // issued, not yet run (wgmma.mma_async)
+  std::vector<std::pair<uint32_t, uint32_t>> wgmma_reads;  // their shared byte ranges [lo, hi)
+  std::vector<size_t> wgmma_groups;     // end index in wgmma_ops of each committed group
+};
+
+struct Mbarrier {
+  uint32_t expected = 0, pending = 0;
+  int64_t tx = 0;  // transaction bytes still expected (negative while copies land first)
+  uint32_t phase = 0;
 };
 
 struct Warp {
@@ -151,6 +163,10 @@ struct Exec {
   size_t dynamic_map_len = 0;
   size_t shared_limit = 0;  // static + dynamic
   bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
+  uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
+  std::map<const void*, Mbarrier> mbarriers;  // this block's, by address
+  size_t wgmma_pending = 0;                   // issued wgmma not yet run, all threads
+  bool restart = false;  // an mbarrier phase completed: the next round starts at once
 };
 
 Exec g_exec;
@@ -258,6 +274,7 @@ const char* state_name(FiberState s) {
     std::snprintf(buf, sizeof buf, "\n  thread (%u,%u,%u): %s", f.tid.x, f.tid.y, f.tid.z, state_name(f.state));
     detail += buf;
     if (f.state == FiberState::kWarpWait) detail += std::string(" (") + g_exec.warps[static_cast<size_t>(t / 32)].what + ")";
+    if (f.state == FiberState::kReady && f.polling) detail += std::string(" polling ") + f.polling;
     ++shown;
   }
   fatal("deadlock in %s: %d of %d threads exited, none of the others can proceed "
@@ -278,6 +295,9 @@ void thread_exited() {
   const uint32_t bit = 1u << (t % 32);
   if (w.arrived != 0 && (w.expected & bit))
     fatal("%s exited while lanes of its warp wait for it at %s (mask 0x%08x)", where().c_str(), w.what, w.mask);
+  if (!f.wgmma_ops.empty())
+    fatal("%s exited with %zu wgmma.mma_async not retired by a wgmma.wait_group", where().c_str(),
+          f.wgmma_ops.size());
   f.state = FiberState::kDone;
   ++x.done;
 }
@@ -306,7 +326,13 @@ void run_block() {
     Fiber& f = x.fibers[static_cast<size_t>(t)];
     f.state = FiberState::kReady;
     f.sp = init_stack(x.stacks[static_cast<size_t>(t)], t);
+    f.polling = nullptr;
+    f.wgmma_ops.clear();
+    f.wgmma_reads.clear();
+    f.wgmma_groups.clear();
   }
+  x.wgmma_pending = 0;
+  x.mbarriers.clear();
   for (Warp& w : x.warps) w.arrived = 0;
   x.done = 0;
   x.arrived = 0;
@@ -315,18 +341,25 @@ void run_block() {
   x.static_shared = 0;
   if (x.dynamic != nullptr) std::memset(x.dynamic, 0xFF, x.config->shmem);
   while (x.done < n) {
+    // Progress: a thread that ran and stopped for any reason but polling, or an mbarrier change.
     bool progressed = false;
+    const uint64_t epoch = x.epoch;
     for (int i = 0; i < n; ++i) {
       const int t = x.reverse ? n - 1 - i : i;
       Fiber& f = x.fibers[static_cast<size_t>(t)];
       if (f.state != FiberState::kReady) continue;
       x.current = t;
       set_thread_builtins(t);
+      f.polling = nullptr;
       ember_emu_switch(&x.scheduler_sp, f.sp);
-      progressed = true;
+      if (f.polling == nullptr) progressed = true;
+      if (x.restart) {  // the threads waiting for the phase run before anyone else moves on
+        x.restart = false;
+        break;
+      }
     }
     x.current = -1;
-    if (!progressed && x.done < n) report_deadlock();
+    if (!progressed && x.epoch == epoch && x.done < n) report_deadlock();
   }
 }
 
@@ -484,6 +517,389 @@ void* dynamic_shared() {
   if (!x.active) fatal("extern __shared__ used outside a kernel");
   return x.dynamic;  // null without dynamic shared memory: any use faults
 }
+
+// ---- Hopper: shared addresses, mbarriers, TMA, wgmma ----
+
+namespace {
+uintptr_t shared_origin() {
+  const Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("a shared-memory address taken outside a kernel");
+  if (x.dynamic == nullptr)
+    fatal("%s: a shared-memory address without dynamic shared memory (only extern __shared__ "
+          "memory has addresses under the emulator)",
+          where().c_str());
+  return reinterpret_cast<uintptr_t>(x.dynamic) & ~uintptr_t{1023};
+}
+
+Mbarrier& mbarrier_at(void* bar, const char* what) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("%s outside a kernel", what);
+  if (reinterpret_cast<uintptr_t>(bar) % 8 != 0)
+    fatal("%s in %s: mbarrier %p is not 8-byte aligned", what, where().c_str(), bar);
+  auto it = x.mbarriers.find(bar);
+  if (it == x.mbarriers.end())
+    fatal("%s in %s: mbarrier %p used before mbarrier.init in this block", what, where().c_str(), bar);
+  return it->second;
+}
+
+void mbarrier_check(Mbarrier& m, void* bar) {
+  if (m.pending == 0 && m.tx < 0)
+    fatal("%s: mbarrier %p completed %lld transaction bytes more than were expected",
+          where().c_str(), bar, static_cast<long long>(-m.tx));
+  ++g_exec.epoch;
+  if (m.pending == 0 && m.tx == 0) {
+    ++m.phase;
+    m.pending = m.expected;
+    // The completing thread stops here and the block's round starts over, so the threads that
+    // poll this barrier (a producer waiting for a free stage, say) run before the completing
+    // thread and its neighbours go on: the adversarial order for "released too early" bugs.
+    g_exec.restart = true;
+    switch_to_scheduler();
+  }
+}
+
+struct EmuTensorMap {  // what cuTensorMapEncodeTiled stores in CUtensorMap's 128 bytes
+  uint64_t magic;
+  char* address;
+  uint32_t rank, element_bytes;
+  uint64_t dims[5];
+  uint64_t strides[5];  // bytes; strides[0] = element_bytes
+  uint32_t box[5];
+  uint32_t swizzle;  // CUtensorMapSwizzle
+};
+static_assert(sizeof(EmuTensorMap) <= sizeof(CUtensorMap));
+constexpr uint64_t kTensorMapMagic = 0x54454e534f524d41ull;
+
+/// The swizzled shared address: 16-byte chunk bits [4, 4 + b) XOR address bits [7, 7 + b), with
+/// b = 1, 2, 3 for the 32-, 64- and 128-byte patterns (mode 1, 2, 3 as in CUtensorMapSwizzle).
+uint32_t swizzled(uint32_t address, uint32_t mode) {
+  if (mode == 0) return address;
+  const uint32_t mask = (1u << mode) - 1u;
+  return address ^ (((address >> 7) & mask) << 4);
+}
+
+float half_bits_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const int exp = (h >> 10) & 0x1f;
+  const uint32_t man = h & 0x3ffu;
+  float f;
+  if (exp == 0x1f) {
+    const uint32_t w = sign | 0x7f800000u | (man << 13);
+    std::memcpy(&f, &w, 4);
+    return f;
+  }
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(man), -24);
+    return sign ? -f : f;
+  }
+  const uint32_t w = sign | (static_cast<uint32_t>(exp - 15 + 127) << 23) | (man << 13);
+  std::memcpy(&f, &w, 4);
+  return f;
+}
+
+/// A K-major wgmma operand in shared memory: 2-byte elements, the descriptor's fields as the PTX
+/// ISA gives them (start, leading and stride byte offsets in 16-byte units; the layout in bits
+/// 62-63: 0 no swizzle, 1 128-byte, 2 64-byte, 3 32-byte swizzle).
+struct WgmmaOperand {
+  uint32_t start, lbo, sbo, mode;  // mode: the swizzle's bit count (0 none, 3 for 128 bytes)
+  bool core_matrices;              // layout 0: 8-row x 16-byte core matrices
+  uintptr_t origin;
+  size_t limit;  // bytes of shared addresses in range
+
+  WgmmaOperand(uint64_t desc, uintptr_t o, size_t lim) : origin(o), limit(lim) {
+    start = static_cast<uint32_t>(desc & 0x3FFF) << 4;
+    lbo = static_cast<uint32_t>((desc >> 16) & 0x3FFF) << 4;
+    sbo = static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4;
+    const uint32_t base_offset = static_cast<uint32_t>((desc >> 49) & 7);
+    const uint32_t layout = static_cast<uint32_t>(desc >> 62);
+    if (base_offset != 0) fatal("%s: wgmma descriptor with a base offset (not emulated)", where().c_str());
+    core_matrices = layout == 0;
+    mode = layout == 1 ? 3 : layout == 2 ? 2 : layout == 3 ? 1 : 0;
+  }
+  /// Element (row, k), row along M or N, k < 16.
+  uint16_t at(int row, int k) const {
+    uint32_t address;
+    if (core_matrices)
+      address = start + static_cast<uint32_t>(row / 8) * sbo + static_cast<uint32_t>(k / 8) * lbo +
+                static_cast<uint32_t>(row % 8) * 16 + static_cast<uint32_t>(k % 8) * 2;
+    else  // rows of 128, 64 or 32 bytes, 8-row groups sbo apart, swizzled by address
+      address = swizzled(start + static_cast<uint32_t>(row / 8) * sbo +
+                             static_cast<uint32_t>(row % 8) * (16u << mode) + static_cast<uint32_t>(k) * 2,
+                         mode);
+    const uintptr_t p = origin + address;
+    if (p < origin || address + 2 > limit)
+      fatal("%s: wgmma operand element (%d, %d) at shared address 0x%x, outside dynamic shared memory",
+            where().c_str(), row, k, address);
+    uint16_t bits;
+    std::memcpy(&bits, reinterpret_cast<const void*>(p), 2);
+    return bits;
+  }
+};
+
+/// The shared bytes a wgmma operand of `rows` rows (M or N) can read: whole 128-, 64- or 32-byte
+/// rows for the swizzled layouts (the swizzle permutes 16-byte chunks within a row), whole core
+/// matrices otherwise.
+std::pair<uint32_t, uint32_t> operand_footprint(uint64_t desc, int rows) {
+  const uint32_t start = static_cast<uint32_t>(desc & 0x3FFF) << 4;
+  const uint32_t lbo = static_cast<uint32_t>((desc >> 16) & 0x3FFF) << 4;
+  const uint32_t sbo = static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4;
+  const uint32_t layout = static_cast<uint32_t>(desc >> 62);
+  const uint32_t groups = static_cast<uint32_t>(rows + 7) / 8;
+  if (layout == 0) return {start, start + (groups - 1) * sbo + lbo + 128};
+  const uint32_t row_bytes = layout == 1 ? 128 : layout == 2 ? 64 : 32;
+  const uint32_t lo = start / row_bytes * row_bytes;
+  return {lo, (start + (groups - 1) * sbo + 7 * row_bytes + 32 + row_bytes - 1) / row_bytes * row_bytes};
+}
+
+/// Aborts if shared bytes [lo, hi) are read by a wgmma some thread has issued and not yet retired
+/// (the async proxy may still be reading them: a stage refilled too early).
+void check_no_pending_reads(uint32_t lo, uint32_t hi, const char* writer) {
+  const Exec& x = g_exec;
+  if (x.wgmma_pending == 0) return;
+  for (int t = 0; t < x.nthreads; ++t) {
+    const Fiber& f = x.fibers[static_cast<size_t>(t)];
+    for (const auto& [rlo, rhi] : f.wgmma_reads)
+      if (lo < rhi && rlo < hi)
+        fatal("%s: %s writes shared bytes [0x%x, 0x%x) that a wgmma of thread (%u,%u,%u) reads and "
+              "has not retired (wgmma.wait_group): the buffer is refilled too early",
+              where().c_str(), writer, lo, hi, f.tid.x, f.tid.y, f.tid.z);
+  }
+}
+
+float element_to_float(uint16_t bits, bool bf16) {
+  if (bf16) {
+    const uint32_t w = static_cast<uint32_t>(bits) << 16;
+    float f;
+    std::memcpy(&f, &w, 4);
+    return f;
+  }
+  return half_bits_to_float(bits);
+}
+
+/// Runs one wgmma for the calling thread: its accumulators of D (64 x n) += A (64 x 16) B (16 x n).
+/// Lane t of warp w (of the warpgroup) holds rows 16 w + t / 4 (+ 8) and, in each 8-column block
+/// i, columns 8 i + 2 (t % 4) (+ 1): d[4 i + e], e = 2 (row half) + column parity.
+void run_wgmma(const WgmmaOp& op, int rank) {
+  if (op.trans_a || op.trans_b)
+    fatal("%s: wgmma with a transposed (M/N-major) operand (not emulated)", where().c_str());
+  const Exec& x = g_exec;
+  const uintptr_t origin = shared_origin();
+  const size_t limit = reinterpret_cast<uintptr_t>(x.dynamic) + x.config->shmem - origin;
+  const WgmmaOperand a(op.desc_a, origin, limit), b(op.desc_b, origin, limit);
+  const int w = rank / 32, lane = rank % 32;
+  float arow[2][16];
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 16; ++k)
+      arow[h][k] = element_to_float(a.at(16 * w + lane / 4 + 8 * h, k), op.bf16);
+  for (int i = 0; i < op.n / 8; ++i)
+    for (int c = 0; c < 2; ++c) {
+      const int col = 8 * i + 2 * (lane % 4) + c;
+      float bcol[16];
+      for (int k = 0; k < 16; ++k) bcol[k] = element_to_float(b.at(col, k), op.bf16);
+      for (int h = 0; h < 2; ++h) {
+        float& d = op.d[4 * i + 2 * h + c];
+        float acc = op.scale_d ? d : 0.f;
+        for (int k = 0; k < 16; ++k) acc = std::fma(arow[h][k], bcol[k], acc);
+        d = acc;
+      }
+    }
+}
+}  // namespace
+
+uint32_t shared_address(const void* p) {
+  const Exec& x = g_exec;
+  const uintptr_t origin = shared_origin(), a = reinterpret_cast<uintptr_t>(p);
+  if (a < reinterpret_cast<uintptr_t>(x.dynamic) ||
+      a >= reinterpret_cast<uintptr_t>(x.dynamic) + x.config->shmem)
+    fatal("%s: shared-memory address of %p, outside the launch's dynamic shared memory",
+          where().c_str(), p);
+  return static_cast<uint32_t>(a - origin);
+}
+
+void* shared_pointer(uint32_t address, size_t bytes) {
+  const Exec& x = g_exec;
+  const uintptr_t p = shared_origin() + address, lo = reinterpret_cast<uintptr_t>(x.dynamic);
+  if (p < lo || p + bytes > lo + x.config->shmem)
+    fatal("%s: shared-memory address 0x%x (+%zu bytes) outside the launch's %zu bytes of dynamic "
+          "shared memory",
+          where().c_str(), address, bytes, x.config->shmem);
+  return reinterpret_cast<void*>(p);
+}
+
+void spin_yield(const char* what) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("%s outside a kernel", what);
+  x.fibers[static_cast<size_t>(x.current)].polling = what;
+  switch_to_scheduler();
+}
+
+void mbar_init(void* bar, uint32_t count) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("mbarrier.init outside a kernel");
+  if (count == 0 || count > (1u << 20) - 1)
+    fatal("%s: mbarrier.init with count %u (1 .. 2^20 - 1)", where().c_str(), count);
+  if (reinterpret_cast<uintptr_t>(bar) % 8 != 0)
+    fatal("%s: mbarrier.init of %p, not 8-byte aligned", where().c_str(), bar);
+  x.mbarriers[bar] = Mbarrier{count, count, 0, 0};
+  std::memset(bar, 0, 8);
+  ++x.epoch;
+}
+
+void mbar_arrive(void* bar, uint32_t expect_tx_bytes) {
+  Mbarrier& m = mbarrier_at(bar, "mbarrier.arrive");
+  m.tx += expect_tx_bytes;
+  if (m.pending == 0) fatal("%s: mbarrier %p: an arrival beyond its count", where().c_str(), bar);
+  --m.pending;
+  mbarrier_check(m, bar);
+}
+
+bool mbar_test_parity(void* bar, uint32_t parity) {
+  const Mbarrier& m = mbarrier_at(bar, "mbarrier.try_wait.parity");
+  return (m.phase & 1u) != (parity & 1u);
+}
+
+void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
+  EmuTensorMap t;
+  std::memcpy(&t, tmap, sizeof t);
+  if (t.magic != kTensorMapMagic)
+    fatal("%s: cp.async.bulk.tensor with a tensor map cuTensorMapEncodeTiled did not make",
+          where().c_str());
+  const uint32_t base = shared_address(dst);
+  if (base % 128 != 0)
+    fatal("%s: cp.async.bulk.tensor into shared address 0x%x, not 128-byte aligned",
+          where().c_str(), base);
+  uint64_t count = 1;
+  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  const uint64_t bytes = count * t.element_bytes;
+  (void)shared_pointer(base, bytes);  // the whole box lies inside shared memory
+  check_no_pending_reads(base, base + static_cast<uint32_t>(bytes), "cp.async.bulk.tensor");
+  for (uint64_t e = 0; e < count; ++e) {
+    uint64_t rest = e, offset = 0;
+    bool inside = true;
+    for (uint32_t d = 0; d < t.rank; ++d) {
+      const int64_t c = static_cast<int64_t>(coords[d]) + static_cast<int64_t>(rest % t.box[d]);
+      rest /= t.box[d];
+      if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
+      else offset += static_cast<uint64_t>(c) * t.strides[d];
+    }
+    void* to = shared_pointer(swizzled(base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle),
+                              t.element_bytes);
+    if (inside) {
+      require_device_range(t.address + offset, t.element_bytes, "cp.async.bulk.tensor source");
+      std::memcpy(to, t.address + offset, t.element_bytes);
+    } else {
+      std::memset(to, 0, t.element_bytes);
+    }
+  }
+  Mbarrier& m = mbarrier_at(bar, "cp.async.bulk.tensor's mbarrier");
+  m.tx -= static_cast<int64_t>(bytes);
+  if (m.pending != 0) ++g_exec.epoch;
+  else mbarrier_check(m, bar);
+}
+
+void wgmma_issue(const WgmmaOp& op) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("wgmma.mma_async outside a kernel");
+  if (op.n % 8 != 0 || op.n < 8 || op.n > 256)
+    fatal("%s: wgmma with n = %d", where().c_str(), op.n);
+  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  f.wgmma_ops.push_back(op);
+  const auto a = operand_footprint(op.desc_a, 64), b = operand_footprint(op.desc_b, op.n);
+  f.wgmma_reads.push_back(a);
+  f.wgmma_reads.push_back(b);
+  ++x.wgmma_pending;
+}
+
+void shared_write(const void* p, size_t bytes, const char* writer) {
+  const Exec& x = g_exec;
+  if (x.wgmma_pending == 0 || x.dynamic == nullptr) return;
+  const auto a = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(x.dynamic);
+  if (a < lo || a >= lo + x.config->shmem) return;  // static shared memory: wgmma reads none
+  const uint32_t address = shared_address(p);
+  check_no_pending_reads(address, address + static_cast<uint32_t>(bytes), writer);
+}
+
+void wgmma_commit() {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("wgmma.commit_group outside a kernel");
+  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  f.wgmma_groups.push_back(f.wgmma_ops.size());
+}
+
+void wgmma_wait(int pending) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("wgmma.wait_group outside a kernel");
+  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  const int rank = x.current % 128;
+  while (static_cast<int>(f.wgmma_groups.size()) > pending) {
+    const size_t end = f.wgmma_groups.front();
+    for (size_t i = 0; i < end; ++i) run_wgmma(f.wgmma_ops[i], rank);
+    f.wgmma_ops.erase(f.wgmma_ops.begin(), f.wgmma_ops.begin() + static_cast<std::ptrdiff_t>(end));
+    f.wgmma_reads.erase(f.wgmma_reads.begin(),
+                        f.wgmma_reads.begin() + static_cast<std::ptrdiff_t>(2 * end));
+    x.wgmma_pending -= end;
+    f.wgmma_groups.erase(f.wgmma_groups.begin());
+    for (size_t& g : f.wgmma_groups) g -= end;
+  }
+  // .sync.aligned: the warp's lanes leave together (each has run its part)
+  (void)warp_collective(WarpOp::kSync, 0xffffffffu, 0, 0, 32, "wgmma.wait_group");
+}
+
+}  // namespace ember_emu
+
+CUresult cuTensorMapEncodeTiled(CUtensorMap* tensorMap, CUtensorMapDataType tensorDataType,
+                                cuuint32_t tensorRank, void* globalAddress,
+                                const cuuint64_t* globalDim, const cuuint64_t* globalStrides,
+                                const cuuint32_t* boxDim, const cuuint32_t* elementStrides,
+                                CUtensorMapInterleave interleave, CUtensorMapSwizzle swizzle,
+                                CUtensorMapL2promotion l2Promotion,
+                                CUtensorMapFloatOOBfill oobFill) {
+  using namespace ember_emu;
+  (void)elementStrides, (void)l2Promotion, (void)oobFill;
+  uint32_t esize = 0;
+  switch (tensorDataType) {
+    case CU_TENSOR_MAP_DATA_TYPE_UINT8: esize = 1; break;
+    case CU_TENSOR_MAP_DATA_TYPE_UINT16:
+    case CU_TENSOR_MAP_DATA_TYPE_FLOAT16:
+    case CU_TENSOR_MAP_DATA_TYPE_BFLOAT16: esize = 2; break;
+    case CU_TENSOR_MAP_DATA_TYPE_UINT64:
+    case CU_TENSOR_MAP_DATA_TYPE_INT64:
+    case CU_TENSOR_MAP_DATA_TYPE_FLOAT64: esize = 8; break;
+    default: esize = 4; break;
+  }
+  if (tensorMap == nullptr || reinterpret_cast<uintptr_t>(tensorMap) % 64 != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (tensorRank == 0 || tensorRank > 5) return CUDA_ERROR_INVALID_VALUE;
+  if (reinterpret_cast<uintptr_t>(globalAddress) % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
+  if (interleave != CU_TENSOR_MAP_INTERLEAVE_NONE) return CUDA_ERROR_INVALID_VALUE;  // not emulated
+  EmuTensorMap t{};
+  t.magic = kTensorMapMagic;
+  t.address = static_cast<char*>(globalAddress);
+  t.rank = tensorRank;
+  t.element_bytes = esize;
+  for (uint32_t d = 0; d < tensorRank; ++d) {
+    if (globalDim[d] == 0 || globalDim[d] > (uint64_t{1} << 32)) return CUDA_ERROR_INVALID_VALUE;
+    if (boxDim[d] == 0 || boxDim[d] > 256) return CUDA_ERROR_INVALID_VALUE;
+    t.dims[d] = globalDim[d];
+    t.box[d] = boxDim[d];
+    if (d == 0) {
+      t.strides[d] = esize;
+    } else {
+      const uint64_t s = globalStrides[d - 1];
+      if (s % 16 != 0 || s >= (uint64_t{1} << 40)) return CUDA_ERROR_INVALID_VALUE;
+      t.strides[d] = s;
+    }
+  }
+  const uint64_t inner = uint64_t{boxDim[0]} * esize;
+  if (inner % 16 != 0) return CUDA_ERROR_INVALID_VALUE;
+  const uint32_t mode = static_cast<uint32_t>(swizzle);
+  if (mode > 3 || (mode != 0 && inner > (16u << mode))) return CUDA_ERROR_INVALID_VALUE;
+  t.swizzle = mode;
+  std::memset(tensorMap, 0, sizeof *tensorMap);
+  std::memcpy(tensorMap, &t, sizeof t);
+  return CUDA_SUCCESS;
+}
+
+namespace ember_emu {
 
 bool is_device_range(const void* p, size_t bytes) {
   std::lock_guard<std::mutex> lock(g_mem_mutex);

@@ -94,6 +94,205 @@ __global__ void big_shared_kernel(int* out) {
   out[threadIdx.x] = static_cast<int>(big[0]);
 }
 
+#if defined(EMBER_CUDA_EMU)
+// ---- Hopper's asynchronous units (the emulator's models, called directly) ----
+#include <cuda.h>
+
+// One TMA box (64 x 8 of 16-bit elements, 128-byte swizzle) of a 20 x 72 tensor at (8, 16):
+// rows 20-23 are out of bounds (zeros). Thread 0 arms the barrier and issues the copy; every
+// thread waits for the phase, then copies shared memory out as it lies (swizzled).
+__global__ void tma_kernel(uint16_t* out, const __grid_constant__ CUtensorMap map) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  uint64_t* const bar = reinterpret_cast<uint64_t*>(smem + 1024);
+  if (threadIdx.x == 0) {
+    ember_emu::mbar_init(bar, 1);
+    ember_emu::mbar_arrive(bar, 1024);
+    const int32_t coords[3] = {8, 16, 0};
+    ember_emu::tma_load(smem, &map, coords, bar);
+  }
+  __syncthreads();
+  while (!ember_emu::mbar_test_parity(bar, 0)) ember_emu::spin_yield("bar");
+  for (int i = threadIdx.x; i < 512; i += blockDim.x) out[i] = reinterpret_cast<uint16_t*>(smem)[i];
+}
+
+// A producer warp hands 5 values to a consumer warp through one slot guarded by two barriers
+// ("full": 1 arrival, "empty": 32 arrivals), phases alternating.
+__global__ void pingpong_kernel(int* out) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  uint64_t* const full = reinterpret_cast<uint64_t*>(raw);
+  uint64_t* const empty = full + 1;
+  int* const slot = reinterpret_cast<int*>(raw + 16);
+  if (threadIdx.x == 0) {
+    ember_emu::mbar_init(full, 1);
+    ember_emu::mbar_init(empty, 32);
+  }
+  __syncthreads();
+  for (int i = 0; i < 5; ++i) {
+    if (threadIdx.x < 32) {
+      while (!ember_emu::mbar_test_parity(empty, (i & 1) ^ 1)) ember_emu::spin_yield("empty");
+      if (threadIdx.x == 0) {
+        *slot = 10 * i + 7;
+        ember_emu::mbar_arrive(full, 0);
+      }
+    } else {
+      while (!ember_emu::mbar_test_parity(full, i & 1)) ember_emu::spin_yield("full");
+      if (threadIdx.x == 32) out[i] = *slot;
+      __syncwarp();
+      ember_emu::mbar_arrive(empty, 0);
+    }
+  }
+}
+
+// One wgmma.m64n8k16 from no-swizzle core matrices: A (64 x 16) and B (8 x 16, K-major) written
+// in the canonical layout (LBO 128 bytes along K, SBO 256 along M/N), D read back per lane.
+__global__ void wgmma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(raw) + 127) & ~static_cast<uintptr_t>(127));
+  __nv_bfloat16* const as = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* const bs = as + 64 * 16;
+  const auto core = [](int r, int k) { return (r / 8) * 128 + (k / 8) * 64 + (r % 8) * 8 + k % 8; };
+  for (int i = threadIdx.x; i < 64 * 16; i += blockDim.x) as[core(i / 16, i % 16)] = a[i];
+  for (int i = threadIdx.x; i < 8 * 16; i += blockDim.x) bs[core(i / 16, i % 16)] = b[i];
+  __syncthreads();
+  const auto desc = [](const void* p, uint32_t lbo, uint32_t sbo) {
+    return static_cast<uint64_t>((ember_emu::shared_address(p) & 0x3FFFF) >> 4) |
+           (static_cast<uint64_t>(lbo >> 4) << 16) | (static_cast<uint64_t>(sbo >> 4) << 32);
+  };
+  float d[4] = {1, 1, 1, 1};
+  ember_emu::wgmma_issue({d, 8, desc(as, 128, 256), desc(bs, 128, 256), true, true, false, false});
+  ember_emu::wgmma_commit();
+  ember_emu::wgmma_wait(0);
+  const int w = threadIdx.x / 32, l = threadIdx.x % 32;
+  for (int e = 0; e < 4; ++e)
+    out[(16 * w + l / 4 + 8 * (e / 2)) * 8 + 2 * (l % 4) + e % 2] = d[e];
+}
+
+// Misuse: a wgmma still reading a stage that TMA refills (released too early).
+__global__ void wgmma_refill_kernel(const __grid_constant__ CUtensorMap map) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  uint64_t* const bar = reinterpret_cast<uint64_t*>(smem + 9216);
+  if (threadIdx.x == 0) ember_emu::mbar_init(bar, 1);
+  __syncthreads();
+  const uint64_t desc = static_cast<uint64_t>(ember_emu::shared_address(smem) >> 4) |
+                        (uint64_t{1} << 16) | (uint64_t{64} << 32) | (uint64_t{1} << 62);
+  float d[4] = {};
+  ember_emu::wgmma_issue({d, 8, desc, desc, true, true, false, false});
+  ember_emu::wgmma_commit();
+  if (threadIdx.x == 0) {
+    ember_emu::mbar_arrive(bar, 1024);
+    const int32_t coords[3] = {0, 0, 0};
+    ember_emu::tma_load(smem, &map, coords, bar);
+  }
+  ember_emu::wgmma_wait(0);
+}
+// Misuse: waiting for a phase nobody completes.
+__global__ void mbar_deadlock_kernel() {
+  __shared__ uint64_t bar;
+  if (threadIdx.x == 0) ember_emu::mbar_init(&bar, 2);
+  __syncthreads();
+  if (threadIdx.x == 0) ember_emu::mbar_arrive(&bar, 0);
+  while (!ember_emu::mbar_test_parity(&bar, 0)) ember_emu::spin_yield("bar");
+}
+// Misuse: arriving on a barrier that was never initialised.
+__global__ void mbar_uninit_kernel() {
+  __shared__ uint64_t bar;
+  ember_emu::mbar_arrive(&bar, 0);
+}
+
+CUtensorMap make_map(uint16_t* base, uint64_t cols, uint64_t rows, uint32_t box_rows) {
+  CUtensorMap map;
+  const cuuint64_t dims[3] = {cols, rows, 1};
+  const cuuint64_t strides[2] = {cols * 2, cols * rows * 2};
+  const cuuint32_t box[3] = {64, box_rows, 1}, es[3] = {1, 1, 1};
+  CHECK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, base, dims, strides, box,
+                               es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS);
+  return map;
+}
+
+void hopper_checks() {
+  // TMA: element (r, c) of the box lands in row r, 16-byte chunk (c / 8) ^ (r % 8).
+  const uint64_t rows = 20, cols = 72;
+  std::vector<uint16_t> h(rows * cols);
+  for (uint64_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(1 + i);
+  uint16_t *src = nullptr, *dst = nullptr;
+  CHECK(cudaMalloc(&src, h.size() * 2) == cudaSuccess && cudaMalloc(&dst, 1024) == cudaSuccess);
+  CHECK(cudaMemcpy(src, h.data(), h.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  const CUtensorMap map = make_map(src, cols, rows, 8);
+  tma_kernel<<<1, 64, 3072>>>(dst, map);
+  std::vector<uint16_t> got(512);
+  CHECK(cudaMemcpy(got.data(), dst, 1024, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 64; ++c) {
+      const int at = r * 64 + (((c / 8) ^ (r % 8)) * 8) + c % 8;
+      const uint16_t want = 16 + r < static_cast<int>(rows) ? h[(16 + r) * cols + 8 + c] : 0;
+      CHECK(got[at] == want);
+    }
+  // the driver's rules: a 16-byte aligned base, strides in 16 bytes, the box inside the swizzle
+  CUtensorMap bad;
+  const cuuint64_t dims[3] = {72, 20, 1}, odd[2] = {72 * 2 + 2, 72 * 20 * 2};
+  const cuuint32_t box[3] = {64, 8, 1}, wide[3] = {128, 8, 1}, es[3] = {1, 1, 1};
+  CHECK(cuTensorMapEncodeTiled(&bad, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, src, dims, odd, box, es,
+                               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_ERROR_INVALID_VALUE);
+  const cuuint64_t strides[2] = {72 * 2, 72 * 20 * 2};
+  CHECK(cuTensorMapEncodeTiled(&bad, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, src, dims, strides, wide,
+                               es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_ERROR_INVALID_VALUE);
+  CHECK(cuTensorMapEncodeTiled(&bad, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, src + 1, dims, strides,
+                               box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_ERROR_INVALID_VALUE);
+
+  int* vals = nullptr;
+  CHECK(cudaMalloc(&vals, 5 * sizeof(int)) == cudaSuccess);
+  pingpong_kernel<<<1, 64, 64>>>(vals);
+  std::vector<int> hv(5);
+  CHECK(cudaMemcpy(hv.data(), vals, 5 * sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int i = 0; i < 5; ++i) CHECK(hv[i] == 10 * i + 7);
+
+  // wgmma: D = 1 + A B^T on small integers (exact in bf16 and float)
+  std::vector<__nv_bfloat16> ha(64 * 16), hb(8 * 16);
+  for (int i = 0; i < 64 * 16; ++i) ha[i] = __float2bfloat16_rn(static_cast<float>(i % 7 - 3));
+  for (int i = 0; i < 8 * 16; ++i) hb[i] = __float2bfloat16_rn(static_cast<float>(i % 5 - 2));
+  __nv_bfloat16 *da = nullptr, *db = nullptr;
+  float* dd = nullptr;
+  CHECK(cudaMalloc(&da, ha.size() * 2) == cudaSuccess && cudaMalloc(&db, hb.size() * 2) == cudaSuccess);
+  CHECK(cudaMalloc(&dd, 64 * 8 * sizeof(float)) == cudaSuccess);
+  CHECK(cudaMemcpy(da, ha.data(), ha.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  CHECK(cudaMemcpy(db, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
+  wgmma_kernel<<<1, 128, 4096>>>(dd, da, db);
+  std::vector<float> hd(64 * 8);
+  CHECK(cudaMemcpy(hd.data(), dd, hd.size() * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < 8; ++n) {
+      float want = 1;
+      for (int k = 0; k < 16; ++k)
+        want += __bfloat162float(ha[m * 16 + k]) * __bfloat162float(hb[n * 16 + k]);
+      CHECK(hd[m * 8 + n] == want);
+    }
+}
+
+void hopper_misuse(const char* what, int* d) {
+  (void)d;
+  if (!std::strcmp(what, "mbar_deadlock")) mbar_deadlock_kernel<<<1, 32>>>();
+  if (!std::strcmp(what, "mbar_uninit")) mbar_uninit_kernel<<<1, 1>>>();
+  if (!std::strcmp(what, "wgmma_refill")) {
+    uint16_t* src = nullptr;
+    CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
+    wgmma_refill_kernel<<<1, 128, 12288>>>(make_map(src, 64, 8, 8));
+  }
+}
+#endif
+
 int main(int argc, char** argv) {
   int* d = nullptr;
   int* e = nullptr;
@@ -124,6 +323,9 @@ int main(int argc, char** argv) {
       std::vector<int> host(16);
       cudaMemcpy(host.data(), d, 64, cudaMemcpyHostToDevice);
     }
+#if defined(EMBER_CUDA_EMU)
+    hopper_misuse(what, d);
+#endif
     if (!std::strcmp(what, "overflow")) {
       std::vector<int> host(5000);
       cudaMemcpy(d, host.data(), 5000 * sizeof(int), cudaMemcpyHostToDevice);
@@ -221,6 +423,9 @@ int main(int argc, char** argv) {
   CHECK(cudaEventRecord(a) == cudaSuccess && cudaEventRecord(b) == cudaSuccess);
   float ms = -1;
   CHECK(cudaEventElapsedTime(&ms, a, b) == cudaSuccess && ms >= 0);
+#if defined(EMBER_CUDA_EMU)
+  hopper_checks();
+#endif
   std::printf("cuda_emu selftest: all passed\n");
   return 0;
 }

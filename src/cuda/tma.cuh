@@ -1,0 +1,137 @@
+// Hopper's Tensor Memory Accelerator and transaction barriers (PTX, sm_90), for the
+// warp-specialised kernels (gemm_tc.cu's configuration 3):
+//   encode_tensor_map   (host) a tiled CUtensorMap of a rank-3 (inner, rows, batch) tensor of
+//                       16-bit elements with the 128-byte swizzle wgmma's smem_desc_sw128 reads
+//   mbar_init / mbar_arrive / mbar_arrive_expect_tx / mbar_wait   mbarrier objects in shared
+//                       memory (64-bit): arrival counts plus expected transaction bytes; a phase
+//                       completes when both reach zero; mbar_wait(bar, parity) returns once the
+//                       phase of that parity has completed (a fresh barrier counts its "previous"
+//                       phase, parity 1, as completed)
+//   load_3d             cp.async.bulk.tensor: one box of the tensor map into shared memory,
+//                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
+// Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
+// the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
+// a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
+#pragma once
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace ember::cuda::tma {
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || defined(EMBER_CUDA_EMULATED)
+__device__ inline void mbar_init(uint64_t* bar, uint32_t count) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::mbar_init(bar, count);
+#else
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(count) : "memory");
+#endif
+}
+
+/// Makes the initialised barriers visible to the other threads and to the async proxy (TMA);
+/// a __syncthreads follows.
+__device__ inline void fence_barrier_init() {
+#if !defined(EMBER_CUDA_EMULATED)
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+__device__ inline void mbar_arrive(uint64_t* bar) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::mbar_arrive(bar, 0);
+#else
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(a) : "memory");
+#endif
+}
+
+/// Arrives and adds `bytes` to the transaction bytes the current phase waits for.
+__device__ inline void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::mbar_arrive(bar, bytes);
+#else
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(a), "r"(bytes)
+               : "memory");
+#endif
+}
+
+/// Returns once the phase of parity `parity` has completed.
+__device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
+#if defined(EMBER_CUDA_EMULATED)
+  while (!::ember_emu::mbar_test_parity(bar, parity)) ::ember_emu::spin_yield("an mbarrier");
+#else
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(a), "r"(parity)
+        : "memory");
+  } while (!done);
+#endif
+}
+
+/// The box of `map` at (c0 innermost, c1, c2) into shared memory at dst (128-byte aligned; 1024
+/// for the 128-byte swizzle to match smem_desc_sw128), its bytes completing on bar.
+__device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
+                               int32_t c2, uint64_t* bar) {
+#if defined(EMBER_CUDA_EMULATED)
+  const int32_t coords[3] = {c0, c1, c2};
+  ::ember_emu::tma_load(dst, map, coords, bar);
+#else
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(d),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(b)
+      : "memory");
+#endif
+}
+#endif
+
+/// A tensor map of a (batch, rows, inner) tensor of 16-bit elements (bf16 when `bf16`, else
+/// fp16) at base, element strides row_stride and batch_stride (batch_stride 0: one batch read by
+/// every z), read in boxes of (box_rows, box_inner) with the 128-byte swizzle (box_inner * 2 <=
+/// 128). Returns false where the driver refuses it (alignment, sizes) or has no entry point.
+inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
+                              uint64_t rows, uint64_t batches, uint64_t row_stride,
+                              uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows) {
+  using Encode = decltype(&cuTensorMapEncodeTiled);
+#if defined(EMBER_CUDA_EMULATED)
+  const Encode encode = cuTensorMapEncodeTiled;  // the emulator's
+#else
+  // The driver's function, found at run time: libember does not link libcuda.
+  static const Encode encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult status{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault,
+                                         &status) != cudaSuccess ||
+        status != cudaDriverEntryPointSuccess)
+      fn = nullptr;
+    (void)cudaGetLastError();
+    return reinterpret_cast<Encode>(fn);
+  }();
+  if (encode == nullptr) return false;
+#endif
+  if (batch_stride == 0) batches = 1;
+  const cuuint64_t dims[3] = {inner, rows, batches};
+  const cuuint64_t strides[2] = {row_stride * 2,
+                                 (batch_stride == 0 ? rows * row_stride : batch_stride) * 2};
+  const cuuint32_t box[3] = {box_inner, box_rows, 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  return encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 3,
+                const_cast<void*>(base), dims, strides, box, element_strides,
+                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+}  // namespace ember::cuda::tma
