@@ -42,6 +42,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "core/kernels.hpp"
@@ -722,7 +723,23 @@ bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
   return true;
 }
 
-std::atomic<int> g_config{-1};
+/// EMBER_GEMM_TC_CONFIG at start-up forces a tile configuration for the whole run (-1, 0, 1, 2
+/// or 3, as set_gemm_tc_config; the GPU check times whole training steps under each); anything
+/// else raises ValueError at the first product.
+int config_from_environment() {
+  const char* v = std::getenv("EMBER_GEMM_TC_CONFIG");
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  const long c = std::strtol(v, &end, 10);
+  EMBER_CHECK(*end == '\0' && c >= -1 && c <= 3, ValueError,
+              "[gemm_tc] EMBER_GEMM_TC_CONFIG must be -1, 0, 1, 2 or 3, got '", v, "'");
+  return static_cast<int>(c);
+}
+
+std::atomic<int>& config_flag() {
+  static std::atomic<int> flag{config_from_environment()};
+  return flag;
+}
 
 /// Streaming multiprocessors of the current device (cached per thread and device).
 int64_t sm_count(int device) {
@@ -756,7 +773,7 @@ void launch_tf32(const TcParams& p, cudaStream_t stream, int device) {
 template <class T, bool kBKMajor>
 void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
   const int device = out.device().index();
-  int config = g_config.load(std::memory_order_relaxed);
+  int config = config_flag().load(std::memory_order_relaxed);
   if (config < 0) {
     // Measured on an H200 (docs/kernels.md): with fewer tiles than SMs configuration 1's two
     // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
@@ -847,7 +864,7 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 void set_gemm_tc_config(int config) {
   EMBER_CHECK(config >= -1 && config <= 3, ValueError,
               "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2 or 3, got ", config);
-  g_config.store(config, std::memory_order_relaxed);
+  config_flag().store(config, std::memory_order_relaxed);
 }
 
 }  // namespace ember::cuda
