@@ -77,9 +77,11 @@ void time_gpu(benchmark::State& state, F&& work) {
   }
 }
 
-/// Registers a GPU case timed by time_gpu: manual time, a fixed number of runs per repetition,
-/// repetitions() repetitions reported as aggregates. An exception marks the case as an error.
-inline void add_gpu_case(const std::string& name, std::function<void(benchmark::State&)> f) {
+/// Registers a GPU case timed by time_gpu (or a timer of its own with manual time): `runs` runs
+/// per repetition (0: kRunsPerRepetition, 2 in quick mode), `reps` repetitions (0: repetitions())
+/// reported as aggregates. An exception marks the case as an error.
+inline void add_gpu_case(const std::string& name, std::function<void(benchmark::State&)> f,
+                         int runs = 0, int reps = 0) {
   auto guarded = [name, f](benchmark::State& state) {
     try {
       f(state);
@@ -91,8 +93,8 @@ inline void add_gpu_case(const std::string& name, std::function<void(benchmark::
   benchmark::RegisterBenchmark(name.c_str(), guarded)
       ->Unit(benchmark::kMicrosecond)
       ->UseManualTime()
-      ->Iterations(quick_mode() ? 2 : kRunsPerRepetition)
-      ->Repetitions(repetitions())
+      ->Iterations(runs > 0 ? runs : (quick_mode() ? 2 : kRunsPerRepetition))
+      ->Repetitions(reps > 0 ? reps : repetitions())
       ->ReportAggregatesOnly(true);
 }
 
