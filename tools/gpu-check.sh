@@ -7,7 +7,8 @@
 #    bench_cuda_ops (dependencies the machine lacks come from .gpu-deps, tools/gpu-deps.sh).
 #    FULL=1 builds everything here and also runs the whole CTest suite.
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
-# 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU.
+# 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; bench_cuda_step
+#    twice, the second time with EMBER_GEMM_TC_CONFIG=3.
 # 4. compute-sanitizer, SAN_JOBS (16) processes at a time, the slow programs (SPLIT) one process
 #    per test case: memcheck over each CUDA test with the caching
 #    allocator off (EMBER_CUDA_NO_CACHING=1, so every allocation is its own cudaMalloc), racecheck
@@ -159,6 +160,15 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   rc=$?
   [ $rc -eq 0 ] || status=1
   row "$n" "$(verdict $rc)" "$n.json, $n.txt"
+  # Whole training steps again with every 16-bit GEMM on tile configuration 3 (TMA + wgmma), the
+  # step-level comparison with the automatic choice.
+  if [ "$n" = bench_cuda_step ]; then
+    EMBER_GEMM_TC_CONFIG=3 timeout "$(limit "$BENCH_LIMIT")" "$b" \
+      --ember_summary="$LOGS/${n}_config3.json" > "$LOGS/${n}_config3.txt" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    row "$n (EMBER_GEMM_TC_CONFIG=3)" "$(verdict $rc)" "${n}_config3.json, ${n}_config3.txt"
+  fi
 done
 
 # ---- compute-sanitizer, SAN_JOBS processes at a time ----
