@@ -340,6 +340,12 @@ void wgmma_issue(const WgmmaOp& op);
 /// A write of shared memory by an asynchronous copy (cp.async): aborts, as TMA's copies do, when a
 /// wgmma that reads those bytes has been issued and not yet retired.
 void shared_write(const void* p, size_t bytes, const char* writer);
+/// cp.async.cg of 16 bytes (the first src_bytes read from global memory at the call, the rest
+/// zeros), landing in shared memory only when a cp.async.wait_group retires its group (or the
+/// thread exits): shared memory read before the wait still holds its old (poisoned) bytes.
+void cp_async(void* dst, const void* src, int src_bytes);
+void cp_async_commit();
+void cp_async_wait(int pending);
 void wgmma_commit();
 void wgmma_wait(int pending);
 

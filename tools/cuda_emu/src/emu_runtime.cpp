@@ -113,6 +113,12 @@ struct Fiber {
   std::vector<WgmmaOp> wgmma_ops;       // issued, not yet run (wgmma.mma_async)
   std::vector<std::pair<uint32_t, uint32_t>> wgmma_reads;  // their shared byte ranges [lo, hi)
   std::vector<size_t> wgmma_groups;     // end index in wgmma_ops of each committed group
+  struct Copy {
+    void* dst;
+    unsigned char data[16];
+  };
+  std::vector<Copy> copies;             // cp.async issued, not yet landed
+  std::vector<size_t> copy_groups;      // end index in copies of each committed group
 };
 
 struct Mbarrier {
@@ -170,6 +176,7 @@ struct Exec {
 };
 
 Exec g_exec;
+void land_copies(Fiber& f, size_t count);
 std::mutex g_launch_mutex;
 std::mutex g_func_mutex;
 std::map<const void*, int> g_max_dynamic_shared;  // cudaFuncAttributeMaxDynamicSharedMemorySize
@@ -298,6 +305,7 @@ void thread_exited() {
   if (!f.wgmma_ops.empty())
     fatal("%s exited with %zu wgmma.mma_async not retired by a wgmma.wait_group", where().c_str(),
           f.wgmma_ops.size());
+  land_copies(f, f.copies.size());  // what a thread leaves in flight lands before the block ends
   f.state = FiberState::kDone;
   ++x.done;
 }
@@ -330,6 +338,8 @@ void run_block() {
     f.wgmma_ops.clear();
     f.wgmma_reads.clear();
     f.wgmma_groups.clear();
+    f.copies.clear();
+    f.copy_groups.clear();
   }
   x.wgmma_pending = 0;
   x.mbarriers.clear();
@@ -817,6 +827,55 @@ void shared_write(const void* p, size_t bytes, const char* writer) {
   if (a < lo || a >= lo + x.config->shmem) return;  // static shared memory: wgmma reads none
   const uint32_t address = shared_address(p);
   check_no_pending_reads(address, address + static_cast<uint32_t>(bytes), writer);
+}
+
+namespace {
+/// Writes the first `count` queued copies of f into shared memory (in issue order) and drops them.
+void land_copies(Fiber& f, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    shared_write(f.copies[i].dst, 16, "cp.async");
+    std::memcpy(f.copies[i].dst, f.copies[i].data, 16);
+  }
+  f.copies.erase(f.copies.begin(), f.copies.begin() + static_cast<std::ptrdiff_t>(count));
+}
+}  // namespace
+
+void cp_async(void* dst, const void* src, int src_bytes) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("cp.async outside a kernel");
+  if (reinterpret_cast<uintptr_t>(dst) % 16 != 0 || reinterpret_cast<uintptr_t>(src) % 16 != 0)
+    fatal("%s: cp.async of 16 bytes with a misaligned address (dst %p, src %p)", where().c_str(), dst, src);
+  if (src_bytes < 0 || src_bytes > 16) fatal("%s: cp.async with src-size %d", where().c_str(), src_bytes);
+  Fiber::Copy c{dst, {}};
+  if (src_bytes > 0) {
+    require_device_range(src, static_cast<size_t>(src_bytes), "cp.async source");
+    std::memcpy(c.data, src, static_cast<size_t>(src_bytes));  // global memory is read at issue
+  }
+  x.fibers[static_cast<size_t>(x.current)].copies.push_back(c);
+}
+
+void cp_async_commit() {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("cp.async.commit_group outside a kernel");
+  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  f.copy_groups.push_back(f.copies.size());
+}
+
+void cp_async_wait(int pending) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("cp.async.wait_group outside a kernel");
+  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  if (pending == 0) {  // wait_group 0 (and wait_all) also lands copies not yet committed
+    land_copies(f, f.copies.size());
+    f.copy_groups.clear();
+    return;
+  }
+  while (static_cast<int>(f.copy_groups.size()) > pending) {
+    const size_t end = f.copy_groups.front();
+    land_copies(f, end);
+    f.copy_groups.erase(f.copy_groups.begin());
+    for (size_t& g : f.copy_groups) g -= end;
+  }
 }
 
 void wgmma_commit() {

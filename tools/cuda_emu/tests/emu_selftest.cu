@@ -170,6 +170,22 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* a, const __nv_bflo
     out[(16 * w + l / 4 + 8 * (e / 2)) * 8 + 2 * (l % 4) + e % 2] = d[e];
 }
 
+// cp.async lands at the wait that retires its group: before it shared memory holds its old bytes.
+__global__ void cp_async_kernel(int* out, const int* in) {
+  extern __shared__ __align__(16) int sbuf[];
+  ember_emu::cp_async(sbuf, in, 16);
+  ember_emu::cp_async_commit();
+  ember_emu::cp_async(sbuf + 4, in + 4, 8);  // 8 bytes read, 8 zero-filled
+  ember_emu::cp_async_commit();
+  out[0] = sbuf[0];  // not landed: poison
+  ember_emu::cp_async_wait(1);
+  out[1] = sbuf[0];  // group 1 landed
+  out[2] = sbuf[4];  // group 2 not yet
+  ember_emu::cp_async_wait(0);
+  out[3] = sbuf[4];
+  out[4] = sbuf[7];
+}
+
 // Misuse: a wgmma still reading a stage that TMA refills (released too early).
 __global__ void wgmma_refill_kernel(const __grid_constant__ CUtensorMap map) {
   extern __shared__ __align__(16) unsigned char raw[];
@@ -251,6 +267,15 @@ void hopper_checks() {
                                box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                CU_TENSOR_MAP_L2_PROMOTION_NONE,
                                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_ERROR_INVALID_VALUE);
+
+  int *cin = nullptr, *cout = nullptr;
+  CHECK(cudaMalloc(&cin, 8 * sizeof(int)) == cudaSuccess && cudaMalloc(&cout, 5 * sizeof(int)) == cudaSuccess);
+  const int hin[8] = {11, 12, 13, 14, 15, 16, 17, 18};
+  CHECK(cudaMemcpy(cin, hin, sizeof hin, cudaMemcpyHostToDevice) == cudaSuccess);
+  cp_async_kernel<<<1, 1, 64>>>(cout, cin);
+  int hout[5];
+  CHECK(cudaMemcpy(hout, cout, sizeof hout, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(hout[0] == -1 && hout[1] == 11 && hout[2] == -1 && hout[3] == 15 && hout[4] == 0);
 
   int* vals = nullptr;
   CHECK(cudaMalloc(&vals, 5 * sizeof(int)) == cudaSuccess);
