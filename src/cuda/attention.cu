@@ -49,12 +49,20 @@
 // Tiles: 64 x 64, 128 threads (__launch_bounds__(128)), shared rows padded by 16 bytes so the
 // 8 rows of each ldmatrix phase fall in different bank groups. Shared memory: forward 5 tiles
 // (45 KiB at D = 64, 85 KiB at D = 128), backward 6 tiles (+1 KiB of lse/Di in dK/dV).
-// Next steps on sm_90a: wgmma with TMA-fed K/V and FA3-style warp specialisation (producer warp,
-// two consumer warpgroups ping-ponging softmax against the tensor cores).
+// sm_90a (attention_forward_kernel<T, D, true>, the default where detail::wgmma_available):
+// the block's 4 warps are one warpgroup, so S = Q K^T is D / 16 wgmma.m64n64k16 straight from
+// shared memory, Q and K tiles stored by cp.async in the 128-byte swizzle layout (load_tile_sw128;
+// a fence to the async proxy before the barrier), whose accumulators land in exactly the layout
+// the mma.sync path leaves (a warp's 16 rows); softmax and P V are unchanged (P V stays on
+// mma.sync: P is in registers and V row-major). set_attention_forward_variant picks one for tests.
+// Next steps: P V by wgmma too (register A operand, transposed V), TMA-fed K/V and FA3-style warp
+// specialisation (a producer warp, two consumer warpgroups ping-ponging softmax against the
+// tensor cores); the backward on wgmma.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -129,6 +137,52 @@ __device__ __forceinline__ void load_tile(uint16_t* dst, const T* x, int64_t sr,
     mma::cp_async_16(dst + r * kPitch + col, ok ? x + (r0 + r) * sr + col : x, ok ? 16 : 0);
   }
 }
+
+/// The same rows into dst in the 128-byte swizzle layout wgmma reads (mma::smem_desc_sw128):
+/// D / 64 panels of (64 rows x 128 bytes), 8 KiB apart; the 16-byte chunk c of row r of a panel
+/// at chunk c ^ (r % 8). dst 1024-byte aligned.
+template <class T, int D>
+__device__ __forceinline__ void load_tile_sw128(unsigned char* dst, const T* x, int64_t sr,
+                                                int64_t r0, int64_t n) {
+  constexpr int kPerRow = D / 8, kCopies = kBlockN * D / 8 / kThreads;
+  const int tid = static_cast<int>(threadIdx.x);
+#pragma unroll
+  for (int i = 0; i < kCopies; ++i) {
+    const int c = tid + i * kThreads, r = c / kPerRow, col = c % kPerRow;
+    const bool ok = r0 + r < n;
+    mma::cp_async_16(dst + (col / 8) * (kBlockN * 128) + r * 128 + (((col % 8) ^ (r % 8)) * 16),
+                     ok ? x + (r0 + r) * sr + col * 8 : x, ok ? 16 : 0);
+  }
+}
+
+#if defined(EMBER_HAVE_WGMMA)
+/// s (the warpgroup's 64 query rows x 64 keys; a warp's 16 rows as product_abt leaves them) =
+/// Q K^T by wgmma.m64n64k16 from the swizzled tiles qsw and ksw (load_tile_sw128): D / 16
+/// instructions, k16 step kk at panel kk / 4, 32 (kk % 4) bytes into the rows. Waits for them.
+template <class T, int D>
+__device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned char* qsw,
+                                             const unsigned char* ksw) {
+  float(&d)[32] = *reinterpret_cast<float(*)[32]>(&s[0][0]);
+  mma::wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const int off = (kk / 4) * (kBlockN * 128) + (kk % 4) * 32;
+    mma::wgmma_m64n64k16<mma_t<T>>(d, mma::smem_desc_sw128(qsw + off),
+                                   mma::smem_desc_sw128(ksw + off));
+  }
+  mma::wgmma_commit();
+  mma::wgmma_wait<0>();
+}
+/// Orders this thread's cp.async writes before the async proxy's (wgmma's) reads.
+__device__ __forceinline__ void fence_to_async_proxy() { mma::fence_proxy_async(); }
+#else
+template <class T, int D>
+__device__ __forceinline__ void scores_wgmma(float (&)[8][4], const unsigned char*,
+                                             const unsigned char*) {
+  __trap();  // never launched: forward() checks wgmma_available
+}
+__device__ __forceinline__ void fence_to_async_proxy() {}
+#endif
 
 /// Word j of a block by selects (an indexed load would put the block in local memory).
 __device__ __forceinline__ uint32_t word(const rng::Words& w, int j) {
@@ -246,13 +300,23 @@ __device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4],
 
 // ---- forward ----
 
-template <class T, int D>
+/// kWg (sm_90a): Q and K tiles in the 128-byte swizzle layout and S = Q K^T by wgmma
+/// (scores_wgmma); else padded tiles and mma.sync. The rest is the same code.
+template <class T, int D, bool kWg>
 __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Params p) {
   constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
+  constexpr int kSwTile = kBlockN * D * 2;  // bytes of a swizzled tile (multiple of 1024)
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  uint16_t* const qs = reinterpret_cast<uint16_t*>(smem_raw);  // (64, D + 8)
-  uint16_t* const ks = qs + kTile;                             // 2 x (64, D + 8)
-  uint16_t* const vs = ks + 2 * kTile;                         // 2 x (64, D + 8)
+  unsigned char* const base =
+      kWg ? reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
+                                             ~static_cast<uintptr_t>(1023))
+          : smem_raw;
+  // padded: Q (64, D + 8), K 2 x (64, D + 8), V 2 x (64, D + 8); kWg: Q and 2 K swizzled, V padded
+  uint16_t* const qs = reinterpret_cast<uint16_t*>(base);
+  uint16_t* const ks = kWg ? reinterpret_cast<uint16_t*>(base + kSwTile) : qs + kTile;
+  uint16_t* const vs = kWg ? reinterpret_cast<uint16_t*>(base + 3 * kSwTile) : ks + 2 * kTile;
+  unsigned char* const qsw = base;
+  unsigned char* const ksw = base + kSwTile;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int g = lane / 4, q = lane % 4;
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
@@ -266,8 +330,13 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     const T* const Q = head_ptr<T>(p.q, bh, p.H);
     const T* const K = head_ptr<T>(p.k, bh, p.H);
     const T* const V = head_ptr<T>(p.v, bh, p.H);
-    load_tile<T, D>(qs, Q, p.q.sr, q0, p.L);
-    load_tile<T, D>(ks, K, p.k.sr, 0, p.S);
+    if constexpr (kWg) {
+      load_tile_sw128<T, D>(qsw, Q, p.q.sr, q0, p.L);
+      load_tile_sw128<T, D>(ksw, K, p.k.sr, 0, p.S);
+    } else {
+      load_tile<T, D>(qs, Q, p.q.sr, q0, p.L);
+      load_tile<T, D>(ks, K, p.k.sr, 0, p.S);
+    }
     load_tile<T, D>(vs, V, p.v.sr, 0, p.S);
     mma::cp_async_commit();
 
@@ -278,30 +347,39 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     for (int t = 0; t < n_tiles; ++t) {
       if (t + 1 < n_tiles) {  // the next tile into the other stage (free since the last barrier)
         const int s = (t + 1) & 1;
-        load_tile<T, D>(ks + s * kTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        if constexpr (kWg)
+          load_tile_sw128<T, D>(ksw + s * kSwTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        else
+          load_tile<T, D>(ks + s * kTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
         load_tile<T, D>(vs + s * kTile, V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
       }
       mma::cp_async_commit();
-      mma::cp_async_wait<1>();  // tile t (and Q) landed, this thread's copies
-      __syncthreads();          // everyone's
-      if (t == 0) {
+      mma::cp_async_wait<1>();                    // tile t (and Q) landed, this thread's copies
+      if constexpr (kWg) fence_to_async_proxy();  // visible to wgmma's reads
+      __syncthreads();                            // everyone's
+      if (!kWg && t == 0) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) load_a<D>(qf[kk], qs, warp * 16, kk * 16);
       }
       const uint16_t* const kt = ks + (t & 1) * kTile;
       const uint16_t* const vt = vs + (t & 1) * kTile;
       const int64_t k0 = t * int64_t{kBlockN};
+      (void)kt;
 
       float s[8][4];  // (16, 64): lane (g, q) holds rows g, g + 8, keys 8 n + 2 q, + 1
       zero(s);
+      if constexpr (kWg) {
+        scores_wgmma<T, D>(s, qsw, ksw + (t & 1) * kSwTile);
+      } else {
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
+        for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
-        for (int nj = 0; nj < 4; ++nj) {
-          uint32_t b0[2], b1[2];
-          load_b_kmajor<D>(b0, b1, kt, nj * 16, kk * 16);
-          mma::mma_16816<mma_t<T>>(s[2 * nj], qf[kk], b0);
-          mma::mma_16816<mma_t<T>>(s[2 * nj + 1], qf[kk], b1);
+          for (int nj = 0; nj < 4; ++nj) {
+            uint32_t b0[2], b1[2];
+            load_b_kmajor<D>(b0, b1, kt, nj * 16, kk * 16);
+            mma::mma_16816<mma_t<T>>(s[2 * nj], qf[kk], b0);
+            mma::mma_16816<mma_t<T>>(s[2 * nj + 1], qf[kk], b1);
+          }
         }
       }
       const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
@@ -656,12 +734,22 @@ Prepared prepare(const Tensor& q, const Tensor& k, const Tensor& v, double scale
 
 unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH : 65535); }
 
+std::atomic<int> g_forward_variant{-1};
+
 template <class T, int D>
 void forward(const Params& p, cudaStream_t stream, int device) {
-  constexpr int bytes = 5 * tile_bytes<D>();
-  detail::opt_in_smem<attention_forward_kernel<T, D>>(bytes, device);
   const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
-  attention_forward_kernel<T, D><<<grid, kThreads, bytes, stream>>>(p);
+  const int variant = g_forward_variant.load(std::memory_order_relaxed);
+  if (variant != 0 && detail::wgmma_available(device)) {
+    // Q and two K stages swizzled, two V stages padded, and slack to align to 1024 bytes.
+    constexpr int bytes = 3 * kBlockN * D * 2 + 2 * tile_bytes<D>() + 1024;
+    detail::opt_in_smem<attention_forward_kernel<T, D, true>>(bytes, device);
+    attention_forward_kernel<T, D, true><<<grid, kThreads, bytes, stream>>>(p);
+  } else {
+    constexpr int bytes = 5 * tile_bytes<D>();
+    detail::opt_in_smem<attention_forward_kernel<T, D, false>>(bytes, device);
+    attention_forward_kernel<T, D, false><<<grid, kThreads, bytes, stream>>>(p);
+  }
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -702,6 +790,12 @@ void visit_kernel(DType dt, int64_t D, F&& f) {
 }
 
 }  // namespace
+
+void set_attention_forward_variant(int variant) {
+  EMBER_CHECK(variant >= -1 && variant <= 1, ValueError,
+              "[set_attention_forward_variant] expected -1 (automatic), 0 or 1, got ", variant);
+  g_forward_variant.store(variant, std::memory_order_relaxed);
+}
 
 void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                              const Tensor& v, double scale, bool is_causal, double dropout_p,

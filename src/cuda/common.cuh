@@ -41,6 +41,10 @@ class DeviceGuard {
   int previous_ = 0;
 };
 
+/// Whether the GPU `device` runs the sm_90a wgmma kernels for real: they were compiled for it
+/// (or the emulator models them). Probed once per device (defined in gemm_tc.cu).
+bool wgmma_available(int device);
+
 /// True when ptr is 16-byte aligned (a cp.async / vector-load chunk).
 inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 

@@ -584,7 +584,6 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
 constexpr int kTmaBM = 128, kTmaBN = 256, kTmaBK = 64, kTmaStages = 4, kTmaThreads = 384;
 constexpr int kTmaABytes = kTmaBM * kTmaBK * 2, kTmaBBytes = kTmaBN * kTmaBK * 2;
 constexpr int kTmaStageBytes = kTmaABytes + kTmaBBytes;
-constexpr int kTmaConsumerWarps = 8;
 constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024;  // + barriers,
                                                                                    // + alignment
 
@@ -608,6 +607,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
   uint64_t* const full = reinterpret_cast<uint64_t*>(smem + kTmaStages * kTmaStageBytes);
   uint64_t* const empty = full + kTmaStages;
+  constexpr int kConsumerWarps = 8;  // each releases a stage once its wgmma are done
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
   int64_t m_tile, n_tile;
   tile_of(blockIdx.x, (p.M + kTmaBM - 1) / kTmaBM, (p.N + kTmaBN - 1) / kTmaBN, m_tile, n_tile);
@@ -617,7 +617,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
   if (tid == 0) {
     for (int s = 0; s < kTmaStages; ++s) {
       tma::mbar_init(&full[s], 1);
-      tma::mbar_init(&empty[s], kTmaConsumerWarps);
+      tma::mbar_init(&empty[s], kConsumerWarps);
     }
     tma::fence_barrier_init();
   }
@@ -666,22 +666,6 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
 #else
   (void)p, (void)map_a, (void)map_b;
 #endif
-}
-
-/// Whether the current GPU runs gemm_wgmma_kernel for real (probed once per device).
-bool wgmma_available(const Tensor& like) {
-  static std::atomic<int> state[64];  // 0 unknown, 1 no, 2 yes
-  const int device = like.device().index();
-  if (device < 0 || device >= 64) return false;
-  int v = state[device].load(std::memory_order_relaxed);
-  if (v == 0) {
-    const Tensor flag = zeros({1}, TensorOptions(kInt32).device(like.device()));
-    wgmma_probe_kernel<<<1, 1, 0, detail::stream_of(flag)>>>(static_cast<int*>(flag.data_ptr()));
-    EMBER_CUDA_CHECK_LAUNCH();
-    v = flag.cpu().item<int32_t>() == 1 ? 2 : 1;
-    state[device].store(v, std::memory_order_relaxed);
-  }
-  return v == 2;
 }
 
 /// One block per (tile x tile) tile of out in x (tile_of orders them), batches in z (grid-stride
@@ -783,15 +767,33 @@ void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
   }
   if (config == 0)
     launch<T, kBKMajor, Config0>(p, stream, device);
-  else if (config == 2 && kBKMajor && wgmma_available(out))
+  else if (config == 2 && kBKMajor && detail::wgmma_available(device))
     launch_wgmma<T>(p, stream, device);
-  else if (config == 3 && kBKMajor && wgmma_available(out) && launch_tma<T>(p, stream, device))
+  else if (config == 3 && kBKMajor && detail::wgmma_available(device) &&
+           launch_tma<T>(p, stream, device))
     return;
   else
     launch<T, kBKMajor, Config1>(p, stream, device);
 }
 
 }  // namespace
+
+namespace detail {
+/// Whether the current GPU runs the wgmma kernels for real (sm_90a code; probed once per device).
+bool wgmma_available(int device) {
+  static std::atomic<int> state[64];  // 0 unknown, 1 no, 2 yes
+  if (device < 0 || device >= 64) return false;
+  int v = state[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    const Tensor flag = zeros({1}, TensorOptions(kInt32).device(Device(kCUDA, device)));
+    wgmma_probe_kernel<<<1, 1, 0, detail::stream_of(flag)>>>(static_cast<int*>(flag.data_ptr()));
+    EMBER_CUDA_CHECK_LAUNCH();
+    v = flag.cpu().item<int32_t>() == 1 ? 2 : 1;
+    state[device].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+}  // namespace detail
 
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& e) {
   const DType dt = out.dtype();

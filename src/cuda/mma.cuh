@@ -12,8 +12,9 @@
 //
 // Under the CPU emulator (EMBER_CUDA_EMULATED, tools/cuda_emu) the same functions are written in
 // plain C++ on the emulator's warp shuffles: a fragment is gathered from the lanes that hold it as
-// the layouts above say, so a kernel's indexing is checked by the emulated test suites. cp.async
-// copies at once there (the waits do nothing), so a missing wait is found only on a GPU.
+// the layouts above say, so a kernel's indexing is checked by the emulated test suites. There a
+// cp.async lands in shared memory only at the cp.async.wait_group that retires its group, so a
+// missing wait (or a missing barrier after it) reads poisoned shared memory.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -51,9 +52,7 @@ __device__ inline float to_float(uint16_t bits) {
 /// aligned; with src_bytes == 0 gmem is not read but must still be a valid address.
 __device__ inline void cp_async_16(void* smem, const void* gmem, int src_bytes) {
 #if defined(EMBER_CUDA_EMULATED)
-  ::ember_emu::shared_write(smem, 16, "cp.async");
-  std::memcpy(smem, gmem, static_cast<size_t>(src_bytes));
-  std::memset(static_cast<char*>(smem) + src_bytes, 0, static_cast<size_t>(16 - src_bytes));
+  ::ember_emu::cp_async(smem, gmem, src_bytes);
 #else
   const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
@@ -63,7 +62,9 @@ __device__ inline void cp_async_16(void* smem, const void* gmem, int src_bytes) 
 
 /// Closes the group of cp.async issued since the last commit.
 __device__ inline void cp_async_commit() {
-#if !defined(EMBER_CUDA_EMULATED)
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::cp_async_commit();
+#else
   asm volatile("cp.async.commit_group;\n" ::);
 #endif
 }
@@ -71,7 +72,9 @@ __device__ inline void cp_async_commit() {
 /// Waits until at most N committed groups of this thread are still in flight.
 template <int N>
 __device__ inline void cp_async_wait() {
-#if !defined(EMBER_CUDA_EMULATED)
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::cp_async_wait(N);
+#else
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 #endif
 }
@@ -208,7 +211,7 @@ __device__ inline void mma_1688_tf32(float (&d)[4], const uint32_t (&a)[4],
 }
 
 // ---- Hopper warpgroup MMA (sm_90a; emulated under tools/cuda_emu) ----
-// wgmma_m64n{128,256}k16<T>: the 4 warps of a warpgroup compute D (64 x N, float) += A (64 x 16)
+// wgmma_m64n{64,128,256}k16<T>: the 4 warps of a warpgroup compute D (64 x N, float) += A (64 x 16)
 // B (16 x N) with A and B in shared memory, described by 64-bit matrix descriptors (smem_desc,
 // smem_desc_sw128), both K-major. D's layout: warp w of the group holds rows 16w..16w+15; in it
 // lane t holds, for each 8-column block j, d[4j], d[4j+1] = D[16w + t/4][8j + 2(t%4) + 0/1] and
@@ -255,6 +258,10 @@ __device__ inline void wgmma_emulated(float (&d)[kRegs], uint64_t desc_a, uint64
       d, 2 * kRegs, desc_a, desc_b, std::is_same_v<T, __nv_bfloat16>, true, false, false});
 }
 template <class T>
+__device__ inline void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
+  wgmma_emulated<T>(d, desc_a, desc_b);
+}
+template <class T>
 __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
   wgmma_emulated<T>(d, desc_a, desc_b);
 }
@@ -278,6 +285,21 @@ __device__ inline void wgmma_wait() {
 }
 
 // The instructions for input types TYPES ("bf16.bf16" or "f16.f16"), d += A B (scale-d set).
+#define EMBER_WGMMA_M64N64K16(TYPES)                                                               \
+  asm volatile(                                                                                    \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                 \
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPES " {"                                     \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"             \
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"                                                           \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),                    \
+        "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),                  \
+        "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),              \
+        "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),              \
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),              \
+        "+f"(d[30]), "+f"(d[31])                                                                   \
+      : "l"(desc_a), "l"(desc_b), "r"(1))
+
 #define EMBER_WGMMA_M64N128K16(TYPES)                                                              \
   asm volatile(                                                                                    \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                 \
@@ -338,6 +360,15 @@ __device__ inline void wgmma_wait() {
       : "l"(desc_a), "l"(desc_b), "r"(1))
 
 template <class T>
+__device__ inline void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma_m64n64k16: bf16 or fp16 inputs");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    EMBER_WGMMA_M64N64K16("bf16.bf16");
+  else
+    EMBER_WGMMA_M64N64K16("f16.f16");
+}
+template <class T>
 __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
                 "wgmma_m64n128k16: bf16 or fp16 inputs");
@@ -355,6 +386,7 @@ __device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64
   else
     EMBER_WGMMA_M64N256K16("f16.f16");
 }
+#undef EMBER_WGMMA_M64N64K16
 #undef EMBER_WGMMA_M64N128K16
 #undef EMBER_WGMMA_M64N256K16
 #endif  // EMBER_CUDA_EMULATED

@@ -4,9 +4,10 @@
 // scaled (masked) scores. Cases: D 64 and 128, causal and not, L != S both ways, odd L and S
 // (1, 17, 100, 257), batch dims (B, H), non-contiguous q/k/v (transpose(1, 2) views of
 // (B, T, H, D)), bf16 and fp16; outputs start poisoned (gpu()); two runs bitwise equal; dropout
-// with the CPU's mask; the routing of the public sdpa; errors. Tolerance, relative to the largest
-// |reference| (at least 1e-3): bf16 1e-2, fp16 2e-3 (one rounding of P and dS to the input type
-// inside the products, float32 sums). Without a GPU each case prints "skipped".
+// with the CPU's mask; the routing of the public sdpa; errors. The forward's two variants (S = Q
+// K^T on mma.sync, or on wgmma from swizzled tiles on sm_90a) each. Tolerance, relative to the
+// largest |reference| (at least 1e-3): bf16 1e-2, fp16 2e-3 (one rounding of P and dS to the input
+// type inside the products, float32 sums). Without a GPU each case prints "skipped".
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -108,31 +109,38 @@ const std::vector<Case> kCases = {
 
 TEST_CASE("cuda attention: forward output and lse match the float64 reference") {
   if (!gpu()) return;
-  for (DType dt : {kBFloat16, kFloat16}) {
-    for (const Case& c : kCases) {
-      for (bool causal : {false, true}) {
-        INFO("dtype " << dt << " batch " << IntArrayRef(c.batch) << " L " << c.L << " S " << c.S
-                      << " D " << c.D << " causal " << causal);
-        Tensor q = rnd(with(c.batch, c.L, c.D), 11, dt, 2.0);
-        Tensor k = rnd(with(c.batch, c.S, c.D), 12, dt, 2.0);
-        Tensor v = rnd(with(c.batch, c.S, c.D), 13, dt);
-        Tensor qc = q.to(cu), kc = k.to(cu), vc = v.to(cu);
-        std::vector<int64_t> lse_shape = with(c.batch, c.L, 1);
-        lse_shape.pop_back();
-        Tensor out = empty(with(c.batch, c.L, c.D), TensorOptions(dt).device(cu));
-        Tensor lse = empty(lse_shape, TensorOptions(kFloat32).device(cu));
-        const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
-        cuda::attention_forward_flash(out, lse, qc, kc, vc, scale, causal);
-        Tensor want = F::scaled_dot_product_attention_reference(q.to(kFloat64), k.to(kFloat64),
-                                                                v.to(kFloat64), {}, 0.0, causal);
-        CHECK(err(out, want) <= tol(dt));
-        CHECK(err(lse, reference_lse(q, k, causal)) <= 1e-5);
-        // The op computes the same (its out is this kernel's).
-        CHECK(test::bitwise_equal(F::scaled_dot_product_attention_flash(qc, kc, vc, causal).cpu(),
-                                  out.cpu()));
+  // variant 0: S = Q K^T on mma.sync; 1: on wgmma (sm_90a, and the emulator; else mma.sync)
+  for (int variant : {0, 1}) {
+    cuda::set_attention_forward_variant(variant);
+    for (DType dt : {kBFloat16, kFloat16}) {
+      for (const Case& c : kCases) {
+        for (bool causal : {false, true}) {
+          INFO("variant " << variant << " dtype " << dt << " batch " << IntArrayRef(c.batch)
+                          << " L " << c.L << " S " << c.S << " D " << c.D << " causal " << causal);
+          Tensor q = rnd(with(c.batch, c.L, c.D), 11, dt, 2.0);
+          Tensor k = rnd(with(c.batch, c.S, c.D), 12, dt, 2.0);
+          Tensor v = rnd(with(c.batch, c.S, c.D), 13, dt);
+          Tensor qc = q.to(cu), kc = k.to(cu), vc = v.to(cu);
+          std::vector<int64_t> lse_shape = with(c.batch, c.L, 1);
+          lse_shape.pop_back();
+          Tensor out = empty(with(c.batch, c.L, c.D), TensorOptions(dt).device(cu));
+          Tensor lse = empty(lse_shape, TensorOptions(kFloat32).device(cu));
+          const double scale = 1.0 / std::sqrt(static_cast<double>(c.D));
+          cuda::attention_forward_flash(out, lse, qc, kc, vc, scale, causal);
+          Tensor want = F::scaled_dot_product_attention_reference(q.to(kFloat64), k.to(kFloat64),
+                                                                  v.to(kFloat64), {}, 0.0, causal);
+          CHECK(err(out, want) <= tol(dt));
+          CHECK(err(lse, reference_lse(q, k, causal)) <= 1e-5);
+          // The op computes the same (its out is this kernel's).
+          CHECK(test::bitwise_equal(F::scaled_dot_product_attention_flash(qc, kc, vc, causal).cpu(),
+                                    out.cpu()));
+        }
       }
     }
   }
+  cuda::set_attention_forward_variant(-1);
+  EMBER_CHECK_THROWS(cuda::set_attention_forward_variant(2), ValueError,
+                     "set_attention_forward_variant");
 }
 
 TEST_CASE("cuda attention: backward dq, dk, dv match float64 autograd of the composite") {
@@ -216,7 +224,10 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
       {{2, 1}, 37, 37, 64, true}, {{1}, 65, 99, 128, false}, {{1, 1}, 70, 13, 64, false}};
   for (const DropCase& c : cases) {
     for (double p : {0.2, 0.5}) {
-      INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p);
+      const int variant = p < 0.3 ? 0 : 1;  // the forward's S on mma.sync, then on wgmma
+      cuda::set_attention_forward_variant(variant);
+      INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p
+                << " variant " << variant);
       const DType dt = kBFloat16;
       Tensor q = rnd(with(c.batch, c.L, c.D), 51, dt, 2.0),
              k = rnd(with(c.batch, c.S, c.D), 52, dt, 2.0);
@@ -233,6 +244,7 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
       CHECK(err(got.out, reference(q, k, v, dy, c.causal).out) > 0.05);
     }
   }
+  cuda::set_attention_forward_variant(-1);
 }
 
 TEST_CASE("cuda attention: create_graph differentiates the composite on the GPU") {
