@@ -9,12 +9,15 @@
 // (FA2's accounting: five products of which the forward's two; the recomputation in Ember's
 // deterministic dQ kernel is not counted). Reported as FLOP/s, with Ember / composite.
 // Backward: autograd::grad of the recorded graph (retained), the fused node's kernels for Ember.
+// Forward cases also run "ember_wgmma": S = Q K^T on wgmma (set_attention_forward_variant(1); on
+// GPUs without sm_90a code it is the mma.sync kernel again), checked against the composite too.
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/kernels.hpp"
 #include "cuda_bench.hpp"
 #include "ember/nn/functional/attention.hpp"
 
@@ -40,7 +43,9 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, bo
                : F::scaled_dot_product_attention_reference(q, k, v, {}, 0.0, causal);
 }
 
-void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward, bool fused) {
+void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward, bool fused,
+                  int variant = -1) {
+  cuda::set_attention_forward_variant(variant);
   const std::vector<int64_t> sizes = {sh.B, sh.H, sh.T, sh.D};
   Tensor q = random_bf16(sizes, 1), k = random_bf16(sizes, 2), v = random_bf16(sizes, 3);
   double flops = 4.0 * static_cast<double>(sh.B * sh.H) * static_cast<double>(sh.T) *
@@ -57,10 +62,10 @@ void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward,
     time_gpu(state, [&] { (void)autograd::grad({y}, {ql, kl, vl}, {dy}, /*retain_graph=*/true); });
   }
   bench::set_flops(state, flops);
-  // Keep the first case's result honest: the fused forward agrees with the composite.
-  static bool checked = false;
-  if (!checked && !backward) {
-    checked = true;
+  // Keep the first case of each variant honest: the fused forward agrees with the composite.
+  static bool checked[2] = {false, false};
+  if (!checked[variant == 1] && !backward) {
+    checked[variant == 1] = true;
     NoGradGuard no_grad;
     Tensor a = attend(q, k, v, causal, true).to(kFloat32).cpu();
     Tensor b = attend(q, k, v, causal, false).to(kFloat32).cpu();
@@ -71,6 +76,7 @@ void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward,
       g_failed = true;
     }
   }
+  cuda::set_attention_forward_variant(-1);
 }
 
 void register_cases() {
@@ -89,6 +95,10 @@ void register_cases() {
         for (bool fused : {true, false})
           add_gpu_case(key + (fused ? "ember" : "composite"),
                        [=](benchmark::State& s) { bm_attention(s, sh, causal, backward, fused); });
+        if (!backward)
+          add_gpu_case(key + "ember_wgmma", [=](benchmark::State& s) {
+            bm_attention(s, sh, causal, backward, true, /*variant=*/1);
+          });
       }
 }
 

@@ -416,8 +416,8 @@ void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& o
 void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                              const Tensor& v, double scale, bool is_causal, double dropout_p = 0.0,
                              uint64_t seed = 0, uint64_t offset = 0);
-/// attention_forward_flash's kernel for the calls that follow (process-wide): -1 (the default:
-/// S = Q K^T by wgmma on sm_90a, else mma.sync), 0 mma.sync forced, 1 wgmma where the GPU runs it.
+/// attention_forward_flash's kernel for the calls that follow (process-wide): -1 (the default,
+/// for now mma.sync) or 0: S = Q K^T on mma.sync; 1: on wgmma where the GPU runs sm_90a code.
 /// For the tests and benchmarks, which run each.
 void set_attention_forward_variant(int variant);
 /// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs

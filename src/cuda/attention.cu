@@ -49,7 +49,8 @@
 // Tiles: 64 x 64, 128 threads (__launch_bounds__(128)), shared rows padded by 16 bytes so the
 // 8 rows of each ldmatrix phase fall in different bank groups. Shared memory: forward 5 tiles
 // (45 KiB at D = 64, 85 KiB at D = 128), backward 6 tiles (+1 KiB of lse/Di in dK/dV).
-// sm_90a (attention_forward_kernel<T, D, true>, the default where detail::wgmma_available):
+// sm_90a (attention_forward_kernel<T, D, true>, set_attention_forward_variant(1); opt-in until a
+// GPU run has confirmed it):
 // the block's 4 warps are one warpgroup, so S = Q K^T is D / 16 wgmma.m64n64k16 straight from
 // shared memory, Q and K tiles stored by cp.async in the 128-byte swizzle layout (load_tile_sw128;
 // a fence to the async proxy before the barrier), whose accumulators land in exactly the layout
@@ -739,8 +740,9 @@ std::atomic<int> g_forward_variant{-1};
 template <class T, int D>
 void forward(const Params& p, cudaStream_t stream, int device) {
   const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
+  // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma one.
   const int variant = g_forward_variant.load(std::memory_order_relaxed);
-  if (variant != 0 && detail::wgmma_available(device)) {
+  if (variant == 1 && detail::wgmma_available(device)) {
     // Q and two K stages swizzled, two V stages padded, and slack to align to 1024 bytes.
     constexpr int bytes = 3 * kBlockN * D * 2 + 2 * tile_bytes<D>() + 1024;
     detail::opt_in_smem<attention_forward_kernel<T, D, true>>(bytes, device);
