@@ -830,6 +830,26 @@ void shared_write(const void* p, size_t bytes, const char* writer) {
 }
 
 namespace {
+/// The calling thread's fiber; aborts naming `what` outside a kernel.
+Fiber& current_fiber(const char* what) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("%s outside a kernel", what);
+  return x.fibers[static_cast<size_t>(x.current)];
+}
+
+/// Retires the oldest committed groups until at most `pending` remain: complete(end) is called
+/// with the end (exclusive) of each group's items in the queue, which it drops; the group ends
+/// that remain shift down by it.
+template <class Complete>
+void retire_groups(std::vector<size_t>& groups, int pending, Complete&& complete) {
+  while (static_cast<int>(groups.size()) > pending) {
+    const size_t end = groups.front();
+    complete(end);
+    groups.erase(groups.begin());
+    for (size_t& g : groups) g -= end;
+  }
+}
+
 /// Writes the first `count` queued copies of f into shared memory (in issue order) and drops them.
 void land_copies(Fiber& f, size_t count) {
   for (size_t i = 0; i < count; ++i) {
@@ -855,51 +875,35 @@ void cp_async(void* dst, const void* src, int src_bytes) {
 }
 
 void cp_async_commit() {
-  Exec& x = g_exec;
-  if (!x.active || x.current < 0) fatal("cp.async.commit_group outside a kernel");
-  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  Fiber& f = current_fiber("cp.async.commit_group");
   f.copy_groups.push_back(f.copies.size());
 }
 
 void cp_async_wait(int pending) {
-  Exec& x = g_exec;
-  if (!x.active || x.current < 0) fatal("cp.async.wait_group outside a kernel");
-  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  Fiber& f = current_fiber("cp.async.wait_group");
   if (pending == 0) {  // wait_group 0 (and wait_all) also lands copies not yet committed
     land_copies(f, f.copies.size());
     f.copy_groups.clear();
     return;
   }
-  while (static_cast<int>(f.copy_groups.size()) > pending) {
-    const size_t end = f.copy_groups.front();
-    land_copies(f, end);
-    f.copy_groups.erase(f.copy_groups.begin());
-    for (size_t& g : f.copy_groups) g -= end;
-  }
+  retire_groups(f.copy_groups, pending, [&f](size_t end) { land_copies(f, end); });
 }
 
 void wgmma_commit() {
-  Exec& x = g_exec;
-  if (!x.active || x.current < 0) fatal("wgmma.commit_group outside a kernel");
-  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
+  Fiber& f = current_fiber("wgmma.commit_group");
   f.wgmma_groups.push_back(f.wgmma_ops.size());
 }
 
 void wgmma_wait(int pending) {
-  Exec& x = g_exec;
-  if (!x.active || x.current < 0) fatal("wgmma.wait_group outside a kernel");
-  Fiber& f = x.fibers[static_cast<size_t>(x.current)];
-  const int rank = x.current % 128;
-  while (static_cast<int>(f.wgmma_groups.size()) > pending) {
-    const size_t end = f.wgmma_groups.front();
+  Fiber& f = current_fiber("wgmma.wait_group");
+  const int rank = g_exec.current % 128;
+  retire_groups(f.wgmma_groups, pending, [&f, rank](size_t end) {
     for (size_t i = 0; i < end; ++i) run_wgmma(f.wgmma_ops[i], rank);
     f.wgmma_ops.erase(f.wgmma_ops.begin(), f.wgmma_ops.begin() + static_cast<std::ptrdiff_t>(end));
     f.wgmma_reads.erase(f.wgmma_reads.begin(),
                         f.wgmma_reads.begin() + static_cast<std::ptrdiff_t>(2 * end));
-    x.wgmma_pending -= end;
-    f.wgmma_groups.erase(f.wgmma_groups.begin());
-    for (size_t& g : f.wgmma_groups) g -= end;
-  }
+    g_exec.wgmma_pending -= end;
+  });
   // .sync.aligned: the warp's lanes leave together (each has run its part)
   (void)warp_collective(WarpOp::kSync, 0xffffffffu, 0, 0, 32, "wgmma.wait_group");
 }
