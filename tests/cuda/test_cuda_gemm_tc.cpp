@@ -168,6 +168,32 @@ TEST_CASE("cuda gemm_tc: odd N, so column pairs straddle the edge and rows start
   cuda::set_gemm_tc_config(-1);
 }
 
+TEST_CASE(
+    "cuda matmul: transposed or misaligned 16-bit operands are repacked for the tensor cores") {
+  if (!gpu()) return;
+  Generator g(9005);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    // A weight gradient's product dY^T X: A = dY^T has K (the 72 rows) strided.
+    const Tensor dy = rnd({72, 40}, dt, g), x = rnd({72, 56}, dt, g);
+    const Tensor dw = matmul(dy.t(), x);
+    CHECK(close(dw, matmul(dy.cpu().to(kFloat64).t(), x.cpu().to(kFloat64)), dt));
+    Tensor direct = empty({1, 40, 56}, TensorOptions(dt).device(cu));
+    REQUIRE_FALSE(cuda::gemm_tc(direct, dy.t().unsqueeze(0), x.unsqueeze(0), GemmEpilogue()));
+    REQUIRE(
+        cuda::gemm_tc(direct, dy.t().contiguous().unsqueeze(0), x.unsqueeze(0), GemmEpilogue()));
+    CHECK(test::bitwise_equal(dw.cpu(), direct.squeeze(0).cpu()));  // the tensor-core result
+    // B misaligned by one element (a column slice) and N = 53: repacked K-contiguous.
+    const Tensor xb = rnd({72, 54}, dt, g).narrow(1, 1, 53);
+    const Tensor y = matmul(dy.t(), xb);
+    CHECK(close(y, matmul(dy.cpu().to(kFloat64).t(), xb.cpu().to(kFloat64)), dt));
+    Tensor packed = empty({1, 40, 53}, TensorOptions(dt).device(cu));
+    REQUIRE(cuda::gemm_tc(packed, dy.t().contiguous().unsqueeze(0),
+                          xb.t().contiguous().t().unsqueeze(0), GemmEpilogue()));
+    CHECK(test::bitwise_equal(y.cpu(), packed.squeeze(0).cpu()));
+  }
+}
+
 TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing") {
   if (!gpu()) return;
   Generator g(9003);
