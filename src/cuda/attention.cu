@@ -52,9 +52,9 @@
 // sm_90a (attention_forward_kernel<T, D, true>, set_attention_forward_variant(1); opt-in until a
 // GPU run has confirmed it):
 // the block's 4 warps are one warpgroup, so S = Q K^T is D / 16 wgmma.m64n64k16 straight from
-// shared memory, Q and K tiles stored by cp.async in the 128-byte swizzle layout (load_tile_sw128;
-// a fence to the async proxy before the barrier), whose accumulators land in exactly the layout
-// the mma.sync path leaves (a warp's 16 rows); softmax and P V are unchanged (P V stays on
+// shared memory, Q and K tiles stored by cp.async in the 128-byte swizzle layout (load_tile<T, D,
+// true>; a fence to the async proxy before the barrier), whose accumulators land in exactly the
+// layout the mma.sync path leaves (a warp's 16 rows); softmax and P V are unchanged (P V stays on
 // mma.sync: P is in registers and V row-major). set_attention_forward_variant picks one for tests.
 // Next steps: P V by wgmma too (register A operand, transposed V), TMA-fed K/V and FA3-style warp
 // specialisation (a producer warp, two consumer warpgroups ping-ponging softmax against the
@@ -124,41 +124,30 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
          (static_cast<uint32_t>(detail::convert<T>(hi).v) << 16);
 }
 
-/// Rows [r0, r0 + 64) of x (rows at stride sr, rows >= n zero-filled) into dst (64, D + 8) by
-/// cp.async, 16 bytes per copy, all 128 threads.
-template <class T, int D>
-__device__ __forceinline__ void load_tile(uint16_t* dst, const T* x, int64_t sr, int64_t r0,
+/// Rows [r0, r0 + 64) of x (rows at stride sr, rows >= n zero-filled) into dst by cp.async, 16
+/// bytes per copy, all 128 threads. Padded (kSwizzled false): a (64, D + 8) tile of 16-bit
+/// elements. kSwizzled: the 128-byte swizzle layout wgmma reads (mma::smem_desc_sw128), D / 64
+/// panels of (64 rows x 128 bytes) 8 KiB apart, the 16-byte chunk c of row r of a panel at chunk
+/// c ^ (r % 8); dst 1024-byte aligned.
+template <class T, int D, bool kSwizzled = false>
+__device__ __forceinline__ void load_tile(void* dst, const T* x, int64_t sr, int64_t r0,
                                           int64_t n) {
-  constexpr int kPitch = D + 8, kPerRow = D / 8, kCopies = kBlockN * D / 8 / kThreads;
-  const int tid = static_cast<int>(threadIdx.x);
-#pragma unroll
-  for (int i = 0; i < kCopies; ++i) {
-    const int c = tid + i * kThreads, r = c / kPerRow, col = (c % kPerRow) * 8;
-    const bool ok = r0 + r < n;
-    mma::cp_async_16(dst + r * kPitch + col, ok ? x + (r0 + r) * sr + col : x, ok ? 16 : 0);
-  }
-}
-
-/// The same rows into dst in the 128-byte swizzle layout wgmma reads (mma::smem_desc_sw128):
-/// D / 64 panels of (64 rows x 128 bytes), 8 KiB apart; the 16-byte chunk c of row r of a panel
-/// at chunk c ^ (r % 8). dst 1024-byte aligned.
-template <class T, int D>
-__device__ __forceinline__ void load_tile_sw128(unsigned char* dst, const T* x, int64_t sr,
-                                                int64_t r0, int64_t n) {
   constexpr int kPerRow = D / 8, kCopies = kBlockN * D / 8 / kThreads;
   const int tid = static_cast<int>(threadIdx.x);
 #pragma unroll
   for (int i = 0; i < kCopies; ++i) {
     const int c = tid + i * kThreads, r = c / kPerRow, col = c % kPerRow;
+    const int at = kSwizzled ? (col / 8) * (kBlockN * 128) + r * 128 + (((col % 8) ^ (r % 8)) * 16)
+                             : (r * (D + 8) + col * 8) * 2;
     const bool ok = r0 + r < n;
-    mma::cp_async_16(dst + (col / 8) * (kBlockN * 128) + r * 128 + (((col % 8) ^ (r % 8)) * 16),
-                     ok ? x + (r0 + r) * sr + col * 8 : x, ok ? 16 : 0);
+    mma::cp_async_16(static_cast<unsigned char*>(dst) + at, ok ? x + (r0 + r) * sr + col * 8 : x,
+                     ok ? 16 : 0);
   }
 }
 
 #if defined(EMBER_HAVE_WGMMA)
 /// s (the warpgroup's 64 query rows x 64 keys; a warp's 16 rows as product_abt leaves them) =
-/// Q K^T by wgmma.m64n64k16 from the swizzled tiles qsw and ksw (load_tile_sw128): D / 16
+/// Q K^T by wgmma.m64n64k16 from the swizzled tiles qsw and ksw (load_tile<T, D, true>): D / 16
 /// instructions, k16 step kk at panel kk / 4, 32 (kk % 4) bytes into the rows. Waits for them.
 template <class T, int D>
 __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned char* qsw,
@@ -316,8 +305,10 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
   uint16_t* const qs = reinterpret_cast<uint16_t*>(base);
   uint16_t* const ks = kWg ? reinterpret_cast<uint16_t*>(base + kSwTile) : qs + kTile;
   uint16_t* const vs = kWg ? reinterpret_cast<uint16_t*>(base + 3 * kSwTile) : ks + 2 * kTile;
-  unsigned char* const qsw = base;
-  unsigned char* const ksw = base + kSwTile;
+  // K stage s: padded, or (kWg) swizzled
+  const auto k_stage = [&](int s) -> unsigned char* {
+    return kWg ? base + (1 + s) * kSwTile : reinterpret_cast<unsigned char*>(ks + s * kTile);
+  };
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int g = lane / 4, q = lane % 4;
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
@@ -331,13 +322,8 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     const T* const Q = head_ptr<T>(p.q, bh, p.H);
     const T* const K = head_ptr<T>(p.k, bh, p.H);
     const T* const V = head_ptr<T>(p.v, bh, p.H);
-    if constexpr (kWg) {
-      load_tile_sw128<T, D>(qsw, Q, p.q.sr, q0, p.L);
-      load_tile_sw128<T, D>(ksw, K, p.k.sr, 0, p.S);
-    } else {
-      load_tile<T, D>(qs, Q, p.q.sr, q0, p.L);
-      load_tile<T, D>(ks, K, p.k.sr, 0, p.S);
-    }
+    load_tile<T, D, kWg>(qs, Q, p.q.sr, q0, p.L);
+    load_tile<T, D, kWg>(k_stage(0), K, p.k.sr, 0, p.S);
     load_tile<T, D>(vs, V, p.v.sr, 0, p.S);
     mma::cp_async_commit();
 
@@ -348,10 +334,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     for (int t = 0; t < n_tiles; ++t) {
       if (t + 1 < n_tiles) {  // the next tile into the other stage (free since the last barrier)
         const int s = (t + 1) & 1;
-        if constexpr (kWg)
-          load_tile_sw128<T, D>(ksw + s * kSwTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
-        else
-          load_tile<T, D>(ks + s * kTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        load_tile<T, D, kWg>(k_stage(s), K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
         load_tile<T, D>(vs + s * kTile, V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
       }
       mma::cp_async_commit();
@@ -370,7 +353,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
       float s[8][4];  // (16, 64): lane (g, q) holds rows g, g + 8, keys 8 n + 2 q, + 1
       zero(s);
       if constexpr (kWg) {
-        scores_wgmma<T, D>(s, qsw, ksw + (t & 1) * kSwTile);
+        scores_wgmma<T, D>(s, base, k_stage(t & 1));
       } else {
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {

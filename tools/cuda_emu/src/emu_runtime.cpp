@@ -9,6 +9,8 @@
 // kernel pointer argument or a copy range outside device memory, and (via SIGSEGV) accesses past
 // an allocation's end or a fiber stack overflow.
 #include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <signal.h>
@@ -588,25 +590,6 @@ uint32_t swizzled(uint32_t address, uint32_t mode) {
   return address ^ (((address >> 7) & mask) << 4);
 }
 
-float half_bits_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const int exp = (h >> 10) & 0x1f;
-  const uint32_t man = h & 0x3ffu;
-  float f;
-  if (exp == 0x1f) {
-    const uint32_t w = sign | 0x7f800000u | (man << 13);
-    std::memcpy(&f, &w, 4);
-    return f;
-  }
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(man), -24);
-    return sign ? -f : f;
-  }
-  const uint32_t w = sign | (static_cast<uint32_t>(exp - 15 + 127) << 23) | (man << 13);
-  std::memcpy(&f, &w, 4);
-  return f;
-}
-
 /// A K-major wgmma operand in shared memory: 2-byte elements, the descriptor's fields as the PTX
 /// ISA gives them (start, leading and stride byte offsets in 16-byte units; the layout in bits
 /// 62-63: 0 no swizzle, 1 128-byte, 2 64-byte, 3 32-byte swizzle).
@@ -677,13 +660,7 @@ void check_no_pending_reads(uint32_t lo, uint32_t hi, const char* writer) {
 }
 
 float element_to_float(uint16_t bits, bool bf16) {
-  if (bf16) {
-    const uint32_t w = static_cast<uint32_t>(bits) << 16;
-    float f;
-    std::memcpy(&f, &w, 4);
-    return f;
-  }
-  return half_bits_to_float(bits);
+  return bf16 ? bf16_bits_to_float(bits) : half_bits_to_float(bits);  // cuda_bf16.h, cuda_fp16.h
 }
 
 /// Runs one wgmma for the calling thread: its accumulators of D (64 x n) += A (64 x 16) B (16 x n).
