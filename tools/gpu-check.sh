@@ -4,7 +4,7 @@
 # 1. nvidia-smi; the programs: either the ones tools/gpu-pack.sh built for sm_90a on the
 #    development machine and packed into .gpu-build/ (used when they load and list their tests
 #    there), or a build here for sm_$CUDA_ARCH (default 90a) of the CUDA test suites and
-#    bench_cuda_ops (dependencies the machine lacks come from .gpu-deps, tools/gpu-deps.sh).
+#    GPU benchmarks, bench_cuda_* (dependencies the machine lacks come from .gpu-deps, tools/gpu-deps.sh).
 #    FULL=1 builds everything here and also runs the whole CTest suite.
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
 # 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; bench_cuda_step
