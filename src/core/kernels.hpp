@@ -342,12 +342,15 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 /// (see gemm_tc.cu; 2 and 3 need sm_90a and K-contiguous B, else 1 runs). For the tests and
 /// benchmarks, which run each; EMBER_GEMM_TC_CONFIG sets the start-up value.
 void set_gemm_tc_config(int config);
-/// gemm through cuBLAS (src/cuda/cublas.cu) for cuda::Backend::kCublas: float32 (TF32 when
+/// gemm through cuBLAS (src/cuda/cublas.cu) for cuda::Backend::kVendor: float32 (TF32 when
 /// allowed), float64, float16 and bfloat16; false, having done nothing, for a dtype or layout it
 /// does not map (the caller then runs gemm's own kernels).
 bool cublas_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
 /// True when this build can call cuBLAS (a real CUDA build, not the CPU emulator).
 bool cublas_available();
+/// True when cuDNN 9 was loaded (src/cuda/cudnn.cu, on first call); its version is the public
+/// cuda::cudnn_version().
+bool cudnn_available();
 void check_index_range(const Tensor& index, int64_t size, const char* op, int64_t dim);
 void gather(const Tensor& out, const Tensor& x, int64_t dim, const Tensor& index);
 void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate);
@@ -390,6 +393,17 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
 /// float32 reduced in a fixed order, no atomics). Needs C/groups % 8 == 0 and O/groups % 8 == 0.
 bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
                                       const Window2d& w, int64_t groups);
+/// The same three passes through NVIDIA's cuDNN (src/cuda/cudnn.cu), for cuda::Backend::kVendor:
+/// float32 (TF32 only when cuda::allow_tf32()), float64, float16 and bfloat16 (float32
+/// accumulation), any channel counts, deterministic algorithms only. Each returns false, having
+/// written nothing, when cuDNN cannot be loaded, for another dtype, a ReLU request, sizes past
+/// int32, or an output whose extent is not exactly the convolution's (the caller then runs ops).
+bool cudnn_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Window2d& w, int64_t groups, bool relu);
+bool cudnn_conv2d_input_grad(const Tensor& dx, const Tensor& dy, const Tensor& weight,
+                             const Tensor& bias, const Window2d& w, int64_t groups);
+bool cudnn_conv2d_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
+                              const Window2d& w, int64_t groups);
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, double eps);
 void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,

@@ -1,4 +1,4 @@
-// The vendor backend of matrix products (cuda::set_backend(Backend::kCublas)): cuda::gemm's
+// The vendor backend of matrix products (cuda::set_backend(Backend::kVendor)): cuda::gemm's
 // problem out[b] = alpha * a[b] @ b[b] + beta * out[b] handed to cuBLAS
 // (cublasGemmStridedBatchedEx) instead of Ember's kernels, for users who want NVIDIA's library
 // under Ember's ops, and as the reference point the benchmarks measure Ember's kernels against.
@@ -14,7 +14,7 @@
 //
 // One cuBLAS handle per thread and device (cuBLAS handles are not for concurrent use), made on
 // first use and set to the current stream on every call. Under the CPU emulator there is no
-// cuBLAS: cublas_available() is false and set_backend refuses kCublas.
+// cuBLAS: cublas_available() is false and set_backend refuses kVendor.
 #include <cuda_runtime.h>
 
 #include <cstdint>

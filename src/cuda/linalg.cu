@@ -3,7 +3,7 @@
 // (transposed operands read in place, stride 0 for broadcast batches), beta == 0 ignores out's old
 // contents (NaN included), K == 0 gives beta * out; float16/bfloat16 accumulate in float and round
 // once, integers sum in wrapping uint64; bool is a DTypeError. No cuBLAS, unless the user chose it
-// (cuda::set_backend(Backend::kCublas): then cublas.cu takes what it maps). float16/bfloat16
+// (cuda::set_backend(Backend::kVendor): then cublas.cu takes what it maps). float16/bfloat16
 // products go to the tensor-core kernel (gemm_tc.cu) when their layout allows, and so do float32
 // products when TF32 is allowed (cuda::set_allow_tf32); what remains, and every other dtype, runs
 // here: float32 is then exact float32 FMA arithmetic.
@@ -341,7 +341,7 @@ void gemm_typed(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alph
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
   EMBER_CHECK(out.dtype() != kBool, DTypeError, "[gemm] bool tensors are not supported");
   if (out.size(0) == 0 || out.size(1) == 0 || out.size(2) == 0) return;
-  if (backend() == Backend::kCublas && cublas_gemm(out, a, b, alpha, beta)) return;
+  if (backend() == Backend::kVendor && cublas_gemm(out, a, b, alpha, beta)) return;
   detail::DeviceGuard guard(out.device().index());
   detail::visit_device_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;

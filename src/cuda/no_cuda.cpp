@@ -3,6 +3,7 @@
 // CMake defines EMBER_CUDA_HAS_<FAMILY> for each src/cuda/<family>.cu, and that family's stubs are
 // left out here.
 #include "core/kernels.hpp"
+#include "ember/cuda/cuda.hpp"
 #include "ember/error.hpp"
 
 namespace ember::cuda {
@@ -39,6 +40,13 @@ void set_gemm_tc_config(int) {}
 bool conv2d_implicit_gemm(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, bool) { return false; }
 bool conv2d_implicit_gemm_input_grad(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
 bool conv2d_implicit_gemm_weight_grad(const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
+#endif
+#ifndef EMBER_CUDA_HAS_CUDNN
+bool cudnn_conv2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, bool) { return false; }
+bool cudnn_conv2d_input_grad(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
+bool cudnn_conv2d_weight_grad(const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
+bool cudnn_available() { return false; }
+int64_t cudnn_version() { return 0; }
 #endif
 #ifndef EMBER_CUDA_HAS_CUBLAS
 bool cublas_gemm(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar) { return false; }

@@ -152,12 +152,21 @@ bool allow_tf32();
 enum class Backend {
   kEmber,   ///< Ember's own kernels (the default): tensor-core GEMM with fused epilogues,
             ///< implicit-GEMM convolution, fused flash attention
-  kCublas,  ///< every matrix product through NVIDIA's cuBLAS; convolution and attention then run
-            ///< as their composites over it (im2col + GEMM; matmul + softmax + matmul)
+  kVendor,  ///< NVIDIA's libraries: every matrix product through cuBLAS; convolution through
+            ///< cuDNN when it can be loaded (libcudnn.so.9; see cudnn_is_available()), else as
+            ///< im2col + cuBLAS; attention as its composite over cuBLAS (matmul, softmax, matmul)
+  kCublas = kVendor,  ///< the former name of kVendor
 };
-/// Selects the backend; EMBER_CUDA_BACKEND=cublas (or ember) at start-up does the same.
-/// DeviceError for kCublas when this build cannot call cuBLAS (no CUDA, or the CPU emulator).
+/// Selects the backend; EMBER_CUDA_BACKEND=vendor (or cublas, cudnn; ember) at start-up does the
+/// same. DeviceError for kVendor when this build cannot call cuBLAS (no CUDA, or the CPU emulator).
 void set_backend(Backend backend);
 Backend backend();
+
+/// Whether the vendor backend can use cuDNN for convolution: cuDNN 9 is found at run time
+/// (libcudnn.so.9 on the library path; libember does not link it), like PyTorch's
+/// torch.backends.cudnn.is_available(). Always false without CUDA or under the CPU emulator.
+bool cudnn_is_available();
+/// The loaded cuDNN's version (major * 10000 + minor * 100 + patch, e.g. 91900), 0 when absent.
+int64_t cudnn_version();
 
 }  // namespace ember::cuda

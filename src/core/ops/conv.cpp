@@ -403,11 +403,36 @@ Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bia
   return out;
 }
 
-// ---- CUDA bfloat16/float16: implicit GEMM on the tensor cores ----
+// ---- CUDA: Ember's implicit GEMM on the tensor cores, or cuDNN ----
 
-bool implicit_gemm_dtype(const Tensor& x) {
-  return x.is_cuda() && (x.dtype() == kBFloat16 || x.dtype() == kFloat16) &&
-         cuda::backend() == cuda::Backend::kEmber;
+/// The three passes of one CUDA convolution backend, each with cuda::conv2d_implicit_gemm's
+/// contract (kernels.hpp): it returns false, having written nothing, when it declines a problem.
+struct ConvKernels {
+  bool (*forward)(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  const Window2d& w, int64_t groups, bool relu);
+  bool (*input_grad)(const Tensor& dx, const Tensor& dy, const Tensor& weight, const Tensor& bias,
+                     const Window2d& w, int64_t groups);
+  bool (*weight_grad)(const Tensor& dw, const Tensor& dy, const Tensor& x, const Window2d& w,
+                      int64_t groups);
+  bool depthwise;  // also tried before the depthwise kernel (groups == C == O)
+};
+
+/// Ember's kernels: bfloat16/float16 on the tensor cores (src/cuda/conv_implicit_gemm.cu).
+constexpr ConvKernels kImplicitGemm{&cuda::conv2d_implicit_gemm,
+                                    &cuda::conv2d_implicit_gemm_input_grad,
+                                    &cuda::conv2d_implicit_gemm_weight_grad, false};
+/// The vendor backend's: cuDNN, every floating dtype (src/cuda/cudnn.cu).
+constexpr ConvKernels kCudnn{&cuda::cudnn_conv2d, &cuda::cudnn_conv2d_input_grad,
+                             &cuda::cudnn_conv2d_weight_grad, true};
+
+/// The kernels that may take a convolution of CUDA tensor x: Ember's for bfloat16/float16 under
+/// the Ember backend, cuDNN's under the vendor backend when cuDNN is loaded; nullptr for none
+/// (ops: im2col + GEMM, which then runs on cuBLAS under the vendor backend).
+const ConvKernels* conv_kernels_for(const Tensor& x) {
+  if (!x.is_cuda()) return nullptr;
+  if (cuda::backend() == cuda::Backend::kVendor)
+    return cuda::cudnn_is_available() ? &kCudnn : nullptr;
+  return x.dtype() == kBFloat16 || x.dtype() == kFloat16 ? &kImplicitGemm : nullptr;
 }
 
 /// conv2d's gradients written with ops (differentiable again, any layout): dX = conv_transpose2d
@@ -433,7 +458,7 @@ Tensor conv2d_weight_grad_ops(const Tensor& dy, const Tensor& x, const Tensor& w
       .reshape(weight.sizes());
 }
 
-/// A first-order gradient by one of the CUDA implicit-GEMM kernels, into a new tensor of
+/// A first-order gradient by one of the CUDA convolution kernels, into a new tensor of
 /// like's shape and dtype: undefined under create_graph or when `kernel(out)` declines (returns
 /// false), so the caller computes it with ops.
 template <class Kernel>
@@ -443,32 +468,33 @@ Tensor kernel_grad(const Tensor& like, const char* op, Kernel&& kernel) {
   return kernel(g) ? g : Tensor();
 }
 
-/// conv2d (+ bias) on CUDA bfloat16/float16 by cuda::conv2d_implicit_gemm, the bias fused; an
-/// undefined tensor when the kernel declines the layout (the caller runs im2col + gemm).
-/// Backward, first order: the implicit-GEMM input- and weight-gradient kernels, each falling back
-/// to the ops above when it declines; under create_graph the ops, differentiable again.
-Tensor conv2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                               const Window2d& w, int64_t groups, int64_t OH, int64_t OW) {
+/// conv2d (+ bias) on CUDA by k.forward, the bias fused; an undefined tensor when the kernel
+/// declines the problem (the caller runs im2col + gemm). Backward, first order: k's input- and
+/// weight-gradient kernels, each falling back to the ops above when it declines; under
+/// create_graph the ops, differentiable again.
+Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& weight,
+                         const Tensor& bias, const Window2d& w, int64_t groups, int64_t OH,
+                         int64_t OW) {
   const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
   Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), "conv2d");
   const bool done = forward_no_grad(
-      [&] { return cuda::conv2d_implicit_gemm(out, x, weight, bias, w, groups, false); });
+      [&] { return k.forward(out, x, weight, bias, w, groups, false); });
   if (!done) return Tensor();
   autograd::record(
       "conv2d", {x, weight, bias}, out, {x, weight, bias},
-      [w, groups, H, W](const Saved& s, const Tensor& dy) {
+      [kern = &k, w, groups, H, W](const Saved& s, const Tensor& dy) {
         const Tensor &x = s[0], &weight = s[1];
         Tensor gx, gw, gb;
         if (wants(s[2])) gb = dy.sum({0, 2, 3});
         if (wants(x)) {
           gx = kernel_grad(x, "conv2d", [&](const Tensor& g) {
-            return cuda::conv2d_implicit_gemm_input_grad(g, dy, weight, Tensor(), w, groups);
+            return kern->input_grad(g, dy, weight, Tensor(), w, groups);
           });
           if (!gx.defined()) gx = conv2d_input_grad_ops(dy, weight, w, groups, H, W);
         }
         if (wants(weight)) {
           gw = kernel_grad(weight, "conv2d", [&](const Tensor& g) {
-            return cuda::conv2d_implicit_gemm_weight_grad(g, dy, x, w, groups);
+            return kern->weight_grad(g, dy, x, w, groups);
           });
           if (!gw.defined()) gw = conv2d_weight_grad_ops(dy, x, weight, w, groups);
         }
@@ -477,28 +503,28 @@ Tensor conv2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, const Tens
   return out;
 }
 
-/// conv_transpose2d (+ bias) on CUDA bfloat16/float16: conv2d's input gradient with the weight
-/// (C_in, C_out/g, kh, kw) read as a conv2d weight (O = C_in), by
-/// cuda::conv2d_implicit_gemm_input_grad, the bias fused; undefined when it declines. Backward,
-/// first order: dX = conv2d of dY restricted to x's positions (the forward kernel), dW = conv2d's
-/// weight gradient with x and dY swapped; under create_graph (or a decline) ops.
-Tensor conv_transpose2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                         const Window2d& w, int64_t groups, int64_t OH,
-                                         int64_t OW) {
+/// conv_transpose2d (+ bias) on CUDA: conv2d's input gradient with the weight
+/// (C_in, C_out/g, kh, kw) read as a conv2d weight (O = C_in), by k.input_grad, the bias fused;
+/// undefined when it declines. Backward, first order: dX = conv2d of dY restricted to x's
+/// positions (k.forward), dW = conv2d's weight gradient with x and dY swapped; under
+/// create_graph (or a decline) ops.
+Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& weight,
+                                   const Tensor& bias, const Window2d& w, int64_t groups,
+                                   int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), Cout = weight.size(1) * groups, H = x.size(2), W = x.size(3);
   Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d");
   const bool done = forward_no_grad(
-      [&] { return cuda::conv2d_implicit_gemm_input_grad(out, x, weight, bias, w, groups); });
+      [&] { return k.input_grad(out, x, weight, bias, w, groups); });
   if (!done) return Tensor();
   autograd::record(
       "conv_transpose2d", {x, weight, bias}, out, {x, weight, bias},
-      [w, groups, H, W](const Saved& s, const Tensor& dy) {
+      [kern = &k, w, groups, H, W](const Saved& s, const Tensor& dy) {
         const Tensor &x = s[0], &weight = s[1];
         Tensor gx, gw, gb;
         if (wants(s[2])) gb = dy.sum({0, 2, 3});
         if (wants(x)) {
           gx = kernel_grad(x, "conv_transpose2d", [&](const Tensor& g) {
-            return cuda::conv2d_implicit_gemm(g, dy, weight, Tensor(), w, groups, false);
+            return kern->forward(g, dy, weight, Tensor(), w, groups, false);
           });
           if (!gx.defined())  // dY's windows may reach past x's (output_padding): crop
             gx = conv2d(dy, weight, {}, {w.sh, w.sw}, {w.ph, w.pw}, {w.dh, w.dw}, groups)
@@ -507,7 +533,7 @@ Tensor conv_transpose2d_implicit_gemm_4d(const Tensor& x, const Tensor& weight, 
         }
         if (wants(weight)) {
           gw = kernel_grad(weight, "conv_transpose2d", [&](const Tensor& g) {
-            return cuda::conv2d_implicit_gemm_weight_grad(g, x, dy, w, groups);
+            return kern->weight_grad(g, x, dy, w, groups);
           });
           if (!gw.defined()) {
             // dY's windows (BH, BW) >= (H, W); the first (H, W) pair with x's positions.
@@ -542,13 +568,15 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
                  int64_t groups, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), C = x.size(1), O = weight.size(0), L = OH * OW;
   const int64_t K = C / groups * w.kh * w.kw;
-  if (groups == C && O == C && groups > 1) {  // depthwise: a batch of 1-row GEMMs is slow
+  const bool depthwise = groups == C && O == C && groups > 1;
+  const ConvKernels* kern = conv_kernels_for(x);
+  if (kern != nullptr && (kern->depthwise || !depthwise)) {
+    Tensor y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW);
+    if (y.defined()) return y;
+  }
+  if (depthwise) {  // a batch of 1-row GEMMs is slow
     Tensor y = depthwise_conv2d_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
-  }
-  if (implicit_gemm_dtype(x)) {
-    Tensor y = conv2d_implicit_gemm_4d(x, weight, bias, w, groups, OH, OW);
-    if (y.defined()) return y;
   }
   const bool pointwise = w.kh == 1 && w.kw == 1 && w.sh == 1 && w.sw == 1 && w.ph == 0 &&
                          w.pw == 0;  // 1x1, stride 1: the columns are the input itself
@@ -692,8 +720,8 @@ Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& 
     Tensor y = conv_transpose2d_direct_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({weight.size(1), 1, 1}) : y;
   }
-  if (implicit_gemm_dtype(x)) {
-    Tensor y = conv_transpose2d_implicit_gemm_4d(x, weight, bias, w, groups, OH, OW);
+  if (const ConvKernels* kern = conv_kernels_for(x)) {
+    Tensor y = conv_transpose2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW);
     if (y.defined()) return y;
   }
   const int64_t N = x.size(0), Cin = x.size(1), Cout = weight.size(1) * groups;
