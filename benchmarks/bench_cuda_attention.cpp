@@ -1,7 +1,10 @@
 // Fused attention on the GPU (src/cuda/attention.cu, FlashAttention-2 on mma.sync) beside its
 // peer in the same process: the composite scaled_dot_product_attention_reference (matmul on the
 // tensor-core GEMM, softmax and masked_fill as separate ops, the (L, S) scores in memory) on the
-// same bfloat16 tensors. cuDNN's fused SDPA (the named peer) is not yet a peer here.
+// same bfloat16 tensors. cuDNN's fused SDPA (the named peer) and FlashAttention, as
+// PyTorch ships them, run in a separate process: benchmarks/peer_torch_cuda.py times the same cases
+// under the same keys (impl torch_cudnn, torch_flash), and tools/gpu-table.py joins its JSON with
+// this program's --ember_summary; tools/gpu-check.sh runs all three.
 //
 // Cases (B, H, T, D), L = S = T, causal and not, forward and backward:
 //   (4, 16, 1024, 64), (2, 16, 4096, 128), (1, 16, 8192, 128); quick mode: tiny sizes.

@@ -36,10 +36,14 @@
 // launch to one after its last, host-side launch overhead included (a training loop pays it).
 // The losses of the first warm-up step and the last timed step are shown and must be finite.
 //
-// No peer runs here: the benchmarks' libtorch peer is a CPU build where present (and absent on the
-// development machine), and no other GPU framework is available. Published figures for the same
-// models (llm.c, nanoGPT) are not restated by this program; comparing with them is left to
-// docs/kernels.md. Without a GPU: "bench_cuda_step: skipped (no CUDA GPU)", exit 0.
+// No peer runs in this process: the benchmarks' libtorch peer is a CPU build where present (and
+// absent on the development machine). The PyTorch peer is benchmarks/peer_torch_cuda.py, a
+// separate process in the same tools/gpu-check.sh run: the same models, batches and optimizers in
+// eager PyTorch (impl torch_eager; float32 with TF32 off), timed the same way under the same case
+// keys; tools/gpu-table.py joins its JSON with this program's --ember_summary into one ratio table.
+// Published figures for the same models (llm.c, nanoGPT) are not restated by this program;
+// comparing with them is left to docs/kernels.md. Without a GPU: "bench_cuda_step: skipped (no
+// CUDA GPU)", exit 0.
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -275,9 +279,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf(
-      "bench_cuda_step: Ember alone, no peer (no GPU build of libtorch here); published figures "
-      "for these models are not restated here, see docs/kernels.md\n");
-  benchmark::AddCustomContext("peer", "none");
+      "bench_cuda_step: Ember alone in this process; its PyTorch peer is "
+      "benchmarks/peer_torch_cuda.py (a separate process, joined by tools/gpu-table.py); "
+      "published figures for these models are not restated here, see docs/kernels.md\n");
+  benchmark::AddCustomContext("peer", "benchmarks/peer_torch_cuda.py (separate process)");
   register_cases();
   const int rc = ember::bench::ratio_main(argc, argv);
   try {

@@ -9,19 +9,26 @@
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
 # 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; bench_cuda_step
 #    twice, the second time with EMBER_GEMM_TC_CONFIG=3.
-# 4. compute-sanitizer, SAN_JOBS (16) processes at a time, the slow programs (SPLIT) one process
+# 4. The PyTorch peer, benchmarks/peer_torch_cuda.py (attention by cuDNN's fused SDPA and by
+#    FlashAttention, whole GPT-2 and ResNet-50 training steps in eager PyTorch; the same case keys
+#    as bench_cuda_attention and bench_cuda_step), alone on the GPU, within PEER_LIMIT (120) s;
+#    skipped (not a failure) where no python3 (PEER_PYTHON) has torch with CUDA.
+# 5. compute-sanitizer, SAN_JOBS (16) processes at a time, the slow programs (SPLIT) one process
 #    per test case: memcheck over each CUDA test with the caching
 #    allocator off (EMBER_CUDA_NO_CACHING=1, so every allocation is its own cudaMalloc), racecheck
 #    over the tests of the kernels that use shared memory (tests/cuda/racecheck.txt). memcheck
 #    does not count failed runtime calls as errors (--report-api-errors no): Ember checks each
 #    call's status itself and raises DeviceError, and the runtime test provokes an out-of-memory
 #    on purpose.
-# 5. A summary table, printed last; each row also goes to $LOGS/summary.txt as it is made.
+# 6. tools/gpu-table.py joins every benchmark JSON (Ember's and the peer's) into one ratio table,
+#    $LOGS/table.md, printed before the summary.
+# 7. A summary table, printed last; each row also goes to $LOGS/summary.txt as it is made.
 #
 # The whole run keeps to DEADLINE seconds (default 420): each step's time limit is cut to what is
 # left. Logs go to $LOGS (default /tmp/gpu-check when $OUT is set, else build/gpu-check-logs); with
-# $OUT set (the device tool), summary.txt, the benchmark JSON and a tarball of all logs are copied
-# there at the end, as the tool brings back at most 8 files.
+# $OUT set (the device tool), summary.txt, table.md, a tarball of all logs and as many of the
+# benchmark JSON files as fit (the *_config* ones last) are copied there at the end, as the tool
+# brings back at most 8 files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ARCH=${CUDA_ARCH:-90a}
@@ -29,6 +36,7 @@ BUILD=${BUILD:-build/gpu}
 DEADLINE=${DEADLINE:-420}
 TEST_LIMIT=${TEST_LIMIT:-120}
 BENCH_LIMIT=${BENCH_LIMIT:-100}
+PEER_LIMIT=${PEER_LIMIT:-120}
 SANITIZER_LIMIT=${SANITIZER_LIMIT:-240}
 JOBS=${JOBS:-6}  # test programs at a time
 LOGS=${LOGS:-${OUT:+/tmp/gpu-check}}
@@ -51,14 +59,37 @@ limit() {
   [ "$left" -lt 5 ] && left=5
   [ "$1" -lt "$left" ] && echo "$1" || echo "$left"
 }
+# json_files: the benchmark JSON in $LOGS, the *_config* ones (reruns of a program) last
+json_files() {
+  local f
+  for f in "$LOGS"/*.json; do
+    case $f in *_config*) ;; *) [ -f "$f" ] && echo "$f" ;; esac
+  done
+  for f in "$LOGS"/*_config*.json; do [ -f "$f" ] && echo "$f"; done
+  return 0
+}
 finish() {
+  if [ -n "$(json_files)" ] && command -v python3 > /dev/null; then
+    echo
+    # shellcheck disable=SC2046  # one argument per file: the names have no spaces
+    python3 tools/gpu-table.py --out "$LOGS/table.md" $(json_files) 2> "$LOGS/table.err"
+  fi
   echo
   echo "== gpu-check summary ($(date -u +%Y-%m-%dT%H:%MZ), $(elapsed) s; logs in $LOGS)"
   printf '%s\n' "${rows[@]}"
   if [ -n "${OUT:-}" ]; then
-    cp "$LOGS/summary.txt" "$OUT/" 2>/dev/null
-    cp "$LOGS"/*.json "$OUT/" 2>/dev/null
-    tar -C "$LOGS" -czf "$OUT/gpu-check-logs.tar.gz" . 2>/dev/null
+    local copied=0 f
+    for f in "$LOGS/summary.txt" "$LOGS/table.md"; do
+      [ -f "$f" ] && cp "$f" "$OUT/" && copied=$((copied + 1))
+    done
+    tar -C "$LOGS" -czf "$OUT/gpu-check-logs.tar.gz" . 2>/dev/null && copied=$((copied + 1))
+    for f in $(json_files); do
+      if [ "$copied" -lt 8 ]; then
+        cp "$f" "$OUT/" && copied=$((copied + 1))
+      else
+        echo "not copied to \$OUT (8 files at most), in the tarball: $(basename "$f")"
+      fi
+    done
   fi
 }
 trap finish EXIT
@@ -69,6 +100,7 @@ nvidia-smi > "$LOGS/nvidia-smi.txt" 2>&1 &&
   row "nvidia-smi" ok "$(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | head -1)" ||
   row "nvidia-smi" FAIL "see nvidia-smi.txt"
 nvcc --version > "$LOGS/nvcc.txt" 2>&1
+LD_LIBRARY_PATH_START=${LD_LIBRARY_PATH:-}  # the environment's own, for the PyTorch peer
 # Shared libraries the programs need from the CUDA install (cuBLAS for the benchmark's peer):
 # the toolkit's folder and, where the image has them, the Python wheels' folders.
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
@@ -170,6 +202,34 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
     row "$n (EMBER_GEMM_TC_CONFIG=3)" "$(verdict $rc)" "${n}_config3.json, ${n}_config3.txt"
   fi
 done
+
+# ---- the PyTorch peer, alone on the GPU ----
+# benchmarks/peer_torch_cuda.py times the same attention and training-step cases in PyTorch
+# (cuDNN's fused SDPA, FlashAttention, eager GPT-2 and ResNet-50 steps). It runs with the
+# environment's own library path: the CUDA folders added above could hand torch a cuDNN or cuBLAS
+# other than the ones its wheel was built with. The interpreter: the first of PEER_PYTHON (default
+# python3, then the /opt/*/.venv ones) that imports torch with a CUDA GPU.
+peer_python=""
+: > "$LOGS/peer_probe.txt"
+for py in ${PEER_PYTHON:-python3 $(ls /opt/*/.venv/bin/python3 2>/dev/null)}; do
+  command -v "$py" > /dev/null || continue
+  if env LD_LIBRARY_PATH="$LD_LIBRARY_PATH_START" timeout "$(limit 60)" \
+       "$py" -c 'import torch; assert torch.cuda.is_available()' >> "$LOGS/peer_probe.txt" 2>&1; then
+    peer_python=$py
+    break
+  fi
+done
+if [ -n "$peer_python" ]; then
+  PYTHONUNBUFFERED=1 LD_LIBRARY_PATH="$LD_LIBRARY_PATH_START" timeout "$(limit "$PEER_LIMIT")" \
+    "$peer_python" benchmarks/peer_torch_cuda.py --out "$LOGS/peer_torch_cuda.json" \
+    > "$LOGS/peer_torch_cuda.txt" 2>&1
+  rc=$?
+  [ $rc -eq 0 ] || status=1
+  row "peer_torch_cuda" "$(verdict $rc)" "peer_torch_cuda.json, peer_torch_cuda.txt: $(
+    grep -E '^peer_torch_cuda: [0-9]+ cases' "$LOGS/peer_torch_cuda.txt" | tail -1 | cut -d' ' -f2-)"
+else
+  row "peer_torch_cuda" skipped "no torch with CUDA ($(tail -1 "$LOGS/peer_probe.txt" | head -c 100))"
+fi
 
 # ---- compute-sanitizer, SAN_JOBS processes at a time ----
 # The programs in SPLIT run one sanitizer process per test case (names cut at their first comma
