@@ -24,7 +24,7 @@
 //   0: 8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
 //   2: on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
 //   3: on sm_90a, TMA + mbarrier pipeline with a producer warpgroup and two consumer warpgroups
-//      on wgmma.m64n256k16 (gemm_tma_kernel), for K-contiguous B; else 1.
+//      on wgmma.m64n256k16 (gemm_tma_kernel), B K- or N-contiguous; else 1.
 // By default (-1) 0 for products of fewer 128 x 128 tiles than SMs, else 1 (launch_config).
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
 // 2 rows per mma tile) and stores each element once (store_quad: adjacent pairs in one store).
@@ -587,9 +587,13 @@ constexpr int kTmaStageBytes = kTmaABytes + kTmaBBytes;
 constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024;  // + barriers,
                                                                                    // + alignment
 
-/// out = epilogue(A @ B) for K-contiguous A (M, K) and B (N, K), operands read by TMA through
-/// tensor maps of (batch, rows, K) (gemm_tc's layout rules; out of range rows and k read as
-/// zeros). The producer's one thread walks the slabs: wait until stage s is free (its "empty"
+/// out = epilogue(A @ B), operands read by TMA through tensor maps (gemm_tc's layout rules; out of
+/// range rows and k read as zeros): a K-contiguous operand (kBKMajor: B stored (N, K)) as
+/// (batch, rows, K) in one box of 64 k x its rows, stored K-major (row r: 128 bytes of k); an
+/// N-contiguous B (stored (K, N), e.g. the weight of a Linear's input gradient dY W) as
+/// (batch, K, N) in 4 boxes of 64 n x 64 k, stored N-major (row k: 64 n, 128 bytes; box i at
+/// 8192 i bytes), read by wgmma transposed (imm-trans-b, smem_desc_sw128_mn, k16 steps 2048 bytes
+/// apart). The producer's one thread walks the slabs: wait until stage s is free (its "empty"
 /// barrier), announce the stage's bytes on its "full" barrier, issue the two box copies. Each
 /// consumer warpgroup: wait for "full", issue 4 wgmma (k16 steps: descriptors 32 bytes apart in
 /// the swizzled rows) and commit; wait until only this slab's group is pending, so the previous
@@ -597,7 +601,7 @@ constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024
 /// up to 4 slabs of copies and 2 of tensor-core work are in flight, and no thread waits at a
 /// block barrier after the start. The epilogue stores from the accumulators as configuration 2
 /// (store_quad).
-template <class T>
+template <class T, bool kBKMajor>
 __global__ void __launch_bounds__(kTmaThreads, 1)
     gemm_tma_kernel(const TcParams p, const __grid_constant__ CUtensorMap map_a,
                     const __grid_constant__ CUtensorMap map_b) {
@@ -632,7 +636,14 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
         tma::mbar_arrive_expect_tx(&full[s], kTmaStageBytes);
         unsigned char* const stage = smem + s * kTmaStageBytes;
         tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
-        tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
+        if constexpr (kBKMajor) {
+          tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < kTmaBN / 64; ++i)
+            tma::load_3d(stage + kTmaABytes + i * 8192, &map_b, n0 + 64 * i, kt * kTmaBK, zb,
+                         &full[s]);
+        }
       }
     }
     return;
@@ -649,9 +660,14 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
     const unsigned char* const bs = smem + s * kTmaStageBytes + kTmaABytes;
     mma::wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < kTmaBK / 16; ++ks)
-      mma::wgmma_m64n256k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
-                                      mma::smem_desc_sw128(bs + ks * 32));
+    for (int ks = 0; ks < kTmaBK / 16; ++ks) {
+      if constexpr (kBKMajor)
+        mma::wgmma_m64n256k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
+                                        mma::smem_desc_sw128(bs + ks * 32));
+      else
+        mma::wgmma_m64n256k16<mma_t<T>, false, true>(d, mma::smem_desc_sw128(as + ks * 32),
+                                                     mma::smem_desc_sw128_mn(bs + ks * 2048, 8192));
+    }
     mma::wgmma_commit();
     mma::wgmma_wait<1>();  // slab kt - 1's products are done: its stage is free
     if (kt > 0 && lane == 0) tma::mbar_arrive(&empty[(kt - 1) % kTmaStages]);
@@ -683,9 +699,9 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// Configuration 3 for K-contiguous B; false (nothing launched) when the tensor maps cannot be
-/// made, the batches exceed the grid's z or the sizes exceed TMA's 32-bit coordinates.
-template <class T>
+/// Configuration 3; false (nothing launched) when the tensor maps cannot be made, the batches
+/// exceed the grid's z or the sizes exceed TMA's 32-bit coordinates.
+template <class T, bool kBKMajor>
 bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
   if (p.batches > 65535 || p.M > INT32_MAX - kTmaBM || p.N > INT32_MAX - kTmaBN ||
       p.K > INT32_MAX - kTmaBK)
@@ -695,14 +711,16 @@ bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
   CUtensorMap map_a, map_b;
   if (!tma::encode_tensor_map(&map_a, bf16, p.a, n(p.K), n(p.M), n(p.batches), n(p.lda),
                               n(p.a_batch), kTmaBK, kTmaBM) ||
-      !tma::encode_tensor_map(&map_b, bf16, p.b, n(p.K), n(p.N), n(p.batches), n(p.ldb),
-                              n(p.b_batch), kTmaBK, kTmaBN))
+      !(kBKMajor ? tma::encode_tensor_map(&map_b, bf16, p.b, n(p.K), n(p.N), n(p.batches),
+                                          n(p.ldb), n(p.b_batch), kTmaBK, kTmaBN)
+                 : tma::encode_tensor_map(&map_b, bf16, p.b, n(p.N), n(p.K), n(p.batches),
+                                          n(p.ldb), n(p.b_batch), 64, kTmaBK)))
     return false;
   const int64_t tiles = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN);
   if (tiles > INT32_MAX) return false;
-  detail::opt_in_smem<gemm_tma_kernel<T>>(kTmaSmem, device);
+  detail::opt_in_smem<gemm_tma_kernel<T, kBKMajor>>(kTmaSmem, device);
   const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(p.batches));
-  gemm_tma_kernel<T><<<grid, kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
+  gemm_tma_kernel<T, kBKMajor><<<grid, kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
 }
@@ -769,8 +787,8 @@ void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
     launch<T, kBKMajor, Config0>(p, stream, device);
   else if (config == 2 && kBKMajor && detail::wgmma_available(device))
     launch_wgmma<T>(p, stream, device);
-  else if (config == 3 && kBKMajor && detail::wgmma_available(device) &&
-           launch_tma<T>(p, stream, device))
+  else if (config == 3 && detail::wgmma_available(device) &&
+           launch_tma<T, kBKMajor>(p, stream, device))
     return;
   else
     launch<T, kBKMajor, Config1>(p, stream, device);

@@ -213,7 +213,8 @@ __device__ inline void mma_1688_tf32(float (&d)[4], const uint32_t (&a)[4],
 // ---- Hopper warpgroup MMA (sm_90a; emulated under tools/cuda_emu) ----
 // wgmma_m64n{64,128,256}k16<T>: the 4 warps of a warpgroup compute D (64 x N, float) += A (64 x 16)
 // B (16 x N) with A and B in shared memory, described by 64-bit matrix descriptors (smem_desc,
-// smem_desc_sw128), both K-major. D's layout: warp w of the group holds rows 16w..16w+15; in it
+// smem_desc_sw128, smem_desc_sw128_mn), K-major, or M/N-major where kTransA / kTransB (the
+// instruction's imm-trans-a / imm-trans-b, 16-bit types only). D's layout: warp w of the group holds rows 16w..16w+15; in it
 // lane t holds, for each 8-column block j, d[4j], d[4j+1] = D[16w + t/4][8j + 2(t%4) + 0/1] and
 // d[4j+2], d[4j+3] the same columns of row + 8 (mma.m16n8's C layout, repeated along N).
 // The instructions are asynchronous: issued after wgmma_fence, closed into a group by
@@ -242,6 +243,19 @@ __device__ inline uint64_t smem_desc_sw128(const void* smem) {
          (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
 }
 
+/// A descriptor of an M/N-major operand (M or N contiguous; the wgmma's kTransA / kTransB) in the
+/// 128-byte swizzle layout TMA writes for boxes of 64 M/N elements x K rows: row k holds 64
+/// consecutive M/N elements (128 bytes, chunks swizzled by k % 8), 8-row K groups 1024 bytes
+/// apart (SBO), 64-element M/N blocks `block_bytes` apart (LBO; the PTX ISA's canonical MN-major
+/// layout ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))). The k16 step s starts 16 rows = 2048 s bytes
+/// in: whole swizzle atoms, so every start stays 1024-byte aligned.
+__device__ inline uint64_t smem_desc_sw128_mn(const void* smem, uint32_t block_bytes) {
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  return static_cast<uint64_t>((a & 0x3FFFF) >> 4) |
+         (static_cast<uint64_t>((block_bytes & 0x3FFFF) >> 4) << 16) |
+         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+}
+
 #if defined(EMBER_CUDA_EMULATED)
 __device__ inline void fence_proxy_async() {}
 __device__ inline void wgmma_fence() {}
@@ -250,24 +264,24 @@ template <int N>
 __device__ inline void wgmma_wait() {
   ::ember_emu::wgmma_wait(N);
 }
-template <class T, int kRegs>
+template <class T, bool kTransA, bool kTransB, int kRegs>
 __device__ inline void wgmma_emulated(float (&d)[kRegs], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
                 "wgmma: bf16 or fp16 inputs");
   ::ember_emu::wgmma_issue(::ember_emu::WgmmaOp{
-      d, 2 * kRegs, desc_a, desc_b, std::is_same_v<T, __nv_bfloat16>, true, false, false});
+      d, 2 * kRegs, desc_a, desc_b, std::is_same_v<T, __nv_bfloat16>, true, kTransA, kTransB});
 }
-template <class T>
+template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_emulated<T>(d, desc_a, desc_b);
+  wgmma_emulated<T, kTransA, kTransB>(d, desc_a, desc_b);
 }
-template <class T>
+template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_emulated<T>(d, desc_a, desc_b);
+  wgmma_emulated<T, kTransA, kTransB>(d, desc_a, desc_b);
 }
-template <class T>
+template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
-  wgmma_emulated<T>(d, desc_a, desc_b);
+  wgmma_emulated<T, kTransA, kTransB>(d, desc_a, desc_b);
 }
 #else
 /// Orders this thread's earlier shared-memory writes (cp.async included) before the async
@@ -284,21 +298,22 @@ __device__ inline void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 }
 
-// The instructions for input types TYPES ("bf16.bf16" or "f16.f16"), d += A B (scale-d set).
+// The instructions for input types TYPES ("bf16.bf16" or "f16.f16"), d += A B (scale-d set),
+// A / B transposed (M/N-major) when kTransA / kTransB (immediates).
 #define EMBER_WGMMA_M64N64K16(TYPES)                                                               \
   asm volatile(                                                                                    \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                 \
       "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPES " {"                                     \
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"             \
-      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"                                                           \
+      "}, %32, %33, p, 1, 1, %35, %36;\n}\n"                                                           \
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),                    \
         "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),                  \
         "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),              \
         "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),              \
         "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),              \
         "+f"(d[30]), "+f"(d[31])                                                                   \
-      : "l"(desc_a), "l"(desc_b), "r"(1))
+      : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTransA ? 1 : 0), "n"(kTransB ? 1 : 0))
 
 #define EMBER_WGMMA_M64N128K16(TYPES)                                                              \
   asm volatile(                                                                                    \
@@ -309,7 +324,7 @@ __device__ inline void wgmma_wait() {
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"             \
-      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"                                                           \
+      "}, %64, %65, p, 1, 1, %67, %68;\n}\n"                                                           \
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
         "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
         "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
@@ -320,7 +335,7 @@ __device__ inline void wgmma_wait() {
         "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
         "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), \
         "+f"(d[63])                                                                                \
-      : "l"(desc_a), "l"(desc_b), "r"(1))
+      : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTransA ? 1 : 0), "n"(kTransB ? 1 : 0))
 
 #define EMBER_WGMMA_M64N256K16(TYPES)                                                              \
   asm volatile(                                                                                    \
@@ -337,7 +352,7 @@ __device__ inline void wgmma_wait() {
       "%111, "                                                                                     \
       "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, " \
       "%127"                                                                                       \
-      "}, %128, %129, p, 1, 1, 0, 0;\n}\n"                                                         \
+      "}, %128, %129, p, 1, 1, %131, %132;\n}\n"                                                         \
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
         "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
         "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
@@ -357,9 +372,9 @@ __device__ inline void wgmma_wait() {
         "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]),        \
         "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]),        \
         "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])         \
-      : "l"(desc_a), "l"(desc_b), "r"(1))
+      : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTransA ? 1 : 0), "n"(kTransB ? 1 : 0))
 
-template <class T>
+template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
                 "wgmma_m64n64k16: bf16 or fp16 inputs");
@@ -368,7 +383,7 @@ __device__ inline void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t
   else
     EMBER_WGMMA_M64N64K16("f16.f16");
 }
-template <class T>
+template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
                 "wgmma_m64n128k16: bf16 or fp16 inputs");
@@ -377,7 +392,7 @@ __device__ inline void wgmma_m64n128k16(float (&d)[64], uint64_t desc_a, uint64_
   else
     EMBER_WGMMA_M64N128K16("f16.f16");
 }
-template <class T>
+template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
                 "wgmma_m64n256k16: bf16 or fp16 inputs");

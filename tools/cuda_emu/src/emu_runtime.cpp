@@ -590,16 +590,25 @@ uint32_t swizzled(uint32_t address, uint32_t mode) {
   return address ^ (((address >> 7) & mask) << 4);
 }
 
-/// A K-major wgmma operand in shared memory: 2-byte elements, the descriptor's fields as the PTX
-/// ISA gives them (start, leading and stride byte offsets in 16-byte units; the layout in bits
-/// 62-63: 0 no swizzle, 1 128-byte, 2 64-byte, 3 32-byte swizzle).
+/// A wgmma operand in shared memory: 2-byte elements, the descriptor's fields as the PTX ISA gives
+/// them (start, leading and stride byte offsets in 16-byte units; the layout in bits 62-63: 0 no
+/// swizzle, 1 128-byte, 2 64-byte, 3 32-byte swizzle), K-major or, transposed, M/N-major. The
+/// PTX ISA's canonical layouts ("Shared Memory Matrix Layout", in CuTe notation, T = 8 elements
+/// of 16 bytes, S = swizzle bytes / 16), element (mn, k):
+///   K-major, no swizzle   ((8,m),(T,2k)):((1T,SBO),(1,LBO))
+///   K-major, swizzled     ((8,m),(T,2k)):((S T,SBO),(1,T))        (LBO unused)
+///   MN-major, no swizzle  ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO))
+///   MN-major, swizzled    ((T,S,m),(8,k)):((1,T,LBO),(S T,SBO))
+/// then the swizzle of the shared address (16-byte chunk bits XOR address bits 7..).
 struct WgmmaOperand {
   uint32_t start, lbo, sbo, mode;  // mode: the swizzle's bit count (0 none, 3 for 128 bytes)
   bool core_matrices;              // layout 0: 8-row x 16-byte core matrices
+  bool mn_major;                   // transposed: M or N contiguous
   uintptr_t origin;
   size_t limit;  // bytes of shared addresses in range
 
-  WgmmaOperand(uint64_t desc, uintptr_t o, size_t lim) : origin(o), limit(lim) {
+  WgmmaOperand(uint64_t desc, bool transposed, uintptr_t o, size_t lim)
+      : mn_major(transposed), origin(o), limit(lim) {
     start = static_cast<uint32_t>(desc & 0x3FFF) << 4;
     lbo = static_cast<uint32_t>((desc >> 16) & 0x3FFF) << 4;
     sbo = static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4;
@@ -612,7 +621,14 @@ struct WgmmaOperand {
   /// Element (row, k), row along M or N, k < 16.
   uint16_t at(int row, int k) const {
     uint32_t address;
-    if (core_matrices)
+    const uint32_t r = static_cast<uint32_t>(row), kk = static_cast<uint32_t>(k);
+    if (mn_major && core_matrices)  // 8-element x 8-k core matrices, SBO along M/N, LBO along K
+      address = start + (r / 8) * sbo + (kk / 8) * lbo + (kk % 8) * 16 + (r % 8) * 2;
+    else if (mn_major)  // k rows of 16 << mode bytes holding 8 << mode M/N elements
+      address = swizzled(start + (r / (8u << mode)) * lbo + (kk / 8) * sbo +
+                             (kk % 8) * (16u << mode) + (r % (8u << mode)) * 2,
+                         mode);
+    else if (core_matrices)
       address = start + static_cast<uint32_t>(row / 8) * sbo + static_cast<uint32_t>(k / 8) * lbo +
                 static_cast<uint32_t>(row % 8) * 16 + static_cast<uint32_t>(k % 8) * 2;
     else  // rows of 128, 64 or 32 bytes, 8-row groups sbo apart, swizzled by address
@@ -632,12 +648,20 @@ struct WgmmaOperand {
 /// The shared bytes a wgmma operand of `rows` rows (M or N) can read: whole 128-, 64- or 32-byte
 /// rows for the swizzled layouts (the swizzle permutes 16-byte chunks within a row), whole core
 /// matrices otherwise.
-std::pair<uint32_t, uint32_t> operand_footprint(uint64_t desc, int rows) {
+std::pair<uint32_t, uint32_t> operand_footprint(uint64_t desc, int rows, bool mn_major) {
   const uint32_t start = static_cast<uint32_t>(desc & 0x3FFF) << 4;
   const uint32_t lbo = static_cast<uint32_t>((desc >> 16) & 0x3FFF) << 4;
   const uint32_t sbo = static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4;
   const uint32_t layout = static_cast<uint32_t>(desc >> 62);
   const uint32_t groups = static_cast<uint32_t>(rows + 7) / 8;
+  if (mn_major) {  // 2 k groups; M/N blocks of 8 (no swizzle) or of one swizzle row
+    if (layout == 0) return {start, start + (groups - 1) * sbo + lbo + 128};
+    const uint32_t row_bytes = layout == 1 ? 128 : layout == 2 ? 64 : 32;
+    const uint32_t blocks = (static_cast<uint32_t>(rows) * 2 + row_bytes - 1) / row_bytes;
+    const uint32_t lo = start / row_bytes * row_bytes;
+    return {lo, (start + (blocks - 1) * lbo + sbo + 8 * row_bytes + row_bytes - 1) / row_bytes *
+                    row_bytes};
+  }
   if (layout == 0) return {start, start + (groups - 1) * sbo + lbo + 128};
   const uint32_t row_bytes = layout == 1 ? 128 : layout == 2 ? 64 : 32;
   const uint32_t lo = start / row_bytes * row_bytes;
@@ -667,12 +691,10 @@ float element_to_float(uint16_t bits, bool bf16) {
 /// Lane t of warp w (of the warpgroup) holds rows 16 w + t / 4 (+ 8) and, in each 8-column block
 /// i, columns 8 i + 2 (t % 4) (+ 1): d[4 i + e], e = 2 (row half) + column parity.
 void run_wgmma(const WgmmaOp& op, int rank) {
-  if (op.trans_a || op.trans_b)
-    fatal("%s: wgmma with a transposed (M/N-major) operand (not emulated)", where().c_str());
   const Exec& x = g_exec;
   const uintptr_t origin = shared_origin();
   const size_t limit = reinterpret_cast<uintptr_t>(x.dynamic) + x.config->shmem - origin;
-  const WgmmaOperand a(op.desc_a, origin, limit), b(op.desc_b, origin, limit);
+  const WgmmaOperand a(op.desc_a, op.trans_a, origin, limit), b(op.desc_b, op.trans_b, origin, limit);
   const int w = rank / 32, lane = rank % 32;
   float arow[2][16];
   for (int h = 0; h < 2; ++h)
@@ -791,7 +813,8 @@ void wgmma_issue(const WgmmaOp& op) {
     fatal("%s: wgmma with n = %d", where().c_str(), op.n);
   Fiber& f = x.fibers[static_cast<size_t>(x.current)];
   f.wgmma_ops.push_back(op);
-  const auto a = operand_footprint(op.desc_a, 64), b = operand_footprint(op.desc_b, op.n);
+  const auto a = operand_footprint(op.desc_a, 64, op.trans_a),
+             b = operand_footprint(op.desc_b, op.n, op.trans_b);
   f.wgmma_reads.push_back(a);
   f.wgmma_reads.push_back(b);
   ++x.wgmma_pending;
