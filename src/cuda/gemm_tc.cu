@@ -711,10 +711,10 @@ bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
   CUtensorMap map_a, map_b;
   if (!tma::encode_tensor_map(&map_a, bf16, p.a, n(p.K), n(p.M), n(p.batches), n(p.lda),
                               n(p.a_batch), kTmaBK, kTmaBM) ||
-      !(kBKMajor ? tma::encode_tensor_map(&map_b, bf16, p.b, n(p.K), n(p.N), n(p.batches),
-                                          n(p.ldb), n(p.b_batch), kTmaBK, kTmaBN)
-                 : tma::encode_tensor_map(&map_b, bf16, p.b, n(p.N), n(p.K), n(p.batches),
-                                          n(p.ldb), n(p.b_batch), 64, kTmaBK)))
+      !(kBKMajor ? tma::encode_tensor_map(&map_b, bf16, p.b, n(p.K), n(p.N), n(p.batches), n(p.ldb),
+                                          n(p.b_batch), kTmaBK, kTmaBN)
+                 : tma::encode_tensor_map(&map_b, bf16, p.b, n(p.N), n(p.K), n(p.batches), n(p.ldb),
+                                          n(p.b_batch), 64, kTmaBK)))
     return false;
   const int64_t tiles = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN);
   if (tiles > INT32_MAX) return false;

@@ -214,9 +214,10 @@ __device__ inline void mma_1688_tf32(float (&d)[4], const uint32_t (&a)[4],
 // wgmma_m64n{64,128,256}k16<T>: the 4 warps of a warpgroup compute D (64 x N, float) += A (64 x 16)
 // B (16 x N) with A and B in shared memory, described by 64-bit matrix descriptors (smem_desc,
 // smem_desc_sw128, smem_desc_sw128_mn), K-major, or M/N-major where kTransA / kTransB (the
-// instruction's imm-trans-a / imm-trans-b, 16-bit types only). D's layout: warp w of the group holds rows 16w..16w+15; in it
-// lane t holds, for each 8-column block j, d[4j], d[4j+1] = D[16w + t/4][8j + 2(t%4) + 0/1] and
-// d[4j+2], d[4j+3] the same columns of row + 8 (mma.m16n8's C layout, repeated along N).
+// instruction's imm-trans-a / imm-trans-b, 16-bit types only). D's layout: warp w of the group
+// holds rows 16w..16w+15; in it lane t holds, for each 8-column block j, d[4j], d[4j+1] =
+// D[16w + t/4][8j + 2(t%4) + 0/1] and d[4j+2], d[4j+3] the same columns of row + 8 (mma.m16n8's
+// C layout, repeated along N).
 // The instructions are asynchronous: issued after wgmma_fence, closed into a group by
 // wgmma_commit, complete (accumulators readable, shared operands free) after wgmma_wait<N>.
 // Under the emulator they queue per thread and run at the wait that retires them, reading shared
@@ -252,8 +253,8 @@ __device__ inline uint64_t smem_desc_sw128(const void* smem) {
 __device__ inline uint64_t smem_desc_sw128_mn(const void* smem, uint32_t block_bytes) {
   const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   return static_cast<uint64_t>((a & 0x3FFFF) >> 4) |
-         (static_cast<uint64_t>((block_bytes & 0x3FFFF) >> 4) << 16) |
-         (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
+         (static_cast<uint64_t>((block_bytes & 0x3FFFF) >> 4) << 16) | (uint64_t{1024 >> 4} << 32) |
+         (uint64_t{1} << 62);
 }
 
 #if defined(EMBER_CUDA_EMULATED)
@@ -303,16 +304,16 @@ __device__ inline void wgmma_wait() {
 #define EMBER_WGMMA_M64N64K16(TYPES)                                                               \
   asm volatile(                                                                                    \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                                 \
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPES " {"                                     \
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPES                                          \
+      " {"                                                                                         \
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"             \
-      "}, %32, %33, p, 1, 1, %35, %36;\n}\n"                                                           \
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),                    \
-        "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),                  \
-        "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),              \
-        "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),              \
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),              \
-        "+f"(d[30]), "+f"(d[31])                                                                   \
+      "}, %32, %33, p, 1, 1, %35, %36;\n}\n"                                                       \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                         \
       : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTransA ? 1 : 0), "n"(kTransB ? 1 : 0))
 
 #define EMBER_WGMMA_M64N128K16(TYPES)                                                              \
@@ -324,7 +325,7 @@ __device__ inline void wgmma_wait() {
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"             \
-      "}, %64, %65, p, 1, 1, %67, %68;\n}\n"                                                           \
+      "}, %64, %65, p, 1, 1, %67, %68;\n}\n"                                                       \
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
         "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
         "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
@@ -352,7 +353,7 @@ __device__ inline void wgmma_wait() {
       "%111, "                                                                                     \
       "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, " \
       "%127"                                                                                       \
-      "}, %128, %129, p, 1, 1, %131, %132;\n}\n"                                                         \
+      "}, %128, %129, p, 1, 1, %131, %132;\n}\n"                                                   \
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
         "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
         "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \

@@ -150,8 +150,8 @@ struct ConvCase {
 void check_conv_against_float64(const ConvCase& c, DType dt, bool transposed, int64_t op,
                                 Generator& g) {
   INFO("dtype " << dt << (transposed ? " conv_transpose2d" : " conv2d") << " N" << c.N << " C"
-                << c.C << " " << c.H << "x" << c.W << " O" << c.O << " k" << c.k << " s"
-                << c.stride << " p" << c.pad << " d" << c.dil << " g" << c.groups << " op" << op);
+                << c.C << " " << c.H << "x" << c.W << " O" << c.O << " k" << c.k << " s" << c.stride
+                << " p" << c.pad << " d" << c.dil << " g" << c.groups << " op" << op);
   const double tol = tolerance_of(dt);
   const Tensor x = randn({c.N, c.C, c.H, c.W}, g).to(dt);
   const Tensor w = (transposed ? randn({c.C, c.O / c.groups, c.k, c.k}, g)
@@ -168,10 +168,9 @@ void check_conv_against_float64(const ConvCase& c, DType dt, bool transposed, in
   Tensor b64 = c.bias ? f64(b).requires_grad_() : Tensor();
   const Tensor y64 = run(x64, w64, b64);
   const Tensor dy = randn(y64.sizes(), g).to(dt);
-  const std::vector<Tensor> ref =
-      autograd::grad({y64}, c.bias ? std::vector<Tensor>{x64, w64, b64}
-                                   : std::vector<Tensor>{x64, w64},
-                     {f64(dy)});
+  const std::vector<Tensor> ref = autograd::grad(
+      {y64}, c.bias ? std::vector<Tensor>{x64, w64, b64} : std::vector<Tensor>{x64, w64},
+      {f64(dy)});
   // The GPU, x as a strided view (every other channel of a wider tensor) to test strides.
   Tensor wide = zeros({c.N, 2 * c.C, c.H, c.W}, TensorOptions(dt)).to(cu);
   wide.slice(1, 0, 2 * c.C, 2).copy_(x.to(cu));
@@ -234,10 +233,9 @@ TEST_CASE("cuda backend: cuDNN convolution is the direct call's bits, run to run
     CHECK(equal(dw1, dw2));
     Tensor dx = empty({4, 16, 14, 14}, TensorOptions(dt).device(cu));
     REQUIRE(cuda::cudnn_conv2d_input_grad(dx, dy, w, Tensor(), win, 1));
-    CHECK(close_scaled(dx,
-                       conv_transpose2d(dy.cpu().to(kFloat64), w.cpu().to(kFloat64), Tensor(), 1,
-                                        1),
-                       tolerance_of(dt)));
+    CHECK(close_scaled(
+        dx, conv_transpose2d(dy.cpu().to(kFloat64), w.cpu().to(kFloat64), Tensor(), 1, 1),
+        tolerance_of(dt)));
   }
 }
 
