@@ -97,7 +97,7 @@ template <class T>
 using mma_t = std::conditional_t<std::is_same_v<T, HalfBits>, __half, __nv_bfloat16>;
 
 struct TcParams {
-  const void* a;  // A[m][k] at a + m * lda + k
+  const void* a;  // A[m][k] at a + m * lda + k (configuration 3's kAKMajor false: a + k * lda + m)
   int64_t lda, a_batch;
   const void* b;  // kBKMajor: B[k][n] at b + n * ldb + k; else at b + k * ldb + n
   int64_t ldb, b_batch;
@@ -588,20 +588,21 @@ constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024
                                                                                    // + alignment
 
 /// out = epilogue(A @ B), operands read by TMA through tensor maps (gemm_tc's layout rules; out of
-/// range rows and k read as zeros): a K-contiguous operand (kBKMajor: B stored (N, K)) as
-/// (batch, rows, K) in one box of 64 k x its rows, stored K-major (row r: 128 bytes of k); an
-/// N-contiguous B (stored (K, N), e.g. the weight of a Linear's input gradient dY W) as
-/// (batch, K, N) in 4 boxes of 64 n x 64 k, stored N-major (row k: 64 n, 128 bytes; box i at
-/// 8192 i bytes), read by wgmma transposed (imm-trans-b, smem_desc_sw128_mn, k16 steps 2048 bytes
-/// apart). The producer's one thread walks the slabs: wait until stage s is free (its "empty"
-/// barrier), announce the stage's bytes on its "full" barrier, issue the two box copies. Each
-/// consumer warpgroup: wait for "full", issue 4 wgmma (k16 steps: descriptors 32 bytes apart in
-/// the swizzled rows) and commit; wait until only this slab's group is pending, so the previous
-/// slab's products are done, and release the previous stage (one arrival per consumer warp). So
-/// up to 4 slabs of copies and 2 of tensor-core work are in flight, and no thread waits at a
-/// block barrier after the start. The epilogue stores from the accumulators as configuration 2
-/// (store_quad).
-template <class T, bool kBKMajor>
+/// range rows and k read as zeros): a K-contiguous operand (kAKMajor: A stored (M, K); kBKMajor:
+/// B stored (N, K)) as (batch, rows, K) in one box of 64 k x its rows, stored K-major (row r: 128
+/// bytes of k); an M- or N-contiguous one (A stored (K, M), e.g. dY^T in a Linear's weight
+/// gradient; B stored (K, N), e.g. the weight in its input gradient dY W) as (batch, K, rows) in
+/// boxes of 64 rows x 64 k (A 2, B 4), stored M/N-major (row k: 64 elements, 128 bytes; box i at
+/// 8192 i bytes), read by wgmma transposed (imm-trans-a/b, smem_desc_sw128_mn, k16 steps 2048
+/// bytes apart). Either way consumer c's 64 rows of A start 8192 c bytes into the stage. The
+/// producer's one thread walks the slabs: wait until stage s is free (its "empty" barrier),
+/// announce the stage's bytes on its "full" barrier, issue the two box copies. Each consumer
+/// warpgroup: wait for "full", issue 4 wgmma (k16 steps: descriptors 32 bytes apart in the swizzled
+/// rows) and commit; wait until only this slab's group is pending, so the previous slab's products
+/// are done, and release the previous stage (one arrival per consumer warp). So up to 4 slabs of
+/// copies and 2 of tensor-core work are in flight, and no thread waits at a block barrier after the
+/// start. The epilogue stores from the accumulators as configuration 2 (store_quad).
+template <class T, bool kAKMajor, bool kBKMajor>
 __global__ void __launch_bounds__(kTmaThreads, 1)
     gemm_tma_kernel(const TcParams p, const __grid_constant__ CUtensorMap map_a,
                     const __grid_constant__ CUtensorMap map_b) {
@@ -635,7 +636,13 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
         tma::mbar_wait(&empty[s], ((kt / kTmaStages) & 1) ^ 1);  // free (first round: at once)
         tma::mbar_arrive_expect_tx(&full[s], kTmaStageBytes);
         unsigned char* const stage = smem + s * kTmaStageBytes;
-        tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
+        if constexpr (kAKMajor) {
+          tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
+        } else {
+#pragma unroll
+          for (int i = 0; i < kTmaBM / 64; ++i)
+            tma::load_3d(stage + i * 8192, &map_a, m0 + 64 * i, kt * kTmaBK, za, &full[s]);
+        }
         if constexpr (kBKMajor) {
           tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
         } else {
@@ -661,12 +668,11 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
     mma::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < kTmaBK / 16; ++ks) {
-      if constexpr (kBKMajor)
-        mma::wgmma_m64n256k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
-                                        mma::smem_desc_sw128(bs + ks * 32));
-      else
-        mma::wgmma_m64n256k16<mma_t<T>, false, true>(d, mma::smem_desc_sw128(as + ks * 32),
-                                                     mma::smem_desc_sw128_mn(bs + ks * 2048, 8192));
+      const uint64_t da = kAKMajor ? mma::smem_desc_sw128(as + ks * 32)
+                                   : mma::smem_desc_sw128_mn(as + ks * 2048, 8192);
+      const uint64_t db = kBKMajor ? mma::smem_desc_sw128(bs + ks * 32)
+                                   : mma::smem_desc_sw128_mn(bs + ks * 2048, 8192);
+      mma::wgmma_m64n256k16<mma_t<T>, !kAKMajor, !kBKMajor>(d, da, db);
     }
     mma::wgmma_commit();
     mma::wgmma_wait<1>();  // slab kt - 1's products are done: its stage is free
@@ -701,26 +707,31 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
 
 /// Configuration 3; false (nothing launched) when the tensor maps cannot be made, the batches
 /// exceed the grid's z or the sizes exceed TMA's 32-bit coordinates.
-template <class T, bool kBKMajor>
+template <class T, bool kAKMajor, bool kBKMajor>
 bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
   if (p.batches > 65535 || p.M > INT32_MAX - kTmaBM || p.N > INT32_MAX - kTmaBN ||
       p.K > INT32_MAX - kTmaBK)
     return false;
-  constexpr bool bf16 = std::is_same_v<T, BF16Bits>;
-  const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
+  // An operand of `rows` (M or N) x K: K-major as (batch, rows, K) in boxes of (box_rows, 64 k),
+  // M/N-major as (batch, K, rows) in boxes of (64 k, 64 rows).
+  const auto operand_map = [&p](CUtensorMap* map, const void* base, int64_t rows, int64_t ld,
+                                int64_t batch, bool k_major, uint32_t box_rows) {
+    const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
+    constexpr bool bf16 = std::is_same_v<T, BF16Bits>;
+    return k_major ? tma::encode_tensor_map(map, bf16, base, n(p.K), n(rows), n(p.batches), n(ld),
+                                            n(batch), kTmaBK, box_rows)
+                   : tma::encode_tensor_map(map, bf16, base, n(rows), n(p.K), n(p.batches), n(ld),
+                                            n(batch), 64, kTmaBK);
+  };
   CUtensorMap map_a, map_b;
-  if (!tma::encode_tensor_map(&map_a, bf16, p.a, n(p.K), n(p.M), n(p.batches), n(p.lda),
-                              n(p.a_batch), kTmaBK, kTmaBM) ||
-      !(kBKMajor ? tma::encode_tensor_map(&map_b, bf16, p.b, n(p.K), n(p.N), n(p.batches), n(p.ldb),
-                                          n(p.b_batch), kTmaBK, kTmaBN)
-                 : tma::encode_tensor_map(&map_b, bf16, p.b, n(p.N), n(p.K), n(p.batches), n(p.ldb),
-                                          n(p.b_batch), 64, kTmaBK)))
+  if (!operand_map(&map_a, p.a, p.M, p.lda, p.a_batch, kAKMajor, kTmaBM) ||
+      !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, kTmaBN))
     return false;
   const int64_t tiles = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN);
   if (tiles > INT32_MAX) return false;
-  detail::opt_in_smem<gemm_tma_kernel<T, kBKMajor>>(kTmaSmem, device);
+  detail::opt_in_smem<gemm_tma_kernel<T, kAKMajor, kBKMajor>>(kTmaSmem, device);
   const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(p.batches));
-  gemm_tma_kernel<T, kBKMajor><<<grid, kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
+  gemm_tma_kernel<T, kAKMajor, kBKMajor><<<grid, kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
 }
@@ -788,7 +799,7 @@ void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
   else if (config == 2 && kBKMajor && detail::wgmma_available(device))
     launch_wgmma<T>(p, stream, device);
   else if (config == 3 && detail::wgmma_available(device) &&
-           launch_tma<T, kBKMajor>(p, stream, device))
+           launch_tma<T, true, kBKMajor>(p, stream, device))
     return;
   else
     launch<T, kBKMajor, Config1>(p, stream, device);
@@ -823,10 +834,14 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   // Whole 16-byte chunks: 8 16-bit elements or 4 floats.
   const int64_t chunk = tf32 ? 4 : 8;
   const auto whole = [chunk](int64_t v) { return v % chunk == 0; };
-  // A: unit stride along K, everything else in whole chunks.
-  if (a.stride(2) != 1 || !whole(a.stride(1)) || !whole(a.stride(0)) || !whole(K) ||
-      !detail::aligned16(a.data_ptr()))
+  // A: unit stride along K, everything else in whole chunks; or (configuration 3 only, chosen
+  // by set_gemm_tc_config / EMBER_GEMM_TC_CONFIG) unit stride along M, e.g. dY^T.
+  const bool a_kmajor = a.stride(2) == 1 && whole(a.stride(1)) && whole(K);
+  const bool a_mmajor = !a_kmajor && !tf32 && a.stride(1) == 1 && whole(a.stride(2)) &&
+                        config_flag().load(std::memory_order_relaxed) == 3;
+  if ((!a_kmajor && !a_mmajor) || !whole(a.stride(0)) || !detail::aligned16(a.data_ptr()))
     return false;
+  if (a_mmajor && !detail::wgmma_available(out.device().index())) return false;
   const bool b_kmajor = b.stride(1) == 1;  // (N, K) storage, e.g. a Linear weight
   const int64_t ldb = b_kmajor ? b.stride(2) : b.stride(1);
   if (!b_kmajor && b.stride(2) != 1) return false;
@@ -841,7 +856,7 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   if (batches == 0 || M == 0 || N == 0) return true;
 
   TcParams p;
-  p.a = a.data_ptr(), p.lda = a.stride(1), p.a_batch = a.stride(0);
+  p.a = a.data_ptr(), p.lda = a_kmajor ? a.stride(1) : a.stride(2), p.a_batch = a.stride(0);
   p.b = b.data_ptr(), p.ldb = ldb, p.b_batch = b.stride(0);
   p.out = out.data_ptr(), p.o_r = out.stride(1), p.o_c = out.stride(2), p.o_batch = out.stride(0);
   p.bias = e.bias.defined() ? e.bias.data_ptr() : nullptr;
@@ -862,6 +877,14 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 
   detail::DeviceGuard guard(out.device().index());
   const cudaStream_t stream = detail::stream_of(out);
+  if (a_mmajor) {  // configuration 3 or nothing: no other kernel reads an M-contiguous A
+    const int device = out.device().index();
+    if (dt == kBFloat16)
+      return b_kmajor ? launch_tma<BF16Bits, false, true>(p, stream, device)
+                      : launch_tma<BF16Bits, false, false>(p, stream, device);
+    return b_kmajor ? launch_tma<HalfBits, false, true>(p, stream, device)
+                    : launch_tma<HalfBits, false, false>(p, stream, device);
+  }
   if (tf32) {
     if (b_kmajor)
       launch_tf32<true>(p, stream, out.device().index());

@@ -117,6 +117,43 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
   cuda::set_gemm_tc_config(-1);
 }
 
+TEST_CASE("cuda gemm_tc: configuration 3 reads an M-contiguous A (dY^T) in place") {
+  if (!gpu()) return;
+  Generator g(9006);
+  struct Shape {
+    int64_t M, N, K;
+  };
+  // M not a multiple of 64, K not of 64 (nor of 8 where B is (K, N): A's and B's K is then
+  // their row count), N past one tile.
+  const Shape shapes[] = {{40, 72, 40}, {136, 264, 136}, {200, 56, 64}, {48, 64, 37}};
+  for (int config : {3, 1}) {
+    cuda::set_gemm_tc_config(config);
+    for (DType dt : {kBFloat16, kFloat16})
+      for (const Shape& s : shapes)
+        for (bool weight_layout : {true, false}) {
+          if (weight_layout && s.K % 8 != 0) continue;  // B's rows in whole 16-byte chunks
+          INFO("config " << config << " " << dt << " M=" << s.M << " N=" << s.N << " K=" << s.K
+                         << (weight_layout ? " B=(N,K)^T" : " B=(K,N)"));
+          const Tensor a = rnd({2, s.K, s.M}, dt, g).transpose(1, 2);  // (M, K), M contiguous
+          const Tensor b = weight_layout ? rnd({2, s.N, s.K}, dt, g).transpose(1, 2)
+                                         : rnd({2, s.K, s.N}, dt, g);
+          Tensor out = rnd({2, s.M, s.N}, dt, g);
+          const Tensor old = out.clone();
+          GemmEpilogue e;
+          e.bias = rnd({s.N}, dt, g);
+          e.alpha = 0.5, e.beta = 1.0;
+          if (config == 3) {
+            REQUIRE(cuda::gemm_tc(out, a, b, e));
+            CHECK(close(out, reference(a, b, e, old), dt));
+          } else {  // no other configuration reads A this way: declined, out untouched
+            CHECK_FALSE(cuda::gemm_tc(out, a, b, e));
+            CHECK(test::bitwise_equal(out.cpu(), old.cpu()));
+          }
+        }
+  }
+  cuda::set_gemm_tc_config(-1);
+}
+
 TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
   if (!gpu()) return;
   Generator g(9002);
