@@ -52,13 +52,14 @@
 // sm_90a (attention_forward_kernel<T, D, true>, set_attention_forward_variant(1); opt-in until a
 // GPU run has confirmed it):
 // the block's 4 warps are one warpgroup, so S = Q K^T is D / 16 wgmma.m64n64k16 straight from
-// shared memory, Q and K tiles stored by cp.async in the 128-byte swizzle layout (load_tile<T, D,
-// true>; a fence to the async proxy before the barrier), whose accumulators land in exactly the
-// layout the mma.sync path leaves (a warp's 16 rows); softmax and P V are unchanged (P V stays on
-// mma.sync: P is in registers and V row-major). set_attention_forward_variant picks one for tests.
-// Next steps: P V by wgmma too (register A operand, transposed V), TMA-fed K/V and FA3-style warp
-// specialisation (a producer warp, two consumer warpgroups ping-ponging softmax against the
-// tensor cores); the backward on wgmma.
+// shared memory, Q, K and V tiles stored by cp.async in the 128-byte swizzle layout (load_tile<T,
+// D, true>; a fence to the async proxy before the barrier), whose accumulators land in exactly the
+// layout the mma.sync path leaves (a warp's 16 rows); the softmax is unchanged, and O += P V is 4
+// wgmma.m64n{64,128}k16 with P as the register A operand (the same re-packing as for mma.sync) and
+// V read N-major from its swizzled tile (imm-trans-b). set_attention_forward_variant picks one for
+// tests. Next steps: TMA-fed K/V and FA3-style warp specialisation (a producer warp, two consumer
+// warpgroups ping-ponging softmax against the tensor cores, the next S overlapping this softmax);
+// the backward on wgmma.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -163,6 +164,36 @@ __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned ch
   mma::wgmma_commit();
   mma::wgmma_wait<0>();
 }
+/// o (the warpgroup's 64 query rows x D; a warp's 16 rows as product_px leaves them) += P V by
+/// wgmma with P from registers (the accumulators of two adjacent 8-key tiles re-packed as the A
+/// fragment of one 16-key slice, as product_px does for mma.sync) and V from the swizzled tile
+/// vsw (load_tile<T, D, true>) read N-major (imm-trans-b): row k of a panel holds 64 of V's
+/// columns for key k, so V (keys x D, D contiguous) is the canonical MN-major layout with the
+/// panels 8 KiB apart (LBO) and the k16 step at 16 rows = 2048 bytes. Waits for them.
+template <class T, int D>
+__device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const float (&pm)[8][4],
+                                                 const unsigned char* vsw) {
+  float(&d)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
+  uint32_t a[4][4];  // all fragments packed before the fence: no register write after it
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {
+    a[ks][0] = pack2<T>(pm[2 * ks][0], pm[2 * ks][1]);
+    a[ks][1] = pack2<T>(pm[2 * ks][2], pm[2 * ks][3]);
+    a[ks][2] = pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]);
+    a[ks][3] = pack2<T>(pm[2 * ks + 1][2], pm[2 * ks + 1][3]);
+  }
+  mma::wgmma_fence();
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {
+    const uint64_t desc = mma::smem_desc_sw128_mn(vsw + ks * 2048, kBlockN * 128);
+    if constexpr (D == 64)
+      mma::wgmma_m64n64k16_rs<mma_t<T>, true>(d, a[ks], desc);
+    else
+      mma::wgmma_m64n128k16_rs<mma_t<T>, true>(d, a[ks], desc);
+  }
+  mma::wgmma_commit();
+  mma::wgmma_wait<0>();
+}
 /// Orders this thread's cp.async writes before the async proxy's (wgmma's) reads.
 __device__ __forceinline__ void fence_to_async_proxy() { mma::fence_proxy_async(); }
 #else
@@ -170,6 +201,11 @@ template <class T, int D>
 __device__ __forceinline__ void scores_wgmma(float (&)[8][4], const unsigned char*,
                                              const unsigned char*) {
   __trap();  // never launched: forward() checks wgmma_available
+}
+template <class T, int D>
+__device__ __forceinline__ void product_pv_wgmma(float (&)[D / 8][4], const float (&)[8][4],
+                                                 const unsigned char*) {
+  __trap();
 }
 __device__ __forceinline__ void fence_to_async_proxy() {}
 #endif
@@ -290,8 +326,9 @@ __device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4],
 
 // ---- forward ----
 
-/// kWg (sm_90a): Q and K tiles in the 128-byte swizzle layout and S = Q K^T by wgmma
-/// (scores_wgmma); else padded tiles and mma.sync. The rest is the same code.
+/// kWg (sm_90a): Q, K and V tiles in the 128-byte swizzle layout, S = Q K^T by wgmma
+/// (scores_wgmma) and O += P V by wgmma with P in registers (product_pv_wgmma); else padded
+/// tiles and mma.sync. The rest (masks, online softmax, dropout, epilogue) is the same code.
 template <class T, int D, bool kWg>
 __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Params p) {
   constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
@@ -301,13 +338,16 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
       kWg ? reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
                                              ~static_cast<uintptr_t>(1023))
           : smem_raw;
-  // padded: Q (64, D + 8), K 2 x (64, D + 8), V 2 x (64, D + 8); kWg: Q and 2 K swizzled, V padded
+  // padded: Q (64, D + 8), K 2 x (64, D + 8), V 2 x (64, D + 8); kWg: the same, swizzled
   uint16_t* const qs = reinterpret_cast<uint16_t*>(base);
   uint16_t* const ks = kWg ? reinterpret_cast<uint16_t*>(base + kSwTile) : qs + kTile;
   uint16_t* const vs = kWg ? reinterpret_cast<uint16_t*>(base + 3 * kSwTile) : ks + 2 * kTile;
-  // K stage s: padded, or (kWg) swizzled
+  // K and V stage s: padded, or (kWg) swizzled
   const auto k_stage = [&](int s) -> unsigned char* {
     return kWg ? base + (1 + s) * kSwTile : reinterpret_cast<unsigned char*>(ks + s * kTile);
+  };
+  const auto v_stage = [&](int s) -> unsigned char* {
+    return kWg ? base + (3 + s) * kSwTile : reinterpret_cast<unsigned char*>(vs + s * kTile);
   };
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int g = lane / 4, q = lane % 4;
@@ -324,7 +364,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     const T* const V = head_ptr<T>(p.v, bh, p.H);
     load_tile<T, D, kWg>(qs, Q, p.q.sr, q0, p.L);
     load_tile<T, D, kWg>(k_stage(0), K, p.k.sr, 0, p.S);
-    load_tile<T, D>(vs, V, p.v.sr, 0, p.S);
+    load_tile<T, D, kWg>(v_stage(0), V, p.v.sr, 0, p.S);
     mma::cp_async_commit();
 
     uint32_t qf[D / 16][4];
@@ -335,7 +375,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
       if (t + 1 < n_tiles) {  // the next tile into the other stage (free since the last barrier)
         const int s = (t + 1) & 1;
         load_tile<T, D, kWg>(k_stage(s), K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
-        load_tile<T, D>(vs + s * kTile, V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        load_tile<T, D, kWg>(v_stage(s), V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
       }
       mma::cp_async_commit();
       mma::cp_async_wait<1>();                    // tile t (and Q) landed, this thread's copies
@@ -417,7 +457,10 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
             s[n][2 * r + 1] *= z1;
           }
       }
-      product_px<T, D>(o, s, vt);
+      if constexpr (kWg)
+        product_pv_wgmma<T, D>(o, s, v_stage(t & 1));
+      else
+        product_px<T, D>(o, s, vt);
       __syncthreads();  // stage t & 1 is read; the next iteration may refill it
     }
     mma::cp_async_wait<0>();
@@ -726,8 +769,8 @@ void forward(const Params& p, cudaStream_t stream, int device) {
   // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma one.
   const int variant = g_forward_variant.load(std::memory_order_relaxed);
   if (variant == 1 && detail::wgmma_available(device)) {
-    // Q and two K stages swizzled, two V stages padded, and slack to align to 1024 bytes.
-    constexpr int bytes = 3 * kBlockN * D * 2 + 2 * tile_bytes<D>() + 1024;
+    // Q and two stages of K and V, swizzled, and slack to align to 1024 bytes.
+    constexpr int bytes = 5 * kBlockN * D * 2 + 1024;
     detail::opt_in_smem<attention_forward_kernel<T, D, true>>(bytes, device);
     attention_forward_kernel<T, D, true><<<grid, kThreads, bytes, stream>>>(p);
   } else {

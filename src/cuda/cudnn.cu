@@ -349,41 +349,67 @@ bool usable(const std::vector<const Tensor*>& ts, const Tensor& bias, Types& t) 
 bool cudnn_available() { return library().ok; }
 int64_t cudnn_version() { return library().ok ? library().version : 0; }
 
+namespace {
+
+/// The steps every pass shares, for the convolution x (N, C, H, W) -> y by the filter w, on the
+/// device and stream of `on`: descriptors (false when they do not describe the problem), the
+/// handle, the cached algorithm (`rank(h, problem, perf, &n)` fills the heuristic's ranking),
+/// its workspace (`workspace_size(h, problem, algo, &bytes)`), then `run(h, problem, algo,
+/// workspace, bytes, scale)`.
+template <class Perf, class Algo, int kCount, class Rank, class WorkspaceSize, class Run>
+bool run_pass(Pass pass, const Tensor& on, const Tensor& x, const Tensor& y, const Tensor& w,
+              const Window2d& win, int64_t groups, const Types& t, Rank&& rank,
+              WorkspaceSize&& workspace_size, Run&& run) {
+  Problem p(x, y, w, win, groups, t);
+  if (!p.valid()) return false;
+  const int device = on.device().index();
+  detail::DeviceGuard guard(device);
+  const Library& L = library();
+  const cudnnHandle_t h = handle_for(device);
+  check(L.cudnnSetStream(h, detail::stream_of(on)), "cudnnSetStream");
+  const Choice c = cached_choice(key_of(pass, device, t, x, y, w, win, groups), [&]() -> Choice {
+    Perf perf[kCount];
+    int n = 0;
+    rank(h, p, perf, &n);
+    return choose(perf, n, t);
+  });
+  if (c.algo < 0) return false;
+  check(L.cudnnSetConvolutionMathType(p.conv_, c.math), "cudnnSetConvolutionMathType");
+  const auto algo = static_cast<Algo>(c.algo);
+  size_t bytes = 0;
+  workspace_size(h, p, algo, &bytes);
+  const Tensor ws = workspace(bytes, on.device());
+  run(h, p, algo, ws.data_ptr(), bytes, Scale(t));
+  return true;
+}
+
+}  // namespace
+
 bool cudnn_conv2d(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                   const Window2d& win, int64_t groups, bool relu) {
   Types t{};
   if (relu || !usable({&out, &x, &weight}, bias, t)) return false;
   if (out.numel() == 0 || x.numel() == 0 || weight.numel() == 0) return false;
   const Tensor w = weight.contiguous();
-  Problem p(x, out, w, win, groups, t);
-  if (!p.valid()) return false;
-  const int device = out.device().index();
-  detail::DeviceGuard guard(device);
   const Library& L = library();
-  const cudnnHandle_t h = handle_for(device);
-  check(L.cudnnSetStream(h, detail::stream_of(out)), "cudnnSetStream");
-  const Choice c =
-      cached_choice(key_of(Pass::kForward, device, t, x, out, w, win, groups), [&]() -> Choice {
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        int n = 0;
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  return run_pass<cudnnConvolutionFwdAlgoPerf_t, Algo, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+      Pass::kForward, out, x, out, w, win, groups, t,
+      [&](cudnnHandle_t h, const Problem& p, cudnnConvolutionFwdAlgoPerf_t* perf, int* n) {
         check(L.cudnnGetConvolutionForwardAlgorithm_v7(h, p.x_, p.w_, p.conv_, p.y_,
-                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf),
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, n, perf),
               "cudnnGetConvolutionForwardAlgorithm_v7");
-        return choose(perf, n, t);
+      },
+      [&](cudnnHandle_t h, const Problem& p, Algo algo, size_t* bytes) {
+        check(L.cudnnGetConvolutionForwardWorkspaceSize(h, p.x_, p.w_, p.conv_, p.y_, algo, bytes),
+              "cudnnGetConvolutionForwardWorkspaceSize");
+      },
+      [&](cudnnHandle_t h, const Problem& p, Algo algo, void* ws, size_t bytes, const Scale& s) {
+        check(L.cudnnConvolutionForward(h, s.one(), p.x_, x.data_ptr(), p.w_, w.data_ptr(), p.conv_,
+                                        algo, ws, bytes, s.zero(), p.y_, out.data_ptr()),
+              "cudnnConvolutionForward");
+        if (bias.defined()) add_bias(h, p.y_, out.data_ptr(), bias, t);
       });
-  if (c.algo < 0) return false;
-  check(L.cudnnSetConvolutionMathType(p.conv_, c.math), "cudnnSetConvolutionMathType");
-  const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(c.algo);
-  size_t bytes = 0;
-  check(L.cudnnGetConvolutionForwardWorkspaceSize(h, p.x_, p.w_, p.conv_, p.y_, algo, &bytes),
-        "cudnnGetConvolutionForwardWorkspaceSize");
-  const Tensor ws = workspace(bytes, out.device());
-  const Scale s(t);
-  check(L.cudnnConvolutionForward(h, s.one(), p.x_, x.data_ptr(), p.w_, w.data_ptr(), p.conv_, algo,
-                                  ws.data_ptr(), bytes, s.zero(), p.y_, out.data_ptr()),
-        "cudnnConvolutionForward");
-  if (bias.defined()) add_bias(h, p.y_, out.data_ptr(), bias, t);
-  return true;
 }
 
 bool cudnn_conv2d_input_grad(const Tensor& dx, const Tensor& dy, const Tensor& weight,
@@ -392,35 +418,27 @@ bool cudnn_conv2d_input_grad(const Tensor& dx, const Tensor& dy, const Tensor& w
   if (!usable({&dx, &dy, &weight}, bias, t)) return false;
   if (dx.numel() == 0 || dy.numel() == 0 || weight.numel() == 0) return false;
   const Tensor w = weight.contiguous();
-  Problem p(dx, dy, w, win, groups, t);  // x = dx, y = dy
-  if (!p.valid()) return false;
-  const int device = dx.device().index();
-  detail::DeviceGuard guard(device);
   const Library& L = library();
-  const cudnnHandle_t h = handle_for(device);
-  check(L.cudnnSetStream(h, detail::stream_of(dx)), "cudnnSetStream");
-  const Choice c =
-      cached_choice(key_of(Pass::kData, device, t, dx, dy, w, win, groups), [&]() -> Choice {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        int n = 0;
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  return run_pass<cudnnConvolutionBwdDataAlgoPerf_t, Algo, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+      Pass::kData, dx, dx, dy, w, win, groups, t,  // the convolution's x is dx, its y dy
+      [&](cudnnHandle_t h, const Problem& p, cudnnConvolutionBwdDataAlgoPerf_t* perf, int* n) {
         check(L.cudnnGetConvolutionBackwardDataAlgorithm_v7(
-                  h, p.w_, p.y_, p.conv_, p.x_, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf),
+                  h, p.w_, p.y_, p.conv_, p.x_, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, n, perf),
               "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-        return choose(perf, n, t);
+      },
+      [&](cudnnHandle_t h, const Problem& p, Algo algo, size_t* bytes) {
+        check(L.cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w_, p.y_, p.conv_, p.x_, algo,
+                                                             bytes),
+              "cudnnGetConvolutionBackwardDataWorkspaceSize");
+      },
+      [&](cudnnHandle_t h, const Problem& p, Algo algo, void* ws, size_t bytes, const Scale& s) {
+        check(
+            L.cudnnConvolutionBackwardData(h, s.one(), p.w_, w.data_ptr(), p.y_, dy.data_ptr(),
+                                           p.conv_, algo, ws, bytes, s.zero(), p.x_, dx.data_ptr()),
+            "cudnnConvolutionBackwardData");
+        if (bias.defined()) add_bias(h, p.x_, dx.data_ptr(), bias, t);
       });
-  if (c.algo < 0) return false;
-  check(L.cudnnSetConvolutionMathType(p.conv_, c.math), "cudnnSetConvolutionMathType");
-  const auto algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo);
-  size_t bytes = 0;
-  check(L.cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w_, p.y_, p.conv_, p.x_, algo, &bytes),
-        "cudnnGetConvolutionBackwardDataWorkspaceSize");
-  const Tensor ws = workspace(bytes, dx.device());
-  const Scale s(t);
-  check(L.cudnnConvolutionBackwardData(h, s.one(), p.w_, w.data_ptr(), p.y_, dy.data_ptr(), p.conv_,
-                                       algo, ws.data_ptr(), bytes, s.zero(), p.x_, dx.data_ptr()),
-        "cudnnConvolutionBackwardData");
-  if (bias.defined()) add_bias(h, p.x_, dx.data_ptr(), bias, t);
-  return true;
 }
 
 bool cudnn_conv2d_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
@@ -428,36 +446,27 @@ bool cudnn_conv2d_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& 
   Types t{};
   if (!usable({&dw, &dy, &x}, Tensor(), t) || !dw.is_contiguous()) return false;
   if (dw.numel() == 0 || dy.numel() == 0 || x.numel() == 0) return false;
-  Problem p(x, dy, dw, win, groups, t);
-  if (!p.valid()) return false;
-  const int device = dw.device().index();
-  detail::DeviceGuard guard(device);
   const Library& L = library();
-  const cudnnHandle_t h = handle_for(device);
-  check(L.cudnnSetStream(h, detail::stream_of(dw)), "cudnnSetStream");
-  const Choice c =
-      cached_choice(key_of(Pass::kFilter, device, t, x, dy, dw, win, groups), [&]() -> Choice {
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        int n = 0;
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  return run_pass<cudnnConvolutionBwdFilterAlgoPerf_t, Algo,
+                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+      Pass::kFilter, dw, x, dy, dw, win, groups, t,
+      [&](cudnnHandle_t h, const Problem& p, cudnnConvolutionBwdFilterAlgoPerf_t* perf, int* n) {
         check(L.cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-                  h, p.x_, p.y_, p.conv_, p.w_, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf),
+                  h, p.x_, p.y_, p.conv_, p.w_, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, n, perf),
               "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-        return choose(perf, n, t);
+      },
+      [&](cudnnHandle_t h, const Problem& p, Algo algo, size_t* bytes) {
+        check(L.cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x_, p.y_, p.conv_, p.w_, algo,
+                                                               bytes),
+              "cudnnGetConvolutionBackwardFilterWorkspaceSize");
+      },
+      [&](cudnnHandle_t h, const Problem& p, Algo algo, void* ws, size_t bytes, const Scale& s) {
+        check(L.cudnnConvolutionBackwardFilter(h, s.one(), p.x_, x.data_ptr(), p.y_, dy.data_ptr(),
+                                               p.conv_, algo, ws, bytes, s.zero(), p.w_,
+                                               dw.data_ptr()),
+              "cudnnConvolutionBackwardFilter");
       });
-  if (c.algo < 0) return false;
-  check(L.cudnnSetConvolutionMathType(p.conv_, c.math), "cudnnSetConvolutionMathType");
-  const auto algo = static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo);
-  size_t bytes = 0;
-  check(
-      L.cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x_, p.y_, p.conv_, p.w_, algo, &bytes),
-      "cudnnGetConvolutionBackwardFilterWorkspaceSize");
-  const Tensor ws = workspace(bytes, dw.device());
-  const Scale s(t);
-  check(
-      L.cudnnConvolutionBackwardFilter(h, s.one(), p.x_, x.data_ptr(), p.y_, dy.data_ptr(), p.conv_,
-                                       algo, ws.data_ptr(), bytes, s.zero(), p.w_, dw.data_ptr()),
-      "cudnnConvolutionBackwardFilter");
-  return true;
 }
 
 #endif

@@ -284,6 +284,24 @@ template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64_t desc_b) {
   wgmma_emulated<T, kTransA, kTransB>(d, desc_a, desc_b);
 }
+template <class T, bool kTransB, int kRegs>
+__device__ inline void wgmma_rs_emulated(float (&d)[kRegs], const uint32_t (&a)[4],
+                                         uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma: bf16 or fp16 inputs");
+  ::ember_emu::WgmmaOp op{d,    2 * kRegs, 0,       desc_b, std::is_same_v<T, __nv_bfloat16>,
+                          true, false,     kTransB, true,   {a[0], a[1], a[2], a[3]}};
+  ::ember_emu::wgmma_issue(op);
+}
+template <class T, bool kTransB = false>
+__device__ inline void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b) {
+  wgmma_rs_emulated<T, kTransB>(d, a, desc_b);
+}
+template <class T, bool kTransB = false>
+__device__ inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4],
+                                           uint64_t desc_b) {
+  wgmma_rs_emulated<T, kTransB>(d, a, desc_b);
+}
 #else
 /// Orders this thread's earlier shared-memory writes (cp.async included) before the async
 /// proxy's reads (wgmma); then a barrier makes them everyone's.
@@ -375,6 +393,45 @@ __device__ inline void wgmma_wait() {
         "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])         \
       : "l"(desc_a), "l"(desc_b), "r"(1), "n"(kTransA ? 1 : 0), "n"(kTransB ? 1 : 0))
 
+// The register-A forms: A (64 x 16) from registers, this thread's 4 in mma.m16n8k16's A layout
+// for its warp's 16 rows (imm-trans-b only; A is never transposed).
+#define EMBER_WGMMA_M64N64K16_RS(TYPES)                                                            \
+  asm volatile(                                                                                    \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                                 \
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPES                                          \
+      " {"                                                                                         \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"             \
+      "}, {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n}\n"                                           \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                         \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1), "n"(kTransB ? 1 : 0))
+
+#define EMBER_WGMMA_M64N128K16_RS(TYPES)                                                           \
+  asm volatile(                                                                                    \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                                 \
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPES                                         \
+      " {"                                                                                         \
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                     \
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "           \
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "           \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"             \
+      "}, {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"                                           \
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), \
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), \
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), \
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), \
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), \
+        "+f"(d[63])                                                                                \
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1), "n"(kTransB ? 1 : 0))
+
 template <class T, bool kTransA = false, bool kTransB = false>
 __device__ inline void wgmma_m64n64k16(float (&d)[32], uint64_t desc_a, uint64_t desc_b) {
   static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
@@ -404,7 +461,28 @@ __device__ inline void wgmma_m64n256k16(float (&d)[128], uint64_t desc_a, uint64
 }
 #undef EMBER_WGMMA_M64N64K16
 #undef EMBER_WGMMA_M64N128K16
+template <class T, bool kTransB = false>
+__device__ inline void wgmma_m64n64k16_rs(float (&d)[32], const uint32_t (&a)[4], uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma_m64n64k16_rs: bf16 or fp16 inputs");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    EMBER_WGMMA_M64N64K16_RS("bf16.bf16");
+  else
+    EMBER_WGMMA_M64N64K16_RS("f16.f16");
+}
+template <class T, bool kTransB = false>
+__device__ inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4],
+                                           uint64_t desc_b) {
+  static_assert(std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>,
+                "wgmma_m64n128k16_rs: bf16 or fp16 inputs");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    EMBER_WGMMA_M64N128K16_RS("bf16.bf16");
+  else
+    EMBER_WGMMA_M64N128K16_RS("f16.f16");
+}
 #undef EMBER_WGMMA_M64N256K16
+#undef EMBER_WGMMA_M64N64K16_RS
+#undef EMBER_WGMMA_M64N128K16_RS
 #endif  // EMBER_CUDA_EMULATED
 #endif  // wgmma
 

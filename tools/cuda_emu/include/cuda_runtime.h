@@ -324,10 +324,12 @@ bool mbar_test_parity(void* bar, uint32_t parity);
 /// shared memory at dst, swizzled as the map says, out-of-bounds elements zero; then complete_tx
 /// of the box's bytes on bar. Runs at the call.
 void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar);
-/// wgmma.mma_async (both operands from shared memory, K-major or transposed per trans_*):
-/// queued per thread and run at the wgmma.wait_group that retires its group, reading shared
-/// memory then (as the hardware reads it asynchronously), so a stage overwritten before the wait
-/// gives wrong results here too. d: this thread's n / 2 float accumulators (m64nNk16).
+/// wgmma.mma_async (operands from shared memory, K-major or transposed per trans_*; or A from
+/// registers when a_regs: a_frag, this thread's 4 registers of the warp's 16 x 16 slice in
+/// mma.m16n8k16's A layout): queued per thread and run at the wgmma.wait_group that retires its
+/// group, reading shared memory then (as the hardware reads it asynchronously), so a stage
+/// overwritten before the wait gives wrong results here too. d: this thread's n / 2 float
+/// accumulators (m64nNk16).
 struct WgmmaOp {
   float* d;
   int n;
@@ -335,6 +337,8 @@ struct WgmmaOp {
   bool bf16;  // else fp16
   bool scale_d;
   bool trans_a, trans_b;
+  bool a_regs = false;
+  uint32_t a_frag[4] = {0, 0, 0, 0};
 };
 void wgmma_issue(const WgmmaOp& op);
 /// A write of shared memory by an asynchronous copy (cp.async): aborts, as TMA's copies do, when a

@@ -115,6 +115,9 @@ struct Fiber {
   std::vector<WgmmaOp> wgmma_ops;       // issued, not yet run (wgmma.mma_async)
   std::vector<std::pair<uint32_t, uint32_t>> wgmma_reads;  // their shared byte ranges [lo, hi)
   std::vector<size_t> wgmma_groups;     // end index in wgmma_ops of each committed group
+  std::vector<uint64_t> wgmma_seq;      // per queued op: its number among this thread's
+                                        // register-A wgmma (the key of its warp's fragments)
+  uint64_t wgmma_rs_issued = 0;         // register-A wgmma issued by this thread
   struct Copy {
     void* dst;
     unsigned char data[16];
@@ -174,6 +177,13 @@ struct Exec {
   uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
   std::map<const void*, Mbarrier> mbarriers;  // this block's, by address
   size_t wgmma_pending = 0;                   // issued wgmma not yet run, all threads
+  // Register-A wgmma: the A fragments of a warp's 32 lanes (4 registers each) by (warp, issue
+  // number), and how many lanes have still to run that wgmma.
+  struct Fragments {
+    uint32_t regs[32][4];
+    int left = 32;
+  };
+  std::map<std::pair<int, uint64_t>, Fragments> wgmma_frags;
   bool restart = false;  // an mbarrier phase completed: the next round starts at once
 };
 
@@ -340,10 +350,13 @@ void run_block() {
     f.wgmma_ops.clear();
     f.wgmma_reads.clear();
     f.wgmma_groups.clear();
+    f.wgmma_seq.clear();
+    f.wgmma_rs_issued = 0;
     f.copies.clear();
     f.copy_groups.clear();
   }
   x.wgmma_pending = 0;
+  x.wgmma_frags.clear();
   x.mbarriers.clear();
   for (Warp& w : x.warps) w.arrived = 0;
   x.done = 0;
@@ -690,16 +703,31 @@ float element_to_float(uint16_t bits, bool bf16) {
 /// Runs one wgmma for the calling thread: its accumulators of D (64 x n) += A (64 x 16) B (16 x n).
 /// Lane t of warp w (of the warpgroup) holds rows 16 w + t / 4 (+ 8) and, in each 8-column block
 /// i, columns 8 i + 2 (t % 4) (+ 1): d[4 i + e], e = 2 (row half) + column parity.
-void run_wgmma(const WgmmaOp& op, int rank) {
-  const Exec& x = g_exec;
+void run_wgmma(const WgmmaOp& op, int rank, uint64_t seq) {
+  Exec& x = g_exec;
   const uintptr_t origin = shared_origin();
   const size_t limit = reinterpret_cast<uintptr_t>(x.dynamic) + x.config->shmem - origin;
   const WgmmaOperand a(op.desc_a, op.trans_a, origin, limit), b(op.desc_b, op.trans_b, origin, limit);
   const int w = rank / 32, lane = rank % 32;
   float arow[2][16];
-  for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < 16; ++k)
-      arow[h][k] = element_to_float(a.at(16 * w + lane / 4 + 8 * h, k), op.bf16);
+  if (op.a_regs) {
+    // Row g (+ 8 h) of the warp's slice, k: lane 4 g + (k % 8) / 2, register h + 2 (k / 8), the
+    // low half for even k (mma.m16n8k16's A fragment layout).
+    const auto it = x.wgmma_frags.find({x.current / 32, seq});
+    if (it == x.wgmma_frags.end())
+      fatal("%s: register-A wgmma %llu of this warp has no fragments", where().c_str(),
+            static_cast<unsigned long long>(seq));
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 16; ++k) {
+        const uint32_t r = it->second.regs[(lane / 4) * 4 + (k % 8) / 2][h + 2 * (k / 8)];
+        arow[h][k] = element_to_float(static_cast<uint16_t>(k % 2 ? r >> 16 : r & 0xFFFF), op.bf16);
+      }
+    if (--it->second.left == 0) x.wgmma_frags.erase(it);
+  } else {
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 16; ++k)
+        arow[h][k] = element_to_float(a.at(16 * w + lane / 4 + 8 * h, k), op.bf16);
+  }
   for (int i = 0; i < op.n / 8; ++i)
     for (int c = 0; c < 2; ++c) {
       const int col = 8 * i + 2 * (lane % 4) + c;
@@ -813,7 +841,15 @@ void wgmma_issue(const WgmmaOp& op) {
     fatal("%s: wgmma with n = %d", where().c_str(), op.n);
   Fiber& f = x.fibers[static_cast<size_t>(x.current)];
   f.wgmma_ops.push_back(op);
-  const auto a = operand_footprint(op.desc_a, 64, op.trans_a),
+  uint64_t seq = 0;
+  if (op.a_regs) {  // the warp's lanes issue it together: collect their fragments
+    seq = f.wgmma_rs_issued++;
+    Exec::Fragments& fr = x.wgmma_frags[{x.current / 32, seq}];
+    std::memcpy(fr.regs[x.current % 32], op.a_frag, sizeof op.a_frag);
+  }
+  f.wgmma_seq.push_back(seq);
+  const auto a = op.a_regs ? std::pair<uint32_t, uint32_t>{0, 0}
+                           : operand_footprint(op.desc_a, 64, op.trans_a),
              b = operand_footprint(op.desc_b, op.n, op.trans_b);
   f.wgmma_reads.push_back(a);
   f.wgmma_reads.push_back(b);
@@ -897,9 +933,13 @@ void wgmma_commit() {
 void wgmma_wait(int pending) {
   Fiber& f = current_fiber("wgmma.wait_group");
   const int rank = g_exec.current % 128;
+  // .sync.aligned: every lane of the warp has issued what it waits for (a register-A wgmma needs
+  // the other lanes' fragments) before any runs.
+  (void)warp_collective(WarpOp::kSync, 0xffffffffu, 0, 0, 32, "wgmma.wait_group");
   retire_groups(f.wgmma_groups, pending, [&f, rank](size_t end) {
-    for (size_t i = 0; i < end; ++i) run_wgmma(f.wgmma_ops[i], rank);
+    for (size_t i = 0; i < end; ++i) run_wgmma(f.wgmma_ops[i], rank, f.wgmma_seq[i]);
     f.wgmma_ops.erase(f.wgmma_ops.begin(), f.wgmma_ops.begin() + static_cast<std::ptrdiff_t>(end));
+    f.wgmma_seq.erase(f.wgmma_seq.begin(), f.wgmma_seq.begin() + static_cast<std::ptrdiff_t>(end));
     f.wgmma_reads.erase(f.wgmma_reads.begin(),
                         f.wgmma_reads.begin() + static_cast<std::ptrdiff_t>(2 * end));
     g_exec.wgmma_pending -= end;
