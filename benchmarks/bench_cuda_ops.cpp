@@ -260,28 +260,29 @@ void register_memory_cases() {
   // n / count elements each in one multi-tensor call (a model's many small tensors).
   for (const int64_t count : {int64_t{1}, int64_t{96}}) {
     const int64_t n = quick ? 96 * 64 : int64_t{96} << 17;
-    add_memory_case("adamw_step/" + std::to_string(count) + "x" + std::to_string(n / count),
-                    28 * n, [n, count] {
-      Generator gen(10);
-      const double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 1e-2, t = 10;
-      std::vector<AdamStepTensors> params;
-      for (int64_t i = 0; i < count; ++i) {
-        AdamStepTensors a;
-        a.param = randn({n / count}, gen, gpu());
-        a.grad = randn({n / count}, gen, gpu()) * 1e-2;
-        a.exp_avg = zeros({n / count}, gpu());
-        a.exp_avg_sq = zeros({n / count}, gpu());
-        a.step_size = lr / (1 - std::pow(beta1, t));
-        a.bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, t));
-        params.push_back(a);
-      }
-      AdamStepOptions options;
-      options.beta1 = beta1;
-      options.beta2 = beta2;
-      options.eps = eps;
-      options.decay_scale = 1 - lr * wd;
-      return std::function<void()>([=] { cuda::adam_step(params, options); });
-    });
+    add_memory_case("adamw_step/" + std::to_string(count) + "x" + std::to_string(n / count), 28 * n,
+                    [n, count] {
+                      Generator gen(10);
+                      const double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 1e-2,
+                                   t = 10;
+                      std::vector<AdamStepTensors> params;
+                      for (int64_t i = 0; i < count; ++i) {
+                        AdamStepTensors a;
+                        a.param = randn({n / count}, gen, gpu());
+                        a.grad = randn({n / count}, gen, gpu()) * 1e-2;
+                        a.exp_avg = zeros({n / count}, gpu());
+                        a.exp_avg_sq = zeros({n / count}, gpu());
+                        a.step_size = lr / (1 - std::pow(beta1, t));
+                        a.bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, t));
+                        params.push_back(a);
+                      }
+                      AdamStepOptions options;
+                      options.beta1 = beta1;
+                      options.beta2 = beta2;
+                      options.eps = eps;
+                      options.decay_scale = 1 - lr * wd;
+                      return std::function<void()>([=] { cuda::adam_step(params, options); });
+                    });
   }
 }
 
@@ -363,8 +364,9 @@ void register_gemm_cases() {
     }
     // TF32 (cuda::set_allow_tf32) against cuBLAS with CUBLAS_TF32_TENSOR_OP_MATH.
     const std::string tf32_key = "sgemm_tf32/" + key.substr(std::string("sgemm/").size());
-    for (const auto& [impl, name] : {std::pair<GemmImpl, const char*>{GemmImpl::EmberTf32, "ember"},
-                                     std::pair<GemmImpl, const char*>{GemmImpl::CublasTf32, "cublas"}}) {
+    for (const auto& [impl, name] :
+         {std::pair<GemmImpl, const char*>{GemmImpl::EmberTf32, "ember"},
+          std::pair<GemmImpl, const char*>{GemmImpl::CublasTf32, "cublas"}}) {
       const GemmImpl i = impl;
       add_gpu_case(tf32_key + name,
                    [sh, i](benchmark::State& s) { bm_sgemm(s, sh.M, sh.N, sh.K, i); });
@@ -381,6 +383,11 @@ void register_gemm_cases() {
 // + bias (N) and GELU (tanh form): "ember" fused in gemm_tc's epilogue, "cublas" cublasGemmEx
 // followed by Ember's bias-add and GELU kernels (what an unfused framework runs). Each Ember
 // repetition first compares its result with cuBLAS's (max |diff| / max |ref| <= 1e-2).
+// The two other products of a Linear layer's backward, at GPT-2's MLP shapes (B*T = 8192):
+// hgemm_bf16_nn/<M>x<N>x<K> (dX = dY W: A (M, K) and B (K, N) both row-major, B N-contiguous)
+// and hgemm_bf16_tn/... (dW = dY^T X: A the transpose of a stored (K, M), i.e. M-contiguous;
+// B (K, N) row-major). "ember" is cuda::gemm, as the ops call it (gemm_tc where it reads the
+// layout, else contiguous copies first), "cublas" cublasGemmEx with the matching transposes.
 
 constexpr double kHgemmTolerance = 1e-2;
 
@@ -390,16 +397,68 @@ void cublas_hgemm(const CublasHandle& h, const Tensor& out, const Tensor& x, con
                   int64_t M, int64_t N, int64_t K) {
   check_cublas(cublasSetStream(h.get(), stream_of(cuda::current_stream())), "cublasSetStream");
   const float alpha = 1.0f, beta = 0.0f;
-  check_cublas(cublasGemmEx(h.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
-                            static_cast<int>(M), static_cast<int>(K), &alpha, w.data_ptr(),
-                            CUDA_R_16BF, static_cast<int>(K), x.data_ptr(), CUDA_R_16BF,
-                            static_cast<int>(K), &beta, out.data_ptr(), CUDA_R_16BF,
-                            static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-               "cublasGemmEx");
+  check_cublas(
+      cublasGemmEx(h.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M),
+                   static_cast<int>(K), &alpha, w.data_ptr(), CUDA_R_16BF, static_cast<int>(K),
+                   x.data_ptr(), CUDA_R_16BF, static_cast<int>(K), &beta, out.data_ptr(),
+                   CUDA_R_16BF, static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      "cublasGemmEx");
 }
 
-void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas,
-              bool bias_gelu, int config) {
+/// The backward layouts: out (M, N) = A B with B (K, N) row-major and A (M, K) row-major (kNN)
+/// or the transpose of a row-major (K, M) (kTN).
+enum class Layout { kNN, kTN };
+
+void bm_hgemm_layout(benchmark::State& state, int64_t M, int64_t N, int64_t K, Layout layout,
+                     bool cublas, int config) {
+  cuda::set_gemm_tc_config(config);
+  Generator gen(13);
+  const bool tn = layout == Layout::kTN;
+  const Tensor a_store = randn({1, tn ? K : M, tn ? M : K}, gen, gpu()).to(kBFloat16);
+  const Tensor a = tn ? a_store.transpose(1, 2) : a_store;
+  const Tensor b = randn({1, K, N}, gen, gpu()).to(kBFloat16);
+  const Tensor out = empty({1, M, N}, gpu(kBFloat16));
+  auto peer = [&] {  // column-major: out^T (N, M) = B^T A^T
+    const CublasHandle& h = g_gpu->cublas_default;
+    check_cublas(cublasSetStream(h.get(), stream_of(cuda::current_stream())), "cublasSetStream");
+    const float alpha = 1.0f, beta = 0.0f;
+    check_cublas(
+        cublasGemmEx(h.get(), CUBLAS_OP_N, tn ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(N),
+                     static_cast<int>(M), static_cast<int>(K), &alpha, b.data_ptr(), CUDA_R_16BF,
+                     static_cast<int>(N), a_store.data_ptr(), CUDA_R_16BF,
+                     static_cast<int>(tn ? M : K), &beta, out.data_ptr(), CUDA_R_16BF,
+                     static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
+  };
+  auto ours = [&] { cuda::gemm(out, a, b, Scalar(1.0), Scalar(0.0)); };
+  if (!cublas) {
+    ours();
+    const Tensor got = out.to(kFloat32);
+    peer();
+    const Tensor want = out.to(kFloat32);
+    const double diff = (got - want).abs().max().item<double>();
+    const double scale = want.abs().max().item<double>();
+    const double rel = scale > 0 ? diff / scale : diff;
+    state.counters["max_rel_diff"] = rel;
+    if (!(rel <= kHgemmTolerance)) {
+      g_failed = true;
+      state.SkipWithError(
+          ("Ember's gemm differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
+              .c_str());
+      return;
+    }
+  }
+  if (cublas)
+    time_gpu(state, peer);
+  else
+    time_gpu(state, ours);
+  bench::set_flops(state,
+                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+  cuda::set_gemm_tc_config(-1);
+}
+
+void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas, bool bias_gelu,
+              int config) {
   cuda::set_gemm_tc_config(config);
   Generator gen(12);
   const Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
@@ -434,9 +493,9 @@ void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cub
     state.counters["max_rel_diff"] = rel;
     if (!(rel <= kHgemmTolerance)) {
       g_failed = true;
-      state.SkipWithError(("Ember's gemm_tc differs from cuBLAS: max |diff| / max |ref| = " +
-                           std::to_string(rel))
-                              .c_str());
+      state.SkipWithError(
+          ("Ember's gemm_tc differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
+              .c_str());
       return;
     }
   }
@@ -480,6 +539,28 @@ void register_hgemm_cases() {
                      bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);
                    });
   }
+  // The backward's layouts: MLP down-projection W (768, 3072): dH = dY W (NN), dW = dY^T H (TN).
+  struct LayoutShape {
+    int64_t M, N, K;
+    Layout layout;
+  };
+  const std::vector<LayoutShape> layouts =
+      bench::quick_mode()
+          ? std::vector<LayoutShape>{{48, 40, 72, Layout::kNN}, {40, 56, 72, Layout::kTN}}
+          : std::vector<LayoutShape>{{8192, 3072, 768, Layout::kNN},
+                                     {768, 3072, 8192, Layout::kTN}};
+  for (const LayoutShape& sh : layouts) {
+    const std::string key =
+        std::string(sh.layout == Layout::kNN ? "hgemm_bf16_nn/" : "hgemm_bf16_tn/") +
+        std::to_string(sh.M) + "x" + std::to_string(sh.N) + "x" + std::to_string(sh.K) + "/";
+    for (const bool cublas : {false, true})
+      add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
+        bm_hgemm_layout(s, sh.M, sh.N, sh.K, sh.layout, cublas, -1);
+      });
+    add_gpu_case(key + "ember_config3", [sh](benchmark::State& s) {
+      bm_hgemm_layout(s, sh.M, sh.N, sh.K, sh.layout, false, 3);
+    });
+  }
 }
 
 // ---- context ----
@@ -509,8 +590,9 @@ void add_gpu_context() {
   int version = 0;
   check_cublas(cublasGetVersion(g_gpu->cublas_default.get(), &version), "cublasGetVersion");
   benchmark::AddCustomContext(
-      "cublas", std::to_string(version) +
-                    " (peers: CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH, CUBLAS_TF32_TENSOR_OP_MATH)");
+      "cublas",
+      std::to_string(version) +
+          " (peers: CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH, CUBLAS_TF32_TENSOR_OP_MATH)");
   benchmark::AddCustomContext("timing",
                               "CUDA events, L2 flushed by a 256 MiB read before each run");
 }
