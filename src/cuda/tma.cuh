@@ -1,7 +1,8 @@
 // Hopper's Tensor Memory Accelerator and transaction barriers (PTX, sm_90), for the
 // warp-specialised kernels (gemm_tc.cu's configuration 3):
 //   encode_tensor_map   (host) a tiled CUtensorMap of a rank-3 (inner, rows, batch) tensor of
-//                       16-bit elements with the 128-byte swizzle wgmma's smem_desc_sw128 reads
+//                       16-bit elements with the 128-byte swizzle wgmma's smem_desc_sw128 reads,
+//                       kept in a per-thread cache keyed by everything it encodes
 //   mbar_init / mbar_arrive / mbar_arrive_expect_tx / mbar_wait   mbarrier objects in shared
 //                       memory (64-bit): arrival counts plus expected transaction bytes; a phase
 //                       completes when both reach zero; mbar_wait(bar, parity) returns once the
@@ -17,7 +18,9 @@
 #include <cuda.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
+#include <map>
 
 namespace ember::cuda::tma {
 
@@ -101,9 +104,19 @@ __device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, in
 /// fp16) at base, element strides row_stride and batch_stride (batch_stride 0: one batch read by
 /// every z), read in boxes of (box_rows, box_inner) with the 128-byte swizzle (box_inner * 2 <=
 /// 128). Returns false where the driver refuses it (alignment, sizes) or has no entry point.
+/// Maps already encoded on this thread, by everything that went into them (a map holds only the
+/// address, sizes, strides and box, so one made for the same key is the same map; the caching
+/// allocator hands out the same addresses again, so a training loop's products hit it): the
+/// driver call leaves the launch path. At most 1024 entries (then it starts afresh).
 inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
                               uint64_t rows, uint64_t batches, uint64_t row_stride,
-                              uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows) {
+                              uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows);
+
+namespace detail {
+inline bool encode_tensor_map_uncached(CUtensorMap* map, bool bf16, const void* base,
+                                       uint64_t inner, uint64_t rows, uint64_t batches,
+                                       uint64_t row_stride, uint64_t batch_stride,
+                                       uint32_t box_inner, uint32_t box_rows) {
   using Encode = decltype(&cuTensorMapEncodeTiled);
 #if defined(EMBER_CUDA_EMULATED)
   const Encode encode = cuTensorMapEncodeTiled;  // the emulator's
@@ -132,6 +145,34 @@ inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uin
                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+}  // namespace detail
+
+inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
+                              uint64_t rows, uint64_t batches, uint64_t row_stride,
+                              uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows) {
+  using Key = std::array<uint64_t, 9>;
+  thread_local std::map<Key, CUtensorMap> cache;
+  const Key key = {bf16 ? 1u : 0u,
+                   reinterpret_cast<uintptr_t>(base),
+                   inner,
+                   rows,
+                   batches,
+                   row_stride,
+                   batch_stride,
+                   box_inner,
+                   uint64_t{box_rows}};
+  const auto it = cache.find(key);
+  if (it != cache.end()) {
+    *map = it->second;
+    return true;
+  }
+  if (!detail::encode_tensor_map_uncached(map, bf16, base, inner, rows, batches, row_stride,
+                                          batch_stride, box_inner, box_rows))
+    return false;
+  if (cache.size() >= 1024) cache.clear();
+  cache.emplace(key, *map);
+  return true;
 }
 
 }  // namespace ember::cuda::tma
