@@ -21,7 +21,6 @@
 #include <array>
 #include <cstdint>
 #include <type_traits>
-#include <utility>
 
 #include "core/tensor_impl.hpp"
 #include "cuda/common.cuh"
@@ -285,19 +284,19 @@ inline int64_t repeated_row(const Tensor& t, const Tensor& out) {
   return C;
 }
 
-/// Element steps between consecutive rows of each input: C (dense) or 0 (a repeated row).
-template <int NT>
-struct RowSteps {
-  int64_t s[NT];
+/// An input of the row path: its data, and the elements between consecutive rows: C (dense) or
+/// 0 (a repeated row).
+template <class T>
+struct RowPtr {
+  const T* p;
+  int64_t step;
 };
 
 /// out (R, C / V chunks of V) = f(in...) with block (bx, by): thread x takes chunk column
 /// blockIdx.x * bx + x of rows blockIdx.y * by + y, + gridDim.y * by, ...; input k's row r starts
-/// at in_k + r * steps[k]. No index arithmetic beyond that and no division.
-template <int V, class O, class F, size_t... K, class... In>
-__global__ void map_rows_kernel(O* out, int64_t R, int64_t chunks_per_row,
-                                RowSteps<sizeof...(In)> steps, F f, std::index_sequence<K...>,
-                                const In*... in) {
+/// at in_k.p + r * in_k.step. No index arithmetic beyond that and no division.
+template <int V, class O, class F, class... In>
+__global__ void map_rows_kernel(O* out, int64_t R, int64_t chunks_per_row, F f, RowPtr<In>... in) {
   const int64_t cc = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (cc >= chunks_per_row) return;
   const int64_t C = chunks_per_row * V;
@@ -307,7 +306,7 @@ __global__ void map_rows_kernel(O* out, int64_t R, int64_t chunks_per_row,
     [&](const auto... chunk) {  // by value: one vector load each
 #pragma unroll
       for (int j = 0; j < V; ++j) o.v[j] = f(chunk.v[j]...);
-    }(reinterpret_cast<const Chunk<In, V>*>(in + r * steps.s[K])[cc]...);
+    }(reinterpret_cast<const Chunk<In, V>*>(in.p + r * in.step)[cc]...);
     reinterpret_cast<Chunk<O, V>*>(out + r * C)[cc] = o;
   }
 }
@@ -333,8 +332,6 @@ bool map_rows(const Tensor& out, F f, const Ts&... in) {
       C = rows_of[k];
     }
     if (C == 0) return false;  // all dense: the vector path (or the general one, misaligned)
-    RowSteps<NI> steps;
-    for (int k = 0; k < NI; ++k) steps.s[k] = rows_of[k] == n ? C : 0;
     const int64_t R = n / C;
     constexpr int VW = vector_width<O, In...>();
     size_t align = sizeof(O) * VW;
@@ -353,8 +350,9 @@ bool map_rows(const Tensor& out, F f, const Ts&... in) {
       const int64_t gx = (cpr + bx - 1) / bx, gy = (R + by - 1) / by;
       const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy < 65535 ? gy : 65535));
       map_rows_kernel<V, O><<<grid, dim3(bx, by), 0, stream_of(out)>>>(
-          static_cast<O*>(out.data_ptr()), R, cpr, steps, f, std::index_sequence_for<In...>{},
-          static_cast<const In*>(in.data_ptr())...);
+          static_cast<O*>(out.data_ptr()), R, cpr, f,
+          RowPtr<In>{static_cast<const In*>(in.data_ptr()),
+                     repeated_row(in, out) == n ? C : 0}...);
       EMBER_CUDA_CHECK_LAUNCH();
     };
     if (vec)
