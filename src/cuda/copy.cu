@@ -95,10 +95,11 @@ bool transpose_geometry(const Tensor& out, const Tensor& src, TransposeGeometry&
 /// One block per kTile x kTile tile of one batch: the tile is read with threadIdx.x along src's
 /// contiguous dim (coalesced), kept in shared memory padded to kTile + 1 columns (the column walk
 /// of the write phase touches 32 different banks), and written with threadIdx.x along out's rows
-/// (coalesced). Grid (column tiles, row tiles, batches), each grid-stride.
+/// (coalesced). Grid (column tiles, row tiles, batches), each grid-stride; at most 40 registers
+/// (6 blocks, 1536 threads per SM) so that enough tiles are in flight.
 template <class T>
-__global__ void transpose_kernel(T* __restrict__ out, const T* __restrict__ src,
-                                 TransposeGeometry g) {
+__global__ void __launch_bounds__(kTile * kTileRows, 6)
+    transpose_kernel(T* __restrict__ out, const T* __restrict__ src, TransposeGeometry g) {
   __shared__ T tile[kTile][kTile + 1];  // [column j][row i]
   const int64_t tiles_r = (g.R + kTile - 1) / kTile, tiles_c = (g.C + kTile - 1) / kTile;
   int64_t batches = 1;
