@@ -4,10 +4,13 @@
 //
 // Same dtype and both dense in the same layout: one cudaMemcpyAsync on the current stream (host
 // to device from pageable memory returns once the source is staged; device to host waits for the
-// stream). Otherwise a grid-stride kernel computes each element's two offsets from its linear
-// index; across devices the source is first made contiguous on its own device, moved with one
-// memcpy, and converted/strided on the destination's side (loops.cuh's map). Between two GPUs
-// that memcpy is a peer copy queued on the destination's stream after an event of the source's.
+// stream). Same dtype, out contiguous and src a transposed view (its last dim strided, the one
+// before it contiguous; any batch dims in front): a shared-memory tiled transpose (32 x 32 tiles,
+// padded rows), coalesced on both sides. Otherwise loops.cuh's map: each element's two offsets
+// from its linear index (or its vector / repeated-row paths); across devices the source is first
+// made contiguous on its own device, moved with one memcpy, and converted/strided on the
+// destination's side (loops.cuh's map). Between two GPUs that memcpy is a peer copy queued on the
+// destination's stream after an event of the source's.
 //
 // non_blocking (copy_non_blocking): a dense same-dtype copy between pinned host memory and the
 // device is queued and not waited for. The pinned host storage is kept alive by a list of copies
@@ -51,6 +54,125 @@ void fill_with(const Tensor& out, O v) {
   detail::map<O>(out, [v] __device__() { return v; });
 }
 
+// ---- transposed copies: a shared-memory tiled transpose ----
+
+constexpr int kTile = 32;     // a tile is kTile x kTile elements
+constexpr int kTileRows = 8;  // block (kTile, kTileRows): each thread moves kTile / kTileRows
+
+/// out (B, R, C) contiguous from src with src(b, i, j) at batch_offset(b) + i + j * ldc: out's
+/// rows are src's contiguous dim, so a row-major walk of either side strides the other.
+struct TransposeGeometry {
+  int64_t R = 0, C = 0, ldc = 0;
+  int nbatch = 0;  // batch dims (of size > 1), outermost first
+  int64_t bsize[detail::kMaxDims], bstride[detail::kMaxDims];
+};
+
+/// The geometry when out is contiguous and src is the transposed case above (src's last dim of
+/// size > 1 not its contiguous one, the one before it of stride 1); false otherwise.
+bool transpose_geometry(const Tensor& out, const Tensor& src, TransposeGeometry& g) {
+  if (!out.is_contiguous() || src.is_contiguous()) return false;
+  int64_t dims[detail::kMaxDims + 2];
+  int nd = 0;
+  for (int64_t d = 0; d < out.dim(); ++d) {
+    if (out.size(d) == 1) continue;
+    if (nd == detail::kMaxDims + 2) return false;
+    dims[nd++] = d;
+  }
+  if (nd < 2) return false;
+  const int64_t dr = dims[nd - 2], dc = dims[nd - 1];
+  if (src.stride(dr) != 1 || src.stride(dc) == 1) return false;
+  g.R = out.size(dr);
+  g.C = out.size(dc);
+  g.ldc = src.stride(dc);
+  g.nbatch = nd - 2;
+  for (int k = 0; k < g.nbatch; ++k) {
+    g.bsize[k] = out.size(dims[k]);
+    g.bstride[k] = src.stride(dims[k]);
+  }
+  return true;
+}
+
+/// One block per kTile x kTile tile of one batch: the tile is read with threadIdx.x along src's
+/// contiguous dim (coalesced), kept in shared memory padded to kTile + 1 columns (the column walk
+/// of the write phase touches 32 different banks), and written with threadIdx.x along out's rows
+/// (coalesced). Grid (column tiles, row tiles, batches), each grid-stride; at most 40 registers
+/// (6 blocks, 1536 threads per SM) so that enough tiles are in flight.
+template <class T>
+__global__ void __launch_bounds__(kTile * kTileRows, 6)
+    transpose_kernel(T* __restrict__ out, const T* __restrict__ src, TransposeGeometry g) {
+  __shared__ T tile[kTile][kTile + 1];  // [column j][row i]
+  const int64_t tiles_r = (g.R + kTile - 1) / kTile, tiles_c = (g.C + kTile - 1) / kTile;
+  int64_t batches = 1;
+  for (int k = 0; k < g.nbatch; ++k) batches *= g.bsize[k];
+  for (int64_t b = blockIdx.z; b < batches; b += gridDim.z) {
+    int64_t src_b = 0;
+    for (int64_t k = g.nbatch - 1, rest = b; k >= 0; --k) {
+      src_b += (rest % g.bsize[k]) * g.bstride[k];
+      rest /= g.bsize[k];
+    }
+    const T* s = src + src_b;
+    T* o = out + b * g.R * g.C;  // (R, C)
+    for (int64_t tr = blockIdx.y; tr < tiles_r; tr += gridDim.y) {
+      for (int64_t tc = blockIdx.x; tc < tiles_c; tc += gridDim.x) {
+        const int64_t i0 = tr * kTile, j0 = tc * kTile;
+        {
+          const int64_t i = i0 + threadIdx.x;
+#pragma unroll
+          for (int y0 = 0; y0 < kTile; y0 += kTileRows) {
+            const int y = y0 + static_cast<int>(threadIdx.y);
+            const int64_t j = j0 + y;
+            if (i < g.R && j < g.C) tile[y][threadIdx.x] = s[i + j * g.ldc];
+          }
+        }
+        __syncthreads();
+        {
+          const int64_t j = j0 + threadIdx.x;
+#pragma unroll
+          for (int y0 = 0; y0 < kTile; y0 += kTileRows) {
+            const int y = y0 + static_cast<int>(threadIdx.y);
+            const int64_t i = i0 + y;
+            if (i < g.R && j < g.C) o[i * g.C + j] = tile[threadIdx.x][y];
+          }
+        }
+        __syncthreads();  // the tile is refilled by the next step
+      }
+    }
+  }
+}
+
+/// out = src for the same dtype when src is out transposed (transpose_geometry): the tiled
+/// kernel on the elements as raw bits; false (nothing launched) otherwise.
+bool transpose_copy(const Tensor& out, const Tensor& src) {
+  TransposeGeometry g;
+  if (out.dtype() != src.dtype() || !transpose_geometry(out, src, g)) return false;
+  int64_t batches = 1;
+  for (int k = 0; k < g.nbatch; ++k) batches *= g.bsize[k];
+  auto cap = [](int64_t v) { return static_cast<unsigned>(v < 65535 ? v : 65535); };
+  const dim3 grid(cap((g.C + kTile - 1) / kTile), cap((g.R + kTile - 1) / kTile), cap(batches));
+  auto launch = [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    transpose_kernel<T><<<grid, dim3(kTile, kTileRows), 0, stream_of(out)>>>(
+        static_cast<T*>(out.data_ptr()), static_cast<const T*>(src.data_ptr()), g);
+    EMBER_CUDA_CHECK_LAUNCH();
+  };
+  switch (out.element_size()) {
+    case 1:
+      launch(detail::Tag<uint8_t>{});
+      return true;
+    case 2:
+      launch(detail::Tag<uint16_t>{});
+      return true;
+    case 4:
+      launch(detail::Tag<uint32_t>{});
+      return true;
+    case 8:
+      launch(detail::Tag<uint64_t>{});
+      return true;
+    default:
+      return false;
+  }
+}
+
 /// Both dense (contiguous) with the same dtype: bytes can be moved as they are.
 bool raw_copyable(const Tensor& out, const Tensor& src) {
   return out.dtype() == src.dtype() && out.is_contiguous() && src.is_contiguous();
@@ -67,6 +189,7 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
                                      cudaMemcpyDeviceToDevice, stream));
     return;
   }
+  if (transpose_copy(out, src)) return;
   visit_device_dtype(out.dtype(), [&](auto ot) {
     using O = typename decltype(ot)::type;
     visit_device_dtype(src.dtype(), [&](auto it) {

@@ -21,8 +21,11 @@
 //     target, with k_p = a ((1 - ls) w_t + (ls / C) W), k_w = a ls / C, k_t = a (1 - ls) w_t for
 //     a = dloss[r]; 0 on ignored rows. Each element is written once, by one thread.
 // Layouts: S == 1 (contiguous rows) takes one block per row (grid-stride), row_threads(C) threads
-//   striding over the classes (coalesced); S > 1 takes one thread per row, adjacent threads on
-//   adjacent s so that every class step is a coalesced read across the warp.
+//   striding over the classes in 16-byte chunks (a scalar head up to each row's first 16-byte
+//   boundary, two chunks in flight per thread, a scalar tail; the backward so when x and dx sit
+//   alike against 16-byte boundaries, else element by element), coalesced; S > 1 takes one thread
+//   per row, adjacent threads on adjacent s so that every class step is a coalesced read across the
+//   warp.
 // sums ("sum" / "mean", float64): the rounded per-row losses and w_t over the rows not ignored,
 //   one block per chunk of kSumChunk rows (block tree), then one block adding the chunk partials
 //   (thread j: chunks j, j + blockDim, ... in order, then the tree). W (for ls and the backward's
@@ -195,6 +198,35 @@ __device__ void finish_row(const Rule<T>& rule, int64_t t, const Lse<T>& s, cons
 
 // ---- forward ----
 
+/// The classes of one row (S == 1) split among the block's threads: f(c, x) for each class c
+/// with its logit x read from row in 16-byte chunks (a scalar head up to the first 16-byte
+/// boundary, then chunks, two in flight per thread, then a scalar tail). Each class goes to one
+/// fixed thread; the order within a thread is fixed.
+template <class T, class F>
+__device__ __forceinline__ void for_row(const T* __restrict__ row, int64_t C, F f) {
+  {
+    constexpr int V = 16 / static_cast<int>(sizeof(T));
+    using Vec = detail::Chunk<T, V>;
+    const int64_t h = detail::vector_head(row, C), nch = (C - h) / V;
+    for (int64_t c = threadIdx.x; c < h; c += blockDim.x) f(c, row[c]);
+    const Vec* xv = reinterpret_cast<const Vec*>(row + h);
+    int64_t i = threadIdx.x;
+    for (; i + blockDim.x < nch; i += 2 * int64_t{blockDim.x}) {
+      const Vec a = xv[i], b = xv[i + blockDim.x];
+#pragma unroll
+      for (int j = 0; j < V; ++j) f(h + i * V + j, a.v[j]);
+#pragma unroll
+      for (int j = 0; j < V; ++j) f(h + (i + blockDim.x) * V + j, b.v[j]);
+    }
+    if (i < nch) {
+      const Vec a = xv[i];
+#pragma unroll
+      for (int j = 0; j < V; ++j) f(h + i * V + j, a.v[j]);
+    }
+    for (int64_t c = h + nch * V + threadIdx.x; c < C; c += blockDim.x) f(c, row[c]);
+  }
+}
+
 /// S == 1: one block per row.
 template <class T, bool kSmooth>
 __global__ void forward_rows_kernel(T* __restrict__ L, T* __restrict__ Mx, T* __restrict__ LZ,
@@ -205,8 +237,8 @@ __global__ void forward_rows_kernel(T* __restrict__ L, T* __restrict__ Mx, T* __
   for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
     const T* x = X + r * C;  // (C)
     Lse<T> s = lse_empty<T>();
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-      lse_add<T, kSmooth>(s, x[c], kSmooth ? rule.weight(c) : T(1));
+    for_row<T>(x, C,
+               [&](int64_t c, T v) { lse_add<T, kSmooth>(s, v, kSmooth ? rule.weight(c) : T(1)); });
     s = block_merge<T, kSmooth>(s, shared);
     if (threadIdx.x == 0) finish_row(rule, Tgt[r], s, x, 1, L + r, Mx + r, LZ + r);
   }
@@ -319,8 +351,9 @@ __device__ __forceinline__ bool row_coefficients(const Rule<T>& rule, int64_t t,
   return true;
 }
 
-/// S == 1: one block per row.
-template <class T>
+/// S == 1: one block per row. kVec: x and dx share their offset from a 16-byte boundary, and
+/// both are walked in 16-byte chunks.
+template <class T, bool kVec>
 __global__ void backward_rows_kernel(T* __restrict__ DX, const T* __restrict__ DL, bool per_row,
                                      const T* __restrict__ X, const int64_t* __restrict__ Tgt,
                                      const T* __restrict__ Mx, const T* __restrict__ LZ,
@@ -337,8 +370,33 @@ __global__ void backward_rows_kernel(T* __restrict__ DX, const T* __restrict__ D
       continue;
     }
     const T m = Mx[r], lz = LZ[r];
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-      dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
+    if constexpr (!kVec) {
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+        dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
+    } else {
+      constexpr int V = 16 / static_cast<int>(sizeof(T));
+      using Vec = detail::Chunk<T, V>;
+      const int64_t h = detail::vector_head(x, C), nch = (C - h) / V;
+      for (int64_t c = threadIdx.x; c < h; c += blockDim.x)
+        dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
+      const Vec* xv = reinterpret_cast<const Vec*>(x + h);
+      Vec* dv = reinterpret_cast<Vec*>(dx + h);
+      auto chunk = [&](int64_t i, const Vec& a) {
+        Vec o;
+#pragma unroll
+        for (int j = 0; j < V; ++j) o.v[j] = grad_of(rule, g, a.v[j], m, lz, h + i * V + j, t);
+        dv[i] = o;
+      };
+      int64_t i = threadIdx.x;
+      for (; i + blockDim.x < nch; i += 2 * int64_t{blockDim.x}) {
+        const Vec a = xv[i], b = xv[i + blockDim.x];
+        chunk(i, a);
+        chunk(i + blockDim.x, b);
+      }
+      if (i < nch) chunk(i, xv[i]);
+      for (int64_t c = h + nch * V + threadIdx.x; c < C; c += blockDim.x)
+        dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
+    }
   }
 }
 
@@ -446,8 +504,14 @@ void backward_typed(const Tensor& dx, const Tensor& dloss, const Tensor& x, cons
   const T* Mx = static_cast<const T*>(max.data_ptr());
   const T* LZ = static_cast<const T*>(log_sum.data_ptr());
   if (S == 1) {
-    backward_rows_kernel<T>
-        <<<grid_for(R), row_threads(rule.C), 0, stream>>>(DX, DL, per_row, X, Tgt, Mx, LZ, rule, R);
+    const bool same_head =
+        (reinterpret_cast<uintptr_t>(X) - reinterpret_cast<uintptr_t>(DX)) % 16 == 0;
+    if (same_head)
+      backward_rows_kernel<T, true><<<grid_for(R), row_threads(rule.C), 0, stream>>>(
+          DX, DL, per_row, X, Tgt, Mx, LZ, rule, R);
+    else
+      backward_rows_kernel<T, false><<<grid_for(R), row_threads(rule.C), 0, stream>>>(
+          DX, DL, per_row, X, Tgt, Mx, LZ, rule, R);
   } else {
     backward_columns_kernel<T><<<grid_for(ceil_div(R, kThreads)), kThreads, 0, stream>>>(
         DX, DL, per_row, X, Tgt, Mx, LZ, rule, R, S);

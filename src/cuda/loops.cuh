@@ -6,8 +6,12 @@
 //
 // Every tensor must have out's shape (inputs already broadcast: stride 0 where expanded). When all
 // are dense (no broadcast) and 16-byte aligned, each thread moves 16 bytes of the widest type per
-// step as vector loads and stores (map_vector_kernel); otherwise one element per step, its offsets
-// i * itemsize when all are contiguous, else from i's coordinates (one division per dim).
+// step as vector loads and stores (map_vector_kernel). When out is dense and each input is dense or
+// one row of C elements repeated over the leading dims (a bias: stride 0 over the rows), a 2-d
+// grid of (chunk column, row) threads (map_rows_kernel) does the same with a row pointer per
+// input and no per-element index arithmetic, 16-byte chunks where C and the pointers allow.
+// Otherwise one element per step, its offsets i * itemsize when all are contiguous, else from
+// i's coordinates (one division per dim).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -193,6 +197,15 @@ struct alignas(sizeof(T) * V) Chunk {
   T v[V];
 };
 
+/// Elements of a row at p (n of them, p aligned to sizeof(T)) before the first 16-byte boundary:
+/// the scalar head of a row walked in 16-byte chunks (at most n).
+template <class T>
+__host__ __device__ __forceinline__ int64_t vector_head(const T* p, int64_t n) {
+  const int64_t h = static_cast<int64_t>((16 - (reinterpret_cast<uintptr_t>(p) & 15)) & 15) /
+                    static_cast<int64_t>(sizeof(T));
+  return h < n ? h : n;
+}
+
 /// Elements per thread step of the vector path: 16 bytes of the widest type.
 template <class O, class... In>
 constexpr int vector_width() {
@@ -254,6 +267,102 @@ bool map_vector(const Tensor& out, F f, const Ts&... in) {
   }
 }
 
+// ---- the row path: dense out, each input dense or one row repeated over out's leading dims ----
+
+/// C when t (with out's shape) is a row of C contiguous elements repeated over out's leading dims
+/// (stride 0 there; a (C) bias expanded to (R, C)); t.numel() when t is dense; 0 otherwise.
+inline int64_t repeated_row(const Tensor& t, const Tensor& out) {
+  if (t.sizes() != out.sizes()) return 0;
+  int64_t d = out.dim() - 1, C = 1;
+  for (; d >= 0; --d) {  // the inner block: strides of a contiguous tensor
+    if (out.size(d) == 1) continue;
+    if (t.stride(d) != C) break;
+    C *= out.size(d);
+  }
+  for (; d >= 0; --d)  // the outer dims: stride 0
+    if (out.size(d) != 1 && t.stride(d) != 0) return 0;
+  return C;
+}
+
+/// An input of the row path: its data, and the elements between consecutive rows: C (dense) or
+/// 0 (a repeated row).
+template <class T>
+struct RowPtr {
+  const T* p;
+  int64_t step;
+};
+
+/// out (R, C / V chunks of V) = f(in...) with block (bx, by): thread x takes chunk column
+/// blockIdx.x * bx + x of rows blockIdx.y * by + y, + gridDim.y * by, ...; input k's row r starts
+/// at in_k.p + r * in_k.step. No index arithmetic beyond that and no division.
+template <int V, class O, class F, class... In>
+__global__ void map_rows_kernel(O* out, int64_t R, int64_t chunks_per_row, F f, RowPtr<In>... in) {
+  const int64_t cc = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (cc >= chunks_per_row) return;
+  const int64_t C = chunks_per_row * V;
+  for (int64_t r = blockIdx.y * int64_t{blockDim.y} + threadIdx.y; r < R;
+       r += int64_t{gridDim.y} * blockDim.y) {
+    Chunk<O, V> o;
+    [&](const auto... chunk) {  // by value: one vector load each
+#pragma unroll
+      for (int j = 0; j < V; ++j) o.v[j] = f(chunk.v[j]...);
+    }(reinterpret_cast<const Chunk<In, V>*>(in.p + r * in.step)[cc]...);
+    reinterpret_cast<Chunk<O, V>*>(out + r * C)[cc] = o;
+  }
+}
+
+/// The row path of map: out contiguous, every input dense or the same row of C > 1 elements
+/// repeated (at least one of them), so out is (n / C, C) and no element needs its coordinates.
+/// V = 16 bytes of the widest type when C % V == 0 and every pointer is chunk-aligned, else 1.
+/// False (nothing launched) when it does not apply.
+template <class O, class... In, class F, class... Ts>
+bool map_rows(const Tensor& out, F f, const Ts&... in) {
+  constexpr int NI = sizeof...(In);
+  if constexpr (NI == 0) {
+    return false;
+  } else {
+    const int64_t n = out.numel();
+    if (n <= 1 || !out.is_contiguous()) return false;
+    const int64_t rows_of[NI] = {repeated_row(in, out)...};
+    int64_t C = 0;
+    for (int k = 0; k < NI; ++k) {
+      if (rows_of[k] == 0 || rows_of[k] == 1) return false;  // strided, or a broadcast scalar
+      if (rows_of[k] == n) continue;                         // dense
+      if (C != 0 && rows_of[k] != C) return false;           // two different row lengths
+      C = rows_of[k];
+    }
+    if (C == 0) return false;  // all dense: the vector path (or the general one, misaligned)
+    const int64_t R = n / C;
+    constexpr int VW = vector_width<O, In...>();
+    size_t align = sizeof(O) * VW;
+    ((align = sizeof(In) * VW > align ? sizeof(In) * VW : align), ...);
+    auto aligned = [&](const Tensor& t) {
+      return reinterpret_cast<uintptr_t>(t.data_ptr()) % align == 0;
+    };
+    const bool vec = VW > 1 && C % VW == 0 && aligned(out) && (aligned(in) && ...);
+    DeviceGuard guard(out.device().index());
+    auto launch = [&](auto v_tag) {
+      constexpr int V = decltype(v_tag)::value;
+      const int64_t cpr = C / V;
+      int bx = 1;
+      while (bx < kThreads && bx < cpr) bx *= 2;
+      const int by = kThreads / bx;
+      const int64_t gx = (cpr + bx - 1) / bx, gy = (R + by - 1) / by;
+      const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy < 65535 ? gy : 65535));
+      map_rows_kernel<V, O><<<grid, dim3(bx, by), 0, stream_of(out)>>>(
+          static_cast<O*>(out.data_ptr()), R, cpr, f,
+          RowPtr<In>{static_cast<const In*>(in.data_ptr()),
+                     repeated_row(in, out) == n ? C : 0}...);
+      EMBER_CUDA_CHECK_LAUNCH();
+    };
+    if (vec)
+      launch(std::integral_constant<int, (VW > 1 ? VW : 1)>{});
+    else
+      launch(std::integral_constant<int, 1>{});
+    return true;
+  }
+}
+
 /// out[i] = f() (types: out's device type O).
 template <class O, class F>
 void map(const Tensor& out, F f) {
@@ -265,7 +374,7 @@ void map(const Tensor& out, F f) {
 /// out[i] = f(a[i]).
 template <class O, class A, class F>
 void map(const Tensor& out, F f, const Tensor& a) {
-  if (map_vector<O, A>(out, f, a)) return;
+  if (map_vector<O, A>(out, f, a) || map_rows<O, A>(out, f, a)) return;
   launch_map<2>({&out, &a}, "map", [f] __device__(Pointers<2> p) {
     *reinterpret_cast<O*>(p.p[0]) = f(*reinterpret_cast<const A*>(p.p[1]));
   });
@@ -274,7 +383,7 @@ void map(const Tensor& out, F f, const Tensor& a) {
 /// out[i] = f(a[i], b[i]).
 template <class O, class A, class B, class F>
 void map(const Tensor& out, F f, const Tensor& a, const Tensor& b) {
-  if (map_vector<O, A, B>(out, f, a, b)) return;
+  if (map_vector<O, A, B>(out, f, a, b) || map_rows<O, A, B>(out, f, a, b)) return;
   launch_map<3>({&out, &a, &b}, "map", [f] __device__(Pointers<3> p) {
     *reinterpret_cast<O*>(p.p[0]) =
         f(*reinterpret_cast<const A*>(p.p[1]), *reinterpret_cast<const B*>(p.p[2]));
@@ -284,7 +393,7 @@ void map(const Tensor& out, F f, const Tensor& a, const Tensor& b) {
 /// out[i] = f(a[i], b[i], c[i]).
 template <class O, class A, class B, class C, class F>
 void map(const Tensor& out, F f, const Tensor& a, const Tensor& b, const Tensor& c) {
-  if (map_vector<O, A, B, C>(out, f, a, b, c)) return;
+  if (map_vector<O, A, B, C>(out, f, a, b, c) || map_rows<O, A, B, C>(out, f, a, b, c)) return;
   launch_map<4>({&out, &a, &b, &c}, "map", [f] __device__(Pointers<4> p) {
     *reinterpret_cast<O*>(p.p[0]) =
         f(*reinterpret_cast<const A*>(p.p[1]), *reinterpret_cast<const B*>(p.p[2]),

@@ -9,7 +9,10 @@
 //   forward: mean = x0 + sum(x - x0) / N (x0 the row's first element), rounded to T as m;
 //   var = sum((x - m)^2) / N; rstd = 1 / sqrt(var + eps); y = (x - m) rstd w + b. Each sum is a
 //   strided per-thread double sum, then a fixed warp-shuffle + shared-memory tree (block_sum).
-//   The row is read three times; after the first it comes from L1/L2.
+//   The row is read three times; after the first it comes from L1/L2. Rows of up to 2048
+//   float32 (1024 float64) values whose size and pointers allow 16-byte chunks take
+//   layer_norm_forward_warp_kernel instead: one warp per row (4 rows per block), the row read
+//   once into registers, the same two sums as warp-shuffle trees, y written in 16-byte chunks.
 //   backward dx: per row sums of g = dy w and g xhat, then dx = rstd (g - mean(g) - xhat
 //   mean(g xhat)).
 //   backward dw, db: column sums over the rows (column_partials): blocks of 32 columns x 8 row
@@ -26,6 +29,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 
 #include "core/kernels.hpp"
@@ -112,6 +116,70 @@ __global__ void layer_norm_forward_kernel(T* __restrict__ Y, T* __restrict__ Mea
       if (W != nullptr) v = v * W[i];
       if (B != nullptr) v = v + B[i];
       y[i] = v;
+    }
+  }
+}
+
+/// As layer_norm_forward_kernel for rows that fit in a warp's registers (N <= 32 V kChunks, N a
+/// multiple of V = 16 / sizeof(T), every pointer 16-byte aligned): one warp per row, lane l holds
+/// the 16-byte chunks l, l + 32, ... of the row, read once; both sums are warp-shuffle trees
+/// (no shared memory, no block barrier); y is written in 16-byte chunks. Same formulas.
+template <class T, int kChunks>
+__global__ void layer_norm_forward_warp_kernel(T* __restrict__ Y, T* __restrict__ Mean,
+                                               T* __restrict__ Rstd, const T* __restrict__ X,
+                                               const T* __restrict__ W, const T* __restrict__ B,
+                                               int64_t M, int64_t N, double eps) {
+  constexpr int V = 16 / static_cast<int>(sizeof(T));
+  using Vec = detail::Chunk<T, V>;
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = int64_t{gridDim.x} * (blockDim.x / 32);
+  const int64_t nc = N / V;  // chunks per row
+  for (int64_t r = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32; r < M; r += warps) {
+    const Vec* x = reinterpret_cast<const Vec*>(X + r * N);  // (N / V)
+    Vec v[kChunks] = {};
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c)
+      if (lane + c * 32 < nc) v[c] = x[lane + c * 32];
+    const T k = __shfl_sync(0xffffffffu, v[0].v[0], 0);  // the row's first element
+    double s = 0.0;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c)
+      if (lane + c * 32 < nc)
+#pragma unroll
+        for (int j = 0; j < V; ++j) s += static_cast<double>(v[c].v[j] - k);
+    s = __shfl_sync(0xffffffffu, detail::warp_sum(s), 0);
+    const T m = static_cast<T>(static_cast<double>(k) + s / static_cast<double>(N));
+    double q = 0.0;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c)
+      if (lane + c * 32 < nc)
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const T d = v[c].v[j] - m;
+          q += static_cast<double>(d * d);
+        }
+    q = __shfl_sync(0xffffffffu, detail::warp_sum(q), 0);
+    const T rs = rsqrt_eps(static_cast<T>(q / static_cast<double>(N)), eps);
+    if (lane == 0) {
+      Mean[r] = m;
+      Rstd[r] = rs;
+    }
+    Vec* y = reinterpret_cast<Vec*>(Y + r * N);
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int64_t ci = lane + c * 32;
+      if (ci >= nc) continue;
+      Vec w{}, b{}, o;
+      if (W != nullptr) w = reinterpret_cast<const Vec*>(W)[ci];
+      if (B != nullptr) b = reinterpret_cast<const Vec*>(B)[ci];
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        T e = (v[c].v[j] - m) * rs;
+        if (W != nullptr) e = e * w.v[j];
+        if (B != nullptr) e = e + b.v[j];
+        o.v[j] = e;
+      }
+      y[ci] = o;
     }
   }
 }
@@ -462,10 +530,61 @@ struct InputGradMap {
 
 // ---- typed launchers ----
 
+/// Chunks of 16 bytes per lane of layer_norm_forward_warp_kernel for rows of N: 1, 2, 4, 8 or
+/// 16, or 0 where the row does not fit (or N, a pointer, is not 16-byte friendly).
+template <class T>
+int warp_row_chunks(int64_t N, std::initializer_list<const Tensor*> ts) {
+  constexpr int64_t V = 16 / static_cast<int64_t>(sizeof(T));
+  if (N == 0 || N % V != 0) return 0;
+  for (const Tensor* t : ts)
+    if (t->defined() && !detail::aligned16(t->data_ptr())) return 0;
+  const int64_t need = (N / V + 31) / 32;
+  for (int c = 1; c <= 16; c *= 2)
+    if (need <= c) return c;
+  return 0;
+}
+
 template <class T>
 void layer_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor& rstd,
                               const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t M,
                               int64_t N, double eps) {
+  constexpr int kRowsPerBlock = 4;  // warps per block
+  const int chunks = warp_row_chunks<T>(N, {&y, &x, &weight, &bias});
+  if (chunks > 0) {
+    T* Y = static_cast<T*>(y.data_ptr());
+    T* Mn = static_cast<T*>(mean.data_ptr());
+    T* Rs = static_cast<T*>(rstd.data_ptr());
+    const T* X = static_cast<const T*>(x.data_ptr());
+    const T* W = ptr_or_null<T>(weight);
+    const T* B = ptr_or_null<T>(bias);
+    const unsigned grid = grid_for(ceil_div(M, kRowsPerBlock));
+    const unsigned threads = 32 * kRowsPerBlock;
+    const cudaStream_t stream = stream_of(y);
+    switch (chunks) {
+      case 1:
+        layer_norm_forward_warp_kernel<T, 1>
+            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
+        break;
+      case 2:
+        layer_norm_forward_warp_kernel<T, 2>
+            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
+        break;
+      case 4:
+        layer_norm_forward_warp_kernel<T, 4>
+            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
+        break;
+      case 8:
+        layer_norm_forward_warp_kernel<T, 8>
+            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
+        break;
+      default:
+        layer_norm_forward_warp_kernel<T, 16>
+            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
+        break;
+    }
+    EMBER_CUDA_CHECK_LAUNCH();
+    return;
+  }
   layer_norm_forward_kernel<T><<<grid_for(M), row_threads(N), 0, stream_of(y)>>>(
       static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
       static_cast<T*>(rstd.data_ptr()), static_cast<const T*>(x.data_ptr()), ptr_or_null<T>(weight),

@@ -89,6 +89,30 @@ TEST_CASE("cuda cross_entropy: (N, C) for 1 to 50257 classes, weights, ignore_in
   }
 }
 
+TEST_CASE("cuda cross_entropy: rows in 16-byte chunks: heads, tails, offset logits") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (int64_t C : {2, 3, 5, 33, 1025}) {
+      const int64_t N = 7;
+      const uint64_t seed = static_cast<uint64_t>(C * 31 + 5);
+      for (double ls : {0.0, 0.1}) {
+        INFO(dt << " C " << C << " ls " << ls);
+        Opts o;
+        o.label_smoothing = ls;
+        o.reduction = "sum";
+        Tensor t = classes({N}, C, seed + 2, 2);
+        Tensor x = rnd({N, C}, seed, dt);
+        check_close(run(x, t, o, cu), run(x, t, o, kCPU), tol(dt));
+        // Logits as a contiguous view at an odd element offset: x and dx then sit differently
+        // against 16-byte boundaries (the backward walks element by element).
+        Tensor wide = rnd({N * C + 1}, seed + 3, dt);
+        Tensor xo = wide.narrow(0, 1, N * C).reshape({N, C});
+        check_close(run(xo, t, o, cu), run(xo, t, o, kCPU), tol(dt));
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda cross_entropy: (N, C, d1, d2), unbatched (C,), another ignore_index") {
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat64}) {

@@ -191,3 +191,51 @@ TEST_CASE("cuda elementwise: a 0-d CPU tensor is a scalar operand of CUDA tensor
   Tensor z = x.clone();
   EMBER_CHECK_THROWS(z.add_(scalar_tensor(1.0).to(cu)), DeviceError, "same device");
 }
+
+TEST_CASE("cuda binary: a row repeated over the leading dims (a bias) equals the CPU's") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  const DType dtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64, kUInt8};
+  uint64_t seed = 900;
+  for (DType dt : dtypes) {
+    for (int64_t C : {2, 3, 4, 7, 8, 33, 1025, 3072}) {
+      for (int64_t R : {1, 5, 67}) {
+        INFO(dt << " rows " << R << " of " << C);
+        Generator g(++seed);
+        const Tensor x = (rand({R, C}, g) * 6.0 - 3.0).to(dt);
+        const Tensor bias = (rand({C}, g) * 6.0 - 3.0).to(dt);
+        CHECK(agree((x.to(cu) + bias.to(cu)).cpu(), x + bias, tolerance(dt)));  // (R, C) + (C)
+        CHECK(agree((bias.to(cu) - x.to(cu)).cpu(), bias - x, tolerance(dt)));  // the row first
+        CHECK(agree(maximum(x.to(cu), bias.to(cu)).cpu(), maximum(x, bias), tolerance(dt)));
+        // A bias at an odd element offset (no 16-byte chunks) and a (1, C) bias.
+        const Tensor wide = (rand({C + 1}, g) * 6.0 - 3.0).to(dt);
+        const Tensor odd = wide.to(cu).narrow(0, 1, C);
+        CHECK(agree((x.to(cu) * odd).cpu(), x * wide.narrow(0, 1, C), tolerance(dt)));
+        CHECK(agree((x.to(cu) + bias.reshape({1, C}).to(cu)).cpu(), x + bias.reshape({1, C}),
+                    tolerance(dt)));
+      }
+    }
+  }
+  Generator g(77);
+  // (B, T, C) with a (C) row and a (T, C) block repeated over B; a strided x (general path); a
+  // column (R, 1) broadcast (general path); where with a repeated condition row.
+  const Tensor x = rand({3, 5, 12}, g) * 4.0 - 2.0;
+  const Tensor row = rand({12}, g), block = rand({5, 12}, g);
+  CHECK(agree((x.to(cu) + row.to(cu)).cpu(), x + row, tolerance(kFloat32)));
+  CHECK(agree((x.to(cu) * block.to(cu)).cpu(), x * block, tolerance(kFloat32)));
+  const Tensor xt = x.transpose(0, 1);  // (5, 3, 12), strided
+  CHECK(agree((xt.to(cu) + row.to(cu)).cpu(), xt + row, tolerance(kFloat32)));
+  const Tensor col = rand({3, 5, 1}, g);
+  CHECK(agree((x.to(cu) + col.to(cu)).cpu(), x + col, tolerance(kFloat32)));
+  const Tensor cond = rand({12}, g) > 0.5;
+  CHECK(agree(where(cond.to(cu), x.to(cu), row.to(cu)).cpu(), where(cond, x, row), 0.0));
+  // An in-place add of a row into a strided view (out not contiguous: the general path).
+  Tensor base = rand({12, 5}, g);
+  Tensor dev = base.to(cu);
+  dev.t().add_(rand({12}, g).to(cu));
+  CHECK(dev.cpu().sizes() == base.sizes());
+  // Mixed: float16 x with a float32 bias row.
+  const Tensor xh = (rand({9, 40}, g) * 4.0).to(kFloat16);
+  const Tensor bf = rand({40}, g);
+  CHECK(agree((xh.to(cu) + bf.to(cu)).cpu(), xh + bf, tolerance(kFloat16)));
+}

@@ -128,6 +128,38 @@ TEST_CASE("cuda layer_norm: rows of 1 to 4097 elements, with and without weight 
   }
 }
 
+TEST_CASE("cuda layer_norm: rows held by one warp (16-byte chunks), their limits and offsets") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    // Warp rows: N a multiple of 16 bytes, up to 2048 float32 / 1024 float64 values; 2052 and
+    // 1030 are past them, 6 (float32) is not a multiple of 4.
+    const std::vector<int64_t> sizes = dt == kFloat32
+                                           ? std::vector<int64_t>{4, 6, 128, 768, 2048, 2052}
+                                           : std::vector<int64_t>{2, 6, 768, 1024, 1030};
+    for (int64_t N : sizes) {
+      for (int64_t M : {1, 5, 67}) {
+        for (int affine : {0, 3, 1}) {
+          INFO(dt << " rows " << M << " of " << N << " affine " << affine);
+          const uint64_t seed = static_cast<uint64_t>(N * 1000 + M * 10 + affine + 7);
+          Tensor x = rnd({M, N}, seed, dt, 2.0, 0.5);
+          Tensor w = affine & 1 ? rnd({N}, seed + 1, dt, 1.0, 1.0) : Tensor();
+          Tensor b = affine & 2 ? rnd({N}, seed + 2, dt) : Tensor();
+          Tensor dy = rnd({M, N}, seed + 3, dt);
+          check_close(run(ln({N}), x, w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU), tol(dt));
+        }
+      }
+    }
+    // x and the weight as contiguous views at an odd element offset (no 16-byte chunks).
+    const int64_t M = 9, N = 768;
+    Tensor xw = rnd({M * N + 1}, 5, dt, 2.0, 0.5), ww = rnd({N + 1}, 6, dt, 1.0, 1.0);
+    Tensor b = rnd({N}, 7, dt), dy = rnd({M, N}, 8, dt);
+    Tensor x = xw.narrow(0, 1, M * N).reshape({M, N}), w = ww.narrow(0, 1, N);
+    check_close(run(ln({N}), x, w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU), tol(dt));
+    check_close(run(ln({N}), x.contiguous(), w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU),
+                tol(dt));
+  }
+}
+
 TEST_CASE("cuda layer_norm: 1, 2 and 3 normalized dims; a large mean; many rows") {
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat64}) {

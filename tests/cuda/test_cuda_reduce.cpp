@@ -144,3 +144,43 @@ TEST_CASE("cuda reduce: long reductions of few outputs are split, the result rep
     CHECK(test::bitwise_equal(all(sc, 1).cpu(), all(special, 1)));
   }
 }
+
+TEST_CASE("cuda softmax rows cached in shared memory: odd lengths, offsets, every float dtype") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  uint64_t seed = 700;
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    for (int64_t C : {1, 7, 33, 1024, 1025, 50257}) {
+      for (int64_t R : {1, 3}) {
+        if (C > 2000 && dt != kFloat32 && dt != kBFloat16) continue;  // time under the emulator
+        INFO(dt << " rows " << R << " of " << C);
+        Generator g(++seed);
+        const Tensor x = (randn({R, C}, g) * 3.0).to(dt);
+        CHECK(agree(softmax(x.to(cu), 1).cpu(), softmax(x, 1), 4 * tol_of(dt)));
+        CHECK(agree(log_softmax(x.to(cu), -1).cpu(), log_softmax(x, -1), 4 * tol_of(dt)));
+        // A contiguous view at an odd element offset: rows sit differently against 16 bytes than
+        // the output's.
+        const Tensor wide = (randn({R * C + 1}, g) * 3.0).to(dt);
+        const Tensor odd = wide.narrow(0, 1, R * C).reshape({R, C});
+        CHECK(agree(softmax(wide.to(cu).narrow(0, 1, R * C).reshape({R, C}), 1).cpu(),
+                    softmax(odd, 1), 4 * tol_of(dt)));
+      }
+    }
+  }
+  // (B, T, C) with a trailing size-1 dim; a row too long for shared memory (60000 float32 values,
+  // 240 KB) and one of float64 that fits (28000 values); repeats are bitwise equal.
+  Generator g(71);
+  const Tensor x4 = randn({2, 3, 40, 1}, g);
+  CHECK(agree(softmax(x4.to(cu), 2).cpu(), softmax(x4, 2), 4 * tol_of(kFloat32)));
+  const Tensor long_row = randn({2, 60000}, g) * 3.0;
+  CHECK(agree(softmax(long_row.to(cu), 1).cpu(), softmax(long_row, 1), 4 * tol_of(kFloat32)));
+  const Tensor fits = (randn({1, 28000}, g) * 3.0).to(kFloat64);
+  CHECK(agree(softmax(fits.to(cu), 1).cpu(), softmax(fits, 1), 4 * tol_of(kFloat64)));
+  const Tensor rep = randn({5, 1031}, g).to(cu);
+  CHECK(test::bitwise_equal(softmax(rep, 1).cpu(), softmax(rep, 1).cpu()));
+  // A NaN in a row makes that row NaN; -inf entries give 0.
+  Tensor special = randn({2, 9}, g);
+  special.index_put_({0, 4}, NAN);
+  special.index_put_({1, 2}, -INFINITY);
+  CHECK(agree(softmax(special.to(cu), 1).cpu(), softmax(special, 1), 4 * tol_of(kFloat32)));
+}

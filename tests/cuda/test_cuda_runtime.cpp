@@ -257,3 +257,41 @@ TEST_CASE("cuda poisoned allocations: new device memory reads NaN and -1 until w
   CHECK(test::values(zeros({4}, TensorOptions().device(cu)).cpu()) ==
         std::vector<double>(4, 0.0));  // a written tensor is its value
 }
+
+TEST_CASE("cuda copies: transposed views (the tiled transpose) are exact for every dtype") {
+  if (!cuda::is_available()) return;
+  cuda::set_poison_allocations(true);
+  const Device cu(kCUDA);
+  Generator g(31);
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt8, kInt64, kBool}) {
+    for (auto [R, C] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 7}, {7, 1}, {2, 3}, {32, 32}, {33, 65}, {64, 31}, {100, 257}}) {
+      INFO(dt << " (" << R << ", " << C << ")");
+      const Tensor x = (rand({C, R}, g) * 100.0 - 50.0).to(dt);  // read as x.t(): (R, C)
+      CHECK(test::bitwise_equal(x.to(cu).t().contiguous().cpu(), x.t().contiguous()));
+      // A strided source: a narrowed (C, R) window of a wider tensor, transposed.
+      const Tensor w = (rand({C, R + 5}, g) * 100.0 - 50.0).to(dt).narrow(1, 2, R);
+      CHECK(test::bitwise_equal(w.to(cu).t().contiguous().cpu(), w.t().contiguous()));
+      Tensor wd = (rand({C, R + 5}, g) * 100.0 - 50.0).to(dt);
+      const Tensor wv = wd.to(cu).narrow(1, 3, R).t();  // an odd element offset
+      CHECK(test::bitwise_equal(wv.contiguous().cpu(), wd.narrow(1, 3, R).t().contiguous()));
+    }
+  }
+  // Batched: (B, R, C) from (B, C, R) and from a (C, B, R) permute; a 4-d permute; with a dtype
+  // conversion (the general path) and into a strided destination (the general path).
+  const Tensor b = rand({3, 40, 37}, g);
+  CHECK(test::bitwise_equal(b.to(cu).transpose(1, 2).contiguous().cpu(),
+                            b.transpose(1, 2).contiguous()));
+  CHECK(test::bitwise_equal(b.to(cu).permute({1, 2, 0}).contiguous().cpu(),
+                            b.permute({1, 2, 0}).contiguous()));
+  const Tensor q = rand({2, 3, 17, 9}, g);
+  CHECK(test::bitwise_equal(q.to(cu).permute({0, 2, 3, 1}).contiguous().cpu(),
+                            q.permute({0, 2, 3, 1}).contiguous()));
+  CHECK(test::bitwise_equal(q.to(cu).transpose(2, 3).contiguous().cpu(),
+                            q.transpose(2, 3).contiguous()));
+  CHECK(test::bitwise_equal(b.to(cu).transpose(1, 2).to(kFloat64).cpu(),
+                            b.transpose(1, 2).to(kFloat64)));
+  Tensor dst = zeros({37, 40}, TensorOptions().device(cu));
+  dst.t().copy_(b.select(0, 1).to(cu));
+  CHECK(test::bitwise_equal(dst.t().contiguous().cpu(), b.select(0, 1)));
+}
