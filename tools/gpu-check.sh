@@ -8,7 +8,7 @@
 #    FULL=1 builds everything here and also runs the whole CTest suite.
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
 # 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; bench_cuda_step
-#    twice, the second time with EMBER_GEMM_TC_CONFIG=3.
+#    three times: as is, with EMBER_GEMM_TC_CONFIG=3, with EMBER_CUDA_BACKEND=vendor.
 # 4. The PyTorch peer, benchmarks/peer_torch_cuda.py (attention by cuDNN's fused SDPA and by
 #    FlashAttention, whole GPT-2 and ResNet-50 training steps in eager PyTorch; the same case keys
 #    as bench_cuda_attention and bench_cuda_step), alone on the GPU, within PEER_LIMIT (120) s;
@@ -27,7 +27,7 @@
 # The whole run keeps to DEADLINE seconds (default 420): each step's time limit is cut to what is
 # left. Logs go to $LOGS (default /tmp/gpu-check when $OUT is set, else build/gpu-check-logs); with
 # $OUT set (the device tool), summary.txt, table.md, a tarball of all logs and as many of the
-# benchmark JSON files as fit (the *_config* ones last) are copied there at the end, as the tool
+# benchmark JSON files as fit (the reruns' *_config* / *_vendor* ones last) are copied there at the end, as the tool
 # brings back at most 8 files.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -59,13 +59,13 @@ limit() {
   [ "$left" -lt 5 ] && left=5
   [ "$1" -lt "$left" ] && echo "$1" || echo "$left"
 }
-# json_files: the benchmark JSON in $LOGS, the *_config* ones (reruns of a program) last
+# json_files: the benchmark JSON in $LOGS, the *_config* / *_vendor* ones (reruns of a program) last
 json_files() {
   local f
   for f in "$LOGS"/*.json; do
-    case $f in *_config*) ;; *) [ -f "$f" ] && echo "$f" ;; esac
+    case $f in *_config* | *_vendor*) ;; *) [ -f "$f" ] && echo "$f" ;; esac
   done
-  for f in "$LOGS"/*_config*.json; do [ -f "$f" ] && echo "$f"; done
+  for f in "$LOGS"/*_config*.json "$LOGS"/*_vendor*.json; do [ -f "$f" ] && echo "$f"; done
   return 0
 }
 finish() {
@@ -192,14 +192,19 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   rc=$?
   [ $rc -eq 0 ] || status=1
   row "$n" "$(verdict $rc)" "$n.json, $n.txt"
-  # Whole training steps again with every 16-bit GEMM on tile configuration 3 (TMA + wgmma), the
-  # step-level comparison with the automatic choice.
+  # Whole training steps again: with every 16-bit GEMM on tile configuration 3 (TMA + wgmma),
+  # the step-level comparison with the automatic choice; and on the vendor backend (cuBLAS
+  # products, cuDNN convolution, the attention composite), which separates Ember's kernels from
+  # the rest of the step (the framework around them).
   if [ "$n" = bench_cuda_step ]; then
-    EMBER_GEMM_TC_CONFIG=3 timeout "$(limit "$BENCH_LIMIT")" "$b" \
-      --ember_summary="$LOGS/${n}_config3.json" > "$LOGS/${n}_config3.txt" 2>&1
-    rc=$?
-    [ $rc -eq 0 ] || status=1
-    row "$n (EMBER_GEMM_TC_CONFIG=3)" "$(verdict $rc)" "${n}_config3.json, ${n}_config3.txt"
+    for v in "config3 EMBER_GEMM_TC_CONFIG=3" "vendor EMBER_CUDA_BACKEND=vendor"; do
+      set -- $v
+      env "$2" timeout "$(limit "$BENCH_LIMIT")" "$b" \
+        --ember_summary="$LOGS/${n}_$1.json" > "$LOGS/${n}_$1.txt" 2>&1
+      rc=$?
+      [ $rc -eq 0 ] || status=1
+      row "$n ($2)" "$(verdict $rc)" "${n}_$1.json, ${n}_$1.txt"
+    done
   fi
 done
 
