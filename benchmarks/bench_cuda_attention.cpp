@@ -12,7 +12,7 @@
 // (FA2's accounting: five products of which the forward's two; the recomputation in Ember's
 // deterministic dQ kernel is not counted). Reported as FLOP/s, with Ember / composite.
 // Backward: autograd::grad of the recorded graph (retained), the fused node's kernels for Ember.
-// Forward cases also run "ember_wgmma": S = Q K^T on wgmma (set_attention_forward_variant(1); on
+// Forward cases also run "ember_wgmma": both products on wgmma (set_attention_forward_variant(1); on
 // GPUs without sm_90a code it is the mma.sync kernel again), checked against the composite too.
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>

@@ -431,7 +431,8 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
                              const Tensor& v, double scale, bool is_causal, double dropout_p = 0.0,
                              uint64_t seed = 0, uint64_t offset = 0);
 /// attention_forward_flash's kernel for the calls that follow (process-wide): -1 (the default,
-/// for now mma.sync) or 0: S = Q K^T on mma.sync; 1: on wgmma where the GPU runs sm_90a code.
+/// for now mma.sync) or 0: both products (S = Q K^T, O += P V) on mma.sync; 1: both on wgmma
+/// where the GPU runs sm_90a code.
 /// For the tests and benchmarks, which run each.
 void set_attention_forward_variant(int variant);
 /// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs
