@@ -405,6 +405,39 @@ void cublas_hgemm(const CublasHandle& h, const Tensor& out, const Tensor& x, con
       "cublasGemmEx");
 }
 
+/// The timing common to the hgemm cases: Ember's run (ours, into out) first checked against the
+/// peer's (max |diff| / max |ref| <= kHgemmTolerance, else the case is an error), then the one
+/// named by `cublas` timed; 2 M N K FLOP per run. Restores the automatic tile configuration.
+template <class Ours, class Peer>
+void time_hgemm(benchmark::State& state, const Tensor& out, bool cublas, Ours&& ours, Peer&& peer,
+                int64_t M, int64_t N, int64_t K) {
+  if (!cublas) {
+    ours();
+    const Tensor got = out.to(kFloat32);  // a copy: the peer writes out next
+    peer();
+    const Tensor want = out.to(kFloat32);
+    const double diff = (got - want).abs().max().item<double>();
+    const double scale = want.abs().max().item<double>();
+    const double rel = scale > 0 ? diff / scale : diff;
+    state.counters["max_rel_diff"] = rel;
+    if (!(rel <= kHgemmTolerance)) {
+      g_failed = true;
+      state.SkipWithError(
+          ("Ember's product differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
+              .c_str());
+      cuda::set_gemm_tc_config(-1);
+      return;
+    }
+  }
+  if (cublas)
+    time_gpu(state, peer);
+  else
+    time_gpu(state, ours);
+  bench::set_flops(state,
+                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+  cuda::set_gemm_tc_config(-1);
+}
+
 /// The backward layouts: out (M, N) = A B with B (K, N) row-major and A (M, K) row-major (kNN)
 /// or the transpose of a row-major (K, M) (kTN).
 enum class Layout { kNN, kTN };
@@ -431,30 +464,7 @@ void bm_hgemm_layout(benchmark::State& state, int64_t M, int64_t N, int64_t K, L
         "cublasGemmEx");
   };
   auto ours = [&] { cuda::gemm(out, a, b, Scalar(1.0), Scalar(0.0)); };
-  if (!cublas) {
-    ours();
-    const Tensor got = out.to(kFloat32);
-    peer();
-    const Tensor want = out.to(kFloat32);
-    const double diff = (got - want).abs().max().item<double>();
-    const double scale = want.abs().max().item<double>();
-    const double rel = scale > 0 ? diff / scale : diff;
-    state.counters["max_rel_diff"] = rel;
-    if (!(rel <= kHgemmTolerance)) {
-      g_failed = true;
-      state.SkipWithError(
-          ("Ember's gemm differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
-              .c_str());
-      return;
-    }
-  }
-  if (cublas)
-    time_gpu(state, peer);
-  else
-    time_gpu(state, ours);
-  bench::set_flops(state,
-                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
-  cuda::set_gemm_tc_config(-1);
+  time_hgemm(state, out, cublas, ours, peer, M, N, K);
 }
 
 void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas, bool bias_gelu,
@@ -482,30 +492,7 @@ void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cub
   auto ours = [&] {
     if (!cuda::gemm_tc(out, x, wt, e)) throw std::runtime_error("gemm_tc declined the layout");
   };
-  if (!cublas) {
-    ours();
-    const Tensor got = out.to(kFloat32);  // a copy: the peer writes out next
-    peer();
-    const Tensor want = out.to(kFloat32);
-    const double diff = (got - want).abs().max().item<double>();
-    const double scale = want.abs().max().item<double>();
-    const double rel = scale > 0 ? diff / scale : diff;
-    state.counters["max_rel_diff"] = rel;
-    if (!(rel <= kHgemmTolerance)) {
-      g_failed = true;
-      state.SkipWithError(
-          ("Ember's gemm_tc differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
-              .c_str());
-      return;
-    }
-  }
-  if (cublas)
-    time_gpu(state, peer);
-  else
-    time_gpu(state, ours);
-  bench::set_flops(state,
-                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
-  cuda::set_gemm_tc_config(-1);
+  time_hgemm(state, out, cublas, ours, peer, M, N, K);
 }
 
 void register_hgemm_cases() {
