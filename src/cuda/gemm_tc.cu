@@ -24,7 +24,10 @@
 //   0: 8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
 //   2: on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
 //   3: on sm_90a, TMA + mbarrier pipeline with a producer warpgroup and two consumer warpgroups
-//      on wgmma.m64n256k16 (gemm_tma_kernel), B K- or N-contiguous; else 1.
+//      on wgmma.m64n256k16 (gemm_tma_kernel), B K- or N-contiguous, A K- or M-contiguous (the
+//      latter taken only under 3 and 4); one block per 128 x 256 tile; else 1.
+//   4: configuration 3 persistent: one block per SM walks the tiles, the producer loading the
+//      next tile's slabs while the consumers store the last one's; else 1.
 // By default (-1) 0 for products of fewer 128 x 128 tiles than SMs, else 1 (launch_config).
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
 // 2 rows per mma tile) and stores each element once (store_quad: adjacent pairs in one store).
@@ -39,6 +42,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -601,7 +605,9 @@ constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024
 /// rows) and commit; wait until only this slab's group is pending, so the previous slab's products
 /// are done, and release the previous stage (one arrival per consumer warp). So up to 4 slabs of
 /// copies and 2 of tensor-core work are in flight, and no thread waits at a block barrier after the
-/// start. The epilogue stores from the accumulators as configuration 2 (store_quad).
+/// start. The epilogue stores from the accumulators as configuration 2 (store_quad), after the
+/// item's last stage is released; a persistent block (configuration 4) then takes its next item,
+/// whose first slabs the producer has been loading meanwhile.
 template <class T, bool kAKMajor, bool kBKMajor>
 __global__ void __launch_bounds__(kTmaThreads, 1)
     gemm_tma_kernel(const TcParams p, const __grid_constant__ CUtensorMap map_a,
@@ -614,11 +620,18 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
   uint64_t* const empty = full + kTmaStages;
   constexpr int kConsumerWarps = 8;  // each releases a stage once its wgmma are done
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
-  int64_t m_tile, n_tile;
-  tile_of(blockIdx.x, (p.M + kTmaBM - 1) / kTmaBM, (p.N + kTmaBN - 1) / kTmaBN, m_tile, n_tile);
-  const int m0 = static_cast<int>(m_tile * kTmaBM), n0 = static_cast<int>(n_tile * kTmaBN);
-  const int z = static_cast<int>(blockIdx.z);
+  const int64_t m_tiles = (p.M + kTmaBM - 1) / kTmaBM, n_tiles = (p.N + kTmaBN - 1) / kTmaBN;
+  const int64_t tiles = m_tiles * n_tiles, items = tiles * p.batches;
   const int KT = static_cast<int>((p.K + kTmaBK - 1) / kTmaBK);
+  // Work item w: tile w % tiles (tile_of's grouped order) of batch w / tiles. Configuration 3 has
+  // one block per item; configuration 4 (persistent) one per SM, each walking items gridDim.x
+  // apart. Slab counters run on across a block's items, so the stages' phases do too.
+  const auto item_tile = [&](int64_t w, int& m0, int& n0, int& z) {
+    int64_t m_tile, n_tile;
+    tile_of(w % tiles, m_tiles, n_tiles, m_tile, n_tile);
+    m0 = static_cast<int>(m_tile * kTmaBM), n0 = static_cast<int>(n_tile * kTmaBN);
+    z = static_cast<int>(w / tiles);
+  };
   if (tid == 0) {
     for (int s = 0; s < kTmaStages; ++s) {
       tma::mbar_init(&full[s], 1);
@@ -628,28 +641,34 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
   }
   __syncthreads();
 
-  if (wg == 0) {  // the producer
+  if (wg == 0) {  // the producer: runs ahead into the next item while the consumers store
     if (tid == 0) {
-      const int za = p.a_batch == 0 ? 0 : z, zb = p.b_batch == 0 ? 0 : z;
-      for (int kt = 0; kt < KT; ++kt) {
-        const int s = kt % kTmaStages;
-        tma::mbar_wait(&empty[s], ((kt / kTmaStages) & 1) ^ 1);  // free (first round: at once)
-        tma::mbar_arrive_expect_tx(&full[s], kTmaStageBytes);
-        unsigned char* const stage = smem + s * kTmaStageBytes;
-        if constexpr (kAKMajor) {
-          tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
-        } else {
+      uint64_t it = 0;  // slabs issued by this block
+      for (int64_t w = blockIdx.x; w < items; w += gridDim.x) {
+        int m0, n0, z;
+        item_tile(w, m0, n0, z);
+        const int za = p.a_batch == 0 ? 0 : z, zb = p.b_batch == 0 ? 0 : z;
+        for (int kt = 0; kt < KT; ++kt, ++it) {
+          const int s = static_cast<int>(it % kTmaStages);
+          const uint32_t round = static_cast<uint32_t>(it / kTmaStages);
+          tma::mbar_wait(&empty[s], (round & 1) ^ 1);  // free (first round: at once)
+          tma::mbar_arrive_expect_tx(&full[s], kTmaStageBytes);
+          unsigned char* const stage = smem + s * kTmaStageBytes;
+          if constexpr (kAKMajor) {
+            tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
+          } else {
 #pragma unroll
-          for (int i = 0; i < kTmaBM / 64; ++i)
-            tma::load_3d(stage + i * 8192, &map_a, m0 + 64 * i, kt * kTmaBK, za, &full[s]);
-        }
-        if constexpr (kBKMajor) {
-          tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
-        } else {
+            for (int i = 0; i < kTmaBM / 64; ++i)
+              tma::load_3d(stage + i * 8192, &map_a, m0 + 64 * i, kt * kTmaBK, za, &full[s]);
+          }
+          if constexpr (kBKMajor) {
+            tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
+          } else {
 #pragma unroll
-          for (int i = 0; i < kTmaBN / 64; ++i)
-            tma::load_3d(stage + kTmaABytes + i * 8192, &map_b, n0 + 64 * i, kt * kTmaBK, zb,
-                         &full[s]);
+            for (int i = 0; i < kTmaBN / 64; ++i)
+              tma::load_3d(stage + kTmaABytes + i * 8192, &map_b, n0 + 64 * i, kt * kTmaBK, zb,
+                           &full[s]);
+          }
         }
       }
     }
@@ -657,37 +676,55 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
   }
 
   const int c = wg - 1, warp = tid / 32, lane = tid % 32;
-  float d[128];
+  uint64_t it = 0;  // slabs consumed by this block
+  for (int64_t w = blockIdx.x; w < items; w += gridDim.x) {
+    int m0, n0, z;
+    item_tile(w, m0, n0, z);
+    float d[128];
 #pragma unroll
-  for (int i = 0; i < 128; ++i) d[i] = 0.f;
-  for (int kt = 0; kt < KT; ++kt) {
-    const int s = kt % kTmaStages;
-    tma::mbar_wait(&full[s], (kt / kTmaStages) & 1);
-    const unsigned char* const as = smem + s * kTmaStageBytes + c * (64 * 128);
-    const unsigned char* const bs = smem + s * kTmaStageBytes + kTmaABytes;
-    mma::wgmma_fence();
+    for (int i = 0; i < 128; ++i) d[i] = 0.f;
+    for (int kt = 0; kt < KT; ++kt, ++it) {
+      const int s = static_cast<int>(it % kTmaStages);
+      tma::mbar_wait(&full[s], static_cast<uint32_t>(it / kTmaStages) & 1);
+      const unsigned char* const as = smem + s * kTmaStageBytes + c * (64 * 128);
+      const unsigned char* const bs = smem + s * kTmaStageBytes + kTmaABytes;
+      mma::wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < kTmaBK / 16; ++ks) {
-      const uint64_t da = kAKMajor ? mma::smem_desc_sw128(as + ks * 32)
-                                   : mma::smem_desc_sw128_mn(as + ks * 2048, 8192);
-      const uint64_t db = kBKMajor ? mma::smem_desc_sw128(bs + ks * 32)
-                                   : mma::smem_desc_sw128_mn(bs + ks * 2048, 8192);
-      mma::wgmma_m64n256k16<mma_t<T>, !kAKMajor, !kBKMajor>(d, da, db);
+      for (int ks = 0; ks < kTmaBK / 16; ++ks) {
+        const uint64_t da = kAKMajor ? mma::smem_desc_sw128(as + ks * 32)
+                                     : mma::smem_desc_sw128_mn(as + ks * 2048, 8192);
+        const uint64_t db = kBKMajor ? mma::smem_desc_sw128(bs + ks * 32)
+                                     : mma::smem_desc_sw128_mn(bs + ks * 2048, 8192);
+        mma::wgmma_m64n256k16<mma_t<T>, !kAKMajor, !kBKMajor>(d, da, db);
+      }
+      mma::wgmma_commit();
+      mma::wgmma_wait<1>();  // the previous slab's products are done: its stage is free
+      if (kt > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
     }
-    mma::wgmma_commit();
-    mma::wgmma_wait<1>();  // slab kt - 1's products are done: its stage is free
-    if (kt > 0 && lane == 0) tma::mbar_arrive(&empty[(kt - 1) % kTmaStages]);
-  }
-  mma::wgmma_wait<0>();
+    mma::wgmma_wait<0>();
+    // The item's last stage is free too (the producer may already be filling the others).
+    if (KT > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
 
-  // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
-  const int g = lane / 4, q = lane % 4, w = warp % 4;
-  const int64_t row = m0 + c * 64 + w * 16 + g;
+    // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
+    const int g = lane / 4, q = lane % 4, wq = warp % 4;
+    const int64_t row = m0 + c * 64 + wq * 16 + g;
 #pragma unroll
-  for (int j = 0; j < 32; ++j) store_quad<T>(p, z, row, n0 + j * 8 + 2 * q, &d[4 * j]);
+    for (int j = 0; j < 32; ++j) store_quad<T>(p, z, row, n0 + j * 8 + 2 * q, &d[4 * j]);
+  }
 #else
   (void)p, (void)map_a, (void)map_b;
 #endif
+}
+
+/// Streaming multiprocessors of the current device (cached per thread and device).
+int64_t sm_count(int device) {
+  thread_local int cached_device = -1;
+  thread_local int sms = 0;
+  if (cached_device != device) {
+    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    cached_device = device;
+  }
+  return sms;
 }
 
 /// One block per (tile x tile) tile of out in x (tile_of orders them), batches in z (grid-stride
@@ -705,12 +742,12 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// Configuration 3; false (nothing launched) when the tensor maps cannot be made, the batches
-/// exceed the grid's z or the sizes exceed TMA's 32-bit coordinates.
+/// Configuration 3 (one block per tile and batch) or, `persistent`, 4 (one block per SM walking
+/// the tiles); false (nothing launched) when the tensor maps cannot be made or the sizes exceed
+/// TMA's 32-bit coordinates or the grid.
 template <class T, bool kAKMajor, bool kBKMajor>
-bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
-  if (p.batches > 65535 || p.M > INT32_MAX - kTmaBM || p.N > INT32_MAX - kTmaBN ||
-      p.K > INT32_MAX - kTmaBK)
+bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int device) {
+  if (p.M > INT32_MAX - kTmaBM || p.N > INT32_MAX - kTmaBN || p.K > INT32_MAX - kTmaBK)
     return false;
   // An operand of `rows` (M or N) x K: K-major as (batch, rows, K) in boxes of (box_rows, 64 k),
   // M/N-major as (batch, K, rows) in boxes of (64 k, 64 rows).
@@ -723,46 +760,36 @@ bool launch_tma(const TcParams& p, cudaStream_t stream, int device) {
                    : tma::encode_tensor_map(map, bf16, base, n(rows), n(p.K), n(p.batches), n(ld),
                                             n(batch), 64, kTmaBK);
   };
+  const int64_t items = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN) * p.batches;
+  if (items > INT32_MAX) return false;
   CUtensorMap map_a, map_b;
   if (!operand_map(&map_a, p.a, p.M, p.lda, p.a_batch, kAKMajor, kTmaBM) ||
       !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, kTmaBN))
     return false;
-  const int64_t tiles = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN);
-  if (tiles > INT32_MAX) return false;
   detail::opt_in_smem<gemm_tma_kernel<T, kAKMajor, kBKMajor>>(kTmaSmem, device);
-  const dim3 grid(static_cast<unsigned>(tiles), 1, static_cast<unsigned>(p.batches));
-  gemm_tma_kernel<T, kAKMajor, kBKMajor><<<grid, kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
+  const int64_t blocks = persistent ? std::min(items, sm_count(device)) : items;
+  gemm_tma_kernel<T, kAKMajor, kBKMajor>
+      <<<static_cast<unsigned>(blocks), kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
 }
 
-/// EMBER_GEMM_TC_CONFIG at start-up forces a tile configuration for the whole run (-1, 0, 1, 2
-/// or 3, as set_gemm_tc_config; the GPU check times whole training steps under each); anything
+/// EMBER_GEMM_TC_CONFIG at start-up forces a tile configuration for the whole run (-1 or 0-4, as
+/// set_gemm_tc_config; the GPU check times whole training steps under some); anything
 /// else raises ValueError at the first product.
 int config_from_environment() {
   const char* v = std::getenv("EMBER_GEMM_TC_CONFIG");
   if (v == nullptr || *v == '\0') return -1;
   char* end = nullptr;
   const long c = std::strtol(v, &end, 10);
-  EMBER_CHECK(*end == '\0' && c >= -1 && c <= 3, ValueError,
-              "[gemm_tc] EMBER_GEMM_TC_CONFIG must be -1, 0, 1, 2 or 3, got '", v, "'");
+  EMBER_CHECK(*end == '\0' && c >= -1 && c <= 4, ValueError,
+              "[gemm_tc] EMBER_GEMM_TC_CONFIG must be -1, 0, 1, 2, 3 or 4, got '", v, "'");
   return static_cast<int>(c);
 }
 
 std::atomic<int>& config_flag() {
   static std::atomic<int> flag{config_from_environment()};
   return flag;
-}
-
-/// Streaming multiprocessors of the current device (cached per thread and device).
-int64_t sm_count(int device) {
-  thread_local int cached_device = -1;
-  thread_local int sms = 0;
-  if (cached_device != device) {
-    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    cached_device = device;
-  }
-  return sms;
 }
 
 template <class T, bool kBKMajor, class C>
@@ -783,23 +810,29 @@ void launch_tf32(const TcParams& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
+/// The tile configuration a product runs with: the one set by set_gemm_tc_config /
+/// EMBER_GEMM_TC_CONFIG, or (-1) the automatic choice. Configurations 2 and 3 fall back to 1
+/// where wgmma is unavailable (launch_config), so gemm_tc also asks wgmma_available.
+int resolved_config(const TcParams& p, int device) {
+  const int config = config_flag().load(std::memory_order_relaxed);
+  if (config >= 0) return config;
+  // Measured on an H200 (docs/kernels.md): with fewer tiles than SMs configuration 1's two
+  // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
+  // 20 TFLOP/s); from there on configuration 1 (2048^3: 135 against 122; 8192^3: 242 / 171).
+  const int64_t tiles = p.batches * ((p.M + 127) / 128) * ((p.N + 127) / 128);
+  return tiles < sm_count(device) ? 0 : 1;
+}
+
 template <class T, bool kBKMajor>
 void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
   const int device = out.device().index();
-  int config = config_flag().load(std::memory_order_relaxed);
-  if (config < 0) {
-    // Measured on an H200 (docs/kernels.md): with fewer tiles than SMs configuration 1's two
-    // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
-    // 20 TFLOP/s); from there on configuration 1 (2048^3: 135 against 122; 8192^3: 242 / 171).
-    const int64_t tiles = p.batches * ((p.M + 127) / 128) * ((p.N + 127) / 128);
-    config = tiles < sm_count(device) ? 0 : 1;
-  }
+  const int config = resolved_config(p, device);
   if (config == 0)
     launch<T, kBKMajor, Config0>(p, stream, device);
   else if (config == 2 && kBKMajor && detail::wgmma_available(device))
     launch_wgmma<T>(p, stream, device);
-  else if (config == 3 && detail::wgmma_available(device) &&
-           launch_tma<T, true, kBKMajor>(p, stream, device))
+  else if ((config == 3 || config == 4) && detail::wgmma_available(device) &&
+           launch_tma<T, true, kBKMajor>(p, config == 4, stream, device))
     return;
   else
     launch<T, kBKMajor, Config1>(p, stream, device);
@@ -834,14 +867,12 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   // Whole 16-byte chunks: 8 16-bit elements or 4 floats.
   const int64_t chunk = tf32 ? 4 : 8;
   const auto whole = [chunk](int64_t v) { return v % chunk == 0; };
-  // A: unit stride along K, everything else in whole chunks; or (configuration 3 only, chosen
-  // by set_gemm_tc_config / EMBER_GEMM_TC_CONFIG) unit stride along M, e.g. dY^T.
+  // A: unit stride along K, everything else in whole chunks; or (configuration 3 only, checked
+  // below) unit stride along M, e.g. dY^T.
   const bool a_kmajor = a.stride(2) == 1 && whole(a.stride(1)) && whole(K);
-  const bool a_mmajor = !a_kmajor && !tf32 && a.stride(1) == 1 && whole(a.stride(2)) &&
-                        config_flag().load(std::memory_order_relaxed) == 3;
+  const bool a_mmajor = !a_kmajor && !tf32 && a.stride(1) == 1 && whole(a.stride(2));
   if ((!a_kmajor && !a_mmajor) || !whole(a.stride(0)) || !detail::aligned16(a.data_ptr()))
     return false;
-  if (a_mmajor && !detail::wgmma_available(out.device().index())) return false;
   const bool b_kmajor = b.stride(1) == 1;  // (N, K) storage, e.g. a Linear weight
   const int64_t ldb = b_kmajor ? b.stride(2) : b.stride(1);
   if (!b_kmajor && b.stride(2) != 1) return false;
@@ -875,21 +906,25 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   p.alpha = static_cast<float>(e.alpha), p.beta = static_cast<float>(e.beta);
   p.act = e.act;
 
-  detail::DeviceGuard guard(out.device().index());
+  const int device = out.device().index();
+  // Only configurations 3 and 4 read an M-contiguous A: declined (nothing launched) otherwise.
+  const int config = resolved_config(p, device);
+  if (a_mmajor && ((config != 3 && config != 4) || !detail::wgmma_available(device)))
+    return false;
+  detail::DeviceGuard guard(device);
   const cudaStream_t stream = detail::stream_of(out);
-  if (a_mmajor) {  // configuration 3 or nothing: no other kernel reads an M-contiguous A
-    const int device = out.device().index();
+  if (a_mmajor) {
     if (dt == kBFloat16)
-      return b_kmajor ? launch_tma<BF16Bits, false, true>(p, stream, device)
-                      : launch_tma<BF16Bits, false, false>(p, stream, device);
-    return b_kmajor ? launch_tma<HalfBits, false, true>(p, stream, device)
-                    : launch_tma<HalfBits, false, false>(p, stream, device);
+      return b_kmajor ? launch_tma<BF16Bits, false, true>(p, config == 4, stream, device)
+                      : launch_tma<BF16Bits, false, false>(p, config == 4, stream, device);
+    return b_kmajor ? launch_tma<HalfBits, false, true>(p, config == 4, stream, device)
+                    : launch_tma<HalfBits, false, false>(p, config == 4, stream, device);
   }
   if (tf32) {
     if (b_kmajor)
-      launch_tf32<true>(p, stream, out.device().index());
+      launch_tf32<true>(p, stream, device);
     else
-      launch_tf32<false>(p, stream, out.device().index());
+      launch_tf32<false>(p, stream, device);
   } else if (dt == kBFloat16) {
     if (b_kmajor)
       launch_config<BF16Bits, true>(p, stream, out);
@@ -905,8 +940,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 }
 
 void set_gemm_tc_config(int config) {
-  EMBER_CHECK(config >= -1 && config <= 3, ValueError,
-              "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2 or 3, got ", config);
+  EMBER_CHECK(config >= -1 && config <= 4, ValueError,
+              "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2, 3 or 4, got ", config);
   config_flag().store(config, std::memory_order_relaxed);
 }
 

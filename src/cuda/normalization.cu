@@ -27,6 +27,8 @@
 // Limits: gridDim.y <= 65535 and every other grid capped; all loops grid-stride, int64 indices.
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -560,28 +562,20 @@ void layer_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
     const unsigned grid = grid_for(ceil_div(M, kRowsPerBlock));
     const unsigned threads = 32 * kRowsPerBlock;
     const cudaStream_t stream = stream_of(y);
-    switch (chunks) {
-      case 1:
-        layer_norm_forward_warp_kernel<T, 1>
-            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
-        break;
-      case 2:
-        layer_norm_forward_warp_kernel<T, 2>
-            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
-        break;
-      case 4:
-        layer_norm_forward_warp_kernel<T, 4>
-            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
-        break;
-      case 8:
-        layer_norm_forward_warp_kernel<T, 8>
-            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
-        break;
-      default:
-        layer_norm_forward_warp_kernel<T, 16>
-            <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
-        break;
-    }
+    const auto launch = [&](auto c) {  // c: the chunk count, a compile-time constant
+      layer_norm_forward_warp_kernel<T, decltype(c)::value>
+          <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
+    };
+    if (chunks == 1)
+      launch(std::integral_constant<int, 1>{});
+    else if (chunks == 2)
+      launch(std::integral_constant<int, 2>{});
+    else if (chunks == 4)
+      launch(std::integral_constant<int, 4>{});
+    else if (chunks == 8)
+      launch(std::integral_constant<int, 8>{});
+    else
+      launch(std::integral_constant<int, 16>{});
     EMBER_CUDA_CHECK_LAUNCH();
     return;
   }

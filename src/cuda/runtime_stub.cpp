@@ -36,7 +36,8 @@ void set_current_stream(const Stream&) { no_cuda("set_current_stream"); }
 StreamGuard::StreamGuard(const Stream& s) : previous_(s), previous_device_(0) {
   no_cuda("StreamGuard");
 }
-StreamGuard::~StreamGuard() = default;
+// Never reached (the constructor throws); names previous_device_, which only CUDA builds use.
+StreamGuard::~StreamGuard() { (void)previous_device_; }
 
 Event::Event(bool) { no_cuda("Event"); }
 Event::~Event() = default;

@@ -4,7 +4,8 @@
 // (K, N)), lda wider than K, batches (broadcast too), and every epilogue part (alpha, beta with
 // out's old values, bias, ReLU/GELU/GELU-tanh, residual) into strided outputs that start
 // poisoned; each tile configuration (set_gemm_tc_config: 1, 0, 2 (wgmma) and 3 (TMA + wgmma,
-// warp-specialised) on sm_90a; the emulator models wgmma, TMA and mbarriers). float32
+// warp-specialised) on sm_90a, 4 (3 persistent) on more tiles than SMs; the emulator models
+// wgmma, TMA and mbarriers). float32
 // on TF32 (cuda::set_allow_tf32): against float64 on the inputs rounded as cvt.rna.tf32 rounds
 // them (float32 accuracy) and on the exact inputs (TF32 accuracy, 2e-3 of the largest |value|).
 // Tolerance: one rounding of the output dtype relative (test::tolerance), plus 1e-3 of that
@@ -154,6 +155,28 @@ TEST_CASE("cuda gemm_tc: configuration 3 reads an M-contiguous A (dY^T) in place
   cuda::set_gemm_tc_config(-1);
 }
 
+TEST_CASE("cuda gemm_tc: configuration 4 (persistent) walks several tiles per block") {
+  if (!gpu()) return;
+  Generator g(9007);
+  // 34 batches of 2 x 2 tiles: 136 items for the GPU's SMs (132 on an H100/H200, and the
+  // emulator's), so some blocks take two items, each 3 slabs deep: the stages' phases run on
+  // across items (3 slabs a tile against 4 stages). Both operand layouts of each side.
+  const int64_t Bt = 34, M = 136, N = 264, K = 136;
+  cuda::set_gemm_tc_config(4);
+  for (const bool transposed : {false, true}) {
+    const DType dt = transposed ? kFloat16 : kBFloat16;
+    INFO(dt << (transposed ? " A (M, K) M-contiguous, B (K, N)" : " A (M, K), B=(N,K)^T"));
+    const Tensor a = transposed ? rnd({Bt, K, M}, dt, g).transpose(1, 2) : rnd({Bt, M, K}, dt, g);
+    const Tensor b = transposed ? rnd({Bt, K, N}, dt, g) : rnd({Bt, N, K}, dt, g).transpose(1, 2);
+    Tensor out = empty({Bt, M, N}, TensorOptions(dt).device(cu));  // poisoned
+    GemmEpilogue e;
+    e.bias = rnd({N}, dt, g);
+    REQUIRE(cuda::gemm_tc(out, a, b, e));
+    CHECK(close(out, reference(a, b, e, Tensor()), dt));
+  }
+  cuda::set_gemm_tc_config(-1);
+}
+
 TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
   if (!gpu()) return;
   Generator g(9002);
@@ -247,7 +270,7 @@ TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing
   wrong_bias.bias = rnd({47}, dt, g);
   CHECK_FALSE(cuda::gemm_tc(out, a, b, wrong_bias));
   CHECK(equal(out.cpu(), zeros({1, 40, 48}, TensorOptions(dt))));
-  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(4), ValueError, "set_gemm_tc_config");
+  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(5), ValueError, "set_gemm_tc_config");
 }
 
 TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores") {
