@@ -9,6 +9,8 @@
 // The ResNet stem (7x7 stride 2 on 3 channels) is not a case: the kernels decline C = 3 and the
 // op runs im2col + gemm there.
 //
+// "ember_wgmma" (forward and dgrad): the same call with set_conv_variant(1), the kernel on
+// warpgroup MMA; a peer of "ember" (the automatic choice) until a GPU run decides the default.
 // Before timing, each Ember case compares its result with cuDNN's (counter max_rel_diff: max
 // |ember - cudnn| / max |cudnn|); above 1e-2 the case is an error and the program exits 1.
 // Timing as the other GPU benchmarks (benchmarks/cuda_bench.hpp: CUDA events, L2 flushed by a
@@ -187,7 +189,12 @@ double rel_diff(const Tensor& a, const Tensor& b) {
   return mag > 0 ? err / mag : err;
 }
 
-void bm_conv(benchmark::State& state, const Shape& s, Pass pass, bool cudnn) {
+/// variant: set_conv_variant's value for Ember's run (-1 the automatic choice, 1 wgmma).
+void bm_conv(benchmark::State& state, const Shape& s, Pass pass, bool cudnn, int variant = -1) {
+  cuda::set_conv_variant(variant);
+  struct Restore {
+    ~Restore() { cuda::set_conv_variant(-1); }
+  } restore;
   cudnnSetStream(g_cudnn.get(), bench::stream_of(cuda::current_stream()));
   Generator g(4242);
   const auto rnd = [&g](IntArrayRef shape) {
@@ -234,11 +241,17 @@ void register_cases() {
               {32, 256, 64, 56, 56, 1, 1, 0},  {32, 128, 256, 56, 56, 3, 2, 1}};
   }
   for (const Shape& s : shapes)
-    for (Pass pass : {Pass::kFprop, Pass::kDgrad, Pass::kWgrad})
+    for (Pass pass : {Pass::kFprop, Pass::kDgrad, Pass::kWgrad}) {
+      const std::string key = std::string("conv/") + pass_name(pass) + "/" + s.name() + "/";
       for (bool cudnn : {false, true})
-        add_gpu_case(std::string("conv/") + pass_name(pass) + "/" + s.name() + "/" +
-                         (cudnn ? "cudnn" : "ember"),
+        add_gpu_case(key + (cudnn ? "cudnn" : "ember"),
                      [s, pass, cudnn](benchmark::State& st) { bm_conv(st, s, pass, cudnn); });
+      // The forward and input gradient on wgmma (set_conv_variant(1); elsewhere than sm_90a the
+      // mma.sync kernel runs), as a peer of the default.
+      if (pass != Pass::kWgrad)
+        add_gpu_case(key + "ember_wgmma",
+                     [s, pass](benchmark::State& st) { bm_conv(st, s, pass, false, 1); });
+    }
 }
 
 }  // namespace

@@ -45,6 +45,18 @@ class DeviceGuard {
 /// (or the emulator models them). Probed once per device (defined in gemm_tc.cu).
 bool wgmma_available(int device);
 
+/// Streaming multiprocessors of `device` (cached per thread and device).
+inline int64_t sm_count(int device) {
+  thread_local int cached_device = -1;
+  thread_local int sms = 0;
+  if (cached_device != device) {
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+          "cudaDeviceGetAttribute", __FILE__, __LINE__);
+    cached_device = device;
+  }
+  return sms;
+}
+
 /// True when ptr is 16-byte aligned (a cp.async / vector-load chunk).
 inline bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15) == 0; }
 

@@ -33,6 +33,11 @@
 // once; per slab one division turns its k into (r, s, c). Grid: x = M tiles, y = N tiles x groups,
 // z = split-K slices (wgrad only).
 //
+// On sm_90a the forward and dgrad GEMMs have a second kernel, opt-in through set_conv_variant(1)
+// until a GPU run shows it faster (conv_wgmma_kernel): the same gathers (Gather, shared by both
+// kernels) into 128-byte-swizzled stages, a (128, 128) tile of two warpgroups on
+// wgmma.m64n128k16, K slabs of 64 through 4 stages.
+//
 // Epilogue on the accumulators in registers (lane (g, q) holds rows g, g + 8 and columns 2q,
 // 2q + 1 of each mma tile): + bias, relu (NaN passes), rounded once and stored to the NCHW output
 // through its strides. wgrad, whose GEMM is small and its K long (N*P*Q), splits K across z into
@@ -46,6 +51,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -135,36 +141,21 @@ __device__ __forceinline__ void store_out(const ConvParams& p, int64_t g, int64_
   }
 }
 
-template <class T, Pass kPass>
-__global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const ConvParams p) {
-  constexpr bool kKMajor = kPass != Pass::kWgrad;
-  constexpr int kAPitch = kKMajor ? BK + kPad : BM + kPad;
-  constexpr int kBPitch = kKMajor ? BK + kPad : BN + kPad;
-  constexpr int kAChunks = BM * BK / 8 / kThreads, kBChunks = BN * BK / 8 / kThreads;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* const As = reinterpret_cast<T*>(smem_raw);
-  T* const Bs = As + kStages * a_stage<kKMajor>();
-  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int wm = warp / kWarpsN, wn = warp % kWarpsN;
-  const int64_t n_tiles = (p.Ncol + BN - 1) / BN;
-  const int64_t g = blockIdx.y / n_tiles;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = (blockIdx.y % n_tiles) * BN;
-  const int64_t KT = (p.K + BK - 1) / BK;
-  const int64_t kt0 = static_cast<int64_t>(blockIdx.z) * p.kt_per_split;
-  const int64_t kt1 = std::min(KT, kt0 + p.kt_per_split);
-  const T* const act = static_cast<const T*>(p.act);
-  const T* const opd = static_cast<const T*>(p.opd);
-
-  // ---- this thread's chunks ----
-  // K-major (forward, dgrad): A chunk i is GEMM row a_r0 + i * kARowStep at k column a_c; B chunk
-  // i is filter row b_r0 + i * kBRowStep at column b_c. M/N-major (wgrad): A chunk i is k row
-  // a_r0 + i * kARowStep at filter column a_c (8 channels of one tap); B likewise over dy's O.
-  constexpr int kARowStep = kKMajor ? kThreads / (BK / 8) : kThreads / (BM / 8);
-  constexpr int kBRowStep = kKMajor ? kThreads / (BK / 8) : kThreads / (BN / 8);
-  const int a_r0 = kKMajor ? tid / (BK / 8) : tid / (BM / 8);
-  const int a_c = kKMajor ? (tid % (BK / 8)) * 8 : (tid % (BM / 8)) * 8;
-  const int b_r0 = kKMajor ? tid / (BK / 8) : tid / (BN / 8);
-  const int b_c = kKMajor ? (tid % (BK / 8)) * 8 : (tid % (BN / 8)) * 8;
+/// One thread's share of the operand gathers of a (kBM, kBN) block tile with K slabs of kBK,
+/// kThr threads: its chunks' coordinates, computed once, and load(), which copies its chunks of
+/// slab kt by cp.async to where the kernel's layout wants them. K-major (forward, dgrad): A chunk
+/// i is GEMM row a_r0 + i kARowStep at k column a_c; B chunk i is filter row b_r0 + i kBRowStep at
+/// column b_c. M/N-major (wgrad): A chunk i is k row a_r0 + i kARowStep at filter column a_c (8
+/// channels of one tap); B likewise over dy's O.
+template <class T, Pass kPass, int kBM, int kBN, int kBK, int kThr>
+struct Gather {
+  static constexpr bool kKMajor = kPass != Pass::kWgrad;
+  static constexpr int kAChunks = kBM * kBK / 8 / kThr, kBChunks = kBN * kBK / 8 / kThr;
+  static constexpr int kARowStep = kKMajor ? kThr / (kBK / 8) : kThr / (kBM / 8);
+  static constexpr int kBRowStep = kKMajor ? kThr / (kBK / 8) : kThr / (kBN / 8);
+  static_assert(kAChunks > 0 && kBChunks > 0 && kAChunks <= 32);
+  int a_r0, a_c, b_r0, b_c;
+  int64_t g, n0;
   // K-major A: each chunk's pixel, fixed for the whole K walk: the sample's offset into act and
   // the window origin (forward: p sh - ph, q sw - pw; dgrad: h + ph, w + pw).
   int64_t a_n[kKMajor ? kAChunks : 1];
@@ -174,36 +165,49 @@ __global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const Conv
   int w_roff = 0, w_soff = 0;
   int64_t w_c = 0;
   bool w_m_ok = false;
-  if constexpr (kKMajor) {
+
+  __device__ __forceinline__ Gather(const ConvParams& p, int tid, int64_t g_, int64_t m0,
+                                    int64_t n0_)
+      : g(g_), n0(n0_) {
+    a_r0 = kKMajor ? tid / (kBK / 8) : tid / (kBM / 8);
+    a_c = kKMajor ? (tid % (kBK / 8)) * 8 : (tid % (kBM / 8)) * 8;
+    b_r0 = kKMajor ? tid / (kBK / 8) : tid / (kBN / 8);
+    b_c = kKMajor ? (tid % (kBK / 8)) * 8 : (tid % (kBN / 8)) * 8;
+    if constexpr (kKMajor) {
 #pragma unroll
-    for (int i = 0; i < kAChunks; ++i) {
-      const int64_t m = m0 + a_r0 + i * kARowStep;
-      const int64_t OH = kPass == Pass::kFprop ? p.P : p.H, OW = kPass == Pass::kFprop ? p.Q : p.W;
-      const int64_t n = m / (OH * OW), pix = m % (OH * OW);
-      const int y = static_cast<int>(pix / OW), x = static_cast<int>(pix % OW);
-      if (m < p.M) a_rows_ok |= 1u << i;
-      if constexpr (kPass == Pass::kFprop) {
-        a_n[i] = n * p.H * p.W * p.C + g * p.Cg;
-        a_y[i] = y * p.sh - p.ph, a_x[i] = x * p.sw - p.pw;
-      } else {
-        a_n[i] = n * p.P * p.Q * p.O + g * p.Og;
-        a_y[i] = y + p.ph, a_x[i] = x + p.pw;
+      for (int i = 0; i < kAChunks; ++i) {
+        const int64_t m = m0 + a_r0 + i * kARowStep;
+        const int64_t OH = kPass == Pass::kFprop ? p.P : p.H;
+        const int64_t OW = kPass == Pass::kFprop ? p.Q : p.W;
+        const int64_t n = m / (OH * OW), pix = m % (OH * OW);
+        const int y = static_cast<int>(pix / OW), x = static_cast<int>(pix % OW);
+        if (m < p.M) a_rows_ok |= 1u << i;
+        if constexpr (kPass == Pass::kFprop) {
+          a_n[i] = n * p.H * p.W * p.C + g * p.Cg;
+          a_y[i] = y * p.sh - p.ph, a_x[i] = x * p.sw - p.pw;
+        } else {
+          a_n[i] = n * p.P * p.Q * p.O + g * p.Og;
+          a_y[i] = y + p.ph, a_x[i] = x + p.pw;
+        }
       }
+    } else {
+      const int64_t col = m0 + a_c;
+      w_m_ok = col < p.M;
+      const int64_t tap = col / p.Cg;
+      w_c = col % p.Cg;
+      w_roff = static_cast<int>(tap / p.S) * p.dh - p.ph;
+      w_soff = static_cast<int>(tap % p.S) * p.dw - p.pw;
     }
-  } else {
-    const int64_t col = m0 + a_c;
-    w_m_ok = col < p.M;
-    const int64_t tap = col / p.Cg;
-    w_c = col % p.Cg;
-    w_roff = static_cast<int>(tap / p.S) * p.dh - p.ph;
-    w_soff = static_cast<int>(tap % p.S) * p.dw - p.pw;
   }
 
-  // Slab kt of A and B into stage s. A chunk outside the operand is zero-filled from act.
-  auto load = [&](int s, int64_t kt) {
-    const int64_t k0 = kt * BK;
-    T* const as = As + s * a_stage<kKMajor>() + a_r0 * kAPitch + a_c;
-    T* const bs = Bs + s * b_stage<kKMajor>() + b_r0 * kBPitch + b_c;
+  /// Slab kt of A and B: this thread's chunk i of A to a_dst(i), of B to b_dst(i) (T*). A chunk
+  /// outside the operand is zero-filled from act.
+  template <class ADst, class BDst>
+  __device__ __forceinline__ void load(const ConvParams& p, int64_t kt, ADst&& a_dst,
+                                       BDst&& b_dst) const {
+    const T* const act = static_cast<const T*>(p.act);
+    const T* const opd = static_cast<const T*>(p.opd);
+    const int64_t k0 = kt * kBK;
     if constexpr (kKMajor) {
       const int64_t k = k0 + a_c;
       const bool k_ok = k < p.K;
@@ -226,14 +230,13 @@ __global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const Conv
           if (ok)
             src = act + a_n[i] + (static_cast<int64_t>(th / p.sh) * p.Q + tw / p.sw) * p.O + c;
         }
-        mma::cp_async_16(as + i * kARowStep * kAPitch, src, ok ? 16 : 0);
+        mma::cp_async_16(a_dst(i), src, ok ? 16 : 0);
       }
 #pragma unroll
       for (int i = 0; i < kBChunks; ++i) {
         const int64_t row = n0 + b_r0 + i * kBRowStep, kb = k0 + b_c;
         const bool ok = row < p.Ncol && kb < p.K;
-        mma::cp_async_16(bs + i * kBRowStep * kBPitch,
-                         ok ? opd + (g * p.Ncol + row) * p.K + kb : opd, ok ? 16 : 0);
+        mma::cp_async_16(b_dst(i), ok ? opd + (g * p.Ncol + row) * p.K + kb : opd, ok ? 16 : 0);
       }
     } else {
       const int64_t PQ = p.P * p.Q;
@@ -249,16 +252,44 @@ __global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const Conv
           ok = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
           src = act + ((n * p.H + ih) * p.W + iw) * p.C + g * p.Cg + w_c;
         }
-        mma::cp_async_16(as + i * kARowStep * kAPitch, ok ? src : act, ok ? 16 : 0);
+        mma::cp_async_16(a_dst(i), ok ? src : act, ok ? 16 : 0);
       }
 #pragma unroll
       for (int i = 0; i < kBChunks; ++i) {
         const int64_t k = k0 + b_r0 + i * kBRowStep;
         const bool ok = k < p.K && n0 + b_c < p.Ncol;
-        mma::cp_async_16(bs + i * kBRowStep * kBPitch,
-                         ok ? opd + k * p.O + g * p.Og + n0 + b_c : opd, ok ? 16 : 0);
+        mma::cp_async_16(b_dst(i), ok ? opd + k * p.O + g * p.Og + n0 + b_c : opd, ok ? 16 : 0);
       }
     }
+  }
+};
+
+template <class T, Pass kPass>
+__global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const ConvParams p) {
+  constexpr bool kKMajor = kPass != Pass::kWgrad;
+  constexpr int kAPitch = kKMajor ? BK + kPad : BM + kPad;
+  constexpr int kBPitch = kKMajor ? BK + kPad : BN + kPad;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* const As = reinterpret_cast<T*>(smem_raw);
+  T* const Bs = As + kStages * a_stage<kKMajor>();
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / kWarpsN, wn = warp % kWarpsN;
+  const int64_t n_tiles = (p.Ncol + BN - 1) / BN;
+  const int64_t g = blockIdx.y / n_tiles;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM, n0 = (blockIdx.y % n_tiles) * BN;
+  const int64_t KT = (p.K + BK - 1) / BK;
+  const int64_t kt0 = static_cast<int64_t>(blockIdx.z) * p.kt_per_split;
+  const int64_t kt1 = std::min(KT, kt0 + p.kt_per_split);
+
+  using Gth = Gather<T, kPass, BM, BN, BK, kThreads>;
+  const Gth gather(p, tid, g, m0, n0);
+  // Slab kt of A and B into stage s: rows padded by kPad elements.
+  auto load = [&](int s, int64_t kt) {
+    T* const as = As + s * a_stage<kKMajor>() + gather.a_r0 * kAPitch + gather.a_c;
+    T* const bs = Bs + s * b_stage<kKMajor>() + gather.b_r0 * kBPitch + gather.b_c;
+    gather.load(
+        p, kt, [&](int i) { return as + i * Gth::kARowStep * kAPitch; },
+        [&](int i) { return bs + i * Gth::kBRowStep * kBPitch; });
   };
 
   float acc[MI][NI][4];
@@ -332,6 +363,97 @@ __global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const Conv
                             n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
 }
 
+// ---- sm_90a: the forward and dgrad GEMMs on warpgroup MMA ----
+
+/// Block tile (128, 128), K slabs of 64 (one 128-byte row of a K-major operand) through 4 stages
+/// of 32 KiB in the 128-byte swizzle layout; 2 warpgroups, each owning 64 rows x 128 columns
+/// (wgmma.m64n128k16, 64 float accumulators per thread).
+constexpr int kWgBM = 128, kWgBN = 128, kWgBK = 64, kWgStages = 4, kWgThreads = 256;
+constexpr int kWgABytes = kWgBM * 128, kWgStageBytes = kWgABytes + kWgBN * 128;
+constexpr int kWgSmem = kWgStages * kWgStageBytes + 1024;  // + slack to align to 1024 bytes
+
+/// The forward or input-gradient GEMM (K-major operands) on wgmma: the same gathers as
+/// conv_implicit_gemm_kernel (Gather, every thread copying by cp.async), stored in the 128-byte
+/// swizzle layout (16-byte chunk c of row r at chunk c ^ (r % 8), rows 128 bytes, stages 1024-byte
+/// aligned) that mma::smem_desc_sw128 describes, so the tensor cores read both operands straight
+/// from shared memory. Per slab: wait for this thread's copies, fence them to the async proxy,
+/// barrier; each warpgroup issues four k16 wgmma (descriptors 32 bytes apart) and commits;
+/// wgmma.wait_group 1 (the previous slab's products are done), barrier, and the freed stage is
+/// refilled, so one slab of tensor-core work stays queued while the copies are issued. The
+/// epilogue (store_out: bias, relu, one rounding) from the accumulators.
+template <class T, Pass kPass>
+__global__ void __launch_bounds__(kWgThreads, 1) conv_wgmma_kernel(const ConvParams p) {
+  static_assert(kPass != Pass::kWgrad, "conv_wgmma_kernel: K-major passes only");
+#if defined(EMBER_HAVE_WGMMA)
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = tid >> 7;
+  const int64_t n_tiles = (p.Ncol + kWgBN - 1) / kWgBN;
+  const int64_t g = blockIdx.y / n_tiles;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kWgBM, n0 = (blockIdx.y % n_tiles) * kWgBN;
+  const int64_t KT = (p.K + kWgBK - 1) / kWgBK;
+
+  using Gth = Gather<T, kPass, kWgBM, kWgBN, kWgBK, kWgThreads>;
+  const Gth gather(p, tid, g, m0, n0);
+  // The swizzled address of 16-byte chunk `chunk` of row `row` in a K-major tile at `tile`.
+  const auto swizzled = [](unsigned char* tile, int row, int chunk) {
+    return reinterpret_cast<T*>(tile + row * 128 + ((chunk ^ (row & 7)) << 4));
+  };
+  auto load = [&](int s, int64_t kt) {
+    unsigned char* const st = smem + s * kWgStageBytes;
+    gather.load(
+        p, kt,
+        [&](int i) { return swizzled(st, gather.a_r0 + i * Gth::kARowStep, gather.a_c / 8); },
+        [&](int i) {
+          return swizzled(st + kWgABytes, gather.b_r0 + i * Gth::kBRowStep, gather.b_c / 8);
+        });
+  };
+
+  float d[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) d[i] = 0.f;
+#pragma unroll
+  for (int s = 0; s < kWgStages - 1; ++s) {
+    if (s < KT) load(s, s);
+    mma::cp_async_commit();  // empty groups past the end keep the wait counts uniform
+  }
+  for (int64_t kt = 0; kt < KT; ++kt) {
+    mma::cp_async_wait<kWgStages - 2>();  // slab kt has landed (this thread's copies)
+    mma::fence_proxy_async();             // visible to wgmma's reads
+    __syncthreads();                      // everyone's
+    const unsigned char* const st = smem + (kt % kWgStages) * kWgStageBytes;
+    const unsigned char* const as = st + wg * (64 * 128);  // this warpgroup's 64 rows
+    const unsigned char* const bs = st + kWgABytes;
+    mma::wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kWgBK / 16; ++ks)
+      mma::wgmma_m64n128k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
+                                      mma::smem_desc_sw128(bs + ks * 32));
+    mma::wgmma_commit();
+    mma::wgmma_wait<1>();  // slab kt - 1's products are done
+    __syncthreads();       // everyone's: its stage may be refilled
+    const int64_t next = kt + kWgStages - 1;
+    if (next < KT) load(static_cast<int>(next % kWgStages), next);
+    mma::cp_async_commit();
+  }
+  mma::wgmma_wait<0>();
+  mma::cp_async_wait<0>();
+
+  // Epilogue: warp w of the group holds rows 16 w + gq and + 8, columns 8 j + 2 q (+ 1).
+  const int gq = lane / 4, q = lane % 4;
+  const int64_t row = m0 + wg * 64 + (warp % 4) * 16 + gq;
+#pragma unroll
+  for (int j = 0; j < 16; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      store_out<T, kPass>(p, g, 0, row + (e / 2) * 8, n0 + j * 8 + 2 * q + e % 2, d[4 * j + e]);
+#else
+  (void)p;
+  __trap();  // never launched: launch_wgmma checks wgmma_available
+#endif
+}
+
 /// dw[g * Og + col][c][r][s] = the sum over the splits, in split order, of ws (splits, G, M, Ncol)
 /// at (g, row = (r, s, c), col).
 template <class T>
@@ -352,16 +474,6 @@ __global__ void wgrad_reduce_kernel(const ConvParams p, int64_t splits) {
 // ---- host side ----
 
 bool is_16bit_float(DType dt) { return dt == kBFloat16 || dt == kFloat16; }
-
-int64_t sm_count(int device) {
-  thread_local int cached_device = -1;
-  thread_local int sms = 0;
-  if (cached_device != device) {
-    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    cached_device = device;
-  }
-  return sms;
-}
 
 /// t (N, C, H, W) as an NHWC-contiguous (N, H, W, C) tensor with a 16-byte aligned base: a view
 /// when t is channels-last in memory already, else one copy.
@@ -425,9 +537,33 @@ void launch(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t st
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
+/// set_conv_variant's choice: -1 automatic (0 until a GPU run shows 1 faster), 0 mma.sync, 1
+/// wgmma for the forward and input gradient on sm_90a.
+std::atomic<int> g_variant{-1};
+
+/// The forward or dgrad GEMM on wgmma (conv_wgmma_kernel); false, nothing launched, where the
+/// variant is not chosen, the GPU has no wgmma or the grid would not fit.
+template <class T, Pass kPass>
+bool launch_wgmma(const ConvParams& p, int64_t groups, cudaStream_t stream, int device) {
+  if (g_variant.load(std::memory_order_relaxed) != 1 || !detail::wgmma_available(device))
+    return false;
+  const int64_t m_tiles = (p.M + kWgBM - 1) / kWgBM, n_tiles = (p.Ncol + kWgBN - 1) / kWgBN;
+  if (m_tiles > (int64_t{1} << 31) - 1 || n_tiles * groups > 65535) return false;
+  detail::opt_in_smem<conv_wgmma_kernel<T, kPass>>(kWgSmem, device);
+  const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles * groups));
+  conv_wgmma_kernel<T, kPass><<<grid, kWgThreads, kWgSmem, stream>>>(p);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 template <Pass kPass>
 void launch_dtype(const ConvParams& p, DType dt, int64_t groups, int64_t splits,
                   cudaStream_t stream, int device) {
+  if constexpr (kPass != Pass::kWgrad) {
+    if (dt == kBFloat16 ? launch_wgmma<BF16Bits, kPass>(p, groups, stream, device)
+                        : launch_wgmma<HalfBits, kPass>(p, groups, stream, device))
+      return;
+  }
   if (dt == kBFloat16)
     launch<BF16Bits, kPass>(p, groups, splits, stream, device);
   else
@@ -508,7 +644,7 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
   const int64_t KT = (p.K + BK - 1) / BK;
   const int64_t tiles = ((p.M + BM - 1) / BM) * ((p.Ncol + BN - 1) / BN) * groups;
   int64_t splits = std::min<int64_t>(
-      {(2 * sm_count(device) + tiles - 1) / tiles, std::max<int64_t>(1, KT / 8), 64});
+      {(2 * detail::sm_count(device) + tiles - 1) / tiles, std::max<int64_t>(1, KT / 8), 64});
   p.kt_per_split = (KT + splits - 1) / splits;
   splits = (KT + p.kt_per_split - 1) / p.kt_per_split;  // no empty slice
   Tensor ws;
@@ -527,6 +663,12 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
     EMBER_CUDA_CHECK_LAUNCH();
   }
   return true;
+}
+
+void set_conv_variant(int variant) {
+  EMBER_CHECK(variant >= -1 && variant <= 1, ValueError,
+              "[set_conv_variant] expected -1 (automatic), 0 or 1, got ", variant);
+  g_variant.store(variant, std::memory_order_relaxed);
 }
 
 }  // namespace ember::cuda

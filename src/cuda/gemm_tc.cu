@@ -716,17 +716,6 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
 #endif
 }
 
-/// Streaming multiprocessors of the current device (cached per thread and device).
-int64_t sm_count(int device) {
-  thread_local int cached_device = -1;
-  thread_local int sms = 0;
-  if (cached_device != device) {
-    EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    cached_device = device;
-  }
-  return sms;
-}
-
 /// One block per (tile x tile) tile of out in x (tile_of orders them), batches in z (grid-stride
 /// past 65535).
 dim3 tile_grid(const TcParams& p, int64_t tile) {
@@ -767,7 +756,7 @@ bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int dev
       !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, kTmaBN))
     return false;
   detail::opt_in_smem<gemm_tma_kernel<T, kAKMajor, kBKMajor>>(kTmaSmem, device);
-  const int64_t blocks = persistent ? std::min(items, sm_count(device)) : items;
+  const int64_t blocks = persistent ? std::min(items, detail::sm_count(device)) : items;
   gemm_tma_kernel<T, kAKMajor, kBKMajor>
       <<<static_cast<unsigned>(blocks), kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
   EMBER_CUDA_CHECK_LAUNCH();
@@ -820,7 +809,7 @@ int resolved_config(const TcParams& p, int device) {
   // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
   // 20 TFLOP/s); from there on configuration 1 (2048^3: 135 against 122; 8192^3: 242 / 171).
   const int64_t tiles = p.batches * ((p.M + 127) / 128) * ((p.N + 127) / 128);
-  return tiles < sm_count(device) ? 0 : 1;
+  return tiles < detail::sm_count(device) ? 0 : 1;
 }
 
 template <class T, bool kBKMajor>

@@ -36,6 +36,7 @@
 #include <type_traits>
 
 #include "core/kernels.hpp"
+#include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "ember/cuda/cuda.hpp"
 
@@ -261,13 +262,6 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 
 // ---- launch ----
 
-/// Streaming multiprocessors of the current device (decides the tile size).
-int sm_count() {
-  int device = 0, sms = 0;
-  EMBER_CUDA_CHECK(cudaGetDevice(&device));
-  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return sms;
-}
 
 unsigned grid_dim(int64_t n, int64_t limit) { return static_cast<unsigned>(n < limit ? n : limit); }
 
@@ -331,7 +325,8 @@ void gemm_typed(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alph
   if constexpr (std::is_same_v<acc_t<T>, float>) {
     // Large tiles only when they still give every SM a block.
     const int64_t big_tiles = p.B * ((p.M + 127) / 128) * ((p.N + 127) / 128);
-    if (big_tiles >= sm_count()) return launch_tiled<T, 128, 128, 8, 8>(p, al, be, stream);
+    if (big_tiles >= detail::sm_count(out.device().index()))
+      return launch_tiled<T, 128, 128, 8, 8>(p, al, be, stream);
   }
   launch_tiled<T, 64, 64, 4, 4>(p, al, be, stream);
 }

@@ -40,6 +40,7 @@ void set_gemm_tc_config(int) {}
 bool conv2d_implicit_gemm(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, bool) { return false; }
 bool conv2d_implicit_gemm_input_grad(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
 bool conv2d_implicit_gemm_weight_grad(const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t) { return false; }
+void set_conv_variant(int) {}
 #endif
 #ifndef EMBER_CUDA_HAS_CUDNN
 bool cudnn_conv2d(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Window2d&, int64_t, bool) { return false; }

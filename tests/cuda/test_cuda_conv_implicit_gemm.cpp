@@ -8,6 +8,8 @@
 // a multiple of 8, float32) return false and leave the output untouched. Through the ops:
 // conv2d and conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and
 // their gradients match the reference; a 3-channel input still works (im2col fallback).
+// The forward and input gradient run on both kernels (set_conv_variant: 0 mma.sync, 1 wgmma on
+// sm_90a, which the emulator models), the latter also over several tiles and 20 K slabs.
 // Tolerance: max |got - ref| <= tol * max |ref| (bf16 1e-2, fp16 2e-3: one rounding of the
 // output plus float32 sums of K terms). Without a GPU each case prints "skipped".
 #include <algorithm>
@@ -96,6 +98,8 @@ std::string describe(const Shape& s) {
 
 TEST_CASE("cuda conv2d_implicit_gemm: forward, input and weight gradients against float64") {
   if (!gpu()) return;
+  for (int kernels : {0, 1}) {  // set_conv_variant: mma.sync; wgmma for forward and dgrad
+  cuda::set_conv_variant(kernels);
   Generator g(7101);
   int variant = 0;
   for (const Shape& s : kShapes) {
@@ -104,7 +108,8 @@ TEST_CASE("cuda conv2d_implicit_gemm: forward, input and weight gradients agains
     for (DType dt : {kBFloat16, kFloat16}) {
       const bool with_bias = variant % 2 == 0, with_relu = variant % 4 < 2;
       ++variant;
-      INFO(describe(s) << " " << dt << (with_bias ? " bias" : "") << (with_relu ? " relu" : ""));
+      INFO("variant " << kernels << " " << describe(s) << " " << dt << (with_bias ? " bias" : "")
+                      << (with_relu ? " relu" : ""));
       const Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g);
       const Tensor w = rnd({s.O, s.C / s.groups, s.k, s.k}, dt, g);
       const Tensor b = with_bias ? rnd({s.O}, dt, g) : Tensor();
@@ -123,6 +128,37 @@ TEST_CASE("cuda conv2d_implicit_gemm: forward, input and weight gradients agains
       CHECK(close(dw, grads.dw, dt));
     }
   }
+  }
+  cuda::set_conv_variant(-1);
+}
+
+TEST_CASE("cuda conv2d_implicit_gemm: the wgmma variant over several tiles and a long K") {
+  if (!gpu()) return;
+  Generator g(7105);
+  // Forward: M = 2 * 13 * 13 = 338 pixels (3 row tiles of 128), N = 136 channels (2 column
+  // tiles), K = 32 * 9 = 288 (5 slabs of 64 through 4 stages). Input gradient: K = 136 * 9 =
+  // 1224 (20 slabs). Both against float64, and bitwise the same run to run.
+  const Shape s{2, 32, 13, 13, 136, 3, 1, 1, 1, 1};
+  const Window2d win = window(s);
+  cuda::set_conv_variant(1);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    const Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g);
+    const Tensor w = rnd({s.O, s.C, s.k, s.k}, dt, g), b = rnd({s.O}, dt, g);
+    const Tensor dy = rnd({s.N, s.O, s.H, s.W}, dt, g);
+    const Reference fwd = reference(x, w, b, Tensor(), s, true);
+    const Reference grads = reference(x, w, Tensor(), dy, s, false);
+    Tensor y1 = poisoned(dy.sizes(), dt), y2 = poisoned(dy.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm(y1, x, w, b, win, 1, true));
+    REQUIRE(cuda::conv2d_implicit_gemm(y2, x, w, b, win, 1, true));
+    CHECK(close(y1, fwd.y, dt));
+    CHECK(test::bitwise_equal(y1.cpu(), y2.cpu()));
+    Tensor dx = poisoned(x.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm_input_grad(dx, dy, w, Tensor(), win, 1));
+    CHECK(close(dx, grads.dx, dt));
+  }
+  cuda::set_conv_variant(-1);
+  EMBER_CHECK_THROWS(cuda::set_conv_variant(2), ValueError, "set_conv_variant");
 }
 
 TEST_CASE("cuda conv2d_implicit_gemm: split-K weight gradient, repeatable bitwise") {
