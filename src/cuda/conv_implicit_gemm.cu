@@ -369,6 +369,7 @@ __global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const Conv
 /// of 32 KiB in the 128-byte swizzle layout; 2 warpgroups, each owning 64 rows x 128 columns
 /// (wgmma.m64n128k16, 64 float accumulators per thread).
 constexpr int kWgBM = 128, kWgBN = 128, kWgBK = 64, kWgStages = 4, kWgThreads = 256;
+static_assert(kWgBM == BM && kWgBN >= BN, "launch_wgmma relies on grid_fits' tiles");
 constexpr int kWgABytes = kWgBM * 128, kWgStageBytes = kWgABytes + kWgBN * 128;
 constexpr int kWgSmem = kWgStages * kWgStageBytes + 1024;  // + slack to align to 1024 bytes
 
@@ -541,28 +542,28 @@ void launch(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t st
 /// wgmma for the forward and input gradient on sm_90a.
 std::atomic<int> g_variant{-1};
 
-/// The forward or dgrad GEMM on wgmma (conv_wgmma_kernel); false, nothing launched, where the
-/// variant is not chosen, the GPU has no wgmma or the grid would not fit.
+/// The forward or dgrad GEMM on wgmma (conv_wgmma_kernel). Its grid fits wherever grid_fits
+/// passed: the same 128 rows per tile, columns in tiles of 128 rather than 64.
 template <class T, Pass kPass>
-bool launch_wgmma(const ConvParams& p, int64_t groups, cudaStream_t stream, int device) {
-  if (g_variant.load(std::memory_order_relaxed) != 1 || !detail::wgmma_available(device))
-    return false;
-  const int64_t m_tiles = (p.M + kWgBM - 1) / kWgBM, n_tiles = (p.Ncol + kWgBN - 1) / kWgBN;
-  if (m_tiles > (int64_t{1} << 31) - 1 || n_tiles * groups > 65535) return false;
+void launch_wgmma(const ConvParams& p, int64_t groups, cudaStream_t stream, int device) {
   detail::opt_in_smem<conv_wgmma_kernel<T, kPass>>(kWgSmem, device);
-  const dim3 grid(static_cast<unsigned>(m_tiles), static_cast<unsigned>(n_tiles * groups));
+  const dim3 grid(static_cast<unsigned>((p.M + kWgBM - 1) / kWgBM),
+                  static_cast<unsigned>(((p.Ncol + kWgBN - 1) / kWgBN) * groups));
   conv_wgmma_kernel<T, kPass><<<grid, kWgThreads, kWgSmem, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
-  return true;
 }
 
 template <Pass kPass>
 void launch_dtype(const ConvParams& p, DType dt, int64_t groups, int64_t splits,
                   cudaStream_t stream, int device) {
   if constexpr (kPass != Pass::kWgrad) {
-    if (dt == kBFloat16 ? launch_wgmma<BF16Bits, kPass>(p, groups, stream, device)
-                        : launch_wgmma<HalfBits, kPass>(p, groups, stream, device))
+    if (g_variant.load(std::memory_order_relaxed) == 1 && detail::wgmma_available(device)) {
+      if (dt == kBFloat16)
+        launch_wgmma<BF16Bits, kPass>(p, groups, stream, device);
+      else
+        launch_wgmma<HalfBits, kPass>(p, groups, stream, device);
       return;
+    }
   }
   if (dt == kBFloat16)
     launch<BF16Bits, kPass>(p, groups, splits, stream, device);

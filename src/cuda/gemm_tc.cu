@@ -800,8 +800,8 @@ void launch_tf32(const TcParams& p, cudaStream_t stream, int device) {
 }
 
 /// The tile configuration a product runs with: the one set by set_gemm_tc_config /
-/// EMBER_GEMM_TC_CONFIG, or (-1) the automatic choice. Configurations 2 and 3 fall back to 1
-/// where wgmma is unavailable (launch_config), so gemm_tc also asks wgmma_available.
+/// EMBER_GEMM_TC_CONFIG, or (-1) the automatic choice (launch_config falls back from 2-4 to 1
+/// where wgmma is unavailable).
 int resolved_config(const TcParams& p, int device) {
   const int config = config_flag().load(std::memory_order_relaxed);
   if (config >= 0) return config;
@@ -812,19 +812,20 @@ int resolved_config(const TcParams& p, int device) {
   return tiles < detail::sm_count(device) ? 0 : 1;
 }
 
+/// Launches `config` for the operands' layout: an M-contiguous A (a_kmajor false) only on the TMA
+/// kernel (false, nothing launched, under any other configuration or when it cannot run); a
+/// K-contiguous one on the configuration chosen, where 2-4 fall back to 1 when they cannot run.
 template <class T, bool kBKMajor>
-void launch_config(const TcParams& p, cudaStream_t stream, const Tensor& out) {
-  const int device = out.device().index();
-  const int config = resolved_config(p, device);
+bool launch_config(const TcParams& p, int config, bool a_kmajor, cudaStream_t stream, int device) {
+  const bool tma = (config == 3 || config == 4) && detail::wgmma_available(device);
+  if (!a_kmajor) return tma && launch_tma<T, false, kBKMajor>(p, config == 4, stream, device);
   if (config == 0)
     launch<T, kBKMajor, Config0>(p, stream, device);
   else if (config == 2 && kBKMajor && detail::wgmma_available(device))
     launch_wgmma<T>(p, stream, device);
-  else if ((config == 3 || config == 4) && detail::wgmma_available(device) &&
-           launch_tma<T, true, kBKMajor>(p, config == 4, stream, device))
-    return;
-  else
+  else if (!(tma && launch_tma<T, true, kBKMajor>(p, config == 4, stream, device)))
     launch<T, kBKMajor, Config1>(p, stream, device);
+  return true;
 }
 
 }  // namespace
@@ -856,8 +857,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   // Whole 16-byte chunks: 8 16-bit elements or 4 floats.
   const int64_t chunk = tf32 ? 4 : 8;
   const auto whole = [chunk](int64_t v) { return v % chunk == 0; };
-  // A: unit stride along K, everything else in whole chunks; or (configuration 3 only, checked
-  // below) unit stride along M, e.g. dY^T.
+  // A: unit stride along K, everything else in whole chunks; or (configurations 3 and 4 only:
+  // launch_config declines it under the others) unit stride along M, e.g. dY^T.
   const bool a_kmajor = a.stride(2) == 1 && whole(a.stride(1)) && whole(K);
   const bool a_mmajor = !a_kmajor && !tf32 && a.stride(1) == 1 && whole(a.stride(2));
   if ((!a_kmajor && !a_mmajor) || !whole(a.stride(0)) || !detail::aligned16(a.data_ptr()))
@@ -896,36 +897,21 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   p.act = e.act;
 
   const int device = out.device().index();
-  // Only configurations 3 and 4 read an M-contiguous A: declined (nothing launched) otherwise.
-  const int config = resolved_config(p, device);
-  if (a_mmajor && ((config != 3 && config != 4) || !detail::wgmma_available(device)))
-    return false;
   detail::DeviceGuard guard(device);
   const cudaStream_t stream = detail::stream_of(out);
-  if (a_mmajor) {
-    if (dt == kBFloat16)
-      return b_kmajor ? launch_tma<BF16Bits, false, true>(p, config == 4, stream, device)
-                      : launch_tma<BF16Bits, false, false>(p, config == 4, stream, device);
-    return b_kmajor ? launch_tma<HalfBits, false, true>(p, config == 4, stream, device)
-                    : launch_tma<HalfBits, false, false>(p, config == 4, stream, device);
-  }
-  if (tf32) {
+  if (tf32) {  // a_kmajor: tf32 takes no M-contiguous A
     if (b_kmajor)
       launch_tf32<true>(p, stream, device);
     else
       launch_tf32<false>(p, stream, device);
-  } else if (dt == kBFloat16) {
-    if (b_kmajor)
-      launch_config<BF16Bits, true>(p, stream, out);
-    else
-      launch_config<BF16Bits, false>(p, stream, out);
-  } else {
-    if (b_kmajor)
-      launch_config<HalfBits, true>(p, stream, out);
-    else
-      launch_config<HalfBits, false>(p, stream, out);
+    return true;
   }
-  return true;
+  const int config = resolved_config(p, device);
+  if (dt == kBFloat16)
+    return b_kmajor ? launch_config<BF16Bits, true>(p, config, a_kmajor, stream, device)
+                    : launch_config<BF16Bits, false>(p, config, a_kmajor, stream, device);
+  return b_kmajor ? launch_config<HalfBits, true>(p, config, a_kmajor, stream, device)
+                  : launch_config<HalfBits, false>(p, config, a_kmajor, stream, device);
 }
 
 void set_gemm_tc_config(int config) {
