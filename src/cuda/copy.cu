@@ -155,22 +155,8 @@ bool transpose_copy(const Tensor& out, const Tensor& src) {
         static_cast<T*>(out.data_ptr()), static_cast<const T*>(src.data_ptr()), g);
     EMBER_CUDA_CHECK_LAUNCH();
   };
-  switch (out.element_size()) {
-    case 1:
-      launch(detail::Tag<uint8_t>{});
-      return true;
-    case 2:
-      launch(detail::Tag<uint16_t>{});
-      return true;
-    case 4:
-      launch(detail::Tag<uint32_t>{});
-      return true;
-    case 8:
-      launch(detail::Tag<uint64_t>{});
-      return true;
-    default:
-      return false;
-  }
+  detail::visit_bits(out.element_size(), launch);
+  return true;
 }
 
 /// Both dense (contiguous) with the same dtype: bytes can be moved as they are.

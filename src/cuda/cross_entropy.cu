@@ -198,33 +198,32 @@ __device__ void finish_row(const Rule<T>& rule, int64_t t, const Lse<T>& s, cons
 
 // ---- forward ----
 
-/// The classes of one row (S == 1) split among the block's threads: f(c, x) for each class c
-/// with its logit x read from row in 16-byte chunks (a scalar head up to the first 16-byte
-/// boundary, then chunks, two in flight per thread, then a scalar tail). Each class goes to one
-/// fixed thread; the order within a thread is fixed.
-template <class T, class F>
-__device__ __forceinline__ void for_row(const T* __restrict__ row, int64_t C, F f) {
-  {
-    constexpr int V = 16 / static_cast<int>(sizeof(T));
-    using Vec = detail::Chunk<T, V>;
-    const int64_t h = detail::vector_head(row, C), nch = (C - h) / V;
-    for (int64_t c = threadIdx.x; c < h; c += blockDim.x) f(c, row[c]);
-    const Vec* xv = reinterpret_cast<const Vec*>(row + h);
-    int64_t i = threadIdx.x;
-    for (; i + blockDim.x < nch; i += 2 * int64_t{blockDim.x}) {
-      const Vec a = xv[i], b = xv[i + blockDim.x];
-#pragma unroll
-      for (int j = 0; j < V; ++j) f(h + i * V + j, a.v[j]);
-#pragma unroll
-      for (int j = 0; j < V; ++j) f(h + (i + blockDim.x) * V + j, b.v[j]);
-    }
-    if (i < nch) {
-      const Vec a = xv[i];
-#pragma unroll
-      for (int j = 0; j < V; ++j) f(h + i * V + j, a.v[j]);
-    }
-    for (int64_t c = h + nch * V + threadIdx.x; c < C; c += blockDim.x) f(c, row[c]);
+template <class T>
+constexpr int kRowChunk = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
+template <class T>
+using RowChunk = detail::Chunk<T, kRowChunk<T>>;
+
+/// The classes of one row (S == 1) split among the block's threads, the row read in 16-byte
+/// chunks: scalar(c) for each class c of the scalar head (up to the row's first 16-byte boundary)
+/// and of the tail; chunk(c0, v) for each 16-byte chunk v holding classes c0 .. c0 + V - 1, two
+/// chunks loaded per step and thread. Each class goes to one fixed thread; the order within a
+/// thread is fixed.
+template <class T, class Scalar, class ChunkF>
+__device__ __forceinline__ void for_row(const T* __restrict__ row, int64_t C, Scalar scalar,
+                                        ChunkF chunk) {
+  constexpr int V = kRowChunk<T>;
+  using Vec = RowChunk<T>;
+  const int64_t h = detail::vector_head(row, C), nch = (C - h) / V;
+  for (int64_t c = threadIdx.x; c < h; c += blockDim.x) scalar(c);
+  const Vec* xv = reinterpret_cast<const Vec*>(row + h);
+  int64_t i = threadIdx.x;
+  for (; i + blockDim.x < nch; i += 2 * int64_t{blockDim.x}) {
+    const Vec a = xv[i], b = xv[i + blockDim.x];
+    chunk(h + i * V, a);
+    chunk(h + (i + blockDim.x) * V, b);
   }
+  if (i < nch) chunk(h + i * V, xv[i]);
+  for (int64_t c = h + nch * V + threadIdx.x; c < C; c += blockDim.x) scalar(c);
 }
 
 /// S == 1: one block per row.
@@ -237,8 +236,15 @@ __global__ void forward_rows_kernel(T* __restrict__ L, T* __restrict__ Mx, T* __
   for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
     const T* x = X + r * C;  // (C)
     Lse<T> s = lse_empty<T>();
-    for_row<T>(x, C,
-               [&](int64_t c, T v) { lse_add<T, kSmooth>(s, v, kSmooth ? rule.weight(c) : T(1)); });
+    const auto add = [&](int64_t c, T v) {
+      lse_add<T, kSmooth>(s, v, kSmooth ? rule.weight(c) : T(1));
+    };
+    for_row<T>(
+        x, C, [&](int64_t c) { add(c, x[c]); },
+        [&](int64_t c0, const RowChunk<T>& v) {
+#pragma unroll
+          for (int j = 0; j < kRowChunk<T>; ++j) add(c0 + j, v.v[j]);
+        });
     s = block_merge<T, kSmooth>(s, shared);
     if (threadIdx.x == 0) finish_row(rule, Tgt[r], s, x, 1, L + r, Mx + r, LZ + r);
   }
@@ -373,29 +379,16 @@ __global__ void backward_rows_kernel(T* __restrict__ DX, const T* __restrict__ D
     if constexpr (!kVec) {
       for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
         dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
-    } else {
-      constexpr int V = 16 / static_cast<int>(sizeof(T));
-      using Vec = detail::Chunk<T, V>;
-      const int64_t h = detail::vector_head(x, C), nch = (C - h) / V;
-      for (int64_t c = threadIdx.x; c < h; c += blockDim.x)
-        dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
-      const Vec* xv = reinterpret_cast<const Vec*>(x + h);
-      Vec* dv = reinterpret_cast<Vec*>(dx + h);
-      auto chunk = [&](int64_t i, const Vec& a) {
-        Vec o;
+    } else {  // x and dx alike against 16-byte boundaries: a chunk of x is one of dx
+      for_row<T>(
+          x, C, [&](int64_t c) { dx[c] = grad_of(rule, g, x[c], m, lz, c, t); },
+          [&](int64_t c0, const RowChunk<T>& v) {
+            RowChunk<T> o;
 #pragma unroll
-        for (int j = 0; j < V; ++j) o.v[j] = grad_of(rule, g, a.v[j], m, lz, h + i * V + j, t);
-        dv[i] = o;
-      };
-      int64_t i = threadIdx.x;
-      for (; i + blockDim.x < nch; i += 2 * int64_t{blockDim.x}) {
-        const Vec a = xv[i], b = xv[i + blockDim.x];
-        chunk(i, a);
-        chunk(i + blockDim.x, b);
-      }
-      if (i < nch) chunk(i, xv[i]);
-      for (int64_t c = h + nch * V + threadIdx.x; c < C; c += blockDim.x)
-        dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
+            for (int j = 0; j < kRowChunk<T>; ++j)
+              o.v[j] = grad_of(rule, g, v.v[j], m, lz, c0 + j, t);
+            *reinterpret_cast<RowChunk<T>*>(dx + c0) = o;
+          });
     }
   }
 }

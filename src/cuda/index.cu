@@ -125,18 +125,6 @@ void run_cub(const Tensor& like, const char* what, F f) {
   detail::check(f(storage.data_ptr(), bytes), what, __FILE__, __LINE__);
 }
 
-/// Element-size dispatch for kernels that only move bits (gather, index_select).
-template <class F>
-void visit_bits(size_t size, F&& f) {
-  switch (size) {
-    case 1: f(detail::Tag<uint8_t>{}); return;
-    case 2: f(detail::Tag<uint16_t>{}); return;
-    case 4: f(detail::Tag<uint32_t>{}); return;
-    case 8: f(detail::Tag<uint64_t>{}); return;
-  }
-  throw DTypeError(ember::detail::str_cat("[cuda index] unsupported element size ", size));
-}
-
 // ---- check_index_range ----
 
 /// first = min(first, the smallest position i < n whose index value lies outside [0, size)).
@@ -178,7 +166,7 @@ void gather_along(const Tensor& out, const Tensor& x, int64_t dim, const Tensor&
                   const char* op) {
   const Tensor x_rows = restrided(x, out.sizes(), dim, 0);
   const int64_t x_dim = x.stride(dim) * static_cast<int64_t>(x.element_size());
-  visit_bits(out.element_size(), [&](auto tag) {
+  detail::visit_bits(out.element_size(), [&](auto tag) {
     gather_bits<typename decltype(tag)::type>(out, index, x_rows, x_dim, op);
   });
 }

@@ -59,6 +59,19 @@ void visit_device_dtype(DType dt, F&& f) {
   throw DTypeError(ember::detail::str_cat("[cuda] unknown dtype ", dt));
 }
 
+/// Element-size dispatch for kernels that only move bits (gather, index_select, transposes):
+/// f(Tag<uintN_t>) for sizes 1, 2, 4 and 8 bytes.
+template <class F>
+void visit_bits(size_t size, F&& f) {
+  switch (size) {
+    case 1: f(Tag<uint8_t>{}); return;
+    case 2: f(Tag<uint16_t>{}); return;
+    case 4: f(Tag<uint32_t>{}); return;
+    case 8: f(Tag<uint64_t>{}); return;
+  }
+  throw DTypeError(ember::detail::str_cat("[cuda] unsupported element size ", size));
+}
+
 /// f(Tag<float>{}) or f(Tag<double>{}): the kernels written for float32 and float64 only; any
 /// other dtype is a DTypeError naming op.
 template <class F>
