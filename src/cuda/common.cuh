@@ -45,16 +45,22 @@ class DeviceGuard {
 /// (or the emulator models them). Probed once per device (defined in gemm_tc.cu).
 bool wgmma_available(int device);
 
-/// Streaming multiprocessors of `device` (cached per thread and device).
-inline int64_t sm_count(int device) {
+/// Attribute kAttr of `device` (cached per thread, attribute and device).
+template <cudaDeviceAttr kAttr>
+int device_attribute(int device) {
   thread_local int cached_device = -1;
-  thread_local int sms = 0;
+  thread_local int value = 0;
   if (cached_device != device) {
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-          "cudaDeviceGetAttribute", __FILE__, __LINE__);
+    check(cudaDeviceGetAttribute(&value, kAttr, device), "cudaDeviceGetAttribute", __FILE__,
+          __LINE__);
     cached_device = device;
   }
-  return sms;
+  return value;
+}
+
+/// Streaming multiprocessors of `device`.
+inline int64_t sm_count(int device) {
+  return device_attribute<cudaDevAttrMultiProcessorCount>(device);
 }
 
 /// True when ptr is 16-byte aligned (a cp.async / vector-load chunk).

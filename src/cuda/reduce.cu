@@ -519,13 +519,6 @@ void cumsum_typed(const Tensor& out, const Tensor& x, int64_t dim) {
 /// Bytes of static shared memory softmax_rows_kernel may use besides its row, at most.
 constexpr int64_t kSoftmaxStaticSmem = 1024;
 
-/// The largest shared memory one block of `device` may opt in to (bytes).
-int smem_optin_limit(int device) {
-  int bytes = 0;
-  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  return bytes;
-}
-
 template <class T, bool kVec>
 void launch_softmax_rows(const Tensor& out, const Tensor& x, int64_t K, int64_t R, int smem,
                          int limit, bool log) {
@@ -550,11 +543,9 @@ bool softmax_rows(const Tensor& out, const Tensor& x, int64_t dim, bool log) {
   const int64_t R = x.size(dim), K = x.numel() / R;
   constexpr int64_t V = 16 / static_cast<int64_t>(sizeof(T));
   const int64_t smem = (R + V - 1) * static_cast<int64_t>(sizeof(T));
-  static thread_local int limit_device = -1, limit = 0;
-  if (limit_device != x.device().index()) {
-    limit = smem_optin_limit(x.device().index());
-    limit_device = x.device().index();
-  }
+  // The largest shared memory one block may opt in to (bytes).
+  const int limit =
+      detail::device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>(x.device().index());
   if (smem + kSoftmaxStaticSmem > limit) return false;
   const uintptr_t xa = reinterpret_cast<uintptr_t>(x.data_ptr());
   const uintptr_t oa = reinterpret_cast<uintptr_t>(out.data_ptr());
