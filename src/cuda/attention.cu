@@ -125,6 +125,17 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
          (static_cast<uint32_t>(detail::convert<T>(hi).v) << 16);
 }
 
+/// The register trick: the A fragment of the 16-key slice ks (keys 16 ks .. 16 ks + 15) of a
+/// warp's (16, 64) accumulators pm is exactly accumulator tiles 2 ks and 2 ks + 1, rounded to T
+/// and packed in pairs (for mma.sync and for wgmma's register A alike).
+template <class T>
+__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], const float (&pm)[8][4], int ks) {
+  a[0] = pack2<T>(pm[2 * ks][0], pm[2 * ks][1]);
+  a[1] = pack2<T>(pm[2 * ks][2], pm[2 * ks][3]);
+  a[2] = pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]);
+  a[3] = pack2<T>(pm[2 * ks + 1][2], pm[2 * ks + 1][3]);
+}
+
 /// Rows [r0, r0 + 64) of x (rows at stride sr, rows >= n zero-filled) into dst by cp.async, 16
 /// bytes per copy, all 128 threads. Padded (kSwizzled false): a (64, D + 8) tile of 16-bit
 /// elements. kSwizzled: the 128-byte swizzle layout wgmma reads (mma::smem_desc_sw128), D / 64
@@ -176,12 +187,7 @@ __device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const flo
   float(&d)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
   uint32_t a[4][4];  // all fragments packed before the fence: no register write after it
 #pragma unroll
-  for (int ks = 0; ks < 4; ++ks) {
-    a[ks][0] = pack2<T>(pm[2 * ks][0], pm[2 * ks][1]);
-    a[ks][1] = pack2<T>(pm[2 * ks][2], pm[2 * ks][3]);
-    a[ks][2] = pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]);
-    a[ks][3] = pack2<T>(pm[2 * ks + 1][2], pm[2 * ks + 1][3]);
-  }
+  for (int ks = 0; ks < 4; ++ks) a_fragment<T>(a[ks], pm, ks);
   mma::wgmma_fence();
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) {
@@ -286,10 +292,8 @@ __device__ __forceinline__ void product_px(float (&acc)[D / 8][4], const float (
                                            const uint16_t* x) {
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) {  // k = 16 ks .. 16 ks + 15: accumulator tiles 2 ks, 2 ks + 1
-    const uint32_t a[4] = {pack2<T>(pm[2 * ks][0], pm[2 * ks][1]),
-                           pack2<T>(pm[2 * ks][2], pm[2 * ks][3]),
-                           pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]),
-                           pack2<T>(pm[2 * ks + 1][2], pm[2 * ks + 1][3])};
+    uint32_t a[4];
+    a_fragment<T>(a, pm, ks);
 #pragma unroll
     for (int nj = 0; nj < D / 16; ++nj) {
       uint32_t b0[2], b1[2];
