@@ -46,7 +46,8 @@ using detail::visit_device_dtype;
 // named function template.)
 template <class O, class I>
 void convert_on_device(const Tensor& out, const Tensor& src) {
-  detail::map<O, I>(out, [] __device__(I v) { return detail::convert<O>(v); }, src);
+  detail::map<O, I, /*kRowPath=*/true>(
+      out, [] __device__(I v) { return detail::convert<O>(v); }, src);
 }
 
 template <class O>

@@ -7,7 +7,8 @@
 // Every tensor must have out's shape (inputs already broadcast: stride 0 where expanded). When all
 // are dense (no broadcast) and 16-byte aligned, each thread moves 16 bytes of the widest type per
 // step as vector loads and stores (map_vector_kernel). When out is dense and each input is dense or
-// one row of C elements repeated over the leading dims (a bias: stride 0 over the rows), a 2-d
+// one row of C elements repeated over the leading dims (a bias: stride 0 over the rows; binary and
+// ternary maps, and unary ones that ask for it: the copies that materialize expansions), a 2-d
 // grid of (chunk column, row) threads (map_rows_kernel) does the same with a row pointer per
 // input and no per-element index arithmetic, 16-byte chunks where C and the pointers allow.
 // Otherwise one element per step, its offsets i * itemsize when all are contiguous, else from
@@ -57,6 +58,23 @@ void visit_device_dtype(DType dt, F&& f) {
     case DType::Float64: f(Tag<double>{}); return;
   }
   throw DTypeError(ember::detail::str_cat("[cuda] unknown dtype ", dt));
+}
+
+/// The DType of a device type (visit_device_dtype's inverse).
+template <class T>
+constexpr DType device_dtype() {
+  if constexpr (std::is_same_v<T, bool>) return DType::Bool;
+  else if constexpr (std::is_same_v<T, uint8_t>) return DType::UInt8;
+  else if constexpr (std::is_same_v<T, int8_t>) return DType::Int8;
+  else if constexpr (std::is_same_v<T, int32_t>) return DType::Int32;
+  else if constexpr (std::is_same_v<T, int64_t>) return DType::Int64;
+  else if constexpr (std::is_same_v<T, HalfBits>) return DType::Float16;
+  else if constexpr (std::is_same_v<T, BF16Bits>) return DType::BFloat16;
+  else if constexpr (std::is_same_v<T, float>) return DType::Float32;
+  else {
+    static_assert(std::is_same_v<T, double>, "not one of Ember's device types");
+    return DType::Float64;
+  }
 }
 
 /// Element-size dispatch for kernels that only move bits (gather, index_select, transposes):
@@ -384,10 +402,14 @@ void map(const Tensor& out, F f) {
                 [f] __device__(Pointers<1> p) { *reinterpret_cast<O*>(p.p[0]) = f(); });
 }
 
-/// out[i] = f(a[i]).
-template <class O, class A, class F>
+/// out[i] = f(a[i]). The row path (a an expanded row) only when kRowPath: copies materialize
+/// expanded tensors, but a unary op on one is rare, and each path is one more kernel per op and
+/// dtype to compile (the general path serves it).
+template <class O, class A, bool kRowPath = false, class F>
 void map(const Tensor& out, F f, const Tensor& a) {
-  if (map_vector<O, A>(out, f, a) || map_rows<O, A>(out, f, a)) return;
+  if (map_vector<O, A>(out, f, a)) return;
+  if constexpr (kRowPath)
+    if (map_rows<O, A>(out, f, a)) return;
   launch_map<2>({&out, &a}, "map", [f] __device__(Pointers<2> p) {
     *reinterpret_cast<O*>(p.p[0]) = f(*reinterpret_cast<const A*>(p.p[1]));
   });

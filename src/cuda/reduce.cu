@@ -295,17 +295,36 @@ void run_reduce(const Tensor& out, const Tensor& x, const Geometry& g, Op op) {
   }
 }
 
-template <class T, class O>
-void reduce_typed(const Tensor& out, const Tensor& x, const Geometry& g, ReduceOp op) {
+/// The reduction into out, whose dtype is any, accumulating in A: the kernels write only T or R
+/// (the result's own type: the accumulator of sum and prod, T for max and min, whose result is
+/// one of x's values, bool for all and any), so each (T, op) compiles one or two output types
+/// instead of nine. Another output dtype gets the result in R, then converted by copy with the
+/// conversion the kernel would have applied, so its values are those of a direct write.
+template <class T, class A, class R, class Op>
+void reduce_into(const Tensor& out, const Tensor& x, const std::vector<bool>& reduced, Op op) {
+  constexpr DType t = detail::device_dtype<T>(), r = detail::device_dtype<R>();
+  if (out.dtype() == t || out.dtype() == r) {
+    const Geometry g = make_geometry(x, reduced, &out, nullptr, "reduce");
+    if (out.dtype() == t) return run_reduce<T, T, A>(out, x, g, op);
+    if constexpr (r != t) return run_reduce<T, R, A>(out, x, g, op);
+  }
+  const Tensor result = empty(out.sizes(), TensorOptions(r).device(out.device()));
+  reduce_into<T, A, R>(result, x, reduced, op);
+  cuda::copy(out, result);
+}
+
+template <class T>
+void reduce_typed(const Tensor& out, const Tensor& x, const std::vector<bool>& reduced,
+                  ReduceOp op) {
   using S = sum_acc_t<T>;
   using C = compute_t<T>;
   switch (op) {
-    case ReduceOp::Sum: return run_reduce<T, O, S>(out, x, g, SumOp<S>{});
-    case ReduceOp::Prod: return run_reduce<T, O, S>(out, x, g, ProdOp<S>{});
-    case ReduceOp::Max: return run_reduce<T, O, C>(out, x, g, MaxOp<C>{});
-    case ReduceOp::Min: return run_reduce<T, O, C>(out, x, g, MinOp<C>{});
-    case ReduceOp::All: return run_reduce<T, O, bool>(out, x, g, AllOp{});
-    case ReduceOp::Any: return run_reduce<T, O, bool>(out, x, g, AnyOp{});
+    case ReduceOp::Sum: return reduce_into<T, S, S>(out, x, reduced, SumOp<S>{});
+    case ReduceOp::Prod: return reduce_into<T, S, S>(out, x, reduced, ProdOp<S>{});
+    case ReduceOp::Max: return reduce_into<T, C, T>(out, x, reduced, MaxOp<C>{});
+    case ReduceOp::Min: return reduce_into<T, C, T>(out, x, reduced, MinOp<C>{});
+    case ReduceOp::All: return reduce_into<T, bool, bool>(out, x, reduced, AllOp{});
+    case ReduceOp::Any: return reduce_into<T, bool, bool>(out, x, reduced, AnyOp{});
   }
 }
 
@@ -572,12 +591,8 @@ void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op) {
   detail::DeviceGuard guard(x.device().index());
   std::vector<bool> reduced(static_cast<size_t>(x.dim()), false);
   for (int64_t d : dims) reduced[static_cast<size_t>(d)] = true;
-  const Geometry g = make_geometry(x, reduced, &out, nullptr, "reduce");
   detail::visit_device_dtype(x.dtype(), [&](auto xt) {
-    using T = typename decltype(xt)::type;
-    detail::visit_device_dtype(out.dtype(), [&](auto ot) {
-      reduce_typed<T, typename decltype(ot)::type>(out, x, g, op);
-    });
+    reduce_typed<typename decltype(xt)::type>(out, x, reduced, op);
   });
 }
 

@@ -54,6 +54,37 @@ TEST_CASE("cuda reduce: sum, prod, mean, amax, amin, all, any over dim sets and 
   }
 }
 
+TEST_CASE("cuda sum/prod with dtype=: every output dtype of the category, as the wide result "
+          "converted") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  // The kernels write x's dtype or the accumulator's (float64, int64); any other output dtype is
+  // the accumulator's result converted once, so it must be bitwise that result's .to(dtype).
+  const std::vector<DType> floats = {kFloat32, kFloat64, kFloat16, kBFloat16};
+  const std::vector<DType> ints = {kInt64, kInt32, kUInt8, kInt8};
+  uint64_t seed = 900;
+  for (DType dt : {kFloat32, kFloat16, kBFloat16, kInt32, kUInt8, kBool}) {
+    Generator g(++seed);
+    const Tensor base = rand({6, 45, 3}, g) * 3.0 - (dt == kUInt8 || dt == kBool ? 0.0 : 1.5);
+    const Tensor x = base.to(dt).permute({1, 0, 2});  // strided view
+    const Tensor xc = x.to(cu);
+    const bool fp = is_floating(dt);
+    const DType wide = fp ? kFloat64 : kInt64;
+    for (const std::vector<int64_t>& dims : {std::vector<int64_t>{0}, {1, 2}, {}})
+      for (DType out : fp ? floats : ints) {
+        INFO(dt << " -> " << out << " dims " << IntArrayRef(dims));
+        const Tensor s = sum(xc, dims, false, out).cpu();
+        REQUIRE(s.dtype() == out);
+        CHECK(test::bitwise_equal(s, sum(xc, dims, false, wide).to(out).cpu()));
+        CHECK(agree(s, sum(x, dims, false, out), tol_of(out)));
+        if (dims.size() == 1) {
+          const Tensor pr = prod(xc, dims[0], false, out).cpu();
+          CHECK(test::bitwise_equal(pr, prod(xc, dims[0], false, wide).to(out).cpu()));
+        }
+      }
+  }
+}
+
 TEST_CASE("cuda max/min/argmax/argmin: first extremum, NaN wins, ties keep the first index") {
   if (!gpu()) return;
   const Device cu(kCUDA);
