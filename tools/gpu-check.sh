@@ -7,8 +7,9 @@
 #    GPU benchmarks, bench_cuda_* (dependencies the machine lacks come from .gpu-deps, tools/gpu-deps.sh).
 #    FULL=1 builds everything here and also runs the whole CTest suite.
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
-# 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; bench_cuda_step
-#    three times: as is, with EMBER_GEMM_TC_CONFIG=3, with EMBER_CUDA_BACKEND=vendor.
+# 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; the variants no GPU
+#    has run yet (EXPERIMENTAL) each in a process of their own after the rest of their program;
+#    bench_cuda_step three times: as is, with EMBER_GEMM_TC_CONFIG=3, with EMBER_CUDA_BACKEND=vendor.
 # 4. The PyTorch peer, benchmarks/peer_torch_cuda.py (attention by cuDNN's fused SDPA and by
 #    FlashAttention, whole GPT-2 and ResNet-50 training steps in eager PyTorch; the same case keys
 #    as bench_cuda_attention and bench_cuda_step), alone on the GPU, within PEER_LIMIT (120) s;
@@ -59,13 +60,16 @@ limit() {
   [ "$left" -lt 5 ] && left=5
   [ "$1" -lt "$left" ] && echo "$1" || echo "$left"
 }
-# json_files: the benchmark JSON in $LOGS, the *_config* / *_vendor* ones (reruns of a program) last
+# json_files: the benchmark JSON in $LOGS, the *_config* / *_vendor* / *_exp_* ones (reruns of a
+# program, the experimental variants' own runs) last
 json_files() {
   local f
   for f in "$LOGS"/*.json; do
-    case $f in *_config* | *_vendor*) ;; *) [ -f "$f" ] && echo "$f" ;; esac
+    case $f in *_config* | *_vendor* | *_exp_*) ;; *) [ -f "$f" ] && echo "$f" ;; esac
   done
-  for f in "$LOGS"/*_config*.json "$LOGS"/*_vendor*.json; do [ -f "$f" ] && echo "$f"; done
+  for f in "$LOGS"/*_config*.json "$LOGS"/*_vendor*.json "$LOGS"/*_exp_*.json; do
+    [ -f "$f" ] && echo "$f"
+  done | sort -u
   return 0
 }
 finish() {
@@ -185,13 +189,28 @@ if [ -n "${FULL:-}" ]; then
 fi
 
 # ---- short GPU benchmarks, alone on the GPU ----
+# The variants no GPU has run yet (EXPERIMENTAL: the cases' last names) run in a process of their
+# own after the rest, one per variant, so one that hangs or faults (which ends the process's CUDA
+# context) costs only its own rows, not the program's table; their rates join the table by case.
+EXPERIMENTAL=${EXPERIMENTAL:-"ember_config3 ember_config4 ember_wgmma"}
+exp_regex="/($(echo $EXPERIMENTAL | tr ' ' '|'))(/|$)"
 for b in "$BUILD"/benchmarks/bench_cuda_*; do
   [ -x "$b" ] || continue
   n=$(basename "$b")
-  timeout "$(limit "$BENCH_LIMIT")" "$b" --ember_summary="$LOGS/$n.json" > "$LOGS/$n.txt" 2>&1
+  timeout "$(limit "$BENCH_LIMIT")" "$b" --benchmark_filter="-$exp_regex" \
+    --ember_summary="$LOGS/$n.json" > "$LOGS/$n.txt" 2>&1
   rc=$?
   [ $rc -eq 0 ] || status=1
   row "$n" "$(verdict $rc)" "$n.json, $n.txt"
+  "$b" --benchmark_list_tests > "$LOGS/${n}_list.txt" 2>&1
+  for v in $EXPERIMENTAL; do
+    grep -qE "/$v(/|$)" "$LOGS/${n}_list.txt" || continue
+    timeout "$(limit "$BENCH_LIMIT")" "$b" --benchmark_filter="/$v(/|$)" \
+      --ember_summary="$LOGS/${n}_exp_$v.json" > "$LOGS/${n}_exp_$v.txt" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    row "$n ($v)" "$(verdict $rc)" "${n}_exp_$v.json, ${n}_exp_$v.txt"
+  done
   # Whole training steps again: with every 16-bit GEMM on tile configuration 3 (TMA + wgmma),
   # the step-level comparison with the automatic choice; and on the vendor backend (cuBLAS
   # products, cuDNN convolution, the attention composite), which separates Ember's kernels from
