@@ -165,6 +165,7 @@ template <class T, int D>
 __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned char* qsw,
                                              const unsigned char* ksw) {
   float(&d)[32] = *reinterpret_cast<float(*)[32]>(&s[0][0]);
+  mma::fence_operands(d);
   mma::wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
@@ -174,6 +175,7 @@ __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned ch
   }
   mma::wgmma_commit();
   mma::wgmma_wait<0>();
+  mma::fence_operands(d);
 }
 /// o (the warpgroup's 64 query rows x D; a warp's 16 rows as product_px leaves them) += P V by
 /// wgmma with P from registers (the accumulators of two adjacent 8-key tiles re-packed as the A
@@ -188,6 +190,9 @@ __device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const flo
   uint32_t a[4][4];  // all fragments packed before the fence: no register write after it
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) a_fragment<T>(a[ks], pm, ks);
+  uint32_t(&a_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&a[0][0]);
+  mma::fence_operands(a_flat);
+  mma::fence_operands(d);
   mma::wgmma_fence();
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) {
@@ -199,6 +204,7 @@ __device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const flo
   }
   mma::wgmma_commit();
   mma::wgmma_wait<0>();
+  mma::fence_operands(d);
 }
 /// Orders this thread's cp.async writes before the async proxy's (wgmma's) reads.
 __device__ __forceinline__ void fence_to_async_proxy() { mma::fence_proxy_async(); }

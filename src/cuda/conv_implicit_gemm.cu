@@ -414,6 +414,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) conv_wgmma_kernel(const ConvPar
   float d[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) d[i] = 0.f;
+  mma::fence_operands(d);
 #pragma unroll
   for (int s = 0; s < kWgStages - 1; ++s) {
     if (s < KT) load(s, s);
@@ -439,6 +440,7 @@ __global__ void __launch_bounds__(kWgThreads, 1) conv_wgmma_kernel(const ConvPar
     mma::cp_async_commit();
   }
   mma::wgmma_wait<0>();
+  mma::fence_operands(d);
   mma::cp_async_wait<0>();
 
   // Epilogue: warp w of the group holds rows 16 w + gq and + 8, columns 8 j + 2 q (+ 1).

@@ -544,6 +544,7 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
     float d[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) d[i] = 0.f;
+    mma::fence_operands(d);
     fill_stages<kWgStages>(load, KT);
     for (int64_t kt = 0; kt < KT; ++kt) {
       mma::cp_async_wait<kWgStages - 2>();  // slab kt has landed (this thread's copies)
@@ -566,6 +567,7 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
       mma::cp_async_commit();
     }
     mma::wgmma_wait<0>();
+    mma::fence_operands(d);
     mma::cp_async_wait<0>();
 
     // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
@@ -648,26 +650,36 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
         int m0, n0, z;
         item_tile(w, m0, n0, z);
         const int za = p.a_batch == 0 ? 0 : z, zb = p.b_batch == 0 ? 0 : z;
+        // An M- or N-major operand comes in 64-row boxes; a box wholly past the edge of the
+        // last tile is not loaded (whether TMA would count its bytes is not documented). Its
+        // stale stage bytes meet only rows >= M or columns >= N, which the epilogue skips.
+        auto slab_bytes = static_cast<uint32_t>(kTmaStageBytes);
+        for (int i = 0; i < kTmaBM / 64; ++i)
+          if (!kAKMajor && m0 + 64 * i >= p.M) slab_bytes -= 8192;
+        for (int i = 0; i < kTmaBN / 64; ++i)
+          if (!kBKMajor && n0 + 64 * i >= p.N) slab_bytes -= 8192;
         for (int kt = 0; kt < KT; ++kt, ++it) {
           const int s = static_cast<int>(it % kTmaStages);
           const uint32_t round = static_cast<uint32_t>(it / kTmaStages);
           tma::mbar_wait(&empty[s], (round & 1) ^ 1);  // free (first round: at once)
-          tma::mbar_arrive_expect_tx(&full[s], kTmaStageBytes);
+          tma::mbar_arrive_expect_tx(&full[s], slab_bytes);
           unsigned char* const stage = smem + s * kTmaStageBytes;
           if constexpr (kAKMajor) {
             tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
           } else {
 #pragma unroll
             for (int i = 0; i < kTmaBM / 64; ++i)
-              tma::load_3d(stage + i * 8192, &map_a, m0 + 64 * i, kt * kTmaBK, za, &full[s]);
+              if (m0 + 64 * i < p.M)
+                tma::load_3d(stage + i * 8192, &map_a, m0 + 64 * i, kt * kTmaBK, za, &full[s]);
           }
           if constexpr (kBKMajor) {
             tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
           } else {
 #pragma unroll
             for (int i = 0; i < kTmaBN / 64; ++i)
-              tma::load_3d(stage + kTmaABytes + i * 8192, &map_b, n0 + 64 * i, kt * kTmaBK, zb,
-                           &full[s]);
+              if (n0 + 64 * i < p.N)
+                tma::load_3d(stage + kTmaABytes + i * 8192, &map_b, n0 + 64 * i, kt * kTmaBK, zb,
+                             &full[s]);
           }
         }
       }
@@ -683,6 +695,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
     float d[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) d[i] = 0.f;
+    mma::fence_operands(d);
     for (int kt = 0; kt < KT; ++kt, ++it) {
       const int s = static_cast<int>(it % kTmaStages);
       tma::mbar_wait(&full[s], static_cast<uint32_t>(it / kTmaStages) & 1);
@@ -702,6 +715,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
       if (kt > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
     }
     mma::wgmma_wait<0>();
+    mma::fence_operands(d);
     // The item's last stage is free too (the producer may already be filling the others).
     if (KT > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
 

@@ -259,6 +259,8 @@ __device__ inline uint64_t smem_desc_sw128_mn(const void* smem, uint32_t block_b
 
 #if defined(EMBER_CUDA_EMULATED)
 __device__ inline void fence_proxy_async() {}
+template <class R, int N>
+__device__ inline void fence_operands(R (&)[N]) {}
 __device__ inline void wgmma_fence() {}
 __device__ inline void wgmma_commit() { ::ember_emu::wgmma_commit(); }
 template <int N>
@@ -307,6 +309,22 @@ __device__ inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4
 /// proxy's reads (wgmma); then a barrier makes them everyone's.
 __device__ inline void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+/// Pins a wgmma's register operands (accumulators, register A fragments) where the program puts
+/// them: an empty asm reading and writing each, so the compiler moves no other access to them
+/// (zeroing, rescaling, packing, the epilogue's reads) across wgmma_fence or wgmma_wait. The PTX
+/// ISA requires a wgmma.fence between any access to a register and the wgmma using it; without
+/// the pin, nvcc 13 was seen sinking an accumulator's zeroing below the fence (ptxas rescued it
+/// as scale-d = 0, which nothing guarantees).
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void fence_operands(uint32_t (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 __device__ inline void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ inline void wgmma_commit() {

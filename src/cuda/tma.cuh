@@ -7,7 +7,7 @@
 //                       memory (64-bit): arrival counts plus expected transaction bytes; a phase
 //                       completes when both reach zero; mbar_wait(bar, parity) returns once the
 //                       phase of that parity has completed (a fresh barrier counts its "previous"
-//                       phase, parity 1, as completed)
+//                       phase, parity 1, as completed); it traps after 20 s on one phase
 //   load_3d             cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
@@ -63,21 +63,35 @@ __device__ inline void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
 #endif
 }
 
-/// Returns once the phase of parity `parity` has completed.
+/// How long mbar_wait polls one phase before it traps: far beyond any wait of a working pipeline,
+/// compute-sanitizer's slowdown included.
+constexpr uint64_t kMbarWaitLimitNs = 20'000'000'000;
+
+/// Returns once the phase of parity `parity` has completed (traps after kMbarWaitLimitNs).
 __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
 #if defined(EMBER_CUDA_EMULATED)
   while (!::ember_emu::mbar_test_parity(bar, parity)) ::ember_emu::spin_yield("an mbarrier");
 #else
   const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
-  uint32_t done = 0;
-  do {
+  uint64_t start = 0;
+  for (;;) {
+    uint32_t done = 0;
     asm volatile(
         "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
         "selp.u32 %0, 1, 0, p;\n}\n"
         : "=r"(done)
         : "r"(a), "r"(parity)
         : "memory");
-  } while (!done);
+    if (done) return;
+    // A phase that never completes is a protocol bug: trap (the launch fails with an error)
+    // after kMbarWaitLimitNs rather than hang the GPU until someone kills the process.
+    uint64_t now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    if (start == 0)
+      start = now;
+    else if (now - start > kMbarWaitLimitNs)
+      __trap();
+  }
 #endif
 }
 
