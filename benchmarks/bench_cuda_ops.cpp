@@ -33,6 +33,7 @@
 // Without a GPU (ember::cuda::is_available() false) the program prints
 // "bench_cuda_ops: skipped (no CUDA GPU)" and exits 0. Quick mode (EMBER_BENCH_QUICK=1): tiny
 // sizes, one repetition of two runs. --ember_summary=FILE writes the ratio table as JSON.
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -85,12 +86,26 @@ class CublasHandle {
   cublasHandle_t handle_ = nullptr;
 };
 
+/// A cuBLASLt handle (RAII).
+class CublasLtHandle {
+ public:
+  CublasLtHandle() { check_cublas(cublasLtCreate(&handle_), "cublasLtCreate"); }
+  ~CublasLtHandle() { cublasLtDestroy(handle_); }
+  CublasLtHandle(const CublasLtHandle&) = delete;
+  CublasLtHandle& operator=(const CublasLtHandle&) = delete;
+  cublasLtHandle_t get() const { return handle_; }
+
+ private:
+  cublasLtHandle_t handle_ = nullptr;
+};
+
 /// The program's cuBLAS handles, made in main once a GPU is known to exist and released before it
 /// returns (not at static destruction, when the CUDA runtime may be gone).
 struct GpuResources {
   CublasHandle cublas_default{CUBLAS_DEFAULT_MATH};
   CublasHandle cublas_pedantic{CUBLAS_PEDANTIC_MATH};
   CublasHandle cublas_tf32{CUBLAS_TF32_TENSOR_OP_MATH};
+  CublasLtHandle cublas_lt;
 };
 std::unique_ptr<GpuResources> g_gpu;
 
@@ -379,9 +394,12 @@ void register_gemm_cases() {
 // hgemm_bf16/<M>x<N>x<K>/<impl>: out (M, N) = x (M, K) @ w^T for a Linear weight w (N, K), bf16
 // in and out, float32 accumulation. "ember" is cuda::gemm_tc with its automatic tile
 // configuration ("ember_config0/1/2", each forced, listed as peers), "cublas" cublasGemmEx
-// (CUBLAS_COMPUTE_32F, default algorithm). hgemm_bf16_bias_gelu/...: the same product then
+// (CUBLAS_COMPUTE_32F, default algorithm), "cublaslt" cublasLtMatmul (the heuristic's first
+// algorithm, 32 MiB of workspace). hgemm_bf16_bias_gelu/...: the same product then
 // + bias (N) and GELU (tanh form): "ember" fused in gemm_tc's epilogue, "cublas" cublasGemmEx
-// followed by Ember's bias-add and GELU kernels (what an unfused framework runs). Each Ember
+// followed by Ember's bias-add and GELU kernels (what an unfused framework runs), "cublaslt"
+// with both fused in cuBLASLt's epilogue (CUBLASLT_EPILOGUE_GELU_BIAS; its result is checked
+// against the cublas path's first). Each Ember
 // repetition first compares its result with cuBLAS's (max |diff| / max |ref| <= 1e-2).
 // The two other products of a Linear layer's backward, at GPT-2's MLP shapes (B*T = 8192):
 // hgemm_bf16_nn/<M>x<N>x<K> (dX = dY W: A (M, K) and B (K, N) both row-major, B N-contiguous)
@@ -404,6 +422,76 @@ void cublas_hgemm(const CublasHandle& h, const Tensor& out, const Tensor& x, con
                    CUDA_R_16BF, static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
       "cublasGemmEx");
 }
+
+/// One cuBLASLt product, out (M, N) = x (M, K) @ w (N, K)^T in bf16 with float32 compute, with
+/// bias (N) and GELU fused into its epilogue (CUBLASLT_EPILOGUE_GELU_BIAS) when `bias` is given:
+/// the descriptors and the heuristic's first algorithm chosen once, 32 MiB of workspace. As for
+/// cublasGemmEx, cuBLASLt is column-major: D^T (N, M) = w (N, K) x^T, the bias along D's rows.
+class LtGemm {
+ public:
+  LtGemm(const Tensor& out, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t M,
+         int64_t N, int64_t K)
+      : out_(out), x_(x), w_(w), workspace_(empty({kWorkspace}, gpu(kUInt8))) {
+    check_cublas(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F),
+                 "cublasLtMatmulDescCreate");
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    set(CUBLASLT_MATMUL_DESC_TRANSA, ta);
+    set(CUBLASLT_MATMUL_DESC_TRANSB, tb);
+    if (bias) {
+      const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_GELU_BIAS;
+      const void* bias_ptr = bias->data_ptr();
+      const cudaDataType_t bias_type = CUDA_R_16BF;
+      set(CUBLASLT_MATMUL_DESC_EPILOGUE, epilogue);
+      set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_ptr);
+      set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, bias_type);
+    }
+    const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
+    check_cublas(cublasLtMatrixLayoutCreate(&a_, CUDA_R_16BF, u(K), u(N), K), "layout A");
+    check_cublas(cublasLtMatrixLayoutCreate(&b_, CUDA_R_16BF, u(K), u(M), K), "layout B");
+    check_cublas(cublasLtMatrixLayoutCreate(&d_, CUDA_R_16BF, u(N), u(M), N), "layout D");
+    check_cublas(cublasLtMatmulPreferenceCreate(&pref_), "cublasLtMatmulPreferenceCreate");
+    const size_t ws = kWorkspace;
+    check_cublas(cublasLtMatmulPreferenceSetAttribute(
+                     pref_, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws),
+                 "cublasLtMatmulPreferenceSetAttribute");
+    int found = 0;
+    check_cublas(cublasLtMatmulAlgoGetHeuristic(g_gpu->cublas_lt.get(), op_, a_, b_, d_, d_,
+                                                pref_, 1, &algo_, &found),
+                 "cublasLtMatmulAlgoGetHeuristic");
+    if (found < 1) throw std::runtime_error("cuBLASLt has no algorithm for this product");
+  }
+  ~LtGemm() {
+    cublasLtMatmulPreferenceDestroy(pref_);
+    cublasLtMatrixLayoutDestroy(d_);
+    cublasLtMatrixLayoutDestroy(b_);
+    cublasLtMatrixLayoutDestroy(a_);
+    cublasLtMatmulDescDestroy(op_);
+  }
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  void run() const {
+    const float alpha = 1.0f, beta = 0.0f;
+    check_cublas(cublasLtMatmul(g_gpu->cublas_lt.get(), op_, &alpha, w_.data_ptr(), a_,
+                                x_.data_ptr(), b_, &beta, out_.data_ptr(), d_, out_.data_ptr(), d_,
+                                &algo_.algo, workspace_.data_ptr(), kWorkspace,
+                                stream_of(cuda::current_stream())),
+                 "cublasLtMatmul");
+  }
+
+ private:
+  static constexpr int64_t kWorkspace = int64_t{32} << 20;
+  template <class V>
+  void set(cublasLtMatmulDescAttributes_t attr, const V& v) {
+    check_cublas(cublasLtMatmulDescSetAttribute(op_, attr, &v, sizeof v),
+                 "cublasLtMatmulDescSetAttribute");
+  }
+  Tensor out_, x_, w_, workspace_;
+  cublasLtMatmulDesc_t op_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
+  cublasLtMatmulPreference_t pref_ = nullptr;
+  cublasLtMatmulHeuristicResult_t algo_{};
+};
 
 /// The timing common to the hgemm cases: Ember's run (ours, into out) first checked against the
 /// peer's (max |diff| / max |ref| <= kHgemmTolerance, else the case is an error), then the one
@@ -495,6 +583,39 @@ void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cub
   time_hgemm(state, out, cublas, ours, peer, M, N, K);
 }
 
+/// The cuBLASLt peer of an hgemm case (bias and GELU fused in its epilogue for bias_gelu): its
+/// result first checked against the cublasGemmEx path (bias and GELU by Ember's kernels), as
+/// Ember's is, then timed.
+void bm_hgemm_lt(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool bias_gelu) {
+  Generator gen(12);  // bm_hgemm's inputs
+  const Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
+  const Tensor w = randn({N, K}, gen, gpu()).to(kBFloat16);
+  const Tensor bias = randn({N}, gen, gpu()).to(kBFloat16);
+  const Tensor out = empty({1, M, N}, gpu(kBFloat16)), want = empty({1, M, N}, gpu(kBFloat16));
+  const LtGemm lt(out, x, w, bias_gelu ? &bias : nullptr, M, N, K);
+  lt.run();
+  cublas_hgemm(g_gpu->cublas_default, want, x, w, M, N, K);
+  if (bias_gelu) {
+    cuda::binary(want, want, bias.expand({1, M, N}), BinaryOp::Add, Scalar(1.0));
+    cuda::unary(want, want, UnaryOp::GeluTanh, 0.0, 0.0);
+  }
+  const Tensor ref = want.to(kFloat32);
+  const double scale = ref.abs().max().item<double>();
+  const double diff = (out.to(kFloat32) - ref).abs().max().item<double>();
+  const double rel = scale > 0 ? diff / scale : diff;
+  state.counters["max_rel_diff"] = rel;
+  if (!(rel <= kHgemmTolerance)) {
+    g_failed = true;
+    state.SkipWithError(
+        ("cuBLASLt's product differs from cuBLAS's: max |diff| / max |ref| = " + std::to_string(rel))
+            .c_str());
+    return;
+  }
+  time_gpu(state, [&] { lt.run(); });
+  bench::set_flops(state,
+                   2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
+}
+
 void register_hgemm_cases() {
   struct Shape {
     int64_t M, N, K;
@@ -517,6 +638,8 @@ void register_hgemm_cases() {
       add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
         bm_hgemm(s, sh.M, sh.N, sh.K, cublas, sh.bias_gelu, -1);
       });
+    add_gpu_case(key + "cublaslt",
+                 [sh](benchmark::State& s) { bm_hgemm_lt(s, sh.M, sh.N, sh.K, sh.bias_gelu); });
     // Each configuration forced, as peers of the default (automatic) choice: 0 and 1 (mma.sync),
     // 2 (wgmma), 3 (TMA + mbarriers + warp-specialised wgmma) and 4 (3 persistent); 2-4 on
     // sm_90a, elsewhere they fall back to 1.

@@ -189,10 +189,11 @@ if [ -n "${FULL:-}" ]; then
 fi
 
 # ---- short GPU benchmarks, alone on the GPU ----
-# The variants no GPU has run yet (EXPERIMENTAL: the cases' last names) run in a process of their
-# own after the rest, one per variant, so one that hangs or faults (which ends the process's CUDA
-# context) costs only its own rows, not the program's table; their rates join the table by case.
-EXPERIMENTAL=${EXPERIMENTAL:-"ember_config3 ember_config4 ember_wgmma"}
+# The variants no GPU has run yet (EXPERIMENTAL: the cases' last names; the cuBLASLt peer too)
+# run after the rest of their program, each in a process of its own, so one that hangs or faults
+# (which ends the process's CUDA context) costs only its own rows, not the program's table; their
+# rates join the table by case.
+EXPERIMENTAL=${EXPERIMENTAL:-"ember_config3 ember_config4 ember_wgmma cublaslt"}
 exp_regex="/($(echo $EXPERIMENTAL | tr ' ' '|'))(/|$)"
 for b in "$BUILD"/benchmarks/bench_cuda_*; do
   [ -x "$b" ] || continue
