@@ -641,9 +641,9 @@ void register_hgemm_cases() {
     add_gpu_case(key + "cublaslt",
                  [sh](benchmark::State& s) { bm_hgemm_lt(s, sh.M, sh.N, sh.K, sh.bias_gelu); });
     // Each configuration forced, as peers of the default (automatic) choice: 0 and 1 (mma.sync),
-    // 2 (wgmma), 3 (TMA + mbarriers + warp-specialised wgmma) and 4 (3 persistent); 2-4 on
-    // sm_90a, elsewhere they fall back to 1.
-    for (const int config : {0, 1, 2, 3, 4})
+    // 2 (wgmma), 3 (TMA + mbarriers + warp-specialised wgmma), 4 (3 persistent) and 5 (persistent
+    // ping-pong); 2-5 on sm_90a, elsewhere they fall back to 1.
+    for (const int config : {0, 1, 2, 3, 4, 5})
       add_gpu_case(key + "ember_config" + std::to_string(config),
                    [sh, config](benchmark::State& s) {
                      bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);
@@ -667,7 +667,7 @@ void register_hgemm_cases() {
       add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
         bm_hgemm_layout(s, sh.M, sh.N, sh.K, sh.layout, cublas, -1);
       });
-    for (const int config : {3, 4})  // the configurations that read an M-contiguous A in place
+    for (const int config : {3, 4, 5})  // the configurations that read an M-contiguous A in place
       add_gpu_case(key + "ember_config" + std::to_string(config),
                    [sh, config](benchmark::State& s) {
                      bm_hgemm_layout(s, sh.M, sh.N, sh.K, sh.layout, false, config);

@@ -25,9 +25,12 @@
 //   2: on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
 //   3: on sm_90a, TMA + mbarrier pipeline with a producer warpgroup and two consumer warpgroups
 //      on wgmma.m64n256k16 (gemm_tma_kernel), B K- or N-contiguous, A K- or M-contiguous (the
-//      latter taken only under 3 and 4); one block per 128 x 256 tile; else 1.
+//      latter taken only under 3-5); one block per 128 x 256 tile; else 1.
 //   4: configuration 3 persistent: one block per SM walks the tiles, the producer loading the
 //      next tile's slabs while the consumers store the last one's; else 1.
+//   5: the TMA kernel persistent and ping-pong: 128 x 128 tiles, 6 stages, each consumer
+//      warpgroup a whole tile of every other item, so one's epilogue overlaps the other's
+//      products; A also M-contiguous (as 3 and 4); else 1.
 // By default (-1) 0 for products of fewer 128 x 128 tiles than SMs, else 1 (launch_config).
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
 // 2 rows per mma tile) and stores each element once (store_quad: adjacent pairs in one store).
@@ -584,14 +587,23 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
 
 // ---- sm_90a: TMA, mbarriers and warp specialisation (configuration 3) ----
 
-/// Block (128, 256) of out; K slabs of 64 through 4 stages of 48 KiB (A's 128 rows, then B's 256
-/// rows, 128 bytes each, 128-byte swizzled by TMA); 3 warpgroups: 0 the producer, 1 and 2 the
-/// consumers of rows 0-63 and 64-127 (wgmma.m64n256k16, 128 float accumulators per thread).
-constexpr int kTmaBM = 128, kTmaBN = 256, kTmaBK = 64, kTmaStages = 4, kTmaThreads = 384;
-constexpr int kTmaABytes = kTmaBM * kTmaBK * 2, kTmaBBytes = kTmaBN * kTmaBK * 2;
-constexpr int kTmaStageBytes = kTmaABytes + kTmaBBytes;
-constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024;  // + barriers,
-                                                                                   // + alignment
+/// The TMA kernel's tiles. Cooperative (configurations 3, 4): block (128, 256) of out, K slabs of
+/// 64 through 4 stages of 48 KiB (A's 128 rows, then B's 256 rows, 128 bytes each, 128-byte
+/// swizzled by TMA); 3 warpgroups: 0 the producer, 1 and 2 the consumers of rows 0-63 and 64-127
+/// of every tile (wgmma.m64n256k16, 128 float accumulators per thread). Ping-pong (5): blocks
+/// (128, 128), 6 stages of 32 KiB, each consumer warpgroup a whole tile (two wgmma.m64n128k16 per
+/// k16 step, the same 128 accumulators) of every other item of the block, so one warpgroup's
+/// epilogue runs while the other's products keep the tensor cores busy.
+template <bool kPingPong>
+struct TmaTile {
+  static constexpr int BM = 128, BN = kPingPong ? 128 : 256, BK = 64;
+  static constexpr int kStages = kPingPong ? 6 : 4, kThreads = 384;
+  static constexpr int kABytes = BM * BK * 2, kBBytes = BN * BK * 2;
+  static constexpr int kStageBytes = kABytes + kBBytes;
+  static constexpr int kSmem = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers,
+                                                                               // + alignment
+  static constexpr int kConsumerWarps = kPingPong ? 4 : 8;  // arrivals that release a stage
+};
 
 /// out = epilogue(A @ B), operands read by TMA through tensor maps (gemm_tc's layout rules; out of
 /// range rows and k read as zeros): a K-contiguous operand (kAKMajor: A stored (M, K); kBKMajor:
@@ -610,17 +622,20 @@ constexpr int kTmaSmem = kTmaStages * kTmaStageBytes + 2 * kTmaStages * 8 + 1024
 /// start. The epilogue stores from the accumulators as configuration 2 (store_quad), after the
 /// item's last stage is released; a persistent block (configuration 4) then takes its next item,
 /// whose first slabs the producer has been loading meanwhile.
-template <class T, bool kAKMajor, bool kBKMajor>
-__global__ void __launch_bounds__(kTmaThreads, 1)
+template <class T, bool kAKMajor, bool kBKMajor, bool kPingPong>
+__global__ void __launch_bounds__(384, 1)
     gemm_tma_kernel(const TcParams p, const __grid_constant__ CUtensorMap map_a,
                     const __grid_constant__ CUtensorMap map_b) {
 #if defined(EMBER_HAVE_WGMMA)
+  using Tile = TmaTile<kPingPong>;
+  constexpr int kTmaBM = Tile::BM, kTmaBN = Tile::BN, kTmaBK = Tile::BK;
+  constexpr int kTmaStages = Tile::kStages, kTmaABytes = Tile::kABytes;
+  constexpr int kTmaStageBytes = Tile::kStageBytes;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
   uint64_t* const full = reinterpret_cast<uint64_t*>(smem + kTmaStages * kTmaStageBytes);
   uint64_t* const empty = full + kTmaStages;
-  constexpr int kConsumerWarps = 8;  // each releases a stage once its wgmma are done
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
   const int64_t m_tiles = (p.M + kTmaBM - 1) / kTmaBM, n_tiles = (p.N + kTmaBN - 1) / kTmaBN;
   const int64_t tiles = m_tiles * n_tiles, items = tiles * p.batches;
@@ -637,7 +652,7 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
   if (tid == 0) {
     for (int s = 0; s < kTmaStages; ++s) {
       tma::mbar_init(&full[s], 1);
-      tma::mbar_init(&empty[s], kConsumerWarps);
+      tma::mbar_init(&empty[s], Tile::kConsumerWarps);
     }
     tma::fence_barrier_init();
   }
@@ -687,11 +702,15 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
     return;
   }
 
+  // Cooperative: both consumer warpgroups take every item of the block, c its rows 64 c..; ping-
+  // pong: warpgroup c the block's items c, c + 2, ..., whole. The block's j-th item is its slabs
+  // j KT.. in the producer's order, which sets each slab's stage and phase.
   const int c = wg - 1, warp = tid / 32, lane = tid % 32;
-  uint64_t it = 0;  // slabs consumed by this block
-  for (int64_t w = blockIdx.x; w < items; w += gridDim.x) {
+  constexpr int64_t kStep = kPingPong ? 2 : 1;
+  for (int64_t j = kPingPong ? c : 0; blockIdx.x + j * gridDim.x < items; j += kStep) {
     int m0, n0, z;
-    item_tile(w, m0, n0, z);
+    item_tile(blockIdx.x + j * gridDim.x, m0, n0, z);
+    uint64_t it = static_cast<uint64_t>(j) * static_cast<uint64_t>(KT);
     float d[128];
 #pragma unroll
     for (int i = 0; i < 128; ++i) d[i] = 0.f;
@@ -699,16 +718,27 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
     for (int kt = 0; kt < KT; ++kt, ++it) {
       const int s = static_cast<int>(it % kTmaStages);
       tma::mbar_wait(&full[s], static_cast<uint32_t>(it / kTmaStages) & 1);
-      const unsigned char* const as = smem + s * kTmaStageBytes + c * (64 * 128);
-      const unsigned char* const bs = smem + s * kTmaStageBytes + kTmaABytes;
+      const unsigned char* const stage = smem + s * kTmaStageBytes;
+      const unsigned char* const bs = stage + kTmaABytes;
       mma::wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kTmaBK / 16; ++ks) {
-        const uint64_t da = kAKMajor ? mma::smem_desc_sw128(as + ks * 32)
-                                     : mma::smem_desc_sw128_mn(as + ks * 2048, 8192);
         const uint64_t db = kBKMajor ? mma::smem_desc_sw128(bs + ks * 32)
                                      : mma::smem_desc_sw128_mn(bs + ks * 2048, 8192);
-        mma::wgmma_m64n256k16<mma_t<T>, !kAKMajor, !kBKMajor>(d, da, db);
+        // A's rows 64 h.. start 8192 h bytes into the stage in either layout.
+        const auto da = [&](int h) {
+          const unsigned char* const as = stage + h * 8192;
+          return kAKMajor ? mma::smem_desc_sw128(as + ks * 32)
+                          : mma::smem_desc_sw128_mn(as + ks * 2048, 8192);
+        };
+        if constexpr (kPingPong) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            mma::wgmma_m64n128k16<mma_t<T>, !kAKMajor, !kBKMajor>(
+                *reinterpret_cast<float(*)[64]>(&d[64 * h]), da(h), db);
+        } else {
+          mma::wgmma_m64n256k16<mma_t<T>, !kAKMajor, !kBKMajor>(d, da(c), db);
+        }
       }
       mma::wgmma_commit();
       mma::wgmma_wait<1>();  // the previous slab's products are done: its stage is free
@@ -719,11 +749,22 @@ __global__ void __launch_bounds__(kTmaThreads, 1)
     // The item's last stage is free too (the producer may already be filling the others).
     if (KT > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
 
-    // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
+    // Epilogue: warp w of the group holds rows 16 w + g and + 8 of each 64-row half it computed,
+    // columns 8 j + 2 q (+ 1).
     const int g = lane / 4, q = lane % 4, wq = warp % 4;
-    const int64_t row = m0 + c * 64 + wq * 16 + g;
+    if constexpr (kPingPong) {
 #pragma unroll
-    for (int j = 0; j < 32; ++j) store_quad<T>(p, z, row, n0 + j * 8 + 2 * q, &d[4 * j]);
+      for (int h = 0; h < 2; ++h) {
+        const int64_t row = m0 + h * 64 + wq * 16 + g;
+#pragma unroll
+        for (int jn = 0; jn < 16; ++jn)
+          store_quad<T>(p, z, row, n0 + jn * 8 + 2 * q, &d[64 * h + 4 * jn]);
+      }
+    } else {
+      const int64_t row = m0 + c * 64 + wq * 16 + g;
+#pragma unroll
+      for (int jn = 0; jn < 32; ++jn) store_quad<T>(p, z, row, n0 + jn * 8 + 2 * q, &d[4 * jn]);
+    }
   }
 #else
   (void)p, (void)map_a, (void)map_b;
@@ -745,12 +786,13 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// Configuration 3 (one block per tile and batch) or, `persistent`, 4 (one block per SM walking
-/// the tiles); false (nothing launched) when the tensor maps cannot be made or the sizes exceed
-/// TMA's 32-bit coordinates or the grid.
-template <class T, bool kAKMajor, bool kBKMajor>
+/// Configuration 3 (one block per tile and batch), 4 (`persistent`: one block per SM walking the
+/// tiles) or 5 (kPingPong, persistent); false (nothing launched) when the tensor maps cannot be
+/// made or the sizes exceed TMA's 32-bit coordinates or the grid.
+template <class T, bool kAKMajor, bool kBKMajor, bool kPingPong>
 bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int device) {
-  if (p.M > INT32_MAX - kTmaBM || p.N > INT32_MAX - kTmaBN || p.K > INT32_MAX - kTmaBK)
+  using Tile = TmaTile<kPingPong>;
+  if (p.M > INT32_MAX - Tile::BM || p.N > INT32_MAX - Tile::BN || p.K > INT32_MAX - Tile::BK)
     return false;
   // An operand of `rows` (M or N) x K: K-major as (batch, rows, K) in boxes of (box_rows, 64 k),
   // M/N-major as (batch, K, rows) in boxes of (64 k, 64 rows).
@@ -759,25 +801,33 @@ bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int dev
     const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
     constexpr bool bf16 = std::is_same_v<T, BF16Bits>;
     return k_major ? tma::encode_tensor_map(map, bf16, base, n(p.K), n(rows), n(p.batches), n(ld),
-                                            n(batch), kTmaBK, box_rows)
+                                            n(batch), Tile::BK, box_rows)
                    : tma::encode_tensor_map(map, bf16, base, n(rows), n(p.K), n(p.batches), n(ld),
-                                            n(batch), 64, kTmaBK);
+                                            n(batch), 64, Tile::BK);
   };
-  const int64_t items = ((p.M + kTmaBM - 1) / kTmaBM) * ((p.N + kTmaBN - 1) / kTmaBN) * p.batches;
+  const int64_t items =
+      ((p.M + Tile::BM - 1) / Tile::BM) * ((p.N + Tile::BN - 1) / Tile::BN) * p.batches;
   if (items > INT32_MAX) return false;
   CUtensorMap map_a, map_b;
-  if (!operand_map(&map_a, p.a, p.M, p.lda, p.a_batch, kAKMajor, kTmaBM) ||
-      !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, kTmaBN))
+  if (!operand_map(&map_a, p.a, p.M, p.lda, p.a_batch, kAKMajor, Tile::BM) ||
+      !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, Tile::BN))
     return false;
-  detail::opt_in_smem<gemm_tma_kernel<T, kAKMajor, kBKMajor>>(kTmaSmem, device);
+  detail::opt_in_smem<gemm_tma_kernel<T, kAKMajor, kBKMajor, kPingPong>>(Tile::kSmem, device);
   const int64_t blocks = persistent ? std::min(items, detail::sm_count(device)) : items;
-  gemm_tma_kernel<T, kAKMajor, kBKMajor>
-      <<<static_cast<unsigned>(blocks), kTmaThreads, kTmaSmem, stream>>>(p, map_a, map_b);
+  gemm_tma_kernel<T, kAKMajor, kBKMajor, kPingPong>
+      <<<static_cast<unsigned>(blocks), Tile::kThreads, Tile::kSmem, stream>>>(p, map_a, map_b);
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
 }
 
-/// EMBER_GEMM_TC_CONFIG at start-up forces a tile configuration for the whole run (-1 or 0-4, as
+/// launch_tma for configuration 3, 4 or 5.
+template <class T, bool kAKMajor, bool kBKMajor>
+bool launch_tma_config(const TcParams& p, int config, cudaStream_t stream, int device) {
+  if (config == 5) return launch_tma<T, kAKMajor, kBKMajor, true>(p, true, stream, device);
+  return launch_tma<T, kAKMajor, kBKMajor, false>(p, config == 4, stream, device);
+}
+
+/// EMBER_GEMM_TC_CONFIG at start-up forces a tile configuration for the whole run (-1 or 0-5, as
 /// set_gemm_tc_config; the GPU check times whole training steps under some); anything
 /// else raises ValueError at the first product.
 int config_from_environment() {
@@ -785,8 +835,8 @@ int config_from_environment() {
   if (v == nullptr || *v == '\0') return -1;
   char* end = nullptr;
   const long c = std::strtol(v, &end, 10);
-  EMBER_CHECK(*end == '\0' && c >= -1 && c <= 4, ValueError,
-              "[gemm_tc] EMBER_GEMM_TC_CONFIG must be -1, 0, 1, 2, 3 or 4, got '", v, "'");
+  EMBER_CHECK(*end == '\0' && c >= -1 && c <= 5, ValueError,
+              "[gemm_tc] EMBER_GEMM_TC_CONFIG must be -1, 0, 1, 2, 3, 4 or 5, got '", v, "'");
   return static_cast<int>(c);
 }
 
@@ -831,13 +881,13 @@ int resolved_config(const TcParams& p, int device) {
 /// K-contiguous one on the configuration chosen, where 2-4 fall back to 1 when they cannot run.
 template <class T, bool kBKMajor>
 bool launch_config(const TcParams& p, int config, bool a_kmajor, cudaStream_t stream, int device) {
-  const bool tma = (config == 3 || config == 4) && detail::wgmma_available(device);
-  if (!a_kmajor) return tma && launch_tma<T, false, kBKMajor>(p, config == 4, stream, device);
+  const bool tma = config >= 3 && detail::wgmma_available(device);
+  if (!a_kmajor) return tma && launch_tma_config<T, false, kBKMajor>(p, config, stream, device);
   if (config == 0)
     launch<T, kBKMajor, Config0>(p, stream, device);
   else if (config == 2 && kBKMajor && detail::wgmma_available(device))
     launch_wgmma<T>(p, stream, device);
-  else if (!(tma && launch_tma<T, true, kBKMajor>(p, config == 4, stream, device)))
+  else if (!(tma && launch_tma_config<T, true, kBKMajor>(p, config, stream, device)))
     launch<T, kBKMajor, Config1>(p, stream, device);
   return true;
 }
@@ -929,8 +979,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 }
 
 void set_gemm_tc_config(int config) {
-  EMBER_CHECK(config >= -1 && config <= 4, ValueError,
-              "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2, 3 or 4, got ", config);
+  EMBER_CHECK(config >= -1 && config <= 5, ValueError,
+              "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2, 3, 4 or 5, got ", config);
   config_flag().store(config, std::memory_order_relaxed);
 }
 
