@@ -45,6 +45,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/kernels.hpp"
@@ -86,18 +87,12 @@ class CublasHandle {
   cublasHandle_t handle_ = nullptr;
 };
 
-/// A cuBLASLt handle (RAII).
-class CublasLtHandle {
- public:
-  CublasLtHandle() { check_cublas(cublasLtCreate(&handle_), "cublasLtCreate"); }
-  ~CublasLtHandle() { cublasLtDestroy(handle_); }
-  CublasLtHandle(const CublasLtHandle&) = delete;
-  CublasLtHandle& operator=(const CublasLtHandle&) = delete;
-  cublasLtHandle_t get() const { return handle_; }
-
- private:
-  cublasLtHandle_t handle_ = nullptr;
-};
+/// A new cuBLASLt handle, owned.
+std::unique_ptr<std::remove_pointer_t<cublasLtHandle_t>, decltype(&cublasLtDestroy)> lt_handle() {
+  cublasLtHandle_t h = nullptr;
+  check_cublas(cublasLtCreate(&h), "cublasLtCreate");
+  return {h, &cublasLtDestroy};
+}
 
 /// The program's cuBLAS handles, made in main once a GPU is known to exist and released before it
 /// returns (not at static destruction, when the CUDA runtime may be gone).
@@ -105,7 +100,7 @@ struct GpuResources {
   CublasHandle cublas_default{CUBLAS_DEFAULT_MATH};
   CublasHandle cublas_pedantic{CUBLAS_PEDANTIC_MATH};
   CublasHandle cublas_tf32{CUBLAS_TF32_TENSOR_OP_MATH};
-  CublasLtHandle cublas_lt;
+  decltype(lt_handle()) cublas_lt = lt_handle();
 };
 std::unique_ptr<GpuResources> g_gpu;
 
@@ -493,6 +488,23 @@ class LtGemm {
   cublasLtMatmulHeuristicResult_t algo_{};
 };
 
+/// Whether `got` agrees with cuBLAS's `want` (max |diff| / max |want| <= kHgemmTolerance, the
+/// case's counter max_rel_diff); if not, the case is an error naming `what`.
+bool hgemm_agrees(benchmark::State& state, const Tensor& got, const Tensor& want,
+                  const char* what) {
+  const Tensor ref = want.to(kFloat32);
+  const double diff = (got.to(kFloat32) - ref).abs().max().item<double>();
+  const double scale = ref.abs().max().item<double>();
+  const double rel = scale > 0 ? diff / scale : diff;
+  state.counters["max_rel_diff"] = rel;
+  if (rel <= kHgemmTolerance) return true;
+  g_failed = true;
+  state.SkipWithError((std::string(what) + " differs from cuBLAS's: max |diff| / max |ref| = " +
+                       std::to_string(rel))
+                          .c_str());
+  return false;
+}
+
 /// The timing common to the hgemm cases: Ember's run (ours, into out) first checked against the
 /// peer's (max |diff| / max |ref| <= kHgemmTolerance, else the case is an error), then the one
 /// named by `cublas` timed; 2 M N K FLOP per run. Restores the automatic tile configuration.
@@ -503,16 +515,7 @@ void time_hgemm(benchmark::State& state, const Tensor& out, bool cublas, Ours&& 
     ours();
     const Tensor got = out.to(kFloat32);  // a copy: the peer writes out next
     peer();
-    const Tensor want = out.to(kFloat32);
-    const double diff = (got - want).abs().max().item<double>();
-    const double scale = want.abs().max().item<double>();
-    const double rel = scale > 0 ? diff / scale : diff;
-    state.counters["max_rel_diff"] = rel;
-    if (!(rel <= kHgemmTolerance)) {
-      g_failed = true;
-      state.SkipWithError(
-          ("Ember's product differs from cuBLAS: max |diff| / max |ref| = " + std::to_string(rel))
-              .c_str());
+    if (!hgemm_agrees(state, got, out, "Ember's product")) {
       cuda::set_gemm_tc_config(-1);
       return;
     }
@@ -599,18 +602,7 @@ void bm_hgemm_lt(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool 
     cuda::binary(want, want, bias.expand({1, M, N}), BinaryOp::Add, Scalar(1.0));
     cuda::unary(want, want, UnaryOp::GeluTanh, 0.0, 0.0);
   }
-  const Tensor ref = want.to(kFloat32);
-  const double scale = ref.abs().max().item<double>();
-  const double diff = (out.to(kFloat32) - ref).abs().max().item<double>();
-  const double rel = scale > 0 ? diff / scale : diff;
-  state.counters["max_rel_diff"] = rel;
-  if (!(rel <= kHgemmTolerance)) {
-    g_failed = true;
-    state.SkipWithError(
-        ("cuBLASLt's product differs from cuBLAS's: max |diff| / max |ref| = " + std::to_string(rel))
-            .c_str());
-    return;
-  }
+  if (!hgemm_agrees(state, out, want, "cuBLASLt's product")) return;
   time_gpu(state, [&] { lt.run(); });
   bench::set_flops(state,
                    2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
