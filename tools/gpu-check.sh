@@ -37,6 +37,7 @@ BUILD=${BUILD:-build/gpu}
 DEADLINE=${DEADLINE:-420}
 TEST_LIMIT=${TEST_LIMIT:-120}
 BENCH_LIMIT=${BENCH_LIMIT:-100}
+EXP_LIMIT=${EXP_LIMIT:-60}  # each experimental variant's benchmark process
 PEER_LIMIT=${PEER_LIMIT:-120}
 SANITIZER_LIMIT=${SANITIZER_LIMIT:-240}
 JOBS=${JOBS:-6}  # test programs at a time
@@ -206,7 +207,7 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   "$b" --benchmark_list_tests > "$LOGS/${n}_list.txt" 2>&1
   for v in $EXPERIMENTAL; do
     grep -qE "/$v(/|$)" "$LOGS/${n}_list.txt" || continue
-    timeout "$(limit "$BENCH_LIMIT")" "$b" --benchmark_filter="/$v(/|$)" \
+    timeout "$(limit "$EXP_LIMIT")" "$b" --benchmark_filter="/$v(/|$)" \
       --ember_summary="$LOGS/${n}_exp_$v.json" > "$LOGS/${n}_exp_$v.txt" 2>&1
     rc=$?
     [ $rc -eq 0 ] || status=1
@@ -261,7 +262,7 @@ fi
 # and ended with '*', as Catch2 reads a comma as 'or'), so their slowest case, not their sum,
 # decides the time.
 SAN_JOBS=${SAN_JOBS:-16}
-SPLIT=${SPLIT:-"test_cuda_optim test_cuda_sort test_cuda_index test_cuda_conv test_cuda_random test_cuda_conv_implicit_gemm test_cuda_attention"}
+SPLIT=${SPLIT:-"test_cuda_optim test_cuda_sort test_cuda_index test_cuda_conv test_cuda_random test_cuda_conv_implicit_gemm test_cuda_attention test_cuda_gemm_tc"}
 if command -v compute-sanitizer > /dev/null; then
   lim=$(limit "$SANITIZER_LIMIT")
   declare -a checks
