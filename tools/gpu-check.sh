@@ -292,10 +292,13 @@ if command -v compute-sanitizer > /dev/null; then
         i=$((i + 1))
         san_job "$tool.$n.$i" "$tool" "$t" "$c"
       done < <(test_cases "$t")
-    else
-      san_job "$tool.$n" "$tool" "$t" "$@"
+    else  # a program given a test name may come more than once: each its own log
+      local name="$tool.$n"
+      [ $# -gt 0 ] && named=$((named + 1)) && name="$name.t$named"
+      san_job "$name" "$tool" "$t" "$@"
     fi
   }
+  named=0
   for t in $(cuda_tests); do san_program memcheck "$t"; done
   # racecheck.txt: a program and optionally Catch2 arguments (a test name) per line; '#' comments
   if [ -f tests/cuda/racecheck.txt ]; then
