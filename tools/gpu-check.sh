@@ -9,7 +9,8 @@
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
 # 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; the variants no GPU
 #    has run yet (EXPERIMENTAL) each in a process of their own after the rest of their program;
-#    bench_cuda_step three times: as is, with EMBER_GEMM_TC_CONFIG=3, with EMBER_CUDA_BACKEND=vendor.
+#    bench_cuda_step four times: as is, with EMBER_CUDA_BACKEND=vendor, with EMBER_GEMM_TC_CONFIG=5
+#    and with EMBER_GEMM_TC_CONFIG=3.
 # 4. The PyTorch peer, benchmarks/peer_torch_cuda.py (attention by cuDNN's fused SDPA and by
 #    FlashAttention, whole GPT-2 and ResNet-50 training steps in eager PyTorch; the same case keys
 #    as bench_cuda_attention and bench_cuda_step), alone on the GPU, within PEER_LIMIT (120) s;
@@ -213,12 +214,14 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
     [ $rc -eq 0 ] || status=1
     row "$n ($v)" "$(verdict $rc)" "${n}_exp_$v.json, ${n}_exp_$v.txt"
   done
-  # Whole training steps again: with every 16-bit GEMM on tile configuration 3 (TMA + wgmma),
-  # the step-level comparison with the automatic choice; and on the vendor backend (cuBLAS
-  # products, cuDNN convolution, the attention composite), which separates Ember's kernels from
-  # the rest of the step (the framework around them).
+  # Whole training steps again: on the vendor backend (cuBLAS products, cuDNN convolution, the
+  # attention composite), which separates Ember's kernels from the rest of the step (the
+  # framework around them); then with every 16-bit GEMM on tile configuration 5 (persistent
+  # ping-pong TMA + wgmma) and 3 (one block per tile), the step-level comparison with the
+  # automatic choice (the last dropped first when the deadline is near).
   if [ "$n" = bench_cuda_step ]; then
-    for v in "config3 EMBER_GEMM_TC_CONFIG=3" "vendor EMBER_CUDA_BACKEND=vendor"; do
+    for v in "vendor EMBER_CUDA_BACKEND=vendor" "config5 EMBER_GEMM_TC_CONFIG=5" \
+             "config3 EMBER_GEMM_TC_CONFIG=3"; do
       set -- $v
       env "$2" timeout "$(limit "$BENCH_LIMIT")" "$b" \
         --ember_summary="$LOGS/${n}_$1.json" > "$LOGS/${n}_$1.txt" 2>&1
