@@ -412,36 +412,15 @@ __global__ void __launch_bounds__(kWgThreads, 1) conv_wgmma_kernel(const ConvPar
   };
 
   float d[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) d[i] = 0.f;
-  mma::fence_operands(d);
-#pragma unroll
-  for (int s = 0; s < kWgStages - 1; ++s) {
-    if (s < KT) load(s, s);
-    mma::cp_async_commit();  // empty groups past the end keep the wait counts uniform
-  }
-  for (int64_t kt = 0; kt < KT; ++kt) {
-    mma::cp_async_wait<kWgStages - 2>();  // slab kt has landed (this thread's copies)
-    mma::fence_proxy_async();             // visible to wgmma's reads
-    __syncthreads();                      // everyone's
-    const unsigned char* const st = smem + (kt % kWgStages) * kWgStageBytes;
+  mma::wgmma_cp_async_loop<kWgStages>(d, KT, load, [&](int s) {
+    const unsigned char* const st = smem + s * kWgStageBytes;
     const unsigned char* const as = st + wg * (64 * 128);  // this warpgroup's 64 rows
     const unsigned char* const bs = st + kWgABytes;
-    mma::wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < kWgBK / 16; ++ks)
       mma::wgmma_m64n128k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
                                       mma::smem_desc_sw128(bs + ks * 32));
-    mma::wgmma_commit();
-    mma::wgmma_wait<1>();  // slab kt - 1's products are done
-    __syncthreads();       // everyone's: its stage may be refilled
-    const int64_t next = kt + kWgStages - 1;
-    if (next < KT) load(static_cast<int>(next % kWgStages), next);
-    mma::cp_async_commit();
-  }
-  mma::wgmma_wait<0>();
-  mma::fence_operands(d);
-  mma::cp_async_wait<0>();
+  });
 
   // Epilogue: warp w of the group holds rows 16 w + gq and + 8, columns 8 j + 2 q (+ 1).
   const int gq = lane / 4, q = lane % 4;

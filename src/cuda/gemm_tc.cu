@@ -198,17 +198,6 @@ __device__ __forceinline__ void store_quad(const TcParams& p, int64_t z, int64_t
   }
 }
 
-/// The pipeline's prologue: slabs 0 .. kStages - 2 into their stages, one cp.async group each
-/// (empty groups past the last slab keep the wait counts uniform).
-template <int kStages, class Load>
-__device__ __forceinline__ void fill_stages(Load& load, int64_t KT) {
-#pragma unroll
-  for (int s = 0; s < kStages - 1; ++s) {
-    if (s < KT) load(s, s);
-    mma::cp_async_commit();
-  }
-}
-
 /// The cp.async loader of one block's A and B slabs, shared by gemm_tc_kernel (T 16-bit,
 /// kChunk 8) and gemm_tf32_kernel (float, kChunk 4): each 16-byte chunk is kChunk elements. A
 /// thread's chunk i of A is row r0 + i * kARowStep at column kc, so one base pointer and a
@@ -307,7 +296,7 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
 
-    fill_stages<kStages>(load, KT);
+    mma::fill_stages<kStages>(load, KT);
     for (int64_t kt = 0; kt < KT; ++kt) {
       mma::cp_async_wait<kStages - 2>();  // slab kt has landed (this thread's copies)
       __syncthreads();                    // everyone's, and slab kt - 1 is no longer read
@@ -424,7 +413,7 @@ __global__ void __launch_bounds__(Tf32Config::kThreads, 2) gemm_tf32_kernel(cons
 #pragma unroll
         for (int e = 0; e < 4; ++e) acc[mi][ni][e] = 0.f;
 
-    fill_stages<kStages>(load, KT);
+    mma::fill_stages<kStages>(load, KT);
     for (int64_t kt = 0; kt < KT; ++kt) {
       mma::cp_async_wait<kStages - 2>();
       __syncthreads();
@@ -545,33 +534,15 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
     };
 
     float d[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) d[i] = 0.f;
-    mma::fence_operands(d);
-    fill_stages<kWgStages>(load, KT);
-    for (int64_t kt = 0; kt < KT; ++kt) {
-      mma::cp_async_wait<kWgStages - 2>();  // slab kt has landed (this thread's copies)
-      mma::fence_proxy_async();             // visible to wgmma's reads
-      __syncthreads();                      // everyone's
-      const int s = static_cast<int>(kt % kWgStages);
+    mma::wgmma_cp_async_loop<kWgStages>(d, KT, load, [&](int s) {
       const unsigned char* const as =
           smem + s * kWgStageBytes + wg * (8 * 8 * 128);  // rows 64 wg..
       const unsigned char* const bs = smem + s * kWgStageBytes + kWgHalfBytes;
-      mma::wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kWgBK / 16; ++ks)
         mma::wgmma_m64n128k16<mma_t<T>>(d, mma::smem_desc(as + ks * 256, 128, 1024),
                                         mma::smem_desc(bs + ks * 256, 128, 1024));
-      mma::wgmma_commit();
-      mma::wgmma_wait<1>();  // this warpgroup's slab kt - 1 is done
-      __syncthreads();       // and everyone's: its stage may be refilled
-      const int64_t next = kt + kWgStages - 1;
-      if (next < KT) load(static_cast<int>(next % kWgStages), next);
-      mma::cp_async_commit();
-    }
-    mma::wgmma_wait<0>();
-    mma::fence_operands(d);
-    mma::cp_async_wait<0>();
+    });
 
     // Epilogue: warp w of the group holds rows 16 w + g and + 8, columns 8 j + 2 q (+ 1).
     const int g = lane / 4, q = lane % 4, w = warp % 4;

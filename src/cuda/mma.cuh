@@ -79,6 +79,18 @@ __device__ inline void cp_async_wait() {
 #endif
 }
 
+/// The prologue of a cp.async pipeline of kStages stages: slabs 0 .. kStages - 2 into their
+/// stages (load(stage, slab)), one cp.async group each (empty groups past the last slab keep the
+/// wait counts uniform).
+template <int kStages, class Load>
+__device__ __forceinline__ void fill_stages(Load& load, int64_t KT) {
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < KT) load(s, s);
+    cp_async_commit();
+  }
+}
+
 /// Loads four 8x8 matrices of 16-bit elements: lanes 8j..8j+7 give the addresses of rows 0..7 of
 /// matrix j (16 bytes each, 16-byte aligned, in shared memory); r[j] is lane t's part of matrix j:
 /// row t / 4, columns 2 (t % 4) and 2 (t % 4) + 1. kTrans: the transposed matrix's part, i.e.
@@ -470,6 +482,37 @@ __device__ inline void wgmma_m64n128k16_rs(float (&d)[64], const uint32_t (&a)[4
 #undef EMBER_WGMMA_OUT_64
 #undef EMBER_WGMMA_OUT_128
 #endif  // EMBER_CUDA_EMULATED
+
+/// The main loop of a block whose threads fill kStages shared-memory stages by cp.async
+/// (load(stage, slab)) for its warpgroups' wgmma (issue(stage): this warpgroup's wgmma on the
+/// stage, between the wgmma_fence and the commit done here) into accumulators d, zeroed first:
+/// per slab kt, wait until it has landed, make it visible to the async proxy and every thread,
+/// issue and commit, wait until only this slab's group is pending (slab kt - 1's products are
+/// done), a barrier (and everyone's: its stage may be refilled), refill it; then drain both.
+template <int kStages, int N, class Load, class Issue>
+__device__ __forceinline__ void wgmma_cp_async_loop(float (&d)[N], int64_t KT, Load& load,
+                                                    Issue&& issue) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) d[i] = 0.f;
+  fence_operands(d);
+  fill_stages<kStages>(load, KT);
+  for (int64_t kt = 0; kt < KT; ++kt) {
+    cp_async_wait<kStages - 2>();  // slab kt has landed (this thread's copies)
+    fence_proxy_async();           // visible to wgmma's reads
+    __syncthreads();               // everyone's
+    wgmma_fence();
+    issue(static_cast<int>(kt % kStages));
+    wgmma_commit();
+    wgmma_wait<1>();  // slab kt - 1's products are done
+    __syncthreads();  // everyone's: its stage may be refilled
+    const int64_t next = kt + kStages - 1;
+    if (next < KT) load(static_cast<int>(next % kStages), next);
+    cp_async_commit();
+  }
+  wgmma_wait<0>();
+  fence_operands(d);
+  cp_async_wait<0>();
+}
 #endif  // wgmma
 
 }  // namespace ember::cuda::mma
