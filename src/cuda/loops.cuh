@@ -60,21 +60,16 @@ void visit_device_dtype(DType dt, F&& f) {
   throw DTypeError(ember::detail::str_cat("[cuda] unknown dtype ", dt));
 }
 
-/// The DType of a device type (visit_device_dtype's inverse).
+/// The DType of a device type (visit_device_dtype's inverse): dtype_of's, with the 16-bit floats
+/// as their bits.
 template <class T>
 constexpr DType device_dtype() {
-  if constexpr (std::is_same_v<T, bool>) return DType::Bool;
-  else if constexpr (std::is_same_v<T, uint8_t>) return DType::UInt8;
-  else if constexpr (std::is_same_v<T, int8_t>) return DType::Int8;
-  else if constexpr (std::is_same_v<T, int32_t>) return DType::Int32;
-  else if constexpr (std::is_same_v<T, int64_t>) return DType::Int64;
-  else if constexpr (std::is_same_v<T, HalfBits>) return DType::Float16;
-  else if constexpr (std::is_same_v<T, BF16Bits>) return DType::BFloat16;
-  else if constexpr (std::is_same_v<T, float>) return DType::Float32;
-  else {
-    static_assert(std::is_same_v<T, double>, "not one of Ember's device types");
-    return DType::Float64;
-  }
+  if constexpr (std::is_same_v<T, HalfBits>)
+    return DType::Float16;
+  else if constexpr (std::is_same_v<T, BF16Bits>)
+    return DType::BFloat16;
+  else
+    return dtype_of<T>::value;
 }
 
 /// Element-size dispatch for kernels that only move bits (gather, index_select, transposes):
