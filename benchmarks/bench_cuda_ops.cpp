@@ -558,51 +558,53 @@ void bm_hgemm_layout(benchmark::State& state, int64_t M, int64_t N, int64_t K, L
   time_hgemm(state, out, cublas, ours, peer, M, N, K);
 }
 
-void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas, bool bias_gelu,
-              int config) {
-  cuda::set_gemm_tc_config(config);
-  Generator gen(12);
-  const Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
-  const Tensor w = randn({N, K}, gen, gpu()).to(kBFloat16);
-  const Tensor bias = randn({N}, gen, gpu()).to(kBFloat16);
-  const Tensor wt = w.t().unsqueeze(0);  // (1, K, N) view of the weight, K contiguous
-  const Tensor out = empty({1, M, N}, gpu(kBFloat16)), tmp = empty({1, M, N}, gpu(kBFloat16));
-  GemmEpilogue e;
-  if (bias_gelu) {
-    e.bias = bias;
-    e.act = GemmAct::kGeluTanh;
-  }
-  const Tensor bias_rows = bias.expand({1, M, N});
-  auto peer = [&] {
+/// An hgemm case's operands (the same for every implementation: one seed) and its unfused peer:
+/// cublasGemmEx into out, for bias_gelu into tmp and then Ember's bias-add and GELU kernels.
+struct HgemmCase {
+  int64_t M, N, K;
+  bool bias_gelu;
+  Generator gen{12};
+  Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
+  Tensor w = randn({N, K}, gen, gpu()).to(kBFloat16);
+  Tensor bias = randn({N}, gen, gpu()).to(kBFloat16);
+  Tensor out = empty({1, M, N}, gpu(kBFloat16)), tmp = empty({1, M, N}, gpu(kBFloat16));
+  Tensor bias_rows = bias.expand({1, M, N});
+
+  void unfused_peer() const {
     cublas_hgemm(g_gpu->cublas_default, bias_gelu ? tmp : out, x, w, M, N, K);
     if (bias_gelu) {
       cuda::binary(tmp, tmp, bias_rows, BinaryOp::Add, Scalar(1.0));
       cuda::unary(out, tmp, UnaryOp::GeluTanh, 0.0, 0.0);
     }
-  };
+  }
+};
+
+void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas, bool bias_gelu,
+              int config) {
+  cuda::set_gemm_tc_config(config);
+  const HgemmCase c{M, N, K, bias_gelu};
+  const Tensor wt = c.w.t().unsqueeze(0);  // (1, K, N) view of the weight, K contiguous
+  GemmEpilogue e;
+  if (bias_gelu) {
+    e.bias = c.bias;
+    e.act = GemmAct::kGeluTanh;
+  }
+  auto peer = [&] { c.unfused_peer(); };
   auto ours = [&] {
-    if (!cuda::gemm_tc(out, x, wt, e)) throw std::runtime_error("gemm_tc declined the layout");
+    if (!cuda::gemm_tc(c.out, c.x, wt, e)) throw std::runtime_error("gemm_tc declined the layout");
   };
-  time_hgemm(state, out, cublas, ours, peer, M, N, K);
+  time_hgemm(state, c.out, cublas, ours, peer, M, N, K);
 }
 
 /// The cuBLASLt peer of an hgemm case (bias and GELU fused in its epilogue for bias_gelu): its
-/// result first checked against the cublasGemmEx path (bias and GELU by Ember's kernels), as
-/// Ember's is, then timed.
+/// result first checked against the unfused cublasGemmEx path, as Ember's is, then timed.
 void bm_hgemm_lt(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool bias_gelu) {
-  Generator gen(12);  // bm_hgemm's inputs
-  const Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
-  const Tensor w = randn({N, K}, gen, gpu()).to(kBFloat16);
-  const Tensor bias = randn({N}, gen, gpu()).to(kBFloat16);
-  const Tensor out = empty({1, M, N}, gpu(kBFloat16)), want = empty({1, M, N}, gpu(kBFloat16));
-  const LtGemm lt(out, x, w, bias_gelu ? &bias : nullptr, M, N, K);
+  const HgemmCase c{M, N, K, bias_gelu};
+  const Tensor got = empty({1, M, N}, gpu(kBFloat16));
+  const LtGemm lt(got, c.x, c.w, bias_gelu ? &c.bias : nullptr, M, N, K);
   lt.run();
-  cublas_hgemm(g_gpu->cublas_default, want, x, w, M, N, K);
-  if (bias_gelu) {
-    cuda::binary(want, want, bias.expand({1, M, N}), BinaryOp::Add, Scalar(1.0));
-    cuda::unary(want, want, UnaryOp::GeluTanh, 0.0, 0.0);
-  }
-  if (!hgemm_agrees(state, out, want, "cuBLASLt's product")) return;
+  c.unfused_peer();
+  if (!hgemm_agrees(state, got, c.out, "cuBLASLt's product")) return;
   time_gpu(state, [&] { lt.run(); });
   bench::set_flops(state,
                    2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K));
