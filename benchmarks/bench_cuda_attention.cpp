@@ -13,7 +13,9 @@
 // deterministic dQ kernel is not counted). Reported as FLOP/s, with Ember / composite.
 // Backward: autograd::grad of the recorded graph (retained), the fused node's kernels for Ember.
 // Forward cases also run "ember_wgmma": both products on wgmma (set_attention_forward_variant(1); on
-// GPUs without sm_90a code it is the mma.sync kernel again), checked against the composite too.
+// GPUs without sm_90a code it is the mma.sync kernel again), and "ember_ws": the warp-specialised,
+// TMA-fed kernel (variant 2; on other GPUs variant 1's fallback), each checked against the
+// composite on its first case too.
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>
 #include <memory>
@@ -66,9 +68,9 @@ void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward,
   }
   bench::set_flops(state, flops);
   // Keep the first case of each variant honest: the fused forward agrees with the composite.
-  static bool checked[2] = {false, false};
-  if (!checked[variant == 1] && !backward) {
-    checked[variant == 1] = true;
+  static bool checked[4] = {false, false, false, false};  // by variant + 1
+  if (!checked[variant + 1] && !backward) {
+    checked[variant + 1] = true;
     NoGradGuard no_grad;
     Tensor a = attend(q, k, v, causal, true).to(kFloat32).cpu();
     Tensor b = attend(q, k, v, causal, false).to(kFloat32).cpu();
@@ -98,10 +100,14 @@ void register_cases() {
         for (bool fused : {true, false})
           add_gpu_case(key + (fused ? "ember" : "composite"),
                        [=](benchmark::State& s) { bm_attention(s, sh, causal, backward, fused); });
-        if (!backward)
+        if (!backward) {
           add_gpu_case(key + "ember_wgmma", [=](benchmark::State& s) {
             bm_attention(s, sh, causal, backward, true, /*variant=*/1);
           });
+          add_gpu_case(key + "ember_ws", [=](benchmark::State& s) {
+            bm_attention(s, sh, causal, backward, true, /*variant=*/2);
+          });
+        }
       }
 }
 

@@ -56,15 +56,21 @@
 // D, true>; a fence to the async proxy before the barrier), whose accumulators land in exactly the
 // layout the mma.sync path leaves (a warp's 16 rows); the softmax is unchanged, and O += P V is 4
 // wgmma.m64n{64,128}k16 with P as the register A operand (the same re-packing as for mma.sync) and
-// V read N-major from its swizzled tile (imm-trans-b). set_attention_forward_variant picks one for
-// tests. Next steps: TMA-fed K/V and FA3-style warp specialisation (a producer warp, two consumer
-// warpgroups ping-ponging softmax against the tensor cores, the next S overlapping this softmax);
-// the backward on wgmma.
+// V read N-major from its swizzled tile (imm-trans-b).
+// sm_90a, warp-specialised (attention_forward_ws_kernel, set_attention_forward_variant(2); opt-in
+// too): FlashAttention-3's structure on the same products and softmax: 128 query rows per block, a
+// producer warpgroup whose one thread loads Q, K and V tiles by TMA (rank-4 tensor maps over the
+// (B, H, rows, D) heads, so transposed views are read in place) into stages guarded by mbarriers,
+// and two consumer warpgroups (64 rows each) that overlap each tile's softmax with the previous
+// tile's P V on the tensor cores; setmaxnreg moves registers from the producer to the consumers.
+// set_attention_forward_variant picks one for tests. Next steps: 128-key tiles, the two consumers
+// ordered by named barriers (FA3's ping-pong), the backward on wgmma.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -74,6 +80,7 @@
 #include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
+#include "cuda/tma.cuh"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -162,17 +169,22 @@ __device__ __forceinline__ void load_tile(void* dst, const T* x, int64_t sr, int
 /// Q K^T by wgmma.m64n64k16 from the swizzled tiles qsw and ksw (load_tile<T, D, true>): D / 16
 /// instructions, k16 step kk at panel kk / 4, 32 (kk % 4) bytes into the rows. Waits for them.
 template <class T, int D>
-__device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned char* qsw,
+__device__ __forceinline__ void issue_scores(float (&d)[32], const unsigned char* qsw,
                                              const unsigned char* ksw) {
-  float(&d)[32] = *reinterpret_cast<float(*)[32]>(&s[0][0]);
-  mma::fence_operands(d);
-  mma::wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const int off = (kk / 4) * (kBlockN * 128) + (kk % 4) * 32;
     mma::wgmma_m64n64k16<mma_t<T>>(d, mma::smem_desc_sw128(qsw + off),
                                    mma::smem_desc_sw128(ksw + off));
   }
+}
+template <class T, int D>
+__device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned char* qsw,
+                                             const unsigned char* ksw) {
+  float(&d)[32] = *reinterpret_cast<float(*)[32]>(&s[0][0]);
+  mma::fence_operands(d);
+  mma::wgmma_fence();
+  issue_scores<T, D>(d, qsw, ksw);
   mma::wgmma_commit();
   mma::wgmma_wait<0>();
   mma::fence_operands(d);
@@ -183,17 +195,15 @@ __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned ch
 /// vsw (load_tile<T, D, true>) read N-major (imm-trans-b): row k of a panel holds 64 of V's
 /// columns for key k, so V (keys x D, D contiguous) is the canonical MN-major layout with the
 /// panels 8 KiB apart (LBO) and the k16 step at 16 rows = 2048 bytes. Waits for them.
-template <class T, int D>
-__device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const float (&pm)[8][4],
-                                                 const unsigned char* vsw) {
-  float(&d)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
-  uint32_t a[4][4];  // all fragments packed before the fence: no register write after it
+/// The four register-A fragments of P (a warp's (16, 64) probabilities, rounded to T).
+template <class T>
+__device__ __forceinline__ void pack_p(uint32_t (&a)[4][4], const float (&pm)[8][4]) {
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) a_fragment<T>(a[ks], pm, ks);
-  uint32_t(&a_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&a[0][0]);
-  mma::fence_operands(a_flat);
-  mma::fence_operands(d);
-  mma::wgmma_fence();
+}
+template <class T, int D>
+__device__ __forceinline__ void issue_pv(float (&d)[D / 2], const uint32_t (&a)[4][4],
+                                         const unsigned char* vsw) {
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) {
     const uint64_t desc = mma::smem_desc_sw128_mn(vsw + ks * 2048, kBlockN * 128);
@@ -202,6 +212,18 @@ __device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const flo
     else
       mma::wgmma_m64n128k16_rs<mma_t<T>, true>(d, a[ks], desc);
   }
+}
+template <class T, int D>
+__device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const float (&pm)[8][4],
+                                                 const unsigned char* vsw) {
+  float(&d)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
+  uint32_t a[4][4];  // all fragments packed before the fence: no register write after it
+  pack_p<T>(a, pm);
+  uint32_t(&a_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&a[0][0]);
+  mma::fence_operands(a_flat);
+  mma::fence_operands(d);
+  mma::wgmma_fence();
+  issue_pv<T, D>(d, a, vsw);
   mma::wgmma_commit();
   mma::wgmma_wait<0>();
   mma::fence_operands(d);
@@ -334,6 +356,94 @@ __device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4],
   }
 }
 
+/// One key tile (keys k0 .. k0 + 63) of the online softmax for a warp's 16 rows, lane (g, q)
+/// holding rows row0 and row0 + 8 (masked: the tile holds keys past S or, causal, past a row).
+/// On entry s holds the scores Q K^T; on return P = 2^(x - m') with x = s scale log2(e) (-inf
+/// where masked), dropout applied; m becomes m' (the running row max), l = alpha l + rowsum P
+/// (before dropout; summed over the quad at the end), and alpha = 2^(m - m') is what O must be
+/// multiplied by before P V is added. A row whose max is still -inf uses 0 as base (no NaN).
+__device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[8][4], float (&m)[2],
+                                             float (&l)[2], float (&alpha)[2], int64_t bh,
+                                             int64_t k0, int64_t row0, bool masked) {
+  const int q = static_cast<int>(threadIdx.x) & 3;
+  float mx[2] = {m[0], m[1]};
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float x = s[n][e] * p.scale_log2;
+      if (masked) {
+        const int64_t key = k0 + 8 * n + 2 * q + (e & 1), row = row0 + 8 * (e >> 1);
+        if (key >= p.S || (p.causal && key > row)) x = -INFINITY;
+      }
+      s[n][e] = x;
+      mx[e >> 1] = fmaxf(mx[e >> 1], x);
+    }
+  float base[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {  // the row max over the quad holding the row
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // all masked so far: P = 0, no NaN
+    alpha[r] = exp2f(m[r] - base[r]);
+    m[r] = mx[r];
+  }
+  float sum[2] = {0.f, 0.f};
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float pe = exp2f(s[n][e] - base[e >> 1]);
+      s[n][e] = pe;
+      sum[e >> 1] += pe;
+    }
+  l[0] = l[0] * alpha[0] + sum[0];
+  l[1] = l[1] * alpha[1] + sum[1];
+  if (p.dropout) {
+#pragma unroll
+    for (int n = 0; n < 8; ++n)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
+        float z0, z1;
+        drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z0, z1);
+        s[n][2 * r] *= z0;
+        s[n][2 * r + 1] *= z1;
+      }
+  }
+}
+
+/// o (a warp's (16, D) accumulators) *= alpha of its two rows.
+template <int D>
+__device__ __forceinline__ void rescale(float (&o)[D / 8][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t) {
+    o[t][0] *= alpha[0], o[t][1] *= alpha[0];
+    o[t][2] *= alpha[1], o[t][3] *= alpha[1];
+  }
+}
+
+/// The epilogue of a warp's 16 rows: out = O / l (l summed over the quad first), lse = m ln 2 +
+/// ln l (-inf for a row that saw no key), rows >= L skipped.
+template <class T, int D>
+__device__ __forceinline__ void store_forward(const Params& p, const float (&o)[D / 8][4],
+                                              const float (&m)[2], float (&l)[2], int64_t bh,
+                                              int64_t row0) {
+  float inv[2], lse[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
+    lse[r] = l[r] > 0.f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
+  }
+  store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, o, row0, p.L, inv[0], inv[1]);
+  if ((threadIdx.x & 3) == 0) {
+    if (row0 < p.L) p.lse[bh * p.L + row0] = lse[0];
+    if (row0 + 8 < p.L) p.lse[bh * p.L + row0 + 8] = lse[1];
+  }
+}
+
 // ---- forward ----
 
 /// kWg (sm_90a): Q, K and V tiles in the 128-byte swizzle layout, S = Q K^T by wgmma
@@ -360,7 +470,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     return kWg ? base + (3 + s) * kSwTile : reinterpret_cast<unsigned char*>(vs + s * kTile);
   };
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int g = lane / 4, q = lane % 4;
+  const int g = lane / 4;
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
   const int64_t q0 = qt * kBlockM;
   const int64_t row0 = q0 + warp * 16 + g;  // this lane's rows: row0, row0 + 8
@@ -417,56 +527,9 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
         }
       }
       const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
-      float mx[2] = {m[0], m[1]};
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[n][e] * p.scale_log2;
-          if (masked) {
-            const int64_t key = k0 + 8 * n + 2 * q + (e & 1), row = row0 + 8 * (e >> 1);
-            if (key >= p.S || (p.causal && key > row)) x = -INFINITY;
-          }
-          s[n][e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
-        }
-      float base[2], alpha[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {  // the row max over the quad holding the row
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        base[r] = mx[r] == -INFINITY ? 0.f : mx[r];  // all masked so far: P = 0, no NaN
-        alpha[r] = exp2f(m[r] - base[r]);
-        m[r] = mx[r];
-      }
-      float sum[2] = {0.f, 0.f};
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float pe = exp2f(s[n][e] - base[e >> 1]);
-          s[n][e] = pe;
-          sum[e >> 1] += pe;
-        }
-      l[0] = l[0] * alpha[0] + sum[0];
-      l[1] = l[1] * alpha[1] + sum[1];
-#pragma unroll
-      for (int t2 = 0; t2 < D / 8; ++t2) {
-        o[t2][0] *= alpha[0], o[t2][1] *= alpha[0];
-        o[t2][2] *= alpha[1], o[t2][3] *= alpha[1];
-      }
-      if (p.dropout) {
-#pragma unroll
-        for (int n = 0; n < 8; ++n)
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
-            float z0, z1;
-            drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z0, z1);
-            s[n][2 * r] *= z0;
-            s[n][2 * r + 1] *= z1;
-          }
-      }
+      float alpha[2];
+      softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);
+      rescale<D>(o, alpha);
       if constexpr (kWg)
         product_pv_wgmma<T, D>(o, s, v_stage(t & 1));
       else
@@ -475,21 +538,168 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     }
     mma::cp_async_wait<0>();
 
-    float inv[2], lse[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-      l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-      inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
-      lse[r] = l[r] > 0.f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
-    }
-    store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, o, row0, p.L, inv[0], inv[1]);
-    if (q == 0) {
-      if (row0 < p.L) p.lse[bh * p.L + row0] = lse[0];
-      if (row0 + 8 < p.L) p.lse[bh * p.L + row0 + 8] = lse[1];
-    }
+    store_forward<T, D>(p, o, m, l, bh, row0);
     __syncthreads();  // qs is free for the next head
   }
+}
+
+/// The warp-specialised forward (variant 2, sm_90a): 128 query rows per block; 3 warpgroups, 0
+/// the producer (one thread issuing TMA copies), 1 and 2 the consumers of rows 0-63 and 64-127;
+/// Q once, K and V tiles of 64 keys through kStages stages, all in the 128-byte swizzle layout
+/// scores_wgmma and product_pv_wgmma read (a tile: D / 64 panels of 64 rows x 128 bytes).
+template <int D>
+struct WsTile {
+  static constexpr int kRows = 128, kThreads = 384, kStages = D == 64 ? 6 : 4;
+  static constexpr int kTileBytes = kBlockN * D * 2;  // one 64-row tile (a consumer's Q too)
+  static constexpr int kQBytes = 2 * kTileBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes;  // K, then V
+  static constexpr int kBarriers = 3 * kStages + 1;   // full K, full V, empty per stage; Q
+  static constexpr int kSmem = kQBytes + kStages * kStageBytes + kBarriers * 8 + 1024;
+};
+
+/// out, lse = attention(q, k, v) by the warp-specialised pipeline (FlashAttention-3's structure,
+/// Shah et al. 2024, without its inter-warpgroup barriers): the producer's one thread loads each
+/// consumer's Q (a Q barrier) and then walks the key tiles: wait until the stage is free (its
+/// "empty" barrier: one arrival per consumer warp), K's bytes on its "full K" barrier and V's on
+/// "full V", so S can start before V has landed. Each consumer warpgroup pipelines within itself:
+/// for tile t it issues S_t = Q K_t^T, then O += P_{t-1} V_{t-1} (P in registers), waits for S_t
+/// only, runs the softmax of S_t while the tensor cores still work on P V, then waits for P V,
+/// releases stage t - 1, rescales O by alpha_t and packs P_t. Causal: the block loads the key
+/// tiles its last row sees; a consumer whose rows end earlier stops before the extra ones.
+/// A block with rows only for its first consumer (L % 128 in 1..64 at the last block) runs one.
+template <class T, int D>
+__global__ void __launch_bounds__(384, 1)
+    attention_forward_ws_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
+                                const __grid_constant__ CUtensorMap map_k,
+                                const __grid_constant__ CUtensorMap map_v) {
+#if defined(EMBER_HAVE_WGMMA)
+  using Tile = WsTile<D>;
+  constexpr int kStages = Tile::kStages, kTileBytes = Tile::kTileBytes;
+  constexpr int kStageBytes = Tile::kStageBytes, kPanels = D / 64;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  unsigned char* const stages = smem + Tile::kQBytes;  // Q of consumer c at smem + c kTileBytes
+  uint64_t* const full_k = reinterpret_cast<uint64_t*>(stages + kStages * kStageBytes);
+  uint64_t* const full_v = full_k + kStages;
+  uint64_t* const empty = full_v + kStages;
+  uint64_t* const q_full = empty + kStages;
+  const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
+  const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
+  const int64_t q0 = qt * Tile::kRows, bh = blockIdx.y;
+  const int consumers = q0 + 64 < p.L ? 2 : 1;
+  // The keys rows [.., end) see: all, or (causal) those up to the last row.
+  const auto key_tiles = [&p](int64_t end) {
+    const int64_t rows_end = end < p.L ? end : p.L;
+    const int64_t keys = p.causal && rows_end < p.S ? rows_end : p.S;
+    return static_cast<int>((keys + kBlockN - 1) / kBlockN);
+  };
+  const int n_tiles = key_tiles(q0 + 64 * consumers);
+  if (tid == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      tma::mbar_init(&full_k[s], 1);
+      tma::mbar_init(&full_v[s], 1);
+      tma::mbar_init(&empty[s], 4 * consumers);
+    }
+    tma::mbar_init(q_full, 1);
+    tma::fence_barrier_init();
+  }
+  __syncthreads();
+  const auto h = static_cast<int32_t>(bh % p.H), b = static_cast<int32_t>(bh / p.H);
+
+  if (wg == 0) {  // the producer
+    tma::setmaxnreg_dec<24>();  // 24 x 128 + 240 x 256 registers fit the SM's 65536
+    if (tid == 0) {
+      tma::mbar_arrive_expect_tx(q_full, static_cast<uint32_t>(consumers * kTileBytes));
+      for (int c = 0; c < consumers; ++c)
+#pragma unroll
+        for (int i = 0; i < kPanels; ++i)
+          tma::load_4d(smem + c * kTileBytes + i * 8192, &map_q, 64 * i,
+                       static_cast<int32_t>(q0 + 64 * c), h, b, q_full);
+      for (int t = 0; t < n_tiles; ++t) {
+        const int st = t % kStages;
+        tma::mbar_wait(&empty[st], ((t / kStages) & 1) ^ 1);  // free (first round: at once)
+        unsigned char* const ks = stages + st * kStageBytes;
+        tma::mbar_arrive_expect_tx(&full_k[st], kTileBytes);
+#pragma unroll
+        for (int i = 0; i < kPanels; ++i)
+          tma::load_4d(ks + i * 8192, &map_k, 64 * i, t * kBlockN, h, b, &full_k[st]);
+        tma::mbar_arrive_expect_tx(&full_v[st], kTileBytes);
+#pragma unroll
+        for (int i = 0; i < kPanels; ++i)
+          tma::load_4d(ks + kTileBytes + i * 8192, &map_v, 64 * i, t * kBlockN, h, b,
+                       &full_v[st]);
+      }
+    }
+    return;
+  }
+
+  tma::setmaxnreg_inc<240>();  // the whole warpgroup, before any of it may return
+  const int c = wg - 1;
+  if (c >= consumers) return;
+  const int lane = tid & 31, warp = (tid / 32) % 4;
+  const int64_t qc0 = q0 + 64 * c, row0 = qc0 + warp * 16 + lane / 4;  // rows row0, row0 + 8
+  const int n_mine = key_tiles(qc0 + 64);
+  const unsigned char* const qs = smem + c * kTileBytes;
+  float o[D / 8][4], s[8][4];
+  float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
+  float(&sd)[32] = *reinterpret_cast<float(*)[32]>(&s[0][0]);
+  uint32_t pa[4][4];  // P_{t-1} as register-A fragments
+  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
+  zero(o);
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  const auto phase = [](int t) { return static_cast<uint32_t>(t / kStages) & 1; };
+  tma::mbar_wait(q_full, 0);
+  for (int t = 0; t < n_mine; ++t) {
+    const int st = t % kStages;
+    zero(s);
+    tma::mbar_wait(&full_k[st], phase(t));
+    mma::fence_operands(sd);
+    mma::fence_operands(od);
+    mma::fence_operands(pa_flat);
+    mma::wgmma_fence();
+    issue_scores<T, D>(sd, qs, stages + st * kStageBytes);
+    mma::wgmma_commit();
+    if (t > 0) {  // O += P_{t-1} V_{t-1} behind S_t; wait for S_t only
+      const int ps = (t - 1) % kStages;
+      tma::mbar_wait(&full_v[ps], phase(t - 1));
+      issue_pv<T, D>(od, pa, stages + ps * kStageBytes + kTileBytes);
+      mma::wgmma_commit();
+      mma::wgmma_wait<1>();
+    } else {
+      mma::wgmma_wait<0>();
+    }
+    mma::fence_operands(sd);
+    const int64_t k0 = t * int64_t{kBlockN};
+    const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > qc0);
+    float alpha[2];
+    softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);  // while P_{t-1} V_{t-1} runs
+    if (t > 0) {
+      mma::wgmma_wait<0>();
+      mma::fence_operands(od);
+      if (lane == 0) tma::mbar_arrive(&empty[(t - 1) % kStages]);  // stage t - 1 is read
+    }
+    rescale<D>(o, alpha);
+    pack_p<T>(pa, s);
+  }
+  if (n_mine > 0) {  // the last tile's P V
+    const int ls = (n_mine - 1) % kStages;
+    tma::mbar_wait(&full_v[ls], phase(n_mine - 1));
+    mma::fence_operands(od);
+    mma::fence_operands(pa_flat);
+    mma::wgmma_fence();
+    issue_pv<T, D>(od, pa, stages + ls * kStageBytes + kTileBytes);
+    mma::wgmma_commit();
+    mma::wgmma_wait<0>();
+    mma::fence_operands(od);
+    if (lane == 0) tma::mbar_arrive(&empty[ls]);
+  }
+  // Causal: the tiles past n_mine only the other consumer's rows see are the block's last, never
+  // refilled, so they need no release (and that consumer waits for their copies to land).
+  store_forward<T, D>(p, o, m, l, bh, row0);
+#else
+  (void)p, (void)map_q, (void)map_k, (void)map_v;
+#endif
 }
 
 // ---- backward ----
@@ -773,12 +983,42 @@ unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH :
 
 std::atomic<int> g_forward_variant{-1};
 
+/// Variant 2: false (nothing launched) where the tensor maps cannot be made (a zero head or batch
+/// stride, the driver refuses one) or the sizes pass TMA's 32-bit coordinates or the grid.
+template <class T, int D>
+bool launch_forward_ws(const Params& p, cudaStream_t stream, int device) {
+  using Tile = WsTile<D>;
+  const int64_t B = p.BH / p.H;
+  if (p.BH > 65535 || p.L > INT32_MAX - Tile::kRows || p.S > INT32_MAX - kBlockN) return false;
+  // (B, H, rows, D) with the heads' strides; the stride of a dimension of size 1 is never used
+  // (TMA still wants a valid one).
+  const auto map = [&](CUtensorMap* m, const HeadPtr& x, int64_t rows) {
+    const int64_t sh = p.H > 1 ? x.sh : rows * x.sr, sb = B > 1 ? x.sb : rows * x.sr;
+    if (x.sr <= 0 || sh <= 0 || sb <= 0) return false;
+    const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
+    return tma::encode_tensor_map_4d(m, std::is_same_v<T, BF16Bits>, x.ptr, D, n(rows), n(p.H),
+                                     n(B), n(x.sr), n(sh), n(sb), 64, kBlockN);
+  };
+  CUtensorMap map_q, map_k, map_v;
+  if (!map(&map_q, p.q, p.L) || !map(&map_k, p.k, p.S) || !map(&map_v, p.v, p.S)) return false;
+  detail::opt_in_smem<attention_forward_ws_kernel<T, D>>(Tile::kSmem, device);
+  const dim3 grid(static_cast<unsigned>((p.L + Tile::kRows - 1) / Tile::kRows),
+                  static_cast<unsigned>(p.BH));
+  attention_forward_ws_kernel<T, D>
+      <<<grid, Tile::kThreads, Tile::kSmem, stream>>>(p, map_q, map_k, map_v);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 template <class T, int D>
 void forward(const Params& p, cudaStream_t stream, int device) {
   const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
-  // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma one.
+  // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma ones; variant 2
+  // falls back to 1 where its tensor maps cannot be made.
   const int variant = g_forward_variant.load(std::memory_order_relaxed);
-  if (variant == 1 && detail::wgmma_available(device)) {
+  const bool wgmma = variant >= 1 && detail::wgmma_available(device);
+  if (wgmma && variant == 2 && launch_forward_ws<T, D>(p, stream, device)) return;
+  if (wgmma) {
     // Q and two stages of K and V, swizzled, and slack to align to 1024 bytes.
     constexpr int bytes = 5 * kBlockN * D * 2 + 1024;
     detail::opt_in_smem<attention_forward_kernel<T, D, true>>(bytes, device);
@@ -830,8 +1070,8 @@ void visit_kernel(DType dt, int64_t D, F&& f) {
 }  // namespace
 
 void set_attention_forward_variant(int variant) {
-  EMBER_CHECK(variant >= -1 && variant <= 1, ValueError,
-              "[set_attention_forward_variant] expected -1 (automatic), 0 or 1, got ", variant);
+  EMBER_CHECK(variant >= -1 && variant <= 2, ValueError,
+              "[set_attention_forward_variant] expected -1 (automatic), 0, 1 or 2, got ", variant);
   g_forward_variant.store(variant, std::memory_order_relaxed);
 }
 

@@ -8,8 +8,9 @@
 //                       completes when both reach zero; mbar_wait(bar, parity) returns once the
 //                       phase of that parity has completed (a fresh barrier counts its "previous"
 //                       phase, parity 1, as completed); it traps after 20 s on one phase
-//   load_3d             cp.async.bulk.tensor: one box of the tensor map into shared memory,
+//   load_3d / load_4d   cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
+//   setmaxnreg_dec/inc  move registers between a block's warpgroups (producer -> consumers)
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
 // a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
@@ -21,6 +22,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <tuple>
 
 namespace ember::cuda::tma {
 
@@ -95,6 +97,25 @@ __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
+/// setmaxnreg: every warp of the calling warpgroup owns at most N registers per thread from here
+/// (dec: gives the rest back to the block's pool; inc: waits until the pool has them). Lets a
+/// warp-specialised kernel move registers from its producer to its consumers; N a multiple of 8
+/// in [24, 256]. The emulator has no register file: a no-op there.
+template <int N>
+__device__ inline void setmaxnreg_dec() {
+  static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg: a multiple of 8 in [24, 256]");
+#if !defined(EMBER_CUDA_EMULATED)
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+template <int N>
+__device__ inline void setmaxnreg_inc() {
+  static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg: a multiple of 8 in [24, 256]");
+#if !defined(EMBER_CUDA_EMULATED)
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+#endif
+}
+
 /// The box of `map` at (c0 innermost, c1, c2) into shared memory at dst (128-byte aligned; 1024
 /// for the 128-byte swizzle to match smem_desc_sw128), its bytes completing on bar.
 __device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
@@ -112,6 +133,23 @@ __device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, in
       : "memory");
 #endif
 }
+
+/// The same for a rank-4 map (c0 innermost .. c3), e.g. attention's (D, rows, heads, batches).
+__device__ inline void load_4d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
+                               int32_t c2, int32_t c3, uint64_t* bar) {
+#if defined(EMBER_CUDA_EMULATED)
+  const int32_t coords[4] = {c0, c1, c2, c3};
+  ::ember_emu::tma_load(dst, map, coords, bar);
+#else
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(d),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(b)
+      : "memory");
+#endif
+}
 #endif
 
 /// A tensor map of a (batch, rows, inner) tensor of 16-bit elements (bf16 when `bf16`, else
@@ -126,11 +164,28 @@ inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uin
                               uint64_t rows, uint64_t batches, uint64_t row_stride,
                               uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows);
 
+/// The same for a rank-4 (d3, d2, rows, inner) tensor, element strides row_stride, s2 and s3,
+/// boxes of (1, 1, box_rows, box_inner): attention's heads, (B, H, rows, D) at any (b, h) strides.
+inline bool encode_tensor_map_4d(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
+                                 uint64_t rows, uint64_t d2, uint64_t d3, uint64_t row_stride,
+                                 uint64_t s2, uint64_t s3, uint32_t box_inner, uint32_t box_rows);
+
 namespace detail {
-inline bool encode_tensor_map_uncached(CUtensorMap* map, bool bf16, const void* base,
-                                       uint64_t inner, uint64_t rows, uint64_t batches,
-                                       uint64_t row_stride, uint64_t batch_stride,
-                                       uint32_t box_inner, uint32_t box_rows) {
+/// What a map encodes: the dtype, base, rank, sizes (innermost first), element strides of
+/// dimensions 1..rank-1 and the box's two inner sizes (the rest are 1).
+struct MapKey {
+  bool bf16;
+  const void* base;
+  uint32_t rank;
+  std::array<uint64_t, 4> dims, strides;
+  uint32_t box_inner, box_rows;
+  auto tie() const {
+    return std::tie(bf16, base, rank, dims, strides, box_inner, box_rows);
+  }
+  bool operator<(const MapKey& o) const { return tie() < o.tie(); }
+};
+
+inline bool encode_uncached(CUtensorMap* map, const MapKey& k) {
   using Encode = decltype(&cuTensorMapEncodeTiled);
 #if defined(EMBER_CUDA_EMULATED)
   const Encode encode = cuTensorMapEncodeTiled;  // the emulator's
@@ -148,45 +203,49 @@ inline bool encode_tensor_map_uncached(CUtensorMap* map, bool bf16, const void* 
   }();
   if (encode == nullptr) return false;
 #endif
-  if (batch_stride == 0) batches = 1;
-  const cuuint64_t dims[3] = {inner, rows, batches};
-  const cuuint64_t strides[2] = {row_stride * 2,
-                                 (batch_stride == 0 ? rows * row_stride : batch_stride) * 2};
-  const cuuint32_t box[3] = {box_inner, box_rows, 1};
-  const cuuint32_t element_strides[3] = {1, 1, 1};
-  return encode(map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 3,
-                const_cast<void*>(base), dims, strides, box, element_strides,
+  cuuint64_t dims[4], strides[3];
+  cuuint32_t box[4], element_strides[4];
+  for (uint32_t d = 0; d < k.rank; ++d) {
+    dims[d] = k.dims[d];
+    box[d] = d == 0 ? k.box_inner : d == 1 ? k.box_rows : 1;
+    element_strides[d] = 1;
+    if (d > 0) strides[d - 1] = k.strides[d] * 2;
+  }
+  return encode(map, k.bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+                k.rank, const_cast<void*>(k.base), dims, strides, box, element_strides,
                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+inline bool encode_cached(CUtensorMap* map, const MapKey& key) {
+  thread_local std::map<MapKey, CUtensorMap> cache;
+  const auto it = cache.find(key);
+  if (it != cache.end()) {
+    *map = it->second;
+    return true;
+  }
+  if (!encode_uncached(map, key)) return false;
+  if (cache.size() >= 1024) cache.clear();
+  cache.emplace(key, *map);
+  return true;
 }
 }  // namespace detail
 
 inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
                               uint64_t rows, uint64_t batches, uint64_t row_stride,
                               uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows) {
-  using Key = std::array<uint64_t, 9>;
-  thread_local std::map<Key, CUtensorMap> cache;
-  const Key key = {bf16 ? 1u : 0u,
-                   reinterpret_cast<uintptr_t>(base),
-                   inner,
-                   rows,
-                   batches,
-                   row_stride,
-                   batch_stride,
-                   box_inner,
-                   uint64_t{box_rows}};
-  const auto it = cache.find(key);
-  if (it != cache.end()) {
-    *map = it->second;
-    return true;
-  }
-  if (!detail::encode_tensor_map_uncached(map, bf16, base, inner, rows, batches, row_stride,
-                                          batch_stride, box_inner, box_rows))
-    return false;
-  if (cache.size() >= 1024) cache.clear();
-  cache.emplace(key, *map);
-  return true;
+  if (batch_stride == 0) batches = 1;
+  const uint64_t bs = batch_stride == 0 ? rows * row_stride : batch_stride;
+  return detail::encode_cached(
+      map, {bf16, base, 3, {inner, rows, batches, 0}, {0, row_stride, bs, 0}, box_inner, box_rows});
+}
+
+inline bool encode_tensor_map_4d(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
+                                 uint64_t rows, uint64_t d2, uint64_t d3, uint64_t row_stride,
+                                 uint64_t s2, uint64_t s3, uint32_t box_inner, uint32_t box_rows) {
+  return detail::encode_cached(
+      map, {bf16, base, 4, {inner, rows, d2, d3}, {0, row_stride, s2, s3}, box_inner, box_rows});
 }
 
 }  // namespace ember::cuda::tma

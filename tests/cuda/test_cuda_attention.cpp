@@ -4,8 +4,8 @@
 // scaled (masked) scores. Cases: D 64 and 128, causal and not, L != S both ways, odd L and S
 // (1, 17, 100, 257), batch dims (B, H), non-contiguous q/k/v (transpose(1, 2) views of
 // (B, T, H, D)), bf16 and fp16; outputs start poisoned (gpu()); two runs bitwise equal; dropout
-// with the CPU's mask; the routing of the public sdpa; errors. The forward's two variants (S = Q
-// K^T on mma.sync, or on wgmma from swizzled tiles on sm_90a) each. Tolerance, relative to the
+// with the CPU's mask; the routing of the public sdpa; errors. The forward's three variants (S = Q
+// K^T on mma.sync; on wgmma from swizzled tiles on sm_90a; warp-specialised and TMA-fed) each. Tolerance, relative to the
 // largest |reference| (at least 1e-3): bf16 1e-2, fp16 2e-3 (one rounding of P and dS to the input
 // type inside the products, float32 sums). Without a GPU each case prints "skipped".
 #include <algorithm>
@@ -103,14 +103,17 @@ std::vector<int64_t> with(std::vector<int64_t> batch, int64_t r, int64_t c) {
 
 const std::vector<Case> kCases = {
     {{1, 2}, 64, 64, 64}, {{2}, 17, 100, 64},   {{1, 1}, 100, 17, 128}, {{}, 1, 1, 64},
-    {{1}, 257, 257, 64},  {{2, 1}, 1, 70, 128}, {{1, 1}, 130, 65, 128}};
+    {{1}, 257, 257, 64},  {{2, 1}, 1, 70, 128}, {{1, 1}, 130, 65, 128},
+    // more key tiles than variant 2 has stages (6 at D 64, 4 at D 128): the stages wrap
+    {{1}, 200, 450, 64},  {{2}, 129, 300, 128}};
 
 }  // namespace
 
 TEST_CASE("cuda attention: forward output and lse match the float64 reference") {
   if (!gpu()) return;
-  // variant 0: S = Q K^T on mma.sync; 1: on wgmma (sm_90a, and the emulator; else mma.sync)
-  for (int variant : {0, 1}) {
+  // variant 0: S = Q K^T on mma.sync; 1: on wgmma (sm_90a, and the emulator; else mma.sync);
+  // 2: warp-specialised, TMA-fed, the softmax overlapping P V
+  for (int variant : {0, 1, 2}) {
     cuda::set_attention_forward_variant(variant);
     for (DType dt : {kBFloat16, kFloat16}) {
       for (const Case& c : kCases) {
@@ -139,7 +142,7 @@ TEST_CASE("cuda attention: forward output and lse match the float64 reference") 
     }
   }
   cuda::set_attention_forward_variant(-1);
-  EMBER_CHECK_THROWS(cuda::set_attention_forward_variant(2), ValueError,
+  EMBER_CHECK_THROWS(cuda::set_attention_forward_variant(3), ValueError,
                      "set_attention_forward_variant");
 }
 
@@ -170,7 +173,10 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
   if (!gpu()) return;
   for (int64_t D : {64, 128}) {
     for (bool causal : {false, true}) {
-      INFO("D " << D << " causal " << causal);
+      // variant 2 reads the view through a rank-4 tensor map (B, H, T, D) with its strides
+      const int variant = causal ? 2 : 0;
+      cuda::set_attention_forward_variant(variant);
+      INFO("D " << D << " causal " << causal << " variant " << variant);
       const DType dt = kBFloat16;
       const int64_t B = 2, T = 33, H = 3;
       Tensor q = rnd({B, T, H, D}, 31, dt, 2.0).to(cu).transpose(1, 2);  // (B, H, T, D)
@@ -196,6 +202,7 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
                                 got.out.cpu()));
     }
   }
+  cuda::set_attention_forward_variant(-1);
 }
 
 TEST_CASE("cuda attention: two runs give bitwise the same output and gradients") {
@@ -222,9 +229,10 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
   };
   const std::vector<DropCase> cases = {
       {{2, 1}, 37, 37, 64, true}, {{1}, 65, 99, 128, false}, {{1, 1}, 70, 13, 64, false}};
-  for (const DropCase& c : cases) {
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const DropCase& c = cases[ci];
     for (double p : {0.2, 0.5}) {
-      const int variant = p < 0.3 ? 0 : 1;  // the forward's S on mma.sync, then on wgmma
+      const int variant = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 3);  // each forward variant
       cuda::set_attention_forward_variant(variant);
       INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p
                 << " variant " << variant);
