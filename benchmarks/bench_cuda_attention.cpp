@@ -13,9 +13,9 @@
 // deterministic dQ kernel is not counted). Reported as FLOP/s, with Ember / composite.
 // Backward: autograd::grad of the recorded graph (retained), the fused node's kernels for Ember.
 // Forward cases also run "ember_wgmma": both products on wgmma (set_attention_forward_variant(1); on
-// GPUs without sm_90a code it is the mma.sync kernel again), and "ember_ws": the warp-specialised,
-// TMA-fed kernel (variant 2; on other GPUs variant 1's fallback), each checked against the
-// composite on its first case too.
+// GPUs without sm_90a code it is the mma.sync kernel again), "ember_ws" and "ember_ws64": the
+// warp-specialised, TMA-fed kernel with key tiles of 128 and 64 (variants 2 and 3; on other GPUs
+// variant 1's fallback), each checked against the composite on its first case too.
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>
 #include <memory>
@@ -68,7 +68,7 @@ void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward,
   }
   bench::set_flops(state, flops);
   // Keep the first case of each variant honest: the fused forward agrees with the composite.
-  static bool checked[4] = {false, false, false, false};  // by variant + 1
+  static bool checked[5] = {false, false, false, false, false};  // by variant + 1
   if (!checked[variant + 1] && !backward) {
     checked[variant + 1] = true;
     NoGradGuard no_grad;
@@ -106,6 +106,9 @@ void register_cases() {
           });
           add_gpu_case(key + "ember_ws", [=](benchmark::State& s) {
             bm_attention(s, sh, causal, backward, true, /*variant=*/2);
+          });
+          add_gpu_case(key + "ember_ws64", [=](benchmark::State& s) {
+            bm_attention(s, sh, causal, backward, true, /*variant=*/3);
           });
         }
       }

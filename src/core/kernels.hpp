@@ -436,8 +436,8 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
                              uint64_t seed = 0, uint64_t offset = 0);
 /// attention_forward_flash's kernel for the calls that follow (process-wide): -1 (the default,
 /// for now mma.sync) or 0: both products (S = Q K^T, O += P V) on mma.sync; 1: both on wgmma
-/// where the GPU runs sm_90a code; 2: there, the warp-specialised TMA-fed kernel (variant 1 where
-/// its tensor maps cannot be made). ValueError outside -1..2.
+/// where the GPU runs sm_90a code; 2 and 3: there, the warp-specialised TMA-fed kernel with key
+/// tiles of 128 and 64 (variant 1 where its tensor maps cannot be made). ValueError outside -1..3.
 /// For the tests and benchmarks, which run each.
 void set_attention_forward_variant(int variant);
 /// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs

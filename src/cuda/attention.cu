@@ -57,14 +57,15 @@
 // layout the mma.sync path leaves (a warp's 16 rows); the softmax is unchanged, and O += P V is 4
 // wgmma.m64n{64,128}k16 with P as the register A operand (the same re-packing as for mma.sync) and
 // V read N-major from its swizzled tile (imm-trans-b).
-// sm_90a, warp-specialised (attention_forward_ws_kernel, set_attention_forward_variant(2); opt-in
-// too): FlashAttention-3's structure on the same products and softmax: 128 query rows per block, a
+// sm_90a, warp-specialised (attention_forward_ws_kernel, set_attention_forward_variant(2) with key
+// tiles of 128, 3 with 64; opt-in too): FlashAttention-3's structure on the same products and
+// softmax (templated on the tile's width): 128 query rows per block, a
 // producer warpgroup whose one thread loads Q, K and V tiles by TMA (rank-4 tensor maps over the
 // (B, H, rows, D) heads, so transposed views are read in place) into stages guarded by mbarriers,
 // and two consumer warpgroups (64 rows each) that overlap each tile's softmax with the previous
 // tile's P V on the tensor cores; setmaxnreg moves registers from the producer to the consumers.
-// set_attention_forward_variant picks one for tests. Next steps: 128-key tiles, the two consumers
-// ordered by named barriers (FA3's ping-pong), the backward on wgmma.
+// set_attention_forward_variant picks one for tests. Next steps: the two consumers ordered by named
+// barriers (FA3's ping-pong), the backward on wgmma.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -135,8 +136,8 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 /// The register trick: the A fragment of the 16-key slice ks (keys 16 ks .. 16 ks + 15) of a
 /// warp's (16, 64) accumulators pm is exactly accumulator tiles 2 ks and 2 ks + 1, rounded to T
 /// and packed in pairs (for mma.sync and for wgmma's register A alike).
-template <class T>
-__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], const float (&pm)[8][4], int ks) {
+template <class T, int NT>
+__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], const float (&pm)[NT][4], int ks) {
   a[0] = pack2<T>(pm[2 * ks][0], pm[2 * ks][1]);
   a[1] = pack2<T>(pm[2 * ks][2], pm[2 * ks][3]);
   a[2] = pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]);
@@ -165,19 +166,26 @@ __device__ __forceinline__ void load_tile(void* dst, const T* x, int64_t sr, int
 }
 
 #if defined(EMBER_HAVE_WGMMA)
-/// s (the warpgroup's 64 query rows x 64 keys; a warp's 16 rows as product_abt leaves them) =
-/// Q K^T by wgmma.m64n64k16 from the swizzled tiles qsw and ksw (load_tile<T, D, true>): D / 16
-/// instructions, k16 step kk at panel kk / 4, 32 (kk % 4) bytes into the rows. Waits for them.
-template <class T, int D>
-__device__ __forceinline__ void issue_scores(float (&d)[32], const unsigned char* qsw,
+/// S (the warpgroup's 64 query rows x kN keys) += Q K^T, issued (not committed): Q's tile qsw
+/// (64 rows, D / 64 panels 8 KiB apart) and K's ksw (kN rows, panels kN x 128 bytes apart), k16
+/// step kk at panel kk / 4, 32 (kk % 4) bytes into the rows.
+template <class T, int D, int kN = kBlockN>
+__device__ __forceinline__ void issue_scores(float (&d)[kN / 2], const unsigned char* qsw,
                                              const unsigned char* ksw) {
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-    const int off = (kk / 4) * (kBlockN * 128) + (kk % 4) * 32;
-    mma::wgmma_m64n64k16<mma_t<T>>(d, mma::smem_desc_sw128(qsw + off),
-                                   mma::smem_desc_sw128(ksw + off));
+    const int off = (kk % 4) * 32;
+    const uint64_t da = mma::smem_desc_sw128(qsw + (kk / 4) * (64 * 128) + off);
+    const uint64_t db = mma::smem_desc_sw128(ksw + (kk / 4) * (kN * 128) + off);
+    if constexpr (kN == 64)
+      mma::wgmma_m64n64k16<mma_t<T>>(d, da, db);
+    else
+      mma::wgmma_m64n128k16<mma_t<T>>(d, da, db);
   }
 }
+/// s (the warpgroup's 64 query rows x 64 keys; a warp's 16 rows as product_abt leaves them) =
+/// Q K^T by wgmma.m64n64k16 from the swizzled tiles qsw and ksw (load_tile<T, D, true>): D / 16
+/// instructions, k16 step kk at panel kk / 4, 32 (kk % 4) bytes into the rows. Waits for them.
 template <class T, int D>
 __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned char* qsw,
                                              const unsigned char* ksw) {
@@ -189,30 +197,32 @@ __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned ch
   mma::wgmma_wait<0>();
   mma::fence_operands(d);
 }
-/// o (the warpgroup's 64 query rows x D; a warp's 16 rows as product_px leaves them) += P V by
-/// wgmma with P from registers (the accumulators of two adjacent 8-key tiles re-packed as the A
-/// fragment of one 16-key slice, as product_px does for mma.sync) and V from the swizzled tile
-/// vsw (load_tile<T, D, true>) read N-major (imm-trans-b): row k of a panel holds 64 of V's
-/// columns for key k, so V (keys x D, D contiguous) is the canonical MN-major layout with the
-/// panels 8 KiB apart (LBO) and the k16 step at 16 rows = 2048 bytes. Waits for them.
-/// The four register-A fragments of P (a warp's (16, 64) probabilities, rounded to T).
-template <class T>
-__device__ __forceinline__ void pack_p(uint32_t (&a)[4][4], const float (&pm)[8][4]) {
+/// The NT / 2 register-A fragments of P (a warp's (16, 8 NT) probabilities, rounded to T).
+template <class T, int NT>
+__device__ __forceinline__ void pack_p(uint32_t (&a)[NT / 2][4], const float (&pm)[NT][4]) {
 #pragma unroll
-  for (int ks = 0; ks < 4; ++ks) a_fragment<T>(a[ks], pm, ks);
+  for (int ks = 0; ks < NT / 2; ++ks) a_fragment<T>(a[ks], pm, ks);
 }
-template <class T, int D>
-__device__ __forceinline__ void issue_pv(float (&d)[D / 2], const uint32_t (&a)[4][4],
+/// O (the warpgroup's 64 rows x D) += P V, issued (not committed): P from registers, V's tile vsw
+/// (kN keys; D / 64 panels kN x 128 bytes apart) read N-major, k16 steps 16 rows = 2048 bytes.
+template <class T, int D, int kN = kBlockN>
+__device__ __forceinline__ void issue_pv(float (&d)[D / 2], const uint32_t (&a)[kN / 16][4],
                                          const unsigned char* vsw) {
 #pragma unroll
-  for (int ks = 0; ks < 4; ++ks) {
-    const uint64_t desc = mma::smem_desc_sw128_mn(vsw + ks * 2048, kBlockN * 128);
+  for (int ks = 0; ks < kN / 16; ++ks) {
+    const uint64_t desc = mma::smem_desc_sw128_mn(vsw + ks * 2048, kN * 128);
     if constexpr (D == 64)
       mma::wgmma_m64n64k16_rs<mma_t<T>, true>(d, a[ks], desc);
     else
       mma::wgmma_m64n128k16_rs<mma_t<T>, true>(d, a[ks], desc);
   }
 }
+/// o (the warpgroup's 64 query rows x D; a warp's 16 rows as product_px leaves them) += P V by
+/// wgmma with P from registers (the accumulators of two adjacent 8-key tiles re-packed as the A
+/// fragment of one 16-key slice, as product_px does for mma.sync) and V from the swizzled tile
+/// vsw (load_tile<T, D, true>) read N-major (imm-trans-b): row k of a panel holds 64 of V's
+/// columns for key k, so V (keys x D, D contiguous) is the canonical MN-major layout with the
+/// panels 8 KiB apart (LBO) and the k16 step at 16 rows = 2048 bytes. Waits for them.
 template <class T, int D>
 __device__ __forceinline__ void product_pv_wgmma(float (&o)[D / 8][4], const float (&pm)[8][4],
                                                  const unsigned char* vsw) {
@@ -356,19 +366,20 @@ __device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4],
   }
 }
 
-/// One key tile (keys k0 .. k0 + 63) of the online softmax for a warp's 16 rows, lane (g, q)
+/// One key tile (keys k0 .. k0 + 8 NT - 1) of the online softmax for a warp's 16 rows, lane (g, q)
 /// holding rows row0 and row0 + 8 (masked: the tile holds keys past S or, causal, past a row).
 /// On entry s holds the scores Q K^T; on return P = 2^(x - m') with x = s scale log2(e) (-inf
 /// where masked), dropout applied; m becomes m' (the running row max), l = alpha l + rowsum P
 /// (before dropout; summed over the quad at the end), and alpha = 2^(m - m') is what O must be
 /// multiplied by before P V is added. A row whose max is still -inf uses 0 as base (no NaN).
-__device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[8][4], float (&m)[2],
+template <int NT>
+__device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[NT][4], float (&m)[2],
                                              float (&l)[2], float (&alpha)[2], int64_t bh,
                                              int64_t k0, int64_t row0, bool masked) {
   const int q = static_cast<int>(threadIdx.x) & 3;
   float mx[2] = {m[0], m[1]};
 #pragma unroll
-  for (int n = 0; n < 8; ++n)
+  for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       float x = s[n][e] * p.scale_log2;
@@ -390,7 +401,7 @@ __device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[8][4], 
   }
   float sum[2] = {0.f, 0.f};
 #pragma unroll
-  for (int n = 0; n < 8; ++n)
+  for (int n = 0; n < NT; ++n)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const float pe = exp2f(s[n][e] - base[e >> 1]);
@@ -401,7 +412,7 @@ __device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[8][4], 
   l[1] = l[1] * alpha[1] + sum[1];
   if (p.dropout) {
 #pragma unroll
-    for (int n = 0; n < 8; ++n)
+    for (int n = 0; n < NT; ++n)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
         const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
@@ -543,18 +554,22 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
   }
 }
 
-/// The warp-specialised forward (variant 2, sm_90a): 128 query rows per block; 3 warpgroups, 0
-/// the producer (one thread issuing TMA copies), 1 and 2 the consumers of rows 0-63 and 64-127;
-/// Q once, K and V tiles of 64 keys through kStages stages, all in the 128-byte swizzle layout
-/// scores_wgmma and product_pv_wgmma read (a tile: D / 64 panels of 64 rows x 128 bytes).
-template <int D>
+/// The warp-specialised forward (variants 2 and 3, sm_90a): 128 query rows per block; 3
+/// warpgroups, 0 the producer (one thread issuing TMA copies), 1 and 2 the consumers of rows 0-63
+/// and 64-127; Q once, K and V tiles of kN keys (128: variant 2, 64: variant 3) through kStages
+/// stages, all in the 128-byte swizzle layout (a tile of r rows: D / 64 panels of r rows x 128
+/// bytes). At D 128 with 128-key tiles 3 stages of 64 KiB fill the 227 KiB a block may have.
+template <int D, int kN>
 struct WsTile {
-  static constexpr int kRows = 128, kThreads = 384, kStages = D == 64 ? 6 : 4;
-  static constexpr int kTileBytes = kBlockN * D * 2;  // one 64-row tile (a consumer's Q too)
-  static constexpr int kQBytes = 2 * kTileBytes;
+  static constexpr int kRows = 128, kThreads = 384;
+  static constexpr int kStages = kN == 64 ? (D == 64 ? 6 : 4) : (D == 64 ? 5 : 3);
+  static constexpr int kQTileBytes = 64 * D * 2;  // a consumer's Q
+  static constexpr int kTileBytes = kN * D * 2;   // a K or V tile
+  static constexpr int kQBytes = 2 * kQTileBytes;
   static constexpr int kStageBytes = 2 * kTileBytes;  // K, then V
   static constexpr int kBarriers = 3 * kStages + 1;   // full K, full V, empty per stage; Q
   static constexpr int kSmem = kQBytes + kStages * kStageBytes + kBarriers * 8 + 1024;
+  static_assert(kSmem <= 227 * 1024, "WsTile: more shared memory than a block may have");
 };
 
 /// out, lse = attention(q, k, v) by the warp-specialised pipeline (FlashAttention-3's structure,
@@ -567,19 +582,20 @@ struct WsTile {
 /// releases stage t - 1, rescales O by alpha_t and packs P_t. Causal: the block loads the key
 /// tiles its last row sees; a consumer whose rows end earlier stops before the extra ones.
 /// A block with rows only for its first consumer (L % 128 in 1..64 at the last block) runs one.
-template <class T, int D>
+template <class T, int D, int kN>
 __global__ void __launch_bounds__(384, 1)
     attention_forward_ws_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
                                 const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_v) {
 #if defined(EMBER_HAVE_WGMMA)
-  using Tile = WsTile<D>;
+  using Tile = WsTile<D, kN>;
   constexpr int kStages = Tile::kStages, kTileBytes = Tile::kTileBytes;
-  constexpr int kStageBytes = Tile::kStageBytes, kPanels = D / 64;
+  constexpr int kQTileBytes = Tile::kQTileBytes, kStageBytes = Tile::kStageBytes;
+  constexpr int kPanels = D / 64;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-  unsigned char* const stages = smem + Tile::kQBytes;  // Q of consumer c at smem + c kTileBytes
+  unsigned char* const stages = smem + Tile::kQBytes;  // Q of consumer c at smem + c kQTileBytes
   uint64_t* const full_k = reinterpret_cast<uint64_t*>(stages + kStages * kStageBytes);
   uint64_t* const full_v = full_k + kStages;
   uint64_t* const empty = full_v + kStages;
@@ -592,7 +608,7 @@ __global__ void __launch_bounds__(384, 1)
   const auto key_tiles = [&p](int64_t end) {
     const int64_t rows_end = end < p.L ? end : p.L;
     const int64_t keys = p.causal && rows_end < p.S ? rows_end : p.S;
-    return static_cast<int>((keys + kBlockN - 1) / kBlockN);
+    return static_cast<int>((keys + kN - 1) / kN);
   };
   const int n_tiles = key_tiles(q0 + 64 * consumers);
   if (tid == 0) {
@@ -610,11 +626,11 @@ __global__ void __launch_bounds__(384, 1)
   if (wg == 0) {  // the producer
     tma::setmaxnreg_dec<24>();  // 24 x 128 + 240 x 256 registers fit the SM's 65536
     if (tid == 0) {
-      tma::mbar_arrive_expect_tx(q_full, static_cast<uint32_t>(consumers * kTileBytes));
+      tma::mbar_arrive_expect_tx(q_full, static_cast<uint32_t>(consumers * kQTileBytes));
       for (int c = 0; c < consumers; ++c)
 #pragma unroll
         for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(smem + c * kTileBytes + i * 8192, &map_q, 64 * i,
+          tma::load_4d(smem + c * kQTileBytes + i * 8192, &map_q, 64 * i,
                        static_cast<int32_t>(q0 + 64 * c), h, b, q_full);
       for (int t = 0; t < n_tiles; ++t) {
         const int st = t % kStages;
@@ -623,11 +639,11 @@ __global__ void __launch_bounds__(384, 1)
         tma::mbar_arrive_expect_tx(&full_k[st], kTileBytes);
 #pragma unroll
         for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(ks + i * 8192, &map_k, 64 * i, t * kBlockN, h, b, &full_k[st]);
+          tma::load_4d(ks + i * kN * 128, &map_k, 64 * i, t * kN, h, b, &full_k[st]);
         tma::mbar_arrive_expect_tx(&full_v[st], kTileBytes);
 #pragma unroll
         for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(ks + kTileBytes + i * 8192, &map_v, 64 * i, t * kBlockN, h, b,
+          tma::load_4d(ks + kTileBytes + i * kN * 128, &map_v, 64 * i, t * kN, h, b,
                        &full_v[st]);
       }
     }
@@ -640,12 +656,13 @@ __global__ void __launch_bounds__(384, 1)
   const int lane = tid & 31, warp = (tid / 32) % 4;
   const int64_t qc0 = q0 + 64 * c, row0 = qc0 + warp * 16 + lane / 4;  // rows row0, row0 + 8
   const int n_mine = key_tiles(qc0 + 64);
-  const unsigned char* const qs = smem + c * kTileBytes;
-  float o[D / 8][4], s[8][4];
+  const unsigned char* const qs = smem + c * kQTileBytes;
+  constexpr int NT = kN / 8;  // 8-key accumulator tiles per warp row pair
+  float o[D / 8][4], s[NT][4];
   float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
-  float(&sd)[32] = *reinterpret_cast<float(*)[32]>(&s[0][0]);
-  uint32_t pa[4][4];  // P_{t-1} as register-A fragments
-  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
+  float(&sd)[kN / 2] = *reinterpret_cast<float(*)[kN / 2]>(&s[0][0]);
+  uint32_t pa[kN / 16][4];  // P_{t-1} as register-A fragments
+  uint32_t(&pa_flat)[kN / 4] = *reinterpret_cast<uint32_t(*)[kN / 4]>(&pa[0][0]);
   zero(o);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const auto phase = [](int t) { return static_cast<uint32_t>(t / kStages) & 1; };
@@ -658,20 +675,20 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(od);
     mma::fence_operands(pa_flat);
     mma::wgmma_fence();
-    issue_scores<T, D>(sd, qs, stages + st * kStageBytes);
+    issue_scores<T, D, kN>(sd, qs, stages + st * kStageBytes);
     mma::wgmma_commit();
     if (t > 0) {  // O += P_{t-1} V_{t-1} behind S_t; wait for S_t only
       const int ps = (t - 1) % kStages;
       tma::mbar_wait(&full_v[ps], phase(t - 1));
-      issue_pv<T, D>(od, pa, stages + ps * kStageBytes + kTileBytes);
+      issue_pv<T, D, kN>(od, pa, stages + ps * kStageBytes + kTileBytes);
       mma::wgmma_commit();
       mma::wgmma_wait<1>();
     } else {
       mma::wgmma_wait<0>();
     }
     mma::fence_operands(sd);
-    const int64_t k0 = t * int64_t{kBlockN};
-    const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > qc0);
+    const int64_t k0 = t * int64_t{kN};
+    const bool masked = k0 + kN > p.S || (p.causal && k0 + kN - 1 > qc0);
     float alpha[2];
     softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);  // while P_{t-1} V_{t-1} runs
     if (t > 0) {
@@ -688,7 +705,7 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(od);
     mma::fence_operands(pa_flat);
     mma::wgmma_fence();
-    issue_pv<T, D>(od, pa, stages + ls * kStageBytes + kTileBytes);
+    issue_pv<T, D, kN>(od, pa, stages + ls * kStageBytes + kTileBytes);
     mma::wgmma_commit();
     mma::wgmma_wait<0>();
     mma::fence_operands(od);
@@ -983,28 +1000,30 @@ unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH :
 
 std::atomic<int> g_forward_variant{-1};
 
-/// Variant 2: false (nothing launched) where the tensor maps cannot be made (a zero head or batch
-/// stride, the driver refuses one) or the sizes pass TMA's 32-bit coordinates or the grid.
-template <class T, int D>
+/// Variants 2 (kN 128) and 3 (kN 64): false (nothing launched) where the tensor maps cannot be
+/// made (a zero head or batch stride, the driver refuses one) or the sizes pass TMA's 32-bit
+/// coordinates or the grid.
+template <class T, int D, int kN>
 bool launch_forward_ws(const Params& p, cudaStream_t stream, int device) {
-  using Tile = WsTile<D>;
+  using Tile = WsTile<D, kN>;
   const int64_t B = p.BH / p.H;
-  if (p.BH > 65535 || p.L > INT32_MAX - Tile::kRows || p.S > INT32_MAX - kBlockN) return false;
+  if (p.BH > 65535 || p.L > INT32_MAX - Tile::kRows || p.S > INT32_MAX - kN) return false;
   // (B, H, rows, D) with the heads' strides; the stride of a dimension of size 1 is never used
   // (TMA still wants a valid one).
-  const auto map = [&](CUtensorMap* m, const HeadPtr& x, int64_t rows) {
+  const auto map = [&](CUtensorMap* m, const HeadPtr& x, int64_t rows, uint32_t box_rows) {
     const int64_t sh = p.H > 1 ? x.sh : rows * x.sr, sb = B > 1 ? x.sb : rows * x.sr;
     if (x.sr <= 0 || sh <= 0 || sb <= 0) return false;
     const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
     return tma::encode_tensor_map_4d(m, std::is_same_v<T, BF16Bits>, x.ptr, D, n(rows), n(p.H),
-                                     n(B), n(x.sr), n(sh), n(sb), 64, kBlockN);
+                                     n(B), n(x.sr), n(sh), n(sb), 64, box_rows);
   };
   CUtensorMap map_q, map_k, map_v;
-  if (!map(&map_q, p.q, p.L) || !map(&map_k, p.k, p.S) || !map(&map_v, p.v, p.S)) return false;
-  detail::opt_in_smem<attention_forward_ws_kernel<T, D>>(Tile::kSmem, device);
+  if (!map(&map_q, p.q, p.L, 64) || !map(&map_k, p.k, p.S, kN) || !map(&map_v, p.v, p.S, kN))
+    return false;
+  detail::opt_in_smem<attention_forward_ws_kernel<T, D, kN>>(Tile::kSmem, device);
   const dim3 grid(static_cast<unsigned>((p.L + Tile::kRows - 1) / Tile::kRows),
                   static_cast<unsigned>(p.BH));
-  attention_forward_ws_kernel<T, D>
+  attention_forward_ws_kernel<T, D, kN>
       <<<grid, Tile::kThreads, Tile::kSmem, stream>>>(p, map_q, map_k, map_v);
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
@@ -1013,11 +1032,12 @@ bool launch_forward_ws(const Params& p, cudaStream_t stream, int device) {
 template <class T, int D>
 void forward(const Params& p, cudaStream_t stream, int device) {
   const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
-  // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma ones; variant 2
-  // falls back to 1 where its tensor maps cannot be made.
+  // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma ones; variants 2
+  // and 3 fall back to 1 where their tensor maps cannot be made.
   const int variant = g_forward_variant.load(std::memory_order_relaxed);
   const bool wgmma = variant >= 1 && detail::wgmma_available(device);
-  if (wgmma && variant == 2 && launch_forward_ws<T, D>(p, stream, device)) return;
+  if (wgmma && variant == 2 && launch_forward_ws<T, D, 128>(p, stream, device)) return;
+  if (wgmma && variant == 3 && launch_forward_ws<T, D, 64>(p, stream, device)) return;
   if (wgmma) {
     // Q and two stages of K and V, swizzled, and slack to align to 1024 bytes.
     constexpr int bytes = 5 * kBlockN * D * 2 + 1024;
@@ -1070,8 +1090,9 @@ void visit_kernel(DType dt, int64_t D, F&& f) {
 }  // namespace
 
 void set_attention_forward_variant(int variant) {
-  EMBER_CHECK(variant >= -1 && variant <= 2, ValueError,
-              "[set_attention_forward_variant] expected -1 (automatic), 0, 1 or 2, got ", variant);
+  EMBER_CHECK(variant >= -1 && variant <= 3, ValueError,
+              "[set_attention_forward_variant] expected -1 (automatic), 0, 1, 2 or 3, got ",
+              variant);
   g_forward_variant.store(variant, std::memory_order_relaxed);
 }
 

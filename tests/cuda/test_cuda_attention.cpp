@@ -5,7 +5,8 @@
 // (1, 17, 100, 257), batch dims (B, H), non-contiguous q/k/v (transpose(1, 2) views of
 // (B, T, H, D)), bf16 and fp16; outputs start poisoned (gpu()); two runs bitwise equal; dropout
 // with the CPU's mask; the routing of the public sdpa; errors. The forward's three variants (S = Q
-// K^T on mma.sync; on wgmma from swizzled tiles on sm_90a; warp-specialised and TMA-fed) each. Tolerance, relative to the
+// K^T on mma.sync; on wgmma from swizzled tiles on sm_90a; warp-specialised and TMA-fed, with key
+// tiles of 128 or 64) each. Tolerance, relative to the
 // largest |reference| (at least 1e-3): bf16 1e-2, fp16 2e-3 (one rounding of P and dS to the input
 // type inside the products, float32 sums). Without a GPU each case prints "skipped".
 #include <algorithm>
@@ -104,16 +105,17 @@ std::vector<int64_t> with(std::vector<int64_t> batch, int64_t r, int64_t c) {
 const std::vector<Case> kCases = {
     {{1, 2}, 64, 64, 64}, {{2}, 17, 100, 64},   {{1, 1}, 100, 17, 128}, {{}, 1, 1, 64},
     {{1}, 257, 257, 64},  {{2, 1}, 1, 70, 128}, {{1, 1}, 130, 65, 128},
-    // more key tiles than variant 2 has stages (6 at D 64, 4 at D 128): the stages wrap
-    {{1}, 200, 450, 64},  {{2}, 129, 300, 128}};
+    // more key tiles than variants 2 and 3 have stages (5 of 128 keys and 6 of 64 at D 64, 3 of
+    // 128 and 4 of 64 at D 128): the stages wrap
+    {{1}, 200, 700, 64},  {{2}, 129, 420, 128}};
 
 }  // namespace
 
 TEST_CASE("cuda attention: forward output and lse match the float64 reference") {
   if (!gpu()) return;
   // variant 0: S = Q K^T on mma.sync; 1: on wgmma (sm_90a, and the emulator; else mma.sync);
-  // 2: warp-specialised, TMA-fed, the softmax overlapping P V
-  for (int variant : {0, 1, 2}) {
+  // 2, 3: warp-specialised, TMA-fed, the softmax overlapping P V, key tiles of 128 and 64
+  for (int variant : {0, 1, 2, 3}) {
     cuda::set_attention_forward_variant(variant);
     for (DType dt : {kBFloat16, kFloat16}) {
       for (const Case& c : kCases) {
@@ -142,7 +144,7 @@ TEST_CASE("cuda attention: forward output and lse match the float64 reference") 
     }
   }
   cuda::set_attention_forward_variant(-1);
-  EMBER_CHECK_THROWS(cuda::set_attention_forward_variant(3), ValueError,
+  EMBER_CHECK_THROWS(cuda::set_attention_forward_variant(4), ValueError,
                      "set_attention_forward_variant");
 }
 
@@ -173,8 +175,8 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
   if (!gpu()) return;
   for (int64_t D : {64, 128}) {
     for (bool causal : {false, true}) {
-      // variant 2 reads the view through a rank-4 tensor map (B, H, T, D) with its strides
-      const int variant = causal ? 2 : 0;
+      // variants 2 and 3 read the view through rank-4 tensor maps (B, H, T, D) with its strides
+      const int variant = causal ? (D == 64 ? 3 : 2) : 0;
       cuda::set_attention_forward_variant(variant);
       INFO("D " << D << " causal " << causal << " variant " << variant);
       const DType dt = kBFloat16;
@@ -232,7 +234,7 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
   for (size_t ci = 0; ci < cases.size(); ++ci) {
     const DropCase& c = cases[ci];
     for (double p : {0.2, 0.5}) {
-      const int variant = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 3);  // each forward variant
+      const int variant = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 4);  // each forward variant
       cuda::set_attention_forward_variant(variant);
       INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p
                 << " variant " << variant);
