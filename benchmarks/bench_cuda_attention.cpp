@@ -12,10 +12,11 @@
 // (FA2's accounting: five products of which the forward's two; the recomputation in Ember's
 // deterministic dQ kernel is not counted). Reported as FLOP/s, with Ember / composite.
 // Backward: autograd::grad of the recorded graph (retained), the fused node's kernels for Ember.
-// Forward cases also run "ember_wgmma": both products on wgmma (set_attention_forward_variant(1); on
-// GPUs without sm_90a code it is the mma.sync kernel again), "ember_ws" and "ember_ws64": the
+// Forward cases also run "ember_wgmma": both products on wgmma (set_attention_forward_variant(1);
+// on GPUs without sm_90a code it is the mma.sync kernel again), "ember_ws" and "ember_ws64": the
 // warp-specialised, TMA-fed kernel with key tiles of 128 and 64 (variants 2 and 3; on other GPUs
-// variant 1's fallback), each checked against the composite on its first case too.
+// variant 1's fallback), each checked against the composite on its first case too. Backward cases
+// run "ember_wgmma" too: the dK/dV and dQ kernels on wgmma (set_attention_backward_variant(1)).
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>
 #include <memory>
@@ -50,7 +51,11 @@ Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, bo
 
 void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward, bool fused,
                   int variant = -1) {
-  cuda::set_attention_forward_variant(variant);
+  // the variant of the kernels timed: the forward's, or for a backward case the backward's
+  if (backward)
+    cuda::set_attention_backward_variant(variant);
+  else
+    cuda::set_attention_forward_variant(variant);
   const std::vector<int64_t> sizes = {sh.B, sh.H, sh.T, sh.D};
   Tensor q = random_bf16(sizes, 1), k = random_bf16(sizes, 2), v = random_bf16(sizes, 3);
   double flops = 4.0 * static_cast<double>(sh.B * sh.H) * static_cast<double>(sh.T) *
@@ -67,21 +72,27 @@ void bm_attention(benchmark::State& state, Shape sh, bool causal, bool backward,
     time_gpu(state, [&] { (void)autograd::grad({y}, {ql, kl, vl}, {dy}, /*retain_graph=*/true); });
   }
   bench::set_flops(state, flops);
-  // Keep the first case of each variant honest: the fused forward agrees with the composite.
-  static bool checked[5] = {false, false, false, false, false};  // by variant + 1
-  if (!checked[variant + 1] && !backward) {
-    checked[variant + 1] = true;
-    NoGradGuard no_grad;
-    Tensor a = attend(q, k, v, causal, true).to(kFloat32).cpu();
-    Tensor b = attend(q, k, v, causal, false).to(kFloat32).cpu();
+  // Keep the first case of each variant honest: the fused forward (or, backward, dq) agrees with
+  // the composite's.
+  static bool checked[2][5] = {};  // by backward, variant + 1
+  if (fused && !checked[backward][variant + 1]) {
+    checked[backward][variant + 1] = true;
+    const auto result = [&](bool f) {
+      Tensor a = q.detach().requires_grad_(backward), b = k.detach(), c = v.detach();
+      Tensor y = attend(a, b, c, causal, f);
+      if (!backward) return y.detach().to(kFloat32).cpu();
+      return autograd::grad({y}, {a}, {random_bf16(sizes, 4)})[0].to(kFloat32).cpu();
+    };
+    Tensor a = result(true), b = result(false);
     const double err = (a - b).abs().max().item<float>(), mag = b.abs().max().item<float>();
     if (!(err <= 2e-2 * mag)) {
-      std::fprintf(stderr, "bench_cuda_attention: fused and composite differ by %g (max %g)\n", err,
-                   mag);
+      std::fprintf(stderr, "bench_cuda_attention: fused and composite %s differ by %g (max %g)\n",
+                   backward ? "dq" : "outputs", err, mag);
       g_failed = true;
     }
   }
   cuda::set_attention_forward_variant(-1);
+  cuda::set_attention_backward_variant(-1);
 }
 
 void register_cases() {
@@ -100,10 +111,10 @@ void register_cases() {
         for (bool fused : {true, false})
           add_gpu_case(key + (fused ? "ember" : "composite"),
                        [=](benchmark::State& s) { bm_attention(s, sh, causal, backward, fused); });
+        add_gpu_case(key + "ember_wgmma", [=](benchmark::State& s) {
+          bm_attention(s, sh, causal, backward, true, /*variant=*/1);
+        });
         if (!backward) {
-          add_gpu_case(key + "ember_wgmma", [=](benchmark::State& s) {
-            bm_attention(s, sh, causal, backward, true, /*variant=*/1);
-          });
           add_gpu_case(key + "ember_ws", [=](benchmark::State& s) {
             bm_attention(s, sh, causal, backward, true, /*variant=*/2);
           });

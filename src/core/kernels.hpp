@@ -440,6 +440,10 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
 /// tiles of 128 and 64 (variant 1 where its tensor maps cannot be made). ValueError outside -1..3.
 /// For the tests and benchmarks, which run each.
 void set_attention_forward_variant(int variant);
+/// attention_backward_flash's kernels for the calls that follow (process-wide): -1 (the default,
+/// for now mma.sync) or 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma from
+/// swizzled tiles where the GPU runs sm_90a code. ValueError outside -1..1.
+void set_attention_backward_variant(int variant);
 /// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs
 /// (lse float32); bitwise repeatable (dK/dV and dQ in separate kernels, no atomics).
 void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,

@@ -366,11 +366,47 @@ __device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4],
   }
 }
 
+/// The two product shapes on either path: acc (a warp's 16 rows of tile a x the 64 rows
+/// of tile b) += A B^T, and acc (16 rows x D) += P X with P a warp's (16, 64) accumulators and X
+/// the 64 rows of tile x. kWg: the tiles are swizzled (load_tile<T, D, true>) and the warpgroup's
+/// wgmma computes all 64 rows at once (warp w's 16 rows land where mma.sync leaves them); else
+/// padded tiles and the warp's mma.sync (rows row0..row0 + 15 of a).
+template <class T, int D, bool kWg>
+__device__ __forceinline__ void tile_abt(float (&acc)[8][4], const unsigned char* a, int row0,
+                                         const unsigned char* b) {
+  if constexpr (kWg)
+    scores_wgmma<T, D>(acc, a, b);
+  else
+    product_abt<T, D>(acc, reinterpret_cast<const uint16_t*>(a), row0,
+                      reinterpret_cast<const uint16_t*>(b));
+}
+template <class T, int D, bool kWg>
+__device__ __forceinline__ void tile_px(float (&acc)[D / 8][4], const float (&pm)[8][4],
+                                        const unsigned char* x) {
+  if constexpr (kWg)
+    product_pv_wgmma<T, D>(acc, pm, x);
+  else
+    product_px<T, D>(acc, pm, reinterpret_cast<const uint16_t*>(x));
+}
+
+/// The 64-row tile i of a kernel's shared memory: padded ((64, D + 8) elements each, from smem)
+/// or (kWg) swizzled (64 D 2 bytes each, from smem rounded up to 1024 bytes).
+template <int D, bool kWg>
+__device__ __forceinline__ unsigned char* smem_tile(unsigned char* smem, int i) {
+  if constexpr (kWg) {
+    auto* const base = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem) + 1023) &
+                                                        ~static_cast<uintptr_t>(1023));
+    return base + i * (kBlockN * D * 2);
+  } else {
+    return smem + i * (kBlockN * (D + 8) * 2);
+  }
+}
+
 /// One key tile (keys k0 .. k0 + 8 NT - 1) of the online softmax for a warp's 16 rows, lane (g, q)
 /// holding rows row0 and row0 + 8 (masked: the tile holds keys past S or, causal, past a row).
 /// On entry s holds the scores Q K^T; on return P = 2^(x - m') with x = s scale log2(e) (-inf
-/// where masked), dropout applied; m becomes m' (the running row max), l = alpha l + rowsum P
-/// (before dropout; summed over the quad at the end), and alpha = 2^(m - m') is what O must be
+/// where masked); m becomes m' (the running row max), l = alpha l + rowsum P (summed over the
+/// quad at the end; dropout_tile comes after), and alpha = 2^(m - m') is what O must be
 /// multiplied by before P V is added. A row whose max is still -inf uses 0 as base (no NaN).
 template <int NT>
 __device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[NT][4], float (&m)[2],
@@ -410,18 +446,24 @@ __device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[NT][4],
     }
   l[0] = l[0] * alpha[0] + sum[0];
   l[1] = l[1] * alpha[1] + sum[1];
-  if (p.dropout) {
+}
+
+/// P (softmax_tile's s) times the dropout factors of its elements, when p.dropout.
+template <int NT>
+__device__ __forceinline__ void dropout_tile(const Params& p, float (&s)[NT][4], int64_t bh,
+                                             int64_t k0, int64_t row0) {
+  if (!p.dropout) return;
+  const int q = static_cast<int>(threadIdx.x) & 3;
 #pragma unroll
-    for (int n = 0; n < NT; ++n)
+  for (int n = 0; n < NT; ++n)
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
-        float z0, z1;
-        drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z0, z1);
-        s[n][2 * r] *= z0;
-        s[n][2 * r + 1] *= z1;
-      }
-  }
+    for (int r = 0; r < 2; ++r) {
+      const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
+      float z0, z1;
+      drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z0, z1);
+      s[n][2 * r] *= z0;
+      s[n][2 * r + 1] *= z1;
+    }
 }
 
 /// o (a warp's (16, D) accumulators) *= alpha of its two rows.
@@ -434,24 +476,26 @@ __device__ __forceinline__ void rescale(float (&o)[D / 8][4], const float (&alph
   }
 }
 
-/// The epilogue of a warp's 16 rows: out = O / l (l summed over the quad first), lse = m ln 2 +
-/// ln l (-inf for a row that saw no key), rows >= L skipped.
+/// The epilogue of a warp's 16 rows of one head: out = O / l (l summed over the quad first), lse =
+/// m ln 2 + ln l (-inf for a row that saw no key; written by the quad's lead lane), rows >= L
+/// skipped. (`lead` from the caller's lane: reading threadIdx.x here cost the mma.sync forward 35
+/// registers at D 64 with nvcc 13.0.)
 template <class T, int D>
-__device__ __forceinline__ void store_forward(const Params& p, const float (&o)[D / 8][4],
-                                              const float (&m)[2], float (&l)[2], int64_t bh,
-                                              int64_t row0) {
-  float inv[2], lse[2];
+__device__ __forceinline__ void store_forward(const float (&o)[D / 8][4], const float (&m)[2],
+                                              float (&l)[2], T* out, float* lse, int64_t L,
+                                              int64_t row0, bool lead) {
+  float inv[2], ls[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
     inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
-    lse[r] = l[r] > 0.f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
+    ls[r] = l[r] > 0.f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
   }
-  store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, o, row0, p.L, inv[0], inv[1]);
-  if ((threadIdx.x & 3) == 0) {
-    if (row0 < p.L) p.lse[bh * p.L + row0] = lse[0];
-    if (row0 + 8 < p.L) p.lse[bh * p.L + row0 + 8] = lse[1];
+  store_rows<T, D>(out, o, row0, L, inv[0], inv[1]);
+  if (lead) {
+    if (row0 < L) lse[row0] = ls[0];
+    if (row0 + 8 < L) lse[row0 + 8] = ls[1];
   }
 }
 
@@ -462,24 +506,11 @@ __device__ __forceinline__ void store_forward(const Params& p, const float (&o)[
 /// tiles and mma.sync. The rest (masks, online softmax, dropout, epilogue) is the same code.
 template <class T, int D, bool kWg>
 __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Params p) {
-  constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
-  constexpr int kSwTile = kBlockN * D * 2;  // bytes of a swizzled tile (multiple of 1024)
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  unsigned char* const base =
-      kWg ? reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
-                                             ~static_cast<uintptr_t>(1023))
-          : smem_raw;
-  // padded: Q (64, D + 8), K 2 x (64, D + 8), V 2 x (64, D + 8); kWg: the same, swizzled
-  uint16_t* const qs = reinterpret_cast<uint16_t*>(base);
-  uint16_t* const ks = kWg ? reinterpret_cast<uint16_t*>(base + kSwTile) : qs + kTile;
-  uint16_t* const vs = kWg ? reinterpret_cast<uint16_t*>(base + 3 * kSwTile) : ks + 2 * kTile;
-  // K and V stage s: padded, or (kWg) swizzled
-  const auto k_stage = [&](int s) -> unsigned char* {
-    return kWg ? base + (1 + s) * kSwTile : reinterpret_cast<unsigned char*>(ks + s * kTile);
-  };
-  const auto v_stage = [&](int s) -> unsigned char* {
-    return kWg ? base + (3 + s) * kSwTile : reinterpret_cast<unsigned char*>(vs + s * kTile);
-  };
+  // tiles (padded, or kWg swizzled): Q, K stage 0 and 1, V stage 0 and 1
+  unsigned char* const qs = smem_tile<D, kWg>(smem_raw, 0);
+  const auto k_stage = [&](int s) { return smem_tile<D, kWg>(smem_raw, 1 + s); };
+  const auto v_stage = [&](int s) { return smem_tile<D, kWg>(smem_raw, 3 + s); };
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int g = lane / 4;
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
@@ -514,24 +545,23 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
       __syncthreads();                            // everyone's
       if (!kWg && t == 0) {
 #pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) load_a<D>(qf[kk], qs, warp * 16, kk * 16);
+        for (int kk = 0; kk < D / 16; ++kk)
+          load_a<D>(qf[kk], reinterpret_cast<const uint16_t*>(qs), warp * 16, kk * 16);
       }
-      const uint16_t* const kt = ks + (t & 1) * kTile;
-      const uint16_t* const vt = vs + (t & 1) * kTile;
       const int64_t k0 = t * int64_t{kBlockN};
-      (void)kt;
 
       float s[8][4];  // (16, 64): lane (g, q) holds rows g, g + 8, keys 8 n + 2 q, + 1
       zero(s);
       if constexpr (kWg) {
-        scores_wgmma<T, D>(s, base, k_stage(t & 1));
+        scores_wgmma<T, D>(s, qs, k_stage(t & 1));
       } else {
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
 #pragma unroll
           for (int nj = 0; nj < 4; ++nj) {
             uint32_t b0[2], b1[2];
-            load_b_kmajor<D>(b0, b1, kt, nj * 16, kk * 16);
+            load_b_kmajor<D>(b0, b1, reinterpret_cast<const uint16_t*>(k_stage(t & 1)), nj * 16,
+                             kk * 16);
             mma::mma_16816<mma_t<T>>(s[2 * nj], qf[kk], b0);
             mma::mma_16816<mma_t<T>>(s[2 * nj + 1], qf[kk], b1);
           }
@@ -541,15 +571,14 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
       float alpha[2];
       softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);
       rescale<D>(o, alpha);
-      if constexpr (kWg)
-        product_pv_wgmma<T, D>(o, s, v_stage(t & 1));
-      else
-        product_px<T, D>(o, s, vt);
+      dropout_tile(p, s, bh, k0, row0);
+      tile_px<T, D, kWg>(o, s, v_stage(t & 1));
       __syncthreads();  // stage t & 1 is read; the next iteration may refill it
     }
     mma::cp_async_wait<0>();
 
-    store_forward<T, D>(p, o, m, l, bh, row0);
+    store_forward<T, D>(o, m, l, static_cast<T*>(p.out) + bh * p.L * D, p.lse + bh * p.L, p.L, row0,
+                        (lane & 3) == 0);
     __syncthreads();  // qs is free for the next head
   }
 }
@@ -623,7 +652,7 @@ __global__ void __launch_bounds__(384, 1)
   __syncthreads();
   const auto h = static_cast<int32_t>(bh % p.H), b = static_cast<int32_t>(bh / p.H);
 
-  if (wg == 0) {  // the producer
+  if (wg == 0) {                // the producer
     tma::setmaxnreg_dec<24>();  // 24 x 128 + 240 x 256 registers fit the SM's 65536
     if (tid == 0) {
       tma::mbar_arrive_expect_tx(q_full, static_cast<uint32_t>(consumers * kQTileBytes));
@@ -643,8 +672,7 @@ __global__ void __launch_bounds__(384, 1)
         tma::mbar_arrive_expect_tx(&full_v[st], kTileBytes);
 #pragma unroll
         for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(ks + kTileBytes + i * kN * 128, &map_v, 64 * i, t * kN, h, b,
-                       &full_v[st]);
+          tma::load_4d(ks + kTileBytes + i * kN * 128, &map_v, 64 * i, t * kN, h, b, &full_v[st]);
       }
     }
     return;
@@ -691,6 +719,7 @@ __global__ void __launch_bounds__(384, 1)
     const bool masked = k0 + kN > p.S || (p.causal && k0 + kN - 1 > qc0);
     float alpha[2];
     softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);  // while P_{t-1} V_{t-1} runs
+    dropout_tile(p, s, bh, k0, row0);
     if (t > 0) {
       mma::wgmma_wait<0>();
       mma::fence_operands(od);
@@ -713,7 +742,8 @@ __global__ void __launch_bounds__(384, 1)
   }
   // Causal: the tiles past n_mine only the other consumer's rows see are the block's last, never
   // refilled, so they need no release (and that consumer waits for their copies to land).
-  store_forward<T, D>(p, o, m, l, bh, row0);
+  store_forward<T, D>(o, m, l, static_cast<T*>(p.out) + bh * p.L * D, p.lse + bh * p.L, p.L, row0,
+                      (lane & 3) == 0);
 #else
   (void)p, (void)map_q, (void)map_k, (void)map_v;
 #endif
@@ -741,16 +771,17 @@ __global__ void __launch_bounds__(kThreads) attention_dot_kernel(const Params p)
 }
 
 /// dK and dV of one 64-key tile: query tiles streamed through two stages of (Q, dO, lse, Di).
-template <class T, int D>
+/// kWg (sm_90a): the four products on wgmma from swizzled tiles (tile_abt, tile_px).
+template <class T, int D, bool kWg>
 __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p) {
-  constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  uint16_t* const ks = reinterpret_cast<uint16_t*>(smem_raw);      // (64, D + 8)
-  uint16_t* const vs = ks + kTile;                                 // (64, D + 8)
-  uint16_t* const qs = vs + kTile;                                 // 2 x (64, D + 8)
-  uint16_t* const dos = qs + 2 * kTile;                            // 2 x (64, D + 8)
-  float* const lse_s = reinterpret_cast<float*>(dos + 2 * kTile);  // 2 x 64, times log2(e)
-  float* const di_s = lse_s + 2 * kBlockM;                         // 2 x 64
+  // tiles: K, V, Q stage 0 and 1, dO stage 0 and 1; then lse (times log2(e)) and Di, 2 x 64 each
+  unsigned char* const ks = smem_tile<D, kWg>(smem_raw, 0);
+  unsigned char* const vs = smem_tile<D, kWg>(smem_raw, 1);
+  const auto qs = [&](int s) { return smem_tile<D, kWg>(smem_raw, 2 + s); };
+  const auto dos = [&](int s) { return smem_tile<D, kWg>(smem_raw, 4 + s); };
+  float* const lse_s = reinterpret_cast<float*>(smem_tile<D, kWg>(smem_raw, 6));
+  float* const di_s = lse_s + 2 * kBlockM;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int g = lane / 4, q = lane % 4;
   const int64_t k0 = blockIdx.x * int64_t{kBlockN};
@@ -767,16 +798,16 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
     const float* const di = p.di + bh * p.L;
     auto load_queries = [&](int s, int64_t qt) {
       const int64_t r0 = qt * kBlockM;
-      load_tile<T, D>(qs + s * kTile, Q, p.q.sr, r0, p.L);
-      load_tile<T, D>(dos + s * kTile, dO, p.dout.sr, r0, p.L);
+      load_tile<T, D, kWg>(qs(s), Q, p.q.sr, r0, p.L);
+      load_tile<T, D, kWg>(dos(s), dO, p.dout.sr, r0, p.L);
       if (tid < kBlockM) {
         const bool ok = r0 + tid < p.L;
         lse_s[s * kBlockM + tid] = ok ? lse[r0 + tid] * kLog2e : 0.f;
         di_s[s * kBlockM + tid] = ok ? di[r0 + tid] : 0.f;
       }
     };
-    load_tile<T, D>(ks, K, p.k.sr, k0, p.S);
-    load_tile<T, D>(vs, V, p.v.sr, k0, p.S);
+    load_tile<T, D, kWg>(ks, K, p.k.sr, k0, p.S);
+    load_tile<T, D, kWg>(vs, V, p.v.sr, k0, p.S);
     if (first < n_qtiles) load_queries(0, first);
     mma::cp_async_commit();
 
@@ -788,9 +819,10 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
       if (qt + 1 < n_qtiles) load_queries(s ^ 1, qt + 1);
       mma::cp_async_commit();
       mma::cp_async_wait<1>();
+      if constexpr (kWg) fence_to_async_proxy();  // visible to wgmma's reads
       __syncthreads();
-      const uint16_t* const qt_s = qs + s * kTile;
-      const uint16_t* const dot_s = dos + s * kTile;
+      const unsigned char* const qt_s = qs(s);
+      const unsigned char* const dot_s = dos(s);
       const float* const lse_t = lse_s + s * kBlockM;
       const float* const di_t = di_s + s * kBlockM;
       const int64_t q0 = qt * kBlockM;
@@ -798,7 +830,7 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
       float pt[8]
               [4];  // P^T (16 keys, 64 queries): lane holds keys g, g + 8, queries 8 n + 2 q, + 1
       zero(pt);
-      product_abt<T, D>(pt, ks, warp * 16, qt_s);
+      tile_abt<T, D, kWg>(pt, ks, warp * 16, qt_s);
       const bool masked = q0 + kBlockM > p.L || (p.causal && k0 + kBlockN - 1 > q0);
 #pragma unroll
       for (int n = 0; n < 8; ++n)
@@ -814,7 +846,7 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
         }
       float dpt[8][4];  // dP^T = V dO^T, the same layout
       zero(dpt);
-      product_abt<T, D>(dpt, vs, warp * 16, dot_s);
+      tile_abt<T, D, kWg>(dpt, vs, warp * 16, dot_s);
       // dS^T = P^T (dP^T z - Di) into dpt, then P^T z into pt (z: the dropout factor, else 1).
 #pragma unroll
       for (int n = 0; n < 8; ++n)
@@ -828,8 +860,8 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
           dpt[n][e] = pt[n][e] * (dpt[n][e] * z - di_t[c]);
           pt[n][e] *= z;
         }
-      product_px<T, D>(dv, pt, dot_s);  // dV += (P^T z) dO
-      product_px<T, D>(dk, dpt, qt_s);  // dK += dS^T Q
+      tile_px<T, D, kWg>(dv, pt, dot_s);  // dV += (P^T z) dO
+      tile_px<T, D, kWg>(dk, dpt, qt_s);  // dK += dS^T Q
       __syncthreads();
     }
     mma::cp_async_wait<0>();
@@ -842,14 +874,15 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
 }
 
 /// dQ of one 64-query tile: key tiles streamed through two stages of (K, V) as in the forward.
-template <class T, int D>
+/// kWg (sm_90a): the three products on wgmma from swizzled tiles (tile_abt, tile_px).
+template <class T, int D, bool kWg>
 __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) {
-  constexpr int kPitch = D + 8, kTile = kBlockN * kPitch;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  uint16_t* const qs = reinterpret_cast<uint16_t*>(smem_raw);  // (64, D + 8)
-  uint16_t* const dos = qs + kTile;                            // (64, D + 8)
-  uint16_t* const ks = dos + kTile;                            // 2 x (64, D + 8)
-  uint16_t* const vs = ks + 2 * kTile;                         // 2 x (64, D + 8)
+  // tiles: Q, dO, K stage 0 and 1, V stage 0 and 1
+  unsigned char* const qs = smem_tile<D, kWg>(smem_raw, 0);
+  unsigned char* const dos = smem_tile<D, kWg>(smem_raw, 1);
+  const auto ks = [&](int s) { return smem_tile<D, kWg>(smem_raw, 2 + s); };
+  const auto vs = [&](int s) { return smem_tile<D, kWg>(smem_raw, 4 + s); };
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int g = lane / 4, q = lane % 4;
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
@@ -863,10 +896,10 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
     const T* const K = head_ptr<T>(p.k, bh, p.H);
     const T* const V = head_ptr<T>(p.v, bh, p.H);
     const T* const dO = head_ptr<T>(p.dout, bh, p.H);
-    load_tile<T, D>(qs, Q, p.q.sr, q0, p.L);
-    load_tile<T, D>(dos, dO, p.dout.sr, q0, p.L);
-    load_tile<T, D>(ks, K, p.k.sr, 0, p.S);
-    load_tile<T, D>(vs, V, p.v.sr, 0, p.S);
+    load_tile<T, D, kWg>(qs, Q, p.q.sr, q0, p.L);
+    load_tile<T, D, kWg>(dos, dO, p.dout.sr, q0, p.L);
+    load_tile<T, D, kWg>(ks(0), K, p.k.sr, 0, p.S);
+    load_tile<T, D, kWg>(vs(0), V, p.v.sr, 0, p.S);
     mma::cp_async_commit();
     float lse[2], di[2];  // this lane's rows; rows past L are never stored
 #pragma unroll
@@ -881,22 +914,23 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
     for (int t = 0; t < n_tiles; ++t) {
       if (t + 1 < n_tiles) {
         const int s = (t + 1) & 1;
-        load_tile<T, D>(ks + s * kTile, K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
-        load_tile<T, D>(vs + s * kTile, V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        load_tile<T, D, kWg>(ks(s), K, p.k.sr, (t + 1) * int64_t{kBlockN}, p.S);
+        load_tile<T, D, kWg>(vs(s), V, p.v.sr, (t + 1) * int64_t{kBlockN}, p.S);
       }
       mma::cp_async_commit();
       mma::cp_async_wait<1>();
+      if constexpr (kWg) fence_to_async_proxy();  // visible to wgmma's reads
       __syncthreads();
-      const uint16_t* const kt = ks + (t & 1) * kTile;
-      const uint16_t* const vt = vs + (t & 1) * kTile;
+      const unsigned char* const kt = ks(t & 1);
+      const unsigned char* const vt = vs(t & 1);
       const int64_t k0 = t * int64_t{kBlockN};
 
       float pm[8][4];  // P (16 queries, 64 keys): lane holds rows g, g + 8, keys 8 n + 2 q, + 1
       zero(pm);
-      product_abt<T, D>(pm, qs, warp * 16, kt);
+      tile_abt<T, D, kWg>(pm, qs, warp * 16, kt);
       float dp[8][4];  // dP = dO V^T
       zero(dp);
-      product_abt<T, D>(dp, dos, warp * 16, vt);
+      tile_abt<T, D, kWg>(dp, dos, warp * 16, vt);
       const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
 #pragma unroll
       for (int n = 0; n < 8; ++n)
@@ -913,7 +947,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
             pm[n][2 * r + c] = pe * (dp[n][2 * r + c] * z[c] - di[r]);  // dS
           }
         }
-      product_px<T, D>(dq, pm, kt);  // dQ += dS K
+      tile_px<T, D, kWg>(dq, pm, kt);  // dQ += dS K
       __syncthreads();
     }
     mma::cp_async_wait<0>();
@@ -999,6 +1033,7 @@ Prepared prepare(const Tensor& q, const Tensor& k, const Tensor& v, double scale
 unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH : 65535); }
 
 std::atomic<int> g_forward_variant{-1};
+std::atomic<int> g_backward_variant{-1};
 
 /// Variants 2 (kN 128) and 3 (kN 64): false (nothing launched) where the tensor maps cannot be
 /// made (a zero head or batch stride, the driver refuses one) or the sizes pass TMA's 32-bit
@@ -1059,16 +1094,26 @@ void backward(const Params& p, cudaStream_t stream, int device) {
       <<<static_cast<unsigned>(dot_blocks < 65535 * 8 ? dot_blocks : 65535 * 8), kThreads, 0,
          stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
-  constexpr int kv_bytes = 6 * tile_bytes<D>() + 4 * kBlockM * 4;
-  detail::opt_in_smem<attention_dkdv_kernel<T, D>>(kv_bytes, device);
-  const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockN - 1) / kBlockN), grid_heads(p.BH));
-  attention_dkdv_kernel<T, D><<<kv_grid, kThreads, kv_bytes, stream>>>(p);
-  EMBER_CUDA_CHECK_LAUNCH();
-  constexpr int q_bytes = 6 * tile_bytes<D>();
-  detail::opt_in_smem<attention_dq_kernel<T, D>>(q_bytes, device);
-  const dim3 q_grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
-  attention_dq_kernel<T, D><<<q_grid, kThreads, q_bytes, stream>>>(p);
-  EMBER_CUDA_CHECK_LAUNCH();
+  // Automatic (-1) is mma.sync until a GPU run has confirmed the wgmma kernels.
+  const int variant = g_backward_variant.load(std::memory_order_relaxed);
+  const bool wgmma = variant == 1 && detail::wgmma_available(device);
+  const auto launch = [&]<bool kWg>() {
+    // six tiles (padded, or swizzled plus the slack to align them to 1024 bytes)
+    constexpr int tiles = kWg ? 6 * kBlockN * D * 2 + 1024 : 6 * tile_bytes<D>();
+    constexpr int kv_bytes = tiles + 4 * kBlockM * 4;  // + lse and Di, two stages
+    detail::opt_in_smem<attention_dkdv_kernel<T, D, kWg>>(kv_bytes, device);
+    const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockN - 1) / kBlockN), grid_heads(p.BH));
+    attention_dkdv_kernel<T, D, kWg><<<kv_grid, kThreads, kv_bytes, stream>>>(p);
+    EMBER_CUDA_CHECK_LAUNCH();
+    detail::opt_in_smem<attention_dq_kernel<T, D, kWg>>(tiles, device);
+    const dim3 q_grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
+    attention_dq_kernel<T, D, kWg><<<q_grid, kThreads, tiles, stream>>>(p);
+    EMBER_CUDA_CHECK_LAUNCH();
+  };
+  if (wgmma)
+    launch.template operator()<true>();
+  else
+    launch.template operator()<false>();
 }
 
 /// f.template operator()<T, D>() for q's dtype and head dim.
@@ -1094,6 +1139,12 @@ void set_attention_forward_variant(int variant) {
               "[set_attention_forward_variant] expected -1 (automatic), 0, 1, 2 or 3, got ",
               variant);
   g_forward_variant.store(variant, std::memory_order_relaxed);
+}
+
+void set_attention_backward_variant(int variant) {
+  EMBER_CHECK(variant >= -1 && variant <= 1, ValueError,
+              "[set_attention_backward_variant] expected -1 (automatic), 0 or 1, got ", variant);
+  g_backward_variant.store(variant, std::memory_order_relaxed);
 }
 
 void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,

@@ -122,6 +122,7 @@ void sgd_step(const std::vector<SgdStepTensors>&, const SgdStepOptions&) { unsup
 
 #ifndef EMBER_CUDA_HAS_ATTENTION
 void set_attention_forward_variant(int) {}
+void set_attention_backward_variant(int) {}
 void attention_forward_flash(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                              const Tensor&, double, bool, double, uint64_t, uint64_t) {
   unsupported("attention_forward_flash");

@@ -179,9 +179,7 @@ struct MapKey {
   uint32_t rank;
   std::array<uint64_t, 4> dims, strides;
   uint32_t box_inner, box_rows;
-  auto tie() const {
-    return std::tie(bf16, base, rank, dims, strides, box_inner, box_rows);
-  }
+  auto tie() const { return std::tie(bf16, base, rank, dims, strides, box_inner, box_rows); }
   bool operator<(const MapKey& o) const { return tie() < o.tie(); }
 };
 

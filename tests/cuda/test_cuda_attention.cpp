@@ -103,11 +103,17 @@ std::vector<int64_t> with(std::vector<int64_t> batch, int64_t r, int64_t c) {
 }
 
 const std::vector<Case> kCases = {
-    {{1, 2}, 64, 64, 64}, {{2}, 17, 100, 64},   {{1, 1}, 100, 17, 128}, {{}, 1, 1, 64},
-    {{1}, 257, 257, 64},  {{2, 1}, 1, 70, 128}, {{1, 1}, 130, 65, 128},
+    {{1, 2}, 64, 64, 64},
+    {{2}, 17, 100, 64},
+    {{1, 1}, 100, 17, 128},
+    {{}, 1, 1, 64},
+    {{1}, 257, 257, 64},
+    {{2, 1}, 1, 70, 128},
+    {{1, 1}, 130, 65, 128},
     // more key tiles than variants 2 and 3 have stages (5 of 128 keys and 6 of 64 at D 64, 3 of
     // 128 and 4 of 64 at D 128): the stages wrap
-    {{1}, 200, 700, 64},  {{2}, 129, 420, 128}};
+    {{1}, 200, 700, 64},
+    {{2}, 129, 420, 128}};
 
 }  // namespace
 
@@ -150,25 +156,32 @@ TEST_CASE("cuda attention: forward output and lse match the float64 reference") 
 
 TEST_CASE("cuda attention: backward dq, dk, dv match float64 autograd of the composite") {
   if (!gpu()) return;
-  for (DType dt : {kBFloat16, kFloat16}) {
-    for (const Case& c : kCases) {
-      for (bool causal : {false, true}) {
-        INFO("dtype " << dt << " batch " << IntArrayRef(c.batch) << " L " << c.L << " S " << c.S
-                      << " D " << c.D << " causal " << causal);
-        Tensor q = rnd(with(c.batch, c.L, c.D), 21, dt, 2.0);
-        Tensor k = rnd(with(c.batch, c.S, c.D), 22, dt, 2.0);
-        Tensor v = rnd(with(c.batch, c.S, c.D), 23, dt);
-        Tensor dy = rnd(with(c.batch, c.L, c.D), 24, dt);
-        Result got = fused(q.to(cu), k.to(cu), v.to(cu), dy.to(cu), causal);
-        Result want = reference(q, k, v, dy, causal);
-        CHECK(got.dq.dtype() == dt);
-        CHECK(err(got.out, want.out) <= tol(dt));
-        CHECK(err(got.dq, want.dq) <= tol(dt));
-        CHECK(err(got.dk, want.dk) <= tol(dt));
-        CHECK(err(got.dv, want.dv) <= tol(dt));
+  // variant 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma (sm_90a, the emulator)
+  for (int variant : {0, 1}) {
+    cuda::set_attention_backward_variant(variant);
+    for (DType dt : {kBFloat16, kFloat16}) {
+      for (const Case& c : kCases) {
+        for (bool causal : {false, true}) {
+          INFO("variant " << variant << " dtype " << dt << " batch " << IntArrayRef(c.batch)
+                          << " L " << c.L << " S " << c.S << " D " << c.D << " causal " << causal);
+          Tensor q = rnd(with(c.batch, c.L, c.D), 21, dt, 2.0);
+          Tensor k = rnd(with(c.batch, c.S, c.D), 22, dt, 2.0);
+          Tensor v = rnd(with(c.batch, c.S, c.D), 23, dt);
+          Tensor dy = rnd(with(c.batch, c.L, c.D), 24, dt);
+          Result got = fused(q.to(cu), k.to(cu), v.to(cu), dy.to(cu), causal);
+          Result want = reference(q, k, v, dy, causal);
+          CHECK(got.dq.dtype() == dt);
+          CHECK(err(got.out, want.out) <= tol(dt));
+          CHECK(err(got.dq, want.dq) <= tol(dt));
+          CHECK(err(got.dk, want.dk) <= tol(dt));
+          CHECK(err(got.dv, want.dv) <= tol(dt));
+        }
       }
     }
   }
+  cuda::set_attention_backward_variant(-1);
+  EMBER_CHECK_THROWS(cuda::set_attention_backward_variant(2), ValueError,
+                     "set_attention_backward_variant");
 }
 
 TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same results") {
@@ -178,6 +191,7 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
       // variants 2 and 3 read the view through rank-4 tensor maps (B, H, T, D) with its strides
       const int variant = causal ? (D == 64 ? 3 : 2) : 0;
       cuda::set_attention_forward_variant(variant);
+      cuda::set_attention_backward_variant(causal ? 1 : 0);
       INFO("D " << D << " causal " << causal << " variant " << variant);
       const DType dt = kBFloat16;
       const int64_t B = 2, T = 33, H = 3;
@@ -205,12 +219,16 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
     }
   }
   cuda::set_attention_forward_variant(-1);
+  cuda::set_attention_backward_variant(-1);
 }
 
 TEST_CASE("cuda attention: two runs give bitwise the same output and gradients") {
   if (!gpu()) return;
   for (DType dt : {kBFloat16, kFloat16}) {
-    INFO("dtype " << dt);
+    const int variant = dt == kFloat16 ? 1 : 0;  // the backward on mma.sync, then on wgmma
+    cuda::set_attention_forward_variant(variant == 1 ? 2 : -1);
+    cuda::set_attention_backward_variant(variant);
+    INFO("dtype " << dt << " variant " << variant);
     Tensor q = rnd({2, 2, 100, 64}, 41, dt, 2.0).to(cu),
            k = rnd({2, 2, 130, 64}, 42, dt, 2.0).to(cu);
     Tensor v = rnd({2, 2, 130, 64}, 43, dt).to(cu), dy = rnd({2, 2, 100, 64}, 44, dt).to(cu);
@@ -220,6 +238,8 @@ TEST_CASE("cuda attention: two runs give bitwise the same output and gradients")
     CHECK(test::bitwise_equal(a.dk.cpu(), b.dk.cpu()));
     CHECK(test::bitwise_equal(a.dv.cpu(), b.dv.cpu()));
   }
+  cuda::set_attention_forward_variant(-1);
+  cuda::set_attention_backward_variant(-1);
 }
 
 TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and backward") {
@@ -236,6 +256,7 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
     for (double p : {0.2, 0.5}) {
       const int variant = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 4);  // each forward variant
       cuda::set_attention_forward_variant(variant);
+      cuda::set_attention_backward_variant(p > 0.3 ? 1 : 0);
       INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p
                 << " variant " << variant);
       const DType dt = kBFloat16;
@@ -255,6 +276,7 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
     }
   }
   cuda::set_attention_forward_variant(-1);
+  cuda::set_attention_backward_variant(-1);
 }
 
 TEST_CASE("cuda attention: create_graph differentiates the composite on the GPU") {
