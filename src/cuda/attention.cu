@@ -694,52 +694,61 @@ __global__ void __launch_bounds__(384, 1)
   zero(o);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
   const auto phase = [](int t) { return static_cast<uint32_t>(t / kStages) & 1; };
-  tma::mbar_wait(q_full, 0);
-  for (int t = 0; t < n_mine; ++t) {
-    const int st = t % kStages;
+  // S_t = Q K_t^T, issued and committed (not waited for).
+  const auto issue_s = [&](int t) {
     zero(s);
-    tma::mbar_wait(&full_k[st], phase(t));
+    tma::mbar_wait(&full_k[t % kStages], phase(t));
     mma::fence_operands(sd);
     mma::fence_operands(od);
     mma::fence_operands(pa_flat);
     mma::wgmma_fence();
-    issue_scores<T, D, kN>(sd, qs, stages + st * kStageBytes);
+    issue_scores<T, D, kN>(sd, qs, stages + (t % kStages) * kStageBytes);
     mma::wgmma_commit();
-    if (t > 0) {  // O += P_{t-1} V_{t-1} behind S_t; wait for S_t only
-      const int ps = (t - 1) % kStages;
-      tma::mbar_wait(&full_v[ps], phase(t - 1));
-      issue_pv<T, D, kN>(od, pa, stages + ps * kStageBytes + kTileBytes);
-      mma::wgmma_commit();
-      mma::wgmma_wait<1>();
-    } else {
-      mma::wgmma_wait<0>();
-    }
+  };
+  // O += P_t V_t, issued and committed, once V_t has landed.
+  const auto issue_o = [&](int t) {
+    tma::mbar_wait(&full_v[t % kStages], phase(t));
+    issue_pv<T, D, kN>(od, pa, stages + (t % kStages) * kStageBytes + kTileBytes);
+    mma::wgmma_commit();
+  };
+  // The online softmax of S_t into P_t (registers), m and l; returns alpha through its argument.
+  const auto softmax = [&](int t, float(&alpha)[2]) {
     mma::fence_operands(sd);
     const int64_t k0 = t * int64_t{kN};
     const bool masked = k0 + kN > p.S || (p.causal && k0 + kN - 1 > qc0);
-    float alpha[2];
-    softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);  // while P_{t-1} V_{t-1} runs
+    softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);
     dropout_tile(p, s, bh, k0, row0);
-    if (t > 0) {
-      mma::wgmma_wait<0>();
-      mma::fence_operands(od);
-      if (lane == 0) tma::mbar_arrive(&empty[(t - 1) % kStages]);  // stage t - 1 is read
-    }
+  };
+  const auto release = [&](int t) {  // every wgmma reading stage t has retired
+    mma::fence_operands(od);
+    if (lane == 0) tma::mbar_arrive(&empty[t % kStages]);
+  };
+  // Every path below is the same for the whole warpgroup and free of conditions around the wgmma
+  // (ptxas serialises wgmma it finds on a path it cannot prove uniform, warning C7520); n_mine >=
+  // 1 (S > 0, and a consumer has rows).
+  tma::mbar_wait(q_full, 0);
+  float alpha[2];
+  issue_s(0);
+  mma::wgmma_wait<0>();
+  softmax(0, alpha);
+  rescale<D>(o, alpha);
+  pack_p<T>(pa, s);
+  for (int t = 1; t < n_mine; ++t) {
+    issue_s(t);
+    issue_o(t - 1);        // P_{t-1} V_{t-1} behind S_t
+    mma::wgmma_wait<1>();  // S_t only
+    softmax(t, alpha);     // while P_{t-1} V_{t-1} runs
+    mma::wgmma_wait<0>();
+    release(t - 1);
     rescale<D>(o, alpha);
     pack_p<T>(pa, s);
   }
-  if (n_mine > 0) {  // the last tile's P V
-    const int ls = (n_mine - 1) % kStages;
-    tma::mbar_wait(&full_v[ls], phase(n_mine - 1));
-    mma::fence_operands(od);
-    mma::fence_operands(pa_flat);
-    mma::wgmma_fence();
-    issue_pv<T, D, kN>(od, pa, stages + ls * kStageBytes + kTileBytes);
-    mma::wgmma_commit();
-    mma::wgmma_wait<0>();
-    mma::fence_operands(od);
-    if (lane == 0) tma::mbar_arrive(&empty[ls]);
-  }
+  mma::fence_operands(od);  // the last tile's P V
+  mma::fence_operands(pa_flat);
+  mma::wgmma_fence();
+  issue_o(n_mine - 1);
+  mma::wgmma_wait<0>();
+  release(n_mine - 1);
   // Causal: the tiles past n_mine only the other consumer's rows see are the block's last, never
   // refilled, so they need no release (and that consumer waits for their copies to land).
   store_forward<T, D>(o, m, l, static_cast<T*>(p.out) + bh * p.L * D, p.lse + bh * p.L, p.L, row0,
