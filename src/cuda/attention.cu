@@ -64,8 +64,10 @@
 // (B, H, rows, D) heads, so transposed views are read in place) into stages guarded by mbarriers,
 // and two consumer warpgroups (64 rows each) that overlap each tile's softmax with the previous
 // tile's P V on the tensor cores; setmaxnreg moves registers from the producer to the consumers.
-// set_attention_forward_variant picks one for tests. Next steps: the two consumers ordered by named
-// barriers (FA3's ping-pong), the backward on wgmma.
+// The two consumers take turns at issuing their products (named barriers, FA3's ping-pong).
+// set_attention_forward_variant picks one for tests. The backward has a wgmma variant too
+// (set_attention_backward_variant(1)): the same kernels with swizzled tiles, every product on
+// wgmma. Next steps: TMA and warp specialisation for the backward.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -602,15 +604,16 @@ struct WsTile {
 };
 
 /// out, lse = attention(q, k, v) by the warp-specialised pipeline (FlashAttention-3's structure,
-/// Shah et al. 2024, without its inter-warpgroup barriers): the producer's one thread loads each
-/// consumer's Q (a Q barrier) and then walks the key tiles: wait until the stage is free (its
-/// "empty" barrier: one arrival per consumer warp), K's bytes on its "full K" barrier and V's on
-/// "full V", so S can start before V has landed. Each consumer warpgroup pipelines within itself:
-/// for tile t it issues S_t = Q K_t^T, then O += P_{t-1} V_{t-1} (P in registers), waits for S_t
-/// only, runs the softmax of S_t while the tensor cores still work on P V, then waits for P V,
-/// releases stage t - 1, rescales O by alpha_t and packs P_t. Causal: the block loads the key
-/// tiles its last row sees; a consumer whose rows end earlier stops before the extra ones.
-/// A block with rows only for its first consumer (L % 128 in 1..64 at the last block) runs one.
+/// Shah et al. 2024): the producer's one thread loads each consumer's Q (a Q barrier) and then
+/// walks the key tiles: wait until the stage is free (its "empty" barrier: one arrival per
+/// consumer warp), K's bytes on its "full K" barrier and V's on "full V", so S can start before V
+/// has landed. Each consumer warpgroup pipelines within itself: for tile t it issues S_t = Q K_t^T,
+/// then O += P_{t-1} V_{t-1} (P in registers), waits for S_t only, runs the softmax of S_t while
+/// the tensor cores still work on P V, then waits for P V, releases stage t - 1, rescales O by
+/// alpha_t and packs P_t; and the two consumers take turns at issuing their products (named
+/// barriers), so that one's softmax runs against the other's products. Causal: the block loads
+/// the key tiles its last row sees. A block with rows only for its first consumer (L % 128 in
+/// 1..64 at the last block) runs one, without turns.
 template <class T, int D, int kN>
 __global__ void __launch_bounds__(384, 1)
     attention_forward_ws_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
@@ -629,7 +632,9 @@ __global__ void __launch_bounds__(384, 1)
   uint64_t* const full_v = full_k + kStages;
   uint64_t* const empty = full_v + kStages;
   uint64_t* const q_full = empty + kStages;
-  const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
+  // The warpgroup from lane 0's thread index: the same value, but one ptxas knows is
+  // warp-uniform, so that the branches on it are not divergent paths around the wgmma.
+  const int tid = static_cast<int>(threadIdx.x), wg = __shfl_sync(0xffffffffu, tid / 128, 0);
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
   const int64_t q0 = qt * Tile::kRows, bh = blockIdx.y;
   const int consumers = q0 + 64 < p.L ? 2 : 1;
@@ -683,7 +688,6 @@ __global__ void __launch_bounds__(384, 1)
   if (c >= consumers) return;
   const int lane = tid & 31, warp = (tid / 32) % 4;
   const int64_t qc0 = q0 + 64 * c, row0 = qc0 + warp * 16 + lane / 4;  // rows row0, row0 + 8
-  const int n_mine = key_tiles(qc0 + 64);
   const unsigned char* const qs = smem + c * kQTileBytes;
   constexpr int NT = kN / 8;  // 8-key accumulator tiles per warp row pair
   float o[D / 8][4], s[NT][4];
@@ -723,19 +727,37 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(od);
     if (lane == 0) tma::mbar_arrive(&empty[t % kStages]);
   };
-  // Every path below is the same for the whole warpgroup and free of conditions around the wgmma
-  // (ptxas serialises wgmma it finds on a path it cannot prove uniform, warning C7520); n_mine >=
-  // 1 (S > 0, and a consumer has rows).
+  // FA3's ping-pong: with two consumers, named barrier 1 + c is consumer c's turn to issue its
+  // products, and each hands the turn to the other once it has issued them, so one warpgroup's
+  // softmax overlaps the other's products. Consumer 1 gives consumer 0 the first turn and skips
+  // its own last hand-over (consumer 0 has no turn left to take): every barrier phase completes.
+  const bool pingpong = consumers == 2;
+  const auto my_turn = [&] {
+    if (pingpong) tma::named_barrier_sync(1 + c, 256);
+  };
+  const auto pass_turn = [&](int t) {
+    if (pingpong && !(c == 1 && t == n_tiles - 1)) tma::named_barrier_arrive(2 - c, 256);
+  };
+  if (pingpong && c == 1) tma::named_barrier_arrive(1, 256);
+  // Both consumers walk all n_tiles >= 1 tiles (S > 0), so that they take the same number of
+  // turns (causal, 64-key tiles: the block's last tile is wholly masked for consumer 0's rows,
+  // P = 0 there). Every path below is the same for the whole warpgroup and free of conditions
+  // around the wgmma (ptxas serialises wgmma it finds on a path it cannot prove uniform, its note
+  // C7520).
   tma::mbar_wait(q_full, 0);
   float alpha[2];
+  my_turn();
   issue_s(0);
+  pass_turn(0);
   mma::wgmma_wait<0>();
   softmax(0, alpha);
   rescale<D>(o, alpha);
   pack_p<T>(pa, s);
-  for (int t = 1; t < n_mine; ++t) {
+  for (int t = 1; t < n_tiles; ++t) {
+    my_turn();
     issue_s(t);
-    issue_o(t - 1);        // P_{t-1} V_{t-1} behind S_t
+    issue_o(t - 1);  // P_{t-1} V_{t-1} behind S_t
+    pass_turn(t);
     mma::wgmma_wait<1>();  // S_t only
     softmax(t, alpha);     // while P_{t-1} V_{t-1} runs
     mma::wgmma_wait<0>();
@@ -746,11 +768,9 @@ __global__ void __launch_bounds__(384, 1)
   mma::fence_operands(od);  // the last tile's P V
   mma::fence_operands(pa_flat);
   mma::wgmma_fence();
-  issue_o(n_mine - 1);
+  issue_o(n_tiles - 1);
   mma::wgmma_wait<0>();
-  release(n_mine - 1);
-  // Causal: the tiles past n_mine only the other consumer's rows see are the block's last, never
-  // refilled, so they need no release (and that consumer waits for their copies to land).
+  release(n_tiles - 1);
   store_forward<T, D>(o, m, l, static_cast<T*>(p.out) + bh * p.L * D, p.lse + bh * p.L, p.L, row0,
                       (lane & 3) == 0);
 #else

@@ -11,6 +11,7 @@
 //   load_3d / load_4d   cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
 //   setmaxnreg_dec/inc  move registers between a block's warpgroups (producer -> consumers)
+//   named_barrier_sync/arrive   bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
 // a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
@@ -94,6 +95,24 @@ __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
     else if (now - start > kMbarWaitLimitNs)
       __trap();
   }
+#endif
+}
+
+/// Named barrier `id` (1-15; 0 is __syncthreads) of `count` threads (a multiple of 32): sync
+/// arrives and waits until `count` threads have arrived, arrive only arrives (bar.sync /
+/// bar.arrive). Lets warpgroups take turns (FA3's ping-pong) without stopping the whole block.
+__device__ inline void named_barrier_sync(int id, int count) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::named_barrier(id, count, true);
+#else
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+#endif
+}
+__device__ inline void named_barrier_arrive(int id, int count) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::named_barrier(id, count, false);
+#else
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 #endif
 }
 

@@ -317,6 +317,9 @@ void spin_yield(const char* what);
 /// mbarrier: init (expected arrivals), arrive (+ tx bytes expected), complete_tx, and whether
 /// the phase of the given parity has completed. The state lives beside the 8 shared bytes;
 /// using a barrier before its init (in this block) aborts.
+/// Named barrier `id` (1-15) of `count` threads: bar.sync (wait) or bar.arrive; the phase
+/// completes at `count` arrivals. A block that ends with arrivals pending aborts.
+void named_barrier(int id, int count, bool wait);
 void mbar_init(void* bar, uint32_t count);
 void mbar_arrive(void* bar, uint32_t expect_tx_bytes);
 bool mbar_test_parity(void* bar, uint32_t parity);

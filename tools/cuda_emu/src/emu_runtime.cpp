@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
@@ -176,6 +177,13 @@ struct Exec {
   bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
   uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
   std::map<const void*, Mbarrier> mbarriers;  // this block's, by address
+  // Named barriers 1-15 (bar.sync / bar.arrive; 0 is __syncthreads): the count of the phase in
+  // progress, its arrivals so far, and how many phases have completed.
+  struct NamedBarrier {
+    int count = 0, arrived = 0;
+    uint64_t generation = 0;
+  };
+  std::array<NamedBarrier, 16> named{};
   size_t wgmma_pending = 0;                   // issued wgmma not yet run, all threads
   // Register-A wgmma: the A fragments of a warp's 32 lanes (4 registers each) by (warp, issue
   // number), and how many lanes have still to run that wgmma.
@@ -358,6 +366,7 @@ void run_block() {
   x.wgmma_pending = 0;
   x.wgmma_frags.clear();
   x.mbarriers.clear();
+  x.named.fill({});
   for (Warp& w : x.warps) w.arrived = 0;
   x.done = 0;
   x.arrived = 0;
@@ -386,6 +395,11 @@ void run_block() {
     x.current = -1;
     if (!progressed && x.epoch == epoch && x.done < n) report_deadlock();
   }
+  for (size_t id = 1; id < x.named.size(); ++id)
+    if (x.named[id].arrived != 0)
+      fatal("%s: the block ended with %d of %d arrivals at named barrier %zu (bar.arrive without "
+            "a matching bar.sync)",
+            where().c_str(), x.named[id].arrived, x.named[id].count, id);
 }
 
 }  // namespace
@@ -768,6 +782,32 @@ void spin_yield(const char* what) {
   if (!x.active || x.current < 0) fatal("%s outside a kernel", what);
   x.fibers[static_cast<size_t>(x.current)].polling = what;
   switch_to_scheduler();
+}
+
+void named_barrier(int id, int count, bool wait) {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("bar.sync / bar.arrive outside a kernel");
+  if (id < 1 || id > 15)
+    fatal("%s: named barrier %d (1 .. 15; 0 is __syncthreads)", where().c_str(), id);
+  if (count <= 0 || count % 32 != 0 || count > x.nthreads)
+    fatal("%s: named barrier %d with a count of %d threads (a multiple of 32, at most the "
+          "block's %d)",
+          where().c_str(), id, count, x.nthreads);
+  Exec::NamedBarrier& b = x.named[static_cast<size_t>(id)];
+  if (b.arrived == 0)
+    b.count = count;
+  else if (b.count != count)
+    fatal("%s: named barrier %d with a count of %d while its phase in progress counts %d",
+          where().c_str(), id, count, b.count);
+  const uint64_t generation = b.generation;
+  ++x.epoch;
+  if (++b.arrived == b.count) {
+    b.arrived = 0;
+    ++b.generation;
+    return;
+  }
+  if (wait)
+    while (b.generation == generation) spin_yield("a named barrier (bar.sync)");
 }
 
 void mbar_init(void* bar, uint32_t count) {

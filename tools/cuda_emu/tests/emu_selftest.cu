@@ -145,6 +145,31 @@ __global__ void pingpong_kernel(int* out) {
   }
 }
 
+// Two warps take turns through named barriers 1 and 2 (64 threads each: the warp that waits and
+// the one that hands over), warp 1 giving warp 0 the first turn and skipping its last hand-over:
+// the log records the turns strictly alternating.
+__global__ void turns_kernel(int* out) {
+  __shared__ int log[8];
+  __shared__ int n;
+  if (threadIdx.x == 0) n = 0;
+  __syncthreads();
+  const int w = threadIdx.x / 32;
+  if (w == 1) ember_emu::named_barrier(1, 64, false);
+  for (int i = 0; i < 4; ++i) {
+    ember_emu::named_barrier(1 + w, 64, true);  // my turn
+    if (threadIdx.x % 32 == 0) log[n++] = w;
+    if (!(w == 1 && i == 3)) ember_emu::named_barrier(2 - w, 64, false);  // the other's turn
+  }
+  __syncthreads();
+  if (threadIdx.x < 8) out[threadIdx.x] = log[threadIdx.x];
+}
+// Misuse: a hand-over nobody takes (arrivals left at a named barrier when the block ends).
+__global__ void named_leftover_kernel() {
+  if (threadIdx.x < 32) ember_emu::named_barrier(1, 64, false);
+}
+// Misuse: both warps wait for their turn, nobody hands one over.
+__global__ void named_deadlock_kernel() { ember_emu::named_barrier(1 + threadIdx.x / 32, 64, true); }
+
 // One wgmma.m64n8k16 from no-swizzle core matrices: A (64 x 16) and B (8 x 16, K-major) written
 // in the canonical layout (LBO 128 bytes along K, SBO 256 along M/N), D read back per lane.
 __global__ void wgmma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
@@ -284,6 +309,13 @@ void hopper_checks() {
   CHECK(cudaMemcpy(hv.data(), vals, 5 * sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess);
   for (int i = 0; i < 5; ++i) CHECK(hv[i] == 10 * i + 7);
 
+  int* turns = nullptr;
+  CHECK(cudaMalloc(&turns, 8 * sizeof(int)) == cudaSuccess);
+  turns_kernel<<<1, 64>>>(turns);
+  int ht[8];
+  CHECK(cudaMemcpy(ht, turns, sizeof ht, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int i = 0; i < 8; ++i) CHECK(ht[i] == i % 2);
+
   // wgmma: D = 1 + A B^T on small integers (exact in bf16 and float)
   std::vector<__nv_bfloat16> ha(64 * 16), hb(8 * 16);
   for (int i = 0; i < 64 * 16; ++i) ha[i] = __float2bfloat16_rn(static_cast<float>(i % 7 - 3));
@@ -310,6 +342,8 @@ void hopper_misuse(const char* what, int* d) {
   (void)d;
   if (!std::strcmp(what, "mbar_deadlock")) mbar_deadlock_kernel<<<1, 32>>>();
   if (!std::strcmp(what, "mbar_uninit")) mbar_uninit_kernel<<<1, 1>>>();
+  if (!std::strcmp(what, "named_leftover")) named_leftover_kernel<<<1, 64>>>();
+  if (!std::strcmp(what, "named_deadlock")) named_deadlock_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "wgmma_refill")) {
     uint16_t* src = nullptr;
     CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
