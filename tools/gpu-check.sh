@@ -216,18 +216,23 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   done
   # Whole training steps again: on the vendor backend (cuBLAS products, cuDNN convolution, the
   # attention composite), which separates Ember's kernels from the rest of the step (the
-  # framework around them); then with every 16-bit GEMM on tile configuration 5 (persistent
-  # ping-pong TMA + wgmma) and 3 (one block per tile), the step-level comparison with the
-  # automatic choice (the last dropped first when the deadline is near).
+  # framework around them); with every Hopper kernel at once (GEMM configuration 5, the
+  # warp-specialised attention forward, the wgmma attention backward and convolution); then with
+  # every 16-bit GEMM on tile configuration 5 (persistent ping-pong TMA + wgmma) and 3 (one block
+  # per tile), the step-level comparison with the automatic choice (the last dropped first when
+  # the deadline is near).
   if [ "$n" = bench_cuda_step ]; then
-    for v in "vendor EMBER_CUDA_BACKEND=vendor" "config5 EMBER_GEMM_TC_CONFIG=5" \
-             "config3 EMBER_GEMM_TC_CONFIG=3"; do
+    for v in "vendor EMBER_CUDA_BACKEND=vendor" \
+             "hopper EMBER_GEMM_TC_CONFIG=5 EMBER_ATTENTION_FORWARD_VARIANT=2 EMBER_ATTENTION_BACKWARD_VARIANT=1 EMBER_CONV_VARIANT=1" \
+             "config5 EMBER_GEMM_TC_CONFIG=5" "config3 EMBER_GEMM_TC_CONFIG=3"; do
       set -- $v
-      env "$2" timeout "$(limit "$BENCH_LIMIT")" "$b" \
-        --ember_summary="$LOGS/${n}_$1.json" > "$LOGS/${n}_$1.txt" 2>&1
+      name=$1
+      shift
+      env "$@" timeout "$(limit "$BENCH_LIMIT")" "$b" \
+        --ember_summary="$LOGS/${n}_$name.json" > "$LOGS/${n}_$name.txt" 2>&1
       rc=$?
       [ $rc -eq 0 ] || status=1
-      row "$n ($2)" "$(verdict $rc)" "${n}_$1.json, ${n}_$1.txt"
+      row "$n ($*)" "$(verdict $rc)" "${n}_$name.json, ${n}_$name.txt"
     done
   fi
 done

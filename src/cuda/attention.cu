@@ -72,7 +72,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -84,6 +83,7 @@
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
 #include "cuda/tma.cuh"
+#include "cuda/variant.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -1061,8 +1061,12 @@ Prepared prepare(const Tensor& q, const Tensor& k, const Tensor& v, double scale
 
 unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH : 65535); }
 
-std::atomic<int> g_forward_variant{-1};
-std::atomic<int> g_backward_variant{-1};
+/// set_attention_forward_variant's and set_attention_backward_variant's choices;
+/// EMBER_ATTENTION_FORWARD_VARIANT and EMBER_ATTENTION_BACKWARD_VARIANT force them for a run.
+detail::VariantSwitch g_forward_variant{"EMBER_ATTENTION_FORWARD_VARIANT",
+                                        "set_attention_forward_variant", -1, 3};
+detail::VariantSwitch g_backward_variant{"EMBER_ATTENTION_BACKWARD_VARIANT",
+                                         "set_attention_backward_variant", -1, 1};
 
 /// Variants 2 (kN 128) and 3 (kN 64): false (nothing launched) where the tensor maps cannot be
 /// made (a zero head or batch stride, the driver refuses one) or the sizes pass TMA's 32-bit
@@ -1098,7 +1102,7 @@ void forward(const Params& p, cudaStream_t stream, int device) {
   const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
   // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma ones; variants 2
   // and 3 fall back to 1 where their tensor maps cannot be made.
-  const int variant = g_forward_variant.load(std::memory_order_relaxed);
+  const int variant = g_forward_variant.get();
   const bool wgmma = variant >= 1 && detail::wgmma_available(device);
   if (wgmma && variant == 2 && launch_forward_ws<T, D, 128>(p, stream, device)) return;
   if (wgmma && variant == 3 && launch_forward_ws<T, D, 64>(p, stream, device)) return;
@@ -1124,7 +1128,7 @@ void backward(const Params& p, cudaStream_t stream, int device) {
          stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
   // Automatic (-1) is mma.sync until a GPU run has confirmed the wgmma kernels.
-  const int variant = g_backward_variant.load(std::memory_order_relaxed);
+  const int variant = g_backward_variant.get();
   const bool wgmma = variant == 1 && detail::wgmma_available(device);
   const auto launch = [&]<bool kWg>() {
     // six tiles (padded, or swizzled plus the slack to align them to 1024 bytes)
@@ -1163,18 +1167,9 @@ void visit_kernel(DType dt, int64_t D, F&& f) {
 
 }  // namespace
 
-void set_attention_forward_variant(int variant) {
-  EMBER_CHECK(variant >= -1 && variant <= 3, ValueError,
-              "[set_attention_forward_variant] expected -1 (automatic), 0, 1, 2 or 3, got ",
-              variant);
-  g_forward_variant.store(variant, std::memory_order_relaxed);
-}
+void set_attention_forward_variant(int variant) { g_forward_variant.set(variant); }
 
-void set_attention_backward_variant(int variant) {
-  EMBER_CHECK(variant >= -1 && variant <= 1, ValueError,
-              "[set_attention_backward_variant] expected -1 (automatic), 0 or 1, got ", variant);
-  g_backward_variant.store(variant, std::memory_order_relaxed);
-}
+void set_attention_backward_variant(int variant) { g_backward_variant.set(variant); }
 
 void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                              const Tensor& v, double scale, bool is_causal, double dropout_p,

@@ -51,7 +51,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -61,6 +60,7 @@
 #include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
+#include "cuda/variant.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -520,8 +520,8 @@ void launch(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t st
 }
 
 /// set_conv_variant's choice: -1 automatic (0 until a GPU run shows 1 faster), 0 mma.sync, 1
-/// wgmma for the forward and input gradient on sm_90a.
-std::atomic<int> g_variant{-1};
+/// wgmma for the forward and input gradient on sm_90a; EMBER_CONV_VARIANT forces one for a run.
+detail::VariantSwitch g_variant{"EMBER_CONV_VARIANT", "set_conv_variant", -1, 1};
 
 /// The forward or dgrad GEMM on wgmma (conv_wgmma_kernel). Its grid fits wherever grid_fits
 /// passed: the same 128 rows per tile, columns in tiles of 128 rather than 64.
@@ -538,7 +538,7 @@ template <Pass kPass>
 void launch_dtype(const ConvParams& p, DType dt, int64_t groups, int64_t splits,
                   cudaStream_t stream, int device) {
   if constexpr (kPass != Pass::kWgrad) {
-    if (g_variant.load(std::memory_order_relaxed) == 1 && detail::wgmma_available(device)) {
+    if (g_variant.get() == 1 && detail::wgmma_available(device)) {
       if (dt == kBFloat16)
         launch_wgmma<BF16Bits, kPass>(p, groups, stream, device);
       else
@@ -647,10 +647,6 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
   return true;
 }
 
-void set_conv_variant(int variant) {
-  EMBER_CHECK(variant >= -1 && variant <= 1, ValueError,
-              "[set_conv_variant] expected -1 (automatic), 0 or 1, got ", variant);
-  g_variant.store(variant, std::memory_order_relaxed);
-}
+void set_conv_variant(int variant) { g_variant.set(variant); }
 
 }  // namespace ember::cuda

@@ -57,6 +57,7 @@
 #include "cuda/loops.cuh"
 #include "cuda/mma.cuh"
 #include "cuda/tma.cuh"
+#include "cuda/variant.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/ops.hpp"
 
@@ -798,23 +799,9 @@ bool launch_tma_config(const TcParams& p, int config, cudaStream_t stream, int d
   return launch_tma<T, kAKMajor, kBKMajor, false>(p, config == 4, stream, device);
 }
 
-/// EMBER_GEMM_TC_CONFIG at start-up forces a tile configuration for the whole run (-1 or 0-5, as
-/// set_gemm_tc_config; the GPU check times whole training steps under some); anything
-/// else raises ValueError at the first product.
-int config_from_environment() {
-  const char* v = std::getenv("EMBER_GEMM_TC_CONFIG");
-  if (v == nullptr || *v == '\0') return -1;
-  char* end = nullptr;
-  const long c = std::strtol(v, &end, 10);
-  EMBER_CHECK(*end == '\0' && c >= -1 && c <= 5, ValueError,
-              "[gemm_tc] EMBER_GEMM_TC_CONFIG must be -1, 0, 1, 2, 3, 4 or 5, got '", v, "'");
-  return static_cast<int>(c);
-}
-
-std::atomic<int>& config_flag() {
-  static std::atomic<int> flag{config_from_environment()};
-  return flag;
-}
+/// set_gemm_tc_config's choice; EMBER_GEMM_TC_CONFIG at start-up forces one for the whole run
+/// (-1 or 0-5; the GPU check times whole training steps under some).
+detail::VariantSwitch g_config{"EMBER_GEMM_TC_CONFIG", "set_gemm_tc_config", -1, 5};
 
 template <class T, bool kBKMajor, class C>
 void launch(const TcParams& p, cudaStream_t stream, int device) {
@@ -838,7 +825,7 @@ void launch_tf32(const TcParams& p, cudaStream_t stream, int device) {
 /// EMBER_GEMM_TC_CONFIG, or (-1) the automatic choice (launch_config falls back from 2-4 to 1
 /// where wgmma is unavailable).
 int resolved_config(const TcParams& p, int device) {
-  const int config = config_flag().load(std::memory_order_relaxed);
+  const int config = g_config.get();
   if (config >= 0) return config;
   // Measured on an H200 (docs/kernels.md): with fewer tiles than SMs configuration 1's two
   // blocks per SM leave most of the GPU idle and configuration 0 is faster (1024^3: 37 against
@@ -949,10 +936,6 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
                   : launch_config<HalfBits, false>(p, config, a_kmajor, stream, device);
 }
 
-void set_gemm_tc_config(int config) {
-  EMBER_CHECK(config >= -1 && config <= 5, ValueError,
-              "[set_gemm_tc_config] expected -1 (automatic), 0, 1, 2, 3, 4 or 5, got ", config);
-  config_flag().store(config, std::memory_order_relaxed);
-}
+void set_gemm_tc_config(int config) { g_config.set(config); }
 
 }  // namespace ember::cuda

@@ -2,14 +2,15 @@
 // device. Without a GPU the GPU cases report "skipped" (a warning in the output) and only the
 // no-GPU behaviour is checked.
 #include <catch2/catch.hpp>
-
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "cuda/cuda_test_util.hpp"
+#include "cuda/variant.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/ember.hpp"
-#include "cuda/cuda_test_util.hpp"
 
 using namespace ember;
 using ember::test::agree;
@@ -17,8 +18,8 @@ using ember::test::gpu;
 
 namespace {
 
-const DType kAll[] = {kBool, kUInt8, kInt8, kInt32, kInt64, kFloat16, kBFloat16, kFloat32,
-                      kFloat64};
+const DType kAll[] = {kBool,    kUInt8,    kInt8,    kInt32,  kInt64,
+                      kFloat16, kBFloat16, kFloat32, kFloat64};
 
 Tensor random_of(IntArrayRef sizes, DType dt, uint64_t seed) {
   Generator g(seed);
@@ -42,6 +43,36 @@ TEST_CASE("cuda runtime without a GPU: queries say so, GPU objects raise DeviceE
   EMBER_CHECK_THROWS(ones({3}).to(Device(kCUDA)), DeviceError, "cuda");
   EMBER_CHECK_THROWS(ones({3}).pin_memory(), DeviceError, "pin_memory");
   CHECK_FALSE(ones({3}).is_pinned());
+}
+
+TEST_CASE("kernel variant switches: the environment's value at first use, set() after; errors") {
+  // (No GPU needed: the switch is host code. Its own variable names, so no kernel is affected.)
+  cuda::detail::VariantSwitch unset{"EMBER_TEST_VARIANT_UNSET", "set_test_variant", -1, 3};
+  ::unsetenv("EMBER_TEST_VARIANT_UNSET");
+  CHECK(unset.get() == -1);  // automatic
+  unset.set(2);
+  CHECK(unset.get() == 2);
+  EMBER_CHECK_THROWS(unset.set(4), ValueError, "set_test_variant");
+  EMBER_CHECK_THROWS(unset.set(-2), ValueError, "set_test_variant");
+  CHECK(unset.get() == 2);
+
+  cuda::detail::VariantSwitch forced{"EMBER_TEST_VARIANT_FORCED", "set_test_variant", -1, 3};
+  ::setenv("EMBER_TEST_VARIANT_FORCED", "3", 1);
+  CHECK(forced.get() == 3);
+  ::setenv("EMBER_TEST_VARIANT_FORCED", "1", 1);  // read once: later changes do not count
+  CHECK(forced.get() == 3);
+  forced.set(0);
+  CHECK(forced.get() == 0);
+
+  for (const char* bad : {"7", "x", "2x", "-5"}) {
+    cuda::detail::VariantSwitch s{"EMBER_TEST_VARIANT_BAD", "set_test_variant", -1, 3};
+    ::setenv("EMBER_TEST_VARIANT_BAD", bad, 1);
+    EMBER_CHECK_THROWS(s.get(), ValueError, "EMBER_TEST_VARIANT_BAD");
+    s.set(1);  // a set() still works, and replaces the unreadable value
+    CHECK(s.get() == 1);
+  }
+  ::unsetenv("EMBER_TEST_VARIANT_FORCED");
+  ::unsetenv("EMBER_TEST_VARIANT_BAD");
 }
 
 TEST_CASE("cuda pinned memory: pin_memory copies, non_blocking round trips are exact") {
