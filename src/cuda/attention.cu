@@ -657,8 +657,8 @@ __global__ void __launch_bounds__(384, 1)
   __syncthreads();
   const auto h = static_cast<int32_t>(bh % p.H), b = static_cast<int32_t>(bh / p.H);
 
-  if (wg == 0) {                // the producer
-    tma::setmaxnreg_dec<24>();  // 24 x 128 + 240 x 256 registers fit the SM's 65536
+  if (wg == 0) {                   // the producer
+    tma::setmaxnreg<24, false>();  // 24 x 128 + 240 x 256 registers fit the SM's 65536
     if (tid == 0) {
       tma::mbar_arrive_expect_tx(q_full, static_cast<uint32_t>(consumers * kQTileBytes));
       for (int c = 0; c < consumers; ++c)
@@ -683,7 +683,7 @@ __global__ void __launch_bounds__(384, 1)
     return;
   }
 
-  tma::setmaxnreg_inc<240>();  // the whole warpgroup, before any of it may return
+  tma::setmaxnreg<240, true>();  // the whole warpgroup, before any of it may return
   const int c = wg - 1;
   if (c >= consumers) return;
   const int lane = tid & 31, warp = (tid / 32) % 4;
@@ -733,12 +733,12 @@ __global__ void __launch_bounds__(384, 1)
   // its own last hand-over (consumer 0 has no turn left to take): every barrier phase completes.
   const bool pingpong = consumers == 2;
   const auto my_turn = [&] {
-    if (pingpong) tma::named_barrier_sync(1 + c, 256);
+    if (pingpong) tma::named_barrier(1 + c, 256, /*wait=*/true);
   };
   const auto pass_turn = [&](int t) {
-    if (pingpong && !(c == 1 && t == n_tiles - 1)) tma::named_barrier_arrive(2 - c, 256);
+    if (pingpong && !(c == 1 && t == n_tiles - 1)) tma::named_barrier(2 - c, 256, /*wait=*/false);
   };
-  if (pingpong && c == 1) tma::named_barrier_arrive(1, 256);
+  if (pingpong && c == 1) tma::named_barrier(1, 256, /*wait=*/false);
   // Both consumers walk all n_tiles >= 1 tiles (S > 0), so that they take the same number of
   // turns (causal, 64-key tiles: the block's last tile is wholly masked for consumer 0's rows,
   // P = 0 there). Every path below is the same for the whole warpgroup and free of conditions

@@ -10,8 +10,8 @@
 //                       phase, parity 1, as completed); it traps after 20 s on one phase
 //   load_3d / load_4d   cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
-//   setmaxnreg_dec/inc  move registers between a block's warpgroups (producer -> consumers)
-//   named_barrier_sync/arrive   bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
+//   setmaxnreg          move registers between a block's warpgroups (producer -> consumers)
+//   named_barrier       bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
 // a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
@@ -98,76 +98,70 @@ __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
 #endif
 }
 
-/// Named barrier `id` (1-15; 0 is __syncthreads) of `count` threads (a multiple of 32): sync
-/// arrives and waits until `count` threads have arrived, arrive only arrives (bar.sync /
-/// bar.arrive). Lets warpgroups take turns (FA3's ping-pong) without stopping the whole block.
-__device__ inline void named_barrier_sync(int id, int count) {
+/// Named barrier `id` (1-15; 0 is __syncthreads) of `count` threads (a multiple of 32): with
+/// `wait` arrives and waits until `count` threads have arrived (bar.sync), else only arrives
+/// (bar.arrive). Lets warpgroups take turns (FA3's ping-pong) without stopping the whole block.
+__device__ inline void named_barrier(int id, int count, bool wait) {
 #if defined(EMBER_CUDA_EMULATED)
-  ::ember_emu::named_barrier(id, count, true);
+  ::ember_emu::named_barrier(id, count, wait);
 #else
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
-#endif
-}
-__device__ inline void named_barrier_arrive(int id, int count) {
-#if defined(EMBER_CUDA_EMULATED)
-  ::ember_emu::named_barrier(id, count, false);
-#else
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+  if (wait)
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+  else
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 #endif
 }
 
 /// setmaxnreg: every warp of the calling warpgroup owns at most N registers per thread from here
-/// (dec: gives the rest back to the block's pool; inc: waits until the pool has them). Lets a
-/// warp-specialised kernel move registers from its producer to its consumers; N a multiple of 8
-/// in [24, 256]. The emulator has no register file: a no-op there.
-template <int N>
-__device__ inline void setmaxnreg_dec() {
+/// (kInc false: gives the rest back to the block's pool; true: waits until the pool has them).
+/// Lets a warp-specialised kernel move registers from its producer to its consumers; N a
+/// multiple of 8 in [24, 256]. The emulator has no register file: a no-op there.
+template <int N, bool kInc>
+__device__ inline void setmaxnreg() {
   static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg: a multiple of 8 in [24, 256]");
 #if !defined(EMBER_CUDA_EMULATED)
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
-#endif
-}
-template <int N>
-__device__ inline void setmaxnreg_inc() {
-  static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg: a multiple of 8 in [24, 256]");
-#if !defined(EMBER_CUDA_EMULATED)
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+  if constexpr (kInc)
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+  else
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 #endif
 }
 
-/// The box of `map` at (c0 innermost, c1, c2) into shared memory at dst (128-byte aligned; 1024
-/// for the 128-byte swizzle to match smem_desc_sw128), its bytes completing on bar.
+/// The box of `map` at coordinates c (innermost first; the map's rank, 3 or 4) into shared memory
+/// at dst (128-byte aligned; 1024 for the 128-byte swizzle to match smem_desc_sw128), its bytes
+/// completing on bar.
+template <int kRank>
+__device__ inline void load_box(void* dst, const CUtensorMap* map, const int32_t (&c)[kRank],
+                                uint64_t* bar) {
+  static_assert(kRank == 3 || kRank == 4, "load_box: rank 3 or 4");
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::tma_load(dst, map, c, bar);
+#else
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  const auto m = reinterpret_cast<uint64_t>(map);
+  if constexpr (kRank == 3)
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(d),
+        "l"(m), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(b)
+        : "memory");
+  else
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(d),
+        "l"(m), "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(b)
+        : "memory");
+#endif
+}
 __device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
                                int32_t c2, uint64_t* bar) {
-#if defined(EMBER_CUDA_EMULATED)
-  const int32_t coords[3] = {c0, c1, c2};
-  ::ember_emu::tma_load(dst, map, coords, bar);
-#else
-  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(d),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(b)
-      : "memory");
-#endif
+  load_box<3>(dst, map, {c0, c1, c2}, bar);
 }
-
-/// The same for a rank-4 map (c0 innermost .. c3), e.g. attention's (D, rows, heads, batches).
+/// e.g. attention's (D, rows, heads, batches)
 __device__ inline void load_4d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
                                int32_t c2, int32_t c3, uint64_t* bar) {
-#if defined(EMBER_CUDA_EMULATED)
-  const int32_t coords[4] = {c0, c1, c2, c3};
-  ::ember_emu::tma_load(dst, map, coords, bar);
-#else
-  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
-  asm volatile(
-      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
-      " [%0], [%1, {%2, %3, %4, %5}], [%6];\n" ::"r"(d),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(b)
-      : "memory");
-#endif
+  load_box<4>(dst, map, {c0, c1, c2, c3}, bar);
 }
 #endif
 
