@@ -391,6 +391,12 @@ __device__ __forceinline__ void tile_px(float (&acc)[D / 8][4], const float (&pm
     product_px<T, D>(acc, pm, reinterpret_cast<const uint16_t*>(x));
 }
 
+/// The shared memory that n tiles of smem_tile take, with the slack to align swizzled ones.
+template <int D, bool kWg>
+constexpr int smem_tiles_bytes(int n) {
+  return kWg ? n * kBlockN * D * 2 + 1024 : n * kBlockN * (D + 8) * 2;
+}
+
 /// The 64-row tile i of a kernel's shared memory: padded ((64, D + 8) elements each, from smem)
 /// or (kWg) swizzled (64 D 2 bytes each, from smem rounded up to 1024 bytes).
 template <int D, bool kWg>
@@ -412,8 +418,8 @@ __device__ __forceinline__ unsigned char* smem_tile(unsigned char* smem, int i) 
 /// multiplied by before P V is added. A row whose max is still -inf uses 0 as base (no NaN).
 template <int NT>
 __device__ __forceinline__ void softmax_tile(const Params& p, float (&s)[NT][4], float (&m)[2],
-                                             float (&l)[2], float (&alpha)[2], int64_t bh,
-                                             int64_t k0, int64_t row0, bool masked) {
+                                             float (&l)[2], float (&alpha)[2], int64_t k0,
+                                             int64_t row0, bool masked) {
   const int q = static_cast<int>(threadIdx.x) & 3;
   float mx[2] = {m[0], m[1]};
 #pragma unroll
@@ -571,7 +577,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
       }
       const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
       float alpha[2];
-      softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);
+      softmax_tile(p, s, m, l, alpha, k0, row0, masked);
       rescale<D>(o, alpha);
       dropout_tile(p, s, bh, k0, row0);
       tile_px<T, D, kWg>(o, s, v_stage(t & 1));
@@ -720,7 +726,7 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(sd);
     const int64_t k0 = t * int64_t{kN};
     const bool masked = k0 + kN > p.S || (p.causal && k0 + kN - 1 > qc0);
-    softmax_tile(p, s, m, l, alpha, bh, k0, row0, masked);
+    softmax_tile(p, s, m, l, alpha, k0, row0, masked);
     dropout_tile(p, s, bh, k0, row0);
   };
   const auto release = [&](int t) {  // every wgmma reading stage t has retired
@@ -1014,11 +1020,6 @@ HeadPtr heads(const Tensor& t, Tensor& keep) {
   return h;
 }
 
-template <int D>
-constexpr int tile_bytes() {
-  return kBlockN * (D + 8) * 2;
-}
-
 /// The common part of the forward and backward parameters.
 struct Prepared {
   Params p{};
@@ -1069,21 +1070,18 @@ detail::VariantSwitch g_backward_variant{"EMBER_ATTENTION_BACKWARD_VARIANT",
                                          "set_attention_backward_variant", -1, 1};
 
 /// Variants 2 (kN 128) and 3 (kN 64): false (nothing launched) where the tensor maps cannot be
-/// made (a zero head or batch stride, the driver refuses one) or the sizes pass TMA's 32-bit
-/// coordinates or the grid.
+/// made (a zero stride of a dimension larger than 1, or the driver refuses one) or the sizes pass
+/// TMA's 32-bit coordinates or the grid.
 template <class T, int D, int kN>
 bool launch_forward_ws(const Params& p, cudaStream_t stream, int device) {
   using Tile = WsTile<D, kN>;
   const int64_t B = p.BH / p.H;
   if (p.BH > 65535 || p.L > INT32_MAX - Tile::kRows || p.S > INT32_MAX - kN) return false;
-  // (B, H, rows, D) with the heads' strides; the stride of a dimension of size 1 is never used
-  // (TMA still wants a valid one).
+  // (B, H, rows, D) with the heads' strides
   const auto map = [&](CUtensorMap* m, const HeadPtr& x, int64_t rows, uint32_t box_rows) {
-    const int64_t sh = p.H > 1 ? x.sh : rows * x.sr, sb = B > 1 ? x.sb : rows * x.sr;
-    if (x.sr <= 0 || sh <= 0 || sb <= 0) return false;
     const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
     return tma::encode_tensor_map_4d(m, std::is_same_v<T, BF16Bits>, x.ptr, D, n(rows), n(p.H),
-                                     n(B), n(x.sr), n(sh), n(sb), 64, box_rows);
+                                     n(B), n(x.sr), n(x.sh), n(x.sb), 64, box_rows);
   };
   CUtensorMap map_q, map_k, map_v;
   if (!map(&map_q, p.q, p.L, 64) || !map(&map_k, p.k, p.S, kN) || !map(&map_v, p.v, p.S, kN))
@@ -1107,12 +1105,11 @@ void forward(const Params& p, cudaStream_t stream, int device) {
   if (wgmma && variant == 2 && launch_forward_ws<T, D, 128>(p, stream, device)) return;
   if (wgmma && variant == 3 && launch_forward_ws<T, D, 64>(p, stream, device)) return;
   if (wgmma) {
-    // Q and two stages of K and V, swizzled, and slack to align to 1024 bytes.
-    constexpr int bytes = 5 * kBlockN * D * 2 + 1024;
+    constexpr int bytes = smem_tiles_bytes<D, true>(5);  // Q, two stages of K and V
     detail::opt_in_smem<attention_forward_kernel<T, D, true>>(bytes, device);
     attention_forward_kernel<T, D, true><<<grid, kThreads, bytes, stream>>>(p);
   } else {
-    constexpr int bytes = 5 * tile_bytes<D>();
+    constexpr int bytes = smem_tiles_bytes<D, false>(5);
     detail::opt_in_smem<attention_forward_kernel<T, D, false>>(bytes, device);
     attention_forward_kernel<T, D, false><<<grid, kThreads, bytes, stream>>>(p);
   }
@@ -1131,8 +1128,7 @@ void backward(const Params& p, cudaStream_t stream, int device) {
   const int variant = g_backward_variant.get();
   const bool wgmma = variant == 1 && detail::wgmma_available(device);
   const auto launch = [&]<bool kWg>() {
-    // six tiles (padded, or swizzled plus the slack to align them to 1024 bytes)
-    constexpr int tiles = kWg ? 6 * kBlockN * D * 2 + 1024 : 6 * tile_bytes<D>();
+    constexpr int tiles = smem_tiles_bytes<D, kWg>(6);
     constexpr int kv_bytes = tiles + 4 * kBlockM * 4;  // + lse and Di, two stages
     detail::opt_in_smem<attention_dkdv_kernel<T, D, kWg>>(kv_bytes, device);
     const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockN - 1) / kBlockN), grid_heads(p.BH));

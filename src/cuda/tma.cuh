@@ -179,6 +179,8 @@ inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uin
 
 /// The same for a rank-4 (d3, d2, rows, inner) tensor, element strides row_stride, s2 and s3,
 /// boxes of (1, 1, box_rows, box_inner): attention's heads, (B, H, rows, D) at any (b, h) strides.
+/// (Either way, the stride of a dimension of size 1 is not used; a zero stride of a larger one is
+/// refused.)
 inline bool encode_tensor_map_4d(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
                                  uint64_t rows, uint64_t d2, uint64_t d3, uint64_t row_stride,
                                  uint64_t s2, uint64_t s3, uint32_t box_inner, uint32_t box_rows);
@@ -220,7 +222,14 @@ inline bool encode_uncached(CUtensorMap* map, const MapKey& k) {
     dims[d] = k.dims[d];
     box[d] = d == 0 ? k.box_inner : d == 1 ? k.box_rows : 1;
     element_strides[d] = 1;
-    if (d > 0) strides[d - 1] = k.strides[d] * 2;
+    if (d == 0) continue;
+    uint64_t stride = k.strides[d];
+    // A dimension of size 1 never steps, but TMA still wants a valid stride: the one past the
+    // dimension below it. A zero stride elsewhere (a broadcast) is refused, as TMA does not
+    // document it.
+    if (dims[d] == 1 && d >= 2) stride = strides[d - 2] / 2 * dims[d - 1];
+    if (stride == 0) return false;
+    strides[d - 1] = stride * 2;
   }
   return encode(map, k.bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
                 k.rank, const_cast<void*>(k.base), dims, strides, box, element_strides,
@@ -246,10 +255,14 @@ inline bool encode_cached(CUtensorMap* map, const MapKey& key) {
 inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
                               uint64_t rows, uint64_t batches, uint64_t row_stride,
                               uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows) {
-  if (batch_stride == 0) batches = 1;
-  const uint64_t bs = batch_stride == 0 ? rows * row_stride : batch_stride;
-  return detail::encode_cached(
-      map, {bf16, base, 3, {inner, rows, batches, 0}, {0, row_stride, bs, 0}, box_inner, box_rows});
+  if (batch_stride == 0) batches = 1;  // one batch read by every z
+  return detail::encode_cached(map, {bf16,
+                                     base,
+                                     3,
+                                     {inner, rows, batches, 0},
+                                     {0, row_stride, batch_stride, 0},
+                                     box_inner,
+                                     box_rows});
 }
 
 inline bool encode_tensor_map_4d(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
