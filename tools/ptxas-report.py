@@ -71,7 +71,8 @@ def report(command, directory, tmp):
         m = re.search(r"Used (\d+) registers", line)
         if m and current is not None:
             current["regs"] = int(m.group(1))
-        m = re.search(r"\((C\d+)\) Potential Performance Loss: (.*) in the function '([^']+)'", line)
+        m = re.search(r"\((C\d+)\) Potential Performance Loss: (.*?) (?:in|for) the function "
+                      r"'([^']+)'", line)
         if m:
             notes.append((m.group(1), short(m.group(3)), m.group(2)))
     return rows, notes

@@ -442,7 +442,9 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
 void set_attention_forward_variant(int variant);
 /// attention_backward_flash's kernels for the calls that follow (process-wide): -1 (the default,
 /// for now mma.sync) or 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma from
-/// swizzled tiles where the GPU runs sm_90a code. ValueError outside -1..1.
+/// swizzled tiles where the GPU runs sm_90a code; 2: there, the warp-specialised TMA-fed kernels
+/// (128 keys or queries per block, two consumer warpgroups; variant 1 where their tensor maps
+/// cannot be made). ValueError outside -1..2.
 void set_attention_backward_variant(int variant);
 /// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs
 /// (lse float32); bitwise repeatable (dK/dV and dQ in separate kernels, no atomics).

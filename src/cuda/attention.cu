@@ -112,7 +112,7 @@ struct Params {
   HeadPtr q, k, v, o, dout;  // o: the forward's output (backward), dout: its gradient
   void* out;                 // forward: out (BH, L, D); backward: dq (BH, L, D)
   float* lse;                // (BH, L)
-  float* di;                 // backward: rowsum(dO * O) (BH, L)
+  float* stats;  // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
   void* dk;                  // (BH, S, D)
   void* dv;                  // (BH, S, D)
   int64_t H, BH, L, S;
@@ -591,23 +591,122 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
   }
 }
 
-/// The warp-specialised forward (variants 2 and 3, sm_90a): 128 query rows per block; 3
-/// warpgroups, 0 the producer (one thread issuing TMA copies), 1 and 2 the consumers of rows 0-63
-/// and 64-127; Q once, K and V tiles of kN keys (128: variant 2, 64: variant 3) through kStages
-/// stages, all in the 128-byte swizzle layout (a tile of r rows: D / 64 panels of r rows x 128
-/// bytes). At D 128 with 128-key tiles 3 stages of 64 KiB fill the 227 KiB a block may have.
-template <int D, int kN>
+/// The warp-specialised kernels' shared memory (sm_90a; 384 threads: warpgroup 0 the producer,
+/// one thread issuing TMA copies; 1 and 2 the consumers of 64 rows each). Each consumer keeps its
+/// 64 rows of kRes resident operands (forward: Q; dQ: Q and dO; dK/dV: K and V), and the producer
+/// streams tiles of kN rows of two others, x and y (forward and dQ: K and V; dK/dV: Q and dO,
+/// y with the query tile's 512 bytes of p.stats when kStats) through kStages stages, all tiles
+/// in the 128-byte swizzle layout (a tile of r rows: D / 64 panels of r rows x 128 bytes). The
+/// forward's variants 2 (kN 128) and 3 (kN 64); the backward's variant 2 (kN 64). At D 128 with
+/// 128-key tiles 3 stages of 64 KiB fill the 227 KiB a block may have.
+template <int D, int kN, int kRes = 1, bool kStats = false>
 struct WsTile {
-  static constexpr int kRows = 128, kThreads = 384;
+  static constexpr int kRows = 128, kThreads = 384, kPanels = D / 64, kTileRows = kN;
   static constexpr int kStages = kN == 64 ? (D == 64 ? 6 : 4) : (D == 64 ? 5 : 3);
-  static constexpr int kQTileBytes = 64 * D * 2;  // a consumer's Q
-  static constexpr int kTileBytes = kN * D * 2;   // a K or V tile
-  static constexpr int kQBytes = 2 * kQTileBytes;
-  static constexpr int kStageBytes = 2 * kTileBytes;  // K, then V
-  static constexpr int kBarriers = 3 * kStages + 1;   // full K, full V, empty per stage; Q
-  static constexpr int kSmem = kQBytes + kStages * kStageBytes + kBarriers * 8 + 1024;
+  static constexpr int kResTileBytes = 64 * D * 2;  // a consumer's rows of a resident operand
+  static constexpr int kTileBytes = kN * D * 2;     // a streamed x or y tile
+  static constexpr int kResBytes = kRes * 2 * kResTileBytes;
+  static constexpr int kStageBytes = 2 * kTileBytes;  // x, then y
+  static constexpr int kStatsBytes = kStats ? 2 * kBlockM * 4 : 0;
+  static constexpr int kBarriers = 3 * kStages + 1;  // full x, full y, empty per stage; resident
+  static constexpr int kSmem =
+      kResBytes + kStages * (kStageBytes + kStatsBytes) + kBarriers * 8 + 1024;
   static_assert(kSmem <= 227 * 1024, "WsTile: more shared memory than a block may have");
 };
+
+/// Where WsTile's pieces lie: resident tiles, stages, stats, then the mbarriers ("full x" and
+/// "full y": the producer's one arrival plus the bytes; "empty": one arrival per consumer warp;
+/// "resident": the producer's arrival plus the resident tiles' bytes).
+template <class Tile>
+struct WsSmem {
+  unsigned char* base;  // 1024-byte aligned
+  __device__ explicit WsSmem(unsigned char* raw)
+      : base(reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(raw) + 1023) &
+                                              ~static_cast<uintptr_t>(1023))) {}
+  __device__ unsigned char* resident(int i, int c) const {
+    return base + (2 * i + c) * Tile::kResTileBytes;
+  }
+  __device__ unsigned char* x(int st) const {
+    return base + Tile::kResBytes + st * Tile::kStageBytes;
+  }
+  __device__ unsigned char* y(int st) const { return x(st) + Tile::kTileBytes; }
+  __device__ float* stats(int st) const {
+    return reinterpret_cast<float*>(x(Tile::kStages)) + st * (Tile::kStatsBytes / 4);
+  }
+  __device__ uint64_t* bar(int i) const {
+    return reinterpret_cast<uint64_t*>(x(Tile::kStages) + Tile::kStages * Tile::kStatsBytes) + i;
+  }
+  __device__ uint64_t* full_x(int st) const { return bar(st); }
+  __device__ uint64_t* full_y(int st) const { return bar(Tile::kStages + st); }
+  __device__ uint64_t* empty(int st) const { return bar(2 * Tile::kStages + st); }
+  __device__ uint64_t* res_full() const { return bar(3 * Tile::kStages); }
+  /// The phase parity of the block's j-th streamed tile.
+  __device__ static uint32_t phase(int j) { return static_cast<uint32_t>(j / Tile::kStages) & 1; }
+  /// Thread 0: initialises the barriers for `consumers` consumer warpgroups (a __syncthreads
+  /// follows).
+  __device__ void init(int consumers) const {
+#if defined(EMBER_HAVE_WGMMA)
+    for (int st = 0; st < Tile::kStages; ++st) {
+      tma::mbar_init(full_x(st), 1);
+      tma::mbar_init(full_y(st), 1);
+      tma::mbar_init(empty(st), 4 * consumers);
+    }
+    tma::mbar_init(res_full(), 1);
+    tma::fence_barrier_init();
+#else
+    (void)consumers;
+#endif
+  }
+  /// A consumer warp: every wgmma reading stage st has retired.
+  __device__ void release(int st, int lane) const {
+#if defined(EMBER_HAVE_WGMMA)
+    if (lane == 0) tma::mbar_arrive(empty(st));
+#else
+    (void)st, (void)lane;
+#endif
+  }
+};
+
+/// The producer's one thread: each consumer c's rows r0 + 64 c .. of the kRes resident operands
+/// (maps res, rank 4 over (B, H, rows, D)), then tiles t0 .. t0 + n - 1 of x and y (rows kN t ..):
+/// wait until the stage is free, x's bytes on "full x", y's (and the stats of tile t, from
+/// `stats`, when kStats) on "full y", so the first product can start before y has landed.
+template <class Tile, int kRes>
+__device__ void ws_produce(const WsSmem<Tile>& sm, const CUtensorMap* const (&res)[kRes],
+                           int64_t r0, int consumers, const CUtensorMap* mx,
+                           const CUtensorMap* my, int64_t t0, int n, int32_t h, int32_t b,
+                           const float* stats) {
+#if defined(EMBER_HAVE_WGMMA)
+  constexpr int kN = Tile::kTileRows;
+  tma::mbar_arrive_expect_tx(sm.res_full(),
+                             static_cast<uint32_t>(kRes * consumers * Tile::kResTileBytes));
+  for (int i = 0; i < kRes; ++i)
+    for (int c = 0; c < consumers; ++c)
+#pragma unroll
+      for (int pn = 0; pn < Tile::kPanels; ++pn)
+        tma::load_4d(sm.resident(i, c) + pn * 8192, res[i], 64 * pn,
+                     static_cast<int32_t>(r0 + 64 * c), h, b, sm.res_full());
+  for (int j = 0; j < n; ++j) {
+    const int st = j % Tile::kStages;
+    const auto row = static_cast<int32_t>((t0 + j) * kN);
+    tma::mbar_wait(sm.empty(st), sm.phase(j) ^ 1);  // free (first round: at once)
+    tma::mbar_arrive_expect_tx(sm.full_x(st), Tile::kTileBytes);
+#pragma unroll
+    for (int pn = 0; pn < Tile::kPanels; ++pn)
+      tma::load_4d(sm.x(st) + pn * kN * 128, mx, 64 * pn, row, h, b, sm.full_x(st));
+    tma::mbar_arrive_expect_tx(sm.full_y(st), Tile::kTileBytes + Tile::kStatsBytes);
+#pragma unroll
+    for (int pn = 0; pn < Tile::kPanels; ++pn)
+      tma::load_4d(sm.y(st) + pn * kN * 128, my, 64 * pn, row, h, b, sm.full_y(st));
+    if constexpr (Tile::kStatsBytes > 0)
+      tma::load_bulk(sm.stats(st), stats + (t0 + j) * 2 * kBlockM, Tile::kStatsBytes,
+                     sm.full_y(st));
+  }
+#else
+  (void)sm, (void)res, (void)r0, (void)consumers, (void)mx, (void)my, (void)t0, (void)n, (void)h,
+      (void)b, (void)stats;
+#endif
+}
 
 /// out, lse = attention(q, k, v) by the warp-specialised pipeline (FlashAttention-3's structure,
 /// Shah et al. 2024): the producer's one thread loads each consumer's Q (a Q barrier) and then
@@ -627,17 +726,8 @@ __global__ void __launch_bounds__(384, 1)
                                 const __grid_constant__ CUtensorMap map_v) {
 #if defined(EMBER_HAVE_WGMMA)
   using Tile = WsTile<D, kN>;
-  constexpr int kStages = Tile::kStages, kTileBytes = Tile::kTileBytes;
-  constexpr int kQTileBytes = Tile::kQTileBytes, kStageBytes = Tile::kStageBytes;
-  constexpr int kPanels = D / 64;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  unsigned char* const smem = reinterpret_cast<unsigned char*>(
-      (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
-  unsigned char* const stages = smem + Tile::kQBytes;  // Q of consumer c at smem + c kQTileBytes
-  uint64_t* const full_k = reinterpret_cast<uint64_t*>(stages + kStages * kStageBytes);
-  uint64_t* const full_v = full_k + kStages;
-  uint64_t* const empty = full_v + kStages;
-  uint64_t* const q_full = empty + kStages;
+  const WsSmem<Tile> sm(smem_raw);
   // The warpgroup from lane 0's thread index: the same value, but one ptxas knows is
   // warp-uniform, so that the branches on it are not divergent paths around the wgmma.
   const int tid = static_cast<int>(threadIdx.x), wg = __shfl_sync(0xffffffffu, tid / 128, 0);
@@ -651,41 +741,14 @@ __global__ void __launch_bounds__(384, 1)
     return static_cast<int>((keys + kN - 1) / kN);
   };
   const int n_tiles = key_tiles(q0 + 64 * consumers);
-  if (tid == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      tma::mbar_init(&full_k[s], 1);
-      tma::mbar_init(&full_v[s], 1);
-      tma::mbar_init(&empty[s], 4 * consumers);
-    }
-    tma::mbar_init(q_full, 1);
-    tma::fence_barrier_init();
-  }
+  if (tid == 0) sm.init(consumers);
   __syncthreads();
   const auto h = static_cast<int32_t>(bh % p.H), b = static_cast<int32_t>(bh / p.H);
 
   if (wg == 0) {                   // the producer
     tma::setmaxnreg<24, false>();  // 24 x 128 + 240 x 256 registers fit the SM's 65536
-    if (tid == 0) {
-      tma::mbar_arrive_expect_tx(q_full, static_cast<uint32_t>(consumers * kQTileBytes));
-      for (int c = 0; c < consumers; ++c)
-#pragma unroll
-        for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(smem + c * kQTileBytes + i * 8192, &map_q, 64 * i,
-                       static_cast<int32_t>(q0 + 64 * c), h, b, q_full);
-      for (int t = 0; t < n_tiles; ++t) {
-        const int st = t % kStages;
-        tma::mbar_wait(&empty[st], ((t / kStages) & 1) ^ 1);  // free (first round: at once)
-        unsigned char* const ks = stages + st * kStageBytes;
-        tma::mbar_arrive_expect_tx(&full_k[st], kTileBytes);
-#pragma unroll
-        for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(ks + i * kN * 128, &map_k, 64 * i, t * kN, h, b, &full_k[st]);
-        tma::mbar_arrive_expect_tx(&full_v[st], kTileBytes);
-#pragma unroll
-        for (int i = 0; i < kPanels; ++i)
-          tma::load_4d(ks + kTileBytes + i * kN * 128, &map_v, 64 * i, t * kN, h, b, &full_v[st]);
-      }
-    }
+    const CUtensorMap* const res[1] = {&map_q};
+    if (tid == 0) ws_produce(sm, res, q0, consumers, &map_k, &map_v, 0, n_tiles, h, b, nullptr);
     return;
   }
 
@@ -694,7 +757,7 @@ __global__ void __launch_bounds__(384, 1)
   if (c >= consumers) return;
   const int lane = tid & 31, warp = (tid / 32) % 4;
   const int64_t qc0 = q0 + 64 * c, row0 = qc0 + warp * 16 + lane / 4;  // rows row0, row0 + 8
-  const unsigned char* const qs = smem + c * kQTileBytes;
+  const unsigned char* const qs = sm.resident(0, c);
   constexpr int NT = kN / 8;  // 8-key accumulator tiles per warp row pair
   float o[D / 8][4], s[NT][4];
   float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0]);
@@ -703,22 +766,21 @@ __global__ void __launch_bounds__(384, 1)
   uint32_t(&pa_flat)[kN / 4] = *reinterpret_cast<uint32_t(*)[kN / 4]>(&pa[0][0]);
   zero(o);
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
-  const auto phase = [](int t) { return static_cast<uint32_t>(t / kStages) & 1; };
   // S_t = Q K_t^T, issued and committed (not waited for).
   const auto issue_s = [&](int t) {
     zero(s);
-    tma::mbar_wait(&full_k[t % kStages], phase(t));
+    tma::mbar_wait(sm.full_x(t % Tile::kStages), sm.phase(t));
     mma::fence_operands(sd);
     mma::fence_operands(od);
     mma::fence_operands(pa_flat);
     mma::wgmma_fence();
-    issue_scores<T, D, kN>(sd, qs, stages + (t % kStages) * kStageBytes);
+    issue_scores<T, D, kN>(sd, qs, sm.x(t % Tile::kStages));
     mma::wgmma_commit();
   };
   // O += P_t V_t, issued and committed, once V_t has landed.
   const auto issue_o = [&](int t) {
-    tma::mbar_wait(&full_v[t % kStages], phase(t));
-    issue_pv<T, D, kN>(od, pa, stages + (t % kStages) * kStageBytes + kTileBytes);
+    tma::mbar_wait(sm.full_y(t % Tile::kStages), sm.phase(t));
+    issue_pv<T, D, kN>(od, pa, sm.y(t % Tile::kStages));
     mma::wgmma_commit();
   };
   // The online softmax of S_t into P_t (registers), m and l; returns alpha through its argument.
@@ -731,7 +793,7 @@ __global__ void __launch_bounds__(384, 1)
   };
   const auto release = [&](int t) {  // every wgmma reading stage t has retired
     mma::fence_operands(od);
-    if (lane == 0) tma::mbar_arrive(&empty[t % kStages]);
+    sm.release(t % Tile::kStages, lane);
   };
   // FA3's ping-pong: with two consumers, named barrier 1 + c is consumer c's turn to issue its
   // products, and each hands the turn to the other once it has issued them, so one warpgroup's
@@ -750,7 +812,7 @@ __global__ void __launch_bounds__(384, 1)
   // P = 0 there). Every path below is the same for the whole warpgroup and free of conditions
   // around the wgmma (ptxas serialises wgmma it finds on a path it cannot prove uniform, its note
   // C7520).
-  tma::mbar_wait(q_full, 0);
+  tma::mbar_wait(sm.res_full(), 0);
   float alpha[2];
   my_turn();
   issue_s(0);
@@ -786,22 +848,119 @@ __global__ void __launch_bounds__(384, 1)
 
 // ---- backward ----
 
-/// di[bh][i] = sum_d dout[bh][i][d] * o[bh][i][d] in float32; one warp per row.
+/// The number of 64-row query tiles, the unit of p.stats.
+__device__ __forceinline__ int64_t query_tiles(const Params& p) { return (p.L + kBlockM - 1) / kBlockM; }
+
+/// p.stats: for each head and 64-row query tile, lse log2(e) of its rows, then Di = sum_d dout *
+/// o (float32); rows past L zero (so the warp-specialised kernels copy whole tiles of 512 bytes).
+/// One warp per row.
 template <class T, int D>
-__global__ void __launch_bounds__(kThreads) attention_dot_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads) attention_stats_kernel(const Params p) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int64_t rows = p.BH * p.L, warps = int64_t{gridDim.x} * (kThreads / 32);
+  const int64_t per_head = query_tiles(p) * kBlockM, rows = p.BH * per_head;
+  const int64_t warps = int64_t{gridDim.x} * (kThreads / 32);
   for (int64_t r = (blockIdx.x * int64_t{kThreads} + threadIdx.x) / 32; r < rows; r += warps) {
-    const int64_t bh = r / p.L, i = r % p.L;
-    const T* const dO = head_ptr<T>(p.dout, bh, p.H) + i * p.dout.sr;
-    const T* const O = head_ptr<T>(p.o, bh, p.H) + i * p.o.sr;
-    float acc = 0.f;
+    const int64_t bh = r / per_head, i = r % per_head;
+    float acc = 0.f, lse2 = 0.f;
+    if (i < p.L) {
+      const T* const dO = head_ptr<T>(p.dout, bh, p.H) + i * p.dout.sr;
+      const T* const O = head_ptr<T>(p.o, bh, p.H) + i * p.o.sr;
 #pragma unroll
-    for (int d = lane; d < D; d += 32)
-      acc = fmaf(detail::convert<float>(dO[d]), detail::convert<float>(O[d]), acc);
+      for (int d = lane; d < D; d += 32)
+        acc = fmaf(detail::convert<float>(dO[d]), detail::convert<float>(O[d]), acc);
 #pragma unroll
-    for (int w = 16; w > 0; w /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, w);
-    if (lane == 0) p.di[r] = acc;
+      for (int w = 16; w > 0; w /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, w);
+      lse2 = p.lse[bh * p.L + i] * kLog2e;
+    }
+    if (lane == 0) {
+      float* const tile = p.stats + (r / kBlockM) * 2 * kBlockM;
+      tile[i % kBlockM] = lse2;
+      tile[kBlockM + i % kBlockM] = acc;
+    }
+  }
+}
+
+/// The dK/dV kernels' probabilities: pt holds S^T = K Q^T for a warp's keys key0, key0 + 8 and
+/// queries q0 + 8 n + 2 q, + 1 (lane (g, q)); on return P^T = 2^(S^T scale log2(e) - lse log2(e))
+/// (lse2: the query tile's p.stats), 0 where masked (a query past L or, causal, before the key).
+__device__ __forceinline__ void probs_t(const Params& p, float (&pt)[8][4], const float* lse2,
+                                        int64_t q0, int64_t key0, bool masked) {
+  const int q = static_cast<int>(threadIdx.x) & 3;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int c = 8 * n + 2 * q + (e & 1);
+      float pe = exp2f(pt[n][e] * p.scale_log2 - lse2[c]);
+      if (masked) {
+        const int64_t query = q0 + c, key = key0 + 8 * (e >> 1);
+        if (query >= p.L || (p.causal && key > query)) pe = 0.f;
+      }
+      pt[n][e] = pe;
+    }
+}
+
+/// Then, with dpt holding dP^T = V dO^T in the same layout: dS^T = P^T (dP^T z - Di) into dpt and
+/// P^T z into pt (z: the dropout factor, else 1; di: the query tile's Di).
+__device__ __forceinline__ void grads_t(const Params& p, float (&pt)[8][4], float (&dpt)[8][4],
+                                        const float* di, int64_t bh, int64_t q0, int64_t key0) {
+  const int q = static_cast<int>(threadIdx.x) & 3;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int c = 8 * n + 2 * q + (e & 1);
+      float z = 1.f;
+      if (p.dropout)
+        z = drop_factor(p, static_cast<uint64_t>((bh * p.L + q0 + c) * p.S + key0 + 8 * (e >> 1)));
+      dpt[n][e] = pt[n][e] * (dpt[n][e] * z - di[c]);
+      pt[n][e] *= z;
+    }
+}
+
+/// The dQ kernels' probabilities: pm holds S = Q K^T for a warp's rows row0, row0 + 8 and keys
+/// k0 + 8 n + 2 q, + 1; on return P = 2^(S scale log2(e) - lse2 of the row), 0 where masked (a key
+/// past S or, causal, after the row).
+__device__ __forceinline__ void probs(const Params& p, float (&pm)[8][4], const float (&lse2)[2],
+                                      int64_t k0, int64_t row0, bool masked) {
+  const int q = static_cast<int>(threadIdx.x) & 3;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t key = k0 + 8 * n + 2 * q + (e & 1), row = row0 + 8 * (e >> 1);
+      float pe = exp2f(pm[n][e] * p.scale_log2 - lse2[e >> 1]);
+      if (masked && (key >= p.S || (p.causal && key > row))) pe = 0.f;
+      pm[n][e] = pe;
+    }
+}
+
+/// Then, with dp holding dP = dO V^T in the same layout: dS = P (dP z - Di) into pm.
+__device__ __forceinline__ void grads(const Params& p, float (&pm)[8][4], const float (&dp)[8][4],
+                                      const float (&di)[2], int64_t bh, int64_t k0, int64_t row0) {
+  const int q = static_cast<int>(threadIdx.x) & 3;
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float z[2] = {1.f, 1.f};
+      if (p.dropout)
+        drop_pair(p, static_cast<uint64_t>((bh * p.L + row0 + 8 * r) * p.S + k0 + 8 * n + 2 * q),
+                  z[0], z[1]);
+#pragma unroll
+      for (int c = 0; c < 2; ++c) pm[n][2 * r + c] *= dp[n][2 * r + c] * z[c] - di[r];
+    }
+}
+
+/// lse log2(e) and Di of a warp's rows row0 and row0 + 8 (rows past L: zeros, never stored).
+__device__ __forceinline__ void row_stats(const Params& p, int64_t bh, int64_t row0,
+                                          float (&lse2)[2], float (&di)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = row0 + 8 * r;
+    const float* const tile = p.stats + (bh * query_tiles(p) + row / kBlockM) * 2 * kBlockM;
+    lse2[r] = tile[row % kBlockM];
+    di[r] = tile[kBlockM + row % kBlockM];
   }
 }
 
@@ -810,18 +969,17 @@ __global__ void __launch_bounds__(kThreads) attention_dot_kernel(const Params p)
 template <class T, int D, bool kWg>
 __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  // tiles: K, V, Q stage 0 and 1, dO stage 0 and 1; then lse (times log2(e)) and Di, 2 x 64 each
+  // tiles: K, V, Q stage 0 and 1, dO stage 0 and 1; then the query tiles' stats, 2 x 128
   unsigned char* const ks = smem_tile<D, kWg>(smem_raw, 0);
   unsigned char* const vs = smem_tile<D, kWg>(smem_raw, 1);
   const auto qs = [&](int s) { return smem_tile<D, kWg>(smem_raw, 2 + s); };
   const auto dos = [&](int s) { return smem_tile<D, kWg>(smem_raw, 4 + s); };
-  float* const lse_s = reinterpret_cast<float*>(smem_tile<D, kWg>(smem_raw, 6));
-  float* const di_s = lse_s + 2 * kBlockM;
+  float* const stats_s = reinterpret_cast<float*>(smem_tile<D, kWg>(smem_raw, 6));
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int g = lane / 4, q = lane % 4;
+  const int g = lane / 4;
   const int64_t k0 = blockIdx.x * int64_t{kBlockN};
   const int64_t key0 = k0 + warp * 16 + g;  // this lane's keys: key0, key0 + 8
-  const int64_t n_qtiles = (p.L + kBlockM - 1) / kBlockM;
+  const int64_t n_qtiles = query_tiles(p);
   const int64_t first = p.causal ? k0 / kBlockM : 0;  // earlier queries see none of these keys
 
   for (int64_t bh = blockIdx.y; bh < p.BH; bh += gridDim.y) {
@@ -829,17 +987,13 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
     const T* const K = head_ptr<T>(p.k, bh, p.H);
     const T* const V = head_ptr<T>(p.v, bh, p.H);
     const T* const dO = head_ptr<T>(p.dout, bh, p.H);
-    const float* const lse = p.lse + bh * p.L;
-    const float* const di = p.di + bh * p.L;
+    const float* const stats = p.stats + bh * n_qtiles * 2 * kBlockM;
     auto load_queries = [&](int s, int64_t qt) {
       const int64_t r0 = qt * kBlockM;
       load_tile<T, D, kWg>(qs(s), Q, p.q.sr, r0, p.L);
       load_tile<T, D, kWg>(dos(s), dO, p.dout.sr, r0, p.L);
-      if (tid < kBlockM) {
-        const bool ok = r0 + tid < p.L;
-        lse_s[s * kBlockM + tid] = ok ? lse[r0 + tid] * kLog2e : 0.f;
-        di_s[s * kBlockM + tid] = ok ? di[r0 + tid] : 0.f;
-      }
+      static_assert(kThreads == 2 * kBlockM, "one stats element per thread");
+      stats_s[s * 2 * kBlockM + tid] = stats[qt * 2 * kBlockM + tid];
     };
     load_tile<T, D, kWg>(ks, K, p.k.sr, k0, p.S);
     load_tile<T, D, kWg>(vs, V, p.v.sr, k0, p.S);
@@ -858,43 +1012,19 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
       __syncthreads();
       const unsigned char* const qt_s = qs(s);
       const unsigned char* const dot_s = dos(s);
-      const float* const lse_t = lse_s + s * kBlockM;
-      const float* const di_t = di_s + s * kBlockM;
+      const float* const stats_t = stats_s + s * 2 * kBlockM;
       const int64_t q0 = qt * kBlockM;
 
       float pt[8]
               [4];  // P^T (16 keys, 64 queries): lane holds keys g, g + 8, queries 8 n + 2 q, + 1
       zero(pt);
       tile_abt<T, D, kWg>(pt, ks, warp * 16, qt_s);
-      const bool masked = q0 + kBlockM > p.L || (p.causal && k0 + kBlockN - 1 > q0);
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = 8 * n + 2 * q + (e & 1);
-          float pe = exp2f(pt[n][e] * p.scale_log2 - lse_t[c]);
-          if (masked) {
-            const int64_t query = q0 + c, key = key0 + 8 * (e >> 1);
-            if (query >= p.L || (p.causal && key > query)) pe = 0.f;
-          }
-          pt[n][e] = pe;
-        }
+      probs_t(p, pt, stats_t, q0, key0,
+              q0 + kBlockM > p.L || (p.causal && k0 + kBlockN - 1 > q0));
       float dpt[8][4];  // dP^T = V dO^T, the same layout
       zero(dpt);
       tile_abt<T, D, kWg>(dpt, vs, warp * 16, dot_s);
-      // dS^T = P^T (dP^T z - Di) into dpt, then P^T z into pt (z: the dropout factor, else 1).
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int c = 8 * n + 2 * q + (e & 1);
-          float z = 1.f;
-          if (p.dropout)
-            z = drop_factor(p,
-                            static_cast<uint64_t>((bh * p.L + q0 + c) * p.S + key0 + 8 * (e >> 1)));
-          dpt[n][e] = pt[n][e] * (dpt[n][e] * z - di_t[c]);
-          pt[n][e] *= z;
-        }
+      grads_t(p, pt, dpt, stats_t + kBlockM, bh, q0, key0);
       tile_px<T, D, kWg>(dv, pt, dot_s);  // dV += (P^T z) dO
       tile_px<T, D, kWg>(dk, dpt, qt_s);  // dK += dS^T Q
       __syncthreads();
@@ -919,7 +1049,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
   const auto ks = [&](int s) { return smem_tile<D, kWg>(smem_raw, 2 + s); };
   const auto vs = [&](int s) { return smem_tile<D, kWg>(smem_raw, 4 + s); };
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int g = lane / 4, q = lane % 4;
+  const int g = lane / 4;
   const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
   const int64_t q0 = qt * kBlockM;
   const int64_t row0 = q0 + warp * 16 + g;
@@ -936,13 +1066,8 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
     load_tile<T, D, kWg>(ks(0), K, p.k.sr, 0, p.S);
     load_tile<T, D, kWg>(vs(0), V, p.v.sr, 0, p.S);
     mma::cp_async_commit();
-    float lse[2], di[2];  // this lane's rows; rows past L are never stored
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const bool ok = row0 + 8 * r < p.L;
-      lse[r] = ok ? p.lse[bh * p.L + row0 + 8 * r] * kLog2e : 0.f;
-      di[r] = ok ? p.di[bh * p.L + row0 + 8 * r] : 0.f;
-    }
+    float lse2[2], di[2];
+    row_stats(p, bh, row0, lse2, di);
 
     float dq[D / 8][4];
     zero(dq);
@@ -963,25 +1088,11 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
       float pm[8][4];  // P (16 queries, 64 keys): lane holds rows g, g + 8, keys 8 n + 2 q, + 1
       zero(pm);
       tile_abt<T, D, kWg>(pm, qs, warp * 16, kt);
+      probs(p, pm, lse2, k0, row0, k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0));
       float dp[8][4];  // dP = dO V^T
       zero(dp);
       tile_abt<T, D, kWg>(dp, dos, warp * 16, vt);
-      const bool masked = k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > q0);
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int64_t key = k0 + 8 * n + 2 * q, row = row0 + 8 * r;
-          float z[2] = {1.f, 1.f};
-          if (p.dropout)
-            drop_pair(p, static_cast<uint64_t>((bh * p.L + row) * p.S + key), z[0], z[1]);
-#pragma unroll
-          for (int c = 0; c < 2; ++c) {
-            float pe = exp2f(pm[n][2 * r + c] * p.scale_log2 - lse[r]);
-            if (masked && (key + c >= p.S || (p.causal && key + c > row))) pe = 0.f;
-            pm[n][2 * r + c] = pe * (dp[n][2 * r + c] * z[c] - di[r]);  // dS
-          }
-        }
+      grads(p, pm, dp, di, bh, k0, row0);
       tile_px<T, D, kWg>(dq, pm, kt);  // dQ += dS K
       __syncthreads();
     }
@@ -989,6 +1100,195 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
     store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, dq, row0, p.L, p.scale, p.scale);
     __syncthreads();
   }
+}
+
+/// The warp-specialised backward (variant 2, sm_90a), WsTile's pipeline: dK and dV of 128 keys
+/// per block, each consumer warpgroup 64 of them with its K and V rows resident; the producer
+/// streams the query tiles (Q on "full x"; dO and the tile's stats on "full y") from the first
+/// one that sees the block's keys. Per query tile a consumer issues S^T = K Q^T and dP^T = V dO^T
+/// (two groups), computes P^T while dP^T runs, then dS^T, and issues dV += P^T dO and dK += dS^T Q
+/// with P^T and dS^T from registers; the stage is released once those have retired.
+template <class T, int D>
+__global__ void __launch_bounds__(384, 1)
+    attention_dkdv_ws_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
+                             const __grid_constant__ CUtensorMap map_k,
+                             const __grid_constant__ CUtensorMap map_v,
+                             const __grid_constant__ CUtensorMap map_do) {
+#if defined(EMBER_HAVE_WGMMA)
+  using Tile = WsTile<D, 64, 2, true>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const WsSmem<Tile> sm(smem_raw);
+  const int tid = static_cast<int>(threadIdx.x), wg = __shfl_sync(0xffffffffu, tid / 128, 0);
+  const int64_t k0 = blockIdx.x * int64_t{Tile::kRows}, bh = blockIdx.y;
+  const int64_t n_qtiles = query_tiles(p);
+  const int64_t first = p.causal ? k0 / kBlockM : 0;  // earlier queries see none of these keys
+  const int n = static_cast<int>(n_qtiles - first);
+  T* const dkh = static_cast<T*>(p.dk) + bh * p.S * D;
+  T* const dvh = static_cast<T*>(p.dv) + bh * p.S * D;
+  if (n <= 0) {  // causal, keys past every query: no gradient
+    for (int64_t e = tid; e < Tile::kRows * D && k0 + e / D < p.S; e += Tile::kThreads) {
+      dkh[k0 * D + e] = detail::convert<T>(0.f);
+      dvh[k0 * D + e] = detail::convert<T>(0.f);
+    }
+    return;
+  }
+  const int consumers = k0 + 64 < p.S ? 2 : 1;
+  if (tid == 0) sm.init(consumers);
+  __syncthreads();
+  const auto h = static_cast<int32_t>(bh % p.H), b = static_cast<int32_t>(bh / p.H);
+
+  if (wg == 0) {
+    tma::setmaxnreg<24, false>();
+    const CUtensorMap* const res[2] = {&map_k, &map_v};
+    if (tid == 0)
+      ws_produce(sm, res, k0, consumers, &map_q, &map_do, first, n, h, b,
+                 p.stats + bh * n_qtiles * 2 * kBlockM);
+    return;
+  }
+
+  tma::setmaxnreg<240, true>();
+  const int c = wg - 1;
+  if (c >= consumers) return;
+  const int lane = tid & 31, warp = (tid / 32) % 4;
+  const int64_t kc0 = k0 + 64 * c, key0 = kc0 + warp * 16 + lane / 4;  // keys key0, key0 + 8
+  const unsigned char* const ks = sm.resident(0, c);
+  const unsigned char* const vs = sm.resident(1, c);
+  float dk[D / 8][4], dv[D / 8][4], pt[8][4], dpt[8][4];
+  float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
+  float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
+  float(&ptd)[32] = *reinterpret_cast<float(*)[32]>(&pt[0][0]);
+  float(&dptd)[32] = *reinterpret_cast<float(*)[32]>(&dpt[0][0]);
+  uint32_t pa[4][4], da[4][4];  // P^T z and dS^T as register-A fragments
+  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
+  uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
+  zero(dk);
+  zero(dv);
+  tma::mbar_wait(sm.res_full(), 0);
+  for (int j = 0; j < n; ++j) {
+    const int st = j % Tile::kStages;
+    const int64_t q0 = (first + j) * kBlockM;
+    zero(pt);
+    zero(dpt);
+    tma::mbar_wait(sm.full_x(st), sm.phase(j));
+    mma::fence_operands(ptd);
+    mma::fence_operands(dptd);
+    mma::wgmma_fence();
+    issue_scores<T, D, 64>(ptd, ks, sm.x(st));  // S^T = K Q^T
+    mma::wgmma_commit();
+    tma::mbar_wait(sm.full_y(st), sm.phase(j));
+    issue_scores<T, D, 64>(dptd, vs, sm.y(st));  // dP^T = V dO^T
+    mma::wgmma_commit();
+    mma::wgmma_wait<1>();
+    mma::fence_operands(ptd);
+    const float* const stats = sm.stats(st);
+    probs_t(p, pt, stats, q0, key0, q0 + kBlockM > p.L || (p.causal && kc0 + 63 > q0));
+    mma::wgmma_wait<0>();
+    mma::fence_operands(dptd);
+    grads_t(p, pt, dpt, stats + kBlockM, bh, q0, key0);
+    pack_p<T>(pa, pt);
+    pack_p<T>(da, dpt);
+    mma::fence_operands(pa_flat);
+    mma::fence_operands(da_flat);
+    mma::fence_operands(dkd);
+    mma::fence_operands(dvd);
+    mma::wgmma_fence();
+    issue_pv<T, D, 64>(dvd, pa, sm.y(st));  // dV += (P^T z) dO
+    issue_pv<T, D, 64>(dkd, da, sm.x(st));  // dK += dS^T Q
+    mma::wgmma_commit();
+    mma::wgmma_wait<0>();
+    mma::fence_operands(dkd);
+    mma::fence_operands(dvd);
+    sm.release(st, lane);
+  }
+  store_rows<T, D>(dkh, dk, key0, p.S, p.scale, p.scale);
+  store_rows<T, D>(dvh, dv, key0, p.S, 1.f, 1.f);
+#else
+  (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
+#endif
+}
+
+/// The warp-specialised dQ (variant 2): 128 query rows per block, each consumer 64 with its Q and
+/// dO rows resident; the producer streams the key tiles the rows see (K on "full x", V on "full
+/// y"). Per key tile: S = Q K^T and dP = dO V^T issued, P while dP runs, dS, dQ += dS K.
+template <class T, int D>
+__global__ void __launch_bounds__(384, 1)
+    attention_dq_ws_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
+                           const __grid_constant__ CUtensorMap map_k,
+                           const __grid_constant__ CUtensorMap map_v,
+                           const __grid_constant__ CUtensorMap map_do) {
+#if defined(EMBER_HAVE_WGMMA)
+  using Tile = WsTile<D, 64, 2>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const WsSmem<Tile> sm(smem_raw);
+  const int tid = static_cast<int>(threadIdx.x), wg = __shfl_sync(0xffffffffu, tid / 128, 0);
+  const int64_t qt = p.causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;  // heaviest first
+  const int64_t q0 = qt * Tile::kRows, bh = blockIdx.y;
+  const int consumers = q0 + 64 < p.L ? 2 : 1;
+  const int64_t rows_end = q0 + 64 * consumers < p.L ? q0 + 64 * consumers : p.L;
+  const int64_t keys = p.causal && rows_end < p.S ? rows_end : p.S;
+  const int n_tiles = static_cast<int>((keys + kBlockN - 1) / kBlockN);
+  if (tid == 0) sm.init(consumers);
+  __syncthreads();
+  const auto h = static_cast<int32_t>(bh % p.H), b = static_cast<int32_t>(bh / p.H);
+
+  if (wg == 0) {
+    tma::setmaxnreg<24, false>();
+    const CUtensorMap* const res[2] = {&map_q, &map_do};
+    if (tid == 0) ws_produce(sm, res, q0, consumers, &map_k, &map_v, 0, n_tiles, h, b, nullptr);
+    return;
+  }
+
+  tma::setmaxnreg<240, true>();
+  const int c = wg - 1;
+  if (c >= consumers) return;
+  const int lane = tid & 31, warp = (tid / 32) % 4;
+  const int64_t qc0 = q0 + 64 * c, row0 = qc0 + warp * 16 + lane / 4;  // rows row0, row0 + 8
+  const unsigned char* const qs = sm.resident(0, c);
+  const unsigned char* const dos = sm.resident(1, c);
+  float lse2[2], di[2];
+  row_stats(p, bh, row0, lse2, di);
+  float dq[D / 8][4], pm[8][4], dp[8][4];
+  float(&dqd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dq[0][0]);
+  float(&pmd)[32] = *reinterpret_cast<float(*)[32]>(&pm[0][0]);
+  float(&dpd)[32] = *reinterpret_cast<float(*)[32]>(&dp[0][0]);
+  uint32_t da[4][4];  // dS as register-A fragments
+  uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
+  zero(dq);
+  tma::mbar_wait(sm.res_full(), 0);
+  for (int t = 0; t < n_tiles; ++t) {
+    const int st = t % Tile::kStages;
+    const int64_t k0 = t * int64_t{kBlockN};
+    zero(pm);
+    zero(dp);
+    tma::mbar_wait(sm.full_x(st), sm.phase(t));
+    mma::fence_operands(pmd);
+    mma::fence_operands(dpd);
+    mma::wgmma_fence();
+    issue_scores<T, D, 64>(pmd, qs, sm.x(st));  // S = Q K^T
+    mma::wgmma_commit();
+    tma::mbar_wait(sm.full_y(st), sm.phase(t));
+    issue_scores<T, D, 64>(dpd, dos, sm.y(st));  // dP = dO V^T
+    mma::wgmma_commit();
+    mma::wgmma_wait<1>();
+    mma::fence_operands(pmd);
+    probs(p, pm, lse2, k0, row0, k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > qc0));
+    mma::wgmma_wait<0>();
+    mma::fence_operands(dpd);
+    grads(p, pm, dp, di, bh, k0, row0);
+    pack_p<T>(da, pm);
+    mma::fence_operands(da_flat);
+    mma::fence_operands(dqd);
+    mma::wgmma_fence();
+    issue_pv<T, D, 64>(dqd, da, sm.x(st));  // dQ += dS K
+    mma::wgmma_commit();
+    mma::wgmma_wait<0>();
+    mma::fence_operands(dqd);
+    sm.release(st, lane);
+  }
+  store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, dq, row0, p.L, p.scale, p.scale);
+#else
+  (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
+#endif
 }
 
 // ---- launchers ----
@@ -1067,7 +1367,17 @@ unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH :
 detail::VariantSwitch g_forward_variant{"EMBER_ATTENTION_FORWARD_VARIANT",
                                         "set_attention_forward_variant", -1, 3};
 detail::VariantSwitch g_backward_variant{"EMBER_ATTENTION_BACKWARD_VARIANT",
-                                         "set_attention_backward_variant", -1, 1};
+                                         "set_attention_backward_variant", -1, 2};
+
+/// A rank-4 tensor map of x's (B, H, rows, D) heads with their own strides, read in boxes of
+/// (box_rows, 64) with the 128-byte swizzle; false where it cannot be made (a zero stride of a
+/// dimension larger than 1, or the driver refuses it).
+template <class T, int D>
+bool head_map(CUtensorMap* m, const Params& p, const HeadPtr& x, int64_t rows, uint32_t box_rows) {
+  const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
+  return tma::encode_tensor_map_4d(m, std::is_same_v<T, BF16Bits>, x.ptr, D, n(rows), n(p.H),
+                                   n(p.BH / p.H), n(x.sr), n(x.sh), n(x.sb), 64, box_rows);
+}
 
 /// Variants 2 (kN 128) and 3 (kN 64): false (nothing launched) where the tensor maps cannot be
 /// made (a zero stride of a dimension larger than 1, or the driver refuses one) or the sizes pass
@@ -1075,16 +1385,10 @@ detail::VariantSwitch g_backward_variant{"EMBER_ATTENTION_BACKWARD_VARIANT",
 template <class T, int D, int kN>
 bool launch_forward_ws(const Params& p, cudaStream_t stream, int device) {
   using Tile = WsTile<D, kN>;
-  const int64_t B = p.BH / p.H;
   if (p.BH > 65535 || p.L > INT32_MAX - Tile::kRows || p.S > INT32_MAX - kN) return false;
-  // (B, H, rows, D) with the heads' strides
-  const auto map = [&](CUtensorMap* m, const HeadPtr& x, int64_t rows, uint32_t box_rows) {
-    const auto n = [](int64_t v) { return static_cast<uint64_t>(v); };
-    return tma::encode_tensor_map_4d(m, std::is_same_v<T, BF16Bits>, x.ptr, D, n(rows), n(p.H),
-                                     n(B), n(x.sr), n(x.sh), n(x.sb), 64, box_rows);
-  };
   CUtensorMap map_q, map_k, map_v;
-  if (!map(&map_q, p.q, p.L, 64) || !map(&map_k, p.k, p.S, kN) || !map(&map_v, p.v, p.S, kN))
+  if (!head_map<T, D>(&map_q, p, p.q, p.L, 64) || !head_map<T, D>(&map_k, p, p.k, p.S, kN) ||
+      !head_map<T, D>(&map_v, p, p.v, p.S, kN))
     return false;
   detail::opt_in_smem<attention_forward_ws_kernel<T, D, kN>>(Tile::kSmem, device);
   const dim3 grid(static_cast<unsigned>((p.L + Tile::kRows - 1) / Tile::kRows),
@@ -1116,20 +1420,46 @@ void forward(const Params& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
+/// Variant 2: false (nothing launched) where the tensor maps cannot be made or the sizes pass
+/// TMA's 32-bit coordinates or the grid.
+template <class T, int D>
+bool launch_backward_ws(const Params& p, cudaStream_t stream, int device) {
+  using KvTile = WsTile<D, 64, 2, true>;
+  using QTile = WsTile<D, 64, 2>;
+  if (p.BH > 65535 || p.L > INT32_MAX - 128 || p.S > INT32_MAX - 128) return false;
+  CUtensorMap map_q, map_k, map_v, map_do;
+  if (!head_map<T, D>(&map_q, p, p.q, p.L, 64) || !head_map<T, D>(&map_k, p, p.k, p.S, 64) ||
+      !head_map<T, D>(&map_v, p, p.v, p.S, 64) || !head_map<T, D>(&map_do, p, p.dout, p.L, 64))
+    return false;
+  detail::opt_in_smem<attention_dkdv_ws_kernel<T, D>>(KvTile::kSmem, device);
+  const dim3 kv_grid(static_cast<unsigned>((p.S + 127) / 128), static_cast<unsigned>(p.BH));
+  attention_dkdv_ws_kernel<T, D>
+      <<<kv_grid, KvTile::kThreads, KvTile::kSmem, stream>>>(p, map_q, map_k, map_v, map_do);
+  EMBER_CUDA_CHECK_LAUNCH();
+  detail::opt_in_smem<attention_dq_ws_kernel<T, D>>(QTile::kSmem, device);
+  const dim3 q_grid(static_cast<unsigned>((p.L + 127) / 128), static_cast<unsigned>(p.BH));
+  attention_dq_ws_kernel<T, D>
+      <<<q_grid, QTile::kThreads, QTile::kSmem, stream>>>(p, map_q, map_k, map_v, map_do);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 template <class T, int D>
 void backward(const Params& p, cudaStream_t stream, int device) {
-  const int64_t rows = p.BH * p.L;
-  const int64_t dot_blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
-  attention_dot_kernel<T, D>
-      <<<static_cast<unsigned>(dot_blocks < 65535 * 8 ? dot_blocks : 65535 * 8), kThreads, 0,
+  const int64_t rows = p.BH * ((p.L + kBlockM - 1) / kBlockM) * kBlockM;
+  const int64_t stats_blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
+  attention_stats_kernel<T, D>
+      <<<static_cast<unsigned>(stats_blocks < 65535 * 8 ? stats_blocks : 65535 * 8), kThreads, 0,
          stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
-  // Automatic (-1) is mma.sync until a GPU run has confirmed the wgmma kernels.
+  // Automatic (-1) is mma.sync until a GPU run has confirmed the wgmma kernels; variant 2 falls
+  // back to 1 where its tensor maps cannot be made.
   const int variant = g_backward_variant.get();
-  const bool wgmma = variant == 1 && detail::wgmma_available(device);
+  const bool wgmma = variant >= 1 && detail::wgmma_available(device);
+  if (wgmma && variant == 2 && launch_backward_ws<T, D>(p, stream, device)) return;
   const auto launch = [&]<bool kWg>() {
     constexpr int tiles = smem_tiles_bytes<D, kWg>(6);
-    constexpr int kv_bytes = tiles + 4 * kBlockM * 4;  // + lse and Di, two stages
+    constexpr int kv_bytes = tiles + 4 * kBlockM * 4;  // + two stages of stats
     detail::opt_in_smem<attention_dkdv_kernel<T, D, kWg>>(kv_bytes, device);
     const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockN - 1) / kBlockN), grid_heads(p.BH));
     attention_dkdv_kernel<T, D, kWg><<<kv_grid, kThreads, kv_bytes, stream>>>(p);
@@ -1213,8 +1543,9 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
   Tensor keep_dout, keep_out;
   p.dout = heads(dout, keep_dout);
   p.o = heads(out, keep_out);
-  Tensor di = empty({p.BH * p.L}, TensorOptions(kFloat32).device(q.device()));
-  p.di = static_cast<float*>(di.data_ptr());
+  Tensor stats = empty({p.BH * ((p.L + kBlockM - 1) / kBlockM) * 2 * kBlockM},
+                       TensorOptions(kFloat32).device(q.device()));
+  p.stats = static_cast<float*>(stats.data_ptr());
   p.lse = static_cast<float*>(lse.data_ptr());
   p.out = dq.data_ptr();
   p.dk = dk.data_ptr();

@@ -10,6 +10,7 @@
 //                       phase, parity 1, as completed); it traps after 20 s on one phase
 //   load_3d / load_4d   cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
+//   load_bulk           cp.async.bulk: contiguous bytes (16-byte units) likewise
 //   setmaxnreg          move registers between a block's warpgroups (producer -> consumers)
 //   named_barrier       bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
@@ -162,6 +163,21 @@ __device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, in
 __device__ inline void load_4d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
                                int32_t c2, int32_t c3, uint64_t* bar) {
   load_box<4>(dst, map, {c0, c1, c2, c3}, bar);
+}
+/// cp.async.bulk without a tensor map: `bytes` (a non-zero multiple of 16) from global memory at
+/// src to shared memory at dst (both 16-byte aligned), completing on bar.
+__device__ inline void load_bulk(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::bulk_load(dst, src, bytes, bar);
+#else
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
+          "r"(d),
+      "l"(src), "r"(bytes), "r"(b)
+      : "memory");
+#endif
 }
 #endif
 

@@ -109,9 +109,10 @@ const std::vector<Case> kCases = {
     {{}, 1, 1, 64},
     {{1}, 257, 257, 64},
     {{2, 1}, 1, 70, 128},
-    {{1, 1}, 130, 65, 128},
+    // more query tiles (64 rows) than the warp-specialised dK/dV kernel has stages at D 128 (4)
+    {{1, 1}, 290, 65, 128},
     // more key tiles than variants 2 and 3 have stages (5 of 128 keys and 6 of 64 at D 64, 3 of
-    // 128 and 4 of 64 at D 128): the stages wrap
+    // 128 and 4 of 64 at D 128): the stages wrap; so do the backward's (6 and 4 tiles of 64)
     {{1}, 200, 700, 64},
     {{2}, 129, 420, 128}};
 
@@ -156,8 +157,9 @@ TEST_CASE("cuda attention: forward output and lse match the float64 reference") 
 
 TEST_CASE("cuda attention: backward dq, dk, dv match float64 autograd of the composite") {
   if (!gpu()) return;
-  // variant 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma (sm_90a, the emulator)
-  for (int variant : {0, 1}) {
+  // variant 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma (sm_90a, the emulator);
+  // 2: the warp-specialised, TMA-fed kernels
+  for (int variant : {0, 1, 2}) {
     cuda::set_attention_backward_variant(variant);
     for (DType dt : {kBFloat16, kFloat16}) {
       for (const Case& c : kCases) {
@@ -180,7 +182,7 @@ TEST_CASE("cuda attention: backward dq, dk, dv match float64 autograd of the com
     }
   }
   cuda::set_attention_backward_variant(-1);
-  EMBER_CHECK_THROWS(cuda::set_attention_backward_variant(2), ValueError,
+  EMBER_CHECK_THROWS(cuda::set_attention_backward_variant(3), ValueError,
                      "set_attention_backward_variant");
 }
 
@@ -188,11 +190,13 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
   if (!gpu()) return;
   for (int64_t D : {64, 128}) {
     for (bool causal : {false, true}) {
-      // variants 2 and 3 read the view through rank-4 tensor maps (B, H, T, D) with its strides
+      // forward variants 2 and 3 and backward variant 2 read the view through rank-4 tensor maps
+      // (B, H, T, D) with its strides
       const int variant = causal ? (D == 64 ? 3 : 2) : 0;
+      const int backward = causal ? 2 : (D == 64 ? 0 : 1);
       cuda::set_attention_forward_variant(variant);
-      cuda::set_attention_backward_variant(causal ? 1 : 0);
-      INFO("D " << D << " causal " << causal << " variant " << variant);
+      cuda::set_attention_backward_variant(backward);
+      INFO("D " << D << " causal " << causal << " variant " << variant << " backward " << backward);
       const DType dt = kBFloat16;
       const int64_t B = 2, T = 33, H = 3;
       Tensor q = rnd({B, T, H, D}, 31, dt, 2.0).to(cu).transpose(1, 2);  // (B, H, T, D)
@@ -224,9 +228,9 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
 
 TEST_CASE("cuda attention: two runs give bitwise the same output and gradients") {
   if (!gpu()) return;
-  for (DType dt : {kBFloat16, kFloat16}) {
-    const int variant = dt == kFloat16 ? 1 : 0;  // the backward on mma.sync, then on wgmma
-    cuda::set_attention_forward_variant(variant == 1 ? 2 : -1);
+  for (int variant : {0, 1, 2}) {  // the backward on mma.sync, wgmma, warp-specialised
+    const DType dt = variant == 1 ? kFloat16 : kBFloat16;
+    cuda::set_attention_forward_variant(variant >= 1 ? variant + 1 : -1);
     cuda::set_attention_backward_variant(variant);
     INFO("dtype " << dt << " variant " << variant);
     Tensor q = rnd({2, 2, 100, 64}, 41, dt, 2.0).to(cu),
@@ -256,9 +260,10 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
     for (double p : {0.2, 0.5}) {
       const int variant = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 4);  // each forward variant
       cuda::set_attention_forward_variant(variant);
-      cuda::set_attention_backward_variant(p > 0.3 ? 1 : 0);
+      const int backward = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 3);
+      cuda::set_attention_backward_variant(backward);
       INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p
-                << " variant " << variant);
+                << " variant " << variant << " backward " << backward);
       const DType dt = kBFloat16;
       Tensor q = rnd(with(c.batch, c.L, c.D), 51, dt, 2.0),
              k = rnd(with(c.batch, c.S, c.D), 52, dt, 2.0);

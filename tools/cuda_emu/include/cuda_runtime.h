@@ -327,6 +327,9 @@ bool mbar_test_parity(void* bar, uint32_t parity);
 /// shared memory at dst, swizzled as the map says, out-of-bounds elements zero; then complete_tx
 /// of the box's bytes on bar. Runs at the call.
 void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar);
+/// cp.async.bulk (no tensor map): `bytes` (a multiple of 16) from global src to shared dst (both
+/// 16-byte aligned), then complete_tx of them on bar. Runs at the call.
+void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar);
 /// wgmma.mma_async (operands from shared memory, K-major or transposed per trans_*; or A from
 /// registers when a_regs: a_frag, this thread's 4 registers of the warp's 16 x 16 slice in
 /// mma.m16n8k16's A layout): queued per thread and run at the wgmma.wait_group that retires its

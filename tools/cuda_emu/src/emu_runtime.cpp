@@ -874,6 +874,23 @@ void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
   else mbarrier_check(m, bar);
 }
 
+void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar) {
+  const uint32_t base = shared_address(dst);
+  if (base % 16 != 0 || reinterpret_cast<uintptr_t>(src) % 16 != 0 || bytes % 16 != 0 ||
+      bytes == 0)
+    fatal("%s: cp.async.bulk of %u bytes from %p into shared address 0x%x (addresses 16-byte "
+          "aligned, a non-zero multiple of 16 bytes)",
+          where().c_str(), bytes, src, base);
+  (void)shared_pointer(base, bytes);
+  check_no_pending_reads(base, base + bytes, "cp.async.bulk");
+  require_device_range(src, bytes, "cp.async.bulk source");
+  std::memcpy(dst, src, bytes);
+  Mbarrier& m = mbarrier_at(bar, "cp.async.bulk's mbarrier");
+  m.tx -= static_cast<int64_t>(bytes);
+  if (m.pending != 0) ++g_exec.epoch;
+  else mbarrier_check(m, bar);
+}
+
 void wgmma_issue(const WgmmaOp& op) {
   Exec& x = g_exec;
   if (!x.active || x.current < 0) fatal("wgmma.mma_async outside a kernel");

@@ -117,6 +117,21 @@ __global__ void tma_kernel(uint16_t* out, const __grid_constant__ CUtensorMap ma
   for (int i = threadIdx.x; i < 512; i += blockDim.x) out[i] = reinterpret_cast<uint16_t*>(smem)[i];
 }
 
+// cp.async.bulk: thread 0 arms the barrier for 64 bytes and copies src[off..off + 16) (ints)
+// into shared memory; every thread waits for the phase and copies the 16 ints out.
+__global__ void bulk_kernel(int* out, const int* src, int off) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  uint64_t* const bar = reinterpret_cast<uint64_t*>(raw + 64);
+  if (threadIdx.x == 0) {
+    ember_emu::mbar_init(bar, 1);
+    ember_emu::mbar_arrive(bar, 64);
+    ember_emu::bulk_load(raw, src + off, 64, bar);
+  }
+  __syncthreads();
+  while (!ember_emu::mbar_test_parity(bar, 0)) ember_emu::spin_yield("bar");
+  if (threadIdx.x < 16) out[threadIdx.x] = reinterpret_cast<int*>(raw)[threadIdx.x];
+}
+
 // A producer warp hands 5 values to a consumer warp through one slot guarded by two barriers
 // ("full": 1 arrival, "empty": 32 arrivals), phases alternating.
 __global__ void pingpong_kernel(int* out) {
@@ -302,6 +317,17 @@ void hopper_checks() {
   CHECK(cudaMemcpy(hout, cout, sizeof hout, cudaMemcpyDeviceToHost) == cudaSuccess);
   CHECK(hout[0] == -1 && hout[1] == 11 && hout[2] == -1 && hout[3] == 15 && hout[4] == 0);
 
+  int *bsrc = nullptr, *bdst = nullptr;
+  CHECK(cudaMalloc(&bsrc, 32 * sizeof(int)) == cudaSuccess &&
+        cudaMalloc(&bdst, 16 * sizeof(int)) == cudaSuccess);
+  std::vector<int> hbs(32);
+  for (int i = 0; i < 32; ++i) hbs[i] = 100 + i;
+  CHECK(cudaMemcpy(bsrc, hbs.data(), 32 * sizeof(int), cudaMemcpyHostToDevice) == cudaSuccess);
+  bulk_kernel<<<1, 32, 128>>>(bdst, bsrc, 8);
+  int hbd[16];
+  CHECK(cudaMemcpy(hbd, bdst, sizeof hbd, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int i = 0; i < 16; ++i) CHECK(hbd[i] == 108 + i);
+
   int* vals = nullptr;
   CHECK(cudaMalloc(&vals, 5 * sizeof(int)) == cudaSuccess);
   pingpong_kernel<<<1, 64, 64>>>(vals);
@@ -344,6 +370,7 @@ void hopper_misuse(const char* what, int* d) {
   if (!std::strcmp(what, "mbar_uninit")) mbar_uninit_kernel<<<1, 1>>>();
   if (!std::strcmp(what, "named_leftover")) named_leftover_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "named_deadlock")) named_deadlock_kernel<<<1, 64>>>();
+  if (!std::strcmp(what, "bulk_misaligned")) bulk_kernel<<<1, 32, 128>>>(d + 16, d, 2);
   if (!std::strcmp(what, "wgmma_refill")) {
     uint16_t* src = nullptr;
     CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
