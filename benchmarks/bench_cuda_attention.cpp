@@ -16,7 +16,8 @@
 // on GPUs without sm_90a code it is the mma.sync kernel again), "ember_ws" and "ember_ws64": the
 // warp-specialised, TMA-fed kernel with key tiles of 128 and 64 (variants 2 and 3; on other GPUs
 // variant 1's fallback), each checked against the composite on its first case too. Backward cases
-// run "ember_wgmma" too: the dK/dV and dQ kernels on wgmma (set_attention_backward_variant(1)).
+// run "ember_wgmma" too: the dK/dV and dQ kernels on wgmma (set_attention_backward_variant(1)),
+// and "ember_ws": the warp-specialised, TMA-fed dK/dV and dQ kernels (variant 2).
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>
 #include <memory>
@@ -114,10 +115,10 @@ void register_cases() {
         add_gpu_case(key + "ember_wgmma", [=](benchmark::State& s) {
           bm_attention(s, sh, causal, backward, true, /*variant=*/1);
         });
+        add_gpu_case(key + "ember_ws", [=](benchmark::State& s) {
+          bm_attention(s, sh, causal, backward, true, /*variant=*/2);
+        });
         if (!backward) {
-          add_gpu_case(key + "ember_ws", [=](benchmark::State& s) {
-            bm_attention(s, sh, causal, backward, true, /*variant=*/2);
-          });
           add_gpu_case(key + "ember_ws64", [=](benchmark::State& s) {
             bm_attention(s, sh, causal, backward, true, /*variant=*/3);
           });

@@ -223,7 +223,7 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   # the deadline is near).
   if [ "$n" = bench_cuda_step ]; then
     for v in "vendor EMBER_CUDA_BACKEND=vendor" \
-             "hopper EMBER_GEMM_TC_CONFIG=5 EMBER_ATTENTION_FORWARD_VARIANT=2 EMBER_ATTENTION_BACKWARD_VARIANT=1 EMBER_CONV_VARIANT=1" \
+             "hopper EMBER_GEMM_TC_CONFIG=5 EMBER_ATTENTION_FORWARD_VARIANT=2 EMBER_ATTENTION_BACKWARD_VARIANT=2 EMBER_CONV_VARIANT=1" \
              "config5 EMBER_GEMM_TC_CONFIG=5" "config3 EMBER_GEMM_TC_CONFIG=3"; do
       set -- $v
       name=$1

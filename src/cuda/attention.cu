@@ -28,7 +28,8 @@
 // Causal blocks run heaviest first (reversed query-tile order). S == 0: zeros and lse -inf.
 //
 // Backward, deterministic (no atomics; the project promises bitwise-repeatable results):
-//   attention_dot_kernel     Di = rowsum(dO * O) in float32, one warp per row
+//   attention_stats_kernel   per 64-row query tile: lse log2(e) and Di = rowsum(dO * O) in float32,
+//                            one warp per row (p.stats)
 //   attention_dkdv_kernel    one block per (64-key tile, head), warp w owns 16 keys; query tiles
 //                            stream through two stages (Q, dO, lse, Di). Per query tile:
 //                            S^T = K Q^T, P^T = 2^(S^T scale log2 e - lse log2 e), dV += P^T dO,
@@ -67,7 +68,8 @@
 // The two consumers take turns at issuing their products (named barriers, FA3's ping-pong).
 // set_attention_forward_variant picks one for tests. The backward has a wgmma variant too
 // (set_attention_backward_variant(1)): the same kernels with swizzled tiles, every product on
-// wgmma. Next steps: TMA and warp specialisation for the backward.
+// wgmma; and a warp-specialised one (2: attention_dkdv_ws_kernel, attention_dq_ws_kernel), the
+// forward's producer and stages around the same products, 128 keys or queries per block.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -113,8 +115,8 @@ struct Params {
   void* out;                 // forward: out (BH, L, D); backward: dq (BH, L, D)
   float* lse;                // (BH, L)
   float* stats;  // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
-  void* dk;                  // (BH, S, D)
-  void* dv;                  // (BH, S, D)
+  void* dk;      // (BH, S, D)
+  void* dv;      // (BH, S, D)
   int64_t H, BH, L, S;
   float scale, scale_log2;
   bool causal, dropout;
@@ -673,9 +675,8 @@ struct WsSmem {
 /// `stats`, when kStats) on "full y", so the first product can start before y has landed.
 template <class Tile, int kRes>
 __device__ void ws_produce(const WsSmem<Tile>& sm, const CUtensorMap* const (&res)[kRes],
-                           int64_t r0, int consumers, const CUtensorMap* mx,
-                           const CUtensorMap* my, int64_t t0, int n, int32_t h, int32_t b,
-                           const float* stats) {
+                           int64_t r0, int consumers, const CUtensorMap* mx, const CUtensorMap* my,
+                           int64_t t0, int n, int32_t h, int32_t b, const float* stats) {
 #if defined(EMBER_HAVE_WGMMA)
   constexpr int kN = Tile::kTileRows;
   tma::mbar_arrive_expect_tx(sm.res_full(),
@@ -705,6 +706,35 @@ __device__ void ws_produce(const WsSmem<Tile>& sm, const CUtensorMap* const (&re
 #else
   (void)sm, (void)res, (void)r0, (void)consumers, (void)mx, (void)my, (void)t0, (void)n, (void)h,
       (void)b, (void)stats;
+#endif
+}
+
+/// The backward's two score-like products of a streamed stage: a = A X^T (A resident, X the
+/// stage's x tile) once x has landed and b = B Y^T once y has, both issued (two groups); returns
+/// once a is done (b still running).
+template <class T, int D, class Tile>
+__device__ __forceinline__ void issue_score_pair(const WsSmem<Tile>& sm, int j, float (&a)[8][4],
+                                                 const unsigned char* as, float (&b)[8][4],
+                                                 const unsigned char* bs) {
+#if defined(EMBER_HAVE_WGMMA)
+  const int st = j % Tile::kStages;
+  float(&ad)[32] = *reinterpret_cast<float(*)[32]>(&a[0][0]);
+  float(&bd)[32] = *reinterpret_cast<float(*)[32]>(&b[0][0]);
+  zero(a);
+  zero(b);
+  tma::mbar_wait(sm.full_x(st), sm.phase(j));
+  mma::fence_operands(ad);
+  mma::fence_operands(bd);
+  mma::wgmma_fence();
+  issue_scores<T, D, 64>(ad, as, sm.x(st));
+  mma::wgmma_commit();
+  tma::mbar_wait(sm.full_y(st), sm.phase(j));
+  issue_scores<T, D, 64>(bd, bs, sm.y(st));
+  mma::wgmma_commit();
+  mma::wgmma_wait<1>();
+  mma::fence_operands(ad);
+#else
+  (void)sm, (void)j, (void)a, (void)as, (void)b, (void)bs;
 #endif
 }
 
@@ -849,7 +879,9 @@ __global__ void __launch_bounds__(384, 1)
 // ---- backward ----
 
 /// The number of 64-row query tiles, the unit of p.stats.
-__device__ __forceinline__ int64_t query_tiles(const Params& p) { return (p.L + kBlockM - 1) / kBlockM; }
+__device__ __forceinline__ int64_t query_tiles(const Params& p) {
+  return (p.L + kBlockM - 1) / kBlockM;
+}
 
 /// p.stats: for each head and 64-row query tile, lse log2(e) of its rows, then Di = sum_d dout *
 /// o (float32); rows past L zero (so the warp-specialised kernels copy whole tiles of 512 bytes).
@@ -1019,8 +1051,7 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
               [4];  // P^T (16 keys, 64 queries): lane holds keys g, g + 8, queries 8 n + 2 q, + 1
       zero(pt);
       tile_abt<T, D, kWg>(pt, ks, warp * 16, qt_s);
-      probs_t(p, pt, stats_t, q0, key0,
-              q0 + kBlockM > p.L || (p.causal && k0 + kBlockN - 1 > q0));
+      probs_t(p, pt, stats_t, q0, key0, q0 + kBlockM > p.L || (p.causal && k0 + kBlockN - 1 > q0));
       float dpt[8][4];  // dP^T = V dO^T, the same layout
       zero(dpt);
       tile_abt<T, D, kWg>(dpt, vs, warp * 16, dot_s);
@@ -1122,16 +1153,11 @@ __global__ void __launch_bounds__(384, 1)
   const int64_t k0 = blockIdx.x * int64_t{Tile::kRows}, bh = blockIdx.y;
   const int64_t n_qtiles = query_tiles(p);
   const int64_t first = p.causal ? k0 / kBlockM : 0;  // earlier queries see none of these keys
+  // Causal, keys past every query (n <= 0): no tile to walk, dK and dV stored as zeros. (The
+  // consumers store them: an early exit storing the zeros had ptxas merge its stores with the
+  // epilogue's and compile those at the producer's 168 registers: 1 KiB of spills at D 128 and
+  // every wgmma serialised, its note C7512.)
   const int n = static_cast<int>(n_qtiles - first);
-  T* const dkh = static_cast<T*>(p.dk) + bh * p.S * D;
-  T* const dvh = static_cast<T*>(p.dv) + bh * p.S * D;
-  if (n <= 0) {  // causal, keys past every query: no gradient
-    for (int64_t e = tid; e < Tile::kRows * D && k0 + e / D < p.S; e += Tile::kThreads) {
-      dkh[k0 * D + e] = detail::convert<T>(0.f);
-      dvh[k0 * D + e] = detail::convert<T>(0.f);
-    }
-    return;
-  }
   const int consumers = k0 + 64 < p.S ? 2 : 1;
   if (tid == 0) sm.init(consumers);
   __syncthreads();
@@ -1156,7 +1182,6 @@ __global__ void __launch_bounds__(384, 1)
   float dk[D / 8][4], dv[D / 8][4], pt[8][4], dpt[8][4];
   float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
   float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
-  float(&ptd)[32] = *reinterpret_cast<float(*)[32]>(&pt[0][0]);
   float(&dptd)[32] = *reinterpret_cast<float(*)[32]>(&dpt[0][0]);
   uint32_t pa[4][4], da[4][4];  // P^T z and dS^T as register-A fragments
   uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
@@ -1167,19 +1192,7 @@ __global__ void __launch_bounds__(384, 1)
   for (int j = 0; j < n; ++j) {
     const int st = j % Tile::kStages;
     const int64_t q0 = (first + j) * kBlockM;
-    zero(pt);
-    zero(dpt);
-    tma::mbar_wait(sm.full_x(st), sm.phase(j));
-    mma::fence_operands(ptd);
-    mma::fence_operands(dptd);
-    mma::wgmma_fence();
-    issue_scores<T, D, 64>(ptd, ks, sm.x(st));  // S^T = K Q^T
-    mma::wgmma_commit();
-    tma::mbar_wait(sm.full_y(st), sm.phase(j));
-    issue_scores<T, D, 64>(dptd, vs, sm.y(st));  // dP^T = V dO^T
-    mma::wgmma_commit();
-    mma::wgmma_wait<1>();
-    mma::fence_operands(ptd);
+    issue_score_pair<T, D>(sm, j, pt, ks, dpt, vs);  // S^T = K Q^T done, dP^T = V dO^T running
     const float* const stats = sm.stats(st);
     probs_t(p, pt, stats, q0, key0, q0 + kBlockM > p.L || (p.causal && kc0 + 63 > q0));
     mma::wgmma_wait<0>();
@@ -1200,8 +1213,8 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(dvd);
     sm.release(st, lane);
   }
-  store_rows<T, D>(dkh, dk, key0, p.S, p.scale, p.scale);
-  store_rows<T, D>(dvh, dv, key0, p.S, 1.f, 1.f);
+  store_rows<T, D>(static_cast<T*>(p.dk) + bh * p.S * D, dk, key0, p.S, p.scale, p.scale);
+  store_rows<T, D>(static_cast<T*>(p.dv) + bh * p.S * D, dv, key0, p.S, 1.f, 1.f);
 #else
   (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
 #endif
@@ -1249,7 +1262,6 @@ __global__ void __launch_bounds__(384, 1)
   row_stats(p, bh, row0, lse2, di);
   float dq[D / 8][4], pm[8][4], dp[8][4];
   float(&dqd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dq[0][0]);
-  float(&pmd)[32] = *reinterpret_cast<float(*)[32]>(&pm[0][0]);
   float(&dpd)[32] = *reinterpret_cast<float(*)[32]>(&dp[0][0]);
   uint32_t da[4][4];  // dS as register-A fragments
   uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
@@ -1258,19 +1270,7 @@ __global__ void __launch_bounds__(384, 1)
   for (int t = 0; t < n_tiles; ++t) {
     const int st = t % Tile::kStages;
     const int64_t k0 = t * int64_t{kBlockN};
-    zero(pm);
-    zero(dp);
-    tma::mbar_wait(sm.full_x(st), sm.phase(t));
-    mma::fence_operands(pmd);
-    mma::fence_operands(dpd);
-    mma::wgmma_fence();
-    issue_scores<T, D, 64>(pmd, qs, sm.x(st));  // S = Q K^T
-    mma::wgmma_commit();
-    tma::mbar_wait(sm.full_y(st), sm.phase(t));
-    issue_scores<T, D, 64>(dpd, dos, sm.y(st));  // dP = dO V^T
-    mma::wgmma_commit();
-    mma::wgmma_wait<1>();
-    mma::fence_operands(pmd);
+    issue_score_pair<T, D>(sm, t, pm, qs, dp, dos);  // S = Q K^T done, dP = dO V^T running
     probs(p, pm, lse2, k0, row0, k0 + kBlockN > p.S || (p.causal && k0 + kBlockN - 1 > qc0));
     mma::wgmma_wait<0>();
     mma::fence_operands(dpd);
