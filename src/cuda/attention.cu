@@ -614,6 +614,7 @@ struct WsTile {
   static constexpr int kSmem =
       kResBytes + kStages * (kStageBytes + kStatsBytes) + kBarriers * 8 + 1024;
   static_assert(kSmem <= 227 * 1024, "WsTile: more shared memory than a block may have");
+  static_assert(!kStats || kN == kBlockM, "WsTile: the stats come in 64-row query tiles");
 };
 
 /// Where WsTile's pieces lie: resident tiles, stages, stats, then the mbarriers ("full x" and
@@ -878,8 +879,8 @@ __global__ void __launch_bounds__(384, 1)
 
 // ---- backward ----
 
-/// The number of 64-row query tiles, the unit of p.stats.
-__device__ __forceinline__ int64_t query_tiles(const Params& p) {
+/// The number of 64-row query tiles, the unit of p.stats (and of the 64-row kernels' grids).
+__host__ __device__ __forceinline__ int64_t query_tiles(const Params& p) {
   return (p.L + kBlockM - 1) / kBlockM;
 }
 
@@ -1401,7 +1402,7 @@ bool launch_forward_ws(const Params& p, cudaStream_t stream, int device) {
 
 template <class T, int D>
 void forward(const Params& p, cudaStream_t stream, int device) {
-  const dim3 grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
+  const dim3 grid(static_cast<unsigned>(query_tiles(p)), grid_heads(p.BH));
   // Automatic (-1) is the mma.sync kernel until a GPU run has confirmed the wgmma ones; variants 2
   // and 3 fall back to 1 where their tensor maps cannot be made.
   const int variant = g_forward_variant.get();
@@ -1446,7 +1447,7 @@ bool launch_backward_ws(const Params& p, cudaStream_t stream, int device) {
 
 template <class T, int D>
 void backward(const Params& p, cudaStream_t stream, int device) {
-  const int64_t rows = p.BH * ((p.L + kBlockM - 1) / kBlockM) * kBlockM;
+  const int64_t rows = p.BH * query_tiles(p) * kBlockM;
   const int64_t stats_blocks = (rows + kThreads / 32 - 1) / (kThreads / 32);
   attention_stats_kernel<T, D>
       <<<static_cast<unsigned>(stats_blocks < 65535 * 8 ? stats_blocks : 65535 * 8), kThreads, 0,
@@ -1465,7 +1466,7 @@ void backward(const Params& p, cudaStream_t stream, int device) {
     attention_dkdv_kernel<T, D, kWg><<<kv_grid, kThreads, kv_bytes, stream>>>(p);
     EMBER_CUDA_CHECK_LAUNCH();
     detail::opt_in_smem<attention_dq_kernel<T, D, kWg>>(tiles, device);
-    const dim3 q_grid(static_cast<unsigned>((p.L + kBlockM - 1) / kBlockM), grid_heads(p.BH));
+    const dim3 q_grid(static_cast<unsigned>(query_tiles(p)), grid_heads(p.BH));
     attention_dq_kernel<T, D, kWg><<<q_grid, kThreads, tiles, stream>>>(p);
     EMBER_CUDA_CHECK_LAUNCH();
   };
@@ -1543,8 +1544,8 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
   Tensor keep_dout, keep_out;
   p.dout = heads(dout, keep_dout);
   p.o = heads(out, keep_out);
-  Tensor stats = empty({p.BH * ((p.L + kBlockM - 1) / kBlockM) * 2 * kBlockM},
-                       TensorOptions(kFloat32).device(q.device()));
+  Tensor stats =
+      empty({p.BH * query_tiles(p) * 2 * kBlockM}, TensorOptions(kFloat32).device(q.device()));
   p.stats = static_cast<float*>(stats.data_ptr());
   p.lse = static_cast<float*>(lse.data_ptr());
   p.out = dq.data_ptr();
