@@ -9,8 +9,8 @@
 // The ResNet stem (7x7 stride 2 on 3 channels) is not a case: the kernels decline C = 3 and the
 // op runs im2col + gemm there.
 //
-// "ember_wgmma" (forward and dgrad): the same call with set_conv_variant(1), the kernel on
-// warpgroup MMA; a peer of "ember" (the automatic choice) until a GPU run decides the default.
+// "ember_wgmma" (every pass): the same call with set_conv_variant(1), the kernel on warpgroup
+// MMA; a peer of "ember" (the automatic choice) until a GPU run decides the default.
 // Before timing, each Ember case compares its result with cuDNN's (counter max_rel_diff: max
 // |ember - cudnn| / max |cudnn|); above 1e-2 the case is an error and the program exits 1.
 // Timing as the other GPU benchmarks (benchmarks/cuda_bench.hpp: CUDA events, L2 flushed by a
@@ -246,11 +246,10 @@ void register_cases() {
       for (bool cudnn : {false, true})
         add_gpu_case(key + (cudnn ? "cudnn" : "ember"),
                      [s, pass, cudnn](benchmark::State& st) { bm_conv(st, s, pass, cudnn); });
-      // The forward and input gradient on wgmma (set_conv_variant(1); elsewhere than sm_90a the
-      // mma.sync kernel runs), as a peer of the default.
-      if (pass != Pass::kWgrad)
-        add_gpu_case(key + "ember_wgmma",
-                     [s, pass](benchmark::State& st) { bm_conv(st, s, pass, false, 1); });
+      // The pass on wgmma (set_conv_variant(1); elsewhere than sm_90a the mma.sync kernel
+      // runs), as a peer of the default.
+      add_gpu_case(key + "ember_wgmma",
+                   [s, pass](benchmark::State& st) { bm_conv(st, s, pass, false, 1); });
     }
 }
 

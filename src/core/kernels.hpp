@@ -394,8 +394,8 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
 bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
                                       const Window2d& w, int64_t groups);
 /// The implicit-GEMM kernels for the calls that follow (process-wide): -1 (the default, for now
-/// 0) or 0: every pass on mma.sync; 1: the forward and input gradient on wgmma where the GPU
-/// runs sm_90a code (the weight gradient stays on mma.sync). For the tests and benchmarks.
+/// 0) or 0: every pass on mma.sync; 1: every pass on wgmma where the GPU runs sm_90a code.
+/// For the tests and benchmarks.
 void set_conv_variant(int variant);
 /// The same three passes through NVIDIA's cuDNN (src/cuda/cudnn.cu), for cuda::Backend::kVendor:
 /// float32 (TF32 only when cuda::allow_tf32()), float64, float16 and bfloat16 (float32

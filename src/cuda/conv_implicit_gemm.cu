@@ -33,10 +33,11 @@
 // once; per slab one division turns its k into (r, s, c). Grid: x = M tiles, y = N tiles x groups,
 // z = split-K slices (wgrad only).
 //
-// On sm_90a the forward and dgrad GEMMs have a second kernel, opt-in through set_conv_variant(1)
-// until a GPU run shows it faster (conv_wgmma_kernel): the same gathers (Gather, shared by both
-// kernels) into 128-byte-swizzled stages, a (128, 128) tile of two warpgroups on
-// wgmma.m64n128k16, K slabs of 64 through 4 stages.
+// On sm_90a the three GEMMs have a second kernel, opt-in through set_conv_variant(1) until a GPU
+// run shows it faster (conv_wgmma_kernel): the same gathers (Gather, shared by both kernels) into
+// 128-byte-swizzled stages (K-major for forward and dgrad, M/N-major for wgrad), a (128, 128)
+// tile of two warpgroups on wgmma.m64n128k16, or (128, 64) on m64n64k16 for GEMMs at most 64
+// wide, K slabs of 64 through 4 stages.
 //
 // Epilogue on the accumulators in registers (lane (g, q) holds rows g, g + 8 and columns 2q,
 // 2q + 1 of each mma tile): + bias, relu (NaN passes), rounded once and stored to the NCHW output
@@ -363,76 +364,117 @@ __global__ void __launch_bounds__(kThreads) conv_implicit_gemm_kernel(const Conv
                             n0 + wn * (NI * 8) + ni * 8 + 2 * q + e % 2, acc[mi][ni][e]);
 }
 
-// ---- sm_90a: the forward and dgrad GEMMs on warpgroup MMA ----
+// ---- sm_90a: the three GEMMs on warpgroup MMA ----
 
-/// Block tile (128, 128), K slabs of 64 (one 128-byte row of a K-major operand) through 4 stages
-/// of 32 KiB in the 128-byte swizzle layout; 2 warpgroups, each owning 64 rows x 128 columns
-/// (wgmma.m64n128k16, 64 float accumulators per thread).
-constexpr int kWgBM = 128, kWgBN = 128, kWgBK = 64, kWgStages = 4, kWgThreads = 256;
-static_assert(kWgBM == BM && kWgBN >= BN, "launch_wgmma relies on grid_fits' tiles");
-constexpr int kWgABytes = kWgBM * 128, kWgStageBytes = kWgABytes + kWgBN * 128;
-constexpr int kWgSmem = kWgStages * kWgStageBytes + 1024;  // + slack to align to 1024 bytes
+/// Block tile (128, kBN) with kBN 128, or 64 for GEMMs at most 64 wide (O/G or C/G of 64 and
+/// less: no half-empty tiles), K slabs of 64 through 4 stages in the 128-byte swizzle layout;
+/// 2 warpgroups, each owning 64 rows x kBN columns (wgmma.m64n{kBN}k16, kBN / 2 float
+/// accumulators per thread). A stage is 16 KiB of A and kBN x 128 bytes of B in either layout.
+constexpr int kWgBM = 128, kWgBK = 64, kWgStages = 4, kWgThreads = 256;
+static_assert(kWgBM == BM, "launch_wgmma relies on grid_fits' row tiles");
+constexpr int kWgABytes = kWgBM * 128;
+template <int kBN>
+constexpr int wg_stage_bytes() {
+  return kWgABytes + kBN * 128;
+}
+template <int kBN>
+constexpr int wg_smem() {
+  return kWgStages * wg_stage_bytes<kBN>() + 1024;  // + slack to align to 1024 bytes
+}
 
-/// The forward or input-gradient GEMM (K-major operands) on wgmma: the same gathers as
-/// conv_implicit_gemm_kernel (Gather, every thread copying by cp.async), stored in the 128-byte
-/// swizzle layout (16-byte chunk c of row r at chunk c ^ (r % 8), rows 128 bytes, stages 1024-byte
-/// aligned) that mma::smem_desc_sw128 describes, so the tensor cores read both operands straight
-/// from shared memory. Per slab: wait for this thread's copies, fence them to the async proxy,
-/// barrier; each warpgroup issues four k16 wgmma (descriptors 32 bytes apart) and commits;
-/// wgmma.wait_group 1 (the previous slab's products are done), barrier, and the freed stage is
-/// refilled, so one slab of tensor-core work stays queued while the copies are issued. The
-/// epilogue (store_out: bias, relu, one rounding) from the accumulators.
-template <class T, Pass kPass>
-__global__ void __launch_bounds__(kWgThreads, 1) conv_wgmma_kernel(const ConvParams p) {
-  static_assert(kPass != Pass::kWgrad, "conv_wgmma_kernel: K-major passes only");
+/// One k16 step of a warpgroup: D (64 x kBN) += A (64 x 16) B (16 x kBN), both operands from
+/// shared memory; kTrans: both M/N-major (the weight gradient), else both K-major.
+template <class T, int kBN, bool kTrans>
+__device__ __forceinline__ void wg_mma(float (&d)[kBN / 2], uint64_t da, uint64_t db) {
 #if defined(EMBER_HAVE_WGMMA)
+  if constexpr (kBN == 128)
+    mma::wgmma_m64n128k16<mma_t<T>, kTrans, kTrans>(d, da, db);
+  else
+    mma::wgmma_m64n64k16<mma_t<T>, kTrans, kTrans>(d, da, db);
+#else
+  (void)d, (void)da, (void)db;
+#endif
+}
+
+/// A GEMM pass on wgmma: the same gathers as conv_implicit_gemm_kernel (Gather, every thread
+/// copying by cp.async) stored in the 128-byte swizzle layouts that wgmma reads straight from
+/// shared memory. Forward and dgrad (K-major operands): rows of 64 k (128 bytes), 16-byte chunk c
+/// of row r at chunk c ^ (r % 8) (mma::smem_desc_sw128, k16 steps 32 bytes apart). Weight
+/// gradient (M/N-major operands, read transposed): per 64 M (or N) columns a block of 64 k rows
+/// of 128 bytes, chunk c of k row r at c ^ (r % 8), blocks 8192 bytes apart
+/// (mma::smem_desc_sw128_mn, k16 steps 2048 bytes apart). Stages are 1024-byte aligned. Per slab
+/// (mma::wgmma_cp_async_loop): wait for this thread's copies, fence them to the async proxy,
+/// barrier; each warpgroup issues four k16 wgmma and commits; wgmma.wait_group 1 (the previous
+/// slab's products are done), barrier, and the freed stage is refilled, so one slab of
+/// tensor-core work stays queued while the copies are issued. The weight gradient walks the K
+/// slabs of its split (grid z). The epilogue (store_out: bias, relu, one rounding, or the
+/// split's float32 partials) from the accumulators.
+template <class T, Pass kPass, int kBN>
+__global__ void __launch_bounds__(kWgThreads, kBN == 64 ? 2 : 1)
+    conv_wgmma_kernel(const ConvParams p) {
+#if defined(EMBER_HAVE_WGMMA)
+  constexpr bool kKMajor = kPass != Pass::kWgrad;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~static_cast<uintptr_t>(1023));
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5, wg = tid >> 7;
-  const int64_t n_tiles = (p.Ncol + kWgBN - 1) / kWgBN;
+  const int64_t n_tiles = (p.Ncol + kBN - 1) / kBN;
   const int64_t g = blockIdx.y / n_tiles;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kWgBM, n0 = (blockIdx.y % n_tiles) * kWgBN;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kWgBM, n0 = (blockIdx.y % n_tiles) * kBN;
   const int64_t KT = (p.K + kWgBK - 1) / kWgBK;
+  const int64_t kt0 = static_cast<int64_t>(blockIdx.z) * p.kt_per_split;
+  const int64_t nk = std::max<int64_t>(0, std::min(KT, kt0 + p.kt_per_split) - kt0);
 
-  using Gth = Gather<T, kPass, kWgBM, kWgBN, kWgBK, kWgThreads>;
+  using Gth = Gather<T, kPass, kWgBM, kBN, kWgBK, kWgThreads>;
   const Gth gather(p, tid, g, m0, n0);
-  // The swizzled address of 16-byte chunk `chunk` of row `row` in a K-major tile at `tile`.
-  const auto swizzled = [](unsigned char* tile, int row, int chunk) {
-    return reinterpret_cast<T*>(tile + row * 128 + ((chunk ^ (row & 7)) << 4));
+  // Where element (row, col) of a stage's operand tile goes, rows being what a Gather chunk
+  // index walks (K-major: GEMM rows, col a k; M/N-major: k, col an M/N column).
+  const auto swizzled = [](unsigned char* tile, int row, int col) {
+    if constexpr (kKMajor) {
+      return reinterpret_cast<T*>(tile + row * 128 + (((col / 8) ^ (row & 7)) << 4));
+    } else {
+      return reinterpret_cast<T*>(tile + (col / 64) * 8192 + row * 128 +
+                                  ((((col % 64) / 8) ^ (row & 7)) << 4));
+    }
   };
   auto load = [&](int s, int64_t kt) {
-    unsigned char* const st = smem + s * kWgStageBytes;
+    unsigned char* const st = smem + s * wg_stage_bytes<kBN>();
     gather.load(
-        p, kt,
-        [&](int i) { return swizzled(st, gather.a_r0 + i * Gth::kARowStep, gather.a_c / 8); },
+        p, kt0 + kt,
+        [&](int i) { return swizzled(st, gather.a_r0 + i * Gth::kARowStep, gather.a_c); },
         [&](int i) {
-          return swizzled(st + kWgABytes, gather.b_r0 + i * Gth::kBRowStep, gather.b_c / 8);
+          return swizzled(st + kWgABytes, gather.b_r0 + i * Gth::kBRowStep, gather.b_c);
         });
   };
 
-  float d[64];
-  mma::wgmma_cp_async_loop<kWgStages>(d, KT, load, [&](int s) {
-    const unsigned char* const st = smem + s * kWgStageBytes;
-    const unsigned char* const as = st + wg * (64 * 128);  // this warpgroup's 64 rows
+  float d[kBN / 2];
+  mma::wgmma_cp_async_loop<kWgStages>(d, nk, load, [&](int s) {
+    const unsigned char* const st = smem + s * wg_stage_bytes<kBN>();
+    const unsigned char* const as = st + wg * 8192;  // this warpgroup's 64 rows, either layout
     const unsigned char* const bs = st + kWgABytes;
 #pragma unroll
-    for (int ks = 0; ks < kWgBK / 16; ++ks)
-      mma::wgmma_m64n128k16<mma_t<T>>(d, mma::smem_desc_sw128(as + ks * 32),
-                                      mma::smem_desc_sw128(bs + ks * 32));
+    for (int ks = 0; ks < kWgBK / 16; ++ks) {
+      if constexpr (kKMajor)
+        wg_mma<T, kBN, false>(d, mma::smem_desc_sw128(as + ks * 32),
+                              mma::smem_desc_sw128(bs + ks * 32));
+      else
+        wg_mma<T, kBN, true>(d, mma::smem_desc_sw128_mn(as + ks * 2048, 8192),
+                             mma::smem_desc_sw128_mn(bs + ks * 2048, 8192));
+    }
   });
 
   // Epilogue: warp w of the group holds rows 16 w + gq and + 8, columns 8 j + 2 q (+ 1).
   const int gq = lane / 4, q = lane % 4;
   const int64_t row = m0 + wg * 64 + (warp % 4) * 16 + gq;
 #pragma unroll
-  for (int j = 0; j < 16; ++j)
+  for (int j = 0; j < kBN / 8; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e)
-      store_out<T, kPass>(p, g, 0, row + (e / 2) * 8, n0 + j * 8 + 2 * q + e % 2, d[4 * j + e]);
+      store_out<T, kPass>(p, g, blockIdx.z, row + (e / 2) * 8, n0 + j * 8 + 2 * q + e % 2,
+                          d[4 * j + e]);
 #else
   (void)p;
-  __trap();  // never launched: launch_wgmma checks wgmma_available
+  __trap();  // never launched: use_wgmma checks wgmma_available
 #endif
 }
 
@@ -520,36 +562,61 @@ void launch(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t st
 }
 
 /// set_conv_variant's choice: -1 automatic (0 until a GPU run shows 1 faster), 0 mma.sync, 1
-/// wgmma for the forward and input gradient on sm_90a; EMBER_CONV_VARIANT forces one for a run.
+/// wgmma on sm_90a; EMBER_CONV_VARIANT forces one for a run.
 detail::VariantSwitch g_variant{"EMBER_CONV_VARIANT", "set_conv_variant", -1, 1};
 
-/// The forward or dgrad GEMM on wgmma (conv_wgmma_kernel). Its grid fits wherever grid_fits
-/// passed: the same 128 rows per tile, columns in tiles of 128 rather than 64.
-template <class T, Pass kPass>
-void launch_wgmma(const ConvParams& p, int64_t groups, cudaStream_t stream, int device) {
-  detail::opt_in_smem<conv_wgmma_kernel<T, kPass>>(kWgSmem, device);
+/// The kernels' tiling for one call: which kernel, its column tile and K slab depth.
+struct Tiling {
+  bool wgmma;
+  int bn, bk;
+};
+Tiling tiling(const ConvParams& p, int device) {
+  if (g_variant.get() == 1 && detail::wgmma_available(device))
+    return {true, p.Ncol <= 64 ? 64 : 128, kWgBK};
+  return {false, BN, BK};
+}
+
+template <class T, Pass kPass, int kBN>
+void launch_wgmma(const ConvParams& p, int64_t groups, int64_t splits, cudaStream_t stream,
+                  int device) {
+  constexpr int bytes = wg_smem<kBN>();
+  detail::opt_in_smem<conv_wgmma_kernel<T, kPass, kBN>>(bytes, device);
   const dim3 grid(static_cast<unsigned>((p.M + kWgBM - 1) / kWgBM),
-                  static_cast<unsigned>(((p.Ncol + kWgBN - 1) / kWgBN) * groups));
-  conv_wgmma_kernel<T, kPass><<<grid, kWgThreads, kWgSmem, stream>>>(p);
+                  static_cast<unsigned>(((p.Ncol + kBN - 1) / kBN) * groups),
+                  static_cast<unsigned>(splits));
+  conv_wgmma_kernel<T, kPass, kBN><<<grid, kWgThreads, bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-template <Pass kPass>
-void launch_dtype(const ConvParams& p, DType dt, int64_t groups, int64_t splits,
+/// Runs pass kPass of p on the kernel `t` names. Every grid fits wherever grid_fits passed: the
+/// same 128 rows per tile, columns in tiles of 64 or more.
+template <Pass kPass, class T>
+void launch_tiled(const ConvParams& p, const Tiling& t, int64_t groups, int64_t splits,
                   cudaStream_t stream, int device) {
-  if constexpr (kPass != Pass::kWgrad) {
-    if (g_variant.get() == 1 && detail::wgmma_available(device)) {
-      if (dt == kBFloat16)
-        launch_wgmma<BF16Bits, kPass>(p, groups, stream, device);
-      else
-        launch_wgmma<HalfBits, kPass>(p, groups, stream, device);
-      return;
-    }
-  }
-  if (dt == kBFloat16)
-    launch<BF16Bits, kPass>(p, groups, splits, stream, device);
+  if (!t.wgmma)
+    launch<T, kPass>(p, groups, splits, stream, device);
+  else if (t.bn == 64)
+    launch_wgmma<T, kPass, 64>(p, groups, splits, stream, device);
   else
-    launch<HalfBits, kPass>(p, groups, splits, stream, device);
+    launch_wgmma<T, kPass, 128>(p, groups, splits, stream, device);
+}
+
+/// Splits p's K slabs (of t.bk) into at most `splits` slices of p.kt_per_split slabs (grid z);
+/// returns the number of slices, none empty.
+int64_t set_split(ConvParams& p, const Tiling& t, int64_t splits) {
+  const int64_t KT = std::max<int64_t>(1, (p.K + t.bk - 1) / t.bk);
+  p.kt_per_split = (KT + splits - 1) / splits;
+  return (KT + p.kt_per_split - 1) / p.kt_per_split;
+}
+
+/// Runs pass kPass of p, split as set_split left it, on the kernel `t` names.
+template <Pass kPass>
+void launch_dtype(const ConvParams& p, const Tiling& t, DType dt, int64_t groups, int64_t splits,
+                  cudaStream_t stream, int device) {
+  if (dt == kBFloat16)
+    launch_tiled<kPass, BF16Bits>(p, t, groups, splits, stream, device);
+  else
+    launch_tiled<kPass, HalfBits>(p, t, groups, splits, stream, device);
 }
 
 }  // namespace
@@ -575,8 +642,10 @@ bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
   p.bias_s = bias.defined() ? bias.stride(0) : 0;
   p.relu = relu;
-  p.kt_per_split = (p.K + BK - 1) / BK;
-  launch_dtype<Pass::kFprop>(p, x.dtype(), groups, 1, detail::stream_of(out), out.device().index());
+  const int device = out.device().index();
+  const Tiling t = tiling(p, device);
+  const int64_t splits = set_split(p, t, 1);
+  launch_dtype<Pass::kFprop>(p, t, x.dtype(), groups, splits, detail::stream_of(out), device);
   return true;
 }
 
@@ -601,8 +670,10 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
   set_out(p, dx);
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
   p.bias_s = bias.defined() ? bias.stride(0) : 0;
-  p.kt_per_split = (p.K + BK - 1) / BK;
-  launch_dtype<Pass::kDgrad>(p, dx.dtype(), groups, 1, detail::stream_of(dx), dx.device().index());
+  const int device = dx.device().index();
+  const Tiling t = tiling(p, device);
+  const int64_t splits = set_split(p, t, 1);
+  launch_dtype<Pass::kDgrad>(p, t, dx.dtype(), groups, splits, detail::stream_of(dx), device);
   return true;
 }
 
@@ -623,18 +694,18 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
   set_out(p, dw);
   // Split K when the tiles alone leave the GPU mostly idle: about two blocks per SM, each
   // slice at least 8 slabs long.
-  const int64_t KT = (p.K + BK - 1) / BK;
-  const int64_t tiles = ((p.M + BM - 1) / BM) * ((p.Ncol + BN - 1) / BN) * groups;
+  const Tiling t = tiling(p, device);
+  const int64_t KT = (p.K + t.bk - 1) / t.bk;
+  const int64_t tiles = ((p.M + BM - 1) / BM) * ((p.Ncol + t.bn - 1) / t.bn) * groups;
   int64_t splits = std::min<int64_t>(
       {(2 * detail::sm_count(device) + tiles - 1) / tiles, std::max<int64_t>(1, KT / 8), 64});
-  p.kt_per_split = (KT + splits - 1) / splits;
-  splits = (KT + p.kt_per_split - 1) / p.kt_per_split;  // no empty slice
+  splits = set_split(p, t, splits);
   Tensor ws;
   if (splits > 1) {
     ws = make_tensor({splits, groups, p.M, p.Ncol}, kFloat32, dw.device(), "conv2d_weight_grad");
     p.ws = static_cast<float*>(ws.data_ptr());
   }
-  launch_dtype<Pass::kWgrad>(p, dw.dtype(), groups, splits, stream, device);
+  launch_dtype<Pass::kWgrad>(p, t, dw.dtype(), groups, splits, stream, device);
   if (splits > 1) {
     const int64_t total = groups * p.M * p.Ncol;
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((total + 255) / 256, 4096));

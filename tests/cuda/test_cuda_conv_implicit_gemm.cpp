@@ -8,8 +8,9 @@
 // a multiple of 8, float32) return false and leave the output untouched. Through the ops:
 // conv2d and conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and
 // their gradients match the reference; a 3-channel input still works (im2col fallback).
-// The forward and input gradient run on both kernels (set_conv_variant: 0 mma.sync, 1 wgmma on
-// sm_90a, which the emulator models), the latter also over several tiles and 20 K slabs.
+// Every pass runs on both kernels (set_conv_variant: 0 mma.sync, 1 wgmma on sm_90a, which the
+// emulator models): narrow GEMMs on wgmma's 64-column tiles, and over several 128-column tiles,
+// 20 K slabs and a split K.
 // Tolerance: max |got - ref| <= tol * max |ref| (bf16 1e-2, fp16 2e-3: one rounding of the
 // output plus float32 sums of K terms). Without a GPU each case prints "skipped".
 #include <algorithm>
@@ -98,7 +99,7 @@ std::string describe(const Shape& s) {
 
 TEST_CASE("cuda conv2d_implicit_gemm: forward, input and weight gradients against float64") {
   if (!gpu()) return;
-  for (int kernels : {0, 1}) {  // set_conv_variant: mma.sync; wgmma for forward and dgrad
+  for (int kernels : {0, 1}) {  // set_conv_variant: mma.sync; wgmma (64-column tiles here)
   cuda::set_conv_variant(kernels);
   Generator g(7101);
   int variant = 0;
@@ -136,8 +137,10 @@ TEST_CASE("cuda conv2d_implicit_gemm: the wgmma variant over several tiles and a
   if (!gpu()) return;
   Generator g(7105);
   // Forward: M = 2 * 13 * 13 = 338 pixels (3 row tiles of 128), N = 136 channels (2 column
-  // tiles), K = 32 * 9 = 288 (5 slabs of 64 through 4 stages). Input gradient: K = 136 * 9 =
-  // 1224 (20 slabs). Both against float64, and bitwise the same run to run.
+  // tiles of 128), K = 32 * 9 = 288 (5 slabs of 64 through 4 stages). Input gradient: K = 136 *
+  // 9 = 1224 (20 slabs), N = 32 (one 64-column tile). Weight gradient: M = 288 (3 row tiles),
+  // N = 136 (2 column tiles), K = 338 positions (6 slabs). All against float64, and bitwise the
+  // same run to run.
   const Shape s{2, 32, 13, 13, 136, 3, 1, 1, 1, 1};
   const Window2d win = window(s);
   cuda::set_conv_variant(1);
@@ -156,6 +159,11 @@ TEST_CASE("cuda conv2d_implicit_gemm: the wgmma variant over several tiles and a
     Tensor dx = poisoned(x.sizes(), dt);
     REQUIRE(cuda::conv2d_implicit_gemm_input_grad(dx, dy, w, Tensor(), win, 1));
     CHECK(close(dx, grads.dx, dt));
+    Tensor dw1 = poisoned(w.sizes(), dt), dw2 = poisoned(w.sizes(), dt);
+    REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw1, dy, x, win, 1));
+    REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw2, dy, x, win, 1));
+    CHECK(close(dw1, grads.dw, dt));
+    CHECK(test::bitwise_equal(dw1.cpu(), dw2.cpu()));
   }
   cuda::set_conv_variant(-1);
   EMBER_CHECK_THROWS(cuda::set_conv_variant(2), ValueError, "set_conv_variant");
@@ -164,12 +172,15 @@ TEST_CASE("cuda conv2d_implicit_gemm: the wgmma variant over several tiles and a
 TEST_CASE("cuda conv2d_implicit_gemm: split-K weight gradient, repeatable bitwise") {
   if (!gpu()) return;
   Generator g(7102);
-  // K = N*P*Q = 2 * 17 * 17 = 578 positions: 19 slabs of 32, a (72, 8) GEMM of one tile, so the
-  // weight gradient is split over K and reduced in a second pass.
-  const Shape s{2, 8, 17, 17, 8, 3, 1, 1, 1, 1};
+  // K = N*P*Q = 4 * 17 * 17 = 1156 positions (37 slabs of 32 on mma.sync, 19 of 64 on wgmma), a
+  // (72, 8) GEMM of one tile, so the weight gradient is split over K (4 and 2 slices) and
+  // reduced in a second pass.
+  const Shape s{4, 8, 17, 17, 8, 3, 1, 1, 1, 1};
   const Window2d win = window(s);
+  for (int kernels : {0, 1})
   for (DType dt : {kBFloat16, kFloat16}) {
-    INFO(dt);
+    cuda::set_conv_variant(kernels);
+    INFO("variant " << kernels << " " << dt);
     const Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g);
     const Tensor w = rnd({s.O, s.C, s.k, s.k}, dt, g), b = rnd({s.O}, dt, g);
     const Tensor dy = rnd({s.N, s.O, s.H, s.W}, dt, g);
@@ -189,6 +200,7 @@ TEST_CASE("cuda conv2d_implicit_gemm: split-K weight gradient, repeatable bitwis
     CHECK(close(dx1, ref.dx, dt));
     CHECK(test::bitwise_equal(dx1.cpu(), dx2.cpu()));
   }
+  cuda::set_conv_variant(-1);
 }
 
 TEST_CASE("cuda conv2d_implicit_gemm: non-contiguous inputs and a strided output") {
