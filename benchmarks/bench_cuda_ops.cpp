@@ -388,7 +388,7 @@ void register_gemm_cases() {
 //
 // hgemm_bf16/<M>x<N>x<K>/<impl>: out (M, N) = x (M, K) @ w^T for a Linear weight w (N, K), bf16
 // in and out, float32 accumulation. "ember" is cuda::gemm_tc with its automatic tile
-// configuration ("ember_config0/1/2", each forced, listed as peers), "cublas" cublasGemmEx
+// configuration ("ember_config0" .. "ember_config6", each forced, listed as peers), "cublas" cublasGemmEx
 // (CUBLAS_COMPUTE_32F, default algorithm), "cublaslt" cublasLtMatmul (the heuristic's first
 // algorithm, 32 MiB of workspace). hgemm_bf16_bias_gelu/...: the same product then
 // + bias (N) and GELU (tanh form): "ember" fused in gemm_tc's epilogue, "cublas" cublasGemmEx
@@ -637,7 +637,7 @@ void register_hgemm_cases() {
     // Each configuration forced, as peers of the default (automatic) choice: 0 and 1 (mma.sync),
     // 2 (wgmma), 3 (TMA + mbarriers + warp-specialised wgmma), 4 (3 persistent) and 5 (persistent
     // ping-pong); 2-5 on sm_90a, elsewhere they fall back to 1.
-    for (const int config : {0, 1, 2, 3, 4, 5})
+    for (const int config : {0, 1, 2, 3, 4, 5, 6})
       add_gpu_case(key + "ember_config" + std::to_string(config),
                    [sh, config](benchmark::State& s) {
                      bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);
@@ -661,7 +661,7 @@ void register_hgemm_cases() {
       add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
         bm_hgemm_layout(s, sh.M, sh.N, sh.K, sh.layout, cublas, -1);
       });
-    for (const int config : {3, 4, 5})  // the configurations that read an M-contiguous A in place
+    for (const int config : {3, 4, 5, 6})  // the configurations that read an M-contiguous A in place
       add_gpu_case(key + "ember_config" + std::to_string(config),
                    [sh, config](benchmark::State& s) {
                      bm_hgemm_layout(s, sh.M, sh.N, sh.K, sh.layout, false, config);

@@ -338,9 +338,10 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
 /// and separate ops.
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& epilogue);
 /// gemm_tc's tile configuration for the calls that follow (process-wide): -1 (the default: 0
-/// when the product has fewer 128 x 128 tiles than SMs, else 1), or 0-5 forced (see gemm_tc.cu;
-/// 2-5 need sm_90a, else 1 runs; 3-5, TMA, also read M-contiguous A). For the tests and
-/// benchmarks, which run each; EMBER_GEMM_TC_CONFIG sets the start-up value.
+/// when the product has fewer 128 x 128 tiles than SMs, else 1), or 0-6 forced (see gemm_tc.cu;
+/// 2-6 need sm_90a, else 1 runs; 3-6, TMA, also read M-contiguous A; 6 runs in thread-block
+/// clusters). For the tests and benchmarks, which run each; EMBER_GEMM_TC_CONFIG sets the
+/// start-up value.
 void set_gemm_tc_config(int config);
 /// gemm through cuBLAS (src/cuda/cublas.cu) for cuda::Backend::kVendor: float32 (TF32 when
 /// allowed), float64, float16 and bfloat16; false, having done nothing, for a dtype or layout it

@@ -565,8 +565,10 @@ __global__ void __launch_bounds__(kWgThreads, 2) gemm_wgmma_kernel(const TcParam
 /// of every tile (wgmma.m64n256k16, 128 float accumulators per thread). Ping-pong (5): blocks
 /// (128, 128), 6 stages of 32 KiB, each consumer warpgroup a whole tile (two wgmma.m64n128k16 per
 /// k16 step, the same 128 accumulators) of every other item of the block, so one warpgroup's
-/// epilogue runs while the other's products keep the tensor cores busy.
-template <bool kPingPong>
+/// epilogue runs while the other's products keep the tensor cores busy. kCluster 2
+/// (configuration 6, with ping-pong): clusters of two blocks on vertically adjacent tiles, which
+/// share B's panel: each block loads half of it and multicasts it into both blocks' stages.
+template <bool kPingPong, int kCluster = 1>
 struct TmaTile {
   static constexpr int BM = 128, BN = kPingPong ? 128 : 256, BK = 64;
   static constexpr int kStages = kPingPong ? 6 : 4, kThreads = 384;
@@ -574,7 +576,10 @@ struct TmaTile {
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kSmem = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers,
                                                                                // + alignment
-  static constexpr int kConsumerWarps = kPingPong ? 4 : 8;  // arrivals that release a stage
+  // Arrivals that release a stage: the warps that read it, in every block of the cluster (the
+  // stage is refilled by the cluster's multicasts).
+  static constexpr int kConsumerWarps = (kPingPong ? 4 : 8) * kCluster;
+  static_assert(kCluster == 1 || kCluster == 2, "TmaTile: clusters of 1 or 2 blocks");
 };
 
 /// out = epilogue(A @ B), operands read by TMA through tensor maps (gemm_tc's layout rules; out of
@@ -594,12 +599,12 @@ struct TmaTile {
 /// start. The epilogue stores from the accumulators as configuration 2 (store_quad), after the
 /// item's last stage is released; a persistent block (configuration 4) then takes its next item,
 /// whose first slabs the producer has been loading meanwhile.
-template <class T, bool kAKMajor, bool kBKMajor, bool kPingPong>
+template <class T, bool kAKMajor, bool kBKMajor, bool kPingPong, int kCluster>
 __global__ void __launch_bounds__(384, 1)
     gemm_tma_kernel(const TcParams p, const __grid_constant__ CUtensorMap map_a,
                     const __grid_constant__ CUtensorMap map_b) {
 #if defined(EMBER_HAVE_WGMMA)
-  using Tile = TmaTile<kPingPong>;
+  using Tile = TmaTile<kPingPong, kCluster>;
   constexpr int kTmaBM = Tile::BM, kTmaBN = Tile::BN, kTmaBK = Tile::BK;
   constexpr int kTmaStages = Tile::kStages, kTmaABytes = Tile::kABytes;
   constexpr int kTmaStageBytes = Tile::kStageBytes;
@@ -609,17 +614,33 @@ __global__ void __launch_bounds__(384, 1)
   uint64_t* const full = reinterpret_cast<uint64_t*>(smem + kTmaStages * kTmaStageBytes);
   uint64_t* const empty = full + kTmaStages;
   const int tid = static_cast<int>(threadIdx.x), wg = tid / 128;
+  const int rank = kCluster > 1 ? static_cast<int>(tma::cluster_ctarank()) : 0;
+  // A cluster's blocks take units of kCluster vertically adjacent tiles (block `rank` the rank-th).
   const int64_t m_tiles = (p.M + kTmaBM - 1) / kTmaBM, n_tiles = (p.N + kTmaBN - 1) / kTmaBN;
-  const int64_t tiles = m_tiles * n_tiles, items = tiles * p.batches;
+  const int64_t m_units = (m_tiles + kCluster - 1) / kCluster;
+  const int64_t units = m_units * n_tiles, items = units * p.batches;
   const int KT = static_cast<int>((p.K + kTmaBK - 1) / kTmaBK);
-  // Work item w: tile w % tiles (tile_of's grouped order) of batch w / tiles. Configuration 3 has
-  // one block per item; configuration 4 (persistent) one per SM, each walking items gridDim.x
-  // apart. Slab counters run on across a block's items, so the stages' phases do too.
+  // Work item w: unit w % units (tile_of's grouped order) of batch w / units. Configuration 3 has
+  // one block per item; configurations 4-6 (persistent) one block (or cluster) per SM (pair of
+  // SMs), each walking items `stride` apart. Slab counters run on across a block's items, so the
+  // stages' phases do too. A tile of the last unit may lie wholly past M (m_tiles odd): its block
+  // still loads and multicasts its part of B, loads no A and stores nothing.
+  const int64_t first = blockIdx.x / kCluster, stride = gridDim.x / kCluster;
   const auto item_tile = [&](int64_t w, int& m0, int& n0, int& z) {
-    int64_t m_tile, n_tile;
-    tile_of(w % tiles, m_tiles, n_tiles, m_tile, n_tile);
-    m0 = static_cast<int>(m_tile * kTmaBM), n0 = static_cast<int>(n_tile * kTmaBN);
-    z = static_cast<int>(w / tiles);
+    int64_t m_unit, n_tile;
+    tile_of(w % units, m_units, n_tiles, m_unit, n_tile);
+    m0 = static_cast<int>((m_unit * kCluster + rank) * kTmaBM), n0 = static_cast<int>(n_tile * kTmaBN);
+    z = static_cast<int>(w / units);
+  };
+  // Releases stage s: one arrival per consumer warp on its "empty" barrier in every block of the
+  // cluster (each block's producer refills it in all of them).
+  const auto release = [&](int s) {
+    if constexpr (kCluster > 1) {
+#pragma unroll
+      for (int r = 0; r < kCluster; ++r) tma::mbar_arrive_cluster(&empty[s], static_cast<uint32_t>(r));
+    } else {
+      tma::mbar_arrive(&empty[s]);
+    }
   };
   if (tid == 0) {
     for (int s = 0; s < kTmaStages; ++s) {
@@ -628,38 +649,54 @@ __global__ void __launch_bounds__(384, 1)
     }
     tma::fence_barrier_init();
   }
-  __syncthreads();
+  if constexpr (kCluster > 1)
+    tma::cluster_sync();  // every block's barriers initialised before any remote use
+  else
+    __syncthreads();
 
   if (wg == 0) {  // the producer: runs ahead into the next item while the consumers store
     if (tid == 0) {
       uint64_t it = 0;  // slabs issued by this block
-      for (int64_t w = blockIdx.x; w < items; w += gridDim.x) {
+      for (int64_t w = first; w < items; w += stride) {
         int m0, n0, z;
         item_tile(w, m0, n0, z);
         const int za = p.a_batch == 0 ? 0 : z, zb = p.b_batch == 0 ? 0 : z;
-        // An M- or N-major operand comes in 64-row boxes; a box wholly past the edge of the
-        // last tile is not loaded (whether TMA would count its bytes is not documented). Its
-        // stale stage bytes meet only rows >= M or columns >= N, which the epilogue skips.
+        // An M- or N-major operand (and with a cluster every B part) comes in 64-row boxes; a box
+        // wholly past the edge of the last tile is not loaded (whether TMA would count its bytes
+        // is not documented). Its stale stage bytes meet only rows >= M or columns >= N, which
+        // the epilogue skips. Every block of a cluster expects all of B's loaded parts.
         auto slab_bytes = static_cast<uint32_t>(kTmaStageBytes);
+        if (kAKMajor && m0 >= p.M) slab_bytes -= kTmaABytes;  // one box (only with a cluster)
         for (int i = 0; i < kTmaBM / 64; ++i)
           if (!kAKMajor && m0 + 64 * i >= p.M) slab_bytes -= 8192;
         for (int i = 0; i < kTmaBN / 64; ++i)
-          if (!kBKMajor && n0 + 64 * i >= p.N) slab_bytes -= 8192;
+          if ((!kBKMajor || kCluster > 1) && n0 + 64 * i >= p.N) slab_bytes -= 8192;
         for (int kt = 0; kt < KT; ++kt, ++it) {
           const int s = static_cast<int>(it % kTmaStages);
           const uint32_t round = static_cast<uint32_t>(it / kTmaStages);
-          tma::mbar_wait(&empty[s], (round & 1) ^ 1);  // free (first round: at once)
+          tma::mbar_wait<(kCluster > 1)>(&empty[s], (round & 1) ^ 1);  // free (first: at once)
           tma::mbar_arrive_expect_tx(&full[s], slab_bytes);
           unsigned char* const stage = smem + s * kTmaStageBytes;
           if constexpr (kAKMajor) {
-            tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
+            if (m0 < p.M) tma::load_3d(stage, &map_a, kt * kTmaBK, m0, za, &full[s]);
           } else {
 #pragma unroll
             for (int i = 0; i < kTmaBM / 64; ++i)
               if (m0 + 64 * i < p.M)
                 tma::load_3d(stage + i * 8192, &map_a, m0 + 64 * i, kt * kTmaBK, za, &full[s]);
           }
-          if constexpr (kBKMajor) {
+          if constexpr (kCluster > 1) {
+#pragma unroll
+            for (int i = rank; i < kTmaBN / 64; i += kCluster) {  // B's 64-row parts
+              if (n0 + 64 * i >= p.N) continue;
+              unsigned char* const part = stage + kTmaABytes + i * 8192;
+              constexpr uint16_t kAll = (1u << kCluster) - 1;
+              if constexpr (kBKMajor)
+                tma::load_3d_multicast(part, &map_b, kt * kTmaBK, n0 + 64 * i, zb, &full[s], kAll);
+              else
+                tma::load_3d_multicast(part, &map_b, n0 + 64 * i, kt * kTmaBK, zb, &full[s], kAll);
+            }
+          } else if constexpr (kBKMajor) {
             tma::load_3d(stage + kTmaABytes, &map_b, kt * kTmaBK, n0, zb, &full[s]);
           } else {
 #pragma unroll
@@ -671,6 +708,7 @@ __global__ void __launch_bounds__(384, 1)
         }
       }
     }
+    if constexpr (kCluster > 1) tma::cluster_sync();  // see the end of the kernel
     return;
   }
 
@@ -679,9 +717,9 @@ __global__ void __launch_bounds__(384, 1)
   // j KT.. in the producer's order, which sets each slab's stage and phase.
   const int c = wg - 1, warp = tid / 32, lane = tid % 32;
   constexpr int64_t kStep = kPingPong ? 2 : 1;
-  for (int64_t j = kPingPong ? c : 0; blockIdx.x + j * gridDim.x < items; j += kStep) {
+  for (int64_t j = kPingPong ? c : 0; first + j * stride < items; j += kStep) {
     int m0, n0, z;
-    item_tile(blockIdx.x + j * gridDim.x, m0, n0, z);
+    item_tile(first + j * stride, m0, n0, z);
     uint64_t it = static_cast<uint64_t>(j) * static_cast<uint64_t>(KT);
     float d[128];
 #pragma unroll
@@ -714,12 +752,12 @@ __global__ void __launch_bounds__(384, 1)
       }
       mma::wgmma_commit();
       mma::wgmma_wait<1>();  // the previous slab's products are done: its stage is free
-      if (kt > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
+      if (kt > 0 && lane == 0) release(static_cast<int>((it - 1) % kTmaStages));
     }
     mma::wgmma_wait<0>();
     mma::fence_operands(d);
     // The item's last stage is free too (the producer may already be filling the others).
-    if (KT > 0 && lane == 0) tma::mbar_arrive(&empty[(it - 1) % kTmaStages]);
+    if (KT > 0 && lane == 0) release(static_cast<int>((it - 1) % kTmaStages));
 
     // Epilogue: warp w of the group holds rows 16 w + g and + 8 of each 64-row half it computed,
     // columns 8 j + 2 q (+ 1).
@@ -738,6 +776,9 @@ __global__ void __launch_bounds__(384, 1)
       for (int jn = 0; jn < 32; ++jn) store_quad<T>(p, z, row, n0 + jn * 8 + 2 * q, &d[4 * jn]);
     }
   }
+  // No block of a cluster exits while another may still multicast into its stages or arrive on
+  // its barriers (the producers' last slabs, the consumers' last releases).
+  if constexpr (kCluster > 1) tma::cluster_sync();
 #else
   (void)p, (void)map_a, (void)map_b;
 #endif
@@ -759,11 +800,13 @@ void launch_wgmma(const TcParams& p, cudaStream_t stream, int device) {
 }
 
 /// Configuration 3 (one block per tile and batch), 4 (`persistent`: one block per SM walking the
-/// tiles) or 5 (kPingPong, persistent); false (nothing launched) when the tensor maps cannot be
-/// made or the sizes exceed TMA's 32-bit coordinates or the grid.
-template <class T, bool kAKMajor, bool kBKMajor, bool kPingPong>
+/// tiles), 5 (kPingPong, persistent) or 6 (5 in clusters of kCluster = 2 blocks, as many clusters
+/// as the GPU runs at once); false (nothing launched) when the tensor maps cannot be made, the
+/// sizes exceed TMA's 32-bit coordinates or the grid, or no cluster fits.
+template <class T, bool kAKMajor, bool kBKMajor, bool kPingPong, int kCluster = 1>
 bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int device) {
-  using Tile = TmaTile<kPingPong>;
+  using Tile = TmaTile<kPingPong, kCluster>;
+  static_assert(kCluster == 1 || kPingPong, "launch_tma: clusters with the ping-pong form only");
   if (p.M > INT32_MAX - Tile::BM || p.N > INT32_MAX - Tile::BN || p.K > INT32_MAX - Tile::BK)
     return false;
   // An operand of `rows` (M or N) x K: K-major as (batch, rows, K) in boxes of (box_rows, 64 k),
@@ -777,31 +820,56 @@ bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int dev
                    : tma::encode_tensor_map(map, bf16, base, n(rows), n(p.K), n(p.batches), n(ld),
                                             n(batch), 64, Tile::BK);
   };
-  const int64_t items =
-      ((p.M + Tile::BM - 1) / Tile::BM) * ((p.N + Tile::BN - 1) / Tile::BN) * p.batches;
+  // Work items: units of kCluster vertically adjacent tiles, per batch.
+  const int64_t items = ((p.M + Tile::BM * kCluster - 1) / (Tile::BM * kCluster)) *
+                        ((p.N + Tile::BN - 1) / Tile::BN) * p.batches;
   if (items > INT32_MAX) return false;
   CUtensorMap map_a, map_b;
   if (!operand_map(&map_a, p.a, p.M, p.lda, p.a_batch, kAKMajor, Tile::BM) ||
-      !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, Tile::BN))
+      !operand_map(&map_b, p.b, p.N, p.ldb, p.b_batch, kBKMajor, kCluster > 1 ? 64 : Tile::BN))
     return false;
-  detail::opt_in_smem<gemm_tma_kernel<T, kAKMajor, kBKMajor, kPingPong>>(Tile::kSmem, device);
-  const int64_t blocks = persistent ? std::min(items, detail::sm_count(device)) : items;
-  gemm_tma_kernel<T, kAKMajor, kBKMajor, kPingPong>
-      <<<static_cast<unsigned>(blocks), Tile::kThreads, Tile::kSmem, stream>>>(p, map_a, map_b);
+  constexpr auto kernel = gemm_tma_kernel<T, kAKMajor, kBKMajor, kPingPong, kCluster>;
+  detail::opt_in_smem<kernel>(Tile::kSmem, device);
+  if constexpr (kCluster == 1) {
+    const int64_t blocks = persistent ? std::min(items, detail::sm_count(device)) : items;
+    kernel<<<static_cast<unsigned>(blocks), Tile::kThreads, Tile::kSmem, stream>>>(p, map_a,
+                                                                                   map_b);
+  } else {
+    // Persistent clusters: as many as run at once (the GPU places a cluster's blocks in one GPC,
+    // so that can be fewer than SMs / kCluster), each walking the items.
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = kCluster, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+    cudaLaunchConfig_t config{};
+    config.blockDim = dim3(Tile::kThreads, 1, 1);
+    config.dynamicSmemBytes = Tile::kSmem;
+    config.stream = stream;
+    config.attrs = &attr;
+    config.numAttrs = 1;
+    config.gridDim = dim3(static_cast<unsigned>(detail::sm_count(device) / kCluster * kCluster), 1, 1);
+    int fit = 0;
+    if (cudaOccupancyMaxActiveClusters(&fit, kernel, &config) != cudaSuccess || fit <= 0) {
+      (void)cudaGetLastError();  // clear it: the caller falls back
+      return false;
+    }
+    config.gridDim = dim3(static_cast<unsigned>(kCluster * std::min<int64_t>(items, fit)), 1, 1);
+    EMBER_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, map_a, map_b));
+  }
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
 }
 
-/// launch_tma for configuration 3, 4 or 5.
+/// launch_tma for configuration 3, 4, 5 or 6.
 template <class T, bool kAKMajor, bool kBKMajor>
 bool launch_tma_config(const TcParams& p, int config, cudaStream_t stream, int device) {
+  if (config == 6) return launch_tma<T, kAKMajor, kBKMajor, true, 2>(p, true, stream, device);
   if (config == 5) return launch_tma<T, kAKMajor, kBKMajor, true>(p, true, stream, device);
   return launch_tma<T, kAKMajor, kBKMajor, false>(p, config == 4, stream, device);
 }
 
 /// set_gemm_tc_config's choice; EMBER_GEMM_TC_CONFIG at start-up forces one for the whole run
 /// (-1 or 0-5; the GPU check times whole training steps under some).
-detail::VariantSwitch g_config{"EMBER_GEMM_TC_CONFIG", "set_gemm_tc_config", -1, 5};
+detail::VariantSwitch g_config{"EMBER_GEMM_TC_CONFIG", "set_gemm_tc_config", -1, 6};
 
 template <class T, bool kBKMajor, class C>
 void launch(const TcParams& p, cudaStream_t stream, int device) {

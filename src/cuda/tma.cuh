@@ -13,6 +13,11 @@
 //   load_bulk           cp.async.bulk: contiguous bytes (16-byte units) likewise
 //   setmaxnreg          move registers between a block's warpgroups (producer -> consumers)
 //   named_barrier       bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
+//   cluster_ctarank / cluster_sync / mbar_arrive_cluster / load_3d_multicast   thread-block
+//                       clusters: the block's rank, a barrier of every thread of the cluster, an
+//                       arrival on the mbarrier at the same offset in another block of the
+//                       cluster, a box written to the same offset in several blocks' shared
+//                       memory (each completing its bytes on its own mbarrier at bar's offset)
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
 // a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
@@ -72,6 +77,9 @@ __device__ inline void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
 constexpr uint64_t kMbarWaitLimitNs = 20'000'000'000;
 
 /// Returns once the phase of parity `parity` has completed (traps after kMbarWaitLimitNs).
+/// kCluster: with acquire semantics at cluster scope, for a barrier other blocks of the cluster
+/// arrive on (mbar_arrive_cluster).
+template <bool kCluster = false>
 __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
 #if defined(EMBER_CUDA_EMULATED)
   while (!::ember_emu::mbar_test_parity(bar, parity)) ::ember_emu::spin_yield("an mbarrier");
@@ -80,12 +88,20 @@ __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
   uint64_t start = 0;
   for (;;) {
     uint32_t done = 0;
-    asm volatile(
-        "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(a), "r"(parity)
-        : "memory");
+    if constexpr (kCluster)
+      asm volatile(
+          "{\n.reg .pred p;\nmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], "
+          "%2;\nselp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(a), "r"(parity)
+          : "memory");
+    else
+      asm volatile(
+          "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+          "selp.u32 %0, 1, 0, p;\n}\n"
+          : "=r"(done)
+          : "r"(a), "r"(parity)
+          : "memory");
     if (done) return;
     // A phase that never completes is a protocol bug: trap (the launch fails with an error)
     // after kMbarWaitLimitNs rather than hang the GPU until someone kills the process.
@@ -158,6 +174,68 @@ __device__ inline void load_box(void* dst, const CUtensorMap* map, const int32_t
 __device__ inline void load_3d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
                                int32_t c2, uint64_t* bar) {
   load_box<3>(dst, map, {c0, c1, c2}, bar);
+}
+
+// ---- thread-block clusters ----
+
+/// This block's rank in its cluster (%cluster_ctarank; 0 without a cluster).
+__device__ inline uint32_t cluster_ctarank() {
+#if defined(EMBER_CUDA_EMULATED)
+  return static_cast<uint32_t>(::ember_emu::cluster_ctarank());
+#else
+  uint32_t r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+#endif
+}
+
+/// Every thread of every block of the cluster arrives, then waits for the others (release /
+/// acquire at cluster scope; the non-.aligned form, so the threads of a warp may reach it apart).
+/// Before a block's first remote access (its peers' barriers must be initialised) and before it
+/// exits (its peers may still reach its shared memory).
+__device__ inline void cluster_sync() {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::cluster_arrive();
+  ::ember_emu::cluster_wait();
+#else
+  asm volatile("barrier.cluster.arrive.release;\n" ::: "memory");
+  asm volatile("barrier.cluster.wait.acquire;\n" ::: "memory");
+#endif
+}
+
+/// Arrives (release, cluster scope) on the mbarrier at bar's offset in block `cta` of the cluster
+/// (mapa, then mbarrier.arrive on the shared::cluster address; `cta` may be this block).
+__device__ inline void mbar_arrive_cluster(uint64_t* bar, uint32_t cta) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::mbar_arrive(
+      static_cast<uint64_t*>(::ember_emu::map_shared_rank(bar, static_cast<int>(cta))), 0);
+#else
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(a), "r"(cta));
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote)
+               : "memory");
+#endif
+}
+
+/// load_3d's box written to dst's offset in the shared memory of every block of the cluster whose
+/// bit is set in `mask` (bit r: rank r), each completing the box's bytes on its own mbarrier at
+/// bar's offset (cp.async.bulk.tensor .multicast::cluster).
+__device__ inline void load_3d_multicast(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,
+                                         int32_t c2, uint64_t* bar, uint16_t mask) {
+#if defined(EMBER_CUDA_EMULATED)
+  const int32_t c[3] = {c0, c1, c2};
+  ::ember_emu::tma_load_multicast(dst, map, c, bar, mask);
+#else
+  const auto d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const auto b = static_cast<uint32_t>(__cvta_generic_to_shared(bar));
+  const auto m = reinterpret_cast<uint64_t>(map);
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      ".multicast::cluster [%0], [%1, {%2, %3, %4}], [%5], %6;\n" ::"r"(d),
+      "l"(m), "r"(c0), "r"(c1), "r"(c2), "r"(b), "h"(mask)
+      : "memory");
+#endif
 }
 /// e.g. attention's (D, rows, heads, batches)
 __device__ inline void load_4d(void* dst, const CUtensorMap* map, int32_t c0, int32_t c1,

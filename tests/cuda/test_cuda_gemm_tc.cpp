@@ -4,8 +4,9 @@
 // (K, N)), lda wider than K, batches (broadcast too), and every epilogue part (alpha, beta with
 // out's old values, bias, ReLU/GELU/GELU-tanh, residual) into strided outputs that start
 // poisoned; each tile configuration (set_gemm_tc_config: 1, 0, 2 (wgmma), 3 (TMA + wgmma,
-// warp-specialised) and 5 (its ping-pong form) on sm_90a, 4 and 5 (persistent) on more tiles than
-// SMs; the emulator models wgmma, TMA and mbarriers). float32
+// warp-specialised), 5 (its ping-pong form) and 6 (5 in clusters of two blocks sharing B by TMA
+// multicast; tiles wholly past M in the last cluster's unit) on sm_90a, 4-6 (persistent) on more
+// tiles than SMs; the emulator models wgmma, TMA, mbarriers and clusters). float32
 // on TF32 (cuda::set_allow_tf32): against float64 on the inputs rounded as cvt.rna.tf32 rounds
 // them (float32 accuracy) and on the exact inputs (TF32 accuracy, 2e-3 of the largest |value|).
 // Tolerance: one rounding of the output dtype relative (test::tolerance), plus 1e-3 of that
@@ -97,7 +98,7 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
   };
   const Shape shapes[] = {{1, 8, 8},      {37, 72, 40},   {130, 136, 264},
                           {257, 120, 96}, {128, 128, 32}, {300, 264, 1032}};
-  for (int config : {1, 0, 2, 3, 5}) {
+  for (int config : {1, 0, 2, 3, 5, 6}) {
     cuda::set_gemm_tc_config(config);
     for (DType dt : {kBFloat16, kFloat16}) {
       for (const Shape& s : shapes) {
@@ -118,7 +119,7 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
   cuda::set_gemm_tc_config(-1);
 }
 
-TEST_CASE("cuda gemm_tc: configurations 3 and 5 read an M-contiguous A (dY^T) in place") {
+TEST_CASE("cuda gemm_tc: configurations 3, 5 and 6 read an M-contiguous A (dY^T) in place") {
   if (!gpu()) return;
   Generator g(9006);
   struct Shape {
@@ -127,7 +128,7 @@ TEST_CASE("cuda gemm_tc: configurations 3 and 5 read an M-contiguous A (dY^T) in
   // M not a multiple of 64, K not of 64 (nor of 8 where B is (K, N): A's and B's K is then
   // their row count), N past one tile.
   const Shape shapes[] = {{40, 72, 40}, {136, 264, 136}, {200, 56, 64}, {48, 64, 37}};
-  for (int config : {3, 5, 1}) {
+  for (int config : {3, 5, 6, 1}) {
     cuda::set_gemm_tc_config(config);
     for (DType dt : {kBFloat16, kFloat16})
       for (const Shape& s : shapes)
@@ -155,7 +156,7 @@ TEST_CASE("cuda gemm_tc: configurations 3 and 5 read an M-contiguous A (dY^T) in
   cuda::set_gemm_tc_config(-1);
 }
 
-TEST_CASE("cuda gemm_tc: configurations 4 and 5 (persistent) walk several tiles per block") {
+TEST_CASE("cuda gemm_tc: configurations 4-6 (persistent) walk several tiles per block") {
   if (!gpu()) return;
   Generator g(9007);
   // 34 batches of 2 x 2 tiles of 128 x 256 (configuration 4): 136 items for the GPU's SMs (132 on
@@ -163,9 +164,10 @@ TEST_CASE("cuda gemm_tc: configurations 4 and 5 (persistent) walk several tiles 
   // stages' phases run on across items (3 slabs a tile against 4 stages). Configuration 5's
   // 128 x 128 tiles make 272 items: every block takes two or three, so both of its consumer
   // warpgroups work (ping-pong), one of them twice, on slabs interleaved in the 6-stage ring.
+  // Configuration 6: 102 units of two vertically adjacent tiles for 66 clusters of two blocks.
   // Both operand layouts of each side.
   const int64_t Bt = 34, M = 136, N = 264, K = 136;
-  for (const int config : {4, 5}) {
+  for (const int config : {4, 5, 6}) {
     cuda::set_gemm_tc_config(config);
     for (const bool transposed : {false, true}) {
       const DType dt = transposed ? kFloat16 : kBFloat16;
@@ -189,7 +191,7 @@ TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
   if (!gpu()) return;
   Generator g(9002);
   const int64_t Bt = 3, M = 75, N = 200, K = 72;
-  for (int config : {1, 0, 2, 3, 5})
+  for (int config : {1, 0, 2, 3, 5, 6})
     for (DType dt : {kBFloat16, kFloat16}) {
       cuda::set_gemm_tc_config(config);
       // A rows 80 apart (lda > K), B a broadcast weight (batch stride 0).
@@ -220,7 +222,7 @@ TEST_CASE("cuda gemm_tc: odd N, so column pairs straddle the edge and rows start
   if (!gpu()) return;
   Generator g(9004);
   const int64_t M = 21, N = 75, K = 48;
-  for (int config : {1, 0, 2, 3, 5})
+  for (int config : {1, 0, 2, 3, 5, 6})
     for (DType dt : {kBFloat16, kFloat16}) {
       INFO("config " << config << " " << dt);
       cuda::set_gemm_tc_config(config);
@@ -278,7 +280,7 @@ TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing
   wrong_bias.bias = rnd({47}, dt, g);
   CHECK_FALSE(cuda::gemm_tc(out, a, b, wrong_bias));
   CHECK(equal(out.cpu(), zeros({1, 40, 48}, TensorOptions(dt))));
-  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(6), ValueError, "set_gemm_tc_config");
+  EMBER_CHECK_THROWS(cuda::set_gemm_tc_config(7), ValueError, "set_gemm_tc_config");
 }
 
 TEST_CASE("cuda matmul and linear in 16-bit floats go through the tensor cores") {

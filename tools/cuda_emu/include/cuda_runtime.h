@@ -256,6 +256,7 @@ struct LaunchConfig {
   dim3 grid, block;
   size_t shmem;
   cudaStream_t stream;
+  dim3 cluster{1, 1, 1};  // thread-block cluster (cudaLaunchKernelEx's attribute)
 };
 using ThreadEntry = void (*)(void* ctx);
 /// Runs the grid: entry(ctx) once per thread, as a fiber.
@@ -267,8 +268,9 @@ void check_kernel_pointer(const char* kernel, int index, const void* p);
 template <class K>
 class Launcher {
  public:
-  Launcher(const char* name, K kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream)
-      : kernel_(kernel), config_{name, nullptr, grid, block, shmem, stream} {}
+  Launcher(const char* name, K kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
+           dim3 cluster = dim3(1, 1, 1))
+      : kernel_(kernel), config_{name, nullptr, grid, block, shmem, stream, cluster} {}
 
   template <class... A>
   void operator()(A&&... args) const {
@@ -304,6 +306,62 @@ Launcher<K> launch(const char* name, K kernel, dim3 grid, dim3 block, size_t shm
                    cudaStream_t stream = 0) {
   return Launcher<K>(name, kernel, grid, block, shmem, stream);
 }
+
+}  // namespace ember_emu
+
+// ---- cudaLaunchKernelEx (the C++ template form) with a cluster dimension ----
+enum cudaLaunchAttributeID {
+  cudaLaunchAttributeIgnore = 0,
+  cudaLaunchAttributeClusterDimension = 4,
+};
+union cudaLaunchAttributeValue {
+  char pad[64];
+  struct {
+    unsigned int x, y, z;
+  } clusterDim;
+};
+struct cudaLaunchAttribute {
+  cudaLaunchAttributeID id;
+  cudaLaunchAttributeValue val;
+};
+struct cudaLaunchConfig_t {
+  dim3 gridDim, blockDim;
+  size_t dynamicSmemBytes;
+  cudaStream_t stream;
+  cudaLaunchAttribute* attrs;
+  unsigned int numAttrs;
+};
+template <class... Exp, class... Act>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(Exp...),
+                               Act&&... args) {
+  dim3 cluster(1, 1, 1);
+  for (unsigned i = 0; i < config->numAttrs; ++i) {
+    const cudaLaunchAttribute& a = config->attrs[i];
+    if (a.id == cudaLaunchAttributeClusterDimension)
+      cluster = dim3(a.val.clusterDim.x, a.val.clusterDim.y, a.val.clusterDim.z);
+    else if (a.id != cudaLaunchAttributeIgnore)
+      ember_emu::fatal("cudaLaunchKernelEx: launch attribute %d is not emulated", static_cast<int>(a.id));
+  }
+  ember_emu::Launcher<void (*)(Exp...)>("cudaLaunchKernelEx", kernel, config->gridDim,
+                                        config->blockDim, config->dynamicSmemBytes,
+                                        config->stream, cluster)(static_cast<Exp>(args)...);
+  return cudaSuccess;
+}
+/// One block per SM of the emulated H200 (132) when its shared memory fits, grouped into clusters
+/// of the config's cluster dimension.
+template <class... Exp>
+cudaError_t cudaOccupancyMaxActiveClusters(int* clusters, void (*)(Exp...),
+                                           const cudaLaunchConfig_t* config) {
+  unsigned size = 1;
+  for (unsigned i = 0; i < config->numAttrs; ++i)
+    if (config->attrs[i].id == cudaLaunchAttributeClusterDimension)
+      size = config->attrs[i].val.clusterDim.x * config->attrs[i].val.clusterDim.y *
+             config->attrs[i].val.clusterDim.z;
+  *clusters = config->dynamicSmemBytes <= 227 * 1024 && size > 0 ? static_cast<int>(132 / size) : 0;
+  return cudaSuccess;
+}
+
+namespace ember_emu {
 
 // ---- Hopper's asynchronous units (sm_90a), emulated for src/cuda/mma.cuh and tma.cuh ----
 // Shared-memory addresses (__cvta_generic_to_shared) exist for the launch's dynamic shared memory:
@@ -358,6 +416,26 @@ void cp_async_commit();
 void cp_async_wait(int pending);
 void wgmma_commit();
 void wgmma_wait(int pending);
+
+// Thread-block clusters (a launch by cudaLaunchKernelEx with cudaLaunchAttributeClusterDimension):
+// the blocks of a cluster run together, each with its own dynamic shared memory (static
+// __shared__ variables abort), and reach each other's:
+/// %cluster_ctarank and %cluster_nctarank.
+int cluster_ctarank();
+int cluster_nctarank();
+/// barrier.cluster.arrive / .wait: the phase completes when every thread of the cluster has
+/// arrived; a thread exiting while others wait aborts, as does a wait without an arrival.
+void cluster_arrive();
+void cluster_wait();
+/// mapa: p (in the calling block's dynamic shared memory) at the same offset in block `rank` of
+/// the cluster; mbar_arrive on the result is a remote arrival (mbarrier.arrive.shared::cluster).
+/// Reaching a block whose threads have all exited aborts.
+void* map_shared_rank(const void* p, int rank);
+/// cp.async.bulk.tensor .multicast::cluster: the box into the same shared offset dst of every
+/// block of the cluster in `mask` (bit r: rank r), each completing its bytes on its own
+/// mbarrier at bar's offset.
+void tma_load_multicast(void* dst, const void* tmap, const int32_t* coords, void* bar,
+                        uint16_t mask);
 
 template <class T>
 uint64_t to_bits(const T& v) {

@@ -112,6 +112,9 @@ struct Fiber {
   void* sp = nullptr;
   FiberState state = FiberState::kReady;
   uint3 tid{0, 0, 0};
+  int block = 0;                        // its block's rank in the cluster (0 without one)
+  bool cluster_armed = false;           // arrived at barrier.cluster, not yet waited
+  uint64_t cluster_generation = 0;      // the barrier.cluster phase it arrived in
   const char* polling = nullptr;        // set by spin_yield until the fiber runs again
   std::vector<WgmmaOp> wgmma_ops;       // issued, not yet run (wgmma.mma_async)
   std::vector<std::pair<uint32_t, uint32_t>> wgmma_reads;  // their shared byte ranges [lo, hi)
@@ -152,38 +155,49 @@ struct Stack {
 struct Exec {
   const LaunchConfig* config = nullptr;
   bool active = false;
-  int nthreads = 0;
+  // A launch runs one cluster of blocks at a time (a block alone without clusters): the fibers
+  // of every thread of its blocks run together, block b's thread t at fiber b * block_threads +
+  // t, its warp w at warps[b * warps_per_block + w].
+  int nthreads = 0;  // fibers: threads of the cluster
+  int block_threads = 0, warps_per_block = 0, cluster = 1;
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   std::vector<Stack> stacks;
   size_t stack_size = 0;
   void* scheduler_sp = nullptr;
   int current = -1;
-  int done = 0;
-  int arrived = 0;
-  int barrier_count = 0;  // __syncthreads_count's running sum
-  int barrier_result = 0;
-  const char* barrier_file = nullptr;
-  int barrier_line = 0;
+  int done = 0;  // fibers exited
   ThreadEntry entry = nullptr;
   void* ctx = nullptr;
-  // shared memory
-  std::vector<void*> shared_vars;
-  size_t static_shared = 0;
-  char* dynamic = nullptr;  // this launch's dynamic shared memory
-  char* dynamic_map = nullptr;
-  size_t dynamic_map_len = 0;
-  size_t shared_limit = 0;  // static + dynamic
-  bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
-  uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
-  std::map<const void*, Mbarrier> mbarriers;  // this block's, by address
   // Named barriers 1-15 (bar.sync / bar.arrive; 0 is __syncthreads): the count of the phase in
   // progress, its arrivals so far, and how many phases have completed.
   struct NamedBarrier {
     int count = 0, arrived = 0;
     uint64_t generation = 0;
   };
-  std::array<NamedBarrier, 16> named{};
+  struct Block {  // one block of the cluster being run
+    uint3 idx{0, 0, 0};
+    int done = 0;     // threads exited
+    int arrived = 0;  // at the __syncthreads in progress
+    int barrier_count = 0;  // __syncthreads_count's running sum
+    int barrier_result = 0;
+    const char* barrier_file = nullptr;
+    int barrier_line = 0;
+    std::array<NamedBarrier, 16> named{};
+    char* dynamic = nullptr;  // its dynamic shared memory
+    char* dynamic_map = nullptr;
+    size_t dynamic_map_len = 0;
+  };
+  std::vector<Block> blocks;
+  int cluster_arrived = 0;          // barrier.cluster: arrivals in the phase in progress
+  uint64_t cluster_generation = 0;  // and phases completed
+  // shared memory
+  std::vector<void*> shared_vars;
+  size_t static_shared = 0;
+  size_t shared_limit = 0;  // static + dynamic
+  bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
+  uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
+  std::map<const void*, Mbarrier> mbarriers;  // the cluster's, by address
   size_t wgmma_pending = 0;                   // issued wgmma not yet run, all threads
   // Register-A wgmma: the A fragments of a warp's 32 lanes (4 registers each) by (warp, issue
   // number), and how many lanes have still to run that wgmma.
@@ -197,6 +211,21 @@ struct Exec {
 
 Exec g_exec;
 void land_copies(Fiber& f, size_t count);
+
+/// Fiber t's warp (an index into Exec::warps), and the fiber of lane `lane` of warp w.
+int warp_of(int t) {
+  const Exec& x = g_exec;
+  return t / x.block_threads * x.warps_per_block + t % x.block_threads / 32;
+}
+int fiber_of(int w, int lane) {
+  const Exec& x = g_exec;
+  return w / x.warps_per_block * x.block_threads + w % x.warps_per_block * 32 + lane;
+}
+/// The block of the calling thread.
+Exec::Block& current_block() {
+  Exec& x = g_exec;
+  return x.blocks[static_cast<size_t>(x.fibers[static_cast<size_t>(x.current)].block)];
+}
 std::mutex g_launch_mutex;
 std::mutex g_func_mutex;
 std::map<const void*, int> g_max_dynamic_shared;  // cudaFuncAttributeMaxDynamicSharedMemorySize
@@ -300,26 +329,33 @@ const char* state_name(FiberState s) {
     char buf[160];
     std::snprintf(buf, sizeof buf, "\n  thread (%u,%u,%u): %s", f.tid.x, f.tid.y, f.tid.z, state_name(f.state));
     detail += buf;
-    if (f.state == FiberState::kWarpWait) detail += std::string(" (") + g_exec.warps[static_cast<size_t>(t / 32)].what + ")";
+    if (g_exec.cluster > 1) detail += " of block rank " + std::to_string(f.block);
+    if (f.state == FiberState::kWarpWait) detail += std::string(" (") + g_exec.warps[static_cast<size_t>(warp_of(t))].what + ")";
     if (f.state == FiberState::kReady && f.polling) detail += std::string(" polling ") + f.polling;
     ++shown;
   }
+  const Exec::Block& b = g_exec.blocks[0];
   fatal("deadlock in %s: %d of %d threads exited, none of the others can proceed "
-        "(__syncthreads at %s:%d has %d arrivals)%s",
-        where().c_str(), g_exec.done, g_exec.nthreads, g_exec.barrier_file ? g_exec.barrier_file : "-",
-        g_exec.barrier_line, g_exec.arrived, detail.c_str());
+        "(__syncthreads at %s:%d has %d arrivals%s)%s",
+        where().c_str(), g_exec.done, g_exec.nthreads, b.barrier_file ? b.barrier_file : "-",
+        b.barrier_line, b.arrived, g_exec.cluster > 1 ? " in block rank 0" : "", detail.c_str());
 }
 
 void thread_exited() {
   Exec& x = g_exec;
   const int t = x.current;
   Fiber& f = x.fibers[static_cast<size_t>(t)];
-  if (x.arrived > 0)
+  Exec::Block& b = x.blocks[static_cast<size_t>(f.block)];
+  if (b.arrived > 0)
     fatal("%s exited while %d thread(s) wait at __syncthreads (%s:%d): a barrier not reached by "
           "every thread of the block",
-          where().c_str(), x.arrived, x.barrier_file, x.barrier_line);
-  Warp& w = x.warps[static_cast<size_t>(t / 32)];
-  const uint32_t bit = 1u << (t % 32);
+          where().c_str(), b.arrived, b.barrier_file, b.barrier_line);
+  if (x.cluster_arrived > 0)
+    fatal("%s exited while %d thread(s) of the cluster wait at barrier.cluster: a barrier not "
+          "reached by every thread of the cluster",
+          where().c_str(), x.cluster_arrived);
+  Warp& w = x.warps[static_cast<size_t>(warp_of(t))];
+  const uint32_t bit = 1u << (t % x.block_threads % 32);
   if (w.arrived != 0 && (w.expected & bit))
     fatal("%s exited while lanes of its warp wait for it at %s (mask 0x%08x)", where().c_str(), w.what, w.mask);
   if (!f.wgmma_ops.empty())
@@ -328,6 +364,7 @@ void thread_exited() {
   land_copies(f, f.copies.size());  // what a thread leaves in flight lands before the block ends
   f.state = FiberState::kDone;
   ++x.done;
+  ++b.done;
 }
 
 [[noreturn]] void fiber_main() {
@@ -344,15 +381,19 @@ void thread_exited() {
 }
 
 void set_thread_builtins(int t) {
-  threadIdx = g_exec.fibers[static_cast<size_t>(t)].tid;
+  const Fiber& f = g_exec.fibers[static_cast<size_t>(t)];
+  threadIdx = f.tid;
+  blockIdx = g_exec.blocks[static_cast<size_t>(f.block)].idx;
 }
 
-void run_block() {
+/// Runs the blocks of one cluster (one block without clusters), x.blocks[*].idx set.
+void run_cluster() {
   Exec& x = g_exec;
   const int n = x.nthreads;
   for (int t = 0; t < n; ++t) {
     Fiber& f = x.fibers[static_cast<size_t>(t)];
     f.state = FiberState::kReady;
+    f.cluster_armed = false;
     f.sp = init_stack(x.stacks[static_cast<size_t>(t)], t);
     f.polling = nullptr;
     f.wgmma_ops.clear();
@@ -366,40 +407,52 @@ void run_block() {
   x.wgmma_pending = 0;
   x.wgmma_frags.clear();
   x.mbarriers.clear();
-  x.named.fill({});
   for (Warp& w : x.warps) w.arrived = 0;
   x.done = 0;
-  x.arrived = 0;
-  x.barrier_count = 0;
+  x.cluster_arrived = 0;
+  for (Exec::Block& b : x.blocks) {
+    b.named.fill({});
+    b.done = 0;
+    b.arrived = 0;
+    b.barrier_count = 0;
+    if (b.dynamic != nullptr) std::memset(b.dynamic, 0xFF, x.config->shmem);
+  }
   x.shared_vars.clear();
   x.static_shared = 0;
-  if (x.dynamic != nullptr) std::memset(x.dynamic, 0xFF, x.config->shmem);
   while (x.done < n) {
     // Progress: a thread that ran and stopped for any reason but polling, or an mbarrier change.
+    // The blocks of a cluster run by priority: the first (the last with EMBER_EMU_REVERSE) until
+    // none of its threads can move, only then the next, so a block gets as far ahead of its peers
+    // as the protocol lets it: the adversarial order for one that refills a peer's stage, or
+    // arrives on its barriers, too early.
     bool progressed = false;
     const uint64_t epoch = x.epoch;
-    for (int i = 0; i < n; ++i) {
-      const int t = x.reverse ? n - 1 - i : i;
-      Fiber& f = x.fibers[static_cast<size_t>(t)];
-      if (f.state != FiberState::kReady) continue;
-      x.current = t;
-      set_thread_builtins(t);
-      f.polling = nullptr;
-      ember_emu_switch(&x.scheduler_sp, f.sp);
-      if (f.polling == nullptr) progressed = true;
-      if (x.restart) {  // the threads waiting for the phase run before anyone else moves on
-        x.restart = false;
-        break;
+    for (int k = 0; k < x.cluster && !progressed && x.epoch == epoch; ++k) {
+      const int b = x.reverse ? x.cluster - 1 - k : k;
+      for (int i = 0; i < x.block_threads; ++i) {
+        const int t = b * x.block_threads + (x.reverse ? x.block_threads - 1 - i : i);
+        Fiber& f = x.fibers[static_cast<size_t>(t)];
+        if (f.state != FiberState::kReady) continue;
+        x.current = t;
+        set_thread_builtins(t);
+        f.polling = nullptr;
+        ember_emu_switch(&x.scheduler_sp, f.sp);
+        if (f.polling == nullptr) progressed = true;
+        if (x.restart) {  // the threads waiting for the phase run before anyone else moves on
+          x.restart = false;
+          break;
+        }
       }
     }
     x.current = -1;
     if (!progressed && x.epoch == epoch && x.done < n) report_deadlock();
   }
-  for (size_t id = 1; id < x.named.size(); ++id)
-    if (x.named[id].arrived != 0)
-      fatal("%s: the block ended with %d of %d arrivals at named barrier %zu (bar.arrive without "
-            "a matching bar.sync)",
-            where().c_str(), x.named[id].arrived, x.named[id].count, id);
+  for (const Exec::Block& b : x.blocks)
+    for (size_t id = 1; id < b.named.size(); ++id)
+      if (b.named[id].arrived != 0)
+        fatal("%s: the block ended with %d of %d arrivals at named barrier %zu (bar.arrive "
+              "without a matching bar.sync)",
+              where().c_str(), b.named[id].arrived, b.named[id].count, id);
 }
 
 }  // namespace
@@ -423,35 +476,37 @@ void syncthreads(const char* file, int line) { (void)syncthreads_count(0, file, 
 int syncthreads_count(int predicate, const char* file, int line) {
   Exec& x = g_exec;
   if (!x.active || x.current < 0) fatal("__syncthreads called outside a kernel (%s:%d)", file, line);
-  if (x.done > 0)
+  Exec::Block& b = current_block();
+  if (b.done > 0)
     fatal("%s reached __syncthreads at %s:%d after %d thread(s) of the block exited: a barrier not "
           "reached by every thread of the block",
-          where().c_str(), file, line, x.done);
-  if (x.arrived == 0) {
-    x.barrier_file = file;
-    x.barrier_line = line;
-    x.barrier_count = 0;
-  } else if (x.barrier_line != line || std::strcmp(x.barrier_file, file) != 0) {
+          where().c_str(), file, line, b.done);
+  if (b.arrived == 0) {
+    b.barrier_file = file;
+    b.barrier_line = line;
+    b.barrier_count = 0;
+  } else if (b.barrier_line != line || std::strcmp(b.barrier_file, file) != 0) {
     fatal("%s waits at __syncthreads %s:%d while other threads of the block wait at %s:%d "
           "(divergent barriers)",
-          where().c_str(), file, line, x.barrier_file, x.barrier_line);
+          where().c_str(), file, line, b.barrier_file, b.barrier_line);
   }
-  x.barrier_count += predicate;
-  if (++x.arrived == x.nthreads) {
-    x.arrived = 0;
-    x.barrier_result = x.barrier_count;
+  b.barrier_count += predicate;
+  if (++b.arrived == x.block_threads) {
+    b.arrived = 0;
+    b.barrier_result = b.barrier_count;
+    const int rank = x.fibers[static_cast<size_t>(x.current)].block;
     for (Fiber& f : x.fibers)
-      if (f.state == FiberState::kBlockWait) f.state = FiberState::kReady;
-    return x.barrier_result;
+      if (f.block == rank && f.state == FiberState::kBlockWait) f.state = FiberState::kReady;
+    return b.barrier_result;
   }
   x.fibers[static_cast<size_t>(x.current)].state = FiberState::kBlockWait;
   switch_to_scheduler();
-  return x.barrier_result;
+  return b.barrier_result;
 }
 
 namespace {
 uint32_t lanes_existing(int warp) {
-  const int live = std::min(32, g_exec.nthreads - warp * 32);
+  const int live = std::min(32, g_exec.block_threads - warp % g_exec.warps_per_block * 32);
   return live >= 32 ? 0xffffffffu : ((1u << live) - 1u);
 }
 constexpr uint64_t kPoison = ~uint64_t{0};
@@ -492,8 +547,8 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, in
   if (!x.active || x.current < 0) fatal("%s called outside a kernel", what);
   if (width <= 0 || width > 32 || (width & (width - 1)) != 0)
     fatal("%s in %s: width %d is not a power of two <= 32", what, where().c_str(), width);
-  const int t = x.current, lane = t % 32;
-  Warp& w = x.warps[static_cast<size_t>(t / 32)];
+  const int t = x.current, lane = t % x.block_threads % 32, wi = warp_of(t);
+  Warp& w = x.warps[static_cast<size_t>(wi)];
   const uint32_t bit = 1u << lane;
   if (!(mask & bit))
     fatal("%s in %s: the calling lane %d is not in the mask 0x%08x", what, where().c_str(), lane, mask);
@@ -502,9 +557,9 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, in
     w.op = op;
     w.width = width;
     w.what = what;
-    w.expected = mask & lanes_existing(t / 32);
+    w.expected = mask & lanes_existing(wi);
     for (int l = 0; l < 32; ++l)
-      if ((w.expected & (1u << l)) && x.fibers[static_cast<size_t>(t / 32 * 32 + l)].state == FiberState::kDone)
+      if ((w.expected & (1u << l)) && x.fibers[static_cast<size_t>(fiber_of(wi, l))].state == FiberState::kDone)
         fatal("%s in %s: lane %d of the mask 0x%08x has exited", what, where().c_str(), l, mask);
   } else if (w.mask != mask || w.op != op || w.width != width) {
     fatal("%s in %s (mask 0x%08x) while other lanes of the warp wait at %s (mask 0x%08x)", what,
@@ -518,7 +573,7 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, in
     w.arrived = 0;
     for (int l = 0; l < 32; ++l)
       if ((w.expected & (1u << l)) && l != lane)
-        x.fibers[static_cast<size_t>(t / 32 * 32 + l)].state = FiberState::kReady;
+        x.fibers[static_cast<size_t>(fiber_of(wi, l))].state = FiberState::kReady;
     return w.results[lane];
   }
   x.fibers[static_cast<size_t>(t)].state = FiberState::kWarpWait;
@@ -529,16 +584,22 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int param, in
 unsigned active_mask() {
   Exec& x = g_exec;
   if (!x.active || x.current < 0) fatal("__activemask called outside a kernel");
-  const int w = x.current / 32;
+  const int w = warp_of(x.current);
+  const uint32_t lanes = lanes_existing(w);
   unsigned m = 0;
-  for (int l = 0; l < 32 && w * 32 + l < x.nthreads; ++l)
-    if (x.fibers[static_cast<size_t>(w * 32 + l)].state != FiberState::kDone) m |= 1u << l;
+  for (int l = 0; l < 32; ++l)
+    if ((lanes >> l & 1u) && x.fibers[static_cast<size_t>(fiber_of(w, l))].state != FiberState::kDone)
+      m |= 1u << l;
   return m;
 }
 
 void shared_var(void* p, size_t bytes) {
   Exec& x = g_exec;
   if (!x.active) fatal("a __shared__ variable declared outside a kernel");
+  if (x.cluster > 1)
+    fatal("%s: a static __shared__ variable in a cluster launch (not emulated: the blocks of a "
+          "cluster run together; use extern __shared__ memory)",
+          where().c_str());
   for (void* q : x.shared_vars)
     if (q == p) return;
   x.shared_vars.push_back(p);
@@ -553,21 +614,49 @@ void shared_var(void* p, size_t bytes) {
 
 void* dynamic_shared() {
   Exec& x = g_exec;
-  if (!x.active) fatal("extern __shared__ used outside a kernel");
-  return x.dynamic;  // null without dynamic shared memory: any use faults
+  if (!x.active || x.current < 0) fatal("extern __shared__ used outside a kernel");
+  return current_block().dynamic;  // null without dynamic shared memory: any use faults
 }
 
 // ---- Hopper: shared addresses, mbarriers, TMA, wgmma ----
 
 namespace {
-uintptr_t shared_origin() {
-  const Exec& x = g_exec;
-  if (!x.active || x.current < 0) fatal("a shared-memory address taken outside a kernel");
-  if (x.dynamic == nullptr)
+/// Shared addresses of block b (its dynamic shared memory) start at the 1024-byte boundary at or
+/// below the memory's start.
+uintptr_t shared_origin(const Exec::Block& b) {
+  if (b.dynamic == nullptr)
     fatal("%s: a shared-memory address without dynamic shared memory (only extern __shared__ "
           "memory has addresses under the emulator)",
           where().c_str());
-  return reinterpret_cast<uintptr_t>(x.dynamic) & ~uintptr_t{1023};
+  return reinterpret_cast<uintptr_t>(b.dynamic) & ~uintptr_t{1023};
+}
+uintptr_t shared_origin() {
+  const Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("a shared-memory address taken outside a kernel");
+  return shared_origin(current_block());
+}
+
+/// The rank of the block whose dynamic shared memory holds p, or -1.
+int block_holding(const void* p) {
+  const Exec& x = g_exec;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  for (size_t r = 0; r < x.blocks.size(); ++r) {
+    const auto lo = reinterpret_cast<uintptr_t>(x.blocks[r].dynamic);
+    if (x.blocks[r].dynamic != nullptr && a >= lo && a < lo + x.config->shmem)
+      return static_cast<int>(r);
+  }
+  return -1;
+}
+
+/// Aborts unless block `rank` of the cluster is still running: its shared memory is gone once its
+/// threads have all exited (a block must not exit while the cluster may still access it).
+void require_block_alive(int rank, const char* what) {
+  const Exec& x = g_exec;
+  if (x.blocks[static_cast<size_t>(rank)].done == x.block_threads)
+    fatal("%s: %s reaches the shared memory of block rank %d of the cluster, whose threads have "
+          "all exited (a block must not exit while others of its cluster may still access its "
+          "shared memory: end with a cluster barrier)",
+          where().c_str(), what, rank);
 }
 
 Mbarrier& mbarrier_at(void* bar, const char* what) {
@@ -578,6 +667,8 @@ Mbarrier& mbarrier_at(void* bar, const char* what) {
   auto it = x.mbarriers.find(bar);
   if (it == x.mbarriers.end())
     fatal("%s in %s: mbarrier %p used before mbarrier.init in this block", what, where().c_str(), bar);
+  const int rank = block_holding(bar);
+  if (rank >= 0) require_block_alive(rank, what);
   return it->second;
 }
 
@@ -697,11 +788,12 @@ std::pair<uint32_t, uint32_t> operand_footprint(uint64_t desc, int rows, bool mn
 
 /// Aborts if shared bytes [lo, hi) are read by a wgmma some thread has issued and not yet retired
 /// (the async proxy may still be reading them: a stage refilled too early).
-void check_no_pending_reads(uint32_t lo, uint32_t hi, const char* writer) {
+void check_no_pending_reads(int block, uint32_t lo, uint32_t hi, const char* writer) {
   const Exec& x = g_exec;
   if (x.wgmma_pending == 0) return;
   for (int t = 0; t < x.nthreads; ++t) {
     const Fiber& f = x.fibers[static_cast<size_t>(t)];
+    if (f.block != block) continue;
     for (const auto& [rlo, rhi] : f.wgmma_reads)
       if (lo < rhi && rlo < hi)
         fatal("%s: %s writes shared bytes [0x%x, 0x%x) that a wgmma of thread (%u,%u,%u) reads and "
@@ -720,14 +812,14 @@ float element_to_float(uint16_t bits, bool bf16) {
 void run_wgmma(const WgmmaOp& op, int rank, uint64_t seq) {
   Exec& x = g_exec;
   const uintptr_t origin = shared_origin();
-  const size_t limit = reinterpret_cast<uintptr_t>(x.dynamic) + x.config->shmem - origin;
+  const size_t limit = reinterpret_cast<uintptr_t>(current_block().dynamic) + x.config->shmem - origin;
   const WgmmaOperand a(op.desc_a, op.trans_a, origin, limit), b(op.desc_b, op.trans_b, origin, limit);
   const int w = rank / 32, lane = rank % 32;
   float arow[2][16];
   if (op.a_regs) {
     // Row g (+ 8 h) of the warp's slice, k: lane 4 g + (k % 8) / 2, register h + 2 (k / 8), the
     // low half for even k (mma.m16n8k16's A fragment layout).
-    const auto it = x.wgmma_frags.find({x.current / 32, seq});
+    const auto it = x.wgmma_frags.find({warp_of(x.current), seq});
     if (it == x.wgmma_frags.end())
       fatal("%s: register-A wgmma %llu of this warp has no fragments", where().c_str(),
             static_cast<unsigned long long>(seq));
@@ -760,21 +852,29 @@ void run_wgmma(const WgmmaOp& op, int rank, uint64_t seq) {
 uint32_t shared_address(const void* p) {
   const Exec& x = g_exec;
   const uintptr_t origin = shared_origin(), a = reinterpret_cast<uintptr_t>(p);
-  if (a < reinterpret_cast<uintptr_t>(x.dynamic) ||
-      a >= reinterpret_cast<uintptr_t>(x.dynamic) + x.config->shmem)
-    fatal("%s: shared-memory address of %p, outside the launch's dynamic shared memory",
+  const auto lo = reinterpret_cast<uintptr_t>(current_block().dynamic);
+  if (a < lo || a >= lo + x.config->shmem)
+    fatal("%s: shared-memory address of %p, outside the block's dynamic shared memory",
           where().c_str(), p);
   return static_cast<uint32_t>(a - origin);
 }
 
-void* shared_pointer(uint32_t address, size_t bytes) {
+namespace {
+/// Shared address `address` (+ bytes) of block b as a pointer; aborts outside its memory.
+void* shared_pointer_in(const Exec::Block& b, uint32_t address, size_t bytes) {
   const Exec& x = g_exec;
-  const uintptr_t p = shared_origin() + address, lo = reinterpret_cast<uintptr_t>(x.dynamic);
+  const uintptr_t p = shared_origin(b) + address, lo = reinterpret_cast<uintptr_t>(b.dynamic);
   if (p < lo || p + bytes > lo + x.config->shmem)
     fatal("%s: shared-memory address 0x%x (+%zu bytes) outside the launch's %zu bytes of dynamic "
           "shared memory",
           where().c_str(), address, bytes, x.config->shmem);
   return reinterpret_cast<void*>(p);
+}
+}  // namespace
+
+void* shared_pointer(uint32_t address, size_t bytes) {
+  if (!g_exec.active || g_exec.current < 0) fatal("a shared-memory address used outside a kernel");
+  return shared_pointer_in(current_block(), address, bytes);
 }
 
 void spin_yield(const char* what) {
@@ -789,11 +889,11 @@ void named_barrier(int id, int count, bool wait) {
   if (!x.active || x.current < 0) fatal("bar.sync / bar.arrive outside a kernel");
   if (id < 1 || id > 15)
     fatal("%s: named barrier %d (1 .. 15; 0 is __syncthreads)", where().c_str(), id);
-  if (count <= 0 || count % 32 != 0 || count > x.nthreads)
+  if (count <= 0 || count % 32 != 0 || count > x.block_threads)
     fatal("%s: named barrier %d with a count of %d threads (a multiple of 32, at most the "
           "block's %d)",
-          where().c_str(), id, count, x.nthreads);
-  Exec::NamedBarrier& b = x.named[static_cast<size_t>(id)];
+          where().c_str(), id, count, x.block_threads);
+  Exec::NamedBarrier& b = current_block().named[static_cast<size_t>(id)];
   if (b.arrived == 0)
     b.count = count;
   else if (b.count != count)
@@ -835,21 +935,37 @@ bool mbar_test_parity(void* bar, uint32_t parity) {
   return (m.phase & 1u) != (parity & 1u);
 }
 
-void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
+namespace {
+/// Completes `bytes` transaction bytes on the mbarrier at bar (a TMA or bulk copy's completion).
+void complete_tx(void* bar, uint64_t bytes, const char* what) {
+  Mbarrier& m = mbarrier_at(bar, what);
+  m.tx -= static_cast<int64_t>(bytes);
+  if (m.pending != 0) ++g_exec.epoch;
+  else mbarrier_check(m, bar);
+}
+
+/// The tensor map behind a CUtensorMap, checked.
+EmuTensorMap tensor_map(const void* tmap) {
   EmuTensorMap t;
   std::memcpy(&t, tmap, sizeof t);
   if (t.magic != kTensorMapMagic)
     fatal("%s: cp.async.bulk.tensor with a tensor map cuTensorMapEncodeTiled did not make",
           where().c_str());
-  const uint32_t base = shared_address(dst);
+  return t;
+}
+
+/// The box of t at coords into block `rank`'s shared memory at shared address base (swizzled as
+/// the map says, out-of-bounds elements zero); returns its bytes.
+uint64_t tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* coords) {
+  const Exec::Block& blk = g_exec.blocks[static_cast<size_t>(rank)];
   if (base % 128 != 0)
     fatal("%s: cp.async.bulk.tensor into shared address 0x%x, not 128-byte aligned",
           where().c_str(), base);
   uint64_t count = 1;
   for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
   const uint64_t bytes = count * t.element_bytes;
-  (void)shared_pointer(base, bytes);  // the whole box lies inside shared memory
-  check_no_pending_reads(base, base + static_cast<uint32_t>(bytes), "cp.async.bulk.tensor");
+  (void)shared_pointer_in(blk, base, bytes);  // the whole box lies inside shared memory
+  check_no_pending_reads(rank, base, base + static_cast<uint32_t>(bytes), "cp.async.bulk.tensor");
   for (uint64_t e = 0; e < count; ++e) {
     uint64_t rest = e, offset = 0;
     bool inside = true;
@@ -859,8 +975,8 @@ void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
       if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
       else offset += static_cast<uint64_t>(c) * t.strides[d];
     }
-    void* to = shared_pointer(swizzled(base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle),
-                              t.element_bytes);
+    void* to = shared_pointer_in(
+        blk, swizzled(base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle), t.element_bytes);
     if (inside) {
       require_device_range(t.address + offset, t.element_bytes, "cp.async.bulk.tensor source");
       std::memcpy(to, t.address + offset, t.element_bytes);
@@ -868,10 +984,45 @@ void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
       std::memset(to, 0, t.element_bytes);
     }
   }
-  Mbarrier& m = mbarrier_at(bar, "cp.async.bulk.tensor's mbarrier");
-  m.tx -= static_cast<int64_t>(bytes);
-  if (m.pending != 0) ++g_exec.epoch;
-  else mbarrier_check(m, bar);
+  return bytes;
+}
+
+/// p (in the calling block's dynamic shared memory) at the same offset in block `rank`'s.
+void* in_block(const void* p, int rank, const char* what) {
+  const Exec& x = g_exec;
+  if (rank < 0 || rank >= x.cluster)
+    fatal("%s: %s names block rank %d of a cluster of %d", where().c_str(), what, rank, x.cluster);
+  const Exec::Block& own = current_block();
+  const auto a = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(own.dynamic);
+  if (own.dynamic == nullptr || a < lo || a >= lo + x.config->shmem)
+    fatal("%s: %s of %p, outside the block's dynamic shared memory", where().c_str(), what, p);
+  return x.blocks[static_cast<size_t>(rank)].dynamic + (a - lo);
+}
+}  // namespace
+
+void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
+  const EmuTensorMap t = tensor_map(tmap);
+  const int rank = g_exec.fibers[static_cast<size_t>(g_exec.current)].block;
+  const uint64_t bytes = tma_box(rank, shared_address(dst), t, coords);
+  complete_tx(bar, bytes, "cp.async.bulk.tensor's mbarrier");
+}
+
+void tma_load_multicast(void* dst, const void* tmap, const int32_t* coords, void* bar,
+                        uint16_t mask) {
+  const Exec& x = g_exec;
+  const EmuTensorMap t = tensor_map(tmap);
+  const uint32_t base = shared_address(dst);
+  if (mask == 0 || (x.cluster < 16 && (mask >> x.cluster) != 0))
+    fatal("%s: cp.async.bulk.tensor .multicast::cluster with the CTA mask 0x%x in a cluster of %d",
+          where().c_str(), mask, x.cluster);
+  (void)mbarrier_at(bar, "cp.async.bulk.tensor's mbarrier");
+  for (int r = 0; r < x.cluster; ++r) {
+    if (!(mask >> r & 1u)) continue;
+    require_block_alive(r, "cp.async.bulk.tensor .multicast::cluster");
+    const uint64_t bytes = tma_box(r, base, t, coords);
+    complete_tx(in_block(bar, r, "cp.async.bulk.tensor's mbarrier"), bytes,
+                "cp.async.bulk.tensor's mbarrier (in the destination block)");
+  }
 }
 
 void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar) {
@@ -882,13 +1033,11 @@ void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar) {
           "aligned, a non-zero multiple of 16 bytes)",
           where().c_str(), bytes, src, base);
   (void)shared_pointer(base, bytes);
-  check_no_pending_reads(base, base + bytes, "cp.async.bulk");
+  check_no_pending_reads(g_exec.fibers[static_cast<size_t>(g_exec.current)].block, base,
+                         base + bytes, "cp.async.bulk");
   require_device_range(src, bytes, "cp.async.bulk source");
   std::memcpy(dst, src, bytes);
-  Mbarrier& m = mbarrier_at(bar, "cp.async.bulk's mbarrier");
-  m.tx -= static_cast<int64_t>(bytes);
-  if (m.pending != 0) ++g_exec.epoch;
-  else mbarrier_check(m, bar);
+  complete_tx(bar, bytes, "cp.async.bulk's mbarrier");
 }
 
 void wgmma_issue(const WgmmaOp& op) {
@@ -901,8 +1050,8 @@ void wgmma_issue(const WgmmaOp& op) {
   uint64_t seq = 0;
   if (op.a_regs) {  // the warp's lanes issue it together: collect their fragments
     seq = f.wgmma_rs_issued++;
-    Exec::Fragments& fr = x.wgmma_frags[{x.current / 32, seq}];
-    std::memcpy(fr.regs[x.current % 32], op.a_frag, sizeof op.a_frag);
+    Exec::Fragments& fr = x.wgmma_frags[{warp_of(x.current), seq}];
+    std::memcpy(fr.regs[x.current % x.block_threads % 32], op.a_frag, sizeof op.a_frag);
   }
   f.wgmma_seq.push_back(seq);
   const auto a = op.a_regs ? std::pair<uint32_t, uint32_t>{0, 0}
@@ -915,11 +1064,14 @@ void wgmma_issue(const WgmmaOp& op) {
 
 void shared_write(const void* p, size_t bytes, const char* writer) {
   const Exec& x = g_exec;
-  if (x.wgmma_pending == 0 || x.dynamic == nullptr) return;
-  const auto a = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(x.dynamic);
+  if (x.wgmma_pending == 0 || x.current < 0) return;
+  const Exec::Block& b = current_block();
+  if (b.dynamic == nullptr) return;
+  const auto a = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(b.dynamic);
   if (a < lo || a >= lo + x.config->shmem) return;  // static shared memory: wgmma reads none
   const uint32_t address = shared_address(p);
-  check_no_pending_reads(address, address + static_cast<uint32_t>(bytes), writer);
+  check_no_pending_reads(x.fibers[static_cast<size_t>(x.current)].block, address,
+                         address + static_cast<uint32_t>(bytes), writer);
 }
 
 namespace {
@@ -989,7 +1141,7 @@ void wgmma_commit() {
 
 void wgmma_wait(int pending) {
   Fiber& f = current_fiber("wgmma.wait_group");
-  const int rank = g_exec.current % 128;
+  const int rank = g_exec.current % g_exec.block_threads % 128;
   // .sync.aligned: every lane of the warp has issued what it waits for (a register-A wgmma needs
   // the other lanes' fragments) before any runs.
   (void)warp_collective(WarpOp::kSync, 0xffffffffu, 0, 0, 32, "wgmma.wait_group");
@@ -1003,6 +1155,45 @@ void wgmma_wait(int pending) {
   });
   // .sync.aligned: the warp's lanes leave together (each has run its part)
   (void)warp_collective(WarpOp::kSync, 0xffffffffu, 0, 0, 32, "wgmma.wait_group");
+}
+
+// ---- thread-block clusters ----
+
+int cluster_ctarank() { return current_fiber("%cluster_ctarank").block; }
+int cluster_nctarank() {
+  (void)current_fiber("%cluster_nctarank");
+  return g_exec.cluster;
+}
+
+void cluster_arrive() {
+  Exec& x = g_exec;
+  Fiber& f = current_fiber("barrier.cluster.arrive");
+  if (f.cluster_armed)
+    fatal("%s: barrier.cluster.arrive twice without a barrier.cluster.wait between",
+          where().c_str());
+  f.cluster_armed = true;
+  f.cluster_generation = x.cluster_generation;
+  ++x.epoch;
+  if (++x.cluster_arrived == x.nthreads) {
+    x.cluster_arrived = 0;
+    ++x.cluster_generation;
+  }
+}
+
+void cluster_wait() {
+  Exec& x = g_exec;
+  Fiber& f = current_fiber("barrier.cluster.wait");
+  if (!f.cluster_armed)
+    fatal("%s: barrier.cluster.wait without a barrier.cluster.arrive before it", where().c_str());
+  while (x.cluster_generation == f.cluster_generation) spin_yield("barrier.cluster.wait");
+  f.cluster_armed = false;
+}
+
+void* map_shared_rank(const void* p, int rank) {
+  (void)current_fiber("mapa");
+  void* q = in_block(p, rank, "mapa");
+  require_block_alive(rank, "mapa");
+  return q;
 }
 
 }  // namespace ember_emu
@@ -1117,47 +1308,69 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
           dyn_limit == kStaticSharedLimit ? " (cudaFuncSetAttribute(MaxDynamicSharedMemorySize) raises it)" : "");
   if (!::stream_is_live(c.stream))
     fatal("launch of %s: stream %p is not a live stream", c.name, static_cast<void*>(c.stream));
+  const dim3 cl = c.cluster;
+  const unsigned cluster = cl.x * cl.y * cl.z;
+  if (cl.x == 0 || cl.y == 0 || cl.z == 0 || cluster > 8 || c.grid.x % cl.x != 0 ||
+      c.grid.y % cl.y != 0 || c.grid.z % cl.z != 0)
+    fatal("launch of %s: cluster (%u,%u,%u) for grid (%u,%u,%u) (at most 8 blocks, the portable "
+          "limit, and the grid a whole number of clusters along each dimension)",
+          c.name, cl.x, cl.y, cl.z, c.grid.x, c.grid.y, c.grid.z);
+  if (cluster > 1 && threads % 32 != 0)
+    fatal("launch of %s: a cluster of blocks of %llu threads (the emulator runs clusters of "
+          "whole warps only)",
+          c.name, threads);
 
   Exec& x = g_exec;
   x.config = &c;
   x.entry = entry;
   x.ctx = ctx;
-  x.nthreads = static_cast<int>(threads);
+  x.block_threads = static_cast<int>(threads);
+  x.warps_per_block = static_cast<int>((threads + 31) / 32);
+  x.cluster = static_cast<int>(cluster);
+  x.nthreads = x.block_threads * x.cluster;
   if (const char* e = std::getenv("EMBER_EMU_REVERSE")) x.reverse = e[0] == '1';
   ensure_stacks(x.nthreads);
   x.fibers.assign(static_cast<size_t>(x.nthreads), Fiber{});
-  x.warps.assign(static_cast<size_t>((x.nthreads + 31) / 32), Warp{});
+  x.warps.assign(static_cast<size_t>(x.warps_per_block * x.cluster), Warp{});
   for (int t = 0; t < x.nthreads; ++t) {
-    const unsigned ut = static_cast<unsigned>(t);
-    x.fibers[static_cast<size_t>(t)].tid =
-        uint3{ut % c.block.x, ut / c.block.x % c.block.y, ut / (c.block.x * c.block.y)};
+    const unsigned ut = static_cast<unsigned>(t % x.block_threads);
+    Fiber& f = x.fibers[static_cast<size_t>(t)];
+    f.tid = uint3{ut % c.block.x, ut / c.block.x % c.block.y, ut / (c.block.x * c.block.y)};
+    f.block = t / x.block_threads;
   }
-  x.dynamic = nullptr;
+  x.blocks.assign(cluster, Exec::Block{});
   if (c.shmem > 0) {
-    const size_t len = round_up(c.shmem, kPage) + kPage;
-    void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) fatal("cannot map dynamic shared memory");
-    mprotect(static_cast<char*>(m) + len - kPage, kPage, PROT_NONE);
-    x.dynamic_map = static_cast<char*>(m);
-    x.dynamic_map_len = len;
-    x.dynamic = x.dynamic_map + len - kPage - round_up(c.shmem, 16);
+    for (Exec::Block& b : x.blocks) {
+      const size_t len = round_up(c.shmem, kPage) + kPage;
+      void* m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED) fatal("cannot map dynamic shared memory");
+      mprotect(static_cast<char*>(m) + len - kPage, kPage, PROT_NONE);
+      b.dynamic_map = static_cast<char*>(m);
+      b.dynamic_map_len = len;
+      b.dynamic = b.dynamic_map + len - kPage - round_up(c.shmem, 16);
+    }
   }
   blockDim = c.block;
   gridDim = c.grid;
   x.active = true;
-  const uint64_t nblocks = uint64_t{c.grid.x} * c.grid.y * c.grid.z;
-  for (uint64_t i = 0; i < nblocks; ++i) {
-    const uint64_t b = x.reverse ? nblocks - 1 - i : i;
-    blockIdx = uint3{static_cast<unsigned>(b % c.grid.x), static_cast<unsigned>(b / c.grid.x % c.grid.y),
-                     static_cast<unsigned>(b / (uint64_t{c.grid.x} * c.grid.y))};
-    run_block();
+  // Clusters in order (x fastest), the blocks of each by rank: %cluster_ctarank = x + cx (y +
+  // cy z) within the cluster.
+  const dim3 per{c.grid.x / cl.x, c.grid.y / cl.y, c.grid.z / cl.z};
+  const uint64_t nclusters = uint64_t{per.x} * per.y * per.z;
+  for (uint64_t i = 0; i < nclusters; ++i) {
+    const uint64_t k = x.reverse ? nclusters - 1 - i : i;
+    const unsigned kx = static_cast<unsigned>(k % per.x), ky = static_cast<unsigned>(k / per.x % per.y),
+                   kz = static_cast<unsigned>(k / (uint64_t{per.x} * per.y));
+    for (unsigned r = 0; r < cluster; ++r)
+      x.blocks[r].idx = uint3{kx * cl.x + r % cl.x, ky * cl.y + r / cl.x % cl.y,
+                              kz * cl.z + r / (cl.x * cl.y)};
+    blockIdx = x.blocks[0].idx;
+    run_cluster();
   }
   x.active = false;
-  if (x.dynamic_map != nullptr) {
-    munmap(x.dynamic_map, x.dynamic_map_len);
-    x.dynamic_map = nullptr;
-    x.dynamic = nullptr;
-  }
+  for (Exec::Block& b : x.blocks)
+    if (b.dynamic_map != nullptr) munmap(b.dynamic_map, b.dynamic_map_len);
+  x.blocks.clear();
   x.config = nullptr;
 }
 

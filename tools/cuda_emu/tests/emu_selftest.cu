@@ -260,6 +260,68 @@ __global__ void mbar_uninit_kernel() {
   ember_emu::mbar_arrive(&bar, 0);
 }
 
+// A cluster of 2 blocks (64 threads each): rank 0 multicasts one TMA box (64 x 8) into both
+// blocks' shared memory, each block's "full" barrier counting its own bytes; every thread then
+// arrives on the other block's "ack" barrier (remote, by mapa) and waits for its own (all 64 of
+// the peer's threads), copies its block's box out, and the cluster ends with a cluster barrier
+// so that no block exits while its peer may still reach its shared memory.
+__global__ void cluster_kernel(uint16_t* out, int* ranks, const __grid_constant__ CUtensorMap map) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  unsigned char* const smem = reinterpret_cast<unsigned char*>(
+      (reinterpret_cast<uintptr_t>(raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  uint64_t* const full = reinterpret_cast<uint64_t*>(smem + 1024);
+  uint64_t* const ack = full + 1;
+  const int rank = ember_emu::cluster_ctarank();
+  if (threadIdx.x == 0) {
+    ember_emu::mbar_init(full, 1);
+    ember_emu::mbar_init(ack, 64);
+    ember_emu::mbar_arrive(full, 1024);  // this block's bytes, whoever issues the copy
+  }
+  ember_emu::cluster_arrive();  // the barriers are initialised before any peer uses them
+  ember_emu::cluster_wait();
+  if (rank == 0 && threadIdx.x == 0) {
+    const int32_t coords[3] = {8, 16, 0};
+    ember_emu::tma_load_multicast(smem, &map, coords, full, 0x3);
+  }
+  while (!ember_emu::mbar_test_parity(full, 0)) ember_emu::spin_yield("full");
+  for (int i = threadIdx.x; i < 512; i += blockDim.x)
+    out[blockIdx.x * 512 + i] = reinterpret_cast<uint16_t*>(smem)[i];
+  ember_emu::mbar_arrive(static_cast<uint64_t*>(ember_emu::map_shared_rank(ack, rank ^ 1)), 0);
+  while (!ember_emu::mbar_test_parity(ack, 0)) ember_emu::spin_yield("ack");
+  if (threadIdx.x == 0) ranks[blockIdx.x] = rank + 10 * ember_emu::cluster_nctarank();
+  ember_emu::cluster_arrive();
+  ember_emu::cluster_wait();
+}
+// Misuse: block rank 0 exits while rank 1 still arrives on its barrier (rank 0 runs first, as
+// far as it can, so it has exited when rank 1 gets there).
+__global__ void cluster_exited_kernel() {
+  extern __shared__ __align__(16) unsigned char raw[];
+  uint64_t* const bar = reinterpret_cast<uint64_t*>(raw);
+  if (threadIdx.x == 0) ember_emu::mbar_init(bar, 64);
+  ember_emu::cluster_arrive();
+  ember_emu::cluster_wait();
+  if (ember_emu::cluster_ctarank() == 0) return;
+  ember_emu::mbar_arrive(static_cast<uint64_t*>(ember_emu::map_shared_rank(bar, 0)), 0);
+}
+// Misuse: a static shared-memory variable in a cluster launch.
+__global__ void cluster_static_kernel(int* out) {
+  __shared__ int v;
+  v = 1;
+  out[0] = v;
+}
+
+template <class... Exp, class... Act>
+void launch_cluster(void (*kernel)(Exp...), dim3 grid, dim3 block, size_t shmem, unsigned cluster,
+                    Act&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = cluster, attr.val.clusterDim.y = 1, attr.val.clusterDim.z = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = shmem;
+  config.stream = nullptr, config.attrs = &attr, config.numAttrs = 1;
+  CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Act>(args)...) == cudaSuccess);
+}
+
 CUtensorMap make_map(uint16_t* base, uint64_t cols, uint64_t rows, uint32_t box_rows) {
   CUtensorMap map;
   const cuuint64_t dims[3] = {cols, rows, 1};
@@ -290,6 +352,19 @@ void hopper_checks() {
       const uint16_t want = 16 + r < static_cast<int>(rows) ? h[(16 + r) * cols + 8 + c] : 0;
       CHECK(got[at] == want);
     }
+  // Clusters of 2 in a grid of 4: every block holds rank 0's multicast box; ranks by blockIdx.x.
+  uint16_t* cluster_out = nullptr;
+  int* ranks = nullptr;
+  CHECK(cudaMalloc(&cluster_out, 4 * 1024) == cudaSuccess && cudaMalloc(&ranks, 16) == cudaSuccess);
+  launch_cluster(cluster_kernel, 4, 64, 3072, 2, cluster_out, ranks, map);
+  std::vector<uint16_t> cgot(4 * 512);
+  std::vector<int> hranks(4);
+  CHECK(cudaMemcpy(cgot.data(), cluster_out, 4 * 1024, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(cudaMemcpy(hranks.data(), ranks, 16, cudaMemcpyDeviceToHost) == cudaSuccess);
+  for (int b = 0; b < 4; ++b) {
+    CHECK(hranks[b] == b % 2 + 20);
+    for (int i = 0; i < 512; ++i) CHECK(cgot[b * 512 + i] == got[i]);
+  }
   // the driver's rules: a 16-byte aligned base, strides in 16 bytes, the box inside the swizzle
   CUtensorMap bad;
   const cuuint64_t dims[3] = {72, 20, 1}, odd[2] = {72 * 2 + 2, 72 * 20 * 2};
@@ -371,6 +446,9 @@ void hopper_misuse(const char* what, int* d) {
   if (!std::strcmp(what, "named_leftover")) named_leftover_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "named_deadlock")) named_deadlock_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "bulk_misaligned")) bulk_kernel<<<1, 32, 128>>>(d + 16, d, 2);
+  if (!std::strcmp(what, "cluster_exited")) launch_cluster(cluster_exited_kernel, 2, 64, 64, 2);
+  if (!std::strcmp(what, "cluster_static")) launch_cluster(cluster_static_kernel, 2, 32, 0, 2, d);
+  if (!std::strcmp(what, "cluster_grid")) launch_cluster(cluster_static_kernel, 3, 32, 0, 2, d);
   if (!std::strcmp(what, "wgmma_refill")) {
     uint16_t* src = nullptr;
     CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
