@@ -401,6 +401,7 @@ void register_gemm_cases() {
 // and hgemm_bf16_tn/... (dW = dY^T X: A the transpose of a stored (K, M), i.e. M-contiguous;
 // B (K, N) row-major). "ember" is cuda::gemm, as the ops call it (gemm_tc where it reads the
 // layout, else contiguous copies first), "cublas" cublasGemmEx with the matching transposes.
+// hgemm_fp16/<n>x<n>x<n>/{ember,cublas}: the hgemm_bf16 product in float16 at 4096 and 8192.
 
 constexpr double kHgemmTolerance = 1e-2;
 
@@ -410,11 +411,12 @@ void cublas_hgemm(const CublasHandle& h, const Tensor& out, const Tensor& x, con
                   int64_t M, int64_t N, int64_t K) {
   check_cublas(cublasSetStream(h.get(), stream_of(cuda::current_stream())), "cublasSetStream");
   const float alpha = 1.0f, beta = 0.0f;
+  const cudaDataType dt = x.dtype() == kFloat16 ? CUDA_R_16F : CUDA_R_16BF;
   check_cublas(
       cublasGemmEx(h.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M),
-                   static_cast<int>(K), &alpha, w.data_ptr(), CUDA_R_16BF, static_cast<int>(K),
-                   x.data_ptr(), CUDA_R_16BF, static_cast<int>(K), &beta, out.data_ptr(),
-                   CUDA_R_16BF, static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   static_cast<int>(K), &alpha, w.data_ptr(), dt, static_cast<int>(K),
+                   x.data_ptr(), dt, static_cast<int>(K), &beta, out.data_ptr(), dt,
+                   static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
       "cublasGemmEx");
 }
 
@@ -563,11 +565,12 @@ void bm_hgemm_layout(benchmark::State& state, int64_t M, int64_t N, int64_t K, L
 struct HgemmCase {
   int64_t M, N, K;
   bool bias_gelu;
+  DType dt = kBFloat16;
   Generator gen{12};
-  Tensor x = randn({1, M, K}, gen, gpu()).to(kBFloat16);
-  Tensor w = randn({N, K}, gen, gpu()).to(kBFloat16);
-  Tensor bias = randn({N}, gen, gpu()).to(kBFloat16);
-  Tensor out = empty({1, M, N}, gpu(kBFloat16)), tmp = empty({1, M, N}, gpu(kBFloat16));
+  Tensor x = randn({1, M, K}, gen, gpu()).to(dt);
+  Tensor w = randn({N, K}, gen, gpu()).to(dt);
+  Tensor bias = randn({N}, gen, gpu()).to(dt);
+  Tensor out = empty({1, M, N}, gpu(dt)), tmp = empty({1, M, N}, gpu(dt));
   Tensor bias_rows = bias.expand({1, M, N});
 
   void unfused_peer() const {
@@ -580,9 +583,9 @@ struct HgemmCase {
 };
 
 void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas, bool bias_gelu,
-              int config) {
+              int config, DType dt = kBFloat16) {
   cuda::set_gemm_tc_config(config);
-  const HgemmCase c{M, N, K, bias_gelu};
+  const HgemmCase c{M, N, K, bias_gelu, dt};
   const Tensor wt = c.w.t().unsqueeze(0);  // (1, K, N) view of the weight, K contiguous
   GemmEpilogue e;
   if (bias_gelu) {
@@ -642,6 +645,16 @@ void register_hgemm_cases() {
                    [sh, config](benchmark::State& s) {
                      bm_hgemm(s, sh.M, sh.N, sh.K, false, sh.bias_gelu, config);
                    });
+  }
+  // float16 (the same kernels, the other 16-bit type) at the large square sizes.
+  for (const int64_t n : bench::quick_mode() ? std::vector<int64_t>{64}
+                                             : std::vector<int64_t>{4096, 8192}) {
+    const std::string key = "hgemm_fp16/" + std::to_string(n) + "x" + std::to_string(n) + "x" +
+                            std::to_string(n) + "/";
+    for (const bool cublas : {false, true})
+      add_gpu_case(key + (cublas ? "cublas" : "ember"), [n, cublas](benchmark::State& s) {
+        bm_hgemm(s, n, n, n, cublas, false, -1, kFloat16);
+      });
   }
   // The backward's layouts: MLP down-projection W (768, 3072): dH = dY W (NN), dW = dY^T H (TN).
   struct LayoutShape {
