@@ -1427,18 +1427,20 @@ template <class T, int D>
 bool launch_backward_ws(const Params& p, cudaStream_t stream, int device) {
   using KvTile = WsTile<D, 64, 2, true>;
   using QTile = WsTile<D, 64, 2>;
-  if (p.BH > 65535 || p.L > INT32_MAX - 128 || p.S > INT32_MAX - 128) return false;
+  constexpr int64_t kRows = KvTile::kRows;  // keys per dK/dV block, queries per dQ block
+  static_assert(QTile::kRows == kRows);
+  if (p.BH > 65535 || p.L > INT32_MAX - kRows || p.S > INT32_MAX - kRows) return false;
   CUtensorMap map_q, map_k, map_v, map_do;
   if (!head_map<T, D>(&map_q, p, p.q, p.L, 64) || !head_map<T, D>(&map_k, p, p.k, p.S, 64) ||
       !head_map<T, D>(&map_v, p, p.v, p.S, 64) || !head_map<T, D>(&map_do, p, p.dout, p.L, 64))
     return false;
   detail::opt_in_smem<attention_dkdv_ws_kernel<T, D>>(KvTile::kSmem, device);
-  const dim3 kv_grid(static_cast<unsigned>((p.S + 127) / 128), static_cast<unsigned>(p.BH));
+  const dim3 kv_grid(static_cast<unsigned>((p.S + kRows - 1) / kRows), static_cast<unsigned>(p.BH));
   attention_dkdv_ws_kernel<T, D>
       <<<kv_grid, KvTile::kThreads, KvTile::kSmem, stream>>>(p, map_q, map_k, map_v, map_do);
   EMBER_CUDA_CHECK_LAUNCH();
   detail::opt_in_smem<attention_dq_ws_kernel<T, D>>(QTile::kSmem, device);
-  const dim3 q_grid(static_cast<unsigned>((p.L + 127) / 128), static_cast<unsigned>(p.BH));
+  const dim3 q_grid(static_cast<unsigned>((p.L + kRows - 1) / kRows), static_cast<unsigned>(p.BH));
   attention_dq_ws_kernel<T, D>
       <<<q_grid, QTile::kThreads, QTile::kSmem, stream>>>(p, map_q, map_k, map_v, map_do);
   EMBER_CUDA_CHECK_LAUNCH();

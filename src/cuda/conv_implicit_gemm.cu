@@ -12,10 +12,12 @@
 // fastest:
 //   forward   M = N*P*Q output pixels, N = O/G, K = C/G*R*S; A[m][k] = x[n, g C/G + c, p sh - ph +
 //             r dh, q sw - pw + s dw] (zero outside), B[o][k] = w[g O/G + o, c, r, s]
-//   dgrad     M = N*H*W input pixels, N = C/G, K = O/G*R*S; A[m][k] = dy[n, g O/G + o, p, q] with
-//             p = (h + ph - r dh) / sh when that divides and lands inside (else zero, so stride 2
-//             does 4x the useful taps' work: no strided-dgrad decomposition);
-//             B[c][k] = w[o, c, r, s]
+//   dgrad     one GEMM per output phase (h, w) = (phy + sh i, phx + sw j), sh x sw of them: M =
+//             N * (its pixels), N = C/G, K = O/G * (the taps r, s that reach those pixels from
+//             whole dy positions: r dh = phy + ph (mod sh), every sh / gcd(sh, dh)-th tap);
+//             A[m][k] = dy[n, g O/G + o, p, q] with p = (h + ph - r dh) / sh (zero outside),
+//             B[c][k] = w[o, c, r, s]. So a stride-2 dgrad multiplies no zeros for taps that
+//             land between dy positions (3/4 of them).
 //   wgrad     M = R*S*C/G (the filter, (r, s, c)), N = O/G, K = N*P*Q (the positions);
 //             A[k][m] = x's window element, B[k][o] = dy[n, o, p, q]
 // The activations are first copied to NHWC (x.permute(0, 2, 3, 1).contiguous(): one read and
@@ -54,6 +56,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <numeric>
 #include <type_traits>
 
 #include "core/kernels.hpp"
@@ -113,6 +116,11 @@ struct ConvParams {
   bool relu;
   float* ws;             // wgrad split-K partials (splits, G, M, Ncol), or null: store to out
   int64_t kt_per_split;  // K slabs per z slice
+  // dgrad, one launch per output phase (dx pixels (phy + sh i, phx + sw j)): the phase's pixel
+  // counts Hp x Wp; its taps, Rp x Sp (tap (tr, ts) is filter element (r0 + tr sh', s0 + ts
+  // sw') with sh' = sh / gcd(sh, dh)); the dy element tap (tr, ts) of pixel (i, j) reads,
+  // (i + base_y - tr pdy, j + base_x - ts pdx), pdy = dh / gcd(sh, dh).
+  int phy, phx, Hp, Wp, Rp, Sp, base_y, base_x, pdy, pdx;
 };
 
 /// The epilogue of one accumulator (row, col) of group g, split z.
@@ -130,14 +138,17 @@ __device__ __forceinline__ void store_out(const ConvParams& p, int64_t g, int64_
                  (tap / p.S) * p.os2 + (tap % p.S) * p.os3;
     *o = detail::convert<T>(v);
   } else {
-    // Rows are pixels of the output plane: (P, Q) forward, (H, W) dgrad.
-    const int64_t OH = kPass == Pass::kFprop ? p.P : p.H, OW = kPass == Pass::kFprop ? p.Q : p.W;
+    // Rows are pixels of the output plane: (P, Q) forward; dgrad the phase's (Hp, Wp), pixel
+    // (i, j) being dx's (phy + sh i, phx + sw j).
+    const bool fwd = kPass == Pass::kFprop;
+    const int64_t OH = fwd ? p.P : p.Hp, OW = fwd ? p.Q : p.Wp;
     const int64_t n = row / (OH * OW), pix = row % (OH * OW);
+    const int64_t y = fwd ? pix / OW : p.phy + p.sh * (pix / OW);
+    const int64_t x = fwd ? pix % OW : p.phx + p.sw * (pix % OW);
     const int64_t ch = g * p.Ncol + col;
     if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[ch * p.bias_s]);
     if (p.relu) v = v > 0.f || v != v ? v : 0.f;  // NaN passes, as in relu
-    T* const o =
-        static_cast<T*>(p.out) + n * p.os0 + ch * p.os1 + (pix / OW) * p.os2 + (pix % OW) * p.os3;
+    T* const o = static_cast<T*>(p.out) + n * p.os0 + ch * p.os1 + y * p.os2 + x * p.os3;
     *o = detail::convert<T>(v);
   }
 }
@@ -158,7 +169,7 @@ struct Gather {
   int a_r0, a_c, b_r0, b_c;
   int64_t g, n0;
   // K-major A: each chunk's pixel, fixed for the whole K walk: the sample's offset into act and
-  // the window origin (forward: p sh - ph, q sw - pw; dgrad: h + ph, w + pw).
+  // the window origin (forward: p sh - ph, q sw - pw; dgrad: i + base_y, j + base_x).
   int64_t a_n[kKMajor ? kAChunks : 1];
   int a_y[kKMajor ? kAChunks : 1], a_x[kKMajor ? kAChunks : 1];
   uint32_t a_rows_ok = 0;
@@ -178,8 +189,8 @@ struct Gather {
 #pragma unroll
       for (int i = 0; i < kAChunks; ++i) {
         const int64_t m = m0 + a_r0 + i * kARowStep;
-        const int64_t OH = kPass == Pass::kFprop ? p.P : p.H;
-        const int64_t OW = kPass == Pass::kFprop ? p.Q : p.W;
+        const int64_t OH = kPass == Pass::kFprop ? p.P : p.Hp;
+        const int64_t OW = kPass == Pass::kFprop ? p.Q : p.Wp;
         const int64_t n = m / (OH * OW), pix = m % (OH * OW);
         const int y = static_cast<int>(pix / OW), x = static_cast<int>(pix % OW);
         if (m < p.M) a_rows_ok |= 1u << i;
@@ -188,7 +199,7 @@ struct Gather {
           a_y[i] = y * p.sh - p.ph, a_x[i] = x * p.sw - p.pw;
         } else {
           a_n[i] = n * p.P * p.Q * p.O + g * p.Og;
-          a_y[i] = y + p.ph, a_x[i] = x + p.pw;
+          a_y[i] = y + p.base_y, a_x[i] = x + p.base_x;
         }
       }
     } else {
@@ -215,7 +226,8 @@ struct Gather {
       const int64_t cin = kPass == Pass::kFprop ? p.Cg : p.Og;  // channels along K per tap
       const int tap = static_cast<int>(k / cin);
       const int64_t c = k % cin;
-      const int r = tap / p.S, sx = tap % p.S;
+      const int taps_x = kPass == Pass::kFprop ? p.S : p.Sp;  // taps along x (dgrad: the phase's)
+      const int r = tap / taps_x, sx = tap % taps_x;
 #pragma unroll
       for (int i = 0; i < kAChunks; ++i) {
         bool ok = k_ok && ((a_rows_ok >> i) & 1u);
@@ -224,12 +236,10 @@ struct Gather {
           const int ih = a_y[i] + r * p.dh, iw = a_x[i] + sx * p.dw;
           ok = ok && ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
           if (ok) src = act + a_n[i] + (static_cast<int64_t>(ih) * p.W + iw) * p.C + c;
-        } else {
-          const int th = a_y[i] - r * p.dh, tw = a_x[i] - sx * p.dw;
-          ok = ok && th >= 0 && tw >= 0 && th % p.sh == 0 && tw % p.sw == 0 && th / p.sh < p.P &&
-               tw / p.sw < p.Q;
-          if (ok)
-            src = act + a_n[i] + (static_cast<int64_t>(th / p.sh) * p.Q + tw / p.sw) * p.O + c;
+        } else {  // the phase's taps all land on whole dy positions: only bounds to test
+          const int th = a_y[i] - r * p.pdy, tw = a_x[i] - sx * p.pdx;
+          ok = ok && th >= 0 && tw >= 0 && th < p.P && tw < p.Q;
+          if (ok) src = act + a_n[i] + (static_cast<int64_t>(th) * p.Q + tw) * p.O + c;
         }
         mma::cp_async_16(a_dst(i), src, ok ? 16 : 0);
       }
@@ -541,7 +551,31 @@ bool fill_common(ConvParams& p, const Tensor& x4, const Tensor& y4, const Tensor
   p.ph = static_cast<int>(w.ph), p.pw = static_cast<int>(w.pw);
   p.dh = static_cast<int>(w.dh), p.dw = static_cast<int>(w.dw);
   p.bias = nullptr, p.bias_s = 0, p.relu = false, p.ws = nullptr;
+  p.phy = p.phx = p.base_y = p.base_x = 0;  // dgrad's phase: set per launch
+  p.Hp = p.Wp = p.Rp = p.Sp = p.pdy = p.pdx = 1;
   return true;
+}
+
+/// One dimension of a dgrad output phase: the dx positions phase + stride i (i < count) and the
+/// filter taps r0 + step t (t < taps) that reach them from whole dy positions, the dy position of
+/// (i, t) being i + base - t pstep. A tap r reaches dx position h from dy position
+/// (h + pad - r dil) / stride when that divides: for h = phase + stride i that needs r dil =
+/// phase + pad (mod stride), a residue class of r with period stride / gcd(stride, dil).
+struct PhaseDim {
+  int count, taps, r0, step, base, pstep;
+};
+PhaseDim phase_dim(int phase, int extent, int kernel, int stride, int pad, int dil) {
+  PhaseDim d{0, 0, 0, 1, 0, 1};
+  d.count = phase < extent ? (extent - phase + stride - 1) / stride : 0;
+  const int g = std::gcd(stride, dil);
+  d.step = stride / g, d.pstep = dil / g;
+  d.r0 = 0;
+  while (d.r0 < kernel && (d.r0 * dil - phase - pad) % stride != 0) ++d.r0;
+  if (d.r0 < kernel) {
+    d.taps = (kernel - 1 - d.r0) / d.step + 1;
+    d.base = (phase + pad - d.r0 * dil) / stride;  // exact
+  }
+  return d;
 }
 
 bool grid_fits(const ConvParams& p, int64_t groups) {
@@ -663,17 +697,37 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
   NoGradGuard no_grad;
   detail::DeviceGuard guard(dx.device().index());
   const Tensor dyh = nhwc(dy);
-  // (G, Cg, R, S, Og): row c of group g is K-contiguous in (r, s, o) order.
-  const Tensor wk =
-      weight.reshape({groups, p.Og, p.Cg, w.kh, w.kw}).permute({0, 2, 3, 4, 1}).contiguous();
-  p.act = dyh.data_ptr(), p.opd = wk.data_ptr();
+  p.act = dyh.data_ptr();
   set_out(p, dx);
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
   p.bias_s = bias.defined() ? bias.stride(0) : 0;
   const int device = dx.device().index();
   const Tiling t = tiling(p, device);
-  const int64_t splits = set_split(p, t, 1);
-  launch_dtype<Pass::kDgrad>(p, t, dx.dtype(), groups, splits, detail::stream_of(dx), device);
+  // One GEMM per output phase (sh x sw of them), each over only the taps that reach its pixels
+  // (a strided convolution's dgrad would otherwise multiply zeros for the (s^2 - 1) / s^2 of the
+  // taps that land between dy positions). A phase no tap reaches has K = 0: its pixels get zeros
+  // (and the bias).
+  const Tensor w5 = weight.reshape({groups, p.Og, p.Cg, w.kh, w.kw});
+  for (int phy = 0; phy < p.sh; ++phy)
+    for (int phx = 0; phx < p.sw; ++phx) {
+      const PhaseDim dy_ = phase_dim(phy, static_cast<int>(p.H), p.R, p.sh, p.ph, p.dh);
+      const PhaseDim dx_ = phase_dim(phx, static_cast<int>(p.W), p.S, p.sw, p.pw, p.dw);
+      if (dy_.count == 0 || dx_.count == 0) continue;
+      p.phy = phy, p.phx = phx, p.Hp = dy_.count, p.Wp = dx_.count;
+      p.Rp = dy_.taps, p.Sp = dx_.taps, p.base_y = dy_.base, p.base_x = dx_.base;
+      p.pdy = dy_.pstep, p.pdx = dx_.pstep;
+      p.M = p.N * p.Hp * p.Wp, p.K = p.Og * p.Rp * p.Sp;
+      // (G, Cg, Rp, Sp, Og): row c of group g is K-contiguous in (tr, ts, o) order.
+      Tensor wk;
+      if (p.K > 0)
+        wk = w5.slice(3, dy_.r0, std::nullopt, dy_.step)
+                 .slice(4, dx_.r0, std::nullopt, dx_.step)
+                 .permute({0, 2, 3, 4, 1})
+                 .contiguous();
+      p.opd = p.K > 0 ? wk.data_ptr() : dyh.data_ptr();  // K = 0: never read
+      const int64_t splits = set_split(p, t, 1);
+      launch_dtype<Pass::kDgrad>(p, t, dx.dtype(), groups, splits, detail::stream_of(dx), device);
+    }
   return true;
 }
 

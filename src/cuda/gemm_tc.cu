@@ -575,7 +575,7 @@ struct TmaTile {
   static constexpr int kABytes = BM * BK * 2, kBBytes = BN * BK * 2;
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kSmem = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers,
-                                                                               // + alignment
+                                                                                // + alignment
   // Arrivals that release a stage: the warps that read it, in every block of the cluster (the
   // stage is refilled by the cluster's multicasts).
   static constexpr int kConsumerWarps = (kPingPong ? 4 : 8) * kCluster;
@@ -629,7 +629,8 @@ __global__ void __launch_bounds__(384, 1)
   const auto item_tile = [&](int64_t w, int& m0, int& n0, int& z) {
     int64_t m_unit, n_tile;
     tile_of(w % units, m_units, n_tiles, m_unit, n_tile);
-    m0 = static_cast<int>((m_unit * kCluster + rank) * kTmaBM), n0 = static_cast<int>(n_tile * kTmaBN);
+    m0 = static_cast<int>((m_unit * kCluster + rank) * kTmaBM),
+    n0 = static_cast<int>(n_tile * kTmaBN);
     z = static_cast<int>(w / units);
   };
   // Releases stage s: one arrival per consumer warp on its "empty" barrier in every block of the
@@ -637,7 +638,8 @@ __global__ void __launch_bounds__(384, 1)
   const auto release = [&](int s) {
     if constexpr (kCluster > 1) {
 #pragma unroll
-      for (int r = 0; r < kCluster; ++r) tma::mbar_arrive_cluster(&empty[s], static_cast<uint32_t>(r));
+      for (int r = 0; r < kCluster; ++r)
+        tma::mbar_arrive_cluster(&empty[s], static_cast<uint32_t>(r));
     } else {
       tma::mbar_arrive(&empty[s]);
     }
@@ -832,8 +834,7 @@ bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int dev
   detail::opt_in_smem<kernel>(Tile::kSmem, device);
   if constexpr (kCluster == 1) {
     const int64_t blocks = persistent ? std::min(items, detail::sm_count(device)) : items;
-    kernel<<<static_cast<unsigned>(blocks), Tile::kThreads, Tile::kSmem, stream>>>(p, map_a,
-                                                                                   map_b);
+    kernel<<<static_cast<unsigned>(blocks), Tile::kThreads, Tile::kSmem, stream>>>(p, map_a, map_b);
   } else {
     // Persistent clusters: as many as run at once (the GPU places a cluster's blocks in one GPC,
     // so that can be fewer than SMs / kCluster), each walking the items.
@@ -846,12 +847,18 @@ bool launch_tma(const TcParams& p, bool persistent, cudaStream_t stream, int dev
     config.stream = stream;
     config.attrs = &attr;
     config.numAttrs = 1;
-    config.gridDim = dim3(static_cast<unsigned>(detail::sm_count(device) / kCluster * kCluster), 1, 1);
-    int fit = 0;
-    if (cudaOccupancyMaxActiveClusters(&fit, kernel, &config) != cudaSuccess || fit <= 0) {
-      (void)cudaGetLastError();  // clear it: the caller falls back
-      return false;
+    config.gridDim =
+        dim3(static_cast<unsigned>(detail::sm_count(device) / kCluster * kCluster), 1, 1);
+    // Asked once per thread and device (the answer depends only on the kernel and the GPU).
+    thread_local int fit_device = -1, fit = 0;
+    if (fit_device != device) {
+      if (cudaOccupancyMaxActiveClusters(&fit, kernel, &config) != cudaSuccess) {
+        (void)cudaGetLastError();  // clear it: the caller falls back
+        fit = 0;
+      }
+      fit_device = device;
     }
+    if (fit <= 0) return false;
     config.gridDim = dim3(static_cast<unsigned>(kCluster * std::min<int64_t>(items, fit)), 1, 1);
     EMBER_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, map_a, map_b));
   }
@@ -868,7 +875,7 @@ bool launch_tma_config(const TcParams& p, int config, cudaStream_t stream, int d
 }
 
 /// set_gemm_tc_config's choice; EMBER_GEMM_TC_CONFIG at start-up forces one for the whole run
-/// (-1 or 0-5; the GPU check times whole training steps under some).
+/// (-1 or 0-6; the GPU check times whole training steps under some).
 detail::VariantSwitch g_config{"EMBER_GEMM_TC_CONFIG", "set_gemm_tc_config", -1, 6};
 
 template <class T, bool kBKMajor, class C>

@@ -1,8 +1,9 @@
 // The implicit-GEMM convolution kernels (src/cuda/conv_implicit_gemm.cu) against a float64 CPU
 // reference computed from the same bfloat16/float16 inputs (the CPU conv2d in float64 and its
 // autograd gradients): forward (+ bias, + relu), input gradient and weight gradient on odd shapes
-// (N = 2, C 8/16/24, H and W 7/9/13/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride 1/2, padding
-// 0/1/3, dilation 1/2, groups 1/2), outputs starting poisoned; a weight gradient long enough to
+// (N = 2, C 8/16/24, H and W 7/9/13/16/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride 1/2/3,
+// padding 0/1/2/3, dilation 1/2, groups 1/2; dgrad per output phase, some phases reached by no
+// tap), outputs starting poisoned; a weight gradient long enough to
 // be split over K; non-contiguous inputs (a channel slice, a channels-last view, a transposed
 // dY) and a strided output; bitwise repeatability; the layouts the kernels decline (C/groups not
 // a multiple of 8, float32) return false and leave the output untouched. Through the ops:
@@ -40,6 +41,7 @@ const Shape kShapes[] = {
     {2, 16, 13, 13, 16, 3, 2, 1, 1, 2}, {2, 8, 13, 13, 8, 7, 2, 3, 1, 1},
     {2, 16, 7, 9, 8, 3, 1, 0, 2, 1},    {2, 24, 9, 9, 16, 1, 2, 0, 1, 1},
     {2, 16, 13, 13, 16, 3, 2, 2, 2, 2}, {2, 16, 7, 7, 24, 5, 1, 1, 1, 1},
+    {2, 8, 17, 16, 8, 3, 3, 2, 2, 1},  // stride 3, dilation 2: dgrad's 9 phases, taps every 3rd
 };
 
 Window2d window(const Shape& s) {

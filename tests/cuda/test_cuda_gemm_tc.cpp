@@ -119,7 +119,7 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
   cuda::set_gemm_tc_config(-1);
 }
 
-TEST_CASE("cuda gemm_tc: configurations 3, 5 and 6 read an M-contiguous A (dY^T) in place") {
+TEST_CASE("cuda gemm_tc: the TMA configurations (3 5 6) read an M-contiguous A (dY^T) in place") {
   if (!gpu()) return;
   Generator g(9006);
   struct Shape {
