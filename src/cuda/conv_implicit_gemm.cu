@@ -24,8 +24,10 @@
 // one write of the tensor; free when x already is channels-last in memory), and the filters to
 // K-contiguous matrices, so every 16-byte cp.async chunk is 8 consecutive channels of one pixel
 // and one tap: one bounds test per chunk. That needs the gathered channel counts per group to be
-// multiples of 8 (forward C/G; dgrad O/G; wgrad both); other layouts are declined (false) and the
-// caller runs im2col + gemm (ResNet's 3-channel stem, depthwise).
+// multiples of 8 (forward C/G; dgrad O/G; wgrad both). Without groups, a C that is not (the
+// ResNet stem's 3) is padded with zero channels in the staged x (and the forward's filter) to
+// the next multiple of 8; other layouts are declined (false) and the caller runs im2col + gemm
+// (grouped layers such as depthwise).
 //
 // Tiles (one configuration): a block of 4 warps (2 x 2) owns a (128, 64) tile of the GEMM, each
 // warp (64, 32) = 4 x 4 mma tiles; K in slabs of 32 through a 4-stage cp.async ring (forward and
@@ -521,6 +523,25 @@ Tensor nhwc(const Tensor& t) {
   return c;
 }
 
+/// x (N, C, H, W) as an NHWC-contiguous (N, H, W, channels) tensor whose channels past C are
+/// zeros: a layer with C % 8 != 0 (the ResNet stem's 3) padded to whole 16-byte chunks.
+Tensor nhwc_padded(const Tensor& x, int64_t channels) {
+  Tensor c = zeros({x.size(0), x.size(2), x.size(3), channels},
+                   TensorOptions(x.dtype()).device(x.device()));
+  c.narrow(3, 0, x.size(1)).copy_(x.permute({0, 2, 3, 1}));
+  return c;
+}
+
+/// For groups == 1 and C % 8 != 0: pads p's channel count to the next multiple of 8 (the padding
+/// channels are zeros in the staged x and, for the forward, in the filter, so they add nothing);
+/// false where that is not the case (grouped layers with C/g % 8 != 0 are declined).
+bool pad_channels(ConvParams& p, int64_t groups) {
+  if (p.Cg % 8 == 0) return true;
+  if (groups != 1) return false;
+  p.C = p.Cg = (p.Cg + 7) / 8 * 8;
+  return true;
+}
+
 /// The 4 strides of an NCHW-indexed output.
 void set_out(ConvParams& p, const Tensor& out) {
   p.out = out.data_ptr();
@@ -659,7 +680,8 @@ bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
                           const Tensor& bias, const Window2d& w, int64_t groups, bool relu) {
   ConvParams p;
   if (!fill_common(p, x, out, weight, w, groups)) return false;
-  if (p.Cg % 8 != 0 || p.Cg == 0) return false;
+  const int64_t C = p.C;
+  if (p.Cg == 0 || !pad_channels(p, groups)) return false;
   if (bias.defined() && (bias.dtype() != x.dtype() || bias.dim() != 1 || bias.size(0) != p.O))
     return false;
   p.M = p.N * p.P * p.Q, p.Ncol = p.Og, p.K = p.Cg * w.kh * w.kw;
@@ -668,9 +690,16 @@ bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
 
   NoGradGuard no_grad;
   detail::DeviceGuard guard(out.device().index());
-  const Tensor xh = nhwc(x);
-  // (O, R, S, Cg): row o of group g is K-contiguous in (r, s, c) order.
-  const Tensor wk = weight.permute({0, 2, 3, 1}).contiguous();
+  const bool padded = p.C != C;
+  const Tensor xh = padded ? nhwc_padded(x, p.C) : nhwc(x);
+  // (O, R, S, Cg): row o of group g is K-contiguous in (r, s, c) order (c past C zero).
+  Tensor wk;
+  if (padded) {
+    wk = zeros({p.O, w.kh, w.kw, p.C}, TensorOptions(x.dtype()).device(x.device()));
+    wk.narrow(3, 0, C).copy_(weight.permute({0, 2, 3, 1}));
+  } else {
+    wk = weight.permute({0, 2, 3, 1}).contiguous();
+  }
   p.act = xh.data_ptr(), p.opd = wk.data_ptr();
   set_out(p, out);
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
@@ -735,7 +764,8 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
                                       const Window2d& w, int64_t groups) {
   ConvParams p;
   if (!fill_common(p, x, dy, dw, w, groups)) return false;
-  if (p.Og % 8 != 0 || p.Cg % 8 != 0 || p.Og == 0 || p.Cg == 0) return false;
+  const int64_t C = p.C;
+  if (p.Og % 8 != 0 || p.Og == 0 || p.Cg == 0 || !pad_channels(p, groups)) return false;
   p.M = p.Cg * w.kh * w.kw, p.Ncol = p.Og, p.K = p.N * p.P * p.Q;
   if (p.K == 0 || !grid_fits(p, groups)) return false;  // empty batch: the caller's zeros
 
@@ -743,9 +773,14 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
   const int device = dw.device().index();
   detail::DeviceGuard guard(device);
   const cudaStream_t stream = detail::stream_of(dw);
-  const Tensor xh = nhwc(x), dyh = nhwc(dy);
+  const bool padded = p.C != C;
+  const Tensor xh = padded ? nhwc_padded(x, p.C) : nhwc(x), dyh = nhwc(dy);
   p.act = xh.data_ptr(), p.opd = dyh.data_ptr();
-  set_out(p, dw);
+  // With padded channels the kernel fills a (O, Cpad, R, S) gradient; dw takes its first C.
+  const Tensor dw_full =
+      padded ? make_tensor({p.O, p.C, w.kh, w.kw}, dw.dtype(), dw.device(), "conv2d_weight_grad")
+             : dw;
+  set_out(p, dw_full);
   // Split K when the tiles alone leave the GPU mostly idle: about two blocks per SM, each
   // slice at least 8 slabs long.
   const Tiling t = tiling(p, device);
@@ -769,6 +804,7 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
       wgrad_reduce_kernel<HalfBits><<<blocks, 256, 0, stream>>>(p, splits);
     EMBER_CUDA_CHECK_LAUNCH();
   }
+  if (padded) Tensor(dw).copy_(dw_full.narrow(1, 0, C));  // a handle on dw's storage
   return true;
 }
 

@@ -1,14 +1,15 @@
 // The implicit-GEMM convolution kernels (src/cuda/conv_implicit_gemm.cu) against a float64 CPU
 // reference computed from the same bfloat16/float16 inputs (the CPU conv2d in float64 and its
 // autograd gradients): forward (+ bias, + relu), input gradient and weight gradient on odd shapes
-// (N = 2, C 8/16/24, H and W 7/9/13/16/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride 1/2/3,
+// (N = 2, C 3/8/16/24, H and W 7/9/10/11/13/16/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride 1/2/3,
 // padding 0/1/2/3, dilation 1/2, groups 1/2; dgrad per output phase, some phases reached by no
 // tap), outputs starting poisoned; a weight gradient long enough to
 // be split over K; non-contiguous inputs (a channel slice, a channels-last view, a transposed
 // dY) and a strided output; bitwise repeatability; the layouts the kernels decline (C/groups not
 // a multiple of 8, float32) return false and leave the output untouched. Through the ops:
 // conv2d and conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and
-// their gradients match the reference; a 3-channel input still works (im2col fallback).
+// their gradients match the reference; a 3-channel input takes them too (its channels padded to
+// 8 with zeros), a grouped one with 4 channels per group the im2col fallback.
 // Every pass runs on both kernels (set_conv_variant: 0 mma.sync, 1 wgmma on sm_90a, which the
 // emulator models): narrow GEMMs on wgmma's 64-column tiles, and over several 128-column tiles,
 // 20 K slabs and a split K.
@@ -42,6 +43,7 @@ const Shape kShapes[] = {
     {2, 16, 7, 9, 8, 3, 1, 0, 2, 1},    {2, 24, 9, 9, 16, 1, 2, 0, 1, 1},
     {2, 16, 13, 13, 16, 3, 2, 2, 2, 2}, {2, 16, 7, 7, 24, 5, 1, 1, 1, 1},
     {2, 8, 17, 16, 8, 3, 3, 2, 2, 1},  // stride 3, dilation 2: dgrad's 9 phases, taps every 3rd
+    {2, 3, 11, 10, 8, 7, 2, 3, 1, 1},  // ResNet's stem: 3 channels padded to 8 (forward, wgrad)
 };
 
 Window2d window(const Shape& s) {
@@ -240,13 +242,13 @@ TEST_CASE("cuda conv2d_implicit_gemm: declined layouts return false and write no
   Generator g(7104);
   const DType dt = kBFloat16;
   const Window2d win{3, 3, 1, 1, 1, 1, 1, 1};
-  // C = 3 (the ResNet stem's input): the forward and the weight gradient decline.
-  const Tensor x3 = rnd({2, 3, 7, 7}, dt, g), w3 = rnd({8, 3, 3, 3}, dt, g);
+  // C / groups = 8 / 2 = 4 (grouped, so not padded): the forward and the weight gradient decline.
+  const Tensor x3 = rnd({2, 8, 7, 7}, dt, g), w3 = rnd({8, 4, 3, 3}, dt, g);
   const Tensor dy8 = rnd({2, 8, 7, 7}, dt, g);
   Tensor y = zeros({2, 8, 7, 7}, TensorOptions(dt).device(cu));
-  CHECK_FALSE(cuda::conv2d_implicit_gemm(y, x3, w3, Tensor(), win, 1, false));
+  CHECK_FALSE(cuda::conv2d_implicit_gemm(y, x3, w3, Tensor(), win, 2, false));
   Tensor dw3 = zeros(w3.sizes(), TensorOptions(dt).device(cu));
-  CHECK_FALSE(cuda::conv2d_implicit_gemm_weight_grad(dw3, dy8, x3, win, 1));
+  CHECK_FALSE(cuda::conv2d_implicit_gemm_weight_grad(dw3, dy8, x3, win, 2));
   // O / groups = 12 / 2 = 6: the input gradient declines.
   const Tensor x16 = rnd({2, 16, 7, 7}, dt, g), w12 = rnd({12, 8, 3, 3}, dt, g);
   const Tensor dy12 = rnd({2, 12, 7, 7}, dt, g);
@@ -286,17 +288,20 @@ TEST_CASE("cuda conv2d in bfloat16 runs on the implicit GEMM, gradients through 
     CHECK(close(w.grad(), ref.dw, dt));
     CHECK(close(b.grad(), f64(dy).sum({0, 2, 3}), dt));
   }
-  // A 3-channel input (declined by the kernel) takes im2col + gemm.
-  const Shape stem{2, 3, 9, 9, 8, 3, 2, 1, 1, 1};
-  Tensor x = rnd({2, 3, 9, 9}, dt, g).requires_grad_();
-  Tensor w = rnd({8, 3, 3, 3}, dt, g).requires_grad_();
-  Tensor y = conv2d(x, w, {}, {2, 2}, {1, 1});
-  const Tensor dy = rnd(y.sizes(), dt, g);
-  y.backward(dy);
-  const Reference ref = reference(x.detach(), w.detach(), Tensor(), dy, stem, false);
-  CHECK(close(y.detach(), ref.y, dt));
-  CHECK(close(x.grad(), ref.dx, dt));
-  CHECK(close(w.grad(), ref.dw, dt));
+  // A grouped layer with 4 channels per group (declined by the kernel) takes im2col + gemm; a
+  // 3-channel one the kernels, its channels padded.
+  for (const Shape& s : {Shape{2, 8, 9, 9, 8, 3, 2, 1, 1, 2}, Shape{2, 3, 9, 9, 8, 3, 2, 1, 1, 1}}) {
+    INFO(describe(s));
+    Tensor x = rnd({s.N, s.C, s.H, s.W}, dt, g).requires_grad_();
+    Tensor w = rnd({s.O, s.C / s.groups, s.k, s.k}, dt, g).requires_grad_();
+    Tensor y = conv2d(x, w, {}, {s.stride, s.stride}, {s.pad, s.pad}, {1, 1}, s.groups);
+    const Tensor dy = rnd(y.sizes(), dt, g);
+    y.backward(dy);
+    const Reference ref = reference(x.detach(), w.detach(), Tensor(), dy, s, false);
+    CHECK(close(y.detach(), ref.y, dt));
+    CHECK(close(x.grad(), ref.dx, dt));
+    CHECK(close(w.grad(), ref.dw, dt));
+  }
 }
 
 TEST_CASE("cuda conv_transpose2d in bfloat16: forward and gradients on the implicit GEMM") {
