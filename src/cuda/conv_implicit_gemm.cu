@@ -511,24 +511,23 @@ __global__ void wgrad_reduce_kernel(const ConvParams p, int64_t splits) {
 
 bool is_16bit_float(DType dt) { return dt == kBFloat16 || dt == kFloat16; }
 
-/// t (N, C, H, W) as an NHWC-contiguous (N, H, W, C) tensor with a 16-byte aligned base: a view
-/// when t is channels-last in memory already, else one copy.
-Tensor nhwc(const Tensor& t) {
+/// t (N, C, H, W) (an activation, or a filter (O, C, R, S)) as a channels-last-contiguous
+/// (N, H, W, channels) tensor with a 16-byte aligned base: a view when t is channels-last in
+/// memory already, else one copy; with channels > C (a layer with C % 8 != 0, such as the ResNet
+/// stem's 3, padded to whole 16-byte chunks) the channels past C are zeros.
+Tensor nhwc(const Tensor& t, int64_t channels) {
   const Tensor v = t.permute({0, 2, 3, 1});
+  if (channels > t.size(1)) {
+    Tensor c = zeros({v.size(0), v.size(1), v.size(2), channels},
+                     TensorOptions(t.dtype()).device(t.device()));
+    c.narrow(3, 0, t.size(1)).copy_(v);
+    return c;
+  }
   Tensor c = v.contiguous();
   if (!detail::aligned16(c.data_ptr())) {
     c = make_tensor(v.sizes(), v.dtype(), v.device(), "conv2d_implicit_gemm");
     c.copy_(v);
   }
-  return c;
-}
-
-/// x (N, C, H, W) as an NHWC-contiguous (N, H, W, channels) tensor whose channels past C are
-/// zeros: a layer with C % 8 != 0 (the ResNet stem's 3) padded to whole 16-byte chunks.
-Tensor nhwc_padded(const Tensor& x, int64_t channels) {
-  Tensor c = zeros({x.size(0), x.size(2), x.size(3), channels},
-                   TensorOptions(x.dtype()).device(x.device()));
-  c.narrow(3, 0, x.size(1)).copy_(x.permute({0, 2, 3, 1}));
   return c;
 }
 
@@ -680,7 +679,6 @@ bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
                           const Tensor& bias, const Window2d& w, int64_t groups, bool relu) {
   ConvParams p;
   if (!fill_common(p, x, out, weight, w, groups)) return false;
-  const int64_t C = p.C;
   if (p.Cg == 0 || !pad_channels(p, groups)) return false;
   if (bias.defined() && (bias.dtype() != x.dtype() || bias.dim() != 1 || bias.size(0) != p.O))
     return false;
@@ -690,16 +688,9 @@ bool conv2d_implicit_gemm(const Tensor& out, const Tensor& x, const Tensor& weig
 
   NoGradGuard no_grad;
   detail::DeviceGuard guard(out.device().index());
-  const bool padded = p.C != C;
-  const Tensor xh = padded ? nhwc_padded(x, p.C) : nhwc(x);
+  const Tensor xh = nhwc(x, p.C);
   // (O, R, S, Cg): row o of group g is K-contiguous in (r, s, c) order (c past C zero).
-  Tensor wk;
-  if (padded) {
-    wk = zeros({p.O, w.kh, w.kw, p.C}, TensorOptions(x.dtype()).device(x.device()));
-    wk.narrow(3, 0, C).copy_(weight.permute({0, 2, 3, 1}));
-  } else {
-    wk = weight.permute({0, 2, 3, 1}).contiguous();
-  }
+  const Tensor wk = nhwc(weight, p.Cg);
   p.act = xh.data_ptr(), p.opd = wk.data_ptr();
   set_out(p, out);
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
@@ -725,7 +716,7 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
 
   NoGradGuard no_grad;
   detail::DeviceGuard guard(dx.device().index());
-  const Tensor dyh = nhwc(dy);
+  const Tensor dyh = nhwc(dy, p.O);
   p.act = dyh.data_ptr();
   set_out(p, dx);
   p.bias = bias.defined() ? bias.data_ptr() : nullptr;
@@ -774,7 +765,7 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
   detail::DeviceGuard guard(device);
   const cudaStream_t stream = detail::stream_of(dw);
   const bool padded = p.C != C;
-  const Tensor xh = padded ? nhwc_padded(x, p.C) : nhwc(x), dyh = nhwc(dy);
+  const Tensor xh = nhwc(x, p.C), dyh = nhwc(dy, p.O);
   p.act = xh.data_ptr(), p.opd = dyh.data_ptr();
   // With padded channels the kernel fills a (O, Cpad, R, S) gradient; dw takes its first C.
   const Tensor dw_full =
