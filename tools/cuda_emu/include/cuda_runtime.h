@@ -347,8 +347,12 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(
                                         config->stream, cluster)(static_cast<Exp>(args)...);
   return cudaSuccess;
 }
-/// One block per SM of the emulated H200 (132) when its shared memory fits, grouped into clusters
-/// of the config's cluster dimension.
+namespace ember_emu {
+/// Clusters of `size` blocks with `shmem` bytes of dynamic shared memory each that the emulated
+/// GPU runs at once: one block per SM when it fits the opt-in limit, else 0.
+int max_active_clusters(size_t shmem, unsigned size);
+}  // namespace ember_emu
+/// ember_emu::max_active_clusters for the config's cluster dimension and shared memory.
 template <class... Exp>
 cudaError_t cudaOccupancyMaxActiveClusters(int* clusters, void (*)(Exp...),
                                            const cudaLaunchConfig_t* config) {
@@ -357,7 +361,7 @@ cudaError_t cudaOccupancyMaxActiveClusters(int* clusters, void (*)(Exp...),
     if (config->attrs[i].id == cudaLaunchAttributeClusterDimension)
       size = config->attrs[i].val.clusterDim.x * config->attrs[i].val.clusterDim.y *
              config->attrs[i].val.clusterDim.z;
-  *clusters = config->dynamicSmemBytes <= 227 * 1024 && size > 0 ? static_cast<int>(132 / size) : 0;
+  *clusters = ember_emu::max_active_clusters(config->dynamicSmemBytes, size);
   return cudaSuccess;
 }
 

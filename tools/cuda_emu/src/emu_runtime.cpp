@@ -1159,6 +1159,11 @@ void wgmma_wait(int pending) {
 
 // ---- thread-block clusters ----
 
+int max_active_clusters(size_t shmem, unsigned size) {
+  return shmem <= kSharedOptinLimit && size > 0 ? static_cast<int>(kSMs / static_cast<int>(size))
+                                                : 0;
+}
+
 int cluster_ctarank() { return current_fiber("%cluster_ctarank").block; }
 int cluster_nctarank() {
   (void)current_fiber("%cluster_nctarank");
