@@ -17,7 +17,8 @@
 // warp-specialised, TMA-fed kernel with key tiles of 128 and 64 (variants 2 and 3; on other GPUs
 // variant 1's fallback), each checked against the composite on its first case too. Backward cases
 // run "ember_wgmma" too: the dK/dV and dQ kernels on wgmma (set_attention_backward_variant(1)),
-// and "ember_ws": the warp-specialised, TMA-fed dK/dV and dQ kernels (variant 2).
+// "ember_ws": the warp-specialised, TMA-fed dK/dV and dQ kernels (variant 2), and "ember_fused":
+// the persistent kernel that adds dQ in turn (variant 3; 5 tile products per pair, not 7).
 // Without a GPU: "bench_cuda_attention: skipped (no CUDA GPU)", exit 0.
 #include <cstdio>
 #include <memory>
@@ -118,11 +119,10 @@ void register_cases() {
         add_gpu_case(key + "ember_ws", [=](benchmark::State& s) {
           bm_attention(s, sh, causal, backward, true, /*variant=*/2);
         });
-        if (!backward) {
-          add_gpu_case(key + "ember_ws64", [=](benchmark::State& s) {
-            bm_attention(s, sh, causal, backward, true, /*variant=*/3);
-          });
-        }
+        // forward variant 3: key tiles of 64; backward variant 3: the fused kernel
+        add_gpu_case(key + (backward ? "ember_fused" : "ember_ws64"), [=](benchmark::State& s) {
+          bm_attention(s, sh, causal, backward, true, /*variant=*/3);
+        });
       }
 }
 

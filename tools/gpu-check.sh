@@ -195,7 +195,7 @@ fi
 # run after the rest of their program, each in a process of its own, so one that hangs or faults
 # (which ends the process's CUDA context) costs only its own rows, not the program's table; their
 # rates join the table by case.
-EXPERIMENTAL=${EXPERIMENTAL:-"ember_config3 ember_config4 ember_config5 ember_config6 ember_wgmma ember_ws ember_ws64 cublaslt"}
+EXPERIMENTAL=${EXPERIMENTAL:-"ember_config3 ember_config4 ember_config5 ember_config6 ember_wgmma ember_ws ember_ws64 ember_fused cublaslt"}
 exp_regex="/($(echo $EXPERIMENTAL | tr ' ' '|'))(/|$)"
 for b in "$BUILD"/benchmarks/bench_cuda_*; do
   [ -x "$b" ] || continue

@@ -445,10 +445,13 @@ void set_attention_forward_variant(int variant);
 /// for now mma.sync) or 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma from
 /// swizzled tiles where the GPU runs sm_90a code; 2: there, the warp-specialised TMA-fed kernels
 /// (128 keys or queries per block, two consumer warpgroups; variant 1 where their tensor maps
-/// cannot be made). ValueError outside -1..2.
+/// cannot be made); 3: there, the fused persistent kernel (dK, dV and dQ from one pass, dQ's float
+/// sums added by the key tiles in a fixed order; variant 1 where its tensor maps cannot be made).
+/// ValueError outside -1..3.
 void set_attention_backward_variant(int variant);
 /// cpu::attention_backward_flash on the tensor cores, for attention_forward_flash's outputs
-/// (lse float32); bitwise repeatable (dK/dV and dQ in separate kernels, no atomics).
+/// (lse float32); bitwise repeatable (variants 0-2: dK/dV and dQ in separate kernels, no atomics;
+/// 3: dQ summed in a fixed order).
 void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv,
                               const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& out, const Tensor& lse, double scale, bool is_causal,

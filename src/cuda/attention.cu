@@ -27,7 +27,8 @@
 // skipped, the diagonal tile and the ragged last tile (S % 64) are masked elementwise to -inf.
 // Causal blocks run heaviest first (reversed query-tile order). S == 0: zeros and lse -inf.
 //
-// Backward, deterministic (no atomics; the project promises bitwise-repeatable results):
+// Backward, deterministic (variants 0-2 without atomics; the project promises bitwise-repeatable
+// results):
 //   attention_stats_kernel   per 64-row query tile: lse log2(e) and Di = rowsum(dO * O) in float32,
 //                            one warp per row (p.stats)
 //   attention_dkdv_kernel    one block per (64-key tile, head), warp w owns 16 keys; query tiles
@@ -70,6 +71,10 @@
 // (set_attention_backward_variant(1)): the same kernels with swizzled tiles, every product on
 // wgmma; and a warp-specialised one (2: attention_dkdv_ws_kernel, attention_dq_ws_kernel), the
 // forward's producer and stages around the same products, 128 keys or queries per block.
+// Variant 3 (attention_bwd_fused_kernel) is FA2's 5-product split made deterministic: dK/dV's
+// pipeline plus dQ = dS K per tile, the float32 dQ sums added by the key tiles of a head in
+// order 0, 1, 2, ... (a turn counter per query tile in global memory; persistent blocks of a
+// cooperative launch, so the turns cannot deadlock), then converted to T.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -117,6 +122,8 @@ struct Params {
   float* stats;  // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
   void* dk;      // (BH, S, D)
   void* dv;      // (BH, S, D)
+  float* dq_acc;  // backward variant 3: dQ's float32 sums (BH, L, D), zeroed before the kernel
+  int* dq_turn;   // and per (head, 64-row query tile, column half) the key tile whose turn it is
   int64_t H, BH, L, S;
   float scale, scale_log2;
   bool causal, dropout;
@@ -601,25 +608,38 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
 /// in the 128-byte swizzle layout (a tile of r rows: D / 64 panels of r rows x 128 bytes). The
 /// forward's variants 2 (kN 128) and 3 (kN 64); the backward's variant 2 (kN 64). At D 128 with
 /// 128-key tiles 3 stages of 64 KiB fill the 227 KiB a block may have.
-template <int D, int kN, int kRes = 1, bool kStats = false>
+/// kExtra: bytes of the kernel's own after the stages (1024-byte aligned; the fused backward's
+/// dS tiles), for which the stages give way where they would not fit beside them.
+constexpr int ws_smem_bytes(int res, int extra, int stages, int stage, int stats) {
+  return res + extra + stages * (stage + stats) + (3 * stages + 2) * 8 + 1024;
+}
+template <int D, int kN, int kRes = 1, bool kStats = false, int kExtra = 0>
 struct WsTile {
   static constexpr int kRows = 128, kThreads = 384, kPanels = D / 64, kTileRows = kN;
-  static constexpr int kStages = kN == 64 ? (D == 64 ? 6 : 4) : (D == 64 ? 5 : 3);
   static constexpr int kResTileBytes = 64 * D * 2;  // a consumer's rows of a resident operand
   static constexpr int kTileBytes = kN * D * 2;     // a streamed x or y tile
   static constexpr int kResBytes = kRes * 2 * kResTileBytes;
   static constexpr int kStageBytes = 2 * kTileBytes;  // x, then y
   static constexpr int kStatsBytes = kStats ? 2 * kBlockM * 4 : 0;
-  static constexpr int kBarriers = 3 * kStages + 1;  // full x, full y, empty per stage; resident
+  static constexpr int kExtraBytes = kExtra;
+  static constexpr int kPreferredStages = kN == 64 ? (D == 64 ? 6 : 4) : (D == 64 ? 5 : 3);
+  static constexpr int kStages =
+      ws_smem_bytes(kResBytes, kExtra, kPreferredStages, kStageBytes, kStatsBytes) <= 227 * 1024
+          ? kPreferredStages
+          : kPreferredStages - 1;
+  // full x, full y, empty per stage; resident full, resident empty
+  static constexpr int kBarriers = 3 * kStages + 2;
   static constexpr int kSmem =
-      kResBytes + kStages * (kStageBytes + kStatsBytes) + kBarriers * 8 + 1024;
+      kResBytes + kExtra + kStages * (kStageBytes + kStatsBytes) + kBarriers * 8 + 1024;
   static_assert(kSmem <= 227 * 1024, "WsTile: more shared memory than a block may have");
   static_assert(!kStats || kN == kBlockM, "WsTile: the stats come in 64-row query tiles");
+  static_assert(kExtra % 1024 == 0, "WsTile: the extra bytes keep the 1024-byte alignment");
 };
 
-/// Where WsTile's pieces lie: resident tiles, stages, stats, then the mbarriers ("full x" and
-/// "full y": the producer's one arrival plus the bytes; "empty": one arrival per consumer warp;
-/// "resident": the producer's arrival plus the resident tiles' bytes).
+/// Where WsTile's pieces lie: resident tiles, stages, the extra bytes, stats, then the mbarriers
+/// ("full x" and "full y": the producer's one arrival plus the bytes; "empty": one arrival per
+/// consumer warp; "resident full": the producer's arrival plus the resident tiles' bytes;
+/// "resident empty": one arrival per consumer warp, for a persistent kernel's next item).
 template <class Tile>
 struct WsSmem {
   unsigned char* base;  // 1024-byte aligned
@@ -633,16 +653,20 @@ struct WsSmem {
     return base + Tile::kResBytes + st * Tile::kStageBytes;
   }
   __device__ unsigned char* y(int st) const { return x(st) + Tile::kTileBytes; }
+  __device__ unsigned char* extra() const { return x(Tile::kStages); }
   __device__ float* stats(int st) const {
-    return reinterpret_cast<float*>(x(Tile::kStages)) + st * (Tile::kStatsBytes / 4);
+    return reinterpret_cast<float*>(extra() + Tile::kExtraBytes) + st * (Tile::kStatsBytes / 4);
   }
   __device__ uint64_t* bar(int i) const {
-    return reinterpret_cast<uint64_t*>(x(Tile::kStages) + Tile::kStages * Tile::kStatsBytes) + i;
+    return reinterpret_cast<uint64_t*>(extra() + Tile::kExtraBytes +
+                                       Tile::kStages * Tile::kStatsBytes) +
+           i;
   }
   __device__ uint64_t* full_x(int st) const { return bar(st); }
   __device__ uint64_t* full_y(int st) const { return bar(Tile::kStages + st); }
   __device__ uint64_t* empty(int st) const { return bar(2 * Tile::kStages + st); }
   __device__ uint64_t* res_full() const { return bar(3 * Tile::kStages); }
+  __device__ uint64_t* res_empty() const { return bar(3 * Tile::kStages + 1); }
   /// The phase parity of the block's j-th streamed tile.
   __device__ static uint32_t phase(int j) { return static_cast<uint32_t>(j / Tile::kStages) & 1; }
   /// Thread 0: initialises the barriers for `consumers` consumer warpgroups (a __syncthreads
@@ -655,6 +679,7 @@ struct WsSmem {
       tma::mbar_init(empty(st), 4 * consumers);
     }
     tma::mbar_init(res_full(), 1);
+    tma::mbar_init(res_empty(), 4 * consumers);
     tma::fence_barrier_init();
 #else
     (void)consumers;
@@ -668,16 +693,31 @@ struct WsSmem {
     (void)st, (void)lane;
 #endif
   }
+  /// A consumer warp: every wgmma reading the resident tiles has retired. The warp converges
+  /// first: lane 0 arrives for all 32, and a lane still polling "resident full" (an item without
+  /// products has no warp-wide step between the two) would otherwise miss its phase once the
+  /// producer has refilled the tiles.
+  __device__ void release_resident(int lane) const {
+#if defined(EMBER_HAVE_WGMMA)
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(res_empty());
+#else
+    (void)lane;
+#endif
+  }
 };
 
 /// The producer's one thread: each consumer c's rows r0 + 64 c .. of the kRes resident operands
 /// (maps res, rank 4 over (B, H, rows, D)), then tiles t0 .. t0 + n - 1 of x and y (rows kN t ..):
 /// wait until the stage is free, x's bytes on "full x", y's (and the stats of tile t, from
-/// `stats`, when kStats) on "full y", so the first product can start before y has landed.
+/// `stats`, when kStats) on "full y", so the first product can start before y has landed. j0:
+/// the tiles the block streamed before (a persistent kernel's earlier items), which sets the
+/// stages and phases.
 template <class Tile, int kRes>
 __device__ void ws_produce(const WsSmem<Tile>& sm, const CUtensorMap* const (&res)[kRes],
                            int64_t r0, int consumers, const CUtensorMap* mx, const CUtensorMap* my,
-                           int64_t t0, int n, int32_t h, int32_t b, const float* stats) {
+                           int64_t t0, int n, int32_t h, int32_t b, const float* stats,
+                           int j0 = 0) {
 #if defined(EMBER_HAVE_WGMMA)
   constexpr int kN = Tile::kTileRows;
   tma::mbar_arrive_expect_tx(sm.res_full(),
@@ -689,9 +729,9 @@ __device__ void ws_produce(const WsSmem<Tile>& sm, const CUtensorMap* const (&re
         tma::load_4d(sm.resident(i, c) + pn * 8192, res[i], 64 * pn,
                      static_cast<int32_t>(r0 + 64 * c), h, b, sm.res_full());
   for (int j = 0; j < n; ++j) {
-    const int st = j % Tile::kStages;
+    const int st = (j0 + j) % Tile::kStages;
     const auto row = static_cast<int32_t>((t0 + j) * kN);
-    tma::mbar_wait(sm.empty(st), sm.phase(j) ^ 1);  // free (first round: at once)
+    tma::mbar_wait(sm.empty(st), sm.phase(j0 + j) ^ 1);  // free (first round: at once)
     tma::mbar_arrive_expect_tx(sm.full_x(st), Tile::kTileBytes);
 #pragma unroll
     for (int pn = 0; pn < Tile::kPanels; ++pn)
@@ -706,7 +746,7 @@ __device__ void ws_produce(const WsSmem<Tile>& sm, const CUtensorMap* const (&re
   }
 #else
   (void)sm, (void)res, (void)r0, (void)consumers, (void)mx, (void)my, (void)t0, (void)n, (void)h,
-      (void)b, (void)stats;
+      (void)b, (void)stats, (void)j0;
 #endif
 }
 
@@ -915,7 +955,8 @@ __global__ void __launch_bounds__(kThreads) attention_stats_kernel(const Params 
 
 /// The dK/dV kernels' probabilities: pt holds S^T = K Q^T for a warp's keys key0, key0 + 8 and
 /// queries q0 + 8 n + 2 q, + 1 (lane (g, q)); on return P^T = 2^(S^T scale log2(e) - lse log2(e))
-/// (lse2: the query tile's p.stats), 0 where masked (a query past L or, causal, before the key).
+/// (lse2: the query tile's p.stats), 0 where masked (a query past L, a key past S or, causal, a
+/// query before the key).
 __device__ __forceinline__ void probs_t(const Params& p, float (&pt)[8][4], const float* lse2,
                                         int64_t q0, int64_t key0, bool masked) {
   const int q = static_cast<int>(threadIdx.x) & 3;
@@ -927,7 +968,7 @@ __device__ __forceinline__ void probs_t(const Params& p, float (&pt)[8][4], cons
       float pe = exp2f(pt[n][e] * p.scale_log2 - lse2[c]);
       if (masked) {
         const int64_t query = q0 + c, key = key0 + 8 * (e >> 1);
-        if (query >= p.L || (p.causal && key > query)) pe = 0.f;
+        if (query >= p.L || key >= p.S || (p.causal && key > query)) pe = 0.f;
       }
       pt[n][e] = pe;
     }
@@ -1292,6 +1333,232 @@ __global__ void __launch_bounds__(384, 1)
 #endif
 }
 
+/// The fused backward's tiles: the dK/dV kernel's (K and V resident, Q and dO plus the stats
+/// streamed in 64-row query tiles) and two buffers of dS for the dQ product, 128 keys x 64
+/// queries of T each.
+template <int D>
+using FusedTile = WsTile<D, 64, 2, true, 2 * 128 * 64 * 2>;
+
+/// A consumer's dS^T (its 64 keys x the tile's 64 queries, as register-A fragments da) into the
+/// dS buffer ds at rows 64 c .. (one row of 128 bytes per key, the 16-byte chunk j of row r at
+/// j ^ (r % 8)): the M-major layout in which the dQ product reads dS (M = the queries).
+__device__ __forceinline__ void store_ds_t(unsigned char* ds, const uint32_t (&da)[4][4], int c) {
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = (static_cast<int>(threadIdx.x) / 32) % 4;
+  const int g = lane / 4, q = lane % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    unsigned char* const line = ds + (64 * c + 16 * warp + g + 8 * r) * 128 + 4 * q;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        *reinterpret_cast<uint32_t*>(line + ((2 * ks + h) ^ g) * 16) = da[ks][2 * h + r];
+  }
+}
+
+#if defined(EMBER_HAVE_WGMMA)
+/// dQ (the tile's 64 queries x N of its columns) = dS K over the block's 128 keys, issued (not
+/// committed): dS from the buffer ds (store_ds_t: M-major, imm-trans-a), K's N columns from the
+/// consumers' resident tiles k0 (keys 0-63) and k1 (64-127), pointing at the first column's
+/// panel, read N-major (imm-trans-b; panels 8 KiB apart); k16 step ks at 16 rows = 2048 bytes.
+template <class T, int N>
+__device__ __forceinline__ void issue_dq(float (&d)[N / 2], const unsigned char* ds,
+                                         const unsigned char* k0, const unsigned char* k1) {
+#pragma unroll
+  for (int ks = 0; ks < 8; ++ks) {
+    const uint64_t da = mma::smem_desc_sw128_mn(ds + ks * 2048, 64 * 128);
+    const uint64_t db = mma::smem_desc_sw128_mn((ks < 4 ? k0 : k1) + (ks % 4) * 2048, 64 * 128);
+    if constexpr (N == 64)
+      mma::wgmma_m64n64k16<mma_t<T>, true, true>(d, da, db);
+    else
+      mma::wgmma_m64n128k16<mma_t<T>, true, true>(d, da, db);
+  }
+}
+#endif
+
+/// Adds a consumer's dQ of query tile q0 (a warp's rows as store_rows takes them; columns col0
+/// .. col0 + N - 1 of D) into p.dq_acc in turn: the key tiles of a head add to a query tile's
+/// columns in order 0, 1, 2, ... (the tile's turn counter `slot` of 2 in p.dq_turn), so the float
+/// sums are the same bit for bit in every run. One thread waits for turn `kv`, a barrier of the
+/// consumer's 128 threads passes it on, each adds its values (red, rows past L skipped), a second
+/// barrier gathers them, and the thread hands the turn to kv + 1.
+template <int D, int N>
+__device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq)[N / 8][4],
+                                               int64_t bh, int64_t q0, int kv, int c, int col0,
+                                               int slot) {
+#if defined(EMBER_HAVE_WGMMA)
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = (tid / 32) % 4;
+  int* const turn = p.dq_turn + (bh * query_tiles(p) + q0 / kBlockM) * 2 + slot;
+  if (tid % 128 == 0) tma::flag_wait(turn, kv);
+  tma::named_barrier(2 + c, 128, true);
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = q0 + 16 * warp + lane / 4 + 8 * r;
+    if (row >= p.L) continue;
+    float* const dst = p.dq_acc + (bh * p.L + row) * D + col0 + 2 * (lane % 4);
+#pragma unroll
+    for (int t = 0; t < N / 8; ++t) tma::red_add2(dst + 8 * t, dq[t][2 * r], dq[t][2 * r + 1]);
+  }
+  tma::named_barrier(2 + c, 128, true);
+  if (tid % 128 == 0) tma::flag_set(turn, kv + 1);
+#else
+  (void)p, (void)dq, (void)bh, (void)q0, (void)kv, (void)c, (void)col0, (void)slot;
+#endif
+}
+
+/// The fused backward (variant 3, sm_90a): dK, dV and dQ from one pass over each (query tile,
+/// key tile) pair, 5 tile products where variant 2 takes 7 (FlashAttention-2's work split, dQ
+/// summed in global memory in a fixed order, as FlashAttention-3's deterministic mode does).
+/// Persistent and cooperative: block b takes the items (head, 128-key tile) b, b + gridDim.x,
+/// ..., key tiles fastest, so that a tile's turn to add its dQ (add_dq_in_turn) waits only for
+/// the item before it, on another resident block or done earlier: the launch cannot deadlock.
+/// Per item, WsTile's pipeline of the dK/dV kernel: the producer reloads K and V once the
+/// consumers have released the previous item's ("resident empty") and streams the query tiles
+/// (the stage count runs on across items). Per query tile each consumer computes S^T, dP^T, P^T
+/// and dS^T as variant 2's dK/dV kernel does, stores dS^T in the tile's dS buffer, issues dV +=
+/// P^T dO and dK += dS^T Q; after a barrier of both consumers one of them (alternating by tile)
+/// issues dQ = dS K over all 128 keys once dK and dV have retired and the stage is released, and
+/// adds dQ in turn. Both consumers always run (a ragged last key tile masks its keys
+/// past S). dQ's buffers alternate: tile j's is written again at j + 2, after the barrier of
+/// j + 1, which its reader reaches only once its dQ has retired.
+template <class T, int D>
+__global__ void __launch_bounds__(384, 1)
+    attention_bwd_fused_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
+                               const __grid_constant__ CUtensorMap map_k,
+                               const __grid_constant__ CUtensorMap map_v,
+                               const __grid_constant__ CUtensorMap map_do) {
+#if defined(EMBER_HAVE_WGMMA)
+  using Tile = FusedTile<D>;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const WsSmem<Tile> sm(smem_raw);
+  const int tid = static_cast<int>(threadIdx.x), wg = __shfl_sync(0xffffffffu, tid / 128, 0);
+  // 32-bit bookkeeping (the launcher checks that items, rows and tiles fit): registers are
+  // scarce in the consumers, which keep dK and dV in 128 of them at D 128.
+  const int n_qtiles = static_cast<int>(query_tiles(p));
+  const int n_kv = static_cast<int>((p.S + Tile::kRows - 1) / Tile::kRows);
+  const int items = static_cast<int>(p.BH) * n_kv;
+  if (tid == 0) sm.init(2);
+  __syncthreads();
+  // An item's first query tile (causal: earlier queries see none of its keys) and tile count.
+  const auto span = [&](int k0, int& first) {
+    first = p.causal ? k0 / kBlockM : 0;
+    return first < n_qtiles ? n_qtiles - first : 0;
+  };
+
+  // Registers per thread after setmaxnreg (x 128 for the producer, x 256 for the consumers,
+  // within the SM's 65536): at D 64 the producer's item loop gets 32 (24 spilled 16 bytes; the
+  // consumers need less than 232), at D 128 the consumers keep 240 (232 spilled 128 bytes).
+  constexpr int kProducerRegs = D == 64 ? 32 : 24, kConsumerRegs = D == 64 ? 232 : 240;
+  if (wg == 0) {
+    tma::setmaxnreg<kProducerRegs, false>();
+    if (tid == 0) {
+      const CUtensorMap* const res[2] = {&map_k, &map_v};
+      int j0 = 0, it = 0;
+      for (int item = static_cast<int>(blockIdx.x); item < items;
+           item += static_cast<int>(gridDim.x), ++it) {
+        const int bh = item / n_kv, k0 = item % n_kv * Tile::kRows, h = bh % static_cast<int>(p.H);
+        int first;
+        const int n = span(k0, first);
+        if (it > 0) tma::mbar_wait(sm.res_empty(), static_cast<uint32_t>(it - 1) & 1);
+        ws_produce(sm, res, k0, 2, &map_q, &map_do, first, n, h, bh / static_cast<int>(p.H),
+                   p.stats + static_cast<int64_t>(bh) * n_qtiles * 2 * kBlockM, j0);
+        j0 += n;
+      }
+    }
+    return;
+  }
+
+  tma::setmaxnreg<kConsumerRegs, true>();
+  const int c = wg - 1, lane = tid & 31, warp = (tid / 32) % 4;
+  const unsigned char* const ks = sm.resident(0, c);
+  const unsigned char* const vs = sm.resident(1, c);
+  // dQ's columns per product: at D 128 each consumer takes its 64 (panel c of K) every tile; at
+  // D 64 (a 32-column half would start inside a swizzled panel) one consumer takes all 64, the
+  // two alternating by tile.
+  constexpr bool kHalves = D == 128;
+  constexpr int kN = kHalves ? 64 : D;
+  float dk[D / 8][4], dv[D / 8][4], dq[kN / 8][4], pt[8][4], dpt[8][4];
+  float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
+  float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
+  float(&dqd)[kN / 2] = *reinterpret_cast<float(*)[kN / 2]>(&dq[0][0]);
+  float(&dptd)[32] = *reinterpret_cast<float(*)[32]>(&dpt[0][0]);
+  uint32_t pa[4][4], da[4][4];  // P^T z and dS^T as register-A fragments
+  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
+  uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
+  int j0 = 0, it = 0;
+  for (int item = static_cast<int>(blockIdx.x); item < items;
+       item += static_cast<int>(gridDim.x), ++it) {
+    const int bh = item / n_kv, kv = item % n_kv, k0 = kv * Tile::kRows;
+    int first;
+    const int n = span(k0, first);
+    const int kc0 = k0 + 64 * c, key0 = kc0 + warp * 16 + lane / 4;  // keys key0, key0 + 8
+    zero(dk);
+    zero(dv);
+    tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(it) & 1);
+    for (int j = 0; j < n; ++j) {
+      const int jj = j0 + j, st = jj % Tile::kStages, q0 = (first + j) * kBlockM;
+      issue_score_pair<T, D>(sm, jj, pt, ks, dpt, vs);  // S^T = K Q^T done, dP^T = V dO^T running
+      const float* const stats = sm.stats(st);
+      probs_t(p, pt, stats, q0, key0,
+              q0 + kBlockM > p.L || kc0 + 64 > p.S || (p.causal && kc0 + 63 > q0));
+      mma::wgmma_wait<0>();
+      mma::fence_operands(dptd);
+      grads_t(p, pt, dpt, stats + kBlockM, bh, q0, key0);
+      pack_p<T>(pa, pt);
+      pack_p<T>(da, dpt);
+      unsigned char* const ds = sm.extra() + (jj % 2) * (128 * 128);
+      store_ds_t(ds, da, c);
+      fence_to_async_proxy();  // dS^T's stores before the dQ product's reads
+      mma::fence_operands(pa_flat);
+      mma::fence_operands(da_flat);
+      mma::fence_operands(dkd);
+      mma::fence_operands(dvd);
+      mma::wgmma_fence();
+      issue_pv<T, D, 64>(dvd, pa, sm.y(st));  // dV += (P^T z) dO
+      issue_pv<T, D, 64>(dkd, da, sm.x(st));  // dK += dS^T Q
+      mma::wgmma_commit();
+      tma::named_barrier(1, 256, true);  // both consumers' dS^T stored
+      mma::wgmma_wait<0>();
+      mma::fence_operands(dkd);
+      mma::fence_operands(dvd);
+      sm.release(st, lane);
+      // dQ once dK and dV have retired, so P^T's and dS^T's fragments are free (at D 128 the
+      // accumulators and the fragments would not fit in 240 registers together).
+      if (kHalves || jj % 2 == c) {
+        const int col0 = kHalves ? 64 * c : 0;
+        zero(dq);
+        mma::fence_operands(dqd);
+        mma::wgmma_fence();
+        issue_dq<T, kN>(dqd, ds, sm.resident(0, 0) + col0 * 128,  // dQ = dS K
+                        sm.resident(0, 1) + col0 * 128);
+        mma::wgmma_commit();
+        mma::wgmma_wait<0>();
+        mma::fence_operands(dqd);
+        add_dq_in_turn<D, kN>(p, dq, bh, q0, kv, c, col0, kHalves ? c : 0);
+      }
+    }
+    const int64_t head = static_cast<int64_t>(bh) * p.S * D;
+    store_rows<T, D>(static_cast<T*>(p.dk) + head, dk, key0, p.S, p.scale, p.scale);
+    store_rows<T, D>(static_cast<T*>(p.dv) + head, dv, key0, p.S, 1.f, 1.f);
+    sm.release_resident(lane);  // this item's last reads of K and V (dQ's included) retired
+    j0 += n;
+  }
+#else
+  (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
+#endif
+}
+
+/// dq = dq_acc * scale in T (n elements, n even), two per thread and step.
+template <class T>
+__global__ void __launch_bounds__(256) attention_dq_convert_kernel(T* dq, const float* acc,
+                                                                   int64_t n, float scale) {
+  const int64_t pairs = n / 2, step = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs; i += step) {
+    const float2 v = reinterpret_cast<const float2*>(acc)[i];
+    reinterpret_cast<uint32_t*>(dq)[i] = pack2<T>(v.x * scale, v.y * scale);
+  }
+}
+
 // ---- launchers ----
 
 /// t (..., R, D) as (B, H) heads of (R, D) rows: the batch dims but the last collapse to one
@@ -1368,7 +1635,7 @@ unsigned grid_heads(int64_t BH) { return static_cast<unsigned>(BH < 65535 ? BH :
 detail::VariantSwitch g_forward_variant{"EMBER_ATTENTION_FORWARD_VARIANT",
                                         "set_attention_forward_variant", -1, 3};
 detail::VariantSwitch g_backward_variant{"EMBER_ATTENTION_BACKWARD_VARIANT",
-                                         "set_attention_backward_variant", -1, 2};
+                                         "set_attention_backward_variant", -1, 3};
 
 /// A rank-4 tensor map of x's (B, H, rows, D) heads with their own strides, read in boxes of
 /// (box_rows, 64) with the 128-byte swizzle; false where it cannot be made (a zero stride of a
@@ -1447,6 +1714,45 @@ bool launch_backward_ws(const Params& p, cudaStream_t stream, int device) {
   return true;
 }
 
+/// Variant 3: false (nothing launched) where the tensor maps cannot be made or the sizes pass
+/// TMA's 32-bit coordinates; p.dq_acc and p.dq_turn zeroed here.
+template <class T, int D>
+bool launch_backward_fused(const Params& p, cudaStream_t stream, int device) {
+  using Tile = FusedTile<D>;
+  constexpr int64_t kRows = Tile::kRows;
+  const int64_t items = p.BH * ((p.S + kRows - 1) / kRows);
+  if (p.L > INT32_MAX - kRows || p.S > INT32_MAX - kRows || items > INT32_MAX ||
+      p.BH * query_tiles(p) * 2 > INT32_MAX)
+    return false;
+  CUtensorMap map_q, map_k, map_v, map_do;
+  if (!head_map<T, D>(&map_q, p, p.q, p.L, 64) || !head_map<T, D>(&map_k, p, p.k, p.S, 64) ||
+      !head_map<T, D>(&map_v, p, p.v, p.S, 64) || !head_map<T, D>(&map_do, p, p.dout, p.L, 64))
+    return false;
+  const int64_t acc = p.BH * p.L * D, turns = p.BH * query_tiles(p) * 2;
+  EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_acc, 0, static_cast<size_t>(acc) * 4, stream));
+  EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_turn, 0, static_cast<size_t>(turns) * 4, stream));
+  constexpr auto kernel = attention_bwd_fused_kernel<T, D>;
+  detail::opt_in_smem<kernel>(Tile::kSmem, device);
+  // Cooperative: every block resident (one per SM), each walking its items.
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeCooperative;
+  attr.val.cooperative = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(std::min(items, detail::sm_count(device))), 1, 1);
+  config.blockDim = dim3(Tile::kThreads, 1, 1);
+  config.dynamicSmemBytes = Tile::kSmem;
+  config.stream = stream;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  EMBER_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, map_q, map_k, map_v, map_do));
+  EMBER_CUDA_CHECK_LAUNCH();
+  const int64_t blocks = std::min<int64_t>((acc / 2 + 255) / 256, 8 * detail::sm_count(device));
+  attention_dq_convert_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+      static_cast<T*>(p.out), p.dq_acc, acc, p.scale);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 template <class T, int D>
 void backward(const Params& p, cudaStream_t stream, int device) {
   const int64_t rows = p.BH * query_tiles(p) * kBlockM;
@@ -1460,6 +1766,8 @@ void backward(const Params& p, cudaStream_t stream, int device) {
   const int variant = g_backward_variant.get();
   const bool wgmma = variant >= 1 && detail::wgmma_available(device);
   if (wgmma && variant == 2 && launch_backward_ws<T, D>(p, stream, device)) return;
+  if (wgmma && variant == 3 && p.dq_acc != nullptr && launch_backward_fused<T, D>(p, stream, device))
+    return;
   const auto launch = [&]<bool kWg>() {
     constexpr int tiles = smem_tiles_bytes<D, kWg>(6);
     constexpr int kv_bytes = tiles + 4 * kBlockM * 4;  // + two stages of stats
@@ -1553,6 +1861,13 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
   p.out = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();
+  Tensor fused;  // variant 3's dQ sums and turn counters (float32 and int32, 4 bytes each)
+  if (g_backward_variant.get() == 3) {
+    const int64_t acc = p.BH * p.L * r.D;
+    fused = empty({acc + p.BH * query_tiles(p) * 2}, TensorOptions(kFloat32).device(q.device()));
+    p.dq_acc = static_cast<float*>(fused.data_ptr());
+    p.dq_turn = reinterpret_cast<int*>(p.dq_acc + acc);
+  }
   const cudaStream_t stream = detail::stream_of(q);
   const int device = q.device().index();
   visit_kernel(q.dtype(), r.D, [&]<class T, int D>() { backward<T, D>(p, stream, device); });

@@ -18,6 +18,8 @@
 //                       arrival on the mbarrier at the same offset in another block of the
 //                       cluster, a box written to the same offset in several blocks' shared
 //                       memory (each completing its bytes on its own mbarrier at bar's offset)
+//   flag_wait / flag_set / red_add2   ordered hand-offs between the blocks of a cooperative
+//                       launch through a counter in global memory, and float additions there
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
 // a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
@@ -255,6 +257,54 @@ __device__ inline void load_bulk(void* dst, const void* src, uint32_t bytes, uin
           "r"(d),
       "l"(src), "r"(bytes), "r"(b)
       : "memory");
+#endif
+}
+
+// Ordered hand-offs between the blocks of one grid through a counter in global memory (a
+// cooperative launch, so every block is resident and a wait always ends): one thread waits until
+// the counter holds its turn, a barrier passes the turn to its peers, they write, a barrier
+// gathers them, and the one thread publishes the next turn. The release store is cumulative:
+// the writes the barrier ordered before it are visible to whoever acquires the new value.
+
+/// Returns once *flag == value (ld.acquire.gpu; traps after kMbarWaitLimitNs).
+__device__ inline void flag_wait(const int* flag, int value) {
+#if defined(EMBER_CUDA_EMULATED)
+  while (__atomic_load_n(flag, __ATOMIC_ACQUIRE) != value)
+    ::ember_emu::spin_yield("a global-memory flag (flag_wait)");
+#else
+  uint64_t start = 0;
+  for (;;) {
+    int v;
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(flag) : "memory");
+    if (v == value) return;
+    uint64_t now;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+    if (start == 0)
+      start = now;
+    else if (now - start > kMbarWaitLimitNs)
+      __trap();
+  }
+#endif
+}
+/// *flag = value (st.release.gpu), after a fence ordering the block's writes that a barrier put
+/// before this thread's.
+__device__ inline void flag_set(int* flag, int value) {
+#if defined(EMBER_CUDA_EMULATED)
+  __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+#else
+  __threadfence();
+  asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(flag), "r"(value) : "memory");
+#endif
+}
+/// p[0] += a, p[1] += b in global memory (red.global.add.v2.f32; p 8-byte aligned): no result
+/// returned, so the thread does not wait for the L2's round trip.
+__device__ inline void red_add2(float* p, float a, float b) {
+#if defined(EMBER_CUDA_EMULATED)
+  atomicAdd(p, a);
+  atomicAdd(p + 1, b);
+#else
+  asm volatile("red.relaxed.gpu.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b)
+               : "memory");
 #endif
 }
 #endif

@@ -158,8 +158,8 @@ TEST_CASE("cuda attention: forward output and lse match the float64 reference") 
 TEST_CASE("cuda attention: backward dq, dk, dv match float64 autograd of the composite") {
   if (!gpu()) return;
   // variant 0: the dK/dV and dQ kernels' products on mma.sync; 1: on wgmma (sm_90a, the emulator);
-  // 2: the warp-specialised, TMA-fed kernels
-  for (int variant : {0, 1, 2}) {
+  // 2: the warp-specialised, TMA-fed kernels; 3: the fused, persistent one (dQ added in turn)
+  for (int variant : {0, 1, 2, 3}) {
     cuda::set_attention_backward_variant(variant);
     for (DType dt : {kBFloat16, kFloat16}) {
       for (const Case& c : kCases) {
@@ -182,7 +182,7 @@ TEST_CASE("cuda attention: backward dq, dk, dv match float64 autograd of the com
     }
   }
   cuda::set_attention_backward_variant(-1);
-  EMBER_CHECK_THROWS(cuda::set_attention_backward_variant(3), ValueError,
+  EMBER_CHECK_THROWS(cuda::set_attention_backward_variant(4), ValueError,
                      "set_attention_backward_variant");
 }
 
@@ -190,10 +190,10 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
   if (!gpu()) return;
   for (int64_t D : {64, 128}) {
     for (bool causal : {false, true}) {
-      // forward variants 2 and 3 and backward variant 2 read the view through rank-4 tensor maps
-      // (B, H, T, D) with its strides
+      // forward variants 2 and 3 and backward variants 2 and 3 read the view through rank-4
+      // tensor maps (B, H, T, D) with its strides
       const int variant = causal ? (D == 64 ? 3 : 2) : 0;
-      const int backward = causal ? 2 : (D == 64 ? 0 : 1);
+      const int backward = causal ? (D == 64 ? 2 : 3) : (D == 64 ? 0 : 1);
       cuda::set_attention_forward_variant(variant);
       cuda::set_attention_backward_variant(backward);
       INFO("D " << D << " causal " << causal << " variant " << variant << " backward " << backward);
@@ -228,9 +228,10 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
 
 TEST_CASE("cuda attention: two runs give bitwise the same output and gradients") {
   if (!gpu()) return;
-  for (int variant : {0, 1, 2}) {  // the backward on mma.sync, wgmma, warp-specialised
+  // the backward on mma.sync, wgmma, warp-specialised, fused (its dQ sums in a fixed order)
+  for (int variant : {0, 1, 2, 3}) {
     const DType dt = variant == 1 ? kFloat16 : kBFloat16;
-    cuda::set_attention_forward_variant(variant >= 1 ? variant + 1 : -1);
+    cuda::set_attention_forward_variant(variant >= 1 ? std::min(variant + 1, 3) : -1);
     cuda::set_attention_backward_variant(variant);
     INFO("dtype " << dt << " variant " << variant);
     Tensor q = rnd({2, 2, 100, 64}, 41, dt, 2.0).to(cu),
@@ -243,6 +244,53 @@ TEST_CASE("cuda attention: two runs give bitwise the same output and gradients")
     CHECK(test::bitwise_equal(a.dv.cpu(), b.dv.cpu()));
   }
   cuda::set_attention_forward_variant(-1);
+  cuda::set_attention_backward_variant(-1);
+}
+
+// Variant 3 runs one persistent block per SM, each walking (head, 128-key tile) items, and adds
+// dQ into float32 sums in key-tile order. Under the emulator CTest runs this case a second time
+// with EMBER_EMU_SMS=3, so that three blocks take turns at 8-12 items (more items than blocks,
+// each block's stages and resident tiles reused), all three running together as on a GPU; with
+// EMBER_EMU_REVERSE=1 the last block runs first and waits for its turn.
+TEST_CASE("cuda attention: fused backward (variant 3) matches variant 2, same bits every run") {
+  if (!gpu()) return;
+  struct FusedCase {
+    std::vector<int64_t> batch;
+    int64_t L, S, D;
+    bool causal;
+    DType dt;
+  };
+  // 2 x 4 items of 128 keys (the last one ragged: its second consumer has no keys at all); 3 x 3
+  // causal with L < S (the last key tiles see no query: zero dK and dV, no dQ turn); 4 x 3 at
+  // D 128 with L > S.
+  const std::vector<FusedCase> cases = {{{1, 2}, 150, 400, 64, false, kBFloat16},
+                                        {{3}, 200, 300, 64, true, kBFloat16},
+                                        {{2, 2}, 300, 257, 128, true, kFloat16},
+                                        {{4}, 128, 1100, 64, false, kFloat16}};
+  for (const FusedCase& c : cases) {
+    INFO("batch " << IntArrayRef(c.batch) << " L " << c.L << " S " << c.S << " D " << c.D
+                  << " causal " << c.causal << " dtype " << c.dt);
+    const DType dt = c.dt;
+    Tensor q = rnd(with(c.batch, c.L, c.D), 71, dt, 2.0).to(cu);
+    Tensor k = rnd(with(c.batch, c.S, c.D), 72, dt, 2.0).to(cu);
+    Tensor v = rnd(with(c.batch, c.S, c.D), 73, dt).to(cu);
+    Tensor dy = rnd(with(c.batch, c.L, c.D), 74, dt).to(cu);
+    cuda::set_attention_backward_variant(2);
+    Result split = fused(q, k, v, dy, c.causal);
+    cuda::set_attention_backward_variant(3);
+    Result a = fused(q, k, v, dy, c.causal), b = fused(q, k, v, dy, c.causal);
+    CHECK(test::bitwise_equal(a.dq.cpu(), b.dq.cpu()));
+    CHECK(test::bitwise_equal(a.dk.cpu(), b.dk.cpu()));
+    CHECK(test::bitwise_equal(a.dv.cpu(), b.dv.cpu()));
+    // dK and dV come from the same products in the same order as variant 2's: the same bits.
+    CHECK(test::bitwise_equal(a.dk.cpu(), split.dk.cpu()));
+    CHECK(test::bitwise_equal(a.dv.cpu(), split.dv.cpu()));
+    Result want = reference(q, k, v, dy, c.causal);
+    CHECK(err(a.dq, want.dq) <= tol(dt));
+    CHECK(err(a.dk, want.dk) <= tol(dt));
+    CHECK(err(a.dv, want.dv) <= tol(dt));
+    CHECK(err(a.dq, split.dq) <= tol(dt));
+  }
   cuda::set_attention_backward_variant(-1);
 }
 
@@ -260,7 +308,7 @@ TEST_CASE("cuda attention: dropout uses the CPU's mask (same seed), forward and 
     for (double p : {0.2, 0.5}) {
       const int variant = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 4);  // each forward variant
       cuda::set_attention_forward_variant(variant);
-      const int backward = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 3);
+      const int backward = static_cast<int>((ci + (p > 0.3 ? 1 : 0)) % 4);
       cuda::set_attention_backward_variant(backward);
       INFO("L " << c.L << " S " << c.S << " D " << c.D << " causal " << c.causal << " p " << p
                 << " variant " << variant << " backward " << backward);

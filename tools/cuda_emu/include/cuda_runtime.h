@@ -257,6 +257,7 @@ struct LaunchConfig {
   size_t shmem;
   cudaStream_t stream;
   dim3 cluster{1, 1, 1};  // thread-block cluster (cudaLaunchKernelEx's attribute)
+  bool cooperative = false;  // cudaLaunchAttributeCooperative: the whole grid resident at once
 };
 using ThreadEntry = void (*)(void* ctx);
 /// Runs the grid: entry(ctx) once per thread, as a fiber.
@@ -269,8 +270,8 @@ template <class K>
 class Launcher {
  public:
   Launcher(const char* name, K kernel, dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
-           dim3 cluster = dim3(1, 1, 1))
-      : kernel_(kernel), config_{name, nullptr, grid, block, shmem, stream, cluster} {}
+           dim3 cluster = dim3(1, 1, 1), bool cooperative = false)
+      : kernel_(kernel), config_{name, nullptr, grid, block, shmem, stream, cluster, cooperative} {}
 
   template <class... A>
   void operator()(A&&... args) const {
@@ -309,13 +310,15 @@ Launcher<K> launch(const char* name, K kernel, dim3 grid, dim3 block, size_t shm
 
 }  // namespace ember_emu
 
-// ---- cudaLaunchKernelEx (the C++ template form) with a cluster dimension ----
+// ---- cudaLaunchKernelEx (the C++ template form) with a cluster dimension or cooperative ----
 enum cudaLaunchAttributeID {
   cudaLaunchAttributeIgnore = 0,
+  cudaLaunchAttributeCooperative = 2,
   cudaLaunchAttributeClusterDimension = 4,
 };
 union cudaLaunchAttributeValue {
   char pad[64];
+  int cooperative;
   struct {
     unsigned int x, y, z;
   } clusterDim;
@@ -335,16 +338,20 @@ template <class... Exp, class... Act>
 cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* config, void (*kernel)(Exp...),
                                Act&&... args) {
   dim3 cluster(1, 1, 1);
+  bool cooperative = false;
   for (unsigned i = 0; i < config->numAttrs; ++i) {
     const cudaLaunchAttribute& a = config->attrs[i];
     if (a.id == cudaLaunchAttributeClusterDimension)
       cluster = dim3(a.val.clusterDim.x, a.val.clusterDim.y, a.val.clusterDim.z);
+    else if (a.id == cudaLaunchAttributeCooperative)
+      cooperative = a.val.cooperative != 0;
     else if (a.id != cudaLaunchAttributeIgnore)
       ember_emu::fatal("cudaLaunchKernelEx: launch attribute %d is not emulated", static_cast<int>(a.id));
   }
   ember_emu::Launcher<void (*)(Exp...)>("cudaLaunchKernelEx", kernel, config->gridDim,
                                         config->blockDim, config->dynamicSmemBytes,
-                                        config->stream, cluster)(static_cast<Exp>(args)...);
+                                        config->stream, cluster,
+                                        cooperative)(static_cast<Exp>(args)...);
   return cudaSuccess;
 }
 namespace ember_emu {

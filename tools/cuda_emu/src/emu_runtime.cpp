@@ -78,7 +78,7 @@ namespace ember_emu {
 namespace {
 
 // ---- device properties (H200) ----
-constexpr int kSMs = 132;
+constexpr int kSMs = 132;  // EMBER_EMU_SMS=n emulates n of them (sm_count())
 constexpr size_t kStaticSharedLimit = 48 * 1024;
 constexpr size_t kSharedOptinLimit = 227 * 1024;
 constexpr size_t kSharedPerSM = 228 * 1024;
@@ -87,6 +87,17 @@ constexpr size_t kTotalMemory = size_t{143771} << 20;  // 141 GiB-ish, as an H20
 constexpr size_t kPage = 4096;
 
 size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/// The emulated GPU's SMs: kSMs, or EMBER_EMU_SMS (1 .. kSMs), so that a persistent kernel's
+/// grid, sized by the SM count, is small enough to run its blocks together.
+int sm_count() {
+  static const int n = [] {
+    const char* e = std::getenv("EMBER_EMU_SMS");
+    const int v = e != nullptr ? std::atoi(e) : kSMs;
+    return v >= 1 && v <= kSMs ? v : kSMs;
+  }();
+  return n;
+}
 
 // ---- errors ----
 thread_local cudaError_t t_last_error = cudaSuccess;
@@ -160,6 +171,9 @@ struct Exec {
   // t, its warp w at warps[b * warps_per_block + w].
   int nthreads = 0;  // fibers: threads of the cluster
   int block_threads = 0, warps_per_block = 0, cluster = 1;
+  bool cooperative = false;  // a cooperative launch: `cluster` is the whole grid, no cluster ops
+  int first = 0;             // the block that runs first (cooperative: rotates launch by launch)
+  uint64_t cooperative_launches = 0;
   std::vector<Fiber> fibers;
   std::vector<Warp> warps;
   std::vector<Stack> stacks;
@@ -421,14 +435,15 @@ void run_cluster() {
   x.static_shared = 0;
   while (x.done < n) {
     // Progress: a thread that ran and stopped for any reason but polling, or an mbarrier change.
-    // The blocks of a cluster run by priority: the first (the last with EMBER_EMU_REVERSE) until
-    // none of its threads can move, only then the next, so a block gets as far ahead of its peers
-    // as the protocol lets it: the adversarial order for one that refills a peer's stage, or
-    // arrives on its barriers, too early.
+    // The blocks of a cluster run by priority: the first (the last with EMBER_EMU_REVERSE; a
+    // cooperative launch counts from block `first`) until none of its threads can move, only
+    // then the next, so a block gets as far ahead of its peers as the protocol lets it: the
+    // adversarial order for one that refills a peer's stage, or arrives on its barriers, too
+    // early.
     bool progressed = false;
     const uint64_t epoch = x.epoch;
     for (int k = 0; k < x.cluster && !progressed && x.epoch == epoch; ++k) {
-      const int b = x.reverse ? x.cluster - 1 - k : k;
+      const int b = ((x.reverse ? x.cluster - 1 - k : k) + x.first) % x.cluster;
       for (int i = 0; i < x.block_threads; ++i) {
         const int t = b * x.block_threads + (x.reverse ? x.block_threads - 1 - i : i);
         Fiber& f = x.fibers[static_cast<size_t>(t)];
@@ -597,8 +612,8 @@ void shared_var(void* p, size_t bytes) {
   Exec& x = g_exec;
   if (!x.active) fatal("a __shared__ variable declared outside a kernel");
   if (x.cluster > 1)
-    fatal("%s: a static __shared__ variable in a cluster launch (not emulated: the blocks of a "
-          "cluster run together; use extern __shared__ memory)",
+    fatal("%s: a static __shared__ variable in a cluster or cooperative launch (not emulated: "
+          "the blocks run together; use extern __shared__ memory)",
           where().c_str());
   for (void* q : x.shared_vars)
     if (q == p) return;
@@ -987,9 +1002,17 @@ uint64_t tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* 
   return bytes;
 }
 
+/// Aborts in a cooperative launch: its blocks run together here, but they are no cluster.
+void require_cluster(const char* what) {
+  if (g_exec.cooperative)
+    fatal("%s: %s in a cooperative launch without a cluster (its blocks share no cluster)",
+          where().c_str(), what);
+}
+
 /// p (in the calling block's dynamic shared memory) at the same offset in block `rank`'s.
 void* in_block(const void* p, int rank, const char* what) {
   const Exec& x = g_exec;
+  require_cluster(what);
   if (rank < 0 || rank >= x.cluster)
     fatal("%s: %s names block rank %d of a cluster of %d", where().c_str(), what, rank, x.cluster);
   const Exec::Block& own = current_block();
@@ -1160,19 +1183,25 @@ void wgmma_wait(int pending) {
 // ---- thread-block clusters ----
 
 int max_active_clusters(size_t shmem, unsigned size) {
-  return shmem <= kSharedOptinLimit && size > 0 ? static_cast<int>(kSMs / static_cast<int>(size))
+  return shmem <= kSharedOptinLimit && size > 0 ? sm_count() / static_cast<int>(size)
                                                 : 0;
 }
 
-int cluster_ctarank() { return current_fiber("%cluster_ctarank").block; }
+int cluster_ctarank() {
+  const int rank = current_fiber("%cluster_ctarank").block;
+  require_cluster("%cluster_ctarank");
+  return rank;
+}
 int cluster_nctarank() {
   (void)current_fiber("%cluster_nctarank");
+  require_cluster("%cluster_nctarank");
   return g_exec.cluster;
 }
 
 void cluster_arrive() {
   Exec& x = g_exec;
   Fiber& f = current_fiber("barrier.cluster.arrive");
+  require_cluster("barrier.cluster.arrive");
   if (f.cluster_armed)
     fatal("%s: barrier.cluster.arrive twice without a barrier.cluster.wait between",
           where().c_str());
@@ -1313,9 +1342,20 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
           dyn_limit == kStaticSharedLimit ? " (cudaFuncSetAttribute(MaxDynamicSharedMemorySize) raises it)" : "");
   if (!::stream_is_live(c.stream))
     fatal("launch of %s: stream %p is not a live stream", c.name, static_cast<void*>(c.stream));
-  const dim3 cl = c.cluster;
+  const dim3 cl = c.cooperative ? c.grid : c.cluster;
   const unsigned cluster = cl.x * cl.y * cl.z;
-  if (cl.x == 0 || cl.y == 0 || cl.z == 0 || cluster > 8 || c.grid.x % cl.x != 0 ||
+  if (c.cooperative) {
+    // Every block resident at once: the SM count times the blocks an SM holds by threads and
+    // shared memory (1 KiB of each block's reserved by the system, as on Hopper).
+    const size_t by_smem = kSharedPerSM / (c.shmem + 1024);
+    const size_t per_sm = std::min<size_t>({2048 / threads, by_smem, 32});
+    if (c.cluster.x * c.cluster.y * c.cluster.z != 1 || cluster > per_sm * sm_count())
+      fatal("cooperative launch of %s: grid (%u,%u,%u) of %u blocks, cluster (%u,%u,%u) (at most "
+            "%zu blocks can be resident, %zu per SM on %d SMs; clusters in a cooperative launch "
+            "are not emulated)",
+            c.name, c.grid.x, c.grid.y, c.grid.z, cluster, c.cluster.x, c.cluster.y, c.cluster.z,
+            per_sm * sm_count(), per_sm, sm_count());
+  } else if (cl.x == 0 || cl.y == 0 || cl.z == 0 || cluster > 8 || c.grid.x % cl.x != 0 ||
       c.grid.y % cl.y != 0 || c.grid.z % cl.z != 0)
     fatal("launch of %s: cluster (%u,%u,%u) for grid (%u,%u,%u) (at most 8 blocks, the portable "
           "limit, and the grid a whole number of clusters along each dimension)",
@@ -1332,6 +1372,11 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   x.block_threads = static_cast<int>(threads);
   x.warps_per_block = static_cast<int>((threads + 31) / 32);
   x.cluster = static_cast<int>(cluster);
+  x.cooperative = c.cooperative;
+  // A cooperative launch's blocks run together, the first by priority a different one each
+  // launch, so that two runs of a kernel whose blocks hand work to each other see different
+  // orders (a result that depends on the order differs between them).
+  x.first = c.cooperative ? static_cast<int>(x.cooperative_launches++ % cluster) : 0;
   x.nthreads = x.block_threads * x.cluster;
   if (const char* e = std::getenv("EMBER_EMU_REVERSE")) x.reverse = e[0] == '1';
   ensure_stacks(x.nthreads);
@@ -1515,7 +1560,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     case cudaDevAttrWarpSize: *value = 32; break;
     case cudaDevAttrMaxRegistersPerBlock: *value = 65536; break;
     case cudaDevAttrClockRate: *value = 1980000; break;
-    case cudaDevAttrMultiProcessorCount: *value = kSMs; break;
+    case cudaDevAttrMultiProcessorCount: *value = sm_count(); break;
     case cudaDevAttrMaxThreadsPerMultiProcessor: *value = 2048; break;
     case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
     case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
@@ -1540,7 +1585,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = 65535, p->maxGridSize[2] = 65535;
   p->totalConstMem = 65536;
   p->major = 9, p->minor = 0;
-  p->multiProcessorCount = kSMs;
+  p->multiProcessorCount = sm_count();
   p->maxThreadsPerMultiProcessor = 2048;
   p->sharedMemPerMultiprocessor = kSharedPerSM;
   p->sharedMemPerBlockOptin = kSharedOptinLimit;

@@ -310,6 +310,39 @@ __global__ void cluster_static_kernel(int* out) {
   out[0] = v;
 }
 
+// A cooperative launch: block b waits (polling global memory) for turn b, writes its index at
+// the next free place of out and hands the turn to b + 1; out[32] counts the blocks that started
+// before block 0 (a different number each launch: the first block rotates).
+__global__ void turns_in_order_kernel(int* out, int* turn, int* started) {
+  if (threadIdx.x == 0) {
+    const int b = static_cast<int>(blockIdx.x);
+    if (b == 0) out[32] = *started;
+    ++*started;
+    while (__atomic_load_n(turn, __ATOMIC_ACQUIRE) != b) ember_emu::spin_yield("a turn");
+    out[out[33]++] = b;
+    __atomic_store_n(turn, b + 1, __ATOMIC_RELEASE);
+  }
+  __syncthreads();
+}
+// Misuse: a turn that never comes (block 1 waits for 5 of a grid of 2).
+__global__ void turn_deadlock_kernel(int* turn) {
+  if (blockIdx.x == 1)
+    while (__atomic_load_n(turn, __ATOMIC_ACQUIRE) != 5) ember_emu::spin_yield("a turn");
+}
+// Misuse: a cluster operation in a cooperative launch.
+__global__ void cooperative_rank_kernel(int* out) { out[0] = ember_emu::cluster_ctarank(); }
+
+template <class... Exp, class... Act>
+void launch_cooperative(void (*kernel)(Exp...), dim3 grid, dim3 block, Act&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeCooperative;
+  attr.val.cooperative = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = 0;
+  config.stream = nullptr, config.attrs = &attr, config.numAttrs = 1;
+  CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Act>(args)...) == cudaSuccess);
+}
+
 template <class... Exp, class... Act>
 void launch_cluster(void (*kernel)(Exp...), dim3 grid, dim3 block, size_t shmem, unsigned cluster,
                     Act&&... args) {
@@ -335,6 +368,22 @@ CUtensorMap make_map(uint16_t* base, uint64_t cols, uint64_t rows, uint32_t box_
 }
 
 void hopper_checks() {
+  // Cooperative launches: the blocks run together (block b waits for b - 1's turn, whichever runs
+  // first), and the first block to run changes from launch to launch.
+  {
+    int* d = nullptr;
+    CHECK(cudaMalloc(&d, 64 * sizeof(int)) == cudaSuccess);
+    std::vector<int> h(64), firsts;
+    for (int run = 0; run < 3; ++run) {
+      CHECK(cudaMemset(d, 0, 64 * sizeof(int)) == cudaSuccess);
+      launch_cooperative(turns_in_order_kernel, 6, 64, d, d + 40, d + 41);
+      CHECK(cudaMemcpy(h.data(), d, 64 * sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess);
+      for (int b = 0; b < 6; ++b) CHECK(h[b] == b);
+      CHECK(h[33] == 6 && h[40] == 6);
+      firsts.push_back(h[32]);
+    }
+    CHECK(firsts[0] != firsts[1] && firsts[1] != firsts[2]);
+  }
   // TMA: element (r, c) of the box lands in row r, 16-byte chunk (c / 8) ^ (r % 8).
   const uint64_t rows = 20, cols = 72;
   std::vector<uint16_t> h(rows * cols);
@@ -449,6 +498,9 @@ void hopper_misuse(const char* what, int* d) {
   if (!std::strcmp(what, "cluster_exited")) launch_cluster(cluster_exited_kernel, 2, 64, 64, 2);
   if (!std::strcmp(what, "cluster_static")) launch_cluster(cluster_static_kernel, 2, 32, 0, 2, d);
   if (!std::strcmp(what, "cluster_grid")) launch_cluster(cluster_static_kernel, 3, 32, 0, 2, d);
+  if (!std::strcmp(what, "cooperative_deadlock")) launch_cooperative(turn_deadlock_kernel, 2, 32, d);
+  if (!std::strcmp(what, "cooperative_size")) launch_cooperative(turn_deadlock_kernel, 1000, 1024, d);
+  if (!std::strcmp(what, "cooperative_cluster")) launch_cooperative(cooperative_rank_kernel, 2, 32, d);
   if (!std::strcmp(what, "wgmma_refill")) {
     uint16_t* src = nullptr;
     CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
