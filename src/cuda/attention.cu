@@ -119,9 +119,9 @@ struct Params {
   HeadPtr q, k, v, o, dout;  // o: the forward's output (backward), dout: its gradient
   void* out;                 // forward: out (BH, L, D); backward: dq (BH, L, D)
   float* lse;                // (BH, L)
-  float* stats;  // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
-  void* dk;      // (BH, S, D)
-  void* dv;      // (BH, S, D)
+  float* stats;   // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
+  void* dk;       // (BH, S, D)
+  void* dv;       // (BH, S, D)
   float* dq_acc;  // backward variant 3: dQ's float32 sums (BH, L, D), zeroed before the kernel
   int* dq_turn;   // and per (head, 64-row query tile, column half) the key tile whose turn it is
   int64_t H, BH, L, S;
@@ -1343,7 +1343,8 @@ using FusedTile = WsTile<D, 64, 2, true, 2 * 128 * 64 * 2>;
 /// dS buffer ds at rows 64 c .. (one row of 128 bytes per key, the 16-byte chunk j of row r at
 /// j ^ (r % 8)): the M-major layout in which the dQ product reads dS (M = the queries).
 __device__ __forceinline__ void store_ds_t(unsigned char* ds, const uint32_t (&da)[4][4], int c) {
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = (static_cast<int>(threadIdx.x) / 32) % 4;
+  const int lane = static_cast<int>(threadIdx.x) & 31,
+            warp = (static_cast<int>(threadIdx.x) / 32) % 4;
   const int g = lane / 4, q = lane % 4;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -1550,8 +1551,8 @@ __global__ void __launch_bounds__(384, 1)
 
 /// dq = dq_acc * scale in T (n elements, n even), two per thread and step.
 template <class T>
-__global__ void __launch_bounds__(256) attention_dq_convert_kernel(T* dq, const float* acc,
-                                                                   int64_t n, float scale) {
+__global__ void __launch_bounds__(256)
+    attention_dq_convert_kernel(T* dq, const float* acc, int64_t n, float scale) {
   const int64_t pairs = n / 2, step = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs; i += step) {
     const float2 v = reinterpret_cast<const float2*>(acc)[i];
@@ -1766,7 +1767,8 @@ void backward(const Params& p, cudaStream_t stream, int device) {
   const int variant = g_backward_variant.get();
   const bool wgmma = variant >= 1 && detail::wgmma_available(device);
   if (wgmma && variant == 2 && launch_backward_ws<T, D>(p, stream, device)) return;
-  if (wgmma && variant == 3 && p.dq_acc != nullptr && launch_backward_fused<T, D>(p, stream, device))
+  if (wgmma && variant == 3 && p.dq_acc != nullptr &&
+      launch_backward_fused<T, D>(p, stream, device))
     return;
   const auto launch = [&]<bool kWg>() {
     constexpr int tiles = smem_tiles_bytes<D, kWg>(6);
