@@ -1175,6 +1175,50 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
   }
 }
 
+/// One query tile (rows q0.., the block's j-th streamed tile) of a warp-specialised dK/dV
+/// consumer (variants 2 and 3), keys kc0.. of which the thread holds key0 and key0 + 8: S^T =
+/// K Q^T and dP^T = V dO^T issued, P^T while dP^T runs, dS^T, and dV += P^T dO and dK += dS^T Q
+/// issued with P^T and dS^T as register A and committed, not waited for. `packed(da)` runs
+/// between the packing of dS^T's fragments and the issue (variant 3 stores them for dQ there).
+template <class T, int D, class Tile, class Packed>
+__device__ __forceinline__ void dkdv_tile(const Params& p, const WsSmem<Tile>& sm, int j,
+                                          int64_t q0, int64_t kc0, int64_t key0, int64_t bh,
+                                          const unsigned char* ks, const unsigned char* vs,
+                                          float (&dk)[D / 8][4], float (&dv)[D / 8][4],
+                                          Packed&& packed) {
+#if defined(EMBER_HAVE_WGMMA)
+  const int st = j % Tile::kStages;
+  float pt[8][4], dpt[8][4];
+  float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
+  float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
+  float(&dptd)[32] = *reinterpret_cast<float(*)[32]>(&dpt[0][0]);
+  uint32_t pa[4][4], da[4][4];  // P^T z and dS^T as register-A fragments
+  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
+  uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
+  issue_score_pair<T, D>(sm, j, pt, ks, dpt, vs);  // S^T = K Q^T done, dP^T = V dO^T running
+  const float* const stats = sm.stats(st);
+  probs_t(p, pt, stats, q0, key0,
+          q0 + kBlockM > p.L || kc0 + 64 > p.S || (p.causal && kc0 + 63 > q0));
+  mma::wgmma_wait<0>();
+  mma::fence_operands(dptd);
+  grads_t(p, pt, dpt, stats + kBlockM, bh, q0, key0);
+  pack_p<T>(pa, pt);
+  pack_p<T>(da, dpt);
+  packed(da);
+  mma::fence_operands(pa_flat);
+  mma::fence_operands(da_flat);
+  mma::fence_operands(dkd);
+  mma::fence_operands(dvd);
+  mma::wgmma_fence();
+  issue_pv<T, D, 64>(dvd, pa, sm.y(st));  // dV += (P^T z) dO
+  issue_pv<T, D, 64>(dkd, da, sm.x(st));  // dK += dS^T Q
+  mma::wgmma_commit();
+#else
+  (void)p, (void)sm, (void)j, (void)q0, (void)kc0, (void)key0, (void)bh, (void)ks, (void)vs,
+      (void)dk, (void)dv, (void)packed;
+#endif
+}
+
 /// The warp-specialised backward (variant 2, sm_90a), WsTile's pipeline: dK and dV of 128 keys
 /// per block, each consumer warpgroup 64 of them with its K and V rows resident; the producer
 /// streams the query tiles (Q on "full x"; dO and the tile's stats on "full y") from the first
@@ -1221,39 +1265,19 @@ __global__ void __launch_bounds__(384, 1)
   const int64_t kc0 = k0 + 64 * c, key0 = kc0 + warp * 16 + lane / 4;  // keys key0, key0 + 8
   const unsigned char* const ks = sm.resident(0, c);
   const unsigned char* const vs = sm.resident(1, c);
-  float dk[D / 8][4], dv[D / 8][4], pt[8][4], dpt[8][4];
+  float dk[D / 8][4], dv[D / 8][4];
   float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
   float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
-  float(&dptd)[32] = *reinterpret_cast<float(*)[32]>(&dpt[0][0]);
-  uint32_t pa[4][4], da[4][4];  // P^T z and dS^T as register-A fragments
-  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
-  uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
   zero(dk);
   zero(dv);
   tma::mbar_wait(sm.res_full(), 0);
   for (int j = 0; j < n; ++j) {
-    const int st = j % Tile::kStages;
-    const int64_t q0 = (first + j) * kBlockM;
-    issue_score_pair<T, D>(sm, j, pt, ks, dpt, vs);  // S^T = K Q^T done, dP^T = V dO^T running
-    const float* const stats = sm.stats(st);
-    probs_t(p, pt, stats, q0, key0, q0 + kBlockM > p.L || (p.causal && kc0 + 63 > q0));
-    mma::wgmma_wait<0>();
-    mma::fence_operands(dptd);
-    grads_t(p, pt, dpt, stats + kBlockM, bh, q0, key0);
-    pack_p<T>(pa, pt);
-    pack_p<T>(da, dpt);
-    mma::fence_operands(pa_flat);
-    mma::fence_operands(da_flat);
-    mma::fence_operands(dkd);
-    mma::fence_operands(dvd);
-    mma::wgmma_fence();
-    issue_pv<T, D, 64>(dvd, pa, sm.y(st));  // dV += (P^T z) dO
-    issue_pv<T, D, 64>(dkd, da, sm.x(st));  // dK += dS^T Q
-    mma::wgmma_commit();
+    dkdv_tile<T, D>(p, sm, j, (first + j) * kBlockM, kc0, key0, bh, ks, vs, dk, dv,
+                    [](const uint32_t(&)[4][4]) {});
     mma::wgmma_wait<0>();
     mma::fence_operands(dkd);
     mma::fence_operands(dvd);
-    sm.release(st, lane);
+    sm.release(j % Tile::kStages, lane);
   }
   store_rows<T, D>(static_cast<T*>(p.dk) + bh * p.S * D, dk, key0, p.S, p.scale, p.scale);
   store_rows<T, D>(static_cast<T*>(p.dv) + bh * p.S * D, dv, key0, p.S, 1.f, 1.f);
@@ -1417,11 +1441,12 @@ __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq
 /// consumers have released the previous item's ("resident empty") and streams the query tiles
 /// (the stage count runs on across items). Per query tile each consumer computes S^T, dP^T, P^T
 /// and dS^T as variant 2's dK/dV kernel does, stores dS^T in the tile's dS buffer, issues dV +=
-/// P^T dO and dK += dS^T Q; after a barrier of both consumers one of them (alternating by tile)
-/// issues dQ = dS K over all 128 keys once dK and dV have retired and the stage is released, and
-/// adds dQ in turn. Both consumers always run (a ragged last key tile masks its keys
-/// past S). dQ's buffers alternate: tile j's is written again at j + 2, after the barrier of
-/// j + 1, which its reader reaches only once its dQ has retired.
+/// P^T dO and dK += dS^T Q; after a barrier of both consumers, once dK and dV have retired and
+/// the stage is released, dQ = dS K over all 128 keys (at D 128 each consumer its 64 columns; at
+/// D 64 one consumer all 64, alternating by tile), added in turn. Both consumers always run (a
+/// ragged last key tile masks its keys past S). The dS buffers alternate: tile j's is written
+/// again at j + 2, after the barrier of j + 1, which its readers reach only once their dQ has
+/// retired.
 template <class T, int D>
 __global__ void __launch_bounds__(384, 1)
     attention_bwd_fused_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
@@ -1478,14 +1503,10 @@ __global__ void __launch_bounds__(384, 1)
   // two alternating by tile.
   constexpr bool kHalves = D == 128;
   constexpr int kN = kHalves ? 64 : D;
-  float dk[D / 8][4], dv[D / 8][4], dq[kN / 8][4], pt[8][4], dpt[8][4];
+  float dk[D / 8][4], dv[D / 8][4], dq[kN / 8][4];
   float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
   float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
   float(&dqd)[kN / 2] = *reinterpret_cast<float(*)[kN / 2]>(&dq[0][0]);
-  float(&dptd)[32] = *reinterpret_cast<float(*)[32]>(&dpt[0][0]);
-  uint32_t pa[4][4], da[4][4];  // P^T z and dS^T as register-A fragments
-  uint32_t(&pa_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&pa[0][0]);
-  uint32_t(&da_flat)[16] = *reinterpret_cast<uint32_t(*)[16]>(&da[0][0]);
   int j0 = 0, it = 0;
   for (int item = static_cast<int>(blockIdx.x); item < items;
        item += static_cast<int>(gridDim.x), ++it) {
@@ -1498,26 +1519,11 @@ __global__ void __launch_bounds__(384, 1)
     tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(it) & 1);
     for (int j = 0; j < n; ++j) {
       const int jj = j0 + j, st = jj % Tile::kStages, q0 = (first + j) * kBlockM;
-      issue_score_pair<T, D>(sm, jj, pt, ks, dpt, vs);  // S^T = K Q^T done, dP^T = V dO^T running
-      const float* const stats = sm.stats(st);
-      probs_t(p, pt, stats, q0, key0,
-              q0 + kBlockM > p.L || kc0 + 64 > p.S || (p.causal && kc0 + 63 > q0));
-      mma::wgmma_wait<0>();
-      mma::fence_operands(dptd);
-      grads_t(p, pt, dpt, stats + kBlockM, bh, q0, key0);
-      pack_p<T>(pa, pt);
-      pack_p<T>(da, dpt);
       unsigned char* const ds = sm.extra() + (jj % 2) * (128 * 128);
-      store_ds_t(ds, da, c);
-      fence_to_async_proxy();  // dS^T's stores before the dQ product's reads
-      mma::fence_operands(pa_flat);
-      mma::fence_operands(da_flat);
-      mma::fence_operands(dkd);
-      mma::fence_operands(dvd);
-      mma::wgmma_fence();
-      issue_pv<T, D, 64>(dvd, pa, sm.y(st));  // dV += (P^T z) dO
-      issue_pv<T, D, 64>(dkd, da, sm.x(st));  // dK += dS^T Q
-      mma::wgmma_commit();
+      dkdv_tile<T, D>(p, sm, jj, q0, kc0, key0, bh, ks, vs, dk, dv, [&](const uint32_t(&da)[4][4]) {
+        store_ds_t(ds, da, c);
+        fence_to_async_proxy();  // dS^T's stores before the dQ product's reads
+      });
       tma::named_barrier(1, 256, true);  // both consumers' dS^T stored
       mma::wgmma_wait<0>();
       mma::fence_operands(dkd);

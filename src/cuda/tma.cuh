@@ -78,6 +78,21 @@ __device__ inline void mbar_arrive_expect_tx(uint64_t* bar, uint32_t bytes) {
 /// compute-sanitizer's slowdown included.
 constexpr uint64_t kMbarWaitLimitNs = 20'000'000'000;
 
+#if !defined(EMBER_CUDA_EMULATED)
+/// For a polling loop: true once kMbarWaitLimitNs have passed since the first call (start 0 on
+/// entry; the first call records the time). A wait that never ends is a protocol bug: the caller
+/// traps (the launch fails with an error) rather than hang the GPU until someone kills the process.
+__device__ inline bool poll_expired(uint64_t& start) {
+  uint64_t now;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  if (start == 0) {
+    start = now;
+    return false;
+  }
+  return now - start > kMbarWaitLimitNs;
+}
+#endif
+
 /// Returns once the phase of parity `parity` has completed (traps after kMbarWaitLimitNs).
 /// kCluster: with acquire semantics at cluster scope, for a barrier other blocks of the cluster
 /// arrive on (mbar_arrive_cluster).
@@ -105,14 +120,7 @@ __device__ inline void mbar_wait(uint64_t* bar, uint32_t parity) {
           : "r"(a), "r"(parity)
           : "memory");
     if (done) return;
-    // A phase that never completes is a protocol bug: trap (the launch fails with an error)
-    // after kMbarWaitLimitNs rather than hang the GPU until someone kills the process.
-    uint64_t now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    if (start == 0)
-      start = now;
-    else if (now - start > kMbarWaitLimitNs)
-      __trap();
+    if (poll_expired(start)) __trap();
   }
 #endif
 }
@@ -277,12 +285,7 @@ __device__ inline void flag_wait(const int* flag, int value) {
     int v;
     asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(flag) : "memory");
     if (v == value) return;
-    uint64_t now;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
-    if (start == 0)
-      start = now;
-    else if (now - start > kMbarWaitLimitNs)
-      __trap();
+    if (poll_expired(start)) __trap();
   }
 #endif
 }
