@@ -210,6 +210,7 @@ struct Exec {
   size_t static_shared = 0;
   size_t shared_limit = 0;  // static + dynamic
   bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
+  bool warp_priority = false;  // EMBER_EMU_WARP_PRIORITY=1: a block's warps by priority
   uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
   std::map<const void*, Mbarrier> mbarriers;  // the cluster's, by address
   size_t wgmma_pending = 0;                   // issued wgmma not yet run, all threads
@@ -440,12 +441,20 @@ void run_cluster() {
     // then the next, so a block gets as far ahead of its peers as the protocol lets it: the
     // adversarial order for one that refills a peer's stage, or arrives on its barriers, too
     // early.
+    // With EMBER_EMU_WARP_PRIORITY=1 the warps of a block run by the same rule: the first (the
+    // last in reverse) until none of its lanes can move, then the next, so one warp or
+    // warpgroup gets as far ahead of the others in its block as the barriers allow.
     bool progressed = false;
     const uint64_t epoch = x.epoch;
     for (int k = 0; k < x.cluster && !progressed && x.epoch == epoch; ++k) {
       const int b = ((x.reverse ? x.cluster - 1 - k : k) + x.first) % x.cluster;
+      int warp = -1;
       for (int i = 0; i < x.block_threads; ++i) {
         const int t = b * x.block_threads + (x.reverse ? x.block_threads - 1 - i : i);
+        if (x.warp_priority && t % x.block_threads / 32 != warp) {
+          if (progressed || x.epoch != epoch) break;  // a warp moved: start again from the first
+          warp = t % x.block_threads / 32;
+        }
         Fiber& f = x.fibers[static_cast<size_t>(t)];
         if (f.state != FiberState::kReady) continue;
         x.current = t;
@@ -1378,7 +1387,12 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   // orders (a result that depends on the order differs between them).
   x.first = c.cooperative ? static_cast<int>(x.cooperative_launches++ % cluster) : 0;
   x.nthreads = x.block_threads * x.cluster;
-  if (const char* e = std::getenv("EMBER_EMU_REVERSE")) x.reverse = e[0] == '1';
+  const auto flag = [](const char* name) {
+    const char* e = std::getenv(name);
+    return e != nullptr && e[0] == '1';
+  };
+  x.reverse = flag("EMBER_EMU_REVERSE");
+  x.warp_priority = flag("EMBER_EMU_WARP_PRIORITY");
   ensure_stacks(x.nthreads);
   x.fibers.assign(static_cast<size_t>(x.nthreads), Fiber{});
   x.warps.assign(static_cast<size_t>(x.warps_per_block * x.cluster), Warp{});

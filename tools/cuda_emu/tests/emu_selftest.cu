@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #define CHECK(cond)                                                   \
@@ -132,8 +133,9 @@ __global__ void bulk_kernel(int* out, const int* src, int off) {
   if (threadIdx.x < 16) out[threadIdx.x] = reinterpret_cast<int*>(raw)[threadIdx.x];
 }
 
-// A producer warp hands 5 values to a consumer warp through one slot guarded by two barriers
-// ("full": 1 arrival, "empty": 32 arrivals), phases alternating.
+// A producer thread hands 5 values to a consumer warp through one slot guarded by two barriers
+// ("full": 1 arrival, "empty": 32 arrivals), phases alternating. (Only one thread may wait on
+// "empty": a lane that fell two phases behind would wait on the wrong parity forever.)
 __global__ void pingpong_kernel(int* out) {
   extern __shared__ __align__(16) unsigned char raw[];
   uint64_t* const full = reinterpret_cast<uint64_t*>(raw);
@@ -145,13 +147,11 @@ __global__ void pingpong_kernel(int* out) {
   }
   __syncthreads();
   for (int i = 0; i < 5; ++i) {
-    if (threadIdx.x < 32) {
+    if (threadIdx.x == 0) {
       while (!ember_emu::mbar_test_parity(empty, (i & 1) ^ 1)) ember_emu::spin_yield("empty");
-      if (threadIdx.x == 0) {
-        *slot = 10 * i + 7;
-        ember_emu::mbar_arrive(full, 0);
-      }
-    } else {
+      *slot = 10 * i + 7;
+      ember_emu::mbar_arrive(full, 0);
+    } else if (threadIdx.x >= 32) {
       while (!ember_emu::mbar_test_parity(full, i & 1)) ember_emu::spin_yield("full");
       if (threadIdx.x == 32) out[i] = *slot;
       __syncwarp();
@@ -329,6 +329,19 @@ __global__ void turn_deadlock_kernel(int* turn) {
   if (blockIdx.x == 1)
     while (__atomic_load_n(turn, __ATOMIC_ACQUIRE) != 5) ember_emu::spin_yield("a turn");
 }
+// Two warps take turns at __syncwarp: lane 0 of each logs its warp three times. Round robin
+// interleaves them (0 1 0 1 0 1); EMBER_EMU_WARP_PRIORITY=1 runs warp 0 until it is done
+// (0 0 0 1 1 1), and in reverse warp 1 (1 1 1 0 0 0).
+__global__ void warp_order_kernel(int* log) {
+  __shared__ int n;
+  if (threadIdx.x == 0) n = 0;
+  __syncthreads();
+  for (int i = 0; i < 3; ++i) {
+    __syncwarp();
+    if (threadIdx.x % 32 == 0) log[atomicAdd(&n, 1)] = static_cast<int>(threadIdx.x / 32);
+  }
+}
+
 // Misuse: a cluster operation in a cooperative launch.
 __global__ void cooperative_rank_kernel(int* out) { out[0] = ember_emu::cluster_ctarank(); }
 
@@ -383,6 +396,31 @@ void hopper_checks() {
       firsts.push_back(h[32]);
     }
     CHECK(firsts[0] != firsts[1] && firsts[1] != firsts[2]);
+  }
+  // The warps of a block by priority (EMBER_EMU_WARP_PRIORITY=1), forwards and in reverse.
+  {
+    int* d = nullptr;
+    CHECK(cudaMalloc(&d, 6 * sizeof(int)) == cudaSuccess);
+    const char* const names[2] = {"EMBER_EMU_WARP_PRIORITY", "EMBER_EMU_REVERSE"};
+    std::string saved[2];
+    bool was_set[2];
+    for (int i = 0; i < 2; ++i)
+      if ((was_set[i] = std::getenv(names[i]) != nullptr)) saved[i] = std::getenv(names[i]);
+    const char* const modes[3][2] = {{"0", "0"}, {"1", "0"}, {"1", "1"}};
+    const int want[3][6] = {{0, 1, 0, 1, 0, 1}, {0, 0, 0, 1, 1, 1}, {1, 1, 1, 0, 0, 0}};
+    for (int m = 0; m < 3; ++m) {
+      setenv("EMBER_EMU_WARP_PRIORITY", modes[m][0], 1);
+      setenv("EMBER_EMU_REVERSE", modes[m][1], 1);
+      warp_order_kernel<<<1, 64>>>(d);
+      int got[6];
+      CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
+      for (int i = 0; i < 6; ++i) CHECK(got[i] == want[m][i]);
+    }
+    for (int i = 0; i < 2; ++i)  // the rest of the checks in the order the caller asked for
+      if (was_set[i])
+        setenv(names[i], saved[i].c_str(), 1);
+      else
+        unsetenv(names[i]);
   }
   // TMA: element (r, c) of the box lands in row r, 16-byte chunk (c / 8) ^ (r % 8).
   const uint64_t rows = 20, cols = 72;
