@@ -270,7 +270,7 @@ __device__ inline uint64_t smem_desc_sw128_mn(const void* smem, uint32_t block_b
 }
 
 #if defined(EMBER_CUDA_EMULATED)
-__device__ inline void fence_proxy_async() {}
+__device__ inline void fence_proxy_async() { ::ember_emu::fence_proxy_async(); }
 template <class R, int N>
 __device__ inline void fence_operands(R (&)[N]) {}
 __device__ inline void wgmma_fence() {}

@@ -394,10 +394,12 @@ void mbar_arrive(void* bar, uint32_t expect_tx_bytes);
 bool mbar_test_parity(void* bar, uint32_t parity);
 /// cp.async.bulk.tensor: the box of `tmap` at coords (innermost first; rank of the map) into
 /// shared memory at dst, swizzled as the map says, out-of-bounds elements zero; then complete_tx
-/// of the box's bytes on bar. Runs at the call.
+/// of the box's bytes on bar. Reads global memory at the call; lands (writes shared memory,
+/// completes on bar) when a thread polls bar (mbar_test_parity), so reads before the wait see
+/// the old bytes. A block ending with a copy in flight aborts.
 void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar);
 /// cp.async.bulk (no tensor map): `bytes` (a multiple of 16) from global src to shared dst (both
-/// 16-byte aligned), then complete_tx of them on bar. Runs at the call.
+/// 16-byte aligned), then complete_tx of them on bar. Lands as tma_load's copies do.
 void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar);
 /// wgmma.mma_async (operands from shared memory, K-major or transposed per trans_*; or A from
 /// registers when a_regs: a_frag, this thread's 4 registers of the warp's 16 x 16 slice in
@@ -416,6 +418,11 @@ struct WgmmaOp {
   uint32_t a_frag[4] = {0, 0, 0, 0};
 };
 void wgmma_issue(const WgmmaOp& op);
+/// fence.proxy.async: the block's shared-memory writes through the generic proxy (stores,
+/// cp.async) so far become visible to the async proxy. wgmma reads its shared operands as the
+/// async proxy sees them: an operand byte written after the block's last fence (or while the
+/// wgmma was in flight) aborts. (Lenient: any thread's fence publishes every thread's writes.)
+void fence_proxy_async();
 /// A write of shared memory by an asynchronous copy (cp.async): aborts, as TMA's copies do, when a
 /// wgmma that reads those bytes has been issued and not yet retired.
 void shared_write(const void* p, size_t bytes, const char* writer);

@@ -201,6 +201,10 @@ struct Exec {
     char* dynamic = nullptr;  // its dynamic shared memory
     char* dynamic_map = nullptr;
     size_t dynamic_map_len = 0;
+    // What the async proxy (wgmma's operand reads) sees of the dynamic shared memory: written by
+    // TMA and cp.async.bulk as they write `dynamic`, and brought up to date with the generic
+    // proxy's writes (stores, cp.async) only by fence.proxy.async.
+    std::vector<char> async_view;
   };
   std::vector<Block> blocks;
   int cluster_arrived = 0;          // barrier.cluster: arrivals in the phase in progress
@@ -213,6 +217,19 @@ struct Exec {
   bool warp_priority = false;  // EMBER_EMU_WARP_PRIORITY=1: a block's warps by priority
   uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
   std::map<const void*, Mbarrier> mbarriers;  // the cluster's, by address
+  // TMA and bulk copies issued and not yet landed: their bytes reach shared memory (and complete
+  // on their mbarrier) only when a thread polls that mbarrier, so a stage read without waiting
+  // for its barrier, or after waiting for another stage's, holds its old bytes.
+  struct InFlight {
+    void* bar;   // the mbarrier it completes on (in the destination block)
+    int block;   // the destination block
+    char* dst;   // the first shared byte it may write
+    std::vector<char> image;      // what it writes from dst on
+    std::vector<uint8_t> written;  // which of those bytes (a box may leave holes)
+    uint64_t bytes;               // the transaction bytes it completes
+    const char* what;
+  };
+  std::vector<InFlight> in_flight;
   size_t wgmma_pending = 0;                   // issued wgmma not yet run, all threads
   // Register-A wgmma: the A fragments of a warp's 32 lanes (4 registers each) by (warp, issue
   // number), and how many lanes have still to run that wgmma.
@@ -422,6 +439,7 @@ void run_cluster() {
   x.wgmma_pending = 0;
   x.wgmma_frags.clear();
   x.mbarriers.clear();
+  x.in_flight.clear();
   for (Warp& w : x.warps) w.arrived = 0;
   x.done = 0;
   x.cluster_arrived = 0;
@@ -431,6 +449,7 @@ void run_cluster() {
     b.arrived = 0;
     b.barrier_count = 0;
     if (b.dynamic != nullptr) std::memset(b.dynamic, 0xFF, x.config->shmem);
+    std::fill(b.async_view.begin(), b.async_view.end(), static_cast<char>(0xFF));
   }
   x.shared_vars.clear();
   x.static_shared = 0;
@@ -471,6 +490,10 @@ void run_cluster() {
     x.current = -1;
     if (!progressed && x.epoch == epoch && x.done < n) report_deadlock();
   }
+  if (!x.in_flight.empty())
+    fatal("%s: the block ended with %zu TMA or bulk copies in flight (%s into block rank %d) that "
+          "no thread waited for on their mbarrier",
+          where().c_str(), x.in_flight.size(), x.in_flight[0].what, x.in_flight[0].block);
   for (const Exec::Block& b : x.blocks)
     for (size_t id = 1; id < b.named.size(); ++id)
       if (b.named[id].arrived != 0)
@@ -748,9 +771,12 @@ struct WgmmaOperand {
   bool mn_major;                   // transposed: M or N contiguous
   uintptr_t origin;
   size_t limit;  // bytes of shared addresses in range
+  const Exec::Block* block;  // whose async view the operand is read from
+  const char* name;          // "A" or "B"
 
-  WgmmaOperand(uint64_t desc, bool transposed, uintptr_t o, size_t lim)
-      : mn_major(transposed), origin(o), limit(lim) {
+  WgmmaOperand(uint64_t desc, bool transposed, uintptr_t o, size_t lim, const Exec::Block* b,
+               const char* n)
+      : mn_major(transposed), origin(o), limit(lim), block(b), name(n) {
     start = static_cast<uint32_t>(desc & 0x3FFF) << 4;
     lbo = static_cast<uint32_t>((desc >> 16) & 0x3FFF) << 4;
     sbo = static_cast<uint32_t>((desc >> 32) & 0x3FFF) << 4;
@@ -781,8 +807,18 @@ struct WgmmaOperand {
     if (p < origin || address + 2 > limit)
       fatal("%s: wgmma operand element (%d, %d) at shared address 0x%x, outside dynamic shared memory",
             where().c_str(), row, k, address);
-    uint16_t bits;
+    uint16_t bits, seen;
     std::memcpy(&bits, reinterpret_cast<const void*>(p), 2);
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(block->dynamic);
+    if (p >= lo && p + 2 <= lo + block->async_view.size()) {
+      std::memcpy(&seen, block->async_view.data() + (p - lo), 2);
+      if (seen != bits)
+        fatal("%s: wgmma operand %s element (%d, %d) at shared address 0x%x was written through "
+              "the generic proxy (a store or cp.async) after the last fence.proxy.async of the "
+              "block, or while the wgmma was in flight: the async proxy may read the old bytes "
+              "(fence.proxy.async after the writes, then a barrier, before the wgmma)",
+              where().c_str(), name, row, k, address);
+    }
     return bits;
   }
 };
@@ -837,7 +873,9 @@ void run_wgmma(const WgmmaOp& op, int rank, uint64_t seq) {
   Exec& x = g_exec;
   const uintptr_t origin = shared_origin();
   const size_t limit = reinterpret_cast<uintptr_t>(current_block().dynamic) + x.config->shmem - origin;
-  const WgmmaOperand a(op.desc_a, op.trans_a, origin, limit), b(op.desc_b, op.trans_b, origin, limit);
+  const Exec::Block& blk = current_block();
+  const WgmmaOperand a(op.desc_a, op.trans_a, origin, limit, &blk, "A"),
+      b(op.desc_b, op.trans_b, origin, limit, &blk, "B");
   const int w = rank / 32, lane = rank % 32;
   float arow[2][16];
   if (op.a_regs) {
@@ -954,7 +992,12 @@ void mbar_arrive(void* bar, uint32_t expect_tx_bytes) {
   mbarrier_check(m, bar);
 }
 
+namespace {
+void land(void* bar);
+}
 bool mbar_test_parity(void* bar, uint32_t parity) {
+  (void)mbarrier_at(bar, "mbarrier.try_wait.parity");
+  land(bar);  // the copies it waits for arrive now, not at their issue
   const Mbarrier& m = mbarrier_at(bar, "mbarrier.try_wait.parity");
   return (m.phase & 1u) != (parity & 1u);
 }
@@ -978,18 +1021,22 @@ EmuTensorMap tensor_map(const void* tmap) {
   return t;
 }
 
-/// The box of t at coords into block `rank`'s shared memory at shared address base (swizzled as
-/// the map says, out-of-bounds elements zero); returns its bytes.
-uint64_t tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* coords) {
-  const Exec::Block& blk = g_exec.blocks[static_cast<size_t>(rank)];
+/// The box of t at coords for block `rank`'s shared memory at shared address base (swizzled as
+/// the map says, out-of-bounds elements zero), read from global memory now, put in flight to
+/// land when a thread polls bar (in that block).
+void tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* coords, void* bar) {
+  Exec::Block& blk = g_exec.blocks[static_cast<size_t>(rank)];
   if (base % 128 != 0)
     fatal("%s: cp.async.bulk.tensor into shared address 0x%x, not 128-byte aligned",
           where().c_str(), base);
   uint64_t count = 1;
   for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
   const uint64_t bytes = count * t.element_bytes;
-  (void)shared_pointer_in(blk, base, bytes);  // the whole box lies inside shared memory
+  // the whole box lies inside shared memory (a swizzle permutes chunks within 128-byte rows)
+  char* const first = static_cast<char*>(shared_pointer_in(blk, base, bytes));
   check_no_pending_reads(rank, base, base + static_cast<uint32_t>(bytes), "cp.async.bulk.tensor");
+  Exec::InFlight f{bar, rank, first, std::vector<char>(round_up(bytes, 128)),
+                   std::vector<uint8_t>(round_up(bytes, 128)), bytes, "cp.async.bulk.tensor"};
   for (uint64_t e = 0; e < count; ++e) {
     uint64_t rest = e, offset = 0;
     bool inside = true;
@@ -999,16 +1046,44 @@ uint64_t tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* 
       if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
       else offset += static_cast<uint64_t>(c) * t.strides[d];
     }
-    void* to = shared_pointer_in(
-        blk, swizzled(base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle), t.element_bytes);
+    const char* to = static_cast<const char*>(shared_pointer_in(
+        blk, swizzled(base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle), t.element_bytes));
+    const auto at = static_cast<size_t>(to - first);
+    if (to < first || at + t.element_bytes > f.image.size())
+      fatal("%s: cp.async.bulk.tensor element %llu lands outside its box's shared rows",
+            where().c_str(), static_cast<unsigned long long>(e));
     if (inside) {
       require_device_range(t.address + offset, t.element_bytes, "cp.async.bulk.tensor source");
-      std::memcpy(to, t.address + offset, t.element_bytes);
+      std::memcpy(f.image.data() + at, t.address + offset, t.element_bytes);
+    }  // else zeros, as the image starts
+    std::fill_n(f.written.begin() + static_cast<std::ptrdiff_t>(at), t.element_bytes, uint8_t{1});
+  }
+  g_exec.in_flight.push_back(std::move(f));
+}
+
+/// Lands the copies in flight to the mbarrier at bar (a thread polls it): their bytes into
+/// shared memory and the async proxy's view, then their transaction bytes on the barrier, in the
+/// order they were issued.
+void land(void* bar) {
+  Exec& x = g_exec;
+  std::vector<Exec::InFlight> now;
+  for (size_t i = 0; i < x.in_flight.size();) {
+    if (x.in_flight[i].bar == bar) {
+      now.push_back(std::move(x.in_flight[i]));
+      x.in_flight.erase(x.in_flight.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
-      std::memset(to, 0, t.element_bytes);
+      ++i;
     }
   }
-  return bytes;
+  for (Exec::InFlight& f : now) {
+    Exec::Block& b = x.blocks[static_cast<size_t>(f.block)];
+    const uint32_t lo = static_cast<uint32_t>(f.dst - reinterpret_cast<char*>(shared_origin(b)));
+    check_no_pending_reads(f.block, lo, lo + static_cast<uint32_t>(f.image.size()), f.what);
+    char* const view = b.async_view.data() + (f.dst - b.dynamic);
+    for (size_t i = 0; i < f.image.size(); ++i)
+      if (f.written[i]) f.dst[i] = view[i] = f.image[i];
+  }
+  for (const Exec::InFlight& f : now) complete_tx(f.bar, f.bytes, f.what);
 }
 
 /// Aborts in a cooperative launch: its blocks run together here, but they are no cluster.
@@ -1035,8 +1110,8 @@ void* in_block(const void* p, int rank, const char* what) {
 void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar) {
   const EmuTensorMap t = tensor_map(tmap);
   const int rank = g_exec.fibers[static_cast<size_t>(g_exec.current)].block;
-  const uint64_t bytes = tma_box(rank, shared_address(dst), t, coords);
-  complete_tx(bar, bytes, "cp.async.bulk.tensor's mbarrier");
+  (void)mbarrier_at(bar, "cp.async.bulk.tensor's mbarrier");
+  tma_box(rank, shared_address(dst), t, coords, bar);
 }
 
 void tma_load_multicast(void* dst, const void* tmap, const int32_t* coords, void* bar,
@@ -1051,9 +1126,7 @@ void tma_load_multicast(void* dst, const void* tmap, const int32_t* coords, void
   for (int r = 0; r < x.cluster; ++r) {
     if (!(mask >> r & 1u)) continue;
     require_block_alive(r, "cp.async.bulk.tensor .multicast::cluster");
-    const uint64_t bytes = tma_box(r, base, t, coords);
-    complete_tx(in_block(bar, r, "cp.async.bulk.tensor's mbarrier"), bytes,
-                "cp.async.bulk.tensor's mbarrier (in the destination block)");
+    tma_box(r, base, t, coords, in_block(bar, r, "cp.async.bulk.tensor's mbarrier"));
   }
 }
 
@@ -1068,8 +1141,18 @@ void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar) {
   check_no_pending_reads(g_exec.fibers[static_cast<size_t>(g_exec.current)].block, base,
                          base + bytes, "cp.async.bulk");
   require_device_range(src, bytes, "cp.async.bulk source");
-  std::memcpy(dst, src, bytes);
-  complete_tx(bar, bytes, "cp.async.bulk's mbarrier");
+  (void)mbarrier_at(bar, "cp.async.bulk's mbarrier");
+  const char* const from = static_cast<const char*>(src);
+  g_exec.in_flight.push_back({bar, g_exec.fibers[static_cast<size_t>(g_exec.current)].block,
+                              static_cast<char*>(dst), std::vector<char>(from, from + bytes),
+                              std::vector<uint8_t>(bytes, 1), bytes, "cp.async.bulk"});
+}
+
+void fence_proxy_async() {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("fence.proxy.async outside a kernel");
+  Exec::Block& b = current_block();
+  if (!b.async_view.empty()) std::memcpy(b.async_view.data(), b.dynamic, b.async_view.size());
 }
 
 void wgmma_issue(const WgmmaOp& op) {
@@ -1412,6 +1495,7 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
       b.dynamic_map = static_cast<char*>(m);
       b.dynamic_map_len = len;
       b.dynamic = b.dynamic_map + len - kPage - round_up(c.shmem, 16);
+      b.async_view.assign(c.shmem, static_cast<char>(0xFF));
     }
   }
   blockDim = c.block;

@@ -102,7 +102,9 @@ __global__ void big_shared_kernel(int* out) {
 // One TMA box (64 x 8 of 16-bit elements, 128-byte swizzle) of a 20 x 72 tensor at (8, 16):
 // rows 20-23 are out of bounds (zeros). Thread 0 arms the barrier and issues the copy; every
 // thread waits for the phase, then copies shared memory out as it lies (swizzled).
-__global__ void tma_kernel(uint16_t* out, const __grid_constant__ CUtensorMap map) {
+// out[512]: the box's first element read before waiting for the barrier (the copy lands when a
+// thread polls it, so still the poison 0xFFFF). wait = false: the misuse of never waiting.
+__global__ void tma_kernel(uint16_t* out, const __grid_constant__ CUtensorMap map, bool wait) {
   extern __shared__ __align__(16) unsigned char raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(raw) + 1023) & ~static_cast<uintptr_t>(1023));
@@ -112,8 +114,10 @@ __global__ void tma_kernel(uint16_t* out, const __grid_constant__ CUtensorMap ma
     ember_emu::mbar_arrive(bar, 1024);
     const int32_t coords[3] = {8, 16, 0};
     ember_emu::tma_load(smem, &map, coords, bar);
+    out[512] = reinterpret_cast<uint16_t*>(smem)[0];
   }
   __syncthreads();
+  if (!wait) return;
   while (!ember_emu::mbar_test_parity(bar, 0)) ember_emu::spin_yield("bar");
   for (int i = threadIdx.x; i < 512; i += blockDim.x) out[i] = reinterpret_cast<uint16_t*>(smem)[i];
 }
@@ -187,7 +191,9 @@ __global__ void named_deadlock_kernel() { ember_emu::named_barrier(1 + threadIdx
 
 // One wgmma.m64n8k16 from no-swizzle core matrices: A (64 x 16) and B (8 x 16, K-major) written
 // in the canonical layout (LBO 128 bytes along K, SBO 256 along M/N), D read back per lane.
-__global__ void wgmma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b) {
+// fenced = false: the misuse of storing the operands without fence.proxy.async (aborts).
+__global__ void wgmma_kernel(float* out, const __nv_bfloat16* a, const __nv_bfloat16* b,
+                             bool fenced) {
   extern __shared__ __align__(16) unsigned char raw[];
   unsigned char* const smem = reinterpret_cast<unsigned char*>(
       (reinterpret_cast<uintptr_t>(raw) + 127) & ~static_cast<uintptr_t>(127));
@@ -196,6 +202,7 @@ __global__ void wgmma_kernel(float* out, const __nv_bfloat16* a, const __nv_bflo
   const auto core = [](int r, int k) { return (r / 8) * 128 + (k / 8) * 64 + (r % 8) * 8 + k % 8; };
   for (int i = threadIdx.x; i < 64 * 16; i += blockDim.x) as[core(i / 16, i % 16)] = a[i];
   for (int i = threadIdx.x; i < 8 * 16; i += blockDim.x) bs[core(i / 16, i % 16)] = b[i];
+  if (fenced) ember_emu::fence_proxy_async();  // the stores, visible to wgmma's reads
   __syncthreads();
   const auto desc = [](const void* p, uint32_t lbo, uint32_t sbo) {
     return static_cast<uint64_t>((ember_emu::shared_address(p) & 0x3FFFF) >> 4) |
@@ -427,12 +434,13 @@ void hopper_checks() {
   std::vector<uint16_t> h(rows * cols);
   for (uint64_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(1 + i);
   uint16_t *src = nullptr, *dst = nullptr;
-  CHECK(cudaMalloc(&src, h.size() * 2) == cudaSuccess && cudaMalloc(&dst, 1024) == cudaSuccess);
+  CHECK(cudaMalloc(&src, h.size() * 2) == cudaSuccess && cudaMalloc(&dst, 1040) == cudaSuccess);
   CHECK(cudaMemcpy(src, h.data(), h.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
   const CUtensorMap map = make_map(src, cols, rows, 8);
-  tma_kernel<<<1, 64, 3072>>>(dst, map);
-  std::vector<uint16_t> got(512);
-  CHECK(cudaMemcpy(got.data(), dst, 1024, cudaMemcpyDeviceToHost) == cudaSuccess);
+  tma_kernel<<<1, 64, 3072>>>(dst, map, true);
+  std::vector<uint16_t> got(513);
+  CHECK(cudaMemcpy(got.data(), dst, 1026, cudaMemcpyDeviceToHost) == cudaSuccess);
+  CHECK(got[512] == 0xFFFF);  // not landed before the wait
   for (int r = 0; r < 8; ++r)
     for (int c = 0; c < 64; ++c) {
       const int at = r * 64 + (((c / 8) ^ (r % 8)) * 8) + c % 8;
@@ -514,7 +522,7 @@ void hopper_checks() {
   CHECK(cudaMalloc(&dd, 64 * 8 * sizeof(float)) == cudaSuccess);
   CHECK(cudaMemcpy(da, ha.data(), ha.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
   CHECK(cudaMemcpy(db, hb.data(), hb.size() * 2, cudaMemcpyHostToDevice) == cudaSuccess);
-  wgmma_kernel<<<1, 128, 4096>>>(dd, da, db);
+  wgmma_kernel<<<1, 128, 4096>>>(dd, da, db, true);
   std::vector<float> hd(64 * 8);
   CHECK(cudaMemcpy(hd.data(), dd, hd.size() * sizeof(float), cudaMemcpyDeviceToHost) == cudaSuccess);
   for (int m = 0; m < 64; ++m)
@@ -529,6 +537,17 @@ void hopper_checks() {
 void hopper_misuse(const char* what, int* d) {
   (void)d;
   if (!std::strcmp(what, "mbar_deadlock")) mbar_deadlock_kernel<<<1, 32>>>();
+  if (!std::strcmp(what, "tma_unwaited")) {
+    uint16_t* src = nullptr;
+    CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
+    tma_kernel<<<1, 64, 3072>>>(reinterpret_cast<uint16_t*>(d), make_map(src, 64, 8, 8), false);
+  }
+  if (!std::strcmp(what, "wgmma_unfenced")) {
+    __nv_bfloat16* ab = nullptr;
+    CHECK(cudaMalloc(&ab, 64 * 16 * 2 + 8 * 16 * 2) == cudaSuccess);
+    CHECK(cudaMemset(ab, 0, 64 * 16 * 2 + 8 * 16 * 2) == cudaSuccess);
+    wgmma_kernel<<<1, 128, 4096>>>(reinterpret_cast<float*>(d), ab, ab + 64 * 16, false);
+  }
   if (!std::strcmp(what, "mbar_uninit")) mbar_uninit_kernel<<<1, 1>>>();
   if (!std::strcmp(what, "named_leftover")) named_leftover_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "named_deadlock")) named_deadlock_kernel<<<1, 64>>>();
