@@ -123,7 +123,7 @@ struct Params {
   void* dk;       // (BH, S, D)
   void* dv;       // (BH, S, D)
   float* dq_acc;  // backward variant 3: dQ's float32 sums (BH, L, D), zeroed before the kernel
-  int* dq_turn;   // and per (head, 64-row query tile, column half) the key tile whose turn it is
+  int* dq_turn;   // and per (head, 64-row query tile, column half) how many key tiles have added
   int64_t H, BH, L, S;
   float scale, scale_log2;
   bool causal, dropout;
@@ -1402,19 +1402,20 @@ __device__ __forceinline__ void issue_dq(float (&d)[N / 2], const unsigned char*
 #endif
 
 /// Adds a consumer's dQ of query tile q0 (a warp's rows as store_rows takes them; columns col0
-/// .. col0 + N - 1 of D) into p.dq_acc in turn: the key tiles of a head add to a query tile's
-/// columns in order 0, 1, 2, ... (the tile's turn counter `slot` of 2 in p.dq_turn), so the float
-/// sums are the same bit for bit in every run. One thread waits for turn `kv`, a barrier of the
-/// consumer's 128 threads passes it on, each adds its values (red, rows past L skipped), a second
-/// barrier gathers them, and the thread hands the turn to kv + 1.
-template <int D, int N>
+/// .. col0 + N - 1 of D) into p.dq_acc in turn: the key tiles of a head that see the query tile
+/// add to its columns one after another, the last key tile first (fused_turn; the tile's turn
+/// counter `slot` of 2 in p.dq_turn), so the float sums are the same bit for bit in every run. One
+/// thread waits until the counter reads turn_of() (computed by that thread only), a barrier of
+/// the consumer's 128 threads passes it on, each adds its values (red, rows past L skipped), a
+/// second barrier gathers them, and the thread sets the counter one further.
+template <int D, int N, class TurnOf>
 __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq)[N / 8][4],
-                                               int64_t bh, int64_t q0, int kv, int c, int col0,
-                                               int slot) {
+                                               int64_t bh, int64_t q0, TurnOf&& turn_of, int c,
+                                               int col0, int slot) {
 #if defined(EMBER_HAVE_WGMMA)
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = (tid / 32) % 4;
   int* const turn = p.dq_turn + (bh * query_tiles(p) + q0 / kBlockM) * 2 + slot;
-  if (tid % 128 == 0) tma::flag_wait(turn, kv);
+  if (tid % 128 == 0) tma::flag_wait(turn, turn_of());
   tma::named_barrier(2 + c, 128, true);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -1425,9 +1426,9 @@ __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq
     for (int t = 0; t < N / 8; ++t) tma::red_add2(dst + 8 * t, dq[t][2 * r], dq[t][2 * r + 1]);
   }
   tma::named_barrier(2 + c, 128, true);
-  if (tid % 128 == 0) tma::flag_set(turn, kv + 1);
+  if (tid % 128 == 0) tma::flag_set(turn, turn_of() + 1);
 #else
-  (void)p, (void)dq, (void)bh, (void)q0, (void)kv, (void)c, (void)col0, (void)slot;
+  (void)p, (void)dq, (void)bh, (void)q0, (void)turn_of, (void)c, (void)col0, (void)slot;
 #endif
 }
 
@@ -1435,8 +1436,9 @@ __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq
 /// key tile) pair, 5 tile products where variant 2 takes 7 (FlashAttention-2's work split, dQ
 /// summed in global memory in a fixed order, as FlashAttention-3's deterministic mode does).
 /// Persistent and cooperative: block b takes the items (head, 128-key tile) b, b + gridDim.x,
-/// ..., key tiles fastest, so that a tile's turn to add its dQ (add_dq_in_turn) waits only for
-/// the item before it, on another resident block or done earlier: the launch cannot deadlock.
+/// ..., key tiles fastest and last first (fused_key_tile), so that a tile's turn to add its dQ
+/// (add_dq_in_turn, fused_turn) waits only for the item before it, on another resident block or
+/// done earlier: the launch cannot deadlock.
 /// Per item, WsTile's pipeline of the dK/dV kernel: the producer reloads K and V once the
 /// consumers have released the previous item's ("resident empty") and streams the query tiles
 /// (the stage count runs on across items). Per query tile each consumer computes S^T, dP^T, P^T
@@ -1447,6 +1449,21 @@ __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq
 /// ragged last key tile masks its keys past S). The dS buffers alternate: tile j's is written
 /// again at j + 2, after the barrier of j + 1, which its readers reach only once their dQ has
 /// retired.
+/// Item `item`'s key tile in the fused backward: the key tiles of a head last first (n_kv - 1,
+/// ..., 0), the order their dQ is added in (fused_turn).
+__device__ __forceinline__ int fused_key_tile(int item, int n_kv) { return n_kv - 1 - item % n_kv; }
+
+/// Key tile kv's place in the order the key tiles seeing query tile qt add to its dQ: the last
+/// such tile first (turn 0). Causal, key tile kv starts at query tile kv * kRows / kBlockM, so
+/// all start together and the later ones reach a given query tile first (2 tiles sooner per key
+/// tile): last-first, each finds its turn come (ascending, every tile would wait for key tile
+/// 0, the one with the most query tiles). Without a mask all reach it together.
+template <int kRows>
+__device__ __forceinline__ int fused_turn(const Params& p, int kv, int qt, int n_kv) {
+  const int seen = qt * kBlockM / kRows;  // causal: the last key tile query tile qt sees
+  return (p.causal && seen < n_kv - 1 ? seen : n_kv - 1) - kv;
+}
+
 template <class T, int D>
 __global__ void __launch_bounds__(384, 1)
     attention_bwd_fused_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
@@ -1482,7 +1499,8 @@ __global__ void __launch_bounds__(384, 1)
       int j0 = 0, it = 0;
       for (int item = static_cast<int>(blockIdx.x); item < items;
            item += static_cast<int>(gridDim.x), ++it) {
-        const int bh = item / n_kv, k0 = item % n_kv * Tile::kRows, h = bh % static_cast<int>(p.H);
+        const int bh = item / n_kv, k0 = fused_key_tile(item, n_kv) * Tile::kRows,
+                  h = bh % static_cast<int>(p.H);
         int first;
         const int n = span(k0, first);
         if (it > 0) tma::mbar_wait(sm.res_empty(), static_cast<uint32_t>(it - 1) & 1);
@@ -1510,7 +1528,7 @@ __global__ void __launch_bounds__(384, 1)
   int j0 = 0, it = 0;
   for (int item = static_cast<int>(blockIdx.x); item < items;
        item += static_cast<int>(gridDim.x), ++it) {
-    const int bh = item / n_kv, kv = item % n_kv, k0 = kv * Tile::kRows;
+    const int bh = item / n_kv, kv = fused_key_tile(item, n_kv), k0 = kv * Tile::kRows;
     int first;
     const int n = span(k0, first);
     const int kc0 = k0 + 64 * c, key0 = kc0 + warp * 16 + lane / 4;  // keys key0, key0 + 8
@@ -1541,7 +1559,9 @@ __global__ void __launch_bounds__(384, 1)
         mma::wgmma_commit();
         mma::wgmma_wait<0>();
         mma::fence_operands(dqd);
-        add_dq_in_turn<D, kN>(p, dq, bh, q0, kv, c, col0, kHalves ? c : 0);
+        add_dq_in_turn<D, kN>(
+            p, dq, bh, q0, [&] { return fused_turn<Tile::kRows>(p, kv, first + j, n_kv); }, c, col0,
+            kHalves ? c : 0);
       }
     }
     const int64_t head = static_cast<int64_t>(bh) * p.S * D;
