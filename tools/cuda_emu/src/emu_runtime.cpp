@@ -847,8 +847,10 @@ std::pair<uint32_t, uint32_t> operand_footprint(uint64_t desc, int rows, bool mn
 }
 
 /// Aborts if shared bytes [lo, hi) are read by a wgmma some thread has issued and not yet retired
-/// (the async proxy may still be reading them: a stage refilled too early).
-void check_no_pending_reads(int block, uint32_t lo, uint32_t hi, const char* writer) {
+/// (the async proxy may still be reading them: a stage refilled too early, or, at a copy's
+/// landing, read before it landed).
+void check_no_pending_reads(int block, uint32_t lo, uint32_t hi, const char* writer,
+                            const char* hint = "the buffer is refilled too early") {
   const Exec& x = g_exec;
   if (x.wgmma_pending == 0) return;
   for (int t = 0; t < x.nthreads; ++t) {
@@ -857,8 +859,8 @@ void check_no_pending_reads(int block, uint32_t lo, uint32_t hi, const char* wri
     for (const auto& [rlo, rhi] : f.wgmma_reads)
       if (lo < rhi && rlo < hi)
         fatal("%s: %s writes shared bytes [0x%x, 0x%x) that a wgmma of thread (%u,%u,%u) reads and "
-              "has not retired (wgmma.wait_group): the buffer is refilled too early",
-              where().c_str(), writer, lo, hi, f.tid.x, f.tid.y, f.tid.z);
+              "has not retired (wgmma.wait_group): %s",
+              where().c_str(), writer, lo, hi, f.tid.x, f.tid.y, f.tid.z, hint);
   }
 }
 
@@ -1078,7 +1080,9 @@ void land(void* bar) {
   for (Exec::InFlight& f : now) {
     Exec::Block& b = x.blocks[static_cast<size_t>(f.block)];
     const uint32_t lo = static_cast<uint32_t>(f.dst - reinterpret_cast<char*>(shared_origin(b)));
-    check_no_pending_reads(f.block, lo, lo + static_cast<uint32_t>(f.image.size()), f.what);
+    check_no_pending_reads(f.block, lo, lo + static_cast<uint32_t>(f.image.size()), f.what,
+                           "the wgmma was issued before this copy landed (a missing or wrong "
+                           "mbarrier wait)");
     char* const view = b.async_view.data() + (f.dst - b.dynamic);
     for (size_t i = 0; i < f.image.size(); ++i)
       if (f.written[i]) f.dst[i] = view[i] = f.image[i];
