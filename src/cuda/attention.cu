@@ -1432,6 +1432,21 @@ __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq
 #endif
 }
 
+/// Item `item`'s key tile in the fused backward: the key tiles of a head last first (n_kv - 1,
+/// ..., 0), the order their dQ is added in (fused_turn).
+__device__ __forceinline__ int fused_key_tile(int item, int n_kv) { return n_kv - 1 - item % n_kv; }
+
+/// Key tile kv's place in the order the key tiles seeing query tile qt add to its dQ: the last
+/// such tile first (turn 0). Causal, key tile kv starts at query tile kv * kRows / kBlockM, so
+/// all start together and the later ones reach a given query tile first (2 tiles sooner per key
+/// tile): last-first, each finds its turn come (ascending, every tile would wait for key tile
+/// 0, the one with the most query tiles). Without a mask all reach it together.
+template <int kRows>
+__device__ __forceinline__ int fused_turn(const Params& p, int kv, int qt, int n_kv) {
+  const int seen = qt * kBlockM / kRows;  // causal: the last key tile query tile qt sees
+  return (p.causal && seen < n_kv - 1 ? seen : n_kv - 1) - kv;
+}
+
 /// The fused backward (variant 3, sm_90a): dK, dV and dQ from one pass over each (query tile,
 /// key tile) pair, 5 tile products where variant 2 takes 7 (FlashAttention-2's work split, dQ
 /// summed in global memory in a fixed order, as FlashAttention-3's deterministic mode does).
@@ -1449,21 +1464,6 @@ __device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq
 /// ragged last key tile masks its keys past S). The dS buffers alternate: tile j's is written
 /// again at j + 2, after the barrier of j + 1, which its readers reach only once their dQ has
 /// retired.
-/// Item `item`'s key tile in the fused backward: the key tiles of a head last first (n_kv - 1,
-/// ..., 0), the order their dQ is added in (fused_turn).
-__device__ __forceinline__ int fused_key_tile(int item, int n_kv) { return n_kv - 1 - item % n_kv; }
-
-/// Key tile kv's place in the order the key tiles seeing query tile qt add to its dQ: the last
-/// such tile first (turn 0). Causal, key tile kv starts at query tile kv * kRows / kBlockM, so
-/// all start together and the later ones reach a given query tile first (2 tiles sooner per key
-/// tile): last-first, each finds its turn come (ascending, every tile would wait for key tile
-/// 0, the one with the most query tiles). Without a mask all reach it together.
-template <int kRows>
-__device__ __forceinline__ int fused_turn(const Params& p, int kv, int qt, int n_kv) {
-  const int seen = qt * kBlockM / kRows;  // causal: the last key tile query tile qt sees
-  return (p.causal && seen < n_kv - 1 ? seen : n_kv - 1) - kv;
-}
-
 template <class T, int D>
 __global__ void __launch_bounds__(384, 1)
     attention_bwd_fused_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
