@@ -10,10 +10,10 @@ Causal: key tile kv starts at query tile 2 kv (64-row query tiles), as in the ke
   ascending   items key tiles 0, 1, ...; turns 0, 1, ...; item i on block i % sms (the kernel
               up to 2026-12-05)
   descending  items key tiles n-1, ..., 0; turns from the last key tile that sees the query tile
-              down to 0 (fused_key_tile, fused_turn); item i on block i % sms (the kernel since
-              2026-12-06)
+              down to 0 (fused_key_tile, fused_turn); item i on block i % sms (the kernel in the
+              first session of 2026-12-06)
   dynamic     descending, each block taking the next item from a counter when it finishes one
-              (not built: ptxas spilled and serialised the wgmma of a first version)
+              (the kernel since the second session of 2026-12-06)
 
 Prints the time of each, and in parentheses the ideal over it: the ideal is all the work spread
 evenly over the blocks with no waiting (so it also counts the loss to unequal causal items).

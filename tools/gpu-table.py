@@ -18,7 +18,9 @@ One table per case family (the key's first path element): Ember's rate, each pee
 Ember / peer (above 1: Ember is faster), for FLOP/s cases Ember's fraction of the H200's dense
 bf16 peak (990 TFLOP/s), Ember's fraction of its measured ceiling where its JSON gives one, and
 for the GPT steps Ember's MFU by the peer's FLOP per token (nanoGPT's formula, the same as
-bench_cuda_step's). Rates read as TFLOP/s, GB/s, tokens/s (GPT steps), images/s (ResNet steps),
+bench_cuda_step's). Under a family with other Ember variants (columns named ember..., in-process
+or from a rerun), a second table ranks them against the default by the geometric mean of variant
+/ default over the cases both ran, the numbers to set the defaults from. Rates read as TFLOP/s, GB/s, tokens/s (GPT steps), images/s (ResNet steps),
 items/s or 1/s. A missing or unreadable file, a case without Ember or without a peer, a skipped
 or failed peer case: each is shown as such, never an error; the exit status is 0 unless the
 arguments are wrong.
@@ -212,6 +214,42 @@ def table(family, cases):
     return lines + ([""] + details if details else []) + ([""] + notes if notes else []) + [""]
 
 
+def variants(family, cases):
+    """Markdown lines that rank Ember's other variants in a family against its default: every
+    column named ember... (an in-process variant such as ember_config5 or ember_fused, or a rerun
+    such as ember[bench_cuda_step_config3]) over the cases where it and the default both have a
+    rate in the same unit: the geometric mean of variant / default, how many cases it is faster
+    in, and its worst and best ratio. Empty when the family has no such column."""
+    ratios = {}
+    for c in cases:
+        for impl, v in c.peers.items():
+            if impl.startswith("ember") and isinstance(v, float) and c.ember \
+                    and c.unit_of.get(impl, c.unit) == c.unit:
+                ratios.setdefault(impl, []).append(v / c.ember)
+    if not ratios:
+        return []
+    rows = []
+    for impl, rs in ratios.items():
+        mean = math.exp(sum(math.log(r) for r in rs) / len(rs))
+        rows.append((mean, impl, rs))
+    rows.sort(key=lambda t: -t[0])
+    lines = [f"Ember's variants in `{family}` against its default (variant / default, above 1: "
+             "the variant is faster):", "",
+             "| variant | cases | geometric mean | faster in | worst | best |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for mean, impl, rs in rows:
+        wins = sum(1 for r in rs if r > 1.0)
+        lines.append(f"| {impl} | {len(rs)} | {mean:.2f}x | {wins} of {len(rs)} | "
+                     f"{min(rs):.2f}x | {max(rs):.2f}x |")
+    best_mean, best, rs = rows[0]
+    if best_mean > 1.0:
+        lines.append(f"\nFastest by geometric mean: `{best}`, {best_mean:.2f}x the default over "
+                     f"{len(rs)} case{'s' if len(rs) != 1 else ''}.")
+    else:
+        lines.append("\nFastest by geometric mean: the default.")
+    return lines + [""]
+
+
 def step_details(cases):
     """The peers' own figures for whole training steps: ms, MFU, peak memory, losses."""
     lines = []
@@ -247,6 +285,7 @@ def render(cases, contexts, warnings, sources):
         out += ["No cases.", ""]
     for family, members in families.items():
         out += table(family, members)
+        out += variants(family, members)
     return "\n".join(out)
 
 

@@ -119,11 +119,12 @@ struct Params {
   HeadPtr q, k, v, o, dout;  // o: the forward's output (backward), dout: its gradient
   void* out;                 // forward: out (BH, L, D); backward: dq (BH, L, D)
   float* lse;                // (BH, L)
-  float* stats;   // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
-  void* dk;       // (BH, S, D)
-  void* dv;       // (BH, S, D)
-  float* dq_acc;  // backward variant 3: dQ's float32 sums (BH, L, D), zeroed before the kernel
-  int* dq_turn;   // and per (head, 64-row query tile, column half) how many key tiles have added
+  float* stats;    // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
+  void* dk;        // (BH, S, D)
+  void* dv;        // (BH, S, D)
+  float* dq_acc;   // backward variant 3: dQ's float32 sums (BH, L, D), zeroed before the kernel
+  int* dq_turn;    // and per (head, 64-row query tile, column half) how many key tiles have added
+  int* item_next;  // and the next item a block may take (zeroed too)
   int64_t H, BH, L, S;
   float scale, scale_log2;
   bool causal, dropout;
@@ -611,7 +612,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
 /// kExtra: bytes of the kernel's own after the stages (1024-byte aligned; the fused backward's
 /// dS tiles), for which the stages give way where they would not fit beside them.
 constexpr int ws_smem_bytes(int res, int extra, int stages, int stage, int stats) {
-  return res + extra + stages * (stage + stats) + (3 * stages + 2) * 8 + 1024;
+  return res + extra + stages * (stage + stats) + (3 * stages + 3) * 8 + 1024;
 }
 template <int D, int kN, int kRes = 1, bool kStats = false, int kExtra = 0>
 struct WsTile {
@@ -627,8 +628,9 @@ struct WsTile {
       ws_smem_bytes(kResBytes, kExtra, kPreferredStages, kStageBytes, kStatsBytes) <= 227 * 1024
           ? kPreferredStages
           : kPreferredStages - 1;
-  // full x, full y, empty per stage; resident full, resident empty
-  static constexpr int kBarriers = 3 * kStages + 2;
+  // full x, full y, empty per stage; resident full, resident empty; and 8 bytes for the index
+  // of the block's next item (the fused backward)
+  static constexpr int kBarriers = 3 * kStages + 3;
   static constexpr int kSmem =
       kResBytes + kExtra + kStages * (kStageBytes + kStatsBytes) + kBarriers * 8 + 1024;
   static_assert(kSmem <= 227 * 1024, "WsTile: more shared memory than a block may have");
@@ -667,6 +669,8 @@ struct WsSmem {
   __device__ uint64_t* empty(int st) const { return bar(2 * Tile::kStages + st); }
   __device__ uint64_t* res_full() const { return bar(3 * Tile::kStages); }
   __device__ uint64_t* res_empty() const { return bar(3 * Tile::kStages + 1); }
+  /// The item whose resident tiles "resident full" announces (the fused backward; -1: none left).
+  __device__ int* item_slot() const { return reinterpret_cast<int*>(bar(3 * Tile::kStages + 2)); }
   /// The phase parity of the block's j-th streamed tile.
   __device__ static uint32_t phase(int j) { return static_cast<uint32_t>(j / Tile::kStages) & 1; }
   /// Thread 0: initialises the barriers for `consumers` consumer warpgroups (a __syncthreads
@@ -1450,10 +1454,13 @@ __device__ __forceinline__ int fused_turn(const Params& p, int kv, int qt, int n
 /// The fused backward (variant 3, sm_90a): dK, dV and dQ from one pass over each (query tile,
 /// key tile) pair, 5 tile products where variant 2 takes 7 (FlashAttention-2's work split, dQ
 /// summed in global memory in a fixed order, as FlashAttention-3's deterministic mode does).
-/// Persistent and cooperative: block b takes the items (head, 128-key tile) b, b + gridDim.x,
-/// ..., key tiles fastest and last first (fused_key_tile), so that a tile's turn to add its dQ
-/// (add_dq_in_turn, fused_turn) waits only for the item before it, on another resident block or
-/// done earlier: the launch cannot deadlock.
+/// Persistent and cooperative: the items (head, 128-key tile), key tiles fastest and last first
+/// (fused_key_tile), go to the blocks in order from a counter in global memory, a block taking
+/// the next when its consumers have finished the last (so unequal causal items balance out).
+/// A tile's turn to add its dQ (add_dq_in_turn, fused_turn) waits only for the item before it,
+/// taken earlier by a resident block that is working on it or has finished it, and each block
+/// holds one unfinished item at most: the lowest unfinished item can always move, so the launch
+/// cannot deadlock.
 /// Per item, WsTile's pipeline of the dK/dV kernel: the producer reloads K and V once the
 /// consumers have released the previous item's ("resident empty") and streams the query tiles
 /// (the stage count runs on across items). Per query tile each consumer computes S^T, dP^T, P^T
@@ -1496,14 +1503,22 @@ __global__ void __launch_bounds__(384, 1)
     tma::setmaxnreg<kProducerRegs, false>();
     if (tid == 0) {
       const CUtensorMap* const res[2] = {&map_k, &map_v};
-      int j0 = 0, it = 0;
-      for (int item = static_cast<int>(blockIdx.x); item < items;
-           item += static_cast<int>(gridDim.x), ++it) {
+      int j0 = 0;
+      for (int it = 0;; ++it) {
+        if (it > 0) tma::mbar_wait(sm.res_empty(), static_cast<uint32_t>(it - 1) & 1);
+        // The next item, in the order of the counter: the block's consumers have finished
+        // their last, so each block holds at most one item it has not finished.
+        const int item = atomicAdd(p.item_next, 1);
+        if (item >= items) {
+          *sm.item_slot() = -1;
+          tma::mbar_arrive(sm.res_full());  // no bytes: the consumers' last phase
+          break;
+        }
+        *sm.item_slot() = item;  // published by ws_produce's arrival on "resident full"
         const int bh = item / n_kv, k0 = fused_key_tile(item, n_kv) * Tile::kRows,
                   h = bh % static_cast<int>(p.H);
         int first;
         const int n = span(k0, first);
-        if (it > 0) tma::mbar_wait(sm.res_empty(), static_cast<uint32_t>(it - 1) & 1);
         ws_produce(sm, res, k0, 2, &map_q, &map_do, first, n, h, bh / static_cast<int>(p.H),
                    p.stats + static_cast<int64_t>(bh) * n_qtiles * 2 * kBlockM, j0);
         j0 += n;
@@ -1525,16 +1540,21 @@ __global__ void __launch_bounds__(384, 1)
   float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
   float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
   float(&dqd)[kN / 2] = *reinterpret_cast<float(*)[kN / 2]>(&dq[0][0]);
+  // The item that "resident full" announces, from lane 0 (so ptxas knows it warp-uniform). The
+  // loop keeps the shape of a counted loop, the next item read at its end: an endless loop that
+  // waits and breaks at its top had ptxas spill 1.8 KiB at D 128 and serialise the wgmma (C7512).
+  const auto held = [&] {
+    return __shfl_sync(0xffffffffu, *static_cast<volatile const int*>(sm.item_slot()), 0);
+  };
   int j0 = 0, it = 0;
-  for (int item = static_cast<int>(blockIdx.x); item < items;
-       item += static_cast<int>(gridDim.x), ++it) {
+  tma::mbar_wait(sm.res_full(), 0);
+  for (int item = held(); item >= 0; item = held()) {
     const int bh = item / n_kv, kv = fused_key_tile(item, n_kv), k0 = kv * Tile::kRows;
     int first;
     const int n = span(k0, first);
     const int kc0 = k0 + 64 * c, key0 = kc0 + warp * 16 + lane / 4;  // keys key0, key0 + 8
     zero(dk);
     zero(dv);
-    tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(it) & 1);
     for (int j = 0; j < n; ++j) {
       const int jj = j0 + j, st = jj % Tile::kStages, q0 = (first + j) * kBlockM;
       unsigned char* const ds = sm.extra() + (jj % 2) * (128 * 128);
@@ -1569,6 +1589,7 @@ __global__ void __launch_bounds__(384, 1)
     store_rows<T, D>(static_cast<T*>(p.dv) + head, dv, key0, p.S, 1.f, 1.f);
     sm.release_resident(lane);  // this item's last reads of K and V (dQ's included) retired
     j0 += n;
+    tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(++it) & 1);
   }
 #else
   (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
@@ -1742,7 +1763,7 @@ bool launch_backward_ws(const Params& p, cudaStream_t stream, int device) {
 }
 
 /// Variant 3: false (nothing launched) where the tensor maps cannot be made or the sizes pass
-/// TMA's 32-bit coordinates; p.dq_acc and p.dq_turn zeroed here.
+/// TMA's 32-bit coordinates; p.dq_acc, p.dq_turn and p.item_next (right after it) zeroed here.
 template <class T, int D>
 bool launch_backward_fused(const Params& p, cudaStream_t stream, int device) {
   using Tile = FusedTile<D>;
@@ -1757,7 +1778,7 @@ bool launch_backward_fused(const Params& p, cudaStream_t stream, int device) {
     return false;
   const int64_t acc = p.BH * p.L * D, turns = p.BH * query_tiles(p) * 2;
   EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_acc, 0, static_cast<size_t>(acc) * 4, stream));
-  EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_turn, 0, static_cast<size_t>(turns) * 4, stream));
+  EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_turn, 0, static_cast<size_t>(turns + 1) * 4, stream));
   constexpr auto kernel = attention_bwd_fused_kernel<T, D>;
   detail::opt_in_smem<kernel>(Tile::kSmem, device);
   // Cooperative: every block resident (one per SM), each walking its items.
@@ -1889,12 +1910,13 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
   p.out = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();
-  Tensor fused;  // variant 3's dQ sums and turn counters (float32 and int32, 4 bytes each)
+  Tensor fused;  // variant 3's dQ sums, turn counters and item counter (4 bytes each)
   if (g_backward_variant.get() == 3) {
-    const int64_t acc = p.BH * p.L * r.D;
-    fused = empty({acc + p.BH * query_tiles(p) * 2}, TensorOptions(kFloat32).device(q.device()));
+    const int64_t acc = p.BH * p.L * r.D, turns = p.BH * query_tiles(p) * 2;
+    fused = empty({acc + turns + 1}, TensorOptions(kFloat32).device(q.device()));
     p.dq_acc = static_cast<float*>(fused.data_ptr());
     p.dq_turn = reinterpret_cast<int*>(p.dq_acc + acc);
+    p.item_next = p.dq_turn + turns;
   }
   const cudaStream_t stream = detail::stream_of(q);
   const int device = q.device().index();

@@ -25,9 +25,9 @@ def main():
 
         ember = write("bench_cuda_attention.json", [
             {"case": "attn_fwd_bf16/B1_H2_T128_D64", "unit": "FLOP/s", "ember": 2.0e14,
-             "peers": {"composite": 1.0e14}, "fraction_of_ceiling": None},
+             "peers": {"composite": 1.0e14, "ember_ws": 4.0e14}, "fraction_of_ceiling": None},
             {"case": "attn_fwd_bf16/B1_H2_T200_D128", "unit": "FLOP/s", "ember": 3.0e14,
-             "peers": {}, "fraction_of_ceiling": None}])
+             "peers": {"ember_ws": 1.5e14}, "fraction_of_ceiling": None}])
         rerun = write("bench_cuda_attention_config3.json", [
             {"case": "attn_fwd_bf16/B1_H2_T128_D64", "unit": "FLOP/s", "ember": 5.0e14,
              "peers": {}, "fraction_of_ceiling": None}])
@@ -71,6 +71,15 @@ def main():
         row2 = next((l for l in text.splitlines() if l.startswith("| B1_H2_T200_D128 ")), "")
         expect("skipped" in row2 and "failed" in row2, "skipped and failed peers shown: " + row2)
         expect("missing.json" in text + r.stderr, "the missing file is reported")
+        # The variants against the default: ember_ws 2.0x and 0.5x (geometric mean 1.00x, faster
+        # in 1 of 2), the rerun 2.5x in its one case, so the rerun ranks first.
+        vrows = [l for l in lines if l.startswith("| ember")]
+        expect(len(vrows) == 2 and vrows[0].startswith("| ember[")
+               and "| 1 | 2.50x | 1 of 1 |" in vrows[0], f"the rerun ranked first: {vrows}")
+        expect(len(vrows) == 2 and vrows[1] == "| ember_ws | 2 | 1.00x | 1 of 2 | 0.50x | 2.00x |",
+               f"ember_ws's row: {vrows}")
+        expect(any(l.startswith("Fastest by geometric mean: `ember[") and "2.50x" in l
+                   for l in lines), "the fastest variant named")
         if failures:
             print(text)
             print("\n".join("FAILED: " + f for f in failures))

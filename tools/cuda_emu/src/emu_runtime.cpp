@@ -215,6 +215,7 @@ struct Exec {
   size_t shared_limit = 0;  // static + dynamic
   bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
   bool warp_priority = false;  // EMBER_EMU_WARP_PRIORITY=1: a block's warps by priority
+  bool block_sweep = false;    // EMBER_EMU_BLOCK_SWEEP=1: every block of a cluster each round
   uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
   std::map<const void*, Mbarrier> mbarriers;  // the cluster's, by address
   // TMA and bulk copies issued and not yet landed: their bytes reach shared memory (and complete
@@ -463,15 +464,20 @@ void run_cluster() {
     // With EMBER_EMU_WARP_PRIORITY=1 the warps of a block run by the same rule: the first (the
     // last in reverse) until none of its lanes can move, then the next, so one warp or
     // warpgroup gets as far ahead of the others in its block as the barriers allow.
+    // With EMBER_EMU_BLOCK_SWEEP=1 every block of the cluster runs its turn each round instead,
+    // as the SMs of a GPU run together: blocks that take work from a shared counter each get
+    // some, and a wait on another block's progress meets a peer part-way through its own.
     bool progressed = false;
     const uint64_t epoch = x.epoch;
-    for (int k = 0; k < x.cluster && !progressed && x.epoch == epoch; ++k) {
+    for (int k = 0; k < x.cluster && (x.block_sweep || (!progressed && x.epoch == epoch)); ++k) {
       const int b = ((x.reverse ? x.cluster - 1 - k : k) + x.first) % x.cluster;
+      const uint64_t block_epoch = x.epoch;
+      bool moved = false;  // a thread of this block ran and stopped for a reason but polling
       int warp = -1;
       for (int i = 0; i < x.block_threads; ++i) {
         const int t = b * x.block_threads + (x.reverse ? x.block_threads - 1 - i : i);
         if (x.warp_priority && t % x.block_threads / 32 != warp) {
-          if (progressed || x.epoch != epoch) break;  // a warp moved: start again from the first
+          if (moved || x.epoch != block_epoch) break;  // a warp moved: start again from the first
           warp = t % x.block_threads / 32;
         }
         Fiber& f = x.fibers[static_cast<size_t>(t)];
@@ -480,9 +486,9 @@ void run_cluster() {
         set_thread_builtins(t);
         f.polling = nullptr;
         ember_emu_switch(&x.scheduler_sp, f.sp);
-        if (f.polling == nullptr) progressed = true;
+        if (f.polling == nullptr) progressed = moved = true;
         if (x.restart) {  // the threads waiting for the phase run before anyone else moves on
-          x.restart = false;
+          x.restart = false;  // (sweeping, before this block's other threads)
           break;
         }
       }
@@ -544,7 +550,14 @@ int syncthreads_count(int predicate, const char* file, int line) {
     const int rank = x.fibers[static_cast<size_t>(x.current)].block;
     for (Fiber& f : x.fibers)
       if (f.block == rank && f.state == FiberState::kBlockWait) f.state = FiberState::kReady;
-    return b.barrier_result;
+    // The last to arrive stops too, and the round starts over: past a barrier the threads go on
+    // in the round's order (the first thread first; the last with EMBER_EMU_REVERSE=1), not the
+    // last arrival first, so a read of what another thread writes after the barrier, made
+    // without waiting for it, finds it unwritten in one of the two orders.
+    const int result = b.barrier_result;
+    x.restart = true;
+    switch_to_scheduler();
+    return result;
   }
   x.fibers[static_cast<size_t>(x.current)].state = FiberState::kBlockWait;
   switch_to_scheduler();
@@ -1479,6 +1492,7 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   };
   x.reverse = flag("EMBER_EMU_REVERSE");
   x.warp_priority = flag("EMBER_EMU_WARP_PRIORITY");
+  x.block_sweep = flag("EMBER_EMU_BLOCK_SWEEP");
   ensure_stacks(x.nthreads);
   x.fibers.assign(static_cast<size_t>(x.nthreads), Fiber{});
   x.warps.assign(static_cast<size_t>(x.warps_per_block * x.cluster), Warp{});

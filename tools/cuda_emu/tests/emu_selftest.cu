@@ -17,7 +17,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #define CHECK(cond)                                                   \
@@ -349,6 +352,29 @@ __global__ void warp_order_kernel(int* log) {
   }
 }
 
+// Past a barrier the threads go on in the round's order: the first to get past it is thread 0
+// (the last thread with EMBER_EMU_REVERSE=1), not the last to arrive.
+__global__ void barrier_order_kernel(int* first) {
+  __shared__ int n;
+  if (threadIdx.x == 0) n = 0;
+  __syncthreads();
+  if (atomicAdd(&n, 1) == 0) *first = static_cast<int>(threadIdx.x);
+}
+
+// Blocks taking items from a counter in global memory, a barrier after each take (slot: one int
+// per block): by priority the first block takes them all, swept (EMBER_EMU_BLOCK_SWEEP=1) the
+// blocks take them in turn.
+__global__ void take_items_kernel(int* next, int* slot, int* owner, int items) {
+  for (;;) {
+    if (threadIdx.x == 0) slot[blockIdx.x] = atomicAdd(next, 1);
+    __syncthreads();
+    const int item = slot[blockIdx.x];
+    __syncthreads();
+    if (item >= items) return;
+    if (threadIdx.x == 0) owner[item] = static_cast<int>(blockIdx.x);
+  }
+}
+
 // Misuse: a cluster operation in a cooperative launch.
 __global__ void cooperative_rank_kernel(int* out) { out[0] = ember_emu::cluster_ctarank(); }
 
@@ -374,6 +400,31 @@ void launch_cluster(void (*kernel)(Exp...), dim3 grid, dim3 block, size_t shmem,
   config.stream = nullptr, config.attrs = &attr, config.numAttrs = 1;
   CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Act>(args)...) == cudaSuccess);
 }
+
+// Sets the emulator's scheduling variables for one check and restores them after it, so the
+// rest of the checks run in the order the caller asked for.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> values) {
+    for (const auto& [name, value] : values) {
+      const char* was = std::getenv(name);
+      saved_.push_back({name, was != nullptr ? std::optional<std::string>(was) : std::nullopt});
+      setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, was] : saved_)
+      if (was)
+        setenv(name.c_str(), was->c_str(), 1);
+      else
+        unsetenv(name.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
 
 CUtensorMap make_map(uint16_t* base, uint64_t cols, uint64_t rows, uint32_t box_rows) {
   CUtensorMap map;
@@ -408,26 +459,42 @@ void hopper_checks() {
   {
     int* d = nullptr;
     CHECK(cudaMalloc(&d, 6 * sizeof(int)) == cudaSuccess);
-    const char* const names[2] = {"EMBER_EMU_WARP_PRIORITY", "EMBER_EMU_REVERSE"};
-    std::string saved[2];
-    bool was_set[2];
-    for (int i = 0; i < 2; ++i)
-      if ((was_set[i] = std::getenv(names[i]) != nullptr)) saved[i] = std::getenv(names[i]);
     const char* const modes[3][2] = {{"0", "0"}, {"1", "0"}, {"1", "1"}};
     const int want[3][6] = {{0, 1, 0, 1, 0, 1}, {0, 0, 0, 1, 1, 1}, {1, 1, 1, 0, 0, 0}};
     for (int m = 0; m < 3; ++m) {
-      setenv("EMBER_EMU_WARP_PRIORITY", modes[m][0], 1);
-      setenv("EMBER_EMU_REVERSE", modes[m][1], 1);
+      const ScopedEnv env(
+          {{"EMBER_EMU_WARP_PRIORITY", modes[m][0]}, {"EMBER_EMU_REVERSE", modes[m][1]}});
       warp_order_kernel<<<1, 64>>>(d);
       int got[6];
       CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
       for (int i = 0; i < 6; ++i) CHECK(got[i] == want[m][i]);
     }
-    for (int i = 0; i < 2; ++i)  // the rest of the checks in the order the caller asked for
-      if (was_set[i])
-        setenv(names[i], saved[i].c_str(), 1);
-      else
-        unsetenv(names[i]);
+    // Past a barrier, thread 0 first (the last thread in reverse).
+    for (int reverse = 0; reverse < 2; ++reverse) {
+      const ScopedEnv env({{"EMBER_EMU_REVERSE", reverse ? "1" : "0"}});
+      barrier_order_kernel<<<1, 64>>>(d);
+      int first = -1;
+      CHECK(cudaMemcpy(&first, d, sizeof first, cudaMemcpyDeviceToHost) == cudaSuccess);
+      CHECK(first == (reverse ? 63 : 0));
+    }
+  }
+  // A cooperative launch's blocks taking items from a counter: by priority the first block takes
+  // all 9; swept (EMBER_EMU_BLOCK_SWEEP=1), each of the 3 takes 3.
+  {
+    int* d = nullptr;
+    CHECK(cudaMalloc(&d, 16 * sizeof(int)) == cudaSuccess);
+    for (int sweep = 0; sweep < 2; ++sweep) {
+      const ScopedEnv env({{"EMBER_EMU_BLOCK_SWEEP", sweep ? "1" : "0"}});
+      CHECK(cudaMemset(d, 0, 16 * sizeof(int)) == cudaSuccess);
+      launch_cooperative(take_items_kernel, 3, 64, d, d + 1, d + 4, 9);
+      int owner[9], taken[3] = {0, 0, 0};
+      CHECK(cudaMemcpy(owner, d + 4, sizeof owner, cudaMemcpyDeviceToHost) == cudaSuccess);
+      for (int i = 0; i < 9; ++i) {
+        CHECK(owner[i] >= 0 && owner[i] < 3);
+        ++taken[owner[i]];
+      }
+      for (int b = 0; b < 3; ++b) CHECK(sweep ? taken[b] == 3 : (taken[b] == 0 || taken[b] == 9));
+    }
   }
   // TMA: element (r, c) of the box lands in row r, 16-byte chunk (c / 8) ^ (r % 8).
   const uint64_t rows = 20, cols = 72;
