@@ -612,7 +612,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
 /// kExtra: bytes of the kernel's own after the stages (1024-byte aligned; the fused backward's
 /// dS tiles), for which the stages give way where they would not fit beside them.
 constexpr int ws_smem_bytes(int res, int extra, int stages, int stage, int stats) {
-  return res + extra + stages * (stage + stats) + (3 * stages + 3) * 8 + 1024;
+  return res + extra + stages * (stage + stats) + (3 * stages + 7) * 8 + 1024;
 }
 template <int D, int kN, int kRes = 1, bool kStats = false, int kExtra = 0>
 struct WsTile {
@@ -628,9 +628,9 @@ struct WsTile {
       ws_smem_bytes(kResBytes, kExtra, kPreferredStages, kStageBytes, kStatsBytes) <= 227 * 1024
           ? kPreferredStages
           : kPreferredStages - 1;
-  // full x, full y, empty per stage; resident full, resident empty; and 8 bytes for the index
-  // of the block's next item (the fused backward)
-  static constexpr int kBarriers = 3 * kStages + 3;
+  // full x, full y, empty per stage; resident full, resident empty; and for the fused backward
+  // 8 bytes for the index of the block's next item, dQ full and dQ empty per consumer
+  static constexpr int kBarriers = 3 * kStages + 7;
   static constexpr int kSmem =
       kResBytes + kExtra + kStages * (kStageBytes + kStatsBytes) + kBarriers * 8 + 1024;
   static_assert(kSmem <= 227 * 1024, "WsTile: more shared memory than a block may have");
@@ -671,11 +671,19 @@ struct WsSmem {
   __device__ uint64_t* res_empty() const { return bar(3 * Tile::kStages + 1); }
   /// The item whose resident tiles "resident full" announces (the fused backward; -1: none left).
   __device__ int* item_slot() const { return reinterpret_cast<int*>(bar(3 * Tile::kStages + 2)); }
+  /// The fused backward's hand-off of consumer c's dQ to its writer warp: "dQ full" (the
+  /// consumer has stored it), "dQ empty" (the writer has added it), and the buffer (64 rows x 64
+  /// float columns after the two dS buffers, 16-byte chunk j of row r at j ^ (r % 8)).
+  __device__ uint64_t* dq_full(int c) const { return bar(3 * Tile::kStages + 3 + c); }
+  __device__ uint64_t* dq_empty(int c) const { return bar(3 * Tile::kStages + 5 + c); }
+  __device__ float* dq_buf(int c) const {
+    return reinterpret_cast<float*>(extra() + 2 * 128 * 128) + c * 64 * 64;
+  }
   /// The phase parity of the block's j-th streamed tile.
   __device__ static uint32_t phase(int j) { return static_cast<uint32_t>(j / Tile::kStages) & 1; }
-  /// Thread 0: initialises the barriers for `consumers` consumer warpgroups (a __syncthreads
-  /// follows).
-  __device__ void init(int consumers) const {
+  /// Thread 0: initialises the barriers for `consumers` consumer warpgroups and `others` more
+  /// arrivals on "resident empty" (a __syncthreads follows).
+  __device__ void init(int consumers, int others = 0) const {
 #if defined(EMBER_HAVE_WGMMA)
     for (int st = 0; st < Tile::kStages; ++st) {
       tma::mbar_init(full_x(st), 1);
@@ -683,10 +691,10 @@ struct WsSmem {
       tma::mbar_init(empty(st), 4 * consumers);
     }
     tma::mbar_init(res_full(), 1);
-    tma::mbar_init(res_empty(), 4 * consumers);
+    tma::mbar_init(res_empty(), 4 * consumers + others);
     tma::fence_barrier_init();
 #else
-    (void)consumers;
+    (void)consumers, (void)others;
 #endif
   }
   /// A consumer warp: every wgmma reading stage st has retired.
@@ -1362,10 +1370,10 @@ __global__ void __launch_bounds__(384, 1)
 }
 
 /// The fused backward's tiles: the dK/dV kernel's (K and V resident, Q and dO plus the stats
-/// streamed in 64-row query tiles) and two buffers of dS for the dQ product, 128 keys x 64
-/// queries of T each.
+/// streamed in 64-row query tiles), two buffers of dS for the dQ product, 128 keys x 64 queries
+/// of T each, and one dQ buffer per consumer, 64 x 64 floats.
 template <int D>
-using FusedTile = WsTile<D, 64, 2, true, 2 * 128 * 64 * 2>;
+using FusedTile = WsTile<D, 64, 2, true, 2 * 128 * 64 * 2 + 2 * 64 * 64 * 4>;
 
 /// A consumer's dS^T (its 64 keys x the tile's 64 queries, as register-A fragments da) into the
 /// dS buffer ds at rows 64 c .. (one row of 128 bytes per key, the 16-byte chunk j of row r at
@@ -1405,34 +1413,34 @@ __device__ __forceinline__ void issue_dq(float (&d)[N / 2], const unsigned char*
 }
 #endif
 
-/// Adds a consumer's dQ of query tile q0 (a warp's rows as store_rows takes them; columns col0
-/// .. col0 + N - 1 of D) into p.dq_acc in turn: the key tiles of a head that see the query tile
-/// add to its columns one after another, the last key tile first (fused_turn; the tile's turn
-/// counter `slot` of 2 in p.dq_turn), so the float sums are the same bit for bit in every run. One
-/// thread waits until the counter reads turn_of() (computed by that thread only), a barrier of
-/// the consumer's 128 threads passes it on, each adds its values (red, rows past L skipped), a
-/// second barrier gathers them, and the thread sets the counter one further.
-template <int D, int N, class TurnOf>
-__device__ __forceinline__ void add_dq_in_turn(const Params& p, const float (&dq)[N / 8][4],
-                                               int64_t bh, int64_t q0, TurnOf&& turn_of, int c,
-                                               int col0, int slot) {
+/// A consumer hands its dQ (the N columns of a warp's rows as store_rows takes them) to its
+/// writer warp: once the writer has added the last one ("dQ empty", the phase before the
+/// consumer's h-th hand-off; every thread waits: one thread waiting and a barrier passing it on
+/// had ptxas serialise the wgmma at D 128, C7520), each thread stores its values into the
+/// consumer's dQ buffer, a named barrier of the 128 gathers them, and one arrives on "dQ full".
+/// The consumer goes on to its next tile while the writer waits for the turn and adds.
+template <class Tile, int N>
+__device__ __forceinline__ void hand_dq(const WsSmem<Tile>& sm, const float (&dq)[N / 8][4], int c,
+                                        int h) {
 #if defined(EMBER_HAVE_WGMMA)
+  static_assert(N == 64, "hand_dq: 64 columns per buffer");
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = (tid / 32) % 4;
-  int* const turn = p.dq_turn + (bh * query_tiles(p) + q0 / kBlockM) * 2 + slot;
-  if (tid % 128 == 0) tma::flag_wait(turn, turn_of());
-  tma::named_barrier(2 + c, 128, true);
+  tma::mbar_wait(sm.dq_empty(c), (static_cast<uint32_t>(h) & 1) ^ 1);  // free (first: at once)
+  float* const buf = sm.dq_buf(c);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int64_t row = q0 + 16 * warp + lane / 4 + 8 * r;
-    if (row >= p.L) continue;
-    float* const dst = p.dq_acc + (bh * p.L + row) * D + col0 + 2 * (lane % 4);
+    const int row = 16 * warp + lane / 4 + 8 * r;
 #pragma unroll
-    for (int t = 0; t < N / 8; ++t) tma::red_add2(dst + 8 * t, dq[t][2 * r], dq[t][2 * r + 1]);
+    for (int t = 0; t < N / 8; ++t) {  // columns 8t + 2 (lane % 4): chunk 2t + (lane % 4) / 2
+      const int chunk = (2 * t + (lane % 4) / 2) ^ (row % 8);
+      *reinterpret_cast<float2*>(buf + row * 64 + chunk * 4 + 2 * (lane % 2)) =
+          make_float2(dq[t][2 * r], dq[t][2 * r + 1]);
+    }
   }
   tma::named_barrier(2 + c, 128, true);
-  if (tid % 128 == 0) tma::flag_set(turn, turn_of() + 1);
+  if (tid % 128 == 0) tma::mbar_arrive(sm.dq_full(c));
 #else
-  (void)p, (void)dq, (void)bh, (void)q0, (void)turn_of, (void)c, (void)col0, (void)slot;
+  (void)sm, (void)dq, (void)c, (void)h;
 #endif
 }
 
@@ -1451,23 +1459,83 @@ __device__ __forceinline__ int fused_turn(const Params& p, int kv, int qt, int n
   return (p.causal && seen < n_kv - 1 ? seen : n_kv - 1) - kv;
 }
 
+/// Writer warp of consumer c (warp 1 + c of the producer warpgroup): adds the consumer's dQ tiles
+/// into p.dq_acc in turn, following the block's items as the consumers do (it reads each item's
+/// index, then arrives on "resident empty", so the producer writes the next one only once both
+/// writers have read this one). Per tile the consumer hands it (at D 64 every other one): lane 0
+/// waits for "dQ full" and until the tile's turn counter (slot col0 / 64 for columns col0 ..
+/// col0 + 63) reads the tile's turn (fused_turn), the lanes add the rows (red.global.add.v4.f32,
+/// 16 lanes a row, rows past L skipped), and lane 0 sets the counter one further and frees the
+/// buffer ("dQ empty"). The float sums keep one order, and the consumers do not wait for the
+/// turn: the writer does, beside them, one tile behind at most.
+template <int D>
+__device__ __forceinline__ void write_dq(const Params& p, const WsSmem<FusedTile<D>>& sm, int c,
+                                         int n_qtiles, int n_kv) {
+#if defined(EMBER_HAVE_WGMMA)
+  constexpr int kRows = FusedTile<D>::kRows;
+  const int lane = static_cast<int>(threadIdx.x) & 31, col0 = D == 128 ? 64 * c : 0;
+  const float* const buf = sm.dq_buf(c);
+  const auto held = [&] {
+    return __shfl_sync(0xffffffffu, *static_cast<volatile const int*>(sm.item_slot()), 0);
+  };
+  int j0 = 0, it = 0, h = 0;
+  tma::mbar_wait(sm.res_full(), 0);
+  for (int item = held(); item >= 0; item = held()) {
+    const int bh = item / n_kv, kv = fused_key_tile(item, n_kv);
+    const int first = p.causal ? kv * kRows / kBlockM : 0;
+    const int n = first < n_qtiles ? n_qtiles - first : 0;
+    __syncwarp();
+    if (lane == 0) tma::mbar_arrive(sm.res_empty());  // the index is read
+    for (int j = 0; j < n; ++j) {
+      if (D == 64 && (j0 + j) % 2 != c) continue;  // the other consumer's tile
+      const int q0 = (first + j) * kBlockM;
+      int* const flag =
+          p.dq_turn + (static_cast<int64_t>(bh) * n_qtiles + first + j) * 2 + col0 / 64;
+      if (lane == 0) {
+        tma::mbar_wait(sm.dq_full(c), static_cast<uint32_t>(h) & 1);
+        tma::flag_wait(flag, fused_turn<kRows>(p, kv, first + j, n_kv));
+      }
+      __syncwarp();
+      float* const dst = p.dq_acc + (static_cast<int64_t>(bh) * p.L + q0) * D + col0;
+      const int rows = static_cast<int>(std::min<int64_t>(kBlockM, p.L - q0));
+      for (int r = lane / 16; r < rows; r += 2) {  // 16 lanes a row, a 16-byte chunk each
+        const int chunk = lane % 16;
+        tma::red_add4(dst + static_cast<int64_t>(r) * D + 4 * chunk,
+                      *reinterpret_cast<const float4*>(buf + r * 64 + (chunk ^ (r % 8)) * 4));
+      }
+      __syncwarp();
+      if (lane == 0) {
+        tma::flag_set(flag, fused_turn<kRows>(p, kv, first + j, n_kv) + 1);
+        tma::mbar_arrive(sm.dq_empty(c));
+      }
+      ++h;
+    }
+    j0 += n;
+    tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(++it) & 1);
+  }
+#else
+  (void)p, (void)sm, (void)c, (void)n_qtiles, (void)n_kv;
+#endif
+}
+
 /// The fused backward (variant 3, sm_90a): dK, dV and dQ from one pass over each (query tile,
 /// key tile) pair, 5 tile products where variant 2 takes 7 (FlashAttention-2's work split, dQ
 /// summed in global memory in a fixed order, as FlashAttention-3's deterministic mode does).
 /// Persistent and cooperative: the items (head, 128-key tile), key tiles fastest and last first
 /// (fused_key_tile), go to the blocks in order from a counter in global memory, a block taking
 /// the next when its consumers have finished the last (so unequal causal items balance out).
-/// A tile's turn to add its dQ (add_dq_in_turn, fused_turn) waits only for the item before it,
-/// taken earlier by a resident block that is working on it or has finished it, and each block
-/// holds one unfinished item at most: the lowest unfinished item can always move, so the launch
-/// cannot deadlock.
+/// A tile's turn to add its dQ (write_dq, fused_turn) waits only for the item before it, taken
+/// earlier by a resident block, and each block's writers add its items' tiles in the order
+/// taken: the block holding the lowest unfinished item has finished its earlier ones, so its
+/// writers are at that item's tiles, whose turns come; the launch cannot deadlock.
 /// Per item, WsTile's pipeline of the dK/dV kernel: the producer reloads K and V once the
 /// consumers have released the previous item's ("resident empty") and streams the query tiles
 /// (the stage count runs on across items). Per query tile each consumer computes S^T, dP^T, P^T
 /// and dS^T as variant 2's dK/dV kernel does, stores dS^T in the tile's dS buffer, issues dV +=
 /// P^T dO and dK += dS^T Q; after a barrier of both consumers, once dK and dV have retired and
 /// the stage is released, dQ = dS K over all 128 keys (at D 128 each consumer its 64 columns; at
-/// D 64 one consumer all 64, alternating by tile), added in turn. Both consumers always run (a
+/// D 64 one consumer all 64, alternating by tile), handed to the consumer's writer warp
+/// (hand_dq), which adds it in turn. Both consumers always run (a
 /// ragged last key tile masks its keys past S). The dS buffers alternate: tile j's is written
 /// again at j + 2, after the barrier of j + 1, which its readers reach only once their dQ has
 /// retired.
@@ -1487,7 +1555,14 @@ __global__ void __launch_bounds__(384, 1)
   const int n_qtiles = static_cast<int>(query_tiles(p));
   const int n_kv = static_cast<int>((p.S + Tile::kRows - 1) / Tile::kRows);
   const int items = static_cast<int>(p.BH) * n_kv;
-  if (tid == 0) sm.init(2);
+  if (tid == 0) {
+    sm.init(2, 2);  // "resident empty": the consumers' 8 warps and the 2 writer warps
+    for (int c = 0; c < 2; ++c) {
+      tma::mbar_init(sm.dq_full(c), 1);
+      tma::mbar_init(sm.dq_empty(c), 1);
+    }
+    tma::fence_barrier_init();
+  }
   __syncthreads();
   // An item's first query tile (causal: earlier queries see none of its keys) and tile count.
   const auto span = [&](int k0, int& first) {
@@ -1523,6 +1598,8 @@ __global__ void __launch_bounds__(384, 1)
                    p.stats + static_cast<int64_t>(bh) * n_qtiles * 2 * kBlockM, j0);
         j0 += n;
       }
+    } else if (tid / 32 == 1 || tid / 32 == 2) {
+      write_dq<D>(p, sm, tid / 32 - 1, n_qtiles, n_kv);  // warps 1, 2: consumer 0's, 1's
     }
     return;
   }
@@ -1579,9 +1656,7 @@ __global__ void __launch_bounds__(384, 1)
         mma::wgmma_commit();
         mma::wgmma_wait<0>();
         mma::fence_operands(dqd);
-        add_dq_in_turn<D, kN>(
-            p, dq, bh, q0, [&] { return fused_turn<Tile::kRows>(p, kv, first + j, n_kv); }, c, col0,
-            kHalves ? c : 0);
+        hand_dq<Tile, kN>(sm, dq, c, kHalves ? jj : jj / 2);
       }
     }
     const int64_t head = static_cast<int64_t>(bh) * p.S * D;

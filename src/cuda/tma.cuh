@@ -18,7 +18,7 @@
 //                       arrival on the mbarrier at the same offset in another block of the
 //                       cluster, a box written to the same offset in several blocks' shared
 //                       memory (each completing its bytes on its own mbarrier at bar's offset)
-//   flag_wait / flag_set / red_add2   ordered hand-offs between the blocks of a cooperative
+//   flag_wait / flag_set / red_add4   ordered hand-offs between the blocks of a cooperative
 //                       launch through a counter in global memory, and float additions there
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
@@ -299,14 +299,16 @@ __device__ inline void flag_set(int* flag, int value) {
   asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(flag), "r"(value) : "memory");
 #endif
 }
-/// p[0] += a, p[1] += b in global memory (red.global.add.v2.f32; p 8-byte aligned): no result
-/// returned, so the thread does not wait for the L2's round trip.
-__device__ inline void red_add2(float* p, float a, float b) {
+/// p[0..3] += v in global memory (red.global.add.v4.f32; p 16-byte aligned).
+__device__ inline void red_add4(float* p, float4 v) {
 #if defined(EMBER_CUDA_EMULATED)
-  atomicAdd(p, a);
-  atomicAdd(p + 1, b);
+  atomicAdd(p, v.x);
+  atomicAdd(p + 1, v.y);
+  atomicAdd(p + 2, v.z);
+  atomicAdd(p + 3, v.w);
 #else
-  asm volatile("red.relaxed.gpu.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(a), "f"(b)
+  asm volatile("red.relaxed.gpu.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(v.x),
+               "f"(v.y), "f"(v.z), "f"(v.w)
                : "memory");
 #endif
 }

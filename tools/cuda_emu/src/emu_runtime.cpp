@@ -27,6 +27,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -216,6 +217,10 @@ struct Exec {
   bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
   bool warp_priority = false;  // EMBER_EMU_WARP_PRIORITY=1: a block's warps by priority
   bool block_sweep = false;    // EMBER_EMU_BLOCK_SWEEP=1: every block of a cluster each round
+  bool shuffle = false;        // EMBER_EMU_SHUFFLE=n: blocks and warps in a random order
+  std::mt19937_64 rng;         // its generator, seeded by n once
+  uint64_t shuffle_seed = 0;
+  std::vector<int> block_order, warp_order;  // this round's, when shuffling
   uint64_t epoch = 0;    // bumped by every mbarrier change (spin_yield's progress test)
   std::map<const void*, Mbarrier> mbarriers;  // the cluster's, by address
   // TMA and bulk copies issued and not yet landed: their bytes reach shared memory (and complete
@@ -420,6 +425,16 @@ void set_thread_builtins(int t) {
 }
 
 /// Runs the blocks of one cluster (one block without clusters), x.blocks[*].idx set.
+/// EMBER_EMU_SHUFFLE: this round's random order of the cluster's blocks and of a block's warps.
+void shuffle_round(Exec& x) {
+  x.block_order.resize(static_cast<size_t>(x.cluster));
+  x.warp_order.resize(static_cast<size_t>((x.block_threads + 31) / 32));
+  for (size_t i = 0; i < x.block_order.size(); ++i) x.block_order[i] = static_cast<int>(i);
+  for (size_t i = 0; i < x.warp_order.size(); ++i) x.warp_order[i] = static_cast<int>(i);
+  std::shuffle(x.block_order.begin(), x.block_order.end(), x.rng);
+  std::shuffle(x.warp_order.begin(), x.warp_order.end(), x.rng);
+}
+
 void run_cluster() {
   Exec& x = g_exec;
   const int n = x.nthreads;
@@ -467,15 +482,26 @@ void run_cluster() {
     // With EMBER_EMU_BLOCK_SWEEP=1 every block of the cluster runs its turn each round instead,
     // as the SMs of a GPU run together: blocks that take work from a shared counter each get
     // some, and a wait on another block's progress meets a peer part-way through its own.
+    // With EMBER_EMU_SHUFFLE=n (a seed, not 0) each round takes the blocks, and the warps of
+    // each block, in a random order (a generator seeded once by n, so two launches differ): a
+    // result that depends on the order of the threads' work shows as two runs that differ.
     bool progressed = false;
     const uint64_t epoch = x.epoch;
+    if (x.shuffle) shuffle_round(x);
     for (int k = 0; k < x.cluster && (x.block_sweep || (!progressed && x.epoch == epoch)); ++k) {
-      const int b = ((x.reverse ? x.cluster - 1 - k : k) + x.first) % x.cluster;
+      const int b = x.shuffle ? x.block_order[static_cast<size_t>(k)]
+                              : ((x.reverse ? x.cluster - 1 - k : k) + x.first) % x.cluster;
       const uint64_t block_epoch = x.epoch;
       bool moved = false;  // a thread of this block ran and stopped for a reason but polling
       int warp = -1;
-      for (int i = 0; i < x.block_threads; ++i) {
-        const int t = b * x.block_threads + (x.reverse ? x.block_threads - 1 - i : i);
+      const int slots = x.shuffle ? static_cast<int>(x.warp_order.size()) * 32 : x.block_threads;
+      for (int i = 0; i < slots; ++i) {
+        int local = x.reverse ? x.block_threads - 1 - i : i;
+        if (x.shuffle) {  // warp warp_order[i / 32]'s lane i % 32 (a partial last warp: fewer)
+          local = x.warp_order[static_cast<size_t>(i / 32)] * 32 + i % 32;
+          if (local >= x.block_threads) continue;
+        }
+        const int t = b * x.block_threads + local;
         if (x.warp_priority && t % x.block_threads / 32 != warp) {
           if (moved || x.epoch != block_epoch) break;  // a warp moved: start again from the first
           warp = t % x.block_threads / 32;
@@ -1493,6 +1519,13 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   x.reverse = flag("EMBER_EMU_REVERSE");
   x.warp_priority = flag("EMBER_EMU_WARP_PRIORITY");
   x.block_sweep = flag("EMBER_EMU_BLOCK_SWEEP");
+  const char* seed = std::getenv("EMBER_EMU_SHUFFLE");
+  const uint64_t n = seed != nullptr ? std::strtoull(seed, nullptr, 10) : 0;
+  x.shuffle = n != 0;
+  if (x.shuffle && n != x.shuffle_seed) {  // a new seed: the generator starts over
+    x.shuffle_seed = n;
+    x.rng.seed(n);
+  }
   ensure_stacks(x.nthreads);
   x.fibers.assign(static_cast<size_t>(x.nthreads), Fiber{});
   x.warps.assign(static_cast<size_t>(x.warps_per_block * x.cluster), Warp{});

@@ -440,8 +440,9 @@ CUtensorMap make_map(uint16_t* base, uint64_t cols, uint64_t rows, uint32_t box_
 
 void hopper_checks() {
   // Cooperative launches: the blocks run together (block b waits for b - 1's turn, whichever runs
-  // first), and the first block to run changes from launch to launch.
+  // first), and the first block to run changes from launch to launch (by rotation, unshuffled).
   {
+    const ScopedEnv env({{"EMBER_EMU_SHUFFLE", "0"}});
     int* d = nullptr;
     CHECK(cudaMalloc(&d, 64 * sizeof(int)) == cudaSuccess);
     std::vector<int> h(64), firsts;
@@ -462,16 +463,37 @@ void hopper_checks() {
     const char* const modes[3][2] = {{"0", "0"}, {"1", "0"}, {"1", "1"}};
     const int want[3][6] = {{0, 1, 0, 1, 0, 1}, {0, 0, 0, 1, 1, 1}, {1, 1, 1, 0, 0, 0}};
     for (int m = 0; m < 3; ++m) {
-      const ScopedEnv env(
-          {{"EMBER_EMU_WARP_PRIORITY", modes[m][0]}, {"EMBER_EMU_REVERSE", modes[m][1]}});
+      const ScopedEnv env({{"EMBER_EMU_WARP_PRIORITY", modes[m][0]},
+                           {"EMBER_EMU_REVERSE", modes[m][1]},
+                           {"EMBER_EMU_SHUFFLE", "0"}});
       warp_order_kernel<<<1, 64>>>(d);
       int got[6];
       CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
       for (int i = 0; i < 6; ++i) CHECK(got[i] == want[m][i]);
     }
+    // Shuffled (EMBER_EMU_SHUFFLE=n): the warps in a random order each round, so two launches
+    // of the same kernel log different orders (each warp three times all the same).
+    {
+      const ScopedEnv env({{"EMBER_EMU_SHUFFLE", "7"}, {"EMBER_EMU_WARP_PRIORITY", "0"}});
+      std::vector<std::vector<int>> logs;
+      for (int run = 0; run < 8; ++run) {
+        int* w = nullptr;
+        CHECK(cudaMalloc(&w, 96 * sizeof(int)) == cudaSuccess);
+        warp_order_kernel<<<1, 1024>>>(w);
+        std::vector<int> got(96);
+        CHECK(cudaMemcpy(got.data(), w, 96 * sizeof(int), cudaMemcpyDeviceToHost) == cudaSuccess);
+        std::vector<int> count(32, 0);
+        for (int v : got) CHECK(v >= 0 && v < 32 && ++count[static_cast<size_t>(v)] <= 3);
+        logs.push_back(got);
+      }
+      bool differ = false;
+      for (size_t r = 1; r < logs.size(); ++r) differ = differ || logs[r] != logs[0];
+      CHECK(differ);
+    }
     // Past a barrier, thread 0 first (the last thread in reverse).
     for (int reverse = 0; reverse < 2; ++reverse) {
-      const ScopedEnv env({{"EMBER_EMU_REVERSE", reverse ? "1" : "0"}});
+      const ScopedEnv env(
+          {{"EMBER_EMU_REVERSE", reverse ? "1" : "0"}, {"EMBER_EMU_SHUFFLE", "0"}});
       barrier_order_kernel<<<1, 64>>>(d);
       int first = -1;
       CHECK(cudaMemcpy(&first, d, sizeof first, cudaMemcpyDeviceToHost) == cudaSuccess);
@@ -484,7 +506,8 @@ void hopper_checks() {
     int* d = nullptr;
     CHECK(cudaMalloc(&d, 16 * sizeof(int)) == cudaSuccess);
     for (int sweep = 0; sweep < 2; ++sweep) {
-      const ScopedEnv env({{"EMBER_EMU_BLOCK_SWEEP", sweep ? "1" : "0"}});
+      const ScopedEnv env(
+          {{"EMBER_EMU_BLOCK_SWEEP", sweep ? "1" : "0"}, {"EMBER_EMU_SHUFFLE", "0"}});
       CHECK(cudaMemset(d, 0, 16 * sizeof(int)) == cudaSuccess);
       launch_cooperative(take_items_kernel, 3, 64, d, d + 1, d + 4, 9);
       int owner[9], taken[3] = {0, 0, 0};
