@@ -1426,14 +1426,18 @@ __device__ __forceinline__ void hand_dq(const WsSmem<Tile>& sm, const float (&dq
   static_assert(N == 64, "hand_dq: 64 columns per buffer");
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = (tid / 32) % 4;
   tma::mbar_wait(sm.dq_empty(c), (static_cast<uint32_t>(h) & 1) ^ 1);  // free (first: at once)
-  float* const buf = sm.dq_buf(c);
+  // Columns 8t + 2 (lane % 4), chunk 2t + (lane % 4) / 2, of rows row0 and row0 + 8 (the same
+  // row % 8 = lane / 4 = g): chunk ^ g splits into (lane % 4) / 2 ^ (g & 1), a part of the base,
+  // and t ^ (g >> 1) in t's two low bits, so four offsets serve the 16 stores (the others
+  // differ by constants).
+  const int row0 = 16 * warp + lane / 4, g = lane / 4;
+  float* const base = sm.dq_buf(c) + row0 * 64 + (((lane % 4) / 2) ^ (g & 1)) * 4 + 2 * (lane % 2);
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const int row = 16 * warp + lane / 4 + 8 * r;
 #pragma unroll
-    for (int t = 0; t < N / 8; ++t) {  // columns 8t + 2 (lane % 4): chunk 2t + (lane % 4) / 2
-      const int chunk = (2 * t + (lane % 4) / 2) ^ (row % 8);
-      *reinterpret_cast<float2*>(buf + row * 64 + chunk * 4 + 2 * (lane % 2)) =
+    for (int t = 0; t < N / 8; ++t) {
+      const int pair = (t & 4) | ((t & 3) ^ (g >> 1));  // chunk pair 2t ^ (g & 6) / 2
+      *reinterpret_cast<float2*>(base + r * 8 * 64 + pair * 8) =
           make_float2(dq[t][2 * r], dq[t][2 * r + 1]);
     }
   }
