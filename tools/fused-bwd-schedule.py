@@ -29,7 +29,8 @@ import argparse
 import heapq
 
 
-def simulate(bh, t, causal, order, sms, add):
+def make_items(bh, t, causal, order):
+    """Each item's steps (head, query tile, turn), items numbered as `order` has them."""
     n_kv, n_q = (t + 127) // 128, (t + 63) // 64
     items = []
     for i in range(bh * n_kv):
@@ -42,6 +43,11 @@ def simulate(bh, t, causal, order, sms, add):
             turn = kv if order == "ascending" else top - kv
             steps.append((h, qt, turn))
         items.append(steps)
+    return items
+
+
+def simulate(bh, t, causal, order, sms, add):
+    items = make_items(bh, t, causal, order)
     static = order != "dynamic"
     queue = [list(range(b, len(items), sms)) for b in range(sms)] if static else None
     done = {}     # (head, query tile, turn) -> time its add finished
@@ -104,14 +110,7 @@ def simulate_writer(bh, t, causal, sms, add):
     compute a tile (1 unit) and hand its dQ to the block's writer, waiting only while the writer
     still holds the last one (one buffer); the writer waits for the tile's turn and adds (`add`
     units). A block takes its next item when its consumers have handed the last tile."""
-    n_kv, n_q = (t + 127) // 128, (t + 63) // 64
-    items = []
-    for i in range(bh * n_kv):
-        h, r = divmod(i, n_kv)
-        kv = n_kv - 1 - r
-        first = 2 * kv if causal else 0
-        items.append([(h, qt, (min(n_kv - 1, qt // 2) if causal else n_kv - 1) - kv)
-                      for qt in range(first, n_q)])
+    items = make_items(bh, t, causal, "descending")
     done, waiting = {}, {}
     cur, pos = [None] * sms, [0] * sms
     busy = [None] * sms     # the tile the writer holds

@@ -20,10 +20,10 @@ bf16 peak (990 TFLOP/s), Ember's fraction of its measured ceiling where its JSON
 for the GPT steps Ember's MFU by the peer's FLOP per token (nanoGPT's formula, the same as
 bench_cuda_step's). Under a family with other Ember variants (columns named ember..., in-process
 or from a rerun), a second table ranks them against the default by the geometric mean of variant
-/ default over the cases both ran, the numbers to set the defaults from. Rates read as TFLOP/s, GB/s, tokens/s (GPT steps), images/s (ResNet steps),
-items/s or 1/s. A missing or unreadable file, a case without Ember or without a peer, a skipped
-or failed peer case: each is shown as such, never an error; the exit status is 0 unless the
-arguments are wrong.
+/ default over the cases both ran, the numbers to set the defaults from. Rates read as TFLOP/s,
+GB/s, tokens/s (GPT steps), images/s (ResNet steps), items/s or 1/s. A missing or unreadable
+file, a case without Ember or without a peer, a skipped or failed peer case: each is shown as
+such, never an error; the exit status is 0 unless the arguments are wrong.
 """
 from __future__ import annotations
 

@@ -671,6 +671,11 @@ struct WsSmem {
   __device__ uint64_t* res_empty() const { return bar(3 * Tile::kStages + 1); }
   /// The item whose resident tiles "resident full" announces (the fused backward; -1: none left).
   __device__ int* item_slot() const { return reinterpret_cast<int*>(bar(3 * Tile::kStages + 2)); }
+  /// A warp's read of item_slot() once "resident full" has announced it, from lane 0 (so ptxas
+  /// knows it warp-uniform).
+  __device__ int held_item() const {
+    return __shfl_sync(0xffffffffu, *static_cast<volatile const int*>(item_slot()), 0);
+  }
   /// The fused backward's hand-off of consumer c's dQ to its writer warp: "dQ full" (the
   /// consumer has stored it), "dQ empty" (the writer has added it), and the buffer (64 rows x 64
   /// float columns after the two dS buffers, 16-byte chunk j of row r at j ^ (r % 8)).
@@ -1463,6 +1468,13 @@ __device__ __forceinline__ int fused_turn(const Params& p, int kv, int qt, int n
   return (p.causal && seen < n_kv - 1 ? seen : n_kv - 1) - kv;
 }
 
+/// The first query tile of the keys from k0 (causal: earlier queries see none of them) and the
+/// count of query tiles from there.
+__device__ __forceinline__ int fused_span(const Params& p, int k0, int n_qtiles, int& first) {
+  first = p.causal ? k0 / kBlockM : 0;
+  return first < n_qtiles ? n_qtiles - first : 0;
+}
+
 /// Writer warp of consumer c (warp 1 + c of the producer warpgroup): adds the consumer's dQ tiles
 /// into p.dq_acc in turn, following the block's items as the consumers do (it reads each item's
 /// index, then arrives on "resident empty", so the producer writes the next one only once both
@@ -1479,15 +1491,12 @@ __device__ __forceinline__ void write_dq(const Params& p, const WsSmem<FusedTile
   constexpr int kRows = FusedTile<D>::kRows;
   const int lane = static_cast<int>(threadIdx.x) & 31, col0 = D == 128 ? 64 * c : 0;
   const float* const buf = sm.dq_buf(c);
-  const auto held = [&] {
-    return __shfl_sync(0xffffffffu, *static_cast<volatile const int*>(sm.item_slot()), 0);
-  };
   int j0 = 0, it = 0, h = 0;
   tma::mbar_wait(sm.res_full(), 0);
-  for (int item = held(); item >= 0; item = held()) {
+  for (int item = sm.held_item(); item >= 0; item = sm.held_item()) {
     const int bh = item / n_kv, kv = fused_key_tile(item, n_kv);
-    const int first = p.causal ? kv * kRows / kBlockM : 0;
-    const int n = first < n_qtiles ? n_qtiles - first : 0;
+    int first;
+    const int n = fused_span(p, kv * kRows, n_qtiles, first);
     __syncwarp();
     if (lane == 0) tma::mbar_arrive(sm.res_empty());  // the index is read
     for (int j = 0; j < n; ++j) {
@@ -1539,10 +1548,9 @@ __device__ __forceinline__ void write_dq(const Params& p, const WsSmem<FusedTile
 /// P^T dO and dK += dS^T Q; after a barrier of both consumers, once dK and dV have retired and
 /// the stage is released, dQ = dS K over all 128 keys (at D 128 each consumer its 64 columns; at
 /// D 64 one consumer all 64, alternating by tile), handed to the consumer's writer warp
-/// (hand_dq), which adds it in turn. Both consumers always run (a
-/// ragged last key tile masks its keys past S). The dS buffers alternate: tile j's is written
-/// again at j + 2, after the barrier of j + 1, which its readers reach only once their dQ has
-/// retired.
+/// (hand_dq), which adds it in turn. Both consumers always run (a ragged last key tile masks its
+/// keys past S). The dS buffers alternate: tile j's is written again at j + 2, after the barrier
+/// of j + 1, which its readers reach only once their dQ has retired.
 template <class T, int D>
 __global__ void __launch_bounds__(384, 1)
     attention_bwd_fused_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
@@ -1568,11 +1576,7 @@ __global__ void __launch_bounds__(384, 1)
     tma::fence_barrier_init();
   }
   __syncthreads();
-  // An item's first query tile (causal: earlier queries see none of its keys) and tile count.
-  const auto span = [&](int k0, int& first) {
-    first = p.causal ? k0 / kBlockM : 0;
-    return first < n_qtiles ? n_qtiles - first : 0;
-  };
+  const auto span = [&](int k0, int& first) { return fused_span(p, k0, n_qtiles, first); };
 
   // Registers per thread after setmaxnreg (x 128 for the producer, x 256 for the consumers,
   // within the SM's 65536): at D 64 the producer's item loop gets 32 (24 spilled 16 bytes; the
@@ -1585,8 +1589,8 @@ __global__ void __launch_bounds__(384, 1)
       int j0 = 0;
       for (int it = 0;; ++it) {
         if (it > 0) tma::mbar_wait(sm.res_empty(), static_cast<uint32_t>(it - 1) & 1);
-        // The next item, in the order of the counter: the block's consumers have finished
-        // their last, so each block holds at most one item it has not finished.
+        // The next item, in the order of the counter, once the consumers have finished the
+        // last one's products and both writers have read its index (their adds may still run).
         const int item = atomicAdd(p.item_next, 1);
         if (item >= items) {
           *sm.item_slot() = -1;
@@ -1621,15 +1625,12 @@ __global__ void __launch_bounds__(384, 1)
   float(&dkd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dk[0][0]);
   float(&dvd)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&dv[0][0]);
   float(&dqd)[kN / 2] = *reinterpret_cast<float(*)[kN / 2]>(&dq[0][0]);
-  // The item that "resident full" announces, from lane 0 (so ptxas knows it warp-uniform). The
-  // loop keeps the shape of a counted loop, the next item read at its end: an endless loop that
-  // waits and breaks at its top had ptxas spill 1.8 KiB at D 128 and serialise the wgmma (C7512).
-  const auto held = [&] {
-    return __shfl_sync(0xffffffffu, *static_cast<volatile const int*>(sm.item_slot()), 0);
-  };
+  // The items that "resident full" announces. The loop keeps the shape of a counted loop, the
+  // next item read at its end: an endless loop that waits and breaks at its top had ptxas spill
+  // 1.8 KiB at D 128 and serialise the wgmma (C7512).
   int j0 = 0, it = 0;
   tma::mbar_wait(sm.res_full(), 0);
-  for (int item = held(); item >= 0; item = held()) {
+  for (int item = sm.held_item(); item >= 0; item = sm.held_item()) {
     const int bh = item / n_kv, kv = fused_key_tile(item, n_kv), k0 = kv * Tile::kRows;
     int first;
     const int n = span(k0, first);
