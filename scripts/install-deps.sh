@@ -7,6 +7,9 @@
 #   scripts/install-deps.sh asan     also clang, its sanitizer and libFuzzer runtimes and LLVM's
 #                                    OpenMP runtime (the asan and tsan presets, make fuzz)
 #   scripts/install-deps.sh bench    also Google Benchmark, OpenBLAS and Eigen (make bench)
+#   scripts/install-deps.sh ccache   also ccache (the build compiles through it when it is found;
+#                                    CI installs it so that make test's second build of the
+#                                    library, the add_subdirectory consumer, comes from the cache)
 #
 # The CUDA backend needs NVIDIA's CUDA toolkit (nvcc); it is optional and not a Debian package
 # here, so this script does not install it.
@@ -24,7 +27,8 @@ for arg in "$@"; do
     # synchronisation); libclang-rt-dev holds the ASan/UBSan/TSan and libFuzzer runtimes.
     asan) packages+=(clang libomp-dev libclang-rt-dev) ;;
     bench) packages+=(libbenchmark-dev libopenblas-dev libeigen3-dev) ;;  # Benchmark and the GEMM peers
-    *) echo "install-deps.sh: unknown argument '$arg' (known: asan, bench)" >&2; exit 2 ;;
+    ccache) packages+=(ccache) ;;
+    *) echo "install-deps.sh: unknown argument '$arg' (known: asan, bench, ccache)" >&2; exit 2 ;;
   esac
 done
 
