@@ -216,6 +216,7 @@ struct Exec {
   size_t shared_limit = 0;  // static + dynamic
   bool reverse = false;  // EMBER_EMU_REVERSE=1: blocks and threads in reverse order
   bool warp_priority = false;  // EMBER_EMU_WARP_PRIORITY=1: a block's warps by priority
+  std::vector<int> priority_order;  // EMBER_EMU_WARP_PRIORITY=list: that order (empty: natural)
   bool block_sweep = false;    // EMBER_EMU_BLOCK_SWEEP=1: every block of a cluster each round
   bool shuffle = false;        // EMBER_EMU_SHUFFLE=n: blocks and warps in a random order
   std::mt19937_64 rng;         // its generator, seeded by n once
@@ -424,7 +425,38 @@ void set_thread_builtins(int t) {
   blockIdx = g_exec.blocks[static_cast<size_t>(f.block)].idx;
 }
 
-/// Runs the blocks of one cluster (one block without clusters), x.blocks[*].idx set.
+/// EMBER_EMU_WARP_PRIORITY as a list of warps and ranges ("0,3-11,1,2"): the block's warps in
+/// that order, those it leaves out after them in their own order; empty for "1", "0" or unset.
+std::vector<int> warp_priority_order(const char* spec, int warps) {
+  std::vector<int> order;
+  if (spec == nullptr || (std::strchr(spec, ',') == nullptr && std::strchr(spec, '-') == nullptr))
+    return order;  // "1" is the flag; a list of one warp is written "3,"
+  std::vector<bool> listed(static_cast<size_t>(warps), false);
+  for (const char* p = spec; *p != '\0';) {
+    char* end = nullptr;
+    const long lo = std::strtol(p, &end, 10);
+    long hi = lo;
+    if (end == p) fatal("EMBER_EMU_WARP_PRIORITY=%s: expected a warp number at '%s'", spec, p);
+    p = end;
+    if (*p == '-') {
+      hi = std::strtol(++p, &end, 10);
+      if (end == p) fatal("EMBER_EMU_WARP_PRIORITY=%s: expected a warp number at '%s'", spec, p);
+      p = end;
+    }
+    if (lo < 0 || hi < lo) fatal("EMBER_EMU_WARP_PRIORITY=%s: bad range %ld-%ld", spec, lo, hi);
+    for (long w = lo; w <= hi && w < warps; ++w)
+      if (!listed[static_cast<size_t>(w)]) {
+        listed[static_cast<size_t>(w)] = true;
+        order.push_back(static_cast<int>(w));
+      }
+    if (*p == ',') ++p;
+    else if (*p != '\0') fatal("EMBER_EMU_WARP_PRIORITY=%s: unexpected '%c'", spec, *p);
+  }
+  for (int w = 0; w < warps; ++w)
+    if (!listed[static_cast<size_t>(w)]) order.push_back(w);
+  return order;
+}
+
 /// EMBER_EMU_SHUFFLE: this round's random order of the cluster's blocks and of a block's warps.
 void shuffle_round(Exec& x) {
   x.block_order.resize(static_cast<size_t>(x.cluster));
@@ -435,6 +467,7 @@ void shuffle_round(Exec& x) {
   std::shuffle(x.warp_order.begin(), x.warp_order.end(), x.rng);
 }
 
+/// Runs the blocks of one cluster (one block without clusters), x.blocks[*].idx set.
 void run_cluster() {
   Exec& x = g_exec;
   const int n = x.nthreads;
@@ -478,7 +511,9 @@ void run_cluster() {
     // early.
     // With EMBER_EMU_WARP_PRIORITY=1 the warps of a block run by the same rule: the first (the
     // last in reverse) until none of its lanes can move, then the next, so one warp or
-    // warpgroup gets as far ahead of the others in its block as the barriers allow.
+    // warpgroup gets as far ahead of the others in its block as the barriers allow. A list of
+    // warps instead of 1 sets the order (e.g. 0,3-11,1,2: a helper warp last, so the warps it
+    // serves run ahead of it).
     // With EMBER_EMU_BLOCK_SWEEP=1 every block of the cluster runs its turn each round instead,
     // as the SMs of a GPU run together: blocks that take work from a shared counter each get
     // some, and a wait on another block's progress meets a peer part-way through its own.
@@ -494,11 +529,15 @@ void run_cluster() {
       const uint64_t block_epoch = x.epoch;
       bool moved = false;  // a thread of this block ran and stopped for a reason but polling
       int warp = -1;
-      const int slots = x.shuffle ? static_cast<int>(x.warp_order.size()) * 32 : x.block_threads;
+      // The warps in a set order: this round's shuffle, or EMBER_EMU_WARP_PRIORITY's list.
+      const std::vector<int>* order = x.shuffle                    ? &x.warp_order
+                                      : !x.priority_order.empty() ? &x.priority_order
+                                                                  : nullptr;
+      const int slots = order != nullptr ? static_cast<int>(order->size()) * 32 : x.block_threads;
       for (int i = 0; i < slots; ++i) {
         int local = x.reverse ? x.block_threads - 1 - i : i;
-        if (x.shuffle) {  // warp warp_order[i / 32]'s lane i % 32 (a partial last warp: fewer)
-          local = x.warp_order[static_cast<size_t>(i / 32)] * 32 + i % 32;
+        if (order != nullptr) {  // warp (*order)[i / 32]'s lane i % 32 (a partial last warp: fewer)
+          local = (*order)[static_cast<size_t>(i / 32)] * 32 + i % 32;
           if (local >= x.block_threads) continue;
         }
         const int t = b * x.block_threads + local;
@@ -1518,6 +1557,8 @@ void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   };
   x.reverse = flag("EMBER_EMU_REVERSE");
   x.warp_priority = flag("EMBER_EMU_WARP_PRIORITY");
+  x.priority_order = warp_priority_order(std::getenv("EMBER_EMU_WARP_PRIORITY"), x.warps_per_block);
+  x.warp_priority = x.warp_priority || !x.priority_order.empty();
   x.block_sweep = flag("EMBER_EMU_BLOCK_SWEEP");
   const char* seed = std::getenv("EMBER_EMU_SHUFFLE");
   const uint64_t n = seed != nullptr ? std::strtoull(seed, nullptr, 10) : 0;

@@ -471,6 +471,24 @@ void hopper_checks() {
       CHECK(cudaMemcpy(got, d, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
       for (int i = 0; i < 6; ++i) CHECK(got[i] == want[m][i]);
     }
+    // A list sets the order, the warps it leaves out after it (in reverse too): "2,0" runs
+    // warps 2, 0, 1; "1," warp 1 first.
+    {
+      int* w = nullptr;
+      CHECK(cudaMalloc(&w, 9 * sizeof(int)) == cudaSuccess);
+      const char* const lists[2] = {"2,0", "1,"};
+      const int order[2][3] = {{2, 0, 1}, {1, 0, 2}};
+      for (int l = 0; l < 2; ++l)
+        for (const char* reverse : {"0", "1"}) {
+          const ScopedEnv env({{"EMBER_EMU_WARP_PRIORITY", lists[l]},
+                               {"EMBER_EMU_REVERSE", reverse},
+                               {"EMBER_EMU_SHUFFLE", "0"}});
+          warp_order_kernel<<<1, 96>>>(w);
+          int got[9];
+          CHECK(cudaMemcpy(got, w, sizeof got, cudaMemcpyDeviceToHost) == cudaSuccess);
+          for (int i = 0; i < 9; ++i) CHECK(got[i] == order[l][i / 3]);
+        }
+    }
     // Shuffled (EMBER_EMU_SHUFFLE=n): the warps in a random order each round, so two launches
     // of the same kernel log different orders (each warp three times all the same).
     {
@@ -648,6 +666,10 @@ void hopper_misuse(const char* what, int* d) {
   if (!std::strcmp(what, "cooperative_deadlock")) launch_cooperative(turn_deadlock_kernel, 2, 32, d);
   if (!std::strcmp(what, "cooperative_size")) launch_cooperative(turn_deadlock_kernel, 1000, 1024, d);
   if (!std::strcmp(what, "cooperative_cluster")) launch_cooperative(cooperative_rank_kernel, 2, 32, d);
+  if (!std::strcmp(what, "warp_priority_list")) {  // not a list of warps
+    setenv("EMBER_EMU_WARP_PRIORITY", "2,x", 1);
+    warp_order_kernel<<<1, 96>>>(d);
+  }
   if (!std::strcmp(what, "wgmma_refill")) {
     uint16_t* src = nullptr;
     CHECK(cudaMalloc(&src, 64 * 8 * 2) == cudaSuccess);
