@@ -671,14 +671,15 @@ struct WsSmem {
   __device__ uint64_t* res_empty() const { return bar(3 * Tile::kStages + 1); }
   /// The item whose resident tiles "resident full" announces (the fused backward; -1: none left).
   __device__ int* item_slot() const { return reinterpret_cast<int*>(bar(3 * Tile::kStages + 2)); }
-  /// A warp's read of item_slot() once "resident full" has announced it, from lane 0 (so ptxas
-  /// knows it warp-uniform).
-  __device__ int held_item() const {
-    return __shfl_sync(0xffffffffu, *static_cast<volatile const int*>(item_slot()), 0);
-  }
+  /// A thread's read of item_slot() once "resident full" has announced it.
+  __device__ int read_item() const { return *static_cast<volatile const int*>(item_slot()); }
+  /// The same for a warp, from lane 0 (so ptxas knows it warp-uniform).
+  __device__ int held_item() const { return __shfl_sync(0xffffffffu, read_item(), 0); }
   /// The fused backward's hand-off of consumer c's dQ to its writer warp: "dQ full" (the
-  /// consumer has stored it), "dQ empty" (the writer has added it), and the buffer (64 rows x 64
-  /// float columns after the two dS buffers, 16-byte chunk j of row r at j ^ (r % 8)).
+  /// consumer has stored it), "dQ empty" (the writer's reduction has read it), and the buffer
+  /// (64 rows x 64 float columns after the two dS buffers, 1024-byte aligned, laid out as a TMA
+  /// load of the box (32 columns, 2 halves, 64 rows) with the 128-byte swizzle would write it:
+  /// row r's half h at byte 256 r + 128 h, its 16-byte chunk j at j ^ (h + 2 (r % 4))).
   __device__ uint64_t* dq_full(int c) const { return bar(3 * Tile::kStages + 3 + c); }
   __device__ uint64_t* dq_empty(int c) const { return bar(3 * Tile::kStages + 5 + c); }
   __device__ float* dq_buf(int c) const {
@@ -1419,11 +1420,12 @@ __device__ __forceinline__ void issue_dq(float (&d)[N / 2], const unsigned char*
 #endif
 
 /// A consumer hands its dQ (the N columns of a warp's rows as store_rows takes them) to its
-/// writer warp: once the writer has added the last one ("dQ empty", the phase before the
-/// consumer's h-th hand-off; every thread waits: one thread waiting and a barrier passing it on
-/// had ptxas serialise the wgmma at D 128, C7520), each thread stores its values into the
-/// consumer's dQ buffer, a named barrier of the 128 gathers them, and one arrives on "dQ full".
-/// The consumer goes on to its next tile while the writer waits for the turn and adds.
+/// writer warp: once the writer's reduction has read the last one ("dQ empty", the phase before
+/// the consumer's h-th hand-off; every thread waits: one thread waiting and a barrier passing it
+/// on had ptxas serialise the wgmma at D 128, C7520), each thread stores its values into the
+/// consumer's dQ buffer (dq_buf's layout) and publishes them to the async proxy, a named barrier
+/// of the 128 gathers them, and one arrives on "dQ full". The consumer goes on to its next tile
+/// while the writer waits for the turn and adds.
 template <class Tile, int N>
 __device__ __forceinline__ void hand_dq(const WsSmem<Tile>& sm, const float (&dq)[N / 8][4], int c,
                                         int h) {
@@ -1431,21 +1433,21 @@ __device__ __forceinline__ void hand_dq(const WsSmem<Tile>& sm, const float (&dq
   static_assert(N == 64, "hand_dq: 64 columns per buffer");
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = (tid / 32) % 4;
   tma::mbar_wait(sm.dq_empty(c), (static_cast<uint32_t>(h) & 1) ^ 1);  // free (first: at once)
-  // Columns 8t + 2 (lane % 4), chunk 2t + (lane % 4) / 2, of rows row0 and row0 + 8 (the same
-  // row % 8 = lane / 4 = g): chunk ^ g splits into (lane % 4) / 2 ^ (g & 1), a part of the base,
-  // and t ^ (g >> 1) in t's two low bits, so four offsets serve the 16 stores (the others
-  // differ by constants).
-  const int row0 = 16 * warp + lane / 4, g = lane / 4;
-  float* const base = sm.dq_buf(c) + row0 * 64 + (((lane % 4) / 2) ^ (g & 1)) * 4 + 2 * (lane % 2);
+  // Columns 8t + 2q (q = lane % 4) of rows row0 and row0 + 8 (the same row % 4 = g % 4): half
+  // t / 4, chunk 2 (t % 4) + q / 2, which the swizzle XORs with t / 4 + 2 (g % 4). The low bit
+  // (q / 2 ^ t / 4) goes into two bases, one per half; the rest is ((t % 4) ^ (g % 4)) pairs of
+  // chunks. A half-warp's 16 lanes (4 rows) fill the 32 banks once per store.
+  const int row0 = 16 * warp + lane / 4, g = lane / 4, q = lane % 4;
+  float* const base = sm.dq_buf(c) + row0 * 64 + (q / 2) * 4 + 2 * (q % 2);
+  const int half = 32 + (q / 2 != 0 ? -4 : 4);  // to the second half, its low chunk bit flipped
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
 #pragma unroll
-    for (int t = 0; t < N / 8; ++t) {
-      const int pair = (t & 4) | ((t & 3) ^ (g >> 1));  // chunk pair 2t ^ (g & 6) / 2
-      *reinterpret_cast<float2*>(base + r * 8 * 64 + pair * 8) =
+    for (int t = 0; t < N / 8; ++t)
+      *reinterpret_cast<float2*>(base + r * 8 * 64 + (t / 4) * half + ((t % 4) ^ (g % 4)) * 8) =
           make_float2(dq[t][2 * r], dq[t][2 * r + 1]);
-    }
   }
+  fence_to_async_proxy();  // the writer's TMA reduction reads the buffer through the async proxy
   tma::named_barrier(2 + c, 128, true);
   if (tid % 128 == 0) tma::mbar_arrive(sm.dq_full(c));
 #else
@@ -1475,59 +1477,50 @@ __device__ __forceinline__ int fused_span(const Params& p, int k0, int n_qtiles,
   return first < n_qtiles ? n_qtiles - first : 0;
 }
 
-/// Writer warp of consumer c (warp 1 + c of the producer warpgroup): adds the consumer's dQ tiles
-/// into p.dq_acc in turn, following the block's items as the consumers do (it reads each item's
-/// index, then arrives on "resident empty", so the producer writes the next one only once both
-/// writers have read this one). Per tile the consumer hands it (at D 64 every other one): lane 0
-/// waits for "dQ full" and until the tile's turn counter (slot col0 / 64 for columns col0 ..
-/// col0 + 63) reads the tile's turn (fused_turn), the lanes add the rows (red.global.add.v4.f32,
-/// 16 lanes a row, rows past L skipped), and lane 0 sets the counter one further and frees the
-/// buffer ("dQ empty"). The float sums keep one order, and the consumers do not wait for the
-/// turn: the writer does, beside them, one tile behind at most.
+/// Writer of consumer c (lane 0 of warp 1 + c of the producer warpgroup): adds the consumer's
+/// dQ tiles into p.dq_acc in turn, following the block's items as the consumers do (it reads
+/// each item's index, then arrives on "resident empty", so the producer writes the next one only
+/// once both writers have read this one). Per tile the consumer hands it (at D 64 every other
+/// one): wait for "dQ full" and until the tile's turn counter (slot col0 / 64 for columns col0 ..
+/// col0 + 63) reads the tile's turn (fused_turn); add the buffer with one TMA reduction
+/// (cp.reduce.async.bulk.tensor through map_dq, rows past L skipped); once it has read the
+/// buffer, free it ("dQ empty"); once its sums are visible here, set the counter one further (a
+/// release, so the next tile's writer adds after them). The float sums keep one order, and the
+/// consumers do not wait for the turn: the writer does, beside them, one tile behind at most.
 template <int D>
-__device__ __forceinline__ void write_dq(const Params& p, const WsSmem<FusedTile<D>>& sm, int c,
-                                         int n_qtiles, int n_kv) {
+__device__ __forceinline__ void write_dq(const Params& p, const WsSmem<FusedTile<D>>& sm,
+                                         const CUtensorMap* map_dq, int c, int n_qtiles, int n_kv) {
 #if defined(EMBER_HAVE_WGMMA)
   constexpr int kRows = FusedTile<D>::kRows;
-  const int lane = static_cast<int>(threadIdx.x) & 31, col0 = D == 128 ? 64 * c : 0;
+  const int col0 = D == 128 ? 64 * c : 0;
   const float* const buf = sm.dq_buf(c);
   int j0 = 0, it = 0, h = 0;
   tma::mbar_wait(sm.res_full(), 0);
-  for (int item = sm.held_item(); item >= 0; item = sm.held_item()) {
+  for (int item = sm.read_item(); item >= 0; item = sm.read_item()) {
     const int bh = item / n_kv, kv = fused_key_tile(item, n_kv);
     int first;
     const int n = fused_span(p, kv * kRows, n_qtiles, first);
-    __syncwarp();
-    if (lane == 0) tma::mbar_arrive(sm.res_empty());  // the index is read
+    tma::mbar_arrive(sm.res_empty());  // the index is read
     for (int j = 0; j < n; ++j) {
       if (D == 64 && (j0 + j) % 2 != c) continue;  // the other consumer's tile
-      const int q0 = (first + j) * kBlockM;
+      const int turn = fused_turn<kRows>(p, kv, first + j, n_kv);
       int* const flag =
           p.dq_turn + (static_cast<int64_t>(bh) * n_qtiles + first + j) * 2 + col0 / 64;
-      if (lane == 0) {
-        tma::mbar_wait(sm.dq_full(c), static_cast<uint32_t>(h) & 1);
-        tma::flag_wait(flag, fused_turn<kRows>(p, kv, first + j, n_kv));
-      }
-      __syncwarp();
-      float* const dst = p.dq_acc + (static_cast<int64_t>(bh) * p.L + q0) * D + col0;
-      const int rows = static_cast<int>(std::min<int64_t>(kBlockM, p.L - q0));
-      for (int r = lane / 16; r < rows; r += 2) {  // 16 lanes a row, a 16-byte chunk each
-        const int chunk = lane % 16;
-        tma::red_add4(dst + static_cast<int64_t>(r) * D + 4 * chunk,
-                      *reinterpret_cast<const float4*>(buf + r * 64 + (chunk ^ (r % 8)) * 4));
-      }
-      __syncwarp();
-      if (lane == 0) {
-        tma::flag_set(flag, fused_turn<kRows>(p, kv, first + j, n_kv) + 1);
-        tma::mbar_arrive(sm.dq_empty(c));
-      }
+      tma::mbar_wait(sm.dq_full(c), static_cast<uint32_t>(h) & 1);
+      tma::flag_wait(flag, turn);
+      tma::reduce_add_box(buf, map_dq, {0, col0 / 32, (first + j) * kBlockM, bh});
+      tma::bulk_commit();
+      tma::bulk_wait_read<0>();
+      tma::mbar_arrive(sm.dq_empty(c));
+      tma::bulk_wait<0>();
+      tma::flag_set(flag, turn + 1);
       ++h;
     }
     j0 += n;
     tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(++it) & 1);
   }
 #else
-  (void)p, (void)sm, (void)c, (void)n_qtiles, (void)n_kv;
+  (void)p, (void)sm, (void)map_dq, (void)c, (void)n_qtiles, (void)n_kv;
 #endif
 }
 
@@ -1556,7 +1549,8 @@ __global__ void __launch_bounds__(384, 1)
     attention_bwd_fused_kernel(const Params p, const __grid_constant__ CUtensorMap map_q,
                                const __grid_constant__ CUtensorMap map_k,
                                const __grid_constant__ CUtensorMap map_v,
-                               const __grid_constant__ CUtensorMap map_do) {
+                               const __grid_constant__ CUtensorMap map_do,
+                               const __grid_constant__ CUtensorMap map_dq) {
 #if defined(EMBER_HAVE_WGMMA)
   using Tile = FusedTile<D>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1568,7 +1562,7 @@ __global__ void __launch_bounds__(384, 1)
   const int n_kv = static_cast<int>((p.S + Tile::kRows - 1) / Tile::kRows);
   const int items = static_cast<int>(p.BH) * n_kv;
   if (tid == 0) {
-    sm.init(2, 2);  // "resident empty": the consumers' 8 warps and the 2 writer warps
+    sm.init(2, 2);  // "resident empty": the consumers' 8 warps and the 2 writers
     for (int c = 0; c < 2; ++c) {
       tma::mbar_init(sm.dq_full(c), 1);
       tma::mbar_init(sm.dq_empty(c), 1);
@@ -1606,8 +1600,8 @@ __global__ void __launch_bounds__(384, 1)
                    p.stats + static_cast<int64_t>(bh) * n_qtiles * 2 * kBlockM, j0);
         j0 += n;
       }
-    } else if (tid / 32 == 1 || tid / 32 == 2) {
-      write_dq<D>(p, sm, tid / 32 - 1, n_qtiles, n_kv);  // warps 1, 2: consumer 0's, 1's
+    } else if (tid == 32 || tid == 64) {
+      write_dq<D>(p, sm, &map_dq, tid / 32 - 1, n_qtiles, n_kv);  // consumer 0's, 1's
     }
     return;
   }
@@ -1856,6 +1850,13 @@ bool launch_backward_fused(const Params& p, cudaStream_t stream, int device) {
   if (!head_map<T, D>(&map_q, p, p.q, p.L, 64) || !head_map<T, D>(&map_k, p, p.k, p.S, 64) ||
       !head_map<T, D>(&map_v, p, p.v, p.S, 64) || !head_map<T, D>(&map_do, p, p.dout, p.L, 64))
     return false;
+  // dQ's float sums (BH, L, D) seen as (32 columns, D / 32 halves, L, BH), boxes of 64 rows x 64
+  // columns: the writers' TMA reductions.
+  CUtensorMap map_dq;
+  const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
+  if (!tma::encode_tensor_map_f32(&map_dq, p.dq_acc, {32, D / 32, u(p.L), u(p.BH)},
+                                  {0, 32, D, u(p.L) * D}, {32, 2, 64, 1}))
+    return false;
   const int64_t acc = p.BH * p.L * D, turns = p.BH * query_tiles(p) * 2;
   EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_acc, 0, static_cast<size_t>(acc) * 4, stream));
   EMBER_CUDA_CHECK(cudaMemsetAsync(p.dq_turn, 0, static_cast<size_t>(turns + 1) * 4, stream));
@@ -1872,7 +1873,7 @@ bool launch_backward_fused(const Params& p, cudaStream_t stream, int device) {
   config.stream = stream;
   config.attrs = &attr;
   config.numAttrs = 1;
-  EMBER_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, map_q, map_k, map_v, map_do));
+  EMBER_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, map_q, map_k, map_v, map_do, map_dq));
   EMBER_CUDA_CHECK_LAUNCH();
   const int64_t blocks = std::min<int64_t>((acc / 2 + 255) / 256, 8 * detail::sm_count(device));
   attention_dq_convert_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(

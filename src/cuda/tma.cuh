@@ -11,6 +11,8 @@
 //   load_3d / load_4d   cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
 //   load_bulk           cp.async.bulk: contiguous bytes (16-byte units) likewise
+//   reduce_add_box / bulk_commit / bulk_wait_read / bulk_wait   cp.reduce.async.bulk.tensor:
+//                       a box in shared memory added into global memory, in bulk groups
 //   setmaxnreg          move registers between a block's warpgroups (producer -> consumers)
 //   named_barrier       bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
 //   cluster_ctarank / cluster_sync / mbar_arrive_cluster / load_3d_multicast   thread-block
@@ -18,8 +20,8 @@
 //                       arrival on the mbarrier at the same offset in another block of the
 //                       cluster, a box written to the same offset in several blocks' shared
 //                       memory (each completing its bytes on its own mbarrier at bar's offset)
-//   flag_wait / flag_set / red_add4   ordered hand-offs between the blocks of a cooperative
-//                       launch through a counter in global memory, and float additions there
+//   flag_wait / flag_set   ordered hand-offs between the blocks of a cooperative launch
+//                       through a counter in global memory
 // Under the CPU emulator (EMBER_CUDA_EMULATED) these are the emulator's models (ember_emu::):
 // the copy runs at the call, the barrier state is kept beside the 8 bytes, and a thread polling
 // a barrier lets the other threads run (a poll that can never succeed is reported as deadlock).
@@ -268,6 +270,54 @@ __device__ inline void load_bulk(void* dst, const void* src, uint32_t bytes, uin
 #endif
 }
 
+/// cp.reduce.async.bulk.tensor .add: the box of `map` at coordinates c (innermost first, rank 4)
+/// += the values in shared memory at src (laid out and swizzled as load_box would write that
+/// box; 1024-byte aligned), out-of-bounds elements skipped. The shared memory must be published
+/// to the async proxy first (fence.proxy.async by the threads that wrote it). It joins the
+/// thread's next bulk group (bulk_commit); bulk_wait_read then lets src be written again, and
+/// bulk_wait makes the sums visible to this thread (so a release by it publishes them).
+__device__ inline void reduce_add_box(const void* src, const CUtensorMap* map,
+                                      const int32_t (&c)[4]) {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::tma_reduce_add(src, map, c);
+#else
+  const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(src));
+  asm volatile(
+      "cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group"
+      " [%0, {%1, %2, %3, %4}], [%5];\n" ::"l"(reinterpret_cast<uint64_t>(map)),
+      "r"(c[0]), "r"(c[1]), "r"(c[2]), "r"(c[3]), "r"(s)
+      : "memory");
+#endif
+}
+/// Closes the thread's bulk operations issued since the last call into a group.
+__device__ inline void bulk_commit() {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::bulk_commit();
+#else
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#endif
+}
+/// Waits until at most kPending of the thread's bulk groups have not finished reading their
+/// shared memory (cp.async.bulk.wait_group.read).
+template <int kPending>
+__device__ inline void bulk_wait_read() {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::bulk_wait(kPending, true);
+#else
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+#endif
+}
+/// Waits until at most kPending of the thread's bulk groups are incomplete, their writes to
+/// global memory visible to this thread (cp.async.bulk.wait_group).
+template <int kPending>
+__device__ inline void bulk_wait() {
+#if defined(EMBER_CUDA_EMULATED)
+  ::ember_emu::bulk_wait(kPending, false);
+#else
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
+#endif
+}
+
 // Ordered hand-offs between the blocks of one grid through a counter in global memory (a
 // cooperative launch, so every block is resident and a wait always ends): one thread waits until
 // the counter holds its turn, a barrier passes the turn to its peers, they write, a barrier
@@ -294,22 +344,10 @@ __device__ inline void flag_wait(const int* flag, int value) {
 __device__ inline void flag_set(int* flag, int value) {
 #if defined(EMBER_CUDA_EMULATED)
   __atomic_store_n(flag, value, __ATOMIC_RELEASE);
+  ::ember_emu::release_yield();  // the flag's pollers first
 #else
   __threadfence();
   asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(flag), "r"(value) : "memory");
-#endif
-}
-/// p[0..3] += v in global memory (red.global.add.v4.f32; p 16-byte aligned).
-__device__ inline void red_add4(float* p, float4 v) {
-#if defined(EMBER_CUDA_EMULATED)
-  atomicAdd(p, v.x);
-  atomicAdd(p + 1, v.y);
-  atomicAdd(p + 2, v.z);
-  atomicAdd(p + 3, v.w);
-#else
-  asm volatile("red.relaxed.gpu.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "f"(v.x),
-               "f"(v.y), "f"(v.z), "f"(v.w)
-               : "memory");
 #endif
 }
 #endif
@@ -334,16 +372,23 @@ inline bool encode_tensor_map_4d(CUtensorMap* map, bool bf16, const void* base, 
                                  uint64_t rows, uint64_t d2, uint64_t d3, uint64_t row_stride,
                                  uint64_t s2, uint64_t s3, uint32_t box_inner, uint32_t box_rows);
 
+/// A rank-4 tensor map of float32 (reduce_add_box's target): sizes innermost first, element
+/// strides of dimensions 1-3, any box (box[0] * 4 <= 128 bytes, the 128-byte swizzle).
+inline bool encode_tensor_map_f32(CUtensorMap* map, const void* base,
+                                  const std::array<uint64_t, 4>& dims,
+                                  const std::array<uint64_t, 4>& strides,
+                                  const std::array<uint32_t, 4>& box);
+
 namespace detail {
-/// What a map encodes: the dtype, base, rank, sizes (innermost first), element strides of
-/// dimensions 1..rank-1 and the box's two inner sizes (the rest are 1).
+/// What a map encodes: the element type, base, rank, sizes (innermost first), element strides
+/// of dimensions 1..rank-1 and the box.
 struct MapKey {
-  bool bf16;
+  CUtensorMapDataType type;
   const void* base;
   uint32_t rank;
   std::array<uint64_t, 4> dims, strides;
-  uint32_t box_inner, box_rows;
-  auto tie() const { return std::tie(bf16, base, rank, dims, strides, box_inner, box_rows); }
+  std::array<uint32_t, 4> box;
+  auto tie() const { return std::tie(type, base, rank, dims, strides, box); }
   bool operator<(const MapKey& o) const { return tie() < o.tie(); }
 };
 
@@ -365,23 +410,23 @@ inline bool encode_uncached(CUtensorMap* map, const MapKey& k) {
   }();
   if (encode == nullptr) return false;
 #endif
+  const uint64_t esize = k.type == CU_TENSOR_MAP_DATA_TYPE_FLOAT32 ? 4 : 2;
   cuuint64_t dims[4], strides[3];
   cuuint32_t box[4], element_strides[4];
   for (uint32_t d = 0; d < k.rank; ++d) {
     dims[d] = k.dims[d];
-    box[d] = d == 0 ? k.box_inner : d == 1 ? k.box_rows : 1;
+    box[d] = k.box[d];
     element_strides[d] = 1;
     if (d == 0) continue;
     uint64_t stride = k.strides[d];
     // A dimension of size 1 never steps, but TMA still wants a valid stride: the one past the
     // dimension below it. A zero stride elsewhere (a broadcast) is refused, as TMA does not
     // document it.
-    if (dims[d] == 1 && d >= 2) stride = strides[d - 2] / 2 * dims[d - 1];
+    if (dims[d] == 1 && d >= 2) stride = strides[d - 2] / esize * dims[d - 1];
     if (stride == 0) return false;
-    strides[d - 1] = stride * 2;
+    strides[d - 1] = stride * esize;
   }
-  return encode(map, k.bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
-                k.rank, const_cast<void*>(k.base), dims, strides, box, element_strides,
+  return encode(map, k.type, k.rank, const_cast<void*>(k.base), dims, strides, box, element_strides,
                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
@@ -405,20 +450,32 @@ inline bool encode_tensor_map(CUtensorMap* map, bool bf16, const void* base, uin
                               uint64_t rows, uint64_t batches, uint64_t row_stride,
                               uint64_t batch_stride, uint32_t box_inner, uint32_t box_rows) {
   if (batch_stride == 0) batches = 1;  // one batch read by every z
-  return detail::encode_cached(map, {bf16,
-                                     base,
-                                     3,
-                                     {inner, rows, batches, 0},
-                                     {0, row_stride, batch_stride, 0},
-                                     box_inner,
-                                     box_rows});
+  return detail::encode_cached(
+      map, {bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+            base,
+            3,
+            {inner, rows, batches, 0},
+            {0, row_stride, batch_stride, 0},
+            {box_inner, box_rows, 1, 1}});
 }
 
 inline bool encode_tensor_map_4d(CUtensorMap* map, bool bf16, const void* base, uint64_t inner,
                                  uint64_t rows, uint64_t d2, uint64_t d3, uint64_t row_stride,
                                  uint64_t s2, uint64_t s3, uint32_t box_inner, uint32_t box_rows) {
   return detail::encode_cached(
-      map, {bf16, base, 4, {inner, rows, d2, d3}, {0, row_stride, s2, s3}, box_inner, box_rows});
+      map, {bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16,
+            base,
+            4,
+            {inner, rows, d2, d3},
+            {0, row_stride, s2, s3},
+            {box_inner, box_rows, 1, 1}});
+}
+
+inline bool encode_tensor_map_f32(CUtensorMap* map, const void* base,
+                                  const std::array<uint64_t, 4>& dims,
+                                  const std::array<uint64_t, 4>& strides,
+                                  const std::array<uint32_t, 4>& box) {
+  return detail::encode_cached(map, {CU_TENSOR_MAP_DATA_TYPE_FLOAT32, base, 4, dims, strides, box});
 }
 
 }  // namespace ember::cuda::tma

@@ -82,7 +82,8 @@ function(ember_cuda_emu_setup)
     foreach(misuse early_exit divergent shfl_exit big_shared block_size grid_y host_pointer
             memcpy_kind overflow mbar_deadlock mbar_uninit wgmma_refill wgmma_unfenced tma_unwaited named_leftover
             named_deadlock bulk_misaligned cluster_exited cluster_static cluster_grid
-            cooperative_deadlock cooperative_size cooperative_cluster warp_priority_list)
+            cooperative_deadlock cooperative_size cooperative_cluster warp_priority_list
+            bulk_unwaited)
       add_test(NAME "cuda_emu: detects ${misuse}" COMMAND cuda_emu_selftest ${misuse})
     endforeach()
   endif()

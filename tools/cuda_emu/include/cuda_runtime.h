@@ -383,6 +383,10 @@ void* shared_pointer(uint32_t address, size_t bytes);
 /// A thread polling (an mbarrier's phase) lets the other threads of the block run; a round of the
 /// block in which every thread polls or waits and no mbarrier changes is reported as a deadlock.
 void spin_yield(const char* what);
+/// After a release store to global memory (tma::flag_set): the thread stops and the round starts
+/// over, so the threads polling the flag (in any block) run before it goes on: the adversarial
+/// order for a hand-off published before the work it covers is done.
+void release_yield();
 /// mbarrier: init (expected arrivals), arrive (+ tx bytes expected), complete_tx, and whether
 /// the phase of the given parity has completed. The state lives beside the 8 shared bytes;
 /// using a barrier before its init (in this block) aborts.
@@ -398,6 +402,18 @@ bool mbar_test_parity(void* bar, uint32_t parity);
 /// completes on bar) when a thread polls bar (mbar_test_parity), so reads before the wait see
 /// the old bytes. A block ending with a copy in flight aborts.
 void tma_load(void* dst, const void* tmap, const int32_t* coords, void* bar);
+/// cp.reduce.async.bulk.tensor .add (4-byte elements: float32): the box of `tmap` at coords
+/// += the box as tma_load would have written it at shared src (out-of-bounds elements skipped),
+/// in the calling thread's next bulk group. The shared memory is read through the async proxy's
+/// view (what fence.proxy.async published) as late as the model allows, at the bulk_wait that
+/// covers it, and global memory is written at the bulk_wait without .read that covers it: a
+/// buffer written again before bulk_wait(.read), or a sum used before bulk_wait, shows. A block
+/// ending with such an operation not waited for aborts.
+void tma_reduce_add(const void* src, const void* tmap, const int32_t* coords);
+/// cp.async.bulk.commit_group and cp.async.bulk.wait_group{.read} (at most `pending` groups
+/// left; read: only their reads of shared memory done).
+void bulk_commit();
+void bulk_wait(int pending, bool read);
 /// cp.async.bulk (no tensor map): `bytes` (a multiple of 16) from global src to shared dst (both
 /// 16-byte aligned), then complete_tx of them on bar. Lands as tma_load's copies do.
 void bulk_load(void* dst, const void* src, uint32_t bytes, void* bar);

@@ -140,6 +140,15 @@ struct Fiber {
   };
   std::vector<Copy> copies;             // cp.async issued, not yet landed
   std::vector<size_t> copy_groups;      // end index in copies of each committed group
+  struct BulkReduce {                   // cp.reduce.async.bulk.tensor issued, not yet complete
+    uint32_t base;                      // its source box's shared address
+    const void* tmap;                   // its tensor map (the kernel's parameter)
+    int32_t coords[5];
+    bool read;                          // its source already read into `image`
+    std::vector<char> image;
+  };
+  std::vector<BulkReduce> bulk;
+  std::vector<size_t> bulk_groups;      // end index in bulk of each committed group
 };
 
 struct Mbarrier {
@@ -484,6 +493,8 @@ void run_cluster() {
     f.wgmma_rs_issued = 0;
     f.copies.clear();
     f.copy_groups.clear();
+    f.bulk.clear();
+    f.bulk_groups.clear();
   }
   x.wgmma_pending = 0;
   x.wgmma_frags.clear();
@@ -561,6 +572,11 @@ void run_cluster() {
     x.current = -1;
     if (!progressed && x.epoch == epoch && x.done < n) report_deadlock();
   }
+  for (const Fiber& f : x.fibers)
+    if (!f.bulk.empty())
+      fatal("%s: a thread of block rank %d ended with %zu cp.reduce.async.bulk.tensor not waited "
+            "for (cp.async.bulk.wait_group)",
+            where().c_str(), f.block, f.bulk.size());
   if (!x.in_flight.empty())
     fatal("%s: the block ended with %zu TMA or bulk copies in flight (%s into block rank %d) that "
           "no thread waited for on their mbarrier",
@@ -1026,6 +1042,14 @@ void spin_yield(const char* what) {
   switch_to_scheduler();
 }
 
+void release_yield() {
+  Exec& x = g_exec;
+  if (!x.active || x.current < 0) fatal("a release store (flag_set) outside a kernel");
+  ++x.epoch;
+  x.restart = true;
+  switch_to_scheduler();
+}
+
 void named_barrier(int id, int count, bool wait) {
   Exec& x = g_exec;
   if (!x.active || x.current < 0) fatal("bar.sync / bar.arrive outside a kernel");
@@ -1328,6 +1352,89 @@ void cp_async_wait(int pending) {
     return;
   }
   retire_groups(f.copy_groups, pending, [&f](size_t end) { land_copies(f, end); });
+}
+
+namespace {
+/// Reads the source box of the reduction r (issued by a thread of block `rank`) from the async
+/// proxy's view of shared memory, element by element as tma_box lays the box out.
+void read_bulk_source(Fiber::BulkReduce& r, int rank) {
+  const EmuTensorMap t = tensor_map(r.tmap);
+  Exec::Block& blk = g_exec.blocks[static_cast<size_t>(rank)];
+  uint64_t count = 1;
+  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  r.image.resize(count * t.element_bytes);
+  for (uint64_t e = 0; e < count; ++e) {
+    const char* at = static_cast<const char*>(shared_pointer_in(
+        blk, swizzled(r.base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle),
+        t.element_bytes));
+    std::memcpy(r.image.data() + e * t.element_bytes,
+                blk.async_view.data() + (at - blk.dynamic), t.element_bytes);
+  }
+  r.read = true;
+}
+
+/// Adds the box of r (read) into global memory, skipping out-of-bounds elements.
+void apply_bulk_reduce(const Fiber::BulkReduce& r) {
+  const EmuTensorMap t = tensor_map(r.tmap);
+  uint64_t count = 1;
+  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  for (uint64_t e = 0; e < count; ++e) {
+    uint64_t rest = e, offset = 0;
+    bool inside = true;
+    for (uint32_t d = 0; d < t.rank; ++d) {
+      const int64_t c = static_cast<int64_t>(r.coords[d]) + static_cast<int64_t>(rest % t.box[d]);
+      rest /= t.box[d];
+      if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
+      else offset += static_cast<uint64_t>(c) * t.strides[d];
+    }
+    if (!inside) continue;
+    require_device_range(t.address + offset, 4, "cp.reduce.async.bulk.tensor destination");
+    float sum, add;
+    std::memcpy(&sum, t.address + offset, 4);
+    std::memcpy(&add, r.image.data() + e * 4, 4);
+    sum += add;
+    std::memcpy(t.address + offset, &sum, 4);
+  }
+}
+}  // namespace
+
+void tma_reduce_add(const void* src, const void* tmap, const int32_t* coords) {
+  Fiber& f = current_fiber("cp.reduce.async.bulk.tensor");
+  const EmuTensorMap t = tensor_map(tmap);
+  const uint32_t base = shared_address(src);
+  if (t.element_bytes != 4)
+    fatal("%s: cp.reduce.async.bulk.tensor .add is emulated for 4-byte (float32) maps only",
+          where().c_str());
+  if (base % 128 != 0)
+    fatal("%s: cp.reduce.async.bulk.tensor from shared address 0x%x, not 128-byte aligned",
+          where().c_str(), base);
+  uint64_t count = 1;
+  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  (void)shared_pointer(base, static_cast<size_t>(count * 4));  // the box lies in shared memory
+  Fiber::BulkReduce r{base, tmap, {}, false, {}};
+  for (uint32_t d = 0; d < t.rank; ++d) r.coords[d] = coords[d];
+  f.bulk.push_back(std::move(r));
+}
+
+void bulk_commit() {
+  Fiber& f = current_fiber("cp.async.bulk.commit_group");
+  f.bulk_groups.push_back(f.bulk.size());
+}
+
+void bulk_wait(int pending, bool read) {
+  Fiber& f = current_fiber("cp.async.bulk.wait_group");
+  // The groups past the newest `pending`: their sources read now (the latest the hardware may),
+  // and without .read their sums added and the group gone.
+  const size_t keep = static_cast<size_t>(std::max(pending, 0));
+  if (f.bulk_groups.size() <= keep) return;
+  const size_t end = f.bulk_groups[f.bulk_groups.size() - 1 - keep];
+  for (size_t i = 0; i < end; ++i)
+    if (!f.bulk[i].read) read_bulk_source(f.bulk[i], f.block);
+  if (read) return;
+  for (size_t i = 0; i < end; ++i) apply_bulk_reduce(f.bulk[i]);
+  retire_groups(f.bulk_groups, pending, [&f](size_t n) {
+    f.bulk.erase(f.bulk.begin(), f.bulk.begin() + static_cast<std::ptrdiff_t>(n));
+  });
 }
 
 void wgmma_commit() {

@@ -125,6 +125,35 @@ __global__ void tma_kernel(uint16_t* out, const __grid_constant__ CUtensorMap ma
   for (int i = threadIdx.x; i < 512; i += blockDim.x) out[i] = reinterpret_cast<uint16_t*>(smem)[i];
 }
 
+// cp.reduce.async.bulk.tensor .add: 64 threads lay a 16 x 64 float box out in shared memory as a
+// TMA load of `map` (float32, box 32 x 2 x 16 x 1, 128-byte swizzle) would, row r column c
+// holding 1000 r + c + 0.5; thread 0 adds it at (0, 0, 8, 1). mode 0: fenced, waited for;
+// 1: the box rewritten (all 7, fenced) after the issue and before bulk_wait_read, which the
+// model reads at; 2: never waited for (the misuse).
+__global__ void reduce_kernel(const __grid_constant__ CUtensorMap map, int mode) {
+  extern __shared__ __align__(16) unsigned char raw[];
+  float* const box = reinterpret_cast<float*>(
+      (reinterpret_cast<uintptr_t>(raw) + 1023) & ~static_cast<uintptr_t>(1023));
+  for (int e = static_cast<int>(threadIdx.x); e < 16 * 64; e += 64) {
+    const int r = e / 64, c = e % 64;
+    const uint32_t at = static_cast<uint32_t>((r * 2 + c / 32) * 32 + c % 32) * 4;
+    box[(at ^ (((at >> 7) & 7u) << 4)) / 4] = 1000.0f * static_cast<float>(r) + static_cast<float>(c) + 0.5f;
+  }
+  ember_emu::fence_proxy_async();
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  const int32_t coords[4] = {0, 0, 8, 1};
+  ember_emu::tma_reduce_add(box, &map, coords);
+  ember_emu::bulk_commit();
+  if (mode == 1) {
+    for (int e = 0; e < 16 * 64; ++e) box[e] = 7.0f;
+    ember_emu::fence_proxy_async();
+  }
+  if (mode == 2) return;
+  ember_emu::bulk_wait(0, true);
+  ember_emu::bulk_wait(0, false);
+}
+
 // cp.async.bulk: thread 0 arms the barrier for 64 bytes and copies src[off..off + 16) (ints)
 // into shared memory; every thread waits for the phase and copies the 16 ints out.
 __global__ void bulk_kernel(int* out, const int* src, int off) {
@@ -438,7 +467,38 @@ CUtensorMap make_map(uint16_t* base, uint64_t cols, uint64_t rows, uint32_t box_
   return map;
 }
 
+/// reduce_kernel's target: float32 (2 heads, 20 rows, 64 columns) seen as (32, 2, 20, 2).
+CUtensorMap make_reduce_map(float* base) {
+  CUtensorMap map;
+  const cuuint64_t dims[4] = {32, 2, 20, 2};
+  const cuuint64_t strides[3] = {128, 256, 20 * 256};
+  const cuuint32_t box[4] = {32, 2, 16, 1}, es[4] = {1, 1, 1, 1};
+  CHECK(cuTensorMapEncodeTiled(&map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, base, dims, strides, box,
+                               es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                               CU_TENSOR_MAP_L2_PROMOTION_NONE,
+                               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS);
+  return map;
+}
+
 void hopper_checks() {
+  // cp.reduce.async.bulk.tensor: the box's rows 8-19 of head 1 gain its values (rows 20-23 are
+  // out of bounds), the rest stays 1; rewritten before bulk_wait_read, the new values are added.
+  for (int mode = 0; mode < 2; ++mode) {
+    float* t = nullptr;
+    CHECK(cudaMalloc(&t, 2 * 20 * 64 * sizeof(float)) == cudaSuccess);
+    std::vector<float> ones(2 * 20 * 64, 1.0f), got(ones.size());
+    CHECK(cudaMemcpy(t, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    reduce_kernel<<<1, 64, 8192>>>(make_reduce_map(t), mode);
+    CHECK(cudaMemcpy(got.data(), t, got.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < 20; ++r)
+        for (int c = 0; c < 64; ++c) {
+          const bool hit = h == 1 && r >= 8;
+          const float add = mode == 1 ? 7.0f : 1000.0f * static_cast<float>(r - 8) + c + 0.5f;
+          CHECK(got[static_cast<size_t>((h * 20 + r) * 64 + c)] == (hit ? 1.0f + add : 1.0f));
+        }
+    CHECK(cudaFree(t) == cudaSuccess);
+  }
   // Cooperative launches: the blocks run together (block b waits for b - 1's turn, whichever runs
   // first), and the first block to run changes from launch to launch (by rotation, unshuffled).
   {
@@ -666,6 +726,11 @@ void hopper_misuse(const char* what, int* d) {
   if (!std::strcmp(what, "cooperative_deadlock")) launch_cooperative(turn_deadlock_kernel, 2, 32, d);
   if (!std::strcmp(what, "cooperative_size")) launch_cooperative(turn_deadlock_kernel, 1000, 1024, d);
   if (!std::strcmp(what, "cooperative_cluster")) launch_cooperative(cooperative_rank_kernel, 2, 32, d);
+  if (!std::strcmp(what, "bulk_unwaited")) {
+    float* t = nullptr;
+    CHECK(cudaMalloc(&t, 2 * 20 * 64 * sizeof(float)) == cudaSuccess);
+    reduce_kernel<<<1, 64, 8192>>>(make_reduce_map(t), 2);
+  }
   if (!std::strcmp(what, "warp_priority_list")) {  // not a list of warps
     setenv("EMBER_EMU_WARP_PRIORITY", "2,x", 1);
     warp_order_kernel<<<1, 96>>>(d);
