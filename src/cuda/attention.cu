@@ -1510,7 +1510,7 @@ __device__ __forceinline__ void write_dq(const Params& p, const WsSmem<FusedTile
       tma::flag_wait(flag, turn);
       tma::reduce_add_box(buf, map_dq, {0, col0 / 32, (first + j) * kBlockM, bh});
       tma::bulk_commit();
-      tma::bulk_wait_read<0>();
+      tma::bulk_wait<0, true>();  // the buffer read
       tma::mbar_arrive(sm.dq_empty(c));
       tma::bulk_wait<0>();
       tma::flag_set(flag, turn + 1);

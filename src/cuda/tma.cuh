@@ -11,7 +11,7 @@
 //   load_3d / load_4d   cp.async.bulk.tensor: one box of the tensor map into shared memory,
 //                       completing its bytes on an mbarrier; out-of-bounds elements are zeros
 //   load_bulk           cp.async.bulk: contiguous bytes (16-byte units) likewise
-//   reduce_add_box / bulk_commit / bulk_wait_read / bulk_wait   cp.reduce.async.bulk.tensor:
+//   reduce_add_box / bulk_commit / bulk_wait   cp.reduce.async.bulk.tensor:
 //                       a box in shared memory added into global memory, in bulk groups
 //   setmaxnreg          move registers between a block's warpgroups (producer -> consumers)
 //   named_barrier       bar.sync / bar.arrive on barriers 1-15 (warpgroups' turns)
@@ -274,8 +274,8 @@ __device__ inline void load_bulk(void* dst, const void* src, uint32_t bytes, uin
 /// += the values in shared memory at src (laid out and swizzled as load_box would write that
 /// box; 1024-byte aligned), out-of-bounds elements skipped. The shared memory must be published
 /// to the async proxy first (fence.proxy.async by the threads that wrote it). It joins the
-/// thread's next bulk group (bulk_commit); bulk_wait_read then lets src be written again, and
-/// bulk_wait makes the sums visible to this thread (so a release by it publishes them).
+/// thread's next bulk group (bulk_commit); bulk_wait<n, true> then lets src be written again,
+/// and bulk_wait<n> makes the sums visible to this thread (so a release by it publishes them).
 __device__ inline void reduce_add_box(const void* src, const CUtensorMap* map,
                                       const int32_t (&c)[4]) {
 #if defined(EMBER_CUDA_EMULATED)
@@ -297,24 +297,18 @@ __device__ inline void bulk_commit() {
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 #endif
 }
-/// Waits until at most kPending of the thread's bulk groups have not finished reading their
-/// shared memory (cp.async.bulk.wait_group.read).
-template <int kPending>
-__device__ inline void bulk_wait_read() {
-#if defined(EMBER_CUDA_EMULATED)
-  ::ember_emu::bulk_wait(kPending, true);
-#else
-  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
-#endif
-}
 /// Waits until at most kPending of the thread's bulk groups are incomplete, their writes to
-/// global memory visible to this thread (cp.async.bulk.wait_group).
-template <int kPending>
+/// global memory visible to this thread (cp.async.bulk.wait_group); with kRead, only until they
+/// have read their shared memory (.read), which may then be written again.
+template <int kPending, bool kRead = false>
 __device__ inline void bulk_wait() {
 #if defined(EMBER_CUDA_EMULATED)
-  ::ember_emu::bulk_wait(kPending, false);
+  ::ember_emu::bulk_wait(kPending, kRead);
 #else
-  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
+  if constexpr (kRead)
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+  else
+    asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(kPending) : "memory");
 #endif
 }
 
