@@ -1124,6 +1124,28 @@ EmuTensorMap tensor_map(const void* tmap) {
   return t;
 }
 
+/// The elements of one box of t.
+uint64_t box_elements(const EmuTensorMap& t) {
+  uint64_t count = 1;
+  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  return count;
+}
+
+/// Element e (innermost fastest) of the box of t at coords: false where it lies out of bounds,
+/// else its byte offset from t.address in `offset`.
+bool box_element(const EmuTensorMap& t, const int32_t* coords, uint64_t e, uint64_t& offset) {
+  uint64_t rest = e;
+  bool inside = true;
+  offset = 0;
+  for (uint32_t d = 0; d < t.rank; ++d) {
+    const int64_t c = static_cast<int64_t>(coords[d]) + static_cast<int64_t>(rest % t.box[d]);
+    rest /= t.box[d];
+    if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
+    else offset += static_cast<uint64_t>(c) * t.strides[d];
+  }
+  return inside;
+}
+
 /// The box of t at coords for block `rank`'s shared memory at shared address base (swizzled as
 /// the map says, out-of-bounds elements zero), read from global memory now, put in flight to
 /// land when a thread polls bar (in that block).
@@ -1132,8 +1154,7 @@ void tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* coor
   if (base % 128 != 0)
     fatal("%s: cp.async.bulk.tensor into shared address 0x%x, not 128-byte aligned",
           where().c_str(), base);
-  uint64_t count = 1;
-  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  const uint64_t count = box_elements(t);
   const uint64_t bytes = count * t.element_bytes;
   // the whole box lies inside shared memory (a swizzle permutes chunks within 128-byte rows)
   char* const first = static_cast<char*>(shared_pointer_in(blk, base, bytes));
@@ -1141,14 +1162,8 @@ void tma_box(int rank, uint32_t base, const EmuTensorMap& t, const int32_t* coor
   Exec::InFlight f{bar, rank, first, std::vector<char>(round_up(bytes, 128)),
                    std::vector<uint8_t>(round_up(bytes, 128)), bytes, "cp.async.bulk.tensor"};
   for (uint64_t e = 0; e < count; ++e) {
-    uint64_t rest = e, offset = 0;
-    bool inside = true;
-    for (uint32_t d = 0; d < t.rank; ++d) {
-      const int64_t c = static_cast<int64_t>(coords[d]) + static_cast<int64_t>(rest % t.box[d]);
-      rest /= t.box[d];
-      if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
-      else offset += static_cast<uint64_t>(c) * t.strides[d];
-    }
+    uint64_t offset = 0;
+    const bool inside = box_element(t, coords, e, offset);
     const char* to = static_cast<const char*>(shared_pointer_in(
         blk, swizzled(base + static_cast<uint32_t>(e * t.element_bytes), t.swizzle), t.element_bytes));
     const auto at = static_cast<size_t>(to - first);
@@ -1360,8 +1375,7 @@ namespace {
 void read_bulk_source(Fiber::BulkReduce& r, int rank) {
   const EmuTensorMap t = tensor_map(r.tmap);
   Exec::Block& blk = g_exec.blocks[static_cast<size_t>(rank)];
-  uint64_t count = 1;
-  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  const uint64_t count = box_elements(t);
   r.image.resize(count * t.element_bytes);
   for (uint64_t e = 0; e < count; ++e) {
     const char* at = static_cast<const char*>(shared_pointer_in(
@@ -1376,18 +1390,10 @@ void read_bulk_source(Fiber::BulkReduce& r, int rank) {
 /// Adds the box of r (read) into global memory, skipping out-of-bounds elements.
 void apply_bulk_reduce(const Fiber::BulkReduce& r) {
   const EmuTensorMap t = tensor_map(r.tmap);
-  uint64_t count = 1;
-  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
+  const uint64_t count = box_elements(t);
   for (uint64_t e = 0; e < count; ++e) {
-    uint64_t rest = e, offset = 0;
-    bool inside = true;
-    for (uint32_t d = 0; d < t.rank; ++d) {
-      const int64_t c = static_cast<int64_t>(r.coords[d]) + static_cast<int64_t>(rest % t.box[d]);
-      rest /= t.box[d];
-      if (c < 0 || c >= static_cast<int64_t>(t.dims[d])) inside = false;
-      else offset += static_cast<uint64_t>(c) * t.strides[d];
-    }
-    if (!inside) continue;
+    uint64_t offset = 0;
+    if (!box_element(t, r.coords, e, offset)) continue;
     require_device_range(t.address + offset, 4, "cp.reduce.async.bulk.tensor destination");
     float sum, add;
     std::memcpy(&sum, t.address + offset, 4);
@@ -1408,9 +1414,7 @@ void tma_reduce_add(const void* src, const void* tmap, const int32_t* coords) {
   if (base % 128 != 0)
     fatal("%s: cp.reduce.async.bulk.tensor from shared address 0x%x, not 128-byte aligned",
           where().c_str(), base);
-  uint64_t count = 1;
-  for (uint32_t d = 0; d < t.rank; ++d) count *= t.box[d];
-  (void)shared_pointer(base, static_cast<size_t>(count * 4));  // the box lies in shared memory
+  (void)shared_pointer(base, static_cast<size_t>(box_elements(t) * 4));  // the box lies in shared memory
   Fiber::BulkReduce r{base, tmap, {}, false, {}};
   for (uint32_t d = 0; d < t.rank; ++d) r.coords[d] = coords[d];
   f.bulk.push_back(std::move(r));
