@@ -86,7 +86,7 @@ TEST_CASE("sum: 0-d and empty tensors") {
   CHECK(e.sum().item<float>() == 0.0f);
   CHECK(values(e.sum({0})) == std::vector<double>{0, 0, 0});
   CHECK(e.sum({1}).sizes() == IntArrayRef({0}));
-  CHECK(values(e.prod({0})) == std::vector<double>{1, 1, 1});
+  CHECK(values(e.prod(0)) == std::vector<double>{1, 1, 1});
   CHECK(std::isnan(e.mean().item<float>()));
   CHECK(tensor({1, 2}).sum({0}).item<int64_t>() == 3);
 }
@@ -111,7 +111,7 @@ TEST_CASE("sum: bitwise identical for 1, 2, 3 and 8 threads") {
     set_num_threads(threads);
     std::vector<Tensor> r = {
         x.sum(),          m.sum({0}),  m.sum({1}),   m.t().sum({0}), m.sum(),
-        x.mean(),         m.var({0}),  x.norm(),     m.prod({1}),    x.to(kFloat16).sum(),
+        x.mean(),         m.var({0}),  x.norm(),     m.prod(1),      x.to(kFloat16).sum(),
         m.logsumexp({1}), m.cumsum(0), xd.sum(),     md.sum({0}),    md.sum({1}),
         md.t().sum({0}),  xd.var(),    md.softmax(0)};
     if (ref.empty()) {
@@ -167,7 +167,7 @@ TEST_CASE("sum: non-contiguous inputs give bitwise the contiguous result") {
     Tensor tall_t = tall.t().contiguous();
     CHECK(test::bitwise_equal(tall.sum({0}), tall_t.sum({1})));
     Tensor near1 = tall * 0.001 + 1;
-    CHECK(test::bitwise_equal(near1.prod({0}), near1.t().contiguous().prod({1})));
+    CHECK(test::bitwise_equal(near1.prod(0), near1.t().contiguous().prod(1)));
     CHECK(test::bitwise_equal(tall.amin({0}), tall_t.amin({1})));
     CHECK(test::bitwise_equal(tall.norm(2, {0}), tall_t.norm(2, {1})));
     CHECK(test::bitwise_equal(tall.var({0}), tall_t.var({1})));
