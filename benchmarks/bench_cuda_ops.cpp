@@ -402,20 +402,22 @@ void register_gemm_cases() {
 // B (K, N) row-major). "ember" is cuda::gemm, as the ops call it (gemm_tc where it reads the
 // layout, else contiguous copies first), "cublas" cublasGemmEx with the matching transposes.
 // hgemm_fp16/<n>x<n>x<n>/{ember,cublas}: the hgemm_bf16 product in float16 at 4096 and 8192.
+// hgemm_bf16_f32out/...: the hgemm_bf16 product stored as float32 (the output cast).
 
 constexpr double kHgemmTolerance = 1e-2;
 
 /// out (M, N) = x (M, K) @ w (N, K)^T in bf16 through cublasGemmEx on the current stream
-/// (column-major: out^T (N, M) = w (N, K) x^T).
+/// (column-major: out^T (N, M) = w (N, K) x^T); out bf16, or float32 (C of CUDA_R_32F).
 void cublas_hgemm(const CublasHandle& h, const Tensor& out, const Tensor& x, const Tensor& w,
                   int64_t M, int64_t N, int64_t K) {
   check_cublas(cublasSetStream(h.get(), stream_of(cuda::current_stream())), "cublasSetStream");
   const float alpha = 1.0f, beta = 0.0f;
   const cudaDataType dt = x.dtype() == kFloat16 ? CUDA_R_16F : CUDA_R_16BF;
+  const cudaDataType ct = out.dtype() == kFloat32 ? CUDA_R_32F : dt;  // the output cast
   check_cublas(
       cublasGemmEx(h.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(M),
                    static_cast<int>(K), &alpha, w.data_ptr(), dt, static_cast<int>(K),
-                   x.data_ptr(), dt, static_cast<int>(K), &beta, out.data_ptr(), dt,
+                   x.data_ptr(), dt, static_cast<int>(K), &beta, out.data_ptr(), ct,
                    static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
       "cublasGemmEx");
 }
@@ -566,11 +568,12 @@ struct HgemmCase {
   int64_t M, N, K;
   bool bias_gelu;
   DType dt = kBFloat16;
+  bool f32_out = false;  // the output cast: out float32
   Generator gen{12};
   Tensor x = randn({1, M, K}, gen, gpu()).to(dt);
   Tensor w = randn({N, K}, gen, gpu()).to(dt);
   Tensor bias = randn({N}, gen, gpu()).to(dt);
-  Tensor out = empty({1, M, N}, gpu(dt)), tmp = empty({1, M, N}, gpu(dt));
+  Tensor out = empty({1, M, N}, gpu(f32_out ? kFloat32 : dt)), tmp = empty({1, M, N}, gpu(dt));
   Tensor bias_rows = bias.expand({1, M, N});
 
   void unfused_peer() const {
@@ -583,9 +586,9 @@ struct HgemmCase {
 };
 
 void bm_hgemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool cublas, bool bias_gelu,
-              int config, DType dt = kBFloat16) {
+              int config, DType dt = kBFloat16, bool f32_out = false) {
   cuda::set_gemm_tc_config(config);
-  const HgemmCase c{M, N, K, bias_gelu, dt};
+  const HgemmCase c{M, N, K, bias_gelu, dt, f32_out};
   const Tensor wt = c.w.t().unsqueeze(0);  // (1, K, N) view of the weight, K contiguous
   GemmEpilogue e;
   if (bias_gelu) {
@@ -654,6 +657,17 @@ void register_hgemm_cases() {
     for (const bool cublas : {false, true})
       add_gpu_case(key + (cublas ? "cublas" : "ember"), [n, cublas](benchmark::State& s) {
         bm_hgemm(s, n, n, n, cublas, false, -1, kFloat16);
+      });
+  }
+  // The output cast: bf16 operands, float32 out (mm(a, b, kFloat32)), at the MLP down-projection;
+  // cuBLAS's peer stores float32 itself (C of CUDA_R_32F).
+  for (const Shape& sh : bench::quick_mode() ? std::vector<Shape>{{72, 40, 56, false}}
+                                             : std::vector<Shape>{{8192, 768, 3072, false}}) {
+    const std::string key = "hgemm_bf16_f32out/" + std::to_string(sh.M) + "x" +
+                            std::to_string(sh.N) + "x" + std::to_string(sh.K) + "/";
+    for (const bool cublas : {false, true})
+      add_gpu_case(key + (cublas ? "cublas" : "ember"), [sh, cublas](benchmark::State& s) {
+        bm_hgemm(s, sh.M, sh.N, sh.K, cublas, false, -1, kBFloat16, true);
       });
   }
   // The backward's layouts: MLP down-projection W (768, 3072): dH = dY W (NN), dW = dY^T H (TN).

@@ -254,11 +254,24 @@ Tensor log_softmax(const Tensor& x, int64_t d, std::optional<DType> dtype = std:
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor mm(const Tensor& a, const Tensor& b);
 Tensor bmm(const Tensor& a, const Tensor& b);
-/// beta * input + alpha * (a @ b).
+/// beta * input + alpha * (a @ b). On CUDA with beta == 1, an input that is a row of N (a bias)
+/// or of the result's shape (a residual) is added in the tensor-core GEMM's epilogue.
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta = 1,
              Scalar alpha = 1);
 Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta = 1,
                Scalar alpha = 1);
+/// PyTorch's out_dtype overloads: float16/bfloat16 operands give a float32 result, summed in
+/// float32 and never rounded to 16 bits (on CUDA the tensor-core GEMM stores float32 from its
+/// epilogue: no 16-bit output and no conversion pass); out_dtype may also be the operands' own
+/// dtype (the plain op). Any other pair is a DTypeError. addmm/baddbmm's input may have the
+/// operands' dtype or out_dtype. Gradients: dY is rounded to the operands' dtype and multiplied
+/// in it, as the plain op's backward does, so the operands get gradients of their own dtype.
+Tensor mm(const Tensor& a, const Tensor& b, DType out_dtype);
+Tensor bmm(const Tensor& a, const Tensor& b, DType out_dtype);
+Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, DType out_dtype,
+             Scalar beta = 1, Scalar alpha = 1);
+Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, DType out_dtype,
+               Scalar beta = 1, Scalar alpha = 1);
 Tensor outer(const Tensor& a, const Tensor& b);
 Tensor dot(const Tensor& a, const Tensor& b);
 /// x @ weight^T + bias, weight (out_features, in_features).

@@ -60,9 +60,10 @@ enum class GemmAct : uint8_t { kNone, kRelu, kGelu, kGeluTanh };
 
 /// What a fused GEMM does with the product (cuda::gemm_tc), each part optional:
 /// out = act(alpha * a @ b + beta * out + bias) + residual, in float32, rounded once to out's
-/// dtype. bias is (N) and residual out's (B, M, N) shape, both in out's dtype; beta == 0 ignores
-/// out's old contents. pre_act (out's shape and dtype, any strides), when defined, also receives
-/// the activation's input alpha * a @ b + beta * out + bias (what a GELU's backward needs).
+/// dtype: the operands' dtype, or float32 for 16-bit operands (the output cast). bias is (N) and
+/// residual out's (B, M, N) shape, both in out's dtype; beta == 0 ignores out's old contents.
+/// pre_act (out's shape and dtype, any strides), when defined, also receives the activation's
+/// input alpha * a @ b + beta * out + bias (what a GELU's backward needs).
 struct GemmEpilogue {
   double alpha = 1.0;
   double beta = 0.0;
@@ -106,7 +107,9 @@ void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
 
 // ---- linear algebra (src/core/cpu/linalg.cpp, src/cuda/linalg.cu) ----
 /// out[b] = beta * out[b] + alpha * a[b] @ b[b] for (B, M, K) x (B, K, N) -> (B, M, N), any
-/// strides (transposed operands read in place). beta == 0 ignores out's old contents.
+/// strides (transposed operands read in place). beta == 0 ignores out's old contents. out has
+/// the operands' dtype, or float32 for float16/bfloat16 operands (accumulated in float32, never
+/// rounded to 16 bits).
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
 // references
 /// gemm as a plain triple loop (double sums for floating types); the tests check gemm against it.
@@ -333,9 +336,9 @@ void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
 void softmax(const Tensor& out, const Tensor& x, int64_t dim, bool log);
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
 /// The tensor-core GEMM (src/cuda/gemm_tc.cu) with a fused epilogue, for bfloat16/float16 a, b and
-/// out of gemm's shapes, or float32 ones on TF32 when cuda::allow_tf32(). Returns false, having
-/// done nothing, when the layout is not one it takes (see gemm_tc.cu); the caller then uses gemm
-/// and separate ops.
+/// out of gemm's shapes (out also float32: the output cast), or float32 ones on TF32 when
+/// cuda::allow_tf32(). Returns false, having done nothing, when the layout is not one it takes
+/// (see gemm_tc.cu); the caller then uses gemm and separate ops.
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& epilogue);
 /// gemm_tc's tile configuration for the calls that follow (process-wide): -1 (the default: 0
 /// when the product has fewer 128 x 128 tiles than SMs, else 1), or 0-6 forced (see gemm_tc.cu;
@@ -344,8 +347,8 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
 /// start-up value.
 void set_gemm_tc_config(int config);
 /// gemm through cuBLAS (src/cuda/cublas.cu) for cuda::Backend::kVendor: float32 (TF32 when
-/// allowed), float64, float16 and bfloat16; false, having done nothing, for a dtype or layout it
-/// does not map (the caller then runs gemm's own kernels).
+/// allowed), float64, float16 and bfloat16 (into out of their dtype or float32); false, having
+/// done nothing, for a dtype or layout it does not map (the caller then runs gemm's own kernels).
 bool cublas_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta);
 /// True when this build can call cuBLAS (a real CUDA build, not the CPU emulator).
 bool cublas_available();

@@ -102,7 +102,7 @@ bool fits_int(int64_t v) { return v >= 0 && v <= std::numeric_limits<int>::max()
 bool cublas_available() { return true; }
 
 bool cublas_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
-  const DType dt = out.dtype();
+  const DType dt = a.dtype();  // the operands'; out's too, or float32 for 16-bit ones
   cudaDataType_t type;
   cublasComputeType_t compute;
   switch (dt) {
@@ -125,7 +125,10 @@ bool cublas_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alp
     default:
       return false;
   }
-  if (a.dtype() != dt || b.dtype() != dt) return false;
+  if (b.dtype() != dt) return false;
+  const bool out_f32 = out.dtype() == kFloat32 && (dt == kFloat16 || dt == kBFloat16);
+  if (out.dtype() != dt && !out_f32) return false;
+  const cudaDataType_t out_type = out_f32 ? CUDA_R_32F : type;
   const int64_t batches = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (!fits_int(M) || !fits_int(N) || !fits_int(K) || !fits_int(batches)) return false;
   // C^T (N, M) column-major: element (n, m) at n * o_c + m * o_r; needs o_c == 1.
@@ -150,11 +153,12 @@ bool cublas_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alp
   const int64_t sb_b = batches > 1 ? b.stride(0) : 0, sb_a = batches > 1 ? a.stride(0) : 0;
   const int64_t sb_c = batches > 1 ? out.stride(0) : 0;
   // cuBLAS reads K == 0 as "out = beta * out", as Ember's kernels do.
-  check_cublas(cublasGemmStridedBatchedEx(
-                   h, ob.op, oa.op, static_cast<int>(N), static_cast<int>(M), static_cast<int>(K),
-                   al, b.data_ptr(), type, static_cast<int>(ob.ld), sb_b, a.data_ptr(), type,
-                   static_cast<int>(oa.ld), sb_a, be, out.data_ptr(), type, static_cast<int>(c.ld),
-                   sb_c, static_cast<int>(batches), compute, CUBLAS_GEMM_DEFAULT),
+  check_cublas(cublasGemmStridedBatchedEx(h, ob.op, oa.op, static_cast<int>(N), static_cast<int>(M),
+                                          static_cast<int>(K), al, b.data_ptr(), type,
+                                          static_cast<int>(ob.ld), sb_b, a.data_ptr(), type,
+                                          static_cast<int>(oa.ld), sb_a, be, out.data_ptr(),
+                                          out_type, static_cast<int>(c.ld), sb_c,
+                                          static_cast<int>(batches), compute, CUBLAS_GEMM_DEFAULT),
                "cublasGemmStridedBatchedEx");
   return true;
 }

@@ -2,8 +2,10 @@
 // fused epilogue:
 // out[b] = act(alpha * a[b] @ b[b] + beta * out[b] + bias) + residual[b], float32 accumulation,
 // one rounding to the output dtype at the end; optionally the activation's input to pre_act too
-// (linear_gelu's backward needs it). cuda::gemm routes its 16-bit float products here when the
-// layout allows (below); gemm_tc is also the entry point for callers with an epilogue.
+// (linear_gelu's backward needs it). out is the operands' dtype or, the output cast, float32
+// (then bias, residual and pre_act are float32 too, and nothing is rounded to 16 bits). cuda::gemm
+// routes its 16-bit float products here when the layout allows (below); gemm_tc is also the entry
+// point for callers with an epilogue.
 //
 // Layouts taken: A (M, K) with unit stride along K; B (K, N) with unit stride along K ("B
 // transposed", a Linear weight (N, K) read in place) or along N (row-major); K, the other stride
@@ -120,6 +122,7 @@ struct TcParams {
   int64_t M, N, K, batches;
   float alpha, beta;
   GemmAct act;
+  bool out_f32;  // 16-bit operands, float32 out (bias, residual and pre_act float32 too)
 };
 
 __device__ __forceinline__ float activate(float v, GemmAct act) {
@@ -154,49 +157,61 @@ __device__ __forceinline__ void tile_of(int64_t bid, int64_t m_tiles, int64_t n_
 
 /// The epilogue of one accumulator up to its rounding: act(alpha v + beta out + bias[col]) +
 /// residual[z][row][col], the activation's input also stored to pre_act when asked; o is
-/// out[z][row][col] (read for beta).
-template <class T>
+/// out[z][row][col] (read for beta). O is out's element type, which bias, residual and pre_act
+/// share.
+template <class O>
 __device__ __forceinline__ float finish(const TcParams& p, int64_t z, int64_t row, int64_t col,
-                                        float v, const T* o) {
+                                        float v, const O* o) {
   v *= p.alpha;
   if (p.beta != 0.f) v += p.beta * detail::convert<float>(*o);
-  if (p.bias) v += detail::convert<float>(static_cast<const T*>(p.bias)[col * p.bias_s]);
+  if (p.bias) v += detail::convert<float>(static_cast<const O*>(p.bias)[col * p.bias_s]);
   if (p.pre)
-    static_cast<T*>(p.pre)[z * p.p_batch + row * p.p_r + col * p.p_c] = detail::convert<T>(v);
+    static_cast<O*>(p.pre)[z * p.p_batch + row * p.p_r + col * p.p_c] = detail::convert<O>(v);
   v = activate(v, p.act);
   if (p.res)
     v += detail::convert<float>(
-        static_cast<const T*>(p.res)[z * p.r_batch + row * p.r_r + col * p.r_c]);
+        static_cast<const O*>(p.res)[z * p.r_batch + row * p.r_r + col * p.r_c]);
   return v;
 }
 
-/// The epilogue of one mma-layout quad of accumulators: v = out[row][col], [row][col + 1],
-/// [row + 8][col], [row + 8][col + 1] before the epilogue; each element rounded once and stored
-/// once, those outside out skipped. A pair of columns contiguous in out and aligned to its size
-/// is one store (32 bits for 16-bit types, 64 for float).
-template <class T>
-__device__ __forceinline__ void store_quad(const TcParams& p, int64_t z, int64_t row, int64_t col,
-                                           const float* v) {
-  struct alignas(2 * sizeof(T)) Pair {
-    T lo, hi;
+/// store_quad's work for out elements of type O.
+template <class O>
+__device__ __forceinline__ void store_quad_as(const TcParams& p, int64_t z, int64_t row,
+                                              int64_t col, const float* v) {
+  struct alignas(2 * sizeof(O)) Pair {
+    O lo, hi;
   };
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
     const int64_t r = row + 8 * h;
     if (r >= p.M || col >= p.N) continue;
-    T* const o = static_cast<T*>(p.out) + z * p.o_batch + r * p.o_r + col * p.o_c;
-    const float a = finish<T>(p, z, r, col, v[2 * h], o);
+    O* const o = static_cast<O*>(p.out) + z * p.o_batch + r * p.o_r + col * p.o_c;
+    const float a = finish<O>(p, z, r, col, v[2 * h], o);
     if (col + 1 < p.N) {
-      T* const o1 = o + p.o_c;
-      const float b = finish<T>(p, z, r, col + 1, v[2 * h + 1], o1);
+      O* const o1 = o + p.o_c;
+      const float b = finish<O>(p, z, r, col + 1, v[2 * h + 1], o1);
       if (p.o_c == 1 && reinterpret_cast<uintptr_t>(o) % sizeof(Pair) == 0) {
-        *reinterpret_cast<Pair*>(o) = Pair{detail::convert<T>(a), detail::convert<T>(b)};
+        *reinterpret_cast<Pair*>(o) = Pair{detail::convert<O>(a), detail::convert<O>(b)};
         continue;
       }
-      *o1 = detail::convert<T>(b);
+      *o1 = detail::convert<O>(b);
     }
-    *o = detail::convert<T>(a);
+    *o = detail::convert<O>(a);
   }
+}
+
+/// The epilogue of one mma-layout quad of accumulators: v = out[row][col], [row][col + 1],
+/// [row + 8][col], [row + 8][col + 1] before the epilogue; each element rounded once and stored
+/// once, those outside out skipped. A pair of columns contiguous in out and aligned to its size
+/// is one store (32 bits for 16-bit types, 64 for float). T is the operands' element type; out
+/// is T, or float32 when p.out_f32 (the output cast: no rounding to 16 bits at all).
+template <class T>
+__device__ __forceinline__ void store_quad(const TcParams& p, int64_t z, int64_t row, int64_t col,
+                                           const float* v) {
+  if (std::is_same_v<T, float> || p.out_f32)
+    store_quad_as<float>(p, z, row, col, v);
+  else
+    store_quad_as<T>(p, z, row, col, v);
 }
 
 /// The cp.async loader of one block's A and B slabs, shared by gemm_tc_kernel (T 16-bit,
@@ -945,10 +960,14 @@ bool wgmma_available(int device) {
 }  // namespace detail
 
 bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpilogue& e) {
-  const DType dt = out.dtype();
+  const DType dt = a.dtype();  // the operands'
+  const DType od = out.dtype();
+  // The output cast: 16-bit operands into a float32 out.
+  const bool out_f32 = od == kFloat32 && (dt == kBFloat16 || dt == kFloat16);
+  if (od != dt && !out_f32) return false;
   const bool tf32 = dt == kFloat32 && allow_tf32();
   if (dt != kBFloat16 && dt != kFloat16 && !tf32) return false;
-  if (a.dtype() != dt || b.dtype() != dt) return false;
+  if (b.dtype() != dt) return false;
   const int64_t batches = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
   if (((M + 127) / 128) * ((N + 127) / 128) > (int64_t{1} << 31) - 1) return false;  // grid x
   // Whole 16-byte chunks: 8 16-bit elements or 4 floats.
@@ -965,11 +984,11 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   if (!b_kmajor && b.stride(2) != 1) return false;
   if (!whole(ldb) || !whole(b.stride(0)) || !detail::aligned16(b.data_ptr())) return false;
   if (!b_kmajor && !whole(N)) return false;
-  if (e.bias.defined() && (e.bias.dtype() != dt || e.bias.dim() != 1 || e.bias.size(0) != N))
+  if (e.bias.defined() && (e.bias.dtype() != od || e.bias.dim() != 1 || e.bias.size(0) != N))
     return false;
-  if (e.residual.defined() && (e.residual.dtype() != dt || e.residual.sizes() != out.sizes()))
+  if (e.residual.defined() && (e.residual.dtype() != od || e.residual.sizes() != out.sizes()))
     return false;
-  if (e.pre_act.defined() && (e.pre_act.dtype() != dt || e.pre_act.sizes() != out.sizes()))
+  if (e.pre_act.defined() && (e.pre_act.dtype() != od || e.pre_act.sizes() != out.sizes()))
     return false;
   if (batches == 0 || M == 0 || N == 0) return true;
 
@@ -992,6 +1011,7 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   p.M = M, p.N = N, p.K = K, p.batches = batches;
   p.alpha = static_cast<float>(e.alpha), p.beta = static_cast<float>(e.beta);
   p.act = e.act;
+  p.out_f32 = out_f32;
 
   const int device = out.device().index();
   detail::DeviceGuard guard(device);

@@ -2,11 +2,12 @@
 // with the CPU kernel's semantics (src/core/cpu/linalg.cpp): any strides on all three tensors
 // (transposed operands read in place, stride 0 for broadcast batches), beta == 0 ignores out's old
 // contents (NaN included), K == 0 gives beta * out; float16/bfloat16 accumulate in float and round
-// once, integers sum in wrapping uint64; bool is a DTypeError. No cuBLAS, unless the user chose it
-// (cuda::set_backend(Backend::kVendor): then cublas.cu takes what it maps). float16/bfloat16
-// products go to the tensor-core kernel (gemm_tc.cu) when their layout allows, and so do float32
-// products when TF32 is allowed (cuda::set_allow_tf32); what remains, and every other dtype, runs
-// here: float32 is then exact float32 FMA arithmetic.
+// once (or not at all into a float32 out, the output cast), integers sum in wrapping uint64; bool
+// is a DTypeError. No cuBLAS, unless the user chose it (cuda::set_backend(Backend::kVendor): then
+// cublas.cu takes what it maps). float16/bfloat16 products go to the tensor-core kernel
+// (gemm_tc.cu) when their layout allows, and so do float32 products when TF32 is allowed
+// (cuda::set_allow_tf32); what remains, and every other dtype, runs here: float32 is then exact
+// float32 FMA arithmetic.
 //
 // Algorithm: the classic shared-memory tiled GEMM with register blocking (as in Volkov & Demmel,
 // "Benchmarking GPUs to tune dense linear algebra", SC 2008). Each block of 256 threads owns a
@@ -312,6 +313,14 @@ void gemm_typed(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alph
         return;
     }
   }
+  if constexpr (detail::is_reduced_v<T>) {
+    if (out.dtype() != a.dtype()) {
+      // The output cast in a layout gemm_tc does not take: the operands widened to float32 (exact:
+      // every 16-bit float is a float32, and a TF32 too) and float32's gemm.
+      gemm_typed<float>(out, a.to(kFloat32), b.to(kFloat32), alpha, beta);
+      return;
+    }
+  }
   GemmProblem<T> p;
   p.out = mat_of<T>(out);
   p.a = mat_of<const T>(a);
@@ -338,7 +347,7 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
   if (out.size(0) == 0 || out.size(1) == 0 || out.size(2) == 0) return;
   if (backend() == Backend::kVendor && cublas_gemm(out, a, b, alpha, beta)) return;
   detail::DeviceGuard guard(out.device().index());
-  detail::visit_device_dtype(out.dtype(), [&](auto tag) {
+  detail::visit_device_dtype(a.dtype(), [&](auto tag) {  // the operands' (out may be float32)
     using T = typename decltype(tag)::type;
     if constexpr (!std::is_same_v<T, bool>) gemm_typed<T>(out, a, b, alpha, beta);
   });

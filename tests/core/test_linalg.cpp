@@ -11,6 +11,7 @@
 using namespace ember;
 using ember::test::bitwise_equal;
 using ember::test::non_contiguous;
+using ember::test::rel_err;
 using ember::test::values;
 
 namespace {
@@ -575,6 +576,96 @@ TEST_CASE("gemm: reduced precision and integer kernels match the reference") {
       seed += 3;
     }
   }
+}
+
+// ---- out_dtype: float32 products of 16-bit operands ----
+
+TEST_CASE("mm, bmm, addmm, baddbmm with out_dtype float32: the float32 sums, never rounded") {
+  uint64_t seed = 7300;
+  for (DType dt : {kBFloat16, kFloat16}) {
+    for (int64_t n : {1, 9, 40}) {
+      INFO(dt << " n " << n);
+      const int64_t M = n + 1, N = n + 3, K = 2 * n + 5;
+      const Tensor a = with_layout({2, M, K}, dt, seed, Layout::ColumnMajor);
+      const Tensor b = with_layout({2, K, N}, dt, seed + 1, Layout::Strided);
+      const Tensor a32 = a.to(kFloat32), b32 = b.to(kFloat32);
+      // Every 16-bit float is a float32 and the CPU kernel sums the same products in the same
+      // order, so the result is bitwise the float32 product of the widened operands.
+      const Tensor y = bmm(a, b, kFloat32);
+      REQUIRE(y.dtype() == kFloat32);
+      CHECK(bitwise_equal(y, bmm(a32, b32)));
+      const Tensor y2 = mm(a[1], b[0], kFloat32);
+      REQUIRE(y2.dtype() == kFloat32);
+      CHECK(bitwise_equal(y2, mm(a32[1], b32[0])));
+      // Not rounded to 16 bits: at these sizes some element is no 16-bit value.
+      if (K > 8) CHECK_FALSE(bitwise_equal(y, y.to(dt).to(kFloat32)));
+      // The kernel's contract against the float64 reference (gemm's float32 out).
+      const Tensor c0 = random_tensor({2, M, N}, kFloat32, seed + 2);
+      Tensor fast = c0.clone(), ref = c0.clone();
+      cpu::gemm(fast, a, b, 0.5, -2.0);
+      cpu::gemm_reference(ref, a, b, 0.5, -2.0);
+      CHECK(rel_err(fast, ref) < 1e-6);
+      // addmm / baddbmm: input of out_dtype or of the operands' dtype, broadcast, beta and alpha.
+      const Tensor bias32 = random_tensor({N}, kFloat32, seed + 3);
+      const Tensor bias16 = bias32.to(dt);
+      const Tensor z = addmm(bias32, a[0], b[1], kFloat32, 0.5, 2.0);
+      REQUIRE(z.dtype() == kFloat32);
+      CHECK(bitwise_equal(z, addmm(bias32, a32[0], b32[1], 0.5, 2.0)));
+      CHECK(bitwise_equal(addmm(bias16, a[0], b[1], kFloat32, 0.5, 2.0),
+                          addmm(bias16.to(kFloat32), a32[0], b32[1], 0.5, 2.0)));
+      const Tensor w = baddbmm(c0, a, b, kFloat32, -1.0, 3.0);
+      REQUIRE(w.dtype() == kFloat32);
+      CHECK(bitwise_equal(w, baddbmm(c0, a32, b32, -1.0, 3.0)));
+      // out_dtype equal to the operands' dtype is the plain op.
+      CHECK(bitwise_equal(mm(a[0], b[0], dt), mm(a[0], b[0])));
+      CHECK(bitwise_equal(baddbmm(c0.to(dt), a, b, dt, 2.0), baddbmm(c0.to(dt), a, b, 2.0)));
+      seed += 4;
+    }
+  }
+  // Empty K: beta * input only.
+  const Tensor e = addmm(ones({2, 3}), zeros({2, 0}, TensorOptions(kBFloat16)),
+                         zeros({0, 3}, TensorOptions(kBFloat16)), kFloat32, 0.5);
+  CHECK(bitwise_equal(e, full({2, 3}, 0.5)));
+}
+
+TEST_CASE("out_dtype: gradients in the operands' dtype, from dY rounded to it") {
+  const Tensor a = random_tensor({5, 7}, kBFloat16, 7400).requires_grad_();
+  const Tensor b = random_tensor({7, 3}, kBFloat16, 7401).requires_grad_();
+  const Tensor input = random_tensor({3}, kFloat32, 7402).requires_grad_();
+  // dY with 16-bit values, so the rounding of dY loses nothing and the plain op's gradients
+  // are the expected ones bitwise.
+  const Tensor dy = random_tensor({5, 3}, kBFloat16, 7403);
+  (addmm(input, a, b, kFloat32, 0.5, 2.0) * dy.to(kFloat32)).sum().backward();
+  REQUIRE(a.grad().dtype() == kBFloat16);
+  REQUIRE(b.grad().dtype() == kBFloat16);
+  REQUIRE(input.grad().dtype() == kFloat32);
+  CHECK(bitwise_equal(a.grad(), mm(dy, b.detach().t()) * 2.0));
+  CHECK(bitwise_equal(b.grad(), mm(a.detach().t(), dy) * 2.0));
+  CHECK(bitwise_equal(input.grad(), (dy.to(kFloat32) * 0.5).sum(0)));
+  const Tensor a3 = random_tensor({2, 4, 6}, kFloat16, 7404).requires_grad_();
+  const Tensor b3 = random_tensor({2, 6, 5}, kFloat16, 7405).requires_grad_();
+  bmm(a3, b3, kFloat32).sum().backward();
+  REQUIRE(a3.grad().dtype() == kFloat16);
+  CHECK(bitwise_equal(a3.grad(),
+                      bmm(ones({2, 4, 5}, TensorOptions(kFloat16)), b3.detach().transpose(1, 2))));
+}
+
+TEST_CASE("out_dtype: pairs other than 16-bit to float32 are DTypeErrors naming the op") {
+  const TensorOptions bf(kBFloat16);
+  EMBER_CHECK_THROWS(mm(zeros({2, 3}), zeros({3, 2}), kFloat64), DTypeError, "[mm]", "out_dtype",
+                     "float64", "float32");
+  EMBER_CHECK_THROWS(mm(zeros({2, 3}, bf), zeros({3, 2}, bf), kFloat16), DTypeError, "[mm]",
+                     "float16", "bfloat16");
+  EMBER_CHECK_THROWS(bmm(zeros({1, 2, 3}, bf), zeros({1, 3, 2}, bf), kInt64), DTypeError, "[bmm]",
+                     "int64");
+  EMBER_CHECK_THROWS(
+      addmm(zeros({2}, TensorOptions(kFloat64)), zeros({2, 2}, bf), zeros({2, 2}, bf), kFloat32),
+      DTypeError, "[addmm]", "input", "bfloat16", "float32", "float64");
+  EMBER_CHECK_THROWS(
+      baddbmm(zeros({1, 2, 2}), zeros({1, 2, 2}, bf), zeros({1, 2, 2}, bf), kFloat64), DTypeError,
+      "[baddbmm]", "out_dtype");
+  EMBER_CHECK_THROWS(mm(zeros({2, 3}, bf), zeros({4, 2}, bf), kFloat32), ShapeError, "[mm]",
+                     "(2, 3)", "(4, 2)");
 }
 
 // ---- errors ----

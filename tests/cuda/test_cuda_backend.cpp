@@ -117,6 +117,16 @@ TEST_CASE("cuda backend: cuBLAS matrix products agree with float64") {
     // K == 0: zeros.
     CHECK(close_scaled(matmul(rnd({5, 0}), rnd({0, 7})), zeros({5, 7}, TensorOptions(kFloat64)),
                        0.0));
+    if (dt == kFloat16 || dt == kBFloat16) {
+      // out_dtype float32: cuBLAS stores float32 (C of CUDA_R_32F), float32's accuracy.
+      const Tensor p32 = bmm(x, y, kFloat32), yt = mm(at, bt, kFloat32);
+      REQUIRE(p32.dtype() == kFloat32);
+      CHECK(close_scaled(p32, matmul(f64(x), f64(y)), tolerance_of(kFloat32)));
+      CHECK(close_scaled(yt, matmul(f64(at), f64(bt)), tolerance_of(kFloat32)));
+      const Tensor in32 = in.to(kFloat32);
+      CHECK(close_scaled(addmm(in32, a, b, kFloat32, 0.5, 2.0),
+                         f64(in32) * 0.5 + matmul(f64(a), f64(b)) * 2.0, tolerance_of(kFloat32)));
+    }
   }
 }
 

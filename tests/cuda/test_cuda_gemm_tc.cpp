@@ -10,9 +10,10 @@
 // on TF32 (cuda::set_allow_tf32): against float64 on the inputs rounded as cvt.rna.tf32 rounds
 // them (float32 accuracy) and on the exact inputs (TF32 accuracy, 2e-3 of the largest |value|).
 // Tolerance: one rounding of the output dtype relative (test::tolerance), plus 1e-3 of that
-// times the largest |reference| for sums that cancel. Layouts the kernel does not take return
-// false and leave out untouched; matmul on 16-bit CUDA tensors goes through it. Without a GPU
-// each case prints "skipped".
+// times the largest |reference| for sums that cancel. The output cast (16-bit operands into a
+// float32 out, mm/bmm/addmm's out_dtype) is held to float32 accumulation's bound (close_f32).
+// Layouts the kernel does not take return false and leave out untouched; matmul on 16-bit CUDA
+// tensors goes through it. Without a GPU each case prints "skipped".
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -73,6 +74,32 @@ bool close(const Tensor& got, const Tensor& ref, DType dt) {
 }
 
 Tensor rnd(IntArrayRef shape, DType dt, Generator& g) { return randn(shape, g).to(dt).to(cu); }
+
+/// got (float32, the output cast) agrees with the float64 reference to float32 accumulation:
+/// |got - ref| <= 2^-24 (2 K + 16) bound + 2^-22 |ref|, bound the reference's sum of absolute
+/// terms (|alpha| |a| @ |b| + |beta old| + |bias| + |residual|). A rounding to 16 bits anywhere
+/// is hundreds of times larger.
+bool close_f32(const Tensor& got, const Tensor& a, const Tensor& b, const GemmEpilogue& e,
+               const Tensor& old) {
+  if (got.dtype() != kFloat32) return false;
+  auto abs64 = [](const Tensor& t) { return t.defined() ? abs(t.cpu().to(kFloat64)) : t; };
+  GemmEpilogue ea;
+  ea.alpha = std::abs(e.alpha);
+  ea.beta = std::abs(e.beta);
+  ea.bias = abs64(e.bias);
+  ea.residual = abs64(e.residual);
+  const Tensor ref = reference(a, b, e, old);
+  const std::vector<double> x = test::values(got.cpu().to(kFloat64)), y = test::values(ref),
+                            m = test::values(reference(abs64(a), abs64(b), ea, abs64(old)));
+  const double u = std::ldexp(1.0, -24), K = static_cast<double>(a.size(2));
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!(std::abs(x[i] - y[i]) <= u * (2 * K + 16) * m[i] + 4 * u * std::abs(y[i]))) {
+      UNSCOPED_INFO("element " << i << ": got " << x[i] << ", expected " << y[i]);
+      return false;
+    }
+  }
+  return true;
+}
 
 const char* act_name(GemmAct a) {
   switch (a) {
@@ -216,6 +243,108 @@ TEST_CASE("cuda gemm_tc: every epilogue part, strided outputs, batches") {
       }
     }
   cuda::set_gemm_tc_config(-1);
+}
+
+TEST_CASE("cuda gemm_tc: the output cast, 16-bit operands into float32 with every epilogue part") {
+  if (!gpu()) return;
+  Generator g(9010);
+  const int64_t Bt = 2, M = 75, N = 136, K = 72;
+  for (int config : {1, 0, 2, 3, 5, 6})
+    for (DType dt : {kBFloat16, kFloat16}) {
+      cuda::set_gemm_tc_config(config);
+      const Tensor a = rnd({Bt, M, K}, dt, g);
+      const Tensor b = rnd({Bt, N, K}, dt, g).transpose(1, 2);  // a weight's layout
+      for (GemmAct act : {GemmAct::kNone, GemmAct::kGeluTanh}) {
+        for (int parts : {0, 3, 7}) {  // bias, residual (float32), alpha/beta
+          INFO("config " << config << " " << dt << " act " << act_name(act) << " parts " << parts);
+          GemmEpilogue e;
+          e.act = act;
+          if (parts & 1) e.bias = rnd({N}, kFloat32, g);
+          if (parts & 2) e.residual = rnd({Bt, M, N}, kFloat32, g);
+          if (parts & 4) e.alpha = 0.5, e.beta = -1.5;
+          // out: float32, a transposed view, old values random (beta) or poisoned
+          Tensor out = (parts & 4) ? rnd({Bt, N, M}, kFloat32, g).transpose(1, 2)
+                                   : empty({Bt, M, N}, TensorOptions(kFloat32).device(cu));
+          const Tensor old = out.clone();
+          REQUIRE(cuda::gemm_tc(out, a, b, e));
+          CHECK(close_f32(out, a, b, e, old));
+          // Not rounded to 16 bits: some element is no 16-bit value.
+          CHECK_FALSE(test::bitwise_equal(out.cpu(), out.cpu().to(dt).to(kFloat32)));
+        }
+      }
+    }
+  cuda::set_gemm_tc_config(-1);
+  // Epilogue tensors of the operands' dtype, or an out of a third dtype, are declined.
+  const Tensor a = rnd({1, 40, 64}, kBFloat16, g), b = rnd({1, 64, 48}, kBFloat16, g);
+  Tensor out = zeros({1, 40, 48}, TensorOptions(kFloat32).device(cu));
+  GemmEpilogue bias16;
+  bias16.bias = rnd({48}, kBFloat16, g);
+  CHECK_FALSE(cuda::gemm_tc(out, a, b, bias16));
+  Tensor out16 = zeros({1, 40, 48}, TensorOptions(kFloat16).device(cu));
+  CHECK_FALSE(cuda::gemm_tc(out16, a, b, GemmEpilogue()));
+  CHECK(equal(out.cpu(), zeros({1, 40, 48})));
+  CHECK(equal(out16.cpu(), zeros({1, 40, 48}, TensorOptions(kFloat16))));
+}
+
+TEST_CASE("cuda mm, bmm, addmm with out_dtype float32, and addmm's input fused in the epilogue") {
+  if (!gpu()) return;
+  Generator g(9011);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    const Tensor a = rnd({3, 37, 96}, dt, g), w = rnd({130, 96}, dt, g);
+    const Tensor b = w.t().unsqueeze(0).expand({3, 96, 130});
+    // mm and bmm: one tensor-core GEMM storing float32, bitwise gemm_tc's output cast.
+    const Tensor y = bmm(a, b, kFloat32);
+    REQUIRE(y.dtype() == kFloat32);
+    Tensor direct = empty({3, 37, 130}, TensorOptions(kFloat32).device(cu));
+    REQUIRE(cuda::gemm_tc(direct, a, b, GemmEpilogue()));
+    CHECK(test::bitwise_equal(y.cpu(), direct.cpu()));
+    CHECK(close_f32(y, a, b, GemmEpilogue(), Tensor()));
+    const Tensor y2 = mm(a[1], w.t(), kFloat32);
+    CHECK(test::bitwise_equal(y2.cpu(), direct[1].cpu()));
+    // A layout the tensor cores decline (K = 60 is no multiple of 8): the widened operands.
+    const Tensor a60 = a.narrow(2, 0, 60), b60 = b.narrow(1, 0, 60);
+    const Tensor y60 = bmm(a60, b60, kFloat32);
+    CHECK(close_f32(y60, a60, b60, GemmEpilogue(), Tensor()));
+    // addmm: a float32 bias row, or a float32 residual, added in the epilogue (bitwise gemm_tc
+    // with the bias or the residual); alpha scales the product.
+    const Tensor bias = rnd({130}, kFloat32, g), res = rnd({37, 130}, kFloat32, g);
+    GemmEpilogue eb;
+    eb.bias = bias;
+    eb.alpha = 0.5;
+    REQUIRE(cuda::gemm_tc(direct.narrow(0, 0, 1), a.narrow(0, 0, 1), b.narrow(0, 0, 1), eb));
+    CHECK(test::bitwise_equal(addmm(bias, a[0], w.t(), kFloat32, 1, 0.5).cpu(), direct[0].cpu()));
+    GemmEpilogue er;
+    er.residual = res.unsqueeze(0);
+    REQUIRE(cuda::gemm_tc(direct.narrow(0, 0, 1), a.narrow(0, 0, 1), b.narrow(0, 0, 1), er));
+    CHECK(test::bitwise_equal(addmm(res, a[0], w.t(), kFloat32).cpu(), direct[0].cpu()));
+    CHECK(close_f32(addmm(res, a[0], w.t(), kFloat32).unsqueeze(0), a.narrow(0, 0, 1),
+                    b.narrow(0, 0, 1), er, Tensor()));
+    // beta != 1 takes the copy into out and the product's beta: the same sum, within float32.
+    GemmEpilogue ebeta;
+    ebeta.beta = 2.0;
+    const Tensor z = addmm(res, a[0], w.t(), kFloat32, 2.0);
+    CHECK(close_f32(z.unsqueeze(0), a.narrow(0, 0, 1), b.narrow(0, 0, 1), ebeta, res.unsqueeze(0)));
+    // The same routes in 16 bits: a Linear's addmm(bias, x, W^T) is one GEMM.
+    const Tensor bias16 = rnd({130}, dt, g);
+    GemmEpilogue e16;
+    e16.bias = bias16;
+    Tensor direct16 = empty({1, 37, 130}, TensorOptions(dt).device(cu));
+    REQUIRE(cuda::gemm_tc(direct16, a.narrow(0, 0, 1), b.narrow(0, 0, 1), e16));
+    CHECK(test::bitwise_equal(addmm(bias16, a[0], w.t()).cpu(), direct16[0].cpu()));
+    const Tensor res3 = rnd({3, 37, 130}, kFloat32, g);
+    GemmEpilogue e3;
+    e3.residual = res3;
+    REQUIRE(cuda::gemm_tc(direct, a, b, e3));
+    CHECK(test::bitwise_equal(baddbmm(res3, a, b, kFloat32).cpu(), direct.cpu()));
+    // Gradients come back in the operands' dtype.
+    const Tensor aw = a[0].detach().requires_grad_(), ww = w.detach().requires_grad_();
+    addmm(bias, aw, ww.t(), kFloat32).sum().backward();
+    CHECK(aw.grad().dtype() == dt);
+    CHECK(ww.grad().dtype() == dt);
+    const Tensor ones16 = ones({37, 130}, TensorOptions(dt).device(cu));
+    CHECK(test::bitwise_equal(aw.grad().cpu(), mm(ones16, w).cpu()));
+  }
 }
 
 TEST_CASE("cuda gemm_tc: odd N, so column pairs straddle the edge and rows start unaligned") {

@@ -646,9 +646,16 @@ void set_gemm_isa(GemmIsa isa) {
 
 void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Scalar beta) {
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
-  visit_dtype(out.dtype(), [&](auto tag) {
+  visit_dtype(a.dtype(), [&](auto tag) {  // the operands' (out may be float32, below)
     using T = typename decltype(tag)::type;
     const Mat<const T> ma = mat_of<const T>(a), mb = mat_of<const T>(b);
+    if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+      if (out.dtype() == kFloat32) {  // the output cast: the float sums, never rounded to T
+        gemm_floating<float, T>(mat_of<float>(out), ma, mb, B, M, N, K, alpha.to<float>(),
+                                beta.to<float>());
+        return;
+      }
+    }
     if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
       gemm_floating<T, T>(mat_of<T>(out), ma, mb, B, M, N, K, alpha.to<T>(), beta.to<T>());
     } else if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
@@ -677,15 +684,15 @@ void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha, Sca
 void gemm_reference(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alpha,
                     Scalar beta) {
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a.size(2);
-  visit_dtype(out.dtype(), [&](auto tag) {
+  visit_dtype(a.dtype(), [&](auto tag) {  // the operands'
     using T = typename decltype(tag)::type;
     const Mat<const T> ma = mat_of<const T>(a), mb = mat_of<const T>(b);
-    const Mat<T> mo = mat_of<T>(out);
     if constexpr (std::is_same_v<T, bool>) {
       throw DTypeError("[gemm_reference] bool tensors are not supported");
     } else if constexpr (std::is_integral_v<T>) {
       auto u = [](auto v) { return static_cast<uint64_t>(static_cast<int64_t>(v)); };
       const uint64_t ua = u(alpha.to<int64_t>()), ub = u(beta.to<int64_t>());
+      const Mat<T> mo = mat_of<T>(out);
       for (int64_t bi = 0; bi < B; ++bi)
         for (int64_t i = 0; i < M; ++i)
           for (int64_t j = 0; j < N; ++j) {
@@ -696,18 +703,27 @@ void gemm_reference(const Tensor& out, const Tensor& a, const Tensor& b, Scalar 
             o = static_cast<T>(static_cast<int64_t>(v));
           }
     } else {
-      const double da = alpha.to<double>(), db = beta.to<double>();
-      for (int64_t bi = 0; bi < B; ++bi)
-        for (int64_t i = 0; i < M; ++i)
-          for (int64_t j = 0; j < N; ++j) {
-            double s = 0;
-            for (int64_t k = 0; k < K; ++k)
-              s += convert<double>(*ma.at(bi, i, k)) * convert<double>(*mb.at(bi, k, j));
-            T& o = *mo.at(bi, i, j);
-            double v = da * s;
-            if (db != 0.0) v += db * convert<double>(o);
-            o = convert<T>(v);
-          }
+      // out of T, or float32 for 16-bit operands (the output cast)
+      auto run = [&](auto* out_type) {
+        using O = std::remove_pointer_t<decltype(out_type)>;
+        const Mat<O> mo = mat_of<O>(out);
+        const double da = alpha.to<double>(), db = beta.to<double>();
+        for (int64_t bi = 0; bi < B; ++bi)
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double s = 0;
+              for (int64_t k = 0; k < K; ++k)
+                s += convert<double>(*ma.at(bi, i, k)) * convert<double>(*mb.at(bi, k, j));
+              O& o = *mo.at(bi, i, j);
+              double v = da * s;
+              if (db != 0.0) v += db * convert<double>(o);
+              o = convert<O>(v);
+            }
+      };
+      if (out.dtype() == a.dtype())
+        run(static_cast<T*>(nullptr));
+      else
+        run(static_cast<float*>(nullptr));
     }
   });
 }

@@ -48,11 +48,29 @@ void check_operands(const Tensor& a, const Tensor& b, const char* op) {
   EMBER_CHECK(a.dtype() != kBool, DTypeError, "[", op, "] bool tensors are not supported");
 }
 
-/// The `input` of addmm/baddbmm/linear: same device and dtype as the operands.
-void check_input(const Tensor& input, const Tensor& a, const char* op, const char* name) {
+/// The `input` of addmm/baddbmm/linear: same device and dtype as the operands (or, with an
+/// out_dtype, that dtype).
+void check_input(const Tensor& input, const Tensor& a, const char* op, const char* name,
+                 DType out_dtype) {
   check_same_device({&a, &input}, op);
-  EMBER_CHECK(input.dtype() == a.dtype(), DTypeError, "[", op, "] expected ", name,
-              " to have the operands' dtype ", a.dtype(), ", got ", input.dtype());
+  if (out_dtype == a.dtype())
+    EMBER_CHECK(input.dtype() == a.dtype(), DTypeError, "[", op, "] expected ", name,
+                " to have the operands' dtype ", a.dtype(), ", got ", input.dtype());
+  else
+    EMBER_CHECK(input.dtype() == a.dtype() || input.dtype() == out_dtype, DTypeError, "[", op,
+                "] expected ", name, " to have the operands' dtype ", a.dtype(),
+                " or the out_dtype ", out_dtype, ", got ", input.dtype());
+}
+void check_input(const Tensor& input, const Tensor& a, const char* op, const char* name) {
+  check_input(input, a, op, name, a.dtype());
+}
+
+/// PyTorch's out_dtype: the operands' own dtype, or float32 for float16/bfloat16 operands.
+void check_out_dtype(DType operands, DType out, const char* op) {
+  EMBER_CHECK(
+      out == operands || (out == kFloat32 && (operands == kFloat16 || operands == kBFloat16)),
+      DTypeError, "[", op, "] out_dtype ", out, " is not supported for ", operands,
+      " operands: it must be their dtype, or float32 for float16/bfloat16 ones");
 }
 
 /// PyTorch refuses floating alpha/beta for integer tensors (they would be truncated silently).
@@ -244,38 +262,65 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mm_forward(const Tensor& a, const Tensor& b) {
+Tensor mm_forward(const Tensor& a, const Tensor& b, DType out_dtype) {
   check_operands(a, b, "mm");
+  check_out_dtype(a.dtype(), out_dtype, "mm");
   EMBER_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "[mm] expected 2-D matrices, got a ",
               a.sizes(), " and b ", b.sizes());
   check_inner(a, b, a.size(1), b.size(0), "mm");
-  Tensor out = make_tensor({a.size(0), b.size(1)}, a.dtype(), a.device(), "mm");
+  Tensor out = make_tensor({a.size(0), b.size(1)}, out_dtype, a.device(), "mm");
   gemm_batched(out, a, b, 1, 0);
   return out;
 }
 
-Tensor bmm_forward(const Tensor& a, const Tensor& b) {
+Tensor bmm_forward(const Tensor& a, const Tensor& b, DType out_dtype) {
   check_operands(a, b, "bmm");
+  check_out_dtype(a.dtype(), out_dtype, "bmm");
   EMBER_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError, "[bmm] expected 3-D tensors, got a ",
               a.sizes(), " and b ", b.sizes());
   EMBER_CHECK(a.size(0) == b.size(0), ShapeError, "[bmm] batch sizes differ: a ", a.sizes(),
               " vs b ", b.sizes());
   check_inner(a, b, a.size(2), b.size(1), "bmm");
-  Tensor out = make_tensor({a.size(0), a.size(1), b.size(2)}, a.dtype(), a.device(), "bmm");
+  Tensor out = make_tensor({a.size(0), a.size(1), b.size(2)}, out_dtype, a.device(), "bmm");
   launch_gemm(out, a, b, 1, 0);
   return out;
 }
 
+/// addmm/baddbmm's (batches, M, N) product with beta == 1 on CUDA under Ember's kernels: input
+/// as the tensor-core GEMM's fused bias (a row of N, a Linear's bias) or residual (out's shape),
+/// read once in the epilogue instead of copied into out and read back. False, out untouched,
+/// when it does not apply or the kernel declines the layout.
+bool fused_input(const Tensor& out3, const Tensor& input, const Tensor& a3, const Tensor& b3,
+                 Scalar beta, Scalar alpha) {
+  if (!out3.is_cuda() || cuda::backend() != cuda::Backend::kEmber || input.dtype() != out3.dtype())
+    return false;
+  if (beta.to<double>() != 1.0 || !is_floating(out3.dtype())) return false;
+  GemmEpilogue e;
+  e.alpha = alpha.to<double>();
+  const int64_t N = out3.size(2);
+  if (input.dim() == 1 && input.size(0) == N && N > 1)
+    e.bias = input;
+  else if (input.sizes() == out3.sizes())
+    e.residual = input;
+  else if (input.dim() == 2 && input.size(0) == out3.size(1) && input.size(1) == N)
+    e.residual = input.unsqueeze(0);
+  else
+    return false;
+  return cuda::gemm_tc(out3, a3, b3, e);
+}
+
 Tensor addmm_forward(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
-                     Scalar alpha) {
+                     Scalar alpha, DType out_dtype) {
   check_operands(a, b, "addmm");
+  check_out_dtype(a.dtype(), out_dtype, "addmm");
   check_defined(input, "addmm", "input");
-  check_input(input, a, "addmm", "input");
+  check_input(input, a, "addmm", "input", out_dtype);
   check_coefficients(a.dtype(), alpha, beta, "addmm");
   EMBER_CHECK(a.dim() == 2 && b.dim() == 2, ShapeError, "[addmm] expected 2-D matrices, got a ",
               a.sizes(), " and b ", b.sizes());
   check_inner(a, b, a.size(1), b.size(0), "addmm");
-  Tensor out = make_tensor({a.size(0), b.size(1)}, a.dtype(), a.device(), "addmm");
+  Tensor out = make_tensor({a.size(0), b.size(1)}, out_dtype, a.device(), "addmm");
+  if (fused_input(out.unsqueeze(0), input, a.unsqueeze(0), b.unsqueeze(0), beta, alpha)) return out;
   // Checks the input's shape even when beta == 0 (which then ignores its values), like PyTorch.
   fill_from_input(out, input, "addmm", "input");
   gemm_batched(out, a, b, alpha, beta);
@@ -283,17 +328,19 @@ Tensor addmm_forward(const Tensor& input, const Tensor& a, const Tensor& b, Scal
 }
 
 Tensor baddbmm_forward(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
-                       Scalar alpha) {
+                       Scalar alpha, DType out_dtype) {
   check_operands(a, b, "baddbmm");
+  check_out_dtype(a.dtype(), out_dtype, "baddbmm");
   check_defined(input, "baddbmm", "input");
-  check_input(input, a, "baddbmm", "input");
+  check_input(input, a, "baddbmm", "input", out_dtype);
   check_coefficients(a.dtype(), alpha, beta, "baddbmm");
   EMBER_CHECK(a.dim() == 3 && b.dim() == 3, ShapeError, "[baddbmm] expected 3-D tensors, got a ",
               a.sizes(), " and b ", b.sizes());
   EMBER_CHECK(a.size(0) == b.size(0), ShapeError, "[baddbmm] batch sizes differ: a ", a.sizes(),
               " vs b ", b.sizes());
   check_inner(a, b, a.size(2), b.size(1), "baddbmm");
-  Tensor out = make_tensor({a.size(0), a.size(1), b.size(2)}, a.dtype(), a.device(), "baddbmm");
+  Tensor out = make_tensor({a.size(0), a.size(1), b.size(2)}, out_dtype, a.device(), "baddbmm");
+  if (fused_input(out, input, a, b, beta, alpha)) return out;
   fill_from_input(out, input, "baddbmm", "input");
   launch_gemm(out, a, b, alpha, beta);
   return out;
@@ -375,41 +422,47 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mm(const Tensor& a, const Tensor& b) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
-    return autocast_call(*dt, &mm, a, b);
-  Tensor out = forward_no_grad([&] { return mm_forward(a, b); });
+namespace {
+
+/// dY of a product asked for in another dtype (out_dtype), as the operands' dtype: the backward
+/// multiplies in the operands' precision, as the plain op's does.
+Tensor grad_as(const Tensor& dy, DType operands) {
+  return dy.dtype() == operands ? dy : dy.to(operands);
+}
+
+Tensor mm_impl(const Tensor& a, const Tensor& b, DType out_dtype) {
+  Tensor out = forward_no_grad([&] { return mm_forward(a, b, out_dtype); });
   if (is_floating(out.dtype()))
-    autograd::record("mm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+    autograd::record("mm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy_out) {
+      const Tensor dy = grad_as(dy_out, s[0].dtype());
       return Grads{wants(s[0]) ? mm(dy, s[1].t()) : Tensor(),
                    wants(s[1]) ? mm(s[0].t(), dy) : Tensor()};
     });
   return out;
 }
 
-Tensor bmm(const Tensor& a, const Tensor& b) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
-    return autocast_call(*dt, &bmm, a, b);
-  Tensor out = forward_no_grad([&] { return bmm_forward(a, b); });
+Tensor bmm_impl(const Tensor& a, const Tensor& b, DType out_dtype) {
+  Tensor out = forward_no_grad([&] { return bmm_forward(a, b, out_dtype); });
   if (is_floating(out.dtype()))
-    autograd::record("bmm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy) {
+    autograd::record("bmm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy_out) {
+      const Tensor dy = grad_as(dy_out, s[0].dtype());
       return Grads{wants(s[0]) ? bmm(dy, s[1].transpose(1, 2)) : Tensor(),
                    wants(s[1]) ? bmm(s[0].transpose(1, 2), dy) : Tensor()};
     });
   return out;
 }
 
-Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
-    return autocast_call(*dt, &addmm, input, a, b, beta, alpha);
-  Tensor out = forward_no_grad([&] { return addmm_forward(input, a, b, beta, alpha); });
+Tensor addmm_impl(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha,
+                  DType out_dtype) {
+  Tensor out = forward_no_grad([&] { return addmm_forward(input, a, b, beta, alpha, out_dtype); });
   if (is_floating(out.dtype())) {
     const double be = beta.to<double>(), al = alpha.to<double>();
     const bool need_input = wants(input);  // skips the beta * dY multiply otherwise
     // d input = beta * dY (summed to input's shape by the engine); dA, dB as mm, times alpha.
     autograd::record("addmm", {input, a, b}, out, {a, b},
-                     [be, al, need_input](const Saved& s, const Tensor& dy) {
-                       return Grads{need_input ? scaled(dy, be) : Tensor(),
+                     [be, al, need_input](const Saved& s, const Tensor& dy_out) {
+                       const Tensor dy = grad_as(dy_out, s[0].dtype());
+                       return Grads{need_input ? scaled(dy_out, be) : Tensor(),
                                     wants(s[0]) ? scaled(mm(dy, s[1].t()), al) : Tensor(),
                                     wants(s[1]) ? scaled(mm(s[0].t(), dy), al) : Tensor()};
                      });
@@ -417,22 +470,85 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
   return out;
 }
 
-Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
-    return autocast_call(*dt, &baddbmm, input, a, b, beta, alpha);
-  Tensor out = forward_no_grad([&] { return baddbmm_forward(input, a, b, beta, alpha); });
+Tensor baddbmm_impl(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
+                    Scalar alpha, DType out_dtype) {
+  Tensor out =
+      forward_no_grad([&] { return baddbmm_forward(input, a, b, beta, alpha, out_dtype); });
   if (is_floating(out.dtype())) {
     const double be = beta.to<double>(), al = alpha.to<double>();
     const bool need_input = wants(input);
     autograd::record("baddbmm", {input, a, b}, out, {a, b},
-                     [be, al, need_input](const Saved& s, const Tensor& dy) {
+                     [be, al, need_input](const Saved& s, const Tensor& dy_out) {
+                       const Tensor dy = grad_as(dy_out, s[0].dtype());
                        return Grads{
-                           need_input ? scaled(dy, be) : Tensor(),
+                           need_input ? scaled(dy_out, be) : Tensor(),
                            wants(s[0]) ? scaled(bmm(dy, s[1].transpose(1, 2)), al) : Tensor(),
                            wants(s[1]) ? scaled(bmm(s[0].transpose(1, 2), dy), al) : Tensor()};
                      });
   }
   return out;
+}
+
+// The public overloads as plain function pointers, for autocast_call.
+using Mm = Tensor (*)(const Tensor&, const Tensor&);
+using MmAs = Tensor (*)(const Tensor&, const Tensor&, DType);
+using Addmm = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar);
+using AddmmAs = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, DType, Scalar, Scalar);
+
+}  // namespace
+
+Tensor mm(const Tensor& a, const Tensor& b) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, static_cast<Mm>(&mm), a, b);
+  check_defined(a, "mm", "a");
+  return mm_impl(a, b, a.dtype());
+}
+
+Tensor mm(const Tensor& a, const Tensor& b, DType out_dtype) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, static_cast<MmAs>(&mm), a, b, out_dtype);
+  return mm_impl(a, b, out_dtype);
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, static_cast<Mm>(&bmm), a, b);
+  check_defined(a, "bmm", "a");
+  return bmm_impl(a, b, a.dtype());
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b, DType out_dtype) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
+    return autocast_call(*dt, static_cast<MmAs>(&bmm), a, b, out_dtype);
+  return bmm_impl(a, b, out_dtype);
+}
+
+Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
+    return autocast_call(*dt, static_cast<Addmm>(&addmm), input, a, b, beta, alpha);
+  check_defined(a, "addmm", "a");
+  return addmm_impl(input, a, b, beta, alpha, a.dtype());
+}
+
+Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, DType out_dtype, Scalar beta,
+             Scalar alpha) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
+    return autocast_call(*dt, static_cast<AddmmAs>(&addmm), input, a, b, out_dtype, beta, alpha);
+  return addmm_impl(input, a, b, beta, alpha, out_dtype);
+}
+
+Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
+    return autocast_call(*dt, static_cast<Addmm>(&baddbmm), input, a, b, beta, alpha);
+  check_defined(a, "baddbmm", "a");
+  return baddbmm_impl(input, a, b, beta, alpha, a.dtype());
+}
+
+Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, DType out_dtype, Scalar beta,
+               Scalar alpha) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
+    return autocast_call(*dt, static_cast<AddmmAs>(&baddbmm), input, a, b, out_dtype, beta, alpha);
+  return baddbmm_impl(input, a, b, beta, alpha, out_dtype);
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) {
