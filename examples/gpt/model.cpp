@@ -140,7 +140,13 @@ Tensor GPTImpl::forward(const Tensor& idx) {
   for (size_t i = 0; i < transformer->h->size(); ++i)
     x = transformer->h->at<BlockImpl>(i)->forward(x);
   x = transformer->ln_f(x);
-  return ember::linear(x, transformer->wte->weight);  // (B, T, V): tied to wte
+  // The head, tied to wte: (B, T, C) @ wte^T as one (B T, C) x (C, V) product. When it runs in 16
+  // bits (autocast, or 16-bit weights) the logits are float32 (out_dtype): the GEMM's float32
+  // sums stored as they are, so the loss reads unrounded logits without a conversion pass first.
+  const Tensor& w = transformer->wte->weight;
+  const int64_t B = x.size(0), C = x.size(2);
+  const ember::DType logits = x.dtype() == ember::kFloat64 ? ember::kFloat64 : ember::kFloat32;
+  return ember::mm(x.reshape({B * T, C}), w.t(), logits).view({B, T, w.size(0)});  // (B, T, V)
 }
 
 Tensor lm_loss(const Tensor& logits, const Tensor& targets) {

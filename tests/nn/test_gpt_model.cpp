@@ -138,6 +138,31 @@ TEST_CASE("gpt model: causal, tied, every parameter gets a gradient") {
   REQUIRE_FALSE(model->state_dict().contains("lm_head.weight"));
 }
 
+TEST_CASE("gpt model: in 16 bits the tied head gives float32 logits, never rounded to 16 bits") {
+  manual_seed(2);
+  gpt::GPT model(gpt::GPTConfig::preset("tiny", 50));
+  model->eval();
+  const Tensor idx = randint(0, 50, {2, 12});
+  const Tensor full = model->forward(idx);
+  REQUIRE(full.dtype() == kFloat32);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    Tensor logits;
+    {
+      auto scope = autocast(dt, kCPU);
+      logits = model->forward(idx);
+    }
+    REQUIRE(logits.dtype() == kFloat32);
+    REQUIRE(logits.sizes() == full.sizes());
+    CHECK(max_abs_diff(logits, full) < 3e-2 * full.abs().max().item<double>());
+    // The head's float32 sums as they are: some logit is no 16-bit value.
+    CHECK_FALSE(bitwise_equal(logits, logits.to(dt).to(kFloat32)));
+  }
+  // A float64 model keeps float64 logits.
+  model->to(kFloat64);
+  CHECK(model->forward(idx).dtype() == kFloat64);
+}
+
 TEST_CASE("gpt model: generate extends the prompt, greedy is top-k 1, seeds repeat") {
   manual_seed(2);
   gpt::GPT model(gpt::GPTConfig::preset("tiny", 20));
