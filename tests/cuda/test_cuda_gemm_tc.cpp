@@ -337,6 +337,10 @@ TEST_CASE("cuda mm, bmm, addmm with out_dtype float32, and addmm's input fused i
     e3.residual = res3;
     REQUIRE(cuda::gemm_tc(direct, a, b, e3));
     CHECK(test::bitwise_equal(baddbmm(res3, a, b, kFloat32).cpu(), direct.cpu()));
+    // One (M, N) input for every batch: the residual read with batch stride 0.
+    e3.residual = res.unsqueeze(0).expand({3, 37, 130});
+    REQUIRE(cuda::gemm_tc(direct, a, b, e3));
+    CHECK(test::bitwise_equal(baddbmm(res, a, b, kFloat32).cpu(), direct.cpu()));
     // Gradients come back in the operands' dtype.
     const Tensor aw = a[0].detach().requires_grad_(), ww = w.detach().requires_grad_();
     addmm(bias, aw, ww.t(), kFloat32).sum().backward();

@@ -298,12 +298,12 @@ bool fused_input(const Tensor& out3, const Tensor& input, const Tensor& a3, cons
   GemmEpilogue e;
   e.alpha = alpha.to<double>();
   const int64_t N = out3.size(2);
-  if (input.dim() == 1 && input.size(0) == N && N > 1)
+  if (input.dim() == 1 && input.size(0) == N)
     e.bias = input;
   else if (input.sizes() == out3.sizes())
     e.residual = input;
   else if (input.dim() == 2 && input.size(0) == out3.size(1) && input.size(1) == N)
-    e.residual = input.unsqueeze(0);
+    e.residual = input.unsqueeze(0).expand(out3.sizes());  // one matrix for every batch
   else
     return false;
   return cuda::gemm_tc(out3, a3, b3, e);
