@@ -146,14 +146,17 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
 }
 
 /// The register trick: the A fragment of the 16-key slice ks (keys 16 ks .. 16 ks + 15) of a
-/// warp's (16, 64) accumulators pm is exactly accumulator tiles 2 ks and 2 ks + 1, rounded to T
-/// and packed in pairs (for mma.sync and for wgmma's register A alike).
-template <class T, int NT>
-__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], const float (&pm)[NT][4], int ks) {
-  a[0] = pack2<T>(pm[2 * ks][0], pm[2 * ks][1]);
-  a[1] = pack2<T>(pm[2 * ks][2], pm[2 * ks][3]);
-  a[2] = pack2<T>(pm[2 * ks + 1][0], pm[2 * ks + 1][1]);
-  a[3] = pack2<T>(pm[2 * ks + 1][2], pm[2 * ks + 1][3]);
+/// warp's (16, 64) accumulators pm is exactly accumulator tiles lo = pm[2 ks] and hi =
+/// pm[2 ks + 1], rounded to T and packed in pairs (for mma.sync and for wgmma's register A alike).
+/// The two tiles are passed alone: given the whole array, g++'s -Warray-bounds (the emulated
+/// build) confused instances of different lengths.
+template <class T>
+__device__ __forceinline__ void a_fragment(uint32_t (&a)[4], const float (&lo)[4],
+                                           const float (&hi)[4]) {
+  a[0] = pack2<T>(lo[0], lo[1]);
+  a[1] = pack2<T>(lo[2], lo[3]);
+  a[2] = pack2<T>(hi[0], hi[1]);
+  a[3] = pack2<T>(hi[2], hi[3]);
 }
 
 /// Rows [r0, r0 + 64) of x (rows at stride sr, rows >= n zero-filled) into dst by cp.async, 16
@@ -213,7 +216,7 @@ __device__ __forceinline__ void scores_wgmma(float (&s)[8][4], const unsigned ch
 template <class T, int NT>
 __device__ __forceinline__ void pack_p(uint32_t (&a)[NT / 2][4], const float (&pm)[NT][4]) {
 #pragma unroll
-  for (int ks = 0; ks < NT / 2; ++ks) a_fragment<T>(a[ks], pm, ks);
+  for (int ks = 0; ks < NT / 2; ++ks) a_fragment<T>(a[ks], pm[2 * ks], pm[2 * ks + 1]);
 }
 /// O (the warpgroup's 64 rows x D) += P V, issued (not committed): P from registers, V's tile vsw
 /// (kN keys; D / 64 panels kN x 128 bytes apart) read N-major, k16 steps 16 rows = 2048 bytes.
@@ -343,7 +346,7 @@ __device__ __forceinline__ void product_px(float (&acc)[D / 8][4], const float (
 #pragma unroll
   for (int ks = 0; ks < 4; ++ks) {  // k = 16 ks .. 16 ks + 15: accumulator tiles 2 ks, 2 ks + 1
     uint32_t a[4];
-    a_fragment<T>(a, pm, ks);
+    a_fragment<T>(a, pm[2 * ks], pm[2 * ks + 1]);
 #pragma unroll
     for (int nj = 0; nj < D / 16; ++nj) {
       uint32_t b0[2], b1[2];
