@@ -331,15 +331,21 @@ __global__ void cluster_kernel(uint16_t* out, int* ranks, const __grid_constant_
   ember_emu::cluster_arrive();
   ember_emu::cluster_wait();
 }
-// Misuse: block rank 0 exits while rank 1 still arrives on its barrier (rank 0 runs first, as
-// far as it can, so it has exited when rank 1 gets there).
-__global__ void cluster_exited_kernel() {
+// Misuse: block rank 0 exits while rank 1 still arrives on its barrier. Rank 1 first waits until
+// every thread of rank 0 has counted itself out in `exited` (zero at launch): a thread counts
+// just before it exits, with no yield between, so rank 1 sees the full count only once they have
+// all exited, in any scheduling order (reversed, shuffled, by warp priority).
+__global__ void cluster_exited_kernel(int* exited) {
   extern __shared__ __align__(16) unsigned char raw[];
   uint64_t* const bar = reinterpret_cast<uint64_t*>(raw);
   if (threadIdx.x == 0) ember_emu::mbar_init(bar, 64);
   ember_emu::cluster_arrive();
   ember_emu::cluster_wait();
-  if (ember_emu::cluster_ctarank() == 0) return;
+  if (ember_emu::cluster_ctarank() == 0) {
+    atomicAdd(exited, 1);
+    return;
+  }
+  while (atomicAdd(exited, 0) < static_cast<int>(blockDim.x)) ember_emu::spin_yield("rank 0's exit");
   ember_emu::mbar_arrive(static_cast<uint64_t*>(ember_emu::map_shared_rank(bar, 0)), 0);
 }
 // Misuse: a static shared-memory variable in a cluster launch.
@@ -720,7 +726,10 @@ void hopper_misuse(const char* what, int* d) {
   if (!std::strcmp(what, "named_leftover")) named_leftover_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "named_deadlock")) named_deadlock_kernel<<<1, 64>>>();
   if (!std::strcmp(what, "bulk_misaligned")) bulk_kernel<<<1, 32, 128>>>(d + 16, d, 2);
-  if (!std::strcmp(what, "cluster_exited")) launch_cluster(cluster_exited_kernel, 2, 64, 64, 2);
+  if (!std::strcmp(what, "cluster_exited")) {
+    CHECK(cudaMemset(d, 0, sizeof(int)) == cudaSuccess);
+    launch_cluster(cluster_exited_kernel, 2, 64, 64, 2, d);
+  }
   if (!std::strcmp(what, "cluster_static")) launch_cluster(cluster_static_kernel, 2, 32, 0, 2, d);
   if (!std::strcmp(what, "cluster_grid")) launch_cluster(cluster_static_kernel, 3, 32, 0, 2, d);
   if (!std::strcmp(what, "cooperative_deadlock")) launch_cooperative(turn_deadlock_kernel, 2, 32, d);
