@@ -393,14 +393,13 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
   std::vector<int64_t> full = shape_b;
   shape_b.insert(shape_b.end(), {K, N});
   full.insert(full.end(), {a.size(-2), N});
-  // On CUDA the tensor-core GEMM adds the bias in its epilogue: one pass over out instead of a
-  // broadcast fill and a read-modify-write (declined layouts take the path below).
-  if (bias.defined() && x.is_cuda() && cuda::backend() == cuda::Backend::kEmber &&
-      bias.dim() == 1 && bias.size(0) == N && bias.dtype() == x.dtype()) {
-    GemmEpilogue e;
-    e.bias = bias;
+  // On CUDA the tensor-core GEMM adds the bias in its epilogue (addmm's fused input): one pass
+  // over out instead of a broadcast fill and a read-modify-write (declined layouts take the path
+  // below).
+  if (bias.defined() && x.is_cuda()) {
     const Tensor a3 = x.reshape({1, -1, K});
-    if (cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return out;
+    if (fused_input(out.view({1, a3.size(1), N}), bias, a3, weight.t().unsqueeze(0), 1, 1))
+      return out;
   }
   if (bias.defined()) fill_from_input(out, bias, "linear", "bias");
   gemm_batched(out.view(full), a, weight.t().expand(shape_b), 1, bias.defined() ? 1 : 0);
@@ -430,63 +429,28 @@ Tensor grad_as(const Tensor& dy, DType operands) {
   return dy.dtype() == operands ? dy : dy.to(operands);
 }
 
-Tensor mm_impl(const Tensor& a, const Tensor& b, DType out_dtype) {
-  Tensor out = forward_no_grad([&] { return mm_forward(a, b, out_dtype); });
-  if (is_floating(out.dtype()))
-    autograd::record("mm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy_out) {
-      const Tensor dy = grad_as(dy_out, s[0].dtype());
-      return Grads{wants(s[0]) ? mm(dy, s[1].t()) : Tensor(),
-                   wants(s[1]) ? mm(s[0].t(), dy) : Tensor()};
-    });
-  return out;
-}
-
-Tensor bmm_impl(const Tensor& a, const Tensor& b, DType out_dtype) {
-  Tensor out = forward_no_grad([&] { return bmm_forward(a, b, out_dtype); });
-  if (is_floating(out.dtype()))
-    autograd::record("bmm", {a, b}, out, {a, b}, [](const Saved& s, const Tensor& dy_out) {
-      const Tensor dy = grad_as(dy_out, s[0].dtype());
-      return Grads{wants(s[0]) ? bmm(dy, s[1].transpose(1, 2)) : Tensor(),
-                   wants(s[1]) ? bmm(s[0].transpose(1, 2), dy) : Tensor()};
-    });
-  return out;
-}
-
-Tensor addmm_impl(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha,
-                  DType out_dtype) {
-  Tensor out = forward_no_grad([&] { return addmm_forward(input, a, b, beta, alpha, out_dtype); });
-  if (is_floating(out.dtype())) {
-    const double be = beta.to<double>(), al = alpha.to<double>();
-    const bool need_input = wants(input);  // skips the beta * dY multiply otherwise
-    // d input = beta * dY (summed to input's shape by the engine); dA, dB as mm, times alpha.
-    autograd::record("addmm", {input, a, b}, out, {a, b},
-                     [be, al, need_input](const Saved& s, const Tensor& dy_out) {
-                       const Tensor dy = grad_as(dy_out, s[0].dtype());
-                       return Grads{need_input ? scaled(dy_out, be) : Tensor(),
-                                    wants(s[0]) ? scaled(mm(dy, s[1].t()), al) : Tensor(),
-                                    wants(s[1]) ? scaled(mm(s[0].t(), dy), al) : Tensor()};
-                     });
-  }
-  return out;
-}
-
-Tensor baddbmm_impl(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
-                    Scalar alpha, DType out_dtype) {
-  Tensor out =
-      forward_no_grad([&] { return baddbmm_forward(input, a, b, beta, alpha, out_dtype); });
-  if (is_floating(out.dtype())) {
-    const double be = beta.to<double>(), al = alpha.to<double>();
-    const bool need_input = wants(input);
-    autograd::record("baddbmm", {input, a, b}, out, {a, b},
-                     [be, al, need_input](const Saved& s, const Tensor& dy_out) {
-                       const Tensor dy = grad_as(dy_out, s[0].dtype());
-                       return Grads{
-                           need_input ? scaled(dy_out, be) : Tensor(),
-                           wants(s[0]) ? scaled(bmm(dy, s[1].transpose(1, 2)), al) : Tensor(),
-                           wants(s[1]) ? scaled(bmm(s[0].transpose(1, 2), dy), al) : Tensor()};
-                     });
-  }
-  return out;
+/// Records the node of out = beta input + alpha (a @ b): mm and bmm (input undefined), addmm and
+/// baddbmm; `batched` picks bmm over mm for the gradients dA = dY B^T, dB = A^T dY (times
+/// alpha; d input = beta dY, which the engine sums to input's shape).
+void record_product(const char* op, bool batched, const Tensor& input, const Tensor& a,
+                    const Tensor& b, const Tensor& out, double beta, double alpha) {
+  if (!is_floating(out.dtype())) return;
+  const bool has_input = input.defined();
+  const bool need_input = wants(input);  // skips the beta * dY multiply otherwise
+  auto fn = [batched, has_input, need_input, beta, alpha](const Saved& s, const Tensor& dy_out) {
+    const Tensor dy = grad_as(dy_out, s[0].dtype());
+    auto product = [batched](const Tensor& x, const Tensor& y) {
+      return batched ? bmm(x, y) : mm(x, y);
+    };
+    const Tensor ga = wants(s[0]) ? scaled(product(dy, s[1].transpose(-2, -1)), alpha) : Tensor();
+    const Tensor gb = wants(s[1]) ? scaled(product(s[0].transpose(-2, -1), dy), alpha) : Tensor();
+    if (!has_input) return Grads{ga, gb};
+    return Grads{need_input ? scaled(dy_out, beta) : Tensor(), ga, gb};
+  };
+  if (has_input)
+    autograd::record(op, {input, a, b}, out, {a, b}, fn);
+  else
+    autograd::record(op, {a, b}, out, {a, b}, fn);
 }
 
 // The public overloads as plain function pointers, for autocast_call.
@@ -501,54 +465,63 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
     return autocast_call(*dt, static_cast<Mm>(&mm), a, b);
   check_defined(a, "mm", "a");
-  return mm_impl(a, b, a.dtype());
+  return mm(a, b, a.dtype());
 }
 
 Tensor mm(const Tensor& a, const Tensor& b, DType out_dtype) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
     return autocast_call(*dt, static_cast<MmAs>(&mm), a, b, out_dtype);
-  return mm_impl(a, b, out_dtype);
+  Tensor out = forward_no_grad([&] { return mm_forward(a, b, out_dtype); });
+  record_product("mm", false, Tensor(), a, b, out, 0, 1);
+  return out;
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
     return autocast_call(*dt, static_cast<Mm>(&bmm), a, b);
   check_defined(a, "bmm", "a");
-  return bmm_impl(a, b, a.dtype());
+  return bmm(a, b, a.dtype());
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b, DType out_dtype) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, a, b))
     return autocast_call(*dt, static_cast<MmAs>(&bmm), a, b, out_dtype);
-  return bmm_impl(a, b, out_dtype);
+  Tensor out = forward_no_grad([&] { return bmm_forward(a, b, out_dtype); });
+  record_product("bmm", true, Tensor(), a, b, out, 0, 1);
+  return out;
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
     return autocast_call(*dt, static_cast<Addmm>(&addmm), input, a, b, beta, alpha);
   check_defined(a, "addmm", "a");
-  return addmm_impl(input, a, b, beta, alpha, a.dtype());
+  return addmm(input, a, b, a.dtype(), beta, alpha);
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, DType out_dtype, Scalar beta,
              Scalar alpha) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
     return autocast_call(*dt, static_cast<AddmmAs>(&addmm), input, a, b, out_dtype, beta, alpha);
-  return addmm_impl(input, a, b, beta, alpha, out_dtype);
+  Tensor out = forward_no_grad([&] { return addmm_forward(input, a, b, beta, alpha, out_dtype); });
+  record_product("addmm", false, input, a, b, out, beta.to<double>(), alpha.to<double>());
+  return out;
 }
 
 Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
     return autocast_call(*dt, static_cast<Addmm>(&baddbmm), input, a, b, beta, alpha);
   check_defined(a, "baddbmm", "a");
-  return baddbmm_impl(input, a, b, beta, alpha, a.dtype());
+  return baddbmm(input, a, b, a.dtype(), beta, alpha);
 }
 
 Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, DType out_dtype, Scalar beta,
                Scalar alpha) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, input, a, b))
     return autocast_call(*dt, static_cast<AddmmAs>(&baddbmm), input, a, b, out_dtype, beta, alpha);
-  return baddbmm_impl(input, a, b, beta, alpha, out_dtype);
+  Tensor out =
+      forward_no_grad([&] { return baddbmm_forward(input, a, b, beta, alpha, out_dtype); });
+  record_product("baddbmm", true, input, a, b, out, beta.to<double>(), alpha.to<double>());
+  return out;
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) {
