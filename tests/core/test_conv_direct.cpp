@@ -73,7 +73,7 @@ Tensor input_grad_reference(const Tensor& dy, const Tensor& weight, int64_t C, i
 
 }  // namespace
 
-TEST_CASE("conv2d_direct matches unfold + matmul; bitwise across threads and ISAs") {
+TEST_CASE("conv2d_direct matches unfold + matmul, bitwise across threads and ISAs") {
   const int saved = get_num_threads();
   const cpu::GemmIsa saved_isa = cpu::gemm_isa();
   uint64_t seed = 4100;
@@ -116,7 +116,7 @@ TEST_CASE("conv2d_direct matches unfold + matmul; bitwise across threads and ISA
     }
 }
 
-TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise across threads, ISAs") {
+TEST_CASE("conv2d_direct_weight_grad matches the sum over samples, bitwise across threads, ISAs") {
   const int saved = get_num_threads();
   const cpu::GemmIsa saved_isa = cpu::gemm_isa();
   uint64_t seed = 4200;
@@ -169,7 +169,7 @@ TEST_CASE("conv2d_direct_weight_grad matches the sum over samples; bitwise acros
   CHECK(rel_err(gwl, matmul(dyl.reshape({8, 64, 2304}), colsl.transpose(1, 2)).sum({0})) < 1e-12);
 }
 
-TEST_CASE("conv2d_direct_input_grad matches the scatter reference; bitwise across threads, ISAs") {
+TEST_CASE("conv2d_direct_input_grad matches the scatter reference, bitwise across threads, ISAs") {
   const int saved = get_num_threads();
   const cpu::GemmIsa saved_isa = cpu::gemm_isa();
   uint64_t seed = 4400;

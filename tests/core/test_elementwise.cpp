@@ -358,7 +358,7 @@ TEST_CASE("unary: integer and bool inputs") {
   EMBER_CHECK_THROWS(relu(b), DTypeError, "[relu]", "bool");
 }
 
-TEST_CASE("round: half to even; sign: zero and NaN") {
+TEST_CASE("round: half to even, sign: zero and NaN") {
   check_values(round(f32({0.5, 1.5, 2.5, -0.5, -1.5, 2.4, -2.6})), {0, 2, 2, -0.0, -2, 2, -3});
   Tensor s = sign(f64({-0.0, 0.0, kNaN, -kInf, 3}));
   check_values(s, {0, 0, kNaN, -1, 1});

@@ -351,7 +351,7 @@ TEST_CASE(
   CHECK(iz.dtype() == kInt64);
 }
 
-TEST_CASE("topk: NaN counts as the largest value; 2-D along dim 0") {
+TEST_CASE("topk: NaN counts as the largest value, 2-D along dim 0") {
   Tensor x = tensor({1.0, kNaN, 3.0});
   auto [v, i] = topk(x, 1);
   CHECK(std::isnan(values(v)[0]));

@@ -380,7 +380,7 @@ TEST_CASE("cuda attention: the public sdpa routes bf16/fp16 D 64/128 to the fuse
         "scaled_dot_product_attention_flash");
 }
 
-TEST_CASE("cuda attention: no keys gives zeros and lse -inf; no queries an empty output") {
+TEST_CASE("cuda attention: no keys gives zeros and lse -inf, no queries an empty output") {
   if (!gpu()) return;
   Tensor q = rnd({2, 5, 64}, 91, kBFloat16).to(cu), k = rnd({2, 0, 64}, 92, kBFloat16).to(cu);
   Tensor v = rnd({2, 0, 64}, 93, kBFloat16).to(cu);

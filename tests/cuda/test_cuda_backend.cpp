@@ -62,7 +62,7 @@ double tolerance_of(DType dt) {
 
 }  // namespace
 
-TEST_CASE("cuda backend: Ember's kernels by default; kVendor only where cuBLAS exists") {
+TEST_CASE("cuda backend: Ember's kernels by default, kVendor only where cuBLAS exists") {
   CHECK(cuda::backend() == cuda::Backend::kEmber);
   CHECK(cuda::Backend::kCublas == cuda::Backend::kVendor);  // the former name
   if (!cuda::cublas_available()) {

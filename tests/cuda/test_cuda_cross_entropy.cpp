@@ -148,7 +148,7 @@ TEST_CASE("cuda cross_entropy: (N, C, d1, d2), unbatched (C,), another ignore_in
   }
 }
 
-TEST_CASE("cuda cross_entropy: logits of 1e30 and -inf; every logit -inf") {
+TEST_CASE("cuda cross_entropy: logits of 1e30 and -inf, every logit -inf") {
   if (!gpu()) return;
   const double inf = std::numeric_limits<double>::infinity();
   for (DType dt : {kFloat32, kFloat64}) {
@@ -183,7 +183,7 @@ TEST_CASE("cuda cross_entropy: logits of 1e30 and -inf; every logit -inf") {
   }
 }
 
-TEST_CASE("cuda cross_entropy: every target ignored; empty batches") {
+TEST_CASE("cuda cross_entropy: every target ignored, empty batches") {
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat64}) {
     INFO(dt);

@@ -224,7 +224,7 @@ TEST_CASE("cuda scatter and scatter_add, long rows and many rows: duplicates in 
                             scatter_add(a.to(kCu), 0, i, s.to(kCu)).cpu()));
 }
 
-TEST_CASE("cuda scatter_ and scatter_add_ in place into strided destinations; empty indices") {
+TEST_CASE("cuda scatter_ and scatter_add_ in place into strided destinations, empty indices") {
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat16, kInt64}) {
     const Tensor x = seeded({9, 40}, dt, 11), src = seeded({9, 40}, dt, 12);

@@ -135,7 +135,7 @@ TEST_CASE("cuda matmul: batched, broadcast batches, 1-D operands and dot") {
   }
 }
 
-TEST_CASE("cuda mm, bmm, addmm, baddbmm and linear equal the CPU's; beta == 0 ignores NaN") {
+TEST_CASE("cuda mm, bmm, addmm, baddbmm and linear equal the CPU's, beta == 0 ignores NaN") {
   if (!gpu()) return;
   uint64_t seed = 400;
   const int64_t B = 3, M = 65, K = 33, N = 127;

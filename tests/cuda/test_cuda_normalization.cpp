@@ -160,7 +160,7 @@ TEST_CASE("cuda layer_norm: rows held by one warp (16-byte chunks), their limits
   }
 }
 
-TEST_CASE("cuda layer_norm: 1, 2 and 3 normalized dims; a large mean; many rows") {
+TEST_CASE("cuda layer_norm: 1, 2 and 3 normalized dims, a large mean, many rows") {
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat64}) {
     INFO(dt);
@@ -265,7 +265,7 @@ TEST_CASE("cuda batch_norm: (N, C), (N, C, L), (N, C, H, W) with running statist
   }
 }
 
-TEST_CASE("cuda batch_norm: gradients of some inputs; non-contiguous input; bitwise repeats") {
+TEST_CASE("cuda batch_norm: gradients of some inputs, non-contiguous input, bitwise repeats") {
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat64}) {
     INFO(dt);

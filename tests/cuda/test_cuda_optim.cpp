@@ -137,7 +137,7 @@ TEST_CASE("cuda fused optimizers: special values propagate as in the CUDA compos
   }
 }
 
-TEST_CASE("cuda optimizers: strided (composite) and empty parameters; the CPU's errors") {
+TEST_CASE("cuda optimizers: strided (composite) and empty parameters, the CPU's errors") {
   if (!gpu()) return;
   for (const Config& c : {adam_config(true, true, 0.1), sgd_config(0.9, 0.5, false, 1e-2)}) {
     INFO(c.name);

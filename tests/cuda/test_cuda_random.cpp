@@ -465,7 +465,7 @@ TEST_CASE("cuda nn::init fillers: the CPU's values from the same generator") {
 
 // ---- edge cases and errors ----
 
-TEST_CASE("cuda random: empty tensors draw nothing; bad input raises the CPU's error") {
+TEST_CASE("cuda random: empty tensors draw nothing, bad input raises the CPU's error") {
   if (!gpu()) return;
   Generator g(1);
   CHECK(rand({0, 5}, g, on_cuda(kFloat32)).numel() == 0);

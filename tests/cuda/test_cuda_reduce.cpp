@@ -112,7 +112,7 @@ TEST_CASE("cuda max/min/argmax/argmin: first extremum, NaN wins, ties keep the f
   CHECK(test::bitwise_equal(argmin(big.to(cu), 1).cpu(), argmin(big, 1)));
 }
 
-TEST_CASE("cuda cumsum and softmax/log_softmax equal the CPU's; results repeat bitwise") {
+TEST_CASE("cuda cumsum and softmax/log_softmax equal the CPU's, results repeat bitwise") {
   if (!gpu()) return;
   const Device cu(kCUDA);
   uint64_t seed = 600;

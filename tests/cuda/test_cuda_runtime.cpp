@@ -45,7 +45,7 @@ TEST_CASE("cuda runtime without a GPU: queries say so, GPU objects raise DeviceE
   CHECK_FALSE(ones({3}).is_pinned());
 }
 
-TEST_CASE("kernel variant switches: the environment's value at first use, set() after; errors") {
+TEST_CASE("kernel variant switches: the environment's value at first use, set() after, errors") {
   // (No GPU needed: the switch is host code. Its own variable names, so no kernel is affected.)
   cuda::detail::VariantSwitch unset{"EMBER_TEST_VARIANT_UNSET", "set_test_variant", -1, 3};
   ::unsetenv("EMBER_TEST_VARIANT_UNSET");

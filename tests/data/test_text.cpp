@@ -168,7 +168,7 @@ Ids tensor_values(const Tensor& t) {
 
 // ---- files ----
 
-TEST_CASE("read_text_file: whole file, any bytes; typed errors name the path") {
+TEST_CASE("read_text_file: whole file, any bytes, typed errors name the path") {
   TempDir dir;
   const std::string bytes = std::string("a\0b\xff\n", 5) + std::string(100000, 'x');
   const std::string path = dir.file("t.txt");

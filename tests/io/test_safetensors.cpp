@@ -147,7 +147,7 @@ TEST_CASE("safetensors: an empty dict and a tensor-free file with metadata") {
 }
 
 TEST_CASE(
-    "safetensors: loading maps the file; tensors keep the mapping alive; writes stay private") {
+    "safetensors: loading maps the file, tensors keep the mapping alive, writes stay private") {
   TempDir dir;
   const std::string path = dir.file("big.safetensors");
   Tensor w = arange(1 << 16, kFloat32).reshape({256, 256});
@@ -264,7 +264,7 @@ TEST_CASE("safetensors: Ember's bytes equal the reference writer's for the same 
   }
 }
 
-TEST_CASE("safetensors: I16, U16 and U32 are widened; U64 is a typed error") {
+TEST_CASE("safetensors: I16, U16 and U32 are widened, U64 is a typed error") {
   StateDict w = load_safetensors(golden_path("widen.safetensors"));
   CHECK(w.at("i16").dtype() == kInt32);
   CHECK(equal(w.at("i16"), make<int32_t>({-32768, 32767, 0, -2}, {4})));
@@ -284,7 +284,7 @@ TEST_CASE("safetensors: I16, U16 and U32 are widened; U64 is a typed error") {
   CHECK(read_safetensors_header(golden_path("unsupported_u64.safetensors")).entries.size() == 1);
 }
 
-TEST_CASE("safetensors: export for Python (set EMBER_IO_EXPORT_DIR; see make_golden.py --check)") {
+TEST_CASE("safetensors: export for Python (set EMBER_IO_EXPORT_DIR, see make_golden.py --check)") {
   const char* dir = std::getenv("EMBER_IO_EXPORT_DIR");
   if (!dir) return;
   save_safetensors(std::string(dir) + "/ember_reference.safetensors", reference_tensors(),

@@ -170,7 +170,7 @@ TEST_CASE("sdpa: the public function is the reference") {
                             F::scaled_dot_product_attention_reference(q, k, v, m)));
 }
 
-TEST_CASE("sdpa: a float mask of -inf equals the bool mask; float32 works") {
+TEST_CASE("sdpa: a float mask of -inf equals the bool mask, float32 works") {
   Tensor q = rnd({2, 3, 4}, 8), k = rnd({2, 5, 4}, 9), v = rnd({2, 5, 3}, 10);
   Tensor keep = rnd({2, 3, 5}, 11) > 0.0;
   keep.select(-1, 2).fill_(true);
@@ -448,7 +448,7 @@ TEST_CASE("MultiheadAttention: batch_first equals seq-first with the same weight
   CHECK(close(w_bf, w_seq, 1e-14));
 }
 
-TEST_CASE("MultiheadAttention: key_padding_mask excludes keys; weights sum to 1") {
+TEST_CASE("MultiheadAttention: key_padding_mask excludes keys, weights sum to 1") {
   nn::MultiheadAttention m = make_mha(nn::MultiheadAttentionOptions(6, 3), 14);
   Tensor q = rnd({4, 2, 6}, 8), k = rnd({5, 2, 6}, 9), v = rnd({5, 2, 6}, 10);
   Tensor kpm = zeros({2, 5}, kBool);
@@ -482,7 +482,7 @@ TEST_CASE("MultiheadAttention: key_padding_mask excludes keys; weights sum to 1"
   CHECK(close(std::get<0>(m(q, k, v, fkpm)), y));
 }
 
-TEST_CASE("MultiheadAttention: bool and float attn_mask agree; 3-D masks are per head") {
+TEST_CASE("MultiheadAttention: bool and float attn_mask agree, 3-D masks are per head") {
   nn::MultiheadAttention m = make_mha(nn::MultiheadAttentionOptions(8, 2), 15);
   Tensor q = rnd({3, 2, 8}, 11), k = rnd({4, 2, 8}, 12);
   Tensor am = rnd({3, 4}, 13) > 0.3;

@@ -62,7 +62,7 @@ TEST_CASE("dropout: deterministic under manual_seed, different across draws") {
   CHECK_FALSE(test::bitwise_equal(a, F::dropout(x, 0.4)));
 }
 
-TEST_CASE("dropout: identity when not training or p = 0; zeros for p = 1") {
+TEST_CASE("dropout: identity when not training or p = 0, zeros for p = 1") {
   Tensor x = grad_input({3, 4});
   CHECK(F::dropout(x, 0.5, false).is_same(x));
   CHECK(F::dropout(x, 0.0).is_same(x));

@@ -185,7 +185,7 @@ TEST_CASE("cross_entropy: (N, C, d1, d2) inputs and unbatched (C,) inputs") {
   CHECK(item(F::cross_entropy(u, tensor({0.0, 0.0, 1.0}, kFloat64))) == Approx(item(lu)));
 }
 
-TEST_CASE("cross_entropy: equals logsumexp - x[target]; non-contiguous inputs; float16") {
+TEST_CASE("cross_entropy: equals logsumexp - x[target], non-contiguous inputs, float16") {
   Tensor x = grad_input({5, 4}, -3, 3, 47).detach();
   Tensor t = tensor({3, 0, 1, 1, 2});
   Tensor ref = logsumexp(x, {1}) - gather(x, 1, t.unsqueeze(1)).squeeze(1);

@@ -258,7 +258,7 @@ TEST_CASE("TransformerEncoder: layers are independent copies of the prototype") 
   CHECK(enc->named_parameters().contains("layers.2.norm2.bias"));
 }
 
-TEST_CASE("Transformer layers: batch_first equals seq-first; unbatched equals a batch of one") {
+TEST_CASE("Transformer layers: batch_first equals seq-first, unbatched equals a batch of one") {
   nn::TransformerEncoderLayer seq(
       nn::TransformerEncoderLayerOptions(8, 2).dim_feedforward(12).dropout(0.0));
   nn::TransformerEncoderLayer bf(
@@ -271,7 +271,7 @@ TEST_CASE("Transformer layers: batch_first equals seq-first; unbatched equals a 
   CHECK(close(seq(x.select(0, 1)), seq(x.select(0, 1).unsqueeze(1)).squeeze(1), 0.0));
 }
 
-TEST_CASE("Transformer layers: dropout in training only; eval is deterministic") {
+TEST_CASE("Transformer layers: dropout in training only, eval is deterministic") {
   nn::TransformerEncoderLayer l(
       nn::TransformerEncoderLayerOptions(8, 2).dim_feedforward(12).dropout(0.3));
   randomize(l, 13);

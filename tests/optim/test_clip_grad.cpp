@@ -82,7 +82,7 @@ TEST_CASE("clip_grad_norm_: a non-finite norm scales by NaN, or raises when aske
   CHECK(std::isnan(g[1]));
 }
 
-TEST_CASE("clip_grad_norm_: no grads give a zero norm; bad norm_type raises") {
+TEST_CASE("clip_grad_norm_: no grads give a zero norm, bad norm_type raises") {
   Tensor p = zeros({2}).requires_grad_();
   CHECK(nn::utils::clip_grad_norm_(p, 1.0).item<double>() == 0.0);
   EMBER_CHECK_THROWS(nn::utils::clip_grad_norm_(p, 1.0, -1.0), ValueError, "[clip_grad_norm_]",

@@ -228,7 +228,7 @@ TEST_CASE("Lion: default betas (0.9, 0.99) and lr 1e-4") {
 // ---- groups, zero_grad, closures ----
 
 TEST_CASE(
-    "Optimizer: parameter groups have their own lr; a group without options takes the defaults") {
+    "Optimizer: parameter groups have their own lr, a group without options takes the defaults") {
   Tensor a = tensor(Vec{1.0, 2.0}, kFloat64).requires_grad_();
   Tensor b = tensor(Vec{3.0}, kFloat64).requires_grad_();
   std::vector<optim::OptimizerParamGroup> groups;
