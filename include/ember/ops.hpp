@@ -282,6 +282,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 /// first half.
 Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
                    const std::string& approximate = "none");
+/// relu(linear(x, weight, bias)) as one op: on CUDA (as linear_gelu) one tensor-core GEMM with
+/// the bias and ReLU in its epilogue, whose backward reads the output (no pre-activation kept);
+/// elsewhere exactly the two ops.
+Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 // ---- copying shape ops ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t d = 0);
@@ -359,6 +363,13 @@ Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, Int
               ConvPadding padding, IntArrayRef dilation = 1, int64_t groups = 1);
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
               ConvPadding padding, IntArrayRef dilation = 1, int64_t groups = 1);
+/// relu(conv2d(...)) as one op: on CUDA (bfloat16/float16, Ember's backend) one implicit-GEMM
+/// convolution with the bias and ReLU in its epilogue, whose backward reads the output; elsewhere
+/// (and where the kernel declines) exactly the two ops. A convolution followed by BatchNorm
+/// folded into it (nn::utils::fuse_conv_bn_eval) and a ReLU, at inference.
+Tensor conv2d_relu(const Tensor& input, const Tensor& weight, const Tensor& bias = {},
+                   IntArrayRef stride = 1, IntArrayRef padding = 0, IntArrayRef dilation = 1,
+                   int64_t groups = 1);
 /// Transposed convolution (the adjoint of conv with the same parameters) with weight
 /// (C_in, C_out/groups, k...): output size (in - 1) stride - 2 padding + dilation (k - 1) +
 /// output_padding + 1; output_padding must be smaller than the stride or the dilation.

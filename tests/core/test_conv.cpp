@@ -2,6 +2,7 @@
 // conv_transpose1d/2d, max/avg/adaptive pooling, nearest/bilinear upsampling and interpolate.
 // Hand-computed small cases, float64 nested-loop references over grids of parameters, the
 // adjoint identity of conv_transpose2d, non-contiguous inputs, half types and error cases.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -111,7 +112,7 @@ TEST_CASE("unfold: hand-computed 2x2 windows of a 3x3 plane") {
   CHECK(values(p) == std::vector<double>{0, 0, 0, 5, 0, 0, 4, 6, 0, 2, 0, 8, 1, 3, 7, 9});
 }
 
-TEST_CASE("fold: hand-computed overlap counts; fold is the adjoint of unfold") {
+TEST_CASE("fold: hand-computed overlap counts, fold is the adjoint of unfold") {
   Tensor counts = fold(ones({1, 4, 4}, kFloat64), {3, 3}, 2);
   REQUIRE(counts.sizes() == IntArrayRef({1, 1, 3, 3}));
   CHECK(values(counts) == std::vector<double>{1, 2, 1, 2, 4, 2, 1, 2, 1});
@@ -325,6 +326,32 @@ TEST_CASE("conv2d: padding \"same\" and \"valid\"") {
   EMBER_CHECK_THROWS(conv2d(x, w, {}, 1, "full"), ValueError, "[conv2d]", "full");
 }
 
+TEST_CASE("conv2d_relu: on the CPU bitwise relu(conv2d), gradients included, errors name it") {
+  for (DType dt : {kFloat32, kFloat64, kBFloat16}) {
+    INFO(dt);
+    Tensor x = rnd({2, 4, 7, 6}, 16).to(dt).requires_grad_(true);
+    Tensor w = rnd({6, 2, 3, 3}, 17).to(dt).requires_grad_(true);
+    Tensor b = rnd({6}, 18).to(dt).requires_grad_(true);
+    Tensor y = conv2d_relu(x, w, b, 2, 1, 1, 2);
+    Tensor x2 = x.detach().requires_grad_(true), w2 = w.detach().requires_grad_(true),
+           b2 = b.detach().requires_grad_(true);
+    Tensor r = relu(conv2d(x2, w2, b2, 2, 1, 1, 2));
+    CHECK(test::bitwise_equal(y, r));
+    const std::vector<double> v = test::values(y.to(kFloat64));
+    CHECK(std::count(v.begin(), v.end(), 0.0) > 0);  // the ReLU cut something
+    CHECK(std::count_if(v.begin(), v.end(), [](double e) { return e > 0; }) > 0);
+    Tensor dy = rnd({2, 6, 4, 3}, 19).to(dt);
+    y.backward(dy);
+    r.backward(dy);
+    CHECK(test::bitwise_equal(x.grad(), x2.grad()));
+    CHECK(test::bitwise_equal(w.grad(), w2.grad()));
+    CHECK(test::bitwise_equal(b.grad(), b2.grad()));
+  }
+  Tensor x = rnd({1, 4, 5, 5}, 20), w = rnd({2, 3, 3, 3}, 21);
+  EMBER_CHECK_THROWS(conv2d_relu(x, w), ShapeError, "[conv2d_relu]", "(1, 4, 5, 5)",
+                     "(2, 3, 3, 3)");
+}
+
 TEST_CASE("conv_transpose2d is the adjoint of conv2d and matches a direct reference") {
   int cases = 0;
   uint64_t seed = 200;
@@ -374,7 +401,7 @@ TEST_CASE("conv_transpose1d matches conv_transpose2d through a unit H dim") {
   CHECK(close(conv_transpose1d(x[0], w, b, 2, 1, 1, 2), y[0]));
 }
 
-TEST_CASE("conv: non-contiguous inputs give bitwise the contiguous results; half types") {
+TEST_CASE("conv: non-contiguous inputs give bitwise the contiguous results, half types") {
   Tensor x = rnd({2, 3, 8, 9}, 30, kFloat32), w = rnd({4, 3, 3, 3}, 31, kFloat32);
   Tensor xn = test::non_contiguous(x), wn = test::non_contiguous(w);
   REQUIRE_FALSE(xn.is_contiguous());

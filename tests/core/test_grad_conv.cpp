@@ -61,6 +61,9 @@ std::vector<Case> cases() {
   c.push_back({"conv2d same even kernel",
                [](const Inputs& x) { return conv2d(x[0], x[1], x[2], 1, "same"); },
                {grad_input({1, 2, 4, 4}), grad_input({2, 2, 2, 2}), grad_input({2})}});
+  c.push_back({"conv2d_relu groups stride 2 (on the CPU conv2d then relu)",
+               [](const Inputs& x) { return conv2d_relu(x[0], x[1], x[2], 2, 1, 1, 2); },
+               {grad_input({2, 4, 5, 5}), grad_input({4, 2, 3, 3}), grad_input({4})}});
   c.push_back({"conv1d",
                [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 2, 1, 1, 2); },
                {grad_input({2, 4, 7}), grad_input({2, 2, 3}), grad_input({2})}});

@@ -1,6 +1,6 @@
 // Backward of the linear algebra ops: matmul (every 1-D / 2-D / batched broadcasting case), mm,
-// bmm, addmm, baddbmm, outer, dot, linear, linear_gelu. Table-driven gradcheck and gradgradcheck,
-// plus hand-computed gradients.
+// bmm, addmm, baddbmm, outer, dot, linear, linear_gelu, linear_relu. Table-driven gradcheck and
+// gradgradcheck, plus hand-computed gradients.
 #include <iostream>
 #include <string>
 
@@ -102,6 +102,9 @@ std::vector<Case> cases() {
   c.push_back({"linear_gelu erf",
                [](const Inputs& x) { return linear_gelu(x[0], x[1], x[2]); },
                {grad_input({4, 3}), grad_input({5, 3}), grad_input({5})}});
+  c.push_back({"linear_relu",
+               [](const Inputs& x) { return linear_relu(x[0], x[1], x[2]); },
+               {grad_input({2, 4, 3}), grad_input({5, 3}), grad_input({5})}});
   return c;
 }
 

@@ -276,6 +276,19 @@ TEST_CASE("linear: x @ weight^T + bias for any leading dims") {
   CHECK(bitwise_equal(linear(non_contiguous(x3), column_major(w), bias), y3));
 }
 
+TEST_CASE("linear_relu: hand-computed, on the CPU bitwise relu(linear), errors name linear") {
+  Tensor w = tensor({{1.f, 0.f, -1.f}, {2.f, 1.f, 0.f}});
+  Tensor bias = tensor({0.5f, -0.5f});
+  Tensor x = tensor({{1.f, 2.f, 3.f}, {0.f, 1.f, 0.f}});
+  CHECK(values(linear_relu(x, w, bias)) == std::vector<double>{0, 3.5, 0.5, 0.5});
+  for (DType dt : {kFloat32, kBFloat16}) {
+    Tensor x3 = random_tensor({3, 5, 7}, dt, 8, true);
+    Tensor w3 = random_tensor({4, 7}, dt, 9, true), b3 = random_tensor({4}, dt, 10, true);
+    CHECK(bitwise_equal(linear_relu(x3, w3, b3), relu(linear(x3, w3, b3))));
+  }
+  EMBER_CHECK_THROWS(linear_relu(x, w.t(), bias), ShapeError, "[linear]", "(3, 2)");
+}
+
 TEST_CASE("matmul: reduced precision and integer dtypes") {
   for (DType dt : {kFloat16, kBFloat16, kInt8, kUInt8, kInt32, kInt64}) {
     INFO("dtype " << dt);

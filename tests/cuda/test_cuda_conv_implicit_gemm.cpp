@@ -9,7 +9,9 @@
 // a multiple of 8, float32) return false and leave the output untouched. Through the ops:
 // conv2d and conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and
 // their gradients match the reference; a 3-channel input takes them too (its channels padded to
-// 8 with zeros), a grouped one with 4 channels per group the im2col fallback.
+// 8 with zeros), a grouped one with 4 channels per group the im2col fallback. conv2d_relu takes
+// the kernel's ReLU and is bitwise the composite relu(conv2d), gradients and double backward
+// included.
 // Every pass runs on both kernels (set_conv_variant: 0 mma.sync, 1 wgmma on sm_90a, which the
 // emulator models): narrow GEMMs on wgmma's 64-column tiles, and over several 128-column tiles,
 // 20 K slabs and a split K.
@@ -302,6 +304,66 @@ TEST_CASE("cuda conv2d in bfloat16 runs on the implicit GEMM, gradients through 
     CHECK(close(x.grad(), ref.dx, dt));
     CHECK(close(w.grad(), ref.dw, dt));
   }
+}
+
+TEST_CASE("cuda conv2d_relu: one kernel with the bias and ReLU fused, bitwise the composite") {
+  if (!gpu()) return;
+  Generator g(7108);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    for (const Shape& s : {kShapes[1], kShapes[4], kShapes[11]}) {
+      INFO(dt << " " << describe(s));
+      const int64_t P = out_size(s.H, s), Q = out_size(s.W, s);
+      const auto run = [&](const Tensor& x, const Tensor& w, const Tensor& b, bool fused) {
+        const IntArrayRef st{s.stride, s.stride}, pd{s.pad, s.pad}, dl{s.dil, s.dil};
+        return fused ? conv2d_relu(x, w, b, st, pd, dl, s.groups)
+                     : relu(conv2d(x, w, b, st, pd, dl, s.groups));
+      };
+      const Tensor x0 = rnd({s.N, s.C, s.H, s.W}, dt, g);
+      const Tensor w0 = rnd({s.O, s.C / s.groups, s.k, s.k}, dt, g), b0 = rnd({s.O}, dt, g);
+      const Tensor dy = rnd({s.N, s.O, P, Q}, dt, g);
+      Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_(),
+             b = b0.clone().requires_grad_();
+      Tensor y = run(x, w, b, true);
+      REQUIRE(y.grad_fn() != nullptr);
+      CHECK(y.grad_fn()->name() == "conv2d_relu");
+      // The kernel's ReLU (bitwise the direct call), which cut some outputs and kept others.
+      Tensor direct = poisoned(y.sizes(), dt);
+      REQUIRE(cuda::conv2d_implicit_gemm(direct, x0, w0, b0, window(s), s.groups, true));
+      CHECK(test::bitwise_equal(y.detach().cpu(), direct.cpu()));
+      const std::vector<double> v = test::values(f64(y.detach()));
+      CHECK(std::count(v.begin(), v.end(), 0.0) > 0);
+      CHECK(std::count_if(v.begin(), v.end(), [](double e) { return e > 0; }) > 0);
+      CHECK(close(y.detach(), reference(x0, w0, b0, Tensor(), s, true).y, dt));
+      // relu after one rounding is the rounding after relu, and both backward passes mask dY
+      // where the output is <= 0: the composite's bits, gradients included.
+      y.backward(dy);
+      Tensor xr = x0.clone().requires_grad_(), wr = w0.clone().requires_grad_(),
+             br = b0.clone().requires_grad_();
+      Tensor yr = run(xr, wr, br, false);
+      yr.backward(dy);
+      CHECK(test::bitwise_equal(y.detach().cpu(), yr.detach().cpu()));
+      CHECK(test::bitwise_equal(x.grad().cpu(), xr.grad().cpu()));
+      CHECK(test::bitwise_equal(w.grad().cpu(), wr.grad().cpu()));
+      CHECK(test::bitwise_equal(b.grad().cpu(), br.grad().cpu()));
+    }
+  }
+  // create_graph: the fused node's backward (mask, then the ops) is differentiable again, with
+  // the composite's second derivative.
+  const Shape s = kShapes[0];
+  const Tensor x0 = rnd({s.N, s.C, s.H, s.W}, kBFloat16, g);
+  const Tensor w0 = rnd({s.O, s.C, s.k, s.k}, kBFloat16, g), b0 = rnd({s.O}, kBFloat16, g);
+  std::vector<Tensor> grads[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_();
+    Tensor y = fused ? conv2d_relu(x, w, b0, 1, 1) : relu(conv2d(x, w, b0, 1, 1));
+    Tensor gx = autograd::grad({(y * y).sum() * 0.5}, {x}, {}, std::nullopt, true)[0];
+    grads[fused] = autograd::grad({(gx * gx).sum()}, {w});
+  }
+  CHECK(test::bitwise_equal(grads[0][0].cpu(), grads[1][0].cpu()));
+  // A layout the kernel declines (4 channels per group): conv2d then relu, exactly.
+  const Tensor xd = rnd({2, 8, 9, 9}, kBFloat16, g), wd = rnd({8, 4, 3, 3}, kBFloat16, g);
+  CHECK(test::bitwise_equal(conv2d_relu(xd, wd, {}, 2, 1, 1, 2).cpu(),
+                            relu(conv2d(xd, wd, {}, 2, 1, 1, 2)).cpu()));
 }
 
 TEST_CASE("cuda conv_transpose2d in bfloat16: forward and gradients on the implicit GEMM") {

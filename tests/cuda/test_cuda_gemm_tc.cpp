@@ -662,6 +662,56 @@ TEST_CASE("cuda linear_gelu: one GEMM with the GELU fused, gradients as the comp
   EMBER_CHECK_THROWS(linear_gelu(xc, wc, bc, "fast"), ValueError, "linear_gelu");
 }
 
+TEST_CASE("cuda linear_relu: one GEMM with the bias and ReLU fused, bitwise the composite") {
+  if (!gpu()) return;
+  Generator g(9011);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    INFO(dt);
+    const Tensor x0 = rnd({3, 11, 64}, dt, g), w0 = rnd({96, 64}, dt, g), b0 = rnd({96}, dt, g);
+    const Tensor dy = rnd({3, 11, 96}, dt, g);
+    Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true),
+           b = b0.clone().requires_grad_(true);
+    const Tensor y = linear_relu(x, w, b);
+    REQUIRE(y.grad_fn() != nullptr);
+    CHECK(y.grad_fn()->name() == "linear_relu");
+    // The GEMM's ReLU: bitwise the direct call, some outputs cut and others kept.
+    GemmEpilogue e;
+    e.bias = b0;
+    e.act = GemmAct::kRelu;
+    Tensor direct = empty({1, 33, 96}, TensorOptions(dt).device(cu));
+    REQUIRE(cuda::gemm_tc(direct, x0.reshape({1, 33, 64}), w0.t().unsqueeze(0), e));
+    CHECK(test::bitwise_equal(y.detach().reshape({1, 33, 96}).cpu(), direct.cpu()));
+    const std::vector<double> v = test::values(y.detach().cpu().to(kFloat64));
+    CHECK(std::count(v.begin(), v.end(), 0.0) > 0);
+    CHECK(std::count_if(v.begin(), v.end(), [](double t) { return t > 0; }) > 0);
+    // relu after the one rounding is the rounding after relu, and both backward passes mask dY
+    // where the output is <= 0: the composite's bits, gradients included.
+    Tensor xr = x0.clone().requires_grad_(true), wr = w0.clone().requires_grad_(true),
+           br = b0.clone().requires_grad_(true);
+    const Tensor yr = relu(linear(xr, wr, br));
+    y.backward(dy);
+    yr.backward(dy);
+    CHECK(test::bitwise_equal(y.detach().cpu(), yr.detach().cpu()));
+    CHECK(test::bitwise_equal(x.grad().cpu(), xr.grad().cpu()));
+    CHECK(test::bitwise_equal(w.grad().cpu(), wr.grad().cpu()));
+    CHECK(test::bitwise_equal(b.grad().cpu(), br.grad().cpu()));
+  }
+  // create_graph: the node's backward is differentiable again, with the composite's result.
+  const Tensor x0 = rnd({4, 64}, kFloat16, g), w = rnd({16, 64}, kFloat16, g),
+               b = rnd({16}, kFloat16, g);
+  std::vector<Tensor> gg[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    Tensor x = x0.clone().requires_grad_(true);
+    const Tensor y = fused ? linear_relu(x, w, b) : relu(linear(x, w, b));
+    const Tensor gx = autograd::grad({(y * y).sum()}, {x}, {}, true, true)[0];
+    gg[fused] = autograd::grad({(gx * gx).sum()}, {x});
+  }
+  CHECK(test::bitwise_equal(gg[0][0].cpu(), gg[1][0].cpu()));
+  // Without a bias: exactly relu(linear(...)).
+  const Tensor xn = rnd({5, 64}, kBFloat16, g), wn = rnd({32, 64}, kBFloat16, g);
+  CHECK(test::bitwise_equal(linear_relu(xn, wn, Tensor()).cpu(), relu(linear(xn, wn)).cpu()));
+}
+
 TEST_CASE("cuda linear_gelu: double backward through the composite") {
   if (!gpu()) return;
   Generator g(9010);

@@ -468,22 +468,25 @@ Tensor kernel_grad(const Tensor& like, const char* op, Kernel&& kernel) {
   return kernel(g) ? g : Tensor();
 }
 
-/// conv2d (+ bias) on CUDA by k.forward, the bias fused; an undefined tensor when the kernel
-/// declines the problem (the caller runs im2col + gemm). Backward, first order: k's input- and
-/// weight-gradient kernels, each falling back to the ops above when it declines; under
-/// create_graph the ops, differentiable again.
+/// conv2d (+ bias, + ReLU when relu) on CUDA by k.forward, the bias and ReLU fused; an undefined
+/// tensor when the kernel declines the problem (the caller runs im2col + gemm). Backward, first
+/// order: (relu: no gradient where the output is <= 0, as relu's) k's input- and weight-gradient
+/// kernels, each falling back to the ops above when it declines; under create_graph the ops,
+/// differentiable again.
 Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& weight,
                          const Tensor& bias, const Window2d& w, int64_t groups, int64_t OH,
-                         int64_t OW) {
+                         int64_t OW, bool relu) {
+  const char* op = relu ? "conv2d_relu" : "conv2d";
   const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
-  Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), "conv2d");
-  const bool done = forward_no_grad(
-      [&] { return k.forward(out, x, weight, bias, w, groups, false); });
+  Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), op);
+  const bool done =
+      forward_no_grad([&] { return k.forward(out, x, weight, bias, w, groups, relu); });
   if (!done) return Tensor();
   autograd::record(
-      "conv2d", {x, weight, bias}, out, {x, weight, bias},
-      [kern = &k, w, groups, H, W](const Saved& s, const Tensor& dy) {
+      op, {x, weight, bias}, out, {x, weight, bias, relu ? out : Tensor()},
+      [kern = &k, w, groups, H, W, relu](const Saved& s, const Tensor& dy_out) {
         const Tensor &x = s[0], &weight = s[1];
+        const Tensor dy = relu ? masked_fill(dy_out, le(s[3], 0.0), 0.0) : dy_out;
         Tensor gx, gw, gb;
         if (wants(s[2])) gb = dy.sum({0, 2, 3});
         if (wants(x)) {
@@ -564,16 +567,33 @@ Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const Tensor& x, const 
 /// most lanes idle.
 constexpr int64_t kFewPositions = 4;
 
+Tensor conv2d_unfused_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Window2d& w, int64_t groups, int64_t OH, int64_t OW);
+
+/// conv2d (relu: then ReLU) of (N, C, H, W): a CUDA convolution kernel when one takes it (the
+/// ReLU fused when the kernel can, as Ember's; cuDNN's then relu), else the paths of
+/// conv2d_unfused_4d and relu.
 Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window2d& w,
-                 int64_t groups, int64_t OH, int64_t OW) {
+                 int64_t groups, int64_t OH, int64_t OW, bool relu) {
+  const bool depthwise = groups == x.size(1) && weight.size(0) == x.size(1) && groups > 1;
+  const ConvKernels* kern = conv_kernels_for(x);
+  Tensor y;
+  if (kern != nullptr && (kern->depthwise || !depthwise)) {
+    y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW, relu);
+    if (y.defined()) return y;
+    if (relu) y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW, false);
+  }
+  if (!y.defined()) y = conv2d_unfused_4d(x, weight, bias, w, groups, OH, OW);
+  return relu ? ember::relu(y) : y;
+}
+
+/// conv2d of (N, C, H, W) without the CUDA kernels: depthwise, batch-folded, direct or
+/// im2col + GEMM.
+Tensor conv2d_unfused_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Window2d& w, int64_t groups, int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), C = x.size(1), O = weight.size(0), L = OH * OW;
   const int64_t K = C / groups * w.kh * w.kw;
   const bool depthwise = groups == C && O == C && groups > 1;
-  const ConvKernels* kern = conv_kernels_for(x);
-  if (kern != nullptr && (kern->depthwise || !depthwise)) {
-    Tensor y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW);
-    if (y.defined()) return y;
-  }
   if (depthwise) {  // a batch of 1-row GEMMs is slow
     Tensor y = depthwise_conv2d_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
@@ -607,19 +627,20 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
 }
 
+/// conv1d/conv2d (relu: then ReLU, conv2d_relu) with numeric padding.
 Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
-                 IntArrayRef padding, IntArrayRef dilation, int64_t groups, int nd,
-                 const char* op) {
+                 IntArrayRef padding, IntArrayRef dilation, int64_t groups, int nd, const char* op,
+                 bool relu) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
     return autocast_call(*dt, &conv_impl, x, weight, bias, stride, padding, dilation, groups, nd,
-                         op);
+                         op, relu);
   check_conv(x, weight, bias, groups, nd, false, op);
   const Spatial s = as_4d(x, nd, op);
   const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());
   const Window2d w = window_of(k, dilation, padding, stride, nd, op);
   const std::vector<int64_t> o = window_counts(s.x4, w, nd, x, op);
   const Tensor w4 = nd == 1 ? weight.unsqueeze(2) : weight;
-  return s.restore(conv2d_4d(s.x4, w4, bias, w, groups, o[0], o[1]));
+  return s.restore(conv2d_4d(s.x4, w4, bias, w, groups, o[0], o[1], relu));
 }
 
 /// "same" / "valid" padding: the symmetric part goes to the convolution, an odd remainder to a
@@ -633,7 +654,8 @@ Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& b
   const std::string& mode = padding.mode();
   EMBER_CHECK(mode == "same" || mode == "valid", ValueError, "[", op, "] padding must be ",
               "\"same\", \"valid\" or numbers, got \"", mode, "\"");
-  if (mode == "valid") return conv_impl(x, weight, bias, stride, 0, dilation, groups, nd, op);
+  if (mode == "valid")
+    return conv_impl(x, weight, bias, stride, 0, dilation, groups, nd, op, false);
   check_conv(x, weight, bias, groups, nd, false, op);
   const std::vector<int64_t> s = expand_param(stride, static_cast<size_t>(nd), op, "stride");
   for (int64_t v : s)
@@ -651,7 +673,7 @@ Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& b
     asymmetric = asymmetric || total % 2 != 0;
   }
   const Tensor xp = asymmetric ? pad(x, extra) : x;
-  return conv_impl(xp, weight, bias, stride, sym, dilation, groups, nd, op);
+  return conv_impl(xp, weight, bias, stride, sym, dilation, groups, nd, op, false);
 }
 
 /// conv_transpose2d on (N, C_in, H, W): (C_out/g*kh*kw, C_in/g) x (C_in/g, H*W) per group, then
@@ -783,12 +805,17 @@ Tensor conv_transpose_impl(const Tensor& x, const Tensor& weight, const Tensor& 
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
               IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
-  return conv_impl(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d");
+  return conv_impl(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d", false);
 }
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
               IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
-  return conv_impl(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d");
+  return conv_impl(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d", false);
+}
+
+Tensor conv2d_relu(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                   IntArrayRef stride, IntArrayRef padding, IntArrayRef dilation, int64_t groups) {
+  return conv_impl(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d_relu", true);
 }
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, IntArrayRef stride,

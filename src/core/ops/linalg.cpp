@@ -547,11 +547,13 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 
 namespace {
 
-/// gelu(x @ weight^T + bias) and its pre-activation from one tensor-core GEMM with the GELU in
-/// its epilogue (CUDA, Ember's backend, bias defined, one dtype); undefined tensors when that
-/// does not apply or the kernel declines the layout.
-std::pair<Tensor, Tensor> linear_gelu_fused(const Tensor& x, const Tensor& weight,
-                                            const Tensor& bias, bool tanh_form) {
+/// act(x @ weight^T + bias) from one tensor-core GEMM with the bias and the activation in its
+/// epilogue (CUDA, Ember's backend, bias defined, one dtype), and the pre-activation when
+/// keep_pre (GELU's backward needs it; ReLU's reads the output); undefined tensors when that does
+/// not apply or the kernel declines the layout.
+std::pair<Tensor, Tensor> linear_act_fused(const Tensor& x, const Tensor& weight,
+                                           const Tensor& bias, GemmAct act, bool keep_pre,
+                                           const char* op) {
   if (!x.defined() || !weight.defined() || !bias.defined() || !x.is_cuda() ||
       cuda::backend() != cuda::Backend::kEmber)
     return {};
@@ -565,15 +567,22 @@ std::pair<Tensor, Tensor> linear_gelu_fused(const Tensor& x, const Tensor& weigh
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
   NoGradGuard no_grad;
-  Tensor out = make_tensor(shape, x.dtype(), x.device(), "linear_gelu");
-  Tensor pre = make_tensor(shape, x.dtype(), x.device(), "linear_gelu");
+  Tensor out = make_tensor(shape, x.dtype(), x.device(), op);
+  Tensor pre = keep_pre ? make_tensor(shape, x.dtype(), x.device(), op) : Tensor();
   const Tensor a3 = x.reshape({1, -1, K});
   GemmEpilogue e;
   e.bias = bias;
-  e.act = tanh_form ? GemmAct::kGeluTanh : GemmAct::kGelu;
-  e.pre_act = pre.view({1, a3.size(1), N});
+  e.act = act;
+  if (keep_pre) e.pre_act = pre.view({1, a3.size(1), N});
   if (!cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return {};
   return {out, pre};
+}
+
+/// linear's gradients for dH (the gradient at x @ weight^T + bias), differentiable again.
+Grads linear_grads(const Tensor& x, const Tensor& w, const Tensor& dh) {
+  const int64_t N = w.size(0), K = w.size(1);
+  return Grads{wants(x) ? matmul(dh, w) : Tensor(),
+               wants(w) ? mm(dh.reshape({-1, N}).t(), x.reshape({-1, K})) : Tensor(), dh};
 }
 
 }  // namespace
@@ -585,7 +594,8 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
   EMBER_CHECK(approximate == "none" || approximate == "tanh", ValueError,
               "[linear_gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
   const bool tanh_form = approximate == "tanh";
-  auto [out, pre] = linear_gelu_fused(x, weight, bias, tanh_form);
+  auto [out, pre] = linear_act_fused(
+      x, weight, bias, tanh_form ? GemmAct::kGeluTanh : GemmAct::kGelu, true, "linear_gelu");
   if (!out.defined()) return gelu(linear(x, weight, bias), approximate);
   // dH = dY gelu'(H) from the saved pre-activation, then linear's gradients. Under create_graph
   // the composite is differentiated instead (pre is not connected to x and weight).
@@ -596,12 +606,22 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
           return autograd::composite_grads(
               [&](const Saved& in) { return gelu(linear(in[0], in[1], in[2]), approximate); }, s,
               dy, 3);
-        const Tensor &x = s[0], &w = s[1];
-        const int64_t N = w.size(0), K = w.size(1);
-        const Tensor dh = dy * detail::gelu_grad(s[3], tanh_form);
-        return Grads{wants(x) ? matmul(dh, w) : Tensor(),
-                     wants(w) ? mm(dh.reshape({-1, N}).t(), x.reshape({-1, K})) : Tensor(), dh};
+        return linear_grads(s[0], s[1], dy * detail::gelu_grad(s[3], tanh_form));
       });
+  return out;
+}
+
+Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
+    return autocast_call(*dt, &linear_relu, x, weight, bias);
+  const Tensor out = linear_act_fused(x, weight, bias, GemmAct::kRelu, false, "linear_relu").first;
+  if (!out.defined()) return relu(linear(x, weight, bias));
+  // relu's backward from the output (no gradient where it is <= 0), then linear's; both
+  // differentiable again, so create_graph needs no recomputation.
+  autograd::record("linear_relu", {x, weight, bias}, out, {x, weight, out},
+                   [](const Saved& s, const Tensor& dy) {
+                     return linear_grads(s[0], s[1], masked_fill(dy, le(s[2], 0.0), 0.0));
+                   });
   return out;
 }
 
@@ -612,13 +632,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (is_floating(out.dtype())) {
     // out = x @ W^T + b: dX = dY @ W; dW = dY^T @ x over all leading dims; db = dY (the engine
     // sums it to b's shape).
-    autograd::record(
-        "linear", {x, weight, bias}, out, {x, weight}, [](const Saved& s, const Tensor& dy) {
-          const Tensor &x = s[0], &w = s[1];
-          const int64_t N = w.size(0), K = w.size(1);
-          return Grads{wants(x) ? matmul(dy, w) : Tensor(),
-                       wants(w) ? mm(dy.reshape({-1, N}).t(), x.reshape({-1, K})) : Tensor(), dy};
-        });
+    autograd::record("linear", {x, weight, bias}, out, {x, weight},
+                     [](const Saved& s, const Tensor& dy) { return linear_grads(s[0], s[1], dy); });
   }
   return out;
 }
