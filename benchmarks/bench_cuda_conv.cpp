@@ -8,6 +8,8 @@
 //   once per case, its workspace allocated once). Reported in FLOP/s: 2 N O P Q C/g R S per pass.
 // The ResNet stem (7x7 stride 2 on 3 channels, 224 x 224) is a case too: Ember pads its channels
 // to 8 (the time includes that staging), cuDNN takes C = 3 as it is.
+// conv/fprop_bias_relu/<shape>/{ember, cudnn_then_bias_relu}: the forward with bias and ReLU,
+// fused in Ember's epilogue against cuDNN's forward followed by separate bias and ReLU kernels.
 //
 // "ember_wgmma" (every pass): the same call with set_conv_variant(1), the kernel on warpgroup
 // MMA; a peer of "ember" (the automatic choice) until a GPU run decides the default.
@@ -231,6 +233,51 @@ void bm_conv(benchmark::State& state, const Shape& s, Pass pass, bool cudnn, int
   bench::set_flops(state, s.flops());
 }
 
+/// The forward with bias and ReLU: "ember" with both in the implicit GEMM's epilogue (what
+/// conv2d_relu calls); "cudnn_then_bias_relu" cuDNN's forward and then the bias add and ReLU as
+/// separate (Ember) elementwise kernels, what an unfused conv-bias-ReLU runs. Ember's result is
+/// checked against the peer's first, as bm_conv does.
+void bm_conv_bias_relu(benchmark::State& state, const Shape& s, bool cudnn) {
+  cudnnSetStream(g_cudnn.get(), bench::stream_of(cuda::current_stream()));
+  Generator g(4243);
+  const auto rnd = [&g](IntArrayRef shape) {
+    return randn(shape, g).to(kBFloat16).to(Device(kCUDA));
+  };
+  const Tensor x = rnd({s.N, s.C, s.H, s.W}), w = rnd({s.O, s.C, s.k, s.k}), bias = rnd({s.O});
+  const Tensor y = rnd({s.N, s.O, s.P(), s.Q()});
+  const Window2d win{s.k, s.k, 1, 1, s.pad, s.pad, s.stride, s.stride};
+  CudnnConv conv(s);
+  conv.prepare(Pass::kFprop);
+  const auto peer = [&] {
+    conv.run(Pass::kFprop, x, w, y);
+    return relu(y + bias.reshape({s.O, 1, 1}));
+  };
+  const auto ember = [&] {
+    if (!cuda::conv2d_implicit_gemm(y, x, w, bias, win, 1, true))
+      throw std::runtime_error("the implicit-GEMM kernel declined the shape");
+  };
+  if (!cudnn) {
+    const Tensor ref = peer();
+    ember();
+    const double rel = rel_diff(y, ref);
+    state.counters["max_rel_diff"] = rel;
+    if (!(rel <= 1e-2)) {
+      g_failed = true;
+      state.SkipWithError(
+          ("Ember's result differs from cuDNN's: max |diff| / max |ref| = " + std::to_string(rel))
+              .c_str());
+      return;
+    }
+  }
+  time_gpu(state, [&] {
+    if (cudnn)
+      peer();
+    else
+      ember();
+  });
+  bench::set_flops(state, s.flops());
+}
+
 void register_cases() {
   std::vector<Shape> shapes;
   if (bench::quick_mode()) {
@@ -252,6 +299,14 @@ void register_cases() {
       add_gpu_case(key + "ember_wgmma",
                    [s, pass](benchmark::State& st) { bm_conv(st, s, pass, false, 1); });
     }
+  // The fused bias + ReLU forward on two of the shapes (the first and the fourth: the largest
+  // output and the smallest).
+  for (const Shape& s : {shapes[0], shapes[3 % shapes.size()]}) {
+    const std::string key = "conv/fprop_bias_relu/" + s.name() + "/";
+    for (bool cudnn : {false, true})
+      add_gpu_case(key + (cudnn ? "cudnn_then_bias_relu" : "ember"),
+                   [s, cudnn](benchmark::State& st) { bm_conv_bias_relu(st, s, cudnn); });
+  }
 }
 
 }  // namespace
