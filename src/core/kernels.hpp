@@ -431,6 +431,20 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);
 void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& options);
 void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& options);
+/// Gradient clipping's and loss scaling's passes over many tensors at once (torch's
+/// _foreach_norm, _foreach_mul_ and _amp_foreach_non_finite_check_and_unscale_), for
+/// clip_grad_norm_ and GradScaler::unscale_: xs contiguous float32/float64 tensors of one dtype
+/// on one GPU, one launch (two for the norms) per up to kMaxTensors of them, no host sync.
+/// norms (xs.size(),), contiguous, xs' dtype: the p-norm of each x (p 2: the square root of the
+/// sum of squares; infinity: max |x|, NaN winning; otherwise (sum |x|^p)^(1/p)), summed in
+/// float64 by a fixed tree (bitwise repeatable), rounded once; an empty x has norm 0.
+void foreach_norm(const Tensor& norms, const std::vector<Tensor>& xs, double p);
+/// x *= scale[0] in place for every x, one rounding; scale is a one-element tensor of xs' dtype
+/// on their GPU, read there (clip_grad_norm_'s clip coefficient, never copied to the host).
+void foreach_mul_(const std::vector<Tensor>& xs, const Tensor& scale);
+/// x *= inv_scale (rounded once to the dtype) in place for every x, and found_inf[0] (float32,
+/// one element) set to 1 when a product is not finite (never cleared).
+void foreach_unscale_(const std::vector<Tensor>& xs, double inv_scale, const Tensor& found_inf);
 /// cpu::attention_forward_flash on the tensor cores (src/cuda/attention.cu): q, k, v bfloat16 or
 /// float16 with D == Dv in {64, 128}; out in q's dtype, lse float32 (both contiguous). Rows in
 /// whole 16-byte chunks are read in place, other layouts copied contiguous first. The same

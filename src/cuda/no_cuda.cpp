@@ -118,6 +118,13 @@ void adam_step(const std::vector<AdamStepTensors>&, const AdamStepOptions&) {
   unsupported("adam_step");
 }
 void sgd_step(const std::vector<SgdStepTensors>&, const SgdStepOptions&) { unsupported("sgd_step"); }
+void foreach_norm(const Tensor&, const std::vector<Tensor>&, double) {
+  unsupported("foreach_norm");
+}
+void foreach_mul_(const std::vector<Tensor>&, const Tensor&) { unsupported("foreach_mul_"); }
+void foreach_unscale_(const std::vector<Tensor>&, double, const Tensor&) {
+  unsupported("foreach_unscale_");
+}
 #endif
 
 #ifndef EMBER_CUDA_HAS_ATTENTION

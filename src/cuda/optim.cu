@@ -35,11 +35,13 @@
 #include <cuda_runtime.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
 #include "core/kernels.hpp"
+#include "core/tensor_impl.hpp"
 #include "cuda/loops.cuh"
 
 namespace ember::cuda {
@@ -275,7 +277,214 @@ void sgd_typed(const std::vector<SgdStepTensors>& params, const SgdStepOptions& 
       o.weight_decay != 0, heavy_ball, o.nesterov);
 }
 
+// ---- foreach: gradient norms, scaling and unscaling ----
+
+/// One tensor of a foreach call, as for_each_table reads it.
+struct ForeachTensor {
+  Tensor param;
+};
+std::vector<ForeachTensor> foreach_list(const std::vector<Tensor>& xs) {
+  std::vector<ForeachTensor> list;
+  list.reserve(xs.size());
+  for (const Tensor& x : xs) list.push_back({x});
+  return list;
+}
+
+/// The norm's per-element term and how two partial results combine: a sum of |x|^p (squares for
+/// p 2, |x| for p 1), or the maximum of |x| with NaN winning (p infinity).
+enum class NormKind { kTwo, kOne, kInf, kPow };
+template <NormKind K>
+__device__ __forceinline__ double norm_term(double a, double p) {
+  if constexpr (K == NormKind::kTwo) return a * a;
+  if constexpr (K == NormKind::kOne) return fabs(a);
+  if constexpr (K == NormKind::kInf) return fabs(a);
+  return pow(fabs(a), p);
+}
+template <NormKind K>
+__device__ __forceinline__ double norm_combine(double a, double b) {
+  if constexpr (K == NormKind::kInf) return (a > b || a != a) ? a : b;
+  return a + b;
+}
+/// Every thread's v combined by a fixed tree (shuffles, then the first warp over the warp
+/// results), returned to thread 0. blockDim.x == kThreads.
+template <NormKind K>
+__device__ __forceinline__ double block_combine(double v, double* shared /* [32] */) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int delta = 16; delta > 0; delta /= 2)
+    v = norm_combine<K>(v, __shfl_down_sync(0xffffffffu, v, delta));
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kThreads / 32 ? shared[lane] : 0.0;
+    for (int delta = 16; delta > 0; delta /= 2)
+      v = norm_combine<K>(v, __shfl_down_sync(0xffffffffu, v, delta));
+  }
+  return v;
+}
+
+/// One pointer per tensor, no per-tensor scalars.
+template <class T>
+using ForeachTable = Table<T, 1, int32_t>;
+
+/// Stage 1: block b's combined terms over its chunk into partial[b].
+template <class T, NormKind K>
+__global__ void norm_partial_kernel(ForeachTable<T> table, double* __restrict__ partial, double p) {
+  __shared__ double shared[32];
+  const Slice s = slice_of(table);
+  const T* __restrict__ X = table.ptr[0][s.t];
+  double v = 0.0;
+  for (int64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x)
+    v = norm_combine<K>(v, norm_term<K>(static_cast<double>(X[i]), p));
+  v = block_combine<K>(v, shared);
+  if (threadIdx.x == 0) partial[blockIdx.x] = v;
+}
+
+/// Stage 2: block t combines tensor t's partials (in a fixed order) into norms[index[t]].
+template <class T, NormKind K>
+__global__ void norm_final_kernel(ForeachTable<T> table, const double* __restrict__ partial,
+                                  T* __restrict__ norms, double p) {
+  __shared__ double shared[32];
+  const int t = blockIdx.x;
+  const int32_t begin = t == 0 ? 0 : table.block_end[t - 1], end = table.block_end[t];
+  double v = 0.0;
+  for (int32_t b = begin + static_cast<int32_t>(threadIdx.x); b < end; b += blockDim.x)
+    v = norm_combine<K>(v, partial[b]);
+  v = block_combine<K>(v, shared);
+  if (threadIdx.x == 0) {
+    if constexpr (K == NormKind::kTwo) v = sqrt(v);
+    if constexpr (K == NormKind::kPow) v = pow(v, 1.0 / p);
+    norms[table.extra[t]] = static_cast<T>(v);
+  }
+}
+
+template <class T, NormKind K>
+void foreach_norm_typed(const Tensor& norms, const std::vector<Tensor>& xs, double p) {
+  const cudaStream_t stream = stream_of(norms);
+  T* out = static_cast<T*>(norms.data_ptr());
+  // Norms of empty tensors (skipped by the tables) are 0.
+  EMBER_CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof(T) * xs.size(), stream));
+  std::vector<ForeachTensor> list = foreach_list(xs);
+  // Each table's slot t remembers its tensor's index in xs.
+  std::vector<int32_t> index;
+  for (size_t i = 0; i < xs.size(); ++i)
+    if (xs[i].numel() > 0) index.push_back(static_cast<int32_t>(i));
+  size_t next = 0;
+  auto fill = [&](ForeachTable<T>& table, int t, const ForeachTensor& x) {
+    table.ptr[0][t] = static_cast<T*>(x.param.data_ptr());
+    table.extra[t] = index[next++];
+  };
+  auto launch = [&](const ForeachTable<T>& table, unsigned blocks) {
+    const Tensor partial =
+        make_tensor({static_cast<int64_t>(blocks)}, kFloat64, norms.device(), "foreach_norm");
+    double* part = static_cast<double*>(partial.data_ptr());
+    norm_partial_kernel<T, K><<<blocks, kThreads, 0, stream>>>(table, part, p);
+    EMBER_CUDA_CHECK_LAUNCH();
+    norm_final_kernel<T, K>
+        <<<static_cast<unsigned>(table.count), kThreads, 0, stream>>>(table, part, out, p);
+    EMBER_CUDA_CHECK_LAUNCH();
+  };
+  for_each_table<ForeachTable<T>>(list, fill, launch);
+}
+
+template <class T>
+__global__ void mul_kernel(ForeachTable<T> table, const T* __restrict__ scale) {
+  const Slice s = slice_of(table);
+  T* __restrict__ X = table.ptr[0][s.t];
+  const T c = *scale;
+  for (int64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) X[i] = mul_rn(X[i], c);
+}
+
+template <class T>
+__global__ void unscale_kernel(ForeachTable<T> table, T inv_scale, float* __restrict__ found_inf) {
+  const Slice s = slice_of(table);
+  T* __restrict__ X = table.ptr[0][s.t];
+  bool bad = false;
+  for (int64_t i = s.begin + threadIdx.x; i < s.end; i += blockDim.x) {
+    const T v = mul_rn(X[i], inv_scale);
+    bad = bad || !isfinite(v);
+    X[i] = v;
+  }
+  if (bad) *found_inf = 1.f;  // every writer stores the same value
+}
+
+/// The dtype of a foreach call's tensors, checked: contiguous, of one floating dtype, on one GPU.
+void check_foreach(const std::vector<Tensor>& xs, const char* op) {
+  for (const Tensor& x : xs)
+    EMBER_CHECK(x.is_cuda() && x.is_contiguous() && x.dtype() == xs.front().dtype() &&
+                    x.device() == xs.front().device(),
+                ValueError, "[", op, "] expects contiguous tensors of one dtype on one GPU, got ",
+                x.dtype(), " ", x.sizes(), " on ", x.device());
+}
+
 }  // namespace
+
+void foreach_norm(const Tensor& norms, const std::vector<Tensor>& xs, double p) {
+  if (xs.empty()) return;
+  check_foreach(xs, "foreach_norm");
+  EMBER_CHECK(norms.is_contiguous() && norms.numel() == static_cast<int64_t>(xs.size()) &&
+                  norms.dtype() == xs.front().dtype() && norms.device() == xs.front().device(),
+              ValueError, "[foreach_norm] expected norms of ", xs.size(), " elements of ",
+              xs.front().dtype(), ", got ", norms.sizes(), " of ", norms.dtype());
+  EMBER_CHECK(p > 0, ValueError, "[foreach_norm] p must be positive or infinity, got ", p);
+  detail::DeviceGuard guard(norms.device().index());
+  detail::visit_device_float(norms.dtype(), "foreach_norm", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if (p == 2)
+      foreach_norm_typed<T, NormKind::kTwo>(norms, xs, p);
+    else if (p == 1)
+      foreach_norm_typed<T, NormKind::kOne>(norms, xs, p);
+    else if (std::isinf(p))
+      foreach_norm_typed<T, NormKind::kInf>(norms, xs, p);
+    else
+      foreach_norm_typed<T, NormKind::kPow>(norms, xs, p);
+  });
+}
+
+void foreach_mul_(const std::vector<Tensor>& xs, const Tensor& scale) {
+  if (xs.empty()) return;
+  check_foreach(xs, "foreach_mul_");
+  EMBER_CHECK(scale.numel() == 1 && scale.dtype() == xs.front().dtype() &&
+                  scale.device() == xs.front().device(),
+              ValueError, "[foreach_mul_] expected a one-element scale of ", xs.front().dtype(),
+              " on ", xs.front().device(), ", got ", scale.sizes(), " of ", scale.dtype());
+  detail::DeviceGuard guard(scale.device().index());
+  detail::visit_device_float(scale.dtype(), "foreach_mul_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* c = static_cast<const T*>(scale.data_ptr());
+    const cudaStream_t stream = stream_of(scale);
+    auto fill = [](ForeachTable<T>& table, int t, const ForeachTensor& x) {
+      table.ptr[0][t] = static_cast<T*>(x.param.data_ptr());
+    };
+    auto launch = [&](const ForeachTable<T>& table, unsigned blocks) {
+      mul_kernel<T><<<blocks, kThreads, 0, stream>>>(table, c);
+      EMBER_CUDA_CHECK_LAUNCH();
+    };
+    for_each_table<ForeachTable<T>>(foreach_list(xs), fill, launch);
+  });
+}
+
+void foreach_unscale_(const std::vector<Tensor>& xs, double inv_scale, const Tensor& found_inf) {
+  if (xs.empty()) return;
+  check_foreach(xs, "foreach_unscale_");
+  EMBER_CHECK(found_inf.numel() == 1 && found_inf.dtype() == kFloat32 &&
+                  found_inf.device() == xs.front().device(),
+              ValueError, "[foreach_unscale_] expected a one-element float32 found_inf on ",
+              xs.front().device(), ", got ", found_inf.sizes(), " of ", found_inf.dtype());
+  detail::DeviceGuard guard(found_inf.device().index());
+  detail::visit_device_float(xs.front().dtype(), "foreach_unscale_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    float* flag = static_cast<float*>(found_inf.data_ptr());
+    const cudaStream_t stream = stream_of(found_inf);
+    auto fill = [](ForeachTable<T>& table, int t, const ForeachTensor& x) {
+      table.ptr[0][t] = static_cast<T*>(x.param.data_ptr());
+    };
+    auto launch = [&](const ForeachTable<T>& table, unsigned blocks) {
+      unscale_kernel<T><<<blocks, kThreads, 0, stream>>>(table, static_cast<T>(inv_scale), flag);
+      EMBER_CUDA_CHECK_LAUNCH();
+    };
+    for_each_table<ForeachTable<T>>(foreach_list(xs), fill, launch);
+  });
+}
 
 void adam_step(const std::vector<AdamStepTensors>& params, const AdamStepOptions& options) {
   if (params.empty()) return;

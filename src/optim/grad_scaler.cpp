@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "core/foreach.hpp"
+#include "core/kernels.hpp"
 #include "ember/autograd.hpp"
 #include "ember/ops.hpp"
 
@@ -41,19 +43,46 @@ void GradScaler::unscale_(Optimizer& optimizer) {
               "[GradScaler.unscale_] unscale_ is called after step() in this iteration");
   NoGradGuard no_grad;
   const double inv = 1.0 / scale_;
-  bool found_inf = false;
-  for (OptimizerParamGroup& g : optimizer.param_groups()) {
-    for (Tensor& p : g.params()) {
-      Tensor& grad = p.mutable_grad();
-      if (!grad.defined()) continue;
+  std::vector<Tensor> grads;
+  for (OptimizerParamGroup& g : optimizer.param_groups())
+    for (Tensor& p : g.params())
+      if (p.mutable_grad().defined()) grads.push_back(p.mutable_grad());
+  // Whether a gradient is non-finite stays on its device (a float32 flag per foreach call, a
+  // bool per other gradient) until step() or update() reads it: no host sync per gradient.
+  st.found_inf_flags.clear();
+  for (const ForeachGroup& group : foreach_groups(grads)) {
+    if (group.foreach) {
+      // One multi-tensor pass (PyTorch's _amp_foreach_non_finite_check_and_unscale_).
+      Tensor flag = zeros({1}, TensorOptions(kFloat32).device(group.tensors[0].device()));
+      cuda::foreach_unscale_(group.tensors, inv, flag);
+      st.found_inf_flags.push_back(flag);
+      continue;
+    }
+    for (const Tensor& grad : group.tensors) {
       // Unscale in float32 at least, as PyTorch's fused kernel does, then store in place.
       Tensor unscaled = grad.to(promote_types(grad.dtype(), kFloat32)) * inv;
-      if (!found_inf && !isfinite(unscaled).all().item<bool>()) found_inf = true;
-      grad.copy_(unscaled);
+      const Tensor bad = logical_not(isfinite(unscaled).all());
+      Tensor(grad).copy_(unscaled);
+      // One flag per device: or-ed into the last one when it lives there.
+      Tensor* last = st.found_inf_flags.empty() ? nullptr : &st.found_inf_flags.back();
+      if (last != nullptr && last->dtype() == kBool && last->device() == bad.device())
+        *last = logical_or(*last, bad);
+      else
+        st.found_inf_flags.push_back(bad);
     }
   }
   st.unscaled = true;
-  st.found_inf = found_inf;
+  st.found_inf.reset();
+}
+
+bool GradScaler::PerOptimizer::any_inf() {
+  if (!found_inf) {
+    bool any = false;
+    for (const Tensor& f : found_inf_flags) any = any || f.to(kFloat32).item<float>() != 0.f;
+    found_inf = any;
+    found_inf_flags.clear();
+  }
+  return *found_inf;
 }
 
 bool GradScaler::step(Optimizer& optimizer) {
@@ -68,7 +97,7 @@ bool GradScaler::step(Optimizer& optimizer) {
   if (!st.unscaled) unscale_(optimizer);
   PerOptimizer& after = per_optimizer_[&optimizer];
   after.stepped = true;
-  if (after.found_inf) return false;
+  if (after.any_inf()) return false;
   optimizer.step();
   return true;
 }
@@ -84,7 +113,7 @@ void GradScaler::update(std::optional<double> new_scale) {
     EMBER_CHECK(!per_optimizer_.empty(), ValueError,
                 "[GradScaler.update] no optimizer was unscaled or stepped since the last update");
     bool found_inf = false;
-    for (const auto& [opt, st] : per_optimizer_) found_inf = found_inf || st.found_inf;
+    for (auto& [opt, st] : per_optimizer_) found_inf = st.any_inf() || found_inf;
     if (found_inf) {
       scale_ *= options_.backoff_factor;
       growth_tracker_ = 0;

@@ -3,8 +3,11 @@
 // bitwise the parameters and state of the composites they replace run on CUDA
 // (detail::adam_update_reference, detail::sgd_update_reference, which run the CUDA elementwise
 // kernels op by op), and agree with the same optimizer run on the CPU; special values propagate as
-// in the composite; strided and empty parameters; the same errors as the CPU. Without a GPU each
-// case prints "skipped".
+// in the composite; strided and empty parameters; the same errors as the CPU. The foreach passes
+// (cuda::foreach_norm, foreach_mul_, foreach_unscale_): norms against float64 over two tables and
+// chunk boundaries, bitwise repeatable, NaN and infinity; scaling bitwise the composite's; the
+// non-finite flag; clip_grad_norm_ and GradScaler on CUDA (a non-contiguous gradient beside the
+// foreach ones) against the CPU. Without a GPU each case prints "skipped".
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
@@ -14,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels.hpp"
 #include "cuda/cuda_test_util.hpp"
 #include "ember/ember.hpp"
 #include "ember/optim.hpp"
@@ -170,5 +174,159 @@ TEST_CASE("cuda optimizers: strided (composite) and empty parameters, the CPU's 
                        "learning rate");
     EMBER_CHECK_THROWS(optim::SGD({p}, optim::SGDOptions(0.1).nesterov(true)), ValueError, "[SGD]",
                        "Nesterov");
+  }
+}
+
+// ---- foreach: clip_grad_norm_'s norms and scaling, GradScaler's unscaling ----
+
+namespace {
+
+/// n random CUDA tensors of dtype with element counts around the kernels' chunk (4096) and
+/// table (32 tensors) boundaries, empty ones included.
+std::vector<Tensor> foreach_inputs(DType dtype, int count, Generator& g) {
+  const int64_t sizes[] = {1, 0, 4096, 4097, 70001, 3, 12289, 255};
+  std::vector<Tensor> xs;
+  for (int i = 0; i < count; ++i)
+    xs.push_back((randn({sizes[i % 8]}, g) * (1 + i % 5)).to(dtype).to(cu));
+  return xs;
+}
+
+/// The p-norm of x's values in float64 on the CPU.
+double norm64(const Tensor& x, double p) {
+  double acc = 0;
+  for (double v : test::values(x.cpu().to(kFloat64))) {
+    if (std::isinf(p))
+      acc = std::max(acc, std::abs(v));
+    else
+      acc += std::pow(std::abs(v), p);
+  }
+  return std::isinf(p) ? acc : std::pow(acc, 1 / p);
+}
+
+}  // namespace
+
+TEST_CASE("cuda foreach_norm: each tensor's p-norm against float64, repeatable bitwise") {
+  if (!gpu()) return;
+  Generator g(5101);
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (double p : {2.0, 1.0, 3.0, double(INFINITY)}) {
+      INFO(dt << " p " << p);
+      const std::vector<Tensor> xs = foreach_inputs(dt, 41, g);  // two tables
+      Tensor norms = full({41}, NAN, TensorOptions(dt).device(cu));  // poisoned
+      cuda::foreach_norm(norms, xs, p);
+      const std::vector<double> got = test::values(norms.cpu().to(kFloat64));
+      const double tol = dt == kFloat32 ? 2e-7 : 1e-13;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const double want = norm64(xs[i], p);
+        INFO("tensor " << i << " of " << xs[i].numel());
+        CHECK(std::abs(got[i] - want) <= tol * want);
+      }
+      Tensor again = empty({41}, TensorOptions(dt).device(cu));
+      cuda::foreach_norm(again, xs, p);
+      CHECK(bitwise_equal(norms.cpu(), again.cpu()));
+    }
+  }
+  // NaN and infinity: the 2-norm of a tensor holding NaN is NaN, its inf-norm NaN too; an
+  // infinite element gives infinity.
+  std::vector<Tensor> xs = foreach_inputs(kFloat32, 3, g);
+  xs[2] = tensor({1.f, INFINITY, 2.f}).to(cu);
+  xs[0] = tensor({NAN}).to(cu);
+  for (double p : {2.0, double(INFINITY)}) {
+    Tensor norms = empty({3}, TensorOptions(kFloat32).device(cu));
+    cuda::foreach_norm(norms, xs, p);
+    const std::vector<double> v = test::values(norms.cpu());
+    CHECK(std::isnan(v[0]));
+    CHECK(v[1] == 0);  // empty
+    CHECK(std::isinf(v[2]));
+  }
+  EMBER_CHECK_THROWS(cuda::foreach_norm(empty({2}, TensorOptions(kFloat32).device(cu)), xs, 2),
+                     ValueError, "[foreach_norm]", "3 elements");
+  EMBER_CHECK_THROWS(
+      cuda::foreach_norm(empty({1}, TensorOptions(kFloat32).device(cu)), {xs[2].to(kFloat64)}, 2),
+      ValueError, "[foreach_norm]");
+}
+
+TEST_CASE("cuda foreach_mul_ and foreach_unscale_: bitwise the composite, the non-finite flag") {
+  if (!gpu()) return;
+  Generator g(5102);
+  for (DType dt : {kFloat32, kFloat64}) {
+    INFO(dt);
+    const std::vector<Tensor> xs = foreach_inputs(dt, 37, g);
+    std::vector<Tensor> ys, want;
+    for (const Tensor& x : xs) ys.push_back(x.clone());
+    const Tensor scale = full({1}, 0.3, TensorOptions(dt).device(cu));
+    cuda::foreach_mul_(ys, scale);
+    for (size_t i = 0; i < xs.size(); ++i) CHECK(bitwise_equal(ys[i].cpu(), (xs[i] * scale).cpu()));
+    // Unscale: the product by the rounded 1 / scale, the flag untouched while all are finite.
+    const double inv = 1.0 / 65536.0 * 3;
+    Tensor flag = zeros({1}, TensorOptions(kFloat32).device(cu));
+    std::vector<Tensor> zs;
+    for (const Tensor& x : xs) zs.push_back(x.clone());
+    cuda::foreach_unscale_(zs, inv, flag);
+    for (size_t i = 0; i < xs.size(); ++i) CHECK(bitwise_equal(zs[i].cpu(), (xs[i] * inv).cpu()));
+    CHECK(flag.cpu().item<float>() == 0.f);
+    // One overflow (finite times a huge inverse scale) or NaN in any tensor sets it.
+    zs[20].view({-1})[0].fill_(1e300);  // float32: inf already; float64: inf after the product
+    cuda::foreach_unscale_(zs, 1e300, flag);
+    CHECK(flag.cpu().item<float>() == 1.f);
+    Tensor flag2 = zeros({1}, TensorOptions(kFloat32).device(cu));
+    std::vector<Tensor> ns{xs[0].clone(), tensor({1.0, NAN}).to(dt).to(cu)};
+    cuda::foreach_unscale_(ns, 1.0, flag2);
+    CHECK(flag2.cpu().item<float>() == 1.f);
+  }
+}
+
+TEST_CASE("cuda clip_grad_norm_ and GradScaler: the foreach passes agree with the CPU") {
+  if (!gpu()) return;
+  Generator g(5103);
+  // 45 parameters (two tables), one of them without a gradient, one non-contiguous gradient
+  // (the one-op path beside the foreach one).
+  std::vector<Tensor> pc, pg;
+  for (int i = 0; i < 45; ++i) {
+    const Tensor w = randn({3 + i % 7, 11}, g);
+    pc.push_back(w.clone().requires_grad_());
+    pg.push_back(w.to(cu).requires_grad_());
+  }
+  for (size_t i = 0; i < pc.size(); ++i) {
+    if (i == 5) continue;
+    const Tensor grad = randn(pc[i].sizes(), g) * 4;
+    pc[i].mutable_grad() = grad.clone();
+    pg[i].mutable_grad() = i == 9 ? grad.t().contiguous().to(cu).t() : grad.to(cu);
+  }
+  REQUIRE_FALSE(pg[9].grad().is_contiguous());
+  for (double p : {2.0, double(INFINITY)}) {
+    INFO("p " << p);
+    std::vector<Tensor> gc, gg;
+    for (size_t i = 0; i < pc.size(); ++i) {
+      gc.push_back(pc[i].grad().defined() ? pc[i].grad().clone() : Tensor());
+      gg.push_back(pg[i].grad().defined() ? pg[i].grad().clone() : Tensor());
+    }
+    const Tensor tc = nn::utils::clip_grad_norm_(pc, 1.0, p);
+    const Tensor tg = nn::utils::clip_grad_norm_(pg, 1.0, p);
+    CHECK(tg.is_cuda());
+    CHECK(std::abs(tg.cpu().item<double>() - tc.item<double>()) <= 1e-6 * tc.item<double>());
+    for (size_t i = 0; i < pc.size(); ++i) {
+      if (i == 5) continue;
+      CHECK(test::rel_err(pg[i].grad().cpu(), pc[i].grad()) <= 1e-6);
+      // Restore the unclipped gradients for the next p.
+      pc[i].mutable_grad() = gc[i];
+      pg[i].mutable_grad() = gg[i];
+    }
+  }
+  // GradScaler: gradients unscaled as on the CPU; a non-finite one skips the step and backs off.
+  for (bool overflow : {false, true}) {
+    INFO("overflow " << overflow);
+    std::vector<Tensor> params{pg[0], pg[1], pg[9]};
+    if (overflow) pg[1].mutable_grad().view({-1})[2].fill_(INFINITY);
+    const std::vector<Tensor> before{pg[0].detach().clone(), pg[1].detach().clone()};
+    const Tensor g0 = pg[0].grad().cpu();
+    optim::SGD opt(params, optim::SGDOptions(0.1));
+    optim::GradScaler scaler(optim::GradScalerOptions{.init_scale = 1024.0});
+    scaler.unscale_(opt);
+    CHECK(bitwise_equal(pg[0].grad().cpu(), g0 * (1.0 / 1024.0)));
+    CHECK(scaler.step(opt) == !overflow);
+    scaler.update();
+    CHECK(scaler.get_scale() == (overflow ? 512.0 : 1024.0));
+    CHECK(bitwise_equal(pg[0].detach().cpu(), before[0].cpu()) == overflow);
   }
 }

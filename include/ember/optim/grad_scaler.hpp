@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "ember/optim/optimizer.hpp"
 #include "ember/state_dict.hpp"
@@ -59,7 +60,11 @@ class GradScaler {
   struct PerOptimizer {
     bool unscaled = false;
     bool stepped = false;
-    bool found_inf = false;
+    /// unscale_'s non-finite flags, on the gradients' devices until any_inf() reads them.
+    std::vector<Tensor> found_inf_flags;
+    std::optional<bool> found_inf;
+    /// Whether a gradient was non-finite (reads the flags once: one host sync per device).
+    bool any_inf();
   };
   GradScalerOptions options_;
   double scale_;
