@@ -12,6 +12,7 @@
 #include "cuda/cuda_test_util.hpp"
 #include "ember/nn.hpp"
 #include "ember/optim.hpp"
+#include "ember/autocast.hpp"
 
 using namespace ember;
 namespace F = ember::nn::functional;
@@ -154,3 +155,75 @@ TEST_CASE("cuda training: a small causal Transformer with AdamW follows the CPU 
       },
       8, 1e-4);
 }
+
+#ifdef EMBER_TEST_CUDA_EMULATED
+// The emulator's counters (tools/cuda_emu/include/cuda_runtime.h; the library links the
+// emulator's runtime in this build).
+namespace ember_emu {
+struct Counts {
+  unsigned long long launches = 0, host_waits = 0;
+};
+Counts counts();
+}  // namespace ember_emu
+
+TEST_CASE("cuda training step: clip_grad_norm_ and GradScaler launch a few kernels, wait once") {
+  // One float16 mixed-precision step as the trainers run it (autocast forward and loss, scaled
+  // backward, unscale_, clip_grad_norm_, step, update) on the TinyLm (30 parameters): unscale_
+  // and clip_grad_norm_ never wait for the GPU and launch a few kernels for all the gradients;
+  // the scaler's step waits once, to read the non-finite flag. (The forward and backward wait
+  // where ops read the GPU: index checks, arange's upload, cross-entropy's target check.)
+  const Device cu(kCUDA);
+  const int64_t vocab = 37;
+  manual_seed(12);
+  TinyLm model(vocab);
+  model->to(cu);
+  optim::AdamW opt(model->parameters(), optim::AdamWOptions(1e-3));
+  optim::GradScaler scaler;
+  Generator data(7);
+  const Tensor seq = randint(0, vocab, {4, 13}, data).to(cu);
+  const Tensor x = seq.narrow(1, 0, 12), y = seq.narrow(1, 1, 12);
+  struct Phase {
+    unsigned long long launches, waits;
+  };
+  auto step = [&](std::vector<Phase>& phases) {
+    auto mark = [&] {
+      const ember_emu::Counts c = ember_emu::counts();
+      phases.push_back({c.launches, c.host_waits});
+    };
+    mark();
+    opt.zero_grad();
+    Tensor loss;
+    {
+      auto amp = ember::autocast(kFloat16, kCUDA);
+      loss = F::cross_entropy(model(x).reshape({-1, vocab}), y.reshape({-1}));
+    }
+    scaler.scale(loss).backward();
+    mark();
+    scaler.unscale_(opt);
+    mark();
+    nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    mark();
+    scaler.step(opt);
+    scaler.update();
+    mark();
+  };
+  std::vector<Phase> warm, p;
+  step(warm);
+  step(p);
+  const auto d = [&](size_t i) {
+    return Phase{p[i + 1].launches - p[i].launches, p[i + 1].waits - p[i].waits};
+  };
+  const size_t n_params = model->parameters().size();
+  UNSCOPED_INFO(n_params << " parameters; launches / host waits: forward+backward "
+                         << d(0).launches << " / " << d(0).waits << ", unscale_ " << d(1).launches
+                         << " / " << d(1).waits << ", clip_grad_norm_ " << d(2).launches << " / "
+                         << d(2).waits << ", step+update " << d(3).launches << " / "
+                         << d(3).waits);
+  CHECK(d(1).waits == 0);        // unscale_ keeps its flag on the GPU
+  CHECK(d(2).waits == 0);        // clip_grad_norm_ keeps the norm there
+  CHECK(d(3).waits == 1);        // step() reads the flag once
+  CHECK(d(1).launches <= 4);     // one zero fill, a launch per table of 32
+  CHECK(d(2).launches <= 16);    // norms (2 per table + a fill), total, coefficient, scaling
+  CHECK(d(3).launches <= 2);     // AdamW: one launch per table of 32
+}
+#endif

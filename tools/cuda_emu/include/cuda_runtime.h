@@ -259,6 +259,15 @@ struct LaunchConfig {
   dim3 cluster{1, 1, 1};  // thread-block cluster (cudaLaunchKernelEx's attribute)
   bool cooperative = false;  // cudaLaunchAttributeCooperative: the whole grid resident at once
 };
+/// What the program asked of the emulated GPU since start-up: kernel launches, and host waits
+/// (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize, and a synchronous
+/// cudaMemcpy from device memory: each point where a real host would wait for the GPU). Tests
+/// count them around a training step (tests/cuda/test_cuda_training.cpp).
+struct Counts {
+  unsigned long long launches = 0, host_waits = 0;
+};
+Counts counts();
+
 using ThreadEntry = void (*)(void* ctx);
 /// Runs the grid: entry(ctx) once per thread, as a fiber.
 void run_kernel(const LaunchConfig& config, ThreadEntry entry, void* ctx);

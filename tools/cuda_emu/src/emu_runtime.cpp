@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -1597,8 +1598,15 @@ void check_kernel_pointer(const char* kernel, int index, const void* p) {
   fatal("launch of %s: pointer argument %d (%p) is not device memory", kernel, index, p);
 }
 
+namespace {
+std::atomic<unsigned long long> g_launches{0}, g_host_waits{0};
+}  // namespace
+
+Counts counts() { return Counts{g_launches.load(), g_host_waits.load()}; }
+
 void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
+  ++g_launches;
   install_segv_handler();
   const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
   if (c.block.x == 0 || c.block.y == 0 || c.block.z == 0 || threads > kMaxThreads ||
@@ -1841,7 +1849,10 @@ cudaError_t cudaSetDevice(int device) {
   t_device = device;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() {
+  ++g_host_waits;
+  return cudaSuccess;
+}
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
@@ -1960,6 +1971,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  if (count > 0 && is_device_range(src, count)) ++g_host_waits;  // the host waits for the data
   return copy(dst, src, count, kind, nullptr, "cudaMemcpy");
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream) {
@@ -2009,6 +2021,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  ++g_host_waits;
   return valid_stream(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
@@ -2040,6 +2053,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
+  ++g_host_waits;
   return valid_event(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaEventQuery(cudaEvent_t event) {
