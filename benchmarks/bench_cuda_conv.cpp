@@ -191,6 +191,19 @@ double rel_diff(const Tensor& a, const Tensor& b) {
   return mag > 0 ? err / mag : err;
 }
 
+/// Records max |got - ref| / max |ref| as the counter max_rel_diff; above 1e-2 marks the case an
+/// error (the program then exits 1) and returns false.
+bool agrees_with_cudnn(benchmark::State& state, const Tensor& got, const Tensor& ref) {
+  const double rel = rel_diff(got, ref);
+  state.counters["max_rel_diff"] = rel;
+  if (rel <= 1e-2) return true;
+  g_failed = true;
+  state.SkipWithError(
+      ("Ember's result differs from cuDNN's: max |diff| / max |ref| = " + std::to_string(rel))
+          .c_str());
+  return false;
+}
+
 /// variant: set_conv_variant's value for Ember's run (-1 the automatic choice, 1 wgmma).
 void bm_conv(benchmark::State& state, const Shape& s, Pass pass, bool cudnn, int variant = -1) {
   cuda::set_conv_variant(variant);
@@ -214,15 +227,7 @@ void bm_conv(benchmark::State& state, const Shape& s, Pass pass, bool cudnn, int
     Tensor yy = pass == Pass::kFprop ? ref : y;
     conv.run(pass, xx, ww, yy);
     ember_run(pass, s, x, w, y);
-    const double rel = rel_diff(out, ref);
-    state.counters["max_rel_diff"] = rel;
-    if (!(rel <= 1e-2)) {
-      g_failed = true;
-      state.SkipWithError(
-          ("Ember's result differs from cuDNN's: max |diff| / max |ref| = " + std::to_string(rel))
-              .c_str());
-      return;
-    }
+    if (!agrees_with_cudnn(state, out, ref)) return;
   }
   time_gpu(state, [&] {
     if (cudnn)
@@ -259,15 +264,7 @@ void bm_conv_bias_relu(benchmark::State& state, const Shape& s, bool cudnn) {
   if (!cudnn) {
     const Tensor ref = peer();
     ember();
-    const double rel = rel_diff(y, ref);
-    state.counters["max_rel_diff"] = rel;
-    if (!(rel <= 1e-2)) {
-      g_failed = true;
-      state.SkipWithError(
-          ("Ember's result differs from cuDNN's: max |diff| / max |ref| = " + std::to_string(rel))
-              .c_str());
-      return;
-    }
+    if (!agrees_with_cudnn(state, y, ref)) return;
   }
   time_gpu(state, [&] {
     if (cudnn)
