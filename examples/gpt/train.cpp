@@ -344,8 +344,8 @@ int run(const Args& a) {
       }
       amp.scaler().scale(loss).backward();
       amp.scaler().unscale_(opt);
-      const double norm =
-          ember::nn::utils::clip_grad_norm_(model->parameters(), a.grad_clip).item<double>();
+      // The norm stays on the model's device until a log line reads it (no host wait here).
+      const Tensor norm = ember::nn::utils::clip_grad_norm_(model->parameters(), a.grad_clip);
       amp.scaler().step(opt);
       amp.scaler().update();
       sched.step();
@@ -362,12 +362,13 @@ int run(const Args& a) {
         const double mean = interval_loss / static_cast<double>(interval_n);
         log.scalar("train/loss", mean, step);
         log.scalar("train/lr", opt.param_groups()[0].options().lr(), step);
-        log.scalar("train/grad_norm", norm, step);
+        const double grad_norm = norm.item<double>();
+        log.scalar("train/grad_norm", grad_norm, step);
         log.scalar("train/tokens_per_sec", tps, step);
         if (!bar.interactive()) {
           std::printf("step %lld/%lld loss %.4f lr %.2e grad norm %.3f %.0f tok/s\n",
                       static_cast<long long>(step), static_cast<long long>(total), mean,
-                      opt.param_groups()[0].options().lr(), norm, tps);
+                      opt.param_groups()[0].options().lr(), grad_norm, tps);
           std::fflush(stdout);
         }
         interval_loss = 0;
