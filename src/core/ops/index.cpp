@@ -187,6 +187,23 @@ void record_index_add(const char* op, const Tensor& self, const Tensor& index, c
                    });
 }
 
+/// zeros(sizes) with source index-added along dim at idx (int64, contiguous, 1-D, range-checked
+/// by the forward that made it): index_select's and embedding's gradient. No second range check
+/// (on CUDA a host wait) and no copy of the zeros: the index_add kernel straight into them.
+/// Recorded as index_add, so differentiable again.
+Tensor index_add_to_zeros(const std::vector<int64_t>& sizes, int64_t dim, const Tensor& idx,
+                          const Tensor& source) {
+  Tensor out = forward_no_grad([&] {
+    Tensor o = zeros(sizes, source.options());
+    if (idx.numel() > 0)
+      launch(o.device(), cpu::index_add, cuda::index_add, nonempty(o), dim, idx, nonempty(source),
+             Scalar(1));
+    return o;
+  });
+  record_index_add("index_add", Tensor(), idx, idx, source, out, dim, 1);
+  return out;
+}
+
 /// Records sort/topk: values gathered x at indices along dim, so dX is dY scattered back there.
 /// The indices output is not differentiable (not an output of the node).
 void record_values_at(const char* op, const Tensor& x, const Tensor& values, const Tensor& indices,
@@ -315,7 +332,7 @@ Tensor index_select(const Tensor& x, int64_t d, const Tensor& index) {
   if (is_floating(out.dtype()))
     autograd::record("index_select", {x, index}, out, {idx},
                      [dim, sizes = x.sizes().vec()](const Saved& s, const Tensor& dy) {
-                       return Grads{zeros(sizes, dy.options()).index_add(dim, s[0], dy), Tensor()};
+                       return Grads{index_add_to_zeros(sizes, dim, s[0], dy), Tensor()};
                      });
   return out;
 }
@@ -379,7 +396,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
         [num, D, padding_idx](const Saved& s, const Tensor& dy) {
           Tensor rows = dy.reshape({-1, D});  // (n, D)
           if (padding_idx >= 0) rows = rows * ne(s[0], padding_idx).to(dy.dtype()).unsqueeze(1);
-          return Grads{zeros({num, D}, dy.options()).index_add(0, s[0], rows), Tensor()};
+          return Grads{index_add_to_zeros({num, D}, 0, s[0], rows), Tensor()};
         });
   return out;
 }
