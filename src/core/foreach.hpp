@@ -21,8 +21,8 @@ struct ForeachGroup {
 inline std::vector<ForeachGroup> foreach_groups(const std::vector<Tensor>& ts) {
   std::vector<ForeachGroup> groups;
   for (const Tensor& t : ts) {
-    const bool fits = t.is_cuda() && t.is_contiguous() &&
-                      (t.dtype() == kFloat32 || t.dtype() == kFloat64);
+    const bool fits =
+        t.is_cuda() && t.is_contiguous() && (t.dtype() == kFloat32 || t.dtype() == kFloat64);
     ForeachGroup* home = nullptr;
     for (ForeachGroup& g : groups) {
       const Tensor& f = g.tensors.front();

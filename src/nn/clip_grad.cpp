@@ -48,8 +48,9 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& parameters, double max_norm, d
   // coefficient stays a device tensor, as PyTorch's).
   if (error_if_nonfinite) {
     const double total_value = total.item<double>();
-    EMBER_CHECK(std::isfinite(total_value), ValueError, "[clip_grad_norm_] the total norm of order ",
-                norm_type, " of the gradients is non-finite (", total_value,
+    EMBER_CHECK(std::isfinite(total_value), ValueError,
+                "[clip_grad_norm_] the total norm of order ", norm_type,
+                " of the gradients is non-finite (", total_value,
                 "), so it cannot be clipped; pass error_if_nonfinite = false to scale the "
                 "gradients by the non-finite norm anyway");
   }

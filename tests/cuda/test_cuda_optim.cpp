@@ -211,7 +211,7 @@ TEST_CASE("cuda foreach_norm: each tensor's p-norm against float64, repeatable b
   for (DType dt : {kFloat32, kFloat64}) {
     for (double p : {2.0, 1.0, 3.0, double(INFINITY)}) {
       INFO(dt << " p " << p);
-      const std::vector<Tensor> xs = foreach_inputs(dt, 41, g);  // two tables
+      const std::vector<Tensor> xs = foreach_inputs(dt, 41, g);      // two tables
       Tensor norms = full({41}, NAN, TensorOptions(dt).device(cu));  // poisoned
       cuda::foreach_norm(norms, xs, p);
       const std::vector<double> got = test::values(norms.cpu().to(kFloat64));

@@ -4,15 +4,14 @@
 // initial weights and batches, loss by loss and weight by weight to float32 tolerance. Without a
 // GPU each case prints "skipped".
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <functional>
 #include <vector>
 
 #include "cuda/cuda_test_util.hpp"
+#include "ember/autocast.hpp"
 #include "ember/nn.hpp"
 #include "ember/optim.hpp"
-#include "ember/autocast.hpp"
 
 using namespace ember;
 namespace F = ember::nn::functional;
@@ -214,16 +213,15 @@ TEST_CASE("cuda training step: clip_grad_norm_ and GradScaler launch a few kerne
     return Phase{p[i + 1].launches - p[i].launches, p[i + 1].waits - p[i].waits};
   };
   const size_t n_params = model->parameters().size();
-  UNSCOPED_INFO(n_params << " parameters; launches / host waits: forward+backward "
-                         << d(0).launches << " / " << d(0).waits << ", unscale_ " << d(1).launches
-                         << " / " << d(1).waits << ", clip_grad_norm_ " << d(2).launches << " / "
-                         << d(2).waits << ", step+update " << d(3).launches << " / "
-                         << d(3).waits);
-  CHECK(d(1).waits == 0);        // unscale_ keeps its flag on the GPU
-  CHECK(d(2).waits == 0);        // clip_grad_norm_ keeps the norm there
-  CHECK(d(3).waits == 1);        // step() reads the flag once
-  CHECK(d(1).launches <= 4);     // one zero fill, a launch per table of 32
-  CHECK(d(2).launches <= 16);    // norms (2 per table + a fill), total, coefficient, scaling
-  CHECK(d(3).launches <= 2);     // AdamW: one launch per table of 32
+  UNSCOPED_INFO(n_params << " parameters; launches / host waits: forward+backward " << d(0).launches
+                         << " / " << d(0).waits << ", unscale_ " << d(1).launches << " / "
+                         << d(1).waits << ", clip_grad_norm_ " << d(2).launches << " / "
+                         << d(2).waits << ", step+update " << d(3).launches << " / " << d(3).waits);
+  CHECK(d(1).waits == 0);      // unscale_ keeps its flag on the GPU
+  CHECK(d(2).waits == 0);      // clip_grad_norm_ keeps the norm there
+  CHECK(d(3).waits == 1);      // step() reads the flag once
+  CHECK(d(1).launches <= 4);   // one zero fill, a launch per table of 32
+  CHECK(d(2).launches <= 16);  // norms (2 per table + a fill), total, coefficient, scaling
+  CHECK(d(3).launches <= 2);   // AdamW: one launch per table of 32
 }
 #endif
