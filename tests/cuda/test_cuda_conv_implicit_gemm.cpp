@@ -366,6 +366,42 @@ TEST_CASE("cuda conv2d_relu: one kernel with the bias and ReLU fused, bitwise th
                             relu(conv2d(xd, wd, {}, 2, 1, 1, 2)).cpu()));
 }
 
+TEST_CASE("cuda conv-BN-ReLU at inference: folded (fuse_conv_bn_eval) into one conv2d_relu") {
+  if (!gpu()) return;
+  Generator g(7109);
+  nn::Conv2d conv(nn::Conv2dOptions(16, 24, 3).stride(2).padding(1).bias(false));
+  nn::BatchNorm2d bn(24);
+  {
+    NoGradGuard no_grad;
+    bn->running_mean.copy_(randn({24}, g));
+    bn->running_var.copy_(rand({24}, g) + 0.5);
+    bn->weight.copy_(randn({24}, g));
+    bn->bias.copy_(randn({24}, g));
+  }
+  conv->to(cu, kBFloat16);
+  bn->to(cu);  // float32 statistics, as a bf16 model under autocast keeps them
+  conv->eval();
+  bn->eval();
+  nn::Conv2d fused = nn::utils::fuse_conv_bn_eval(conv, bn);
+  CHECK(fused->weight.is_cuda());
+  CHECK(fused->weight.dtype() == kBFloat16);
+  const Tensor x = rnd({2, 16, 9, 9}, kBFloat16, g);
+  NoGradGuard no_grad;
+  const Tensor y = conv2d_relu(x, fused->weight, fused->bias, 2, 1);
+  // The float64 reference of relu(bn(conv(x))) from the unfolded modules' values.
+  const Tensor ref = relu(nn::functional::batch_norm(
+      conv2d(f64(x), f64(conv->weight), {}, 2, 1), f64(bn->running_mean), f64(bn->running_var),
+      f64(bn->weight), f64(bn->bias), false, 0.1, bn->eps));
+  // bf16 parameters after folding (one more rounding of the weights): 2e-2 of the largest value.
+  const std::vector<double> a = test::values(f64(y)), b = test::values(ref);
+  double scale = 0, err = 0;
+  for (double v : b) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < a.size(); ++i) err = std::max(err, std::abs(a[i] - b[i]));
+  INFO("max |diff| " << err << " against " << scale);
+  CHECK(err <= 2e-2 * scale);
+  CHECK(std::count(a.begin(), a.end(), 0.0) > 0);
+}
+
 TEST_CASE("cuda conv_transpose2d in bfloat16: forward and gradients on the implicit GEMM") {
   if (!gpu()) return;
   Generator g(7106);
