@@ -6,6 +6,7 @@
 #include "ember/autograd.hpp"
 #include "ember/nn/utils.hpp"
 #include "ember/ops.hpp"
+#include "ember/random.hpp"
 
 namespace ember::nn::utils {
 
@@ -44,10 +45,16 @@ void check_eval(const Module& layer, const Module& bn, const char* op) {
               " is ", bn.is_training() ? "training" : "in eval mode", ")");
 }
 
-/// The new layer's parameters: `layer` moved to (w's device, dtype), its weight and bias set to
-/// the folded ones, in eval mode.
-template <class L>
-L finish(L layer, const std::pair<Tensor, Tensor>& wb) {
+/// The new layer make() builds, moved to (w's device, dtype), its weight and bias set to the
+/// folded ones, in eval mode. Its initial values are overwritten, so building it leaves the
+/// default generator as it was (a caller's later draws stay those it would have had).
+template <class Make>
+auto finish(Make make, const std::pair<Tensor, Tensor>& wb) {
+  Generator& gen = default_generator();
+  const uint64_t seed = gen.current_seed(), offset = gen.offset();
+  auto layer = make();
+  gen.set_current_seed(seed);
+  gen.set_offset(offset);
   layer->to(wb.first.device(), wb.first.dtype());
   NoGradGuard no_grad;
   layer->weight.copy_(wb.first);
@@ -63,9 +70,10 @@ Conv fuse_conv(const Conv& conv, const Norm& bn, bool transpose) {
   check_eval(*conv, *bn, op);
   auto options = conv->options;
   options.bias(true);
-  return finish(Conv(options), fuse_conv_bn_weights(conv->weight, conv->bias, bn->running_mean,
-                                                    bn->running_var, bn->eps, bn->weight, bn->bias,
-                                                    transpose, conv->options.groups_));
+  return finish(
+      [&] { return Conv(options); },
+      fuse_conv_bn_weights(conv->weight, conv->bias, bn->running_mean, bn->running_var, bn->eps,
+                           bn->weight, bn->bias, transpose, conv->options.groups_));
 }
 
 }  // namespace
@@ -136,7 +144,7 @@ Linear fuse_linear_bn_eval(const Linear& linear, const BatchNorm1d& bn) {
   constexpr const char* op = "fuse_linear_bn_eval";
   EMBER_CHECK(!linear.is_empty() && !bn.is_empty(), ValueError, "[", op, "] a module is empty");
   check_eval(*linear, *bn, op);
-  return finish(Linear(linear->in_features, linear->out_features, true),
+  return finish([&] { return Linear(linear->in_features, linear->out_features, true); },
                 fuse_linear_bn_weights(linear->weight, linear->bias, bn->running_mean,
                                        bn->running_var, bn->eps, bn->weight, bn->bias));
 }

@@ -47,9 +47,11 @@ void GradScaler::unscale_(Optimizer& optimizer) {
   for (OptimizerParamGroup& g : optimizer.param_groups())
     for (Tensor& p : g.params())
       if (p.mutable_grad().defined()) grads.push_back(p.mutable_grad());
-  // Whether a gradient is non-finite stays on its device (a float32 flag per foreach call, a
-  // bool per other gradient) until step() or update() reads it: no host sync per gradient.
+  // Whether a gradient is non-finite stays on the gradients' devices (a float32 flag per
+  // foreach call, one bool for the other gradients) until step() or update() reads it: no host
+  // sync per gradient.
   st.found_inf_flags.clear();
+  Tensor others_bad;  // on the first such gradient's device
   for (const ForeachGroup& group : foreach_groups(grads)) {
     if (group.foreach) {
       // One multi-tensor pass (PyTorch's _amp_foreach_non_finite_check_and_unscale_).
@@ -63,14 +65,10 @@ void GradScaler::unscale_(Optimizer& optimizer) {
       Tensor unscaled = grad.to(promote_types(grad.dtype(), kFloat32)) * inv;
       const Tensor bad = logical_not(isfinite(unscaled).all());
       Tensor(grad).copy_(unscaled);
-      // One flag per device: or-ed into the last one when it lives there.
-      Tensor* last = st.found_inf_flags.empty() ? nullptr : &st.found_inf_flags.back();
-      if (last != nullptr && last->dtype() == kBool && last->device() == bad.device())
-        *last = logical_or(*last, bad);
-      else
-        st.found_inf_flags.push_back(bad);
+      others_bad = others_bad.defined() ? logical_or(others_bad, bad.to(others_bad.device())) : bad;
     }
   }
+  if (others_bad.defined()) st.found_inf_flags.push_back(others_bad);
   st.unscaled = true;
   st.found_inf.reset();
 }

@@ -68,7 +68,9 @@ TEST_CASE("fuse_conv_bn_eval: Conv2d + BatchNorm2d equals bn(conv(x)) in eval mo
         conv->eval();
         bn->eval();
         const Tensor w_before = conv->weight.clone();
+        const uint64_t offset = default_generator().offset();
         nn::Conv2d fused = nn::utils::fuse_conv_bn_eval(conv, bn);
+        CHECK(default_generator().offset() == offset);  // no draws for the discarded init
         CHECK_FALSE(fused->is_training());
         CHECK(fused->weight.dtype() == dt);
         REQUIRE(fused->bias.defined());

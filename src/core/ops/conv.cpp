@@ -415,15 +415,16 @@ struct ConvKernels {
   bool (*weight_grad)(const Tensor& dw, const Tensor& dy, const Tensor& x, const Window2d& w,
                       int64_t groups);
   bool depthwise;  // also tried before the depthwise kernel (groups == C == O)
+  bool fuses_relu;  // forward takes relu = true (else it is given false and relu runs after)
 };
 
 /// Ember's kernels: bfloat16/float16 on the tensor cores (src/cuda/conv_implicit_gemm.cu).
 constexpr ConvKernels kImplicitGemm{&cuda::conv2d_implicit_gemm,
                                     &cuda::conv2d_implicit_gemm_input_grad,
-                                    &cuda::conv2d_implicit_gemm_weight_grad, false};
+                                    &cuda::conv2d_implicit_gemm_weight_grad, false, true};
 /// The vendor backend's: cuDNN, every floating dtype (src/cuda/cudnn.cu).
 constexpr ConvKernels kCudnn{&cuda::cudnn_conv2d, &cuda::cudnn_conv2d_input_grad,
-                             &cuda::cudnn_conv2d_weight_grad, true};
+                             &cuda::cudnn_conv2d_weight_grad, true, false};
 
 /// The kernels that may take a convolution of CUDA tensor x: Ember's for bfloat16/float16 under
 /// the Ember backend, cuDNN's under the vendor backend when cuDNN is loaded; nullptr for none
@@ -570,21 +571,24 @@ constexpr int64_t kFewPositions = 4;
 Tensor conv2d_unfused_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                          const Window2d& w, int64_t groups, int64_t OH, int64_t OW);
 
-/// conv2d (relu: then ReLU) of (N, C, H, W): a CUDA convolution kernel when one takes it (the
-/// ReLU fused when the kernel can, as Ember's; cuDNN's then relu), else the paths of
+/// conv2d (relu: then ReLU) of (N, C, H, W): a CUDA convolution kernel when one takes it, the
+/// ReLU in its epilogue when it fuses_relu (Ember's; after cuDNN's, relu), else the paths of
 /// conv2d_unfused_4d and relu.
 Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window2d& w,
                  int64_t groups, int64_t OH, int64_t OW, bool relu) {
   const bool depthwise = groups == x.size(1) && weight.size(0) == x.size(1) && groups > 1;
   const ConvKernels* kern = conv_kernels_for(x);
   Tensor y;
+  bool fused = false;
   if (kern != nullptr && (kern->depthwise || !depthwise)) {
-    y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW, relu);
-    if (y.defined()) return y;
-    if (relu) y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW, false);
+    fused = relu && kern->fuses_relu;
+    y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW, fused);
   }
-  if (!y.defined()) y = conv2d_unfused_4d(x, weight, bias, w, groups, OH, OW);
-  return relu ? ember::relu(y) : y;
+  if (!y.defined()) {
+    fused = false;
+    y = conv2d_unfused_4d(x, weight, bias, w, groups, OH, OW);
+  }
+  return relu && !fused ? ember::relu(y) : y;
 }
 
 /// conv2d of (N, C, H, W) without the CUDA kernels: depthwise, batch-folded, direct or

@@ -121,12 +121,16 @@ int64_t check_index_add(const Tensor& x, int64_t d, Tensor& index, const Tensor&
   return dim;
 }
 
+/// out[..., index[i], ...] += alpha * source[..., i, ...] along dim, in place; index int64,
+/// contiguous, 1-D. Its values are range-checked first (on CUDA a host wait) unless
+/// index_checked: the caller's forward already checked them.
 void index_add_into(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& source,
-                    Scalar alpha) {
+                    Scalar alpha, bool index_checked = false) {
   if (index.numel() == 0) return;
   Tensor out1 = nonempty(out);
-  launch(out.device(), cpu::check_index_range, cuda::check_index_range, index, out1.size(dim),
-         "index_add", dim);
+  if (!index_checked)
+    launch(out.device(), cpu::check_index_range, cuda::check_index_range, index, out1.size(dim),
+           "index_add", dim);
   launch(out.device(), cpu::index_add, cuda::index_add, out1, dim, index, nonempty(source), alpha);
 }
 
@@ -189,15 +193,13 @@ void record_index_add(const char* op, const Tensor& self, const Tensor& index, c
 
 /// zeros(sizes) with source index-added along dim at idx (int64, contiguous, 1-D, range-checked
 /// by the forward that made it): index_select's and embedding's gradient. No second range check
-/// (on CUDA a host wait) and no copy of the zeros: the index_add kernel straight into them.
+/// (on CUDA a host wait) and no copy of the zeros: index_add_into straight into them.
 /// Recorded as index_add, so differentiable again.
 Tensor index_add_to_zeros(const std::vector<int64_t>& sizes, int64_t dim, const Tensor& idx,
                           const Tensor& source) {
   Tensor out = forward_no_grad([&] {
     Tensor o = zeros(sizes, source.options());
-    if (idx.numel() > 0)
-      launch(o.device(), cpu::index_add, cuda::index_add, nonempty(o), dim, idx, nonempty(source),
-             Scalar(1));
+    index_add_into(o, dim, idx, source, 1, /*index_checked=*/true);
     return o;
   });
   record_index_add("index_add", Tensor(), idx, idx, source, out, dim, 1);
