@@ -18,7 +18,9 @@
 //   add/<n>, relu/<n>, exp/<n>; bias_add/<R>x<C> (rows + a broadcast (C) bias);
 //   transpose_copy/<R>x<C> (contiguous() of a transposed (C, R) view); sum_all/<n>;
 //   sum_last/<R>x<C>; softmax/<R>x<C>; layer_norm/<R>x<C> (forward); cross_entropy/<N>x<C>
-//   (forward with the mean's sums, then backward); adamw_step/<n> (one fused AdamW step).
+//   (forward with the mean's sums, then backward); cross_entropy_bf16/<N>x<C> (the same on
+//   bfloat16 logits, 6 B per logit, against peer via_float32: casts around the float32 kernels);
+//   adamw_step/<n> (one fused AdamW step).
 //
 // GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
 // sgemm/<M>x<N>x<K>/<impl>, reported in FLOP/s (2 M N K per run). Peers, on the same stream:
@@ -263,6 +265,49 @@ void register_memory_cases() {
                                     /*ignore_index=*/-100, /*label_smoothing=*/0.0);
         cuda::cross_entropy_backward(dx, dloss, x, target, no_weight, max, log_sum, -100, 0.0);
       });
+    });
+  }
+  // The same classifier on bfloat16 logits, as a bf16 autocast step runs it: the fused kernels
+  // reading 16-bit logits and writing a 16-bit gradient, computing in float32 (6 B per logit +
+  // 36 B per row). Peer "via_float32": what autocast's cast to float32 around the float32 kernels
+  // costs (cast up, forward, backward, cast the gradient down), the path before 16-bit logits
+  // were read as they are. Both report the same byte count, so Ember / peer is the time ratio.
+  {
+    const int64_t N = quick ? 4 : 8192, C = quick ? 1000 : 50304;
+    const int64_t bytes = 6 * N * C + 36 * N;
+    struct Classifier {
+      Tensor x, target, loss, max, log_sum, sums, dx, dloss;
+      Classifier(int64_t n, int64_t c) {
+        Generator gen(11);
+        x = (randn({n, c}, gen, gpu()) * 2.0).to(kBFloat16);
+        target = randint(0, c, {n}, gen, gpu(kInt64));
+        loss = empty({n}, gpu());
+        max = empty({n}, gpu());
+        log_sum = empty({n}, gpu());
+        sums = empty({2}, gpu(kFloat64));
+        dx = empty({n, c}, gpu(kBFloat16));
+        dloss = full({1}, 1.0 / static_cast<double>(n), gpu());
+      }
+      void run(const Tensor& logits, const Tensor& dlogits) const {
+        cuda::cross_entropy_forward(loss, max, log_sum, sums, logits, target, Tensor(), -100, 0.0);
+        cuda::cross_entropy_backward(dlogits, dloss, logits, target, Tensor(), max, log_sum, -100,
+                                     0.0);
+      }
+    };
+    const std::string key = "cross_entropy_bf16/" + shape_name(N, C);
+    add_memory_case(key, bytes, [N, C] {
+      auto k = std::make_shared<Classifier>(N, C);
+      return std::function<void()>([k] { k->run(k->x, k->dx); });
+    });
+    add_gpu_case(key + "/via_float32", [N, C, bytes](benchmark::State& s) {
+      auto k = std::make_shared<Classifier>(N, C);
+      Tensor x32 = empty({N, C}, gpu()), dx32 = empty({N, C}, gpu());
+      time_gpu(s, [k, x32, dx32] {
+        cuda::copy(x32, k->x);
+        k->run(x32, dx32);
+        cuda::copy(k->dx, dx32);
+      });
+      s.SetBytesProcessed(s.iterations() * bytes);
     });
   }
   // One fused AdamW step (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 1e-2, step 10):

@@ -260,22 +260,26 @@ void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
                          const Tensor& invstd, const Tensor& weight);
 
 // ---- cross-entropy (src/core/cpu/cross_entropy.cpp, src/cuda/cross_entropy.cu) ----
-// Logits x (N, C, S) contiguous, float32 or float64 (S = the product of the dims after the class
-// dim, 1 for (N, C)); a row r = n S + s is x[n, :, s]. target (N, S) contiguous int64, each value
-// in [0, C) or ignore_index (checked by the op); weight (C) contiguous of x's dtype, or undefined
-// (every class 1). ls = label_smoothing. Results are bitwise independent of the thread count.
-/// Per row, in x's dtype: max[r] = max_c x_c and log_sum[r] = log sum_c exp(x_c - max[r]) (the
-/// log-sum-exp lse = max + log_sum, kept in two parts for the backward), and loss[r] =
-/// (1 - ls) w[t] (lse - x_t) + (ls / C) sum_c w_c (lse - x_c), 0 where t is ignored. sums, when
-/// defined, is float64 (2): the sum of the rounded loss[r] and the sum of w[t] over the rows not
-/// ignored, each over fixed chunks of rows added in chunk order.
+// Logits x (N, C, S) contiguous, float32 or float64, or float16/bfloat16 computed in float32 (S =
+// the product of the dims after the class dim, 1 for (N, C)); a row r = n S + s is x[n, :, s].
+// The compute dtype is x's, float32 for 16-bit x: loss, max, log_sum, weight and dloss have it,
+// dx has x's dtype. target (N, S) contiguous int64, each value in [0, C) or ignore_index (checked
+// by the op); weight (C) contiguous of the compute dtype, or undefined (every class 1).
+// ls = label_smoothing. Results are bitwise independent of the thread count; on the CPU, 16-bit x
+// gives bitwise the float32 results of x.to(float32), dx rounded once to x's dtype.
+/// Per row, in the compute dtype: max[r] = max_c x_c and log_sum[r] = log sum_c exp(x_c - max[r])
+/// (the log-sum-exp lse = max + log_sum, kept in two parts for the backward), and loss[r] = (1 -
+/// ls) w[t] (lse - x_t) + (ls / C) sum_c w_c (lse - x_c), 0 where t is ignored. sums, when defined,
+/// is float64 (2): the sum of the rounded loss[r] and the sum of w[t] over the rows not ignored,
+/// each over fixed chunks of rows added in chunk order.
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
                            const Tensor& sums, const Tensor& x, const Tensor& target,
                            const Tensor& weight, int64_t ignore_index, double label_smoothing);
 /// dx (x's shape, contiguous) = dloss[r] * d loss[r] / d x per row, from the saved max and
 /// log_sum: dx_c = dloss[r] (p_c ((1 - ls) w[t] + (ls / C) sum_k w_k) - (1 - ls) w[t] [c == t] -
-/// (ls / C) w_c), p_c = exp((x_c - max[r]) - log_sum[r]); 0 on ignored rows. dloss (x's dtype,
-/// contiguous) has one element per row, or one for every row.
+/// (ls / C) w_c), p_c = exp((x_c - max[r]) - log_sum[r]), in the compute dtype and rounded once to
+/// x's; 0 on ignored rows. dloss (the compute dtype, contiguous) has one element per row, or one
+/// for every row.
 void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor& x,
                             const Tensor& target, const Tensor& weight, const Tensor& max,
                             const Tensor& log_sum, int64_t ignore_index, double label_smoothing);

@@ -1,6 +1,9 @@
 // CUDA cross-entropy of logits with class-index targets (log_softmax and the negative
 // log-likelihood fused, in the spirit of llm.c's fused classifier), forward and first-order
-// backward, float32 and float64, contiguous tensors, with the formulas of the CPU kernel
+// backward, float32 and float64 logits, and float16/bfloat16 logits computed in float32 (read as
+// 16 bits, widened in registers, dx rounded once to 16 bits on its store: the mixed-precision
+// classifier reads 2 bytes per logit and writes 2 per gradient, with no float32 copy), contiguous
+// tensors, with the formulas of the CPU kernel
 // (src/core/cpu/cross_entropy.cpp): weight, ignore_index and label smoothing as PyTorch, the
 // max and log-sum kept apart for the backward, per-row loss and coefficients in double, each
 // rounded to T once. Not bitwise the CPU's (another summation order, CUDA's exp), but
@@ -20,6 +23,8 @@
 //   backward, one pass: p_c = exp((x_c - m) - log z), dx_c = k_p p_c - k_w w_c, minus k_t at the
 //     target, with k_p = a ((1 - ls) w_t + (ls / C) W), k_w = a ls / C, k_t = a (1 - ls) w_t for
 //     a = dloss[r]; 0 on ignored rows. Each element is written once, by one thread.
+// T below is the compute type (float or double), Xs the logits' and dx's storage type (T, or the
+// 16-bit bits of a float16/bfloat16 tensor when T is float).
 // Layouts: S == 1 (contiguous rows) takes one block per row (grid-stride), row_threads(C) threads
 //   striding over the classes in 16-byte chunks (a scalar head up to each row's first 16-byte
 //   boundary, two chunks in flight per thread, a scalar tail; the backward so when x and dx sit
@@ -47,6 +52,7 @@ namespace ember::cuda {
 namespace {
 
 using detail::block_sum;
+using detail::convert;
 using detail::kThreads;
 using detail::stream_of;
 
@@ -171,8 +177,8 @@ __device__ Lse<T> block_merge(Lse<T> s, Lse<T>* shared /* [32] */) {
 
 /// Writes row r's loss, max and log-sum from its merged state; x points at the row's class 0,
 /// its classes `stride` apart.
-template <class T>
-__device__ void finish_row(const Rule<T>& rule, int64_t t, const Lse<T>& s, const T* x,
+template <class T, class Xs>
+__device__ void finish_row(const Rule<T>& rule, int64_t t, const Lse<T>& s, const Xs* x,
                            int64_t stride, T* loss, T* max, T* log_sum) {
   const double z = s.m == neg_inf<T>() ? nan_of<double>() : s.z;
   const double log_z = ::log(z);
@@ -187,7 +193,8 @@ __device__ void finish_row(const Rule<T>& rule, int64_t t, const Lse<T>& s, cons
     return;
   }
   const double w_t = static_cast<double>(rule.weight(t));
-  const double nll = log_z + (static_cast<double>(s.m) - static_cast<double>(x[t * stride]));
+  const double nll =
+      log_z + (static_cast<double>(s.m) - static_cast<double>(convert<T>(x[t * stride])));
   double l = w_t * nll;
   if (rule.ls > 0.0) {
     l = (1.0 - rule.ls) * l +
@@ -227,23 +234,23 @@ __device__ __forceinline__ void for_row(const T* __restrict__ row, int64_t C, Sc
 }
 
 /// S == 1: one block per row.
-template <class T, bool kSmooth>
+template <class T, class Xs, bool kSmooth>
 __global__ void forward_rows_kernel(T* __restrict__ L, T* __restrict__ Mx, T* __restrict__ LZ,
-                                    const T* __restrict__ X, const int64_t* __restrict__ Tgt,
+                                    const Xs* __restrict__ X, const int64_t* __restrict__ Tgt,
                                     Rule<T> rule, int64_t R) {
   __shared__ Lse<T> shared[32];
   const int64_t C = rule.C;
   for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
-    const T* x = X + r * C;  // (C)
+    const Xs* x = X + r * C;  // (C)
     Lse<T> s = lse_empty<T>();
-    const auto add = [&](int64_t c, T v) {
-      lse_add<T, kSmooth>(s, v, kSmooth ? rule.weight(c) : T(1));
+    const auto add = [&](int64_t c, Xs v) {
+      lse_add<T, kSmooth>(s, convert<T>(v), kSmooth ? rule.weight(c) : T(1));
     };
-    for_row<T>(
+    for_row<Xs>(
         x, C, [&](int64_t c) { add(c, x[c]); },
-        [&](int64_t c0, const RowChunk<T>& v) {
+        [&](int64_t c0, const RowChunk<Xs>& v) {
 #pragma unroll
-          for (int j = 0; j < kRowChunk<T>; ++j) add(c0 + j, v.v[j]);
+          for (int j = 0; j < kRowChunk<Xs>; ++j) add(c0 + j, v.v[j]);
         });
     s = block_merge<T, kSmooth>(s, shared);
     if (threadIdx.x == 0) finish_row(rule, Tgt[r], s, x, 1, L + r, Mx + r, LZ + r);
@@ -251,17 +258,17 @@ __global__ void forward_rows_kernel(T* __restrict__ L, T* __restrict__ Mx, T* __
 }
 
 /// S > 1: one thread per row.
-template <class T, bool kSmooth>
+template <class T, class Xs, bool kSmooth>
 __global__ void forward_columns_kernel(T* __restrict__ L, T* __restrict__ Mx, T* __restrict__ LZ,
-                                       const T* __restrict__ X, const int64_t* __restrict__ Tgt,
+                                       const Xs* __restrict__ X, const int64_t* __restrict__ Tgt,
                                        Rule<T> rule, int64_t R, int64_t S) {
   const int64_t C = rule.C;
   for (int64_t r = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; r < R;
        r += int64_t{gridDim.x} * blockDim.x) {
-    const T* x = X + (r / S) * C * S + r % S;  // x[c * S]: class c
+    const Xs* x = X + (r / S) * C * S + r % S;  // x[c * S]: class c
     Lse<T> s = lse_empty<T>();
     for (int64_t c = 0; c < C; ++c)
-      lse_add<T, kSmooth>(s, x[c * S], kSmooth ? rule.weight(c) : T(1));
+      lse_add<T, kSmooth>(s, convert<T>(x[c * S]), kSmooth ? rule.weight(c) : T(1));
     finish_row(rule, Tgt[r], s, x, S, L + r, Mx + r, LZ + r);
   }
 }
@@ -359,44 +366,46 @@ __device__ __forceinline__ bool row_coefficients(const Rule<T>& rule, int64_t t,
 
 /// S == 1: one block per row. kVec: x and dx share their offset from a 16-byte boundary, and
 /// both are walked in 16-byte chunks.
-template <class T, bool kVec>
-__global__ void backward_rows_kernel(T* __restrict__ DX, const T* __restrict__ DL, bool per_row,
-                                     const T* __restrict__ X, const int64_t* __restrict__ Tgt,
+template <class T, class Xs, bool kVec>
+__global__ void backward_rows_kernel(Xs* __restrict__ DX, const T* __restrict__ DL, bool per_row,
+                                     const Xs* __restrict__ X, const int64_t* __restrict__ Tgt,
                                      const T* __restrict__ Mx, const T* __restrict__ LZ,
                                      Rule<T> rule, int64_t R) {
   const int64_t C = rule.C;
   for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
-    const T* x = X + r * C;  // (C)
-    T* dx = DX + r * C;
+    const Xs* x = X + r * C;  // (C)
+    Xs* dx = DX + r * C;
     const int64_t t = Tgt[r];
     RowGrad<T> g;
     T fill;
     if (!row_coefficients(rule, t, DL, per_row, r, g, fill)) {
-      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dx[c] = fill;
+      const Xs f = convert<Xs>(fill);
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dx[c] = f;
       continue;
     }
     const T m = Mx[r], lz = LZ[r];
+    const auto grad = [&](int64_t c, Xs v) {
+      return convert<Xs>(grad_of(rule, g, convert<T>(v), m, lz, c, t));
+    };
     if constexpr (!kVec) {
-      for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
-        dx[c] = grad_of(rule, g, x[c], m, lz, c, t);
+      for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dx[c] = grad(c, x[c]);
     } else {  // x and dx alike against 16-byte boundaries: a chunk of x is one of dx
-      for_row<T>(
-          x, C, [&](int64_t c) { dx[c] = grad_of(rule, g, x[c], m, lz, c, t); },
-          [&](int64_t c0, const RowChunk<T>& v) {
-            RowChunk<T> o;
+      for_row<Xs>(
+          x, C, [&](int64_t c) { dx[c] = grad(c, x[c]); },
+          [&](int64_t c0, const RowChunk<Xs>& v) {
+            RowChunk<Xs> o;
 #pragma unroll
-            for (int j = 0; j < kRowChunk<T>; ++j)
-              o.v[j] = grad_of(rule, g, v.v[j], m, lz, c0 + j, t);
-            *reinterpret_cast<RowChunk<T>*>(dx + c0) = o;
+            for (int j = 0; j < kRowChunk<Xs>; ++j) o.v[j] = grad(c0 + j, v.v[j]);
+            *reinterpret_cast<RowChunk<Xs>*>(dx + c0) = o;
           });
     }
   }
 }
 
 /// S > 1: one thread per row.
-template <class T>
-__global__ void backward_columns_kernel(T* __restrict__ DX, const T* __restrict__ DL, bool per_row,
-                                        const T* __restrict__ X, const int64_t* __restrict__ Tgt,
+template <class T, class Xs>
+__global__ void backward_columns_kernel(Xs* __restrict__ DX, const T* __restrict__ DL, bool per_row,
+                                        const Xs* __restrict__ X, const int64_t* __restrict__ Tgt,
                                         const T* __restrict__ Mx, const T* __restrict__ LZ,
                                         Rule<T> rule, int64_t R, int64_t S) {
   const int64_t C = rule.C;
@@ -407,12 +416,13 @@ __global__ void backward_columns_kernel(T* __restrict__ DX, const T* __restrict_
     RowGrad<T> g;
     T fill;
     if (!row_coefficients(rule, t, DL, per_row, r, g, fill)) {
-      for (int64_t c = 0; c < C; ++c) DX[base + c * S] = fill;
+      const Xs f = convert<Xs>(fill);
+      for (int64_t c = 0; c < C; ++c) DX[base + c * S] = f;
       continue;
     }
     const T m = Mx[r], lz = LZ[r];
     for (int64_t c = 0; c < C; ++c)
-      DX[base + c * S] = grad_of(rule, g, X[base + c * S], m, lz, c, t);
+      DX[base + c * S] = convert<Xs>(grad_of(rule, g, convert<T>(X[base + c * S]), m, lz, c, t));
   }
 }
 
@@ -439,26 +449,26 @@ Rule<T> make_rule(const Tensor& x, const Tensor& weight, int64_t ignore_index, d
   return rule;
 }
 
-template <class T, bool kSmooth>
+template <class T, class Xs, bool kSmooth>
 void launch_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum, const Tensor& x,
                     const Tensor& target, const Rule<T>& rule, int64_t R, int64_t S,
                     cudaStream_t stream) {
   T* L = static_cast<T*>(loss.data_ptr());
   T* Mx = static_cast<T*>(max.data_ptr());
   T* LZ = static_cast<T*>(log_sum.data_ptr());
-  const T* X = static_cast<const T*>(x.data_ptr());
+  const Xs* X = static_cast<const Xs*>(x.data_ptr());
   const int64_t* Tgt = static_cast<const int64_t*>(target.data_ptr());
   if (S == 1) {
-    forward_rows_kernel<T, kSmooth>
+    forward_rows_kernel<T, Xs, kSmooth>
         <<<grid_for(R), row_threads(rule.C), 0, stream>>>(L, Mx, LZ, X, Tgt, rule, R);
   } else {
-    forward_columns_kernel<T, kSmooth>
+    forward_columns_kernel<T, Xs, kSmooth>
         <<<grid_for(ceil_div(R, kThreads)), kThreads, 0, stream>>>(L, Mx, LZ, X, Tgt, rule, R, S);
   }
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
+template <class T, class Xs>
 void forward_typed(const Tensor& loss, const Tensor& max, const Tensor& log_sum, const Tensor& sums,
                    const Tensor& x, const Tensor& target, const Tensor& weight,
                    int64_t ignore_index, double label_smoothing, int64_t R, int64_t S) {
@@ -466,9 +476,9 @@ void forward_typed(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
   Tensor w_sum;
   const Rule<T> rule = make_rule<T>(x, weight, ignore_index, label_smoothing, w_sum, stream);
   if (label_smoothing > 0.0) {
-    launch_forward<T, true>(loss, max, log_sum, x, target, rule, R, S, stream);
+    launch_forward<T, Xs, true>(loss, max, log_sum, x, target, rule, R, S, stream);
   } else {
-    launch_forward<T, false>(loss, max, log_sum, x, target, rule, R, S, stream);
+    launch_forward<T, Xs, false>(loss, max, log_sum, x, target, rule, R, S, stream);
   }
   if (!sums.defined()) return;
   const int64_t chunks = ceil_div(R, kSumChunk);
@@ -482,7 +492,7 @@ void forward_typed(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
+template <class T, class Xs>
 void backward_typed(const Tensor& dx, const Tensor& dloss, const Tensor& x, const Tensor& target,
                     const Tensor& weight, const Tensor& max, const Tensor& log_sum,
                     int64_t ignore_index, double label_smoothing, int64_t R, int64_t S) {
@@ -490,9 +500,9 @@ void backward_typed(const Tensor& dx, const Tensor& dloss, const Tensor& x, cons
   Tensor w_sum;
   const Rule<T> rule = make_rule<T>(x, weight, ignore_index, label_smoothing, w_sum, stream);
   const bool per_row = dloss.numel() == R && R > 1;
-  T* DX = static_cast<T*>(dx.data_ptr());
+  Xs* DX = static_cast<Xs*>(dx.data_ptr());
   const T* DL = static_cast<const T*>(dloss.data_ptr());
-  const T* X = static_cast<const T*>(x.data_ptr());
+  const Xs* X = static_cast<const Xs*>(x.data_ptr());
   const int64_t* Tgt = static_cast<const int64_t*>(target.data_ptr());
   const T* Mx = static_cast<const T*>(max.data_ptr());
   const T* LZ = static_cast<const T*>(log_sum.data_ptr());
@@ -500,16 +510,25 @@ void backward_typed(const Tensor& dx, const Tensor& dloss, const Tensor& x, cons
     const bool same_head =
         (reinterpret_cast<uintptr_t>(X) - reinterpret_cast<uintptr_t>(DX)) % 16 == 0;
     if (same_head)
-      backward_rows_kernel<T, true><<<grid_for(R), row_threads(rule.C), 0, stream>>>(
+      backward_rows_kernel<T, Xs, true><<<grid_for(R), row_threads(rule.C), 0, stream>>>(
           DX, DL, per_row, X, Tgt, Mx, LZ, rule, R);
     else
-      backward_rows_kernel<T, false><<<grid_for(R), row_threads(rule.C), 0, stream>>>(
+      backward_rows_kernel<T, Xs, false><<<grid_for(R), row_threads(rule.C), 0, stream>>>(
           DX, DL, per_row, X, Tgt, Mx, LZ, rule, R);
   } else {
-    backward_columns_kernel<T><<<grid_for(ceil_div(R, kThreads)), kThreads, 0, stream>>>(
+    backward_columns_kernel<T, Xs><<<grid_for(ceil_div(R, kThreads)), kThreads, 0, stream>>>(
         DX, DL, per_row, X, Tgt, Mx, LZ, rule, R, S);
   }
   EMBER_CUDA_CHECK_LAUNCH();
+}
+
+/// f(Tag<Xs>{}) for the logits' dtype: float, double, or the bits of float16/bfloat16 (computed in
+/// compute_t<Xs>, float); any other dtype is a DTypeError naming op.
+template <class F>
+void visit_logits(DType dt, const char* op, F&& f) {
+  if (dt == DType::Float16) return f(detail::Tag<detail::HalfBits>{});
+  if (dt == DType::BFloat16) return f(detail::Tag<detail::BF16Bits>{});
+  detail::visit_device_float(dt, op, f);
 }
 
 }  // namespace
@@ -526,9 +545,10 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& 
     return;
   }
   const int64_t S = R / N;
-  detail::visit_device_float(x.dtype(), "cross_entropy", [&](auto tag) {
-    forward_typed<typename decltype(tag)::type>(loss, max, log_sum, sums, x, target, weight,
-                                                ignore_index, label_smoothing, R, S);
+  visit_logits(x.dtype(), "cross_entropy", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    forward_typed<detail::compute_t<Xs>, Xs>(loss, max, log_sum, sums, x, target, weight,
+                                             ignore_index, label_smoothing, R, S);
   });
 }
 
@@ -540,9 +560,10 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
   if (R == 0 || C == 0) return;
   const int64_t S = R / N;
   detail::DeviceGuard guard(x.device().index());
-  detail::visit_device_float(x.dtype(), "cross_entropy_backward", [&](auto tag) {
-    backward_typed<typename decltype(tag)::type>(dx, dloss, x, target, weight, max, log_sum,
-                                                 ignore_index, label_smoothing, R, S);
+  visit_logits(x.dtype(), "cross_entropy_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    backward_typed<detail::compute_t<Xs>, Xs>(dx, dloss, x, target, weight, max, log_sum,
+                                              ignore_index, label_smoothing, R, S);
   });
 }
 

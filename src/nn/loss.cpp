@@ -3,12 +3,14 @@
 // reduction rules; the choices that keep them finite are noted at each loss and in
 // docs/nn_losses.md.
 //
-// cross_entropy with class-index targets on CPU float32/float64 logits runs a fused kernel
-// instead (src/core/cpu/cross_entropy.cpp: log_softmax and the likelihood in one pass per row,
-// keeping only the per-row log-sum-exp, as max and log-sum), recorded as one node; the composite
-// stays as cross_entropy_reference, which the tests compare it with. The fused backward kernel is
-// first-order only; under create_graph=true the node differentiates the composite at its saved
-// inputs (autograd::composite_grads), so higher-order gradients are the composite's.
+// cross_entropy with class-index targets runs a fused kernel instead
+// (src/core/cpu/cross_entropy.cpp, src/cuda/cross_entropy.cu: log_softmax and the likelihood in one
+// pass per row, keeping only the per-row log-sum-exp, as max and log-sum), recorded as one node;
+// the composite stays as cross_entropy_reference, which the tests compare it with. float16/bfloat16
+// logits are computed in float32 by the same kernels, read as they are (no float32 copy, also under
+// autocast). The fused backward kernel is first-order only; under create_graph=true the node
+// differentiates the composite at its saved inputs (autograd::composite_grads), so higher-order
+// gradients are the composite's.
 #include "ember/nn/functional/loss.hpp"
 
 #include <string>
@@ -169,18 +171,32 @@ Tensor nll_from_log_probs(const ClassTargets& ct, const Tensor& logp, const Tens
   return loss.sum() / w.sum();  // PyTorch: divide by the total weight of the counted targets
 }
 
-// ---- fused cross-entropy (float32 / float64, class-index targets, CPU or CUDA) ----
+// ---- fused cross-entropy (class-index targets, CPU or CUDA) ----
 
-/// cross_entropy by the fused kernels: ct checked (input (N, C, d...) float32/float64 with at
-/// least one element, target (N, d...) int64 on its device), weight contiguous of the input's
-/// dtype and device without grad, or undefined.
+/// The dtype the fused kernels compute logits of dtype dt in: float32 for float16/bfloat16, else
+/// dt (float32, float64).
+DType ce_compute_dtype(DType dt) { return dt == kFloat16 || dt == kBFloat16 ? kFloat32 : dt; }
+
+/// The loss as the composite computes it, in the compute dtype, on the logits x.
+Tensor ce_reference_computed(const Tensor& x, const Tensor& target, const Tensor& weight,
+                             int64_t ignore_index, const std::string& reduction,
+                             double label_smoothing) {
+  return cross_entropy_reference(x.to(ce_compute_dtype(x.dtype())), target, weight, ignore_index,
+                                 reduction, label_smoothing);
+}
+
+/// cross_entropy by the fused kernels: ct checked (input (N, C, d...) float16, bfloat16, float32
+/// or float64 with at least one element, target (N, d...) int64 on its device), weight contiguous
+/// of the compute dtype (ce_compute_dtype) on the input's device without grad, or undefined. The
+/// loss has the compute dtype; the input's gradient the input's dtype. Nothing is read back to
+/// the host.
 Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t ignore_index,
                            const std::string& reduction, double label_smoothing) {
   // ---- shape rule: per-row losses, max, log-sum like the target (N, d...); sums (2) ----
   Tensor x = ct.input.contiguous();
   Tensor t = ct.target.contiguous();
-  const DType dt = x.dtype();
-  const TensorOptions opts = TensorOptions(dt).device(x.device());
+  const DType cdt = ce_compute_dtype(x.dtype());
+  const TensorOptions opts = TensorOptions(cdt).device(x.device());
   Tensor rows = empty(t.sizes(), opts);
   Tensor max = empty(t.sizes(), opts), log_sum = empty(t.sizes(), opts);
   Tensor sums =
@@ -188,42 +204,38 @@ Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t
   // ---- launch ----
   launch(x.device(), cpu::cross_entropy_forward, cuda::cross_entropy_forward, rows, max, log_sum,
          sums, x, t, weight, ignore_index, label_smoothing);
-  if (sums.defined() && !sums.is_cpu()) sums = sums.cpu();  // the two sums, read below
-  // ---- reduce: in x's dtype, as the composite's loss.sum() / w.sum() ----
+  // ---- reduce, on the device: as the composite's loss.sum() / w.sum(), each sum rounded once
+  // to the compute dtype ----
   Tensor loss = rows;
-  double total_weight = 1.0;  // the divisor of "mean", rounded to x's dtype
+  Tensor total;  // the divisor of "mean": the weight of the counted targets
   if (reduction != "none") {
-    const double* s = sums.data_ptr<double>();
-    double value;
-    if (dt == kFloat32) {
-      const float sum = static_cast<float>(s[0]), wsum = static_cast<float>(s[1]);
-      value = reduction == "sum" ? sum : static_cast<double>(sum / wsum);
-      total_weight = wsum;
+    NoGradGuard no_grad;
+    Tensor s = sums.to(cdt);
+    if (reduction == "sum") {
+      loss = s.select(0, 0).clone();
     } else {
-      value = reduction == "sum" ? s[0] : s[0] / s[1];
-      total_weight = s[1];
+      total = s.select(0, 1);
+      loss = s.select(0, 0) / total;
     }
-    loss = scalar_tensor(value, opts);
   }
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   autograd::record(
-      "cross_entropy", {x}, loss, {x, t, weight, max, log_sum},
-      [ignore_index, reduction, label_smoothing, total_weight](const autograd::Saved& s,
-                                                                const Tensor& dy) {
+      "cross_entropy", {x}, loss, {x, t, weight, max, log_sum, total},
+      [ignore_index, reduction, label_smoothing](const autograd::Saved& s, const Tensor& dy) {
         if (autograd::is_grad_enabled()) {
           return autograd::composite_grads(
               [&](const autograd::Saved& in) {
-                return cross_entropy_reference(in[0], in[1], in[2], ignore_index, reduction,
-                                               label_smoothing);
+                return ce_reference_computed(in[0], in[1], in[2], ignore_index, reduction,
+                                             label_smoothing);
               },
               s, dy, 1);
         }
-        const DType dt = s[0].dtype();
+        const DType cdt = s[3].dtype();
         // The gradient of each row's loss: dy per row ("none"), dy ("sum"), dy / total ("mean").
-        Tensor dloss = dy.to(s[0].device(), dt);  // dy itself when it is already so
-        if (reduction == "mean") dloss = dloss / total_weight;
+        Tensor dloss = dy.to(s[0].device(), cdt);  // dy itself when it is already so
+        if (reduction == "mean") dloss = dloss / s[5];
         dloss = dloss.contiguous();
-        Tensor dx = empty(s[0].sizes(), TensorOptions(dt).device(s[0].device()));
+        Tensor dx = empty(s[0].sizes(), TensorOptions(s[0].dtype()).device(s[0].device()));
         launch(s[0].device(), cpu::cross_entropy_backward, cuda::cross_entropy_backward, dx, dloss,
                s[0], s[1], s[2], s[3], s[4], ignore_index, label_smoothing);
         return autograd::Grads{dx};
@@ -290,18 +302,21 @@ Tensor cross_entropy_reference(const Tensor& input, const Tensor& target, const 
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, const std::string& reduction, double label_smoothing) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight))
-    return autocast_call(*dt, &cross_entropy, input, target, weight, ignore_index, reduction,
+  // The fused kernel takes class-index targets with floating logits (at least one), every tensor
+  // on one device, and a weight that needs no gradient (PyTorch gives none; the composite does);
+  // everything else goes to the composite. The checks and their errors are the composite's.
+  const bool fused = input.defined() && is_floating(input.dtype()) && input.numel() > 0 &&
+                     target.defined() && !is_floating(target.dtype()) &&
+                     target.device() == input.device() &&
+                     (!weight.defined() ||
+                      (weight.device() == input.device() && !autograd::needs_grad({&weight})));
+  const bool reduced = input.defined() && ce_compute_dtype(input.dtype()) != input.dtype();
+  const std::optional<DType> cast = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight);
+  // Under autocast, 16-bit logits go to the fused kernel as they are: it computes in float32 and
+  // gives the float32 loss that casting them first would, without the float32 copy.
+  if (cast && !(fused && reduced))
+    return autocast_call(*cast, &cross_entropy, input, target, weight, ignore_index, reduction,
                          label_smoothing);
-  // The fused kernel takes class-index targets with float32/float64 logits (at least one), every
-  // tensor on one device, and a weight that needs no gradient (PyTorch gives none; the composite
-  // does); everything else goes to the composite. The checks and their errors are the composite's.
-  const bool fused =
-      input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
-      input.numel() > 0 && target.defined() && !is_floating(target.dtype()) &&
-      target.device() == input.device() &&
-      (!weight.defined() ||
-       (weight.device() == input.device() && !autograd::needs_grad({&weight})));
   if (!fused)
     return cross_entropy_reference(input, target, weight, ignore_index, reduction, label_smoothing);
   const char* op = "cross_entropy";
@@ -309,10 +324,13 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   EMBER_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError, "[", op,
               "] label_smoothing must be in [0, 1], got ", label_smoothing);
   ClassTargets ct = class_targets(input, target, weight, ignore_index, op);
-  const DType dt = input.dtype();
+  const DType cdt = ce_compute_dtype(input.dtype());
   Tensor w;
-  if (weight.defined()) w = (weight.dtype() == dt ? weight : weight.to(dt)).detach().contiguous();
-  return cross_entropy_fused(ct, w, ignore_index, reduction, label_smoothing);
+  if (weight.defined()) w = (weight.dtype() == cdt ? weight : weight.to(cdt)).detach().contiguous();
+  Tensor loss = cross_entropy_fused(ct, w, ignore_index, reduction, label_smoothing);
+  // Outside autocast, 16-bit logits give a loss of their dtype (PyTorch's), computed in float32
+  // and rounded once.
+  return reduced && !cast ? loss.to(input.dtype()) : loss;
 }
 
 // ---- regression losses ----

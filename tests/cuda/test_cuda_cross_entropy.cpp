@@ -1,6 +1,7 @@
 // The fused cross-entropy kernel on CUDA (src/cuda/cross_entropy.cu) against the CPU kernel, with
 // the same seeded inputs: losses and input gradients for the reductions none, sum and mean,
-// float32 and float64, 1, 7, 1000 and 50257 classes, class weights, ignore_index, label smoothing,
+// float32 and float64 (and float16/bfloat16 logits computed in float32, in and out of
+// autocast), 1, 7, 1000 and 50257 classes, class weights, ignore_index, label smoothing,
 // the (N, C, d1, d2) layout, unbatched input, logits of 1e30 and -inf, every target ignored, empty
 // batches, non-contiguous inputs and repeated runs (bitwise), and the same typed errors as the
 // CPU. Without a GPU each case prints "skipped".
@@ -232,6 +233,80 @@ TEST_CASE("cuda cross_entropy: non-contiguous inputs and repeated runs give bitw
       check_close(dense, run(x, t, o, kCPU), tol(dt));
     }
   }
+}
+
+TEST_CASE("cuda cross_entropy: float16 and bfloat16 logits in float32, in and out of autocast") {
+  // 16-bit logits are read as they are (16-byte chunks of 8, heads and tails, odd offsets) and
+  // computed in float32; dx is rounded once to 16 bits. In an autocast scope the loss is float32
+  // and the node's input is the 16-bit tensor itself (no float32 copy). Against the CPU kernel,
+  // which is bitwise the float32 path: the float32 loss within 1e-5, 16-bit results within 1e-2
+  // of the largest value (a bfloat16 step is 2^-8 of it).
+  if (!gpu()) return;
+  struct Layout {
+    std::vector<int64_t> x, t;
+    int64_t C;
+    bool offset;  // the logits a contiguous view at an odd element offset
+  };
+  const std::vector<Layout> layouts = {
+      {{5, 1}, {5}, 1, false},        {{9, 7}, {9}, 7, true},
+      {{7, 33}, {7}, 33, true},       {{6, 1000}, {6}, 1000, false},
+      {{3, 50257}, {3}, 50257, true}, {{2, 5, 3, 7}, {2, 3, 7}, 5, false}};
+  uint64_t seed = 1200;
+  for (DType dt : {kFloat16, kBFloat16}) {
+    for (const Layout& l : layouts) {
+      for (int variant = 0; variant < 2; ++variant) {
+        for (const char* red : kReductions) {
+          INFO(dt << " x " << IntArrayRef(l.x) << " offset " << l.offset << " variant " << variant
+                  << " " << red);
+          ++seed;
+          int64_t n = 1;
+          for (int64_t d : l.x) n *= d;
+          Tensor x = rnd({n + 1}, seed, kFloat32, 4.0).to(dt);
+          x = (l.offset ? x.narrow(0, 1, n) : x.narrow(0, 0, n)).reshape(l.x);
+          const Tensor t = classes(l.t, l.C, seed + 1, variant == 1 ? 3 : 0);
+          Opts o;
+          o.reduction = red;
+          if (variant == 1) {
+            o.weight = rnd({l.C}, seed + 2, kFloat32, 0.5) + 1.0;
+            o.label_smoothing = 0.1;
+          }
+          const Tensor dy =
+              rnd(o.reduction == "none" ? l.t : std::vector<int64_t>{}, seed + 3, kFloat32, 1.0);
+          std::vector<Tensor> got, want;
+          {
+            auto scope = autocast(dt);
+            got = run(x, t, o, cu, dy);
+            want = run(x, t, o, kCPU, dy);
+          }
+          CHECK(got[0].dtype() == kFloat32);
+          CHECK(got[1].dtype() == dt);
+          CHECK(rel_err(got[0], want[0]) <= 1e-5);
+          CHECK(rel_err(got[1].to(kFloat64), want[1].to(kFloat64)) <= 1e-2);
+          // Outside autocast: a loss of x's dtype.
+          Tensor xl = x.to(cu).detach().requires_grad_();
+          Tensor y = F::cross_entropy(xl, t.to(cu), o.weight.defined() ? o.weight.to(cu) : Tensor(),
+                                      o.ignore_index, o.reduction, o.label_smoothing);
+          CHECK(y.dtype() == dt);
+          Tensor dx = autograd::grad({y}, {xl}, {dy.to(dt).to(cu)})[0];
+          CHECK(rel_err(y.detach().cpu().to(kFloat64), want[0].to(kFloat64)) <= 1e-2);
+          CHECK(rel_err(dx.cpu().to(kFloat64), want[1].to(kFloat64)) <= 1e-2);
+        }
+      }
+    }
+  }
+  // The autocast node reads the 16-bit logits, and repeated runs are bitwise the same.
+  Tensor x = rnd({64, 5003}, 1299, kFloat32).to(kBFloat16).to(cu);
+  Tensor t = classes({64}, 5003, 1298, 5).to(cu);
+  auto scope = autocast(kBFloat16);
+  Tensor xl = x.detach().requires_grad_();
+  Tensor y1 = F::cross_entropy(xl, t);
+  REQUIRE(node_name(y1) == "cross_entropy");
+  CHECK(y1.grad_fn()->input_meta[0].dtype == kBFloat16);
+  Tensor g1 = autograd::grad({y1}, {xl})[0];
+  Tensor y2 = F::cross_entropy(xl, t);
+  Tensor g2 = autograd::grad({y2}, {xl})[0];
+  CHECK(bitwise_equal(y1.detach().cpu(), y2.detach().cpu()));
+  CHECK(bitwise_equal(g1.cpu(), g2.cpu()));
 }
 
 TEST_CASE("cuda cross_entropy: errors are the CPU's") {

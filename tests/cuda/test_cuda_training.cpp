@@ -224,4 +224,32 @@ TEST_CASE("cuda training step: clip_grad_norm_ and GradScaler launch a few kerne
   CHECK(d(2).launches <= 16);  // norms (2 per table + a fill), total, coefficient, scaling
   CHECK(d(3).launches <= 2);   // AdamW: one launch per table of 32
 }
+
+TEST_CASE("cuda cross_entropy under autocast: float16 logits read as they are, one host wait") {
+  // The classifier's loss in a mixed-precision step: the fused kernel reads the float16 logits
+  // (no cast to float32 before it, none of the gradient after it), and the forward waits for the
+  // GPU once, for the target check (the sums stay on the GPU).
+  const Device cu(kCUDA);
+  Generator g(3);
+  Tensor logits = randn({48, 1003}, g).to(cu, kFloat16).requires_grad_();
+  Tensor y = randint(0, 1003, {48}, g).to(cu);
+  const ember_emu::Counts c0 = ember_emu::counts();
+  Tensor loss;
+  {
+    auto amp = ember::autocast(kFloat16, kCUDA);
+    loss = F::cross_entropy(logits, y);
+  }
+  const ember_emu::Counts c1 = ember_emu::counts();
+  Tensor dx = autograd::grad({loss}, {logits})[0];
+  const ember_emu::Counts c2 = ember_emu::counts();
+  UNSCOPED_INFO("forward " << c1.launches - c0.launches << " launches / "
+                           << c1.host_waits - c0.host_waits << " waits, backward "
+                           << c2.launches - c1.launches << " / " << c2.host_waits - c1.host_waits);
+  CHECK(loss.dtype() == kFloat32);
+  CHECK(dx.dtype() == kFloat16);
+  CHECK(loss.grad_fn()->input_meta[0].dtype == kFloat16);
+  CHECK(c1.host_waits - c0.host_waits == 1);  // the target check
+  CHECK(c2.host_waits - c1.host_waits == 0);
+  CHECK(c2.launches - c1.launches <= 4);  // dloss, its division, the backward kernel
+}
 #endif

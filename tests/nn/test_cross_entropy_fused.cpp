@@ -4,7 +4,8 @@
 // odd class counts (1, 3, 1000, 5003), one row, class weights, ignore_index, label smoothing, the
 // (N, C, d1, d2) layout, unbatched input, non-contiguous inputs (bitwise), 1 / 2 / 3 threads
 // (bitwise), logits of 1e30 and -inf, gradcheck + gradgradcheck (double backward through the
-// composite), the cases left to the composite, and the composite's errors.
+// composite), float16/bfloat16 logits computed in float32 (bitwise the float32 path, in and out
+// of autocast), the cases left to the composite, and the composite's errors.
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -345,16 +346,83 @@ TEST_CASE("cross_entropy fused: gradcheck and gradgradcheck (double backward via
   CHECK(node_name(F::cross_entropy(x, tx)) == "cross_entropy");
 }
 
+TEST_CASE("cross_entropy fused: float16 and bfloat16 logits are computed in float32") {
+  // 16-bit logits go to the fused kernel as they are. The loss and the input gradient are bitwise
+  // those of the float32 logits x.to(float32), the gradient rounded once to x's dtype: outside
+  // autocast with the loss rounded to x's dtype (PyTorch's result dtype), in an autocast scope as
+  // float32 (what autocast's cast to float32 gives, without the float32 copy).
+  struct Layout {
+    std::vector<int64_t> x, t;
+    int64_t C;
+  };
+  const std::vector<Layout> layouts = {{{6, 5}, {6}, 5},
+                                       {{3, 1003}, {3}, 1003},
+                                       {{2, 4, 3, 5}, {2, 3, 5}, 4},
+                                       {{2, 3, 9, 9}, {2, 9, 9}, 3}};  // two tiles of columns
+  uint64_t seed = 1100;
+  for (DType dt : {kFloat16, kBFloat16}) {
+    for (const Layout& l : layouts) {
+      for (int variant = 0; variant < 2; ++variant) {
+        for (const char* red : kReductions) {
+          INFO(dt << " x " << IntArrayRef(l.x) << " variant " << variant << " " << red);
+          ++seed;
+          const Tensor x = rnd(l.x, seed, kFloat32, 4.0).to(dt);
+          const Tensor t = classes(l.t, l.C, seed + 7, variant == 1 ? 3 : 0);
+          Opts o;
+          o.reduction = red;
+          if (variant == 1) {
+            o.weight = rnd({l.C}, seed + 9, kFloat32, 0.5) + 1.0;
+            o.label_smoothing = 0.1;
+          }
+          const Ce via_float32 = [](const Tensor& xl, const Tensor& tl, const Opts& ol) {
+            return fused(xl.to(kFloat32), tl, ol);
+          };
+          // Outside autocast: a loss of x's dtype.
+          const Tensor dy =
+              rnd(o.reduction == "none" ? l.t : std::vector<int64_t>{}, seed + 11, kFloat32, 1.0);
+          std::vector<Tensor> got = run(fused, x, t, o, dy.to(dt));
+          const Ce rounded = [&](const Tensor& xl, const Tensor& tl, const Opts& ol) {
+            return via_float32(xl, tl, ol).to(dt);
+          };
+          std::vector<Tensor> want = run(rounded, x, t, o, dy.to(dt));
+          CHECK(got[0].dtype() == dt);
+          CHECK(got[1].dtype() == dt);
+          CHECK(bitwise_equal(got[0], want[0]));
+          CHECK(bitwise_equal(got[1], want[1]));
+          // In an autocast scope: a float32 loss, the node reading x itself (no cast before it).
+          {
+            auto scope = autocast(dt);
+            Tensor xl = x.detach().requires_grad_();
+            Tensor y = fused(xl, t, o);
+            CHECK(y.dtype() == kFloat32);
+            REQUIRE(node_name(y) == "cross_entropy");
+            CHECK(y.grad_fn()->input_meta[0].dtype == dt);
+            Tensor dx = autograd::grad({y}, {xl}, {dy})[0];
+            std::vector<Tensor> w32 = run(via_float32, x, t, o, dy);
+            CHECK(bitwise_equal(y.detach(), w32[0]));
+            CHECK(bitwise_equal(dx, w32[1]));
+          }
+          // And close to float64 on the same 16-bit values.
+          std::vector<Tensor> w64 = run(
+              [](const Tensor& xl, const Tensor& tl, const Opts& ol) {
+                Opts o64 = ol;
+                if (ol.weight.defined()) o64.weight = ol.weight.to(kFloat64);
+                return reference(xl.to(kFloat64), tl, o64);
+              },
+              x, t, o, dy.to(kFloat64));
+          CHECK(rel_err(want[0].to(kFloat64), w64[0]) <= 1e-2);
+          std::vector<Tensor> w32 = run(via_float32, x, t, o, dy);
+          CHECK(rel_err(w32[0].to(kFloat64), w64[0]) <= 2e-6);
+          CHECK(rel_err(w32[1].to(kFloat64), w64[1].to(dt).to(kFloat64)) <= 1e-2);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("cross_entropy fused: other cases run the composite") {
   Tensor x = rnd({4, 5}, 801, kFloat32);
   Tensor t = tensor({1, 0, 4, 2});
-  // float16 / bfloat16 logits: bitwise the composite.
-  for (DType dt : {kFloat16, kBFloat16}) {
-    INFO(dt);
-    Tensor h = x.to(dt);
-    CHECK(bitwise_equal(F::cross_entropy(h, t),
-                        F::cross_entropy_reference(h, t, {}, -100, "mean", 0.0)));
-  }
   // Class-probability targets.
   Tensor p = softmax(rnd({4, 5}, 802, kFloat32), 1);
   CHECK(bitwise_equal(F::cross_entropy(x, p),

@@ -1,8 +1,8 @@
 // CPU cross-entropy of logits with class-index targets (log_softmax and the negative
-// log-likelihood in one kernel), forward and first-order backward, float32 and float64, on
-// contiguous tensors. The composite nn::functional::cross_entropy_reference (log_softmax, gather,
-// where, sums) is the reference; the terms follow its formula, with PyTorch's weight,
-// ignore_index and label-smoothing rules.
+// log-likelihood in one kernel), forward and first-order backward, float32 and float64 logits, and
+// float16/bfloat16 logits computed in float32, on contiguous tensors. The composite
+// nn::functional::cross_entropy_reference (log_softmax, gather, where, sums) is the reference; the
+// terms follow its formula, with PyTorch's weight, ignore_index and label-smoothing rules.
 //
 // x (N, C, S): row r = n S + s holds the C logits x[n, :, s]; t = target[r], w the class weights
 // (1 without), W = sum_c w_c, ls the label smoothing.
@@ -24,6 +24,9 @@
 // Sums for "sum" / "mean": the rounded per-row losses and the weights w_t of the counted rows,
 // each in double over fixed chunks of kSumChunk rows, the chunk partials added in chunk order.
 // Tasks are rows, tiles or chunks, so results are bitwise independent of the thread count.
+// 16-bit logits: each row (or tile) is widened to float into a per-task buffer and takes the float
+// path, and the backward's float row (or tile) is rounded once into dx, so the results are bitwise
+// those of the float32 kernel on x.to(float32) with dx rounded to x's dtype afterwards.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -61,6 +64,46 @@ inline double fold(double (&lanes)[kLanes]) {
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) lanes[j] += lanes[j + w];
   return lanes[0];
+}
+
+/// The n values at p (consecutive, or `ld` apart in `rows` rows of n) as T: p itself when X is T,
+/// else widened into buf (rows x n, rows n apart).
+template <class T, class X>
+const T* widen(const X* p, int64_t rows, int64_t n, int64_t ld, std::vector<T>& buf) {
+  if constexpr (std::is_same_v<T, X>) {
+    return p;
+  } else {
+    buf.resize(static_cast<size_t>(rows * n));
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        buf[static_cast<size_t>(i * n + j)] = static_cast<T>(p[i * ld + j]);
+    return buf.data();
+  }
+}
+
+/// Rounds rows x n values of buf (rows n apart) into out (rows ld apart); nothing when X is T (the
+/// kernel wrote out itself).
+template <class T, class X>
+void narrow_into(X* out, int64_t rows, int64_t n, int64_t ld, const std::vector<T>& buf) {
+  if constexpr (!std::is_same_v<T, X>) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        out[i * ld + j] = convert<X>(buf[static_cast<size_t>(i * n + j)]);
+  }
+}
+
+/// Where a row or tile's T results go: out itself when X is T, else buf (rows x n) for
+/// narrow_into; ld_out is set to the stride between the rows written.
+template <class T, class X>
+T* compute_out(X* out, int64_t rows, int64_t n, int64_t ld, std::vector<T>& buf, int64_t& ld_out) {
+  if constexpr (std::is_same_v<T, X>) {
+    ld_out = ld;
+    return out;
+  } else {
+    buf.resize(static_cast<size_t>(rows * n));
+    ld_out = n;
+    return buf.data();
+  }
 }
 
 /// max_c x_c of a contiguous row in kMaxLanes lanes. A NaN may be skipped here; it reaches the
@@ -134,13 +177,14 @@ T row_loss(const Rule<T>& rule, int64_t t, T m, double z, double u, T x_t, T& m_
 
 // ---- forward ----
 
-template <class T, bool kSmooth>
-void forward_rows(T* L, T* M, T* LZ, const T* X, const int64_t* Tgt, const Rule<T>& rule,
+template <class T, class Xs, bool kSmooth>
+void forward_rows(T* L, T* M, T* LZ, const Xs* X, const int64_t* Tgt, const Rule<T>& rule,
                   int64_t N) {
   const int64_t C = rule.C;
   parallel_for(N, std::max<int64_t>(1, kGrain / C), [&](int64_t r0, int64_t r1) {
+    std::vector<T> buf;  // a 16-bit row widened
     for (int64_t r = r0; r < r1; ++r) {
-      const T* x = X + r * C;  // (C)
+      const T* x = widen(X + r * C, 1, C, C, buf);  // (C)
       const T m = row_max(x, C);
       double z, u;
       row_sums<T, kSmooth>(x, rule.W, C, m, z, u);
@@ -151,25 +195,28 @@ void forward_rows(T* L, T* M, T* LZ, const T* X, const int64_t* Tgt, const Rule<
   });
 }
 
-template <class T, bool kSmooth>
-void forward_tiles(T* L, T* M, T* LZ, const T* X, const int64_t* Tgt, const Rule<T>& rule,
+template <class T, class Xs, bool kSmooth>
+void forward_tiles(T* L, T* M, T* LZ, const Xs* X, const int64_t* Tgt, const Rule<T>& rule,
                    int64_t N, int64_t S) {
   const int64_t C = rule.C;
   const int64_t tiles = (S + kTile - 1) / kTile;
   parallel_for(N * tiles, std::max<int64_t>(1, kGrain / (C * kTile)), [&](int64_t u0, int64_t u1) {
+    std::vector<T> buf;  // a 16-bit tile widened
     for (int64_t unit = u0; unit < u1; ++unit) {
       const int64_t n = unit / tiles, s0 = unit % tiles * kTile;
       const int64_t width = std::min(kTile, S - s0);
-      const T* x0 = X + n * C * S + s0;  // x0[c * S + j]: class c of column s0 + j
+      // x0[c * ld + j]: class c of column s0 + j
+      const int64_t ld = std::is_same_v<T, Xs> ? S : width;
+      const T* x0 = widen(X + n * C * S + s0, C, width, S, buf);
       T m[kTile];
       double z[kTile] = {}, u[kTile] = {};
       for (int64_t j = 0; j < width; ++j) m[j] = -std::numeric_limits<T>::infinity();
       for (int64_t c = 0; c < C; ++c) {
-        const T* xc = x0 + c * S;  // (width)
+        const T* xc = x0 + c * ld;  // (width)
         for (int64_t j = 0; j < width; ++j) m[j] = xc[j] > m[j] ? xc[j] : m[j];
       }
       for (int64_t c = 0; c < C; ++c) {
-        const T* xc = x0 + c * S;
+        const T* xc = x0 + c * ld;
         for (int64_t j = 0; j < width; ++j) z[j] += static_cast<double>(vm::exp<T>(xc[j] - m[j]));
         if constexpr (kSmooth) {
           const T wc = rule.weight(c);
@@ -179,7 +226,7 @@ void forward_tiles(T* L, T* M, T* LZ, const T* X, const int64_t* Tgt, const Rule
       const int64_t r0 = n * S + s0;
       for (int64_t j = 0; j < width; ++j) {
         const int64_t t = Tgt[r0 + j];
-        const T x_t = t == rule.ignore_index ? T(0) : x0[t * S + j];
+        const T x_t = t == rule.ignore_index ? T(0) : x0[t * ld + j];
         L[r0 + j] = row_loss(rule, t, m[j], z[j], u[j], x_t, M[r0 + j], LZ[r0 + j]);
       }
     }
@@ -229,20 +276,22 @@ RowGrad<T> row_grad(const Rule<T>& rule, int64_t t, T a) {
           static_cast<T>(k_s), static_cast<T>(ad * (1.0 - rule.ls) * w_t)};
 }
 
-template <class T>
-void backward_rows(T* DX, const T* DL, bool per_row, const T* X, const int64_t* Tgt, const T* M,
+template <class T, class Xs>
+void backward_rows(Xs* DX, const T* DL, bool per_row, const Xs* X, const int64_t* Tgt, const T* M,
                    const T* LZ, const Rule<T>& rule, int64_t N) {
   const int64_t C = rule.C;
   const T* W = rule.W;
   parallel_for(N, std::max<int64_t>(1, kGrain / C), [&](int64_t r0, int64_t r1) {
+    std::vector<T> xbuf, dbuf;  // a 16-bit row widened, its gradient before rounding
     for (int64_t r = r0; r < r1; ++r) {
-      const T* x = X + r * C;  // (C)
-      T* dx = DX + r * C;
       const int64_t t = Tgt[r];
       if (t == rule.ignore_index) {
-        std::fill_n(dx, C, T(0));
+        std::fill_n(DX + r * C, C, Xs(0));
         continue;
       }
+      const T* x = widen(X + r * C, 1, C, C, xbuf);  // (C)
+      int64_t ld;
+      T* dx = compute_out(DX + r * C, 1, C, C, dbuf, ld);
       const RowGrad<T> g = row_grad(rule, t, DL[per_row ? r : 0]);
       const T m = M[r], lz = LZ[r];
       if (rule.ls == 0.0) {
@@ -253,22 +302,27 @@ void backward_rows(T* DX, const T* DL, bool per_row, const T* X, const int64_t* 
         for (int64_t c = 0; c < C; ++c) dx[c] = g.k_p * vm::exp<T>((x[c] - m) - lz) - g.k_w;
       }
       dx[t] -= g.k_t;
+      narrow_into(DX + r * C, 1, C, C, dbuf);
     }
   });
 }
 
-template <class T>
-void backward_tiles(T* DX, const T* DL, bool per_row, const T* X, const int64_t* Tgt, const T* M,
+template <class T, class Xs>
+void backward_tiles(Xs* DX, const T* DL, bool per_row, const Xs* X, const int64_t* Tgt, const T* M,
                     const T* LZ, const Rule<T>& rule, int64_t N, int64_t S) {
   const int64_t C = rule.C;
   const int64_t tiles = (S + kTile - 1) / kTile;
   parallel_for(N * tiles, std::max<int64_t>(1, kGrain / (C * kTile)), [&](int64_t u0, int64_t u1) {
+    std::vector<T> xbuf, dbuf;  // a 16-bit tile widened, its gradient before rounding
     for (int64_t unit = u0; unit < u1; ++unit) {
       const int64_t n = unit / tiles, s0 = unit % tiles * kTile;
       const int64_t width = std::min(kTile, S - s0);
       const int64_t r0 = n * S + s0;
-      const T* x0 = X + n * C * S + s0;  // x0[c * S + j]: class c of column s0 + j
-      T* dx0 = DX + n * C * S + s0;
+      // x0[c * ld + j], dx0[c * ld + j]: class c of column s0 + j
+      const int64_t ld = std::is_same_v<T, Xs> ? S : width;
+      const T* x0 = widen(X + n * C * S + s0, C, width, S, xbuf);
+      int64_t ld_dx;
+      T* dx0 = compute_out(DX + n * C * S + s0, C, width, S, dbuf, ld_dx);
       T k_p[kTile], k_w[kTile], k_t[kTile], m[kTile], lz[kTile];
       for (int64_t j = 0; j < width; ++j) {
         const int64_t t = Tgt[r0 + j];
@@ -281,8 +335,8 @@ void backward_tiles(T* DX, const T* DL, bool per_row, const T* X, const int64_t*
         lz[j] = LZ[r0 + j];
       }
       for (int64_t c = 0; c < C; ++c) {
-        const T* xc = x0 + c * S;  // (width)
-        T* dxc = dx0 + c * S;
+        const T* xc = x0 + c * ld;  // (width)
+        T* dxc = dx0 + c * ld_dx;
         const T wc = rule.weight(c);
         for (int64_t j = 0; j < width; ++j)
           dxc[j] = k_p[j] * vm::exp<T>((xc[j] - m[j]) - lz[j]) - k_w[j] * wc;
@@ -291,11 +345,12 @@ void backward_tiles(T* DX, const T* DL, bool per_row, const T* X, const int64_t*
         const int64_t t = Tgt[r0 + j];
         if (t == rule.ignore_index) {
           // Exactly 0, even where exp(x - lse) is not finite.
-          for (int64_t c = 0; c < C; ++c) dx0[c * S + j] = T(0);
+          for (int64_t c = 0; c < C; ++c) dx0[c * ld_dx + j] = T(0);
           continue;
         }
-        dx0[t * S + j] -= k_t[j];
+        dx0[t * ld_dx + j] -= k_t[j];
       }
+      narrow_into(DX + n * C * S + s0, C, width, S, dbuf);
     }
   });
 }
@@ -312,6 +367,15 @@ Rule<T> make_rule(const Tensor& x, const Tensor& weight, int64_t ignore_index, d
   return rule;
 }
 
+/// f(TypeTag<X>{}) for the logits' dtype X: float, double, Half or BFloat16 (computed in
+/// compute_t<X>, float).
+template <class F>
+void visit_logits(DType dt, const char* op, F&& f) {
+  if (dt == kFloat16) return f(TypeTag<Half>{});
+  if (dt == kBFloat16) return f(TypeTag<BFloat16>{});
+  visit_float(dt, f, op);
+}
+
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
@@ -324,21 +388,22 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& 
     return;
   }
   const int64_t S = R / N;
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  visit_logits(x.dtype(), "cross_entropy", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = compute_t<Xs>;
     const Rule<T> rule = make_rule<T>(x, weight, ignore_index, label_smoothing);
     T* L = loss.data_ptr<T>();
     T* M = max.data_ptr<T>();
     T* LZ = log_sum.data_ptr<T>();
-    const T* X = x.data_ptr<T>();
+    const Xs* X = x.data_ptr<Xs>();
     const int64_t* Tgt = target.data_ptr<int64_t>();
     const bool smooth = label_smoothing > 0.0;
     if (S == 1) {
-      smooth ? forward_rows<T, true>(L, M, LZ, X, Tgt, rule, N)
-             : forward_rows<T, false>(L, M, LZ, X, Tgt, rule, N);
+      smooth ? forward_rows<T, Xs, true>(L, M, LZ, X, Tgt, rule, N)
+             : forward_rows<T, Xs, false>(L, M, LZ, X, Tgt, rule, N);
     } else {
-      smooth ? forward_tiles<T, true>(L, M, LZ, X, Tgt, rule, N, S)
-             : forward_tiles<T, false>(L, M, LZ, X, Tgt, rule, N, S);
+      smooth ? forward_tiles<T, Xs, true>(L, M, LZ, X, Tgt, rule, N, S)
+             : forward_tiles<T, Xs, false>(L, M, LZ, X, Tgt, rule, N, S);
     }
     if (sums.defined()) reduction_sums(sums.data_ptr<double>(), L, Tgt, rule, R);
   });
@@ -352,12 +417,13 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
   if (R == 0 || C == 0) return;
   const int64_t S = R / N;
   const bool per_row = dloss.numel() == R && R > 1;
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  visit_logits(x.dtype(), "cross_entropy_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = compute_t<Xs>;
     const Rule<T> rule = make_rule<T>(x, weight, ignore_index, label_smoothing);
-    T* DX = dx.data_ptr<T>();
+    Xs* DX = dx.data_ptr<Xs>();
     const T* DL = dloss.data_ptr<T>();
-    const T* X = x.data_ptr<T>();
+    const Xs* X = x.data_ptr<Xs>();
     const int64_t* Tgt = target.data_ptr<int64_t>();
     const T* M = max.data_ptr<T>();
     const T* LZ = log_sum.data_ptr<T>();
