@@ -77,6 +77,12 @@ namespace cpu {
 // ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp; src/cuda/elementwise.cu, copy.cu) ----
 /// out[...] = value converted to out's dtype.
 void fill(const Tensor& out, Scalar value);
+/// out (n) contiguous: arange's values, out[i] = start + i * step converted to out's dtype, the
+/// sum in int64 when integral (start and step integers), else in double (no fused multiply-add).
+void arange(const Tensor& out, Scalar start, Scalar step, bool integral);
+/// out (n) contiguous: linspace's values from start to end, the first half counted up from
+/// start, the second down from end (PyTorch's symmetric rule), in double.
+void linspace(const Tensor& out, double start, double end);
 /// out[...] = src[...] converted to out's dtype; same shape (src may be expanded).
 void copy(const Tensor& out, const Tensor& src);
 /// out = op(x). x has the compute dtype (out's dtype, except bool outputs).
@@ -325,6 +331,8 @@ void sgd_step(const std::vector<SgdStepTensors>& params, const SgdStepOptions& o
 
 namespace cuda {
 void fill(const Tensor& out, Scalar value);
+void arange(const Tensor& out, Scalar start, Scalar step, bool integral);
+void linspace(const Tensor& out, double start, double end);
 void copy(const Tensor& out, const Tensor& src);
 /// copy between the host and a GPU (one side CPU, the other CUDA) that returns without waiting
 /// when the host side is pinned and both sides are dense of one dtype (Tensor::copy_'s

@@ -55,6 +55,44 @@ void fill_with(const Tensor& out, O v) {
   detail::map<O>(out, [v] __device__() { return v; });
 }
 
+// ---- arange and linspace: the values computed on the device, as the CPU's (kernels.hpp) ----
+
+enum class Sequence { kIntegral, kArange, kLinspace };
+
+struct SequenceArgs {
+  int64_t n = 0, si = 0, sti = 0;     // kIntegral: si + i * sti in int64
+  double s = 0.0, e = 0.0, st = 0.0;  // kArange: s + i * st; kLinspace: from s to e by st
+};
+
+/// out[i] for i < n, every product and sum rounded apart (no fused multiply-add), as on the CPU.
+template <class O, Sequence kMode>
+__global__ void sequence_kernel(O* __restrict__ out, SequenceArgs a) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < a.n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    if constexpr (kMode == Sequence::kIntegral) {
+      out[i] = detail::convert<O>(a.si + i * a.sti);
+    } else if constexpr (kMode == Sequence::kArange) {
+      out[i] = detail::convert<O>(__dadd_rn(a.s, __dmul_rn(static_cast<double>(i), a.st)));
+    } else {
+      out[i] = detail::convert<O>(
+          i < a.n / 2 ? __dadd_rn(a.s, __dmul_rn(a.st, static_cast<double>(i)))
+                      : __dsub_rn(a.e, __dmul_rn(a.st, static_cast<double>(a.n - 1 - i))));
+    }
+  }
+}
+
+template <Sequence kMode>
+void launch_sequence(const Tensor& out, const SequenceArgs& a) {
+  if (a.n == 0) return;
+  detail::DeviceGuard guard(out.device().index());
+  visit_device_dtype(out.dtype(), [&](auto ot) {
+    using O = typename decltype(ot)::type;
+    sequence_kernel<O, kMode><<<detail::blocks_for(a.n), detail::kThreads, 0, stream_of(out)>>>(
+        static_cast<O*>(out.data_ptr()), a);
+    EMBER_CUDA_CHECK_LAUNCH();
+  });
+}
+
 // ---- transposed copies: a shared-memory tiled transpose ----
 
 constexpr int kTile = 32;     // a tile is kTile x kTile elements
@@ -220,6 +258,29 @@ void copy_between_devices(const Tensor& out, const Tensor& src) {
 }
 
 }  // namespace
+
+void arange(const Tensor& out, Scalar start, Scalar step, bool integral) {
+  SequenceArgs a;
+  a.n = out.numel();
+  if (integral) {
+    a.si = start.to_long();
+    a.sti = step.to_long();
+    launch_sequence<Sequence::kIntegral>(out, a);
+  } else {
+    a.s = start.to_double();
+    a.st = step.to_double();
+    launch_sequence<Sequence::kArange>(out, a);
+  }
+}
+
+void linspace(const Tensor& out, double start, double end) {
+  SequenceArgs a;
+  a.n = out.numel();
+  a.s = start;
+  a.e = end;
+  a.st = a.n > 1 ? (end - start) / static_cast<double>(a.n - 1) : 0.0;
+  launch_sequence<Sequence::kLinspace>(out, a);
+}
 
 void fill(const Tensor& out, Scalar value) {
   visit_device_dtype(out.dtype(), [&](auto ot) {

@@ -15,6 +15,8 @@ namespace {
 
 #ifndef EMBER_CUDA_HAS_COPY
 void fill(const Tensor&, Scalar) { unsupported("fill"); }
+void arange(const Tensor&, Scalar, Scalar, bool) { unsupported("arange"); }
+void linspace(const Tensor&, double, double) { unsupported("linspace"); }
 void copy(const Tensor&, const Tensor&) { unsupported("copy"); }
 void copy_non_blocking(const Tensor&, const Tensor&) { unsupported("copy"); }
 #endif

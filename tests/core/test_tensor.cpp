@@ -44,6 +44,15 @@ TEST_CASE("tensor: factories") {
   CHECK(arange(0.0, 1.0, 0.25).dtype() == kFloat32);
   CHECK(test::values(arange(0.0, 1.0, 0.25)) == std::vector<double>{0, 0.25, 0.5, 0.75});
   CHECK(test::values(arange(5, 0, -2)) == std::vector<double>{5, 3, 1});
+  // int64 bounds beyond 2^53 count exactly (a double span would round 1000 up to 1024).
+  const int64_t big = int64_t{1} << 60;
+  Tensor r = arange(big, big + 1000, 7);
+  CHECK(r.numel() == 143);
+  CHECK(r[142].item<int64_t>() == big + 994);
+  CHECK(arange(big + 1000, big, -7).numel() == 143);
+  CHECK(arange(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min() + 10, 3)
+            .numel() == 4);
+  EMBER_CHECK_THROWS(arange(big, big - 1, 1), ValueError, "[arange]", "inconsistent signs");
   CHECK(test::values(linspace(0, 1, 5)) == std::vector<double>{0, 0.25, 0.5, 0.75, 1});
   CHECK(linspace(0, 1, 1).numel() == 1);
   CHECK(test::values(eye(2, 3)) == std::vector<double>{1, 0, 0, 0, 1, 0});

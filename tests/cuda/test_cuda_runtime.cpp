@@ -167,6 +167,38 @@ TEST_CASE("cuda fill: every dtype, strided views") {
   }
 }
 
+TEST_CASE("cuda arange and linspace: computed on the device, bitwise the CPU's, every dtype") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  struct Range {
+    Scalar start, end, step;
+  };
+  // Integral and fractional steps, negative steps, a count past one grid-stride pass
+  // (65535 * 8 blocks of 256 threads is 134M; 300001 crosses many blocks), int64 beyond 2^53.
+  const std::vector<Range> ranges = {
+      {0, 7, 1},         {5, -6, -3},       {0, 300001, 1},
+      {-1.5, 2.25, 0.1}, {1e3, -1e3, -0.7}, {int64_t{1} << 60, (int64_t{1} << 60) + 1000, 7}};
+  for (DType dt : kAll) {
+    if (dt == kBool) continue;
+    for (const Range& r : ranges) {
+      INFO("dtype " << dt << " arange(" << r.start << ", " << r.end << ", " << r.step << ")");
+      Tensor h = arange(r.start, r.end, r.step, TensorOptions(dt));
+      Tensor d = arange(r.start, r.end, r.step, TensorOptions(dt).device(cu));
+      CHECK(d.device().type() == kCUDA);
+      CHECK(test::bitwise_equal(d.cpu(), h));
+    }
+    for (int64_t steps : {0, 1, 2, 7, 100000}) {
+      INFO("dtype " << dt << " linspace steps " << steps);
+      Tensor h = linspace(-3.3, 17.9, steps, TensorOptions(dt));
+      Tensor d = linspace(-3.3, 17.9, steps, TensorOptions(dt).device(cu));
+      CHECK(test::bitwise_equal(d.cpu(), h));
+    }
+  }
+  // The default dtypes: int64 for integers, the default float dtype otherwise.
+  CHECK(arange(5, TensorOptions().device(cu)).dtype() == kInt64);
+  CHECK(arange(0.5, 3, TensorOptions().device(cu)).dtype() == get_default_dtype());
+}
+
 TEST_CASE("cuda streams and events: guards restore, events order and time work") {
   if (!gpu()) return;
   const cuda::Stream def = cuda::current_stream();

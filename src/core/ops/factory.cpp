@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/dispatch.hpp"
+#include "core/kernels.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/ops.hpp"
 
@@ -163,40 +164,41 @@ Tensor arange(Scalar start, Scalar end, Scalar step, TensorOptions options) {
   EMBER_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), ValueError,
               "[arange] upper bound and step have inconsistent signs: start ", start, ", end ", end,
               ", step ", step);
-  double count = std::ceil((e - s) / st);
-  EMBER_CHECK(count < 9.2e18, ValueError, "[arange] too many elements: ", count);
-  int64_t n = static_cast<int64_t>(count);
-  Tensor cpu = make_tensor({n}, options.dtype(), Device(kCPU), "arange");
-  visit_dtype(options.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = static_cast<T*>(cpu.data_ptr());
-    if (integral) {
-      const int64_t si = start.to_long(), sti = step.to_long();
-      for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(si + i * sti);
-    } else {
-      for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(s + static_cast<double>(i) * st);
-    }
-  });
-  return finish_factory(cpu.to(options.device()), options);
+  int64_t n;
+  if (integral) {
+    // ceil((end - start) / step), exact for any int64 bounds (through double, bounds beyond 2^53
+    // would round): the span and the step's magnitude in uint64, where both are exact.
+    const int64_t si = start.to_long(), ei = end.to_long(), sti = step.to_long();
+    EMBER_CHECK((sti > 0 && ei >= si) || (sti < 0 && ei <= si), ValueError,
+                "[arange] upper bound and step have inconsistent signs: start ", start, ", end ",
+                end, ", step ", step);
+    const uint64_t span = sti > 0 ? static_cast<uint64_t>(ei) - static_cast<uint64_t>(si)
+                                  : static_cast<uint64_t>(si) - static_cast<uint64_t>(ei);
+    const uint64_t mag =
+        sti > 0 ? static_cast<uint64_t>(sti) : uint64_t{0} - static_cast<uint64_t>(sti);
+    const uint64_t q = span / mag + (span % mag != 0 ? 1 : 0);
+    EMBER_CHECK(q < (uint64_t{1} << 63), ValueError, "[arange] too many elements: ", q);
+    n = static_cast<int64_t>(q);
+  } else {
+    const double count = std::ceil((e - s) / st);
+    EMBER_CHECK(count < 9.2e18, ValueError, "[arange] too many elements: ", count);
+    n = static_cast<int64_t>(count);
+  }
+  // Computed where it lives: on a GPU by a kernel, no host buffer and no upload.
+  Tensor t = make_tensor({n}, options.dtype(), options.device(), "arange");
+  launch(t.device(), cpu::arange, cuda::arange, t, start, step, integral);
+  return finish_factory(t, options);
 }
 Tensor arange(Scalar start, Scalar end, TensorOptions options) { return arange(start, end, 1, options); }
 Tensor arange(Scalar end, TensorOptions options) { return arange(0, end, 1, options); }
 
 Tensor linspace(Scalar start, Scalar end, int64_t steps, TensorOptions options) {
   EMBER_CHECK(steps >= 0, ValueError, "[linspace] number of steps must be non-negative, got ", steps);
-  Tensor cpu = make_tensor({steps}, options.dtype(), Device(kCPU), "linspace");
-  const double s = start.to_double(), e = end.to_double();
-  const double step = steps > 1 ? (e - s) / static_cast<double>(steps - 1) : 0.0;
-  visit_dtype(options.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* p = static_cast<T*>(cpu.data_ptr());
-    // Symmetric evaluation like PyTorch: the second half counts back from `end`.
-    const int64_t half = steps / 2;
-    for (int64_t i = 0; i < steps; ++i)
-      p[i] = convert<T>(i < half ? s + step * static_cast<double>(i)
-                                 : e - step * static_cast<double>(steps - 1 - i));
-  });
-  return finish_factory(cpu.to(options.device()), options);
+  // Symmetric evaluation like PyTorch (the second half counts back from `end`), computed where
+  // the tensor lives.
+  Tensor t = make_tensor({steps}, options.dtype(), options.device(), "linspace");
+  launch(t.device(), cpu::linspace, cuda::linspace, t, start.to_double(), end.to_double());
+  return finish_factory(t, options);
 }
 
 Tensor eye(int64_t n, int64_t m, TensorOptions options) {
