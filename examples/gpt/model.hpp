@@ -46,6 +46,11 @@ class CausalSelfAttentionImpl : public nn::Module {
   explicit CausalSelfAttentionImpl(const GPTConfig& config);
   /// x (B, T, C) -> (B, T, C).
   Tensor forward(const Tensor& x);
+  /// residual + forward(x), the block's skip connection: without dropout at the output (eval, or
+  /// dropout 0) one ember::linear_residual, which adds the residual in c_proj's GEMM epilogue.
+  Tensor forward(const Tensor& x, const Tensor& residual);
+  /// The heads' outputs merged, before c_proj: (B, T, C).
+  Tensor attend(const Tensor& x);
 
   nn::Linear c_attn{nullptr}, c_proj{nullptr};
   nn::Dropout resid_dropout{nullptr};
@@ -59,6 +64,8 @@ class MLPImpl : public nn::Module {
  public:
   explicit MLPImpl(const GPTConfig& config);
   Tensor forward(const Tensor& x);
+  /// residual + forward(x), as CausalSelfAttention's.
+  Tensor forward(const Tensor& x, const Tensor& residual);
 
   nn::Linear c_fc{nullptr}, c_proj{nullptr};
   nn::Dropout dropout{nullptr};

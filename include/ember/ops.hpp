@@ -286,6 +286,15 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
 /// the bias and ReLU in its epilogue, whose backward reads the output (no pre-activation kept);
 /// elsewhere exactly the two ops.
 Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias);
+/// residual + linear(x, weight, bias) as one op, a transformer block's output projection and its
+/// skip connection: on CUDA (16-bit x and weight, or float32 with TF32 allowed; a residual of
+/// the result's shape in x's dtype or, for 16-bit x, float32) one tensor-core GEMM that adds the
+/// bias and the residual in its epilogue and rounds the sum once to the residual's dtype (the
+/// composite rounds the product to x's dtype before adding); elsewhere exactly the composite.
+/// The gradients are the composite's. Under autocast, x, weight and bias are cast as linear's
+/// and the residual is not, so a float32 residual stream stays float32.
+Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                       const Tensor& residual);
 
 // ---- copying shape ops ----
 Tensor cat(const std::vector<Tensor>& tensors, int64_t d = 0);

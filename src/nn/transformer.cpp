@@ -21,8 +21,17 @@ void check_options(const TransformerLayerOptions& o, const char* op) {
               "] activation must be 'relu' or 'gelu', got '", o.activation_, "'");
 }
 
-Tensor activate(const std::string& activation, const Tensor& x) {
-  return activation == "gelu" ? gelu(x) : relu(x);
+/// residual + drop_out(linear2(drop_in(act(linear1(x))))), the feed-forward block and its skip
+/// connection: the activation in linear1's GEMM (linear_gelu / linear_relu) and, when drop_out
+/// drops nothing (eval, or dropout 0), the residual in linear2's (linear_residual). Exactly the
+/// composite where they do not fuse (the CPU).
+Tensor feed_forward_residual(Linear linear1, Linear linear2, Dropout drop_in, Dropout drop_out,
+                             const std::string& activation, const Tensor& x,
+                             const Tensor& residual) {
+  const Tensor h = drop_in(activation == "gelu" ? linear_gelu(x, linear1->weight, linear1->bias)
+                                                : linear_relu(x, linear1->weight, linear1->bias));
+  if (drop_out->is_training() && drop_out->p > 0.0) return residual + drop_out(linear2(h));
+  return linear_residual(h, linear2->weight, linear2->bias, residual);
 }
 
 MultiheadAttention make_attention(const TransformerLayerOptions& o) {
@@ -82,16 +91,17 @@ Tensor TransformerEncoderLayerImpl::forward(const Tensor& src, const Tensor& src
     return dropout1(std::get<0>(self_attn(x, x, x, src_key_padding_mask, /*need_weights=*/false,
                                           src_mask, true, is_causal)));
   };
-  auto ff = [&](const Tensor& x) {
-    return dropout2(linear2(dropout(activate(options.activation_, linear1(x)))));
+  auto ff = [&](const Tensor& x, const Tensor& residual) {  // residual + ff(x)
+    return feed_forward_residual(linear1, linear2, dropout, dropout2, options.activation_, x,
+                                 residual);
   };
   Tensor x = src;
   if (options.norm_first_) {
     x = x + sa(norm1(x));
-    x = x + ff(norm2(x));
+    x = ff(norm2(x), x);
   } else {
     x = norm1(x + sa(x));
-    x = norm2(x + ff(x));
+    x = norm2(ff(x, x));
   }
   return x;
 }
@@ -137,18 +147,19 @@ Tensor TransformerDecoderLayerImpl::forward(const Tensor& tgt, const Tensor& mem
         std::get<0>(multihead_attn(x, memory, memory, memory_key_padding_mask,
                                    /*need_weights=*/false, memory_mask, true, memory_is_causal)));
   };
-  auto ff = [&](const Tensor& x) {
-    return dropout3(linear2(dropout(activate(options.activation_, linear1(x)))));
+  auto ff = [&](const Tensor& x, const Tensor& residual) {  // residual + ff(x)
+    return feed_forward_residual(linear1, linear2, dropout, dropout3, options.activation_, x,
+                                 residual);
   };
   Tensor x = tgt;
   if (options.norm_first_) {
     x = x + sa(norm1(x));
     x = x + mha(norm2(x));
-    x = x + ff(norm3(x));
+    x = ff(norm3(x), x);
   } else {
     x = norm1(x + sa(x));
     x = norm2(x + mha(x));
-    x = norm3(x + ff(x));
+    x = norm3(ff(x, x));
   }
   return x;
 }

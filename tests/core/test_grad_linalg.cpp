@@ -105,6 +105,13 @@ std::vector<Case> cases() {
   c.push_back({"linear_relu",
                [](const Inputs& x) { return linear_relu(x[0], x[1], x[2]); },
                {grad_input({2, 4, 3}), grad_input({5, 3}), grad_input({5})}});
+  c.push_back(
+      {"linear_residual",
+       [](const Inputs& x) { return linear_residual(x[0], x[1], x[2], x[3]); },
+       {grad_input({2, 4, 3}), grad_input({5, 3}), grad_input({5}), grad_input({2, 4, 5})}});
+  c.push_back({"linear_residual broadcast residual, no bias",
+               [](const Inputs& x) { return linear_residual(x[0], x[1], Tensor(), x[2]); },
+               {grad_input({4, 3}), grad_input({5, 3}), grad_input({5})}});
   return c;
 }
 

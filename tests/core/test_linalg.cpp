@@ -289,6 +289,28 @@ TEST_CASE("linear_relu: hand-computed, on the CPU bitwise relu(linear), errors n
   EMBER_CHECK_THROWS(linear_relu(x, w.t(), bias), ShapeError, "[linear]", "(3, 2)");
 }
 
+TEST_CASE("linear_residual: on the CPU bitwise residual + linear, errors name the op") {
+  for (DType dt : {kFloat32, kBFloat16, kFloat64}) {
+    INFO(dt);
+    Tensor x = random_tensor({3, 5, 7}, dt, 11), w = random_tensor({4, 7}, dt, 12);
+    Tensor b = random_tensor({4}, dt, 13), r = random_tensor({3, 5, 4}, dt, 14);
+    CHECK(bitwise_equal(linear_residual(x, w, b, r), r + linear(x, w, b)));
+    CHECK(bitwise_equal(linear_residual(x, w, Tensor(), r), r + linear(x, w)));
+    // A float32 residual beside 16-bit operands: the sum in float32, as the composite promotes.
+    Tensor r32 = random_tensor({3, 5, 4}, kFloat32, 15);
+    CHECK(linear_residual(x, w, b, r32).dtype() == promote_types(dt, kFloat32));
+    CHECK(bitwise_equal(linear_residual(x, w, b, r32), r32 + linear(x, w, b)));
+  }
+  Tensor x = random_tensor({2, 3}, kFloat32, 16), w = random_tensor({4, 3}, kFloat32, 17);
+  EMBER_CHECK_THROWS(linear_residual(x, w, Tensor(), Tensor()), ValueError, "[linear_residual]",
+                     "residual");
+  EMBER_CHECK_THROWS(linear_residual(x, w, Tensor(), ones({3, 2, 4})), ShapeError,
+                     "[linear_residual]", "(3, 2, 4)");
+  EMBER_CHECK_THROWS(linear_residual(x, w, Tensor(), ones({2, 5})), ShapeError, "[linear_residual]",
+                     "(2, 5)");
+  EMBER_CHECK_THROWS(linear_residual(x, w.t(), Tensor(), ones({2, 4})), ShapeError, "[linear]");
+}
+
 TEST_CASE("matmul: reduced precision and integer dtypes") {
   for (DType dt : {kFloat16, kBFloat16, kInt8, kUInt8, kInt32, kInt64}) {
     INFO("dtype " << dt);

@@ -25,6 +25,7 @@ using ember::test::node_name;
 using ember::test::rel_err;
 using ember::test::values;
 using ember::test::ce::classes;
+using ember::test::ce::mixed_precision_opts;
 using ember::test::ce::Opts;
 using ember::test::ce::rnd;
 
@@ -264,12 +265,7 @@ TEST_CASE("cuda cross_entropy: float16 and bfloat16 logits in float32, in and ou
           Tensor x = rnd({n + 1}, seed, kFloat32, 4.0).to(dt);
           x = (l.offset ? x.narrow(0, 1, n) : x.narrow(0, 0, n)).reshape(l.x);
           const Tensor t = classes(l.t, l.C, seed + 1, variant == 1 ? 3 : 0);
-          Opts o;
-          o.reduction = red;
-          if (variant == 1) {
-            o.weight = rnd({l.C}, seed + 2, kFloat32, 0.5) + 1.0;
-            o.label_smoothing = 0.1;
-          }
+          const Opts o = mixed_precision_opts(variant, red, l.C, seed + 2);
           const Tensor dy =
               rnd(o.reduction == "none" ? l.t : std::vector<int64_t>{}, seed + 3, kFloat32, 1.0);
           std::vector<Tensor> got, want;

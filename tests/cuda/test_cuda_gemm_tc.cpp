@@ -712,6 +712,66 @@ TEST_CASE("cuda linear_relu: one GEMM with the bias and ReLU fused, bitwise the 
   CHECK(test::bitwise_equal(linear_relu(xn, wn, Tensor()).cpu(), relu(linear(xn, wn)).cpu()));
 }
 
+TEST_CASE("cuda linear_residual: one GEMM adds the bias and the residual, one rounding") {
+  // residual + x @ w^T + b with the bias and the residual in the GEMM's epilogue, written in the
+  // residual's dtype: a float32 residual beside bf16/fp16 operands (the output cast) and one of
+  // the operands' dtype. Against float64 on the same values; gradients bitwise the composite's
+  // (the backward is the composite's from the same dY).
+  if (!gpu()) return;
+  Generator g(9013);
+  for (DType dt : {kBFloat16, kFloat16}) {
+    for (DType rdt : {kFloat32, dt}) {
+      for (bool with_bias : {true, false}) {
+        INFO(dt << " residual " << rdt << " bias " << with_bias);
+        const Tensor x0 = rnd({3, 11, 64}, dt, g), w0 = rnd({96, 64}, dt, g);
+        const Tensor b0 = with_bias ? rnd({96}, dt, g) : Tensor();
+        const Tensor r0 = rnd({3, 11, 96}, rdt, g), dy = rnd({3, 11, 96}, rdt, g);
+        Tensor x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true);
+        Tensor b = with_bias ? b0.clone().requires_grad_(true) : Tensor();
+        Tensor r = r0.clone().requires_grad_(true);
+        const Tensor y = linear_residual(x, w, b, r);
+        REQUIRE(y.grad_fn() != nullptr);
+        CHECK(y.grad_fn()->name() == "linear_residual");
+        CHECK(y.dtype() == rdt);
+        // float64 of the same values: one rounding of a float32 sum (2^-8 of the largest value
+        // for a 16-bit result, 1e-5 for float32).
+        const Tensor want =
+            r0.cpu().to(kFloat64) + linear(x0.cpu().to(kFloat64), w0.cpu().to(kFloat64),
+                                           with_bias ? b0.cpu().to(kFloat64) : Tensor());
+        CHECK(test::rel_err(y.detach().cpu().to(kFloat64), want) <=
+              (rdt == kFloat32 ? 1e-5 : 8e-3));
+        Tensor xr = x0.clone().requires_grad_(true), wr = w0.clone().requires_grad_(true);
+        Tensor br = with_bias ? b0.clone().requires_grad_(true) : Tensor();
+        Tensor rr = r0.clone().requires_grad_(true);
+        const Tensor yr = rr + linear(xr, wr, br);
+        y.backward(dy);
+        yr.backward(dy);
+        CHECK(test::bitwise_equal(x.grad().cpu(), xr.grad().cpu()));
+        CHECK(test::bitwise_equal(w.grad().cpu(), wr.grad().cpu()));
+        if (with_bias) CHECK(test::bitwise_equal(b.grad().cpu(), br.grad().cpu()));
+        CHECK(test::bitwise_equal(r.grad().cpu(), rr.grad().cpu()));
+      }
+    }
+  }
+  // Under autocast: float32 x, weight, bias cast to bf16, the float32 residual kept; one node.
+  {
+    const Tensor x = randn({2, 9, 64}, g).to(cu), w = randn({32, 64}, g).to(cu);
+    const Tensor b = randn({32}, g).to(cu);
+    Tensor r = randn({2, 9, 32}, g).to(cu).requires_grad_(true);
+    auto scope = autocast(kBFloat16);
+    const Tensor y = linear_residual(x, w, b, r);
+    CHECK(y.dtype() == kFloat32);
+    REQUIRE(y.grad_fn() != nullptr);
+    CHECK(y.grad_fn()->name() == "linear_residual");
+  }
+  // A residual of another shape, or a float64 one: the composite.
+  const Tensor x = rnd({4, 64}, kBFloat16, g), w = rnd({16, 64}, kBFloat16, g);
+  const Tensor r1 = rnd({16}, kFloat32, g), r64 = rnd({4, 16}, kFloat64, g);
+  CHECK(test::bitwise_equal(linear_residual(x, w, Tensor(), r1).cpu(), (r1 + linear(x, w)).cpu()));
+  CHECK(
+      test::bitwise_equal(linear_residual(x, w, Tensor(), r64).cpu(), (r64 + linear(x, w)).cpu()));
+}
+
 TEST_CASE("cuda linear_gelu: double backward through the composite") {
   if (!gpu()) return;
   Generator g(9010);

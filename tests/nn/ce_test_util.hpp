@@ -40,4 +40,17 @@ struct Opts {
   double label_smoothing = 0.0;
 };
 
+/// The options of the 16-bit logit cases: `reduction`, and for variant 1 a float32 class weight
+/// in [0.5, 1.5) (from `seed`) and label smoothing 0.1.
+inline Opts mixed_precision_opts(int variant, const std::string& reduction, int64_t C,
+                                 uint64_t seed) {
+  Opts o;
+  o.reduction = reduction;
+  if (variant == 1) {
+    o.weight = rnd({C}, seed, kFloat32, 0.5) + 1.0;
+    o.label_smoothing = 0.1;
+  }
+  return o;
+}
+
 }  // namespace ember::test::ce

@@ -20,11 +20,12 @@ using namespace ember;
 namespace F = ember::nn::functional;
 using test::bitwise_equal;
 using test::grad_input;
-using test::rel_err;
 using test::message_of;
 using test::node_name;
+using test::rel_err;
 using test::values;
 using test::ce::classes;
+using test::ce::mixed_precision_opts;
 using test::ce::Opts;
 using test::ce::rnd;
 
@@ -368,12 +369,7 @@ TEST_CASE("cross_entropy fused: float16 and bfloat16 logits are computed in floa
           ++seed;
           const Tensor x = rnd(l.x, seed, kFloat32, 4.0).to(dt);
           const Tensor t = classes(l.t, l.C, seed + 7, variant == 1 ? 3 : 0);
-          Opts o;
-          o.reduction = red;
-          if (variant == 1) {
-            o.weight = rnd({l.C}, seed + 9, kFloat32, 0.5) + 1.0;
-            o.label_smoothing = 0.1;
-          }
+          const Opts o = mixed_precision_opts(variant, red, l.C, seed + 9);
           const Ce via_float32 = [](const Tensor& xl, const Tensor& tl, const Opts& ol) {
             return fused(xl.to(kFloat32), tl, ol);
           };

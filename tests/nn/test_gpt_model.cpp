@@ -138,25 +138,31 @@ TEST_CASE("gpt model: causal, tied, every parameter gets a gradient") {
   REQUIRE_FALSE(model->state_dict().contains("lm_head.weight"));
 }
 
-TEST_CASE("gpt model: in 16 bits the tied head gives float32 logits, never rounded to 16 bits") {
+TEST_CASE(
+    "gpt model: in 16 bits the tied head gives 16-bit logits, the loss reads them as they are") {
   manual_seed(2);
   gpt::GPT model(gpt::GPTConfig::preset("tiny", 50));
   model->eval();
-  const Tensor idx = randint(0, 50, {2, 12});
+  const Tensor idx = randint(0, 50, {2, 12}), targets = randint(0, 50, {2, 12});
   const Tensor full = model->forward(idx);
   REQUIRE(full.dtype() == kFloat32);
+  const double full_loss = gpt::lm_loss(full, targets).item<double>();
   for (DType dt : {kBFloat16, kFloat16}) {
     INFO(dt);
-    Tensor logits;
+    Tensor logits, loss;
     {
       auto scope = autocast(dt, kCPU);
       logits = model->forward(idx);
+      loss = gpt::lm_loss(logits, targets);
     }
-    REQUIRE(logits.dtype() == kFloat32);
+    REQUIRE(logits.dtype() == dt);
     REQUIRE(logits.sizes() == full.sizes());
-    CHECK(max_abs_diff(logits, full) < 3e-2 * full.abs().max().item<double>());
-    // The head's float32 sums as they are: some logit is no 16-bit value.
-    CHECK_FALSE(bitwise_equal(logits, logits.to(dt).to(kFloat32)));
+    CHECK(max_abs_diff(logits.to(kFloat32), full) < 3e-2 * full.abs().max().item<double>());
+    // The loss: float32, from the 16-bit logits themselves (no float32 copy before the node).
+    REQUIRE(loss.dtype() == kFloat32);
+    REQUIRE(loss.grad_fn() != nullptr);
+    CHECK(loss.grad_fn()->input_meta[0].dtype == dt);
+    CHECK(std::abs(loss.item<double>() - full_loss) < 2e-2 * full_loss);
   }
   // A float64 model keeps float64 logits.
   model->to(kFloat64);

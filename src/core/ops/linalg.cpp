@@ -625,6 +625,71 @@ Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   return out;
 }
 
+namespace {
+
+/// residual + x @ weight^T + bias from one tensor-core GEMM with the bias and the residual in its
+/// epilogue, written in the residual's dtype (x's, or float32 for 16-bit x: the output cast):
+/// CUDA, Ember's backend, x and weight of one dtype, bias undefined or (N) of x's dtype, the
+/// residual of the result's shape. Undefined when that does not apply or the kernel declines the
+/// layout.
+Tensor linear_residual_fused(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                             const Tensor& residual) {
+  if (!x.is_cuda() || cuda::backend() != cuda::Backend::kEmber || !weight.defined() ||
+      weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1) ||
+      weight.dtype() != x.dtype() || weight.device() != x.device() ||
+      residual.device() != x.device())
+    return {};
+  const int64_t K = weight.size(1), N = weight.size(0);
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != N || bias.dtype() != x.dtype() ||
+                         bias.device() != x.device()))
+    return {};
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = N;
+  const DType od = residual.dtype();
+  if (residual.sizes() != IntArrayRef(shape) ||
+      (od != x.dtype() && !(od == kFloat32 && is_reduced_float(x.dtype()))))
+    return {};
+  NoGradGuard no_grad;
+  Tensor out = make_tensor(shape, od, x.device(), "linear_residual");
+  const Tensor a3 = x.reshape({1, -1, K});
+  GemmEpilogue e;
+  if (bias.defined()) e.bias = bias.to(od);  // the epilogue's bias has out's dtype
+  e.residual = residual.reshape({1, a3.size(1), N});
+  if (!cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return {};
+  return out;
+}
+
+}  // namespace
+
+Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                       const Tensor& residual) {
+  // autocast: x, weight and bias as linear's; the residual keeps its dtype.
+  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias)) {
+    autocast_detail::Suspend off;
+    return linear_residual(autocast_detail::cast(x, *dt), autocast_detail::cast(weight, *dt),
+                           autocast_detail::cast(bias, *dt), residual);
+  }
+  check_defined(residual, "linear_residual", "residual");
+  Tensor out;
+  if (x.defined()) out = linear_residual_fused(x, weight, bias, residual);
+  if (!out.defined()) {
+    Tensor h = linear(x, weight, bias);
+    EMBER_CHECK(broadcast_shapes(residual.sizes(), h.sizes(), "linear_residual") == h.sizes(),
+                ShapeError, "[linear_residual] residual of shape ", residual.sizes(),
+                " does not broadcast to the result's shape ", h.sizes());
+    return residual + h;
+  }
+  // The composite's gradients: dY for the residual; dY in x's dtype (as the add's backward gives
+  // the product) through linear's gradients. Differentiable again.
+  autograd::record("linear_residual", {x, weight, bias, residual}, out, {x, weight},
+                   [](const Saved& s, const Tensor& dy) {
+                     Grads g = linear_grads(s[0], s[1], grad_as(dy, s[0].dtype()));
+                     g.push_back(dy);
+                     return g;
+                   });
+  return out;
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
     return autocast_call(*dt, &linear, x, weight, bias);
