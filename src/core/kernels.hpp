@@ -73,6 +73,14 @@ struct GemmEpilogue {
   Tensor pre_act;
 };
 
+/// The running statistics a training-mode batch_norm blends its batch statistics into, in place:
+/// mean and var (C) contiguous, of the compute dtype, on x's device (both undefined: none).
+/// unbias = n / (n - 1) for n values per channel.
+struct RunningStats {
+  Tensor mean, var;
+  double momentum = 0.0, unbias = 1.0;
+};
+
 namespace cpu {
 // ---- elementwise (src/core/cpu/elementwise.cpp, copy.cpp; src/cuda/elementwise.cu, copy.cu) ----
 /// out[...] = value converted to out's dtype.
@@ -256,10 +264,14 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
                          const Tensor& weight);
 /// batch_norm with batch statistics over x (N, C, *): per channel mean, invstd = 1 / sqrt(var +
 /// eps) and var (the biased variance), each (C); y (x's shape) = (x - mean) * invstd * weight +
-/// bias with weight, bias (C). N * (product of *) must be positive.
+/// bias with weight, bias (C). N * (product of *) must be positive. x and y float32/float64, or
+/// float16/bfloat16 computed in float32; every other tensor of the compute dtype. With running
+/// statistics: per channel, in float64 and each product and sum rounded apart (the composite's
+/// arithmetic), running.mean = running.mean (1 - momentum) + mean momentum and running.var =
+/// running.var (1 - momentum) + (var unbias) momentum, rounded once to the compute dtype.
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps);
+                        const Tensor& bias, double eps, const RunningStats& running);
 /// dx (x's shape), dweight, dbias (C) of batch_norm_forward from dy and the saved mean, invstd.
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
@@ -431,7 +443,7 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
                          const Tensor& weight);
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps);
+                        const Tensor& bias, double eps, const RunningStats& running);
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight);

@@ -522,15 +522,6 @@ void backward_typed(const Tensor& dx, const Tensor& dloss, const Tensor& x, cons
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// f(Tag<Xs>{}) for the logits' dtype: float, double, or the bits of float16/bfloat16 (computed in
-/// compute_t<Xs>, float); any other dtype is a DTypeError naming op.
-template <class F>
-void visit_logits(DType dt, const char* op, F&& f) {
-  if (dt == DType::Float16) return f(detail::Tag<detail::HalfBits>{});
-  if (dt == DType::BFloat16) return f(detail::Tag<detail::BF16Bits>{});
-  detail::visit_device_float(dt, op, f);
-}
-
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
@@ -545,7 +536,7 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& 
     return;
   }
   const int64_t S = R / N;
-  visit_logits(x.dtype(), "cross_entropy", [&](auto tag) {
+  detail::visit_device_widened(x.dtype(), "cross_entropy", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     forward_typed<detail::compute_t<Xs>, Xs>(loss, max, log_sum, sums, x, target, weight,
                                              ignore_index, label_smoothing, R, S);
@@ -560,7 +551,7 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
   if (R == 0 || C == 0) return;
   const int64_t S = R / N;
   detail::DeviceGuard guard(x.device().index());
-  visit_logits(x.dtype(), "cross_entropy_backward", [&](auto tag) {
+  detail::visit_device_widened(x.dtype(), "cross_entropy_backward", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     backward_typed<detail::compute_t<Xs>, Xs>(dx, dloss, x, target, weight, max, log_sum,
                                               ignore_index, label_smoothing, R, S);

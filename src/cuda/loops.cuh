@@ -94,6 +94,16 @@ void visit_device_float(DType dt, const char* op, F&& f) {
   throw DTypeError(ember::detail::str_cat("[", op, "] expected float32 or float64, got ", dt));
 }
 
+/// f(Tag<Xs>{}) for the kernels that read float32/float64 as they are and the 16-bit floats
+/// widened to float (Xs: float, double, HalfBits, BF16Bits; compute_t<Xs> the arithmetic's type);
+/// any other dtype is a DTypeError naming op.
+template <class F>
+void visit_device_widened(DType dt, const char* op, F&& f) {
+  if (dt == DType::Float16) return f(Tag<HalfBits>{});
+  if (dt == DType::BFloat16) return f(Tag<BF16Bits>{});
+  visit_device_float(dt, op, f);
+}
+
 template <class T>
 inline constexpr bool is_reduced_v = std::is_same_v<T, HalfBits> || std::is_same_v<T, BF16Bits>;
 

@@ -97,7 +97,7 @@ void layer_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tens
   unsupported("layer_norm_backward");
 }
 void batch_norm_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                        const Tensor&, const Tensor&, double) {
+                        const Tensor&, const Tensor&, double, const RunningStats&) {
   unsupported("batch_norm_forward");
 }
 void batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,

@@ -24,6 +24,10 @@
 //   values into `parts` fixed ranges, one block each (strip_partials), partials (parts, 2, C) added
 //   in range order by the same column_finish. The elementwise pass (y, or dx from per-channel
 //   coefficients) is channel_map: one thread per element, the channel tracked incrementally.
+//   batch_norm also takes float16/bfloat16 x and dy (the functors' Xs): each value widened to
+//   float as it is read, the same float arithmetic, y and dx rounded once as they are stored;
+//   statistics, weight, bias and their gradients stay float32. Bitwise the float32 kernels on
+//   x.to(float32) with y and dx rounded afterwards.
 // Limits: gridDim.y <= 65535 and every other grid capped; all loops grid-stride, int64 indices.
 #include <cuda_runtime.h>
 
@@ -43,6 +47,7 @@ namespace ember::cuda {
 namespace {
 
 using detail::block_sum;
+using detail::convert;
 using detail::kThreads;
 using detail::stream_of;
 
@@ -414,39 +419,51 @@ struct LayerNormParamFinish {
 
 // ---- batch_norm terms and finishes ----
 
+// T is the compute type (float, double), Xs the storage type of x, y, dy and dx (T, or the bits
+// of a 16-bit float when T is float).
+
 /// Forward, pass 1: x - x0, x0 the channel's first value (see layer_norm's mean).
-template <class T>
+template <class T, class Xs>
 struct ShiftedTerm {
-  const T* X;
+  const Xs* X;
   int64_t S;
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
-    return {static_cast<double>(X[off] - X[c * S]), 0.0};
+    return {static_cast<double>(convert<T>(X[off]) - convert<T>(X[c * S])), 0.0};
   }
 };
 
-template <class T>
+template <class T, class Xs>
 struct MeanFinish {
   T* Mean;
-  const T* X;
+  const Xs* X;
   int64_t S;
   double count;
   __device__ void operator()(int64_t c, Pair s) const {
-    Mean[c] = static_cast<T>(static_cast<double>(X[c * S]) + s.a / count);
+    Mean[c] = static_cast<T>(static_cast<double>(convert<T>(X[c * S])) + s.a / count);
   }
 };
 
 /// Forward, pass 2: (x - m)^2 at the rounded mean.
-template <class T>
+template <class T, class Xs>
 struct SquareTerm {
-  const T* X;
+  const Xs* X;
   const T* Mean;
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
-    const T d = X[off] - Mean[c];
+    const T d = convert<T>(X[off]) - Mean[c];
     return {static_cast<double>(d * d), 0.0};
   }
 };
 
-/// var, invstd, and the affine coefficients Coef (2, C): scale = invstd w, shift = b.
+/// A running statistic blended in: r (1 - momentum) + v momentum in double, each product and the
+/// sum rounded apart (the composite's float64 ops), rounded once to T.
+template <class T>
+__device__ __forceinline__ T blend(T r, double v, double momentum) {
+  return static_cast<T>(
+      __dadd_rn(__dmul_rn(static_cast<double>(r), 1.0 - momentum), __dmul_rn(v, momentum)));
+}
+
+/// var, invstd, the affine coefficients Coef (2, C): scale = invstd w, shift = b; and the running
+/// statistics blended in when RunMean is set.
 template <class T>
 struct VarFinish {
   T* Var;
@@ -454,9 +471,14 @@ struct VarFinish {
   T* Coef;
   const T* W;
   const T* B;
+  const T* Mean;
+  T* RunMean;
+  T* RunVar;
   int64_t C;
   double count;
   double eps;
+  double momentum;
+  double unbias;
   __device__ void operator()(int64_t c, Pair s) const {
     const T var = static_cast<T>(s.a / count);
     const T is = rsqrt_eps(var, eps);
@@ -464,31 +486,35 @@ struct VarFinish {
     Invstd[c] = is;
     Coef[c] = W != nullptr ? is * W[c] : is;
     Coef[C + c] = B != nullptr ? B[c] : T(0);
+    if (RunMean != nullptr) {
+      RunMean[c] = blend(RunMean[c], static_cast<double>(Mean[c]), momentum);
+      RunVar[c] = blend(RunVar[c], __dmul_rn(static_cast<double>(var), unbias), momentum);
+    }
   }
 };
 
 /// y = (x - m) scale + shift.
-template <class T>
+template <class T, class Xs>
 struct NormalizeMap {
-  T* Y;
-  const T* X;
+  Xs* Y;
+  const Xs* X;
   const T* Mean;
   const T* Coef;
   int64_t C;
   __device__ void operator()(int64_t i, int64_t c) const {
-    Y[i] = (X[i] - Mean[c]) * Coef[c] + Coef[C + c];
+    Y[i] = convert<Xs>((convert<T>(X[i]) - Mean[c]) * Coef[c] + Coef[C + c]);
   }
 };
 
 /// Backward: dy and dy (x - m).
-template <class T>
+template <class T, class Xs>
 struct BackwardTerm {
-  const T* DY;
-  const T* X;
+  const Xs* DY;
+  const Xs* X;
   const T* Mean;
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
-    const T dy = DY[off];
-    return {static_cast<double>(dy), static_cast<double>(dy * (X[off] - Mean[c]))};
+    const T dy = convert<T>(DY[off]);
+    return {static_cast<double>(dy), static_cast<double>(dy * (convert<T>(X[off]) - Mean[c]))};
   }
 };
 
@@ -517,16 +543,17 @@ struct BackwardFinish {
 };
 
 /// dx = k1 ((dy - a) - (x - m) k2).
-template <class T>
+template <class T, class Xs>
 struct InputGradMap {
-  T* DX;
-  const T* DY;
-  const T* X;
+  Xs* DX;
+  const Xs* DY;
+  const Xs* X;
   const T* Mean;
   const T* Coef;
   int64_t C;
   __device__ void operator()(int64_t i, int64_t c) const {
-    DX[i] = Coef[c] * ((DY[i] - Coef[C + c]) - (X[i] - Mean[c]) * Coef[2 * C + c]);
+    DX[i] = convert<Xs>(Coef[c] * ((convert<T>(DY[i]) - Coef[C + c]) -
+                                   (convert<T>(X[i]) - Mean[c]) * Coef[2 * C + c]));
   }
 };
 
@@ -614,31 +641,35 @@ void layer_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
+template <class T, class Xs>
 void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                               const Tensor& var, const Tensor& x, const Tensor& weight,
-                              const Tensor& bias, double eps, int64_t N, int64_t C, int64_t S) {
+                              const Tensor& bias, double eps, const RunningStats& running,
+                              int64_t N, int64_t C, int64_t S) {
   const cudaStream_t stream = stream_of(y);
   const ChannelPlan plan = channel_plan(N, C, S);
   Tensor partial = scratch(plan.partials() * 2 * C, kFloat64, y);  // (partials, 2, C)
-  Tensor coef = scratch(2 * C, x.dtype(), y);                      // scale, shift (2, C)
+  Tensor coef = scratch(2 * C, mean.dtype(), y);                   // scale, shift (2, C)
   double* P = static_cast<double*>(partial.data_ptr());
   T* Coef = static_cast<T*>(coef.data_ptr());
-  const T* X = static_cast<const T*>(x.data_ptr());
+  const Xs* X = static_cast<const Xs*>(x.data_ptr());
   T* Mean = static_cast<T*>(mean.data_ptr());
   const double count = static_cast<double>(N * S);
-  channel_sums(ShiftedTerm<T>{X, S}, MeanFinish<T>{Mean, X, S, count}, plan, N, C, S, P, stream);
-  channel_sums(SquareTerm<T>{X, Mean},
+  channel_sums(ShiftedTerm<T, Xs>{X, S}, MeanFinish<T, Xs>{Mean, X, S, count}, plan, N, C, S, P,
+               stream);
+  channel_sums(SquareTerm<T, Xs>{X, Mean},
                VarFinish<T>{static_cast<T*>(var.data_ptr()), static_cast<T*>(invstd.data_ptr()),
-                            Coef, ptr_or_null<T>(weight), ptr_or_null<T>(bias), C, count, eps},
+                            Coef, ptr_or_null<T>(weight), ptr_or_null<T>(bias), Mean,
+                            mut_ptr_or_null<T>(running.mean), mut_ptr_or_null<T>(running.var), C,
+                            count, eps, running.momentum, running.unbias},
                plan, N, C, S, P, stream);
   const int64_t total = N * C * S;
   channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-      NormalizeMap<T>{static_cast<T*>(y.data_ptr()), X, Mean, Coef, C}, total, C, S);
+      NormalizeMap<T, Xs>{static_cast<Xs*>(y.data_ptr()), X, Mean, Coef, C}, total, C, S);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
+template <class T, class Xs>
 void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                                const Tensor& dy, const Tensor& x, const Tensor& mean,
                                const Tensor& invstd, const Tensor& weight, int64_t N, int64_t C,
@@ -647,22 +678,22 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   const cudaStream_t stream = stream_of(dy);
   const ChannelPlan plan = channel_plan(N, C, S);
   Tensor partial = scratch(plan.partials() * 2 * C, kFloat64, dy);        // (partials, 2, C)
-  Tensor coef = dx.defined() ? scratch(3 * C, x.dtype(), dy) : Tensor();  // k1, a, k2 (3, C)
+  Tensor coef = dx.defined() ? scratch(3 * C, mean.dtype(), dy) : Tensor();  // k1, a, k2 (3, C)
   double* P = static_cast<double*>(partial.data_ptr());
   T* Coef = mut_ptr_or_null<T>(coef);
-  const T* DY = static_cast<const T*>(dy.data_ptr());
-  const T* X = static_cast<const T*>(x.data_ptr());
+  const Xs* DY = static_cast<const Xs*>(dy.data_ptr());
+  const Xs* X = static_cast<const Xs*>(x.data_ptr());
   const T* Mean = static_cast<const T*>(mean.data_ptr());
   const double count = static_cast<double>(N * S);
   channel_sums(
-      BackwardTerm<T>{DY, X, Mean},
+      BackwardTerm<T, Xs>{DY, X, Mean},
       BackwardFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias), Coef,
                         static_cast<const T*>(invstd.data_ptr()), ptr_or_null<T>(weight), C, count},
       plan, N, C, S, P, stream);
   if (!dx.defined()) return;
   const int64_t total = N * C * S;
   channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-      InputGradMap<T>{static_cast<T*>(dx.data_ptr()), DY, X, Mean, Coef, C}, total, C, S);
+      InputGradMap<T, Xs>{static_cast<Xs*>(dx.data_ptr()), DY, X, Mean, Coef, C}, total, C, S);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -700,14 +731,15 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
 
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps) {
+                        const Tensor& bias, double eps, const RunningStats& running) {
   const int64_t N = x.size(0), C = x.size(1);
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
   if (N * C * S == 0) return;
   detail::DeviceGuard guard(y.device().index());
-  detail::visit_device_float(x.dtype(), "batch_norm", [&](auto tag) {
-    batch_norm_forward_typed<typename decltype(tag)::type>(y, mean, invstd, var, x, weight, bias,
-                                                           eps, N, C, S);
+  detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    batch_norm_forward_typed<detail::compute_t<Xs>, Xs>(y, mean, invstd, var, x, weight, bias, eps,
+                                                        running, N, C, S);
   });
 }
 
@@ -718,9 +750,10 @@ void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
   if (N * C * S == 0) return;
   detail::DeviceGuard guard(x.device().index());
-  detail::visit_device_float(x.dtype(), "batch_norm_backward", [&](auto tag) {
-    batch_norm_backward_typed<typename decltype(tag)::type>(dx, dweight, dbias, dy, x, mean, invstd,
-                                                            weight, N, C, S);
+  detail::visit_device_widened(x.dtype(), "batch_norm_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    batch_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dy, x, mean, invstd,
+                                                         weight, N, C, S);
   });
 }
 

@@ -3,8 +3,11 @@
 // statistics are part of the graph, so autograd yields the usual normalization backward (and its
 // derivatives). float16 / bfloat16 inputs are computed in float32 and rounded back at the end.
 //
-// layer_norm and training-mode batch_norm on CPU float32/float64 inputs run fused kernels instead
-// (src/core/cpu/normalization.cpp), recorded as one node each; the composites stay as
+// layer_norm and training-mode batch_norm on float32/float64 inputs run fused kernels instead
+// (src/core/cpu/normalization.cpp, src/cuda/normalization.cu), recorded as one node each;
+// training-mode batch_norm also on float16/bfloat16 inputs, computed in float32 by the same
+// kernels (the 16-bit activations of a convolution under autocast: no float32 copy, no chain of
+// composite ops); the composites stay as
 // layer_norm_reference and batch_norm_reference, which the tests compare them with. The fused
 // backward kernels are first-order only. The engine runs a backward with grad mode on exactly
 // under create_graph=true; the node then recomputes the composite at its saved inputs and
@@ -184,20 +187,38 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
 }
 
 /// Training-mode batch_norm by the fused kernels, the running statistics updated as the
-/// composite does. x contiguous float32/float64 with more than one value per channel, checked;
-/// weight and bias contiguous of x's dtype on x's device, or undefined.
+/// composite does. x contiguous float32/float64, or float16/bfloat16 computed in float32, with
+/// more than one value per channel, checked; weight and bias contiguous of the compute dtype
+/// (compute_dtype(x)) on x's device, or undefined. y has x's dtype, the statistics the compute
+/// dtype.
 Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                         const Tensor& weight, const Tensor& bias, double momentum, double eps) {
   // ---- shape rule: y like x; mean, invstd, var (C,) ----
   const int64_t C = x.size(1);
-  const TensorOptions opts = TensorOptions(x.dtype()).device(x.device());
-  Tensor y = empty(x.sizes(), opts);
+  const TensorOptions opts = TensorOptions(compute_dtype(x.dtype())).device(x.device());
+  Tensor y = empty(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
   Tensor mean = empty({C}, opts), invstd = empty({C}, opts), var = empty({C}, opts);
-  // ---- launch ----
+  // ---- launch: the running statistics blended by the kernel when they have its dtype and
+  // layout, else by update_running_stats (the same arithmetic) ----
+  const int64_t count = x.numel() / C;
+  const auto kernel_ready = [&](const Tensor& t) {
+    return t.dtype() == mean.dtype() && t.is_contiguous() && t.device() == x.device();
+  };
+  RunningStats running;
+  if (running_mean.defined() && kernel_ready(running_mean) && kernel_ready(running_var)) {
+    running.mean = running_mean;
+    running.var = running_var;
+    running.momentum = momentum;
+    running.unbias = static_cast<double>(count) / (static_cast<double>(count) - 1.0);
+  }
   launch(x.device(), cpu::batch_norm_forward, cuda::batch_norm_forward, y, mean, invstd, var, x,
-         weight, bias, eps);
-  if (running_mean.defined())
-    update_running_stats(running_mean, running_var, mean, var, x.numel() / C, momentum);
+         weight, bias, eps, running);
+  if (running.mean.defined()) {  // written in place, as copy_ would
+    running_mean.bump_version();
+    running_var.bump_version();
+  } else if (running_mean.defined()) {
+    update_running_stats(running_mean, running_var, mean, var, count, momentum);
+  }
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   record_fused_norm(
       "batch_norm", y, {x, weight, bias, mean, invstd},
@@ -258,11 +279,10 @@ Tensor batch_norm_reference(const Tensor& input, const Tensor& running_mean,
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps) {
-  // The fused kernels take training mode on float32/float64 with every tensor on one device and
-  // valid arguments; everything else (eval mode, 16-bit floats, mixed devices, invalid arguments)
-  // goes to the composite, which also raises the errors.
-  const bool fused = training && input.defined() &&
-                     (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
+  // The fused kernels take training mode on floating input (16-bit computed in float32, as the
+  // composite does) with every tensor on one device and valid arguments; everything else (eval
+  // mode, mixed devices, invalid arguments) goes to the composite, which also raises the errors.
+  const bool fused = training && input.defined() && is_floating(input.dtype()) &&
                      input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
                      on(running_mean, input.device()) && on(running_var, input.device()) &&
                      on(weight, input.device()) && on(bias, input.device());
@@ -277,7 +297,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   check_channel_param(bias, C, input, op, "bias");
   EMBER_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
               "] running_mean and running_var must both be defined or both undefined");
-  const DType dt = input.dtype();
+  const DType dt = compute_dtype(input.dtype());
   return batch_norm_fused(input.contiguous(), running_mean, running_var, fused_param(weight, dt),
                           fused_param(bias, dt), momentum, eps);
 }

@@ -1,6 +1,7 @@
 // The fused layer_norm and batch_norm kernels on CUDA (src/cuda/normalization.cu) against the CPU
 // kernels, with the same seeded inputs: forward and every gradient (dx, dweight, dbias) and the
-// running statistics, float32 and float64, rows of 1, 7, 33, 1000 and 4097 elements, 1 to 3
+// running statistics, float32 and float64 (and float16/bfloat16 batch_norm computed in float32),
+// rows of 1, 7, 33, 1000 and 4097 elements, 1 to 3
 // normalized dims, with and without weight and bias, gradients of only some inputs, (N, C),
 // (N, C, L) and (N, C, H, W) batches (column and strip layouts, several partial chunks),
 // non-contiguous inputs, results that repeat bitwise, the LayerNorm and BatchNorm2d modules, and
@@ -287,6 +288,56 @@ TEST_CASE("cuda batch_norm: gradients of some inputs, non-contiguous input, bitw
       Tensor xs = x.permute(perm).contiguous().permute(perm);
       REQUIRE(!xs.is_contiguous());
       check_bitwise(run(bn(), xs, w, b, dy, cu), first);
+    }
+  }
+}
+
+TEST_CASE("cuda batch_norm: float16 and bfloat16 inputs computed in float32") {
+  // A 16-bit input with float32 parameters and buffers (a convolution's output under autocast):
+  // one fused node, bitwise the float32 kernels on x.to(float32) with y and dx rounded once;
+  // against the CPU's 16-bit path within 16-bit rounding (y, dx) and 2e-5 (dweight, dbias, the
+  // running statistics). Column layout, strips, several ranges per channel.
+  if (!gpu()) return;
+  const std::vector<std::vector<int64_t>> shapes = {
+      {7, 5}, {1000, 3}, {4, 3, 13, 11}, {3, 2, 129, 129}};
+  for (DType dt : {kFloat16, kBFloat16}) {
+    for (const auto& shape : shapes) {
+      INFO(dt << " shape " << IntArrayRef(shape));
+      const int64_t C = shape[1];
+      const uint64_t seed = static_cast<uint64_t>(shape[0] * 100 + C * 7 + 5);
+      Tensor x = rnd(shape, seed, dt, 2.0, 0.3), dy = rnd(shape, seed + 1, dt);
+      Tensor w = rnd({C}, seed + 2, kFloat32, 1.0, 1.0), b = rnd({C}, seed + 3, kFloat32);
+      Tensor rm = rnd({C}, seed + 4, kFloat32), rv = rnd({C}, seed + 5, kFloat32, 0.5, 1.0);
+      const Tensor rm0 = rm.clone(), rv0 = rv.clone();  // rm, rv: blended by the CPU run below
+      Tensor rm_cuda = rm.to(cu), rv_cuda = rv.to(cu), rm32 = rm.to(cu), rv32 = rv.to(cu);
+      const std::vector<Tensor> got = run(bn(rm_cuda, rv_cuda), x, w, b, dy, cu);
+      const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
+        return bn(rm32, rv32)(xl.to(kFloat32), wl, bl).to(dt);
+      };
+      check_bitwise(got, run(via_float32, x, w, b, dy, cu));
+      CHECK(bitwise_equal(rm_cuda.cpu(), rm32.cpu()));
+      CHECK(bitwise_equal(rv_cuda.cpu(), rv32.cpu()));
+      const std::vector<Tensor> cpu = run(bn(rm, rv), x, w, b, dy, kCPU);
+      for (size_t i = 0; i < 4; ++i) {
+        INFO(kNames[i]);
+        CHECK(got[i].dtype() == cpu[i].dtype());
+        CHECK(rel_err(got[i].to(kFloat64), cpu[i].to(kFloat64)) <= (i < 2 ? 1e-2 : 2e-5));
+      }
+      CHECK(rel_err(rm_cuda.cpu(), rm) <= 2e-5);
+      CHECK(rel_err(rv_cuda.cpu(), rv) <= 2e-5);
+      Tensor xl = x.to(cu).requires_grad_();
+      const Tensor y = F::batch_norm(xl, {}, {}, w.to(cu), b.to(cu), true);
+      REQUIRE(node_name(y) == "batch_norm");
+      CHECK(y.grad_fn()->input_meta[0].dtype == dt);
+      // Strided running statistics take the composite update: the kernel's bits.
+      Tensor rm_wide = zeros({2 * C}, TensorOptions(kFloat32).device(cu));
+      Tensor rv_wide = zeros({2 * C}, TensorOptions(kFloat32).device(cu));
+      Tensor rm_strided = rm_wide.slice(0, 0, 2 * C, 2), rv_strided = rv_wide.slice(0, 0, 2 * C, 2);
+      rm_strided.copy_(rm0.to(cu));
+      rv_strided.copy_(rv0.to(cu));
+      run(bn(rm_strided, rv_strided), x, w, b, dy, cu);
+      CHECK(bitwise_equal(rm_strided.cpu(), rm_cuda.cpu()));
+      CHECK(bitwise_equal(rv_strided.cpu(), rv_cuda.cpu()));
     }
   }
 }

@@ -1,6 +1,7 @@
 // The fused layer_norm and batch_norm kernels (src/core/cpu/normalization.cpp) behind
 // nn::functional::layer_norm / batch_norm, against their composites layer_norm_reference /
-// batch_norm_reference: forward, every gradient and the running statistics, float32 and float64,
+// batch_norm_reference: forward, every gradient and the running statistics, float32 and float64
+// (and float16/bfloat16 batch_norm computed in float32, bitwise the float32 kernel's),
 // odd sizes, with and without affine parameters, non-contiguous inputs, rows with a large mean,
 // 1 vs 2 threads bitwise, gradcheck + gradgradcheck (double backward through the composite), and
 // the error messages.
@@ -277,6 +278,17 @@ TEST_CASE("batch_norm fused: parameters and buffers of another dtype, non-contig
     }
     Tensor xl = xc.detach().requires_grad_();
     CHECK(node_name(F::batch_norm(xl, {}, {}, {}, {}, true)) == "batch_norm");
+    // Running statistics the kernel blends (contiguous, of the compute dtype) and strided ones
+    // that the composite update blends: the same bits.
+    Tensor rm = rnd({3}, 69, dt), rv = rnd({3}, 70, dt, 0.5, 1.0);
+    Tensor rm_wide = zeros({6}, dt), rv_wide = zeros({6}, dt);
+    Tensor rm_strided = rm_wide.slice(0, 0, 6, 2), rv_strided = rv_wide.slice(0, 0, 6, 2);
+    rm_strided.copy_(rm);
+    rv_strided.copy_(rv);
+    run(bn(rm, rv, 0.3), xc, wc, bc, dyc);
+    run(bn(rm_strided, rv_strided, 0.3), xc, wc, bc, dyc);
+    CHECK(bitwise_equal(rm, rm_strided.contiguous()));
+    CHECK(bitwise_equal(rv, rv_strided.contiguous()));
   }
 }
 
@@ -332,8 +344,55 @@ TEST_CASE("batch_norm fused: gradcheck and gradgradcheck (double backward via th
 
 // ---- dispatch and errors ----
 
+TEST_CASE("batch_norm fused: float16 and bfloat16 inputs computed in float32") {
+  // A 16-bit input (a convolution's output under autocast) with float32 parameters and buffers:
+  // one fused node, bitwise the float32 kernel on x.to(float32) with y and dx rounded once to
+  // x's dtype, the running statistics bitwise too; close to the float32 composite.
+  const std::vector<std::vector<int64_t>> shapes = {{6, 3}, {5, 4, 7}, {3, 5, 6, 7}};
+  for (DType dt : {kFloat16, kBFloat16}) {
+    for (const std::vector<int64_t>& shape : shapes) {
+      for (bool affine : {false, true}) {
+        INFO(dt << " shape " << IntArrayRef(shape) << " affine " << affine);
+        const int64_t C = shape[1];
+        const uint64_t seed = static_cast<uint64_t>(shape.size() * 1000 + C);
+        Tensor x = rnd(shape, seed, dt, 2.0, -0.5), dy = rnd(shape, seed + 1, dt);
+        Tensor w = affine ? rnd({C}, seed + 2, kFloat32, 1.0, 1.0) : Tensor();
+        Tensor b = affine ? rnd({C}, seed + 3, kFloat32) : Tensor();
+        Tensor rm1 = rnd({C}, seed + 4, kFloat32), rv1 = rnd({C}, seed + 5, kFloat32, 0.5, 1.0);
+        Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
+        std::vector<Tensor> got = run(bn(rm1, rv1, 0.3), x, w, b, dy);
+        const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
+          return bn(rm2, rv2, 0.3)(xl.to(kFloat32), wl, bl).to(dt);
+        };
+        std::vector<Tensor> want = run(via_float32, x, w, b, dy);
+        CHECK(got[0].dtype() == dt);
+        CHECK(got[1].dtype() == dt);
+        for (size_t i = 0; i < 4; ++i) {
+          INFO(kNames[i]);
+          REQUIRE(got[i].defined() == want[i].defined());
+          if (got[i].defined()) CHECK(bitwise_equal(got[i], want[i]));
+        }
+        CHECK(bitwise_equal(rm1, rm2));
+        CHECK(bitwise_equal(rv1, rv2));
+        Tensor xl = x.detach().requires_grad_();
+        Tensor y = F::batch_norm(xl, {}, {}, w, b, true);
+        REQUIRE(node_name(y) == "batch_norm");
+        CHECK(y.grad_fn()->input_meta[0].dtype == dt);  // no float32 copy before the node
+        // Against the float32 composite on the same values: y and dx within 16-bit rounding.
+        std::vector<Tensor> ref = run(
+            [](const Tensor& xr, const Tensor& wr, const Tensor& br) {
+              return F::batch_norm_reference(xr.to(kFloat32), {}, {}, wr, br, true);
+            },
+            x, w, b, dy.to(kFloat32));
+        CHECK(rel_err(got[0].to(kFloat32), ref[0]) <= 1e-2);
+        CHECK(rel_err(got[1].to(kFloat32), ref[1]) <= 1e-2);
+      }
+    }
+  }
+}
+
 TEST_CASE("normalization fused: other cases run the composite unchanged") {
-  // Eval-mode batch_norm and float16 / bfloat16 inputs: bitwise the reference.
+  // Eval-mode batch_norm and float16 / bfloat16 layer_norm: bitwise the reference.
   Tensor x = rnd({4, 3, 5}, 91, kFloat32), rm = rnd({3}, 92, kFloat32);
   Tensor rv = rnd({3}, 93, kFloat32, 0.5, 1.0);
   CHECK(bitwise_equal(F::batch_norm(x, rm, rv), F::batch_norm_reference(x, rm, rv)));
@@ -341,8 +400,6 @@ TEST_CASE("normalization fused: other cases run the composite unchanged") {
     INFO(dt);
     Tensor h = x.to(dt);
     CHECK(bitwise_equal(F::layer_norm(h, {5}), F::layer_norm_reference(h, {5})));
-    CHECK(bitwise_equal(F::batch_norm(h, {}, {}, {}, {}, true),
-                        F::batch_norm_reference(h, {}, {}, {}, {}, true)));
   }
 }
 

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/cpu/vec_math.hpp"
+#include "core/cpu/widen.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/parallel.hpp"
@@ -64,46 +65,6 @@ inline double fold(double (&lanes)[kLanes]) {
   for (int w = kLanes / 2; w >= 1; w /= 2)
     for (int j = 0; j < w; ++j) lanes[j] += lanes[j + w];
   return lanes[0];
-}
-
-/// The n values at p (consecutive, or `ld` apart in `rows` rows of n) as T: p itself when X is T,
-/// else widened into buf (rows x n, rows n apart).
-template <class T, class X>
-const T* widen(const X* p, int64_t rows, int64_t n, int64_t ld, std::vector<T>& buf) {
-  if constexpr (std::is_same_v<T, X>) {
-    return p;
-  } else {
-    buf.resize(static_cast<size_t>(rows * n));
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        buf[static_cast<size_t>(i * n + j)] = static_cast<T>(p[i * ld + j]);
-    return buf.data();
-  }
-}
-
-/// Rounds rows x n values of buf (rows n apart) into out (rows ld apart); nothing when X is T (the
-/// kernel wrote out itself).
-template <class T, class X>
-void narrow_into(X* out, int64_t rows, int64_t n, int64_t ld, const std::vector<T>& buf) {
-  if constexpr (!std::is_same_v<T, X>) {
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < n; ++j)
-        out[i * ld + j] = convert<X>(buf[static_cast<size_t>(i * n + j)]);
-  }
-}
-
-/// Where a row or tile's T results go: out itself when X is T, else buf (rows x n) for
-/// narrow_into; ld_out is set to the stride between the rows written.
-template <class T, class X>
-T* compute_out(X* out, int64_t rows, int64_t n, int64_t ld, std::vector<T>& buf, int64_t& ld_out) {
-  if constexpr (std::is_same_v<T, X>) {
-    ld_out = ld;
-    return out;
-  } else {
-    buf.resize(static_cast<size_t>(rows * n));
-    ld_out = n;
-    return buf.data();
-  }
 }
 
 /// max_c x_c of a contiguous row in kMaxLanes lanes. A NaN may be skipped here; it reaches the
@@ -367,15 +328,6 @@ Rule<T> make_rule(const Tensor& x, const Tensor& weight, int64_t ignore_index, d
   return rule;
 }
 
-/// f(TypeTag<X>{}) for the logits' dtype X: float, double, Half or BFloat16 (computed in
-/// compute_t<X>, float).
-template <class F>
-void visit_logits(DType dt, const char* op, F&& f) {
-  if (dt == kFloat16) return f(TypeTag<Half>{});
-  if (dt == kBFloat16) return f(TypeTag<BFloat16>{});
-  visit_float(dt, f, op);
-}
-
 }  // namespace
 
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
@@ -388,7 +340,7 @@ void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& 
     return;
   }
   const int64_t S = R / N;
-  visit_logits(x.dtype(), "cross_entropy", [&](auto tag) {
+  visit_widened(x.dtype(), "cross_entropy", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     using T = compute_t<Xs>;
     const Rule<T> rule = make_rule<T>(x, weight, ignore_index, label_smoothing);
@@ -417,7 +369,7 @@ void cross_entropy_backward(const Tensor& dx, const Tensor& dloss, const Tensor&
   if (R == 0 || C == 0) return;
   const int64_t S = R / N;
   const bool per_row = dloss.numel() == R && R > 1;
-  visit_logits(x.dtype(), "cross_entropy_backward", [&](auto tag) {
+  visit_widened(x.dtype(), "cross_entropy_backward", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     using T = compute_t<Xs>;
     const Rule<T> rule = make_rule<T>(x, weight, ignore_index, label_smoothing);

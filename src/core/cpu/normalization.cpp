@@ -1,6 +1,8 @@
 // CPU normalization kernels: layer_norm and batch_norm (training statistics), forward and
-// first-order backward, float32 and float64, on contiguous tensors. The composites in
-// src/nn/normalization.cpp are the reference; the statistics follow their arithmetic.
+// first-order backward, float32 and float64, on contiguous tensors; batch_norm also takes
+// float16/bfloat16 x (and dy) computed in float32, each strip widened (core/cpu/widen.hpp), y and
+// dx rounded once: bitwise the float32 kernel on x.to(float32), rounded afterwards. The composites
+// in src/nn/normalization.cpp are the reference; the statistics follow their arithmetic.
 //
 // layer_norm, x (M, N) (M rows of the N normalized elements):
 //   forward, one row at a time (after its first read the row sits in L1; the next row is
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/cpu/widen.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
 #include "core/parallel.hpp"
@@ -278,24 +281,38 @@ void layer_norm_backward_typed(T* DX, T* DW, T* DB, const T* DY, const T* X, con
 
 // ---- batch_norm ----
 
+/// A running statistic blended in: r (1 - momentum) + v momentum in double, each product and the
+/// sum rounded apart (the composite's float64 ops), rounded once to T.
 template <class T>
-void batch_norm_forward_typed(T* Y, T* Mean, T* Invstd, T* Var, const T* X, const T* W,
-                              const T* B, int64_t N, int64_t C, int64_t S, double eps) {
+T blend(T r, double v, double momentum) {
+  const double kept = static_cast<double>(r) * (1.0 - momentum);
+  const double added = v * momentum;
+  return static_cast<T>(kept + added);
+}
+
+template <class T, class Xs>
+void batch_norm_forward_typed(Xs* Y, T* Mean, T* Invstd, T* Var, const Xs* X, const T* W,
+                              const T* B, int64_t N, int64_t C, int64_t S, double eps, T* RunMean,
+                              T* RunVar, double momentum, double unbias) {
   const double count = static_cast<double>(N * S);
   parallel_for(C, std::max<int64_t>(1, kGrain / (N * S)), [&](int64_t c0, int64_t c1) {
+    std::vector<T> buf;  // a 16-bit strip widened
+    const auto strip = [&](int64_t n, int64_t c) {
+      return widen(X + (n * C + c) * S, 1, S, S, buf);
+    };
     for (int64_t c = c0; c < c1; ++c) {
       // mean: shifted by the channel's first element (see run_mean), strip by strip.
-      const T k = X[c * S];
+      const T k = static_cast<T>(X[c * S]);
       Lanes s1;
       for (int64_t n = 0; n < N; ++n) {
-        const T* x = X + (n * C + c) * S;  // (S)
+        const T* x = strip(n, c);  // (S)
         accumulate<T, kWide<T>>(s1, S, [&](int64_t i) { return x[i] - k; });
       }
       const T m = static_cast<T>(static_cast<double>(k) + s1.total() / count);
       // var: centred at the rounded mean, as the composite (the channel is in L2 by now).
       Lanes s2;
       for (int64_t n = 0; n < N; ++n) {
-        const T* x = X + (n * C + c) * S;
+        const T* x = strip(n, c);
         accumulate<T, kWide<T>>(s2, S, [&](int64_t i) {
           const T d = x[i] - m;
           return d * d;
@@ -306,28 +323,34 @@ void batch_norm_forward_typed(T* Y, T* Mean, T* Invstd, T* Var, const T* X, cons
       Mean[c] = m;
       Invstd[c] = is;
       Var[c] = var;
+      if (RunMean != nullptr) {
+        RunMean[c] = blend(RunMean[c], static_cast<double>(m), momentum);
+        const double unbiased = static_cast<double>(var) * unbias;
+        RunVar[c] = blend(RunVar[c], unbiased, momentum);
+      }
       const T scale = W != nullptr ? is * W[c] : is;
       const T shift = B != nullptr ? B[c] : T(0);
       for (int64_t n = 0; n < N; ++n) {
-        const T* x = X + (n * C + c) * S;  // (S)
-        T* y = Y + (n * C + c) * S;
-        for (int64_t i = 0; i < S; ++i) y[i] = (x[i] - m) * scale + shift;
+        const T* x = strip(n, c);  // (S)
+        Xs* y = Y + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) y[i] = convert<Xs>((x[i] - m) * scale + shift);
       }
     }
   });
 }
 
-template <class T>
-void batch_norm_backward_typed(T* DX, T* DW, T* DB, const T* DY, const T* X, const T* Mean,
+template <class T, class Xs>
+void batch_norm_backward_typed(Xs* DX, T* DW, T* DB, const Xs* DY, const Xs* X, const T* Mean,
                                const T* Invstd, const T* W, int64_t N, int64_t C, int64_t S) {
   const double count = static_cast<double>(N * S);
   parallel_for(C, std::max<int64_t>(1, kGrain / (N * S)), [&](int64_t c0, int64_t c1) {
+    std::vector<T> xbuf, dybuf;  // 16-bit strips widened
     for (int64_t c = c0; c < c1; ++c) {
       const T m = Mean[c], is = Invstd[c];
       Lanes s1, s2;
       for (int64_t n = 0; n < N; ++n) {
-        const T* dy = DY + (n * C + c) * S;  // (S)
-        const T* x = X + (n * C + c) * S;
+        const T* dy = widen(DY + (n * C + c) * S, 1, S, S, dybuf);  // (S)
+        const T* x = widen(X + (n * C + c) * S, 1, S, S, xbuf);
         accumulate2<T, kWide2<T>>(
             s1, s2, S, [&](int64_t i) { return dy[i]; },
             [&](int64_t i) { return dy[i] * (x[i] - m); });
@@ -341,10 +364,10 @@ void batch_norm_backward_typed(T* DX, T* DW, T* DB, const T* DY, const T* X, con
       const T a = static_cast<T>(sum_dy / count);
       const T k2 = static_cast<T>(sum_dyx / count) * is;  // mean(dy xhat) * invstd
       for (int64_t n = 0; n < N; ++n) {
-        const T* dy = DY + (n * C + c) * S;  // (S)
-        const T* x = X + (n * C + c) * S;
-        T* dx = DX + (n * C + c) * S;
-        for (int64_t i = 0; i < S; ++i) dx[i] = k1 * (dy[i] - a - (x[i] - m) * k2);
+        const T* dy = widen(DY + (n * C + c) * S, 1, S, S, dybuf);  // (S)
+        const T* x = widen(X + (n * C + c) * S, 1, S, S, xbuf);
+        Xs* dx = DX + (n * C + c) * S;
+        for (int64_t i = 0; i < S; ++i) dx[i] = convert<Xs>(k1 * (dy[i] - a - (x[i] - m) * k2));
       }
     }
   });
@@ -395,15 +418,18 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
 
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps) {
+                        const Tensor& bias, double eps, const RunningStats& running) {
   const int64_t N = x.size(0), C = x.size(1);
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
   if (N * C * S == 0) return;
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    batch_norm_forward_typed<T>(y.data_ptr<T>(), mean.data_ptr<T>(), invstd.data_ptr<T>(),
-                                var.data_ptr<T>(), x.data_ptr<T>(), ptr_or_null<T>(weight),
-                                ptr_or_null<T>(bias), N, C, S, eps);
+  visit_widened(x.dtype(), "batch_norm", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = compute_t<Xs>;
+    batch_norm_forward_typed<T, Xs>(
+        y.data_ptr<Xs>(), mean.data_ptr<T>(), invstd.data_ptr<T>(), var.data_ptr<T>(),
+        x.data_ptr<Xs>(), ptr_or_null<T>(weight), ptr_or_null<T>(bias), N, C, S, eps,
+        mut_ptr_or_null<T>(running.mean), mut_ptr_or_null<T>(running.var), running.momentum,
+        running.unbias);
   });
 }
 
@@ -413,12 +439,13 @@ void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
   const int64_t N = x.size(0), C = x.size(1);
   const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
   if (N * C * S == 0) return;
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    batch_norm_backward_typed<T>(mut_ptr_or_null<T>(dx), mut_ptr_or_null<T>(dweight),
-                                 mut_ptr_or_null<T>(dbias), dy.data_ptr<T>(), x.data_ptr<T>(),
-                                 mean.data_ptr<T>(), invstd.data_ptr<T>(), ptr_or_null<T>(weight),
-                                 N, C, S);
+  visit_widened(x.dtype(), "batch_norm_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = compute_t<Xs>;
+    batch_norm_backward_typed<T, Xs>(mut_ptr_or_null<Xs>(dx), mut_ptr_or_null<T>(dweight),
+                                     mut_ptr_or_null<T>(dbias), dy.data_ptr<Xs>(), x.data_ptr<Xs>(),
+                                     mean.data_ptr<T>(), invstd.data_ptr<T>(),
+                                     ptr_or_null<T>(weight), N, C, S);
   });
 }
 
