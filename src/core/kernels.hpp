@@ -272,6 +272,12 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps, const RunningStats& running);
+/// Eval-mode batch_norm: y = ((x - mean) * r) * weight + bias per element, the channel's mean,
+/// r, weight and bias (C) of the compute dtype (weight, bias may be undefined), each product and
+/// sum rounded apart in the compute dtype as the composite's ops, y rounded once to x's dtype.
+/// x and y as batch_norm_forward's, contiguous (N, C, *).
+void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                     const Tensor& weight, const Tensor& bias);
 /// dx (x's shape), dweight, dbias (C) of batch_norm_forward from dy and the saved mean, invstd.
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
@@ -444,6 +450,8 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps, const RunningStats& running);
+void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                     const Tensor& weight, const Tensor& bias);
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight);

@@ -100,6 +100,10 @@ void batch_norm_forward(const Tensor&, const Tensor&, const Tensor&, const Tenso
                         const Tensor&, const Tensor&, double, const RunningStats&) {
   unsupported("batch_norm_forward");
 }
+void batch_norm_eval(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                     const Tensor&) {
+  unsupported("batch_norm_eval");
+}
 void batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                          const Tensor&, const Tensor&, const Tensor&) {
   unsupported("batch_norm_backward");

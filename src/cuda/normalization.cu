@@ -557,6 +557,30 @@ struct InputGradMap {
   }
 };
 
+// Products and sums rounded apart (no fused multiply-add), as separate elementwise ops round.
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+
+/// Eval mode: y = ((x - m) r) w + b, each op rounded apart (the composite's ops).
+template <class T, class Xs>
+struct EvalMap {
+  Xs* Y;
+  const Xs* X;
+  const T* Mean;
+  const T* R;
+  const T* W;
+  const T* B;
+  __device__ void operator()(int64_t i, int64_t c) const {
+    T v = convert<T>(X[i]) - Mean[c];
+    v = mul_rn(v, R[c]);
+    if (W != nullptr) v = mul_rn(v, W[c]);
+    if (B != nullptr) v = add_rn(v, B[c]);
+    Y[i] = convert<Xs>(v);
+  }
+};
+
 // ---- typed launchers ----
 
 /// Chunks of 16 bytes per lane of layer_norm_forward_warp_kernel for rows of N: 1, 2, 4, 8 or
@@ -740,6 +764,25 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
     using Xs = typename decltype(tag)::type;
     batch_norm_forward_typed<detail::compute_t<Xs>, Xs>(y, mean, invstd, var, x, weight, bias, eps,
                                                         running, N, C, S);
+  });
+}
+
+void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                     const Tensor& weight, const Tensor& bias) {
+  const int64_t N = x.size(0), C = x.size(1);
+  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
+  if (N * C * S == 0) return;
+  detail::DeviceGuard guard(y.device().index());
+  detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = detail::compute_t<Xs>;
+    const int64_t total = N * C * S;
+    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream_of(y)>>>(
+        EvalMap<T, Xs>{static_cast<Xs*>(y.data_ptr()), static_cast<const Xs*>(x.data_ptr()),
+                       static_cast<const T*>(mean.data_ptr()), static_cast<const T*>(r.data_ptr()),
+                       ptr_or_null<T>(weight), ptr_or_null<T>(bias)},
+        total, C, S);
+    EMBER_CUDA_CHECK_LAUNCH();
   });
 }
 

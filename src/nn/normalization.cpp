@@ -230,6 +230,24 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
   return y;
 }
 
+/// Eval-mode batch_norm without gradients by one fused pass: the composite's per-channel
+/// rsqrt(running_var + eps) as an op, then ((x - running_mean) r) w + b per element with the
+/// composite's roundings, so the result is bitwise the composite's. Arguments checked; every
+/// tensor on the input's device.
+Tensor batch_norm_eval_fused(const Tensor& input, const Tensor& running_mean,
+                             const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                             double eps) {
+  NoGradGuard no_grad;
+  const DType ct = compute_dtype(input.dtype());
+  const Tensor x = input.contiguous();
+  const Tensor m = running_mean.to(ct).contiguous();
+  const Tensor r = rsqrt(running_var.to(ct) + eps).contiguous();
+  Tensor y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()));
+  launch(x.device(), cpu::batch_norm_eval, cuda::batch_norm_eval, y, x, m, r,
+         fused_param(weight, ct), fused_param(bias, ct));
+  return y;
+}
+
 }  // namespace
 
 // ---- batch_norm ----
@@ -286,6 +304,22 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                      input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
                      on(running_mean, input.device()) && on(running_var, input.device()) &&
                      on(weight, input.device()) && on(bias, input.device());
+  // Eval mode where no gradient is wanted (inference, evaluation under NoGradGuard): one pass.
+  const bool eval_fused =
+      !training && input.defined() && is_floating(input.dtype()) && input.dim() >= 2 &&
+      input.size(1) > 0 && input.numel() > 0 && running_mean.defined() && running_var.defined() &&
+      running_mean.device() == input.device() && running_var.device() == input.device() &&
+      on(weight, input.device()) && on(bias, input.device()) &&
+      !autograd::needs_grad({&input, &weight, &bias, &running_mean, &running_var});
+  if (eval_fused) {
+    const char* op = "batch_norm";
+    const int64_t C = input.size(1);
+    check_channel_param(running_mean, C, input, op, "running_mean");
+    check_channel_param(running_var, C, input, op, "running_var");
+    check_channel_param(weight, C, input, op, "weight");
+    check_channel_param(bias, C, input, op, "bias");
+    return batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps);
+  }
   if (!fused)
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
                                 eps);

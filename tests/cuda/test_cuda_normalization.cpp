@@ -342,6 +342,39 @@ TEST_CASE("cuda batch_norm: float16 and bfloat16 inputs computed in float32") {
   }
 }
 
+TEST_CASE("cuda batch_norm eval: one fused pass, bitwise the composite on the GPU") {
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+    for (const auto& shape :
+         std::vector<std::vector<int64_t>>{{7, 5}, {4, 3, 13, 11}, {3, 2, 129, 129}}) {
+      for (bool affine : {false, true}) {
+        INFO(dt << " shape " << IntArrayRef(shape) << " affine " << affine);
+        const int64_t C = shape[1];
+        const uint64_t seed = static_cast<uint64_t>(shape[0] * 10 + C + affine);
+        const Tensor x = rnd(shape, seed, dt, 2.0, 0.3).to(cu);
+        const Tensor rm = rnd({C}, seed + 1, pt).to(cu);
+        const Tensor rv = rnd({C}, seed + 2, pt, 0.5, 1.0).to(cu);
+        const Tensor w = affine ? rnd({C}, seed + 3, pt, 1.0, 1.0).to(cu) : Tensor();
+        const Tensor b = affine ? rnd({C}, seed + 4, pt).to(cu) : Tensor();
+        Tensor got;
+        {
+          NoGradGuard no_grad;
+          got = F::batch_norm(x, rm, rv, w, b, false);
+        }
+        const Tensor want = F::batch_norm_reference(x, rm, rv, w, b, false, 0.1, 1e-5);
+        CHECK(got.dtype() == dt);
+        CHECK(bitwise_equal(got.cpu(), want.cpu()));
+        // And near the CPU's (another rsqrt).
+        const Tensor cpu =
+            F::batch_norm_reference(x.cpu(), rm.cpu(), rv.cpu(), affine ? w.cpu() : Tensor(),
+                                    affine ? b.cpu() : Tensor(), false, 0.1, 1e-5);
+        CHECK(rel_err(got.cpu().to(kFloat64), cpu.to(kFloat64)) <= (dt == kFloat64 ? 1e-12 : 1e-2));
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda batch_norm: errors are the CPU's") {
   if (!gpu()) return;
   Tensor one = rnd({1, 4}, 71, kFloat32);  // one value per channel

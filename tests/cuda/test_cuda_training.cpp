@@ -288,5 +288,25 @@ TEST_CASE("cuda batch_norm under autocast: a bfloat16 conv output normalized by 
   CHECK(c1.launches - c0.launches <= 8);  // 2 x 2 for the sums (the running statistics blended
                                           // in the second finish), y, num_batches_tracked
   CHECK(c2.launches - c1.launches <= 4);  // 2 sums, the dx pass
+  // Eval mode under no_grad: the per-channel rsqrt and one pass over the values.
+  bn->eval();
+  const ember_emu::Counts c3 = ember_emu::counts();
+  {
+    NoGradGuard no_grad;
+    auto amp = ember::autocast(kBFloat16, kCUDA);
+    y = bn(h);
+  }
+  const ember_emu::Counts c4 = ember_emu::counts();
+  {
+    NoGradGuard no_grad;
+    (void)F::batch_norm_reference(h, bn->running_mean, bn->running_var, bn->weight, bn->bias, false,
+                                  0.1, 1e-5);
+  }
+  const ember_emu::Counts c5 = ember_emu::counts();
+  UNSCOPED_INFO("eval " << c4.launches - c3.launches << " launches, the composite "
+                        << c5.launches - c4.launches);
+  CHECK(y.dtype() == kBFloat16);
+  CHECK(c4.launches - c3.launches <= 5);  // rsqrt(running_var + eps) per channel, one pass
+  CHECK(c4.launches - c3.launches < c5.launches - c4.launches);
 }
 #endif

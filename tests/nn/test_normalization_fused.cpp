@@ -391,6 +391,42 @@ TEST_CASE("batch_norm fused: float16 and bfloat16 inputs computed in float32") {
   }
 }
 
+TEST_CASE("batch_norm eval: one fused pass without gradients, bitwise the composite") {
+  // Inference: ((x - running_mean) rsqrt(running_var + eps)) weight + bias by one kernel with
+  // the composite's roundings, for every floating dtype (16-bit x in float32), with and without
+  // the affine parameters; and with a gradient wanted, the composite itself.
+  const std::vector<std::vector<int64_t>> shapes = {{6, 3}, {5, 4, 7}, {3, 5, 6, 7}};
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;  // parameters and buffers
+    for (const std::vector<int64_t>& shape : shapes) {
+      for (bool affine : {false, true}) {
+        INFO(dt << " shape " << IntArrayRef(shape) << " affine " << affine);
+        const int64_t C = shape[1];
+        const uint64_t seed = static_cast<uint64_t>(shape.size() * 100 + C + 7);
+        const Tensor x = rnd(shape, seed, dt, 2.0, -0.5);
+        const Tensor rm = rnd({C}, seed + 1, pt), rv = rnd({C}, seed + 2, pt, 0.5, 1.0);
+        const Tensor w = affine ? rnd({C}, seed + 3, pt, 1.0, 1.0) : Tensor();
+        const Tensor b = affine ? rnd({C}, seed + 4, pt) : Tensor();
+        const Tensor want = F::batch_norm_reference(x, rm, rv, w, b, false, 0.1, 1e-5);
+        Tensor got;
+        {
+          NoGradGuard no_grad;
+          got = F::batch_norm(x, rm, rv, w, b, false, 0.1, 1e-5);
+        }
+        CHECK(got.dtype() == dt);
+        CHECK(bitwise_equal(got, want));
+        // A non-contiguous input: the same bits.
+        CHECK(bitwise_equal(F::batch_norm(test::non_contiguous(x), rm, rv, w, b, false), want));
+        // x wanting a gradient: the composite, its node and its gradients.
+        Tensor xl = x.detach().requires_grad_();
+        const Tensor y = F::batch_norm(xl, rm, rv, w, b, false);
+        CHECK(bitwise_equal(y.detach(), want));
+        CHECK(node_name(y) != "");
+      }
+    }
+  }
+}
+
 TEST_CASE("normalization fused: other cases run the composite unchanged") {
   // Eval-mode batch_norm and float16 / bfloat16 layer_norm: bitwise the reference.
   Tensor x = rnd({4, 3, 5}, 91, kFloat32), rm = rnd({3}, 92, kFloat32);
