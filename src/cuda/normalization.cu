@@ -721,6 +721,14 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
+/// x (N, C, *) as N, C and S (the product of the rest); false when it holds no value.
+inline bool channel_dims(const Tensor& x, int64_t& N, int64_t& C, int64_t& S) {
+  N = x.size(0);
+  C = x.size(1);
+  S = N * C == 0 ? 0 : x.numel() / (N * C);
+  return N * C * S != 0;
+}
+
 }  // namespace
 
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
@@ -756,9 +764,8 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
 void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                         const Tensor& var, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps, const RunningStats& running) {
-  const int64_t N = x.size(0), C = x.size(1);
-  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  if (N * C * S == 0) return;
+  int64_t N, C, S;
+  if (!channel_dims(x, N, C, S)) return;
   detail::DeviceGuard guard(y.device().index());
   detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
@@ -769,9 +776,8 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
 
 void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
                      const Tensor& weight, const Tensor& bias) {
-  const int64_t N = x.size(0), C = x.size(1);
-  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  if (N * C * S == 0) return;
+  int64_t N, C, S;
+  if (!channel_dims(x, N, C, S)) return;
   detail::DeviceGuard guard(y.device().index());
   detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
@@ -789,9 +795,8 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight) {
-  const int64_t N = x.size(0), C = x.size(1);
-  const int64_t S = N * C == 0 ? 0 : x.numel() / (N * C);
-  if (N * C * S == 0) return;
+  int64_t N, C, S;
+  if (!channel_dims(x, N, C, S)) return;
   detail::DeviceGuard guard(x.device().index());
   detail::visit_device_widened(x.dtype(), "batch_norm_backward", [&](auto tag) {
     using Xs = typename decltype(tag)::type;

@@ -230,6 +230,20 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
   return y;
 }
 
+/// batch_norm's per-channel tensors checked against input (N, C, ...), as the composite checks
+/// them: each undefined or floating (C,), the running statistics both defined or both undefined.
+void check_batch_norm_params(const Tensor& input, const Tensor& running_mean,
+                             const Tensor& running_var, const Tensor& weight, const Tensor& bias) {
+  const char* op = "batch_norm";
+  const int64_t C = input.size(1);
+  check_channel_param(running_mean, C, input, op, "running_mean");
+  check_channel_param(running_var, C, input, op, "running_var");
+  check_channel_param(weight, C, input, op, "weight");
+  check_channel_param(bias, C, input, op, "bias");
+  EMBER_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
+              "] running_mean and running_var must both be defined or both undefined");
+}
+
 /// Eval-mode batch_norm without gradients by one fused pass: the composite's per-channel
 /// rsqrt(running_var + eps) as an op, then ((x - running_mean) r) w + b per element with the
 /// composite's roundings, so the result is bitwise the composite's. Arguments checked; every
@@ -260,12 +274,7 @@ Tensor batch_norm_reference(const Tensor& input, const Tensor& running_mean,
   EMBER_CHECK(input.dim() >= 2, ShapeError, "[", op,
               "] expected input (N, C), (N, C, L) or (N, C, H, W), got shape ", input.sizes());
   const int64_t C = input.size(1);
-  check_channel_param(running_mean, C, input, op, "running_mean");
-  check_channel_param(running_var, C, input, op, "running_var");
-  check_channel_param(weight, C, input, op, "weight");
-  check_channel_param(bias, C, input, op, "bias");
-  EMBER_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
-              "] running_mean and running_var must both be defined or both undefined");
+  check_batch_norm_params(input, running_mean, running_var, weight, bias);
   const std::vector<int64_t> shape = channel_shape(input);
   std::vector<int64_t> dims{0};
   for (int64_t d = 2; d < input.dim(); ++d) dims.push_back(d);
@@ -312,25 +321,13 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       on(weight, input.device()) && on(bias, input.device()) &&
       !autograd::needs_grad({&input, &weight, &bias, &running_mean, &running_var});
   if (eval_fused) {
-    const char* op = "batch_norm";
-    const int64_t C = input.size(1);
-    check_channel_param(running_mean, C, input, op, "running_mean");
-    check_channel_param(running_var, C, input, op, "running_var");
-    check_channel_param(weight, C, input, op, "weight");
-    check_channel_param(bias, C, input, op, "bias");
+    check_batch_norm_params(input, running_mean, running_var, weight, bias);
     return batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps);
   }
   if (!fused)
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
                                 eps);
-  const char* op = "batch_norm";
-  const int64_t C = input.size(1);
-  check_channel_param(running_mean, C, input, op, "running_mean");
-  check_channel_param(running_var, C, input, op, "running_var");
-  check_channel_param(weight, C, input, op, "weight");
-  check_channel_param(bias, C, input, op, "bias");
-  EMBER_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
-              "] running_mean and running_var must both be defined or both undefined");
+  check_batch_norm_params(input, running_mean, running_var, weight, bias);
   const DType dt = compute_dtype(input.dtype());
   return batch_norm_fused(input.contiguous(), running_mean, running_var, fused_param(weight, dt),
                           fused_param(bias, dt), momentum, eps);
