@@ -547,6 +547,19 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 
 namespace {
 
+/// Whether x @ weight^T (+ bias, when defined) is a product the fused tensor-core epilogues take:
+/// CUDA under Ember's backend, weight (N, K) and x (..., K) of one dtype and device, bias
+/// undefined or (N) of x's dtype and device.
+bool tc_linear_operands(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (!x.defined() || !weight.defined() || !x.is_cuda() || cuda::backend() != cuda::Backend::kEmber)
+    return false;
+  if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1) ||
+      weight.dtype() != x.dtype() || weight.device() != x.device())
+    return false;
+  return !bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0) &&
+                             bias.dtype() == x.dtype() && bias.device() == x.device());
+}
+
 /// act(x @ weight^T + bias) from one tensor-core GEMM with the bias and the activation in its
 /// epilogue (CUDA, Ember's backend, bias defined, one dtype), and the pre-activation when
 /// keep_pre (GELU's backward needs it; ReLU's reads the output); undefined tensors when that does
@@ -554,15 +567,7 @@ namespace {
 std::pair<Tensor, Tensor> linear_act_fused(const Tensor& x, const Tensor& weight,
                                            const Tensor& bias, GemmAct act, bool keep_pre,
                                            const char* op) {
-  if (!x.defined() || !weight.defined() || !bias.defined() || !x.is_cuda() ||
-      cuda::backend() != cuda::Backend::kEmber)
-    return {};
-  if (weight.dim() != 2 || x.dim() < 1 || bias.dim() != 1 || x.size(-1) != weight.size(1) ||
-      bias.size(0) != weight.size(0))
-    return {};
-  if (weight.dtype() != x.dtype() || bias.dtype() != x.dtype() || weight.device() != x.device() ||
-      bias.device() != x.device())
-    return {};
+  if (!bias.defined() || !tc_linear_operands(x, weight, bias)) return {};
   const int64_t K = weight.size(1), N = weight.size(0);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
@@ -634,15 +639,8 @@ namespace {
 /// layout.
 Tensor linear_residual_fused(const Tensor& x, const Tensor& weight, const Tensor& bias,
                              const Tensor& residual) {
-  if (!x.is_cuda() || cuda::backend() != cuda::Backend::kEmber || !weight.defined() ||
-      weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1) ||
-      weight.dtype() != x.dtype() || weight.device() != x.device() ||
-      residual.device() != x.device())
-    return {};
+  if (!tc_linear_operands(x, weight, bias) || residual.device() != x.device()) return {};
   const int64_t K = weight.size(1), N = weight.size(0);
-  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != N || bias.dtype() != x.dtype() ||
-                         bias.device() != x.device()))
-    return {};
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
   const DType od = residual.dtype();
@@ -670,8 +668,7 @@ Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias
                            autocast_detail::cast(bias, *dt), residual);
   }
   check_defined(residual, "linear_residual", "residual");
-  Tensor out;
-  if (x.defined()) out = linear_residual_fused(x, weight, bias, residual);
+  const Tensor out = linear_residual_fused(x, weight, bias, residual);
   if (!out.defined()) {
     Tensor h = linear(x, weight, bias);
     EMBER_CHECK(broadcast_shapes(residual.sizes(), h.sizes(), "linear_residual") == h.sizes(),
