@@ -111,6 +111,9 @@ inline bool is_integral(DType t, bool include_bool = false) {
   return t == kUInt8 || t == kInt8 || t == kInt32 || t == kInt64 || (include_bool && t == kBool);
 }
 inline bool is_reduced_float(DType t) { return t == kFloat16 || t == kBFloat16; }
+/// The dtype an op computes and accumulates in: float16 and bfloat16 widen to float32 (PyTorch's
+/// opmath type), every other dtype computes in itself.
+inline DType opmath_dtype(DType t) { return is_reduced_float(t) ? kFloat32 : t; }
 
 /// PyTorch's promote_types: the smallest type that holds both (uint8 + int8 -> int16 is not a
 /// dtype here, so it gives int32; float16 + bfloat16 -> float32).

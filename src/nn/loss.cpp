@@ -173,21 +173,17 @@ Tensor nll_from_log_probs(const ClassTargets& ct, const Tensor& logp, const Tens
 
 // ---- fused cross-entropy (class-index targets, CPU or CUDA) ----
 
-/// The dtype the fused kernels compute logits of dtype dt in: float32 for float16/bfloat16, else
-/// dt (float32, float64).
-DType ce_compute_dtype(DType dt) { return dt == kFloat16 || dt == kBFloat16 ? kFloat32 : dt; }
-
 /// The loss as the composite computes it, in the compute dtype, on the logits x.
 Tensor ce_reference_computed(const Tensor& x, const Tensor& target, const Tensor& weight,
                              int64_t ignore_index, const std::string& reduction,
                              double label_smoothing) {
-  return cross_entropy_reference(x.to(ce_compute_dtype(x.dtype())), target, weight, ignore_index,
+  return cross_entropy_reference(x.to(opmath_dtype(x.dtype())), target, weight, ignore_index,
                                  reduction, label_smoothing);
 }
 
 /// cross_entropy by the fused kernels: ct checked (input (N, C, d...) float16, bfloat16, float32
 /// or float64 with at least one element, target (N, d...) int64 on its device), weight contiguous
-/// of the compute dtype (ce_compute_dtype) on the input's device without grad, or undefined. The
+/// of the compute dtype (opmath_dtype) on the input's device without grad, or undefined. The
 /// loss has the compute dtype; the input's gradient the input's dtype. Nothing is read back to
 /// the host.
 Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t ignore_index,
@@ -195,7 +191,7 @@ Tensor cross_entropy_fused(const ClassTargets& ct, const Tensor& weight, int64_t
   // ---- shape rule: per-row losses, max, log-sum like the target (N, d...); sums (2) ----
   Tensor x = ct.input.contiguous();
   Tensor t = ct.target.contiguous();
-  const DType cdt = ce_compute_dtype(x.dtype());
+  const DType cdt = opmath_dtype(x.dtype());
   const TensorOptions opts = TensorOptions(cdt).device(x.device());
   Tensor rows = empty(t.sizes(), opts);
   Tensor max = empty(t.sizes(), opts), log_sum = empty(t.sizes(), opts);
@@ -310,7 +306,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
                      target.device() == input.device() &&
                      (!weight.defined() ||
                       (weight.device() == input.device() && !autograd::needs_grad({&weight})));
-  const bool reduced = input.defined() && ce_compute_dtype(input.dtype()) != input.dtype();
+  const bool reduced = input.defined() && opmath_dtype(input.dtype()) != input.dtype();
   const std::optional<DType> cast = autocast_dtype(AutocastPolicy::kFloat32, input, target, weight);
   // Under autocast, 16-bit logits go to the fused kernel as they are: it computes in float32 and
   // gives the float32 loss that casting them first would, without the float32 copy.
@@ -324,7 +320,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   EMBER_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError, "[", op,
               "] label_smoothing must be in [0, 1], got ", label_smoothing);
   ClassTargets ct = class_targets(input, target, weight, ignore_index, op);
-  const DType cdt = ce_compute_dtype(input.dtype());
+  const DType cdt = opmath_dtype(input.dtype());
   Tensor w;
   if (weight.defined()) w = (weight.dtype() == cdt ? weight : weight.to(cdt)).detach().contiguous();
   Tensor loss = cross_entropy_fused(ct, w, ignore_index, reduction, label_smoothing);

@@ -38,9 +38,6 @@ void check_input(const Tensor& input, const char* op) {
               input.dtype());
 }
 
-/// The dtype the statistics are computed in: float32 for the 16-bit floats.
-DType compute_dtype(DType t) { return is_reduced_float(t) ? kFloat32 : t; }
-
 /// A per-channel parameter (C,) or undefined.
 void check_channel_param(const Tensor& p, int64_t C, const Tensor& input, const char* op,
                          const char* what) {
@@ -189,13 +186,13 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
 /// Training-mode batch_norm by the fused kernels, the running statistics updated as the
 /// composite does. x contiguous float32/float64, or float16/bfloat16 computed in float32, with
 /// more than one value per channel, checked; weight and bias contiguous of the compute dtype
-/// (compute_dtype(x)) on x's device, or undefined. y has x's dtype, the statistics the compute
+/// (opmath_dtype(x)) on x's device, or undefined. y has x's dtype, the statistics the compute
 /// dtype.
 Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                         const Tensor& weight, const Tensor& bias, double momentum, double eps) {
   // ---- shape rule: y like x; mean, invstd, var (C,) ----
   const int64_t C = x.size(1);
-  const TensorOptions opts = TensorOptions(compute_dtype(x.dtype())).device(x.device());
+  const TensorOptions opts = TensorOptions(opmath_dtype(x.dtype())).device(x.device());
   Tensor y = empty(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
   Tensor mean = empty({C}, opts), invstd = empty({C}, opts), var = empty({C}, opts);
   // ---- launch: the running statistics blended by the kernel when they have its dtype and
@@ -252,7 +249,7 @@ Tensor batch_norm_eval_fused(const Tensor& input, const Tensor& running_mean,
                              const Tensor& running_var, const Tensor& weight, const Tensor& bias,
                              double eps) {
   NoGradGuard no_grad;
-  const DType ct = compute_dtype(input.dtype());
+  const DType ct = opmath_dtype(input.dtype());
   const Tensor x = input.contiguous();
   const Tensor m = running_mean.to(ct).contiguous();
   const Tensor r = rsqrt(running_var.to(ct) + eps).contiguous();
@@ -278,7 +275,7 @@ Tensor batch_norm_reference(const Tensor& input, const Tensor& running_mean,
   const std::vector<int64_t> shape = channel_shape(input);
   std::vector<int64_t> dims{0};
   for (int64_t d = 2; d < input.dim(); ++d) dims.push_back(d);
-  const DType ct = compute_dtype(input.dtype());
+  const DType ct = opmath_dtype(input.dtype());
   Tensor x = input.to(ct);
   Tensor y;
   if (training) {
@@ -328,7 +325,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
                                 eps);
   check_batch_norm_params(input, running_mean, running_var, weight, bias);
-  const DType dt = compute_dtype(input.dtype());
+  const DType dt = opmath_dtype(input.dtype());
   return batch_norm_fused(input.contiguous(), running_mean, running_var, fused_param(weight, dt),
                           fused_param(bias, dt), momentum, eps);
 }
@@ -342,7 +339,7 @@ Tensor layer_norm_reference(const Tensor& input, IntArrayRef normalized_shape,
   const std::vector<int64_t> dims = trailing_dims(input, normalized_shape, op);
   check_shaped_param(weight, normalized_shape, op, "weight");
   check_shaped_param(bias, normalized_shape, op, "bias");
-  const DType ct = compute_dtype(input.dtype());
+  const DType ct = opmath_dtype(input.dtype());
   Tensor y = standardize(input.to(ct), dims, eps);
   y = affine(y, weight.defined() ? weight.to(ct) : Tensor(),
              bias.defined() ? bias.to(ct) : Tensor());
@@ -382,7 +379,7 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
               input.sizes(), " are not divisible by num_groups ", num_groups);
   check_channel_param(weight, C, input, op, "weight");
   check_channel_param(bias, C, input, op, "bias");
-  const DType ct = compute_dtype(input.dtype());
+  const DType ct = opmath_dtype(input.dtype());
   int64_t spatial = 1;
   for (int64_t d = 2; d < input.dim(); ++d) spatial *= input.size(d);
   // (N, G, C/G * spatial): each (sample, group) row normalized on its own.
@@ -402,7 +399,7 @@ Tensor rms_norm(const Tensor& input, IntArrayRef normalized_shape, const Tensor&
   check_input(input, op);
   const std::vector<int64_t> dims = trailing_dims(input, normalized_shape, op);
   check_shaped_param(weight, normalized_shape, op, "weight");
-  const DType ct = compute_dtype(input.dtype());
+  const DType ct = opmath_dtype(input.dtype());
   // PyTorch's default: the epsilon of the dtype the norm is computed in (float32 for the 16-bit
   // floats, whose own epsilons would swamp small activations).
   const double e = eps.value_or(ct == kFloat64 ? std::numeric_limits<double>::epsilon()

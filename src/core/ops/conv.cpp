@@ -974,9 +974,6 @@ std::tuple<Tensor, Tensor> adaptive_max_impl(const Tensor& input, IntArrayRef ou
                          adaptive_bounds(s.x4.size(3), o[1]), 1, 1, op);
 }
 
-/// The dtype separable ops compute in: float for float16/bfloat16 (as PyTorch's opmath).
-DType compute_dtype(DType d) { return d == kFloat16 || d == kBFloat16 ? kFloat32 : d; }
-
 /// A constant (rows, cols) matrix of dtype dt on device.
 Tensor matrix(const std::vector<double>& v, int64_t rows, int64_t cols, DType dt, Device device) {
   Tensor t = tensor(v, TensorOptions(dt)).reshape({rows, cols});
@@ -1002,7 +999,7 @@ Tensor membership(const std::vector<int64_t>& bounds, int64_t in, DType dt, Devi
 Tensor average_windows(const Spatial& s, const std::vector<int64_t>& hb,
                        const std::vector<int64_t>& wb, const std::vector<double>& hdiv,
                        const std::vector<double>& wdiv, std::optional<int64_t> divisor) {
-  const DType dt = compute_dtype(s.x4.dtype());
+  const DType dt = opmath_dtype(s.x4.dtype());
   const Device dev = s.x4.device();
   const Tensor x = s.x4.dtype() == dt ? s.x4 : s.x4.to(dt);
   const int64_t OH = static_cast<int64_t>(hdiv.size()), OW = static_cast<int64_t>(wdiv.size());
@@ -1204,7 +1201,7 @@ Tensor upsample_linear_impl(const Tensor& input, IntArrayRef output_size, bool a
   const std::vector<int64_t> o = upsample_size(s, input, output_size, op);
   check_scale(scales_h, op);
   check_scale(scales_w, op);
-  const DType dt = compute_dtype(input.dtype());
+  const DType dt = opmath_dtype(input.dtype());
   const Device dev = input.device();
   const int64_t H = s.x4.size(2), W = s.x4.size(3);
   const bool f64 = dt == kFloat64;

@@ -472,7 +472,7 @@ namespace {
 Tensor logsumexp_forward(const Tensor& x, const ReducePlan& p, bool keepdim) {
   // Integers promote to the default float dtype (as in PyTorch); 16-bit floats compute in float32.
   const DType dt = is_floating(x.dtype()) ? x.dtype() : get_default_dtype();
-  const DType ct = is_reduced_float(dt) ? kFloat32 : dt;
+  const DType ct = opmath_dtype(dt);
   Tensor xc = x.to(ct);
   if (p.count == 0)  // log of an empty sum
     return full(keepdim ? p.keep_shape : p.out_shape, -std::numeric_limits<double>::infinity(),
@@ -513,7 +513,7 @@ namespace {
 Tensor norm_forward(const Tensor& x, Scalar p, const ReducePlan& plan, bool keepdim,
                     IntArrayRef dims) {
   const double pv = p.to_double();
-  const DType ct = is_reduced_float(x.dtype()) ? kFloat32 : x.dtype();
+  const DType ct = opmath_dtype(x.dtype());
   Tensor a = abs(x.to(ct));
   if (std::isinf(pv)) {
     check_nonempty(x, plan, dims.empty(), "norm");  // max has no identity
