@@ -394,6 +394,20 @@ void check_inplace(const Tensor& self, const char* op) {
               "wrap it in NoGradGuard or use an out-of-place op");
 }
 
+void check_not_view_write(const Tensor& self, const char* op) {
+  if (self.is_leaf()) return;
+  static const char* const kViews[] = {"view",    "reshape",          "permute",    "transpose",
+                                       "squeeze", "unsqueeze",        "expand",     "slice",
+                                       "select",  "diagonal",         "as_strided", "alias",
+                                       "split",   "split_with_sizes", "unbind"};
+  const std::string fn = self.grad_fn()->name();
+  for (const char* v : kViews)
+    EMBER_CHECK(fn != v, ValueError, "[", op,
+                "] in-place operation on a view of a tensor that "
+                "requires grad is not supported yet (the view comes from ",
+                fn, ")");
+}
+
 // ---- custom functions ----
 
 void AutogradContext::save_for_backward(const std::vector<Tensor>& tensors) { to_save_ = tensors; }

@@ -46,6 +46,11 @@ void record(const char* op, const std::vector<Tensor>& inputs, const Tensor& out
             const std::vector<Tensor>& saved,
             std::function<Grads(const Saved& saved, const Tensor& dy)> fn);
 
+/// Refuses (ValueError naming op) an in-place write that records a node into self when self is a
+/// view recorded by a view op (view, slice, split's pieces, ...) of a tensor that requires grad:
+/// the view's base would not learn about the write (no view rebase yet).
+void check_not_view_write(const Tensor& self, const char* op);
+
 /// The gradients of composite(saved) with respect to the saved inputs saved[0..n_inputs) that
 /// require grad, recorded (create_graph): the double-backward path of a fused node whose backward
 /// kernel is first-order only (the node calls it when grad mode is on inside its backward, which

@@ -487,16 +487,7 @@ Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
               " cannot be broadcast to destination shape ", sizes());
   autograd::check_inplace(*this, "copy_");
   const bool record = is_floating(dtype()) && autograd::needs_grad({this, &src});
-  if (record && !is_leaf()) {
-    // A view's base does not learn about an in-place write through the view (no rebase yet).
-    static const char* const kViews[] = {"view", "reshape", "permute", "transpose", "squeeze",
-                                         "unsqueeze", "expand", "slice", "select", "diagonal",
-                                         "as_strided", "alias"};
-    const std::string fn = grad_fn()->name();
-    for (const char* v : kViews)
-      EMBER_CHECK(fn != v, ValueError, "[copy_] in-place operation on a view of a tensor that "
-                  "requires grad is not supported yet (the view comes from ", fn, ")");
-  }
+  if (record) autograd::check_not_view_write(*this, "copy_");
   {
     NoGradGuard no_grad;
     Tensor s = src.expand(sizes());

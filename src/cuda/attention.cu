@@ -6,8 +6,9 @@
 // Shapes: q (..., L, D), k (..., S, D), v (..., S, D) with one set of batch dims (BH "heads" in
 // all), unit stride along D, rows and batch strides multiples of 8 elements, 16-byte aligned
 // bases; the batch dims must collapse to (B, H) strides (a transpose(1, 2) view of (B, T, H, D)
-// does); anything else is copied contiguous first (head_view). out (..., L, D) contiguous in
-// q's dtype, lse (..., L) contiguous float32 (natural log). dq, dk, dv contiguous.
+// does); anything else is copied contiguous first (head_view). out (..., L, D) in q's dtype and
+// dq, dk, dv are written where they lie under the same rule (out_heads: contiguous, or the
+// op's (B, H, L, D) view of (B, L, H, D) memory), lse (..., L) contiguous float32 (natural log).
 // Limits: D in {64, 128}, D == Dv (the op routes everything else to the composite).
 //
 // Forward (attention_forward_kernel): one block of 4 warps per (64 query rows, head); warp w owns
@@ -111,17 +112,17 @@ using mma_t = std::conditional_t<std::is_same_v<T, HalfBits>, __half, __nv_bfloa
 
 /// One head's matrices: element (b, h, r, d) at ptr + b * sb + h * sh + r * sr + d.
 struct HeadPtr {
-  const void* ptr;
+  void* ptr;
   int64_t sb, sh, sr;
 };
 
 struct Params {
   HeadPtr q, k, v, o, dout;  // o: the forward's output (backward), dout: its gradient
-  void* out;                 // forward: out (BH, L, D); backward: dq (BH, L, D)
+  HeadPtr out;               // forward: out (BH, L, D); backward: dq (BH, L, D)
   float* lse;                // (BH, L)
   float* stats;    // backward: (BH, ceil(L / 64), 2, 64): per 64-row tile lse log2(e), then Di
-  void* dk;        // (BH, S, D)
-  void* dv;        // (BH, S, D)
+  HeadPtr dk;      // (BH, S, D)
+  HeadPtr dv;      // (BH, S, D)
   float* dq_acc;   // backward variant 3: dQ's float32 sums (BH, L, D), zeroed before the kernel
   int* dq_turn;    // and per (head, 64-row query tile, column half) how many key tiles have added
   int* item_next;  // and the next item a block may take (zeroed too)
@@ -134,8 +135,8 @@ struct Params {
 };
 
 template <class T>
-__device__ __forceinline__ const T* head_ptr(const HeadPtr& h, int64_t bh, int64_t H) {
-  return static_cast<const T*>(h.ptr) + (bh / H) * h.sb + (bh % H) * h.sh;
+__device__ __forceinline__ T* head_ptr(const HeadPtr& h, int64_t bh, int64_t H) {
+  return static_cast<T*>(h.ptr) + (bh / H) * h.sb + (bh % H) * h.sh;
 }
 
 /// Two floats as a pair of T in one register, the first in the low half.
@@ -364,17 +365,17 @@ __device__ __forceinline__ void zero(float (&acc)[N][4]) {
 }
 
 /// Stores rows (row, row + 8) of a warp's (16, D) accumulators times mul into dst (rows at
-/// stride D), rows >= n skipped. Lane (g, q) holds columns 8 t + 2 q, + 1 of each tile t.
+/// stride sr, even), rows >= n skipped. Lane (g, q) holds columns 8 t + 2 q, + 1 of each tile t.
 template <class T, int D>
-__device__ __forceinline__ void store_rows(T* dst, const float (&acc)[D / 8][4], int64_t row,
-                                           int64_t n, float mul0, float mul1) {
+__device__ __forceinline__ void store_rows(T* dst, int64_t sr, const float (&acc)[D / 8][4],
+                                           int64_t row, int64_t n, float mul0, float mul1) {
   const int q = static_cast<int>(threadIdx.x) & 3;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int64_t i = row + 8 * r;
     if (i >= n) continue;
     const float mul = r == 0 ? mul0 : mul1;
-    uint32_t* out = reinterpret_cast<uint32_t*>(dst + i * D);
+    uint32_t* out = reinterpret_cast<uint32_t*>(dst + i * sr);
 #pragma unroll
     for (int t = 0; t < D / 8; ++t)
       out[(8 * t + 2 * q) / 2] = pack2<T>(acc[t][2 * r] * mul, acc[t][2 * r + 1] * mul);
@@ -503,8 +504,8 @@ __device__ __forceinline__ void rescale(float (&o)[D / 8][4], const float (&alph
 /// registers at D 64 with nvcc 13.0.)
 template <class T, int D>
 __device__ __forceinline__ void store_forward(const float (&o)[D / 8][4], const float (&m)[2],
-                                              float (&l)[2], T* out, float* lse, int64_t L,
-                                              int64_t row0, bool lead) {
+                                              float (&l)[2], T* out, int64_t sr, float* lse,
+                                              int64_t L, int64_t row0, bool lead) {
   float inv[2], ls[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -513,7 +514,7 @@ __device__ __forceinline__ void store_forward(const float (&o)[D / 8][4], const 
     inv[r] = l[r] > 0.f ? 1.f / l[r] : 0.f;
     ls[r] = l[r] > 0.f ? m[r] * kLn2 + logf(l[r]) : -INFINITY;
   }
-  store_rows<T, D>(out, o, row0, L, inv[0], inv[1]);
+  store_rows<T, D>(out, sr, o, row0, L, inv[0], inv[1]);
   if (lead) {
     if (row0 < L) lse[row0] = ls[0];
     if (row0 + 8 < L) lse[row0 + 8] = ls[1];
@@ -598,7 +599,7 @@ __global__ void __launch_bounds__(kThreads) attention_forward_kernel(const Param
     }
     mma::cp_async_wait<0>();
 
-    store_forward<T, D>(o, m, l, static_cast<T*>(p.out) + bh * p.L * D, p.lse + bh * p.L, p.L, row0,
+    store_forward<T, D>(o, m, l, head_ptr<T>(p.out, bh, p.H), p.out.sr, p.lse + bh * p.L, p.L, row0,
                         (lane & 3) == 0);
     __syncthreads();  // qs is free for the next head
   }
@@ -931,7 +932,7 @@ __global__ void __launch_bounds__(384, 1)
   issue_o(n_tiles - 1);
   mma::wgmma_wait<0>();
   release(n_tiles - 1);
-  store_forward<T, D>(o, m, l, static_cast<T*>(p.out) + bh * p.L * D, p.lse + bh * p.L, p.L, row0,
+  store_forward<T, D>(o, m, l, head_ptr<T>(p.out, bh, p.H), p.out.sr, p.lse + bh * p.L, p.L, row0,
                       (lane & 3) == 0);
 #else
   (void)p, (void)map_q, (void)map_k, (void)map_v;
@@ -1124,10 +1125,8 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_kernel(const Params p
       __syncthreads();
     }
     mma::cp_async_wait<0>();
-    T* const dkh = static_cast<T*>(p.dk) + bh * p.S * D;
-    T* const dvh = static_cast<T*>(p.dv) + bh * p.S * D;
-    store_rows<T, D>(dkh, dk, key0, p.S, p.scale, p.scale);
-    store_rows<T, D>(dvh, dv, key0, p.S, 1.f, 1.f);
+    store_rows<T, D>(head_ptr<T>(p.dk, bh, p.H), p.dk.sr, dk, key0, p.S, p.scale, p.scale);
+    store_rows<T, D>(head_ptr<T>(p.dv, bh, p.H), p.dv.sr, dv, key0, p.S, 1.f, 1.f);
     __syncthreads();  // ks, vs are free for the next head
   }
 }
@@ -1191,7 +1190,7 @@ __global__ void __launch_bounds__(kThreads) attention_dq_kernel(const Params p) 
       __syncthreads();
     }
     mma::cp_async_wait<0>();
-    store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, dq, row0, p.L, p.scale, p.scale);
+    store_rows<T, D>(head_ptr<T>(p.out, bh, p.H), p.out.sr, dq, row0, p.L, p.scale, p.scale);
     __syncthreads();
   }
 }
@@ -1300,8 +1299,8 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(dvd);
     sm.release(j % Tile::kStages, lane);
   }
-  store_rows<T, D>(static_cast<T*>(p.dk) + bh * p.S * D, dk, key0, p.S, p.scale, p.scale);
-  store_rows<T, D>(static_cast<T*>(p.dv) + bh * p.S * D, dv, key0, p.S, 1.f, 1.f);
+  store_rows<T, D>(head_ptr<T>(p.dk, bh, p.H), p.dk.sr, dk, key0, p.S, p.scale, p.scale);
+  store_rows<T, D>(head_ptr<T>(p.dv, bh, p.H), p.dv.sr, dv, key0, p.S, 1.f, 1.f);
 #else
   (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
 #endif
@@ -1372,7 +1371,7 @@ __global__ void __launch_bounds__(384, 1)
     mma::fence_operands(dqd);
     sm.release(st, lane);
   }
-  store_rows<T, D>(static_cast<T*>(p.out) + bh * p.L * D, dq, row0, p.L, p.scale, p.scale);
+  store_rows<T, D>(head_ptr<T>(p.out, bh, p.H), p.out.sr, dq, row0, p.L, p.scale, p.scale);
 #else
   (void)p, (void)map_q, (void)map_k, (void)map_v, (void)map_do;
 #endif
@@ -1661,9 +1660,8 @@ __global__ void __launch_bounds__(384, 1)
         hand_dq<Tile, kN>(sm, dq, c, kHalves ? jj : jj / 2);
       }
     }
-    const int64_t head = static_cast<int64_t>(bh) * p.S * D;
-    store_rows<T, D>(static_cast<T*>(p.dk) + head, dk, key0, p.S, p.scale, p.scale);
-    store_rows<T, D>(static_cast<T*>(p.dv) + head, dv, key0, p.S, 1.f, 1.f);
+    store_rows<T, D>(head_ptr<T>(p.dk, bh, p.H), p.dk.sr, dk, key0, p.S, p.scale, p.scale);
+    store_rows<T, D>(head_ptr<T>(p.dv, bh, p.H), p.dv.sr, dv, key0, p.S, 1.f, 1.f);
     sm.release_resident(lane);  // this item's last reads of K and V (dQ's included) retired
     j0 += n;
     tma::mbar_wait(sm.res_full(), static_cast<uint32_t>(++it) & 1);
@@ -1673,14 +1671,17 @@ __global__ void __launch_bounds__(384, 1)
 #endif
 }
 
-/// dq = dq_acc * scale in T (n elements, n even), two per thread and step.
-template <class T>
+/// dq = dq_acc * scale in T: acc the (BH, L, D) float32 sums (n elements), dq p.out's heads;
+/// two elements per thread and step.
+template <class T, int D>
 __global__ void __launch_bounds__(256)
-    attention_dq_convert_kernel(T* dq, const float* acc, int64_t n, float scale) {
+    attention_dq_convert_kernel(const Params p, const float* acc, int64_t n) {
   const int64_t pairs = n / 2, step = int64_t{gridDim.x} * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < pairs; i += step) {
+    const int64_t row = 2 * i / D, bh = row / p.L;
+    T* const dst = head_ptr<T>(p.out, bh, p.H) + (row - bh * p.L) * p.out.sr + 2 * i % D;
     const float2 v = reinterpret_cast<const float2*>(acc)[i];
-    reinterpret_cast<uint32_t*>(dq)[i] = pack2<T>(v.x * scale, v.y * scale);
+    *reinterpret_cast<uint32_t*>(dst) = pack2<T>(v.x * p.scale, v.y * p.scale);
   }
 }
 
@@ -1710,6 +1711,16 @@ HeadPtr heads(const Tensor& t, Tensor& keep) {
   keep = t.contiguous();
   const bool ok = head_view(keep, h);
   EMBER_CHECK(ok, ValueError, "[attention_flash] unaligned contiguous copy of ", t.sizes());
+  return h;
+}
+
+/// head_view of an output the kernels write in place (any layout head_view takes: contiguous, or
+/// the (B, H, L, D) view of (B, L, H, D) memory the op allocates for a transposed input).
+HeadPtr out_heads(const Tensor& t, const char* op, const char* what) {
+  HeadPtr h;
+  EMBER_CHECK(head_view(t, h), ValueError, "[", op, "] ", what, " ", t.sizes(), " with strides ",
+              t.strides(), " is not a (B, H) stack of rows with unit stride along D in whole ",
+              "16-byte chunks");
   return h;
 }
 
@@ -1879,8 +1890,8 @@ bool launch_backward_fused(const Params& p, cudaStream_t stream, int device) {
   EMBER_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, map_q, map_k, map_v, map_do, map_dq));
   EMBER_CUDA_CHECK_LAUNCH();
   const int64_t blocks = std::min<int64_t>((acc / 2 + 255) / 256, 8 * detail::sm_count(device));
-  attention_dq_convert_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
-      static_cast<T*>(p.out), p.dq_acc, acc, p.scale);
+  attention_dq_convert_kernel<T, D>
+      <<<static_cast<unsigned>(blocks), 256, 0, stream>>>(p, p.dq_acc, acc);
   EMBER_CUDA_CHECK_LAUNCH();
   return true;
 }
@@ -1945,10 +1956,9 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
                              const Tensor& v, double scale, bool is_causal, double dropout_p,
                              uint64_t seed, uint64_t offset) {
   Prepared r = prepare(q, k, v, scale, is_causal, dropout_p, seed, offset);
-  EMBER_CHECK(lse.dtype() == kFloat32 && out.dtype() == q.dtype() && out.is_contiguous() &&
-                  lse.is_contiguous(),
-              DTypeError, "[attention_forward_flash] expected contiguous out in ", q.dtype(),
-              " and float32 lse, got ", out.dtype(), " and ", lse.dtype());
+  EMBER_CHECK(lse.dtype() == kFloat32 && out.dtype() == q.dtype() && lse.is_contiguous(),
+              DTypeError, "[attention_forward_flash] expected out in ", q.dtype(),
+              " and contiguous float32 lse, got ", out.dtype(), " and ", lse.dtype());
   Params& p = r.p;
   if (p.BH == 0 || p.L == 0) return;
   detail::DeviceGuard guard(q.device().index());
@@ -1957,7 +1967,7 @@ void attention_forward_flash(const Tensor& out, const Tensor& lse, const Tensor&
     fill(lse, -INFINITY);
     return;
   }
-  p.out = out.data_ptr();
+  p.out = out_heads(out, "attention_forward_flash", "out");
   p.lse = static_cast<float*>(lse.data_ptr());
   const cudaStream_t stream = detail::stream_of(q);
   const int device = q.device().index();
@@ -1979,11 +1989,10 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
     return;
   }
   EMBER_CHECK(dout.dtype() == q.dtype() && out.dtype() == q.dtype() && lse.dtype() == kFloat32 &&
-                  lse.is_contiguous() && dq.is_contiguous() && dk.is_contiguous() &&
-                  dv.is_contiguous(),
+                  lse.is_contiguous(),
               DTypeError, "[attention_backward_flash] expected dout and out in ", q.dtype(),
-              ", float32 lse and contiguous gradients, got dout ", dout.dtype(), ", out ",
-              out.dtype(), ", lse ", lse.dtype());
+              " and contiguous float32 lse, got dout ", dout.dtype(), ", out ", out.dtype(),
+              ", lse ", lse.dtype());
   Tensor keep_dout, keep_out;
   p.dout = heads(dout, keep_dout);
   p.o = heads(out, keep_out);
@@ -1991,9 +2000,9 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
       empty({p.BH * query_tiles(p) * 2 * kBlockM}, TensorOptions(kFloat32).device(q.device()));
   p.stats = static_cast<float*>(stats.data_ptr());
   p.lse = static_cast<float*>(lse.data_ptr());
-  p.out = dq.data_ptr();
-  p.dk = dk.data_ptr();
-  p.dv = dv.data_ptr();
+  p.out = out_heads(dq, "attention_backward_flash", "dq");
+  p.dk = out_heads(dk, "attention_backward_flash", "dk");
+  p.dv = out_heads(dv, "attention_backward_flash", "dv");
   Tensor fused;  // variant 3's dQ sums, turn counters and item counter (4 bytes each)
   if (g_backward_variant.get() == 3) {
     const int64_t acc = p.BH * p.L * r.D, turns = p.BH * query_tiles(p) * 2;

@@ -369,6 +369,33 @@ TEST_CASE("view ops: hand-computed gradients") {
     CHECK(test::values(a.grad()) == std::vector<double>{1, 2});
     CHECK(test::values(b.grad()) == std::vector<double>{3, 4, 5, 6});
   }
+  SECTION("split, chunk and unbind record one node; its gradient concatenates the pieces'") {
+    Tensor x = zeros({2, 6}, kFloat64).requires_grad_();
+    std::vector<Tensor> p = x.split(2, 1);  // 3 pieces of (2, 2)
+    REQUIRE(p.size() == 3);
+    CHECK(p[0].grad_fn() == p[2].grad_fn());
+    CHECK(p[0].grad_fn()->name() == "split");
+    CHECK(p[1].grad_fn()->num_outputs == 3);
+    // Piece 1 gets no gradient: zeros in its columns.
+    autograd::backward({p[2], p[0]}, {full({2, 2}, 3.0, TensorOptions(kFloat64)),
+                                      full({2, 2}, 1.0, TensorOptions(kFloat64))});
+    CHECK(test::values(x.grad()) == std::vector<double>{1, 1, 0, 0, 3, 3, 1, 1, 0, 0, 3, 3});
+    Tensor z = zeros({3, 2}, kFloat64).requires_grad_();
+    std::vector<Tensor> c = z.chunk(2, 0);  // (2, 2) and (1, 2)
+    CHECK(c[0].grad_fn() == c[1].grad_fn());
+    autograd::backward({c[1]}, {tensor({5.0, 6.0}, TensorOptions(kFloat64)).view({1, 2})});
+    CHECK(test::values(z.grad()) == std::vector<double>{0, 0, 0, 0, 5, 6});
+    Tensor w = zeros({2, 3}, kFloat64).requires_grad_();
+    std::vector<Tensor> u = w.unbind(1);
+    CHECK(u[0].grad_fn() == u[2].grad_fn());
+    CHECK(u[0].grad_fn()->name() == "unbind");
+    autograd::backward({u[1]}, {tensor({7.0, 8.0}, TensorOptions(kFloat64))});
+    CHECK(test::values(w.grad()) == std::vector<double>{0, 7, 0, 0, 8, 0});
+    // The pieces stay views of x, and in-place writes through them stay refused.
+    CHECK(p[1].data_ptr() == static_cast<char*>(x.data_ptr()) + 2 * sizeof(double));
+    Tensor y = x.clone();
+    CHECK_THROWS_AS(y.split(3, 1)[0].copy_(zeros({2, 3}, kFloat64)), ValueError);
+  }
   SECTION("copy_ gives the overwritten value a zero gradient") {
     Tensor a = ones({2}, kFloat64).requires_grad_();
     Tensor b = ones({2}, kFloat64).requires_grad_();

@@ -211,6 +211,13 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
       CHECK(test::bitwise_equal(got.dq.cpu(), contiguous.dq.cpu()));
       CHECK(test::bitwise_equal(got.dk.cpu(), contiguous.dk.cpu()));
       CHECK(test::bitwise_equal(got.dv.cpu(), contiguous.dv.cpu()));
+      // The output and the gradients lie as the inputs, (B, T, H, D) in memory.
+      CHECK(got.out.transpose(1, 2).is_contiguous());
+      CHECK(got.dq.transpose(1, 2).is_contiguous());
+      CHECK(got.dk.transpose(1, 2).is_contiguous());
+      CHECK(got.dv.transpose(1, 2).is_contiguous());
+      CHECK(contiguous.out.is_contiguous());
+      CHECK(contiguous.dq.is_contiguous());
       Result want = reference(q, k, v, dy, causal);
       CHECK(err(got.out, want.out) <= tol(dt));
       CHECK(err(got.dq, want.dq) <= tol(dt));
@@ -220,6 +227,41 @@ TEST_CASE("cuda attention: transposed (B, T, H, D) views are read in place, same
       Tensor qn = test::non_contiguous(q);
       CHECK(test::bitwise_equal(F::scaled_dot_product_attention_flash(qn, k, v, causal).cpu(),
                                 got.out.cpu()));
+    }
+  }
+  cuda::set_attention_forward_variant(-1);
+  cuda::set_attention_backward_variant(-1);
+}
+
+TEST_CASE("cuda attention: heads split from one projection, the output and gradients in place") {
+  if (!gpu()) return;
+  // A transformer's attention: q, k, v the heads views of one (B, T, 3 C) projection (rows at
+  // stride 3 C), the output reshaped to (B, T, C) and the projection's gradient one
+  // concatenation: out, dq, dk and dv are written where they lie as (B, T, H, D) (dq by
+  // variant 3's conversion pass too), bitwise what contiguous inputs give.
+  for (int variant : {0, 1, 3}) {
+    for (int64_t D : {64, 128}) {
+      cuda::set_attention_forward_variant(variant);
+      cuda::set_attention_backward_variant(variant);
+      INFO("variant " << variant << " D " << D);
+      const int64_t B = 2, T = 70, H = 2, C = H * D;
+      Tensor qkv = rnd({B, T, 3 * C}, 81, kBFloat16, 2.0).to(cu).requires_grad_();
+      const Tensor dy = rnd({B, T, C}, 82, kBFloat16).to(cu);
+      auto heads = [&](const Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };
+      std::vector<Tensor> p = qkv.split(C, 2);
+      Tensor out =
+          F::scaled_dot_product_attention_flash(heads(p[0]), heads(p[1]), heads(p[2]), true);
+      Tensor y = out.transpose(1, 2).reshape({B, T, C});
+      CHECK(y.data_ptr() == out.data_ptr());  // a view, no copy
+      Tensor g = autograd::grad({y}, {qkv}, {dy})[0];
+      CHECK(g.is_contiguous());
+      const Result dense =
+          fused(heads(p[0]).contiguous(), heads(p[1]).contiguous(), heads(p[2]).contiguous(),
+                dy.view({B, T, H, D}).transpose(1, 2), true);
+      CHECK(test::bitwise_equal(out.detach().cpu(), dense.out.cpu()));
+      auto flat = [&](const Tensor& t) { return t.transpose(1, 2).reshape({B, T, C}); };
+      CHECK(test::bitwise_equal(g.cpu(),
+                                cat({flat(dense.dq), flat(dense.dk), flat(dense.dv)}, 2).cpu()));
     }
   }
   cuda::set_attention_forward_variant(-1);

@@ -140,8 +140,46 @@ TEST_CASE("sdpa flash: non-contiguous inputs give bitwise the contiguous result"
         INFO(kNames[i]);
         CHECK(bitwise_equal(strided[i], dense[i]));
         CHECK(rel_err(strided[i], want[i]) <= (dt == kFloat64 ? 1e-12 : 2e-5));
+        CHECK(dense[i].is_contiguous());
       }
+      // out, dq and dv lie as q and v do, (B, L, H, D) in memory: out.transpose(1, 2) reshapes to
+      // (B, L, H D) without a copy. k's last dim is not unit-strided: dk is contiguous.
+      CHECK(strided[0].transpose(1, 2).is_contiguous());
+      CHECK(strided[1].transpose(1, 2).is_contiguous());
+      CHECK(strided[2].is_contiguous());
+      CHECK(strided[3].transpose(1, 2).is_contiguous());
     }
+  }
+}
+
+TEST_CASE("sdpa flash: a transformer's heads split from one projection, no copies around it") {
+  // q, k, v as the heads views of one (B, T, 3 C) projection, the output reshaped back to
+  // (B, T, C): out lies as (B, T, H, D), so the reshape is a view, and the gradient of the
+  // projection is one concatenation of dq, dk, dv (split's node) - bitwise what contiguous
+  // copies of q, k, v give.
+  for (bool causal : {false, true}) {
+    INFO("causal " << causal);
+    const int64_t B = 2, T = 37, H = 3, D = 20, C = H * D;
+    Tensor qkv = rnd({B, T, 3 * C}, 21, kFloat32).requires_grad_();
+    const Tensor dy = rnd({B, T, C}, 22, kFloat32);
+    auto attend = [&](const std::vector<Tensor>& p) {
+      auto heads = [&](const Tensor& t) { return t.view({B, T, H, D}).transpose(1, 2); };
+      Tensor o =
+          F::scaled_dot_product_attention_flash(heads(p[0]), heads(p[1]), heads(p[2]), causal);
+      return std::pair<Tensor, Tensor>{o, o.transpose(1, 2).reshape({B, T, C})};
+    };
+    auto [out, y] = attend(qkv.split(C, 2));
+    CHECK(y.data_ptr() == out.data_ptr());  // a view
+    CHECK(y.is_contiguous());
+    Tensor g = autograd::grad({y}, {qkv}, {dy})[0];
+    CHECK(g.is_contiguous());
+    // The same through contiguous copies of the three pieces.
+    Tensor qkv2 = qkv.detach().requires_grad_();
+    std::vector<Tensor> pieces = qkv2.split(C, 2);
+    for (Tensor& t : pieces) t = t.contiguous();
+    auto [out2, y2] = attend(pieces);
+    CHECK(bitwise_equal(y.detach(), y2.detach()));
+    CHECK(bitwise_equal(g, autograd::grad({y2}, {qkv2}, {dy})[0]));
   }
 }
 

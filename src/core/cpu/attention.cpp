@@ -3,8 +3,8 @@
 // Parallelism and Work Partitioning", 2023, algorithms 1 and 2).
 //
 // Shapes: q (..., L, D), k (..., S, D), v (..., S, Dv) with one set of batch dims (any strides,
-// read in place by the packing); out (..., L, Dv) and lse (..., L) contiguous. The batch dims
-// flatten to BH "heads".
+// read in place by the packing); out (..., L, Dv), dq, dk and dv written in place with any
+// strides, lse (..., L) contiguous. The batch dims flatten to BH "heads".
 //
 // Forward, one task per (head, block of BR queries), keys in blocks of BC:
 //   S^T (BC, BR) = K_blk (Q_blk * scale)^T            -- keys as rows: every softmax step below
@@ -138,6 +138,16 @@ std::vector<int64_t> batch_offsets(const Tensor& t) {
     off[static_cast<size_t>(b)] = o;
   }
   return off;
+}
+
+/// Sets rows [0, R) x columns [0, W) of every head of t (element (h, r, c) at t + off[h] + r sr +
+/// c sc) to z.
+template <class C>
+void fill_heads(C* t, const std::vector<int64_t>& off, int64_t R, int64_t W, int64_t sr, int64_t sc,
+                C z) {
+  for (const int64_t o : off)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t c = 0; c < W; ++c) t[o + r * sr + c * sc] = z;
 }
 
 /// A per-thread scratch buffer, grown once and reused.
@@ -322,11 +332,12 @@ void forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const 
   const C* V = v.data_ptr<C>();
   C* O = out.data_ptr<C>();
   C* LSE = lse.data_ptr<C>();
+  const std::vector<int64_t> oo = batch_offsets(out);
   const int64_t qsr = q.stride(-2), qsc = q.stride(-1), ksr = k.stride(-2), ksc = k.stride(-1);
-  const int64_t vsr = v.stride(-2), vsc = v.stride(-1);
+  const int64_t vsr = v.stride(-2), vsc = v.stride(-1), osr = out.stride(-2), osc = out.stride(-1);
   if (BH == 0 || L == 0) return;
   if (S == 0) {  // no keys: zeros, as the reference
-    std::fill(O, O + BH * L * Dv, C(0));
+    fill_heads(O, oo, L, Dv, osr, osc, C(0));
     std::fill(LSE, LSE + BH * L, kNegInf<C>);
     return;
   }
@@ -384,10 +395,10 @@ void forward_flash(const Tensor& out, const Tensor& lse, const Tensor& q, const 
             tiles.tile(bc, vp + s * S * MR + k0 * MR, sb + qs * BC * NR, ob + s * MR * bw + qs * NR,
                        bw, true);
       }
-      C* o = O + (bh * L + q0) * Dv;
+      C* o = O + oo[bh] + q0 * osr;
       for (int64_t i = 0; i < br; ++i) {
         const C li = l[i];
-        for (int64_t d = 0; d < Dv; ++d) o[i * Dv + d] = ob[d * bw + i] / li;
+        for (int64_t d = 0; d < Dv; ++d) o[i * osr + d * osc] = ob[d * bw + i] / li;
         LSE[bh * L + q0 + i] = m[i] + std::log(li);
       }
     }
@@ -420,11 +431,15 @@ void backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv, const 
   const int64_t vsr = v.stride(-2), vsc = v.stride(-1), gsr = dout.stride(-2),
                 gsc = dout.stride(-1);
   const int64_t osr = out.stride(-2), osc = out.stride(-1), lsr = lse.stride(-1);
+  const std::vector<int64_t> dqo = batch_offsets(dq), dko = batch_offsets(dk),
+                             dvo = batch_offsets(dv);
+  const int64_t dqr = dq.stride(-2), dqc = dq.stride(-1), dkr = dk.stride(-2), dkc = dk.stride(-1),
+                dvr = dv.stride(-2), dvc = dv.stride(-1);
   if (BH == 0) return;
   if (L == 0 || S == 0) {  // no queries or no keys: nothing flows
-    std::fill(dQ, dQ + BH * L * D, C(0));
-    std::fill(dK, dK + BH * S * D, C(0));
-    std::fill(dV, dV + BH * S * Dv, C(0));
+    fill_heads(dQ, dqo, L, D, dqr, dqc, C(0));
+    fill_heads(dK, dko, S, D, dkr, dkc, C(0));
+    fill_heads(dV, dvo, S, Dv, dvr, dvc, C(0));
     return;
   }
   const int64_t s_mr = round_up(S, MR), l_nr = round_up(L, NR), l_br = round_up(L, BR);
@@ -515,16 +530,16 @@ void backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& dv, const 
               tiles.tile(bc, pa + qs * bc * MR, kb + t * S * NR + k0 * NR,
                          dq_acc + (q0 + qs * MR) * d_nr + t * NR, d_nr, true);
         }
-        C* dkh = dK + (bh * S + k0) * D;
-        C* dvh = dV + (bh * S + k0) * Dv;
+        C* dkh = dK + dko[bh] + k0 * dkr;
+        C* dvh = dV + dvo[bh] + k0 * dvr;
         for (int64_t kk = 0; kk < bc; ++kk) {
-          for (int64_t d = 0; d < D; ++d) dkh[kk * D + d] = cscale * dk_acc[kk * d_nr + d];
-          for (int64_t d = 0; d < Dv; ++d) dvh[kk * Dv + d] = dv_acc[kk * dv_nr + d];
+          for (int64_t d = 0; d < D; ++d) dkh[kk * dkr + d * dkc] = cscale * dk_acc[kk * d_nr + d];
+          for (int64_t d = 0; d < Dv; ++d) dvh[kk * dvr + d * dvc] = dv_acc[kk * dv_nr + d];
         }
       }
-      C* dqh = dQ + bh * L * D;
+      C* dqh = dQ + dqo[bh];
       for (int64_t i = 0; i < L; ++i)
-        for (int64_t d = 0; d < D; ++d) dqh[i * D + d] = cscale * dq_acc[i * d_nr + d];
+        for (int64_t d = 0; d < D; ++d) dqh[i * dqr + d * dqc] = cscale * dq_acc[i * d_nr + d];
     }
   });
 }

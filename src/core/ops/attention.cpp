@@ -14,8 +14,10 @@
 // fused op are therefore exact (the composite's), and only first-order ones take the fast path.
 #include "ember/nn/functional/attention.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <optional>
 #include <vector>
 
@@ -55,6 +57,30 @@ Tensor dropout_factors(const Tensor& q, const Tensor& k, double p, uint64_t seed
   launch(q.device(), cpu::bernoulli, cuda::bernoulli, keep,
          full({}, 1.0 - p, TensorOptions(kFloat64).device(q.device())), seed, offset);
   return keep.mul_(1.0 / (1.0 - p));
+}
+
+/// An empty tensor of `sizes` whose dims lie in memory in the order of like's strides, outermost
+/// first (ties keep the dims' order), the last dim innermost. For the heads view (B, H, L, D) of
+/// a projection's (B, L, H, D) memory that is (B, L, H, D) memory again, so a transformer's
+/// out.transpose(1, 2).reshape(B, L, H D) is a view, not a copy, and the gradients reach the
+/// projection as they lie. Contiguous when like is, when like's last dim is not unit-strided, or
+/// past rank 4 (whose batch dims might then not collapse to the CUDA kernels' (B, H) strides).
+Tensor empty_laid_out_as(const Tensor& like, IntArrayRef sizes, const TensorOptions& opts) {
+  const int64_t n = like.dim();
+  if (n > 4 || (like.stride(-1) != 1 && like.size(-1) != 1) || like.is_contiguous())
+    return empty(sizes, opts);
+  std::vector<int64_t> order(static_cast<size_t>(n - 1));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return like.stride(a) > like.stride(b); });
+  std::vector<int64_t> strides(static_cast<size_t>(n));
+  strides.back() = 1;
+  int64_t running = std::max<int64_t>(sizes.back(), 1);
+  for (auto d = order.rbegin(); d != order.rend(); ++d) {
+    strides[static_cast<size_t>(*d)] = running;
+    running *= std::max<int64_t>(sizes[static_cast<size_t>(*d)], 1);
+  }
+  return empty_strided(sizes, strides, opts);
 }
 
 }  // namespace
@@ -105,7 +131,7 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
   out_shape.back() = value.size(-1);
   std::vector<int64_t> lse_shape(query.sizes().begin(), query.sizes().end() - 1);
   const TensorOptions opts = TensorOptions(query.dtype()).device(query.device());
-  Tensor out = empty(out_shape, opts);
+  Tensor out = empty_laid_out_as(query, out_shape, opts);
   Tensor lse = empty(lse_shape, on_cuda ? TensorOptions(kFloat32).device(query.device()) : opts);
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(query.size(-1)));
   // ---- launch (dropout: reserve the Philox blocks of a (..., L, S) bernoulli draw) ----
@@ -135,9 +161,9 @@ Tensor scaled_dot_product_attention_flash(const Tensor& query, const Tensor& key
               saved, dy, 3);
         }
         const TensorOptions o = TensorOptions(saved[0].dtype()).device(saved[0].device());
-        Tensor dq = empty(saved[0].sizes(), o);
-        Tensor dk = empty(saved[1].sizes(), o);
-        Tensor dv = empty(saved[2].sizes(), o);
+        Tensor dq = empty_laid_out_as(saved[0], saved[0].sizes(), o);
+        Tensor dk = empty_laid_out_as(saved[1], saved[1].sizes(), o);
+        Tensor dv = empty_laid_out_as(saved[2], saved[2].sizes(), o);
         const Tensor g = dy.dtype() == saved[0].dtype() ? dy : dy.to(saved[0].dtype());
         launch(saved[0].device(), cpu::attention_backward_flash, cuda::attention_backward_flash, dq,
                dk, dv, g, saved[0], saved[1], saved[2], saved[3], saved[4], s, is_causal, dropout_p,

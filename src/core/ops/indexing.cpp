@@ -279,15 +279,7 @@ Tensor& index_put_impl(Tensor& self, const std::vector<TensorIndex>& indices, co
   autograd::check_inplace(self, "index_put_");
   const bool record = is_floating(self.dtype()) && value.defined() &&
                       autograd::needs_grad({&self, &value});
-  if (record && !self.is_leaf()) {
-    static const char* const kViews[] = {"view", "reshape", "permute", "transpose", "squeeze",
-                                         "unsqueeze", "expand", "slice", "select", "diagonal",
-                                         "as_strided", "alias"};
-    const std::string fn = self.grad_fn()->name();
-    for (const char* v : kViews)
-      EMBER_CHECK(fn != v, ValueError, "[index_put_] in-place operation on a view of a tensor that "
-                  "requires grad is not supported yet (the view comes from ", fn, ")");
-  }
+  if (record) autograd::check_not_view_write(self, "index_put_");
   {
     NoGradGuard no_grad;
     index_put_forward(self, indices, value);

@@ -405,6 +405,39 @@ Tensor as_strided(const Tensor& t, IntArrayRef sizes, IntArrayRef strides,
   return out;
 }
 
+namespace {
+/// Records the pieces (views of t, made without recording) as one node whose gradient is
+/// combine(the pieces' gradients), the engine's zeros for a piece that gets none (PyTorch's
+/// SplitBackward and UnbindBackward). Recorded one by one, each slice would scatter its gradient
+/// into zeros of t's shape and the engine would sum those: for a transformer's q, k, v split of
+/// (B, T, 3C), 3 zero fills, 3 copies and 2 additions of (B, T, 3C) against one concatenation.
+std::vector<Tensor> record_pieces(const char* op, const Tensor& t, std::vector<Tensor> pieces,
+                                  std::function<Tensor(const std::vector<Tensor>&)> combine) {
+  autograd::record(
+      op, {t}, pieces, {},
+      [combine = std::move(combine)](const autograd::Saved&, const std::vector<Tensor>& g) {
+        return autograd::Grads{combine(g)};
+      });
+  return pieces;
+}
+
+/// t's pieces of the given sizes along d (they sum to t.size(d)), one node for all.
+std::vector<Tensor> split_pieces(const char* op, const Tensor& t, const std::vector<int64_t>& sizes,
+                                 int64_t d) {
+  std::vector<Tensor> out;
+  {
+    NoGradGuard no_grad;
+    int64_t start = 0;
+    for (int64_t s : sizes) {
+      out.push_back(t.narrow(d, start, s));
+      start += s;
+    }
+  }
+  return record_pieces(op, t, std::move(out),
+                       [d](const std::vector<Tensor>& g) { return cat(g, d); });
+}
+}  // namespace
+
 std::vector<Tensor> split_with_sizes(const Tensor& t, IntArrayRef sizes, int64_t d) {
   d = wrap_dim(d, t.dim(), "split_with_sizes", false);
   int64_t total = 0;
@@ -414,24 +447,18 @@ std::vector<Tensor> split_with_sizes(const Tensor& t, IntArrayRef sizes, int64_t
   }
   EMBER_CHECK(total == t.sizes()[d], ShapeError, "[split_with_sizes] sizes ", sizes, " sum to ",
               total, " but dim ", d, " has size ", t.sizes()[d]);
-  std::vector<Tensor> out;
-  int64_t start = 0;
-  for (int64_t s : sizes) {
-    out.push_back(t.narrow(d, start, s));
-    start += s;
-  }
-  return out;
+  return split_pieces("split_with_sizes", t, sizes.vec(), d);
 }
 
 std::vector<Tensor> split(const Tensor& t, int64_t split_size, int64_t d) {
   d = wrap_dim(d, t.dim(), "split", false);
   EMBER_CHECK(split_size > 0 || (split_size == 0 && t.sizes()[d] == 0), ValueError,
               "[split] split_size must be positive, got ", split_size);
-  std::vector<Tensor> out;
   const int64_t len = t.sizes()[d];
   if (len == 0) return {t};
-  for (int64_t s = 0; s < len; s += split_size) out.push_back(t.narrow(d, s, std::min(split_size, len - s)));
-  return out;
+  std::vector<int64_t> sizes;
+  for (int64_t s = 0; s < len; s += split_size) sizes.push_back(std::min(split_size, len - s));
+  return split_pieces("split", t, sizes, d);
 }
 
 std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t d) {
@@ -445,8 +472,13 @@ std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t d) {
 std::vector<Tensor> unbind(const Tensor& t, int64_t d) {
   d = wrap_dim(d, t.dim(), "unbind", false);
   std::vector<Tensor> out;
-  for (int64_t i = 0; i < t.sizes()[d]; ++i) out.push_back(t.select(d, i));
-  return out;
+  {
+    NoGradGuard no_grad;
+    for (int64_t i = 0; i < t.sizes()[d]; ++i) out.push_back(t.select(d, i));
+  }
+  if (out.empty()) return out;
+  return record_pieces("unbind", t, std::move(out),
+                       [d](const std::vector<Tensor>& g) { return stack(g, d); });
 }
 
 Tensor diagonal(const Tensor& t, int64_t offset, int64_t d1, int64_t d2) {

@@ -1600,13 +1600,31 @@ void check_kernel_pointer(const char* kernel, int index, const void* p) {
 
 namespace {
 std::atomic<unsigned long long> g_launches{0}, g_host_waits{0};
+
+/// EMBER_EMU_TRACE=1: every launch (the kernel's name and geometry) and every host wait on
+/// stderr, for a census of what a step runs.
+bool trace_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("EMBER_EMU_TRACE");
+    return e != nullptr && *e != '\0' && *e != '0';
+  }();
+  return on;
+}
 }  // namespace
+
+void host_wait(const char* what) {
+  ++g_host_waits;
+  if (trace_on()) std::fprintf(stderr, "[emu] host wait: %s\n", what);
+}
 
 Counts counts() { return Counts{g_launches.load(), g_host_waits.load()}; }
 
 void run_kernel(const LaunchConfig& c, ThreadEntry entry, void* ctx) {
   std::lock_guard<std::mutex> lock(g_launch_mutex);
   ++g_launches;
+  if (trace_on())
+    std::fprintf(stderr, "[emu] launch %s grid (%u, %u, %u) block (%u, %u, %u)\n", c.name, c.grid.x,
+                 c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z);
   install_segv_handler();
   const unsigned long long threads = 1ull * c.block.x * c.block.y * c.block.z;
   if (c.block.x == 0 || c.block.y == 0 || c.block.z == 0 || threads > kMaxThreads ||
@@ -1850,7 +1868,7 @@ cudaError_t cudaSetDevice(int device) {
   return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
-  ++g_host_waits;
+  host_wait("cudaDeviceSynchronize");
   return cudaSuccess;
 }
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
@@ -1971,7 +1989,7 @@ cudaError_t cudaFreeHost(void* ptr) {
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
-  if (count > 0 && is_device_range(src, count)) ++g_host_waits;  // the host waits for the data
+  if (count > 0 && is_device_range(src, count)) host_wait("cudaMemcpy from the device");
   return copy(dst, src, count, kind, nullptr, "cudaMemcpy");
 }
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream) {
@@ -2021,7 +2039,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  ++g_host_waits;
+  host_wait("cudaStreamSynchronize");
   return valid_stream(stream) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaStreamQuery(cudaStream_t stream) {
@@ -2053,7 +2071,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-  ++g_host_waits;
+  host_wait("cudaEventSynchronize");
   return valid_event(event) ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaEventQuery(cudaEvent_t event) {
