@@ -21,6 +21,21 @@ enum class UnaryOp : uint8_t {
   LogicalNot /*out bool*/, IsNan /*out bool*/, IsInf /*out bool*/, IsFinite /*out bool*/
 };
 
+/// The activations whose backward is one pass (activation_backward): the gradient from the
+/// forward's input x (GeluErf, GeluTanh, Silu, LeakyRelu p0 slope, Elu p0 alpha, Softplus p0 beta
+/// p1 threshold) or from its output y (Tanh, Sigmoid, Relu).
+enum class ActGrad : uint8_t {
+  GeluErf,
+  GeluTanh,
+  Silu,
+  Tanh,
+  Sigmoid,
+  Relu,
+  LeakyRelu,
+  Elu,
+  Softplus
+};
+
 enum class BinaryOp : uint8_t {
   Add /*a + alpha*b*/, Sub /*a - alpha*b*/, Mul, Div, Pow, Minimum, Maximum,
   Eq, Ne, Lt, Le, Gt, Ge /*out bool*/, LogicalAnd, LogicalOr /*out bool*/
@@ -101,6 +116,11 @@ void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1)
 void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha);
 /// out = cond ? a : b (cond bool; a, b of out's dtype).
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+/// dx = dy * f'(at), PyTorch's *_backward kernels: at is x or y as ActGrad says; dx, dy, at of
+/// one floating dtype and shape (dy and at may be expanded), computed in its opmath type (16-bit
+/// in float32) and rounded once.
+void activation_backward(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
+                         double p0, double p1);
 
 // ---- reductions (src/core/cpu/reduce.cpp, src/cuda/reduce.cu) ----
 /// Reduces x over `dims` (sorted, unique; empty: each output is its one input element) into out
@@ -359,6 +379,8 @@ void copy_non_blocking(const Tensor& out, const Tensor& src);
 void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1);
 void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Scalar alpha);
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+void activation_backward(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
+                         double p0, double p1);
 void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op);
 void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
                 bool is_max);

@@ -375,7 +375,76 @@ void where_typed(const Tensor& out, const Tensor& cond, const Tensor& a, const T
   map<T, bool, T, T>(out, [] __device__(bool c, T x, T y) { return c ? x : y; }, cond, a, b);
 }
 
+/// dx = g(dy, at) computed in compute_t<T>, rounded once to T.
+template <class T, class G>
+void activation_map(const Tensor& dx, const Tensor& dy, const Tensor& at, G g) {
+  using C = compute_t<T>;
+  map<T, T, T>(
+      dx, [g] __device__(T d, T a) { return convert<T>(g(convert<C>(d), convert<C>(a))); }, dy, at);
+}
+
+template <class T>
+void activation_backward_typed(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
+                               double p0, double p1) {
+  if constexpr (std::is_floating_point_v<compute_t<T>>) {
+    using C = compute_t<T>;
+    auto run = [&](auto g) { activation_map<T>(dx, dy, at, g); };
+    switch (kind) {
+      case ActGrad::GeluErf:
+        return run([] __device__(C d, C x) {
+          const C cdf = C(0.5) * (C(1) + erf(x * C(0.70710678118654752440)));
+          const C pdf = exp(C(-0.5) * x * x) * C(0.39894228040143267794);
+          return d * (cdf + x * pdf);
+        });
+      case ActGrad::GeluTanh:
+        return run([] __device__(C d, C x) {
+          const C k = C(0.79788456080286535588), c = C(0.044715);
+          const C x2 = x * x;
+          const C t = tanh(k * (x + c * x2 * x));
+          const C dinner = k * (C(1) + C(3) * c * x2);
+          return d * (C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * dinner);
+        });
+      case ActGrad::Silu:
+        return run([] __device__(C d, C x) {
+          const C sg = sigmoid_of(x);
+          return d * sg * (C(1) + x * (C(1) - sg));
+        });
+      case ActGrad::Tanh:
+        return run([] __device__(C d, C y) { return d * (C(1) - y * y); });
+      case ActGrad::Sigmoid:
+        return run([] __device__(C d, C y) { return d * (C(1) - y) * y; });
+      case ActGrad::Relu:  // threshold_backward: nothing where the result is <= 0
+        return run([] __device__(C d, C y) { return y <= C(0) ? C(0) : d; });
+      case ActGrad::LeakyRelu: {
+        const C slope = C(p0);
+        return run([slope] __device__(C d, C x) { return x > C(0) ? d : d * slope; });
+      }
+      case ActGrad::Elu: {
+        const C alpha = C(p0);
+        return run([alpha] __device__(C d, C x) { return x > C(0) ? d : d * exp(x) * alpha; });
+      }
+      case ActGrad::Softplus: {
+        const C beta = C(p0), threshold = C(p1);
+        return run([beta, threshold] __device__(C d, C x) {
+          const C bx = x * beta;
+          return bx > threshold ? d : d * sigmoid_of(bx);
+        });
+      }
+    }
+  } else {
+    (void)dx, (void)dy, (void)at, (void)kind, (void)p0, (void)p1;
+    throw DTypeError("[activation_backward] expected a floating dtype");
+  }
+}
+
 }  // namespace
+
+void activation_backward(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
+                         double p0, double p1) {
+  detail::visit_device_dtype(dx.dtype(), [&](auto tag) {
+    activation_backward_typed<typename decltype(tag)::type>(dx, dy, at, kind, p0, p1);
+  });
+}
 
 void unary(const Tensor& out, const Tensor& x, UnaryOp op, double p0, double p1) {
   detail::visit_device_dtype(x.dtype(), [&](auto tag) {

@@ -2,6 +2,7 @@
 // clamp, where, masked_fill and the in-place forms, against finite differences (gradcheck) and
 // second order (gradgradcheck), plus hand-computed cases and the in-place rules.
 #include <cmath>
+#include <functional>
 #include <iostream>
 
 #include "gradcheck.hpp"
@@ -249,6 +250,50 @@ TEST_CASE("elementwise in-place ops: grad matches finite differences") {
   };
   int n = run_table(cases);
   std::cout << "[test_grad_elementwise] in-place table: " << n << " cases\n";
+}
+
+TEST_CASE("activation backward: one fused pass against float64 and the composite") {
+  // First-order gradients of the activations run activation_backward: dy * f'(x or y) computed
+  // in the opmath type and rounded once. Against the float64 gradient of the same rounded
+  // values, for float32, bfloat16 and float16, contiguous and strided; the composite formula
+  // (what create_graph differentiates) gives the same values to rounding.
+  using Act = std::function<Tensor(const Tensor&)>;
+  const std::vector<std::pair<std::string, Act>> acts = {
+      {"gelu", [](const Tensor& x) { return gelu(x); }},
+      {"gelu tanh", [](const Tensor& x) { return gelu(x, "tanh"); }},
+      {"silu", [](const Tensor& x) { return silu(x); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"relu", [](const Tensor& x) { return relu(x); }},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); }},
+      {"elu", [](const Tensor& x) { return elu(x, 1.5); }},
+      {"softplus", [](const Tensor& x) { return softplus(x, 2.0, 3.0); }}};
+  for (const auto& [name, f] : acts) {
+    for (DType dt : {kFloat32, kBFloat16, kFloat16}) {
+      for (bool strided : {false, true}) {
+        INFO(name << " " << dt << (strided ? " strided" : ""));
+        Generator g(5);
+        Tensor x0 = (rand({37, 29}, g, kFloat64) * 8.0 - 4.0).to(dt);
+        Tensor dy = randn({37, 29}, g, kFloat64).to(dt);
+        if (strided) {
+          x0 = x0.t().contiguous().t();
+          dy = dy.t().contiguous().t();
+        }
+        Tensor x = x0.detach().requires_grad_();
+        Tensor dx = autograd::grad({f(x)}, {x}, {dy})[0];
+        CHECK(dx.dtype() == dt);
+        // float64 from the same rounded inputs
+        Tensor x64 = x0.to(kFloat64).requires_grad_();
+        Tensor want = autograd::grad({f(x64)}, {x64}, {dy.to(kFloat64)})[0];
+        const double tol = dt == kFloat32 ? 2e-6 : dt == kBFloat16 ? 8e-3 : 1e-3;
+        CHECK(test::rel_err(dx.to(kFloat64), want) <= tol);
+        // create_graph takes the composite: the same values to rounding
+        Tensor xc = x0.detach().requires_grad_();
+        Tensor dc = autograd::grad({f(xc)}, {xc}, {dy}, std::nullopt, /*create_graph=*/true)[0];
+        CHECK(test::rel_err(dc.detach().to(kFloat64), want) <= (dt == kFloat32 ? 1e-5 : 3e-2));
+      }
+    }
+  }
 }
 
 TEST_CASE("elementwise grads: hand-computed values") {

@@ -163,6 +163,43 @@ TEST_CASE("cuda integer and bool elementwise: wrapping, integer pow, exact compa
   CHECK(test::bitwise_equal(dst.cpu(), a.to(kFloat32) * 2.0));
 }
 
+TEST_CASE("cuda activation backward: the fused pass equals the CPU's for every floating dtype") {
+  // First-order gradients of the activations: one activation_backward pass on each device.
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  struct Act {
+    std::string name;
+    std::function<Tensor(const Tensor&)> f;
+  };
+  const std::vector<Act> acts = {
+      {"gelu", [](const Tensor& x) { return gelu(x); }},
+      {"gelu_tanh", [](const Tensor& x) { return gelu(x, "tanh"); }},
+      {"silu", [](const Tensor& x) { return silu(x); }},
+      {"tanh", [](const Tensor& x) { return tanh(x); }},
+      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }},
+      {"relu", [](const Tensor& x) { return relu(x); }},
+      {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.2); }},
+      {"elu", [](const Tensor& x) { return elu(x, 0.7); }},
+      {"softplus", [](const Tensor& x) { return softplus(x, 2, 3); }},
+  };
+  uint64_t seed = 900;
+  for (DType dt : kFloats)
+    for (const Act& act : acts) {
+      const std::vector<Tensor> xs = inputs(dt, ++seed), dys = inputs(dt, ++seed);
+      for (size_t i = 0; i < xs.size(); ++i) {
+        INFO(act.name << " " << dt << (i == 0 ? " contiguous" : " strided"));
+        auto grad = [&](const Tensor& x0, const Tensor& dy) {
+          Tensor x = x0.detach().requires_grad_();
+          return autograd::grad({act.f(x)}, {x}, {dy})[0];
+        };
+        const Tensor want = grad(xs[i], dys[i]);
+        const Tensor got = grad(xs[i].to(cu), dys[i].to(cu));
+        CHECK(got.dtype() == dt);
+        CHECK(agree(got.cpu(), want, 4 * tolerance(dt)));
+      }
+    }
+}
+
 TEST_CASE("cuda elementwise: a 0-d CPU tensor is a scalar operand of CUDA tensors") {
   if (!gpu()) return;
   const Device cu(kCUDA);

@@ -283,6 +283,36 @@ TEST_CASE("cuda attention block: no copies around the fused attention of split h
   CHECK(c2.launches - c1.launches <= 6);  // stats, dK/dV, dQ, the concatenation's 3 copies
 }
 
+TEST_CASE("cuda activation backward: one launch for the gradient of gelu and of relu") {
+  // gelu's gradient was a composite of 17 elementwise ops (8 with a scalar operand, each made
+  // on the GPU first); now one activation_backward pass.
+  const Device cu(kCUDA);
+  Generator g(10);
+  Tensor x = randn({64, 96}, g).to(cu, kBFloat16).requires_grad_();
+  const Tensor dy = randn({64, 96}, g).to(cu, kBFloat16);
+  Tensor y = gelu(x, "tanh");
+  const ember_emu::Counts c0 = ember_emu::counts();
+  Tensor dx = autograd::grad({y}, {x}, {dy})[0];
+  const ember_emu::Counts c1 = ember_emu::counts();
+  // The composite formula, which create_graph differentiates (and every first-order backward
+  // ran before).
+  Tensor yc = gelu(x, "tanh");
+  const ember_emu::Counts c4 = ember_emu::counts();
+  (void)autograd::grad({yc}, {x}, {dy}, std::nullopt, /*create_graph=*/true);
+  const ember_emu::Counts c5 = ember_emu::counts();
+  UNSCOPED_INFO("gelu backward " << c1.launches - c0.launches << " launches, the composite "
+                                 << c5.launches - c4.launches);
+  CHECK(c1.launches - c0.launches == 1);
+  CHECK(c5.launches - c4.launches > 10);
+  CHECK(c1.host_waits == c0.host_waits);
+  // relu's gradient from its output: one pass too (was le, a scalar upload and masked_fill).
+  Tensor r = relu(x);
+  const ember_emu::Counts c2 = ember_emu::counts();
+  (void)autograd::grad({r}, {x}, {dy});
+  const ember_emu::Counts c3 = ember_emu::counts();
+  CHECK(c3.launches - c2.launches == 1);
+}
+
 TEST_CASE("cuda batch_norm under autocast: a bfloat16 conv output normalized by one fused node") {
   // A ResNet layer's BatchNorm2d in training under bf16 autocast: the convolution's bf16 output
   // goes to the fused kernels as it is (float32 statistics and parameters), forward and

@@ -416,6 +416,69 @@ void binary(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp op, Sc
   });
 }
 
+void activation_backward(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
+                         double p0, double p1) {
+  visit_dtype(dx.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      using C = compute_t<T>;
+      // g(dy, at) in C, rounded once to T
+      auto run = [&](auto g) {
+        map<T, T, T>(
+            dx, [g](T d, T a) { return static_cast<T>(g(static_cast<C>(d), static_cast<C>(a))); },
+            dy, at);
+      };
+      constexpr C kSqrt1_2 = C(0.70710678118654752440);      // 1 / sqrt(2)
+      constexpr C kInvSqrt2Pi = C(0.39894228040143267794);   // 1 / sqrt(2 pi)
+      constexpr C kSqrt2OverPi = C(0.79788456080286535588);  // sqrt(2 / pi)
+      constexpr C kGeluCoeff = C(0.044715);
+      switch (kind) {
+        case ActGrad::GeluErf:
+          return run([=](C d, C x) {
+            const C cdf = C(0.5) * (C(1) + vm::erf(x * kSqrt1_2));
+            const C pdf = vm::exp(C(-0.5) * x * x) * kInvSqrt2Pi;
+            return d * (cdf + x * pdf);
+          });
+        case ActGrad::GeluTanh:
+          return run([=](C d, C x) {
+            const C x2 = x * x;
+            const C t = vm::tanh(kSqrt2OverPi * (x + kGeluCoeff * x2 * x));
+            const C dinner = kSqrt2OverPi * (C(1) + C(3) * kGeluCoeff * x2);
+            return d * (C(0.5) * (C(1) + t) + C(0.5) * x * (C(1) - t * t) * dinner);
+          });
+        case ActGrad::Silu:
+          return run([](C d, C x) {
+            const C sg = vm::sigmoid(x);
+            return d * sg * (C(1) + x * (C(1) - sg));
+          });
+        case ActGrad::Tanh:
+          return run([](C d, C y) { return d * (C(1) - y * y); });
+        case ActGrad::Sigmoid:
+          return run([](C d, C y) { return d * (C(1) - y) * y; });
+        case ActGrad::Relu:  // threshold_backward: nothing where the result is <= 0
+          return run([](C d, C y) { return y <= C(0) ? C(0) : d; });
+        case ActGrad::LeakyRelu: {
+          const C slope = C(p0);
+          return run([slope](C d, C x) { return x > C(0) ? d : d * slope; });
+        }
+        case ActGrad::Elu: {
+          const C alpha = C(p0);
+          return run([alpha](C d, C x) { return x > C(0) ? d : d * vm::exp(x) * alpha; });
+        }
+        case ActGrad::Softplus: {
+          const C beta = C(p0), threshold = C(p1);
+          return run([beta, threshold](C d, C x) {
+            const C bx = x * beta;
+            return bx > threshold ? d : d * vm::sigmoid(bx);
+          });
+        }
+      }
+    } else {
+      throw DTypeError("[activation_backward] expected a floating dtype");
+    }
+  });
+}
+
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
   visit_dtype(out.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;

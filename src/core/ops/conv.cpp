@@ -21,6 +21,7 @@
 #include "core/autocast.hpp"
 #include "core/dispatch.hpp"
 #include "core/kernels.hpp"
+#include "core/ops/derivatives.hpp"
 #include "core/record.hpp"
 #include "core/tensor_impl.hpp"
 #include "ember/cuda/cuda.hpp"
@@ -487,7 +488,7 @@ Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& we
       op, {x, weight, bias}, out, {x, weight, bias, relu ? out : Tensor()},
       [kern = &k, w, groups, H, W, relu](const Saved& s, const Tensor& dy_out) {
         const Tensor &x = s[0], &weight = s[1];
-        const Tensor dy = relu ? masked_fill(dy_out, le(s[3], 0.0), 0.0) : dy_out;
+        const Tensor dy = relu ? detail::relu_grad(dy_out, s[3]) : dy_out;
         Tensor gx, gw, gb;
         if (wants(s[2])) gb = dy.sum({0, 2, 3});
         if (wants(x)) {

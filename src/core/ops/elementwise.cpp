@@ -381,6 +381,22 @@ Tensor gelu_grad(const Tensor& x, bool tanh_form) {
   return cdf + x * pdf;
 }
 
+Tensor activation_grad(const Tensor& dy, const Tensor& at, ActGrad kind, double p0, double p1,
+                       const std::function<Tensor()>& composite) {
+  if (autograd::is_grad_enabled() || !is_floating(dy.dtype()) || at.dtype() != dy.dtype() ||
+      at.device() != dy.device() || at.sizes() != dy.sizes())
+    return composite();
+  Tensor dx = make_tensor(dy.sizes(), dy.dtype(), dy.device(), "activation_backward");
+  launch(dy.device(), cpu::activation_backward, cuda::activation_backward, dx, dy, at, kind, p0,
+         p1);
+  return dx;
+}
+
+Tensor relu_grad(const Tensor& dy, const Tensor& y) {
+  return activation_grad(dy, y, ActGrad::Relu, 0, 0,
+                         [&] { return masked_fill(dy, le(y, 0.0), 0.0); });
+}
+
 }  // namespace detail
 
 DType result_type(const Tensor& a, const Tensor& b) {
@@ -606,14 +622,18 @@ Tensor tan(const Tensor& x) {
 }
 Tensor tanh(const Tensor& x) {
   Tensor out = float_unary("tanh", x, UnaryOp::Tanh);
-  record_unary("tanh", x, out, {out},
-               [](const Saved& s, const Tensor& dy) { return dy * (1.0 - s[0] * s[0]); });
+  record_unary("tanh", x, out, {out}, [](const Saved& s, const Tensor& dy) {
+    return detail::activation_grad(dy, s[0], ActGrad::Tanh, 0, 0,
+                                   [&] { return dy * (1.0 - s[0] * s[0]); });
+  });
   return out;
 }
 Tensor sigmoid(const Tensor& x) {
   Tensor out = float_unary("sigmoid", x, UnaryOp::Sigmoid);
-  record_unary("sigmoid", x, out, {out},
-               [](const Saved& s, const Tensor& dy) { return dy * s[0] * (1.0 - s[0]); });
+  record_unary("sigmoid", x, out, {out}, [](const Saved& s, const Tensor& dy) {
+    return detail::activation_grad(dy, s[0], ActGrad::Sigmoid, 0, 0,
+                                   [&] { return dy * s[0] * (1.0 - s[0]); });
+  });
   return out;
 }
 Tensor relu(const Tensor& x) {
@@ -621,9 +641,8 @@ Tensor relu(const Tensor& x) {
   EMBER_CHECK(x.dtype() != kBool, DTypeError, "[relu] is not supported for bool tensors");
   Tensor out = same_dtype_unary("relu", x, UnaryOp::Relu);
   // PyTorch's threshold_backward: no gradient where the result is <= 0.
-  record_unary("relu", x, out, {out}, [](const Saved& s, const Tensor& dy) {
-    return masked_fill(dy, le(s[0], 0.0), 0.0);
-  });
+  record_unary("relu", x, out, {out},
+               [](const Saved& s, const Tensor& dy) { return detail::relu_grad(dy, s[0]); });
   return out;
 }
 Tensor gelu(const Tensor& x, const std::string& approximate) {
@@ -632,15 +651,18 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
   const bool tanh_form = approximate == "tanh";
   Tensor out = float_unary("gelu", x, tanh_form ? UnaryOp::GeluTanh : UnaryOp::GeluErf);
   record_unary("gelu", x, out, {x}, [tanh_form](const Saved& s, const Tensor& dy) {
-    return dy * detail::gelu_grad(s[0], tanh_form);
+    return detail::activation_grad(dy, s[0], tanh_form ? ActGrad::GeluTanh : ActGrad::GeluErf, 0, 0,
+                                   [&] { return dy * detail::gelu_grad(s[0], tanh_form); });
   });
   return out;
 }
 Tensor silu(const Tensor& x) {
   Tensor out = float_unary("silu", x, UnaryOp::Silu);
   record_unary("silu", x, out, {x}, [](const Saved& s, const Tensor& dy) {
-    Tensor sg = sigmoid(s[0]);
-    return dy * sg * (s[0] * (1.0 - sg) + 1.0);
+    return detail::activation_grad(dy, s[0], ActGrad::Silu, 0, 0, [&] {
+      Tensor sg = sigmoid(s[0]);
+      return dy * sg * (s[0] * (1.0 - sg) + 1.0);
+    });
   });
   return out;
 }
@@ -648,7 +670,8 @@ Tensor leaky_relu(const Tensor& x, Scalar negative_slope) {
   const double slope = negative_slope.to_double();
   Tensor out = float_unary("leaky_relu", x, UnaryOp::LeakyRelu, slope);
   record_unary("leaky_relu", x, out, {x}, [slope](const Saved& s, const Tensor& dy) {
-    return where(gt(s[0], 0.0), dy, dy * slope);
+    return detail::activation_grad(dy, s[0], ActGrad::LeakyRelu, slope, 0,
+                                   [&] { return where(gt(s[0], 0.0), dy, dy * slope); });
   });
   return out;
 }
@@ -656,7 +679,8 @@ Tensor elu(const Tensor& x, Scalar alpha) {
   const double a = alpha.to_double();
   Tensor out = float_unary("elu", x, UnaryOp::Elu, a);
   record_unary("elu", x, out, {x}, [a](const Saved& s, const Tensor& dy) {
-    return where(gt(s[0], 0.0), dy, dy * exp(s[0]) * a);
+    return detail::activation_grad(dy, s[0], ActGrad::Elu, a, 0,
+                                   [&] { return where(gt(s[0], 0.0), dy, dy * exp(s[0]) * a); });
   });
   return out;
 }
@@ -666,8 +690,10 @@ Tensor softplus(const Tensor& x, Scalar beta, Scalar threshold) {
   Tensor out = float_unary("softplus", x, UnaryOp::Softplus, b, th);
   // Linear above the threshold (x * beta > threshold), as in the forward.
   record_unary("softplus", x, out, {x}, [b, th](const Saved& s, const Tensor& dy) {
-    Tensor bx = s[0] * b;
-    return where(gt(bx, th), dy, dy * sigmoid(bx));
+    return detail::activation_grad(dy, s[0], ActGrad::Softplus, b, th, [&] {
+      Tensor bx = s[0] * b;
+      return where(gt(bx, th), dy, dy * sigmoid(bx));
+    });
   });
   return out;
 }

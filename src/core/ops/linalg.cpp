@@ -611,7 +611,10 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
           return autograd::composite_grads(
               [&](const Saved& in) { return gelu(linear(in[0], in[1], in[2]), approximate); }, s,
               dy, 3);
-        return linear_grads(s[0], s[1], dy * detail::gelu_grad(s[3], tanh_form));
+        return linear_grads(
+            s[0], s[1],
+            detail::activation_grad(dy, s[3], tanh_form ? ActGrad::GeluTanh : ActGrad::GeluErf, 0,
+                                    0, [&] { return dy * detail::gelu_grad(s[3], tanh_form); }));
       });
   return out;
 }
@@ -625,7 +628,7 @@ Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   // differentiable again, so create_graph needs no recomputation.
   autograd::record("linear_relu", {x, weight, bias}, out, {x, weight, out},
                    [](const Saved& s, const Tensor& dy) {
-                     return linear_grads(s[0], s[1], masked_fill(dy, le(s[2], 0.0), 0.0));
+                     return linear_grads(s[0], s[1], detail::relu_grad(dy, s[2]));
                    });
   return out;
 }
