@@ -313,6 +313,36 @@ TEST_CASE("cuda activation backward: one launch for the gradient of gelu and of 
   CHECK(c3.launches - c2.launches == 1);
 }
 
+TEST_CASE("cuda conv2d backward: dy made channels-last once for both gradients") {
+  // Ember's implicit-GEMM kernels read dy as NHWC. With the input and the weight gradient both
+  // wanted, the node makes that copy once and both kernels take it as a view.
+  const Device cu(kCUDA);
+  Generator g(11);
+  Tensor x = randn({2, 16, 10, 10}, g).to(cu, kBFloat16).requires_grad_();
+  Tensor w = randn({32, 16, 3, 3}, g).to(cu, kBFloat16).requires_grad_();
+  const Tensor dy = randn({2, 32, 10, 10}, g).to(cu, kBFloat16);
+  Tensor y = conv2d(x, w, {}, {1, 1}, {1, 1});
+  const ember_emu::Counts c0 = ember_emu::counts();
+  std::vector<Tensor> both = autograd::grad({y}, {x, w}, {dy});
+  const ember_emu::Counts c1 = ember_emu::counts();
+  Tensor y2 = conv2d(x, w.detach(), {}, {1, 1}, {1, 1});  // dx alone
+  const ember_emu::Counts c2 = ember_emu::counts();
+  Tensor gx = autograd::grad({y2}, {x}, {dy})[0];
+  const ember_emu::Counts c3 = ember_emu::counts();
+  Tensor y3 = conv2d(x.detach(), w, {}, {1, 1}, {1, 1});  // dw alone
+  const ember_emu::Counts c4 = ember_emu::counts();
+  Tensor gw = autograd::grad({y3}, {w}, {dy})[0];
+  const ember_emu::Counts c5 = ember_emu::counts();
+  UNSCOPED_INFO("backward launches: both " << c1.launches - c0.launches << ", dx alone "
+                                           << c3.launches - c2.launches << ", dw alone "
+                                           << c5.launches - c4.launches);
+  // The same values whichever gradients are asked for.
+  CHECK(test::bitwise_equal(both[0].cpu(), gx.cpu()));
+  CHECK(test::bitwise_equal(both[1].cpu(), gw.cpu()));
+  // Each alone transposes dy once; together they share it: one launch fewer than apart.
+  CHECK(c1.launches - c0.launches + 1 == (c3.launches - c2.launches) + (c5.launches - c4.launches));
+}
+
 TEST_CASE("cuda batch_norm under autocast: a bfloat16 conv output normalized by one fused node") {
   // A ResNet layer's BatchNorm2d in training under bf16 autocast: the convolution's bf16 output
   // goes to the fused kernels as it is (float32 statistics and parameters), forward and

@@ -470,6 +470,15 @@ Tensor kernel_grad(const Tensor& like, const char* op, Kernel&& kernel) {
   return kernel(g) ? g : Tensor();
 }
 
+/// The output gradient as Ember's convolution kernels read it, channels-last (NCHW sizes over NHWC
+/// memory), made once when both the input and the weight gradient run on them at first order:
+/// each kernel takes it as a view instead of transposing it itself. Otherwise (create_graph,
+/// whose ops must see dy itself) dy as it is.
+Tensor dy_for_kernels(const ConvKernels* k, const Tensor& dy, bool both) {
+  if (k != &kImplicitGemm || !both || dy.dim() != 4 || autograd::is_grad_enabled()) return dy;
+  return dy.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+}
+
 /// conv2d (+ bias, + ReLU when relu) on CUDA by k.forward, the bias and ReLU fused; an undefined
 /// tensor when the kernel declines the problem (the caller runs im2col + gemm). Backward, first
 /// order: (relu: no gradient where the output is <= 0, as relu's) k's input- and weight-gradient
@@ -488,9 +497,10 @@ Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& we
       op, {x, weight, bias}, out, {x, weight, bias, relu ? out : Tensor()},
       [kern = &k, w, groups, H, W, relu](const Saved& s, const Tensor& dy_out) {
         const Tensor &x = s[0], &weight = s[1];
-        const Tensor dy = relu ? detail::relu_grad(dy_out, s[3]) : dy_out;
+        const Tensor dy_act = relu ? detail::relu_grad(dy_out, s[3]) : dy_out;
         Tensor gx, gw, gb;
-        if (wants(s[2])) gb = dy.sum({0, 2, 3});
+        if (wants(s[2])) gb = dy_act.sum({0, 2, 3});
+        const Tensor dy = dy_for_kernels(kern, dy_act, wants(x) && wants(weight));
         if (wants(x)) {
           gx = kernel_grad(x, "conv2d", [&](const Tensor& g) {
             return kern->input_grad(g, dy, weight, Tensor(), w, groups);
@@ -523,10 +533,11 @@ Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const Tensor& x, const 
   if (!done) return Tensor();
   autograd::record(
       "conv_transpose2d", {x, weight, bias}, out, {x, weight, bias},
-      [kern = &k, w, groups, H, W](const Saved& s, const Tensor& dy) {
+      [kern = &k, w, groups, H, W](const Saved& s, const Tensor& dy_out) {
         const Tensor &x = s[0], &weight = s[1];
         Tensor gx, gw, gb;
-        if (wants(s[2])) gb = dy.sum({0, 2, 3});
+        if (wants(s[2])) gb = dy_out.sum({0, 2, 3});
+        const Tensor dy = dy_for_kernels(kern, dy_out, wants(x) && wants(weight));
         if (wants(x)) {
           gx = kernel_grad(x, "conv_transpose2d", [&](const Tensor& g) {
             return kern->forward(g, dy, weight, Tensor(), w, groups, false);
