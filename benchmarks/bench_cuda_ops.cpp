@@ -20,7 +20,8 @@
 //   sum_last/<R>x<C>; softmax/<R>x<C>; layer_norm/<R>x<C> (forward); cross_entropy/<N>x<C>
 //   (forward with the mean's sums, then backward); cross_entropy_bf16/<N>x<C> (the same on
 //   bfloat16 logits, 6 B per logit, against peer via_float32: casts around the float32 kernels);
-//   adamw_step/<n> (one fused AdamW step).
+//   adamw_step/<n> (one fused AdamW step); gelu_backward_bf16/<R>x<C> (GELU's gradient in one
+//   pass, against peer composite: the 17 elementwise ops it replaced).
 //
 // GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
 // sgemm/<M>x<N>x<K>/<impl>, reported in FLOP/s (2 M N K per run). Peers, on the same stream:
@@ -308,6 +309,42 @@ void register_memory_cases() {
         cuda::copy(k->dx, dx32);
       });
       s.SetBytesProcessed(s.iterations() * bytes);
+    });
+  }
+  // GELU's gradient (tanh form) at the GPT-2 MLP's pre-activation (B T = 8192, 4 C = 3072),
+  // bf16: one activation_backward pass reading dy and x and writing dx (6 B per element), against
+  // peer "composite": the same formula as 17 elementwise ops (what every first-order backward ran
+  // before, and create_graph still runs). Both report the fused pass's bytes, so Ember / peer is
+  // the time ratio.
+  {
+    const int64_t R = quick ? 64 : 8192, C = quick ? 96 : 3072;
+    const std::string key = "gelu_backward_bf16/" + shape_name(R, C);
+    struct Act {
+      Tensor x, dy, dx;
+      Act(int64_t r, int64_t c) {
+        Generator gen(12);
+        x = (randn({r, c}, gen, gpu()) * 2.0).to(kBFloat16);
+        dy = randn({r, c}, gen, gpu()).to(kBFloat16);
+        dx = empty({r, c}, gpu(kBFloat16));
+      }
+    };
+    add_memory_case(key, 6 * R * C, [R, C] {
+      auto a = std::make_shared<Act>(R, C);
+      return std::function<void()>(
+          [a] { cuda::activation_backward(a->dx, a->dy, a->x, ActGrad::GeluTanh, 0, 0); });
+    });
+    add_gpu_case(key + "/composite", [R, C](benchmark::State& s) {
+      auto a = std::make_shared<Act>(R, C);
+      time_gpu(s, [a] {
+        NoGradGuard no_grad;
+        const Tensor& x = a->x;
+        const double k = 0.79788456080286535588, c = 0.044715;
+        Tensor x2 = x * x;
+        Tensor t = tanh((x + x2 * x * c) * k);
+        Tensor dinner = (x2 * (3.0 * c) + 1.0) * k;
+        (void)(a->dy * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * dinner));
+      });
+      s.SetBytesProcessed(s.iterations() * 6 * R * C);
     });
   }
   // One fused AdamW step (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 1e-2, step 10):
