@@ -5,6 +5,9 @@
 //
 // With libtorch present, its `_out` kernels for the same ops (impl "libtorch") run beside them.
 // Names: <op>/<elements>/t<threads>/<impl>; the ceiling of every case is memcpy/<elements>/tN.
+// gelu_tanh_backward/<elements>/tN: GELU's gradient in one activation_backward pass against the
+// composite of 17 elementwise ops it replaced ("composite") and libtorch's gelu_backward, 12 bytes
+// per element (dy and x read, dx written).
 //
 // Optimizer steps on one float32 parameter of n elements: AdamW (lr 1e-3, weight decay 1e-2) and
 // SGD with momentum 0.9, Ember's fused kernel (impl "ember", src/core/cpu/optim.cpp) beside the
@@ -97,6 +100,30 @@ void bm_unary(benchmark::State& state, int64_t n, int threads, UnaryOp op) {
     benchmark::ClobberMemory();
   }
   set_bytes(state, n);
+}
+
+/// GELU's gradient (tanh form): one activation_backward pass ("ember") or the composite of 17
+/// elementwise ops it replaced at first order ("composite"), reading dy and x, writing dx.
+void bm_gelu_backward(benchmark::State& state, int64_t n, int threads, bool composite) {
+  Buffers b(n);
+  Generator gen(8);
+  const Tensor dy = randn({n}, gen);
+  ThreadScope ts(threads);
+  for (auto _ : state) {
+    if (composite) {
+      NoGradGuard no_grad;
+      const Tensor& x = b.x;
+      const double k = 0.79788456080286535588, c = 0.044715;
+      Tensor x2 = x * x;
+      Tensor t = tanh((x + x2 * x * c) * k);
+      Tensor dinner = (x2 * (3.0 * c) + 1.0) * k;
+      b.out = dy * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * dinner);
+    } else {
+      cpu::activation_backward(b.out, dy, b.x, ActGrad::GeluTanh, 0.0, 0.0);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * n * 12);
 }
 
 void bm_softmax(benchmark::State& state, int64_t n, int64_t row, int threads, bool log) {
@@ -336,6 +363,21 @@ void register_all() {
       add(std::string(u.name) + "/" + ns + tt + "libm",
           [=](benchmark::State& s) { bm_libm(s, n, t, u.libm); });
     }
+    const std::string gb = "gelu_tanh_backward/" + ns + tt;
+    add(gb + "ember", [=](benchmark::State& s) { bm_gelu_backward(s, n, t, false); });
+    add(gb + "composite", [=](benchmark::State& s) { bm_gelu_backward(s, n, t, true); });
+#ifdef EMBER_BENCH_TORCH
+    add(gb + "libtorch", [=](benchmark::State& s) {
+      ThreadScope ts(t);
+      torch::manual_seed(8);
+      torch::Tensor x = torch::randn({n}) * 2.0, dy = torch::randn({n}), dx = torch::empty({n});
+      for (auto _ : s) {
+        at::gelu_backward_out(dx, dy, x, "tanh");
+        benchmark::ClobberMemory();
+      }
+      s.SetBytesProcessed(s.iterations() * n * 12);
+    });
+#endif
 #ifdef EMBER_BENCH_TORCH
     using TorchOp = void (*)(torch::Tensor&, const torch::Tensor&);
     const std::pair<const char*, TorchOp> torch_cases[] = {
