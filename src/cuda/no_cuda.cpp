@@ -24,6 +24,9 @@ void copy_non_blocking(const Tensor&, const Tensor&) { unsupported("copy"); }
 void unary(const Tensor&, const Tensor&, UnaryOp, double, double) { unsupported("unary"); }
 void binary(const Tensor&, const Tensor&, const Tensor&, BinaryOp, Scalar) { unsupported("binary"); }
 void where(const Tensor&, const Tensor&, const Tensor&, const Tensor&) { unsupported("where"); }
+void activation_backward(const Tensor&, const Tensor&, const Tensor&, ActGrad, double, double) {
+  unsupported("activation_backward");
+}
 #endif
 #ifndef EMBER_CUDA_HAS_REDUCE
 void reduce(const Tensor&, const Tensor&, IntArrayRef, ReduceOp) { unsupported("reduce"); }
