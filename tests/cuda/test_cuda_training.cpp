@@ -305,12 +305,20 @@ TEST_CASE("cuda activation backward: one launch for the gradient of gelu and of 
   CHECK(c1.launches - c0.launches == 1);
   CHECK(c5.launches - c4.launches > 10);
   CHECK(c1.host_waits == c0.host_waits);
-  // relu's gradient from its output: one pass too (was le, a scalar upload and masked_fill).
+  // relu's gradient from its output: one pass too (the composite: le against a scalar made on the
+  // GPU, then masked_fill).
   Tensor r = relu(x);
   const ember_emu::Counts c2 = ember_emu::counts();
   (void)autograd::grad({r}, {x}, {dy});
   const ember_emu::Counts c3 = ember_emu::counts();
+  Tensor rc = relu(x);
+  const ember_emu::Counts c6 = ember_emu::counts();
+  (void)autograd::grad({rc}, {x}, {dy}, std::nullopt, /*create_graph=*/true);
+  const ember_emu::Counts c7 = ember_emu::counts();
+  UNSCOPED_INFO("relu backward " << c3.launches - c2.launches << " launches, the composite "
+                                 << c7.launches - c6.launches);
   CHECK(c3.launches - c2.launches == 1);
+  CHECK(c7.launches - c6.launches > 1);
 }
 
 TEST_CASE("cuda conv2d backward: dy made channels-last once for both gradients") {
