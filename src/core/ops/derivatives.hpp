@@ -19,6 +19,9 @@ Tensor gelu_grad(const Tensor& x, bool tanh_form);
 Tensor activation_grad(const Tensor& dy, const Tensor& at, ActGrad kind, double p0, double p1,
                        const std::function<Tensor()>& composite);
 
+/// gelu's gradient dy * gelu'(x) by activation_grad (gelu, linear_gelu).
+Tensor gelu_backward(const Tensor& dy, const Tensor& x, bool tanh_form);
+
 /// relu's gradient from its output y: dy where y > 0, else 0 (PyTorch's threshold_backward), by
 /// activation_grad (relu, linear_relu, conv2d_relu).
 Tensor relu_grad(const Tensor& dy, const Tensor& y);

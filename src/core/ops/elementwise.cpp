@@ -392,6 +392,11 @@ Tensor activation_grad(const Tensor& dy, const Tensor& at, ActGrad kind, double 
   return dx;
 }
 
+Tensor gelu_backward(const Tensor& dy, const Tensor& x, bool tanh_form) {
+  return activation_grad(dy, x, tanh_form ? ActGrad::GeluTanh : ActGrad::GeluErf, 0, 0,
+                         [&] { return dy * gelu_grad(x, tanh_form); });
+}
+
 Tensor relu_grad(const Tensor& dy, const Tensor& y) {
   return activation_grad(dy, y, ActGrad::Relu, 0, 0,
                          [&] { return masked_fill(dy, le(y, 0.0), 0.0); });
@@ -651,8 +656,7 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
   const bool tanh_form = approximate == "tanh";
   Tensor out = float_unary("gelu", x, tanh_form ? UnaryOp::GeluTanh : UnaryOp::GeluErf);
   record_unary("gelu", x, out, {x}, [tanh_form](const Saved& s, const Tensor& dy) {
-    return detail::activation_grad(dy, s[0], tanh_form ? ActGrad::GeluTanh : ActGrad::GeluErf, 0, 0,
-                                   [&] { return dy * detail::gelu_grad(s[0], tanh_form); });
+    return detail::gelu_backward(dy, s[0], tanh_form);
   });
   return out;
 }

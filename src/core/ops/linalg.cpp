@@ -611,10 +611,7 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
           return autograd::composite_grads(
               [&](const Saved& in) { return gelu(linear(in[0], in[1], in[2]), approximate); }, s,
               dy, 3);
-        return linear_grads(
-            s[0], s[1],
-            detail::activation_grad(dy, s[3], tanh_form ? ActGrad::GeluTanh : ActGrad::GeluErf, 0,
-                                    0, [&] { return dy * detail::gelu_grad(s[3], tanh_form); }));
+        return linear_grads(s[0], s[1], detail::gelu_backward(dy, s[3], tanh_form));
       });
   return out;
 }
