@@ -21,7 +21,8 @@
 //   (forward with the mean's sums, then backward); cross_entropy_bf16/<N>x<C> (the same on
 //   bfloat16 logits, 6 B per logit, against peer via_float32: casts around the float32 kernels);
 //   adamw_step/<n> (one fused AdamW step); gelu_backward_bf16/<R>x<C> (GELU's gradient in one
-//   pass, against peer composite: the 17 elementwise ops it replaced).
+//   pass, against peer composite: the 17 elementwise ops it replaced); mul_scalar/<n> and
+//   mul_0d_device/<n> (x * s, s a Scalar read by value or a 0-d device tensor expanded).
 //
 // GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
 // sgemm/<M>x<N>x<K>/<impl>, reported in FLOP/s (2 M N K per run). Peers, on the same stream:
@@ -52,6 +53,7 @@
 #include <vector>
 
 #include "core/kernels.hpp"
+#include "core/ops/derivatives.hpp"
 #include "cuda_bench.hpp"
 #include "ember/ember.hpp"
 
@@ -173,6 +175,19 @@ void register_memory_cases() {
       return std::function<void()>(
           [a, b, out] { cuda::binary(out, a, b, BinaryOp::Add, Scalar(1.0)); });
     });
+    // x * s with s a Scalar (a 0-d CPU tensor, read by value) and with s a 0-d device tensor
+    // expanded (each thread loads its one address): both one vector pass over x.
+    for (const bool on_device : {false, true}) {
+      add_memory_case(
+          std::string(on_device ? "mul_0d_device" : "mul_scalar") + ns, 8 * n, [n, on_device] {
+            Generator gen(4);
+            Tensor x = randn({n}, gen, gpu()), out = empty({n}, gpu());
+            Tensor s = scalar_tensor(0.5, on_device ? gpu() : TensorOptions(kFloat32));
+            Tensor s_n = s.expand({n});
+            return std::function<void()>(
+                [x, s_n, out] { cuda::binary(out, x, s_n, BinaryOp::Mul, Scalar(1.0)); });
+          });
+    }
     for (const auto& [name, op] : {std::pair<const char*, UnaryOp>{"relu", UnaryOp::Relu},
                                    std::pair<const char*, UnaryOp>{"exp", UnaryOp::Exp}}) {
       const UnaryOp u = op;
@@ -313,9 +328,9 @@ void register_memory_cases() {
   }
   // GELU's gradient (tanh form) at the GPT-2 MLP's pre-activation (B T = 8192, 4 C = 3072),
   // bf16: one activation_backward pass reading dy and x and writing dx (6 B per element), against
-  // peer "composite": the same formula as 17 elementwise ops (what every first-order backward ran
-  // before, and create_graph still runs). Both report the fused pass's bytes, so Ember / peer is
-  // the time ratio.
+  // peer "composite": the same formula as 17 elementwise ops, detail::gelu_grad (what every
+  // first-order backward ran before, and create_graph still runs). Both report the fused pass's
+  // bytes, so Ember / peer is the time ratio.
   {
     const int64_t R = quick ? 64 : 8192, C = quick ? 96 : 3072;
     const std::string key = "gelu_backward_bf16/" + shape_name(R, C);
@@ -337,12 +352,8 @@ void register_memory_cases() {
       auto a = std::make_shared<Act>(R, C);
       time_gpu(s, [a] {
         NoGradGuard no_grad;
-        const Tensor& x = a->x;
-        const double k = 0.79788456080286535588, c = 0.044715;
-        Tensor x2 = x * x;
-        Tensor t = tanh((x + x2 * x * c) * k);
-        Tensor dinner = (x2 * (3.0 * c) + 1.0) * k;
-        (void)(a->dy * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * dinner));
+        (void)(a->dy *
+               ember::detail::gelu_grad(a->x, /*tanh_form=*/true));  // the library's composite
       });
       s.SetBytesProcessed(s.iterations() * 6 * R * C);
     });

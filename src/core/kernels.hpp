@@ -269,9 +269,10 @@ void attention_backward_flash(const Tensor& dq, const Tensor& dk, const Tensor& 
                               uint64_t offset = 0);
 
 // ---- normalization (src/core/cpu/normalization.cpp, src/cuda/normalization.cu) ----
-// float32 or float64, every tensor contiguous and of x's dtype; weight and bias may be undefined
-// (no affine), and an undefined gradient output is not computed. Results are bitwise independent
-// of the thread count.
+// x, y, dy and dx float32 or float64, or float16/bfloat16 computed in float32 (bitwise the float32
+// kernel on x.to(float32), y and dx rounded afterwards); every other tensor of the compute dtype;
+// all contiguous. weight and bias may be undefined (no affine), and an undefined gradient output
+// is not computed. Results are bitwise independent of the thread count.
 /// layer_norm over the last N = x.numel() / M elements of x, M = mean.numel() rows: y (x's shape)
 /// = (x - mean) * rstd * weight + bias with weight, bias (N); mean and rstd (M) =
 /// 1 / sqrt(biased var + eps) per row, kept for the backward.

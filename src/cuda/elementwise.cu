@@ -27,6 +27,7 @@ using detail::compute_t;
 using detail::convert;
 using detail::HalfBits;
 using detail::map;
+using detail::map_binary;
 
 [[noreturn]] void unsupported(const char* kernel, int op, DType t) {
   throw DTypeError(
@@ -45,15 +46,14 @@ using int_math::wrap_sub;
 template <class T, class O, class F>
 void binary_map(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   using C = compute_t<T>;
-  map<O, T, T>(
-      out,
-      [f] __device__(T x, T y) { return convert<O>(f(convert<C>(x), convert<C>(y))); }, a, b);
+  map_binary<O, T, T>(
+      out, [f] __device__(T x, T y) { return convert<O>(f(convert<C>(x), convert<C>(y))); }, a, b);
 }
 
 /// As binary_map for 16-bit T with a float32 b (a scalar operand kept at float precision).
 template <class T, class F>
 void binary_map_float_b(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
-  map<T, T, float>(
+  map_binary<T, T, float>(
       out, [f] __device__(T x, float y) { return convert<T>(f(convert<float>(x), y)); }, a, b);
 }
 
@@ -133,19 +133,29 @@ void binary_integral(const Tensor& out, const Tensor& a, const Tensor& b, Binary
   const T al = alpha.to<T>();
   switch (op) {
     case BinaryOp::Add:
-      if (unit_alpha) return map<T, T, T>(out, [] __device__(T x, T y) { return wrap_add(x, y); }, a, b);
-      return map<T, T, T>(out, [al] __device__(T x, T y) { return wrap_add(x, wrap_mul(al, y)); }, a, b);
+      if (unit_alpha)
+        return map_binary<T, T, T>(
+            out, [] __device__(T x, T y) { return wrap_add(x, y); }, a, b);
+      return map_binary<T, T, T>(
+          out, [al] __device__(T x, T y) { return wrap_add(x, wrap_mul(al, y)); }, a, b);
     case BinaryOp::Sub:
-      if (unit_alpha) return map<T, T, T>(out, [] __device__(T x, T y) { return wrap_sub(x, y); }, a, b);
-      return map<T, T, T>(out, [al] __device__(T x, T y) { return wrap_sub(x, wrap_mul(al, y)); }, a, b);
+      if (unit_alpha)
+        return map_binary<T, T, T>(
+            out, [] __device__(T x, T y) { return wrap_sub(x, y); }, a, b);
+      return map_binary<T, T, T>(
+          out, [al] __device__(T x, T y) { return wrap_sub(x, wrap_mul(al, y)); }, a, b);
     case BinaryOp::Mul:
-      return map<T, T, T>(out, [] __device__(T x, T y) { return wrap_mul(x, y); }, a, b);
+      return map_binary<T, T, T>(
+          out, [] __device__(T x, T y) { return wrap_mul(x, y); }, a, b);
     case BinaryOp::Pow:
-      return map<T, T, T>(out, [] __device__(T x, T y) { return int_pow(x, static_cast<int64_t>(y)); }, a, b);
+      return map_binary<T, T, T>(
+          out, [] __device__(T x, T y) { return int_pow(x, static_cast<int64_t>(y)); }, a, b);
     case BinaryOp::Minimum:
-      return map<T, T, T>(out, [] __device__(T x, T y) { return x < y ? x : y; }, a, b);
+      return map_binary<T, T, T>(
+          out, [] __device__(T x, T y) { return x < y ? x : y; }, a, b);
     case BinaryOp::Maximum:
-      return map<T, T, T>(out, [] __device__(T x, T y) { return x > y ? x : y; }, a, b);
+      return map_binary<T, T, T>(
+          out, [] __device__(T x, T y) { return x > y ? x : y; }, a, b);
     case BinaryOp::Div: unsupported("binary", static_cast<int>(op), a.dtype());
     default: return binary_compare<T>(out, a, b, op);
   }
@@ -155,15 +165,20 @@ void binary_bool(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp o
   switch (op) {
     case BinaryOp::Add:  // bool + bool is logical or (a + alpha * b, then != 0)
       if (alpha.to_bool())
-        return map<bool, bool, bool>(out, [] __device__(bool x, bool y) { return x || y; }, a, b);
-      return map<bool, bool, bool>(out, [] __device__(bool x, bool) { return x; }, a, b);
+        return map_binary<bool, bool, bool>(
+            out, [] __device__(bool x, bool y) { return x || y; }, a, b);
+      return map_binary<bool, bool, bool>(
+          out, [] __device__(bool x, bool) { return x; }, a, b);
     case BinaryOp::Mul:
     case BinaryOp::Minimum:
-      return map<bool, bool, bool>(out, [] __device__(bool x, bool y) { return x && y; }, a, b);
+      return map_binary<bool, bool, bool>(
+          out, [] __device__(bool x, bool y) { return x && y; }, a, b);
     case BinaryOp::Maximum:
-      return map<bool, bool, bool>(out, [] __device__(bool x, bool y) { return x || y; }, a, b);
+      return map_binary<bool, bool, bool>(
+          out, [] __device__(bool x, bool y) { return x || y; }, a, b);
     case BinaryOp::Pow:
-      return map<bool, bool, bool>(out, [] __device__(bool x, bool y) { return x || !y; }, a, b);
+      return map_binary<bool, bool, bool>(
+          out, [] __device__(bool x, bool y) { return x || !y; }, a, b);
     case BinaryOp::Sub:
     case BinaryOp::Div: unsupported("binary", static_cast<int>(op), kBool);
     default: return binary_compare<bool>(out, a, b, op);
@@ -372,7 +387,22 @@ void binary_typed(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp 
 
 template <class T>
 void where_typed(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
-  map<T, bool, T, T>(out, [] __device__(bool c, T x, T y) { return c ? x : y; }, cond, a, b);
+  // A Scalar branch (masked_fill's value, where(c, x, 0.0)) is read as a Single where the rest
+  // is dense (loops.cuh's map_binary: the vector form only), else written on the device.
+  if (detail::is_single(a, out) && !b.is_cpu()) {
+    const detail::Single<T> s = detail::single_of<T>(a);
+    if (detail::map_vector<T, bool, T>(
+            out, [s] __device__(bool c, T y) { return c ? s.get() : y; }, cond, b))
+      return;
+  } else if (detail::is_single(b, out) && !a.is_cpu()) {
+    const detail::Single<T> s = detail::single_of<T>(b);
+    if (detail::map_vector<T, bool, T>(
+            out, [s] __device__(bool c, T x) { return c ? x : s.get(); }, cond, a))
+      return;
+  }
+  map<T, bool, T, T>(
+      out, [] __device__(bool c, T x, T y) { return c ? x : y; }, cond,
+      detail::on_out_device<T>(a, out), detail::on_out_device<T>(b, out));
 }
 
 /// dx = g(dy, at) computed in compute_t<T>, rounded once to T.

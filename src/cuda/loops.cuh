@@ -210,10 +210,21 @@ inline cudaStream_t stream_of(const Tensor& t) {
   return current_stream_handle(t.device().index());
 }
 
+/// Throws DeviceError unless every tensor is on out's device: a kernel given a CPU address fails
+/// on a GPU (and under the emulator, whose device memory is host memory, would silently work).
+/// Host operands reach the kernels only by value (Single, below).
+template <class... Ts>
+void check_on_device(const char* op, const Tensor& out, const Ts&... in) {
+  const bool same = ((in.device() == out.device()) && ...);
+  EMBER_CHECK(same, DeviceError, "[", op, "] a kernel operand is not on ", out.device(), " (out ",
+              out.sizes(), ")");
+}
+
 /// Runs g(pointers) for every element of out (ts[0]) on out's device and current stream.
 template <int NT, class G>
 void launch_map(const std::array<const Tensor*, NT>& ts, const char* op, G g) {
   const Tensor& out = *ts[0];
+  for (const Tensor* t : ts) check_on_device(op, out, *t);
   const int64_t n = out.numel();
   if (n == 0) return;
   DeviceGuard guard(out.device().index());
@@ -292,6 +303,7 @@ bool map_vector(const Tensor& out, F f, const Ts&... in) {
     size_t align = sizeof(O) * V;
     ((align = sizeof(In) * V > align ? sizeof(In) * V : align), ...);
     if (!vector_path(static_cast<int64_t>(align), out, in...)) return false;
+    check_on_device("map", out, in...);
     const int64_t n = out.numel();
     if (n == 0) return true;
     DeviceGuard guard(out.device().index());
@@ -368,6 +380,7 @@ bool map_rows(const Tensor& out, F f, const Ts&... in) {
       C = rows_of[k];
     }
     if (C == 0) return false;  // all dense: the vector path (or the general one, misaligned)
+    check_on_device("map", out, in...);
     const int64_t R = n / C;
     constexpr int VW = vector_width<O, In...>();
     size_t align = sizeof(O) * VW;
@@ -439,6 +452,67 @@ void map(const Tensor& out, F f, const Tensor& a, const Tensor& b, const Tensor&
         f(*reinterpret_cast<const A*>(p.p[1]), *reinterpret_cast<const B*>(p.p[2]),
           *reinterpret_cast<const C*>(p.p[3]));
   });
+}
+
+// ---- operands of one element ----
+
+/// An input whose one element every output element reads, passed to the kernel in its arguments:
+/// either the value itself, read on the host from a CPU 0-d tensor (a Scalar argument of the op:
+/// `x * 0.5` is one launch, as PyTorch's CPU scalars, with no fill, cast or copy to the device
+/// before it), or the device address of a tensor broadcast from one element (a 0-d device
+/// tensor expanded: every thread loads that address, so the others take the vector path).
+template <class T>
+struct Single {
+  const T* p;  // the device element, or nullptr: v
+  T v;
+  __device__ __forceinline__ T get() const { return p != nullptr ? *p : v; }
+};
+
+/// True when t (expanded to out's shape) is read as a Single: a CPU tensor (the ops pass one only
+/// as a 0-d operand), or one device element under stride-0 dims while out has more than one.
+inline bool is_single(const Tensor& t, const Tensor& out) {
+  if (t.is_cpu()) return true;
+  if (out.numel() <= 1) return false;
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.size(d) != 1 && t.stride(d) != 0) return false;
+  return true;
+}
+
+/// t as a Single of device type T (t's dtype must be T's).
+template <class T>
+Single<T> single_of(const Tensor& t) {
+  if (t.is_cpu()) return {nullptr, *static_cast<const T*>(t.data_ptr())};
+  return {static_cast<const T*>(t.data_ptr()), T{}};
+}
+
+/// t on out's device: a CPU 0-d tensor is written into a new 0-d device tensor by a one-thread
+/// kernel (no copy from the host, so no wait), expanded as t was; other tensors are t.
+template <class T>
+Tensor on_out_device(const Tensor& t, const Tensor& out) {
+  if (!t.is_cpu()) return t;
+  Tensor d = make_tensor({}, t.dtype(), out.device(), "map");
+  const T v = *static_cast<const T*>(t.data_ptr());
+  map<T>(d, [v] __device__() { return v; });
+  return d.expand(t.sizes());
+}
+
+/// out[i] = f(a[i], b[i]) where b may be a Single (is_single; `x * 0.5`, `x < 0`, a clipping
+/// coefficient): when a is dense, a one-input vector map over it (one launch, 16-byte accesses,
+/// the Single's value in the arguments). Otherwise map's other paths, with a host operand first
+/// written on the device. Only that one form is compiled per op beyond map's: a Single a
+/// (`1 - x`, `2 / x`) and a strided a are rare next to a Single b, and each form is one more
+/// kernel per op and dtype (elementwise.cu's compile time).
+template <class O, class A, class B, class F>
+void map_binary(const Tensor& out, F f, const Tensor& a, const Tensor& b) {
+  EMBER_CHECK(!(a.is_cpu() && b.is_cpu()), DeviceError, "[map] two host operands for a kernel on ",
+              out.device());
+  if (!a.is_cpu() && is_single(b, out)) {
+    const Single<B> s = single_of<B>(b);
+    if (map_vector<O, A>(
+            out, [f, s] __device__(A x) { return f(x, s.get()); }, a))
+      return;
+  }
+  map<O, A, B>(out, f, on_out_device<A>(a, out), on_out_device<B>(b, out));
 }
 
 }  // namespace ember::cuda::detail

@@ -1,9 +1,9 @@
 // CUDA normalization kernels: layer_norm and batch_norm (training statistics), forward and
-// first-order backward, float32 and float64, contiguous tensors, with the arithmetic of the CPU
-// kernels (src/core/cpu/normalization.cpp): terms formed in T, sums accumulated in double, every
-// statistic rounded to T once where the CPU rounds it. Not bitwise the CPU's (other summation
-// trees), but deterministic: every sum has a fixed order that depends only on the shape, and no
-// floating-point atomics are used.
+// first-order backward, float32 and float64 (and float16/bfloat16 x, below), contiguous tensors,
+// with the arithmetic of the CPU kernels (src/core/cpu/normalization.cpp): terms formed in T, sums
+// accumulated in double, every statistic rounded to T once where the CPU rounds it. Not bitwise the
+// CPU's (other summation trees), but deterministic: every sum has a fixed order that depends only
+// on the shape, and no floating-point atomics are used.
 //
 // layer_norm, x (M, N): one block per row (grid-stride over rows), row_threads(N) threads.
 //   forward: mean = x0 + sum(x - x0) / N (x0 the row's first element), rounded to T as m;
@@ -24,7 +24,7 @@
 //   values into `parts` fixed ranges, one block each (strip_partials), partials (parts, 2, C) added
 //   in range order by the same column_finish. The elementwise pass (y, or dx from per-channel
 //   coefficients) is channel_map: one thread per element, the channel tracked incrementally.
-//   batch_norm also takes float16/bfloat16 x and dy (the functors' Xs): each value widened to
+//   Both also take float16/bfloat16 x and dy (the kernels' and functors' Xs): each value widened to
 //   float as it is read, the same float arithmetic, y and dx rounded once as they are stored;
 //   statistics, weight, bias and their gradients stay float32. Bitwise the float32 kernels on
 //   x.to(float32) with y and dx rounded afterwards.
@@ -93,23 +93,24 @@ __device__ __forceinline__ T rsqrt_eps(T var, double eps) {
 
 // ---- layer_norm rows ----
 
-template <class T>
-__global__ void layer_norm_forward_kernel(T* __restrict__ Y, T* __restrict__ Mean,
-                                          T* __restrict__ Rstd, const T* __restrict__ X,
+template <class T, class Xs>
+__global__ void layer_norm_forward_kernel(Xs* __restrict__ Y, T* __restrict__ Mean,
+                                          T* __restrict__ Rstd, const Xs* __restrict__ X,
                                           const T* __restrict__ W, const T* __restrict__ B,
                                           int64_t M, int64_t N, double eps) {
   __shared__ double shared[33];
   for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
-    const T* x = X + r * N;  // (N)
-    T* y = Y + r * N;
-    const T k = x[0];
+    const Xs* x = X + r * N;  // (N)
+    Xs* y = Y + r * N;
+    const T k = convert<T>(x[0]);
     double s = 0.0;
-    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) s += static_cast<double>(x[i] - k);
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x)
+      s += static_cast<double>(convert<T>(x[i]) - k);
     s = block_sum(s, shared);
     const T m = static_cast<T>(static_cast<double>(k) + s / static_cast<double>(N));
     double q = 0.0;
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      const T d = x[i] - m;
+      const T d = convert<T>(x[i]) - m;
       q += static_cast<double>(d * d);
     }
     q = block_sum(q, shared);
@@ -119,25 +120,27 @@ __global__ void layer_norm_forward_kernel(T* __restrict__ Y, T* __restrict__ Mea
       Rstd[r] = rs;
     }
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      T v = (x[i] - m) * rs;
+      T v = (convert<T>(x[i]) - m) * rs;
       if (W != nullptr) v = v * W[i];
       if (B != nullptr) v = v + B[i];
-      y[i] = v;
+      y[i] = convert<Xs>(v);
     }
   }
 }
 
 /// As layer_norm_forward_kernel for rows that fit in a warp's registers (N <= 32 V kChunks, N a
-/// multiple of V = 16 / sizeof(T), every pointer 16-byte aligned): one warp per row, lane l holds
+/// multiple of V = 16 / sizeof(Xs), every pointer 16-byte aligned): one warp per row, lane l holds
 /// the 16-byte chunks l, l + 32, ... of the row, read once; both sums are warp-shuffle trees
 /// (no shared memory, no block barrier); y is written in 16-byte chunks. Same formulas.
-template <class T, int kChunks>
-__global__ void layer_norm_forward_warp_kernel(T* __restrict__ Y, T* __restrict__ Mean,
-                                               T* __restrict__ Rstd, const T* __restrict__ X,
+template <class T, class Xs, int kChunks>
+__global__ void layer_norm_forward_warp_kernel(Xs* __restrict__ Y, T* __restrict__ Mean,
+                                               T* __restrict__ Rstd, const Xs* __restrict__ X,
                                                const T* __restrict__ W, const T* __restrict__ B,
                                                int64_t M, int64_t N, double eps) {
-  constexpr int V = 16 / static_cast<int>(sizeof(T));
-  using Vec = detail::Chunk<T, V>;
+  constexpr int V = 16 / static_cast<int>(sizeof(Xs));
+  using Vec = detail::Chunk<Xs, V>;
+  constexpr int WV = 16 / static_cast<int>(sizeof(T));  // weights per 16-byte chunk
+  using WVec = detail::Chunk<T, WV>;  // V / WV of them (2 for a 16-bit x) per chunk of x
   const int lane = threadIdx.x % 32;
   const int64_t warps = int64_t{gridDim.x} * (blockDim.x / 32);
   const int64_t nc = N / V;  // chunks per row
@@ -147,13 +150,13 @@ __global__ void layer_norm_forward_warp_kernel(T* __restrict__ Y, T* __restrict_
 #pragma unroll
     for (int c = 0; c < kChunks; ++c)
       if (lane + c * 32 < nc) v[c] = x[lane + c * 32];
-    const T k = __shfl_sync(0xffffffffu, v[0].v[0], 0);  // the row's first element
+    const T k = __shfl_sync(0xffffffffu, convert<T>(v[0].v[0]), 0);  // the row's first element
     double s = 0.0;
 #pragma unroll
     for (int c = 0; c < kChunks; ++c)
       if (lane + c * 32 < nc)
 #pragma unroll
-        for (int j = 0; j < V; ++j) s += static_cast<double>(v[c].v[j] - k);
+        for (int j = 0; j < V; ++j) s += static_cast<double>(convert<T>(v[c].v[j]) - k);
     s = __shfl_sync(0xffffffffu, detail::warp_sum(s), 0);
     const T m = static_cast<T>(static_cast<double>(k) + s / static_cast<double>(N));
     double q = 0.0;
@@ -162,7 +165,7 @@ __global__ void layer_norm_forward_warp_kernel(T* __restrict__ Y, T* __restrict_
       if (lane + c * 32 < nc)
 #pragma unroll
         for (int j = 0; j < V; ++j) {
-          const T d = v[c].v[j] - m;
+          const T d = convert<T>(v[c].v[j]) - m;
           q += static_cast<double>(d * d);
         }
     q = __shfl_sync(0xffffffffu, detail::warp_sum(q), 0);
@@ -176,15 +179,25 @@ __global__ void layer_norm_forward_warp_kernel(T* __restrict__ Y, T* __restrict_
     for (int c = 0; c < kChunks; ++c) {
       const int64_t ci = lane + c * 32;
       if (ci >= nc) continue;
-      Vec w{}, b{}, o;
-      if (W != nullptr) w = reinterpret_cast<const Vec*>(W)[ci];
-      if (B != nullptr) b = reinterpret_cast<const Vec*>(B)[ci];
+      T w[V], b[V];
+#pragma unroll
+      for (int h = 0; h < V / WV; ++h) {
+        WVec wh{}, bh{};
+        if (W != nullptr) wh = reinterpret_cast<const WVec*>(W)[ci * (V / WV) + h];
+        if (B != nullptr) bh = reinterpret_cast<const WVec*>(B)[ci * (V / WV) + h];
+#pragma unroll
+        for (int j = 0; j < WV; ++j) {
+          w[h * WV + j] = wh.v[j];
+          b[h * WV + j] = bh.v[j];
+        }
+      }
+      Vec o;
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        T e = (v[c].v[j] - m) * rs;
-        if (W != nullptr) e = e * w.v[j];
-        if (B != nullptr) e = e + b.v[j];
-        o.v[j] = e;
+        T e = (convert<T>(v[c].v[j]) - m) * rs;
+        if (W != nullptr) e = e * w[j];
+        if (B != nullptr) e = e + b[j];
+        o.v[j] = convert<Xs>(e);
       }
       y[ci] = o;
     }
@@ -193,30 +206,30 @@ __global__ void layer_norm_forward_warp_kernel(T* __restrict__ Y, T* __restrict_
 
 /// dx of each row: g = dy w (dy without weight), xhat = (x - m) rstd,
 /// dx = rstd ((g - mean(g)) - xhat mean(g xhat)).
-template <class T>
-__global__ void layer_norm_dx_kernel(T* __restrict__ DX, const T* __restrict__ DY,
-                                     const T* __restrict__ X, const T* __restrict__ Mean,
+template <class T, class Xs>
+__global__ void layer_norm_dx_kernel(Xs* __restrict__ DX, const Xs* __restrict__ DY,
+                                     const Xs* __restrict__ X, const T* __restrict__ Mean,
                                      const T* __restrict__ Rstd, const T* __restrict__ W, int64_t M,
                                      int64_t N) {
   __shared__ double shared[33];
   for (int64_t r = blockIdx.x; r < M; r += gridDim.x) {
-    const T* dy = DY + r * N;  // (N)
-    const T* x = X + r * N;
-    T* dx = DX + r * N;
+    const Xs* dy = DY + r * N;  // (N)
+    const Xs* x = X + r * N;
+    Xs* dx = DX + r * N;
     const T m = Mean[r], rs = Rstd[r];
     double sg = 0.0, sgx = 0.0;
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      const T g = W != nullptr ? dy[i] * W[i] : dy[i];
+      const T g = W != nullptr ? convert<T>(dy[i]) * W[i] : convert<T>(dy[i]);
       sg += static_cast<double>(g);
-      sgx += static_cast<double>(g * ((x[i] - m) * rs));
+      sgx += static_cast<double>(g * ((convert<T>(x[i]) - m) * rs));
     }
     sg = block_sum(sg, shared);
     sgx = block_sum(sgx, shared);
     const T a = static_cast<T>(sg / static_cast<double>(N));
     const T c = static_cast<T>(sgx / static_cast<double>(N));
     for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
-      const T g = W != nullptr ? dy[i] * W[i] : dy[i];
-      dx[i] = rs * ((g - a) - (x[i] - m) * rs * c);
+      const T g = W != nullptr ? convert<T>(dy[i]) * W[i] : convert<T>(dy[i]);
+      dx[i] = convert<Xs>(rs * ((g - a) - (convert<T>(x[i]) - m) * rs * c));
     }
   }
 }
@@ -395,15 +408,16 @@ void channel_sums(Term term, Finish finish, const ChannelPlan& plan, int64_t N, 
 // ---- layer_norm column sums ----
 
 /// dw, db terms of row r, column k: dy xhat and dy.
-template <class T>
+template <class T, class Xs>
 struct LayerNormParamTerm {
-  const T* DY;
-  const T* X;
+  const Xs* DY;
+  const Xs* X;
   const T* Mean;
   const T* Rstd;
   __device__ Pair operator()(int64_t r, int64_t, int64_t off) const {
-    const T dy = DY[off];
-    return {static_cast<double>(dy * ((X[off] - Mean[r]) * Rstd[r])), static_cast<double>(dy)};
+    const T dy = convert<T>(DY[off]);
+    return {static_cast<double>(dy * ((convert<T>(X[off]) - Mean[r]) * Rstd[r])),
+            static_cast<double>(dy)};
   }
 };
 
@@ -597,24 +611,24 @@ int warp_row_chunks(int64_t N, std::initializer_list<const Tensor*> ts) {
   return 0;
 }
 
-template <class T>
+template <class T, class Xs>
 void layer_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor& rstd,
                               const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t M,
                               int64_t N, double eps) {
   constexpr int kRowsPerBlock = 4;  // warps per block
-  const int chunks = warp_row_chunks<T>(N, {&y, &x, &weight, &bias});
+  const int chunks = warp_row_chunks<Xs>(N, {&y, &x, &weight, &bias});
   if (chunks > 0) {
-    T* Y = static_cast<T*>(y.data_ptr());
+    Xs* Y = static_cast<Xs*>(y.data_ptr());
     T* Mn = static_cast<T*>(mean.data_ptr());
     T* Rs = static_cast<T*>(rstd.data_ptr());
-    const T* X = static_cast<const T*>(x.data_ptr());
+    const Xs* X = static_cast<const Xs*>(x.data_ptr());
     const T* W = ptr_or_null<T>(weight);
     const T* B = ptr_or_null<T>(bias);
     const unsigned grid = grid_for(ceil_div(M, kRowsPerBlock));
     const unsigned threads = 32 * kRowsPerBlock;
     const cudaStream_t stream = stream_of(y);
     const auto launch = [&](auto c) {  // c: the chunk count, a compile-time constant
-      layer_norm_forward_warp_kernel<T, decltype(c)::value>
+      layer_norm_forward_warp_kernel<T, Xs, decltype(c)::value>
           <<<grid, threads, 0, stream>>>(Y, Mn, Rs, X, W, B, M, N, eps);
     };
     if (chunks == 1)
@@ -630,25 +644,25 @@ void layer_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
     EMBER_CUDA_CHECK_LAUNCH();
     return;
   }
-  layer_norm_forward_kernel<T><<<grid_for(M), row_threads(N), 0, stream_of(y)>>>(
-      static_cast<T*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
-      static_cast<T*>(rstd.data_ptr()), static_cast<const T*>(x.data_ptr()), ptr_or_null<T>(weight),
-      ptr_or_null<T>(bias), M, N, eps);
+  layer_norm_forward_kernel<T, Xs><<<grid_for(M), row_threads(N), 0, stream_of(y)>>>(
+      static_cast<Xs*>(y.data_ptr()), static_cast<T*>(mean.data_ptr()),
+      static_cast<T*>(rstd.data_ptr()), static_cast<const Xs*>(x.data_ptr()),
+      ptr_or_null<T>(weight), ptr_or_null<T>(bias), M, N, eps);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-template <class T>
+template <class T, class Xs>
 void layer_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                                const Tensor& dy, const Tensor& x, const Tensor& mean,
                                const Tensor& rstd, const Tensor& weight, int64_t M, int64_t N) {
   const cudaStream_t stream = stream_of(dy);
-  const T* DY = static_cast<const T*>(dy.data_ptr());
-  const T* X = static_cast<const T*>(x.data_ptr());
+  const Xs* DY = static_cast<const Xs*>(dy.data_ptr());
+  const Xs* X = static_cast<const Xs*>(x.data_ptr());
   const T* Mean = static_cast<const T*>(mean.data_ptr());
   const T* Rstd = static_cast<const T*>(rstd.data_ptr());
   if (dx.defined()) {
-    layer_norm_dx_kernel<T><<<grid_for(M), row_threads(N), 0, stream>>>(
-        static_cast<T*>(dx.data_ptr()), DY, X, Mean, Rstd, ptr_or_null<T>(weight), M, N);
+    layer_norm_dx_kernel<T, Xs><<<grid_for(M), row_threads(N), 0, stream>>>(
+        static_cast<Xs*>(dx.data_ptr()), DY, X, Mean, Rstd, ptr_or_null<T>(weight), M, N);
     EMBER_CUDA_CHECK_LAUNCH();
   }
   if (!dweight.defined() && !dbias.defined()) return;
@@ -657,7 +671,7 @@ void layer_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   double* P = static_cast<double*>(partial.data_ptr());
   const dim3 grid(grid_for(ceil_div(N, kTileCols)), grid_for(chunks.count, 65535));
   column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(
-      LayerNormParamTerm<T>{DY, X, Mean, Rstd}, M, N, chunks, P);
+      LayerNormParamTerm<T, Xs>{DY, X, Mean, Rstd}, M, N, chunks, P);
   EMBER_CUDA_CHECK_LAUNCH();
   column_finish_kernel<<<grid_for(ceil_div(N, kThreads)), kThreads, 0, stream>>>(
       LayerNormParamFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias)}, P,
@@ -737,9 +751,9 @@ void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd,
   if (M == 0 || x.numel() == 0) return;
   const int64_t N = x.numel() / M;
   detail::DeviceGuard guard(y.device().index());
-  detail::visit_device_float(x.dtype(), "layer_norm", [&](auto tag) {
-    layer_norm_forward_typed<typename decltype(tag)::type>(y, mean, rstd, x, weight, bias, M, N,
-                                                           eps);
+  detail::visit_device_widened(x.dtype(), "layer_norm", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    layer_norm_forward_typed<detail::compute_t<Xs>, Xs>(y, mean, rstd, x, weight, bias, M, N, eps);
   });
 }
 
@@ -755,9 +769,10 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
         EMBER_CUDA_CHECK(cudaMemsetAsync(g->data_ptr(), 0, g->nbytes(), stream_of(*g)));
     return;
   }
-  detail::visit_device_float(x.dtype(), "layer_norm_backward", [&](auto tag) {
-    layer_norm_backward_typed<typename decltype(tag)::type>(dx, dweight, dbias, dy, x, mean, rstd,
-                                                            weight, M, N);
+  detail::visit_device_widened(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    layer_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dy, x, mean, rstd,
+                                                         weight, M, N);
   });
 }
 

@@ -4,10 +4,10 @@
 // derivatives). float16 / bfloat16 inputs are computed in float32 and rounded back at the end.
 //
 // layer_norm and training-mode batch_norm on float32/float64 inputs run fused kernels instead
-// (src/core/cpu/normalization.cpp, src/cuda/normalization.cu), recorded as one node each;
-// training-mode batch_norm also on float16/bfloat16 inputs, computed in float32 by the same
-// kernels (the 16-bit activations of a convolution under autocast: no float32 copy, no chain of
-// composite ops); the composites stay as
+// (src/core/cpu/normalization.cpp, src/cuda/normalization.cu), recorded as one node each; both
+// also on float16/bfloat16 inputs, computed in float32 by the same kernels (the 16-bit
+// activations of a convolution under autocast, a model kept in bfloat16: no float32 copy, no
+// chain of composite ops); the composites stay as
 // layer_norm_reference and batch_norm_reference, which the tests compare them with. The fused
 // backward kernels are first-order only. The engine runs a backward with grad mode on exactly
 // under create_graph=true; the node then recomputes the composite at its saved inputs and
@@ -159,16 +159,19 @@ void record_fused_norm(const char* op, const Tensor& y, std::vector<Tensor> save
                    });
 }
 
-/// layer_norm by the fused kernels. x contiguous float32/float64 with at least one element,
-/// checked; weight and bias contiguous of x's dtype on x's device, or undefined.
+/// layer_norm by the fused kernels. x contiguous float32/float64, or float16/bfloat16 computed in
+/// float32, with at least one element, checked; weight and bias contiguous of the compute dtype
+/// (opmath_dtype(x)) on x's device, or undefined. y has x's dtype, mean and rstd the compute
+/// dtype.
 Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Tensor& weight,
                         const Tensor& bias, double eps) {
   // ---- shape rule: y like x; mean, rstd (M,) over the leading dims ----
   int64_t N = 1;
   for (int64_t s : normalized_shape) N *= s;
   const int64_t M = x.numel() / N;
-  const TensorOptions opts = TensorOptions(x.dtype()).device(x.device());
-  Tensor y = empty(x.sizes(), opts), mean = empty({M}, opts), rstd = empty({M}, opts);
+  const TensorOptions opts = TensorOptions(opmath_dtype(x.dtype())).device(x.device());
+  Tensor y = empty(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
+  Tensor mean = empty({M}, opts), rstd = empty({M}, opts);
   // ---- launch ----
   launch(x.device(), cpu::layer_norm_forward, cuda::layer_norm_forward, y, mean, rstd, x, weight,
          bias, eps);
@@ -350,16 +353,17 @@ Tensor layer_norm(const Tensor& input, IntArrayRef normalized_shape, const Tenso
                   const Tensor& bias, double eps) {
   if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kFloat32, input, weight, bias))
     return autocast_call(*dt, &layer_norm, input, normalized_shape, weight, bias, eps);
-  // The fused kernels take float32/float64 with valid arguments, at least one element and every
-  // tensor on one device; everything else goes to the composite, which also raises the errors.
-  const bool fused = input.defined() && (input.dtype() == kFloat32 || input.dtype() == kFloat64) &&
-                     input.numel() > 0 && on(weight, input.device()) && on(bias, input.device());
+  // The fused kernels take floating inputs (16-bit computed in float32) with valid arguments, at
+  // least one element and every tensor on one device; everything else goes to the composite,
+  // which also raises the errors.
+  const bool fused = input.defined() && is_floating(input.dtype()) && input.numel() > 0 &&
+                     on(weight, input.device()) && on(bias, input.device());
   if (!fused) return layer_norm_reference(input, normalized_shape, weight, bias, eps);
   const char* op = "layer_norm";
   trailing_dims(input, normalized_shape, op);
   check_shaped_param(weight, normalized_shape, op, "weight");
   check_shaped_param(bias, normalized_shape, op, "bias");
-  const DType dt = input.dtype();
+  const DType dt = opmath_dtype(input.dtype());
   return layer_norm_fused(input.contiguous(), normalized_shape, fused_param(weight, dt),
                           fused_param(bias, dt), eps);
 }

@@ -276,3 +276,97 @@ TEST_CASE("cuda binary: a row repeated over the leading dims (a bias) equals the
   const Tensor bf = rand({40}, g);
   CHECK(agree((xh.to(cu) + bf.to(cu)).cpu(), xh + bf, tolerance(kFloat16)));
 }
+
+TEST_CASE("cuda scalar operands: passed by value, the same bits as the CPU and as a device 0-d") {
+  // A Scalar operand stays on the host and reaches the kernel as an argument (loops.cuh's
+  // Single); a 0-d device tensor expanded is read from its one address. Both take the vector
+  // path for a dense x; a strided or misaligned x, or the Scalar first (1 - x), take the general
+  // one. Each form against the CPU, and against the number as a 0-d device tensor.
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  using S = const Scalar&;
+  using T = const Tensor&;
+  struct Op {
+    std::string name;
+    Scalar v;
+    std::function<Tensor(T, S)> f;  // with the Scalar
+    std::function<Tensor(T, T)> g;  // with a 0-d tensor holding it
+  };
+  const std::vector<Op> ops = {
+      {"add", 2.5, [](T x, S v) { return x + v; }, [](T x, T s) { return x + s; }},
+      {"add alpha", 2, [](T x, S v) { return add(x, v, 3); },
+       [](T x, T s) { return add(x, s, 3); }},
+      {"sub", 0.3, [](T x, S v) { return x - v; }, [](T x, T s) { return x - s; }},
+      {"mul", 0.1, [](T x, S v) { return x * v; }, [](T x, T s) { return x * s; }},
+      {"mul int", 3, [](T x, S v) { return x * v; }, [](T x, T s) { return x * s; }},
+      {"div", 3, [](T x, S v) { return x / v; }, [](T x, T s) { return x / s; }},
+      {"lt", 0.5, [](T x, S v) { return x < v; }, [](T x, T s) { return x < s; }},
+      {"ge", 1, [](T x, S v) { return x >= v; }, [](T x, T s) { return x >= s; }},
+      {"eq", 1, [](T x, S v) { return eq(x, v); }, [](T x, T s) { return eq(x, s); }},
+      {"rsub", 1.0, [](T x, S v) { return v - x; }, [](T x, T s) { return s - x; }},
+      {"rdiv", 2.0, [](T x, S v) { return v / (abs(x) + 1); },
+       [](T x, T s) { return s / (abs(x) + 1); }},
+      {"where", 0.25, [](T x, S v) { return where(x > 0, x, v); },
+       [](T x, T s) { return where(x > 0, x, s); }},
+      {"where first", -1.5, [](T x, S v) { return where(x > 0, v, x); },
+       [](T x, T s) { return where(x > 0, s, x); }},
+      {"masked_fill", 7.0, [](T x, S v) { return masked_fill(x, x > 1, v); }, nullptr},
+  };
+  // The number as a 0-d tensor that promotes as the Scalar does: float64 beside floating x,
+  // float32 (the default dtype) beside integral x, int64 for an integer.
+  auto zero_d = [](const Scalar& v, DType x, Device d) {
+    const DType t = !v.is_floating_point() ? kInt64 : is_floating(x) ? kFloat64 : kFloat32;
+    return scalar_tensor(v, TensorOptions(t).device(d));
+  };
+  const DType dtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64, kUInt8};
+  Generator gen(1234);
+  for (DType dt : dtypes) {
+    // Contiguous (the vector path), transposed (strided), and at an odd element offset.
+    const Tensor base = (rand({67, 33}, gen) * 6.0 - 3.0).to(dt);
+    const Tensor wide = (rand({67 * 33 + 1}, gen) * 6.0 - 3.0).to(dt);
+    const Tensor base_c = base.to(cu), wide_c = wide.to(cu);
+    const std::vector<std::pair<Tensor, Tensor>> xs = {
+        {base, base_c},
+        {base.t(), base_c.t()},
+        {wide.narrow(0, 1, 67 * 33).view({67, 33}), wide_c.narrow(0, 1, 67 * 33).view({67, 33})}};
+    const char* layouts[] = {"dense", "strided", "odd offset"};
+    for (const Op& op : ops) {
+      for (size_t i = 0; i < xs.size(); ++i) {
+        const auto& [x, xc] = xs[i];
+        INFO(op.name << " " << dt << " " << layouts[i]);
+        Tensor want;
+        try {
+          want = op.f(x, op.v);
+        } catch (const Error&) {
+          continue;  // not defined for this dtype on the CPU either
+        }
+        const Tensor got = op.f(xc, op.v).cpu();
+        CHECK(got.dtype() == want.dtype());
+        CHECK(test::bitwise_equal(got, want));
+        if (!op.g) continue;
+        CHECK(test::bitwise_equal(op.g(xc, zero_d(op.v, dt, xc.device())).cpu(), want));
+        CHECK(test::bitwise_equal(op.g(xc, zero_d(op.v, dt, Device(kCPU))).cpu(), want));
+      }
+    }
+  }
+  // In place, with a 16-bit self computing in float32, and a strided self.
+  for (DType dt : {kFloat32, kBFloat16, kFloat16}) {
+    INFO("in place " << dt);
+    const Tensor x = (rand({40, 24}, gen) * 4.0 - 2.0).to(dt);
+    Tensor a = x.to(cu), b = x.clone(), c = x.to(cu);
+    a.mul_(0.3).add_(1.25, 2).div_(3).sub_(0.5);
+    b.mul_(0.3).add_(1.25, 2).div_(3).sub_(0.5);
+    CHECK(test::bitwise_equal(a.cpu(), b));
+    c.t().mul_(0.3);
+    CHECK(test::bitwise_equal(c.cpu(), x * 0.3));
+    Tensor m = x.to(cu);
+    m.masked_fill_(m < 0, -0.0);
+    CHECK(test::bitwise_equal(m.cpu(), masked_fill(x, x < 0, -0.0)));
+  }
+  // 0-d results: a 0-d device tensor with a Scalar either side.
+  const Tensor t0 = scalar_tensor(1.75).to(cu);
+  CHECK((t0 * 2).item<double>() == 3.5);
+  CHECK((1 - t0).item<double>() == -0.75);
+  CHECK(where(t0 > 1, t0, 0.0).item<double>() == 1.75);
+  CHECK((1 - t0).device() == t0.device());
+}

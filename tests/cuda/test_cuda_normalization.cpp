@@ -1,6 +1,6 @@
 // The fused layer_norm and batch_norm kernels on CUDA (src/cuda/normalization.cu) against the CPU
 // kernels, with the same seeded inputs: forward and every gradient (dx, dweight, dbias) and the
-// running statistics, float32 and float64 (and float16/bfloat16 batch_norm computed in float32),
+// running statistics, float32 and float64 (and float16/bfloat16 inputs computed in float32),
 // rows of 1, 7, 33, 1000 and 4097 elements, 1 to 3
 // normalized dims, with and without weight and bias, gradients of only some inputs, (N, C),
 // (N, C, L) and (N, C, H, W) batches (column and strip layouts, several partial chunks),
@@ -158,6 +158,49 @@ TEST_CASE("cuda layer_norm: rows held by one warp (16-byte chunks), their limits
     check_close(run(ln({N}), x, w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU), tol(dt));
     check_close(run(ln({N}), x.contiguous(), w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU),
                 tol(dt));
+  }
+}
+
+TEST_CASE("cuda layer_norm: float16 and bfloat16 inputs computed in float32") {
+  // A 16-bit input with float32 or 16-bit parameters: one fused node, bitwise the float32 kernels
+  // on x.to(float32) with y and dx rounded once; against the CPU's 16-bit path within 16-bit
+  // rounding (y, dx) and 2e-5 (dweight, dbias in float32). Rows on the warp path (8 to 4096
+  // values, 16-byte chunks of 8), past it, and not a multiple of 8; x at an odd offset.
+  if (!gpu()) return;
+  for (DType dt : {kFloat16, kBFloat16}) {
+    for (int64_t N : {7, 8, 768, 4096, 4104}) {
+      for (int64_t M : {1, 67}) {
+        for (DType pt : {kFloat32, dt}) {
+          INFO(dt << " rows " << M << " of " << N << " parameters " << pt);
+          const uint64_t seed = static_cast<uint64_t>(N * 100 + M + 3);
+          Tensor x = rnd({M, N}, seed, dt, 2.0, 0.5), dy = rnd({M, N}, seed + 1, dt);
+          Tensor w = rnd({N}, seed + 2, pt, 1.0, 1.0), b = rnd({N}, seed + 3, pt);
+          const std::vector<Tensor> got = run(ln({N}), x, w, b, dy, cu);
+          const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
+            return ln({N})(xl.to(kFloat32), wl, bl).to(dt);
+          };
+          check_bitwise(got, run(via_float32, x, w, b, dy, cu));
+          const std::vector<Tensor> cpu = run(ln({N}), x, w, b, dy, kCPU);
+          for (size_t i = 0; i < 4; ++i) {
+            INFO(kNames[i]);
+            CHECK(got[i].dtype() == cpu[i].dtype());
+            const double t = i < 2 ? 1e-2 : (pt == kFloat32 ? 2e-5 : 1e-2);
+            CHECK(rel_err(got[i].to(kFloat64), cpu[i].to(kFloat64)) <= t);
+          }
+          Tensor xl = x.to(cu).requires_grad_();
+          const Tensor y = F::layer_norm(xl, {N}, w.to(cu), b.to(cu));
+          REQUIRE(node_name(y) == "layer_norm");
+          CHECK(y.grad_fn()->input_meta[0].dtype == dt);
+        }
+      }
+    }
+    // x and dy at an odd element offset (no 16-byte chunks), without parameters.
+    const int64_t M = 9, N = 768;
+    Tensor xw = rnd({M * N + 1}, 5, dt, 2.0, 0.5), dy = rnd({M, N}, 8, dt);
+    Tensor x = xw.to(cu).narrow(0, 1, M * N).reshape({M, N});
+    const std::vector<Tensor> got = run(ln({N}), x, {}, {}, dy, cu);
+    check_bitwise(got, run(ln({N}), x.clone(), {}, {}, dy, cu));  // aligned: the warp path
+    check_close(got, run(ln({N}), x.cpu(), {}, {}, dy, kCPU), 1e-2);
   }
 }
 

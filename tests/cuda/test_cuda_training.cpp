@@ -321,6 +321,65 @@ TEST_CASE("cuda activation backward: one launch for the gradient of gelu and of 
   CHECK(c7.launches - c6.launches > 1);
 }
 
+TEST_CASE("cuda scalar operands: one launch each, no host wait") {
+  // A Scalar operand reaches the kernel by value (loops.cuh's Single). Before, each was made on
+  // the GPU first: `x * 0.5` was 3 launches (a fill of a float64 0-d tensor, its cast, then the
+  // product through the general strided path), masked_fill 2.
+  const Device cu(kCUDA);
+  Generator g(13);
+  Tensor x = randn({64, 96}, g).to(cu, kBFloat16);
+  const Tensor mask = x > 0;
+  const Tensor coef = scalar_tensor(0.25).to(cu);  // a 0-d device tensor (clipping's coefficient)
+  auto launches = [](auto f) {
+    const ember_emu::Counts c0 = ember_emu::counts();
+    (void)f();
+    const ember_emu::Counts c1 = ember_emu::counts();
+    CHECK(c1.host_waits == c0.host_waits);
+    return c1.launches - c0.launches;
+  };
+  CHECK(launches([&] { return x * 0.5; }) == 1);
+  CHECK(launches([&] { return x + 3; }) == 1);
+  CHECK(launches([&] { return x < 0.5; }) == 1);
+  CHECK(launches([&] { return masked_fill(x, mask, 0.0); }) == 1);
+  CHECK(launches([&] { return where(mask, x, 0.0); }) == 1);
+  CHECK(launches([&] { return x * coef; }) == 1);
+  CHECK(launches([&] { return x.mul_(0.5); }) == 1);
+  CHECK(launches([&] { return x.to(kFloat32).mul_(coef); }) == 2);  // the cast, the product
+  // The Scalar first: written on the device, then the general path.
+  CHECK(launches([&] { return 1 - x; }) == 2);
+}
+
+TEST_CASE("cuda layer_norm on bfloat16: one fused node, a few launches") {
+  // A model kept in bfloat16: layer_norm reads the 16-bit rows as they are (float32 statistics).
+  // Before, the composite: a float32 copy, mean, centring, square, mean, rsqrt, scale, shift and
+  // a cast back, each a pass and a node.
+  const Device cu(kCUDA);
+  Generator g(14);
+  Tensor x = randn({64, 768}, g).to(cu, kBFloat16).requires_grad_();
+  Tensor w = randn({768}, g).to(cu, kBFloat16).requires_grad_();
+  Tensor b = randn({768}, g).to(cu, kBFloat16).requires_grad_();
+  const Tensor dy = randn({64, 768}, g).to(cu, kBFloat16);
+  auto count = [&](auto norm) {
+    const ember_emu::Counts c0 = ember_emu::counts();
+    Tensor y = norm(x, std::vector<int64_t>{768}, w, b, 1e-5);
+    const ember_emu::Counts c1 = ember_emu::counts();
+    (void)autograd::grad({y}, {x, w, b}, {dy});
+    const ember_emu::Counts c2 = ember_emu::counts();
+    CHECK(c2.host_waits == c0.host_waits);
+    return std::pair{c1.launches - c0.launches, c2.launches - c1.launches};
+  };
+  const auto fused = count([](const Tensor& a, IntArrayRef n, const Tensor& c, const Tensor& d,
+                              double eps) { return F::layer_norm(a, n, c, d, eps); });
+  const auto composite = count([](const Tensor& a, IntArrayRef n, const Tensor& c, const Tensor& d,
+                                  double eps) { return F::layer_norm_reference(a, n, c, d, eps); });
+  UNSCOPED_INFO("bf16 layer_norm launches forward / backward: fused "
+                << fused.first << " / " << fused.second << ", composite " << composite.first
+                << " / " << composite.second);
+  CHECK(fused.first <= 3);   // the parameters cast to float32, the kernel
+  CHECK(fused.second <= 5);  // dx, the column partials and their finish, two casts back
+  CHECK(composite.first > 2 * fused.first);
+}
+
 TEST_CASE("cuda conv2d backward: dy made channels-last once for both gradients") {
   // Ember's implicit-GEMM kernels read dy as NHWC. With the input and the weight gradient both
   // wanted, the node makes that copy once and both kernels take it as a view.

@@ -1,7 +1,7 @@
 // The fused layer_norm and batch_norm kernels (src/core/cpu/normalization.cpp) behind
 // nn::functional::layer_norm / batch_norm, against their composites layer_norm_reference /
 // batch_norm_reference: forward, every gradient and the running statistics, float32 and float64
-// (and float16/bfloat16 batch_norm computed in float32, bitwise the float32 kernel's),
+// (and float16/bfloat16 inputs computed in float32, bitwise the float32 kernel's),
 // odd sizes, with and without affine parameters, non-contiguous inputs, rows with a large mean,
 // 1 vs 2 threads bitwise, gradcheck + gradgradcheck (double backward through the composite), and
 // the error messages.
@@ -219,6 +219,52 @@ TEST_CASE("layer_norm fused: gradcheck and gradgradcheck (double backward via th
 
 // ---- batch_norm ----
 
+TEST_CASE("layer_norm fused: float16 and bfloat16 inputs computed in float32") {
+  // A 16-bit input (a model kept in bfloat16) with float32 or 16-bit parameters: one fused node,
+  // bitwise the float32 kernel on x.to(float32) with y and dx rounded once to x's dtype (the
+  // parameters' gradients in their own dtype); close to the float32 composite. Rows of 7 and 768
+  // (several kWide blocks), with a large mean.
+  for (DType dt : {kFloat16, kBFloat16}) {
+    for (int64_t N : {7, 768}) {
+      for (DType pt : {kFloat32, dt}) {
+        for (bool affine : {false, true}) {
+          if (!affine && pt != kFloat32) continue;
+          INFO(dt << " rows of " << N << " parameters " << pt << " affine " << affine);
+          const uint64_t seed = static_cast<uint64_t>(N * 10 + affine);
+          Tensor x = rnd({5, 3, N}, seed, dt, 2.0, N == 7 ? 30.0 : -0.5);
+          Tensor dy = rnd({5, 3, N}, seed + 1, dt);
+          Tensor w = affine ? rnd({N}, seed + 2, pt, 1.0, 1.0) : Tensor();
+          Tensor b = affine ? rnd({N}, seed + 3, pt) : Tensor();
+          std::vector<Tensor> got = run(ln({N}), x, w, b, dy);
+          const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
+            return ln({N})(xl.to(kFloat32), wl, bl).to(dt);
+          };
+          std::vector<Tensor> want = run(via_float32, x, w, b, dy);
+          CHECK(got[0].dtype() == dt);
+          CHECK(got[1].dtype() == dt);
+          for (size_t i = 0; i < 4; ++i) {
+            INFO(kNames[i]);
+            REQUIRE(got[i].defined() == want[i].defined());
+            if (got[i].defined()) CHECK(bitwise_equal(got[i], want[i]));
+          }
+          Tensor xl = x.detach().requires_grad_();
+          Tensor y = F::layer_norm(xl, {N}, w, b);
+          REQUIRE(node_name(y) == "layer_norm");
+          CHECK(y.grad_fn()->input_meta[0].dtype == dt);  // no float32 copy before the node
+          // Against the float32 composite on the same values: y and dx within 16-bit rounding.
+          std::vector<Tensor> ref = run(
+              [&](const Tensor& xr, const Tensor& wr, const Tensor& br) {
+                return F::layer_norm_reference(xr.to(kFloat32), {N}, wr, br);
+              },
+              x, w, b, dy.to(kFloat32));
+          CHECK(rel_err(got[0].to(kFloat32), ref[0]) <= 1e-2);
+          CHECK(rel_err(got[1].to(kFloat32), ref[1]) <= 1e-2);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("batch_norm fused: matches the composite, forward, gradients and running stats") {
   const std::vector<std::vector<int64_t>> shapes = {
       {5, 3}, {2, 1}, {7, 4, 9}, {3, 5, 7, 9}, {2, 3, 1, 1}, {1, 6, 13}, {4, 2, 3, 5, 3}};
@@ -428,15 +474,10 @@ TEST_CASE("batch_norm eval: one fused pass without gradients, bitwise the compos
 }
 
 TEST_CASE("normalization fused: other cases run the composite unchanged") {
-  // Eval-mode batch_norm and float16 / bfloat16 layer_norm: bitwise the reference.
+  // Eval-mode batch_norm: bitwise the reference.
   Tensor x = rnd({4, 3, 5}, 91, kFloat32), rm = rnd({3}, 92, kFloat32);
   Tensor rv = rnd({3}, 93, kFloat32, 0.5, 1.0);
   CHECK(bitwise_equal(F::batch_norm(x, rm, rv), F::batch_norm_reference(x, rm, rv)));
-  for (DType dt : {kFloat16, kBFloat16}) {
-    INFO(dt);
-    Tensor h = x.to(dt);
-    CHECK(bitwise_equal(F::layer_norm(h, {5}), F::layer_norm_reference(h, {5})));
-  }
 }
 
 TEST_CASE("normalization fused: error messages are the composite's") {

@@ -1,5 +1,5 @@
 // CPU normalization kernels: layer_norm and batch_norm (training statistics), forward and
-// first-order backward, float32 and float64, on contiguous tensors; batch_norm also takes
+// first-order backward, float32 and float64, on contiguous tensors; both also take
 // float16/bfloat16 x (and dy) computed in float32, each strip widened (core/cpu/widen.hpp), y and
 // dx rounded once: bitwise the float32 kernel on x.to(float32), rounded afterwards. The composites
 // in src/nn/normalization.cpp are the reference; the statistics follow their arithmetic.
@@ -153,14 +153,16 @@ T rsqrt_eps(T var, double eps) {
 
 // ---- layer_norm ----
 
-template <class T>
-void layer_norm_forward_typed(T* Y, T* Mean, T* Rstd, const T* X, const T* W, const T* B,
+template <class T, class Xs>
+void layer_norm_forward_typed(Xs* Y, T* Mean, T* Rstd, const Xs* X, const T* W, const T* B,
                               int64_t M, int64_t N, double eps) {
   parallel_for(M, std::max<int64_t>(1, kGrain / N), [&](int64_t r0, int64_t r1) {
+    std::vector<T> xbuf, ybuf;  // a 16-bit row widened, and its results before rounding
     for (int64_t r = r0; r < r1; ++r) {
-      const T* x = X + r * N;  // (N)
-      T* y = Y + r * N;
-      if (r + 1 < r1) prefetch_row(x + N, y + N, N);
+      if (r + 1 < r1) prefetch_row(X + (r + 1) * N, Y + (r + 1) * N, N);
+      const T* x = widen<T>(X + r * N, 1, N, N, xbuf);  // (N)
+      int64_t ld = 0;
+      T* y = compute_out<T>(Y + r * N, 1, N, N, ybuf, ld);
       const T m = static_cast<T>(run_mean(x, N));
       Lanes q;
       accumulate<T, kWide<T>>(q, N, [&](int64_t i) {
@@ -179,6 +181,7 @@ void layer_norm_forward_typed(T* Y, T* Mean, T* Rstd, const T* X, const T* W, co
       } else {
         for (int64_t i = 0; i < N; ++i) y[i] = (x[i] - m) * rs;
       }
+      narrow_into(Y + r * N, 1, N, N, ybuf);
     }
   });
 }
@@ -215,8 +218,8 @@ void layer_norm_backward_row(T* dx, T* fw, T* fb, const T* dy, const T* x, T m, 
   }
 }
 
-template <class T>
-void layer_norm_backward_typed(T* DX, T* DW, T* DB, const T* DY, const T* X, const T* Mean,
+template <class T, class Xs>
+void layer_norm_backward_typed(Xs* DX, T* DW, T* DB, const Xs* DY, const Xs* X, const T* Mean,
                                const T* Rstd, const T* W, int64_t M, int64_t N) {
   const bool param_grads = DW != nullptr || DB != nullptr;
   const int64_t rows = std::max<int64_t>(1, (kChunkElems + N - 1) / N);  // rows per chunk
@@ -234,6 +237,7 @@ void layer_norm_backward_typed(T* DX, T* DW, T* DB, const T* DY, const T* X, con
     // A chunk's rows go by groups of kRowGroup into T partials (fw, fb), each group's then added
     // to the chunk's double partials (pw, pb).
     thread_local std::vector<T> group_buf;
+    std::vector<T> dybuf, xbuf, dxbuf;  // 16-bit rows widened, dx before rounding
     T* fw = nullptr;
     T* fb = nullptr;
     if (param_grads) {
@@ -248,9 +252,13 @@ void layer_norm_backward_typed(T* DX, T* DW, T* DB, const T* DY, const T* X, con
       const int64_t end = std::min(M, (c + 1) * rows);
       for (int64_t g = c * rows; g < end; g += kRowGroup) {
         if (param_grads) std::fill_n(fw, 2 * N, T(0));
-        for (int64_t r = g; r < std::min(end, g + kRowGroup); ++r)
-          layer_norm_backward_row(DX != nullptr ? DX + r * N : nullptr, fw, fb, DY + r * N,
-                                  X + r * N, Mean[r], Rstd[r], W, N);
+        for (int64_t r = g; r < std::min(end, g + kRowGroup); ++r) {
+          int64_t ld = 0;
+          T* dx = DX != nullptr ? compute_out<T>(DX + r * N, 1, N, N, dxbuf, ld) : nullptr;
+          layer_norm_backward_row(dx, fw, fb, widen<T>(DY + r * N, 1, N, N, dybuf),
+                                  widen<T>(X + r * N, 1, N, N, xbuf), Mean[r], Rstd[r], W, N);
+          if (DX != nullptr) narrow_into(DX + r * N, 1, N, N, dxbuf);
+        }
         if (!param_grads) continue;
         for (int64_t i = 0; i < N; ++i) {
           pw[i] += static_cast<double>(fw[i]);
@@ -397,11 +405,12 @@ void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd,
   const int64_t M = mean.numel();
   if (M == 0) return;
   const int64_t N = x.numel() / M;
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    layer_norm_forward_typed<T>(y.data_ptr<T>(), mean.data_ptr<T>(), rstd.data_ptr<T>(),
-                                x.data_ptr<T>(), ptr_or_null<T>(weight), ptr_or_null<T>(bias), M,
-                                N, eps);
+  visit_widened(x.dtype(), "layer_norm", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = compute_t<Xs>;
+    layer_norm_forward_typed<T, Xs>(y.data_ptr<Xs>(), mean.data_ptr<T>(), rstd.data_ptr<T>(),
+                                    x.data_ptr<Xs>(), ptr_or_null<T>(weight), ptr_or_null<T>(bias),
+                                    M, N, eps);
   });
 }
 
@@ -410,17 +419,18 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
                          const Tensor& weight) {
   const int64_t M = mean.numel();
   const int64_t N = M == 0 ? 0 : x.numel() / M;
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
+  visit_widened(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    using T = compute_t<Xs>;
     if (M == 0) {  // no rows: the parameter gradients are sums over nothing
       for (const Tensor* g : {&dweight, &dbias})
         if (g->defined()) std::fill_n(g->data_ptr<T>(), g->numel(), T(0));
       return;
     }
-    layer_norm_backward_typed<T>(mut_ptr_or_null<T>(dx), mut_ptr_or_null<T>(dweight),
-                                 mut_ptr_or_null<T>(dbias), dy.data_ptr<T>(), x.data_ptr<T>(),
-                                 mean.data_ptr<T>(), rstd.data_ptr<T>(), ptr_or_null<T>(weight),
-                                 M, N);
+    layer_norm_backward_typed<T, Xs>(mut_ptr_or_null<Xs>(dx), mut_ptr_or_null<T>(dweight),
+                                     mut_ptr_or_null<T>(dbias), dy.data_ptr<Xs>(), x.data_ptr<Xs>(),
+                                     mean.data_ptr<T>(), rstd.data_ptr<T>(), ptr_or_null<T>(weight),
+                                     M, N);
   });
 }
 

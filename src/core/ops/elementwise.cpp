@@ -128,13 +128,21 @@ void check_defined(const Tensor& t, const char* op) {
               "] expected a defined tensor, got an undefined one");
 }
 
-/// A C++ number as a 0-d tensor on `device`: bool, int64 or float64 (so a float64 operand sees
-/// the number at full precision), flagged as a wrapped number for type promotion.
-Tensor wrap(Scalar s, Device device) {
+/// A C++ number as a 0-d CPU tensor: bool, int64 or float64 (so a float64 operand sees the number
+/// at full precision), flagged as a wrapped number for type promotion. As in PyTorch it stays on
+/// the host: the CUDA kernels take its value as an argument (kernel_input).
+Tensor wrap(Scalar s) {
   DType t = s.is_floating_point() ? kFloat64 : s.is_boolean() ? kBool : kInt64;
-  Tensor w = full({}, s, TensorOptions(t).device(device));
+  Tensor w = full({}, s, TensorOptions(t));
   w.unsafe_impl()->wrapped_number = true;
   return w;
+}
+
+/// An operand of the binary and where kernels on `device`: a 0-d CPU tensor (a wrapped Scalar, or
+/// a user's CPU scalar tensor) stays on the host, converted there, and the CUDA kernels read its
+/// value from their arguments (src/cuda/loops.cuh's Single); anything else goes to `device`.
+Tensor kernel_input(const Tensor& t, Device device) {
+  return t.defined() && t.dim() == 0 && t.is_cpu() ? t : on_device(t, device);
 }
 
 /// PyTorch's canCast: no floating -> integral and no non-bool -> bool.
@@ -168,8 +176,8 @@ Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, D
   const Device device = common_device({&a, &b}, op);
   std::vector<int64_t> shape = broadcast_shapes(a.sizes(), b.sizes(), op);
   Tensor out = make_tensor(shape, out_dtype, device, op);
-  launch(device, cpu::binary, cuda::binary, out, on_device(a, device).to(compute).expand(shape),
-         kernel_operand_b(on_device(b, device), compute, k).expand(shape), k, alpha);
+  launch(device, cpu::binary, cuda::binary, out, kernel_input(a, device).to(compute).expand(shape),
+         kernel_operand_b(kernel_input(b, device), compute, k).expand(shape), k, alpha);
   return out;
 }
 
@@ -259,7 +267,7 @@ Tensor& inplace_binary(const char* op, Tensor& self, const Tensor& other, Binary
               "] expected all tensors on the same device, got ", self.device(), " and ",
               other.device());
   check_inplace(op, self, other.sizes(), compute);
-  Tensor b = unaliased(kernel_operand_b(on_device(other, self.device()), compute, k), self)
+  Tensor b = unaliased(kernel_operand_b(kernel_input(other, self.device()), compute, k), self)
                  .expand(self.sizes());
   write_into(self, compute, op, [&](const Tensor& out, const Tensor& a) {
     launch(out.device(), cpu::binary, cuda::binary, out, a, b, k, alpha);
@@ -430,7 +438,7 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
   record_add_sub("add", a, b, out, alpha, /*negate=*/false);
   return out;
 }
-Tensor add(const Tensor& a, Scalar b, Scalar alpha) { return add(a, wrap(b, a.device()), alpha); }
+Tensor add(const Tensor& a, Scalar b, Scalar alpha) { return add(a, wrap(b), alpha); }
 
 Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
   DType t = result_type(a, b);
@@ -443,7 +451,7 @@ Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
   record_add_sub("sub", a, b, out, alpha, /*negate=*/true);
   return out;
 }
-Tensor sub(const Tensor& a, Scalar b, Scalar alpha) { return sub(a, wrap(b, a.device()), alpha); }
+Tensor sub(const Tensor& a, Scalar b, Scalar alpha) { return sub(a, wrap(b), alpha); }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   DType t = result_type(a, b);
@@ -451,7 +459,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   record_mul("mul", a, a, b, b, out);
   return out;
 }
-Tensor mul(const Tensor& a, Scalar b) { return mul(a, wrap(b, a.device())); }
+Tensor mul(const Tensor& a, Scalar b) { return mul(a, wrap(b)); }
 
 Tensor div(const Tensor& a, const Tensor& b) {
   DType t = result_type(a, b);
@@ -460,7 +468,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
   record_div("div", a, b, b, out);
   return out;
 }
-Tensor div(const Tensor& a, Scalar b) { return div(a, wrap(b, a.device())); }
+Tensor div(const Tensor& a, Scalar b) { return div(a, wrap(b)); }
 
 Tensor pow(const Tensor& a, const Tensor& e) {
   DType t = result_type(a, e);
@@ -485,7 +493,7 @@ Tensor pow(const Tensor& a, const Tensor& e) {
 }
 Tensor pow(const Tensor& a, Scalar e) {
   DType t = result_type(a, e);
-  if (t == kBool) return pow(a, wrap(e, a.device()));
+  if (t == kBool) return pow(a, wrap(e));
   EMBER_CHECK(is_floating(t) || !e.is_integral() || e.to_long() >= 0, ValueError,
               "[pow] integers to negative integer powers are not allowed (", a.dtype(), " ** ", e,
               ")");
@@ -501,7 +509,7 @@ Tensor pow(const Tensor& a, Scalar e) {
 }
 Tensor pow(Scalar a, const Tensor& e) {
   check_defined(e, "pow");
-  return pow(wrap(a, e.device()), e);
+  return pow(wrap(a), e);
 }
 
 namespace {
@@ -765,12 +773,12 @@ Tensor lt(const Tensor& a, const Tensor& b) { return compare("lt", a, b, BinaryO
 Tensor le(const Tensor& a, const Tensor& b) { return compare("le", a, b, BinaryOp::Le); }
 Tensor gt(const Tensor& a, const Tensor& b) { return compare("gt", a, b, BinaryOp::Gt); }
 Tensor ge(const Tensor& a, const Tensor& b) { return compare("ge", a, b, BinaryOp::Ge); }
-Tensor eq(const Tensor& a, Scalar b) { return eq(a, wrap(b, a.device())); }
-Tensor ne(const Tensor& a, Scalar b) { return ne(a, wrap(b, a.device())); }
-Tensor lt(const Tensor& a, Scalar b) { return lt(a, wrap(b, a.device())); }
-Tensor le(const Tensor& a, Scalar b) { return le(a, wrap(b, a.device())); }
-Tensor gt(const Tensor& a, Scalar b) { return gt(a, wrap(b, a.device())); }
-Tensor ge(const Tensor& a, Scalar b) { return ge(a, wrap(b, a.device())); }
+Tensor eq(const Tensor& a, Scalar b) { return eq(a, wrap(b)); }
+Tensor ne(const Tensor& a, Scalar b) { return ne(a, wrap(b)); }
+Tensor lt(const Tensor& a, Scalar b) { return lt(a, wrap(b)); }
+Tensor le(const Tensor& a, Scalar b) { return le(a, wrap(b)); }
+Tensor gt(const Tensor& a, Scalar b) { return gt(a, wrap(b)); }
+Tensor ge(const Tensor& a, Scalar b) { return ge(a, wrap(b)); }
 Tensor logical_and(const Tensor& a, const Tensor& b) {
   return compare("logical_and", a, b, BinaryOp::LogicalAnd);
 }
@@ -797,8 +805,10 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   Tensor out = make_tensor(shape, t, device, "where");
   {
     NoGradGuard no_grad;
+    Tensor ka = kernel_input(a, device);  // one of the branches may stay on the host
+    Tensor kb = ka.device() == device ? kernel_input(b, device) : on_device(b, device);
     launch(device, cpu::where, cuda::where, out, on_device(condition, device).expand(shape),
-           on_device(a, device).to(t).expand(shape), on_device(b, device).to(t).expand(shape));
+           ka.to(t).expand(shape), kb.to(t).expand(shape));
   }
   if (should_record(out, {&a, &b})) {
     const bool ga = wants(a), gb = wants(b);
@@ -811,11 +821,11 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
 }
 Tensor where(const Tensor& condition, const Tensor& a, Scalar b) {
   check_defined(a, "where");
-  return where(condition, a, wrap(b, a.device()));
+  return where(condition, a, wrap(b));
 }
 Tensor where(const Tensor& condition, Scalar a, const Tensor& b) {
   check_defined(b, "where");
-  return where(condition, wrap(a, b.device()), b);
+  return where(condition, wrap(a), b);
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
@@ -826,7 +836,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
   Tensor out = make_tensor(shape, x.dtype(), device, "masked_fill");
   {
     NoGradGuard no_grad;
-    Tensor v = full({}, value, TensorOptions(x.dtype()).device(device));
+    Tensor v = full({}, value, TensorOptions(x.dtype()));  // read by value on CUDA too
     launch(device, cpu::where, cuda::where, out, on_device(mask, device).expand(shape),
            v.expand(shape), on_device(x, device).expand(shape));
   }
@@ -878,7 +888,7 @@ Tensor& Tensor::add_(const Tensor& o, Scalar alpha) {
   record_add_sub("add_", *this, o, *this, alpha, /*negate=*/false);
   return *this;
 }
-Tensor& Tensor::add_(Scalar o, Scalar alpha) { return add_(wrap(o, device()), alpha); }
+Tensor& Tensor::add_(Scalar o, Scalar alpha) { return add_(wrap(o), alpha); }
 Tensor& Tensor::sub_(const Tensor& o, Scalar alpha) {
   autograd::check_inplace(*this, "sub_");
   DType t = result_type(*this, o);
@@ -890,7 +900,7 @@ Tensor& Tensor::sub_(const Tensor& o, Scalar alpha) {
   record_add_sub("sub_", *this, o, *this, alpha, /*negate=*/true);
   return *this;
 }
-Tensor& Tensor::sub_(Scalar o, Scalar alpha) { return sub_(wrap(o, device()), alpha); }
+Tensor& Tensor::sub_(Scalar o, Scalar alpha) { return sub_(wrap(o), alpha); }
 Tensor& Tensor::mul_(const Tensor& o) {
   autograd::check_inplace(*this, "mul_");
   DType t = result_type(*this, o);
@@ -903,7 +913,7 @@ Tensor& Tensor::mul_(const Tensor& o) {
   record_mul("mul_", *this, self_old, o, o_value, *this);
   return *this;
 }
-Tensor& Tensor::mul_(Scalar o) { return mul_(wrap(o, device())); }
+Tensor& Tensor::mul_(Scalar o) { return mul_(wrap(o)); }
 Tensor& Tensor::div_(const Tensor& o) {
   autograd::check_inplace(*this, "div_");
   DType t = result_type(*this, o);
@@ -916,7 +926,7 @@ Tensor& Tensor::div_(const Tensor& o) {
   record_div("div_", *this, o, o_value, *this);
   return *this;
 }
-Tensor& Tensor::div_(Scalar o) { return div_(wrap(o, device())); }
+Tensor& Tensor::div_(Scalar o) { return div_(wrap(o)); }
 
 Tensor& Tensor::clamp_(std::optional<Scalar> min, std::optional<Scalar> max) {
   autograd::check_inplace(*this, "clamp_");
@@ -951,7 +961,7 @@ Tensor& Tensor::masked_fill_(const Tensor& mask, Scalar value) {
   {
     NoGradGuard no_grad;
     Tensor m = unaliased(on_device(mask, device()), *this).expand(sizes());
-    Tensor v = full({}, value, TensorOptions(dtype()).device(device()));
+    Tensor v = full({}, value, TensorOptions(dtype()));  // read by value on CUDA too
     launch(device(), cpu::where, cuda::where, *this, m, v.expand(sizes()), *this);
   }
   bump_version();
@@ -976,12 +986,12 @@ Tensor operator/(const Tensor& a, Scalar b) { return div(a, b); }
 Tensor operator+(Scalar a, const Tensor& b) { return add(b, a); }
 Tensor operator-(Scalar a, const Tensor& b) {
   check_defined(b, "sub");
-  return sub(wrap(a, b.device()), b);
+  return sub(wrap(a), b);
 }
 Tensor operator*(Scalar a, const Tensor& b) { return mul(b, a); }
 Tensor operator/(Scalar a, const Tensor& b) {
   check_defined(b, "div");
-  return div(wrap(a, b.device()), b);
+  return div(wrap(a), b);
 }
 Tensor operator-(const Tensor& a) { return neg(a); }
 Tensor operator==(const Tensor& a, const Tensor& b) { return eq(a, b); }
