@@ -91,6 +91,27 @@ void check_close(const std::vector<Tensor>& got, const std::vector<Tensor>& want
   }
 }
 
+/// fused on a 16-bit x against twin (the same op, with its own buffers) on x.to(float32), its
+/// results rounded to x's dtype: y and dx of x's dtype, every result bitwise the same. Returns
+/// fused's results.
+std::vector<Tensor> check_via_float32(const Norm& fused, const Norm& twin, const Tensor& x,
+                                      const Tensor& w, const Tensor& b, const Tensor& dy) {
+  const DType dt = x.dtype();
+  std::vector<Tensor> got = run(fused, x, w, b, dy);
+  const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
+    return twin(xl.to(kFloat32), wl, bl).to(dt);
+  };
+  std::vector<Tensor> want = run(via_float32, x, w, b, dy);
+  CHECK(got[0].dtype() == dt);
+  CHECK(got[1].dtype() == dt);
+  for (size_t i = 0; i < 4; ++i) {
+    INFO(kNames[i]);
+    REQUIRE(got[i].defined() == want[i].defined());
+    if (got[i].defined()) CHECK(bitwise_equal(got[i], want[i]));
+  }
+  return got;
+}
+
 }  // namespace
 
 // ---- layer_norm ----
@@ -235,18 +256,7 @@ TEST_CASE("layer_norm fused: float16 and bfloat16 inputs computed in float32") {
           Tensor dy = rnd({5, 3, N}, seed + 1, dt);
           Tensor w = affine ? rnd({N}, seed + 2, pt, 1.0, 1.0) : Tensor();
           Tensor b = affine ? rnd({N}, seed + 3, pt) : Tensor();
-          std::vector<Tensor> got = run(ln({N}), x, w, b, dy);
-          const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
-            return ln({N})(xl.to(kFloat32), wl, bl).to(dt);
-          };
-          std::vector<Tensor> want = run(via_float32, x, w, b, dy);
-          CHECK(got[0].dtype() == dt);
-          CHECK(got[1].dtype() == dt);
-          for (size_t i = 0; i < 4; ++i) {
-            INFO(kNames[i]);
-            REQUIRE(got[i].defined() == want[i].defined());
-            if (got[i].defined()) CHECK(bitwise_equal(got[i], want[i]));
-          }
+          const std::vector<Tensor> got = check_via_float32(ln({N}), ln({N}), x, w, b, dy);
           Tensor xl = x.detach().requires_grad_();
           Tensor y = F::layer_norm(xl, {N}, w, b);
           REQUIRE(node_name(y) == "layer_norm");
@@ -406,18 +416,8 @@ TEST_CASE("batch_norm fused: float16 and bfloat16 inputs computed in float32") {
         Tensor b = affine ? rnd({C}, seed + 3, kFloat32) : Tensor();
         Tensor rm1 = rnd({C}, seed + 4, kFloat32), rv1 = rnd({C}, seed + 5, kFloat32, 0.5, 1.0);
         Tensor rm2 = rm1.clone(), rv2 = rv1.clone();
-        std::vector<Tensor> got = run(bn(rm1, rv1, 0.3), x, w, b, dy);
-        const Norm via_float32 = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
-          return bn(rm2, rv2, 0.3)(xl.to(kFloat32), wl, bl).to(dt);
-        };
-        std::vector<Tensor> want = run(via_float32, x, w, b, dy);
-        CHECK(got[0].dtype() == dt);
-        CHECK(got[1].dtype() == dt);
-        for (size_t i = 0; i < 4; ++i) {
-          INFO(kNames[i]);
-          REQUIRE(got[i].defined() == want[i].defined());
-          if (got[i].defined()) CHECK(bitwise_equal(got[i], want[i]));
-        }
+        const std::vector<Tensor> got =
+            check_via_float32(bn(rm1, rv1, 0.3), bn(rm2, rv2, 0.3), x, w, b, dy);
         CHECK(bitwise_equal(rm1, rm2));
         CHECK(bitwise_equal(rv1, rv2));
         Tensor xl = x.detach().requires_grad_();
