@@ -2,15 +2,16 @@
 // copy does (the same rules: half and bfloat16 through float, round to nearest even; bool is
 // "!= 0"), and copies between the host and the device.
 //
-// Same dtype and both dense in the same layout: one cudaMemcpyAsync on the current stream (host
-// to device from pageable memory returns once the source is staged; device to host waits for the
-// stream). Same dtype, out contiguous and src a transposed view (its last dim strided, the one
-// before it contiguous; any batch dims in front): a shared-memory tiled transpose (32 x 32 tiles,
-// padded rows), coalesced on both sides. Otherwise loops.cuh's map: each element's two offsets
-// from its linear index (or its vector / repeated-row paths); across devices the source is first
-// made contiguous on its own device, moved with one memcpy, and converted/strided on the
-// destination's side (loops.cuh's map). Between two GPUs that memcpy is a peer copy queued on the
-// destination's stream after an event of the source's.
+// Same dtype and both dense in the same layout: one cudaMemcpyAsync on the current stream (device
+// to host, and host to device above 64 KiB, wait for the stream; a smaller host-to-device copy is
+// first copied on the host into a ring of pinned slots and queued from there, without a wait:
+// window tables, constants, a batch of token ids). Same dtype, out contiguous and src a transposed
+// view (its last dim strided, the one before it contiguous; any batch dims in front): a
+// shared-memory tiled transpose (32 x 32 tiles, padded rows), coalesced on both sides. Otherwise
+// loops.cuh's map: each element's two offsets from its linear index (or its vector / repeated-row
+// paths); across devices the source is first made contiguous on its own device, moved with one
+// memcpy, and converted/strided on the destination's side (loops.cuh's map). Between two GPUs that
+// memcpy is a peer copy queued on the destination's stream after an event of the source's.
 //
 // non_blocking (copy_non_blocking): a dense same-dtype copy between pinned host memory and the
 // device is queued and not waited for. The pinned host storage is kept alive by a list of copies
@@ -30,6 +31,7 @@
 
 #include "core/kernels.hpp"
 #include "core/tensor_impl.hpp"
+#include "cuda/allocator.hpp"
 #include "cuda/common.cuh"
 #include "cuda/loops.cuh"
 #include "ember/cuda/cuda.hpp"
@@ -299,6 +301,68 @@ void fill(const Tensor& out, Scalar value) {
   });
 }
 
+namespace {
+
+/// Host-to-device copies of up to kUploadBytes go through a ring of pinned slots per device: the
+/// source is copied into a slot on the host, and the DMA from there is queued without waiting for
+/// the stream (from pageable memory a blocking copy must wait, as PyTorch's does, since the
+/// source may be freed as soon as the call returns). A slot is reused once the event recorded
+/// after its copy has completed: kUploadSlots uploads later, so in practice long done.
+constexpr size_t kUploadBytes = size_t{64} << 10;
+constexpr unsigned kUploadSlots = 16;
+
+struct UploadRing {
+  std::mutex mu;
+  std::shared_ptr<Storage> slots;  // kUploadSlots x kUploadBytes, pinned
+  cudaEvent_t done[kUploadSlots] = {};
+  unsigned next = 0;
+};
+
+/// The ring of the current device (made on first use; never freed: it lives as long as the
+/// process's CUDA context).
+UploadRing& upload_ring(int device) {
+  static std::mutex mu;
+  static auto* rings = new std::vector<UploadRing*>();
+  std::lock_guard<std::mutex> lock(mu);
+  if (rings->size() <= static_cast<size_t>(device))
+    rings->resize(static_cast<size_t>(device) + 1, nullptr);
+  UploadRing*& r = (*rings)[static_cast<size_t>(device)];
+  if (r == nullptr) {
+    auto ring = std::make_unique<UploadRing>();
+    ring->slots = detail::allocate_pinned_storage(kUploadBytes * kUploadSlots, "copy");
+    for (cudaEvent_t& e : ring->done)
+      EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    r = ring.release();
+  }
+  return *r;
+}
+
+/// dst (CUDA, dense) = host (dense, the same bytes) through the upload ring, queued on dst's
+/// stream with no wait; false (nothing done) above kUploadBytes. The caller holds a DeviceGuard
+/// of dst's device.
+bool upload_small(const Tensor& dst, const Tensor& host) {
+  const size_t n = host.nbytes();
+  if (n > kUploadBytes) return false;
+  UploadRing& r = upload_ring(dst.device().index());
+  std::lock_guard<std::mutex> lock(r.mu);
+  const unsigned s = r.next++ % kUploadSlots;
+  const cudaError_t q = cudaEventQuery(r.done[s]);  // the slot's last DMA has read it?
+  if (q == cudaErrorNotReady) {
+    (void)cudaGetLastError();
+    EMBER_CUDA_CHECK(cudaEventSynchronize(r.done[s]));
+  } else {
+    EMBER_CUDA_CHECK(q);
+  }
+  char* slot = static_cast<char*>(r.slots->data) + s * kUploadBytes;
+  std::memcpy(slot, host.data_ptr(), n);
+  const cudaStream_t stream = stream_of(dst);
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(dst.data_ptr(), slot, n, cudaMemcpyHostToDevice, stream));
+  EMBER_CUDA_CHECK(cudaEventRecord(r.done[s], stream));
+  return true;
+}
+
+}  // namespace
+
 void copy(const Tensor& out, const Tensor& src) {
   if (out.numel() == 0) return;
   if (out.device().is_cuda() && src.device().is_cuda()) {
@@ -316,10 +380,12 @@ void copy(const Tensor& out, const Tensor& src) {
                         : make_tensor(host.sizes(), host.dtype(), out.device(), "copy");
     {
       detail::DeviceGuard guard(out.device().index());
-      EMBER_CUDA_CHECK(cudaMemcpyAsync(staged.data_ptr(), host.data_ptr(), host.nbytes(),
-                                       cudaMemcpyHostToDevice, stream_of(out)));
-      // From pageable memory the copy has staged the source when it returns; `host` may die.
-      EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_of(out)));
+      if (!upload_small(staged, host)) {
+        EMBER_CUDA_CHECK(cudaMemcpyAsync(staged.data_ptr(), host.data_ptr(), host.nbytes(),
+                                         cudaMemcpyHostToDevice, stream_of(out)));
+        // The copy is complete before `host` may die.
+        EMBER_CUDA_CHECK(cudaStreamSynchronize(stream_of(out)));
+      }
     }
     if (!staged.is_same(out)) copy_on_device(out, staged);
     return;

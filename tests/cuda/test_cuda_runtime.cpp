@@ -141,6 +141,32 @@ TEST_CASE("cuda copies: host -> device -> host is exact for every dtype, dense a
   }
 }
 
+TEST_CASE("cuda copies: small uploads through the pinned ring are exact, sources freed at once") {
+  // Host-to-device copies of up to 64 KiB are staged in a ring of 16 pinned slots and queued
+  // without a wait: many in a row (the ring wraps several times), each source freed (and its
+  // memory reused) right after the copy, sizes on both sides of the limit, dtype conversions.
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  std::vector<Tensor> on_device, want;
+  for (int i = 0; i < 50; ++i) {
+    const int64_t n = i % 5 == 4 ? 8193 : 1 + i * 37;  // 8193 float64: past 64 KiB
+    Tensor h = random_of({n}, i % 2 == 0 ? kFloat64 : kInt32, static_cast<uint64_t>(500 + i));
+    want.push_back(h.clone());
+    on_device.push_back(h.to(cu));
+    std::memset(h.data_ptr(), 0xff, h.nbytes());  // the source overwritten after the copy
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("upload " << i);
+    CHECK(test::bitwise_equal(on_device[i].cpu(), want[i]));
+  }
+  // 64 KiB exactly (8192 float64), and into a converting destination (staged, then converted).
+  Tensor h = random_of({8192}, kFloat64, 600);
+  CHECK(test::bitwise_equal(h.to(cu).cpu(), h));
+  Tensor dst = zeros({8192}, TensorOptions(kFloat32).device(cu));
+  dst.copy_(h);
+  CHECK(test::bitwise_equal(dst.cpu(), h.to(kFloat32)));
+}
+
 TEST_CASE("cuda copies: dtype conversions on the device equal the CPU's") {
   if (!gpu()) return;
   uint64_t seed = 200;

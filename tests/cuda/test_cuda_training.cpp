@@ -380,6 +380,25 @@ TEST_CASE("cuda layer_norm on bfloat16: one fused node, a few launches") {
   CHECK(composite.first > 2 * fused.first);
 }
 
+TEST_CASE("cuda uploads: a small host-to-device copy waits for nothing, max_pool2d neither") {
+  // Up to 64 KiB a copy to the device goes through the pinned upload ring: no wait (max_pool2d's
+  // window tables, a batch of token ids). Larger ones wait for the stream, as PyTorch's blocking
+  // copy does.
+  const Device cu(kCUDA);
+  Generator g(15);
+  const Tensor small = randint(0, 50257, {8, 1024}, g);  // 64 KiB of int64
+  const Tensor large = randn({16385}, g);                // float32, just past
+  auto waits = [](auto f) {
+    const ember_emu::Counts c0 = ember_emu::counts();
+    (void)f();
+    return ember_emu::counts().host_waits - c0.host_waits;
+  };
+  CHECK(waits([&] { return small.to(cu); }) == 0);
+  CHECK(waits([&] { return large.to(cu); }) == 1);
+  const Tensor x = randn({2, 8, 16, 16}, g).to(cu, kBFloat16);
+  CHECK(waits([&] { return max_pool2d(x, {3, 3}, {2, 2}, {1, 1}); }) == 0);
+}
+
 TEST_CASE("cuda conv2d backward: dy made channels-last once for both gradients") {
   // Ember's implicit-GEMM kernels read dy as NHWC. With the input and the weight gradient both
   // wanted, the node makes that copy once and both kernels take it as a view.
