@@ -161,8 +161,11 @@ Tensor GPTImpl::forward(const Tensor& idx) {
   const int64_t T = idx.size(1);
   EMBER_CHECK(T >= 1 && T <= config.block_size, ember::ShapeError, "[GPT] sequence length ", T,
               " must be in [1, block_size = ", config.block_size, "]: ids ", idx.sizes());
-  Tensor pos = ember::arange(T, ember::TensorOptions().dtype(ember::kInt64).device(idx.device()));
-  Tensor x = transformer->drop(transformer->wte(idx) + transformer->wpe(pos));  // (B, T, C)
+  // The embeddings of positions 0 .. T-1 are wpe's first T rows: a view added over the batch,
+  // where wpe(arange(T)) made the ids on the GPU, read them back for the index check (a wait for
+  // the GPU) and gathered; wpe's gradient is dy summed over the batch, into those rows.
+  const Tensor pos_emb = transformer->wpe->weight.narrow(0, 0, T);  // (T, C)
+  Tensor x = transformer->drop(transformer->wte(idx) + pos_emb);    // (B, T, C)
   for (size_t i = 0; i < transformer->h->size(); ++i)
     x = transformer->h->at<BlockImpl>(i)->forward(x);
   x = transformer->ln_f(x);
