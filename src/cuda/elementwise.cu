@@ -388,7 +388,7 @@ void binary_typed(const Tensor& out, const Tensor& a, const Tensor& b, BinaryOp 
 template <class T>
 void where_typed(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
   // A Scalar branch (masked_fill's value, where(c, x, 0.0)) is read as a Single where the rest
-  // is dense (loops.cuh's map_binary: the vector form only), else written on the device.
+  // is dense (loops.cuh's map_binary: the vector form only), else copied to the device.
   if (detail::is_single(a, out) && !b.is_cpu()) {
     const detail::Single<T> s = detail::single_of<T>(a);
     if (detail::map_vector<T, bool, T>(
@@ -402,7 +402,7 @@ void where_typed(const Tensor& out, const Tensor& cond, const Tensor& a, const T
   }
   map<T, bool, T, T>(
       out, [] __device__(bool c, T x, T y) { return c ? x : y; }, cond,
-      detail::on_out_device<T>(a, out), detail::on_out_device<T>(b, out));
+      detail::on_out_device(a, out), detail::on_out_device(b, out));
 }
 
 /// dx = g(dy, at) computed in compute_t<T>, rounded once to T.

@@ -485,21 +485,18 @@ Single<T> single_of(const Tensor& t) {
   return {static_cast<const T*>(t.data_ptr()), T{}};
 }
 
-/// t on out's device: a CPU 0-d tensor is written into a new 0-d device tensor by a one-thread
-/// kernel (no copy from the host, so no wait), expanded as t was; other tensors are t.
-template <class T>
-Tensor on_out_device(const Tensor& t, const Tensor& out) {
+/// t on out's device: a CPU operand (a 0-d tensor, expanded) is copied there as one element,
+/// which the copy's pinned upload ring queues without a wait (copy.cu), and expanded as t was;
+/// other tensors are t.
+inline Tensor on_out_device(const Tensor& t, const Tensor& out) {
   if (!t.is_cpu()) return t;
-  Tensor d = make_tensor({}, t.dtype(), out.device(), "map");
-  const T v = *static_cast<const T*>(t.data_ptr());
-  map<T>(d, [v] __device__() { return v; });
-  return d.expand(t.sizes());
+  return t.as_strided({}, {}, t.storage_offset()).to(out.device()).expand(t.sizes());
 }
 
 /// out[i] = f(a[i], b[i]) where b may be a Single (is_single; `x * 0.5`, `x < 0`, a clipping
 /// coefficient): when a is dense, a one-input vector map over it (one launch, 16-byte accesses,
 /// the Single's value in the arguments). Otherwise map's other paths, with a host operand first
-/// written on the device. Only that one form is compiled per op beyond map's: a Single a
+/// copied to the device. Only that one form is compiled per op beyond map's: a Single a
 /// (`1 - x`, `2 / x`) and a strided a are rare next to a Single b, and each form is one more
 /// kernel per op and dtype (elementwise.cu's compile time).
 template <class O, class A, class B, class F>
@@ -512,7 +509,7 @@ void map_binary(const Tensor& out, F f, const Tensor& a, const Tensor& b) {
             out, [f, s] __device__(A x) { return f(x, s.get()); }, a))
       return;
   }
-  map<O, A, B>(out, f, on_out_device<A>(a, out), on_out_device<B>(b, out));
+  map<O, A, B>(out, f, on_out_device(a, out), on_out_device(b, out));
 }
 
 }  // namespace ember::cuda::detail
