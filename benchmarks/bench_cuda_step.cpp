@@ -13,7 +13,9 @@
 //             1e-5, its warmup's first (1e-3 / 100), gradient norm clipped to 1.0.
 //   resnet50  torchvision's ResNet-50 (examples/resnet), 1000 classes, batch 64 of 3x224x224,
 //             cross-entropy, SGD with Nesterov momentum 0.9 and weight decay 5e-4 (the ResNet
-//             trainer's recipe) at lr 0.004, where its OneCycle schedule starts (0.1 / 25).
+//             trainer's recipe) at lr 0.004, where its OneCycle schedule starts (0.1 / 25). In
+//             bf16 also channels-last (case shape "_nhwc": the model and the images laid out so,
+//             as the trainer's --channels-last).
 // Both learning rates are the trainers' first-step ones: their peaks from the first step make the
 // losses of these few fixed batches jump within 3 steps (seen on the CPU). The speed does not
 // depend on them.
@@ -140,17 +142,19 @@ Workload gpt_workload(bool bf16) {
   return w;
 }
 
-Workload resnet_workload(bool bf16) {
+Workload resnet_workload(bool bf16, bool channels_last) {
   const ResnetShape s = resnet_shape();
   manual_seed(1);
   resnet::ResNet net = resnet::resnet50(s.classes, 3, /*small_input=*/false);
   net->to(Device(kCUDA));
+  if (channels_last) net->to(MemoryFormat::ChannelsLast);
   net->train();
   auto opt = std::make_shared<optim::SGD>(
       net->parameters(), optim::SGDOptions(0.004).momentum(0.9).nesterov(true).weight_decay(5e-4));
   auto amp = std::make_shared<ember_examples::Amp>(bf16 ? "bf16" : "off");
   Generator gen(2);
-  const Tensor x = randn({s.N, 3, s.H, s.H}, gen).to(Device(kCUDA));
+  Tensor x = randn({s.N, 3, s.H, s.H}, gen).to(Device(kCUDA));
+  if (channels_last) x = x.contiguous(MemoryFormat::ChannelsLast);
   const Tensor y = randint(0, s.classes, {s.N}, gen).to(Device(kCUDA));
 
   Workload w;
@@ -179,10 +183,10 @@ struct Result {
 };
 std::map<std::string, Result> g_results;  // by case name
 
-void bm_step(benchmark::State& state, const std::string& name, const std::string& model,
-             bool bf16) {
+void bm_step(benchmark::State& state, const std::string& name, const std::string& model, bool bf16,
+             bool channels_last) {
   cuda::reset_peak_memory_stats();
-  const Workload w = model == "gpt2" ? gpt_workload(bf16) : resnet_workload(bf16);
+  const Workload w = model == "gpt2" ? gpt_workload(bf16) : resnet_workload(bf16, channels_last);
   const int warmup = bench::quick_mode() ? 1 : 2;
   const cuda::Stream s = cuda::current_stream();
   cuda::Event start(/*enable_timing=*/true), stop(/*enable_timing=*/true);
@@ -226,8 +230,8 @@ void bm_step(benchmark::State& state, const std::string& name, const std::string
   state.SetLabel(label);
 }
 
-/// Case names: step/<model>/<dtype>/<shape>/ember.
-std::string case_name(const std::string& model, bool bf16) {
+/// Case names: step/<model>/<dtype>/<shape>/ember; a channels-last run's shape ends in _nhwc.
+std::string case_name(const std::string& model, bool bf16, bool channels_last = false) {
   std::string shape;
   if (model == "gpt2") {
     const GptShape s = gpt_shape();
@@ -237,7 +241,8 @@ std::string case_name(const std::string& model, bool bf16) {
             "b" + std::to_string(s.B) + "_t" + std::to_string(s.T);
   } else {
     const ResnetShape s = resnet_shape();
-    shape = "b" + std::to_string(s.N) + "_" + std::to_string(s.H) + "px";
+    shape = "b" + std::to_string(s.N) + "_" + std::to_string(s.H) + "px" +
+            (channels_last ? "_nhwc" : "");
   }
   return "step/" + model + "/" + (bf16 ? "bf16" : "float32") + "/" + shape + "/ember";
 }
@@ -248,9 +253,15 @@ void register_cases() {
     for (bool bf16 : {true, false}) {
       const std::string name = case_name(model, bf16);
       add_gpu_case(
-          name, [=](benchmark::State& st) { bm_step(st, name, model, bf16); }, timed,
+          name, [=](benchmark::State& st) { bm_step(st, name, model, bf16, false); }, timed,
           /*reps=*/1);
     }
+  // ResNet-50 in bf16 with the model and the images channels-last (the trainer's
+  // --channels-last): the convolution kernels' own layout, no NHWC staging between layers.
+  const std::string nhwc = case_name("resnet50", true, true);
+  add_gpu_case(
+      nhwc, [=](benchmark::State& st) { bm_step(st, nhwc, "resnet50", true, true); }, timed,
+      /*reps=*/1);
 }
 
 void print_summary() {

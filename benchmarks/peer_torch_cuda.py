@@ -31,6 +31,9 @@ Cases (keys as the C++ programs name them, the implementation last):
       resnet50), batch 64 of randn 3x224x224 in NCHW, cross-entropy, SGD with Nesterov momentum
       0.9, weight decay 5e-4, lr 0.004. Quick mode: 4 images of 3x64x64, 10 classes
       ("step/resnet50/<dtype>/b4_64px").
+  step/resnet50/bf16/b64_224px_nhwc/torch_eager
+      The same in bf16 with the model and the images channels-last
+      (net.to(memory_format=torch.channels_last)), as bench_cuda_step's _nhwc case.
   Each step case in bf16 (torch.autocast around forward and loss; the weights and the optimizer
   stay float32; no grad scaler, as Ember's scaler passes bf16 through) and in float32 without
   autocast. float32 is exact float32 as Ember's default: TF32 is turned off for those cases
@@ -329,14 +332,14 @@ def resnet_shape(quick):
     return dict(N=4, H=64, classes=10) if quick else dict(N=64, H=224, classes=1000)
 
 
-def step_case(model, bf16, quick):
+def step_case(model, bf16, quick, nhwc=False):
     """The key as bench_cuda_step.cpp's case_name(), less the implementation."""
     if model == "gpt2":
         s = gpt_shape(quick)
         shape = (f"l{s['n_layer']}_c{s['n_embd']}_" if quick else "124m_") + f"b{s['B']}_t{s['T']}"
     else:
         s = resnet_shape(quick)
-        shape = f"b{s['N']}_{s['H']}px"
+        shape = f"b{s['N']}_{s['H']}px" + ("_nhwc" if nhwc else "")
     return f"step/{model}/{'bf16' if bf16 else 'float32'}/{shape}"
 
 
@@ -442,7 +445,7 @@ def gpt_workload(torch, device, bf16, quick, compiled):
     return step, tokens, flop_per_token * tokens, "tokens/s"
 
 
-def resnet_workload(torch, device, bf16, quick):
+def resnet_workload(torch, device, bf16, quick, nhwc=False):
     import torchvision  # absent: the case is skipped with this ImportError's text
 
     F = torch.nn.functional
@@ -456,6 +459,9 @@ def resnet_workload(torch, device, bf16, quick):
     g.manual_seed(2)
     x = torch.randn((s["N"], 3, s["H"], s["H"]), generator=g, device=device)
     y = torch.randint(0, s["classes"], (s["N"],), generator=g, device=device)
+    if nhwc:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -469,17 +475,19 @@ def resnet_workload(torch, device, bf16, quick):
 
 
 def run_steps(torch, device, timer, results, quick, with_compile):
-    cases = [("gpt2", bf16, "torch_eager") for bf16 in (True, False)]
+    cases = [("gpt2", bf16, "torch_eager", False) for bf16 in (True, False)]
     if with_compile:
-        cases += [("gpt2", bf16, "torch_compile") for bf16 in (True, False)]
-    cases += [("resnet50", bf16, "torch_eager") for bf16 in (True, False)]
-    for model, bf16, impl in cases:
-        run_case(results, step_case(model, bf16, quick), "items/s", impl,
-                 functools.partial(time_steps, torch, device, timer, model, bf16, impl, quick))
+        cases += [("gpt2", bf16, "torch_compile", False) for bf16 in (True, False)]
+    cases += [("resnet50", bf16, "torch_eager", False) for bf16 in (True, False)]
+    cases += [("resnet50", True, "torch_eager", True)]  # channels-last, as bench_cuda_step's
+    for model, bf16, impl, nhwc in cases:
+        run_case(results, step_case(model, bf16, quick, nhwc), "items/s", impl,
+                 functools.partial(time_steps, torch, device, timer, model, bf16, impl, quick,
+                                   nhwc))
     release(torch, device)
 
 
-def time_steps(torch, device, timer, model, bf16, impl, quick):
+def time_steps(torch, device, timer, model, bf16, impl, quick, nhwc=False):
     """One step case: (items/s, extra)."""
     warmup, timed = (1, 1) if quick else (2, 5)
     release(torch, device)
@@ -488,7 +496,7 @@ def time_steps(torch, device, timer, model, bf16, impl, quick):
             work = gpt_workload(torch, device, bf16, quick, impl == "torch_compile")
         else:
             try:
-                work = resnet_workload(torch, device, bf16, quick)
+                work = resnet_workload(torch, device, bf16, quick, nhwc)
             except ImportError as e:
                 raise RuntimeError(f"torchvision is not installed ({e})") from e
         step, samples, flops, rate_unit = work

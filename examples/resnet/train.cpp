@@ -27,8 +27,14 @@ struct Args : TrainArgs {
   std::string model = "resnet20", dataset = "fashion-mnist", schedule = "onecycle", pretrained;
   int64_t eval_every = 1, limit_test = 0, image_size = 224;
   double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
-  bool freeze_backbone = false;
+  bool freeze_backbone = false, channels_last = false;
 };
+
+/// A batch of images on the model's device, channels-last when the run asks for it.
+Tensor to_model(const Tensor& images, ember::Device device, bool channels_last) {
+  Tensor x = images.to(device);
+  return channels_last ? x.contiguous(ember::MemoryFormat::ChannelsLast) : x;
+}
 
 struct Data {
   data::DatasetPtr train, test;
@@ -88,7 +94,7 @@ std::pair<double, double> evaluate(resnet::Classifier& model, const data::Datase
   data::DataLoader loader(ds, data::DataLoaderOptions(256).num_workers(a.workers));
   for (data::Example& b : loader) {
     const ember::Device device = model->fc->weight.device();
-    Tensor logits = model->forward(b.data.to(device));
+    Tensor logits = model->forward(to_model(b.data, device, a.channels_last));
     Tensor target = b.target.to(device);
     loss_sum += ember::nn::functional::cross_entropy(logits, target).item<double>() *
                 static_cast<double>(b.data.size(0));
@@ -124,6 +130,7 @@ int run(const Args& a) {
   }
   if (a.freeze_backbone) resnet::freeze_backbone(model);
   if (a.device != "cpu") model->to(ember::Device(a.device));
+  if (a.channels_last) model->to(ember::MemoryFormat::ChannelsLast);
 
   std::vector<Tensor> params;
   for (const Tensor& p : model->parameters())
@@ -215,8 +222,8 @@ int run(const Args& a) {
       Tensor loss;
       {
         auto autocast = amp.scope();
-        loss = ember::nn::functional::cross_entropy(model->forward(it->data.to(device)),
-                                                    it->target.to(device));
+        loss = ember::nn::functional::cross_entropy(
+            model->forward(to_model(it->data, device, a.channels_last)), it->target.to(device));
       }
       amp.scaler().scale(loss).backward();
       amp.scaler().step(opt);
@@ -306,6 +313,9 @@ int main(int argc, char** argv) {
   app.add_option("--pretrained", a.pretrained,
                  "safetensors weights with torchvision's names (e.g. exported resnet18)");
   app.add_flag("--freeze-backbone", a.freeze_backbone, "train only the classifier head");
+  app.add_flag("--channels-last", a.channels_last,
+               "keep images, activations and convolution weights channels-last (NHWC memory), "
+               "the layout the CUDA convolution kernels read without a transpose");
   a.out = "runs/resnet";
   add_train_options(app, a);
   CLI11_PARSE(app, argc, argv);

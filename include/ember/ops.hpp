@@ -58,6 +58,8 @@ Tensor from_blob(void* data, IntArrayRef sizes, IntArrayRef strides,
 Tensor from_blob(void* data, IntArrayRef sizes, TensorOptions options = {});
 
 Tensor empty(IntArrayRef sizes, TensorOptions options = {});
+/// An empty tensor laid out in `format` (Contiguous, or ChannelsLast for 4 sizes).
+Tensor empty(IntArrayRef sizes, TensorOptions options, MemoryFormat format);
 Tensor empty_strided(IntArrayRef sizes, IntArrayRef strides, TensorOptions options = {});
 Tensor zeros(IntArrayRef sizes, TensorOptions options = {});
 Tensor ones(IntArrayRef sizes, TensorOptions options = {});
@@ -70,10 +72,15 @@ Tensor arange(Scalar start, Scalar end, Scalar step, TensorOptions options = {})
 Tensor linspace(Scalar start, Scalar end, int64_t steps, TensorOptions options = {});
 Tensor eye(int64_t n, TensorOptions options = {});
 Tensor eye(int64_t n, int64_t m, TensorOptions options = {});
-Tensor empty_like(const Tensor& t, std::optional<TensorOptions> options = std::nullopt);
-Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> options = std::nullopt);
-Tensor ones_like(const Tensor& t, std::optional<TensorOptions> options = std::nullopt);
-Tensor full_like(const Tensor& t, Scalar value, std::optional<TensorOptions> options = std::nullopt);
+// The *_like factories lay the result out by `format`: Preserve keeps a channels-last t so.
+Tensor empty_like(const Tensor& t, std::optional<TensorOptions> options = std::nullopt,
+                  MemoryFormat format = MemoryFormat::Preserve);
+Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> options = std::nullopt,
+                  MemoryFormat format = MemoryFormat::Preserve);
+Tensor ones_like(const Tensor& t, std::optional<TensorOptions> options = std::nullopt,
+                 MemoryFormat format = MemoryFormat::Preserve);
+Tensor full_like(const Tensor& t, Scalar value, std::optional<TensorOptions> options = std::nullopt,
+                 MemoryFormat format = MemoryFormat::Preserve);
 
 // ---- random factories (default generator unless one is given) ----
 Tensor rand(IntArrayRef sizes, TensorOptions options = {});

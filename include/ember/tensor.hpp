@@ -103,6 +103,17 @@ class TensorOptions {
   bool requires_grad_ = false;
 };
 
+// ---- MemoryFormat ----
+
+/// How the elements of a 4-d (N, C, H, W) tensor lie in memory, as libtorch's MemoryFormat.
+/// Contiguous: row-major NCHW. ChannelsLast: NHWC memory behind NCHW sizes, strides
+/// (H W C, 1, W C, C), the layout the CUDA convolution kernels read and write without a
+/// transpose. Preserve (copies, *_like factories, to()): channels-last stays channels-last,
+/// everything else becomes contiguous. Ops on channels-last inputs give channels-last results
+/// (docs/design.md, "Memory format").
+enum class MemoryFormat : int8_t { Contiguous, ChannelsLast, Preserve };
+std::ostream& operator<<(std::ostream& os, MemoryFormat f);
+
 inline TensorOptions dtype(DType d) { return TensorOptions().dtype(d); }
 inline TensorOptions device(Device d) { return TensorOptions().device(d); }
 inline TensorOptions requires_grad(bool r = true) { return TensorOptions().requires_grad(r); }
@@ -185,6 +196,14 @@ class Tensor {
   bool is_cpu() const { return device().is_cpu(); }
   bool is_cuda() const { return device().is_cuda(); }
   bool is_contiguous() const;
+  /// True when the elements lie in `format`'s order without gaps (size-1 dims ignored, as in
+  /// libtorch); ChannelsLast needs 4 dims. Preserve is a ValueError.
+  bool is_contiguous(MemoryFormat format) const;
+  /// ChannelsLast for a 4-d tensor whose strides are ordered as channels-last's (C innermost,
+  /// then W, H, N; PyTorch's rule, which reads a size-1 dim's stride too, so a 1-channel image
+  /// made channels-last is told apart from a row-major one), else Contiguous. Ops give results
+  /// of that layout.
+  MemoryFormat suggest_memory_format() const;
   bool is_floating_point() const { return is_floating(dtype()); }
   size_t element_size() const { return ember::element_size(dtype()); }
   size_t nbytes() const;
@@ -247,10 +266,15 @@ class Tensor {
   // is queued on the current stream and returns at once (the host memory is kept alive until the
   // copy has run); read a device-to-host result only after synchronizing that stream. Every other
   // copy is synchronous whatever non_blocking says.
-  Tensor to(Device d, bool non_blocking = false, bool copy = false) const;
-  Tensor to(DType t, bool non_blocking = false, bool copy = false) const;
-  Tensor to(TensorOptions o, bool non_blocking = false, bool copy = false) const;
-  Tensor to(Device d, DType t, bool non_blocking = false, bool copy = false) const;
+  // A converted or copied result is laid out by `format` (Preserve: channels-last stays so).
+  Tensor to(Device d, bool non_blocking = false, bool copy = false,
+            MemoryFormat format = MemoryFormat::Preserve) const;
+  Tensor to(DType t, bool non_blocking = false, bool copy = false,
+            MemoryFormat format = MemoryFormat::Preserve) const;
+  Tensor to(TensorOptions o, bool non_blocking = false, bool copy = false,
+            MemoryFormat format = MemoryFormat::Preserve) const;
+  Tensor to(Device d, DType t, bool non_blocking = false, bool copy = false,
+            MemoryFormat format = MemoryFormat::Preserve) const;
   Tensor cpu() const;
   Tensor cuda() const;
   /// A copy of this CPU tensor in page-locked host memory (itself when already pinned), which
@@ -259,8 +283,11 @@ class Tensor {
   Tensor pin_memory() const;
   /// True when the tensor's memory is page-locked host memory from pin_memory().
   bool is_pinned() const;
-  Tensor contiguous() const;
-  Tensor clone() const;
+  /// Itself when is_contiguous(format), else a copy laid out in `format` (Contiguous or
+  /// ChannelsLast; ChannelsLast needs 4 dims).
+  Tensor contiguous(MemoryFormat format = MemoryFormat::Contiguous) const;
+  /// A copy laid out in `format` (Preserve: channels-last stays so, else row-major).
+  Tensor clone(MemoryFormat format = MemoryFormat::Preserve) const;
 
   // -- views (share storage) --
   Tensor view(IntArrayRef sizes) const;

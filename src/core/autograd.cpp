@@ -50,6 +50,19 @@ Tensor sum_to(const Tensor& g, const std::vector<int64_t>& sizes) {
   return r.reshape(sizes);
 }
 
+/// A copy of g, the first gradient a leaf keeps, with the leaf's strides when the leaf is dense
+/// (PyTorch's gradient layout contract): a channels-last weight gets a channels-last .grad
+/// whichever kernel produced g, so the optimizers' fused updates walk parameter, gradient and
+/// state alike. Otherwise g's own layout.
+Tensor grad_laid_out_as(const Tensor& g, const TensorImpl& leaf) {
+  if (g.sizes() != IntArrayRef(leaf.sizes) || g.strides() == IntArrayRef(leaf.strides))
+    return g.clone();
+  Tensor like = empty_strided(leaf.sizes, leaf.strides, g.options());
+  if (!like.is_contiguous() && memory_order(like).empty()) return g.clone();  // not dense
+  like.copy_(g);
+  return like;
+}
+
 Tensor run_hooks(const std::shared_ptr<HookList>& hooks, Tensor g) {
   if (!hooks) return g;
   for (auto& [id, fn] : hooks->hooks) {
@@ -184,7 +197,7 @@ std::vector<Tensor> execute(const std::vector<Edge>& roots, const std::vector<Te
         Tensor& slot = acc->leaf->grad;
         Tensor g = create_graph ? grads[0] : grads[0].detach();
         if (!slot.defined()) {
-          slot = create_graph ? g : g.clone();
+          slot = create_graph ? g : grad_laid_out_as(g, *acc->leaf);
         } else {
           slot = create_graph ? slot + g : slot.detach() + g;
         }

@@ -210,8 +210,9 @@ void im2col(const Tensor& cols, const Tensor& x, const Window2d& w);
 /// strides) added to the input position it was read from; padding positions are dropped.
 /// Accumulates in compute_t (float for Half/BFloat16) in a fixed order (deterministic).
 void col2im(const Tensor& out, const Tensor& cols, const Window2d& w);
-/// values (P, OH, OW) contiguous and indices (int64, into H*W) = max over the windows of x
-/// (P, H, W, any strides, floating). rows (OH, 2) and cols (OW, 2) int64 contiguous list each
+/// values and indices (int64, into H*W), both (N, C, OH, OW) with one set of strides (any; a
+/// channels-last pair from a channels-last x), = max over the windows of x (N, C, H, W, any
+/// strides, floating). rows (OH, 2) and cols (OW, 2) int64 contiguous list each
 /// window's [begin, end) in input coordinates, clipped to the plane; the window visits begin,
 /// begin + dh, ... < end (dw along W). Ties keep the first position, NaN wins (as PyTorch).
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
@@ -465,6 +466,8 @@ bool cudnn_conv2d_input_grad(const Tensor& dx, const Tensor& dy, const Tensor& w
                              const Tensor& bias, const Window2d& w, int64_t groups);
 bool cudnn_conv2d_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
                               const Window2d& w, int64_t groups);
+// The CUDA batch_norm kernels also take x channels-last (NCHW sizes over NHWC memory) with y, dy
+// and dx laid out as x: (N H W, C) rows of channels. The CPU's take contiguous tensors only.
 void layer_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, double eps);
 void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,

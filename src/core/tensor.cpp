@@ -1,10 +1,12 @@
 // Tensor handle: metadata, storage allocation, data access, autograd fields, conversions.
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <new>
+#include <numeric>
 #include <ostream>
 #include <unordered_map>
 
@@ -37,6 +39,18 @@ std::ostream& operator<<(std::ostream& os, const std::vector<int64_t>& a) {
   return os << IntArrayRef(a);
 }
 
+std::ostream& operator<<(std::ostream& os, MemoryFormat f) {
+  switch (f) {
+    case MemoryFormat::Contiguous:
+      return os << "Contiguous";
+    case MemoryFormat::ChannelsLast:
+      return os << "ChannelsLast";
+    case MemoryFormat::Preserve:
+      return os << "Preserve";
+  }
+  return os << "MemoryFormat(" << static_cast<int>(f) << ")";
+}
+
 // ---- shape helpers ----
 
 std::vector<int64_t> contiguous_strides(IntArrayRef sizes) {
@@ -47,6 +61,51 @@ std::vector<int64_t> contiguous_strides(IntArrayRef sizes) {
     s *= std::max<int64_t>(sizes[i], 1);
   }
   return st;
+}
+
+namespace {
+/// The dims of a 4-d channels-last tensor from the innermost: C, W, H, N.
+constexpr int64_t kChannelsLastOrder[4] = {1, 3, 2, 0};
+}  // namespace
+
+std::vector<int64_t> format_strides(IntArrayRef sizes, MemoryFormat format, const char* op) {
+  EMBER_CHECK(format != MemoryFormat::Preserve, ValueError, "[", op,
+              "] MemoryFormat::Preserve names no layout here");
+  if (format == MemoryFormat::Contiguous) return contiguous_strides(sizes);
+  EMBER_CHECK(sizes.size() == 4, ShapeError, "[", op,
+              "] MemoryFormat::ChannelsLast needs a 4-d (N, C, H, W) shape, got ", sizes);
+  std::vector<int64_t> st(4);
+  int64_t s = 1;
+  for (int64_t d : kChannelsLastOrder) {
+    st[static_cast<size_t>(d)] = s;
+    s *= std::max<int64_t>(sizes[static_cast<size_t>(d)], 1);
+  }
+  return st;
+}
+
+MemoryFormat resolve_format(MemoryFormat format, const Tensor& like) {
+  return format == MemoryFormat::Preserve ? like.suggest_memory_format() : format;
+}
+
+MemoryFormat result_format(IntArrayRef sizes, std::initializer_list<const Tensor*> inputs) {
+  for (const Tensor* t : inputs) {
+    if (!t->defined() || t->sizes() != sizes) continue;
+    bool expanded = false;  // a broadcast value (stride 0) has no layout to keep
+    for (int64_t d = 0; d < t->dim(); ++d)
+      expanded = expanded || (t->stride(d) == 0 && t->size(d) > 1);
+    if (!expanded) return t->suggest_memory_format();
+  }
+  return MemoryFormat::Contiguous;
+}
+
+std::vector<int64_t> memory_order(const Tensor& t) {
+  if (t.is_contiguous()) return {};
+  std::vector<int64_t> perm(static_cast<size_t>(t.dim()));
+  std::iota(perm.begin(), perm.end(), int64_t{0});
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int64_t a, int64_t b) { return t.stride(a) > t.stride(b); });
+  if (!t.permute(perm).is_contiguous()) return {};
+  return perm;
 }
 
 int64_t checked_numel(IntArrayRef sizes, const char* op) {
@@ -206,11 +265,17 @@ MemoryStats cpu_memory_stats() {
 }
 
 Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op) {
+  return make_tensor(sizes, dtype, device, op, MemoryFormat::Contiguous);
+}
+
+Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op,
+                   MemoryFormat format) {
+  std::vector<int64_t> strides = format_strides(sizes, format, op);
   size_t nbytes = checked_nbytes(sizes, dtype, op);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = allocate_storage(nbytes, device, op);
   impl->sizes = sizes.vec();
-  impl->strides = contiguous_strides(sizes);
+  impl->strides = std::move(strides);
   impl->dtype = dtype;
   impl->device = impl->storage->device;  // cuda (no index) resolves to the current device
   return Tensor(std::move(impl));
@@ -328,6 +393,39 @@ bool Tensor::is_contiguous() const {
   }
   return true;
 }
+bool Tensor::is_contiguous(MemoryFormat format) const {
+  EMBER_IMPL_CHECK("is_contiguous");
+  EMBER_CHECK(format != MemoryFormat::Preserve, ValueError,
+              "[is_contiguous] MemoryFormat::Preserve is not a layout");
+  if (format == MemoryFormat::Contiguous) return is_contiguous();
+  if (impl_->sizes.size() != 4) return false;
+  int64_t expected = 1;
+  for (int64_t d : kChannelsLastOrder) {
+    const int64_t n = impl_->sizes[static_cast<size_t>(d)];
+    if (n == 0) return true;
+    if (n == 1) continue;
+    if (impl_->strides[static_cast<size_t>(d)] != expected) return false;
+    expected *= n;
+  }
+  return true;
+}
+MemoryFormat Tensor::suggest_memory_format() const {
+  EMBER_IMPL_CHECK("suggest_memory_format");
+  // PyTorch's rule: the strides ordered as channels-last's (C innermost, then W, H, N), gaps
+  // allowed. A size-1 dim counts by its stride, so a (N, 1, H, W) tensor made channels-last,
+  // strides (H W, 1, W, 1), is told apart from a row-major one, (H W, H W, W, 1); ambiguous
+  // cases (N, 1, 1, 1) stay Contiguous.
+  if (impl_->sizes.size() != 4 || impl_->strides[1] == 0) return MemoryFormat::Contiguous;
+  int64_t min = 0;
+  for (int64_t d : kChannelsLastOrder) {
+    const int64_t n = impl_->sizes[static_cast<size_t>(d)];
+    const int64_t st = impl_->strides[static_cast<size_t>(d)];
+    if (n == 0 || st < min) return MemoryFormat::Contiguous;
+    if (d == 0 && min == impl_->strides[1]) return MemoryFormat::Contiguous;
+    min = n > 1 ? st * n : st;
+  }
+  return MemoryFormat::ChannelsLast;
+}
 size_t Tensor::nbytes() const { return static_cast<size_t>(numel()) * element_size(); }
 bool Tensor::is_alias_of(const Tensor& other) const {
   return defined() && other.defined() && impl_->storage == other.impl_->storage;
@@ -410,14 +508,16 @@ void Tensor::bump_version() const {
 
 // ---- conversions ----
 
-Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
+Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy, MemoryFormat format) const {
   EMBER_IMPL_CHECK("to");
   DType dt = o.has_dtype() ? o.dtype() : dtype();
   Device dev = o.device();
   if (dev.is_cuda() && dev.index() < 0 && cuda::is_available())
     dev = Device(kCUDA, cuda::current_device());  // as the tensor would report it
-  if (!copy && dt == dtype() && dev == device()) return *this;
-  Tensor out = make_tensor(sizes(), dt, dev, "to");
+  if (!copy && dt == dtype() && dev == device() &&
+      (format == MemoryFormat::Preserve || is_contiguous(format)))
+    return *this;
+  Tensor out = make_tensor(sizes(), dt, dev, "to", resolve_format(format, *this));
   {
     NoGradGuard no_grad;
     out.copy_(*this, non_blocking);
@@ -430,14 +530,14 @@ Tensor Tensor::to(TensorOptions o, bool non_blocking, bool copy) const {
   }
   return out;
 }
-Tensor Tensor::to(Device d, bool non_blocking, bool copy) const {
-  return to(TensorOptions().device(d).dtype(dtype()), non_blocking, copy);
+Tensor Tensor::to(Device d, bool non_blocking, bool copy, MemoryFormat format) const {
+  return to(TensorOptions().device(d).dtype(dtype()), non_blocking, copy, format);
 }
-Tensor Tensor::to(DType t, bool non_blocking, bool copy) const {
-  return to(TensorOptions().device(device()).dtype(t), non_blocking, copy);
+Tensor Tensor::to(DType t, bool non_blocking, bool copy, MemoryFormat format) const {
+  return to(TensorOptions().device(device()).dtype(t), non_blocking, copy, format);
 }
-Tensor Tensor::to(Device d, DType t, bool non_blocking, bool copy) const {
-  return to(TensorOptions().device(d).dtype(t), non_blocking, copy);
+Tensor Tensor::to(Device d, DType t, bool non_blocking, bool copy, MemoryFormat format) const {
+  return to(TensorOptions().device(d).dtype(t), non_blocking, copy, format);
 }
 Tensor Tensor::cpu() const { return to(Device(kCPU)); }
 Tensor Tensor::pin_memory() const {
@@ -463,13 +563,18 @@ bool Tensor::is_pinned() const {
 }
 Tensor Tensor::cuda() const { return to(Device(kCUDA, 0)); }
 
-Tensor Tensor::contiguous() const {
+Tensor Tensor::contiguous(MemoryFormat format) const {
   EMBER_IMPL_CHECK("contiguous");
-  return is_contiguous() ? *this : clone();
+  EMBER_CHECK(format != MemoryFormat::Preserve, ValueError,
+              "[contiguous] MemoryFormat::Preserve is not a layout to make");
+  EMBER_CHECK(format != MemoryFormat::ChannelsLast || dim() == 4, ShapeError,
+              "[contiguous] MemoryFormat::ChannelsLast needs a 4-d (N, C, H, W) tensor, got ",
+              sizes());
+  return is_contiguous(format) ? *this : clone(format);
 }
-Tensor Tensor::clone() const {
+Tensor Tensor::clone(MemoryFormat format) const {
   EMBER_IMPL_CHECK("clone");
-  Tensor out = make_tensor(sizes(), dtype(), device(), "clone");
+  Tensor out = make_tensor(sizes(), dtype(), device(), "clone", resolve_format(format, *this));
   {
     NoGradGuard no_grad;
     out.copy_(*this);

@@ -81,6 +81,22 @@ Tensor make_view(const Tensor& base, std::vector<int64_t> sizes, std::vector<int
                  int64_t offset);
 /// A fresh contiguous tensor.
 Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op);
+/// A fresh tensor laid out in `format` (Contiguous or ChannelsLast).
+Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op,
+                   MemoryFormat format);
+/// The strides of `format` (Contiguous, or ChannelsLast for 4 sizes: ShapeError naming op
+/// otherwise) for sizes.
+std::vector<int64_t> format_strides(IntArrayRef sizes, MemoryFormat format, const char* op);
+/// `format` with Preserve replaced by like's layout (suggest_memory_format).
+MemoryFormat resolve_format(MemoryFormat format, const Tensor& like);
+/// The layout of an op's result of `sizes` (PyTorch's rule for its common case): that of the
+/// first defined input of that very shape that is not expanded (broadcast inputs do not decide),
+/// ChannelsLast when it is laid out so, else Contiguous.
+MemoryFormat result_format(IntArrayRef sizes, std::initializer_list<const Tensor*> inputs);
+/// t's dims outermost first in memory when t is a dense permutation of a contiguous tensor but
+/// not contiguous itself (t.permute(order) is contiguous: a channels-last tensor, a transposed
+/// matrix); empty otherwise. Elementwise kernels iterate all operands in that order.
+std::vector<int64_t> memory_order(const Tensor& t);
 /// Sets requires_grad on a freshly made tensor when the factory options ask for it.
 Tensor finish_factory(Tensor t, const TensorOptions& options);
 /// Options for a *_like factory: t's dtype and device unless `options` overrides them.

@@ -14,8 +14,10 @@
 //                   write one element: it sums every cols element that reads its pixel, taps in
 //                   (i, j) order -- exactly the order in which the CPU's scatter adds them -- in
 //                   compute_t (float for float16/bfloat16, int64 for bool, wrapping integers).
-//   max_pool2d      (p, window): the CPU's scan, row-major; `>` keeps the first of equal maxima
-//                   and a NaN always replaces the running best (so NaN wins).
+//   max_pool2d      (p, window), x (N, C, H, W) any strides (channels-last: threads along the
+//                   planes, so a warp reads one pixel's neighbouring channels): the CPU's scan,
+//                   row-major; `>` keeps the first of equal maxima and a NaN always replaces the
+//                   running best (so NaN wins).
 //   depthwise       (p, output): taps in order from 0 in compute_t, each product and sum rounded
 //                   separately (no fma contraction), as the CPU's ISO C++ build computes them.
 // Determinism: every output element is written by one thread in a fixed order; no atomics. col2im,
@@ -180,17 +182,29 @@ void col2im_typed(const Tensor& out, const Tensor& cols, const Window2d& w) {
 
 // ---- max_pool2d ----
 
-/// values, indices (P, OH, OW) contiguous; rows (OH, 2), cols (OW, 2) the windows' [begin, end).
+/// The sizes and element strides of a max_pool2d problem: x (N, C, H, W), values and indices
+/// (N, C, OH, OW) with one set of strides.
+struct PoolDims {
+  int64_t C, P, W, OH, OW;
+  int64_t xn, xc, xh, xw;
+  int64_t vn, vc, vh, vw;
+};
+
+/// rows (OH, 2), cols (OW, 2) the windows' [begin, end). Plane p = n C + c. channels_fast (a
+/// channels-last x): threads along planes, so a warp reads neighbouring channels of one pixel
+/// (consecutive addresses); else along positions, neighbouring pixels of one plane.
 template <class T>
 __global__ void max_pool2d_kernel(T* values, int64_t* indices, const T* x, const int64_t* rows,
-                                  const int64_t* cols, Planes g, int64_t dh, int64_t dw) {
+                                  const int64_t* cols, PoolDims g, int64_t dh, int64_t dw,
+                                  bool channels_fast) {
   using C = compute_t<T>;
   const int64_t L = g.OH * g.OW;
-  for_each_plane_position(g.P, L, [&](int64_t p, int64_t l) {
+  const auto window = [&](int64_t p, int64_t l) {
+    const int64_t n = p / g.C, c = p - n * g.C;
     const int64_t oh = l / g.OW, ow = l - oh * g.OW;
     const int64_t h0 = rows[2 * oh], h1 = rows[2 * oh + 1];
     const int64_t w0 = cols[2 * ow], w1 = cols[2 * ow + 1];
-    const T* plane = x + p * g.xp;
+    const T* plane = x + n * g.xn + c * g.xc;
     C best = -std::numeric_limits<C>::infinity();
     int64_t best_index = h0 * g.W + w0;
     for (int64_t ih = h0; ih < h1; ih += dh) {
@@ -202,20 +216,30 @@ __global__ void max_pool2d_kernel(T* values, int64_t* indices, const T* x, const
         }
       }
     }
-    values[p * L + l] = convert<T>(best);
-    indices[p * L + l] = best_index;
-  });
+    const int64_t o = n * g.vn + c * g.vc + oh * g.vh + ow * g.vw;
+    values[o] = convert<T>(best);
+    indices[o] = best_index;
+  };
+  if (channels_fast)
+    for_each_plane_position(L, g.P, [&](int64_t l, int64_t p) { window(p, l); });
+  else
+    for_each_plane_position(g.P, L, window);
 }
 
 template <class T>
 void max_pool2d_typed(const Tensor& values, const Tensor& indices, const Tensor& x,
                       const Tensor& rows, const Tensor& cols, int64_t dh, int64_t dw) {
-  const Planes g = planes_of(x, rows.size(0), cols.size(0));
-  const PlaneLaunch pl = plane_launch(g.P, g.OH * g.OW);
+  const PoolDims g{x.size(1),       x.size(0) * x.size(1), x.size(3),        rows.size(0),
+                   cols.size(0),    x.stride(0),           x.stride(1),      x.stride(2),
+                   x.stride(3),     values.stride(0),      values.stride(1), values.stride(2),
+                   values.stride(3)};
+  const bool channels_fast = g.xc == 1 && g.C > 1;
+  const int64_t L = g.OH * g.OW;
+  const PlaneLaunch pl = channels_fast ? plane_launch(L, g.P) : plane_launch(g.P, L);
   max_pool2d_kernel<T><<<pl.grid, pl.block, 0, detail::stream_of(values)>>>(
       static_cast<T*>(values.data_ptr()), static_cast<int64_t*>(indices.data_ptr()),
       static_cast<const T*>(x.data_ptr()), static_cast<const int64_t*>(rows.data_ptr()),
-      static_cast<const int64_t*>(cols.data_ptr()), g, dh, dw);
+      static_cast<const int64_t*>(cols.data_ptr()), g, dh, dw, channels_fast);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 

@@ -280,15 +280,36 @@ __global__ void map_vector_kernel(O* out, int64_t n, F f, const In*... in) {
   for (int64_t i = chunks * V + first; i < n; i += stride) out[i] = f(in[i]...);
 }
 
-/// True when out and every input are dense with out's shape (no broadcast, no strides) and their
-/// data start on `align`-byte boundaries: the vector path applies.
+/// True when t has out's shape and strides (size-1 dims aside): both walk their memory in the
+/// same order.
+inline bool same_layout(const Tensor& t, const Tensor& out) {
+  if (t.sizes() != out.sizes()) return false;
+  for (int64_t d = 0; d < out.dim(); ++d)
+    if (out.size(d) != 1 && t.stride(d) != out.stride(d)) return false;
+  return true;
+}
+
+/// True when out is dense (contiguous, or a permutation of it such as channels-last), every input
+/// is laid out as out (no broadcast), and their data start on `align`-byte boundaries: the
+/// vector path applies, each tensor read as n consecutive elements in memory order.
 template <class... Ts>
 bool vector_path(int64_t align, const Tensor& out, const Ts&... in) {
   auto fits = [&](const Tensor& t) {
-    return t.is_contiguous() && t.sizes() == out.sizes() &&
+    return same_layout(t, out) &&
            reinterpret_cast<uintptr_t>(t.data_ptr()) % static_cast<uintptr_t>(align) == 0;
   };
-  return fits(out) && (fits(in) && ...);
+  return fits(out) && (fits(in) && ...) && (out.is_contiguous() || !memory_order(out).empty());
+}
+
+/// t's dims permuted by order, as a view without autograd: map_rows takes its operands in out's
+/// memory order.
+inline Tensor permuted(const Tensor& t, const std::vector<int64_t>& order) {
+  std::vector<int64_t> sizes, strides;
+  for (int64_t d : order) {
+    sizes.push_back(t.size(d));
+    strides.push_back(t.stride(d));
+  }
+  return make_view(t, std::move(sizes), std::move(strides), t.storage_offset());
 }
 
 /// The vector path of map: out[i] = f(in[i]...), all dense; false (nothing launched) when it does
@@ -370,7 +391,11 @@ bool map_rows(const Tensor& out, F f, const Ts&... in) {
     return false;
   } else {
     const int64_t n = out.numel();
-    if (n <= 1 || !out.is_contiguous()) return false;
+    if (n <= 1) return false;
+    if (!out.is_contiguous()) {  // channels-last: a (C) bias is a row of NHWC memory
+      const std::vector<int64_t> order = memory_order(out);
+      return !order.empty() && map_rows<O, In...>(permuted(out, order), f, permuted(in, order)...);
+    }
     const int64_t rows_of[NI] = {repeated_row(in, out)...};
     int64_t C = 0;
     for (int k = 0; k < NI; ++k) {

@@ -28,6 +28,7 @@
 //   float as it is read, the same float arithmetic, y and dx rounded once as they are stored;
 //   statistics, weight, bias and their gradients stay float32. Bitwise the float32 kernels on
 //   x.to(float32) with y and dx rounded afterwards.
+// A channels-last x (N, C, H, W) is the S == 1 case with N H W rows: its memory is (N H W, C).
 // Limits: gridDim.y <= 65535 and every other grid capped; all loops grid-stride, int64 indices.
 #include <cuda_runtime.h>
 
@@ -735,11 +736,17 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// x (N, C, *) as N, C and S (the product of the rest); false when it holds no value.
+/// x (N, C, *) as N, C and S (the product of the rest); false when it holds no value. A
+/// channels-last x (with y, dy and dx laid out as it) is (N H W, C) rows of channels: N = N H W,
+/// S = 1, which the kernels take as they take an (N, C) input.
 inline bool channel_dims(const Tensor& x, int64_t& N, int64_t& C, int64_t& S) {
   N = x.size(0);
   C = x.size(1);
   S = N * C == 0 ? 0 : x.numel() / (N * C);
+  if (N * C * S != 0 && !x.is_contiguous() && x.is_contiguous(MemoryFormat::ChannelsLast)) {
+    N *= S;
+    S = 1;
+  }
   return N * C * S != 0;
 }
 

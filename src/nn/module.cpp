@@ -236,6 +236,17 @@ void Module::to(DType dtype) {
   });
 }
 
+void Module::to(MemoryFormat format) {
+  if (format == MemoryFormat::Preserve) return;
+  // A copy also where the memory already reads as `format` but the strides name the other
+  // layout (a 1x1 filter (O, C, 1, 1)): suggest_memory_format() then reports `format`.
+  convert([&](const Tensor& t) {
+    return t.dim() == 4 && t.is_floating_point() && t.suggest_memory_format() != format
+               ? t.clone(format)
+               : t;
+  });
+}
+
 void Module::to(Device device, DType dtype) {
   to(device);
   to(dtype);

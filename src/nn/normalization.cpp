@@ -124,16 +124,18 @@ Tensor fused_param(const Tensor& p, DType dtype) {
   return (p.dtype() == dtype ? p : p.to(dtype)).contiguous();
 }
 
-/// An output gradient as the fused backward kernels take it: x's dtype, contiguous.
-Tensor kernel_grad(const Tensor& dy, DType dtype) {
-  return (dy.dtype() == dtype ? dy : dy.to(dtype)).contiguous();
+/// An output gradient as the fused backward kernels take it: x's dtype and layout (contiguous,
+/// or channels-last for a channels-last x).
+Tensor kernel_grad(const Tensor& dy, const Tensor& x) {
+  return (dy.dtype() == x.dtype() ? dy : dy.to(x.dtype())).contiguous(x.suggest_memory_format());
 }
 
-/// An uninitialized gradient for saved input t when t requires one, else undefined (the kernel
-/// then skips it).
+/// An uninitialized gradient for saved input t when t requires one, in t's layout, else
+/// undefined (the kernel then skips it).
 Tensor grad_slot(const Tensor& t) {
   return t.defined() && t.requires_grad()
-             ? empty(t.sizes(), TensorOptions(t.dtype()).device(t.device()))
+             ? empty(t.sizes(), TensorOptions(t.dtype()).device(t.device()),
+                     t.suggest_memory_format())
              : Tensor();
 }
 
@@ -153,8 +155,8 @@ void record_fused_norm(const char* op, const Tensor& y, std::vector<Tensor> save
                      if (autograd::is_grad_enabled()) return composite_grads(composite, s, dy, 3);
                      Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
                      launch(s[0].device(), cpu_backward, cuda_backward, dx, dw, db,
-                            kernel_grad(on_device(dy, s[0].device()), s[0].dtype()), s[0], s[3],
-                            s[4], s[1]);
+                            kernel_grad(on_device(dy, s[0].device()), s[0]), s[0], s[3], s[4],
+                            s[1]);
                      return Grads{dx, dw, db};
                    });
 }
@@ -187,7 +189,8 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
 }
 
 /// Training-mode batch_norm by the fused kernels, the running statistics updated as the
-/// composite does. x contiguous float32/float64, or float16/bfloat16 computed in float32, with
+/// composite does. x contiguous (or channels-last on CUDA, whose kernels read it as (N H W, C)
+/// rows) float32/float64, or float16/bfloat16 computed in float32, with
 /// more than one value per channel, checked; weight and bias contiguous of the compute dtype
 /// (opmath_dtype(x)) on x's device, or undefined. y has x's dtype, the statistics the compute
 /// dtype.
@@ -196,7 +199,8 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
   // ---- shape rule: y like x; mean, invstd, var (C,) ----
   const int64_t C = x.size(1);
   const TensorOptions opts = TensorOptions(opmath_dtype(x.dtype())).device(x.device());
-  Tensor y = empty(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
+  Tensor y =
+      empty(x.sizes(), TensorOptions(x.dtype()).device(x.device()), x.suggest_memory_format());
   Tensor mean = empty({C}, opts), invstd = empty({C}, opts), var = empty({C}, opts);
   // ---- launch: the running statistics blended by the kernel when they have its dtype and
   // layout, else by update_running_stats (the same arithmetic) ----
@@ -230,6 +234,13 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
   return y;
 }
 
+/// The layout the fused batch_norm kernels take input in: channels-last on CUDA when input is
+/// laid out so (the kernels read it as (N H W, C) rows; the result keeps the layout), else
+/// contiguous (on the CPU a channels-last input is copied to NCHW first).
+MemoryFormat batch_norm_format(const Tensor& input) {
+  return input.is_cuda() ? input.suggest_memory_format() : MemoryFormat::Contiguous;
+}
+
 /// batch_norm's per-channel tensors checked against input (N, C, ...), as the composite checks
 /// them: each undefined or floating (C,), the running statistics both defined or both undefined.
 void check_batch_norm_params(const Tensor& input, const Tensor& running_mean,
@@ -253,10 +264,11 @@ Tensor batch_norm_eval_fused(const Tensor& input, const Tensor& running_mean,
                              double eps) {
   NoGradGuard no_grad;
   const DType ct = opmath_dtype(input.dtype());
-  const Tensor x = input.contiguous();
+  const Tensor x = input.contiguous(batch_norm_format(input));
   const Tensor m = running_mean.to(ct).contiguous();
   const Tensor r = rsqrt(running_var.to(ct) + eps).contiguous();
-  Tensor y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()));
+  Tensor y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()),
+                   x.suggest_memory_format());
   launch(x.device(), cpu::batch_norm_eval, cuda::batch_norm_eval, y, x, m, r,
          fused_param(weight, ct), fused_param(bias, ct));
   return y;
@@ -320,17 +332,23 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       running_mean.device() == input.device() && running_var.device() == input.device() &&
       on(weight, input.device()) && on(bias, input.device()) &&
       !autograd::needs_grad({&input, &weight, &bias, &running_mean, &running_var});
+  // A channels-last input gives a channels-last result (the CPU kernels take NCHW: copied back).
+  const auto keep_layout = [&](const Tensor& y) {
+    const MemoryFormat cl = MemoryFormat::ChannelsLast;
+    return input.suggest_memory_format() == cl && !y.is_contiguous(cl) ? y.contiguous(cl) : y;
+  };
   if (eval_fused) {
     check_batch_norm_params(input, running_mean, running_var, weight, bias);
-    return batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps);
+    return keep_layout(batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps));
   }
   if (!fused)
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
                                 eps);
   check_batch_norm_params(input, running_mean, running_var, weight, bias);
   const DType dt = opmath_dtype(input.dtype());
-  return batch_norm_fused(input.contiguous(), running_mean, running_var, fused_param(weight, dt),
-                          fused_param(bias, dt), momentum, eps);
+  return keep_layout(batch_norm_fused(input.contiguous(batch_norm_format(input)), running_mean,
+                                      running_var, fused_param(weight, dt), fused_param(bias, dt),
+                                      momentum, eps));
 }
 
 // ---- layer_norm / group_norm / rms_norm ----

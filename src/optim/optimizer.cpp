@@ -247,7 +247,7 @@ void Optimizer::load_state_dict(const StateDict& sd) {
                 value.sizes(), ", its parameter has shape ", p.sizes());
     EMBER_CHECK(value.is_floating_point(), DTypeError, "[", who, "] '", key,
                 "' must be floating, got ", value.dtype());
-    Tensor copy = empty(p.sizes(), TensorOptions(p.dtype()).device(p.device()));
+    Tensor copy = empty_like(p);
     {
       NoGradGuard no_grad;
       copy.copy_(value);

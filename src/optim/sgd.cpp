@@ -70,7 +70,7 @@ void sgd_update(const std::vector<ParamUpdate>& params, const SgdHyper& h, bool 
       const bool first_step = h.momentum != 0 && existing == nullptr;
       Tensor buf = existing ? *existing : Tensor();
       if (first_step) {  // written, not read
-        buf = empty(param.sizes(), TensorOptions(param.dtype()).device(param.device()));
+        buf = empty_like(param);
         state.insert("momentum_buffer", buf);
       }
       batches.of(param).push_back({param, buf, grad_in, first_step});

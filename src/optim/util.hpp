@@ -7,6 +7,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/tensor_impl.hpp"
 #include "ember/autograd.hpp"
 #include "ember/error.hpp"
 #include "ember/ops.hpp"
@@ -45,7 +46,7 @@ inline void check_beta(const std::string& who, int index, double v, bool allow_o
 inline Tensor state_buffer(StateDict& state, const std::string& name, const Tensor& param,
                            double fill = 0) {
   if (const Tensor* t = state.find(name)) return *t;
-  Tensor b = full(param.sizes(), fill, TensorOptions(param.dtype()).device(param.device()));
+  Tensor b = full_like(param, fill);  // laid out as param (a channels-last weight's too)
   state.insert(name, b);
   return b;
 }
@@ -70,7 +71,8 @@ inline int64_t advance_step(StateDict& state) {
 
 /// True when the fused kernels (src/core/cpu/optim.cpp, src/cuda/optim.cu) may run this update in
 /// place of the composite: param, grad and every defined state on param's device, float32 or
-/// float64 of one dtype, contiguous, of one element count, none sharing storage with another, and
+/// float64 of one dtype, dense and laid out alike (contiguous, or all channels-last: the kernels
+/// walk them as flat arrays), of one element count, none sharing storage with another, and
 /// nothing for autograd to record (grad mode off, as in Optimizer::step, or no tensor requiring
 /// grad). Anything else (16-bit floats, strided views, mixed devices) runs the composite.
 inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
@@ -80,12 +82,15 @@ inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
     if (s.defined()) all.push_back(&s);
   const DType dtype = param.dtype();
   if (dtype != kFloat32 && dtype != kFloat64) return false;
+  if (!param.is_contiguous() && memory_order(param).empty()) return false;  // not dense
   const bool recording = autograd::is_grad_enabled();
   for (size_t i = 0; i < all.size(); ++i) {
     const Tensor& t = *all[i];
-    if (!t.defined() || t.device() != param.device() || t.dtype() != dtype || !t.is_contiguous() ||
-        t.numel() != param.numel() || (recording && t.requires_grad()))
+    if (!t.defined() || t.device() != param.device() || t.dtype() != dtype ||
+        t.sizes() != param.sizes() || (recording && t.requires_grad()))
       return false;
+    for (int64_t d = 0; d < t.dim(); ++d)
+      if (t.size(d) != 1 && t.stride(d) != param.stride(d)) return false;
     for (size_t j = 0; j < i; ++j)
       if (t.is_alias_of(*all[j])) return false;
   }

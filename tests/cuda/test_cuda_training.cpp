@@ -485,4 +485,49 @@ TEST_CASE("cuda batch_norm under autocast: a bfloat16 conv output normalized by 
   CHECK(c4.launches - c3.launches <= 5);  // rsqrt(running_var + eps) per channel, one pass
   CHECK(c4.launches - c3.launches < c5.launches - c4.launches);
 }
+
+TEST_CASE("cuda channels-last: a bottleneck block runs without layout copies") {
+  // A ResNet bottleneck (1x1, 3x3, 1x1 convolutions, batch norm, ReLU, the residual add) in
+  // bfloat16, forward and backward, NCHW against channels-last (input and weights). NCHW pays
+  // the implicit-GEMM kernels' NHWC staging of each convolution's input and output gradient and
+  // the filter repacks; channels-last reads them all as views.
+  const Device cu(kCUDA);
+  Generator g(21);
+  const Tensor x0 = randn({4, 32, 8, 8}, g).to(cu, kBFloat16);
+  const Tensor wa = (randn({16, 32, 1, 1}, g) * 0.2).to(cu, kBFloat16);
+  const Tensor wb = (randn({16, 16, 3, 3}, g) * 0.1).to(cu, kBFloat16);
+  const Tensor wc = (randn({32, 16, 1, 1}, g) * 0.2).to(cu, kBFloat16);
+  struct Run {
+    unsigned long long forward, backward;
+    std::vector<Tensor> out;
+  };
+  auto run = [&](MemoryFormat f) {
+    std::vector<Tensor> w{wa.contiguous(f).requires_grad_(), wb.contiguous(f).requires_grad_(),
+                          wc.contiguous(f).requires_grad_()};
+    Tensor x = x0.contiguous(f).requires_grad_();
+    const ember_emu::Counts c0 = ember_emu::counts();
+    Tensor h = relu(F::batch_norm(conv2d(x, w[0]), {}, {}, {}, {}, true));
+    h = relu(F::batch_norm(conv2d(h, w[1], {}, {1, 1}, {1, 1}), {}, {}, {}, {}, true));
+    Tensor y = relu(F::batch_norm(conv2d(h, w[2]), {}, {}, {}, {}, true) + x);
+    Tensor loss = adaptive_avg_pool2d(y, {1, 1}).sum();
+    const ember_emu::Counts c1 = ember_emu::counts();
+    loss.backward();
+    const ember_emu::Counts c2 = ember_emu::counts();
+    return Run{c1.launches - c0.launches,
+               c2.launches - c1.launches,
+               {y, x.grad(), w[0].grad(), w[1].grad(), w[2].grad()}};
+  };
+  const Run dense = run(MemoryFormat::Contiguous);
+  const Run cl = run(MemoryFormat::ChannelsLast);
+  UNSCOPED_INFO("launches forward / backward: NCHW " << dense.forward << " / " << dense.backward
+                                                     << ", channels-last " << cl.forward << " / "
+                                                     << cl.backward);
+  for (size_t i = 0; i < dense.out.size(); ++i) {
+    INFO("output " << i);
+    CHECK(cl.out[i].suggest_memory_format() == MemoryFormat::ChannelsLast);
+    CHECK(test::agree(cl.out[i].cpu(), dense.out[i].cpu(), 3e-2));
+  }
+  CHECK(cl.forward < dense.forward);
+  CHECK(cl.backward < dense.backward);
+}
 #endif

@@ -83,6 +83,12 @@ TEST_CASE("ember-train-resnet: learns, is deterministic, resumes exactly", "[exa
   // step 12), mid-epoch again and after the last step.
   require_exact_resume(base, tmp.file("a"), tmp.file("c"), {5, 12, 19, 24});
 
+  // --channels-last (weights, images and activations NHWC in memory): the same run, every logged
+  // value and the checkpoint bit for bit.
+  REQUIRE(run(base + " --channels-last --out " + tmp.file("e")) == 0);
+  require_same_rows(metric_rows(tmp.file("e")), metric_rows(tmp.file("a")));
+  require_same_checkpoint(tmp.file("a") + "/last.ckpt", tmp.file("e") + "/last.ckpt");
+
   // TensorBoard file in the output folder re-reads with the same scalars.
   std::string event_file;
   for (const auto& e : std::filesystem::directory_iterator(tmp.file("a") + "/tb"))

@@ -135,14 +135,22 @@ TEST_CASE("fused optimizers: special values propagate as in the composite") {
   }
 }
 
-TEST_CASE("fused optimizers: the kernels take only contiguous float32/float64 CPU updates") {
+TEST_CASE(
+    "fused optimizers: the kernels take only dense float32/float64 CPU updates laid out alike") {
   Generator gen(5);
   Tensor p = randn({7, 13}, gen);
   Tensor g = randn({7, 13}, gen);
   CHECK(optim::detail::fused_update_applies(p, g, {zeros_like(p), Tensor()}));
   CHECK(optim::detail::fused_update_applies(p.to(kFloat64), g.to(kFloat64), {}));
-  // strided parameter, gradient or state
-  CHECK_FALSE(optim::detail::fused_update_applies(p.t(), g.t(), {}));
+  // One dense layout shared by all (transposed, channels-last): walked as flat memory.
+  CHECK(optim::detail::fused_update_applies(p.t(), g.t(), {zeros({7, 13}).t()}));
+  const MemoryFormat cl = MemoryFormat::ChannelsLast;
+  Tensor p4 = randn({2, 3, 4, 5}, gen).contiguous(cl), g4 = randn({2, 3, 4, 5}, gen).contiguous(cl);
+  CHECK(optim::detail::fused_update_applies(p4, g4, {zeros_like(p4)}));
+  // Layouts that differ, or strided parameter, gradient or state
+  CHECK_FALSE(optim::detail::fused_update_applies(p.t(), g.t().contiguous(), {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p4, g4.contiguous(), {}));
+  CHECK_FALSE(optim::detail::fused_update_applies(p4, g4, {zeros(p4.sizes())}));
   CHECK_FALSE(optim::detail::fused_update_applies(p, test::non_contiguous(g), {}));
   CHECK_FALSE(optim::detail::fused_update_applies(p, g, {test::non_contiguous(p)}));
   // other dtypes, mixed dtypes

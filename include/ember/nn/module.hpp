@@ -111,6 +111,11 @@ class Module : public std::enable_shared_from_this<Module> {
   void to(Device device);
   void to(DType dtype);
   void to(Device device, DType dtype);
+  /// Lays out the 4-d floating parameters and buffers (convolution weights) in `format`
+  /// (ChannelsLast or Contiguous), as PyTorch's module.to(memory_format=...): with channels-last
+  /// inputs, convolutions then read their filters without a repack and the optimizers keep their
+  /// state in the same layout.
+  void to(MemoryFormat format);
   /// Clears parameter gradients (set_to_none) or zeroes them.
   void zero_grad(bool set_to_none = true);
 

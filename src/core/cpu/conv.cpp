@@ -133,37 +133,40 @@ void col2im(const Tensor& out, const Tensor& cols, const Window2d& w) {
 
 void max_pool2d(const Tensor& values, const Tensor& indices, const Tensor& x, const Tensor& rows,
                 const Tensor& cols, int64_t dh, int64_t dw) {
-  const int64_t P = x.size(0), W = x.size(2);
+  const int64_t C = x.size(1), W = x.size(3), P = x.size(0) * C;
   const int64_t OH = rows.size(0), OW = cols.size(0);
-  const int64_t xp = x.stride(0), xh = x.stride(1), xw = x.stride(2);
+  const int64_t xn = x.stride(0), xc = x.stride(1), xh = x.stride(2), xw = x.stride(3);
+  const int64_t vn = values.stride(0), vc = values.stride(1), vh = values.stride(2),
+                vw = values.stride(3);
   const int64_t* rt = rows.data_ptr<int64_t>();  // (OH, 2) [begin, end)
   const int64_t* ct = cols.data_ptr<int64_t>();  // (OW, 2)
   int64_t* id = indices.data_ptr<int64_t>();
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
-      using C = compute_t<T>;
+      using Cm = compute_t<T>;
       const T* xd = x.data_ptr<T>();
       T* vd = values.data_ptr<T>();
       parallel_for(P, plane_grain(OH * OW * 4), [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
-          const T* plane = xd + p * xp;
+          const int64_t n = p / C, c = p - n * C;
+          const T* plane = xd + n * xn + c * xc;
           for (int64_t oh = 0; oh < OH; ++oh) {
             const int64_t h0 = rt[2 * oh], h1 = rt[2 * oh + 1];
             for (int64_t ow = 0; ow < OW; ++ow) {
               const int64_t w0 = ct[2 * ow], w1 = ct[2 * ow + 1];
-              C best = -std::numeric_limits<C>::infinity();
+              Cm best = -std::numeric_limits<Cm>::infinity();
               int64_t best_index = h0 * W + w0;
               for (int64_t ih = h0; ih < h1; ih += dh) {
                 for (int64_t iw = w0; iw < w1; iw += dw) {
-                  const C v = convert<C>(plane[ih * xh + iw * xw]);
+                  const Cm v = convert<Cm>(plane[ih * xh + iw * xw]);
                   if (v > best || std::isnan(v)) {
                     best = v;
                     best_index = ih * W + iw;
                   }
                 }
               }
-              const int64_t o = (p * OH + oh) * OW + ow;
+              const int64_t o = n * vn + c * vc + oh * vh + ow * vw;
               vd[o] = convert<T>(best);
               id[o] = best_index;
             }

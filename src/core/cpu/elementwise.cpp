@@ -40,7 +40,9 @@ void binary_loop(const Tensor& out, const Tensor& a, const Tensor& b, F f) {
   std::array<char*, 3> base{byte_ptr(out), byte_ptr(a), byte_ptr(b)};
   std::array<std::vector<int64_t>, 3> strides{byte_strides(out), byte_strides(a), byte_strides(b)};
   constexpr int64_t so = sizeof(O), sa = sizeof(A), sb = sizeof(B);
-  for_each_row<3>(out.sizes(), base, strides,
+  std::vector<int64_t> sizes = out.sizes().vec();
+  order_by_output<3>(sizes, strides);
+  for_each_row<3>(sizes, base, strides,
                   [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
                     O* o = reinterpret_cast<O*>(p[0]);
                     const A* x = reinterpret_cast<const A*>(p[1]);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -113,6 +114,26 @@ void for_each_row(IntArrayRef sizes, std::array<char*, N> base,
   }
 }
 
+/// Reorders the dims so that operand 0's strides descend (a stable sort): an elementwise loop
+/// then walks its output in memory order, and a channels-last or transposed output, with inputs
+/// laid out like it, coalesces into long contiguous rows. A contiguous output keeps the order.
+/// Only for loops whose result does not depend on the order they visit elements in.
+template <int N>
+void order_by_output(std::vector<int64_t>& sizes, std::array<std::vector<int64_t>, N>& strides) {
+  const std::vector<int64_t>& o = strides[0];
+  if (std::is_sorted(o.begin(), o.end(), std::greater<int64_t>())) return;
+  std::vector<size_t> perm(sizes.size());
+  for (size_t d = 0; d < perm.size(); ++d) perm[d] = d;
+  std::stable_sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return o[a] > o[b]; });
+  const auto apply = [&](std::vector<int64_t>& v) {
+    std::vector<int64_t> r(v.size());
+    for (size_t d = 0; d < perm.size(); ++d) r[d] = v[perm[d]];
+    v = std::move(r);
+  };
+  apply(sizes);
+  for (int k = 0; k < N; ++k) apply(strides[k]);
+}
+
 /// flatten: everything f calls is inlined into this loop, so that it can vectorize (GCC otherwise
 /// keeps a large f, such as vec_math's exp inside an op's lambda, as a call per element).
 template <class Out, class... In, class P, class F, size_t... I>
@@ -135,7 +156,9 @@ void map(const Tensor& out, F&& f, const Ts&... in) {
   constexpr int N = 1 + sizeof...(In);
   std::array<char*, N> base{byte_ptr(out), byte_ptr(in)...};
   std::array<std::vector<int64_t>, N> strides{byte_strides(out), byte_strides(in)...};
-  for_each_row<N>(out.sizes(), base, strides,
+  std::vector<int64_t> sizes = out.sizes().vec();
+  order_by_output<N>(sizes, strides);
+  for_each_row<N>(sizes, base, strides,
                   [&](const std::array<char*, N>& p, const std::array<int64_t, N>& s, int64_t n) {
                     bool contiguous = s[0] == static_cast<int64_t>(sizeof(Out));
                     int k = 1;

@@ -354,6 +354,22 @@ Tensor depthwise_conv2d_4d(const Tensor& x, const Tensor& weight, const Window2d
   return out;
 }
 
+/// The layout of a convolution's result, as PyTorch's: channels-last when the input or the
+/// weight is laid out so (the CUDA kernels then write it directly, without a transpose).
+MemoryFormat conv_format(const Tensor& x4, const Tensor& w4) {
+  return x4.suggest_memory_format() == MemoryFormat::ChannelsLast ||
+                 w4.suggest_memory_format() == MemoryFormat::ChannelsLast
+             ? MemoryFormat::ChannelsLast
+             : MemoryFormat::Contiguous;
+}
+
+/// y channels-last when `format` asks for it (a differentiable copy when a path produced NCHW);
+/// otherwise y as the path left it.
+Tensor laid_out(const Tensor& y, MemoryFormat format) {
+  const MemoryFormat cl = MemoryFormat::ChannelsLast;
+  return format == cl && !y.is_contiguous(cl) ? y.contiguous(cl) : y;
+}
+
 /// conv2d with groups 1 on (N, C, H, W), float32/float64 on the CPU, by the direct kernel
 /// (cpu::conv2d_direct), with the bias added by the kernel when it has x's dtype. No columns exist
 /// in forward or are kept for backward. Backward, first order: the direct input-gradient and
@@ -393,6 +409,7 @@ Tensor conv2d_direct_4d(const Tensor& x, const Tensor& weight, const Tensor& bia
         if (wants(x)) {
           gx = make_tensor({N, C, H, W}, x.dtype(), x.device(), "conv2d");
           cpu::conv2d_direct_input_grad(gx, dy, weight.reshape({O, K}), w);
+          gx = laid_out(gx, x.suggest_memory_format());  // a channels-last x's gradient is so
         }
         if (wants(weight)) {
           gw = make_tensor({O, K}, x.dtype(), x.device(), "conv2d");
@@ -466,7 +483,8 @@ Tensor conv2d_weight_grad_ops(const Tensor& dy, const Tensor& x, const Tensor& w
 template <class Kernel>
 Tensor kernel_grad(const Tensor& like, const char* op, Kernel&& kernel) {
   if (autograd::is_grad_enabled()) return Tensor();
-  Tensor g = make_tensor(like.sizes(), like.dtype(), like.device(), op);
+  Tensor g =
+      make_tensor(like.sizes(), like.dtype(), like.device(), op, like.suggest_memory_format());
   return kernel(g) ? g : Tensor();
 }
 
@@ -489,7 +507,7 @@ Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& we
                          int64_t OW, bool relu) {
   const char* op = relu ? "conv2d_relu" : "conv2d";
   const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
-  Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), op);
+  Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), op, conv_format(x, weight));
   const bool done =
       forward_no_grad([&] { return k.forward(out, x, weight, bias, w, groups, relu); });
   if (!done) return Tensor();
@@ -527,7 +545,8 @@ Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const Tensor& x, const 
                                    const Tensor& bias, const Window2d& w, int64_t groups,
                                    int64_t OH, int64_t OW) {
   const int64_t N = x.size(0), Cout = weight.size(1) * groups, H = x.size(2), W = x.size(3);
-  Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d");
+  Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d",
+                           conv_format(x, weight));
   const bool done = forward_no_grad(
       [&] { return k.input_grad(out, x, weight, bias, w, groups); });
   if (!done) return Tensor();
@@ -656,7 +675,8 @@ Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntA
   const Window2d w = window_of(k, dilation, padding, stride, nd, op);
   const std::vector<int64_t> o = window_counts(s.x4, w, nd, x, op);
   const Tensor w4 = nd == 1 ? weight.unsqueeze(2) : weight;
-  return s.restore(conv2d_4d(s.x4, w4, bias, w, groups, o[0], o[1], relu));
+  return s.restore(
+      laid_out(conv2d_4d(s.x4, w4, bias, w, groups, o[0], o[1], relu), conv_format(s.x4, w4)));
 }
 
 /// "same" / "valid" padding: the symmetric part goes to the convolution, an odd remainder to a
@@ -704,7 +724,8 @@ Tensor conv_transpose2d_direct_4d(const Tensor& x, const Tensor& weight, const W
   const int64_t N = x.size(0), Cin = x.size(1), Cout = weight.size(1), H = x.size(2),
                 W = x.size(3);
   const int64_t K = Cout * w.kh * w.kw;
-  Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d");
+  Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d",
+                           conv_format(x, weight));
   forward_no_grad([&] {
     cpu::conv2d_direct_input_grad(out, x, weight.reshape({Cin, K}), w);
     return 0;
@@ -740,6 +761,7 @@ Tensor conv_transpose2d_direct_4d(const Tensor& x, const Tensor& weight, const W
         if (wants(x)) {
           gx = make_tensor(x.sizes(), x.dtype(), x.device(), "conv_transpose2d");
           cpu::conv2d_direct(gx, dy, weight.reshape({Cin, K}), Tensor(), w);
+          gx = laid_out(gx, x.suggest_memory_format());
         }
         if (wants(weight)) {
           gw = make_tensor({Cin, K}, x.dtype(), x.device(), "conv_transpose2d");
@@ -814,7 +836,8 @@ Tensor conv_transpose_impl(const Tensor& x, const Tensor& weight, const Tensor& 
               "] the output size ", IntArrayRef(shown({OH, OW}, nd)), " of input ", x.sizes(),
               " with weight ", weight.sizes(), " is not positive");
   const Tensor w4 = nd == 1 ? weight.unsqueeze(2) : weight;
-  return s.restore(conv_transpose2d_4d(s.x4, w4, bias, w, groups, OH, OW));
+  return s.restore(
+      laid_out(conv_transpose2d_4d(s.x4, w4, bias, w, groups, OH, OW), conv_format(s.x4, w4)));
 }
 
 }  // namespace
@@ -936,19 +959,34 @@ std::tuple<Tensor, Tensor> max_pool_tables(const Tensor& input, const Spatial& s
   check_floating(input, op, "input");
   const int64_t N = s.x4.size(0), C = s.x4.size(1), H = s.x4.size(2), W = s.x4.size(3);
   const int64_t OH = static_cast<int64_t>(hb.size() / 2), OW = static_cast<int64_t>(wb.size() / 2);
-  const int64_t P = N * C;
-  Tensor values = make_tensor({P, OH, OW}, input.dtype(), input.device(), op);
-  Tensor indices = make_tensor({P, OH, OW}, kInt64, input.device(), op);
+  // A channels-last input gives channels-last values and indices, as PyTorch's.
+  const MemoryFormat fmt = s.x4.suggest_memory_format();
+  Tensor values = make_tensor({N, C, OH, OW}, input.dtype(), input.device(), op, fmt);
+  Tensor indices = make_tensor({N, C, OH, OW}, kInt64, input.device(), op, fmt);
   forward_no_grad([&] {
-    launch(input.device(), cpu::max_pool2d, cuda::max_pool2d, values, indices,
-           s.x4.reshape({P, H, W}), window_table(hb, input.device()),
-           window_table(wb, input.device()), dh, dw);
+    launch(input.device(), cpu::max_pool2d, cuda::max_pool2d, values, indices, s.x4,
+           window_table(hb, input.device()), window_table(wb, input.device()), dh, dw);
     return 0;
   });
-  Tensor v = s.restore(values.view({N, C, OH, OW}));
-  Tensor i = s.restore(indices.view({N, C, OH, OW}));
-  const Tensor flat_indices = indices.view({P, OH * OW});
+  Tensor v = s.restore(values);
+  Tensor i = s.restore(indices);
   const std::vector<int64_t> in_sizes = input.sizes().vec();
+  if (fmt == MemoryFormat::ChannelsLast) {
+    // (N, OH OW, C) memory: the gradient scatter-added along the pixels of each (n, c).
+    const Tensor pixel_indices = indices.permute({0, 2, 3, 1}).view({N, OH * OW, C});
+    Spatial shape = s;
+    shape.x4 = Tensor();  // only the flags, to restore the input's rank
+    autograd::record(op, {input}, v, {pixel_indices},
+                     [N, C, H, W, OH, OW, shape](const Saved& saved, const Tensor& dy) {
+                       const Tensor dy4 = dy.reshape({N, C, OH, OW});
+                       const Tensor src = dy4.permute({0, 2, 3, 1}).reshape({N, OH * OW, C});
+                       Tensor g = zeros({N, H * W, C}, dy.options()).scatter_add(1, saved[0], src);
+                       return Grads{shape.restore(g.view({N, H, W, C}).permute({0, 3, 1, 2}))};
+                     });
+    return {v, i};
+  }
+  const int64_t P = N * C;
+  const Tensor flat_indices = indices.view({P, OH * OW});
   autograd::record(
       op, {input}, v, {flat_indices}, [P, H, W, in_sizes](const Saved& saved, const Tensor& dy) {
         Tensor g = zeros({P, H * W}, dy.options()).scatter_add(1, saved[0], dy.reshape({P, -1}));
@@ -1061,7 +1099,12 @@ Tensor adaptive_avg_impl(const Tensor& input, IntArrayRef output_size, int nd, c
   check_floating(input, op, "input");
   const std::vector<int64_t> o = adaptive_size(s, input, output_size, op);
   const int64_t H = s.x4.size(2), W = s.x4.size(3);
-  if (o[0] == 1 && o[1] == 1) return s.restore(s.x4.mean({2, 3}, /*keepdim=*/true));
+  if (o[0] == 1 && o[1] == 1) {
+    if (s.x4.suggest_memory_format() == MemoryFormat::ChannelsLast)  // over (N, H W, C) memory:
+      return s.restore(  // a channels-last (N, C, 1, 1) result and gradient
+          s.x4.permute({0, 2, 3, 1}).mean({1, 2}, /*keepdim=*/true).permute({0, 3, 1, 2}));
+    return s.restore(s.x4.mean({2, 3}, /*keepdim=*/true));
+  }
   std::vector<int64_t> hb = adaptive_bounds(H, o[0]), wb = adaptive_bounds(W, o[1]);
   std::vector<double> hc, wc;
   for (size_t i = 0; i < hb.size(); i += 2) hc.push_back(static_cast<double>(hb[i + 1] - hb[i]));

@@ -175,7 +175,7 @@ Tensor binary_op(const char* op, const Tensor& a, const Tensor& b, BinaryOp k, D
   NoGradGuard no_grad;  // conversions and expands are internal: only the op itself records
   const Device device = common_device({&a, &b}, op);
   std::vector<int64_t> shape = broadcast_shapes(a.sizes(), b.sizes(), op);
-  Tensor out = make_tensor(shape, out_dtype, device, op);
+  Tensor out = make_tensor(shape, out_dtype, device, op, result_format(shape, {&a, &b}));
   launch(device, cpu::binary, cuda::binary, out, kernel_input(a, device).to(compute).expand(shape),
          kernel_operand_b(kernel_input(b, device), compute, k).expand(shape), k, alpha);
   return out;
@@ -186,7 +186,7 @@ Tensor unary_op(const char* op, const Tensor& x, UnaryOp k, DType compute, DType
                 double p0 = 0.0, double p1 = 0.0) {
   NoGradGuard no_grad;
   check_defined(x, op);
-  Tensor out = make_tensor(x.sizes(), out_dtype, x.device(), op);
+  Tensor out = make_tensor(x.sizes(), out_dtype, x.device(), op, x.suggest_memory_format());
   launch(out.device(), cpu::unary, cuda::unary, out, x.to(compute), k, p0, p1);
   return out;
 }
@@ -251,7 +251,8 @@ void write_into(Tensor& self, DType compute, const char* op, Kernel&& kernel) {
   if (self.dtype() == compute) {
     kernel(self, self);
   } else {
-    Tensor tmp = make_tensor(self.sizes(), compute, self.device(), op);
+    Tensor tmp =
+        make_tensor(self.sizes(), compute, self.device(), op, self.suggest_memory_format());
     kernel(tmp, self.to(compute));
     launch(self.device(), cpu::copy, cuda::copy, self, tmp);
   }
@@ -394,7 +395,8 @@ Tensor activation_grad(const Tensor& dy, const Tensor& at, ActGrad kind, double 
   if (autograd::is_grad_enabled() || !is_floating(dy.dtype()) || at.dtype() != dy.dtype() ||
       at.device() != dy.device() || at.sizes() != dy.sizes())
     return composite();
-  Tensor dx = make_tensor(dy.sizes(), dy.dtype(), dy.device(), "activation_backward");
+  Tensor dx = make_tensor(dy.sizes(), dy.dtype(), dy.device(), "activation_backward",
+                          result_format(dy.sizes(), {&dy, &at}));
   launch(dy.device(), cpu::activation_backward, cuda::activation_backward, dx, dy, at, kind, p0,
          p1);
   return dx;
@@ -802,7 +804,7 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
   std::vector<int64_t> shape =
       broadcast_shapes(broadcast_shapes(condition.sizes(), a.sizes(), "where"), b.sizes(), "where");
   DType t = result_type(a, b);
-  Tensor out = make_tensor(shape, t, device, "where");
+  Tensor out = make_tensor(shape, t, device, "where", result_format(shape, {&a, &b, &condition}));
   {
     NoGradGuard no_grad;
     Tensor ka = kernel_input(a, device);  // one of the branches may stay on the host
@@ -833,7 +835,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, Scalar value) {
   check_bool_mask("masked_fill", mask);
   const Device device = common_device({&x, &mask}, "masked_fill");
   std::vector<int64_t> shape = broadcast_shapes(x.sizes(), mask.sizes(), "masked_fill");
-  Tensor out = make_tensor(shape, x.dtype(), device, "masked_fill");
+  Tensor out =
+      make_tensor(shape, x.dtype(), device, "masked_fill", result_format(shape, {&x, &mask}));
   {
     NoGradGuard no_grad;
     Tensor v = full({}, value, TensorOptions(x.dtype()));  // read by value on CUDA too

@@ -126,6 +126,10 @@ Tensor from_blob(void* data, IntArrayRef sizes, TensorOptions options) {
 Tensor empty(IntArrayRef sizes, TensorOptions options) {
   return finish_factory(make_tensor(sizes, options.dtype(), options.device(), "empty"), options);
 }
+Tensor empty(IntArrayRef sizes, TensorOptions options, MemoryFormat format) {
+  return finish_factory(make_tensor(sizes, options.dtype(), options.device(), "empty", format),
+                        options);
+}
 
 Tensor empty_strided(IntArrayRef sizes, IntArrayRef strides, TensorOptions options) {
   EMBER_CHECK(sizes.size() == strides.size(), ShapeError, "[empty_strided] sizes ", sizes,
@@ -209,17 +213,22 @@ Tensor eye(int64_t n, int64_t m, TensorOptions options) {
 }
 Tensor eye(int64_t n, TensorOptions options) { return eye(n, n, options); }
 
-Tensor empty_like(const Tensor& t, std::optional<TensorOptions> o) {
-  return empty(t.sizes(), like_options(t, o));
+Tensor empty_like(const Tensor& t, std::optional<TensorOptions> o, MemoryFormat format) {
+  return empty(t.sizes(), like_options(t, o), resolve_format(format, t));
 }
-Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> o) {
-  return zeros(t.sizes(), like_options(t, o));
+Tensor zeros_like(const Tensor& t, std::optional<TensorOptions> o, MemoryFormat format) {
+  return full_like(t, 0, o, format);
 }
-Tensor ones_like(const Tensor& t, std::optional<TensorOptions> o) {
-  return ones(t.sizes(), like_options(t, o));
+Tensor ones_like(const Tensor& t, std::optional<TensorOptions> o, MemoryFormat format) {
+  return full_like(t, 1, o, format);
 }
-Tensor full_like(const Tensor& t, Scalar value, std::optional<TensorOptions> o) {
-  return full(t.sizes(), value, like_options(t, o));
+Tensor full_like(const Tensor& t, Scalar value, std::optional<TensorOptions> o,
+                 MemoryFormat format) {
+  const TensorOptions options = like_options(t, o);
+  Tensor out = make_tensor(t.sizes(), options.dtype(), options.device(), "full_like",
+                           resolve_format(format, t));
+  out.fill_(value);
+  return finish_factory(out, options);
 }
 
 }  // namespace ember

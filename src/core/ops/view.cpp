@@ -160,7 +160,8 @@ Tensor reshape(const Tensor& t, IntArrayRef sizes) {
     record_reshape_like("reshape", t, out);
     return out;
   }
-  return t.clone().view(ns);  // clone and view record their own backward
+  // clone (row-major, whatever t's layout) and view record their own backward
+  return t.clone(MemoryFormat::Contiguous).view(ns);
 }
 
 Tensor permute(const Tensor& t, IntArrayRef dims) {
