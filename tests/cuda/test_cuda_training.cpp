@@ -502,9 +502,11 @@ TEST_CASE("cuda channels-last: a bottleneck block runs without layout copies") {
     std::vector<Tensor> out;
   };
   auto run = [&](MemoryFormat f) {
-    std::vector<Tensor> w{wa.contiguous(f).requires_grad_(), wb.contiguous(f).requires_grad_(),
-                          wc.contiguous(f).requires_grad_()};
-    Tensor x = x0.contiguous(f).requires_grad_();
+    // clone(f): fresh leaves, with channels-last strides even for the 1x1 filters (whose
+    // memory reads the same either way).
+    std::vector<Tensor> w{wa.clone(f).requires_grad_(), wb.clone(f).requires_grad_(),
+                          wc.clone(f).requires_grad_()};
+    Tensor x = x0.clone(f).requires_grad_();
     const ember_emu::Counts c0 = ember_emu::counts();
     Tensor h = relu(F::batch_norm(conv2d(x, w[0]), {}, {}, {}, {}, true));
     h = relu(F::batch_norm(conv2d(h, w[1], {}, {1, 1}, {1, 1}), {}, {}, {}, {}, true));
@@ -527,7 +529,11 @@ TEST_CASE("cuda channels-last: a bottleneck block runs without layout copies") {
     CHECK(cl.out[i].suggest_memory_format() == MemoryFormat::ChannelsLast);
     CHECK(test::agree(cl.out[i].cpu(), dense.out[i].cpu(), 3e-2));
   }
-  CHECK(cl.forward < dense.forward);
-  CHECK(cl.backward < dense.backward);
+  // Measured: NCHW 30 / 30, channels-last 26 / 26. Forward: the three convolutions' input
+  // stagings and the 3x3 filter's repack; backward: the three dy stagings and the staging of x
+  // for the 3x3 layer's weight gradient. What remains in channels-last is the filters' repack for
+  // the input gradients (read as (C, R, S, O)).
+  CHECK(cl.forward + 4 <= dense.forward);
+  CHECK(cl.backward + 4 <= dense.backward);
 }
 #endif
