@@ -9,8 +9,10 @@
 // view (its last dim strided, the one before it contiguous; any batch dims in front): a
 // shared-memory tiled transpose (32 x 32 tiles, padded rows), coalesced on both sides. Otherwise
 // loops.cuh's map: each element's two offsets from its linear index (or its vector / repeated-row
-// paths); across devices the source is first made contiguous on its own device, moved with one
-// memcpy, and converted/strided on the destination's side (loops.cuh's map). Between two GPUs that
+// paths); across devices the source is first made dense on its own device (unless it is, a
+// channels-last tensor included), moved with one memcpy into a staging tensor of its layout (or
+// straight into out when out has that layout and dtype), and converted/strided on the
+// destination's side (loops.cuh's map). Between two GPUs that
 // memcpy is a peer copy queued on the destination's stream after an event of the source's.
 //
 // non_blocking (copy_non_blocking): a dense same-dtype copy between pinned host memory and the
@@ -200,9 +202,20 @@ bool transpose_copy(const Tensor& out, const Tensor& src) {
   return true;
 }
 
-/// Both dense (contiguous) with the same dtype: bytes can be moved as they are.
+/// True when t's elements fill numel() consecutive slots from data_ptr(): contiguous, or a
+/// permutation of it (channels-last, a transposed matrix).
+bool dense(const Tensor& t) { return t.is_contiguous() || !memory_order(t).empty(); }
+
+/// Both dense in one layout (contiguous, or both channels-last) with the same dtype: bytes can
+/// be moved as they are.
 bool raw_copyable(const Tensor& out, const Tensor& src) {
-  return out.dtype() == src.dtype() && out.is_contiguous() && src.is_contiguous();
+  return out.dtype() == src.dtype() && dense(out) && detail::same_layout(src, out);
+}
+
+/// A fresh tensor on `device` laid out as dense t (its strides), for staging t's bytes.
+Tensor dense_like(const Tensor& t, Device device) {
+  Tensor flat = make_tensor({t.numel()}, t.dtype(), device, "copy");
+  return make_view(flat, t.sizes().vec(), t.strides().vec(), 0);
 }
 
 /// out = src (converted, strided), both on out's CUDA device.
@@ -230,28 +243,26 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
 /// has produced it) into a dense tensor on out's device, then the conversion and strides there.
 /// Synchronous with respect to the host, like the host copies.
 void copy_between_devices(const Tensor& out, const Tensor& src) {
-  Tensor dense = src;
-  if (!src.is_contiguous()) {
-    dense = make_tensor(src.sizes(), src.dtype(), src.device(), "copy");
-    copy_on_device(dense, src);
+  Tensor packed = src;
+  if (!dense(src)) {
+    packed = make_tensor(src.sizes(), src.dtype(), src.device(), "copy");
+    copy_on_device(packed, src);
   }
-  Tensor staged = raw_copyable(out, dense)
-                      ? out
-                      : make_tensor(dense.sizes(), dense.dtype(), out.device(), "copy");
-  const int from = dense.device().index(), to = out.device().index();
+  Tensor staged = raw_copyable(out, packed) ? out : dense_like(packed, out.device());
+  const int from = packed.device().index(), to = out.device().index();
   cudaEvent_t ready = nullptr;
   {
     detail::DeviceGuard guard(from);
     EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming));
-    EMBER_CUDA_CHECK(cudaEventRecord(ready, stream_of(dense)));
+    EMBER_CUDA_CHECK(cudaEventRecord(ready, stream_of(packed)));
   }
   {
     detail::DeviceGuard guard(to);
     const cudaError_t wait = cudaStreamWaitEvent(stream_of(out), ready, 0);
     const cudaError_t copy = wait != cudaSuccess
                                  ? wait
-                                 : cudaMemcpyPeerAsync(staged.data_ptr(), to, dense.data_ptr(),
-                                                       from, dense.nbytes(), stream_of(out));
+                                 : cudaMemcpyPeerAsync(staged.data_ptr(), to, packed.data_ptr(),
+                                                       from, packed.nbytes(), stream_of(out));
     const cudaError_t done = copy != cudaSuccess ? copy : cudaStreamSynchronize(stream_of(out));
     (void)cudaEventDestroy(ready);
     EMBER_CUDA_CHECK(done);
@@ -374,10 +385,9 @@ void copy(const Tensor& out, const Tensor& src) {
     return;
   }
   if (out.device().is_cuda()) {  // host -> device
-    const Tensor host = src.contiguous();  // dense, src's dtype (expanded sources materialise)
-    Tensor staged = raw_copyable(out, host)
-                        ? out
-                        : make_tensor(host.sizes(), host.dtype(), out.device(), "copy");
+    // Dense (contiguous or channels-last as it is), src's dtype; expanded sources materialise.
+    const Tensor host = dense(src) ? src : src.contiguous();
+    Tensor staged = raw_copyable(out, host) ? out : dense_like(host, out.device());
     {
       detail::DeviceGuard guard(out.device().index());
       if (!upload_small(staged, host)) {
@@ -390,13 +400,14 @@ void copy(const Tensor& out, const Tensor& src) {
     if (!staged.is_same(out)) copy_on_device(out, staged);
     return;
   }
-  // device -> host: a dense copy on the device first, then one memcpy, then the CPU conversion.
+  // device -> host: a dense copy on the device first (unless src is dense, channels-last
+  // included), then one memcpy, then the CPU conversion.
   Tensor dev = src;
-  if (!src.is_contiguous()) {
+  if (!dense(src)) {
     dev = make_tensor(src.sizes(), src.dtype(), src.device(), "copy");
     copy_on_device(dev, src);
   }
-  Tensor host = raw_copyable(out, dev) ? out : make_tensor(dev.sizes(), dev.dtype(), kCPU, "copy");
+  Tensor host = raw_copyable(out, dev) ? out : dense_like(dev, Device(kCPU));
   {
     detail::DeviceGuard guard(dev.device().index());
     EMBER_CUDA_CHECK(cudaMemcpyAsync(host.data_ptr(), dev.data_ptr(), dev.nbytes(),

@@ -148,3 +148,26 @@ TEST_CASE("cuda memory format: a bfloat16 ResNet block stays channels-last, valu
     CHECK(agree(cl[i].cpu(), dense[i].cpu(), 3e-2));
   }
 }
+
+TEST_CASE("cuda memory format: copies between the host and the device keep channels-last") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  for (DType dt : {kFloat32, kBFloat16}) {
+    INFO(dt);
+    Tensor x = rnd({3, 5, 4, 6}, 16).to(dt);
+    Tensor xcl = x.contiguous(kCL);
+    Tensor up = xcl.to(cu);  // the bytes as they lie
+    CHECK(is_cl(up));
+    CHECK(bitwise_equal(up.cpu(), x));
+    Tensor down = up.cpu();
+    CHECK(is_cl(down));
+    CHECK(bitwise_equal(down, x));
+    // Into the other layout, and with a conversion.
+    CHECK(bitwise_equal(up.to(Device(kCPU), false, false, MemoryFormat::Contiguous), x));
+    CHECK(up.to(Device(kCPU), false, false, MemoryFormat::Contiguous).is_contiguous());
+    CHECK(bitwise_equal(x.to(cu).contiguous(kCL).cpu(), x));
+    CHECK(bitwise_equal(xcl.to(cu, kFloat64).cpu(), x.to(kFloat64)));
+    Tensor big = rnd({4, 64, 16, 16}, 17).to(dt);  // past the 64 KiB upload ring
+    CHECK(bitwise_equal(big.contiguous(kCL).to(cu).cpu(), big));
+  }
+}

@@ -535,5 +535,14 @@ TEST_CASE("cuda channels-last: a bottleneck block runs without layout copies") {
   // the input gradients (read as (C, R, S, O)).
   CHECK(cl.forward + 4 <= dense.forward);
   CHECK(cl.backward + 4 <= dense.backward);
+  // A channels-last tensor crosses between the host and the device as its bytes lie: no kernel
+  // on either side (a transposing kernel on the device, and a CPU transpose, before).
+  const ember_emu::Counts c0 = ember_emu::counts();
+  Tensor host = cl.out[0].cpu();
+  Tensor back = host.to(cu);
+  const ember_emu::Counts c1 = ember_emu::counts();
+  CHECK(c1.launches == c0.launches);
+  CHECK(back.suggest_memory_format() == MemoryFormat::ChannelsLast);
+  CHECK(test::bitwise_equal(back.cpu(), host));
 }
 #endif
