@@ -277,8 +277,8 @@ Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op
 
 Tensor make_tensor(IntArrayRef sizes, DType dtype, Device device, const char* op,
                    MemoryFormat format) {
+  size_t nbytes = checked_nbytes(sizes, dtype, op);  // first: the strides' products fit then
   std::vector<int64_t> strides = format_strides(sizes, format, op);
-  size_t nbytes = checked_nbytes(sizes, dtype, op);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = allocate_storage(nbytes, device, op);
   impl->sizes = sizes.vec();
