@@ -58,7 +58,7 @@ Tensor grad_laid_out_as(const Tensor& g, const TensorImpl& leaf) {
   if (g.sizes() != IntArrayRef(leaf.sizes) || g.strides() == IntArrayRef(leaf.strides))
     return g.clone();
   Tensor like = empty_strided(leaf.sizes, leaf.strides, g.options());
-  if (!like.is_contiguous() && memory_order(like).empty()) return g.clone();  // not dense
+  if (!is_dense(like)) return g.clone();
   like.copy_(g);
   return like;
 }

@@ -98,6 +98,13 @@ MemoryFormat result_format(IntArrayRef sizes, std::initializer_list<const Tensor
   return MemoryFormat::Contiguous;
 }
 
+bool is_dense(const Tensor& t) { return t.is_contiguous() || !memory_order(t).empty(); }
+
+Tensor laid_out(const Tensor& y, MemoryFormat format) {
+  const MemoryFormat cl = MemoryFormat::ChannelsLast;
+  return format == cl && !y.is_contiguous(cl) ? y.contiguous(cl) : y;
+}
+
 std::vector<int64_t> memory_order(const Tensor& t) {
   if (t.is_contiguous()) return {};
   std::vector<int64_t> perm(static_cast<size_t>(t.dim()));

@@ -97,6 +97,12 @@ MemoryFormat result_format(IntArrayRef sizes, std::initializer_list<const Tensor
 /// not contiguous itself (t.permute(order) is contiguous: a channels-last tensor, a transposed
 /// matrix); empty otherwise. Elementwise kernels iterate all operands in that order.
 std::vector<int64_t> memory_order(const Tensor& t);
+/// True when t's elements fill numel() consecutive slots from data_ptr(): contiguous, or a dense
+/// permutation of it (memory_order non-empty), so kernels may walk it as a flat array.
+bool is_dense(const Tensor& t);
+/// y channels-last when `format` asks for it (a differentiable copy when a kernel path produced
+/// NCHW: convolution, the CPU's batch_norm); otherwise y as the path left it.
+Tensor laid_out(const Tensor& y, MemoryFormat format);
 /// Sets requires_grad on a freshly made tensor when the factory options ask for it.
 Tensor finish_factory(Tensor t, const TensorOptions& options);
 /// Options for a *_like factory: t's dtype and device unless `options` overrides them.

@@ -202,14 +202,10 @@ bool transpose_copy(const Tensor& out, const Tensor& src) {
   return true;
 }
 
-/// True when t's elements fill numel() consecutive slots from data_ptr(): contiguous, or a
-/// permutation of it (channels-last, a transposed matrix).
-bool dense(const Tensor& t) { return t.is_contiguous() || !memory_order(t).empty(); }
-
 /// Both dense in one layout (contiguous, or both channels-last) with the same dtype: bytes can
 /// be moved as they are.
 bool raw_copyable(const Tensor& out, const Tensor& src) {
-  return out.dtype() == src.dtype() && dense(out) && detail::same_layout(src, out);
+  return out.dtype() == src.dtype() && is_dense(out) && detail::same_layout(src, out);
 }
 
 /// A fresh tensor on `device` laid out as dense t (its strides), for staging t's bytes.
@@ -244,7 +240,7 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
 /// Synchronous with respect to the host, like the host copies.
 void copy_between_devices(const Tensor& out, const Tensor& src) {
   Tensor packed = src;
-  if (!dense(src)) {
+  if (!is_dense(src)) {
     packed = make_tensor(src.sizes(), src.dtype(), src.device(), "copy");
     copy_on_device(packed, src);
   }
@@ -386,7 +382,7 @@ void copy(const Tensor& out, const Tensor& src) {
   }
   if (out.device().is_cuda()) {  // host -> device
     // Dense (contiguous or channels-last as it is), src's dtype; expanded sources materialise.
-    const Tensor host = dense(src) ? src : src.contiguous();
+    const Tensor host = is_dense(src) ? src : src.contiguous();
     Tensor staged = raw_copyable(out, host) ? out : dense_like(host, out.device());
     {
       detail::DeviceGuard guard(out.device().index());
@@ -403,7 +399,7 @@ void copy(const Tensor& out, const Tensor& src) {
   // device -> host: a dense copy on the device first (unless src is dense, channels-last
   // included), then one memcpy, then the CPU conversion.
   Tensor dev = src;
-  if (!dense(src)) {
+  if (!is_dense(src)) {
     dev = make_tensor(src.sizes(), src.dtype(), src.device(), "copy");
     copy_on_device(dev, src);
   }

@@ -298,7 +298,7 @@ bool vector_path(int64_t align, const Tensor& out, const Ts&... in) {
     return same_layout(t, out) &&
            reinterpret_cast<uintptr_t>(t.data_ptr()) % static_cast<uintptr_t>(align) == 0;
   };
-  return fits(out) && (fits(in) && ...) && (out.is_contiguous() || !memory_order(out).empty());
+  return fits(out) && (fits(in) && ...) && is_dense(out);
 }
 
 /// t's dims permuted by order, as a view without autograd: map_rows takes its operands in out's

@@ -332,23 +332,21 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       running_mean.device() == input.device() && running_var.device() == input.device() &&
       on(weight, input.device()) && on(bias, input.device()) &&
       !autograd::needs_grad({&input, &weight, &bias, &running_mean, &running_var});
-  // A channels-last input gives a channels-last result (the CPU kernels take NCHW: copied back).
-  const auto keep_layout = [&](const Tensor& y) {
-    const MemoryFormat cl = MemoryFormat::ChannelsLast;
-    return input.suggest_memory_format() == cl && !y.is_contiguous(cl) ? y.contiguous(cl) : y;
-  };
   if (eval_fused) {
     check_batch_norm_params(input, running_mean, running_var, weight, bias);
-    return keep_layout(batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps));
+    // A channels-last input gives a channels-last result (the CPU kernels take NCHW: copied back).
+    return laid_out(batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps),
+                    input.suggest_memory_format());
   }
   if (!fused)
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,
                                 eps);
   check_batch_norm_params(input, running_mean, running_var, weight, bias);
   const DType dt = opmath_dtype(input.dtype());
-  return keep_layout(batch_norm_fused(input.contiguous(batch_norm_format(input)), running_mean,
-                                      running_var, fused_param(weight, dt), fused_param(bias, dt),
-                                      momentum, eps));
+  return laid_out(
+      batch_norm_fused(input.contiguous(batch_norm_format(input)), running_mean, running_var,
+                       fused_param(weight, dt), fused_param(bias, dt), momentum, eps),
+      input.suggest_memory_format());
 }
 
 // ---- layer_norm / group_norm / rms_norm ----

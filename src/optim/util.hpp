@@ -82,7 +82,7 @@ inline bool fused_update_applies(const Tensor& param, const Tensor& grad,
     if (s.defined()) all.push_back(&s);
   const DType dtype = param.dtype();
   if (dtype != kFloat32 && dtype != kFloat64) return false;
-  if (!param.is_contiguous() && memory_order(param).empty()) return false;  // not dense
+  if (!is_dense(param)) return false;
   const bool recording = autograd::is_grad_enabled();
   for (size_t i = 0; i < all.size(); ++i) {
     const Tensor& t = *all[i];

@@ -363,13 +363,6 @@ MemoryFormat conv_format(const Tensor& x4, const Tensor& w4) {
              : MemoryFormat::Contiguous;
 }
 
-/// y channels-last when `format` asks for it (a differentiable copy when a path produced NCHW);
-/// otherwise y as the path left it.
-Tensor laid_out(const Tensor& y, MemoryFormat format) {
-  const MemoryFormat cl = MemoryFormat::ChannelsLast;
-  return format == cl && !y.is_contiguous(cl) ? y.contiguous(cl) : y;
-}
-
 /// conv2d with groups 1 on (N, C, H, W), float32/float64 on the CPU, by the direct kernel
 /// (cpu::conv2d_direct), with the bias added by the kernel when it has x's dtype. No columns exist
 /// in forward or are kept for backward. Backward, first order: the direct input-gradient and

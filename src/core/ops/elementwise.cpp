@@ -186,7 +186,7 @@ Tensor unary_op(const char* op, const Tensor& x, UnaryOp k, DType compute, DType
                 double p0 = 0.0, double p1 = 0.0) {
   NoGradGuard no_grad;
   check_defined(x, op);
-  Tensor out = make_tensor(x.sizes(), out_dtype, x.device(), op, x.suggest_memory_format());
+  Tensor out = make_tensor(x.sizes(), out_dtype, x.device(), op, result_format(x.sizes(), {&x}));
   launch(out.device(), cpu::unary, cuda::unary, out, x.to(compute), k, p0, p1);
   return out;
 }
