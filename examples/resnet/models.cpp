@@ -69,9 +69,10 @@ BasicBlockImpl::BasicBlockImpl(int64_t in_channels, int64_t planes, int64_t stri
 }
 
 Tensor BasicBlockImpl::forward(const Tensor& x) {
-  Tensor out = relu(bn1(conv1(x)));  // (N, planes, H / stride, W / stride)
-  out = bn2(conv2(out));
-  return relu(out + (downsample ? downsample(x) : x));
+  // Each BatchNorm with the ReLU (and the residual add) after it: forward_relu, one fused node on
+  // CUDA while training, the same values as relu(bn(...) + identity).
+  Tensor out = bn1->forward_relu(conv1(x));  // (N, planes, H / stride, W / stride)
+  return bn2->forward_relu(conv2(out), downsample ? downsample(x) : x);
 }
 
 BottleneckImpl::BottleneckImpl(int64_t in_channels, int64_t planes, int64_t stride) {
@@ -90,10 +91,10 @@ BottleneckImpl::BottleneckImpl(int64_t in_channels, int64_t planes, int64_t stri
 }
 
 Tensor BottleneckImpl::forward(const Tensor& x) {
-  Tensor out = relu(bn1(conv1(x)));  // (N, planes, H, W)
-  out = relu(bn2(conv2(out)));       // (N, planes, H / stride, W / stride)
-  out = bn3(conv3(out));             // (N, 4 * planes, H / stride, W / stride)
-  return relu(out + (downsample ? downsample(x) : x));
+  Tensor out = bn1->forward_relu(conv1(x));  // (N, planes, H, W)
+  out = bn2->forward_relu(conv2(out));       // (N, planes, H / stride, W / stride)
+  // (N, 4 * planes, H / stride, W / stride)
+  return bn3->forward_relu(conv3(out), downsample ? downsample(x) : x);
 }
 
 // ---- ImageNet layout ----
@@ -132,7 +133,7 @@ ResNetImpl::ResNetImpl(BlockKind block, std::vector<int64_t> layers, int64_t num
 }
 
 Tensor ResNetImpl::features(const Tensor& x) {
-  Tensor h = relu(bn1(conv1(x)));         // (N, 64, H / 2, W / 2); small_input: (N, 64, H, W)
+  Tensor h = bn1->forward_relu(conv1(x));  // (N, 64, H / 2, W / 2); small_input: (N, 64, H, W)
   if (maxpool) h = maxpool(h);            // (N, 64, H / 4, W / 4)
   h = layer4(layer3(layer2(layer1(h))));  // (N, 512 * expansion, H / 32, W / 32)
   return avgpool(h).flatten(1);           // (N, 512 * expansion)
@@ -161,8 +162,8 @@ CifarResNetImpl::CifarResNetImpl(int64_t depth, int64_t num_classes, int64_t in_
 }
 
 Tensor CifarResNetImpl::features(const Tensor& x) {
-  Tensor h = relu(bn1(conv1(x)));  // (N, 16, H, W)
-  h = layer3(layer2(layer1(h)));   // (N, 64, H / 4, W / 4)
+  Tensor h = bn1->forward_relu(conv1(x));  // (N, 16, H, W)
+  h = layer3(layer2(layer1(h)));           // (N, 64, H / 4, W / 4)
   return avgpool(h).flatten(1);    // (N, 64)
 }
 

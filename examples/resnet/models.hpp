@@ -53,7 +53,7 @@ class BasicBlockImpl : public nn::Module {
 
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
-  nn::ReLU relu{nullptr};
+  nn::ReLU relu{nullptr};  // torchvision's module list; forward runs it inside bn*->forward_relu
   nn::Sequential downsample{nullptr};  // empty: identity shortcut
 };
 EMBER_MODULE(BasicBlock);
@@ -68,7 +68,7 @@ class BottleneckImpl : public nn::Module {
 
   nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
-  nn::ReLU relu{nullptr};
+  nn::ReLU relu{nullptr};  // torchvision's module list; forward runs it inside bn*->forward_relu
   nn::Sequential downsample{nullptr};  // empty: identity shortcut
 };
 EMBER_MODULE(Bottleneck);

@@ -481,6 +481,19 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight);
+/// batch_norm_relu's forward: z = relu(y + residual) with y batch_norm_forward's (rounded to x's
+/// dtype before the add, the sum rounded again: the unfused ops' values), residual laid out as x
+/// or undefined; mask (int32, ceil(numel / 32) words) gets bit i % 32 of word i / 32 set where
+/// the i-th value of z in memory is not <= 0 (relu's gradient passes there).
+void batch_norm_relu_forward(const Tensor& z, const Tensor& mask, const Tensor& mean,
+                             const Tensor& invstd, const Tensor& var, const Tensor& x,
+                             const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                             double eps, const RunningStats& running);
+/// Its backward: batch_norm_backward of g = (mask ? dz : 0), and dresidual = g where defined.
+void batch_norm_relu_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                              const Tensor& dresidual, const Tensor& dz, const Tensor& x,
+                              const Tensor& mask, const Tensor& mean, const Tensor& invstd,
+                              const Tensor& weight);
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
                            const Tensor& sums, const Tensor& x, const Tensor& target,
                            const Tensor& weight, int64_t ignore_index, double label_smoothing);

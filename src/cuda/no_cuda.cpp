@@ -111,6 +111,16 @@ void batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tens
                          const Tensor&, const Tensor&, const Tensor&) {
   unsupported("batch_norm_backward");
 }
+void batch_norm_relu_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                             const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                             const Tensor&, double, const RunningStats&) {
+  unsupported("batch_norm_relu_forward");
+}
+void batch_norm_relu_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const Tensor&, const Tensor&) {
+  unsupported("batch_norm_relu_backward");
+}
 #endif
 #ifndef EMBER_CUDA_HAS_CROSS_ENTROPY
 void cross_entropy_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,

@@ -508,6 +508,13 @@ struct VarFinish {
   }
 };
 
+/// (x - m) scale + shift, rounded to the storage type: batch_norm's y (one expression for both
+/// maps below, so both round it alike).
+template <class T, class Xs>
+__device__ __forceinline__ Xs normalized(Xs x, T m, T scale, T shift) {
+  return convert<Xs>((convert<T>(x) - m) * scale + shift);
+}
+
 /// y = (x - m) scale + shift.
 template <class T, class Xs>
 struct NormalizeMap {
@@ -517,9 +524,45 @@ struct NormalizeMap {
   const T* Coef;
   int64_t C;
   __device__ void operator()(int64_t i, int64_t c) const {
-    Y[i] = convert<Xs>((convert<T>(X[i]) - Mean[c]) * Coef[c] + Coef[C + c]);
+    Y[i] = normalized(X[i], Mean[c], Coef[c], Coef[C + c]);
   }
 };
+
+/// batch_norm_relu: z = relu(y + r) (r optional), each step rounded to the storage type as the
+/// separate add and relu kernels round it, and bit i of Mask set where z is not <= 0 (relu's
+/// threshold_backward passes the gradient there: z > 0 or NaN). The bits of 32 consecutive i come
+/// from one warp's ballot, so this runs under channel_map_kernel only: blocks of whole warps, a
+/// grid stride that is a multiple of 32, lane = i % 32, and the lanes of a warp past `total`
+/// (the last word's) gone from the loop together.
+template <class T, class Xs>
+struct NormalizeReluMap {
+  Xs* Z;
+  uint32_t* Mask;
+  const Xs* X;
+  const Xs* R;  // nullptr: no residual
+  const T* Mean;
+  const T* Coef;
+  int64_t C;
+  int64_t total;
+  __device__ void operator()(int64_t i, int64_t c) const {
+    T v = convert<T>(normalized(X[i], Mean[c], Coef[c], Coef[C + c]));
+    if (R != nullptr) v = convert<T>(convert<Xs>(v + convert<T>(R[i])));
+    if (v < T(0)) v = T(0);  // relu: NaN and -0 pass
+    Z[i] = convert<Xs>(v);
+    const int64_t live = total - (i & ~int64_t{31});  // lanes of this warp still in the loop
+    const unsigned lanes = live >= 32 ? 0xffffffffu : (1u << live) - 1u;
+    const unsigned bits = __ballot_sync(lanes, !(v <= T(0)));
+    if ((i & 31) == 0) Mask[i >> 5] = bits;
+  }
+};
+
+/// The gradient that reaches batch_norm: dz, or under batch_norm_relu's Mask, dz where the bit of
+/// element off is set and 0 elsewhere (relu's threshold_backward on the saved result).
+template <class T, class Xs>
+__device__ __forceinline__ T masked_grad(const Xs* DZ, const uint32_t* Mask, int64_t off) {
+  if (Mask != nullptr && ((Mask[off >> 5] >> (off & 31)) & 1u) == 0u) return T(0);
+  return convert<T>(DZ[off]);
+}
 
 /// Backward: dy and dy (x - m).
 template <class T, class Xs>
@@ -527,8 +570,9 @@ struct BackwardTerm {
   const Xs* DY;
   const Xs* X;
   const T* Mean;
+  const uint32_t* Mask;  // batch_norm_relu's, or nullptr
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
-    const T dy = convert<T>(DY[off]);
+    const T dy = masked_grad<T>(DY, Mask, off);
     return {static_cast<double>(dy), static_cast<double>(dy * (convert<T>(X[off]) - Mean[c]))};
   }
 };
@@ -557,18 +601,24 @@ struct BackwardFinish {
   }
 };
 
-/// dx = k1 ((dy - a) - (x - m) k2).
+/// dx = k1 ((dy - a) - (x - m) k2) where DX is set; under batch_norm_relu's Mask dy is the masked
+/// gradient, which DR (the residual's gradient) receives where set.
 template <class T, class Xs>
 struct InputGradMap {
   Xs* DX;
+  Xs* DR;
   const Xs* DY;
   const Xs* X;
   const T* Mean;
   const T* Coef;
+  const uint32_t* Mask;
   int64_t C;
   __device__ void operator()(int64_t i, int64_t c) const {
-    DX[i] = convert<Xs>(Coef[c] * ((convert<T>(DY[i]) - Coef[C + c]) -
-                                   (convert<T>(X[i]) - Mean[c]) * Coef[2 * C + c]));
+    const T dy = masked_grad<T>(DY, Mask, i);
+    if (DR != nullptr) DR[i] = convert<Xs>(dy);
+    if (DX != nullptr)
+      DX[i] = convert<Xs>(Coef[c] *
+                          ((dy - Coef[C + c]) - (convert<T>(X[i]) - Mean[c]) * Coef[2 * C + c]));
   }
 };
 
@@ -684,7 +734,8 @@ template <class T, class Xs>
 void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor& invstd,
                               const Tensor& var, const Tensor& x, const Tensor& weight,
                               const Tensor& bias, double eps, const RunningStats& running,
-                              int64_t N, int64_t C, int64_t S) {
+                              const Tensor& residual, const Tensor& mask, int64_t N, int64_t C,
+                              int64_t S) {
   const cudaStream_t stream = stream_of(y);
   const ChannelPlan plan = channel_plan(N, C, S);
   Tensor partial = scratch(plan.partials() * 2 * C, kFloat64, y);  // (partials, 2, C)
@@ -703,17 +754,26 @@ void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
                             count, eps, running.momentum, running.unbias},
                plan, N, C, S, P, stream);
   const int64_t total = N * C * S;
-  channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-      NormalizeMap<T, Xs>{static_cast<Xs*>(y.data_ptr()), X, Mean, Coef, C}, total, C, S);
+  if (mask.defined()) {
+    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
+        NormalizeReluMap<T, Xs>{static_cast<Xs*>(y.data_ptr()),
+                                static_cast<uint32_t*>(mask.data_ptr()), X,
+                                ptr_or_null<Xs>(residual), Mean, Coef, C, total},
+        total, C, S);
+  } else {
+    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
+        NormalizeMap<T, Xs>{static_cast<Xs*>(y.data_ptr()), X, Mean, Coef, C}, total, C, S);
+  }
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
 template <class T, class Xs>
 void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                                const Tensor& dy, const Tensor& x, const Tensor& mean,
-                               const Tensor& invstd, const Tensor& weight, int64_t N, int64_t C,
-                               int64_t S) {
-  if (!dx.defined() && !dweight.defined() && !dbias.defined()) return;
+                               const Tensor& invstd, const Tensor& weight, const Tensor& dresidual,
+                               const Tensor& mask, int64_t N, int64_t C, int64_t S) {
+  const bool sums = dx.defined() || dweight.defined() || dbias.defined();
+  if (!sums && !dresidual.defined()) return;
   const cudaStream_t stream = stream_of(dy);
   const ChannelPlan plan = channel_plan(N, C, S);
   Tensor partial = scratch(plan.partials() * 2 * C, kFloat64, dy);        // (partials, 2, C)
@@ -723,16 +783,20 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   const Xs* DY = static_cast<const Xs*>(dy.data_ptr());
   const Xs* X = static_cast<const Xs*>(x.data_ptr());
   const T* Mean = static_cast<const T*>(mean.data_ptr());
+  const uint32_t* Mask = ptr_or_null<uint32_t>(mask);
   const double count = static_cast<double>(N * S);
-  channel_sums(
-      BackwardTerm<T, Xs>{DY, X, Mean},
-      BackwardFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias), Coef,
-                        static_cast<const T*>(invstd.data_ptr()), ptr_or_null<T>(weight), C, count},
-      plan, N, C, S, P, stream);
-  if (!dx.defined()) return;
+  if (sums)
+    channel_sums(BackwardTerm<T, Xs>{DY, X, Mean, Mask},
+                 BackwardFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias), Coef,
+                                   static_cast<const T*>(invstd.data_ptr()), ptr_or_null<T>(weight),
+                                   C, count},
+                 plan, N, C, S, P, stream);
+  if (!dx.defined() && !dresidual.defined()) return;
   const int64_t total = N * C * S;
   channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-      InputGradMap<T, Xs>{static_cast<Xs*>(dx.data_ptr()), DY, X, Mean, Coef, C}, total, C, S);
+      InputGradMap<T, Xs>{mut_ptr_or_null<Xs>(dx), mut_ptr_or_null<Xs>(dresidual), DY, X, Mean,
+                          Coef, Mask, C},
+      total, C, S);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -792,7 +856,21 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
   detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     batch_norm_forward_typed<detail::compute_t<Xs>, Xs>(y, mean, invstd, var, x, weight, bias, eps,
-                                                        running, N, C, S);
+                                                        running, Tensor(), Tensor(), N, C, S);
+  });
+}
+
+void batch_norm_relu_forward(const Tensor& z, const Tensor& mask, const Tensor& mean,
+                             const Tensor& invstd, const Tensor& var, const Tensor& x,
+                             const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                             double eps, const RunningStats& running) {
+  int64_t N, C, S;
+  if (!channel_dims(x, N, C, S)) return;
+  detail::DeviceGuard guard(z.device().index());
+  detail::visit_device_widened(x.dtype(), "batch_norm_relu", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    batch_norm_forward_typed<detail::compute_t<Xs>, Xs>(z, mean, invstd, var, x, weight, bias, eps,
+                                                        running, residual, mask, N, C, S);
   });
 }
 
@@ -823,7 +901,21 @@ void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
   detail::visit_device_widened(x.dtype(), "batch_norm_backward", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     batch_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dy, x, mean, invstd,
-                                                         weight, N, C, S);
+                                                         weight, Tensor(), Tensor(), N, C, S);
+  });
+}
+
+void batch_norm_relu_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                              const Tensor& dresidual, const Tensor& dz, const Tensor& x,
+                              const Tensor& mask, const Tensor& mean, const Tensor& invstd,
+                              const Tensor& weight) {
+  int64_t N, C, S;
+  if (!channel_dims(x, N, C, S)) return;
+  detail::DeviceGuard guard(x.device().index());
+  detail::visit_device_widened(x.dtype(), "batch_norm_relu_backward", [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    batch_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dz, x, mean, invstd,
+                                                         weight, dresidual, mask, N, C, S);
   });
 }
 

@@ -193,9 +193,11 @@ Tensor layer_norm_fused(const Tensor& x, IntArrayRef normalized_shape, const Ten
 /// rows) float32/float64, or float16/bfloat16 computed in float32, with
 /// more than one value per channel, checked; weight and bias contiguous of the compute dtype
 /// (opmath_dtype(x)) on x's device, or undefined. y has x's dtype, the statistics the compute
-/// dtype.
+/// dtype. relu (CUDA only): the result is relu(y + residual) by batch_norm_relu's kernels,
+/// residual of x's sizes, dtype and memory layout, or undefined; one node "batch_norm_relu".
 Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                        const Tensor& weight, const Tensor& bias, double momentum, double eps) {
+                        const Tensor& weight, const Tensor& bias, double momentum, double eps,
+                        bool relu = false, const Tensor& residual = {}) {
   // ---- shape rule: y like x; mean, invstd, var (C,) ----
   const int64_t C = x.size(1);
   const TensorOptions opts = TensorOptions(opmath_dtype(x.dtype())).device(x.device());
@@ -215,8 +217,15 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
     running.momentum = momentum;
     running.unbias = static_cast<double>(count) / (static_cast<double>(count) - 1.0);
   }
-  launch(x.device(), cpu::batch_norm_forward, cuda::batch_norm_forward, y, mean, invstd, var, x,
-         weight, bias, eps, running);
+  Tensor mask;  // batch_norm_relu: one bit per value of y, in memory order
+  if (relu) {
+    mask = empty({(x.numel() + 31) / 32}, TensorOptions(kInt32).device(x.device()));
+    cuda::batch_norm_relu_forward(y, mask, mean, invstd, var, x, weight, bias, residual, eps,
+                                  running);
+  } else {
+    launch(x.device(), cpu::batch_norm_forward, cuda::batch_norm_forward, y, mean, invstd, var, x,
+           weight, bias, eps, running);
+  }
   if (running.mean.defined()) {  // written in place, as copy_ would
     running_mean.bump_version();
     running_var.bump_version();
@@ -224,6 +233,27 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
     update_running_stats(running_mean, running_var, mean, var, count, momentum);
   }
   // ---- record: the fused backward (first order), the composite's under create_graph ----
+  if (relu) {
+    autograd::record("batch_norm_relu", {x, weight, bias, residual}, y,
+                     {x, weight, bias, residual, mean, invstd, mask},
+                     [momentum, eps](const Saved& s, const Tensor& dz) {
+                       if (autograd::is_grad_enabled()) {
+                         const auto composite = [momentum, eps](const Saved& in) {
+                           Tensor v = batch_norm_reference(in[0], {}, {}, in[1], in[2],
+                                                           /*training=*/true, momentum, eps);
+                           return ember::relu(in[3].defined() ? v + in[3] : v);
+                         };
+                         return composite_grads(composite, s, dz, 4);
+                       }
+                       Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]),
+                              dr = grad_slot(s[3]);
+                       cuda::batch_norm_relu_backward(
+                           dx, dw, db, dr, kernel_grad(on_device(dz, s[0].device()), s[0]), s[0],
+                           s[6], s[4], s[5], s[1]);
+                       return Grads{dx, dw, db, dr};
+                     });
+    return y;
+  }
   record_fused_norm(
       "batch_norm", y, {x, weight, bias, mean, invstd},
       [momentum, eps](const Saved& in) {
@@ -347,6 +377,35 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
       batch_norm_fused(input.contiguous(batch_norm_format(input)), running_mean, running_var,
                        fused_param(weight, dt), fused_param(bias, dt), momentum, eps),
       input.suggest_memory_format());
+}
+
+Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                       double eps, const Tensor& residual) {
+  const char* op = "batch_norm_relu";
+  check_input(input, op);
+  EMBER_CHECK(!residual.defined() || residual.sizes() == input.sizes(), ShapeError, "[", op,
+              "] expected residual of input's shape ", input.sizes(), ", got ", residual.sizes());
+  // One fused node on CUDA in training mode, on batch_norm's conditions for its fused kernels,
+  // with a residual of input's dtype on its device (or none); elsewhere the three ops.
+  const bool fused = training && input.is_cuda() && is_floating(input.dtype()) &&
+                     input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
+                     on(running_mean, input.device()) && on(running_var, input.device()) &&
+                     on(weight, input.device()) && on(bias, input.device()) &&
+                     (!residual.defined() ||
+                      (residual.dtype() == input.dtype() && residual.device() == input.device()));
+  if (!fused) {
+    const Tensor y =
+        batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps);
+    return relu(residual.defined() ? y + residual : y);
+  }
+  check_batch_norm_params(input, running_mean, running_var, weight, bias);
+  const DType dt = opmath_dtype(input.dtype());
+  const MemoryFormat format = batch_norm_format(input);
+  return batch_norm_fused(input.contiguous(format), running_mean, running_var,
+                          fused_param(weight, dt), fused_param(bias, dt), momentum, eps,
+                          /*relu=*/true,
+                          residual.defined() ? residual.contiguous(format) : Tensor());
 }
 
 // ---- layer_norm / group_norm / rms_norm ----

@@ -56,7 +56,13 @@ void BatchNormImplBase::reset_parameters() {
   }
 }
 
-Tensor BatchNormImplBase::forward(const Tensor& x) {
+Tensor BatchNormImplBase::forward(const Tensor& x) { return normalize(x, false, Tensor()); }
+
+Tensor BatchNormImplBase::forward_relu(const Tensor& x, const Tensor& residual) {
+  return normalize(x, true, residual);
+}
+
+Tensor BatchNormImplBase::normalize(const Tensor& x, bool relu, const Tensor& residual) {
   check_input_dim(x);
   EMBER_CHECK(x.size(1) == num_features, ShapeError, "[", name(), "] expected ", num_features,
               " channels in dim 1, got input ", x.sizes());
@@ -71,8 +77,10 @@ Tensor BatchNormImplBase::forward(const Tensor& x) {
   // Batch statistics while training, or always when no running statistics are kept.
   const bool use_batch_stats = is_training() || !track_running_stats;
   const bool update = !is_training() || track_running_stats;
-  return F::batch_norm(x, update ? running_mean : Tensor(), update ? running_var : Tensor(), weight,
-                       bias, use_batch_stats, factor, eps);
+  const Tensor rm = update ? running_mean : Tensor(), rv = update ? running_var : Tensor();
+  if (relu)
+    return F::batch_norm_relu(x, rm, rv, weight, bias, use_batch_stats, factor, eps, residual);
+  return F::batch_norm(x, rm, rv, weight, bias, use_batch_stats, factor, eps);
 }
 
 std::string BatchNormImplBase::extra_repr() const {

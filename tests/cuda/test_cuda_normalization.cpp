@@ -7,6 +7,7 @@
 // non-contiguous inputs, results that repeat bitwise, the LayerNorm and BatchNorm2d modules, and
 // the same typed errors as the CPU. Without a GPU each case prints "skipped".
 #include <catch2/catch.hpp>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -416,6 +417,123 @@ TEST_CASE("cuda batch_norm eval: one fused pass, bitwise the composite on the GP
       }
     }
   }
+}
+
+TEST_CASE("cuda batch_norm_relu: one node, bitwise relu(batch_norm(x) + residual), gradients too") {
+  // The fused node against the three ops on the GPU: z, dx, dweight, dbias, dresidual and the
+  // running statistics bit for bit; contiguous and channels-last, with and without a residual,
+  // float32/float64/float16/bfloat16, sizes whose last mask word is partial (315 values). The
+  // residual cancels y exactly at some values (z = +0: no gradient) and holds a NaN (z NaN: the
+  // gradient passes, as relu's threshold_backward passes it).
+  if (!gpu()) return;
+  const std::vector<std::vector<int64_t>> shapes = {
+      {7, 5}, {3, 5, 7, 3}, {4, 3, 13, 11}, {2, 70, 9, 9}, {3, 2, 129, 129}};
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+    for (const auto& shape : shapes) {
+      for (MemoryFormat fmt : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+        if (fmt == MemoryFormat::ChannelsLast && shape.size() != 4) continue;
+        for (bool with_residual : {false, true}) {
+          INFO(dt << " shape " << IntArrayRef(shape) << " channels-last "
+                  << (fmt == MemoryFormat::ChannelsLast) << " residual " << with_residual);
+          const int64_t C = shape[1];
+          const uint64_t seed = static_cast<uint64_t>(shape[0] * 100 + C * 7 + with_residual);
+          const Tensor x = rnd(shape, seed, dt, 2.0, 0.3).to(cu).contiguous(fmt);
+          const Tensor dz = rnd(shape, seed + 1, dt).to(cu);
+          const Tensor w = rnd({C}, seed + 2, pt, 1.0, 1.0).to(cu),
+                       b = rnd({C}, seed + 3, pt).to(cu);
+          const Tensor rm = rnd({C}, seed + 4, pt).to(cu),
+                       rv = rnd({C}, seed + 5, pt, 0.5, 1.0).to(cu);
+          Tensor r;
+          if (with_residual) {
+            const Tensor y0 = F::batch_norm(x, {}, {}, w, b, true);  // the values the node adds to
+            const Tensor cancel = rnd(shape, seed + 6, kFloat32).to(cu) > 0.6;
+            r = where(cancel, -y0, rnd(shape, seed + 7, dt).to(cu)).contiguous();
+            r.view({-1}).slice(0, 5, 6).fill_(std::numeric_limits<double>::quiet_NaN());
+            r = r.contiguous(fmt);
+          }
+          struct Out {
+            std::vector<Tensor> t;  // z, dx, dweight, dbias, dresidual, running mean, running var
+            std::string node;
+          };
+          auto go = [&](bool fused, std::vector<bool> wrt) {
+            Tensor m = rm.clone(), v = rv.clone();
+            std::vector<Tensor> in{x.detach().clone(), w.clone(), b.clone(),
+                                   with_residual ? r.clone() : Tensor()};
+            std::vector<Tensor> want;
+            for (size_t i = 0; i < 4; ++i)
+              if (in[i].defined() && wrt[i]) want.push_back(in[i].requires_grad_());
+            Tensor z;
+            if (fused) {
+              z = F::batch_norm_relu(in[0], m, v, in[1], in[2], true, 0.1, 1e-5, in[3]);
+            } else {
+              const Tensor y = F::batch_norm(in[0], m, v, in[1], in[2], true, 0.1, 1e-5);
+              z = relu(in[3].defined() ? y + in[3] : y);
+            }
+            Out o{{z.detach().cpu()}, node_name(z)};
+            CHECK(z.suggest_memory_format() == fmt);
+            std::vector<Tensor> g;
+            if (!want.empty()) g = autograd::grad({z}, want, {dz});
+            size_t k = 0;
+            for (size_t i = 0; i < 4; ++i)
+              o.t.push_back(in[i].defined() && wrt[i] ? g[k++].cpu() : Tensor());
+            o.t.push_back(m.cpu());
+            o.t.push_back(v.cpu());
+            return o;
+          };
+          const char* names[] = {"z",         "dx",           "dweight",    "dbias",
+                                 "dresidual", "running_mean", "running_var"};
+          for (const std::vector<bool>& wrt :
+               std::vector<std::vector<bool>>{{true, true, true, true},
+                                              {true, false, false, false},
+                                              {false, true, true, false},
+                                              {false, false, false, true}}) {
+            INFO("wrt x " << wrt[0] << " weight, bias " << wrt[1] << " residual " << wrt[3]);
+            const Out fused = go(true, wrt);
+            const Out ops = go(false, wrt);
+            const bool recorded = fused.t[1].defined() || fused.t[2].defined() ||
+                                  fused.t[4].defined();  // some input wants a gradient
+            CHECK(fused.node == (recorded ? "batch_norm_relu" : ""));
+            for (size_t i = 0; i < fused.t.size(); ++i) {
+              INFO(names[i]);
+              REQUIRE(fused.t[i].defined() == ops.t[i].defined());
+              if (fused.t[i].defined()) CHECK(bitwise_equal(fused.t[i], ops.t[i]));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda batch_norm_relu: double backward, eval mode and other dtypes take the ops") {
+  if (!gpu()) return;
+  const Tensor x = rnd({4, 6, 5, 5}, 81, kFloat64).to(cu),
+               dz = rnd({4, 6, 5, 5}, 82, kFloat64).to(cu);
+  const Tensor r = rnd({4, 6, 5, 5}, 83, kFloat64).to(cu);
+  const Tensor w = rnd({6}, 84, kFloat64, 1.0, 1.0).to(cu), b = rnd({6}, 85, kFloat64).to(cu);
+  // create_graph: the node differentiates the composite, so second derivatives exist and agree.
+  std::vector<Tensor> second;
+  for (bool fused : {true, false}) {
+    Tensor xl = x.clone().requires_grad_(), rl = r.clone().requires_grad_();
+    const Tensor z = fused ? F::batch_norm_relu(xl, {}, {}, w, b, true, 0.1, 1e-5, rl)
+                           : relu(F::batch_norm(xl, {}, {}, w, b, true) + rl);
+    const Tensor gx = autograd::grad({z}, {xl}, {dz}, true, true)[0];
+    second.push_back(autograd::grad({(gx * gx).sum()}, {xl})[0].cpu());
+  }
+  CHECK(rel_err(second[0], second[1]) <= 1e-10);
+  // Eval mode, a residual of another dtype: the three ops (a relu node), the same values.
+  const Tensor rm = zeros({6}, TensorOptions(kFloat64).device(cu)),
+               rv = ones({6}, TensorOptions(kFloat64).device(cu));
+  Tensor xl = x.clone().requires_grad_();
+  const Tensor e = F::batch_norm_relu(xl, rm, rv, w, b, false, 0.1, 1e-5, r);
+  CHECK(node_name(e) == "relu");
+  CHECK(bitwise_equal(e.detach().cpu(), relu(F::batch_norm(x, rm, rv, w, b, false) + r).cpu()));
+  const Tensor mixed = F::batch_norm_relu(xl, {}, {}, w, b, true, 0.1, 1e-5, r.to(kFloat32));
+  CHECK(node_name(mixed) == "relu");
+  CHECK(mixed.dtype() == kFloat64);
+  EMBER_CHECK_THROWS(F::batch_norm_relu(x, {}, {}, w, b, true, 0.1, 1e-5, r.slice(3, 0, 4)),
+                     ShapeError, "[batch_norm_relu]", "(4, 6, 5, 4)");
 }
 
 TEST_CASE("cuda batch_norm: errors are the CPU's") {

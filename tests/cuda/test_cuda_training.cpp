@@ -545,4 +545,55 @@ TEST_CASE("cuda channels-last: a bottleneck block runs without layout copies") {
   CHECK(back.suggest_memory_format() == MemoryFormat::ChannelsLast);
   CHECK(test::bitwise_equal(back.cpu(), host));
 }
+
+TEST_CASE("cuda batch_norm_relu: a bottleneck's BatchNorm, residual add and ReLU fused") {
+  // The bottleneck above, channels-last bf16, with each BatchNorm and the ReLU (and the residual
+  // add) after it as one batch_norm_relu node against the separate ops: the same bits forward and
+  // backward, and fewer launches (no add and relu kernels forward, no threshold_backward).
+  const Device cu(kCUDA);
+  Generator g(22);
+  const MemoryFormat cl = MemoryFormat::ChannelsLast;
+  const Tensor x0 = randn({4, 32, 8, 8}, g).to(cu, kBFloat16).contiguous(cl);
+  const Tensor wa = (randn({16, 32, 1, 1}, g) * 0.2).to(cu, kBFloat16).contiguous(cl);
+  const Tensor wb = (randn({16, 16, 3, 3}, g) * 0.1).to(cu, kBFloat16).contiguous(cl);
+  const Tensor wc = (randn({32, 16, 1, 1}, g) * 0.2).to(cu, kBFloat16).contiguous(cl);
+  struct Run {
+    unsigned long long forward, backward;
+    std::vector<Tensor> out;
+  };
+  auto run = [&](bool fused) {
+    std::vector<Tensor> w{wa.clone().requires_grad_(), wb.clone().requires_grad_(),
+                          wc.clone().requires_grad_()};
+    Tensor x = x0.clone().requires_grad_();
+    const auto bn_relu = [&](const Tensor& t, const Tensor& residual) {
+      if (fused) return F::batch_norm_relu(t, {}, {}, {}, {}, true, 0.1, 1e-5, residual);
+      const Tensor y = F::batch_norm(t, {}, {}, {}, {}, true);
+      return relu(residual.defined() ? y + residual : y);
+    };
+    const ember_emu::Counts c0 = ember_emu::counts();
+    Tensor h = bn_relu(conv2d(x, w[0]), {});
+    h = bn_relu(conv2d(h, w[1], {}, {1, 1}, {1, 1}), {});
+    Tensor y = bn_relu(conv2d(h, w[2]), x);
+    Tensor loss = adaptive_avg_pool2d(y, {1, 1}).sum();
+    const ember_emu::Counts c1 = ember_emu::counts();
+    loss.backward();
+    const ember_emu::Counts c2 = ember_emu::counts();
+    return Run{c1.launches - c0.launches,
+               c2.launches - c1.launches,
+               {y, x.grad(), w[0].grad(), w[1].grad(), w[2].grad()}};
+  };
+  const Run ops = run(false);
+  const Run fused = run(true);
+  UNSCOPED_INFO("launches forward / backward: ops " << ops.forward << " / " << ops.backward
+                                                    << ", fused " << fused.forward << " / "
+                                                    << fused.backward);
+  for (size_t i = 0; i < ops.out.size(); ++i) {
+    INFO("output " << i);
+    CHECK(fused.out[i].suggest_memory_format() == cl);
+    CHECK(test::bitwise_equal(fused.out[i].cpu(), ops.out[i].cpu()));
+  }
+  // Three relu and one add kernel fewer forward, three threshold_backward kernels backward.
+  CHECK(fused.forward + 4 <= ops.forward);
+  CHECK(fused.backward + 3 <= ops.backward);
+}
 #endif

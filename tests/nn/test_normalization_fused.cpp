@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ember/nn.hpp"
 #include "ember/nn/functional/normalization.hpp"
 #include "gradcheck.hpp"
 
@@ -519,4 +520,50 @@ TEST_CASE("normalization fused: error messages are the composite's") {
   EMBER_CHECK_THROWS(F::layer_norm(x, {4}), ShapeError, "[layer_norm]", "(4,)", "(2, 3)");
   EMBER_CHECK_THROWS(F::batch_norm(x, zeros({3}), {}, {}, {}, true), ValueError, "[batch_norm]",
                      "both be defined");
+}
+
+TEST_CASE("batch_norm_relu: on the CPU relu(batch_norm(x) + residual) by the ops, bitwise") {
+  // The CPU runs the three ops (the fused node is CUDA's: tests/cuda/test_cuda_normalization.cpp),
+  // so values, gradients and running statistics are theirs bit for bit; BatchNorm2d's
+  // forward_relu keeps its statistics as forward does.
+  for (bool with_residual : {false, true}) {
+    INFO("residual " << with_residual);
+    const Tensor x = rnd({3, 4, 5, 6}, 101, kFloat32, 2.0, 0.3),
+                 dz = rnd({3, 4, 5, 6}, 102, kFloat32);
+    const Tensor r = with_residual ? rnd({3, 4, 5, 6}, 103, kFloat32) : Tensor();
+    const Tensor w = rnd({4}, 104, kFloat32, 1.0, 1.0), b = rnd({4}, 105, kFloat32);
+    std::vector<std::vector<Tensor>> runs;
+    for (bool fused : {true, false}) {
+      Tensor m = zeros({4}), v = ones({4});
+      Tensor xl = x.clone().requires_grad_(), rl = r.defined() ? r.clone().requires_grad_() : r;
+      Tensor z;
+      if (fused) {
+        z = F::batch_norm_relu(xl, m, v, w, b, true, 0.1, 1e-5, rl);
+      } else {
+        const Tensor y = F::batch_norm(xl, m, v, w, b, true);
+        z = relu(rl.defined() ? y + rl : y);
+      }
+      if (fused) CHECK(node_name(z) == "relu");
+      std::vector<Tensor> wrt{xl};
+      if (rl.defined()) wrt.push_back(rl);
+      std::vector<Tensor> out = autograd::grad({z}, wrt, {dz});
+      out.push_back(z.detach());
+      out.push_back(m);
+      out.push_back(v);
+      runs.push_back(out);
+    }
+    for (size_t i = 0; i < runs[0].size(); ++i) CHECK(bitwise_equal(runs[0][i], runs[1][i]));
+  }
+  nn::BatchNorm2d a(4), b(4);
+  const Tensor x = rnd({3, 4, 5, 6}, 106, kFloat32), r = rnd({3, 4, 5, 6}, 107, kFloat32);
+  for (int step = 0; step < 2; ++step) CHECK(bitwise_equal(a->forward_relu(x, r), relu(b(x) + r)));
+  CHECK(bitwise_equal(a->running_mean, b->running_mean));
+  CHECK(bitwise_equal(a->running_var, b->running_var));
+  CHECK(a->num_batches_tracked.item<int64_t>() == 2);
+  a->eval();
+  b->eval();
+  CHECK(bitwise_equal(a->forward_relu(x), relu(b(x))));
+  EMBER_CHECK_THROWS(F::batch_norm_relu(x, {}, {}, {}, {}, true, 0.1, 1e-5, r.slice(1, 0, 3)),
+                     ShapeError, "[batch_norm_relu]", "(3, 4, 5, 6)", "(3, 3, 5, 6)");
+  EMBER_CHECK_THROWS(a->forward_relu(x.slice(1, 0, 3)), ShapeError, "expected 4 channels");
 }

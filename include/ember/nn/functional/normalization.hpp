@@ -2,12 +2,13 @@
 // normalize. Composites of differentiable ops (gradients of any order); float16 / bfloat16 inputs
 // are normalized in float32 and the result rounded back.
 //
-// layer_norm, and batch_norm in training mode, run fused CPU kernels (one node, statistics kept
-// for the backward, bitwise independent of the thread count) for CPU float32/float64 inputs of any
-// strides; everything else (eval-mode batch_norm, float16/bfloat16, CUDA) runs the composites
-// `layer_norm_reference` / `batch_norm_reference`, which the fused kernels are tested against.
-// The fused backward is first-order; under create_graph=true the node differentiates the
-// composite instead, so higher-order gradients are exact either way.
+// layer_norm, and batch_norm in training mode, run fused kernels on the CPU and on CUDA (one node,
+// statistics kept for the backward; 16-bit inputs computed in float32), eval-mode batch_norm
+// without gradients one fused pass; everything else runs the composites `layer_norm_reference` /
+// `batch_norm_reference`, which the fused kernels are tested against. batch_norm_relu fuses the
+// residual add and ReLU after a training-mode batch_norm on CUDA. The fused backward is
+// first-order; under create_graph=true the node differentiates the composite instead, so
+// higher-order gradients are exact either way.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +28,16 @@ namespace ember::nn::functional {
 Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight = {}, const Tensor& bias = {}, bool training = false,
                   double momentum = 0.1, double eps = 1e-5);
+
+/// relu(batch_norm(input, ...) + residual), residual of input's shape or undefined (then
+/// relu(batch_norm(...))): the BatchNorm, residual add and ReLU that end ResNet's blocks. On CUDA
+/// in training mode one node of fused kernels (residual of input's dtype), whose forward writes
+/// only the result and a bit per value for ReLU's gradient, and whose backward reads the output
+/// gradient through that mask into batch_norm's; the same values as the three ops, bitwise.
+/// Elsewhere the three ops. ShapeError for a residual of another shape.
+Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                       const Tensor& weight = {}, const Tensor& bias = {}, bool training = false,
+                       double momentum = 0.1, double eps = 1e-5, const Tensor& residual = {});
 
 /// batch_norm as a composite of differentiable ops: what batch_norm runs where the fused kernel
 /// does not apply, and what the fused kernel is tested against. Same contract.

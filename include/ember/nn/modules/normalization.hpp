@@ -19,6 +19,10 @@ class BatchNormImplBase : public Module {
   BatchNormImplBase(int64_t num_features, double eps, std::optional<double> momentum, bool affine,
                     bool track_running_stats);
   Tensor forward(const Tensor& x);
+  /// relu(forward(x) + residual) (residual of x's shape, or undefined: relu(forward(x))), the
+  /// statistics kept as forward keeps them, by F::batch_norm_relu (one fused node on CUDA while
+  /// training).
+  Tensor forward_relu(const Tensor& x, const Tensor& residual = {});
   void reset_running_stats();
   void reset_parameters();
   std::string extra_repr() const override;
@@ -32,6 +36,10 @@ class BatchNormImplBase : public Module {
  protected:
   /// Raises ShapeError unless x has a dim count this layer accepts.
   virtual void check_input_dim(const Tensor& x) const = 0;
+
+ private:
+  /// forward (relu false) or forward_relu.
+  Tensor normalize(const Tensor& x, bool relu, const Tensor& residual);
 };
 
 /// Input (N, C) or (N, C, L).
