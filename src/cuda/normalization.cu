@@ -18,9 +18,11 @@
 //   backward dw, db: column sums over the rows (column_partials): blocks of 32 columns x 8 row
 //   lanes over fixed chunks of rows write one double partial per (chunk, column), the lanes added
 //   in lane order; column_finish then adds the partials in chunk order.
-// batch_norm, x (N, C, S), statistics per channel over the N*S values, in two passes as layer_norm
-//   (shifted mean, then squares centred at the rounded mean), each pass a partial kernel and a
-//   finish kernel: S == 1 is the column layout above ((N, C) rows); S > 1 cuts each channel's N*S
+// batch_norm, x (N, C, S), statistics per channel over the N*S values in one read of x: the sums
+//   of d = x - x0 and d^2 in double (x0 the channel's first value; MomentsTerm), then mean =
+//   x0 + E[d], var = E[d^2] - E[d]^2 (two reads, as layer_norm, before 2026-12-07; the CPU keeps
+//   them: the statistics agree to rounding, not bitwise), a partial kernel and a finish kernel:
+//   S == 1 is the column layout above ((N, C) rows); S > 1 cuts each channel's N*S
 //   values into `parts` fixed ranges, one block each (strip_partials), partials (parts, 2, C) added
 //   in range order by the same column_finish. The elementwise pass (y, or dx from per-channel
 //   coefficients) is channel_map: one thread per element, the channel tracked incrementally.
@@ -437,35 +439,19 @@ struct LayerNormParamFinish {
 // T is the compute type (float, double), Xs the storage type of x, y, dy and dx (T, or the bits
 // of a 16-bit float when T is float).
 
-/// Forward, pass 1: x - x0, x0 the channel's first value (see layer_norm's mean).
+/// Forward, one pass: d = x - x0 and d^2 in double, x0 the channel's first value. The values of
+/// float, float16 and bfloat16 x are exact in double and so is d (and d^2 to double's rounding),
+/// so the shifted sums give the variance as E[d^2] - E[d]^2 without the cancellation that the
+/// raw sum of squares suffers: its error relative to the variance is about 2^-52 (1 + k^2) for an
+/// x0 k standard deviations from the mean. One read of x instead of two (mean, then squares).
 template <class T, class Xs>
-struct ShiftedTerm {
+struct MomentsTerm {
   const Xs* X;
   int64_t S;
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
-    return {static_cast<double>(convert<T>(X[off]) - convert<T>(X[c * S])), 0.0};
-  }
-};
-
-template <class T, class Xs>
-struct MeanFinish {
-  T* Mean;
-  const Xs* X;
-  int64_t S;
-  double count;
-  __device__ void operator()(int64_t c, Pair s) const {
-    Mean[c] = static_cast<T>(static_cast<double>(convert<T>(X[c * S])) + s.a / count);
-  }
-};
-
-/// Forward, pass 2: (x - m)^2 at the rounded mean.
-template <class T, class Xs>
-struct SquareTerm {
-  const Xs* X;
-  const T* Mean;
-  __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
-    const T d = convert<T>(X[off]) - Mean[c];
-    return {static_cast<double>(d * d), 0.0};
+    const double d =
+        static_cast<double>(convert<T>(X[off])) - static_cast<double>(convert<T>(X[c * S]));
+    return {d, d * d};
   }
 };
 
@@ -477,16 +463,19 @@ __device__ __forceinline__ T blend(T r, double v, double momentum) {
       __dadd_rn(__dmul_rn(static_cast<double>(r), 1.0 - momentum), __dmul_rn(v, momentum)));
 }
 
-/// var, invstd, the affine coefficients Coef (2, C): scale = invstd w, shift = b; and the running
-/// statistics blended in when RunMean is set.
-template <class T>
-struct VarFinish {
+/// From MomentsTerm's sums: mean = x0 + E[d] and var = E[d^2] - E[d]^2 (at least 0), each rounded
+/// once to T; invstd; the affine coefficients Coef (2, C): scale = invstd w, shift = b; and the
+/// running statistics blended in when RunMean is set.
+template <class T, class Xs>
+struct StatsFinish {
+  T* Mean;
   T* Var;
   T* Invstd;
   T* Coef;
+  const Xs* X;
+  int64_t S;
   const T* W;
   const T* B;
-  const T* Mean;
   T* RunMean;
   T* RunVar;
   int64_t C;
@@ -495,14 +484,18 @@ struct VarFinish {
   double momentum;
   double unbias;
   __device__ void operator()(int64_t c, Pair s) const {
-    const T var = static_cast<T>(s.a / count);
+    const double shift = s.a / count;
+    const double v = s.b / count - shift * shift;
+    const T mean = static_cast<T>(static_cast<double>(convert<T>(X[c * S])) + shift);
+    const T var = static_cast<T>(v > 0.0 ? v : 0.0);
+    Mean[c] = mean;
     const T is = rsqrt_eps(var, eps);
     Var[c] = var;
     Invstd[c] = is;
     Coef[c] = W != nullptr ? is * W[c] : is;
     Coef[C + c] = B != nullptr ? B[c] : T(0);
     if (RunMean != nullptr) {
-      RunMean[c] = blend(RunMean[c], static_cast<double>(Mean[c]), momentum);
+      RunMean[c] = blend(RunMean[c], static_cast<double>(mean), momentum);
       RunVar[c] = blend(RunVar[c], __dmul_rn(static_cast<double>(var), unbias), momentum);
     }
   }
@@ -745,14 +738,13 @@ void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
   const Xs* X = static_cast<const Xs*>(x.data_ptr());
   T* Mean = static_cast<T*>(mean.data_ptr());
   const double count = static_cast<double>(N * S);
-  channel_sums(ShiftedTerm<T, Xs>{X, S}, MeanFinish<T, Xs>{Mean, X, S, count}, plan, N, C, S, P,
-               stream);
-  channel_sums(SquareTerm<T, Xs>{X, Mean},
-               VarFinish<T>{static_cast<T*>(var.data_ptr()), static_cast<T*>(invstd.data_ptr()),
-                            Coef, ptr_or_null<T>(weight), ptr_or_null<T>(bias), Mean,
-                            mut_ptr_or_null<T>(running.mean), mut_ptr_or_null<T>(running.var), C,
-                            count, eps, running.momentum, running.unbias},
-               plan, N, C, S, P, stream);
+  channel_sums(
+      MomentsTerm<T, Xs>{X, S},
+      StatsFinish<T, Xs>{Mean, static_cast<T*>(var.data_ptr()), static_cast<T*>(invstd.data_ptr()),
+                         Coef, X, S, ptr_or_null<T>(weight), ptr_or_null<T>(bias),
+                         mut_ptr_or_null<T>(running.mean), mut_ptr_or_null<T>(running.var), C,
+                         count, eps, running.momentum, running.unbias},
+      plan, N, C, S, P, stream);
   const int64_t total = N * C * S;
   if (mask.defined()) {
     channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(

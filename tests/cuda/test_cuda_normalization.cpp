@@ -419,6 +419,32 @@ TEST_CASE("cuda batch_norm eval: one fused pass, bitwise the composite on the GP
   }
 }
 
+TEST_CASE("cuda batch_norm: one-pass statistics keep their precision (large mean, outlier)") {
+  // The statistics come from the sums of x - x0 and its square (x0 the channel's first value):
+  // channels around 1000 with a spread of about 0.6 and a first value 50 away (about 87 standard
+  // deviations), strips and the channels-last column layout, float32 and float64, against the
+  // CPU's two-pass statistics.
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64}) {
+    for (MemoryFormat fmt : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+      INFO(dt << " channels-last " << (fmt == MemoryFormat::ChannelsLast));
+      Tensor x = rnd({6, 3, 17, 5}, 91, kFloat64, 1.0, 1000.0);
+      x.select(0, 0).select(1, 0).select(1, 0).fill_(1050.0);  // x[0, c, 0, 0]
+      x = x.to(dt);
+      const Tensor dy = rnd({6, 3, 17, 5}, 92, dt), w = rnd({3}, 93, dt, 1.0, 1.0),
+                   b = rnd({3}, 94, dt);
+      Tensor rm = zeros({3}, dt), rv = ones({3}, dt);
+      Tensor rm_cuda = rm.to(cu), rv_cuda = rv.to(cu);
+      const Norm bn_cl = [&](const Tensor& xl, const Tensor& wl, const Tensor& bl) {
+        return bn(rm_cuda, rv_cuda)(xl.contiguous(fmt), wl, bl);
+      };
+      check_close(run(bn_cl, x, w, b, dy, cu), run(bn(rm, rv), x, w, b, dy, kCPU), tol(dt));
+      CHECK(rel_err(rm_cuda.cpu(), rm) <= tol(dt));
+      CHECK(rel_err(rv_cuda.cpu(), rv) <= tol(dt));
+    }
+  }
+}
+
 TEST_CASE("cuda batch_norm_relu: one node, bitwise relu(batch_norm(x) + residual), gradients too") {
   // The fused node against the three ops on the GPU: z, dx, dweight, dbias, dresidual and the
   // running statistics bit for bit; contiguous and channels-last, with and without a residual,
