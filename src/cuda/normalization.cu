@@ -25,7 +25,9 @@
 //   S == 1 is the column layout above ((N, C) rows); S > 1 cuts each channel's N*S
 //   values into `parts` fixed ranges, one block each (strip_partials), partials (parts, 2, C) added
 //   in range order by the same column_finish. The elementwise pass (y, or dx from per-channel
-//   coefficients) is channel_map: one thread per element, the channel tracked incrementally.
+//   coefficients) is channel_map: 16 bytes per thread (channel_chunk_kernel) where x falls into
+//   16-byte chunks of one channels-last row or one NCHW plane and the pointers are aligned, else
+//   one value per thread (channel_map_kernel); the channel tracked incrementally either way.
 //   Both also take float16/bfloat16 x and dy (the kernels' and functors' Xs): each value widened to
 //   float as it is read, the same float arithmetic, y and dx rounded once as they are stored;
 //   statistics, weight, bias and their gradients stay float32. Bitwise the float32 kernels on
@@ -372,6 +374,62 @@ __global__ void channel_map_kernel(F f, int64_t total, int64_t C, int64_t S) {
   }
 }
 
+/// How the values of x (N, C, S) fall into chunks of V consecutive values in memory (16 bytes):
+/// for S == 1 (rows of channels, channels-last included) with C % V == 0 a chunk holds channels
+/// c .. c + V - 1 of one row; for S % V == 0 it holds V positions of one channel.
+struct ChunkGrid {
+  int64_t C, S;  // x's (N, C', S') in chunks: channel index c' and position s' per chunk
+  int64_t mul;   // value k of chunk (c', s') is channel c' mul + k step
+  int64_t step;
+};
+/// The grid for V, or mul == 0 where x does not fall into chunks.
+inline ChunkGrid chunk_grid(int64_t C, int64_t S, int64_t V) {
+  if (S == 1 && C % V == 0) return {C / V, 1, V, 1};
+  if (S % V == 0) return {C, S / V, 1, 0};
+  return {C, S, 0, 0};
+}
+
+/// f.chunk(j, c) for every chunk j of x (N, C, S) on grid g (chunks = N C S / V), c the channel
+/// of the chunk's first value (each value k is channel c + k g.step). All lanes of a warp run the
+/// same iterations, the lanes past the last chunk with live false, so a functor may use warp
+/// collectives over the full warp; the lane of chunk j is j % 32 (blocks of whole warps).
+template <int V, class F>
+__global__ void channel_chunk_kernel(F f, int64_t chunks, ChunkGrid g) {
+  const int64_t step = int64_t{gridDim.x} * blockDim.x;
+  const int64_t lane = threadIdx.x & 31;
+  int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  int64_t s = j % g.S, c = (j / g.S) % g.C;
+  const int64_t ds = step % g.S, dc = (step / g.S) % g.C;
+  for (; j - lane < chunks; j += step) {
+    f.template chunk<V>(j, c * g.mul, j < chunks);
+    s += ds;
+    const int64_t carry = s >= g.S ? 1 : 0;
+    s -= carry * g.S;
+    c += dc + carry;
+    if (c >= g.C) c -= g.C;
+  }
+}
+
+/// Runs functor f over every value of x (N, C, S) (total values): in 16-byte chunks of Xs by
+/// channel_chunk_kernel when x falls into them and every pointer in `ptrs` is 16-byte aligned,
+/// else one value per thread by channel_map_kernel. f has both operator()(i, c) and chunk<V>.
+template <class Xs, class F>
+void channel_map(F f, int64_t N, int64_t C, int64_t S, std::initializer_list<const void*> ptrs,
+                 cudaStream_t stream) {
+  constexpr int64_t V = 16 / static_cast<int64_t>(sizeof(Xs));
+  const int64_t total = N * C * S;
+  const ChunkGrid g = chunk_grid(C, S, V);
+  bool chunked = g.mul != 0;
+  for (const void* p : ptrs) chunked = chunked && (p == nullptr || detail::aligned16(p));
+  if (chunked) {
+    channel_chunk_kernel<V>
+        <<<detail::blocks_for(total / V), kThreads, 0, stream>>>(f, total / V, g);
+  } else {
+    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(f, total, C, S);
+  }
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
 /// The per-channel (K = C) sums of term over x (N, C, S) into finish: the column layout for
 /// S == 1, strips otherwise. Launches on `stream`; partial is a scratch buffer of the plan's size.
 struct ChannelPlan {
@@ -508,6 +566,9 @@ __device__ __forceinline__ Xs normalized(Xs x, T m, T scale, T shift) {
   return convert<Xs>((convert<T>(x) - m) * scale + shift);
 }
 
+template <class T, int V>
+using Chunk = detail::Chunk<T, V>;
+
 /// y = (x - m) scale + shift.
 template <class T, class Xs>
 struct NormalizeMap {
@@ -516,8 +577,21 @@ struct NormalizeMap {
   const T* Mean;
   const T* Coef;
   int64_t C;
+  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
   __device__ void operator()(int64_t i, int64_t c) const {
     Y[i] = normalized(X[i], Mean[c], Coef[c], Coef[C + c]);
+  }
+  template <int V>
+  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+    if (!live) return;
+    const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
+    Chunk<Xs, V> y;
+#pragma unroll
+    for (int k = 0; k < V; ++k) {
+      const int64_t ck = c + k * cstep;
+      y.v[k] = normalized(x.v[k], Mean[ck], Coef[ck], Coef[C + ck]);
+    }
+    reinterpret_cast<Chunk<Xs, V>*>(Y)[j] = y;
   }
 };
 
@@ -537,15 +611,46 @@ struct NormalizeReluMap {
   const T* Coef;
   int64_t C;
   int64_t total;
-  __device__ void operator()(int64_t i, int64_t c) const {
-    T v = convert<T>(normalized(X[i], Mean[c], Coef[c], Coef[C + c]));
-    if (R != nullptr) v = convert<T>(convert<Xs>(v + convert<T>(R[i])));
+  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
+  /// z for value i of channel c (r its residual), rounded to Xs, and whether its bit is set.
+  __device__ __forceinline__ Xs value(Xs x, int64_t c, const Xs* r, bool& pass) const {
+    T v = convert<T>(normalized(x, Mean[c], Coef[c], Coef[C + c]));
+    if (r != nullptr) v = convert<T>(convert<Xs>(v + convert<T>(*r)));
     if (v < T(0)) v = T(0);  // relu: NaN and -0 pass
-    Z[i] = convert<Xs>(v);
+    pass = !(v <= T(0));
+    return convert<Xs>(v);
+  }
+  __device__ void operator()(int64_t i, int64_t c) const {
+    bool pass;
+    Z[i] = value(X[i], c, R != nullptr ? R + i : nullptr, pass);
     const int64_t live = total - (i & ~int64_t{31});  // lanes of this warp still in the loop
     const unsigned lanes = live >= 32 ? 0xffffffffu : (1u << live) - 1u;
-    const unsigned bits = __ballot_sync(lanes, !(v <= T(0)));
+    const unsigned bits = __ballot_sync(lanes, pass);
     if ((i & 31) == 0) Mask[i >> 5] = bits;
+  }
+  /// V values, V bits; the 32 / V lanes whose chunks share a mask word OR their bits together
+  /// (every lane of the warp takes part, a lane past the end with none).
+  template <int V>
+  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+    unsigned bits = 0;
+    if (live) {
+      const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
+      Chunk<Xs, V> r, z;
+      if (R != nullptr) r = reinterpret_cast<const Chunk<Xs, V>*>(R)[j];
+#pragma unroll
+      for (int k = 0; k < V; ++k) {
+        bool pass;
+        z.v[k] = value(x.v[k], c + k * cstep, R != nullptr ? &r.v[k] : nullptr, pass);
+        bits |= (pass ? 1u : 0u) << k;
+      }
+      reinterpret_cast<Chunk<Xs, V>*>(Z)[j] = z;
+    }
+    constexpr int kGroup = 32 / V;  // lanes per mask word
+    const int lane = static_cast<int>(threadIdx.x & 31);
+    unsigned word = bits << ((lane % kGroup) * V);
+#pragma unroll
+    for (int o = 1; o < kGroup; o *= 2) word |= __shfl_xor_sync(0xffffffffu, word, o);
+    if (live && lane % kGroup == 0) Mask[(j * V) >> 5] = word;
   }
 };
 
@@ -606,12 +711,33 @@ struct InputGradMap {
   const T* Coef;
   const uint32_t* Mask;
   int64_t C;
+  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
+  __device__ __forceinline__ Xs dx(T dy, Xs x, int64_t c) const {
+    return convert<Xs>(Coef[c] *
+                       ((dy - Coef[C + c]) - (convert<T>(x) - Mean[c]) * Coef[2 * C + c]));
+  }
   __device__ void operator()(int64_t i, int64_t c) const {
     const T dy = masked_grad<T>(DY, Mask, i);
     if (DR != nullptr) DR[i] = convert<Xs>(dy);
-    if (DX != nullptr)
-      DX[i] = convert<Xs>(Coef[c] *
-                          ((dy - Coef[C + c]) - (convert<T>(X[i]) - Mean[c]) * Coef[2 * C + c]));
+    if (DX != nullptr) DX[i] = dx(dy, X[i], c);
+  }
+  template <int V>
+  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+    if (!live) return;
+    const Chunk<Xs, V> g = reinterpret_cast<const Chunk<Xs, V>*>(DY)[j];
+    const unsigned bits =
+        Mask != nullptr ? Mask[(j * V) >> 5] >> ((j * V) & 31) : 0xffffffffu;  // V <= 8 bits
+    Chunk<Xs, V> masked;
+#pragma unroll
+    for (int k = 0; k < V; ++k)  // through T as the scalar path (a NaN's payload included)
+      masked.v[k] = convert<Xs>((bits >> k) & 1u ? convert<T>(g.v[k]) : T(0));
+    if (DR != nullptr) reinterpret_cast<Chunk<Xs, V>*>(DR)[j] = masked;
+    if (DX == nullptr) return;
+    const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
+    Chunk<Xs, V> out;
+#pragma unroll
+    for (int k = 0; k < V; ++k) out.v[k] = dx(convert<T>(masked.v[k]), x.v[k], c + k * cstep);
+    reinterpret_cast<Chunk<Xs, V>*>(DX)[j] = out;
   }
 };
 
@@ -630,12 +756,23 @@ struct EvalMap {
   const T* R;
   const T* W;
   const T* B;
-  __device__ void operator()(int64_t i, int64_t c) const {
-    T v = convert<T>(X[i]) - Mean[c];
+  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
+  __device__ __forceinline__ Xs value(Xs x, int64_t c) const {
+    T v = convert<T>(x) - Mean[c];
     v = mul_rn(v, R[c]);
     if (W != nullptr) v = mul_rn(v, W[c]);
     if (B != nullptr) v = add_rn(v, B[c]);
-    Y[i] = convert<Xs>(v);
+    return convert<Xs>(v);
+  }
+  __device__ void operator()(int64_t i, int64_t c) const { Y[i] = value(X[i], c); }
+  template <int V>
+  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+    if (!live) return;
+    const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
+    Chunk<Xs, V> y;
+#pragma unroll
+    for (int k = 0; k < V; ++k) y.v[k] = value(x.v[k], c + k * cstep);
+    reinterpret_cast<Chunk<Xs, V>*>(Y)[j] = y;
   }
 };
 
@@ -746,17 +883,16 @@ void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
                          count, eps, running.momentum, running.unbias},
       plan, N, C, S, P, stream);
   const int64_t total = N * C * S;
+  const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
+  Xs* Y = static_cast<Xs*>(y.data_ptr());
   if (mask.defined()) {
-    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-        NormalizeReluMap<T, Xs>{static_cast<Xs*>(y.data_ptr()),
-                                static_cast<uint32_t*>(mask.data_ptr()), X,
-                                ptr_or_null<Xs>(residual), Mean, Coef, C, total},
-        total, C, S);
+    const Xs* R = ptr_or_null<Xs>(residual);
+    channel_map<Xs>(NormalizeReluMap<T, Xs>{Y, static_cast<uint32_t*>(mask.data_ptr()), X, R, Mean,
+                                            Coef, C, total, cstep},
+                    N, C, S, {Y, X, R}, stream);
   } else {
-    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-        NormalizeMap<T, Xs>{static_cast<Xs*>(y.data_ptr()), X, Mean, Coef, C}, total, C, S);
+    channel_map<Xs>(NormalizeMap<T, Xs>{Y, X, Mean, Coef, C, cstep}, N, C, S, {Y, X}, stream);
   }
-  EMBER_CUDA_CHECK_LAUNCH();
 }
 
 template <class T, class Xs>
@@ -784,12 +920,11 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
                                    C, count},
                  plan, N, C, S, P, stream);
   if (!dx.defined() && !dresidual.defined()) return;
-  const int64_t total = N * C * S;
-  channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream>>>(
-      InputGradMap<T, Xs>{mut_ptr_or_null<Xs>(dx), mut_ptr_or_null<Xs>(dresidual), DY, X, Mean,
-                          Coef, Mask, C},
-      total, C, S);
-  EMBER_CUDA_CHECK_LAUNCH();
+  const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
+  Xs* DX = mut_ptr_or_null<Xs>(dx);
+  Xs* DR = mut_ptr_or_null<Xs>(dresidual);
+  channel_map<Xs>(InputGradMap<T, Xs>{DX, DR, DY, X, Mean, Coef, Mask, C, cstep}, N, C, S,
+                  {DX, DR, DY, X}, stream);
 }
 
 /// x (N, C, *) as N, C and S (the product of the rest); false when it holds no value. A
@@ -874,13 +1009,13 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
   detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     using T = detail::compute_t<Xs>;
-    const int64_t total = N * C * S;
-    channel_map_kernel<<<detail::blocks_for(total), kThreads, 0, stream_of(y)>>>(
-        EvalMap<T, Xs>{static_cast<Xs*>(y.data_ptr()), static_cast<const Xs*>(x.data_ptr()),
-                       static_cast<const T*>(mean.data_ptr()), static_cast<const T*>(r.data_ptr()),
-                       ptr_or_null<T>(weight), ptr_or_null<T>(bias)},
-        total, C, S);
-    EMBER_CUDA_CHECK_LAUNCH();
+    const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
+    Xs* Y = static_cast<Xs*>(y.data_ptr());
+    const Xs* X = static_cast<const Xs*>(x.data_ptr());
+    channel_map<Xs>(EvalMap<T, Xs>{Y, X, static_cast<const T*>(mean.data_ptr()),
+                                   static_cast<const T*>(r.data_ptr()), ptr_or_null<T>(weight),
+                                   ptr_or_null<T>(bias), cstep},
+                    N, C, S, {Y, X}, stream_of(y));
   });
 }
 

@@ -390,13 +390,23 @@ TEST_CASE("cuda batch_norm eval: one fused pass, bitwise the composite on the GP
   if (!gpu()) return;
   for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
     const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
-    for (const auto& shape :
-         std::vector<std::vector<int64_t>>{{7, 5}, {4, 3, 13, 11}, {3, 2, 129, 129}}) {
+    // {2, 16, 4, 6} falls into 16-byte chunks for every dtype, NCHW (planes of 24) and
+    // channels-last (rows of 16 channels).
+    using Shape = std::pair<std::vector<int64_t>, bool>;  // sizes, channels-last
+    for (const auto& [shape, cl] : std::vector<Shape>{{{7, 5}, false},
+                                                      {{4, 3, 13, 11}, false},
+                                                      {{3, 2, 129, 129}, false},
+                                                      {{2, 16, 4, 6}, false},
+                                                      {{2, 16, 4, 6}, true}}) {
       for (bool affine : {false, true}) {
-        INFO(dt << " shape " << IntArrayRef(shape) << " affine " << affine);
+        INFO(dt << " shape " << IntArrayRef(shape) << " channels-last " << cl << " affine "
+                << affine);
         const int64_t C = shape[1];
         const uint64_t seed = static_cast<uint64_t>(shape[0] * 10 + C + affine);
-        const Tensor x = rnd(shape, seed, dt, 2.0, 0.3).to(cu);
+        const Tensor x =
+            rnd(shape, seed, dt, 2.0, 0.3)
+                .to(cu)
+                .contiguous(cl ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous);
         const Tensor rm = rnd({C}, seed + 1, pt).to(cu);
         const Tensor rv = rnd({C}, seed + 2, pt, 0.5, 1.0).to(cu);
         const Tensor w = affine ? rnd({C}, seed + 3, pt, 1.0, 1.0).to(cu) : Tensor();
@@ -445,6 +455,76 @@ TEST_CASE("cuda batch_norm: one-pass statistics keep their precision (large mean
   }
 }
 
+namespace {
+
+/// t's values and layout (contiguous or channels-last) at a data pointer one element past a
+/// 16-byte boundary, where batch_norm's elementwise passes take one value per thread.
+Tensor misaligned(const Tensor& t) {
+  const bool cl = !t.is_contiguous();
+  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).device(t.device()));
+  Tensor flat = buf.slice(0, 1, t.numel() + 1);
+  Tensor m = cl ? flat.view({t.size(0), t.size(2), t.size(3), t.size(1)}).permute({0, 3, 1, 2})
+                : flat.view(t.sizes());
+  NoGradGuard no_grad;
+  m.copy_(t);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("cuda batch_norm: 16-byte chunks give bitwise the one-value-per-thread passes") {
+  // The elementwise passes (forward y, batch_norm_relu's z and mask bits, backward dx and the
+  // residual's gradient) move 16 bytes per thread where x's rows of channels (channels-last,
+  // C % V == 0) or planes (NCHW, H W % V == 0) fall into such chunks and every pointer is
+  // aligned; the same values at a misaligned address take the scalar passes. Shapes with and
+  // without chunks per dtype (V = 8 for 16-bit, 4 float32, 2 float64), a last mask word that
+  // is partial (1080 values).
+  if (!gpu()) return;
+  struct Case {
+    std::vector<int64_t> shape;
+    MemoryFormat fmt;
+  };
+  const MemoryFormat cl = MemoryFormat::ChannelsLast, nchw = MemoryFormat::Contiguous;
+  const std::vector<Case> cases = {{{3, 16, 5, 7}, cl},  {{5, 24, 3, 3}, cl},
+                                   {{2, 6, 4, 6}, nchw}, {{4, 8, 2, 3}, nchw},
+                                   {{2, 6, 4, 6}, cl},   {{3, 16, 5, 7}, nchw}};
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+    for (const Case& k : cases) {
+      for (bool relu_residual : {false, true}) {
+        INFO(dt << " shape " << IntArrayRef(k.shape) << " channels-last " << (k.fmt == cl)
+                << " batch_norm_relu " << relu_residual);
+        const int64_t C = k.shape[1];
+        const uint64_t seed = static_cast<uint64_t>(k.shape[0] * 10 + C);
+        const Tensor x = rnd(k.shape, seed, dt, 2.0, 0.3).to(cu).contiguous(k.fmt);
+        const Tensor r = rnd(k.shape, seed + 1, dt).to(cu).contiguous(k.fmt);
+        const Tensor dz = rnd(k.shape, seed + 2, dt).to(cu);
+        const Tensor w = rnd({C}, seed + 3, pt, 1.0, 1.0).to(cu), b = rnd({C}, seed + 4, pt).to(cu);
+        auto go = [&](bool aligned) {
+          Tensor xl = (aligned ? x.clone() : misaligned(x)).detach().requires_grad_();
+          Tensor rl = (aligned ? r.clone() : misaligned(r)).detach().requires_grad_();
+          REQUIRE((reinterpret_cast<uintptr_t>(xl.data_ptr()) % 16 == 0) == aligned);
+          Tensor wl = w.clone().requires_grad_(), bl = b.clone().requires_grad_();
+          const Tensor z = relu_residual
+                               ? F::batch_norm_relu(xl, {}, {}, wl, bl, true, 0.1, 1e-5, rl)
+                               : F::batch_norm(xl, {}, {}, wl, bl, true);
+          std::vector<Tensor> in{xl, wl, bl};
+          if (relu_residual) in.push_back(rl);
+          std::vector<Tensor> out = autograd::grad({z}, in, {dz});
+          out.insert(out.begin(), z.detach());
+          for (Tensor& t : out) t = t.cpu();
+          return out;
+        };
+        const std::vector<Tensor> chunks = go(true), scalar = go(false);
+        for (size_t i = 0; i < chunks.size(); ++i) {
+          INFO("output " << i);
+          CHECK(bitwise_equal(chunks[i], scalar[i]));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda batch_norm_relu: one node, bitwise relu(batch_norm(x) + residual), gradients too") {
   // The fused node against the three ops on the GPU: z, dx, dweight, dbias, dresidual and the
   // running statistics bit for bit; contiguous and channels-last, with and without a residual,
@@ -452,8 +532,10 @@ TEST_CASE("cuda batch_norm_relu: one node, bitwise relu(batch_norm(x) + residual
   // residual cancels y exactly at some values (z = +0: no gradient) and holds a NaN (z NaN: the
   // gradient passes, as relu's threshold_backward passes it).
   if (!gpu()) return;
-  const std::vector<std::vector<int64_t>> shapes = {
-      {7, 5}, {3, 5, 7, 3}, {4, 3, 13, 11}, {2, 70, 9, 9}, {3, 2, 129, 129}};
+  // {3, 16, 5, 7} and {5, 24, 3, 3} channels-last take the 16-byte chunks (test below).
+  const std::vector<std::vector<int64_t>> shapes = {{7, 5},        {3, 5, 7, 3},     {4, 3, 13, 11},
+                                                    {2, 70, 9, 9}, {3, 2, 129, 129}, {3, 16, 5, 7},
+                                                    {5, 24, 3, 3}};
   for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
     const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
     for (const auto& shape : shapes) {
