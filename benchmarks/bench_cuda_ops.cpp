@@ -22,7 +22,10 @@
 //   bfloat16 logits, 6 B per logit, against peer via_float32: casts around the float32 kernels);
 //   adamw_step/<n> (one fused AdamW step); gelu_backward_bf16/<R>x<C> (GELU's gradient in one
 //   pass, against peer composite: the 17 elementwise ops it replaced); mul_scalar/<n> and
-//   mul_0d_device/<n> (x * s, s a Scalar read by value or a 0-d device tensor expanded).
+//   mul_0d_device/<n> (x * s, s a Scalar read by value or a 0-d device tensor expanded);
+//   batch_norm_relu_bf16/<N>x<C>x<H>x<W>_nhwc (BatchNorm + residual + ReLU forward and backward,
+//   bf16 channels-last, against peer ops: the three ops' kernels; PyTorch's eager peer in
+//   peer_torch_cuda.py under the same key).
 //
 // GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
 // sgemm/<M>x<N>x<K>/<impl>, reported in FLOP/s (2 M N K per run). Peers, on the same stream:
@@ -356,6 +359,64 @@ void register_memory_cases() {
                ember::detail::gelu_grad(a->x, /*tanh_form=*/true));  // the library's composite
       });
       s.SetBytesProcessed(s.iterations() * 6 * R * C);
+    });
+  }
+  // A training-mode BatchNorm with the residual add and ReLU after it, forward and backward, at
+  // the output of ResNet-50's first stage (N 64, C 256, 56 x 56), bf16 channels-last, float32
+  // weight, bias and running statistics: batch_norm_relu's kernels, which read x twice and the
+  // residual once and write z and one bit per value forward, read dz, x and the bits twice and
+  // write dx and the residual's gradient backward (163/8 B per value), against peer "ops":
+  // batch_norm's kernels, then an add and a relu kernel, and backward relu's threshold_backward
+  // and batch_norm's backward (what the three ops run). Both report the fused kernels' bytes, so
+  // Ember / peer is the time ratio.
+  {
+    const int64_t N = quick ? 2 : 64, C = quick ? 16 : 256, H = quick ? 6 : 56;
+    const int64_t n = N * C * H * H;
+    const std::string key = "batch_norm_relu_bf16/" + std::to_string(N) + "x" + std::to_string(C) +
+                            "x" + std::to_string(H) + "x" + std::to_string(H) + "_nhwc";
+    struct Block {
+      Tensor x, r, dz, w, b, rm, rv, z, y, g, mask, mean, invstd, var, dx, dw, db, dr;
+      RunningStats running;
+      Block(int64_t n_, int64_t c, int64_t h) {
+        Generator gen(13);
+        const auto cl = [&](double scale) {
+          return (randn({n_, c, h, h}, gen, gpu()) * scale)
+              .to(kBFloat16)
+              .contiguous(MemoryFormat::ChannelsLast);
+        };
+        x = cl(2.0), r = cl(1.0), dz = cl(1.0);
+        w = randn({c}, gen, gpu()), b = randn({c}, gen, gpu());
+        rm = zeros({c}, gpu()), rv = ones({c}, gpu());
+        const auto like = [&] { return empty_like(x); };
+        z = like(), y = like(), g = like(), dx = like(), dr = like();
+        mask = empty({(x.numel() + 31) / 32}, gpu(kInt32));
+        mean = empty({c}, gpu()), invstd = empty({c}, gpu()), var = empty({c}, gpu());
+        dw = empty({c}, gpu()), db = empty({c}, gpu());
+        running.mean = rm, running.var = rv, running.momentum = 0.1;
+        running.unbias = static_cast<double>(n_ * h * h) / static_cast<double>(n_ * h * h - 1);
+      }
+    };
+    const int64_t bytes = n * 163 / 8;
+    add_memory_case(key, bytes, [N, C, H] {
+      auto k = std::make_shared<Block>(N, C, H);
+      return std::function<void()>([k] {
+        cuda::batch_norm_relu_forward(k->z, k->mask, k->mean, k->invstd, k->var, k->x, k->w, k->b,
+                                      k->r, 1e-5, k->running);
+        cuda::batch_norm_relu_backward(k->dx, k->dw, k->db, k->dr, k->dz, k->x, k->mask, k->mean,
+                                       k->invstd, k->w);
+      });
+    });
+    add_gpu_case(key + "/ops", [N, C, H, bytes](benchmark::State& s) {
+      auto k = std::make_shared<Block>(N, C, H);
+      time_gpu(s, [k] {
+        cuda::batch_norm_forward(k->y, k->mean, k->invstd, k->var, k->x, k->w, k->b, 1e-5,
+                                 k->running);
+        cuda::binary(k->y, k->y, k->r, BinaryOp::Add, Scalar(1.0));
+        cuda::unary(k->z, k->y, UnaryOp::Relu, 0.0, 0.0);
+        cuda::activation_backward(k->g, k->dz, k->z, ActGrad::Relu, 0, 0);
+        cuda::batch_norm_backward(k->dx, k->dw, k->db, k->g, k->x, k->mean, k->invstd, k->w);
+      });
+      s.SetBytesProcessed(s.iterations() * bytes);
     });
   }
   // One fused AdamW step (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 1e-2, step 10):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The PyTorch peer of the GPU benchmarks bench_cuda_attention.cpp and bench_cuda_step.cpp: the
+"""The PyTorch peer of the GPU benchmarks bench_cuda_attention.cpp, bench_cuda_step.cpp and
+bench_cuda_ops.cpp's batch_norm_relu case: the
 same cases, timed the same way, by the framework the GPU machine ships (torch with CUDA, cuDNN,
 torchvision). The C++ programs cannot link a GPU build of libtorch there, so this script runs as
 a separate process in the same tools/gpu-check.sh run, and tools/gpu-table.py joins its JSON with
@@ -34,6 +35,12 @@ Cases (keys as the C++ programs name them, the implementation last):
   step/resnet50/bf16/b64_224px_nhwc/torch_eager
       The same in bf16 with the model and the images channels-last
       (net.to(memory_format=torch.channels_last)), as bench_cuda_step's _nhwc case.
+  batch_norm_relu_bf16/64x256x56x56_nhwc/torch_eager (quick: 2x16x6x6)
+      A training-mode F.batch_norm of a bf16 channels-last x with float32 weight, bias and
+      running statistics, the residual added in place and relu_ (as torchvision's Bottleneck
+      ends), forward and backward (torch.autograd.grad of x, weight, bias and the residual),
+      timed as the attention cases; the rate is bench_cuda_ops's byte count (163/8 B per value)
+      per second, so Ember / peer is the time ratio.
   Each step case in bf16 (torch.autocast around forward and loss; the weights and the optimizer
   stay float32; no grad scaler, as Ember's scaler passes bf16 through) and in float32 without
   autocast. float32 is exact float32 as Ember's default: TF32 is turned off for those cases
@@ -57,7 +64,7 @@ Outcomes: a case that raises a torch error (an SDPA backend that does not take a
 memory) is "skipped" with the reason; a wrong attention output, a non-finite loss or an error in
 this script is "failed" and makes the exit status 1.
 
-Usage: python3 benchmarks/peer_torch_cuda.py [--out FILE.json] [--quick] [--only attention|step]
+Usage: python3 benchmarks/peer_torch_cuda.py [--out FILE.json] [--quick] [--only attention|norm|step]
            [--compile] [--device cuda|cpu]
 --device cpu only tests this script's logic on a machine without a GPU: times by
 time.perf_counter, a small flush buffer, and attention on torch's default CPU SDPA under the
@@ -66,7 +73,7 @@ implementation names above (its figures say nothing about either peer). Without 
 
 Output (--out, rewritten after every case, so a run cut short keeps what it measured):
   {"context": {"torch": ..., "cuda": ..., "cudnn": ..., "gpu": ..., ...},
-   "rows": [{"case": "<key without impl>", "unit": "FLOP/s" | "items/s", "impl": "torch_cudnn",
+   "rows": [{"case": "<key without impl>", "unit": "FLOP/s" | "items/s" | "B/s", "impl": "torch_cudnn",
              "rate": <float or null>, "status": "ok" | "skipped" | "failed",
              "extra": {"ms": ..., "reason": ..., ...}}, ...]}
 "items/s" is the unit Ember's ratio table gives the step cases (its items_per_second counter);
@@ -303,6 +310,56 @@ def attention_shape(torch, device, timer, results, shape, quick):
             for impl, b in impls:
                 run_case(results, case, "FLOP/s", impl,
                          functools.partial(body, causal, backward, impl, b, flops))
+
+
+# ---- BatchNorm + residual + ReLU ----
+
+
+def norm_shape(quick):
+    return (2, 16, 6, 6) if quick else (64, 256, 56, 56)
+
+
+def run_norm(torch, device, timer, results, quick):
+    """bench_cuda_ops.cpp's batch_norm_relu_bf16 case in eager PyTorch (see the header)."""
+    import torch.nn.functional as F
+
+    runs, reps = (2, 1) if quick else (RUNS_PER_REPETITION, REPETITIONS)
+    N, C, H, W = norm_shape(quick)
+    case = f"batch_norm_relu_bf16/{N}x{C}x{H}x{W}_nhwc"
+    nbytes = N * C * H * W * 163 / 8
+
+    def body():
+        g = torch.Generator(device=device)
+        g.manual_seed(13)
+
+        def channels_last(scale):
+            t = torch.randn((N, C, H, W), generator=g, device=device) * scale
+            return t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+
+        x, r, dz = channels_last(2.0), channels_last(1.0), channels_last(1.0)
+        x.requires_grad_()
+        r.requires_grad_()
+        w = torch.randn(C, generator=g, device=device).requires_grad_()
+        b = torch.randn(C, generator=g, device=device).requires_grad_()
+        rm, rv = torch.zeros(C, device=device), torch.ones(C, device=device)
+
+        def work():
+            y = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.1, eps=1e-5)
+            y += r
+            z = torch.relu_(y)
+            return torch.autograd.grad(z, (x, w, b, r), dz)
+
+        grads = work()
+        if not all(bool(torch.isfinite(t).all()) for t in grads):
+            raise CaseFailed("non-finite gradient")
+        means = timer.repetitions(work, runs, reps)
+        rates = [nbytes / m for m in means]
+        extra = {"ms": statistics.median(means) * 1e3, "rep_ms": [m * 1e3 for m in means]}
+        if device.type != "cuda":
+            extra["note"] = "cpu logic test"
+        return statistics.median(rates), extra
+
+    run_case(results, case, "B/s", "torch_eager", body)
 
 
 # ---- whole training steps ----
@@ -554,7 +611,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one repetition")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
                     help="cpu: tests this script's logic only")
-    ap.add_argument("--only", choices=["attention", "step"], help="run one family only")
+    ap.add_argument("--only", choices=["attention", "norm", "step"], help="run one family only")
     ap.add_argument("--compile", action="store_true",
                     help="also time the torch.compile'd GPT step (compiling takes about a minute)")
     args = ap.parse_args(argv)
@@ -589,6 +646,9 @@ def main(argv=None):
     timer = Timer(torch, device)
     if args.only in (None, "attention"):
         run_attention(torch, device, timer, results, args.quick)
+    if args.only in (None, "norm"):
+        run_norm(torch, device, timer, results, args.quick)
+        release(torch, device)
     if args.only in (None, "step"):
         del timer.buffer  # steps take no flush: the 256 MiB go back for the models
         release(torch, device)
