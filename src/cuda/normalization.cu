@@ -569,29 +569,34 @@ __device__ __forceinline__ Xs normalized(Xs x, T m, T scale, T shift) {
 template <class T, int V>
 using Chunk = detail::Chunk<T, V>;
 
-/// y = (x - m) scale + shift.
-template <class T, class Xs>
-struct NormalizeMap {
+/// Y[i] = value(X[i], c) for every value i of channel c, as channel_map runs it: one value per
+/// call, or a chunk of V.
+template <class Xs, class Value>
+struct ValueMap {
   Xs* Y;
   const Xs* X;
-  const T* Mean;
-  const T* Coef;
-  int64_t C;
+  Value value;
   int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
-  __device__ void operator()(int64_t i, int64_t c) const {
-    Y[i] = normalized(X[i], Mean[c], Coef[c], Coef[C + c]);
-  }
+  __device__ void operator()(int64_t i, int64_t c) const { Y[i] = value(X[i], c); }
   template <int V>
   __device__ void chunk(int64_t j, int64_t c, bool live) const {
     if (!live) return;
     const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
     Chunk<Xs, V> y;
 #pragma unroll
-    for (int k = 0; k < V; ++k) {
-      const int64_t ck = c + k * cstep;
-      y.v[k] = normalized(x.v[k], Mean[ck], Coef[ck], Coef[C + ck]);
-    }
+    for (int k = 0; k < V; ++k) y.v[k] = value(x.v[k], c + k * cstep);
     reinterpret_cast<Chunk<Xs, V>*>(Y)[j] = y;
+  }
+};
+
+/// y = (x - m) scale + shift.
+template <class T, class Xs>
+struct NormalizeValue {
+  const T* Mean;
+  const T* Coef;
+  int64_t C;
+  __device__ Xs operator()(Xs x, int64_t c) const {
+    return normalized(x, Mean[c], Coef[c], Coef[C + c]);
   }
 };
 
@@ -749,30 +754,17 @@ __device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(
 
 /// Eval mode: y = ((x - m) r) w + b, each op rounded apart (the composite's ops).
 template <class T, class Xs>
-struct EvalMap {
-  Xs* Y;
-  const Xs* X;
+struct EvalValue {
   const T* Mean;
   const T* R;
   const T* W;
   const T* B;
-  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
-  __device__ __forceinline__ Xs value(Xs x, int64_t c) const {
+  __device__ Xs operator()(Xs x, int64_t c) const {
     T v = convert<T>(x) - Mean[c];
     v = mul_rn(v, R[c]);
     if (W != nullptr) v = mul_rn(v, W[c]);
     if (B != nullptr) v = add_rn(v, B[c]);
     return convert<Xs>(v);
-  }
-  __device__ void operator()(int64_t i, int64_t c) const { Y[i] = value(X[i], c); }
-  template <int V>
-  __device__ void chunk(int64_t j, int64_t c, bool live) const {
-    if (!live) return;
-    const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
-    Chunk<Xs, V> y;
-#pragma unroll
-    for (int k = 0; k < V; ++k) y.v[k] = value(x.v[k], c + k * cstep);
-    reinterpret_cast<Chunk<Xs, V>*>(Y)[j] = y;
   }
 };
 
@@ -891,7 +883,8 @@ void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
                                             Coef, C, total, cstep},
                     N, C, S, {Y, X, R}, stream);
   } else {
-    channel_map<Xs>(NormalizeMap<T, Xs>{Y, X, Mean, Coef, C, cstep}, N, C, S, {Y, X}, stream);
+    using Map = ValueMap<Xs, NormalizeValue<T, Xs>>;
+    channel_map<Xs>(Map{Y, X, {Mean, Coef, C}, cstep}, N, C, S, {Y, X}, stream);
   }
 }
 
@@ -974,31 +967,52 @@ void layer_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& 
   });
 }
 
-void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
-                        const Tensor& var, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps, const RunningStats& running) {
+namespace {
+
+/// batch_norm_forward (mask and residual undefined) or batch_norm_relu_forward.
+void forward_entry(const char* op, const Tensor& y, const Tensor& mask, const Tensor& mean,
+                   const Tensor& invstd, const Tensor& var, const Tensor& x, const Tensor& weight,
+                   const Tensor& bias, const Tensor& residual, double eps,
+                   const RunningStats& running) {
   int64_t N, C, S;
   if (!channel_dims(x, N, C, S)) return;
   detail::DeviceGuard guard(y.device().index());
-  detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
+  detail::visit_device_widened(x.dtype(), op, [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     batch_norm_forward_typed<detail::compute_t<Xs>, Xs>(y, mean, invstd, var, x, weight, bias, eps,
-                                                        running, Tensor(), Tensor(), N, C, S);
+                                                        running, residual, mask, N, C, S);
   });
+}
+
+/// batch_norm_backward (mask and dresidual undefined) or batch_norm_relu_backward.
+void backward_entry(const char* op, const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
+                    const Tensor& dresidual, const Tensor& dy, const Tensor& x, const Tensor& mask,
+                    const Tensor& mean, const Tensor& invstd, const Tensor& weight) {
+  int64_t N, C, S;
+  if (!channel_dims(x, N, C, S)) return;
+  detail::DeviceGuard guard(x.device().index());
+  detail::visit_device_widened(x.dtype(), op, [&](auto tag) {
+    using Xs = typename decltype(tag)::type;
+    batch_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dy, x, mean, invstd,
+                                                         weight, dresidual, mask, N, C, S);
+  });
+}
+
+}  // namespace
+
+void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invstd,
+                        const Tensor& var, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, double eps, const RunningStats& running) {
+  forward_entry("batch_norm", y, Tensor(), mean, invstd, var, x, weight, bias, Tensor(), eps,
+                running);
 }
 
 void batch_norm_relu_forward(const Tensor& z, const Tensor& mask, const Tensor& mean,
                              const Tensor& invstd, const Tensor& var, const Tensor& x,
                              const Tensor& weight, const Tensor& bias, const Tensor& residual,
                              double eps, const RunningStats& running) {
-  int64_t N, C, S;
-  if (!channel_dims(x, N, C, S)) return;
-  detail::DeviceGuard guard(z.device().index());
-  detail::visit_device_widened(x.dtype(), "batch_norm_relu", [&](auto tag) {
-    using Xs = typename decltype(tag)::type;
-    batch_norm_forward_typed<detail::compute_t<Xs>, Xs>(z, mean, invstd, var, x, weight, bias, eps,
-                                                        running, residual, mask, N, C, S);
-  });
+  forward_entry("batch_norm_relu", z, mask, mean, invstd, var, x, weight, bias, residual, eps,
+                running);
 }
 
 void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
@@ -1012,38 +1026,27 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
     const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
     Xs* Y = static_cast<Xs*>(y.data_ptr());
     const Xs* X = static_cast<const Xs*>(x.data_ptr());
-    channel_map<Xs>(EvalMap<T, Xs>{Y, X, static_cast<const T*>(mean.data_ptr()),
-                                   static_cast<const T*>(r.data_ptr()), ptr_or_null<T>(weight),
-                                   ptr_or_null<T>(bias), cstep},
-                    N, C, S, {Y, X}, stream_of(y));
+    using Map = ValueMap<Xs, EvalValue<T, Xs>>;
+    const EvalValue<T, Xs> value{static_cast<const T*>(mean.data_ptr()),
+                                 static_cast<const T*>(r.data_ptr()), ptr_or_null<T>(weight),
+                                 ptr_or_null<T>(bias)};
+    channel_map<Xs>(Map{Y, X, value, cstep}, N, C, S, {Y, X}, stream_of(y));
   });
 }
 
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight) {
-  int64_t N, C, S;
-  if (!channel_dims(x, N, C, S)) return;
-  detail::DeviceGuard guard(x.device().index());
-  detail::visit_device_widened(x.dtype(), "batch_norm_backward", [&](auto tag) {
-    using Xs = typename decltype(tag)::type;
-    batch_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dy, x, mean, invstd,
-                                                         weight, Tensor(), Tensor(), N, C, S);
-  });
+  backward_entry("batch_norm_backward", dx, dweight, dbias, Tensor(), dy, x, Tensor(), mean, invstd,
+                 weight);
 }
 
 void batch_norm_relu_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                               const Tensor& dresidual, const Tensor& dz, const Tensor& x,
                               const Tensor& mask, const Tensor& mean, const Tensor& invstd,
                               const Tensor& weight) {
-  int64_t N, C, S;
-  if (!channel_dims(x, N, C, S)) return;
-  detail::DeviceGuard guard(x.device().index());
-  detail::visit_device_widened(x.dtype(), "batch_norm_relu_backward", [&](auto tag) {
-    using Xs = typename decltype(tag)::type;
-    batch_norm_backward_typed<detail::compute_t<Xs>, Xs>(dx, dweight, dbias, dz, x, mean, invstd,
-                                                         weight, dresidual, mask, N, C, S);
-  });
+  backward_entry("batch_norm_relu_backward", dx, dweight, dbias, dresidual, dz, x, mask, mean,
+                 invstd, weight);
 }
 
 }  // namespace ember::cuda
