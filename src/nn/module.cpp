@@ -12,6 +12,7 @@
 
 #include "core/zero_grad.hpp"
 #include "ember/ops.hpp"
+#include "nn/fused_stages.hpp"
 
 namespace ember::nn {
 
@@ -353,8 +354,20 @@ void SequentialImpl::push_back(const std::string& name, std::function<Tensor(con
 }
 
 Tensor SequentialImpl::forward(const Tensor& x) {
+  // A BatchNorm followed by a ReLU runs as one stage (stages::batch_norm_relu in
+  // src/nn/fused_stages.hpp): the same values and gradients, one fused node on CUDA while
+  // training. The children are the stages in order (function stages included), unless a
+  // subclass registered more.
+  const std::vector<std::shared_ptr<Module>> mods = children();
+  const bool fusable = mods.size() == forwards_.size();
   Tensor y = x;
-  for (const auto& f : forwards_) y = f(y);
+  for (size_t i = 0; i < forwards_.size(); ++i) {
+    if (fusable && i + 1 < mods.size() && stages::batch_norm_relu(*mods[i], *mods[i + 1], y)) {
+      ++i;
+      continue;
+    }
+    y = forwards_[i](y);
+  }
   return y;
 }
 

@@ -1,12 +1,15 @@
 // The normalization and dropout modules over their functional forms.
 #include <sstream>
+#include <typeinfo>
 
 #include "ember/nn/functional/dropout.hpp"
 #include "ember/nn/functional/normalization.hpp"
 #include "ember/nn/init.hpp"
+#include "ember/nn/modules/activation.hpp"
 #include "ember/nn/modules/dropout.hpp"
 #include "ember/nn/modules/normalization.hpp"
 #include "ember/ops.hpp"
+#include "nn/fused_stages.hpp"
 #include "nn/repr.hpp"
 
 namespace ember::nn {
@@ -81,6 +84,15 @@ Tensor BatchNormImplBase::normalize(const Tensor& x, bool relu, const Tensor& re
   if (relu)
     return F::batch_norm_relu(x, rm, rv, weight, bias, use_batch_stats, factor, eps, residual);
   return F::batch_norm(x, rm, rv, weight, bias, use_batch_stats, factor, eps);
+}
+
+bool stages::batch_norm_relu(Module& a, Module& b, Tensor& y) {
+  const std::type_info& t = typeid(a);
+  if ((t != typeid(BatchNorm1dImpl) && t != typeid(BatchNorm2dImpl)) ||
+      typeid(b) != typeid(ReLUImpl))
+    return false;
+  y = static_cast<BatchNormImplBase&>(a).forward_relu(y);
+  return true;
 }
 
 std::string BatchNormImplBase::extra_repr() const {

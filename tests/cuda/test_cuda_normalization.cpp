@@ -717,3 +717,20 @@ TEST_CASE("cuda LayerNorm and BatchNorm2d modules match the CPU, forward, backwa
     CHECK(rel_err(cuda_bn(x.to(cu)).cpu(), cpu_bn(x)) <= tol(kFloat32));
   }
 }
+
+TEST_CASE("cuda Sequential: a BatchNorm2d and its ReLU are one batch_norm_relu node in training") {
+  // Sequential runs the pair as the BatchNorm's forward_relu (tests/nn/test_norm_layers.cpp
+  // checks the values): on CUDA one fused node while training, the ops in eval mode.
+  if (!gpu()) return;
+  manual_seed(5);
+  nn::Sequential s(nn::BatchNorm2d(8), nn::ReLU());
+  s->to(cu);
+  const Tensor x = randn({4, 8, 5, 5}).to(cu).requires_grad_();
+  const Tensor y = s(x);
+  CHECK(node_name(y) == "batch_norm_relu");
+  nn::BatchNorm2d bn(8);
+  bn->to(cu);
+  CHECK(bitwise_equal(y.detach().cpu(), relu(bn(x)).detach().cpu()));
+  s->eval();
+  CHECK(node_name(s(x)) == "relu");
+}

@@ -64,6 +64,57 @@ TEST_CASE("BatchNorm2d: gradcheck through a float64 module in training mode") {
   CHECK(test::gradcheck([&](const std::vector<Tensor>& in) { return bn(in[0]); }, {x}));
 }
 
+namespace {
+
+/// A BatchNorm2d whose forward adds one: a subclass, which Sequential must run as it is.
+class ShiftedBatchNormImpl : public nn::BatchNorm2dImpl {
+ public:
+  using nn::BatchNorm2dImpl::BatchNorm2dImpl;
+  Tensor forward(const Tensor& x) { return nn::BatchNorm2dImpl::forward(x) + 1.0; }
+};
+
+}  // namespace
+
+TEST_CASE("Sequential: a BatchNorm and the ReLU after it run as forward_relu, same values") {
+  // The pair is one stage (batch_norm_relu: one fused node on CUDA while training, the three
+  // ops here): outputs, gradients, running statistics and the batch count bitwise those of the
+  // modules called one by one, in training and in eval mode. A BatchNorm subclass keeps its own
+  // forward.
+  manual_seed(3);
+  nn::Sequential a(nn::Conv2d(nn::Conv2dOptions(2, 4, 3).padding(1)), nn::BatchNorm2d(4),
+                   nn::ReLU(), nn::Flatten(), nn::Linear(4 * 5 * 5, 3), nn::BatchNorm1d(3),
+                   nn::ReLU());
+  nn::Sequential b(nn::Conv2d(nn::Conv2dOptions(2, 4, 3).padding(1)), nn::BatchNorm2d(4),
+                   nn::ReLU(), nn::Flatten(), nn::Linear(4 * 5 * 5, 3), nn::BatchNorm1d(3),
+                   nn::ReLU());
+  b->load_state_dict(a->state_dict());
+  const Tensor x = randn({6, 2, 5, 5});
+  for (bool training : {true, false}) {
+    INFO("training " << training);
+    a->train(training);
+    b->train(training);
+    Tensor ya = a(x);
+    Tensor yb = x;
+    yb = b->at<nn::Conv2dImpl>(0)->forward(yb);
+    yb = b->at<nn::BatchNorm2dImpl>(1)->forward(yb);
+    yb = b->at<nn::ReLUImpl>(2)->forward(yb);
+    yb = b->at<nn::FlattenImpl>(3)->forward(yb);
+    yb = b->at<nn::LinearImpl>(4)->forward(yb);
+    yb = b->at<nn::BatchNorm1dImpl>(5)->forward(yb);
+    yb = b->at<nn::ReLUImpl>(6)->forward(yb);
+    CHECK(test::bitwise_equal(ya, yb));
+    ya.sum().backward();
+    yb.sum().backward();
+    const std::vector<Tensor> ba = a->buffers(), bb = b->buffers();
+    for (size_t i = 0; i < ba.size(); ++i) CHECK(test::bitwise_equal(ba[i], bb[i]));
+    const std::vector<Tensor> pa = a->parameters(), pb = b->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) CHECK(test::bitwise_equal(pa[i].grad(), pb[i].grad()));
+  }
+  nn::Sequential s(nn::ModuleHolder<ShiftedBatchNormImpl>(2), nn::ReLU());
+  const Tensor z = randn({4, 2, 3, 3}) - 5.0;
+  CHECK(test::bitwise_equal(s(z), relu(nn::BatchNorm2d(2)(z) + 1.0)));
+}
+
 TEST_CASE("LayerNorm, RMSNorm, GroupNorm modules") {
   manual_seed(2);
   nn::LayerNorm ln(std::vector<int64_t>{4});

@@ -209,6 +209,8 @@ std::ostream& operator<<(std::ostream& os, const ModuleHolder<Impl>& m) {
 // ---- containers ----
 
 /// Runs its modules in order; each takes and returns one Tensor. Children are named "0", "1", ...
+/// A BatchNorm1d/BatchNorm2d directly followed by a ReLU runs as the BatchNorm's forward_relu
+/// (the same values and gradients; one fused node on CUDA while training).
 class SequentialImpl : public Module {
  public:
   SequentialImpl() = default;
