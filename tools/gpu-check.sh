@@ -8,7 +8,8 @@
 #    FULL=1 builds everything here and also runs the whole CTest suite.
 # 2. Every CUDA test program (tests/cuda/test_cuda_*), several at a time.
 # 3. The short GPU benchmarks (benchmarks/bench_cuda_*), alone on the GPU; the variants no GPU
-#    has run yet (EXPERIMENTAL) each in a process of their own after the rest of their program;
+#    has run yet (EXPERIMENTAL, and the case families in EXPERIMENTAL_FAMILIES) each in a process
+#    of their own after the rest of their program;
 #    bench_cuda_step four times: as is, with EMBER_CUDA_BACKEND=vendor, with EMBER_GEMM_TC_CONFIG=5
 #    and with EMBER_GEMM_TC_CONFIG=3.
 # 4. The PyTorch peer, benchmarks/peer_torch_cuda.py (attention by cuDNN's fused SDPA and by
@@ -197,10 +198,14 @@ fi
 # rates join the table by case.
 EXPERIMENTAL=${EXPERIMENTAL:-"ember_config3 ember_config4 ember_config5 ember_config6 ember_wgmma ember_ws ember_ws64 ember_fused cublaslt"}
 exp_regex="/($(echo $EXPERIMENTAL | tr ' ' '|'))(/|$)"
+# Whole case families whose kernels no GPU has run yet (the cases' first names), likewise each in
+# a process of its own, with the memcpy ceilings their table column needs.
+EXPERIMENTAL_FAMILIES=${EXPERIMENTAL_FAMILIES:-"batch_norm_relu_bf16"}
+fam_regex="^($(echo $EXPERIMENTAL_FAMILIES | tr ' ' '|'))/"
 for b in "$BUILD"/benchmarks/bench_cuda_*; do
   [ -x "$b" ] || continue
   n=$(basename "$b")
-  timeout "$(limit "$BENCH_LIMIT")" "$b" --benchmark_filter="-$exp_regex" \
+  timeout "$(limit "$BENCH_LIMIT")" "$b" --benchmark_filter="-($exp_regex|$fam_regex)" \
     --ember_summary="$LOGS/$n.json" > "$LOGS/$n.txt" 2>&1
   rc=$?
   [ $rc -eq 0 ] || status=1
@@ -213,6 +218,14 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
     rc=$?
     [ $rc -eq 0 ] || status=1
     row "$n ($v)" "$(verdict $rc)" "${n}_exp_$v.json, ${n}_exp_$v.txt"
+  done
+  for f in $EXPERIMENTAL_FAMILIES; do
+    grep -qE "^$f/" "$LOGS/${n}_list.txt" || continue
+    timeout "$(limit "$EXP_LIMIT")" "$b" --benchmark_filter="^($f/|memcpy_d2d/)" \
+      --ember_summary="$LOGS/${n}_exp_$f.json" > "$LOGS/${n}_exp_$f.txt" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    row "$n ($f)" "$(verdict $rc)" "${n}_exp_$f.json, ${n}_exp_$f.txt"
   done
   # Whole training steps again: on the vendor backend (cuBLAS products, cuDNN convolution, the
   # attention composite), which separates Ember's kernels from the rest of the step (the
