@@ -211,21 +211,18 @@ for b in "$BUILD"/benchmarks/bench_cuda_*; do
   [ $rc -eq 0 ] || status=1
   row "$n" "$(verdict $rc)" "$n.json, $n.txt"
   "$b" --benchmark_list_tests > "$LOGS/${n}_list.txt" 2>&1
-  for v in $EXPERIMENTAL; do
-    grep -qE "/$v(/|$)" "$LOGS/${n}_list.txt" || continue
-    timeout "$(limit "$EXP_LIMIT")" "$b" --benchmark_filter="/$v(/|$)" \
+  # Each variant's cases (by last name) or family's (by first name, with the memcpy ceilings).
+  for v in $EXPERIMENTAL $EXPERIMENTAL_FAMILIES; do
+    case " $EXPERIMENTAL_FAMILIES " in
+      *" $v "*) match="^$v/" filter="^($v/|memcpy_d2d/)" ;;
+      *) match="/$v(/|$)" filter="/$v(/|$)" ;;
+    esac
+    grep -qE "$match" "$LOGS/${n}_list.txt" || continue
+    timeout "$(limit "$EXP_LIMIT")" "$b" --benchmark_filter="$filter" \
       --ember_summary="$LOGS/${n}_exp_$v.json" > "$LOGS/${n}_exp_$v.txt" 2>&1
     rc=$?
     [ $rc -eq 0 ] || status=1
     row "$n ($v)" "$(verdict $rc)" "${n}_exp_$v.json, ${n}_exp_$v.txt"
-  done
-  for f in $EXPERIMENTAL_FAMILIES; do
-    grep -qE "^$f/" "$LOGS/${n}_list.txt" || continue
-    timeout "$(limit "$EXP_LIMIT")" "$b" --benchmark_filter="^($f/|memcpy_d2d/)" \
-      --ember_summary="$LOGS/${n}_exp_$f.json" > "$LOGS/${n}_exp_$f.txt" 2>&1
-    rc=$?
-    [ $rc -eq 0 ] || status=1
-    row "$n ($f)" "$(verdict $rc)" "${n}_exp_$f.json, ${n}_exp_$f.txt"
   done
   # Whole training steps again: on the vendor backend (cuBLAS products, cuDNN convolution, the
   # attention composite), which separates Ember's kernels from the rest of the step (the
