@@ -271,6 +271,15 @@ MemoryFormat batch_norm_format(const Tensor& input) {
   return input.is_cuda() ? input.suggest_memory_format() : MemoryFormat::Contiguous;
 }
 
+/// Whether a training-mode batch_norm of these tensors can take the fused kernels: floating input
+/// (N, C, ...) with more than one value per channel, every tensor on input's device.
+bool batch_norm_fusable(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                        const Tensor& weight, const Tensor& bias) {
+  return input.defined() && is_floating(input.dtype()) && input.dim() >= 2 && input.size(1) > 0 &&
+         input.numel() / input.size(1) > 1 && on(running_mean, input.device()) &&
+         on(running_var, input.device()) && on(weight, input.device()) && on(bias, input.device());
+}
+
 /// batch_norm's per-channel tensors checked against input (N, C, ...), as the composite checks
 /// them: each undefined or floating (C,), the running statistics both defined or both undefined.
 void check_batch_norm_params(const Tensor& input, const Tensor& running_mean,
@@ -351,10 +360,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   // The fused kernels take training mode on floating input (16-bit computed in float32, as the
   // composite does) with every tensor on one device and valid arguments; everything else (eval
   // mode, mixed devices, invalid arguments) goes to the composite, which also raises the errors.
-  const bool fused = training && input.defined() && is_floating(input.dtype()) &&
-                     input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
-                     on(running_mean, input.device()) && on(running_var, input.device()) &&
-                     on(weight, input.device()) && on(bias, input.device());
+  const bool fused = training && batch_norm_fusable(input, running_mean, running_var, weight, bias);
   // Eval mode where no gradient is wanted (inference, evaluation under NoGradGuard): one pass.
   const bool eval_fused =
       !training && input.defined() && is_floating(input.dtype()) && input.dim() >= 2 &&
@@ -388,10 +394,8 @@ Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Te
               "] expected residual of input's shape ", input.sizes(), ", got ", residual.sizes());
   // One fused node on CUDA in training mode, on batch_norm's conditions for its fused kernels,
   // with a residual of input's dtype on its device (or none); elsewhere the three ops.
-  const bool fused = training && input.is_cuda() && is_floating(input.dtype()) &&
-                     input.dim() >= 2 && input.size(1) > 0 && input.numel() / input.size(1) > 1 &&
-                     on(running_mean, input.device()) && on(running_var, input.device()) &&
-                     on(weight, input.device()) && on(bias, input.device()) &&
+  const bool fused = training && input.is_cuda() &&
+                     batch_norm_fusable(input, running_mean, running_var, weight, bias) &&
                      (!residual.defined() ||
                       (residual.dtype() == input.dtype() && residual.device() == input.device()));
   if (!fused) {
