@@ -23,9 +23,9 @@
 //   adamw_step/<n> (one fused AdamW step); gelu_backward_bf16/<R>x<C> (GELU's gradient in one
 //   pass, against peer composite: the 17 elementwise ops it replaced); mul_scalar/<n> and
 //   mul_0d_device/<n> (x * s, s a Scalar read by value or a 0-d device tensor expanded);
-//   batch_norm_relu_bf16/<N>x<C>x<H>x<W>_nhwc (BatchNorm + residual + ReLU forward and backward,
-//   bf16 channels-last, against peer ops: the three ops' kernels; PyTorch's eager peer in
-//   peer_torch_cuda.py under the same key).
+//   batch_norm_relu_bf16/<N>x<C>x<H>x<W>[_nhwc] (BatchNorm + residual + ReLU forward and
+//   backward, bf16 NCHW or channels-last, against peer ops: the three ops' kernels; PyTorch's eager
+//   peer in peer_torch_cuda.py under the same key).
 //
 // GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
 // sgemm/<M>x<N>x<K>/<impl>, reported in FLOP/s (2 M N K per run). Peers, on the same stream:
@@ -362,29 +362,30 @@ void register_memory_cases() {
     });
   }
   // A training-mode BatchNorm with the residual add and ReLU after it, forward and backward, at
-  // the output of ResNet-50's first stage (N 64, C 256, 56 x 56), bf16 channels-last, float32
+  // the output of ResNet-50's first stage (N 64, C 256, 56 x 56), bf16 channels-last (and NCHW,
+  // without the _nhwc suffix), float32
   // weight, bias and running statistics: batch_norm_relu's kernels, which read x twice and the
   // residual once and write z and one bit per value forward, read dz, x and the bits twice and
   // write dx and the residual's gradient backward (163/8 B per value), against peer "ops":
   // batch_norm's kernels, then an add and a relu kernel, and backward relu's threshold_backward
   // and batch_norm's backward (what the three ops run). Both report the fused kernels' bytes, so
   // Ember / peer is the time ratio.
-  {
+  for (const MemoryFormat format : {MemoryFormat::ChannelsLast, MemoryFormat::Contiguous}) {
     const int64_t N = quick ? 2 : 64, C = quick ? 16 : 256, H = quick ? 6 : 56;
     const int64_t n = N * C * H * H;
+    const bool nhwc = format == MemoryFormat::ChannelsLast;
     const std::string key = "batch_norm_relu_bf16/" + std::to_string(N) + "x" + std::to_string(C) +
-                            "x" + std::to_string(H) + "x" + std::to_string(H) + "_nhwc";
+                            "x" + std::to_string(H) + "x" + std::to_string(H) +
+                            (nhwc ? "_nhwc" : "");
     struct Block {
       Tensor x, r, dz, w, b, rm, rv, z, y, g, mask, mean, invstd, var, dx, dw, db, dr;
       RunningStats running;
-      Block(int64_t n_, int64_t c, int64_t h) {
+      Block(int64_t n_, int64_t c, int64_t h, MemoryFormat f) {
         Generator gen(13);
-        const auto cl = [&](double scale) {
-          return (randn({n_, c, h, h}, gen, gpu()) * scale)
-              .to(kBFloat16)
-              .contiguous(MemoryFormat::ChannelsLast);
+        const auto laid_out = [&](double scale) {
+          return (randn({n_, c, h, h}, gen, gpu()) * scale).to(kBFloat16).contiguous(f);
         };
-        x = cl(2.0), r = cl(1.0), dz = cl(1.0);
+        x = laid_out(2.0), r = laid_out(1.0), dz = laid_out(1.0);
         w = randn({c}, gen, gpu()), b = randn({c}, gen, gpu());
         rm = zeros({c}, gpu()), rv = ones({c}, gpu());
         const auto like = [&] { return empty_like(x); };
@@ -397,8 +398,8 @@ void register_memory_cases() {
       }
     };
     const int64_t bytes = n * 163 / 8;
-    add_memory_case(key, bytes, [N, C, H] {
-      auto k = std::make_shared<Block>(N, C, H);
+    add_memory_case(key, bytes, [N, C, H, format] {
+      auto k = std::make_shared<Block>(N, C, H, format);
       return std::function<void()>([k] {
         cuda::batch_norm_relu_forward(k->z, k->mask, k->mean, k->invstd, k->var, k->x, k->w, k->b,
                                       k->r, 1e-5, k->running);
@@ -406,8 +407,8 @@ void register_memory_cases() {
                                        k->invstd, k->w);
       });
     });
-    add_gpu_case(key + "/ops", [N, C, H, bytes](benchmark::State& s) {
-      auto k = std::make_shared<Block>(N, C, H);
+    add_gpu_case(key + "/ops", [N, C, H, format, bytes](benchmark::State& s) {
+      auto k = std::make_shared<Block>(N, C, H, format);
       time_gpu(s, [k] {
         cuda::batch_norm_forward(k->y, k->mean, k->invstd, k->var, k->x, k->w, k->b, 1e-5,
                                  k->running);

@@ -35,8 +35,8 @@ Cases (keys as the C++ programs name them, the implementation last):
   step/resnet50/bf16/b64_224px_nhwc/torch_eager
       The same in bf16 with the model and the images channels-last
       (net.to(memory_format=torch.channels_last)), as bench_cuda_step's _nhwc case.
-  batch_norm_relu_bf16/64x256x56x56_nhwc/torch_eager (quick: 2x16x6x6)
-      A training-mode F.batch_norm of a bf16 channels-last x with float32 weight, bias and
+  batch_norm_relu_bf16/64x256x56x56{_nhwc,}/torch_eager (quick: 2x16x6x6)
+      A training-mode F.batch_norm of a bf16 channels-last (or NCHW) x with float32 weight, bias and
       running statistics, the residual added in place and relu_ (as torchvision's Bottleneck
       ends), forward and backward (torch.autograd.grad of x, weight, bias and the residual),
       timed as the attention cases; the rate is bench_cuda_ops's byte count (163/8 B per value)
@@ -325,16 +325,16 @@ def run_norm(torch, device, timer, results, quick):
 
     runs, reps = (2, 1) if quick else (RUNS_PER_REPETITION, REPETITIONS)
     N, C, H, W = norm_shape(quick)
-    case = f"batch_norm_relu_bf16/{N}x{C}x{H}x{W}_nhwc"
     nbytes = N * C * H * W * 163 / 8
 
-    def body():
+    def body(nhwc):
+        layout = torch.channels_last if nhwc else torch.contiguous_format
         g = torch.Generator(device=device)
         g.manual_seed(13)
 
         def channels_last(scale):
             t = torch.randn((N, C, H, W), generator=g, device=device) * scale
-            return t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+            return t.to(torch.bfloat16).contiguous(memory_format=layout)
 
         x, r, dz = channels_last(2.0), channels_last(1.0), channels_last(1.0)
         x.requires_grad_()
@@ -359,7 +359,9 @@ def run_norm(torch, device, timer, results, quick):
             extra["note"] = "cpu logic test"
         return statistics.median(rates), extra
 
-    run_case(results, case, "B/s", "torch_eager", body)
+    for nhwc in (True, False):
+        case = f"batch_norm_relu_bf16/{N}x{C}x{H}x{W}" + ("_nhwc" if nhwc else "")
+        run_case(results, case, "B/s", "torch_eager", functools.partial(body, nhwc))
 
 
 # ---- whole training steps ----
