@@ -389,10 +389,11 @@ inline ChunkGrid chunk_grid(int64_t C, int64_t S, int64_t V) {
   return {C, S, 0, 0};
 }
 
-/// f.chunk(j, c) for every chunk j of x (N, C, S) on grid g (chunks = N C S / V), c the channel
-/// of the chunk's first value (each value k is channel c + k g.step). All lanes of a warp run the
-/// same iterations, the lanes past the last chunk with live false, so a functor may use warp
-/// collectives over the full warp; the lane of chunk j is j % 32 (blocks of whole warps).
+/// f.chunk(j, c, step, live) for every chunk j of x (N, C, S) on grid g (chunks = N C S / V), c
+/// the channel of the chunk's first value, each value k of it channel c + k step (step = g.step).
+/// All lanes of a warp run the same iterations, the lanes past the last chunk with live false, so a
+/// functor may use warp collectives over the full warp; the lane of chunk j is j % 32 (blocks of
+/// whole warps).
 template <int V, class F>
 __global__ void channel_chunk_kernel(F f, int64_t chunks, ChunkGrid g) {
   const int64_t step = int64_t{gridDim.x} * blockDim.x;
@@ -401,7 +402,7 @@ __global__ void channel_chunk_kernel(F f, int64_t chunks, ChunkGrid g) {
   int64_t s = j % g.S, c = (j / g.S) % g.C;
   const int64_t ds = step % g.S, dc = (step / g.S) % g.C;
   for (; j - lane < chunks; j += step) {
-    f.template chunk<V>(j, c * g.mul, j < chunks);
+    f.template chunk<V>(j, c * g.mul, g.step, j < chunks);
     s += ds;
     const int64_t carry = s >= g.S ? 1 : 0;
     s -= carry * g.S;
@@ -576,10 +577,9 @@ struct ValueMap {
   Xs* Y;
   const Xs* X;
   Value value;
-  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
   __device__ void operator()(int64_t i, int64_t c) const { Y[i] = value(X[i], c); }
   template <int V>
-  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+  __device__ void chunk(int64_t j, int64_t c, int64_t cstep, bool live) const {
     if (!live) return;
     const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
     Chunk<Xs, V> y;
@@ -616,7 +616,6 @@ struct NormalizeReluMap {
   const T* Coef;
   int64_t C;
   int64_t total;
-  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
   /// z for value i of channel c (r its residual), rounded to Xs, and whether its bit is set.
   __device__ __forceinline__ Xs value(Xs x, int64_t c, const Xs* r, bool& pass) const {
     T v = convert<T>(normalized(x, Mean[c], Coef[c], Coef[C + c]));
@@ -636,7 +635,7 @@ struct NormalizeReluMap {
   /// V values, V bits; the 32 / V lanes whose chunks share a mask word OR their bits together
   /// (every lane of the warp takes part, a lane past the end with none).
   template <int V>
-  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+  __device__ void chunk(int64_t j, int64_t c, int64_t cstep, bool live) const {
     unsigned bits = 0;
     if (live) {
       const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
@@ -716,7 +715,6 @@ struct InputGradMap {
   const T* Coef;
   const uint32_t* Mask;
   int64_t C;
-  int64_t cstep;  // channel_chunk_kernel's ChunkGrid::step
   __device__ __forceinline__ Xs dx(T dy, Xs x, int64_t c) const {
     return convert<Xs>(Coef[c] *
                        ((dy - Coef[C + c]) - (convert<T>(x) - Mean[c]) * Coef[2 * C + c]));
@@ -727,7 +725,7 @@ struct InputGradMap {
     if (DX != nullptr) DX[i] = dx(dy, X[i], c);
   }
   template <int V>
-  __device__ void chunk(int64_t j, int64_t c, bool live) const {
+  __device__ void chunk(int64_t j, int64_t c, int64_t cstep, bool live) const {
     if (!live) return;
     const Chunk<Xs, V> g = reinterpret_cast<const Chunk<Xs, V>*>(DY)[j];
     const unsigned bits =
@@ -875,16 +873,15 @@ void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
                          count, eps, running.momentum, running.unbias},
       plan, N, C, S, P, stream);
   const int64_t total = N * C * S;
-  const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
   Xs* Y = static_cast<Xs*>(y.data_ptr());
   if (mask.defined()) {
     const Xs* R = ptr_or_null<Xs>(residual);
     channel_map<Xs>(NormalizeReluMap<T, Xs>{Y, static_cast<uint32_t*>(mask.data_ptr()), X, R, Mean,
-                                            Coef, C, total, cstep},
+                                            Coef, C, total},
                     N, C, S, {Y, X, R}, stream);
   } else {
     using Map = ValueMap<Xs, NormalizeValue<T, Xs>>;
-    channel_map<Xs>(Map{Y, X, {Mean, Coef, C}, cstep}, N, C, S, {Y, X}, stream);
+    channel_map<Xs>(Map{Y, X, {Mean, Coef, C}}, N, C, S, {Y, X}, stream);
   }
 }
 
@@ -913,11 +910,10 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
                                    C, count},
                  plan, N, C, S, P, stream);
   if (!dx.defined() && !dresidual.defined()) return;
-  const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
   Xs* DX = mut_ptr_or_null<Xs>(dx);
   Xs* DR = mut_ptr_or_null<Xs>(dresidual);
-  channel_map<Xs>(InputGradMap<T, Xs>{DX, DR, DY, X, Mean, Coef, Mask, C, cstep}, N, C, S,
-                  {DX, DR, DY, X}, stream);
+  channel_map<Xs>(InputGradMap<T, Xs>{DX, DR, DY, X, Mean, Coef, Mask, C}, N, C, S, {DX, DR, DY, X},
+                  stream);
 }
 
 /// x (N, C, *) as N, C and S (the product of the rest); false when it holds no value. A
@@ -1023,14 +1019,13 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
   detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     using T = detail::compute_t<Xs>;
-    const int64_t cstep = chunk_grid(C, S, 16 / static_cast<int64_t>(sizeof(Xs))).step;
     Xs* Y = static_cast<Xs*>(y.data_ptr());
     const Xs* X = static_cast<const Xs*>(x.data_ptr());
     using Map = ValueMap<Xs, EvalValue<T, Xs>>;
     const EvalValue<T, Xs> value{static_cast<const T*>(mean.data_ptr()),
                                  static_cast<const T*>(r.data_ptr()), ptr_or_null<T>(weight),
                                  ptr_or_null<T>(bias)};
-    channel_map<Xs>(Map{Y, X, value, cstep}, N, C, S, {Y, X}, stream_of(y));
+    channel_map<Xs>(Map{Y, X, value}, N, C, S, {Y, X}, stream_of(y));
   });
 }
 

@@ -350,19 +350,17 @@ void SequentialImpl::push_back(const std::string& name, std::function<Tensor(con
   };
   auto m = std::make_shared<FunctionalImpl>(std::move(fn));
   register_module(name, m);
+  stages_.push_back(m.get());
   forwards_.push_back([p = m.get()](const Tensor& x) { return p->forward(x); });
 }
 
 Tensor SequentialImpl::forward(const Tensor& x) {
   // A BatchNorm followed by a ReLU runs as one stage (stages::batch_norm_relu in
   // src/nn/fused_stages.hpp): the same values and gradients, one fused node on CUDA while
-  // training. The children are the stages in order (function stages included), unless a
-  // subclass registered more.
-  const std::vector<std::shared_ptr<Module>> mods = children();
-  const bool fusable = mods.size() == forwards_.size();
+  // training.
   Tensor y = x;
   for (size_t i = 0; i < forwards_.size(); ++i) {
-    if (fusable && i + 1 < mods.size() && stages::batch_norm_relu(*mods[i], *mods[i + 1], y)) {
+    if (i + 1 < stages_.size() && stages::batch_norm_relu(*stages_[i], *stages_[i + 1], y)) {
       ++i;
       continue;
     }

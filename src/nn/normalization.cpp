@@ -142,23 +142,34 @@ Tensor grad_slot(const Tensor& t) {
 using NormBackward = void (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                               const Tensor&, const Tensor&, const Tensor&, const Tensor&);
 
-/// Records a fused normalization node over saved = {x, weight, bias, statistic, statistic}: the
-/// kernel's first-order backward `backward(dx, dw, db, dy, x, s3, s4, weight)` (cpu_backward or
-/// cuda_backward by x's device), and under create_graph the gradients of `composite(saved)`,
-/// recorded (differentiable again).
+/// Records a fused normalization node whose first n_inputs saved tensors are its inputs (saved[0]
+/// the normalized x): first order, `kernel(saved, dy)` with dy as the kernels take it (x's dtype,
+/// device and layout) returns the inputs' gradients; under create_graph, the gradients of
+/// `composite(saved)`, recorded (differentiable again).
+template <class Composite, class Kernel>
+void record_fused(const char* op, const Tensor& y, std::vector<Tensor> saved, size_t n_inputs,
+                  Composite composite, Kernel kernel) {
+  std::vector<Tensor> inputs(saved.begin(), saved.begin() + static_cast<std::ptrdiff_t>(n_inputs));
+  autograd::record(op, inputs, y, std::move(saved),
+                   [composite, kernel, n_inputs](const Saved& s, const Tensor& dy) {
+                     if (autograd::is_grad_enabled())
+                       return composite_grads(composite, s, dy, n_inputs);
+                     return kernel(s, kernel_grad(on_device(dy, s[0].device()), s[0]));
+                   });
+}
+
+/// record_fused for saved = {x, weight, bias, statistic, statistic}: the kernel's backward
+/// `backward(dx, dw, db, dy, x, s3, s4, weight)` (cpu_backward or cuda_backward by x's device).
 template <class Composite>
 void record_fused_norm(const char* op, const Tensor& y, std::vector<Tensor> saved,
                        Composite composite, NormBackward cpu_backward, NormBackward cuda_backward) {
-  std::vector<Tensor> inputs(saved.begin(), saved.begin() + 3);
-  autograd::record(op, inputs, y, std::move(saved),
-                   [composite, cpu_backward, cuda_backward](const Saved& s, const Tensor& dy) {
-                     if (autograd::is_grad_enabled()) return composite_grads(composite, s, dy, 3);
-                     Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
-                     launch(s[0].device(), cpu_backward, cuda_backward, dx, dw, db,
-                            kernel_grad(on_device(dy, s[0].device()), s[0]), s[0], s[3], s[4],
-                            s[1]);
-                     return Grads{dx, dw, db};
-                   });
+  record_fused(op, y, std::move(saved), 3, composite,
+               [cpu_backward, cuda_backward](const Saved& s, const Tensor& dy) {
+                 Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
+                 launch(s[0].device(), cpu_backward, cuda_backward, dx, dw, db, dy, s[0], s[3],
+                        s[4], s[1]);
+                 return Grads{dx, dw, db};
+               });
 }
 
 /// layer_norm by the fused kernels. x contiguous float32/float64, or float16/bfloat16 computed in
@@ -234,24 +245,19 @@ Tensor batch_norm_fused(const Tensor& x, const Tensor& running_mean, const Tenso
   }
   // ---- record: the fused backward (first order), the composite's under create_graph ----
   if (relu) {
-    autograd::record("batch_norm_relu", {x, weight, bias, residual}, y,
-                     {x, weight, bias, residual, mean, invstd, mask},
-                     [momentum, eps](const Saved& s, const Tensor& dz) {
-                       if (autograd::is_grad_enabled()) {
-                         const auto composite = [momentum, eps](const Saved& in) {
-                           Tensor v = batch_norm_reference(in[0], {}, {}, in[1], in[2],
-                                                           /*training=*/true, momentum, eps);
-                           return ember::relu(in[3].defined() ? v + in[3] : v);
-                         };
-                         return composite_grads(composite, s, dz, 4);
-                       }
-                       Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]),
-                              dr = grad_slot(s[3]);
-                       cuda::batch_norm_relu_backward(
-                           dx, dw, db, dr, kernel_grad(on_device(dz, s[0].device()), s[0]), s[0],
-                           s[6], s[4], s[5], s[1]);
-                       return Grads{dx, dw, db, dr};
-                     });
+    record_fused(
+        "batch_norm_relu", y, {x, weight, bias, residual, mean, invstd, mask}, 4,
+        [momentum, eps](const Saved& in) {
+          Tensor v =
+              batch_norm_reference(in[0], {}, {}, in[1], in[2], /*training=*/true, momentum, eps);
+          return ember::relu(in[3].defined() ? v + in[3] : v);
+        },
+        [](const Saved& s, const Tensor& dz) {
+          Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]),
+                 dr = grad_slot(s[3]);
+          cuda::batch_norm_relu_backward(dx, dw, db, dr, dz, s[0], s[6], s[4], s[5], s[1]);
+          return Grads{dx, dw, db, dr};
+        });
     return y;
   }
   record_fused_norm(

@@ -234,6 +234,7 @@ class SequentialImpl : public Module {
     static_assert(std::is_invocable_r_v<Tensor, decltype(&T::forward), T&, const Tensor&>,
                   "Sequential: a module's forward must take one Tensor and return a Tensor");
     register_module(name, ptr);
+    stages_.push_back(ptr.get());
     forwards_.push_back([p = ptr.get()](const Tensor& x) { return p->forward(x); });
   }
   /// A type-erased one-tensor function as a stage (ember::relu, a lambda).
@@ -259,6 +260,7 @@ class SequentialImpl : public Module {
       return std::shared_ptr<typename std::decay_t<M>::element_type>(std::forward<M>(m));
   }
   std::vector<std::function<Tensor(const Tensor&)>> forwards_;
+  std::vector<Module*> stages_;  // forwards_[i]'s module (owned as a child), for forward's fusion
 };
 
 /// Holds submodules in a list (named "0", "1", ...) for the model's own forward to use.
