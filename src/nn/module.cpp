@@ -101,11 +101,14 @@ void Module::add_child(const std::string& name, std::shared_ptr<Module> m) {
   children_.emplace_back(name, std::move(m));
 }
 
-void Module::replace_child(const std::string& name, std::shared_ptr<Module> m) {
+void Module::replace_child(const std::string& name, std::shared_ptr<Module> m,
+                           const TensorFn& forward) {
   EMBER_CHECK(m != nullptr, ValueError, "[", this->name(), "] submodule '", name, "' is empty");
-  for (auto& c : children_) {
-    if (c.first == name) {
-      c.second = std::move(m);
+  EMBER_CHECK(m.get() != this, ValueError, "[", this->name(), "] a module cannot contain itself");
+  for (size_t i = 0; i < children_.size(); ++i) {
+    if (children_[i].first == name) {
+      on_replace(i, m, forward);
+      children_[i].second = std::move(m);
       return;
     }
   }
@@ -351,7 +354,16 @@ void SequentialImpl::push_back(const std::string& name, std::function<Tensor(con
   auto m = std::make_shared<FunctionalImpl>(std::move(fn));
   register_module(name, m);
   stages_.push_back(m.get());
-  forwards_.push_back([p = m.get()](const Tensor& x) { return p->forward(x); });
+  forwards_.push_back(one_tensor_forward(m.get()));
+}
+
+void SequentialImpl::on_replace(size_t index, const std::shared_ptr<Module>& module,
+                                const TensorFn& forward) {
+  // Children and stages are registered together, so a child's index is its stage's.
+  EMBER_CHECK(forward != nullptr, ValueError, "[Sequential] replacement for stage ", index, " (a ",
+              module->name(), ") has no forward taking one Tensor");
+  stages_.at(index) = module.get();
+  forwards_.at(index) = forward;
 }
 
 Tensor SequentialImpl::forward(const Tensor& x) {

@@ -222,6 +222,33 @@ TEST_CASE("module: containers") {
   CHECK(!net->named_parameters().contains("heads.1.weight"));
 }
 
+TEST_CASE("module: replace_module updates a container's own forward and list") {
+  // Sequential and ModuleList keep their own handles on their children; replace_module must
+  // update them, and the old module may be freed while the container lives.
+  manual_seed(5);
+  nn::Sequential seq(nn::Linear(3, 4), nn::Tanh(), nn::Linear(4, 2));
+  std::weak_ptr<nn::Module> old = (*seq)[2];
+  auto head = seq->replace_module("2", nn::Linear(4, 5));
+  CHECK(old.expired());
+  const Tensor x = randn({2, 3});
+  Tensor y = seq(x);
+  CHECK(y.sizes() == std::vector<int64_t>{2, 5});
+  CHECK(test::bitwise_equal(y, head(tanh(seq->at<nn::LinearImpl>(0)->forward(x)))));
+  CHECK(seq->at<nn::LinearImpl>(2) == head.ptr());
+  // A module whose forward does not take one Tensor is refused; nothing changes.
+  EMBER_CHECK_THROWS(seq->replace_module("1", nn::ModuleList(nn::Linear(4, 4))), ValueError,
+                     "[Sequential]", "stage 1", "one Tensor");
+  CHECK(seq->at<nn::TanhImpl>(1) != nullptr);
+  CHECK(test::bitwise_equal(seq(x), y));
+  EMBER_CHECK_THROWS(seq->replace_module("9", nn::Tanh()), ValueError, "no submodule '9'");
+
+  nn::ModuleList list(nn::Linear(2, 2), nn::Linear(2, 3));
+  auto second = list->replace_module("1", nn::Linear(2, 7));
+  CHECK(list->at<nn::LinearImpl>(1) == second.ptr());
+  CHECK(*list->begin() == (*list)[0]);
+  CHECK(list->named_parameters().contains("1.weight"));
+}
+
 TEST_CASE("module: tied parameters are listed once") {
   struct TiedImpl : nn::Module {
     TiedImpl() {

@@ -113,6 +113,10 @@ TEST_CASE("Sequential: a BatchNorm and the ReLU after it run as forward_relu, sa
   nn::Sequential s(nn::ModuleHolder<ShiftedBatchNormImpl>(2), nn::ReLU());
   const Tensor z = randn({4, 2, 3, 3}) - 5.0;
   CHECK(test::bitwise_equal(s(z), relu(nn::BatchNorm2d(2)(z) + 1.0)));
+  // Replacing the ReLU of a fused pair: the BatchNorm then runs alone.
+  nn::Sequential r(nn::BatchNorm2d(2), nn::ReLU());
+  r->replace_module("1", nn::Identity());
+  CHECK(test::bitwise_equal(r(z), nn::BatchNorm2d(2)(z)));
 }
 
 TEST_CASE("LayerNorm, RMSNorm, GroupNorm modules") {

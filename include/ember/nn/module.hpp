@@ -19,6 +19,7 @@
 // submodule, so neither can dangle, and copying a handle never copies parameters.
 #pragma once
 
+#include <concepts>
 #include <functional>
 #include <iosfwd>
 #include <memory>
@@ -71,15 +72,17 @@ class Module : public std::enable_shared_from_this<Module> {
     add_child(name, holder.ptr());
     return std::forward<Holder>(holder);
   }
-  /// Replaces a registered submodule (same name), e.g. a classifier head for fine-tuning.
+  /// Replaces a registered submodule (same name), e.g. a classifier head for fine-tuning. A
+  /// container's own forward then runs the new module (Sequential: ValueError, nothing replaced,
+  /// when the new module's forward does not take one Tensor).
   template <class M>
   std::shared_ptr<M> replace_module(const std::string& name, std::shared_ptr<M> module) {
-    replace_child(name, module);
+    replace_child(name, module, one_tensor_forward(module.get()));
     return module;
   }
   template <class Holder, class = typename std::decay_t<Holder>::ContainedType>
   std::decay_t<Holder> replace_module(const std::string& name, Holder&& holder) {
-    replace_child(name, holder.ptr());
+    replace_child(name, holder.ptr(), one_tensor_forward(holder.ptr().get()));
     return std::forward<Holder>(holder);
   }
 
@@ -129,6 +132,19 @@ class Module : public std::enable_shared_from_this<Module> {
   /// a ValueError; each message lists all offending keys. Nothing is modified on error.
   LoadStateDictResult load_state_dict(const StateDict& dict, bool strict = true);
 
+  /// A module's forward as a one-tensor function (empty when its forward takes anything else).
+  /// It holds a raw pointer: the module must outlive it (a container's child does).
+  using TensorFn = std::function<Tensor(const Tensor&)>;
+  template <class M>
+  static TensorFn one_tensor_forward(M* m) {
+    if constexpr (requires(M & mm, const Tensor& x) {
+                    { mm.forward(x) } -> std::convertible_to<Tensor>;
+                  })
+      return [m](const Tensor& x) { return m->forward(x); };
+    else
+      return {};
+  }
+
   // ---- printing ----
   /// The text inside the parentheses when printed: "in_features=4, out_features=3, bias=true".
   virtual std::string extra_repr() const { return ""; }
@@ -142,7 +158,7 @@ class Module : public std::enable_shared_from_this<Module> {
     bool persistent = true;
   };
   void add_child(const std::string& name, std::shared_ptr<Module> m);
-  void replace_child(const std::string& name, std::shared_ptr<Module> m);
+  void replace_child(const std::string& name, std::shared_ptr<Module> m, const TensorFn& forward);
   void check_new_name(const std::string& name, const char* what) const;
   /// Parameters, all buffers, or the state (parameters and persistent buffers).
   enum class What { Parameters, Buffers, State };
@@ -154,6 +170,15 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<Slot> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
+
+ protected:
+  /// Called by replace_module before the child at `index` (registration order) is swapped for
+  /// `module`, so that a container keeping its own handles on its children can update them; a
+  /// throw leaves everything unchanged. `forward` is the new module's one-tensor forward.
+  virtual void on_replace(size_t index, const std::shared_ptr<Module>& module,
+                          const TensorFn& forward) {
+    (void)index, (void)module, (void)forward;
+  }
 };
 
 /// Prints the module tree (Module::pretty_print).
@@ -235,7 +260,7 @@ class SequentialImpl : public Module {
                   "Sequential: a module's forward must take one Tensor and return a Tensor");
     register_module(name, ptr);
     stages_.push_back(ptr.get());
-    forwards_.push_back([p = ptr.get()](const Tensor& x) { return p->forward(x); });
+    forwards_.push_back(one_tensor_forward(ptr.get()));
   }
   /// A type-erased one-tensor function as a stage (ember::relu, a lambda).
   void push_back(const std::string& name, std::function<Tensor(const Tensor&)> fn);
@@ -259,7 +284,9 @@ class SequentialImpl : public Module {
     else
       return std::shared_ptr<typename std::decay_t<M>::element_type>(std::forward<M>(m));
   }
-  std::vector<std::function<Tensor(const Tensor&)>> forwards_;
+  void on_replace(size_t index, const std::shared_ptr<Module>& module,
+                  const TensorFn& forward) override;
+  std::vector<TensorFn> forwards_;
   std::vector<Module*> stages_;  // forwards_[i]'s module (owned as a child), for forward's fusion
 };
 
@@ -292,6 +319,9 @@ class ModuleListImpl : public Module {
   auto end() const { return items_.end(); }
 
  private:
+  void on_replace(size_t index, const std::shared_ptr<Module>& module, const TensorFn&) override {
+    items_.at(index) = module;
+  }
   std::vector<std::shared_ptr<Module>> items_;
 };
 
