@@ -7,32 +7,34 @@
 // routes its 16-bit float products here when the layout allows (below); gemm_tc is also the entry
 // point for callers with an epilogue.
 //
-// Layouts taken: A (M, K) with unit stride along K; B (K, N) with unit stride along K ("B
-// transposed", a Linear weight (N, K) read in place) or along N (row-major); K, the other stride
-// of each operand, its batch stride and its base address all multiples of 8 elements (16-byte
-// cp.async chunks); for row-major B also N a multiple of 8. out, bias and residual: any strides.
-// Anything else returns false and the caller uses the tiled kernel (linalg.cu).
+// Layouts taken: A (M, K) with unit stride along K, or along M (dY^T in a Linear's weight
+// gradient, read in place: stage rows of k, fragments by ldmatrix .trans); B (K, N) with unit
+// stride along K ("B transposed", a Linear weight (N, K) read in place) or along N (row-major);
+// the other stride of each operand, its batch stride and its base address multiples of 8
+// elements (16-byte cp.async chunks); K too, except beside an M-contiguous A and a row-major B;
+// for row-major B also N a multiple of 8. out, bias and residual: any strides. Anything else
+// returns false and the caller uses the tiled kernel (linalg.cu).
 //
 // Algorithm (the multi-stage cp.async design of CUTLASS's sm80 GEMMs): a block owns a (128, 128)
 // tile of out (tiles in groups of 8 block rows, so the blocks in flight share operand panels in
 // L2); K is walked in slabs through a ring of shared-memory stages filled by cp.async (16 bytes
 // per copy, out-of-range chunks zero-filled, so edges need no special path). Each warp owns a
 // part of the tile: per 16-deep k step it loads A and B fragments with ldmatrix (.trans for
-// row-major B) and issues mma.m16n8k16 on them. Shared rows are padded by 16 bytes, so the 8 row
-// addresses of each ldmatrix phase fall in 8 different 16-byte bank groups, and so do cp.async's
-// stores. Tile configurations (set_gemm_tc_config):
+// M-contiguous A and row-major B) and issues mma.m16n8k16 on them. Shared rows are padded by 16
+// bytes, so the 8 row addresses of each ldmatrix phase fall in 8 different 16-byte bank groups, and
+// so do cp.async's stores. Tile configurations (set_gemm_tc_config):
 //   1: 4 warps (2 x 2) of (64, 64), slabs of 64, 3 stages, 2 blocks per SM (242-244 registers,
 //      108 KiB of shared memory per block);
 //   0: 8 warps (2 x 4) of (64, 32), slabs of 32, 4 stages, 1 block per SM;
 //   2: on sm_90a, warpgroup MMA (gemm_wgmma_kernel below) for K-contiguous B; else 1.
 //   3: on sm_90a, TMA + mbarrier pipeline with a producer warpgroup and two consumer warpgroups
-//      on wgmma.m64n256k16 (gemm_tma_kernel), B K- or N-contiguous, A K- or M-contiguous (the
-//      latter taken only under 3-5); one block per 128 x 256 tile; else 1.
+//      on wgmma.m64n256k16 (gemm_tma_kernel), B K- or N-contiguous, A K- or M-contiguous; one
+//      block per 128 x 256 tile; else 1.
 //   4: configuration 3 persistent: one block per SM walks the tiles, the producer loading the
 //      next tile's slabs while the consumers store the last one's; else 1.
 //   5: the TMA kernel persistent and ping-pong: 128 x 128 tiles, 6 stages, each consumer
 //      warpgroup a whole tile of every other item, so one's epilogue overlaps the other's
-//      products; A also M-contiguous (as 3 and 4); else 1.
+//      products; else 1.
 // By default (-1) 0 for products of fewer 128 x 128 tiles than SMs, else 1 (launch_config).
 // The epilogue works on the accumulators in registers (each lane holds 2 adjacent columns of
 // 2 rows per mma tile) and stores each element once (store_quad: adjacent pairs in one store).
@@ -97,9 +99,20 @@ template <class C, bool kBKMajor>
 constexpr int b_pitch() {
   return kBKMajor ? C::BK + C::kPad : C::BN + C::kPad;
 }
-template <class C, bool kBKMajor>
+template <class C, bool kAKMajor>
+constexpr int a_rows() {
+  return kAKMajor ? C::BM : C::BK;
+}  // A stage: (m, k) or (k, m) rows
+template <class C, bool kAKMajor>
+constexpr int a_pitch() {
+  return kAKMajor ? C::kAPitch : C::BM + C::kPad;
+}
+template <class C, bool kAKMajor, bool kBKMajor>
 constexpr int smem_bytes() {
-  return C::kStages * (C::BM * C::kAPitch + b_rows<C, kBKMajor>() * b_pitch<C, kBKMajor>()) * 2;
+  return C::kStages *
+         (a_rows<C, kAKMajor>() * a_pitch<C, kAKMajor>() +
+          b_rows<C, kBKMajor>() * b_pitch<C, kBKMajor>()) *
+         2;
 }
 
 /// The tensor-core type of an element type (HalfBits -> __half, BF16Bits -> __nv_bfloat16).
@@ -219,12 +232,15 @@ __device__ __forceinline__ void store_quad(const TcParams& p, int64_t z, int64_t
 /// thread's chunk i of A is row r0 + i * kARowStep at column kc, so one base pointer and a
 /// validity bit per chunk describe them all; only k moves from slab to slab. B K-contiguous is
 /// read as A (rows are n); row-major B's chunks are kChunk columns of one k row. A chunk outside
-/// the matrix is zero-filled from the matrix's base address.
-template <class T, int kChunk, int BM, int BN, int BK, int kThreads, bool kBKMajor>
+/// the matrix is zero-filled from the matrix's base address. An M-contiguous A (kAKMajor false,
+/// dY^T) is read as row-major B is, its stage rows being k; a chunk reaching past M copies only
+/// the columns inside (cp.async's source size), so M need not be whole chunks.
+template <class T, int kChunk, int BM, int BN, int BK, int kThreads, bool kBKMajor,
+          bool kAKMajor = true>
 struct SlabLoader {
   static constexpr int kAChunks = BM * BK / kChunk / kThreads;
   static constexpr int kBChunks = BN * BK / kChunk / kThreads;
-  static constexpr int kARowStep = kThreads / (BK / kChunk);
+  static constexpr int kARowStep = kAKMajor ? kThreads / (BK / kChunk) : kThreads / (BM / kChunk);
   static constexpr int kBRowStep = kBKMajor ? kThreads / (BK / kChunk) : kThreads / (BN / kChunk);
   static_assert(kAChunks <= 32 && kBChunks <= 32, "one validity bit per chunk");
   const T* A;
@@ -232,18 +248,27 @@ struct SlabLoader {
   const T* a_base;
   const T* b_base;
   int64_t lda, ldb, K;
-  int a_r0, a_kc, b_r0, b_c0;
+  int a_r0, a_kc, b_r0, b_c0;        // A M-contiguous: a_r0 the k row, a_kc the m column
   uint32_t a_rows_ok = 0, b_ok = 0;  // B row-major: bit 0 alone (the chunk's columns inside)
+  int a_bytes = 0;                   // A M-contiguous: the chunk's bytes inside M
 
   __device__ __forceinline__ SlabLoader(const TcParams& p, const T* A_, const T* B_, int64_t m0,
                                         int64_t n0, int tid)
       : A(A_), B(B_), lda(p.lda), ldb(p.ldb), K(p.K) {
-    a_r0 = tid / (BK / kChunk);
-    a_kc = (tid % (BK / kChunk)) * kChunk;
-    a_base = A + (m0 + a_r0) * lda + a_kc;
+    if constexpr (kAKMajor) {
+      a_r0 = tid / (BK / kChunk);
+      a_kc = (tid % (BK / kChunk)) * kChunk;
+      a_base = A + (m0 + a_r0) * lda + a_kc;
 #pragma unroll
-    for (int i = 0; i < kAChunks; ++i)
-      if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
+      for (int i = 0; i < kAChunks; ++i)
+        if (m0 + a_r0 + i * kARowStep < p.M) a_rows_ok |= 1u << i;
+    } else {
+      a_r0 = tid / (BM / kChunk);
+      a_kc = (tid % (BM / kChunk)) * kChunk;
+      a_base = A + a_r0 * lda + m0 + a_kc;
+      const int64_t inside = p.M - (m0 + a_kc);
+      a_bytes = inside <= 0 ? 0 : static_cast<int>(inside < kChunk ? inside : kChunk) * 16 / kChunk;
+    }
     b_r0 = kBKMajor ? tid / (BK / kChunk) : tid / (BN / kChunk);
     b_c0 = kBKMajor ? (tid % (BK / kChunk)) * kChunk : (tid % (BN / kChunk)) * kChunk;
     b_base = kBKMajor ? B + (n0 + b_r0) * ldb + b_c0 : B + b_r0 * ldb + n0 + b_c0;
@@ -258,12 +283,22 @@ struct SlabLoader {
     const int64_t k0 = kt * BK;
     as += a_r0 * a_pitch + a_kc;
     bs += b_r0 * b_pitch + b_c0;
-    const bool a_k_ok = k0 + a_kc < K;
+    if constexpr (kAKMajor) {
+      const bool a_k_ok = k0 + a_kc < K;
 #pragma unroll
-    for (int i = 0; i < kAChunks; ++i) {
-      const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
-      mma::cp_async_16(as + i * kARowStep * a_pitch, ok ? a_base + i * kARowStep * lda + k0 : A,
-                       ok ? 16 : 0);
+      for (int i = 0; i < kAChunks; ++i) {
+        const bool ok = a_k_ok && ((a_rows_ok >> i) & 1u);
+        mma::cp_async_16(as + i * kARowStep * a_pitch, ok ? a_base + i * kARowStep * lda + k0 : A,
+                         ok ? 16 : 0);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kAChunks; ++i) {
+        const int64_t k = k0 + a_r0 + i * kARowStep;
+        const bool ok = k < K && a_bytes > 0;
+        mma::cp_async_16(as + i * kARowStep * a_pitch, ok ? a_base + (k - a_r0) * lda : A,
+                         ok ? a_bytes : 0);
+      }
     }
 #pragma unroll
     for (int i = 0; i < kBChunks; ++i) {
@@ -281,14 +316,15 @@ struct SlabLoader {
   }
 };
 
-template <class T, bool kBKMajor, class C>
+template <class T, bool kAKMajor, bool kBKMajor, class C>
 __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(const TcParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int BM = C::BM, BN = C::BN, BK = C::BK, MI = C::MI, NI = C::NI;
-  constexpr int kStages = C::kStages, kThreads = C::kThreads, kAPitch = C::kAPitch;
+  constexpr int kStages = C::kStages, kThreads = C::kThreads;
+  constexpr int AR = a_rows<C, kAKMajor>(), AP = a_pitch<C, kAKMajor>();
   constexpr int BR = b_rows<C, kBKMajor>(), BP = b_pitch<C, kBKMajor>();
   T* const As = reinterpret_cast<T*>(smem_raw);
-  T* const Bs = As + kStages * BM * kAPitch;
+  T* const Bs = As + kStages * AR * AP;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int wm = warp / C::kWarpsN, wn = warp % C::kWarpsN;  // the warp's part of the tile
   int64_t m_tile, n_tile;
@@ -299,10 +335,8 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
   for (int64_t z = blockIdx.z; z < p.batches; z += gridDim.z) {
     const T* const A = static_cast<const T*>(p.a) + z * p.a_batch;
     const T* const B = static_cast<const T*>(p.b) + z * p.b_batch;
-    const SlabLoader<T, 8, BM, BN, BK, kThreads, kBKMajor> loader(p, A, B, m0, n0, tid);
-    auto load = [&](int s, int64_t kt) {
-      loader(As + s * BM * kAPitch, Bs + s * BR * BP, kAPitch, BP, kt);
-    };
+    const SlabLoader<T, 8, BM, BN, BK, kThreads, kBKMajor, kAKMajor> loader(p, A, B, m0, n0, tid);
+    auto load = [&](int s, int64_t kt) { loader(As + s * AR * AP, Bs + s * BR * BP, AP, BP, kt); };
 
     float acc[MI][NI][4];
 #pragma unroll
@@ -320,15 +354,22 @@ __global__ void __launch_bounds__(C::kThreads, C::kMinBlocks) gemm_tc_kernel(con
       if (next < KT) load(static_cast<int>(next % kStages), next);
       mma::cp_async_commit();
       const int s = static_cast<int>(kt % kStages);
-      const T* const as = As + s * BM * kAPitch;
+      const T* const as = As + s * AR * AP;
       const T* const bs = Bs + s * BR * BP;
 #pragma unroll
       for (int kk = 0; kk < BK; kk += 16) {
         uint32_t af[MI][4];
 #pragma unroll
         for (int mi = 0; mi < MI; ++mi) {
-          const int r = wm * (MI * 16) + mi * 16 + (lane % 16), c = kk + (lane / 16) * 8;
-          mma::ldmatrix_x4<false>(af[mi], as + r * kAPitch + c);
+          if constexpr (kAKMajor) {
+            const int r = wm * (MI * 16) + mi * 16 + (lane % 16), c = kk + (lane / 16) * 8;
+            mma::ldmatrix_x4<false>(af[mi], as + r * AP + c);
+          } else {  // (k, m) rows: matrices a0-a3 are (m 0-7, k 0-7), (m 8-15, k 0-7), (m 0-7,
+                    // k 8-15), (m 8-15, k 8-15), each read transposed
+            const int j = lane / 8, m = wm * (MI * 16) + mi * 16 + (j % 2) * 8;
+            const int k = kk + (j / 2) * 8 + lane % 8;
+            mma::ldmatrix_x4<true>(af[mi], as + k * AP + m);
+          }
         }
 #pragma unroll
         for (int nj = 0; nj < NI / 2; ++nj) {  // one ldmatrix_x4: k 0-7 and 8-15 of two n tiles
@@ -893,12 +934,12 @@ bool launch_tma_config(const TcParams& p, int config, cudaStream_t stream, int d
 /// (-1 or 0-6; the GPU check times whole training steps under some).
 detail::VariantSwitch g_config{"EMBER_GEMM_TC_CONFIG", "set_gemm_tc_config", -1, 6};
 
-template <class T, bool kBKMajor, class C>
+template <class T, bool kAKMajor, bool kBKMajor, class C>
 void launch(const TcParams& p, cudaStream_t stream, int device) {
   static_assert(C::BM == C::BN, "tile_grid: square block tiles");
-  constexpr int bytes = smem_bytes<C, kBKMajor>();
-  detail::opt_in_smem<gemm_tc_kernel<T, kBKMajor, C>>(bytes, device);
-  gemm_tc_kernel<T, kBKMajor, C><<<tile_grid(p, C::BM), C::kThreads, bytes, stream>>>(p);
+  constexpr int bytes = smem_bytes<C, kAKMajor, kBKMajor>();
+  detail::opt_in_smem<gemm_tc_kernel<T, kAKMajor, kBKMajor, C>>(bytes, device);
+  gemm_tc_kernel<T, kAKMajor, kBKMajor, C><<<tile_grid(p, C::BM), C::kThreads, bytes, stream>>>(p);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -924,19 +965,27 @@ int resolved_config(const TcParams& p, int device) {
   return tiles < detail::sm_count(device) ? 0 : 1;
 }
 
-/// Launches `config` for the operands' layout: an M-contiguous A (a_kmajor false) only on the TMA
-/// kernel (false, nothing launched, under any other configuration or when it cannot run); a
-/// K-contiguous one on the configuration chosen, where 2-4 fall back to 1 when they cannot run.
+/// Launches `config` for the operands' layout, A K- or (a_kmajor false) M-contiguous: 2 (which
+/// reads K-contiguous operands only) and 3-6 fall back to 1 when they cannot run. False, nothing
+/// launched, for an M-contiguous A beside a K-contiguous B whose K is not whole 16-byte chunks on
+/// the mma.sync kernels: B's last chunk would read past K (the TMA kernels zero-fill there).
 template <class T, bool kBKMajor>
 bool launch_config(const TcParams& p, int config, bool a_kmajor, cudaStream_t stream, int device) {
   const bool tma = config >= 3 && detail::wgmma_available(device);
-  if (!a_kmajor) return tma && launch_tma_config<T, false, kBKMajor>(p, config, stream, device);
-  if (config == 0)
-    launch<T, kBKMajor, Config0>(p, stream, device);
-  else if (config == 2 && kBKMajor && detail::wgmma_available(device))
+  if (!a_kmajor) {
+    if (tma && launch_tma_config<T, false, kBKMajor>(p, config, stream, device)) return true;
+    if (kBKMajor && p.K % 8 != 0) return false;
+    if (config == 0)
+      launch<T, false, kBKMajor, Config0>(p, stream, device);
+    else
+      launch<T, false, kBKMajor, Config1>(p, stream, device);
+  } else if (config == 0) {
+    launch<T, true, kBKMajor, Config0>(p, stream, device);
+  } else if (config == 2 && kBKMajor && detail::wgmma_available(device)) {
     launch_wgmma<T>(p, stream, device);
-  else if (!(tma && launch_tma_config<T, true, kBKMajor>(p, config, stream, device)))
-    launch<T, kBKMajor, Config1>(p, stream, device);
+  } else if (!(tma && launch_tma_config<T, true, kBKMajor>(p, config, stream, device))) {
+    launch<T, true, kBKMajor, Config1>(p, stream, device);
+  }
   return true;
 }
 
@@ -973,8 +1022,9 @@ bool gemm_tc(const Tensor& out, const Tensor& a, const Tensor& b, const GemmEpil
   // Whole 16-byte chunks: 8 16-bit elements or 4 floats.
   const int64_t chunk = tf32 ? 4 : 8;
   const auto whole = [chunk](int64_t v) { return v % chunk == 0; };
-  // A: unit stride along K, everything else in whole chunks; or (configurations 3 and 4 only:
-  // launch_config declines it under the others) unit stride along M, e.g. dY^T.
+  // A: unit stride along K, everything else in whole chunks; or unit stride along M (dY^T in a
+  // Linear's weight gradient), its other strides in whole chunks, any M (launch_config may still
+  // decline it: the mma.sync kernels beside a K-contiguous B need K whole).
   const bool a_kmajor = a.stride(2) == 1 && whole(a.stride(1)) && whole(K);
   const bool a_mmajor = !a_kmajor && !tf32 && a.stride(1) == 1 && whole(a.stride(2));
   if ((!a_kmajor && !a_mmajor) || !whole(a.stride(0)) || !detail::aligned16(a.data_ptr()))

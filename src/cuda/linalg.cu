@@ -293,19 +293,21 @@ void gemm_typed(const Tensor& out, const Tensor& a, const Tensor& b, Scalar alph
     e.alpha = alpha.to<double>();
     e.beta = beta.to<double>();
     if (gemm_tc(out, a, b, e)) return;
-    // gemm_tc reads A with K contiguous and B with K or N contiguous, in whole 16-byte chunks.
-    // Other layouts (A transposed, as dY^T in a Linear's weight gradient; sliced or misaligned
-    // operands) get contiguous copies: one pass over each operand, against 2 M N K FLOP that would
-    // otherwise run on the CUDA cores.
+    // gemm_tc reads A with K or M contiguous and B with K or N contiguous, in whole 16-byte
+    // chunks. Other layouts (sliced or misaligned operands, A with neither stride 1) get
+    // contiguous copies: one pass over each operand, against 2 M N K FLOP that would otherwise
+    // run on the CUDA cores.
     const int64_t chunk = std::is_same_v<T, float> ? 4 : 8;
     if (a.size(2) % chunk == 0 && (std::is_same_v<T, float> ? allow_tf32() : true)) {
-      const auto whole = [chunk](const Tensor& x) {
-        return x.stride(0) % chunk == 0 && x.stride(1) % chunk == 0 && x.stride(2) % chunk == 0 &&
-               detail::aligned16(x.data_ptr());
+      // x's strides but its unit-stride dimension `unit` in whole chunks, and its base aligned.
+      const auto whole = [chunk](const Tensor& x, int unit) {
+        for (int d = 0; d < 3; ++d)
+          if (d != unit && x.stride(d) % chunk != 0) return false;
+        return detail::aligned16(x.data_ptr());
       };
-      const Tensor a2 = a.stride(2) == 1 && whole(a) ? a : a.contiguous();
-      const bool b_ok =
-          whole(b) && (b.stride(1) == 1 || (b.stride(2) == 1 && b.size(2) % chunk == 0));
+      const Tensor a2 = a.stride(2) == 1 && whole(a, 2) ? a : a.contiguous();
+      const bool b_ok = (b.stride(1) == 1 && whole(b, 1)) ||
+                        (b.stride(2) == 1 && whole(b, 2) && b.size(2) % chunk == 0);
       // B repacked K-contiguous: no condition on N, and the layout the wgmma kernels read
       const Tensor b2 = b_ok ? b : b.transpose(1, 2).contiguous().transpose(1, 2);
       if ((a2.data_ptr() != a.data_ptr() || b2.data_ptr() != b.data_ptr()) &&

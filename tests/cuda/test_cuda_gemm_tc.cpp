@@ -146,35 +146,43 @@ TEST_CASE("cuda gemm_tc: odd shapes, both B layouts, against float64") {
   cuda::set_gemm_tc_config(-1);
 }
 
-TEST_CASE("cuda gemm_tc: the TMA configurations (3 5 6) read an M-contiguous A (dY^T) in place") {
+TEST_CASE("cuda gemm_tc: every configuration reads an M-contiguous A (dY^T) in place") {
+  // The TMA configurations (3 5 6) read it through M-major tensor maps, the mma.sync ones (0, 1,
+  // and 2, which falls back to 1) through k-row stages and ldmatrix .trans, with a chunk reaching
+  // past M copied in part.
   if (!gpu()) return;
   Generator g(9006);
   struct Shape {
-    int64_t M, N, K;
+    int64_t M, N, K, lda;
   };
   // M not a multiple of 64, K not of 64 (nor of 8 where B is (K, N): A's and B's K is then
-  // their row count), N past one tile.
-  const Shape shapes[] = {{40, 72, 40}, {136, 264, 136}, {200, 56, 64}, {48, 64, 37}};
-  for (int config : {3, 5, 6, 1}) {
+  // their row count), N past one tile; M = 51 and 13: rows of a wider A (lda 56, 16), so the
+  // last chunk of each k row holds 3 and 5 columns inside M.
+  const Shape shapes[] = {{40, 72, 40, 40}, {136, 264, 136, 136}, {200, 56, 64, 200},
+                          {48, 64, 37, 48}, {51, 136, 72, 56},    {13, 24, 19, 16}};
+  for (int config : {3, 5, 6, 0, 1, 2, -1}) {
     cuda::set_gemm_tc_config(config);
+    const bool tma = config >= 3;
     for (DType dt : {kBFloat16, kFloat16})
       for (const Shape& s : shapes)
         for (bool weight_layout : {true, false}) {
-          if (weight_layout && s.K % 8 != 0) continue;  // B's rows in whole 16-byte chunks
           INFO("config " << config << " " << dt << " M=" << s.M << " N=" << s.N << " K=" << s.K
-                         << (weight_layout ? " B=(N,K)^T" : " B=(K,N)"));
-          const Tensor a = rnd({2, s.K, s.M}, dt, g).transpose(1, 2);  // (M, K), M contiguous
-          const Tensor b = weight_layout ? rnd({2, s.N, s.K}, dt, g).transpose(1, 2)
-                                         : rnd({2, s.K, s.N}, dt, g);
+                         << " lda=" << s.lda << (weight_layout ? " B=(N,K)^T" : " B=(K,N)"));
+          const Tensor a = rnd({2, s.K, s.lda}, dt, g).narrow(2, 0, s.M).transpose(1, 2);
+          // A weight-layout B with K not whole chunks: rows of a wider (N, 8 ceil(K / 8)) B.
+          const int64_t ldb = (s.K + 7) / 8 * 8;
+          const Tensor b = weight_layout
+                               ? rnd({2, s.N, ldb}, dt, g).narrow(2, 0, s.K).transpose(1, 2)
+                               : rnd({2, s.K, s.N}, dt, g);
           Tensor out = rnd({2, s.M, s.N}, dt, g);
           const Tensor old = out.clone();
           GemmEpilogue e;
           e.bias = rnd({s.N}, dt, g);
           e.alpha = 0.5, e.beta = 1.0;
-          if (config != 1) {
+          if (tma || !weight_layout || s.K % 8 == 0) {
             REQUIRE(cuda::gemm_tc(out, a, b, e));
             CHECK(close(out, reference(a, b, e, old), dt));
-          } else {  // no other configuration reads A this way: declined, out untouched
+          } else {  // the mma.sync kernels: B's last chunk would read past K: declined, untouched
             CHECK_FALSE(cuda::gemm_tc(out, a, b, e));
             CHECK(test::bitwise_equal(out.cpu(), old.cpu()));
           }
@@ -372,20 +380,24 @@ TEST_CASE("cuda gemm_tc: odd N, so column pairs straddle the edge and rows start
 }
 
 TEST_CASE(
-    "cuda matmul: transposed or misaligned 16-bit operands are repacked for the tensor cores") {
+    "cuda matmul: dY^T is read in place, a misaligned 16-bit B repacked for the tensor "
+    "cores") {
   if (!gpu()) return;
   Generator g(9005);
   for (DType dt : {kBFloat16, kFloat16}) {
     INFO(dt);
-    // A weight gradient's product dY^T X: A = dY^T has K (the 72 rows) strided.
+    // A weight gradient's product dY^T X: A = dY^T has K (the 72 rows) strided and M contiguous,
+    // which gemm_tc reads in place, to the bits of the product of a K-contiguous copy.
     const Tensor dy = rnd({72, 40}, dt, g), x = rnd({72, 56}, dt, g);
     const Tensor dw = matmul(dy.t(), x);
     CHECK(close(dw, matmul(dy.cpu().to(kFloat64).t(), x.cpu().to(kFloat64)), dt));
     Tensor direct = empty({1, 40, 56}, TensorOptions(dt).device(cu));
-    REQUIRE_FALSE(cuda::gemm_tc(direct, dy.t().unsqueeze(0), x.unsqueeze(0), GemmEpilogue()));
-    REQUIRE(
-        cuda::gemm_tc(direct, dy.t().contiguous().unsqueeze(0), x.unsqueeze(0), GemmEpilogue()));
+    REQUIRE(cuda::gemm_tc(direct, dy.t().unsqueeze(0), x.unsqueeze(0), GemmEpilogue()));
     CHECK(test::bitwise_equal(dw.cpu(), direct.squeeze(0).cpu()));  // the tensor-core result
+    Tensor copied = empty({1, 40, 56}, TensorOptions(dt).device(cu));
+    REQUIRE(
+        cuda::gemm_tc(copied, dy.t().contiguous().unsqueeze(0), x.unsqueeze(0), GemmEpilogue()));
+    CHECK(test::bitwise_equal(copied.cpu(), direct.cpu()));
     // B misaligned by one element (a column slice) and N = 53: repacked K-contiguous.
     const Tensor xb = rnd({72, 54}, dt, g).narrow(1, 1, 53);
     const Tensor y = matmul(dy.t(), xb);
@@ -405,7 +417,12 @@ TEST_CASE("cuda gemm_tc: layouts it does not take return false and write nothing
   Tensor out = zeros({1, 40, 48}, TensorOptions(dt).device(cu));
   const GemmEpilogue e;
   CHECK_FALSE(cuda::gemm_tc(out, a.narrow(2, 0, 60), b.narrow(1, 0, 60), e));  // K % 8 != 0
-  CHECK_FALSE(cuda::gemm_tc(out, a.transpose(1, 2).contiguous().transpose(1, 2), b, e));  // A^T
+  // Neither of A's strides 1.
+  CHECK_FALSE(cuda::gemm_tc(out, rnd({1, 40, 64, 2}, dt, g).select(3, 0), b, e));
+  // An M-contiguous A beside a K-contiguous B with K = 60 (rows of 64) on the mma.sync
+  // configurations: B's last chunk would read past K.
+  CHECK_FALSE(cuda::gemm_tc(out, rnd({1, 60, 40}, dt, g).transpose(1, 2),
+                            rnd({1, 48, 64}, dt, g).narrow(2, 0, 60).transpose(1, 2), e));
   CHECK_FALSE(cuda::gemm_tc(out, a.narrow(2, 1, 56), b.narrow(1, 0, 56), e));  // misaligned A
   CHECK_FALSE(cuda::gemm_tc(out.narrow(2, 0, 44), a, b.narrow(2, 0, 44), e));  // row-major B, N % 8
   CHECK_FALSE(cuda::gemm_tc(out.to(kFloat32), a.to(kFloat32), b.to(kFloat32), e));  // float32
