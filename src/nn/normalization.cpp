@@ -319,6 +319,60 @@ Tensor batch_norm_eval_fused(const Tensor& input, const Tensor& running_mean,
   return y;
 }
 
+/// Eval-mode batch_norm with a gradient wanted (input gradients of a model in eval mode,
+/// fine-tuning with frozen statistics): the eval pass forward, and one node "batch_norm" whose
+/// first-order backward is dx = (dy weight) r by the same eval kernel (a zero mean, weight in r's
+/// place and r in weight's: the composite's order of products, so bitwise its dx) and dweight,
+/// dbias by batch_norm_backward's per-channel sums at the running mean and r (its dx skipped).
+/// Under create_graph the composite is differentiated. Arguments checked; every tensor on the
+/// input's device; the running statistics want no gradient.
+Tensor batch_norm_eval_node(const Tensor& input, const Tensor& running_mean,
+                            const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                            double eps) {
+  const DType ct = opmath_dtype(input.dtype());
+  const Tensor x = input.contiguous(batch_norm_format(input));
+  const Tensor w = fused_param(weight, ct),
+               b = fused_param(bias, ct);  // recorded, as the composite
+  Tensor m, r, y;
+  {
+    NoGradGuard no_grad;
+    m = running_mean.to(ct).contiguous();
+    if (m.data_ptr() == running_mean.data_ptr()) m = m.clone();  // kept apart from the buffer
+    r = rsqrt(running_var.to(ct) + eps).contiguous();
+    y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()),
+              x.suggest_memory_format());
+    launch(x.device(), cpu::batch_norm_eval, cuda::batch_norm_eval, y, x, m, r, w, b);
+  }
+  record_fused(
+      "batch_norm", y, {x, w, b, m, r}, 3,
+      [](const Saved& in) {
+        const std::vector<int64_t> shape = channel_shape(in[0]);
+        const DType c = opmath_dtype(in[0].dtype());
+        Tensor v = (in[0].to(c) - in[3].view(shape)) * in[4].view(shape);
+        return affine(v, in[1].defined() ? in[1].view(shape) : Tensor(),
+                      in[2].defined() ? in[2].view(shape) : Tensor())
+            .to(in[0].dtype());
+      },
+      [](const Saved& s, const Tensor& dy) {
+        Tensor dx = grad_slot(s[0]), dw = grad_slot(s[1]), db = grad_slot(s[2]);
+        const Device device = s[0].device();
+        if (dw.defined() || db.defined())
+          launch(device, cpu::batch_norm_backward, cuda::batch_norm_backward, Tensor(), dw, db, dy,
+                 s[0], s[3], s[4], s[1]);
+        if (dx.defined()) {
+          const Tensor zero = zeros_like(s[3]);
+          if (s[1].defined())
+            launch(device, cpu::batch_norm_eval, cuda::batch_norm_eval, dx, dy, zero, s[1], s[4],
+                   Tensor());
+          else
+            launch(device, cpu::batch_norm_eval, cuda::batch_norm_eval, dx, dy, zero, s[4],
+                   Tensor(), Tensor());
+        }
+        return Grads{dx, dw, db};
+      });
+  return y;
+}
+
 }  // namespace
 
 // ---- batch_norm ----
@@ -367,18 +421,22 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   // composite does) with every tensor on one device and valid arguments; everything else (eval
   // mode, mixed devices, invalid arguments) goes to the composite, which also raises the errors.
   const bool fused = training && batch_norm_fusable(input, running_mean, running_var, weight, bias);
-  // Eval mode where no gradient is wanted (inference, evaluation under NoGradGuard): one pass.
+  // Eval mode: one pass, and where a gradient is wanted (not of the running statistics) one
+  // node with the fused backward.
   const bool eval_fused =
       !training && input.defined() && is_floating(input.dtype()) && input.dim() >= 2 &&
       input.size(1) > 0 && input.numel() > 0 && running_mean.defined() && running_var.defined() &&
       running_mean.device() == input.device() && running_var.device() == input.device() &&
       on(weight, input.device()) && on(bias, input.device()) &&
-      !autograd::needs_grad({&input, &weight, &bias, &running_mean, &running_var});
+      !autograd::needs_grad({&running_mean, &running_var});
   if (eval_fused) {
     check_batch_norm_params(input, running_mean, running_var, weight, bias);
     // A channels-last input gives a channels-last result (the CPU kernels take NCHW: copied back).
-    return laid_out(batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps),
-                    input.suggest_memory_format());
+    const bool grad = autograd::needs_grad({&input, &weight, &bias});
+    return laid_out(
+        grad ? batch_norm_eval_node(input, running_mean, running_var, weight, bias, eps)
+             : batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps),
+        input.suggest_memory_format());
   }
   if (!fused)
     return batch_norm_reference(input, running_mean, running_var, weight, bias, training, momentum,

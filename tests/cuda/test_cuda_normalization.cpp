@@ -429,6 +429,57 @@ TEST_CASE("cuda batch_norm eval: one fused pass, bitwise the composite on the GP
   }
 }
 
+TEST_CASE("cuda batch_norm eval with gradients: one node, dx bitwise the composite on the GPU") {
+  // dx = (dy weight) r by the eval pass (16-byte chunks where the layout allows), dweight and
+  // dbias by the per-channel sums at the running mean; against the composite on the GPU (dx
+  // bitwise) and the CPU's node (to the sums' order); every subset of gradients.
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+    using Shape = std::pair<std::vector<int64_t>, bool>;  // sizes, channels-last
+    for (const auto& [shape, cl] : std::vector<Shape>{{{7, 5}, false},
+                                                      {{4, 3, 13, 11}, false},
+                                                      {{2, 16, 4, 6}, false},
+                                                      {{2, 16, 4, 6}, true}}) {
+      for (bool affine : {false, true}) {
+        INFO(dt << " shape " << IntArrayRef(shape) << " channels-last " << cl << " affine "
+                << affine);
+        const int64_t C = shape[1];
+        const uint64_t seed = static_cast<uint64_t>(shape[0] * 10 + C + affine + 500);
+        const MemoryFormat format = cl ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+        const Tensor x = rnd(shape, seed, dt, 2.0, 0.3).contiguous(format);
+        const Tensor dy = rnd(shape, seed + 5, dt).contiguous(format);
+        const Tensor rm = rnd({C}, seed + 1, pt).to(cu);
+        const Tensor rv = rnd({C}, seed + 2, pt, 0.5, 1.0).to(cu);
+        const Tensor w = affine ? rnd({C}, seed + 3, pt, 1.0, 1.0) : Tensor();
+        const Tensor b = affine ? rnd({C}, seed + 4, pt) : Tensor();
+        const Norm fused = [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+          const Tensor y = F::batch_norm(xi, rm, rv, wi, bi, false, 0.1, 1e-5);
+          CHECK(node_name(y) == "batch_norm");
+          return y;
+        };
+        const Norm composite = [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+          return F::batch_norm_reference(xi, rm, rv, wi, bi, false, 0.1, 1e-5);
+        };
+        const Norm on_cpu = [&](const Tensor& xi, const Tensor& wi, const Tensor& bi) {
+          return F::batch_norm(xi, rm.cpu(), rv.cpu(), wi, bi, false, 0.1, 1e-5);
+        };
+        for (const Wrt wrt : {Wrt{true, true}, Wrt{true, false}, Wrt{false, true}}) {
+          if (!wrt.x && !affine) continue;
+          INFO("wrt x " << wrt.x << " params " << wrt.params);
+          const std::vector<Tensor> got = run(fused, x, w, b, dy, cu, wrt);
+          const std::vector<Tensor> ref = run(composite, x, w, b, dy, cu, wrt);
+          CHECK(bitwise_equal(got[0], ref[0]));
+          REQUIRE(got[1].defined() == ref[1].defined());
+          if (got[1].defined()) CHECK(bitwise_equal(got[1], ref[1]));
+          check_close(got, run(on_cpu, x, w, b, dy, Device(kCPU), wrt),
+                      dt == kFloat64 ? 1e-11 : (dt == kBFloat16 ? 1e-2 : 2e-5));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("cuda batch_norm: one-pass statistics keep their precision (large mean, outlier)") {
   // The statistics come from the sums of x - x0 and its square (x0 the channel's first value):
   // channels around 1000 with a spread of about 0.6 and a first value 50 away (about 87 standard

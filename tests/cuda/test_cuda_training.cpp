@@ -484,6 +484,29 @@ TEST_CASE("cuda batch_norm under autocast: a bfloat16 conv output normalized by 
   CHECK(y.dtype() == kBFloat16);
   CHECK(c4.launches - c3.launches <= 5);  // rsqrt(running_var + eps) per channel, one pass
   CHECK(c4.launches - c3.launches < c5.launches - c4.launches);
+  // Eval mode with gradients (input gradients of a model in eval mode, frozen statistics): the
+  // same forward as one node, and a backward of the sums and one pass, against the composite's.
+  auto eval_step = [&](bool composite) {
+    const ember_emu::Counts a = ember_emu::counts();
+    const Tensor e = composite ? F::batch_norm_reference(h, bn->running_mean, bn->running_var,
+                                                         bn->weight, bn->bias, false, 0.1, 1e-5)
+                               : bn(h);
+    const ember_emu::Counts b = ember_emu::counts();
+    const std::vector<Tensor> ge = autograd::grad({e}, {h, bn->weight, bn->bias}, {dy});
+    const ember_emu::Counts c = ember_emu::counts();
+    CHECK(c.host_waits == a.host_waits);
+    return std::pair<Tensor, std::vector<unsigned long long>>{
+        ge[0], {b.launches - a.launches, c.launches - b.launches}};
+  };
+  const auto [dx_node, node] = eval_step(false);
+  const auto [dx_composite, composite] = eval_step(true);
+  UNSCOPED_INFO("eval with gradients: node " << node[0] << " + " << node[1] << " launches, the "
+                                             << "composite " << composite[0] << " + "
+                                             << composite[1]);
+  CHECK(test::bitwise_equal(dx_node.cpu(), dx_composite.cpu()));
+  CHECK(node[0] <= 5);  // rsqrt(running_var + eps), the pass (and the running mean's copy)
+  CHECK(node[1] <= 5);  // 2 sums, the zero mean, the dx pass
+  CHECK(node[0] + node[1] < composite[0] + composite[1]);
 }
 
 namespace {
