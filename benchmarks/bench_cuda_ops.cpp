@@ -24,7 +24,8 @@
 //   pass, against peer composite: the 17 elementwise ops it replaced); mul_scalar/<n> and
 //   mul_0d_device/<n> (x * s, s a Scalar read by value or a 0-d device tensor expanded);
 //   batch_norm_relu_bf16/<N>x<C>x<H>x<W>[_nhwc] (BatchNorm + residual + ReLU forward and
-//   backward, bf16 NCHW or channels-last, against peer ops: the three ops' kernels; PyTorch's eager
+//   backward, bf16 NCHW or channels-last, against peer ops: the three ops' kernels, and peer
+//   scalar_sums: the same kernels with the per-channel sums one value per thread; PyTorch's eager
 //   peer in peer_torch_cuda.py under the same key).
 //
 // GEMM, float32, exact (no TF32): C (M, N) = A (M, K) B (K, N), all row-major contiguous, as
@@ -416,6 +417,21 @@ void register_memory_cases() {
         cuda::unary(k->z, k->y, UnaryOp::Relu, 0.0, 0.0);
         cuda::activation_backward(k->g, k->dz, k->z, ActGrad::Relu, 0, 0);
         cuda::batch_norm_backward(k->dx, k->dw, k->db, k->g, k->x, k->mean, k->invstd, k->w);
+      });
+      s.SetBytesProcessed(s.iterations() * bytes);
+    });
+    // Peer "scalar_sums": the same fused kernels with the per-channel sums one value per thread
+    // (set_norm_sums_variant(0)); they differ from the 16-byte chunks in the column layout only
+    // (channels-last), so in NCHW the ratio is about 1.
+    add_gpu_case(key + "/scalar_sums", [N, C, H, format, bytes](benchmark::State& s) {
+      auto k = std::make_shared<Block>(N, C, H, format);
+      time_gpu(s, [k] {
+        cuda::set_norm_sums_variant(0);
+        cuda::batch_norm_relu_forward(k->z, k->mask, k->mean, k->invstd, k->var, k->x, k->w, k->b,
+                                      k->r, 1e-5, k->running);
+        cuda::batch_norm_relu_backward(k->dx, k->dw, k->db, k->dr, k->dz, k->x, k->mask, k->mean,
+                                       k->invstd, k->w);
+        cuda::set_norm_sums_variant(-1);
       });
       s.SetBytesProcessed(s.iterations() * bytes);
     });

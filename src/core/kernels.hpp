@@ -494,6 +494,11 @@ void batch_norm_relu_backward(const Tensor& dx, const Tensor& dweight, const Ten
                               const Tensor& dresidual, const Tensor& dz, const Tensor& x,
                               const Tensor& mask, const Tensor& mean, const Tensor& invstd,
                               const Tensor& weight);
+/// The per-column sums of batch_norm (channels-last or (N, C) input) and of layer_norm's weight
+/// and bias gradients for the calls that follow (process-wide): -1 (the default) 16-byte chunks
+/// of each row per thread where the layout allows, 0 one value per thread; bitwise the same
+/// results. EMBER_NORM_SUMS_VARIANT forces one for a run. For the tests and benchmarks.
+void set_norm_sums_variant(int variant);
 void cross_entropy_forward(const Tensor& loss, const Tensor& max, const Tensor& log_sum,
                            const Tensor& sums, const Tensor& x, const Tensor& target,
                            const Tensor& weight, int64_t ignore_index, double label_smoothing);

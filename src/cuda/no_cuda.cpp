@@ -121,6 +121,7 @@ void batch_norm_relu_backward(const Tensor&, const Tensor&, const Tensor&, const
                               const Tensor&, const Tensor&) {
   unsupported("batch_norm_relu_backward");
 }
+void set_norm_sums_variant(int) {}
 #endif
 #ifndef EMBER_CUDA_HAS_CROSS_ENTROPY
 void cross_entropy_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,

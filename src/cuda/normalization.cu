@@ -36,16 +36,16 @@
 // Limits: gridDim.y <= 65535 and every other grid capped; all loops grid-stride, int64 indices.
 #include <cuda_runtime.h>
 
-#include <type_traits>
-
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <type_traits>
 
 #include "core/kernels.hpp"
 #include "cuda/block_reduce.cuh"
 #include "cuda/loops.cuh"
+#include "cuda/variant.hpp"
 #include "ember/ops.hpp"
 
 namespace ember::cuda {
@@ -239,6 +239,14 @@ __global__ void layer_norm_dx_kernel(Xs* __restrict__ DX, const Xs* __restrict__
   }
 }
 
+// Products and sums rounded apart (no fused multiply-add), as separate elementwise ops
+// round; in the sums' terms, so that no product is fused into the add that follows it (the
+// one-value and 16-byte-chunk kernels then add the same values).
+__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
+__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
+__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
+
 // ---- per-column (per-channel) sums: partials over fixed chunks, then a fixed-order finish ----
 
 /// Two sums carried together.
@@ -298,6 +306,87 @@ __global__ void column_partials_kernel(Term term, int64_t R, int64_t K, Chunks c
       __syncthreads();  // sa, sb are reused by the next tile
     }
   }
+}
+
+/// column_partials_kernel with each thread on V adjacent columns, one 16-byte chunk of each row:
+/// term.chunk<V>(r, k, off, t) gives the Pairs of columns k .. k + V - 1 of row r (off = r K + k,
+/// aligned to the chunk). Thread (x, y) of a tile takes column chunk tile * kTileCols + x (K / V
+/// per row) and the chunk's rows y, y + kRowLanes, ..., as the scalar kernel takes each column,
+/// and the lanes are added in lane order: with the same Chunks, every partial is bitwise the
+/// scalar kernel's. Each thread keeps 16 bytes per row in flight where the scalar one kept 2
+/// (bf16).
+template <int V, class Term>
+__global__ void column_chunk_partials_kernel(Term term, int64_t R, int64_t K, Chunks chunks,
+                                             double* __restrict__ partial) {
+  __shared__ double sa[kRowLanes][kTileCols * V], sb[kRowLanes][kTileCols * V];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t KC = K / V;
+  const int64_t tiles = ceil_div(KC, kTileCols);
+  for (int64_t chunk = blockIdx.y; chunk < chunks.count; chunk += gridDim.y) {
+    const int64_t r0 = chunk * chunks.rows;
+    const int64_t r1 = r0 + chunks.rows < R ? r0 + chunks.rows : R;
+    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      const int64_t kc = tile * kTileCols + tx, k = kc * V;
+      Pair s[V];
+#pragma unroll
+      for (int v = 0; v < V; ++v) s[v] = Pair{0.0, 0.0};
+      if (kc < KC) {
+        for (int64_t r = r0 + ty; r < r1; r += kRowLanes) {
+          Pair t[V];
+          term.template chunk<V>(r, k, r * K + k, t);
+#pragma unroll
+          for (int v = 0; v < V; ++v) {
+            s[v].a += t[v].a;
+            s[v].b += t[v].b;
+          }
+        }
+      }
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        sa[ty][tx * V + v] = s[v].a;
+        sb[ty][tx * V + v] = s[v].b;
+      }
+      __syncthreads();
+      if (ty == 0 && kc < KC) {
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+          for (int l = 1; l < kRowLanes; ++l) {
+            s[v].a += sa[l][tx * V + v];
+            s[v].b += sb[l][tx * V + v];
+          }
+          partial[(chunk * 2) * K + k + v] = s[v].a;
+          partial[(chunk * 2 + 1) * K + k + v] = s[v].b;
+        }
+      }
+      __syncthreads();  // sa, sb are reused by the next tile
+    }
+  }
+}
+
+/// set_norm_sums_variant's choice: -1 automatic (16-byte chunks where the layout allows), 0 one
+/// value per thread.
+detail::VariantSwitch g_sums_variant{"EMBER_NORM_SUMS_VARIANT", "set_norm_sums_variant", -1, 0};
+
+/// The column sums of term over R rows of K into partial (chunks.count, 2, K): by
+/// column_chunk_partials_kernel when the rows fall into 16-byte chunks of Xs (K whole chunks,
+/// every pointer in `ptrs` aligned) and set_norm_sums_variant allows, else by
+/// column_partials_kernel; bitwise the same either way.
+template <class Xs, class Term>
+void column_sums(Term term, int64_t R, int64_t K, Chunks chunks,
+                 std::initializer_list<const void*> ptrs, double* partial, cudaStream_t stream) {
+  constexpr int V = static_cast<int>(16 / sizeof(Xs));
+  bool chunked = K % V == 0 && g_sums_variant.get() != 0;
+  for (const void* p : ptrs) chunked = chunked && (p == nullptr || detail::aligned16(p));
+  if (chunked) {
+    const dim3 grid(grid_for(ceil_div(K / V, kTileCols)), grid_for(chunks.count, 65535));
+    column_chunk_partials_kernel<V>
+        <<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(term, R, K, chunks, partial);
+  } else {
+    const dim3 grid(grid_for(ceil_div(K, kTileCols)), grid_for(chunks.count, 65535));
+    column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(term, R, K, chunks,
+                                                                            partial);
+  }
+  EMBER_CUDA_CHECK_LAUNCH();
 }
 
 /// partial (parts, 2, C) for x (N, C, S): channel c's N*S values (n, s), in row-major order, cut
@@ -450,18 +539,18 @@ ChannelPlan channel_plan(int64_t N, int64_t C, int64_t S) {
   return p;
 }
 
-template <class Term, class Finish>
+/// `ptrs`: the tensors term reads, for column_sums' alignment test.
+template <class Xs, class Term, class Finish>
 void channel_sums(Term term, Finish finish, const ChannelPlan& plan, int64_t N, int64_t C,
-                  int64_t S, double* partial, cudaStream_t stream) {
+                  int64_t S, std::initializer_list<const void*> ptrs, double* partial,
+                  cudaStream_t stream) {
   if (plan.columns) {
-    const dim3 grid(grid_for(ceil_div(C, kTileCols)), grid_for(plan.chunks.count, 65535));
-    column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(term, N, C, plan.chunks,
-                                                                            partial);
+    column_sums<Xs>(term, N, C, plan.chunks, ptrs, partial, stream);
   } else {
     strip_partials_kernel<<<grid_for(C * plan.parts), kThreads, 0, stream>>>(term, N, C, S,
                                                                              plan.parts, partial);
+    EMBER_CUDA_CHECK_LAUNCH();
   }
-  EMBER_CUDA_CHECK_LAUNCH();
   column_finish_kernel<<<grid_for(ceil_div(C, kThreads)), kThreads, 0, stream>>>(
       finish, partial, plan.partials(), C);
   EMBER_CUDA_CHECK_LAUNCH();
@@ -478,8 +567,20 @@ struct LayerNormParamTerm {
   const T* Rstd;
   __device__ Pair operator()(int64_t r, int64_t, int64_t off) const {
     const T dy = convert<T>(DY[off]);
-    return {static_cast<double>(dy * ((convert<T>(X[off]) - Mean[r]) * Rstd[r])),
+    return {static_cast<double>(mul_rn(dy, (convert<T>(X[off]) - Mean[r]) * Rstd[r])),
             static_cast<double>(dy)};
+  }
+  template <int V>
+  __device__ void chunk(int64_t r, int64_t, int64_t off, Pair (&t)[V]) const {
+    const detail::Chunk<Xs, V> dy = *reinterpret_cast<const detail::Chunk<Xs, V>*>(DY + off);
+    const detail::Chunk<Xs, V> x = *reinterpret_cast<const detail::Chunk<Xs, V>*>(X + off);
+    const T m = Mean[r], rs = Rstd[r];
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const T g = convert<T>(dy.v[v]);
+      t[v] = {static_cast<double>(mul_rn(g, (convert<T>(x.v[v]) - m) * rs)),
+              static_cast<double>(g)};
+    }
   }
 };
 
@@ -510,7 +611,19 @@ struct MomentsTerm {
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
     const double d =
         static_cast<double>(convert<T>(X[off])) - static_cast<double>(convert<T>(X[c * S]));
-    return {d, d * d};
+    return {d, mul_rn(d, d)};
+  }
+  /// Columns k .. k + V - 1 (the column layout: S == 1, so their first values are X[k ..]).
+  template <int V>
+  __device__ void chunk(int64_t, int64_t k, int64_t off, Pair (&t)[V]) const {
+    const detail::Chunk<Xs, V> x = *reinterpret_cast<const detail::Chunk<Xs, V>*>(X + off);
+    const detail::Chunk<Xs, V> x0 = *reinterpret_cast<const detail::Chunk<Xs, V>*>(X + k);
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const double d =
+          static_cast<double>(convert<T>(x.v[v])) - static_cast<double>(convert<T>(x0.v[v]));
+      t[v] = {d, mul_rn(d, d)};
+    }
   }
 };
 
@@ -675,7 +788,20 @@ struct BackwardTerm {
   const uint32_t* Mask;  // batch_norm_relu's, or nullptr
   __device__ Pair operator()(int64_t, int64_t c, int64_t off) const {
     const T dy = masked_grad<T>(DY, Mask, off);
-    return {static_cast<double>(dy), static_cast<double>(dy * (convert<T>(X[off]) - Mean[c]))};
+    return {static_cast<double>(dy), static_cast<double>(mul_rn(dy, convert<T>(X[off]) - Mean[c]))};
+  }
+  template <int V>
+  __device__ void chunk(int64_t, int64_t k, int64_t off, Pair (&t)[V]) const {
+    const detail::Chunk<Xs, V> g = *reinterpret_cast<const detail::Chunk<Xs, V>*>(DY + off);
+    const detail::Chunk<Xs, V> x = *reinterpret_cast<const detail::Chunk<Xs, V>*>(X + off);
+    const unsigned bits =
+        Mask != nullptr ? Mask[off >> 5] >> (off & 31) : 0xffffffffu;  // V <= 8 bits, one word
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const T dy = (bits >> v) & 1u ? convert<T>(g.v[v]) : T(0);
+      t[v] = {static_cast<double>(dy),
+              static_cast<double>(mul_rn(dy, convert<T>(x.v[v]) - Mean[k + v]))};
+    }
   }
 };
 
@@ -743,12 +869,6 @@ struct InputGradMap {
     reinterpret_cast<Chunk<Xs, V>*>(DX)[j] = out;
   }
 };
-
-// Products and sums rounded apart (no fused multiply-add), as separate elementwise ops round.
-__device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul_rn(double a, double b) { return __dmul_rn(a, b); }
-__device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
-__device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
 
 /// Eval mode: y = ((x - m) r) w + b, each op rounded apart (the composite's ops).
 template <class T, class Xs>
@@ -840,10 +960,7 @@ void layer_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   const Chunks chunks = column_chunks(M, N);
   Tensor partial = scratch(chunks.count * 2 * N, kFloat64, dy);  // (chunks, 2, N)
   double* P = static_cast<double*>(partial.data_ptr());
-  const dim3 grid(grid_for(ceil_div(N, kTileCols)), grid_for(chunks.count, 65535));
-  column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(
-      LayerNormParamTerm<T, Xs>{DY, X, Mean, Rstd}, M, N, chunks, P);
-  EMBER_CUDA_CHECK_LAUNCH();
+  column_sums<Xs>(LayerNormParamTerm<T, Xs>{DY, X, Mean, Rstd}, M, N, chunks, {DY, X}, P, stream);
   column_finish_kernel<<<grid_for(ceil_div(N, kThreads)), kThreads, 0, stream>>>(
       LayerNormParamFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias)}, P,
       chunks.count, N);
@@ -865,13 +982,13 @@ void batch_norm_forward_typed(const Tensor& y, const Tensor& mean, const Tensor&
   const Xs* X = static_cast<const Xs*>(x.data_ptr());
   T* Mean = static_cast<T*>(mean.data_ptr());
   const double count = static_cast<double>(N * S);
-  channel_sums(
+  channel_sums<Xs>(
       MomentsTerm<T, Xs>{X, S},
       StatsFinish<T, Xs>{Mean, static_cast<T*>(var.data_ptr()), static_cast<T*>(invstd.data_ptr()),
                          Coef, X, S, ptr_or_null<T>(weight), ptr_or_null<T>(bias),
                          mut_ptr_or_null<T>(running.mean), mut_ptr_or_null<T>(running.var), C,
                          count, eps, running.momentum, running.unbias},
-      plan, N, C, S, P, stream);
+      plan, N, C, S, {X}, P, stream);
   const int64_t total = N * C * S;
   Xs* Y = static_cast<Xs*>(y.data_ptr());
   if (mask.defined()) {
@@ -904,11 +1021,11 @@ void batch_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   const uint32_t* Mask = ptr_or_null<uint32_t>(mask);
   const double count = static_cast<double>(N * S);
   if (sums)
-    channel_sums(BackwardTerm<T, Xs>{DY, X, Mean, Mask},
-                 BackwardFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias), Coef,
-                                   static_cast<const T*>(invstd.data_ptr()), ptr_or_null<T>(weight),
-                                   C, count},
-                 plan, N, C, S, P, stream);
+    channel_sums<Xs>(BackwardTerm<T, Xs>{DY, X, Mean, Mask},
+                     BackwardFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias), Coef,
+                                       static_cast<const T*>(invstd.data_ptr()),
+                                       ptr_or_null<T>(weight), C, count},
+                     plan, N, C, S, {DY, X}, P, stream);
   if (!dx.defined() && !dresidual.defined()) return;
   Xs* DX = mut_ptr_or_null<Xs>(dx);
   Xs* DR = mut_ptr_or_null<Xs>(dresidual);
@@ -1043,5 +1160,7 @@ void batch_norm_relu_backward(const Tensor& dx, const Tensor& dweight, const Ten
   backward_entry("batch_norm_relu_backward", dx, dweight, dbias, dresidual, dz, x, mask, mean,
                  invstd, weight);
 }
+
+void set_norm_sums_variant(int variant) { g_sums_variant.set(variant); }
 
 }  // namespace ember::cuda

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kernels.hpp"
 #include "cuda/cuda_test_util.hpp"
 #include "ember/ember.hpp"
 #include "ember/nn.hpp"
@@ -95,6 +96,19 @@ void check_bitwise(const std::vector<Tensor>& a, const std::vector<Tensor>& b) {
   }
 }
 
+/// t's values and layout (contiguous or channels-last) at a data pointer one element past a
+/// 16-byte boundary, where the normalization kernels take one value per thread.
+Tensor misaligned(const Tensor& t) {
+  const bool cl = !t.is_contiguous();
+  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).device(t.device()));
+  Tensor flat = buf.slice(0, 1, t.numel() + 1);
+  Tensor m = cl ? flat.view({t.size(0), t.size(2), t.size(3), t.size(1)}).permute({0, 3, 1, 2})
+                : flat.view(t.sizes());
+  NoGradGuard no_grad;
+  m.copy_(t);
+  return m;
+}
+
 Norm ln(std::vector<int64_t> shape, double eps = 1e-5) {
   return [=](const Tensor& x, const Tensor& w, const Tensor& b) {
     return F::layer_norm(x, shape, w, b, eps);
@@ -160,6 +174,34 @@ TEST_CASE("cuda layer_norm: rows held by one warp (16-byte chunks), their limits
     check_close(run(ln({N}), x.contiguous(), w, b, dy, cu), run(ln({N}), x, w, b, dy, kCPU),
                 tol(dt));
   }
+}
+
+TEST_CASE("cuda layer_norm: weight and bias gradients from 16-byte chunks, bitwise the scalar") {
+  // The per-column sums of dweight and dbias read 16 bytes of each row per thread where the
+  // rows fall into chunks (N % V == 0, aligned); set_norm_sums_variant(0) takes one value per
+  // thread: the same bits. (A misaligned copy would also change the forward's kernel, whose
+  // float64 statistics may round otherwise.)
+  if (!gpu()) return;
+  for (DType dt : {kFloat32, kFloat64, kBFloat16})
+    for (const int64_t N : {24, 40, 36}) {
+      INFO(dt << " N " << N);
+      const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+      const Tensor x = rnd({37, N}, 700 + static_cast<uint64_t>(N), dt, 2.0, 0.5).to(cu);
+      const Tensor dy = rnd({37, N}, 800 + static_cast<uint64_t>(N), dt).to(cu);
+      const Tensor w = rnd({N}, 900, pt, 1.0, 1.0).to(cu), b = rnd({N}, 901, pt).to(cu);
+      auto go = [&](int variant) {
+        cuda::set_norm_sums_variant(variant);
+        Tensor wl = w.clone().requires_grad_(), bl = b.clone().requires_grad_();
+        const Tensor y = F::layer_norm(x, {N}, wl, bl);
+        std::vector<Tensor> g = autograd::grad({y}, {wl, bl}, {dy});
+        cuda::set_norm_sums_variant(-1);
+        return std::vector<Tensor>{g[0].cpu(), g[1].cpu()};
+      };
+      const std::vector<Tensor> chunks = go(-1), scalar = go(0);
+      CHECK(bitwise_equal(chunks[0], scalar[0]));
+      CHECK(bitwise_equal(chunks[1], scalar[1]));
+    }
+  EMBER_CHECK_THROWS(cuda::set_norm_sums_variant(1), ValueError, "set_norm_sums_variant");
 }
 
 TEST_CASE("cuda layer_norm: float16 and bfloat16 inputs computed in float32") {
@@ -506,30 +548,14 @@ TEST_CASE("cuda batch_norm: one-pass statistics keep their precision (large mean
   }
 }
 
-namespace {
-
-/// t's values and layout (contiguous or channels-last) at a data pointer one element past a
-/// 16-byte boundary, where batch_norm's elementwise passes take one value per thread.
-Tensor misaligned(const Tensor& t) {
-  const bool cl = !t.is_contiguous();
-  Tensor buf = empty({t.numel() + 1}, TensorOptions(t.dtype()).device(t.device()));
-  Tensor flat = buf.slice(0, 1, t.numel() + 1);
-  Tensor m = cl ? flat.view({t.size(0), t.size(2), t.size(3), t.size(1)}).permute({0, 3, 1, 2})
-                : flat.view(t.sizes());
-  NoGradGuard no_grad;
-  m.copy_(t);
-  return m;
-}
-
-}  // namespace
-
 TEST_CASE("cuda batch_norm: 16-byte chunks give bitwise the one-value-per-thread passes") {
   // The elementwise passes (forward y, batch_norm_relu's z and mask bits, backward dx and the
   // residual's gradient) move 16 bytes per thread where x's rows of channels (channels-last,
   // C % V == 0) or planes (NCHW, H W % V == 0) fall into such chunks and every pointer is
-  // aligned; the same values at a misaligned address take the scalar passes. Shapes with and
-  // without chunks per dtype (V = 8 for 16-bit, 4 float32, 2 float64), a last mask word that
-  // is partial (1080 values).
+  // aligned; the same values at a misaligned address take the scalar passes. So do the per-channel
+  // sums of the column layout (channels-last), which set_norm_sums_variant(0) also sends to the
+  // scalar kernel at an aligned address. Shapes with and without chunks per dtype (V = 8 for
+  // 16-bit, 4 float32, 2 float64), a last mask word that is partial (1080 values).
   if (!gpu()) return;
   struct Case {
     std::vector<int64_t> shape;
@@ -551,7 +577,8 @@ TEST_CASE("cuda batch_norm: 16-byte chunks give bitwise the one-value-per-thread
         const Tensor r = rnd(k.shape, seed + 1, dt).to(cu).contiguous(k.fmt);
         const Tensor dz = rnd(k.shape, seed + 2, dt).to(cu);
         const Tensor w = rnd({C}, seed + 3, pt, 1.0, 1.0).to(cu), b = rnd({C}, seed + 4, pt).to(cu);
-        auto go = [&](bool aligned) {
+        auto go = [&](bool aligned, int sums_variant) {
+          cuda::set_norm_sums_variant(sums_variant);
           Tensor xl = (aligned ? x.clone() : misaligned(x)).detach().requires_grad_();
           Tensor rl = (aligned ? r.clone() : misaligned(r)).detach().requires_grad_();
           REQUIRE((reinterpret_cast<uintptr_t>(xl.data_ptr()) % 16 == 0) == aligned);
@@ -564,12 +591,15 @@ TEST_CASE("cuda batch_norm: 16-byte chunks give bitwise the one-value-per-thread
           std::vector<Tensor> out = autograd::grad({z}, in, {dz});
           out.insert(out.begin(), z.detach());
           for (Tensor& t : out) t = t.cpu();
+          cuda::set_norm_sums_variant(-1);
           return out;
         };
-        const std::vector<Tensor> chunks = go(true), scalar = go(false);
+        const std::vector<Tensor> chunks = go(true, -1), scalar = go(false, -1);
+        const std::vector<Tensor> scalar_sums = go(true, 0);
         for (size_t i = 0; i < chunks.size(); ++i) {
           INFO("output " << i);
           CHECK(bitwise_equal(chunks[i], scalar[i]));
+          CHECK(bitwise_equal(chunks[i], scalar_sums[i]));
         }
       }
     }
