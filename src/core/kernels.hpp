@@ -300,6 +300,11 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
 /// x and y as batch_norm_forward's, contiguous (N, C, *).
 void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
                      const Tensor& weight, const Tensor& bias);
+/// Eval-mode batch_norm_relu: z = relu(y + residual) with y batch_norm_eval's, rounded to x's
+/// dtype before the add and the sum rounded again (the separate ops' values); residual laid out
+/// as x, or undefined (z = relu(y)).
+void batch_norm_eval_relu(const Tensor& z, const Tensor& x, const Tensor& mean, const Tensor& r,
+                          const Tensor& weight, const Tensor& bias, const Tensor& residual);
 /// dx (x's shape), dweight, dbias (C) of batch_norm_forward from dy and the saved mean, invstd.
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
@@ -478,6 +483,8 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
                         const Tensor& bias, double eps, const RunningStats& running);
 void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
                      const Tensor& weight, const Tensor& bias);
+void batch_norm_eval_relu(const Tensor& z, const Tensor& x, const Tensor& mean, const Tensor& r,
+                          const Tensor& weight, const Tensor& bias, const Tensor& residual);
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
                          const Tensor& dy, const Tensor& x, const Tensor& mean,
                          const Tensor& invstd, const Tensor& weight);

@@ -107,6 +107,10 @@ void batch_norm_eval(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                      const Tensor&) {
   unsupported("batch_norm_eval");
 }
+void batch_norm_eval_relu(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                          const Tensor&, const Tensor&) {
+  unsupported("batch_norm_eval_relu");
+}
 void batch_norm_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                          const Tensor&, const Tensor&, const Tensor&) {
   unsupported("batch_norm_backward");

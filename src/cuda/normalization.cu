@@ -886,6 +886,36 @@ struct EvalValue {
   }
 };
 
+/// Eval-mode batch_norm_relu: z = relu(y + r) with y EvalValue's (r optional), y and the sum each
+/// rounded to the storage type as the separate add and relu kernels round them.
+template <class T, class Xs>
+struct EvalReluMap {
+  Xs* Z;
+  const Xs* X;
+  const Xs* R;  // nullptr: no residual
+  EvalValue<T, Xs> value;
+  __device__ __forceinline__ Xs z(Xs x, int64_t c, const Xs* r) const {
+    T v = convert<T>(value(x, c));
+    if (r != nullptr) v = convert<T>(convert<Xs>(v + convert<T>(*r)));
+    if (v < T(0)) v = T(0);  // relu: NaN and -0 pass
+    return convert<Xs>(v);
+  }
+  __device__ void operator()(int64_t i, int64_t c) const {
+    Z[i] = z(X[i], c, R != nullptr ? R + i : nullptr);
+  }
+  template <int V>
+  __device__ void chunk(int64_t j, int64_t c, int64_t cstep, bool live) const {
+    if (!live) return;
+    const Chunk<Xs, V> x = reinterpret_cast<const Chunk<Xs, V>*>(X)[j];
+    Chunk<Xs, V> r, out;
+    if (R != nullptr) r = reinterpret_cast<const Chunk<Xs, V>*>(R)[j];
+#pragma unroll
+    for (int k = 0; k < V; ++k)
+      out.v[k] = z(x.v[k], c + k * cstep, R != nullptr ? &r.v[k] : nullptr);
+    reinterpret_cast<Chunk<Xs, V>*>(Z)[j] = out;
+  }
+};
+
 // ---- typed launchers ----
 
 /// Chunks of 16 bytes per lane of layer_norm_forward_warp_kernel for rows of N: 1, 2, 4, 8 or
@@ -1128,22 +1158,41 @@ void batch_norm_relu_forward(const Tensor& z, const Tensor& mask, const Tensor& 
                 running);
 }
 
-void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
-                     const Tensor& weight, const Tensor& bias) {
+namespace {
+
+/// batch_norm_eval, and with relu batch_norm_eval_relu (residual optional).
+void eval_entry(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                const Tensor& weight, const Tensor& bias, const Tensor& residual, bool relu) {
   int64_t N, C, S;
   if (!channel_dims(x, N, C, S)) return;
   detail::DeviceGuard guard(y.device().index());
-  detail::visit_device_widened(x.dtype(), "batch_norm", [&](auto tag) {
+  detail::visit_device_widened(x.dtype(), relu ? "batch_norm_relu" : "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     using T = detail::compute_t<Xs>;
     Xs* Y = static_cast<Xs*>(y.data_ptr());
     const Xs* X = static_cast<const Xs*>(x.data_ptr());
-    using Map = ValueMap<Xs, EvalValue<T, Xs>>;
     const EvalValue<T, Xs> value{static_cast<const T*>(mean.data_ptr()),
                                  static_cast<const T*>(r.data_ptr()), ptr_or_null<T>(weight),
                                  ptr_or_null<T>(bias)};
-    channel_map<Xs>(Map{Y, X, value}, N, C, S, {Y, X}, stream_of(y));
+    if (relu) {
+      const Xs* R = ptr_or_null<Xs>(residual);
+      channel_map<Xs>(EvalReluMap<T, Xs>{Y, X, R, value}, N, C, S, {Y, X, R}, stream_of(y));
+    } else {
+      channel_map<Xs>(ValueMap<Xs, EvalValue<T, Xs>>{Y, X, value}, N, C, S, {Y, X}, stream_of(y));
+    }
   });
+}
+
+}  // namespace
+
+void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                     const Tensor& weight, const Tensor& bias) {
+  eval_entry(y, x, mean, r, weight, bias, Tensor(), false);
+}
+
+void batch_norm_eval_relu(const Tensor& z, const Tensor& x, const Tensor& mean, const Tensor& r,
+                          const Tensor& weight, const Tensor& bias, const Tensor& residual) {
+  eval_entry(z, x, mean, r, weight, bias, residual, true);
 }
 
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,

@@ -300,22 +300,41 @@ void check_batch_norm_params(const Tensor& input, const Tensor& running_mean,
               "] running_mean and running_var must both be defined or both undefined");
 }
 
+/// Whether eval-mode batch_norm of these tensors can take the eval kernel: floating input (N, C,
+/// ...) with values, running statistics on its device that want no gradient, weight and bias on
+/// its device or undefined.
+bool batch_norm_eval_fusable(const Tensor& input, const Tensor& running_mean,
+                             const Tensor& running_var, const Tensor& weight, const Tensor& bias) {
+  return input.defined() && is_floating(input.dtype()) && input.dim() >= 2 && input.size(1) > 0 &&
+         input.numel() > 0 && running_mean.defined() && running_var.defined() &&
+         running_mean.device() == input.device() && running_var.device() == input.device() &&
+         on(weight, input.device()) && on(bias, input.device()) &&
+         !autograd::needs_grad({&running_mean, &running_var});
+}
+
 /// Eval-mode batch_norm without gradients by one fused pass: the composite's per-channel
 /// rsqrt(running_var + eps) as an op, then ((x - running_mean) r) w + b per element with the
-/// composite's roundings, so the result is bitwise the composite's. Arguments checked; every
-/// tensor on the input's device.
+/// composite's roundings, so the result is bitwise the composite's; with relu, batch_norm_relu's
+/// relu(y + residual) in the same pass, bitwise the ops (residual of input's sizes and dtype, or
+/// undefined). Arguments checked; every tensor on the input's device.
 Tensor batch_norm_eval_fused(const Tensor& input, const Tensor& running_mean,
                              const Tensor& running_var, const Tensor& weight, const Tensor& bias,
-                             double eps) {
+                             double eps, bool relu = false, const Tensor& residual = {}) {
   NoGradGuard no_grad;
   const DType ct = opmath_dtype(input.dtype());
-  const Tensor x = input.contiguous(batch_norm_format(input));
+  const MemoryFormat format = batch_norm_format(input);
+  const Tensor x = input.contiguous(format);
   const Tensor m = running_mean.to(ct).contiguous();
   const Tensor r = rsqrt(running_var.to(ct) + eps).contiguous();
   Tensor y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()),
                    x.suggest_memory_format());
-  launch(x.device(), cpu::batch_norm_eval, cuda::batch_norm_eval, y, x, m, r,
-         fused_param(weight, ct), fused_param(bias, ct));
+  if (relu)
+    launch(x.device(), cpu::batch_norm_eval_relu, cuda::batch_norm_eval_relu, y, x, m, r,
+           fused_param(weight, ct), fused_param(bias, ct),
+           residual.defined() ? residual.contiguous(format) : Tensor());
+  else
+    launch(x.device(), cpu::batch_norm_eval, cuda::batch_norm_eval, y, x, m, r,
+           fused_param(weight, ct), fused_param(bias, ct));
   return y;
 }
 
@@ -423,13 +442,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   const bool fused = training && batch_norm_fusable(input, running_mean, running_var, weight, bias);
   // Eval mode: one pass, and where a gradient is wanted (not of the running statistics) one
   // node with the fused backward.
-  const bool eval_fused =
-      !training && input.defined() && is_floating(input.dtype()) && input.dim() >= 2 &&
-      input.size(1) > 0 && input.numel() > 0 && running_mean.defined() && running_var.defined() &&
-      running_mean.device() == input.device() && running_var.device() == input.device() &&
-      on(weight, input.device()) && on(bias, input.device()) &&
-      !autograd::needs_grad({&running_mean, &running_var});
-  if (eval_fused) {
+  if (!training && batch_norm_eval_fusable(input, running_mean, running_var, weight, bias)) {
     check_batch_norm_params(input, running_mean, running_var, weight, bias);
     // A channels-last input gives a channels-last result (the CPU kernels take NCHW: copied back).
     const bool grad = autograd::needs_grad({&input, &weight, &bias});
@@ -462,6 +475,17 @@ Tensor batch_norm_relu(const Tensor& input, const Tensor& running_mean, const Te
                      batch_norm_fusable(input, running_mean, running_var, weight, bias) &&
                      (!residual.defined() ||
                       (residual.dtype() == input.dtype() && residual.device() == input.device()));
+  // Eval mode where no gradient is wanted (inference, evaluation): one pass, the residual add and
+  // the ReLU in batch_norm's eval kernel, on every device.
+  if (!training && batch_norm_eval_fusable(input, running_mean, running_var, weight, bias) &&
+      (!residual.defined() ||
+       (residual.dtype() == input.dtype() && residual.device() == input.device())) &&
+      !autograd::needs_grad({&input, &weight, &bias, &residual})) {
+    check_batch_norm_params(input, running_mean, running_var, weight, bias);
+    return laid_out(batch_norm_eval_fused(input, running_mean, running_var, weight, bias, eps,
+                                          /*relu=*/true, residual),
+                    input.suggest_memory_format());
+  }
   if (!fused) {
     const Tensor y =
         batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps);

@@ -695,6 +695,49 @@ TEST_CASE("cuda batch_norm_relu: one node, bitwise relu(batch_norm(x) + residual
   }
 }
 
+TEST_CASE("cuda batch_norm_relu eval without gradients: one pass, bitwise the ops") {
+  // Inference: the eval kernel with the residual add and the ReLU folded in (16-byte chunks where
+  // the layout allows), bitwise batch_norm, add and relu on the GPU: every dtype, with and without
+  // the residual and the affine parameters, NCHW and channels-last, exact zeros and a NaN.
+  if (!gpu()) return;
+  using Shape = std::pair<std::vector<int64_t>, bool>;  // sizes, channels-last
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+    for (const auto& [shape, cl] : std::vector<Shape>{{{7, 5}, false},
+                                                      {{4, 3, 13, 11}, false},
+                                                      {{2, 16, 4, 6}, false},
+                                                      {{2, 16, 4, 6}, true},
+                                                      {{3, 5, 7, 3}, true}})
+      for (bool with_residual : {false, true})
+        for (bool affine : {false, true}) {
+          INFO(dt << " shape " << IntArrayRef(shape) << " channels-last " << cl << " residual "
+                  << with_residual << " affine " << affine);
+          const int64_t C = shape[1];
+          const MemoryFormat f = cl ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+          const uint64_t seed = static_cast<uint64_t>(shape[0] * 10 + C + 900);
+          const Tensor x = rnd(shape, seed, dt, 2.0, 0.3).to(cu).contiguous(f);
+          const Tensor m = rnd({C}, seed + 1, pt).to(cu),
+                       v = rnd({C}, seed + 2, pt, 0.5, 1.0).to(cu);
+          const Tensor w = affine ? rnd({C}, seed + 3, pt, 1.0, 1.0).to(cu) : Tensor();
+          const Tensor b = affine ? rnd({C}, seed + 4, pt).to(cu) : Tensor();
+          NoGradGuard no_grad;
+          const Tensor y = F::batch_norm(x, m, v, w, b, false);
+          Tensor r;
+          if (with_residual) {
+            Tensor rc = rnd(shape, seed + 5, dt);
+            rc.view({-1}).narrow(0, 0, 5).copy_(-y.cpu().contiguous().view({-1}).narrow(0, 0, 5));
+            rc.view({-1}).narrow(0, 6, 1).fill_(std::nan(""));
+            r = rc.to(cu).contiguous(f);
+          }
+          const Tensor want = relu(r.defined() ? y + r : y);
+          const Tensor z = F::batch_norm_relu(x, m, v, w, b, false, 0.1, 1e-5, r);
+          CHECK(z.dtype() == dt);
+          CHECK(z.is_contiguous(f));
+          CHECK(bitwise_equal(z.cpu(), want.cpu()));
+        }
+  }
+}
+
 TEST_CASE("cuda batch_norm_relu: double backward, eval mode and other dtypes take the ops") {
   if (!gpu()) return;
   const Tensor x = rnd({4, 6, 5, 5}, 81, kFloat64).to(cu),

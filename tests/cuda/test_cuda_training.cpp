@@ -507,6 +507,20 @@ TEST_CASE("cuda batch_norm under autocast: a bfloat16 conv output normalized by 
   CHECK(node[0] <= 5);  // rsqrt(running_var + eps), the pass (and the running mean's copy)
   CHECK(node[1] <= 5);  // 2 sums, the zero mean, the dx pass
   CHECK(node[0] + node[1] < composite[0] + composite[1]);
+  // Eval mode without gradients, with the residual add and the ReLU (a ResNet block at
+  // inference): one pass, against the eval pass, the add and the relu.
+  const Tensor res = randn({4, 16, 12, 12}, g).to(cu, kBFloat16);
+  NoGradGuard no_grad;
+  const ember_emu::Counts e0 = ember_emu::counts();
+  const Tensor fused = bn->forward_relu(h, res);
+  const ember_emu::Counts e1 = ember_emu::counts();
+  const Tensor ops = relu(bn(h) + res);
+  const ember_emu::Counts e2 = ember_emu::counts();
+  UNSCOPED_INFO("eval forward_relu " << e1.launches - e0.launches << " launches, the ops "
+                                     << e2.launches - e1.launches);
+  CHECK(test::bitwise_equal(fused.cpu(), ops.cpu()));
+  CHECK(e1.launches - e0.launches <= 4);  // rsqrt(running_var + eps), the pass
+  CHECK(e1.launches - e0.launches + 2 == e2.launches - e1.launches);
 }
 
 namespace {

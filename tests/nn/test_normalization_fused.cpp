@@ -637,3 +637,45 @@ TEST_CASE("batch_norm_relu: on the CPU relu(batch_norm(x) + residual) by the ops
                      ShapeError, "[batch_norm_relu]", "(3, 4, 5, 6)", "(3, 3, 5, 6)");
   EMBER_CHECK_THROWS(a->forward_relu(x.slice(1, 0, 3)), ShapeError, "expected 4 channels");
 }
+
+TEST_CASE("batch_norm_relu eval without gradients: one pass, bitwise the ops") {
+  // Inference: relu(batch_norm(x) + residual) by batch_norm's eval kernel with the add and the
+  // ReLU folded in, each rounded as its op rounds: every floating dtype, with and without the
+  // residual and the affine parameters, a residual that cancels y exactly (-0 and 0 pass as relu
+  // passes them), NaN, channels-last input; no node, and the running statistics untouched.
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const DType pt = dt == kFloat64 ? kFloat64 : kFloat32;
+    for (bool with_residual : {false, true})
+      for (bool affine : {false, true}) {
+        INFO(dt << " residual " << with_residual << " affine " << affine);
+        Tensor x = rnd({3, 4, 5, 6}, 111, dt, 2.0, 0.3);
+        const Tensor m = rnd({4}, 112, pt), v = rnd({4}, 113, pt, 0.5, 1.0);
+        const Tensor m0 = m.clone(), v0 = v.clone();
+        const Tensor w = affine ? rnd({4}, 114, pt, 1.0, 1.0) : Tensor();
+        const Tensor b = affine ? rnd({4}, 115, pt) : Tensor();
+        Tensor r;
+        if (with_residual) {
+          r = rnd({3, 4, 5, 6}, 116, dt);
+          // Some values of y + r exactly 0 (r = -y), one NaN.
+          const Tensor y = F::batch_norm(x, m, v, w, b, false);
+          r.view({-1}).narrow(0, 0, 7).copy_(-y.view({-1}).narrow(0, 0, 7));
+          r.view({-1}).narrow(0, 9, 1).fill_(std::nan(""));
+        }
+        NoGradGuard no_grad;
+        const Tensor want = [&] {
+          const Tensor y = F::batch_norm(x, m, v, w, b, false);
+          return relu(r.defined() ? y + r : y);
+        }();
+        const Tensor z = F::batch_norm_relu(x, m, v, w, b, false, 0.1, 1e-5, r);
+        CHECK(z.dtype() == dt);
+        CHECK(bitwise_equal(z, want));
+        CHECK(bitwise_equal(m, m0));
+        CHECK(bitwise_equal(v, v0));
+        const Tensor xl = x.contiguous(MemoryFormat::ChannelsLast);
+        const Tensor rl = r.defined() ? r.contiguous(MemoryFormat::ChannelsLast) : r;
+        const Tensor zl = F::batch_norm_relu(xl, m, v, w, b, false, 0.1, 1e-5, rl);
+        CHECK(zl.is_contiguous(MemoryFormat::ChannelsLast));
+        CHECK(bitwise_equal(zl.contiguous(), want));
+      }
+  }
+}

@@ -450,14 +450,19 @@ void batch_norm_forward(const Tensor& y, const Tensor& mean, const Tensor& invst
   });
 }
 
-void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
-                     const Tensor& weight, const Tensor& bias) {
+namespace {
+
+/// batch_norm_eval, and with relu batch_norm_eval_relu (residual optional).
+void batch_norm_eval_impl(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                          const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                          bool relu) {
   int64_t N, C, S;
   if (!channel_dims(x, N, C, S)) return;
-  visit_widened(x.dtype(), "batch_norm", [&](auto tag) {
+  visit_widened(x.dtype(), relu ? "batch_norm_relu" : "batch_norm", [&](auto tag) {
     using Xs = typename decltype(tag)::type;
     using T = compute_t<Xs>;
     const Xs* X = x.data_ptr<Xs>();
+    const Xs* Res = ptr_or_null<Xs>(residual);
     Xs* Y = y.data_ptr<Xs>();
     const T* M = mean.data_ptr<T>();
     const T* R = r.data_ptr<T>();
@@ -468,6 +473,7 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
         const int64_t c = p % C;
         const T m = M[c], rc = R[c], w = W != nullptr ? W[c] : T(1), b = B != nullptr ? B[c] : T(0);
         const Xs* xs = X + p * S;
+        const Xs* rs = Res != nullptr ? Res + p * S : nullptr;
         Xs* ys = Y + p * S;
         for (int64_t i = 0; i < S; ++i) {
           // One statement per op: each rounded apart, as the composite's (x - m) * r * w + b.
@@ -475,11 +481,28 @@ void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const
           v = v * rc;
           if (W != nullptr) v = v * w;
           if (B != nullptr) v = v + b;
+          if (relu) {  // the add and the relu as their ops round: y, then y + residual, in Xs
+            v = static_cast<T>(convert<Xs>(v));
+            if (rs != nullptr) v = static_cast<T>(convert<Xs>(v + static_cast<T>(rs[i])));
+            if (v < T(0)) v = T(0);  // relu: NaN and -0 pass
+          }
           ys[i] = convert<Xs>(v);
         }
       }
     });
   });
+}
+
+}  // namespace
+
+void batch_norm_eval(const Tensor& y, const Tensor& x, const Tensor& mean, const Tensor& r,
+                     const Tensor& weight, const Tensor& bias) {
+  batch_norm_eval_impl(y, x, mean, r, weight, bias, Tensor(), false);
+}
+
+void batch_norm_eval_relu(const Tensor& z, const Tensor& x, const Tensor& mean, const Tensor& r,
+                          const Tensor& weight, const Tensor& bias, const Tensor& residual) {
+  batch_norm_eval_impl(z, x, mean, r, weight, bias, residual, true);
 }
 
 void batch_norm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dbias,
