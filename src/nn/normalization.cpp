@@ -312,6 +312,14 @@ bool batch_norm_eval_fusable(const Tensor& input, const Tensor& running_mean,
          !autograd::needs_grad({&running_mean, &running_var});
 }
 
+/// The eval kernels' per-channel mean and r = rsqrt(running_var + eps), in the compute dtype ct
+/// (the composite's ops), not recorded. The mean may be the running_mean buffer itself.
+std::pair<Tensor, Tensor> eval_stats(const Tensor& running_mean, const Tensor& running_var,
+                                     DType ct, double eps) {
+  NoGradGuard no_grad;
+  return {running_mean.to(ct).contiguous(), rsqrt(running_var.to(ct) + eps).contiguous()};
+}
+
 /// Eval-mode batch_norm without gradients by one fused pass: the composite's per-channel
 /// rsqrt(running_var + eps) as an op, then ((x - running_mean) r) w + b per element with the
 /// composite's roundings, so the result is bitwise the composite's; with relu, batch_norm_relu's
@@ -324,8 +332,7 @@ Tensor batch_norm_eval_fused(const Tensor& input, const Tensor& running_mean,
   const DType ct = opmath_dtype(input.dtype());
   const MemoryFormat format = batch_norm_format(input);
   const Tensor x = input.contiguous(format);
-  const Tensor m = running_mean.to(ct).contiguous();
-  const Tensor r = rsqrt(running_var.to(ct) + eps).contiguous();
+  const auto [m, r] = eval_stats(running_mean, running_var, ct, eps);
   Tensor y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()),
                    x.suggest_memory_format());
   if (relu)
@@ -352,12 +359,11 @@ Tensor batch_norm_eval_node(const Tensor& input, const Tensor& running_mean,
   const Tensor x = input.contiguous(batch_norm_format(input));
   const Tensor w = fused_param(weight, ct),
                b = fused_param(bias, ct);  // recorded, as the composite
-  Tensor m, r, y;
+  auto [m, r] = eval_stats(running_mean, running_var, ct, eps);
+  Tensor y;
   {
     NoGradGuard no_grad;
-    m = running_mean.to(ct).contiguous();
-    if (m.data_ptr() == running_mean.data_ptr()) m = m.clone();  // kept apart from the buffer
-    r = rsqrt(running_var.to(ct) + eps).contiguous();
+    if (m.data_ptr() == running_mean.data_ptr()) m = m.clone();  // saved apart from the buffer
     y = empty(x.sizes(), TensorOptions(input.dtype()).device(input.device()),
               x.suggest_memory_format());
     launch(x.device(), cpu::batch_norm_eval, cuda::batch_norm_eval, y, x, m, r, w, b);
@@ -378,14 +384,10 @@ Tensor batch_norm_eval_node(const Tensor& input, const Tensor& running_mean,
         if (dw.defined() || db.defined())
           launch(device, cpu::batch_norm_backward, cuda::batch_norm_backward, Tensor(), dw, db, dy,
                  s[0], s[3], s[4], s[1]);
-        if (dx.defined()) {
-          const Tensor zero = zeros_like(s[3]);
-          if (s[1].defined())
-            launch(device, cpu::batch_norm_eval, cuda::batch_norm_eval, dx, dy, zero, s[1], s[4],
-                   Tensor());
-          else
-            launch(device, cpu::batch_norm_eval, cuda::batch_norm_eval, dx, dy, zero, s[4],
-                   Tensor(), Tensor());
+        if (dx.defined()) {  // ((dy - 0) w) r, or (dy - 0) r without a weight
+          const bool w = s[1].defined();
+          launch(device, cpu::batch_norm_eval, cuda::batch_norm_eval, dx, dy, zeros_like(s[3]),
+                 w ? s[1] : s[4], w ? s[4] : Tensor(), Tensor());
         }
         return Grads{dx, dw, db};
       });
