@@ -43,11 +43,11 @@ std::optional<DType> target(AutocastPolicy policy, const Tensor& x) {
   return policy == AutocastPolicy::kLower ? get_autocast_dtype(t) : kFloat32;
 }
 
-Tensor cast(const Tensor& x, DType dtype) {
-  if (!x.defined() || !is_floating(x.dtype()) || x.dtype() == kFloat64 || x.dtype() == dtype)
-    return x;
-  return x.to(dtype);
+bool changes(const Tensor& x, DType dtype) {
+  return x.defined() && is_floating(x.dtype()) && x.dtype() != kFloat64 && x.dtype() != dtype;
 }
+
+Tensor cast(const Tensor& x, DType dtype) { return changes(x, dtype) ? x.to(dtype) : x; }
 
 Suspend::Suspend() : prev_(g_state) { g_state = AutocastState{}; }
 Suspend::~Suspend() { g_state = prev_; }

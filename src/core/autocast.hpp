@@ -28,6 +28,8 @@ std::optional<DType> target(AutocastPolicy policy, const Tensor& x);
 inline std::optional<DType> target(AutocastPolicy, const std::optional<Tensor>&) {
   return std::nullopt;
 }
+/// Whether cast(x, dtype) changes x: a defined floating x other than float64, of another dtype.
+bool changes(const Tensor& x, DType dtype);
 /// x cast as its policy says (the dtype was chosen by autocast_dtype), or x itself.
 Tensor cast(const Tensor& x, DType dtype);
 template <class T>

@@ -620,4 +620,69 @@ TEST_CASE("cuda batch_norm_relu: a bottleneck's BatchNorm, residual add and ReLU
   CHECK(fused.forward + 4 <= ops.forward);
   CHECK(fused.backward + 3 <= ops.backward);
 }
+
+TEST_CASE("cuda linear under autocast: float32 parameter gradients straight from the products") {
+  // A transformer MLP as the GPT example runs it under bf16 autocast: linear_gelu, then
+  // linear_residual onto a float32 residual stream, float32 parameters. The weights and biases
+  // are cast without a record, so dW and db come back in float32 from the products' output cast
+  // and a sum into float32 (not rounded to bf16 and cast back), and linear_residual's epilogue
+  // reads the float32 bias as it is. The same MLP on operands cast by recorded casts (PyTorch's
+  // autocast) is the peer.
+  const Device cu(kCUDA);
+  Generator g(21);
+  const int64_t C = 64, H = 256;
+  const Tensor x = randn({2, 32, C}, g).to(cu).requires_grad_();
+  const Tensor w1 = (randn({H, C}, g) * 0.1).to(cu).requires_grad_();
+  const Tensor b1 = randn({H}, g).to(cu).requires_grad_();
+  const Tensor w2 = (randn({C, H}, g) * 0.1).to(cu).requires_grad_();
+  const Tensor b2 = randn({C}, g).to(cu).requires_grad_();
+  const Tensor res = randn({2, 32, C}, g).to(cu);
+  const Tensor dy = randn({2, 32, C}, g).to(cu);
+  const std::vector<Tensor> params{x, w1, b1, w2, b2};
+  struct Run {
+    Tensor out;
+    std::vector<Tensor> grads;
+    unsigned long long forward, backward;
+  };
+  auto run = [&](bool autocast_scope) {
+    const ember_emu::Counts c0 = ember_emu::counts();
+    Tensor out;
+    if (autocast_scope) {
+      auto amp = ember::autocast(kBFloat16, kCUDA);
+      out = linear_residual(linear_gelu(x, w1, b1, "tanh"), w2, b2, res);
+    } else {
+      auto bf = [](const Tensor& t) { return t.to(kBFloat16); };
+      out = linear_residual(linear_gelu(bf(x), bf(w1), bf(b1), "tanh"), bf(w2), bf(b2), res);
+    }
+    const ember_emu::Counts c1 = ember_emu::counts();
+    std::vector<Tensor> grads = autograd::grad({out}, params, {dy});
+    const ember_emu::Counts c2 = ember_emu::counts();
+    CHECK(c2.host_waits == c0.host_waits);
+    return Run{out, grads, c1.launches - c0.launches, c2.launches - c1.launches};
+  };
+  const Run ours = run(true), recorded = run(false);
+  UNSCOPED_INFO("launches forward / backward: autocast " << ours.forward << " / " << ours.backward
+                                                         << ", recorded casts " << recorded.forward
+                                                         << " / " << recorded.backward);
+  REQUIRE(ours.out.dtype() == kFloat32);
+  CHECK(test::agree(ours.out.cpu(), recorded.out.cpu(), 1e-2));
+  for (size_t i = 0; i < params.size(); ++i) {
+    INFO("gradient " << i);
+    REQUIRE(ours.grads[i].dtype() == kFloat32);
+    CHECK(test::agree(ours.grads[i].cpu(), recorded.grads[i].cpu(), 3e-2));
+  }
+  // The second layer's dW and db against float64 sums of the same bf16 operands: dH is dY in
+  // bf16 (linear_residual's gradient at the product), the input the first layer's output.
+  const Tensor a = linear_gelu(x.detach().to(kBFloat16), w1.detach().to(kBFloat16),
+                               b1.detach().to(kBFloat16), "tanh");
+  const Tensor dh = dy.to(kBFloat16).cpu().to(kFloat64).reshape({-1, C});
+  const Tensor dw2 = mm(dh.t(), a.cpu().to(kFloat64).reshape({-1, H}));
+  CHECK(test::rel_err(ours.grads[3].cpu(), dw2) < 1e-6);
+  CHECK(test::rel_err(ours.grads[4].cpu(), dh.sum({0})) < 1e-6);
+  CHECK(test::rel_err(recorded.grads[3].cpu(), dw2) > 1e-4);  // rounded to bf16 on the way
+  // Forward: the casts of b2 (to bf16 and, for the float32 epilogue, back) are gone; backward:
+  // the four gradients' casts back to float32 and the bias sums' separate casts.
+  CHECK(ours.forward + 2 <= recorded.forward);
+  CHECK(ours.backward + 4 <= recorded.backward);
+}
 #endif

@@ -3,6 +3,8 @@
 // strides: transposed operands and broadcast (stride-0) batch dimensions are handed to the kernel
 // as views, never copied.
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -547,6 +549,12 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 
 namespace {
 
+/// Whether bias is a (N) vector of `dtype` on `device` for weight (N, K).
+bool linear_bias_fits(const Tensor& bias, const Tensor& weight, DType dtype, Device device) {
+  return bias.dim() == 1 && bias.size(0) == weight.size(0) && bias.dtype() == dtype &&
+         bias.device() == device;
+}
+
 /// Whether x @ weight^T (+ bias, when defined) is a product the fused tensor-core epilogues take:
 /// CUDA under Ember's backend, weight (N, K) and x (..., K) of one dtype and device, bias
 /// undefined or (N) of x's dtype and device.
@@ -556,18 +564,128 @@ bool tc_linear_operands(const Tensor& x, const Tensor& weight, const Tensor& bia
   if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1) ||
       weight.dtype() != x.dtype() || weight.device() != x.device())
     return false;
-  return !bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0) &&
-                             bias.dtype() == x.dtype() && bias.device() == x.device());
+  return !bias.defined() || linear_bias_fits(bias, weight, x.dtype(), x.device());
+}
+
+/// The operands of a linear-family op (linear, linear_gelu, linear_relu, linear_residual): x and
+/// the weight as the product reads them, and the weight and bias as the caller passed them (the
+/// node's inputs). They differ only under an autocast scope. There x goes through the recorded
+/// cast, as every autocast op's inputs do, but the weight and bias (float32 parameters) are cast
+/// without a record: the node takes the caller's tensors as its inputs and returns dW and db in
+/// their dtype, straight from the product's output cast (mm's out_dtype) and a sum into that
+/// dtype. PyTorch's autocast rounds both gradients to 16 bits and casts them back, two more
+/// passes per parameter.
+struct LinearOperands {
+  Tensor x, w;                    // as the product reads them
+  Tensor w_in, b_in;              // the caller's weight and bias
+  std::optional<DType> autocast;  // the scope's dtype, when one applies
+  bool recast = false;            // whether w or the product's bias is a cast of w_in or b_in
+  mutable std::optional<Tensor> bias_made;  // bias()'s result, once made
+
+  /// The bias as dtype d (cast without a record, as autocast casts), or b_in as it is outside
+  /// autocast.
+  Tensor bias_as(DType d) const {
+    if (!autocast || !b_in.defined() || b_in.dtype() == d) return b_in;
+    NoGradGuard no_grad;
+    return autocast_detail::cast(b_in, d);
+  }
+  /// The bias as the product reads it (made once).
+  const Tensor& bias() const {
+    if (!bias_made) bias_made = autocast ? bias_as(*autocast) : b_in;
+    return *bias_made;
+  }
+};
+
+LinearOperands linear_operands(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  LinearOperands o;
+  o.x = x;
+  o.w = o.w_in = weight;
+  o.b_in = bias;
+  o.autocast = autocast_dtype(AutocastPolicy::kLower, x, weight, bias);
+  if (!o.autocast) return o;
+  o.x = autocast_detail::cast(x, *o.autocast);
+  NoGradGuard no_grad;
+  o.w = autocast_detail::cast(weight, *o.autocast);
+  o.recast =
+      autocast_detail::changes(weight, *o.autocast) || autocast_detail::changes(bias, *o.autocast);
+  return o;
+}
+
+/// linear's gradients for dH (the gradient at x @ w^T + b) with respect to x, w_in and b_in (w
+/// is w_in as the product read it): dX in dH's dtype, dW and db in w_in's and b_in's dtypes
+/// (float32 from 16-bit dH by the product's output cast and a sum into float32; other dtypes
+/// through the engine's cast). Differentiable again; with respect to w_in only where w is w_in.
+Grads linear_grads(const Tensor& x, const Tensor& w, const Tensor& w_in, const Tensor& b_in,
+                   const Tensor& dh) {
+  const int64_t N = w.size(0), K = w.size(1);
+  Tensor dw, db;
+  if (wants(w_in)) {
+    const Tensor dht = dh.reshape({-1, N}).t(), x2 = x.reshape({-1, K});
+    const bool widen = w_in.dtype() == kFloat32 && is_reduced_float(dh.dtype());
+    dw = widen ? mm(dht, x2, kFloat32) : mm(dht, x2);
+  }
+  if (wants(b_in))  // dH itself when the dtypes agree: the engine sums it to b's shape
+    db = b_in.dtype() == dh.dtype() ? dh : dh.reshape({-1, N}).sum({0}, false, b_in.dtype());
+  return Grads{wants(x) ? matmul(dh, w) : Tensor(), dw, db};
+}
+
+/// Records a linear-family node for out: inputs (x, w_in, b_in) and, for linear_residual, the
+/// residual (whose gradient is dY); saved (x, w_in, b_in, w) and then `extra`. Its backward forms
+/// dH, the gradient at the product, by dh_of(saved, dy) (dY cast to x's dtype for
+/// linear_residual) and returns linear_grads. Under create_graph it differentiates
+/// post(linear(x, w_in, b_in)) with the casts recorded instead, when dh_of is first-order only
+/// or the weight or bias was cast (linear_grads reads the cast, which has no record).
+void record_linear(const char* op, const LinearOperands& o, const Tensor& out,
+                   const std::vector<Tensor>& extra, bool first_order,
+                   std::function<Tensor(const Tensor&)> post,
+                   std::function<Tensor(const Saved&, const Tensor&)> dh_of,
+                   const Tensor& residual = {}) {
+  std::vector<Tensor> inputs{o.x, o.w_in, o.b_in};
+  if (residual.defined()) inputs.push_back(residual);
+  std::vector<Tensor> saved{o.x, o.w_in, o.b_in, o.w};
+  saved.insert(saved.end(), extra.begin(), extra.end());
+  const bool composite = first_order || o.recast;
+  autograd::record(
+      op, inputs, out, saved,
+      [composite, dt = o.autocast, with_residual = residual.defined(), post = std::move(post),
+       dh_of = std::move(dh_of)](const Saved& s, const Tensor& dy_out) {
+        const Tensor dy = with_residual ? grad_as(dy_out, s[0].dtype()) : dy_out;
+        Grads g;
+        if (composite && autograd::is_grad_enabled()) {
+          g = autograd::composite_grads(
+              [&](const Saved& in) {
+                autocast_detail::Suspend off;
+                auto cast = [&](const Tensor& t) { return dt ? autocast_detail::cast(t, *dt) : t; };
+                return post(linear(in[0], cast(in[1]), cast(in[2])));
+              },
+              s, dy, 3);
+        } else {
+          g = linear_grads(s[0], s[3], s[1], s[2], dh_of(s, dy));
+        }
+        if (with_residual) g.push_back(dy_out);
+        return g;
+      });
+}
+
+Tensor identity(const Tensor& h) { return h; }
+Tensor dy_itself(const Saved&, const Tensor& dy) { return dy; }
+
+/// linear on operands o (after the op's autocast step).
+Tensor linear_of(const LinearOperands& o) {
+  Tensor out = forward_no_grad([&] { return linear_forward(o.x, o.w, o.bias()); });
+  // out = x @ W^T + b: dX = dY @ W; dW = dY^T @ x over all leading dims; db = dY summed.
+  if (is_floating(out.dtype())) record_linear("linear", o, out, {}, false, identity, dy_itself);
+  return out;
 }
 
 /// act(x @ weight^T + bias) from one tensor-core GEMM with the bias and the activation in its
 /// epilogue (CUDA, Ember's backend, bias defined, one dtype), and the pre-activation when
 /// keep_pre (GELU's backward needs it; ReLU's reads the output); undefined tensors when that does
 /// not apply or the kernel declines the layout.
-std::pair<Tensor, Tensor> linear_act_fused(const Tensor& x, const Tensor& weight,
-                                           const Tensor& bias, GemmAct act, bool keep_pre,
+std::pair<Tensor, Tensor> linear_act_fused(const LinearOperands& o, GemmAct act, bool keep_pre,
                                            const char* op) {
-  if (!bias.defined() || !tc_linear_operands(x, weight, bias)) return {};
+  if (!o.b_in.defined() || !tc_linear_operands(o.x, o.w, o.bias())) return {};
+  const Tensor &x = o.x, &weight = o.w;
   const int64_t K = weight.size(1), N = weight.size(0);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
@@ -576,57 +694,46 @@ std::pair<Tensor, Tensor> linear_act_fused(const Tensor& x, const Tensor& weight
   Tensor pre = keep_pre ? make_tensor(shape, x.dtype(), x.device(), op) : Tensor();
   const Tensor a3 = x.reshape({1, -1, K});
   GemmEpilogue e;
-  e.bias = bias;
+  e.bias = o.bias();
   e.act = act;
   if (keep_pre) e.pre_act = pre.view({1, a3.size(1), N});
   if (!cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return {};
   return {out, pre};
 }
 
-/// linear's gradients for dH (the gradient at x @ weight^T + bias), differentiable again.
-Grads linear_grads(const Tensor& x, const Tensor& w, const Tensor& dh) {
-  const int64_t N = w.size(0), K = w.size(1);
-  return Grads{wants(x) ? matmul(dh, w) : Tensor(),
-               wants(w) ? mm(dh.reshape({-1, N}).t(), x.reshape({-1, K})) : Tensor(), dh};
-}
-
 }  // namespace
 
 Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
                    const std::string& approximate) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &linear_gelu, x, weight, bias, approximate);
   EMBER_CHECK(approximate == "none" || approximate == "tanh", ValueError,
               "[linear_gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
+  const LinearOperands o = linear_operands(x, weight, bias);
+  autocast_detail::Suspend off;
   const bool tanh_form = approximate == "tanh";
-  auto [out, pre] = linear_act_fused(
-      x, weight, bias, tanh_form ? GemmAct::kGeluTanh : GemmAct::kGelu, true, "linear_gelu");
-  if (!out.defined()) return gelu(linear(x, weight, bias), approximate);
-  // dH = dY gelu'(H) from the saved pre-activation, then linear's gradients. Under create_graph
-  // the composite is differentiated instead (pre is not connected to x and weight).
-  autograd::record(
-      "linear_gelu", {x, weight, bias}, out, {x, weight, bias, pre},
-      [tanh_form, approximate](const Saved& s, const Tensor& dy) {
-        if (autograd::is_grad_enabled())
-          return autograd::composite_grads(
-              [&](const Saved& in) { return gelu(linear(in[0], in[1], in[2]), approximate); }, s,
-              dy, 3);
-        return linear_grads(s[0], s[1], detail::gelu_backward(dy, s[3], tanh_form));
+  auto [out, pre] =
+      linear_act_fused(o, tanh_form ? GemmAct::kGeluTanh : GemmAct::kGelu, true, "linear_gelu");
+  if (!out.defined()) return gelu(linear_of(o), approximate);
+  // dH = dY gelu'(H) from the saved pre-activation (first order: under create_graph the
+  // composite is differentiated, pre not being connected to x and weight).
+  record_linear(
+      "linear_gelu", o, out, {pre}, true,
+      [approximate](const Tensor& h) { return gelu(h, approximate); },
+      [tanh_form](const Saved& s, const Tensor& dy) {
+        return detail::gelu_backward(dy, s[4], tanh_form);
       });
   return out;
 }
 
 Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &linear_relu, x, weight, bias);
-  const Tensor out = linear_act_fused(x, weight, bias, GemmAct::kRelu, false, "linear_relu").first;
-  if (!out.defined()) return relu(linear(x, weight, bias));
+  const LinearOperands o = linear_operands(x, weight, bias);
+  autocast_detail::Suspend off;
+  const Tensor out = linear_act_fused(o, GemmAct::kRelu, false, "linear_relu").first;
+  if (!out.defined()) return relu(linear_of(o));
   // relu's backward from the output (no gradient where it is <= 0), then linear's; both
-  // differentiable again, so create_graph needs no recomputation.
-  autograd::record("linear_relu", {x, weight, bias}, out, {x, weight, out},
-                   [](const Saved& s, const Tensor& dy) {
-                     return linear_grads(s[0], s[1], detail::relu_grad(dy, s[2]));
-                   });
+  // differentiable again.
+  record_linear(
+      "linear_relu", o, out, {out}, false, [](const Tensor& h) { return relu(h); },
+      [](const Saved& s, const Tensor& dy) { return detail::relu_grad(dy, s[4]); });
   return out;
 }
 
@@ -634,12 +741,13 @@ namespace {
 
 /// residual + x @ weight^T + bias from one tensor-core GEMM with the bias and the residual in its
 /// epilogue, written in the residual's dtype (x's, or float32 for 16-bit x: the output cast):
-/// CUDA, Ember's backend, x and weight of one dtype, bias undefined or (N) of x's dtype, the
-/// residual of the result's shape. Undefined when that does not apply or the kernel declines the
-/// layout.
-Tensor linear_residual_fused(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                             const Tensor& residual) {
-  if (!tc_linear_operands(x, weight, bias) || residual.device() != x.device()) return {};
+/// CUDA, Ember's backend, x and weight of one dtype, the bias undefined or (N) of x's dtype (under
+/// autocast any floating bias, cast straight to the result's dtype: a float32 bias as it is),
+/// the residual of the result's shape. Undefined when that does not apply or the kernel
+/// declines the layout.
+Tensor linear_residual_fused(const LinearOperands& o, const Tensor& residual) {
+  const Tensor &x = o.x, &weight = o.w;
+  if (!tc_linear_operands(x, weight, Tensor()) || residual.device() != x.device()) return {};
   const int64_t K = weight.size(1), N = weight.size(0);
   std::vector<int64_t> shape = x.sizes().vec();
   shape.back() = N;
@@ -647,11 +755,15 @@ Tensor linear_residual_fused(const Tensor& x, const Tensor& weight, const Tensor
   if (residual.sizes() != IntArrayRef(shape) ||
       (od != x.dtype() && !(od == kFloat32 && is_reduced_float(x.dtype()))))
     return {};
+  // The epilogue's bias has out's dtype.
+  Tensor bias = o.autocast ? o.bias_as(od) : o.b_in;
+  if (bias.defined() && !linear_bias_fits(bias, weight, o.autocast ? od : x.dtype(), x.device()))
+    return {};
   NoGradGuard no_grad;
   Tensor out = make_tensor(shape, od, x.device(), "linear_residual");
   const Tensor a3 = x.reshape({1, -1, K});
   GemmEpilogue e;
-  if (bias.defined()) e.bias = bias.to(od);  // the epilogue's bias has out's dtype
+  if (bias.defined()) e.bias = bias.to(od);
   e.residual = residual.reshape({1, a3.size(1), N});
   if (!cuda::gemm_tc(out.view({1, a3.size(1), N}), a3, weight.t().unsqueeze(0), e)) return {};
   return out;
@@ -661,16 +773,13 @@ Tensor linear_residual_fused(const Tensor& x, const Tensor& weight, const Tensor
 
 Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias,
                        const Tensor& residual) {
-  // autocast: x, weight and bias as linear's; the residual keeps its dtype.
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias)) {
-    autocast_detail::Suspend off;
-    return linear_residual(autocast_detail::cast(x, *dt), autocast_detail::cast(weight, *dt),
-                           autocast_detail::cast(bias, *dt), residual);
-  }
   check_defined(residual, "linear_residual", "residual");
-  const Tensor out = linear_residual_fused(x, weight, bias, residual);
+  // autocast: x, weight and bias as linear's; the residual keeps its dtype.
+  const LinearOperands o = linear_operands(x, weight, bias);
+  autocast_detail::Suspend off;
+  const Tensor out = linear_residual_fused(o, residual);
   if (!out.defined()) {
-    Tensor h = linear(x, weight, bias);
+    Tensor h = linear_of(o);
     EMBER_CHECK(broadcast_shapes(residual.sizes(), h.sizes(), "linear_residual") == h.sizes(),
                 ShapeError, "[linear_residual] residual of shape ", residual.sizes(),
                 " does not broadcast to the result's shape ", h.sizes());
@@ -678,26 +787,14 @@ Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias
   }
   // The composite's gradients: dY for the residual; dY in x's dtype (as the add's backward gives
   // the product) through linear's gradients. Differentiable again.
-  autograd::record("linear_residual", {x, weight, bias, residual}, out, {x, weight},
-                   [](const Saved& s, const Tensor& dy) {
-                     Grads g = linear_grads(s[0], s[1], grad_as(dy, s[0].dtype()));
-                     g.push_back(dy);
-                     return g;
-                   });
+  record_linear("linear_residual", o, out, {}, false, identity, dy_itself, residual);
   return out;
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &linear, x, weight, bias);
-  Tensor out = forward_no_grad([&] { return linear_forward(x, weight, bias); });
-  if (is_floating(out.dtype())) {
-    // out = x @ W^T + b: dX = dY @ W; dW = dY^T @ x over all leading dims; db = dY (the engine
-    // sums it to b's shape).
-    autograd::record("linear", {x, weight, bias}, out, {x, weight},
-                     [](const Saved& s, const Tensor& dy) { return linear_grads(s[0], s[1], dy); });
-  }
-  return out;
+  const LinearOperands o = linear_operands(x, weight, bias);
+  autocast_detail::Suspend off;
+  return linear_of(o);
 }
 
 }  // namespace ember
