@@ -389,6 +389,12 @@ void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor&
 void activation_backward(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
                          double p0, double p1);
 void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op);
+/// Floating sums over the rows of contiguous columns (sum(x, 0) of a row-major matrix) for the
+/// calls that follow (process-wide): -1 (the default) the column kernels, whose blocks read whole
+/// rows, 0 the general kernel, one block per output reading its column. Different summation
+/// orders: the results agree to rounding. EMBER_REDUCE_COLUMNS_VARIANT forces one for a run. For
+/// the tests and benchmarks.
+void set_reduce_columns_variant(int variant);
 void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
                 bool is_max);
 void cumsum(const Tensor& out, const Tensor& x, int64_t dim);

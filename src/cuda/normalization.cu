@@ -44,6 +44,7 @@
 
 #include "core/kernels.hpp"
 #include "cuda/block_reduce.cuh"
+#include "cuda/column_sums.cuh"
 #include "cuda/loops.cuh"
 #include "cuda/variant.hpp"
 #include "ember/ops.hpp"
@@ -51,21 +52,20 @@
 namespace ember::cuda {
 namespace {
 
+using columns::ceil_div;
+using columns::Chunks;
+using columns::column_chunks;
+using columns::column_finish_kernel;
+using columns::kTargetBlocks;
+using columns::Pair;
 using detail::block_sum;
 using detail::convert;
 using detail::kThreads;
 using detail::stream_of;
 
-constexpr int kTileCols = 32;            // columns per block of column_partials
-constexpr int kRowLanes = 8;             // row lanes per block of column_partials
-constexpr int64_t kTargetBlocks = 2048;  // blocks the partial kernels aim for (~16 per H200 SM)
-constexpr int64_t kMinChunkRows = 32;    // rows per chunk of column_partials, at least
 constexpr int64_t kMinPartElems = 4096;  // values per range of strip_partials, at least
 constexpr int64_t kGridCap = int64_t{1} << 20;  // blocks of a grid-stride launch, at most
 
-__host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
 unsigned grid_for(int64_t blocks, int64_t cap = kGridCap) {
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < cap ? blocks : cap));
 }
@@ -249,144 +249,15 @@ __device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(
 
 // ---- per-column (per-channel) sums: partials over fixed chunks, then a fixed-order finish ----
 
-/// Two sums carried together.
-struct Pair {
-  double a, b;
-};
-
-/// Fixed chunks of rows for column_partials: enough (chunk, column tile) blocks to fill the GPU,
-/// at least kMinChunkRows rows each. Depends on R and K only.
-struct Chunks {
-  int64_t rows;   // rows per chunk
-  int64_t count;  // chunks
-};
-Chunks column_chunks(int64_t R, int64_t K) {
-  const int64_t tiles = ceil_div(K, kTileCols);
-  int64_t want = kTargetBlocks / tiles;
-  if (want > ceil_div(R, kMinChunkRows)) want = ceil_div(R, kMinChunkRows);
-  if (want < 1) want = 1;
-  const int64_t rows = ceil_div(R, want);
-  return {rows, ceil_div(R, rows)};
-}
-
-/// partial (chunks.count, 2, K): for every chunk of rows and column k, the sums of term(row, k,
-/// row * K + k) (a Pair) over the chunk's rows. Block (kTileCols, kRowLanes): thread (x, y) takes
-/// column tile * kTileCols + x and the chunk's rows y, y + kRowLanes, ... in order; the lanes are
-/// then added in lane order.
-template <class Term>
-__global__ void column_partials_kernel(Term term, int64_t R, int64_t K, Chunks chunks,
-                                       double* __restrict__ partial) {
-  __shared__ double sa[kRowLanes][kTileCols], sb[kRowLanes][kTileCols];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t tiles = ceil_div(K, kTileCols);
-  for (int64_t chunk = blockIdx.y; chunk < chunks.count; chunk += gridDim.y) {
-    const int64_t r0 = chunk * chunks.rows;
-    const int64_t r1 = r0 + chunks.rows < R ? r0 + chunks.rows : R;
-    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-      const int64_t k = tile * kTileCols + tx;
-      Pair s{0.0, 0.0};
-      if (k < K) {
-        for (int64_t r = r0 + ty; r < r1; r += kRowLanes) {
-          const Pair t = term(r, k, r * K + k);
-          s.a += t.a;
-          s.b += t.b;
-        }
-      }
-      sa[ty][tx] = s.a;
-      sb[ty][tx] = s.b;
-      __syncthreads();
-      if (ty == 0 && k < K) {
-        for (int l = 1; l < kRowLanes; ++l) {
-          s.a += sa[l][tx];
-          s.b += sb[l][tx];
-        }
-        partial[(chunk * 2) * K + k] = s.a;
-        partial[(chunk * 2 + 1) * K + k] = s.b;
-      }
-      __syncthreads();  // sa, sb are reused by the next tile
-    }
-  }
-}
-
-/// column_partials_kernel with each thread on V adjacent columns, one 16-byte chunk of each row:
-/// term.chunk<V>(r, k, off, t) gives the Pairs of columns k .. k + V - 1 of row r (off = r K + k,
-/// aligned to the chunk). Thread (x, y) of a tile takes column chunk tile * kTileCols + x (K / V
-/// per row) and the chunk's rows y, y + kRowLanes, ..., as the scalar kernel takes each column,
-/// and the lanes are added in lane order: with the same Chunks, every partial is bitwise the
-/// scalar kernel's. Each thread keeps 16 bytes per row in flight where the scalar one kept 2
-/// (bf16).
-template <int V, class Term>
-__global__ void column_chunk_partials_kernel(Term term, int64_t R, int64_t K, Chunks chunks,
-                                             double* __restrict__ partial) {
-  __shared__ double sa[kRowLanes][kTileCols * V], sb[kRowLanes][kTileCols * V];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t KC = K / V;
-  const int64_t tiles = ceil_div(KC, kTileCols);
-  for (int64_t chunk = blockIdx.y; chunk < chunks.count; chunk += gridDim.y) {
-    const int64_t r0 = chunk * chunks.rows;
-    const int64_t r1 = r0 + chunks.rows < R ? r0 + chunks.rows : R;
-    for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-      const int64_t kc = tile * kTileCols + tx, k = kc * V;
-      Pair s[V];
-#pragma unroll
-      for (int v = 0; v < V; ++v) s[v] = Pair{0.0, 0.0};
-      if (kc < KC) {
-        for (int64_t r = r0 + ty; r < r1; r += kRowLanes) {
-          Pair t[V];
-          term.template chunk<V>(r, k, r * K + k, t);
-#pragma unroll
-          for (int v = 0; v < V; ++v) {
-            s[v].a += t[v].a;
-            s[v].b += t[v].b;
-          }
-        }
-      }
-#pragma unroll
-      for (int v = 0; v < V; ++v) {
-        sa[ty][tx * V + v] = s[v].a;
-        sb[ty][tx * V + v] = s[v].b;
-      }
-      __syncthreads();
-      if (ty == 0 && kc < KC) {
-#pragma unroll
-        for (int v = 0; v < V; ++v) {
-          for (int l = 1; l < kRowLanes; ++l) {
-            s[v].a += sa[l][tx * V + v];
-            s[v].b += sb[l][tx * V + v];
-          }
-          partial[(chunk * 2) * K + k + v] = s[v].a;
-          partial[(chunk * 2 + 1) * K + k + v] = s[v].b;
-        }
-      }
-      __syncthreads();  // sa, sb are reused by the next tile
-    }
-  }
-}
-
 /// set_norm_sums_variant's choice: -1 automatic (16-byte chunks where the layout allows), 0 one
 /// value per thread.
 detail::VariantSwitch g_sums_variant{"EMBER_NORM_SUMS_VARIANT", "set_norm_sums_variant", -1, 0};
 
-/// The column sums of term over R rows of K into partial (chunks.count, 2, K): by
-/// column_chunk_partials_kernel when the rows fall into 16-byte chunks of Xs (K whole chunks,
-/// every pointer in `ptrs` aligned) and set_norm_sums_variant allows, else by
-/// column_partials_kernel; bitwise the same either way.
+/// columns::column_sums with the chunked kernel where set_norm_sums_variant allows it.
 template <class Xs, class Term>
 void column_sums(Term term, int64_t R, int64_t K, Chunks chunks,
                  std::initializer_list<const void*> ptrs, double* partial, cudaStream_t stream) {
-  constexpr int V = static_cast<int>(16 / sizeof(Xs));
-  bool chunked = K % V == 0 && g_sums_variant.get() != 0;
-  for (const void* p : ptrs) chunked = chunked && (p == nullptr || detail::aligned16(p));
-  if (chunked) {
-    const dim3 grid(grid_for(ceil_div(K / V, kTileCols)), grid_for(chunks.count, 65535));
-    column_chunk_partials_kernel<V>
-        <<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(term, R, K, chunks, partial);
-  } else {
-    const dim3 grid(grid_for(ceil_div(K, kTileCols)), grid_for(chunks.count, 65535));
-    column_partials_kernel<<<grid, dim3(kTileCols, kRowLanes), 0, stream>>>(term, R, K, chunks,
-                                                                            partial);
-  }
-  EMBER_CUDA_CHECK_LAUNCH();
+  columns::column_sums<Xs>(term, R, K, chunks, ptrs, g_sums_variant.get() != 0, partial, stream);
 }
 
 /// partial (parts, 2, C) for x (N, C, S): channel c's N*S values (n, s), in row-major order, cut
@@ -425,22 +296,6 @@ __global__ void strip_partials_kernel(Term term, int64_t N, int64_t C, int64_t S
       partial[(part * 2) * C + c] = s.a;
       partial[(part * 2 + 1) * C + c] = s.b;
     }
-  }
-}
-
-/// For every column k of partial (chunks, 2, K): the two sums over the chunks in chunk order,
-/// passed to finish(k, Pair).
-template <class Finish>
-__global__ void column_finish_kernel(Finish finish, const double* __restrict__ partial,
-                                     int64_t chunks, int64_t K) {
-  for (int64_t k = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; k < K;
-       k += int64_t{gridDim.x} * blockDim.x) {
-    Pair s{0.0, 0.0};
-    for (int64_t c = 0; c < chunks; ++c) {
-      s.a += partial[(c * 2) * K + k];
-      s.b += partial[(c * 2 + 1) * K + k];
-    }
-    finish(k, s);
   }
 }
 
@@ -551,7 +406,7 @@ void channel_sums(Term term, Finish finish, const ChannelPlan& plan, int64_t N, 
                                                                              plan.parts, partial);
     EMBER_CUDA_CHECK_LAUNCH();
   }
-  column_finish_kernel<<<grid_for(ceil_div(C, kThreads)), kThreads, 0, stream>>>(
+  column_finish_kernel<Pair><<<grid_for(ceil_div(C, kThreads)), kThreads, 0, stream>>>(
       finish, partial, plan.partials(), C);
   EMBER_CUDA_CHECK_LAUNCH();
 }
@@ -991,7 +846,7 @@ void layer_norm_backward_typed(const Tensor& dx, const Tensor& dweight, const Te
   Tensor partial = scratch(chunks.count * 2 * N, kFloat64, dy);  // (chunks, 2, N)
   double* P = static_cast<double*>(partial.data_ptr());
   column_sums<Xs>(LayerNormParamTerm<T, Xs>{DY, X, Mean, Rstd}, M, N, chunks, {DY, X}, P, stream);
-  column_finish_kernel<<<grid_for(ceil_div(N, kThreads)), kThreads, 0, stream>>>(
+  column_finish_kernel<Pair><<<grid_for(ceil_div(N, kThreads)), kThreads, 0, stream>>>(
       LayerNormParamFinish<T>{mut_ptr_or_null<T>(dweight), mut_ptr_or_null<T>(dbias)}, P,
       chunks.count, N);
   EMBER_CUDA_CHECK_LAUNCH();

@@ -23,7 +23,9 @@
 #include <vector>
 
 #include "core/kernels.hpp"
+#include "cuda/column_sums.cuh"
 #include "cuda/loops.cuh"
+#include "cuda/variant.hpp"
 #include "ember/ops.hpp"
 
 namespace ember::cuda {
@@ -308,9 +310,91 @@ void reduce_into(const Tensor& out, const Tensor& x, const std::vector<bool>& re
     if (out.dtype() == t) return run_reduce<T, T, A>(out, x, g, op);
     if constexpr (r != t) return run_reduce<T, R, A>(out, x, g, op);
   }
+  if constexpr (std::is_same_v<R, double>) {
+    // float32 from a sum or product kept in double (a 16-bit tensor summed into float32): the
+    // kernel rounds the double result once, as the copy below would.
+    if (out.dtype() == kFloat32)
+      return run_reduce<T, float, A>(out, x, make_geometry(x, reduced, &out, nullptr, "reduce"),
+                                     op);
+  }
   const Tensor result = empty(out.sizes(), TensorOptions(r).device(out.device()));
   reduce_into<T, A, R>(result, x, reduced, op);
   cuda::copy(out, result);
+}
+
+// ---- sums over rows of contiguous columns ----
+
+/// set_reduce_columns_variant's choice: -1 automatic (the column kernels where the layout
+/// allows), 0 the general kernel (one block per output) always.
+detail::VariantSwitch g_columns_variant{"EMBER_REDUCE_COLUMNS_VARIANT",
+                                        "set_reduce_columns_variant", -1, 0};
+
+/// The value of x at row r, column k (rows `row` elements apart, columns adjacent).
+template <class T>
+struct ColumnTerm {
+  const T* X;
+  int64_t row;
+  __device__ columns::One operator()(int64_t r, int64_t k, int64_t) const {
+    return {convert<double>(convert<compute_t<T>>(X[r * row + k]))};
+  }
+  template <int V>
+  __device__ void chunk(int64_t r, int64_t k, int64_t, columns::One (&t)[V]) const {
+    const detail::Chunk<T, V> c = *reinterpret_cast<const detail::Chunk<T, V>*>(X + r * row + k);
+#pragma unroll
+    for (int v = 0; v < V; ++v) t[v] = {convert<double>(convert<compute_t<T>>(c.v[v]))};
+  }
+};
+
+/// Stores column k's sum (double) as O at out[k * stride].
+template <class O>
+struct ColumnStore {
+  O* out;
+  int64_t stride;
+  __device__ void operator()(int64_t k, columns::One s) const { out[k * stride] = convert<O>(s.a); }
+};
+
+/// A floating sum whose one kept dim has unit stride in x (K columns side by side) and whose
+/// reduced dims fold into one of R rows (each dim's stride its inner neighbour's size times
+/// stride): e.g. sum(x, 0) of a row-major matrix, a Linear's bias gradient summed over (B, T).
+/// The general kernel gives each output a block that reads its column with a stride of a whole
+/// row (one value per 32-byte sector); here blocks of 32 columns x 8 row lanes read whole rows
+/// (16-byte chunks where they fall so), columns::column_sums, in double, in a fixed order (the
+/// chunks depend on R and K only). The result is stored as out's dtype: x's, float32 or float64.
+/// False (nothing written) when the layout or the dtypes do not fit.
+template <class T>
+bool column_sum(const Tensor& out, const Tensor& x, const std::vector<bool>& reduced) {
+  if (g_columns_variant.get() == 0) return false;
+  const Geometry g = make_geometry(x, reduced, &out, nullptr, "reduce");
+  if (g.nouter != 1 || g.ox[0] != 1 || g.nred < 1 || g.R < 2) return false;
+  for (int d = 0; d + 1 < g.nred; ++d)
+    if (g.rx[d] != g.rsize[d + 1] * g.rx[d + 1]) return false;
+  const int64_t R = g.R, K = g.K, row = g.rx[g.nred - 1];
+  constexpr DType t = detail::device_dtype<T>();
+  const cudaStream_t stream = detail::stream_of(out);
+  const columns::Chunks chunks = columns::column_chunks(R, K);
+  const T* const xp = static_cast<const T*>(x.data_ptr());
+  auto finish = [&](auto* op_out) {
+    using O = std::remove_pointer_t<decltype(op_out)>;
+    const Tensor partial = empty({chunks.count * K * static_cast<int64_t>(sizeof(double))},
+                                 TensorOptions(kUInt8).device(x.device()));
+    double* const pp = static_cast<double*>(partial.data_ptr());
+    // Every row starts 16-byte aligned where x does and a row is whole chunks.
+    const bool rows_aligned = (row * static_cast<int64_t>(sizeof(T))) % 16 == 0;
+    columns::column_sums<T>(ColumnTerm<T>{xp, row}, R, K, chunks, {xp}, rows_aligned, pp, stream);
+    columns::column_finish_kernel<columns::One>
+        <<<grid_for(columns::ceil_div(K, kThreads)), kThreads, 0, stream>>>(
+            ColumnStore<O>{op_out, g.o0[0]}, pp, chunks.count, K);
+    EMBER_CUDA_CHECK_LAUNCH();
+  };
+  if (out.dtype() == t)
+    finish(static_cast<T*>(out.data_ptr()));
+  else if (out.dtype() == kFloat32)
+    finish(static_cast<float*>(out.data_ptr()));
+  else if (out.dtype() == kFloat64)
+    finish(static_cast<double*>(out.data_ptr()));
+  else
+    return false;
+  return true;
 }
 
 template <class T>
@@ -319,7 +403,10 @@ void reduce_typed(const Tensor& out, const Tensor& x, const std::vector<bool>& r
   using S = sum_acc_t<T>;
   using C = compute_t<T>;
   switch (op) {
-    case ReduceOp::Sum: return reduce_into<T, S, S>(out, x, reduced, SumOp<S>{});
+    case ReduceOp::Sum:
+      if constexpr (std::is_same_v<S, double>)
+        if (column_sum<T>(out, x, reduced)) return;
+      return reduce_into<T, S, S>(out, x, reduced, SumOp<S>{});
     case ReduceOp::Prod: return reduce_into<T, S, S>(out, x, reduced, ProdOp<S>{});
     case ReduceOp::Max: return reduce_into<T, C, T>(out, x, reduced, MaxOp<C>{});
     case ReduceOp::Min: return reduce_into<T, C, T>(out, x, reduced, MinOp<C>{});
@@ -595,6 +682,8 @@ void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op) {
     reduce_typed<typename decltype(xt)::type>(out, x, reduced, op);
   });
 }
+
+void set_reduce_columns_variant(int variant) { g_columns_variant.set(variant); }
 
 void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
                 bool is_max) {

@@ -2,16 +2,16 @@
 // several dim sets and non-contiguous views, with NaN and ties; and the CUDA results repeat
 // bitwise from run to run. Without a GPU each case prints "skipped".
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "core/kernels.hpp"
+#include "cuda/cuda_test_util.hpp"
 #include "ember/cuda/cuda.hpp"
 #include "ember/ember.hpp"
-#include "cuda/cuda_test_util.hpp"
 
 using namespace ember;
 using ember::test::agree;
@@ -174,6 +174,57 @@ TEST_CASE("cuda reduce: long reductions of few outputs are split, the result rep
     CHECK(test::bitwise_equal(any(sc).cpu(), any(special)));
     CHECK(test::bitwise_equal(all(sc, 1).cpu(), all(special, 1)));
   }
+}
+
+TEST_CASE("cuda sum over the rows of contiguous columns: the column kernels") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  // sum(x, 0) of a row-major (R, K) matrix and a bias gradient's (B, T, N) summed over (B, T)
+  // run the column kernels (blocks of 32 columns x 8 row lanes reading whole rows; 16-byte
+  // chunks of each row where the rows fall so). Against the CPU, against the general kernel
+  // (set_reduce_columns_variant(0)) to rounding, repeated bitwise; rows padded to an odd
+  // length and a misaligned start take the one-value kernel, bitwise the chunked one's result.
+  struct Case {
+    std::vector<int64_t> shape, dims;
+  };
+  const std::vector<Case> cases = {{{37, 24}, {0}},       {{1000, 64}, {0}}, {{3, 5}, {0}},
+                                   {{2, 33, 40}, {0, 1}}, {{4100, 16}, {0}}, {{70, 1031}, {0}}};
+  uint64_t seed = 610;
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    for (const Case& c : cases) {
+      Generator g(++seed);
+      const Tensor x = (rand(c.shape, g) * 2.0 - 1.0).to(dt);
+      const int64_t K = c.shape.back();
+      std::vector<int64_t> padded_shape = c.shape;
+      padded_shape.back() = K + 1;
+      // The same values in rows of K + 1 (a column slice), and starting one element late.
+      const Tensor padded =
+          zeros(padded_shape, TensorOptions(dt).device(cu)).narrow(-1, 0, K).copy_(x.to(cu));
+      const Tensor late = zeros({x.numel() + 1}, TensorOptions(dt).device(cu))
+                              .narrow(0, 1, x.numel())
+                              .view(c.shape)
+                              .copy_(x.to(cu));
+      const Tensor xc = x.to(cu);
+      for (DType out : {dt, kFloat32, kFloat64}) {
+        INFO(dt << " -> " << out << " shape " << IntArrayRef(c.shape));
+        const Tensor s = sum(xc, c.dims, false, out).cpu();
+        REQUIRE(s.dtype() == out);
+        CHECK(agree(s, sum(x, c.dims, false, out), tol_of(out)));
+        CHECK(test::bitwise_equal(sum(xc, c.dims, false, out).cpu(), s));
+        CHECK(test::bitwise_equal(sum(padded, c.dims, false, out).cpu(), s));
+        CHECK(test::bitwise_equal(sum(late, c.dims, false, out).cpu(), s));
+        cuda::set_reduce_columns_variant(0);
+        const Tensor general = sum(xc, c.dims, false, out).cpu();
+        cuda::set_reduce_columns_variant(-1);
+        CHECK(agree(s, general, tol_of(out)));
+      }
+      CHECK(agree(mean(xc, c.dims).cpu(), mean(x, c.dims), tol_of(dt)));
+    }
+  }
+  // Integer sums keep the general kernel (wrapping int64); the result is the CPU's exactly.
+  Generator g(700);
+  const Tensor xi = randint(-50, 50, {300, 24}, g).to(kInt32);
+  CHECK(test::bitwise_equal(sum(xi.to(cu), 0).cpu(), sum(xi, 0)));
 }
 
 TEST_CASE("cuda softmax rows cached in shared memory: odd lengths, offsets, every float dtype") {
