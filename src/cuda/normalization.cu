@@ -23,15 +23,16 @@
 //   x0 + E[d], var = E[d^2] - E[d]^2 (two reads, as layer_norm, before 2026-12-07; the CPU keeps
 //   them: the statistics agree to rounding, not bitwise), a partial kernel and a finish kernel:
 //   S == 1 is the column layout above ((N, C) rows); S > 1 cuts each channel's N*S
-//   values into `parts` fixed ranges, one block each (strip_partials), partials (parts, 2, C) added
-//   in range order by the same column_finish. The elementwise pass (y, or dx from per-channel
-//   coefficients) is channel_map: 16 bytes per thread (channel_chunk_kernel) where x falls into
-//   16-byte chunks of one channels-last row or one NCHW plane and the pointers are aligned, else
-//   one value per thread (channel_map_kernel); the channel tracked incrementally either way.
-//   Both also take float16/bfloat16 x and dy (the kernels' and functors' Xs): each value widened to
-//   float as it is read, the same float arithmetic, y and dx rounded once as they are stored;
-//   statistics, weight, bias and their gradients stay float32. Bitwise the float32 kernels on
-//   x.to(float32) with y and dx rounded afterwards.
+//   values into `parts` fixed ranges, one block each (strip_partials; each thread a group of 16
+//   bytes' worth of values at a time, read as one 16-byte chunk where S is whole chunks and the
+//   pointers aligned), partials (parts, 2, C) added in range order by the same column_finish. The
+//   elementwise pass (y, or dx from per-channel coefficients) is channel_map: 16 bytes per thread
+//   (channel_chunk_kernel) where x falls into 16-byte chunks of one channels-last row or one NCHW
+//   plane and the pointers are aligned, else one value per thread (channel_map_kernel); the channel
+//   tracked incrementally either way. Both also take float16/bfloat16 x and dy (the kernels' and
+//   functors' Xs): each value widened to float as it is read, the same float arithmetic, y and dx
+//   rounded once as they are stored; statistics, weight, bias and their gradients stay float32.
+//   Bitwise the float32 kernels on x.to(float32) with y and dx rounded afterwards.
 // A channels-last x (N, C, H, W) is the S == 1 case with N H W rows: its memory is (N H W, C).
 // Limits: gridDim.y <= 65535 and every other grid capped; all loops grid-stride, int64 indices.
 #include <cuda_runtime.h>
@@ -260,34 +261,71 @@ void column_sums(Term term, int64_t R, int64_t K, Chunks chunks,
   columns::column_sums<Xs>(term, R, K, chunks, ptrs, g_sums_variant.get() != 0, partial, stream);
 }
 
+/// Values per range of a channel's strips: count / parts rounded up to whole groups of G.
+__host__ __device__ __forceinline__ int64_t strip_len(int64_t count, int64_t parts, int G) {
+  return ceil_div(ceil_div(count, parts), G) * G;
+}
+
 /// partial (parts, 2, C) for x (N, C, S): channel c's N*S values (n, s), in row-major order, cut
-/// into `parts` ranges of len values; one block per (channel, range) sums term(n, c, offset) over
-/// its range, threads strided, then block_sum.
-template <class Term>
+/// into `parts` ranges of len values (whole groups of G = 16 / sizeof(Xs) values); one block per
+/// (channel, range) sums term(n, c, offset) over its range, thread t taking the groups t, t +
+/// blockDim.x, ... and each group's values in order, then block_sum. strip_chunk_partials_kernel
+/// adds the same values in the same order, so the two agree bitwise.
+template <int G, class Term>
 __global__ void strip_partials_kernel(Term term, int64_t N, int64_t C, int64_t S, int64_t parts,
                                       double* __restrict__ partial) {
   __shared__ double shared[33];
   const int64_t count = N * S;
-  const int64_t len = ceil_div(count, parts);
-  const int64_t step_n = blockDim.x / S, step_s = blockDim.x % S;
+  const int64_t len = strip_len(count, parts, G);
   for (int64_t item = blockIdx.x; item < C * parts; item += gridDim.x) {
     const int64_t c = item / parts, part = item % parts;
     const int64_t begin = part * len;
     const int64_t end = begin + len < count ? begin + len : count;
     Pair s{0.0, 0.0};
-    int64_t j = begin + threadIdx.x;
-    if (j < end) {
-      int64_t n = j / S, sp = j % S;  // then advanced without division
-      for (; j < end; j += blockDim.x) {
+    for (int64_t j = begin + int64_t{threadIdx.x} * G; j < end; j += int64_t{blockDim.x} * G) {
+      int64_t n = j / S, sp = j % S;  // then advanced through the group without division
+      for (int v = 0; v < G && j + v < end; ++v) {
         const Pair t = term(n, c, (n * C + c) * S + sp);
         s.a += t.a;
         s.b += t.b;
-        sp += step_s;
-        n += step_n;
-        if (sp >= S) {
-          sp -= S;
+        if (++sp == S) {
+          sp = 0;
           ++n;
         }
+      }
+    }
+    s.a = block_sum(s.a, shared);
+    s.b = block_sum(s.b, shared);
+    if (threadIdx.x == 0) {
+      partial[(part * 2) * C + c] = s.a;
+      partial[(part * 2 + 1) * C + c] = s.b;
+    }
+  }
+}
+
+/// strip_partials_kernel reading each group as one 16-byte chunk (term.strip_chunk<V>(c, off,
+/// t): the V values of channel c from off), where S is whole chunks and the pointers aligned: a
+/// group then never leaves its plane. 16 bytes per thread and group in flight where the one-value
+/// kernel has 2 (bf16).
+template <int V, class Term>
+__global__ void strip_chunk_partials_kernel(Term term, int64_t N, int64_t C, int64_t S,
+                                            int64_t parts, double* __restrict__ partial) {
+  __shared__ double shared[33];
+  const int64_t count = N * S;
+  const int64_t len = strip_len(count, parts, V);
+  for (int64_t item = blockIdx.x; item < C * parts; item += gridDim.x) {
+    const int64_t c = item / parts, part = item % parts;
+    const int64_t begin = part * len;
+    const int64_t end = begin + len < count ? begin + len : count;
+    Pair s{0.0, 0.0};
+    for (int64_t j = begin + int64_t{threadIdx.x} * V; j < end; j += int64_t{blockDim.x} * V) {
+      const int64_t n = j / S, sp = j % S;
+      Pair t[V];
+      term.template strip_chunk<V>(c, (n * C + c) * S + sp, t);
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        s.a += t[v].a;
+        s.b += t[v].b;
       }
     }
     s.a = block_sum(s.a, shared);
@@ -402,8 +440,15 @@ void channel_sums(Term term, Finish finish, const ChannelPlan& plan, int64_t N, 
   if (plan.columns) {
     column_sums<Xs>(term, N, C, plan.chunks, ptrs, partial, stream);
   } else {
-    strip_partials_kernel<<<grid_for(C * plan.parts), kThreads, 0, stream>>>(term, N, C, S,
-                                                                             plan.parts, partial);
+    constexpr int V = static_cast<int>(16 / sizeof(Xs));
+    bool chunked = S % V == 0 && g_sums_variant.get() != 0;
+    for (const void* p : ptrs) chunked = chunked && (p == nullptr || detail::aligned16(p));
+    const unsigned grid = grid_for(C * plan.parts);
+    if (chunked)
+      strip_chunk_partials_kernel<V>
+          <<<grid, kThreads, 0, stream>>>(term, N, C, S, plan.parts, partial);
+    else
+      strip_partials_kernel<V><<<grid, kThreads, 0, stream>>>(term, N, C, S, plan.parts, partial);
     EMBER_CUDA_CHECK_LAUNCH();
   }
   column_finish_kernel<Pair><<<grid_for(ceil_div(C, kThreads)), kThreads, 0, stream>>>(
@@ -467,6 +512,17 @@ struct MomentsTerm {
     const double d =
         static_cast<double>(convert<T>(X[off])) - static_cast<double>(convert<T>(X[c * S]));
     return {d, mul_rn(d, d)};
+  }
+  /// V values of channel c from off (the strip layout: one plane, whose first value is X[c S]).
+  template <int V>
+  __device__ void strip_chunk(int64_t c, int64_t off, Pair (&t)[V]) const {
+    const detail::Chunk<Xs, V> x = *reinterpret_cast<const detail::Chunk<Xs, V>*>(X + off);
+    const double x0 = static_cast<double>(convert<T>(X[c * S]));
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const double d = static_cast<double>(convert<T>(x.v[v])) - x0;
+      t[v] = {d, mul_rn(d, d)};
+    }
   }
   /// Columns k .. k + V - 1 (the column layout: S == 1, so their first values are X[k ..]).
   template <int V>
@@ -645,8 +701,19 @@ struct BackwardTerm {
     const T dy = masked_grad<T>(DY, Mask, off);
     return {static_cast<double>(dy), static_cast<double>(mul_rn(dy, convert<T>(X[off]) - Mean[c]))};
   }
+  /// Columns k .. k + V - 1 of one row (the column layout) from off.
   template <int V>
   __device__ void chunk(int64_t, int64_t k, int64_t off, Pair (&t)[V]) const {
+    values<V, true>(k, off, t);
+  }
+  /// V values of channel c from off (the strip layout).
+  template <int V>
+  __device__ void strip_chunk(int64_t c, int64_t off, Pair (&t)[V]) const {
+    values<V, false>(c, off, t);
+  }
+  /// The V terms from off: their channels c + v (kColumns) or all c.
+  template <int V, bool kColumns>
+  __device__ void values(int64_t c, int64_t off, Pair (&t)[V]) const {
     const detail::Chunk<Xs, V> g = *reinterpret_cast<const detail::Chunk<Xs, V>*>(DY + off);
     const detail::Chunk<Xs, V> x = *reinterpret_cast<const detail::Chunk<Xs, V>*>(X + off);
     const unsigned bits =
@@ -655,7 +722,7 @@ struct BackwardTerm {
     for (int v = 0; v < V; ++v) {
       const T dy = (bits >> v) & 1u ? convert<T>(g.v[v]) : T(0);
       t[v] = {static_cast<double>(dy),
-              static_cast<double>(mul_rn(dy, convert<T>(x.v[v]) - Mean[k + v]))};
+              static_cast<double>(mul_rn(dy, convert<T>(x.v[v]) - Mean[kColumns ? c + v : c]))};
     }
   }
 };
