@@ -269,9 +269,12 @@ __host__ __device__ __forceinline__ int64_t strip_len(int64_t count, int64_t par
 /// partial (parts, 2, C) for x (N, C, S): channel c's N*S values (n, s), in row-major order, cut
 /// into `parts` ranges of len values (whole groups of G = 16 / sizeof(Xs) values); one block per
 /// (channel, range) sums term(n, c, offset) over its range, thread t taking the groups t, t +
-/// blockDim.x, ... and each group's values in order, then block_sum. strip_chunk_partials_kernel
-/// adds the same values in the same order, so the two agree bitwise.
-template <int G, class Term>
+/// blockDim.x, ... and each group's values in order, then block_sum. kChunked reads each group
+/// as one 16-byte chunk (term.strip_chunk<G>(c, off, t): the G values of channel c from off),
+/// where S is whole chunks and the pointers aligned, so that a group never leaves its plane: 16
+/// bytes per thread and group in flight where one value at a time has 2 (bf16). Both forms add
+/// the same values in the same order, so they agree bitwise.
+template <int G, bool kChunked, class Term>
 __global__ void strip_partials_kernel(Term term, int64_t N, int64_t C, int64_t S, int64_t parts,
                                       double* __restrict__ partial) {
   __shared__ double shared[33];
@@ -284,48 +287,24 @@ __global__ void strip_partials_kernel(Term term, int64_t N, int64_t C, int64_t S
     Pair s{0.0, 0.0};
     for (int64_t j = begin + int64_t{threadIdx.x} * G; j < end; j += int64_t{blockDim.x} * G) {
       int64_t n = j / S, sp = j % S;  // then advanced through the group without division
-      for (int v = 0; v < G && j + v < end; ++v) {
-        const Pair t = term(n, c, (n * C + c) * S + sp);
-        s.a += t.a;
-        s.b += t.b;
-        if (++sp == S) {
-          sp = 0;
-          ++n;
-        }
-      }
-    }
-    s.a = block_sum(s.a, shared);
-    s.b = block_sum(s.b, shared);
-    if (threadIdx.x == 0) {
-      partial[(part * 2) * C + c] = s.a;
-      partial[(part * 2 + 1) * C + c] = s.b;
-    }
-  }
-}
-
-/// strip_partials_kernel reading each group as one 16-byte chunk (term.strip_chunk<V>(c, off,
-/// t): the V values of channel c from off), where S is whole chunks and the pointers aligned: a
-/// group then never leaves its plane. 16 bytes per thread and group in flight where the one-value
-/// kernel has 2 (bf16).
-template <int V, class Term>
-__global__ void strip_chunk_partials_kernel(Term term, int64_t N, int64_t C, int64_t S,
-                                            int64_t parts, double* __restrict__ partial) {
-  __shared__ double shared[33];
-  const int64_t count = N * S;
-  const int64_t len = strip_len(count, parts, V);
-  for (int64_t item = blockIdx.x; item < C * parts; item += gridDim.x) {
-    const int64_t c = item / parts, part = item % parts;
-    const int64_t begin = part * len;
-    const int64_t end = begin + len < count ? begin + len : count;
-    Pair s{0.0, 0.0};
-    for (int64_t j = begin + int64_t{threadIdx.x} * V; j < end; j += int64_t{blockDim.x} * V) {
-      const int64_t n = j / S, sp = j % S;
-      Pair t[V];
-      term.template strip_chunk<V>(c, (n * C + c) * S + sp, t);
+      if constexpr (kChunked) {
+        Pair t[G];
+        term.template strip_chunk<G>(c, (n * C + c) * S + sp, t);
 #pragma unroll
-      for (int v = 0; v < V; ++v) {
-        s.a += t[v].a;
-        s.b += t[v].b;
+        for (int v = 0; v < G; ++v) {
+          s.a += t[v].a;
+          s.b += t[v].b;
+        }
+      } else {
+        for (int v = 0; v < G && j + v < end; ++v) {
+          const Pair t = term(n, c, (n * C + c) * S + sp);
+          s.a += t.a;
+          s.b += t.b;
+          if (++sp == S) {
+            sp = 0;
+            ++n;
+          }
+        }
       }
     }
     s.a = block_sum(s.a, shared);
@@ -445,10 +424,11 @@ void channel_sums(Term term, Finish finish, const ChannelPlan& plan, int64_t N, 
     for (const void* p : ptrs) chunked = chunked && (p == nullptr || detail::aligned16(p));
     const unsigned grid = grid_for(C * plan.parts);
     if (chunked)
-      strip_chunk_partials_kernel<V>
+      strip_partials_kernel<V, true>
           <<<grid, kThreads, 0, stream>>>(term, N, C, S, plan.parts, partial);
     else
-      strip_partials_kernel<V><<<grid, kThreads, 0, stream>>>(term, N, C, S, plan.parts, partial);
+      strip_partials_kernel<V, false>
+          <<<grid, kThreads, 0, stream>>>(term, N, C, S, plan.parts, partial);
     EMBER_CUDA_CHECK_LAUNCH();
   }
   column_finish_kernel<Pair><<<grid_for(ceil_div(C, kThreads)), kThreads, 0, stream>>>(
