@@ -17,14 +17,15 @@
 // pattern of every GPU.
 //   add/<n>, relu/<n>, exp/<n>; bias_add/<R>x<C> (rows + a broadcast (C) bias);
 //   transpose_copy/<R>x<C> (contiguous() of a transposed (C, R) view); sum_all/<n>;
-//   sum_last/<R>x<C>; sum_rows_bf16/<R>x<C> (bf16 summed over rows into float32 columns, a bias
-//   gradient, against peer general: the one-block-per-output kernel); softmax/<R>x<C>;
-//   layer_norm/<R>x<C> (forward); cross_entropy/<N>x<C> (forward with the mean's sums, then
-//   backward); cross_entropy_bf16/<N>x<C> (the same on bfloat16 logits, 6 B per logit, against peer
-//   via_float32: casts around the float32 kernels); adamw_step/<n> (one fused AdamW step);
-//   gelu_backward_bf16/<R>x<C> (GELU's gradient in one pass, against peer composite: the 17
-//   elementwise ops it replaced); mul_scalar/<n> and mul_0d_device/<n> (x * s, s a Scalar read by
-//   value or a 0-d device tensor expanded); batch_norm_relu_bf16/<N>x<C>x<H>x<W>[_nhwc] (BatchNorm
+//   sum_last/<R>x<C> (against peer general: the one-block-per-output kernel); sum_rows_bf16/<R>x<C>
+//   (bf16 summed over rows into float32 columns, a bias gradient, against peer general: the
+//   one-block-per-output kernel); softmax/<R>x<C>; layer_norm/<R>x<C> (forward);
+//   cross_entropy/<N>x<C> (forward with the mean's sums, then backward); cross_entropy_bf16/<N>x<C>
+//   (the same on bfloat16 logits, 6 B per logit, against peer via_float32: casts around the float32
+//   kernels); adamw_step/<n> (one fused AdamW step); gelu_backward_bf16/<R>x<C> (GELU's gradient in
+//   one pass, against peer composite: the 17 elementwise ops it replaced); mul_scalar/<n> and
+//   mul_0d_device/<n> (x * s, s a Scalar read by value or a 0-d device tensor expanded);
+//   batch_norm_relu_bf16/<N>x<C>x<H>x<W>[_nhwc] (BatchNorm
 //   + residual + ReLU forward and backward, bf16 NCHW or channels-last, against peer ops: the three
 //   ops' kernels, and peer scalar_sums: the same kernels with the per-channel sums one value per
 //   thread; PyTorch's eager peer in peer_torch_cuda.py under the same key).
@@ -164,6 +165,29 @@ void add_memory_case(const std::string& key, int64_t bytes,
   });
 }
 
+/// The sum over `dim` of make()'s (x, out) as memory case `key`, and as its peer `key`/general:
+/// the general reduction kernel, one block per output (set_reduce_layout_variant(0)).
+template <class Make>
+void add_sum_cases(const std::string& key, int64_t bytes, int64_t dim, Make make) {
+  add_memory_case(key, bytes, [make, dim] {
+    auto [x, out] = make();
+    return std::function<void()>([x, out, dim] {
+      const std::vector<int64_t> dims = {dim};
+      cuda::reduce(out, x, dims, ReduceOp::Sum);
+    });
+  });
+  add_gpu_case(key + "/general", [make, bytes, dim](benchmark::State& s) {
+    auto [x, out] = make();
+    time_gpu(s, [x, out, dim] {
+      const std::vector<int64_t> dims = {dim};
+      cuda::set_reduce_layout_variant(0);
+      cuda::reduce(out, x, dims, ReduceOp::Sum);
+      cuda::set_reduce_layout_variant(-1);
+    });
+    s.SetBytesProcessed(s.iterations() * bytes);
+  });
+}
+
 std::string shape_name(int64_t rows, int64_t cols) {
   return std::to_string(rows) + "x" + std::to_string(cols);
 }
@@ -237,43 +261,22 @@ void register_memory_cases() {
         cuda::reduce(out, x, dims, ReduceOp::Sum);
       });
     });
-    const int64_t R = quick ? 16 : 16384, C = quick ? 64 : 1024;
-    add_memory_case("sum_last/" + shape_name(R, C), 4 * (R * C + R), [R, C] {
+    // Peer "general": the one-block-per-output kernel where the row kernel gives each output a
+    // warp.
+    const int64_t R = quick ? 1024 : 16384, C = quick ? 64 : 1024;
+    add_sum_cases("sum_last/" + shape_name(R, C), 4 * (R * C + R), 1, [R, C] {
       Generator gen(6);
-      Tensor x = randn({R, C}, gen, gpu()), out = empty({R, 1}, gpu());
-      return std::function<void()>([x, out] {
-        const std::vector<int64_t> dims = {1};
-        cuda::reduce(out, x, dims, ReduceOp::Sum);
-      });
+      return std::make_pair(randn({R, C}, gen, gpu()), empty({R, 1}, gpu()));
     });
   }
   // Sums over the rows of contiguous columns: a Linear's bias gradient, bf16 dH (B T, N) summed
-  // into float32 (N), at GPT-2's MLP widths; peer "general": the one-block-per-output kernel
-  // (set_reduce_columns_variant(0)), which reads each column with a stride of a row.
+  // into float32 (N), at GPT-2's MLP widths; peer "general": the one-block-per-output kernel,
+  // which reads each column with a stride of a row.
   for (const int64_t C : quick ? std::vector<int64_t>{64} : std::vector<int64_t>{768, 3072}) {
     const int64_t R = quick ? 96 : 8192;
-    const std::string key = "sum_rows_bf16/" + shape_name(R, C);
-    const int64_t bytes = 2 * R * C + 4 * C;
-    auto make = [R, C] {
+    add_sum_cases("sum_rows_bf16/" + shape_name(R, C), 2 * R * C + 4 * C, 0, [R, C] {
       Generator gen(16);
       return std::make_pair(randn({R, C}, gen, gpu()).to(kBFloat16), empty({1, C}, gpu()));
-    };
-    add_memory_case(key, bytes, [make] {
-      auto [x, out] = make();
-      return std::function<void()>([x, out] {
-        const std::vector<int64_t> dims = {0};
-        cuda::reduce(out, x, dims, ReduceOp::Sum);
-      });
-    });
-    add_gpu_case(key + "/general", [make, bytes](benchmark::State& s) {
-      auto [x, out] = make();
-      time_gpu(s, [x, out] {
-        const std::vector<int64_t> dims = {0};
-        cuda::set_reduce_columns_variant(0);
-        cuda::reduce(out, x, dims, ReduceOp::Sum);
-        cuda::set_reduce_columns_variant(-1);
-      });
-      s.SetBytesProcessed(s.iterations() * bytes);
     });
   }
   // softmax over rows of 1024 and of GPT-2's vocabulary (50257).

@@ -1,6 +1,7 @@
 // Autocast settings (thread-local) and the casting helpers of src/core/autocast.hpp.
 #include "core/autocast.hpp"
 
+#include "ember/autograd.hpp"
 #include "ember/error.hpp"
 
 namespace ember {
@@ -49,8 +50,52 @@ bool changes(const Tensor& x, DType dtype) {
 
 Tensor cast(const Tensor& x, DType dtype) { return changes(x, dtype) ? x.to(dtype) : x; }
 
+Tensor cast(const Tensor& x, std::optional<DType> dtype) { return dtype ? cast(x, *dtype) : x; }
+
 Suspend::Suspend() : prev_(g_state) { g_state = AutocastState{}; }
 Suspend::~Suspend() { g_state = prev_; }
 
 }  // namespace autocast_detail
+
+Tensor ParamOperands::bias_as(DType d) const {
+  if (!autocast || !b_in.defined() || b_in.dtype() == d) return b_in;
+  NoGradGuard no_grad;
+  return autocast_detail::cast(b_in, d);
+}
+
+const Tensor& ParamOperands::bias() const {
+  if (!bias_made) bias_made = autocast ? bias_as(*autocast) : b_in;
+  return *bias_made;
+}
+
+Tensor ParamOperands::cast(const Tensor& t) const { return autocast_detail::cast(t, autocast); }
+
+Tensor ParamOperands::weight_for_ops() const { return w.is_same(w_in) ? w : cast(w_in); }
+
+Tensor ParamOperands::bias_for_ops() const {
+  const Tensor& b = bias();
+  return b.is_same(b_in) ? b : cast(b_in);
+}
+
+ParamOperands param_operands(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                             bool own_node) {
+  ParamOperands o;
+  o.x = x;
+  o.w = o.w_in = weight;
+  o.b_in = bias;
+  o.autocast = autocast_dtype(AutocastPolicy::kLower, x, weight, bias);
+  if (!o.autocast) return o;
+  o.x = autocast_detail::cast(x, *o.autocast);
+  if (!own_node) {
+    o.w = o.w_in = autocast_detail::cast(weight, *o.autocast);
+    o.b_in = autocast_detail::cast(bias, *o.autocast);
+    return o;
+  }
+  NoGradGuard no_grad;
+  o.w = autocast_detail::cast(weight, *o.autocast);
+  o.recast =
+      autocast_detail::changes(weight, *o.autocast) || autocast_detail::changes(bias, *o.autocast);
+  return o;
+}
+
 }  // namespace ember

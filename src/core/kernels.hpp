@@ -389,12 +389,13 @@ void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor&
 void activation_backward(const Tensor& dx, const Tensor& dy, const Tensor& at, ActGrad kind,
                          double p0, double p1);
 void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op);
-/// Floating sums over the rows of contiguous columns (sum(x, 0) of a row-major matrix) for the
-/// calls that follow (process-wide): -1 (the default) the column kernels, whose blocks read whole
-/// rows, 0 the general kernel, one block per output reading its column. Different summation
-/// orders: the results agree to rounding. EMBER_REDUCE_COLUMNS_VARIANT forces one for a run. For
-/// the tests and benchmarks.
-void set_reduce_columns_variant(int variant);
+/// The reductions' layout kernels for the calls that follow (process-wide): -1 (the default)
+/// floating sums over the rows of contiguous columns (sum(x, 0) of a row-major matrix) on the
+/// column kernels, whose blocks read whole rows, and 1024 or more outputs along a unit-stride dim
+/// (sum(x, -1)) on the row kernel, one warp per output; 0 the general kernel, one block per
+/// output, always. Different summation orders: sums agree to rounding. EMBER_REDUCE_LAYOUT_VARIANT
+/// forces one for a run. For the tests and benchmarks.
+void set_reduce_layout_variant(int variant);
 void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
                 bool is_max);
 void cumsum(const Tensor& out, const Tensor& x, int64_t dim);
@@ -459,7 +460,8 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
                                      const Tensor& bias, const Window2d& w, int64_t groups);
 /// dw (O, C/groups, kh, kw) = sum over n and output positions of dy (N, O, OH, OW) times the
 /// windows of x (N, C, H, W): conv2d's weight gradient; deterministic (split-K partial sums in
-/// float32 reduced in a fixed order, no atomics). Needs C/groups % 8 == 0 and O/groups % 8 == 0.
+/// float32 reduced in a fixed order, no atomics), rounded once to dw's dtype: x's, or float32 (a
+/// float32 parameter's gradient under autocast). Needs C/groups % 8 == 0 and O/groups % 8 == 0.
 bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
                                       const Window2d& w, int64_t groups);
 /// The implicit-GEMM kernels for the calls that follow (process-wide): -1 (the default, for now

@@ -117,6 +117,7 @@ struct ConvParams {
   int64_t bias_s;
   bool relu;
   float* ws;             // wgrad split-K partials (splits, G, M, Ncol), or null: store to out
+  bool out_f32;          // wgrad: dw is float32 (autocast's float32 parameter), else T
   int64_t kt_per_split;  // K slabs per z slice
   // dgrad, one launch per output phase (dx pixels (phy + sh i, phx + sw j)): the phase's pixel
   // counts Hp x Wp; its taps, Rp x Sp (tap (tr, ts) is filter element (r0 + tr sh', s0 + ts
@@ -124,6 +125,20 @@ struct ConvParams {
   // (i + base_y - tr pdy, j + base_x - ts pdx), pdy = dh / gcd(sh, dh).
   int phy, phx, Hp, Wp, Rp, Sp, base_y, base_x, pdy, pdx;
 };
+
+/// Stores dw[g * Og + col][c][r][s] = v for the wgrad GEMM's (row = (r, s, c), col) of group g,
+/// rounded once to dw's dtype.
+template <class T>
+__device__ __forceinline__ void store_dw(const ConvParams& p, int64_t g, int64_t row, int64_t col,
+                                         float v) {
+  const int64_t tap = row / p.Cg, c = row % p.Cg;
+  const int64_t off =
+      (g * p.Og + col) * p.os0 + c * p.os1 + (tap / p.S) * p.os2 + (tap % p.S) * p.os3;
+  if (p.out_f32)
+    static_cast<float*>(p.out)[off] = v;
+  else
+    static_cast<T*>(p.out)[off] = detail::convert<T>(v);
+}
 
 /// The epilogue of one accumulator (row, col) of group g, split z.
 template <class T, Pass kPass>
@@ -135,10 +150,7 @@ __device__ __forceinline__ void store_out(const ConvParams& p, int64_t g, int64_
       p.ws[((z * (p.O / p.Og) + g) * p.M + row) * p.Ncol + col] = v;
       return;
     }
-    const int64_t tap = row / p.Cg, c = row % p.Cg;
-    T* const o = static_cast<T*>(p.out) + (g * p.Og + col) * p.os0 + c * p.os1 +
-                 (tap / p.S) * p.os2 + (tap % p.S) * p.os3;
-    *o = detail::convert<T>(v);
+    store_dw<T>(p, g, row, col, v);
   } else {
     // Rows are pixels of the output plane: (P, Q) forward; dgrad the phase's (Hp, Wp), pixel
     // (i, j) being dx's (phy + sh i, phx + sw j).
@@ -499,11 +511,7 @@ __global__ void wgrad_reduce_kernel(const ConvParams p, int64_t splits) {
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float v = 0.f;
     for (int64_t z = 0; z < splits; ++z) v += p.ws[z * total + i];
-    const int64_t col = i % p.Ncol, row = (i / p.Ncol) % p.M, g = i / (p.Ncol * p.M);
-    const int64_t tap = row / p.Cg, c = row % p.Cg;
-    T* const o = static_cast<T*>(p.out) + (g * p.Og + col) * p.os0 + c * p.os1 +
-                 (tap / p.S) * p.os2 + (tap % p.S) * p.os3;
-    *o = detail::convert<T>(v);
+    store_dw<T>(p, i / (p.Ncol * p.M), (i / p.Ncol) % p.M, i % p.Ncol, v);
   }
 }
 
@@ -552,9 +560,10 @@ bool fits_int(int64_t v) { return v <= std::numeric_limits<int>::max() / 2; }
 /// The shared geometry, with the declines every pass makes: dtypes, ranks, group sizes, sizes
 /// beyond int32 for the per-thread coordinates.
 bool fill_common(ConvParams& p, const Tensor& x4, const Tensor& y4, const Tensor& weight,
-                 const Window2d& w, int64_t groups) {
+                 const Window2d& w, int64_t groups, bool f32_weight = false) {
   const DType dt = x4.dtype();
-  if (!is_16bit_float(dt) || y4.dtype() != dt || weight.dtype() != dt) return false;
+  if (!is_16bit_float(dt) || y4.dtype() != dt) return false;
+  if (weight.dtype() != dt && !(f32_weight && weight.dtype() == kFloat32)) return false;
   if (x4.dim() != 4 || y4.dim() != 4 || weight.dim() != 4 || groups <= 0) return false;
   p.N = x4.size(0), p.C = x4.size(1), p.H = x4.size(2), p.W = x4.size(3);
   p.O = y4.size(1), p.P = y4.size(2), p.Q = y4.size(3);
@@ -571,6 +580,7 @@ bool fill_common(ConvParams& p, const Tensor& x4, const Tensor& y4, const Tensor
   p.ph = static_cast<int>(w.ph), p.pw = static_cast<int>(w.pw);
   p.dh = static_cast<int>(w.dh), p.dw = static_cast<int>(w.dw);
   p.bias = nullptr, p.bias_s = 0, p.relu = false, p.ws = nullptr;
+  p.out_f32 = weight.dtype() == kFloat32;
   p.phy = p.phx = p.base_y = p.base_x = 0;  // dgrad's phase: set per launch
   p.Hp = p.Wp = p.Rp = p.Sp = p.pdy = p.pdx = 1;
   return true;
@@ -754,7 +764,7 @@ bool conv2d_implicit_gemm_input_grad(const Tensor& dx, const Tensor& dy, const T
 bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const Tensor& x,
                                       const Window2d& w, int64_t groups) {
   ConvParams p;
-  if (!fill_common(p, x, dy, dw, w, groups)) return false;
+  if (!fill_common(p, x, dy, dw, w, groups, true)) return false;
   const int64_t C = p.C;
   if (p.Og % 8 != 0 || p.Og == 0 || p.Cg == 0 || !pad_channels(p, groups)) return false;
   p.M = p.Cg * w.kh * w.kw, p.Ncol = p.Og, p.K = p.N * p.P * p.Q;
@@ -785,11 +795,11 @@ bool conv2d_implicit_gemm_weight_grad(const Tensor& dw, const Tensor& dy, const 
     ws = make_tensor({splits, groups, p.M, p.Ncol}, kFloat32, dw.device(), "conv2d_weight_grad");
     p.ws = static_cast<float*>(ws.data_ptr());
   }
-  launch_dtype<Pass::kWgrad>(p, t, dw.dtype(), groups, splits, stream, device);
+  launch_dtype<Pass::kWgrad>(p, t, x.dtype(), groups, splits, stream, device);
   if (splits > 1) {
     const int64_t total = groups * p.M * p.Ncol;
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((total + 255) / 256, 4096));
-    if (dw.dtype() == kBFloat16)
+    if (x.dtype() == kBFloat16)
       wgrad_reduce_kernel<BF16Bits><<<blocks, 256, 0, stream>>>(p, splits);
     else
       wgrad_reduce_kernel<HalfBits><<<blocks, 256, 0, stream>>>(p, splits);

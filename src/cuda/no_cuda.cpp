@@ -30,7 +30,7 @@ void activation_backward(const Tensor&, const Tensor&, const Tensor&, ActGrad, d
 #endif
 #ifndef EMBER_CUDA_HAS_REDUCE
 void reduce(const Tensor&, const Tensor&, IntArrayRef, ReduceOp) { unsupported("reduce"); }
-void set_reduce_columns_variant(int) {}
+void set_reduce_layout_variant(int) {}
 void arg_reduce(const Tensor&, const Tensor&, const Tensor&, int64_t, bool) { unsupported("arg_reduce"); }
 void cumsum(const Tensor&, const Tensor&, int64_t) { unsupported("cumsum"); }
 void softmax(const Tensor&, const Tensor&, int64_t, bool) { unsupported("softmax"); }

@@ -7,7 +7,10 @@
 // Deterministic: one block per output element (grid-stride over outputs), each thread folding a
 // fixed strided subset of the reduced elements in order, then a fixed shuffle-and-shared-memory
 // tree; fewer than 1024 outputs of 65536 elements or more are each split into at most 1024
-// fixed chunks reduced the same way, then combined in order by a second kernel (run_reduce). The
+// fixed chunks reduced the same way, then combined in order by a second kernel (run_reduce);
+// 1024 or more outputs along a unit-stride dim get one warp each (reduce_rows_kernel: 16-byte
+// chunks, a fixed lane order and shuffle tree); floating sums over the rows of contiguous columns
+// take the column kernels (column_sum). The
 // result depends only on the input's shape and values and the block size (kThreads), never on
 // the GPU or timing. It
 // is not bitwise the CPU's (a different summation tree). cumsum runs one thread per line
@@ -265,6 +268,63 @@ __global__ void reduce_partials_kernel(const A* partial, O* out, Geometry g, int
   }
 }
 
+/// set_reduce_layout_variant's choice: -1 automatic (the row kernel for many outputs along
+/// contiguous rows, the column kernels for sums over rows of contiguous columns, where the layout
+/// allows), 0 the general kernel (one block per output) always.
+detail::VariantSwitch g_layout_variant{"EMBER_REDUCE_LAYOUT_VARIANT", "set_reduce_layout_variant",
+                                       -1, 0};
+
+/// Warps per block of reduce_rows_kernel.
+constexpr int kRowWarps = 8;
+
+/// One warp per output (grid-stride over the outputs by the grid's warps), whose R reduced
+/// elements are contiguous in x (one reduced dim of unit stride). Lane l folds the row's groups
+/// of V = 16 / sizeof(T) values l, l + 32, ... (the V values of each in order), then the values
+/// past the last whole group, l, l + 32, ...; the lanes combine in a fixed shuffle tree. kChunked
+/// (every row starts 16-byte aligned) reads each group as one 16-byte chunk, else value by value:
+/// the same values in the same order, so the two agree bitwise. The general kernel gives each
+/// output a block of kThreads threads making one 4-byte load each per pass: a 1024-value float32
+/// row kept a block for 4 loads per thread, a reduction tree with two barriers and one store.
+template <class T, class O, class A, bool kChunked, class Op>
+__global__ void reduce_rows_kernel(const T* __restrict__ x, O* __restrict__ out, Geometry g,
+                                   Op op) {
+  constexpr int V = static_cast<int>(16 / sizeof(T));
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const int64_t warps = int64_t{gridDim.x} * (blockDim.x / 32);
+  const int64_t groups = g.R / V;
+  for (int64_t k = int64_t{blockIdx.x} * (blockDim.x / 32) + threadIdx.x / 32; k < g.K;
+       k += warps) {
+    int64_t xb = 0, ob = 0, unused = 0;
+    outer_offsets(g, k, xb, ob, unused);
+    const T* const row = x + xb;
+    A acc = op.identity();
+#pragma unroll 4
+    for (int64_t i = lane; i < groups; i += 32) {
+      detail::Chunk<T, V> c;
+      if constexpr (kChunked) {
+        c = reinterpret_cast<const detail::Chunk<T, V>*>(row)[i];
+      } else {
+#pragma unroll
+        for (int j = 0; j < V; ++j) c.v[j] = row[i * V + j];
+      }
+#pragma unroll
+      for (int j = 0; j < V; ++j) acc = op.combine(acc, convert<A>(convert<compute_t<T>>(c.v[j])));
+    }
+    for (int64_t j = groups * V + lane; j < g.R; j += 32)
+      acc = op.combine(acc, convert<A>(convert<compute_t<T>>(row[j])));
+    for (int delta = 16; delta > 0; delta /= 2) acc = op.combine(acc, shfl_down(acc, delta));
+    if (lane == 0) out[ob] = convert<O>(acc);
+  }
+}
+
+/// Whether reduce_rows_kernel takes g: at least kSplitBelowOutputs outputs (so one warp each
+/// fills the GPU; fewer, long ones are split, short ones are cheap either way) of one reduced dim
+/// with unit stride.
+bool rows_layout(const Geometry& g) {
+  return g_layout_variant.get() != 0 && g.nred == 1 && g.rx[0] == 1 && g.R > 1 &&
+         g.K >= kSplitBelowOutputs;
+}
+
 /// Few outputs of long reductions (a full sum) would leave most of the GPU idle with one block
 /// each: their elements are split into fixed chunks (the count from K and R alone, so the result
 /// does not depend on the GPU or on timing) whose results a second kernel combines.
@@ -276,13 +336,26 @@ void run_reduce(const Tensor& out, const Tensor& x, const Geometry& g, Op op) {
     splits = splits < 1 ? 1 : (splits > kMaxSplits ? kMaxSplits : splits);
   }
   const cudaStream_t stream = detail::stream_of(out);
+  const T* const xp = static_cast<const T*>(x.data_ptr());
+  O* const op_out = static_cast<O*>(out.data_ptr());
+  if (rows_layout(g)) {
+    // Every row starts 16-byte aligned: x's base and each outer stride in whole chunks.
+    bool chunked = detail::aligned16(xp);
+    for (int d = 0; d < g.nouter; ++d)
+      chunked = chunked && (g.ox[d] * static_cast<int64_t>(sizeof(T))) % 16 == 0;
+    const unsigned blocks = grid_for((g.K + kRowWarps - 1) / kRowWarps);
+    if (chunked)
+      reduce_rows_kernel<T, O, A, true><<<blocks, 32 * kRowWarps, 0, stream>>>(xp, op_out, g, op);
+    else
+      reduce_rows_kernel<T, O, A, false><<<blocks, 32 * kRowWarps, 0, stream>>>(xp, op_out, g, op);
+    EMBER_CUDA_CHECK_LAUNCH();
+    return;
+  }
   Tensor partial;
   if (splits > 1)
     partial = empty({g.K * splits * static_cast<int64_t>(sizeof(A))},
                     TensorOptions(kUInt8).device(x.device()));
   A* const partial_ptr = splits > 1 ? static_cast<A*>(partial.data_ptr()) : nullptr;
-  const T* const xp = static_cast<const T*>(x.data_ptr());
-  O* const op_out = static_cast<O*>(out.data_ptr());
   if (g.nred == 1)
     reduce_kernel<T, O, A, true><<<grid_for(g.K * splits), kThreads, 0, stream>>>(
         xp, op_out, partial_ptr, g, splits, op);
@@ -324,11 +397,6 @@ void reduce_into(const Tensor& out, const Tensor& x, const std::vector<bool>& re
 
 // ---- sums over rows of contiguous columns ----
 
-/// set_reduce_columns_variant's choice: -1 automatic (the column kernels where the layout
-/// allows), 0 the general kernel (one block per output) always.
-detail::VariantSwitch g_columns_variant{"EMBER_REDUCE_COLUMNS_VARIANT",
-                                        "set_reduce_columns_variant", -1, 0};
-
 /// The value of x at row r, column k (rows `row` elements apart, columns adjacent).
 template <class T>
 struct ColumnTerm {
@@ -363,7 +431,7 @@ struct ColumnStore {
 /// False (nothing written) when the layout or the dtypes do not fit.
 template <class T>
 bool column_sum(const Tensor& out, const Tensor& x, const std::vector<bool>& reduced) {
-  if (g_columns_variant.get() == 0) return false;
+  if (g_layout_variant.get() == 0) return false;
   const Geometry g = make_geometry(x, reduced, &out, nullptr, "reduce");
   if (g.nouter != 1 || g.ox[0] != 1 || g.nred < 1 || g.R < 2) return false;
   for (int d = 0; d + 1 < g.nred; ++d)
@@ -683,7 +751,7 @@ void reduce(const Tensor& out, const Tensor& x, IntArrayRef dims, ReduceOp op) {
   });
 }
 
-void set_reduce_columns_variant(int variant) { g_columns_variant.set(variant); }
+void set_reduce_layout_variant(int variant) { g_layout_variant.set(variant); }
 
 void arg_reduce(const Tensor& values, const Tensor& indices, const Tensor& x, int64_t dim,
                 bool is_max) {

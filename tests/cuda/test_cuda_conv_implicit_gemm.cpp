@@ -1,22 +1,22 @@
 // The implicit-GEMM convolution kernels (src/cuda/conv_implicit_gemm.cu) against a float64 CPU
 // reference computed from the same bfloat16/float16 inputs (the CPU conv2d in float64 and its
 // autograd gradients): forward (+ bias, + relu), input gradient and weight gradient on odd shapes
-// (N = 2, C 3/8/16/24, H and W 7/9/10/11/13/16/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride 1/2/3,
-// padding 0/1/2/3, dilation 1/2, groups 1/2; dgrad per output phase, some phases reached by no
-// tap), outputs starting poisoned; a weight gradient long enough to
-// be split over K; non-contiguous inputs (a channel slice, a channels-last view, a transposed
-// dY) and a strided output; bitwise repeatability; the layouts the kernels decline (C/groups not
-// a multiple of 8, float32) return false and leave the output untouched. Through the ops:
-// conv2d and conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and
-// their gradients match the reference; a 3-channel input takes them too (its channels padded to
-// 8 with zeros), a grouped one with 4 channels per group the im2col fallback. conv2d_relu takes
-// the kernel's ReLU and is bitwise the composite relu(conv2d), gradients and double backward
-// included.
-// Every pass runs on both kernels (set_conv_variant: 0 mma.sync, 1 wgmma on sm_90a, which the
-// emulator models): narrow GEMMs on wgmma's 64-column tiles, and over several 128-column tiles,
-// 20 K slabs and a split K.
-// Tolerance: max |got - ref| <= tol * max |ref| (bf16 1e-2, fp16 2e-3: one rounding of the
-// output plus float32 sums of K terms). Without a GPU each case prints "skipped".
+// (N = 2, C 3/8/16/24, H and W 7/9/10/11/13/16/17, O 8/16/24, kernels 1x1/3x3/5x5/7x7, stride
+// 1/2/3, padding 0/1/2/3, dilation 1/2, groups 1/2; dgrad per output phase, some phases reached by
+// no tap), outputs starting poisoned; a weight gradient long enough to be split over K;
+// non-contiguous inputs (a channel slice, a channels-last view, a transposed dY) and a strided
+// output; bitwise repeatability; the layouts the kernels decline (C/groups not a multiple of 8,
+// float32) return false and leave the output untouched. Through the ops: conv2d and
+// conv_transpose2d on CUDA bfloat16 take the kernels (bitwise the direct call) and their gradients
+// match the reference; a 3-channel input takes them too (its channels padded to 8 with zeros), a
+// grouped one with 4 channels per group the im2col fallback. conv2d_relu takes the kernel's ReLU
+// and is bitwise the composite relu(conv2d), gradients and double backward included. The weight
+// gradient also into float32 (autocast's float32 parameters): bitwise the 16-bit result once
+// rounded, within 1e-5 of float64. Every pass runs on both kernels (set_conv_variant: 0 mma.sync, 1
+// wgmma on sm_90a, which the emulator models): narrow GEMMs on wgmma's 64-column tiles, and over
+// several 128-column tiles, 20 K slabs and a split K. Tolerance: max |got - ref| <= tol * max |ref|
+// (bf16 1e-2, fp16 2e-3: one rounding of the output plus float32 sums of K terms). Without a GPU
+// each case prints "skipped".
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -94,6 +94,19 @@ Reference reference(const Tensor& x, const Tensor& w, const Tensor& b, const Ten
   return r;
 }
 
+/// The weight gradient into a float32 dw (autocast's float32 parameters): the kernel's float32
+/// sums stored as they are, so rounded to dw16's dtype they are bitwise dw16 (the same sums, one
+/// rounding), and against the float64 reference within float32 summation error, where dw16 is
+/// off by its 16-bit rounding.
+void check_float32_dw(const Tensor& dw16, const Tensor& dy, const Tensor& x, const Window2d& win,
+                      int64_t groups, const Tensor& ref) {
+  Tensor dw = poisoned(dw16.sizes(), kFloat32);
+  REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw, dy, x, win, groups));
+  CHECK(test::bitwise_equal(dw.to(dw16.dtype()).cpu(), dw16.cpu()));
+  const double scale = test::values(ref.abs().max())[0];
+  CHECK(test::values((dw.cpu().to(kFloat64) - ref).abs().max())[0] <= 1e-5 * scale);
+}
+
 std::string describe(const Shape& s) {
   return "N=" + std::to_string(s.N) + " C=" + std::to_string(s.C) + " H=" + std::to_string(s.H) +
          " W=" + std::to_string(s.W) + " O=" + std::to_string(s.O) + " k=" + std::to_string(s.k) +
@@ -133,6 +146,7 @@ TEST_CASE("cuda conv2d_implicit_gemm: forward, input and weight gradients agains
       Tensor dw = poisoned(w.sizes(), dt);
       REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw, dy, x, win, s.groups));
       CHECK(close(dw, grads.dw, dt));
+      check_float32_dw(dw, dy, x, win, s.groups, grads.dw);
     }
   }
   }
@@ -196,6 +210,7 @@ TEST_CASE("cuda conv2d_implicit_gemm: split-K weight gradient, repeatable bitwis
     REQUIRE(cuda::conv2d_implicit_gemm_weight_grad(dw2, dy, x, win, s.groups));
     CHECK(close(dw1, ref.dw, dt));
     CHECK(test::bitwise_equal(dw1.cpu(), dw2.cpu()));
+    check_float32_dw(dw1, dy, x, win, s.groups, ref.dw);
     Tensor y1 = poisoned(dy.sizes(), dt), y2 = poisoned(dy.sizes(), dt);
     REQUIRE(cuda::conv2d_implicit_gemm(y1, x, w, b, win, 1, true));
     REQUIRE(cuda::conv2d_implicit_gemm(y2, x, w, b, win, 1, true));

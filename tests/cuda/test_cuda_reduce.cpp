@@ -182,7 +182,7 @@ TEST_CASE("cuda sum over the rows of contiguous columns: the column kernels") {
   // sum(x, 0) of a row-major (R, K) matrix and a bias gradient's (B, T, N) summed over (B, T)
   // run the column kernels (blocks of 32 columns x 8 row lanes reading whole rows; 16-byte
   // chunks of each row where the rows fall so). Against the CPU, against the general kernel
-  // (set_reduce_columns_variant(0)) to rounding, repeated bitwise; rows padded to an odd
+  // (set_reduce_layout_variant(0)) to rounding, repeated bitwise; rows padded to an odd
   // length and a misaligned start take the one-value kernel, bitwise the chunked one's result.
   struct Case {
     std::vector<int64_t> shape, dims;
@@ -213,9 +213,9 @@ TEST_CASE("cuda sum over the rows of contiguous columns: the column kernels") {
         CHECK(test::bitwise_equal(sum(xc, c.dims, false, out).cpu(), s));
         CHECK(test::bitwise_equal(sum(padded, c.dims, false, out).cpu(), s));
         CHECK(test::bitwise_equal(sum(late, c.dims, false, out).cpu(), s));
-        cuda::set_reduce_columns_variant(0);
+        cuda::set_reduce_layout_variant(0);
         const Tensor general = sum(xc, c.dims, false, out).cpu();
-        cuda::set_reduce_columns_variant(-1);
+        cuda::set_reduce_layout_variant(-1);
         CHECK(agree(s, general, tol_of(out)));
       }
       CHECK(agree(mean(xc, c.dims).cpu(), mean(x, c.dims), tol_of(dt)));
@@ -225,6 +225,72 @@ TEST_CASE("cuda sum over the rows of contiguous columns: the column kernels") {
   Generator g(700);
   const Tensor xi = randint(-50, 50, {300, 24}, g).to(kInt32);
   CHECK(test::bitwise_equal(sum(xi.to(cu), 0).cpu(), sum(xi, 0)));
+}
+
+TEST_CASE("cuda reduce along contiguous rows: one warp per output, 16-byte chunks") {
+  if (!gpu()) return;
+  const Device cu(kCUDA);
+  // Reductions of 1024 or more outputs along a unit-stride dim run one warp per output, each lane
+  // folding groups of 16 bytes (then the values past the last whole group), read as one chunk
+  // where every row starts aligned, else value by value. Every op and dtype against the CPU;
+  // against the general kernel (set_reduce_layout_variant(0)): max, min, all and any bitwise, sums
+  // to rounding; repeated bitwise; the same values in rows of a wider tensor (a row stride of R +
+  // 1) and starting one element late (rows misaligned) bitwise the contiguous result.
+  const std::vector<std::vector<int64_t>> shapes = {
+      {1024, 7}, {1100, 64}, {2, 600, 33}, {1030, 300}, {1024, 1}};
+  uint64_t seed = 800;
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kInt32, kUInt8, kBool}) {
+    for (const std::vector<int64_t>& shape : shapes) {
+      Generator g(++seed);
+      Tensor base = rand(shape, g) * 4.0 - 2.0;
+      if (dt == kUInt8 || dt == kBool) base = base.abs();
+      if (dt == kBool) base = base * (rand(shape, g) > 0.1).to(kFloat32);  // some false
+      const Tensor x = base.to(dt), xc = x.to(cu);
+      const int64_t R = shape.back();
+      std::vector<int64_t> wide_shape = shape;
+      wide_shape.back() = R + 1;
+      const Tensor wide =
+          zeros(wide_shape, TensorOptions(dt).device(cu)).narrow(-1, 0, R).copy_(xc);
+      const Tensor late = zeros({x.numel() + 1}, TensorOptions(dt).device(cu))
+                              .narrow(0, 1, x.numel())
+                              .view(shape)
+                              .copy_(xc);
+      INFO(dt << " shape " << IntArrayRef(shape));
+      using Reduction = std::function<Tensor(const Tensor&)>;
+      const std::vector<std::pair<std::string, Reduction>> reductions = {
+          {"sum", [](const Tensor& t) { return sum(t, {-1}); }},
+          {"amax", [](const Tensor& t) { return amax(t, {-1}); }},
+          {"amin", [](const Tensor& t) { return amin(t, {-1}, true); }},
+          {"all", [](const Tensor& t) { return all(t, -1); }},
+          {"any", [](const Tensor& t) { return any(t, -1); }},
+          {"prod", [](const Tensor& t) { return prod(t, -1); }},
+      };
+      for (const auto& [name, f] : reductions) {
+        if (name == "prod" && R > 7) continue;  // the products of long rows overflow
+        INFO(name);
+        const Tensor got = f(xc).cpu(), want = f(x);
+        const bool order_free = name != "sum" && name != "prod";
+        CHECK(agree(got, want, order_free ? 0 : tol_of(want.dtype())));
+        CHECK(test::bitwise_equal(f(xc).cpu(), got));
+        CHECK(test::bitwise_equal(f(wide).cpu(), got));
+        CHECK(test::bitwise_equal(f(late).cpu(), got));
+        cuda::set_reduce_layout_variant(0);
+        const Tensor general = f(xc).cpu();
+        cuda::set_reduce_layout_variant(-1);
+        if (order_free)
+          CHECK(test::bitwise_equal(general, got));
+        else
+          CHECK(agree(general, got, tol_of(want.dtype())));
+      }
+      if (is_floating(dt)) CHECK(agree(mean(xc, {-1}).cpu(), mean(x, {-1}), tol_of(dt)));
+    }
+  }
+  // NaN propagates as on the CPU: the first NaN of a row wins max and min.
+  Tensor n = randn({1024, 40});
+  n.index_put_({5, 17}, std::nan(""));
+  n.index_put_({1000, 39}, std::nan(""));
+  CHECK(agree(amax(n.to(cu), {-1}).cpu(), amax(n, {-1}), 0));
+  CHECK(agree(amin(n.to(cu), {-1}).cpu(), amin(n, {-1}), 0));
 }
 
 TEST_CASE("cuda softmax rows cached in shared memory: odd lengths, offsets, every float dtype") {

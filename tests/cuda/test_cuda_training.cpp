@@ -685,4 +685,132 @@ TEST_CASE("cuda linear under autocast: float32 parameter gradients straight from
   CHECK(ours.forward + 2 <= recorded.forward);
   CHECK(ours.backward + 4 <= recorded.backward);
 }
+TEST_CASE("cuda convolutions under autocast: float32 weight gradients straight from the kernels") {
+  // conv2d (+ bias), conv2d_relu, conv1d and conv_transpose2d under bf16 autocast with float32
+  // input and parameters, as the ResNet and GAN trainers run them: the weight and bias are cast
+  // without a record, the implicit GEMM's weight gradient is stored in float32 from its float32
+  // sums, and db is summed into float32. The same op on operands cast by recorded casts
+  // (PyTorch's autocast) is the peer.
+  const Device cu(kCUDA);
+  Generator g(23);
+  auto bf = [](const Tensor& t) { return t.defined() ? t.to(kBFloat16) : t; };
+  struct Case {
+    const char* name;
+    std::vector<int64_t> x, w;
+    bool bias;
+    std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)> op;
+  };
+  const std::vector<Case> cases{
+      {"conv2d",
+       {2, 16, 9, 9},
+       {24, 16, 3, 3},
+       true,
+       [](const Tensor& x, const Tensor& w, const Tensor& b) { return conv2d(x, w, b, 2, 1); }},
+      {"conv2d_relu",
+       {2, 8, 7, 7},
+       {16, 8, 3, 3},
+       true,
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv2d_relu(x, w, b, 1, 1);
+       }},
+      {"conv2d 1x1 no bias",
+       {2, 24, 8, 8},
+       {16, 24, 1, 1},
+       false,
+       [](const Tensor& x, const Tensor& w, const Tensor& b) { return conv2d(x, w, b, 2); }},
+      {"conv1d",
+       {2, 16, 33},
+       {8, 16, 5},
+       true,
+       [](const Tensor& x, const Tensor& w, const Tensor& b) { return conv1d(x, w, b, 1, 2); }},
+      {"conv_transpose2d",
+       {2, 16, 7, 7},
+       {16, 8, 4, 4},
+       true,
+       [](const Tensor& x, const Tensor& w, const Tensor& b) {
+         return conv_transpose2d(x, w, b, 2, 1);
+       }},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    const Tensor x = randn(c.x, g).to(cu).requires_grad_();
+    const Tensor w = (randn(c.w, g) * 0.2).to(cu).requires_grad_();
+    const int64_t out_ch = c.name == std::string("conv_transpose2d") ? c.w[1] : c.w[0];
+    const Tensor b = c.bias ? randn({out_ch}, g).to(cu).requires_grad_() : Tensor();
+    std::vector<Tensor> params{x, w};
+    if (c.bias) params.push_back(b);
+    Tensor out, ref_out;
+    const ember_emu::Counts c0 = ember_emu::counts();
+    {
+      auto amp = ember::autocast(kBFloat16, kCUDA);
+      out = c.op(x, w, b);
+    }
+    const ember_emu::Counts c1 = ember_emu::counts();
+    ref_out = c.op(bf(x), bf(w), bf(b));
+    const ember_emu::Counts c2 = ember_emu::counts();
+    REQUIRE(out.dtype() == kBFloat16);
+    CHECK(test::bitwise_equal(out.cpu(), ref_out.cpu()));
+    const Tensor dy = randn(out.sizes(), g).to(kBFloat16).to(cu);
+    const ember_emu::Counts c2b = ember_emu::counts();
+    const std::vector<Tensor> ours = autograd::grad({out}, params, {dy});
+    const ember_emu::Counts c3 = ember_emu::counts();
+    const std::vector<Tensor> recorded = autograd::grad({ref_out}, params, {dy});
+    const ember_emu::Counts c4 = ember_emu::counts();
+    UNSCOPED_INFO("launches forward / backward: autocast "
+                  << c1.launches - c0.launches << " / " << c3.launches - c2b.launches
+                  << ", recorded casts " << c2.launches - c1.launches << " / "
+                  << c4.launches - c3.launches);
+    CHECK(c2.host_waits == c0.host_waits);
+    CHECK(c4.host_waits == c2b.host_waits);
+    for (size_t i = 0; i < params.size(); ++i) {
+      INFO("gradient " << i);
+      REQUIRE(ours[i].dtype() == kFloat32);
+      CHECK(test::agree(ours[i].cpu(), recorded[i].cpu(), 3e-2));
+    }
+    CHECK(test::bitwise_equal(ours[0].cpu(), recorded[0].cpu()));  // dX: the same kernel
+    // dW and db against float64 of the same bf16 operands.
+    const Tensor x64 = bf(x.detach()).cpu().to(kFloat64);
+    const Tensor w64 = bf(w.detach()).cpu().to(kFloat64).requires_grad_();
+    const Tensor b64 = c.bias ? bf(b.detach()).cpu().to(kFloat64).requires_grad_() : Tensor();
+    std::vector<Tensor> ref_params{w64};
+    if (c.bias) ref_params.push_back(b64);
+    const std::vector<Tensor> ref =
+        autograd::grad({c.op(x64, w64, b64)}, ref_params, {dy.cpu().to(kFloat64)});
+    CHECK(test::rel_err(ours[1].cpu(), ref[0]) < 1e-6);
+    CHECK(test::rel_err(recorded[1].cpu(), ref[0]) > 1e-4);  // rounded to bf16 on the way
+    if (c.bias) CHECK(test::rel_err(ours[2].cpu(), ref[1]) < 1e-6);
+    // Forward: the same casts, without a record; backward: the gradients' casts back to float32
+    // are gone.
+    CHECK(c1.launches - c0.launches == c2.launches - c1.launches);
+    CHECK(c3.launches - c2b.launches + (c.bias ? 2 : 1) == c4.launches - c3.launches);
+  }
+  // create_graph: the weight and bias cast without a record, so the node differentiates the op on
+  // recorded casts: first order bitwise the recorded-cast op's, the second reaching the float32
+  // parameters.
+  const Tensor x = randn({2, 8, 7, 7}, g).to(cu).requires_grad_();
+  const Tensor w = (randn({8, 8, 3, 3}, g) * 0.2).to(cu).requires_grad_();
+  const Tensor b = randn({8}, g).to(cu).requires_grad_();
+  auto loss_of = [&](bool autocast_scope, std::vector<Tensor>* first) {
+    Tensor y;
+    if (autocast_scope) {
+      auto amp = ember::autocast(kBFloat16, kCUDA);
+      y = conv2d_relu(x, w, b, 1, 1);
+    } else {
+      y = conv2d_relu(bf(x), bf(w), bf(b), 1, 1);
+    }
+    *first = autograd::grad({(y.to(kFloat32) * y.to(kFloat32)).sum() * 0.5}, {x, w, b}, {},
+                            std::nullopt, true);
+    return ((*first)[0] * (*first)[0]).sum() + (*first)[1].sum() * (*first)[2].sum();
+  };
+  std::vector<Tensor> g1, g2;
+  const Tensor l1 = loss_of(true, &g1), l2 = loss_of(false, &g2);
+  for (size_t i = 0; i < 3; ++i) CHECK(test::bitwise_equal(g1[i].cpu(), g2[i].cpu()));
+  const std::vector<Tensor> h1 = autograd::grad({l1}, {x, w, b});
+  const std::vector<Tensor> h2 = autograd::grad({l2}, {x, w, b});
+  for (size_t i = 0; i < 3; ++i) {
+    INFO("second order " << i);
+    REQUIRE(h1[i].defined());
+    CHECK(test::agree(h1[i].cpu(), h2[i].cpu(), 1e-2));
+  }
+}
 #endif

@@ -490,36 +490,67 @@ Tensor dy_for_kernels(const ConvKernels* k, const Tensor& dy, bool both) {
   return dy.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
 }
 
-/// conv2d (+ bias, + ReLU when relu) on CUDA by k.forward, the bias and ReLU fused; an undefined
-/// tensor when the kernel declines the problem (the caller runs im2col + gemm). Backward, first
-/// order: (relu: no gradient where the output is <= 0, as relu's) k's input- and weight-gradient
-/// kernels, each falling back to the ops above when it declines; under create_graph the ops,
-/// differentiable again.
-Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& weight,
-                         const Tensor& bias, const Window2d& w, int64_t groups, int64_t OH,
-                         int64_t OW, bool relu) {
+/// The gradient for weight input w_in (the caller's weight; `weight` is it as the kernels read
+/// it, a cast without a record under autocast) by `kernel` (a ConvKernels weight_grad call on the
+/// gradient tensor it is given): first in w_in's dtype (a float32 parameter's gradient straight
+/// from the kernel's float32 sums), else in weight's, the engine casting it; undefined when the
+/// kernel declines both or under create_graph.
+template <class Kernel>
+Tensor kernel_weight_grad(const Tensor& w_in, const Tensor& weight, const char* op,
+                          Kernel&& kernel) {
+  Tensor g;
+  if (w_in.dtype() != weight.dtype()) g = kernel_grad(w_in, op, kernel);
+  return g.defined() ? g : kernel_grad(weight, op, kernel);
+}
+
+/// The gradient for bias input b_in: dY summed over the batch and the plane, into b_in's dtype.
+Tensor conv_bias_grad(const Tensor& b_in, const Tensor& dy) {
+  return b_in.dtype() == dy.dtype() ? dy.sum({0, 2, 3}) : dy.sum({0, 2, 3}, false, b_in.dtype());
+}
+
+/// conv2d (+ bias, + ReLU when relu) of operands o (4-d) on CUDA by k.forward, the bias and ReLU
+/// fused; an undefined tensor when the kernel declines the problem (the caller runs im2col +
+/// gemm). The node's inputs are (o.x, o.w_in, o.b_in). Backward, first order: (relu: no gradient
+/// where the output is <= 0, as relu's) k's input- and weight-gradient kernels, each falling back
+/// to the ops above when it declines, dW in w_in's dtype and db summed into b_in's; under
+/// create_graph the ops, differentiable again, or (o.recast: the weight or bias was cast without
+/// a record) the composite conv2d on recorded casts.
+Tensor conv2d_kernels_4d(const ConvKernels& k, const ParamOperands& o, const Window2d& w,
+                         int64_t groups, int64_t OH, int64_t OW, bool relu) {
   const char* op = relu ? "conv2d_relu" : "conv2d";
+  const Tensor &x = o.x, &weight = o.w;
   const int64_t N = x.size(0), O = weight.size(0), H = x.size(2), W = x.size(3);
   Tensor out = make_tensor({N, O, OH, OW}, x.dtype(), x.device(), op, conv_format(x, weight));
   const bool done =
-      forward_no_grad([&] { return k.forward(out, x, weight, bias, w, groups, relu); });
+      forward_no_grad([&] { return k.forward(out, x, weight, o.bias(), w, groups, relu); });
   if (!done) return Tensor();
   autograd::record(
-      op, {x, weight, bias}, out, {x, weight, bias, relu ? out : Tensor()},
-      [kern = &k, w, groups, H, W, relu](const Saved& s, const Tensor& dy_out) {
-        const Tensor &x = s[0], &weight = s[1];
-        const Tensor dy_act = relu ? detail::relu_grad(dy_out, s[3]) : dy_out;
+      op, {x, o.w_in, o.b_in}, out, {x, o.w_in, o.b_in, weight, relu ? out : Tensor()},
+      [kern = &k, w, groups, H, W, relu, recast = o.recast, dt = o.autocast](const Saved& s,
+                                                                             const Tensor& dy_out) {
+        const Tensor &x = s[0], &w_in = s[1], &weight = s[3];
+        if (recast && autograd::is_grad_enabled())
+          return autograd::composite_grads(
+              [&](const Saved& in) {
+                autocast_detail::Suspend off;
+                const Tensor y = conv2d(in[0], autocast_detail::cast(in[1], dt),
+                                        autocast_detail::cast(in[2], dt), {w.sh, w.sw},
+                                        {w.ph, w.pw}, {w.dh, w.dw}, groups);
+                return relu ? ember::relu(y) : y;
+              },
+              s, dy_out, 3);
+        const Tensor dy_act = relu ? detail::relu_grad(dy_out, s[4]) : dy_out;
         Tensor gx, gw, gb;
-        if (wants(s[2])) gb = dy_act.sum({0, 2, 3});
-        const Tensor dy = dy_for_kernels(kern, dy_act, wants(x) && wants(weight));
+        if (wants(s[2])) gb = conv_bias_grad(s[2], dy_act);
+        const Tensor dy = dy_for_kernels(kern, dy_act, wants(x) && wants(w_in));
         if (wants(x)) {
           gx = kernel_grad(x, "conv2d", [&](const Tensor& g) {
             return kern->input_grad(g, dy, weight, Tensor(), w, groups);
           });
           if (!gx.defined()) gx = conv2d_input_grad_ops(dy, weight, w, groups, H, W);
         }
-        if (wants(weight)) {
-          gw = kernel_grad(weight, "conv2d", [&](const Tensor& g) {
+        if (wants(w_in)) {
+          gw = kernel_weight_grad(w_in, weight, "conv2d", [&](const Tensor& g) {
             return kern->weight_grad(g, dy, x, w, groups);
           });
           if (!gw.defined()) gw = conv2d_weight_grad_ops(dy, x, weight, w, groups);
@@ -529,27 +560,41 @@ Tensor conv2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& we
   return out;
 }
 
-/// conv_transpose2d (+ bias) on CUDA: conv2d's input gradient with the weight
+/// conv_transpose2d (+ bias) of operands o (4-d) on CUDA: conv2d's input gradient with the weight
 /// (C_in, C_out/g, kh, kw) read as a conv2d weight (O = C_in), by k.input_grad, the bias fused;
-/// undefined when it declines. Backward, first order: dX = conv2d of dY restricted to x's
-/// positions (k.forward), dW = conv2d's weight gradient with x and dY swapped; under
-/// create_graph (or a decline) ops.
-Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const Tensor& x, const Tensor& weight,
-                                   const Tensor& bias, const Window2d& w, int64_t groups,
-                                   int64_t OH, int64_t OW) {
+/// undefined when it declines. The node's inputs are (o.x, o.w_in, o.b_in). Backward, first
+/// order: dX = conv2d of dY restricted to x's positions (k.forward), dW = conv2d's weight gradient
+/// with x and dY swapped (in w_in's dtype), db summed into b_in's; under create_graph (or a
+/// decline) ops, or (o.recast) the composite conv_transpose2d on recorded casts.
+Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const ParamOperands& o, const Window2d& w,
+                                   int64_t groups, int64_t OH, int64_t OW) {
+  const Tensor &x = o.x, &weight = o.w;
   const int64_t N = x.size(0), Cout = weight.size(1) * groups, H = x.size(2), W = x.size(3);
   Tensor out = make_tensor({N, Cout, OH, OW}, x.dtype(), x.device(), "conv_transpose2d",
                            conv_format(x, weight));
-  const bool done = forward_no_grad(
-      [&] { return k.input_grad(out, x, weight, bias, w, groups); });
+  const bool done =
+      forward_no_grad([&] { return k.input_grad(out, x, weight, o.bias(), w, groups); });
   if (!done) return Tensor();
+  // output_padding, for the composite: the rows past what the windows of x's last row reach.
+  const int64_t oph = OH - ((H - 1) * w.sh - 2 * w.ph + w.dh * (w.kh - 1) + 1);
+  const int64_t opw = OW - ((W - 1) * w.sw - 2 * w.pw + w.dw * (w.kw - 1) + 1);
   autograd::record(
-      "conv_transpose2d", {x, weight, bias}, out, {x, weight, bias},
-      [kern = &k, w, groups, H, W](const Saved& s, const Tensor& dy_out) {
-        const Tensor &x = s[0], &weight = s[1];
+      "conv_transpose2d", {x, o.w_in, o.b_in}, out, {x, o.w_in, o.b_in, weight},
+      [kern = &k, w, groups, H, W, oph, opw, recast = o.recast, dt = o.autocast](
+          const Saved& s, const Tensor& dy_out) {
+        const Tensor &x = s[0], &w_in = s[1], &weight = s[3];
+        if (recast && autograd::is_grad_enabled())
+          return autograd::composite_grads(
+              [&](const Saved& in) {
+                autocast_detail::Suspend off;
+                return conv_transpose2d(in[0], autocast_detail::cast(in[1], dt),
+                                        autocast_detail::cast(in[2], dt), {w.sh, w.sw},
+                                        {w.ph, w.pw}, {oph, opw}, groups, {w.dh, w.dw});
+              },
+              s, dy_out, 3);
         Tensor gx, gw, gb;
-        if (wants(s[2])) gb = dy_out.sum({0, 2, 3});
-        const Tensor dy = dy_for_kernels(kern, dy_out, wants(x) && wants(weight));
+        if (wants(s[2])) gb = conv_bias_grad(s[2], dy_out);
+        const Tensor dy = dy_for_kernels(kern, dy_out, wants(x) && wants(w_in));
         if (wants(x)) {
           gx = kernel_grad(x, "conv_transpose2d", [&](const Tensor& g) {
             return kern->forward(g, dy, weight, Tensor(), w, groups, false);
@@ -559,8 +604,8 @@ Tensor conv_transpose2d_kernels_4d(const ConvKernels& k, const Tensor& x, const 
                      .slice(2, 0, H)
                      .slice(3, 0, W);
         }
-        if (wants(weight)) {
-          gw = kernel_grad(weight, "conv_transpose2d", [&](const Tensor& g) {
+        if (wants(w_in)) {
+          gw = kernel_weight_grad(w_in, weight, "conv_transpose2d", [&](const Tensor& g) {
             return kern->weight_grad(g, x, dy, w, groups);
           });
           if (!gw.defined()) {
@@ -595,22 +640,23 @@ constexpr int64_t kFewPositions = 4;
 Tensor conv2d_unfused_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
                          const Window2d& w, int64_t groups, int64_t OH, int64_t OW);
 
-/// conv2d (relu: then ReLU) of (N, C, H, W): a CUDA convolution kernel when one takes it, the
-/// ReLU in its epilogue when it fuses_relu (Ember's; after cuDNN's, relu), else the paths of
-/// conv2d_unfused_4d and relu.
-Tensor conv2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Window2d& w,
-                 int64_t groups, int64_t OH, int64_t OW, bool relu) {
-  const bool depthwise = groups == x.size(1) && weight.size(0) == x.size(1) && groups > 1;
+/// conv2d (relu: then ReLU) of operands o, x (N, C, H, W): a CUDA convolution kernel when one
+/// takes it, the ReLU in its epilogue when it fuses_relu (Ember's; after cuDNN's, relu), else the
+/// paths of conv2d_unfused_4d (on recorded casts under autocast) and relu.
+Tensor conv2d_4d(const ParamOperands& o, const Window2d& w, int64_t groups, int64_t OH, int64_t OW,
+                 bool relu) {
+  const Tensor& x = o.x;
+  const bool depthwise = groups == x.size(1) && o.w.size(0) == x.size(1) && groups > 1;
   const ConvKernels* kern = conv_kernels_for(x);
   Tensor y;
   bool fused = false;
   if (kern != nullptr && (kern->depthwise || !depthwise)) {
     fused = relu && kern->fuses_relu;
-    y = conv2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW, fused);
+    y = conv2d_kernels_4d(*kern, o, w, groups, OH, OW, fused);
   }
   if (!y.defined()) {
     fused = false;
-    y = conv2d_unfused_4d(x, weight, bias, w, groups, OH, OW);
+    y = conv2d_unfused_4d(x, o.weight_for_ops(), o.bias_for_ops(), w, groups, OH, OW);
   }
   return relu && !fused ? ember::relu(y) : y;
 }
@@ -655,21 +701,40 @@ Tensor conv2d_unfused_4d(const Tensor& x, const Tensor& weight, const Tensor& bi
   return bias.defined() ? y + bias.reshape({O, 1, 1}) : y;
 }
 
-/// conv1d/conv2d (relu: then ReLU, conv2d_relu) with numeric padding.
+/// Whether a convolution of x may run on the CUDA kernels (which record their own node: the
+/// weight and bias under autocast are then cast without a record, ParamOperands).
+bool on_cuda(const Tensor& x) { return x.defined() && x.is_cuda(); }
+
+/// Operands o with x as its 4-d view s.x4 and conv1d's (C_out, C_in/g, k) weights as
+/// (C_out, C_in/g, 1, k).
+ParamOperands operands_4d(const ParamOperands& o, const Spatial& s) {
+  ParamOperands o4 =
+      o.with_weight([&s](const Tensor& t) { return s.nd == 1 ? t.unsqueeze(2) : t; });
+  o4.x = s.x4;
+  return o4;
+}
+
+/// conv1d/conv2d (relu: then ReLU, conv2d_relu) of operands o (after the op's autocast step) with
+/// numeric padding.
+Tensor conv_of(const ParamOperands& o, IntArrayRef stride, IntArrayRef padding,
+               IntArrayRef dilation, int64_t groups, int nd, const char* op, bool relu) {
+  check_conv(o.x, o.w, o.bias(), groups, nd, false, op);
+  const Spatial s = as_4d(o.x, nd, op);
+  const std::vector<int64_t> k(o.w.sizes().end() - nd, o.w.sizes().end());
+  const Window2d w = window_of(k, dilation, padding, stride, nd, op);
+  const std::vector<int64_t> n = window_counts(s.x4, w, nd, o.x, op);
+  const ParamOperands o4 = operands_4d(o, s);
+  return s.restore(laid_out(conv2d_4d(o4, w, groups, n[0], n[1], relu), conv_format(s.x4, o4.w)));
+}
+
+/// conv1d/conv2d (relu: then ReLU, conv2d_relu) with numeric padding. Under autocast x goes
+/// through a recorded cast and the weight and bias as ParamOperands says.
 Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntArrayRef stride,
                  IntArrayRef padding, IntArrayRef dilation, int64_t groups, int nd, const char* op,
                  bool relu) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &conv_impl, x, weight, bias, stride, padding, dilation, groups, nd,
-                         op, relu);
-  check_conv(x, weight, bias, groups, nd, false, op);
-  const Spatial s = as_4d(x, nd, op);
-  const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());
-  const Window2d w = window_of(k, dilation, padding, stride, nd, op);
-  const std::vector<int64_t> o = window_counts(s.x4, w, nd, x, op);
-  const Tensor w4 = nd == 1 ? weight.unsqueeze(2) : weight;
-  return s.restore(
-      laid_out(conv2d_4d(s.x4, w4, bias, w, groups, o[0], o[1], relu), conv_format(s.x4, w4)));
+  const ParamOperands o = param_operands(x, weight, bias, on_cuda(x));
+  autocast_detail::Suspend off;
+  return conv_of(o, stride, padding, dilation, groups, nd, op, relu);
 }
 
 /// "same" / "valid" padding: the symmetric part goes to the convolution, an odd remainder to a
@@ -677,15 +742,13 @@ Tensor conv_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, IntA
 Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& bias,
                           IntArrayRef stride, const ConvPadding& padding, IntArrayRef dilation,
                           int64_t groups, int nd, const char* op) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &conv_named_padding, x, weight, bias, stride, padding, dilation,
-                         groups, nd, op);
+  ParamOperands o = param_operands(x, weight, bias, on_cuda(x));
+  autocast_detail::Suspend off;
   const std::string& mode = padding.mode();
   EMBER_CHECK(mode == "same" || mode == "valid", ValueError, "[", op, "] padding must be ",
               "\"same\", \"valid\" or numbers, got \"", mode, "\"");
-  if (mode == "valid")
-    return conv_impl(x, weight, bias, stride, 0, dilation, groups, nd, op, false);
-  check_conv(x, weight, bias, groups, nd, false, op);
+  if (mode == "valid") return conv_of(o, stride, 0, dilation, groups, nd, op, false);
+  check_conv(o.x, o.w, o.bias(), groups, nd, false, op);
   const std::vector<int64_t> s = expand_param(stride, static_cast<size_t>(nd), op, "stride");
   for (int64_t v : s)
     EMBER_CHECK(v == 1, ValueError, "[", op, "] padding=\"same\" needs stride 1, got ",
@@ -701,8 +764,8 @@ Tensor conv_named_padding(const Tensor& x, const Tensor& weight, const Tensor& b
     extra.push_back(total % 2);
     asymmetric = asymmetric || total % 2 != 0;
   }
-  const Tensor xp = asymmetric ? pad(x, extra) : x;
-  return conv_impl(xp, weight, bias, stride, sym, dilation, groups, nd, op, false);
+  if (asymmetric) o.x = pad(o.x, extra);
+  return conv_of(o, stride, sym, dilation, groups, nd, op, false);
 }
 
 /// conv_transpose2d on (N, C_in, H, W): (C_out/g*kh*kw, C_in/g) x (C_in/g, H*W) per group, then
@@ -766,16 +829,19 @@ Tensor conv_transpose2d_direct_4d(const Tensor& x, const Tensor& weight, const W
   return out;
 }
 
-Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                           const Window2d& w, int64_t groups, int64_t OH, int64_t OW) {
+/// conv_transpose2d of operands o, x (N, C_in, H, W): a CUDA convolution kernel when one takes it,
+/// else the direct kernel or GEMMs (on recorded casts under autocast).
+Tensor conv_transpose2d_4d(const ParamOperands& o, const Window2d& w, int64_t groups, int64_t OH,
+                           int64_t OW) {
+  if (const ConvKernels* kern = conv_kernels_for(o.x)) {
+    Tensor y = conv_transpose2d_kernels_4d(*kern, o, w, groups, OH, OW);
+    if (y.defined()) return y;
+  }
+  const Tensor &x = o.x, weight = o.weight_for_ops(), bias = o.bias_for_ops();
   if (groups == 1 && x.size(2) * x.size(3) > kFewPositions && x.device().is_cpu() &&
       (x.dtype() == kFloat32 || x.dtype() == kFloat64)) {
     Tensor y = conv_transpose2d_direct_4d(x, weight, w, OH, OW);
     return bias.defined() ? y + bias.reshape({weight.size(1), 1, 1}) : y;
-  }
-  if (const ConvKernels* kern = conv_kernels_for(x)) {
-    Tensor y = conv_transpose2d_kernels_4d(*kern, x, weight, bias, w, groups, OH, OW);
-    if (y.defined()) return y;
   }
   const int64_t N = x.size(0), Cin = x.size(1), Cout = weight.size(1) * groups;
   const int64_t K = Cout / groups * w.kh * w.kw;
@@ -809,11 +875,11 @@ Tensor conv_transpose2d_4d(const Tensor& x, const Tensor& weight, const Tensor& 
 Tensor conv_transpose_impl(const Tensor& x, const Tensor& weight, const Tensor& bias,
                            IntArrayRef stride, IntArrayRef padding, IntArrayRef output_padding,
                            int64_t groups, IntArrayRef dilation, int nd, const char* op) {
-  if (std::optional<DType> dt = autocast_dtype(AutocastPolicy::kLower, x, weight, bias))
-    return autocast_call(*dt, &conv_transpose_impl, x, weight, bias, stride, padding,
-                         output_padding, groups, dilation, nd, op);
-  check_conv(x, weight, bias, groups, nd, true, op);
-  const Spatial s = as_4d(x, nd, op);
+  // Under autocast x goes through a recorded cast and the weight and bias as ParamOperands says.
+  const ParamOperands o = param_operands(x, weight, bias, on_cuda(x));
+  autocast_detail::Suspend off;
+  check_conv(o.x, o.w, o.bias(), groups, nd, true, op);
+  const Spatial s = as_4d(o.x, nd, op);
   const std::vector<int64_t> k(weight.sizes().end() - nd, weight.sizes().end());
   const Window2d w = window_of(k, dilation, padding, stride, nd, op);
   const std::vector<int64_t> op2 = param2(output_padding, nd, 0, op, "output_padding");
@@ -828,9 +894,8 @@ Tensor conv_transpose_impl(const Tensor& x, const Tensor& weight, const Tensor& 
   EMBER_CHECK(OH > 0 && OW > 0 && s.x4.size(2) > 0 && s.x4.size(3) > 0, ShapeError, "[", op,
               "] the output size ", IntArrayRef(shown({OH, OW}, nd)), " of input ", x.sizes(),
               " with weight ", weight.sizes(), " is not positive");
-  const Tensor w4 = nd == 1 ? weight.unsqueeze(2) : weight;
-  return s.restore(
-      laid_out(conv_transpose2d_4d(s.x4, w4, bias, w, groups, OH, OW), conv_format(s.x4, w4)));
+  const ParamOperands o4 = operands_4d(o, s);
+  return s.restore(laid_out(conv_transpose2d_4d(o4, w, groups, OH, OW), conv_format(s.x4, o4.w)));
 }
 
 }  // namespace

@@ -567,50 +567,6 @@ bool tc_linear_operands(const Tensor& x, const Tensor& weight, const Tensor& bia
   return !bias.defined() || linear_bias_fits(bias, weight, x.dtype(), x.device());
 }
 
-/// The operands of a linear-family op (linear, linear_gelu, linear_relu, linear_residual): x and
-/// the weight as the product reads them, and the weight and bias as the caller passed them (the
-/// node's inputs). They differ only under an autocast scope. There x goes through the recorded
-/// cast, as every autocast op's inputs do, but the weight and bias (float32 parameters) are cast
-/// without a record: the node takes the caller's tensors as its inputs and returns dW and db in
-/// their dtype, straight from the product's output cast (mm's out_dtype) and a sum into that
-/// dtype. PyTorch's autocast rounds both gradients to 16 bits and casts them back, two more
-/// passes per parameter.
-struct LinearOperands {
-  Tensor x, w;                    // as the product reads them
-  Tensor w_in, b_in;              // the caller's weight and bias
-  std::optional<DType> autocast;  // the scope's dtype, when one applies
-  bool recast = false;            // whether w or the product's bias is a cast of w_in or b_in
-  mutable std::optional<Tensor> bias_made;  // bias()'s result, once made
-
-  /// The bias as dtype d (cast without a record, as autocast casts), or b_in as it is outside
-  /// autocast.
-  Tensor bias_as(DType d) const {
-    if (!autocast || !b_in.defined() || b_in.dtype() == d) return b_in;
-    NoGradGuard no_grad;
-    return autocast_detail::cast(b_in, d);
-  }
-  /// The bias as the product reads it (made once).
-  const Tensor& bias() const {
-    if (!bias_made) bias_made = autocast ? bias_as(*autocast) : b_in;
-    return *bias_made;
-  }
-};
-
-LinearOperands linear_operands(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  LinearOperands o;
-  o.x = x;
-  o.w = o.w_in = weight;
-  o.b_in = bias;
-  o.autocast = autocast_dtype(AutocastPolicy::kLower, x, weight, bias);
-  if (!o.autocast) return o;
-  o.x = autocast_detail::cast(x, *o.autocast);
-  NoGradGuard no_grad;
-  o.w = autocast_detail::cast(weight, *o.autocast);
-  o.recast =
-      autocast_detail::changes(weight, *o.autocast) || autocast_detail::changes(bias, *o.autocast);
-  return o;
-}
-
 /// linear's gradients for dH (the gradient at x @ w^T + b) with respect to x, w_in and b_in (w
 /// is w_in as the product read it): dX in dH's dtype, dW and db in w_in's and b_in's dtypes
 /// (float32 from 16-bit dH by the product's output cast and a sum into float32; other dtypes
@@ -635,7 +591,7 @@ Grads linear_grads(const Tensor& x, const Tensor& w, const Tensor& w_in, const T
 /// linear_residual) and returns linear_grads. Under create_graph it differentiates
 /// post(linear(x, w_in, b_in)) with the casts recorded instead, when dh_of is first-order only
 /// or the weight or bias was cast (linear_grads reads the cast, which has no record).
-void record_linear(const char* op, const LinearOperands& o, const Tensor& out,
+void record_linear(const char* op, const ParamOperands& o, const Tensor& out,
                    const std::vector<Tensor>& extra, bool first_order,
                    std::function<Tensor(const Tensor&)> post,
                    std::function<Tensor(const Saved&, const Tensor&)> dh_of,
@@ -655,8 +611,8 @@ void record_linear(const char* op, const LinearOperands& o, const Tensor& out,
           g = autograd::composite_grads(
               [&](const Saved& in) {
                 autocast_detail::Suspend off;
-                auto cast = [&](const Tensor& t) { return dt ? autocast_detail::cast(t, *dt) : t; };
-                return post(linear(in[0], cast(in[1]), cast(in[2])));
+                return post(linear(in[0], autocast_detail::cast(in[1], dt),
+                                   autocast_detail::cast(in[2], dt)));
               },
               s, dy, 3);
         } else {
@@ -671,7 +627,7 @@ Tensor identity(const Tensor& h) { return h; }
 Tensor dy_itself(const Saved&, const Tensor& dy) { return dy; }
 
 /// linear on operands o (after the op's autocast step).
-Tensor linear_of(const LinearOperands& o) {
+Tensor linear_of(const ParamOperands& o) {
   Tensor out = forward_no_grad([&] { return linear_forward(o.x, o.w, o.bias()); });
   // out = x @ W^T + b: dX = dY @ W; dW = dY^T @ x over all leading dims; db = dY summed.
   if (is_floating(out.dtype())) record_linear("linear", o, out, {}, false, identity, dy_itself);
@@ -682,7 +638,7 @@ Tensor linear_of(const LinearOperands& o) {
 /// epilogue (CUDA, Ember's backend, bias defined, one dtype), and the pre-activation when
 /// keep_pre (GELU's backward needs it; ReLU's reads the output); undefined tensors when that does
 /// not apply or the kernel declines the layout.
-std::pair<Tensor, Tensor> linear_act_fused(const LinearOperands& o, GemmAct act, bool keep_pre,
+std::pair<Tensor, Tensor> linear_act_fused(const ParamOperands& o, GemmAct act, bool keep_pre,
                                            const char* op) {
   if (!o.b_in.defined() || !tc_linear_operands(o.x, o.w, o.bias())) return {};
   const Tensor &x = o.x, &weight = o.w;
@@ -707,7 +663,7 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
                    const std::string& approximate) {
   EMBER_CHECK(approximate == "none" || approximate == "tanh", ValueError,
               "[linear_gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\"");
-  const LinearOperands o = linear_operands(x, weight, bias);
+  const ParamOperands o = param_operands(x, weight, bias);
   autocast_detail::Suspend off;
   const bool tanh_form = approximate == "tanh";
   auto [out, pre] =
@@ -725,7 +681,7 @@ Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias,
 }
 
 Tensor linear_relu(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  const LinearOperands o = linear_operands(x, weight, bias);
+  const ParamOperands o = param_operands(x, weight, bias);
   autocast_detail::Suspend off;
   const Tensor out = linear_act_fused(o, GemmAct::kRelu, false, "linear_relu").first;
   if (!out.defined()) return relu(linear_of(o));
@@ -745,7 +701,7 @@ namespace {
 /// autocast any floating bias, cast straight to the result's dtype: a float32 bias as it is),
 /// the residual of the result's shape. Undefined when that does not apply or the kernel
 /// declines the layout.
-Tensor linear_residual_fused(const LinearOperands& o, const Tensor& residual) {
+Tensor linear_residual_fused(const ParamOperands& o, const Tensor& residual) {
   const Tensor &x = o.x, &weight = o.w;
   if (!tc_linear_operands(x, weight, Tensor()) || residual.device() != x.device()) return {};
   const int64_t K = weight.size(1), N = weight.size(0);
@@ -775,7 +731,7 @@ Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias
                        const Tensor& residual) {
   check_defined(residual, "linear_residual", "residual");
   // autocast: x, weight and bias as linear's; the residual keeps its dtype.
-  const LinearOperands o = linear_operands(x, weight, bias);
+  const ParamOperands o = param_operands(x, weight, bias);
   autocast_detail::Suspend off;
   const Tensor out = linear_residual_fused(o, residual);
   if (!out.defined()) {
@@ -792,7 +748,7 @@ Tensor linear_residual(const Tensor& x, const Tensor& weight, const Tensor& bias
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  const LinearOperands o = linear_operands(x, weight, bias);
+  const ParamOperands o = param_operands(x, weight, bias);
   autocast_detail::Suspend off;
   return linear_of(o);
 }
