@@ -169,14 +169,15 @@ Tensor GPTImpl::forward(const Tensor& idx) {
   for (size_t i = 0; i < transformer->h->size(); ++i)
     x = transformer->h->at<BlockImpl>(i)->forward(x);
   x = transformer->ln_f(x);
-  // The head, tied to wte: (B, T, C) @ wte^T as one (B T, C) x (C, V) product, in the product's
-  // dtype: 16-bit logits under autocast (as PyTorch's autocast and llm.c give them), which the
-  // fused cross-entropy reads as they are and computes in float32. At GPT-2's 8192 x 50304
-  // logits that moves 3.3 GB per step where float32 logits moved 9.1 GB (written, read forward
-  // and backward, their float32 gradient written, read and cast down).
-  const Tensor& w = transformer->wte->weight;
-  const int64_t B = x.size(0), C = x.size(2);
-  return ember::mm(x.reshape({B * T, C}), w.t()).view({B, T, w.size(0)});  // (B, T, V)
+  // The head, tied to wte: linear(x, wte) = x @ wte^T, one (B T, C) x (C, V) product, in the
+  // product's dtype: 16-bit logits under autocast (as PyTorch's autocast and llm.c give them),
+  // which the fused cross-entropy reads as they are and computes in float32. At GPT-2's 8192 x
+  // 50304 logits that moves 3.3 GB per step where float32 logits moved 9.1 GB (written, read
+  // forward and backward, their float32 gradient written, read and cast down). As linear's
+  // weight, wte is cast to 16 bits as it lies (one vector pass; mm(x, wte.t()) cast the
+  // transposed view element by element) and its gradient comes back in float32 from the product
+  // (no 16-bit gradient, cast and transposed add: docs/amp.md).
+  return ember::linear(x, transformer->wte->weight);  // (B, T, V)
 }
 
 Tensor lm_loss(const Tensor& logits, const Tensor& targets) {

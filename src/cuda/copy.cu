@@ -7,7 +7,10 @@
 // first copied on the host into a ring of pinned slots and queued from there, without a wait:
 // window tables, constants, a batch of token ids). Same dtype, out contiguous and src a transposed
 // view (its last dim strided, the one before it contiguous; any batch dims in front): a
-// shared-memory tiled transpose (32 x 32 tiles, padded rows), coalesced on both sides. Otherwise
+// shared-memory tiled transpose (32 x 32 tiles, padded rows), coalesced on both sides. Same dtype
+// and, with the dims that walk both as one merged, the innermost dim contiguous on both sides in
+// whole 16-byte chunks (a permute that keeps the last dim, a slice of a wider tensor): one
+// 16-byte load and store per chunk, each row's offsets from its coordinates (rows_copy). Otherwise
 // loops.cuh's map: each element's two offsets from its linear index (or its vector / repeated-row
 // paths); across devices the source is first made dense on its own device (unless it is, a
 // channels-last tensor included), moved with one memcpy into a staging tensor of its layout (or
@@ -202,6 +205,92 @@ bool transpose_copy(const Tensor& out, const Tensor& src) {
   return true;
 }
 
+// ---- copies whose rows are contiguous on both sides: 16-byte chunks, one offset per row ----
+
+/// out = src (one dtype) where, with the dims that walk both as one merged, the innermost dim is
+/// contiguous in both (rows) and the rows sit anywhere (the outer dims' strides), every row
+/// starting on a 16-byte boundary and whole 16-byte chunks long: e.g. an attention gradient
+/// (B, H, T, D) written into its third of the (B, T, 3 H D) qkv gradient. Counted in chunks.
+struct RowsGeometry {
+  int nd = 0;  // outer dims (of size > 1), outermost first
+  int64_t size[detail::kMaxDims], out_step[detail::kMaxDims], src_step[detail::kMaxDims];
+  int64_t rows = 1, chunks = 0;  // rows; 16-byte chunks per row
+};
+using Chunk16 = detail::Chunk<uint64_t, 2>;
+
+/// The geometry above; false when out and src do not fit it (nothing to gain over the other
+/// paths: a single dense run, or rows not in whole aligned chunks).
+bool rows_geometry(const Tensor& out, const Tensor& src, RowsGeometry& g) {
+  if (out.dtype() != src.dtype() || out.sizes() != src.sizes()) return false;
+  constexpr int kMax = detail::kMaxDims + 1;
+  int64_t size[kMax], os[kMax], ss[kMax];
+  int n = 0;
+  for (int64_t d = 0; d < out.dim(); ++d) {
+    const int64_t sz = out.size(d);
+    if (sz == 1) continue;
+    if (n > 0 && os[n - 1] == sz * out.stride(d) && ss[n - 1] == sz * src.stride(d)) {
+      size[n - 1] *= sz;  // walks both as one with its outer neighbour
+      os[n - 1] = out.stride(d);
+      ss[n - 1] = src.stride(d);
+      continue;
+    }
+    if (n == kMax) return false;
+    size[n] = sz, os[n] = out.stride(d), ss[n] = src.stride(d);
+    ++n;
+  }
+  const int64_t es = static_cast<int64_t>(out.element_size());
+  if (n < 2 || os[n - 1] != 1 || ss[n - 1] != 1 || (size[n - 1] * es) % 16 != 0) return false;
+  if (!detail::aligned16(out.data_ptr()) || !detail::aligned16(src.data_ptr())) return false;
+  g.nd = n - 1;
+  g.chunks = size[n - 1] * es / 16;
+  g.rows = 1;
+  for (int k = 0; k < g.nd; ++k) {
+    if (os[k] <= 0 || ss[k] < 0 || (os[k] * es) % 16 != 0 || (ss[k] * es) % 16 != 0) return false;
+    g.size[k] = size[k];
+    g.out_step[k] = os[k] * es / 16;
+    g.src_step[k] = ss[k] * es / 16;
+    g.rows *= size[k];
+  }
+  return true;
+}
+
+/// Thread (x, y) of block (bx, by) moves chunk bx * blockDim.x + x of rows by * blockDim.y + y,
+/// + gridDim.y * blockDim.y, ...: each row's offsets from its coordinates (one division per outer
+/// dim and row), then one 16-byte load and store.
+__global__ void copy_rows_kernel(Chunk16* __restrict__ out, const Chunk16* __restrict__ src,
+                                 RowsGeometry g) {
+  const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (c >= g.chunks) return;
+  for (int64_t r = blockIdx.y * int64_t{blockDim.y} + threadIdx.y; r < g.rows;
+       r += int64_t{gridDim.y} * blockDim.y) {
+    int64_t o = 0, s = 0;
+    for (int64_t k = g.nd - 1, rest = r; k >= 0; --k) {
+      const int64_t i = rest % g.size[k];
+      rest /= g.size[k];
+      o += i * g.out_step[k];
+      s += i * g.src_step[k];
+    }
+    out[o + c] = src[s + c];
+  }
+}
+
+/// out = src when rows_geometry applies: copy_rows_kernel; false (nothing launched) otherwise.
+/// The general path would take each element's offsets in both from its coordinates (one division
+/// per dim of each) and move 2 or 4 bytes at a time.
+bool rows_copy(const Tensor& out, const Tensor& src) {
+  RowsGeometry g;
+  if (!rows_geometry(out, src, g)) return false;
+  int bx = 1;
+  while (bx < detail::kThreads && bx < g.chunks) bx *= 2;
+  const int by = detail::kThreads / bx;
+  const int64_t gx = (g.chunks + bx - 1) / bx, gy = (g.rows + by - 1) / by;
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy < 65535 ? gy : 65535));
+  copy_rows_kernel<<<grid, dim3(bx, by), 0, stream_of(out)>>>(
+      static_cast<Chunk16*>(out.data_ptr()), static_cast<const Chunk16*>(src.data_ptr()), g);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 /// Both dense in one layout (contiguous, or both channels-last) with the same dtype: bytes can
 /// be moved as they are.
 bool raw_copyable(const Tensor& out, const Tensor& src) {
@@ -225,7 +314,7 @@ void copy_on_device(const Tensor& out, const Tensor& src) {
                                      cudaMemcpyDeviceToDevice, stream));
     return;
   }
-  if (transpose_copy(out, src)) return;
+  if (transpose_copy(out, src) || rows_copy(out, src)) return;
   visit_device_dtype(out.dtype(), [&](auto ot) {
     using O = typename decltype(ot)::type;
     visit_device_dtype(src.dtype(), [&](auto it) {

@@ -21,6 +21,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -48,7 +49,30 @@ struct Geometry {
   int64_t rsize[kMaxDims], rx[kMaxDims], r0[kMaxDims];
 };
 
+/// Merges each of the n dims (size, and one stride per tensor in `strides`) into its outer
+/// neighbour where the two walk every tensor as one dim (the outer stride the inner size times
+/// the inner stride, in each).
+void coalesce(int& n, int64_t* size, std::initializer_list<int64_t*> strides) {
+  int m = 0;
+  for (int d = 0; d < n; ++d) {
+    bool joins = m > 0;
+    for (const int64_t* s : strides) joins = joins && s[m - 1] == size[d] * s[d];
+    if (joins) {
+      size[m - 1] *= size[d];
+      for (int64_t* s : strides) s[m - 1] = s[d];
+      continue;
+    }
+    size[m] = size[d];
+    for (int64_t* s : strides) s[m] = s[d];
+    ++m;
+  }
+  n = m;
+}
+
 /// outs: the outputs (keepdim shape of x, size 1 at the reduced dims); reduced[d] marks x's dims.
+/// Adjacent outer dims, and adjacent reduced dims, that walk x and the outputs as one are merged
+/// (coalesce): fewer divisions per offset, the same elements in the same order, and layouts such
+/// as sum(x, 0) of a contiguous (B, T, C) become (B, T C), which the column kernels take.
 Geometry make_geometry(const Tensor& x, const std::vector<bool>& reduced,
                        const Tensor* out0, const Tensor* out1, const char* op) {
   Geometry g;
@@ -59,7 +83,8 @@ Geometry make_geometry(const Tensor& x, const std::vector<bool>& reduced,
     if (reduced[static_cast<size_t>(d)]) {
       g.rsize[g.nred] = x.size(d);
       g.rx[g.nred] = x.stride(d);
-      g.r0[g.nred] = out0 ? out0->stride(d) : 0;  // cumsum/softmax: the output moves along too
+      // cumsum/softmax: the output moves along too (a size-1 dim of out0 never moves it)
+      g.r0[g.nred] = out0 && out0->size(d) != 1 ? out0->stride(d) : 0;
       g.R *= x.size(d);
       ++g.nred;
     } else {
@@ -71,6 +96,8 @@ Geometry make_geometry(const Tensor& x, const std::vector<bool>& reduced,
       ++g.nouter;
     }
   }
+  coalesce(g.nouter, g.osize, {g.ox, g.o0, g.o1});
+  coalesce(g.nred, g.rsize, {g.rx, g.r0});
   return g;
 }
 
@@ -421,9 +448,10 @@ struct ColumnStore {
   __device__ void operator()(int64_t k, columns::One s) const { out[k * stride] = convert<O>(s.a); }
 };
 
-/// A floating sum whose one kept dim has unit stride in x (K columns side by side) and whose
+/// A floating sum whose kept dims are one of unit stride in x (K columns side by side) and whose
 /// reduced dims fold into one of R rows (each dim's stride its inner neighbour's size times
-/// stride): e.g. sum(x, 0) of a row-major matrix, a Linear's bias gradient summed over (B, T).
+/// stride): e.g. sum(x, 0) of a row-major matrix, a Linear's bias gradient summed over (B, T), a
+/// position embedding's gradient summed over the batch of (B, T, C).
 /// The general kernel gives each output a block that reads its column with a stride of a whole
 /// row (one value per 32-byte sector); here blocks of 32 columns x 8 row lanes read whole rows
 /// (16-byte chunks where they fall so), columns::column_sums, in double, in a fixed order (the
@@ -433,10 +461,9 @@ template <class T>
 bool column_sum(const Tensor& out, const Tensor& x, const std::vector<bool>& reduced) {
   if (g_layout_variant.get() == 0) return false;
   const Geometry g = make_geometry(x, reduced, &out, nullptr, "reduce");
-  if (g.nouter != 1 || g.ox[0] != 1 || g.nred < 1 || g.R < 2) return false;
-  for (int d = 0; d + 1 < g.nred; ++d)
-    if (g.rx[d] != g.rsize[d + 1] * g.rx[d + 1]) return false;
-  const int64_t R = g.R, K = g.K, row = g.rx[g.nred - 1];
+  // Reduced dims that fold into one of R rows are one dim here (make_geometry coalesces them).
+  if (g.nouter != 1 || g.ox[0] != 1 || g.nred != 1 || g.R < 2) return false;
+  const int64_t R = g.R, K = g.K, row = g.rx[0];
   constexpr DType t = detail::device_dtype<T>();
   const cudaStream_t stream = detail::stream_of(out);
   const columns::Chunks chunks = columns::column_chunks(R, K);

@@ -179,16 +179,18 @@ TEST_CASE("cuda reduce: long reductions of few outputs are split, the result rep
 TEST_CASE("cuda sum over the rows of contiguous columns: the column kernels") {
   if (!gpu()) return;
   const Device cu(kCUDA);
-  // sum(x, 0) of a row-major (R, K) matrix and a bias gradient's (B, T, N) summed over (B, T)
-  // run the column kernels (blocks of 32 columns x 8 row lanes reading whole rows; 16-byte
-  // chunks of each row where the rows fall so). Against the CPU, against the general kernel
+  // sum(x, 0) of a row-major (R, K) matrix, a bias gradient's (B, T, N) summed over (B, T) and
+  // a position embedding's gradient, (B, T, C) summed over B (the kept (T, C) one dim of T C
+  // columns), run the column kernels (blocks of 32 columns x 8 row lanes reading whole rows;
+  // 16-byte chunks of each row where the rows fall so). Against the CPU, against the general kernel
   // (set_reduce_layout_variant(0)) to rounding, repeated bitwise; rows padded to an odd
   // length and a misaligned start take the one-value kernel, bitwise the chunked one's result.
   struct Case {
     std::vector<int64_t> shape, dims;
   };
   const std::vector<Case> cases = {{{37, 24}, {0}},       {{1000, 64}, {0}}, {{3, 5}, {0}},
-                                   {{2, 33, 40}, {0, 1}}, {{4100, 16}, {0}}, {{70, 1031}, {0}}};
+                                   {{2, 33, 40}, {0, 1}}, {{4100, 16}, {0}}, {{70, 1031}, {0}},
+                                   {{3, 17, 40}, {0}}};
   uint64_t seed = 610;
   for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
     for (const Case& c : cases) {

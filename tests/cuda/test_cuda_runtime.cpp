@@ -347,6 +347,46 @@ TEST_CASE("cuda poisoned allocations: new device memory reads NaN and -1 until w
         std::vector<double>(4, 0.0));  // a written tensor is its value
 }
 
+TEST_CASE("cuda copies: rows contiguous on both sides move as 16-byte chunks, every dtype") {
+  if (!cuda::is_available()) return;
+  cuda::set_poison_allocations(true);
+  const Device cu(kCUDA);
+  Generator g(32);
+  // An attention gradient (B, H, T, D) into its third of a (B, T, 3, H, D) qkv gradient (rows of
+  // D contiguous on both sides, the rest anywhere), a permute whose inner dim stays, a narrowed
+  // destination; then rows that are not whole 16-byte chunks (D = 3 for 4-byte types), a source
+  // one element off a 16-byte boundary and a dtype conversion, which take the other paths. Every
+  // result bitwise the CPU's copy, and nothing outside the destination written.
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt8, kInt64, kBool}) {
+    for (int64_t D : {3, 8, 16, 64}) {
+      INFO(dt << " D " << D);
+      const Tensor grad = (rand({2, 3, 5, D}, g) * 100.0 - 50.0).to(dt);  // (B, H, T, D)
+      Tensor qkv = zeros({2, 5, 3, 3, D}, TensorOptions(dt).device(cu));  // (B, T, 3, H, D)
+      qkv.select(2, 1).copy_(grad.to(cu).transpose(1, 2));
+      Tensor want = zeros({2, 5, 3, 3, D}, TensorOptions(dt));
+      want.select(2, 1).copy_(grad.transpose(1, 2));
+      CHECK(test::bitwise_equal(qkv.cpu(), want));
+      const Tensor x = (rand({4, 6, 2 * D}, g) * 100.0 - 50.0).to(dt);
+      CHECK(test::bitwise_equal(x.to(cu).permute({1, 0, 2}).contiguous().cpu(),
+                                x.permute({1, 0, 2}).contiguous()));
+      Tensor wide = zeros({6, 4, 2 * D + 8}, TensorOptions(dt).device(cu));
+      wide.narrow(2, 8, 2 * D).copy_(x.to(cu).permute({1, 0, 2}));
+      Tensor wide_want = zeros({6, 4, 2 * D + 8}, TensorOptions(dt));
+      wide_want.narrow(2, 8, 2 * D).copy_(x.permute({1, 0, 2}));
+      CHECK(test::bitwise_equal(wide.cpu(), wide_want));
+      const Tensor late = zeros({x.numel() + 1}, TensorOptions(dt).device(cu))
+                              .narrow(0, 1, x.numel())
+                              .view(x.sizes())
+                              .copy_(x.to(cu));
+      CHECK(test::bitwise_equal(late.permute({1, 0, 2}).contiguous().cpu(),
+                                x.permute({1, 0, 2}).contiguous()));
+      if (dt != kBool)
+        CHECK(test::bitwise_equal(x.to(cu).permute({1, 0, 2}).to(kFloat64).cpu(),
+                                  x.permute({1, 0, 2}).to(kFloat64)));
+    }
+  }
+}
+
 TEST_CASE("cuda copies: transposed views (the tiled transpose) are exact for every dtype") {
   if (!cuda::is_available()) return;
   cuda::set_poison_allocations(true);
