@@ -38,6 +38,7 @@
 #include "core/tensor_impl.hpp"
 #include "cuda/allocator.hpp"
 #include "cuda/common.cuh"
+#include "cuda/dims.hpp"
 #include "cuda/loops.cuh"
 #include "ember/cuda/cuda.hpp"
 
@@ -226,18 +227,12 @@ bool rows_geometry(const Tensor& out, const Tensor& src, RowsGeometry& g) {
   int64_t size[kMax], os[kMax], ss[kMax];
   int n = 0;
   for (int64_t d = 0; d < out.dim(); ++d) {
-    const int64_t sz = out.size(d);
-    if (sz == 1) continue;
-    if (n > 0 && os[n - 1] == sz * out.stride(d) && ss[n - 1] == sz * src.stride(d)) {
-      size[n - 1] *= sz;  // walks both as one with its outer neighbour
-      os[n - 1] = out.stride(d);
-      ss[n - 1] = src.stride(d);
-      continue;
-    }
+    if (out.size(d) == 1) continue;
     if (n == kMax) return false;
-    size[n] = sz, os[n] = out.stride(d), ss[n] = src.stride(d);
+    size[n] = out.size(d), os[n] = out.stride(d), ss[n] = src.stride(d);
     ++n;
   }
+  detail::coalesce_dims(n, size, {os, ss});
   const int64_t es = static_cast<int64_t>(out.element_size());
   if (n < 2 || os[n - 1] != 1 || ss[n - 1] != 1 || (size[n - 1] * es) % 16 != 0) return false;
   if (!detail::aligned16(out.data_ptr()) || !detail::aligned16(src.data_ptr())) return false;

@@ -21,13 +21,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <initializer_list>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "core/kernels.hpp"
 #include "cuda/column_sums.cuh"
+#include "cuda/dims.hpp"
 #include "cuda/loops.cuh"
 #include "cuda/variant.hpp"
 #include "ember/ops.hpp"
@@ -49,30 +49,11 @@ struct Geometry {
   int64_t rsize[kMaxDims], rx[kMaxDims], r0[kMaxDims];
 };
 
-/// Merges each of the n dims (size, and one stride per tensor in `strides`) into its outer
-/// neighbour where the two walk every tensor as one dim (the outer stride the inner size times
-/// the inner stride, in each).
-void coalesce(int& n, int64_t* size, std::initializer_list<int64_t*> strides) {
-  int m = 0;
-  for (int d = 0; d < n; ++d) {
-    bool joins = m > 0;
-    for (const int64_t* s : strides) joins = joins && s[m - 1] == size[d] * s[d];
-    if (joins) {
-      size[m - 1] *= size[d];
-      for (int64_t* s : strides) s[m - 1] = s[d];
-      continue;
-    }
-    size[m] = size[d];
-    for (int64_t* s : strides) s[m] = s[d];
-    ++m;
-  }
-  n = m;
-}
-
 /// outs: the outputs (keepdim shape of x, size 1 at the reduced dims); reduced[d] marks x's dims.
 /// Adjacent outer dims, and adjacent reduced dims, that walk x and the outputs as one are merged
-/// (coalesce): fewer divisions per offset, the same elements in the same order, and layouts such
-/// as sum(x, 0) of a contiguous (B, T, C) become (B, T C), which the column kernels take.
+/// (detail::coalesce_dims): fewer divisions per offset, the same elements in the same order, and
+/// layouts such as sum(x, 0) of a contiguous (B, T, C) become (B, T C), which the column kernels
+/// take.
 Geometry make_geometry(const Tensor& x, const std::vector<bool>& reduced,
                        const Tensor* out0, const Tensor* out1, const char* op) {
   Geometry g;
@@ -96,8 +77,8 @@ Geometry make_geometry(const Tensor& x, const std::vector<bool>& reduced,
       ++g.nouter;
     }
   }
-  coalesce(g.nouter, g.osize, {g.ox, g.o0, g.o1});
-  coalesce(g.nred, g.rsize, {g.rx, g.r0});
+  detail::coalesce_dims(g.nouter, g.osize, {g.ox, g.o0, g.o1});
+  detail::coalesce_dims(g.nred, g.rsize, {g.rx, g.r0});
   return g;
 }
 

@@ -505,7 +505,7 @@ Tensor kernel_weight_grad(const Tensor& w_in, const Tensor& weight, const char* 
 
 /// The gradient for bias input b_in: dY summed over the batch and the plane, into b_in's dtype.
 Tensor conv_bias_grad(const Tensor& b_in, const Tensor& dy) {
-  return b_in.dtype() == dy.dtype() ? dy.sum({0, 2, 3}) : dy.sum({0, 2, 3}, false, b_in.dtype());
+  return dy.sum({0, 2, 3}, false, b_in.dtype());
 }
 
 /// conv2d (+ bias, + ReLU when relu) of operands o (4-d) on CUDA by k.forward, the bias and ReLU
